@@ -1,0 +1,584 @@
+"""2-D convolution kernels: forward, input gradient, weight gradient and bias gradient.
+
+Contract (the functional layer checks it; these kernels trust it): x is (N, C, H, W), the weight
+w is (F, C/G, kH, kW), y and grad_out are (N, F, OH, OW); every array is C-contiguous, non-empty
+and of one dtype (float32 or float64). Padding arrives as (top, left): the bottom and right
+padding are implied by OH and OW, which is how 'same' with an even kernel pads asymmetrically.
+
+Two routes
+----------
+GEMM route (C/G > 1). For image n and group g the output is the matrix product
+    Y[n, g] (Fg x OH*OW) = W_g (Fg x K) @ cols (K x OH*OW),      K = Cg*kH*kW,
+where cols is the unfolded (im2col) input. cols is never built whole: a work item is
+(n, g, tile of PT output pixels); its thread unfolds the tile into a private buffer of K*PT
+elements, sized to stay in cache, and multiplies it with the cache-blocked GEMM of _gemm.h.
+Work items write disjoint parts of y and every output element is one complete dot product, so
+the result is the same for every thread count. A 1x1 kernel with stride 1 and no padding needs
+no unfolding: the image itself is the cols matrix.
+
+Direct route (C/G == 1: depthwise, channel multipliers, single-channel input). There the GEMM
+would have K = kH*kW, too short to repay its packing, so loops over the kernel taps update whole
+output rows; the compiler vectorises them for stride 1.
+
+grad_input: dcols = W_g^T @ dY tile, folded back (col2im) into the planes of dx. A work item
+owns a block of dx planes, so the accumulation needs no atomics and its order is fixed.
+grad_weight: dW_g += dY tile @ cols tile^T, summed into one of NBLK private partial sums (NBLK
+depends on the problem, never on the thread count) which are then added in a fixed order: dW is
+bitwise the same for every thread count.
+
+Scratch memory, allocated by the caller of the kernel in Python before any output is written:
+per thread K*PT + CVX_GEMM_WORK_ELEMS elements; grad_weight adds NBLK*F*K elements.
+"""
+import numpy as np
+
+from cython.parallel cimport parallel, prange
+
+from ._openmp cimport cvx_omp_get_thread_num
+from ._types cimport floating, idx_t
+
+cdef extern from "_gemm.h" nogil:
+    enum: CVX_GEMM_WORK_ELEMS
+    void cvx_sgemm(idx_t M, idx_t N, idx_t K, const float *A, idx_t rsa, idx_t csa,
+                   const float *B, idx_t rsb, idx_t csb, float *C, idx_t ldc,
+                   int accumulate, float *work)
+    void cvx_dgemm(idx_t M, idx_t N, idx_t K, const double *A, idx_t rsa, idx_t csa,
+                   const double *B, idx_t rsb, idx_t csb, double *C, idx_t ldc,
+                   int accumulate, double *work)
+
+
+ctypedef struct geom_t:
+    idx_t N, C, H, W, F, G, Cg, Fg, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW
+
+
+# Bytes of unfolded input a thread keeps per tile: about half of a typical 1 MiB L2.
+DEF TILE_BYTES = 393216
+# How many partial sums grad_weight accumulates into (at most).
+DEF MAX_BLOCKS = 16
+
+
+cdef inline void _gemm(idx_t M, idx_t N, idx_t K, const floating *A, idx_t rsa, idx_t csa,
+                       const floating *B, idx_t rsb, idx_t csb, floating *C, idx_t ldc,
+                       int accumulate, floating *work) noexcept nogil:
+    if floating is float:
+        cvx_sgemm(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, work)
+    else:
+        cvx_dgemm(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, work)
+
+
+ctypedef struct span_t:
+    idx_t lo, hi
+
+
+cdef inline span_t _ow_range(idx_t off, idx_t s, idx_t W, idx_t OW) noexcept nogil:
+    """The output columns ow in [lo, hi) whose input column ow*s + off lies inside [0, W).
+    (Returned by value: inside prange, results written through pointers would be shared.)"""
+    cdef span_t r
+    cdef idx_t a = 0, b = 0
+    if off < 0:
+        a = (-off + s - 1) // s
+    if W - 1 - off >= 0:
+        b = (W - 1 - off) // s + 1
+    if b > OW:
+        b = OW
+    if a > b:
+        a = b
+    r.lo = a
+    r.hi = b
+    return r
+
+
+cdef inline floating _dot(const floating *a, const floating *b, idx_t n,
+                          idx_t sb) noexcept nogil:
+    """sum(a[q] * b[q*sb]) with eight fixed partial sums (vectorisable, order fixed)."""
+    cdef floating acc[8]
+    cdef idx_t q, t, m = n - n % 8
+    for t in range(8):
+        acc[t] = 0
+    if sb == 1:
+        for q in range(0, m, 8):
+            for t in range(8):
+                acc[t] += a[q + t] * b[q + t]
+    else:
+        for q in range(0, m, 8):
+            for t in range(8):
+                acc[t] += a[q + t] * b[(q + t) * sb]
+    for q in range(m, n):
+        acc[q - m] += a[q] * b[q * sb]
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+
+
+cdef inline floating _sum(const floating *a, idx_t n) noexcept nogil:
+    cdef floating acc[8]
+    cdef idx_t q, t, m = n - n % 8
+    for t in range(8):
+        acc[t] = 0
+    for q in range(0, m, 8):
+        for t in range(8):
+            acc[t] += a[q + t]
+    for q in range(m, n):
+        acc[q - m] += a[q]
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+
+
+cdef void _im2col_tile(const floating *xn, idx_t c0, idx_t nc, idx_t p0, idx_t p1,
+                       floating *dst, idx_t ldd, const geom_t *g) noexcept nogil:
+    """Unfold output pixels [p0, p1) of channels [c0, c0+nc) of one image:
+    dst[r*ldd + p - p0] = x[c, ih, iw] (0 in the padding), r = (c - c0)*kh*kw + i*kw + j."""
+    cdef idx_t c, i, j, oh, ih, ow, lo, hi, lo2, hi2, a, b, offh, offw, r = 0
+    cdef span_t span
+    cdef idx_t oh0 = p0 // g.OW, oh1 = (p1 - 1) // g.OW
+    cdef const floating *xc
+    cdef const floating *xrow
+    cdef floating *d
+    for c in range(nc):
+        xc = xn + (c0 + c) * g.H * g.W
+        for i in range(g.kh):
+            offh = i * g.dh - g.ph
+            for j in range(g.kw):
+                offw = j * g.dw - g.pw
+                span = _ow_range(offw, g.sw, g.W, g.OW)
+                lo = span.lo
+                hi = span.hi
+                for oh in range(oh0, oh1 + 1):
+                    a = 0
+                    b = g.OW
+                    if oh == oh0:
+                        a = p0 - oh * g.OW
+                    if oh == oh1:
+                        b = p1 - oh * g.OW
+                    # d[ow] is the slot of output column ow of this row (only a <= ow < b used)
+                    d = dst + r * ldd + (oh * g.OW + a - p0) - a
+                    ih = oh * g.sh + offh
+                    if ih < 0 or ih >= g.H:
+                        for ow in range(a, b):
+                            d[ow] = 0
+                        continue
+                    xrow = xc + ih * g.W
+                    lo2 = lo if lo > a else a
+                    hi2 = hi if hi < b else b
+                    if hi2 < lo2:
+                        hi2 = lo2
+                    if lo2 > b:
+                        lo2 = b
+                        hi2 = b
+                    for ow in range(a, lo2):
+                        d[ow] = 0
+                    if g.sw == 1:
+                        for ow in range(lo2, hi2):
+                            d[ow] = xrow[ow + offw]
+                    else:
+                        for ow in range(lo2, hi2):
+                            d[ow] = xrow[ow * g.sw + offw]
+                    for ow in range(hi2, b):
+                        d[ow] = 0
+                r += 1
+
+
+cdef void _col2im_tile(floating *dxn, idx_t c0, idx_t nc, idx_t p0, idx_t p1,
+                       const floating *src, idx_t lds, const geom_t *g) noexcept nogil:
+    """The adjoint of _im2col_tile: dx[c, ih, iw] += src[r*lds + p - p0] inside the image."""
+    cdef idx_t c, i, j, oh, ih, ow, lo, hi, a, b, offh, offw, r = 0
+    cdef span_t span
+    cdef idx_t oh0 = p0 // g.OW, oh1 = (p1 - 1) // g.OW
+    cdef floating *xc
+    cdef floating *xrow
+    cdef const floating *s
+    for c in range(nc):
+        xc = dxn + (c0 + c) * g.H * g.W
+        for i in range(g.kh):
+            offh = i * g.dh - g.ph
+            for j in range(g.kw):
+                offw = j * g.dw - g.pw
+                span = _ow_range(offw, g.sw, g.W, g.OW)
+                lo = span.lo
+                hi = span.hi
+                for oh in range(oh0, oh1 + 1):
+                    ih = oh * g.sh + offh
+                    if ih < 0 or ih >= g.H:
+                        continue
+                    a = 0
+                    b = g.OW
+                    if oh == oh0:
+                        a = p0 - oh * g.OW
+                    if oh == oh1:
+                        b = p1 - oh * g.OW
+                    if lo > a:
+                        a = lo
+                    if hi < b:
+                        b = hi
+                    if b <= a:
+                        continue
+                    s = src + r * lds + (oh * g.OW + a - p0) - a
+                    xrow = xc + ih * g.W
+                    if g.sw == 1:
+                        for ow in range(a, b):
+                            xrow[ow + offw] += s[ow]
+                    else:
+                        for ow in range(a, b):
+                            xrow[ow * g.sw + offw] += s[ow]
+                r += 1
+
+
+cdef inline tuple _s4(Py_ssize_t *s):
+    return (s[0], s[1], s[2], s[3])
+
+
+cdef geom_t _geom(tuple xs, tuple ws, tuple ys, int groups, int sh, int sw, int ph, int pw,
+                  int dh, int dw):
+    cdef geom_t g
+    g.N, g.C, g.H, g.W = xs
+    g.F, g.Cg, g.kh, g.kw = ws
+    g.OH, g.OW = ys[2], ys[3]
+    g.G = groups
+    g.Fg = g.F // groups
+    g.sh, g.sw, g.ph, g.pw, g.dh, g.dw = sh, sw, ph, pw, dh, dw
+    return g
+
+
+cdef inline bint _pointwise(const geom_t *g) noexcept nogil:
+    """True when the image is its own cols matrix (1x1 kernel, stride 1, no padding)."""
+    return (g.kh == 1 and g.kw == 1 and g.sh == 1 and g.sw == 1 and g.ph == 0 and g.pw == 0
+            and g.OH == g.H and g.OW == g.W)
+
+
+def tile_pixels(Py_ssize_t K, Py_ssize_t P, Py_ssize_t itemsize):
+    """Output pixels per work tile: K*PT*itemsize ~ TILE_BYTES, a multiple of 16, <= P."""
+    cdef Py_ssize_t pt = TILE_BYTES // max(1, K * itemsize)
+    pt = max(64, (pt // 16) * 16)
+    return max(1, min(P, pt))
+
+
+def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
+    return np.empty((nt, per_thread + CVX_GEMM_WORK_ELEMS + 16), dtype=dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# forward
+
+def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                   const floating[::1] b, floating[:, :, :, ::1] y,
+                   int sh, int sw, int ph, int pw, int dh, int dw, int groups, int n_threads):
+    """y = conv2d(x, w) + b (b may be None). Fills all of y."""
+    cdef geom_t g = _geom(_s4(x.shape), _s4(w.shape), _s4(y.shape), groups, sh, sw, ph, pw, dh, dw)
+    cdef const floating *bp = NULL
+    if b is not None:
+        bp = &b[0]
+    if g.Cg == 1:
+        with nogil:
+            _fwd_direct(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, n_threads)
+        return
+    cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW
+    cdef bint direct_b = _pointwise(&g)
+    cdef idx_t PT = tile_pixels(K, P, y.itemsize)
+    cdef floating[:, ::1] scratch = _scratch(np.asarray(y).dtype, n_threads,
+                                             0 if direct_b else K * PT)
+    with nogil:
+        _fwd_gemm(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, PT, direct_b,
+                  &scratch[0, 0], scratch.shape[1], n_threads)
+
+
+cdef void _fwd_gemm(const floating *x, const floating *w, const floating *b, floating *y,
+                    const geom_t *g, idx_t PT, bint direct_b, floating *scratch, idx_t ld_s,
+                    int nt) noexcept nogil:
+    cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW, HW = g.H * g.W
+    cdef idx_t ntile = (P + PT - 1) // PT
+    cdef idx_t nitems = g.N * g.G * ntile
+    cdef idx_t it, n, gi, t, p0, p1, f, q, rsb
+    cdef floating *buf
+    cdef floating *work
+    cdef floating *yt
+    cdef const floating *B
+    cdef const floating *xn
+    cdef floating bv
+    with parallel(num_threads=nt):
+        for it in prange(nitems, schedule='dynamic'):
+            buf = scratch + cvx_omp_get_thread_num() * ld_s
+            work = buf + (0 if direct_b else K * PT)
+            n = it // (g.G * ntile)
+            gi = (it // ntile) % g.G
+            t = it % ntile
+            p0 = t * PT
+            p1 = p0 + PT
+            if p1 > P:
+                p1 = P
+            xn = x + n * g.C * HW
+            if direct_b:
+                B = xn + gi * g.Cg * HW + p0
+                rsb = HW
+            else:
+                _im2col_tile(xn, gi * g.Cg, g.Cg, p0, p1, buf, PT, g)
+                B = buf
+                rsb = PT
+            yt = y + (n * g.F + gi * g.Fg) * P + p0
+            _gemm(g.Fg, p1 - p0, K, w + gi * g.Fg * K, K, 1, B, rsb, 1, yt, P, 0, work)
+            if b != NULL:
+                for f in range(g.Fg):
+                    bv = b[gi * g.Fg + f]
+                    for q in range(p1 - p0):
+                        yt[f * P + q] += bv
+
+
+cdef void _fwd_direct(const floating *x, const floating *w, const floating *b, floating *y,
+                      const geom_t *g, int nt) noexcept nogil:
+    cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, kk = g.kh * g.kw
+    cdef idx_t it, n, f, q, oh, ow, i, j, ih, offw, lo, hi
+    cdef span_t span
+    cdef const floating *xc
+    cdef const floating *xrow
+    cdef const floating *wf
+    cdef floating *yp
+    cdef floating *yrow
+    cdef floating wv, bv
+    for it in prange(g.N * g.F, nogil=True, schedule='static', num_threads=nt):
+        n = it // g.F
+        f = it % g.F
+        xc = x + (n * g.C + f // g.Fg) * HW
+        wf = w + f * kk
+        yp = y + it * P
+        bv = 0
+        if b != NULL:
+            bv = b[f]
+        for q in range(P):
+            yp[q] = bv
+        for oh in range(g.OH):
+            yrow = yp + oh * g.OW
+            for i in range(g.kh):
+                ih = oh * g.sh + i * g.dh - g.ph
+                if ih < 0 or ih >= g.H:
+                    continue
+                xrow = xc + ih * g.W
+                for j in range(g.kw):
+                    offw = j * g.dw - g.pw
+                    span = _ow_range(offw, g.sw, g.W, g.OW)
+                    lo = span.lo
+                    hi = span.hi
+                    wv = wf[i * g.kw + j]
+                    if g.sw == 1:
+                        for ow in range(lo, hi):
+                            yrow[ow] += wv * xrow[ow + offw]
+                    else:
+                        for ow in range(lo, hi):
+                            yrow[ow] += wv * xrow[ow * g.sw + offw]
+
+
+# --------------------------------------------------------------------------------------------
+# grad input
+
+def conv2d_grad_input(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] w,
+                      floating[:, :, :, ::1] gx,
+                      int sh, int sw, int ph, int pw, int dh, int dw, int groups, int n_threads):
+    """gx = the gradient of conv2d with respect to its input. Fills all of gx."""
+    cdef geom_t g = _geom(_s4(gx.shape), _s4(w.shape), _s4(gy.shape), groups, sh, sw, ph, pw, dh, dw)
+    if g.Cg == 1:
+        with nogil:
+            _gx_direct(&gy[0, 0, 0, 0], &w[0, 0, 0, 0], &gx[0, 0, 0, 0], &g, n_threads)
+        return
+    cdef idx_t kk = g.kh * g.kw, P = g.OH * g.OW
+    cdef bint direct_b = _pointwise(&g)
+    # Split each group's channels into blocks so there are enough work items for the threads;
+    # the result of each element does not depend on the blocking.
+    cdef idx_t items = g.N * g.G
+    cdef idx_t nb = min(g.Cg, max(1, (4 * n_threads + items - 1) // items))
+    cdef idx_t CB = (g.Cg + nb - 1) // nb
+    cdef idx_t PT = tile_pixels(CB * kk, P, gx.itemsize)
+    cdef floating[:, ::1] scratch = _scratch(np.asarray(gx).dtype, n_threads,
+                                             0 if direct_b else CB * kk * PT)
+    with nogil:
+        _gx_gemm(&gy[0, 0, 0, 0], &w[0, 0, 0, 0], &gx[0, 0, 0, 0], &g, CB, PT, direct_b,
+                 &scratch[0, 0], scratch.shape[1], n_threads)
+
+
+cdef void _gx_gemm(const floating *gy, const floating *w, floating *gx, const geom_t *g,
+                   idx_t CB, idx_t PT, bint direct_b, floating *scratch, idx_t ld_s,
+                   int nt) noexcept nogil:
+    cdef idx_t kk = g.kh * g.kw, P = g.OH * g.OW, HW = g.H * g.W, Kg = g.Cg * kk
+    cdef idx_t nb = (g.Cg + CB - 1) // CB
+    cdef idx_t ntile = (P + PT - 1) // PT
+    cdef idx_t it, n, gi, cb, c0, ncb, t, p0, p1, q
+    cdef floating *buf
+    cdef floating *work
+    cdef floating *dxn
+    cdef const floating *A
+    cdef const floating *B
+    with parallel(num_threads=nt):
+        for it in prange(g.N * g.G * nb, schedule='dynamic'):
+            buf = scratch + cvx_omp_get_thread_num() * ld_s
+            work = buf + (0 if direct_b else CB * kk * PT)
+            n = it // (g.G * nb)
+            gi = (it // nb) % g.G
+            cb = it % nb
+            c0 = gi * g.Cg + cb * CB
+            ncb = g.Cg - cb * CB
+            if ncb > CB:
+                ncb = CB
+            dxn = gx + n * g.C * HW
+            # A[r, f] = w[gi*Fg + f, cb*CB*kk + r]: the block's rows of W_g^T
+            A = w + gi * g.Fg * Kg + cb * CB * kk
+            if not direct_b:
+                for q in range(ncb * HW):
+                    dxn[c0 * HW + q] = 0
+            for t in range(ntile):
+                p0 = t * PT
+                p1 = p0 + PT
+                if p1 > P:
+                    p1 = P
+                B = gy + (n * g.F + gi * g.Fg) * P + p0
+                if direct_b:
+                    _gemm(ncb, p1 - p0, g.Fg, A, 1, Kg, B, P, 1, dxn + c0 * HW + p0, HW, 0, work)
+                else:
+                    _gemm(ncb * kk, p1 - p0, g.Fg, A, 1, Kg, B, P, 1, buf, PT, 0, work)
+                    _col2im_tile(dxn, c0, ncb, p0, p1, buf, PT, g)
+
+
+cdef void _gx_direct(const floating *gy, const floating *w, floating *gx, const geom_t *g,
+                     int nt) noexcept nogil:
+    cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, kk = g.kh * g.kw
+    cdef idx_t it, n, c, f, q, oh, ow, i, j, ih, offw, lo, hi
+    cdef span_t span
+    cdef floating *xc
+    cdef floating *xrow
+    cdef const floating *gyrow
+    cdef floating wv
+    for it in prange(g.N * g.C, nogil=True, schedule='static', num_threads=nt):
+        n = it // g.C
+        c = it % g.C
+        xc = gx + it * HW
+        for q in range(HW):
+            xc[q] = 0
+        for f in range(c * g.Fg, (c + 1) * g.Fg):
+            for oh in range(g.OH):
+                gyrow = gy + (n * g.F + f) * P + oh * g.OW
+                for i in range(g.kh):
+                    ih = oh * g.sh + i * g.dh - g.ph
+                    if ih < 0 or ih >= g.H:
+                        continue
+                    xrow = xc + ih * g.W
+                    for j in range(g.kw):
+                        offw = j * g.dw - g.pw
+                        span = _ow_range(offw, g.sw, g.W, g.OW)
+                        lo = span.lo
+                        hi = span.hi
+                        wv = w[f * kk + i * g.kw + j]
+                        if g.sw == 1:
+                            for ow in range(lo, hi):
+                                xrow[ow + offw] += wv * gyrow[ow]
+                        else:
+                            for ow in range(lo, hi):
+                                xrow[ow * g.sw + offw] += wv * gyrow[ow]
+
+
+# --------------------------------------------------------------------------------------------
+# grad weight
+
+def conv2d_grad_weight(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
+                       floating[:, :, :, ::1] gw,
+                       int sh, int sw, int ph, int pw, int dh, int dw, int groups, int n_threads):
+    """gw = the gradient of conv2d with respect to its weight. Fills all of gw."""
+    cdef geom_t g = _geom(_s4(x.shape), _s4(gw.shape), _s4(gy.shape), groups, sh, sw, ph, pw, dh, dw)
+    if g.Cg == 1:
+        with nogil:
+            _gw_direct(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, n_threads)
+        return
+    cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW
+    cdef bint direct_b = _pointwise(&g)
+    cdef idx_t PT = tile_pixels(K, P, gw.itemsize)
+    cdef idx_t ntile = (P + PT - 1) // PT
+    cdef idx_t nblk = min(MAX_BLOCKS, g.N * g.G * ntile)
+    dtype = np.asarray(gw).dtype
+    cdef floating[:, ::1] scratch = _scratch(dtype, n_threads, 0 if direct_b else K * PT)
+    cdef floating[:, ::1] part = np.empty((nblk, g.F * K), dtype=dtype)
+    with nogil:
+        _gw_gemm(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, PT, direct_b,
+                 &scratch[0, 0], scratch.shape[1], &part[0, 0], nblk, n_threads)
+
+
+cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const geom_t *g,
+                   idx_t PT, bint direct_b, floating *scratch, idx_t ld_s, floating *part,
+                   idx_t nblk, int nt) noexcept nogil:
+    cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW, HW = g.H * g.W, FK = g.F * K
+    cdef idx_t ntile = (P + PT - 1) // PT
+    cdef idx_t nitems = g.N * g.G * ntile
+    cdef idx_t blk, i0, i1, it, n, gi, t, p0, p1, q, e, csb
+    cdef floating *buf
+    cdef floating *work
+    cdef floating *pw
+    cdef const floating *B
+    cdef const floating *xn
+    cdef floating s
+    with parallel(num_threads=nt):
+        for blk in prange(nblk, schedule='dynamic'):
+            buf = scratch + cvx_omp_get_thread_num() * ld_s
+            work = buf + (0 if direct_b else K * PT)
+            pw = part + blk * FK
+            for q in range(FK):
+                pw[q] = 0
+            i0 = blk * nitems // nblk
+            i1 = (blk + 1) * nitems // nblk
+            for it in range(i0, i1):
+                n = it // (g.G * ntile)
+                gi = (it // ntile) % g.G
+                t = it % ntile
+                p0 = t * PT
+                p1 = p0 + PT
+                if p1 > P:
+                    p1 = P
+                xn = x + n * g.C * HW
+                if direct_b:
+                    B = xn + gi * g.Cg * HW + p0
+                    csb = HW
+                else:
+                    _im2col_tile(xn, gi * g.Cg, g.Cg, p0, p1, buf, PT, g)
+                    B = buf
+                    csb = PT
+                _gemm(g.Fg, K, p1 - p0, gy + (n * g.F + gi * g.Fg) * P + p0, P, 1,
+                      B, 1, csb, pw + gi * g.Fg * K, K, 1, work)
+    # add the partial sums in block order: the same result for every thread count
+    for e in prange(FK, nogil=True, schedule='static', num_threads=nt):
+        s = part[e]
+        for blk in range(1, nblk):
+            s = s + part[blk * FK + e]
+        gw[e] = s
+
+
+cdef void _gw_direct(const floating *gy, const floating *x, floating *gw, const geom_t *g,
+                     int nt) noexcept nogil:
+    cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, kk = g.kh * g.kw
+    cdef idx_t f, c, n, oh, i, j, ih, offw, lo, hi
+    cdef span_t span
+    cdef const floating *xc
+    cdef const floating *gyrow
+    cdef floating s
+    for f in prange(g.F, nogil=True, schedule='dynamic', num_threads=nt):
+        c = f // g.Fg
+        for i in range(g.kh):
+            for j in range(g.kw):
+                offw = j * g.dw - g.pw
+                span = _ow_range(offw, g.sw, g.W, g.OW)
+                lo = span.lo
+                hi = span.hi
+                s = 0
+                for n in range(g.N):
+                    xc = x + (n * g.C + c) * HW
+                    for oh in range(g.OH):
+                        ih = oh * g.sh + i * g.dh - g.ph
+                        if ih < 0 or ih >= g.H or hi <= lo:
+                            continue
+                        gyrow = gy + (n * g.F + f) * P + oh * g.OW
+                        s = s + _dot(gyrow + lo, xc + ih * g.W + lo * g.sw + offw, hi - lo, g.sw)
+                gw[f * kk + i * g.kw + j] = s
+
+
+# --------------------------------------------------------------------------------------------
+# grad bias
+
+def conv2d_grad_bias(const floating[:, :, :, ::1] gy, floating[::1] gb, int n_threads):
+    """gb[f] = sum of gy[:, f]. Fills all of gb."""
+    cdef idx_t N = gy.shape[0], F = gy.shape[1], P = gy.shape[2] * gy.shape[3]
+    cdef const floating *p = &gy[0, 0, 0, 0]
+    cdef idx_t f, n
+    cdef floating s
+    for f in prange(F, nogil=True, schedule='static', num_threads=n_threads):
+        s = 0
+        for n in range(N):
+            s = s + _sum(p + (n * F + f) * P, P)
+        gb[f] = s
