@@ -1,0 +1,26 @@
+"""Command line: ``python -m convext {demo,bench,info}``."""
+import argparse
+import sys
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m convext",
+        description="convext: fast, exact CNN building blocks for NumPy.")
+    sub = parser.add_subparsers(dest="command", metavar="{demo,bench,info}")
+    sub.required = True
+
+    p = sub.add_parser("bench", help="benchmark convext against PyTorch (needs the 'bench' extra)")
+    from .bench import add_arguments as bench_args
+    bench_args(p)
+
+    args = parser.parse_args(argv)
+    if args.command == "bench":
+        from .bench import run
+        return run(args)
+    parser.error(f"unknown command {args.command!r}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
