@@ -44,6 +44,9 @@ typedef ptrdiff_t cvx_index;
 #ifndef CVX_GEMM_NC
 #define CVX_GEMM_NC 384          /* multiple of 48, 16 and 24                                     */
 #endif
+#ifndef CVX_PF_ROWS
+#define CVX_PF_ROWS 4            /* B rows prefetched ahead while packing                        */
+#endif
 #define CVX_GEMM_MAXTILE 512     /* >= MR*NR of every kernel                                      */
 #define CVX_GEMM_WORK_ELEMS \
     ((CVX_GEMM_KC + 8) * (CVX_GEMM_MC + CVX_GEMM_NC) + CVX_GEMM_MAXTILE + 16)
@@ -52,7 +55,9 @@ typedef ptrdiff_t cvx_index;
 #define CVX_GNU 1
 #define CVX_INLINE static inline __attribute__((always_inline))
 #define CVX_RESTRICT __restrict__
+#define CVX_PREFETCH(p) __builtin_prefetch((p), 0, 3)
 #else
+#define CVX_PREFETCH(p) ((void)0)
 #define CVX_GNU 0
 #define CVX_INLINE static __inline
 #define CVX_RESTRICT
@@ -144,6 +149,45 @@ typedef void (*cvx_dkern_t)(cvx_index, const double *, const double *, double *,
 #define CVX_S_A2_NR 16
 #define CVX_D_A2_MR 6
 #define CVX_D_A2_NR 8
+/* In-register transposes used by packing when the operand is contiguous along K (8x8 float, 4x4
+ * double): read TB rows of TB contiguous elements at stride ld, write TB rows at stride ldd. */
+static inline __attribute__((target("avx2,fma"), always_inline)) void
+cvx_str8_avx2(const float *src, cvx_index ld, float *dst, cvx_index ldd)
+{
+    __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ld);
+    __m256 r2 = _mm256_loadu_ps(src + 2 * ld), r3 = _mm256_loadu_ps(src + 3 * ld);
+    __m256 r4 = _mm256_loadu_ps(src + 4 * ld), r5 = _mm256_loadu_ps(src + 5 * ld);
+    __m256 r6 = _mm256_loadu_ps(src + 6 * ld), r7 = _mm256_loadu_ps(src + 7 * ld);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(s0, s4, 0x20));
+    _mm256_storeu_ps(dst + ldd, _mm256_permute2f128_ps(s1, s5, 0x20));
+    _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(s2, s6, 0x20));
+    _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(s3, s7, 0x20));
+    _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(s0, s4, 0x31));
+    _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(s1, s5, 0x31));
+    _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(s2, s6, 0x31));
+    _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(s3, s7, 0x31));
+}
+static inline __attribute__((target("avx2,fma"), always_inline)) void
+cvx_dtr4_avx2(const double *src, cvx_index ld, double *dst, cvx_index ldd)
+{
+    __m256d r0 = _mm256_loadu_pd(src), r1 = _mm256_loadu_pd(src + ld);
+    __m256d r2 = _mm256_loadu_pd(src + 2 * ld), r3 = _mm256_loadu_pd(src + 3 * ld);
+    __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
+    __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+    _mm256_storeu_pd(dst, _mm256_permute2f128_pd(t0, t2, 0x20));
+    _mm256_storeu_pd(dst + ldd, _mm256_permute2f128_pd(t1, t3, 0x20));
+    _mm256_storeu_pd(dst + 2 * ldd, _mm256_permute2f128_pd(t0, t2, 0x31));
+    _mm256_storeu_pd(dst + 3 * ldd, _mm256_permute2f128_pd(t1, t3, 0x31));
+}
+
 CVX_DEFINE_KERNEL(cvx_skern_avx512, float, __m512, 16, 8, 3, CVX_ATTR_AVX512, CVX_A5S_LD, CVX_A5S_ST,
                   CVX_A5S_BC, CVX_A5S_FMA, CVX_A5S_ADD, CVX_A5S_ZERO)
 CVX_DEFINE_KERNEL(cvx_dkern_avx512, double, __m512d, 8, 8, 3, CVX_ATTR_AVX512, CVX_A5D_LD, CVX_A5D_ST,
@@ -152,6 +196,29 @@ CVX_DEFINE_KERNEL(cvx_skern_avx2, float, __m256, 8, 6, 2, CVX_ATTR_AVX2, CVX_A2S
                   CVX_A2S_BC, CVX_A2S_FMA, CVX_A2S_ADD, CVX_A2S_ZERO)
 CVX_DEFINE_KERNEL(cvx_dkern_avx2, double, __m256d, 4, 6, 2, CVX_ATTR_AVX2, CVX_A2D_LD, CVX_A2D_ST,
                   CVX_A2D_BC, CVX_A2D_FMA, CVX_A2D_ADD, CVX_A2D_ZERO)
+/* Narrower kernels for the last (partial) column strip: same per-element arithmetic. */
+CVX_DEFINE_KERNEL(cvx_skern_avx512_n1, float, __m512, 16, 8, 1, CVX_ATTR_AVX512, CVX_A5S_LD, CVX_A5S_ST,
+                  CVX_A5S_BC, CVX_A5S_FMA, CVX_A5S_ADD, CVX_A5S_ZERO)
+CVX_DEFINE_KERNEL(cvx_skern_avx512_n2, float, __m512, 16, 8, 2, CVX_ATTR_AVX512, CVX_A5S_LD, CVX_A5S_ST,
+                  CVX_A5S_BC, CVX_A5S_FMA, CVX_A5S_ADD, CVX_A5S_ZERO)
+CVX_DEFINE_KERNEL(cvx_dkern_avx512_n1, double, __m512d, 8, 8, 1, CVX_ATTR_AVX512, CVX_A5D_LD, CVX_A5D_ST,
+                  CVX_A5D_BC, CVX_A5D_FMA, CVX_A5D_ADD, CVX_A5D_ZERO)
+CVX_DEFINE_KERNEL(cvx_dkern_avx512_n2, double, __m512d, 8, 8, 2, CVX_ATTR_AVX512, CVX_A5D_LD, CVX_A5D_ST,
+                  CVX_A5D_BC, CVX_A5D_FMA, CVX_A5D_ADD, CVX_A5D_ZERO)
+CVX_DEFINE_KERNEL(cvx_skern_avx2_n1, float, __m256, 8, 6, 1, CVX_ATTR_AVX2, CVX_A2S_LD, CVX_A2S_ST,
+                  CVX_A2S_BC, CVX_A2S_FMA, CVX_A2S_ADD, CVX_A2S_ZERO)
+CVX_DEFINE_KERNEL(cvx_dkern_avx2_n1, double, __m256d, 4, 6, 1, CVX_ATTR_AVX2, CVX_A2D_LD, CVX_A2D_ST,
+                  CVX_A2D_BC, CVX_A2D_FMA, CVX_A2D_ADD, CVX_A2D_ZERO)
+#define CVX_DEFINE_NARROW(NAME, T, K1, K2)                                                           \
+    static void NAME(int nv, cvx_index kc, const T *a, const T *b, T *c, cvx_index ldc, int add)     \
+    {                                                                                                \
+        if (nv == 1) K1(kc, a, b, c, ldc, add);                                                      \
+        else K2(kc, a, b, c, ldc, add);                                                              \
+    }
+CVX_DEFINE_NARROW(cvx_snarrow_avx512, float, cvx_skern_avx512_n1, cvx_skern_avx512_n2)
+CVX_DEFINE_NARROW(cvx_dnarrow_avx512, double, cvx_dkern_avx512_n1, cvx_dkern_avx512_n2)
+CVX_DEFINE_NARROW(cvx_snarrow_avx2, float, cvx_skern_avx2_n1, cvx_skern_avx2_n1)
+CVX_DEFINE_NARROW(cvx_dnarrow_avx2, double, cvx_dkern_avx2_n1, cvx_dkern_avx2_n1)
 #endif /* CVX_X86 */
 
 /* Generic kernels: GNU vector extensions (16-byte vectors: SSE2, NEON, ...) or plain C. */
@@ -210,9 +277,10 @@ CVX_DEFINE_CKERNEL(cvx_dkern_generic, double, 4, 4)
 #define CVX_DEFINE_DRIVER(T, S)                                                                      \
     /* A[0:mc, 0:kc] -> ceil(mc/MR) strips of MR x kc, stored k-major, zero padded */                \
     CVX_INLINE void cvx_##S##pack_a(cvx_index mc, cvx_index kc, const T *A, cvx_index rsa,           \
-                                    cvx_index csa, int MR, T *CVX_RESTRICT dst)                      \
+                                    cvx_index csa, int MR, T *CVX_RESTRICT dst, int TB,              \
+                                    void (*tr)(const T *, cvx_index, T *, cvx_index))                \
     {                                                                                                \
-        cvx_index ir, i, k;                                                                          \
+        cvx_index ir, i, k, kt = tr ? kc - kc % TB : 0;                                              \
         for (ir = 0; ir < mc; ir += MR, dst += MR * kc) {                                            \
             cvx_index mr = mc - ir < MR ? mc - ir : MR;                                              \
             const T *src = A + ir * rsa;                                                             \
@@ -220,7 +288,11 @@ CVX_DEFINE_CKERNEL(cvx_dkern_generic, double, 4, 4)
                 for (k = 0; k < kc; k++)                                                             \
                     for (i = 0; i < MR; i++) dst[k * MR + i] = src[k * csa + i];                     \
             } else if (mr == MR && csa == 1) {                                                       \
-                for (k = 0; k < kc; k++)                                                             \
+                if (tr && MR % TB == 0) { /* in-register transposes of TB x TB blocks */             \
+                    for (k = 0; k < kt; k += TB)                                                     \
+                        for (i = 0; i < MR; i += TB) tr(src + i * rsa + k, rsa, dst + k * MR + i, MR); \
+                } else kt = 0;                                                                       \
+                for (k = kt; k < kc; k++)                                                            \
                     for (i = 0; i < MR; i++) dst[k * MR + i] = src[i * rsa + k];                     \
             } else {                                                                                 \
                 for (k = 0; k < kc; k++) {                                                           \
@@ -232,20 +304,27 @@ CVX_DEFINE_CKERNEL(cvx_dkern_generic, double, 4, 4)
     }                                                                                                \
     /* B[0:kc, 0:nc] -> ceil(nc/NR) strips of kc x NR, stored k-major, zero padded */                \
     CVX_INLINE void cvx_##S##pack_b(cvx_index kc, cvx_index nc, const T *B, cvx_index rsb,           \
-                                    cvx_index csb, int NR, T *CVX_RESTRICT dst)                      \
+                                    cvx_index csb, int NR, int VL, T *CVX_RESTRICT dst, int TB,      \
+                                    void (*tr)(const T *, cvx_index, T *, cvx_index))                \
     {                                                                                                \
-        cvx_index jr, j, k, nfull = nc - nc % NR;                                                    \
+        cvx_index jr, j, k, nfull = nc - nc % NR, kt = tr ? kc - kc % TB : 0;                        \
         if (csb == 1) {                                                                              \
             for (k = 0; k < kc; k++) {                                                               \
                 const T *src = B + k * rsb;                                                          \
                 T *d = dst + k * NR;                                                                 \
+                if (k + CVX_PF_ROWS < kc) /* rows are far apart: help the hardware prefetcher */     \
+                    for (j = 0; j < nc; j += 64 / (cvx_index)sizeof(T))                              \
+                        CVX_PREFETCH(src + CVX_PF_ROWS * rsb + j);                                   \
                 for (jr = 0; jr < nfull; jr += NR, d += NR * kc)                                     \
                     for (j = 0; j < NR; j++) d[j] = src[jr + j];                                     \
             }                                                                                        \
         } else if (rsb == 1) {                                                                       \
+            if (!tr || NR % TB) kt = 0;                                                              \
             for (jr = 0; jr < nfull; jr += NR) {                                                     \
                 T *d = dst + jr * kc;                                                                \
-                for (k = 0; k < kc; k += 8) {                                                        \
+                for (k = 0; k < kt; k += TB) /* in-register transposes of TB x TB blocks */          \
+                    for (j = 0; j < NR; j += TB) tr(B + (jr + j) * csb + k, csb, d + k * NR + j, NR); \
+                for (k = kt; k < kc; k += 8) {                                                       \
                     cvx_index kk, kn = kc - k < 8 ? kc - k : 8;                                      \
                     for (j = 0; j < NR; j++) {                                                       \
                         const T *src = B + (jr + j) * csb + k;                                       \
@@ -260,11 +339,12 @@ CVX_DEFINE_CKERNEL(cvx_dkern_generic, double, 4, 4)
                     for (j = 0; j < NR; j++) d[k * NR + j] = B[k * rsb + (jr + j) * csb];            \
             }                                                                                        \
         }                                                                                            \
-        if (nfull < nc) {                                                                            \
+        if (nfull < nc) { /* last strip: NR wide, or VL-rounded when narrow kernels exist */         \
             T *d = dst + nfull * kc;                                                                 \
+            cvx_index w = VL ? (nc - nfull + VL - 1) / VL * VL : NR;                                 \
             for (k = 0; k < kc; k++) {                                                               \
-                for (j = 0; j < nc - nfull; j++) d[k * NR + j] = B[k * rsb + (nfull + j) * csb];     \
-                for (; j < NR; j++) d[k * NR + j] = 0;                                               \
+                for (j = 0; j < nc - nfull; j++) d[k * w + j] = B[k * rsb + (nfull + j) * csb];      \
+                for (; j < w; j++) d[k * w + j] = 0;                                                 \
             }                                                                                        \
         }                                                                                            \
     }                                                                                                \
@@ -272,7 +352,9 @@ CVX_DEFINE_CKERNEL(cvx_dkern_generic, double, 4, 4)
         cvx_index M, cvx_index N, cvx_index K, const T *A, cvx_index rsa, cvx_index csa,             \
         const T *B, cvx_index rsb, cvx_index csb, T *C, cvx_index ldc, int accumulate, T *work,      \
         const int MR, const int NR, void (*kern)(cvx_index, const T *, const T *, T *, cvx_index,    \
-                                                 int))                                               \
+                                                 int),                                               \
+        const int TB, void (*tr)(const T *, cvx_index, T *, cvx_index), const int VL,                \
+        void (*knarrow)(int, cvx_index, const T *, const T *, T *, cvx_index, int))                  \
     {                                                                                                \
         cvx_index jc, pc, ic, jr, ir, i, j, nchunks, kcmax;                                          \
         T *ws = (T *)(((uintptr_t)work + 63) & ~(uintptr_t)63);                                      \
@@ -292,19 +374,24 @@ CVX_DEFINE_CKERNEL(cvx_dkern_generic, double, 4, 4)
             for (pc = 0; pc < K; pc += kcmax) {                                                      \
                 cvx_index kc = K - pc < kcmax ? K - pc : kcmax;                                      \
                 int add = accumulate || pc > 0;                                                      \
-                cvx_##S##pack_b(kc, nc, B + pc * rsb + jc * csb, rsb, csb, NR, bp);                  \
+                cvx_##S##pack_b(kc, nc, B + pc * rsb + jc * csb, rsb, csb, NR, knarrow ? VL : 0, bp, TB, tr);                  \
                 for (ic = 0; ic < M; ic += CVX_GEMM_MC) {                                            \
                     cvx_index mc = M - ic < CVX_GEMM_MC ? M - ic : CVX_GEMM_MC;                      \
-                    cvx_##S##pack_a(mc, kc, A + ic * rsa + pc * csa, rsa, csa, MR, ap);              \
+                    cvx_##S##pack_a(mc, kc, A + ic * rsa + pc * csa, rsa, csa, MR, ap, TB, tr);              \
                     for (jr = 0; jr < nc; jr += NR) {                                                \
                         cvx_index nr = nc - jr < NR ? nc - jr : NR;                                  \
+                        int nv = knarrow ? (int)((nr + VL - 1) / VL) : 0; /* narrow last strip */    \
+                        if (nv * VL == NR) nv = 0;                                                   \
                         for (ir = 0; ir < mc; ir += MR) {                                            \
                             cvx_index mr = mc - ir < MR ? mc - ir : MR;                              \
                             T *c = C + (ic + ir) * ldc + jc + jr;                                    \
                             if (mr == MR && nr == NR) {                                              \
                                 kern(kc, ap + ir * kc, bp + jr * kc, c, ldc, add);                   \
+                            } else if (nv && mr == MR && nr == nv * VL) {                            \
+                                knarrow(nv, kc, ap + ir * kc, bp + jr * kc, c, ldc, add);            \
                             } else {                                                                 \
-                                kern(kc, ap + ir * kc, bp + jr * kc, tmp, NR, 0);                    \
+                                if (nv) knarrow(nv, kc, ap + ir * kc, bp + jr * kc, tmp, NR, 0);     \
+                                else kern(kc, ap + ir * kc, bp + jr * kc, tmp, NR, 0);               \
                                 for (i = 0; i < mr; i++)                                             \
                                     for (j = 0; j < nr; j++) {                                       \
                                         if (add) c[i * ldc + j] += tmp[i * NR + j];                  \
@@ -330,28 +417,32 @@ CVX_DEFINE_DRIVER(double, d)
 #if CVX_X86
 CVX_ATTR_AVX512_DRV static void cvx_sgemm_avx512(CVX_GEMM_ARGS(float))
 {
-    cvx_sgemm_driver(CVX_GEMM_PASS, CVX_S_A5_MR, CVX_S_A5_NR, cvx_skern_avx512);
+    cvx_sgemm_driver(CVX_GEMM_PASS, CVX_S_A5_MR, CVX_S_A5_NR, cvx_skern_avx512, 8, cvx_str8_avx2, 16,
+                     cvx_snarrow_avx512);
 }
 CVX_ATTR_AVX512_DRV static void cvx_dgemm_avx512(CVX_GEMM_ARGS(double))
 {
-    cvx_dgemm_driver(CVX_GEMM_PASS, CVX_D_A5_MR, CVX_D_A5_NR, cvx_dkern_avx512);
+    cvx_dgemm_driver(CVX_GEMM_PASS, CVX_D_A5_MR, CVX_D_A5_NR, cvx_dkern_avx512, 4, cvx_dtr4_avx2, 8,
+                     cvx_dnarrow_avx512);
 }
 CVX_ATTR_AVX2_DRV static void cvx_sgemm_avx2(CVX_GEMM_ARGS(float))
 {
-    cvx_sgemm_driver(CVX_GEMM_PASS, CVX_S_A2_MR, CVX_S_A2_NR, cvx_skern_avx2);
+    cvx_sgemm_driver(CVX_GEMM_PASS, CVX_S_A2_MR, CVX_S_A2_NR, cvx_skern_avx2, 8, cvx_str8_avx2, 8,
+                     cvx_snarrow_avx2);
 }
 CVX_ATTR_AVX2_DRV static void cvx_dgemm_avx2(CVX_GEMM_ARGS(double))
 {
-    cvx_dgemm_driver(CVX_GEMM_PASS, CVX_D_A2_MR, CVX_D_A2_NR, cvx_dkern_avx2);
+    cvx_dgemm_driver(CVX_GEMM_PASS, CVX_D_A2_MR, CVX_D_A2_NR, cvx_dkern_avx2, 4, cvx_dtr4_avx2, 4,
+                     cvx_dnarrow_avx2);
 }
 #endif
 static void cvx_sgemm_generic(CVX_GEMM_ARGS(float))
 {
-    cvx_sgemm_driver(CVX_GEMM_PASS, CVX_S_G_MR, CVX_S_G_NR, cvx_skern_generic);
+    cvx_sgemm_driver(CVX_GEMM_PASS, CVX_S_G_MR, CVX_S_G_NR, cvx_skern_generic, 1, 0, 0, 0);
 }
 static void cvx_dgemm_generic(CVX_GEMM_ARGS(double))
 {
-    cvx_dgemm_driver(CVX_GEMM_PASS, CVX_D_G_MR, CVX_D_G_NR, cvx_dkern_generic);
+    cvx_dgemm_driver(CVX_GEMM_PASS, CVX_D_G_MR, CVX_D_G_NR, cvx_dkern_generic, 1, 0, 0, 0);
 }
 
 /* Kernel level selected at run time: 2 = AVX-512F, 1 = AVX2+FMA, 0 = generic.

@@ -1,0 +1,418 @@
+"""conv2d and conv2d_backward against the naive oracle, finite differences and torch."""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import convext
+import reference as R
+from convext import conv2d, conv2d_backward, conv_output_size
+
+SETTINGS = settings(max_examples=120, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+def f32_close(out, ref):
+    """RELIABILITY.md: max|out32 - ref64| <= 1e-5 * max(1, max|ref64|)."""
+    assert out.dtype == np.float32
+    scale = max(1.0, float(np.abs(ref).max(initial=0.0)))
+    assert float(np.abs(out.astype(np.float64) - ref).max(initial=0.0)) <= 1e-5 * scale
+
+
+def _pad_total(p):
+    return p if isinstance(p, str) else (p if isinstance(p, tuple) else (p, p))
+
+
+@st.composite
+def conv_cases(draw, max_batch=3):
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    depthwise = draw(st.booleans()) and groups > 1
+    cg = 1 if depthwise else draw(st.integers(1, 3))
+    fg = draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    padding = draw(st.one_of(st.integers(0, 2), st.tuples(st.integers(0, 2), st.integers(0, 2)),
+                             st.sampled_from(["valid", "same"])))
+    if padding == "same":
+        stride = 1
+    else:
+        stride = draw(st.one_of(st.integers(1, 4), st.tuples(st.integers(1, 4),
+                                                               st.integers(1, 4))))
+    ph, pw = (0, 0) if padding in ("valid", "same") else _pad_total(padding)
+    min_h = max(1, dh * (kh - 1) + 1 - 2 * ph)
+    min_w = max(1, dw * (kw - 1) + 1 - 2 * pw)
+    H = draw(st.integers(min_h, min_h + 6))
+    W = draw(st.integers(min_w, min_w + 6))
+    N = draw(st.integers(0, max_batch))
+    seed = draw(st.integers(0, 2 ** 31))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, cg * groups, H, W))
+    w = rng.standard_normal((fg * groups, cg, kh, kw))
+    b = rng.standard_normal(fg * groups) if draw(st.booleans()) else None
+    return x, w, b, dict(stride=stride, padding=padding, dilation=(dh, dw), groups=groups)
+
+
+# --------------------------------------------------------------------------------- forward
+
+@SETTINGS
+@given(conv_cases())
+def test_forward_float64_matches_naive(case):
+    x, w, b, kw = case
+    y = conv2d(x, w, b, **kw)
+    ref = R.conv2d(x, w, b, **kw)
+    assert y.shape == ref.shape and y.dtype == np.float64
+    np.testing.assert_allclose(y, ref, rtol=1e-10, atol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(conv_cases())
+def test_gradients_float64_match_naive(case):
+    x, w, b, kw = case
+    y = R.conv2d(x, w, b, **kw)
+    gy = np.random.default_rng(1).standard_normal(y.shape)
+    gx, gw, gb = conv2d_backward(gy, x, w, **kw)
+    rx, rw, rb = R.conv2d_grads(gy, x, w, **kw)
+    np.testing.assert_allclose(gx, rx, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(gw, rw, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(gb, rb, rtol=1e-10, atol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(conv_cases())
+def test_float32_within_tolerance(case):
+    x, w, b, kw = case
+    x32, w32 = x.astype(np.float32), w.astype(np.float32)
+    b32 = None if b is None else b.astype(np.float32)
+    # the float64 reference of the float32-rounded inputs
+    ref = R.conv2d(x32, w32, b32, **kw)
+    f32_close(conv2d(x32, w32, b32, **kw), ref)
+    gy = np.random.default_rng(2).standard_normal(ref.shape).astype(np.float32)
+    gx, gw, gb = conv2d_backward(gy, x32, w32, **kw)
+    rx, rw, rb = R.conv2d_grads(gy, x32, w32, **kw)
+    f32_close(gx, rx)
+    f32_close(gw, rw)  # sums over N*OH*OW terms: the tolerance scales with max|ref|
+    f32_close(gb, rb)
+
+
+LARGE = [  # shapes big enough to cross GEMM tiles, channel blocks and thread splits
+    ((3, 20, 30, 27), (24, 20, 3, 5), dict(stride=1, padding=(1, 2))),
+    ((2, 16, 33, 35), (32, 8, 3, 3), dict(stride=(2, 1), padding=1, groups=2)),
+    ((2, 64, 23, 25), (40, 64, 1, 1), {}),
+    ((2, 12, 40, 41), (12, 1, 3, 3), dict(padding="same", groups=12, dilation=2)),
+    ((1, 9, 50, 31), (7, 9, 4, 2), dict(padding="same")),
+    ((2, 130, 9, 11), (5, 130, 3, 3), dict(stride=3, padding=2)),
+]
+
+
+@pytest.mark.parametrize("xs, ws, kw", LARGE)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_large_shapes(xs, ws, kw, dtype):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal(ws).astype(dtype)
+    b = rng.standard_normal(ws[0]).astype(dtype)
+    ref = R.conv2d(x, w, b, **kw)
+    y = conv2d(x, w, b, **kw)
+    gy = rng.standard_normal(ref.shape).astype(dtype)
+    got = conv2d_backward(gy, x, w, **kw)
+    want = R.conv2d_grads(gy, x, w, **kw)
+    if dtype == np.float64:
+        np.testing.assert_allclose(y, ref, rtol=1e-10, atol=1e-10)
+        for a, r in zip(got, want):
+            np.testing.assert_allclose(a, r, rtol=1e-10, atol=1e-10)
+    else:
+        f32_close(y, ref)
+        for a, r in zip(got, want):
+            f32_close(a, r)
+
+
+# --------------------------------------------------------------------- finite differences
+
+FD_CASES = [
+    ((2, 3, 6, 7), (4, 3, 3, 2), dict(stride=(2, 1), padding=(1, 0))),
+    ((1, 4, 7, 6), (4, 2, 2, 3), dict(padding="same", dilation=(2, 1), groups=2)),
+    ((2, 3, 5, 5), (6, 1, 3, 3), dict(padding=1, groups=3, stride=2)),
+    ((1, 2, 8, 5), (3, 2, 2, 2), dict(padding="same")),
+]
+
+
+@pytest.mark.parametrize("xs, ws, kw", FD_CASES)
+def test_gradients_by_central_differences(xs, ws, kw):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(xs)
+    w = rng.standard_normal(ws)
+    b = rng.standard_normal(ws[0])
+    gy = rng.standard_normal(conv2d(x, w, b, **kw).shape)
+
+    def loss(xv, wv, bv):
+        return float(np.sum(conv2d(xv, wv, bv, **kw) * gy))
+
+    gx, gw, gb = conv2d_backward(gy, x, w, **kw)
+    for got, num in ((gx, R.numerical_grad(lambda v: loss(v, w, b), x)),
+                     (gw, R.numerical_grad(lambda v: loss(x, v, b), w)),
+                     (gb, R.numerical_grad(lambda v: loss(x, w, v), b))):
+        np.testing.assert_allclose(got, num, atol=1e-5, rtol=1e-3)
+
+
+# ------------------------------------------------------------------------------- torch
+
+@settings(max_examples=60, deadline=None)
+@given(conv_cases(), st.sampled_from([np.float32, np.float64]))
+def test_matches_torch(case, dtype):
+    torch = pytest.importorskip("torch")
+    x, w, b, kw = case
+    x, w = x.astype(dtype), w.astype(dtype)
+    b = None if b is None else b.astype(dtype)
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(w, requires_grad=True)
+    tb = None if b is None else torch.tensor(b, requires_grad=True)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns about 'same' with even kernels
+        ty = torch.nn.functional.conv2d(tx, tw, tb, kw["stride"], kw["padding"], kw["dilation"],
+                                        kw["groups"])
+    y = conv2d(x, w, b, **kw)
+    assert y.shape == tuple(ty.shape)
+    gy = np.random.default_rng(5).standard_normal(y.shape).astype(dtype)
+    if y.size:
+        ty.backward(torch.tensor(gy))
+    gx, gw, gb = conv2d_backward(gy, x, w, **kw)
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(y, ty.detach().numpy(), **tol)
+    if y.size:
+        np.testing.assert_allclose(gx, tx.grad.numpy(), **tol)
+        np.testing.assert_allclose(gw, tw.grad.numpy(), **tol)
+        if tb is not None:
+            np.testing.assert_allclose(gb, tb.grad.numpy(), **tol)
+
+
+# ----------------------------------------------------------------------------- edge shapes
+
+def test_batch_zero_gives_empty_output_and_zero_gradients():
+    x = np.zeros((0, 3, 8, 8))
+    w = np.ones((4, 3, 3, 3))
+    y = conv2d(x, w, np.ones(4), padding=1)
+    assert y.shape == (0, 4, 8, 8)
+    gx, gw, gb = conv2d_backward(np.zeros((0, 4, 8, 8)), x, w, padding=1)
+    assert gx.shape == x.shape
+    assert np.array_equal(gw, np.zeros_like(w)) and np.array_equal(gb, np.zeros(4))
+
+
+def test_kernel_equal_to_padded_input_gives_1x1():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 3, 5, 4))
+    w = rng.standard_normal((2, 3, 7, 6))
+    y = conv2d(x, w, padding=1)
+    assert y.shape == (2, 2, 1, 1)
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    np.testing.assert_allclose(y[:, :, 0, 0], np.einsum("nchw,fchw->nf", xp, w), rtol=1e-12)
+
+
+def test_1x1_kernel_is_a_matmul():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 10, 6, 5))
+    w = rng.standard_normal((7, 10, 1, 1))
+    y = conv2d(x, w)
+    np.testing.assert_allclose(y, np.einsum("fc,nchw->nfhw", w[:, :, 0, 0], x), rtol=1e-12)
+
+
+def test_stride_larger_than_kernel():
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 2, 11, 13))
+    w = rng.standard_normal((3, 2, 2, 2))
+    y = conv2d(x, w, stride=(4, 5), padding=1)
+    np.testing.assert_allclose(y, R.conv2d(x, w, stride=(4, 5), padding=1), rtol=1e-10)
+
+
+@pytest.mark.parametrize("k, d", [((2, 4), (1, 1)), ((4, 3), (1, 2)), ((2, 2), (3, 1))])
+def test_same_with_even_kernel_equals_explicit_asymmetric_padding(k, d):
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 3, 7, 8))
+    w = rng.standard_normal((2, 3) + k)
+    y = conv2d(x, w, padding="same", dilation=d)
+    assert y.shape[2:] == x.shape[2:]
+    (t, b_), (l, r) = R.pad_same(k[0], d[0]), R.pad_same(k[1], d[1])
+    xp = np.pad(x, ((0, 0), (0, 0), (t, b_), (l, r)))
+    np.testing.assert_allclose(y, conv2d(xp, w, padding=0, dilation=d), rtol=1e-12)
+    gy = rng.standard_normal(y.shape)
+    gx = conv2d_backward(gy, x, w, padding="same", dilation=d)[0]
+    gxp = conv2d_backward(gy, xp, w, dilation=d)[0]
+    np.testing.assert_allclose(gx, gxp[:, :, t:t + 7, l:l + 8], rtol=1e-12)
+
+
+def test_valid_equals_padding_zero():
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((2, 3, 7, 8))
+    w = rng.standard_normal((2, 3, 3, 2))
+    np.testing.assert_array_equal(conv2d(x, w, padding="valid"), conv2d(x, w, padding=0))
+
+
+def test_unbatched_input():
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, 7, 8))
+    w = rng.standard_normal((2, 3, 3, 3))
+    y = conv2d(x, w, padding=1)
+    np.testing.assert_allclose(y, conv2d(x[None], w, padding=1)[0], rtol=0, atol=0)
+    gy = rng.standard_normal(y.shape)
+    gx, gw, _ = conv2d_backward(gy, x, w, padding=1)
+    gx4, gw4, _ = conv2d_backward(gy[None], x[None], w, padding=1)
+    assert gx.shape == x.shape
+    np.testing.assert_array_equal(gx, gx4[0])
+    np.testing.assert_array_equal(gw, gw4)
+
+
+def test_gradients_not_asked_for_are_none():
+    x = np.ones((1, 2, 4, 4))
+    w = np.ones((3, 2, 2, 2))
+    gy = np.ones((1, 3, 3, 3))
+    assert conv2d_backward(gy, x, w, needs_input_grad=False)[0] is None
+    gx, gw, gb = conv2d_backward(gy, x, w, needs_weight_grad=False, needs_bias_grad=False)
+    assert gx is not None and gw is None and gb is None
+
+
+def test_conv_output_size():
+    assert conv_output_size(28, 5, padding=2) == 28
+    assert conv_output_size(56, 3, stride=2, padding=1) == 28
+    assert conv_output_size(64, 3, padding=2, dilation=2) == 64
+    assert conv_output_size(10, 3, padding="same") == 10
+    assert conv_output_size(10, 3, padding="valid") == 8
+    assert conv_output_size((10, 9), (3, 2), stride=(2, 1)) == (4, 8)
+    with pytest.raises(ValueError, match="stride"):
+        conv_output_size(10, 3, stride=2, padding="same")
+
+
+# ---------------------------------------------------------------------------------- layouts
+
+def _layouts(a):
+    big = np.zeros((a.shape[0] + 1,) + tuple(2 * s for s in a.shape[1:]), a.dtype)
+    big[:a.shape[0], ::2, ::2, ::2] = a
+    sliced = big[:a.shape[0], ::2, ::2, ::2]
+    neg = np.ascontiguousarray(a[:, :, ::-1, ::-1])[:, :, ::-1, ::-1]
+    fortran = np.asfortranarray(a)
+    transposed = np.ascontiguousarray(a.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)
+    ro = a.copy()
+    ro.flags.writeable = False
+    return {"sliced": sliced, "negative": neg, "fortran": fortran, "transposed": transposed,
+            "readonly": ro}
+
+
+@pytest.mark.parametrize("layout", ["sliced", "negative", "fortran", "transposed", "readonly"])
+def test_any_memory_layout_gives_the_same_result(layout):
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 4, 9, 7)).astype(np.float32)
+    w = rng.standard_normal((6, 2, 3, 2)).astype(np.float32)
+    kw = dict(stride=(2, 1), padding=1, groups=2)
+    y = conv2d(x, w, **kw)
+    gy = rng.standard_normal(y.shape).astype(np.float32)
+    want = conv2d_backward(gy, x, w, **kw)
+    xv, wv, gyv = _layouts(x)[layout], _layouts(w)[layout], _layouts(gy)[layout]
+    np.testing.assert_array_equal(conv2d(xv, wv, **kw), y)
+    for a, b in zip(conv2d_backward(gyv, xv, wv, **kw), want):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_out_argument():
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((2, 3, 6, 6))
+    w = rng.standard_normal((4, 3, 3, 3))
+    out = np.full((2, 4, 4, 4), np.nan)
+    res = conv2d(x, w, out=out)
+    assert res is out
+    np.testing.assert_allclose(out, R.conv2d(x, w), rtol=1e-10)
+    # a non-contiguous out is written through a temporary
+    big = np.full((2, 4, 4, 8), np.nan)
+    view = big[..., ::2]
+    conv2d(x, w, out=view)
+    np.testing.assert_allclose(view, R.conv2d(x, w), rtol=1e-10)
+    assert np.isnan(big[..., 1::2]).all()
+
+
+def test_bad_out_is_untouched():
+    x = np.ones((2, 3, 6, 6))
+    w = np.ones((4, 3, 3, 3))
+    out = np.full((2, 4, 4, 4), np.nan)
+    with pytest.raises(ValueError, match="weight"):
+        conv2d(x, np.ones((4, 2, 3, 3)), out=out)
+    with pytest.raises(ValueError, match="out"):
+        conv2d(x, w, out=np.full((2, 4, 4, 5), np.nan))
+    with pytest.raises(TypeError, match="out"):
+        conv2d(x, w, out=out.astype(np.float32))
+    assert np.isnan(out).all()
+
+
+# ------------------------------------------------------------------------------- threads
+
+def test_thread_count_does_not_change_results():
+    rng = np.random.default_rng(14)
+    cases = [((4, 16, 20, 20), (32, 16, 3, 3), dict(padding=1)),
+             ((3, 8, 30, 30), (8, 1, 3, 3), dict(padding=1, groups=8)),
+             ((2, 32, 12, 12), (64, 32, 1, 1), {})]
+    old = convext.get_num_threads()
+    try:
+        for xs, ws, kw in cases:
+            x = rng.standard_normal(xs).astype(np.float32)
+            w = rng.standard_normal(ws).astype(np.float32)
+            results = []
+            for n in (1, 2, 3):
+                convext.set_num_threads(n)
+                y = conv2d(x, w, **kw)
+                results.append((y,) + conv2d_backward(np.ones_like(y), x, w, **kw))
+            for other in results[1:]:
+                for a, b in zip(results[0], other):
+                    np.testing.assert_array_equal(a, b)
+    finally:
+        convext.set_num_threads(old)
+
+
+# -------------------------------------------------------------------------------- errors
+
+X = np.ones((2, 4, 8, 8))
+W = np.ones((6, 2, 3, 3))
+
+ERRORS = [
+    (dict(x=np.ones((4, 8))), ValueError, r"x must be 3 or 4-dimensional.*\(4, 8\)"),
+    (dict(weight=np.ones((6, 2, 3))), ValueError, r"weight must be 4-dimensional"),
+    (dict(x=np.ones((2, 4, 8, 8), np.int64)), TypeError, r"x must have dtype float32, float64"),
+    (dict(weight=W.astype(np.float32)), TypeError, r"weight must have the same dtype"),
+    (dict(bias=np.ones(6, np.float32)), TypeError, r"bias must have the same dtype"),
+    (dict(groups=1), ValueError, r"x has 4 channels.*\(6, 2, 3, 3\).*expects 2"),
+    (dict(groups=4), ValueError, r"groups=4 must divide.*\(6, 2, 3, 3\)"),
+    (dict(groups=0), ValueError, r"groups must be a positive int"),
+    (dict(groups=1.5), TypeError, r"groups must be an int"),
+    (dict(padding=-1), ValueError, r"padding must be non-negative"),
+    (dict(padding=(1, -1)), ValueError, r"padding must be non-negative"),
+    (dict(padding="full"), ValueError, r"padding must be .*'valid' or 'same'.*'full'"),
+    (dict(padding="same", stride=2), ValueError, r"padding='same'.*stride"),
+    (dict(stride=0), ValueError, r"stride must be >= 1"),
+    (dict(stride=(1, 2, 3)), ValueError, r"stride must be an int or a pair"),
+    (dict(dilation=0), ValueError, r"dilation must be >= 1"),
+    (dict(bias=np.ones(5)), ValueError, r"bias must have shape \(6,\).*\(5\)"),
+    (dict(bias=np.ones((6, 1))), ValueError, r"bias must be 1-dimensional"),
+    (dict(weight=np.ones((6, 2, 9, 3))), ValueError, r"kernel .*larger than the padded input"),
+    (dict(dilation=5), ValueError, r"kernel \(11 x 11.*larger than the padded input \(8 x 8\)"),
+    (dict(x=None), TypeError, r"x must be an array"),
+]
+
+
+@pytest.mark.parametrize("kwargs, exc, msg", ERRORS)
+def test_conv2d_errors(kwargs, exc, msg):
+    args = dict(x=X, weight=W, bias=None, stride=1, padding=0, dilation=1, groups=2)
+    args.update(kwargs)
+    with pytest.raises(exc, match=msg):
+        conv2d(**args)
+
+
+def test_backward_errors():
+    with pytest.raises(ValueError, match=r"grad_out must have the output's shape \(2, 6, 6, 6\)"):
+        conv2d_backward(np.ones((2, 6, 5, 6)), X, W, groups=2)
+    with pytest.raises(TypeError, match="grad_out must have the same dtype"):
+        conv2d_backward(np.ones((2, 6, 6, 6), np.float32), X, W, groups=2)
+    with pytest.raises(ValueError, match="x has 4 channels"):
+        conv2d_backward(np.ones((2, 6, 6, 6)), X, W)
+
+
+def test_thread_setting_errors():
+    with pytest.raises(ValueError, match="positive"):
+        convext.set_num_threads(0)
+    with pytest.raises(TypeError):
+        convext.set_num_threads("2")
