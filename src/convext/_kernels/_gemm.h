@@ -51,12 +51,14 @@ typedef ptrdiff_t cvx_index;
 #define CVX_GEMM_WORK_ELEMS \
     ((CVX_GEMM_KC + 8) * (CVX_GEMM_MC + CVX_GEMM_NC) + CVX_GEMM_MAXTILE + 16)
 
-#if defined(__GNUC__) || defined(__clang__)
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(CVX_GEMM_NO_GNU) /* NO_GNU: testing */
 #define CVX_GNU 1
 #define CVX_INLINE static inline __attribute__((always_inline))
 #define CVX_RESTRICT __restrict__
 #define CVX_PREFETCH(p) __builtin_prefetch((p), 0, 3)
+#define CVX_MAYBE_UNUSED __attribute__((unused))
 #else
+#define CVX_MAYBE_UNUSED
 #define CVX_PREFETCH(p) ((void)0)
 #define CVX_GNU 0
 #define CVX_INLINE static __inline
@@ -447,7 +449,7 @@ static void cvx_dgemm_generic(CVX_GEMM_ARGS(double))
 
 /* Kernel level selected at run time: 2 = AVX-512F, 1 = AVX2+FMA, 0 = generic.
  * Define CVX_GEMM_FORCE_LEVEL to pin it (testing). */
-static int cvx_gemm_level(void)
+CVX_MAYBE_UNUSED static int cvx_gemm_level(void)
 {
 #if defined(CVX_GEMM_FORCE_LEVEL)
     return CVX_GEMM_FORCE_LEVEL;
@@ -460,7 +462,7 @@ static int cvx_gemm_level(void)
 #endif
 }
 
-static void cvx_sgemm(CVX_GEMM_ARGS(float))
+CVX_MAYBE_UNUSED static void cvx_sgemm(CVX_GEMM_ARGS(float))
 {
 #if CVX_X86
     int level = cvx_gemm_level();
@@ -470,7 +472,7 @@ static void cvx_sgemm(CVX_GEMM_ARGS(float))
     cvx_sgemm_generic(CVX_GEMM_PASS);
 }
 
-static void cvx_dgemm(CVX_GEMM_ARGS(double))
+CVX_MAYBE_UNUSED static void cvx_dgemm(CVX_GEMM_ARGS(double))
 {
 #if CVX_X86
     int level = cvx_gemm_level();
