@@ -254,6 +254,133 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 
 
 # --------------------------------------------------------------------------------------------
+# depthwise, stride 1: flattened padded planes
+#
+# With stride 1 the input pixel of output (oh, ow) and tap (i, j) sits at a fixed offset
+# i*dh*Wp + j*dw from position oh*Wp + ow of the zero-padded plane (Hp x Wp). Computing the
+# output on the padded grid (OH rows of Wp, the last Wp - OW columns of each row unused) turns
+# every tap into one long contiguous loop over the plane, which vectorises well. Scratch per
+# thread: the padded plane (Hp*Wp) and one plane on the padded grid (OH*Wp).
+
+cdef inline idx_t _flat_wp(const geom_t *g) noexcept nogil:
+    return g.OW + g.dw * (g.kw - 1)
+
+
+cdef inline idx_t _flat_hp(const geom_t *g) noexcept nogil:
+    return g.OH + g.dh * (g.kh - 1)
+
+
+cdef _flat_scratch(dtype, int nt, const geom_t *g):
+    cdef idx_t wp = _flat_wp(g)
+    return np.empty((nt, (_flat_hp(g) + g.OH) * wp + 16), dtype=dtype)
+
+
+cdef inline void _pad_plane(const floating *src, floating *dst, const geom_t *g,
+                            idx_t Hp, idx_t Wp) noexcept nogil:
+    """dst (Hp x Wp) = the plane src (H x W) with ph rows and pw columns of zeros before it."""
+    cdef idx_t r, q, rows = g.H, cols = g.W
+    if rows > Hp - g.ph:
+        rows = Hp - g.ph
+    if cols > Wp - g.pw:
+        cols = Wp - g.pw
+    for q in range(Hp * Wp):
+        dst[q] = 0
+    for r in range(rows):
+        for q in range(cols):
+            dst[(r + g.ph) * Wp + g.pw + q] = src[r * g.W + q]
+
+
+cdef void _fwd_dw_flat(const floating *x, const floating *w, const floating *b, floating *y,
+                       const geom_t *g, floating *scratch, idx_t ld_s, int nt) noexcept nogil:
+    cdef idx_t Wp = _flat_wp(g), Hp = _flat_hp(g), P = g.OH * g.OW, HW = g.H * g.W
+    cdef idx_t L = (g.OH - 1) * Wp + g.OW
+    cdef idx_t it, f, i, j, off, p, oh, q
+    cdef floating *xp
+    cdef floating *z
+    cdef floating wv, bv
+    with parallel(num_threads=nt):
+        for it in prange(g.N * g.F, schedule='static'):
+            xp = scratch + cvx_omp_get_thread_num() * ld_s
+            z = xp + Hp * Wp
+            f = it % g.F
+            _pad_plane(x + it * HW, xp, g, Hp, Wp)
+            bv = 0
+            if b != NULL:
+                bv = b[f]
+            for p in range(L):
+                z[p] = bv
+            for i in range(g.kh):
+                for j in range(g.kw):
+                    off = i * g.dh * Wp + j * g.dw
+                    wv = w[(f * g.kh + i) * g.kw + j]
+                    for p in range(L):
+                        z[p] += wv * xp[p + off]
+            for oh in range(g.OH):
+                for q in range(g.OW):
+                    y[it * P + oh * g.OW + q] = z[oh * Wp + q]
+
+
+cdef inline void _grid_plane(const floating *src, floating *dst, const geom_t *g,
+                             idx_t Wp) noexcept nogil:
+    """dst (OH x Wp) = the output-gradient plane src (OH x OW), zeros in the unused columns."""
+    cdef idx_t oh, q
+    for oh in range(g.OH):
+        for q in range(g.OW):
+            dst[oh * Wp + q] = src[oh * g.OW + q]
+        for q in range(g.OW, Wp):
+            dst[oh * Wp + q] = 0
+
+
+cdef void _gx_dw_flat(const floating *gy, const floating *w, floating *gx, const geom_t *g,
+                      floating *scratch, idx_t ld_s, int nt) noexcept nogil:
+    cdef idx_t Wp = _flat_wp(g), Hp = _flat_hp(g), P = g.OH * g.OW, HW = g.H * g.W
+    cdef idx_t L = (g.OH - 1) * Wp + g.OW
+    cdef idx_t it, f, i, j, off, p, r, q
+    cdef floating *dyg
+    cdef floating *dxp
+    cdef floating wv
+    with parallel(num_threads=nt):
+        for it in prange(g.N * g.C, schedule='static'):
+            dyg = scratch + cvx_omp_get_thread_num() * ld_s
+            dxp = dyg + g.OH * Wp
+            f = it % g.C
+            _grid_plane(gy + it * P, dyg, g, Wp)
+            for p in range(Hp * Wp):
+                dxp[p] = 0
+            for i in range(g.kh):
+                for j in range(g.kw):
+                    off = i * g.dh * Wp + j * g.dw
+                    wv = w[(f * g.kh + i) * g.kw + j]
+                    for p in range(L):
+                        dxp[p + off] += wv * dyg[p]
+            for r in range(g.H):
+                for q in range(g.W):
+                    gx[it * HW + r * g.W + q] = dxp[(r + g.ph) * Wp + g.pw + q]
+
+
+cdef void _gw_dw_flat(const floating *gy, const floating *x, floating *gw, const geom_t *g,
+                      floating *scratch, idx_t ld_s, int nt) noexcept nogil:
+    cdef idx_t Wp = _flat_wp(g), Hp = _flat_hp(g), P = g.OH * g.OW, HW = g.H * g.W
+    cdef idx_t L = (g.OH - 1) * Wp + g.OW, kk = g.kh * g.kw
+    cdef idx_t f, n, i, j, t
+    cdef floating *dyg
+    cdef floating *xp
+    with parallel(num_threads=nt):
+        for f in prange(g.F, schedule='dynamic'):
+            dyg = scratch + cvx_omp_get_thread_num() * ld_s
+            xp = dyg + g.OH * Wp
+            for t in range(kk):
+                gw[f * kk + t] = 0
+            for n in range(g.N):
+                _grid_plane(gy + (n * g.F + f) * P, dyg, g, Wp)
+                _pad_plane(x + (n * g.C + f) * HW, xp, g, Hp, Wp)
+                for i in range(g.kh):
+                    for j in range(g.kw):
+                        gw[f * kk + i * g.kw + j] += _dot(dyg, xp + i * g.dh * Wp + j * g.dw,
+                                                          L, 1)
+
+
+# --------------------------------------------------------------------------------------------
 # forward
 
 def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
@@ -264,9 +391,16 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
     cdef const floating *bp = NULL
     if b is not None:
         bp = &b[0]
+    cdef floating[:, ::1] flat
     if g.Cg == 1 and g.Fg == 1:
-        with nogil:
-            _fwd_direct(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, n_threads)
+        if g.sh == 1 and g.sw == 1:
+            flat = _flat_scratch(np.asarray(y).dtype, n_threads, &g)
+            with nogil:
+                _fwd_dw_flat(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g,
+                             &flat[0, 0], flat.shape[1], n_threads)
+        else:
+            with nogil:
+                _fwd_direct(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, n_threads)
         return
     cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW
     cdef bint direct_b = _pointwise(&g)
@@ -372,9 +506,16 @@ def conv2d_grad_input(const floating[:, :, :, ::1] gy, const floating[:, :, :, :
                       int sh, int sw, int ph, int pw, int dh, int dw, int groups, int n_threads):
     """gx = the gradient of conv2d with respect to its input. Fills all of gx."""
     cdef geom_t g = _geom(_s4(gx.shape), _s4(w.shape), _s4(gy.shape), groups, sh, sw, ph, pw, dh, dw)
+    cdef floating[:, ::1] flat
     if g.Cg == 1 and g.Fg == 1:
-        with nogil:
-            _gx_direct(&gy[0, 0, 0, 0], &w[0, 0, 0, 0], &gx[0, 0, 0, 0], &g, n_threads)
+        if g.sh == 1 and g.sw == 1:
+            flat = _flat_scratch(np.asarray(gx).dtype, n_threads, &g)
+            with nogil:
+                _gx_dw_flat(&gy[0, 0, 0, 0], &w[0, 0, 0, 0], &gx[0, 0, 0, 0], &g,
+                            &flat[0, 0], flat.shape[1], n_threads)
+        else:
+            with nogil:
+                _gx_direct(&gy[0, 0, 0, 0], &w[0, 0, 0, 0], &gx[0, 0, 0, 0], &g, n_threads)
         return
     cdef idx_t kk = g.kh * g.kw, P = g.OH * g.OW
     cdef bint direct_b = _pointwise(&g)
@@ -478,9 +619,16 @@ def conv2d_grad_weight(const floating[:, :, :, ::1] gy, const floating[:, :, :, 
                        int sh, int sw, int ph, int pw, int dh, int dw, int groups, int n_threads):
     """gw = the gradient of conv2d with respect to its weight. Fills all of gw."""
     cdef geom_t g = _geom(_s4(x.shape), _s4(gw.shape), _s4(gy.shape), groups, sh, sw, ph, pw, dh, dw)
+    cdef floating[:, ::1] flat
     if g.Cg == 1 and g.Fg == 1:
-        with nogil:
-            _gw_direct(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, n_threads)
+        if g.sh == 1 and g.sw == 1:
+            flat = _flat_scratch(np.asarray(gw).dtype, n_threads, &g)
+            with nogil:
+                _gw_dw_flat(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g,
+                            &flat[0, 0], flat.shape[1], n_threads)
+        else:
+            with nogil:
+                _gw_direct(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, n_threads)
         return
     cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW
     cdef bint direct_b = _pointwise(&g)
