@@ -51,8 +51,8 @@ ctypedef struct geom_t:
     idx_t N, C, H, W, F, G, Cg, Fg, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW
 
 
-# Bytes of unfolded input a thread keeps per tile: about half of a typical 1 MiB L2.
-DEF TILE_BYTES = 393216
+# Bytes of unfolded input a thread keeps per tile (a typical L2 holds it).
+DEF TILE_BYTES = 786432
 # How many partial sums grad_weight accumulates into (at most).
 DEF MAX_BLOCKS = 16
 
@@ -243,9 +243,10 @@ cdef inline bint _pointwise(const geom_t *g) noexcept nogil:
 
 
 def tile_pixels(Py_ssize_t K, Py_ssize_t P, Py_ssize_t itemsize):
-    """Output pixels per work tile: K*PT*itemsize ~ TILE_BYTES, a multiple of 16, <= P."""
+    """Output pixels per work tile: K*PT*itemsize ~ TILE_BYTES, a multiple of 48 (the widest
+    GEMM micro-tile) between 192 and 768, at most P. Never depends on the thread count."""
     cdef Py_ssize_t pt = TILE_BYTES // max(1, K * itemsize)
-    pt = max(64, (pt // 16) * 16)
+    pt = min(768, max(192, (pt // 48) * 48))
     return max(1, min(P, pt))
 
 

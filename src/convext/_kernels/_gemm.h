@@ -16,14 +16,22 @@
  *   is then stored / added to C, so every C element sees exactly the same arithmetic whatever M, N and
  *   the sub-block being computed: results depend only on K (its chunking) and the instruction set.
  *
+ *   The last partial column strip uses a narrower kernel (e.g. 8x16 / 8x32 instead of 8x48) with the
+ *   same per-element arithmetic, so it is bitwise-identical too.  Operands that are contiguous along K
+ *   (row-major A, transposed B) are packed with 8x8 (float) / 4x4 (double) in-register transposes;
+ *   B rows are software-prefetched while packing (they are usually far apart in memory).
+ *
  * Micro-kernels, selected at run time with __builtin_cpu_supports (GCC/clang on x86-64):
- *   AVX-512F      float 8x48  (24 zmm accumulators, broadcasts folded into the FMAs), double 8x24
- *   AVX2+FMA      float 6x16  (12 ymm accumulators),                                 double 6x8
- *   otherwise     GNU vector extensions (SSE2 / NEON ...), or plain C for other compilers.
- * No -march flag is needed: the ISA-specific parts carry target attributes.
+ *   AVX-512F      float 8x48  (24 zmm accumulators),  double 8x24
+ *   AVX2+FMA      float 6x16  (12 ymm accumulators),  double 6x8
+ *   otherwise     GNU vector extensions (SSE2 / NEON ...), or plain C for other compilers (MSVC).
+ * No -march flag is needed: the ISA-specific functions carry target attributes (GCC >= 6 / clang).
+ * The three paths may round differently from each other (FMA vs mul+add), but on a given machine
+ * the path is fixed, so results are reproducible run to run and independent of the C blocking.
  * The caller provides `work` (>= CVX_GEMM_WORK_ELEMS elements of the float type; it is realigned
  * internally to 64 bytes).  No allocation, no globals written, thread-safe with separate work buffers.
- * Best N tile for callers: a multiple of 48 (e.g. 384 or 768); N >= ~256 amortises the packing of A.
+ * Best N tile for callers: 384 (= NC; any multiple of 48 from 192 to 768 is within noise).  Small
+ * tiles (< ~128) pay for re-packing A on every call.
  */
 #ifndef CVX_GEMM_H
 #define CVX_GEMM_H
@@ -49,7 +57,7 @@ typedef ptrdiff_t cvx_index;
 #endif
 #define CVX_GEMM_MAXTILE 512     /* >= MR*NR of every kernel                                      */
 #define CVX_GEMM_WORK_ELEMS \
-    ((CVX_GEMM_KC + 8) * (CVX_GEMM_MC + CVX_GEMM_NC) + CVX_GEMM_MAXTILE + 16)
+    ((cvx_index)CVX_GEMM_KC * (CVX_GEMM_MC + CVX_GEMM_NC) + CVX_GEMM_MAXTILE + 16)
 
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(CVX_GEMM_NO_GNU) /* NO_GNU: testing */
 #define CVX_GNU 1
@@ -80,7 +88,11 @@ typedef void (*cvx_dkern_t)(cvx_index, const double *, const double *, double *,
  * Micro-kernel template: kc steps of an MR x (NV*VL) tile.  a: packed MR x kc (k-major), b: packed
  * kc x NR (k-major).  add == 0: C = acc;  add != 0: C = C + acc.   Ops are passed as macro names.
  * ---------------------------------------------------------------------------------------------- */
+#if defined(__clang__)
+#define CVX_PRAGMA_UNROLL _Pragma("unroll")
+#else
 #define CVX_PRAGMA_UNROLL _Pragma("GCC unroll 32")
+#endif
 #define CVX_DEFINE_KERNEL(NAME, T, VT, VL, MR, NV, ATTR, LD, ST, BC, FMA, ADD, ZERO)                 \
     ATTR static void NAME(cvx_index kc, const T *CVX_RESTRICT a, const T *CVX_RESTRICT b,            \
                           T *CVX_RESTRICT c, cvx_index ldc, int add)                                 \
@@ -324,8 +336,11 @@ CVX_DEFINE_CKERNEL(cvx_dkern_generic, double, 4, 4)
             if (!tr || NR % TB) kt = 0;                                                              \
             for (jr = 0; jr < nfull; jr += NR) {                                                     \
                 T *d = dst + jr * kc;                                                                \
-                for (k = 0; k < kt; k += TB) /* in-register transposes of TB x TB blocks */          \
+                for (k = 0; k < kt; k += TB) { /* in-register transposes of TB x TB blocks */        \
+                    if (k % (64 / (cvx_index)sizeof(T)) == 0) /* one prefetch per line, 4 lines ahead */ \
+                        for (j = 0; j < NR; j++) CVX_PREFETCH(B + (jr + j) * csb + k + 256 / sizeof(T)); \
                     for (j = 0; j < NR; j += TB) tr(B + (jr + j) * csb + k, csb, d + k * NR + j, NR); \
+                }                                                                                    \
                 for (k = kt; k < kc; k += 8) {                                                       \
                     cvx_index kk, kn = kc - k < 8 ? kc - k : 8;                                      \
                     for (j = 0; j < NR; j++) {                                                       \
@@ -360,8 +375,8 @@ CVX_DEFINE_CKERNEL(cvx_dkern_generic, double, 4, 4)
     {                                                                                                \
         cvx_index jc, pc, ic, jr, ir, i, j, nchunks, kcmax;                                          \
         T *ws = (T *)(((uintptr_t)work + 63) & ~(uintptr_t)63);                                      \
-        T *bp = ws, *ap = ws + (cvx_index)(CVX_GEMM_KC + 8) * CVX_GEMM_NC;                           \
-        T *tmp = ap + (cvx_index)(CVX_GEMM_KC + 8) * CVX_GEMM_MC;                                    \
+        T *bp = ws, *ap = ws + (cvx_index)CVX_GEMM_KC * CVX_GEMM_NC;                           \
+        T *tmp = ap + (cvx_index)CVX_GEMM_KC * CVX_GEMM_MC;                                    \
         if (M <= 0 || N <= 0) return;                                                                \
         if (K <= 0) {                                                                                \
             if (!accumulate)                                                                         \
