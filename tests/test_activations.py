@@ -153,3 +153,10 @@ def test_errors():
         F.leaky_relu(x, "0.1")
     with pytest.raises(TypeError, match="axis"):
         F.softmax(x, 1.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_large_parallel_path(dtype):
+    x = RNG.standard_normal((3, 7, 81, 79)).astype(dtype)[:, :, ::-1]  # > 2**16, non-contiguous
+    x[0, 0, 0, :3] = [np.nan, -0.0, 0.0]
+    np.testing.assert_array_equal(F.relu(x), torch.relu(torch.from_numpy(x.copy())).numpy())

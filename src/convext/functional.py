@@ -549,8 +549,11 @@ def global_avg_pool2d_backward(grad_out, input_shape):
 
 
 # ---------------------------------------------------------------------------------------------
-# activations (elementwise NumPy: see the benchmark note in the README/report; any shape,
-# float32 or float64, the result has the input's dtype)
+# activations (any shape, float32 or float64, the result has the input's dtype). Vectorised
+# NumPy, except relu's forward pass: a benchmark of compiled loops against NumPy (see
+# _kernels/_activations.pyx) found only that one faster.
+
+from ._kernels import _activations  # noqa: E402
 
 __all__ += [
     "relu", "relu_backward",
@@ -586,10 +589,18 @@ def _scalar(value, name, dtype):
     return dtype.type(value)
 
 
+# Below this many elements relu runs on one thread.
+_ACT_SERIAL_ELEMS = 1 << 16
+
+
 def relu(x):
-    """``max(x, 0)`` elementwise (NaN stays NaN)."""
+    """``max(x, 0)`` elementwise (NaN stays NaN). A compiled loop: it beat ``np.maximum``."""
     x = _float_array(x, "x")
-    return np.maximum(x, x.dtype.type(0))
+    y = np.empty(x.shape, x.dtype)
+    if x.size:
+        _activations.relu_forward(contiguous(x).reshape(-1), y.reshape(-1),
+                                  1 if x.size < _ACT_SERIAL_ELEMS else get_num_threads())
+    return y
 
 
 def relu_backward(grad_out, x):
