@@ -289,6 +289,9 @@ def _pool_geom(shape, kernel_size, stride, padding, dilation, ceil_mode, fn):
     if ph > kh // 2 or pw > kw // 2:
         raise ValueError(f"{fn}: padding ({ph}, {pw}) must be at most half of the kernel size "
                          f"({kh}, {kw})")
+    if min(shape[-3:]) == 0:
+        raise ValueError(f"{fn}: the input must have non-empty channels, height and width (only "
+                         f"the batch may be empty), got shape {_shape_str(shape)}")
     H, W = shape[-2:]
     oh = _pool_out_size(H, kh, sh, ph, dh, ceil_mode)
     ow = _pool_out_size(W, kw, sw, pw, dw, ceil_mode)
