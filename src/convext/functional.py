@@ -218,3 +218,748 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups
         if gy4.size:
             _conv.conv2d_grad_bias(gy4, grad_b, get_num_threads())
     return grad_x, grad_w, grad_b
+
+
+# ---------------------------------------------------------------------------------------------
+# pooling
+
+from ._kernels import _pool  # noqa: E402
+from ._validation import _as_int  # noqa: E402
+
+__all__ += [
+    "max_pool2d",
+    "max_pool2d_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "lp_pool2d",
+    "lp_pool2d_backward",
+    "global_avg_pool2d",
+    "global_avg_pool2d_backward",
+]
+
+
+class _PoolGeom(NamedTuple):
+    kernel: tuple
+    stride: tuple
+    padding: tuple
+    dilation: tuple
+    out_hw: tuple
+
+
+def _check_bool(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def _check_input_shape(input_shape, fn):
+    """A tuple of 3 or 4 non-negative ints: the shape of the pooled input."""
+    if not isinstance(input_shape, (tuple, list)):
+        raise TypeError(f"{fn}: input_shape must be a tuple of ints, got {input_shape!r}")
+    shape = tuple(_as_int(s, "input_shape") for s in input_shape)
+    if len(shape) not in (3, 4) or min(shape) < 0:
+        raise ValueError(f"{fn}: input_shape must be (N, C, H, W) or (C, H, W) with "
+                         f"non-negative sizes, got {input_shape!r}")
+    return shape
+
+
+def _pool_out_size(size, k, s, pad, d, ceil_mode):
+    """``_out_size`` for pooling, plus PyTorch's ceil_mode rule when the kernel is longer than
+    the padded input: ceil then rounds the negative span up, so e.g. H=3, k=5, s=3 gives one
+    window (``_out_size`` floors a negative span and reports that the kernel does not fit)."""
+    span = size + 2 * pad - d * (k - 1) - 1
+    if ceil_mode and span < 0:
+        out = (span + s - 1) // s + 1
+        if out >= 1 and (out - 1) * s >= size + pad:
+            out -= 1
+        return out
+    return _out_size(size, k, s, pad, pad, d, ceil_mode)
+
+
+def _pool_geom(shape, kernel_size, stride, padding, dilation, ceil_mode, fn):
+    """Validate the pooling geometry for an input of ``shape``; return a _PoolGeom.
+
+    Padding may be at most half the kernel (PyTorch's rule), and the (padded) input must hold at
+    least one window."""
+    kh, kw = as_pair(kernel_size, "kernel_size")
+    sh, sw = (kh, kw) if stride is None else as_pair(stride, "stride")
+    ph, pw = as_pair(padding, "padding", allow_zero=True)
+    dh, dw = as_pair(dilation, "dilation")
+    _check_bool(ceil_mode, "ceil_mode")
+    if ph > kh // 2 or pw > kw // 2:
+        raise ValueError(f"{fn}: padding ({ph}, {pw}) must be at most half of the kernel size "
+                         f"({kh}, {kw})")
+    if min(shape[-3:]) == 0:
+        raise ValueError(f"{fn}: the input must have non-empty channels, height and width (only "
+                         f"the batch may be empty), got shape {_shape_str(shape)}")
+    H, W = shape[-2:]
+    oh = _pool_out_size(H, kh, sh, ph, dh, ceil_mode)
+    ow = _pool_out_size(W, kw, sw, pw, dw, ceil_mode)
+    if oh < 1 or ow < 1:
+        ekh, ekw = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+        raise ValueError(f"{fn}: the kernel ({ekh} x {ekw} with dilation) is larger than the "
+                         f"padded input ({H + 2 * ph} x {W + 2 * pw}); input has shape "
+                         f"{_shape_str(shape)}, kernel_size {kernel_size!r}, padding {padding!r}")
+    return _PoolGeom((kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow))
+
+
+# Below this many elements a pooling call runs on one thread: waking the others costs more.
+_POOL_SERIAL_ELEMS = 1 << 15
+
+
+def _pool_threads(shape):
+    """Threads for a pooling kernel over an input of this shape."""
+    return 1 if int(np.prod(shape)) < _POOL_SERIAL_ELEMS else get_num_threads()
+
+
+def _planes(a4):
+    """(N, C, H, W) -> C-contiguous (N*C, H, W) view or copy."""
+    N, C, H, W = a4.shape
+    return contiguous(a4).reshape(N * C, H, W)
+
+
+def _pool_out_shape(shape, g):
+    return tuple(shape[:-2]) + g.out_hw
+
+
+def _as4(shape):
+    return (1,) + tuple(shape) if len(shape) == 3 else tuple(shape)
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """2-D max pooling, as ``torch.nn.functional.max_pool2d``.
+
+    Parameters
+    ----------
+    x : array (N, C, H, W) or (C, H, W); float32 or float64; any memory layout.
+    kernel_size : int or (int, int).
+    stride : int or (int, int); default ``kernel_size``.
+    padding : int or (int, int), at most half the kernel size. Padding acts as -inf: it is never
+        the maximum, so an all-negative input never yields 0.
+    dilation : int or (int, int), spacing between the window's taps.
+    ceil_mode : bool. Use ceil instead of floor in the output size; a last window that would
+        start in the bottom/right padding is dropped (PyTorch's rule).
+    return_indices : bool. Also return the argmax mask.
+
+    Returns
+    -------
+    y : array (N, C, OH, OW) (or (C, OH, OW)),
+        ``OH = floor_or_ceil((H + 2*pad - dilation*(k - 1) - 1) / stride) + 1``.
+    indices : int64 array of y's shape (when ``return_indices``): the flat index ``h * W + w``
+        of the chosen element in its (H, W) input plane, exactly as torch returns them.
+
+    Notes
+    -----
+    Ties go to the first maximum in row-major window order. A window holding NaN outputs NaN and
+    its index is that of the LAST NaN in row-major window order (torch's CPU choice). A window
+    that contains no input element at all (only possible with dilation) outputs -inf with index
+    -1, which ``max_pool2d_backward`` skips.
+    """
+    x = check_array(x, "x", (3, 4))
+    g = _pool_geom(x.shape, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d")
+    return_indices = _check_bool(return_indices, "return_indices")
+    x4 = x[None] if x.ndim == 3 else x
+    N, C = x4.shape[:2]
+    shape4 = (N, C) + g.out_hw
+    y = np.empty(shape4, x.dtype)
+    idx = np.empty(shape4, np.int64)
+    if y.size:
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = g.kernel, g.stride, g.padding, g.dilation
+        _pool.max_pool2d_forward(_planes(x4), y.reshape(N * C, *g.out_hw),
+                                 idx.reshape(N * C, *g.out_hw), kh, kw, sh, sw, ph, pw, dh, dw,
+                                 _pool_threads(x4.shape))
+    if x.ndim == 3:
+        y, idx = y[0], idx[0]
+    return (y, idx) if return_indices else y
+
+
+def max_pool2d_backward(grad_out, indices, input_shape):
+    """Gradient of max_pool2d: ``grad_x`` of ``input_shape``, zero except where the mask points.
+
+    Each ``grad_out`` element is added to the input element its index names (in its own plane);
+    overlapping windows that chose the same element accumulate. ``indices`` is the int64 mask
+    from ``max_pool2d(..., return_indices=True)``; an index of -1 (empty window) contributes
+    nothing and any other index outside [0, H*W) is a ValueError. The result is the same for
+    every thread count (one thread owns each (n, c) plane).
+    """
+    fn = "max_pool2d_backward"
+    gy = check_array(grad_out, "grad_out", (3, 4))
+    shape = _check_input_shape(input_shape, fn)
+    idx = np.asarray(indices)
+    if not np.issubdtype(idx.dtype, np.integer):
+        raise TypeError(f"{fn}: indices must be an integer (int64) array, got {idx.dtype}")
+    if idx.shape != gy.shape:
+        raise ValueError(f"{fn}: indices must have grad_out's shape {_shape_str(gy.shape)}, "
+                         f"got {_shape_str(idx.shape)}")
+    if len(shape) != gy.ndim or shape[:-2] != gy.shape[:-2]:
+        raise ValueError(f"{fn}: input_shape {_shape_str(shape)} does not match grad_out of "
+                         f"shape {_shape_str(gy.shape)} (leading dimensions must agree)")
+    shape4, gy4 = _as4(shape), gy.reshape(_as4(gy.shape))
+    N, C, H, W = shape4
+    if gy4.size == 0 or H * W == 0:
+        return np.zeros(shape, gy.dtype)
+    gx = np.empty(shape4, gy.dtype)
+    bad = _pool.max_pool2d_backward(_planes(gy4),
+                                    _planes(idx.reshape(gy4.shape).astype(np.int64, copy=False)),
+                                    gx.reshape(N * C, H, W), _pool_threads(shape4))
+    if bad:
+        raise ValueError(f"{fn}: {bad} indices lie outside [0, H*W) = [0, {H * W}) for "
+                         f"input_shape {_shape_str(shape)}")
+    return gx.reshape(shape)
+
+
+def _avg_args(g, count_include_pad, divisor_override, n_threads):
+    count_include_pad = _check_bool(count_include_pad, "count_include_pad")
+    if divisor_override is None:
+        div = 0
+    else:
+        div = check_positive_int(divisor_override, "divisor_override")
+    (kh, kw), (sh, sw), (ph, pw) = g.kernel, g.stride, g.padding
+    return kh, kw, sh, sw, ph, pw, count_include_pad, div, n_threads
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """2-D average pooling, as ``torch.nn.functional.avg_pool2d``.
+
+    Parameters as ``max_pool2d`` (no dilation); padding is zeros. The divisor of a window is
+    ``divisor_override`` when given (a positive int); otherwise, with ``count_include_pad``, the
+    number of window positions inside the input padded on all sides (a ceil_mode window hanging
+    past the padding is clipped), and without it the number of real input elements in the
+    window. A window with no input element outputs 0.
+    """
+    x = check_array(x, "x", (3, 4))
+    g = _pool_geom(x.shape, kernel_size, stride, padding, 1, ceil_mode, "avg_pool2d")
+    args = _avg_args(g, count_include_pad, divisor_override, _pool_threads(x.shape))
+    x4 = x[None] if x.ndim == 3 else x
+    N, C = x4.shape[:2]
+    y = np.empty((N, C) + g.out_hw, x.dtype)
+    if y.size:
+        _pool.avg_pool2d_forward(_planes(x4), y.reshape(N * C, *g.out_hw), *args)
+    return y[0] if x.ndim == 3 else y
+
+
+def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding=0,
+                        ceil_mode=False, count_include_pad=True, divisor_override=None):
+    """Gradient of ``avg_pool2d`` with the same arguments: each ``grad_out`` element, divided by
+    its window's divisor, is added to every input element of the window."""
+    fn = "avg_pool2d_backward"
+    gy = check_array(grad_out, "grad_out", (3, 4))
+    shape = _check_input_shape(input_shape, fn)
+    g = _pool_geom(shape, kernel_size, stride, padding, 1, ceil_mode, fn)
+    args = _avg_args(g, count_include_pad, divisor_override, _pool_threads(shape))
+    if gy.shape != _pool_out_shape(shape, g):
+        raise ValueError(f"{fn}: grad_out must have shape "
+                         f"{_shape_str(_pool_out_shape(shape, g))} for input_shape "
+                         f"{_shape_str(shape)}, got {_shape_str(gy.shape)}")
+    shape4, gy4 = _as4(shape), gy.reshape(_as4(gy.shape))
+    N, C, H, W = shape4
+    if gy4.size == 0:
+        return np.zeros(shape, gy.dtype)
+    gx = np.empty(shape4, gy.dtype)
+    _pool.avg_pool2d_backward(_planes(gy4), gx.reshape(N * C, H, W), *args)
+    return gx.reshape(shape)
+
+
+def _check_norm_type(norm_type, fn):
+    if isinstance(norm_type, (bool, np.bool_)) or not isinstance(norm_type, (int, float,
+                                                                              np.number)):
+        raise TypeError(f"{fn}: norm_type must be a number, got {type(norm_type).__name__}")
+    p = float(norm_type)
+    if np.isnan(p) or p <= 0:
+        raise ValueError(f"{fn}: norm_type must be positive (or inf), got {norm_type!r}")
+    return p
+
+
+def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """Power-average pooling, as ``torch.nn.functional.lp_pool2d``:
+    ``y = (kH*kW * avg_pool2d(x**p, kernel_size, stride, 0, ceil_mode)) ** (1/p)``.
+
+    With p = 2 this is L2-norm pooling ``sqrt(sum x**2)``; p = inf is max pooling of ``|x|``.
+    Like torch, a ceil_mode window clipped by the input edge is divided by its clipped size and
+    then multiplied by the full kernel area; negative sums with an odd or fractional p give NaN.
+    ``norm_type`` must be positive or inf.
+    """
+    fn = "lp_pool2d"
+    x = check_array(x, "x", (3, 4))
+    p = _check_norm_type(norm_type, fn)
+    if p == np.inf:
+        return max_pool2d(np.abs(x), kernel_size, stride, 0, 1, ceil_mode)
+    kh, kw = as_pair(kernel_size, "kernel_size")
+    s = avg_pool2d(x ** x.dtype.type(p), kernel_size, stride, 0, ceil_mode)
+    s *= kh * kw
+    with np.errstate(invalid="ignore"):
+        return s ** x.dtype.type(1.0 / p)
+
+
+def lp_pool2d_backward(grad_out, x, out, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """Gradient of ``lp_pool2d``; ``out`` is the forward result.
+
+    ``grad_x = x**(p-1) * avg_pool2d_backward(grad_out * kH*kW * out**(1-p))``. Where ``out``
+    is 0 (every element of the window is 0) the gradient through that window is defined as 0,
+    as torch documents.
+    """
+    fn = "lp_pool2d_backward"
+    x = check_array(x, "x", (3, 4))
+    gy = check_array(grad_out, "grad_out", (3, 4))
+    out = check_array(out, "out", (3, 4))
+    check_same_dtype(x=x, grad_out=gy, out=out)
+    p = _check_norm_type(norm_type, fn)
+    g = _pool_geom(x.shape, kernel_size, stride, 0, 1, ceil_mode, fn)
+    want = _pool_out_shape(x.shape, g)
+    for name, a in (("grad_out", gy), ("out", out)):
+        if a.shape != want:
+            raise ValueError(f"{fn}: {name} must have shape {_shape_str(want)} for x of shape "
+                             f"{_shape_str(x.shape)}, got {_shape_str(a.shape)}")
+    if p == np.inf:
+        _, idx = max_pool2d(np.abs(x), kernel_size, stride, 0, 1, ceil_mode,
+                            return_indices=True)
+        return max_pool2d_backward(gy, idx, x.shape) * np.sign(x)
+    t = x.dtype.type
+    kh, kw = g.kernel
+    coef = np.zeros(want, x.dtype)
+    nz = out != 0
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        coef[nz] = gy[nz] * t(kh * kw) * out[nz] ** t(1.0 - p)
+        gx = avg_pool2d_backward(coef, x.shape, kernel_size, stride, 0, ceil_mode)
+        if p != 1.0:
+            gx *= x ** t(p - 1.0)
+    return gx
+
+
+def global_avg_pool2d(x):
+    """Mean over each (H, W) plane, keeping the dims: (N, C, H, W) -> (N, C, 1, 1), or
+    (C, H, W) -> (C, 1, 1); as ``torch.nn.functional.adaptive_avg_pool2d(x, 1)``."""
+    x = check_array(x, "x", (3, 4))
+    if x.shape[-1] == 0 or x.shape[-2] == 0:
+        raise ValueError(f"global_avg_pool2d: x must have non-empty planes, got shape "
+                         f"{_shape_str(x.shape)}")
+    return x.mean(axis=(-2, -1), keepdims=True)
+
+
+def global_avg_pool2d_backward(grad_out, input_shape):
+    """Gradient of ``global_avg_pool2d``: ``grad_out / (H*W)`` spread over each plane."""
+    fn = "global_avg_pool2d_backward"
+    gy = check_array(grad_out, "grad_out", (3, 4))
+    shape = _check_input_shape(input_shape, fn)
+    if len(shape) != gy.ndim or gy.shape != shape[:-2] + (1, 1) or 0 in shape[-2:]:
+        raise ValueError(f"{fn}: grad_out must have shape {_shape_str(shape[:-2] + (1, 1))} "
+                         f"for input_shape {_shape_str(shape)} (non-empty planes), got "
+                         f"{_shape_str(gy.shape)}")
+    H, W = shape[-2:]
+    return np.broadcast_to(gy / gy.dtype.type(H * W), shape).copy()
+
+
+# ---------------------------------------------------------------------------------------------
+# activations (any shape, float32 or float64, the result has the input's dtype). Vectorised
+# NumPy, except relu's forward pass: a benchmark of compiled loops against NumPy (see
+# _kernels/_activations.pyx) found only that one faster.
+
+from ._kernels import _activations  # noqa: E402
+
+__all__ += [
+    "relu", "relu_backward",
+    "leaky_relu", "leaky_relu_backward",
+    "elu", "elu_backward",
+    "sigmoid", "sigmoid_backward",
+    "tanh", "tanh_backward",
+    "softplus", "softplus_backward",
+    "softmax", "softmax_backward",
+    "log_softmax", "log_softmax_backward",
+]
+
+
+def _float_array(x, name):
+    arr = np.asarray(x)
+    return check_array(arr, name, (arr.ndim,))
+
+
+def _grad_pair(grad_out, x, xname, fn):
+    """grad_out and x (or y): float arrays of one dtype and one shape."""
+    gy = _float_array(grad_out, "grad_out")
+    x = _float_array(x, xname)
+    check_same_dtype(grad_out=gy, **{xname: x})
+    if gy.shape != x.shape:
+        raise ValueError(f"{fn}: grad_out must have the shape of {xname} "
+                         f"{_shape_str(x.shape)}, got {_shape_str(gy.shape)}")
+    return gy, x
+
+
+def _scalar(value, name, dtype):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    return dtype.type(value)
+
+
+# Below this many elements relu runs on one thread.
+_ACT_SERIAL_ELEMS = 1 << 16
+
+
+def relu(x):
+    """``max(x, 0)`` elementwise (NaN stays NaN). A compiled loop: it beat ``np.maximum``."""
+    x = _float_array(x, "x")
+    y = np.empty(x.shape, x.dtype)
+    if x.size:
+        _activations.relu_forward(contiguous(x).reshape(-1), y.reshape(-1),
+                                  1 if x.size < _ACT_SERIAL_ELEMS else get_num_threads())
+    return y
+
+
+def relu_backward(grad_out, x):
+    """0 where ``x <= 0``, else ``grad_out`` (the subgradient at 0 is 0 and a NaN input passes
+    the gradient through, as torch's threshold_backward)."""
+    gy, x = _grad_pair(grad_out, x, "x", "relu_backward")
+    return np.where(x <= 0, x.dtype.type(0), gy)
+
+
+def leaky_relu(x, negative_slope=0.01):
+    """``x`` where ``x > 0``, else ``negative_slope * x``."""
+    x = _float_array(x, "x")
+    a = _scalar(negative_slope, "negative_slope", x.dtype)
+    return np.where(x > 0, x, x * a)
+
+
+def leaky_relu_backward(grad_out, x, negative_slope=0.01):
+    """``grad_out`` where ``x > 0``, else ``negative_slope * grad_out``."""
+    gy, x = _grad_pair(grad_out, x, "x", "leaky_relu_backward")
+    a = _scalar(negative_slope, "negative_slope", x.dtype)
+    return np.where(x > 0, gy, gy * a)
+
+
+def elu(x, alpha=1.0):
+    """``x`` where ``x > 0``, else ``alpha * (exp(x) - 1)`` (computed with expm1)."""
+    x = _float_array(x, "x")
+    a = _scalar(alpha, "alpha", x.dtype)
+    with np.errstate(under="ignore"):
+        return np.where(x > 0, x, a * np.expm1(np.minimum(x, x.dtype.type(0))))
+
+
+def elu_backward(grad_out, x, alpha=1.0):
+    """``grad_out * alpha * exp(x)`` where ``x <= 0``, else ``grad_out`` (x is the input)."""
+    gy, x = _grad_pair(grad_out, x, "x", "elu_backward")
+    a = _scalar(alpha, "alpha", x.dtype)
+    with np.errstate(under="ignore"):
+        return np.where(x <= 0, gy * a * np.exp(np.minimum(x, x.dtype.type(0))), gy)
+
+
+def _sigmoid(x):
+    """1 / (1 + exp(-x)) without overflow: exp only ever sees -|x|."""
+    with np.errstate(under="ignore"):
+        e = np.exp(-np.abs(x))
+    one = x.dtype.type(1)
+    return np.where(x >= 0, one / (one + e), e / (one + e))
+
+
+def sigmoid(x):
+    """``1 / (1 + exp(-x))``, computed without overflow for any x (no warning at +-1000)."""
+    return _sigmoid(_float_array(x, "x"))
+
+
+def sigmoid_backward(grad_out, y):
+    """``grad_out * y * (1 - y)`` with ``y = sigmoid(x)`` the forward output."""
+    gy, y = _grad_pair(grad_out, y, "y", "sigmoid_backward")
+    return gy * y * (y.dtype.type(1) - y)
+
+
+def tanh(x):
+    """``tanh(x)`` elementwise."""
+    return np.tanh(_float_array(x, "x"))
+
+
+def tanh_backward(grad_out, y):
+    """``grad_out * (1 - y**2)`` with ``y = tanh(x)`` the forward output."""
+    gy, y = _grad_pair(grad_out, y, "y", "tanh_backward")
+    return gy * (y.dtype.type(1) - y * y)
+
+
+def softplus(x, beta=1.0, threshold=20.0):
+    """``log(1 + exp(beta*x)) / beta``, and ``x`` itself where ``beta*x > threshold`` (torch's
+    rule). Computed as ``(max(bx, 0) + log1p(exp(-|bx|))) / beta``: no overflow at any x."""
+    x = _float_array(x, "x")
+    b = _scalar(beta, "beta", x.dtype)
+    th = _scalar(threshold, "threshold", x.dtype)
+    bx = x * b
+    with np.errstate(under="ignore"):
+        soft = (np.maximum(bx, x.dtype.type(0)) + np.log1p(np.exp(-np.abs(bx)))) / b
+    return np.where(bx > th, x, soft)
+
+
+def softplus_backward(grad_out, x, beta=1.0, threshold=20.0):
+    """``grad_out * sigmoid(beta*x)``, and ``grad_out`` where ``beta*x > threshold``."""
+    gy, x = _grad_pair(grad_out, x, "x", "softplus_backward")
+    b = _scalar(beta, "beta", x.dtype)
+    th = _scalar(threshold, "threshold", x.dtype)
+    bx = x * b
+    return np.where(bx > th, gy, gy * _sigmoid(bx))
+
+
+def _axis(axis, ndim, fn):
+    a = _as_int(axis, "axis")
+    if not -max(ndim, 1) <= a < max(ndim, 1):
+        raise ValueError(f"{fn}: axis {a} is out of range for an array of {ndim} dimensions")
+    return a if ndim else None
+
+
+def _log_softmax(x, axis):
+    """x - logsumexp(x) along axis, shifted by the maximum (exact for logits of +-1000)."""
+    m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)
+    m = np.where(np.isfinite(m), m, x.dtype.type(0))
+    z = x - m
+    with np.errstate(under="ignore"):
+        return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
+
+
+def softmax(x, axis=-1):
+    """``exp(x) / sum(exp(x))`` along ``axis`` (shifted by the maximum: no overflow)."""
+    x = _float_array(x, "x")
+    axis = _axis(axis, x.ndim, "softmax")
+    m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)
+    with np.errstate(under="ignore"):
+        e = np.exp(x - np.where(np.isfinite(m), m, x.dtype.type(0)))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def softmax_backward(grad_out, y, axis=-1):
+    """``y * (grad_out - sum(grad_out * y, axis))`` with ``y = softmax(x, axis)``."""
+    gy, y = _grad_pair(grad_out, y, "y", "softmax_backward")
+    axis = _axis(axis, y.ndim, "softmax_backward")
+    return y * (gy - np.sum(gy * y, axis=axis, keepdims=True))
+
+
+def log_softmax(x, axis=-1):
+    """``x - logsumexp(x, axis)``, computed stably."""
+    x = _float_array(x, "x")
+    return _log_softmax(x, _axis(axis, x.ndim, "log_softmax"))
+
+
+def log_softmax_backward(grad_out, y, axis=-1):
+    """``grad_out - exp(y) * sum(grad_out, axis)`` with ``y = log_softmax(x, axis)``."""
+    gy, y = _grad_pair(grad_out, y, "y", "log_softmax_backward")
+    axis = _axis(axis, y.ndim, "log_softmax_backward")
+    with np.errstate(under="ignore"):
+        return gy - np.exp(y) * np.sum(gy, axis=axis, keepdims=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# losses: each returns (loss, grad), grad = d(reduced loss)/d(input); for reduction='none'
+# (loss elementwise / per sample) grad is the gradient of sum(loss).
+
+__all__ += [
+    "mse_loss", "msle_loss", "l1_loss", "l2_loss", "mape_loss",
+    "binary_cross_entropy", "binary_cross_entropy_with_logits",
+    "cross_entropy", "nll_loss",
+]
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _check_reduction(reduction, fn):
+    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
+        raise ValueError(f"{fn}: reduction must be one of 'mean', 'sum', 'none', "
+                         f"got {reduction!r}")
+    return reduction
+
+
+def _loss_pair(input, target, fn):
+    x = _float_array(input, "input")
+    t = _float_array(target, "target")
+    check_same_dtype(input=x, target=t)
+    if x.shape != t.shape:
+        raise ValueError(f"{fn}: target must have the shape of input {_shape_str(x.shape)}, "
+                         f"got {_shape_str(t.shape)}")
+    return x, t
+
+
+def _reduce(loss, grad, reduction, count=None):
+    """Reduce the unreduced ``loss``; ``grad`` is d(sum of loss)/d(input), divided by the count
+    for 'mean' (count defaults to loss.size; the mean of nothing is NaN, as in torch)."""
+    if reduction == "none":
+        return loss, grad
+    dtype = grad.dtype.type
+    total = dtype(np.sum(loss, dtype=grad.dtype))
+    if reduction == "sum":
+        return total, grad
+    n = loss.size if count is None else count
+    if n == 0:
+        return dtype(np.nan), grad
+    return dtype(total / dtype(n)), grad / dtype(n)
+
+
+def mse_loss(input, target, reduction="mean"):
+    """Mean squared error: elementwise ``(input - target)**2`` reduced by ``reduction``."""
+    x, t = _loss_pair(input, target, "mse_loss")
+    reduction = _check_reduction(reduction, "mse_loss")
+    d = x - t
+    return _reduce(d * d, x.dtype.type(2) * d, reduction)
+
+
+def msle_loss(input, target, reduction="mean"):
+    """Mean squared logarithmic error: elementwise ``(log1p(input) - log1p(target))**2``.
+
+    input and target must be > -1 (ValueError otherwise). Equals ``mse_loss`` of the log1p's.
+    """
+    x, t = _loss_pair(input, target, "msle_loss")
+    reduction = _check_reduction(reduction, "msle_loss")
+    for name, a in (("input", x), ("target", t)):
+        if a.size and not np.all(a > -1):
+            raise ValueError(f"msle_loss: every element of {name} must be > -1 "
+                             f"(log1p), got minimum {np.min(a)!r}")
+    d = np.log1p(x) - np.log1p(t)
+    return _reduce(d * d, x.dtype.type(2) * d / (x.dtype.type(1) + x), reduction)
+
+
+def l1_loss(input, target, reduction="mean"):
+    """Mean absolute error: elementwise ``|input - target|``; gradient ``sign(input - target)``
+    (0 where they are equal, as torch)."""
+    x, t = _loss_pair(input, target, "l1_loss")
+    reduction = _check_reduction(reduction, "l1_loss")
+    d = x - t
+    return _reduce(np.abs(d), np.sign(d), reduction)
+
+
+def l2_loss(input, target, reduction="mean"):
+    """L2 loss: the sum of squared errors of each sample.
+
+    The first axis is the batch: ``loss[n] = sum((input[n] - target[n])**2)`` over all the
+    other axes (for 1-D input each sample is one number). 'none' returns these per-sample sums
+    (shape (N,)), 'sum' their total, 'mean' their mean over the batch (the total divided by N,
+    not by the number of elements: that would be ``mse_loss``). input must have at least one
+    dimension.
+    """
+    x, t = _loss_pair(input, target, "l2_loss")
+    reduction = _check_reduction(reduction, "l2_loss")
+    if x.ndim < 1:
+        raise ValueError(f"l2_loss: input must have a batch axis, got shape {_shape_str(x.shape)}")
+    d = x - t
+    sq = d * d
+    per_sample = np.sum(sq, axis=tuple(range(1, x.ndim)))
+    return _reduce(per_sample, x.dtype.type(2) * d, reduction, count=x.shape[0])
+
+
+_MAPE_EPS = 1e-7
+
+
+def mape_loss(input, target, reduction="mean"):
+    """Mean absolute percentage error: elementwise ``100 * |input - target| / max(|target|,
+    1e-7)`` (the 1e-7 floor, as in Keras, keeps a zero target finite); gradient
+    ``100 * sign(input - target) / max(|target|, 1e-7)``."""
+    x, t = _loss_pair(input, target, "mape_loss")
+    reduction = _check_reduction(reduction, "mape_loss")
+    dt = x.dtype.type
+    scale = dt(100) / np.maximum(np.abs(t), dt(_MAPE_EPS))
+    d = x - t
+    return _reduce(np.abs(d) * scale, np.sign(d) * scale, reduction)
+
+
+def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+    """Binary cross-entropy of probabilities, as torch:
+    ``-weight * (target*log(input) + (1 - target)*log(1 - input))`` with each log clamped at
+    -100; gradient ``weight * (input - target) / max(input*(1 - input), 1e-12)`` (torch's
+    formula, with its 1e-12 rounded to float32). Every input element must lie in [0, 1];
+    weight broadcasts to input's shape.
+    """
+    fn = "binary_cross_entropy"
+    x, t = _loss_pair(input, target, fn)
+    reduction = _check_reduction(reduction, fn)
+    if x.size and not np.all((x >= 0) & (x <= 1)):
+        raise ValueError(f"{fn}: every element of input must be between 0 and 1")
+    dt = x.dtype.type
+    with np.errstate(divide="ignore"):
+        lx = np.maximum(np.log(x), dt(-100))
+        l1x = np.maximum(np.log(dt(1) - x), dt(-100))
+    loss = -(t * lx + (dt(1) - t) * l1x)
+    # torch's floor is the float32 constant 1e-12f, also for float64
+    grad = (x - t) / np.maximum(x * (dt(1) - x), dt(np.float32(1e-12)))
+    if weight is not None:
+        w = _float_array(weight, "weight")
+        check_same_dtype(input=x, weight=w)
+        try:
+            w = np.broadcast_to(w, x.shape)
+        except ValueError:
+            raise ValueError(f"{fn}: weight of shape {_shape_str(w.shape)} does not broadcast "
+                             f"to input's shape {_shape_str(x.shape)}") from None
+        loss = loss * w
+        grad = grad * w
+    return _reduce(loss, grad, reduction)
+
+
+def binary_cross_entropy_with_logits(input, target, reduction="mean"):
+    """Binary cross-entropy of ``sigmoid(input)``, computed from the logits without overflow:
+    ``max(x, 0) - x*target + log1p(exp(-|x|))``; gradient ``sigmoid(x) - target``."""
+    fn = "binary_cross_entropy_with_logits"
+    x, t = _loss_pair(input, target, fn)
+    reduction = _check_reduction(reduction, fn)
+    with np.errstate(under="ignore"):
+        loss = np.maximum(x, x.dtype.type(0)) - x * t + np.log1p(np.exp(-np.abs(x)))
+    return _reduce(loss, _sigmoid(x) - t, reduction)
+
+
+def _class_target(target, N, C, fn):
+    t = np.asarray(target)
+    if not np.issubdtype(t.dtype, np.integer):
+        raise TypeError(f"{fn}: class targets must be an integer array, got {t.dtype}")
+    if t.shape != (N,):
+        raise ValueError(f"{fn}: target must have shape ({N},) for input of shape ({N}, {C}), "
+                         f"got {_shape_str(t.shape)}")
+    if t.size and (t.min() < 0 or t.max() >= C):
+        bad = t.min() if t.min() < 0 else t.max()
+        raise ValueError(f"{fn}: target holds class index {bad}, outside [0, {C}) for input "
+                         f"of shape ({N}, {C})")
+    return t.astype(np.intp, copy=False)
+
+
+def cross_entropy(logits, target, reduction="mean"):
+    """Softmax cross-entropy, as ``torch.nn.functional.cross_entropy`` (no weights).
+
+    logits : (N, C) float array. target : integer class indices (N,) in [0, C), or class
+    probabilities (N, C) of the logits' dtype. ``loss[n] = -sum_c t[n, c] * log_softmax(
+    logits)[n, c]`` (one-hot t for indices); 'mean' divides by N. log-sum-exp is shifted by the
+    row maximum, so logits of +-1000 give the exact finite value. Gradient:
+    ``softmax(logits) * sum_c t[n, c] - t`` (divided by N for 'mean').
+    """
+    fn = "cross_entropy"
+    z = _float_array(logits, "logits")
+    if z.ndim != 2:
+        raise ValueError(f"{fn}: logits must be 2-dimensional (N, C), got shape "
+                         f"{_shape_str(z.shape)}")
+    reduction = _check_reduction(reduction, fn)
+    N, C = z.shape
+    logp = _log_softmax(z, 1)
+    with np.errstate(under="ignore"):
+        p = np.exp(logp)
+    tgt = np.asarray(target)
+    if np.issubdtype(tgt.dtype, np.floating):
+        t = _float_array(tgt, "target")
+        check_same_dtype(logits=z, target=t)
+        if t.shape != z.shape:
+            raise ValueError(f"{fn}: probability targets must have the logits' shape "
+                             f"{_shape_str(z.shape)}, got {_shape_str(t.shape)} (class "
+                             f"indices must be an integer array)")
+        loss = -np.sum(t * logp, axis=1)
+        grad = p * np.sum(t, axis=1, keepdims=True) - t
+    else:
+        t = _class_target(tgt, N, C, fn)
+        rows = np.arange(N)
+        loss = -logp[rows, t]
+        grad = p
+        grad[rows, t] -= z.dtype.type(1)
+    return _reduce(loss, grad, reduction)
+
+
+def nll_loss(log_probs, target, reduction="mean"):
+    """Negative log-likelihood, as ``torch.nn.functional.nll_loss`` (no weights):
+    ``loss[n] = -log_probs[n, target[n]]`` for log_probs (N, C) and integer targets (N,);
+    'mean' divides by N. Gradient: -1 at each target position (divided by N for 'mean')."""
+    fn = "nll_loss"
+    lp = _float_array(log_probs, "log_probs")
+    if lp.ndim != 2:
+        raise ValueError(f"{fn}: log_probs must be 2-dimensional (N, C), got shape "
+                         f"{_shape_str(lp.shape)}")
+    reduction = _check_reduction(reduction, fn)
+    N, C = lp.shape
+    t = _class_target(target, N, C, fn)
+    rows = np.arange(N)
+    grad = np.zeros_like(lp)
+    grad[rows, t] = lp.dtype.type(-1)
+    return _reduce(-lp[rows, t], grad, reduction)
