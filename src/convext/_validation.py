@@ -49,13 +49,13 @@ def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
 
 
 def _out_size(size, k, s, pad_lo, pad_hi, d, ceil_mode=False):
-    """The output-size formula with possibly asymmetric padding (and PyTorch's ceil_mode rule:
-    the last window must start inside the input or the left padding)."""
+    """The output-size formula with possibly asymmetric padding, and PyTorch's ceil_mode rule
+    (round the span up, but the last window must start inside the input or the left padding).
+    Floor division rounds a negative span down, as PyTorch's div_rtn does; a result below 1
+    means the kernel does not fit."""
     span = size + pad_lo + pad_hi - d * (k - 1) - 1
-    if span < 0:
-        return span // s + 1  # <= 0: the kernel does not fit
     out = (span + (s - 1 if ceil_mode else 0)) // s + 1
-    if ceil_mode and (out - 1) * s >= size + pad_lo:
+    if ceil_mode and out >= 1 and (out - 1) * s >= size + pad_lo:
         out -= 1
     return out
 

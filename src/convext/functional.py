@@ -263,19 +263,6 @@ def _check_input_shape(input_shape, fn):
     return shape
 
 
-def _pool_out_size(size, k, s, pad, d, ceil_mode):
-    """``_out_size`` for pooling, plus PyTorch's ceil_mode rule when the kernel is longer than
-    the padded input: ceil then rounds the negative span up, so e.g. H=3, k=5, s=3 gives one
-    window (``_out_size`` floors a negative span and reports that the kernel does not fit)."""
-    span = size + 2 * pad - d * (k - 1) - 1
-    if ceil_mode and span < 0:
-        out = (span + s - 1) // s + 1
-        if out >= 1 and (out - 1) * s >= size + pad:
-            out -= 1
-        return out
-    return _out_size(size, k, s, pad, pad, d, ceil_mode)
-
-
 def _pool_geom(shape, kernel_size, stride, padding, dilation, ceil_mode, fn):
     """Validate the pooling geometry for an input of ``shape``; return a _PoolGeom.
 
@@ -293,8 +280,8 @@ def _pool_geom(shape, kernel_size, stride, padding, dilation, ceil_mode, fn):
         raise ValueError(f"{fn}: the input must have non-empty channels, height and width (only "
                          f"the batch may be empty), got shape {_shape_str(shape)}")
     H, W = shape[-2:]
-    oh = _pool_out_size(H, kh, sh, ph, dh, ceil_mode)
-    ow = _pool_out_size(W, kw, sw, pw, dw, ceil_mode)
+    oh = _out_size(H, kh, sh, ph, ph, dh, ceil_mode)
+    ow = _out_size(W, kw, sw, pw, pw, dw, ceil_mode)
     if oh < 1 or ow < 1:
         ekh, ekw = dh * (kh - 1) + 1, dw * (kw - 1) + 1
         raise ValueError(f"{fn}: the kernel ({ekh} x {ekw} with dilation) is larger than the "
