@@ -16,6 +16,7 @@ import sys
 import tempfile
 import textwrap
 
+import Cython
 import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
@@ -93,6 +94,8 @@ class BuildExt(build_ext):
                 cflags.append("-g0")
                 if sys.platform.startswith("linux"):
                     lflags.append("-s")
+                elif sys.platform == "darwin":
+                    lflags.append("-Wl,-x")  # drop local symbols (ld64 has no -s)
             if ASAN:
                 cflags += ["-fsanitize=address", "-fno-omit-frame-pointer", "-g"]
                 lflags += ["-fsanitize=address"]
@@ -115,7 +118,12 @@ def extensions():
                 name,
                 [pyx],
                 include_dirs=[numpy.get_include(), os.path.join("src", "convext", "_kernels")],
-                define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+                define_macros=[
+                    ("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
+                    # Recorded by convext.build_info().
+                    ("CVX_CYTHON_VERSION", '"%s"' % Cython.__version__),
+                    ("CVX_NUMPY_VERSION", '"%s"' % numpy.__version__),
+                ],
             )
         )
     return cythonize(exts, compiler_directives=DIRECTIVES, quiet=True)
