@@ -127,9 +127,6 @@ def test_threadpoolctl_finds_and_limits_convexts_openmp():
 
 
 @needs_openmp
-@pytest.mark.xfail(strict=True, reason="convext._config.get_num_threads passes an explicit "
-                   "thread count to prange and ignores the OpenMP runtime's setting "
-                   "(omp_get_max_threads), which threadpoolctl changes")
 def test_threadpoolctl_limits_convext_default_threads():
     pytest.importorskip("threadpoolctl")
     import json

@@ -1,10 +1,11 @@
 """Thread policy for the compiled kernels.
 
 Every parallel kernel takes an explicit thread count; the functional API passes
-``get_num_threads()``. The default is ``OMP_NUM_THREADS`` when it is set, otherwise the number of
-CPUs this process may run on. Without OpenMP the kernels always run on one thread.
+``get_num_threads()``. Unless ``set_num_threads`` chose a number, that is the OpenMP runtime's
+own setting for the calling thread (``omp_get_max_threads``): ``OMP_NUM_THREADS`` at start-up,
+else the CPUs available, and whatever ``threadpoolctl.threadpool_limits(n, user_api="openmp")``
+sets from the main thread. Without OpenMP the kernels always run on one thread.
 """
-import os
 import threading
 
 from ._kernels import _threads
@@ -21,13 +22,9 @@ def openmp_enabled():
 
 
 def _default_threads():
-    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+    # the OpenMP runtime's nthreads-var: OMP_NUM_THREADS at start-up, else the CPUs available;
+    # changed by omp_set_num_threads (and so by threadpoolctl)
+    return max(1, _threads.omp_max_threads())
 
 
 def set_num_threads(n):
