@@ -97,3 +97,14 @@ def test_predict_restores_mode():
     model.eval()
     cx.predict(model, np.zeros((3, 4), np.float32))
     assert not model.training
+
+
+def test_progress_without_tqdm(capsys, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    X, y = _blobs(32)
+    model = _mlp()
+    cx.fit(model, X, y, "cross_entropy", cx.optim.SGD(model, lr=0.1), epochs=1, batch_size=8)
+    out = capsys.readouterr()
+    assert out.out == "" and "epoch 1/1: loss" in out.err
