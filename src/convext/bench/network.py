@@ -3,11 +3,13 @@
 conv 6@5x5 pad 2, relu, maxpool 2, conv 16@5x5, relu, maxpool 2, dense 120, relu, dense 84,
 relu, dense 10, softmax cross-entropy; forward + backward + SGD update (momentum 0.9). convext's
 layers against the same network in torch.nn (zero_grad, forward, loss.backward(), step), with
-the same weights, alternating run by run.
+the same weights, alternating run by run; numpy's BLAS is limited to the same thread count
+(with threadpoolctl, when installed).
 """
 import numpy as np
 
 from .. import layers as L
+from .._config import get_num_threads
 from ..losses import CrossEntropyLoss
 from ..optim import SGD
 from ._common import alternate, print_table, require_torch
@@ -55,8 +57,17 @@ def measure(repeats=7, quick=False):
         tloss(tm(tx), ty).backward()
         topt.step()
 
-    return alternate(c_step, t_step, repeats=3 if quick else max(repeats, 15),
-                     warmup=2 if quick else 5)
+    # numpy's BLAS (the dense layers) gets the same thread count as convext and torch
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        import contextlib
+        limits = contextlib.nullcontext()
+    else:
+        limits = threadpool_limits(limits=get_num_threads(), user_api="blas")
+    with limits:
+        return alternate(c_step, t_step, repeats=3 if quick else max(repeats, 15),
+                         warmup=2 if quick else 5)
 
 
 def run(args):
