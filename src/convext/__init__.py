@@ -1,93 +1,56 @@
 """convext: fast, exact CNN building blocks for NumPy.
 
 Compiled Cython kernels for 2-D convolution, pooling, activations and losses with their
-gradients, a validated functional API (``convext.functional``), and a small layer API.
+gradients, a validated functional API (``convext.functional``), and a small layer API
+(``convext.layers``) with optimizers (``convext.optim``), a training loop (``fit``) and
+saving/loading (``model.save(path)``, ``convext.load(path)``).
 """
 from ._version import __version__
 from ._build_info import build_info, show_config
 from ._config import get_num_threads, openmp_enabled, set_num_threads
-from .functional import conv2d, conv2d_backward, conv_output_size
+from . import functional
+from .functional import *  # noqa: F401,F403  (every name in functional.__all__)
+from . import init, layers, losses, optim
+from .layers import (
+    ELU,
+    AvgPool2D,
+    BatchNorm2D,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2D,
+    Layer,
+    LeakyReLU,
+    LogSoftmax,
+    LPPool2D,
+    MaxPool2D,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+from .serialization import load, save
+from .training import evaluate, fit, predict
 
 __all__ = [
     "__version__",
     "build_info",
-    "conv2d",
-    "conv2d_backward",
-    "conv_output_size",
+    "show_config",
     "get_num_threads",
     "openmp_enabled",
     "set_num_threads",
-    "show_config",
-]
-
-from .functional import (  # noqa: E402  pooling, activations, losses
-    max_pool2d,
-    max_pool2d_backward,
-    avg_pool2d,
-    avg_pool2d_backward,
-    lp_pool2d,
-    lp_pool2d_backward,
-    global_avg_pool2d,
-    global_avg_pool2d_backward,
-    relu,
-    relu_backward,
-    leaky_relu,
-    leaky_relu_backward,
-    elu,
-    elu_backward,
-    sigmoid,
-    sigmoid_backward,
-    tanh,
-    tanh_backward,
-    softplus,
-    softplus_backward,
-    softmax,
-    softmax_backward,
-    log_softmax,
-    log_softmax_backward,
-    mse_loss,
-    msle_loss,
-    l1_loss,
-    l2_loss,
-    mape_loss,
-    binary_cross_entropy,
-    binary_cross_entropy_with_logits,
-    cross_entropy,
-    nll_loss,
-)
-
-__all__ += [
-    "max_pool2d",
-    "max_pool2d_backward",
-    "avg_pool2d",
-    "avg_pool2d_backward",
-    "lp_pool2d",
-    "lp_pool2d_backward",
-    "global_avg_pool2d",
-    "global_avg_pool2d_backward",
-    "relu",
-    "relu_backward",
-    "leaky_relu",
-    "leaky_relu_backward",
-    "elu",
-    "elu_backward",
-    "sigmoid",
-    "sigmoid_backward",
-    "tanh",
-    "tanh_backward",
-    "softplus",
-    "softplus_backward",
-    "softmax",
-    "softmax_backward",
-    "log_softmax",
-    "log_softmax_backward",
-    "mse_loss",
-    "msle_loss",
-    "l1_loss",
-    "l2_loss",
-    "mape_loss",
-    "binary_cross_entropy",
-    "binary_cross_entropy_with_logits",
-    "cross_entropy",
-    "nll_loss",
+    "functional",
+    "init",
+    "layers",
+    "losses",
+    "optim",
+    "load",
+    "save",
+    "fit",
+    "evaluate",
+    "predict",
+    *(name for name in layers.__all__ if name != "LAYERS"),
+    *functional.__all__,
 ]

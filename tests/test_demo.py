@@ -1,0 +1,65 @@
+"""``python -m convext demo`` and the command line."""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import convext as cx
+
+SRC = str(Path(cx.__file__).resolve().parents[1])
+
+
+def _run(args, **kw):
+    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env,
+                          timeout=120, **kw)
+
+
+def test_demo_runs_saves_and_draws(tmp_path):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("matplotlib")
+    out, model = tmp_path / "demo.png", tmp_path / "model.npz"
+    r = _run(["-m", "convext", "demo", "--epochs", "2", "--batch-size", "64", "--seed", "1",
+              "--out", str(out), "--save", str(model)], cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    last = r.stdout.strip().splitlines()[-1]
+    m = re.fullmatch(r"test accuracy: (0\.\d{3}|1\.000)", last)
+    assert m, r.stdout
+    assert float(m.group(1)) > 0.8  # two epochs already learn most digits
+    assert "epoch 2/2" in r.stderr  # progress is shown
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    loaded = cx.load(model)
+    assert isinstance(loaded[0], cx.Conv2D) and loaded[0].out_channels == 32
+    from convext.demo import load_data
+    _, X_test, _, y_test = load_data(1)
+    acc = cx.evaluate(loaded, X_test, y_test, "cross_entropy")["accuracy"]
+    assert f"{acc:.3f}" == m.group(1)  # the saved model is the one that was tested
+
+
+def test_demo_without_sklearn_names_the_extra():
+    code = ("import sys; sys.modules['sklearn'] = None\n"
+            "from convext.__main__ import main\n"
+            "sys.exit(main(['demo', '--out', '']))")
+    r = _run(["-c", code])
+    assert r.returncode == 1
+    assert 'pip install "convext[demo]"' in r.stderr
+
+
+def test_help_lists_demo_first_then_bench():
+    r = _run(["-m", "convext", "--help"])
+    assert r.returncode == 0
+    assert "demo" in r.stdout and "bench" in r.stdout
+    assert r.stdout.index("    demo") < r.stdout.index("    bench")
+    r = _run(["-m", "convext", "demo", "--help"])
+    for opt in ("--epochs", "--batch-size", "--seed", "--threads", "--out", "--save"):
+        assert opt in r.stdout
+
+
+def test_demo_model_shapes():
+    from convext.demo import build_model
+    model = build_model(0)
+    assert model(np.zeros((2, 1, 8, 8), np.float32)).shape == (2, 10)
