@@ -416,3 +416,92 @@ def test_thread_setting_errors():
         convext.set_num_threads(0)
     with pytest.raises(TypeError):
         convext.set_num_threads("2")
+
+
+# --------------------------------------------------------------------- regression cases
+
+@pytest.mark.parametrize("dtype, xs, ws", [
+    (np.float64, (1, 32, 24, 24), (1, 32, 5, 5)),   # tile width once depended on the threads
+    (np.float64, (1, 64, 32, 32), (8, 64, 3, 3)),
+    (np.float32, (2, 64, 30, 30), (4, 64, 3, 3)),
+])
+def test_grad_input_bitwise_identical_across_thread_counts(dtype, xs, ws):
+    rng = np.random.default_rng(15)
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal(ws).astype(dtype)
+    pad = ws[2] // 2
+    gy = rng.standard_normal(conv2d(x, w, padding=pad).shape).astype(dtype)
+    old = convext.get_num_threads()
+    try:
+        got = []
+        for n in (1, 2, 3):
+            convext.set_num_threads(n)
+            got.append(conv2d_backward(gy, x, w, padding=pad))
+    finally:
+        convext.set_num_threads(old)
+    for other in got[1:]:
+        for a, b in zip(got[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+def _torch_conv_all(x, w, gy, **kw):
+    torch = pytest.importorskip("torch")
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(w, requires_grad=True)
+    ty = torch.nn.functional.conv2d(tx, tw, None, kw.get("stride", 1), kw.get("padding", 0),
+                                    kw.get("dilation", 1), kw.get("groups", 1))
+    ty.backward(torch.tensor(gy))
+    return ty.detach().numpy(), tx.grad.numpy(), tw.grad.numpy()
+
+
+NONFINITE = [  # inf in the input or the weight: NaN exactly where torch has NaN
+    ("x", (0, 0, 0, 4), (1, 1, 2, 5), (1, 1, 1, 3), {}),
+    ("w", (0, 0, 0, 0), (1, 1, 2, 5), (1, 1, 1, 3), {}),
+    ("w", (0, 0, 0, 0), (1, 1, 4, 4), (1, 1, 3, 3), dict(padding=1, stride=2)),
+    ("w", (1, 0, 0, 0), (1, 2, 4, 5), (2, 1, 3, 3), dict(padding=1, stride=2, groups=2)),
+    ("x", (0, 1, 2, 3), (1, 2, 5, 6), (2, 1, 3, 3), dict(padding=1, groups=2)),
+    ("w", (0, 0, 1, 1), (1, 3, 5, 5), (4, 3, 3, 3), dict(padding=1)),
+]
+
+
+@pytest.mark.parametrize("where, idx, xs, ws, kw", NONFINITE)
+def test_non_finite_values_propagate_like_torch(where, idx, xs, ws, kw):
+    x = np.ones(xs)
+    w = np.ones(ws)
+    (x if where == "x" else w)[idx] = np.inf
+    y = conv2d(x, w, **kw)
+    gy = np.ones(y.shape)
+    gx, gw, _ = conv2d_backward(gy, x, w, **kw)
+    ty, tgx, tgw = _torch_conv_all(x, w, gy, **kw)
+    for a, b in ((y, ty), (gx, tgx), (gw, tgw)):
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+        np.testing.assert_array_equal(a[~np.isnan(a)], b[~np.isnan(b)])
+
+
+def test_empty_height_or_no_filters_are_errors_like_torch():
+    with pytest.raises(ValueError, match=r"x must have a non-empty height.*\(1, 1, 0, 3\)"):
+        conv2d(np.ones((1, 1, 0, 3)), np.ones((1, 1, 1, 1)), padding=1)
+    with pytest.raises(ValueError, match=r"weight must have at least one filter.*\(0, 2, 1, 1\)"):
+        conv2d(np.ones((1, 2, 3, 3)), np.ones((0, 2, 1, 1)))
+
+
+def test_no_input_channels_gives_the_bias():
+    y = conv2d(np.ones((2, 0, 3, 3)), np.ones((2, 0, 1, 1)), np.array([1.0, -2.0]))
+    assert y.shape == (2, 2, 3, 3)
+    np.testing.assert_array_equal(y[:, 0], 1.0)
+    np.testing.assert_array_equal(y[:, 1], -2.0)
+
+
+def test_huge_stride_and_one_element_tuples():
+    x = np.arange(2 * 3 * 5 * 5, dtype=np.float64).reshape(2, 3, 5, 5)
+    w = np.ones((2, 3, 2, 2))
+    np.testing.assert_array_equal(conv2d(x, w, stride=2 ** 40), R.conv2d(x, w, stride=5))
+    np.testing.assert_array_equal(conv2d(x, w, stride=(2,), padding=(1,)),
+                                  conv2d(x, w, stride=2, padding=1))
+
+
+def test_big_endian_input_gives_the_same_values():
+    rng = np.random.default_rng(16)
+    x = rng.standard_normal((1, 2, 5, 5))
+    w = rng.standard_normal((3, 2, 3, 3))
+    np.testing.assert_array_equal(conv2d(x.astype(">f8"), w.astype(">f8")), conv2d(x, w))

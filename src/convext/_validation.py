@@ -77,9 +77,9 @@ def as_pair(value, name, allow_zero=False, minimum=None):
     By default each entry must be >= 1; ``allow_zero`` permits 0 (and still rejects negatives).
     """
     if isinstance(value, (tuple, list)):
-        if len(value) != 2:
+        if len(value) not in (1, 2):
             raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-        pair = (_as_int(value[0], name), _as_int(value[1], name))
+        pair = (_as_int(value[0], name), _as_int(value[-1], name))
     else:
         v = _as_int(value, name)
         pair = (v, v)
@@ -95,6 +95,8 @@ def check_array(x, name, ndims):
     if x is None:
         raise TypeError(f"{name} must be an array, got None")
     arr = np.asarray(x)
+    if arr.dtype.byteorder == (">" if np.little_endian else "<"):
+        arr = arr.astype(arr.dtype.newbyteorder("="))  # same values in native byte order
     if arr.dtype not in SUPPORTED_DTYPES:
         raise TypeError(f"{name} must have dtype {_DTYPE_NAMES}, got {arr.dtype}")
     if arr.ndim not in ndims:

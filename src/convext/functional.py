@@ -89,9 +89,12 @@ def _conv_setup(x, weight, bias, stride, padding, dilation, groups, fn="conv2d")
         raise ValueError(f"{fn}: x has {C} channels but weight of shape "
                          f"{_shape_str(weight.shape)} with groups={groups} expects "
                          f"{Cg * groups}; x has shape {_shape_str(x.shape)}")
-    if kh < 1 or kw < 1:
-        raise ValueError(f"{fn}: weight must have a kernel of at least 1x1, "
-                         f"got shape {_shape_str(weight.shape)}")
+    if kh < 1 or kw < 1 or F < 1:
+        raise ValueError(f"{fn}: weight must have at least one filter and a kernel of at least "
+                         f"1x1, got shape {_shape_str(weight.shape)}")
+    if (H == 0 or W == 0) and N * C:
+        raise ValueError(f"{fn}: x must have a non-empty height and width (only the batch or "
+                         f"the channels may be empty), got shape {_shape_str(x.shape)}")
     if bias is not None and bias.shape != (F,):
         raise ValueError(f"{fn}: bias must have shape ({F},) to match weight of shape "
                          f"{_shape_str(weight.shape)}, got {_shape_str(bias.shape)}")

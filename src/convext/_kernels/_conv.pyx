@@ -16,10 +16,10 @@ Work items write disjoint parts of y and every output element is one complete do
 the result is the same for every thread count. A 1x1 kernel with stride 1 and no padding needs
 no unfolding: the image itself is the cols matrix.
 
-Direct route (C/G == 1 and F/G == 1: depthwise without channel multiplier). There the GEMM
-would be a single row (M = 1), so loops over the kernel taps update whole output rows instead;
-the compiler vectorises them for stride 1. (With several filters per input channel, as in a
-first layer on a grey image, the GEMM route measured 3x faster than these loops.)
+Depthwise route (C/G == 1 and F/G == 1, no channel multiplier). There the GEMM would be a single
+row (M = 1), so loops over the kernel taps work on zero-padded copies of the planes instead
+(details above the kernels). With several filters per input channel, as in a first layer on a
+grey image, the GEMM route measured 3x faster than such loops, so it takes those.
 
 grad_input: dcols = W_g^T @ dY tile, folded back (col2im) into the planes of dx. A work item
 owns a block of dx planes, so the accumulation needs no atomics and its order is fixed.
@@ -27,8 +27,11 @@ grad_weight: dW_g += dY tile @ cols tile^T, summed into one of NBLK private part
 depends on the problem, never on the thread count) which are then added in a fixed order: dW is
 bitwise the same for every thread count.
 
-Scratch memory, allocated by the caller of the kernel in Python before any output is written:
-per thread K*PT + CVX_GEMM_WORK_ELEMS elements; grad_weight adds NBLK*F*K elements.
+Scratch memory, allocated in Python before any output is written, for at most as many threads as
+there are work items: per thread K*PT elements (the unfolded tile, PT = 192..768 pixels, about
+768 kB when K is moderate) plus CVX_GEMM_WORK_ELEMS (~0.8 MB in float32) for the GEMM's packed
+panels; grad_weight adds up to 16*F*K elements of partial sums; the depthwise route
+(Hp + OH)*Wp elements per thread.
 """
 import numpy as np
 
@@ -147,12 +150,12 @@ cdef void _im2col_tile(const floating *xn, idx_t c0, idx_t nc, idx_t p0, idx_t p
                         a = p0 - oh * g.OW
                     if oh == oh1:
                         b = p1 - oh * g.OW
-                    # d[ow] is the slot of output column ow of this row (only a <= ow < b used)
-                    d = dst + r * ldd + (oh * g.OW + a - p0) - a
+                    # d[ow - a] is the slot of output column ow of this row
+                    d = dst + r * ldd + (oh * g.OW + a - p0)
                     ih = oh * g.sh + offh
                     if ih < 0 or ih >= g.H:
                         for ow in range(a, b):
-                            d[ow] = 0
+                            d[ow - a] = 0
                         continue
                     xrow = xc + ih * g.W
                     lo2 = lo if lo > a else a
@@ -163,15 +166,15 @@ cdef void _im2col_tile(const floating *xn, idx_t c0, idx_t nc, idx_t p0, idx_t p
                         lo2 = b
                         hi2 = b
                     for ow in range(a, lo2):
-                        d[ow] = 0
+                        d[ow - a] = 0
                     if g.sw == 1:
                         for ow in range(lo2, hi2):
-                            d[ow] = xrow[ow + offw]
+                            d[ow - a] = xrow[ow + offw]
                     else:
                         for ow in range(lo2, hi2):
-                            d[ow] = xrow[ow * g.sw + offw]
+                            d[ow - a] = xrow[ow * g.sw + offw]
                     for ow in range(hi2, b):
-                        d[ow] = 0
+                        d[ow - a] = 0
                 r += 1
 
 
@@ -209,14 +212,14 @@ cdef void _col2im_tile(floating *dxn, idx_t c0, idx_t nc, idx_t p0, idx_t p1,
                         b = hi
                     if b <= a:
                         continue
-                    s = src + r * lds + (oh * g.OW + a - p0) - a
+                    s = src + r * lds + (oh * g.OW + a - p0)
                     xrow = xc + ih * g.W
                     if g.sw == 1:
                         for ow in range(a, b):
-                            xrow[ow + offw] += s[ow]
+                            xrow[ow + offw] += s[ow - a]
                     else:
                         for ow in range(a, b):
-                            xrow[ow * g.sw + offw] += s[ow]
+                            xrow[ow * g.sw + offw] += s[ow - a]
                 r += 1
 
 
@@ -224,8 +227,8 @@ cdef inline tuple _s4(Py_ssize_t *s):
     return (s[0], s[1], s[2], s[3])
 
 
-cdef geom_t _geom(tuple xs, tuple ws, tuple ys, int groups, int sh, int sw, int ph, int pw,
-                  int dh, int dw):
+cdef geom_t _geom(tuple xs, tuple ws, tuple ys, idx_t groups, idx_t sh, idx_t sw, idx_t ph,
+                  idx_t pw, idx_t dh, idx_t dw):
     cdef geom_t g
     g.N, g.C, g.H, g.W = xs
     g.F, g.Cg, g.kh, g.kw = ws
@@ -242,6 +245,11 @@ cdef inline bint _pointwise(const geom_t *g) noexcept nogil:
             and g.OH == g.H and g.OW == g.W)
 
 
+cdef int _threads_for(idx_t items, int n_threads):
+    """No more threads than work items (each needs its own scratch)."""
+    return <int>max(1, min(<idx_t>n_threads, items))
+
+
 def tile_pixels(Py_ssize_t K, Py_ssize_t P, Py_ssize_t itemsize):
     """Output pixels per work tile: K*PT*itemsize ~ TILE_BYTES, a multiple of 48 (the widest
     GEMM micro-tile) between 192 and 768, at most P. Never depends on the thread count."""
@@ -255,35 +263,41 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 
 
 # --------------------------------------------------------------------------------------------
-# depthwise, stride 1: flattened padded planes
+# depthwise (C/G == F/G == 1): zero-padded planes
 #
-# With stride 1 the input pixel of output (oh, ow) and tap (i, j) sits at a fixed offset
-# i*dh*Wp + j*dw from position oh*Wp + ow of the zero-padded plane (Hp x Wp). Computing the
-# output on the padded grid (OH rows of Wp, the last Wp - OW columns of each row unused) turns
-# every tap into one long contiguous loop over the plane, which vectorises well. Scratch per
-# thread: the padded plane (Hp*Wp) and one plane on the padded grid (OH*Wp).
+# A thread copies the plane it works on into a zero-padded buffer of the Hp x Wp pixels that the
+# windows touch, Hp = (OH-1)*sh + dh*(kh-1) + 1 (likewise Wp). No loop then needs a bounds check,
+# and the padding takes part in the arithmetic exactly as in the GEMM route and in PyTorch (a
+# non-finite weight times a padded zero is NaN). With stride 1 the forward pass goes further: the
+# input of output (oh, ow) for tap (i, j) sits at the fixed offset i*dh*Wp + j*dw from
+# oh*Wp + ow, so computing the output on the padded grid (OH rows of Wp, the last Wp - OW columns
+# discarded) makes each tap one long contiguous loop. The backward passes go row by row (OW
+# elements) so that the discarded columns never enter a gradient.
+# Scratch per thread: (Hp + OH) * Wp elements.
 
-cdef inline idx_t _flat_wp(const geom_t *g) noexcept nogil:
-    return g.OW + g.dw * (g.kw - 1)
+cdef inline idx_t _dw_hp(const geom_t *g) noexcept nogil:
+    return (g.OH - 1) * g.sh + g.dh * (g.kh - 1) + 1
 
 
-cdef inline idx_t _flat_hp(const geom_t *g) noexcept nogil:
-    return g.OH + g.dh * (g.kh - 1)
+cdef inline idx_t _dw_wp(const geom_t *g) noexcept nogil:
+    return (g.OW - 1) * g.sw + g.dw * (g.kw - 1) + 1
 
 
-cdef _flat_scratch(dtype, int nt, const geom_t *g):
-    cdef idx_t wp = _flat_wp(g)
-    return np.empty((nt, (_flat_hp(g) + g.OH) * wp + 16), dtype=dtype)
+cdef _dw_scratch(dtype, int nt, const geom_t *g):
+    return np.empty((nt, (_dw_hp(g) + g.OH) * _dw_wp(g) + 16), dtype=dtype)
+
+
+cdef inline idx_t _clip(idx_t v, idx_t hi) noexcept nogil:
+    if v > hi:
+        v = hi
+    return v if v > 0 else 0
 
 
 cdef inline void _pad_plane(const floating *src, floating *dst, const geom_t *g,
                             idx_t Hp, idx_t Wp) noexcept nogil:
-    """dst (Hp x Wp) = the plane src (H x W) with ph rows and pw columns of zeros before it."""
-    cdef idx_t r, q, rows = g.H, cols = g.W
-    if rows > Hp - g.ph:
-        rows = Hp - g.ph
-    if cols > Wp - g.pw:
-        cols = Wp - g.pw
+    """dst (Hp x Wp) = zeros with the plane src (H x W) placed at row ph, column pw (rows and
+    columns that no window reaches are left out)."""
+    cdef idx_t r, q, rows = _clip(Hp - g.ph, g.H), cols = _clip(Wp - g.pw, g.W)
     for q in range(Hp * Wp):
         dst[q] = 0
     for r in range(rows):
@@ -291,94 +305,108 @@ cdef inline void _pad_plane(const floating *src, floating *dst, const geom_t *g,
             dst[(r + g.ph) * Wp + g.pw + q] = src[r * g.W + q]
 
 
-cdef void _fwd_dw_flat(const floating *x, const floating *w, const floating *b, floating *y,
-                       const geom_t *g, floating *scratch, idx_t ld_s, int nt) noexcept nogil:
-    cdef idx_t Wp = _flat_wp(g), Hp = _flat_hp(g), P = g.OH * g.OW, HW = g.H * g.W
+cdef void _fwd_dw(const floating *x, const floating *w, const floating *b, floating *y,
+                  const geom_t *g, floating *scratch, idx_t ld_s, int nt) noexcept nogil:
+    cdef idx_t Wp = _dw_wp(g), Hp = _dw_hp(g), P = g.OH * g.OW, HW = g.H * g.W
     cdef idx_t L = (g.OH - 1) * Wp + g.OW
-    cdef idx_t it, f, i, j, off, p, oh, q
+    cdef idx_t it, f, i, j, off, p, oh, ow
     cdef floating *xp
     cdef floating *z
+    cdef floating *yp
+    cdef const floating *xrow
     cdef floating wv, bv
+    cdef bint flat = g.sh == 1 and g.sw == 1
     with parallel(num_threads=nt):
         for it in prange(g.N * g.F, schedule='static'):
             xp = scratch + cvx_omp_get_thread_num() * ld_s
             z = xp + Hp * Wp
+            yp = y + it * P
             f = it % g.F
             _pad_plane(x + it * HW, xp, g, Hp, Wp)
             bv = 0
             if b != NULL:
                 bv = b[f]
-            for p in range(L):
-                z[p] = bv
-            for i in range(g.kh):
-                for j in range(g.kw):
-                    off = i * g.dh * Wp + j * g.dw
-                    wv = w[(f * g.kh + i) * g.kw + j]
-                    for p in range(L):
-                        z[p] += wv * xp[p + off]
-            for oh in range(g.OH):
-                for q in range(g.OW):
-                    y[it * P + oh * g.OW + q] = z[oh * Wp + q]
+            if flat:
+                for p in range(L):
+                    z[p] = bv
+                for i in range(g.kh):
+                    for j in range(g.kw):
+                        off = i * g.dh * Wp + j * g.dw
+                        wv = w[(f * g.kh + i) * g.kw + j]
+                        for p in range(L):
+                            z[p] += wv * xp[p + off]
+                for oh in range(g.OH):
+                    for ow in range(g.OW):
+                        yp[oh * g.OW + ow] = z[oh * Wp + ow]
+            else:
+                for p in range(P):
+                    yp[p] = bv
+                for i in range(g.kh):
+                    for j in range(g.kw):
+                        wv = w[(f * g.kh + i) * g.kw + j]
+                        for oh in range(g.OH):
+                            xrow = xp + (oh * g.sh + i * g.dh) * Wp + j * g.dw
+                            for ow in range(g.OW):
+                                yp[oh * g.OW + ow] += wv * xrow[ow * g.sw]
 
 
-cdef inline void _grid_plane(const floating *src, floating *dst, const geom_t *g,
-                             idx_t Wp) noexcept nogil:
-    """dst (OH x Wp) = the output-gradient plane src (OH x OW), zeros in the unused columns."""
-    cdef idx_t oh, q
-    for oh in range(g.OH):
-        for q in range(g.OW):
-            dst[oh * Wp + q] = src[oh * g.OW + q]
-        for q in range(g.OW, Wp):
-            dst[oh * Wp + q] = 0
-
-
-cdef void _gx_dw_flat(const floating *gy, const floating *w, floating *gx, const geom_t *g,
-                      floating *scratch, idx_t ld_s, int nt) noexcept nogil:
-    cdef idx_t Wp = _flat_wp(g), Hp = _flat_hp(g), P = g.OH * g.OW, HW = g.H * g.W
-    cdef idx_t L = (g.OH - 1) * Wp + g.OW
-    cdef idx_t it, f, i, j, off, p, r, q
-    cdef floating *dyg
+cdef void _gx_dw(const floating *gy, const floating *w, floating *gx, const geom_t *g,
+                 floating *scratch, idx_t ld_s, int nt) noexcept nogil:
+    cdef idx_t Wp = _dw_wp(g), Hp = _dw_hp(g), P = g.OH * g.OW, HW = g.H * g.W
+    cdef idx_t rows = _clip(Hp - g.ph, g.H), cols = _clip(Wp - g.pw, g.W)
+    cdef idx_t it, f, i, j, p, oh, ow, r, q
     cdef floating *dxp
+    cdef floating *xrow
+    cdef const floating *gyrow
     cdef floating wv
     with parallel(num_threads=nt):
         for it in prange(g.N * g.C, schedule='static'):
-            dyg = scratch + cvx_omp_get_thread_num() * ld_s
-            dxp = dyg + g.OH * Wp
+            dxp = scratch + cvx_omp_get_thread_num() * ld_s
             f = it % g.C
-            _grid_plane(gy + it * P, dyg, g, Wp)
             for p in range(Hp * Wp):
                 dxp[p] = 0
             for i in range(g.kh):
                 for j in range(g.kw):
-                    off = i * g.dh * Wp + j * g.dw
                     wv = w[(f * g.kh + i) * g.kw + j]
-                    for p in range(L):
-                        dxp[p + off] += wv * dyg[p]
-            for r in range(g.H):
-                for q in range(g.W):
+                    for oh in range(g.OH):
+                        xrow = dxp + (oh * g.sh + i * g.dh) * Wp + j * g.dw
+                        gyrow = gy + it * P + oh * g.OW
+                        if g.sw == 1:
+                            for ow in range(g.OW):
+                                xrow[ow] += wv * gyrow[ow]
+                        else:
+                            for ow in range(g.OW):
+                                xrow[ow * g.sw] += wv * gyrow[ow]
+            for p in range(HW):
+                gx[it * HW + p] = 0
+            for r in range(rows):
+                for q in range(cols):
                     gx[it * HW + r * g.W + q] = dxp[(r + g.ph) * Wp + g.pw + q]
 
 
-cdef void _gw_dw_flat(const floating *gy, const floating *x, floating *gw, const geom_t *g,
-                      floating *scratch, idx_t ld_s, int nt) noexcept nogil:
-    cdef idx_t Wp = _flat_wp(g), Hp = _flat_hp(g), P = g.OH * g.OW, HW = g.H * g.W
-    cdef idx_t L = (g.OH - 1) * Wp + g.OW, kk = g.kh * g.kw
-    cdef idx_t f, n, i, j, t
-    cdef floating *dyg
+cdef void _gw_dw(const floating *gy, const floating *x, floating *gw, const geom_t *g,
+                 floating *scratch, idx_t ld_s, int nt) noexcept nogil:
+    cdef idx_t Wp = _dw_wp(g), Hp = _dw_hp(g), P = g.OH * g.OW, HW = g.H * g.W
+    cdef idx_t kk = g.kh * g.kw
+    cdef idx_t f, n, i, j, t, oh
     cdef floating *xp
+    cdef const floating *gyp
+    cdef floating s
     with parallel(num_threads=nt):
         for f in prange(g.F, schedule='dynamic'):
-            dyg = scratch + cvx_omp_get_thread_num() * ld_s
-            xp = dyg + g.OH * Wp
+            xp = scratch + cvx_omp_get_thread_num() * ld_s
             for t in range(kk):
                 gw[f * kk + t] = 0
             for n in range(g.N):
-                _grid_plane(gy + (n * g.F + f) * P, dyg, g, Wp)
                 _pad_plane(x + (n * g.C + f) * HW, xp, g, Hp, Wp)
+                gyp = gy + (n * g.F + f) * P
                 for i in range(g.kh):
                     for j in range(g.kw):
-                        gw[f * kk + i * g.kw + j] += _dot(dyg, xp + i * g.dh * Wp + j * g.dw,
-                                                          L, 1)
+                        s = 0
+                        for oh in range(g.OH):
+                            s = s + _dot(gyp + oh * g.OW, xp + (oh * g.sh + i * g.dh) * Wp
+                                         + j * g.dw, g.OW, g.sw)
+                        gw[f * kk + i * g.kw + j] += s
 
 
 # --------------------------------------------------------------------------------------------
@@ -386,7 +414,8 @@ cdef void _gw_dw_flat(const floating *gy, const floating *x, floating *gw, const
 
 def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                    const floating[::1] b, floating[:, :, :, ::1] y,
-                   int sh, int sw, int ph, int pw, int dh, int dw, int groups, int n_threads):
+                   Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh,
+                   Py_ssize_t dw, Py_ssize_t groups, int n_threads):
     """y = conv2d(x, w) + b (b may be None). Fills all of y."""
     cdef geom_t g = _geom(_s4(x.shape), _s4(w.shape), _s4(y.shape), groups, sh, sw, ph, pw, dh, dw)
     cdef const floating *bp = NULL
@@ -394,18 +423,16 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
         bp = &b[0]
     cdef floating[:, ::1] flat
     if g.Cg == 1 and g.Fg == 1:
-        if g.sh == 1 and g.sw == 1:
-            flat = _flat_scratch(np.asarray(y).dtype, n_threads, &g)
-            with nogil:
-                _fwd_dw_flat(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g,
-                             &flat[0, 0], flat.shape[1], n_threads)
-        else:
-            with nogil:
-                _fwd_direct(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, n_threads)
+        n_threads = _threads_for(g.N * g.F, n_threads)
+        flat = _dw_scratch(np.asarray(y).dtype, n_threads, &g)
+        with nogil:
+            _fwd_dw(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g,
+                  &flat[0, 0], flat.shape[1], n_threads)
         return
     cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW
     cdef bint direct_b = _pointwise(&g)
     cdef idx_t PT = tile_pixels(K, P, y.itemsize)
+    n_threads = _threads_for(g.N * g.G * ((P + PT - 1) // PT), n_threads)
     cdef floating[:, ::1] scratch = _scratch(np.asarray(y).dtype, n_threads,
                                              0 if direct_b else K * PT)
     with nogil:
@@ -454,78 +481,34 @@ cdef void _fwd_gemm(const floating *x, const floating *w, const floating *b, flo
                         yt[f * P + q] += bv
 
 
-cdef void _fwd_direct(const floating *x, const floating *w, const floating *b, floating *y,
-                      const geom_t *g, int nt) noexcept nogil:
-    cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, kk = g.kh * g.kw
-    cdef idx_t it, n, f, q, oh, ow, i, j, ih, offw, lo, hi
-    cdef span_t span
-    cdef const floating *xc
-    cdef const floating *xrow
-    cdef const floating *wf
-    cdef floating *yp
-    cdef floating *yrow
-    cdef floating wv, bv
-    for it in prange(g.N * g.F, nogil=True, schedule='static', num_threads=nt):
-        n = it // g.F
-        f = it % g.F
-        xc = x + (n * g.C + f // g.Fg) * HW
-        wf = w + f * kk
-        yp = y + it * P
-        bv = 0
-        if b != NULL:
-            bv = b[f]
-        for q in range(P):
-            yp[q] = bv
-        # taps outermost: the column range is computed once per tap, and the output plane
-        # stays in L1 while every tap adds its shifted, scaled input rows to it
-        for i in range(g.kh):
-            for j in range(g.kw):
-                offw = j * g.dw - g.pw
-                span = _ow_range(offw, g.sw, g.W, g.OW)
-                lo = span.lo
-                hi = span.hi
-                wv = wf[i * g.kw + j]
-                for oh in range(g.OH):
-                    ih = oh * g.sh + i * g.dh - g.ph
-                    if ih < 0 or ih >= g.H:
-                        continue
-                    yrow = yp + oh * g.OW
-                    xrow = xc + ih * g.W
-                    if g.sw == 1:
-                        for ow in range(lo, hi):
-                            yrow[ow] += wv * xrow[ow + offw]
-                    else:
-                        for ow in range(lo, hi):
-                            yrow[ow] += wv * xrow[ow * g.sw + offw]
-
-
 # --------------------------------------------------------------------------------------------
 # grad input
 
 def conv2d_grad_input(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] w,
                       floating[:, :, :, ::1] gx,
-                      int sh, int sw, int ph, int pw, int dh, int dw, int groups, int n_threads):
+                      Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh,
+                   Py_ssize_t dw, Py_ssize_t groups, int n_threads):
     """gx = the gradient of conv2d with respect to its input. Fills all of gx."""
     cdef geom_t g = _geom(_s4(gx.shape), _s4(w.shape), _s4(gy.shape), groups, sh, sw, ph, pw, dh, dw)
     cdef floating[:, ::1] flat
     if g.Cg == 1 and g.Fg == 1:
-        if g.sh == 1 and g.sw == 1:
-            flat = _flat_scratch(np.asarray(gx).dtype, n_threads, &g)
-            with nogil:
-                _gx_dw_flat(&gy[0, 0, 0, 0], &w[0, 0, 0, 0], &gx[0, 0, 0, 0], &g,
-                            &flat[0, 0], flat.shape[1], n_threads)
-        else:
-            with nogil:
-                _gx_direct(&gy[0, 0, 0, 0], &w[0, 0, 0, 0], &gx[0, 0, 0, 0], &g, n_threads)
+        n_threads = _threads_for(g.N * g.C, n_threads)
+        flat = _dw_scratch(np.asarray(gx).dtype, n_threads, &g)
+        with nogil:
+            _gx_dw(&gy[0, 0, 0, 0], &w[0, 0, 0, 0], &gx[0, 0, 0, 0], &g,
+                  &flat[0, 0], flat.shape[1], n_threads)
         return
     cdef idx_t kk = g.kh * g.kw, P = g.OH * g.OW
     cdef bint direct_b = _pointwise(&g)
-    # Split each group's channels into blocks so there are enough work items for the threads;
-    # the result of each element does not depend on the blocking.
+    # Split each group's channels into blocks so there are enough work items for the threads.
+    # A dx element's sum does not depend on the blocking; the tile width must not depend on the
+    # thread count either (col2im adds tile after tile), so it is chosen from Cg, not CB.
     cdef idx_t items = g.N * g.G
-    cdef idx_t nb = min(g.Cg, max(1, (4 * n_threads + items - 1) // items))
+    cdef idx_t nb = min(g.Cg, max(1, (4 * <idx_t>n_threads + items - 1) // items))
     cdef idx_t CB = (g.Cg + nb - 1) // nb
-    cdef idx_t PT = tile_pixels(CB * kk, P, gx.itemsize)
+    nb = (g.Cg + CB - 1) // CB
+    cdef idx_t PT = tile_pixels(g.Cg * kk, P, gx.itemsize)
+    n_threads = _threads_for(items * nb, n_threads)
     cdef floating[:, ::1] scratch = _scratch(np.asarray(gx).dtype, n_threads,
                                              0 if direct_b else CB * kk * PT)
     with nogil:
@@ -575,67 +558,29 @@ cdef void _gx_gemm(const floating *gy, const floating *w, floating *gx, const ge
                     _col2im_tile(dxn, c0, ncb, p0, p1, buf, PT, g)
 
 
-cdef void _gx_direct(const floating *gy, const floating *w, floating *gx, const geom_t *g,
-                     int nt) noexcept nogil:
-    cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, kk = g.kh * g.kw
-    cdef idx_t it, n, c, f, q, oh, ow, i, j, ih, offw, lo, hi
-    cdef span_t span
-    cdef floating *xc
-    cdef floating *xrow
-    cdef const floating *gyrow
-    cdef floating wv
-    for it in prange(g.N * g.C, nogil=True, schedule='static', num_threads=nt):
-        n = it // g.C
-        c = it % g.C
-        xc = gx + it * HW
-        for q in range(HW):
-            xc[q] = 0
-        for f in range(c * g.Fg, (c + 1) * g.Fg):
-            for i in range(g.kh):
-                for j in range(g.kw):
-                    offw = j * g.dw - g.pw
-                    span = _ow_range(offw, g.sw, g.W, g.OW)
-                    lo = span.lo
-                    hi = span.hi
-                    wv = w[f * kk + i * g.kw + j]
-                    for oh in range(g.OH):
-                        ih = oh * g.sh + i * g.dh - g.ph
-                        if ih < 0 or ih >= g.H:
-                            continue
-                        gyrow = gy + (n * g.F + f) * P + oh * g.OW
-                        xrow = xc + ih * g.W
-                        if g.sw == 1:
-                            for ow in range(lo, hi):
-                                xrow[ow + offw] += wv * gyrow[ow]
-                        else:
-                            for ow in range(lo, hi):
-                                xrow[ow * g.sw + offw] += wv * gyrow[ow]
-
-
 # --------------------------------------------------------------------------------------------
 # grad weight
 
 def conv2d_grad_weight(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
                        floating[:, :, :, ::1] gw,
-                       int sh, int sw, int ph, int pw, int dh, int dw, int groups, int n_threads):
+                       Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh,
+                   Py_ssize_t dw, Py_ssize_t groups, int n_threads):
     """gw = the gradient of conv2d with respect to its weight. Fills all of gw."""
     cdef geom_t g = _geom(_s4(x.shape), _s4(gw.shape), _s4(gy.shape), groups, sh, sw, ph, pw, dh, dw)
     cdef floating[:, ::1] flat
     if g.Cg == 1 and g.Fg == 1:
-        if g.sh == 1 and g.sw == 1:
-            flat = _flat_scratch(np.asarray(gw).dtype, n_threads, &g)
-            with nogil:
-                _gw_dw_flat(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g,
-                            &flat[0, 0], flat.shape[1], n_threads)
-        else:
-            with nogil:
-                _gw_direct(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, n_threads)
+        n_threads = _threads_for(g.F, n_threads)
+        flat = _dw_scratch(np.asarray(gw).dtype, n_threads, &g)
+        with nogil:
+            _gw_dw(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g,
+                  &flat[0, 0], flat.shape[1], n_threads)
         return
     cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW
     cdef bint direct_b = _pointwise(&g)
     cdef idx_t PT = tile_pixels(K, P, gw.itemsize)
     cdef idx_t ntile = (P + PT - 1) // PT
     cdef idx_t nblk = min(MAX_BLOCKS, g.N * g.G * ntile)
+    n_threads = _threads_for(nblk, n_threads)
     dtype = np.asarray(gw).dtype
     cdef floating[:, ::1] scratch = _scratch(dtype, n_threads, 0 if direct_b else K * PT)
     cdef floating[:, ::1] part = np.empty((nblk, g.F * K), dtype=dtype)
@@ -690,34 +635,6 @@ cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const ge
         for blk in range(1, nblk):
             s = s + part[blk * FK + e]
         gw[e] = s
-
-
-cdef void _gw_direct(const floating *gy, const floating *x, floating *gw, const geom_t *g,
-                     int nt) noexcept nogil:
-    cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, kk = g.kh * g.kw
-    cdef idx_t f, c, n, oh, i, j, ih, offw, lo, hi
-    cdef span_t span
-    cdef const floating *xc
-    cdef const floating *gyrow
-    cdef floating s
-    for f in prange(g.F, nogil=True, schedule='dynamic', num_threads=nt):
-        c = f // g.Fg
-        for i in range(g.kh):
-            for j in range(g.kw):
-                offw = j * g.dw - g.pw
-                span = _ow_range(offw, g.sw, g.W, g.OW)
-                lo = span.lo
-                hi = span.hi
-                s = 0
-                for n in range(g.N):
-                    xc = x + (n * g.C + c) * HW
-                    for oh in range(g.OH):
-                        ih = oh * g.sh + i * g.dh - g.ph
-                        if ih < 0 or ih >= g.H or hi <= lo:
-                            continue
-                        gyrow = gy + (n * g.F + f) * P + oh * g.OW
-                        s = s + _dot(gyrow + lo, xc + ih * g.W + lo * g.sw + offw, hi - lo, g.sw)
-                gw[f * kk + i * g.kw + j] = s
 
 
 # --------------------------------------------------------------------------------------------
