@@ -1,11 +1,36 @@
 """convext: fast, exact CNN building blocks for NumPy.
 
 Compiled Cython kernels for 2-D convolution, pooling, activations and losses with their
-gradients, a validated functional API (``convext.functional``), and a small layer API.
+gradients, a validated functional API (``convext.functional``), and a small layer API
+(``convext.layers``) with optimizers (``convext.optim``), a training loop (``fit``) and
+saving/loading (``model.save(path)``, ``convext.load(path)``).
 """
 from ._version import __version__
 from ._config import get_num_threads, openmp_enabled, set_num_threads
 from .functional import conv2d, conv2d_backward, conv_output_size
+from . import init, layers, losses, optim
+from .layers import (
+    ELU,
+    AvgPool2D,
+    BatchNorm2D,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2D,
+    Layer,
+    LeakyReLU,
+    LogSoftmax,
+    LPPool2D,
+    MaxPool2D,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+from .serialization import load, save
+from .training import evaluate, fit, predict
 
 __all__ = [
     "__version__",
@@ -15,4 +40,31 @@ __all__ = [
     "get_num_threads",
     "openmp_enabled",
     "set_num_threads",
+    "init",
+    "layers",
+    "losses",
+    "optim",
+    "load",
+    "save",
+    "fit",
+    "evaluate",
+    "predict",
+    "AvgPool2D",
+    "BatchNorm2D",
+    "Conv2D",
+    "Dense",
+    "Dropout",
+    "ELU",
+    "Flatten",
+    "GlobalAvgPool2D",
+    "LPPool2D",
+    "Layer",
+    "LeakyReLU",
+    "LogSoftmax",
+    "MaxPool2D",
+    "ReLU",
+    "Sequential",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
 ]

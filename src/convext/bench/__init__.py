@@ -1,10 +1,11 @@
 """``python -m convext bench``: convext against PyTorch's CPU backend, same process, same threads.
 
-Families: ``conv`` (benchmarks/bench_conv.py), and the others registered in FAMILIES.
+Families: ``conv`` (benchmarks/bench_conv.py), ``pool`` (benchmarks/bench_pool.py), and the
+others registered in FAMILIES.
 """
 import importlib
 
-FAMILIES = {"conv": "convext.bench.conv"}
+FAMILIES = {"conv": "convext.bench.conv", "pool": "convext.bench.pool"}
 
 
 def add_arguments(p):

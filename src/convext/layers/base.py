@@ -1,0 +1,148 @@
+"""The ``Layer`` base class.
+
+A layer holds its parameters (name -> array) and their gradients (name -> array of the same
+shape, allocated once so an optimizer can keep references to both), computes ``forward(x)``
+through ``convext.functional`` and keeps only what its ``backward`` needs. ``backward(grad_out)``
+*adds* the parameter gradients into ``grads()`` (as PyTorch accumulates into ``.grad``; an
+optimizer's ``zero_grad()`` clears them) and returns the gradient with respect to the input.
+
+Parameters and gradients are updated in place, never rebound: ``load_state_dict``,
+``reset_parameters`` and the optimizers all write into the existing arrays.
+"""
+import numpy as np
+
+__all__ = ["Layer", "LAYERS", "register"]
+
+# name -> class, used by convext.load to rebuild a model from its JSON architecture
+LAYERS = {}
+
+
+def register(cls):
+    """Class decorator: make a layer type known to ``convext.load``."""
+    LAYERS[cls.__name__] = cls
+    return cls
+
+
+def _dtype(dtype):
+    dt = np.dtype(dtype)
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+class Layer:
+    """Base class of all layers.
+
+    Subclasses set ``self._params`` / ``self._grads`` / ``self._buffers`` (dicts name -> array)
+    in ``__init__``, implement ``forward`` and ``backward``, ``get_config`` (the constructor
+    arguments, JSON-serialisable) and, if they have parameters, ``reset_parameters(rng)``.
+    """
+
+    def __init__(self):
+        self.training = True
+        self._params = {}
+        self._grads = {}
+        self._buffers = {}
+
+    # -- computation ------------------------------------------------------------------------
+    def forward(self, x):
+        raise NotImplementedError
+
+    def backward(self, grad_out, input_grad=True):
+        """Accumulate the parameter gradients and return dL/dx (None if ``input_grad`` is
+        False and the layer can skip computing it)."""
+        raise NotImplementedError
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    # -- parameters and state ---------------------------------------------------------------
+    def parameters(self):
+        """The trainable arrays, name -> array (the layer's own arrays, not copies)."""
+        return dict(self._params)
+
+    def grads(self):
+        """The gradients of ``parameters()``, same names and shapes."""
+        return dict(self._grads)
+
+    def buffers(self):
+        """Non-trainable state saved with the model (e.g. BatchNorm's running statistics)."""
+        return dict(self._buffers)
+
+    def state_dict(self):
+        """Copies of the parameters and buffers, keyed as in ``torch.nn.Module.state_dict``."""
+        d = {k: v.copy() for k, v in self.parameters().items()}
+        d.update({k: v.copy() for k, v in self.buffers().items()})
+        return d
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy arrays (e.g. a torch state_dict converted with ``.numpy()``) into the layer.
+
+        The shapes must match; values are cast to the layer's dtype. With ``strict`` the keys
+        must be exactly those of ``state_dict()``. Nothing is written if a check fails.
+        """
+        own = self.parameters()
+        own.update(self.buffers())
+        given = {k: np.asarray(v) for k, v in state_dict.items()}
+        missing = sorted(set(own) - set(given))
+        unexpected = sorted(set(given) - set(own))
+        if strict and (missing or unexpected):
+            raise ValueError(f"load_state_dict: missing keys {missing}, "
+                             f"unexpected keys {unexpected}")
+        for k in own.keys() & given.keys():
+            if own[k].shape != given[k].shape:
+                raise ValueError(f"load_state_dict: {k!r} has shape {given[k].shape}, "
+                                 f"the layer expects {own[k].shape}")
+        for k in own.keys() & given.keys():
+            np.copyto(own[k], given[k], casting="unsafe")
+        return self
+
+    def reset_parameters(self, rng=None):
+        """Re-initialise the parameters as torch.nn does (``rng``: a numpy Generator or seed)."""
+        return self
+
+    def zero_grad(self):
+        for g in self.grads().values():
+            g.fill(0)
+
+    def train(self, mode=True):
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    # -- description ------------------------------------------------------------------------
+    def get_config(self):
+        """Constructor arguments as a JSON-serialisable dict (used by ``save``)."""
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        """Build a layer from ``get_config()``'s output."""
+        return cls(**config)
+
+    def extra_repr(self):
+        """The settings shown in the repr: required ones, and optional ones that differ from
+        their defaults."""
+        return ""
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+    def save(self, path):
+        """Write the architecture (JSON) and the weights to one ``.npz`` file; see
+        ``convext.load``."""
+        from ..serialization import save
+        save(self, path)
+
+
+def _fmt(v):
+    return str(tuple(v)) if isinstance(v, list) else repr(v) if isinstance(v, str) else str(v)
+
+
+def settings_repr(required, optional, defaults):
+    """``'a, b, k=v'``: required values positionally, optional ones only when not default."""
+    parts = [_fmt(v) for v in required]
+    parts += [f"{k}={_fmt(v)}" for k, v in optional.items() if defaults.get(k, object()) != v]
+    return ", ".join(parts)

@@ -1,0 +1,109 @@
+"""Convolution layer."""
+import math
+
+import numpy as np
+
+from .. import functional as F
+from .. import init
+from .._validation import as_pair, check_positive_int
+from .base import Layer, _dtype, register, settings_repr
+
+__all__ = ["Conv2D"]
+
+
+@register
+class Conv2D(Layer):
+    """2-D convolution over NCHW input, as ``torch.nn.Conv2d``.
+
+    Parameters: ``weight`` (out_channels, in_channels // groups, kH, kW) and ``bias``
+    (out_channels,), initialised like torch: ``kaiming_uniform(a=sqrt(5))`` for the weight and
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the bias, drawn from ``rng`` (Generator or seed).
+
+    Shape: (N, C, H, W) -> (N, F, OH, OW) with
+    ``OH = floor((H + 2*padding - dilation*(kH - 1) - 1) / stride) + 1`` (likewise OW).
+    ``padding`` may also be ``'same'`` or ``'valid'``. Keeps the input for backward.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, dtype=np.float32, rng=None):
+        super().__init__()
+        self.in_channels = check_positive_int(in_channels, "in_channels")
+        self.out_channels = check_positive_int(out_channels, "out_channels")
+        self.kernel_size = as_pair(kernel_size, "kernel_size")
+        self.stride = as_pair(stride, "stride")
+        self.dilation = as_pair(dilation, "dilation")
+        self.groups = check_positive_int(groups, "groups")
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"padding must be an int, a pair of ints, 'valid' or 'same', "
+                                 f"got {padding!r}")
+            if padding == "same" and self.stride != (1, 1):
+                raise ValueError(f"padding='same' is not supported with stride {self.stride}")
+            self.padding = padding
+        else:
+            self.padding = as_pair(padding, "padding", allow_zero=True)
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(f"groups={self.groups} must divide in_channels={in_channels} and "
+                             f"out_channels={out_channels}")
+        self.dtype = _dtype(dtype)
+        shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
+        self._params["weight"] = np.empty(shape, self.dtype)
+        if bias:
+            self._params["bias"] = np.empty(self.out_channels, self.dtype)
+        self._grads = {k: np.zeros_like(v) for k, v in self._params.items()}
+        self._x = None
+        self.reset_parameters(rng)
+
+    @property
+    def weight(self):
+        return self._params["weight"]
+
+    @property
+    def bias(self):
+        return self._params.get("bias")
+
+    def reset_parameters(self, rng=None):
+        rng = np.random.default_rng(rng)
+        init.kaiming_uniform(self.weight, rng, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in = init.fan_in_and_fan_out(self.weight.shape)[0]
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+            init.uniform(self.bias, rng, -bound, bound)
+        return self
+
+    def _geom(self):
+        return self.stride, self.padding, self.dilation, self.groups
+
+    def forward(self, x):
+        y = F.conv2d(x, self.weight, self.bias, *self._geom())
+        self._x = x if self.training else None
+        return y
+
+    def backward(self, grad_out, input_grad=True):
+        if self._x is None:
+            raise RuntimeError("Conv2D.backward needs a forward pass in training mode first")
+        gx, gw, gb = F.conv2d_backward(grad_out, self._x, self.weight, *self._geom(),
+                                       needs_input_grad=input_grad,
+                                       needs_bias_grad=self.bias is not None)
+        self._grads["weight"] += gw
+        if gb is not None:
+            self._grads["bias"] += gb
+        self._x = None
+        return gx
+
+    def get_config(self):
+        return dict(in_channels=self.in_channels, out_channels=self.out_channels,
+                    kernel_size=list(self.kernel_size), stride=list(self.stride),
+                    padding=self.padding if isinstance(self.padding, str) else list(self.padding),
+                    dilation=list(self.dilation), groups=self.groups, bias=self.bias is not None,
+                    dtype=self.dtype.name)
+
+    def extra_repr(self):
+        c = self.get_config()
+        s = settings_repr([self.in_channels, self.out_channels],
+                          {"kernel_size": c["kernel_size"]}, {})
+        rest = settings_repr([], {k: c[k] for k in ("stride", "padding", "dilation", "groups",
+                                                     "bias", "dtype")},
+                             {"stride": [1, 1], "padding": [0, 0], "dilation": [1, 1],
+                              "groups": 1, "bias": True, "dtype": "float32"})
+        return s + (", " + rest if rest else "")

@@ -1,0 +1,119 @@
+"""Fully connected layer and Flatten."""
+import math
+
+import numpy as np
+
+from .. import init
+from .._validation import check_positive_int
+from .base import Layer, _dtype, register, settings_repr
+
+__all__ = ["Dense", "Flatten"]
+
+
+@register
+class Dense(Layer):
+    """``y = x @ weight.T + bias``, as ``torch.nn.Linear``.
+
+    Parameters: ``weight`` (out_features, in_features) and ``bias`` (out_features,), initialised
+    like torch (``kaiming_uniform(a=sqrt(5))``, bias U(-1/sqrt(in_features), 1/sqrt(in_features)))
+    from ``rng``. Shape: (..., in_features) -> (..., out_features). The products are whole-array
+    NumPy matrix multiplies (BLAS). Keeps the input for backward.
+    """
+
+    def __init__(self, in_features, out_features, bias=True, dtype=np.float32, rng=None):
+        super().__init__()
+        self.in_features = check_positive_int(in_features, "in_features")
+        self.out_features = check_positive_int(out_features, "out_features")
+        self.dtype = _dtype(dtype)
+        self._params["weight"] = np.empty((self.out_features, self.in_features), self.dtype)
+        if bias:
+            self._params["bias"] = np.empty(self.out_features, self.dtype)
+        self._grads = {k: np.zeros_like(v) for k, v in self._params.items()}
+        self._x = None
+        self.reset_parameters(rng)
+
+    @property
+    def weight(self):
+        return self._params["weight"]
+
+    @property
+    def bias(self):
+        return self._params.get("bias")
+
+    def reset_parameters(self, rng=None):
+        rng = np.random.default_rng(rng)
+        init.kaiming_uniform(self.weight, rng, a=math.sqrt(5))
+        if self.bias is not None:
+            bound = 1 / math.sqrt(self.in_features)
+            init.uniform(self.bias, rng, -bound, bound)
+        return self
+
+    def forward(self, x):
+        x = np.asarray(x)
+        if x.ndim < 1 or x.shape[-1] != self.in_features:
+            raise ValueError(f"Dense: x must have shape (..., {self.in_features}), "
+                             f"got {x.shape}")
+        if x.dtype != self.dtype:
+            raise TypeError(f"Dense: x has dtype {x.dtype} but the layer's parameters are "
+                            f"{self.dtype}; convert x or build the layer with dtype={x.dtype}")
+        y = x @ self.weight.T
+        if self.bias is not None:
+            y += self.bias
+        self._x = x if self.training else None
+        return y
+
+    def backward(self, grad_out, input_grad=True):
+        if self._x is None:
+            raise RuntimeError("Dense.backward needs a forward pass in training mode first")
+        g = np.asarray(grad_out)
+        x = self._x
+        if g.shape != x.shape[:-1] + (self.out_features,):
+            raise ValueError(f"Dense.backward: grad_out must have shape "
+                             f"{x.shape[:-1] + (self.out_features,)}, got {g.shape}")
+        g2 = g.reshape(-1, self.out_features)
+        x2 = x.reshape(-1, self.in_features)
+        self._grads["weight"] += g2.T @ x2
+        if self.bias is not None:
+            self._grads["bias"] += g2.sum(axis=0)
+        self._x = None
+        return (g @ self.weight) if input_grad else None
+
+    def get_config(self):
+        return dict(in_features=self.in_features, out_features=self.out_features,
+                    bias=self.bias is not None, dtype=self.dtype.name)
+
+    def extra_repr(self):
+        return (f"in_features={self.in_features}, out_features={self.out_features}"
+                + ("" if self.bias is not None else ", bias=False")
+                + ("" if self.dtype == np.float32 else f", dtype={self.dtype.name}"))
+
+
+@register
+class Flatten(Layer):
+    """Flatten dimensions ``start_dim..end_dim`` into one (torch.nn.Flatten; default keeps the
+    batch dimension: (N, C, H, W) -> (N, C*H*W))."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim = int(start_dim)
+        self.end_dim = int(end_dim)
+        self._shape = None
+
+    def forward(self, x):
+        x = np.asarray(x)
+        s, e = self.start_dim % max(x.ndim, 1), self.end_dim % max(x.ndim, 1)
+        if x.ndim == 0 or s > e:
+            raise ValueError(f"Flatten: cannot flatten dimensions {self.start_dim}..{self.end_dim}"
+                             f" of an array of shape {x.shape}")
+        self._shape = x.shape
+        return x.reshape(x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:])
+
+    def backward(self, grad_out, input_grad=True):
+        shape, self._shape = self._shape, None
+        return np.asarray(grad_out).reshape(shape)
+
+    def get_config(self):
+        return dict(start_dim=self.start_dim, end_dim=self.end_dim)
+
+    def extra_repr(self):
+        return settings_repr([], self.get_config(), {"start_dim": 1, "end_dim": -1})

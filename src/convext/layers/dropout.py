@@ -1,0 +1,58 @@
+"""Dropout."""
+import numpy as np
+
+from .base import Layer, register
+
+__all__ = ["Dropout"]
+
+
+@register
+class Dropout(Layer):
+    """In training mode, zero each element with probability ``p`` and scale the others by
+    ``1 / (1 - p)`` (torch.nn.Dropout); identity in eval mode.
+
+    ``rng``: a numpy Generator or seed for the masks, so runs are reproducible (None: a fresh
+    unseeded generator). ``reset_parameters(rng)`` re-seeds it from the given generator.
+    Keeps the scaled mask for backward.
+    """
+
+    def __init__(self, p=0.5, rng=None):
+        super().__init__()
+        p = float(p)
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"dropout probability p must be between 0 and 1, got {p}")
+        self.p = p
+        self.rng = np.random.default_rng(rng)
+        self._mask = None
+
+    def reset_parameters(self, rng=None):
+        if rng is not None:
+            self.rng = np.random.default_rng(np.random.default_rng(rng).integers(2 ** 63))
+        return self
+
+    def forward(self, x):
+        x = np.asarray(x)
+        if not self.training or self.p == 0.0:
+            self._mask = None
+            return x
+        dtype = x.dtype if x.dtype.kind == "f" else np.float64
+        if self.p == 1.0:
+            self._mask = np.zeros(x.shape, dtype)
+        else:
+            keep = self.rng.random(x.shape, dtype=np.float64 if dtype == np.float64
+                                   else np.float32) >= self.p
+            self._mask = keep.astype(dtype) * dtype.type(1.0 / (1.0 - self.p))
+        return x * self._mask
+
+    def backward(self, grad_out, input_grad=True):
+        if self._mask is None:
+            return np.asarray(grad_out)
+        g = np.asarray(grad_out) * self._mask
+        self._mask = None
+        return g
+
+    def get_config(self):
+        return dict(p=self.p)
+
+    def extra_repr(self):
+        return f"p={self.p}"
