@@ -16,6 +16,7 @@ import sys
 import tempfile
 import textwrap
 
+import Cython
 import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
@@ -115,7 +116,12 @@ def extensions():
                 name,
                 [pyx],
                 include_dirs=[numpy.get_include(), os.path.join("src", "convext", "_kernels")],
-                define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+                define_macros=[
+                    ("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
+                    # Recorded by convext.build_info().
+                    ("CVX_CYTHON_VERSION", '"%s"' % Cython.__version__),
+                    ("CVX_NUMPY_VERSION", '"%s"' % numpy.__version__),
+                ],
             )
         )
     return cythonize(exts, compiler_directives=DIRECTIVES, quiet=True)

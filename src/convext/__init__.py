@@ -6,6 +6,7 @@ gradients, a validated functional API (``convext.functional``), and a small laye
 saving/loading (``model.save(path)``, ``convext.load(path)``).
 """
 from ._version import __version__
+from ._build_info import build_info, show_config
 from ._config import get_num_threads, openmp_enabled, set_num_threads
 from .functional import conv2d, conv2d_backward, conv_output_size
 from . import init, layers, losses, optim
@@ -34,6 +35,8 @@ from .training import evaluate, fit, predict
 
 __all__ = [
     "__version__",
+    "build_info",
+    "show_config",
     "conv2d",
     "conv2d_backward",
     "conv_output_size",

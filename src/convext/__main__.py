@@ -14,10 +14,16 @@ def main(argv=None):
     from .bench import add_arguments as bench_args
     bench_args(p)
 
+    sub.add_parser("info", help="print how convext was built and the threads it uses")
+
     args = parser.parse_args(argv)
     if args.command == "bench":
         from .bench import run
         return run(args)
+    if args.command == "info":
+        from ._build_info import show_config
+        show_config()
+        return 0
     parser.error(f"unknown command {args.command!r}")
     return 2
 

@@ -1,0 +1,61 @@
+"""How this copy of convext was built, and what it runs with: ``build_info()`` and ``show_config()``.
+
+The compile-time part comes from the ``_buildinfo`` kernel module (the preprocessor's view of
+the build: compiler, flags, OpenMP, the SIMD baseline); the rest is read at run time.
+"""
+import platform
+import sys
+
+import numpy
+
+from ._config import get_num_threads
+from ._kernels import _buildinfo
+from ._version import __version__
+
+__all__ = ["build_info", "show_config"]
+
+_GEMM_LEVELS = {2: "AVX-512F", 1: "AVX2+FMA", 0: "generic"}
+
+
+def build_info():
+    """Return a dict describing how convext was built and what it is running with.
+
+    Keys: ``version``; ``python`` and ``platform`` (run time); ``cython_version`` and
+    ``numpy_build_version`` (what the kernels were compiled with); ``numpy_version`` (run time);
+    ``compiler`` and ``cflags`` (convext's own compile flags); ``openmp`` (compiled with
+    OpenMP) and ``openmp_spec`` (the ``_OPENMP`` date, 0 without); ``num_threads``
+    (``get_num_threads()`` now); ``arch`` and ``simd_baseline`` (the highest SIMD extension
+    every kernel may use, fixed at compile time: SSE2 for portable x86-64 wheels);
+    ``gemm_kernel`` (the GEMM micro-kernel chosen at run time for this CPU).
+    """
+    ci = _buildinfo.compile_info()
+    if ci["gemm_dispatch"]:
+        gemm = _GEMM_LEVELS.get(_buildinfo.cpu_gemm_level(), "generic")
+    else:
+        gemm = "generic"
+    return {
+        "version": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cython_version": ci["cython_version"],
+        "numpy_build_version": ci["numpy_build_version"],
+        "numpy_version": numpy.__version__,
+        "compiler": ci["compiler"],
+        "cflags": ci["cflags"],
+        "openmp": ci["openmp"],
+        "openmp_spec": ci["openmp_spec"],
+        "num_threads": get_num_threads(),
+        "arch": ci["arch"],
+        "simd_baseline": ci["simd_baseline"],
+        "gemm_kernel": gemm,
+    }
+
+
+def show_config(file=None):
+    """Print ``build_info()``, one ``key: value`` line each (to ``file``, default stdout)."""
+    info = build_info()
+    width = max(len(k) for k in info)
+    out = sys.stdout if file is None else file
+    print(f"convext {info['version']}", file=out)
+    for key, value in info.items():
+        print(f"  {key:<{width}} : {value}", file=out)
