@@ -109,3 +109,120 @@ def numerical_grad(f, x, eps=1e-6):
         x[idx] = old
         g[idx] = (fp - fm) / (2 * eps)
     return g
+
+
+# ---------------------------------------------------------------------------------------------
+# pooling oracles (float64 loops over every output position and every window tap)
+
+def pool_out_size(size, k, s, p, d=1, ceil_mode=False):
+    """PyTorch's pooling output length, written out from its documentation."""
+    num = size + 2 * p - d * (k - 1) - 1
+    out = (-(-num // s) if ceil_mode else num // s) + 1
+    if ceil_mode and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """(y, indices): the first maximum of each window in row-major order, NaN wins (the last
+    NaN), padding never wins. indices are h*W + w in the input plane."""
+    x = np.asarray(x, np.float64)
+    kh, kw = _pair(kernel_size)
+    sh, sw = _pair(kernel_size if stride is None else stride)
+    ph, pw = _pair(padding)
+    dh, dw = _pair(dilation)
+    N, C, H, W = x.shape
+    OH = pool_out_size(H, kh, sh, ph, dh, ceil_mode)
+    OW = pool_out_size(W, kw, sw, pw, dw, ceil_mode)
+    y = np.full((N, C, OH, OW), -np.inf)
+    idx = np.full((N, C, OH, OW), -1, dtype=np.int64)
+    for n in range(N):
+        for c in range(C):
+            for oh in range(OH):
+                for ow in range(OW):
+                    taps = []  # (value, flat index) of the real elements, row-major
+                    for i in range(kh):
+                        for j in range(kw):
+                            r, q = oh * sh - ph + i * dh, ow * sw - pw + j * dw
+                            if 0 <= r < H and 0 <= q < W:
+                                taps.append((x[n, c, r, q], r * W + q))
+                    nans = [t for t in taps if np.isnan(t[0])]
+                    if nans:
+                        best, bi = nans[-1]
+                    elif taps:
+                        best = max(v for v, _ in taps)
+                        bi = next(i for v, i in taps if v == best)
+                    else:
+                        best, bi = -np.inf, -1
+                    y[n, c, oh, ow], idx[n, c, oh, ow] = best, bi
+    return y, idx
+
+
+def max_pool2d_backward(gy, idx, input_shape):
+    gx = np.zeros(input_shape)
+    N, C, H, W = input_shape
+    for n in range(N):
+        for c in range(C):
+            for o, i in zip(np.asarray(gy, np.float64)[n, c].ravel(), idx[n, c].ravel()):
+                if i >= 0:
+                    gx[n, c, i // W, i % W] += o
+    return gx
+
+
+def _avg_windows(H, W, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                 divisor_override):
+    """Yield (oh, ow, rows, cols, divisor) for every average-pooling window."""
+    kh, kw = _pair(kernel_size)
+    sh, sw = _pair(kernel_size if stride is None else stride)
+    ph, pw = _pair(padding)
+    OH = pool_out_size(H, kh, sh, ph, 1, ceil_mode)
+    OW = pool_out_size(W, kw, sw, pw, 1, ceil_mode)
+    for oh in range(OH):
+        for ow in range(OW):
+            r0, q0 = oh * sh - ph, ow * sw - pw
+            # window clipped to the padded input (its size is torch's count_include_pad divisor)
+            r1, q1 = min(r0 + kh, H + ph), min(q0 + kw, W + pw)
+            rows = [r for r in range(r0, r1) if 0 <= r < H]
+            cols = [q for q in range(q0, q1) if 0 <= q < W]
+            if divisor_override:
+                div = divisor_override
+            elif count_include_pad:
+                div = (r1 - r0) * (q1 - q0)
+            else:
+                div = len(rows) * len(cols)
+            yield oh, ow, rows, cols, div, (OH, OW)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    x = np.asarray(x, np.float64)
+    N, C, H, W = x.shape
+    wins = list(_avg_windows(H, W, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                             divisor_override))
+    OH, OW = wins[0][5]
+    y = np.zeros((N, C, OH, OW))
+    for oh, ow, rows, cols, div, _ in wins:
+        if rows and cols:
+            y[:, :, oh, ow] = x[:, :, rows][:, :, :, cols].sum(axis=(2, 3)) / div
+    return y
+
+
+def avg_pool2d_backward(gy, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
+                        count_include_pad=True, divisor_override=None):
+    gy = np.asarray(gy, np.float64)
+    N, C, H, W = input_shape
+    gx = np.zeros(input_shape)
+    for oh, ow, rows, cols, div, _ in _avg_windows(H, W, kernel_size, stride, padding,
+                                                   ceil_mode, count_include_pad,
+                                                   divisor_override):
+        for r in rows:
+            for q in cols:
+                gx[:, :, r, q] += gy[:, :, oh, ow] / div
+    return gx
+
+
+def lp_pool2d(x, p, kernel_size, stride=None, ceil_mode=False):
+    """torch's definition: (kH*kW * avg_pool2d(x**p)) ** (1/p), windows clipped like avg."""
+    kh, kw = _pair(kernel_size)
+    x = np.asarray(x, np.float64)
+    return (avg_pool2d(x ** p, kernel_size, stride, 0, ceil_mode) * kh * kw) ** (1.0 / p)

@@ -263,6 +263,19 @@ def _check_input_shape(input_shape, fn):
     return shape
 
 
+def _pool_out_size(size, k, s, pad, d, ceil_mode):
+    """``_out_size`` for pooling, plus PyTorch's ceil_mode rule when the kernel is longer than
+    the padded input: ceil then rounds the negative span up, so e.g. H=3, k=5, s=3 gives one
+    window (``_out_size`` floors a negative span and reports that the kernel does not fit)."""
+    span = size + 2 * pad - d * (k - 1) - 1
+    if ceil_mode and span < 0:
+        out = (span + s - 1) // s + 1
+        if out >= 1 and (out - 1) * s >= size + pad:
+            out -= 1
+        return out
+    return _out_size(size, k, s, pad, pad, d, ceil_mode)
+
+
 def _pool_geom(shape, kernel_size, stride, padding, dilation, ceil_mode, fn):
     """Validate the pooling geometry for an input of ``shape``; return a _PoolGeom.
 
@@ -277,14 +290,23 @@ def _pool_geom(shape, kernel_size, stride, padding, dilation, ceil_mode, fn):
         raise ValueError(f"{fn}: padding ({ph}, {pw}) must be at most half of the kernel size "
                          f"({kh}, {kw})")
     H, W = shape[-2:]
-    oh = _out_size(H, kh, sh, ph, ph, dh, ceil_mode)
-    ow = _out_size(W, kw, sw, pw, pw, dw, ceil_mode)
+    oh = _pool_out_size(H, kh, sh, ph, dh, ceil_mode)
+    ow = _pool_out_size(W, kw, sw, pw, dw, ceil_mode)
     if oh < 1 or ow < 1:
         ekh, ekw = dh * (kh - 1) + 1, dw * (kw - 1) + 1
         raise ValueError(f"{fn}: the kernel ({ekh} x {ekw} with dilation) is larger than the "
                          f"padded input ({H + 2 * ph} x {W + 2 * pw}); input has shape "
                          f"{_shape_str(shape)}, kernel_size {kernel_size!r}, padding {padding!r}")
     return _PoolGeom((kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow))
+
+
+# Below this many elements a pooling call runs on one thread: waking the others costs more.
+_POOL_SERIAL_ELEMS = 1 << 15
+
+
+def _pool_threads(shape):
+    """Threads for a pooling kernel over an input of this shape."""
+    return 1 if int(np.prod(shape)) < _POOL_SERIAL_ELEMS else get_num_threads()
 
 
 def _planes(a4):
@@ -343,7 +365,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = g.kernel, g.stride, g.padding, g.dilation
         _pool.max_pool2d_forward(_planes(x4), y.reshape(N * C, *g.out_hw),
                                  idx.reshape(N * C, *g.out_hw), kh, kw, sh, sw, ph, pw, dh, dw,
-                                 get_num_threads())
+                                 _pool_threads(x4.shape))
     if x.ndim == 3:
         y, idx = y[0], idx[0]
     return (y, idx) if return_indices else y
@@ -377,21 +399,21 @@ def max_pool2d_backward(grad_out, indices, input_shape):
     gx = np.empty(shape4, gy.dtype)
     bad = _pool.max_pool2d_backward(_planes(gy4),
                                     _planes(idx.reshape(gy4.shape).astype(np.int64, copy=False)),
-                                    gx.reshape(N * C, H, W), get_num_threads())
+                                    gx.reshape(N * C, H, W), _pool_threads(shape4))
     if bad:
         raise ValueError(f"{fn}: {bad} indices lie outside [0, H*W) = [0, {H * W}) for "
                          f"input_shape {_shape_str(shape)}")
     return gx.reshape(shape)
 
 
-def _avg_args(g, count_include_pad, divisor_override):
+def _avg_args(g, count_include_pad, divisor_override, n_threads):
     count_include_pad = _check_bool(count_include_pad, "count_include_pad")
     if divisor_override is None:
         div = 0
     else:
         div = check_positive_int(divisor_override, "divisor_override")
     (kh, kw), (sh, sw), (ph, pw) = g.kernel, g.stride, g.padding
-    return kh, kw, sh, sw, ph, pw, count_include_pad, div, get_num_threads()
+    return kh, kw, sh, sw, ph, pw, count_include_pad, div, n_threads
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
@@ -406,7 +428,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     """
     x = check_array(x, "x", (3, 4))
     g = _pool_geom(x.shape, kernel_size, stride, padding, 1, ceil_mode, "avg_pool2d")
-    args = _avg_args(g, count_include_pad, divisor_override)
+    args = _avg_args(g, count_include_pad, divisor_override, _pool_threads(x.shape))
     x4 = x[None] if x.ndim == 3 else x
     N, C = x4.shape[:2]
     y = np.empty((N, C) + g.out_hw, x.dtype)
@@ -423,7 +445,7 @@ def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding
     gy = check_array(grad_out, "grad_out", (3, 4))
     shape = _check_input_shape(input_shape, fn)
     g = _pool_geom(shape, kernel_size, stride, padding, 1, ceil_mode, fn)
-    args = _avg_args(g, count_include_pad, divisor_override)
+    args = _avg_args(g, count_include_pad, divisor_override, _pool_threads(shape))
     if gy.shape != _pool_out_shape(shape, g):
         raise ValueError(f"{fn}: grad_out must have shape "
                          f"{_shape_str(_pool_out_shape(shape, g))} for input_shape "
@@ -524,3 +546,394 @@ def global_avg_pool2d_backward(grad_out, input_shape):
                          f"{_shape_str(gy.shape)}")
     H, W = shape[-2:]
     return np.broadcast_to(gy / gy.dtype.type(H * W), shape).copy()
+
+
+# ---------------------------------------------------------------------------------------------
+# activations (elementwise NumPy: see the benchmark note in the README/report; any shape,
+# float32 or float64, the result has the input's dtype)
+
+__all__ += [
+    "relu", "relu_backward",
+    "leaky_relu", "leaky_relu_backward",
+    "elu", "elu_backward",
+    "sigmoid", "sigmoid_backward",
+    "tanh", "tanh_backward",
+    "softplus", "softplus_backward",
+    "softmax", "softmax_backward",
+    "log_softmax", "log_softmax_backward",
+]
+
+
+def _float_array(x, name):
+    arr = np.asarray(x)
+    return check_array(arr, name, (arr.ndim,))
+
+
+def _grad_pair(grad_out, x, xname, fn):
+    """grad_out and x (or y): float arrays of one dtype and one shape."""
+    gy = _float_array(grad_out, "grad_out")
+    x = _float_array(x, xname)
+    check_same_dtype(grad_out=gy, **{xname: x})
+    if gy.shape != x.shape:
+        raise ValueError(f"{fn}: grad_out must have the shape of {xname} "
+                         f"{_shape_str(x.shape)}, got {_shape_str(gy.shape)}")
+    return gy, x
+
+
+def _scalar(value, name, dtype):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    return dtype.type(value)
+
+
+def relu(x):
+    """``max(x, 0)`` elementwise (NaN stays NaN)."""
+    x = _float_array(x, "x")
+    return np.maximum(x, x.dtype.type(0))
+
+
+def relu_backward(grad_out, x):
+    """``grad_out`` where ``x > 0``, else 0 (the subgradient at 0 is 0, as in torch)."""
+    gy, x = _grad_pair(grad_out, x, "x", "relu_backward")
+    return np.where(x > 0, gy, x.dtype.type(0))
+
+
+def leaky_relu(x, negative_slope=0.01):
+    """``x`` where ``x > 0``, else ``negative_slope * x``."""
+    x = _float_array(x, "x")
+    a = _scalar(negative_slope, "negative_slope", x.dtype)
+    return np.where(x > 0, x, x * a)
+
+
+def leaky_relu_backward(grad_out, x, negative_slope=0.01):
+    """``grad_out`` where ``x > 0``, else ``negative_slope * grad_out``."""
+    gy, x = _grad_pair(grad_out, x, "x", "leaky_relu_backward")
+    a = _scalar(negative_slope, "negative_slope", x.dtype)
+    return np.where(x > 0, gy, gy * a)
+
+
+def elu(x, alpha=1.0):
+    """``x`` where ``x > 0``, else ``alpha * (exp(x) - 1)`` (computed with expm1)."""
+    x = _float_array(x, "x")
+    a = _scalar(alpha, "alpha", x.dtype)
+    return np.where(x > 0, x, a * np.expm1(np.minimum(x, x.dtype.type(0))))
+
+
+def elu_backward(grad_out, x, alpha=1.0):
+    """``grad_out`` where ``x > 0``, else ``grad_out * alpha * exp(x)`` (x is the input)."""
+    gy, x = _grad_pair(grad_out, x, "x", "elu_backward")
+    a = _scalar(alpha, "alpha", x.dtype)
+    return np.where(x > 0, gy, gy * a * np.exp(np.minimum(x, x.dtype.type(0))))
+
+
+def _sigmoid(x):
+    """1 / (1 + exp(-x)) without overflow: exp only ever sees -|x|."""
+    e = np.exp(-np.abs(x))
+    one = x.dtype.type(1)
+    return np.where(x >= 0, one / (one + e), e / (one + e))
+
+
+def sigmoid(x):
+    """``1 / (1 + exp(-x))``, computed without overflow for any x (no warning at +-1000)."""
+    return _sigmoid(_float_array(x, "x"))
+
+
+def sigmoid_backward(grad_out, y):
+    """``grad_out * y * (1 - y)`` with ``y = sigmoid(x)`` the forward output."""
+    gy, y = _grad_pair(grad_out, y, "y", "sigmoid_backward")
+    return gy * y * (y.dtype.type(1) - y)
+
+
+def tanh(x):
+    """``tanh(x)`` elementwise."""
+    return np.tanh(_float_array(x, "x"))
+
+
+def tanh_backward(grad_out, y):
+    """``grad_out * (1 - y**2)`` with ``y = tanh(x)`` the forward output."""
+    gy, y = _grad_pair(grad_out, y, "y", "tanh_backward")
+    return gy * (y.dtype.type(1) - y * y)
+
+
+def softplus(x, beta=1.0, threshold=20.0):
+    """``log(1 + exp(beta*x)) / beta``, and ``x`` itself where ``beta*x > threshold`` (torch's
+    rule). Computed as ``(max(bx, 0) + log1p(exp(-|bx|))) / beta``: no overflow at any x."""
+    x = _float_array(x, "x")
+    b = _scalar(beta, "beta", x.dtype)
+    th = _scalar(threshold, "threshold", x.dtype)
+    bx = x * b
+    soft = (np.maximum(bx, x.dtype.type(0)) + np.log1p(np.exp(-np.abs(bx)))) / b
+    return np.where(bx > th, x, soft)
+
+
+def softplus_backward(grad_out, x, beta=1.0, threshold=20.0):
+    """``grad_out * sigmoid(beta*x)``, and ``grad_out`` where ``beta*x > threshold``."""
+    gy, x = _grad_pair(grad_out, x, "x", "softplus_backward")
+    b = _scalar(beta, "beta", x.dtype)
+    th = _scalar(threshold, "threshold", x.dtype)
+    bx = x * b
+    return np.where(bx > th, gy, gy * _sigmoid(bx))
+
+
+def _axis(axis, ndim, fn):
+    a = _as_int(axis, "axis")
+    if not -max(ndim, 1) <= a < max(ndim, 1):
+        raise ValueError(f"{fn}: axis {a} is out of range for an array of {ndim} dimensions")
+    return a if ndim else None
+
+
+def _log_softmax(x, axis):
+    """x - logsumexp(x) along axis, shifted by the maximum (exact for logits of +-1000)."""
+    m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)
+    m = np.where(np.isfinite(m), m, x.dtype.type(0))
+    z = x - m
+    return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
+
+
+def softmax(x, axis=-1):
+    """``exp(x) / sum(exp(x))`` along ``axis`` (shifted by the maximum: no overflow)."""
+    x = _float_array(x, "x")
+    axis = _axis(axis, x.ndim, "softmax")
+    m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)
+    e = np.exp(x - np.where(np.isfinite(m), m, x.dtype.type(0)))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def softmax_backward(grad_out, y, axis=-1):
+    """``y * (grad_out - sum(grad_out * y, axis))`` with ``y = softmax(x, axis)``."""
+    gy, y = _grad_pair(grad_out, y, "y", "softmax_backward")
+    axis = _axis(axis, y.ndim, "softmax_backward")
+    return y * (gy - np.sum(gy * y, axis=axis, keepdims=True))
+
+
+def log_softmax(x, axis=-1):
+    """``x - logsumexp(x, axis)``, computed stably."""
+    x = _float_array(x, "x")
+    return _log_softmax(x, _axis(axis, x.ndim, "log_softmax"))
+
+
+def log_softmax_backward(grad_out, y, axis=-1):
+    """``grad_out - exp(y) * sum(grad_out, axis)`` with ``y = log_softmax(x, axis)``."""
+    gy, y = _grad_pair(grad_out, y, "y", "log_softmax_backward")
+    axis = _axis(axis, y.ndim, "log_softmax_backward")
+    return gy - np.exp(y) * np.sum(gy, axis=axis, keepdims=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# losses: each returns (loss, grad), grad = d(reduced loss)/d(input); for reduction='none'
+# (loss elementwise / per sample) grad is the gradient of sum(loss).
+
+__all__ += [
+    "mse_loss", "msle_loss", "l1_loss", "l2_loss", "mape_loss",
+    "binary_cross_entropy", "binary_cross_entropy_with_logits",
+    "cross_entropy", "nll_loss",
+]
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _check_reduction(reduction, fn):
+    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
+        raise ValueError(f"{fn}: reduction must be one of 'mean', 'sum', 'none', "
+                         f"got {reduction!r}")
+    return reduction
+
+
+def _loss_pair(input, target, fn):
+    x = _float_array(input, "input")
+    t = _float_array(target, "target")
+    check_same_dtype(input=x, target=t)
+    if x.shape != t.shape:
+        raise ValueError(f"{fn}: target must have the shape of input {_shape_str(x.shape)}, "
+                         f"got {_shape_str(t.shape)}")
+    return x, t
+
+
+def _reduce(loss, grad, reduction, count=None):
+    """Reduce the unreduced ``loss``; ``grad`` is d(sum of loss)/d(input), divided by the count
+    for 'mean' (count defaults to loss.size; the mean of nothing is NaN, as in torch)."""
+    if reduction == "none":
+        return loss, grad
+    dtype = grad.dtype.type
+    total = dtype(np.sum(loss, dtype=grad.dtype))
+    if reduction == "sum":
+        return total, grad
+    n = loss.size if count is None else count
+    if n == 0:
+        return dtype(np.nan), grad
+    return dtype(total / dtype(n)), grad / dtype(n)
+
+
+def mse_loss(input, target, reduction="mean"):
+    """Mean squared error: elementwise ``(input - target)**2`` reduced by ``reduction``."""
+    x, t = _loss_pair(input, target, "mse_loss")
+    reduction = _check_reduction(reduction, "mse_loss")
+    d = x - t
+    return _reduce(d * d, x.dtype.type(2) * d, reduction)
+
+
+def msle_loss(input, target, reduction="mean"):
+    """Mean squared logarithmic error: elementwise ``(log1p(input) - log1p(target))**2``.
+
+    input and target must be > -1 (ValueError otherwise). Equals ``mse_loss`` of the log1p's.
+    """
+    x, t = _loss_pair(input, target, "msle_loss")
+    reduction = _check_reduction(reduction, "msle_loss")
+    for name, a in (("input", x), ("target", t)):
+        if a.size and not np.all(a > -1):
+            raise ValueError(f"msle_loss: every element of {name} must be > -1 "
+                             f"(log1p), got minimum {np.min(a)!r}")
+    d = np.log1p(x) - np.log1p(t)
+    return _reduce(d * d, x.dtype.type(2) * d / (x.dtype.type(1) + x), reduction)
+
+
+def l1_loss(input, target, reduction="mean"):
+    """Mean absolute error: elementwise ``|input - target|``; gradient ``sign(input - target)``
+    (0 where they are equal, as torch)."""
+    x, t = _loss_pair(input, target, "l1_loss")
+    reduction = _check_reduction(reduction, "l1_loss")
+    d = x - t
+    return _reduce(np.abs(d), np.sign(d), reduction)
+
+
+def l2_loss(input, target, reduction="mean"):
+    """L2 loss: the sum of squared errors of each sample.
+
+    The first axis is the batch: ``loss[n] = sum((input[n] - target[n])**2)`` over all the
+    other axes (for 1-D input each sample is one number). 'none' returns these per-sample sums
+    (shape (N,)), 'sum' their total, 'mean' their mean over the batch (the total divided by N,
+    not by the number of elements: that would be ``mse_loss``). input must have at least one
+    dimension.
+    """
+    x, t = _loss_pair(input, target, "l2_loss")
+    reduction = _check_reduction(reduction, "l2_loss")
+    if x.ndim < 1:
+        raise ValueError(f"l2_loss: input must have a batch axis, got shape {_shape_str(x.shape)}")
+    d = x - t
+    sq = d * d
+    per_sample = np.sum(sq, axis=tuple(range(1, x.ndim)))
+    return _reduce(per_sample, x.dtype.type(2) * d, reduction, count=x.shape[0])
+
+
+_MAPE_EPS = 1e-7
+
+
+def mape_loss(input, target, reduction="mean"):
+    """Mean absolute percentage error: elementwise ``100 * |input - target| / max(|target|,
+    1e-7)`` (the 1e-7 floor, as in Keras, keeps a zero target finite); gradient
+    ``100 * sign(input - target) / max(|target|, 1e-7)``."""
+    x, t = _loss_pair(input, target, "mape_loss")
+    reduction = _check_reduction(reduction, "mape_loss")
+    dt = x.dtype.type
+    scale = dt(100) / np.maximum(np.abs(t), dt(_MAPE_EPS))
+    d = x - t
+    return _reduce(np.abs(d) * scale, np.sign(d) * scale, reduction)
+
+
+def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+    """Binary cross-entropy of probabilities, as torch:
+    ``-weight * (target*log(input) + (1 - target)*log(1 - input))`` with each log clamped at
+    -100; gradient ``weight * (input - target) / max(input*(1 - input), 1e-12)`` (torch's
+    formula). Every input element must lie in [0, 1]; weight broadcasts to input's shape.
+    """
+    fn = "binary_cross_entropy"
+    x, t = _loss_pair(input, target, fn)
+    reduction = _check_reduction(reduction, fn)
+    if x.size and not np.all((x >= 0) & (x <= 1)):
+        raise ValueError(f"{fn}: every element of input must be between 0 and 1")
+    dt = x.dtype.type
+    with np.errstate(divide="ignore"):
+        lx = np.maximum(np.log(x), dt(-100))
+        l1x = np.maximum(np.log(dt(1) - x), dt(-100))
+    loss = -(t * lx + (dt(1) - t) * l1x)
+    grad = (x - t) / np.maximum(x * (dt(1) - x), dt(1e-12))
+    if weight is not None:
+        w = _float_array(weight, "weight")
+        check_same_dtype(input=x, weight=w)
+        try:
+            w = np.broadcast_to(w, x.shape)
+        except ValueError:
+            raise ValueError(f"{fn}: weight of shape {_shape_str(w.shape)} does not broadcast "
+                             f"to input's shape {_shape_str(x.shape)}") from None
+        loss = loss * w
+        grad = grad * w
+    return _reduce(loss, grad, reduction)
+
+
+def binary_cross_entropy_with_logits(input, target, reduction="mean"):
+    """Binary cross-entropy of ``sigmoid(input)``, computed from the logits without overflow:
+    ``max(x, 0) - x*target + log1p(exp(-|x|))``; gradient ``sigmoid(x) - target``."""
+    fn = "binary_cross_entropy_with_logits"
+    x, t = _loss_pair(input, target, fn)
+    reduction = _check_reduction(reduction, fn)
+    loss = np.maximum(x, x.dtype.type(0)) - x * t + np.log1p(np.exp(-np.abs(x)))
+    return _reduce(loss, _sigmoid(x) - t, reduction)
+
+
+def _class_target(target, N, C, fn):
+    t = np.asarray(target)
+    if not np.issubdtype(t.dtype, np.integer):
+        raise TypeError(f"{fn}: class targets must be an integer array, got {t.dtype}")
+    if t.shape != (N,):
+        raise ValueError(f"{fn}: target must have shape ({N},) for input of shape ({N}, {C}), "
+                         f"got {_shape_str(t.shape)}")
+    if t.size and (t.min() < 0 or t.max() >= C):
+        bad = t.min() if t.min() < 0 else t.max()
+        raise ValueError(f"{fn}: target holds class index {bad}, outside [0, {C}) for input "
+                         f"of shape ({N}, {C})")
+    return t.astype(np.intp, copy=False)
+
+
+def cross_entropy(logits, target, reduction="mean"):
+    """Softmax cross-entropy, as ``torch.nn.functional.cross_entropy`` (no weights).
+
+    logits : (N, C) float array. target : integer class indices (N,) in [0, C), or class
+    probabilities (N, C) of the logits' dtype. ``loss[n] = -sum_c t[n, c] * log_softmax(
+    logits)[n, c]`` (one-hot t for indices); 'mean' divides by N. log-sum-exp is shifted by the
+    row maximum, so logits of +-1000 give the exact finite value. Gradient:
+    ``softmax(logits) * sum_c t[n, c] - t`` (divided by N for 'mean').
+    """
+    fn = "cross_entropy"
+    z = _float_array(logits, "logits")
+    if z.ndim != 2:
+        raise ValueError(f"{fn}: logits must be 2-dimensional (N, C), got shape "
+                         f"{_shape_str(z.shape)}")
+    reduction = _check_reduction(reduction, fn)
+    N, C = z.shape
+    logp = _log_softmax(z, 1)
+    p = np.exp(logp)
+    tgt = np.asarray(target)
+    if np.issubdtype(tgt.dtype, np.floating):
+        t = _float_array(tgt, "target")
+        check_same_dtype(logits=z, target=t)
+        if t.shape != z.shape:
+            raise ValueError(f"{fn}: probability targets must have the logits' shape "
+                             f"{_shape_str(z.shape)}, got {_shape_str(t.shape)} (class "
+                             f"indices must be an integer array)")
+        loss = -np.sum(t * logp, axis=1)
+        grad = p * np.sum(t, axis=1, keepdims=True) - t
+    else:
+        t = _class_target(tgt, N, C, fn)
+        rows = np.arange(N)
+        loss = -logp[rows, t]
+        grad = p
+        grad[rows, t] -= z.dtype.type(1)
+    return _reduce(loss, grad, reduction)
+
+
+def nll_loss(log_probs, target, reduction="mean"):
+    """Negative log-likelihood, as ``torch.nn.functional.nll_loss`` (no weights):
+    ``loss[n] = -log_probs[n, target[n]]`` for log_probs (N, C) and integer targets (N,);
+    'mean' divides by N. Gradient: -1 at each target position (divided by N for 'mean')."""
+    fn = "nll_loss"
+    lp = _float_array(log_probs, "log_probs")
+    if lp.ndim != 2:
+        raise ValueError(f"{fn}: log_probs must be 2-dimensional (N, C), got shape "
+                         f"{_shape_str(lp.shape)}")
+    reduction = _check_reduction(reduction, fn)
+    N, C = lp.shape
+    t = _class_target(target, N, C, fn)
+    rows = np.arange(N)
+    grad = np.zeros_like(lp)
+    grad[rows, t] = lp.dtype.type(-1)
+    return _reduce(-lp[rows, t], grad, reduction)

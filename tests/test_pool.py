@@ -1,0 +1,419 @@
+"""Pooling: max (argmax mask), average, Lp and global average, forward and backward."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import convext
+from convext import functional as F
+
+import reference as ref
+
+torch = pytest.importorskip("torch")
+TF = torch.nn.functional
+aten = torch.ops.aten
+
+RNG = np.random.default_rng(1234)
+
+# kernel, stride, padding, dilation, ceil_mode (non-square where it matters)
+MAX_CASES = [
+    (2, 2, 0, 1, False),
+    (3, 2, 1, 1, False),
+    (3, 2, 1, 1, True),
+    ((2, 3), (1, 2), (1, 0), 1, False),
+    (3, 1, 1, 2, False),
+    ((3, 2), (2, 3), (1, 1), (2, 1), True),
+    (2, 3, 0, 1, True),  # stride > kernel
+    (4, 1, 2, 1, False),
+]
+AVG_CASES = [
+    (2, 2, 0, False),
+    (3, 2, 1, False),
+    (3, 2, 1, True),
+    ((2, 3), (1, 2), (1, 0), True),
+    (3, 3, 1, True),
+    (2, 3, 0, True),
+    (4, 1, 2, False),
+]
+
+
+def _f32_ok(out, ref64):
+    return np.max(np.abs(out - ref64), initial=0) <= 1e-5 * max(1.0, np.max(np.abs(ref64),
+                                                                             initial=0))
+
+
+def _t(a):
+    return torch.from_numpy(np.ascontiguousarray(a))
+
+
+def _distinct(shape, dtype=np.float64):
+    """Values far apart (no near-ties), so finite differences do not cross a switch."""
+    n = int(np.prod(shape))
+    return (RNG.permutation(n).reshape(shape) * 0.1 - n * 0.05).astype(dtype)
+
+
+# --- max pooling -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("k,s,p,d,ceil", MAX_CASES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_max_forward_backward_vs_reference_and_torch(k, s, p, d, ceil, dtype):
+    x = RNG.standard_normal((2, 3, 7, 9)).astype(dtype)
+    y, idx = F.max_pool2d(x, k, s, p, d, ceil, return_indices=True)
+    ry, ridx = ref.max_pool2d(x, k, s, p, d, ceil)
+    assert y.dtype == dtype and idx.dtype == np.int64
+    np.testing.assert_array_equal(y, ry.astype(dtype))
+    np.testing.assert_array_equal(idx, ridx)
+    ty, tidx = TF.max_pool2d(_t(x), k, s, p, d, ceil, return_indices=True)
+    np.testing.assert_array_equal(y, ty.numpy())
+    np.testing.assert_array_equal(idx, tidx.numpy())
+    gy = RNG.standard_normal(y.shape).astype(dtype)
+    gx = F.max_pool2d_backward(gy, idx, x.shape)
+    assert gx.dtype == dtype
+    rgx = ref.max_pool2d_backward(gy, ridx, x.shape)
+    if dtype == np.float64:
+        np.testing.assert_allclose(gx, rgx, rtol=1e-10, atol=0)
+    else:
+        assert _f32_ok(gx, rgx)
+    tk, ts, tp, td = (list(convext._validation.as_pair(v, "v", allow_zero=True))
+                      for v in (k, s, p, d))
+    tgx = aten.max_pool2d_with_indices_backward(_t(gy), _t(x), tk, ts, tp, td, ceil, tidx)
+    np.testing.assert_allclose(gx, tgx.numpy(), rtol=1e-6 if dtype == np.float32 else 1e-12,
+                               atol=1e-6 if dtype == np.float32 else 1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(0, 3), c=st.integers(1, 3), h=st.integers(1, 9), w=st.integers(1, 9),
+       kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 4), sw=st.integers(1, 4),
+       dh=st.integers(1, 3), dw=st.integers(1, 3), ceil=st.booleans(), data=st.data())
+def test_max_forward_property(n, c, h, w, kh, kw, sh, sw, dh, dw, ceil, data):
+    ph = data.draw(st.integers(0, kh // 2))
+    pw = data.draw(st.integers(0, kw // 2))
+    if (ref.pool_out_size(h, kh, sh, ph, dh, ceil) < 1
+            or ref.pool_out_size(w, kw, sw, pw, dw, ceil) < 1):
+        with pytest.raises(ValueError, match="larger than the padded input"):
+            F.max_pool2d(np.zeros((n, c, h, w)), (kh, kw), (sh, sw), (ph, pw), (dh, dw), ceil)
+        return
+    x = np.round(RNG.standard_normal((n, c, h, w)) * 2)  # integers: many ties
+    y, idx = F.max_pool2d(x, (kh, kw), (sh, sw), (ph, pw), (dh, dw), ceil, return_indices=True)
+    ry, ridx = ref.max_pool2d(x, (kh, kw), (sh, sw), (ph, pw), (dh, dw), ceil)
+    np.testing.assert_array_equal(y, ry)
+    np.testing.assert_array_equal(idx, ridx)
+    gy = np.round(RNG.standard_normal(y.shape) * 3)
+    gx = F.max_pool2d_backward(gy, idx, x.shape)
+    np.testing.assert_array_equal(gx, ref.max_pool2d_backward(gy, ridx, x.shape))
+    assert gx.sum() == gy[idx >= 0].sum()
+
+
+@pytest.mark.parametrize("k,s,p,d,ceil", MAX_CASES[:6])
+def test_max_gradcheck(k, s, p, d, ceil):
+    x = _distinct((2, 2, 6, 7))
+    y, idx = F.max_pool2d(x, k, s, p, d, ceil, return_indices=True)
+    gy = RNG.standard_normal(y.shape)
+    gx = F.max_pool2d_backward(gy, idx, x.shape)
+    num = ref.numerical_grad(lambda z: np.sum(F.max_pool2d(z, k, s, p, d, ceil) * gy), x)
+    np.testing.assert_allclose(gx, num, atol=1e-5, rtol=1e-3)
+
+
+def test_max_ties_first_position_and_exact_sum():
+    x = np.full((1, 1, 4, 4), 2.0)
+    y, idx = F.max_pool2d(x, 2, return_indices=True)
+    np.testing.assert_array_equal(idx[0, 0], [[0, 2], [8, 10]])
+    gx = F.max_pool2d_backward(np.ones_like(y), idx, x.shape)
+    expect = np.zeros((4, 4))
+    expect[::2, ::2] = 1
+    np.testing.assert_array_equal(gx[0, 0], expect)
+    # integer-valued input with overlapping windows: every grad_out lands exactly once
+    for dtype in (np.float32, np.float64):
+        x = RNG.integers(-2, 3, size=(3, 4, 11, 10)).astype(dtype)
+        y, idx = F.max_pool2d(x, 3, 2, 1, return_indices=True)
+        gy = RNG.integers(-5, 6, size=y.shape).astype(dtype)
+        gx = F.max_pool2d_backward(gy, idx, x.shape)
+        assert gx.sum() == gy.sum()
+        _, tidx = TF.max_pool2d(_t(x), 3, 2, 1, return_indices=True)
+        np.testing.assert_array_equal(idx, tidx.numpy())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k,s,p", [(2, 2, 0), (3, 2, 1), (2, 1, 0)])
+def test_max_nan_matches_torch(dtype, k, s, p):
+    x = RNG.standard_normal((2, 2, 6, 6)).astype(dtype)
+    x[0, 0, 0, 0] = np.nan
+    x[0, 0, 1, 1] = np.nan  # two NaNs in one window: the last one is kept
+    x[1, 1, 3, 2] = np.nan
+    x[1, 0, 5, 5] = np.nan
+    y, idx = F.max_pool2d(x, k, s, p, return_indices=True)
+    ty, tidx = TF.max_pool2d(_t(x), k, s, p, return_indices=True)
+    np.testing.assert_array_equal(y, ty.numpy())  # NaN positions equal too
+    np.testing.assert_array_equal(idx, tidx.numpy())
+    ry, ridx = ref.max_pool2d(x, k, s, p)
+    np.testing.assert_array_equal(idx, ridx)
+    assert np.isnan(y[0, 0, 0, 0])
+    if (k, s) == (2, 2):
+        assert idx[0, 0, 0, 0] == 6 + 1  # (1, 1): the last NaN in row-major order
+
+
+def test_max_padding_is_minus_inf():
+    x = -1.0 - RNG.random((2, 3, 5, 6))
+    y = F.max_pool2d(x, 3, 2, 1)
+    assert np.all(y < 0)
+    np.testing.assert_array_equal(y, ref.max_pool2d(x, 3, 2, 1)[0])
+
+
+def test_max_empty_window_with_dilation():
+    x = RNG.standard_normal((1, 1, 2, 2))
+    y, idx = F.max_pool2d(x, 2, 1, 1, dilation=3, return_indices=True)
+    assert y.shape == (1, 1, 1, 1) and y[0, 0, 0, 0] == -np.inf and idx[0, 0, 0, 0] == -1
+    np.testing.assert_array_equal(F.max_pool2d_backward(np.ones((1, 1, 1, 1)), idx, x.shape), 0)
+
+
+def test_max_backward_rejects_bad_indices():
+    gy = np.ones((1, 1, 2, 2))
+    with pytest.raises(ValueError, match="outside"):
+        F.max_pool2d_backward(gy, np.full((1, 1, 2, 2), 16), (1, 1, 4, 4))
+    with pytest.raises(TypeError, match="indices"):
+        F.max_pool2d_backward(gy, np.zeros((1, 1, 2, 2)), (1, 1, 4, 4))
+    with pytest.raises(ValueError, match="indices"):
+        F.max_pool2d_backward(gy, np.zeros((1, 1, 2, 1), np.int64), (1, 1, 4, 4))
+    with pytest.raises(ValueError, match="input_shape"):
+        F.max_pool2d_backward(gy, np.zeros((1, 1, 2, 2), np.int64), (1, 2, 4, 4))
+
+
+# --- average pooling ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("k,s,p,ceil", AVG_CASES)
+@pytest.mark.parametrize("include_pad", [True, False])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_avg_vs_reference_and_torch(k, s, p, ceil, include_pad, dtype):
+    x = RNG.standard_normal((2, 3, 7, 8)).astype(dtype)
+    y = F.avg_pool2d(x, k, s, p, ceil, include_pad)
+    ry = ref.avg_pool2d(x, k, s, p, ceil, include_pad)
+    ty = TF.avg_pool2d(_t(x), k, s, p, ceil, include_pad).numpy()
+    assert y.dtype == dtype and y.shape == ry.shape == ty.shape
+    gy = RNG.standard_normal(y.shape).astype(dtype)
+    gx = F.avg_pool2d_backward(gy, x.shape, k, s, p, ceil, include_pad)
+    rgx = ref.avg_pool2d_backward(gy, x.shape, k, s, p, ceil, include_pad)
+    tk, ts, tp = (list(convext._validation.as_pair(v, "v", allow_zero=True)) for v in (k, s, p))
+    tgx = aten.avg_pool2d_backward(_t(gy), _t(x), tk, ts, tp, ceil, include_pad, None).numpy()
+    if dtype == np.float64:
+        np.testing.assert_allclose(y, ry, rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(gx, rgx, rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(y, ty, rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(gx, tgx, rtol=1e-10, atol=1e-14)
+    else:
+        assert _f32_ok(y, ry) and _f32_ok(gx, rgx) and _f32_ok(y, ty) and _f32_ok(gx, tgx)
+
+
+@pytest.mark.parametrize("div", [1, 3, 4, 7])
+def test_avg_divisor_override(div):
+    x = RNG.standard_normal((2, 2, 6, 5))
+    y = F.avg_pool2d(x, 2, 2, 1, True, True, div)
+    np.testing.assert_allclose(y, ref.avg_pool2d(x, 2, 2, 1, True, True, div), rtol=1e-10)
+    np.testing.assert_allclose(y, TF.avg_pool2d(_t(x), 2, 2, 1, True, True, div).numpy(),
+                               rtol=1e-10)
+    gy = RNG.standard_normal(y.shape)
+    np.testing.assert_allclose(F.avg_pool2d_backward(gy, x.shape, 2, 2, 1, True, True, div),
+                               ref.avg_pool2d_backward(gy, x.shape, 2, 2, 1, True, True, div),
+                               rtol=1e-10)
+
+
+@pytest.mark.parametrize("k,s,p,ceil", AVG_CASES)
+@pytest.mark.parametrize("include_pad", [True, False])
+def test_avg_gradcheck(k, s, p, ceil, include_pad):
+    x = RNG.standard_normal((1, 2, 5, 6))
+    y = F.avg_pool2d(x, k, s, p, ceil, include_pad)
+    gy = RNG.standard_normal(y.shape)
+    gx = F.avg_pool2d_backward(gy, x.shape, k, s, p, ceil, include_pad)
+    num = ref.numerical_grad(lambda z: np.sum(F.avg_pool2d(z, k, s, p, ceil, include_pad) * gy),
+                             x)
+    np.testing.assert_allclose(gx, num, atol=1e-5, rtol=1e-3)
+
+
+# --- Lp pooling --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("p", [1, 2, 3, 1.5])
+@pytest.mark.parametrize("k,s,ceil", [(2, 2, False), (3, 2, True), ((2, 3), 1, False)])
+def test_lp_vs_reference_torch_and_gradcheck(p, k, s, ceil):
+    x = RNG.random((2, 2, 6, 7)) + 0.1  # positive: every p is defined
+    y = F.lp_pool2d(x, p, k, s, ceil)
+    np.testing.assert_allclose(y, ref.lp_pool2d(x, p, k, s, ceil), rtol=1e-10)
+    tx = _t(x).requires_grad_(True)
+    ty = TF.lp_pool2d(tx, p, k, s, ceil)
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-10)
+    gy = RNG.standard_normal(y.shape)
+    gx = F.lp_pool2d_backward(gy, x, y, p, k, s, ceil)
+    ty.backward(_t(gy))
+    np.testing.assert_allclose(gx, tx.grad.numpy(), rtol=1e-10, atol=1e-12)
+    num = ref.numerical_grad(lambda z: np.sum(F.lp_pool2d(z, p, k, s, ceil) * gy), x)
+    np.testing.assert_allclose(gx, num, atol=1e-5, rtol=1e-3)
+    x32 = x.astype(np.float32)
+    y32 = F.lp_pool2d(x32, p, k, s, ceil)
+    assert y32.dtype == np.float32 and _f32_ok(y32, ref.lp_pool2d(x, p, k, s, ceil))
+
+
+def test_lp_l2_signed_input_and_zero_window():
+    x = RNG.standard_normal((2, 3, 6, 6))
+    x[0, 0, :2, :2] = 0  # a zero window: output 0, gradient defined as 0
+    y = F.lp_pool2d(x, 2, 2)
+    np.testing.assert_allclose(y, np.sqrt(ref.avg_pool2d(x * x, 2) * 4), rtol=1e-10)
+    assert y[0, 0, 0, 0] == 0
+    gy = RNG.standard_normal(y.shape)
+    gx = F.lp_pool2d_backward(gy, x, y, 2, 2)
+    np.testing.assert_array_equal(gx[0, 0, :2, :2], 0)
+    tx = _t(x).requires_grad_(True)
+    TF.lp_pool2d(tx, 2, 2).backward(_t(gy))
+    np.testing.assert_allclose(gx, tx.grad.numpy(), rtol=1e-10, atol=1e-12)
+    mask = np.ones_like(x, bool)
+    mask[0, 0, :2, :2] = False
+    num = ref.numerical_grad(lambda z: np.sum(F.lp_pool2d(z, 2, 2) * gy), x)
+    np.testing.assert_allclose(gx[mask], num[mask], atol=1e-5, rtol=1e-3)
+
+
+def test_lp_inf_is_max_of_abs():
+    x = (RNG.permutation(144).reshape(2, 2, 6, 6) + 1) * 0.1 * RNG.choice([-1, 1], (2, 2, 6, 6))
+    y = F.lp_pool2d(x, float("inf"), 2)
+    np.testing.assert_array_equal(y, ref.max_pool2d(np.abs(x), 2)[0])
+    gy = RNG.standard_normal(y.shape)
+    gx = F.lp_pool2d_backward(gy, x, y, float("inf"), 2)
+    num = ref.numerical_grad(lambda z: np.sum(F.lp_pool2d(z, float("inf"), 2) * gy), x)
+    np.testing.assert_allclose(gx, num, atol=1e-5, rtol=1e-3)
+
+
+# --- global average ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_global_avg(dtype):
+    x = RNG.standard_normal((3, 4, 5, 6)).astype(dtype)
+    y = F.global_avg_pool2d(x)
+    ty = TF.adaptive_avg_pool2d(_t(x), 1).numpy()
+    assert y.shape == (3, 4, 1, 1) and y.dtype == dtype
+    r = ref.avg_pool2d(x, (5, 6))
+    if dtype == np.float64:
+        np.testing.assert_allclose(y, r, rtol=1e-10)
+        np.testing.assert_allclose(y, ty, rtol=1e-10)
+    else:
+        assert _f32_ok(y, r)
+    gy = RNG.standard_normal(y.shape).astype(dtype)
+    gx = F.global_avg_pool2d_backward(gy, x.shape)
+    assert gx.dtype == dtype
+    np.testing.assert_allclose(gx, ref.avg_pool2d_backward(gy, x.shape, (5, 6)),
+                               rtol=1e-6 if dtype == np.float32 else 1e-10)
+    if dtype == np.float64:
+        num = ref.numerical_grad(lambda z: np.sum(F.global_avg_pool2d(z) * gy[:1, :2]), x[:1, :2])
+        np.testing.assert_allclose(F.global_avg_pool2d_backward(gy[:1, :2], (1, 2, 5, 6)), num,
+                                   atol=1e-5, rtol=1e-3)
+    assert F.global_avg_pool2d(x[0]).shape == (4, 1, 1)
+
+
+# --- shapes, layouts, threads ------------------------------------------------------------------
+
+def test_batch_zero():
+    x = np.zeros((0, 3, 8, 8), np.float32)
+    y, idx = F.max_pool2d(x, 2, return_indices=True)
+    assert y.shape == idx.shape == (0, 3, 4, 4)
+    assert F.max_pool2d_backward(y, idx, x.shape).shape == x.shape
+    a = F.avg_pool2d(x, 3, 2, 1)
+    assert a.shape == (0, 3, 4, 4)
+    assert F.avg_pool2d_backward(a, x.shape, 3, 2, 1).shape == x.shape
+    assert F.lp_pool2d(x, 2, 2).shape == (0, 3, 4, 4)
+    assert F.global_avg_pool2d(x).shape == (0, 3, 1, 1)
+    assert F.global_avg_pool2d_backward(np.zeros((0, 3, 1, 1), np.float32), x.shape).shape == \
+        x.shape
+
+
+def test_unbatched():
+    x = RNG.standard_normal((3, 7, 6))
+    y, idx = F.max_pool2d(x, 3, 2, 1, return_indices=True)
+    y4, idx4 = F.max_pool2d(x[None], 3, 2, 1, return_indices=True)
+    np.testing.assert_array_equal(y, y4[0])
+    np.testing.assert_array_equal(idx, idx4[0])
+    np.testing.assert_array_equal(F.max_pool2d_backward(y, idx, x.shape),
+                                  F.max_pool2d_backward(y4, idx4, x[None].shape)[0])
+    a = F.avg_pool2d(x, 3, 2, 1, True, False)
+    np.testing.assert_array_equal(a, F.avg_pool2d(x[None], 3, 2, 1, True, False)[0])
+    np.testing.assert_array_equal(F.avg_pool2d_backward(a, x.shape, 3, 2, 1, True, False),
+                                  F.avg_pool2d_backward(a[None], x[None].shape, 3, 2, 1, True,
+                                                        False)[0])
+    np.testing.assert_array_equal(F.lp_pool2d(x, 2, 2), F.lp_pool2d(x[None], 2, 2)[0])
+
+
+def _layouts(x):
+    yield "sliced", np.ascontiguousarray(np.repeat(x, 2, axis=3))[..., ::2]
+    yield "transposed", np.ascontiguousarray(x.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)
+    yield "negative", np.ascontiguousarray(x[:, :, ::-1])[:, :, ::-1]
+    yield "fortran", np.asfortranarray(x)
+    ro = x.copy()
+    ro.flags.writeable = False
+    yield "readonly", ro
+
+
+def test_layouts():
+    x = RNG.standard_normal((2, 3, 7, 6))
+    y, idx = F.max_pool2d(x, 3, 2, 1, return_indices=True)
+    a = F.avg_pool2d(x, 3, 2, 1)
+    gy = RNG.standard_normal(y.shape)
+    gx = F.max_pool2d_backward(gy, idx, x.shape)
+    ga = F.avg_pool2d_backward(gy, x.shape, 3, 2, 1)
+    for name, v in _layouts(x):
+        np.testing.assert_array_equal(v, x)
+        yv, iv = F.max_pool2d(v, 3, 2, 1, return_indices=True)
+        np.testing.assert_array_equal(yv, y, err_msg=name)
+        np.testing.assert_array_equal(iv, idx, err_msg=name)
+        np.testing.assert_array_equal(F.avg_pool2d(v, 3, 2, 1), a, err_msg=name)
+    for name, g in _layouts(gy):
+        np.testing.assert_array_equal(F.max_pool2d_backward(g, idx, x.shape), gx, err_msg=name)
+        np.testing.assert_array_equal(F.avg_pool2d_backward(g, x.shape, 3, 2, 1), ga,
+                                      err_msg=name)
+    np.testing.assert_array_equal(F.max_pool2d_backward(gy, np.asfortranarray(idx), x.shape), gx)
+
+
+def test_thread_count_determinism():
+    x = RNG.standard_normal((4, 8, 40, 41)).astype(np.float32)  # large enough to go parallel
+    results = []
+    try:
+        for n in (1, 2):
+            convext.set_num_threads(n)
+            y, idx = F.max_pool2d(x, 3, 2, 1, return_indices=True)
+            gy = np.ones_like(y)
+            results.append((y, idx, F.max_pool2d_backward(gy, idx, x.shape),
+                            F.avg_pool2d(x, 3, 2, 1), F.avg_pool2d_backward(gy, x.shape, 3, 2, 1)))
+    finally:
+        convext.set_num_threads(None)
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("call,exc,match", [
+    (lambda x: F.max_pool2d(x, 3, 1, 2), ValueError, "padding .* half of the kernel"),
+    (lambda x: F.avg_pool2d(x, 2, 1, 2), ValueError, "padding .* half of the kernel"),
+    (lambda x: F.max_pool2d(x, 9), ValueError, r"larger than the padded input.*\(1, 2, 5, 6\)"),
+    (lambda x: F.avg_pool2d(x, (2, 9)), ValueError, "larger than the padded input"),
+    (lambda x: F.max_pool2d(x, 0), ValueError, "kernel_size"),
+    (lambda x: F.max_pool2d(x, 2, 0), ValueError, "stride"),
+    (lambda x: F.max_pool2d(x, 2, -1), ValueError, "stride"),
+    (lambda x: F.max_pool2d(x, 2, 2, -1), ValueError, "padding"),
+    (lambda x: F.max_pool2d(x, 2, dilation=0), ValueError, "dilation"),
+    (lambda x: F.max_pool2d(x, 2.5), TypeError, "kernel_size"),
+    (lambda x: F.max_pool2d(x[0, 0], 2), ValueError, r"x must be 3 or 4-dimensional.*\(5, 6\)"),
+    (lambda x: F.avg_pool2d(x[None], 2), ValueError, "x must be 3 or 4-dimensional"),
+    (lambda x: F.max_pool2d(x.astype(np.int32), 2), TypeError, "x must have dtype"),
+    (lambda x: F.avg_pool2d(x, 2, divisor_override=0), ValueError, "divisor_override"),
+    (lambda x: F.avg_pool2d(x, 2, ceil_mode=1), TypeError, "ceil_mode"),
+    (lambda x: F.avg_pool2d_backward(np.zeros((1, 2, 3, 3)), x.shape, 2), ValueError,
+     r"grad_out must have shape \(1, 2, 2, 3\)"),
+    (lambda x: F.avg_pool2d_backward(np.zeros((1, 2, 2, 3)), (2, 5, 6, 1, 1), 2), ValueError,
+     "input_shape"),
+    (lambda x: F.lp_pool2d(x, 0, 2), ValueError, "norm_type"),
+    (lambda x: F.lp_pool2d(x, -np.inf, 2), ValueError, "norm_type"),
+    (lambda x: F.lp_pool2d_backward(np.zeros((1, 2, 2, 3)), x, np.zeros((1, 2, 2, 2)), 2, 2),
+     ValueError, "out must have shape"),
+    (lambda x: F.lp_pool2d_backward(np.zeros((1, 2, 2, 3), np.float32), x,
+                                    np.zeros((1, 2, 2, 3)), 2, 2), TypeError, "dtype"),
+    (lambda x: F.global_avg_pool2d_backward(np.zeros((1, 2, 2, 1)), x.shape), ValueError,
+     "grad_out must have shape"),
+])
+def test_errors(call, exc, match):
+    x = np.zeros((1, 2, 5, 6))
+    with pytest.raises(exc, match=match):
+        call(x)
