@@ -410,6 +410,9 @@ def test_thread_count_determinism():
      ValueError, "out must have shape"),
     (lambda x: F.lp_pool2d_backward(np.zeros((1, 2, 2, 3), np.float32), x,
                                     np.zeros((1, 2, 2, 3)), 2, 2), TypeError, "dtype"),
+    (lambda x: F.max_pool2d(np.zeros((1, 2, 0, 6)), 2, 2, 1), ValueError,
+     r"non-empty channels.*\(1, 2, 0, 6\)"),
+    (lambda x: F.avg_pool2d(np.zeros((2, 0, 4, 4)), 2), ValueError, "non-empty channels"),
     (lambda x: F.global_avg_pool2d_backward(np.zeros((1, 2, 2, 1)), x.shape), ValueError,
      "grad_out must have shape"),
 ])

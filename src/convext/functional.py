@@ -289,6 +289,9 @@ def _pool_geom(shape, kernel_size, stride, padding, dilation, ceil_mode, fn):
     if ph > kh // 2 or pw > kw // 2:
         raise ValueError(f"{fn}: padding ({ph}, {pw}) must be at most half of the kernel size "
                          f"({kh}, {kw})")
+    if min(shape[-3:]) == 0:
+        raise ValueError(f"{fn}: the input must have non-empty channels, height and width (only "
+                         f"the batch may be empty), got shape {_shape_str(shape)}")
     H, W = shape[-2:]
     oh = _pool_out_size(H, kh, sh, ph, dh, ceil_mode)
     ow = _pool_out_size(W, kw, sw, pw, dw, ceil_mode)
@@ -549,8 +552,11 @@ def global_avg_pool2d_backward(grad_out, input_shape):
 
 
 # ---------------------------------------------------------------------------------------------
-# activations (elementwise NumPy: see the benchmark note in the README/report; any shape,
-# float32 or float64, the result has the input's dtype)
+# activations (any shape, float32 or float64, the result has the input's dtype). Vectorised
+# NumPy, except relu's forward pass: a benchmark of compiled loops against NumPy (see
+# _kernels/_activations.pyx) found only that one faster.
+
+from ._kernels import _activations  # noqa: E402
 
 __all__ += [
     "relu", "relu_backward",
@@ -586,16 +592,25 @@ def _scalar(value, name, dtype):
     return dtype.type(value)
 
 
+# Below this many elements relu runs on one thread.
+_ACT_SERIAL_ELEMS = 1 << 16
+
+
 def relu(x):
-    """``max(x, 0)`` elementwise (NaN stays NaN)."""
+    """``max(x, 0)`` elementwise (NaN stays NaN). A compiled loop: it beat ``np.maximum``."""
     x = _float_array(x, "x")
-    return np.maximum(x, x.dtype.type(0))
+    y = np.empty(x.shape, x.dtype)
+    if x.size:
+        _activations.relu_forward(contiguous(x).reshape(-1), y.reshape(-1),
+                                  1 if x.size < _ACT_SERIAL_ELEMS else get_num_threads())
+    return y
 
 
 def relu_backward(grad_out, x):
-    """``grad_out`` where ``x > 0``, else 0 (the subgradient at 0 is 0, as in torch)."""
+    """0 where ``x <= 0``, else ``grad_out`` (the subgradient at 0 is 0 and a NaN input passes
+    the gradient through, as torch's threshold_backward)."""
     gy, x = _grad_pair(grad_out, x, "x", "relu_backward")
-    return np.where(x > 0, gy, x.dtype.type(0))
+    return np.where(x <= 0, x.dtype.type(0), gy)
 
 
 def leaky_relu(x, negative_slope=0.01):
@@ -616,19 +631,22 @@ def elu(x, alpha=1.0):
     """``x`` where ``x > 0``, else ``alpha * (exp(x) - 1)`` (computed with expm1)."""
     x = _float_array(x, "x")
     a = _scalar(alpha, "alpha", x.dtype)
-    return np.where(x > 0, x, a * np.expm1(np.minimum(x, x.dtype.type(0))))
+    with np.errstate(under="ignore"):
+        return np.where(x > 0, x, a * np.expm1(np.minimum(x, x.dtype.type(0))))
 
 
 def elu_backward(grad_out, x, alpha=1.0):
-    """``grad_out`` where ``x > 0``, else ``grad_out * alpha * exp(x)`` (x is the input)."""
+    """``grad_out * alpha * exp(x)`` where ``x <= 0``, else ``grad_out`` (x is the input)."""
     gy, x = _grad_pair(grad_out, x, "x", "elu_backward")
     a = _scalar(alpha, "alpha", x.dtype)
-    return np.where(x > 0, gy, gy * a * np.exp(np.minimum(x, x.dtype.type(0))))
+    with np.errstate(under="ignore"):
+        return np.where(x <= 0, gy * a * np.exp(np.minimum(x, x.dtype.type(0))), gy)
 
 
 def _sigmoid(x):
     """1 / (1 + exp(-x)) without overflow: exp only ever sees -|x|."""
-    e = np.exp(-np.abs(x))
+    with np.errstate(under="ignore"):
+        e = np.exp(-np.abs(x))
     one = x.dtype.type(1)
     return np.where(x >= 0, one / (one + e), e / (one + e))
 
@@ -662,7 +680,8 @@ def softplus(x, beta=1.0, threshold=20.0):
     b = _scalar(beta, "beta", x.dtype)
     th = _scalar(threshold, "threshold", x.dtype)
     bx = x * b
-    soft = (np.maximum(bx, x.dtype.type(0)) + np.log1p(np.exp(-np.abs(bx)))) / b
+    with np.errstate(under="ignore"):
+        soft = (np.maximum(bx, x.dtype.type(0)) + np.log1p(np.exp(-np.abs(bx)))) / b
     return np.where(bx > th, x, soft)
 
 
@@ -687,7 +706,8 @@ def _log_softmax(x, axis):
     m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)
     m = np.where(np.isfinite(m), m, x.dtype.type(0))
     z = x - m
-    return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
+    with np.errstate(under="ignore"):
+        return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
 
 
 def softmax(x, axis=-1):
@@ -695,7 +715,8 @@ def softmax(x, axis=-1):
     x = _float_array(x, "x")
     axis = _axis(axis, x.ndim, "softmax")
     m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)
-    e = np.exp(x - np.where(np.isfinite(m), m, x.dtype.type(0)))
+    with np.errstate(under="ignore"):
+        e = np.exp(x - np.where(np.isfinite(m), m, x.dtype.type(0)))
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
@@ -716,7 +737,8 @@ def log_softmax_backward(grad_out, y, axis=-1):
     """``grad_out - exp(y) * sum(grad_out, axis)`` with ``y = log_softmax(x, axis)``."""
     gy, y = _grad_pair(grad_out, y, "y", "log_softmax_backward")
     axis = _axis(axis, y.ndim, "log_softmax_backward")
-    return gy - np.exp(y) * np.sum(gy, axis=axis, keepdims=True)
+    with np.errstate(under="ignore"):
+        return gy - np.exp(y) * np.sum(gy, axis=axis, keepdims=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -834,7 +856,8 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     """Binary cross-entropy of probabilities, as torch:
     ``-weight * (target*log(input) + (1 - target)*log(1 - input))`` with each log clamped at
     -100; gradient ``weight * (input - target) / max(input*(1 - input), 1e-12)`` (torch's
-    formula). Every input element must lie in [0, 1]; weight broadcasts to input's shape.
+    formula, with its 1e-12 rounded to float32). Every input element must lie in [0, 1];
+    weight broadcasts to input's shape.
     """
     fn = "binary_cross_entropy"
     x, t = _loss_pair(input, target, fn)
@@ -846,7 +869,8 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
         lx = np.maximum(np.log(x), dt(-100))
         l1x = np.maximum(np.log(dt(1) - x), dt(-100))
     loss = -(t * lx + (dt(1) - t) * l1x)
-    grad = (x - t) / np.maximum(x * (dt(1) - x), dt(1e-12))
+    # torch's floor is the float32 constant 1e-12f, also for float64
+    grad = (x - t) / np.maximum(x * (dt(1) - x), dt(np.float32(1e-12)))
     if weight is not None:
         w = _float_array(weight, "weight")
         check_same_dtype(input=x, weight=w)
@@ -866,7 +890,8 @@ def binary_cross_entropy_with_logits(input, target, reduction="mean"):
     fn = "binary_cross_entropy_with_logits"
     x, t = _loss_pair(input, target, fn)
     reduction = _check_reduction(reduction, fn)
-    loss = np.maximum(x, x.dtype.type(0)) - x * t + np.log1p(np.exp(-np.abs(x)))
+    with np.errstate(under="ignore"):
+        loss = np.maximum(x, x.dtype.type(0)) - x * t + np.log1p(np.exp(-np.abs(x)))
     return _reduce(loss, _sigmoid(x) - t, reduction)
 
 
@@ -901,7 +926,8 @@ def cross_entropy(logits, target, reduction="mean"):
     reduction = _check_reduction(reduction, fn)
     N, C = z.shape
     logp = _log_softmax(z, 1)
-    p = np.exp(logp)
+    with np.errstate(under="ignore"):
+        p = np.exp(logp)
     tgt = np.asarray(target)
     if np.issubdtype(tgt.dtype, np.floating):
         t = _float_array(tgt, "target")

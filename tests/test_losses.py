@@ -1,0 +1,225 @@
+"""Losses: (loss, grad) against torch (autograd of the reduced loss), central differences,
+stability cases and the error contract."""
+import warnings
+
+import numpy as np
+import pytest
+
+from convext import functional as F
+
+import reference as ref
+
+torch = pytest.importorskip("torch")
+TF = torch.nn.functional
+
+RNG = np.random.default_rng(11)
+REDUCTIONS = ["mean", "sum", "none"]
+
+
+def _reduce_t(loss, reduction):
+    return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
+
+
+def _pair(shape=(4, 3, 2)):
+    x = RNG.standard_normal(shape)
+    t = RNG.standard_normal(shape)
+    t[np.abs(x - t) < 0.05] += 0.3  # away from |.|'s kink
+    return x, t
+
+
+def _pos_pair(shape=(4, 3)):
+    return RNG.random(shape) * 3, RNG.random(shape) * 3
+
+
+def _probs(shape=(4, 3)):
+    return RNG.uniform(0.05, 0.95, shape), RNG.random(shape)
+
+
+# name, convext fn(x, t, red), torch fn(tx, tt, red), inputs
+LOSSES = [
+    ("mse", F.mse_loss, TF.mse_loss, _pair),
+    ("msle", F.msle_loss,
+     lambda x, t, reduction: TF.mse_loss(torch.log1p(x), torch.log1p(t), reduction=reduction),
+     _pos_pair),
+    ("l1", F.l1_loss, TF.l1_loss, _pair),
+    ("l2", F.l2_loss,
+     lambda x, t, reduction: _reduce_t(((x - t) ** 2).sum(dim=tuple(range(1, x.dim()))),
+                                       reduction), _pair),
+    ("mape", F.mape_loss,
+     lambda x, t, reduction: _reduce_t(100 * (x - t).abs() / t.abs().clamp(min=1e-7),
+                                       reduction), _pair),
+    ("bce", F.binary_cross_entropy, TF.binary_cross_entropy, _probs),
+    ("bce_logits", F.binary_cross_entropy_with_logits, TF.binary_cross_entropy_with_logits,
+     _pair),
+]
+IDS = [a[0] for a in LOSSES]
+
+
+def _torch_loss_grad(tfn, x, t, reduction, **kw):
+    tx = torch.from_numpy(np.asarray(x, np.float64)).requires_grad_(True)
+    tt = torch.from_numpy(np.asarray(t if np.issubdtype(np.asarray(t).dtype, np.integer)
+                                     else np.asarray(t, np.float64)))
+    loss = tfn(tx, tt, reduction=reduction, **kw)
+    loss.sum().backward()
+    return loss.detach().numpy(), tx.grad.numpy()
+
+
+def _check(loss, grad, rl, rg, dtype):
+    if dtype == np.float64:
+        np.testing.assert_allclose(loss, rl, rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(grad, rg, rtol=1e-10, atol=1e-14)
+    else:
+        for a, r in ((loss, rl), (grad, rg)):
+            assert np.max(np.abs(a - r)) <= 1e-5 * max(1.0, np.max(np.abs(r)))
+
+
+def _check_types(loss, grad, x, reduction, dtype):
+    assert grad.dtype == dtype and grad.shape == x.shape
+    if reduction == "none":
+        assert isinstance(loss, np.ndarray) and loss.dtype == dtype
+    else:
+        assert np.ndim(loss) == 0 and np.asarray(loss).dtype == dtype
+
+
+@pytest.mark.parametrize("name,fn,tfn,make", LOSSES, ids=IDS)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_vs_torch(name, fn, tfn, make, reduction, dtype):
+    x, t = (a.astype(dtype) for a in make())
+    loss, grad = fn(x, t, reduction=reduction)
+    _check_types(loss, grad, x, reduction, dtype)
+    _check(loss, grad, *_torch_loss_grad(tfn, x, t, reduction), dtype)
+
+
+@pytest.mark.parametrize("name,fn,tfn,make", LOSSES, ids=IDS)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_gradcheck(name, fn, tfn, make, reduction):
+    x, t = make()
+    _, grad = fn(x, t, reduction=reduction)
+    num = ref.numerical_grad(lambda z: np.sum(fn(z, t, reduction=reduction)[0]), x)
+    np.testing.assert_allclose(grad, num, atol=1e-5, rtol=1e-3)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_bce_weight_and_clamp(reduction):
+    x, t = _probs((5, 4))
+    x[0, :2] = [0.0, 1.0]  # log clamped at -100; gradient through torch's 1e-12 floor
+    t[0, :2] = [1.0, 0.0]
+    w = RNG.random(4)
+    loss, grad = F.binary_cross_entropy(x, t, w, reduction)
+    rl, rg = _torch_loss_grad(TF.binary_cross_entropy, x, t, reduction,
+                              weight=torch.from_numpy(w))
+    _check(loss, grad, rl, rg, np.float64)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        F.binary_cross_entropy(x + 1, t)
+    with pytest.raises(ValueError, match="weight"):
+        F.binary_cross_entropy(x, t, np.ones(3))
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kind", ["index", "probs"])
+def test_cross_entropy_vs_torch(reduction, dtype, kind):
+    z = (RNG.standard_normal((6, 5)) * 2).astype(dtype)
+    if kind == "index":
+        t = RNG.integers(0, 5, 6)
+    else:
+        t = RNG.random((6, 5)).astype(dtype)
+        t /= t.sum(axis=1, keepdims=True)
+    loss, grad = F.cross_entropy(z, t, reduction)
+    _check_types(loss, grad, z, reduction, dtype)
+    _check(loss, grad, *_torch_loss_grad(TF.cross_entropy, z, t, reduction), dtype)
+    if dtype == np.float64:
+        num = ref.numerical_grad(lambda a: np.sum(F.cross_entropy(a, t, reduction)[0]), z)
+        np.testing.assert_allclose(grad, num, atol=1e-5, rtol=1e-3)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_nll_vs_torch(reduction, dtype):
+    lp = F.log_softmax(RNG.standard_normal((7, 4)).astype(dtype))
+    t = RNG.integers(0, 4, 7).astype(np.int32)
+    loss, grad = F.nll_loss(lp, t, reduction)
+    _check_types(loss, grad, lp, reduction, dtype)
+    _check(loss, grad, *_torch_loss_grad(TF.nll_loss, lp, t.astype(np.int64), reduction), dtype)
+    if dtype == np.float64:
+        num = ref.numerical_grad(lambda a: np.sum(F.nll_loss(a, t, reduction)[0]), lp)
+        np.testing.assert_allclose(grad, num, atol=1e-5, rtol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cross_entropy_stability(dtype):
+    z = np.array([[1000, -1000, 0], [-1000, 1000, 1000], [-1000, -1000, -1000]], dtype)
+    t = np.array([1, 0, 2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss, grad = F.cross_entropy(z, t, "none")
+        lb, gb = F.binary_cross_entropy_with_logits(np.array([1000, -1000], dtype),
+                                                    np.array([0, 1], dtype), "none")
+    # log-sum-exp exactly: 2000, 2000 + log 2, log 3
+    np.testing.assert_allclose(loss, [2000, 2000 + np.log(2), np.log(3)], rtol=1e-7)
+    assert np.all(np.isfinite(grad)) and np.all(np.isfinite(lb)) and np.all(np.isfinite(gb))
+    np.testing.assert_array_equal(lb, [1000, 1000])
+    rl, rg = _torch_loss_grad(TF.cross_entropy, z, t, "none")
+    np.testing.assert_allclose(loss, rl, rtol=1e-7)
+    np.testing.assert_allclose(grad, rg, atol=1e-7)
+
+
+def test_cross_entropy_shift_invariance_float32():
+    # logits on a 1/8 grid: shifting by 256 is exact in float32, so only the loss's own rounding
+    # can move it
+    z = (RNG.integers(-80, 80, (64, 10)) / 8).astype(np.float32)
+    t = RNG.integers(0, 10, 64)
+    a, _ = F.cross_entropy(z, t)
+    b, _ = F.cross_entropy(z + np.float32(256), t)
+    c, _ = F.cross_entropy(z - np.float32(256), t)
+    assert abs(a - b) < 1e-5 and abs(a - c) < 1e-5
+    p = np.full((64, 10), 0.1, np.float32)
+    assert abs(F.cross_entropy(z, p)[0] - F.cross_entropy(z + np.float32(256), p)[0]) < 1e-5
+
+
+def test_empty_batch():
+    x = np.zeros((0, 3))
+    loss, grad = F.mse_loss(x, x)
+    assert np.isnan(loss) and grad.shape == (0, 3)
+    assert F.mse_loss(x, x, "sum")[0] == 0
+    loss, grad = F.cross_entropy(x, np.zeros(0, np.int64), "sum")
+    assert loss == 0 and grad.shape == (0, 3)
+    loss, grad = F.l2_loss(x, x, "none")
+    assert loss.shape == (0,) and grad.shape == (0, 3)
+
+
+def test_l2_is_per_sample_sum():
+    x, t = _pair((3, 4))
+    loss, _ = F.l2_loss(x, t, "none")
+    np.testing.assert_allclose(loss, ((x - t) ** 2).sum(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(F.l2_loss(x, t)[0], ((x - t) ** 2).sum() / 3, rtol=1e-12)
+    np.testing.assert_allclose(F.l2_loss(x[:, 0], t[:, 0], "sum")[0],
+                               F.mse_loss(x[:, 0], t[:, 0], "sum")[0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("call,exc,match", [
+    (lambda: F.mse_loss(np.zeros(3), np.zeros(4)), ValueError,
+     r"target must have the shape of input \(3\), got \(4\)"),
+    (lambda: F.l1_loss(np.zeros(3), np.zeros(3, np.float32)), TypeError, "dtype"),
+    (lambda: F.mse_loss(np.zeros(3), np.zeros(3), "avg"), ValueError,
+     "reduction must be one of 'mean', 'sum', 'none'"),
+    (lambda: F.msle_loss(np.array([-2.0]), np.zeros(1)), ValueError, "> -1"),
+    (lambda: F.l2_loss(np.float64(1), np.float64(1)), ValueError, "batch axis"),
+    (lambda: F.cross_entropy(np.zeros((2, 3)), np.array([0, 3])), ValueError,
+     r"class index 3, outside \[0, 3\)"),
+    (lambda: F.cross_entropy(np.zeros((2, 3)), np.array([-1, 0])), ValueError, "class index -1"),
+    (lambda: F.cross_entropy(np.zeros((2, 3)), np.zeros(3, np.int64)), ValueError,
+     r"target must have shape \(2,\)"),
+    (lambda: F.cross_entropy(np.zeros((2, 3)), np.zeros(2)), ValueError,
+     "probability targets must have the logits' shape"),
+    (lambda: F.cross_entropy(np.zeros(3), np.zeros(1, np.int64)), ValueError,
+     "logits must be 2-dimensional"),
+    (lambda: F.nll_loss(np.zeros((2, 3)), np.zeros(2)), TypeError, "integer"),
+    (lambda: F.nll_loss(np.zeros((2, 3)), np.array([0, 5])), ValueError, "class index 5"),
+    (lambda: F.binary_cross_entropy_with_logits(np.zeros(2, np.int64), np.zeros(2)), TypeError,
+     "input must have dtype"),
+])
+def test_errors(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
