@@ -10,6 +10,11 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", metavar="{demo,bench,info}")
     sub.required = True
 
+    p = sub.add_parser("demo", help="train a small CNN on scikit-learn's 8x8 digits and draw "
+                                    "what it learned (needs the 'demo' extra)")
+    from .demo import add_arguments as demo_args
+    demo_args(p)
+
     p = sub.add_parser("bench", help="benchmark convext against PyTorch (needs the 'bench' extra)")
     from .bench import add_arguments as bench_args
     bench_args(p)
@@ -17,6 +22,9 @@ def main(argv=None):
     sub.add_parser("info", help="print how convext was built and the threads it uses")
 
     args = parser.parse_args(argv)
+    if args.command == "demo":
+        from .demo import run
+        return run(args)
     if args.command == "bench":
         from .bench import run
         return run(args)

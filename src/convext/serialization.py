@@ -69,9 +69,10 @@ def load(path):
     what = f"{path!r}" if isinstance(path, (str, bytes)) or hasattr(path, "__fspath__") \
         else "the file"
     try:
-        with np.load(path, allow_pickle=False) as f:
-            if not isinstance(f, np.lib.npyio.NpzFile):
-                raise ValueError("it holds a single array, not an .npz archive")
+        f = np.load(path, allow_pickle=False)
+        if not isinstance(f, np.lib.npyio.NpzFile):
+            raise ValueError("it holds a single array, not an .npz archive")
+        with f:
             if ARCH_KEY not in f.files:
                 raise ValueError(f"it has no {ARCH_KEY!r} entry (not written by convext's save)")
             arch = f[ARCH_KEY]

@@ -5,7 +5,8 @@ others registered in FAMILIES.
 """
 import importlib
 
-FAMILIES = {"conv": "convext.bench.conv", "pool": "convext.bench.pool"}
+FAMILIES = {"conv": "convext.bench.conv", "pool": "convext.bench.pool",
+            "network": "convext.bench.network"}
 
 
 def add_arguments(p):

@@ -1,0 +1,137 @@
+"""``python -m convext demo``: train a small CNN on scikit-learn's 8x8 handwritten digits.
+
+Two conv-relu-maxpool blocks and two dense layers, trained with Adam on 75% of the 1797 digits
+and tested on the other 25%; prints ``test accuracy: 0.NNN`` and draws the training curves, the
+learned first-layer filters and the feature maps of one test digit (``--out``, with matplotlib).
+Needs the ``demo`` extra: ``pip install "convext[demo]"``.
+"""
+import sys
+import time
+
+import numpy as np
+
+INSTALL = 'pip install "convext[demo]"'
+
+
+def add_arguments(p):
+    p.add_argument("--epochs", type=int, default=15, help="training epochs (default: 15)")
+    p.add_argument("--batch-size", type=int, default=32, help="mini-batch size (default: 32)")
+    p.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (default: 0.003)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the split, the initial weights and the shuffling (default: 0)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for convext's kernels (default: all CPUs)")
+    p.add_argument("--out", default="convext-demo.png",
+                   help="picture of the curves, filters and feature maps (default: "
+                        "convext-demo.png; needs matplotlib; '' to skip)")
+    p.add_argument("--save", default=None, metavar="MODEL.npz",
+                   help="also save the trained model (load it with convext.load)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_model(seed=0):
+    """The demo's network for 1x8x8 inputs and 10 classes."""
+    from .layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
+    return Sequential(
+        Conv2D(1, 16, 3, padding=1), ReLU(), MaxPool2D(2),    # 16 x 4 x 4
+        Conv2D(16, 32, 3, padding=1), ReLU(), MaxPool2D(2),   # 32 x 2 x 2
+        Flatten(), Dense(128, 64), ReLU(), Dense(64, 10),
+    ).reset_parameters(np.random.default_rng(seed))
+
+
+def load_data(seed=0):
+    """(X_train, X_test, y_train, y_test): digits scaled to [0, 1], shape (N, 1, 8, 8),
+    a stratified 75/25 split."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    digits = load_digits()
+    X = (digits.images / 16.0).astype(np.float32)[:, None]
+    return train_test_split(X, digits.target, test_size=0.25, stratify=digits.target,
+                            random_state=seed)
+
+
+def draw(path, model, history, digit, label):
+    """Curves, first-layer filters and the feature maps of ``digit`` (1, 8, 8) to ``path``."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    filters = model[0].parameters()["weight"][:, 0]           # (16, 3, 3)
+    was = model.training
+    model.eval()
+    maps = model[1](model[0](digit[None]))[0]                 # (16, 8, 8) after ReLU
+    model.train(was)
+
+    fig = plt.figure(figsize=(12, 8.5), layout="constrained")
+    top, middle, bottom = fig.subfigures(3, 1, height_ratios=[1.3, 1, 1])
+    ax1, ax2 = top.subplots(1, 2)
+    ax1.plot(epochs, history["loss"], "o-", label="train")
+    ax1.plot(epochs, history["val_loss"], "s-", label="test")
+    ax1.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
+    ax1.legend()
+    ax2.plot(epochs, history["accuracy"], "o-", label="train")
+    ax2.plot(epochs, history["val_accuracy"], "s-", label="test")
+    ax2.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    ax2.legend()
+    middle.suptitle("learned first-layer filters (3x3, blue < 0 < red)")
+    axes = middle.subplots(2, 8)
+    lim = float(np.max(np.abs(filters)))
+    for i, ax in enumerate(axes.flat):
+        ax.imshow(filters[i], cmap="RdBu_r", vmin=-lim, vmax=lim)
+        ax.set_title(f"filter {i}", fontsize=8)
+        ax.axis("off")
+    bottom.suptitle(f"a test digit ({label}) and its 16 feature maps after conv1 + ReLU")
+    axes = bottom.subplots(2, 9)
+    axes[0, 0].imshow(digit[0], cmap="gray_r")
+    axes[0, 0].set_title("input", fontsize=8)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i in range(16):
+        ax = axes.flat[1 + i + (i >= 8)]
+        ax.imshow(maps[i], cmap="viridis")
+        ax.set_title(f"map {i}", fontsize=8)
+    fig.suptitle("convext demo: a CNN on scikit-learn's 8x8 digits")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def run(args):
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        print(f"the demo needs scikit-learn for its dataset: {INSTALL}", file=sys.stderr)
+        return 1
+    from . import evaluate, fit
+    from ._config import get_num_threads, set_num_threads
+    from .losses import CrossEntropyLoss
+    from .optim import Adam
+
+    if args.threads is not None:
+        set_num_threads(args.threads)
+    start = time.perf_counter()
+    X_train, X_test, y_train, y_test = load_data(args.seed)
+    model = build_model(args.seed)
+    if not args.quiet:
+        print(f"{len(X_train)} training and {len(X_test)} test digits (8x8), "
+              f"{get_num_threads()} threads\n{model}")
+    loss = CrossEntropyLoss()
+    history = fit(model, X_train, y_train, loss, Adam(model, lr=args.lr), epochs=args.epochs,
+                  batch_size=args.batch_size, validation_data=(X_test, y_test),
+                  rng=args.seed, progress=not args.quiet)
+    result = evaluate(model, X_test, y_test, loss)
+    if not args.quiet:
+        print(f"trained in {time.perf_counter() - start:.1f} s")
+    if args.out:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            print(f"matplotlib is not installed, no picture ({INSTALL})", file=sys.stderr)
+        else:
+            draw(args.out, model, history, X_test[0], int(y_test[0]))
+            print(f"wrote {args.out}")
+    if args.save:
+        model.save(args.save)
+        print(f"saved the model to {args.save}")
+    print(f"test accuracy: {result['accuracy']:.3f}")
+    return 0
