@@ -94,6 +94,8 @@ class BuildExt(build_ext):
                 cflags.append("-g0")
                 if sys.platform.startswith("linux"):
                     lflags.append("-s")
+                elif sys.platform == "darwin":
+                    lflags.append("-Wl,-x")  # drop local symbols (ld64 has no -s)
             if ASAN:
                 cflags += ["-fsanitize=address", "-fno-omit-frame-pointer", "-g"]
                 lflags += ["-fsanitize=address"]
