@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Memory-safety step of CI (RELIABILITY.md check 13), called by .ci/run after the unit tests.
+#
+# 1. Build the extension with CONVEXT_DEBUG=1 (Cython boundscheck, wraparound and
+#    initializedcheck on, -O0 -g) and run the whole test suite against it.
+# 2. Build it with CONVEXT_ASAN=1 (-fsanitize=address) and run the whole suite again with
+#    libasan preloaded into the interpreter; any "ERROR: AddressSanitizer" report fails the step.
+#
+# Each build happens in its own temporary copy of the source tree (tracked and untracked files,
+# no build products), so the checkout's own in-place build is never touched. The current python
+# (the CI venv, with the test dependencies) is used; Cython, setuptools and numpy are installed
+# into it if missing. CONVEXT_TEST_EXAMPLES caps hypothesis's max_examples per test
+# (tests/conftest.py); this step sets it to keep the instrumented runs short (default 25,
+# override by exporting it). Extra arguments are passed to pytest (for runs by hand, e.g.
+# `bash .github/scripts/sanitizer_check.sh -k pool`).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+python=${PYTHON:-python}
+pytest_args=("$@")
+export CONVEXT_TEST_EXAMPLES=${CONVEXT_TEST_EXAMPLES:-25}
+
+if ! "$python" -c "import Cython, setuptools, numpy" 2>/dev/null; then
+  "$python" -m pip install "Cython>=3.1" "setuptools>=77" "numpy>=2.0"
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+copy_tree() {  # copy_tree DEST: the source tree without build products
+  local dest=$1
+  mkdir -p "$dest"
+  if git -C "$root" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    (cd "$root" && git ls-files -z --cached --others --exclude-standard \
+       | tar --null --ignore-failed-read -T - -cf - 2>/dev/null) | tar -xf - -C "$dest"
+  else
+    (cd "$root" && tar --exclude='*.so' --exclude='*.pyd' --exclude='*.c' --exclude=build \
+       --exclude=dist --exclude='*.egg-info' --exclude=.hypothesis --exclude=__pycache__ \
+       -cf - .) | tar -xf - -C "$dest"
+  fi
+}
+
+build() {  # build DIR: in-place build of the copy in DIR (env switches already exported)
+  (cd "$1" && "$python" setup.py -q build_ext --inplace >"$1/build.log" 2>&1) || {
+    cat "$1/build.log"; echo "sanitizer_check: build failed in $1" >&2; return 1; }
+  local where
+  where=$(cd "$1" && PYTHONPATH="$1/src" "$python" -c \
+    "import convext._kernels._conv as m; print(m.__file__)")
+  case "$where" in
+    "$1"/*) ;;
+    *) echo "sanitizer_check: tests would import $where, not the build in $1" >&2; return 1 ;;
+  esac
+}
+
+run_suite() {  # run_suite DIR LOG [env...]: the whole test suite against the build in DIR
+  local dir=$1 log=$2
+  shift 2
+  (cd "$dir" && env PYTHONPATH="$dir/src" "$@" \
+     "$python" -m pytest -q -p no:cacheprovider tests "${pytest_args[@]}" 2>&1) | tee "$log" | tail -n 25
+  return "${PIPESTATUS[0]}"
+}
+
+echo "== debug build (CONVEXT_DEBUG=1: boundscheck, wraparound, initializedcheck, -O0)"
+start=$(date +%s)
+copy_tree "$work/debug"
+CONVEXT_DEBUG=1 build "$work/debug"
+echo "   built in $(( $(date +%s) - start )) s"
+start=$(date +%s)
+run_suite "$work/debug" "$work/debug.log" CONVEXT_DEBUG=1
+echo "== debug suite took $(( $(date +%s) - start )) s"
+
+echo "== AddressSanitizer build (CONVEXT_ASAN=1)"
+libasan=$(gcc -print-file-name=libasan.so)
+if [[ "$libasan" != /* || ! -e "$libasan" ]]; then
+  echo "sanitizer_check: gcc's libasan.so not found" >&2
+  exit 1
+fi
+start=$(date +%s)
+copy_tree "$work/asan"
+CONVEXT_ASAN=1 build "$work/asan"
+echo "   built in $(( $(date +%s) - start )) s"
+mkdir -p "$work/asan-reports"
+start=$(date +%s)
+status=0
+run_suite "$work/asan" "$work/asan.log" CONVEXT_ASAN=1 LD_PRELOAD="$libasan" \
+  ASAN_OPTIONS="detect_leaks=0:log_path=$work/asan-reports/asan" || status=$?
+echo "== ASan suite took $(( $(date +%s) - start )) s"
+reports=$( (grep -l "ERROR: AddressSanitizer" "$work/asan.log" "$work"/asan-reports/* \
+            2>/dev/null || true) | wc -l)
+if (( reports > 0 )); then
+  for f in "$work"/asan-reports/*; do
+    [[ -e "$f" ]] && { echo "--- $f"; head -n 60 "$f"; }
+  done
+  grep -A 40 "ERROR: AddressSanitizer" "$work/asan.log" | head -n 80 || true
+  echo "sanitizer_check: AddressSanitizer reported errors ($reports file(s))" >&2
+  exit 1
+fi
+if (( status != 0 )); then
+  echo "sanitizer_check: the test suite failed under AddressSanitizer (exit $status)" >&2
+  exit "$status"
+fi
+echo "== AddressSanitizer: 0 reports"

@@ -1,0 +1,314 @@
+"""The catalogue of every public array function, shared by the reliability sweep.
+
+Each ``Case`` knows how to build valid inputs for one public function (``make(rng, dtype, n)``
+returns a dict argument name -> array for a batch of ``n``) and how to call it
+(``call(**arrays)``). The layout, guard, batch-0, concurrency and thread-count tests run over
+this table, so a new public function only needs one entry here; ``test_every_public_function_
+is_catalogued`` fails until it has one.
+"""
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pytest
+
+import convext
+from convext import functional as F
+from convext import layers as L
+
+
+@dataclass
+class Case:
+    name: str  # public function (or layer) exercised; several cases may share one
+    call: Callable  # call(**arrays) -> array, tuple of arrays/scalars
+    make: Callable  # make(rng, dtype, n) -> {argument name: array}
+    batch0: bool = True  # meaningful with a batch of 0
+    big: Callable = None  # make for a larger problem (crosses parallel thresholds)
+    tags: tuple = field(default_factory=tuple)
+
+
+def _norm(rng, shape, dtype):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def _pos(rng, shape, dtype):
+    return (rng.random(shape) + 0.25).astype(dtype)
+
+
+# --- convolution -----------------------------------------------------------------------------
+
+CONV_KW = dict(stride=(2, 1), padding=(1, 2), dilation=(1, 2), groups=2)
+
+
+def _conv_make(rng, dtype, n, shape=(4, 9, 8), wshape=(6, 2, 3, 2)):
+    x = _norm(rng, (n,) + shape, dtype)
+    w = _norm(rng, wshape, dtype)
+    return dict(x=x, weight=w, bias=_norm(rng, wshape[0], dtype))
+
+
+def _conv_bwd_make(rng, dtype, n, shape=(4, 9, 8), wshape=(6, 2, 3, 2)):
+    d = _conv_make(rng, dtype, n, shape, wshape)
+    y = convext.conv2d(d["x"], d["weight"], **CONV_KW)
+    return dict(grad_out=_norm(rng, y.shape, dtype), x=d["x"], weight=d["weight"])
+
+
+def _big_conv(rng, dtype, n=None):
+    return _conv_make(rng, dtype, 3, (8, 30, 28), (16, 4, 3, 3))
+
+
+def _big_conv_bwd(rng, dtype, n=None):
+    return _conv_bwd_make(rng, dtype, 3, (8, 30, 28), (16, 4, 3, 3))
+
+
+# --- pooling ---------------------------------------------------------------------------------
+
+MAXP = dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 1), dilation=(1, 2), ceil_mode=True)
+AVGP = dict(kernel_size=(3, 2), stride=(2, 3), padding=(1, 1), ceil_mode=True,
+            count_include_pad=False)
+LPP = dict(norm_type=2.0, kernel_size=(2, 3), stride=(2, 2), ceil_mode=True)
+
+
+def _x(shape=(3, 9, 8), pos=False):
+    def make(rng, dtype, n):
+        return dict(x=(_pos if pos else _norm)(rng, (n,) + shape, dtype))
+    return make
+
+
+def _maxb_make(rng, dtype, n, shape=(3, 9, 8)):
+    x = _norm(rng, (n,) + shape, dtype)
+    y, idx = F.max_pool2d(x, **MAXP, return_indices=True)
+    return dict(grad_out=_norm(rng, y.shape, dtype), indices=idx, input_shape=x.shape)
+
+
+def _avgb_make(rng, dtype, n, shape=(3, 9, 8)):
+    y = F.avg_pool2d(np.zeros((n,) + shape, dtype), **AVGP)
+    return dict(grad_out=_norm(rng, y.shape, dtype), input_shape=(n,) + shape)
+
+
+def _lpb_make(rng, dtype, n, shape=(3, 9, 8)):
+    x = _norm(rng, (n,) + shape, dtype)
+    y = F.lp_pool2d(x, **LPP)
+    return dict(grad_out=_norm(rng, y.shape, dtype), x=x, out=y)
+
+
+def _gapb_make(rng, dtype, n, shape=(3, 9, 8)):
+    return dict(grad_out=_norm(rng, (n, shape[0], 1, 1), dtype), input_shape=(n,) + shape)
+
+
+# --- activations and losses ------------------------------------------------------------------
+
+def _act(fn, **kw):
+    return lambda x: getattr(F, fn)(x, **kw)
+
+
+def _act_b(fn, second, **kw):
+    return lambda grad_out, **a: getattr(F, fn)(grad_out, a[second], **kw)
+
+
+def _actb_make(second, fwd=None, **kw):
+    def make(rng, dtype, n):
+        x = _norm(rng, (n, 5, 3), dtype) * 3
+        v = x if fwd is None else getattr(F, fwd)(x, **kw)
+        return {"grad_out": _norm(rng, x.shape, dtype), second: v}
+    return make
+
+
+def _pair_make(lo=None, prob=False):
+    def make(rng, dtype, n):
+        a = _norm(rng, (n, 4, 3), dtype)
+        b = _norm(rng, (n, 4, 3), dtype)
+        if lo is not None:
+            a, b = np.abs(a) + dtype(lo), np.abs(b) + dtype(lo)
+        if prob:
+            a = (rng.random((n, 4, 3)) * 0.98 + 0.01).astype(dtype)
+            b = rng.random((n, 4, 3)).astype(dtype)
+        return dict(input=a, target=b)
+    return make
+
+
+def _ce_make(prob):
+    def make(rng, dtype, n):
+        z = _norm(rng, (n, 5), dtype) * 4
+        if prob:
+            t = rng.random((n, 5)).astype(dtype)
+            t /= t.sum(axis=1, keepdims=True)
+        else:
+            t = rng.integers(0, 5, n)
+        return dict(logits=z, target=t)
+    return make
+
+
+def _nll_make(rng, dtype, n):
+    return dict(log_probs=F.log_softmax(_norm(rng, (n, 5), dtype), 1),
+                target=rng.integers(0, 5, n))
+
+
+def _loss(fn, **kw):
+    return lambda **a: getattr(F, fn)(**a, **kw)
+
+
+# --- layers ----------------------------------------------------------------------------------
+
+def _layer(factory, input_grad=True):
+    """forward then backward of a fresh layer; returns (y, grad_x, *parameter gradients)."""
+    def call(x, grad_out):
+        layer = factory(x.dtype)
+        y = layer.forward(x)
+        gx = layer.backward(grad_out, input_grad=input_grad)
+        return (y, gx) + tuple(layer.grads()[k] for k in sorted(layer.grads()))
+    return call
+
+
+def _layer_make(factory, shape):
+    def make(rng, dtype, n):
+        x = _norm(rng, (n,) + shape, dtype)
+        y = factory(dtype).forward(x.copy())
+        return dict(x=x, grad_out=_norm(rng, y.shape, dtype))
+    return make
+
+
+LAYER_FACTORIES = {
+    "Conv2D": (lambda dt: L.Conv2D(4, 6, (3, 2), stride=(1, 2), padding=1, groups=2, dtype=dt,
+                                   rng=1), (4, 7, 8)),
+    "Dense": (lambda dt: L.Dense(12, 5, dtype=dt, rng=2), (12,)),
+    "MaxPool2D": (lambda dt: L.MaxPool2D(3, 2, 1), (3, 7, 8)),
+    "AvgPool2D": (lambda dt: L.AvgPool2D((2, 3), 2, (1, 1), ceil_mode=True), (3, 7, 8)),
+    "LPPool2D": (lambda dt: L.LPPool2D(2, 2), (3, 7, 8)),
+    "GlobalAvgPool2D": (lambda dt: L.GlobalAvgPool2D(), (3, 7, 8)),
+    "BatchNorm2D": (lambda dt: L.BatchNorm2D(3, dtype=dt), (3, 5, 4)),
+    "Flatten": (lambda dt: L.Flatten(), (3, 4, 2)),
+    "Dropout": (lambda dt: L.Dropout(0.3, rng=5), (3, 4, 2)),
+    "ReLU": (lambda dt: L.ReLU(), (3, 4, 2)),
+    "LeakyReLU": (lambda dt: L.LeakyReLU(0.1), (3, 4, 2)),
+    "ELU": (lambda dt: L.ELU(0.7), (3, 4, 2)),
+    "Sigmoid": (lambda dt: L.Sigmoid(), (3, 4, 2)),
+    "Tanh": (lambda dt: L.Tanh(), (3, 4, 2)),
+    "Softmax": (lambda dt: L.Softmax(), (5, 2)),
+    "LogSoftmax": (lambda dt: L.LogSoftmax(), (5, 2)),
+    "Sequential": (lambda dt: L.Sequential(
+        L.Conv2D(2, 4, 3, padding=1, dtype=dt, rng=3), L.ReLU(), L.MaxPool2D(2),
+        L.Flatten(), L.Dense(4 * 3 * 3, 3, dtype=dt, rng=4)), (2, 6, 7)),
+}
+
+
+def _cases():
+    c = [
+        Case("conv2d", lambda **a: convext.conv2d(**a, **CONV_KW), _conv_make, big=_big_conv),
+        Case("conv2d", lambda **a: convext.conv2d(**a), lambda r, d, n: _conv_make(
+            r, d, n, (3, 6, 7), (5, 3, 1, 1)), tags=("1x1",)),
+        Case("conv2d", lambda **a: convext.conv2d(**a, padding="same"),
+             lambda r, d, n: _conv_make(r, d, n, (3, 6, 7), (4, 3, 4, 3)), tags=("same",)),
+        Case("conv2d", lambda **a: convext.conv2d(**a, padding=1, groups=4),
+             lambda r, d, n: _conv_make(r, d, n, (4, 6, 7), (8, 1, 3, 3)), tags=("depthwise",)),
+        Case("conv2d_backward", lambda **a: convext.conv2d_backward(**a, **CONV_KW),
+             _conv_bwd_make, big=_big_conv_bwd),
+        Case("max_pool2d", lambda x: F.max_pool2d(x, **MAXP, return_indices=True), _x(),
+             big=lambda r, d, n=None: dict(x=_norm(r, (4, 8, 40, 41), d))),
+        Case("max_pool2d_backward",
+             F.max_pool2d_backward,
+             _maxb_make, big=lambda r, d, n=None: _maxb_make(r, d, 4, (8, 40, 41))),
+        Case("avg_pool2d", lambda x: F.avg_pool2d(x, **AVGP), _x(),
+             big=lambda r, d, n=None: dict(x=_norm(r, (4, 8, 40, 41), d))),
+        Case("avg_pool2d", lambda x: F.avg_pool2d(x, 3, 1, 1, divisor_override=5), _x(),
+             tags=("divisor",)),
+        Case("avg_pool2d_backward",
+             lambda **a: F.avg_pool2d_backward(**a, **AVGP),
+             _avgb_make, big=lambda r, d, n=None: _avgb_make(r, d, 4, (8, 40, 41))),
+        Case("lp_pool2d", lambda x: F.lp_pool2d(x, **LPP), _x()),
+        Case("lp_pool2d", lambda x: F.lp_pool2d(x, 3.0, 2), _x(pos=True), tags=("p3",)),
+        Case("lp_pool2d_backward", lambda grad_out, x, out: F.lp_pool2d_backward(
+            grad_out, x, out, **LPP), _lpb_make),
+        Case("global_avg_pool2d", lambda x: F.global_avg_pool2d(x), _x()),
+        Case("global_avg_pool2d_backward", F.global_avg_pool2d_backward, _gapb_make),
+    ]
+    for fn, kw in [("relu", {}), ("leaky_relu", dict(negative_slope=0.2)), ("elu", {}),
+                   ("sigmoid", {}), ("tanh", {}), ("softplus", dict(beta=2.0)),
+                   ("softmax", dict(axis=1)), ("log_softmax", dict(axis=1))]:
+        c.append(Case(fn, _act(fn, **kw), lambda r, d, n: dict(x=_norm(r, (n, 5, 3), d) * 3)))
+        second = "y" if fn in ("sigmoid", "tanh", "softmax", "log_softmax") else "x"
+        c.append(Case(fn + "_backward", _act_b(fn + "_backward", second, **kw),
+                      _actb_make(second, fn if second == "y" else None, **kw)))
+    for fn, make in [("mse_loss", _pair_make()), ("msle_loss", _pair_make(lo=0.1)),
+                     ("l1_loss", _pair_make()), ("l2_loss", _pair_make()),
+                     ("mape_loss", _pair_make()), ("binary_cross_entropy", _pair_make(prob=True)),
+                     ("binary_cross_entropy_with_logits", _pair_make())]:
+        for red in ("mean", "sum", "none"):
+            c.append(Case(fn, _loss(fn, reduction=red), make, tags=(red,)))
+    c.append(Case("binary_cross_entropy", lambda input, target, weight: F.binary_cross_entropy(
+        input, target, weight), lambda r, d, n: dict(_pair_make(prob=True)(r, d, n),
+                                                    weight=_pos(r, (4, 3), d)), tags=("weight",)))
+    for red in ("mean", "sum", "none"):
+        c.append(Case("cross_entropy", _loss("cross_entropy", reduction=red), _ce_make(False),
+                      tags=(red, "index")))
+        c.append(Case("cross_entropy", _loss("cross_entropy", reduction=red), _ce_make(True),
+                      tags=(red, "prob")))
+        c.append(Case("nll_loss", _loss("nll_loss", reduction=red), _nll_make, tags=(red,)))
+    for name, (factory, shape) in LAYER_FACTORIES.items():
+        c.append(Case(name, _layer(factory), _layer_make(factory, shape),
+                      batch0=name not in ("BatchNorm2D",), tags=("layer",)))
+    return c
+
+
+CASES = _cases()
+
+
+def case_id(case):
+    return "-".join((case.name,) + case.tags)
+
+
+# --- comparing results -----------------------------------------------------------------------
+
+def flatten(result):
+    """The arrays of a result (tuples/lists flattened, scalars as 0-d arrays, None kept)."""
+    if isinstance(result, (tuple, list)):
+        return [a for r in result for a in flatten(r)]
+    if result is None:
+        return [None]
+    return [np.asarray(result)]
+
+
+def assert_identical(got, want, what=""):
+    """Same structure, shapes, dtypes and bitwise the same values (NaN == NaN)."""
+    got, want = flatten(got), flatten(want)
+    assert len(got) == len(want), what
+    for i, (a, b) in enumerate(zip(got, want)):
+        if a is None or b is None:
+            assert a is None and b is None, f"{what} [{i}]"
+            continue
+        assert a.shape == b.shape and a.dtype == b.dtype, f"{what} [{i}]: {a.shape} {a.dtype} " \
+                                                         f"vs {b.shape} {b.dtype}"
+        if a.dtype.kind == "f":
+            same = np.array_equal(a.view(f"u{a.itemsize}"), b.view(f"u{b.itemsize}")) \
+                if a.flags.c_contiguous and b.flags.c_contiguous else None
+            if same is None:
+                same = np.array_equal(np.ascontiguousarray(a).view(f"u{a.itemsize}"),
+                                      np.ascontiguousarray(b).view(f"u{b.itemsize}"))
+            if not same:
+                diff = np.nanmax(np.abs(a.astype(np.float64) - b), initial=0)
+                raise AssertionError(f"{what} [{i}]: not bitwise identical, max|diff| {diff}")
+        else:
+            np.testing.assert_array_equal(a, b, err_msg=f"{what} [{i}]")
+
+
+# --- tests of the catalogue itself -----------------------------------------------------------
+
+def test_every_public_function_is_catalogued():
+    """Every array function of convext.functional and every layer has a catalogue entry."""
+    names = {c.name for c in CASES}
+    public = {n for n in F.__all__ if n not in ("conv_output_size",)}
+    assert public - names == set(), f"not in the reliability catalogue: {public - names}"
+    layer_names = {n for n in L.__all__ if isinstance(getattr(L, n), type)
+                   and issubclass(getattr(L, n), L.Layer) and n != "Layer"}
+    assert layer_names - names == set(), f"layers not catalogued: {layer_names - names}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_case_runs_and_preserves_dtype(case, dtype):
+    rng = np.random.default_rng(0)
+    arrays = case.make(rng, dtype, 2)
+    assert any(isinstance(v, np.ndarray) for v in arrays.values())
+    for a in flatten(case.call(**arrays)):
+        if a is not None and a.dtype.kind == "f":
+            assert a.dtype == dtype, case_id(case)
+            assert np.isfinite(a).all() or case.name.startswith("max_pool"), case_id(case)

@@ -1,0 +1,231 @@
+"""Concurrency (RELIABILITY.md checks 11 and 12).
+
+* 8 Python threads, each making hundreds of calls of the compiled functions on its own data,
+  get exactly the serial results.
+* The kernels release the GIL: Python code keeps running while a long kernel runs in another
+  thread, and two long calls in two threads overlap in time.
+* 1, 2 and 3 OpenMP threads give bitwise the same forward and input gradients for every
+  catalogued function with a large case (conv, max/avg pooling and their gradients) and for Lp
+  pooling; the conv weight gradient within 1e-6 relative.
+(Fork safety with spawn/forkserver worker pools is tested in tests/test_threads.py.)
+"""
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import convext
+from convext import functional as F
+from test_reliability_catalog import CASES, assert_identical, case_id, flatten
+
+KERNEL_CASES = [c for c in CASES if c.name in (
+    "conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
+    "avg_pool2d_backward", "lp_pool2d", "lp_pool2d_backward", "Conv2D", "Sequential")]
+CALLS_PER_THREAD = int(os.environ.get("CONVEXT_THREAD_CALLS", "300"))
+
+
+@pytest.fixture
+def restore_threads():
+    yield
+    convext.set_num_threads(None)
+
+
+def test_8_threads_hundreds_of_calls_match_serial(restore_threads):
+    convext.set_num_threads(1)  # many small calls: avoid oversubscribing a busy machine
+    n_threads = 8
+    work = []  # per thread: list of (case, arrays, expected)
+    for t in range(n_threads):
+        rng = np.random.default_rng(100 + t)
+        items = []
+        for case in KERNEL_CASES:
+            dtype = np.float32 if t % 2 else np.float64
+            arrays = case.make(rng, dtype, 1 + t % 3)
+            items.append((case, arrays, case.call(**arrays)))
+        work.append(items)
+    errors = []
+    barrier = threading.Barrier(n_threads)
+
+    def run(t):
+        try:
+            items = work[t]
+            barrier.wait()
+            for i in range(CALLS_PER_THREAD):
+                case, arrays, want = items[(i + t) % len(items)]
+                assert_identical(case.call(**arrays), want, f"thread {t} call {i} "
+                                                            f"{case_id(case)}")
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in range(n_threads)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors, errors[0]
+
+
+def test_8_threads_with_2_openmp_threads_each(restore_threads):
+    """Python threads and OpenMP teams nest: results are still the serial ones."""
+    convext.set_num_threads(2)
+    rng = np.random.default_rng(8)
+    data = []
+    for t in range(8):
+        x = rng.standard_normal((2, 8, 20, 20)).astype(np.float32)
+        w = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
+        y = convext.conv2d(x, w, padding=1)
+        data.append((x, w, y, convext.conv2d_backward(y, x, w, padding=1)[0],
+                     F.max_pool2d(x, 3, 2, 1)))
+    errors = []
+
+    def run(t):
+        x, w, y, gx, mp = data[t]
+        try:
+            for _ in range(20):
+                assert_identical(convext.conv2d(x, w, padding=1), y)
+                assert_identical(convext.conv2d_backward(y, x, w, padding=1)[0], gx)
+                assert_identical(F.max_pool2d(x, 3, 2, 1), mp)
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors, errors[0]
+
+
+# --- the GIL is released ---------------------------------------------------------------------
+
+def _big_conv(scale=1):
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((8 * scale, 32, 48, 48)).astype(np.float32)
+    w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
+    return x, w
+
+
+LONG_CALLS = {
+    "conv2d": lambda x, w: convext.conv2d(x, w, padding=1),
+    "conv2d_backward": lambda x, w: convext.conv2d_backward(x[:, :32], x, w, padding=1),
+    "max_pool2d": lambda x, w: F.max_pool2d(x, 5, 1, 2),
+    "avg_pool2d": lambda x, w: F.avg_pool2d(x, 5, 1, 2),
+}
+
+
+@pytest.mark.parametrize("name", list(LONG_CALLS))
+def test_python_runs_while_a_kernel_runs(name, restore_threads):
+    """While one thread is inside a long kernel, another thread keeps executing Python code.
+
+    The main thread counts loop iterations and records the longest pause between two of them
+    while the worker thread runs one long call. With the GIL held by the kernel the main thread
+    would be frozen for about the whole call; released, its pauses stay far shorter."""
+    convext.set_num_threads(1)
+    x, w = _big_conv(scale=4)
+    fn = LONG_CALLS[name]
+    fn(x, w)
+    t0 = time.perf_counter()
+    fn(x, w)
+    single = time.perf_counter() - t0
+    tries = []
+    for _ in range(3):
+        done = threading.Event()
+        started = threading.Event()
+
+        def work():
+            started.set()
+            fn(x, w)
+            done.set()
+
+        th = threading.Thread(target=work)
+        th.start()
+        started.wait()
+        n, gap = 0, 0.0
+        t_start = last = time.perf_counter()
+        while not done.is_set():
+            n += 1
+            now = time.perf_counter()
+            gap = max(gap, now - last)
+            last = now
+        elapsed = time.perf_counter() - t_start
+        th.join()
+        tries.append(dict(iterations=n, longest_pause=round(gap, 4), watched=round(elapsed, 4),
+                          call=round(single, 4)))
+        if elapsed > 0.5 * single and gap < 0.5 * elapsed:
+            break
+    assert any(t["watched"] > 0.5 * single and t["longest_pause"] < 0.5 * t["watched"]
+               for t in tries), f"Python was frozen while {name} ran (GIL held?): {tries}"
+
+
+def test_two_long_calls_overlap_in_time(restore_threads):
+    """Two threads each run one long single-threaded conv2d: their kernel intervals overlap and
+    (given two free cores) the pair takes much less than twice one call."""
+    convext.set_num_threads(1)
+    x, w = _big_conv(scale=2)
+    convext.conv2d(x, w, padding=1)
+    singles = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        convext.conv2d(x, w, padding=1)
+        singles.append(time.perf_counter() - t0)
+    single = min(singles)
+    attempts = []
+    for _ in range(3):
+        spans = [None, None]
+        barrier = threading.Barrier(2)
+
+        def run(i):
+            barrier.wait()
+            a = time.perf_counter()
+            convext.conv2d(x, w, padding=1)
+            spans[i] = (a, time.perf_counter())
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        overlap = min(s[1] for s in spans) - max(s[0] for s in spans)
+        total = max(s[1] for s in spans) - min(s[0] for s in spans)
+        attempts.append((overlap / single, total / single))
+        # the shorter call overlaps the other for most of its length
+        if overlap > 0.5 * single and total < 1.6 * single:
+            break
+    ratio_overlap, ratio_total = max(attempts, key=lambda a: a[0] - a[1])
+    assert ratio_overlap > 0.5, f"calls did not overlap (overlap/single, total/single): " \
+                                f"{attempts}"
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if cpus >= 2 and os.getloadavg()[0] < cpus - 0.5:  # a speed-up needs a free core
+        assert ratio_total < 1.9, f"no speed-up from two threads: {attempts}"
+
+
+# --- thread count --------------------------------------------------------------------------
+
+THREAD_CASES = [c for c in CASES if c.big is not None]
+
+
+def _lp_big(rng, dtype, n=None):
+    x = rng.random((4, 8, 40, 41)).astype(dtype) + 0.1
+    return dict(x=x)
+
+
+@pytest.mark.parametrize("case", THREAD_CASES + [
+    c for c in CASES if c.name in ("lp_pool2d", "lp_pool2d_backward") and not c.tags],
+    ids=case_id)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_results_do_not_depend_on_the_thread_count(case, dtype, restore_threads):
+    rng = np.random.default_rng(10)
+    make = case.big or (lambda r, d, n=None: case.make(r, d, 6))
+    arrays = make(rng, dtype)
+    results = []
+    for n in (1, 2, 3):
+        convext.set_num_threads(n)
+        results.append(flatten(case.call(**arrays)))
+    for other in results[1:]:
+        for i, (a, b) in enumerate(zip(results[0], other)):
+            if case.name == "conv2d_backward" and i == 1:  # grad_weight: 1e-6 relative
+                scale = max(1.0, float(np.abs(a).max()))
+                assert float(np.abs(a.astype(np.float64) - b).max()) <= 1e-6 * scale
+            else:
+                assert_identical(b, a, f"{case_id(case)} output {i}")
