@@ -64,7 +64,7 @@ SPECS = {
                        (dict(groups=1), ValueError, r"x has 4 channels"),
                        (dict(bias=_a(5)), ValueError, r"bias must have shape \(6,\)"),
                        (dict(weight=_a(6, 2, 9, 3)), ValueError, r"kernel.*padded input"),
-                       (dict(weight=_a(6, 2, 0, 3)), ValueError, r"weight must have a kernel"),
+                       (dict(weight=_a(6, 2, 0, 3)), ValueError, r"weight must have at least one filter and a kernel"),
                        (dict(padding="same", stride=2), ValueError, r"padding='same'.*stride"),
                        (dict(stride=(1, 1, 1)), ValueError, r"stride"),
                    ]),
@@ -261,7 +261,8 @@ def _generic(name, spec):
         if arg in spec.pos:
             bad.append((0, ValueError))
         if arg in spec.pairs:
-            bad += [((1, 1, 1), ValueError), ((1,), ValueError), ((1, -1), ValueError),
+            # (a one-element tuple is valid, as in torch: it stands for (a, a))
+            bad += [((1, 1, 1), ValueError), ((), ValueError), ((1, -1), ValueError),
                     ((1, 1.5), TypeError), ((1, None), TypeError)]
             if arg in spec.pos:
                 bad.append(((1, 0), ValueError))

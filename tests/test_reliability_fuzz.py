@@ -8,8 +8,6 @@ import fuzz_convext
 EXAMPLES = int(os.environ.get("CONVEXT_FUZZ_EXAMPLES", "400"))
 
 
-@pytest.mark.xfail(strict=True, reason="the fuzz run finds the avg/lp pool ceil_mode bug (see "
-                   "test_reliability_properties.AVG_CEIL_BUG); remove when fixed")
 def test_fuzz_fixed_examples():
     before = dict(fuzz_convext.STATS)
     fuzz_convext.make_test(EXAMPLES)()

@@ -85,13 +85,6 @@ LAYOUTS = {
 # array: 7e-17). functional.py's rule is to make inputs C-contiguous first
 # (_validation.contiguous); until then these are expected failures (not strict: which layouts
 # differ depends on the CPU's SIMD paths).
-NUMPY_LAYOUT_BUG = {"global_avg_pool2d", "GlobalAvgPool2D", "BatchNorm2D", "lp_pool2d",
-                    "mse_loss", "msle_loss", "l1_loss", "l2_loss", "mape_loss",
-                    "binary_cross_entropy", "binary_cross_entropy_with_logits"}
-NUMPY_LAYOUT_REASON = ("NumPy-based function: result depends on the input's memory layout in "
-                       "the last bits (inputs not made C-contiguous first)")
-
-
 def _contiguous(arrays):
     return {k: np.array(v, order="C") if isinstance(v, np.ndarray) else v
             for k, v in arrays.items()}
@@ -112,10 +105,7 @@ def _apply(layout, arrays):
 @pytest.mark.parametrize("layout", list(LAYOUTS))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("case", CASES, ids=case_id)
-def test_layout_gives_bitwise_the_contiguous_result(case, dtype, layout, request):
-    if case.name in NUMPY_LAYOUT_BUG and layout in ("transposed", "fortran", "channels_last",
-                                                    "negative"):
-        request.applymarker(pytest.mark.xfail(strict=False, reason=NUMPY_LAYOUT_REASON))
+def test_layout_gives_bitwise_the_contiguous_result(case, dtype, layout):
     rng = np.random.default_rng(1)
     arrays = _contiguous(case.make(rng, dtype, 2))
     want = case.call(**_contiguous(arrays))

@@ -19,12 +19,6 @@ from convext import functional as F
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
 
-AVG_CEIL_BUG = ("src/convext/_kernels/_pool.pyx avg_pool2d_forward: the kernel-2/stride-2/"
-                "no-padding fast path (_avg_plane_2x2) assumes whole windows, but with "
-                "ceil_mode=True and an odd H or W the last window hangs past the input and torch "
-                "divides by its clipped size: avg_pool2d(ones((1,1,3,3)), 2, ceil_mode=True) "
-                "gives [[1, 1], [0.5, 0.25]] instead of all ones (lp_pool2d inherits it)")
-
 
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
 
@@ -163,7 +157,6 @@ def test_lp_pool_forward_backward_vs_oracle_and_torch(g, p, dtype):
             assert float(np.abs(gx.astype(np.float64) - tgx).max()) <= 1e-4 * scale
 
 
-@pytest.mark.xfail(strict=True, reason=AVG_CEIL_BUG)
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(pool_geometry(dilation=False, padding=False), st.sampled_from([1.0, 2.0, 3.0]))
 @example(dict(shape=(1, 1, 3, 11), kernel_size=2, stride=2, padding=0, dilation=(1, 1),
@@ -194,7 +187,6 @@ def test_avg_pool_backward_by_central_differences(g, include_pad):
     np.testing.assert_allclose(gx, num, atol=1e-5, rtol=1e-3)
 
 
-@pytest.mark.xfail(strict=True, reason=AVG_CEIL_BUG)
 def test_avg_pool_ceil_mode_window_past_the_edge_matches_torch():
     """kernel 2, stride 2, ceil_mode on odd sizes: the last window hangs past the input and
     torch divides by its clipped size (found by the fuzz target)."""

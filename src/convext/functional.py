@@ -472,7 +472,7 @@ def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False):
     ``norm_type`` must be positive or inf.
     """
     fn = "lp_pool2d"
-    x = check_array(x, "x", (3, 4))
+    x = contiguous(check_array(x, "x", (3, 4)))
     p = _check_norm_type(norm_type, fn)
     if p == np.inf:
         return max_pool2d(np.abs(x), kernel_size, stride, 0, 1, ceil_mode)
@@ -491,9 +491,9 @@ def lp_pool2d_backward(grad_out, x, out, norm_type, kernel_size, stride=None, ce
     as torch documents.
     """
     fn = "lp_pool2d_backward"
-    x = check_array(x, "x", (3, 4))
-    gy = check_array(grad_out, "grad_out", (3, 4))
-    out = check_array(out, "out", (3, 4))
+    x = contiguous(check_array(x, "x", (3, 4)))
+    gy = contiguous(check_array(grad_out, "grad_out", (3, 4)))
+    out = contiguous(check_array(out, "out", (3, 4)))
     check_same_dtype(x=x, grad_out=gy, out=out)
     p = _check_norm_type(norm_type, fn)
     g = _pool_geom(x.shape, kernel_size, stride, 0, 1, ceil_mode, fn)
@@ -521,7 +521,7 @@ def lp_pool2d_backward(grad_out, x, out, norm_type, kernel_size, stride=None, ce
 def global_avg_pool2d(x):
     """Mean over each (H, W) plane, keeping the dims: (N, C, H, W) -> (N, C, 1, 1), or
     (C, H, W) -> (C, 1, 1); as ``torch.nn.functional.adaptive_avg_pool2d(x, 1)``."""
-    x = check_array(x, "x", (3, 4))
+    x = contiguous(check_array(x, "x", (3, 4)))
     if x.shape[-1] == 0 or x.shape[-2] == 0:
         raise ValueError(f"global_avg_pool2d: x must have non-empty planes, got shape "
                          f"{_shape_str(x.shape)}")
@@ -561,8 +561,10 @@ __all__ += [
 
 
 def _float_array(x, name):
+    """A supported float array of any shape, C-contiguous (so that the result of NumPy's
+    vectorised loops does not depend on the caller's memory layout, to the last bit)."""
     arr = np.asarray(x)
-    return check_array(arr, name, (arr.ndim,))
+    return contiguous(check_array(arr, name, (arr.ndim,)))
 
 
 def _grad_pair(grad_out, x, xname, fn):

@@ -121,8 +121,9 @@ def max_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
                        idx_t ph, idx_t pw, idx_t dh, idx_t dw, int n_threads):
     cdef idx_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef idx_t OH = y.shape[1], OW = y.shape[2], p
+    # the 2x2 stride-2 loop assumes whole windows (ceil_mode can add a partial last one)
     cdef bint fast = (kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
-                      and dh == 1 and dw == 1)
+                      and dh == 1 and dw == 1 and 2 * OH <= H and 2 * OW <= W)
     with nogil:
         for p in prange(P, num_threads=n_threads, schedule="static"):
             if fast:
@@ -194,8 +195,10 @@ def avg_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, idx_t
     cdef const floating *xp
     cdef const floating *row
     cdef floating *yp
+    # the 2x2 stride-2 loop assumes whole windows (ceil_mode can add a partial last one)
     cdef bint fast = (kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
-                      and (divisor_override == 0 or divisor_override == 4))
+                      and (divisor_override == 0 or divisor_override == 4)
+                      and 2 * OH <= H and 2 * OW <= W)
     with nogil:
         for p in prange(P, num_threads=n_threads, schedule="static"):
             xp = &x[p, 0, 0]

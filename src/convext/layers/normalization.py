@@ -63,7 +63,7 @@ class BatchNorm2D(Layer):
         return self
 
     def forward(self, x):
-        x = np.asarray(x)
+        x = np.ascontiguousarray(x)  # layout-independent results
         if x.ndim != 4 or x.shape[1] != self.num_features:
             raise ValueError(f"BatchNorm2D: x must have shape (N, {self.num_features}, H, W), "
                              f"got {x.shape}")
@@ -104,7 +104,7 @@ class BatchNorm2D(Layer):
     def backward(self, grad_out, input_grad=True):
         if self._xhat is None:
             raise RuntimeError("BatchNorm2D.backward needs a forward pass in training mode first")
-        g = np.asarray(grad_out)
+        g = np.ascontiguousarray(grad_out)
         xhat, invstd = self._xhat, self._invstd
         if g.shape != xhat.shape:
             raise ValueError(f"BatchNorm2D.backward: grad_out must have shape {xhat.shape}, "
