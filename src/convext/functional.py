@@ -588,6 +588,18 @@ def _scalar(value, name, dtype):
 _ACT_SERIAL_ELEMS = 1 << 16
 
 
+def _where(c, test, t, a, b):
+    """``np.where(c > t, a, b)`` (test ``">"``) or ``np.where(c <= t, a, b)`` (``"<="``) for
+    same-shape arrays, as a branch-free compiled select (NumPy's where is 25x slower on
+    unpredictable masks)."""
+    out = np.empty(c.shape, c.dtype)
+    if c.size:
+        _activations.select(c.reshape(-1), c.dtype.type(t), test == "<=", contiguous(a).reshape(-1),
+                               contiguous(b).reshape(-1), out.reshape(-1),
+                               1 if c.size < _ACT_SERIAL_ELEMS else get_num_threads())
+    return out
+
+
 def relu(x):
     """``max(x, 0)`` elementwise (NaN stays NaN). A compiled loop: it beat ``np.maximum``."""
     x = _float_array(x, "x")
@@ -602,21 +614,25 @@ def relu_backward(grad_out, x):
     """0 where ``x <= 0``, else ``grad_out`` (the subgradient at 0 is 0 and a NaN input passes
     the gradient through, as torch's threshold_backward)."""
     gy, x = _grad_pair(grad_out, x, "x", "relu_backward")
-    return np.where(x <= 0, x.dtype.type(0), gy)
+    gx = np.empty_like(x)
+    if x.size:
+        _activations.relu_backward(gy.reshape(-1), x.reshape(-1), gx.reshape(-1),
+                                   1 if x.size < _ACT_SERIAL_ELEMS else get_num_threads())
+    return gx
 
 
 def leaky_relu(x, negative_slope=0.01):
     """``x`` where ``x > 0``, else ``negative_slope * x``."""
     x = _float_array(x, "x")
     a = _scalar(negative_slope, "negative_slope", x.dtype)
-    return np.where(x > 0, x, x * a)
+    return _where(x, ">", 0, x, x * a)
 
 
 def leaky_relu_backward(grad_out, x, negative_slope=0.01):
     """``grad_out`` where ``x > 0``, else ``negative_slope * grad_out``."""
     gy, x = _grad_pair(grad_out, x, "x", "leaky_relu_backward")
     a = _scalar(negative_slope, "negative_slope", x.dtype)
-    return np.where(x > 0, gy, gy * a)
+    return _where(x, ">", 0, gy, gy * a)
 
 
 def elu(x, alpha=1.0):
@@ -624,7 +640,7 @@ def elu(x, alpha=1.0):
     x = _float_array(x, "x")
     a = _scalar(alpha, "alpha", x.dtype)
     with np.errstate(under="ignore"):
-        return np.where(x > 0, x, a * np.expm1(np.minimum(x, x.dtype.type(0))))
+        return _where(x, ">", 0, x, a * np.expm1(np.minimum(x, x.dtype.type(0))))
 
 
 def elu_backward(grad_out, x, alpha=1.0):
@@ -632,7 +648,7 @@ def elu_backward(grad_out, x, alpha=1.0):
     gy, x = _grad_pair(grad_out, x, "x", "elu_backward")
     a = _scalar(alpha, "alpha", x.dtype)
     with np.errstate(under="ignore"):
-        return np.where(x <= 0, gy * a * np.exp(np.minimum(x, x.dtype.type(0))), gy)
+        return _where(x, "<=", 0, gy * a * np.exp(np.minimum(x, x.dtype.type(0))), gy)
 
 
 def _sigmoid(x):
@@ -640,7 +656,8 @@ def _sigmoid(x):
     with np.errstate(under="ignore"):
         e = np.exp(-np.abs(x))
     one = x.dtype.type(1)
-    return np.where(x >= 0, one / (one + e), e / (one + e))
+    # at x == 0 both pieces are 1/2, so x > 0 selects like x >= 0
+    return _where(x, ">", 0, one / (one + e), e / (one + e))
 
 
 def sigmoid(x):
@@ -674,7 +691,7 @@ def softplus(x, beta=1.0, threshold=20.0):
     bx = x * b
     with np.errstate(under="ignore"):
         soft = (np.maximum(bx, x.dtype.type(0)) + np.log1p(np.exp(-np.abs(bx)))) / b
-    return np.where(bx > th, x, soft)
+    return _where(bx, ">", th, x, soft)
 
 
 def softplus_backward(grad_out, x, beta=1.0, threshold=20.0):
@@ -683,7 +700,7 @@ def softplus_backward(grad_out, x, beta=1.0, threshold=20.0):
     b = _scalar(beta, "beta", x.dtype)
     th = _scalar(threshold, "threshold", x.dtype)
     bx = x * b
-    return np.where(bx > th, gy, gy * _sigmoid(bx))
+    return _where(bx, ">", th, gy, gy * _sigmoid(bx))
 
 
 def _axis(axis, ndim, fn):
