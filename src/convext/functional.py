@@ -125,9 +125,17 @@ def _conv_setup(x, weight, bias, stride, padding, dilation, groups, fn="conv2d")
     return x4, weight, bias, unbatched, _ConvGeom(stride, pt, pl, dilation, groups, out_hw)
 
 
-def _kernel_geom(g):
+# Below this many multiply-adds a convolution runs on one thread: waking a second thread
+# costs more than it saves (and on a busy machine far more).
+_CONV_SERIAL_MACS = 1 << 19
+
+
+def _kernel_geom(g, x_shape, w_shape):
+    """The kernels' geometry arguments, ending with the thread count for this problem size."""
+    macs = x_shape[0] * w_shape[0] * g.out_hw[0] * g.out_hw[1] * int(np.prod(w_shape[1:]))
+    threads = 1 if macs < _CONV_SERIAL_MACS else get_num_threads()
     return (g.stride[0], g.stride[1], g.pad_top, g.pad_left, g.dilation[0], g.dilation[1],
-            g.groups, get_num_threads())
+            g.groups, threads)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, out=None):
@@ -172,7 +180,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, o
         y4[...] = 0 if bias is None else bias[:, None, None]
     else:
         _conv.conv2d_forward(contiguous(x4), contiguous(weight),
-                             None if bias is None else contiguous(bias), y4, *_kernel_geom(g))
+                             None if bias is None else contiguous(bias), y4,
+                             *_kernel_geom(g, x4.shape, weight.shape))
     return _into(out, y)
 
 
@@ -209,17 +218,20 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups
     if needs_input_grad:
         grad_x = np.zeros(x4.shape, dtype) if empty else np.empty(x4.shape, dtype)
         if not empty:
-            _conv.conv2d_grad_input(gy4, contiguous(weight), grad_x, *_kernel_geom(g))
+            _conv.conv2d_grad_input(gy4, contiguous(weight), grad_x,
+                                    *_kernel_geom(g, x4.shape, weight.shape))
         if unbatched:
             grad_x = grad_x[0]
     if needs_weight_grad:
         grad_w = np.zeros(weight.shape, dtype)
         if not empty:
-            _conv.conv2d_grad_weight(gy4, contiguous(x4), grad_w, *_kernel_geom(g))
+            _conv.conv2d_grad_weight(gy4, contiguous(x4), grad_w,
+                                     *_kernel_geom(g, x4.shape, weight.shape))
     if needs_bias_grad:
         grad_b = np.zeros(F, dtype)
         if gy4.size:
-            _conv.conv2d_grad_bias(gy4, grad_b, get_num_threads())
+            threads = 1 if gy4.size < _CONV_SERIAL_MACS else get_num_threads()
+            _conv.conv2d_grad_bias(gy4, grad_b, threads)
     return grad_x, grad_w, grad_b
 
 
@@ -594,9 +606,10 @@ def _where(c, test, t, a, b):
     unpredictable masks)."""
     out = np.empty(c.shape, c.dtype)
     if c.size:
-        _activations.select(c.reshape(-1), c.dtype.type(t), test == "<=", contiguous(a).reshape(-1),
-                               contiguous(b).reshape(-1), out.reshape(-1),
-                               1 if c.size < _ACT_SERIAL_ELEMS else get_num_threads())
+        _activations.select(c.reshape(-1), c.dtype.type(t), test == "<=",
+                            contiguous(a).reshape(-1), contiguous(b).reshape(-1),
+                            out.reshape(-1),
+                            1 if c.size < _ACT_SERIAL_ELEMS else get_num_threads())
     return out
 
 
