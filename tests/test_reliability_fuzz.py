@@ -1,8 +1,6 @@
 """A fixed-length run of the fuzz target tests/fuzz_convext.py (longer runs: by hand)."""
 import os
 
-import pytest
-
 import fuzz_convext
 
 EXAMPLES = int(os.environ.get("CONVEXT_FUZZ_EXAMPLES", "400"))

@@ -9,6 +9,7 @@ optimizer's ``zero_grad()`` clears them) and returns the gradient with respect t
 Parameters and gradients are updated in place, never rebound: ``load_state_dict``,
 ``reset_parameters`` and the optimizers all write into the existing arrays.
 """
+import math
 import numpy as np
 
 __all__ = ["Layer", "LAYERS", "register"]
@@ -146,3 +147,35 @@ def settings_repr(required, optional, defaults):
     parts = [_fmt(v) for v in required]
     parts += [f"{k}={_fmt(v)}" for k, v in optional.items() if defaults.get(k, object()) != v]
     return ", ".join(parts)
+
+
+class _WeightBias(Layer):
+    """A layer with a ``weight`` whose first axis is the output and an optional ``bias`` of that
+    length, initialised as torch.nn's Conv2d and Linear: ``kaiming_uniform(a=sqrt(5))`` for the
+    weight and U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the bias."""
+
+    def _make_parameters(self, weight_shape, bias, rng):
+        self._params["weight"] = np.empty(weight_shape, self.dtype)
+        if bias:
+            self._params["bias"] = np.empty(weight_shape[0], self.dtype)
+        self._grads = {k: np.zeros_like(v) for k, v in self._params.items()}
+        self._x = None
+        self.reset_parameters(rng)
+
+    @property
+    def weight(self):
+        return self._params["weight"]
+
+    @property
+    def bias(self):
+        return self._params.get("bias")
+
+    def reset_parameters(self, rng=None):
+        from .. import init
+        rng = np.random.default_rng(rng)
+        init.kaiming_uniform(self.weight, rng, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in = init.fan_in_and_fan_out(self.weight.shape)[0]
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+            init.uniform(self.bias, rng, -bound, bound)
+        return self

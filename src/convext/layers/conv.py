@@ -1,18 +1,15 @@
 """Convolution layer."""
-import math
-
 import numpy as np
 
 from .. import functional as F
-from .. import init
 from .._validation import as_pair, check_positive_int
-from .base import Layer, _dtype, register, settings_repr
+from .base import _WeightBias, _dtype, register, settings_repr
 
 __all__ = ["Conv2D"]
 
 
 @register
-class Conv2D(Layer):
+class Conv2D(_WeightBias):
     """2-D convolution over NCHW input, as ``torch.nn.Conv2d``.
 
     Parameters: ``weight`` (out_channels, in_channels // groups, kH, kW) and ``bias``
@@ -47,29 +44,7 @@ class Conv2D(Layer):
                              f"out_channels={out_channels}")
         self.dtype = _dtype(dtype)
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
-        self._params["weight"] = np.empty(shape, self.dtype)
-        if bias:
-            self._params["bias"] = np.empty(self.out_channels, self.dtype)
-        self._grads = {k: np.zeros_like(v) for k, v in self._params.items()}
-        self._x = None
-        self.reset_parameters(rng)
-
-    @property
-    def weight(self):
-        return self._params["weight"]
-
-    @property
-    def bias(self):
-        return self._params.get("bias")
-
-    def reset_parameters(self, rng=None):
-        rng = np.random.default_rng(rng)
-        init.kaiming_uniform(self.weight, rng, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in = init.fan_in_and_fan_out(self.weight.shape)[0]
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-            init.uniform(self.bias, rng, -bound, bound)
-        return self
+        self._make_parameters(shape, bias, rng)
 
     def _geom(self):
         return self.stride, self.padding, self.dilation, self.groups

@@ -3,15 +3,14 @@ import math
 
 import numpy as np
 
-from .. import init
 from .._validation import check_positive_int
-from .base import Layer, _dtype, register, settings_repr
+from .base import Layer, _WeightBias, _dtype, register, settings_repr
 
 __all__ = ["Dense", "Flatten"]
 
 
 @register
-class Dense(Layer):
+class Dense(_WeightBias):
     """``y = x @ weight.T + bias``, as ``torch.nn.Linear``.
 
     Parameters: ``weight`` (out_features, in_features) and ``bias`` (out_features,), initialised
@@ -25,28 +24,7 @@ class Dense(Layer):
         self.in_features = check_positive_int(in_features, "in_features")
         self.out_features = check_positive_int(out_features, "out_features")
         self.dtype = _dtype(dtype)
-        self._params["weight"] = np.empty((self.out_features, self.in_features), self.dtype)
-        if bias:
-            self._params["bias"] = np.empty(self.out_features, self.dtype)
-        self._grads = {k: np.zeros_like(v) for k, v in self._params.items()}
-        self._x = None
-        self.reset_parameters(rng)
-
-    @property
-    def weight(self):
-        return self._params["weight"]
-
-    @property
-    def bias(self):
-        return self._params.get("bias")
-
-    def reset_parameters(self, rng=None):
-        rng = np.random.default_rng(rng)
-        init.kaiming_uniform(self.weight, rng, a=math.sqrt(5))
-        if self.bias is not None:
-            bound = 1 / math.sqrt(self.in_features)
-            init.uniform(self.bias, rng, -bound, bound)
-        return self
+        self._make_parameters((self.out_features, self.in_features), bias, rng)
 
     def forward(self, x):
         x = np.asarray(x)
