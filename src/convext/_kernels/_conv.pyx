@@ -21,6 +21,17 @@ row (M = 1), so loops over the kernel taps work on zero-padded copies of the pla
 (details above the kernels). With several filters per input channel, as in a first layer on a
 grey image, the GEMM route measured 3x faster than such loops, so it takes those.
 
+Direct route (forward and grad_weight; chosen when 1 < Cg*Fg, Cg <= 16, Fg <= 32 and the
+row-unfolded image below has at most 2**20 elements; grad_input keeps the GEMM route). With so
+few channels M = Fg wastes most of the GEMM micro-tile and every tile is packed again, so
+_direct.h works per (image, group): it copies the input once into U, one zero-padded plane of
+Hq x OW per (channel, row phase, kernel column), in which each tap's inputs for the output
+pixels in order are one contiguous run (any stride, dilation, padding). The forward pass is then
+register tiles of up to 8 filters x 48 pixels (AVX-512; 4 x 24 AVX2) summed over the taps from
+the bias; grad_weight keeps 4 filters x 5 taps of per-lane partial sums over all the images of
+one of min(16, N) fixed image blocks, reduces the lanes in order, and the blocks are added in
+order as below. Work items: (image, group) for the forward, (image block, group) for dW.
+
 grad_input: dcols = W_g^T @ dY tile, folded back (col2im) into the planes of dx. A work item
 owns a block of dx planes, so the accumulation needs no atomics and its order is fixed.
 grad_weight: dW_g += dY tile @ cols tile^T, summed into one of NBLK private partial sums (NBLK
