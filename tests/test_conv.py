@@ -506,3 +506,74 @@ def test_big_endian_input_gives_the_same_values():
     x = rng.standard_normal((1, 2, 5, 5))
     w = rng.standard_normal((3, 2, 3, 3))
     np.testing.assert_array_equal(conv2d(x.astype(">f8"), w.astype(">f8")), conv2d(x, w))
+
+
+# Direct route (few channels per group, not depthwise): shapes that select it.
+DIRECT = [
+    ((3, 1, 12, 13), (6, 1, 5, 5), dict(padding=2)),
+    ((2, 6, 9, 11), (16, 6, 5, 5), {}),
+    ((2, 3, 11, 10), (5, 3, 3, 3), dict(stride=2, padding=1)),
+    ((2, 2, 13, 12), (9, 2, 3, 2), dict(stride=(3, 2), padding=(2, 1), dilation=(2, 3))),
+    ((2, 4, 10, 9), (6, 2, 3, 3), dict(padding=1, groups=2)),
+    ((1, 2, 17, 19), (3, 2, 7, 1), dict(padding=(3, 0), dilation=(1, 1))),
+    ((2, 3, 8, 8), (32, 3, 1, 1), {}),
+    ((2, 5, 9, 9), (2, 5, 4, 4), dict(padding="same")),
+]
+
+
+@pytest.mark.parametrize("xs, ws, kw", DIRECT)
+def test_direct_route_matches_reference(xs, ws, kw):
+    rng = np.random.default_rng(40)
+    x = rng.standard_normal(xs)
+    w = rng.standard_normal(ws)
+    b = rng.standard_normal(ws[0])
+    y = conv2d(x, w, b, **kw)
+    ref = R.conv2d(x, w, b, **kw)
+    np.testing.assert_allclose(y, ref, rtol=1e-10, atol=1e-10 * np.abs(ref).max())
+    gy = rng.standard_normal(y.shape)
+    gx, gw, gb = conv2d_backward(gy, x, w, **kw)
+    rgx, rgw, rgb = R.conv2d_grads(gy, x, w, **kw)
+    for a, r in ((gx, rgx), (gw, rgw), (gb, rgb)):
+        np.testing.assert_allclose(a, r, rtol=1e-10, atol=1e-10 * np.abs(r).max())
+    y32 = conv2d(x.astype(np.float32), w.astype(np.float32), b.astype(np.float32), **kw)
+    assert y32.dtype == np.float32
+    assert np.abs(y32 - ref).max() <= 1e-5 * max(1, np.abs(ref).max())
+    _, gw32, _ = conv2d_backward(gy.astype(np.float32), x.astype(np.float32),
+                                 w.astype(np.float32), **kw)
+    assert np.abs(gw32 - rgw).max() <= 1e-5 * max(1, np.abs(rgw).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("xs, ws, kw", [DIRECT[0], DIRECT[1], DIRECT[3]])
+def test_direct_route_is_the_same_for_every_thread_count(xs, ws, kw, dtype):
+    rng = np.random.default_rng(41)
+    x = rng.standard_normal((19,) + xs[1:]).astype(dtype)
+    w = rng.standard_normal(ws).astype(dtype)
+    b = rng.standard_normal(ws[0]).astype(dtype)
+    gy = rng.standard_normal(conv2d(x, w, b, **kw).shape).astype(dtype)
+    old = convext.get_num_threads()
+    got = []
+    try:
+        for nt in (1, 2, 3):
+            convext.set_num_threads(nt)
+            got.append((conv2d(x, w, b, **kw),) + tuple(conv2d_backward(gy, x, w, **kw)))
+    finally:
+        convext.set_num_threads(old)
+    for other in got[1:]:
+        for a, c in zip(got[0], other):
+            np.testing.assert_array_equal(a, c)
+
+
+def test_direct_route_non_finite_like_torch():
+    for where in ("x", "w"):
+        x = np.ones((2, 3, 7, 9))
+        w = np.ones((5, 3, 3, 3))
+        (x if where == "x" else w)[(1, 2, 3, 8) if where == "x" else (2, 1, 0, 2)] = np.inf
+        kw = dict(padding=1)
+        y = conv2d(x, w, **kw)
+        gy = np.ones(y.shape)
+        gx, gw, _ = conv2d_backward(gy, x, w, **kw)
+        ty, tgx, tgw = _torch_conv_all(x, w, gy, **kw)
+        for a, b in ((y, ty), (gx, tgx), (gw, tgw)):
+            np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+            np.testing.assert_array_equal(a[~np.isnan(a)], b[~np.isnan(b)])

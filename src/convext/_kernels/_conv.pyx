@@ -21,6 +21,17 @@ row (M = 1), so loops over the kernel taps work on zero-padded copies of the pla
 (details above the kernels). With several filters per input channel, as in a first layer on a
 grey image, the GEMM route measured 3x faster than such loops, so it takes those.
 
+Direct route (forward and grad_weight; chosen when 1 < Cg*Fg, Cg <= 16, Fg <= 32 and the
+row-unfolded image below has at most 2**20 elements; grad_input keeps the GEMM route). With so
+few channels M = Fg wastes most of the GEMM micro-tile and every tile is packed again, so
+_direct.h works per (image, group): it copies the input once into U, one zero-padded plane of
+Hq x OW per (channel, row phase, kernel column), in which each tap's inputs for the output
+pixels in order are one contiguous run (any stride, dilation, padding). The forward pass is then
+register tiles of up to 8 filters x 48 pixels (AVX-512; 4 x 24 AVX2) summed over the taps from
+the bias; grad_weight keeps 4 filters x 5 taps of per-lane partial sums over all the images of
+one of min(16, N) fixed image blocks, reduces the lanes in order, and the blocks are added in
+order as below. Work items: (image, group) for the forward, (image block, group) for dW.
+
 grad_input: dcols = W_g^T @ dY tile, folded back (col2im) into the planes of dx. A work item
 owns a block of dx planes, so the accumulation needs no atomics and its order is fixed.
 grad_weight: dW_g += dY tile @ cols tile^T, summed into one of NBLK private partial sums (NBLK
@@ -48,6 +59,22 @@ cdef extern from "_gemm.h" nogil:
     void cvx_dgemm(idx_t M, idx_t N, idx_t K, const double *A, idx_t rsa, idx_t csa,
                    const double *B, idx_t rsb, idx_t csb, double *C, idx_t ldc,
                    int accumulate, double *work)
+
+cdef extern from "_direct.h" nogil:
+    ctypedef struct cvx_dgeom:
+        idx_t Cg, H, W, Fg, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW, Hq, K, P
+    idx_t cvx_direct_scratch(const cvx_dgeom *g)
+    void cvx_sdirect_fwd(const cvx_dgeom *g, const float *x, const float *w, const float *b,
+                         const idx_t *off, float *y, float *scratch)
+    void cvx_ddirect_fwd(const cvx_dgeom *g, const double *x, const double *w, const double *b,
+                         const idx_t *off, double *y, double *scratch)
+    idx_t cvx_direct_v_elems(const cvx_dgeom *g)
+    void cvx_sdirect_gw(const cvx_dgeom *g, const float *x, const float *gy, const idx_t *off,
+                        float *v, float *scratch)
+    void cvx_ddirect_gw(const cvx_dgeom *g, const double *x, const double *gy, const idx_t *off,
+                        double *v, double *scratch)
+    void cvx_sdirect_gw_finish(const cvx_dgeom *g, const float *v, float *dw)
+    void cvx_ddirect_gw_finish(const cvx_dgeom *g, const double *v, double *dw)
 
 
 ctypedef struct geom_t:
@@ -410,6 +437,111 @@ cdef void _gw_dw(const floating *gy, const floating *x, floating *gw, const geom
 
 
 # --------------------------------------------------------------------------------------------
+# direct route (few channels): _direct.h
+
+# Limits of the direct route (see the module docstring).
+DEF DIRECT_MAX_CG = 16
+DEF DIRECT_MAX_FG = 32
+DEF DIRECT_MAX_U = 1048576
+
+cdef inline idx_t _direct_hq(const geom_t *g) noexcept nogil:
+    return g.OH + (g.dh * (g.kh - 1)) // g.sh
+
+
+cdef bint _use_direct(const geom_t *g) noexcept nogil:
+    """Few channels per group (not depthwise) and a row-unfolded image that fits in cache."""
+    if g.Cg == 1 and g.Fg == 1:
+        return False
+    if g.Cg > DIRECT_MAX_CG or g.Fg > DIRECT_MAX_FG or g.Cg < 1:
+        return False
+    return g.Cg * g.sh * g.kw * _direct_hq(g) * g.OW <= DIRECT_MAX_U
+
+
+cdef cvx_dgeom _dgeom(const geom_t *g) noexcept nogil:
+    cdef cvx_dgeom d
+    d.Cg, d.H, d.W, d.Fg, d.kh, d.kw = g.Cg, g.H, g.W, g.Fg, g.kh, g.kw
+    d.sh, d.sw, d.ph, d.pw, d.dh, d.dw = g.sh, g.sw, g.ph, g.pw, g.dh, g.dw
+    d.OH, d.OW, d.Hq = g.OH, g.OW, _direct_hq(g)
+    d.K = g.Cg * g.kh * g.kw
+    d.P = g.OH * g.OW
+    return d
+
+
+cdef _direct_offsets(const cvx_dgeom *d):
+    """off[k] for tap k = (c*kh + i)*kw + j: where its input run starts in the unfolded U."""
+    off = np.empty(d.K, dtype=np.intp)
+    cdef idx_t[::1] o = off
+    cdef idx_t c, i, j, k = 0
+    for c in range(d.Cg):
+        for i in range(d.kh):
+            for j in range(d.kw):
+                o[k] = (((c * d.sh + (i * d.dh) % d.sh) * d.kw + j) * d.Hq
+                        + (i * d.dh) // d.sh) * d.OW
+                k += 1
+    return off
+
+
+cdef void _fwd_direct(const floating *x, const floating *w, const floating *b, floating *y,
+                      const geom_t *g, const cvx_dgeom *dg, const idx_t *off, floating *scratch,
+                      idx_t ld_s, int nt) noexcept nogil:
+    cdef idx_t it, n, gi, HW = g.H * g.W, P = g.OH * g.OW, K = dg.K
+    cdef floating *buf
+    cdef const floating *bg
+    with parallel(num_threads=nt):
+        for it in prange(g.N * g.G, schedule='dynamic'):
+            buf = scratch + cvx_omp_get_thread_num() * ld_s
+            n = it // g.G
+            gi = it % g.G
+            bg = NULL
+            if b != NULL:
+                bg = b + gi * g.Fg
+            if floating is float:
+                cvx_sdirect_fwd(dg, x + (n * g.C + gi * g.Cg) * HW, w + gi * g.Fg * K, bg, off,
+                                y + (n * g.F + gi * g.Fg) * P, buf)
+            else:
+                cvx_ddirect_fwd(dg, x + (n * g.C + gi * g.Cg) * HW, w + gi * g.Fg * K, bg, off,
+                                y + (n * g.F + gi * g.Fg) * P, buf)
+
+
+cdef void _gw_direct(const floating *gy, const floating *x, floating *gw, const geom_t *g,
+                     const cvx_dgeom *dg, const idx_t *off, floating *scratch, idx_t ld_s,
+                     floating *part, idx_t nb, int nt) noexcept nogil:
+    """Images are cut into nb fixed blocks (never depending on the thread count); work item
+    (block, group) sums its images into the block's partial dW; the blocks are added in order."""
+    cdef idx_t HW = g.H * g.W, P = g.OH * g.OW, K = dg.K, FK = g.F * K
+    cdef idx_t it, blk, gi, n, n0, n1, q, e, nv = cvx_direct_v_elems(dg)
+    cdef floating *buf
+    cdef floating *v
+    cdef floating s
+    with parallel(num_threads=nt):
+        for it in prange(nb * g.G, schedule='dynamic'):
+            buf = scratch + cvx_omp_get_thread_num() * ld_s
+            v = buf + cvx_direct_scratch(dg)
+            blk = it // g.G
+            gi = it % g.G
+            for q in range(nv):
+                v[q] = 0
+            n0 = blk * g.N // nb
+            n1 = (blk + 1) * g.N // nb
+            for n in range(n0, n1):
+                if floating is float:
+                    cvx_sdirect_gw(dg, x + (n * g.C + gi * g.Cg) * HW,
+                                   gy + (n * g.F + gi * g.Fg) * P, off, v, buf)
+                else:
+                    cvx_ddirect_gw(dg, x + (n * g.C + gi * g.Cg) * HW,
+                                   gy + (n * g.F + gi * g.Fg) * P, off, v, buf)
+            if floating is float:
+                cvx_sdirect_gw_finish(dg, v, part + blk * FK + gi * g.Fg * K)
+            else:
+                cvx_ddirect_gw_finish(dg, v, part + blk * FK + gi * g.Fg * K)
+    for e in prange(FK, nogil=True, schedule='static', num_threads=nt):
+        s = part[e]
+        for blk in range(1, nb):
+            s = s + part[blk * FK + e]
+        gw[e] = s
+
+
+# --------------------------------------------------------------------------------------------
 # forward
 
 def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
@@ -428,6 +560,17 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
         with nogil:
             _fwd_dw(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g,
                   &flat[0, 0], flat.shape[1], n_threads)
+        return
+    cdef cvx_dgeom dg
+    cdef idx_t[::1] off
+    if _use_direct(&g):
+        dg = _dgeom(&g)
+        off = _direct_offsets(&dg)
+        n_threads = _threads_for(g.N * g.G, n_threads)
+        flat = np.empty((n_threads, cvx_direct_scratch(&dg)), dtype=np.asarray(y).dtype)
+        with nogil:
+            _fwd_direct(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, &dg, &off[0],
+                        &flat[0, 0], flat.shape[1], n_threads)
         return
     cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW
     cdef bint direct_b = _pointwise(&g)
@@ -568,12 +711,29 @@ def conv2d_grad_weight(const floating[:, :, :, ::1] gy, const floating[:, :, :, 
     """gw = the gradient of conv2d with respect to its weight. Fills all of gw."""
     cdef geom_t g = _geom(_s4(x.shape), _s4(gw.shape), _s4(gy.shape), groups, sh, sw, ph, pw, dh, dw)
     cdef floating[:, ::1] flat
+    cdef floating[:, ::1] part
     if g.Cg == 1 and g.Fg == 1:
         n_threads = _threads_for(g.F, n_threads)
         flat = _dw_scratch(np.asarray(gw).dtype, n_threads, &g)
         with nogil:
             _gw_dw(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g,
                   &flat[0, 0], flat.shape[1], n_threads)
+        return
+    cdef cvx_dgeom dg
+    cdef idx_t[::1] off
+    cdef idx_t nb
+    if _use_direct(&g):
+        dg = _dgeom(&g)
+        off = _direct_offsets(&dg)
+        nb = min(MAX_BLOCKS, g.N)
+        n_threads = _threads_for(nb * g.G, n_threads)
+        dtype = np.asarray(gw).dtype
+        flat = np.empty((n_threads, cvx_direct_scratch(&dg) + cvx_direct_v_elems(&dg)),
+                        dtype=dtype)
+        part = np.empty((nb, g.F * dg.K), dtype=dtype)
+        with nogil:
+            _gw_direct(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, &dg, &off[0],
+                       &flat[0, 0], flat.shape[1], &part[0, 0], nb, n_threads)
         return
     cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW
     cdef bint direct_b = _pointwise(&g)
@@ -583,7 +743,7 @@ def conv2d_grad_weight(const floating[:, :, :, ::1] gy, const floating[:, :, :, 
     n_threads = _threads_for(nblk, n_threads)
     dtype = np.asarray(gw).dtype
     cdef floating[:, ::1] scratch = _scratch(dtype, n_threads, 0 if direct_b else K * PT)
-    cdef floating[:, ::1] part = np.empty((nblk, g.F * K), dtype=dtype)
+    part = np.empty((nblk, g.F * K), dtype=dtype)
     with nogil:
         _gw_gemm(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, PT, direct_b,
                  &scratch[0, 0], scratch.shape[1], &part[0, 0], nblk, n_threads)
