@@ -21,10 +21,12 @@ row (M = 1), so loops over the kernel taps work on zero-padded copies of the pla
 (details above the kernels). With several filters per input channel, as in a first layer on a
 grey image, the GEMM route measured 3x faster than such loops, so it takes those.
 
-Direct route (forward and grad_weight; chosen when 1 < Cg*Fg, Cg <= 16, Fg <= 32 and the
-row-unfolded image below has at most 2**20 elements; grad_input keeps the GEMM route). With so
-few channels M = Fg wastes most of the GEMM micro-tile and every tile is packed again, so
-_direct.h works per (image, group): it copies the input once into U, one zero-padded plane of
+Direct route (forward and grad_weight; grad_input keeps the GEMM route). Chosen when it is not
+depthwise, there are at least 4 (image, group) pairs, and Cg, Fg and the row-unfolded image U
+below stay within limits measured per pass (forward: Cg <= 256, Fg <= 512, U <= 2**21 elements;
+grad_weight: Cg, Fg <= 64, U <= 2**20; see _use_direct). It avoids the GEMM route's two copies
+of every input element (im2col tile, then the GEMM's packing), which cost most where M = Fg is
+small and wastes most of the micro-tile. _direct.h works per (image, group): it copies the input once into U, one zero-padded plane of
 Hq x OW per (channel, row phase, kernel column), in which each tap's inputs for the output
 pixels in order are one contiguous run (any stride, dilation, padding). The forward pass is then
 register tiles of up to 8 filters x 48 pixels (AVX-512; 4 x 24 AVX2) summed over the taps from
@@ -440,21 +442,40 @@ cdef void _gw_dw(const floating *gy, const floating *x, floating *gw, const geom
 # direct route (few channels): _direct.h
 
 # Limits of the direct route (see the module docstring).
-DEF DIRECT_MAX_CG = 16
-DEF DIRECT_MAX_FG = 32
-DEF DIRECT_MAX_U = 1048576
+# Limits of the direct route: channels per group, filters per group, and elements of the
+# row-unfolded image (see the module docstring). Measured on the benchmark shapes plus
+# 128/256-channel layers (2 threads, alternating runs): the direct forward took 0.69-0.91x the
+# time of the GEMM route on every shape up to 256 channels; the direct weight gradient took
+# 0.87x up to 64 channels but 1.1-2.6x beyond, so it has tighter limits.
+cdef idx_t FWD_MAX_CG = 256, FWD_MAX_FG = 512, FWD_MAX_U = 1 << 21
+cdef idx_t GW_MAX_CG = 64, GW_MAX_FG = 64, GW_MAX_U = 1 << 20
+
+
+def _set_direct_limits(fwd, gw):
+    """For tuning experiments only: set (max Cg, max Fg, max U) of the forward and the weight
+    gradient direct routes; returns the old limits."""
+    global FWD_MAX_CG, FWD_MAX_FG, FWD_MAX_U, GW_MAX_CG, GW_MAX_FG, GW_MAX_U
+    old = (FWD_MAX_CG, FWD_MAX_FG, FWD_MAX_U), (GW_MAX_CG, GW_MAX_FG, GW_MAX_U)
+    (FWD_MAX_CG, FWD_MAX_FG, FWD_MAX_U), (GW_MAX_CG, GW_MAX_FG, GW_MAX_U) = fwd, gw
+    return old
+
 
 cdef inline idx_t _direct_hq(const geom_t *g) noexcept nogil:
     return g.OH + (g.dh * (g.kh - 1)) // g.sh
 
 
-cdef bint _use_direct(const geom_t *g) noexcept nogil:
-    """Few channels per group (not depthwise) and a row-unfolded image that fits in cache."""
+cdef bint _use_direct(const geom_t *g, bint weight_grad) noexcept nogil:
+    """Not depthwise and within the limits above for this pass. The forward pass decides on the
+    per-image geometry alone, so an image's result does not depend on the batch it came in; the
+    weight gradient also wants 4 (image, group) pairs, as it cannot split an image."""
+    cdef idx_t max_cg = GW_MAX_CG if weight_grad else FWD_MAX_CG
+    cdef idx_t max_fg = GW_MAX_FG if weight_grad else FWD_MAX_FG
+    cdef idx_t max_u = GW_MAX_U if weight_grad else FWD_MAX_U
     if g.Cg == 1 and g.Fg == 1:
         return False
-    if g.Cg > DIRECT_MAX_CG or g.Fg > DIRECT_MAX_FG or g.Cg < 1:
+    if g.Cg > max_cg or g.Fg > max_fg or g.Cg < 1 or (weight_grad and g.N * g.G < 4):
         return False
-    return g.Cg * g.sh * g.kw * _direct_hq(g) * g.OW <= DIRECT_MAX_U
+    return g.Cg * g.sh * g.kw * _direct_hq(g) * g.OW <= max_u
 
 
 cdef cvx_dgeom _dgeom(const geom_t *g) noexcept nogil:
@@ -482,25 +503,38 @@ cdef _direct_offsets(const cvx_dgeom *d):
 
 
 cdef void _fwd_direct(const floating *x, const floating *w, const floating *b, floating *y,
-                      const geom_t *g, const cvx_dgeom *dg, const idx_t *off, floating *scratch,
-                      idx_t ld_s, int nt) noexcept nogil:
-    cdef idx_t it, n, gi, HW = g.H * g.W, P = g.OH * g.OW, K = dg.K
+                      const geom_t *g, const cvx_dgeom *dg, const idx_t *off, idx_t nfb,
+                      floating *scratch, idx_t ld_s, int nt) noexcept nogil:
+    """Work items (image, group, block of filters). Every output element has the same
+    arithmetic whatever block its filter falls in, so nfb may follow the thread count."""
+    cdef idx_t it, n, gi, fbi, f0, f1, HW = g.H * g.W, P = g.OH * g.OW, K = dg.K
+    cdef idx_t FB = (g.Fg + nfb - 1) // nfb
     cdef floating *buf
     cdef const floating *bg
+    cdef cvx_dgeom dl
     with parallel(num_threads=nt):
-        for it in prange(g.N * g.G, schedule='dynamic'):
+        for it in prange(g.N * g.G * nfb, schedule='dynamic'):
             buf = scratch + cvx_omp_get_thread_num() * ld_s
-            n = it // g.G
-            gi = it % g.G
+            n = it // (g.G * nfb)
+            gi = (it // nfb) % g.G
+            fbi = it % nfb
+            f0 = gi * g.Fg + fbi * FB
+            f1 = f0 + FB
+            if f1 > (gi + 1) * g.Fg:
+                f1 = (gi + 1) * g.Fg
+            if f1 <= f0:
+                continue
+            dl = dg[0]
+            dl.Fg = f1 - f0
             bg = NULL
             if b != NULL:
-                bg = b + gi * g.Fg
+                bg = b + f0
             if floating is float:
-                cvx_sdirect_fwd(dg, x + (n * g.C + gi * g.Cg) * HW, w + gi * g.Fg * K, bg, off,
-                                y + (n * g.F + gi * g.Fg) * P, buf)
+                cvx_sdirect_fwd(&dl, x + (n * g.C + gi * g.Cg) * HW, w + f0 * K, bg, off,
+                                y + (n * g.F + f0) * P, buf)
             else:
-                cvx_ddirect_fwd(dg, x + (n * g.C + gi * g.Cg) * HW, w + gi * g.Fg * K, bg, off,
-                                y + (n * g.F + gi * g.Fg) * P, buf)
+                cvx_ddirect_fwd(&dl, x + (n * g.C + gi * g.Cg) * HW, w + f0 * K, bg, off,
+                                y + (n * g.F + f0) * P, buf)
 
 
 cdef void _gw_direct(const floating *gy, const floating *x, floating *gw, const geom_t *g,
@@ -563,14 +597,18 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
         return
     cdef cvx_dgeom dg
     cdef idx_t[::1] off
-    if _use_direct(&g):
+    cdef idx_t nfb
+    if _use_direct(&g, False):
         dg = _dgeom(&g)
         off = _direct_offsets(&dg)
-        n_threads = _threads_for(g.N * g.G, n_threads)
+        # with fewer (image, group) pairs than 2 per thread, split the filters too (blocks of
+        # at least 8, the register tile); each block unfolds the image again
+        nfb = max(1, min((g.Fg + 7) // 8, (2 * <idx_t>n_threads + g.N * g.G - 1) // (g.N * g.G)))
+        n_threads = _threads_for(g.N * g.G * nfb, n_threads)
         flat = np.empty((n_threads, cvx_direct_scratch(&dg)), dtype=np.asarray(y).dtype)
         with nogil:
             _fwd_direct(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, &dg, &off[0],
-                        &flat[0, 0], flat.shape[1], n_threads)
+                        nfb, &flat[0, 0], flat.shape[1], n_threads)
         return
     cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW
     cdef bint direct_b = _pointwise(&g)
@@ -722,7 +760,7 @@ def conv2d_grad_weight(const floating[:, :, :, ::1] gy, const floating[:, :, :, 
     cdef cvx_dgeom dg
     cdef idx_t[::1] off
     cdef idx_t nb
-    if _use_direct(&g):
+    if _use_direct(&g, True):
         dg = _dgeom(&g)
         off = _direct_offsets(&dg)
         nb = min(MAX_BLOCKS, g.N)
