@@ -62,6 +62,27 @@ cdef extern from "_gemm.h" nogil:
                    const double *B, idx_t rsb, idx_t csb, double *C, idx_t ldc,
                    int accumulate, double *work)
 
+cdef extern from "_vec.h" nogil:
+    void cvx_saxpy(idx_t n, float a, const float *x, float *y)
+    void cvx_daxpy(idx_t n, double a, const double *x, double *y)
+    float cvx_sdot(idx_t n, const float *x, const float *y)
+    double cvx_ddot(idx_t n, const double *x, const double *y)
+
+
+cdef inline void _axpy(idx_t n, floating a, const floating *x, floating *y) noexcept nogil:
+    if floating is float:
+        cvx_saxpy(n, a, x, y)
+    else:
+        cvx_daxpy(n, a, x, y)
+
+
+cdef inline floating _vdot(idx_t n, const floating *x, const floating *y) noexcept nogil:
+    if floating is float:
+        return cvx_sdot(n, x, y)
+    else:
+        return cvx_ddot(n, x, y)
+
+
 cdef extern from "_direct.h" nogil:
     ctypedef struct cvx_dgeom:
         idx_t Cg, H, W, Fg, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW, Hq, K, P
@@ -361,9 +382,7 @@ cdef void _fwd_dw(const floating *x, const floating *w, const floating *b, float
                 for i in range(g.kh):
                     for j in range(g.kw):
                         off = i * g.dh * Wp + j * g.dw
-                        wv = w[(f * g.kh + i) * g.kw + j]
-                        for p in range(L):
-                            z[p] += wv * xp[p + off]
+                        _axpy(L, w[(f * g.kh + i) * g.kw + j], xp + off, z)
                 for oh in range(g.OH):
                     for ow in range(g.OW):
                         yp[oh * g.OW + ow] = z[oh * Wp + ow]
@@ -379,33 +398,63 @@ cdef void _fwd_dw(const floating *x, const floating *w, const floating *b, float
                                 yp[oh * g.OW + ow] += wv * xrow[ow * g.sw]
 
 
+cdef inline void _grid_plane(const floating *src, floating *dst, const geom_t *g,
+                             idx_t Wp) noexcept nogil:
+    """dst (OH x Wp) = the plane src (OH x OW) with zeros in the Wp - OW unused columns."""
+    cdef idx_t oh, q
+    for oh in range(g.OH):
+        for q in range(g.OW):
+            dst[oh * Wp + q] = src[oh * g.OW + q]
+        for q in range(g.OW, Wp):
+            dst[oh * Wp + q] = 0
+
+
 cdef void _gx_dw(const floating *gy, const floating *w, floating *gx, const geom_t *g,
                  floating *scratch, idx_t ld_s, int nt) noexcept nogil:
+    """With stride 1 and finite weights, each tap is one long loop over the plane on the
+    padded grid (its unused columns hold zeros and so add nothing); otherwise row by row, so
+    that a non-finite weight meets only real output gradients, as in torch."""
     cdef idx_t Wp = _dw_wp(g), Hp = _dw_hp(g), P = g.OH * g.OW, HW = g.H * g.W
     cdef idx_t rows = _clip(Hp - g.ph, g.H), cols = _clip(Wp - g.pw, g.W)
-    cdef idx_t it, f, i, j, p, oh, ow, r, q
+    cdef idx_t L = (g.OH - 1) * Wp + g.OW, kk = g.kh * g.kw
+    cdef idx_t it, f, i, j, p, oh, ow, r, q, t
     cdef floating *dxp
+    cdef floating *dyg
     cdef floating *xrow
     cdef const floating *gyrow
     cdef floating wv
+    cdef bint flat
     with parallel(num_threads=nt):
         for it in prange(g.N * g.C, schedule='static'):
             dxp = scratch + cvx_omp_get_thread_num() * ld_s
+            dyg = dxp + Hp * Wp
             f = it % g.C
+            flat = g.sh == 1 and g.sw == 1
+            for t in range(kk):
+                wv = w[f * kk + t]
+                if not (wv - wv == 0):
+                    flat = False
             for p in range(Hp * Wp):
                 dxp[p] = 0
-            for i in range(g.kh):
-                for j in range(g.kw):
-                    wv = w[(f * g.kh + i) * g.kw + j]
-                    for oh in range(g.OH):
-                        xrow = dxp + (oh * g.sh + i * g.dh) * Wp + j * g.dw
-                        gyrow = gy + it * P + oh * g.OW
-                        if g.sw == 1:
-                            for ow in range(g.OW):
-                                xrow[ow] += wv * gyrow[ow]
-                        else:
-                            for ow in range(g.OW):
-                                xrow[ow * g.sw] += wv * gyrow[ow]
+            if flat:
+                _grid_plane(gy + it * P, dyg, g, Wp)
+                for i in range(g.kh):
+                    for j in range(g.kw):
+                        _axpy(L, w[(f * g.kh + i) * g.kw + j], dyg,
+                              dxp + i * g.dh * Wp + j * g.dw)
+            else:
+                for i in range(g.kh):
+                    for j in range(g.kw):
+                        wv = w[(f * g.kh + i) * g.kw + j]
+                        for oh in range(g.OH):
+                            xrow = dxp + (oh * g.sh + i * g.dh) * Wp + j * g.dw
+                            gyrow = gy + it * P + oh * g.OW
+                            if g.sw == 1:
+                                for ow in range(g.OW):
+                                    xrow[ow] += wv * gyrow[ow]
+                            else:
+                                for ow in range(g.OW):
+                                    xrow[ow * g.sw] += wv * gyrow[ow]
             for p in range(HW):
                 gx[it * HW + p] = 0
             for r in range(rows):
@@ -415,33 +464,47 @@ cdef void _gx_dw(const floating *gy, const floating *w, floating *gx, const geom
 
 cdef void _gw_dw(const floating *gy, const floating *x, floating *gw, const geom_t *g,
                  floating *scratch, idx_t ld_s, int nt) noexcept nogil:
+    """With stride 1 and a finite input plane, each tap is one long dot product on the padded
+    grid (the unused columns of the output gradient hold zeros); otherwise row by row."""
     cdef idx_t Wp = _dw_wp(g), Hp = _dw_hp(g), P = g.OH * g.OW, HW = g.H * g.W
-    cdef idx_t kk = g.kh * g.kw
+    cdef idx_t L = (g.OH - 1) * Wp + g.OW, kk = g.kh * g.kw
     cdef idx_t f, n, i, j, t, oh
     cdef floating *xp
+    cdef floating *dyg
     cdef const floating *gyp
-    cdef floating s
+    cdef floating s, check
     with parallel(num_threads=nt):
         for f in prange(g.F, schedule='dynamic'):
             xp = scratch + cvx_omp_get_thread_num() * ld_s
+            dyg = xp + Hp * Wp
             for t in range(kk):
                 gw[f * kk + t] = 0
             for n in range(g.N):
                 _pad_plane(x + (n * g.C + f) * HW, xp, g, Hp, Wp)
                 gyp = gy + (n * g.F + f) * P
-                for i in range(g.kh):
-                    for j in range(g.kw):
-                        s = 0
-                        for oh in range(g.OH):
-                            s = s + _dot(gyp + oh * g.OW, xp + (oh * g.sh + i * g.dh) * Wp
-                                         + j * g.dw, g.OW, g.sw)
-                        gw[f * kk + i * g.kw + j] += s
+                check = 1
+                if g.sh == 1 and g.sw == 1:
+                    check = _vdot(Hp * Wp, xp, xp)  # inf or NaN when the plane is not finite
+                if g.sh == 1 and g.sw == 1 and check - check == 0:
+                    _grid_plane(gyp, dyg, g, Wp)
+                    for i in range(g.kh):
+                        for j in range(g.kw):
+                            gw[f * kk + i * g.kw + j] += _vdot(L, dyg,
+                                                               xp + i * g.dh * Wp + j * g.dw)
+                else:
+                    for i in range(g.kh):
+                        for j in range(g.kw):
+                            s = 0
+                            for oh in range(g.OH):
+                                s = s + _dot(gyp + oh * g.OW,
+                                             xp + (oh * g.sh + i * g.dh) * Wp + j * g.dw,
+                                             g.OW, g.sw)
+                            gw[f * kk + i * g.kw + j] += s
 
 
 # --------------------------------------------------------------------------------------------
 # direct route (few channels): _direct.h
 
-# Limits of the direct route (see the module docstring).
 # Limits of the direct route: channels per group, filters per group, and elements of the
 # row-unfolded image (see the module docstring). Measured on the benchmark shapes plus
 # 128/256-channel layers (2 threads, alternating runs): the direct forward took 0.69-0.91x the

@@ -1,0 +1,66 @@
+/* Vector loops for the depthwise kernels of _conv.pyx: y += a*x and a dot product in a fixed
+ * order. Each is compiled for AVX-512, AVX2+FMA and the baseline instruction set and chosen at
+ * run time with cvx_gemm_level(), like _gemm.h (no -march flag needed). They are plain loops over
+ * restrict pointers, which the compiler vectorises for each instruction set. The dot product
+ * keeps 16 partial sums added in a fixed order, so its result depends only on n and the
+ * instruction set. */
+#ifndef CVX_VEC_H
+#define CVX_VEC_H
+
+#include "_gemm.h"
+
+#define CVX_DEFINE_VEC(T, S, SUFFIX, ATTR)                                                        \
+    ATTR static void cvx_##S##axpy_##SUFFIX(cvx_index n, T a, const T *CVX_RESTRICT x,            \
+                                            T *CVX_RESTRICT y)                                    \
+    {                                                                                             \
+        cvx_index i;                                                                              \
+        for (i = 0; i < n; i++) y[i] += a * x[i];                                                 \
+    }                                                                                             \
+    ATTR static T cvx_##S##dot_##SUFFIX(cvx_index n, const T *CVX_RESTRICT x,                     \
+                                        const T *CVX_RESTRICT y)                                  \
+    {                                                                                             \
+        T acc[16] = {0};                                                                          \
+        cvx_index i, l, m = n - n % 16;                                                           \
+        for (i = 0; i < m; i += 16)                                                               \
+            for (l = 0; l < 16; l++) acc[l] += x[i + l] * y[i + l];                               \
+        for (i = m; i < n; i++) acc[i - m] += x[i] * y[i];                                        \
+        for (l = 8; l > 0; l /= 2)                                                                \
+            for (i = 0; i < l; i++) acc[i] += acc[i + l];                                         \
+        return acc[0];                                                                            \
+    }
+
+CVX_DEFINE_VEC(float, s, generic, CVX_MAYBE_UNUSED)
+CVX_DEFINE_VEC(double, d, generic, CVX_MAYBE_UNUSED)
+#if CVX_X86
+CVX_DEFINE_VEC(float, s, avx512, CVX_ATTR_AVX512)
+CVX_DEFINE_VEC(double, d, avx512, CVX_ATTR_AVX512)
+CVX_DEFINE_VEC(float, s, avx2, CVX_ATTR_AVX2)
+CVX_DEFINE_VEC(double, d, avx2, CVX_ATTR_AVX2)
+#define CVX_VEC_DISPATCH(CALL)                                                                    \
+    do {                                                                                          \
+        int level_ = cvx_gemm_level();                                                            \
+        if (level_ == 2) return CALL(avx512);                                                     \
+        if (level_ == 1) return CALL(avx2);                                                       \
+        return CALL(generic);                                                                     \
+    } while (0)
+#else
+#define CVX_VEC_DISPATCH(CALL) return CALL(generic)
+#endif
+
+#define CVX_S_AXPY(V) cvx_saxpy_##V(n, a, x, y)
+#define CVX_D_AXPY(V) cvx_daxpy_##V(n, a, x, y)
+#define CVX_S_DOT(V) cvx_sdot_##V(n, x, y)
+#define CVX_D_DOT(V) cvx_ddot_##V(n, x, y)
+
+/* y[i] += a * x[i] for i < n (x and y must not overlap) */
+CVX_MAYBE_UNUSED static void cvx_saxpy(cvx_index n, float a, const float *x, float *y)
+{ CVX_VEC_DISPATCH(CVX_S_AXPY); }
+CVX_MAYBE_UNUSED static void cvx_daxpy(cvx_index n, double a, const double *x, double *y)
+{ CVX_VEC_DISPATCH(CVX_D_AXPY); }
+/* sum of x[i] * y[i] for i < n, in a fixed order */
+CVX_MAYBE_UNUSED static float cvx_sdot(cvx_index n, const float *x, const float *y)
+{ CVX_VEC_DISPATCH(CVX_S_DOT); }
+CVX_MAYBE_UNUSED static double cvx_ddot(cvx_index n, const double *x, const double *y)
+{ CVX_VEC_DISPATCH(CVX_D_DOT); }
+
+#endif
