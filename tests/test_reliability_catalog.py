@@ -52,6 +52,16 @@ def _conv_bwd_make(rng, dtype, n, shape=(4, 9, 8), wshape=(6, 2, 3, 2)):
     return dict(grad_out=_norm(rng, y.shape, dtype), x=d["x"], weight=d["weight"])
 
 
+def _linear_make(rng, dtype, n, k=7, f=5):
+    return dict(x=_norm(rng, (n, 3, k), dtype), weight=_norm(rng, (f, k), dtype),
+                bias=_norm(rng, f, dtype))
+
+
+def _linear_bwd_make(rng, dtype, n, k=7, f=5):
+    d = _linear_make(rng, dtype, n, k, f)
+    return dict(grad_out=_norm(rng, (n, 3, f), dtype), x=d["x"], weight=d["weight"])
+
+
 def _big_conv(rng, dtype, n=None):
     return _conv_make(rng, dtype, 3, (8, 30, 28), (16, 4, 3, 3))
 
@@ -200,6 +210,10 @@ def _cases():
              lambda r, d, n: _conv_make(r, d, n, (3, 6, 7), (4, 3, 4, 3)), tags=("same",)),
         Case("conv2d", lambda **a: convext.conv2d(**a, padding=1, groups=4),
              lambda r, d, n: _conv_make(r, d, n, (4, 6, 7), (8, 1, 3, 3)), tags=("depthwise",)),
+        Case("linear", lambda **a: F.linear(**a), _linear_make,
+             big=lambda r, d, n=None: _linear_make(r, d, 300, 400, 120)),
+        Case("linear_backward", lambda **a: F.linear_backward(**a), _linear_bwd_make,
+             big=lambda r, d, n=None: _linear_bwd_make(r, d, 300, 400, 120)),
         Case("conv2d_backward", lambda **a: convext.conv2d_backward(**a, **CONV_KW),
              _conv_bwd_make, big=_big_conv_bwd),
         Case("max_pool2d", lambda x: F.max_pool2d(x, **MAXP, return_indices=True), _x(),

@@ -100,7 +100,8 @@ def check_array(x, name, ndims):
     if arr.dtype not in SUPPORTED_DTYPES:
         raise TypeError(f"{name} must have dtype {_DTYPE_NAMES}, got {arr.dtype}")
     if arr.ndim not in ndims:
-        want = " or ".join(str(n) for n in ndims)
+        want = (f"at least {min(ndims)}" if isinstance(ndims, range)
+                else " or ".join(str(n) for n in ndims))
         raise ValueError(f"{name} must be {want}-dimensional, got shape {arr.shape}")
     return arr
 

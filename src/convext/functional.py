@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._config import get_num_threads
-from ._kernels import _conv
+from ._kernels import _conv, _linear
 from ._validation import (
     _out_size,
     as_pair,
@@ -27,6 +27,8 @@ __all__ = [
     "conv2d",
     "conv2d_backward",
     "conv_output_size",
+    "linear",
+    "linear_backward",
 ]
 
 
@@ -54,6 +56,81 @@ def _buffer(out, shape, dtype, *inputs):
             and not any(a is not None and np.may_share_memory(out, a) for a in inputs)):
         return out
     return np.empty(shape, dtype=dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# fully connected
+
+def _linear_setup(x, weight, fn):
+    x = check_array(x, "x", range(1, 33))
+    weight = check_array(weight, "weight", (2,))
+    check_same_dtype(x=x, weight=weight)
+    if x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"{fn}: x must have shape (..., {weight.shape[1]}) to match weight of "
+                         f"shape {_shape_str(weight.shape)}, got {_shape_str(x.shape)}")
+    return x, weight
+
+
+def _gemm_threads(m, n, k):
+    return 1 if m * n * k < _SERIAL_MACS else get_num_threads()
+
+
+def linear(x, weight, bias=None):
+    """``y = x @ weight.T + bias``, as ``torch.nn.functional.linear``.
+
+    x: (..., in_features); weight: (out_features, in_features); bias: (out_features,) or None.
+    Returns (..., out_features). Computed with convext's own GEMM and threads (not NumPy's
+    BLAS, whose thread pool would compete with convext's for the cores).
+    """
+    x, weight = _linear_setup(x, weight, "linear")
+    F_, K = weight.shape
+    if bias is not None:
+        bias = check_array(bias, "bias", (1,))
+        check_same_dtype(x=x, bias=bias)
+        if bias.shape != (F_,):
+            raise ValueError(f"linear: bias must have shape ({F_},) to match weight of shape "
+                             f"{_shape_str(weight.shape)}, got {_shape_str(bias.shape)}")
+    x2 = contiguous(x.reshape(-1, K))
+    y = np.empty((x2.shape[0], F_), x.dtype)
+    if y.size and K:
+        _linear.linear_forward(x2, contiguous(weight),
+                               None if bias is None else contiguous(bias), y,
+                               _gemm_threads(x2.shape[0], F_, K))
+    elif y.size:
+        y[...] = 0 if bias is None else bias
+    return y.reshape(x.shape[:-1] + (F_,))
+
+
+def linear_backward(grad_out, x, weight, needs_input_grad=True, needs_weight_grad=True,
+                    needs_bias_grad=True):
+    """Gradients of ``linear(x, weight, bias)``: ``(grad_x, grad_weight, grad_bias)`` =
+    ``(grad_out @ weight, grad_out^T @ x, grad_out summed over all but the last axis)``, each
+    None when not asked for (and not computed)."""
+    fn = "linear_backward"
+    x, weight = _linear_setup(x, weight, fn)
+    F_, K = weight.shape
+    gy = check_array(grad_out, "grad_out", range(1, 33))
+    check_same_dtype(x=x, grad_out=gy)
+    if gy.shape != x.shape[:-1] + (F_,):
+        raise ValueError(f"{fn}: grad_out must have shape {_shape_str(x.shape[:-1] + (F_,))} "
+                         f"for x of shape {_shape_str(x.shape)} and weight "
+                         f"{_shape_str(weight.shape)}, got {_shape_str(gy.shape)}")
+    gy2 = contiguous(gy.reshape(-1, F_))
+    M = gy2.shape[0]
+    threads = _gemm_threads(M, F_, K)
+    gx = gw = gb = None
+    if needs_input_grad:
+        gx = np.zeros((M, K), x.dtype)
+        if gx.size and F_:
+            _linear.linear_grad_input(gy2, contiguous(weight), gx, threads)
+        gx = gx.reshape(x.shape)
+    if needs_weight_grad:
+        gw = np.zeros(weight.shape, x.dtype)
+        if gw.size and M:
+            _linear.linear_grad_weight(gy2, contiguous(x.reshape(-1, K)), gw, threads)
+    if needs_bias_grad:
+        gb = gy2.sum(axis=0)
+    return gx, gw, gb
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,15 +202,15 @@ def _conv_setup(x, weight, bias, stride, padding, dilation, groups, fn="conv2d")
     return x4, weight, bias, unbatched, _ConvGeom(stride, pt, pl, dilation, groups, out_hw)
 
 
-# Below this many multiply-adds a convolution runs on one thread: waking a second thread
+# Below this many multiply-adds a convolution or linear layer runs on one thread: waking a second thread
 # costs more than it saves (and on a busy machine far more).
-_CONV_SERIAL_MACS = 1 << 19
+_SERIAL_MACS = 1 << 19
 
 
 def _kernel_geom(g, x_shape, w_shape):
     """The kernels' geometry arguments, ending with the thread count for this problem size."""
     macs = x_shape[0] * w_shape[0] * g.out_hw[0] * g.out_hw[1] * int(np.prod(w_shape[1:]))
-    threads = 1 if macs < _CONV_SERIAL_MACS else get_num_threads()
+    threads = 1 if macs < _SERIAL_MACS else get_num_threads()
     return (g.stride[0], g.stride[1], g.pad_top, g.pad_left, g.dilation[0], g.dilation[1],
             g.groups, threads)
 
@@ -230,7 +307,7 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups
     if needs_bias_grad:
         grad_b = np.zeros(F, dtype)
         if gy4.size:
-            threads = 1 if gy4.size < _CONV_SERIAL_MACS else get_num_threads()
+            threads = 1 if gy4.size < _SERIAL_MACS else get_num_threads()
             _conv.conv2d_grad_bias(gy4, grad_b, threads)
     return grad_x, grad_w, grad_b
 

@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 
+from .. import functional as F
 from .._validation import check_positive_int
 from .base import Layer, _WeightBias, _dtype, register, settings_repr
 
@@ -15,8 +16,8 @@ class Dense(_WeightBias):
 
     Parameters: ``weight`` (out_features, in_features) and ``bias`` (out_features,), initialised
     like torch (``kaiming_uniform(a=sqrt(5))``, bias U(-1/sqrt(in_features), 1/sqrt(in_features)))
-    from ``rng``. Shape: (..., in_features) -> (..., out_features). The products are whole-array
-    NumPy matrix multiplies (BLAS). Keeps the input for backward.
+    from ``rng``. Shape: (..., in_features) -> (..., out_features). The products run on
+    convext's GEMM (``functional.linear``). Keeps the input for backward.
     """
 
     def __init__(self, in_features, out_features, bias=True, dtype=np.float32, rng=None):
@@ -34,9 +35,7 @@ class Dense(_WeightBias):
         if x.dtype != self.dtype:
             raise TypeError(f"Dense: x has dtype {x.dtype} but the layer's parameters are "
                             f"{self.dtype}; convert x or build the layer with dtype={x.dtype}")
-        y = x @ self.weight.T
-        if self.bias is not None:
-            y += self.bias
+        y = F.linear(x, self.weight, self.bias)
         self._x = x if self.training else None
         return y
 
@@ -48,13 +47,13 @@ class Dense(_WeightBias):
         if g.shape != x.shape[:-1] + (self.out_features,):
             raise ValueError(f"Dense.backward: grad_out must have shape "
                              f"{x.shape[:-1] + (self.out_features,)}, got {g.shape}")
-        g2 = g.reshape(-1, self.out_features)
-        x2 = x.reshape(-1, self.in_features)
-        self._grads["weight"] += g2.T @ x2
-        if self.bias is not None:
-            self._grads["bias"] += g2.sum(axis=0)
+        gx, gw, gb = F.linear_backward(g, x, self.weight, needs_input_grad=input_grad,
+                                       needs_bias_grad=self.bias is not None)
+        self._grads["weight"] += gw
+        if gb is not None:
+            self._grads["bias"] += gb
         self._x = None
-        return (g @ self.weight) if input_grad else None
+        return gx
 
     def get_config(self):
         return dict(in_features=self.in_features, out_features=self.out_features,

@@ -1,0 +1,93 @@
+"""Fully connected (linear) kernels on the GEMM of _gemm.h: y = x @ w^T + b and its gradients.
+
+Contract (convext.functional.linear checks it): x (M, K), w (N, K), y (M, N), grad_out (M, N),
+all C-contiguous, non-empty, one dtype. The work is cut into fixed blocks of rows of the result
+(never depending on the thread count), each one single-threaded GEMM call; every element is one
+complete dot product, so results are bitwise the same for every thread count. Using this GEMM
+rather than NumPy's BLAS keeps a second thread pool (OpenBLAS's, which spins while waiting) from
+competing with convext's OpenMP threads for the cores: on a 2-core machine that contention made
+a LeNet training step 3x slower.
+Scratch: CVX_GEMM_WORK_ELEMS elements per thread.
+"""
+import numpy as np
+
+from cython.parallel cimport parallel, prange
+
+from ._openmp cimport cvx_omp_get_thread_num
+from ._types cimport floating, idx_t
+
+cdef extern from "_gemm.h" nogil:
+    enum: CVX_GEMM_WORK_ELEMS
+    void cvx_sgemm(idx_t M, idx_t N, idx_t K, const float *A, idx_t rsa, idx_t csa,
+                   const float *B, idx_t rsb, idx_t csb, float *C, idx_t ldc,
+                   int accumulate, float *work)
+    void cvx_dgemm(idx_t M, idx_t N, idx_t K, const double *A, idx_t rsa, idx_t csa,
+                   const double *B, idx_t rsb, idx_t csb, double *C, idx_t ldc,
+                   int accumulate, double *work)
+
+DEF ROWS = 64  # rows of the result per work item
+
+
+cdef inline void _gemm(idx_t M, idx_t N, idx_t K, const floating *A, idx_t rsa, idx_t csa,
+                       const floating *B, idx_t rsb, idx_t csb, floating *C, idx_t ldc,
+                       floating *work) noexcept nogil:
+    if floating is float:
+        cvx_sgemm(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, 0, work)
+    else:
+        cvx_dgemm(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, 0, work)
+
+
+cdef void _rows_gemm(idx_t M, idx_t N, idx_t K, const floating *A, idx_t rsa, idx_t csa,
+                     const floating *B, idx_t rsb, idx_t csb, floating *C,
+                     floating *scratch, idx_t ld_s, int nt) noexcept nogil:
+    """C (M x N, C-contiguous) = A @ B, in blocks of ROWS rows of C."""
+    cdef idx_t blk, r0, r1
+    with parallel(num_threads=nt):
+        for blk in prange((M + ROWS - 1) // ROWS, schedule='static'):
+            r0 = blk * ROWS
+            r1 = r0 + ROWS
+            if r1 > M:
+                r1 = M
+            _gemm(r1 - r0, N, K, A + r0 * rsa, rsa, csa, B, rsb, csb, C + r0 * N, N,
+                  scratch + cvx_omp_get_thread_num() * ld_s)
+
+
+cdef int _threads(idx_t rows, int n_threads):
+    return <int>max(1, min(<idx_t>n_threads, (rows + ROWS - 1) // ROWS))
+
+
+def linear_forward(const floating[:, ::1] x, const floating[:, ::1] w, const floating[::1] b,
+                   floating[:, ::1] y, int n_threads):
+    """y = x @ w^T (+ b). Fills all of y."""
+    cdef idx_t M = x.shape[0], K = x.shape[1], N = w.shape[0], i, j
+    n_threads = _threads(M, n_threads)
+    cdef floating[:, ::1] s = np.empty((n_threads, CVX_GEMM_WORK_ELEMS), np.asarray(y).dtype)
+    with nogil:
+        _rows_gemm(M, N, K, &x[0, 0], K, 1, &w[0, 0], 1, K, &y[0, 0], &s[0, 0], s.shape[1],
+                   n_threads)
+        if b is not None:
+            for i in range(M):
+                for j in range(N):
+                    y[i, j] += b[j]
+
+
+def linear_grad_input(const floating[:, ::1] gy, const floating[:, ::1] w, floating[:, ::1] gx,
+                      int n_threads):
+    """gx = gy @ w. Fills all of gx."""
+    cdef idx_t M = gy.shape[0], N = gy.shape[1], K = w.shape[1]
+    n_threads = _threads(M, n_threads)
+    cdef floating[:, ::1] s = np.empty((n_threads, CVX_GEMM_WORK_ELEMS), np.asarray(gx).dtype)
+    with nogil:
+        _rows_gemm(M, K, N, &gy[0, 0], N, 1, &w[0, 0], K, 1, &gx[0, 0], &s[0, 0], s.shape[1],
+                   n_threads)
+
+
+def linear_grad_weight(const floating[:, ::1] gy, const floating[:, ::1] x, floating[:, ::1] gw,
+                       int n_threads):
+    """gw = gy^T @ x. Fills all of gw."""
+    cdef idx_t M = gy.shape[0], N = gy.shape[1], K = x.shape[1]
+    n_threads = _threads(N, n_threads)
+    cdef floating[:, ::1] s = np.empty((n_threads, CVX_GEMM_WORK_ELEMS), np.asarray(gw).dtype)
+    with nogil:
+        _rows_gemm(N, K, M, &gy[0, 0], 1, N, &x[0, 0], K, 1, &gw[0, 0], &s[0, 0], s.shape[1],
+                   n_threads)

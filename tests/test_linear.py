@@ -1,0 +1,77 @@
+"""functional.linear / linear_backward against float64 NumPy, finite differences and torch."""
+import numpy as np
+import pytest
+
+import convext
+import reference as R
+from convext import functional as F
+
+
+@pytest.mark.parametrize("xs, f", [((5, 7), 3), ((2, 3, 9), 4), ((130, 400), 120), ((7,), 2),
+                                   ((0, 6), 3)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_linear_matches_float64_oracle(xs, f, dtype):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal((f, xs[-1])).astype(dtype)
+    b = rng.standard_normal(f).astype(dtype)
+    gy = rng.standard_normal(xs[:-1] + (f,)).astype(dtype)
+    x64, w64, gy64 = (a.astype(np.float64) for a in (x, w, gy))
+    want = (np.einsum("...k,fk->...f", x64, w64) + b,
+            np.einsum("...f,fk->...k", gy64, w64),
+            np.einsum("mf,mk->fk", gy64.reshape(-1, f), x64.reshape(-1, xs[-1])),
+            gy64.reshape(-1, f).sum(axis=0))
+    got = (F.linear(x, w, b),) + F.linear_backward(gy, x, w)
+    for a, r in zip(got, want):
+        assert a.dtype == dtype and a.shape == r.shape
+        if dtype == np.float64:
+            np.testing.assert_allclose(a, r, rtol=1e-10, atol=1e-12)
+        else:
+            scale = max(1.0, float(np.abs(r).max(initial=0)))
+            assert float(np.abs(a - r).max(initial=0)) <= 1e-5 * scale
+
+
+def test_linear_gradients_by_central_differences():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 5))
+    w = rng.standard_normal((4, 5))
+    b = rng.standard_normal(4)
+    gy = rng.standard_normal((3, 4))
+    gx, gw, gb = F.linear_backward(gy, x, w)
+    for got, num in ((gx, R.numerical_grad(lambda v: float(np.sum(F.linear(v, w, b) * gy)), x)),
+                     (gw, R.numerical_grad(lambda v: float(np.sum(F.linear(x, v, b) * gy)), w)),
+                     (gb, R.numerical_grad(lambda v: float(np.sum(F.linear(x, w, v) * gy)), b))):
+        np.testing.assert_allclose(got, num, atol=1e-5, rtol=1e-3)
+
+
+def test_linear_matches_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((6, 11)).astype(np.float32)
+    w = rng.standard_normal((5, 11)).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty = torch.nn.functional.linear(tx, tw, tb)
+    gy = rng.standard_normal(ty.shape).astype(np.float32)
+    ty.backward(torch.tensor(gy))
+    np.testing.assert_allclose(F.linear(x, w, b), ty.detach().numpy(), rtol=1e-5, atol=1e-5)
+    for a, t in zip(F.linear_backward(gy, x, w), (tx.grad, tw.grad, tb.grad)):
+        np.testing.assert_allclose(a, t.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_linear_same_result_for_every_thread_count():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((300, 400)).astype(np.float32)
+    w = rng.standard_normal((120, 400)).astype(np.float32)
+    gy = rng.standard_normal((300, 120)).astype(np.float32)
+    old = convext.get_num_threads()
+    try:
+        runs = []
+        for n in (1, 2, 3):
+            convext.set_num_threads(n)
+            runs.append((F.linear(x, w),) + F.linear_backward(gy, x, w))
+    finally:
+        convext.set_num_threads(old)
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other):
+            np.testing.assert_array_equal(a, b)
