@@ -43,8 +43,10 @@ copy_tree() {  # copy_tree DEST: the source tree without build products
 build() {  # build DIR: in-place build of the copy in DIR (env switches already exported)
   (cd "$1" && "$python" setup.py -q build_ext --inplace >"$1/build.log" 2>&1) || {
     cat "$1/build.log"; echo "sanitizer_check: build failed in $1" >&2; return 1; }
-  local where
-  where=$(cd "$1" && PYTHONPATH="$1/src" "$python" -c \
+  local where preload=()
+  # an AddressSanitizer build can only be imported with libasan preloaded
+  [[ ${CONVEXT_ASAN:-0} == 1 ]] && preload=(LD_PRELOAD="$libasan" ASAN_OPTIONS=detect_leaks=0)
+  where=$(cd "$1" && env PYTHONPATH="$1/src" "${preload[@]}" "$python" -c \
     "import convext._kernels._conv as m; print(m.__file__)")
   case "$where" in
     "$1"/*) ;;
@@ -60,6 +62,12 @@ run_suite() {  # run_suite DIR LOG [env...]: the whole test suite against the bu
   return "${PIPESTATUS[0]}"
 }
 
+libasan=$(gcc -print-file-name=libasan.so)
+if [[ "$libasan" != /* || ! -e "$libasan" ]]; then
+  echo "sanitizer_check: gcc's libasan.so not found" >&2
+  exit 1
+fi
+
 echo "== debug build (CONVEXT_DEBUG=1: boundscheck, wraparound, initializedcheck, -O0)"
 start=$(date +%s)
 copy_tree "$work/debug"
@@ -70,11 +78,6 @@ run_suite "$work/debug" "$work/debug.log" CONVEXT_DEBUG=1
 echo "== debug suite took $(( $(date +%s) - start )) s"
 
 echo "== AddressSanitizer build (CONVEXT_ASAN=1)"
-libasan=$(gcc -print-file-name=libasan.so)
-if [[ "$libasan" != /* || ! -e "$libasan" ]]; then
-  echo "sanitizer_check: gcc's libasan.so not found" >&2
-  exit 1
-fi
 start=$(date +%s)
 copy_tree "$work/asan"
 CONVEXT_ASAN=1 build "$work/asan"
