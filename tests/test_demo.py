@@ -19,19 +19,27 @@ def _run(args, **kw):
                           timeout=120, **kw)
 
 
+# Under the AddressSanitizer build (CI's sanitizer step) matplotlib's C++ extension aborts in
+# ASan's __cxa_throw interceptor, outside convext: there the demo trains, saves and reloads but
+# draws nothing.
+DRAW = os.environ.get("CONVEXT_ASAN", "0") != "1"
+
+
 def test_demo_runs_saves_and_draws(tmp_path):
     pytest.importorskip("sklearn")
-    pytest.importorskip("matplotlib")
+    if DRAW:
+        pytest.importorskip("matplotlib")
     out, model = tmp_path / "demo.png", tmp_path / "model.npz"
     r = _run(["-m", "convext", "demo", "--epochs", "2", "--batch-size", "64", "--seed", "1",
-              "--out", str(out), "--save", str(model)], cwd=tmp_path)
+              "--out", str(out) if DRAW else "", "--save", str(model)], cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     last = r.stdout.strip().splitlines()[-1]
     m = re.fullmatch(r"test accuracy: (0\.\d{3}|1\.000)", last)
     assert m, r.stdout
     assert float(m.group(1)) > 0.8  # two epochs already learn most digits
     assert "epoch 2/2" in r.stderr  # progress is shown
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if DRAW:
+        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     loaded = cx.load(model)
     assert isinstance(loaded[0], cx.Conv2D) and loaded[0].out_channels == 32
     from convext.demo import load_data
