@@ -240,8 +240,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, o
 
     Notes
     -----
-    Extra memory: at most one tile of unfolded input per thread (about 384 kB each), besides
-    contiguous copies of inputs that are not C-contiguous.
+    Extra memory: per thread, one tile of unfolded input or one row-unfolded image (the direct
+    route), about 1.5 MB together with the GEMM's packed panels; besides that, contiguous copies
+    of inputs that are not C-contiguous.
     """
     x4, weight, bias, unbatched, g = _conv_setup(x, weight, bias, stride, padding, dilation,
                                                  groups)
