@@ -53,14 +53,7 @@ from cython.parallel cimport parallel, prange
 from ._openmp cimport cvx_omp_get_thread_num
 from ._types cimport floating, idx_t
 
-cdef extern from "_gemm.h" nogil:
-    enum: CVX_GEMM_WORK_ELEMS
-    void cvx_sgemm(idx_t M, idx_t N, idx_t K, const float *A, idx_t rsa, idx_t csa,
-                   const float *B, idx_t rsb, idx_t csb, float *C, idx_t ldc,
-                   int accumulate, float *work)
-    void cvx_dgemm(idx_t M, idx_t N, idx_t K, const double *A, idx_t rsa, idx_t csa,
-                   const double *B, idx_t rsb, idx_t csb, double *C, idx_t ldc,
-                   int accumulate, double *work)
+from ._gemm cimport CVX_GEMM_WORK_ELEMS, gemm as _gemm
 
 cdef extern from "_vec.h" nogil:
     void cvx_saxpy(idx_t n, float a, const float *x, float *y)
@@ -108,15 +101,6 @@ ctypedef struct geom_t:
 DEF TILE_BYTES = 786432
 # How many partial sums grad_weight accumulates into (at most).
 DEF MAX_BLOCKS = 16
-
-
-cdef inline void _gemm(idx_t M, idx_t N, idx_t K, const floating *A, idx_t rsa, idx_t csa,
-                       const floating *B, idx_t rsb, idx_t csb, floating *C, idx_t ldc,
-                       int accumulate, floating *work) noexcept nogil:
-    if floating is float:
-        cvx_sgemm(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, work)
-    else:
-        cvx_dgemm(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, work)
 
 
 ctypedef struct span_t:

@@ -16,25 +16,9 @@ from cython.parallel cimport parallel, prange
 from ._openmp cimport cvx_omp_get_thread_num
 from ._types cimport floating, idx_t
 
-cdef extern from "_gemm.h" nogil:
-    enum: CVX_GEMM_WORK_ELEMS
-    void cvx_sgemm(idx_t M, idx_t N, idx_t K, const float *A, idx_t rsa, idx_t csa,
-                   const float *B, idx_t rsb, idx_t csb, float *C, idx_t ldc,
-                   int accumulate, float *work)
-    void cvx_dgemm(idx_t M, idx_t N, idx_t K, const double *A, idx_t rsa, idx_t csa,
-                   const double *B, idx_t rsb, idx_t csb, double *C, idx_t ldc,
-                   int accumulate, double *work)
+from ._gemm cimport CVX_GEMM_WORK_ELEMS, gemm
 
 DEF ROWS = 64  # rows of the result per work item
-
-
-cdef inline void _gemm(idx_t M, idx_t N, idx_t K, const floating *A, idx_t rsa, idx_t csa,
-                       const floating *B, idx_t rsb, idx_t csb, floating *C, idx_t ldc,
-                       floating *work) noexcept nogil:
-    if floating is float:
-        cvx_sgemm(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, 0, work)
-    else:
-        cvx_dgemm(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, 0, work)
 
 
 cdef void _rows_gemm(idx_t M, idx_t N, idx_t K, const floating *A, idx_t rsa, idx_t csa,
@@ -48,8 +32,8 @@ cdef void _rows_gemm(idx_t M, idx_t N, idx_t K, const floating *A, idx_t rsa, id
             r1 = r0 + ROWS
             if r1 > M:
                 r1 = M
-            _gemm(r1 - r0, N, K, A + r0 * rsa, rsa, csa, B, rsb, csb, C + r0 * N, N,
-                  scratch + cvx_omp_get_thread_num() * ld_s)
+            gemm(r1 - r0, N, K, A + r0 * rsa, rsa, csa, B, rsb, csb, C + r0 * N, N, 0,
+                 scratch + cvx_omp_get_thread_num() * ld_s)
 
 
 cdef int _threads(idx_t rows, int n_threads):

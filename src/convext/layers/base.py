@@ -170,6 +170,12 @@ class _WeightBias(Layer):
     def bias(self):
         return self._params.get("bias")
 
+    def _accumulate(self, grad_weight, grad_bias):
+        """Add one backward pass's parameter gradients (torch's accumulation semantics)."""
+        self._grads["weight"] += grad_weight
+        if grad_bias is not None:
+            self._grads["bias"] += grad_bias
+
     def reset_parameters(self, rng=None):
         from .. import init
         rng = np.random.default_rng(rng)

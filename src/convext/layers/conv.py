@@ -60,9 +60,7 @@ class Conv2D(_WeightBias):
         gx, gw, gb = F.conv2d_backward(grad_out, self._x, self.weight, *self._geom(),
                                        needs_input_grad=input_grad,
                                        needs_bias_grad=self.bias is not None)
-        self._grads["weight"] += gw
-        if gb is not None:
-            self._grads["bias"] += gb
+        self._accumulate(gw, gb)
         self._x = None
         return gx
 

@@ -49,9 +49,7 @@ class Dense(_WeightBias):
                              f"{x.shape[:-1] + (self.out_features,)}, got {g.shape}")
         gx, gw, gb = F.linear_backward(g, x, self.weight, needs_input_grad=input_grad,
                                        needs_bias_grad=self.bias is not None)
-        self._grads["weight"] += gw
-        if gb is not None:
-            self._grads["bias"] += gb
+        self._accumulate(gw, gb)
         self._x = None
         return gx
 
