@@ -21,9 +21,10 @@ def add_arguments(p):
     p.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (default: 0.003)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the split, the initial weights and the shuffling (default: 0)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="threads for convext's kernels (default: 1; the demo's 8x8 batches "
-                        "are too small to gain from more)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for convext's kernels (default: convext's, i.e. "
+                        "OMP_NUM_THREADS or the CPUs available; the result is the same for "
+                        "every thread count)")
     p.add_argument("--out", default="convext-demo.png",
                    help="picture of the curves, filters and feature maps (default: "
                         "convext-demo.png; needs matplotlib; '' to skip)")
