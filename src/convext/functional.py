@@ -995,6 +995,15 @@ def binary_cross_entropy_with_logits(input, target, reduction="mean"):
     return _reduce(loss, _sigmoid(x) - t, reduction)
 
 
+def _class_scores(x, name, fn):
+    """A float array of per-class scores (N, C)."""
+    x = _float_array(x, name)
+    if x.ndim != 2:
+        raise ValueError(f"{fn}: {name} must be 2-dimensional (N, C), got shape "
+                         f"{_shape_str(x.shape)}")
+    return x
+
+
 def _class_target(target, N, C, fn):
     t = np.asarray(target)
     if not np.issubdtype(t.dtype, np.integer):
@@ -1019,10 +1028,7 @@ def cross_entropy(logits, target, reduction="mean"):
     ``softmax(logits) * sum_c t[n, c] - t`` (divided by N for 'mean').
     """
     fn = "cross_entropy"
-    z = _float_array(logits, "logits")
-    if z.ndim != 2:
-        raise ValueError(f"{fn}: logits must be 2-dimensional (N, C), got shape "
-                         f"{_shape_str(z.shape)}")
+    z = _class_scores(logits, "logits", fn)
     reduction = _check_reduction(reduction, fn)
     N, C = z.shape
     logp = _log_softmax(z, 1)
@@ -1052,10 +1058,7 @@ def nll_loss(log_probs, target, reduction="mean"):
     ``loss[n] = -log_probs[n, target[n]]`` for log_probs (N, C) and integer targets (N,);
     'mean' divides by N. Gradient: -1 at each target position (divided by N for 'mean')."""
     fn = "nll_loss"
-    lp = _float_array(log_probs, "log_probs")
-    if lp.ndim != 2:
-        raise ValueError(f"{fn}: log_probs must be 2-dimensional (N, C), got shape "
-                         f"{_shape_str(lp.shape)}")
+    lp = _class_scores(log_probs, "log_probs", fn)
     reduction = _check_reduction(reduction, fn)
     N, C = lp.shape
     t = _class_target(target, N, C, fn)

@@ -62,3 +62,21 @@ def print_table(headers, rows, file=None):
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|", file=file)
     for r in rows:
         print("| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |", file=file)
+
+
+def ratio_table(rows, rate_name, digits, family):
+    """Print rows of (shape, pass, convext s, torch s, work per call) as a table with ms, the
+    rate (work per second, in units of 1e9 called ``rate_name``) and convext/torch; then the
+    family's geometric mean and worst ratio. Returns the ratios."""
+    table, ratios = [], []
+    for name, label, ta, tb, work in rows:
+        ratios.append(ta / tb)
+        table.append((name, label, f"{ta * 1e3:.3f}", f"{tb * 1e3:.3f}",
+                      f"{work / ta / 1e9:.{digits}f}", f"{work / tb / 1e9:.{digits}f}",
+                      f"{ta / tb:.2f}"))
+    print_table(("shape", "pass", "convext ms", "torch ms", f"convext {rate_name}",
+                 f"torch {rate_name}", "convext/torch"), table)
+    print()
+    print(f"{family} geometric mean convext/torch: {geomean(ratios):.2f}; "
+          f"worst: {max(ratios):.2f}")
+    return ratios

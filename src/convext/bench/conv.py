@@ -7,7 +7,7 @@ runs, GFLOP/s counted as 2*N*F*OH*OW*(C/groups)*kH*kW per forward (twice that pe
 import numpy as np
 
 from .. import functional as F
-from ._common import alternate, geomean, print_table, require_torch, sgemm_gflops
+from ._common import alternate, ratio_table, require_torch, sgemm_gflops
 
 # name, N, C, H=W, F, k, stride, pad, dilation, groups
 SHAPES = [
@@ -70,22 +70,12 @@ def measure(repeats=7, quick=False):
 
 
 def report(rows, ceiling):
-    table = []
-    ratios = []
-    for name, label, ta, tb, fl in rows:
-        ratios.append(ta / tb)
-        table.append((name, label, f"{ta * 1e3:.3f}", f"{tb * 1e3:.3f}", f"{fl / ta / 1e9:.1f}",
-                      f"{fl / tb / 1e9:.1f}", f"{ta / tb:.2f}"))
-    print_table(("shape", "pass", "convext ms", "torch ms", "convext GFLOP/s", "torch GFLOP/s",
-                 "convext/torch"), table)
-    print()
+    ratios = ratio_table(rows, "GFLOP/s", 1, "conv")
     print(f"SGEMM ceiling (numpy float32, n=2048): {ceiling:.1f} GFLOP/s")
     for name, label, ta, tb, fl in rows:
         if label == "forward" and name in ("resnet-l2", "strided"):
             print(f"{name} forward: {fl / ta / 1e9:.1f} GFLOP/s = {fl / ta / 1e9 / ceiling:.0%} "
                   f"of SGEMM")
-    print(f"conv geometric mean convext/torch: {geomean(ratios):.2f}; "
-          f"worst: {max(ratios):.2f}")
     return ratios
 
 

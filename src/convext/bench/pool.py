@@ -7,7 +7,7 @@ alternating runs; throughput is counted in input elements per second.
 import numpy as np
 
 from .. import functional as F
-from ._common import alternate, geomean, print_table, require_torch
+from ._common import alternate, ratio_table, require_torch
 
 # name, N, C, H=W, op, kernel, stride, pad
 SHAPES = [
@@ -72,17 +72,7 @@ def measure(repeats=7, quick=False):
 
 
 def report(rows):
-    table = []
-    ratios = []
-    for name, label, ta, tb, n in rows:
-        ratios.append(ta / tb)
-        table.append((name, label, f"{ta * 1e3:.3f}", f"{tb * 1e3:.3f}", f"{n / ta / 1e9:.2f}",
-                      f"{n / tb / 1e9:.2f}", f"{ta / tb:.2f}"))
-    print_table(("shape", "pass", "convext ms", "torch ms", "convext Gelem/s", "torch Gelem/s",
-                 "convext/torch"), table)
-    print()
-    print(f"pool geometric mean convext/torch: {geomean(ratios):.2f}; worst: {max(ratios):.2f}")
-    return ratios
+    return ratio_table(rows, "Gelem/s", 2, "pool")
 
 
 def run(args):
