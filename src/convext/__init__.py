@@ -32,7 +32,7 @@ from .layers import (
     Tanh,
 )
 from .serialization import load, save
-from .training import evaluate, fit, predict
+from .training import NonFiniteLossError, evaluate, fit, predict
 
 __all__ = [
     "__version__",
@@ -49,6 +49,7 @@ __all__ = [
     "load",
     "save",
     "fit",
+    "NonFiniteLossError",
     "evaluate",
     "predict",
     *(name for name in layers.__all__ if name != "LAYERS"),
