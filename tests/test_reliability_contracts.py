@@ -260,6 +260,25 @@ def test_fit_argument_errors_name_the_argument():
     _assert_unchanged(model, before)
 
 
+def test_fit_checks_validation_data_before_training():
+    X, y = _blobs()
+    model = _mlp()
+    before = _snapshot(model)
+    y_bad = y.copy()
+    y_bad[-1] = 7
+    with pytest.raises(ValueError, match=r"^y_val \(validation_data\) does not fit the loss"):
+        _fit(model, X, y, validation_data=(X, y_bad))
+    with pytest.raises(TypeError, match=r"^validation_data must be a pair"):
+        _fit(model, X, y, validation_data=X)
+    with pytest.raises(ValueError, match=r"^validation_data: y_val must be the targets"):
+        _fit(model, X, y, validation_data=(X, None))
+    with pytest.raises(TypeError, match=r"^validation_data: X must be an array"):
+        _fit(model, X, y, validation_data=((r for r in X), y))
+    with pytest.raises(ValueError, match=r"^validation_data: X and y must have the same"):
+        _fit(model, X, y, validation_data=(X, y[:-1]))
+    _assert_unchanged(model, before)
+
+
 def test_predict_and_evaluate_refuse_generators_and_0d():
     X, y = _blobs()
     model = _mlp()

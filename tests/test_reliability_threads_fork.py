@@ -100,7 +100,7 @@ def test_former_crashes_now_refused_and_1024_threads_compute_the_serial_result()
 
 @pytest.mark.parametrize("value, expected", [
     ("99999999999", "1024"), ("1025", "1024"), (" 2000 ", "1024"), ("99999999999,2", "1024,2"),
-    ("4,5000", "4,1024"),
+    ("4,5000", "4,1024"), ("+99999999999", "1024"), ("1" + "0" * 40, "1024"),
 ])
 def test_clamp_omp_num_threads_clamps_each_entry_with_a_warning(value, expected):
     env = {"OMP_NUM_THREADS": value}
@@ -109,7 +109,7 @@ def test_clamp_omp_num_threads_clamps_each_entry_with_a_warning(value, expected)
     assert env["OMP_NUM_THREADS"] == expected
 
 
-@pytest.mark.parametrize("value", ["1", "1024", "4,2", "abc", "0", "-3", ""])
+@pytest.mark.parametrize("value", ["1", "1024", "+8", "4,2", "abc", "0", "-3", "", "\u0662"])
 def test_clamp_omp_num_threads_leaves_other_values(value, recwarn):
     env = {"OMP_NUM_THREADS": value}
     assert _clamp_omp_num_threads(env) is None

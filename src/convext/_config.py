@@ -46,8 +46,10 @@ def _clamp_omp_num_threads(environ=os.environ):
     clamped = []
     changed = False
     for part in parts:
+        # what the OpenMP runtime reads as a number: blanks, an optional "+", decimal digits
         text = part.strip()
-        if text.isdigit() and int(text) > MAX_THREADS:
+        text = text[1:] if text.startswith("+") else text
+        if text.isascii() and text.isdigit() and int(text) > MAX_THREADS:
             clamped.append(str(MAX_THREADS))
             changed = True
         else:

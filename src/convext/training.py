@@ -87,7 +87,7 @@ def _check_loss(loss_fn):
                          "reduction='none'; use reduction='mean'")
 
 
-def _check_targets(model, X, y, loss_fn, batch_size):
+def _check_targets(model, X, y, loss_fn, batch_size, name="y"):
     """Every target is checked against the loss and the model's output shape before the first
     update: the loss is applied, batch by batch, to zeros of the output's shape (one eval-mode
     forward of one sample gives that shape; nothing in the model changes)."""
@@ -107,9 +107,9 @@ def _check_targets(model, X, y, loss_fn, batch_size):
             with np.errstate(all="ignore"):
                 res = loss_fn(zeros[:len(yb)], yb)
         except (ValueError, TypeError, IndexError) as e:
-            raise (TypeError if isinstance(e, TypeError) else ValueError)(f"y does not fit the loss {loss_fn!r} for the model's outputs of "
+            raise (TypeError if isinstance(e, TypeError) else ValueError)(f"{name} does not fit the loss {loss_fn!r} for the model's outputs of "
                           f"shape (N, {', '.join(map(str, out.shape[1:]))}) (targets "
-                          f"y[{start}:{start + len(yb)}]): {e}") from e
+                          f"{name}[{start}:{start + len(yb)}]): {e}") from e
         if not (isinstance(res, tuple) and len(res) == 2):
             raise TypeError(f"loss must return a (loss, grad) pair, got {type(res).__name__}")
         if np.ndim(res[0]) != 0:
@@ -190,6 +190,25 @@ class _Bar:
             sys.stderr.flush()
 
 
+def _check_validation_data(model, validation_data, loss_fn, batch_size):
+    """(X_val, y_val) as arrays, checked like X and y, so a mistake there does not surface
+    after the first epoch of training."""
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+        raise TypeError("validation_data must be a pair (X_val, y_val), got "
+                        f"{type(validation_data).__name__}")
+    Xv, yv = validation_data
+    if yv is None:
+        raise ValueError("validation_data: y_val must be the targets for X_val, got None")
+    try:
+        Xv, yv = _prepare(model, Xv, yv)
+    except (ValueError, TypeError) as e:
+        raise type(e)(f"validation_data: {e}") from e
+    if len(Xv) == 0:
+        raise ValueError("validation_data: X_val holds no samples")
+    _check_targets(model, Xv, yv, loss_fn, batch_size, name="y_val (validation_data)")
+    return Xv, yv
+
+
 def fit(model, X, y, loss, optimizer, epochs, batch_size, validation_data=None, shuffle=True,
         rng=None, progress=True, on_nan="raise"):
     """Train ``model`` on ``(X, y)`` and return the history.
@@ -237,6 +256,8 @@ def fit(model, X, y, loss, optimizer, epochs, batch_size, validation_data=None, 
     if n == 0:
         raise ValueError("fit needs at least one sample")
     _check_targets(model, X, y, loss_fn, batch_size)
+    if validation_data is not None:
+        validation_data = _check_validation_data(model, validation_data, loss_fn, batch_size)
     n_batches = math.ceil(n / batch_size)
     history = {"loss": [], "accuracy": []}
     if validation_data is not None:
