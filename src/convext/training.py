@@ -31,7 +31,7 @@ def _as_data(a, name):
     and other non-array objects are refused (a generator is not a sequence of samples)."""
     arr = np.asarray(a)
     if arr.dtype.kind not in "biuf":
-        what = "an array of numbers" if arr.ndim else type(a).__name__
+        what = "an array" if arr.ndim else type(a).__name__
         raise TypeError(f"{name} must be an array (N, ...) of numbers, got {what}"
                         + (f" of dtype {arr.dtype}" if arr.ndim else "")
                         + ("; materialise an iterator first, e.g. np.stack(list(...))"
