@@ -8,6 +8,7 @@
 import math
 import sys
 import time
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -35,7 +36,7 @@ def _as_data(a, name):
         raise TypeError(f"{name} must be an array (N, ...) of numbers, got {what}"
                         + (f" of dtype {arr.dtype}" if arr.ndim else "")
                         + ("; materialise an iterator first, e.g. np.stack(list(...))"
-                           if arr.dtype == object and arr.ndim == 0 else ""))
+                           if isinstance(a, Iterator) else ""))
     if arr.ndim == 0:
         raise ValueError(f"{name} must have a sample axis (N, ...), got a 0-d array")
     return arr
