@@ -6,8 +6,9 @@ gradients, a validated functional API (``convext.functional``), and a small laye
 saving/loading (``model.save(path)``, ``convext.load(path)``).
 """
 from ._version import __version__
+# _config first: it clamps OMP_NUM_THREADS before an extension module loads the OpenMP runtime
+from ._config import MAX_THREADS, get_num_threads, openmp_enabled, set_num_threads
 from ._build_info import build_info, show_config
-from ._config import get_num_threads, openmp_enabled, set_num_threads
 from . import functional
 from .functional import *  # noqa: F401,F403  (every name in functional.__all__)
 from . import init, layers, losses, optim
@@ -32,13 +33,14 @@ from .layers import (
     Tanh,
 )
 from .serialization import load, save
-from .training import evaluate, fit, predict
+from .training import NonFiniteLossError, evaluate, fit, predict
 
 __all__ = [
     "__version__",
     "build_info",
     "show_config",
     "get_num_threads",
+    "MAX_THREADS",
     "openmp_enabled",
     "set_num_threads",
     "functional",
@@ -49,6 +51,7 @@ __all__ = [
     "load",
     "save",
     "fit",
+    "NonFiniteLossError",
     "evaluate",
     "predict",
     *(name for name in layers.__all__ if name != "LAYERS"),

@@ -802,11 +802,13 @@ def _axis(axis, ndim, fn):
 
 
 def _log_softmax(x, axis):
-    """x - logsumexp(x) along axis, shifted by the maximum (exact for logits of +-1000)."""
+    """x - logsumexp(x) along axis, shifted by the maximum (exact for logits of +-1000).
+
+    As torch: a slice holding +inf, NaN or only -inf gives NaN everywhere in that slice (the
+    shift x - max is then inf - inf or NaN); -inf next to finite values gives -inf."""
     m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)
-    m = np.where(np.isfinite(m), m, x.dtype.type(0))
-    z = x - m
-    with np.errstate(under="ignore"):
+    with np.errstate(under="ignore", invalid="ignore"):
+        z = x - m
         return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
 
 
@@ -815,9 +817,10 @@ def softmax(x, axis=-1):
     x = _float_array(x, "x")
     axis = _axis(axis, x.ndim, "softmax")
     m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)
-    with np.errstate(under="ignore"):
-        e = np.exp(x - np.where(np.isfinite(m), m, x.dtype.type(0)))
-    return e / np.sum(e, axis=axis, keepdims=True)
+    # as torch: NaN throughout a slice holding +inf, NaN or only -inf (see _log_softmax)
+    with np.errstate(under="ignore", invalid="ignore"):
+        e = np.exp(x - m)
+        return e / np.sum(e, axis=axis, keepdims=True)
 
 
 def softmax_backward(grad_out, y, axis=-1):
@@ -1042,8 +1045,9 @@ def cross_entropy(logits, target, reduction="mean"):
             raise ValueError(f"{fn}: probability targets must have the logits' shape "
                              f"{_shape_str(z.shape)}, got {_shape_str(t.shape)} (class "
                              f"indices must be an integer array)")
-        loss = -np.sum(t * logp, axis=1)
-        grad = p * np.sum(t, axis=1, keepdims=True) - t
+        with np.errstate(invalid="ignore"):  # 0 * -inf is NaN, as in torch
+            loss = -np.sum(t * logp, axis=1)
+            grad = p * np.sum(t, axis=1, keepdims=True) - t
     else:
         t = _class_target(tgt, N, C, fn)
         rows = np.arange(N)

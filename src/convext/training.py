@@ -8,12 +8,13 @@
 import math
 import sys
 import time
+from collections.abc import Iterator
 
 import numpy as np
 
 from . import losses as _losses
 
-__all__ = ["evaluate", "fit", "predict"]
+__all__ = ["NonFiniteLossError", "evaluate", "fit", "predict"]
 
 
 def _model_dtype(model):
@@ -22,16 +23,102 @@ def _model_dtype(model):
     return None
 
 
+class NonFiniteLossError(FloatingPointError, ValueError):
+    """``fit`` stopped because the training loss was NaN or infinite (``on_nan='raise'``)."""
+
+
+def _as_data(a, name):
+    """``a`` as an ndarray of samples (N, ...): numbers, at least 1-d. Iterators, generators
+    and other non-array objects are refused (a generator is not a sequence of samples)."""
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "biuf":
+        what = "an array" if arr.ndim else type(a).__name__
+        raise TypeError(f"{name} must be an array (N, ...) of numbers, got {what}"
+                        + (f" of dtype {arr.dtype}" if arr.ndim else "")
+                        + ("; materialise an iterator first, e.g. np.stack(list(...))"
+                           if isinstance(a, Iterator) else ""))
+    if arr.ndim == 0:
+        raise ValueError(f"{name} must have a sample axis (N, ...), got a 0-d array")
+    return arr
+
+
 def _prepare(model, X, y=None):
-    X = np.asarray(X)
+    X = _as_data(X, "X")
     dt = _model_dtype(model)
     if dt is not None and X.dtype != dt:
         X = X.astype(dt)
     if y is not None:
-        y = np.asarray(y)
+        y = _as_data(y, "y")
         if len(y) != len(X):
             raise ValueError(f"X and y must have the same length, got {len(X)} and {len(y)}")
     return X, y
+
+
+def _check_optimizer(model, optimizer):
+    """The optimizer must update this model's own arrays: every (param, grad) pair it holds is
+    one of the model's parameters with the model's gradient array for it (a subset is fine:
+    frozen layers). Otherwise steps would change other arrays and the model would not train."""
+    for attr in ("zero_grad", "step"):
+        if not callable(getattr(optimizer, attr, None)):
+            raise TypeError(f"optimizer must have zero_grad() and step() (e.g. "
+                            f"convext.optim.SGD(model, lr=0.1)), got {optimizer!r}")
+    pairs = getattr(optimizer, "pairs", None)
+    if pairs is None:  # not a convext optimizer: nothing to compare
+        return
+    params, grads = model.parameters(), model.grads()
+    owner = {id(p): k for k, p in params.items()}
+    if params and not pairs:
+        raise ValueError("optimizer holds no arrays but the model has parameters "
+                         f"({', '.join(params)}); build it with convext.optim.SGD(model, ...)")
+    for i, (p, g) in enumerate(pairs):
+        key = owner.get(id(p))
+        if key is None:
+            raise ValueError(f"optimizer: its array {i} (shape {p.shape}) is not a parameter "
+                             "of this model, so the model would not train; build the optimizer "
+                             "from this model (convext.optim.SGD(model, ...)) after any change "
+                             "to its parameters")
+        if g is not grads[key]:
+            raise ValueError(f"optimizer: the gradient of array {i} is not the model's "
+                             f"gradient array for {key!r}; build the optimizer from this model")
+
+
+def _check_loss(loss_fn):
+    if getattr(loss_fn, "reduction", "mean") == "none":
+        raise ValueError(f"loss must reduce to one number per batch: got {loss_fn!r} with "
+                         "reduction='none'; use reduction='mean'")
+
+
+def _check_targets(model, X, y, loss_fn, batch_size, name="y"):
+    """Every target is checked against the loss and the model's output shape before the first
+    update: the loss is applied, batch by batch, to zeros of the output's shape (one eval-mode
+    forward of one sample gives that shape; nothing in the model changes)."""
+    was_training = model.training
+    model.eval()
+    try:
+        out = np.asarray(model.forward(X[:1]))
+    finally:
+        model.train(was_training)
+    if out.ndim == 0 or out.shape[0] != 1:
+        raise ValueError(f"model must return one output per sample: X[:1] gave shape "
+                         f"{out.shape}")
+    zeros = np.zeros((min(batch_size, len(X)),) + out.shape[1:], dtype=out.dtype)
+    for start in range(0, len(y), batch_size):
+        yb = y[start:start + batch_size]
+        try:
+            with np.errstate(all="ignore"):
+                res = loss_fn(zeros[:len(yb)], yb)
+        except (ValueError, TypeError, IndexError) as e:
+            raise (TypeError if isinstance(e, TypeError) else ValueError)(f"{name} does not fit the loss {loss_fn!r} for the model's outputs of "
+                          f"shape (N, {', '.join(map(str, out.shape[1:]))}) (targets "
+                          f"{name}[{start}:{start + len(yb)}]): {e}") from e
+        if not (isinstance(res, tuple) and len(res) == 2):
+            raise TypeError(f"loss must return a (loss, grad) pair, got {type(res).__name__}")
+        if np.ndim(res[0]) != 0:
+            raise ValueError(f"loss must return one number per batch (mean reduction), got a "
+                             f"loss of shape {np.shape(res[0])}")
+        if np.shape(res[1]) != zeros[:len(yb)].shape:
+            raise ValueError(f"loss must return a gradient of the output's shape "
+                             f"{zeros[:len(yb)].shape}, got {np.shape(res[1])}")
 
 
 def _check_batch_size(batch_size):
@@ -104,8 +191,27 @@ class _Bar:
             sys.stderr.flush()
 
 
+def _check_validation_data(model, validation_data, loss_fn, batch_size):
+    """(X_val, y_val) as arrays, checked like X and y, so a mistake there does not surface
+    after the first epoch of training."""
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+        raise TypeError("validation_data must be a pair (X_val, y_val), got "
+                        f"{type(validation_data).__name__}")
+    Xv, yv = validation_data
+    if yv is None:
+        raise ValueError("validation_data: y_val must be the targets for X_val, got None")
+    try:
+        Xv, yv = _prepare(model, Xv, yv)
+    except (ValueError, TypeError) as e:
+        raise type(e)(f"validation_data: {e}") from e
+    if len(Xv) == 0:
+        raise ValueError("validation_data: X_val holds no samples")
+    _check_targets(model, Xv, yv, loss_fn, batch_size, name="y_val (validation_data)")
+    return Xv, yv
+
+
 def fit(model, X, y, loss, optimizer, epochs, batch_size, validation_data=None, shuffle=True,
-        rng=None, progress=True):
+        rng=None, progress=True, on_nan="raise"):
     """Train ``model`` on ``(X, y)`` and return the history.
 
     Parameters
@@ -119,6 +225,15 @@ def fit(model, X, y, loss, optimizer, epochs, batch_size, validation_data=None, 
     validation_data : optional ``(X_val, y_val)`` evaluated after every epoch.
     shuffle : reshuffle the samples every epoch, with ``rng`` (Generator or seed; None: fresh).
     progress : show progress bars (tqdm if installed); False prints nothing at all.
+    on_nan : 'raise' (default): a NaN or infinite batch loss stops training with
+        ``NonFiniteLossError`` (a ValueError) before that batch updates the model, which keeps
+        the parameters of the last finite step; 'continue': train on regardless.
+
+    Before the first update ``fit`` checks its arguments, so a mistake never costs a partial
+    training run: X and y arrays of numbers with a sample axis and the same length, every
+    target against the loss and the model's output shape (class indices in range, shapes), a
+    loss that reduces each batch to one number (not reduction='none'), and an optimizer that
+    holds this model's own parameter and gradient arrays.
 
     Returns
     -------
@@ -126,15 +241,24 @@ def fit(model, X, y, loss, optimizer, epochs, batch_size, validation_data=None, 
     weighted by batch size), ``accuracy`` (classification only: outputs (N, C) and integer or
     one-hot targets), and ``val_loss`` / ``val_accuracy`` with validation data.
     """
+    if y is None:
+        raise ValueError("y must be the targets for X, got None (fit needs targets)")
     X, y = _prepare(model, X, y)
     batch_size = _check_batch_size(batch_size)
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
+    if not isinstance(on_nan, str) or on_nan not in ("raise", "continue"):
+        raise ValueError(f"on_nan must be 'raise' or 'continue', got {on_nan!r}")
     loss_fn = _losses.get(loss)
+    _check_loss(loss_fn)
+    _check_optimizer(model, optimizer)
     rng = np.random.default_rng(rng)
     n = len(X)
     if n == 0:
         raise ValueError("fit needs at least one sample")
+    _check_targets(model, X, y, loss_fn, batch_size)
+    if validation_data is not None:
+        validation_data = _check_validation_data(model, validation_data, loss_fn, batch_size)
     n_batches = math.ceil(n / batch_size)
     history = {"loss": [], "accuracy": []}
     if validation_data is not None:
@@ -155,6 +279,12 @@ def fit(model, X, y, loss, optimizer, epochs, batch_size, validation_data=None, 
                         xb, yb = X[idx[0]:idx[-1] + 1], y[idx[0]:idx[-1] + 1]
                     out = model.forward(xb)
                     value, grad = loss_fn(out, yb)
+                    if on_nan == "raise" and not math.isfinite(float(value)):
+                        raise NonFiniteLossError(
+                            f"fit stopped: the training loss is {float(value)} at epoch "
+                            f"{epoch + 1}, batch {b + 1} of {n_batches}; the model keeps the "
+                            "parameters of the last finite step. Check X and y for NaN/inf or "
+                            "lower the learning rate; on_nan='continue' trains on regardless")
                     optimizer.zero_grad()
                     model.backward(grad, input_grad=False)
                     optimizer.step()

@@ -37,6 +37,14 @@ class Layer:
     Subclasses set ``self._params`` / ``self._grads`` / ``self._buffers`` (dicts name -> array)
     in ``__init__``, implement ``forward`` and ``backward``, ``get_config`` (the constructor
     arguments, JSON-serialisable) and, if they have parameters, ``reset_parameters(rng)``.
+
+    Thread safety: a model in eval mode (``model.eval()``) may run inference (``model(x)``,
+    ``convext.predict``) from several Python threads at once and each thread gets exactly the
+    result of a serial call: eval-mode forward passes only read the parameters and buffers (the
+    kernels release the GIL). Training one model instance from several threads is not supported:
+    a train-mode forward keeps its inputs for ``backward`` (a second thread's forward replaces
+    them), ``backward`` accumulates into the shared gradient arrays and the optimizers update
+    the parameters in place. Train separate instances, or serialise the calls with a lock.
     """
 
     def __init__(self):

@@ -1,4 +1,10 @@
-"""Pooling layers (torch.nn.MaxPool2d, AvgPool2d, LPPool2d, AdaptiveAvgPool2d(1))."""
+"""Pooling layers (torch.nn.MaxPool2d, AvgPool2d, LPPool2d, AdaptiveAvgPool2d(1)).
+
+Like the conv layers they accept anything ``convext.functional`` converts (a nested Python
+list of numbers becomes a float64 array); they keep the input's shape with ``np.shape``, which
+works for both."""
+import numpy as np
+
 from .. import functional as F
 from .base import Layer, register, settings_repr
 
@@ -33,7 +39,7 @@ class MaxPool2D(Layer):
             self._indices = None
             return F.max_pool2d(x, *self._args())
         y, self._indices = F.max_pool2d(x, *self._args(), return_indices=True)
-        self._shape = x.shape
+        self._shape = np.shape(x)
         return y
 
     def backward(self, grad_out, input_grad=True):
@@ -74,7 +80,7 @@ class AvgPool2D(Layer):
 
     def forward(self, x):
         y = F.avg_pool2d(x, *self._args())
-        self._shape = x.shape
+        self._shape = np.shape(x)
         return y
 
     def backward(self, grad_out, input_grad=True):
@@ -138,7 +144,7 @@ class GlobalAvgPool2D(Layer):
 
     def forward(self, x):
         y = F.global_avg_pool2d(x)
-        self._shape = x.shape
+        self._shape = np.shape(x)
         return y
 
     def backward(self, grad_out, input_grad=True):
