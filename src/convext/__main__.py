@@ -15,7 +15,8 @@ def main(argv=None):
     from .demo import add_arguments as demo_args
     demo_args(p)
 
-    p = sub.add_parser("bench", help="benchmark convext against PyTorch (needs the 'bench' extra)")
+    p = sub.add_parser("bench", help="benchmark convext against PyTorch and the machine's "
+                                     "FMA peak (torch: the 'bench' extra)")
     from .bench import add_arguments as bench_args
     bench_args(p)
 
