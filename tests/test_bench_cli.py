@@ -51,7 +51,7 @@ def _tables(text):
 def _section(tables, prefix):
     (title,) = [t for t in tables if t.startswith(prefix)]
     header, *rows = tables[title]
-    return [dict(zip(header, r)) for r in rows], header
+    return [dict(zip(header, r, strict=True)) for r in rows], header
 
 
 def _check_peak_and_conv(out):
@@ -68,18 +68,18 @@ def _check_peak_and_conv(out):
     conv, header = _section(tables, "Convolution")
     assert [r["pass"] for r in conv] == ["forward", "backward", "fwd+bwd"]
     assert {r["shape"] for r in conv} == {"lenet-c1"}
-    for r, work in zip(conv, (1, 2, 3)):
+    for r, work in zip(conv, (1, 2, 3), strict=True):
         ms = float(r["convext ms"])
         rate = work * LENET_C1_FLOPS / (ms * 1e-3) / 1e9
         # printed to 3 decimals of ms and 1 of GFLOP/s
         assert float(r["convext GFLOP/s"]) == pytest.approx(rate, rel=0.5e-3 / ms + 1e-3, abs=0.06)
         frac = float(r["convext % peak"].rstrip("!%")) / 100
-        assert frac == pytest.approx(float(r["convext GFLOP/s"]) / ceiling, abs=0.006 + 0.1 / ceiling)
+        assert frac == pytest.approx(
+            float(r["convext GFLOP/s"]) / ceiling, abs=0.006 + 0.1 / ceiling
+        )
         assert r["convext % peak"].endswith("!") == (frac > 1)
     assert "## Machine load" in out
-    assert ("WARNING: this run shared the machine" in out) != (
-        "no sign of other load" in out
-    )
+    assert ("WARNING: this run shared the machine" in out) != ("no sign of other load" in out)
     return conv, header
 
 
@@ -130,7 +130,10 @@ def _context(ceiling):
 def test_figures_above_the_peak_are_flagged_impossible(capsys):
     ctx = _context(ceiling=10.0)
     # 1 GFLOP in 50 ms = 20 GFLOP/s (200% of the peak); in 200 ms = 5 GFLOP/s (50%)
-    rows = [("big", "forward", 0.05, float("nan"), 1e9), ("small", "forward", 0.2, float("nan"), 1e9)]
+    rows = [
+        ("big", "forward", 0.05, float("nan"), 1e9),
+        ("small", "forward", 0.2, float("nan"), 1e9),
+    ]
     _common.ratio_table(rows, "GFLOP/s", 1, "conv", ctx, peak_flops=True)
     out = capsys.readouterr().out
     assert "200%!" in out and "| 50%" in out and "50%!" not in out

@@ -35,10 +35,10 @@ def fma_chains():
 def fma_loop(long long iters, int n_threads):
     """Run the FMA chains for ``iters`` steps on each of ``n_threads`` threads; the checksum."""
     cdef double total = 0.0
-    cdef int t
+    cdef int _t
     # m = 1 - 2^-20, c = 2^-20: the values converge to 1 and stay normal
     cdef float m = 1.0 - 9.5367431640625e-07, c = 9.5367431640625e-07
     with nogil, parallel(num_threads=n_threads):
-        for t in prange(n_threads, schedule='static', chunksize=1):
+        for _t in prange(n_threads, schedule='static', chunksize=1):
             total += cvx_fma_chains(iters, m, c)
     return total

@@ -32,7 +32,9 @@ def add_arguments(p):
         "--threads", type=int, default=None, help="threads for both libraries (default: convext's)"
     )
     p.add_argument("--repeats", type=int, default=7, help="timed runs per figure (median)")
-    p.add_argument("--quick", action="store_true", help="3 repeats and short warm-ups: a smoke test")
+    p.add_argument(
+        "--quick", action="store_true", help="3 repeats and short warm-ups: a smoke test"
+    )
     p.add_argument(
         "--shapes",
         default=None,

@@ -107,7 +107,9 @@ class LoadWatch:
         if self.spreads:
             spread = float(np.median(self.spreads))
             if spread > SPREAD_LIMIT:
-                out.append(f"repeats of one figure differ by {spread:.0%} (median (max-min)/median)")
+                out.append(
+                    f"repeats of one figure differ by {spread:.0%} (median (max-min)/median)"
+                )
         if self.impossible:
             out.append(
                 f"{len(self.impossible)} figure(s) above the measured FMA peak, which is "
@@ -175,11 +177,14 @@ def geomean(values):
 
 def print_table(headers, rows, file=None):
     widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
-    line = "| " + " | ".join(str(h).ljust(w) for h, w in zip(headers, widths)) + " |"
+    line = "| " + " | ".join(str(h).ljust(w) for h, w in zip(headers, widths, strict=True)) + " |"
     print(line, file=file)
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|", file=file)
     for r in rows:
-        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |", file=file)
+        print(
+            "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |",
+            file=file,
+        )
 
 
 def ratio_table(rows, rate_name, digits, family, ctx, peak_flops=False):

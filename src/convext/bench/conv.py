@@ -2,9 +2,10 @@
 
 Forward; backward (grad input, grad weight, grad bias; torch through
 torch.ops.aten.convolution_backward, not autograd); forward + backward. Medians of alternating
-runs, GFLOP/s counted as 2*N*F*OH*OW*(C/groups)*kH*kW per forward (twice that per backward), and as a
-fraction of the FMA peak measured in the same run (convext.bench.peak).
+runs, GFLOP/s counted as 2*N*F*OH*OW*(C/groups)*kH*kW per forward (twice that per backward),
+and as a fraction of the FMA peak measured in the same run (convext.bench.peak).
 """
+
 import numpy as np
 
 from .. import functional as F
@@ -27,7 +28,6 @@ LARGE = ("resnet-l2", "strided")
 
 def measure(ctx):
     """Rows of (name, pass, convext s, torch s (nan without torch), flops)."""
-    torch = ctx.torch
     rng = np.random.default_rng(0)
     rows = []
     for name, N, C, H, Fo, k, s, p, d, g in ctx.select(SHAPES):
@@ -37,46 +37,60 @@ def measure(ctx):
         y = F.conv2d(x, w, b, s, p, d, g)
         gy = rng.standard_normal(y.shape, dtype=np.float32)
         flops = 2.0 * N * Fo * y.shape[2] * y.shape[3] * (C // g) * k * k
-
-        def c_fwd():
-            F.conv2d(x, w, b, s, p, d, g)
-
-        def c_bwd():
-            F.conv2d_backward(gy, x, w, s, p, d, g)
-
-        def c_both():
-            c_fwd()
-            c_bwd()
-
-        t_fwd = t_bwd = t_both = None
-        if torch is not None:
-            tf = torch.nn.functional
-            tx, tw, tb, tgy = (torch.from_numpy(a) for a in (x, w, b, gy))
-
-            def t_fwd():
-                tf.conv2d(tx, tw, tb, s, p, d, g)
-
-            def t_bwd():
-                torch.ops.aten.convolution_backward(
-                    tgy, tx, tw, [Fo], [s, s], [p, p], [d, d], False, [0, 0], g,
-                    [True, True, True],
-                )
-
-            def t_both():
-                t_fwd()
-                t_bwd()
-
-        with no_grad(torch):
-            for label, fa, fb, fl in (
-                ("forward", c_fwd, t_fwd, flops),
-                ("backward", c_bwd, t_bwd, 2 * flops),
-                ("fwd+bwd", c_both, t_both, 3 * flops),
+        convext_calls = _convext_calls(x, w, b, gy, s, p, d, g)
+        torch_calls = _torch_calls(ctx.torch, x, w, b, gy, s, p, d, g)
+        with no_grad(ctx.torch):
+            for label, fa, fb, work in zip(
+                ("forward", "backward", "fwd+bwd"),
+                convext_calls,
+                torch_calls,
+                (flops, 2 * flops, 3 * flops),
+                strict=True,
             ):
-                ta, tb_ = alternate(
+                ta, tb = alternate(
                     fa, fb, repeats=ctx.repeats, warmup=1 if ctx.quick else 2, watch=ctx.watch
                 )
-                rows.append((name, label, ta, tb_, fl))
+                rows.append((name, label, ta, tb, work))
     return rows
+
+
+def _convext_calls(x, w, b, gy, s, p, d, g):
+    """convext's forward, backward and both."""
+
+    def fwd():
+        F.conv2d(x, w, b, s, p, d, g)
+
+    def bwd():
+        F.conv2d_backward(gy, x, w, s, p, d, g)
+
+    def both():
+        fwd()
+        bwd()
+
+    return fwd, bwd, both
+
+
+def _torch_calls(torch, x, w, b, gy, s, p, d, g):
+    """torch's forward, backward (aten.convolution_backward) and both; Nones without torch."""
+    if torch is None:
+        return None, None, None
+    tf = torch.nn.functional
+    tx, tw, tb, tgy = (torch.from_numpy(a) for a in (x, w, b, gy))
+    n_filters = w.shape[0]
+
+    def fwd():
+        tf.conv2d(tx, tw, tb, s, p, d, g)
+
+    def bwd():
+        torch.ops.aten.convolution_backward(
+            tgy, tx, tw, [n_filters], [s, s], [p, p], [d, d], False, [0, 0], g, [True] * 3
+        )
+
+    def both():
+        fwd()
+        bwd()
+
+    return fwd, bwd, both
 
 
 def run(ctx):

@@ -6,6 +6,7 @@ layers against the same network in torch.nn (zero_grad, forward, loss.backward()
 the same weights, alternating run by run; numpy's BLAS is limited to the same thread count
 (with threadpoolctl, when installed).
 """
+
 import contextlib
 
 import numpy as np
@@ -23,9 +24,19 @@ SHAPES = [("lenet",)]
 
 def lenet():
     return L.Sequential(
-        L.Conv2D(1, 6, 5, padding=2), L.ReLU(), L.MaxPool2D(2),
-        L.Conv2D(6, 16, 5), L.ReLU(), L.MaxPool2D(2), L.Flatten(),
-        L.Dense(400, 120), L.ReLU(), L.Dense(120, 84), L.ReLU(), L.Dense(84, 10))
+        L.Conv2D(1, 6, 5, padding=2),
+        L.ReLU(),
+        L.MaxPool2D(2),
+        L.Conv2D(6, 16, 5),
+        L.ReLU(),
+        L.MaxPool2D(2),
+        L.Flatten(),
+        L.Dense(400, 120),
+        L.ReLU(),
+        L.Dense(120, 84),
+        L.ReLU(),
+        L.Dense(84, 10),
+    )
 
 
 def measure(ctx):

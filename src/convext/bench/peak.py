@@ -3,8 +3,9 @@
 The loop (src/convext/_kernels/_peak.h) runs 16 independent vector FMA chains per thread, with
 the instruction set the GEMM micro-kernels use on this CPU: AVX-512F, else AVX2+FMA, else generic
 C (then the figure is an estimate: the compiler decides how well it vectorises). Each figure is
-the best of a few timed calls of about 20 ms of work per thread (8 ms with --quick): the peak is a maximum, so the
-best call is the measurement, and a call disturbed by other load only lowers it.
+the best of a few timed calls of about 20 ms of work per thread (8 ms with --quick): the peak is
+a maximum, so the best call is the measurement, and a call disturbed by other load only lowers
+it.
 """
 
 import time

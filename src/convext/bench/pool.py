@@ -4,6 +4,7 @@ Forward (max pooling with its indices) and backward (torch through
 torch.ops.aten.max_pool2d_with_indices_backward / avg_pool2d_backward, not autograd). Medians of
 alternating runs; throughput is counted in input elements per second.
 """
+
 import numpy as np
 
 from .. import functional as F
@@ -20,38 +21,45 @@ SHAPES = [
 
 def measure(ctx):
     """Rows of (name, pass, convext s, torch s (nan without torch), input elements)."""
-    torch = ctx.torch
     rng = np.random.default_rng(0)
     rows = []
     for name, N, C, H, op, k, s, p in ctx.select(SHAPES):
         x = rng.standard_normal((N, C, H, H), dtype=np.float32)
-        if op == "max":
-            y, idx = F.max_pool2d(x, k, s, p, return_indices=True)
-            gy = rng.standard_normal(y.shape, dtype=np.float32)
-
-            def c_fwd():
-                F.max_pool2d(x, k, s, p, return_indices=True)
-
-            def c_bwd():
-                F.max_pool2d_backward(gy, idx, x.shape)
-        else:
-            y = F.avg_pool2d(x, k, s, p)
-            gy = rng.standard_normal(y.shape, dtype=np.float32)
-
-            def c_fwd():
-                F.avg_pool2d(x, k, s, p)
-
-            def c_bwd():
-                F.avg_pool2d_backward(gy, x.shape, k, s, p)
-
-        t_fwd, t_bwd = _torch_pair(torch, op, x, gy, k, s, p)
-        with no_grad(torch):
-            for label, fa, fb in (("forward", c_fwd, t_fwd), ("backward", c_bwd, t_bwd)):
+        convext_calls, gy = _convext_pair(op, x, k, s, p, rng)
+        torch_calls = _torch_pair(ctx.torch, op, x, gy, k, s, p)
+        with no_grad(ctx.torch):
+            for label, fa, fb in zip(
+                ("forward", "backward"), convext_calls, torch_calls, strict=True
+            ):
                 ta, tb = alternate(
                     fa, fb, repeats=ctx.repeats, warmup=1 if ctx.quick else 2, watch=ctx.watch
                 )
                 rows.append((name, label, ta, tb, x.size))
     return rows
+
+
+def _convext_pair(op, x, k, s, p, rng):
+    """convext's forward and backward, and the output gradient the backward uses."""
+    if op == "max":
+        y, idx = F.max_pool2d(x, k, s, p, return_indices=True)
+        gy = rng.standard_normal(y.shape, dtype=np.float32)
+
+        def fwd():
+            F.max_pool2d(x, k, s, p, return_indices=True)
+
+        def bwd():
+            F.max_pool2d_backward(gy, idx, x.shape)
+    else:
+        y = F.avg_pool2d(x, k, s, p)
+        gy = rng.standard_normal(y.shape, dtype=np.float32)
+
+        def fwd():
+            F.avg_pool2d(x, k, s, p)
+
+        def bwd():
+            F.avg_pool2d_backward(gy, x.shape, k, s, p)
+
+    return (fwd, bwd), gy
 
 
 def _torch_pair(torch, op, x, gy, k, s, p):
