@@ -1,36 +1,120 @@
 """``python -m convext bench``: convext against PyTorch's CPU backend, same process, same threads.
 
-Families: ``conv`` (benchmarks/bench_conv.py), ``pool`` (benchmarks/bench_pool.py), and the
-others registered in FAMILIES.
+The one benchmark entry point (docs/benchmarks.md)::
+
+    python -m convext bench [conv|pool|network|all ...] [--quick] [--threads N] [--repeats N]
+                            [--shapes NAME,...] [--no-torch]
+
+Each run first measures the machine's float32 FMA peak (convext.bench.peak) for 1, 2, 4 ... N
+threads, the ceiling the convolution figures are given as a fraction of; then the families; then
+the peak again, and says whether the machine was shared with other load (convext.bench._common
+.LoadWatch). Without torch (or with --no-torch) only convext is timed.
 """
+
 import importlib
 
-FAMILIES = {"conv": "convext.bench.conv", "pool": "convext.bench.pool",
-            "network": "convext.bench.network"}
+FAMILIES = {
+    "conv": "convext.bench.conv",
+    "pool": "convext.bench.pool",
+    "network": "convext.bench.network",
+}
 
 
 def add_arguments(p):
-    p.add_argument("families", nargs="*", default=[], metavar="FAMILY",
-                   help=f"which to run (default: all): {', '.join(FAMILIES)}")
-    p.add_argument("--threads", type=int, default=None,
-                   help="threads for both libraries (default: convext's default)")
+    p.add_argument(
+        "families",
+        nargs="*",
+        default=[],
+        metavar="FAMILY",
+        help=f"which to run (default: all): {', '.join(FAMILIES)} or all",
+    )
+    p.add_argument(
+        "--threads", type=int, default=None, help="threads for both libraries (default: convext's)"
+    )
     p.add_argument("--repeats", type=int, default=7, help="timed runs per figure (median)")
-    p.add_argument("--quick", action="store_true", help="fewer repeats, for a smoke test")
+    p.add_argument(
+        "--quick", action="store_true", help="3 repeats and short warm-ups: a smoke test"
+    )
+    p.add_argument(
+        "--shapes",
+        default=None,
+        metavar="NAME,...",
+        help="only these shapes (names from the tables, e.g. lenet-c1,pool-small,lenet)",
+    )
+    p.add_argument("--no-torch", action="store_true", help="time convext only")
+
+
+def _families(names):
+    if not names or "all" in names:
+        return list(FAMILIES)
+    for name in names:
+        if name not in FAMILIES:
+            raise SystemExit(
+                f"unknown benchmark family {name!r}; choose from {', '.join(FAMILIES)}, all"
+            )
+    return list(dict.fromkeys(names))
+
+
+def _shapes(text, families):
+    if text is None:
+        return None
+    wanted = frozenset(s.strip() for s in text.split(",") if s.strip())
+    known = set()
+    for fam in families:
+        known.update(s[0] for s in importlib.import_module(FAMILIES[fam]).SHAPES)
+    unknown = sorted(wanted - known)
+    if unknown or not wanted:
+        raise SystemExit(
+            f"unknown shape(s) {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(sorted(known))}"
+        )
+    return wanted
 
 
 def run(args):
     from .._config import get_num_threads, set_num_threads
-    from ._common import require_torch
-    torch = require_torch()
+    from . import peak
+    from ._common import Context, LoadWatch, optional_torch, print_table
+
+    if args.threads is not None and args.threads < 1:
+        raise SystemExit(f"--threads must be a positive int, got {args.threads}")
+    if args.repeats < 1:
+        raise SystemExit(f"--repeats must be a positive int, got {args.repeats}")
+    names = _families(args.families)
+    shapes = _shapes(args.shapes, names)
+    torch = optional_torch(args.no_torch)
     if args.threads is not None:
         set_num_threads(args.threads)
     nt = get_num_threads()
-    torch.set_num_threads(nt)
-    names = args.families or list(FAMILIES)
+    watch = LoadWatch(nt)
+    if torch is not None:
+        torch.set_num_threads(nt)
+        print(f"threads: {nt} (convext and torch {torch.__version__})")
+    else:
+        why = "--no-torch" if args.no_torch else "torch is not installed"
+        print(f"threads: {nt} (convext only: {why})")
+
+    print(f"\n## Ceiling: float32 FMA peak ({peak.isa()}, 16 chains per thread)\n")
+    peaks = peak.measure_table(nt, args.quick)
+    print_table(
+        ("threads", "GFLOP/s", "per thread"),
+        [(n, f"{gf:.1f}", f"{gf / n:.1f}") for n, gf in peaks.items()],
+    )
+    watch.check_scaling(peaks)
+    ctx = Context(
+        torch=torch,
+        threads=nt,
+        repeats=3 if args.quick else args.repeats,
+        quick=args.quick,
+        shapes=shapes,
+        ceiling=peaks[nt],
+        ceiling_estimate=peak.is_estimate(),
+        watch=watch,
+    )
     for name in names:
-        if name not in FAMILIES:
-            raise SystemExit(f"unknown benchmark family {name!r}; choose from {', '.join(FAMILIES)}")
-    print(f"threads: {nt} (convext and torch {torch.__version__})")
-    for name in names:
-        importlib.import_module(FAMILIES[name]).run(args)
+        importlib.import_module(FAMILIES[name]).run(ctx)
+    end = peak.measure(nt, args.quick)
+    print(f"\nFMA peak at {nt} threads: {peaks[nt]:.1f} GFLOP/s at the start, {end:.1f} at the end")
+    watch.check_drift(peaks[nt], end)
+    watch.report()
     return 0

@@ -1,13 +1,15 @@
-"""Convolution benchmark: the shapes of BENCHMARKS.md, float32, convext against torch.
+"""Convolution benchmark: the shapes of docs/benchmarks.md, float32, convext against torch.
 
 Forward; backward (grad input, grad weight, grad bias; torch through
 torch.ops.aten.convolution_backward, not autograd); forward + backward. Medians of alternating
-runs, GFLOP/s counted as 2*N*F*OH*OW*(C/groups)*kH*kW per forward (twice that per backward).
+runs, GFLOP/s counted as 2*N*F*OH*OW*(C/groups)*kH*kW per forward (twice that per backward),
+and as a fraction of the FMA peak measured in the same run (convext.bench.peak).
 """
+
 import numpy as np
 
 from .. import functional as F
-from ._common import alternate, ratio_table, require_torch, sgemm_gflops
+from ._common import alternate, no_grad, ratio_table
 
 # name, N, C, H=W, F, k, stride, pad, dilation, groups
 SHAPES = [
@@ -20,75 +22,90 @@ SHAPES = [
     ("depthwise", 32, 64, 56, 64, 3, 1, 1, 1, 64),
     ("dilated", 16, 32, 64, 32, 3, 1, 2, 2, 1),
 ]
+# the large layers, reported as a fraction of the FMA peak
+LARGE = ("resnet-l2", "strided")
 
 
-def measure(repeats=7, quick=False):
-    """Rows of (name, pass, convext s, torch s, flops) and the SGEMM ceiling in GFLOP/s."""
-    torch = require_torch()
-    tf = torch.nn.functional
+def measure(ctx):
+    """Rows of (name, pass, convext s, torch s (nan without torch), flops)."""
     rng = np.random.default_rng(0)
-    reps = 3 if quick else repeats
     rows = []
-    ceiling = sgemm_gflops()
-    for name, N, C, H, Fo, k, s, p, d, g in SHAPES:
+    for name, N, C, H, Fo, k, s, p, d, g in ctx.select(SHAPES):
         x = rng.standard_normal((N, C, H, H), dtype=np.float32)
         w = rng.standard_normal((Fo, C // g, k, k), dtype=np.float32) * 0.1
         b = rng.standard_normal(Fo, dtype=np.float32)
         y = F.conv2d(x, w, b, s, p, d, g)
         gy = rng.standard_normal(y.shape, dtype=np.float32)
-        tx, tw, tb, tgy = (torch.from_numpy(a) for a in (x, w, b, gy))
         flops = 2.0 * N * Fo * y.shape[2] * y.shape[3] * (C // g) * k * k
-
-        def c_fwd():
-            F.conv2d(x, w, b, s, p, d, g)
-
-        def t_fwd():
-            tf.conv2d(tx, tw, tb, s, p, d, g)
-
-        def c_bwd():
-            F.conv2d_backward(gy, x, w, s, p, d, g)
-
-        def t_bwd():
-            torch.ops.aten.convolution_backward(tgy, tx, tw, [Fo], [s, s], [p, p], [d, d], False,
-                                                [0, 0], g, [True, True, True])
-
-        def c_both():
-            c_fwd()
-            c_bwd()
-
-        def t_both():
-            t_fwd()
-            t_bwd()
-
-        with torch.no_grad():
-            for label, fa, fb, fl in (("forward", c_fwd, t_fwd, flops),
-                                      ("backward", c_bwd, t_bwd, 2 * flops),
-                                      ("fwd+bwd", c_both, t_both, 3 * flops)):
-                ta, tb_ = alternate(fa, fb, repeats=reps, warmup=1 if quick else 2)
-                rows.append((name, label, ta, tb_, fl))
-    return rows, ceiling
+        convext_calls = _convext_calls(x, w, b, gy, s, p, d, g)
+        torch_calls = _torch_calls(ctx.torch, x, w, b, gy, s, p, d, g)
+        with no_grad(ctx.torch):
+            for label, fa, fb, work in zip(
+                ("forward", "backward", "fwd+bwd"),
+                convext_calls,
+                torch_calls,
+                (flops, 2 * flops, 3 * flops),
+                strict=True,
+            ):
+                ta, tb = alternate(
+                    fa, fb, repeats=ctx.repeats, warmup=1 if ctx.quick else 2, watch=ctx.watch
+                )
+                rows.append((name, label, ta, tb, work))
+    return rows
 
 
-def report(rows, ceiling):
-    ratios = ratio_table(rows, "GFLOP/s", 1, "conv")
-    print(f"SGEMM ceiling (numpy float32, n=2048): {ceiling:.1f} GFLOP/s")
-    for name, label, ta, tb, fl in rows:
-        if label == "forward" and name in ("resnet-l2", "strided"):
-            print(f"{name} forward: {fl / ta / 1e9:.1f} GFLOP/s = {fl / ta / 1e9 / ceiling:.0%} "
-                  f"of SGEMM")
-    return ratios
+def _convext_calls(x, w, b, gy, s, p, d, g):
+    """convext's forward, backward and both."""
+
+    def fwd():
+        F.conv2d(x, w, b, s, p, d, g)
+
+    def bwd():
+        F.conv2d_backward(gy, x, w, s, p, d, g)
+
+    def both():
+        fwd()
+        bwd()
+
+    return fwd, bwd, both
 
 
-def run(args):
+def _torch_calls(torch, x, w, b, gy, s, p, d, g):
+    """torch's forward, backward (aten.convolution_backward) and both; Nones without torch."""
+    if torch is None:
+        return None, None, None
+    tf = torch.nn.functional
+    tx, tw, tb, tgy = (torch.from_numpy(a) for a in (x, w, b, gy))
+    n_filters = w.shape[0]
+
+    def fwd():
+        tf.conv2d(tx, tw, tb, s, p, d, g)
+
+    def bwd():
+        torch.ops.aten.convolution_backward(
+            tgy, tx, tw, [n_filters], [s, s], [p, p], [d, d], False, [0, 0], g, [True] * 3
+        )
+
+    def both():
+        fwd()
+        bwd()
+
+    return fwd, bwd, both
+
+
+def run(ctx):
     print("\n## Convolution (float32, NCHW)\n")
-    rows, ceiling = measure(args.repeats, args.quick)
-    report(rows, ceiling)
-
-
-if __name__ == "__main__":
-    import argparse
-
-    from . import add_arguments
-    ap = argparse.ArgumentParser()
-    add_arguments(ap)
-    run(ap.parse_args())
+    rows = measure(ctx)
+    if not rows:
+        print("(no convolution shape selected)")
+        return []
+    ratios = ratio_table(rows, "GFLOP/s", 1, "conv", ctx, peak_flops=True)
+    est = " (an estimate: generic C loop)" if ctx.ceiling_estimate else ""
+    for name, label, ta, _, fl in rows:
+        if label == "forward" and name in LARGE:
+            rate = fl / ta / 1e9
+            print(
+                f"{name} forward: {rate:.1f} GFLOP/s = {rate / ctx.ceiling:.0%} of the FMA peak "
+                f"at {ctx.threads} threads ({ctx.ceiling:.1f} GFLOP/s{est})"
+            )
+    return ratios

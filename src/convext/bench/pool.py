@@ -1,13 +1,14 @@
-"""Pooling benchmark: the pooling shapes of BENCHMARKS.md, float32, convext against torch.
+"""Pooling benchmark: the pooling shapes of docs/benchmarks.md, float32, convext against torch.
 
 Forward (max pooling with its indices) and backward (torch through
 torch.ops.aten.max_pool2d_with_indices_backward / avg_pool2d_backward, not autograd). Medians of
 alternating runs; throughput is counted in input elements per second.
 """
+
 import numpy as np
 
 from .. import functional as F
-from ._common import alternate, ratio_table, require_torch
+from ._common import alternate, no_grad, ratio_table
 
 # name, N, C, H=W, op, kernel, stride, pad
 SHAPES = [
@@ -18,72 +19,80 @@ SHAPES = [
 ]
 
 
-def measure(repeats=7, quick=False):
-    """Rows of (name, pass, convext s, torch s, input elements)."""
-    torch = require_torch()
-    tf = torch.nn.functional
-    aten = torch.ops.aten
+def measure(ctx):
+    """Rows of (name, pass, convext s, torch s (nan without torch), input elements)."""
     rng = np.random.default_rng(0)
-    reps = 3 if quick else repeats
     rows = []
-    for name, N, C, H, op, k, s, p in SHAPES:
+    for name, N, C, H, op, k, s, p in ctx.select(SHAPES):
         x = rng.standard_normal((N, C, H, H), dtype=np.float32)
-        tx = torch.from_numpy(x)
-        if op == "max":
-            y, idx = F.max_pool2d(x, k, s, p, return_indices=True)
-            gy = rng.standard_normal(y.shape, dtype=np.float32)
-            tgy = torch.from_numpy(gy)
-            _, tidx = tf.max_pool2d(tx, k, s, p, return_indices=True)
-
-            def c_fwd():
-                F.max_pool2d(x, k, s, p, return_indices=True)
-
-            def t_fwd():
-                tf.max_pool2d(tx, k, s, p, return_indices=True)
-
-            def c_bwd():
-                F.max_pool2d_backward(gy, idx, x.shape)
-
-            def t_bwd():
-                aten.max_pool2d_with_indices_backward(tgy, tx, [k, k], [s, s], [p, p], [1, 1],
-                                                      False, tidx)
-        else:
-            y = F.avg_pool2d(x, k, s, p)
-            gy = rng.standard_normal(y.shape, dtype=np.float32)
-            tgy = torch.from_numpy(gy)
-
-            def c_fwd():
-                F.avg_pool2d(x, k, s, p)
-
-            def t_fwd():
-                tf.avg_pool2d(tx, k, s, p)
-
-            def c_bwd():
-                F.avg_pool2d_backward(gy, x.shape, k, s, p)
-
-            def t_bwd():
-                aten.avg_pool2d_backward(tgy, tx, [k, k], [s, s], [p, p], False, True, None)
-
-        with torch.no_grad():
-            for label, fa, fb in (("forward", c_fwd, t_fwd), ("backward", c_bwd, t_bwd)):
-                ta, tb = alternate(fa, fb, repeats=reps, warmup=1 if quick else 2)
+        convext_calls, gy = _convext_pair(op, x, k, s, p, rng)
+        torch_calls = _torch_pair(ctx.torch, op, x, gy, k, s, p)
+        with no_grad(ctx.torch):
+            for label, fa, fb in zip(
+                ("forward", "backward"), convext_calls, torch_calls, strict=True
+            ):
+                ta, tb = alternate(
+                    fa, fb, repeats=ctx.repeats, warmup=1 if ctx.quick else 2, watch=ctx.watch
+                )
                 rows.append((name, label, ta, tb, x.size))
     return rows
 
 
-def report(rows):
-    return ratio_table(rows, "Gelem/s", 2, "pool")
+def _convext_pair(op, x, k, s, p, rng):
+    """convext's forward and backward, and the output gradient the backward uses."""
+    if op == "max":
+        y, idx = F.max_pool2d(x, k, s, p, return_indices=True)
+        gy = rng.standard_normal(y.shape, dtype=np.float32)
+
+        def fwd():
+            F.max_pool2d(x, k, s, p, return_indices=True)
+
+        def bwd():
+            F.max_pool2d_backward(gy, idx, x.shape)
+    else:
+        y = F.avg_pool2d(x, k, s, p)
+        gy = rng.standard_normal(y.shape, dtype=np.float32)
+
+        def fwd():
+            F.avg_pool2d(x, k, s, p)
+
+        def bwd():
+            F.avg_pool2d_backward(gy, x.shape, k, s, p)
+
+    return (fwd, bwd), gy
 
 
-def run(args):
+def _torch_pair(torch, op, x, gy, k, s, p):
+    """torch's forward and backward of the same pooling, or (None, None) without torch."""
+    if torch is None:
+        return None, None
+    tf, aten = torch.nn.functional, torch.ops.aten
+    tx, tgy = torch.from_numpy(x), torch.from_numpy(gy)
+    if op == "max":
+        _, tidx = tf.max_pool2d(tx, k, s, p, return_indices=True)
+
+        def t_fwd():
+            tf.max_pool2d(tx, k, s, p, return_indices=True)
+
+        def t_bwd():
+            aten.max_pool2d_with_indices_backward(
+                tgy, tx, [k, k], [s, s], [p, p], [1, 1], False, tidx
+            )
+    else:
+
+        def t_fwd():
+            tf.avg_pool2d(tx, k, s, p)
+
+        def t_bwd():
+            aten.avg_pool2d_backward(tgy, tx, [k, k], [s, s], [p, p], False, True, None)
+
+    return t_fwd, t_bwd
+
+
+def run(ctx):
     print("\n## Pooling (float32, NCHW)\n")
-    report(measure(args.repeats, args.quick))
-
-
-if __name__ == "__main__":
-    import argparse
-
-    from . import add_arguments
-    ap = argparse.ArgumentParser()
-    add_arguments(ap)
-    run(ap.parse_args())
+    rows = measure(ctx)
+    if not rows:
+        print("(no pooling shape selected)")
+        return []
+    return ratio_table(rows, "Gelem/s", 2, "pool", ctx)

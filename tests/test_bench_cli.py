@@ -1,0 +1,170 @@
+"""``python -m convext bench``: the one benchmark entry point, in its smallest mode.
+
+The figures themselves are not checked (they depend on the machine); what is checked is that the
+tables are consistent with the shapes' own work counts, that the ratios are the ratios of the
+printed times, and that impossible figures and a shared machine are reported as such.
+"""
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import convext as cx
+from convext.bench import _common, peak
+
+SRC = str(Path(cx.__file__).resolve().parents[1])
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
+# lenet-c1: N=64, C=1, 28x28, F=6, 5x5, pad 2 -> 28x28 output
+LENET_C1_FLOPS = 2.0 * 64 * 6 * 28 * 28 * 1 * 5 * 5
+
+
+def _bench(*args):
+    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run(
+        [sys.executable, "-m", "convext", "bench", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def _tables(text):
+    """{section title: [header, row, row, ...]} of the markdown tables in the output."""
+    tables, title, rows = {}, None, None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            title, rows = line[3:], None
+        elif line.startswith("| ") and title is not None:
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if rows is None:
+                rows = tables[title] = [cells]
+            else:
+                rows.append(cells)
+    return tables
+
+
+def _section(tables, prefix):
+    (title,) = [t for t in tables if t.startswith(prefix)]
+    header, *rows = tables[title]
+    return [dict(zip(header, r, strict=True)) for r in rows], header
+
+
+def _check_peak_and_conv(out):
+    tables = _tables(out)
+    peaks, _ = _section(tables, "Ceiling")
+    counts = [int(r["threads"]) for r in peaks]
+    assert counts == peak.thread_counts(counts[-1])
+    for r in peaks:
+        assert float(r["GFLOP/s"]) > 0
+        assert float(r["per thread"]) == pytest.approx(
+            float(r["GFLOP/s"]) / int(r["threads"]), abs=0.051
+        )
+    ceiling = float(peaks[-1]["GFLOP/s"])
+    conv, header = _section(tables, "Convolution")
+    assert [r["pass"] for r in conv] == ["forward", "backward", "fwd+bwd"]
+    assert {r["shape"] for r in conv} == {"lenet-c1"}
+    for r, work in zip(conv, (1, 2, 3), strict=True):
+        ms = float(r["convext ms"])
+        rate = work * LENET_C1_FLOPS / (ms * 1e-3) / 1e9
+        # printed to 3 decimals of ms and 1 of GFLOP/s
+        assert float(r["convext GFLOP/s"]) == pytest.approx(rate, rel=0.5e-3 / ms + 1e-3, abs=0.06)
+        frac = float(r["convext % peak"].rstrip("!%")) / 100
+        assert frac == pytest.approx(
+            float(r["convext GFLOP/s"]) / ceiling, abs=0.006 + 0.1 / ceiling
+        )
+        assert r["convext % peak"].endswith("!") == (frac > 1)
+    assert "## Machine load" in out
+    assert ("WARNING: this run shared the machine" in out) != ("no sign of other load" in out)
+    return conv, header
+
+
+def test_bench_quick_without_torch():
+    r = _bench("all", "--quick", "--shapes", "lenet-c1", "--no-torch")
+    assert r.returncode == 0, r.stderr
+    assert "convext only: --no-torch" in r.stdout
+    _, header = _check_peak_and_conv(r.stdout)
+    assert not any("torch" in h for h in header)
+    assert "(no pooling shape selected)" in r.stdout
+    assert "(network not selected)" in r.stdout
+
+
+@pytest.mark.skipif(not HAVE_TORCH, reason="torch is not installed")
+def test_bench_quick_with_torch_has_ratio_columns():
+    r = _bench("conv", "--quick", "--shapes", "lenet-c1")
+    assert r.returncode == 0, r.stderr
+    conv, header = _check_peak_and_conv(r.stdout)
+    assert {"torch ms", "torch GFLOP/s", "convext/torch"} <= set(header)
+    for row in conv:
+        ratio = float(row["convext ms"]) / float(row["torch ms"])
+        assert float(row["convext/torch"]) == pytest.approx(ratio, rel=2e-2, abs=0.006)
+    assert "conv geometric mean convext/torch:" in r.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("nope",), "unknown benchmark family 'nope'"),
+        (("conv", "--shapes", "lenet-c9"), "unknown shape(s) lenet-c9"),
+        (("conv", "--threads", "0"), "--threads must be a positive int"),
+        (("conv", "--repeats", "0"), "--repeats must be a positive int"),
+    ],
+)
+def test_bench_rejects_bad_arguments(args, message):
+    r = _bench(*args, "--no-torch")
+    assert r.returncode != 0
+    assert message in r.stderr
+
+
+def _context(ceiling):
+    return _common.Context(
+        torch=None, threads=2, repeats=1, quick=True, shapes=None, ceiling=ceiling,
+        ceiling_estimate=False, watch=_common.LoadWatch(2),
+    )  # fmt: skip
+
+
+def test_figures_above_the_peak_are_flagged_impossible(capsys):
+    ctx = _context(ceiling=10.0)
+    # 1 GFLOP in 50 ms = 20 GFLOP/s (200% of the peak); in 200 ms = 5 GFLOP/s (50%)
+    rows = [
+        ("big", "forward", 0.05, float("nan"), 1e9),
+        ("small", "forward", 0.2, float("nan"), 1e9),
+    ]
+    _common.ratio_table(rows, "GFLOP/s", 1, "conv", ctx, peak_flops=True)
+    out = capsys.readouterr().out
+    assert "200%!" in out and "| 50%" in out and "50%!" not in out
+    warns = ctx.watch.warnings()
+    assert any("impossible" in w and "big forward 200%" in w for w in warns)
+    assert not any("small" in w for w in warns)
+    ctx.watch.report()
+    assert "WARNING: this run shared the machine" in capsys.readouterr().out
+
+
+def test_load_watch_flags_shared_cores_drift_and_spread():
+    watch = _common.LoadWatch(2)
+    watch.load_start = 0.0
+    watch.check_scaling({1: 100.0, 2: 195.0})
+    watch.check_drift(195.0, 190.0)
+    watch.record_spread([1.0, 1.05, 1.1])
+    assert not [w for w in watch.warnings() if "load average" not in w]
+    watch.check_scaling({1: 100.0, 2: 120.0})
+    watch.check_drift(195.0, 120.0)
+    watch.record_spread([1.0, 2.0, 3.0])
+    watch.record_spread([1.0, 2.0, 3.0])
+    text = "\n".join(watch.warnings())
+    assert "2 threads reach 1.20x one thread's FMA peak" in text
+    assert "moved from 195.0 to 120.0" in text
+    assert "repeats of one figure differ by 100%" in text
+
+
+def test_fma_peak_is_positive_and_rejects_bad_threads():
+    assert peak.measure(1, quick=True, repeats=1) > 0
+    assert peak.thread_counts(1) == [1]
+    assert peak.thread_counts(6) == [1, 2, 4, 6]
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="threads"):
+            peak.measure(bad)
