@@ -42,6 +42,9 @@ What ``load`` checks, in this order, before it allocates or decompresses anythin
 Only then are the arrays allocated (exactly what the architecture needs, which the file has
 just been checked to supply) and filled by streaming each member in chunks.
 """
+import functools
+import inspect
+import io
 import json
 import math
 import os
@@ -148,9 +151,9 @@ def _generic_ok(v):
     return scalar(v) or (isinstance(v, list) and len(v) <= 8 and all(scalar(e) for e in v))
 
 
+@functools.lru_cache(maxsize=None)
 def _allowed_fields(cls):
     """The fields of a layer's config: its constructor's named arguments except ``rng``."""
-    import inspect
     params = inspect.signature(cls.__init__).parameters
     return {n for n, p in params.items()
             if n not in ("self", "rng") and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
@@ -283,9 +286,13 @@ def _write_npz(f, arrays):
 
 
 def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    try:  # Linux: read it without changing it (os.umask would, briefly, for every thread)
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        mask = os.umask(0o22)
+        os.umask(mask)
+        return mask
 
 
 def _fsync_dir(directory):
@@ -310,8 +317,13 @@ def save(model, path):
     and an existing ``path`` is untouched. ``path`` may also be a writable binary file object
     (then written in place, not atomically).
     """
+    from .layers.base import unallocated
     arch = json.dumps({"format": FORMAT, "version": VERSION, "model": layer_spec(model)})
-    _parse_arch(arch)  # never write a file that load would refuse
+    try:  # never write a file that load would refuse (the checks cost no memory)
+        with unallocated():
+            layer_from_spec(_parse_arch(arch)["model"])
+    except ValueError as e:
+        raise ValueError(f"cannot save this model: {e}") from None
     state = model.state_dict()
     if ARCH_KEY in state:
         raise ValueError(f"a parameter may not be named {ARCH_KEY!r}")
@@ -322,8 +334,8 @@ def save(model, path):
     path = os.fspath(path)
     directory, base = os.path.split(path)
     directory = directory or (b"." if isinstance(path, bytes) else ".")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=type(base)(".") + base + type(base)("."),
-                               suffix=type(base)(".tmp"))
+    dot, tmp_suffix = (b".", b".tmp") if isinstance(base, bytes) else (".", ".tmp")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=dot + base[:100] + dot, suffix=tmp_suffix)
     try:
         with os.fdopen(fd, "wb") as f:
             _write_npz(f, arrays)
@@ -355,24 +367,24 @@ def _describe(dt):
 
 def _header(zf, info, key):
     """The (shape, fortran_order, dtype, header length) of a .npy member, from its header
-    only."""
+    only: at most ``_NPY_MAX_HEADER`` + a few bytes are decompressed (numpy's reader would
+    read a version 2.0 header's declared length, up to 4 GiB, before checking it)."""
     with zf.open(info) as m:
-        try:
-            version = npformat.read_magic(m)
-            if version == (1, 0):
-                shape, fortran, dtype = npformat.read_array_header_1_0(m, _NPY_MAX_HEADER)
-            elif version == (2, 0):
-                shape, fortran, dtype = npformat.read_array_header_2_0(m, _NPY_MAX_HEADER)
-            else:
-                raise _Refused(f"{key!r} has .npy format version {version}; 1.0 and 2.0 are "
-                               f"read")
-            hlen = m.tell()
-        except _Refused:
-            raise
-        except (ValueError, SyntaxError, RecursionError, MemoryError, TypeError) as e:
-            raise _Refused(f"{key!r} is not a valid .npy array ({type(e).__name__}: "
-                           f"{str(e)[:200]})") from None
-    return shape, fortran, dtype, hlen
+        head = io.BytesIO(m.read(min(info.file_size, _NPY_MAX_HEADER + 16)))
+    try:
+        version = npformat.read_magic(head)
+        if version == (1, 0):
+            shape, fortran, dtype = npformat.read_array_header_1_0(head, _NPY_MAX_HEADER)
+        elif version == (2, 0):
+            shape, fortran, dtype = npformat.read_array_header_2_0(head, _NPY_MAX_HEADER)
+        else:
+            raise _Refused(f"{key!r} has .npy format version {version}; 1.0 and 2.0 are read")
+    except _Refused:
+        raise
+    except (ValueError, SyntaxError, RecursionError, MemoryError, TypeError) as e:
+        raise _Refused(f"{key!r} is not a valid .npy array ({type(e).__name__}: "
+                       f"{str(e)[:200]})") from None
+    return shape, fortran, dtype, head.tell()
 
 
 def _check_member(info, key, shape, dtype, hlen, want_shape, want_dtype):
