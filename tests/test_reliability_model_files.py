@@ -417,11 +417,11 @@ def test_archive_tricks(tmp_path):
     path = tmp_path / "dup.npz"
     _raw_zip(path, entries + [entries[1]])
     _assert_cheap(path, "twice")
-    # a stored member whose declared size is smaller than its data
+    # a stored member whose declared size is not its stored size
     w = members["weight.npy"]
     _raw_zip(path, [e for e in entries if e[0] != "weight.npy"]
              + [("weight.npy", w, 0, zlib.crc32(w[:-4]), len(w) - 4)])
-    _assert_cheap(path, "'weight' declares")
+    _assert_cheap(path, r"'weight.npy' is stored uncompressed in \d+ bytes but declares")
     # corrupted data: the CRC check fails while filling
     bad = w[:-4] + b"\xff\xff\xff\xff"
     _raw_zip(path, [e for e in entries if e[0] != "weight.npy"]
@@ -623,3 +623,45 @@ def test_bytes_and_long_names(tmp_path):
     model.save(long)
     np.testing.assert_array_equal(cx.load(long).weight, model.weight)
     assert _leftovers(tmp_path) == sorted(["ckpt", "m" * 250])
+
+
+def test_stored_sizes_must_be_in_the_file(tmp_path):
+    # the architecture needs 1 GiB and the headers say so, but the file holds a few bytes
+    arch = _npy(np.array(_arch_text(_dense_spec(16384, 16384))))
+    header = _npy_header((16384, 16384))
+    bias = _npy(np.zeros(16384, np.float32))
+    path = tmp_path / "short.npz"
+    entries = [(ARCH, arch, 0, zlib.crc32(arch), len(arch)),
+               ("bias.npy", bias, 0, zlib.crc32(bias), len(bias))]
+    _raw_zip(path, entries + [("weight.npy", header, 0, 0, len(header) + GiB)])
+    _assert_cheap(path, "stored uncompressed in .* bytes but declares")
+    # a deflated member claiming more compressed bytes than the file has
+    z = zlib.compressobj(9, zlib.DEFLATED, -15)
+    stream = z.compress(header) + z.flush()
+    _raw_zip(path, entries + [("weight.npy", stream, 8, 0, len(header) + GiB)])
+    data = bytearray(path.read_bytes())
+    cd = data.rindex(b"PK\x01\x02")  # the last central directory entry: weight.npy
+    struct.pack_into("<I", data, cd + 20, 2 ** 32 - 2)  # its compressed size
+    path.write_bytes(bytes(data))
+    _assert_cheap(path, "compressed bytes; the file has")
+
+
+@pytest.mark.parametrize("bad", [np.array([["1e30"] * 3] * 2), np.zeros((2, 3), np.complex128),
+                                 np.zeros((2, 3), "datetime64[s]"),
+                                 np.zeros((2, 3), [("a", np.float32)]),
+                                 np.array([[1.0] * 3] * 2, dtype=object)])
+def test_load_state_dict_refuses_non_numbers(bad):
+    layer = L.Dense(3, 2, rng=0)
+    before = layer.state_dict()
+    with pytest.raises(TypeError, match="'weight' has dtype"):
+        layer.load_state_dict({"weight": bad, "bias": np.ones(2)})
+    for k, v in layer.state_dict().items():  # nothing written
+        np.testing.assert_array_equal(v, before[k])
+    bn = L.BatchNorm2D(2)
+    state = bn.state_dict()
+    state["num_batches_tracked"] = np.array(3.5)
+    with pytest.raises(TypeError, match="'num_batches_tracked' has dtype float64"):
+        bn.load_state_dict(state)
+    # numbers within their kind still convert, as torch's copy_ does
+    layer.load_state_dict({"weight": np.ones((2, 3)), "bias": np.arange(2)})
+    assert layer.weight.dtype == np.float32 and layer.bias[1] == 1

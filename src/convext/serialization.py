@@ -18,7 +18,9 @@ the temporary file is removed and an existing ``path`` is left as it was.
 What ``load`` checks, in this order, before it allocates or decompresses anything sizeable
 (anything wrong is a ValueError naming the file):
 
-1. The archive: zip members only stored or deflated, not encrypted, no duplicate names.
+1. The archive: zip members only stored or deflated, not encrypted, no duplicate names; their
+   compressed sizes add up to no more than the file holds, and a stored member's declared size
+   is its stored size (so stored data must really be in the file).
 2. The architecture member: a ``.npy`` header declaring a 0-d unicode array of at most
    ``MAX_ARCH_CHARS`` characters, whose declared size is exactly header + data; then the JSON:
    nesting at most ``MAX_JSON_DEPTH`` brackets (counted before parsing, so no RecursionError),
@@ -444,10 +446,13 @@ def _listing(keys, limit=10):
     return "[" + ", ".join(repr(k)[:80] for k in keys[:limit]) + "]" + more
 
 
-def _read_model(zf):
+def _read_model(zf, archive_bytes):
     from .layers.base import Layer, unallocated
     infos = zf.infolist()
     members = {}
+    if sum(i.compress_size for i in infos) > archive_bytes:
+        raise _Refused(f"its entries declare {sum(i.compress_size for i in infos)} compressed "
+                       f"bytes; the file has {archive_bytes}")
     for info in infos:
         if info.filename in members:
             raise _Refused(f"it holds {info.filename!r:.100} twice")
@@ -456,6 +461,9 @@ def _read_model(zf):
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             raise _Refused(f"{info.filename!r:.100} uses zip compression method "
                            f"{info.compress_type}; only stored and deflated are read")
+        if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+            raise _Refused(f"{info.filename!r:.100} is stored uncompressed in "
+                           f"{info.compress_size} bytes but declares {info.file_size}")
         members[info.filename] = info
     arch_info = members.pop(ARCH_KEY + ".npy", None)
     if arch_info is None:
@@ -517,11 +525,12 @@ def load(path):
         try:
             start = f.tell()
             magic = f.read(6)
+            archive_bytes = f.seek(0, os.SEEK_END) - start
             f.seek(start)
             if magic == npformat.MAGIC_PREFIX:
                 raise _Refused("it holds a single array, not an .npz archive")
             with zipfile.ZipFile(f) as zf:
-                return _read_model(zf)
+                return _read_model(zf, archive_bytes)
         finally:
             if f is not path:
                 f.close()

@@ -133,8 +133,11 @@ class Layer:
     def load_state_dict(self, state_dict, strict=True):
         """Copy arrays (e.g. a torch state_dict converted with ``.numpy()``) into the layer.
 
-        The shapes must match; values are cast to the layer's dtype. With ``strict`` the keys
-        must be exactly those of ``state_dict()``. Nothing is written if a check fails.
+        The shapes must match; numbers are converted to the layer's dtype within their kind
+        (float64 -> float32, int -> float; ``np.can_cast(..., "same_kind")``), anything else
+        (strings, objects, complex, datetimes, records; floats into ``num_batches_tracked``) is
+        a TypeError. With ``strict`` the keys must be exactly those of ``state_dict()``.
+        Nothing is written if a check fails.
         """
         own = self.parameters()
         own.update(self.buffers())
@@ -148,8 +151,12 @@ class Layer:
             if own[k].shape != given[k].shape:
                 raise ValueError(f"load_state_dict: {k!r} has shape {given[k].shape}, "
                                  f"the layer expects {own[k].shape}")
+            if not np.can_cast(given[k].dtype, own[k].dtype, casting="same_kind"):
+                raise TypeError(f"load_state_dict: {k!r} has dtype {given[k].dtype}, which is "
+                                f"not converted to the layer's {own[k].dtype} (strings, "
+                                f"objects, complex numbers and the like are refused)")
         for k in own.keys() & given.keys():
-            np.copyto(own[k], given[k], casting="unsafe")
+            np.copyto(own[k], given[k], casting="same_kind")
         return self
 
     def reset_parameters(self, rng=None):
