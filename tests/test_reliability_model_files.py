@@ -315,7 +315,7 @@ def _arch_only(tmp_path, text):
     ("Conv2D", dict(in_channels=1, out_channels=1, kernel_size=2 ** 62), "kernel_size must be"),
     ("Conv2D", dict(in_channels=1, out_channels=1, kernel_size=3, stride=[1, 2 ** 62]),
      "stride must be"),
-    ("Conv2D", dict(in_channels=1, out_channels=1, kernel_size=3, padding=2 ** 61),
+    ("Conv2D", dict(in_channels=1, out_channels=1, kernel_size=3, padding=2 ** 40 + 1),
      "padding must be"),
     ("Conv2D", dict(in_channels=1, out_channels=1, kernel_size=3, dilation=-1),
      "dilation must be"),
@@ -330,7 +330,7 @@ def _arch_only(tmp_path, text):
     ("Conv2D", dict(in_channels=1, out_channels=1, kernel_size=3, dtype="object"),
      "dtype must be"),
     ("Conv2D", dict(in_channels=1, out_channels=1, kernel_size=3, rng=0), "unknown field"),
-    ("Dense", dict(in_features=2 ** 40, out_features=1), "in_features must be"),
+    ("Dense", dict(in_features=2 ** 40 + 1, out_features=1), "in_features must be"),
     ("Dense", dict(in_features=2), "missing 1 required positional argument"),
     ("MaxPool2D", dict(kernel_size=2 ** 62), "kernel_size must be"),
     ("MaxPool2D", dict(kernel_size={"a": 1}), "kernel_size must be"),
@@ -605,7 +605,7 @@ def test_empty_and_odd_architecture_entries(tmp_path):
 
 def test_save_refuses_a_config_load_would_refuse(tmp_path):
     with pytest.raises(ValueError, match="cannot save this model.*kernel_size must be"):
-        L.Sequential(L.MaxPool2D(2 ** 40)).save(tmp_path / "m")
+        L.Sequential(L.MaxPool2D(2 ** 41)).save(tmp_path / "m")
     with pytest.raises(ValueError, match="cannot save this model.*nests layers"):
         model = L.ReLU()
         for _ in range(ser.MAX_NESTING):

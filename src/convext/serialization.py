@@ -70,9 +70,10 @@ MAX_ARCH_CHARS = 1 << 20    # JSON text: a Conv2D description is ~200 characters
 MAX_NESTING = 32            # Sequential inside Sequential
 MAX_JSON_DEPTH = 128        # brackets: each nested Sequential costs 3 ({spec {config [layers),
                             # so MAX_NESTING Sequentials and a leaf fit with room to spare
-MAX_SIZE = 2 ** 31 - 1      # any channel count, feature count or geometry value in a config:
-                            # far above any real network, far below where index arithmetic
-                            # (int64 in the kernels) could overflow
+MAX_SIZE = 2 ** 40          # any channel count, feature count or geometry value in a config:
+                            # the geometry bound of the functional API (its MAX_EXTENT: index
+                            # arithmetic in int64 keeps a 2**16 margin); far above any real
+                            # network, and arrays are bounded by the file's contents anyway
 MAX_AXIS = 64               # |axis|, |start_dim|, |end_dim|: numpy arrays have at most 64 dims
 MAX_INFLATION = 100         # deflated data may expand at most 100x (real float weights
                             # compress < 2x; runs of zeros ~1000x, which is what bombs use) ...
