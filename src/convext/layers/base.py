@@ -8,8 +8,17 @@ optimizer's ``zero_grad()`` clears them) and returns the gradient with respect t
 
 Parameters and gradients are updated in place, never rebound: ``load_state_dict``,
 ``reset_parameters`` and the optimizers all write into the existing arrays.
+
+Constructors allocate their arrays through ``_array``. Inside ``unallocated()`` (used by
+``convext.load``) that returns a shape-and-dtype placeholder instead and no parameter is
+initialised, so a model described by an untrusted file is built, with all the constructors'
+checks, at no memory cost; ``Layer._allocate()`` then allocates the arrays once the file is
+known to supply them.
 """
+import contextlib
 import math
+import threading
+
 import numpy as np
 
 __all__ = ["Layer", "LAYERS", "register"]
@@ -22,6 +31,51 @@ def register(cls):
     """Class decorator: make a layer type known to ``convext.load``."""
     LAYERS[cls.__name__] = cls
     return cls
+
+
+_local = threading.local()
+
+
+class _Unallocated:
+    """What a constructor would have allocated: shape, dtype and initial fill value (None: the
+    array is initialised by ``reset_parameters``, or filled by the loader)."""
+    __slots__ = ("shape", "dtype", "fill")
+
+    def __init__(self, shape, dtype, fill):
+        self.shape, self.dtype, self.fill = shape, np.dtype(dtype), fill
+
+    def allocate(self):
+        if self.fill == 0:
+            return np.zeros(self.shape, self.dtype)
+        a = np.empty(self.shape, self.dtype)
+        if self.fill is not None:
+            a.fill(self.fill)
+        return a
+
+
+@contextlib.contextmanager
+def unallocated():
+    """Layers built in this block (in this thread) allocate nothing and skip their random
+    initialisation; their arrays are placeholders until ``_allocate()``."""
+    before = getattr(_local, "unallocated", False)
+    _local.unallocated = True
+    try:
+        yield
+    finally:
+        _local.unallocated = before
+
+
+def _building_unallocated():
+    return getattr(_local, "unallocated", False)
+
+
+def _array(shape, dtype, fill=None):
+    """A new array for a constructor: ``fill`` (None: uninitialised), or a placeholder inside
+    ``unallocated()``."""
+    shape = tuple(shape)
+    if _building_unallocated():
+        return _Unallocated(shape, dtype, fill)
+    return _Unallocated(shape, dtype, fill).allocate()
 
 
 def _dtype(dtype):
@@ -87,8 +141,11 @@ class Layer:
     def load_state_dict(self, state_dict, strict=True):
         """Copy arrays (e.g. a torch state_dict converted with ``.numpy()``) into the layer.
 
-        The shapes must match; values are cast to the layer's dtype. With ``strict`` the keys
-        must be exactly those of ``state_dict()``. Nothing is written if a check fails.
+        The shapes must match; numbers are converted to the layer's dtype within their kind
+        (float64 -> float32, int -> float; ``np.can_cast(..., "same_kind")``), anything else
+        (strings, objects, complex, datetimes, records; floats into ``num_batches_tracked``) is
+        a TypeError. With ``strict`` the keys must be exactly those of ``state_dict()``.
+        Nothing is written if a check fails.
         """
         own = self.parameters()
         own.update(self.buffers())
@@ -102,12 +159,26 @@ class Layer:
             if own[k].shape != given[k].shape:
                 raise ValueError(f"load_state_dict: {k!r} has shape {given[k].shape}, "
                                  f"the layer expects {own[k].shape}")
+            if not np.can_cast(given[k].dtype, own[k].dtype, casting="same_kind"):
+                raise TypeError(f"load_state_dict: {k!r} has dtype {given[k].dtype}, which is "
+                                f"not converted to the layer's {own[k].dtype} (strings, "
+                                f"objects, complex numbers and the like are refused)")
         for k in own.keys() & given.keys():
-            np.copyto(own[k], given[k], casting="unsafe")
+            np.copyto(own[k], given[k], casting="same_kind")
         return self
 
     def reset_parameters(self, rng=None):
         """Re-initialise the parameters as torch.nn does (``rng``: a numpy Generator or seed)."""
+        return self
+
+    def _allocate(self):
+        """Replace the placeholders left by a constructor run inside ``unallocated()`` with
+        arrays (parameters and buffers uninitialised unless they have a fill value, gradients
+        zero)."""
+        for d in (self._params, self._grads, self._buffers):
+            for k, v in d.items():
+                if isinstance(v, _Unallocated):
+                    d[k] = v.allocate()
         return self
 
     def zero_grad(self):
@@ -163,12 +234,13 @@ class _WeightBias(Layer):
     weight and U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the bias."""
 
     def _make_parameters(self, weight_shape, bias, rng):
-        self._params["weight"] = np.empty(weight_shape, self.dtype)
+        self._params["weight"] = _array(weight_shape, self.dtype)
         if bias:
-            self._params["bias"] = np.empty(weight_shape[0], self.dtype)
-        self._grads = {k: np.zeros_like(v) for k, v in self._params.items()}
+            self._params["bias"] = _array((weight_shape[0],), self.dtype)
+        self._grads = {k: _array(v.shape, v.dtype, 0) for k, v in self._params.items()}
         self._x = None
-        self.reset_parameters(rng)
+        if not _building_unallocated():
+            self.reset_parameters(rng)
 
     @property
     def weight(self):

@@ -79,6 +79,11 @@ class Sequential(Layer):
             layer.train(mode)
         return self
 
+    def _allocate(self):
+        for layer in self.layers:
+            layer._allocate()
+        return self
+
     def reset_parameters(self, rng=None):
         import numpy as np
         rng = np.random.default_rng(rng)

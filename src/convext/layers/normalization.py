@@ -6,7 +6,7 @@ whole-array NumPy operations (no compiled kernel, no element loop).
 import numpy as np
 
 from .._validation import check_positive_int
-from .base import Layer, _dtype, register
+from .base import Layer, _array, _dtype, register
 
 __all__ = ["BatchNorm2D"]
 
@@ -41,12 +41,13 @@ class BatchNorm2D(Layer):
         self.dtype = _dtype(dtype)
         C = self.num_features
         if self.affine:
-            self._params = {"weight": np.ones(C, self.dtype), "bias": np.zeros(C, self.dtype)}
-        self._grads = {k: np.zeros_like(v) for k, v in self._params.items()}
+            self._params = {"weight": _array((C,), self.dtype, 1),
+                            "bias": _array((C,), self.dtype, 0)}
+        self._grads = {k: _array(v.shape, v.dtype, 0) for k, v in self._params.items()}
         if self.track_running_stats:
-            self._buffers = {"running_mean": np.zeros(C, self.dtype),
-                             "running_var": np.ones(C, self.dtype),
-                             "num_batches_tracked": np.zeros((), np.int64)}
+            self._buffers = {"running_mean": _array((C,), self.dtype, 0),
+                             "running_var": _array((C,), self.dtype, 1),
+                             "num_batches_tracked": _array((), np.int64, 0)}
         self._xhat = self._invstd = None
 
     def reset_running_stats(self):
