@@ -526,3 +526,53 @@ class Optimizer:
         else:
             v_hat = st[1] / (1 - self.b2 ** t)
         return p - lr * m_hat / (math.sqrt(v_hat) + self.eps)
+
+
+# ---------------------------------------------------------------------------------------------
+# batch normalisation oracle (PyTorch's BatchNorm2d), one channel at a time with math.fsum
+
+def batch_norm2d_train(x, weight, bias, eps=1e-5):
+    """Training mode: (y, batch mean, biased variance, unbiased variance) per channel."""
+    x = np.asarray(x, np.float64)
+    N, C, H, W = x.shape
+    y = np.zeros(x.shape)
+    mean, var, uvar = np.zeros(C), np.zeros(C), np.zeros(C)
+    m = N * H * W
+    for c in range(C):
+        vals = [float(v) for v in x[:, c].ravel()]
+        mu = math.fsum(vals) / m
+        ss = math.fsum((v - mu) ** 2 for v in vals)
+        mean[c], var[c], uvar[c] = mu, ss / m, ss / (m - 1)
+        y[:, c] = (x[:, c] - mu) / math.sqrt(var[c] + eps) * weight[c] + bias[c]
+    return y, mean, var, uvar
+
+
+def batch_norm2d_eval(x, weight, bias, running_mean, running_var, eps=1e-5):
+    x = np.asarray(x, np.float64)
+    y = np.zeros(x.shape)
+    for c in range(x.shape[1]):
+        y[:, c] = ((x[:, c] - running_mean[c]) / math.sqrt(running_var[c] + eps) * weight[c]
+                   + bias[c])
+    return y
+
+
+def batch_norm2d_train_backward(g, x, weight, eps=1e-5):
+    """(dx, dweight, dbias) of training-mode batch normalisation:
+    dx = weight / std * (g - mean(g) - xhat * mean(g * xhat)) per channel."""
+    g = np.asarray(g, np.float64)
+    x = np.asarray(x, np.float64)
+    C = x.shape[1]
+    dx = np.zeros(x.shape)
+    dw, db = np.zeros(C), np.zeros(C)
+    for c in range(C):
+        xc, gc = x[:, c], g[:, c]
+        m = xc.size
+        mu = math.fsum(xc.ravel()) / m
+        std = math.sqrt(math.fsum(((xc - mu) ** 2).ravel()) / m + eps)
+        xhat = (xc - mu) / std
+        gmean = math.fsum(gc.ravel()) / m
+        gxmean = math.fsum((gc * xhat).ravel()) / m
+        dx[:, c] = weight[c] / std * (gc - gmean - xhat * gxmean)
+        dw[c] = math.fsum((gc * xhat).ravel())
+        db[c] = math.fsum(gc.ravel())
+    return dx, dw, db

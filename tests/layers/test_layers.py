@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from convext import layers as L
-from cases import lenet
+import reference
+from cases import assert_close32, assert_close64, lenet
 from reference import numerical_grad
 
 
@@ -92,6 +93,38 @@ def test_gradcheck_sequential():
 
 
 # -- BatchNorm2D ---------------------------------------------------------------------------------
+
+def test_batchnorm_matches_reference():
+    """Three training steps (output, input and parameter gradients, running statistics with
+    momentum 0.2 and the unbiased variance), then eval mode on the running statistics."""
+    rng = np.random.default_rng(4)
+    bn = L.BatchNorm2D(3, momentum=0.2, dtype=np.float64)
+    w, b = rng.standard_normal(3), rng.standard_normal(3)
+    bn.load_state_dict(dict(bn.state_dict(), weight=w, bias=b))
+    run_mean, run_var = np.zeros(3), np.ones(3)
+    for step in range(3):
+        x = rng.standard_normal((4, 3, 5, 6)) * (step + 1) + step
+        g = rng.standard_normal(x.shape)
+        y, mean, _, uvar = reference.batch_norm2d_train(x, w, b)
+        gx, gw, gb = reference.batch_norm2d_train_backward(g, x, w)
+        bn.zero_grad()
+        assert_close64(bn(x), y)
+        assert_close64(bn.backward(g), gx)
+        assert_close64(bn.grads()["weight"], gw)
+        assert_close64(bn.grads()["bias"], gb)
+        run_mean = 0.8 * run_mean + 0.2 * mean
+        run_var = 0.8 * run_var + 0.2 * uvar
+    sd = bn.state_dict()
+    np.testing.assert_allclose(sd["running_mean"], run_mean, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(sd["running_var"], run_var, rtol=1e-12, atol=0)
+    assert sd["num_batches_tracked"].dtype == np.int64 and sd["num_batches_tracked"] == 3
+    bn.eval()
+    x = rng.standard_normal((2, 3, 4, 4))
+    assert_close64(bn(x), reference.batch_norm2d_eval(x, w, b, run_mean, run_var))
+    x32 = (rng.standard_normal((8, 4, 6, 6)) * 3 + 2).astype(np.float32)
+    assert_close32(L.BatchNorm2D(4)(x32), reference.batch_norm2d_train(x32, np.ones(4),
+                                                                       np.zeros(4))[0])
+
 
 def test_batchnorm_errors():
     bn = L.BatchNorm2D(4)
