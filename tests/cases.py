@@ -78,6 +78,16 @@ def conv_cases(draw, max_batch=3):
     return x, w, b, dict(stride=stride, padding=padding, dilation=(dh, dw), groups=groups)
 
 
+NONFINITE_CONV = [  # (where, index) of an inf in the input or the weight, x shape, w shape, kw
+    ("x", (0, 0, 0, 4), (1, 1, 2, 5), (1, 1, 1, 3), {}),
+    ("w", (0, 0, 0, 0), (1, 1, 2, 5), (1, 1, 1, 3), {}),
+    ("w", (0, 0, 0, 0), (1, 1, 4, 4), (1, 1, 3, 3), dict(padding=1, stride=2)),
+    ("w", (1, 0, 0, 0), (1, 2, 4, 5), (2, 1, 3, 3), dict(padding=1, stride=2, groups=2)),
+    ("x", (0, 1, 2, 3), (1, 2, 5, 6), (2, 1, 3, 3), dict(padding=1, groups=2)),
+    ("w", (0, 0, 1, 1), (1, 3, 5, 5), (4, 3, 3, 3), dict(padding=1)),
+]
+
+
 # ---------------------------------------------------------------------------- pooling
 
 # kernel, stride, padding, dilation, ceil_mode (non-square where it matters)

@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 
 import convext
 import reference as R
-from cases import conv_cases
+from cases import NONFINITE_CONV, conv_cases
 from convext import conv2d, conv2d_backward, conv_output_size
 
 SETTINGS = settings(max_examples=120, deadline=None,
@@ -464,3 +464,24 @@ def test_direct_route_is_the_same_for_every_thread_count(xs, ws, kw, dtype):
     for other in got[1:]:
         for a, c in zip(got[0], other):
             np.testing.assert_array_equal(a, c)
+
+
+@pytest.mark.parametrize("where, idx, xs, ws, kw", NONFINITE_CONV + [
+    ("x", (1, 2, 3, 8), (2, 3, 7, 9), (5, 3, 3, 3), dict(padding=1)),  # the direct route
+    ("w", (2, 1, 0, 2), (2, 3, 7, 9), (5, 3, 3, 3), dict(padding=1)),
+])
+def test_non_finite_values_propagate_like_the_oracle(where, idx, xs, ws, kw):
+    """inf in the input or the weight: inf and NaN (inf * 0 at the zero padding) exactly where
+    the naive oracle has them, in the output and both gradients."""
+    x = np.ones(xs)
+    w = np.ones(ws)
+    (x if where == "x" else w)[idx] = np.inf
+    y = conv2d(x, w, **kw)
+    gy = np.ones(y.shape)
+    gx, gw, _ = conv2d_backward(gy, x, w, **kw)
+    with np.errstate(invalid="ignore"):
+        ry = R.conv2d(x, w, **kw)
+        rgx, rgw, _ = R.conv2d_grads(gy, x, w, **kw)
+    for a, b in ((y, ry), (gx, rgx), (gw, rgw)):
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+        np.testing.assert_array_equal(a[~np.isnan(a)], b[~np.isnan(b)])

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cases import NONFINITE_CONV as NONFINITE
 from cases import conv_cases
 from convext import conv2d, conv2d_backward
 
@@ -48,15 +49,6 @@ def _torch_conv_all(x, w, gy, **kw):
     ty.backward(torch.tensor(gy))
     return ty.detach().numpy(), tx.grad.numpy(), tw.grad.numpy()
 
-
-NONFINITE = [  # inf in the input or the weight: NaN exactly where torch has NaN
-    ("x", (0, 0, 0, 4), (1, 1, 2, 5), (1, 1, 1, 3), {}),
-    ("w", (0, 0, 0, 0), (1, 1, 2, 5), (1, 1, 1, 3), {}),
-    ("w", (0, 0, 0, 0), (1, 1, 4, 4), (1, 1, 3, 3), dict(padding=1, stride=2)),
-    ("w", (1, 0, 0, 0), (1, 2, 4, 5), (2, 1, 3, 3), dict(padding=1, stride=2, groups=2)),
-    ("x", (0, 1, 2, 3), (1, 2, 5, 6), (2, 1, 3, 3), dict(padding=1, groups=2)),
-    ("w", (0, 0, 1, 1), (1, 3, 5, 5), (4, 3, 3, 3), dict(padding=1)),
-]
 
 
 @pytest.mark.parametrize("where, idx, xs, ws, kw", NONFINITE)
