@@ -11,13 +11,13 @@
 """
 import os
 import threading
-import time
 
 import numpy as np
 import pytest
 
 import convext
 from convext import functional as F
+from gil_watch import gil_released, long_inputs, summary, watch
 from test_reliability_catalog import CASES, assert_identical, case_id, flatten
 
 KERNEL_CASES = [c for c in CASES if c.name in (
@@ -99,109 +99,6 @@ LONG_CALLS = {
     "max_pool2d": lambda x, w: F.max_pool2d(x, 9, 1, 4),
     "avg_pool2d": lambda x, w: F.avg_pool2d(x, 15, 1, 7),
 }
-MIN_CALL_CPU = 0.2  # seconds of CPU per long call (single-threaded)
-
-
-def _long_inputs(fn, max_batch=32):
-    """(x, w) for which one single-threaded call of fn takes at least MIN_CALL_CPU seconds of
-    CPU on this build and machine (the batch grows until it does, up to max_batch): long
-    enough for the checks below whatever the speed of the build (optimised, debug, ASan)."""
-    rng = np.random.default_rng(9)
-    w = rng.standard_normal((128, 128, 5, 5)).astype(np.float32)
-    n = 1
-    while True:
-        x = rng.standard_normal((n, 128, 48, 48)).astype(np.float32)
-        a = time.thread_time()
-        fn(x, w)
-        cpu = time.thread_time() - a
-        if cpu >= MIN_CALL_CPU or n >= max_batch:
-            return x, w
-        n = min(max_batch, max(2 * n, int(1.3 * n * MIN_CALL_CPU / max(cpu, 1e-4)) + 1))
-
-
-# Per-thread CPU clocks: time.thread_time() in the thread itself, and (where the platform has
-# them: Linux, the BSDs) another thread's clock read from the main thread. CPU time, unlike wall
-# time, does not stretch when other processes load the machine.
-_CPU_CLOCK_OF = getattr(time, "pthread_getcpuclockid", None)
-
-
-def _watch(fn, x, w, workers):
-    """Run fn(x, w) once in each of ``workers`` threads while the main thread spins in Python.
-
-    Returns the main thread's Python loop iterations and CPU seconds while any worker ran, each
-    worker's CPU seconds inside its call (its own clock: (start, end)), and, where another
-    thread's CPU clock can be read, samples of the workers' clocks taken BY the main thread
-    (a sample is taken only while the main thread executes Python, i.e. holds the GIL)."""
-    spans = [None] * workers
-    idents = [None] * workers
-    ready = threading.Barrier(workers + 1)
-    done = threading.Event()
-    release = threading.Event()  # workers stay alive (their CPU clocks valid) until then
-    finished = []
-
-    def run(i):
-        idents[i] = threading.get_ident()
-        ready.wait()
-        a = time.thread_time()
-        fn(x, w)
-        spans[i] = (a, time.thread_time())
-        finished.append(i)
-        if len(finished) == workers:
-            done.set()
-        release.wait()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
-    for th in threads:
-        th.start()
-    ready.wait()
-    clocks = None
-    if _CPU_CLOCK_OF is not None:
-        try:
-            clocks = [_CPU_CLOCK_OF(ident) for ident in idents]
-        except OSError:
-            clocks = None
-    samples = []
-    n = 0
-    cpu0 = time.thread_time()
-    next_sample = time.perf_counter()
-    while not done.is_set():
-        n += 1
-        if clocks is not None and time.perf_counter() >= next_sample:
-            samples.append([time.clock_gettime(c) for c in clocks])
-            next_sample = time.perf_counter() + 0.0005
-    main_cpu = time.thread_time() - cpu0
-    release.set()
-    for th in threads:
-        th.join()
-    return dict(iterations=n, main_cpu=main_cpu, spans=spans, samples=samples,
-                clocks=clocks is not None)
-
-
-def _inside(sample, spans):
-    """True when every worker's CPU clock in ``sample`` is well inside its call (between 20%
-    and 80% of the CPU time the call took): all calls were computing at that instant."""
-    return all(a + 0.2 * (b - a) < c < a + 0.8 * (b - a) for c, (a, b) in zip(sample, spans))
-
-
-def _gil_released(r):
-    """The main thread ran Python while the kernel(s) computed:
-
-    * its CPU time over the watch is at least a quarter of the shortest call's CPU time (a
-      kernel holding the GIL would leave it only the calls' short Python prologues: a few
-      percent at most), and
-    * where other threads' CPU clocks are readable: at least one of its samples shows every
-      worker in the middle of its call, which it could not have taken with the GIL held by
-      any of them."""
-    shortest = min(b - a for a, b in r["spans"])
-    if r["main_cpu"] < 0.25 * shortest:
-        return False
-    return not r["clocks"] or any(_inside(s, r["spans"]) for s in r["samples"])
-
-
-def _summary(r):
-    return dict(iterations=r["iterations"], main_cpu=round(r["main_cpu"], 4),
-                call_cpu=[round(b - a, 4) for a, b in r["spans"]], samples=len(r["samples"]),
-                samples_inside=sum(_inside(s, r["spans"]) for s in r["samples"]))
 
 
 @pytest.mark.parametrize("name", list(LONG_CALLS))
@@ -213,12 +110,12 @@ def test_python_runs_while_a_kernel_runs(name, restore_threads):
     worker's CPU clock in the middle of the call. Up to 5 tries on a busy machine."""
     convext.set_num_threads(1)
     fn = LONG_CALLS[name]
-    x, w = _long_inputs(fn)
+    x, w = long_inputs(fn)
     tries = []
     for _ in range(5):
-        r = _watch(fn, x, w, workers=1)
-        tries.append(_summary(r))
-        if _gil_released(r):
+        r = watch(fn, x, w, workers=1)
+        tries.append(summary(r))
+        if gil_released(r):
             break
     else:
         pytest.fail(f"Python was frozen while {name} ran (GIL held?): {tries}")
@@ -231,12 +128,12 @@ def test_two_long_calls_overlap_in_time(restore_threads):
     wall-clock speed-up is asked for: on a shared machine it varies. Up to 5 tries."""
     convext.set_num_threads(1)
     fn = LONG_CALLS["conv2d"]
-    x, w = _long_inputs(fn)
+    x, w = long_inputs(fn)
     tries = []
     for _ in range(5):
-        r = _watch(fn, x, w, workers=2)
-        tries.append(_summary(r))
-        if _gil_released(r):
+        r = watch(fn, x, w, workers=2)
+        tries.append(summary(r))
+        if gil_released(r):
             break
     else:
         pytest.fail(f"the two calls did not run at the same time: {tries}")
