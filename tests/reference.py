@@ -1,9 +1,12 @@
 """Naive, obviously-correct float64 oracles, written independently of convext's kernels.
 
 Each follows the textbook definition with explicit loops over output positions and kernel taps
-(NumPy only for the innermost sums over the batch and channels), so it is slow and only meant
-for small shapes.
+(NumPy only for the innermost sums over the batch and channels), or over single elements (the
+activations and losses, with the math module), so it is slow and only meant for small shapes.
+NumPy only: these oracles need no PyTorch (the PyTorch comparisons are in tests/parity/).
 """
+import math
+
 import numpy as np
 
 
@@ -180,7 +183,7 @@ def _avg_windows(H, W, kernel_size, stride, padding, ceil_mode, count_include_pa
     for oh in range(OH):
         for ow in range(OW):
             r0, q0 = oh * sh - ph, ow * sw - pw
-            # window clipped to the padded input (its size is torch's count_include_pad divisor)
+            # window clipped to the padded input (its size is PyTorch's count_include_pad divisor)
             r1, q1 = min(r0 + kh, H + ph), min(q0 + kw, W + pw)
             rows = [r for r in range(r0, r1) if 0 <= r < H]
             cols = [q for q in range(q0, q1) if 0 <= q < W]
@@ -222,7 +225,354 @@ def avg_pool2d_backward(gy, input_shape, kernel_size, stride=None, padding=0, ce
 
 
 def lp_pool2d(x, p, kernel_size, stride=None, ceil_mode=False):
-    """torch's definition: (kH*kW * avg_pool2d(x**p)) ** (1/p), windows clipped like avg."""
+    """PyTorch's definition: (kH*kW * avg_pool2d(x**p)) ** (1/p), windows clipped like avg."""
     kh, kw = _pair(kernel_size)
     x = np.asarray(x, np.float64)
     return (avg_pool2d(x ** p, kernel_size, stride, 0, ceil_mode) * kh * kw) ** (1.0 / p)
+
+
+# ---------------------------------------------------------------------------------------------
+# activation oracles: the textbook formula applied to one element at a time (Python floats and
+# the math module, float64), written from PyTorch's documentation. Each backward takes the
+# forward's INPUT x and returns grad_out * d(forward)/dx.
+
+def _elementwise(fn, *arrays):
+    arrays = [np.asarray(a, np.float64) for a in arrays]
+    out = np.zeros(arrays[0].shape)
+    for i in np.ndindex(out.shape):
+        out[i] = fn(*(float(a[i]) for a in arrays))
+    return out
+
+
+def _sigmoid1(v):
+    if v >= 0:
+        return 1.0 / (1.0 + math.exp(-v))
+    e = math.exp(v)
+    return e / (1.0 + e)
+
+
+def relu(x):
+    return _elementwise(lambda v: 0.0 if v <= 0 else v, x)  # NaN stays NaN
+
+
+def relu_backward(g, x):
+    return _elementwise(lambda gv, v: 0.0 if v <= 0 else gv, g, x)  # NaN input passes grad
+
+
+def leaky_relu(x, negative_slope=0.01):
+    return _elementwise(lambda v: v if v > 0 else negative_slope * v, x)
+
+
+def leaky_relu_backward(g, x, negative_slope=0.01):
+    return _elementwise(lambda gv, v: gv if v > 0 else negative_slope * gv, g, x)
+
+
+def elu(x, alpha=1.0):
+    return _elementwise(lambda v: v if v > 0 else alpha * math.expm1(v), x)
+
+
+def elu_backward(g, x, alpha=1.0):
+    return _elementwise(lambda gv, v: gv * alpha * math.exp(v) if v <= 0 else gv, g, x)
+
+
+def sigmoid(x):
+    return _elementwise(_sigmoid1, x)
+
+
+def sigmoid_backward(g, x):
+    return _elementwise(lambda gv, v: gv * _sigmoid1(v) * (1.0 - _sigmoid1(v)), g, x)
+
+
+def tanh(x):
+    return _elementwise(math.tanh, x)
+
+
+def tanh_backward(g, x):
+    return _elementwise(lambda gv, v: gv * (1.0 - math.tanh(v) ** 2), g, x)
+
+
+def softplus(x, beta=1.0, threshold=20.0):
+    """log(1 + exp(beta*x)) / beta, and x itself where beta*x > threshold."""
+    def one(v):
+        b = beta * v
+        if b > threshold:
+            return v
+        # log(1 + e^b) = max(b, 0) + log1p(e^-|b|): no overflow for large b
+        return (max(b, 0.0) + math.log1p(math.exp(-abs(b)))) / beta
+    return _elementwise(one, x)
+
+
+def softplus_backward(g, x, beta=1.0, threshold=20.0):
+    return _elementwise(lambda gv, v: gv if beta * v > threshold else gv * _sigmoid1(beta * v),
+                        g, x)
+
+
+def _rows(fn, axis, *arrays):
+    """Apply fn(row, ...) -> row to every 1-d slice along ``axis``."""
+    arrays = [np.moveaxis(np.asarray(a, np.float64), axis, -1) for a in arrays]
+    out = np.zeros(arrays[0].shape)
+    for i in np.ndindex(out.shape[:-1]):
+        out[i] = fn(*([float(v) for v in a[i]] for a in arrays))
+    return np.moveaxis(out, -1, axis)
+
+
+def _log_sum_exp(row):
+    m = max(row)
+    return m + math.log(sum(math.exp(v - m) for v in row))
+
+
+def softmax(x, axis=-1):
+    def one(row):
+        m = max(row)
+        e = [math.exp(v - m) for v in row]
+        s = sum(e)
+        return [v / s for v in e]
+    return _rows(one, axis, x)
+
+
+def softmax_backward(g, x, axis=-1):
+    """dx_i = y_i * (g_i - sum_j g_j y_j), y = softmax(x)."""
+    def one(grow, row):
+        lse = _log_sum_exp(row)
+        y = [math.exp(v - lse) for v in row]
+        dot = sum(a * b for a, b in zip(grow, y))
+        return [yi * (gi - dot) for gi, yi in zip(grow, y)]
+    return _rows(one, axis, g, x)
+
+
+def log_softmax(x, axis=-1):
+    def one(row):
+        lse = _log_sum_exp(row)
+        return [v - lse for v in row]
+    return _rows(one, axis, x)
+
+
+def log_softmax_backward(g, x, axis=-1):
+    """dx_i = g_i - softmax(x)_i * sum_j g_j."""
+    def one(grow, row):
+        lse = _log_sum_exp(row)
+        total = sum(grow)
+        return [gi - math.exp(v - lse) * total for gi, v in zip(grow, row)]
+    return _rows(one, axis, g, x)
+
+
+# ---------------------------------------------------------------------------------------------
+# loss oracles: (loss, grad) with PyTorch's reductions ('mean' divides by the number of loss
+# terms); grad is the gradient of the SUM of the returned loss (a scalar for 'mean'/'sum').
+# Per-term losses and their derivatives are written out one element at a time.
+
+def _reduce(terms, dterms, reduction, n_terms):
+    """terms: per-term losses (array); dterms: d(sum of terms)/d(input)."""
+    if reduction == "none":
+        return terms, dterms
+    if reduction == "sum":
+        return terms.sum(), dterms
+    return terms.sum() / n_terms, dterms / n_terms
+
+
+def _sign(v):
+    return 0.0 if v == 0 else math.copysign(1.0, v)
+
+
+def _elementwise_loss(term, dterm, x, t, reduction):
+    x = np.asarray(x, np.float64)
+    terms = _elementwise(term, x, t)
+    return _reduce(terms, _elementwise(dterm, x, t), reduction, terms.size)
+
+
+def mse_loss(x, t, reduction="mean"):
+    return _elementwise_loss(lambda a, b: (a - b) ** 2, lambda a, b: 2 * (a - b), x, t,
+                             reduction)
+
+
+def msle_loss(x, t, reduction="mean"):
+    return _elementwise_loss(lambda a, b: (math.log1p(a) - math.log1p(b)) ** 2,
+                             lambda a, b: 2 * (math.log1p(a) - math.log1p(b)) / (1 + a),
+                             x, t, reduction)
+
+
+def l1_loss(x, t, reduction="mean"):
+    return _elementwise_loss(lambda a, b: abs(a - b), lambda a, b: _sign(a - b), x, t,
+                             reduction)
+
+
+def mape_loss(x, t, reduction="mean"):
+    """100 * |x - t| / max(|t|, 1e-7)."""
+    return _elementwise_loss(lambda a, b: 100 * abs(a - b) / max(abs(b), 1e-7),
+                             lambda a, b: 100 * _sign(a - b) / max(abs(b), 1e-7),
+                             x, t, reduction)
+
+
+def l2_loss(x, t, reduction="mean"):
+    """One term per sample: the sum of its squared errors over every non-batch axis."""
+    x = np.asarray(x, np.float64)
+    t = np.asarray(t, np.float64)
+    terms = np.zeros(x.shape[0])
+    grad = np.zeros(x.shape)
+    for n in range(x.shape[0]):
+        for i in np.ndindex(x.shape[1:]):
+            d = float(x[(n,) + i]) - float(t[(n,) + i])
+            terms[n] += d * d
+            grad[(n,) + i] = 2 * d
+    return _reduce(terms, grad, reduction, x.shape[0])
+
+
+def binary_cross_entropy(x, t, weight=None, reduction="mean"):
+    """-w * (t*log(x) + (1 - t)*log(1 - x)), each log clamped at -100; PyTorch's gradient
+    w * (x - t) / max(x*(1 - x), eps) with its eps = 1e-12f (a float32 constant, also used for
+    float64)."""
+    eps = float(np.float32(1e-12))
+    x = np.asarray(x, np.float64)
+    w = np.broadcast_to(np.ones(1) if weight is None else np.asarray(weight, np.float64),
+                        x.shape)
+
+    def log_c(v):
+        return -100.0 if v <= 0 else max(math.log(v), -100.0)
+
+    terms = _elementwise(lambda a, b, c: -c * (b * log_c(a) + (1 - b) * log_c(1 - a)), x, t, w)
+    grad = _elementwise(lambda a, b, c: c * (a - b) / max(a * (1 - a), eps), x, t, w)
+    return _reduce(terms, grad, reduction, terms.size)
+
+
+def binary_cross_entropy_with_logits(x, t, reduction="mean"):
+    """-(t*log(sigmoid(x)) + (1 - t)*log(1 - sigmoid(x))) = log(1 + e^x) - t*x."""
+    return _elementwise_loss(
+        lambda a, b: max(a, 0.0) + math.log1p(math.exp(-abs(a))) - b * a,
+        lambda a, b: _sigmoid1(a) - b, x, t, reduction)
+
+
+def cross_entropy(z, t, reduction="mean"):
+    """Class indices t (N,): -log_softmax(z)[n, t[n]]; probabilities t (N, C):
+    -sum_c t[n, c] * log_softmax(z)[n, c]."""
+    z = np.asarray(z, np.float64)
+    t = np.asarray(t)
+    N, C = z.shape
+    terms = np.zeros(N)
+    grad = np.zeros((N, C))
+    for n in range(N):
+        row = [float(v) for v in z[n]]
+        lse = _log_sum_exp(row)
+        p = [math.exp(v - lse) for v in row]
+        if t.ndim == 1:
+            k = int(t[n])
+            terms[n] = lse - row[k]
+            for c in range(C):
+                grad[n, c] = p[c] - (1.0 if c == k else 0.0)
+        else:
+            tn = [float(v) for v in t[n]]
+            terms[n] = -sum(tc * (v - lse) for tc, v in zip(tn, row))
+            for c in range(C):
+                grad[n, c] = p[c] * sum(tn) - tn[c]
+    return _reduce(terms, grad, reduction, N)
+
+
+def nll_loss(lp, t, reduction="mean"):
+    lp = np.asarray(lp, np.float64)
+    N = lp.shape[0]
+    terms = np.zeros(N)
+    grad = np.zeros(lp.shape)
+    for n in range(N):
+        k = int(t[n])
+        terms[n] = -lp[n, k]
+        grad[n, k] = -1.0
+    return _reduce(terms, grad, reduction, N)
+
+
+# ---------------------------------------------------------------------------------------------
+# optimizer oracle: PyTorch's documented update rules (the SGD, Adam and AdamW
+# algorithm boxes), float64, one parameter element at a time.
+
+class Optimizer:
+    """step(grads) updates the float64 copies of the parameters and returns them."""
+
+    def __init__(self, kind, params, lr, momentum=0.0, dampening=0.0, nesterov=False,
+                 betas=(0.9, 0.999), eps=1e-8, weight_decay=None, amsgrad=False):
+        self.kind = kind
+        self.params = [np.array(p, np.float64) for p in params]
+        self.lr, self.momentum, self.dampening, self.nesterov = lr, momentum, dampening, nesterov
+        self.b1, self.b2 = betas
+        self.eps, self.amsgrad = eps, amsgrad
+        self.wd = (0.01 if kind == "adamw" else 0.0) if weight_decay is None else weight_decay
+        self.t = 0
+        # per element: momentum buffer (SGD) or (m, v, vmax) (Adam)
+        self.state = [np.zeros(p.shape + (3,)) for p in self.params]
+
+    def step(self, grads):
+        self.t += 1
+        for p, st, g in zip(self.params, self.state, grads):
+            g = np.asarray(g, np.float64)
+            for i in np.ndindex(p.shape):
+                p[i] = self._one(float(p[i]), float(g[i]), st[i])
+        return self.params
+
+    def _one(self, p, g, st):
+        lr, wd, t = self.lr, self.wd, self.t
+        if self.kind == "sgd":
+            g = g + wd * p
+            if self.momentum:
+                st[0] = g if t == 1 else self.momentum * st[0] + (1 - self.dampening) * g
+                g = g + self.momentum * st[0] if self.nesterov else st[0]
+            return p - lr * g
+        if self.kind == "adamw":
+            p = p * (1 - lr * wd)
+        else:
+            g = g + wd * p
+        st[0] = self.b1 * st[0] + (1 - self.b1) * g
+        st[1] = self.b2 * st[1] + (1 - self.b2) * g * g
+        m_hat = st[0] / (1 - self.b1 ** t)
+        if self.amsgrad:
+            st[2] = max(st[2], st[1])
+            v_hat = st[2] / (1 - self.b2 ** t)
+        else:
+            v_hat = st[1] / (1 - self.b2 ** t)
+        return p - lr * m_hat / (math.sqrt(v_hat) + self.eps)
+
+
+# ---------------------------------------------------------------------------------------------
+# batch normalisation oracle (PyTorch's BatchNorm2d), one channel at a time with math.fsum
+
+def batch_norm2d_train(x, weight, bias, eps=1e-5):
+    """Training mode: (y, batch mean, biased variance, unbiased variance) per channel."""
+    x = np.asarray(x, np.float64)
+    N, C, H, W = x.shape
+    y = np.zeros(x.shape)
+    mean, var, uvar = np.zeros(C), np.zeros(C), np.zeros(C)
+    m = N * H * W
+    for c in range(C):
+        vals = [float(v) for v in x[:, c].ravel()]
+        mu = math.fsum(vals) / m
+        ss = math.fsum((v - mu) ** 2 for v in vals)
+        mean[c], var[c], uvar[c] = mu, ss / m, ss / (m - 1)
+        y[:, c] = (x[:, c] - mu) / math.sqrt(var[c] + eps) * weight[c] + bias[c]
+    return y, mean, var, uvar
+
+
+def batch_norm2d_eval(x, weight, bias, running_mean, running_var, eps=1e-5):
+    x = np.asarray(x, np.float64)
+    y = np.zeros(x.shape)
+    for c in range(x.shape[1]):
+        y[:, c] = ((x[:, c] - running_mean[c]) / math.sqrt(running_var[c] + eps) * weight[c]
+                   + bias[c])
+    return y
+
+
+def batch_norm2d_train_backward(g, x, weight, eps=1e-5):
+    """(dx, dweight, dbias) of training-mode batch normalisation:
+    dx = weight / std * (g - mean(g) - xhat * mean(g * xhat)) per channel."""
+    g = np.asarray(g, np.float64)
+    x = np.asarray(x, np.float64)
+    C = x.shape[1]
+    dx = np.zeros(x.shape)
+    dw, db = np.zeros(C), np.zeros(C)
+    for c in range(C):
+        xc, gc = x[:, c], g[:, c]
+        m = xc.size
+        mu = math.fsum(xc.ravel()) / m
+        std = math.sqrt(math.fsum(((xc - mu) ** 2).ravel()) / m + eps)
+        xhat = (xc - mu) / std
+        gmean = math.fsum(gc.ravel()) / m
+        gxmean = math.fsum((gc * xhat).ravel()) / m
+        dx[:, c] = weight[c] / std * (gc - gmean - xhat * gxmean)
+        dw[c] = math.fsum((gc * xhat).ravel())
+        db[c] = math.fsum(gc.ravel())
+    return dx, dw, db

@@ -272,7 +272,7 @@ def _generic(name, spec):
         if arg in spec.pos:
             bad.append((0, ValueError))
         if arg in spec.pairs:
-            # (a one-element tuple is valid, as in torch: it stands for (a, a))
+            # (a one-element tuple is valid, as in PyTorch: it stands for (a, a))
             bad += [((1, 1, 1), ValueError), ((), ValueError), ((1, -1), ValueError),
                     ((1, 1.5), TypeError), ((1, None), TypeError)]
             if arg in spec.pos:

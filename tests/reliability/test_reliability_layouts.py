@@ -3,15 +3,26 @@
 Each catalogued call is made once on C-contiguous inputs and once with EVERY array argument in
 another memory layout (the same values); the results must be bitwise identical.
 """
-import os
-import tempfile
+import itertools
+import shutil
 
 import numpy as np
 import pytest
 
 from test_reliability_catalog import CASES, assert_identical, case_id
 
-_TMP = tempfile.mkdtemp(prefix="convext-layouts-")
+_MEMMAP = {"dir": None, "count": itertools.count()}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _memmap_dir(tmp_path_factory):
+    """The memmap layout's files go to a pytest temporary directory, removed after the module
+    (where a file is still mapped and cannot be removed, pytest's own cleanup of old runs
+    does it later)."""
+    _MEMMAP["dir"] = tmp_path_factory.mktemp("memmap")
+    yield
+    shutil.rmtree(_MEMMAP["dir"], ignore_errors=True)
+    _MEMMAP["dir"] = None
 
 
 def _sliced(a):
@@ -54,14 +65,13 @@ def _memmap(a):
     """A read-only numpy memmap of a file."""
     if a.size == 0:
         return _readonly(a)
-    fd, path = tempfile.mkstemp(dir=_TMP)
-    os.close(fd)
+    path = _MEMMAP["dir"] / f"{next(_MEMMAP['count'])}.bin"
     a.tofile(path)
     return np.memmap(path, a.dtype, "r", shape=a.shape)
 
 
 def _channels_last(a):
-    """NHWC storage seen as NCHW (torch's channels_last); other ranks: Fortran order."""
+    """NHWC storage seen as NCHW (PyTorch's channels_last); other ranks: Fortran order."""
     if a.ndim != 4:
         return np.asfortranarray(a)
     return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)

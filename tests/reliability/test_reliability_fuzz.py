@@ -1,4 +1,5 @@
-"""A fixed-length run of the fuzz target tests/fuzz_convext.py (longer runs: by hand)."""
+"""A fixed-length run of the fuzz target tests/reliability/fuzz_convext.py (longer runs: by
+hand)."""
 import os
 
 import fuzz_convext

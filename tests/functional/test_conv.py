@@ -1,11 +1,12 @@
-"""conv2d and conv2d_backward against the naive oracle, finite differences and torch."""
+"""conv2d and conv2d_backward against the naive oracle and finite differences (the PyTorch
+comparisons: tests/parity/test_parity_conv.py)."""
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 import convext
 import reference as R
+from cases import NONFINITE_CONV, conv_cases
 from convext import conv2d, conv2d_backward, conv_output_size
 
 SETTINGS = settings(max_examples=120, deadline=None,
@@ -17,39 +18,6 @@ def f32_close(out, ref):
     assert out.dtype == np.float32
     scale = max(1.0, float(np.abs(ref).max(initial=0.0)))
     assert float(np.abs(out.astype(np.float64) - ref).max(initial=0.0)) <= 1e-5 * scale
-
-
-def _pad_total(p):
-    return p if isinstance(p, str) else (p if isinstance(p, tuple) else (p, p))
-
-
-@st.composite
-def conv_cases(draw, max_batch=3):
-    groups = draw(st.sampled_from([1, 1, 2, 3]))
-    depthwise = draw(st.booleans()) and groups > 1
-    cg = 1 if depthwise else draw(st.integers(1, 3))
-    fg = draw(st.integers(1, 3))
-    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    padding = draw(st.one_of(st.integers(0, 2), st.tuples(st.integers(0, 2), st.integers(0, 2)),
-                             st.sampled_from(["valid", "same"])))
-    if padding == "same":
-        stride = 1
-    else:
-        stride = draw(st.one_of(st.integers(1, 4), st.tuples(st.integers(1, 4),
-                                                               st.integers(1, 4))))
-    ph, pw = (0, 0) if padding in ("valid", "same") else _pad_total(padding)
-    min_h = max(1, dh * (kh - 1) + 1 - 2 * ph)
-    min_w = max(1, dw * (kw - 1) + 1 - 2 * pw)
-    H = draw(st.integers(min_h, min_h + 6))
-    W = draw(st.integers(min_w, min_w + 6))
-    N = draw(st.integers(0, max_batch))
-    seed = draw(st.integers(0, 2 ** 31))
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((N, cg * groups, H, W))
-    w = rng.standard_normal((fg * groups, cg, kh, kw))
-    b = rng.standard_normal(fg * groups) if draw(st.booleans()) else None
-    return x, w, b, dict(stride=stride, padding=padding, dilation=(dh, dw), groups=groups)
 
 
 # --------------------------------------------------------------------------------- forward
@@ -152,38 +120,6 @@ def test_gradients_by_central_differences(xs, ws, kw):
                      (gw, R.numerical_grad(lambda v: loss(x, v, b), w)),
                      (gb, R.numerical_grad(lambda v: loss(x, w, v), b))):
         np.testing.assert_allclose(got, num, atol=1e-5, rtol=1e-3)
-
-
-# ------------------------------------------------------------------------------- torch
-
-@settings(max_examples=60, deadline=None)
-@given(conv_cases(), st.sampled_from([np.float32, np.float64]))
-def test_matches_torch(case, dtype):
-    torch = pytest.importorskip("torch")
-    x, w, b, kw = case
-    x, w = x.astype(dtype), w.astype(dtype)
-    b = None if b is None else b.astype(dtype)
-    tx = torch.tensor(x, requires_grad=True)
-    tw = torch.tensor(w, requires_grad=True)
-    tb = None if b is None else torch.tensor(b, requires_grad=True)
-    import warnings
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch warns about 'same' with even kernels
-        ty = torch.nn.functional.conv2d(tx, tw, tb, kw["stride"], kw["padding"], kw["dilation"],
-                                        kw["groups"])
-    y = conv2d(x, w, b, **kw)
-    assert y.shape == tuple(ty.shape)
-    gy = np.random.default_rng(5).standard_normal(y.shape).astype(dtype)
-    if y.size:
-        ty.backward(torch.tensor(gy))
-    gx, gw, gb = conv2d_backward(gy, x, w, **kw)
-    tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(y, ty.detach().numpy(), **tol)
-    if y.size:
-        np.testing.assert_allclose(gx, tx.grad.numpy(), **tol)
-        np.testing.assert_allclose(gw, tw.grad.numpy(), **tol)
-        if tb is not None:
-            np.testing.assert_allclose(gb, tb.grad.numpy(), **tol)
 
 
 # ----------------------------------------------------------------------------- edge shapes
@@ -445,41 +381,7 @@ def test_grad_input_bitwise_identical_across_thread_counts(dtype, xs, ws):
             np.testing.assert_array_equal(a, b)
 
 
-def _torch_conv_all(x, w, gy, **kw):
-    torch = pytest.importorskip("torch")
-    tx = torch.tensor(x, requires_grad=True)
-    tw = torch.tensor(w, requires_grad=True)
-    ty = torch.nn.functional.conv2d(tx, tw, None, kw.get("stride", 1), kw.get("padding", 0),
-                                    kw.get("dilation", 1), kw.get("groups", 1))
-    ty.backward(torch.tensor(gy))
-    return ty.detach().numpy(), tx.grad.numpy(), tw.grad.numpy()
-
-
-NONFINITE = [  # inf in the input or the weight: NaN exactly where torch has NaN
-    ("x", (0, 0, 0, 4), (1, 1, 2, 5), (1, 1, 1, 3), {}),
-    ("w", (0, 0, 0, 0), (1, 1, 2, 5), (1, 1, 1, 3), {}),
-    ("w", (0, 0, 0, 0), (1, 1, 4, 4), (1, 1, 3, 3), dict(padding=1, stride=2)),
-    ("w", (1, 0, 0, 0), (1, 2, 4, 5), (2, 1, 3, 3), dict(padding=1, stride=2, groups=2)),
-    ("x", (0, 1, 2, 3), (1, 2, 5, 6), (2, 1, 3, 3), dict(padding=1, groups=2)),
-    ("w", (0, 0, 1, 1), (1, 3, 5, 5), (4, 3, 3, 3), dict(padding=1)),
-]
-
-
-@pytest.mark.parametrize("where, idx, xs, ws, kw", NONFINITE)
-def test_non_finite_values_propagate_like_torch(where, idx, xs, ws, kw):
-    x = np.ones(xs)
-    w = np.ones(ws)
-    (x if where == "x" else w)[idx] = np.inf
-    y = conv2d(x, w, **kw)
-    gy = np.ones(y.shape)
-    gx, gw, _ = conv2d_backward(gy, x, w, **kw)
-    ty, tgx, tgw = _torch_conv_all(x, w, gy, **kw)
-    for a, b in ((y, ty), (gx, tgx), (gw, tgw)):
-        np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
-        np.testing.assert_array_equal(a[~np.isnan(a)], b[~np.isnan(b)])
-
-
-def test_empty_height_or_no_filters_are_errors_like_torch():
+def test_empty_height_or_no_filters_are_errors():
     with pytest.raises(ValueError, match=r"x must have a non-empty height.*\(1, 1, 0, 3\)"):
         conv2d(np.ones((1, 1, 0, 3)), np.ones((1, 1, 1, 1)), padding=1)
     with pytest.raises(ValueError, match=r"weight must have at least one filter.*\(0, 2, 1, 1\)"):
@@ -564,16 +466,22 @@ def test_direct_route_is_the_same_for_every_thread_count(xs, ws, kw, dtype):
             np.testing.assert_array_equal(a, c)
 
 
-def test_direct_route_non_finite_like_torch():
-    for where in ("x", "w"):
-        x = np.ones((2, 3, 7, 9))
-        w = np.ones((5, 3, 3, 3))
-        (x if where == "x" else w)[(1, 2, 3, 8) if where == "x" else (2, 1, 0, 2)] = np.inf
-        kw = dict(padding=1)
-        y = conv2d(x, w, **kw)
-        gy = np.ones(y.shape)
-        gx, gw, _ = conv2d_backward(gy, x, w, **kw)
-        ty, tgx, tgw = _torch_conv_all(x, w, gy, **kw)
-        for a, b in ((y, ty), (gx, tgx), (gw, tgw)):
-            np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
-            np.testing.assert_array_equal(a[~np.isnan(a)], b[~np.isnan(b)])
+@pytest.mark.parametrize("where, idx, xs, ws, kw", NONFINITE_CONV + [
+    ("x", (1, 2, 3, 8), (2, 3, 7, 9), (5, 3, 3, 3), dict(padding=1)),  # the direct route
+    ("w", (2, 1, 0, 2), (2, 3, 7, 9), (5, 3, 3, 3), dict(padding=1)),
+])
+def test_non_finite_values_propagate_like_the_oracle(where, idx, xs, ws, kw):
+    """inf in the input or the weight: inf and NaN (inf * 0 at the zero padding) exactly where
+    the naive oracle has them, in the output and both gradients."""
+    x = np.ones(xs)
+    w = np.ones(ws)
+    (x if where == "x" else w)[idx] = np.inf
+    y = conv2d(x, w, **kw)
+    gy = np.ones(y.shape)
+    gx, gw, _ = conv2d_backward(gy, x, w, **kw)
+    with np.errstate(invalid="ignore"):
+        ry = R.conv2d(x, w, **kw)
+        rgx, rgw, _ = R.conv2d_grads(gy, x, w, **kw)
+    for a, b in ((y, ry), (gx, rgx), (gw, rgw)):
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+        np.testing.assert_array_equal(a[~np.isnan(a)], b[~np.isnan(b)])

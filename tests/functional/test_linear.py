@@ -1,4 +1,5 @@
-"""functional.linear / linear_backward against float64 NumPy, finite differences and torch."""
+"""functional.linear / linear_backward against float64 NumPy and finite differences (the PyTorch
+comparison: tests/parity/test_parity_linear.py)."""
 import numpy as np
 import pytest
 
@@ -42,21 +43,6 @@ def test_linear_gradients_by_central_differences():
                      (gw, R.numerical_grad(lambda v: float(np.sum(F.linear(x, v, b) * gy)), w)),
                      (gb, R.numerical_grad(lambda v: float(np.sum(F.linear(x, w, v) * gy)), b))):
         np.testing.assert_allclose(got, num, atol=1e-5, rtol=1e-3)
-
-
-def test_linear_matches_torch():
-    torch = pytest.importorskip("torch")
-    rng = np.random.default_rng(2)
-    x = rng.standard_normal((6, 11)).astype(np.float32)
-    w = rng.standard_normal((5, 11)).astype(np.float32)
-    b = rng.standard_normal(5).astype(np.float32)
-    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
-    ty = torch.nn.functional.linear(tx, tw, tb)
-    gy = rng.standard_normal(ty.shape).astype(np.float32)
-    ty.backward(torch.tensor(gy))
-    np.testing.assert_allclose(F.linear(x, w, b), ty.detach().numpy(), rtol=1e-5, atol=1e-5)
-    for a, t in zip(F.linear_backward(gy, x, w), (tx.grad, tw.grad, tb.grad)):
-        np.testing.assert_allclose(a, t.numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_linear_same_result_for_every_thread_count():

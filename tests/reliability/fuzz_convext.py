@@ -12,9 +12,9 @@ max/avg/Lp pools with their gradients. A call may only
 Anything else (another exception, a crash, a wrong value) is a failure. Run by hand for long
 sessions::
 
-    python tests/fuzz_convext.py --examples 20000 [--seed 1]
+    python tests/reliability/fuzz_convext.py --examples 20000 [--seed 1]
 
-The test suite runs a fixed number of examples (tests/test_reliability_fuzz.py).
+The test suite runs a fixed number of examples (tests/reliability/test_reliability_fuzz.py).
 """
 import argparse
 import os
@@ -25,7 +25,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# tests/reference.py, one directory up
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import reference as R  # noqa: E402
 
 import convext  # noqa: E402

@@ -17,12 +17,6 @@ KEYS = {"version", "python", "platform", "cython_version", "numpy_build_version"
 VERSION = re.compile(r"^\d+\.\d+(\.\d+)?")
 
 
-@pytest.fixture
-def restore_threads():
-    yield
-    convext.set_num_threads(None)
-
-
 def test_build_info_keys_and_runtime_values():
     info = convext.build_info()
     assert set(info) == KEYS

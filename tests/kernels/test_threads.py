@@ -20,12 +20,6 @@ needs_openmp = pytest.mark.skipif(not convext.openmp_enabled(),
                                   reason="convext was built without OpenMP")
 
 
-@pytest.fixture
-def restore_threads():
-    yield
-    convext.set_num_threads(None)
-
-
 def _run(code, **env):
     """Run python code in a fresh interpreter with extra environment variables; return stdout."""
     full_env = dict(os.environ)
@@ -97,7 +91,7 @@ def test_set_num_threads_overrides_omp_num_threads():
 
 # ---- threadpoolctl -------------------------------------------------------------------------
 
-# Run in a fresh interpreter that loads no other OpenMP runtime (torch ships its own).
+# Run in a fresh interpreter that loads no other OpenMP runtime (PyTorch ships its own).
 _THREADPOOLCTL_CODE = """
     import json
     import numpy as np

@@ -1,99 +1,14 @@
-"""Layers: torch.nn parity (names, shapes, init, outputs, gradients), gradchecks, state."""
+"""Layers: init, gradchecks, state, dropout, errors (PyTorch parity of names, shapes, outputs
+and gradients: tests/parity/test_parity_layers.py)."""
 import math
 
 import numpy as np
 import pytest
 
-import convext as cx
 from convext import layers as L
+import reference
+from cases import assert_close32, assert_close64, lenet
 from reference import numerical_grad
-
-
-def lenet(dtype=np.float32, rng=0):
-    return L.Sequential(
-        L.Conv2D(1, 6, 5, padding=2, dtype=dtype), L.ReLU(), L.MaxPool2D(2),
-        L.Conv2D(6, 16, 5, dtype=dtype), L.ReLU(), L.MaxPool2D(2), L.Flatten(),
-        L.Dense(400, 120, dtype=dtype), L.ReLU(), L.Dense(120, 84, dtype=dtype), L.ReLU(),
-        L.Dense(84, 10, dtype=dtype)).reset_parameters(rng)
-
-
-def torch_lenet(torch):
-    nn = torch.nn
-    return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                         nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
-                         nn.Linear(84, 10))
-
-
-def assert_close32(got, ref64):
-    ref64 = np.asarray(ref64, np.float64)
-    tol = 1e-5 * max(1.0, float(np.max(np.abs(ref64))))
-    assert got.shape == ref64.shape
-    assert float(np.max(np.abs(got.astype(np.float64) - ref64))) <= tol
-
-
-def assert_close64(got, ref):
-    ref = np.asarray(ref, np.float64)
-    assert got.dtype == np.float64 and got.shape == ref.shape
-    assert float(np.max(np.abs(got - ref))) <= 1e-10 * max(1.0, float(np.max(np.abs(ref))))
-
-
-# -- LeNet against torch.nn ---------------------------------------------------------------------
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_lenet_matches_torch(dtype):
-    """Same weights (a torch state_dict loads one to one): same output, loss, every parameter
-    gradient and weights after one SGD step (momentum, weight decay). The oracle is torch in
-    float64; convext float32 is held to float32 rounding, float64 to 1e-10."""
-    torch = pytest.importorskip("torch")
-    torch.manual_seed(0)
-    tm = torch_lenet(torch).double()
-    model = lenet(dtype)
-    assert list(model.state_dict()) == list(tm.state_dict())
-    model.load_state_dict({k: v.numpy() for k, v in tm.state_dict().items()})
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((16, 1, 28, 28))
-    y = rng.integers(0, 10, 16)
-    close = assert_close32 if dtype == np.float32 else assert_close64
-
-    topt = torch.optim.SGD(tm.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-3)
-    tx = torch.from_numpy(x)
-    tout = tm(tx)
-    tloss = torch.nn.functional.cross_entropy(tout, torch.from_numpy(y))
-    topt.zero_grad()
-    tloss.backward()
-
-    opt = cx.optim.SGD(model, lr=0.05, momentum=0.9, weight_decay=1e-3)
-    out = model(x.astype(dtype))
-    assert out.dtype == dtype
-    close(out, tout.detach().numpy())
-    loss, g = cx.losses.CrossEntropyLoss()(out, y)
-    close(np.array(loss), tloss.detach().numpy())
-    opt.zero_grad()
-    assert model.backward(g, input_grad=False) is None
-    tgrads = {k: p.grad.numpy() for k, p in tm.named_parameters()}
-    grads = model.grads()
-    assert list(grads) == list(tgrads)
-    for k in tgrads:
-        close(grads[k], tgrads[k])
-    topt.step()
-    opt.step()
-    for k, v in tm.state_dict().items():
-        close(model.state_dict()[k], v.numpy())
-
-
-def test_input_gradient_matches_torch():
-    torch = pytest.importorskip("torch")
-    torch.manual_seed(3)
-    tm = torch_lenet(torch).double()
-    model = lenet(np.float64)
-    model.load_state_dict({k: v.numpy() for k, v in tm.state_dict().items()})
-    x = np.random.default_rng(2).standard_normal((3, 1, 28, 28))
-    tx = torch.from_numpy(x).requires_grad_()
-    tm(tx).square().sum().backward()
-    out = model(x)
-    gx = model.backward(2 * out)
-    assert_close64(gx, tx.grad.numpy())
 
 
 # -- initialisation -----------------------------------------------------------------------------
@@ -101,7 +16,7 @@ def test_input_gradient_matches_torch():
 @pytest.mark.parametrize("make, fan_in", [(lambda r: L.Conv2D(8, 32, 3, rng=r), 72),
                                           (lambda r: L.Conv2D(8, 32, (3, 2), groups=4, rng=r), 12),
                                           (lambda r: L.Dense(50, 200, rng=r), 50)])
-def test_default_init_is_torchs(make, fan_in):
+def test_default_init_is_kaiming_uniform(make, fan_in):
     """kaiming_uniform(a=sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the weight, the same
     bound for the bias; reproducible from the generator."""
     layer = make(np.random.default_rng(5))
@@ -116,23 +31,6 @@ def test_default_init_is_torchs(make, fan_in):
     np.testing.assert_array_equal(again.parameters()["bias"], b)
     other = make(np.random.default_rng(6))
     assert not np.array_equal(other.parameters()["weight"], w)
-
-
-def test_parameter_shapes_match_torch():
-    torch = pytest.importorskip("torch")
-    nn = torch.nn
-    pairs = [(L.Conv2D(4, 6, (3, 2), groups=2, bias=False), nn.Conv2d(4, 6, (3, 2), groups=2,
-                                                                     bias=False)),
-             (L.Dense(7, 3), nn.Linear(7, 3)),
-             (L.BatchNorm2D(5), nn.BatchNorm2d(5))]
-    for ours, theirs in pairs:
-        sd = theirs.state_dict()
-        assert {k: v.shape for k, v in ours.state_dict().items()} == \
-            {k: tuple(v.shape) for k, v in sd.items()}
-        ours.load_state_dict({k: v.numpy() for k, v in sd.items()})
-    bn = L.BatchNorm2D(5)
-    np.testing.assert_array_equal(bn.parameters()["weight"], np.ones(5, np.float32))
-    np.testing.assert_array_equal(bn.parameters()["bias"], np.zeros(5, np.float32))
 
 
 def test_sequential_reset_is_reproducible():
@@ -194,90 +92,48 @@ def test_gradcheck_sequential():
     _check_layer_grads(model, rng.standard_normal((2, 2, 5, 4)))
 
 
-# -- BatchNorm2D against torch ------------------------------------------------------------------
+# -- BatchNorm2D ---------------------------------------------------------------------------------
 
-def test_batchnorm_matches_torch():
-    torch = pytest.importorskip("torch")
+def test_batchnorm_matches_reference():
+    """Three training steps (output, input and parameter gradients, running statistics with
+    momentum 0.2 and the unbiased variance), then eval mode on the running statistics."""
     rng = np.random.default_rng(4)
-    tb = torch.nn.BatchNorm2d(3, momentum=0.2).double()
     bn = L.BatchNorm2D(3, momentum=0.2, dtype=np.float64)
     w, b = rng.standard_normal(3), rng.standard_normal(3)
-    with torch.no_grad():
-        tb.weight.copy_(torch.from_numpy(w))
-        tb.bias.copy_(torch.from_numpy(b))
-    bn.load_state_dict({k: v.numpy() for k, v in tb.state_dict().items()})
+    bn.load_state_dict(dict(bn.state_dict(), weight=w, bias=b))
+    run_mean, run_var = np.zeros(3), np.ones(3)
     for step in range(3):
         x = rng.standard_normal((4, 3, 5, 6)) * (step + 1) + step
         g = rng.standard_normal(x.shape)
-        tx = torch.from_numpy(x).requires_grad_()
-        ty = tb(tx)
-        ty.backward(torch.from_numpy(g))
+        y, mean, _, uvar = reference.batch_norm2d_train(x, w, b)
+        gx, gw, gb = reference.batch_norm2d_train_backward(g, x, w)
         bn.zero_grad()
-        assert_close64(bn(x), ty.detach().numpy())
-        assert_close64(bn.backward(g), tx.grad.numpy())
-        assert_close64(bn.grads()["weight"], tb.weight.grad.numpy())
-        assert_close64(bn.grads()["bias"], tb.bias.grad.numpy())
-        tb.zero_grad()
+        assert_close64(bn(x), y)
+        assert_close64(bn.backward(g), gx)
+        assert_close64(bn.grads()["weight"], gw)
+        assert_close64(bn.grads()["bias"], gb)
+        run_mean = 0.8 * run_mean + 0.2 * mean
+        run_var = 0.8 * run_var + 0.2 * uvar
     sd = bn.state_dict()
-    for k, v in tb.state_dict().items():
-        np.testing.assert_allclose(sd[k], v.numpy(), rtol=1e-12, atol=0)
+    np.testing.assert_allclose(sd["running_mean"], run_mean, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(sd["running_var"], run_var, rtol=1e-12, atol=0)
     assert sd["num_batches_tracked"].dtype == np.int64 and sd["num_batches_tracked"] == 3
-    tb.eval()
     bn.eval()
     x = rng.standard_normal((2, 3, 4, 4))
-    assert_close64(bn(x), tb(torch.from_numpy(x)).detach().numpy())
-    before = bn.state_dict()["running_mean"]
-    bn(x)
-    np.testing.assert_array_equal(bn.state_dict()["running_mean"], before)
+    assert_close64(bn(x), reference.batch_norm2d_eval(x, w, b, run_mean, run_var))
+    x32 = (rng.standard_normal((8, 4, 6, 6)) * 3 + 2).astype(np.float32)
+    assert_close32(L.BatchNorm2D(4)(x32), reference.batch_norm2d_train(x32, np.ones(4),
+                                                                       np.zeros(4))[0])
 
 
-def test_batchnorm_float32_and_errors():
-    torch = pytest.importorskip("torch")
-    x = np.random.default_rng(5).standard_normal((8, 4, 6, 6)).astype(np.float32) * 3 + 2
+def test_batchnorm_errors():
     bn = L.BatchNorm2D(4)
-    tb = torch.nn.BatchNorm2d(4).double()
-    assert_close32(bn(x), tb(torch.from_numpy(x.astype(np.float64))).detach().numpy())
     with pytest.raises(ValueError, match="more than 1 value"):
         L.BatchNorm2D(4)(np.ones((1, 4, 1, 1), np.float32))
     with pytest.raises(ValueError, match=r"\(N, 4, H, W\)"):
         bn(np.ones((2, 3, 4, 4), np.float32))
     with pytest.raises(TypeError, match="dtype"):
         bn(np.ones((2, 4, 4, 4)))
-
-
-# -- activations and pooling as layers (torch as the oracle) --------------------------------------
-
-def _torch_layer_cases(torch):
-    nn = torch.nn
-    return [
-        (L.ReLU(), nn.ReLU()), (L.LeakyReLU(0.2), nn.LeakyReLU(0.2)), (L.ELU(0.7), nn.ELU(0.7)),
-        (L.Sigmoid(), nn.Sigmoid()), (L.Tanh(), nn.Tanh()), (L.Softmax(1), nn.Softmax(1)),
-        (L.LogSoftmax(1), nn.LogSoftmax(1)),
-        (L.MaxPool2D(3, 2, 1), nn.MaxPool2d(3, 2, 1)),
-        (L.MaxPool2D((2, 3), ceil_mode=True), nn.MaxPool2d((2, 3), ceil_mode=True)),
-        (L.AvgPool2D(3, 2, 1, count_include_pad=False),
-         nn.AvgPool2d(3, 2, 1, count_include_pad=False)),
-        (L.LPPool2D(2, 2), nn.LPPool2d(2, 2)),
-        (L.GlobalAvgPool2D(), nn.AdaptiveAvgPool2d(1)),
-        (L.Flatten(), nn.Flatten()),
-    ]
-
-
-def test_stateless_layers_match_torch():
-    torch = pytest.importorskip("torch")
-    rng = np.random.default_rng(6)
-    for ours, theirs in _torch_layer_cases(torch):
-        x = rng.standard_normal((2, 3, 7, 8))
-        if isinstance(ours, L.LPPool2D):
-            x = np.abs(x) + 0.1
-        tx = torch.from_numpy(x).requires_grad_()
-        ty = theirs(tx)
-        g = rng.standard_normal(tuple(ty.shape))
-        ty.backward(torch.from_numpy(g))
-        y = ours(x)
-        assert_close64(y, ty.detach().numpy())
-        assert_close64(ours.backward(g), tx.grad.numpy())
-        assert ours.parameters() == {} and ours.state_dict() == {}
 
 
 # -- Dropout -----------------------------------------------------------------------------------
@@ -303,23 +159,6 @@ def test_dropout():
 
 
 # -- Sequential, state, repr, errors -----------------------------------------------------------
-
-def test_state_dict_keys_like_torch_with_batchnorm():
-    torch = pytest.importorskip("torch")
-    nn = torch.nn
-    tm = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
-                       nn.Linear(4 * 6 * 6, 3))
-    model = L.Sequential(L.Conv2D(1, 4, 3), L.BatchNorm2D(4), L.ReLU(), L.Flatten(),
-                         L.Dense(4 * 6 * 6, 3))
-    assert list(model.state_dict()) == list(tm.state_dict())
-    assert list(model.parameters()) == [k for k, _ in tm.named_parameters()]
-    model.load_state_dict({k: v.numpy() for k, v in tm.state_dict().items()})
-    x = np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32)
-    tm.eval()
-    model.eval()
-    assert_close32(model(x), tm(torch.from_numpy(x).double() if False else torch.from_numpy(x))
-                   .detach().numpy().astype(np.float64))
-
 
 def test_load_state_dict_checks_and_writes_in_place():
     model = lenet()

@@ -1,0 +1,80 @@
+"""conv2d and conv2d_backward against torch (values, gradients, non-finite propagation)."""
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cases import NONFINITE_CONV as NONFINITE
+from cases import conv_cases
+from convext import conv2d, conv2d_backward
+
+torch = pytest.importorskip("torch")
+
+
+@settings(max_examples=60, deadline=None)
+@given(conv_cases(), st.sampled_from([np.float32, np.float64]))
+def test_matches_torch(case, dtype):
+    x, w, b, kw = case
+    x, w = x.astype(dtype), w.astype(dtype)
+    b = None if b is None else b.astype(dtype)
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(w, requires_grad=True)
+    tb = None if b is None else torch.tensor(b, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns about 'same' with even kernels
+        ty = torch.nn.functional.conv2d(tx, tw, tb, kw["stride"], kw["padding"], kw["dilation"],
+                                        kw["groups"])
+    y = conv2d(x, w, b, **kw)
+    assert y.shape == tuple(ty.shape)
+    gy = np.random.default_rng(5).standard_normal(y.shape).astype(dtype)
+    if y.size:
+        ty.backward(torch.tensor(gy))
+    gx, gw, gb = conv2d_backward(gy, x, w, **kw)
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(y, ty.detach().numpy(), **tol)
+    if y.size:
+        np.testing.assert_allclose(gx, tx.grad.numpy(), **tol)
+        np.testing.assert_allclose(gw, tw.grad.numpy(), **tol)
+        if tb is not None:
+            np.testing.assert_allclose(gb, tb.grad.numpy(), **tol)
+
+
+def _torch_conv_all(x, w, gy, **kw):
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(w, requires_grad=True)
+    ty = torch.nn.functional.conv2d(tx, tw, None, kw.get("stride", 1), kw.get("padding", 0),
+                                    kw.get("dilation", 1), kw.get("groups", 1))
+    ty.backward(torch.tensor(gy))
+    return ty.detach().numpy(), tx.grad.numpy(), tw.grad.numpy()
+
+
+
+@pytest.mark.parametrize("where, idx, xs, ws, kw", NONFINITE)
+def test_non_finite_values_propagate_like_torch(where, idx, xs, ws, kw):
+    x = np.ones(xs)
+    w = np.ones(ws)
+    (x if where == "x" else w)[idx] = np.inf
+    y = conv2d(x, w, **kw)
+    gy = np.ones(y.shape)
+    gx, gw, _ = conv2d_backward(gy, x, w, **kw)
+    ty, tgx, tgw = _torch_conv_all(x, w, gy, **kw)
+    for a, b in ((y, ty), (gx, tgx), (gw, tgw)):
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+        np.testing.assert_array_equal(a[~np.isnan(a)], b[~np.isnan(b)])
+
+
+def test_direct_route_non_finite_like_torch():
+    for where in ("x", "w"):
+        x = np.ones((2, 3, 7, 9))
+        w = np.ones((5, 3, 3, 3))
+        (x if where == "x" else w)[(1, 2, 3, 8) if where == "x" else (2, 1, 0, 2)] = np.inf
+        kw = dict(padding=1)
+        y = conv2d(x, w, **kw)
+        gy = np.ones(y.shape)
+        gx, gw, _ = conv2d_backward(gy, x, w, **kw)
+        ty, tgx, tgw = _torch_conv_all(x, w, gy, **kw)
+        for a, b in ((y, ty), (gx, tgx), (gw, tgw)):
+            np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+            np.testing.assert_array_equal(a[~np.isnan(a)], b[~np.isnan(b)])
