@@ -31,12 +31,6 @@ needs_openmp = pytest.mark.skipif(not convext.openmp_enabled(),
 needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")
 
 
-@pytest.fixture
-def restore_threads():
-    yield
-    convext.set_num_threads(None)
-
-
 def _run(code, timeout=60, **env):
     """Run python code in a fresh interpreter (no inherited OMP_NUM_THREADS); return the
     completed process. A hang fails the test through the timeout."""
