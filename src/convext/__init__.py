@@ -32,6 +32,7 @@ from .layers import (
     Tanh,
 )
 from .serialization import load, save
+from .state_dict import read_state_dict
 from .training import evaluate, fit, predict
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "optim",
     "load",
     "save",
+    "read_state_dict",
     "fit",
     "evaluate",
     "predict",
