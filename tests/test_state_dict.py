@@ -100,12 +100,12 @@ def test_views_strides_offsets_and_shared_storage(tmp_path):
     s = storage_ref("DoubleStorage", "0", 60)
     pairs = [
         # the storage reference is memoised and reused (BINPUT/BINGET), as torch does
-        ("t", torch_tensor(s + put(200), 0, (12, 4), (1, 12))),            # x.T
-        ("row", torch_tensor(get(200), 13, (11,), (1,))),                  # base[13:24]
-        ("every3", torch_tensor(get(200), 2, (3, 5), (20, 3))),            # strided window
-        ("expanded", torch_tensor(get(200), 7, (3, 4), (0, 1))),           # stride 0
-        ("scalar", torch_tensor(get(200), 59, (), ())),
-        ("empty", torch_tensor(get(200), 60, (0, 5), (5, 1))),
+        ("t", torch_tensor(s + put(3), 0, (12, 4), (1, 12))),            # x.T
+        ("row", torch_tensor(get(3), 13, (11,), (1,))),                  # base[13:24]
+        ("every3", torch_tensor(get(3), 2, (3, 5), (20, 3))),            # strided window
+        ("expanded", torch_tensor(get(3), 7, (3, 4), (0, 1))),           # stride 0
+        ("scalar", torch_tensor(get(3), 59, (), ())),
+        ("empty", torch_tensor(get(3), 60, (0, 5), (5, 1))),
     ]
     path = write_torch_zip(tmp_path / "m.pth", state_dict_pickle(pairs),
                            {"0": base.tobytes()})
@@ -260,6 +260,14 @@ def test_huge_declared_bytes_in_pickle_refused_without_allocating(tmp_path):
         read_state_dict(_pickle_file(tmp_path, data))
 
 
+@pytest.mark.parametrize("memo_op", [b"r" + struct.pack("<I", 2**28), b"p268435456\n"])
+def test_huge_memo_index_refused(tmp_path, memo_op):
+    # LONG_BINPUT / PUT with index 2**28: the C unpickler would grow its memo table to it
+    data = PROTO2 + prim(1) + memo_op + b"0" + ordered_dict([]) + STOP
+    with pytest.raises(ValueError, match="memo index 268435456"):
+        read_state_dict(_pickle_file(tmp_path, data))
+
+
 @pytest.mark.parametrize("payload,match", [
     (PROTO2 + prim([1, 2]) + STOP, "not a state_dict"),
     (PROTO2 + ordered_dict([("epoch", prim(3))]) + STOP, "'epoch' is a int"),
@@ -339,8 +347,8 @@ def test_storage_key_cannot_escape_the_archive(tmp_path):
 def test_many_views_of_one_storage_bounded(tmp_path):
     # 1 MB storage, 2000 tensors each viewing all of it through the memo: 2 GB if allowed
     n = 2**18
-    s = storage_ref("FloatStorage", "0", n) + put(201)
-    pairs = [(f"t{i}", torch_tensor(s if i == 0 else get(201), 0, (n,), (1,)))
+    s = storage_ref("FloatStorage", "0", n) + put(3)
+    pairs = [(f"t{i}", torch_tensor(s if i == 0 else get(3), 0, (n,), (1,)))
              for i in range(2000)]
     path = _pickle_file(tmp_path, state_dict_pickle(pairs), {"0": b"\0" * (4 * n)})
     with pytest.raises(ValueError, match="more than the file's size allows"):

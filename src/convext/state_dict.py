@@ -422,11 +422,14 @@ class _StateDictUnpickler(pickle.Unpickler):
 
 
 def _prescan(data):
-    """Walk the pickle's opcodes once: a truncated pickle or an argument longer than the data
-    fails here, before the C unpickler could allocate the declared length."""
+    """Walk the pickle's opcodes once, before unpickling: a truncated pickle or an argument
+    longer than the data fails here (the C unpickler would first allocate the declared length),
+    and so does a memo index beyond the number of opcodes (the C unpickler grows its memo
+    table to the index: one small opcode could make it allocate and clear gigabytes)."""
     try:
-        for _ in pickletools.genops(data):
-            pass
+        for count, (op, arg, _) in enumerate(pickletools.genops(data)):
+            if op.name in ("PUT", "BINPUT", "LONG_BINPUT") and not 0 <= int(arg) <= count:
+                raise ValueError(f"memo index {arg} at opcode {count}")
     except (ValueError, EOFError) as e:
         raise ValueError(f"its pickle is malformed or truncated ({e})") from None
 
