@@ -66,6 +66,15 @@ def test_models_in_every_dtype(tmp_path):
         assert entry["arrays"]["features.1.num_batches_tracked"].dtype == np.int64
 
 
+@pytest.mark.parametrize("protocol", [4, 5])
+def test_newer_pickle_protocols(tmp_path, protocol):
+    # protocols 4 and 5 name globals with STACK_GLOBAL and frame the stream
+    sd = _trained_model(torch.float64).state_dict()
+    path = tmp_path / "p.pth"
+    torch.save(sd, path, pickle_protocol=protocol)
+    _check(read_without_torch(tmp_path, path)[str(path)], sd)
+
+
 def test_views_shared_storages_and_odd_tensors(tmp_path):
     torch.manual_seed(1)
     base = torch.randn(6, 10, dtype=torch.float64)

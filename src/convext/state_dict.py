@@ -31,6 +31,7 @@ import math
 import os
 import pickle
 import pickletools
+import stat
 import struct
 import sys
 import warnings
@@ -114,7 +115,10 @@ def read_state_dict(path):
     path = os.fspath(path)
     what = repr(path)
     try:
-        size = os.path.getsize(path)
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError("it is not a regular file")
+        size = st.st_size
         with open(path, "rb") as f:
             head = f.read(16)
         if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
@@ -130,7 +134,7 @@ def read_state_dict(path):
         else:
             raise ValueError("it is neither a PyTorch zip file (torch.save), a .safetensors "
                              f"file nor a convext .npz file (it starts with {head[:8]!r})")
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
+    except (FileNotFoundError, PermissionError):
         raise
     except ValueError as e:
         raise ValueError(f"cannot read a state_dict from {what}: {e}") from None
