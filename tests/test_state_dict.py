@@ -16,8 +16,8 @@ import convext as cx
 from convext import layers as L
 from convext.state_dict import read_state_dict
 
-from state_dict_files import (BUILD, EMPTY_DICT, PROTO2, STOP, bfloat16_bits, call, get,
-                              glob, ordered_dict, prim, put, read_without_torch,
+from state_dict_files import (BUILD, EMPTY_DICT, EMPTY_TUPLE, PROTO2, STOP, bfloat16_bits,
+                              call, get, glob, ordered_dict, prim, put, read_without_torch,
                               state_dict_pickle, storage_ref, torch_tensor, tup,
                               write_safetensors, write_torch_zip)
 
@@ -268,6 +268,14 @@ def test_huge_memo_index_refused(tmp_path, memo_op):
         read_state_dict(_pickle_file(tmp_path, data))
 
 
+def test_too_many_opcodes_refused(tmp_path, monkeypatch):
+    from convext import state_dict as sd_module
+    monkeypatch.setattr(sd_module, "_MAX_PICKLE_OPCODES", 1000)
+    data = PROTO2 + b"]" * 2000 + b"0" * 1999 + STOP  # 2000 empty lists: no data, many objects
+    with pytest.raises(ValueError, match="more than 1000 opcodes"):
+        read_state_dict(_pickle_file(tmp_path, data))
+
+
 @pytest.mark.parametrize("payload,match", [
     (PROTO2 + prim([1, 2]) + STOP, "not a state_dict"),
     (PROTO2 + ordered_dict([("epoch", prim(3))]) + STOP, "'epoch' is a int"),
@@ -431,6 +439,15 @@ def test_truncated_torch_file(tmp_path):
         path.write_bytes(data[:cut])
         with pytest.raises(ValueError, match="cannot read a state_dict"):
             read_state_dict(path)
+
+
+def test_torchscript_archive_refused(tmp_path):
+    path = write_torch_zip(tmp_path / "m.pt", state_dict_pickle([]), {})
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.writestr("archive/code/__torch__/m.py", "def forward(self, x): ...")
+        zf.writestr("archive/constants.pkl", PROTO2 + EMPTY_TUPLE + STOP)
+    with pytest.raises(ValueError, match="TorchScript"):
+        read_state_dict(path)
 
 
 def test_zip_with_other_members_or_empty(tmp_path):

@@ -138,3 +138,11 @@ def test_whole_model_pickle_refused(tmp_path):
     torch.save(_trained_model(torch.float32), path)
     entry = read_without_torch(tmp_path, path)[str(path)]
     assert "names the global" in entry["error"]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit is deprecated in torch 2.x
+def test_torchscript_refused(tmp_path):
+    path = tmp_path / "scripted.pt"
+    torch.jit.save(torch.jit.script(_trained_model(torch.float32).eval()), str(path))
+    entry = read_without_torch(tmp_path, path)[str(path)]
+    assert "TorchScript" in entry["error"]

@@ -50,6 +50,7 @@ _DEFLATE_MAX_RATIO = 1100                  # deflate cannot compress better than
 _OUTPUT_SLACK = 64 * 2**20                 # arrays returned may take this much ...
 _OUTPUT_FACTOR = 4                         # ... plus this many times the file size
 _MAX_NDIM = 64                             # numpy's limit
+_MAX_PICKLE_OPCODES = 2**21                # ~70,000 tensors; objects the pickle can create
 
 _LEGACY_TORCH_MAGIC = 0x1950a86a20f9469cfc6c
 
@@ -432,6 +433,9 @@ def _prescan(data):
     table to the index: one small opcode could make it allocate and clear gigabytes)."""
     try:
         for count, (op, arg, _) in enumerate(pickletools.genops(data)):
+            if count >= _MAX_PICKLE_OPCODES:
+                raise ValueError(f"more than {_MAX_PICKLE_OPCODES} opcodes (a state_dict "
+                                 f"takes about 30 per tensor)")
             if op.name in ("PUT", "BINPUT", "LONG_BINPUT") and not 0 <= int(arg) <= count:
                 raise ValueError(f"memo index {arg} at opcode {count}")
     except (ValueError, EOFError) as e:
@@ -440,6 +444,10 @@ def _prescan(data):
 
 def _read_torch_zip(zf, pkl_info, unzip, output):
     prefix = pkl_info.filename[:-len("data.pkl")]
+    names = set(zf.namelist())
+    if prefix + "constants.pkl" in names or any(n.startswith(prefix + "code/") for n in names):
+        raise ValueError("it is a TorchScript archive (torch.jit.save), which holds code; "
+                         "save the weights with torch.save(model.state_dict(), path)")
     big_endian = False
     try:
         order_info = zf.getinfo(prefix + "byteorder")
