@@ -464,10 +464,77 @@ def test_zip_with_other_members_or_empty(tmp_path):
 
 # --------------------------------------------------------------------- detection, bad paths
 
-def test_legacy_torch_format_refused_with_advice(tmp_path):
-    path = tmp_path / "old.pth"
-    path.write_bytes(pickle.dumps(0x1950a86a20f9469cfc6c, protocol=2) + b"rest")
-    with pytest.raises(ValueError, match=r"legacy format.*torch >= 1\.6"):
+def _legacy_file(path, main_pickle, storages, keys=None, little=True):
+    """torch's legacy format: magic, version, sys_info, the state_dict, the sorted storage
+    keys, then each storage as an int64 element count and its bytes."""
+    order = "<" if little else ">"
+    parts = [pickle.dumps(0x1950a86a20f9469cfc6c, protocol=2), pickle.dumps(1001, protocol=2),
+             pickle.dumps({"protocol_version": 1001, "little_endian": little,
+                           "type_sizes": {"short": 2, "int": 4, "long": 4}}, protocol=2),
+             main_pickle,
+             pickle.dumps(sorted(storages) if keys is None else keys, protocol=2)]
+    for key in sorted(storages):
+        a = storages[key]
+        parts.append(np.array([a.size], dtype=order + "i8").tobytes()
+                     + a.astype(a.dtype.newbyteorder(order)).tobytes())
+    path.write_bytes(b"".join(parts))
+    return path
+
+
+def _legacy_pair(key, stype, skey, numel, offset, size, stride):
+    ref = tup(prim("storage"), glob("torch", stype), prim(skey), prim("cpu"), prim(numel),
+              b"N") + b"Q"
+    return key, torch_tensor(ref, offset, size, stride)
+
+
+@pytest.mark.parametrize("little", [True, False])
+def test_legacy_torch_format(tmp_path, little):
+    w = RNG.standard_normal((3, 4)).astype(np.float32)
+    n = np.array([7], dtype=np.int64)
+    h = RNG.standard_normal(5).astype(np.float16)
+    main = state_dict_pickle([
+        _legacy_pair("w", "FloatStorage", "140", 12, 0, (4, 3), (1, 4)),
+        _legacy_pair("n", "LongStorage", "7", 1, 0, (), ()),
+        _legacy_pair("h", "HalfStorage", "99", 5, 1, (2,), (2,)),
+        _legacy_pair("w_row", "FloatStorage", "140", 12, 4, (4,), (1,)),
+    ])
+    path = _legacy_file(tmp_path / "old.pth", main, {"140": w.ravel(), "7": n, "99": h},
+                        little=little)
+    with pytest.warns(UserWarning, match="1 float16"):
+        got = read_state_dict(path)
+    _assert_same(got, {"w": w.T, "n": np.array(7), "h": h[1::2].astype(np.float32),
+                       "w_row": w[1]})
+
+
+def test_legacy_torch_format_malformed(tmp_path):
+    w = np.arange(4, dtype=np.float32)
+    main = state_dict_pickle([_legacy_pair("w", "FloatStorage", "1", 4, 0, (4,), (1,))])
+    path = _legacy_file(tmp_path / "old.pth", main, {"1": w})
+    data = path.read_bytes()
+    for cut, match in ((len(data) - 3, "truncated"), (len(data) - 16, "truncated"),
+                       (len(data) - 20, "missing"), (60, "malformed or truncated")):
+        path.write_bytes(data[:cut])
+        with pytest.raises(ValueError, match=match):
+            read_state_dict(path)
+    _legacy_file(path, main, {"1": w}, keys=["1", "2"])
+    with pytest.raises(ValueError, match="storage keys does not match"):
+        read_state_dict(path)
+    _legacy_file(path, main, {"1": w[:3]})
+    with pytest.raises(ValueError, match="holds 3 elements, its reference says 4"):
+        read_state_dict(path)
+    evil = state_dict_pickle([("w", call(glob("os", "system"), prim("echo pwned")))])
+    _legacy_file(path, evil, {})
+    with pytest.raises(ValueError, match=r"'os\.system'"):
+        read_state_dict(path)
+    path.write_bytes(pickle.dumps(0x1950a86a20f9469cfc6c, protocol=2)
+                     + pickle.dumps(1001, protocol=2) + pickle.dumps(_Evil("x"), protocol=2))
+    with pytest.raises(ValueError, match="only plain data"):
+        read_state_dict(path)
+    view = state_dict_pickle([("w", torch_tensor(
+        tup(prim("storage"), glob("torch", "FloatStorage"), prim("1"), prim("cpu"), prim(4),
+            prim(("0", 0, 16))) + b"Q", 0, (4,), (1,)))])
+    _legacy_file(path, view, {"1": w})
+    with pytest.raises(ValueError, match="storage view"):
         read_state_dict(path)
 
 

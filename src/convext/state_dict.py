@@ -4,7 +4,8 @@ Three formats, recognised by their content (never by the file name):
 
 - a PyTorch file written by ``torch.save(model.state_dict(), path)`` with torch >= 1.6 (a zip
   archive: ``<name>/data.pkl`` holds a pickle of the dict, ``<name>/data/<key>`` the raw storages,
-  ``<name>/byteorder`` their byte order). torch is never imported. The pickle is read by
+  ``<name>/byteorder`` their byte order), and the legacy format of older torch (pickles and raw
+  storages one after the other, see ``_read_legacy_torch``). torch is never imported. The pickle is read by
   ``_StateDictUnpickler``, which admits only the globals a state_dict holds
   (``collections.OrderedDict``, torch's tensor rebuild functions, and torch's storage types of
   real numeric dtypes) and replaces each of them by a stand-in written here: no code from the
@@ -20,9 +21,10 @@ A file is hostile until checked. Everything malformed (wrong magic, truncated da
 a forbidden pickle global, a storage missing or of the wrong size, a view pointing outside its
 storage, a zip member whose declared size is out of proportion to the file) is a ValueError
 naming the file. Memory is bounded by the file: zip members are read only after their declared
-size is checked against a budget proportional to the archive's size, and the arrays returned
-can take at most ``_OUTPUT_FACTOR`` times the file's size (more only when a file holds many
-overlapping views of one storage, which is refused).
+size is checked against a budget proportional to the archive's size; the arrays returned may
+take at most ``_OUTPUT_SLACK`` plus ``_OUTPUT_FACTOR`` times the file's size (a file that
+views one storage many times over, or expands a small storage with stride 0, is refused
+beyond that); a pickle may have at most ``_MAX_PICKLE_OPCODES`` opcodes.
 """
 import collections
 import io
@@ -82,8 +84,8 @@ def read_state_dict(path):
     Parameters
     ----------
     path : str or os.PathLike
-        A file written by ``torch.save(model.state_dict(), path)`` (torch >= 1.6), a
-        ``.safetensors`` file, or a convext model file (``model.save(path)``). The format is
+        A file written by ``torch.save(model.state_dict(), path)`` (the zip format of
+        torch >= 1.6, or the legacy format before it), a ``.safetensors`` file, or a convext model file (``model.save(path)``). The format is
         recognised from the content.
 
     Returns
@@ -101,8 +103,9 @@ def read_state_dict(path):
     ValueError
         The file is not one of the formats above, or is malformed, truncated or hostile: a
         pickle naming any global other than those a state_dict holds (the message names it),
-        a tensor view outside its storage, sizes out of proportion to the file. A PyTorch file
-        in the legacy (pre-1.6, non-zip) format is refused with a note on re-saving it.
+        a tensor view outside its storage, sizes out of proportion to the file, a TorchScript
+        archive (``torch.jit.save``: it holds code) or a whole pickled model
+        (``torch.save(model)``).
 
     Notes
     -----
@@ -121,17 +124,14 @@ def read_state_dict(path):
             raise ValueError("it is not a regular file")
         size = st.st_size
         with open(path, "rb") as f:
-            head = f.read(16)
+            head = f.read(64)
         if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
             with zipfile.ZipFile(path) as zf:
                 result, widened = _read_zip(zf, size)
         elif _looks_like_safetensors(head, size):
             result, widened = _read_safetensors(path, size)
         elif _looks_like_legacy_torch(head):
-            raise ValueError("it is a PyTorch file in the legacy format (torch < 1.6, or "
-                             "torch.save(..., _use_new_zipfile_serialization=False)), which "
-                             "is not read; re-save it with torch >= 1.6: "
-                             "torch.save(torch.load(path), new_path)")
+            result, widened = _read_legacy_torch(path, size)
         else:
             raise ValueError("it is neither a PyTorch zip file (torch.save), a .safetensors "
                              f"file nor a convext .npz file (it starts with {head[:8]!r})")
@@ -161,9 +161,12 @@ def _looks_like_safetensors(head, size):
 
 
 def _looks_like_legacy_torch(head):
-    # The legacy format starts with pickle.dump(MAGIC_NUMBER, f, protocol=2): PROTO 2, LONG1.
-    return head[:3] == b"\x80\x02\x8a" and len(head) >= 4 and \
-        int.from_bytes(head[4:4 + head[3]], "little") == _LEGACY_TORCH_MAGIC
+    """The legacy format starts with pickle.dump(MAGIC_NUMBER, f, protocol): PROTO, maybe a
+    FRAME, then LONG1 with the magic number's 10 bytes."""
+    if head[:1] != b"\x80":
+        return False
+    magic = b"\x8a\x0a" + _LEGACY_TORCH_MAGIC.to_bytes(10, "little")
+    return magic in head[:32]
 
 
 # ------------------------------------------------------------------------------ dtype helpers
@@ -283,8 +286,8 @@ class _StorageType(_Frozen):
 
 
 class _Storage(_Frozen):
-    """A storage read from ``<name>/data/<key>``: a 1-D array of raw elements."""
-    __slots__ = ("key", "spec", "elements")
+    """A storage: its raw elements (a 1-D array; None while only collecting references)."""
+    __slots__ = ("key", "spec", "numel", "elements")
 
 
 class _Tensor(_Frozen):
@@ -313,14 +316,16 @@ def _as_index_tuple(value, name):
 
 
 class _StateDictUnpickler(pickle.Unpickler):
-    """Unpickles ``data.pkl`` of a torch zip file, admitting only what a state_dict holds."""
+    """Unpickles the state_dict pickle of a torch file, admitting only what a state_dict holds.
 
-    def __init__(self, data, zf, prefix, big_endian, unzip, output):
+    ``load_storage(key, spec, numel)`` returns the storage's raw elements (a 1-D array of
+    exactly ``numel``), or None in a first pass that only collects the storage references
+    (the legacy format, whose storages follow the pickle): then tensors are checked for their
+    types but not built."""
+
+    def __init__(self, data, load_storage, output):
         super().__init__(io.BytesIO(data))
-        self._zf = zf
-        self._prefix = prefix
-        self._big_endian = big_endian
-        self._unzip = unzip
+        self._load_storage = load_storage
         self._output = output
         self._storages = {}
         self._globals = {
@@ -346,9 +351,14 @@ class _StateDictUnpickler(pickle.Unpickler):
                              f"numeric types and ordered dicts are read)") from None
 
     def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] in ("storage", b"storage")):
+        # zip format: ('storage', type, key, location, numel);
+        # legacy format: the same and view_metadata, None since torch 0.4
+        if not (isinstance(pid, tuple) and len(pid) in (5, 6)
+                and pid[0] in ("storage", b"storage")):
             raise ValueError(f"its pickle holds an unknown persistent id {pid!r:.100}")
-        _, stype, key, location, numel = pid
+        if len(pid) == 6 and pid[5] is not None:
+            raise ValueError("its pickle holds a storage view (torch < 0.4), which is not read")
+        stype, key, location, numel = pid[1:5]
         if isinstance(key, bytes):
             key = key.decode("ascii")
         if not isinstance(stype, _StorageType):
@@ -358,17 +368,11 @@ class _StateDictUnpickler(pickle.Unpickler):
             raise ValueError(f"its pickle holds a malformed storage reference {pid!r:.100}")
         known = self._storages.get(key)
         if known is not None:
-            if known.spec != stype.spec or known.elements.size != numel:
+            if known.spec != stype.spec or known.numel != numel:
                 raise ValueError(f"storage {key!r} is referenced with two types or sizes")
             return known
-        name = f"{self._prefix}data/{key}"
-        try:
-            info = self._zf.getinfo(name)
-        except KeyError:
-            raise ValueError(f"storage {key!r} is missing (no zip member {name!r})") from None
-        dtype = _storage_dtype(stype.spec, self._big_endian)
-        raw = _read_member(self._zf, info, self._unzip, expected=numel * dtype.itemsize)
-        storage = _Storage(key=key, spec=stype.spec, elements=np.frombuffer(raw, dtype=dtype))
+        storage = _Storage(key=key, spec=stype.spec, numel=numel,
+                           elements=self._load_storage(key, stype.spec, numel))
         self._storages[key] = storage
         return storage
 
@@ -388,8 +392,10 @@ class _StateDictUnpickler(pickle.Unpickler):
         if len(size) != len(stride):
             raise ValueError(f"tensor size {size} and stride {stride} differ in length")
         elements = storage.elements
-        n = elements.size
+        n = storage.numel
         numel = math.prod(size)
+        if elements is None:
+            return _Tensor(array=None, widened=False)  # collecting storage references only
         if numel == 0:
             if storage_offset > n:
                 raise ValueError(f"tensor storage offset {storage_offset} is beyond its "
@@ -426,13 +432,16 @@ class _StateDictUnpickler(pickle.Unpickler):
         return func(*args)
 
 
-def _prescan(data):
-    """Walk the pickle's opcodes once, before unpickling: a truncated pickle or an argument
-    longer than the data fails here (the C unpickler would first allocate the declared length),
-    and so does a memo index beyond the number of opcodes (the C unpickler grows its memo
-    table to the index: one small opcode could make it allocate and clear gigabytes)."""
+def _prescan(data, start=0):
+    """Walk the pickle starting at ``data[start]`` once, before unpickling it, and return where
+    it ends. A truncated pickle or an argument longer than the data fails here (the C unpickler
+    would first allocate the declared length), and so does a memo index beyond the number of
+    opcodes (the C unpickler grows its memo table to the index: a 12-byte pickle could make it
+    allocate and clear gigabytes)."""
+    f = io.BytesIO(data)
+    f.seek(start)
     try:
-        for count, (op, arg, _) in enumerate(pickletools.genops(data)):
+        for count, (op, arg, _) in enumerate(pickletools.genops(f)):
             if count >= _MAX_PICKLE_OPCODES:
                 raise ValueError(f"more than {_MAX_PICKLE_OPCODES} opcodes (a state_dict "
                                  f"takes about 30 per tensor)")
@@ -440,6 +449,28 @@ def _prescan(data):
                 raise ValueError(f"memo index {arg} at opcode {count}")
     except (ValueError, EOFError) as e:
         raise ValueError(f"its pickle is malformed or truncated ({e})") from None
+    return f.tell()
+
+
+class _PrimitivesUnpickler(pickle.Unpickler):
+    """For the legacy format's small pickles (magic number, version, sys_info, storage keys):
+    plain data only, no globals, no persistent ids."""
+
+    def find_class(self, module, name):
+        raise ValueError(f"its pickle names the global '{module}.{name}' where only plain "
+                         f"data belongs")
+
+    def persistent_load(self, pid):
+        raise ValueError("its pickle holds a persistent id where only plain data belongs")
+
+
+def _unpickle(unpickler):
+    try:
+        return unpickler.load()
+    except ValueError:
+        raise
+    except Exception as e:  # whatever a hostile stream makes the unpickler or a stand-in raise
+        raise ValueError(f"its pickle is malformed ({type(e).__name__}: {e})") from None
 
 
 def _read_torch_zip(zf, pkl_info, unzip, output):
@@ -460,15 +491,88 @@ def _read_torch_zip(zf, pkl_info, unzip, output):
         if order not in ("little", "big"):
             raise ValueError(f"its byteorder record says {order!r}, not 'little' or 'big'")
         big_endian = order == "big"
+
+    def load_storage(key, spec, numel):
+        name = f"{prefix}data/{key}"
+        try:
+            info = zf.getinfo(name)
+        except KeyError:
+            raise ValueError(f"storage {key!r} is missing (no zip member {name!r})") from None
+        dtype = _storage_dtype(spec, big_endian)
+        raw = _read_member(zf, info, unzip, expected=numel * dtype.itemsize)
+        return np.frombuffer(raw, dtype=dtype)
+
     data = _read_member(zf, pkl_info, unzip)
     _prescan(data)
-    unpickler = _StateDictUnpickler(data, zf, prefix, big_endian, unzip, output)
-    try:
-        obj = unpickler.load()
-    except ValueError:
-        raise
-    except Exception as e:  # whatever a hostile stream makes the unpickler or a stand-in raise
-        raise ValueError(f"its pickle is malformed ({type(e).__name__}: {e})") from None
+    return _state_dict_from(_unpickle(_StateDictUnpickler(data, load_storage, output)))
+
+
+def _read_legacy_torch(path, file_size):
+    """The format of torch < 1.6 (and of ``_use_new_zipfile_serialization=False``): five
+    pickles one after the other (magic number, protocol version 1001, sys_info, the state_dict
+    with storage references, the sorted storage keys), then each storage as an int64 element
+    count and the raw elements, in the order of the keys."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if len(data) != file_size:
+        raise ValueError("the file changed while it was read")
+    output = _Budget(_OUTPUT_SLACK + _OUTPUT_FACTOR * file_size, "the file's size")
+
+    def small_pickle(start):
+        end = _prescan(data, start)
+        return _unpickle(_PrimitivesUnpickler(io.BytesIO(data[start:end]))), end
+
+    magic, pos = small_pickle(0)
+    version, pos = small_pickle(pos)
+    sys_info, pos = small_pickle(pos)
+    if magic != _LEGACY_TORCH_MAGIC or version != 1001:
+        raise ValueError(f"its legacy header (magic {magic!r:.40}, version {version!r:.40}) is "
+                         f"not torch's")
+    if not isinstance(sys_info, dict) or not isinstance(sys_info.get("little_endian"), bool):
+        raise ValueError("its legacy sys_info record is malformed")
+    big_endian = not sys_info["little_endian"]
+    main_start, main_end = pos, _prescan(data, pos)
+    main = data[main_start:main_end]
+    keys, pos = small_pickle(main_end)
+
+    # First pass: which storages, of which type and size (tensors are not built).
+    wanted = {}
+
+    def collect(key, spec, numel):
+        wanted[key] = (spec, numel)
+        return None
+
+    _unpickle(_StateDictUnpickler(main, collect, output))
+    if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)
+            and len(set(keys)) == len(keys) and set(keys) == set(wanted)):
+        raise ValueError("its list of storage keys does not match the storages its state_dict "
+                         "references")
+    storages = {}
+    count_dtype = np.dtype(">i8" if big_endian else "<i8")
+    for key in keys:
+        spec, numel = wanted[key]
+        dtype = _storage_dtype(spec, big_endian)
+        if pos + 8 > len(data):
+            raise ValueError(f"storage {key!r} is missing (the file ends at byte {len(data)})")
+        stored = int(np.frombuffer(data, dtype=count_dtype, count=1, offset=pos)[0])
+        if stored != numel:
+            raise ValueError(f"storage {key!r} holds {stored} elements, its reference says "
+                             f"{numel}")
+        pos += 8
+        nbytes = numel * dtype.itemsize
+        if pos + nbytes > len(data):
+            raise ValueError(f"storage {key!r} is truncated")
+        storages[key] = np.frombuffer(data, dtype=dtype, count=numel, offset=pos)
+        pos += nbytes
+
+    # Second pass: the tensors, from the storages.
+    return _state_dict_from(_unpickle(_StateDictUnpickler(
+        main, lambda key, spec, numel: storages[key], output)))
+
+
+def _state_dict_from(obj):
+    """The (name -> array, widened names) of the unpickled object, which must be a dict of
+    tensors."""
     if not isinstance(obj, dict):
         raise ValueError(f"it holds a {type(obj).__name__}, not a state_dict (a dict of "
                          f"tensors)")
