@@ -547,6 +547,10 @@ def test_unknown_content(tmp_path, content):
         read_state_dict(path)
 
 
+def test_exported():
+    assert cx.read_state_dict is read_state_dict and "read_state_dict" in cx.__all__
+
+
 def test_bad_path_arguments(tmp_path):
     with pytest.raises(FileNotFoundError):
         read_state_dict(tmp_path / "missing.pth")

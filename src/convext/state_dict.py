@@ -2,11 +2,11 @@
 
 Three formats, recognised by their content (never by the file name):
 
-- a PyTorch file written by ``torch.save(model.state_dict(), path)`` with torch >= 1.6 (a zip
-  archive: ``<name>/data.pkl`` holds a pickle of the dict, ``<name>/data/<key>`` the raw storages,
-  ``<name>/byteorder`` their byte order), and the legacy format of older torch (pickles and raw
-  storages one after the other, see ``_read_legacy_torch``). torch is never imported. The pickle is read by
-  ``_StateDictUnpickler``, which admits only the globals a state_dict holds
+- a PyTorch file written by ``torch.save(model.state_dict(), path)``: the zip format of
+  torch >= 1.6 (``<name>/data.pkl`` holds a pickle of the dict, ``<name>/data/<key>`` the raw
+  storages, ``<name>/byteorder`` their byte order) or the legacy format before it (pickles and
+  raw storages one after the other, see ``_read_legacy_torch``). torch is never imported. The
+  pickle is read by ``_StateDictUnpickler``, which admits only the globals a state_dict holds
   (``collections.OrderedDict``, torch's tensor rebuild functions, and torch's storage types of
   real numeric dtypes) and replaces each of them by a stand-in written here: no code from the
   file runs. Tensors are rebuilt with numpy from (storage, offset, size, stride) after checking
@@ -85,8 +85,8 @@ def read_state_dict(path):
     ----------
     path : str or os.PathLike
         A file written by ``torch.save(model.state_dict(), path)`` (the zip format of
-        torch >= 1.6, or the legacy format before it), a ``.safetensors`` file, or a convext model file (``model.save(path)``). The format is
-        recognised from the content.
+        torch >= 1.6, or the legacy format before it), a ``.safetensors`` file, or a convext
+        model file (``model.save(path)``). The format is recognised from the content.
 
     Returns
     -------
