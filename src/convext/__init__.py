@@ -33,6 +33,7 @@ from .layers import (
     Tanh,
 )
 from .serialization import load, save
+from .state_dict import read_state_dict
 from .training import NonFiniteLossError, evaluate, fit, predict
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "optim",
     "load",
     "save",
+    "read_state_dict",
     "fit",
     "NonFiniteLossError",
     "evaluate",
