@@ -4,8 +4,8 @@ import numbers
 
 import numpy as np
 
-from .optimizer import Optimizer, check_real
 from .lr_scheduler import LRScheduler, _int, _per_group
+from .optimizer import Optimizer, check_real
 
 __all__ = ["ReduceLROnPlateau"]
 

@@ -84,8 +84,9 @@ def clip_grad_norm(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False
         raise ValueError(f"the total norm of order {p} of the gradients is {total}, so they "
                          "cannot be clipped (error_if_nonfinite=True)")
     coef = min(float(max_norm) / (total + 1e-6), 1.0) if not math.isnan(total) else math.nan
-    for g in grads:
-        g *= coef
+    with np.errstate(invalid="ignore"):  # inf * 0 is NaN, as in torch
+        for g in grads:
+            g *= coef
     return total
 
 

@@ -136,7 +136,7 @@ class LRScheduler:
             raise
         finally:
             self._get_lr_called_within_step = False
-        for group, lr in zip(self.optimizer.param_groups, values):
+        for group, lr in zip(self.optimizer.param_groups, values, strict=True):
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
@@ -285,7 +285,7 @@ class CosineAnnealingLR(LRScheduler):
             return [lo + (b - lo) * (1 + math.cos(t * math.pi / T)) / 2 for b in self.base_lrs]
         if (t - 1 - T) % (2 * T) == 0:
             return [lr + (b - lo) * (1 - math.cos(math.pi / T)) / 2
-                    for b, lr in zip(self.base_lrs, self._group_lrs())]
+                    for b, lr in zip(self.base_lrs, self._group_lrs(), strict=True)]
         return [(1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T))
                 * (lr - lo) + lo for lr in self._group_lrs()]
 
@@ -371,7 +371,7 @@ class OneCycleLR(LRScheduler):
         self._check()
         max_lrs = _per_group("max_lr", optimizer, max_lr, lambda n, v: check_real(n, v, 0.0))
         if _int("last_epoch", last_epoch, -1) == -1:
-            for m, group in zip(max_lrs, optimizer.param_groups):
+            for m, group in zip(max_lrs, optimizer.param_groups, strict=True):
                 group["initial_lr"] = m / div_factor
                 group["max_lr"] = m
                 group["min_lr"] = group["initial_lr"] / final_div_factor
@@ -383,7 +383,7 @@ class OneCycleLR(LRScheduler):
             maxs = _per_group("max_momentum", optimizer, max_momentum, check_real)
             bases = _per_group("base_momentum", optimizer, base_momentum, check_real)
             if last_epoch == -1:
-                for m, b, group in zip(maxs, bases, optimizer.param_groups):
+                for m, b, group in zip(maxs, bases, optimizer.param_groups, strict=True):
                     if self.use_beta1:
                         group["betas"] = (m, *group["betas"][1:])
                     else:
@@ -466,7 +466,7 @@ class SequentialLR(LRScheduler):
         self._last_lr = self._schedulers[idx].get_last_lr()
 
     def _check(self):
-        if any(b < a for a, b in zip(self._milestones, self._milestones[1:])):
+        if any(b < a for a, b in zip(self._milestones[:-1], self._milestones[1:], strict=True)):
             raise ValueError(f"milestones must be sorted, got {self._milestones}")
 
     def _undo(self, sched):
@@ -501,11 +501,11 @@ class SequentialLR(LRScheduler):
         before = [s.state_dict() for s in self._schedulers]
         own = {k: v for k, v in state_dict.items() if k != "_schedulers"}
         try:
-            for s, d in zip(self._schedulers, subs):
+            for s, d in zip(self._schedulers, subs, strict=True):
                 s.load_state_dict(d)
             LRScheduler.load_state_dict(self, own)
         except BaseException:
-            for s, d in zip(self._schedulers, before):
+            for s, d in zip(self._schedulers, before, strict=True):
                 s.load_state_dict(d)
             raise
 
