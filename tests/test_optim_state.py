@@ -198,7 +198,7 @@ def test_param_groups_have_their_own_lr_and_weight_decay():
     for i in range(2):
         assert p[1][i] == start[1][i] - 0.3 * g[1][i]
     with pytest.raises(ValueError, match="different learning rates"):
-        opt.lr
+        _ = opt.lr
     opt.lr = 0.2
     assert [grp["lr"] for grp in opt.param_groups] == [0.2, 0.2] and opt.lr == 0.2
     with pytest.raises(ValueError, match="lr"):

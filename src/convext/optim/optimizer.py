@@ -230,7 +230,7 @@ class Optimizer:
             raise ValueError(f"state_dict['param_groups'] has {len(saved)} groups, this "
                              f"optimizer {len(self.param_groups)}")
         new_groups, position, flat = [], {}, 0
-        for j, (s, ours) in enumerate(zip(saved, self.param_groups)):
+        for j, (s, ours) in enumerate(zip(saved, self.param_groups, strict=True)):
             where = f"state_dict['param_groups'][{j}]"
             if not isinstance(s, dict):
                 raise TypeError(f"{where} must be a dict, got {type(s).__name__}")
