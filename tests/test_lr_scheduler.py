@@ -262,3 +262,33 @@ def test_sequential_load_is_atomic():
     with pytest.raises(ValueError, match="gamma"):
         sched.load_state_dict(sd)
     assert sched.state_dict() == before
+
+
+def test_one_cycle_and_plateau_state_checks():
+    opt = _opt(momentum=0.9)
+    sched = cl.OneCycleLR(opt, 1.0, total_steps=10)
+    before = sched.state_dict()
+    sd = copy.deepcopy(before)
+    sd["_schedule_phases"][0]["start_lr"] = "params"  # would read a group's arrays
+    with pytest.raises(ValueError, match="start_lr"):
+        sched.load_state_dict(sd)
+    sd = copy.deepcopy(before)
+    sd["_schedule_phases"][1]["end_step"] = None
+    with pytest.raises(TypeError, match="end_step"):
+        sched.load_state_dict(sd)
+    assert sched.state_dict() == before
+    fresh = cl.StepLR(_opt(momentum=0.9), 2)  # its optimizer lacks max_lr, ...
+    one = cl.OneCycleLR(fresh.optimizer, 1.0, total_steps=10)
+    for g in fresh.optimizer.param_groups:
+        del g["max_lr"]
+    with pytest.raises(ValueError, match="no 'max_lr'"):
+        one.load_state_dict(before)
+
+    listed = cl.ReduceLROnPlateau(_opt(), min_lr=[0.0, 0.1])
+    scalar = cl.ReduceLROnPlateau(_opt())
+    scalar.load_state_dict(listed.state_dict())  # default_min_lr None is allowed
+    assert scalar.default_min_lr is None and scalar.min_lrs == [0.0, 0.1]
+    sd = listed.state_dict()
+    sd["best"] = None
+    with pytest.raises(TypeError, match="best"):
+        scalar.load_state_dict(sd)

@@ -19,6 +19,7 @@ class ReduceLROnPlateau(LRScheduler):
     ``cooldown`` calls are ignored; no lr goes below ``min_lr`` (a number or one per group), and
     a reduction smaller than ``eps`` is not made.
     """
+    _nullable = ("default_min_lr",)
 
     def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4,
                  threshold_mode="rel", cooldown=0, min_lr=0.0, eps=1e-8):
@@ -65,8 +66,6 @@ class ReduceLROnPlateau(LRScheduler):
             check_real("state_dict['default_min_lr']", self.default_min_lr, 0.0)
         for i, v in enumerate(self.min_lrs):
             check_real(f"state_dict['min_lrs'][{i}]", v, 0.0)
-        if self.best is None:
-            raise TypeError("state_dict['best'] must be a number")
 
     @property
     def in_cooldown(self):

@@ -31,14 +31,15 @@ def _int(name, value, low):
     return v
 
 
-def _like(ref, value, where):
-    """``value`` normalised to the structure of ``ref`` (our own state_dict value)."""
+def _like(ref, value, where, nullable=False):
+    """``value`` normalised to the structure of ``ref`` (our own state_dict value); None only
+    where ``nullable``."""
     if isinstance(ref, bool):
         return check_bool(where, value)
     if isinstance(ref, int) and not isinstance(ref, bool):
         return _as_int(value, where)
     if isinstance(ref, float) or ref is None:
-        if value is None:
+        if value is None and (nullable or ref is None):
             return None
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != value:
             raise TypeError(f"{where} must be a real number, got {value!r}")
@@ -80,6 +81,7 @@ def _per_group(name, optimizer, value, check):
 class LRScheduler:
     """Base class (torch.optim.lr_scheduler.LRScheduler). Subclasses set their settings,
     check them in ``_check()``, and compute ``get_lr()`` for ``last_epoch``."""
+    _nullable = ()  # state_dict keys that may hold None
 
     def __init__(self, optimizer, last_epoch=-1):
         if not isinstance(optimizer, Optimizer):
@@ -161,7 +163,8 @@ class LRScheduler:
         for key in state_dict:
             if key not in current:
                 raise ValueError(f"state_dict: unexpected key {key!r}")
-        new = {k: _like(current[k], state_dict[k], f"state_dict[{k!r}]") for k in current}
+        new = {k: _like(current[k], state_dict[k], f"state_dict[{k!r}]", k in self._nullable)
+               for k in current}
         old = dict(vars(self))
         vars(self).update(new)
         try:
@@ -325,113 +328,6 @@ class LinearLR(LRScheduler):
         return [b * (s + (e - s) * min(n, self.last_epoch) / n) for b in self.base_lrs]
 
 
-class OneCycleLR(LRScheduler):
-    """The 1cycle policy (Smith & Topin), per batch, as torch's OneCycleLR: lr rises from
-    max_lr / div_factor to max_lr over pct_start of total_steps, then anneals ('cos' or
-    'linear') to max_lr / div_factor / final_div_factor; with cycle_momentum, SGD's momentum or
-    Adam's beta1 moves the opposite way between base_momentum and max_momentum. three_phase
-    as in torch. Stepping past total_steps is a ValueError."""
-
-    def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None,
-                 pct_start=0.3, anneal_strategy="cos", cycle_momentum=True,
-                 base_momentum=0.85, max_momentum=0.95, div_factor=25.0,
-                 final_div_factor=1e4, three_phase=False, last_epoch=-1):
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"optimizer must be a convext.optim optimizer, got "
-                            f"{type(optimizer).__name__}")
-        if total_steps is not None:
-            self.total_steps = _int("total_steps", total_steps, 1)
-        elif epochs is not None and steps_per_epoch is not None:
-            self.total_steps = (_int("epochs", epochs, 1)
-                                * _int("steps_per_epoch", steps_per_epoch, 1))
-        else:
-            raise ValueError("give total_steps, or epochs and steps_per_epoch")
-        pct_start = check_real("pct_start", pct_start, 0.0, 1.0, high_open=False)
-        div_factor = check_real("div_factor", div_factor, 0.0, low_open=True)
-        final_div_factor = check_real("final_div_factor", final_div_factor, 0.0, low_open=True)
-        three_phase = check_bool("three_phase", three_phase)
-        first = {"end_step": float(pct_start * self.total_steps) - 1, "start_lr": "initial_lr",
-                 "end_lr": "max_lr", "start_momentum": "max_momentum",
-                 "end_momentum": "base_momentum"}
-        if three_phase:
-            self._schedule_phases = [
-                first,
-                {"end_step": float(2 * pct_start * self.total_steps) - 2, "start_lr": "max_lr",
-                 "end_lr": "initial_lr", "start_momentum": "base_momentum",
-                 "end_momentum": "max_momentum"},
-                {"end_step": self.total_steps - 1, "start_lr": "initial_lr", "end_lr": "min_lr",
-                 "start_momentum": "max_momentum", "end_momentum": "max_momentum"}]
-        else:
-            self._schedule_phases = [
-                first,
-                {"end_step": self.total_steps - 1, "start_lr": "max_lr", "end_lr": "min_lr",
-                 "start_momentum": "base_momentum", "end_momentum": "max_momentum"}]
-        self._anneal_func_type = anneal_strategy
-        self.cycle_momentum = check_bool("cycle_momentum", cycle_momentum)
-        self._check()
-        max_lrs = _per_group("max_lr", optimizer, max_lr, lambda n, v: check_real(n, v, 0.0))
-        if _int("last_epoch", last_epoch, -1) == -1:
-            for m, group in zip(max_lrs, optimizer.param_groups, strict=True):
-                group["initial_lr"] = m / div_factor
-                group["max_lr"] = m
-                group["min_lr"] = group["initial_lr"] / final_div_factor
-        if self.cycle_momentum:
-            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-                raise ValueError("cycle_momentum: the optimizer has neither momentum nor betas "
-                                 "(pass cycle_momentum=False)")
-            self.use_beta1 = "betas" in optimizer.defaults
-            maxs = _per_group("max_momentum", optimizer, max_momentum, check_real)
-            bases = _per_group("base_momentum", optimizer, base_momentum, check_real)
-            if last_epoch == -1:
-                for m, b, group in zip(maxs, bases, optimizer.param_groups, strict=True):
-                    if self.use_beta1:
-                        group["betas"] = (m, *group["betas"][1:])
-                    else:
-                        group["momentum"] = m
-                    group["max_momentum"] = m
-                    group["base_momentum"] = b
-        super().__init__(optimizer, last_epoch)
-
-    def _check(self):
-        if self._anneal_func_type not in ("cos", "linear"):
-            raise ValueError(f"anneal_strategy must be 'cos' or 'linear', got "
-                             f"{self._anneal_func_type!r}")
-        self.total_steps = _int("total_steps", self.total_steps, 1)
-        if len(self._schedule_phases) not in (2, 3):
-            raise ValueError("_schedule_phases must hold 2 or 3 phases")
-
-    def _anneal(self, start, end, pct):
-        if self._anneal_func_type == "cos":
-            return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
-        return (end - start) * pct + start
-
-    def get_lr(self):
-        step_num = self.last_epoch
-        if step_num > self.total_steps:
-            raise ValueError(f"OneCycleLR: stepped {step_num} times, total_steps is "
-                             f"{self.total_steps}")
-        lrs = []
-        for group in self.optimizer.param_groups:
-            start_step = 0.0
-            for i, phase in enumerate(self._schedule_phases):
-                end_step = phase["end_step"]
-                if step_num <= end_step or i == len(self._schedule_phases) - 1:
-                    pct = (step_num - start_step) / (end_step - start_step)
-                    lr = self._anneal(group[phase["start_lr"]], group[phase["end_lr"]], pct)
-                    if self.cycle_momentum:
-                        momentum = self._anneal(group[phase["start_momentum"]],
-                                                group[phase["end_momentum"]], pct)
-                    break
-                start_step = phase["end_step"]
-            lrs.append(lr)
-            if self.cycle_momentum:
-                if self.use_beta1:
-                    group["betas"] = (momentum, *group["betas"][1:])
-                else:
-                    group["momentum"] = momentum
-        return lrs
-
-
 class SequentialLR(LRScheduler):
     """``schedulers[i]`` runs from ``milestones[i-1]`` on, each restarted at its milestone
     (torch's SequentialLR)."""
@@ -511,9 +407,14 @@ class SequentialLR(LRScheduler):
 
     def _check_state(self):
         self._check()
+        if len(self._milestones) != len(self._schedulers) - 1:
+            raise ValueError(f"state_dict['_milestones'] must hold {len(self._schedulers) - 1}"
+                             " values")
         _int("state_dict['last_epoch']", self.last_epoch, 0)
         if len(self._last_lr) != len(self.optimizer.param_groups):
             raise ValueError("state_dict['_last_lr'] must hold one lr per param group")
 
 
-from ._plateau import ReduceLROnPlateau  # noqa: E402  (in its own file for length)
+# in their own files for length; they build on the helpers above
+from ._one_cycle import OneCycleLR  # noqa: E402
+from ._plateau import ReduceLROnPlateau  # noqa: E402
