@@ -197,8 +197,9 @@ def test_param_groups_have_their_own_lr_and_weight_decay():
         assert p[0][i] == start[0][i] - 0.1 * (g[0][i] + 0.5 * start[0][i])
     for i in range(2):
         assert p[1][i] == start[1][i] - 0.3 * g[1][i]
-    with pytest.raises(ValueError, match="different learning rates"):
+    with pytest.raises(AttributeError, match="different learning rates"):
         _ = opt.lr
+    assert getattr(opt, "lr", None) is None
     opt.lr = 0.2
     assert [grp["lr"] for grp in opt.param_groups] == [0.2, 0.2] and opt.lr == 0.2
     with pytest.raises(ValueError, match="lr"):

@@ -17,7 +17,9 @@ gradients to 0. Build one from
 
 ``opt.param_groups`` lists the groups (dicts with ``'params'`` = the pairs and the
 hyperparameters); ``opt.lr = x`` sets every group's learning rate (reading ``opt.lr`` needs
-the groups to agree). Hyperparameters are checked when set and again at each ``step()``.
+the groups to agree, else AttributeError). ``opt.state`` is a list with one dict per
+parameter, in group order (torch keys it by tensor). Hyperparameters are checked when set and
+again at each ``step()``.
 
 ``state_dict()`` / ``load_state_dict()`` use torch's layout and key names::
 

@@ -60,9 +60,10 @@ def check_real(name, value, low=None, high=None, low_open=False, high_open=True)
         raise ValueError(f"{name} must be finite, got {value}")
     if ((low is not None and (value <= low if low_open else value < low))
             or (high is not None and (value >= high if high_open else value > high))):
+        short = name.rsplit(": ", 1)[-1]  # "param_groups[1]: lr" -> "lr"
         lo = "" if low is None else f"{low} {'<' if low_open else '<='} "
         hi = "" if high is None else f" {'<' if high_open else '<='} {high}"
-        raise ValueError(f"{name} must satisfy {lo}{name}{hi}, got {value}")
+        raise ValueError(f"{name} must satisfy {lo}{short}{hi}, got {value}")
     return value
 
 
@@ -132,12 +133,13 @@ class Optimizer:
 
     @property
     def lr(self):
-        """The learning rate of every group (a ValueError if the groups differ: read
+        """The learning rate of every group (an AttributeError if the groups differ: read
         ``param_groups`` then). Assigning sets it in every group."""
         lrs = {g["lr"] for g in self.param_groups}
         if len(lrs) != 1:
-            raise ValueError(f"lr: the param groups have different learning rates "
-                             f"{[g['lr'] for g in self.param_groups]}; read param_groups")
+            raise AttributeError(f"lr: the param groups have different learning rates "
+                                 f"{[g['lr'] for g in self.param_groups]}; read "
+                                 "param_groups[i]['lr']")
         return lrs.pop()
 
     @lr.setter
