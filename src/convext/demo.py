@@ -43,21 +43,23 @@ def build_model(seed=0):
     ).reset_parameters(np.random.default_rng(seed))
 
 
-class CosineDecay:
-    """Wraps an optimizer: the learning rate follows a half cosine from its initial value
-    down to 0 over ``total_steps`` calls of ``step()``."""
+class _StepEachBatch:
+    """Steps the learning-rate scheduler after every optimizer step (fit steps the optimizer
+    once per batch), so the schedule is per batch."""
 
-    def __init__(self, optimizer, total_steps):
-        self.optimizer, self.total, self.base, self.t = optimizer, total_steps, optimizer.lr, 0
+    def __init__(self, optimizer, scheduler):
+        self.optimizer, self.scheduler = optimizer, scheduler
+
+    @property
+    def pairs(self):  # fit checks that the optimizer holds the model's arrays
+        return self.optimizer.pairs
 
     def zero_grad(self):
         self.optimizer.zero_grad()
 
     def step(self):
-        self.optimizer.lr = self.base * 0.5 * (1 + math.cos(math.pi * min(self.t, self.total)
-                                                            / self.total))
-        self.t += 1
         self.optimizer.step()
+        self.scheduler.step()
 
 
 def load_data(seed=0):
@@ -128,6 +130,7 @@ def run(args):
     from ._config import get_num_threads, set_num_threads
     from .losses import CrossEntropyLoss
     from .optim import Adam
+    from .optim.lr_scheduler import CosineAnnealingLR
 
     if args.threads is not None:
         set_num_threads(args.threads)
@@ -139,7 +142,8 @@ def run(args):
               f"{get_num_threads()} threads\n{model}")
     loss = CrossEntropyLoss()
     steps = args.epochs * math.ceil(len(X_train) / args.batch_size)
-    optimizer = CosineDecay(Adam(model, lr=args.lr), steps)
+    adam = Adam(model, lr=args.lr)
+    optimizer = _StepEachBatch(adam, CosineAnnealingLR(adam, T_max=steps))
     history = fit(model, X_train, y_train, loss, optimizer, epochs=args.epochs,
                   batch_size=args.batch_size, validation_data=(X_test, y_test),
                   rng=args.seed, progress=not args.quiet)
