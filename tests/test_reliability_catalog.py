@@ -159,12 +159,12 @@ def _loss(fn, **kw):
 
 # --- layers ----------------------------------------------------------------------------------
 
-def _layer(factory, input_grad=True):
+def _layer(factory, needs_input_grad=True):
     """forward then backward of a fresh layer; returns (y, grad_x, *parameter gradients)."""
     def call(x, grad_out):
         layer = factory(x.dtype)
         y = layer.forward(x)
-        gx = layer.backward(grad_out, input_grad=input_grad)
+        gx = layer.backward(grad_out, needs_input_grad=needs_input_grad)
         return (y, gx) + tuple(layer.grads()[k] for k in sorted(layer.grads()))
     return call
 

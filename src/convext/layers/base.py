@@ -21,17 +21,10 @@ import threading
 
 import numpy as np
 
-__all__ = ["Layer", "LAYERS", "register"]
+from .. import _archive, init
+from .registry import layer_from_spec, layer_spec
 
-# name -> class, used by convext.load to rebuild a model from its JSON architecture
-LAYERS = {}
-
-
-def register(cls):
-    """Class decorator: make a layer type known to ``convext.load``."""
-    LAYERS[cls.__name__] = cls
-    return cls
-
+__all__ = ["Layer"]
 
 _local = threading.local()
 
@@ -111,9 +104,9 @@ class Layer:
     def forward(self, x):
         raise NotImplementedError
 
-    def backward(self, grad_out, input_grad=True):
-        """Accumulate the parameter gradients and return dL/dx (None if ``input_grad`` is
-        False and the layer can skip computing it)."""
+    def backward(self, grad_out, needs_input_grad=True):
+        """Accumulate the parameter gradients and return dL/dx (None if ``needs_input_grad``
+        is False and the layer can skip computing it)."""
         raise NotImplementedError
 
     def __call__(self, x):
@@ -211,10 +204,21 @@ class Layer:
         return f"{type(self).__name__}({self.extra_repr()})"
 
     def save(self, path):
-        """Write the architecture (JSON) and the weights to one ``.npz`` file; see
-        ``convext.load``."""
-        from ..serialization import save
-        save(self, path)
+        """Write the architecture (JSON) and the weights to one ``.npz`` file, atomically; see
+        ``convext.load``.
+
+        ``path`` is used exactly as given (no ``.npz`` is appended) or may be a writable binary
+        file object. The layer type, and every layer type inside it, must be registered
+        (``convext.register_layer``). The description is first checked as ``load`` would check
+        it (at no memory cost), so a file ``load`` would refuse is never written.
+        """
+        arch = _archive.architecture_json(layer_spec(self))
+        try:  # never write a file that load would refuse (the checks cost no memory)
+            with unallocated():
+                layer_from_spec(_archive.parse_arch(arch)["model"])
+        except ValueError as e:
+            raise ValueError(f"cannot save this model: {e}") from None
+        _archive.write(path, arch, self.state_dict())
 
 
 def _fmt(v):
@@ -257,7 +261,6 @@ class _WeightBias(Layer):
             self._grads["bias"] += grad_bias
 
     def reset_parameters(self, rng=None):
-        from .. import init
         rng = np.random.default_rng(rng)
         init.kaiming_uniform(self.weight, rng, a=math.sqrt(5))
         if self.bias is not None:

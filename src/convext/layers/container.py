@@ -1,10 +1,13 @@
 """Sequential container."""
-from .base import Layer, register
+import numpy as np
+
+from .base import Layer
+from .registry import register_layer
 
 __all__ = ["Sequential"]
 
 
-@register
+@register_layer
 class Sequential(Layer):
     """Layers applied in order. Names in ``parameters()`` / ``state_dict()`` are those of
     torch.nn.Sequential: ``"<index>.<name>"`` (``"0.weight"``, ``"3.bias"``,
@@ -60,18 +63,18 @@ class Sequential(Layer):
             x = layer.forward(x)
         return x
 
-    def backward(self, grad_out, input_grad=True):
-        """Back through the layers in reverse order. With ``input_grad=False`` the gradient
-        with respect to the model's input is not computed (nor anything below the first layer
-        that has parameters), and None is returned."""
+    def backward(self, grad_out, needs_input_grad=True):
+        """Back through the layers in reverse order. With ``needs_input_grad=False`` the
+        gradient with respect to the model's input is not computed (nor anything below the
+        first layer that has parameters), and None is returned."""
         stop = 0
-        if not input_grad:
+        if not needs_input_grad:
             stop = next((i for i, layer in enumerate(self.layers) if layer.parameters()),
                         len(self.layers))
         g = grad_out
         for i in range(len(self.layers) - 1, stop - 1, -1):
-            g = self.layers[i].backward(g, input_grad=input_grad or i > stop)
-        return g if input_grad else None
+            g = self.layers[i].backward(g, needs_input_grad=needs_input_grad or i > stop)
+        return g if needs_input_grad else None
 
     def train(self, mode=True):
         super().train(mode)
@@ -85,20 +88,23 @@ class Sequential(Layer):
         return self
 
     def reset_parameters(self, rng=None):
-        import numpy as np
         rng = np.random.default_rng(rng)
         for layer in self.layers:
             layer.reset_parameters(rng)
         return self
 
+    _config_fields = _layer_list_fields = ("layers",)  # the constructor takes *layers
+
     def get_config(self):
-        from ..serialization import layer_spec
-        return {"layers": [layer_spec(layer) for layer in self.layers]}
+        """``{"layers": [the layers]}`` (``save`` describes each one recursively)."""
+        return {"layers": list(self.layers)}
 
     @classmethod
     def from_config(cls, config):
-        from ..serialization import layer_from_spec
-        return cls(*(layer_from_spec(s) for s in config["layers"]))
+        layers = config["layers"]
+        if not isinstance(layers, list):
+            raise TypeError(f"layers must be a list of layer descriptions, got {layers!r:.100}")
+        return cls(*layers)
 
     def __repr__(self):
         if not self.layers:
