@@ -8,7 +8,8 @@ with ``register_layer`` (see ``convext.layers.registry``).
 """
 from .activation import ELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .base import Layer
-from .container import Sequential
+from .composite import Concat, Identity, Residual
+from .container import LayerList, Sequential
 from .conv import Conv2D
 from .dense import Dense, Flatten
 from .dropout import Dropout
@@ -16,6 +17,7 @@ from .normalization import BatchNorm2D
 from .pooling import AvgPool2D, GlobalAvgPool2D, LPPool2D, MaxPool2D
 from .registry import LAYERS, register_layer
 
-__all__ = ["AvgPool2D", "BatchNorm2D", "Conv2D", "Dense", "Dropout", "ELU", "Flatten",
-           "GlobalAvgPool2D", "LAYERS", "LPPool2D", "Layer", "LeakyReLU", "LogSoftmax",
-           "MaxPool2D", "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh", "register_layer"]
+__all__ = ["AvgPool2D", "BatchNorm2D", "Concat", "Conv2D", "Dense", "Dropout", "ELU", "Flatten",
+           "GlobalAvgPool2D", "Identity", "LAYERS", "LPPool2D", "Layer", "LayerList", "LeakyReLU",
+           "LogSoftmax", "MaxPool2D", "ReLU", "Residual", "Sequential", "Sigmoid", "Softmax",
+           "Tanh", "register_layer"]
