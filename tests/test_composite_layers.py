@@ -396,3 +396,19 @@ def test_nested_descriptions_are_validated_under_the_same_bounds(tmp_path):
     for spec, match in bad:
         with pytest.raises(ValueError, match=match):
             _load_arch(tmp_path, spec)()
+
+
+def test_the_docstring_block_is_the_tested_block():
+    """The BasicBlock shown in convext.layers.composite's docstring runs and its backward
+    matches finite differences."""
+    import textwrap
+
+    from convext.layers import composite
+    doc = composite.__doc__
+    code = textwrap.dedent(doc[doc.index("::\n") + 3:doc.index("\nThe backward runs")])
+    code = code.replace("@convext.register_layer\n", "")  # do not register it a second time
+    namespace = {"convext": cx, "np": np, **{n: getattr(L, n) for n in L.__all__}}
+    exec(compile(code, "composite docstring", "exec"), namespace)
+    block = namespace["BasicBlock"](3, 4, stride=2, dtype="float64").reset_parameters(4)
+    assert list(block.state_dict())[:2] == ["conv1.weight", "bn1.weight"]
+    _check_gradients(block, _x((2, 3, 5, 5), 14), ("conv1.weight", "downsample.0.weight"))

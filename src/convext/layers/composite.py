@@ -133,12 +133,13 @@ class Concat(Layer):
         if any(len(s) != ndim or r != rest[0] for s, r in zip(shapes, rest, strict=True)):
             raise ValueError(f"Concat: the branches' outputs {shapes} differ outside axis "
                              f"{self.axis}")
-        self._sizes = [s[axis] for s in shapes]
+        # kept for backward in training mode only: eval-mode calls only read (thread safety)
+        self._sizes = [s[axis] for s in shapes] if self.training else None
         return np.concatenate(outs, axis=axis)
 
     def backward(self, grad_out, needs_input_grad=True):
         if self._sizes is None:
-            raise RuntimeError("Concat.backward needs a forward pass first")
+            raise RuntimeError("Concat.backward needs a forward pass in training mode first")
         g = np.asarray(grad_out)
         parts = np.split(g, np.cumsum(self._sizes)[:-1], axis=self.axis)
         self._sizes = None
