@@ -289,8 +289,9 @@ class Layer:
     def train(self, mode=True):
         """Training mode (``mode=True``) or eval mode, for this layer and every layer inside
         it (BatchNorm then uses its running statistics, Dropout passes its input through)."""
-        for _, layer in self.named_layers():
-            layer.training = bool(mode)
+        self.training = bool(mode)
+        for child in self._children.values():
+            child.train(mode)  # through the child's own train(), as torch does
         return self
 
     def eval(self):
