@@ -5,36 +5,54 @@ gradients, a validated functional API (``convext.functional``), and a small laye
 (``convext.layers``) with optimizers (``convext.optim``), a training loop (``fit``) and
 saving/loading (``model.save(path)``, ``convext.load(path)``).
 """
-from ._version import __version__
+import importlib
+
+from . import functional, init, layers, losses, optim
+from ._build_info import build_info, show_config
+
 # _config first: it clamps OMP_NUM_THREADS before an extension module loads the OpenMP runtime
 from ._config import MAX_THREADS, get_num_threads, openmp_enabled, set_num_threads
-from ._build_info import build_info, show_config
-from . import functional
+from ._version import __version__
 from .functional import *  # noqa: F401,F403  (every name in functional.__all__)
-from . import init, layers, losses, optim
 from .layers import (
     ELU,
     AvgPool2D,
     BatchNorm2D,
+    Concat,
     Conv2D,
     Dense,
     Dropout,
     Flatten,
     GlobalAvgPool2D,
+    Identity,
     Layer,
+    LayerList,
     LeakyReLU,
     LogSoftmax,
     LPPool2D,
     MaxPool2D,
     ReLU,
+    Residual,
     Sequential,
     Sigmoid,
     Softmax,
     Tanh,
+    register_layer,
 )
-from .serialization import load, save
 from .state_dict import read_state_dict
 from .training import NonFiniteLossError, evaluate, fit, predict
+
+
+def __getattr__(name):
+    # load and save come from convext.serialization, imported on first use: it imports the
+    # layers, and importing convext (or convext.layers) never imports it
+    if name in ("load", "save"):
+        return getattr(importlib.import_module(".serialization", __name__), name)
+    raise AttributeError(f"module 'convext' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | {"load", "save"})
 
 __all__ = [
     "__version__",

@@ -286,7 +286,7 @@ def fit(model, X, y, loss, optimizer, epochs, batch_size, validation_data=None, 
                             "parameters of the last finite step. Check X and y for NaN/inf or "
                             "lower the learning rate; on_nan='continue' trains on regardless")
                     optimizer.zero_grad()
-                    model.backward(grad, input_grad=False)
+                    model.backward(grad, needs_input_grad=False)
                     optimizer.step()
                     total += float(value) * len(idx)
                     c = _correct(out, yb) if is_clf else None

@@ -48,7 +48,7 @@ def test_lenet_matches_torch(dtype):
     loss, g = cx.losses.CrossEntropyLoss()(out, y)
     close(np.array(loss), tloss.detach().numpy())
     opt.zero_grad()
-    assert model.backward(g, input_grad=False) is None
+    assert model.backward(g, needs_input_grad=False) is None
     tgrads = {k: p.grad.numpy() for k, p in tm.named_parameters()}
     grads = model.grads()
     assert list(grads) == list(tgrads)

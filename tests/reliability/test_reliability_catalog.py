@@ -159,12 +159,12 @@ def _loss(fn, **kw):
 
 # --- layers ----------------------------------------------------------------------------------
 
-def _layer(factory, input_grad=True):
+def _layer(factory, needs_input_grad=True):
     """forward then backward of a fresh layer; returns (y, grad_x, *parameter gradients)."""
     def call(x, grad_out):
         layer = factory(x.dtype)
         y = layer.forward(x)
-        gx = layer.backward(grad_out, input_grad=input_grad)
+        gx = layer.backward(grad_out, needs_input_grad=needs_input_grad)
         return (y, gx) + tuple(layer.grads()[k] for k in sorted(layer.grads()))
     return call
 
@@ -198,6 +198,13 @@ LAYER_FACTORIES = {
     "Sequential": (lambda dt: L.Sequential(
         L.Conv2D(2, 4, 3, padding=1, dtype=dt, rng=3), L.ReLU(), L.MaxPool2D(2),
         L.Flatten(), L.Dense(4 * 3 * 3, 3, dtype=dt, rng=4)), (2, 6, 7)),
+    "Identity": (lambda dt: L.Identity(), (3, 4, 2)),
+    "Residual": (lambda dt: L.Residual(
+        L.Sequential(L.Conv2D(3, 3, 3, padding=1, dtype=dt, rng=6), L.Tanh()),
+        L.Conv2D(3, 3, 1, dtype=dt, rng=7)), (3, 5, 4)),
+    "Concat": (lambda dt: L.Concat(L.Conv2D(2, 3, 1, dtype=dt, rng=8),
+                                   L.Conv2D(2, 4, 3, padding=1, dtype=dt, rng=9),
+                                   L.Identity()), (2, 5, 4)),
 }
 
 
@@ -312,7 +319,8 @@ def test_every_public_function_is_catalogued():
     public = {n for n in F.__all__ if n not in ("conv_output_size",)}
     assert public - names == set(), f"not in the reliability catalogue: {public - names}"
     layer_names = {n for n in L.__all__ if isinstance(getattr(L, n), type)
-                   and issubclass(getattr(L, n), L.Layer) and n != "Layer"}
+                   and issubclass(getattr(L, n), L.Layer)
+                   and n not in ("Layer", "LayerList")}  # a LayerList has no forward
     assert layer_names - names == set(), f"layers not catalogued: {layer_names - names}"
 
 

@@ -520,7 +520,7 @@ def test_failed_save_keeps_the_old_file(tmp_path, monkeypatch, error):
         f.flush()
         assert f.tell() > 0
         raise error
-    monkeypatch.setattr(ser, "_write_npz", fail_half_way)
+    monkeypatch.setattr(cx._archive, "_write_npz", fail_half_way)  # where save writes
     with pytest.raises(type(error) if isinstance(error, BaseException) else error):
         L.Dense(3, 2, rng=1).save(path)
     assert path.read_bytes() == before

@@ -72,7 +72,7 @@ def measure(ctx):
         out = model.forward(x)
         _, g = loss(out, y)
         opt.zero_grad()
-        model.backward(g, input_grad=False)
+        model.backward(g, needs_input_grad=False)
         opt.step()
 
     # numpy's BLAS gets the same thread count as convext and torch

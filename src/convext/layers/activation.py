@@ -1,6 +1,7 @@
 """Activation layers: elementwise functions from ``convext.functional``."""
-from .. import functional as F
-from .base import Layer, register
+from .. import functional
+from .base import Layer
+from .registry import register_layer
 
 __all__ = ["ELU", "LeakyReLU", "LogSoftmax", "ReLU", "Sigmoid", "Softmax", "Tanh"]
 
@@ -17,7 +18,7 @@ class _OnInput(Layer):
         self._x = x if self.training else None
         return y
 
-    def backward(self, grad_out, input_grad=True):
+    def backward(self, grad_out, needs_input_grad=True):
         if self._x is None:
             raise RuntimeError(f"{type(self).__name__}.backward needs a forward pass in "
                                f"training mode first")
@@ -38,7 +39,7 @@ class _OnOutput(Layer):
         self._y = y if self.training else None
         return y
 
-    def backward(self, grad_out, input_grad=True):
+    def backward(self, grad_out, needs_input_grad=True):
         if self._y is None:
             raise RuntimeError(f"{type(self).__name__}.backward needs a forward pass in "
                                f"training mode first")
@@ -47,18 +48,18 @@ class _OnOutput(Layer):
         return g
 
 
-@register
+@register_layer
 class ReLU(_OnInput):
     """``max(x, 0)``; the gradient at 0 is 0, as in torch."""
 
     def _f(self, x):
-        return F.relu(x)
+        return functional.relu(x)
 
     def _b(self, g, x):
-        return F.relu_backward(g, x)
+        return functional.relu_backward(g, x)
 
 
-@register
+@register_layer
 class LeakyReLU(_OnInput):
     """``x if x > 0 else negative_slope * x``."""
 
@@ -67,10 +68,10 @@ class LeakyReLU(_OnInput):
         self.negative_slope = float(negative_slope)
 
     def _f(self, x):
-        return F.leaky_relu(x, self.negative_slope)
+        return functional.leaky_relu(x, self.negative_slope)
 
     def _b(self, g, x):
-        return F.leaky_relu_backward(g, x, self.negative_slope)
+        return functional.leaky_relu_backward(g, x, self.negative_slope)
 
     def get_config(self):
         return dict(negative_slope=self.negative_slope)
@@ -79,7 +80,7 @@ class LeakyReLU(_OnInput):
         return f"negative_slope={self.negative_slope}"
 
 
-@register
+@register_layer
 class ELU(_OnInput):
     """``x if x > 0 else alpha * (exp(x) - 1)``."""
 
@@ -88,10 +89,10 @@ class ELU(_OnInput):
         self.alpha = float(alpha)
 
     def _f(self, x):
-        return F.elu(x, self.alpha)
+        return functional.elu(x, self.alpha)
 
     def _b(self, g, x):
-        return F.elu_backward(g, x, self.alpha)
+        return functional.elu_backward(g, x, self.alpha)
 
     def get_config(self):
         return dict(alpha=self.alpha)
@@ -100,24 +101,24 @@ class ELU(_OnInput):
         return f"alpha={self.alpha}"
 
 
-@register
+@register_layer
 class Sigmoid(_OnOutput):
     """``1 / (1 + exp(-x))``, computed without overflow."""
 
     def _f(self, x):
-        return F.sigmoid(x)
+        return functional.sigmoid(x)
 
     def _b(self, g, y):
-        return F.sigmoid_backward(g, y)
+        return functional.sigmoid_backward(g, y)
 
 
-@register
+@register_layer
 class Tanh(_OnOutput):
     def _f(self, x):
-        return F.tanh(x)
+        return functional.tanh(x)
 
     def _b(self, g, y):
-        return F.tanh_backward(g, y)
+        return functional.tanh_backward(g, y)
 
 
 class _AlongAxis(_OnOutput):
@@ -132,23 +133,23 @@ class _AlongAxis(_OnOutput):
         return f"axis={self.axis}"
 
 
-@register
+@register_layer
 class Softmax(_AlongAxis):
     """Softmax along ``axis`` (default 1: the class/channel axis of (N, C) or (N, C, H, W))."""
 
     def _f(self, x):
-        return F.softmax(x, self.axis)
+        return functional.softmax(x, self.axis)
 
     def _b(self, g, y):
-        return F.softmax_backward(g, y, self.axis)
+        return functional.softmax_backward(g, y, self.axis)
 
 
-@register
+@register_layer
 class LogSoftmax(_AlongAxis):
     """log(softmax(x)) along ``axis`` (default 1), computed stably."""
 
     def _f(self, x):
-        return F.log_softmax(x, self.axis)
+        return functional.log_softmax(x, self.axis)
 
     def _b(self, g, y):
-        return F.log_softmax_backward(g, y, self.axis)
+        return functional.log_softmax_backward(g, y, self.axis)

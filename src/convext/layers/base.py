@@ -18,20 +18,14 @@ known to supply them.
 import contextlib
 import math
 import threading
+import weakref
 
 import numpy as np
 
-__all__ = ["Layer", "LAYERS", "register"]
+from .. import _archive, init
+from .registry import layer_from_spec, layer_spec
 
-# name -> class, used by convext.load to rebuild a model from its JSON architecture
-LAYERS = {}
-
-
-def register(cls):
-    """Class decorator: make a layer type known to ``convext.load``."""
-    LAYERS[cls.__name__] = cls
-    return cls
-
+__all__ = ["Layer"]
 
 _local = threading.local()
 
@@ -92,6 +86,20 @@ class Layer:
     in ``__init__``, implement ``forward`` and ``backward``, ``get_config`` (the constructor
     arguments, JSON-serialisable) and, if they have parameters, ``reset_parameters(rng)``.
 
+    Composite layers: a layer assigned to an attribute (``self.conv1 = Conv2D(...)``, after
+    ``super().__init__()``) or held by a ``LayerList`` / ``Sequential`` attribute is a child.
+    ``parameters()``, ``grads()``, ``buffers()``, ``state_dict()``, ``load_state_dict()``,
+    ``train()`` / ``eval()``, ``reset_parameters()``, ``zero_grad()``, ``repr`` and
+    ``save`` / ``load`` recurse into the children, with torch.nn's dotted names in torch's
+    order (a layer's own parameters, then its own buffers, then each child in the order it was
+    assigned: ``layer1.0.conv1.weight``). The subclass writes ``forward`` and an explicit
+    ``backward`` (see ``convext.layers.composite`` for a ResNet block); ``Residual``,
+    ``Concat`` and ``Identity`` need none. A layer instance is part of one model once:
+    assigning it a second time (to another attribute or container, or into another model
+    still alive) is a ValueError, because it keeps its forward input for its backward; make a
+    second instance instead. Call each child once per forward pass for the same reason
+    (ReLU and the like hold no parameters: use one instance per use).
+
     Thread safety: a model in eval mode (``model.eval()``) may run inference (``model(x)``,
     ``convext.predict``) from several Python threads at once and each thread gets exactly the
     result of a serial call: eval-mode forward passes only read the parameters and buffers (the
@@ -102,41 +110,129 @@ class Layer:
     """
 
     def __init__(self):
+        object.__setattr__(self, "_children", {})
+        object.__setattr__(self, "_parent", None)  # weak reference to the owning layer
         self.training = True
         self._params = {}
         self._grads = {}
         self._buffers = {}
 
+    # -- children ---------------------------------------------------------------------------
+    def __setattr__(self, name, value):
+        children = self.__dict__.get("_children")
+        if isinstance(value, Layer):
+            if children is None:
+                raise AttributeError(f"cannot assign the layer {name!r} before "
+                                     f"Layer.__init__(): call super().__init__() first")
+            self._adopt(name, value)
+        elif children is not None and name in children:
+            self._release(name)
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        if name in self.__dict__.get("_children", ()):
+            self._release(name)
+        object.__delattr__(self, name)
+
+    def _owner(self):
+        ref = self.__dict__.get("_parent")
+        return None if ref is None else ref()
+
+    def _adopt(self, name, child):
+        """Make ``child`` the child ``name`` (attribute assignment and containers call this)."""
+        if self._children.get(name) is child:
+            return
+        ancestor = self
+        while ancestor is not None:
+            if ancestor is child:
+                raise ValueError(f"cannot make a {type(child).__name__} a child of itself or "
+                                 f"of a layer inside it (as {name!r})")
+            ancestor = ancestor._owner()
+        owner = child._owner()
+        if owner is not None:
+            where = next((k for k, v in owner._children.items() if v is child), "?")
+            raise ValueError(
+                f"this {type(child).__name__} instance is already part of a model (child "
+                f"{where!r} of a {type(owner).__name__}); a layer instance may appear only "
+                f"once in a model (it keeps its forward input for backward): create a second "
+                f"instance for {name!r}")
+        if name in self._children:
+            self._release(name)
+        self._children[name] = child
+        object.__setattr__(child, "_parent", weakref.ref(self))
+
+    def _release(self, name):
+        child = self._children.pop(name)
+        object.__setattr__(child, "_parent", None)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_parent"] = None  # a weak reference is not copied; the owner relinks
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        for child in self.__dict__.get("_children", {}).values():
+            object.__setattr__(child, "_parent", weakref.ref(self))
+
+    def named_children(self):
+        """(name, layer) for each direct child, in the order they were assigned."""
+        return iter(list(self._children.items()))
+
+    def children(self):
+        return iter(list(self._children.values()))
+
+    def named_layers(self, prefix=""):
+        """(dotted name, layer) for this layer ("" or ``prefix``) and every layer inside it,
+        depth first in assignment order (torch's ``named_modules``)."""
+        yield prefix, self
+        for name, child in self._children.items():
+            yield from child.named_layers(f"{prefix}.{name}" if prefix else name)
+
+    def _collect(self, attribute):
+        out = {}
+        for path, layer in self.named_layers():
+            for k, v in getattr(layer, attribute).items():
+                out[f"{path}.{k}" if path else k] = v
+        return out
+
     # -- computation ------------------------------------------------------------------------
     def forward(self, x):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} does not define forward")
 
-    def backward(self, grad_out, input_grad=True):
-        """Accumulate the parameter gradients and return dL/dx (None if ``input_grad`` is
-        False and the layer can skip computing it)."""
-        raise NotImplementedError
+    def backward(self, grad_out, needs_input_grad=True):
+        """Accumulate the parameter gradients and return dL/dx (None if ``needs_input_grad``
+        is False and the layer can skip computing it)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define backward")
 
     def __call__(self, x):
         return self.forward(x)
 
     # -- parameters and state ---------------------------------------------------------------
     def parameters(self):
-        """The trainable arrays, name -> array (the layer's own arrays, not copies)."""
-        return dict(self._params)
+        """The trainable arrays, dotted name -> array (the layers' own arrays, not copies),
+        this layer's first, then each child's in assignment order."""
+        return self._collect("_params")
 
     def grads(self):
         """The gradients of ``parameters()``, same names and shapes."""
-        return dict(self._grads)
+        return self._collect("_grads")
 
     def buffers(self):
         """Non-trainable state saved with the model (e.g. BatchNorm's running statistics)."""
-        return dict(self._buffers)
+        return self._collect("_buffers")
+
+    def _state_items(self, prefix):
+        yield from ((prefix + k, v) for k, v in self._params.items())
+        yield from ((prefix + k, v) for k, v in self._buffers.items())
+        for name, child in self._children.items():
+            yield from child._state_items(f"{prefix}{name}.")
 
     def state_dict(self):
-        """Copies of the parameters and buffers, keyed as in ``torch.nn.Module.state_dict``."""
-        d = {k: v.copy() for k, v in self.parameters().items()}
-        d.update({k: v.copy() for k, v in self.buffers().items()})
-        return d
+        """Copies of the parameters and buffers, keyed and ordered as
+        ``torch.nn.Module.state_dict``: each layer's parameters, then its buffers, then its
+        children's, depth first in assignment order."""
+        return {k: v.copy() for k, v in self._state_items("")}
 
     def load_state_dict(self, state_dict, strict=True):
         """Copy arrays (e.g. a torch state_dict converted with ``.numpy()``) into the layer.
@@ -168,17 +264,22 @@ class Layer:
         return self
 
     def reset_parameters(self, rng=None):
-        """Re-initialise the parameters as torch.nn does (``rng``: a numpy Generator or seed)."""
+        """Re-initialise the parameters as torch.nn does (``rng``: a numpy Generator or seed);
+        the base class resets each child in turn from one generator."""
+        rng = np.random.default_rng(rng)
+        for child in self._children.values():
+            child.reset_parameters(rng)
         return self
 
     def _allocate(self):
         """Replace the placeholders left by a constructor run inside ``unallocated()`` with
         arrays (parameters and buffers uninitialised unless they have a fill value, gradients
-        zero)."""
-        for d in (self._params, self._grads, self._buffers):
-            for k, v in d.items():
-                if isinstance(v, _Unallocated):
-                    d[k] = v.allocate()
+        zero), in this layer and every layer inside it."""
+        for _, layer in self.named_layers():
+            for d in (layer._params, layer._grads, layer._buffers):
+                for k, v in d.items():
+                    if isinstance(v, _Unallocated):
+                        d[k] = v.allocate()
         return self
 
     def zero_grad(self):
@@ -186,7 +287,11 @@ class Layer:
             g.fill(0)
 
     def train(self, mode=True):
+        """Training mode (``mode=True``) or eval mode, for this layer and every layer inside
+        it (BatchNorm then uses its running statistics, Dropout passes its input through)."""
         self.training = bool(mode)
+        for child in self._children.values():
+            child.train(mode)  # through the child's own train(), as torch does
         return self
 
     def eval(self):
@@ -208,13 +313,33 @@ class Layer:
         return ""
 
     def __repr__(self):
-        return f"{type(self).__name__}({self.extra_repr()})"
+        """torch.nn's nested style: ``Name(extra)`` or ``Name(\n  (child): ...\n)``."""
+        extra = self.extra_repr()
+        lines = extra.split("\n") if extra else []
+        children = [f"({k}): " + repr(v).replace("\n", "\n  ")
+                    for k, v in self._children.items()]
+        if len(lines) == 1 and not children:
+            return f"{type(self).__name__}({lines[0]})"
+        if not lines and not children:
+            return f"{type(self).__name__}()"
+        return f"{type(self).__name__}(\n  " + "\n  ".join(lines + children) + "\n)"
 
     def save(self, path):
-        """Write the architecture (JSON) and the weights to one ``.npz`` file; see
-        ``convext.load``."""
-        from ..serialization import save
-        save(self, path)
+        """Write the architecture (JSON) and the weights to one ``.npz`` file, atomically; see
+        ``convext.load``.
+
+        ``path`` is used exactly as given (no ``.npz`` is appended) or may be a writable binary
+        file object. The layer type, and every layer type inside it, must be registered
+        (``convext.register_layer``). The description is first checked as ``load`` would check
+        it (at no memory cost), so a file ``load`` would refuse is never written.
+        """
+        arch = _archive.architecture_json(layer_spec(self))
+        try:  # never write a file that load would refuse (the checks cost no memory)
+            with unallocated():
+                layer_from_spec(_archive.parse_arch(arch)["model"])
+        except ValueError as e:
+            raise ValueError(f"cannot save this model: {e}") from None
+        _archive.write(path, arch, self.state_dict())
 
 
 def _fmt(v):
@@ -257,7 +382,6 @@ class _WeightBias(Layer):
             self._grads["bias"] += grad_bias
 
     def reset_parameters(self, rng=None):
-        from .. import init
         rng = np.random.default_rng(rng)
         init.kaiming_uniform(self.weight, rng, a=math.sqrt(5))
         if self.bias is not None:

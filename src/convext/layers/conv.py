@@ -1,14 +1,15 @@
 """Convolution layer."""
 import numpy as np
 
-from .. import functional as F
+from .. import functional
 from .._validation import as_pair, check_positive_int
-from .base import _WeightBias, _dtype, register, settings_repr
+from .base import _dtype, _WeightBias, settings_repr
+from .registry import register_layer
 
 __all__ = ["Conv2D"]
 
 
-@register
+@register_layer
 class Conv2D(_WeightBias):
     """2-D convolution over NCHW input, as ``torch.nn.Conv2d``.
 
@@ -16,7 +17,7 @@ class Conv2D(_WeightBias):
     (out_channels,), initialised like torch: ``kaiming_uniform(a=sqrt(5))`` for the weight and
     U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the bias, drawn from ``rng`` (Generator or seed).
 
-    Shape: (N, C, H, W) -> (N, F, OH, OW) with
+    Shape: (N, in_channels, H, W) -> (N, out_channels, OH, OW) with
     ``OH = floor((H + 2*padding - dilation*(kH - 1) - 1) / stride) + 1`` (likewise OW).
     ``padding`` may also be ``'same'`` or ``'valid'``. Keeps the input for backward.
     """
@@ -50,16 +51,16 @@ class Conv2D(_WeightBias):
         return self.stride, self.padding, self.dilation, self.groups
 
     def forward(self, x):
-        y = F.conv2d(x, self.weight, self.bias, *self._geom())
+        y = functional.conv2d(x, self.weight, self.bias, *self._geom())
         self._x = x if self.training else None
         return y
 
-    def backward(self, grad_out, input_grad=True):
+    def backward(self, grad_out, needs_input_grad=True):
         if self._x is None:
             raise RuntimeError("Conv2D.backward needs a forward pass in training mode first")
-        gx, gw, gb = F.conv2d_backward(grad_out, self._x, self.weight, *self._geom(),
-                                       needs_input_grad=input_grad,
-                                       needs_bias_grad=self.bias is not None)
+        gx, gw, gb = functional.conv2d_backward(grad_out, self._x, self.weight, *self._geom(),
+                                                needs_input_grad=needs_input_grad,
+                                                needs_bias_grad=self.bias is not None)
         self._accumulate(gw, gb)
         self._x = None
         return gx

@@ -3,14 +3,15 @@ import math
 
 import numpy as np
 
-from .. import functional as F
+from .. import functional
 from .._validation import check_positive_int
-from .base import Layer, _WeightBias, _dtype, register, settings_repr
+from .base import Layer, _dtype, _WeightBias, settings_repr
+from .registry import register_layer
 
 __all__ = ["Dense", "Flatten"]
 
 
-@register
+@register_layer
 class Dense(_WeightBias):
     """``y = x @ weight.T + bias``, as ``torch.nn.Linear``.
 
@@ -35,11 +36,11 @@ class Dense(_WeightBias):
         if x.dtype != self.dtype:
             raise TypeError(f"Dense: x has dtype {x.dtype} but the layer's parameters are "
                             f"{self.dtype}; convert x or build the layer with dtype={x.dtype}")
-        y = F.linear(x, self.weight, self.bias)
+        y = functional.linear(x, self.weight, self.bias)
         self._x = x if self.training else None
         return y
 
-    def backward(self, grad_out, input_grad=True):
+    def backward(self, grad_out, needs_input_grad=True):
         if self._x is None:
             raise RuntimeError("Dense.backward needs a forward pass in training mode first")
         g = np.asarray(grad_out)
@@ -47,8 +48,9 @@ class Dense(_WeightBias):
         if g.shape != x.shape[:-1] + (self.out_features,):
             raise ValueError(f"Dense.backward: grad_out must have shape "
                              f"{x.shape[:-1] + (self.out_features,)}, got {g.shape}")
-        gx, gw, gb = F.linear_backward(g, x, self.weight, needs_input_grad=input_grad,
-                                       needs_bias_grad=self.bias is not None)
+        gx, gw, gb = functional.linear_backward(g, x, self.weight,
+                                                needs_input_grad=needs_input_grad,
+                                                needs_bias_grad=self.bias is not None)
         self._accumulate(gw, gb)
         self._x = None
         return gx
@@ -63,7 +65,7 @@ class Dense(_WeightBias):
                 + ("" if self.dtype == np.float32 else f", dtype={self.dtype.name}"))
 
 
-@register
+@register_layer
 class Flatten(Layer):
     """Flatten dimensions ``start_dim..end_dim`` into one (torch.nn.Flatten; default keeps the
     batch dimension: (N, C, H, W) -> (N, C*H*W))."""
@@ -83,7 +85,7 @@ class Flatten(Layer):
         self._shape = x.shape
         return x.reshape(x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:])
 
-    def backward(self, grad_out, input_grad=True):
+    def backward(self, grad_out, needs_input_grad=True):
         shape, self._shape = self._shape, None
         return np.asarray(grad_out).reshape(shape)
 

@@ -1,12 +1,13 @@
 """Dropout."""
 import numpy as np
 
-from .base import Layer, register
+from .base import Layer
+from .registry import register_layer
 
 __all__ = ["Dropout"]
 
 
-@register
+@register_layer
 class Dropout(Layer):
     """In training mode, zero each element with probability ``p`` and scale the others by
     ``1 / (1 - p)`` (torch.nn.Dropout); identity in eval mode.
@@ -44,7 +45,7 @@ class Dropout(Layer):
             self._mask = keep.astype(dtype) * dtype.type(1.0 / (1.0 - self.p))
         return x * self._mask
 
-    def backward(self, grad_out, input_grad=True):
+    def backward(self, grad_out, needs_input_grad=True):
         if self._mask is None:
             return np.asarray(grad_out)
         g = np.asarray(grad_out) * self._mask

@@ -6,7 +6,8 @@ whole-array NumPy operations (no compiled kernel, no element loop).
 import numpy as np
 
 from .._validation import check_positive_int
-from .base import Layer, _array, _dtype, register
+from .base import Layer, _array, _dtype
+from .registry import register_layer
 
 __all__ = ["BatchNorm2D"]
 
@@ -18,7 +19,7 @@ def _c(v):
     return v[:, None, None]
 
 
-@register
+@register_layer
 class BatchNorm2D(Layer):
     """``y = (x - mean) / sqrt(var + eps) * weight + bias`` per channel, as torch.nn.BatchNorm2d.
 
@@ -102,7 +103,7 @@ class BatchNorm2D(Layer):
             self._batch_stats = use_batch
         return y
 
-    def backward(self, grad_out, input_grad=True):
+    def backward(self, grad_out, needs_input_grad=True):
         if self._xhat is None:
             raise RuntimeError("BatchNorm2D.backward needs a forward pass in training mode first")
         g = np.ascontiguousarray(grad_out)
@@ -116,7 +117,7 @@ class BatchNorm2D(Layer):
             self._grads["weight"] += sum_gx
             self._grads["bias"] += sum_g
         self._xhat = self._invstd = None
-        if not input_grad:
+        if not needs_input_grad:
             return None
         scale = invstd * self._params["weight"] if self.affine else invstd
         if not self._batch_stats:

@@ -5,8 +5,9 @@ list of numbers becomes a float64 array); they keep the input's shape with ``np.
 works for both."""
 import numpy as np
 
-from .. import functional as F
-from .base import Layer, register, settings_repr
+from .. import functional
+from .base import Layer, settings_repr
+from .registry import register_layer
 
 __all__ = ["AvgPool2D", "GlobalAvgPool2D", "LPPool2D", "MaxPool2D"]
 
@@ -16,7 +17,7 @@ def _norm(v):
     return list(v) if isinstance(v, tuple) else v
 
 
-@register
+@register_layer
 class MaxPool2D(Layer):
     """Max pooling (torch.nn.MaxPool2d). ``stride`` defaults to ``kernel_size``; padding acts
     as -inf. Keeps the int64 argmax indices (and the input shape) for backward; ties send the
@@ -37,15 +38,15 @@ class MaxPool2D(Layer):
     def forward(self, x):
         if not self.training:
             self._indices = None
-            return F.max_pool2d(x, *self._args())
-        y, self._indices = F.max_pool2d(x, *self._args(), return_indices=True)
+            return functional.max_pool2d(x, *self._args())
+        y, self._indices = functional.max_pool2d(x, *self._args(), return_indices=True)
         self._shape = np.shape(x)
         return y
 
-    def backward(self, grad_out, input_grad=True):
+    def backward(self, grad_out, needs_input_grad=True):
         if self._indices is None:
             raise RuntimeError("MaxPool2D.backward needs a forward pass in training mode first")
-        g = F.max_pool2d_backward(grad_out, self._indices, self._shape)
+        g = functional.max_pool2d_backward(grad_out, self._indices, self._shape)
         self._indices = None
         return g
 
@@ -59,7 +60,7 @@ class MaxPool2D(Layer):
                                      "ceil_mode": False})
 
 
-@register
+@register_layer
 class AvgPool2D(Layer):
     """Average pooling (torch.nn.AvgPool2d). Keeps only the input shape for backward."""
 
@@ -79,12 +80,12 @@ class AvgPool2D(Layer):
                 self.count_include_pad, self.divisor_override)
 
     def forward(self, x):
-        y = F.avg_pool2d(x, *self._args())
+        y = functional.avg_pool2d(x, *self._args())
         self._shape = np.shape(x)
         return y
 
-    def backward(self, grad_out, input_grad=True):
-        return F.avg_pool2d_backward(grad_out, self._shape, *self._args())
+    def backward(self, grad_out, needs_input_grad=True):
+        return functional.avg_pool2d_backward(grad_out, self._shape, *self._args())
 
     def get_config(self):
         return dict(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
@@ -97,7 +98,7 @@ class AvgPool2D(Layer):
                               "count_include_pad": True, "divisor_override": None})
 
 
-@register
+@register_layer
 class LPPool2D(Layer):
     """Power-average pooling (torch.nn.LPPool2d): ``(sum over the window of x**p) ** (1/p)``.
     Keeps the input and the output for backward."""
@@ -111,16 +112,16 @@ class LPPool2D(Layer):
         self._x = self._y = None
 
     def forward(self, x):
-        y = F.lp_pool2d(x, self.norm_type, self.kernel_size, self.stride, self.ceil_mode)
+        y = functional.lp_pool2d(x, self.norm_type, self.kernel_size, self.stride, self.ceil_mode)
         if self.training:
             self._x, self._y = x, y
         return y
 
-    def backward(self, grad_out, input_grad=True):
+    def backward(self, grad_out, needs_input_grad=True):
         if self._x is None:
             raise RuntimeError("LPPool2D.backward needs a forward pass in training mode first")
-        g = F.lp_pool2d_backward(grad_out, self._x, self._y, self.norm_type, self.kernel_size,
-                                 self.stride, self.ceil_mode)
+        g = functional.lp_pool2d_backward(grad_out, self._x, self._y, self.norm_type,
+                                          self.kernel_size, self.stride, self.ceil_mode)
         self._x = self._y = None
         return g
 
@@ -133,7 +134,7 @@ class LPPool2D(Layer):
         return settings_repr([c.pop("norm_type")], c, {"stride": None, "ceil_mode": False})
 
 
-@register
+@register_layer
 class GlobalAvgPool2D(Layer):
     """Mean over the whole spatial extent: (N, C, H, W) -> (N, C, 1, 1)
     (torch.nn.AdaptiveAvgPool2d(1))."""
@@ -143,9 +144,9 @@ class GlobalAvgPool2D(Layer):
         self._shape = None
 
     def forward(self, x):
-        y = F.global_avg_pool2d(x)
+        y = functional.global_avg_pool2d(x)
         self._shape = np.shape(x)
         return y
 
-    def backward(self, grad_out, input_grad=True):
-        return F.global_avg_pool2d_backward(grad_out, self._shape)
+    def backward(self, grad_out, needs_input_grad=True):
+        return functional.global_avg_pool2d_backward(grad_out, self._shape)
