@@ -90,7 +90,8 @@ def _bn_x(x, name="x"):
     """(N, C, *spatial) -> C-contiguous (N, C, L) view or copy."""
     x = check_array(x, name, (2, 3, 4, 5))
     N, C = x.shape[:2]
-    return x, contiguous(x).reshape(N, C, -1)
+    _check_size(x.shape, name, "batch_norm")
+    return x, contiguous(x).reshape(N, C, math.prod(x.shape[2:]))
 
 
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
