@@ -284,8 +284,8 @@ def hardtanh(x, min_val=-1.0, max_val=1.0):
 
 
 def hardtanh_backward(grad_out, x, min_val=-1.0, max_val=1.0):
-    """``grad_out`` where ``min_val < x < max_val``, else 0 (0 at both boundaries; a NaN input
-    passes the gradient, as torch's hardtanh_backward)."""
+    """``grad_out`` where ``min_val < x < max_val``, else 0 (0 at both boundaries, as torch,
+    and 0 for a NaN input, as torch's vectorised loop; its scalar tail loop differs)."""
     lo, hi = _bounds(min_val, max_val, "hardtanh_backward")
     return _pw_backward(_pointwise.HARDTANH, grad_out, x, "hardtanh_backward", lo, hi)
 
@@ -296,7 +296,7 @@ def relu6(x):
 
 
 def relu6_backward(grad_out, x):
-    """``grad_out`` where ``0 < x < 6``, else 0 (0 at x == 0 and x == 6, as torch)."""
+    """``grad_out`` where ``0 < x < 6``, else 0 (0 at x == 0 and x == 6 as torch; 0 for NaN)."""
     return _pw_backward(_pointwise.HARDTANH, grad_out, x, "relu6_backward", 0.0, 6.0)
 
 

@@ -4,8 +4,9 @@ hardtanh(0, 6)), hardswish, hardsigmoid, silu, gelu (erf and tanh forms).
 Compiled because NumPy has no erf and because each of these is several NumPy passes (a
 temporary per operation) where one loop suffices. Formulas and the gradient conventions at the
 kinks are torch's (aten/src/ATen/native/cpu/Activation.cpp, derivatives.yaml):
-- hardtanh:  clamp(x, lo, hi) (NaN stays NaN); grad = 0 where x <= lo or x >= hi, else g
-             (so a NaN input passes the gradient).
+- hardtanh:  clamp(x, lo, hi) (NaN stays NaN); grad = g where lo < x < hi, else 0 (0 at the
+             boundaries and for NaN: torch's vectorised loop; its scalar tail loop passes a
+             NaN's gradient, so torch itself is inconsistent there).
 - hardswish: x * min(max(x + 3, 0), 6) / 6; grad = g * (x/3 + 1/2) for -3 < x < 3, g for
              x >= 3 or NaN, 0 for x <= -3 (so 0 at x == -3 and g at x == 3).
 - hardsigmoid: min(max(x + 3, 0), 6) / 6; grad = g/6 for -3 < x < 3, else 0.
@@ -91,7 +92,7 @@ def backward(int op, const floating[::1] g, const floating[::1] x, floating[::1]
             for i in prange(n, num_threads=n_threads, schedule="static"):
                 v = x[i]
                 gv = g[i]
-                gx[i] = zero if (v <= l or v >= h) else gv
+                gx[i] = gv if (v > l and v < h) else zero
         elif op == OP_HARDSWISH:
             for i in prange(n, num_threads=n_threads, schedule="static"):
                 v = x[i]
