@@ -230,6 +230,36 @@ def test_batch_norm_errors(rng):
         K.batch_norm_backward(np.zeros_like(x, np.float32), x, m, s)
 
 
+def test_batch_norm_out(rng):
+    base = rng.standard_normal((5, 3, 4, 4))
+    rm, rv = rng.standard_normal(3), rng.random(3) + 0.5
+    want = K.batch_norm(base, rm, rv)
+    out = np.full_like(base, np.nan)
+    assert K.batch_norm(base, rm, rv, out=out) is out
+    np.testing.assert_array_equal(out, want)
+    x = base.copy()
+    assert K.batch_norm(x, rm, rv, out=x) is x  # in place
+    np.testing.assert_array_equal(x, want)
+    x = base.copy()
+    big = np.full((7, 3, 4, 4), np.nan)
+    big[:5] = base
+    K.batch_norm(big[:5], rm, rv, out=big[1:6])  # overlapping, shifted: still correct
+    np.testing.assert_array_equal(big[1:6], want)
+    assert np.isnan(big[6]).all()
+    guard = np.full((5, 3, 4, 8), np.nan)
+    K.batch_norm(base, rm, rv, out=guard[..., ::2])
+    np.testing.assert_array_equal(guard[..., ::2], want)
+    assert np.isnan(guard[..., 1::2]).all()
+    out = np.full_like(base, np.nan)
+    with pytest.raises(ValueError, match="out"):
+        K.batch_norm(base, rm, rv, out=out[:2])
+    with pytest.raises(TypeError, match="out"):
+        K.batch_norm(base, rm, rv, out=out.astype(np.float32))
+    with pytest.raises(ValueError, match="running_mean"):
+        K.batch_norm(base, rm[:2], rv, out=out)
+    assert np.isnan(out).all()  # nothing written on failure
+
+
 def test_batch_norm_empty_batch_eval(rng):
     x = np.zeros((0, 3, 4, 4))
     y = K.batch_norm(x, np.zeros(3), np.ones(3))

@@ -15,7 +15,8 @@ import numpy as np
 
 from ._config import get_num_threads
 from ._kernels import _batchnorm, _pointwise, _pool, _resample
-from ._validation import _as_int, as_pair, check_array, check_same_dtype, contiguous
+from ._validation import _as_int, as_pair, check_array, check_out, check_same_dtype, contiguous
+from .functional import _buffer, _into
 
 __all__ = [
     "batch_norm", "batch_norm_backward",
@@ -95,7 +96,7 @@ def _bn_x(x, name="x"):
 
 
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
-               momentum=0.1, eps=1e-5, return_stats=False):
+               momentum=0.1, eps=1e-5, return_stats=False, *, out=None):
     """Batch normalisation over the channel axis, as ``torch.nn.functional.batch_norm``.
 
     ``y = (x - mean) * invstd * weight + bias`` per channel, ``invstd = 1/sqrt(var + eps)``.
@@ -116,6 +117,8 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     return_stats : bool. Also return ``(mean, invstd)``, the per-channel statistics used (the
         batch's in training mode, the running ones in eval mode), as ``batch_norm_backward``
         takes them.
+    out : array of x's shape and dtype, optional: written with y (and returned). It may be x
+        itself (in-place normalisation); it is only written once everything succeeded.
 
     Returns
     -------
@@ -137,6 +140,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     eps = _real(eps, "eps")
     if eps <= 0:
         raise ValueError(f"{fn}: eps must be positive, got {eps!r}")
+    check_out(out, x.shape, dtype)
     rm = _channel_vector(running_mean, "running_mean", C, dtype, fn, writable=training)
     rv = _channel_vector(running_var, "running_var", C, dtype, fn, writable=training)
     w = _channel_vector(weight, "weight", C, dtype, fn)
@@ -172,9 +176,13 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     # torch's transform: y = x * alpha + beta, alpha = invstd * weight, beta = bias - mean*alpha
     alpha = invstd * w if w is not None else invstd
     beta = (b if b is not None else np.zeros(C, dtype)) - mean * alpha
-    y = np.empty(x.shape, dtype)
+    # the transform is elementwise, so writing over x itself (the very same array) is safe;
+    # any other overlap with x gets a fresh buffer
+    same = out is x and x.flags.c_contiguous
+    y = _buffer(out, x.shape, dtype, w, b, rm, rv, None if same else x)
     if y.size:
         _batchnorm.affine(x3, y.reshape(N, C, L), contiguous(alpha), contiguous(beta), nt)
+    y = _into(out, y)
     return (y, mean, invstd) if return_stats else y
 
 
