@@ -592,3 +592,19 @@ def test_max_unpool2d_threads_errors(rng):
         K.max_unpool2d(vals, idx, 2, stride=2 ** 40)
     with pytest.raises(ValueError, match="input_shape"):
         K.max_unpool2d_backward(g, idx, (4, 7, 32, 32))
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: K.adaptive_avg_pool2d(x, 2 ** 40),
+    lambda x: K.adaptive_max_pool2d(x, (2 ** 62, 1)),
+    lambda x: K.adaptive_avg_pool2d_backward(np.zeros((1, 1, 2, 2)), (1, 1, 2 ** 62, 4)),
+    lambda x: K.interpolate(x, size=2 ** 40),
+    lambda x: K.interpolate(x, size=(2 ** 63, 1)),
+    lambda x: K.interpolate(x, scale_factor=(2.0 ** 50, 1)),
+    lambda x: K.max_unpool2d(x, np.zeros(x.shape, np.int64), 2 ** 62),
+    lambda x: K.max_unpool2d(x, np.zeros(x.shape, np.int64), 2, stride=(2 ** 62, 2 ** 62)),
+])
+def test_huge_geometry_is_a_value_error(call):
+    """Sizes are checked in Python ints before any C arithmetic (RELIABILITY.md item 16)."""
+    with pytest.raises(ValueError):
+        call(np.zeros((1, 1, 4, 4)))

@@ -384,17 +384,17 @@ def _adaptive_size(output_size, H, W, fn):
     else:
         v = _as_int(output_size, "output_size")
         pair = (v, v)
-    if min(pair) < 0 or max(pair) > _MAX_ELEMS:
+    if min(pair) < 0 or pair[0] * H >= _MAX_ELEMS or pair[1] * W >= _MAX_ELEMS:
         raise ValueError(f"{fn}: output_size must be non-negative (and not absurdly large), got "
-                         f"{output_size!r}")
+                         f"{output_size!r} for input planes of size ({H}, {W})")
     return pair
 
 
 def _windows(size, out):
-    """torch's adaptive windows: [floor(i*size/out), ceil((i+1)*size/out)), in Python ints."""
-    start = np.array([(k * size) // out for k in range(out)], np.int64)
-    end = np.array([-((-(k + 1) * size) // out) for k in range(out)], np.int64)
-    return start, end
+    """torch's adaptive windows: [floor(i*size/out), ceil((i+1)*size/out)) (exact: every product
+    stays below 2**63, checked in Python ints by the caller)."""
+    k = np.arange(out, dtype=np.int64)
+    return (k * size) // out, -((-(k + 1) * size) // out)
 
 
 def _adaptive_geom(shape, output_size, fn):
