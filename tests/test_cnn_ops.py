@@ -414,7 +414,8 @@ def test_adaptive_max_ties_and_nan():
 
 
 def test_adaptive_pools_threads_layouts_errors(rng):
-    x = rng.standard_normal((4, 8, 33, 31)).astype(np.float32)
+    x = rng.standard_normal((4, 8, 33, 35)).astype(np.float32)  # above the serial threshold
+    assert x.size >= K._SERIAL_ELEMS
     _threads_equal(lambda: K.adaptive_avg_pool2d(x, (5, 7)))
     _threads_equal(lambda: K.adaptive_max_pool2d(x, (5, 7), return_indices=True))
     g = rng.standard_normal((4, 8, 5, 7)).astype(np.float32)
@@ -434,7 +435,7 @@ def test_adaptive_pools_threads_layouts_errors(rng):
         K.adaptive_max_pool2d(x, 2, return_indices=1)
     _, idx = K.adaptive_max_pool2d(x, (5, 7), return_indices=True)
     bad = idx.copy()
-    bad[0, 0, 0, 0] = 33 * 31
+    bad[0, 0, 0, 0] = 33 * 35
     with pytest.raises(ValueError, match="indices"):
         K.adaptive_max_pool2d_backward(g, bad, x.shape)
     bad[0, 0, 0, 0] = -1
@@ -445,7 +446,7 @@ def test_adaptive_pools_threads_layouts_errors(rng):
     with pytest.raises(TypeError, match="indices"):
         K.adaptive_max_pool2d_backward(g, idx.astype(np.float64), x.shape)
     with pytest.raises(ValueError, match="input_shape"):
-        K.adaptive_avg_pool2d_backward(g, (4, 7, 33, 31))
+        K.adaptive_avg_pool2d_backward(g, (4, 7, 33, 35))
     empty = K.adaptive_avg_pool2d(np.zeros((0, 3, 4, 4)), 2)
     assert empty.shape == (0, 3, 2, 2)
 
@@ -494,10 +495,11 @@ def test_interpolate_backward_finite_differences(rng, kw, mode, ac):
 
 
 def test_interpolate_threads_errors(rng):
-    x = rng.standard_normal((4, 8, 20, 20)).astype(np.float32)
+    x = rng.standard_normal((4, 8, 24, 24)).astype(np.float32)
     for mode in ("nearest", "bilinear"):
         _threads_equal(lambda: K.interpolate(x, scale_factor=1.5, mode=mode))
-        g = rng.standard_normal((4, 8, 30, 30)).astype(np.float32)
+        g = rng.standard_normal((4, 8, 36, 36)).astype(np.float32)
+        assert g.size >= K._SERIAL_ELEMS
         _threads_equal(lambda: K.interpolate_backward(g, x.shape, scale_factor=1.5, mode=mode))
     with pytest.raises(ValueError, match="mode"):
         K.interpolate(x, size=3, mode="bicubic")
