@@ -610,3 +610,27 @@ def test_huge_geometry_is_a_value_error(call):
     """Sizes are checked in Python ints before any C arithmetic (RELIABILITY.md item 16)."""
     with pytest.raises(ValueError):
         call(np.zeros((1, 1, 4, 4)))
+
+
+def test_resampling_layouts(rng):
+    """Sliced, transposed, negative-stride, Fortran-ordered and read-only inputs give the
+    result of a contiguous copy."""
+    base = rng.standard_normal((3, 4, 10, 12))
+    views = [base[:, ::2], base.transpose(0, 1, 3, 2), base[:, :, ::-1], np.asfortranarray(base)]
+    ro = base.copy()
+    ro.flags.writeable = False
+    views.append(ro)
+    ops = [lambda a: K.adaptive_avg_pool2d(a, (3, 5)),
+           lambda a: K.adaptive_max_pool2d(a, (4, 3), return_indices=True),
+           lambda a: K.interpolate(a, size=(7, 15)),
+           lambda a: K.interpolate(a, scale_factor=1.5, mode="bilinear", align_corners=True),
+           lambda a: K.max_unpool2d(a, np.zeros(a.shape, np.int64) + 3, 2),
+           lambda a: K.silu(a),
+           lambda a: K.interpolate_backward(a, a.shape[:2] + (5, 6), size=a.shape[2:],
+                                            mode="bilinear")]
+    for op in ops:
+        for v in views:
+            got, want = op(v), op(np.ascontiguousarray(v))
+            for a, b in zip(got if isinstance(got, tuple) else (got,),
+                            want if isinstance(want, tuple) else (want,)):
+                np.testing.assert_array_equal(a, b)

@@ -160,12 +160,10 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
         _batchnorm.batch_stats(x3, mean64, var64, nt)
         mean = mean64.astype(dtype)
         invstd = (1.0 / np.sqrt(var64 + eps)).astype(dtype)
-        if rm is not None:
+        if rm is not None:  # written at the end, once y is done
             new_m = (momentum * mean64 + (1.0 - momentum) * rm.astype(np.float64)).astype(dtype)
             new_v = (momentum * var64 * (n / (n - 1)) + (1.0 - momentum)
                      * rv.astype(np.float64)).astype(dtype)
-            rm[...] = new_m
-            rv[...] = new_v
     else:
         if rm is None:
             raise ValueError(f"{fn}: running_mean and running_var are required in eval mode "
@@ -183,6 +181,9 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     if y.size:
         _batchnorm.affine(x3, y.reshape(N, C, L), contiguous(alpha), contiguous(beta), nt)
     y = _into(out, y)
+    if training and rm is not None:
+        rm[...] = new_m
+        rv[...] = new_v
     return (y, mean, invstd) if return_stats else y
 
 
