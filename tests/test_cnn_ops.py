@@ -5,6 +5,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import convext
 from convext import _functional_cnn as K
@@ -634,3 +636,32 @@ def test_resampling_layouts(rng):
             for a, b in zip(got if isinstance(got, tuple) else (got,),
                             want if isinstance(want, tuple) else (want,)):
                 np.testing.assert_array_equal(a, b)
+
+
+@settings(max_examples=80, deadline=None)
+@given(n=st.integers(0, 2), c=st.integers(1, 3), h=st.integers(1, 9), w=st.integers(1, 9),
+       oh=st.integers(1, 12), ow=st.integers(1, 12), seed=st.integers(0, 2 ** 32 - 1))
+def test_adaptive_and_interpolate_property(n, c, h, w, oh, ow, seed):
+    """Any plane size against any output size (down- and upsampling, non-divisible), float64."""
+    x = np.random.default_rng(seed).standard_normal((n, c, h, w))
+    _close(K.adaptive_avg_pool2d(x, (oh, ow)), ref.adaptive_avg_pool2d(x, oh, ow), np.float64)
+    y, idx = K.adaptive_max_pool2d(x, (oh, ow), return_indices=True)
+    want, want_idx = ref.adaptive_max_pool2d(x, oh, ow)
+    np.testing.assert_array_equal(y, want)
+    np.testing.assert_array_equal(idx, want_idx)
+    np.testing.assert_array_equal(K.interpolate(x, size=(oh, ow)),
+                                  ref.interpolate_nearest(x, oh, ow))
+    for ac in (False, True):
+        _close(K.interpolate(x, size=(oh, ow), mode="bilinear", align_corners=ac),
+               ref.interpolate_bilinear(x, oh, ow, ac), np.float64)
+    # the backward passes are the adjoints of the forward passes: <A x, g> == <x, A^T g>
+    g = np.random.default_rng(seed + 1).standard_normal((n, c, oh, ow))
+    for fwd, bwd in [(lambda a: K.adaptive_avg_pool2d(a, (oh, ow)),
+                      lambda b: K.adaptive_avg_pool2d_backward(b, x.shape)),
+                     (lambda a: K.interpolate(a, size=(oh, ow), mode="bilinear"),
+                      lambda b: K.interpolate_backward(b, x.shape, size=(oh, ow),
+                                                       mode="bilinear")),
+                     (lambda a: K.interpolate(a, size=(oh, ow)),
+                      lambda b: K.interpolate_backward(b, x.shape, size=(oh, ow)))]:
+        np.testing.assert_allclose(np.sum(fwd(x) * g), np.sum(x * bwd(g)), rtol=1e-10,
+                                   atol=1e-10)
