@@ -105,7 +105,7 @@ def window_geometry(fn, size, kernel, stride, pads, dilation, ceil_mode=False,
     check_extent(max(max(p) for p in pads), pname)
     padded = tuple(s + lo + hi for s, (lo, hi) in zip(size, pads))
     dilated = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
-    for v, n, w in ((padded, pname, "the padded input"), (dilated, dname, "the dilated kernel")):
+    for v, n, w in ((dilated, dname, "the dilated kernel"), (padded, pname, "the padded input")):
         for a in v:
             check_extent(a, n, w)
     out = tuple(_out_size(s, k, st, lo, hi, d, ceil_mode)

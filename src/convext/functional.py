@@ -249,6 +249,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, o
     N, F = x4.shape[0], weight.shape[0]
     shape4 = (N, F) + g.out_hw
     shape = shape4[1:] if unbatched else shape4
+    check_alloc(shape4, "conv2d: the output (from x, weight, stride, padding and dilation) of "
+                "shape", x4.dtype.itemsize)
     check_out(out, shape, x4.dtype)
     y = _buffer(out, shape, x4.dtype, x, weight, bias)
     y4 = y.reshape(shape4)
