@@ -359,7 +359,7 @@ def _check_input_shape(input_shape, fn, itemsize):
     return check_alloc(shape, f"{fn}: input_shape", itemsize)
 
 
-def _pool_geom(shape, kernel_size, stride, padding, dilation, ceil_mode, fn):
+def _pool_geom(shape, kernel_size, stride, padding, dilation, ceil_mode, fn, shape_name="x"):
     """Validate the pooling geometry for an input of ``shape``; return a _PoolGeom.
 
     Padding may be at most half the kernel (PyTorch's rule), and the (padded) input must hold at
@@ -373,11 +373,11 @@ def _pool_geom(shape, kernel_size, stride, padding, dilation, ceil_mode, fn):
         raise ValueError(f"{fn}: padding ({ph}, {pw}) must be at most half of the kernel size "
                          f"({kh}, {kw})")
     if min(shape[-3:]) == 0:
-        raise ValueError(f"{fn}: the input must have non-empty channels, height and width (only "
-                         f"the batch may be empty), got shape {_shape_str(shape)}")
+        raise ValueError(f"{fn}: {shape_name} must have non-empty channels, height and width "
+                         f"(only the batch may be empty), got shape {_shape_str(shape)}")
     oh, ow = window_geometry(
         fn, shape[-2:], (kh, kw), (sh, sw), ((ph, ph), (pw, pw)), (dh, dw), ceil_mode,
-        detail=f"; input has shape {_shape_str(shape)}, kernel_size {kernel_size!r}, "
+        detail=f"; {shape_name} has shape {_shape_str(shape)}, kernel_size {kernel_size!r}, "
                f"padding {padding!r}")
     return _PoolGeom((kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow))
 
@@ -536,7 +536,7 @@ def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding
     fn = "avg_pool2d_backward"
     gy = check_array(grad_out, "grad_out", (3, 4))
     shape = _check_input_shape(input_shape, fn, gy.dtype.itemsize)
-    g = _pool_geom(shape, kernel_size, stride, padding, 1, ceil_mode, fn)
+    g = _pool_geom(shape, kernel_size, stride, padding, 1, ceil_mode, fn, "input_shape")
     args = _avg_args(g, count_include_pad, divisor_override, _pool_threads(shape))
     if gy.shape != _pool_out_shape(shape, g):
         raise ValueError(f"{fn}: grad_out must have shape "
