@@ -35,6 +35,10 @@ ISSUE_CONV = [
      dict(stride=(2 ** 62, 1), padding=(2 ** 61, 0)), "stride"),
     ("direct, 'same'", (4, 2, 1, 1), (2, 2, 2, 1), dict(dilation=(2 ** 61, 1), padding="same"),
      "dilation"),
+    ("direct, 'same' 2x2", (1, 2, 2, 2), (2, 2, 2, 2),
+     dict(dilation=(2 ** 61, 1), padding="same"), "dilation"),
+    ("direct, 'same' 2x2, batch of 4", (4, 2, 2, 2), (2, 2, 2, 2),
+     dict(dilation=(2 ** 61, 1), padding="same"), "dilation"),
     # GEMM route: pad + stride - 1 overflowed in the column range, heap garbage in y and grad_x
     ("gemm", (1, 300, 2, 2), (2, 300, 1, 2),
      dict(stride=(1, 2 ** 62 + 2), padding=(0, 2 ** 62 - 1)), "stride"),

@@ -291,6 +291,8 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups
                          f"{_shape_str(shape4[1:] if unbatched else shape4)} for x of shape "
                          f"{_shape_str(x4.shape[1:] if unbatched else x4.shape)} and weight "
                          f"{_shape_str(weight.shape)}, got {_shape_str(gy.shape)}")
+    # grad_out may be a broadcast view: its contiguous copy must fit in memory
+    check_alloc(shape4, "conv2d_backward: grad_out of shape", x4.dtype.itemsize)
     gy4 = contiguous(gy.reshape(shape4))
     dtype = x4.dtype
     empty = gy4.size == 0 or x4.size == 0

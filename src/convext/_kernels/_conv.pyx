@@ -100,6 +100,9 @@ cdef extern from "_direct.h" nogil:
     void cvx_ddirect_gw_finish(const cvx_dgeom *g, const double *v, double *dw)
 
 
+# Every field is an array dimension (N, C, H, W, F, Cg, kh, kw, OH, OW) or a geometry value
+# (sh, sw, ph, pw, dh, dw, G), each at most 2**40 by convext._validation.window_geometry /
+# check_positive_int, which also bound OH*OW, H + 2*padding and dh*(kh-1) + 1 by 2**40.
 ctypedef struct geom_t:
     idx_t N, C, H, W, F, G, Cg, Fg, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW
 
@@ -300,6 +303,8 @@ def tile_pixels(Py_ssize_t K, Py_ssize_t P, Py_ssize_t itemsize):
 
 
 def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
+    # per_thread = K*PT (or CB*kh*kw*PT): K is the weight's size per filter (an array in memory)
+    # and PT <= 768 (tile_pixels), so this never depends on stride, padding or dilation
     return np.empty((nt, per_thread + CVX_GEMM_WORK_ELEMS + 16), dtype=dtype)
 
 
