@@ -14,11 +14,11 @@ from ._config import get_num_threads
 from ._kernels import _conv, _linear
 from ._validation import (
     as_pair,
+    check_alloc,
     check_array,
+    check_extent,
     check_out,
     check_positive_int,
-    check_alloc,
-    check_extent,
     check_same_dtype,
     contiguous,
     conv_output_size,
