@@ -7,6 +7,7 @@ scratch memory bounded by the input and output.
 Each example of the issue is a regression test here. Before the fix several crashed the
 interpreter (SIGSEGV) or returned heap garbage; they now raise or compute, so they run in-process.
 """
+import os
 import tracemalloc
 
 import numpy as np
@@ -20,6 +21,18 @@ from convext._validation import MAX_EXTENT
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
+
+# Under the AddressSanitizer build (CI's sanitizer step) a C++ exception thrown inside torch
+# aborts the process (ASan's __cxa_throw interceptor), so there the calls that make torch raise
+# are not made: the naive loops of tests/reference.py are the oracle for those.
+TORCH_MAY_RAISE = os.environ.get("CONVEXT_ASAN", "0") != "1"
+
+
+def _int32_safe(kw):
+    """torch's pooling and its slow_conv2d backward need every geometry value below 2**31."""
+    vals = [v for v in kw.values() for v in (v if isinstance(v, tuple) else (v,))
+            if isinstance(v, int) and not isinstance(v, bool)]
+    return max(vals, default=0) < 2 ** 31
 
 ones = np.ones
 
@@ -157,21 +170,24 @@ def test_meaningful_large_geometry_equals_torch(route, N, C, F_, G, kw, hw):
     b = rng.standard_normal(F_)
     kw = dict(kw, groups=G)
     try:
-        yt = TF.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b),
-                       **kw).numpy()
-    except RuntimeError:  # torch refuses it: the kernel is larger than the padded input
-        with pytest.raises(ValueError, match="larger than the padded input"):
-            F.conv2d(x, w, b, **kw)
+        y = F.conv2d(x, w, b, **kw)
+    except ValueError as e:  # the kernel is larger than the padded input: torch refuses it too
+        assert "larger than the padded input" in str(e)
+        if TORCH_MAY_RAISE:
+            with pytest.raises(RuntimeError):
+                TF.conv2d(torch.from_numpy(x), torch.from_numpy(w), **kw)
         return
-    y = F.conv2d(x, w, b, **kw)
+    yt = TF.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), **kw).numpy()
     gy = rng.standard_normal(y.shape)
     gx, gw, gb = F.conv2d_backward(gy, x, w, **kw)
     if y.shape == yt.shape:
         np.testing.assert_allclose(y, yt, rtol=1e-10, atol=1e-10)
-        try:
-            _, tgx, tgw, tgb = _torch_conv(x, w, b, gy, kw)
-        except RuntimeError:
-            tgx = None
+        tgx = None
+        if TORCH_MAY_RAISE or _int32_safe(kw):
+            try:
+                _, tgx, tgw, tgb = _torch_conv(x, w, b, gy, kw)
+            except RuntimeError:  # torch's backward fails at some strides beyond 2**31
+                assert not _int32_safe(kw)
         if tgx is not None:
             np.testing.assert_allclose(gx, tgx, rtol=1e-10, atol=1e-10)
             np.testing.assert_allclose(gw, tgw, rtol=1e-10, atol=1e-10)
@@ -250,8 +266,9 @@ def test_pooling_with_large_geometry_equals_torch(kind, kw, hw):
         fwd(x, **kw)
     except ValueError as e:  # no window fits: torch refuses it as well
         assert "larger than the padded input" in str(e)
-        with pytest.raises(RuntimeError):
-            tfwd(torch.from_numpy(x), **kw)
+        if TORCH_MAY_RAISE:
+            with pytest.raises(RuntimeError):
+                tfwd(torch.from_numpy(x), **kw)
         return
     if kind == "max":
         y, idx = F.max_pool2d(x, return_indices=True, **kw)
@@ -273,6 +290,8 @@ def test_pooling_with_large_geometry_equals_torch(kind, kw, hw):
     np.testing.assert_allclose(y, ry, rtol=1e-10, atol=1e-300)
     if rgx is not None:
         np.testing.assert_allclose(gx, rgx, rtol=1e-10, atol=1e-300)
+    if not (TORCH_MAY_RAISE or _int32_safe(kw)):
+        return
     xt = torch.from_numpy(x).requires_grad_()
     try:
         if kind == "max":
@@ -282,8 +301,8 @@ def test_pooling_with_large_geometry_equals_torch(kind, kw, hw):
             yt = TF.avg_pool2d(xt, **kw)
         else:
             yt = TF.lp_pool2d(xt, 2, **kw)
-    except RuntimeError as e:
-        assert "int" in str(e)  # beyond torch's int32 pooling arguments
+    except RuntimeError as e:  # beyond torch's int32 pooling arguments
+        assert "int" in str(e) and not _int32_safe(kw)
         return
     yt.backward(torch.from_numpy(gy))
     np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-10, atol=1e-300)
