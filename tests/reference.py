@@ -29,11 +29,14 @@ def _pair(v):
     return (v, v) if np.isscalar(v) else tuple(v)
 
 
-def zero_pad(x, pads_h, pads_w):
+def _at(x, cs, r, c):
+    """x[:, cs, r, c] of the zero-padded input, without building it (any padding, even
+    2**40): out-of-range positions read zeros, which still take part in the arithmetic as a
+    padded zero does (0 * inf = NaN)."""
     N, C, H, W = x.shape
-    xp = np.zeros((N, C, H + pads_h[0] + pads_h[1], W + pads_w[0] + pads_w[1]))
-    xp[:, :, pads_h[0]:pads_h[0] + H, pads_w[0]:pads_w[0] + W] = x
-    return xp
+    if 0 <= r < H and 0 <= c < W:
+        return x[:, cs, r, c]
+    return np.zeros((N, len(range(C)[cs])))
 
 
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
@@ -45,8 +48,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     sh, sw = _pair(stride)
     dh, dw = _pair(dilation)
     padh, padw = _pads(padding, kh, kw, dh, dw)
-    xp = zero_pad(x, padh, padw)
-    Hp, Wp = xp.shape[2:]
+    Hp, Wp = H + padh[0] + padh[1], W + padw[0] + padw[1]
     OH = (Hp - dh * (kh - 1) - 1) // sh + 1
     OW = (Wp - dw * (kw - 1) - 1) // sw + 1
     Fg = F // groups
@@ -58,7 +60,8 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
                 acc = np.zeros(N)
                 for i in range(kh):
                     for j in range(kw):
-                        patch = xp[:, g * Cg:(g + 1) * Cg, oh * sh + i * dh, ow * sw + j * dw]
+                        patch = _at(x, slice(g * Cg, (g + 1) * Cg),
+                                    oh * sh + i * dh - padh[0], ow * sw + j * dw - padw[0])
                         acc += patch @ w[f, :, i, j]
                 y[:, f, oh, ow] = acc
         if b is not None:
@@ -76,8 +79,7 @@ def conv2d_grads(gy, x, w, stride=1, padding=0, dilation=1, groups=1):
     sh, sw = _pair(stride)
     dh, dw_ = _pair(dilation)
     padh, padw = _pads(padding, kh, kw, dh, dw_)
-    xp = zero_pad(x, padh, padw)
-    gxp = np.zeros_like(xp)
+    gx = np.zeros_like(x)
     gw = np.zeros_like(w)
     OH, OW = gy.shape[2:]
     Fg = F // groups
@@ -89,10 +91,10 @@ def conv2d_grads(gy, x, w, stride=1, padding=0, dilation=1, groups=1):
                 go = gy[:, f, oh, ow]  # (N,)
                 for i in range(kh):
                     for j in range(kw):
-                        r, c = oh * sh + i * dh, ow * sw + j * dw_
-                        gxp[:, cs, r, c] += go[:, None] * w[f, :, i, j][None, :]
-                        gw[f, :, i, j] += go @ xp[:, cs, r, c]
-    gx = gxp[:, :, padh[0]:padh[0] + H, padw[0]:padw[0] + W]
+                        r, c = oh * sh + i * dh - padh[0], ow * sw + j * dw_ - padw[0]
+                        if 0 <= r < H and 0 <= c < W:  # the padding's gradient is dropped
+                            gx[:, cs, r, c] += go[:, None] * w[f, :, i, j][None, :]
+                        gw[f, :, i, j] += go @ _at(x, cs, r, c)
     gb = gy.sum(axis=(0, 2, 3))
     return gx, gw, gb
 
@@ -126,6 +128,16 @@ def pool_out_size(size, k, s, p, d=1, ceil_mode=False):
     return out
 
 
+def _taps_inside(start, d, k, size):
+    """The taps t < k whose position start + t*d lies in [0, size), in order (computed, not
+    searched, so that a kernel of 2**40 taps costs nothing)."""
+    lo = max(0, -(start // d) if start < 0 else 0)
+    while lo < k and start + lo * d < 0:
+        lo += 1
+    hi = min(k - 1, (size - 1 - start) // d) if size - 1 - start >= 0 else -1
+    return range(lo, hi + 1)
+
+
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
     """(y, indices): the first maximum of each window in row-major order, NaN wins (the last
     NaN), padding never wins. indices are h*W + w in the input plane."""
@@ -144,11 +156,11 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
             for oh in range(OH):
                 for ow in range(OW):
                     taps = []  # (value, flat index) of the real elements, row-major
-                    for i in range(kh):
-                        for j in range(kw):
+                    for i in _taps_inside(oh * sh - ph, dh, kh, H):
+                        for j in _taps_inside(ow * sw - pw, dw, kw, W):
                             r, q = oh * sh - ph + i * dh, ow * sw - pw + j * dw
-                            if 0 <= r < H and 0 <= q < W:
-                                taps.append((x[n, c, r, q], r * W + q))
+                            assert 0 <= r < H and 0 <= q < W
+                            taps.append((x[n, c, r, q], r * W + q))
                     nans = [t for t in taps if np.isnan(t[0])]
                     if nans:
                         best, bi = nans[-1]
@@ -185,8 +197,8 @@ def _avg_windows(H, W, kernel_size, stride, padding, ceil_mode, count_include_pa
             r0, q0 = oh * sh - ph, ow * sw - pw
             # window clipped to the padded input (its size is PyTorch's count_include_pad divisor)
             r1, q1 = min(r0 + kh, H + ph), min(q0 + kw, W + pw)
-            rows = [r for r in range(r0, r1) if 0 <= r < H]
-            cols = [q for q in range(q0, q1) if 0 <= q < W]
+            rows = list(range(max(r0, 0), min(r1, H)))
+            cols = list(range(max(q0, 0), min(q1, W)))
             if divisor_override:
                 div = divisor_override
             elif count_include_pad:

@@ -11,8 +11,10 @@
 # (the CI venv, with the test dependencies) is used; Cython, setuptools and numpy are installed
 # into it if missing. CONVEXT_TEST_EXAMPLES caps hypothesis's max_examples per test
 # (tests/conftest.py); this step sets it to keep the instrumented runs short (default 25,
-# override by exporting it). Extra arguments are passed to pytest (for runs by hand, e.g.
-# `bash .github/scripts/sanitizer_check.sh -k pool`).
+# override by exporting it). The suite includes the hypothesis fuzz target
+# (tests/test_reliability_fuzz.py: absurd geometry up to 2**64, zero- and one-sized planes), which
+# the same variable caps (at no fewer than 100 examples). Extra arguments are passed to pytest
+# (for runs by hand, e.g. `bash .github/scripts/sanitizer_check.sh -k pool`).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)

@@ -11,6 +11,22 @@ import numpy as np
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _DTYPE_NAMES = "float32, float64"
 
+# The geometry bound. The compiled kernels index with Py_ssize_t (int64, at most 2**63 - 1) and
+# trust their arguments, so every size is checked here, in Python integers, before any C
+# arithmetic. Each geometry argument (kernel size, stride, padding, dilation, divisor_override)
+# and each extent derived from them along one axis (the padded input H + pad_top + pad_bottom,
+# the dilated kernel d*(k-1) + 1, the output length), and each product of two such extents that
+# a kernel forms (the output plane OH*OW, the pooling window kH*kW, the elements of a scratch or
+# output array) must be at most MAX_EXTENT = 2**40. The kernels' index expressions are sums of
+# a few such terms (a loop counter times a stride stays below the padded extent it walks), so
+# they stay below 2**44 and their byte offsets (times 8) below 2**47: a margin of 2**16 below
+# 2**63. 2**40 elements are 4 TiB of float32, more than any machine convext runs on can
+# allocate, so the bound refuses no computation that could have run; what exceeds it is a
+# ValueError naming the argument (values >= 2**63 included, which would otherwise be an
+# OverflowError at the C boundary).
+MAX_EXTENT = 2 ** 40
+_MAX_TEXT = "2**40"
+
 
 def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
     """Length of a convolution or pooling output along one axis.
@@ -60,6 +76,49 @@ def _out_size(size, k, s, pad_lo, pad_hi, d, ceil_mode=False):
     return out
 
 
+def check_extent(value, name, what=None):
+    """``value`` (a Python int) must be at most MAX_EXTENT; ``what`` says which extent of
+    ``name`` it is, when it is derived rather than given."""
+    if value > MAX_EXTENT:
+        desc = f"{name}={value}" if what is None else f"{what} ({value}, from {name})"
+        raise ValueError(f"{desc} is too large: convext accepts geometry values and extents "
+                         f"(along an axis or over a plane) of at most {_MAX_TEXT} "
+                         f"({MAX_EXTENT})")
+    return value
+
+
+def window_geometry(fn, size, kernel, stride, pads, dilation, ceil_mode=False,
+                    names=("kernel_size", "stride", "padding", "dilation"), what="input",
+                    detail=""):
+    """The one geometry check shared by convolution and pooling; returns (OH, OW).
+
+    ``size``, ``kernel``, ``stride``, ``dilation`` are (height, width) pairs of ints already
+    normalised (>= 1, padding >= 0); ``pads`` is ((top, bottom), (left, right)). Every argument,
+    the padded input, the dilated kernel, the output length and the output plane must be at most
+    MAX_EXTENT (ValueError naming the argument), and the padded input must hold the dilated
+    kernel (with ceil_mode, as in PyTorch's pooling, only one window must exist). ``names`` are the caller's argument names (kernel, stride, padding, dilation);
+    ``detail`` ends the kernel-too-large message (the caller's shapes).
+    """
+    kname, sname, pname, dname = names
+    for v, n in ((kernel, kname), (stride, sname), (dilation, dname)):
+        check_extent(max(v), n)
+    check_extent(max(max(p) for p in pads), pname)
+    padded = tuple(s + lo + hi for s, (lo, hi) in zip(size, pads))
+    dilated = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+    for v, n, w in ((dilated, dname, "the dilated kernel"), (padded, pname, "the padded input")):
+        for a in v:
+            check_extent(a, n, w)
+    out = tuple(_out_size(s, k, st, lo, hi, d, ceil_mode)
+                for s, k, st, (lo, hi), d in zip(size, kernel, stride, pads, dilation))
+    # convolution: the kernel must fit; pooling (PyTorch's rule): one window must exist, which
+    # ceil_mode allows for a dilated kernel hanging over the padding
+    if min(out) < 1 or (not ceil_mode and (padded[0] < dilated[0] or padded[1] < dilated[1])):
+        raise ValueError(f"{fn}: the kernel ({dilated[0]} x {dilated[1]} with dilation) is "
+                         f"larger than the padded {what} ({padded[0]} x {padded[1]}){detail}")
+    check_extent(out[0] * out[1], f"{sname}/{pname}", f"the output plane {out[0]} x {out[1]}")
+    return out
+
+
 def _as_int(value, name):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         try:
@@ -75,6 +134,7 @@ def as_pair(value, name, allow_zero=False, minimum=None):
     """Normalise an int or a length-2 sequence of ints to a tuple (a, b).
 
     By default each entry must be >= 1; ``allow_zero`` permits 0 (and still rejects negatives).
+    Each entry must be at most MAX_EXTENT (the geometry bound).
     """
     if isinstance(value, (tuple, list)):
         if len(value) not in (1, 2):
@@ -87,6 +147,7 @@ def as_pair(value, name, allow_zero=False, minimum=None):
     if min(pair) < lo:
         what = "non-negative" if lo == 0 else f">= {lo}"
         raise ValueError(f"{name} must be {what}, got {value!r}")
+    check_extent(max(pair), name)
     return pair
 
 
@@ -118,10 +179,40 @@ def check_same_dtype(**arrays):
 
 
 def check_positive_int(value, name):
+    """An int >= 1 and at most MAX_EXTENT (the geometry bound)."""
     v = _as_int(value, name)
     if v < 1:
         raise ValueError(f"{name} must be a positive int, got {v}")
-    return v
+    return check_extent(v, name)
+
+
+def check_alloc(shape, name, itemsize=8):
+    """An array of ``shape`` (given by the caller as argument ``name``) that convext is asked to
+    allocate: at most MAX_EXTENT elements and no more bytes than the machine's physical memory
+    (ValueError naming ``name``, instead of a MemoryError or a machine brought to swap)."""
+    n = 1
+    for s in shape:
+        n *= s
+    if n > MAX_EXTENT:
+        raise ValueError(f"{name} {_shape_text(shape)} has {n} elements, more than the "
+                         f"{_MAX_TEXT} convext's kernels accept")
+    total = _physical_memory()
+    if total and n * itemsize > total:
+        raise ValueError(f"{name} {_shape_text(shape)} asks for {n * itemsize} bytes, more "
+                         f"than this machine's {total} bytes of memory")
+    return shape
+
+
+def _shape_text(shape):
+    return "(" + ", ".join(str(s) for s in shape) + ")"
+
+
+def _physical_memory():
+    try:
+        import os
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
 
 
 def check_out(out, shape, dtype, name="out"):

@@ -13,14 +13,16 @@ import numpy as np
 from ._config import get_num_threads
 from ._kernels import _conv, _linear
 from ._validation import (
-    _out_size,
     as_pair,
+    check_alloc,
     check_array,
+    check_extent,
     check_out,
     check_positive_int,
     check_same_dtype,
     contiguous,
     conv_output_size,
+    window_geometry,
 )
 
 __all__ = [
@@ -192,13 +194,11 @@ def _conv_setup(x, weight, bias, stride, padding, dilation, groups, fn="conv2d")
         ph, pw = as_pair(padding, "padding", allow_zero=True)
         pads = ((ph, ph), (pw, pw))
     (pt, pb), (pl, pr) = pads
-    if H + pt + pb < ekh or W + pl + pr < ekw:
-        raise ValueError(f"{fn}: the kernel ({ekh} x {ekw} with dilation) is larger than the "
-                         f"padded input ({H + pt + pb} x {W + pl + pr}); x has shape "
-                         f"{_shape_str(x.shape)}, weight {_shape_str(weight.shape)}, "
-                         f"padding {padding!r}")
-    out_hw = (_out_size(H, kh, stride[0], pt, pb, dilation[0]),
-              _out_size(W, kw, stride[1], pl, pr, dilation[1]))
+    out_hw = window_geometry(
+        fn, (H, W), (kh, kw), stride, pads, dilation,
+        names=("weight", "stride", "padding", "dilation"),
+        detail=f"; x has shape {_shape_str(x.shape)}, weight {_shape_str(weight.shape)}, "
+               f"padding {padding!r}")
     return x4, weight, bias, unbatched, _ConvGeom(stride, pt, pl, dilation, groups, out_hw)
 
 
@@ -249,6 +249,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, o
     N, F = x4.shape[0], weight.shape[0]
     shape4 = (N, F) + g.out_hw
     shape = shape4[1:] if unbatched else shape4
+    check_alloc(shape4, "conv2d: the output (from x, weight, stride, padding and dilation) of "
+                "shape", x4.dtype.itemsize)
     check_out(out, shape, x4.dtype)
     y = _buffer(out, shape, x4.dtype, x, weight, bias)
     y4 = y.reshape(shape4)
@@ -289,6 +291,8 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups
                          f"{_shape_str(shape4[1:] if unbatched else shape4)} for x of shape "
                          f"{_shape_str(x4.shape[1:] if unbatched else x4.shape)} and weight "
                          f"{_shape_str(weight.shape)}, got {_shape_str(gy.shape)}")
+    # grad_out may be a broadcast view: its contiguous copy must fit in memory
+    check_alloc(shape4, "conv2d_backward: grad_out of shape", x4.dtype.itemsize)
     gy4 = contiguous(gy.reshape(shape4))
     dtype = x4.dtype
     empty = gy4.size == 0 or x4.size == 0
@@ -345,18 +349,19 @@ def _check_bool(value, name):
     return bool(value)
 
 
-def _check_input_shape(input_shape, fn):
-    """A tuple of 3 or 4 non-negative ints: the shape of the pooled input."""
+def _check_input_shape(input_shape, fn, itemsize):
+    """A tuple of 3 or 4 non-negative ints: the shape of the pooled input, which the backward
+    pass allocates (so it must fit the geometry bound and the machine's memory)."""
     if not isinstance(input_shape, (tuple, list)):
         raise TypeError(f"{fn}: input_shape must be a tuple of ints, got {input_shape!r}")
     shape = tuple(_as_int(s, "input_shape") for s in input_shape)
     if len(shape) not in (3, 4) or min(shape) < 0:
         raise ValueError(f"{fn}: input_shape must be (N, C, H, W) or (C, H, W) with "
                          f"non-negative sizes, got {input_shape!r}")
-    return shape
+    return check_alloc(shape, f"{fn}: input_shape", itemsize)
 
 
-def _pool_geom(shape, kernel_size, stride, padding, dilation, ceil_mode, fn):
+def _pool_geom(shape, kernel_size, stride, padding, dilation, ceil_mode, fn, shape_name="x"):
     """Validate the pooling geometry for an input of ``shape``; return a _PoolGeom.
 
     Padding may be at most half the kernel (PyTorch's rule), and the (padded) input must hold at
@@ -370,16 +375,12 @@ def _pool_geom(shape, kernel_size, stride, padding, dilation, ceil_mode, fn):
         raise ValueError(f"{fn}: padding ({ph}, {pw}) must be at most half of the kernel size "
                          f"({kh}, {kw})")
     if min(shape[-3:]) == 0:
-        raise ValueError(f"{fn}: the input must have non-empty channels, height and width (only "
-                         f"the batch may be empty), got shape {_shape_str(shape)}")
-    H, W = shape[-2:]
-    oh = _out_size(H, kh, sh, ph, ph, dh, ceil_mode)
-    ow = _out_size(W, kw, sw, pw, pw, dw, ceil_mode)
-    if oh < 1 or ow < 1:
-        ekh, ekw = dh * (kh - 1) + 1, dw * (kw - 1) + 1
-        raise ValueError(f"{fn}: the kernel ({ekh} x {ekw} with dilation) is larger than the "
-                         f"padded input ({H + 2 * ph} x {W + 2 * pw}); input has shape "
-                         f"{_shape_str(shape)}, kernel_size {kernel_size!r}, padding {padding!r}")
+        raise ValueError(f"{fn}: {shape_name} must have non-empty channels, height and width "
+                         f"(only the batch may be empty), got shape {_shape_str(shape)}")
+    oh, ow = window_geometry(
+        fn, shape[-2:], (kh, kw), (sh, sw), ((ph, ph), (pw, pw)), (dh, dw), ceil_mode,
+        detail=f"; {shape_name} has shape {_shape_str(shape)}, kernel_size {kernel_size!r}, "
+               f"padding {padding!r}")
     return _PoolGeom((kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow))
 
 
@@ -465,7 +466,7 @@ def max_pool2d_backward(grad_out, indices, input_shape):
     """
     fn = "max_pool2d_backward"
     gy = check_array(grad_out, "grad_out", (3, 4))
-    shape = _check_input_shape(input_shape, fn)
+    shape = _check_input_shape(input_shape, fn, gy.dtype.itemsize)
     idx = np.asarray(indices)
     if not np.issubdtype(idx.dtype, np.integer):
         raise TypeError(f"{fn}: indices must be an integer (int64) array, got {idx.dtype}")
@@ -477,7 +478,15 @@ def max_pool2d_backward(grad_out, indices, input_shape):
                          f"shape {_shape_str(gy.shape)} (leading dimensions must agree)")
     shape4, gy4 = _as4(shape), gy.reshape(_as4(gy.shape))
     N, C, H, W = shape4
-    if gy4.size == 0 or H * W == 0:
+    if gy4.size and H * W == 0:
+        raise ValueError(f"{fn}: input_shape {_shape_str(shape)} has empty (H, W) planes, but "
+                         f"grad_out of shape {_shape_str(gy.shape)} and its indices point "
+                         f"into them")
+    if idx.dtype.kind == "u" and idx.size and int(idx.max()) > np.iinfo(np.int64).max:
+        # a cast to int64 would wrap such an index to a negative one (-1 is skipped silently)
+        raise ValueError(f"{fn}: indices hold {int(idx.max())}, beyond int64; indices must be "
+                         f"flat positions in [0, H*W) (or -1)")
+    if gy4.size == 0:
         return np.zeros(shape, gy.dtype)
     gx = np.empty(shape4, gy.dtype)
     bad = _pool.max_pool2d_backward(_planes(gy4),
@@ -496,6 +505,8 @@ def _avg_args(g, count_include_pad, divisor_override, n_threads):
     else:
         div = check_positive_int(divisor_override, "divisor_override")
     (kh, kw), (sh, sw), (ph, pw) = g.kernel, g.stride, g.padding
+    # the kernels form the window area kh*kw as a divisor (the geometry bound)
+    check_extent(kh * kw, "kernel_size", f"the window area {kh} x {kw}")
     return kh, kw, sh, sw, ph, pw, count_include_pad, div, n_threads
 
 
@@ -526,8 +537,8 @@ def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding
     its window's divisor, is added to every input element of the window."""
     fn = "avg_pool2d_backward"
     gy = check_array(grad_out, "grad_out", (3, 4))
-    shape = _check_input_shape(input_shape, fn)
-    g = _pool_geom(shape, kernel_size, stride, padding, 1, ceil_mode, fn)
+    shape = _check_input_shape(input_shape, fn, gy.dtype.itemsize)
+    g = _pool_geom(shape, kernel_size, stride, padding, 1, ceil_mode, fn, "input_shape")
     args = _avg_args(g, count_include_pad, divisor_override, _pool_threads(shape))
     if gy.shape != _pool_out_shape(shape, g):
         raise ValueError(f"{fn}: grad_out must have shape "
@@ -622,7 +633,7 @@ def global_avg_pool2d_backward(grad_out, input_shape):
     """Gradient of ``global_avg_pool2d``: ``grad_out / (H*W)`` spread over each plane."""
     fn = "global_avg_pool2d_backward"
     gy = check_array(grad_out, "grad_out", (3, 4))
-    shape = _check_input_shape(input_shape, fn)
+    shape = _check_input_shape(input_shape, fn, gy.dtype.itemsize)
     if len(shape) != gy.ndim or gy.shape != shape[:-2] + (1, 1) or 0 in shape[-2:]:
         raise ValueError(f"{fn}: grad_out must have shape {_shape_str(shape[:-2] + (1, 1))} "
                          f"for input_shape {_shape_str(shape)} (non-empty planes), got "

@@ -3,11 +3,17 @@
 Random shapes (including empty and mismatched ones), strides, paddings (ints, pairs, negative,
 'valid'/'same', too large), dilations, groups, kernel sizes, dtypes (float32/float64, and
 sometimes int/float16/mixed) and memory layouts are thrown at conv2d, conv2d_backward and the
-max/avg/Lp pools with their gradients. A call may only
+max/avg/Lp pools with their gradients. One valid problem in four has absurd geometry: stride,
+padding, dilation, kernel size and divisor_override drawn up to 2**64 (around the geometry
+bound 2**40 and the int64 limit), on one- and zero-sized planes. A call may only
 
-* raise ValueError or TypeError (the documented exceptions), or
+* raise ValueError or TypeError (the documented exceptions) whose message names an argument, or
 * return a result of the right shape and dtype that matches the naive float64 oracle of
-  tests/reference.py (checked whenever the problem is small enough).
+  tests/reference.py (checked whenever the problem is small enough; the oracle never builds
+  the padded input, so a padding of 2**40 costs it nothing).
+
+Problems whose output would be large but legal (a padding of 10**6 with stride 1) are skipped:
+they are not wrong, only slow.
 
 Anything else (another exception, a crash, a wrong value) is a failure. Run by hand for long
 sessions::
@@ -21,8 +27,10 @@ import os
 import sys
 import warnings
 
+import re
+
 import numpy as np
-from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import HealthCheck, assume, given, seed, settings
 from hypothesis import strategies as st
 
 # tests/reference.py, one directory up
@@ -33,7 +41,8 @@ import convext  # noqa: E402
 from convext import functional as F  # noqa: E402
 
 DOCUMENTED = (ValueError, TypeError)
-STATS = {"examples": 0, "ok": 0, "documented_error": 0, "checked_vs_oracle": 0}
+STATS = {"examples": 0, "ok": 0, "documented_error": 0, "checked_vs_oracle": 0,
+         "absurd_computed": 0, "absurd_refused": 0}
 
 
 def _layout(a, kind):
@@ -60,6 +69,25 @@ def int_or_pair(lo, hi):
     return st.one_of(st.integers(lo, hi), st.tuples(st.integers(lo, hi), st.integers(lo, hi)))
 
 
+# absurd geometry: around the geometry bound (2**40) and the int64 limit
+HUGE = [2 ** 20, 10 ** 6, 2 ** 31, 2 ** 39, 2 ** 40, 2 ** 40 + 1, 2 ** 62, 2 ** 63 - 1, 2 ** 63,
+        2 ** 64]
+
+
+def absurd(lo, hi=4):
+    return st.one_of(st.integers(lo, hi), st.sampled_from(HUGE))
+
+
+def absurd_or_pair(lo, hi=4):
+    return st.one_of(absurd(lo, hi), st.tuples(absurd(lo, hi), absurd(lo, hi)))
+
+
+# every documented error must name one of the arguments
+ARG_NAMES = re.compile(r"\b(x|weight|bias|stride|padding|dilation|groups|kernel_size|input_shape|"
+                       r"grad_out|indices|out|divisor_override|norm_type|ceil_mode|"
+                       r"count_include_pad|return_indices)\b")
+
+
 @st.composite
 def problems(draw):
     """One call. Four in five are drawn from the valid ranges (they may still be invalid
@@ -69,6 +97,7 @@ def problems(draw):
                                "avg_pool2d", "avg_pool2d_backward", "lp_pool2d",
                                "lp_pool2d_backward"]))
     valid = draw(st.integers(0, 4)) > 0
+    huge = valid and draw(st.integers(0, 3)) == 0  # absurd geometry
     lo = 1 if valid else -1  # smallest size/stride/dilation drawn
     plo = 0 if valid else -1  # smallest padding drawn
     dtypes = [np.float64, np.float32] if valid else [np.float64, np.float32, np.int64,
@@ -79,7 +108,7 @@ def problems(draw):
     unbatched = draw(st.integers(0, 9)) == 0
     N = draw(st.integers(0, 3))
     rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
-    p = dict(op=op, dtype=dtype, layout=layout)
+    p = dict(op=op, dtype=dtype, layout=layout, huge=huge)
     if op.startswith("conv"):
         groups = draw(st.integers(1, 3) if valid else st.integers(0, 4))
         cg = draw(st.integers(1, 3) if valid else st.integers(0, 4))
@@ -95,32 +124,46 @@ def problems(draw):
         pads = [int_or_pair(plo, 3), st.sampled_from(["valid", "same"])]
         if not valid:
             pads.append(st.just("full"))
+        if huge:
+            pads.append(absurd_or_pair(0, 3))
         padding = draw(st.one_of(*pads))
-        stride = 1 if valid and padding == "same" else draw(int_or_pair(lo, 4))
-        p["kw"] = dict(stride=stride, padding=padding, dilation=draw(int_or_pair(lo, 3)),
+        stride = 1 if valid and padding == "same" else draw(
+            absurd_or_pair(lo) if huge else int_or_pair(lo, 4))
+        p["kw"] = dict(stride=stride, padding=padding,
+                       dilation=draw(absurd_or_pair(lo, 3) if huge else int_or_pair(lo, 3)),
                        groups=groups)
     else:
         C = draw(st.integers(1, 4) if valid else st.integers(0, 4))
-        k = draw(int_or_pair(lo, 5))
-        p["kw"] = dict(kernel_size=k, stride=draw(st.one_of(st.none(), int_or_pair(lo, 4))))
+        k = draw(absurd_or_pair(lo, 5) if huge else int_or_pair(lo, 5))
+        p["kw"] = dict(kernel_size=k, stride=draw(st.one_of(
+            st.none(), absurd_or_pair(lo) if huge else int_or_pair(lo, 4))))
         if op.startswith(("max", "avg")):
-            if valid:
+            if huge:  # at most half the kernel (or absurd)
+                kk = k if isinstance(k, tuple) else (k, k)
+                p["kw"]["padding"] = draw(st.tuples(
+                    st.sampled_from([0, 1, kk[0] // 2, max(kk[0] // 2 - 1, 0)] + HUGE[:3]),
+                    st.sampled_from([0, 1, kk[1] // 2, max(kk[1] // 2 - 1, 0)] + HUGE[:3])))
+            elif valid:
                 kk = k if isinstance(k, tuple) else (k, k)
                 p["kw"]["padding"] = draw(st.tuples(st.integers(0, kk[0] // 2),
                                                     st.integers(0, kk[1] // 2)))
             else:
                 p["kw"]["padding"] = draw(int_or_pair(-1, 3))
         if op.startswith("max"):
-            p["kw"]["dilation"] = draw(int_or_pair(lo, 3))
+            p["kw"]["dilation"] = draw(absurd_or_pair(lo, 3) if huge else int_or_pair(lo, 3))
         p["kw"]["ceil_mode"] = draw(st.booleans())
         if op.startswith("avg"):
             p["kw"]["count_include_pad"] = draw(st.booleans())
-            p["kw"]["divisor_override"] = draw(st.one_of(st.none(), st.integers(lo, 5)))
+            p["kw"]["divisor_override"] = draw(st.one_of(
+                st.none(), absurd(lo, 5) if huge else st.integers(lo, 5)))
         if op.startswith("lp"):
             p["norm_type"] = draw(st.sampled_from([1, 2, 2.5, 3, np.inf] if valid
                                                   else [1, 2, np.inf, 0, -1]))
-    H, W = draw(st.integers(0 if not valid else 1, 10)), draw(st.integers(0 if not valid
-                                                                         else 1, 10))
+    if huge:  # one- and zero-sized planes, and a few small ones
+        H, W = draw(st.sampled_from([0, 1, 1, 2, 5])), draw(st.sampled_from([0, 1, 1, 2, 5]))
+    else:
+        H, W = draw(st.integers(0 if not valid else 1, 10)), draw(st.integers(0 if not valid
+                                                                             else 1, 10))
     xshape = (C, H, W) if unbatched else (N, C, H, W)
     x = rng.standard_normal(xshape).astype(dtype)
     if op.startswith("lp") and np.issubdtype(dtype, np.floating):
@@ -223,16 +266,62 @@ def run_one(p):
     return True
 
 
+def _output_elements(p):
+    """The output size the formula predicts for a geometry within the bound (2**40), or None
+    when some value is out of range (then a documented error is due anyway)."""
+    kw, x = p["kw"], p["x"]
+    lead = x.shape[0] if x.ndim == 4 else 1
+    try:
+        if p["op"].startswith("conv"):
+            F_, _, kh, kw_ = p["w"].shape
+            if kw["padding"] == "full":
+                return None
+            (pt, pb), (pl, pr) = R._pads(kw["padding"], kh, kw_, *R._pair(kw["dilation"]))
+            geo = [(x.shape[-2], kh, pt + pb, R._pair(kw["stride"])[0], R._pair(kw["dilation"])[0]),
+                   (x.shape[-1], kw_, pl + pr, R._pair(kw["stride"])[1], R._pair(kw["dilation"])[1])]
+            planes, ceil = lead * F_, False
+        else:
+            k = R._pair(kw["kernel_size"])
+            st_ = R._pair(kw["kernel_size"] if kw["stride"] is None else kw["stride"])
+            pad = R._pair(kw.get("padding", 0))
+            d = R._pair(kw.get("dilation", 1))
+            geo = [(x.shape[-2], k[0], 2 * pad[0], st_[0], d[0]),
+                   (x.shape[-1], k[1], 2 * pad[1], st_[1], d[1])]
+            planes, ceil = lead * x.shape[-3], kw["ceil_mode"]
+    except (TypeError, ValueError):
+        return None
+    out = 1
+    for size, k, pads, s, d in geo:
+        if min(k, s, d) < 1 or pads < 0 or max(k, s, d, pads) > 2 ** 40:
+            return None
+        span = size + pads - d * (k - 1) - 1
+        o = (span + (s - 1 if ceil else 0)) // s + 1
+        if o < 1:
+            return None
+        out *= o
+    return None if out > 2 ** 40 else planes * out
+
+
 def check(p):
+    if p["huge"]:
+        # legal but large outputs (padding 10**6 with stride 1) are slow, not wrong: skipped,
+        # so that every result of absurd geometry is small enough for the naive oracle
+        n = _output_elements(p)
+        assume(n is None or n <= 4096)
     STATS["examples"] += 1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         try:
             run_one(p)
-        except DOCUMENTED:
+        except DOCUMENTED as e:
+            assert ARG_NAMES.search(str(e)), f"the error names no argument: {e!r}"
             STATS["documented_error"] += 1
+            if p["huge"]:
+                STATS["absurd_refused"] += 1
             return
     STATS["ok"] += 1
+    if p["huge"]:
+        STATS["absurd_computed"] += 1
 
 
 def make_test(examples, seed_value=None):

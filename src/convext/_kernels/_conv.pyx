@@ -40,11 +40,18 @@ grad_weight: dW_g += dY tile @ cols tile^T, summed into one of NBLK private part
 depends on the problem, never on the thread count) which are then added in a fixed order: dW is
 bitwise the same for every thread count.
 
+Index arithmetic: every geometry value and extent that reaches these kernels (stride, padding,
+dilation, kernel size, padded input, dilated kernel, OH, OW, OH*OW) is at most 2**40, checked in
+Python integers by convext._validation.window_geometry before any call; the products the kernels
+form beyond that (the direct route's U, the depthwise padded plane) are compared with their
+limits factor by factor (_prod_le), never formed first.
+
 Scratch memory, allocated in Python before any output is written, for at most as many threads as
 there are work items: per thread K*PT elements (the unfolded tile, PT = 192..768 pixels, about
 768 kB when K is moderate) plus CVX_GEMM_WORK_ELEMS (~0.8 MB in float32) for the GEMM's packed
 panels; grad_weight adds up to 16*F*K elements of partial sums; the depthwise route
-(Hp + OH)*Wp elements per thread.
+(Hp + OH)*Wp elements per thread, taken only while that is at most 4*(H*W + OH*OW) + 65536
+(_use_dw; stride, padding or dilation far beyond the image send it to the GEMM route).
 """
 import numpy as np
 
@@ -93,6 +100,9 @@ cdef extern from "_direct.h" nogil:
     void cvx_ddirect_gw_finish(const cvx_dgeom *g, const double *v, double *dw)
 
 
+# Every field is an array dimension (N, C, H, W, F, Cg, kh, kw, OH, OW) or a geometry value
+# (sh, sw, ph, pw, dh, dw, G), each at most 2**40 by convext._validation.window_geometry /
+# check_positive_int, which also bound OH*OW, H + 2*padding and dh*(kh-1) + 1 by 2**40.
 ctypedef struct geom_t:
     idx_t N, C, H, W, F, G, Cg, Fg, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW
 
@@ -293,6 +303,8 @@ def tile_pixels(Py_ssize_t K, Py_ssize_t P, Py_ssize_t itemsize):
 
 
 def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
+    # per_thread = K*PT (or CB*kh*kw*PT): K is the weight's size per filter (an array in memory)
+    # and PT <= 768 (tile_pixels), so this never depends on stride, padding or dilation
     return np.empty((nt, per_thread + CVX_GEMM_WORK_ELEMS + 16), dtype=dtype)
 
 
@@ -309,12 +321,37 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 # elements) so that the discarded columns never enter a gradient.
 # Scratch per thread: (Hp + OH) * Wp elements.
 
+# Sizes: Hp <= H + pad_top + pad_bottom and Wp likewise (the last window ends inside the padded
+# input), each at most 2**40 by the Python geometry check (_validation.window_geometry), so these
+# sums cannot overflow. Their product can grow with the padding, stride and dilation far beyond
+# what the input and output need (stride = padding = 10**6 on a small image: 14.6 TiB), so the
+# route is only taken when the padded plane stays within DW_SLACK times the input and output
+# planes (_use_dw); otherwise the GEMM route, whose scratch depends only on the weight, runs.
+DEF DW_SLACK = 4
+DEF DW_MIN_SCRATCH = 65536
+
 cdef inline idx_t _dw_hp(const geom_t *g) noexcept nogil:
     return (g.OH - 1) * g.sh + g.dh * (g.kh - 1) + 1
 
 
 cdef inline idx_t _dw_wp(const geom_t *g) noexcept nogil:
     return (g.OW - 1) * g.sw + g.dw * (g.kw - 1) + 1
+
+
+cdef inline bint _prod_le(idx_t a, idx_t b, idx_t lim) noexcept nogil:
+    """a*b <= lim for a, b >= 0, without forming a product that could overflow."""
+    return b == 0 or a <= lim // b
+
+
+cdef bint _use_dw(const geom_t *g) noexcept nogil:
+    """Depthwise (one input channel, one filter per group) and its per-thread scratch
+    (Hp + OH) * Wp at most DW_SLACK * (H*W + OH*OW) + DW_MIN_SCRATCH elements. Decided on the
+    per-image geometry alone (never on N or the thread count)."""
+    if not (g.Cg == 1 and g.Fg == 1):
+        return False
+    # H*W and OH*OW are array sizes (bounded by memory), so the limit cannot overflow
+    cdef idx_t lim = DW_SLACK * (g.H * g.W + g.OH * g.OW) + DW_MIN_SCRATCH
+    return _prod_le(_dw_hp(g) + g.OH, _dw_wp(g), lim)
 
 
 cdef _dw_scratch(dtype, int nt, const geom_t *g):
@@ -508,6 +545,7 @@ def _set_direct_limits(fwd, gw):
 
 
 cdef inline idx_t _direct_hq(const geom_t *g) noexcept nogil:
+    # OH and the dilated kernel are each at most 2**40 (Python's window_geometry): no overflow
     return g.OH + (g.dh * (g.kh - 1)) // g.sh
 
 
@@ -522,7 +560,20 @@ cdef bint _use_direct(const geom_t *g, bint weight_grad) noexcept nogil:
         return False
     if g.Cg > max_cg or g.Fg > max_fg or g.Cg < 1 or (weight_grad and g.N * g.G < 4):
         return False
-    return g.Cg * g.sh * g.kw * _direct_hq(g) * g.OW <= max_u
+    # U = Cg*sh*kw*Hq*OW elements, formed factor by factor so that no product can overflow
+    # (each factor is at most 2**40 by the Python geometry check, the running product at most
+    # max_u before each step); only a U within max_u is ever allocated (cvx_direct_scratch)
+    cdef idx_t u = g.Cg
+    if not _prod_le(u, g.sh, max_u):
+        return False
+    u = u * g.sh
+    if not _prod_le(u, g.kw, max_u):
+        return False
+    u = u * g.kw
+    if not _prod_le(u, _direct_hq(g), max_u):
+        return False
+    u = u * _direct_hq(g)
+    return _prod_le(u, g.OW, max_u)
 
 
 cdef cvx_dgeom _dgeom(const geom_t *g) noexcept nogil:
@@ -635,7 +686,7 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
     if b is not None:
         bp = &b[0]
     cdef floating[:, ::1] flat
-    if g.Cg == 1 and g.Fg == 1:
+    if _use_dw(&g):
         n_threads = _threads_for(g.N * g.F, n_threads)
         flat = _dw_scratch(np.asarray(y).dtype, n_threads, &g)
         with nogil:
@@ -719,7 +770,7 @@ def conv2d_grad_input(const floating[:, :, :, ::1] gy, const floating[:, :, :, :
     """gx = the gradient of conv2d with respect to its input. Fills all of gx."""
     cdef geom_t g = _geom(_s4(gx.shape), _s4(w.shape), _s4(gy.shape), groups, sh, sw, ph, pw, dh, dw)
     cdef floating[:, ::1] flat
-    if g.Cg == 1 and g.Fg == 1:
+    if _use_dw(&g):
         n_threads = _threads_for(g.N * g.C, n_threads)
         flat = _dw_scratch(np.asarray(gx).dtype, n_threads, &g)
         with nogil:
@@ -797,7 +848,7 @@ def conv2d_grad_weight(const floating[:, :, :, ::1] gy, const floating[:, :, :, 
     cdef geom_t g = _geom(_s4(x.shape), _s4(gw.shape), _s4(gy.shape), groups, sh, sw, ph, pw, dh, dw)
     cdef floating[:, ::1] flat
     cdef floating[:, ::1] part
-    if g.Cg == 1 and g.Fg == 1:
+    if _use_dw(&g):
         n_threads = _threads_for(g.F, n_threads)
         flat = _dw_scratch(np.asarray(gw).dtype, n_threads, &g)
         with nogil:

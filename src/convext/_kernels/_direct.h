@@ -34,7 +34,10 @@ typedef struct {
 #define CVX_D_PBMAX 64  /* >= every NV*VL below */
 #define CVX_D_KBMAX 8
 
-/* elements of U (plus slack read by the last, partial pixel block) */
+/* elements of U (plus slack read by the last, partial pixel block). Bounded before this is
+ * called: _use_direct in _conv.pyx takes this route only when Cg*sh*kw*Hq*OW <= 2**21 (checked
+ * factor by factor), and every factor is at most 2**40 by the Python geometry check
+ * (convext._validation.window_geometry); K = Cg*kh*kw is the weight's size per filter. */
 static inline cvx_index cvx_direct_u_elems(const cvx_dgeom *g)
 {
     return g->Cg * g->sh * g->kw * g->Hq * g->OW + CVX_D_PBMAX;
@@ -373,7 +376,9 @@ static const cvx_ddgw_t cvx_ddgw_g[4] = CVX_DTAB4(, cvx_ddgw_g_);
 #else
 #define CVX_DIRECT_X86(...)
 #endif
-/* elements of v for cvx_?direct_gw: lane partial sums (the widest case), then room for the tail */
+/* elements of v for cvx_?direct_gw: lane partial sums (the widest case), then room for the tail.
+ * Bounded by _use_direct (Fg <= 64 on this route) and K = Cg*kh*kw, the weight's size per filter
+ * (an array in memory). */
 static inline cvx_index cvx_direct_v_elems(const cvx_dgeom *g)
 {
     return (g->Fg * (g->K + CVX_D_KBMAX) + g->Fg + g->K + CVX_D_KBMAX) * 16;

@@ -25,6 +25,12 @@ input itself (its size is the divisor without count_include_pad); divisor_overri
 both. A window with no real element outputs 0.
 
 No scratch memory: the backward kernels zero their own grad planes before scattering.
+
+Index arithmetic: kernel size, stride, padding, dilation, the padded input, the dilated kernel,
+OH, OW and (for average pooling, whose divisor is a window area) kh*kw are each at most 2**40,
+checked in Python integers by convext._validation.window_geometry and functional._avg_args before
+any call; so window bounds such as oh*sh - ph + (kh-1)*dh + 1 stay below 2**42 and never
+overflow idx_t. divisor_override is at most 2**40 as well (check_positive_int).
 """
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t

@@ -1,0 +1,363 @@
+"""Absurd but legal geometry (issue 9, "Geometry overflow"): every size is checked in Python
+integers against the geometry bound (2**40, convext._validation.MAX_EXTENT) before any C
+arithmetic; beyond it a ValueError names the argument; below it, large but meaningful values
+(stride past the input, padding wider than the image) give torch's result on every route, with
+scratch memory bounded by the input and output.
+
+Each example of the issue is a regression test here. Before the fix several crashed the
+interpreter (SIGSEGV) or returned heap garbage; they now raise or compute, so they run in-process.
+"""
+import os
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import convext
+import reference as R
+from convext import functional as F
+from convext._kernels import _conv
+from convext._validation import MAX_EXTENT
+
+torch = pytest.importorskip("torch")
+TF = torch.nn.functional
+
+# Under the AddressSanitizer build (CI's sanitizer step) a C++ exception thrown inside torch
+# aborts the process (ASan's __cxa_throw interceptor), so there the calls that make torch raise
+# are not made: the naive loops of tests/reference.py are the oracle for those.
+TORCH_MAY_RAISE = os.environ.get("CONVEXT_ASAN", "0") != "1"
+
+
+def _int32_safe(kw):
+    """torch's pooling and its slow_conv2d backward need every geometry value below 2**31."""
+    vals = [v for v in kw.values() for v in (v if isinstance(v, tuple) else (v,))
+            if isinstance(v, int) and not isinstance(v, bool)]
+    return max(vals, default=0) < 2 ** 31
+
+ones = np.ones
+
+
+# ---------------------------------------------------------------------------------------------
+# the issue's examples: refused, naming the argument
+
+ISSUE_CONV = [
+    # direct route: Cg*sh*kw*Hq*OW wrapped to 0, then the unfold wrote past a 64-element buffer
+    ("direct", (1, 2, 1, 1), (2, 2, 1, 1), dict(stride=(2 ** 62, 1), padding=(2 ** 61, 0)),
+     "stride"),
+    ("direct, batch of 4", (4, 2, 1, 1), (2, 2, 1, 1),
+     dict(stride=(2 ** 62, 1), padding=(2 ** 61, 0)), "stride"),
+    ("direct, 'same'", (4, 2, 1, 1), (2, 2, 2, 1), dict(dilation=(2 ** 61, 1), padding="same"),
+     "dilation"),
+    ("direct, 'same' 2x2", (1, 2, 2, 2), (2, 2, 2, 2),
+     dict(dilation=(2 ** 61, 1), padding="same"), "dilation"),
+    ("direct, 'same' 2x2, batch of 4", (4, 2, 2, 2), (2, 2, 2, 2),
+     dict(dilation=(2 ** 61, 1), padding="same"), "dilation"),
+    # GEMM route: pad + stride - 1 overflowed in the column range, heap garbage in y and grad_x
+    ("gemm", (1, 300, 2, 2), (2, 300, 1, 2),
+     dict(stride=(1, 2 ** 62 + 2), padding=(0, 2 ** 62 - 1)), "stride"),
+    # depthwise route: pointer arithmetic wrapped back onto the pixel (y = 1, torch 0)
+    ("depthwise 2**61", (1, 1, 1, 1), (1, 1, 1, 1), dict(stride=2 ** 61, padding=2 ** 61),
+     "stride"),
+    ("depthwise 2**62/2**61", (1, 1, 1, 1), (1, 1, 1, 1), dict(stride=2 ** 62, padding=2 ** 61),
+     "stride"),
+    ("depthwise 2**62", (1, 1, 1, 1), (1, 1, 1, 1), dict(stride=2 ** 62, padding=2 ** 62),
+     "stride"),
+    # >= 2**63: an OverflowError that did not name the argument
+    ("stride 2**63", (1, 1, 3, 3), (1, 1, 1, 1), dict(stride=2 ** 63), "stride"),
+    ("stride 2**64", (1, 1, 3, 3), (1, 1, 1, 1), dict(stride=(1, 2 ** 64)), "stride"),
+    ("padding 2**63", (1, 1, 3, 3), (1, 1, 1, 1), dict(padding=2 ** 63), "padding"),
+    ("dilation 2**63", (1, 1, 3, 3), (1, 1, 2, 2), dict(dilation=2 ** 63), "dilation"),
+    ("groups 2**63", (1, 1, 3, 3), (1, 1, 1, 1), dict(groups=2 ** 63), "groups"),
+]
+
+
+@pytest.mark.parametrize("what, xs, ws, kw, name", ISSUE_CONV, ids=[c[0] for c in ISSUE_CONV])
+def test_issue_conv_examples_are_value_errors(what, xs, ws, kw, name):
+    x, w = ones(xs), ones(ws)
+    with pytest.raises(ValueError, match=name):
+        F.conv2d(x, w, **kw)
+    gy = ones((xs[0], ws[0], 2, 2))  # any grad_out: the geometry is refused first
+    with pytest.raises(ValueError, match=name):
+        F.conv2d_backward(gy, x, w, **kw)
+
+
+@pytest.mark.parametrize("value", [2 ** 40 + 1, 2 ** 62, 2 ** 63 - 1, 2 ** 63, 2 ** 64, 10 ** 30])
+@pytest.mark.parametrize("call, name", [
+    (lambda v: F.max_pool2d(ones((1, 1, 3, 3)), 2, stride=v), "stride"),
+    (lambda v: F.max_pool2d(ones((1, 1, 3, 3)), 2, dilation=(1, v)), "dilation"),
+    (lambda v: F.max_pool2d(ones((1, 1, 3, 3)), v, padding=v // 2), "kernel_size"),
+    (lambda v: F.max_pool2d_backward(ones((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), np.int64),
+                                     (1, 1, v, 1)), "input_shape"),
+    (lambda v: F.avg_pool2d(ones((1, 1, 3, 3)), 2, stride=(v, 1)), "stride"),
+    (lambda v: F.avg_pool2d(ones((1, 1, 3, 3)), 2, divisor_override=v), "divisor_override"),
+    (lambda v: F.avg_pool2d_backward(ones((1, 1, 1, 1)), (1, 1, 3, 3), 2,
+                                     divisor_override=v), "divisor_override"),
+    (lambda v: F.avg_pool2d_backward(ones((1, 1, 1, 1)), (1, 1, 3, v), 3), "input_shape"),
+    (lambda v: F.lp_pool2d(ones((1, 1, 3, 3)), 2, 2, stride=v), "stride"),
+    (lambda v: F.lp_pool2d(ones((1, 1, 3, 3)), 2, (2, v)), "kernel_size"),
+    (lambda v: F.global_avg_pool2d_backward(ones((1, 1, 1, 1)), (1, 1, v, 3)), "input_shape"),
+    (lambda v: convext.layers.Conv2D(1, 1, 3, stride=v), "stride"),
+    (lambda v: convext.layers.Conv2D(1, 1, 3, padding=(0, v)), "padding"),
+    (lambda v: convext.layers.Conv2D(1, 1, (v, 1)), "kernel_size"),
+], ids=["max-stride", "max-dilation", "max-kernel", "maxb-shape", "avg-stride", "avg-divisor",
+        "avgb-divisor", "avgb-shape", "lp-stride", "lp-kernel", "global-shape", "Conv2d-stride",
+        "Conv2d-padding", "Conv2d-kernel"])
+def test_beyond_the_bound_is_a_value_error_naming_the_argument(call, name, value):
+    with pytest.raises(ValueError, match=name):
+        call(value)
+
+
+def test_derived_extents_are_checked_too():
+    x, w = ones((1, 1, 3, 3)), ones((1, 1, 2, 2))
+    # each value within the bound, but the padded input is not
+    with pytest.raises(ValueError, match="padded input.*padding"):
+        F.conv2d(x, w, padding=(MAX_EXTENT, 0), stride=MAX_EXTENT)
+    # the dilated kernel
+    with pytest.raises(ValueError, match="dilated kernel.*dilation"):
+        F.conv2d(x, ones((1, 1, 3, 1)), dilation=(MAX_EXTENT, 1), padding="same")
+    # the output plane OH*OW
+    with pytest.raises(ValueError, match="output plane.*stride/padding"):
+        F.conv2d(ones((1, 1, 1, 1)), ones((1, 1, 1, 1)), padding=2 ** 20)
+    # the whole output, bounded by memory (2**32 float64 per image here: 32 GiB)
+    with pytest.raises(ValueError, match="output.*padding.*memory"):
+        F.conv2d(ones((4, 1, 1, 1)), ones((2, 1, 1, 1)), padding=(2 ** 15, 2 ** 15))
+    # the pooling window area, a divisor in the kernel
+    with pytest.raises(ValueError, match="window area.*kernel_size"):
+        F.avg_pool2d(ones((1, 1, 1, 1)), 2 ** 21, padding=2 ** 20)
+
+
+# ---------------------------------------------------------------------------------------------
+# large but meaningful values: torch's result on every route
+
+def _torch_conv(x, w, b, gy, kw):
+    xt = torch.from_numpy(x).requires_grad_()
+    wt = torch.from_numpy(w).requires_grad_()
+    bt = torch.from_numpy(b).requires_grad_()
+    y = TF.conv2d(xt, wt, bt, **kw)
+    y.backward(torch.from_numpy(gy))
+    return y.detach().numpy(), xt.grad.numpy(), wt.grad.numpy(), bt.grad.numpy()
+
+
+MEANINGFUL = [
+    dict(stride=10 ** 6),
+    dict(padding=50),
+    dict(stride=10 ** 6, padding=10 ** 6),
+    dict(stride=(10 ** 6, 1), padding=(10 ** 6 - 1, 1)),
+    dict(stride=(1, 2 ** 39), padding=(0, 2 ** 39 - 3)),
+    dict(stride=MAX_EXTENT, padding=(1, 2)),
+    dict(stride=2 ** 39, padding=2 ** 38, dilation=(1, 3)),
+    dict(dilation=(10 ** 6, 1), padding="same"),
+    dict(dilation=(2 ** 38, 2), padding=(2 ** 37, 1), stride=(2 ** 37, 1)),
+    dict(dilation=(3, 2 ** 37), padding=(1, 2 ** 37 - 1), stride=(1, 2 ** 36)),
+]
+
+# (name, N, C, F, groups): depthwise (C/G == F/G == 1), direct (few channels, N*G >= 4 for the
+# weight gradient) and GEMM (Cg = 300 is beyond the direct route's limit)
+ROUTES = [("depthwise", 2, 3, 3, 3), ("direct", 4, 2, 3, 1), ("gemm", 2, 300, 2, 1)]
+
+
+@pytest.mark.parametrize("kw", MEANINGFUL, ids=[str(k) for k in MEANINGFUL])
+@pytest.mark.parametrize("route, N, C, F_, G", ROUTES, ids=[r[0] for r in ROUTES])
+@pytest.mark.parametrize("hw", [(5, 5), (3, 3), (1, 1), (1, 4)])
+def test_meaningful_large_geometry_equals_torch(route, N, C, F_, G, kw, hw):
+    """Forward and gradients equal torch and the naive loops of tests/reference.py (which never
+    build the padded input). torch is the oracle where it computes: its backward raises on some
+    of these strides, and at stride 2**39 with dilation 3 its output width is 0 where the
+    formula floor((W + 2p - d(k-1) - 1) / s) + 1 gives 1; there the naive loops decide."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((N, C) + hw)
+    w = rng.standard_normal((F_, C // G, 2, 2))
+    b = rng.standard_normal(F_)
+    kw = dict(kw, groups=G)
+    try:
+        y = F.conv2d(x, w, b, **kw)
+    except ValueError as e:  # the kernel is larger than the padded input: torch refuses it too
+        assert "larger than the padded input" in str(e)
+        if TORCH_MAY_RAISE:
+            with pytest.raises(RuntimeError):
+                TF.conv2d(torch.from_numpy(x), torch.from_numpy(w), **kw)
+        return
+    yt = TF.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), **kw).numpy()
+    gy = rng.standard_normal(y.shape)
+    gx, gw, gb = F.conv2d_backward(gy, x, w, **kw)
+    if y.shape == yt.shape:
+        np.testing.assert_allclose(y, yt, rtol=1e-10, atol=1e-10)
+        tgx = None
+        if TORCH_MAY_RAISE or _int32_safe(kw):
+            try:
+                _, tgx, tgw, tgb = _torch_conv(x, w, b, gy, kw)
+            except RuntimeError:  # torch's backward fails at some strides beyond 2**31
+                assert not _int32_safe(kw)
+        if tgx is not None:
+            np.testing.assert_allclose(gx, tgx, rtol=1e-10, atol=1e-10)
+            np.testing.assert_allclose(gw, tgw, rtol=1e-10, atol=1e-10)
+            np.testing.assert_allclose(gb, tgb, rtol=1e-10, atol=1e-10)
+    if y.size <= 600:
+        np.testing.assert_allclose(y, R.conv2d(x, w, b, **kw), rtol=1e-10, atol=1e-10)
+        for got, want in zip((gx, gw, gb), R.conv2d_grads(gy, x, w, **kw)):
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+    else:
+        assert y.shape == yt.shape
+
+
+def test_stride_past_the_image_on_5x5_and_padding_50_on_3x3():
+    """The two plain examples of the brief, with a forced GEMM route as a cross-check."""
+    rng = np.random.default_rng(1)
+    for x, kw in ((rng.standard_normal((2, 3, 5, 5)), dict(stride=10 ** 6)),
+                  (rng.standard_normal((2, 3, 3, 3)), dict(padding=50))):
+        w = rng.standard_normal((4, 3, 3, 3))
+        want = TF.conv2d(torch.from_numpy(x), torch.from_numpy(w), **kw).numpy()
+        np.testing.assert_allclose(F.conv2d(x, w, **kw), want, rtol=1e-10, atol=1e-12)
+        old = _conv._set_direct_limits((0, 0, 0), (0, 0, 0))  # GEMM route only
+        try:
+            np.testing.assert_allclose(F.conv2d(x, w, **kw), want, rtol=1e-10, atol=1e-12)
+        finally:
+            _conv._set_direct_limits(*old)
+
+
+def test_depthwise_scratch_is_bounded_by_input_and_output():
+    """stride = padding = 10**6 asked the depthwise route for 14.6 TiB of scratch; now the
+    call takes a few kB beyond its output and equals torch (y = x at the centre, 0 around)."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 4, 3, 3))
+    w = rng.standard_normal((4, 1, 1, 1))
+    kw = dict(stride=10 ** 6, padding=10 ** 6, groups=4)
+    tracemalloc.start()
+    try:
+        y = F.conv2d(x, w, **kw)
+        gx, gw, gb = F.conv2d_backward(np.ones_like(y), x, w, **kw)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, peak  # the GEMM's packed panels (~1 MB) and small arrays
+    want = TF.conv2d(torch.from_numpy(x), torch.from_numpy(w), **kw).numpy()
+    np.testing.assert_allclose(y, want, rtol=1e-12)
+    assert y.shape == (2, 4, 3, 3) and np.count_nonzero(y[:, :, 1, 1]) == 8
+
+
+POOL_LARGE = [
+    ("max", dict(kernel_size=2, stride=10 ** 6)),
+    ("max", dict(kernel_size=10 ** 6, padding=5 * 10 ** 5)),
+    ("max", dict(kernel_size=(3, 2), stride=(MAX_EXTENT, 1), padding=1, dilation=(1, 2))),
+    ("max", dict(kernel_size=2, stride=10 ** 6, dilation=10 ** 5, ceil_mode=True)),
+    ("max", dict(kernel_size=3, stride=2 ** 39, padding=1, ceil_mode=True)),
+    ("avg", dict(kernel_size=2, stride=10 ** 6)),
+    ("avg", dict(kernel_size=10 ** 6, padding=5 * 10 ** 5)),
+    ("avg", dict(kernel_size=10 ** 6, padding=5 * 10 ** 5, count_include_pad=False)),
+    ("avg", dict(kernel_size=3, stride=2 ** 39, padding=1, ceil_mode=True)),
+    ("avg", dict(kernel_size=2, divisor_override=MAX_EXTENT)),
+    ("lp", dict(kernel_size=2, stride=10 ** 6)),
+    ("lp", dict(kernel_size=(4, 2 ** 30), stride=(1, 2 ** 39), ceil_mode=True)),
+]
+
+
+@pytest.mark.parametrize("kind, kw", POOL_LARGE, ids=[f"{k}-{v}" for k, v in POOL_LARGE])
+@pytest.mark.parametrize("hw", [(5, 4), (1, 1)])
+def test_pooling_with_large_geometry_equals_torch(kind, kw, hw):
+    """Forward and gradient equal the naive loops of tests/reference.py, and torch where it
+    accepts the arguments (its pooling refuses sizes beyond int32: RuntimeError)."""
+    rng = np.random.default_rng(3)
+    x = np.abs(rng.standard_normal((2, 3) + hw)) + 0.25
+    fwd = {"max": F.max_pool2d, "avg": F.avg_pool2d,
+           "lp": lambda x, **k: F.lp_pool2d(x, 2, **k)}[kind]
+    tfwd = {"max": TF.max_pool2d, "avg": TF.avg_pool2d,
+            "lp": lambda x, **k: TF.lp_pool2d(x, 2, **k)}[kind]
+    try:
+        fwd(x, **kw)
+    except ValueError as e:  # no window fits: torch refuses it as well
+        assert "larger than the padded input" in str(e)
+        if TORCH_MAY_RAISE:
+            with pytest.raises(RuntimeError):
+                tfwd(torch.from_numpy(x), **kw)
+        return
+    if kind == "max":
+        y, idx = F.max_pool2d(x, return_indices=True, **kw)
+        gy = rng.standard_normal(y.shape)
+        gx = F.max_pool2d_backward(gy, idx, x.shape)
+        ry, ridx = R.max_pool2d(x, **kw)
+        np.testing.assert_array_equal(idx, ridx)
+        rgx = R.max_pool2d_backward(gy, ridx, x.shape)
+    elif kind == "avg":
+        y = F.avg_pool2d(x, **kw)
+        gy = rng.standard_normal(y.shape)
+        gx = F.avg_pool2d_backward(gy, x.shape, **kw)
+        ry, rgx = R.avg_pool2d(x, **kw), R.avg_pool2d_backward(gy, x.shape, **kw)
+    else:
+        y = F.lp_pool2d(x, 2, **kw)
+        gy = rng.standard_normal(y.shape)
+        gx = F.lp_pool2d_backward(gy, x, y, 2, **kw)
+        ry, rgx = R.lp_pool2d(x, 2, **kw), None
+    np.testing.assert_allclose(y, ry, rtol=1e-10, atol=1e-300)
+    if rgx is not None:
+        np.testing.assert_allclose(gx, rgx, rtol=1e-10, atol=1e-300)
+    if not (TORCH_MAY_RAISE or _int32_safe(kw)):
+        return
+    xt = torch.from_numpy(x).requires_grad_()
+    try:
+        if kind == "max":
+            yt, it = TF.max_pool2d(xt, return_indices=True, **kw)
+            np.testing.assert_array_equal(idx, it.numpy())
+        elif kind == "avg":
+            yt = TF.avg_pool2d(xt, **kw)
+        else:
+            yt = TF.lp_pool2d(xt, 2, **kw)
+    except RuntimeError as e:  # beyond torch's int32 pooling arguments
+        assert "int" in str(e) and not _int32_safe(kw)
+        return
+    yt.backward(torch.from_numpy(gy))
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-10, atol=1e-300)
+    np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=1e-10, atol=1e-300)
+
+
+# ---------------------------------------------------------------------------------------------
+# max_pool2d_backward: input_shape and indices
+
+def test_max_pool2d_backward_empty_planes_with_indices_is_a_value_error():
+    for shape in [(1, 1, 0, 5), (1, 1, 5, 0), (1, 0, 0)]:
+        lead = shape[:-2]
+        gy = ones(lead + (1, 1))
+        idx = np.zeros(gy.shape, np.int64)
+        with pytest.raises(ValueError, match="input_shape"):
+            F.max_pool2d_backward(gy, idx, shape)
+    # nothing to scatter: an empty batch stays an empty gradient
+    out = F.max_pool2d_backward(ones((0, 1, 1, 1)), np.zeros((0, 1, 1, 1), np.int64),
+                                (0, 1, 0, 5))
+    assert out.shape == (0, 1, 0, 5)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 2 ** 31, 2 ** 31), (2 ** 20, 2 ** 20, 1, 1),
+                                   (1, 1, 2 ** 40, 1)])
+def test_max_pool2d_backward_input_shape_too_large_is_a_value_error(shape):
+    gy = ones(shape[:2] + (1, 1)) if shape[0] * shape[1] < 2 ** 20 else None
+    if gy is None:  # grad_out itself would be huge: use a broadcast view (no memory)
+        gy = np.broadcast_to(np.ones(1), shape[:2] + (1, 1))
+    idx = np.broadcast_to(np.zeros(1, np.int64), gy.shape)
+    with pytest.raises(ValueError, match="input_shape"):
+        F.max_pool2d_backward(gy, idx, shape)
+
+
+def test_max_pool2d_backward_memory_bound_names_input_shape():
+    # within 2**40 elements but more bytes than any test machine has
+    with pytest.raises(ValueError, match="input_shape.*memory"):
+        F.max_pool2d_backward(ones((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), np.int64),
+                              (1, 1, 2 ** 20, 2 ** 20 - 1))
+
+
+def test_max_pool2d_backward_unsigned_indices():
+    x = np.random.default_rng(4).standard_normal((2, 3, 4, 4))
+    y, idx = F.max_pool2d(x, 2, return_indices=True)
+    gy = np.ones_like(y)
+    want = F.max_pool2d_backward(gy, idx, x.shape)
+    for dt in (np.uint64, np.uint32, np.uint8, np.int32):
+        np.testing.assert_array_equal(F.max_pool2d_backward(gy, idx.astype(dt), x.shape), want)
+    for big in (2 ** 64 - 1, 2 ** 63, 2 ** 63 + 5):  # would wrap to -1 (skipped) or negative
+        bad = idx.astype(np.uint64)
+        bad[0, 0, 0, 0] = big
+        with pytest.raises(ValueError, match="indices"):
+            F.max_pool2d_backward(gy, bad, x.shape)
+    # in int64 range but outside the plane: refused as before
+    for v in (16, 2 ** 63 - 1, -2):
+        bad = idx.copy()
+        bad[1, 2, 1, 1] = v
+        with pytest.raises(ValueError, match="indices"):
+            F.max_pool2d_backward(gy, bad, x.shape)
