@@ -18,7 +18,6 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from . import losses as _losses
-
 from ._checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 
 __all__ = ["Checkpoint", "NonFiniteLossError", "evaluate", "fit", "load_checkpoint", "predict",
