@@ -137,7 +137,8 @@ class ModelCheckpoint(_Monitor):
     when ``monitor`` improves (``mode`` as EarlyStopping's). Resume with
     ``fit(..., resume_from=filepath)``; read with ``convext.training.load_checkpoint``.
     Resuming is exact (bitwise) for models whose randomness is all in fit's shuffling (Dropout
-    layers keep their own generators, which are not saved)."""
+    layers keep their own generators, which are not saved). The state of other callbacks
+    (EarlyStopping's counters, a logger's file) is not part of the checkpoint."""
 
     def __init__(self, filepath, monitor="val_loss", save_best_only=False, mode="auto"):
         if not isinstance(filepath, (str, os.PathLike)):

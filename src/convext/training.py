@@ -98,7 +98,8 @@ def _check_loss(loss_fn):
 def _check_targets(model, X, y, loss_fn, batch_size, name="y"):
     """Every target is checked against the loss and the model's output shape before the first
     update: the loss is applied, batch by batch, to zeros of the output's shape (one eval-mode
-    forward of one sample gives that shape; nothing in the model changes)."""
+    forward of one sample gives that shape; nothing in the model changes). Returns the
+    output's shape per sample."""
     was_training = model.training
     model.eval()
     try:
@@ -126,6 +127,7 @@ def _check_targets(model, X, y, loss_fn, batch_size, name="y"):
         if np.shape(res[1]) != zeros[:len(yb)].shape:
             raise ValueError(f"loss must return a gradient of the output's shape "
                              f"{zeros[:len(yb)].shape}, got {np.shape(res[1])}")
+    return out.shape[1:]
 
 
 def _check_batch_size(batch_size):
@@ -290,13 +292,8 @@ class _Batches:
             raise ValueError(f"X: {where} holds no samples")
         if self.sample_shape is None:
             self.sample_shape = xb.shape[1:]
-            _check_targets(self.model, xb, yb, self.loss_fn, len(xb), name=f"y ({where})")
-            was = self.model.training
-            self.model.eval()
-            try:
-                self.out_shape = np.asarray(self.model.forward(xb[:1])).shape[1:]
-            finally:
-                self.model.train(was)
+            self.out_shape = _check_targets(self.model, xb, yb, self.loss_fn, len(xb),
+                                            name=f"y ({where})")
             return xb, yb
         if xb.shape[1:] != self.sample_shape:
             raise ValueError(f"X: {where} has samples of shape {xb.shape[1:]}, the first "
@@ -548,8 +545,13 @@ def fit(model, X, y=None, loss=None, optimizer=None, epochs=1, batch_size=None,
         cb.model, cb.optimizer, cb.scheduler = model, optimizer, scheduler
         cb.history, cb.rng, cb.params = history, rng, params
         cb.stop_training = False
-    for cb in callbacks:
-        cb.on_train_begin({})
+    for i, cb in enumerate(callbacks):
+        try:
+            cb.on_train_begin({})
+        except BaseException:  # let the callbacks already begun close their files
+            for begun in callbacks[:i]:
+                begun.on_train_end({})
+            raise
 
     epoch_bar = _Bar(level == 1, epochs - initial_epoch, "epochs", leave=True)
     stop = False

@@ -465,3 +465,11 @@ def test_verbose_errors():
         _fit(model, X, y, verbose=3)
     with pytest.raises(ValueError, match="contradicts"):
         _fit(model, X, y, verbose=2, progress=False)
+
+
+def test_a_failing_on_train_begin_ends_the_callbacks_already_begun(tmp_path):
+    X, y = _blobs(20)
+    log = C.CSVLogger(tmp_path / "h.csv")
+    with pytest.raises(ValueError, match="monitor='val_loss'"):
+        _fit(_mlp(), X, y, callbacks=[log, C.EarlyStopping()])
+    assert log._file is None  # closed by its on_train_end
