@@ -37,10 +37,15 @@ Outputs
     (the logits), ``score`` (accuracy). The regressor: ``predict`` ((n,) for a 1-D y, else
     (n, n_targets)), ``score`` (R^2). Predictions are float64.
 
-scikit-learn's own ``check_estimator`` passes for both estimators with the tags declared in
-``__sklearn_tags__`` (dense input only, no NaN, multi-class classification, multi-output
-regression); ``sample_weight`` is not supported, so the checks that need it do not run.
-Skipped checks (``expected_failed_checks``): none.
+scikit-learn's own ``check_estimator`` (1.9) passes for both estimators with the tags declared
+in ``__sklearn_tags__`` (dense input only, no NaN, multi-class classification, multi-output
+regression): 54 of the classifier's 55 checks and 52 of the regressor's 53 pass. Expected
+failures (``expected_failed_checks``): none. Skipped by scikit-learn itself:
+``check_array_api_input`` (it runs only with SCIPY_ARRAY_API=1 and for estimators that
+declare array API support, which these do not: the network runs on numpy arrays), and
+``check_classifier_data_not_an_array`` / ``check_regressor_data_not_an_array`` when pandas is
+not installed (they pass with pandas). ``sample_weight`` is not supported: ``fit`` does not
+take it.
 """
 import numbers
 
