@@ -149,6 +149,15 @@ class ModelCheckpoint(_Monitor):
         self.last_saved = None
 
     def on_train_begin(self, logs=None):
+        from .layers.registry import layer_spec
+        from .optim.optimizer import Optimizer
+        if not isinstance(self.optimizer, Optimizer):
+            raise TypeError(f"ModelCheckpoint needs a convext.optim optimizer (it saves its "
+                            f"state_dict), got {type(self.optimizer).__name__}")
+        try:
+            layer_spec(self.model)  # a model save can describe (registered layer types)
+        except TypeError as e:
+            raise TypeError(f"ModelCheckpoint: {e}") from None
         if self.save_best_only:
             _check_monitor("ModelCheckpoint", self.monitor, self.params)
         try:

@@ -393,6 +393,16 @@ def test_save_best_only_and_resume_errors(tmp_path):
         _fit(_mlp(), X, y, resume_from=path, epochs=0)
     with pytest.raises(ValueError, match="has a field"):
         _fit(_mlp(), X, y, callbacks=[C.ModelCheckpoint(tmp_path / "{val_loss}.npz")])
+    class Unregistered(L.Layer):
+        def forward(self, x):
+            return x
+
+        def backward(self, grad_out, needs_input_grad=True):
+            return grad_out
+    m = L.Sequential(_mlp(), Unregistered())
+    with pytest.raises(TypeError, match="^ModelCheckpoint: cannot save a Unregistered"):
+        _fit(m, X, y, callbacks=[C.ModelCheckpoint(tmp_path / "x.npz")])
+    assert not (tmp_path / "x.npz").exists()
     (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not a zip")
     with pytest.raises(ValueError, match="cannot load a convext checkpoint"):
         load_checkpoint(tmp_path / "junk.npz")
