@@ -13,6 +13,7 @@ import math
 import numbers
 import sys
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -249,6 +250,13 @@ def _is_batches(X, y):
         return False
     if isinstance(X, (np.ndarray, np.generic, numbers.Number, str, bytes, dict)):
         return False
+    if isinstance(X, (list, tuple)):  # nested lists of numbers are array data (y forgotten)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return np.asarray(X).dtype.kind not in "biuf"
+        except (ValueError, TypeError):  # ragged: pairs of arrays of different shapes
+            return True
     return isinstance(X, Iterable)
 
 

@@ -99,11 +99,17 @@ def test_one_shot_generator_for_several_epochs_is_refused_before_training():
         _fit(model, (row for row in X), y)
 
 
+def test_nested_lists_of_numbers_without_y_are_data_not_batches():
+    X, y = _blobs()
+    with pytest.raises(ValueError, match=r"^y must be the targets for X, got None"):
+        _fit(_mlp(), X.tolist())
+
+
 def test_bad_batches_name_the_batch():
     X, y = _blobs()
     model, ref = _mlp(), _mlp()
     with pytest.raises(TypeError, match=r"^X: batch 1 of epoch 1 must be a pair"):
-        _fit(model, [X[:8]])
+        _fit(model, [(X[:8], y[:8], y[:8])])
     assert _same(model, ref)  # refused before the first update
     with pytest.raises(ValueError, match=r"^y \(batch 1 of epoch 1\) does not fit the loss"):
         _fit(model, [(X[:8], y[:8] + 5)])
