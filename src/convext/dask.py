@@ -8,7 +8,8 @@ pickle), once: with a ``dask.distributed`` client active they are scattered to e
 the model once (``convext.load``, kept in a small per-process cache keyed by the bytes' SHA-256)
 and runs every block it is given with convext's own threads, in eval mode (several blocks may
 run at once in one worker: eval-mode inference is thread-safe). The result is a lazy dask
-array chunked like ``X`` along the batch; nothing runs before ``.compute()``.
+array chunked like ``X`` along the batch: no block is predicted before ``.compute()`` (with a
+client, the model's bytes are scattered when ``predict`` is called).
 
 Results equal ``convext.predict(model, X.compute())`` bitwise, for any chunking and any number
 of threads (convext's results do not depend on the batch size or the thread count).
