@@ -7,7 +7,7 @@ saving/loading (``model.save(path)``, ``convext.load(path)``).
 """
 import importlib
 
-from . import functional, init, layers, losses, optim
+from . import callbacks, functional, init, layers, losses, optim
 from ._build_info import build_info, show_config
 
 # _config first: it clamps OMP_NUM_THREADS before an extension module loads the OpenMP runtime
@@ -67,6 +67,7 @@ __all__ = [
     "layers",
     "losses",
     "optim",
+    "callbacks",
     "load",
     "save",
     "read_state_dict",

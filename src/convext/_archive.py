@@ -77,7 +77,16 @@ def _constant(name):
     return float("inf") if name == "Infinity" else float("-inf")
 
 
-def parse_arch(text):
+# the other format written with this module's machinery: a training checkpoint (model, optimizer
+# and scheduler state; ``convext.training.save_checkpoint``)
+CHECKPOINT_FORMAT = "convext-checkpoint"
+_NAMES = {FORMAT: "a convext model file (read it with convext.load)",
+          CHECKPOINT_FORMAT: "a convext training checkpoint (read it with "
+                             "convext.training.load_checkpoint)"}
+
+
+def parse_arch(text, fmt=FORMAT):
+    """The JSON metadata text of a file of format ``fmt``, parsed within the bounds above."""
     if len(text) > MAX_ARCH_CHARS:
         raise Refused(f"the architecture has {len(text)} characters, more than "
                        f"{MAX_ARCH_CHARS}")
@@ -91,7 +100,10 @@ def parse_arch(text):
         raise
     except (ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
         raise Refused(f"the architecture is not valid JSON ({e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        other = meta.get("format") if isinstance(meta, dict) else None
+        if isinstance(other, str) and other in _NAMES:
+            raise Refused(f"it is {_NAMES[other]}, not {_NAMES[fmt].split(' (')[0]}")
         raise Refused("unknown format")
     version = meta.get("version")
     if type(version) is not int or version != VERSION:
@@ -271,9 +283,10 @@ def _listing(keys, limit=10):
 
 
 
-def read_members(zf, archive_bytes):
+def read_members(zf, archive_bytes, fmt=FORMAT):
     """Check the archive (see ``convext.serialization``, steps 1-2) and return the parsed
-    architecture and the members by name (the architecture member removed)."""
+    architecture (of format ``fmt``) and the members by name (the architecture member
+    removed)."""
     infos = zf.infolist()
     members = {}
     if sum(i.compress_size for i in infos) > archive_bytes:
@@ -294,7 +307,7 @@ def read_members(zf, archive_bytes):
     arch_info = members.pop(ARCH_KEY + ".npy", None)
     if arch_info is None:
         raise Refused(f"it has no {ARCH_KEY!r} entry (not written by convext's save)")
-    return parse_arch(_read_arch(zf, arch_info)), members
+    return parse_arch(_read_arch(zf, arch_info), fmt), members
 
 
 def read_arrays(zf, members, own):

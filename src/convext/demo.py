@@ -43,25 +43,6 @@ def build_model(seed=0):
     ).reset_parameters(np.random.default_rng(seed))
 
 
-class _StepEachBatch:
-    """Steps the learning-rate scheduler after every optimizer step (fit steps the optimizer
-    once per batch), so the schedule is per batch."""
-
-    def __init__(self, optimizer, scheduler):
-        self.optimizer, self.scheduler = optimizer, scheduler
-
-    @property
-    def pairs(self):  # fit checks that the optimizer holds the model's arrays
-        return self.optimizer.pairs
-
-    def zero_grad(self):
-        self.optimizer.zero_grad()
-
-    def step(self):
-        self.optimizer.step()
-        self.scheduler.step()
-
-
 def load_data(seed=0):
     """(X_train, X_test, y_train, y_test): digits scaled to [0, 1], shape (N, 1, 8, 8),
     a stratified 75/25 split."""
@@ -142,11 +123,11 @@ def run(args):
               f"{get_num_threads()} threads\n{model}")
     loss = CrossEntropyLoss()
     steps = args.epochs * math.ceil(len(X_train) / args.batch_size)
-    adam = Adam(model, lr=args.lr)
-    optimizer = _StepEachBatch(adam, CosineAnnealingLR(adam, T_max=steps))
+    optimizer = Adam(model, lr=args.lr)
     history = fit(model, X_train, y_train, loss, optimizer, epochs=args.epochs,
                   batch_size=args.batch_size, validation_data=(X_test, y_test),
-                  rng=args.seed, progress=not args.quiet)
+                  rng=args.seed, scheduler=CosineAnnealingLR(optimizer, T_max=steps),
+                  scheduler_step="batch", verbose=0 if args.quiet else "auto")
     result = evaluate(model, X_test, y_test, loss)
     if not args.quiet:
         print(f"trained in {time.perf_counter() - start:.1f} s")

@@ -99,6 +99,14 @@ def load(path):
     initialisation, their weights coming from the file. Anything else than a valid convext
     model file raises ValueError naming the file (FileNotFoundError if there is no file).
     """
+    return read_archive(path, _read_model, "a convext model")
+
+
+def read_archive(path, reader, what_kind):
+    """Open ``path`` (a name, read exactly as given, or a binary file object) as a zip archive
+    and return ``reader(zipfile, archive_bytes)``; every failure becomes a ValueError
+    "cannot load {what_kind} from {path}: ..." (FileNotFoundError stays). ``load`` and
+    ``convext.training.load_checkpoint`` share it."""
     what = f"{path!r}" if isinstance(path, (str, bytes, os.PathLike)) else "the file"
     try:
         if isinstance(path, (str, bytes, os.PathLike)):
@@ -113,7 +121,7 @@ def load(path):
             if magic == npformat.MAGIC_PREFIX:
                 raise Refused("it holds a single array, not an .npz archive")
             with zipfile.ZipFile(f) as zf:
-                return _read_model(zf, archive_bytes)
+                return reader(zf, archive_bytes)
         finally:
             if f is not path:
                 f.close()
@@ -125,11 +133,11 @@ def load(path):
                 f"it is given, and load reads it, neither adds '.npz'") from None
         raise
     except ValueError as e:  # ours, and the constructors' (already naming the layer)
-        raise ValueError(f"cannot load a convext model from {what}: {e}") from None
+        raise ValueError(f"cannot load {what_kind} from {what}: {e}") from None
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError,
             NotImplementedError, OverflowError) as e:
-        raise ValueError(f"cannot load a convext model from {what}: not a valid .npz file "
+        raise ValueError(f"cannot load {what_kind} from {what}: not a valid .npz file "
                          f"({type(e).__name__}: {str(e)[:200]})") from None
     except (RecursionError, MemoryError) as e:
-        raise ValueError(f"cannot load a convext model from {what}: {type(e).__name__} "
+        raise ValueError(f"cannot load {what_kind} from {what}: {type(e).__name__} "
                          f"while reading it") from None

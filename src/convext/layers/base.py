@@ -341,6 +341,74 @@ class Layer:
             raise ValueError(f"cannot save this model: {e}") from None
         _archive.write(path, arch, self.state_dict())
 
+    def summary(self, input_shape, dtype=None, print_fn=print):
+        """A table of every layer (nested ones indented), its output shape and its number of
+        parameters, as Keras' ``model.summary()`` / torchinfo print; printed with
+        ``print_fn`` (None: not printed) and returned.
+
+        ``input_shape`` is the full input shape with its batch axis, e.g. ``(1, 3, 32, 32)``:
+        one eval-mode forward pass runs on zeros of that shape and ``dtype`` (default: the
+        parameters' dtype, else float32), recording each layer's output shape; the mode is
+        restored afterwards and nothing else changes. A layer's "Param #" counts its own
+        parameters ("--" for a container without its own), so the column adds up to the
+        total; a layer the forward pass did not call shows "--" as its shape.
+        """
+        try:
+            shape = tuple(int(d) for d in input_shape)
+        except TypeError:
+            raise TypeError(f"input_shape must be a tuple of ints with the batch axis, e.g. "
+                            f"(1, 3, 32, 32), got {input_shape!r}") from None
+        if not shape or min(shape) < 1 or math.prod(shape) > 2 ** 31:
+            raise ValueError(f"input_shape must hold positive sizes (batch first), at most "
+                             f"2**31 elements, got {input_shape!r}")
+        params = self.parameters()
+        if dtype is None:
+            dtype = next(iter(params.values())).dtype if params else np.float32
+        layers = list(self.named_layers())
+        shapes = {}
+
+        def recording(name, forward):
+            def forward_and_record(x):
+                out = forward(x)
+                shapes[name] = tuple(np.shape(out))
+                return out
+            return forward_and_record
+
+        was_training = self.training
+        try:
+            for name, layer in layers:
+                object.__setattr__(layer, "forward", recording(name, layer.forward))
+            self.eval()
+            self.forward(np.zeros(shape, dtype))
+        finally:
+            for _, layer in layers:
+                layer.__dict__.pop("forward", None)
+            self.train(was_training)
+        rows = []
+        for name, layer in layers:
+            depth = name.count(".") + 1 if name else 0
+            label = "  " * depth + (f"{name.rsplit('.', 1)[-1]} " if name else "") \
+                + f"({type(layer).__name__})" if name else type(layer).__name__
+            own = sum(p.size for p in layer._params.values())
+            count = "--" if own == 0 and layer._children else f"{own:,}"
+            rows.append((label, str(shapes[name]) if name in shapes else "--", count))
+        header = ("Layer (type)", "Output shape", "Param #")
+        w0 = max(len(r[0]) for r in rows + [header]) + 2
+        w1 = max(len(r[1]) for r in rows + [header]) + 2
+        width = w0 + w1 + max(len(r[2]) for r in rows + [header])
+        lines = ["=" * width, f"{header[0]:<{w0}}{header[1]:<{w1}}{header[2]}", "=" * width]
+        lines += [f"{a:<{w0}}{b:<{w1}}{c}" for a, b, c in rows]
+        total = sum(p.size for p in params.values())
+        nbytes = sum(p.nbytes for p in params.values())
+        buffers = sum(b.size for b in self.buffers().values())
+        lines += ["=" * width, f"Total params: {total:,} ({nbytes / 2 ** 20:.2f} MiB)",
+                  f"Buffers (not trained): {buffers:,}", f"Input shape: {shape}, {np.dtype(dtype)}",
+                  "=" * width]
+        text = "\n".join(lines)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
 
 def _fmt(v):
     return str(tuple(v)) if isinstance(v, list) else repr(v) if isinstance(v, str) else str(v)
