@@ -9,9 +9,9 @@ import sys
 import textwrap
 
 import numpy as np
+from test_state_dict import _torch_file
 
 from convext import models
-from test_state_dict import _torch_file
 
 README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
 MARKER = "<!-- tested: tests/layers/test_readme_examples.py runs this block -->"

@@ -244,7 +244,7 @@ def run(ctx):
     if ort is None:
         print("(onnxruntime column: onnxruntime and onnx are not installed, or torch is not)\n")
     rows = []
-    for shape_name, name, batch, training in zoo:
+    for _, name, batch, training in zoo:
         tc, tt, to = measure_zoo(ctx, name, batch, training, ort)
         what = f"{name} {'train step' if training else 'inference'} b{batch}"
         rows.append((what, _ms(tc), _ms(tt), _ms(to), _ratio(tc, tt), _ratio(tc, to)))
