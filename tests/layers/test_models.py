@@ -224,3 +224,25 @@ def test_eval_mode_keeps_nothing():
         model.backward(np.ones((1, 4), np.float32))
     assert all(getattr(layer, "_saved", None) is None for _, layer in model.named_layers()
                if isinstance(layer, L.BatchNorm2D))
+
+
+@pytest.mark.parametrize("spec, match", [
+    ({"type": "UNet", "config": {"depth": 33}}, "depth must be"),
+    ({"type": "UNet", "config": {"depth": 32, "base_channels": 2 ** 20}}, "2\\*\\*depth"),
+    ({"type": "ResNet", "config": {"block": "basic", "blocks": [1, 2]}}, "blocks must be"),
+    ({"type": "ResNet", "config": {"block": "wide", "blocks": [1, 1, 1, 1]}}, "block must be"),
+    ({"type": "ResNet", "config": {"block": "basic", "blocks": [1, 1, 1, 10 ** 6]}},
+     "blocks must be"),
+    ({"type": "MobileNetV2", "config": {"width_mult": 1e6}}, "width_mult must be"),
+    ({"type": "MobileNetV2", "config": {"dropout": 1.5}}, "dropout must be"),
+    ({"type": "InvertedResidual", "config": {"in_channels": 4, "out_channels": 4,
+                                              "stride": 3, "expand_ratio": 6}}, "stride"),
+    ({"type": "VGG", "config": {"num_classes": 0}}, "num_classes must be"),
+])
+def test_model_descriptions_from_files_are_bounded(spec, match):
+    """A model file's description of a zoo model is checked like any layer's: bounded sizes,
+    depths and block counts, before anything is built or allocated."""
+    from convext.layers.registry import layer_from_spec
+    with pytest.raises(ValueError, match=match):
+        with unallocated():
+            layer_from_spec(spec)

@@ -34,6 +34,7 @@ from ..layers import (
     Upsample,
     register_layer,
 )
+from ..layers.registry import MAX_SIZE
 from ._common import building, check_int, model_dtype, torchvision_init
 
 __all__ = ["DoubleConv", "Down", "OutConv", "UNet", "Up", "unet"]
@@ -180,6 +181,9 @@ class UNet(Layer):
         if not bilinear:
             raise ValueError("UNet: bilinear=False (a transposed-convolution decoder) is not "
                              "available in this version; use bilinear=True")
+        if self.base_channels * 2 ** self.depth > MAX_SIZE:
+            raise ValueError(f"UNet: base_channels * 2**depth must not exceed {MAX_SIZE}, got "
+                             f"{self.base_channels} * 2**{self.depth}")
         self.bilinear = bilinear
         self.dtype = dt = model_dtype(dtype)
         c = [self.base_channels * 2 ** i for i in range(self.depth + 1)]
