@@ -152,6 +152,43 @@ def test_max_unpool():
     assert repr(L.MaxUnpool2D(2, 2)) == "MaxUnpool2D(kernel_size=2, stride=2)"
 
 
+class SegNetStage(L.Layer):
+    """conv, pool with indices, unpool with them, conv: SegNet's encoder/decoder pairing."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc = L.Conv2D(2, 3, 3, padding=1, dtype=np.float64, rng=0)
+        self.pool = L.MaxPool2D(2, return_indices=True)
+        self.unpool = L.MaxUnpool2D(2)
+        self.dec = L.Conv2D(3, 2, 3, padding=1, dtype=np.float64, rng=1)
+
+    def forward(self, x):
+        h = self.enc(x)
+        y, idx = self.pool(h)
+        return self.dec(self.unpool(y, idx, output_size=h.shape[-2:]))
+
+    def backward(self, grad_out, needs_input_grad=True):
+        g = self.unpool.backward(self.dec.backward(grad_out))
+        return self.enc.backward(self.pool.backward(g), needs_input_grad=needs_input_grad)
+
+
+def test_max_pool_with_indices_feeds_max_unpool():
+    x = np.random.default_rng(14).standard_normal((2, 2, 7, 6))
+    pool = L.MaxPool2D(2, return_indices=True)
+    y, idx = pool(x)
+    y_ref, idx_ref = convext.max_pool2d(x, 2, return_indices=True)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(idx, idx_ref)
+    assert repr(pool) == "MaxPool2D(kernel_size=2, return_indices=True)"
+    assert "return_indices" not in L.MaxPool2D(2).get_config()
+    pool.eval()
+    y_eval, idx_eval = pool(x)
+    np.testing.assert_array_equal(idx_eval, idx_ref)
+    _check_layer_grads(SegNetStage(), x)
+    with pytest.raises(TypeError, match="return_indices"):
+        L.MaxPool2D(2, return_indices=1)
+
+
 # -- Dropout2D and Flatten ------------------------------------------------------------------------
 
 def test_dropout2d_drops_whole_channels():

@@ -111,3 +111,22 @@ def test_dropout2d_channel_semantics_match_torch():
         assert abs((per_channel[..., 0] == 0).mean() - 0.25) < 0.02
     assert np.array_equal(L.Dropout2D(0.25).eval()(x), nn.Dropout2d(0.25).eval()(
         torch.tensor(x)).numpy())
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_max_pool_indices_and_unpool_match_torch(dtype):
+    """MaxPool2D(return_indices=True) then MaxUnpool2D, against torch's pair: values, indices
+    and the input gradient through both."""
+    x = np.random.default_rng(3).standard_normal((2, 3, 9, 8)).astype(dtype)
+    pool, unpool = L.MaxPool2D(3, 2, 1, return_indices=True), L.MaxUnpool2D(3, 2, 1)
+    y, idx = pool(x)
+    u = unpool(y, idx, output_size=x.shape[-2:])
+    g = np.random.default_rng(4).standard_normal(u.shape).astype(dtype)
+    gx = pool.backward(unpool.backward(g))
+    tx = torch.tensor(x, requires_grad=True)
+    ty, tidx = nn.MaxPool2d(3, 2, 1, return_indices=True)(tx)
+    tu = nn.MaxUnpool2d(3, 2, 1)(ty, tidx, output_size=x.shape[-2:])
+    tu.backward(torch.tensor(g))
+    np.testing.assert_array_equal(idx, tidx.numpy())
+    np.testing.assert_array_equal(u, tu.detach().numpy())
+    np.testing.assert_array_equal(gx, tx.grad.numpy())

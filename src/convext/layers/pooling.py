@@ -25,27 +25,36 @@ def _norm(v):
 class MaxPool2D(Layer):
     """Max pooling (torch.nn.MaxPool2d). ``stride`` defaults to ``kernel_size``; padding acts
     as -inf. Keeps the int64 argmax indices (and the input shape) for backward; ties send the
-    gradient to the first position in row-major window order."""
+    gradient to the first position in row-major window order. With ``return_indices`` the
+    layer returns ``(y, indices)`` (flat ``h * W + w`` in each input plane), as torch, for a
+    ``MaxUnpool2D`` later in the network (SegNet); its backward still takes dL/dy only."""
 
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                 return_indices=False):
         super().__init__()
         self.kernel_size = _norm(kernel_size)
         self.stride = _norm(stride)
         self.padding = _norm(padding)
         self.dilation = _norm(dilation)
         self.ceil_mode = bool(ceil_mode)
+        if not isinstance(return_indices, bool):
+            raise TypeError(f"MaxPool2D: return_indices must be a bool, got {return_indices!r}")
+        self.return_indices = return_indices
         self._indices = self._shape = None
 
     def _args(self):
         return self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
 
     def forward(self, x):
-        if not self.training:
+        if not self.training and not self.return_indices:
             self._indices = None
             return functional.max_pool2d(x, *self._args())
-        y, self._indices = functional.max_pool2d(x, *self._args(), return_indices=True)
-        self._shape = np.shape(x)
-        return y
+        y, indices = functional.max_pool2d(x, *self._args(), return_indices=True)
+        if self.training:
+            self._indices, self._shape = indices, np.shape(x)
+        else:
+            self._indices = None
+        return (y, indices) if self.return_indices else y
 
     def backward(self, grad_out, needs_input_grad=True):
         if self._indices is None:
@@ -55,13 +64,16 @@ class MaxPool2D(Layer):
         return g
 
     def get_config(self):
-        return dict(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
-                    dilation=self.dilation, ceil_mode=self.ceil_mode)
+        config = dict(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
+                      dilation=self.dilation, ceil_mode=self.ceil_mode)
+        if self.return_indices:  # written only when set: files of earlier versions stay valid
+            config["return_indices"] = True
+        return config
 
     def extra_repr(self):
         c = self.get_config()
         return settings_repr([], c, {"stride": None, "padding": 0, "dilation": 1,
-                                     "ceil_mode": False})
+                                     "ceil_mode": False, "return_indices": False})
 
 
 @register_layer

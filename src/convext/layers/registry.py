@@ -162,7 +162,7 @@ _FIELDS = {
     "divisor_override": (lambda v: v is None or _int(v, 1, MAX_SIZE),
                          f"null or a positive int <= {MAX_SIZE}"),
     "bias": _BOOL, "ceil_mode": _BOOL, "count_include_pad": _BOOL, "affine": _BOOL,
-    "track_running_stats": _BOOL,
+    "track_running_stats": _BOOL, "return_indices": _BOOL,
     "dtype": (lambda v: v in ("float32", "float64"), "'float32' or 'float64'"),
     "negative_slope": _FLOAT, "alpha": _FLOAT,
     "eps": (lambda v: _finite(v) and v >= 0, "a finite number >= 0"),
