@@ -7,7 +7,7 @@ saving/loading (``model.save(path)``, ``convext.load(path)``).
 """
 import importlib
 
-from . import callbacks, functional, init, layers, losses, optim
+from . import callbacks, functional, init, layers, losses, models, optim
 from ._build_info import build_info, show_config
 
 # _config first: it clamps OMP_NUM_THREADS before an extension module loads the OpenMP runtime
@@ -16,14 +16,21 @@ from ._version import __version__
 from .functional import *  # noqa: F401,F403  (every name in functional.__all__)
 from .layers import (
     ELU,
+    GELU,
+    AdaptiveAvgPool2D,
+    AdaptiveMaxPool2D,
     AvgPool2D,
     BatchNorm2D,
     Concat,
     Conv2D,
     Dense,
     Dropout,
+    Dropout2D,
     Flatten,
     GlobalAvgPool2D,
+    Hardsigmoid,
+    Hardswish,
+    Hardtanh,
     Identity,
     Layer,
     LayerList,
@@ -31,12 +38,16 @@ from .layers import (
     LogSoftmax,
     LPPool2D,
     MaxPool2D,
+    MaxUnpool2D,
     ReLU,
+    ReLU6,
     Residual,
     Sequential,
     Sigmoid,
+    SiLU,
     Softmax,
     Tanh,
+    Upsample,
     register_layer,
 )
 from .state_dict import read_state_dict
@@ -66,6 +77,7 @@ __all__ = [
     "init",
     "layers",
     "losses",
+    "models",
     "optim",
     "callbacks",
     "load",

@@ -168,3 +168,22 @@ def test_fma_peak_is_positive_and_rejects_bad_threads():
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="threads"):
             peak.measure(bad)
+
+
+def test_bench_network_zoo_rows():
+    """The model-zoo table: one row per selected network, the ratio columns the ratios of the
+    printed times ('-' where a library was not timed)."""
+    args = ("network", "--quick", "--shapes", "mobilenet_v2-b1")
+    r = _bench(*args) if HAVE_TORCH else _bench(*args, "--no-torch")
+    assert r.returncode == 0, r.stderr
+    assert "(lenet not selected)" in r.stdout
+    rows, _ = _section(_tables(r.stdout), "Whole network: model zoo")
+    assert [row["network"] for row in rows] == ["mobilenet_v2 inference b1"]
+    row = rows[0]
+    assert float(row["convext ms"]) > 0
+    for lib in ("torch", "onnxruntime"):
+        if row[f"{lib} ms"] == "-":
+            assert row[f"convext/{lib}"] == "-"
+        else:
+            ratio = float(row["convext ms"]) / float(row[f"{lib} ms"])
+            assert float(row[f"convext/{lib}"]) == pytest.approx(ratio, rel=2e-2, abs=0.006)

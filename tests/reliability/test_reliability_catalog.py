@@ -177,6 +177,23 @@ def _layer_make(factory, shape):
     return make
 
 
+class _PoolUnpool(L.Layer):
+    """max_pool2d with indices, then the MaxUnpool2D layer under test (its two inputs)."""
+
+    def __init__(self):
+        super().__init__()
+        self.unpool = L.MaxUnpool2D(2)
+
+    def forward(self, x):
+        y, self._idx = F.max_pool2d(x, 2, return_indices=True)
+        self._shape = x.shape
+        return self.unpool(y, self._idx)
+
+    def backward(self, grad_out, needs_input_grad=True):
+        g = self.unpool.backward(grad_out)
+        return F.max_pool2d_backward(g, self._idx, self._shape)
+
+
 LAYER_FACTORIES = {
     "Conv2D": (lambda dt: L.Conv2D(4, 6, (3, 2), stride=(1, 2), padding=1, groups=2, dtype=dt,
                                    rng=1), (4, 7, 8)),
@@ -199,6 +216,18 @@ LAYER_FACTORIES = {
         L.Conv2D(2, 4, 3, padding=1, dtype=dt, rng=3), L.ReLU(), L.MaxPool2D(2),
         L.Flatten(), L.Dense(4 * 3 * 3, 3, dtype=dt, rng=4)), (2, 6, 7)),
     "Identity": (lambda dt: L.Identity(), (3, 4, 2)),
+    "ReLU6": (lambda dt: L.ReLU6(), (3, 4, 2)),
+    "Hardtanh": (lambda dt: L.Hardtanh(-0.5, 1.5), (3, 4, 2)),
+    "SiLU": (lambda dt: L.SiLU(), (3, 4, 2)),
+    "Hardswish": (lambda dt: L.Hardswish(), (3, 4, 2)),
+    "Hardsigmoid": (lambda dt: L.Hardsigmoid(), (3, 4, 2)),
+    "GELU": (lambda dt: L.GELU("tanh"), (3, 4, 2)),
+    "AdaptiveAvgPool2D": (lambda dt: L.AdaptiveAvgPool2D((3, None)), (3, 7, 8)),
+    "AdaptiveMaxPool2D": (lambda dt: L.AdaptiveMaxPool2D(3), (3, 7, 8)),
+    "Upsample": (lambda dt: L.Upsample(scale_factor=2, mode="bilinear", align_corners=True),
+                 (3, 5, 4)),
+    "MaxUnpool2D": (lambda dt: _PoolUnpool(), (3, 6, 8)),
+    "Dropout2D": (lambda dt: L.Dropout2D(0.3, rng=5), (3, 4, 2)),
     "Residual": (lambda dt: L.Residual(
         L.Sequential(L.Conv2D(3, 3, 3, padding=1, dtype=dt, rng=6), L.Tanh()),
         L.Conv2D(3, 3, 1, dtype=dt, rng=7)), (3, 5, 4)),

@@ -1,4 +1,15 @@
-"""Whole-network benchmark (docs/benchmarks.md): one LeNet training step, batch 64, 28x28, float32.
+"""Whole-network benchmarks (docs/benchmarks.md).
+
+1. One LeNet training step, batch 64, 28x28, float32.
+2. The model zoo at 3x224x224, float32: ResNet-18 and MobileNetV2 inference (eval mode) at
+   batch 1 and 8, and one ResNet-18 training step at batch 16 (forward, cross-entropy,
+   backward, SGD with momentum). convext's ``convext.models`` against the same networks in
+   torch.nn (torchvision's layout, the same weights; inference under ``torch.no_grad()``) and,
+   when onnxruntime and onnx are installed, the torch model exported with
+   ``torch.onnx.export`` run by onnxruntime (CPU provider, ``intra_op_num_threads`` = the run's
+   thread count, all graph optimisations), alternating run by run.
+
+LeNet:
 
 conv 6@5x5 pad 2, relu, maxpool 2, conv 16@5x5, relu, maxpool 2, dense 120, relu, dense 84,
 relu, dense 10, softmax cross-entropy; forward + backward + SGD update (momentum 0.9). convext's
@@ -8,6 +19,10 @@ the same weights, alternating run by run; numpy's BLAS is limited to the same th
 """
 
 import contextlib
+import math
+import os
+import tempfile
+import time
 
 import numpy as np
 
@@ -18,8 +33,12 @@ from ..optim import SGD
 from ._common import alternate, print_table
 
 BATCH = 64
-# one "shape": the network, for --shapes
-SHAPES = [("lenet",)]
+# the networks, for --shapes: (name, model, batch, training)
+SHAPES = [("lenet",), ("resnet18-b1", "resnet18", 1, False), ("resnet18-b8", "resnet18", 8, False),
+          ("mobilenet_v2-b1", "mobilenet_v2", 1, False),
+          ("mobilenet_v2-b8", "mobilenet_v2", 8, False),
+          ("resnet18-train-b16", "resnet18", 16, True)]
+IMAGE = (3, 224, 224)
 
 
 def lenet():
@@ -92,16 +111,142 @@ def measure(ctx):
         )
 
 
+def _onnxruntime():
+    """(onnxruntime, onnx) or None when either is missing."""
+    try:
+        import onnx  # noqa: F401  (torch.onnx.export needs it)
+        import onnxruntime
+    except ImportError:
+        return None
+    return onnxruntime
+
+
+def _ort_session(ctx, ort, tm, x, path):
+    """An onnxruntime session of the torch model ``tm`` exported for input ``x``."""
+    torch = ctx.torch
+    with torch.no_grad():
+        torch.onnx.export(tm, (torch.from_numpy(x),), path, input_names=["x"],
+                          output_names=["y"], dynamo=False)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = ctx.threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+
+
+def _alternate_many(fns, repeats, warmup, watch):
+    """Median seconds of each function (None: nan), run in turn after ``warmup`` rounds."""
+    live = [f for f in fns if f is not None]
+    for _ in range(warmup):
+        for f in live:
+            f()
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for i, f in enumerate(fns):
+            if f is not None:
+                t0 = time.perf_counter()
+                f()
+                times[i].append(time.perf_counter() - t0)
+    for t in times:
+        if t:
+            watch.record_spread(t)
+    return [float(np.median(t)) if t else float("nan") for t in times]
+
+
+def measure_zoo(ctx, name, batch, training, ort):
+    """(convext, torch, onnxruntime) seconds per call: nan where not timed."""
+    from .. import models
+    from . import _torch_zoo
+
+    torch = ctx.torch
+    rng = np.random.default_rng(0)
+    x = rng.random((batch,) + IMAGE, dtype=np.float32)
+    y = rng.integers(0, 1000, batch)
+    model = getattr(models, name)(rng=0)
+    model.train(training)
+    fns = [None, None, None]
+    if training:
+        opt = SGD(model, lr=0.01, momentum=0.9)
+        loss = CrossEntropyLoss()
+
+        def c_step():
+            _, g = loss(model.forward(x), y)
+            opt.zero_grad()
+            model.backward(g, needs_input_grad=False)
+            opt.step()
+        fns[0] = c_step
+    else:
+        fns[0] = lambda: model.forward(x)
+    tmp = None
+    if torch is not None:
+        tm = getattr(_torch_zoo, name)(torch)
+        tm.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
+        tm.train(training)
+        tx = torch.from_numpy(x)
+        if training:
+            topt = torch.optim.SGD(tm.parameters(), lr=0.01, momentum=0.9)
+            ty = torch.from_numpy(y)
+            tloss = torch.nn.CrossEntropyLoss()
+
+            def t_step():
+                topt.zero_grad()
+                tloss(tm(tx), ty).backward()
+                topt.step()
+            fns[1] = t_step
+        else:
+            def t_infer():
+                with torch.no_grad():
+                    tm(tx)
+            fns[1] = t_infer
+            if ort is not None:
+                tmp = tempfile.TemporaryDirectory()
+                sess = _ort_session(ctx, ort, tm, x, os.path.join(tmp.name, "model.onnx"))
+                fns[2] = lambda: sess.run(None, {"x": x})
+    try:
+        return _alternate_many(fns, repeats=2 if ctx.quick else max(ctx.repeats, 5),
+                               warmup=1 if ctx.quick else 2, watch=ctx.watch)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def _ms(t):
+    return "-" if math.isnan(t) else f"{t * 1e3:.1f}"
+
+
+def _ratio(a, b):
+    return "-" if math.isnan(a) or math.isnan(b) else f"{a / b:.2f}"
+
+
 def run(ctx):
     print("\n## Whole network: LeNet training step (batch 64, 1x28x28, float32, SGD)\n")
-    if not ctx.select(SHAPES):
+    selected = ctx.select(SHAPES)
+    if not selected:
         print("(network not selected)")
         return
-    tc, tt = measure(ctx)
-    if ctx.torch is None:
-        print_table(("network", "convext ms"), [("lenet step", f"{tc * 1e3:.2f}")])
+    if any(s[0] == "lenet" for s in selected):
+        tc, tt = measure(ctx)
+        if ctx.torch is None:
+            print_table(("network", "convext ms"), [("lenet step", f"{tc * 1e3:.2f}")])
+        else:
+            print_table(
+                ("network", "convext ms", "torch ms", "convext/torch"),
+                [("lenet step", f"{tc * 1e3:.2f}", f"{tt * 1e3:.2f}", f"{tc / tt:.2f}")],
+            )
     else:
-        print_table(
-            ("network", "convext ms", "torch ms", "convext/torch"),
-            [("lenet step", f"{tc * 1e3:.2f}", f"{tt * 1e3:.2f}", f"{tc / tt:.2f}")],
-        )
+        print("(lenet not selected)")
+    zoo = [s for s in selected if s[0] != "lenet"]
+    if not zoo:
+        return
+    ort = _onnxruntime() if ctx.torch is not None else None
+    print("\n## Whole network: model zoo at 3x224x224, float32 (inference in eval mode; "
+          "training: forward, cross-entropy, backward, SGD)\n")
+    if ort is None:
+        print("(onnxruntime column: onnxruntime and onnx are not installed, or torch is not)\n")
+    rows = []
+    for _, name, batch, training in zoo:
+        tc, tt, to = measure_zoo(ctx, name, batch, training, ort)
+        what = f"{name} {'train step' if training else 'inference'} b{batch}"
+        rows.append((what, _ms(tc), _ms(tt), _ms(to), _ratio(tc, tt), _ratio(tc, to)))
+    print_table(("network", "convext ms", "torch ms", "onnxruntime ms", "convext/torch",
+                 "convext/onnxruntime"), rows)

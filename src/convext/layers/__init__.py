@@ -6,18 +6,43 @@ gradients are accumulated into ``grads()``), ``parameters()``, ``train()`` / ``e
 shapes, and ``save(path)``. A layer type of your own is saved and loaded once registered
 with ``register_layer`` (see ``convext.layers.registry``).
 """
-from .activation import ELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from .activation import (
+    ELU,
+    GELU,
+    Hardsigmoid,
+    Hardswish,
+    Hardtanh,
+    LeakyReLU,
+    LogSoftmax,
+    ReLU,
+    ReLU6,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Tanh,
+)
 from .base import Layer
 from .composite import Concat, Identity, Residual
 from .container import LayerList, Sequential
 from .conv import Conv2D
 from .dense import Dense, Flatten
-from .dropout import Dropout
+from .dropout import Dropout, Dropout2D
 from .normalization import BatchNorm2D
-from .pooling import AvgPool2D, GlobalAvgPool2D, LPPool2D, MaxPool2D
+from .pooling import (
+    AdaptiveAvgPool2D,
+    AdaptiveMaxPool2D,
+    AvgPool2D,
+    GlobalAvgPool2D,
+    LPPool2D,
+    MaxPool2D,
+    MaxUnpool2D,
+    Upsample,
+)
 from .registry import LAYERS, register_layer
 
-__all__ = ["AvgPool2D", "BatchNorm2D", "Concat", "Conv2D", "Dense", "Dropout", "ELU", "Flatten",
-           "GlobalAvgPool2D", "Identity", "LAYERS", "LPPool2D", "Layer", "LayerList", "LeakyReLU",
-           "LogSoftmax", "MaxPool2D", "ReLU", "Residual", "Sequential", "Sigmoid", "Softmax",
-           "Tanh", "register_layer"]
+__all__ = ["AdaptiveAvgPool2D", "AdaptiveMaxPool2D", "AvgPool2D", "BatchNorm2D", "Concat",
+           "Conv2D", "Dense", "Dropout", "Dropout2D", "ELU", "Flatten", "GELU",
+           "GlobalAvgPool2D", "Hardsigmoid", "Hardswish", "Hardtanh", "Identity", "LAYERS",
+           "LPPool2D", "Layer", "LayerList", "LeakyReLU", "LogSoftmax", "MaxPool2D",
+           "MaxUnpool2D", "ReLU", "ReLU6", "Residual", "Sequential", "SiLU", "Sigmoid",
+           "Softmax", "Tanh", "Upsample", "register_layer"]

@@ -1,9 +1,12 @@
 """Activation layers: elementwise functions from ``convext.functional``."""
-from .. import functional
+import math
+
+from .. import _functional_cnn, functional
 from .base import Layer
 from .registry import register_layer
 
-__all__ = ["ELU", "LeakyReLU", "LogSoftmax", "ReLU", "Sigmoid", "Softmax", "Tanh"]
+__all__ = ["ELU", "GELU", "Hardsigmoid", "Hardswish", "Hardtanh", "LeakyReLU", "LogSoftmax",
+           "ReLU", "ReLU6", "SiLU", "Sigmoid", "Softmax", "Tanh"]
 
 
 class _OnInput(Layer):
@@ -153,3 +156,99 @@ class LogSoftmax(_AlongAxis):
 
     def _b(self, g, y):
         return functional.log_softmax_backward(g, y, self.axis)
+
+
+@register_layer
+class Hardtanh(_OnInput):
+    """``clamp(x, min_val, max_val)`` (torch.nn.Hardtanh); the gradient is 0 outside the open
+    interval and at both boundaries, as in torch."""
+
+    def __init__(self, min_val=-1.0, max_val=1.0):
+        super().__init__()
+        self.min_val = float(min_val)
+        self.max_val = float(max_val)
+        if not (math.isfinite(self.min_val) and math.isfinite(self.max_val)
+                and self.min_val <= self.max_val):
+            raise ValueError(f"Hardtanh: min_val and max_val must be finite with min_val <= "
+                             f"max_val, got {min_val!r} and {max_val!r}")
+
+    def _f(self, x):
+        return _functional_cnn.hardtanh(x, self.min_val, self.max_val)
+
+    def _b(self, g, x):
+        return _functional_cnn.hardtanh_backward(g, x, self.min_val, self.max_val)
+
+    def get_config(self):
+        return dict(min_val=self.min_val, max_val=self.max_val)
+
+    def extra_repr(self):
+        return f"min_val={self.min_val}, max_val={self.max_val}"
+
+
+@register_layer
+class ReLU6(_OnInput):
+    """``min(max(x, 0), 6)`` (torch.nn.ReLU6, MobileNetV2's activation); gradient 0 at 0 and
+    6."""
+
+    def _f(self, x):
+        return _functional_cnn.relu6(x)
+
+    def _b(self, g, x):
+        return _functional_cnn.relu6_backward(g, x)
+
+
+@register_layer
+class SiLU(_OnInput):
+    """``x * sigmoid(x)`` (torch.nn.SiLU, also called swish)."""
+
+    def _f(self, x):
+        return _functional_cnn.silu(x)
+
+    def _b(self, g, x):
+        return _functional_cnn.silu_backward(g, x)
+
+
+@register_layer
+class Hardswish(_OnInput):
+    """``x * relu6(x + 3) / 6`` (torch.nn.Hardswish, MobileNetV3)."""
+
+    def _f(self, x):
+        return _functional_cnn.hardswish(x)
+
+    def _b(self, g, x):
+        return _functional_cnn.hardswish_backward(g, x)
+
+
+@register_layer
+class Hardsigmoid(_OnInput):
+    """``relu6(x + 3) / 6`` (torch.nn.Hardsigmoid)."""
+
+    def _f(self, x):
+        return _functional_cnn.hardsigmoid(x)
+
+    def _b(self, g, x):
+        return _functional_cnn.hardsigmoid_backward(g, x)
+
+
+@register_layer
+class GELU(_OnInput):
+    """``x * Phi(x)``, Phi the standard normal CDF (torch.nn.GELU); ``approximate='tanh'``
+    uses torch's tanh approximation."""
+
+    def __init__(self, approximate="none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def _f(self, x):
+        return _functional_cnn.gelu(x, self.approximate)
+
+    def _b(self, g, x):
+        return _functional_cnn.gelu_backward(g, x, self.approximate)
+
+    def get_config(self):
+        return dict(approximate=self.approximate)
+
+    def extra_repr(self):
+        return "" if self.approximate == "none" else f"approximate={self.approximate!r}"

@@ -4,7 +4,7 @@ import numpy as np
 from .base import Layer
 from .registry import register_layer
 
-__all__ = ["Dropout"]
+__all__ = ["Dropout", "Dropout2D"]
 
 
 @register_layer
@@ -57,3 +57,28 @@ class Dropout(Layer):
 
     def extra_repr(self):
         return f"p={self.p}"
+
+
+@register_layer
+class Dropout2D(Dropout):
+    """Channel dropout (torch.nn.Dropout2d): in training mode each whole channel ``x[n, c]`` of
+    (N, C, H, W) input is zeroed with probability ``p`` and the others are scaled by
+    ``1 / (1 - p)``; identity in eval mode. ``rng`` as in Dropout. Keeps the (N, C, 1, 1)
+    scaled mask for backward."""
+
+    def forward(self, x):
+        x = np.asarray(x)
+        if x.ndim != 4:
+            raise ValueError(f"Dropout2D: x must have shape (N, C, H, W), got {x.shape}")
+        if not self.training or self.p == 0.0:
+            self._mask = None
+            return x
+        dtype = x.dtype if x.dtype.kind == "f" else np.float64
+        shape = x.shape[:2] + (1, 1)
+        if self.p == 1.0:
+            self._mask = np.zeros(shape, dtype)
+        else:
+            keep = self.rng.random(shape, dtype=np.float64 if dtype == np.float64
+                                   else np.float32) >= self.p
+            self._mask = keep.astype(dtype) * dtype.type(1.0 / (1.0 - self.p))
+        return x * self._mask

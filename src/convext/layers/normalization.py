@@ -1,22 +1,13 @@
-"""Batch normalisation over the channels of NCHW input (torch.nn.BatchNorm2d).
-
-The statistics are per-channel reductions over (N, H, W); the layer computes them with
-whole-array NumPy operations (no compiled kernel, no element loop).
-"""
+"""Batch normalisation over the channels of NCHW input (torch.nn.BatchNorm2d), on the compiled
+``batch_norm`` kernels (statistics in double, in a fixed order: thread-count independent)."""
 import numpy as np
 
+from .. import _functional_cnn
 from .._validation import check_positive_int
 from .base import Layer, _array, _dtype
 from .registry import register_layer
 
 __all__ = ["BatchNorm2D"]
-
-_AXES = (0, 2, 3)
-
-
-def _c(v):
-    """A per-channel vector shaped to broadcast against (N, C, H, W)."""
-    return v[:, None, None]
 
 
 @register_layer
@@ -25,10 +16,18 @@ class BatchNorm2D(Layer):
 
     In training mode mean and var are the batch's (biased variance) and the running estimates
     are updated: ``running = (1 - momentum) * running + momentum * batch`` with the *unbiased*
-    batch variance (``momentum=None``: cumulative average). In eval mode the running estimates
-    are used. Parameters ``weight`` (ones) and ``bias`` (zeros) when ``affine``; buffers
-    ``running_mean`` (zeros), ``running_var`` (ones), ``num_batches_tracked`` (int64 scalar)
-    when ``track_running_stats``. Keeps the normalised input and 1/std for backward.
+    batch variance (``momentum=None``: cumulative average, ``1 / num_batches_tracked``). In
+    eval mode the running estimates are used (without ``track_running_stats`` there are none
+    and the batch's statistics are used in both modes, as torch). Parameters ``weight`` (ones)
+    and ``bias`` (zeros) when ``affine``; buffers ``running_mean`` (zeros), ``running_var``
+    (ones), ``num_batches_tracked`` (int64 scalar) when ``track_running_stats``.
+
+    Backward works in both modes. In eval mode the statistics are constants, so
+    ``dL/dx = g * weight / sqrt(running_var + eps)`` (torch's eval-mode gradient), which is how
+    a network is fine-tuned with frozen statistics (``model.train(); bn.eval()``). What the
+    forward pass keeps for backward: in training mode its input and statistics; in eval mode
+    the same, unless the model the layer belongs to is in eval mode as a whole (then nothing
+    is kept, as every layer in inference; a BatchNorm2D on its own keeps its input).
     """
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
@@ -36,7 +35,11 @@ class BatchNorm2D(Layer):
         super().__init__()
         self.num_features = check_positive_int(num_features, "num_features")
         self.eps = float(eps)
+        if not self.eps > 0 or not np.isfinite(self.eps):
+            raise ValueError(f"BatchNorm2D: eps must be a positive finite number, got {eps!r}")
         self.momentum = None if momentum is None else float(momentum)
+        if self.momentum is not None and not np.isfinite(self.momentum):
+            raise ValueError(f"BatchNorm2D: momentum must be finite or None, got {momentum!r}")
         self.affine = bool(affine)
         self.track_running_stats = bool(track_running_stats)
         self.dtype = _dtype(dtype)
@@ -49,7 +52,7 @@ class BatchNorm2D(Layer):
             self._buffers = {"running_mean": _array((C,), self.dtype, 0),
                              "running_var": _array((C,), self.dtype, 1),
                              "num_batches_tracked": _array((), np.int64, 0)}
-        self._xhat = self._invstd = None
+        self._saved = None
 
     def reset_running_stats(self):
         if self.track_running_stats:
@@ -64,66 +67,59 @@ class BatchNorm2D(Layer):
             self._params["bias"].fill(0)
         return self
 
+    def _keeps_input(self):
+        """Training mode, or eval mode unless the whole model is in eval mode (inference)."""
+        if self.training:
+            return True
+        root = self
+        while root._owner() is not None:
+            root = root._owner()
+        return root is self or root.training
+
     def forward(self, x):
-        x = np.ascontiguousarray(x)  # layout-independent results
+        x = np.asarray(x)
         if x.ndim != 4 or x.shape[1] != self.num_features:
             raise ValueError(f"BatchNorm2D: x must have shape (N, {self.num_features}, H, W), "
                              f"got {x.shape}")
         if x.dtype != self.dtype:
             raise TypeError(f"BatchNorm2D: x has dtype {x.dtype} but the layer is {self.dtype}")
         use_batch = self.training or not self.track_running_stats
-        if use_batch:
-            n = x.shape[0] * x.shape[2] * x.shape[3]
-            if n <= 1:
-                raise ValueError(f"BatchNorm2D: expected more than 1 value per channel when "
-                                 f"training, got input of shape {x.shape}")
-            mean = x.mean(axis=_AXES)
-            xc = x - _c(mean)
-            var = np.mean(xc * xc, axis=_AXES)
-            if self.training and self.track_running_stats:
-                b = self._buffers
+        rm = rv = None
+        momentum = 0.0
+        if self.track_running_stats:
+            b = self._buffers
+            rm, rv = b["running_mean"], b["running_var"]
+            if self.training:
+                if x.shape[0] * x.shape[2] * x.shape[3] <= 1:
+                    raise ValueError(f"BatchNorm2D: expected more than 1 value per channel "
+                                     f"when training, got input of shape {x.shape}")
                 b["num_batches_tracked"] += 1
-                m = (1.0 / float(b["num_batches_tracked"]) if self.momentum is None
-                     else self.momentum)
-                b["running_mean"] *= 1 - m
-                b["running_mean"] += m * mean
-                b["running_var"] *= 1 - m
-                b["running_var"] += (m * n / (n - 1)) * var
-        else:
-            xc = x - _c(self._buffers["running_mean"])
-            var = self._buffers["running_var"]
-        invstd = (1 / np.sqrt(var + self.eps)).astype(self.dtype, copy=False)
-        xhat = xc * _c(invstd)
-        if self.affine:
-            y = xhat * _c(self._params["weight"]) + _c(self._params["bias"])
-        else:
-            y = xhat
-        if self.training:
-            self._xhat, self._invstd = xhat, invstd
-            self._batch_stats = use_batch
+                momentum = (1.0 / float(b["num_batches_tracked"]) if self.momentum is None
+                            else self.momentum)
+        y, mean, invstd = _functional_cnn.batch_norm(
+            x, rm, rv, self._params.get("weight"), self._params.get("bias"), training=use_batch,
+            momentum=momentum, eps=self.eps, return_stats=True)
+        self._saved = (x, mean, invstd, use_batch) if self._keeps_input() else None
         return y
 
     def backward(self, grad_out, needs_input_grad=True):
-        if self._xhat is None:
-            raise RuntimeError("BatchNorm2D.backward needs a forward pass in training mode first")
-        g = np.ascontiguousarray(grad_out)
-        xhat, invstd = self._xhat, self._invstd
-        if g.shape != xhat.shape:
-            raise ValueError(f"BatchNorm2D.backward: grad_out must have shape {xhat.shape}, "
+        if self._saved is None:
+            raise RuntimeError("BatchNorm2D.backward needs a forward pass first (in training "
+                               "mode, or of the layer in eval mode inside a model in training "
+                               "mode)")
+        x, mean, invstd, use_batch = self._saved
+        g = np.asarray(grad_out)
+        if g.shape != x.shape:
+            raise ValueError(f"BatchNorm2D.backward: grad_out must have shape {x.shape}, "
                              f"got {g.shape}")
-        sum_g = g.sum(axis=_AXES)
-        sum_gx = (g * xhat).sum(axis=_AXES)
+        gx, gw, gb = _functional_cnn.batch_norm_backward(
+            g, x, mean, invstd, self._params.get("weight"), training=use_batch,
+            needs_input_grad=needs_input_grad)
         if self.affine:
-            self._grads["weight"] += sum_gx
-            self._grads["bias"] += sum_g
-        self._xhat = self._invstd = None
-        if not needs_input_grad:
-            return None
-        scale = invstd * self._params["weight"] if self.affine else invstd
-        if not self._batch_stats:
-            return g * _c(scale)
-        n = g.shape[0] * g.shape[2] * g.shape[3]
-        return (g - _c(sum_g / n) - xhat * _c(sum_gx / n)) * _c(scale)
+            self._grads["weight"] += gw
+            self._grads["bias"] += gb
+        self._saved = None
+        return gx
 
     def get_config(self):
         return dict(num_features=self.num_features, eps=self.eps, momentum=self.momentum,

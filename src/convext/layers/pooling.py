@@ -1,15 +1,19 @@
-"""Pooling layers (torch.nn.MaxPool2d, AvgPool2d, LPPool2d, AdaptiveAvgPool2d(1)).
+"""Pooling and resampling layers (torch.nn.MaxPool2d, AvgPool2d, LPPool2d, AdaptiveAvgPool2d,
+AdaptiveMaxPool2d, MaxUnpool2d, Upsample).
 
 Like the conv layers they accept anything ``convext.functional`` converts (a nested Python
 list of numbers becomes a float64 array); they keep the input's shape with ``np.shape``, which
 works for both."""
+import math
+
 import numpy as np
 
-from .. import functional
+from .. import _functional_cnn, functional
 from .base import Layer, settings_repr
 from .registry import register_layer
 
-__all__ = ["AvgPool2D", "GlobalAvgPool2D", "LPPool2D", "MaxPool2D"]
+__all__ = ["AdaptiveAvgPool2D", "AdaptiveMaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "LPPool2D",
+           "MaxPool2D", "MaxUnpool2D", "Upsample"]
 
 
 def _norm(v):
@@ -21,27 +25,36 @@ def _norm(v):
 class MaxPool2D(Layer):
     """Max pooling (torch.nn.MaxPool2d). ``stride`` defaults to ``kernel_size``; padding acts
     as -inf. Keeps the int64 argmax indices (and the input shape) for backward; ties send the
-    gradient to the first position in row-major window order."""
+    gradient to the first position in row-major window order. With ``return_indices`` the
+    layer returns ``(y, indices)`` (flat ``h * W + w`` in each input plane), as torch, for a
+    ``MaxUnpool2D`` later in the network (SegNet); its backward still takes dL/dy only."""
 
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                 return_indices=False):
         super().__init__()
         self.kernel_size = _norm(kernel_size)
         self.stride = _norm(stride)
         self.padding = _norm(padding)
         self.dilation = _norm(dilation)
         self.ceil_mode = bool(ceil_mode)
+        if not isinstance(return_indices, bool):
+            raise TypeError(f"MaxPool2D: return_indices must be a bool, got {return_indices!r}")
+        self.return_indices = return_indices
         self._indices = self._shape = None
 
     def _args(self):
         return self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
 
     def forward(self, x):
-        if not self.training:
+        if not self.training and not self.return_indices:
             self._indices = None
             return functional.max_pool2d(x, *self._args())
-        y, self._indices = functional.max_pool2d(x, *self._args(), return_indices=True)
-        self._shape = np.shape(x)
-        return y
+        y, indices = functional.max_pool2d(x, *self._args(), return_indices=True)
+        if self.training:
+            self._indices, self._shape = indices, np.shape(x)
+        else:
+            self._indices = None
+        return (y, indices) if self.return_indices else y
 
     def backward(self, grad_out, needs_input_grad=True):
         if self._indices is None:
@@ -51,13 +64,16 @@ class MaxPool2D(Layer):
         return g
 
     def get_config(self):
-        return dict(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
-                    dilation=self.dilation, ceil_mode=self.ceil_mode)
+        config = dict(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
+                      dilation=self.dilation, ceil_mode=self.ceil_mode)
+        if self.return_indices:  # written only when set: files of earlier versions stay valid
+            config["return_indices"] = True
+        return config
 
     def extra_repr(self):
         c = self.get_config()
         return settings_repr([], c, {"stride": None, "padding": 0, "dilation": 1,
-                                     "ceil_mode": False})
+                                     "ceil_mode": False, "return_indices": False})
 
 
 @register_layer
@@ -150,3 +166,197 @@ class GlobalAvgPool2D(Layer):
 
     def backward(self, grad_out, needs_input_grad=True):
         return functional.global_avg_pool2d_backward(grad_out, self._shape)
+
+
+def _output_size(output_size):
+    """JSON form of an adaptive output size: an int, or a pair whose entries are ints or None
+    (None: the input's size along that axis). The values are checked by the functional op."""
+    if isinstance(output_size, (tuple, list)):
+        if len(output_size) != 2:
+            raise ValueError(f"output_size must be an int or a pair, got {output_size!r}")
+        return [None if v is None else _size_int(v, "output_size") for v in output_size]
+    return _size_int(output_size, "output_size")
+
+
+def _size_int(v, name):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{name} must be an int (or None in a pair), got {v!r}")
+    if v < 1:
+        raise ValueError(f"{name} must be positive, got {v!r}")
+    return int(v)
+
+
+@register_layer
+class AdaptiveAvgPool2D(Layer):
+    """Adaptive average pooling to ``output_size`` (torch.nn.AdaptiveAvgPool2d): output row i
+    averages input rows ``floor(i*H/OH) <= h < ceil((i+1)*H/OH)`` (likewise columns), for any
+    input size. ``output_size``: an int or a pair (an entry None keeps the input's size).
+    Keeps only the input shape for backward."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = _output_size(output_size)
+        self._shape = None
+
+    def forward(self, x):
+        y = _functional_cnn.adaptive_avg_pool2d(x, self.output_size)
+        self._shape = np.shape(x) if self.training else None
+        return y
+
+    def backward(self, grad_out, needs_input_grad=True):
+        if self._shape is None:
+            raise RuntimeError("AdaptiveAvgPool2D.backward needs a forward pass in training "
+                               "mode first")
+        g = _functional_cnn.adaptive_avg_pool2d_backward(grad_out, self._shape)
+        self._shape = None
+        return g
+
+    def get_config(self):
+        return dict(output_size=self.output_size)
+
+    def extra_repr(self):
+        return f"output_size={_fmt_size(self.output_size)}"
+
+
+def _fmt_size(v):
+    return str(tuple(v)) if isinstance(v, list) else str(v)
+
+
+@register_layer
+class AdaptiveMaxPool2D(Layer):
+    """Adaptive max pooling to ``output_size`` (torch.nn.AdaptiveMaxPool2d; windows as
+    AdaptiveAvgPool2D). Ties go to the first maximum in row-major window order. Keeps the int64
+    argmax indices for backward."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = _output_size(output_size)
+        self._indices = self._shape = None
+
+    def forward(self, x):
+        if not self.training:
+            self._indices = None
+            return _functional_cnn.adaptive_max_pool2d(x, self.output_size)
+        y, self._indices = _functional_cnn.adaptive_max_pool2d(x, self.output_size,
+                                                              return_indices=True)
+        self._shape = np.shape(x)
+        return y
+
+    def backward(self, grad_out, needs_input_grad=True):
+        if self._indices is None:
+            raise RuntimeError("AdaptiveMaxPool2D.backward needs a forward pass in training "
+                               "mode first")
+        g = _functional_cnn.adaptive_max_pool2d_backward(grad_out, self._indices, self._shape)
+        self._indices = None
+        return g
+
+    def get_config(self):
+        return dict(output_size=self.output_size)
+
+    def extra_repr(self):
+        return f"output_size={_fmt_size(self.output_size)}"
+
+
+@register_layer
+class MaxUnpool2D(Layer):
+    """Partial inverse of max pooling (torch.nn.MaxUnpool2d, SegNet's decoder): called as
+    ``unpool(x, indices, output_size=None)`` with the indices of ``functional.max_pool2d(...,
+    return_indices=True)``; each x value goes to its index in a zero plane of spatial size
+    ``(H - 1) * stride - 2 * padding + kernel_size`` (or ``output_size``). Backward returns the
+    gradient with respect to x (gathered at the indices), which it keeps."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size = _norm(kernel_size)
+        self.stride = _norm(stride)
+        self.padding = _norm(padding)
+        self._indices = self._shape = None
+
+    def __call__(self, x, indices, output_size=None):
+        return self.forward(x, indices, output_size)
+
+    def forward(self, x, indices, output_size=None):
+        y = _functional_cnn.max_unpool2d(x, indices, self.kernel_size, self.stride,
+                                         self.padding, output_size)
+        if self.training:
+            self._indices, self._shape = np.array(indices, np.int64), np.shape(x)
+        return y
+
+    def backward(self, grad_out, needs_input_grad=True):
+        if self._indices is None:
+            raise RuntimeError("MaxUnpool2D.backward needs a forward pass in training mode "
+                               "first")
+        g = _functional_cnn.max_unpool2d_backward(grad_out, self._indices, self._shape)
+        self._indices = self._shape = None
+        return g
+
+    def get_config(self):
+        return dict(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding)
+
+    def extra_repr(self):
+        c = self.get_config()
+        return settings_repr([], c, {"stride": None, "padding": 0})
+
+
+_UPSAMPLE_MODES = ("nearest", "bilinear")
+
+
+@register_layer
+class Upsample(Layer):
+    """Resize the (H, W) planes (torch.nn.Upsample) to ``size`` or by ``scale_factor`` (exactly
+    one of them), ``mode`` 'nearest' or 'bilinear' (``align_corners``: only with 'bilinear';
+    True maps the corner pixels onto each other, as in U-Net's decoder). Keeps only the input
+    shape for backward."""
+
+    def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None):
+        super().__init__()
+        if mode not in _UPSAMPLE_MODES:
+            raise ValueError(f"Upsample: mode must be one of "
+                             f"{', '.join(map(repr, _UPSAMPLE_MODES))}, got {mode!r}")
+        if (size is None) == (scale_factor is None):
+            raise ValueError(f"Upsample: exactly one of size and scale_factor must be given, "
+                             f"got size={size!r}, scale_factor={scale_factor!r}")
+        if align_corners is not None and not isinstance(align_corners, bool):
+            raise TypeError(f"Upsample: align_corners must be None or a bool, got "
+                            f"{align_corners!r}")
+        if mode == "nearest" and align_corners is not None:
+            raise ValueError("Upsample: align_corners can only be set with mode 'bilinear'")
+        self.size = _norm(size)
+        if scale_factor is not None:
+            pair = isinstance(scale_factor, (tuple, list))
+            factors = [float(s) for s in scale_factor] if pair else [float(scale_factor)]
+            if not (1 <= len(factors) <= 2 and all(math.isfinite(f) and f > 0
+                                                   for f in factors)):
+                raise ValueError(f"Upsample: scale_factor must be a positive finite number or "
+                                 f"a pair of them, got {scale_factor!r}")
+            scale_factor = factors if pair else factors[0]
+        self.scale_factor = scale_factor
+        self.mode = mode
+        self.align_corners = align_corners
+        self._shape = None
+
+    def _args(self):
+        sf = self.scale_factor
+        return dict(size=self.size, scale_factor=tuple(sf) if isinstance(sf, list) else sf,
+                    mode=self.mode, align_corners=self.align_corners)
+
+    def forward(self, x):
+        y = _functional_cnn.interpolate(x, **self._args())
+        self._shape = np.shape(x) if self.training else None
+        return y
+
+    def backward(self, grad_out, needs_input_grad=True):
+        if self._shape is None:
+            raise RuntimeError("Upsample.backward needs a forward pass in training mode first")
+        g = _functional_cnn.interpolate_backward(grad_out, self._shape, **self._args())
+        self._shape = None
+        return g
+
+    def get_config(self):
+        return dict(size=self.size, scale_factor=self.scale_factor, mode=self.mode,
+                    align_corners=self.align_corners)
+
+    def extra_repr(self):
+        c = self.get_config()
+        return settings_repr([], c, {"size": None, "scale_factor": None,
+                                     "align_corners": None})

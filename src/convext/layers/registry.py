@@ -47,6 +47,10 @@ MAX_SIZE = 2 ** 40          # any channel count, feature count or geometry value
                             # arithmetic in int64 keeps a 2**16 margin); far above any real
                             # network, and arrays are bounded by the file's contents anyway
 MAX_AXIS = 64               # |axis|, |start_dim|, |end_dim|: numpy arrays have at most 64 dims
+MAX_SCALE = 2 ** 16         # Upsample's scale_factor (the functional op bounds the output size)
+MAX_DEPTH = 32              # U-Net levels (each one halves the planes: 2**32 is past any image)
+MAX_BLOCKS = 256            # residual blocks per ResNet stage (torchvision's deepest has 36)
+MAX_WIDTH_MULT = 64.0       # MobileNetV2's width multiplier and a block's expansion ratio
 
 
 def register_layer(cls=None, *, name=None):
@@ -135,6 +139,10 @@ def _finite(v):
     return _number(v) and math.isfinite(v)
 
 
+def _scale_ok(v):
+    return _finite(v) and 0 < v <= MAX_SCALE
+
+
 _SIZE = (lambda v: _int(v, 1, MAX_SIZE), f"a positive int <= {MAX_SIZE}")
 _PAIR = (lambda v: _pair_ok(v, 1), f"an int or a list of 1 or 2 ints, each in 1..{MAX_SIZE}")
 _PAIR0 = (lambda v: _pair_ok(v, 0), f"an int or a list of 1 or 2 ints, each in 0..{MAX_SIZE}")
@@ -154,7 +162,7 @@ _FIELDS = {
     "divisor_override": (lambda v: v is None or _int(v, 1, MAX_SIZE),
                          f"null or a positive int <= {MAX_SIZE}"),
     "bias": _BOOL, "ceil_mode": _BOOL, "count_include_pad": _BOOL, "affine": _BOOL,
-    "track_running_stats": _BOOL,
+    "track_running_stats": _BOOL, "return_indices": _BOOL,
     "dtype": (lambda v: v in ("float32", "float64"), "'float32' or 'float64'"),
     "negative_slope": _FLOAT, "alpha": _FLOAT,
     "eps": (lambda v: _finite(v) and v >= 0, "a finite number >= 0"),
@@ -162,6 +170,32 @@ _FIELDS = {
     "p": (lambda v: _finite(v) and 0 <= v <= 1, "a number in 0..1"),
     "norm_type": (lambda v: _number(v) and v > 0, "a positive number (or Infinity)"),
     "axis": _AXIS, "start_dim": _AXIS, "end_dim": _AXIS,
+    "min_val": _FLOAT, "max_val": _FLOAT,
+    "approximate": (lambda v: v in ("none", "tanh"), "'none' or 'tanh'"),
+    "output_size": (lambda v: _int(v, 1, MAX_SIZE) or (
+        isinstance(v, list) and len(v) == 2 and all(e is None or _int(e, 1, MAX_SIZE)
+                                                    for e in v)),
+        f"an int in 1..{MAX_SIZE} or a list of 2 such ints or nulls"),
+    "size": (lambda v: v is None or _pair_ok(v, 1),
+             f"null or an int or a list of 1 or 2 ints, each in 1..{MAX_SIZE}"),
+    "scale_factor": (lambda v: v is None or _scale_ok(v) or (
+        isinstance(v, list) and len(v) in (1, 2) and all(_scale_ok(e) for e in v)),
+        f"null, or a number in (0, {MAX_SCALE}] or a list of 1 or 2 of them"),
+    "mode": (lambda v: v in ("nearest", "bilinear"), "'nearest' or 'bilinear'"),
+    "align_corners": (lambda v: v is None or isinstance(v, bool), "null, true or false"),
+    # the model zoo (convext.models)
+    "num_classes": _SIZE, "inplanes": _SIZE, "planes": _SIZE, "base_channels": _SIZE,
+    "depth": (lambda v: _int(v, 1, MAX_DEPTH), f"an int in 1..{MAX_DEPTH}"),
+    "block": (lambda v: v in ("basic", "bottleneck"), "'basic' or 'bottleneck'"),
+    "blocks": (lambda v: isinstance(v, list) and len(v) == 4
+               and all(_int(e, 1, MAX_BLOCKS) for e in v),
+               f"a list of 4 ints, each in 1..{MAX_BLOCKS}"),
+    "width_mult": (lambda v: _finite(v) and 0 < v <= MAX_WIDTH_MULT,
+                   f"a number in (0, {MAX_WIDTH_MULT}]"),
+    "expand_ratio": (lambda v: _finite(v) and 0 < v <= MAX_WIDTH_MULT,
+                     f"a number in (0, {MAX_WIDTH_MULT}]"),
+    "dropout": (lambda v: _finite(v) and 0 <= v <= 1, "a number in 0..1"),
+    "bilinear": _BOOL, "mid_channels": _SIZE,
 }
 
 
