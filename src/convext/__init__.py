@@ -24,6 +24,8 @@ from .layers import (
     Dropout,
     Flatten,
     GlobalAvgPool2D,
+    Graph,
+    GraphBuilder,
     Identity,
     Layer,
     LayerList,

@@ -13,11 +13,14 @@ from .container import LayerList, Sequential
 from .conv import Conv2D
 from .dense import Dense, Flatten
 from .dropout import Dropout
+from .graph import Add, Cat, Constant, Div, Graph, GraphBuilder, Mul, Pad, Reshape, Sub, Transpose
 from .normalization import BatchNorm2D
 from .pooling import AvgPool2D, GlobalAvgPool2D, LPPool2D, MaxPool2D
 from .registry import LAYERS, register_layer
 
-__all__ = ["AvgPool2D", "BatchNorm2D", "Concat", "Conv2D", "Dense", "Dropout", "ELU", "Flatten",
+__all__ = ["Add", "Cat", "Constant", "Div", "Graph", "GraphBuilder", "Mul", "Pad", "Reshape",
+           "Sub", "Transpose",
+           "AvgPool2D", "BatchNorm2D", "Concat", "Conv2D", "Dense", "Dropout", "ELU", "Flatten",
            "GlobalAvgPool2D", "Identity", "LAYERS", "LPPool2D", "Layer", "LayerList", "LeakyReLU",
            "LogSoftmax", "MaxPool2D", "ReLU", "Residual", "Sequential", "Sigmoid", "Softmax",
            "Tanh", "register_layer"]

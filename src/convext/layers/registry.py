@@ -46,6 +46,8 @@ MAX_SIZE = 2 ** 40          # any channel count, feature count or geometry value
                             # the geometry bound of the functional API (its MAX_EXTENT: index
                             # arithmetic in int64 keeps a 2**16 margin); far above any real
                             # network, and arrays are bounded by the file's contents anyway
+MAX_GRAPH_NODES = 100_000   # nodes (or inputs) of one Graph (the JSON size bound comes first)
+MAX_NODE_INPUTS = 4096      # inputs of one Graph node (a concatenation of many branches)
 MAX_AXIS = 64               # |axis|, |start_dim|, |end_dim|: numpy arrays have at most 64 dims
 
 
@@ -162,7 +164,32 @@ _FIELDS = {
     "p": (lambda v: _finite(v) and 0 <= v <= 1, "a number in 0..1"),
     "norm_type": (lambda v: _number(v) and v > 0, "a positive number (or Infinity)"),
     "axis": _AXIS, "start_dim": _AXIS, "end_dim": _AXIS,
+    # Graph (convext.layers.graph): names and wiring; references are checked by Graph itself
+    "input_names": (lambda v: _names_ok(v), f"a list of 1..{MAX_GRAPH_NODES} tensor names"),
+    "output_names": (lambda v: _names_ok(v), f"a list of 1..{MAX_GRAPH_NODES} tensor names"),
+    "wiring": (lambda v: isinstance(v, list) and len(v) <= MAX_GRAPH_NODES and all(
+        isinstance(e, list) and len(e) == 2 and _name_ok(e[0]) and isinstance(e[1], list)
+        and len(e[1]) <= MAX_NODE_INPUTS and all(_name_ok(i) for i in e[1]) for e in v),
+        "a list of [node name, [input names]]"),
+    # graph op layers
+    "shape": (lambda v: _ints_ok(v, -1, MAX_AXIS), f"a list of at most {MAX_AXIS} ints >= -1"),
+    "perm": (lambda v: _ints_ok(v, 0, MAX_AXIS), f"a list of at most {MAX_AXIS} ints >= 0"),
+    "pads": (lambda v: _ints_ok(v, 0, 2 * MAX_AXIS), f"a list of at most {2 * MAX_AXIS} "
+             f"ints >= 0"),
+    "value": _FLOAT,
 }
+
+
+def _name_ok(v):
+    return isinstance(v, str) and 0 < len(v) <= 128
+
+
+def _names_ok(v):
+    return isinstance(v, list) and 0 < len(v) <= MAX_GRAPH_NODES and all(_name_ok(e) for e in v)
+
+
+def _ints_ok(v, lo, max_len):
+    return isinstance(v, list) and len(v) <= max_len and all(_int(e, lo, MAX_SIZE) for e in v)
 
 
 def _generic_ok(v):
