@@ -7,7 +7,7 @@ saving/loading (``model.save(path)``, ``convext.load(path)``).
 """
 import importlib
 
-from . import functional, init, layers, losses, optim
+from . import functional, init, layers, losses, onnx, optim
 from ._build_info import build_info, show_config
 
 # _config first: it clamps OMP_NUM_THREADS before an extension module loads the OpenMP runtime
@@ -68,6 +68,7 @@ __all__ = [
     "init",
     "layers",
     "losses",
+    "onnx",
     "optim",
     "load",
     "save",

@@ -585,7 +585,10 @@ class Pad(_Op):
             raise ValueError(f"Pad: mode must be 'constant', 'reflect' or 'edge', got "
                              f"{mode!r:.50}")
         self.mode = mode
-        self.value = float(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float, str, np.number)) \
+                or (isinstance(value, str) and value not in ("inf", "-inf")):
+            raise TypeError(f"Pad: value must be a number, got {value!r:.50}")
+        self.value = float(value)   # -inf: the padding of a max pooling
         if np.isnan(self.value):
             raise ValueError("Pad: value is NaN")
 
@@ -625,7 +628,9 @@ class Pad(_Op):
         return _pad_copy_backward(g, shape, widths, self.mode)
 
     def get_config(self):
-        return {"pads": list(self.pads), "mode": self.mode, "value": self.value}
+        v = self.value
+        return {"pads": list(self.pads), "mode": self.mode,
+                "value": v if np.isfinite(v) else ("inf" if v > 0 else "-inf")}
 
     def extra_repr(self):
         return f"pads={tuple(self.pads)}, mode={self.mode!r}" + (

@@ -176,7 +176,7 @@ _FIELDS = {
     "perm": (lambda v: _ints_ok(v, 0, MAX_AXIS), f"a list of at most {MAX_AXIS} ints >= 0"),
     "pads": (lambda v: _ints_ok(v, 0, 2 * MAX_AXIS), f"a list of at most {2 * MAX_AXIS} "
              f"ints >= 0"),
-    "value": _FLOAT,
+    "value": (lambda v: _finite(v) or v in ("inf", "-inf"), "a finite number, 'inf' or '-inf'"),
 }
 
 
