@@ -729,10 +729,11 @@ def _resize(imp, node, check_only):
         layer = O.OnnxResize(scale_factor=sc[2:], mode="nearest" if mode == "nearest"
                              else "bilinear", align_corners=align)
     else:
-        sz = [int(v) for v in sizes.reshape(-1)]
+        sz = sizes.reshape(-1).tolist()
         shape = imp.shape(node.input[0]) or [None, None]
-        if len(sz) != 4 or any(isinstance(n, int) and n != m
-                               for n, m in zip(shape[:2], sz[:2], strict=True)):
+        if len(sz) != 4 or not all(isinstance(v, int) for v in sz[2:]) or any(
+                isinstance(n, int) and isinstance(m, int) and n != m
+                for n, m in zip(shape[:2], sz[:2], strict=True)):
             raise _Unsupported(f"sizes {sz}: only the (H, W) planes of 4-D input are resized")
         layer = O.OnnxResize(size=sz[2:], mode="nearest" if mode == "nearest" else "bilinear",
                              align_corners=align)
@@ -800,7 +801,8 @@ def _fold_only(fn, allowed):
 
 def _gather(imp, node, a):
     data, idx = imp.consts[node.input[0]], imp.consts[node.input[1]]
-    return np.take(data, idx.astype(np.int64), axis=int(a.get("axis", 0)))
+    return np.asarray(np.take(data, idx.astype(np.int64), axis=int(a.get("axis", 0))),
+                      dtype=data.dtype)
 
 
 def _slice(imp, node, a):

@@ -1,0 +1,284 @@
+"""ONNX import against onnxruntime (and torch): small torch models exported with
+torch.onnx.export that together use every supported operator, hand-built graphs for what torch
+does not emit (auto_pad SAME_UPPER/SAME_LOWER with a stride, asymmetric pads on every pool,
+Pad reflect/edge, Resize), batch 1 and 4 within float32 tolerance; and training an imported
+model: the Graph's gradients equal torch autograd's on the original model (float64)."""
+import io
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+import convext  # noqa: E402
+import convext.onnx  # noqa: E402
+
+nn = torch.nn
+TF = torch.nn.functional
+RTOL, ATOL = 1e-4, 2e-5
+
+
+def export(model, shape, opset=13, **kw):
+    f = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.eval(), torch.zeros(shape, dtype=torch.float32), f,
+                          dynamo=False, opset_version=opset, input_names=["x"],
+                          output_names=["y"], dynamic_axes={"x": {0: "N"}, "y": {0: "N"}},
+                          do_constant_folding=False,
+                          training=torch.onnx.TrainingMode.PRESERVE, **kw)
+    return f.getvalue()
+
+
+def compare(data, shape, batches=(1, 4)):
+    graph = convext.onnx.load(data)
+    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(7)
+    for n in batches:
+        x = rng.standard_normal((n,) + tuple(shape[1:])).astype(np.float32)
+        want = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+        got = graph(x)
+        assert got.shape == want.shape and got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+    return graph
+
+
+class Convs(nn.Module):
+    """Conv (bias, groups, dilation, stride), BatchNorm, ReLU6 (Clip), LeakyReLU, MaxPool
+    (ceil_mode, dilation), AvgPool (count_include_pad both ways), hardswish, hardsigmoid,
+    sigmoid, tanh, Concat, GlobalAveragePool, Flatten, Gemm, Softmax."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.conv2 = nn.Conv2d(8, 8, 3, stride=2, padding=2, dilation=2, groups=4, bias=False)
+        self.bn2 = nn.BatchNorm2d(8)
+        self.conv3 = nn.Conv2d(16, 6, 1)
+        self.fc = nn.Linear(6, 5)
+
+    def forward(self, x):
+        x = TF.relu6(self.bn1(self.conv1(x)))
+        a = TF.leaky_relu(self.bn2(self.conv2(x)), 0.1)
+        b = TF.max_pool2d(x, 3, 2, 1, dilation=1, ceil_mode=True)
+        b = TF.hardswish(b)
+        b = TF.avg_pool2d(b, 3, 1, 1, count_include_pad=False)
+        a = torch.sigmoid(a) * TF.hardsigmoid(a) + torch.tanh(TF.avg_pool2d(a, 3, 1, 1))
+        y = self.conv3(torch.cat([a, b], 1))
+        y = TF.max_pool2d(y, 2, 1, 0, dilation=2)
+        y = torch.flatten(TF.adaptive_avg_pool2d(y, 1), 1)
+        return torch.softmax(self.fc(y), dim=1)
+
+
+class ShapesNoMean(nn.Module):
+    """Add/Sub/Mul/Div with constants broadcast per channel, Shape/Gather/Concat/Reshape
+    (x.view(x.size(0), -1)), squeeze/unsqueeze, permute, matmul with a constant weight,
+    Resize (nearest, bilinear both ways), Pad (constant, reflect, replicate), global max
+    pooling (torch drops Dropout and Identity from an eval-mode export)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+        self.register_buffer("scale", torch.linspace(0.5, 2.0, 4).reshape(4, 1, 1))
+        self.register_buffer("w", torch.randn(12, 3))
+        self.drop = nn.Dropout(0.3)
+        self.ident = nn.Identity()
+
+    def forward(self, x):
+        y = self.conv(x) * self.scale - 0.25
+        y = (y + x) / 3.0
+        u = TF.interpolate(y, scale_factor=2, mode="nearest")
+        u = TF.pad(u, (1, 2, 0, 1), mode="reflect")
+        v = TF.interpolate(y, scale_factor=2, mode="bilinear", align_corners=False)
+        v = TF.pad(v, (1, 2, 0, 1), mode="replicate")
+        w = TF.interpolate(y, size=(13, 12), mode="bilinear", align_corners=True)
+        z = torch.cat([u, v, TF.pad(w, (1, 0, 0, 0), value=1.5)], 1)
+        g = TF.adaptive_max_pool2d(z, 1)
+        g = g.squeeze(3).squeeze(2).unsqueeze(1)
+        g = self.ident(self.drop(g))
+        h = (g @ self.w).permute(0, 2, 1)
+        return h.reshape(h.size(0), -1)
+
+
+@pytest.mark.parametrize("opset", [11, 13, 17])
+def test_convs_model_matches_onnxruntime(opset):
+    torch.manual_seed(0)
+    m = Convs()
+    with torch.no_grad():  # non-trivial running statistics
+        for bn in (m.bn1, m.bn2):
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+    graph = compare(export(m, (1, 3, 15, 15), opset), (1, 3, 15, 15))
+    ops = {type(layer).__name__ for _, layer, _ in graph.nodes}
+    if opset >= 14:  # HardSwish is an operator from opset 14 (before: HardSigmoid and Mul)
+        assert "OnnxHardSwish" in ops
+    assert {"Conv2D", "BatchNorm2D", "OnnxClip", "LeakyReLU", "MaxPool2D", "AvgPool2D",
+            "OnnxHardSigmoid", "Sigmoid", "Tanh", "Cat", "GlobalAvgPool2D",
+            "OnnxFlatten", "Dense", "Softmax", "Mul", "Add"} <= ops
+
+
+@pytest.mark.parametrize("opset", [11, 13, 18, 21])
+def test_shape_ops_model_matches_onnxruntime(opset):
+    torch.manual_seed(1)
+    graph = compare(export(ShapesNoMean(), (1, 4, 6, 5), opset), (1, 4, 6, 5))
+    ops = {type(layer).__name__ for _, layer, _ in graph.nodes}
+    assert {"Mul", "Sub", "Add", "Div", "Constant", "OnnxResize", "Pad", "Cat",
+            "OnnxGlobalMaxPool", "OnnxSqueeze", "OnnxUnsqueeze", "Dense", "Transpose",
+            "Reshape"} <= ops
+
+
+# -- hand-built graphs -------------------------------------------------------------------
+def _model(nodes, x_shape, y_shape=(None, None, None, None), inits=(), opset=13):
+    g = helper.make_graph(nodes, "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(y_shape))],
+                          initializer=[numpy_helper.from_array(v, k) for k, v in inits])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    return m.SerializeToString()
+
+
+RNG = np.random.default_rng(3)
+W = RNG.standard_normal((4, 3, 3, 3)).astype(np.float32)
+B = RNG.standard_normal(4).astype(np.float32)
+
+
+@pytest.mark.parametrize("attrs", [
+    dict(auto_pad="SAME_UPPER", strides=[2, 2]),
+    dict(auto_pad="SAME_LOWER", strides=[2, 2]),
+    dict(auto_pad="SAME_UPPER", strides=[3, 2]),   # (onnxruntime refuses SAME with dilation)
+    dict(auto_pad="VALID", strides=[2, 1]),
+    dict(pads=[0, 1, 2, 1], strides=[1, 2]),
+    dict(pads=[1, 1, 1, 1]),
+])
+def test_conv_pads_and_auto_pad(attrs):
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], kernel_shape=[3, 3], **attrs)
+    data = _model([node], [None, 3, 11, 10], inits=[("w", W), ("b", B)])
+    compare(data, (1, 3, 11, 10))
+
+
+@pytest.mark.parametrize("op, attrs", [
+    ("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER")),
+    ("MaxPool", dict(kernel_shape=[2, 3], strides=[2, 2], auto_pad="SAME_LOWER")),
+    ("MaxPool", dict(kernel_shape=[3, 3], pads=[0, 1, 2, 0])),
+    ("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1)),
+    ("MaxPool", dict(kernel_shape=[2, 2], dilations=[2, 2], pads=[1, 0, 1, 0])),
+    ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER")),
+    ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER",
+                         count_include_pad=1)),
+    ("AveragePool", dict(kernel_shape=[3, 2], pads=[2, 0, 0, 1], count_include_pad=0)),
+    ("AveragePool", dict(kernel_shape=[3, 2], pads=[2, 0, 0, 1], count_include_pad=1)),
+    ("AveragePool", dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1], count_include_pad=0)),
+])
+def test_pools_pads_and_auto_pad(op, attrs):
+    node = helper.make_node(op, ["x"], ["y"], **attrs)
+    compare(_model([node], [None, 2, 9, 8]), (1, 2, 9, 8))
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "edge"])
+def test_pad_modes(mode):
+    pads = np.array([0, 0, 1, 2, 0, 0, 2, 1], np.int64)
+    inits = [("pads", pads)]
+    ins = ["x", "pads"]
+    if mode == "constant":
+        inits.append(("v", np.array(0.75, np.float32)))
+        ins.append("v")
+    node = helper.make_node("Pad", ins, ["y"], mode=mode)
+    compare(_model([node], [None, 2, 5, 4], inits=inits), (1, 2, 5, 4))
+
+
+@pytest.mark.parametrize("attrs, scales", [
+    (dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+     [1, 1, 2, 3]),
+    (dict(mode="linear", coordinate_transformation_mode="half_pixel"), [1, 1, 2, 2]),
+    (dict(mode="linear", coordinate_transformation_mode="pytorch_half_pixel"), [1, 1, 3, 2]),
+])
+def test_resize(attrs, scales):
+    inits = [("roi", np.zeros(0, np.float32)), ("scales", np.array(scales, np.float32))]
+    node = helper.make_node("Resize", ["x", "roi", "scales"], ["y"], **attrs)
+    compare(_model([node], [None, 2, 4, 5], inits=inits), (1, 2, 4, 5))
+
+
+def test_resize_sizes_align_corners_and_softmax_hardsigmoid():
+    inits = [("roi", np.zeros(0, np.float32)), ("sizes", np.array([1, 2, 7, 9], np.int64))]
+    nodes = [helper.make_node("Resize", ["x", "roi", "", "sizes"], ["r"], mode="linear",
+                              coordinate_transformation_mode="align_corners"),
+             helper.make_node("HardSigmoid", ["r"], ["h"], alpha=0.3, beta=0.4),
+             helper.make_node("Softmax", ["h"], ["y"], axis=2)]
+    compare(_model(nodes, [1, 2, 4, 5], inits=inits), (1, 2, 4, 5), batches=(1,))
+
+
+def test_dropout_identity_constant_and_arithmetic_nodes():
+    c = np.array([0.5, -1.0], np.float32).reshape(2, 1, 1)
+    nodes = [helper.make_node("Constant", [], ["c"], value=numpy_helper.from_array(c)),
+             helper.make_node("Dropout", ["x", "ratio"], ["d", "mask"]),
+             helper.make_node("Identity", ["d"], ["i"]),
+             helper.make_node("Sub", ["c", "i"], ["s"]),
+             helper.make_node("Div", ["s", "two"], ["q"]),
+             helper.make_node("Mul", ["q", "i"], ["m"]),
+             helper.make_node("GlobalMaxPool", ["m"], ["g"]),
+             helper.make_node("Add", ["g", "m"], ["y"])]
+    inits = [("ratio", np.array(0.25, np.float32)), ("two", np.array([2.0], np.float32))]
+    graph = compare(_model(nodes, [None, 2, 3, 4], inits=inits), (1, 2, 3, 4))
+    assert graph.node("dropout").p == 0.25 and not graph.training
+
+
+# -- training an imported model: gradients equal torch's (float64) --------------------------
+class Res(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 6, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(6)
+        self.conv2 = nn.Conv2d(6, 6, 3, padding=1)
+        self.bn2 = nn.BatchNorm2d(6)
+        self.short = nn.Conv2d(3, 6, 1)
+        self.fc = nn.Linear(6 * 4 * 4, 5)
+
+    def forward(self, x):
+        y = TF.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y)) + self.short(x)
+        y = TF.max_pool2d(TF.relu6(y), 2)
+        return self.fc(y.view(y.size(0), -1))
+
+
+def test_graph_backward_equals_torch_autograd_float64():
+    torch.manual_seed(5)
+    m = Res()
+    graph = convext.onnx.load(export(m, (1, 3, 8, 8)), dtype="float64")
+    assert {k: tuple(v.shape) for k, v in graph.parameters().items()} == {
+        k: tuple(v.shape) for k, v in m.named_parameters()}
+    m = m.double().train()
+    graph.train()
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((4, 3, 8, 8))
+    w = rng.standard_normal((4, 5))
+    xt = torch.tensor(x, requires_grad=True)
+    out = m(xt)
+    (out * torch.tensor(w)).sum().backward()
+    y = graph(x)
+    np.testing.assert_allclose(y, out.detach().numpy(), rtol=1e-10, atol=1e-12)
+    gx = graph.backward(w)
+    np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=1e-9, atol=1e-12)
+    grads = graph.grads()
+    for name, p in m.named_parameters():
+        np.testing.assert_allclose(grads[name], p.grad.numpy(), rtol=1e-9, atol=1e-12,
+                                   err_msg=name)
+    # the running statistics were updated as torch's
+    sd = graph.state_dict()
+    for name, b in m.named_buffers():
+        np.testing.assert_allclose(sd[name], b.numpy(), rtol=1e-6, atol=1e-7, err_msg=name)
+
+
+def test_imported_graph_saves_and_loads(tmp_path):
+    torch.manual_seed(2)
+    data = export(ShapesNoMean(), (1, 4, 6, 5))
+    graph = convext.onnx.load(data)
+    graph.save(tmp_path / "m.npz")
+    again = convext.load(tmp_path / "m.npz").eval()
+    x = np.random.default_rng(0).standard_normal((2, 4, 6, 5)).astype(np.float32)
+    np.testing.assert_array_equal(again(x), graph(x))
