@@ -47,6 +47,50 @@ def compare(data, shape, batches=(1, 4)):
     return graph
 
 
+class Decoder(nn.Module):
+    """ConvTranspose (stride, padding, output_padding, groups, dilation) and a U-Net skip."""
+
+    def __init__(self):
+        super().__init__()
+        self.down = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.up = nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1)
+        self.up2 = nn.ConvTranspose2d(7, 6, 2, stride=1, padding=0, groups=1, dilation=2)
+        self.up3 = nn.ConvTranspose2d(6, 4, 3, stride=3, padding=2, output_padding=2,
+                                      groups=2, bias=False)
+
+    def forward(self, x):
+        y = TF.relu(self.up(TF.relu(self.down(x))))
+        y = self.up2(torch.cat([y, x], 1))
+        return self.up3(y)
+
+
+def test_conv_transpose_matches_onnxruntime_and_torch_gradients():
+    torch.manual_seed(4)
+    m = Decoder()
+    data = export(m, (1, 3, 8, 6))
+    compare(data, (1, 3, 8, 6))
+    graph = convext.onnx.load(data, dtype="float64").train()
+    m = m.double()
+    x = np.random.default_rng(2).standard_normal((2, 3, 8, 6))
+    xt = torch.tensor(x, requires_grad=True)
+    out = m(xt)
+    w = np.random.default_rng(3).standard_normal(tuple(out.shape))
+    (out * torch.tensor(w)).sum().backward()
+    np.testing.assert_allclose(graph(x), out.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(graph.backward(w), xt.grad.numpy(), rtol=1e-9, atol=1e-12)
+    grads = graph.grads()
+    for name, p in m.named_parameters():
+        np.testing.assert_allclose(grads[name], p.grad.numpy(), rtol=1e-9, atol=1e-12,
+                                   err_msg=name)
+
+
+def test_conv_transpose_asymmetric_pads():
+    wt = RNG.standard_normal((3, 2, 3, 2)).astype(np.float32)
+    node = helper.make_node("ConvTranspose", ["x", "w"], ["y"], kernel_shape=[3, 2],
+                            strides=[2, 3], pads=[0, 1, 2, 0], output_padding=[1, 0])
+    compare(_model([node], [None, 3, 5, 4], inits=[("w", wt)]), (1, 3, 5, 4))
+
+
 class Convs(nn.Module):
     """Conv (bias, groups, dilation, stride), BatchNorm, ReLU6 (Clip), LeakyReLU, MaxPool
     (ceil_mode, dilation), AvgPool (count_include_pad both ways), hardswish, hardsigmoid,

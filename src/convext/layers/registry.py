@@ -176,6 +176,8 @@ _FIELDS = {
     "perm": (lambda v: _ints_ok(v, 0, MAX_AXIS), f"a list of at most {MAX_AXIS} ints >= 0"),
     "pads": (lambda v: _ints_ok(v, 0, 2 * MAX_AXIS), f"a list of at most {2 * MAX_AXIS} "
              f"ints >= 0"),
+    "output_padding": (lambda v: _pair_ok(v, 0), f"an int or a list of 1 or 2 ints, each in "
+                       f"0..{MAX_SIZE}"),
     "value": (lambda v: _finite(v) or v in ("inf", "-inf"), "a finite number, 'inf' or '-inf'"),
 }
 

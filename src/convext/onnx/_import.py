@@ -437,6 +437,31 @@ def _conv(imp, node, check_only):
     imp.out(node, _padded(imp, base, x, "conv", pads, k, False, make))
 
 
+def _conv_transpose(imp, node, check_only):
+    a = imp.attrs(node, {**_PAD_ATTRS, "auto_pad": ("NOTSET", "VALID"), "group": None,
+                         "output_padding": None})
+    if check_only:
+        return
+    w = imp.const(node, 1, "the weight")
+    if w.ndim != 4:
+        raise _Unsupported(f"only 2-D transposed convolution (weight shape {w.shape})")
+    bias = imp.const(node, 2, "the bias", optional=True)
+    groups = int(a.get("group", 1))
+    k = _ints2(a, "kernel_shape", w.shape[2:])
+    if tuple(k) != w.shape[2:]:
+        raise _Unsupported(f"kernel_shape {k} does not match the weight {w.shape}")
+    s, d = _ints2(a, "strides", [1, 1]), _ints2(a, "dilations", [1, 1])
+    op = _ints2(a, "output_padding", [0, 0])
+    pads = _resolve_pads(imp, node, a, k, s, d)
+    # per-side pads crop the full output inside the layer (exact for any pads)
+    layer = O.OnnxConvTranspose(w.shape[0], w.shape[1] * groups, k, s, list(pads), op, d,
+                                groups, bias=bias is not None, dtype=imp.dtype)
+    layer.weight[...] = w
+    if bias is not None:
+        layer.bias[...] = bias
+    imp.out(node, imp.emit(imp.node_base(node, node.input[1]), layer, [imp.inp(node, 0)]))
+
+
 def _maxpool(imp, node, check_only):
     a = imp.attrs(node, {**_PAD_ATTRS, "ceil_mode": (0, 1), "storage_order": (0, 1)})
     if check_only:
@@ -834,7 +859,7 @@ def _const_of_shape(imp, node, a):
 
 
 _HANDLERS = {
-    "Conv": _conv, "MaxPool": _maxpool, "AveragePool": _avgpool,
+    "Conv": _conv, "ConvTranspose": _conv_transpose, "MaxPool": _maxpool, "AveragePool": _avgpool,
     "GlobalAveragePool": _unary(lambda a: L.GlobalAvgPool2D()),
     "GlobalMaxPool": _unary(lambda a: O.OnnxGlobalMaxPool()),
     "BatchNormalization": _batchnorm,
@@ -862,7 +887,8 @@ SUPPORTED_OPS = tuple(sorted(_HANDLERS))
 def load(source, *, dtype="float32", max_bytes=DEFAULT_MAX_BYTES):
     """Import an ONNX model (a path, or its bytes) as a trainable ``convext.layers.Graph``.
 
-    Operators (default domain, opsets 11 to 21): Conv (2-D), BatchNormalization (inference
+    Operators (default domain, opsets 11 to 21): Conv (2-D), ConvTranspose (2-D; pads,
+    output_padding; no auto_pad SAME or output_shape), BatchNormalization (inference
     form), Gemm, MatMul (constant 2-D weight), Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid,
     HardSwish, Tanh, Softmax, MaxPool (ceil_mode, dilations, pads, auto_pad), AveragePool
     (count_include_pad), GlobalAveragePool, GlobalMaxPool, Add, Sub, Mul, Div (broadcasting;

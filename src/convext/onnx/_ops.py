@@ -9,10 +9,11 @@ import numpy as np
 
 from .. import functional as F
 from .. import _functional_cnn as FC   # the new compiled ops (relu6, hardswish, interpolate...)
+from ..layers.base import Layer, _array, _dtype
 from ..layers.graph import _int_list, _Op
 from ..layers.registry import MAX_AXIS, MAX_SIZE, register_layer
 
-__all__ = ["OnnxAvgPoolExcludePad", "OnnxClip", "OnnxFlatten", "OnnxGlobalMaxPool",
+__all__ = ["OnnxAvgPoolExcludePad", "OnnxClip", "OnnxConvTranspose", "OnnxFlatten", "OnnxGlobalMaxPool",
            "OnnxHardSigmoid", "OnnxHardSwish", "OnnxResize", "OnnxSqueeze", "OnnxUnsqueeze"]
 
 
@@ -303,3 +304,115 @@ class OnnxAvgPoolExcludePad(_Op):
         return {"kernel_size": list(self.kernel_size), "stride": list(self.stride),
                 "pads": list(self.pads)}
 
+
+
+@register_layer
+class OnnxConvTranspose(Layer):
+    """2-D transposed convolution (ONNX ConvTranspose, torch.nn.ConvTranspose2d's weight
+    ``(in_channels, out_channels // groups, kH, kW)`` and bias), with per-side ``pads``
+    (top, bottom, left, right) cropped from the full output and ``output_padding``.
+
+    Forward is conv2d's input gradient, the input gradient is conv2d, the weight gradient is
+    conv2d's weight gradient with the roles of input and output swapped: the conv kernels are
+    reused, none is new. Output size: ``(H - 1) * stride + dilation * (k - 1) + 1 +
+    output_padding - top - bottom``.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, pads=(0, 0, 0, 0),
+                 output_padding=0, dilation=1, groups=1, bias=True, dtype=np.float32):
+        super().__init__()
+        pair = lambda v, what, lo: _int_list(  # noqa: E731
+            [v, v] if isinstance(v, (int, np.integer)) else v, f"OnnxConvTranspose: {what}",
+            lo, MAX_SIZE, 2)
+        self.in_channels = int(in_channels)
+        self.out_channels = int(out_channels)
+        self.kernel_size = pair(kernel_size, "kernel_size", 1)
+        self.stride = pair(stride, "stride", 1)
+        self.dilation = pair(dilation, "dilation", 1)
+        self.output_padding = pair(output_padding, "output_padding", 0)
+        self.pads = _int_list(list(pads), "OnnxConvTranspose: pads", 0, MAX_SIZE, 4)
+        self.groups = int(groups)
+        if len(self.pads) != 4 or min(self.in_channels, self.out_channels, self.groups) < 1 \
+                or self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError("OnnxConvTranspose: pads has 4 entries; channels divisible by "
+                             "groups")
+        if any(op >= max(s, d) for op, s, d in zip(self.output_padding, self.stride,
+                                                    self.dilation, strict=True)):
+            raise ValueError("OnnxConvTranspose: output_padding must be smaller than the "
+                             "stride or the dilation")
+        self.dtype = _dtype(dtype)
+        self._params = {"weight": _array((self.in_channels, self.out_channels // self.groups,
+                                          *self.kernel_size), self.dtype, 0)}
+        if bias:
+            self._params["bias"] = _array((self.out_channels,), self.dtype, 0)
+        self._grads = {k: _array(v.shape, v.dtype, 0) for k, v in self._params.items()}
+        self._x = None
+
+    @property
+    def weight(self):
+        return self._params["weight"]
+
+    @property
+    def bias(self):
+        return self._params.get("bias")
+
+    def _full(self, x):
+        (s0, s1), (d0, d1), (k0, k1) = self.stride, self.dilation, self.kernel_size
+        H, W = x.shape[2:]
+        return (x.shape[0], self.out_channels,
+                (H - 1) * s0 + d0 * (k0 - 1) + 1 + self.output_padding[0],
+                (W - 1) * s1 + d1 * (k1 - 1) + 1 + self.output_padding[1])
+
+    def _conv_args(self):
+        return dict(stride=tuple(self.stride), padding=0, dilation=tuple(self.dilation),
+                    groups=self.groups)
+
+    def forward(self, x):
+        x = np.ascontiguousarray(x)
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"OnnxConvTranspose: x must be (N, {self.in_channels}, H, W), "
+                             f"got {x.shape}")
+        if x.dtype != self.dtype:
+            raise TypeError(f"OnnxConvTranspose: x has dtype {x.dtype}, the layer {self.dtype}")
+        full = self._full(x)
+        t, b, l, r = self.pads
+        if full[2] - t - b < 0 or full[3] - l - r < 0:
+            raise ValueError(f"OnnxConvTranspose: pads {self.pads} exceed the output {full}")
+        shape_only = np.broadcast_to(np.zeros((), x.dtype), full)
+        y, _, _ = F.conv2d_backward(x, shape_only, self.weight, **self._conv_args(),
+                                    needs_weight_grad=False, needs_bias_grad=False)
+        y = y[:, :, t:full[2] - b, l:full[3] - r]
+        if self.bias is not None:
+            y = y + self.bias.reshape(1, -1, 1, 1)
+        self._x = x if self.training else None
+        return np.ascontiguousarray(y)
+
+    def backward(self, grad_out, needs_input_grad=True):
+        if self._x is None:
+            raise RuntimeError("OnnxConvTranspose.backward needs a forward pass in training "
+                               "mode first")
+        x, self._x = self._x, None
+        full = self._full(x)
+        t, b, l, r = self.pads
+        gy = np.zeros(full, x.dtype)
+        gy[:, :, t:full[2] - b, l:full[3] - r] = grad_out
+        _, gw, _ = F.conv2d_backward(x, gy, self.weight, **self._conv_args(),
+                                     needs_input_grad=False, needs_bias_grad=False)
+        self._grads["weight"] += gw
+        if self.bias is not None:
+            self._grads["bias"] += np.asarray(grad_out).sum(axis=(0, 2, 3))
+        if not needs_input_grad:
+            return None
+        return F.conv2d(gy, self.weight, None, **self._conv_args())
+
+    def get_config(self):
+        return dict(in_channels=self.in_channels, out_channels=self.out_channels,
+                    kernel_size=list(self.kernel_size), stride=list(self.stride),
+                    pads=list(self.pads), output_padding=list(self.output_padding),
+                    dilation=list(self.dilation), groups=self.groups,
+                    bias=self.bias is not None, dtype=self.dtype.name)
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size="
+                f"{tuple(self.kernel_size)}, stride={tuple(self.stride)}, pads="
+                f"{tuple(self.pads)}")
