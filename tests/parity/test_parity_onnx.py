@@ -326,3 +326,138 @@ def test_imported_graph_saves_and_loads(tmp_path):
     again = convext.load(tmp_path / "m.npz").eval()
     x = np.random.default_rng(0).standard_normal((2, 4, 6, 5)).astype(np.float32)
     np.testing.assert_array_equal(again(x), graph(x))
+
+
+# -- real architectures: torchvision's resnet18 and mobilenet_v2 (module names as torchvision;
+# torchvision itself does not import beside this torch build) ----------------------------------
+class BasicBlock(nn.Module):
+    def __init__(self, cin, c, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, c, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(c, c, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c)
+        self.downsample = None
+        if stride != 1 or cin != c:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, c, 1, stride, bias=False),
+                                            nn.BatchNorm2d(c))
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+class ResNet18(nn.Module):
+    def __init__(self, num_classes=1000):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        cin = 64
+        for i, c in enumerate((64, 128, 256, 512)):
+            s = 1 if i == 0 else 2
+            setattr(self, f"layer{i + 1}", nn.Sequential(BasicBlock(cin, c, s),
+                                                         BasicBlock(c, c, 1)))
+            cin = c
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(512, num_classes)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def conv_bn(cin, cout, k, s, groups=1):
+    return nn.Sequential(nn.Conv2d(cin, cout, k, s, (k - 1) // 2, groups=groups, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU6(inplace=True))
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, cin, cout, s, t):
+        super().__init__()
+        hidden = cin * t
+        self.use_res = s == 1 and cin == cout
+        layers = [conv_bn(cin, hidden, 1, 1)] if t != 1 else []
+        layers += [conv_bn(hidden, hidden, 3, s, groups=hidden),
+                   nn.Conv2d(hidden, cout, 1, 1, 0, bias=False), nn.BatchNorm2d(cout)]
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return x + self.conv(x) if self.use_res else self.conv(x)
+
+
+class MobileNetV2(nn.Module):
+    def __init__(self, num_classes=1000, dropout=0.2):
+        super().__init__()
+        cfg = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+               (6, 160, 3, 2), (6, 320, 1, 1)]
+        feats, cin = [conv_bn(3, 32, 3, 2)], 32
+        for t, c, n, s in cfg:
+            for i in range(n):
+                feats.append(InvertedResidual(cin, c, s if i == 0 else 1, t))
+                cin = c
+        feats.append(conv_bn(cin, 1280, 1, 1))
+        self.features = nn.Sequential(*feats)
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(1280, num_classes))
+
+    def forward(self, x):
+        x = TF.adaptive_avg_pool2d(self.features(x), 1)
+        return self.classifier(torch.flatten(x, 1))
+
+
+def _randomise_bn(m):
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.2, 0.2)
+                mod.running_var.uniform_(0.5, 1.5)
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.uniform_(-0.2, 0.2)
+    return m
+
+
+def graph_key(torch_name):
+    """The imported graph's name of a torch parameter: node names have no dots."""
+    module, param = torch_name.rsplit(".", 1)
+    return module.replace(".", "_") + "." + param
+
+
+@pytest.mark.parametrize("make", [ResNet18, MobileNetV2])
+def test_zoo_architectures_match_onnxruntime(make):
+    torch.manual_seed(0)
+    m = _randomise_bn(make(num_classes=10))
+    graph = compare(export(m, (1, 3, 64, 64)), (1, 3, 64, 64))
+    assert {graph_key(k) for k, _ in m.named_parameters()} == set(graph.parameters())
+
+
+def test_sgd_steps_on_imported_mobilenet_v2_match_torch():
+    # 64x64 input: the last blocks still normalise 2x2 planes (4x4 values per channel); at
+    # 32x32 they normalise 4 values and train-mode BatchNorm amplifies float64 rounding
+    # (the projection BNs' bias gradients are mathematically 0 and numerically ~1e-14)
+    torch.manual_seed(1)
+    m = _randomise_bn(MobileNetV2(num_classes=5, dropout=0.0))
+    graph = convext.onnx.load(export(m, (1, 3, 64, 64)), dtype="float64").train()
+    m = m.double().train()
+    opt_t = torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9)
+    opt_c = convext.optim.SGD(graph, lr=0.05, momentum=0.9)
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        x = rng.standard_normal((4, 3, 64, 64))
+        labels = rng.integers(0, 5, 4)
+        opt_t.zero_grad()
+        loss_t = TF.cross_entropy(m(torch.tensor(x)), torch.tensor(labels))
+        loss_t.backward()
+        opt_t.step()
+        opt_c.zero_grad()
+        loss_c, g = convext.functional.cross_entropy(graph(x), labels)
+        graph.backward(g)
+        opt_c.step()
+        np.testing.assert_allclose(loss_c, loss_t.item(), rtol=1e-9)
+    params = graph.parameters()
+    for name, p in m.named_parameters():  # parameters of scale ~1 after 3 steps: agree to ~1e-10
+        np.testing.assert_allclose(params[graph_key(name)], p.detach().numpy(), rtol=1e-8,
+                                   atol=1e-9, err_msg=name)

@@ -161,6 +161,10 @@ _SAFE = re.compile(r"[^A-Za-z0-9_]+")
 def _attr_value(a):
     onnx = _onnx()
     v = onnx.helper.get_attribute_value(a)
+    if a.type == onnx.AttributeProto.FLOAT:
+        # float attributes are float32: take the shortest decimal that rounds to it (the value
+        # the exporter was given, e.g. BatchNorm's eps 1e-5, not 9.99999974738e-06)
+        return float(str(np.float32(v)))
     if isinstance(v, bytes):
         return v.decode("utf-8", "replace")
     if isinstance(v, list):
