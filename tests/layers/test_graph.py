@@ -334,3 +334,26 @@ def test_readme_graph_examples(tmp_path, monkeypatch):
     ns = {}
     for code in blocks:
         exec(compile(code, "README.md", "exec"), ns)
+
+
+def test_wiring_check_is_linear_for_hostile_orders():
+    import time
+    n = 20000  # a chain listed last node first: a quadratic check would take minutes
+    nodes = [(f"r{i}", L.Identity(), [f"r{i - 1}" if i else "x"]) for i in range(n)][::-1]
+    t0 = time.perf_counter()
+    m = L.Graph(["x"], nodes, [f"r{n - 1}"])
+    assert time.perf_counter() - t0 < 5
+    assert m._order[:2] == ["r0", "r1"]
+    cyc = nodes + [("r0_again", L.Identity(), [f"r{n - 1}"])]
+    cyc[-2] = ("r0", L.Identity(), ["r0_again"])  # r0 now depends on the end of the chain
+    with pytest.raises(ValueError, match="cycle"):
+        L.Graph(["x"], cyc, ["r5"])
+
+
+def test_graph_as_a_node_of_a_graph():
+    inner = L.Graph(["a", "b"], [("m", L.Mul(), ["a", "b"])], ["m"])
+    outer = L.Graph(["x"], [("t", L.Tanh(), ["x"]), ("inner", inner, ["x", "t"])], ["inner"])
+    x = RNG.standard_normal((2, 3))
+    np.testing.assert_allclose(outer(x), x * np.tanh(x))
+    g = outer.backward(np.ones((2, 3)))
+    np.testing.assert_allclose(g, np.tanh(x) + x * (1 - np.tanh(x) ** 2), rtol=1e-12)
