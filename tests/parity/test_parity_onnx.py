@@ -318,13 +318,15 @@ def test_graph_backward_equals_torch_autograd_float64():
         np.testing.assert_allclose(sd[name], b.numpy(), rtol=1e-6, atol=1e-7, err_msg=name)
 
 
-def test_imported_graph_saves_and_loads(tmp_path):
+@pytest.mark.parametrize("make, shape", [(ShapesNoMean, (1, 4, 6, 5)), (Decoder, (1, 3, 8, 6)),
+                                         (Convs, (1, 3, 15, 15))])
+def test_imported_graph_saves_and_loads(tmp_path, make, shape):
     torch.manual_seed(2)
-    data = export(ShapesNoMean(), (1, 4, 6, 5))
+    data = export(make(), shape, opset=17)
     graph = convext.onnx.load(data)
     graph.save(tmp_path / "m.npz")
     again = convext.load(tmp_path / "m.npz").eval()
-    x = np.random.default_rng(0).standard_normal((2, 4, 6, 5)).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal((2,) + shape[1:]).astype(np.float32)
     np.testing.assert_array_equal(again(x), graph(x))
 
 

@@ -77,7 +77,7 @@ def _topological_order(input_names, wiring):
         if name in seen:
             raise ValueError(f"Graph: duplicate input name {name!r}")
         seen.add(name)
-    for name, ins in wiring:
+    for name, _ in wiring:
         check_name(name, "Graph: a node name")
         if name in seen:
             raise ValueError(f"Graph: duplicate name {name!r} (names of inputs and nodes must "

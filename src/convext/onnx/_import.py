@@ -310,7 +310,8 @@ class _Importer:
         for o in g.output:
             consumers[o.name] = consumers.get(o.name, 0) + 1
         for k, node in enumerate(g.node):
-            label = f"node {k} {node.name or '(unnamed)'!r:.100} ({node.domain + '.' if node.domain else ''}{node.op_type})"
+            domain = node.domain + "." if node.domain else ""
+            label = f"node {k} {node.name or '(unnamed)'!r:.100} ({domain}{node.op_type})"
             handler = _HANDLERS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
             if handler is None:
                 self.problems.append(f"{label}: operator {node.op_type!r} is not supported")
@@ -389,17 +390,18 @@ def _padded(imp, base, x, kind, pads, kernel, ceil_mode, make):
     pool) and padding 0; an average pool not counting the padding is
     ``OnnxAvgPoolExcludePad`` (sum pool / sum pool of a padded plane of ones). All exact.
     """
-    t, b, l, r = pads
+    top, bottom, left, right = pads
     pool = kind != "conv"
-    symmetric = t == b and l == r and not (pool and (2 * t > kernel[0] or 2 * l > kernel[1]))
+    symmetric = top == bottom and left == right and not (
+        pool and (2 * top > kernel[0] or 2 * left > kernel[1]))
     if symmetric:
-        return make(x, (t, l))
+        return make(x, (top, left))
     if ceil_mode:
         raise _Unsupported(f"ceil_mode with asymmetric pads {list(pads)} is not supported")
     if kind == "avg_exclude":
         return None  # the caller builds OnnxAvgPoolExcludePad
     value = float("-inf") if kind == "max" else 0.0
-    xp = imp.emit(base + "_pad", L.Pad([t, b, l, r], "constant", value), [x])
+    xp = imp.emit(base + "_pad", L.Pad([top, bottom, left, right], "constant", value), [x])
     return make(xp, (0, 0))
 
 

@@ -7,14 +7,15 @@ Every forward/backward goes through ``convext.functional`` or the compiled ops o
 """
 import numpy as np
 
+from .. import _functional_cnn as FC  # the new compiled ops (relu6, hardswish, interpolate...)
 from .. import functional as F
-from .. import _functional_cnn as FC   # the new compiled ops (relu6, hardswish, interpolate...)
 from ..layers.base import Layer, _array, _dtype
 from ..layers.graph import _int_list, _Op
 from ..layers.registry import MAX_AXIS, MAX_SIZE, register_layer
 
-__all__ = ["OnnxAvgPoolExcludePad", "OnnxClip", "OnnxConvTranspose", "OnnxFlatten", "OnnxGlobalMaxPool",
-           "OnnxHardSigmoid", "OnnxHardSwish", "OnnxResize", "OnnxSqueeze", "OnnxUnsqueeze"]
+__all__ = ["OnnxAvgPoolExcludePad", "OnnxClip", "OnnxConvTranspose", "OnnxFlatten",
+           "OnnxGlobalMaxPool", "OnnxHardSigmoid", "OnnxHardSwish", "OnnxResize", "OnnxSqueeze",
+           "OnnxUnsqueeze"]
 
 
 def _bound(v, what):
@@ -273,8 +274,8 @@ class OnnxAvgPoolExcludePad(_Op):
                              "has 4 entries")
 
     def _widths(self):
-        t, b, l, r = self.pads
-        return [(0, 0), (0, 0), (t, b), (l, r)]
+        top, bottom, left, right = self.pads
+        return [(0, 0), (0, 0), (top, bottom), (left, right)]
 
     def _sum(self, x):
         return F.avg_pool2d(x, self.kernel_size, self.stride, 0, divisor_override=1)
@@ -294,11 +295,11 @@ class OnnxAvgPoolExcludePad(_Op):
         shape, count = self._take()
         if not needs_input_grad:
             return None
-        t, b, l, r = self.pads
-        padded = (shape[0], shape[1], shape[2] + t + b, shape[3] + l + r)
+        top, bottom, left, right = self.pads
+        padded = (shape[0], shape[1], shape[2] + top + bottom, shape[3] + left + right)
         g = F.avg_pool2d_backward(np.asarray(grad_out) / count, padded, self.kernel_size,
                                   self.stride, 0, divisor_override=1)
-        return np.ascontiguousarray(g[:, :, t:t + shape[2], l:l + shape[3]])
+        return np.ascontiguousarray(g[:, :, top:top + shape[2], left:left + shape[3]])
 
     def get_config(self):
         return {"kernel_size": list(self.kernel_size), "stride": list(self.stride),
@@ -375,13 +376,13 @@ class OnnxConvTranspose(Layer):
         if x.dtype != self.dtype:
             raise TypeError(f"OnnxConvTranspose: x has dtype {x.dtype}, the layer {self.dtype}")
         full = self._full(x)
-        t, b, l, r = self.pads
-        if full[2] - t - b < 0 or full[3] - l - r < 0:
+        top, bottom, left, right = self.pads
+        if full[2] - top - bottom < 0 or full[3] - left - right < 0:
             raise ValueError(f"OnnxConvTranspose: pads {self.pads} exceed the output {full}")
         shape_only = np.broadcast_to(np.zeros((), x.dtype), full)
         y, _, _ = F.conv2d_backward(x, shape_only, self.weight, **self._conv_args(),
                                     needs_weight_grad=False, needs_bias_grad=False)
-        y = y[:, :, t:full[2] - b, l:full[3] - r]
+        y = y[:, :, top:full[2] - bottom, left:full[3] - right]
         if self.bias is not None:
             y = y + self.bias.reshape(1, -1, 1, 1)
         self._x = x if self.training else None
@@ -393,9 +394,9 @@ class OnnxConvTranspose(Layer):
                                "mode first")
         x, self._x = self._x, None
         full = self._full(x)
-        t, b, l, r = self.pads
+        top, bottom, left, right = self.pads
         gy = np.zeros(full, x.dtype)
-        gy[:, :, t:full[2] - b, l:full[3] - r] = grad_out
+        gy[:, :, top:full[2] - bottom, left:full[3] - right] = grad_out
         _, gw, _ = F.conv2d_backward(x, gy, self.weight, **self._conv_args(),
                                      needs_input_grad=False, needs_bias_grad=False)
         self._grads["weight"] += gw
