@@ -411,6 +411,35 @@ class MobileNetV2(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
+def double_conv(cin, cout):
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU(inplace=True), nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class UNet(nn.Module):
+    """A U-Net of depth 2: max-pool encoder, one transposed-convolution and one bilinear
+    upsampling decoder step, concatenated skips."""
+
+    def __init__(self, num_classes=2, c=8):
+        super().__init__()
+        self.inc = double_conv(3, c)
+        self.down1 = double_conv(c, 2 * c)
+        self.down2 = double_conv(2 * c, 4 * c)
+        self.up1 = nn.ConvTranspose2d(4 * c, 2 * c, 2, stride=2)
+        self.conv1 = double_conv(4 * c, 2 * c)
+        self.conv2 = double_conv(3 * c, c)
+        self.outc = nn.Conv2d(c, num_classes, 1)
+
+    def forward(self, x):
+        x1 = self.inc(x)
+        x2 = self.down1(TF.max_pool2d(x1, 2))
+        x3 = self.down2(TF.max_pool2d(x2, 2))
+        y = self.conv1(torch.cat([x2, self.up1(x3)], 1))
+        y = TF.interpolate(y, scale_factor=2, mode="bilinear", align_corners=True)
+        return self.outc(self.conv2(torch.cat([x1, y], 1)))
+
+
 def _randomise_bn(m):
     with torch.no_grad():
         for mod in m.modules():
@@ -428,7 +457,7 @@ def graph_key(torch_name):
     return module.replace(".", "_") + "." + param
 
 
-@pytest.mark.parametrize("make", [ResNet18, MobileNetV2])
+@pytest.mark.parametrize("make", [ResNet18, MobileNetV2, UNet])
 def test_zoo_architectures_match_onnxruntime(make):
     torch.manual_seed(0)
     m = _randomise_bn(make(num_classes=10))

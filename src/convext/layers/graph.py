@@ -226,6 +226,8 @@ class Graph(Layer):
                 env[name] = layer(*[env[i] for i in ins]) if getattr(
                     layer, "n_inputs", 1) != 1 else layer(env[ins[0]])
             except (ValueError, TypeError) as e:
+                if type(e) not in (ValueError, TypeError):
+                    raise
                 raise type(e)(f"Graph node {name!r} ({type(layer).__name__}): {e}") from None
             for i in ins:  # free intermediate tensors as soon as their last consumer ran
                 remaining[i] -= 1

@@ -525,7 +525,8 @@ def _batchnorm(imp, node, check_only):
     if shape is not None and len(shape) != 4:
         raise _Unsupported(f"only 4-D input (N, C, H, W) is supported, got rank {len(shape)}")
     layer = L.BatchNorm2D(scale.shape[0], eps=float(a.get("epsilon", 1e-5)),
-                          momentum=1.0 - float(a.get("momentum", 0.9)), dtype=imp.dtype)
+                          momentum=float(str(np.float32(1.0 - a.get("momentum", 0.9)))),
+                          dtype=imp.dtype)
     for key, v in (("weight", scale), ("bias", bias)):
         layer._params[key][...] = v
     layer._buffers["running_mean"][...] = mean
