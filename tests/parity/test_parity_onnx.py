@@ -218,6 +218,14 @@ def test_conv_pads_and_auto_pad(attrs):
     ("AveragePool", dict(kernel_shape=[3, 2], pads=[2, 0, 0, 1], count_include_pad=0)),
     ("AveragePool", dict(kernel_shape=[3, 2], pads=[2, 0, 0, 1], count_include_pad=1)),
     ("AveragePool", dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1], count_include_pad=0)),
+    ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1,
+                         count_include_pad=0)),
+    ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1,
+                         count_include_pad=1)),
+    ("AveragePool", dict(kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)),
+    ("MaxPool", dict(kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)),
+    ("GlobalMaxPool", {}),
+    ("GlobalAveragePool", {}),
 ])
 def test_pools_pads_and_auto_pad(op, attrs):
     node = helper.make_node(op, ["x"], ["y"], **attrs)
