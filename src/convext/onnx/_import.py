@@ -203,6 +203,18 @@ class _Importer:
     def node_base(self, node, weight=None):
         if weight and weight.endswith(".weight"):
             return weight[:-len(".weight")]
+        parts = [p for p in node.name.split("/") if p]
+        if len(parts) >= 2 and node.name.startswith("/"):
+            # torch's exporter names a node by its module scopes and the operator:
+            # "/features/features.1/conv/conv.0/conv.0.2/Clip" is module features.1.conv.0.2
+            path, prev = [], None
+            for comp in parts[:-1]:
+                if prev is not None and comp.startswith(prev + "."):
+                    path.append(comp[len(prev) + 1:])
+                else:
+                    path.append(comp)
+                prev = comp
+            return ".".join(path)
         return node.name.strip("/") or node.op_type.lower()
 
     # -- inputs ------------------------------------------------------------------------------
