@@ -246,3 +246,10 @@ def test_readme_onnx_examples(tmp_path, monkeypatch):
     after = convext.load("finetuned.npz").state_dict()
     assert list(after) == ["conv.weight", "fc.weight", "fc.bias"]
     assert not np.array_equal(before["fc.weight"], after["fc.weight"])  # it trained
+
+
+def test_upsample_is_refused_with_the_reason():
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "s")
+    m = model([helper.make_node("Upsample", ["x", "s"], ["y"], mode="nearest")], [scales])
+    with pytest.raises(ValueError, match="Upsample is deprecated since opset 10.*Resize"):
+        convext.onnx.load(m.SerializeToString())

@@ -741,27 +741,31 @@ _RESIZE_ATTRS = {"mode": ("nearest", "linear"), "coordinate_transformation_mode"
                  "keep_aspect_ratio_policy": ("stretch",)}
 
 
+def _upsample(imp, node, check_only):
+    raise _Unsupported("Upsample is deprecated since opset 10 and invalid in opsets 11 to 21 "
+                       "(onnx's checker and onnxruntime refuse it); torch's nn.Upsample "
+                       "exports as Resize, which is supported")
+
+
 def _resize(imp, node, check_only):
-    upsample = node.op_type == "Upsample"
-    a = imp.attrs(node, {"mode": ("nearest", "linear")} if upsample else _RESIZE_ATTRS)
+    a = imp.attrs(node, _RESIZE_ATTRS)
     if check_only:
         return
     mode = a.get("mode", "nearest")
-    ctm = "asymmetric" if upsample else a.get("coordinate_transformation_mode", "half_pixel")
+    ctm = a.get("coordinate_transformation_mode", "half_pixel")
     if mode == "nearest":
-        if ctm != "asymmetric" or a.get("nearest_mode", "round_prefer_floor") != "floor" \
-                and not upsample:
+        if ctm != "asymmetric" or a.get("nearest_mode", "round_prefer_floor") != "floor":
             raise _Unsupported(f"nearest mode with coordinate_transformation_mode={ctm!r}, "
                                f"nearest_mode={a.get('nearest_mode', 'round_prefer_floor')!r}: "
                                f"only 'asymmetric' with 'floor' (torch's nearest)")
         align = False
     else:
-        if upsample or ctm not in ("half_pixel", "pytorch_half_pixel", "align_corners"):
+        if ctm not in ("half_pixel", "pytorch_half_pixel", "align_corners"):
             raise _Unsupported(f"linear mode with coordinate_transformation_mode={ctm!r}: only "
                                f"'half_pixel', 'pytorch_half_pixel' or 'align_corners'")
         align = ctm == "align_corners"
-    scales = imp.const(node, 1 if upsample else 2, "scales", optional=True)
-    sizes = None if upsample else imp.const(node, 3, "sizes", optional=True)
+    scales = imp.const(node, 2, "scales", optional=True)
+    sizes = imp.const(node, 3, "sizes", optional=True)
     if scales is not None and scales.size == 0:
         scales = None
     if (scales is None) == (sizes is None or sizes.size == 0):
@@ -892,7 +896,7 @@ _HANDLERS = {
     "Add": _binary, "Sub": _binary, "Mul": _binary, "Div": _binary,
     "Concat": _concat, "Flatten": _flatten, "Gemm": _gemm, "MatMul": _matmul,
     "Reshape": _reshape, "Squeeze": _squeeze, "Unsqueeze": _squeeze, "Transpose": _transpose,
-    "Pad": _pad, "Resize": _resize, "Upsample": _resize,
+    "Pad": _pad, "Resize": _resize, "Upsample": _upsample,
     "Identity": _identity, "Dropout": _dropout, "Constant": _constant, "Shape": _shape,
     "Gather": _fold_only(_gather, {"axis": None}),
     "Slice": _fold_only(_slice, {}),
@@ -900,7 +904,7 @@ _HANDLERS = {
     "ConstantOfShape": _fold_only(_const_of_shape, {"value": None}),
 }
 
-SUPPORTED_OPS = tuple(sorted(_HANDLERS))
+SUPPORTED_OPS = tuple(sorted(k for k, v in _HANDLERS.items() if v is not _upsample))
 
 
 def load(source, *, dtype="float32", max_bytes=DEFAULT_MAX_BYTES):
@@ -912,10 +916,11 @@ def load(source, *, dtype="float32", max_bytes=DEFAULT_MAX_BYTES):
     HardSwish, Tanh, Softmax, MaxPool (ceil_mode, dilations, pads, auto_pad), AveragePool
     (count_include_pad), GlobalAveragePool, GlobalMaxPool, Add, Sub, Mul, Div (broadcasting;
     constant operands become ``Constant`` nodes), Concat, Flatten, Reshape, Squeeze, Unsqueeze,
-    Transpose, Pad (constant, reflect, edge), Resize/Upsample (torch's nearest; linear with
-    half_pixel or align_corners), Identity, Dropout, Constant, and Shape/Gather/Slice/Cast/
-    ConstantOfShape where they fold to constants. ONNX pads and auto_pad (SAME_UPPER,
-    SAME_LOWER with any stride) are mapped exactly (see ``_padded``).
+    Transpose, Pad (constant, reflect, edge), Resize (torch's nearest; linear with half_pixel
+    or align_corners; Upsample is invalid in these opsets and refused), Identity, Dropout,
+    Constant, and Shape/Gather/Slice/Cast/ConstantOfShape where they fold to constants. ONNX
+    pads and auto_pad (SAME_UPPER, SAME_LOWER with any stride) are mapped exactly (see
+    ``_padded``).
 
     Anything else (an operator, an attribute value, a second output that is used, a
     non-constant weight) makes a ValueError listing every such node, raised before anything
