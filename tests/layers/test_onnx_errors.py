@@ -253,3 +253,23 @@ def test_upsample_is_refused_with_the_reason():
     m = model([helper.make_node("Upsample", ["x", "s"], ["y"], mode="nearest")], [scales])
     with pytest.raises(ValueError, match="Upsample is deprecated since opset 10.*Resize"):
         convext.onnx.load(m.SerializeToString())
+
+
+def test_corrupted_models_are_value_errors_or_load():
+    """Random byte changes and truncations of a valid model: a Graph or a ValueError, never
+    another exception."""
+    data = bytearray(_classifier())
+    rng = np.random.default_rng(1)   # this seed once found invalid UTF-8 names, empty inputs
+    outcomes = {"graph": 0, "refused": 0}
+    for _ in range(1000):
+        bad = bytearray(data)
+        for _ in range(int(rng.integers(1, 4))):
+            bad[int(rng.integers(0, len(bad)))] = int(rng.integers(0, 256))
+        if rng.random() < 0.3:
+            bad = bad[:int(rng.integers(0, len(bad)))]
+        try:
+            convext.onnx.load(bytes(bad))
+            outcomes["graph"] += 1
+        except ValueError:
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 0 and sum(outcomes.values()) == 1000

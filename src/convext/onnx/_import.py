@@ -74,7 +74,23 @@ def _parse(data):
     if not model.HasField("graph") or model.ir_version <= 0:
         raise ValueError("cannot load an ONNX model: the data is not an ONNX model (no graph "
                          "or IR version)")
+    _check_text(model)
     return model
+
+
+def _check_text(model):
+    """Every name the importer reads is a str (protobuf hands over invalid UTF-8 as bytes)."""
+    g = model.graph
+    texts = [g.name] + [o.domain for o in model.opset_import]
+    texts += [v.name for v in (*g.input, *g.output, *g.value_info)]
+    texts += [t.name for t in g.initializer]
+    for node in g.node:
+        texts += [node.name, node.op_type, node.domain, *node.input, *node.output]
+        texts += [a.name for a in node.attribute]
+    for t in texts:
+        if not isinstance(t, str):
+            raise ValueError(f"cannot load an ONNX model: malformed protobuf (the name "
+                             f"{t!r:.80} is not valid UTF-8)")
 
 
 def _external_path(folder, location):
@@ -331,6 +347,10 @@ class _Importer:
                 continue
             extra = [o for o in node.output[1:] if o and consumers.get(o)]
             try:
+                if not node.output or not node.output[0]:
+                    raise _Unsupported("it has no (first) output")
+                if node.op_type != "Constant" and (not node.input or not node.input[0]):
+                    raise _Unsupported("its first input is missing")
                 if extra:
                     raise _Unsupported(f"its output(s) {extra} beyond the first are used; only "
                                        f"the first output is supported")
@@ -345,6 +365,9 @@ class _Importer:
                 self.broken.update(node.output)
             except (ValueError, TypeError) as e:
                 self.problems.append(f"{label}: {e}")
+                self.broken.update(node.output)
+            except (IndexError, KeyError) as e:  # a required input or attribute is missing
+                self.problems.append(f"{label}: malformed node ({type(e).__name__}: {e})")
                 self.broken.update(node.output)
         outputs = []
         for o in g.output:
