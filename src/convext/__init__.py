@@ -7,7 +7,7 @@ saving/loading (``model.save(path)``, ``convext.load(path)``).
 """
 import importlib
 
-from . import callbacks, functional, init, layers, losses, models, optim
+from . import callbacks, functional, init, layers, losses, models, onnx, optim
 from ._build_info import build_info, show_config
 
 # _config first: it clamps OMP_NUM_THREADS before an extension module loads the OpenMP runtime
@@ -31,6 +31,8 @@ from .layers import (
     Hardsigmoid,
     Hardswish,
     Hardtanh,
+    Graph,
+    GraphBuilder,
     Identity,
     Layer,
     LayerList,
@@ -78,6 +80,7 @@ __all__ = [
     "layers",
     "losses",
     "models",
+    "onnx",
     "optim",
     "callbacks",
     "load",

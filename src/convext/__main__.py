@@ -1,4 +1,4 @@
-"""Command line: ``python -m convext {demo,bench,info}``."""
+"""Command line: ``python -m convext {demo,bench,info,onnx}``."""
 
 import argparse
 import sys
@@ -8,7 +8,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m convext", description="convext: fast, exact CNN building blocks for NumPy."
     )
-    sub = parser.add_subparsers(dest="command", metavar="{demo,bench,info}")
+    sub = parser.add_subparsers(dest="command", metavar="{demo,bench,info,onnx}")
     sub.required = True
 
     p = sub.add_parser(
@@ -31,6 +31,12 @@ def main(argv=None):
 
     sub.add_parser("info", help="print how convext was built and the threads it uses")
 
+    p = sub.add_parser("onnx", help="import an ONNX model, print its graph (nodes, shapes, "
+                       "parameter count) and time it on random input (the 'onnx' extra)")
+    from .onnx._cli import add_arguments as onnx_args
+
+    onnx_args(p)
+
     args = parser.parse_args(argv)
     if args.command == "demo":
         from .demo import run
@@ -45,6 +51,10 @@ def main(argv=None):
 
         show_config()
         return 0
+    if args.command == "onnx":
+        from .onnx._cli import run
+
+        return run(args)
     parser.error(f"unknown command {args.command!r}")
     return 2
 

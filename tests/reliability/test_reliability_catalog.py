@@ -234,6 +234,22 @@ LAYER_FACTORIES = {
     "Concat": (lambda dt: L.Concat(L.Conv2D(2, 3, 1, dtype=dt, rng=8),
                                    L.Conv2D(2, 4, 3, padding=1, dtype=dt, rng=9),
                                    L.Identity()), (2, 5, 4)),
+    # graph op layers: the ones with several inputs exercised inside a Graph (x and tanh(x))
+    **{op: (lambda dt, op=op: L.Graph(["x"], [("t", L.Tanh(), ["x"]),
+                                              ("s", L.Sigmoid(), ["x"]),
+                                              ("op", getattr(L, op)(), ["t", "s"])], ["op"]),
+            (3, 4, 2)) for op in ("Add", "Sub", "Mul", "Div")},
+    "Cat": (lambda dt: L.Graph(["x"], [("t", L.Tanh(), ["x"]),
+                                       ("c", L.Cat(axis=2), ["x", "t", "x"])], ["c"]), (3, 4, 2)),
+    "Constant": (lambda dt: L.Graph(["x"], [
+        ("c", L.Constant([3, 1, 1], dt, value=np.array([0.5, -1.0, 2.0]).reshape(3, 1, 1)), []),
+        ("m", L.Mul(), ["x", "c"])], ["m"]), (3, 4, 2)),
+    "Reshape": (lambda dt: L.Reshape([0, 4, 6]), (3, 4, 2)),
+    "Transpose": (lambda dt: L.Transpose([0, 2, 3, 1]), (3, 4, 2)),
+    "Pad": (lambda dt: L.Pad([1, 2, 2, 1], mode="reflect"), (3, 4, 3)),
+    "Graph": (lambda dt: L.Graph(["x"], [
+        ("conv", L.Conv2D(3, 3, 3, padding=1, dtype=dt, rng=10), ["x"]),
+        ("relu", L.ReLU(), ["conv"]), ("add", L.Add(), ["relu", "x"])], ["add"]), (3, 5, 4)),
 }
 
 

@@ -27,6 +27,7 @@ from .container import LayerList, Sequential
 from .conv import Conv2D
 from .dense import Dense, Flatten
 from .dropout import Dropout, Dropout2D
+from .graph import Add, Cat, Constant, Div, Graph, GraphBuilder, Mul, Pad, Reshape, Sub, Transpose
 from .normalization import BatchNorm2D
 from .pooling import (
     AdaptiveAvgPool2D,
@@ -40,9 +41,10 @@ from .pooling import (
 )
 from .registry import LAYERS, register_layer
 
-__all__ = ["AdaptiveAvgPool2D", "AdaptiveMaxPool2D", "AvgPool2D", "BatchNorm2D", "Concat",
-           "Conv2D", "Dense", "Dropout", "Dropout2D", "ELU", "Flatten", "GELU",
-           "GlobalAvgPool2D", "Hardsigmoid", "Hardswish", "Hardtanh", "Identity", "LAYERS",
-           "LPPool2D", "Layer", "LayerList", "LeakyReLU", "LogSoftmax", "MaxPool2D",
-           "MaxUnpool2D", "ReLU", "ReLU6", "Residual", "Sequential", "SiLU", "Sigmoid",
-           "Softmax", "Tanh", "Upsample", "register_layer"]
+__all__ = ["AdaptiveAvgPool2D", "AdaptiveMaxPool2D", "Add", "AvgPool2D", "BatchNorm2D", "Cat",
+           "Concat", "Constant", "Conv2D", "Dense", "Div", "Dropout", "Dropout2D", "ELU",
+           "Flatten", "GELU", "GlobalAvgPool2D", "Graph", "GraphBuilder", "Hardsigmoid",
+           "Hardswish", "Hardtanh", "Identity", "LAYERS", "LPPool2D", "Layer", "LayerList",
+           "LeakyReLU", "LogSoftmax", "MaxPool2D", "MaxUnpool2D", "Mul", "Pad", "ReLU", "ReLU6",
+           "Reshape", "Residual", "Sequential", "SiLU", "Sigmoid", "Softmax", "Sub", "Tanh",
+           "Transpose", "Upsample", "register_layer"]

@@ -46,6 +46,8 @@ MAX_SIZE = 2 ** 40          # any channel count, feature count or geometry value
                             # the geometry bound of the functional API (its MAX_EXTENT: index
                             # arithmetic in int64 keeps a 2**16 margin); far above any real
                             # network, and arrays are bounded by the file's contents anyway
+MAX_GRAPH_NODES = 100_000   # nodes (or inputs) of one Graph (the JSON size bound comes first)
+MAX_NODE_INPUTS = 4096      # inputs of one Graph node (a concatenation of many branches)
 MAX_AXIS = 64               # |axis|, |start_dim|, |end_dim|: numpy arrays have at most 64 dims
 MAX_SCALE = 2 ** 16         # Upsample's scale_factor (the functional op bounds the output size)
 MAX_DEPTH = 32              # U-Net levels (each one halves the planes: 2**32 is past any image)
@@ -181,7 +183,9 @@ _FIELDS = {
     "scale_factor": (lambda v: v is None or _scale_ok(v) or (
         isinstance(v, list) and len(v) in (1, 2) and all(_scale_ok(e) for e in v)),
         f"null, or a number in (0, {MAX_SCALE}] or a list of 1 or 2 of them"),
-    "mode": (lambda v: v in ("nearest", "bilinear"), "'nearest' or 'bilinear'"),
+    # Upsample's and Pad's modes: the field table is per name, the constructor checks its own
+    "mode": (lambda v: v in ("nearest", "bilinear", "constant", "reflect", "edge"),
+             "'nearest', 'bilinear', 'constant', 'reflect' or 'edge'"),
     "align_corners": (lambda v: v is None or isinstance(v, bool), "null, true or false"),
     # the model zoo (convext.models)
     "num_classes": _SIZE, "inplanes": _SIZE, "planes": _SIZE, "base_channels": _SIZE,
@@ -196,7 +200,34 @@ _FIELDS = {
                      f"a number in (0, {MAX_WIDTH_MULT}]"),
     "dropout": (lambda v: _finite(v) and 0 <= v <= 1, "a number in 0..1"),
     "bilinear": _BOOL, "mid_channels": _SIZE,
+    # Graph (convext.layers.graph): names and wiring; references are checked by Graph itself
+    "input_names": (lambda v: _names_ok(v), f"a list of 1..{MAX_GRAPH_NODES} tensor names"),
+    "output_names": (lambda v: _names_ok(v), f"a list of 1..{MAX_GRAPH_NODES} tensor names"),
+    "wiring": (lambda v: isinstance(v, list) and len(v) <= MAX_GRAPH_NODES and all(
+        isinstance(e, list) and len(e) == 2 and _name_ok(e[0]) and isinstance(e[1], list)
+        and len(e[1]) <= MAX_NODE_INPUTS and all(_name_ok(i) for i in e[1]) for e in v),
+        "a list of [node name, [input names]]"),
+    # graph op layers
+    "shape": (lambda v: _ints_ok(v, -1, MAX_AXIS), f"a list of at most {MAX_AXIS} ints >= -1"),
+    "perm": (lambda v: _ints_ok(v, 0, MAX_AXIS), f"a list of at most {MAX_AXIS} ints >= 0"),
+    "pads": (lambda v: _ints_ok(v, 0, 2 * MAX_AXIS), f"a list of at most {2 * MAX_AXIS} "
+             f"ints >= 0"),
+    "output_padding": (lambda v: _pair_ok(v, 0), f"an int or a list of 1 or 2 ints, each in "
+                       f"0..{MAX_SIZE}"),
+    "value": (lambda v: _finite(v) or v in ("inf", "-inf"), "a finite number, 'inf' or '-inf'"),
 }
+
+
+def _name_ok(v):
+    return isinstance(v, str) and 0 < len(v) <= 128
+
+
+def _names_ok(v):
+    return isinstance(v, list) and 0 < len(v) <= MAX_GRAPH_NODES and all(_name_ok(e) for e in v)
+
+
+def _ints_ok(v, lo, max_len):
+    return isinstance(v, list) and len(v) <= max_len and all(_int(e, lo, MAX_SIZE) for e in v)
 
 
 def _generic_ok(v):

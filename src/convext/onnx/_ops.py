@@ -1,0 +1,419 @@
+"""Node layers with ONNX semantics that the importer needs and ``convext.layers`` does not have
+(yet): registered as ``Onnx*`` so a saved imported graph loads again (``import convext`` imports
+this module; it does not need the ``onnx`` package).
+
+Every forward/backward goes through ``convext.functional`` or the compiled ops of
+``_functional_cnn`` (imported in ONE place, ``F``/``FC`` below) or is a NumPy array expression.
+"""
+import numpy as np
+
+from .. import _functional_cnn as FC  # the new compiled ops (relu6, hardswish, interpolate...)
+from .. import functional as F
+from ..layers.base import Layer, _array, _dtype
+from ..layers.graph import _int_list, _Op
+from ..layers.registry import MAX_AXIS, MAX_SIZE, register_layer
+
+__all__ = ["OnnxAvgPoolExcludePad", "OnnxClip", "OnnxConvTranspose", "OnnxFlatten",
+           "OnnxGlobalMaxPool", "OnnxHardSigmoid", "OnnxHardSwish", "OnnxResize", "OnnxSqueeze",
+           "OnnxUnsqueeze"]
+
+
+def _bound(v, what):
+    """A float bound; None, or an infinite value written as the string '-inf'/'inf'."""
+    if v is None or v in ("inf", "-inf"):
+        return None if v is None else float(v)
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{what} must be a number, got {v!r:.50}")
+    v = float(v)
+    if np.isnan(v):
+        raise ValueError(f"{what} is NaN")
+    return v
+
+
+def _json_float(v):
+    return v if v is None or np.isfinite(v) else ("inf" if v > 0 else "-inf")
+
+
+@register_layer
+class OnnxClip(_Op):
+    """``clip(x, min, max)`` (ONNX Clip; torch's ReLU6 and hardtanh export as Clip); the
+    gradient passes where ``min < x < max``, as torch's hardtanh. None: unbounded."""
+
+    def __init__(self, min=None, max=None):
+        super().__init__()
+        self.min, self.max = _bound(min, "OnnxClip: min"), _bound(max, "OnnxClip: max")
+        lo = -np.inf if self.min is None else self.min
+        hi = np.inf if self.max is None else self.max
+        if lo > hi:
+            raise ValueError(f"OnnxClip: min ({lo}) exceeds max ({hi})")
+        self._lo, self._hi = lo, hi
+
+    def forward(self, x):
+        x = np.asarray(x)
+        self._keep(x)
+        if np.isfinite(self._lo) and np.isfinite(self._hi):
+            return FC.hardtanh(x, self._lo, self._hi)
+        if self._lo == 0 and self._hi == np.inf:
+            return F.relu(x)
+        return np.clip(x, self._lo, self._hi)
+
+    def backward(self, grad_out, needs_input_grad=True):
+        x = self._take()
+        if not needs_input_grad:
+            return None
+        if np.isfinite(self._lo) and np.isfinite(self._hi):
+            return FC.hardtanh_backward(grad_out, x, self._lo, self._hi)
+        return np.where((x > self._lo) & (x < self._hi), grad_out, 0).astype(x.dtype)
+
+    def get_config(self):
+        return {"min": _json_float(self.min), "max": _json_float(self.max)}
+
+    def extra_repr(self):
+        return f"min={self.min}, max={self.max}"
+
+
+@register_layer
+class OnnxHardSigmoid(_Op):
+    """``max(0, min(1, alpha * x + beta))`` (ONNX HardSigmoid; torch's is alpha=1/6, beta=1/2,
+    computed by the compiled kernel)."""
+
+    def __init__(self, alpha=0.2, beta=0.5):
+        super().__init__()
+        self.alpha, self.beta = float(alpha), float(beta)
+        if not (np.isfinite(self.alpha) and np.isfinite(self.beta)):
+            raise ValueError("OnnxHardSigmoid: alpha and beta must be finite")
+
+    def _torch(self, dtype):
+        return abs(self.alpha - 1 / 6) <= 1e-7 and self.beta == 0.5
+
+    def forward(self, x):
+        x = np.asarray(x)
+        self._keep(x)
+        if self._torch(x.dtype):
+            return FC.hardsigmoid(x)
+        t = x * x.dtype.type(self.alpha) + x.dtype.type(self.beta)
+        return np.clip(t, 0, 1)
+
+    def backward(self, grad_out, needs_input_grad=True):
+        x = self._take()
+        if not needs_input_grad:
+            return None
+        if self._torch(x.dtype):
+            return FC.hardsigmoid_backward(grad_out, x)
+        t = x * x.dtype.type(self.alpha) + x.dtype.type(self.beta)
+        return np.where((t > 0) & (t < 1), grad_out * x.dtype.type(self.alpha), 0).astype(
+            x.dtype)
+
+    def get_config(self):
+        return {"alpha": self.alpha, "beta": self.beta}
+
+
+@register_layer
+class OnnxHardSwish(_Op):
+    """``x * hardsigmoid(x)`` (ONNX HardSwish = torch's hardswish), compiled."""
+
+    def forward(self, x):
+        x = np.asarray(x)
+        self._keep(x)
+        return FC.hardswish(x)
+
+    def backward(self, grad_out, needs_input_grad=True):
+        x = self._take()
+        return FC.hardswish_backward(grad_out, x) if needs_input_grad else None
+
+
+@register_layer
+class OnnxFlatten(_Op):
+    """ONNX Flatten: a 2-D ``(prod(shape[:axis]), prod(shape[axis:]))`` view."""
+
+    def __init__(self, axis=1):
+        super().__init__()
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) \
+                or not -MAX_AXIS <= axis <= MAX_AXIS:
+            raise TypeError(f"OnnxFlatten: axis must be an int, got {axis!r}")
+        self.axis = int(axis)
+
+    def forward(self, x):
+        x = np.asarray(x)
+        axis = self.axis + x.ndim if self.axis < 0 else self.axis
+        if not 0 <= axis <= x.ndim:
+            raise ValueError(f"OnnxFlatten: axis {self.axis} for {x.ndim} dimensions")
+        self._keep(x.shape)
+        return x.reshape(int(np.prod(x.shape[:axis])), int(np.prod(x.shape[axis:])))
+
+    def backward(self, grad_out, needs_input_grad=True):
+        shape = self._take()
+        return np.asarray(grad_out).reshape(shape) if needs_input_grad else None
+
+    def get_config(self):
+        return {"axis": self.axis}
+
+
+class _Axes(_Op):
+    def __init__(self, axes):
+        super().__init__()
+        self.axes = _int_list(axes, f"{type(self).__name__}: axes", -MAX_AXIS, MAX_AXIS,
+                              MAX_AXIS)
+
+    def backward(self, grad_out, needs_input_grad=True):
+        shape = self._take()
+        return np.asarray(grad_out).reshape(shape) if needs_input_grad else None
+
+    def get_config(self):
+        return {"axes": list(self.axes)}
+
+    def extra_repr(self):
+        return f"axes={tuple(self.axes)}"
+
+
+@register_layer
+class OnnxSqueeze(_Axes):
+    """Removes the size-1 axes ``axes``."""
+
+    def forward(self, x):
+        x = np.asarray(x)
+        axes = sorted({a % x.ndim for a in self.axes}) if x.ndim else []
+        if any(not -x.ndim <= a < x.ndim for a in self.axes) or any(x.shape[a] != 1
+                                                                    for a in axes):
+            raise ValueError(f"OnnxSqueeze: cannot squeeze axes {self.axes} of {x.shape}")
+        self._keep(x.shape)
+        return x.reshape([n for k, n in enumerate(x.shape) if k not in axes])
+
+
+@register_layer
+class OnnxUnsqueeze(_Axes):
+    """Inserts size-1 axes at ``axes`` (of the output)."""
+
+    def forward(self, x):
+        x = np.asarray(x)
+        r = x.ndim + len(self.axes)
+        axes = {a % r for a in self.axes}
+        if len(axes) != len(self.axes) or any(not -r <= a < r for a in self.axes):
+            raise ValueError(f"OnnxUnsqueeze: bad axes {self.axes} for rank {x.ndim}")
+        it = iter(x.shape)
+        self._keep(x.shape)
+        return x.reshape([1 if k in axes else next(it) for k in range(r)])
+
+
+@register_layer
+class OnnxGlobalMaxPool(_Op):
+    """Max over each (H, W) plane, output (N, C, 1, 1) (ONNX GlobalMaxPool)."""
+
+    def forward(self, x):
+        x = np.asarray(x)
+        y, idx = FC.adaptive_max_pool2d(x, 1, return_indices=True)
+        self._keep((idx, x.shape))
+        return y
+
+    def backward(self, grad_out, needs_input_grad=True):
+        idx, shape = self._take()
+        return FC.adaptive_max_pool2d_backward(grad_out, idx, shape) if needs_input_grad \
+            else None
+
+
+@register_layer
+class OnnxResize(_Op):
+    """ONNX Resize/Upsample of the (H, W) planes by ``scale_factor`` (pair) or to ``size``
+    (pair): mode 'nearest' (coordinate_transformation_mode 'asymmetric', nearest_mode 'floor',
+    torch's 'nearest') or 'bilinear' (``align_corners`` False: 'half_pixel' /
+    'pytorch_half_pixel'; True: 'align_corners')."""
+
+    def __init__(self, scale_factor=None, size=None, mode="nearest", align_corners=False):
+        super().__init__()
+        if (scale_factor is None) == (size is None):
+            raise ValueError("OnnxResize: give exactly one of scale_factor and size")
+        if mode not in ("nearest", "bilinear"):
+            raise ValueError(f"OnnxResize: mode must be 'nearest' or 'bilinear', got {mode!r:.50}")
+        self.scale_factor = None if scale_factor is None else [float(s) for s in scale_factor]
+        if self.scale_factor is not None and (len(self.scale_factor) != 2 or not all(
+                0 < s < MAX_SIZE and np.isfinite(s) for s in self.scale_factor)):
+            raise ValueError(f"OnnxResize: scale_factor must be 2 positive numbers, got "
+                             f"{scale_factor!r:.100}")
+        self.size = None if size is None else _int_list(size, "OnnxResize: size", 1, MAX_SIZE, 2)
+        if self.size is not None and len(self.size) != 2:
+            raise ValueError(f"OnnxResize: size must be 2 ints, got {size!r:.100}")
+        self.mode = mode
+        self.align_corners = bool(align_corners)
+
+    def _kw(self):
+        return dict(size=None if self.size is None else tuple(self.size),
+                    scale_factor=None if self.scale_factor is None else tuple(self.scale_factor),
+                    mode=self.mode, align_corners=self.align_corners if self.mode == "bilinear"
+                    else None)
+
+    def forward(self, x):
+        x = np.asarray(x)
+        self._keep(x.shape)
+        return FC.interpolate(x, **self._kw())
+
+    def backward(self, grad_out, needs_input_grad=True):
+        shape = self._take()
+        return FC.interpolate_backward(grad_out, shape, **self._kw()) if needs_input_grad \
+            else None
+
+    def get_config(self):
+        return {"scale_factor": self.scale_factor, "size": self.size, "mode": self.mode,
+                "align_corners": self.align_corners}
+
+
+@register_layer
+class OnnxAvgPoolExcludePad(_Op):
+    """Average pooling with per-side zero padding ``pads`` = (top, bottom, left, right) whose
+    divisor counts only the real input elements of each window (ONNX AveragePool with
+    ``count_include_pad=0`` and asymmetric pads): the sum pool of the padded input divided by
+    the sum pool of a padded plane of ones, both exact."""
+
+    def __init__(self, kernel_size, stride, pads):
+        super().__init__()
+        self.kernel_size = _int_list(kernel_size, "OnnxAvgPoolExcludePad: kernel_size", 1,
+                                     MAX_SIZE, 2)
+        self.stride = _int_list(stride, "OnnxAvgPoolExcludePad: stride", 1, MAX_SIZE, 2)
+        self.pads = _int_list(pads, "OnnxAvgPoolExcludePad: pads", 0, MAX_SIZE, 4)
+        if len(self.kernel_size) != 2 or len(self.stride) != 2 or len(self.pads) != 4:
+            raise ValueError("OnnxAvgPoolExcludePad: kernel_size and stride are pairs, pads "
+                             "has 4 entries")
+
+    def _widths(self):
+        top, bottom, left, right = self.pads
+        return [(0, 0), (0, 0), (top, bottom), (left, right)]
+
+    def _sum(self, x):
+        return F.avg_pool2d(x, self.kernel_size, self.stride, 0, divisor_override=1)
+
+    def forward(self, x):
+        x = np.asarray(x)
+        if x.ndim != 4:
+            raise ValueError(f"OnnxAvgPoolExcludePad: x must be (N, C, H, W), got {x.shape}")
+        ones = np.pad(np.ones((1, 1) + x.shape[2:], x.dtype), self._widths())
+        count = self._sum(ones)
+        if (count == 0).any():
+            raise ValueError("OnnxAvgPoolExcludePad: a window covers only padding")
+        self._keep((x.shape, count))
+        return self._sum(np.pad(x, self._widths())) / count
+
+    def backward(self, grad_out, needs_input_grad=True):
+        shape, count = self._take()
+        if not needs_input_grad:
+            return None
+        top, bottom, left, right = self.pads
+        padded = (shape[0], shape[1], shape[2] + top + bottom, shape[3] + left + right)
+        g = F.avg_pool2d_backward(np.asarray(grad_out) / count, padded, self.kernel_size,
+                                  self.stride, 0, divisor_override=1)
+        return np.ascontiguousarray(g[:, :, top:top + shape[2], left:left + shape[3]])
+
+    def get_config(self):
+        return {"kernel_size": list(self.kernel_size), "stride": list(self.stride),
+                "pads": list(self.pads)}
+
+
+
+@register_layer
+class OnnxConvTranspose(Layer):
+    """2-D transposed convolution (ONNX ConvTranspose, torch.nn.ConvTranspose2d's weight
+    ``(in_channels, out_channels // groups, kH, kW)`` and bias), with per-side ``pads``
+    (top, bottom, left, right) cropped from the full output and ``output_padding``.
+
+    Forward is conv2d's input gradient, the input gradient is conv2d, the weight gradient is
+    conv2d's weight gradient with the roles of input and output swapped: the conv kernels are
+    reused, none is new. Output size: ``(H - 1) * stride + dilation * (k - 1) + 1 +
+    output_padding - top - bottom``.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, pads=(0, 0, 0, 0),
+                 output_padding=0, dilation=1, groups=1, bias=True, dtype=np.float32):
+        super().__init__()
+        pair = lambda v, what, lo: _int_list(  # noqa: E731
+            [v, v] if isinstance(v, (int, np.integer)) else v, f"OnnxConvTranspose: {what}",
+            lo, MAX_SIZE, 2)
+        self.in_channels = int(in_channels)
+        self.out_channels = int(out_channels)
+        self.kernel_size = pair(kernel_size, "kernel_size", 1)
+        self.stride = pair(stride, "stride", 1)
+        self.dilation = pair(dilation, "dilation", 1)
+        self.output_padding = pair(output_padding, "output_padding", 0)
+        self.pads = _int_list(list(pads), "OnnxConvTranspose: pads", 0, MAX_SIZE, 4)
+        self.groups = int(groups)
+        if len(self.pads) != 4 or min(self.in_channels, self.out_channels, self.groups) < 1 \
+                or self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError("OnnxConvTranspose: pads has 4 entries; channels divisible by "
+                             "groups")
+        if any(op >= max(s, d) for op, s, d in zip(self.output_padding, self.stride,
+                                                    self.dilation, strict=True)):
+            raise ValueError("OnnxConvTranspose: output_padding must be smaller than the "
+                             "stride or the dilation")
+        self.dtype = _dtype(dtype)
+        self._params = {"weight": _array((self.in_channels, self.out_channels // self.groups,
+                                          *self.kernel_size), self.dtype, 0)}
+        if bias:
+            self._params["bias"] = _array((self.out_channels,), self.dtype, 0)
+        self._grads = {k: _array(v.shape, v.dtype, 0) for k, v in self._params.items()}
+        self._x = None
+
+    @property
+    def weight(self):
+        return self._params["weight"]
+
+    @property
+    def bias(self):
+        return self._params.get("bias")
+
+    def _full(self, x):
+        (s0, s1), (d0, d1), (k0, k1) = self.stride, self.dilation, self.kernel_size
+        H, W = x.shape[2:]
+        return (x.shape[0], self.out_channels,
+                (H - 1) * s0 + d0 * (k0 - 1) + 1 + self.output_padding[0],
+                (W - 1) * s1 + d1 * (k1 - 1) + 1 + self.output_padding[1])
+
+    def _conv_args(self):
+        return dict(stride=tuple(self.stride), padding=0, dilation=tuple(self.dilation),
+                    groups=self.groups)
+
+    def forward(self, x):
+        x = np.ascontiguousarray(x)
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"OnnxConvTranspose: x must be (N, {self.in_channels}, H, W), "
+                             f"got {x.shape}")
+        if x.dtype != self.dtype:
+            raise TypeError(f"OnnxConvTranspose: x has dtype {x.dtype}, the layer {self.dtype}")
+        full = self._full(x)
+        top, bottom, left, right = self.pads
+        if full[2] - top - bottom < 0 or full[3] - left - right < 0:
+            raise ValueError(f"OnnxConvTranspose: pads {self.pads} exceed the output {full}")
+        shape_only = np.broadcast_to(np.zeros((), x.dtype), full)
+        y, _, _ = F.conv2d_backward(x, shape_only, self.weight, **self._conv_args(),
+                                    needs_weight_grad=False, needs_bias_grad=False)
+        y = y[:, :, top:full[2] - bottom, left:full[3] - right]
+        if self.bias is not None:
+            y = y + self.bias.reshape(1, -1, 1, 1)
+        self._x = x if self.training else None
+        return np.ascontiguousarray(y)
+
+    def backward(self, grad_out, needs_input_grad=True):
+        if self._x is None:
+            raise RuntimeError("OnnxConvTranspose.backward needs a forward pass in training "
+                               "mode first")
+        x, self._x = self._x, None
+        full = self._full(x)
+        top, bottom, left, right = self.pads
+        gy = np.zeros(full, x.dtype)
+        gy[:, :, top:full[2] - bottom, left:full[3] - right] = grad_out
+        _, gw, _ = F.conv2d_backward(x, gy, self.weight, **self._conv_args(),
+                                     needs_input_grad=False, needs_bias_grad=False)
+        self._grads["weight"] += gw
+        if self.bias is not None:
+            self._grads["bias"] += np.asarray(grad_out).sum(axis=(0, 2, 3))
+        if not needs_input_grad:
+            return None
+        return F.conv2d(gy, self.weight, None, **self._conv_args())
+
+    def get_config(self):
+        return dict(in_channels=self.in_channels, out_channels=self.out_channels,
+                    kernel_size=list(self.kernel_size), stride=list(self.stride),
+                    pads=list(self.pads), output_padding=list(self.output_padding),
+                    dilation=list(self.dilation), groups=self.groups,
+                    bias=self.bias is not None, dtype=self.dtype.name)
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size="
+                f"{tuple(self.kernel_size)}, stride={tuple(self.stride)}, pads="
+                f"{tuple(self.pads)}")

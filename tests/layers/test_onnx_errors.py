@@ -1,0 +1,275 @@
+"""convext.onnx.load on models it refuses, and on hostile files: every unsupported node is
+listed in one ValueError before anything runs; malformed protobuf, oversized input, external
+data outside the model's folder are ValueErrors. No torch here (onnx builds the models)."""
+import os
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+import convext  # noqa: E402
+import convext.onnx  # noqa: E402
+
+W = np.arange(2 * 2 * 3 * 3, dtype=np.float32).reshape(2, 2, 3, 3) / 10
+
+
+def model(nodes, inits=(), opset=13, x_shape=(None, 2, 6, 6)):
+    g = helper.make_graph(nodes, "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          initializer=list(inits))
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    return m
+
+
+def test_every_unsupported_node_is_listed_before_anything_runs():
+    nodes = [helper.make_node("Conv", ["x", "w"], ["a"], kernel_shape=[3, 3], pads=[1] * 4),
+             helper.make_node("Erf", ["a"], ["b"], name="my_erf"),
+             helper.make_node("Relu", ["b"], ["c"]),                          # after a problem
+             helper.make_node("LeakyRelu", ["c"], ["d"], alpha=0.2, bogus=3),
+             helper.make_node("Resize", ["d", "", "s"], ["e"], mode="cubic"),
+             helper.make_node("MaxPool", ["e"], ["f", "idx"], kernel_shape=[2, 2]),
+             helper.make_node("Add", ["f", "idx"], ["g"]),
+             helper.make_node("Gemm", ["g", "x"], ["y"], transA=1),
+             helper.make_node("CustomOp", ["y"], ["z"], domain="com.example")]
+    m = model(nodes, [numpy_helper.from_array(W, "w"),
+                      numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "s")])
+    with pytest.raises(ValueError) as e:
+        convext.onnx.load(m.SerializeToString())
+    msg = str(e.value)
+    for part in ["'my_erf' (Erf): operator 'Erf' is not supported",
+                 "(LeakyRelu): attribute bogus=3 is not supported",
+                 "(Resize): attribute mode='cubic' is not supported",
+                 "(MaxPool): its output(s) ['idx'] beyond the first are used",
+                 "(Gemm): attribute transA=1 is not supported",
+                 "(com.example.CustomOp): operator 'CustomOp' is not supported"]:
+        assert part in msg, (part, msg)
+    assert "6 unsupported" in msg
+
+
+@pytest.mark.parametrize("node, inits, match", [
+    (helper.make_node("Conv", ["x", "x"], ["y"]), [], "must be a constant"),
+    (helper.make_node("Conv", ["x", "w"], ["y"], auto_pad="SAME_UPPER"), ["w"],
+     "needs the input's height and width"),
+    (helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], pads=[0, 0, 1, 1],
+                      ceil_mode=1), [], "ceil_mode with asymmetric pads"),
+    (helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[2, 2], dilations=[2, 2]),
+     [], "dilations"),
+    (helper.make_node("Pad", ["x", "p"], ["y"], mode="wrap"), ["p"], "mode='wrap'"),
+    (helper.make_node("BatchNormalization", ["x", "s", "s", "s", "s"], ["y"],
+                      training_mode=1), ["s"], "training_mode=1"),
+    (helper.make_node("Reshape", ["x", "x"], ["y"]), [], "must be a constant"),
+    (helper.make_node("Gather", ["x", "i"], ["y"]), ["i"], "folds to a constant"),
+    (helper.make_node("MatMul", ["x", "x"], ["y"]), [], "must be a constant"),
+])
+def test_unsupported_forms(node, inits, match):
+    arrays = {"w": numpy_helper.from_array(W, "w"),
+              "p": numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "p"),
+              "s": numpy_helper.from_array(np.ones(2, np.float32), "s"),
+              "i": numpy_helper.from_array(np.array([0], np.int64), "i")}
+    x_shape = (None, 2, None, None) if "auto_pad" in str(node) else (None, 2, 6, 6)
+    m = model([node], [arrays[k] for k in inits], x_shape=x_shape)
+    with pytest.raises(ValueError, match=match):
+        convext.onnx.load(m.SerializeToString())
+
+
+@pytest.mark.parametrize("opset", [9, 22])
+def test_opset_out_of_range(opset):
+    m = model([helper.make_node("Relu", ["x"], ["y"])], opset=opset)
+    with pytest.raises(ValueError, match=f"opset {opset}"):
+        convext.onnx.load(m.SerializeToString())
+
+
+@pytest.mark.parametrize("data", [b"", b"\x00" * 10, b"\xff" * 100, b"garbage that is not onnx",
+                                  b"\x0a\xff\xff\xff\xff\x0f"])
+def test_malformed_protobuf(data):
+    with pytest.raises(ValueError, match="ONNX model"):
+        convext.onnx.load(data)
+
+
+def test_truncated_model_file(tmp_path):
+    m = model([helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3])],
+              [numpy_helper.from_array(W, "w")])
+    data = m.SerializeToString()
+    for cut in (len(data) // 3, len(data) - 5):
+        with pytest.raises(ValueError, match="ONNX model|tensor|unsupported"):
+            convext.onnx.load(data[:cut])
+
+
+def test_size_bound_and_argument_types(tmp_path):
+    m = model([helper.make_node("Relu", ["x"], ["y"])])
+    data = m.SerializeToString()
+    with pytest.raises(ValueError, match="max_bytes"):
+        convext.onnx.load(data, max_bytes=len(data) - 1)
+    path = tmp_path / "m.onnx"
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match="max_bytes"):
+        convext.onnx.load(path, max_bytes=10)
+    assert isinstance(convext.onnx.load(path), convext.layers.Graph)
+    with pytest.raises(TypeError, match="max_bytes"):
+        convext.onnx.load(path, max_bytes=-1)
+    with pytest.raises(TypeError, match="path or the bytes"):
+        convext.onnx.load(12)
+    with pytest.raises(TypeError, match="dtype"):
+        convext.onnx.load(path, dtype="int32")
+    with pytest.raises(FileNotFoundError):
+        convext.onnx.load(tmp_path / "missing.onnx")
+
+
+def _raw_tensor(dims, raw):
+    t = onnx.TensorProto()
+    t.name, t.data_type = "w", TensorProto.FLOAT
+    t.dims.extend(dims)
+    t.raw_data = raw
+    return t
+
+
+def test_weights_declaring_more_than_the_budget():
+    t = _raw_tensor([2, 2, 3, 3], b"\0" * 8)
+    m = model([helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3])], [t])
+    with pytest.raises(ValueError, match="bytes of data"):
+        convext.onnx.load(m.SerializeToString())
+    big = _raw_tensor([1 << 20, 1 << 20, 1 << 10], b"")
+    m = model([helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3])], [big])
+    with pytest.raises(ValueError, match="elements|bytes"):
+        convext.onnx.load(m.SerializeToString())
+    huge = _raw_tensor([1 << 14, 1 << 14], b"")  # 1 GiB declared: more than max_bytes allows
+    m = model([helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3])], [huge])
+    with pytest.raises(ValueError, match="max_bytes"):
+        convext.onnx.load(m.SerializeToString(), max_bytes=1 << 20)
+
+
+def _external_model(location, offset=0, length=None):
+    t = onnx.TensorProto()
+    t.name, t.data_type = "w", TensorProto.FLOAT
+    t.dims.extend(W.shape)
+    t.data_location = TensorProto.EXTERNAL
+    entries = {"location": location, "offset": str(offset)}
+    if length is not None:
+        entries["length"] = str(length)
+    for k, v in entries.items():
+        e = t.external_data.add()
+        e.key, e.value = k, v
+    return model([helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3])], [t])
+
+
+def test_external_data_from_the_models_folder(tmp_path):
+    (tmp_path / "weights.bin").write_bytes(b"\0" * 16 + W.tobytes())
+    path = tmp_path / "m.onnx"
+    path.write_bytes(_external_model("weights.bin", offset=16).SerializeToString())
+    g = convext.onnx.load(path)
+    np.testing.assert_array_equal(g.node("conv").weight, W)
+    # the same model as bytes has no folder to read from
+    with pytest.raises(ValueError, match="external data"):
+        convext.onnx.load(path.read_bytes())
+
+
+@pytest.mark.parametrize("location", ["../secret.bin", "sub/../../secret.bin", "/etc/passwd",
+                                      "link.bin", "missing.bin", "", "sub\\..\\..\\secret.bin"])
+def test_external_data_escapes_are_refused(tmp_path, location):
+    outside = tmp_path / "secret.bin"
+    outside.write_bytes(W.tobytes())
+    folder = tmp_path / "model"
+    (folder / "sub").mkdir(parents=True)
+    os.symlink(outside, folder / "link.bin")
+    path = folder / "m.onnx"
+    path.write_bytes(_external_model(location).SerializeToString())
+    with pytest.raises(ValueError, match="external data"):
+        convext.onnx.load(path)
+
+
+@pytest.mark.parametrize("offset, length", [(0, 8), (100, None), (-4, None)])
+def test_external_data_bad_ranges(tmp_path, offset, length):
+    (tmp_path / "weights.bin").write_bytes(W.tobytes())
+    path = tmp_path / "m.onnx"
+    path.write_bytes(_external_model("weights.bin", offset, length).SerializeToString())
+    with pytest.raises(ValueError, match="external data"):
+        convext.onnx.load(path)
+
+
+def test_cli_prints_the_graph(tmp_path, capsys):
+    from convext.__main__ import main
+    m = model([helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3], pads=[1] * 4),
+               helper.make_node("Relu", ["c"], ["y"])], [numpy_helper.from_array(W, "w")])
+    path = tmp_path / "m.onnx"
+    path.write_bytes(m.SerializeToString())
+    assert main(["onnx", str(path), "--repeat", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "conv" in out and "(1, 2, 6, 6)" in out and "parameters: 36" in out
+    assert "ms" in out
+
+
+# -- README examples (an ONNX classifier written with onnx.helper; no torch) ------------------
+def _classifier():
+    rng = np.random.default_rng(0)
+    w = (rng.standard_normal((8, 3, 3, 3)) * 0.2).astype(np.float32)
+    fc = (rng.standard_normal((10, 8)) * 0.2).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "conv.weight"], ["c"], kernel_shape=[3, 3],
+                              pads=[1, 1, 1, 1], name="conv"),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("GlobalAveragePool", ["r"], ["p"]),
+             helper.make_node("Flatten", ["p"], ["f"]),
+             helper.make_node("Gemm", ["f", "fc.weight", "fc.bias"], ["y"], transB=1)]
+    g = helper.make_graph(nodes, "classifier",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                         ["N", 3, 32, 32])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
+                          initializer=[numpy_helper.from_array(w, "conv.weight"),
+                                       numpy_helper.from_array(fc, "fc.weight"),
+                                       numpy_helper.from_array(np.zeros(10, np.float32),
+                                                               "fc.bias")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m.SerializeToString()
+
+
+def test_readme_onnx_examples(tmp_path, monkeypatch):
+    import re
+    readme = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
+    if not os.path.exists(readme):
+        pytest.skip("README.md is not next to the tests (installed-wheel run)")
+    text = open(readme, encoding="utf-8").read()
+    start = text.index("## Run an ONNX model")
+    end = text.index("\n## ", text.index("## Fine-tune an ONNX model"))
+    blocks = re.findall(r"```python\n(.*?)```", text[start:end], re.S)
+    assert len(blocks) == 2
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.onnx").write_bytes(_classifier())
+    ns = {}
+    for code in blocks:
+        exec(compile(code, "README.md", "exec"), ns)
+    assert ns["logits"].shape == (4, 10) and np.isfinite(ns["loss"])
+    before = convext.onnx.load("model.onnx").state_dict()
+    after = convext.load("finetuned.npz").state_dict()
+    assert list(after) == ["conv.weight", "fc.weight", "fc.bias"]
+    assert not np.array_equal(before["fc.weight"], after["fc.weight"])  # it trained
+
+
+def test_upsample_is_refused_with_the_reason():
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "s")
+    m = model([helper.make_node("Upsample", ["x", "s"], ["y"], mode="nearest")], [scales])
+    with pytest.raises(ValueError, match="Upsample is deprecated since opset 10.*Resize"):
+        convext.onnx.load(m.SerializeToString())
+
+
+def test_corrupted_models_are_value_errors_or_load():
+    """Random byte changes and truncations of a valid model: a Graph or a ValueError, never
+    another exception."""
+    data = bytearray(_classifier())
+    rng = np.random.default_rng(1)   # this seed once found invalid UTF-8 names, empty inputs
+    outcomes = {"graph": 0, "refused": 0}
+    for _ in range(1000):
+        bad = bytearray(data)
+        for _ in range(int(rng.integers(1, 4))):
+            bad[int(rng.integers(0, len(bad)))] = int(rng.integers(0, 256))
+        if rng.random() < 0.3:
+            bad = bad[:int(rng.integers(0, len(bad)))]
+        try:
+            convext.onnx.load(bytes(bad))
+            outcomes["graph"] += 1
+        except ValueError:
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 0 and sum(outcomes.values()) == 1000
