@@ -7,7 +7,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._validation import _as_int, check_alloc, check_array, check_same_dtype, contiguous
+from .._validation import (
+    MAX_EXTENT,
+    _as_int,
+    check_alloc,
+    check_array,
+    check_same_dtype,
+    contiguous,
+)
 
 
 class Window(NamedTuple):
@@ -108,12 +115,12 @@ def _check_input_shape(input_shape, fn, itemsize):
     return check_alloc(shape, f"{fn}: input_shape", itemsize)
 
 
-# Every size, extent and index the kernels of the newer ops see stays far below 2**63.
-_MAX_ELEMS = 1 << 48
-
-
 def _check_size(shape, name, fn):
-    """An array of ``shape`` (argument ``name``) that is not absurdly large."""
-    if math.prod(shape) > _MAX_ELEMS:
-        raise ValueError(f"{fn}: {name} of shape {_shape_str(shape)} is too large")
+    """An array of ``shape`` (argument ``name``) within the geometry bound MAX_EXTENT of
+    ``convext._validation`` (so every size, extent and index a kernel forms from it stays far
+    below 2**63)."""
+    n = math.prod(shape)
+    if n > MAX_EXTENT:
+        raise ValueError(f"{fn}: {name} of shape {_shape_str(shape)} is too large: {n} "
+                         f"elements, more than the geometry bound {MAX_EXTENT}")
 

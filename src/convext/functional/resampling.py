@@ -10,8 +10,8 @@ import numpy as np
 
 from .._config import threads_for
 from .._kernels import _pool, _resample
-from .._validation import _as_int, as_pair, check_array, contiguous
-from ._common import _MAX_ELEMS, _check_bool, _check_size, _real, _shape_str
+from .._validation import MAX_EXTENT, _as_int, as_pair, check_array, contiguous
+from ._common import _check_bool, _check_size, _real, _shape_str
 
 
 def _plane_input(x, name, fn):
@@ -37,7 +37,7 @@ def _adaptive_size(output_size, H, W, fn):
     else:
         v = _as_int(output_size, "output_size")
         pair = (v, v)
-    if min(pair) < 0 or pair[0] * H >= _MAX_ELEMS or pair[1] * W >= _MAX_ELEMS:
+    if min(pair) < 0 or pair[0] * H >= MAX_EXTENT or pair[1] * W >= MAX_EXTENT:
         raise ValueError(f"{fn}: output_size must be non-negative (and not absurdly large), got "
                          f"{output_size!r} for input planes of size ({H}, {W})")
     return pair
@@ -194,7 +194,7 @@ def _interp_args(shape, size, scale_factor, mode, align_corners, recompute_scale
             sf = (s, s)
         if min(sf) <= 0:
             raise ValueError(f"{fn}: scale_factor must be positive, got {scale_factor!r}")
-        if max(sf) * max(H, W) > _MAX_ELEMS:
+        if max(sf) * max(H, W) > MAX_EXTENT:
             raise ValueError(f"{fn}: scale_factor {scale_factor!r} is too large for input of "
                              f"shape {_shape_str(shape)}")
         OH, OW = math.floor(H * sf[0]), math.floor(W * sf[1])
