@@ -5,9 +5,20 @@ w is (F, C/G, kH, kW), y and grad_out are (N, F, OH, OW); every array is C-conti
 and of one dtype (float32 or float64). Padding arrives as (top, left): the bottom and right
 padding are implied by OH and OW, which is how 'same' with an even kernel pads asymmetrically.
 
-Two routes
-----------
-GEMM route (everything but plain depthwise). For image n and group g the output is the matrix product
+Three routes, one entry point per route and pass
+------------------------------------------------
+    conv2d_forward_gemm      conv2d_grad_input_gemm      conv2d_grad_weight_gemm
+    conv2d_forward_direct                                conv2d_grad_weight_direct
+    conv2d_forward_depthwise conv2d_grad_input_depthwise conv2d_grad_weight_depthwise
+    conv2d_grad_bias (one route)
+Every entry point takes (inputs, output, stride_h, stride_w, pad_top, pad_left, dil_h, dil_w,
+groups, n_threads). These kernels decide nothing: Python (convext/functional/_routes.py,
+choose_route) picks the route from the geometry with its measured limits, and only sends a
+geometry to a route that accepts it (the direct route's U and the depthwise padded plane within
+their bounds). n_threads is the caller's (convext._config.threads_for); a kernel uses no more
+threads than it has work items, as each thread needs its own scratch.
+
+GEMM route (any geometry). For image n and group g the output is the matrix product
     Y[n, g] (Fg x OH*OW) = W_g (Fg x K) @ cols (K x OH*OW),      K = Cg*kH*kW,
 where cols is the unfolded (im2col) input. cols is never built whole: a work item is
 (n, g, tile of PT output pixels); its thread unfolds the tile into a private buffer of K*PT
@@ -16,17 +27,19 @@ Work items write disjoint parts of y and every output element is one complete do
 the result is the same for every thread count. A 1x1 kernel with stride 1 and no padding needs
 no unfolding: the image itself is the cols matrix.
 
-Depthwise route (C/G == 1 and F/G == 1, no channel multiplier). There the GEMM would be a single
-row (M = 1), so loops over the kernel taps work on zero-padded copies of the planes instead
+Depthwise route (C/G == 1 and F/G == 1, no channel multiplier; chosen whenever it accepts).
+There the GEMM would be a single row (M = 1), so loops over the kernel taps work on zero-padded copies of the planes instead
 (details above the kernels). With several filters per input channel, as in a first layer on a
 grey image, the GEMM route measured 3x faster than such loops, so it takes those.
 
-Direct route (forward and grad_weight; grad_input keeps the GEMM route). Chosen when it is not
-depthwise, there are at least 4 (image, group) pairs, and Cg, Fg and the row-unfolded image U
-below stay within limits measured per pass (forward: Cg <= 256, Fg <= 512, U <= 2**21 elements;
-grad_weight: Cg, Fg <= 64, U <= 2**20; see _use_direct). It avoids the GEMM route's two copies
-of every input element (im2col tile, then the GEMM's packing), which cost most where M = Fg is
-small and wastes most of the micro-tile. _direct.h works per (image, group): it copies the input once into U, one zero-padded plane of
+Direct route (forward and grad_weight; grad_input has none). Chosen when it is not depthwise,
+Cg, Fg and the row-unfolded image U below stay within limits measured per pass (forward:
+Cg <= 256, Fg <= 512, U <= 2**21 elements; grad_weight: Cg, Fg <= 64, U <= 2**20 and at least 4
+(image, group) pairs; the named constants and the benchmark that measured them are in
+functional/_routes.py). It avoids the GEMM route's two copies of every input element (im2col
+tile, then the GEMM's packing), which cost most where M = Fg is small and wastes most of the
+micro-tile. _direct.h works per (image, group): it copies the input once into U, one
+zero-padded plane of
 Hq x OW per (channel, row phase, kernel column), in which each tap's inputs for the output
 pixels in order are one contiguous run (any stride, dilation, padding). The forward pass is then
 register tiles of up to 8 filters x 48 pixels (AVX-512; 4 x 24 AVX2) summed over the taps from
@@ -44,14 +57,14 @@ Index arithmetic: every geometry value and extent that reaches these kernels (st
 dilation, kernel size, padded input, dilated kernel, OH, OW, OH*OW) is at most 2**40, checked in
 Python integers by convext._validation.window_geometry before any call; the products the kernels
 form beyond that (the direct route's U, the depthwise padded plane) are compared with their
-limits factor by factor (_prod_le), never formed first.
+limits in Python integers by functional/_routes.py before a geometry reaches those routes.
 
 Scratch memory, allocated in Python before any output is written, for at most as many threads as
 there are work items: per thread K*PT elements (the unfolded tile, PT = 192..768 pixels, about
 768 kB when K is moderate) plus CVX_GEMM_WORK_ELEMS (~0.8 MB in float32) for the GEMM's packed
-panels; grad_weight adds up to 16*F*K elements of partial sums; the depthwise route
-(Hp + OH)*Wp elements per thread, taken only while that is at most 4*(H*W + OH*OW) + 65536
-(_use_dw; stride, padding or dilation far beyond the image send it to the GEMM route).
+panels; grad_weight adds up to 16*F*K elements of partial sums; the direct route U elements per
+thread (at most 2**21); the depthwise route (Hp + OH)*Wp elements per thread, at most
+4*(H*W + OH*OW) + 65536 (stride, padding or dilation far beyond the image go to the GEMM route).
 """
 import numpy as np
 
@@ -84,20 +97,20 @@ cdef inline floating _vdot(idx_t n, const floating *x, const floating *y) noexce
 
 
 cdef extern from "_direct.h" nogil:
-    ctypedef struct cvx_dgeom:
+    ctypedef struct cvx_direct_geom:
         idx_t Cg, H, W, Fg, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW, Hq, K, P
-    idx_t cvx_direct_scratch(const cvx_dgeom *g)
-    void cvx_sdirect_fwd(const cvx_dgeom *g, const float *x, const float *w, const float *b,
+    idx_t cvx_direct_scratch(const cvx_direct_geom *g)
+    void cvx_sdirect_fwd(const cvx_direct_geom *g, const float *x, const float *w, const float *b,
                          const idx_t *off, float *y, float *scratch)
-    void cvx_ddirect_fwd(const cvx_dgeom *g, const double *x, const double *w, const double *b,
+    void cvx_ddirect_fwd(const cvx_direct_geom *g, const double *x, const double *w, const double *b,
                          const idx_t *off, double *y, double *scratch)
-    idx_t cvx_direct_v_elems(const cvx_dgeom *g)
-    void cvx_sdirect_gw(const cvx_dgeom *g, const float *x, const float *gy, const idx_t *off,
+    idx_t cvx_direct_v_elems(const cvx_direct_geom *g)
+    void cvx_sdirect_gw(const cvx_direct_geom *g, const float *x, const float *gy, const idx_t *off,
                         float *v, float *scratch)
-    void cvx_ddirect_gw(const cvx_dgeom *g, const double *x, const double *gy, const idx_t *off,
+    void cvx_ddirect_gw(const cvx_direct_geom *g, const double *x, const double *gy, const idx_t *off,
                         double *v, double *scratch)
-    void cvx_sdirect_gw_finish(const cvx_dgeom *g, const float *v, float *dw)
-    void cvx_ddirect_gw_finish(const cvx_dgeom *g, const double *v, double *dw)
+    void cvx_sdirect_gw_finish(const cvx_direct_geom *g, const float *v, float *dw)
+    void cvx_ddirect_gw_finish(const cvx_direct_geom *g, const double *v, double *dw)
 
 
 # Every field is an array dimension (N, C, H, W, F, Cg, kh, kw, OH, OW) or a geometry value
@@ -324,11 +337,10 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 # Sizes: Hp <= H + pad_top + pad_bottom and Wp likewise (the last window ends inside the padded
 # input), each at most 2**40 by the Python geometry check (_validation.window_geometry), so these
 # sums cannot overflow. Their product can grow with the padding, stride and dilation far beyond
-# what the input and output need (stride = padding = 10**6 on a small image: 14.6 TiB), so the
-# route is only taken when the padded plane stays within DW_SLACK times the input and output
-# planes (_use_dw); otherwise the GEMM route, whose scratch depends only on the weight, runs.
-DEF DW_SLACK = 4
-DEF DW_MIN_SCRATCH = 65536
+# what the input and output need (stride = padding = 10**6 on a small image: 14.6 TiB), so
+# Python (functional/_routes.py, DW_SLACK) only sends a geometry here when the padded plane stays
+# within a few times the input and output planes; the GEMM route, whose scratch depends only on
+# the weight, takes the others.
 
 cdef inline idx_t _dw_hp(const geom_t *g) noexcept nogil:
     return (g.OH - 1) * g.sh + g.dh * (g.kh - 1) + 1
@@ -336,22 +348,6 @@ cdef inline idx_t _dw_hp(const geom_t *g) noexcept nogil:
 
 cdef inline idx_t _dw_wp(const geom_t *g) noexcept nogil:
     return (g.OW - 1) * g.sw + g.dw * (g.kw - 1) + 1
-
-
-cdef inline bint _prod_le(idx_t a, idx_t b, idx_t lim) noexcept nogil:
-    """a*b <= lim for a, b >= 0, without forming a product that could overflow."""
-    return b == 0 or a <= lim // b
-
-
-cdef bint _use_dw(const geom_t *g) noexcept nogil:
-    """Depthwise (one input channel, one filter per group) and its per-thread scratch
-    (Hp + OH) * Wp at most DW_SLACK * (H*W + OH*OW) + DW_MIN_SCRATCH elements. Decided on the
-    per-image geometry alone (never on N or the thread count)."""
-    if not (g.Cg == 1 and g.Fg == 1):
-        return False
-    # H*W and OH*OW are array sizes (bounded by memory), so the limit cannot overflow
-    cdef idx_t lim = DW_SLACK * (g.H * g.W + g.OH * g.OW) + DW_MIN_SCRATCH
-    return _prod_le(_dw_hp(g) + g.OH, _dw_wp(g), lim)
 
 
 cdef _dw_scratch(dtype, int nt, const geom_t *g):
@@ -526,58 +522,13 @@ cdef void _gw_dw(const floating *gy, const floating *x, floating *gw, const geom
 # --------------------------------------------------------------------------------------------
 # direct route (few channels): _direct.h
 
-# Limits of the direct route: channels per group, filters per group, and elements of the
-# row-unfolded image (see the module docstring). Measured on the benchmark shapes plus
-# 128/256-channel layers (2 threads, alternating runs): the direct forward took 0.69-0.91x the
-# time of the GEMM route on every shape up to 256 channels; the direct weight gradient took
-# 0.87x up to 64 channels but 1.1-2.6x beyond, so it has tighter limits.
-cdef idx_t FWD_MAX_CG = 256, FWD_MAX_FG = 512, FWD_MAX_U = 1 << 21
-cdef idx_t GW_MAX_CG = 64, GW_MAX_FG = 64, GW_MAX_U = 1 << 20
-
-
-def _set_direct_limits(fwd, gw):
-    """For tuning experiments only: set (max Cg, max Fg, max U) of the forward and the weight
-    gradient direct routes; returns the old limits."""
-    global FWD_MAX_CG, FWD_MAX_FG, FWD_MAX_U, GW_MAX_CG, GW_MAX_FG, GW_MAX_U
-    old = (FWD_MAX_CG, FWD_MAX_FG, FWD_MAX_U), (GW_MAX_CG, GW_MAX_FG, GW_MAX_U)
-    (FWD_MAX_CG, FWD_MAX_FG, FWD_MAX_U), (GW_MAX_CG, GW_MAX_FG, GW_MAX_U) = fwd, gw
-    return old
-
-
 cdef inline idx_t _direct_hq(const geom_t *g) noexcept nogil:
     # OH and the dilated kernel are each at most 2**40 (Python's window_geometry): no overflow
     return g.OH + (g.dh * (g.kh - 1)) // g.sh
 
 
-cdef bint _use_direct(const geom_t *g, bint weight_grad) noexcept nogil:
-    """Not depthwise and within the limits above for this pass. The forward pass decides on the
-    per-image geometry alone, so an image's result does not depend on the batch it came in; the
-    weight gradient also wants 4 (image, group) pairs, as it cannot split an image."""
-    cdef idx_t max_cg = GW_MAX_CG if weight_grad else FWD_MAX_CG
-    cdef idx_t max_fg = GW_MAX_FG if weight_grad else FWD_MAX_FG
-    cdef idx_t max_u = GW_MAX_U if weight_grad else FWD_MAX_U
-    if g.Cg == 1 and g.Fg == 1:
-        return False
-    if g.Cg > max_cg or g.Fg > max_fg or g.Cg < 1 or (weight_grad and g.N * g.G < 4):
-        return False
-    # U = Cg*sh*kw*Hq*OW elements, formed factor by factor so that no product can overflow
-    # (each factor is at most 2**40 by the Python geometry check, the running product at most
-    # max_u before each step); only a U within max_u is ever allocated (cvx_direct_scratch)
-    cdef idx_t u = g.Cg
-    if not _prod_le(u, g.sh, max_u):
-        return False
-    u = u * g.sh
-    if not _prod_le(u, g.kw, max_u):
-        return False
-    u = u * g.kw
-    if not _prod_le(u, _direct_hq(g), max_u):
-        return False
-    u = u * _direct_hq(g)
-    return _prod_le(u, g.OW, max_u)
-
-
-cdef cvx_dgeom _dgeom(const geom_t *g) noexcept nogil:
-    cdef cvx_dgeom d
+cdef cvx_direct_geom _direct_geom(const geom_t *g) noexcept nogil:
+    cdef cvx_direct_geom d
     d.Cg, d.H, d.W, d.Fg, d.kh, d.kw = g.Cg, g.H, g.W, g.Fg, g.kh, g.kw
     d.sh, d.sw, d.ph, d.pw, d.dh, d.dw = g.sh, g.sw, g.ph, g.pw, g.dh, g.dw
     d.OH, d.OW, d.Hq = g.OH, g.OW, _direct_hq(g)
@@ -586,7 +537,7 @@ cdef cvx_dgeom _dgeom(const geom_t *g) noexcept nogil:
     return d
 
 
-cdef _direct_offsets(const cvx_dgeom *d):
+cdef _direct_offsets(const cvx_direct_geom *d):
     """off[k] for tap k = (c*kh + i)*kw + j: where its input run starts in the unfolded U."""
     off = np.empty(d.K, dtype=np.intp)
     cdef idx_t[::1] o = off
@@ -601,7 +552,7 @@ cdef _direct_offsets(const cvx_dgeom *d):
 
 
 cdef void _fwd_direct(const floating *x, const floating *w, const floating *b, floating *y,
-                      const geom_t *g, const cvx_dgeom *dg, const idx_t *off, idx_t nfb,
+                      const geom_t *g, const cvx_direct_geom *dg, const idx_t *off, idx_t nfb,
                       floating *scratch, idx_t ld_s, int nt) noexcept nogil:
     """Work items (image, group, block of filters). Every output element has the same
     arithmetic whatever block its filter falls in, so nfb may follow the thread count."""
@@ -609,7 +560,7 @@ cdef void _fwd_direct(const floating *x, const floating *w, const floating *b, f
     cdef idx_t FB = (g.Fg + nfb - 1) // nfb
     cdef floating *buf
     cdef const floating *bg
-    cdef cvx_dgeom dl
+    cdef cvx_direct_geom dl
     with parallel(num_threads=nt):
         for it in prange(g.N * g.G * nfb, schedule='dynamic'):
             buf = scratch + cvx_omp_get_thread_num() * ld_s
@@ -636,7 +587,7 @@ cdef void _fwd_direct(const floating *x, const floating *w, const floating *b, f
 
 
 cdef void _gw_direct(const floating *gy, const floating *x, floating *gw, const geom_t *g,
-                     const cvx_dgeom *dg, const idx_t *off, floating *scratch, idx_t ld_s,
+                     const cvx_direct_geom *dg, const idx_t *off, floating *scratch, idx_t ld_s,
                      floating *part, idx_t nb, int nt) noexcept nogil:
     """Images are cut into nb fixed blocks (never depending on the thread count); work item
     (block, group) sums its images into the block's partial dW; the blocks are added in order."""
@@ -676,46 +627,68 @@ cdef void _gw_direct(const floating *gy, const floating *x, floating *gw, const 
 # --------------------------------------------------------------------------------------------
 # forward
 
-def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
-                   const floating[::1] b, floating[:, :, :, ::1] y,
-                   Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh,
-                   Py_ssize_t dw, Py_ssize_t groups, int n_threads):
-    """y = conv2d(x, w) + b (b may be None). Fills all of y."""
-    cdef geom_t g = _geom(_s4(x.shape), _s4(w.shape), _s4(y.shape), groups, sh, sw, ph, pw, dh, dw)
+def conv2d_forward_depthwise(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                             const floating[::1] b, floating[:, :, :, ::1] y,
+                             Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
+                             Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
+                             Py_ssize_t groups, int n_threads):
+    """y = conv2d(x, w) + b (b may be None) on the depthwise route. Fills all of y."""
+    cdef geom_t g = _geom(_s4(x.shape), _s4(w.shape), _s4(y.shape), groups, stride_h, stride_w,
+                          pad_top, pad_left, dil_h, dil_w)
     cdef const floating *bp = NULL
     if b is not None:
         bp = &b[0]
-    cdef floating[:, ::1] flat
-    if _use_dw(&g):
-        n_threads = _threads_for(g.N * g.F, n_threads)
-        flat = _dw_scratch(np.asarray(y).dtype, n_threads, &g)
-        with nogil:
-            _fwd_dw(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g,
-                  &flat[0, 0], flat.shape[1], n_threads)
-        return
-    cdef cvx_dgeom dg
-    cdef idx_t[::1] off
-    cdef idx_t nfb
-    if _use_direct(&g, False):
-        dg = _dgeom(&g)
-        off = _direct_offsets(&dg)
-        # with fewer (image, group) pairs than 2 per thread, split the filters too (blocks of
-        # at least 8, the register tile); each block unfolds the image again
-        nfb = max(1, min((g.Fg + 7) // 8, (2 * <idx_t>n_threads + g.N * g.G - 1) // (g.N * g.G)))
-        n_threads = _threads_for(g.N * g.G * nfb, n_threads)
-        flat = np.empty((n_threads, cvx_direct_scratch(&dg)), dtype=np.asarray(y).dtype)
-        with nogil:
-            _fwd_direct(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, &dg, &off[0],
-                        nfb, &flat[0, 0], flat.shape[1], n_threads)
-        return
+    n_threads = _threads_for(g.N * g.F, n_threads)
+    cdef floating[:, ::1] flat = _dw_scratch(np.asarray(y).dtype, n_threads, &g)
+    with nogil:
+        _fwd_dw(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g,
+                &flat[0, 0], flat.shape[1], n_threads)
+
+
+def conv2d_forward_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                          const floating[::1] b, floating[:, :, :, ::1] y,
+                          Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
+                          Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
+                          Py_ssize_t groups, int n_threads):
+    """y = conv2d(x, w) + b (b may be None) on the direct route. Fills all of y."""
+    cdef geom_t g = _geom(_s4(x.shape), _s4(w.shape), _s4(y.shape), groups, stride_h, stride_w,
+                          pad_top, pad_left, dil_h, dil_w)
+    cdef const floating *bp = NULL
+    if b is not None:
+        bp = &b[0]
+    cdef cvx_direct_geom dg = _direct_geom(&g)
+    cdef idx_t[::1] off = _direct_offsets(&dg)
+    # with fewer (image, group) pairs than 2 per thread, split the filters too (blocks of
+    # at least 8, the register tile); each block unfolds the image again
+    cdef idx_t nfb = max(1, min((g.Fg + 7) // 8,
+                                (2 * <idx_t>n_threads + g.N * g.G - 1) // (g.N * g.G)))
+    n_threads = _threads_for(g.N * g.G * nfb, n_threads)
+    cdef floating[:, ::1] flat = np.empty((n_threads, cvx_direct_scratch(&dg)),
+                                          dtype=np.asarray(y).dtype)
+    with nogil:
+        _fwd_direct(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, &dg, &off[0],
+                    nfb, &flat[0, 0], flat.shape[1], n_threads)
+
+
+def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                        const floating[::1] b, floating[:, :, :, ::1] y,
+                        Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
+                        Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
+                        Py_ssize_t groups, int n_threads):
+    """y = conv2d(x, w) + b (b may be None) on the GEMM route. Fills all of y."""
+    cdef geom_t g = _geom(_s4(x.shape), _s4(w.shape), _s4(y.shape), groups, stride_h, stride_w,
+                          pad_top, pad_left, dil_h, dil_w)
+    cdef const floating *bp = NULL
+    if b is not None:
+        bp = &b[0]
     cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW
-    cdef bint direct_b = _pointwise(&g)
+    cdef bint image_is_cols = _pointwise(&g)
     cdef idx_t PT = tile_pixels(K, P, y.itemsize)
     n_threads = _threads_for(g.N * g.G * ((P + PT - 1) // PT), n_threads)
     cdef floating[:, ::1] scratch = _scratch(np.asarray(y).dtype, n_threads,
-                                             0 if direct_b else K * PT)
+                                             0 if image_is_cols else K * PT)
     with nogil:
-        _fwd_gemm(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, PT, direct_b,
+        _fwd_gemm(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, PT, image_is_cols,
                   &scratch[0, 0], scratch.shape[1], n_threads)
 
 
@@ -763,22 +736,31 @@ cdef void _fwd_gemm(const floating *x, const floating *w, const floating *b, flo
 # --------------------------------------------------------------------------------------------
 # grad input
 
-def conv2d_grad_input(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] w,
-                      floating[:, :, :, ::1] gx,
-                      Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh,
-                   Py_ssize_t dw, Py_ssize_t groups, int n_threads):
-    """gx = the gradient of conv2d with respect to its input. Fills all of gx."""
-    cdef geom_t g = _geom(_s4(gx.shape), _s4(w.shape), _s4(gy.shape), groups, sh, sw, ph, pw, dh, dw)
-    cdef floating[:, ::1] flat
-    if _use_dw(&g):
-        n_threads = _threads_for(g.N * g.C, n_threads)
-        flat = _dw_scratch(np.asarray(gx).dtype, n_threads, &g)
-        with nogil:
-            _gx_dw(&gy[0, 0, 0, 0], &w[0, 0, 0, 0], &gx[0, 0, 0, 0], &g,
-                  &flat[0, 0], flat.shape[1], n_threads)
-        return
+def conv2d_grad_input_depthwise(const floating[:, :, :, ::1] gy,
+                                const floating[:, :, :, ::1] w, floating[:, :, :, ::1] gx,
+                                Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
+                                Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
+                                Py_ssize_t groups, int n_threads):
+    """gx = the gradient of conv2d with respect to its input, depthwise route. Fills all of gx."""
+    cdef geom_t g = _geom(_s4(gx.shape), _s4(w.shape), _s4(gy.shape), groups, stride_h,
+                          stride_w, pad_top, pad_left, dil_h, dil_w)
+    n_threads = _threads_for(g.N * g.C, n_threads)
+    cdef floating[:, ::1] flat = _dw_scratch(np.asarray(gx).dtype, n_threads, &g)
+    with nogil:
+        _gx_dw(&gy[0, 0, 0, 0], &w[0, 0, 0, 0], &gx[0, 0, 0, 0], &g,
+               &flat[0, 0], flat.shape[1], n_threads)
+
+
+def conv2d_grad_input_gemm(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] w,
+                           floating[:, :, :, ::1] gx,
+                           Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
+                           Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
+                           Py_ssize_t groups, int n_threads):
+    """gx = the gradient of conv2d with respect to its input, GEMM route. Fills all of gx."""
+    cdef geom_t g = _geom(_s4(gx.shape), _s4(w.shape), _s4(gy.shape), groups, stride_h,
+                          stride_w, pad_top, pad_left, dil_h, dil_w)
     cdef idx_t kk = g.kh * g.kw, P = g.OH * g.OW
-    cdef bint direct_b = _pointwise(&g)
+    cdef bint image_is_cols = _pointwise(&g)
     # Split each group's channels into blocks so there are enough work items for the threads.
     # A dx element's sum does not depend on the blocking; the tile width must not depend on the
     # thread count either (col2im adds tile after tile), so it is chosen from Cg, not CB.
@@ -789,9 +771,9 @@ def conv2d_grad_input(const floating[:, :, :, ::1] gy, const floating[:, :, :, :
     cdef idx_t PT = tile_pixels(g.Cg * kk, P, gx.itemsize)
     n_threads = _threads_for(items * nb, n_threads)
     cdef floating[:, ::1] scratch = _scratch(np.asarray(gx).dtype, n_threads,
-                                             0 if direct_b else CB * kk * PT)
+                                             0 if image_is_cols else CB * kk * PT)
     with nogil:
-        _gx_gemm(&gy[0, 0, 0, 0], &w[0, 0, 0, 0], &gx[0, 0, 0, 0], &g, CB, PT, direct_b,
+        _gx_gemm(&gy[0, 0, 0, 0], &w[0, 0, 0, 0], &gx[0, 0, 0, 0], &g, CB, PT, image_is_cols,
                  &scratch[0, 0], scratch.shape[1], n_threads)
 
 
@@ -840,48 +822,62 @@ cdef void _gx_gemm(const floating *gy, const floating *w, floating *gx, const ge
 # --------------------------------------------------------------------------------------------
 # grad weight
 
-def conv2d_grad_weight(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
-                       floating[:, :, :, ::1] gw,
-                       Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh,
-                   Py_ssize_t dw, Py_ssize_t groups, int n_threads):
-    """gw = the gradient of conv2d with respect to its weight. Fills all of gw."""
-    cdef geom_t g = _geom(_s4(x.shape), _s4(gw.shape), _s4(gy.shape), groups, sh, sw, ph, pw, dh, dw)
-    cdef floating[:, ::1] flat
-    cdef floating[:, ::1] part
-    if _use_dw(&g):
-        n_threads = _threads_for(g.F, n_threads)
-        flat = _dw_scratch(np.asarray(gw).dtype, n_threads, &g)
-        with nogil:
-            _gw_dw(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g,
-                  &flat[0, 0], flat.shape[1], n_threads)
-        return
-    cdef cvx_dgeom dg
-    cdef idx_t[::1] off
-    cdef idx_t nb
-    if _use_direct(&g, True):
-        dg = _dgeom(&g)
-        off = _direct_offsets(&dg)
-        nb = min(MAX_BLOCKS, g.N)
-        n_threads = _threads_for(nb * g.G, n_threads)
-        dtype = np.asarray(gw).dtype
-        flat = np.empty((n_threads, cvx_direct_scratch(&dg) + cvx_direct_v_elems(&dg)),
-                        dtype=dtype)
-        part = np.empty((nb, g.F * dg.K), dtype=dtype)
-        with nogil:
-            _gw_direct(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, &dg, &off[0],
-                       &flat[0, 0], flat.shape[1], &part[0, 0], nb, n_threads)
-        return
+def conv2d_grad_weight_depthwise(const floating[:, :, :, ::1] gy,
+                                 const floating[:, :, :, ::1] x, floating[:, :, :, ::1] gw,
+                                 Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
+                                 Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
+                                 Py_ssize_t groups, int n_threads):
+    """gw = the gradient of conv2d with respect to its weight, depthwise route. Fills all of
+    gw."""
+    cdef geom_t g = _geom(_s4(x.shape), _s4(gw.shape), _s4(gy.shape), groups, stride_h,
+                          stride_w, pad_top, pad_left, dil_h, dil_w)
+    n_threads = _threads_for(g.F, n_threads)
+    cdef floating[:, ::1] flat = _dw_scratch(np.asarray(gw).dtype, n_threads, &g)
+    with nogil:
+        _gw_dw(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g,
+               &flat[0, 0], flat.shape[1], n_threads)
+
+
+def conv2d_grad_weight_direct(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
+                              floating[:, :, :, ::1] gw,
+                              Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
+                              Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
+                              Py_ssize_t groups, int n_threads):
+    """gw = the gradient of conv2d with respect to its weight, direct route. Fills all of gw."""
+    cdef geom_t g = _geom(_s4(x.shape), _s4(gw.shape), _s4(gy.shape), groups, stride_h,
+                          stride_w, pad_top, pad_left, dil_h, dil_w)
+    cdef cvx_direct_geom dg = _direct_geom(&g)
+    cdef idx_t[::1] off = _direct_offsets(&dg)
+    cdef idx_t nb = min(MAX_BLOCKS, g.N)
+    n_threads = _threads_for(nb * g.G, n_threads)
+    dtype = np.asarray(gw).dtype
+    cdef floating[:, ::1] flat = np.empty(
+        (n_threads, cvx_direct_scratch(&dg) + cvx_direct_v_elems(&dg)), dtype=dtype)
+    cdef floating[:, ::1] part = np.empty((nb, g.F * dg.K), dtype=dtype)
+    with nogil:
+        _gw_direct(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, &dg, &off[0],
+                   &flat[0, 0], flat.shape[1], &part[0, 0], nb, n_threads)
+
+
+def conv2d_grad_weight_gemm(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
+                            floating[:, :, :, ::1] gw,
+                            Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
+                            Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
+                            Py_ssize_t groups, int n_threads):
+    """gw = the gradient of conv2d with respect to its weight, GEMM route. Fills all of gw."""
+    cdef geom_t g = _geom(_s4(x.shape), _s4(gw.shape), _s4(gy.shape), groups, stride_h,
+                          stride_w, pad_top, pad_left, dil_h, dil_w)
     cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW
-    cdef bint direct_b = _pointwise(&g)
+    cdef bint image_is_cols = _pointwise(&g)
     cdef idx_t PT = tile_pixels(K, P, gw.itemsize)
     cdef idx_t ntile = (P + PT - 1) // PT
     cdef idx_t nblk = min(MAX_BLOCKS, g.N * g.G * ntile)
     n_threads = _threads_for(nblk, n_threads)
     dtype = np.asarray(gw).dtype
-    cdef floating[:, ::1] scratch = _scratch(dtype, n_threads, 0 if direct_b else K * PT)
-    part = np.empty((nblk, g.F * K), dtype=dtype)
+    cdef floating[:, ::1] scratch = _scratch(dtype, n_threads, 0 if image_is_cols else K * PT)
+    cdef floating[:, ::1] part = np.empty((nblk, g.F * K), dtype=dtype)
     with nogil:
-        _gw_gemm(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, PT, direct_b,
+        _gw_gemm(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, PT, image_is_cols,
                  &scratch[0, 0], scratch.shape[1], &part[0, 0], nblk, n_threads)
 
 

@@ -28,21 +28,22 @@
 
 typedef struct {
     cvx_index Cg, H, W, Fg, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW, Hq, K, P;
-} cvx_dgeom;
+} cvx_direct_geom;
 
 #define CVX_D_FBMAX 8   /* >= every FB below */
 #define CVX_D_PBMAX 64  /* >= every NV*VL below */
 #define CVX_D_KBMAX 8
 
 /* elements of U (plus slack read by the last, partial pixel block). Bounded before this is
- * called: _use_direct in _conv.pyx takes this route only when Cg*sh*kw*Hq*OW <= 2**21 (checked
- * factor by factor), and every factor is at most 2**40 by the Python geometry check
- * (convext._validation.window_geometry); K = Cg*kh*kw is the weight's size per filter. */
-static inline cvx_index cvx_direct_u_elems(const cvx_dgeom *g)
+ * called: convext/functional/_routes.py sends a geometry to this route only when
+ * Cg*sh*kw*Hq*OW <= 2**21 (computed in Python integers), and every factor is at most 2**40 by
+ * the Python geometry check (convext._validation.window_geometry); K = Cg*kh*kw is the
+ * weight's size per filter. */
+static inline cvx_index cvx_direct_u_elems(const cvx_direct_geom *g)
 {
     return g->Cg * g->sh * g->kw * g->Hq * g->OW + CVX_D_PBMAX;
 }
-static inline cvx_index cvx_direct_scratch(const cvx_dgeom *g)
+static inline cvx_index cvx_direct_scratch(const cvx_direct_geom *g)
 {
     return cvx_direct_u_elems(g) + g->K * CVX_D_FBMAX + CVX_D_FBMAX * (CVX_D_PBMAX + 1) +
            CVX_D_FBMAX * CVX_D_KBMAX + 64;
@@ -181,7 +182,7 @@ CVX_DGW_SET(cvx_ddgw_g_, double, double, 1, 2, , CVX_DC_LD, CVX_DC_ST, CVX_DC_FM
     typedef void (*cvx_##S##dgw_t)(cvx_index, const T *, cvx_index, const T *, const cvx_index *,    \
                                    const T *, const T *, T *, cvx_index);                            \
     /* U (see the header comment) of the Cg planes at x */                                           \
-    static void cvx_##S##direct_unfold(const cvx_dgeom *g, const T *x, T *u)                         \
+    static void cvx_##S##direct_unfold(const cvx_direct_geom *g, const T *x, T *u)                         \
     {                                                                                                \
         cvx_index c, rp, j, r, ow, lo, hi, a, e;                                                     \
         for (c = 0; c < g->Cg; c++)                                                                  \
@@ -215,7 +216,7 @@ CVX_DGW_SET(cvx_ddgw_g_, double, double, 1, 2, , CVX_DC_LD, CVX_DC_ST, CVX_DC_FM
     }                                                                                                \
     /* pixel blocks: NV*VL wide while they fit, then VL wide (NV = 1 kernels), the last one    \
        through tmp */                                                                                \
-    static void cvx_##S##direct_fwd_run(const cvx_dgeom *g, const T *u, const T *w, const T *b,      \
+    static void cvx_##S##direct_fwd_run(const cvx_direct_geom *g, const T *u, const T *w, const T *b,      \
                                         const cvx_index *off, T *y, T *work, int FBMAX, int VL,      \
                                         int NV, const cvx_##S##dfwd_t *kern,                         \
                                         const cvx_##S##dfwd_t *kern1)                                \
@@ -242,7 +243,7 @@ CVX_DGW_SET(cvx_ddgw_g_, double, double, 1, 2, , CVX_DC_LD, CVX_DC_ST, CVX_DC_FM
     }                                                                                                \
     /* v (Fg x Kp x VL lane partial sums, Kp = K rounded up to KB) += one image; tail: room for  \
        the zero-padded last pixels (Fg*VL + Kp*VL) */                                                \
-    static void cvx_##S##direct_gw_run(const cvx_dgeom *g, const T *u, const T *gy,                  \
+    static void cvx_##S##direct_gw_run(const cvx_direct_geom *g, const T *u, const T *gy,                  \
                                        const cvx_index *off, T *v, T *tail, int FBMAX, int KB,       \
                                        int VL, const cvx_##S##dgw_t *kern)                           \
     {                                                                                                \
@@ -269,7 +270,7 @@ CVX_DGW_SET(cvx_ddgw_g_, double, double, 1, 2, , CVX_DC_LD, CVX_DC_ST, CVX_DC_FM
         }                                                                                            \
     }                                                                                                \
     /* dw[f*K + k] = the lanes of v[f, k] added in order */                                          \
-    static void cvx_##S##direct_gw_sum(const cvx_dgeom *g, const T *v, T *dw, int KB, int VL)        \
+    static void cvx_##S##direct_gw_sum(const cvx_direct_geom *g, const T *v, T *dw, int KB, int VL)        \
     {                                                                                                \
         cvx_index K = g->K, Kp = (K + KB - 1) / KB * KB, f, k;                                       \
         int l;                                                                                       \
@@ -310,7 +311,7 @@ static const cvx_ddgw_t cvx_ddgw_g[4] = CVX_DTAB4(, cvx_ddgw_g_);
 
 /* y (Fg x P) = conv of the Cg planes at x with w (Fg x K) plus b (Fg, or NULL) */
 #define CVX_DEFINE_DIRECT_ENTRY(T, S, VLG)                                                           \
-    CVX_MAYBE_UNUSED static void cvx_##S##direct_fwd(const cvx_dgeom *g, const T *x, const T *w,     \
+    CVX_MAYBE_UNUSED static void cvx_##S##direct_fwd(const cvx_direct_geom *g, const T *x, const T *w,     \
                                                      const T *b, const cvx_index *off, T *y,         \
                                                      T *scratch)                                     \
     {                                                                                                \
@@ -335,7 +336,7 @@ static const cvx_ddgw_t cvx_ddgw_g[4] = CVX_DTAB4(, cvx_ddgw_g_);
                                 cvx_##S##dfwd_gt);                                                   \
     }                                                                                                \
     /* v += lane partial sums of one image's weight gradient (x: its Cg planes, gy: Fg x P) */      \
-    CVX_MAYBE_UNUSED static void cvx_##S##direct_gw(const cvx_dgeom *g, const T *x, const T *gy,     \
+    CVX_MAYBE_UNUSED static void cvx_##S##direct_gw(const cvx_direct_geom *g, const T *x, const T *gy,     \
                                                     const cvx_index *off, T *v, T *scratch)          \
     {                                                                                                \
         T *u = scratch, *tail = v + g->Fg * (g->K + CVX_D_KBMAX) * 16;                               \
@@ -356,7 +357,7 @@ static const cvx_ddgw_t cvx_ddgw_g[4] = CVX_DTAB4(, cvx_ddgw_g_);
         cvx_##S##direct_gw_run(g, u, gy, off, v, tail, 4, 2, VLG, cvx_##S##dgw_g);                         \
     }                                                                                                \
     /* dw (Fg x K) = the lane partial sums v reduced; (KB, VL) as used by cvx_##S##direct_gw */     \
-    CVX_MAYBE_UNUSED static void cvx_##S##direct_gw_finish(const cvx_dgeom *g, const T *v, T *dw)    \
+    CVX_MAYBE_UNUSED static void cvx_##S##direct_gw_finish(const cvx_direct_geom *g, const T *v, T *dw)    \
     {                                                                                                \
         CVX_DIRECT_X86(                                                                              \
             int level = cvx_gemm_level();                                                            \
@@ -376,10 +377,10 @@ static const cvx_ddgw_t cvx_ddgw_g[4] = CVX_DTAB4(, cvx_ddgw_g_);
 #else
 #define CVX_DIRECT_X86(...)
 #endif
-/* elements of v for cvx_?direct_gw: lane partial sums (the widest case), then room for the tail.
- * Bounded by _use_direct (Fg <= 64 on this route) and K = Cg*kh*kw, the weight's size per filter
- * (an array in memory). */
-static inline cvx_index cvx_direct_v_elems(const cvx_dgeom *g)
+/* elements of v for the grad_weight kernels: lane partial sums (the widest case), then room for
+ * the tail. Bounded by Fg (the weight's filters per group, an array in memory; the chosen route
+ * has Fg <= 64) and K = Cg*kh*kw, the weight's size per filter. */
+static inline cvx_index cvx_direct_v_elems(const cvx_direct_geom *g)
 {
     return (g->Fg * (g->K + CVX_D_KBMAX) + g->Fg + g->K + CVX_D_KBMAX) * 16;
 }

@@ -16,6 +16,7 @@ from .._validation import (
     window_geometry,
 )
 from ._common import Window, _buffer, _into, _shape_str
+from ._routes import conv_shape, resolve_route
 
 
 def _conv_setup(x, weight, bias, stride, padding, dilation, groups, fn="conv2d"):
@@ -74,7 +75,14 @@ def _kernel_geom(g, x_shape, w_shape):
             g.groups, threads_for(macs, "macs"))
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, out=None):
+def _kernel(pass_, route):
+    """The kernel of ``convext._kernels._conv`` that runs this pass on this route (looked up
+    at call time)."""
+    return getattr(_conv, f"conv2d_{pass_}_{route}")
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, out=None,
+           _route=None):
     """2-D convolution (cross-correlation, as in every deep-learning library).
 
     Parameters
@@ -102,9 +110,14 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, o
     Extra memory: per thread, one tile of unfolded input or one row-unfolded image (the direct
     route), about 1.5 MB together with the GEMM's packed panels; besides that, contiguous copies
     of inputs that are not C-contiguous.
+
+    The private ``_route`` ('gemm', 'direct' or 'depthwise'; tests only) forces a kernel
+    route; a route that cannot compute this geometry is a ValueError. By default
+    ``functional._routes.choose_route`` picks it.
     """
     x4, weight, bias, unbatched, g = _conv_setup(x, weight, bias, stride, padding, dilation,
                                                  groups)
+    route = resolve_route(_route, "forward", conv_shape(x4.shape, weight.shape, g), "conv2d")
     N, F = x4.shape[0], weight.shape[0]
     shape4 = (N, F) + g.out_hw
     shape = shape4[1:] if unbatched else shape4
@@ -118,14 +131,15 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, o
     elif x4.size == 0:  # no input channels: the output is the bias
         y4[...] = 0 if bias is None else bias[:, None, None]
     else:
-        _conv.conv2d_forward(contiguous(x4), contiguous(weight),
-                             None if bias is None else contiguous(bias), y4,
-                             *_kernel_geom(g, x4.shape, weight.shape))
+        _kernel("forward", route)(contiguous(x4), contiguous(weight),
+                                  None if bias is None else contiguous(bias), y4,
+                                  *_kernel_geom(g, x4.shape, weight.shape))
     return _into(out, y)
 
 
 def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups=1,
-                    needs_input_grad=True, needs_weight_grad=True, needs_bias_grad=True):
+                    needs_input_grad=True, needs_weight_grad=True, needs_bias_grad=True, *,
+                    _route=None):
     """Gradients of ``conv2d(x, weight, bias, stride, padding, dilation, groups)``.
 
     Given ``grad_out`` = dL/dy (the shape of conv2d's output), returns
@@ -138,20 +152,33 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups
 
     Extra memory: one tile of unfolded input per thread, and for grad_weight up to 16 partial
     sums of the weight's size (they make the result independent of the thread count).
+
+    The private ``_route`` (tests only) forces the kernel routes: a route name for both
+    gradients, or a dict ``{'grad_input': ..., 'grad_weight': ...}``; as in ``conv2d``.
     """
+    fn = "conv2d_backward"
     x4, weight, _, unbatched, g = _conv_setup(x, weight, None, stride, padding, dilation,
-                                              groups, fn="conv2d_backward")
+                                              groups, fn=fn)
+    shape = conv_shape(x4.shape, weight.shape, g)
+    forced = _route if isinstance(_route, dict) else {"grad_input": _route,
+                                                      "grad_weight": _route}
+    if set(forced) - {"grad_input", "grad_weight"}:
+        raise ValueError(f"{fn}: _route keys must be 'grad_input' and 'grad_weight', got "
+                         f"{sorted(forced)}")
+    routes = {p: resolve_route(forced.get(p), p, shape, fn)
+              for p, needed in (("grad_input", needs_input_grad),
+                                ("grad_weight", needs_weight_grad)) if needed}
     gy = check_array(grad_out, "grad_out", (3, 4))
     check_same_dtype(x=x4, grad_out=gy)
     N, F = x4.shape[0], weight.shape[0]
     shape4 = (N, F) + g.out_hw
     if gy.shape != (shape4[1:] if unbatched else shape4):
-        raise ValueError(f"conv2d_backward: grad_out must have the output's shape "
+        raise ValueError(f"{fn}: grad_out must have the output's shape "
                          f"{_shape_str(shape4[1:] if unbatched else shape4)} for x of shape "
                          f"{_shape_str(x4.shape[1:] if unbatched else x4.shape)} and weight "
                          f"{_shape_str(weight.shape)}, got {_shape_str(gy.shape)}")
     # grad_out may be a broadcast view: its contiguous copy must fit in memory
-    check_alloc(shape4, "conv2d_backward: grad_out of shape", x4.dtype.itemsize)
+    check_alloc(shape4, f"{fn}: grad_out of shape", x4.dtype.itemsize)
     gy4 = contiguous(gy.reshape(shape4))
     dtype = x4.dtype
     empty = gy4.size == 0 or x4.size == 0
@@ -159,15 +186,15 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups
     if needs_input_grad:
         grad_x = np.zeros(x4.shape, dtype) if empty else np.empty(x4.shape, dtype)
         if not empty:
-            _conv.conv2d_grad_input(gy4, contiguous(weight), grad_x,
-                                    *_kernel_geom(g, x4.shape, weight.shape))
+            _kernel("grad_input", routes["grad_input"])(
+                gy4, contiguous(weight), grad_x, *_kernel_geom(g, x4.shape, weight.shape))
         if unbatched:
             grad_x = grad_x[0]
     if needs_weight_grad:
         grad_w = np.zeros(weight.shape, dtype)
         if not empty:
-            _conv.conv2d_grad_weight(gy4, contiguous(x4), grad_w,
-                                     *_kernel_geom(g, x4.shape, weight.shape))
+            _kernel("grad_weight", routes["grad_weight"])(
+                gy4, contiguous(x4), grad_w, *_kernel_geom(g, x4.shape, weight.shape))
     if needs_bias_grad:
         grad_b = np.zeros(F, dtype)
         if gy4.size:
