@@ -74,16 +74,16 @@ def _is_depthwise(s):
 
 def depthwise_scratch(s):
     """Elements of the depthwise route's padded plane per thread, (Hp + OH) * Wp."""
-    (OH, OW), (kh, kw), (sh, sw), (dh, dw) = s.out_hw, s.kernel, s.stride, s.dilation
-    hp = (OH - 1) * sh + dh * (kh - 1) + 1
-    wp = (OW - 1) * sw + dw * (kw - 1) + 1
+    (OH, OW), (kh, kw), (sh, sw), (dil_h, dil_w) = s.out_hw, s.kernel, s.stride, s.dilation
+    hp = (OH - 1) * sh + dil_h * (kh - 1) + 1
+    wp = (OW - 1) * sw + dil_w * (kw - 1) + 1
     return (hp + OH) * wp
 
 
 def direct_unfolded(s):
     """Elements of the direct route's row-unfolded image U = Cg * sh * kW * Hq * OW."""
-    (OH, OW), (kh, kw), (sh, _), (dh, _) = s.out_hw, s.kernel, s.stride, s.dilation
-    hq = OH + (dh * (kh - 1)) // sh
+    (OH, OW), (kh, kw), (sh, _), (dil_h, _) = s.out_hw, s.kernel, s.stride, s.dilation
+    hq = OH + (dil_h * (kh - 1)) // sh
     return s.channels_per_group * sh * kw * hq * OW
 
 

@@ -32,22 +32,22 @@ def _conv_setup(x, weight, bias, stride, padding, dilation, groups, fn="conv2d")
     unbatched = x.ndim == 3
     x4 = x[None] if unbatched else x
     N, C, H, W = x4.shape
-    F, Cg, kh, kw = weight.shape
-    if F % groups:
+    n_filters, Cg, kh, kw = weight.shape
+    if n_filters % groups:
         raise ValueError(f"{fn}: groups={groups} must divide the weight's out_channels; "
                          f"got weight of shape {_shape_str(weight.shape)}")
     if C != Cg * groups:
         raise ValueError(f"{fn}: x has {C} channels but weight of shape "
                          f"{_shape_str(weight.shape)} with groups={groups} expects "
                          f"{Cg * groups}; x has shape {_shape_str(x.shape)}")
-    if kh < 1 or kw < 1 or F < 1:
+    if kh < 1 or kw < 1 or n_filters < 1:
         raise ValueError(f"{fn}: weight must have at least one filter and a kernel of at least "
                          f"1x1, got shape {_shape_str(weight.shape)}")
     if (H == 0 or W == 0) and N * C:
         raise ValueError(f"{fn}: x must have a non-empty height and width (only the batch or "
                          f"the channels may be empty), got shape {_shape_str(x.shape)}")
-    if bias is not None and bias.shape != (F,):
-        raise ValueError(f"{fn}: bias must have shape ({F},) to match weight of shape "
+    if bias is not None and bias.shape != (n_filters,):
+        raise ValueError(f"{fn}: bias must have shape ({n_filters},) to match weight of shape "
                          f"{_shape_str(weight.shape)}, got {_shape_str(bias.shape)}")
     ekh, ekw = dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1
     padding_arg = padding
@@ -55,7 +55,7 @@ def _conv_setup(x, weight, bias, stride, padding, dilation, groups, fn="conv2d")
     if padding == "valid":
         pads = ((0, 0), (0, 0))
     elif padding == "same":
-        # PyTorch's rule: total d*(k-1), the odd one on the bottom/right
+        # PyTorch's rule: total dilation*(k-1), the odd one on the bottom/right
         pads = tuple((t // 2, t - t // 2) for t in (ekh - 1, ekw - 1))
     else:
         pads = ((padding[0], padding[0]), (padding[1], padding[1]))
@@ -118,8 +118,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, o
     x4, weight, bias, unbatched, g = _conv_setup(x, weight, bias, stride, padding, dilation,
                                                  groups)
     route = resolve_route(_route, "forward", conv_shape(x4.shape, weight.shape, g), "conv2d")
-    N, F = x4.shape[0], weight.shape[0]
-    shape4 = (N, F) + g.out_hw
+    N, n_filters = x4.shape[0], weight.shape[0]
+    shape4 = (N, n_filters) + g.out_hw
     shape = shape4[1:] if unbatched else shape4
     check_alloc(shape4, "conv2d: the output (from x, weight, stride, padding and dilation) of "
                 "shape", x4.dtype.itemsize)
@@ -170,8 +170,8 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups
                                 ("grad_weight", needs_weight_grad)) if needed}
     gy = check_array(grad_out, "grad_out", (3, 4))
     check_same_dtype(x=x4, grad_out=gy)
-    N, F = x4.shape[0], weight.shape[0]
-    shape4 = (N, F) + g.out_hw
+    N, n_filters = x4.shape[0], weight.shape[0]
+    shape4 = (N, n_filters) + g.out_hw
     if gy.shape != (shape4[1:] if unbatched else shape4):
         raise ValueError(f"{fn}: grad_out must have the output's shape "
                          f"{_shape_str(shape4[1:] if unbatched else shape4)} for x of shape "
@@ -196,7 +196,7 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups
             _kernel("grad_weight", routes["grad_weight"])(
                 gy4, contiguous(x4), grad_w, *_kernel_geom(g, x4.shape, weight.shape))
     if needs_bias_grad:
-        grad_b = np.zeros(F, dtype)
+        grad_b = np.zeros(n_filters, dtype)
         if gy4.size:
             _conv.conv2d_grad_bias(gy4, grad_b, threads_for(gy4.size, "macs"))
     return grad_x, grad_w, grad_b

@@ -24,7 +24,7 @@ def _pool_geom(shape, kernel_size, stride, padding, dilation, ceil_mode, fn, sha
     kh, kw = as_pair(kernel_size, "kernel_size")
     sh, sw = (kh, kw) if stride is None else as_pair(stride, "stride")
     ph, pw = as_pair(padding, "padding", allow_zero=True)
-    dh, dw = as_pair(dilation, "dilation")
+    dil_h, dil_w = as_pair(dilation, "dilation")
     _check_bool(ceil_mode, "ceil_mode")
     if ph > kh // 2 or pw > kw // 2:
         raise ValueError(f"{fn}: padding ({ph}, {pw}) must be at most half of the kernel size "
@@ -33,10 +33,10 @@ def _pool_geom(shape, kernel_size, stride, padding, dilation, ceil_mode, fn, sha
         raise ValueError(f"{fn}: {shape_name} must have non-empty channels, height and width "
                          f"(only the batch may be empty), got shape {_shape_str(shape)}")
     oh, ow = window_geometry(
-        fn, shape[-2:], (kh, kw), (sh, sw), ((ph, ph), (pw, pw)), (dh, dw), ceil_mode,
+        fn, shape[-2:], (kh, kw), (sh, sw), ((ph, ph), (pw, pw)), (dil_h, dil_w), ceil_mode,
         detail=f"; {shape_name} has shape {_shape_str(shape)}, kernel_size {kernel_size!r}, "
                f"padding {padding!r}")
-    return Window((kh, kw), (sh, sw), ((ph, ph), (pw, pw)), (dh, dw), (oh, ow))
+    return Window((kh, kw), (sh, sw), ((ph, ph), (pw, pw)), (dil_h, dil_w), (oh, ow))
 
 
 def _pool_threads(shape):
@@ -97,10 +97,11 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     y = np.empty(shape4, x.dtype)
     idx = np.empty(shape4, np.int64)
     if y.size:
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = g.kernel, g.stride, g.pad_top_left, g.dilation
+        (kh, kw), (sh, sw), (dil_h, dil_w) = g.kernel, g.stride, g.dilation
+        ph, pw = g.pad_top_left
         _pool.max_pool2d_forward(_planes(x4), y.reshape(N * C, *g.out_hw),
-                                 idx.reshape(N * C, *g.out_hw), kh, kw, sh, sw, ph, pw, dh, dw,
-                                 _pool_threads(x4.shape))
+                                 idx.reshape(N * C, *g.out_hw), kh, kw, sh, sw, ph, pw, dil_h,
+                                 dil_w, _pool_threads(x4.shape))
     if x.ndim == 3:
         y, idx = y[0], idx[0]
     return (y, idx) if return_indices else y
