@@ -11,6 +11,7 @@ from cases import conv_cases, routes_for
 from convext import conv2d, conv2d_backward
 from convext.functional import _routes
 from convext.functional import conv as conv_module
+from convext.functional._common import Window
 from convext.functional._routes import ConvShape, accepts, choose_route
 
 SETTINGS = settings(max_examples=60, deadline=None,
@@ -19,7 +20,8 @@ SETTINGS = settings(max_examples=60, deadline=None,
 
 def shape(batch=2, groups=1, cg=3, fg=5, hw=(9, 9), k=(3, 3), s=(1, 1), d=(1, 1), pad=(1, 1)):
     out = tuple(convext.conv_output_size(hw[i], k[i], s[i], pad[i], d[i]) for i in range(2))
-    return ConvShape(batch, groups, cg, fg, hw, k, s, d, out)
+    window = Window(k, s, tuple((p, p) for p in pad), d, out, groups)
+    return ConvShape(batch, cg, fg, hw, window)
 
 
 # ------------------------------------------------------------------------- the chooser's rules

@@ -13,6 +13,8 @@ accepted route through the private ``_route`` argument of ``conv2d`` / ``conv2d_
 """
 from typing import NamedTuple
 
+from ._common import Window
+
 ROUTES = ("gemm", "direct", "depthwise")
 PASSES = ("forward", "grad_input", "grad_weight")
 # the routes each pass has a kernel for (the input gradient has no direct route)
@@ -48,24 +50,19 @@ GW_DIRECT_MIN_PAIRS = 4
 
 
 class ConvShape(NamedTuple):
-    """What the route choice looks at: the batch, the groups, the per-group channels and
-    filters, the planes and the window (all Python ints)."""
+    """What the route choice looks at besides the window: the batch, the channels and filters
+    per group and the input plane (Python ints), and the convolution's ``Window``."""
     batch: int
-    groups: int
     channels_per_group: int
     filters_per_group: int
     in_hw: tuple
-    kernel: tuple
-    stride: tuple
-    dilation: tuple
-    out_hw: tuple
+    window: Window
 
 
 def conv_shape(x_shape, w_shape, window):
     """The ConvShape of x (N, C, H, W) and weight (F, C/G, kH, kW) under a ``Window``."""
-    return ConvShape(x_shape[0], window.groups, w_shape[1], w_shape[0] // window.groups,
-                     tuple(x_shape[2:]), tuple(w_shape[2:]), window.stride, window.dilation,
-                     window.out_hw)
+    return ConvShape(x_shape[0], w_shape[1], w_shape[0] // window.groups, tuple(x_shape[2:]),
+                     window)
 
 
 def _is_depthwise(s):
@@ -74,7 +71,8 @@ def _is_depthwise(s):
 
 def depthwise_scratch(s):
     """Elements of the depthwise route's padded plane per thread, (Hp + OH) * Wp."""
-    (OH, OW), (kh, kw), (sh, sw), (dil_h, dil_w) = s.out_hw, s.kernel, s.stride, s.dilation
+    g = s.window
+    (OH, OW), (kh, kw), (sh, sw), (dil_h, dil_w) = g.out_hw, g.kernel, g.stride, g.dilation
     hp = (OH - 1) * sh + dil_h * (kh - 1) + 1
     wp = (OW - 1) * sw + dil_w * (kw - 1) + 1
     return (hp + OH) * wp
@@ -82,7 +80,8 @@ def depthwise_scratch(s):
 
 def direct_unfolded(s):
     """Elements of the direct route's row-unfolded image U = Cg * sh * kW * Hq * OW."""
-    (OH, OW), (kh, kw), (sh, _), (dil_h, _) = s.out_hw, s.kernel, s.stride, s.dilation
+    g = s.window
+    (OH, OW), (kh, kw), (sh, _), (dil_h, _) = g.out_hw, g.kernel, g.stride, g.dilation
     hq = OH + (dil_h * (kh - 1)) // sh
     return s.channels_per_group * sh * kw * hq * OW
 
@@ -95,7 +94,7 @@ def accepts(route, pass_, s):
         return True
     if route == "depthwise":
         H, W = s.in_hw
-        OH, OW = s.out_hw
+        OH, OW = s.window.out_hw
         return (_is_depthwise(s)
                 and depthwise_scratch(s) <= DW_SLACK * (H * W + OH * OW) + DW_MIN_SCRATCH)
     max_u = GW_DIRECT_MAX_U if pass_ == "grad_weight" else FWD_DIRECT_MAX_U
@@ -113,7 +112,7 @@ def choose_route(pass_, s):
     if pass_ == "forward":
         max_cg, max_fg = FWD_DIRECT_MAX_CG, FWD_DIRECT_MAX_FG
     else:
-        if s.batch * s.groups < GW_DIRECT_MIN_PAIRS:
+        if s.batch * s.window.groups < GW_DIRECT_MIN_PAIRS:
             return "gemm"
         max_cg, max_fg = GW_DIRECT_MAX_CG, GW_DIRECT_MAX_FG
     if (s.channels_per_group <= max_cg and s.filters_per_group <= max_fg
