@@ -6,7 +6,11 @@ NumPy and hypothesis only (no PyTorch).
 import numpy as np
 from hypothesis import strategies as st
 
+import reference
+from convext import functional as F
 from convext import layers as L
+from convext._validation import MAX_EXTENT
+from convext.functional._routes import PASS_ROUTES, accepts, conv_shape
 
 # ---------------------------------------------------------------------------- closeness
 
@@ -211,3 +215,87 @@ OPTIMIZER_CASES = [
     ("adamw", dict(lr=0.01)),
     ("adamw", dict(lr=0.03, weight_decay=0.2, amsgrad=True)),
 ]
+
+
+# ---------------------------------------------------------------------------- large geometry
+# (tests/reliability/test_reliability_geometry.py against the naive loops,
+# tests/parity/test_parity_geometry.py against torch)
+
+def routes_for(x, w, kw):
+    """{pass: [routes that accept this geometry]} for conv2d(x, w, **kw)."""
+    x4, w4, _, _, g = F.conv._conv_setup(x, w, None, kw.get("stride", 1), kw.get("padding", 0),
+                                         kw.get("dilation", 1), kw.get("groups", 1))
+    s = conv_shape(x4.shape, w4.shape, g)
+    return {p: [r for r in rs if accepts(r, p, s)] for p, rs in PASS_ROUTES.items()}
+
+
+# large but meaningful values of conv2d
+MEANINGFUL_CONV = [
+    dict(stride=10 ** 6),
+    dict(padding=50),
+    dict(stride=10 ** 6, padding=10 ** 6),
+    dict(stride=(10 ** 6, 1), padding=(10 ** 6 - 1, 1)),
+    dict(stride=(1, 2 ** 39), padding=(0, 2 ** 39 - 3)),
+    dict(stride=MAX_EXTENT, padding=(1, 2)),
+    dict(stride=2 ** 39, padding=2 ** 38, dilation=(1, 3)),
+    dict(dilation=(10 ** 6, 1), padding="same"),
+    dict(dilation=(2 ** 38, 2), padding=(2 ** 37, 1), stride=(2 ** 37, 1)),
+    dict(dilation=(3, 2 ** 37), padding=(1, 2 ** 37 - 1), stride=(1, 2 ** 36)),
+]
+
+# (name, N, C, F, groups): depthwise (C/G == F/G == 1), direct (few channels, N*G >= 4 for the
+# weight gradient) and GEMM (Cg = 300 is beyond the direct route's limit); each geometry also
+# runs through every other route that accepts it
+ROUTE_SHAPES = [("depthwise", 2, 3, 3, 3), ("direct", 4, 2, 3, 1), ("gemm", 2, 300, 2, 1)]
+
+
+POOL_LARGE = [
+    ("max", dict(kernel_size=2, stride=10 ** 6)),
+    ("max", dict(kernel_size=10 ** 6, padding=5 * 10 ** 5)),
+    ("max", dict(kernel_size=(3, 2), stride=(MAX_EXTENT, 1), padding=1, dilation=(1, 2))),
+    ("max", dict(kernel_size=2, stride=10 ** 6, dilation=10 ** 5, ceil_mode=True)),
+    ("max", dict(kernel_size=3, stride=2 ** 39, padding=1, ceil_mode=True)),
+    ("avg", dict(kernel_size=2, stride=10 ** 6)),
+    ("avg", dict(kernel_size=10 ** 6, padding=5 * 10 ** 5)),
+    ("avg", dict(kernel_size=10 ** 6, padding=5 * 10 ** 5, count_include_pad=False)),
+    ("avg", dict(kernel_size=3, stride=2 ** 39, padding=1, ceil_mode=True)),
+    ("avg", dict(kernel_size=2, divisor_override=MAX_EXTENT)),
+    ("lp", dict(kernel_size=2, stride=10 ** 6)),
+    ("lp", dict(kernel_size=(4, 2 ** 30), stride=(1, 2 ** 39), ceil_mode=True)),
+]
+
+
+def pool_large(kind, kw, hw):
+    """Run pooling ``kind`` with ``kw`` on a (2, 3) + hw input: None when no window fits (a
+    ValueError), else (x, y, gy, gx, idx) after checking them against the naive loops."""
+    rng = np.random.default_rng(3)
+    x = np.abs(rng.standard_normal((2, 3) + hw)) + 0.25
+    fwd = {"max": F.max_pool2d, "avg": F.avg_pool2d,
+           "lp": lambda x, **k: F.lp_pool2d(x, 2, **k)}[kind]
+    try:
+        fwd(x, **kw)
+    except ValueError as e:  # no window fits
+        assert "larger than the padded input" in str(e)
+        return None
+    idx = None
+    if kind == "max":
+        y, idx = F.max_pool2d(x, return_indices=True, **kw)
+        gy = rng.standard_normal(y.shape)
+        gx = F.max_pool2d_backward(gy, idx, x.shape)
+        ry, ridx = reference.max_pool2d(x, **kw)
+        np.testing.assert_array_equal(idx, ridx)
+        rgx = reference.max_pool2d_backward(gy, ridx, x.shape)
+    elif kind == "avg":
+        y = F.avg_pool2d(x, **kw)
+        gy = rng.standard_normal(y.shape)
+        gx = F.avg_pool2d_backward(gy, x.shape, **kw)
+        ry, rgx = reference.avg_pool2d(x, **kw), reference.avg_pool2d_backward(gy, x.shape, **kw)
+    else:
+        y = F.lp_pool2d(x, 2, **kw)
+        gy = rng.standard_normal(y.shape)
+        gx = F.lp_pool2d_backward(gy, x, y, 2, **kw)
+        ry, rgx = reference.lp_pool2d(x, 2, **kw), None
+    np.testing.assert_allclose(y, ry, rtol=1e-10, atol=1e-300)
+    if rgx is not None:
+        np.testing.assert_allclose(gx, rgx, rtol=1e-10, atol=1e-300)
+    return x, y, gy, gx, idx

@@ -1,4 +1,4 @@
-"""Naive, obviously-correct float64 loops for the CNN ops of convext._functional_cnn.
+"""Naive, obviously-correct float64 loops for the CNN ops of convext.functional's CNN ops.
 
 Written from the definitions (torch's documented formulas), independently of the kernels and of
 the functional layer. Slow; use on small shapes only.

@@ -1,6 +1,6 @@
 """How this copy of convext was built, and what it runs with: ``build_info()`` and ``show_config()``.
 
-The compile-time part comes from the ``_buildinfo`` kernel module (the preprocessor's view of
+The compile-time part comes from the ``_kernels._cpu_info`` module (the preprocessor's view of
 the build: compiler, flags, OpenMP, the SIMD baseline); the rest is read at run time.
 """
 import platform
@@ -9,7 +9,7 @@ import sys
 import numpy
 
 from ._config import get_num_threads
-from ._kernels import _buildinfo
+from ._kernels import _cpu_info
 from ._version import __version__
 
 __all__ = ["build_info", "show_config"]
@@ -28,9 +28,9 @@ def build_info():
     every kernel may use, fixed at compile time: SSE2 for portable x86-64 wheels);
     ``gemm_kernel`` (the GEMM micro-kernel chosen at run time for this CPU).
     """
-    ci = _buildinfo.compile_info()
+    ci = _cpu_info.compile_info()
     if ci["gemm_dispatch"]:
-        gemm = _GEMM_LEVELS.get(_buildinfo.cpu_gemm_level(), "generic")
+        gemm = _GEMM_LEVELS.get(_cpu_info.cpu_gemm_level(), "generic")
     else:
         gemm = "generic"
     return {

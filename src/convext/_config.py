@@ -126,3 +126,21 @@ def get_num_threads():
         return 1
     n = _num_threads
     return min(n if n is not None else _default_threads(), MAX_THREADS)
+
+
+# Serial-versus-parallel thresholds: below this much work a kernel runs on one thread, because
+# waking the others costs more than they save (on a busy machine far more). Each is a measured
+# break-even of `python -m convext bench <family> --quick --threads 2` (1 vs 2 threads); the
+# thread count never changes a result, only the time.
+#   "macs":        multiply-adds of a convolution or a linear layer (also the element count of
+#                  conv2d's bias-gradient sum, which shares the convolution's figure)
+#   "elements":    elements a pooling, resampling, normalisation or pointwise kernel walks
+#   "elementwise": elements of relu and the compiled select of the activations
+SERIAL_WORK = {"macs": 1 << 19, "elements": 1 << 15, "elementwise": 1 << 16}
+
+
+def threads_for(work, kind):
+    """The thread count for a kernel call doing ``work`` units of ``kind`` (a key of
+    SERIAL_WORK): 1 below the kind's threshold, else ``get_num_threads()``. The one place that
+    decides serial against parallel; kernels only take the count they are given."""
+    return 1 if work < SERIAL_WORK[kind] else get_num_threads()

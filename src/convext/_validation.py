@@ -27,6 +27,10 @@ _DTYPE_NAMES = "float32, float64"
 MAX_EXTENT = 2 ** 40
 _MAX_TEXT = "2**40"
 
+# the string paddings of convolution and the reductions of the losses
+PADDING_MODES = ("valid", "same")
+REDUCTIONS = ("mean", "sum", "none")
+
 
 def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
     """Length of a convolution or pooling output along one axis.
@@ -52,16 +56,36 @@ def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
     stride = _as_int(stride, "stride")
     dilation = _as_int(dilation, "dilation")
     if isinstance(padding, str):
-        if padding == "valid":
-            padding = 0
-        elif padding == "same":
-            if stride != 1:
-                raise ValueError(f"padding='same' needs stride 1, got stride={stride}")
+        if check_padding(padding, (stride, stride)) == "same":
             return size
-        else:
-            raise ValueError(f"padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+        padding = 0
     padding = _as_int(padding, "padding")
     return _out_size(size, kernel_size, stride, padding, padding, dilation)
+
+
+def check_padding(padding, stride, fn=None):
+    """The one padding check of convolution: an int or pair of ints >= 0 (returned as a pair),
+    or the string ``'valid'`` or ``'same'`` (returned as is); ``'same'`` needs ``stride``
+    (a pair) to be (1, 1). ``fn`` prefixes the message."""
+    pre = f"{fn}: " if fn else ""
+    if not isinstance(padding, str):
+        return as_pair(padding, "padding", allow_zero=True)
+    if padding not in PADDING_MODES:
+        raise ValueError(f"{pre}padding must be an int, a pair of ints, 'valid' or 'same', "
+                         f"got {padding!r}")
+    if padding == "same" and tuple(stride) != (1, 1):
+        raise ValueError(f"{pre}padding='same' is not supported with stride {tuple(stride)}; "
+                         f"use stride=1 or explicit padding")
+    return padding
+
+
+def check_reduction(reduction, fn=None):
+    """The one reduction check of the losses: 'mean', 'sum' or 'none'."""
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        pre = f"{fn}: " if fn else ""
+        raise ValueError(f"{pre}reduction must be one of 'mean', 'sum', 'none', "
+                         f"got {reduction!r}")
+    return reduction
 
 
 def _out_size(size, k, s, pad_lo, pad_hi, d, ceil_mode=False):

@@ -4,25 +4,20 @@ Calling a loss object returns ``(loss, grad)``: the loss (a float for ``reductio
 ``'sum'``, an array for ``'none'``) and its gradient with respect to the input, which is what a
 model's ``backward`` takes.
 """
-from . import functional as F
+from . import functional
+from ._validation import check_reduction
 
 __all__ = ["BCEWithLogitsLoss", "CrossEntropyLoss", "L1Loss", "Loss", "MSELoss", "NLLLoss",
            "get"]
-
-_REDUCTIONS = ("mean", "sum", "none")
-
 
 class Loss:
     _fn = None
 
     def __init__(self, reduction="mean"):
-        if reduction not in _REDUCTIONS:
-            raise ValueError(f"reduction must be one of {', '.join(map(repr, _REDUCTIONS))}, "
-                             f"got {reduction!r}")
-        self.reduction = reduction
+        self.reduction = check_reduction(reduction)
 
     def __call__(self, input, target):
-        return getattr(F, self._fn)(input, target, reduction=self.reduction)
+        return getattr(functional, self._fn)(input, target, reduction=self.reduction)
 
     def __repr__(self):
         r = "" if self.reduction == "mean" else f"reduction={self.reduction!r}"

@@ -1,4 +1,4 @@
-"""convext._functional_cnn against naive loops (tests/reference_cnn.py) and central finite
+"""convext.functional's CNN ops against naive loops (tests/reference_cnn.py) and central finite
 differences; layouts, errors and thread-count determinism. No torch here (see
 test_cnn_ops_parity.py)."""
 import warnings
@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convext
-from convext import _functional_cnn as K
+from convext import functional as K
+from convext._config import SERIAL_WORK
 
 import reference_cnn as ref
 
@@ -417,7 +418,7 @@ def test_adaptive_max_ties_and_nan():
 
 def test_adaptive_pools_threads_layouts_errors(rng):
     x = rng.standard_normal((4, 8, 33, 35)).astype(np.float32)  # above the serial threshold
-    assert x.size >= K._SERIAL_ELEMS
+    assert x.size >= SERIAL_WORK["elements"]
     _threads_equal(lambda: K.adaptive_avg_pool2d(x, (5, 7)))
     _threads_equal(lambda: K.adaptive_max_pool2d(x, (5, 7), return_indices=True))
     g = rng.standard_normal((4, 8, 5, 7)).astype(np.float32)
@@ -501,7 +502,7 @@ def test_interpolate_threads_errors(rng):
     for mode in ("nearest", "bilinear"):
         _threads_equal(lambda: K.interpolate(x, scale_factor=1.5, mode=mode))
         g = rng.standard_normal((4, 8, 36, 36)).astype(np.float32)
-        assert g.size >= K._SERIAL_ELEMS
+        assert g.size >= SERIAL_WORK["elements"]
         _threads_equal(lambda: K.interpolate_backward(g, x.shape, scale_factor=1.5, mode=mode))
     with pytest.raises(ValueError, match="mode"):
         K.interpolate(x, size=3, mode="bicubic")

@@ -280,7 +280,7 @@ def test_bad_out_is_untouched():
 
 def test_thread_count_does_not_change_results():
     rng = np.random.default_rng(14)
-    # (each large enough to run in parallel: see functional._SERIAL_MACS)
+    # (each large enough to run in parallel: see convext._config.SERIAL_WORK["macs"])
     cases = [((4, 16, 20, 20), (32, 16, 3, 3), dict(padding=1)),
              ((4, 16, 40, 40), (16, 1, 3, 3), dict(padding=1, groups=16)),
              ((2, 32, 12, 12), (64, 32, 1, 1), {})]

@@ -1,9 +1,9 @@
-"""convext._functional_cnn against torch.nn.functional: forward and backward, float32 and
+"""convext.functional's CNN ops against torch.nn.functional: forward and backward, float32 and
 float64 (the only test file of these ops that imports torch)."""
 import numpy as np
 import pytest
 
-from convext import _functional_cnn as K
+from convext import functional as K
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional

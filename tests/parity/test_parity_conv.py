@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cases import NONFINITE_CONV as NONFINITE
-from cases import conv_cases
+from cases import conv_cases, routes_for
 from convext import conv2d, conv2d_backward
 
 torch = pytest.importorskip("torch")
@@ -78,3 +78,36 @@ def test_direct_route_non_finite_like_torch():
         for a, b in ((y, ty), (gx, tgx), (gw, tgw)):
             np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
             np.testing.assert_array_equal(a[~np.isnan(a)], b[~np.isnan(b)])
+
+
+@settings(max_examples=40, deadline=None)
+@given(conv_cases(), st.sampled_from([np.float32, np.float64]))
+def test_every_route_that_accepts_a_geometry_matches_torch(case, dtype):
+    """The same cases through every route (forced with the private _route argument)."""
+    x, w, b, kw = case
+    x, w = x.astype(dtype), w.astype(dtype)
+    b = None if b is None else b.astype(dtype)
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(w, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns about 'same' with even kernels
+        ty = torch.nn.functional.conv2d(tx, tw, None if b is None else torch.tensor(b),
+                                        kw["stride"], kw["padding"], kw["dilation"],
+                                        kw["groups"])
+    gy = np.random.default_rng(6).standard_normal(tuple(ty.shape)).astype(dtype)
+    if ty.numel():
+        ty.backward(torch.tensor(gy))
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-4)
+    allowed = routes_for(x, w, kw)
+    for r in allowed["forward"]:
+        np.testing.assert_allclose(conv2d(x, w, b, **kw, _route=r), ty.detach().numpy(), **tol)
+    if not ty.numel():
+        return
+    for r in allowed["grad_input"]:
+        gx = conv2d_backward(gy, x, w, **kw, _route={"grad_input": r},
+                             needs_weight_grad=False)[0]
+        np.testing.assert_allclose(gx, tx.grad.numpy(), **tol)
+    for r in allowed["grad_weight"]:
+        gw = conv2d_backward(gy, x, w, **kw, _route={"grad_weight": r},
+                             needs_input_grad=False)[1]
+        np.testing.assert_allclose(gw, tw.grad.numpy(), **tol)

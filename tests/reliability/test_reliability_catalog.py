@@ -157,6 +157,73 @@ def _loss(fn, **kw):
     return lambda **a: getattr(F, fn)(**a, **kw)
 
 
+# --- the CNN ops: normalisation, pointwise activations, resampling ------------------------------
+
+def _bn_make(rng, dtype, n, shape=(3, 6, 5)):
+    C = shape[0]
+    return dict(x=_norm(rng, (n,) + shape, dtype), running_mean=_norm(rng, C, dtype),
+                running_var=_pos(rng, C, dtype), weight=_norm(rng, C, dtype),
+                bias=_norm(rng, C, dtype))
+
+
+def _bn_eval(**a):
+    # (the statistics it would return are the running ones, not results of the batch)
+    return F.batch_norm(**a, training=False)
+
+
+def _bn_train(**a):
+    # the running statistics are updated in place: work on copies, so repeated calls agree
+    a = dict(a, running_mean=np.array(a["running_mean"]), running_var=np.array(a["running_var"]))
+    y, mean, invstd = F.batch_norm(**a, training=True, return_stats=True)
+    return y, mean, invstd, a["running_mean"], a["running_var"]
+
+
+def _bnb_make(training):
+    def make(rng, dtype, n, shape=(3, 6, 5)):
+        d = _bn_make(rng, dtype, n, shape)
+        if training:
+            _, mean, invstd = F.batch_norm(d["x"], None, None, training=True,
+                                           return_stats=True)
+        else:
+            mean, invstd = d["running_mean"], (1 / np.sqrt(d["running_var"] + 1e-5)).astype(dtype)
+        return dict(grad_out=_norm(rng, d["x"].shape, dtype), x=d["x"], mean=mean,
+                    invstd=invstd, weight=d["weight"])
+    return make
+
+
+def _adb_make(rng, dtype, n, shape=(3, 9, 8)):
+    return dict(grad_out=_norm(rng, (n, shape[0], 4, 3), dtype), input_shape=(n,) + shape)
+
+
+def _amb_make(rng, dtype, n, shape=(3, 9, 8)):
+    x = _norm(rng, (n,) + shape, dtype)
+    y, idx = F.adaptive_max_pool2d(x, (4, 3), return_indices=True)
+    return dict(grad_out=_norm(rng, y.shape, dtype), indices=idx, input_shape=x.shape)
+
+
+INTERP = [dict(scale_factor=1.5, mode="nearest"), dict(size=(5, 11), mode="bilinear"),
+          dict(size=(7, 4), mode="bilinear", align_corners=True)]
+
+
+def _interpb_make(kw):
+    def make(rng, dtype, n, shape=(3, 9, 8)):
+        y = F.interpolate(np.zeros((n,) + shape, dtype), **kw)
+        return dict(grad_out=_norm(rng, y.shape, dtype), input_shape=(n,) + shape)
+    return make
+
+
+def _unpool_make(rng, dtype, n, shape=(3, 9, 8)):
+    _, idx = F.max_pool2d(_norm(rng, (n,) + shape, dtype), 2, return_indices=True)
+    return dict(x=_norm(rng, idx.shape, dtype), indices=idx)
+
+
+def _unpoolb_make(rng, dtype, n, shape=(3, 9, 8)):
+    d = _unpool_make(rng, dtype, n, shape)
+    y = F.max_unpool2d(d["x"], d["indices"], 2)
+    return dict(grad_out=_norm(rng, y.shape, dtype), indices=d["indices"],
+                input_shape=d["x"].shape)
+
+
 # --- layers ----------------------------------------------------------------------------------
 
 def _layer(factory, needs_input_grad=True):
@@ -309,6 +376,40 @@ def _cases():
         c.append(Case("cross_entropy", _loss("cross_entropy", reduction=red), _ce_make(True),
                       tags=(red, "prob")))
         c.append(Case("nll_loss", _loss("nll_loss", reduction=red), _nll_make, tags=(red,)))
+    c += [
+        Case("batch_norm", _bn_eval, _bn_make,
+             big=lambda r, d, n=None: _bn_make(r, d, 4, (8, 40, 41))),
+        Case("batch_norm", _bn_train, _bn_make, batch0=False, tags=("train",)),
+        Case("batch_norm_backward", lambda **a: F.batch_norm_backward(**a, training=False),
+             _bnb_make(False)),
+        Case("batch_norm_backward", lambda **a: F.batch_norm_backward(**a, training=True),
+             _bnb_make(True), batch0=False, tags=("train",),
+             big=lambda r, d, n=None: _bnb_make(True)(r, d, 4, (8, 40, 41))),
+        Case("adaptive_avg_pool2d", lambda x: F.adaptive_avg_pool2d(x, (4, 3)), _x(),
+             big=lambda r, d, n=None: dict(x=_norm(r, (4, 8, 40, 41), d))),
+        Case("adaptive_avg_pool2d_backward", F.adaptive_avg_pool2d_backward, _adb_make),
+        Case("adaptive_max_pool2d",
+             lambda x: F.adaptive_max_pool2d(x, (4, 3), return_indices=True), _x(),
+             big=lambda r, d, n=None: dict(x=_norm(r, (4, 8, 40, 41), d))),
+        Case("adaptive_max_pool2d_backward", F.adaptive_max_pool2d_backward, _amb_make),
+        Case("max_unpool2d", lambda x, indices: F.max_unpool2d(x, indices, 2), _unpool_make),
+        Case("max_unpool2d_backward", F.max_unpool2d_backward, _unpoolb_make),
+    ]
+    for i, kw in enumerate(INTERP):
+        c.append(Case("interpolate", lambda x, kw=kw: F.interpolate(x, **kw), _x(),
+                      tags=(str(i),),
+                      big=lambda r, d, n=None: dict(x=_norm(r, (4, 8, 40, 41), d))))
+        c.append(Case("interpolate_backward",
+                      lambda grad_out, input_shape, kw=kw: F.interpolate_backward(
+                          grad_out, input_shape, **kw), _interpb_make(kw), tags=(str(i),)))
+    for fn, kw in [("relu6", {}), ("hardtanh", dict(min_val=-0.5, max_val=2.0)),
+                   ("hardswish", {}), ("hardsigmoid", {}), ("silu", {}), ("gelu", {}),
+                   ("gelu", dict(approximate="tanh"))]:
+        tags = tuple(kw.values())[:1] if fn == "gelu" else ()
+        c.append(Case(fn, _act(fn, **kw), lambda r, d, n: dict(x=_norm(r, (n, 5, 3), d) * 3),
+                      tags=tags))
+        c.append(Case(fn + "_backward", _act_b(fn + "_backward", "x", **kw), _actb_make("x"),
+                      tags=tags))
     for name, (factory, shape) in LAYER_FACTORIES.items():
         c.append(Case(name, _layer(factory), _layer_make(factory, shape),
                       batch0=name not in ("BatchNorm2D",), tags=("layer",)))

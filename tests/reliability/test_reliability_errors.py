@@ -238,6 +238,106 @@ for _n, _arg in (("cross_entropy", "logits"), ("nll_loss", "log_probs")):
                           [(dict(target=_a(3)), TypeError, r"target")]))
 
 
+# the CNN ops: normalisation, pointwise activations, resampling
+_C3 = _a(3)
+_BNX = _a(2, 3, 5, 4)
+SPECS["batch_norm"] = Spec(
+    F.batch_norm, dict(x=_BNX, running_mean=_a(3), running_var=_a(3, lo=True), weight=_a(3),
+                       bias=_a(3), training=False, momentum=0.1, eps=1e-5, return_stats=False),
+    arrays=dict(x=(2, 3, 4, 5)), bools=("training", "return_stats"),
+    numbers=("momentum", "eps"), cases=[
+        (dict(weight=_a(4)), ValueError, r"weight must have shape \(3,\)"),
+        (dict(running_mean=_a(4)), ValueError, r"running_mean"),
+        (dict(running_var=None), ValueError, r"running_mean and running_var"),
+        (dict(eps=0.0), ValueError, r"eps"),
+        (dict(bias=_a(3, dtype=np.float32)), TypeError, r"bias"),
+    ])
+SPECS["batch_norm_backward"] = Spec(
+    F.batch_norm_backward, dict(grad_out=_a(2, 3, 5, 4), x=_BNX, mean=_a(3),
+                                invstd=_a(3, lo=True), weight=_a(3), training=True),
+    arrays=dict(grad_out=(2, 3, 4, 5), x=(2, 3, 4, 5)), bools=("training",), cases=[
+        (dict(grad_out=_a(2, 3, 4, 4)), ValueError, r"grad_out"),
+        (dict(mean=_a(4)), ValueError, r"mean"),
+        (dict(invstd=None), TypeError, r"invstd"),
+    ])
+for _n, _kw in [("relu6", {}), ("hardtanh", dict(min_val=-1.0, max_val=1.0)),
+                ("hardswish", {}), ("hardsigmoid", {}), ("silu", {}),
+                ("gelu", dict(approximate="none"))]:
+    _nums = tuple(k for k in _kw if k != "approximate")
+    _ch = dict(approximate="erf") if "approximate" in _kw else None
+    _extra = [(dict(min_val=2.0), ValueError, r"min_val")] if _n == "hardtanh" else []
+    SPECS[_n] = Spec(getattr(F, _n), dict(x=_XA, **_kw), arrays=dict(x=None), numbers=_nums,
+                     choices=_ch, cases=_extra)
+    SPECS[_n + "_backward"] = Spec(
+        getattr(F, _n + "_backward"), dict(grad_out=_a(3, 4), x=_XA, **_kw),
+        arrays=dict(grad_out=None, x=None), numbers=_nums, choices=_ch,
+        cases=_extra + [(dict(grad_out=_a(4, 3)), ValueError, r"grad_out")])
+SPECS["adaptive_avg_pool2d"] = Spec(
+    F.adaptive_avg_pool2d, dict(x=XP, output_size=(3, 2)), arrays=dict(x=_AR), cases=[
+        (dict(output_size=-1), ValueError, r"output_size"),
+        (dict(output_size=(1, 2, 3)), ValueError, r"output_size"),
+        (dict(output_size=None), TypeError, r"output_size"),
+        (dict(output_size=1.5), TypeError, r"output_size"),
+        (dict(x=_a(2, 0, 8, 7)), ValueError, r"x must have non-empty"),
+    ])
+SPECS["adaptive_max_pool2d"] = Spec(
+    F.adaptive_max_pool2d, dict(x=XP, output_size=(3, 2), return_indices=False),
+    arrays=dict(x=_AR), bools=("return_indices",), cases=[
+        (dict(output_size=-1), ValueError, r"output_size"),
+    ])
+_AGY = _a(2, 3, 3, 2)
+_, _AIDX = F.adaptive_max_pool2d(XP, (3, 2), return_indices=True)
+SPECS["adaptive_avg_pool2d_backward"] = Spec(
+    F.adaptive_avg_pool2d_backward, dict(grad_out=_AGY, input_shape=XP.shape),
+    arrays=dict(grad_out=_AR), cases=[
+        (dict(input_shape=(2, 4, 8, 7)), ValueError, r"input_shape"),
+        (dict(input_shape=None), TypeError, r"input_shape"),
+    ])
+SPECS["adaptive_max_pool2d_backward"] = Spec(
+    F.adaptive_max_pool2d_backward, dict(grad_out=_AGY, indices=_AIDX, input_shape=XP.shape),
+    arrays=dict(grad_out=_AR), cases=[
+        (dict(indices=_AIDX.astype(np.float64)), TypeError, r"indices must be an integer"),
+        (dict(indices=_AIDX + 100), ValueError, r"indices"),
+        (dict(indices=_AIDX[:, :, :1]), ValueError, r"indices"),
+        (dict(input_shape=None), TypeError, r"input_shape"),
+    ])
+SPECS["interpolate"] = Spec(
+    F.interpolate, dict(x=XP, size=None, scale_factor=2.0, mode="bilinear",
+                        align_corners=False),
+    arrays=dict(x=_AR), choices=dict(mode="bicubic"), cases=[
+        (dict(align_corners=1), TypeError, r"align_corners"),
+        (dict(align_corners="yes"), TypeError, r"align_corners"),
+        (dict(size=(4, 5)), ValueError, r"size and scale_factor"),
+        (dict(scale_factor=-1.0), ValueError, r"scale_factor"),
+        (dict(scale_factor="2"), TypeError, r"scale_factor"),
+        (dict(mode="nearest"), ValueError, r"align_corners"),
+    ])
+SPECS["interpolate_backward"] = Spec(
+    F.interpolate_backward, dict(grad_out=_a(2, 3, 16, 14), input_shape=XP.shape, size=None,
+                                 scale_factor=2.0, mode="nearest"),
+    arrays=dict(grad_out=_AR), choices=dict(mode="bicubic"), cases=[
+        (dict(grad_out=_a(2, 3, 16, 13)), ValueError, r"grad_out"),
+        (dict(input_shape=None), TypeError, r"input_shape"),
+    ])
+SPECS["max_unpool2d"] = Spec(
+    F.max_unpool2d, dict(x=GP, indices=IDX, kernel_size=2, stride=None, padding=0,
+                         output_size=XP.shape[-2:]),
+    arrays=dict(x=_AR), ints=("padding",), pos=("kernel_size", "stride"),
+    pairs=("kernel_size", "stride", "padding"), cases=[
+        (dict(indices=IDX + 1000), ValueError, r"indices"),
+        (dict(indices=IDX.astype(np.float64)), TypeError, r"indices"),
+        (dict(output_size=(3, 3)), ValueError, r"output_size"),
+        (dict(output_size=None), ValueError, r"indices"),
+    ])
+SPECS["max_unpool2d_backward"] = Spec(
+    F.max_unpool2d_backward, dict(grad_out=XP, indices=IDX,
+                                  input_shape=GP.shape),
+    arrays=dict(grad_out=_AR), cases=[
+        (dict(indices=IDX + 1000), ValueError, r"indices"),
+        (dict(input_shape=None), TypeError, r"input_shape"),
+    ])
+
+
 # --- generic invalid values derived from each spec ------------------------------------------
 
 def _wrong_rank(a, ranks):

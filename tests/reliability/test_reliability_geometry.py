@@ -1,13 +1,13 @@
 """Absurd but legal geometry (issue 9, "Geometry overflow"): every size is checked in Python
 integers against the geometry bound (2**40, convext._validation.MAX_EXTENT) before any C
 arithmetic; beyond it a ValueError names the argument; below it, large but meaningful values
-(stride past the input, padding wider than the image) give torch's result on every route, with
-scratch memory bounded by the input and output.
+(stride past the input, padding wider than the image) give the naive loops' result on every
+route that accepts them, with scratch memory bounded by the input and output. (The same cases
+against torch: tests/parity/test_parity_geometry.py.)
 
 Each example of the issue is a regression test here. Before the fix several crashed the
 interpreter (SIGSEGV) or returned heap garbage; they now raise or compute, so they run in-process.
 """
-import os
 import tracemalloc
 
 import numpy as np
@@ -15,24 +15,10 @@ import pytest
 
 import convext
 import reference as R
+from cases import MEANINGFUL_CONV as MEANINGFUL
+from cases import POOL_LARGE, ROUTE_SHAPES, pool_large, routes_for
 from convext import functional as F
-from convext._kernels import _conv
 from convext._validation import MAX_EXTENT
-
-torch = pytest.importorskip("torch")
-TF = torch.nn.functional
-
-# Under the AddressSanitizer build (CI's sanitizer step) a C++ exception thrown inside torch
-# aborts the process (ASan's __cxa_throw interceptor), so there the calls that make torch raise
-# are not made: the naive loops of tests/reference.py are the oracle for those.
-TORCH_MAY_RAISE = os.environ.get("CONVEXT_ASAN", "0") != "1"
-
-
-def _int32_safe(kw):
-    """torch's pooling and its slow_conv2d backward need every geometry value below 2**31."""
-    vals = [v for v in kw.values() for v in (v if isinstance(v, tuple) else (v,))
-            if isinstance(v, int) and not isinstance(v, bool)]
-    return max(vals, default=0) < 2 ** 31
 
 ones = np.ones
 
@@ -127,43 +113,14 @@ def test_derived_extents_are_checked_too():
 
 
 # ---------------------------------------------------------------------------------------------
-# large but meaningful values: torch's result on every route
-
-def _torch_conv(x, w, b, gy, kw):
-    xt = torch.from_numpy(x).requires_grad_()
-    wt = torch.from_numpy(w).requires_grad_()
-    bt = torch.from_numpy(b).requires_grad_()
-    y = TF.conv2d(xt, wt, bt, **kw)
-    y.backward(torch.from_numpy(gy))
-    return y.detach().numpy(), xt.grad.numpy(), wt.grad.numpy(), bt.grad.numpy()
-
-
-MEANINGFUL = [
-    dict(stride=10 ** 6),
-    dict(padding=50),
-    dict(stride=10 ** 6, padding=10 ** 6),
-    dict(stride=(10 ** 6, 1), padding=(10 ** 6 - 1, 1)),
-    dict(stride=(1, 2 ** 39), padding=(0, 2 ** 39 - 3)),
-    dict(stride=MAX_EXTENT, padding=(1, 2)),
-    dict(stride=2 ** 39, padding=2 ** 38, dilation=(1, 3)),
-    dict(dilation=(10 ** 6, 1), padding="same"),
-    dict(dilation=(2 ** 38, 2), padding=(2 ** 37, 1), stride=(2 ** 37, 1)),
-    dict(dilation=(3, 2 ** 37), padding=(1, 2 ** 37 - 1), stride=(1, 2 ** 36)),
-]
-
-# (name, N, C, F, groups): depthwise (C/G == F/G == 1), direct (few channels, N*G >= 4 for the
-# weight gradient) and GEMM (Cg = 300 is beyond the direct route's limit)
-ROUTES = [("depthwise", 2, 3, 3, 3), ("direct", 4, 2, 3, 1), ("gemm", 2, 300, 2, 1)]
-
+# large but meaningful values: the naive loops' result on every route
 
 @pytest.mark.parametrize("kw", MEANINGFUL, ids=[str(k) for k in MEANINGFUL])
-@pytest.mark.parametrize("route, N, C, F_, G", ROUTES, ids=[r[0] for r in ROUTES])
+@pytest.mark.parametrize("route, N, C, F_, G", ROUTE_SHAPES, ids=[r[0] for r in ROUTE_SHAPES])
 @pytest.mark.parametrize("hw", [(5, 5), (3, 3), (1, 1), (1, 4)])
-def test_meaningful_large_geometry_equals_torch(route, N, C, F_, G, kw, hw):
-    """Forward and gradients equal torch and the naive loops of tests/reference.py (which never
-    build the padded input). torch is the oracle where it computes: its backward raises on some
-    of these strides, and at stride 2**39 with dilation 3 its output width is 0 where the
-    formula floor((W + 2p - d(k-1) - 1) / s) + 1 gives 1; there the naive loops decide."""
+def test_meaningful_large_geometry_equals_the_naive_loops(route, N, C, F_, G, kw, hw):
+    """Forward and gradients equal the naive loops of tests/reference.py (which never build
+    the padded input), by the chosen route and by every route that accepts the geometry."""
     rng = np.random.default_rng(9)
     x = rng.standard_normal((N, C) + hw)
     w = rng.standard_normal((F_, C // G, 2, 2))
@@ -171,53 +128,50 @@ def test_meaningful_large_geometry_equals_torch(route, N, C, F_, G, kw, hw):
     kw = dict(kw, groups=G)
     try:
         y = F.conv2d(x, w, b, **kw)
-    except ValueError as e:  # the kernel is larger than the padded input: torch refuses it too
+    except ValueError as e:  # the kernel is larger than the padded input
         assert "larger than the padded input" in str(e)
-        if TORCH_MAY_RAISE:
-            with pytest.raises(RuntimeError):
-                TF.conv2d(torch.from_numpy(x), torch.from_numpy(w), **kw)
         return
-    yt = TF.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), **kw).numpy()
     gy = rng.standard_normal(y.shape)
     gx, gw, gb = F.conv2d_backward(gy, x, w, **kw)
-    if y.shape == yt.shape:
-        np.testing.assert_allclose(y, yt, rtol=1e-10, atol=1e-10)
-        tgx = None
-        if TORCH_MAY_RAISE or _int32_safe(kw):
-            try:
-                _, tgx, tgw, tgb = _torch_conv(x, w, b, gy, kw)
-            except RuntimeError:  # torch's backward fails at some strides beyond 2**31
-                assert not _int32_safe(kw)
-        if tgx is not None:
-            np.testing.assert_allclose(gx, tgx, rtol=1e-10, atol=1e-10)
-            np.testing.assert_allclose(gw, tgw, rtol=1e-10, atol=1e-10)
-            np.testing.assert_allclose(gb, tgb, rtol=1e-10, atol=1e-10)
+    assert y.shape == (N, F_) + convext.conv_output_size(hw, 2, kw.get("stride", 1),
+                                                         kw.get("padding", 0),
+                                                         kw.get("dilation", 1))
     if y.size <= 600:
         np.testing.assert_allclose(y, R.conv2d(x, w, b, **kw), rtol=1e-10, atol=1e-10)
         for got, want in zip((gx, gw, gb), R.conv2d_grads(gy, x, w, **kw)):
             np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
-    else:
-        assert y.shape == yt.shape
+    allowed = routes_for(x, w, kw)
+    for r in allowed["forward"]:
+        np.testing.assert_allclose(F.conv2d(x, w, b, **kw, _route=r), y, rtol=1e-10, atol=1e-10)
+    for p, got in (("grad_input", gx), ("grad_weight", gw)):
+        for r in allowed[p]:
+            other = F.conv2d_backward(gy, x, w, **kw, needs_bias_grad=False, _route={p: r},
+                                      **{"needs_input_grad": p == "grad_input",
+                                         "needs_weight_grad": p == "grad_weight"})
+            np.testing.assert_allclose(other[0 if p == "grad_input" else 1], got, rtol=1e-10,
+                                       atol=1e-10)
 
 
 def test_stride_past_the_image_on_5x5_and_padding_50_on_3x3():
-    """The two plain examples of the brief, with a forced GEMM route as a cross-check."""
+    """The two plain examples of the brief, by every route that accepts them (the forced GEMM
+    route included), against the naive loops."""
     rng = np.random.default_rng(1)
     for x, kw in ((rng.standard_normal((2, 3, 5, 5)), dict(stride=10 ** 6)),
                   (rng.standard_normal((2, 3, 3, 3)), dict(padding=50))):
         w = rng.standard_normal((4, 3, 3, 3))
-        want = TF.conv2d(torch.from_numpy(x), torch.from_numpy(w), **kw).numpy()
+        want = R.conv2d(x, w, None, **kw)
         np.testing.assert_allclose(F.conv2d(x, w, **kw), want, rtol=1e-10, atol=1e-12)
-        old = _conv._set_direct_limits((0, 0, 0), (0, 0, 0))  # GEMM route only
-        try:
-            np.testing.assert_allclose(F.conv2d(x, w, **kw), want, rtol=1e-10, atol=1e-12)
-        finally:
-            _conv._set_direct_limits(*old)
+        np.testing.assert_allclose(F.conv2d(x, w, **kw, _route="gemm"), want, rtol=1e-10,
+                                   atol=1e-12)
+        for r in routes_for(x, w, kw)["forward"]:
+            np.testing.assert_allclose(F.conv2d(x, w, **kw, _route=r), want, rtol=1e-10,
+                                       atol=1e-12)
 
 
 def test_depthwise_scratch_is_bounded_by_input_and_output():
     """stride = padding = 10**6 asked the depthwise route for 14.6 TiB of scratch; now the
-    call takes a few kB beyond its output and equals torch (y = x at the centre, 0 around)."""
+    call takes a few kB beyond its output and equals the naive loops (y = x at the centre, 0
+    around)."""
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 4, 3, 3))
     w = rng.standard_normal((4, 1, 1, 1))
@@ -230,83 +184,19 @@ def test_depthwise_scratch_is_bounded_by_input_and_output():
     finally:
         tracemalloc.stop()
     assert peak < 4 << 20, peak  # the GEMM's packed panels (~1 MB) and small arrays
-    want = TF.conv2d(torch.from_numpy(x), torch.from_numpy(w), **kw).numpy()
-    np.testing.assert_allclose(y, want, rtol=1e-12)
+    np.testing.assert_allclose(y, R.conv2d(x, w, None, **kw), rtol=1e-12)
     assert y.shape == (2, 4, 3, 3) and np.count_nonzero(y[:, :, 1, 1]) == 8
-
-
-POOL_LARGE = [
-    ("max", dict(kernel_size=2, stride=10 ** 6)),
-    ("max", dict(kernel_size=10 ** 6, padding=5 * 10 ** 5)),
-    ("max", dict(kernel_size=(3, 2), stride=(MAX_EXTENT, 1), padding=1, dilation=(1, 2))),
-    ("max", dict(kernel_size=2, stride=10 ** 6, dilation=10 ** 5, ceil_mode=True)),
-    ("max", dict(kernel_size=3, stride=2 ** 39, padding=1, ceil_mode=True)),
-    ("avg", dict(kernel_size=2, stride=10 ** 6)),
-    ("avg", dict(kernel_size=10 ** 6, padding=5 * 10 ** 5)),
-    ("avg", dict(kernel_size=10 ** 6, padding=5 * 10 ** 5, count_include_pad=False)),
-    ("avg", dict(kernel_size=3, stride=2 ** 39, padding=1, ceil_mode=True)),
-    ("avg", dict(kernel_size=2, divisor_override=MAX_EXTENT)),
-    ("lp", dict(kernel_size=2, stride=10 ** 6)),
-    ("lp", dict(kernel_size=(4, 2 ** 30), stride=(1, 2 ** 39), ceil_mode=True)),
-]
+    # the depthwise route refuses this geometry (its padded plane would be 14.6 TiB)
+    assert "depthwise" not in routes_for(x, w, kw)["forward"]
+    with pytest.raises(ValueError, match="depthwise"):
+        F.conv2d(x, w, **kw, _route="depthwise")
 
 
 @pytest.mark.parametrize("kind, kw", POOL_LARGE, ids=[f"{k}-{v}" for k, v in POOL_LARGE])
 @pytest.mark.parametrize("hw", [(5, 4), (1, 1)])
-def test_pooling_with_large_geometry_equals_torch(kind, kw, hw):
-    """Forward and gradient equal the naive loops of tests/reference.py, and torch where it
-    accepts the arguments (its pooling refuses sizes beyond int32: RuntimeError)."""
-    rng = np.random.default_rng(3)
-    x = np.abs(rng.standard_normal((2, 3) + hw)) + 0.25
-    fwd = {"max": F.max_pool2d, "avg": F.avg_pool2d,
-           "lp": lambda x, **k: F.lp_pool2d(x, 2, **k)}[kind]
-    tfwd = {"max": TF.max_pool2d, "avg": TF.avg_pool2d,
-            "lp": lambda x, **k: TF.lp_pool2d(x, 2, **k)}[kind]
-    try:
-        fwd(x, **kw)
-    except ValueError as e:  # no window fits: torch refuses it as well
-        assert "larger than the padded input" in str(e)
-        if TORCH_MAY_RAISE:
-            with pytest.raises(RuntimeError):
-                tfwd(torch.from_numpy(x), **kw)
-        return
-    if kind == "max":
-        y, idx = F.max_pool2d(x, return_indices=True, **kw)
-        gy = rng.standard_normal(y.shape)
-        gx = F.max_pool2d_backward(gy, idx, x.shape)
-        ry, ridx = R.max_pool2d(x, **kw)
-        np.testing.assert_array_equal(idx, ridx)
-        rgx = R.max_pool2d_backward(gy, ridx, x.shape)
-    elif kind == "avg":
-        y = F.avg_pool2d(x, **kw)
-        gy = rng.standard_normal(y.shape)
-        gx = F.avg_pool2d_backward(gy, x.shape, **kw)
-        ry, rgx = R.avg_pool2d(x, **kw), R.avg_pool2d_backward(gy, x.shape, **kw)
-    else:
-        y = F.lp_pool2d(x, 2, **kw)
-        gy = rng.standard_normal(y.shape)
-        gx = F.lp_pool2d_backward(gy, x, y, 2, **kw)
-        ry, rgx = R.lp_pool2d(x, 2, **kw), None
-    np.testing.assert_allclose(y, ry, rtol=1e-10, atol=1e-300)
-    if rgx is not None:
-        np.testing.assert_allclose(gx, rgx, rtol=1e-10, atol=1e-300)
-    if not (TORCH_MAY_RAISE or _int32_safe(kw)):
-        return
-    xt = torch.from_numpy(x).requires_grad_()
-    try:
-        if kind == "max":
-            yt, it = TF.max_pool2d(xt, return_indices=True, **kw)
-            np.testing.assert_array_equal(idx, it.numpy())
-        elif kind == "avg":
-            yt = TF.avg_pool2d(xt, **kw)
-        else:
-            yt = TF.lp_pool2d(xt, 2, **kw)
-    except RuntimeError as e:  # beyond torch's int32 pooling arguments
-        assert "int" in str(e) and not _int32_safe(kw)
-        return
-    yt.backward(torch.from_numpy(gy))
-    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-10, atol=1e-300)
-    np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=1e-10, atol=1e-300)
+def test_pooling_with_large_geometry_equals_the_naive_loops(kind, kw, hw):
+    """Forward and gradient equal the naive loops of tests/reference.py."""
+    pool_large(kind, kw, hw)
 
 
 # ---------------------------------------------------------------------------------------------

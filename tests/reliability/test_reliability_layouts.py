@@ -92,7 +92,7 @@ LAYOUTS = {
 # Known bug (reported to the lead): these functions compute with NumPy reductions/ufuncs on the
 # caller's array as laid out, so a non-C-contiguous input changes the summation order or the
 # SIMD code path and the result differs in the last bits (e.g. global_avg_pool2d on a Fortran
-# array: 7e-17). functional.py's rule is to make inputs C-contiguous first
+# array: 7e-17). convext.functional's rule is to make inputs C-contiguous first
 # (_validation.contiguous); until then these are expected failures (not strict: which layouts
 # differ depends on the CPU's SIMD paths).
 def _contiguous(arrays):

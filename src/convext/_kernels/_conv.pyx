@@ -5,9 +5,20 @@ w is (F, C/G, kH, kW), y and grad_out are (N, F, OH, OW); every array is C-conti
 and of one dtype (float32 or float64). Padding arrives as (top, left): the bottom and right
 padding are implied by OH and OW, which is how 'same' with an even kernel pads asymmetrically.
 
-Two routes
-----------
-GEMM route (everything but plain depthwise). For image n and group g the output is the matrix product
+Three routes, one entry point per route and pass
+------------------------------------------------
+    conv2d_forward_gemm      conv2d_grad_input_gemm      conv2d_grad_weight_gemm
+    conv2d_forward_direct                                conv2d_grad_weight_direct
+    conv2d_forward_depthwise conv2d_grad_input_depthwise conv2d_grad_weight_depthwise
+    conv2d_grad_bias (one route)
+Every entry point takes (inputs, output, stride_h, stride_w, pad_top, pad_left, dil_h, dil_w,
+groups, n_threads). These kernels decide nothing: Python (convext/functional/_routes.py,
+choose_route) picks the route from the geometry with its measured limits, and only sends a
+geometry to a route that accepts it (the direct route's U and the depthwise padded plane within
+their bounds). n_threads is the caller's (convext._config.threads_for); a kernel uses no more
+threads than it has work items, as each thread needs its own scratch.
+
+GEMM route (any geometry). For image n and group g the output is the matrix product
     Y[n, g] (Fg x OH*OW) = W_g (Fg x K) @ cols (K x OH*OW),      K = Cg*kH*kW,
 where cols is the unfolded (im2col) input. cols is never built whole: a work item is
 (n, g, tile of PT output pixels); its thread unfolds the tile into a private buffer of K*PT
@@ -16,17 +27,20 @@ Work items write disjoint parts of y and every output element is one complete do
 the result is the same for every thread count. A 1x1 kernel with stride 1 and no padding needs
 no unfolding: the image itself is the cols matrix.
 
-Depthwise route (C/G == 1 and F/G == 1, no channel multiplier). There the GEMM would be a single
-row (M = 1), so loops over the kernel taps work on zero-padded copies of the planes instead
-(details above the kernels). With several filters per input channel, as in a first layer on a
-grey image, the GEMM route measured 3x faster than such loops, so it takes those.
+Depthwise route (C/G == 1 and F/G == 1, no channel multiplier; chosen whenever it accepts).
+There the GEMM would be a single row (M = 1), so loops over the kernel taps work on zero-padded
+copies of the planes instead (details above the kernels). With several filters per input
+channel, as in a first layer on a grey image, the GEMM route measured 3x faster than such
+loops, so it takes those.
 
-Direct route (forward and grad_weight; grad_input keeps the GEMM route). Chosen when it is not
-depthwise, there are at least 4 (image, group) pairs, and Cg, Fg and the row-unfolded image U
-below stay within limits measured per pass (forward: Cg <= 256, Fg <= 512, U <= 2**21 elements;
-grad_weight: Cg, Fg <= 64, U <= 2**20; see _use_direct). It avoids the GEMM route's two copies
-of every input element (im2col tile, then the GEMM's packing), which cost most where M = Fg is
-small and wastes most of the micro-tile. _direct.h works per (image, group): it copies the input once into U, one zero-padded plane of
+Direct route (forward and grad_weight; grad_input has none). Chosen when it is not depthwise,
+Cg, Fg and the row-unfolded image U below stay within limits measured per pass (forward:
+Cg <= 256, Fg <= 512, U <= 2**21 elements; grad_weight: Cg, Fg <= 64, U <= 2**20 and at least 4
+(image, group) pairs; the named constants and the benchmark that measured them are in
+functional/_routes.py). It avoids the GEMM route's two copies of every input element (im2col
+tile, then the GEMM's packing), which cost most where M = Fg is small and wastes most of the
+micro-tile. _direct.h works per (image, group): it copies the input once into U, one
+zero-padded plane of
 Hq x OW per (channel, row phase, kernel column), in which each tap's inputs for the output
 pixels in order are one contiguous run (any stride, dilation, padding). The forward pass is then
 register tiles of up to 8 filters x 48 pixels (AVX-512; 4 x 24 AVX2) summed over the taps from
@@ -44,14 +58,14 @@ Index arithmetic: every geometry value and extent that reaches these kernels (st
 dilation, kernel size, padded input, dilated kernel, OH, OW, OH*OW) is at most 2**40, checked in
 Python integers by convext._validation.window_geometry before any call; the products the kernels
 form beyond that (the direct route's U, the depthwise padded plane) are compared with their
-limits factor by factor (_prod_le), never formed first.
+limits in Python integers by functional/_routes.py before a geometry reaches those routes.
 
 Scratch memory, allocated in Python before any output is written, for at most as many threads as
 there are work items: per thread K*PT elements (the unfolded tile, PT = 192..768 pixels, about
 768 kB when K is moderate) plus CVX_GEMM_WORK_ELEMS (~0.8 MB in float32) for the GEMM's packed
-panels; grad_weight adds up to 16*F*K elements of partial sums; the depthwise route
-(Hp + OH)*Wp elements per thread, taken only while that is at most 4*(H*W + OH*OW) + 65536
-(_use_dw; stride, padding or dilation far beyond the image send it to the GEMM route).
+panels; grad_weight adds up to 16*F*K elements of partial sums; the direct route U elements per
+thread (at most 2**21); the depthwise route (Hp + OH)*Wp elements per thread, at most
+4*(H*W + OH*OW) + 65536 (stride, padding or dilation far beyond the image go to the GEMM route).
 """
 import numpy as np
 
@@ -63,48 +77,48 @@ from ._types cimport floating, idx_t
 from ._gemm cimport CVX_GEMM_WORK_ELEMS, gemm as _gemm
 
 cdef extern from "_vec.h" nogil:
-    void cvx_saxpy(idx_t n, float a, const float *x, float *y)
-    void cvx_daxpy(idx_t n, double a, const double *x, double *y)
-    float cvx_sdot(idx_t n, const float *x, const float *y)
-    double cvx_ddot(idx_t n, const double *x, const double *y)
+    void cvx_axpy_float(idx_t n, float a, const float *x, float *y)
+    void cvx_axpy_double(idx_t n, double a, const double *x, double *y)
+    float cvx_dot_float(idx_t n, const float *x, const float *y)
+    double cvx_dot_double(idx_t n, const double *x, const double *y)
 
 
 cdef inline void _axpy(idx_t n, floating a, const floating *x, floating *y) noexcept nogil:
     if floating is float:
-        cvx_saxpy(n, a, x, y)
+        cvx_axpy_float(n, a, x, y)
     else:
-        cvx_daxpy(n, a, x, y)
+        cvx_axpy_double(n, a, x, y)
 
 
 cdef inline floating _vdot(idx_t n, const floating *x, const floating *y) noexcept nogil:
     if floating is float:
-        return cvx_sdot(n, x, y)
+        return cvx_dot_float(n, x, y)
     else:
-        return cvx_ddot(n, x, y)
+        return cvx_dot_double(n, x, y)
 
 
 cdef extern from "_direct.h" nogil:
-    ctypedef struct cvx_dgeom:
-        idx_t Cg, H, W, Fg, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW, Hq, K, P
-    idx_t cvx_direct_scratch(const cvx_dgeom *g)
-    void cvx_sdirect_fwd(const cvx_dgeom *g, const float *x, const float *w, const float *b,
-                         const idx_t *off, float *y, float *scratch)
-    void cvx_ddirect_fwd(const cvx_dgeom *g, const double *x, const double *w, const double *b,
-                         const idx_t *off, double *y, double *scratch)
-    idx_t cvx_direct_v_elems(const cvx_dgeom *g)
-    void cvx_sdirect_gw(const cvx_dgeom *g, const float *x, const float *gy, const idx_t *off,
-                        float *v, float *scratch)
-    void cvx_ddirect_gw(const cvx_dgeom *g, const double *x, const double *gy, const idx_t *off,
-                        double *v, double *scratch)
-    void cvx_sdirect_gw_finish(const cvx_dgeom *g, const float *v, float *dw)
-    void cvx_ddirect_gw_finish(const cvx_dgeom *g, const double *v, double *dw)
+    ctypedef struct cvx_direct_geom:
+        idx_t Cg, H, W, Fg, kh, kw, sh, sw, ph, pw, dil_h, dil_w, OH, OW, Hq, K, P
+    idx_t cvx_direct_scratch(const cvx_direct_geom *g)
+    void cvx_direct_fwd_float(const cvx_direct_geom *g, const float *x, const float *w,
+                              const float *b, const idx_t *off, float *y, float *scratch)
+    void cvx_direct_fwd_double(const cvx_direct_geom *g, const double *x, const double *w,
+                               const double *b, const idx_t *off, double *y, double *scratch)
+    idx_t cvx_direct_v_elems(const cvx_direct_geom *g)
+    void cvx_direct_gw_float(const cvx_direct_geom *g, const float *x, const float *gy,
+                             const idx_t *off, float *v, float *scratch)
+    void cvx_direct_gw_double(const cvx_direct_geom *g, const double *x, const double *gy,
+                              const idx_t *off, double *v, double *scratch)
+    void cvx_direct_gw_finish_float(const cvx_direct_geom *g, const float *v, float *grad_w)
+    void cvx_direct_gw_finish_double(const cvx_direct_geom *g, const double *v, double *grad_w)
 
 
 # Every field is an array dimension (N, C, H, W, F, Cg, kh, kw, OH, OW) or a geometry value
-# (sh, sw, ph, pw, dh, dw, G), each at most 2**40 by convext._validation.window_geometry /
-# check_positive_int, which also bound OH*OW, H + 2*padding and dh*(kh-1) + 1 by 2**40.
+# (sh, sw, ph, pw, dil_h, dil_w, G), each at most 2**40 by convext._validation.window_geometry /
+# check_positive_int, which also bound OH*OW, H + 2*padding and dil_h*(kh-1) + 1 by 2**40.
 ctypedef struct geom_t:
-    idx_t N, C, H, W, F, G, Cg, Fg, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW
+    idx_t N, C, H, W, F, G, Cg, Fg, kh, kw, sh, sw, ph, pw, dil_h, dil_w, OH, OW
 
 
 # Bytes of unfolded input a thread keeps per tile (a typical L2 holds it).
@@ -181,9 +195,9 @@ cdef void _im2col_tile(const floating *xn, idx_t c0, idx_t nc, idx_t p0, idx_t p
     for c in range(nc):
         xc = xn + (c0 + c) * g.H * g.W
         for i in range(g.kh):
-            offh = i * g.dh - g.ph
+            offh = i * g.dil_h - g.ph
             for j in range(g.kw):
-                offw = j * g.dw - g.pw
+                offw = j * g.dil_w - g.pw
                 span = _ow_range(offw, g.sw, g.W, g.OW)
                 lo = span.lo
                 hi = span.hi
@@ -234,9 +248,9 @@ cdef void _col2im_tile(floating *dxn, idx_t c0, idx_t nc, idx_t p0, idx_t p1,
     for c in range(nc):
         xc = dxn + (c0 + c) * g.H * g.W
         for i in range(g.kh):
-            offh = i * g.dh - g.ph
+            offh = i * g.dil_h - g.ph
             for j in range(g.kw):
-                offw = j * g.dw - g.pw
+                offw = j * g.dil_w - g.pw
                 span = _ow_range(offw, g.sw, g.W, g.OW)
                 lo = span.lo
                 hi = span.hi
@@ -272,14 +286,14 @@ cdef inline tuple _s4(Py_ssize_t *s):
 
 
 cdef geom_t _geom(tuple xs, tuple ws, tuple ys, idx_t groups, idx_t sh, idx_t sw, idx_t ph,
-                  idx_t pw, idx_t dh, idx_t dw):
+                  idx_t pw, idx_t dil_h, idx_t dil_w):
     cdef geom_t g
     g.N, g.C, g.H, g.W = xs
     g.F, g.Cg, g.kh, g.kw = ws
     g.OH, g.OW = ys[2], ys[3]
     g.G = groups
     g.Fg = g.F // groups
-    g.sh, g.sw, g.ph, g.pw, g.dh, g.dw = sh, sw, ph, pw, dh, dw
+    g.sh, g.sw, g.ph, g.pw, g.dil_h, g.dil_w = sh, sw, ph, pw, dil_h, dil_w
     return g
 
 
@@ -312,10 +326,10 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 # depthwise (C/G == F/G == 1): zero-padded planes
 #
 # A thread copies the plane it works on into a zero-padded buffer of the Hp x Wp pixels that the
-# windows touch, Hp = (OH-1)*sh + dh*(kh-1) + 1 (likewise Wp). No loop then needs a bounds check,
+# windows touch, Hp = (OH-1)*sh + dil_h*(kh-1) + 1 (likewise Wp). No loop then needs a bounds check,
 # and the padding takes part in the arithmetic exactly as in the GEMM route and in PyTorch (a
 # non-finite weight times a padded zero is NaN). With stride 1 the forward pass goes further: the
-# input of output (oh, ow) for tap (i, j) sits at the fixed offset i*dh*Wp + j*dw from
+# input of output (oh, ow) for tap (i, j) sits at the fixed offset i*dil_h*Wp + j*dil_w from
 # oh*Wp + ow, so computing the output on the padded grid (OH rows of Wp, the last Wp - OW columns
 # discarded) makes each tap one long contiguous loop. The backward passes go row by row (OW
 # elements) so that the discarded columns never enter a gradient.
@@ -324,38 +338,21 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 # Sizes: Hp <= H + pad_top + pad_bottom and Wp likewise (the last window ends inside the padded
 # input), each at most 2**40 by the Python geometry check (_validation.window_geometry), so these
 # sums cannot overflow. Their product can grow with the padding, stride and dilation far beyond
-# what the input and output need (stride = padding = 10**6 on a small image: 14.6 TiB), so the
-# route is only taken when the padded plane stays within DW_SLACK times the input and output
-# planes (_use_dw); otherwise the GEMM route, whose scratch depends only on the weight, runs.
-DEF DW_SLACK = 4
-DEF DW_MIN_SCRATCH = 65536
+# what the input and output need (stride = padding = 10**6 on a small image: 14.6 TiB), so
+# Python (functional/_routes.py, DW_SLACK) only sends a geometry here when the padded plane stays
+# within a few times the input and output planes; the GEMM route, whose scratch depends only on
+# the weight, takes the others.
 
-cdef inline idx_t _dw_hp(const geom_t *g) noexcept nogil:
-    return (g.OH - 1) * g.sh + g.dh * (g.kh - 1) + 1
-
-
-cdef inline idx_t _dw_wp(const geom_t *g) noexcept nogil:
-    return (g.OW - 1) * g.sw + g.dw * (g.kw - 1) + 1
+cdef inline idx_t _depthwise_hp(const geom_t *g) noexcept nogil:
+    return (g.OH - 1) * g.sh + g.dil_h * (g.kh - 1) + 1
 
 
-cdef inline bint _prod_le(idx_t a, idx_t b, idx_t lim) noexcept nogil:
-    """a*b <= lim for a, b >= 0, without forming a product that could overflow."""
-    return b == 0 or a <= lim // b
+cdef inline idx_t _depthwise_wp(const geom_t *g) noexcept nogil:
+    return (g.OW - 1) * g.sw + g.dil_w * (g.kw - 1) + 1
 
 
-cdef bint _use_dw(const geom_t *g) noexcept nogil:
-    """Depthwise (one input channel, one filter per group) and its per-thread scratch
-    (Hp + OH) * Wp at most DW_SLACK * (H*W + OH*OW) + DW_MIN_SCRATCH elements. Decided on the
-    per-image geometry alone (never on N or the thread count)."""
-    if not (g.Cg == 1 and g.Fg == 1):
-        return False
-    # H*W and OH*OW are array sizes (bounded by memory), so the limit cannot overflow
-    cdef idx_t lim = DW_SLACK * (g.H * g.W + g.OH * g.OW) + DW_MIN_SCRATCH
-    return _prod_le(_dw_hp(g) + g.OH, _dw_wp(g), lim)
-
-
-cdef _dw_scratch(dtype, int nt, const geom_t *g):
-    return np.empty((nt, (_dw_hp(g) + g.OH) * _dw_wp(g) + 16), dtype=dtype)
+cdef _depthwise_scratch(dtype, int nt, const geom_t *g):
+    return np.empty((nt, (_depthwise_hp(g) + g.OH) * _depthwise_wp(g) + 16), dtype=dtype)
 
 
 cdef inline idx_t _clip(idx_t v, idx_t hi) noexcept nogil:
@@ -376,9 +373,9 @@ cdef inline void _pad_plane(const floating *src, floating *dst, const geom_t *g,
             dst[(r + g.ph) * Wp + g.pw + q] = src[r * g.W + q]
 
 
-cdef void _fwd_dw(const floating *x, const floating *w, const floating *b, floating *y,
-                  const geom_t *g, floating *scratch, idx_t ld_s, int nt) noexcept nogil:
-    cdef idx_t Wp = _dw_wp(g), Hp = _dw_hp(g), P = g.OH * g.OW, HW = g.H * g.W
+cdef void _fwd_depthwise(const floating *x, const floating *w, const floating *b, floating *y,
+                         const geom_t *g, floating *scratch, idx_t ld_s, int nt) noexcept nogil:
+    cdef idx_t Wp = _depthwise_wp(g), Hp = _depthwise_hp(g), P = g.OH * g.OW, HW = g.H * g.W
     cdef idx_t L = (g.OH - 1) * Wp + g.OW
     cdef idx_t it, f, i, j, off, p, oh, ow
     cdef floating *xp
@@ -402,7 +399,7 @@ cdef void _fwd_dw(const floating *x, const floating *w, const floating *b, float
                     z[p] = bv
                 for i in range(g.kh):
                     for j in range(g.kw):
-                        off = i * g.dh * Wp + j * g.dw
+                        off = i * g.dil_h * Wp + j * g.dil_w
                         _axpy(L, w[(f * g.kh + i) * g.kw + j], xp + off, z)
                 for oh in range(g.OH):
                     for ow in range(g.OW):
@@ -414,7 +411,7 @@ cdef void _fwd_dw(const floating *x, const floating *w, const floating *b, float
                     for j in range(g.kw):
                         wv = w[(f * g.kh + i) * g.kw + j]
                         for oh in range(g.OH):
-                            xrow = xp + (oh * g.sh + i * g.dh) * Wp + j * g.dw
+                            xrow = xp + (oh * g.sh + i * g.dil_h) * Wp + j * g.dil_w
                             for ow in range(g.OW):
                                 yp[oh * g.OW + ow] += wv * xrow[ow * g.sw]
 
@@ -430,12 +427,12 @@ cdef inline void _grid_plane(const floating *src, floating *dst, const geom_t *g
             dst[oh * Wp + q] = 0
 
 
-cdef void _gx_dw(const floating *gy, const floating *w, floating *gx, const geom_t *g,
-                 floating *scratch, idx_t ld_s, int nt) noexcept nogil:
+cdef void _gx_depthwise(const floating *gy, const floating *w, floating *gx, const geom_t *g,
+                        floating *scratch, idx_t ld_s, int nt) noexcept nogil:
     """With stride 1 and finite weights, each tap is one long loop over the plane on the
     padded grid (its unused columns hold zeros and so add nothing); otherwise row by row, so
     that a non-finite weight meets only real output gradients, as in torch."""
-    cdef idx_t Wp = _dw_wp(g), Hp = _dw_hp(g), P = g.OH * g.OW, HW = g.H * g.W
+    cdef idx_t Wp = _depthwise_wp(g), Hp = _depthwise_hp(g), P = g.OH * g.OW, HW = g.H * g.W
     cdef idx_t rows = _clip(Hp - g.ph, g.H), cols = _clip(Wp - g.pw, g.W)
     cdef idx_t L = (g.OH - 1) * Wp + g.OW, kk = g.kh * g.kw
     cdef idx_t it, f, i, j, p, oh, ow, r, q, t
@@ -462,13 +459,13 @@ cdef void _gx_dw(const floating *gy, const floating *w, floating *gx, const geom
                 for i in range(g.kh):
                     for j in range(g.kw):
                         _axpy(L, w[(f * g.kh + i) * g.kw + j], dyg,
-                              dxp + i * g.dh * Wp + j * g.dw)
+                              dxp + i * g.dil_h * Wp + j * g.dil_w)
             else:
                 for i in range(g.kh):
                     for j in range(g.kw):
                         wv = w[(f * g.kh + i) * g.kw + j]
                         for oh in range(g.OH):
-                            xrow = dxp + (oh * g.sh + i * g.dh) * Wp + j * g.dw
+                            xrow = dxp + (oh * g.sh + i * g.dil_h) * Wp + j * g.dil_w
                             gyrow = gy + it * P + oh * g.OW
                             if g.sw == 1:
                                 for ow in range(g.OW):
@@ -483,11 +480,11 @@ cdef void _gx_dw(const floating *gy, const floating *w, floating *gx, const geom
                     gx[it * HW + r * g.W + q] = dxp[(r + g.ph) * Wp + g.pw + q]
 
 
-cdef void _gw_dw(const floating *gy, const floating *x, floating *gw, const geom_t *g,
-                 floating *scratch, idx_t ld_s, int nt) noexcept nogil:
+cdef void _gw_depthwise(const floating *gy, const floating *x, floating *gw, const geom_t *g,
+                        floating *scratch, idx_t ld_s, int nt) noexcept nogil:
     """With stride 1 and a finite input plane, each tap is one long dot product on the padded
     grid (the unused columns of the output gradient hold zeros); otherwise row by row."""
-    cdef idx_t Wp = _dw_wp(g), Hp = _dw_hp(g), P = g.OH * g.OW, HW = g.H * g.W
+    cdef idx_t Wp = _depthwise_wp(g), Hp = _depthwise_hp(g), P = g.OH * g.OW, HW = g.H * g.W
     cdef idx_t L = (g.OH - 1) * Wp + g.OW, kk = g.kh * g.kw
     cdef idx_t f, n, i, j, t, oh
     cdef floating *xp
@@ -511,14 +508,14 @@ cdef void _gw_dw(const floating *gy, const floating *x, floating *gw, const geom
                     for i in range(g.kh):
                         for j in range(g.kw):
                             gw[f * kk + i * g.kw + j] += _vdot(L, dyg,
-                                                               xp + i * g.dh * Wp + j * g.dw)
+                                                               xp + i * g.dil_h * Wp + j * g.dil_w)
                 else:
                     for i in range(g.kh):
                         for j in range(g.kw):
                             s = 0
                             for oh in range(g.OH):
                                 s = s + _dot(gyp + oh * g.OW,
-                                             xp + (oh * g.sh + i * g.dh) * Wp + j * g.dw,
+                                             xp + (oh * g.sh + i * g.dil_h) * Wp + j * g.dil_w,
                                              g.OW, g.sw)
                             gw[f * kk + i * g.kw + j] += s
 
@@ -526,67 +523,22 @@ cdef void _gw_dw(const floating *gy, const floating *x, floating *gw, const geom
 # --------------------------------------------------------------------------------------------
 # direct route (few channels): _direct.h
 
-# Limits of the direct route: channels per group, filters per group, and elements of the
-# row-unfolded image (see the module docstring). Measured on the benchmark shapes plus
-# 128/256-channel layers (2 threads, alternating runs): the direct forward took 0.69-0.91x the
-# time of the GEMM route on every shape up to 256 channels; the direct weight gradient took
-# 0.87x up to 64 channels but 1.1-2.6x beyond, so it has tighter limits.
-cdef idx_t FWD_MAX_CG = 256, FWD_MAX_FG = 512, FWD_MAX_U = 1 << 21
-cdef idx_t GW_MAX_CG = 64, GW_MAX_FG = 64, GW_MAX_U = 1 << 20
-
-
-def _set_direct_limits(fwd, gw):
-    """For tuning experiments only: set (max Cg, max Fg, max U) of the forward and the weight
-    gradient direct routes; returns the old limits."""
-    global FWD_MAX_CG, FWD_MAX_FG, FWD_MAX_U, GW_MAX_CG, GW_MAX_FG, GW_MAX_U
-    old = (FWD_MAX_CG, FWD_MAX_FG, FWD_MAX_U), (GW_MAX_CG, GW_MAX_FG, GW_MAX_U)
-    (FWD_MAX_CG, FWD_MAX_FG, FWD_MAX_U), (GW_MAX_CG, GW_MAX_FG, GW_MAX_U) = fwd, gw
-    return old
-
-
 cdef inline idx_t _direct_hq(const geom_t *g) noexcept nogil:
     # OH and the dilated kernel are each at most 2**40 (Python's window_geometry): no overflow
-    return g.OH + (g.dh * (g.kh - 1)) // g.sh
+    return g.OH + (g.dil_h * (g.kh - 1)) // g.sh
 
 
-cdef bint _use_direct(const geom_t *g, bint weight_grad) noexcept nogil:
-    """Not depthwise and within the limits above for this pass. The forward pass decides on the
-    per-image geometry alone, so an image's result does not depend on the batch it came in; the
-    weight gradient also wants 4 (image, group) pairs, as it cannot split an image."""
-    cdef idx_t max_cg = GW_MAX_CG if weight_grad else FWD_MAX_CG
-    cdef idx_t max_fg = GW_MAX_FG if weight_grad else FWD_MAX_FG
-    cdef idx_t max_u = GW_MAX_U if weight_grad else FWD_MAX_U
-    if g.Cg == 1 and g.Fg == 1:
-        return False
-    if g.Cg > max_cg or g.Fg > max_fg or g.Cg < 1 or (weight_grad and g.N * g.G < 4):
-        return False
-    # U = Cg*sh*kw*Hq*OW elements, formed factor by factor so that no product can overflow
-    # (each factor is at most 2**40 by the Python geometry check, the running product at most
-    # max_u before each step); only a U within max_u is ever allocated (cvx_direct_scratch)
-    cdef idx_t u = g.Cg
-    if not _prod_le(u, g.sh, max_u):
-        return False
-    u = u * g.sh
-    if not _prod_le(u, g.kw, max_u):
-        return False
-    u = u * g.kw
-    if not _prod_le(u, _direct_hq(g), max_u):
-        return False
-    u = u * _direct_hq(g)
-    return _prod_le(u, g.OW, max_u)
-
-
-cdef cvx_dgeom _dgeom(const geom_t *g) noexcept nogil:
-    cdef cvx_dgeom d
+cdef cvx_direct_geom _direct_geom(const geom_t *g) noexcept nogil:
+    cdef cvx_direct_geom d
     d.Cg, d.H, d.W, d.Fg, d.kh, d.kw = g.Cg, g.H, g.W, g.Fg, g.kh, g.kw
-    d.sh, d.sw, d.ph, d.pw, d.dh, d.dw = g.sh, g.sw, g.ph, g.pw, g.dh, g.dw
+    d.sh, d.sw, d.ph, d.pw, d.dil_h, d.dil_w = g.sh, g.sw, g.ph, g.pw, g.dil_h, g.dil_w
     d.OH, d.OW, d.Hq = g.OH, g.OW, _direct_hq(g)
     d.K = g.Cg * g.kh * g.kw
     d.P = g.OH * g.OW
     return d
 
 
-cdef _direct_offsets(const cvx_dgeom *d):
+cdef _direct_offsets(const cvx_direct_geom *d):
     """off[k] for tap k = (c*kh + i)*kw + j: where its input run starts in the unfolded U."""
     off = np.empty(d.K, dtype=np.intp)
     cdef idx_t[::1] o = off
@@ -594,22 +546,22 @@ cdef _direct_offsets(const cvx_dgeom *d):
     for c in range(d.Cg):
         for i in range(d.kh):
             for j in range(d.kw):
-                o[k] = (((c * d.sh + (i * d.dh) % d.sh) * d.kw + j) * d.Hq
-                        + (i * d.dh) // d.sh) * d.OW
+                o[k] = (((c * d.sh + (i * d.dil_h) % d.sh) * d.kw + j) * d.Hq
+                        + (i * d.dil_h) // d.sh) * d.OW
                 k += 1
     return off
 
 
 cdef void _fwd_direct(const floating *x, const floating *w, const floating *b, floating *y,
-                      const geom_t *g, const cvx_dgeom *dg, const idx_t *off, idx_t nfb,
+                      const geom_t *g, const cvx_direct_geom *direct_g, const idx_t *off, idx_t nfb,
                       floating *scratch, idx_t ld_s, int nt) noexcept nogil:
     """Work items (image, group, block of filters). Every output element has the same
     arithmetic whatever block its filter falls in, so nfb may follow the thread count."""
-    cdef idx_t it, n, gi, fbi, f0, f1, HW = g.H * g.W, P = g.OH * g.OW, K = dg.K
+    cdef idx_t it, n, gi, fbi, f0, f1, HW = g.H * g.W, P = g.OH * g.OW, K = direct_g.K
     cdef idx_t FB = (g.Fg + nfb - 1) // nfb
     cdef floating *buf
     cdef const floating *bg
-    cdef cvx_dgeom dl
+    cdef cvx_direct_geom dl
     with parallel(num_threads=nt):
         for it in prange(g.N * g.G * nfb, schedule='dynamic'):
             buf = scratch + cvx_omp_get_thread_num() * ld_s
@@ -622,33 +574,33 @@ cdef void _fwd_direct(const floating *x, const floating *w, const floating *b, f
                 f1 = (gi + 1) * g.Fg
             if f1 <= f0:
                 continue
-            dl = dg[0]
+            dl = direct_g[0]
             dl.Fg = f1 - f0
             bg = NULL
             if b != NULL:
                 bg = b + f0
             if floating is float:
-                cvx_sdirect_fwd(&dl, x + (n * g.C + gi * g.Cg) * HW, w + f0 * K, bg, off,
-                                y + (n * g.F + f0) * P, buf)
+                cvx_direct_fwd_float(&dl, x + (n * g.C + gi * g.Cg) * HW, w + f0 * K, bg, off,
+                                     y + (n * g.F + f0) * P, buf)
             else:
-                cvx_ddirect_fwd(&dl, x + (n * g.C + gi * g.Cg) * HW, w + f0 * K, bg, off,
-                                y + (n * g.F + f0) * P, buf)
+                cvx_direct_fwd_double(&dl, x + (n * g.C + gi * g.Cg) * HW, w + f0 * K, bg, off,
+                                      y + (n * g.F + f0) * P, buf)
 
 
 cdef void _gw_direct(const floating *gy, const floating *x, floating *gw, const geom_t *g,
-                     const cvx_dgeom *dg, const idx_t *off, floating *scratch, idx_t ld_s,
-                     floating *part, idx_t nb, int nt) noexcept nogil:
+                     const cvx_direct_geom *direct_g, const idx_t *off, floating *scratch,
+                     idx_t ld_s, floating *part, idx_t nb, int nt) noexcept nogil:
     """Images are cut into nb fixed blocks (never depending on the thread count); work item
     (block, group) sums its images into the block's partial dW; the blocks are added in order."""
-    cdef idx_t HW = g.H * g.W, P = g.OH * g.OW, K = dg.K, FK = g.F * K
-    cdef idx_t it, blk, gi, n, n0, n1, q, e, nv = cvx_direct_v_elems(dg)
+    cdef idx_t HW = g.H * g.W, P = g.OH * g.OW, K = direct_g.K, FK = g.F * K
+    cdef idx_t it, blk, gi, n, n0, n1, q, e, nv = cvx_direct_v_elems(direct_g)
     cdef floating *buf
     cdef floating *v
     cdef floating s
     with parallel(num_threads=nt):
         for it in prange(nb * g.G, schedule='dynamic'):
             buf = scratch + cvx_omp_get_thread_num() * ld_s
-            v = buf + cvx_direct_scratch(dg)
+            v = buf + cvx_direct_scratch(direct_g)
             blk = it // g.G
             gi = it % g.G
             for q in range(nv):
@@ -657,15 +609,15 @@ cdef void _gw_direct(const floating *gy, const floating *x, floating *gw, const 
             n1 = (blk + 1) * g.N // nb
             for n in range(n0, n1):
                 if floating is float:
-                    cvx_sdirect_gw(dg, x + (n * g.C + gi * g.Cg) * HW,
-                                   gy + (n * g.F + gi * g.Fg) * P, off, v, buf)
+                    cvx_direct_gw_float(direct_g, x + (n * g.C + gi * g.Cg) * HW,
+                                        gy + (n * g.F + gi * g.Fg) * P, off, v, buf)
                 else:
-                    cvx_ddirect_gw(dg, x + (n * g.C + gi * g.Cg) * HW,
-                                   gy + (n * g.F + gi * g.Fg) * P, off, v, buf)
+                    cvx_direct_gw_double(direct_g, x + (n * g.C + gi * g.Cg) * HW,
+                                         gy + (n * g.F + gi * g.Fg) * P, off, v, buf)
             if floating is float:
-                cvx_sdirect_gw_finish(dg, v, part + blk * FK + gi * g.Fg * K)
+                cvx_direct_gw_finish_float(direct_g, v, part + blk * FK + gi * g.Fg * K)
             else:
-                cvx_ddirect_gw_finish(dg, v, part + blk * FK + gi * g.Fg * K)
+                cvx_direct_gw_finish_double(direct_g, v, part + blk * FK + gi * g.Fg * K)
     for e in prange(FK, nogil=True, schedule='static', num_threads=nt):
         s = part[e]
         for blk in range(1, nb):
@@ -676,51 +628,73 @@ cdef void _gw_direct(const floating *gy, const floating *x, floating *gw, const 
 # --------------------------------------------------------------------------------------------
 # forward
 
-def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
-                   const floating[::1] b, floating[:, :, :, ::1] y,
-                   Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh,
-                   Py_ssize_t dw, Py_ssize_t groups, int n_threads):
-    """y = conv2d(x, w) + b (b may be None). Fills all of y."""
-    cdef geom_t g = _geom(_s4(x.shape), _s4(w.shape), _s4(y.shape), groups, sh, sw, ph, pw, dh, dw)
+def conv2d_forward_depthwise(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                             const floating[::1] b, floating[:, :, :, ::1] y,
+                             Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
+                             Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
+                             Py_ssize_t groups, int n_threads):
+    """y = conv2d(x, w) + b (b may be None) on the depthwise route. Fills all of y."""
+    cdef geom_t g = _geom(_s4(x.shape), _s4(w.shape), _s4(y.shape), groups, stride_h, stride_w,
+                          pad_top, pad_left, dil_h, dil_w)
     cdef const floating *bp = NULL
     if b is not None:
         bp = &b[0]
-    cdef floating[:, ::1] flat
-    if _use_dw(&g):
-        n_threads = _threads_for(g.N * g.F, n_threads)
-        flat = _dw_scratch(np.asarray(y).dtype, n_threads, &g)
-        with nogil:
-            _fwd_dw(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g,
-                  &flat[0, 0], flat.shape[1], n_threads)
-        return
-    cdef cvx_dgeom dg
-    cdef idx_t[::1] off
-    cdef idx_t nfb
-    if _use_direct(&g, False):
-        dg = _dgeom(&g)
-        off = _direct_offsets(&dg)
-        # with fewer (image, group) pairs than 2 per thread, split the filters too (blocks of
-        # at least 8, the register tile); each block unfolds the image again
-        nfb = max(1, min((g.Fg + 7) // 8, (2 * <idx_t>n_threads + g.N * g.G - 1) // (g.N * g.G)))
-        n_threads = _threads_for(g.N * g.G * nfb, n_threads)
-        flat = np.empty((n_threads, cvx_direct_scratch(&dg)), dtype=np.asarray(y).dtype)
-        with nogil:
-            _fwd_direct(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, &dg, &off[0],
-                        nfb, &flat[0, 0], flat.shape[1], n_threads)
-        return
+    n_threads = _threads_for(g.N * g.F, n_threads)
+    cdef floating[:, ::1] flat = _depthwise_scratch(np.asarray(y).dtype, n_threads, &g)
+    with nogil:
+        _fwd_depthwise(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g,
+                       &flat[0, 0], flat.shape[1], n_threads)
+
+
+def conv2d_forward_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                          const floating[::1] b, floating[:, :, :, ::1] y,
+                          Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
+                          Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
+                          Py_ssize_t groups, int n_threads):
+    """y = conv2d(x, w) + b (b may be None) on the direct route. Fills all of y."""
+    cdef geom_t g = _geom(_s4(x.shape), _s4(w.shape), _s4(y.shape), groups, stride_h, stride_w,
+                          pad_top, pad_left, dil_h, dil_w)
+    cdef const floating *bp = NULL
+    if b is not None:
+        bp = &b[0]
+    cdef cvx_direct_geom direct_g = _direct_geom(&g)
+    cdef idx_t[::1] off = _direct_offsets(&direct_g)
+    # with fewer (image, group) pairs than 2 per thread, split the filters too (blocks of
+    # at least 8, the register tile); each block unfolds the image again
+    cdef idx_t nfb = max(1, min((g.Fg + 7) // 8,
+                                (2 * <idx_t>n_threads + g.N * g.G - 1) // (g.N * g.G)))
+    n_threads = _threads_for(g.N * g.G * nfb, n_threads)
+    cdef floating[:, ::1] flat = np.empty((n_threads, cvx_direct_scratch(&direct_g)),
+                                          dtype=np.asarray(y).dtype)
+    with nogil:
+        _fwd_direct(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, &direct_g, &off[0],
+                    nfb, &flat[0, 0], flat.shape[1], n_threads)
+
+
+def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                        const floating[::1] b, floating[:, :, :, ::1] y,
+                        Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
+                        Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
+                        Py_ssize_t groups, int n_threads):
+    """y = conv2d(x, w) + b (b may be None) on the GEMM route. Fills all of y."""
+    cdef geom_t g = _geom(_s4(x.shape), _s4(w.shape), _s4(y.shape), groups, stride_h, stride_w,
+                          pad_top, pad_left, dil_h, dil_w)
+    cdef const floating *bp = NULL
+    if b is not None:
+        bp = &b[0]
     cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW
-    cdef bint direct_b = _pointwise(&g)
+    cdef bint image_is_cols = _pointwise(&g)
     cdef idx_t PT = tile_pixels(K, P, y.itemsize)
     n_threads = _threads_for(g.N * g.G * ((P + PT - 1) // PT), n_threads)
     cdef floating[:, ::1] scratch = _scratch(np.asarray(y).dtype, n_threads,
-                                             0 if direct_b else K * PT)
+                                             0 if image_is_cols else K * PT)
     with nogil:
-        _fwd_gemm(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, PT, direct_b,
+        _fwd_gemm(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, PT, image_is_cols,
                   &scratch[0, 0], scratch.shape[1], n_threads)
 
 
 cdef void _fwd_gemm(const floating *x, const floating *w, const floating *b, floating *y,
-                    const geom_t *g, idx_t PT, bint direct_b, floating *scratch, idx_t ld_s,
+                    const geom_t *g, idx_t PT, bint image_is_cols, floating *scratch, idx_t ld_s,
                     int nt) noexcept nogil:
     cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW, HW = g.H * g.W
     cdef idx_t ntile = (P + PT - 1) // PT
@@ -735,7 +709,7 @@ cdef void _fwd_gemm(const floating *x, const floating *w, const floating *b, flo
     with parallel(num_threads=nt):
         for it in prange(nitems, schedule='dynamic'):
             buf = scratch + cvx_omp_get_thread_num() * ld_s
-            work = buf + (0 if direct_b else K * PT)
+            work = buf + (0 if image_is_cols else K * PT)
             n = it // (g.G * ntile)
             gi = (it // ntile) % g.G
             t = it % ntile
@@ -744,7 +718,7 @@ cdef void _fwd_gemm(const floating *x, const floating *w, const floating *b, flo
             if p1 > P:
                 p1 = P
             xn = x + n * g.C * HW
-            if direct_b:
+            if image_is_cols:
                 B = xn + gi * g.Cg * HW + p0
                 rsb = HW
             else:
@@ -763,22 +737,31 @@ cdef void _fwd_gemm(const floating *x, const floating *w, const floating *b, flo
 # --------------------------------------------------------------------------------------------
 # grad input
 
-def conv2d_grad_input(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] w,
-                      floating[:, :, :, ::1] gx,
-                      Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh,
-                   Py_ssize_t dw, Py_ssize_t groups, int n_threads):
-    """gx = the gradient of conv2d with respect to its input. Fills all of gx."""
-    cdef geom_t g = _geom(_s4(gx.shape), _s4(w.shape), _s4(gy.shape), groups, sh, sw, ph, pw, dh, dw)
-    cdef floating[:, ::1] flat
-    if _use_dw(&g):
-        n_threads = _threads_for(g.N * g.C, n_threads)
-        flat = _dw_scratch(np.asarray(gx).dtype, n_threads, &g)
-        with nogil:
-            _gx_dw(&gy[0, 0, 0, 0], &w[0, 0, 0, 0], &gx[0, 0, 0, 0], &g,
-                  &flat[0, 0], flat.shape[1], n_threads)
-        return
+def conv2d_grad_input_depthwise(const floating[:, :, :, ::1] gy,
+                                const floating[:, :, :, ::1] w, floating[:, :, :, ::1] gx,
+                                Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
+                                Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
+                                Py_ssize_t groups, int n_threads):
+    """gx = the gradient of conv2d with respect to its input, depthwise route. Fills all of gx."""
+    cdef geom_t g = _geom(_s4(gx.shape), _s4(w.shape), _s4(gy.shape), groups, stride_h,
+                          stride_w, pad_top, pad_left, dil_h, dil_w)
+    n_threads = _threads_for(g.N * g.C, n_threads)
+    cdef floating[:, ::1] flat = _depthwise_scratch(np.asarray(gx).dtype, n_threads, &g)
+    with nogil:
+        _gx_depthwise(&gy[0, 0, 0, 0], &w[0, 0, 0, 0], &gx[0, 0, 0, 0], &g,
+                      &flat[0, 0], flat.shape[1], n_threads)
+
+
+def conv2d_grad_input_gemm(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] w,
+                           floating[:, :, :, ::1] gx,
+                           Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
+                           Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
+                           Py_ssize_t groups, int n_threads):
+    """gx = the gradient of conv2d with respect to its input, GEMM route. Fills all of gx."""
+    cdef geom_t g = _geom(_s4(gx.shape), _s4(w.shape), _s4(gy.shape), groups, stride_h,
+                          stride_w, pad_top, pad_left, dil_h, dil_w)
     cdef idx_t kk = g.kh * g.kw, P = g.OH * g.OW
-    cdef bint direct_b = _pointwise(&g)
+    cdef bint image_is_cols = _pointwise(&g)
     # Split each group's channels into blocks so there are enough work items for the threads.
     # A dx element's sum does not depend on the blocking; the tile width must not depend on the
     # thread count either (col2im adds tile after tile), so it is chosen from Cg, not CB.
@@ -789,14 +772,14 @@ def conv2d_grad_input(const floating[:, :, :, ::1] gy, const floating[:, :, :, :
     cdef idx_t PT = tile_pixels(g.Cg * kk, P, gx.itemsize)
     n_threads = _threads_for(items * nb, n_threads)
     cdef floating[:, ::1] scratch = _scratch(np.asarray(gx).dtype, n_threads,
-                                             0 if direct_b else CB * kk * PT)
+                                             0 if image_is_cols else CB * kk * PT)
     with nogil:
-        _gx_gemm(&gy[0, 0, 0, 0], &w[0, 0, 0, 0], &gx[0, 0, 0, 0], &g, CB, PT, direct_b,
+        _gx_gemm(&gy[0, 0, 0, 0], &w[0, 0, 0, 0], &gx[0, 0, 0, 0], &g, CB, PT, image_is_cols,
                  &scratch[0, 0], scratch.shape[1], n_threads)
 
 
 cdef void _gx_gemm(const floating *gy, const floating *w, floating *gx, const geom_t *g,
-                   idx_t CB, idx_t PT, bint direct_b, floating *scratch, idx_t ld_s,
+                   idx_t CB, idx_t PT, bint image_is_cols, floating *scratch, idx_t ld_s,
                    int nt) noexcept nogil:
     cdef idx_t kk = g.kh * g.kw, P = g.OH * g.OW, HW = g.H * g.W, Kg = g.Cg * kk
     cdef idx_t nb = (g.Cg + CB - 1) // CB
@@ -810,7 +793,7 @@ cdef void _gx_gemm(const floating *gy, const floating *w, floating *gx, const ge
     with parallel(num_threads=nt):
         for it in prange(g.N * g.G * nb, schedule='dynamic'):
             buf = scratch + cvx_omp_get_thread_num() * ld_s
-            work = buf + (0 if direct_b else CB * kk * PT)
+            work = buf + (0 if image_is_cols else CB * kk * PT)
             n = it // (g.G * nb)
             gi = (it // nb) % g.G
             cb = it % nb
@@ -821,7 +804,7 @@ cdef void _gx_gemm(const floating *gy, const floating *w, floating *gx, const ge
             dxn = gx + n * g.C * HW
             # A[r, f] = w[gi*Fg + f, cb*CB*kk + r]: the block's rows of W_g^T
             A = w + gi * g.Fg * Kg + cb * CB * kk
-            if not direct_b:
+            if not image_is_cols:
                 for q in range(ncb * HW):
                     dxn[c0 * HW + q] = 0
             for t in range(ntile):
@@ -830,7 +813,7 @@ cdef void _gx_gemm(const floating *gy, const floating *w, floating *gx, const ge
                 if p1 > P:
                     p1 = P
                 B = gy + (n * g.F + gi * g.Fg) * P + p0
-                if direct_b:
+                if image_is_cols:
                     _gemm(ncb, p1 - p0, g.Fg, A, 1, Kg, B, P, 1, dxn + c0 * HW + p0, HW, 0, work)
                 else:
                     _gemm(ncb * kk, p1 - p0, g.Fg, A, 1, Kg, B, P, 1, buf, PT, 0, work)
@@ -840,53 +823,67 @@ cdef void _gx_gemm(const floating *gy, const floating *w, floating *gx, const ge
 # --------------------------------------------------------------------------------------------
 # grad weight
 
-def conv2d_grad_weight(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
-                       floating[:, :, :, ::1] gw,
-                       Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh,
-                   Py_ssize_t dw, Py_ssize_t groups, int n_threads):
-    """gw = the gradient of conv2d with respect to its weight. Fills all of gw."""
-    cdef geom_t g = _geom(_s4(x.shape), _s4(gw.shape), _s4(gy.shape), groups, sh, sw, ph, pw, dh, dw)
-    cdef floating[:, ::1] flat
-    cdef floating[:, ::1] part
-    if _use_dw(&g):
-        n_threads = _threads_for(g.F, n_threads)
-        flat = _dw_scratch(np.asarray(gw).dtype, n_threads, &g)
-        with nogil:
-            _gw_dw(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g,
-                  &flat[0, 0], flat.shape[1], n_threads)
-        return
-    cdef cvx_dgeom dg
-    cdef idx_t[::1] off
-    cdef idx_t nb
-    if _use_direct(&g, True):
-        dg = _dgeom(&g)
-        off = _direct_offsets(&dg)
-        nb = min(MAX_BLOCKS, g.N)
-        n_threads = _threads_for(nb * g.G, n_threads)
-        dtype = np.asarray(gw).dtype
-        flat = np.empty((n_threads, cvx_direct_scratch(&dg) + cvx_direct_v_elems(&dg)),
-                        dtype=dtype)
-        part = np.empty((nb, g.F * dg.K), dtype=dtype)
-        with nogil:
-            _gw_direct(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, &dg, &off[0],
-                       &flat[0, 0], flat.shape[1], &part[0, 0], nb, n_threads)
-        return
+def conv2d_grad_weight_depthwise(const floating[:, :, :, ::1] gy,
+                                 const floating[:, :, :, ::1] x, floating[:, :, :, ::1] gw,
+                                 Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
+                                 Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
+                                 Py_ssize_t groups, int n_threads):
+    """gw = the gradient of conv2d with respect to its weight, depthwise route. Fills all of
+    gw."""
+    cdef geom_t g = _geom(_s4(x.shape), _s4(gw.shape), _s4(gy.shape), groups, stride_h,
+                          stride_w, pad_top, pad_left, dil_h, dil_w)
+    n_threads = _threads_for(g.F, n_threads)
+    cdef floating[:, ::1] flat = _depthwise_scratch(np.asarray(gw).dtype, n_threads, &g)
+    with nogil:
+        _gw_depthwise(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g,
+                      &flat[0, 0], flat.shape[1], n_threads)
+
+
+def conv2d_grad_weight_direct(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
+                              floating[:, :, :, ::1] gw,
+                              Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
+                              Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
+                              Py_ssize_t groups, int n_threads):
+    """gw = the gradient of conv2d with respect to its weight, direct route. Fills all of gw."""
+    cdef geom_t g = _geom(_s4(x.shape), _s4(gw.shape), _s4(gy.shape), groups, stride_h,
+                          stride_w, pad_top, pad_left, dil_h, dil_w)
+    cdef cvx_direct_geom direct_g = _direct_geom(&g)
+    cdef idx_t[::1] off = _direct_offsets(&direct_g)
+    cdef idx_t nb = min(MAX_BLOCKS, g.N)
+    n_threads = _threads_for(nb * g.G, n_threads)
+    dtype = np.asarray(gw).dtype
+    cdef floating[:, ::1] flat = np.empty(
+        (n_threads, cvx_direct_scratch(&direct_g) + cvx_direct_v_elems(&direct_g)), dtype=dtype)
+    cdef floating[:, ::1] part = np.empty((nb, g.F * direct_g.K), dtype=dtype)
+    with nogil:
+        _gw_direct(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, &direct_g, &off[0],
+                   &flat[0, 0], flat.shape[1], &part[0, 0], nb, n_threads)
+
+
+def conv2d_grad_weight_gemm(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
+                            floating[:, :, :, ::1] gw,
+                            Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
+                            Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
+                            Py_ssize_t groups, int n_threads):
+    """gw = the gradient of conv2d with respect to its weight, GEMM route. Fills all of gw."""
+    cdef geom_t g = _geom(_s4(x.shape), _s4(gw.shape), _s4(gy.shape), groups, stride_h,
+                          stride_w, pad_top, pad_left, dil_h, dil_w)
     cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW
-    cdef bint direct_b = _pointwise(&g)
+    cdef bint image_is_cols = _pointwise(&g)
     cdef idx_t PT = tile_pixels(K, P, gw.itemsize)
     cdef idx_t ntile = (P + PT - 1) // PT
     cdef idx_t nblk = min(MAX_BLOCKS, g.N * g.G * ntile)
     n_threads = _threads_for(nblk, n_threads)
     dtype = np.asarray(gw).dtype
-    cdef floating[:, ::1] scratch = _scratch(dtype, n_threads, 0 if direct_b else K * PT)
-    part = np.empty((nblk, g.F * K), dtype=dtype)
+    cdef floating[:, ::1] scratch = _scratch(dtype, n_threads, 0 if image_is_cols else K * PT)
+    cdef floating[:, ::1] part = np.empty((nblk, g.F * K), dtype=dtype)
     with nogil:
-        _gw_gemm(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, PT, direct_b,
+        _gw_gemm(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, PT, image_is_cols,
                  &scratch[0, 0], scratch.shape[1], &part[0, 0], nblk, n_threads)
 
 
 cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const geom_t *g,
-                   idx_t PT, bint direct_b, floating *scratch, idx_t ld_s, floating *part,
+                   idx_t PT, bint image_is_cols, floating *scratch, idx_t ld_s, floating *part,
                    idx_t nblk, int nt) noexcept nogil:
     cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW, HW = g.H * g.W, FK = g.F * K
     cdef idx_t ntile = (P + PT - 1) // PT
@@ -901,7 +898,7 @@ cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const ge
     with parallel(num_threads=nt):
         for blk in prange(nblk, schedule='dynamic'):
             buf = scratch + cvx_omp_get_thread_num() * ld_s
-            work = buf + (0 if direct_b else K * PT)
+            work = buf + (0 if image_is_cols else K * PT)
             pw = part + blk * FK
             for q in range(FK):
                 pw[q] = 0
@@ -916,7 +913,7 @@ cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const ge
                 if p1 > P:
                     p1 = P
                 xn = x + n * g.C * HW
-                if direct_b:
+                if image_is_cols:
                     B = xn + gi * g.Cg * HW + p0
                     csb = HW
                 else:

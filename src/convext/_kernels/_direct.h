@@ -2,11 +2,11 @@
  *
  * For one image and group, the input is first "row-unfolded" into U: for every input channel c,
  * row phase rp < sh and kernel column j, a plane of Hq x OW elements
- *     U[c, rp, j][r, ow] = xpad[r*sh + rp, ow*sw + j*dw],     Hq = OH + (dh*(kh-1)) / sh,
+ *     U[c, rp, j][r, ow] = xpad[r*sh + rp, ow*sw + j*dil_w],     Hq = OH + (dil_h*(kh-1)) / sh,
  * where xpad is the input with its zero padding (so no loop below needs a bounds check, and a
  * padded zero takes part in the arithmetic as in PyTorch: a non-finite weight times it is NaN).
  * Tap (c, i, j) then reads, for the output pixels p = oh*OW + ow in order, the CONTIGUOUS run
- *     U + off[k] + p,    off[k] = (((c*sh + (i*dh)%sh)*kw + j)*Hq + (i*dh)/sh) * OW,
+ *     U + off[k] + p,    off[k] = (((c*sh + (i*dil_h)%sh)*kw + j)*Hq + (i*dil_h)/sh) * OW,
  * so the convolution is a GEMM whose B operand needs no packing: y (Fg x P) = W (Fg x K) @ B.
  *
  * forward: register tiles of FB output channels x PB = NV*VL pixels (acc[FB][NV] vectors) over
@@ -27,29 +27,30 @@
 #include "_gemm.h"
 
 typedef struct {
-    cvx_index Cg, H, W, Fg, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW, Hq, K, P;
-} cvx_dgeom;
+    cvx_index Cg, H, W, Fg, kh, kw, sh, sw, ph, pw, dil_h, dil_w, OH, OW, Hq, K, P;
+} cvx_direct_geom;
 
-#define CVX_D_FBMAX 8   /* >= every FB below */
-#define CVX_D_PBMAX 64  /* >= every NV*VL below */
-#define CVX_D_KBMAX 8
+#define CVX_DIRECT_FBMAX 8   /* >= every FB below */
+#define CVX_DIRECT_PBMAX 64  /* >= every NV*VL below */
+#define CVX_DIRECT_KBMAX 8
 
 /* elements of U (plus slack read by the last, partial pixel block). Bounded before this is
- * called: _use_direct in _conv.pyx takes this route only when Cg*sh*kw*Hq*OW <= 2**21 (checked
- * factor by factor), and every factor is at most 2**40 by the Python geometry check
- * (convext._validation.window_geometry); K = Cg*kh*kw is the weight's size per filter. */
-static inline cvx_index cvx_direct_u_elems(const cvx_dgeom *g)
+ * called: convext/functional/_routes.py sends a geometry to this route only when
+ * Cg*sh*kw*Hq*OW <= 2**21 (computed in Python integers), and every factor is at most 2**40 by
+ * the Python geometry check (convext._validation.window_geometry); K = Cg*kh*kw is the
+ * weight's size per filter. */
+static inline cvx_index cvx_direct_u_elems(const cvx_direct_geom *g)
 {
-    return g->Cg * g->sh * g->kw * g->Hq * g->OW + CVX_D_PBMAX;
+    return g->Cg * g->sh * g->kw * g->Hq * g->OW + CVX_DIRECT_PBMAX;
 }
-static inline cvx_index cvx_direct_scratch(const cvx_dgeom *g)
+static inline cvx_index cvx_direct_scratch(const cvx_direct_geom *g)
 {
-    return cvx_direct_u_elems(g) + g->K * CVX_D_FBMAX + CVX_D_FBMAX * (CVX_D_PBMAX + 1) +
-           CVX_D_FBMAX * CVX_D_KBMAX + 64;
+    return cvx_direct_u_elems(g) + g->K * CVX_DIRECT_FBMAX + CVX_DIRECT_FBMAX * (CVX_DIRECT_PBMAX + 1) +
+           CVX_DIRECT_FBMAX * CVX_DIRECT_KBMAX + 64;
 }
 
 /* forward micro-kernel: y[f*ldy + p] = b[f] + sum_k w[k*FB + f] * u[off[k] + p], p < NV*VL */
-#define CVX_DFWD_KERNEL(NAME, T, VT, VL, FB, NV, ATTR, LD, ST, BC, FMA)                               \
+#define CVX_DIRECT_FWD_KERNEL(NAME, T, VT, VL, FB, NV, ATTR, LD, ST, BC, FMA)                               \
     ATTR static void NAME(cvx_index K, const T *CVX_RESTRICT w, const cvx_index *CVX_RESTRICT off,  \
                           const T *u, const T *b, T *y, cvx_index ldy)                                \
     {                                                                                                \
@@ -75,7 +76,7 @@ static inline cvx_index cvx_direct_scratch(const cvx_dgeom *g)
  * q < nvec*VL of g[f*ldg + q] * u[off[t] + q], plus (gt != NULL) one more vector step on the
  * zero-padded copies gt[f*VL + l], ut[t*VL + l] of the last P % VL pixels (lanes past the end
  * then add exactly 0*0) */
-#define CVX_DGW_KERNEL(NAME, T, VT, VL, FB, KB, ATTR, LD, ST, FMA, ZERO)                               \
+#define CVX_DIRECT_GW_KERNEL(NAME, T, VT, VL, FB, KB, ATTR, LD, ST, FMA, ZERO)                               \
     ATTR static void NAME(cvx_index nvec, const T *g, cvx_index ldg, const T *u,                     \
                           const cvx_index *CVX_RESTRICT off, const T *gt, const T *ut,               \
                           T *CVX_RESTRICT v, cvx_index ldv)                                          \
@@ -105,90 +106,90 @@ static inline cvx_index cvx_direct_scratch(const cvx_dgeom *g)
             CVX_PRAGMA_UNROLL for (t = 0; t < KB; t++) ST(v + (f * ldv + t) * VL, acc[f][t]);        \
     }
 
-#define CVX_DFWD_SET(P, T, VT, VL, NV, ATTR, LD, ST, BC, FMA)                                        \
-    CVX_DFWD_SET_NV(P, T, VT, VL, NV, ATTR, LD, ST, BC, FMA)                                         \
-    CVX_DFWD_SET_NV(P##t, T, VT, VL, 1, ATTR, LD, ST, BC, FMA)
-#define CVX_DFWD_SET8(P, T, VT, VL, NV, ATTR, LD, ST, BC, FMA)                                       \
-    CVX_DFWD_SET8_NV(P, T, VT, VL, NV, ATTR, LD, ST, BC, FMA)                                        \
-    CVX_DFWD_SET8_NV(P##t, T, VT, VL, 1, ATTR, LD, ST, BC, FMA)
-#define CVX_DFWD_SET_NV(P, T, VT, VL, NV, ATTR, LD, ST, BC, FMA)                                     \
-    CVX_DFWD_KERNEL(P##1, T, VT, VL, 1, NV, ATTR, LD, ST, BC, FMA)                                   \
-    CVX_DFWD_KERNEL(P##2, T, VT, VL, 2, NV, ATTR, LD, ST, BC, FMA)                                   \
-    CVX_DFWD_KERNEL(P##3, T, VT, VL, 3, NV, ATTR, LD, ST, BC, FMA)                                   \
-    CVX_DFWD_KERNEL(P##4, T, VT, VL, 4, NV, ATTR, LD, ST, BC, FMA)
-#define CVX_DFWD_SET8_NV(P, T, VT, VL, NV, ATTR, LD, ST, BC, FMA)                                    \
-    CVX_DFWD_SET_NV(P, T, VT, VL, NV, ATTR, LD, ST, BC, FMA)                                         \
-    CVX_DFWD_KERNEL(P##5, T, VT, VL, 5, NV, ATTR, LD, ST, BC, FMA)                                   \
-    CVX_DFWD_KERNEL(P##6, T, VT, VL, 6, NV, ATTR, LD, ST, BC, FMA)                                   \
-    CVX_DFWD_KERNEL(P##7, T, VT, VL, 7, NV, ATTR, LD, ST, BC, FMA)                                   \
-    CVX_DFWD_KERNEL(P##8, T, VT, VL, 8, NV, ATTR, LD, ST, BC, FMA)
-#define CVX_DGW_SET(P, T, VT, VL, KB, ATTR, LD, ST, FMA, ZERO)                                       \
-    CVX_DGW_KERNEL(P##1, T, VT, VL, 1, KB, ATTR, LD, ST, FMA, ZERO)                                  \
-    CVX_DGW_KERNEL(P##2, T, VT, VL, 2, KB, ATTR, LD, ST, FMA, ZERO)                                  \
-    CVX_DGW_KERNEL(P##3, T, VT, VL, 3, KB, ATTR, LD, ST, FMA, ZERO)                                  \
-    CVX_DGW_KERNEL(P##4, T, VT, VL, 4, KB, ATTR, LD, ST, FMA, ZERO)
+#define CVX_DIRECT_FWD_SET(P, T, VT, VL, NV, ATTR, LD, ST, BC, FMA)                                        \
+    CVX_DIRECT_FWD_SET_NV(P, T, VT, VL, NV, ATTR, LD, ST, BC, FMA)                                         \
+    CVX_DIRECT_FWD_SET_NV(P##t, T, VT, VL, 1, ATTR, LD, ST, BC, FMA)
+#define CVX_DIRECT_FWD_SET8(P, T, VT, VL, NV, ATTR, LD, ST, BC, FMA)                                       \
+    CVX_DIRECT_FWD_SET8_NV(P, T, VT, VL, NV, ATTR, LD, ST, BC, FMA)                                        \
+    CVX_DIRECT_FWD_SET8_NV(P##t, T, VT, VL, 1, ATTR, LD, ST, BC, FMA)
+#define CVX_DIRECT_FWD_SET_NV(P, T, VT, VL, NV, ATTR, LD, ST, BC, FMA)                                     \
+    CVX_DIRECT_FWD_KERNEL(P##1, T, VT, VL, 1, NV, ATTR, LD, ST, BC, FMA)                                   \
+    CVX_DIRECT_FWD_KERNEL(P##2, T, VT, VL, 2, NV, ATTR, LD, ST, BC, FMA)                                   \
+    CVX_DIRECT_FWD_KERNEL(P##3, T, VT, VL, 3, NV, ATTR, LD, ST, BC, FMA)                                   \
+    CVX_DIRECT_FWD_KERNEL(P##4, T, VT, VL, 4, NV, ATTR, LD, ST, BC, FMA)
+#define CVX_DIRECT_FWD_SET8_NV(P, T, VT, VL, NV, ATTR, LD, ST, BC, FMA)                                    \
+    CVX_DIRECT_FWD_SET_NV(P, T, VT, VL, NV, ATTR, LD, ST, BC, FMA)                                         \
+    CVX_DIRECT_FWD_KERNEL(P##5, T, VT, VL, 5, NV, ATTR, LD, ST, BC, FMA)                                   \
+    CVX_DIRECT_FWD_KERNEL(P##6, T, VT, VL, 6, NV, ATTR, LD, ST, BC, FMA)                                   \
+    CVX_DIRECT_FWD_KERNEL(P##7, T, VT, VL, 7, NV, ATTR, LD, ST, BC, FMA)                                   \
+    CVX_DIRECT_FWD_KERNEL(P##8, T, VT, VL, 8, NV, ATTR, LD, ST, BC, FMA)
+#define CVX_DIRECT_GW_SET(P, T, VT, VL, KB, ATTR, LD, ST, FMA, ZERO)                                       \
+    CVX_DIRECT_GW_KERNEL(P##1, T, VT, VL, 1, KB, ATTR, LD, ST, FMA, ZERO)                                  \
+    CVX_DIRECT_GW_KERNEL(P##2, T, VT, VL, 2, KB, ATTR, LD, ST, FMA, ZERO)                                  \
+    CVX_DIRECT_GW_KERNEL(P##3, T, VT, VL, 3, KB, ATTR, LD, ST, FMA, ZERO)                                  \
+    CVX_DIRECT_GW_KERNEL(P##4, T, VT, VL, 4, KB, ATTR, LD, ST, FMA, ZERO)
 
 #define CVX_ATTR_AVX512_K __attribute__((target("avx512f,avx2,fma"), noinline))
 #define CVX_ATTR_AVX2_K __attribute__((target("avx2,fma"), noinline))
 
 #if CVX_X86
-CVX_DFWD_SET8(cvx_sdfwd_a5_, float, __m512, 16, 3, CVX_ATTR_AVX512_K, CVX_A5S_LD, CVX_A5S_ST, CVX_A5S_BC,
+CVX_DIRECT_FWD_SET8(cvx_direct_fwd_a5_float_, float, __m512, 16, 3, CVX_ATTR_AVX512_K, CVX_A5S_LD, CVX_A5S_ST, CVX_A5S_BC,
               CVX_A5S_FMA)
-CVX_DFWD_SET8(cvx_ddfwd_a5_, double, __m512d, 8, 3, CVX_ATTR_AVX512_K, CVX_A5D_LD, CVX_A5D_ST, CVX_A5D_BC,
+CVX_DIRECT_FWD_SET8(cvx_direct_fwd_a5_double_, double, __m512d, 8, 3, CVX_ATTR_AVX512_K, CVX_A5D_LD, CVX_A5D_ST, CVX_A5D_BC,
               CVX_A5D_FMA)
-CVX_DFWD_SET(cvx_sdfwd_a2_, float, __m256, 8, 3, CVX_ATTR_AVX2_K, CVX_A2S_LD, CVX_A2S_ST, CVX_A2S_BC,
+CVX_DIRECT_FWD_SET(cvx_direct_fwd_a2_float_, float, __m256, 8, 3, CVX_ATTR_AVX2_K, CVX_A2S_LD, CVX_A2S_ST, CVX_A2S_BC,
              CVX_A2S_FMA)
-CVX_DFWD_SET(cvx_ddfwd_a2_, double, __m256d, 4, 3, CVX_ATTR_AVX2_K, CVX_A2D_LD, CVX_A2D_ST, CVX_A2D_BC,
+CVX_DIRECT_FWD_SET(cvx_direct_fwd_a2_double_, double, __m256d, 4, 3, CVX_ATTR_AVX2_K, CVX_A2D_LD, CVX_A2D_ST, CVX_A2D_BC,
              CVX_A2D_FMA)
-CVX_DGW_SET(cvx_sdgw_a5_, float, __m512, 16, 5, CVX_ATTR_AVX512_K, CVX_A5S_LD, CVX_A5S_ST, CVX_A5S_FMA,
+CVX_DIRECT_GW_SET(cvx_direct_gw_a5_float_, float, __m512, 16, 5, CVX_ATTR_AVX512_K, CVX_A5S_LD, CVX_A5S_ST, CVX_A5S_FMA,
             CVX_A5S_ZERO)
-CVX_DGW_SET(cvx_ddgw_a5_, double, __m512d, 8, 5, CVX_ATTR_AVX512_K, CVX_A5D_LD, CVX_A5D_ST, CVX_A5D_FMA,
+CVX_DIRECT_GW_SET(cvx_direct_gw_a5_double_, double, __m512d, 8, 5, CVX_ATTR_AVX512_K, CVX_A5D_LD, CVX_A5D_ST, CVX_A5D_FMA,
             CVX_A5D_ZERO)
-CVX_DGW_SET(cvx_sdgw_a2_, float, __m256, 8, 2, CVX_ATTR_AVX2_K, CVX_A2S_LD, CVX_A2S_ST, CVX_A2S_FMA,
+CVX_DIRECT_GW_SET(cvx_direct_gw_a2_float_, float, __m256, 8, 2, CVX_ATTR_AVX2_K, CVX_A2S_LD, CVX_A2S_ST, CVX_A2S_FMA,
             CVX_A2S_ZERO)
-CVX_DGW_SET(cvx_ddgw_a2_, double, __m256d, 4, 2, CVX_ATTR_AVX2_K, CVX_A2D_LD, CVX_A2D_ST, CVX_A2D_FMA,
+CVX_DIRECT_GW_SET(cvx_direct_gw_a2_double_, double, __m256d, 4, 2, CVX_ATTR_AVX2_K, CVX_A2D_LD, CVX_A2D_ST, CVX_A2D_FMA,
             CVX_A2D_ZERO)
 #endif
 
 #if CVX_GNU
-#define CVX_DG_VLS 4
-#define CVX_DG_VLD 2
-CVX_DFWD_SET(cvx_sdfwd_g_, float, cvx_gvs, 4, 3, __attribute__((noinline)), CVX_GS_LD, CVX_GS_ST, CVX_GS_BC,
+#define CVX_DIRECT_VL_FLOAT 4
+#define CVX_DIRECT_VL_DOUBLE 2
+CVX_DIRECT_FWD_SET(cvx_direct_fwd_g_float_, float, cvx_gvs, 4, 3, __attribute__((noinline)), CVX_GS_LD, CVX_GS_ST, CVX_GS_BC,
              CVX_GS_FMA)
-CVX_DFWD_SET(cvx_ddfwd_g_, double, cvx_gvd, 2, 3, __attribute__((noinline)), CVX_GD_LD, CVX_GD_ST, CVX_GD_BC,
+CVX_DIRECT_FWD_SET(cvx_direct_fwd_g_double_, double, cvx_gvd, 2, 3, __attribute__((noinline)), CVX_GD_LD, CVX_GD_ST, CVX_GD_BC,
              CVX_GD_FMA)
-CVX_DGW_SET(cvx_sdgw_g_, float, cvx_gvs, 4, 2, __attribute__((noinline)), CVX_GS_LD, CVX_GS_ST, CVX_GS_FMA,
+CVX_DIRECT_GW_SET(cvx_direct_gw_g_float_, float, cvx_gvs, 4, 2, __attribute__((noinline)), CVX_GS_LD, CVX_GS_ST, CVX_GS_FMA,
             CVX_GS_ZERO)
-CVX_DGW_SET(cvx_ddgw_g_, double, cvx_gvd, 2, 2, __attribute__((noinline)), CVX_GD_LD, CVX_GD_ST, CVX_GD_FMA,
+CVX_DIRECT_GW_SET(cvx_direct_gw_g_double_, double, cvx_gvd, 2, 2, __attribute__((noinline)), CVX_GD_LD, CVX_GD_ST, CVX_GD_FMA,
             CVX_GD_ZERO)
 #else
-#define CVX_DG_VLS 1
-#define CVX_DG_VLD 1
-#define CVX_DC_LD(p) (*(p))
-#define CVX_DC_ST(p, x) (*(p) = (x))
-#define CVX_DC_FMA(a, b, c) ((c) + (a) * (b))
-#define CVX_DC_ZERO() 0
-CVX_DFWD_SET(cvx_sdfwd_g_, float, float, 1, 3, , CVX_DC_LD, CVX_DC_ST, CVX_DC_LD, CVX_DC_FMA)
-CVX_DFWD_SET(cvx_ddfwd_g_, double, double, 1, 3, , CVX_DC_LD, CVX_DC_ST, CVX_DC_LD, CVX_DC_FMA)
-CVX_DGW_SET(cvx_sdgw_g_, float, float, 1, 2, , CVX_DC_LD, CVX_DC_ST, CVX_DC_FMA, CVX_DC_ZERO)
-CVX_DGW_SET(cvx_ddgw_g_, double, double, 1, 2, , CVX_DC_LD, CVX_DC_ST, CVX_DC_FMA, CVX_DC_ZERO)
+#define CVX_DIRECT_VL_FLOAT 1
+#define CVX_DIRECT_VL_DOUBLE 1
+#define CVX_DIRECT_C_LD(p) (*(p))
+#define CVX_DIRECT_C_ST(p, x) (*(p) = (x))
+#define CVX_DIRECT_C_FMA(a, b, c) ((c) + (a) * (b))
+#define CVX_DIRECT_C_ZERO() 0
+CVX_DIRECT_FWD_SET(cvx_direct_fwd_g_float_, float, float, 1, 3, , CVX_DIRECT_C_LD, CVX_DIRECT_C_ST, CVX_DIRECT_C_LD, CVX_DIRECT_C_FMA)
+CVX_DIRECT_FWD_SET(cvx_direct_fwd_g_double_, double, double, 1, 3, , CVX_DIRECT_C_LD, CVX_DIRECT_C_ST, CVX_DIRECT_C_LD, CVX_DIRECT_C_FMA)
+CVX_DIRECT_GW_SET(cvx_direct_gw_g_float_, float, float, 1, 2, , CVX_DIRECT_C_LD, CVX_DIRECT_C_ST, CVX_DIRECT_C_FMA, CVX_DIRECT_C_ZERO)
+CVX_DIRECT_GW_SET(cvx_direct_gw_g_double_, double, double, 1, 2, , CVX_DIRECT_C_LD, CVX_DIRECT_C_ST, CVX_DIRECT_C_FMA, CVX_DIRECT_C_ZERO)
 #endif
 
 /* ---- drivers, written once per float type ---- */
 #define CVX_DEFINE_DIRECT(T, S)                                                                      \
-    typedef void (*cvx_##S##dfwd_t)(cvx_index, const T *, const cvx_index *, const T *, const T *,   \
+    typedef void (*cvx_direct_fwd_t_##S)(cvx_index, const T *, const cvx_index *, const T *, const T *,   \
                                     T *, cvx_index);                                                 \
-    typedef void (*cvx_##S##dgw_t)(cvx_index, const T *, cvx_index, const T *, const cvx_index *,    \
+    typedef void (*cvx_direct_gw_t_##S)(cvx_index, const T *, cvx_index, const T *, const cvx_index *,    \
                                    const T *, const T *, T *, cvx_index);                            \
     /* U (see the header comment) of the Cg planes at x */                                           \
-    static void cvx_##S##direct_unfold(const cvx_dgeom *g, const T *x, T *u)                         \
+    static void cvx_direct_unfold_##S(const cvx_direct_geom *g, const T *x, T *u)                         \
     {                                                                                                \
         cvx_index c, rp, j, r, ow, lo, hi, a, e;                                                     \
         for (c = 0; c < g->Cg; c++)                                                                  \
             for (rp = 0; rp < g->sh; rp++)                                                           \
                 for (j = 0; j < g->kw; j++) {                                                        \
                     /* columns ow with 0 <= ow*sw + a < W */                                         \
-                    a = j * g->dw - g->pw;                                                           \
+                    a = j * g->dil_w - g->pw;                                                           \
                     lo = a < 0 ? (-a + g->sw - 1) / g->sw : 0;                                       \
                     hi = g->W - 1 - a >= 0 ? (g->W - 1 - a) / g->sw + 1 : 0;                         \
                     if (hi > g->OW) hi = g->OW;                                                      \
@@ -211,18 +212,18 @@ CVX_DGW_SET(cvx_ddgw_g_, double, double, 1, 2, , CVX_DC_LD, CVX_DC_ST, CVX_DC_FM
                     }                                                                                \
                 }                                                                                    \
         e = g->Cg * g->sh * g->kw * g->Hq * g->OW;                                                   \
-        for (a = 0; a < CVX_D_PBMAX; a++) u[e + a] = 0;                                              \
+        for (a = 0; a < CVX_DIRECT_PBMAX; a++) u[e + a] = 0;                                              \
     }                                                                                                \
     /* pixel blocks: NV*VL wide while they fit, then VL wide (NV = 1 kernels), the last one    \
        through tmp */                                                                                \
-    static void cvx_##S##direct_fwd_run(const cvx_dgeom *g, const T *u, const T *w, const T *b,      \
+    static void cvx_direct_fwd_run_##S(const cvx_direct_geom *g, const T *u, const T *w, const T *b,      \
                                         const cvx_index *off, T *y, T *work, int FBMAX, int VL,      \
-                                        int NV, const cvx_##S##dfwd_t *kern,                         \
-                                        const cvx_##S##dfwd_t *kern1)                                \
+                                        int NV, const cvx_direct_fwd_t_##S *kern,                         \
+                                        const cvx_direct_fwd_t_##S *kern1)                                \
     {                                                                                                \
         cvx_index K = g->K, P = g->P, f0, p0, k, q, PB = (cvx_index)NV * VL;                         \
         cvx_index nfb = (g->Fg + FBMAX - 1) / FBMAX, FB = (g->Fg + nfb - 1) / nfb;                   \
-        T *wp = work, *bb = wp + K * CVX_D_FBMAX, *tmp = bb + CVX_D_FBMAX;                           \
+        T *wp = work, *bb = wp + K * CVX_DIRECT_FBMAX, *tmp = bb + CVX_DIRECT_FBMAX;                           \
         int f, fb;                                                                                   \
         for (f0 = 0; f0 < g->Fg; f0 += FB) {                                                         \
             fb = (int)(g->Fg - f0 < FB ? g->Fg - f0 : FB);                                           \
@@ -242,14 +243,14 @@ CVX_DGW_SET(cvx_ddgw_g_, double, double, 1, 2, , CVX_DC_LD, CVX_DC_ST, CVX_DC_FM
     }                                                                                                \
     /* v (Fg x Kp x VL lane partial sums, Kp = K rounded up to KB) += one image; tail: room for  \
        the zero-padded last pixels (Fg*VL + Kp*VL) */                                                \
-    static void cvx_##S##direct_gw_run(const cvx_dgeom *g, const T *u, const T *gy,                  \
+    static void cvx_direct_gw_run_##S(const cvx_direct_geom *g, const T *u, const T *gy,                  \
                                        const cvx_index *off, T *v, T *tail, int FBMAX, int KB,       \
-                                       int VL, const cvx_##S##dgw_t *kern)                           \
+                                       int VL, const cvx_direct_gw_t_##S *kern)                           \
     {                                                                                                \
         cvx_index K = g->K, P = g->P, Kp = (K + KB - 1) / KB * KB, f0, k0, k, nvec = P / VL;         \
         cvx_index rem = P % VL, q0 = nvec * VL;                                                      \
         cvx_index nfb = (g->Fg + FBMAX - 1) / FBMAX, FB = (g->Fg + nfb - 1) / nfb;                   \
-        cvx_index offs[CVX_D_KBMAX];                                                                 \
+        cvx_index offs[CVX_DIRECT_KBMAX];                                                                 \
         T *gt = tail, *ut = tail + g->Fg * VL;                                                       \
         int fb, t, l;                                                                                \
         if (rem) {                                                                                   \
@@ -268,8 +269,8 @@ CVX_DGW_SET(cvx_ddgw_g_, double, double, 1, 2, , CVX_DC_LD, CVX_DC_ST, CVX_DC_FM
             }                                                                                        \
         }                                                                                            \
     }                                                                                                \
-    /* dw[f*K + k] = the lanes of v[f, k] added in order */                                          \
-    static void cvx_##S##direct_gw_sum(const cvx_dgeom *g, const T *v, T *dw, int KB, int VL)        \
+    /* grad_w[f*K + k] = the lanes of v[f, k] added in order */                                          \
+    static void cvx_direct_gw_sum_##S(const cvx_direct_geom *g, const T *v, T *grad_w, int KB, int VL)        \
     {                                                                                                \
         cvx_index K = g->K, Kp = (K + KB - 1) / KB * KB, f, k;                                       \
         int l;                                                                                       \
@@ -278,97 +279,97 @@ CVX_DGW_SET(cvx_ddgw_g_, double, double, 1, 2, , CVX_DC_LD, CVX_DC_ST, CVX_DC_FM
                 const T *a = v + (f * Kp + k) * VL;                                                  \
                 T s = a[0];                                                                          \
                 for (l = 1; l < VL; l++) s += a[l];                                                  \
-                dw[f * K + k] = s;                                                                   \
+                grad_w[f * K + k] = s;                                                                   \
             }                                                                                        \
     }
 
-CVX_DEFINE_DIRECT(float, s)
-CVX_DEFINE_DIRECT(double, d)
+CVX_DEFINE_DIRECT(float, float)
+CVX_DEFINE_DIRECT(double, double)
 
-#define CVX_DTAB8(N, P) {P##1, P##2, P##3, P##4, P##5, P##6, P##7, P##8}
-#define CVX_DTAB4(N, P) {P##1, P##2, P##3, P##4}
+#define CVX_DIRECT_TAB8(N, P) {P##1, P##2, P##3, P##4, P##5, P##6, P##7, P##8}
+#define CVX_DIRECT_TAB4(N, P) {P##1, P##2, P##3, P##4}
 #if CVX_X86
-static const cvx_sdfwd_t cvx_sdfwd_a5[8] = CVX_DTAB8(, cvx_sdfwd_a5_);
-static const cvx_sdfwd_t cvx_sdfwd_a5t[8] = CVX_DTAB8(, cvx_sdfwd_a5_t);
-static const cvx_ddfwd_t cvx_ddfwd_a5[8] = CVX_DTAB8(, cvx_ddfwd_a5_);
-static const cvx_ddfwd_t cvx_ddfwd_a5t[8] = CVX_DTAB8(, cvx_ddfwd_a5_t);
-static const cvx_sdfwd_t cvx_sdfwd_a2[4] = CVX_DTAB4(, cvx_sdfwd_a2_);
-static const cvx_sdfwd_t cvx_sdfwd_a2t[4] = CVX_DTAB4(, cvx_sdfwd_a2_t);
-static const cvx_ddfwd_t cvx_ddfwd_a2[4] = CVX_DTAB4(, cvx_ddfwd_a2_);
-static const cvx_ddfwd_t cvx_ddfwd_a2t[4] = CVX_DTAB4(, cvx_ddfwd_a2_t);
-static const cvx_sdgw_t cvx_sdgw_a5[4] = CVX_DTAB4(, cvx_sdgw_a5_);
-static const cvx_ddgw_t cvx_ddgw_a5[4] = CVX_DTAB4(, cvx_ddgw_a5_);
-static const cvx_sdgw_t cvx_sdgw_a2[4] = CVX_DTAB4(, cvx_sdgw_a2_);
-static const cvx_ddgw_t cvx_ddgw_a2[4] = CVX_DTAB4(, cvx_ddgw_a2_);
+static const cvx_direct_fwd_t_float cvx_direct_fwd_a5_float[8] = CVX_DIRECT_TAB8(, cvx_direct_fwd_a5_float_);
+static const cvx_direct_fwd_t_float cvx_direct_fwd_a5t_float[8] = CVX_DIRECT_TAB8(, cvx_direct_fwd_a5_float_t);
+static const cvx_direct_fwd_t_double cvx_direct_fwd_a5_double[8] = CVX_DIRECT_TAB8(, cvx_direct_fwd_a5_double_);
+static const cvx_direct_fwd_t_double cvx_direct_fwd_a5t_double[8] = CVX_DIRECT_TAB8(, cvx_direct_fwd_a5_double_t);
+static const cvx_direct_fwd_t_float cvx_direct_fwd_a2_float[4] = CVX_DIRECT_TAB4(, cvx_direct_fwd_a2_float_);
+static const cvx_direct_fwd_t_float cvx_direct_fwd_a2t_float[4] = CVX_DIRECT_TAB4(, cvx_direct_fwd_a2_float_t);
+static const cvx_direct_fwd_t_double cvx_direct_fwd_a2_double[4] = CVX_DIRECT_TAB4(, cvx_direct_fwd_a2_double_);
+static const cvx_direct_fwd_t_double cvx_direct_fwd_a2t_double[4] = CVX_DIRECT_TAB4(, cvx_direct_fwd_a2_double_t);
+static const cvx_direct_gw_t_float cvx_direct_gw_a5_float[4] = CVX_DIRECT_TAB4(, cvx_direct_gw_a5_float_);
+static const cvx_direct_gw_t_double cvx_direct_gw_a5_double[4] = CVX_DIRECT_TAB4(, cvx_direct_gw_a5_double_);
+static const cvx_direct_gw_t_float cvx_direct_gw_a2_float[4] = CVX_DIRECT_TAB4(, cvx_direct_gw_a2_float_);
+static const cvx_direct_gw_t_double cvx_direct_gw_a2_double[4] = CVX_DIRECT_TAB4(, cvx_direct_gw_a2_double_);
 #endif
-static const cvx_sdfwd_t cvx_sdfwd_g[4] = CVX_DTAB4(, cvx_sdfwd_g_);
-static const cvx_sdfwd_t cvx_sdfwd_gt[4] = CVX_DTAB4(, cvx_sdfwd_g_t);
-static const cvx_ddfwd_t cvx_ddfwd_g[4] = CVX_DTAB4(, cvx_ddfwd_g_);
-static const cvx_ddfwd_t cvx_ddfwd_gt[4] = CVX_DTAB4(, cvx_ddfwd_g_t);
-static const cvx_sdgw_t cvx_sdgw_g[4] = CVX_DTAB4(, cvx_sdgw_g_);
-static const cvx_ddgw_t cvx_ddgw_g[4] = CVX_DTAB4(, cvx_ddgw_g_);
+static const cvx_direct_fwd_t_float cvx_direct_fwd_g_float[4] = CVX_DIRECT_TAB4(, cvx_direct_fwd_g_float_);
+static const cvx_direct_fwd_t_float cvx_direct_fwd_gt_float[4] = CVX_DIRECT_TAB4(, cvx_direct_fwd_g_float_t);
+static const cvx_direct_fwd_t_double cvx_direct_fwd_g_double[4] = CVX_DIRECT_TAB4(, cvx_direct_fwd_g_double_);
+static const cvx_direct_fwd_t_double cvx_direct_fwd_gt_double[4] = CVX_DIRECT_TAB4(, cvx_direct_fwd_g_double_t);
+static const cvx_direct_gw_t_float cvx_direct_gw_g_float[4] = CVX_DIRECT_TAB4(, cvx_direct_gw_g_float_);
+static const cvx_direct_gw_t_double cvx_direct_gw_g_double[4] = CVX_DIRECT_TAB4(, cvx_direct_gw_g_double_);
 
 /* y (Fg x P) = conv of the Cg planes at x with w (Fg x K) plus b (Fg, or NULL) */
 #define CVX_DEFINE_DIRECT_ENTRY(T, S, VLG)                                                           \
-    CVX_MAYBE_UNUSED static void cvx_##S##direct_fwd(const cvx_dgeom *g, const T *x, const T *w,     \
+    CVX_MAYBE_UNUSED static void cvx_direct_fwd_##S(const cvx_direct_geom *g, const T *x, const T *w,     \
                                                      const T *b, const cvx_index *off, T *y,         \
                                                      T *scratch)                                     \
     {                                                                                                \
         T *u = scratch, *work = scratch + cvx_direct_u_elems(g);                                     \
         int VL5 = 64 / (int)sizeof(T), VL2 = 32 / (int)sizeof(T);                                    \
-        cvx_##S##direct_unfold(g, x, u);                                                             \
+        cvx_direct_unfold_##S(g, x, u);                                                             \
         CVX_DIRECT_X86(                                                                              \
             int level = cvx_gemm_level();                                                            \
             if (level == 2) {                                                                        \
-                cvx_##S##direct_fwd_run(g, u, w, b, off, y, work, 8, VL5, 3, cvx_##S##dfwd_a5,       \
-                                        cvx_##S##dfwd_a5t);                                          \
+                cvx_direct_fwd_run_##S(g, u, w, b, off, y, work, 8, VL5, 3, cvx_direct_fwd_a5_##S,       \
+                                        cvx_direct_fwd_a5t_##S);                                          \
                 return;                                                                              \
             }                                                                                        \
             if (level == 1) {                                                                        \
-                cvx_##S##direct_fwd_run(g, u, w, b, off, y, work, 4, VL2, 3, cvx_##S##dfwd_a2,       \
-                                        cvx_##S##dfwd_a2t);                                          \
+                cvx_direct_fwd_run_##S(g, u, w, b, off, y, work, 4, VL2, 3, cvx_direct_fwd_a2_##S,       \
+                                        cvx_direct_fwd_a2t_##S);                                          \
                 return;                                                                              \
             })                                                                                       \
         (void)VL5;                                                                                   \
         (void)VL2;                                                                                   \
-        cvx_##S##direct_fwd_run(g, u, w, b, off, y, work, 4, VLG, 3, cvx_##S##dfwd_g,                \
-                                cvx_##S##dfwd_gt);                                                   \
+        cvx_direct_fwd_run_##S(g, u, w, b, off, y, work, 4, VLG, 3, cvx_direct_fwd_g_##S,                \
+                                cvx_direct_fwd_gt_##S);                                                   \
     }                                                                                                \
     /* v += lane partial sums of one image's weight gradient (x: its Cg planes, gy: Fg x P) */      \
-    CVX_MAYBE_UNUSED static void cvx_##S##direct_gw(const cvx_dgeom *g, const T *x, const T *gy,     \
+    CVX_MAYBE_UNUSED static void cvx_direct_gw_##S(const cvx_direct_geom *g, const T *x, const T *gy,     \
                                                     const cvx_index *off, T *v, T *scratch)          \
     {                                                                                                \
-        T *u = scratch, *tail = v + g->Fg * (g->K + CVX_D_KBMAX) * 16;                               \
+        T *u = scratch, *tail = v + g->Fg * (g->K + CVX_DIRECT_KBMAX) * 16;                               \
         int VL5 = 64 / (int)sizeof(T), VL2 = 32 / (int)sizeof(T);                                    \
-        cvx_##S##direct_unfold(g, x, u);                                                             \
+        cvx_direct_unfold_##S(g, x, u);                                                             \
         CVX_DIRECT_X86(                                                                              \
             int level = cvx_gemm_level();                                                            \
             if (level == 2) {                                                                        \
-                cvx_##S##direct_gw_run(g, u, gy, off, v, tail, 4, 5, VL5, cvx_##S##dgw_a5);                \
+                cvx_direct_gw_run_##S(g, u, gy, off, v, tail, 4, 5, VL5, cvx_direct_gw_a5_##S);                \
                 return;                                                                              \
             }                                                                                        \
             if (level == 1) {                                                                        \
-                cvx_##S##direct_gw_run(g, u, gy, off, v, tail, 4, 2, VL2, cvx_##S##dgw_a2);                \
+                cvx_direct_gw_run_##S(g, u, gy, off, v, tail, 4, 2, VL2, cvx_direct_gw_a2_##S);                \
                 return;                                                                              \
             })                                                                                       \
         (void)VL5;                                                                                   \
         (void)VL2;                                                                                   \
-        cvx_##S##direct_gw_run(g, u, gy, off, v, tail, 4, 2, VLG, cvx_##S##dgw_g);                         \
+        cvx_direct_gw_run_##S(g, u, gy, off, v, tail, 4, 2, VLG, cvx_direct_gw_g_##S);                         \
     }                                                                                                \
-    /* dw (Fg x K) = the lane partial sums v reduced; (KB, VL) as used by cvx_##S##direct_gw */     \
-    CVX_MAYBE_UNUSED static void cvx_##S##direct_gw_finish(const cvx_dgeom *g, const T *v, T *dw)    \
+    /* grad_w (Fg x K) = the lane partial sums v reduced; (KB, VL) as used by cvx_direct_gw_##S */     \
+    CVX_MAYBE_UNUSED static void cvx_direct_gw_finish_##S(const cvx_direct_geom *g, const T *v, T *grad_w)    \
     {                                                                                                \
         CVX_DIRECT_X86(                                                                              \
             int level = cvx_gemm_level();                                                            \
             if (level == 2) {                                                                        \
-                cvx_##S##direct_gw_sum(g, v, dw, 5, 64 / (int)sizeof(T));                            \
+                cvx_direct_gw_sum_##S(g, v, grad_w, 5, 64 / (int)sizeof(T));                            \
                 return;                                                                              \
             }                                                                                        \
             if (level == 1) {                                                                        \
-                cvx_##S##direct_gw_sum(g, v, dw, 2, 32 / (int)sizeof(T));                            \
+                cvx_direct_gw_sum_##S(g, v, grad_w, 2, 32 / (int)sizeof(T));                            \
                 return;                                                                              \
             })                                                                                       \
-        cvx_##S##direct_gw_sum(g, v, dw, 2, VLG);                                                    \
+        cvx_direct_gw_sum_##S(g, v, grad_w, 2, VLG);                                                    \
     }
 
 #if CVX_X86
@@ -376,14 +377,14 @@ static const cvx_ddgw_t cvx_ddgw_g[4] = CVX_DTAB4(, cvx_ddgw_g_);
 #else
 #define CVX_DIRECT_X86(...)
 #endif
-/* elements of v for cvx_?direct_gw: lane partial sums (the widest case), then room for the tail.
- * Bounded by _use_direct (Fg <= 64 on this route) and K = Cg*kh*kw, the weight's size per filter
- * (an array in memory). */
-static inline cvx_index cvx_direct_v_elems(const cvx_dgeom *g)
+/* elements of v for the grad_weight kernels: lane partial sums (the widest case), then room for
+ * the tail. Bounded by Fg (the weight's filters per group, an array in memory; the chosen route
+ * has Fg <= 64) and K = Cg*kh*kw, the weight's size per filter. */
+static inline cvx_index cvx_direct_v_elems(const cvx_direct_geom *g)
 {
-    return (g->Fg * (g->K + CVX_D_KBMAX) + g->Fg + g->K + CVX_D_KBMAX) * 16;
+    return (g->Fg * (g->K + CVX_DIRECT_KBMAX) + g->Fg + g->K + CVX_DIRECT_KBMAX) * 16;
 }
-CVX_DEFINE_DIRECT_ENTRY(float, s, CVX_DG_VLS)
-CVX_DEFINE_DIRECT_ENTRY(double, d, CVX_DG_VLD)
+CVX_DEFINE_DIRECT_ENTRY(float, float, CVX_DIRECT_VL_FLOAT)
+CVX_DEFINE_DIRECT_ENTRY(double, double, CVX_DIRECT_VL_DOUBLE)
 
 #endif /* CVX_DIRECT_H */

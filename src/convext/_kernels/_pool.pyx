@@ -5,7 +5,7 @@ P = N*C independent planes, x is (P, H, W), y / grad_out / indices are (P, OH, O
 is C-contiguous and non-empty, floats are one dtype (float32 or float64), indices are int64.
 The geometry arrives as kernel (kh, kw), stride (sh, sw), padding (ph, pw) (top/left; the
 bottom/right extent is implied by OH and OW, which is how ceil_mode windows hang over the edge)
-and, for max pooling, dilation (dh, dw).
+and, for max pooling, dilation (dil_h, dil_w).
 
 Parallelism: one work item is one plane. A plane of y (or of grad_x) is written by exactly one
 thread, in a fixed order, so every result is bitwise the same for every thread count and the
@@ -28,8 +28,8 @@ No scratch memory: the backward kernels zero their own grad planes before scatte
 
 Index arithmetic: kernel size, stride, padding, dilation, the padded input, the dilated kernel,
 OH, OW and (for average pooling, whose divisor is a window area) kh*kw are each at most 2**40,
-checked in Python integers by convext._validation.window_geometry and functional._avg_args before
-any call; so window bounds such as oh*sh - ph + (kh-1)*dh + 1 stay below 2**42 and never
+checked in Python integers by convext._validation.window_geometry and functional.pooling._avg_args before
+any call; so window bounds such as oh*sh - ph + (kh-1)*dil_h + 1 stay below 2**42 and never
 overflow idx_t. divisor_override is at most 2**40 as well (check_positive_int).
 """
 from cython.parallel cimport prange
@@ -60,17 +60,17 @@ cdef inline idx_t _imax(idx_t a, idx_t b) noexcept nogil:
 
 cdef void _max_plane(const floating *xp, floating *yp, int64_t *ip, idx_t H, idx_t W,
                      idx_t OH, idx_t OW, idx_t kh, idx_t kw, idx_t sh, idx_t sw, idx_t ph,
-                     idx_t pw, idx_t dh, idx_t dw) noexcept nogil:
+                     idx_t pw, idx_t dil_h, idx_t dil_w) noexcept nogil:
     cdef idx_t oh, ow, hs, he, ws, we, ih, iw, best
     cdef floating v, m
     for oh in range(OH):
         hs = oh * sh - ph
-        he = _imin(hs + (kh - 1) * dh + 1, H)
-        hs = _first_tap(hs, dh)
+        he = _imin(hs + (kh - 1) * dil_h + 1, H)
+        hs = _first_tap(hs, dil_h)
         for ow in range(OW):
             ws = ow * sw - pw
-            we = _imin(ws + (kw - 1) * dw + 1, W)
-            ws = _first_tap(ws, dw)
+            we = _imin(ws + (kw - 1) * dil_w + 1, W)
+            ws = _first_tap(ws, dil_w)
             m = -INFINITY
             best = -1
             if hs < he and ws < we:
@@ -83,8 +83,8 @@ cdef void _max_plane(const floating *xp, floating *yp, int64_t *ip, idx_t H, idx
                         if v > m or v != v:
                             m = v
                             best = ih * W + iw
-                        iw = iw + dw
-                    ih = ih + dh
+                        iw = iw + dil_w
+                    ih = ih + dil_h
             yp[oh * OW + ow] = m
             ip[oh * OW + ow] = best
 
@@ -124,19 +124,19 @@ cdef void _max_plane_2x2(const floating *xp, floating *yp, int64_t *ip, idx_t W,
 
 def max_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
                        int64_t[:, :, ::1] indices, idx_t kh, idx_t kw, idx_t sh, idx_t sw,
-                       idx_t ph, idx_t pw, idx_t dh, idx_t dw, int n_threads):
+                       idx_t ph, idx_t pw, idx_t dil_h, idx_t dil_w, int n_threads):
     cdef idx_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef idx_t OH = y.shape[1], OW = y.shape[2], p
     # the 2x2 stride-2 loop assumes whole windows (ceil_mode can add a partial last one)
     cdef bint fast = (kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
-                      and dh == 1 and dw == 1 and 2 * OH <= H and 2 * OW <= W)
+                      and dil_h == 1 and dil_w == 1 and 2 * OH <= H and 2 * OW <= W)
     with nogil:
         for p in prange(P, num_threads=n_threads, schedule="static"):
             if fast:
                 _max_plane_2x2(&x[p, 0, 0], &y[p, 0, 0], &indices[p, 0, 0], W, OH, OW)
             else:
                 _max_plane(&x[p, 0, 0], &y[p, 0, 0], &indices[p, 0, 0], H, W, OH, OW,
-                           kh, kw, sh, sw, ph, pw, dh, dw)
+                           kh, kw, sh, sw, ph, pw, dil_h, dil_w)
 
 
 def max_pool2d_backward(const floating[:, :, ::1] grad_out, const int64_t[:, :, ::1] indices,

@@ -10,13 +10,13 @@
 #include "_gemm.h"
 
 #define CVX_DEFINE_VEC(T, S, SUFFIX, ATTR)                                                        \
-    ATTR static void cvx_##S##axpy_##SUFFIX(cvx_index n, T a, const T *CVX_RESTRICT x,            \
+    ATTR static void cvx_axpy_##S##_##SUFFIX(cvx_index n, T a, const T *CVX_RESTRICT x,            \
                                             T *CVX_RESTRICT y)                                    \
     {                                                                                             \
         cvx_index i;                                                                              \
         for (i = 0; i < n; i++) y[i] += a * x[i];                                                 \
     }                                                                                             \
-    ATTR static T cvx_##S##dot_##SUFFIX(cvx_index n, const T *CVX_RESTRICT x,                     \
+    ATTR static T cvx_dot_##S##_##SUFFIX(cvx_index n, const T *CVX_RESTRICT x,                     \
                                         const T *CVX_RESTRICT y)                                  \
     {                                                                                             \
         T acc[16] = {0};                                                                          \
@@ -29,13 +29,13 @@
         return acc[0];                                                                            \
     }
 
-CVX_DEFINE_VEC(float, s, generic, CVX_MAYBE_UNUSED)
-CVX_DEFINE_VEC(double, d, generic, CVX_MAYBE_UNUSED)
+CVX_DEFINE_VEC(float, float, generic, CVX_MAYBE_UNUSED)
+CVX_DEFINE_VEC(double, double, generic, CVX_MAYBE_UNUSED)
 #if CVX_X86
-CVX_DEFINE_VEC(float, s, avx512, CVX_ATTR_AVX512)
-CVX_DEFINE_VEC(double, d, avx512, CVX_ATTR_AVX512)
-CVX_DEFINE_VEC(float, s, avx2, CVX_ATTR_AVX2)
-CVX_DEFINE_VEC(double, d, avx2, CVX_ATTR_AVX2)
+CVX_DEFINE_VEC(float, float, avx512, CVX_ATTR_AVX512)
+CVX_DEFINE_VEC(double, double, avx512, CVX_ATTR_AVX512)
+CVX_DEFINE_VEC(float, float, avx2, CVX_ATTR_AVX2)
+CVX_DEFINE_VEC(double, double, avx2, CVX_ATTR_AVX2)
 #define CVX_VEC_DISPATCH(CALL)                                                                    \
     do {                                                                                          \
         int level_ = cvx_gemm_level();                                                            \
@@ -47,20 +47,20 @@ CVX_DEFINE_VEC(double, d, avx2, CVX_ATTR_AVX2)
 #define CVX_VEC_DISPATCH(CALL) return CALL(generic)
 #endif
 
-#define CVX_S_AXPY(V) cvx_saxpy_##V(n, a, x, y)
-#define CVX_D_AXPY(V) cvx_daxpy_##V(n, a, x, y)
-#define CVX_S_DOT(V) cvx_sdot_##V(n, x, y)
-#define CVX_D_DOT(V) cvx_ddot_##V(n, x, y)
+#define CVX_AXPY_FLOAT(V) cvx_axpy_float_##V(n, a, x, y)
+#define CVX_AXPY_DOUBLE(V) cvx_axpy_double_##V(n, a, x, y)
+#define CVX_DOT_FLOAT(V) cvx_dot_float_##V(n, x, y)
+#define CVX_DOT_DOUBLE(V) cvx_dot_double_##V(n, x, y)
 
 /* y[i] += a * x[i] for i < n (x and y must not overlap) */
-CVX_MAYBE_UNUSED static void cvx_saxpy(cvx_index n, float a, const float *x, float *y)
-{ CVX_VEC_DISPATCH(CVX_S_AXPY); }
-CVX_MAYBE_UNUSED static void cvx_daxpy(cvx_index n, double a, const double *x, double *y)
-{ CVX_VEC_DISPATCH(CVX_D_AXPY); }
+CVX_MAYBE_UNUSED static void cvx_axpy_float(cvx_index n, float a, const float *x, float *y)
+{ CVX_VEC_DISPATCH(CVX_AXPY_FLOAT); }
+CVX_MAYBE_UNUSED static void cvx_axpy_double(cvx_index n, double a, const double *x, double *y)
+{ CVX_VEC_DISPATCH(CVX_AXPY_DOUBLE); }
 /* sum of x[i] * y[i] for i < n, in a fixed order */
-CVX_MAYBE_UNUSED static float cvx_sdot(cvx_index n, const float *x, const float *y)
-{ CVX_VEC_DISPATCH(CVX_S_DOT); }
-CVX_MAYBE_UNUSED static double cvx_ddot(cvx_index n, const double *x, const double *y)
-{ CVX_VEC_DISPATCH(CVX_D_DOT); }
+CVX_MAYBE_UNUSED static float cvx_dot_float(cvx_index n, const float *x, const float *y)
+{ CVX_VEC_DISPATCH(CVX_DOT_FLOAT); }
+CVX_MAYBE_UNUSED static double cvx_dot_double(cvx_index n, const double *x, const double *y)
+{ CVX_VEC_DISPATCH(CVX_DOT_DOUBLE); }
 
 #endif

@@ -8,7 +8,7 @@ and as a fraction of the FMA peak measured in the same run (convext.bench.peak).
 
 import numpy as np
 
-from .. import functional as F
+from .. import functional
 from ._common import alternate, no_grad, ratio_table
 
 # name, N, C, H=W, F, k, stride, pad, dilation, groups
@@ -34,7 +34,7 @@ def measure(ctx):
         x = rng.standard_normal((N, C, H, H), dtype=np.float32)
         w = rng.standard_normal((Fo, C // g, k, k), dtype=np.float32) * 0.1
         b = rng.standard_normal(Fo, dtype=np.float32)
-        y = F.conv2d(x, w, b, s, p, d, g)
+        y = functional.conv2d(x, w, b, s, p, d, g)
         gy = rng.standard_normal(y.shape, dtype=np.float32)
         flops = 2.0 * N * Fo * y.shape[2] * y.shape[3] * (C // g) * k * k
         convext_calls = _convext_calls(x, w, b, gy, s, p, d, g)
@@ -58,10 +58,10 @@ def _convext_calls(x, w, b, gy, s, p, d, g):
     """convext's forward, backward and both."""
 
     def fwd():
-        F.conv2d(x, w, b, s, p, d, g)
+        functional.conv2d(x, w, b, s, p, d, g)
 
     def bwd():
-        F.conv2d_backward(gy, x, w, s, p, d, g)
+        functional.conv2d_backward(gy, x, w, s, p, d, g)
 
     def both():
         fwd()

@@ -7,7 +7,7 @@ alternating runs; throughput is counted in input elements per second.
 
 import numpy as np
 
-from .. import functional as F
+from .. import functional
 from ._common import alternate, no_grad, ratio_table
 
 # name, N, C, H=W, op, kernel, stride, pad
@@ -41,23 +41,23 @@ def measure(ctx):
 def _convext_pair(op, x, k, s, p, rng):
     """convext's forward and backward, and the output gradient the backward uses."""
     if op == "max":
-        y, idx = F.max_pool2d(x, k, s, p, return_indices=True)
+        y, idx = functional.max_pool2d(x, k, s, p, return_indices=True)
         gy = rng.standard_normal(y.shape, dtype=np.float32)
 
         def fwd():
-            F.max_pool2d(x, k, s, p, return_indices=True)
+            functional.max_pool2d(x, k, s, p, return_indices=True)
 
         def bwd():
-            F.max_pool2d_backward(gy, idx, x.shape)
+            functional.max_pool2d_backward(gy, idx, x.shape)
     else:
-        y = F.avg_pool2d(x, k, s, p)
+        y = functional.avg_pool2d(x, k, s, p)
         gy = rng.standard_normal(y.shape, dtype=np.float32)
 
         def fwd():
-            F.avg_pool2d(x, k, s, p)
+            functional.avg_pool2d(x, k, s, p)
 
         def bwd():
-            F.avg_pool2d_backward(gy, x.shape, k, s, p)
+            functional.avg_pool2d_backward(gy, x.shape, k, s, p)
 
     return (fwd, bwd), gy
 

@@ -1,7 +1,7 @@
 """Activation layers: elementwise functions from ``convext.functional``."""
 import math
 
-from .. import _functional_cnn, functional
+from .. import functional
 from .base import Layer
 from .registry import register_layer
 
@@ -173,10 +173,10 @@ class Hardtanh(_OnInput):
                              f"max_val, got {min_val!r} and {max_val!r}")
 
     def _f(self, x):
-        return _functional_cnn.hardtanh(x, self.min_val, self.max_val)
+        return functional.hardtanh(x, self.min_val, self.max_val)
 
     def _b(self, g, x):
-        return _functional_cnn.hardtanh_backward(g, x, self.min_val, self.max_val)
+        return functional.hardtanh_backward(g, x, self.min_val, self.max_val)
 
     def get_config(self):
         return dict(min_val=self.min_val, max_val=self.max_val)
@@ -191,10 +191,10 @@ class ReLU6(_OnInput):
     6."""
 
     def _f(self, x):
-        return _functional_cnn.relu6(x)
+        return functional.relu6(x)
 
     def _b(self, g, x):
-        return _functional_cnn.relu6_backward(g, x)
+        return functional.relu6_backward(g, x)
 
 
 @register_layer
@@ -202,10 +202,10 @@ class SiLU(_OnInput):
     """``x * sigmoid(x)`` (torch.nn.SiLU, also called swish)."""
 
     def _f(self, x):
-        return _functional_cnn.silu(x)
+        return functional.silu(x)
 
     def _b(self, g, x):
-        return _functional_cnn.silu_backward(g, x)
+        return functional.silu_backward(g, x)
 
 
 @register_layer
@@ -213,10 +213,10 @@ class Hardswish(_OnInput):
     """``x * relu6(x + 3) / 6`` (torch.nn.Hardswish, MobileNetV3)."""
 
     def _f(self, x):
-        return _functional_cnn.hardswish(x)
+        return functional.hardswish(x)
 
     def _b(self, g, x):
-        return _functional_cnn.hardswish_backward(g, x)
+        return functional.hardswish_backward(g, x)
 
 
 @register_layer
@@ -224,10 +224,10 @@ class Hardsigmoid(_OnInput):
     """``relu6(x + 3) / 6`` (torch.nn.Hardsigmoid)."""
 
     def _f(self, x):
-        return _functional_cnn.hardsigmoid(x)
+        return functional.hardsigmoid(x)
 
     def _b(self, g, x):
-        return _functional_cnn.hardsigmoid_backward(g, x)
+        return functional.hardsigmoid_backward(g, x)
 
 
 @register_layer
@@ -242,10 +242,10 @@ class GELU(_OnInput):
         self.approximate = approximate
 
     def _f(self, x):
-        return _functional_cnn.gelu(x, self.approximate)
+        return functional.gelu(x, self.approximate)
 
     def _b(self, g, x):
-        return _functional_cnn.gelu_backward(g, x, self.approximate)
+        return functional.gelu_backward(g, x, self.approximate)
 
     def get_config(self):
         return dict(approximate=self.approximate)

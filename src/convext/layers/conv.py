@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import functional
-from .._validation import as_pair, check_positive_int
+from .._validation import as_pair, check_padding, check_positive_int
 from .base import _dtype, _WeightBias, settings_repr
 from .registry import register_layer
 
@@ -31,15 +31,7 @@ class Conv2D(_WeightBias):
         self.stride = as_pair(stride, "stride")
         self.dilation = as_pair(dilation, "dilation")
         self.groups = check_positive_int(groups, "groups")
-        if isinstance(padding, str):
-            if padding not in ("same", "valid"):
-                raise ValueError(f"padding must be an int, a pair of ints, 'valid' or 'same', "
-                                 f"got {padding!r}")
-            if padding == "same" and self.stride != (1, 1):
-                raise ValueError(f"padding='same' is not supported with stride {self.stride}")
-            self.padding = padding
-        else:
-            self.padding = as_pair(padding, "padding", allow_zero=True)
+        self.padding = check_padding(padding, self.stride)
         if self.in_channels % self.groups or self.out_channels % self.groups:
             raise ValueError(f"groups={self.groups} must divide in_channels={in_channels} and "
                              f"out_channels={out_channels}")

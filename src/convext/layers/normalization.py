@@ -2,7 +2,7 @@
 ``batch_norm`` kernels (statistics in double, in a fixed order: thread-count independent)."""
 import numpy as np
 
-from .. import _functional_cnn
+from .. import functional
 from .._validation import check_positive_int
 from .base import Layer, _array, _dtype
 from .registry import register_layer
@@ -96,7 +96,7 @@ class BatchNorm2D(Layer):
                 b["num_batches_tracked"] += 1
                 momentum = (1.0 / float(b["num_batches_tracked"]) if self.momentum is None
                             else self.momentum)
-        y, mean, invstd = _functional_cnn.batch_norm(
+        y, mean, invstd = functional.batch_norm(
             x, rm, rv, self._params.get("weight"), self._params.get("bias"), training=use_batch,
             momentum=momentum, eps=self.eps, return_stats=True)
         self._saved = (x, mean, invstd, use_batch) if self._keeps_input() else None
@@ -112,7 +112,7 @@ class BatchNorm2D(Layer):
         if g.shape != x.shape:
             raise ValueError(f"BatchNorm2D.backward: grad_out must have shape {x.shape}, "
                              f"got {g.shape}")
-        gx, gw, gb = _functional_cnn.batch_norm_backward(
+        gx, gw, gb = functional.batch_norm_backward(
             g, x, mean, invstd, self._params.get("weight"), training=use_batch,
             needs_input_grad=needs_input_grad)
         if self.affine:

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from .. import _functional_cnn, functional
+from .. import functional
 from .base import Layer, settings_repr
 from .registry import register_layer
 
@@ -199,7 +199,7 @@ class AdaptiveAvgPool2D(Layer):
         self._shape = None
 
     def forward(self, x):
-        y = _functional_cnn.adaptive_avg_pool2d(x, self.output_size)
+        y = functional.adaptive_avg_pool2d(x, self.output_size)
         self._shape = np.shape(x) if self.training else None
         return y
 
@@ -207,7 +207,7 @@ class AdaptiveAvgPool2D(Layer):
         if self._shape is None:
             raise RuntimeError("AdaptiveAvgPool2D.backward needs a forward pass in training "
                                "mode first")
-        g = _functional_cnn.adaptive_avg_pool2d_backward(grad_out, self._shape)
+        g = functional.adaptive_avg_pool2d_backward(grad_out, self._shape)
         self._shape = None
         return g
 
@@ -236,8 +236,8 @@ class AdaptiveMaxPool2D(Layer):
     def forward(self, x):
         if not self.training:
             self._indices = None
-            return _functional_cnn.adaptive_max_pool2d(x, self.output_size)
-        y, self._indices = _functional_cnn.adaptive_max_pool2d(x, self.output_size,
+            return functional.adaptive_max_pool2d(x, self.output_size)
+        y, self._indices = functional.adaptive_max_pool2d(x, self.output_size,
                                                               return_indices=True)
         self._shape = np.shape(x)
         return y
@@ -246,7 +246,7 @@ class AdaptiveMaxPool2D(Layer):
         if self._indices is None:
             raise RuntimeError("AdaptiveMaxPool2D.backward needs a forward pass in training "
                                "mode first")
-        g = _functional_cnn.adaptive_max_pool2d_backward(grad_out, self._indices, self._shape)
+        g = functional.adaptive_max_pool2d_backward(grad_out, self._indices, self._shape)
         self._indices = None
         return g
 
@@ -276,7 +276,7 @@ class MaxUnpool2D(Layer):
         return self.forward(x, indices, output_size)
 
     def forward(self, x, indices, output_size=None):
-        y = _functional_cnn.max_unpool2d(x, indices, self.kernel_size, self.stride,
+        y = functional.max_unpool2d(x, indices, self.kernel_size, self.stride,
                                          self.padding, output_size)
         if self.training:
             self._indices, self._shape = np.array(indices, np.int64), np.shape(x)
@@ -286,7 +286,7 @@ class MaxUnpool2D(Layer):
         if self._indices is None:
             raise RuntimeError("MaxUnpool2D.backward needs a forward pass in training mode "
                                "first")
-        g = _functional_cnn.max_unpool2d_backward(grad_out, self._indices, self._shape)
+        g = functional.max_unpool2d_backward(grad_out, self._indices, self._shape)
         self._indices = self._shape = None
         return g
 
@@ -341,14 +341,14 @@ class Upsample(Layer):
                     mode=self.mode, align_corners=self.align_corners)
 
     def forward(self, x):
-        y = _functional_cnn.interpolate(x, **self._args())
+        y = functional.interpolate(x, **self._args())
         self._shape = np.shape(x) if self.training else None
         return y
 
     def backward(self, grad_out, needs_input_grad=True):
         if self._shape is None:
             raise RuntimeError("Upsample.backward needs a forward pass in training mode first")
-        g = _functional_cnn.interpolate_backward(grad_out, self._shape, **self._args())
+        g = functional.interpolate_backward(grad_out, self._shape, **self._args())
         self._shape = None
         return g
 

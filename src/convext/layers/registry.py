@@ -28,12 +28,15 @@ again, and their weights come from the file.
 Descriptions read from a file are untrusted: ``layer_from_spec`` accepts only registered types,
 only the fields the constructor takes, each of the right JSON type and range (``_FIELDS``), and
 nested layer descriptions at most ``MAX_NESTING`` deep, before any constructor runs. This module
-imports no other part of convext.
+imports no other part of convext but the geometry bound of ``_validation`` (``MAX_SIZE`` is
+its ``MAX_EXTENT``).
 """
 import functools
 import inspect
 import math
 import threading
+
+from .._validation import MAX_EXTENT
 
 __all__ = ["LAYERS", "register_layer", "layer_spec", "layer_from_spec", "MAX_NESTING",
            "MAX_SIZE", "MAX_AXIS"]
@@ -42,10 +45,10 @@ __all__ = ["LAYERS", "register_layer", "layer_spec", "layer_from_spec", "MAX_NES
 LAYERS = {}
 
 MAX_NESTING = 32            # layers inside layers (a Sequential inside a Sequential...)
-MAX_SIZE = 2 ** 40          # any channel count, feature count or geometry value in a config:
-                            # the geometry bound of the functional API (its MAX_EXTENT: index
-                            # arithmetic in int64 keeps a 2**16 margin); far above any real
-                            # network, and arrays are bounded by the file's contents anyway
+# any channel count, feature count or geometry value in a config: the geometry bound of the
+# functional API (index arithmetic in int64 keeps a 2**16 margin); far above any real network,
+# and arrays are bounded by the file's contents anyway
+MAX_SIZE = MAX_EXTENT
 MAX_GRAPH_NODES = 100_000   # nodes (or inputs) of one Graph (the JSON size bound comes first)
 MAX_NODE_INPUTS = 4096      # inputs of one Graph node (a concatenation of many branches)
 MAX_AXIS = 64               # |axis|, |start_dim|, |end_dim|: numpy arrays have at most 64 dims

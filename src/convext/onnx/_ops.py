@@ -2,13 +2,11 @@
 (yet): registered as ``Onnx*`` so a saved imported graph loads again (``import convext`` imports
 this module; it does not need the ``onnx`` package).
 
-Every forward/backward goes through ``convext.functional`` or the compiled ops of
-``_functional_cnn`` (imported in ONE place, ``F``/``FC`` below) or is a NumPy array expression.
+Every forward/backward goes through ``convext.functional`` or is a NumPy array expression.
 """
 import numpy as np
 
-from .. import _functional_cnn as FC  # the new compiled ops (relu6, hardswish, interpolate...)
-from .. import functional as F
+from .. import functional
 from ..layers.base import Layer, _array, _dtype
 from ..layers.graph import _int_list, _Op
 from ..layers.registry import MAX_AXIS, MAX_SIZE, register_layer
@@ -52,9 +50,9 @@ class OnnxClip(_Op):
         x = np.asarray(x)
         self._keep(x)
         if np.isfinite(self._lo) and np.isfinite(self._hi):
-            return FC.hardtanh(x, self._lo, self._hi)
+            return functional.hardtanh(x, self._lo, self._hi)
         if self._lo == 0 and self._hi == np.inf:
-            return F.relu(x)
+            return functional.relu(x)
         return np.clip(x, self._lo, self._hi)
 
     def backward(self, grad_out, needs_input_grad=True):
@@ -62,7 +60,7 @@ class OnnxClip(_Op):
         if not needs_input_grad:
             return None
         if np.isfinite(self._lo) and np.isfinite(self._hi):
-            return FC.hardtanh_backward(grad_out, x, self._lo, self._hi)
+            return functional.hardtanh_backward(grad_out, x, self._lo, self._hi)
         return np.where((x > self._lo) & (x < self._hi), grad_out, 0).astype(x.dtype)
 
     def get_config(self):
@@ -90,7 +88,7 @@ class OnnxHardSigmoid(_Op):
         x = np.asarray(x)
         self._keep(x)
         if self._torch(x.dtype):
-            return FC.hardsigmoid(x)
+            return functional.hardsigmoid(x)
         t = x * x.dtype.type(self.alpha) + x.dtype.type(self.beta)
         return np.clip(t, 0, 1)
 
@@ -99,7 +97,7 @@ class OnnxHardSigmoid(_Op):
         if not needs_input_grad:
             return None
         if self._torch(x.dtype):
-            return FC.hardsigmoid_backward(grad_out, x)
+            return functional.hardsigmoid_backward(grad_out, x)
         t = x * x.dtype.type(self.alpha) + x.dtype.type(self.beta)
         return np.where((t > 0) & (t < 1), grad_out * x.dtype.type(self.alpha), 0).astype(
             x.dtype)
@@ -115,11 +113,11 @@ class OnnxHardSwish(_Op):
     def forward(self, x):
         x = np.asarray(x)
         self._keep(x)
-        return FC.hardswish(x)
+        return functional.hardswish(x)
 
     def backward(self, grad_out, needs_input_grad=True):
         x = self._take()
-        return FC.hardswish_backward(grad_out, x) if needs_input_grad else None
+        return functional.hardswish_backward(grad_out, x) if needs_input_grad else None
 
 
 @register_layer
@@ -201,13 +199,13 @@ class OnnxGlobalMaxPool(_Op):
 
     def forward(self, x):
         x = np.asarray(x)
-        y, idx = FC.adaptive_max_pool2d(x, 1, return_indices=True)
+        y, idx = functional.adaptive_max_pool2d(x, 1, return_indices=True)
         self._keep((idx, x.shape))
         return y
 
     def backward(self, grad_out, needs_input_grad=True):
         idx, shape = self._take()
-        return FC.adaptive_max_pool2d_backward(grad_out, idx, shape) if needs_input_grad \
+        return functional.adaptive_max_pool2d_backward(grad_out, idx, shape) if needs_input_grad \
             else None
 
 
@@ -244,11 +242,11 @@ class OnnxResize(_Op):
     def forward(self, x):
         x = np.asarray(x)
         self._keep(x.shape)
-        return FC.interpolate(x, **self._kw())
+        return functional.interpolate(x, **self._kw())
 
     def backward(self, grad_out, needs_input_grad=True):
         shape = self._take()
-        return FC.interpolate_backward(grad_out, shape, **self._kw()) if needs_input_grad \
+        return functional.interpolate_backward(grad_out, shape, **self._kw()) if needs_input_grad \
             else None
 
     def get_config(self):
@@ -278,7 +276,7 @@ class OnnxAvgPoolExcludePad(_Op):
         return [(0, 0), (0, 0), (top, bottom), (left, right)]
 
     def _sum(self, x):
-        return F.avg_pool2d(x, self.kernel_size, self.stride, 0, divisor_override=1)
+        return functional.avg_pool2d(x, self.kernel_size, self.stride, 0, divisor_override=1)
 
     def forward(self, x):
         x = np.asarray(x)
@@ -297,7 +295,7 @@ class OnnxAvgPoolExcludePad(_Op):
             return None
         top, bottom, left, right = self.pads
         padded = (shape[0], shape[1], shape[2] + top + bottom, shape[3] + left + right)
-        g = F.avg_pool2d_backward(np.asarray(grad_out) / count, padded, self.kernel_size,
+        g = functional.avg_pool2d_backward(np.asarray(grad_out) / count, padded, self.kernel_size,
                                   self.stride, 0, divisor_override=1)
         return np.ascontiguousarray(g[:, :, top:top + shape[2], left:left + shape[3]])
 
@@ -380,7 +378,7 @@ class OnnxConvTranspose(Layer):
         if full[2] - top - bottom < 0 or full[3] - left - right < 0:
             raise ValueError(f"OnnxConvTranspose: pads {self.pads} exceed the output {full}")
         shape_only = np.broadcast_to(np.zeros((), x.dtype), full)
-        y, _, _ = F.conv2d_backward(x, shape_only, self.weight, **self._conv_args(),
+        y, _, _ = functional.conv2d_backward(x, shape_only, self.weight, **self._conv_args(),
                                     needs_weight_grad=False, needs_bias_grad=False)
         y = y[:, :, top:full[2] - bottom, left:full[3] - right]
         if self.bias is not None:
@@ -397,14 +395,14 @@ class OnnxConvTranspose(Layer):
         top, bottom, left, right = self.pads
         gy = np.zeros(full, x.dtype)
         gy[:, :, top:full[2] - bottom, left:full[3] - right] = grad_out
-        _, gw, _ = F.conv2d_backward(x, gy, self.weight, **self._conv_args(),
+        _, gw, _ = functional.conv2d_backward(x, gy, self.weight, **self._conv_args(),
                                      needs_input_grad=False, needs_bias_grad=False)
         self._grads["weight"] += gw
         if self.bias is not None:
             self._grads["bias"] += np.asarray(grad_out).sum(axis=(0, 2, 3))
         if not needs_input_grad:
             return None
-        return F.conv2d(gy, self.weight, None, **self._conv_args())
+        return functional.conv2d(gy, self.weight, None, **self._conv_args())
 
     def get_config(self):
         return dict(in_channels=self.in_channels, out_channels=self.out_channels,

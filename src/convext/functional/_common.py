@@ -1,0 +1,126 @@
+"""Private helpers shared by the modules of ``convext.functional``: the output protocol
+(``_buffer``/``_into``), the window geometry type, and the small argument checks that are not
+geometry (the geometry and size checks live in ``convext._validation``)."""
+import math
+import numbers
+from typing import NamedTuple
+
+import numpy as np
+
+from .._validation import (
+    MAX_EXTENT,
+    _as_int,
+    check_alloc,
+    check_array,
+    check_same_dtype,
+    contiguous,
+)
+
+
+class Window(NamedTuple):
+    """The geometry of a convolution or pooling window over (H, W) planes, normalised:
+    ``kernel``, ``stride``, ``dilation`` are (height, width) pairs, ``padding`` is
+    ((top, bottom), (left, right)) (asymmetric for ``padding='same'`` with an even kernel),
+    ``out_hw`` the output plane (OH, OW); ``groups`` is 1 for pooling."""
+    kernel: tuple
+    stride: tuple
+    padding: tuple
+    dilation: tuple
+    out_hw: tuple
+    groups: int = 1
+
+    @property
+    def pad_top_left(self):
+        """(top, left): what the kernels take (bottom and right follow from OH and OW)."""
+        return self.padding[0][0], self.padding[1][0]
+
+
+def _shape_str(shape):
+    return "(" + ", ".join(str(s) for s in shape) + ")"
+
+
+def _into(out, result):
+    """Copy a finished result into the caller's ``out`` (if any) and return what to give back."""
+    if out is None:
+        return result
+    if result is not out:
+        np.copyto(out, result)
+    return out
+
+
+def _buffer(out, shape, dtype, *inputs):
+    """Where a kernel may write directly: ``out`` itself when it is C-contiguous, aligned and
+    shares no memory with the inputs; otherwise a fresh array (copied into ``out`` at the end,
+    so a caller's ``out`` is only written once everything succeeded)."""
+    if (out is not None and out.flags.c_contiguous and out.flags.aligned
+            and not any(a is not None and np.may_share_memory(out, a) for a in inputs)):
+        return out
+    return np.empty(shape, dtype=dtype)
+
+
+def _check_bool(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def _float_array(x, name):
+    """A supported float array of any shape, C-contiguous (so that the result of NumPy's
+    vectorised loops does not depend on the caller's memory layout, to the last bit)."""
+    if x is None:
+        raise TypeError(f"{name} must be an array, got None")
+    arr = np.asarray(x)
+    return contiguous(check_array(arr, name, (arr.ndim,)))
+
+
+def _grad_pair(grad_out, x, xname, fn):
+    """grad_out and x (or y): float arrays of one dtype and one shape."""
+    gy = _float_array(grad_out, "grad_out")
+    x = _float_array(x, xname)
+    check_same_dtype(grad_out=gy, **{xname: x})
+    if gy.shape != x.shape:
+        raise ValueError(f"{fn}: grad_out must have the shape of {xname} "
+                         f"{_shape_str(x.shape)}, got {_shape_str(gy.shape)}")
+    return gy, x
+
+
+def _scalar(value, name, dtype):
+    """A number (not a bool) as a scalar of ``dtype``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    return dtype.type(value)
+
+
+def _real(value, name, allow_none=False):
+    """A finite real number as a Python float."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return v
+
+
+def _check_input_shape(input_shape, fn, itemsize):
+    """A tuple of 3 or 4 non-negative ints: the shape of the pooled input, which the backward
+    pass allocates (so it must fit the geometry bound and the machine's memory)."""
+    if not isinstance(input_shape, (tuple, list)):
+        raise TypeError(f"{fn}: input_shape must be a tuple of ints, got {input_shape!r}")
+    shape = tuple(_as_int(s, "input_shape") for s in input_shape)
+    if len(shape) not in (3, 4) or min(shape) < 0:
+        raise ValueError(f"{fn}: input_shape must be (N, C, H, W) or (C, H, W) with "
+                         f"non-negative sizes, got {input_shape!r}")
+    return check_alloc(shape, f"{fn}: input_shape", itemsize)
+
+
+def _check_size(shape, name, fn):
+    """An array of ``shape`` (argument ``name``) within the geometry bound MAX_EXTENT of
+    ``convext._validation`` (so every size, extent and index a kernel forms from it stays far
+    below 2**63)."""
+    n = math.prod(shape)
+    if n > MAX_EXTENT:
+        raise ValueError(f"{fn}: {name} of shape {_shape_str(shape)} is too large: {n} "
+                         f"elements, more than the geometry bound {MAX_EXTENT}")
+

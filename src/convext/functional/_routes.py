@@ -1,0 +1,135 @@
+"""Which kernel computes a convolution: the GEMM, direct or depthwise route of
+``convext._kernels._conv`` (their designs are at the top of ``_conv.pyx``).
+
+``choose_route`` is the one place that decides; the kernels only run the route they are given.
+Every limit below is decided on the per-image geometry (and, for the weight gradient, on the
+number of (image, group) pairs it can spread over threads), never on the thread count, so a
+result is bitwise the same for every thread count, and the forward pass of one image is the
+same whatever batch it comes in.
+
+A route *accepts* a geometry when it can compute it in bounded memory (``accepts``); among the
+accepted routes, the measured limits choose the fastest (``choose_route``). Tests force any
+accepted route through the private ``_route`` argument of ``conv2d`` / ``conv2d_backward``.
+"""
+from typing import NamedTuple
+
+from ._common import Window
+
+ROUTES = ("gemm", "direct", "depthwise")
+PASSES = ("forward", "grad_input", "grad_weight")
+# the routes each pass has a kernel for (the input gradient has no direct route)
+PASS_ROUTES = {"forward": ("gemm", "direct", "depthwise"),
+               "grad_input": ("gemm", "depthwise"),
+               "grad_weight": ("gemm", "direct", "depthwise")}
+
+# Depthwise route (one input channel and one filter per group): its per-thread scratch, a
+# zero-padded plane (Hp + OH) * Wp, may be at most DW_SLACK * (H*W + OH*OW) + DW_MIN_SCRATCH
+# elements; a stride, padding or dilation far beyond the image sends it to the GEMM route,
+# whose scratch depends only on the weight. A memory bound, not a measured speed.
+DW_SLACK = 4
+DW_MIN_SCRATCH = 65536
+
+# Direct route limits: channels per group (Cg), filters per group (Fg) and elements of the
+# row-unfolded image U = Cg * stride_h * kW * Hq * OW (Hq = OH + dil_h*(kH-1) // stride_h).
+# Measured with
+#     python -m convext bench conv --threads 2 --repeats 7
+# on the benchmark shapes plus 128/256-channel layers (2 threads, alternating runs): the
+# direct forward took 0.69-0.91x the time of the GEMM route on every shape up to 256 channels;
+# the direct weight gradient took 0.87x up to 64 channels but 1.1-2.6x beyond, so it has
+# tighter limits. The U limits also bound the direct route's scratch (U elements per thread):
+# a forced direct route must respect them.
+FWD_DIRECT_MAX_CG = 256
+FWD_DIRECT_MAX_FG = 512
+FWD_DIRECT_MAX_U = 1 << 21
+GW_DIRECT_MAX_CG = 64
+GW_DIRECT_MAX_FG = 64
+GW_DIRECT_MAX_U = 1 << 20
+# the weight gradient's direct route cannot split an image: it wants this many (image, group)
+# pairs to spread over the threads
+GW_DIRECT_MIN_PAIRS = 4
+
+
+class ConvShape(NamedTuple):
+    """What the route choice looks at besides the window: the batch, the channels and filters
+    per group and the input plane (Python ints), and the convolution's ``Window``."""
+    batch: int
+    channels_per_group: int
+    filters_per_group: int
+    in_hw: tuple
+    window: Window
+
+
+def conv_shape(x_shape, w_shape, window):
+    """The ConvShape of x (N, C, H, W) and weight (F, C/G, kH, kW) under a ``Window``."""
+    return ConvShape(x_shape[0], w_shape[1], w_shape[0] // window.groups, tuple(x_shape[2:]),
+                     window)
+
+
+def _is_depthwise(s):
+    return s.channels_per_group == 1 and s.filters_per_group == 1
+
+
+def depthwise_scratch(s):
+    """Elements of the depthwise route's padded plane per thread, (Hp + OH) * Wp."""
+    g = s.window
+    (OH, OW), (kh, kw), (sh, sw), (dil_h, dil_w) = g.out_hw, g.kernel, g.stride, g.dilation
+    hp = (OH - 1) * sh + dil_h * (kh - 1) + 1
+    wp = (OW - 1) * sw + dil_w * (kw - 1) + 1
+    return (hp + OH) * wp
+
+
+def direct_unfolded(s):
+    """Elements of the direct route's row-unfolded image U = Cg * sh * kW * Hq * OW."""
+    g = s.window
+    (OH, OW), (kh, kw), (sh, _), (dil_h, _) = g.out_hw, g.kernel, g.stride, g.dilation
+    hq = OH + (dil_h * (kh - 1)) // sh
+    return s.channels_per_group * sh * kw * hq * OW
+
+
+def accepts(route, pass_, s):
+    """Whether ``route`` can compute ``pass_`` for this geometry (in bounded memory)."""
+    if route not in PASS_ROUTES[pass_]:
+        return False
+    if route == "gemm":
+        return True
+    if route == "depthwise":
+        H, W = s.in_hw
+        OH, OW = s.window.out_hw
+        return (_is_depthwise(s)
+                and depthwise_scratch(s) <= DW_SLACK * (H * W + OH * OW) + DW_MIN_SCRATCH)
+    max_u = GW_DIRECT_MAX_U if pass_ == "grad_weight" else FWD_DIRECT_MAX_U
+    return s.channels_per_group >= 1 and direct_unfolded(s) <= max_u
+
+
+def choose_route(pass_, s):
+    """The route that computes ``pass_`` ("forward", "grad_input" or "grad_weight") for this
+    geometry: depthwise when it accepts it; else direct within its measured limits (never for
+    the input gradient, nor for a depthwise geometry); else GEMM."""
+    if accepts("depthwise", pass_, s):
+        return "depthwise"
+    if pass_ == "grad_input" or _is_depthwise(s):
+        return "gemm"
+    if pass_ == "forward":
+        max_cg, max_fg = FWD_DIRECT_MAX_CG, FWD_DIRECT_MAX_FG
+    else:
+        if s.batch * s.window.groups < GW_DIRECT_MIN_PAIRS:
+            return "gemm"
+        max_cg, max_fg = GW_DIRECT_MAX_CG, GW_DIRECT_MAX_FG
+    if (s.channels_per_group <= max_cg and s.filters_per_group <= max_fg
+            and accepts("direct", pass_, s)):
+        return "direct"
+    return "gemm"
+
+
+def resolve_route(forced, pass_, s, fn):
+    """``forced`` (None, or a route name for tests) checked against the geometry, or the
+    chosen route. A forced route that cannot compute this pass and geometry is a ValueError."""
+    if forced is None:
+        return choose_route(pass_, s)
+    if forced not in ROUTES:
+        raise ValueError(f"{fn}: _route must be one of {', '.join(map(repr, ROUTES))} or None, "
+                         f"got {forced!r}")
+    if not accepts(forced, pass_, s):
+        raise ValueError(f"{fn}: the {forced} route cannot compute the {pass_} pass for this "
+                         f"geometry ({s})")
+    return forced

@@ -1,0 +1,202 @@
+"""2-D convolution: ``conv2d`` and its gradients. Validates and normalises the arguments,
+chooses the thread count and the route (``_routes``), allocates and calls the kernels."""
+import numpy as np
+
+from .._config import threads_for
+from .._kernels import _conv
+from .._validation import (
+    as_pair,
+    check_alloc,
+    check_array,
+    check_out,
+    check_padding,
+    check_positive_int,
+    check_same_dtype,
+    contiguous,
+    window_geometry,
+)
+from ._common import Window, _buffer, _into, _shape_str
+from ._routes import conv_shape, resolve_route
+
+
+def _conv_setup(x, weight, bias, stride, padding, dilation, groups, fn="conv2d"):
+    """Validate conv2d arguments; return (x4, w, b, unbatched, geometry)."""
+    x = check_array(x, "x", (3, 4))
+    weight = check_array(weight, "weight", (4,))
+    if bias is not None:
+        bias = check_array(bias, "bias", (1,))
+    check_same_dtype(x=x, weight=weight, bias=bias)
+    groups = check_positive_int(groups, "groups")
+    stride = as_pair(stride, "stride")
+    dilation = as_pair(dilation, "dilation")
+    unbatched = x.ndim == 3
+    x4 = x[None] if unbatched else x
+    N, C, H, W = x4.shape
+    n_filters, Cg, kh, kw = weight.shape
+    if n_filters % groups:
+        raise ValueError(f"{fn}: groups={groups} must divide the weight's out_channels; "
+                         f"got weight of shape {_shape_str(weight.shape)}")
+    if C != Cg * groups:
+        raise ValueError(f"{fn}: x has {C} channels but weight of shape "
+                         f"{_shape_str(weight.shape)} with groups={groups} expects "
+                         f"{Cg * groups}; x has shape {_shape_str(x.shape)}")
+    if kh < 1 or kw < 1 or n_filters < 1:
+        raise ValueError(f"{fn}: weight must have at least one filter and a kernel of at least "
+                         f"1x1, got shape {_shape_str(weight.shape)}")
+    if (H == 0 or W == 0) and N * C:
+        raise ValueError(f"{fn}: x must have a non-empty height and width (only the batch or "
+                         f"the channels may be empty), got shape {_shape_str(x.shape)}")
+    if bias is not None and bias.shape != (n_filters,):
+        raise ValueError(f"{fn}: bias must have shape ({n_filters},) to match weight of shape "
+                         f"{_shape_str(weight.shape)}, got {_shape_str(bias.shape)}")
+    ekh, ekw = dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1
+    padding_arg = padding
+    padding = check_padding(padding, stride, fn)
+    if padding == "valid":
+        pads = ((0, 0), (0, 0))
+    elif padding == "same":
+        # PyTorch's rule: total dilation*(k-1), the odd one on the bottom/right
+        pads = tuple((t // 2, t - t // 2) for t in (ekh - 1, ekw - 1))
+    else:
+        pads = ((padding[0], padding[0]), (padding[1], padding[1]))
+    out_hw = window_geometry(
+        fn, (H, W), (kh, kw), stride, pads, dilation,
+        names=("weight", "stride", "padding", "dilation"),
+        detail=f"; x has shape {_shape_str(x.shape)}, weight {_shape_str(weight.shape)}, "
+               f"padding {padding_arg!r}")
+    return x4, weight, bias, unbatched, Window((kh, kw), stride, pads, dilation, out_hw, groups)
+
+
+def _kernel_geom(g, x_shape, w_shape):
+    """The kernels' geometry arguments, ending with the thread count for this problem size."""
+    macs = x_shape[0] * w_shape[0] * g.out_hw[0] * g.out_hw[1] * int(np.prod(w_shape[1:]))
+    pad_top, pad_left = g.pad_top_left
+    return (g.stride[0], g.stride[1], pad_top, pad_left, g.dilation[0], g.dilation[1],
+            g.groups, threads_for(macs, "macs"))
+
+
+def _kernel(pass_, route):
+    """The kernel of ``convext._kernels._conv`` that runs this pass on this route (looked up
+    at call time)."""
+    return getattr(_conv, f"conv2d_{pass_}_{route}")
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, out=None,
+           _route=None):
+    """2-D convolution (cross-correlation, as in every deep-learning library).
+
+    Parameters
+    ----------
+    x : array (N, C, H, W), or (C, H, W) for one unbatched image; float32 or float64.
+    weight : array (F, C // groups, kH, kW), same dtype as x.
+    bias : array (F,) or None.
+    stride, dilation : int or (int, int), >= 1.
+    padding : int or (int, int) >= 0 (zeros on both sides), ``'valid'`` (no padding) or
+        ``'same'`` (output size = input size; stride must be 1; an even total padding
+        ``dilation*(k-1)`` is split evenly, an odd one puts the extra row/column at the
+        bottom/right, exactly as PyTorch does).
+    groups : int dividing C and F. ``groups == C`` is a depthwise convolution.
+    out : optional array of the output's shape and dtype to write into.
+
+    Returns
+    -------
+    y : array (N, F, OH, OW), or (F, OH, OW) for unbatched x, with
+        ``OH = floor((H + 2*pad_h - dilation_h*(kH - 1) - 1) / stride_h) + 1`` (likewise OW),
+        ``y[n, f] = bias[f] + sum_{c, i, j} weight[f, c, i, j] * x_pad[n, g*C/groups + c,
+        oh*stride + i*dilation, ow*stride + j*dilation]``.
+
+    Notes
+    -----
+    Extra memory: per thread, one tile of unfolded input or one row-unfolded image (the direct
+    route), about 1.5 MB together with the GEMM's packed panels; besides that, contiguous copies
+    of inputs that are not C-contiguous.
+
+    The private ``_route`` ('gemm', 'direct' or 'depthwise'; tests only) forces a kernel
+    route; a route that cannot compute this geometry is a ValueError. By default
+    ``functional._routes.choose_route`` picks it.
+    """
+    x4, weight, bias, unbatched, g = _conv_setup(x, weight, bias, stride, padding, dilation,
+                                                 groups)
+    route = resolve_route(_route, "forward", conv_shape(x4.shape, weight.shape, g), "conv2d")
+    N, n_filters = x4.shape[0], weight.shape[0]
+    shape4 = (N, n_filters) + g.out_hw
+    shape = shape4[1:] if unbatched else shape4
+    check_alloc(shape4, "conv2d: the output (from x, weight, stride, padding and dilation) of "
+                "shape", x4.dtype.itemsize)
+    check_out(out, shape, x4.dtype)
+    y = _buffer(out, shape, x4.dtype, x, weight, bias)
+    y4 = y.reshape(shape4)
+    if y4.size == 0:
+        pass
+    elif x4.size == 0:  # no input channels: the output is the bias
+        y4[...] = 0 if bias is None else bias[:, None, None]
+    else:
+        _kernel("forward", route)(contiguous(x4), contiguous(weight),
+                                  None if bias is None else contiguous(bias), y4,
+                                  *_kernel_geom(g, x4.shape, weight.shape))
+    return _into(out, y)
+
+
+def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups=1,
+                    needs_input_grad=True, needs_weight_grad=True, needs_bias_grad=True, *,
+                    _route=None):
+    """Gradients of ``conv2d(x, weight, bias, stride, padding, dilation, groups)``.
+
+    Given ``grad_out`` = dL/dy (the shape of conv2d's output), returns
+    ``(grad_x, grad_weight, grad_bias)``: dL/dx (shape of x), dL/dweight (shape of weight) and
+    dL/dbias (shape (F,)). A gradient that is not asked for is None and is not computed.
+
+    grad_x is the full correlation of grad_out (dilated by the stride) with the weight rotated
+    by 180 degrees; grad_weight correlates x with grad_out; grad_bias sums grad_out over the
+    batch and the pixels.
+
+    Extra memory: one tile of unfolded input per thread, and for grad_weight up to 16 partial
+    sums of the weight's size (they make the result independent of the thread count).
+
+    The private ``_route`` (tests only) forces the kernel routes: a route name for both
+    gradients, or a dict ``{'grad_input': ..., 'grad_weight': ...}``; as in ``conv2d``.
+    """
+    fn = "conv2d_backward"
+    x4, weight, _, unbatched, g = _conv_setup(x, weight, None, stride, padding, dilation,
+                                              groups, fn=fn)
+    shape = conv_shape(x4.shape, weight.shape, g)
+    forced = _route if isinstance(_route, dict) else {"grad_input": _route,
+                                                      "grad_weight": _route}
+    if set(forced) - {"grad_input", "grad_weight"}:
+        raise ValueError(f"{fn}: _route keys must be 'grad_input' and 'grad_weight', got "
+                         f"{sorted(forced)}")
+    routes = {p: resolve_route(forced.get(p), p, shape, fn)
+              for p, needed in (("grad_input", needs_input_grad),
+                                ("grad_weight", needs_weight_grad)) if needed}
+    gy = check_array(grad_out, "grad_out", (3, 4))
+    check_same_dtype(x=x4, grad_out=gy)
+    N, n_filters = x4.shape[0], weight.shape[0]
+    shape4 = (N, n_filters) + g.out_hw
+    if gy.shape != (shape4[1:] if unbatched else shape4):
+        raise ValueError(f"{fn}: grad_out must have the output's shape "
+                         f"{_shape_str(shape4[1:] if unbatched else shape4)} for x of shape "
+                         f"{_shape_str(x4.shape[1:] if unbatched else x4.shape)} and weight "
+                         f"{_shape_str(weight.shape)}, got {_shape_str(gy.shape)}")
+    # grad_out may be a broadcast view: its contiguous copy must fit in memory
+    check_alloc(shape4, f"{fn}: grad_out of shape", x4.dtype.itemsize)
+    gy4 = contiguous(gy.reshape(shape4))
+    dtype = x4.dtype
+    empty = gy4.size == 0 or x4.size == 0
+    grad_x = grad_w = grad_b = None
+    if needs_input_grad:
+        grad_x = np.zeros(x4.shape, dtype) if empty else np.empty(x4.shape, dtype)
+        if not empty:
+            _kernel("grad_input", routes["grad_input"])(
+                gy4, contiguous(weight), grad_x, *_kernel_geom(g, x4.shape, weight.shape))
+        if unbatched:
+            grad_x = grad_x[0]
+    if needs_weight_grad:
+        grad_w = np.zeros(weight.shape, dtype)
+        if not empty:
+            _kernel("grad_weight", routes["grad_weight"])(
+                gy4, contiguous(x4), grad_w, *_kernel_geom(g, x4.shape, weight.shape))
+    if needs_bias_grad:
+        grad_b = np.zeros(n_filters, dtype)
+        if gy4.size:
+            _conv.conv2d_grad_bias(gy4, grad_b, threads_for(gy4.size, "macs"))
+    return grad_x, grad_w, grad_b

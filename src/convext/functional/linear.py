@@ -1,0 +1,75 @@
+"""Fully connected layers: ``linear`` and its gradients, on convext's own GEMM."""
+import numpy as np
+
+from .._config import threads_for
+from .._kernels import _linear
+from .._validation import check_array, check_same_dtype, contiguous
+from ._common import _shape_str
+
+
+def _linear_setup(x, weight, fn):
+    x = check_array(x, "x", range(1, 33))
+    weight = check_array(weight, "weight", (2,))
+    check_same_dtype(x=x, weight=weight)
+    if x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"{fn}: x must have shape (..., {weight.shape[1]}) to match weight of "
+                         f"shape {_shape_str(weight.shape)}, got {_shape_str(x.shape)}")
+    return x, weight
+
+
+def linear(x, weight, bias=None):
+    """``y = x @ weight.T + bias``, as ``torch.nn.functional.linear``.
+
+    x: (..., in_features); weight: (out_features, in_features); bias: (out_features,) or None.
+    Returns (..., out_features). Computed with convext's own GEMM and threads (not NumPy's
+    BLAS, whose thread pool would compete with convext's for the cores).
+    """
+    x, weight = _linear_setup(x, weight, "linear")
+    n_out, K = weight.shape
+    if bias is not None:
+        bias = check_array(bias, "bias", (1,))
+        check_same_dtype(x=x, bias=bias)
+        if bias.shape != (n_out,):
+            raise ValueError(f"linear: bias must have shape ({n_out},) to match weight of shape "
+                             f"{_shape_str(weight.shape)}, got {_shape_str(bias.shape)}")
+    x2 = contiguous(x.reshape(-1, K))
+    y = np.empty((x2.shape[0], n_out), x.dtype)
+    if y.size and K:
+        _linear.linear_forward(x2, contiguous(weight),
+                               None if bias is None else contiguous(bias), y,
+                               threads_for(x2.shape[0] * n_out * K, "macs"))
+    elif y.size:
+        y[...] = 0 if bias is None else bias
+    return y.reshape(x.shape[:-1] + (n_out,))
+
+
+def linear_backward(grad_out, x, weight, needs_input_grad=True, needs_weight_grad=True,
+                    needs_bias_grad=True):
+    """Gradients of ``linear(x, weight, bias)``: ``(grad_x, grad_weight, grad_bias)`` =
+    ``(grad_out @ weight, grad_out^T @ x, grad_out summed over all but the last axis)``, each
+    None when not asked for (and not computed)."""
+    fn = "linear_backward"
+    x, weight = _linear_setup(x, weight, fn)
+    n_out, K = weight.shape
+    gy = check_array(grad_out, "grad_out", range(1, 33))
+    check_same_dtype(x=x, grad_out=gy)
+    if gy.shape != x.shape[:-1] + (n_out,):
+        raise ValueError(f"{fn}: grad_out must have shape {_shape_str(x.shape[:-1] + (n_out,))} "
+                         f"for x of shape {_shape_str(x.shape)} and weight "
+                         f"{_shape_str(weight.shape)}, got {_shape_str(gy.shape)}")
+    gy2 = contiguous(gy.reshape(-1, n_out))
+    M = gy2.shape[0]
+    threads = threads_for(M * n_out * K, "macs")
+    gx = gw = gb = None
+    if needs_input_grad:
+        gx = np.zeros((M, K), x.dtype)
+        if gx.size and n_out:
+            _linear.linear_grad_input(gy2, contiguous(weight), gx, threads)
+        gx = gx.reshape(x.shape)
+    if needs_weight_grad:
+        gw = np.zeros(weight.shape, x.dtype)
+        if gw.size and M:
+            _linear.linear_grad_weight(gy2, contiguous(x.reshape(-1, K)), gw, threads)
+    if needs_bias_grad:
+        gb = gy2.sum(axis=0)
+    return gx, gw, gb
