@@ -16,7 +16,7 @@ from convext.functional._routes import PASS_ROUTES, accepts, conv_shape
 
 
 def f32_ok(out, ref64):
-    """RELIABILITY.md: max|out32 - ref64| <= 1e-5 * max(1, max|ref64|)."""
+    """docs/reliability.md: max|out32 - ref64| <= 1e-5 * max(1, max|ref64|)."""
     return np.max(np.abs(out - ref64), initial=0) <= 1e-5 * max(1.0, np.max(np.abs(ref64),
                                                                              initial=0))
 

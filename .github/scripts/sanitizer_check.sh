@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Memory-safety step of CI (RELIABILITY.md check 13), called by .ci/run after the unit tests.
+# Memory-safety step of CI (docs/reliability.md check 13), called by .ci/run after the unit tests.
 #
 # 1. Build the extension with CONVEXT_DEBUG=1 (Cython boundscheck, wraparound and
 #    initializedcheck on, -O0 -g) and run the whole test suite against it.
@@ -12,7 +12,7 @@
 # into it if missing. CONVEXT_TEST_EXAMPLES caps hypothesis's max_examples per test
 # (tests/conftest.py); this step sets it to keep the instrumented runs short (default 25,
 # override by exporting it). The suite includes the hypothesis fuzz target
-# (tests/test_reliability_fuzz.py: absurd geometry up to 2**64, zero- and one-sized planes), which
+# (tests/reliability/test_reliability_fuzz.py: absurd geometry up to 2**64, zero- and one-sized planes), which
 # the same variable caps (at no fewer than 100 examples). Extra arguments are passed to pytest
 # (for runs by hand, e.g. `bash .github/scripts/sanitizer_check.sh -k pool`).
 set -euo pipefail

@@ -1,6 +1,6 @@
 """convext.functional's CNN ops against naive loops (tests/reference_cnn.py) and central finite
 differences; layouts, errors and thread-count determinism. No torch here (see
-test_cnn_ops_parity.py)."""
+tests/parity/test_parity_cnn_ops.py)."""
 import warnings
 
 import numpy as np
@@ -610,7 +610,7 @@ def test_max_unpool2d_threads_errors(rng):
     lambda x: K.max_unpool2d(x, np.zeros(x.shape, np.int64), 2, stride=(2 ** 62, 2 ** 62)),
 ])
 def test_huge_geometry_is_a_value_error(call):
-    """Sizes are checked in Python ints before any C arithmetic (RELIABILITY.md item 16)."""
+    """Sizes are checked in Python ints before any C arithmetic (docs/reliability.md item 16)."""
     with pytest.raises(ValueError):
         call(np.zeros((1, 1, 4, 4)))
 

@@ -14,7 +14,7 @@ SETTINGS = settings(max_examples=120, deadline=None,
 
 
 def f32_close(out, ref):
-    """RELIABILITY.md: max|out32 - ref64| <= 1e-5 * max(1, max|ref64|)."""
+    """docs/reliability.md: max|out32 - ref64| <= 1e-5 * max(1, max|ref64|)."""
     assert out.dtype == np.float32
     scale = max(1.0, float(np.abs(ref).max(initial=0.0)))
     assert float(np.abs(out.astype(np.float64) - ref).max(initial=0.0)) <= 1e-5 * scale

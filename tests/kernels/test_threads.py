@@ -152,7 +152,7 @@ def test_conv2d_same_result_for_1_and_2_threads(dtype, restore_threads):
         results[n] = (y, gx, gw, gb)
     for a, c in zip(results[1], results[2]):
         np.testing.assert_array_equal(a, c)
-    # and they are right (float64 reference; RELIABILITY.md tolerances)
+    # and they are right (float64 reference; docs/reliability.md tolerances)
     y = results[1][0]
     ref = reference.conv2d(x, w, b, **kw)
     if dtype == np.float64:

@@ -1,7 +1,7 @@
 """Composite layers: children assigned to attributes or held in containers are owned (state,
 modes, repr, save/load recurse with torch's dotted names); Residual, Concat and Identity need
 no hand-written backward; a layer instance appears once in a model. No torch here (the torch
-comparison is tests/test_composite_parity.py)."""
+comparison is tests/parity/test_parity_composite.py)."""
 import numpy as np
 import pytest
 

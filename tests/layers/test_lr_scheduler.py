@@ -1,6 +1,6 @@
 """convext.optim.lr_scheduler without torch: each schedule against its closed form or a
 hand-computed sequence, per param group, state_dict round trips and load_state_dict's checks.
-(tests/test_optim_parity.py compares the exact sequences with torch.)"""
+(tests/parity/test_parity_optim_state.py compares the exact sequences with torch.)"""
 import copy
 import math
 

@@ -1,7 +1,7 @@
 """read_state_dict without torch: torch zip files, safetensors files and hostile variations of
 them written by hand (tests/state_dict_files.py), and convext's own .npz.
 
-No torch here: tests/test_state_dict_parity.py compares with files torch itself writes.
+No torch here: tests/parity/test_state_dict_parity.py compares with files torch itself writes.
 """
 import os
 import pickle

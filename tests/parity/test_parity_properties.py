@@ -1,4 +1,4 @@
-"""Property-based parity of the pools with torch (RELIABILITY.md checks 1-3, 9): hypothesis
+"""Property-based parity of the pools with torch (docs/reliability.md checks 1-3, 9): hypothesis
 drives every pool, forward AND backward, over the geometries of
 tests/reliability/test_reliability_properties.py (which checks the same against the naive
 oracle)."""

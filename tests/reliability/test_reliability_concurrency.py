@@ -1,4 +1,4 @@
-"""Concurrency (RELIABILITY.md checks 11 and 12).
+"""Concurrency (docs/reliability.md checks 11 and 12).
 
 * 8 Python threads, each making hundreds of calls of the compiled functions on its own data,
   get exactly the serial results.

@@ -1,4 +1,4 @@
-"""Error contract (RELIABILITY.md check 6), table-driven over every public function.
+"""Error contract (docs/reliability.md check 6), table-driven over every public function.
 
 For each function a valid call is described once (``SPECS``): its array arguments with their
 allowed ranks, its integer, pair, bool, number and choice arguments. Generic invalid values are

@@ -1,4 +1,4 @@
-"""Layout matrix (RELIABILITY.md check 5): every public function and layer, every input layout.
+"""Layout matrix (docs/reliability.md check 5): every public function and layer, every input layout.
 
 Each catalogued call is made once on C-contiguous inputs and once with EVERY array argument in
 another memory layout (the same values); the results must be bitwise identical.

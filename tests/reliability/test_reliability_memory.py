@@ -1,4 +1,4 @@
-"""Memory safety and leaks (RELIABILITY.md checks 4, 13, 14).
+"""Memory safety and leaks (docs/reliability.md checks 4, 13, 14).
 
 * Guard: every catalogued call runs on inputs that are views into larger NaN-filled buffers;
   nothing outside the views changes, and the result equals the result on fresh copies (an

@@ -1,4 +1,4 @@
-"""Property-based parity of the pools (RELIABILITY.md checks 1-3, 9), beyond
+"""Property-based parity of the pools (docs/reliability.md checks 1-3, 9), beyond
 tests/functional/test_pool.py.
 
 tests/functional/test_pool.py has a hypothesis test of max-pool forward/backward against the
