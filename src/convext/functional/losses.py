@@ -244,24 +244,26 @@ def _class_options(reduction, ignore_index, fn):
     return reduction, int(ignore_index)
 
 
-def _nll_reduce(loss, grad_rows, valid, wt, reduction, shape):
+def _nll_reduce(loss, grad_rows, valid, wt, reduction, shape, dtype):
     """Reduce per-target losses (flat, 0 where ignored) as torch's nll_loss: 'mean' divides by
-    the summed weight ``wt`` of the counted targets (NaN when it is 0, as torch); grad_rows is
-    d(sum of loss)/d(input) as (rows, C), zero on ignored rows, brought back to input's layout.
-    """
-    dtype = grad_rows.dtype.type
+    the summed weight ``wt`` of the counted targets (NaN when it is 0, as torch).
+    ``grad_rows(scale)`` gives d(scale * sum of loss)/d(input) as (rows, C), zero on ignored
+    rows; it is brought back to input's layout. As torch, the scale ``1/sum(wt)`` multiplies the
+    target weights before anything else (so a zero denominator gives NaN only where a counted
+    target's weight meets it)."""
+    dt = dtype.type
     tshape = _target_shape(shape)
     if reduction == "none":
-        return loss.reshape(tshape), _unrows(grad_rows, shape)
-    total = dtype(np.sum(loss, dtype=grad_rows.dtype))
+        return loss.reshape(tshape), _unrows(grad_rows(dt(1)), shape)
+    total = dt(np.sum(loss, dtype=dtype))
     if reduction == "sum":
-        return total, _unrows(grad_rows, shape)
-    denom = dtype(np.sum(wt[valid], dtype=grad_rows.dtype))
+        return total, _unrows(grad_rows(dt(1)), shape)
+    denom = dt(np.sum(wt[valid], dtype=dtype))
     with np.errstate(divide="ignore", invalid="ignore"):
-        value = dtype(total / denom)
-        # ignored rows keep a zero gradient even when the denominator is 0 (torch writes none)
-        grad_rows = np.where(valid[:, None], grad_rows / denom, dtype(0))
-    return value, _unrows(grad_rows, shape)
+        value = dt(total / denom)
+        scale = dt(1) / denom
+        grad = grad_rows(scale)
+    return value, _unrows(grad, shape)
 
 
 def cross_entropy(logits, target, reduction="mean", *, weight=None, ignore_index=-100,
@@ -339,10 +341,14 @@ def cross_entropy(logits, target, reduction="mean", *, weight=None, ignore_index
             smooth = np.where(valid, -np.sum(logp * cw, axis=1), dt(0))
         loss = dt(1 - s) * loss + dt(s / C) * smooth
     loss = np.where(valid, loss, dt(0))
-    with np.errstate(invalid="ignore"):
-        grad = p * np.sum(q, axis=1, keepdims=True) - q
-    grad = np.where(valid[:, None], grad, dt(0))
-    return _nll_reduce(loss, grad, valid, wt, reduction, shape)
+
+    def grad_rows(scale):
+        qs = q * scale
+        with np.errstate(invalid="ignore"):
+            grad = p * np.sum(qs, axis=1, keepdims=True) - qs
+        return np.where(valid[:, None], grad, dt(0))
+
+    return _nll_reduce(loss, grad_rows, valid, wt, reduction, shape, z.dtype)
 
 
 def nll_loss(log_probs, target, reduction="mean", *, weight=None, ignore_index=-100):
@@ -365,7 +371,12 @@ def nll_loss(log_probs, target, reduction="mean", *, weight=None, ignore_index=-
     wt = w[t] if w is not None else np.ones(t.size, lp.dtype)
     wt = np.where(valid, wt, dt(0))
     lr = _rows(lp)
-    grad = np.zeros_like(lr)
-    grad[rows, t] = -wt
     loss = np.where(valid, -(lr[rows, t] * wt), dt(0))
-    return _nll_reduce(loss, grad, valid, wt, reduction, shape)
+
+    def grad_rows(scale):
+        grad = np.zeros_like(lr)
+        with np.errstate(invalid="ignore"):
+            grad[rows[valid], t[valid]] = -(wt[valid] * scale)
+        return grad
+
+    return _nll_reduce(loss, grad_rows, valid, wt, reduction, shape, lp.dtype)

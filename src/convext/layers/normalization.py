@@ -51,7 +51,7 @@ class BatchNorm2D(Layer):
         if self.momentum is not None and not np.isfinite(self.momentum):
             raise ValueError(f"BatchNorm2D: momentum must be finite or None, got {momentum!r}")
         self.affine = bool(affine)
-        self.bias = bool(bias)
+        self.bias = self.affine and bool(bias)  # as torch: no bias without affine
         self.track_running_stats = bool(track_running_stats)
         self.dtype = _dtype(np.float32 if dtype is None else dtype)
         C = self.num_features
@@ -141,8 +141,8 @@ class BatchNorm2D(Layer):
                     dtype=self.dtype.name, bias=self.bias)
 
     def extra_repr(self):
-        # torch prints all four settings
+        # torch 2.13 prints all five settings
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-            f"affine={self.affine}" + ("" if self.bias else ", bias=False")
-            + f", track_running_stats={self.track_running_stats}"
+            f"affine={self.affine}, bias={self.bias}, "
+            f"track_running_stats={self.track_running_stats}"
             + ("" if self.dtype == np.float32 else f", dtype={self.dtype.name}"))
