@@ -67,8 +67,8 @@ def test_cross_entropy_probability_targets(xshape, reduction, weighted, smoothin
     p = RNG.uniform(0, 1, xshape)
     p = p / p.sum(axis=0 if len(xshape) == 1 else 1, keepdims=True)
     w = RNG.uniform(0.2, 2.0, C) if weighted else None
-    # ignore_index does nothing for probability targets (torch)
-    _check(F.cross_entropy, "ce", x, p, reduction, weight=w, ignore_index=0,
+    # a negative ignore_index does nothing for probability targets (torch)
+    _check(F.cross_entropy, "ce", x, p, reduction, weight=w, ignore_index=-1,
            label_smoothing=smoothing)
 
 
@@ -218,6 +218,8 @@ T = np.zeros((2, 4), np.int64)
     (lambda: F.cross_entropy(X, np.full((2, 4), -100), ignore_index=-1), ValueError,
      "class index -100"),
     (lambda: F.cross_entropy(X, np.zeros((2, 4))), ValueError, "probability targets"),
+    (lambda: F.cross_entropy(X, np.zeros((2, 3, 4)), ignore_index=0), ValueError,
+     "ignore_index"),
     (lambda: F.nll_loss(X, T, weight=np.ones(2)), ValueError, "weight"),
     (lambda: F.nll_loss(X, T, ignore_index="a"), TypeError, "ignore_index"),
     (lambda: F.nll_loss(np.zeros(3), np.array([1])), ValueError, r"target must have shape \(\)"),

@@ -233,3 +233,12 @@ def test_batchnorm2d_empty_batch_in_training(momentum):
     assert F.batch_norm(x, rm, rv, training=True).shape == x.shape
     np.testing.assert_array_equal(rm, 0)
     np.testing.assert_array_equal(rv, 1)
+
+
+@pytest.mark.parametrize("ignore_index", [0, 5])
+def test_ignore_index_with_probability_targets_refused_as_torch(ignore_index):
+    x, p = RNG.standard_normal((2, 3)), RNG.uniform(0, 1, (2, 3))
+    with pytest.raises(RuntimeError, match="ignore_index"):
+        TF.cross_entropy(torch.from_numpy(x), torch.from_numpy(p), ignore_index=ignore_index)
+    with pytest.raises(ValueError, match="ignore_index"):
+        F.cross_entropy(x, p, ignore_index=ignore_index)

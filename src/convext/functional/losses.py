@@ -278,7 +278,8 @@ def cross_entropy(logits, target, reduction="mean", *, weight=None, ignore_index
     reduction : 'mean', 'sum' or 'none' (per target position, shape (N, d1, ..., dk)).
     weight : optional (C,) array of the logits' dtype, the weight of each class.
     ignore_index : int (default -100); class-index targets equal to it count for nothing
-        (loss and gradient 0, left out of the mean's denominator). Unused for probabilities.
+        (loss and gradient 0, left out of the mean's denominator). With probability targets
+        it must be negative (unused), as torch.
     label_smoothing : float in [0, 1]; the target becomes ``(1 - s) * one_hot + s / C``.
 
     With index targets, ``loss = (1 - s) * w[t] * -logp[t] + s / C * sum_c w[c] * -logp[c]``
@@ -312,6 +313,9 @@ def cross_entropy(logits, target, reduction="mean", *, weight=None, ignore_index
             raise ValueError(f"{fn}: probability targets must have the logits' shape "
                              f"{_shape_str(shape)}, got {_shape_str(t.shape)} (class "
                              f"indices must be an integer array)")
+        if ignore_index >= 0:  # torch refuses it (a negative one is simply unused)
+            raise ValueError(f"{fn}: ignore_index ({ignore_index}) is not supported for "
+                             f"probability targets (only class-index targets)")
         q = _rows(t)
         if s > 0:
             q = q * dt(1 - s) + dt(s / C)
