@@ -7,8 +7,8 @@ model's ``backward`` takes.
 from . import functional
 from ._validation import check_reduction
 
-__all__ = ["BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "L1Loss", "Loss", "MSELoss", "NLLLoss",
-           "get"]
+__all__ = ["BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "L1Loss", "Loss", "MSELoss",
+           "NLLLoss", "get"]
 
 class Loss:
     """A loss with its options; ``loss(input, target)`` returns ``(loss, grad)``."""
@@ -94,7 +94,8 @@ class BCEWithLogitsLoss(Loss):
 _BY_NAME = {"cross_entropy": CrossEntropyLoss, "nll": NLLLoss, "nll_loss": NLLLoss,
             "mse": MSELoss, "mse_loss": MSELoss, "l1": L1Loss, "l1_loss": L1Loss,
             "binary_cross_entropy": BCELoss, "bce": BCELoss,
-            "binary_cross_entropy_with_logits": BCEWithLogitsLoss, "bce_with_logits": BCEWithLogitsLoss}
+            "binary_cross_entropy_with_logits": BCEWithLogitsLoss,
+            "bce_with_logits": BCEWithLogitsLoss}
 
 
 def get(loss):

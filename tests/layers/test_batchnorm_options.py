@@ -4,10 +4,9 @@ tests/reference.py (no torch; the torch comparison: tests/parity/test_parity_los
 import numpy as np
 import pytest
 
+import reference
 from convext import functional as F
 from convext import layers as L
-
-import reference
 
 RNG = np.random.default_rng(1515)
 

@@ -57,7 +57,7 @@ def _tol(dtype):
 
 
 def _named(name, sample):
-    kw = dict(zip(SIGNATURES[name], sample.args))
+    kw = dict(zip(SIGNATURES[name], sample.args, strict=False))
     kw.update(sample.kwargs)
     return kw
 
@@ -118,7 +118,7 @@ def _check_sample(name, op, sample, dtype):
     np.testing.assert_allclose(grad, t_grad, **tol, err_msg=f"{name} grad {kw}")
     if name == "nn.functional.batch_norm":
         names = SIGNATURES[name]
-        targs = dict(zip(names, t_args))
+        targs = dict(zip(names, t_args, strict=False))
         targs.update(t_kwargs)
         for k, ours in (("running_mean", rm), ("running_var", rv)):
             if ours is not None:

@@ -176,10 +176,10 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     """2-D average pooling, as ``torch.nn.functional.avg_pool2d``.
 
     Parameters as ``max_pool2d`` (no dilation); padding is zeros. The divisor of a window is
-    ``divisor_override`` when given (a non-zero int, negative too, as torch); otherwise, with ``count_include_pad``, the
-    number of window positions inside the input padded on all sides (a ceil_mode window hanging
-    past the padding is clipped), and without it the number of real input elements in the
-    window. A window with no input element outputs 0.
+    ``divisor_override`` when given (a non-zero int, negative too, as torch); otherwise, with
+    ``count_include_pad``, the number of window positions inside the input padded on all sides
+    (a ceil_mode window hanging past the padding is clipped), and without it the number of real
+    input elements in the window. A window with no input element outputs 0.
     """
     x = check_array(x, "x", (3, 4))
     g = _pool_geom(x.shape, kernel_size, stride, padding, 1, ceil_mode, "avg_pool2d")
