@@ -39,7 +39,8 @@ SIGNATURES = {
 # samples convext refuses on purpose: (op name, predicate on the named arguments, reason)
 OUT_OF_SCOPE = [
     ("nn.functional.batch_norm", lambda x, kw: x.ndim == 1,
-     "1-D input (0,): no channel axis; convext's batch_norm takes (N, C, *spatial)"),
+     "1-D input (0,): no channel axis; convext's batch_norm takes (N, C, *spatial) (torch "
+     "itself refuses every non-empty 1-D input: 'running_mean should contain 0 elements')"),
 ]
 
 DTYPES = (np.float32, np.float64)
