@@ -478,6 +478,78 @@ def cross_entropy(z, t, reduction="mean"):
     return _reduce(terms, grad, reduction, N)
 
 
+def _class_positions(x):
+    """Index tuples of the target positions of class scores x: () for (C,), else (n, d1..dk)
+    (the class axis is axis 1, axis 0 unbatched); and a function giving the class-c index."""
+    if x.ndim == 1:
+        return [()], lambda pos, c: (c,)
+    shape = (x.shape[0],) + x.shape[2:]
+    return list(np.ndindex(shape)), lambda pos, c: (pos[0], c) + pos[1:]
+
+
+def class_loss_options(x, t, kind, weight=None, ignore_index=-100, label_smoothing=0.0,
+                       reduction="mean"):
+    """torch's cross_entropy (kind 'ce', x logits) or nll_loss (kind 'nll', x log-probs) with
+    every option, one target position at a time; loss value only (gradients by differences).
+
+    Index targets: loss = (1-s) * w[t] * -lp[t] + s/C * sum_c w[c] * -lp[c], ignored positions 0,
+    'mean' divides by the sum of w[t] over non-ignored positions. Probability targets (ce): the
+    target becomes (1-s)*t + s/C, loss = -sum_c w[c] * t[c] * lp[c], 'mean' divides by the number
+    of positions."""
+    x = np.asarray(x, np.float64)
+    t = np.asarray(t)
+    C = x.shape[0] if x.ndim == 1 else x.shape[1]
+    w = [1.0] * C if weight is None else [float(v) for v in weight]
+    s = float(label_smoothing)
+    positions, at = _class_positions(x)
+    terms, denom = [], 0.0
+    for pos in positions:
+        row = [float(x[at(pos, c)]) for c in range(C)]
+        if kind == "ce":
+            lse = _log_sum_exp(row)
+            lp = [v - lse for v in row]
+        else:
+            lp = row
+        if np.issubdtype(t.dtype, np.floating):
+            tc = [(1 - s) * float(t[at(pos, c)]) + s / C for c in range(C)]
+            terms.append(-sum(w[c] * tc[c] * lp[c] for c in range(C)))
+            denom += 1.0
+            continue
+        k = int(t[pos])
+        if k == ignore_index:
+            terms.append(0.0)
+            continue
+        term = -w[k] * lp[k]
+        if s:
+            term = (1 - s) * term + s / C * -sum(w[c] * lp[c] for c in range(C))
+        terms.append(term)
+        denom += w[k]
+    terms = np.array(terms).reshape(() if x.ndim == 1 else (x.shape[0],) + x.shape[2:])
+    if reduction == "none":
+        return terms
+    if reduction == "sum":
+        return terms.sum()
+    return terms.sum() / denom if denom else math.nan
+
+
+def bce_with_logits_options(x, t, weight=None, pos_weight=None, reduction="mean"):
+    """torch's binary_cross_entropy_with_logits with weight and pos_weight (both broadcast to
+    x's shape), one element at a time: w * ((1-t)*x + (1 + (pw-1)*t) * log(1 + exp(-x)))."""
+    x = np.asarray(x, np.float64)
+    t = np.asarray(t, np.float64)
+    w = np.broadcast_to(1.0 if weight is None else np.asarray(weight, np.float64), x.shape)
+    pw = np.broadcast_to(1.0 if pos_weight is None else np.asarray(pos_weight, np.float64),
+                         x.shape)
+    terms = np.zeros(x.shape)
+    for i in np.ndindex(x.shape):
+        xi, ti = float(x[i]), float(t[i])
+        softplus_neg = max(-xi, 0.0) + math.log1p(math.exp(-abs(xi)))  # log(1 + exp(-x))
+        terms[i] = float(w[i]) * ((1 - ti) * xi + (1 + (float(pw[i]) - 1) * ti) * softplus_neg)
+    if reduction == "none":
+        return terms
+    return terms.sum() if reduction == "sum" else terms.sum() / terms.size
+
+
 def nll_loss(lp, t, reduction="mean"):
     lp = np.asarray(lp, np.float64)
     N = lp.shape[0]

@@ -170,8 +170,11 @@ def test_l2_is_per_sample_sum():
      r"target must have shape \(2,\)"),
     (lambda: F.cross_entropy(np.zeros((2, 3)), np.zeros(2)), ValueError,
      "probability targets must have the logits' shape"),
+    # unbatched (C,) logits take a scalar target (torch)
     (lambda: F.cross_entropy(np.zeros(3), np.zeros(1, np.int64)), ValueError,
-     "logits must be 2-dimensional"),
+     r"target must have shape \(\) for input of shape \(3\)"),
+    (lambda: F.cross_entropy(np.zeros(()), np.zeros((), np.int64)), ValueError,
+     r"logits must be \(C,\) or \(N, C, d1, ..., dk\)"),
     (lambda: F.nll_loss(np.zeros((2, 3)), np.zeros(2)), TypeError, "integer"),
     (lambda: F.nll_loss(np.zeros((2, 3)), np.array([0, 5])), ValueError, "class index 5"),
     (lambda: F.binary_cross_entropy_with_logits(np.zeros(2, np.int64), np.zeros(2)), TypeError,

@@ -220,7 +220,7 @@ def test_repr():
     assert repr(L.ReLU()) == "ReLU()"
     assert repr(L.Dropout(0.25)) == "Dropout(p=0.25)"
     assert repr(L.BatchNorm2D(4)) == \
-        "BatchNorm2D(4, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)"
+        "BatchNorm2D(4, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True)"
     assert repr(L.Sequential(L.Flatten(), L.Dense(2, 1))) == \
         "Sequential(\n  (0): Flatten()\n  (1): Dense(in_features=2, out_features=1)\n)"
 

@@ -52,6 +52,10 @@ class Spec:
 
 
 _POOL = ("kernel_size", "stride", "padding", "dilation")
+# divisor_override: any non-zero int, negative ones too (as torch)
+_DIVISOR_CASES = [(dict(divisor_override=v), e, r"\bdivisor_override\b")
+                  for v, e in [(0, ValueError), (1.5, TypeError), (True, TypeError),
+                               ("2", TypeError), (float("nan"), TypeError), (2.0, TypeError)]]
 _AR = (3, 4)
 
 SPECS = {
@@ -122,20 +126,20 @@ SPECS = {
                                           ceil_mode=False, count_include_pad=True,
                                           divisor_override=None),
                        arrays=dict(x=_AR), ints=("padding",),
-                       pos=("kernel_size", "stride", "divisor_override"),
+                       pos=("kernel_size", "stride"),
                        pairs=("kernel_size", "stride", "padding"),
                        bools=("ceil_mode", "count_include_pad"), cases=[
                            (dict(kernel_size=2, padding=2), ValueError, r"padding.*half"),
                            (dict(kernel_size=(2, 8)), ValueError, r"kernel.*padded input"),
                            (dict(divisor_override=(2, 2)), TypeError, r"divisor_override"),
-                       ]),
+                       ] + _DIVISOR_CASES),
     "avg_pool2d_backward": Spec(F.avg_pool2d_backward, dict(grad_out=GP, input_shape=XP.shape,
                                                             kernel_size=2, stride=None,
                                                             padding=0, ceil_mode=False,
                                                             count_include_pad=True,
                                                             divisor_override=None),
                                 arrays=dict(grad_out=_AR), ints=("padding",),
-                                pos=("kernel_size", "stride", "divisor_override"),
+                                pos=("kernel_size", "stride"),
                                 pairs=("kernel_size", "stride", "padding"),
                                 bools=("ceil_mode", "count_include_pad"), cases=[
                                     (dict(grad_out=_a(2, 3, 4, 4)), ValueError,
@@ -144,7 +148,7 @@ SPECS = {
                                     (dict(input_shape=(2, 3, 8, -7)), ValueError,
                                      r"input_shape"),
                                     (dict(input_shape=None), TypeError, r"input_shape"),
-                                ]),
+                                ] + _DIVISOR_CASES),
     "lp_pool2d": Spec(F.lp_pool2d, dict(x=XP, norm_type=2.0, kernel_size=2, stride=None,
                                         ceil_mode=False),
                       arrays=dict(x=_AR), pos=("kernel_size", "stride"),
@@ -225,7 +229,8 @@ for _n in ("mse_loss", "msle_loss", "l1_loss", "l2_loss", "mape_loss",
 for _n, _arg in (("cross_entropy", "logits"), ("nll_loss", "log_probs")):
     SPECS[_n] = Spec(getattr(F, _n), {_arg: _a(3, 4), "target": np.array([0, 3, 1]),
                                       "reduction": "mean"},
-                     arrays={_arg: (2,)}, choices=dict(reduction="avg"), cases=[
+                     # (C,), (N, C) or (N, C, d1, ..., dk): only a scalar has the wrong rank
+                     arrays={_arg: tuple(range(1, 8))}, choices=dict(reduction="avg"), cases=[
                          (dict(target=np.array([0, 4, 1])), ValueError, r"target.*class index 4"),
                          (dict(target=np.array([0, -1, 1])), ValueError, r"target.*-1"),
                          (dict(target=np.array([0, 1])), ValueError, r"target must have shape"),
@@ -373,8 +378,10 @@ def _generic(name, spec):
             bad.append((0, ValueError))
         if arg in spec.pairs:
             # (a one-element tuple is valid, as in PyTorch: it stands for (a, a))
-            bad += [((1, 1, 1), ValueError), ((), ValueError), ((1, -1), ValueError),
+            bad += [((1, 1, 1), ValueError), ((1, -1), ValueError),
                     ((1, 1.5), TypeError), ((1, None), TypeError)]
+            if not (arg == "stride" and "pool" in name):  # torch: an empty stride is the default
+                bad.append(((), ValueError))
             if arg in spec.pos:
                 bad.append(((1, 0), ValueError))
         if spec.args.get(arg, 0) is not None:

@@ -1,9 +1,11 @@
 """Losses: each returns ``(loss, grad)`` with ``grad = d(reduced loss)/d(input)``; for
 ``reduction='none'`` (loss elementwise or per sample) grad is the gradient of ``sum(loss)``."""
+import numbers
+
 import numpy as np
 
 from .._validation import check_reduction, check_same_dtype
-from ._common import _float_array, _shape_str
+from ._common import _float_array, _real, _shape_str
 from .activations import _log_softmax, _sigmoid
 
 
@@ -117,99 +119,268 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     loss = -(t * lx + (dt(1) - t) * l1x)
     # torch's floor is the float32 constant 1e-12f, also for float64
     grad = (x - t) / np.maximum(x * (dt(1) - x), dt(np.float32(1e-12)))
-    if weight is not None:
-        w = _float_array(weight, "weight")
-        check_same_dtype(input=x, weight=w)
-        try:
-            w = np.broadcast_to(w, x.shape)
-        except ValueError:
-            raise ValueError(f"{fn}: weight of shape {_shape_str(w.shape)} does not broadcast "
-                             f"to input's shape {_shape_str(x.shape)}") from None
+    w = _broadcast_weight(weight, "weight", x, fn)
+    if w is not None:
         loss = loss * w
         grad = grad * w
     return _reduce(loss, grad, reduction)
 
 
-def binary_cross_entropy_with_logits(input, target, reduction="mean"):
-    """Binary cross-entropy of ``sigmoid(input)``, computed from the logits without overflow:
-    ``max(x, 0) - x*target + log1p(exp(-|x|))``; gradient ``sigmoid(x) - target``."""
+def _broadcast_weight(w, name, x, fn):
+    """An optional float array of x's dtype that broadcasts to x's shape (torch multiplies it
+    into the elementwise loss in place, so it may not enlarge the result)."""
+    if w is None:
+        return None
+    w = _float_array(w, name)
+    check_same_dtype(input=x, **{name: w})
+    try:
+        return np.broadcast_to(w, x.shape)
+    except ValueError:
+        raise ValueError(f"{fn}: {name} of shape {_shape_str(w.shape)} does not broadcast to "
+                         f"input's shape {_shape_str(x.shape)}") from None
+
+
+def binary_cross_entropy_with_logits(input, target, reduction="mean", *, weight=None,
+                                     pos_weight=None):
+    """Binary cross-entropy of ``sigmoid(input)``, computed from the logits without overflow,
+    as ``torch.nn.functional.binary_cross_entropy_with_logits``.
+
+    ``loss = weight * ((1 - target)*x - (1 + (pos_weight - 1)*target) * log_sigmoid(x))``,
+    i.e. ``max(x, 0) - x*target + log1p(exp(-|x|))`` without pos_weight; gradient
+    ``weight * ((1 + (pos_weight - 1)*target) * sigmoid(x) - pos_weight*target)``
+    (``weight * (sigmoid(x) - target)`` without pos_weight). ``weight`` and ``pos_weight``
+    (keyword-only, arrays of input's dtype) broadcast to input's shape: a pos_weight of shape
+    (C,) weighs the positive term of class c over the last axis, as torch.
+    """
     fn = "binary_cross_entropy_with_logits"
     x, t = _loss_pair(input, target, fn)
     reduction = check_reduction(reduction, fn)
+    w = _broadcast_weight(weight, "weight", x, fn)
+    pw = _broadcast_weight(pos_weight, "pos_weight", x, fn)
+    dt = x.dtype.type
     with np.errstate(under="ignore"):
-        loss = np.maximum(x, x.dtype.type(0)) - x * t + np.log1p(np.exp(-np.abs(x)))
-    return _reduce(loss, _sigmoid(x) - t, reduction)
+        soft = np.log1p(np.exp(-np.abs(x)))
+    if pw is None:
+        loss = np.maximum(x, dt(0)) - x * t + soft
+        grad = _sigmoid(x) - t
+    else:
+        log_weight = (pw - dt(1)) * t + dt(1)
+        log_sigmoid = np.minimum(x, dt(0)) - soft
+        loss = (dt(1) - t) * x - log_weight * log_sigmoid
+        pt = pw * t
+        grad = (pt + dt(1) - t) * _sigmoid(x) - pt
+    if w is not None:
+        loss = loss * w
+        grad = grad * w
+    return _reduce(loss, grad, reduction)
 
 
 def _class_scores(x, name, fn):
-    """A float array of per-class scores (N, C)."""
+    """A float array of per-class scores: (C,) unbatched or (N, C, d1, ..., dk)."""
     x = _float_array(x, name)
-    if x.ndim != 2:
-        raise ValueError(f"{fn}: {name} must be 2-dimensional (N, C), got shape "
+    if x.ndim < 1:
+        raise ValueError(f"{fn}: {name} must be (C,) or (N, C, d1, ..., dk), got shape "
                          f"{_shape_str(x.shape)}")
     return x
 
 
-def _class_target(target, N, C, fn):
+def _rows(a):
+    """(C,) -> (1, C); (N, C, d1..dk) -> (N*d1*..*dk, C), the class axis last."""
+    if a.ndim == 1:
+        return a[None]
+    return np.ascontiguousarray(np.moveaxis(a, 1, -1)).reshape(-1, a.shape[1])
+
+
+def _unrows(r, shape):
+    """Inverse of _rows for an array of ``shape``."""
+    if len(shape) == 1:
+        return r.reshape(shape)
+    moved = (shape[0],) + tuple(shape[2:]) + (shape[1],)
+    return np.ascontiguousarray(np.moveaxis(r.reshape(moved), -1, 1))
+
+
+def _target_shape(shape):
+    return () if len(shape) == 1 else (shape[0],) + tuple(shape[2:])
+
+
+def _class_weight(weight, C, x, fn):
+    if weight is None:
+        return None
+    w = _float_array(weight, "weight")
+    check_same_dtype(input=x, weight=w)
+    if w.shape != (C,):
+        raise ValueError(f"{fn}: weight must have shape ({C},), one value per class of input "
+                         f"of shape {_shape_str(x.shape)}, got {_shape_str(w.shape)}")
+    return w
+
+
+def _class_target(target, shape, ignore_index, fn):
+    """Integer class targets of shape (N, d1, ..., dk) (or () for unbatched input), each in
+    [0, C) or equal to ignore_index; returned flat (intp) with the mask of counted ones."""
     t = np.asarray(target)
     if not np.issubdtype(t.dtype, np.integer):
         raise TypeError(f"{fn}: class targets must be an integer array, got {t.dtype}")
-    if t.shape != (N,):
-        raise ValueError(f"{fn}: target must have shape ({N},) for input of shape ({N}, {C}), "
-                         f"got {_shape_str(t.shape)}")
-    if t.size and (t.min() < 0 or t.max() >= C):
-        bad = t.min() if t.min() < 0 else t.max()
+    want = _target_shape(shape)
+    if t.shape != want:
+        raise ValueError(f"{fn}: target must have shape {want} for input of shape "
+                         f"{_shape_str(shape)}, got {tuple(t.shape)}")
+    C = shape[0] if len(shape) == 1 else shape[1]
+    t = t.reshape(-1)
+    valid = t != ignore_index
+    tv = t[valid]
+    if tv.size and (tv.min() < 0 or tv.max() >= C):
+        bad = tv.min() if tv.min() < 0 else tv.max()
         raise ValueError(f"{fn}: target holds class index {bad}, outside [0, {C}) for input "
-                         f"of shape ({N}, {C})")
-    return t.astype(np.intp, copy=False)
+                         f"of shape {_shape_str(shape)} (ignore_index is {ignore_index})")
+    return np.where(valid, t, 0).astype(np.intp), valid
 
 
-def cross_entropy(logits, target, reduction="mean"):
-    """Softmax cross-entropy, as ``torch.nn.functional.cross_entropy`` (no weights).
+def _class_options(reduction, ignore_index, fn):
+    reduction = check_reduction(reduction, fn)
+    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index,
+                                                                    numbers.Integral):
+        raise TypeError(f"{fn}: ignore_index must be an int, got "
+                        f"{type(ignore_index).__name__} {ignore_index!r}")
+    return reduction, int(ignore_index)
 
-    logits : (N, C) float array. target : integer class indices (N,) in [0, C), or class
-    probabilities (N, C) of the logits' dtype. ``loss[n] = -sum_c t[n, c] * log_softmax(
-    logits)[n, c]`` (one-hot t for indices); 'mean' divides by N. log-sum-exp is shifted by the
-    row maximum, so logits of +-1000 give the exact finite value. Gradient:
-    ``softmax(logits) * sum_c t[n, c] - t`` (divided by N for 'mean').
+
+def _nll_reduce(loss, grad_rows, valid, wt, reduction, shape, dtype):
+    """Reduce per-target losses (flat, 0 where ignored) as torch's nll_loss: 'mean' divides by
+    the summed weight ``wt`` of the counted targets (NaN when it is 0, as torch).
+    ``grad_rows(scale)`` gives d(scale * sum of loss)/d(input) as (rows, C), zero on ignored
+    rows; it is brought back to input's layout. As torch, the scale ``1/sum(wt)`` multiplies the
+    target weights before anything else (so a zero denominator gives NaN only where a counted
+    target's weight meets it)."""
+    dt = dtype.type
+    tshape = _target_shape(shape)
+    if reduction == "none":
+        return loss.reshape(tshape), _unrows(grad_rows(dt(1)), shape)
+    total = dt(np.sum(loss, dtype=dtype))
+    if reduction == "sum":
+        return total, _unrows(grad_rows(dt(1)), shape)
+    denom = dt(np.sum(wt[valid], dtype=dtype))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = dt(total / denom)
+        scale = dt(1) / denom
+        grad = grad_rows(scale)
+    return value, _unrows(grad, shape)
+
+
+def cross_entropy(logits, target, reduction="mean", *, weight=None, ignore_index=-100,
+                  label_smoothing=0.0):
+    """Softmax cross-entropy, as ``torch.nn.functional.cross_entropy``.
+
+    logits : float array (N, C) or (N, C, d1, ..., dk) (e.g. a segmentation map), or (C,)
+        unbatched; the classes are axis 1 (axis 0 unbatched).
+    target : integer class indices of shape (N, d1, ..., dk) (a scalar for (C,)), each in
+        [0, C) or equal to ``ignore_index``; or class probabilities of the logits' shape and
+        dtype.
+    reduction : 'mean', 'sum' or 'none' (per target position, shape (N, d1, ..., dk)).
+    weight : optional (C,) array of the logits' dtype, the weight of each class.
+    ignore_index : int (default -100); class-index targets equal to it count for nothing
+        (loss and gradient 0, left out of the mean's denominator). With probability targets
+        it must be negative (unused), as torch.
+    label_smoothing : float in [0, 1]; the target becomes ``(1 - s) * one_hot + s / C``.
+
+    With index targets, ``loss = (1 - s) * w[t] * -logp[t] + s / C * sum_c w[c] * -logp[c]``
+    per position and 'mean' divides the sum by the summed ``w[t]`` of the non-ignored targets
+    (the count when unweighted; NaN when nothing counts), as torch. With probability targets
+    ``loss = -sum_c w[c] * t[c] * logp[c]`` and 'mean' divides by the number of positions
+    (N * d1 * ... * dk). log-sum-exp is shifted by the maximum, so logits of +-1000 give the
+    exact finite value. Gradient: ``softmax * sum_c q[c] - q`` for the effective target weights
+    ``q`` (divided like the loss for 'mean').
     """
     fn = "cross_entropy"
     z = _class_scores(logits, "logits", fn)
-    reduction = check_reduction(reduction, fn)
-    N, C = z.shape
-    logp = _log_softmax(z, 1)
+    reduction, ignore_index = _class_options(reduction, ignore_index, fn)
+    s = _real(label_smoothing, "label_smoothing")
+    if not 0.0 <= s <= 1.0:
+        raise ValueError(f"{fn}: label_smoothing must be between 0 and 1, got "
+                         f"{label_smoothing!r}")
+    shape = z.shape
+    C = shape[0] if z.ndim == 1 else shape[1]
+    w = _class_weight(weight, C, z, fn)
+    dt = z.dtype.type
+    zr = _rows(z)
+    logp = _log_softmax(zr, 1)
     with np.errstate(under="ignore"):
         p = np.exp(logp)
     tgt = np.asarray(target)
     if np.issubdtype(tgt.dtype, np.floating):
         t = _float_array(tgt, "target")
         check_same_dtype(logits=z, target=t)
-        if t.shape != z.shape:
+        if t.shape != shape:
             raise ValueError(f"{fn}: probability targets must have the logits' shape "
-                             f"{_shape_str(z.shape)}, got {_shape_str(t.shape)} (class "
+                             f"{_shape_str(shape)}, got {_shape_str(t.shape)} (class "
                              f"indices must be an integer array)")
+        if ignore_index >= 0:  # torch refuses it (a negative one is simply unused)
+            raise ValueError(f"{fn}: ignore_index ({ignore_index}) is not supported for "
+                             f"probability targets (only class-index targets)")
+        q = _rows(t)
+        if s > 0:
+            q = q * dt(1 - s) + dt(s / C)
+        if w is not None:
+            q = q * w
         with np.errstate(invalid="ignore"):  # 0 * -inf is NaN, as in torch
-            loss = -np.sum(t * logp, axis=1)
-            grad = p * np.sum(t, axis=1, keepdims=True) - t
-    else:
-        t = _class_target(tgt, N, C, fn)
-        rows = np.arange(N)
-        loss = -logp[rows, t]
-        grad = p
-        grad[rows, t] -= z.dtype.type(1)
-    return _reduce(loss, grad, reduction)
+            loss = -np.sum(q * logp, axis=1)
+            grad = p * np.sum(q, axis=1, keepdims=True) - q
+        tshape = _target_shape(shape)
+        if reduction == "none":
+            return loss.reshape(tshape), _unrows(grad, shape)
+        loss, grad = _reduce(loss, grad, reduction)
+        return loss, _unrows(grad, shape)
+    t, valid = _class_target(tgt, shape, ignore_index, fn)
+    rows = np.arange(t.size)
+    wt = w[t] if w is not None else np.ones(t.size, z.dtype)
+    wt = np.where(valid, wt, dt(0))
+    # q: the weights of the effective (smoothed, weighted) target distribution of each row
+    q = np.zeros_like(zr)
+    q[rows, t] = wt * dt(1 - s)
+    loss = -(logp[rows, t] * wt)
+    if s > 0:
+        cw = w if w is not None else np.ones(C, z.dtype)
+        smooth_q = np.where(valid[:, None], cw * dt(s / C), dt(0))
+        q = q + smooth_q
+        with np.errstate(invalid="ignore"):
+            smooth = np.where(valid, -np.sum(logp * cw, axis=1), dt(0))
+        loss = dt(1 - s) * loss + dt(s / C) * smooth
+    loss = np.where(valid, loss, dt(0))
+
+    def grad_rows(scale):
+        qs = q * scale
+        with np.errstate(invalid="ignore"):
+            grad = p * np.sum(qs, axis=1, keepdims=True) - qs
+        return np.where(valid[:, None], grad, dt(0))
+
+    return _nll_reduce(loss, grad_rows, valid, wt, reduction, shape, z.dtype)
 
 
-def nll_loss(log_probs, target, reduction="mean"):
-    """Negative log-likelihood, as ``torch.nn.functional.nll_loss`` (no weights):
-    ``loss[n] = -log_probs[n, target[n]]`` for log_probs (N, C) and integer targets (N,);
-    'mean' divides by N. Gradient: -1 at each target position (divided by N for 'mean')."""
+def nll_loss(log_probs, target, reduction="mean", *, weight=None, ignore_index=-100):
+    """Negative log-likelihood, as ``torch.nn.functional.nll_loss``:
+    ``loss = -w[t] * log_probs[t]`` per target position for log_probs (N, C, d1, ..., dk) or
+    (C,) and integer targets (N, d1, ..., dk) (a scalar for (C,)), each in [0, C) or equal to
+    ``ignore_index`` (default -100; such positions count for nothing). ``weight``: optional (C,)
+    class weights of log_probs' dtype. 'mean' divides by the summed ``w[t]`` of the non-ignored
+    targets (NaN when nothing counts), as torch. Gradient: ``-w[t]`` at each target position
+    (divided like the loss for 'mean')."""
     fn = "nll_loss"
     lp = _class_scores(log_probs, "log_probs", fn)
-    reduction = check_reduction(reduction, fn)
-    N, C = lp.shape
-    t = _class_target(target, N, C, fn)
-    rows = np.arange(N)
-    grad = np.zeros_like(lp)
-    grad[rows, t] = lp.dtype.type(-1)
-    return _reduce(-lp[rows, t], grad, reduction)
+    reduction, ignore_index = _class_options(reduction, ignore_index, fn)
+    shape = lp.shape
+    C = shape[0] if lp.ndim == 1 else shape[1]
+    w = _class_weight(weight, C, lp, fn)
+    dt = lp.dtype.type
+    t, valid = _class_target(target, shape, ignore_index, fn)
+    rows = np.arange(t.size)
+    wt = w[t] if w is not None else np.ones(t.size, lp.dtype)
+    wt = np.where(valid, wt, dt(0))
+    lr = _rows(lp)
+    loss = np.where(valid, -(lr[rows, t] * wt), dt(0))
+
+    def grad_rows(scale):
+        grad = np.zeros_like(lr)
+        with np.errstate(invalid="ignore"):
+            grad[rows[valid], t[valid]] = -(wt[valid] * scale)
+        return grad
+
+    return _nll_reduce(loss, grad_rows, valid, wt, reduction, shape, lp.dtype)

@@ -68,7 +68,9 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     -----
     Statistics are accumulated in double, per channel in a fixed order: the result is bitwise
     the same for every thread count, and in eval mode each sample's output does not depend on
-    the rest of the batch. Training needs more than one value per channel (``n > 1``).
+    the rest of the batch. Training needs more than one value per channel (``n > 1``), or
+    none at all: an empty x (``n == 0``, e.g. a batch of 0) gives an empty y and leaves the
+    running statistics unchanged, as torch (the returned statistics are then zeros).
     """
     fn = "batch_norm"
     x, x3 = _bn_x(x)
@@ -91,8 +93,13 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
         raise ValueError(f"{fn}: running_mean and running_var must not share memory")
     n = N * L
     nt = threads_for(x3.size, "elements")
-    if training:
-        if n <= 1:
+    if training and n == 0:
+        # torch: an empty batch normalises nothing and leaves the running statistics alone
+        mean = np.zeros(C, dtype)
+        invstd = np.zeros(C, dtype)
+        rm = None
+    elif training:
+        if n == 1:
             raise ValueError(f"{fn}: expected more than 1 value per channel when training, "
                              f"got x of shape {_shape_str(x.shape)}")
         mean64 = np.empty(C, np.float64)

@@ -5,10 +5,10 @@ import numpy as np
 from .._config import threads_for
 from .._kernels import _pool
 from .._validation import (
+    _as_int,
     as_pair,
     check_array,
     check_extent,
-    check_positive_int,
     check_same_dtype,
     contiguous,
     window_geometry,
@@ -20,7 +20,12 @@ def _pool_geom(shape, kernel_size, stride, padding, dilation, ceil_mode, fn, sha
     """Validate the pooling geometry for an input of ``shape``; return a Window.
 
     Padding may be at most half the kernel (PyTorch's rule), and the (padded) input must hold at
-    least one window."""
+    least one window. As torch, a one-element sequence stands for both sides and an empty
+    stride sequence for the default (the kernel size)."""
+    if isinstance(stride, (tuple, list)) and len(stride) == 0:
+        stride = None
+    kernel_size, stride, padding = (v[0] if isinstance(v, (tuple, list)) and len(v) == 1 else v
+                                    for v in (kernel_size, stride, padding))
     kh, kw = as_pair(kernel_size, "kernel_size")
     sh, sw = (kh, kw) if stride is None else as_pair(stride, "stride")
     ph, pw = as_pair(padding, "padding", allow_zero=True)
@@ -155,7 +160,11 @@ def _avg_args(g, count_include_pad, divisor_override, n_threads):
     if divisor_override is None:
         div = 0
     else:
-        div = check_positive_int(divisor_override, "divisor_override")
+        # torch accepts any non-zero int, negative ones too (they flip the sign)
+        div = _as_int(divisor_override, "divisor_override")
+        if div == 0:
+            raise ValueError("divisor_override must be a non-zero int, got 0")
+        check_extent(abs(div), "divisor_override")
     (kh, kw), (sh, sw), (ph, pw) = g.kernel, g.stride, g.pad_top_left
     # the kernels form the window area kh*kw as a divisor (the geometry bound)
     check_extent(kh * kw, "kernel_size", f"the window area {kh} x {kw}")
@@ -167,10 +176,10 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     """2-D average pooling, as ``torch.nn.functional.avg_pool2d``.
 
     Parameters as ``max_pool2d`` (no dilation); padding is zeros. The divisor of a window is
-    ``divisor_override`` when given (a positive int); otherwise, with ``count_include_pad``, the
-    number of window positions inside the input padded on all sides (a ceil_mode window hanging
-    past the padding is clipped), and without it the number of real input elements in the
-    window. A window with no input element outputs 0.
+    ``divisor_override`` when given (a non-zero int, negative too, as torch); otherwise, with
+    ``count_include_pad``, the number of window positions inside the input padded on all sides
+    (a ceil_mode window hanging past the padding is clipped), and without it the number of real
+    input elements in the window. A window with no input element outputs 0.
     """
     x = check_array(x, "x", (3, 4))
     g = _pool_geom(x.shape, kernel_size, stride, padding, 1, ceil_mode, "avg_pool2d")

@@ -28,11 +28,21 @@ class BatchNorm2D(Layer):
     forward pass keeps for backward: in training mode its input and statistics; in eval mode
     the same, unless the model the layer belongs to is in eval mode as a whole (then nothing
     is kept, as every layer in inference; a BatchNorm2D on its own keeps its input).
+
+    Options as torch.nn.BatchNorm2d: ``momentum=None`` (cumulative average), ``affine=False``
+    (no parameters), keyword ``bias=False`` (torch 2.13: an affine weight without bias),
+    ``track_running_stats=False`` (no buffers), ``device`` (None or 'cpu')
+    and ``dtype`` (None: float32). An empty batch (N = 0) in training mode gives an empty
+    output, leaves the running statistics unchanged and still counts in
+    ``num_batches_tracked``, as torch; its backward gives empty/zero gradients.
     """
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
-                 track_running_stats=True, dtype=np.float32):
+                 track_running_stats=True, device=None, dtype=None, *, bias=True):
         super().__init__()
+        if device is not None and str(device) != "cpu":
+            raise ValueError(f"BatchNorm2D: device must be None or 'cpu' (convext runs on the "
+                             f"CPU), got {device!r}")
         self.num_features = check_positive_int(num_features, "num_features")
         self.eps = float(eps)
         if not self.eps > 0 or not np.isfinite(self.eps):
@@ -41,12 +51,14 @@ class BatchNorm2D(Layer):
         if self.momentum is not None and not np.isfinite(self.momentum):
             raise ValueError(f"BatchNorm2D: momentum must be finite or None, got {momentum!r}")
         self.affine = bool(affine)
+        self.bias = self.affine and bool(bias)  # as torch: no bias without affine
         self.track_running_stats = bool(track_running_stats)
-        self.dtype = _dtype(dtype)
+        self.dtype = _dtype(np.float32 if dtype is None else dtype)
         C = self.num_features
         if self.affine:
-            self._params = {"weight": _array((C,), self.dtype, 1),
-                            "bias": _array((C,), self.dtype, 0)}
+            self._params = {"weight": _array((C,), self.dtype, 1)}
+            if self.bias:
+                self._params["bias"] = _array((C,), self.dtype, 0)
         self._grads = {k: _array(v.shape, v.dtype, 0) for k, v in self._params.items()}
         if self.track_running_stats:
             self._buffers = {"running_mean": _array((C,), self.dtype, 0),
@@ -64,6 +76,7 @@ class BatchNorm2D(Layer):
         self.reset_running_stats()
         if self.affine:
             self._params["weight"].fill(1)
+        if "bias" in self._params:
             self._params["bias"].fill(0)
         return self
 
@@ -90,7 +103,7 @@ class BatchNorm2D(Layer):
             b = self._buffers
             rm, rv = b["running_mean"], b["running_var"]
             if self.training:
-                if x.shape[0] * x.shape[2] * x.shape[3] <= 1:
+                if x.shape[0] * x.shape[2] * x.shape[3] == 1:
                     raise ValueError(f"BatchNorm2D: expected more than 1 value per channel "
                                      f"when training, got input of shape {x.shape}")
                 b["num_batches_tracked"] += 1
@@ -117,6 +130,7 @@ class BatchNorm2D(Layer):
             needs_input_grad=needs_input_grad)
         if self.affine:
             self._grads["weight"] += gw
+        if "bias" in self._grads:
             self._grads["bias"] += gb
         self._saved = None
         return gx
@@ -124,10 +138,11 @@ class BatchNorm2D(Layer):
     def get_config(self):
         return dict(num_features=self.num_features, eps=self.eps, momentum=self.momentum,
                     affine=self.affine, track_running_stats=self.track_running_stats,
-                    dtype=self.dtype.name)
+                    dtype=self.dtype.name, bias=self.bias)
 
     def extra_repr(self):
-        # torch prints all four settings
+        # torch 2.13 prints all five settings
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-            f"affine={self.affine}, track_running_stats={self.track_running_stats}"
+            f"affine={self.affine}, bias={self.bias}, "
+            f"track_running_stats={self.track_running_stats}"
             + ("" if self.dtype == np.float32 else f", dtype={self.dtype.name}"))
