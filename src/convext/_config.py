@@ -130,8 +130,11 @@ def get_num_threads():
 
 # Serial-versus-parallel thresholds: below this much work a kernel runs on one thread, because
 # waking the others costs more than they save (on a busy machine far more). Each is a measured
-# break-even of `python -m convext bench <family> --quick --threads 2` (1 vs 2 threads); the
-# thread count never changes a result, only the time.
+# break-even of one against two threads, re-measured by
+#     python -m convext bench serial --threads 2
+# which times a small problem of each kind at 1/8 ... 8 times its threshold on 1 and 2 threads
+# and prints where 2 threads start to win. The thread count never changes a result, only the
+# time.
 #   "macs":        multiply-adds of a convolution or a linear layer (also the element count of
 #                  conv2d's bias-gradient sum, which shares the convolution's figure)
 #   "elements":    elements a pooling, resampling, normalisation or pointwise kernel walks

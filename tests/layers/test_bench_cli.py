@@ -187,3 +187,112 @@ def test_bench_network_zoo_rows():
         else:
             ratio = float(row["convext ms"]) / float(row[f"{lib} ms"])
             assert float(row[f"convext/{lib}"]) == pytest.approx(ratio, rel=2e-2, abs=0.006)
+
+
+def test_bench_routes_times_every_accepting_route_and_shows_the_pick():
+    """``bench routes``: one row per shape and pass; a time for exactly the routes that accept
+    the geometry; the pick column is choose_route's; the fastest is the smallest time."""
+    from convext.bench import routes
+    from convext.functional import _routes
+
+    names = ("lenet-c1", "depthwise")
+    r = _bench("routes", "--quick", "--shapes", ",".join(names))
+    assert r.returncode == 0, r.stderr
+    rows, header = _section(_tables(r.stdout), "Convolution routes")
+    assert header == list(routes.HEADERS)
+    assert [(row["shape"], row["pass"]) for row in rows] == [
+        (n, p) for n in names for p in _routes.PASSES
+    ]
+    for row in rows:
+        (spec,) = [s for s in routes.SHAPES if s[0] == row["shape"]]
+        shape = routes.geometry(*spec[1:])
+        times = {}
+        for route in _routes.ROUTES:
+            if _routes.accepts(route, row["pass"], shape):
+                times[route] = float(row[f"{route} ms"])
+                assert times[route] > 0
+            else:
+                assert row[f"{route} ms"] == "-"
+        assert row["chosen"] == _routes.choose_route(row["pass"], shape)
+        assert row["chosen"] == routes.chosen(row["shape"])[row["pass"]]
+        assert times[row["fastest"]] == min(times.values())
+        assert float(row["chosen/fastest"]) == pytest.approx(
+            times[row["chosen"]] / times[row["fastest"]], rel=2e-2, abs=0.006
+        )
+    picks = {(row["shape"], row["pass"]): row["chosen"] for row in rows}
+    assert picks[("lenet-c1", "forward")] == "direct"
+    assert picks[("depthwise", "grad_input")] == "depthwise"
+
+
+def test_bench_routes_sweep_crosses_the_direct_limits():
+    """The sweep has shapes on both sides of each direct-route channel limit."""
+    from convext.bench import routes
+    from convext.functional import _routes
+
+    sweep = [s for s in routes.SHAPES if s[0].startswith("sweep-")]
+    channels = {s[2] for s in sweep}
+    for limit in (_routes.FWD_DIRECT_MAX_CG, _routes.GW_DIRECT_MAX_CG):
+        assert min(channels) <= limit < max(channels)
+    forward = {routes.chosen(s[0])["forward"] for s in sweep}
+    grad_weight = {routes.chosen(s[0])["grad_weight"] for s in sweep}
+    assert forward == grad_weight == {"direct", "gemm"}
+
+
+def test_bench_serial_times_each_kind_around_its_threshold():
+    """``bench serial --quick``: each problem at 1/4, 1 and 4 times its kind's threshold, with
+    threads_for's choice for that work, and a break-even line per problem; SERIAL_WORK is
+    restored afterwards."""
+    from convext import _config
+    from convext.bench import serial
+
+    r = _bench("serial", "--quick", "--threads", "2")
+    assert r.returncode == 0, r.stderr
+    rows, header = _section(_tables(r.stdout), "Serial against parallel")
+    assert header == list(serial.HEADERS)
+    expected = [(name, kind) for name, kind in serial.SHAPES for _ in serial.QUICK_FACTORS]
+    assert [(row["problem"], row["kind"]) for row in rows] == expected
+    threads = int(r.stdout.split("threads: ", 1)[1].split()[0])
+    for row, (_, kind) in zip(rows, expected, strict=True):
+        work, threshold = int(row["work"]), _config.SERIAL_WORK[kind]
+        assert float(row["work/threshold"]) == pytest.approx(work / threshold, rel=1e-2)
+        t1, tn = float(row["1 thread us"]), float(row["N threads us"])
+        assert t1 > 0 and tn > 0
+        assert float(row["N/1"]) == pytest.approx(tn / t1, rel=2e-2, abs=0.006)
+        assert int(row["threads_for"]) == (1 if work < threshold else threads)
+    for name, kind in serial.SHAPES:
+        assert f"{name}: " in r.stdout and f"(SERIAL_WORK[{kind!r}] = " in r.stdout
+
+
+def test_serial_break_even_is_where_n_threads_win_from_then_on():
+    from convext.bench import serial
+
+    def rows(*t):  # (work, 1 thread s, N threads s)
+        return [("p", "macs", w, a, b) for w, a, b in t]
+
+    assert serial.break_even(rows((1, 1, 2), (2, 2, 1), (4, 4, 1))) == 2
+    assert serial.break_even(rows((1, 1, 0.5), (2, 2, 3), (4, 4, 1))) == 4
+    assert serial.break_even(rows((1, 1, 2), (2, 2, 3))) is None
+
+
+def test_serial_problems_do_about_the_work_asked_for():
+    import numpy as np
+
+    from convext.bench import serial
+
+    rng = np.random.default_rng(0)
+    for name, _ in serial.SHAPES:
+        for target in (1 << 16, 1 << 19, 1 << 21):
+            fn, work = serial.problem(name, target, rng)
+            fn()
+            assert 0.5 * target <= work <= 1.5 * target, (name, target, work)
+
+
+def test_limit_commands_run_only_when_named():
+    from convext import bench
+
+    assert bench._families([]) == ["conv", "pool", "network"]
+    assert bench._families(["all"]) == ["conv", "pool", "network"]
+    assert bench._families(["all", "serial"]) == ["conv", "pool", "network", "serial"]
+    assert bench._families(["routes", "serial"]) == ["routes", "serial"]
+    with pytest.raises(SystemExit, match="routes, serial"):
+        bench._families(["route"])

@@ -1,13 +1,13 @@
 """Elementwise activation kernels, only where they beat vectorised NumPy (measured).
 
 Only relu is here, forward and backward: NumPy's ``maximum`` carries NaN-propagation machinery
-that makes it about 2.5x slower than this loop on a 2M-element float32 array (0.77 ms vs 0.29 ms
-on one thread), and ``np.where(x <= 0, 0, g)`` took 7.7 ms where torch's threshold_backward
-takes 0.75 ms (a masked multiply, 1.4 ms, would turn 0 * inf into NaN). The piecewise
-activations (leaky_relu, elu, sigmoid, softplus and their gradients) compute their pieces with
-NumPy's vectorised ufuncs (exp, expm1, log1p) and choose between them with ``select``: on
-300k float32 values ``np.where`` took 1.1 ms, this select 0.04 ms (its condition mispredicts
-half the time when it is a branch; here every load is unconditional, so it is a vector blend).
+that makes it slower than this loop, and ``np.where(x <= 0, 0, g)`` is far slower than torch's
+threshold_backward (a masked multiply would turn 0 * inf into NaN). The piecewise activations
+(leaky_relu, elu, sigmoid, softplus and their gradients) compute their pieces with NumPy's
+vectorised ufuncs (exp, expm1, log1p) and choose between them with ``select``, far faster than
+``np.where``: as a branch its condition mispredicts half the time; here every load is
+unconditional, so it is a vector blend. The figures: docs/benchmarks.md, "Figures measured
+once".
 
 Contract: the arrays are flat, C-contiguous, the same length and dtype; the caller allocates
 the output.

@@ -30,8 +30,8 @@ no unfolding: the image itself is the cols matrix.
 Depthwise route (C/G == 1 and F/G == 1, no channel multiplier; chosen whenever it accepts).
 There the GEMM would be a single row (M = 1), so loops over the kernel taps work on zero-padded
 copies of the planes instead (details above the kernels). With several filters per input
-channel, as in a first layer on a grey image, the GEMM route measured 3x faster than such
-loops, so it takes those.
+channel, as in a first layer on a grey image, the GEMM route measured faster than such loops
+(docs/benchmarks.md, "Figures measured once"), so it takes those.
 
 Direct route (forward and grad_weight; grad_input has none). Chosen when it is not depthwise,
 Cg, Fg and the row-unfolded image U below stay within limits measured per pass (forward:

@@ -30,8 +30,8 @@
  * the path is fixed, so results are reproducible run to run and independent of the C blocking.
  * The caller provides `work` (>= CVX_GEMM_WORK_ELEMS elements of the float type; it is realigned
  * internally to 64 bytes).  No allocation, no globals written, thread-safe with separate work buffers.
- * Best N tile for callers: 384 (= NC; any multiple of 48 from 192 to 768 is within noise).  Small
- * tiles (< ~128) pay for re-packing A on every call.
+ * Best N tile for callers: NC (a multiple of the 48-wide panels; docs/benchmarks.md, "Figures
+ * measured once").  Small tiles pay for re-packing A on every call.
  */
 #ifndef CVX_GEMM_H
 #define CVX_GEMM_H

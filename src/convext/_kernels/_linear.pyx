@@ -5,8 +5,8 @@ all C-contiguous, non-empty, one dtype. The work is cut into fixed blocks of row
 (never depending on the thread count), each one single-threaded GEMM call; every element is one
 complete dot product, so results are bitwise the same for every thread count. Using this GEMM
 rather than NumPy's BLAS keeps a second thread pool (OpenBLAS's, which spins while waiting) from
-competing with convext's OpenMP threads for the cores: on a 2-core machine that contention made
-a LeNet training step 3x slower.
+competing with convext's OpenMP threads for the cores, which made a training step several times
+slower on a small machine (docs/benchmarks.md, "Figures measured once").
 Scratch: CVX_GEMM_WORK_ELEMS elements per thread.
 """
 import numpy as np

@@ -2,13 +2,18 @@
 
 The one benchmark entry point (docs/benchmarks.md)::
 
-    python -m convext bench [conv|pool|network|all ...] [--quick] [--threads N] [--repeats N]
-                            [--shapes NAME,...] [--no-torch]
+    python -m convext bench [conv|pool|network|all|routes|serial ...] [--quick] [--threads N]
+                            [--repeats N] [--shapes NAME,...] [--no-torch]
 
 Each run first measures the machine's float32 FMA peak (convext.bench.peak) for 1, 2, 4 ... N
 threads, the ceiling the convolution figures are given as a fraction of; then the families; then
 the peak again, and says whether the machine was shared with other load (convext.bench._common
 .LoadWatch). Without torch (or with --no-torch) only convext is timed.
+
+Two more commands re-measure the limits the code chooses by, convext only (not part of ``all``):
+``routes`` times every convolution route that accepts each shape (convext.bench.routes: the
+direct-route limits of functional/_routes.py) and ``serial`` times small problems on 1 and N
+threads (convext.bench.serial: the thresholds of _config.SERIAL_WORK).
 """
 
 import importlib
@@ -18,6 +23,12 @@ FAMILIES = {
     "pool": "convext.bench.pool",
     "network": "convext.bench.network",
 }
+# the limits' re-measurements: convext only, run when named, not part of "all"
+LIMITS = {
+    "routes": "convext.bench.routes",
+    "serial": "convext.bench.serial",
+}
+MODULES = {**FAMILIES, **LIMITS}
 
 
 def add_arguments(p):
@@ -26,7 +37,8 @@ def add_arguments(p):
         nargs="*",
         default=[],
         metavar="FAMILY",
-        help=f"which to run (default: all): {', '.join(FAMILIES)} or all",
+        help=f"which to run (default: all): {', '.join(FAMILIES)} or all; or the limits' "
+        f"re-measurements {', '.join(LIMITS)}",
     )
     p.add_argument(
         "--threads", type=int, default=None, help="threads for both libraries (default: convext's)"
@@ -45,13 +57,14 @@ def add_arguments(p):
 
 
 def _families(names):
-    if not names or "all" in names:
-        return list(FAMILIES)
     for name in names:
-        if name not in FAMILIES:
+        if name not in MODULES and name != "all":
             raise SystemExit(
-                f"unknown benchmark family {name!r}; choose from {', '.join(FAMILIES)}, all"
+                f"unknown benchmark family {name!r}; choose from {', '.join(FAMILIES)}, all, "
+                f"{', '.join(LIMITS)}"
             )
+    if not names or "all" in names:
+        return list(FAMILIES) + [n for n in dict.fromkeys(names) if n in LIMITS]
     return list(dict.fromkeys(names))
 
 
@@ -61,7 +74,7 @@ def _shapes(text, families):
     wanted = frozenset(s.strip() for s in text.split(",") if s.strip())
     known = set()
     for fam in families:
-        known.update(s[0] for s in importlib.import_module(FAMILIES[fam]).SHAPES)
+        known.update(s[0] for s in importlib.import_module(MODULES[fam]).SHAPES)
     unknown = sorted(wanted - known)
     if unknown or not wanted:
         raise SystemExit(
@@ -112,7 +125,7 @@ def run(args):
         watch=watch,
     )
     for name in names:
-        importlib.import_module(FAMILIES[name]).run(ctx)
+        importlib.import_module(MODULES[name]).run(ctx)
     end = peak.measure(nt, args.quick)
     print(f"\nFMA peak at {nt} threads: {peaks[nt]:.1f} GFLOP/s at the start, {end:.1f} at the end")
     watch.check_drift(peaks[nt], end)

@@ -31,13 +31,14 @@ DW_MIN_SCRATCH = 65536
 
 # Direct route limits: channels per group (Cg), filters per group (Fg) and elements of the
 # row-unfolded image U = Cg * stride_h * kW * Hq * OW (Hq = OH + dil_h*(kH-1) // stride_h).
-# Measured with
-#     python -m convext bench conv --threads 2 --repeats 7
-# on the benchmark shapes plus 128/256-channel layers (2 threads, alternating runs): the
-# direct forward took 0.69-0.91x the time of the GEMM route on every shape up to 256 channels;
-# the direct weight gradient took 0.87x up to 64 channels but 1.1-2.6x beyond, so it has
-# tighter limits. The U limits also bound the direct route's scratch (U elements per thread):
-# a forced direct route must respect them.
+# Re-measured with
+#     python -m convext bench routes --threads 2 --repeats 7
+# which times every route that accepts each benchmark shape and a sweep of 16-512 channels per
+# group at 28x28 and 56x56, next to the route this module picks. The direct forward beat the
+# GEMM route up to 256 channels per group; the direct weight gradient only up to 64, so it has
+# tighter limits (the figures: docs/benchmarks.md, "Figures measured once"). The U limits also
+# bound the direct route's scratch (U elements per thread): a forced direct route must respect
+# them.
 FWD_DIRECT_MAX_CG = 256
 FWD_DIRECT_MAX_FG = 512
 FWD_DIRECT_MAX_U = 1 << 21

@@ -1,8 +1,8 @@
 """Activations (any shape, float32 or float64; the result has the input's dtype) and their
 gradients. relu, the select of the piecewise ones and the newer pointwise ops (relu6,
 hardtanh, hardswish, hardsigmoid, silu, gelu) are compiled loops; the rest is vectorised NumPy
-(a benchmark of compiled loops against NumPy, ``python -m convext bench activations``, found
-only those faster)."""
+(compiled loops were kept only where they measured faster than NumPy: docs/benchmarks.md,
+"Figures measured once")."""
 import numpy as np
 
 from .._config import threads_for
@@ -13,8 +13,8 @@ from ._common import _float_array, _grad_pair, _real, _scalar, _shape_str
 
 def _where(c, test, t, a, b):
     """``np.where(c > t, a, b)`` (test ``">"``) or ``np.where(c <= t, a, b)`` (``"<="``) for
-    same-shape arrays, as a branch-free compiled select (NumPy's where is 25x slower on
-    unpredictable masks)."""
+    same-shape arrays, as a branch-free compiled select (NumPy's where branches, and is far
+    slower on unpredictable masks: docs/benchmarks.md, "Figures measured once")."""
     out = np.empty(c.shape, c.dtype)
     if c.size:
         _activations.select(c.reshape(-1), c.dtype.type(t), test == "<=",
