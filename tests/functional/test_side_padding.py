@@ -297,3 +297,42 @@ def test_kernel_larger_than_the_side_padded_input_names_padding():
     with pytest.raises(ValueError, match="padded input"):
         F.conv2d(x, np.zeros((1, 1, 4, 3)), padding=(1, 0, 0, 1))
     F.conv2d(x, np.zeros((1, 1, 4, 3)), padding=(1, 1, 0, 1))  # 4 x 3 padded: fits
+
+
+# --------------------------------------------------------------------------------- layers
+def test_layers_take_side_padding_and_save_and_load_it(tmp_path):
+    import convext as cx
+    from convext import layers as L
+    pads = (1, 0, 2, 1)
+    model = L.Sequential(L.Conv2D(2, 3, 3, padding=pads, dtype=np.float64, rng=0),
+                         L.MaxPool2D(3, 2, [0, 1, 1, 0]), L.AvgPool2D(2, 1, (1, 0, 0, 1), True,
+                                                                    False),
+                         L.LPPool2D(2, 2, 1, False, (0, 1, 1, 0)))
+    x = RNG.standard_normal((2, 2, 9, 8))
+    c = model[0]
+    y = F.conv2d(x, c.weight, c.bias, 1, pads)
+    y = F.max_pool2d(y, 3, 2, (0, 1, 1, 0))
+    y = F.avg_pool2d(y, 2, 1, (1, 0, 0, 1), True, False)
+    y = F.lp_pool2d(y, 2, 2, 1, False, (0, 1, 1, 0))
+    np.testing.assert_array_equal(model(x), y)
+    assert model[0].get_config()["padding"] == list(pads)
+    assert model[3].get_config()["padding"] == [0, 1, 1, 0]
+    assert "padding" not in L.LPPool2D(2, 2).get_config()  # older files stay as they were
+    model.save(tmp_path / "m.npz")
+    back = cx.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(back(x), model(x))
+    model.train()
+    gy = RNG.standard_normal(model(x).shape)
+    gx = model.backward(gy)
+    assert gx.shape == x.shape
+
+
+@pytest.mark.parametrize("bad", [[1, 2, 3], [1, 2, 3, 4, 5], [0, -1, 0, 0], [0, 0, 0, 1.5]])
+def test_registry_padding_field_takes_four_ints_only(bad):
+    from convext.layers.registry import layer_from_spec
+    spec = {"type": "Conv2D", "config": {"in_channels": 1, "out_channels": 1,
+                                         "kernel_size": [3, 3], "padding": bad}}
+    with pytest.raises(ValueError, match="padding must be .*list of 1, 2 or 4"):
+        layer_from_spec(spec)
+    spec["config"]["padding"] = [0, 1, 2, 0]
+    assert layer_from_spec(spec).padding == (0, 1, 2, 0)
