@@ -39,8 +39,16 @@ def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
 
     Each argument may be an int or a pair (height, width); with pairs the result is a pair.
     ``padding`` may also be ``'valid'`` (0) or ``'same'`` (the output keeps ``size``; stride
-    must be 1). A result below 1 means the kernel does not fit; it is returned as is.
+    must be 1), or a 4-tuple (top, bottom, left, right) (the result is then a pair). A result
+    below 1 means the kernel does not fit; it is returned as is.
     """
+    if isinstance(padding, (tuple, list)) and len(padding) == 4:
+        size, kernel_size, stride, dilation = (
+            as_pair(v, n) for v, n in ((size, "size"), (kernel_size, "kernel_size"),
+                                       (stride, "stride"), (dilation, "dilation")))
+        return tuple(_out_size(*args) for args in zip(size, kernel_size, stride,
+                                                       *zip(*side_pads(as_padding(padding))),
+                                                       dilation))
     if any(isinstance(v, (tuple, list)) for v in (size, kernel_size, stride, padding, dilation)):
         size, kernel_size, stride, dilation = (
             as_pair(v, n) for v, n in ((size, "size"), (kernel_size, "kernel_size"),
@@ -63,16 +71,41 @@ def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
     return _out_size(size, kernel_size, stride, padding, padding, dilation)
 
 
+def as_padding(value, name="padding"):
+    """The one numeric padding rule of convolution and pooling: an int (every side), a pair
+    (height, width) (top and bottom, left and right) or a 4-sequence (top, bottom, left, right)
+    of ints >= 0, each at most MAX_EXTENT. Returns a pair or a 4-tuple (the caller's form, for
+    configurations); ``side_pads`` turns it into ((top, bottom), (left, right))."""
+    if isinstance(value, (tuple, list)) and len(value) == 4:
+        sides = tuple(_as_int(v, name) for v in value)
+        if min(sides) < 0:
+            raise ValueError(f"{name} must be non-negative, got {value!r}")
+        check_extent(max(sides), name)
+        return sides
+    if isinstance(value, (tuple, list)) and len(value) not in (1, 2):
+        raise ValueError(f"{name} must be an int, a pair (height, width) or a 4-tuple (top, "
+                         f"bottom, left, right) of ints, got {value!r}")
+    return as_pair(value, name, allow_zero=True)
+
+
+def side_pads(padding):
+    """((top, bottom), (left, right)) of a padding normalised by ``as_padding``."""
+    if len(padding) == 4:
+        return (padding[0], padding[1]), (padding[2], padding[3])
+    return (padding[0], padding[0]), (padding[1], padding[1])
+
+
 def check_padding(padding, stride, fn=None):
-    """The one padding check of convolution: an int or pair of ints >= 0 (returned as a pair),
-    or the string ``'valid'`` or ``'same'`` (returned as is); ``'same'`` needs ``stride``
-    (a pair) to be (1, 1). ``fn`` prefixes the message."""
+    """The one padding check of convolution: an int, pair or 4-tuple (top, bottom, left, right)
+    of ints >= 0 (returned normalised by ``as_padding``), or the string ``'valid'`` or
+    ``'same'`` (returned as is); ``'same'`` needs ``stride`` (a pair) to be (1, 1). ``fn``
+    prefixes the message."""
     pre = f"{fn}: " if fn else ""
     if not isinstance(padding, str):
-        return as_pair(padding, "padding", allow_zero=True)
+        return as_padding(padding)
     if padding not in PADDING_MODES:
-        raise ValueError(f"{pre}padding must be an int, a pair of ints, 'valid' or 'same', "
-                         f"got {padding!r}")
+        raise ValueError(f"{pre}padding must be an int, a pair of ints, a 4-tuple (top, "
+                         f"bottom, left, right), 'valid' or 'same', got {padding!r}")
     if padding == "same" and tuple(stride) != (1, 1):
         raise ValueError(f"{pre}padding='same' is not supported with stride {tuple(stride)}; "
                          f"use stride=1 or explicit padding")

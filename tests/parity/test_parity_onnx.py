@@ -199,11 +199,16 @@ B = RNG.standard_normal(4).astype(np.float32)
     dict(auto_pad="VALID", strides=[2, 1]),
     dict(pads=[0, 1, 2, 1], strides=[1, 2]),
     dict(pads=[1, 1, 1, 1]),
+    dict(auto_pad="SAME_LOWER", strides=[3, 2]),
+    dict(auto_pad="SAME_UPPER", strides=[1, 1]),
+    dict(pads=[3, 0, 0, 4], strides=[2, 3]),
+    dict(pads=[2, 1, 0, 0], dilations=[2, 1]),
 ])
 def test_conv_pads_and_auto_pad(attrs):
     node = helper.make_node("Conv", ["x", "w", "b"], ["y"], kernel_shape=[3, 3], **attrs)
     data = _model([node], [None, 3, 11, 10], inits=[("w", W), ("b", B)])
-    compare(data, (1, 3, 11, 10))
+    graph = compare(data, (1, 3, 11, 10))
+    assert [type(layer).__name__ for _, layer, _ in graph.nodes] == ["Conv2D"]
 
 
 @pytest.mark.parametrize("op, attrs", [
@@ -224,12 +229,40 @@ def test_conv_pads_and_auto_pad(attrs):
                          count_include_pad=1)),
     ("AveragePool", dict(kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)),
     ("MaxPool", dict(kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)),
+    # per-side pads within half the kernel go straight to the pools (with ceil_mode too)
+    ("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[0, 1, 1, 0], ceil_mode=1)),
+    ("MaxPool", dict(kernel_shape=[3, 2], strides=[2, 3], pads=[1, 0, 0, 1], ceil_mode=1,
+                     dilations=[2, 1])),
+    ("MaxPool", dict(kernel_shape=[4, 4], strides=[3, 3], pads=[2, 0, 1, 2])),
+    ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 0, 0, 1], ceil_mode=1,
+                         count_include_pad=0)),
+    ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 0, 0, 1], ceil_mode=1,
+                         count_include_pad=1)),
+    ("AveragePool", dict(kernel_shape=[4, 3], strides=[3, 2], pads=[0, 2, 1, 0],
+                         count_include_pad=1)),
+    ("AveragePool", dict(kernel_shape=[4, 3], strides=[3, 2], pads=[0, 2, 1, 0],
+                         count_include_pad=0)),
+    ("MaxPool", dict(kernel_shape=[3, 2], strides=[2, 3], auto_pad="SAME_LOWER",
+                     ceil_mode=1)),
+    ("AveragePool", dict(kernel_shape=[4, 3], strides=[3, 2], auto_pad="SAME_LOWER",
+                         count_include_pad=0)),
+    # pads beyond half the kernel: the exact fallback (explicit Pad node, or
+    # OnnxAvgPoolExcludePad)
+    ("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 1], pads=[2, 0, 0, 2])),
+    ("AveragePool", dict(kernel_shape=[3, 3], strides=[1, 2], pads=[0, 2, 2, 1],
+                         count_include_pad=0)),
     ("GlobalMaxPool", {}),
     ("GlobalAveragePool", {}),
 ])
 def test_pools_pads_and_auto_pad(op, attrs):
     node = helper.make_node(op, ["x"], ["y"], **attrs)
-    compare(_model([node], [None, 2, 9, 8]), (1, 2, 9, 8))
+    graph = compare(_model([node], [None, 2, 9, 8]), (1, 2, 9, 8))
+    # per-side pads go to the pool itself; only pads beyond half the kernel (which the pools
+    # cannot express) need the explicit Pad node or OnnxAvgPoolExcludePad
+    pads, k = attrs.get("pads", [0, 0, 0, 0]), attrs.get("kernel_shape", [1, 1])
+    beyond = any(p > k[i % 2] // 2 for i, p in enumerate(pads))
+    kinds = {type(layer).__name__ for _, layer, _ in graph.nodes}
+    assert bool(kinds & {"Pad", "OnnxAvgPoolExcludePad"}) == beyond, kinds
 
 
 @pytest.mark.parametrize("mode", ["constant", "reflect", "edge"])

@@ -38,6 +38,7 @@ def _pos(rng, shape, dtype):
 # --- convolution -----------------------------------------------------------------------------
 
 CONV_KW = dict(stride=(2, 1), padding=(1, 2), dilation=(1, 2), groups=2)
+SIDE_CONV_KW = dict(stride=(2, 1), padding=(0, 2, 3, 1), dilation=(1, 2), groups=2)
 
 
 def _conv_make(rng, dtype, n, shape=(4, 9, 8), wshape=(6, 2, 3, 2)):
@@ -46,9 +47,9 @@ def _conv_make(rng, dtype, n, shape=(4, 9, 8), wshape=(6, 2, 3, 2)):
     return dict(x=x, weight=w, bias=_norm(rng, wshape[0], dtype))
 
 
-def _conv_bwd_make(rng, dtype, n, shape=(4, 9, 8), wshape=(6, 2, 3, 2)):
+def _conv_bwd_make(rng, dtype, n, shape=(4, 9, 8), wshape=(6, 2, 3, 2), kw=CONV_KW):
     d = _conv_make(rng, dtype, n, shape, wshape)
-    y = convext.conv2d(d["x"], d["weight"], **CONV_KW)
+    y = convext.conv2d(d["x"], d["weight"], **kw)
     return dict(grad_out=_norm(rng, y.shape, dtype), x=d["x"], weight=d["weight"])
 
 
@@ -76,6 +77,10 @@ MAXP = dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 1), dilation=(1, 2), 
 AVGP = dict(kernel_size=(3, 2), stride=(2, 3), padding=(1, 1), ceil_mode=True,
             count_include_pad=False)
 LPP = dict(norm_type=2.0, kernel_size=(2, 3), stride=(2, 2), ceil_mode=True)
+SIDE_MAXP = dict(kernel_size=(3, 2), stride=(2, 1), padding=(0, 1, 1, 0), dilation=(1, 2),
+                 ceil_mode=True)
+SIDE_AVGP = dict(kernel_size=(3, 4), stride=(2, 3), padding=(1, 0, 2, 1), ceil_mode=True,
+                 count_include_pad=True)
 
 
 def _x(shape=(3, 9, 8), pos=False):
@@ -90,8 +95,8 @@ def _maxb_make(rng, dtype, n, shape=(3, 9, 8)):
     return dict(grad_out=_norm(rng, y.shape, dtype), indices=idx, input_shape=x.shape)
 
 
-def _avgb_make(rng, dtype, n, shape=(3, 9, 8)):
-    y = F.avg_pool2d(np.zeros((n,) + shape, dtype), **AVGP)
+def _avgb_make(rng, dtype, n, shape=(3, 9, 8), kw=AVGP):
+    y = F.avg_pool2d(np.zeros((n,) + shape, dtype), **kw)
     return dict(grad_out=_norm(rng, y.shape, dtype), input_shape=(n,) + shape)
 
 
@@ -329,6 +334,13 @@ def _cases():
              lambda r, d, n: _conv_make(r, d, n, (3, 6, 7), (4, 3, 4, 3)), tags=("same",)),
         Case("conv2d", lambda **a: convext.conv2d(**a, padding=1, groups=4),
              lambda r, d, n: _conv_make(r, d, n, (4, 6, 7), (8, 1, 3, 3)), tags=("depthwise",)),
+        Case("conv2d", lambda **a: convext.conv2d(**a, **SIDE_CONV_KW), _conv_make,
+             big=_big_conv, tags=("side-padding",)),
+        Case("conv2d", lambda **a: convext.conv2d(**a, padding=(0, 2, 1, 0), groups=4),
+             lambda r, d, n: _conv_make(r, d, n, (4, 6, 7), (4, 1, 3, 3)),
+             tags=("depthwise", "side-padding")),
+        Case("conv2d_backward", lambda **a: convext.conv2d_backward(**a, **SIDE_CONV_KW),
+             lambda r, d, n: _conv_bwd_make(r, d, n, kw=SIDE_CONV_KW), tags=("side-padding",)),
         Case("linear", lambda **a: F.linear(**a), _linear_make,
              big=lambda r, d, n=None: _linear_make(r, d, 300, 400, 120)),
         Case("linear_backward", lambda **a: F.linear_backward(**a), _linear_bwd_make,
@@ -344,6 +356,16 @@ def _cases():
              big=lambda r, d, n=None: dict(x=_norm(r, (4, 8, 40, 41), d))),
         Case("avg_pool2d", lambda x: F.avg_pool2d(x, 3, 1, 1, divisor_override=5), _x(),
              tags=("divisor",)),
+        Case("avg_pool2d", lambda x: F.avg_pool2d(x, **SIDE_AVGP), _x(),
+             big=lambda r, d, n=None: dict(x=_norm(r, (4, 8, 40, 41), d)),
+             tags=("side-padding",)),
+        Case("avg_pool2d_backward", lambda grad_out, input_shape: F.avg_pool2d_backward(
+            grad_out, input_shape, **SIDE_AVGP),
+             lambda r, d, n: _avgb_make(r, d, n, kw=SIDE_AVGP), tags=("side-padding",)),
+        Case("max_pool2d", lambda x: F.max_pool2d(x, **SIDE_MAXP, return_indices=True), _x(),
+             tags=("side-padding",)),
+        Case("lp_pool2d", lambda x: F.lp_pool2d(x, **LPP, padding=(1, 0, 0, 1)), _x(),
+             tags=("side-padding",)),
         Case("avg_pool2d_backward",
              lambda **a: F.avg_pool2d_backward(**a, **AVGP),
              _avgb_make, big=lambda r, d, n=None: _avgb_make(r, d, 4, (8, 40, 41))),

@@ -3,7 +3,9 @@
 Contract (the functional layer checks it; these kernels trust it): x is (N, C, H, W), the weight
 w is (F, C/G, kH, kW), y and grad_out are (N, F, OH, OW); every array is C-contiguous, non-empty
 and of one dtype (float32 or float64). Padding arrives as (top, left): the bottom and right
-padding are implied by OH and OW, which is how 'same' with an even kernel pads asymmetrically.
+padding are implied by OH and OW, which is how 'same' with an even kernel and the per-side
+padding (top, bottom, left, right) pad asymmetrically (every route reads a position past the
+input, below or right of it, as zero, and sizes its scratch from OH and OW).
 
 Three routes, one entry point per route and pass
 ------------------------------------------------

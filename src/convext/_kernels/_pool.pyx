@@ -3,9 +3,11 @@
 Contract (the functional layer checks it; these kernels trust it): the input is viewed as
 P = N*C independent planes, x is (P, H, W), y / grad_out / indices are (P, OH, OW); every array
 is C-contiguous and non-empty, floats are one dtype (float32 or float64), indices are int64.
-The geometry arrives as kernel (kh, kw), stride (sh, sw), padding (ph, pw) (top/left; the
-bottom/right extent is implied by OH and OW, which is how ceil_mode windows hang over the edge)
-and, for max pooling, dilation (dil_h, dil_w).
+The geometry arrives as kernel (kh, kw), stride (sh, sw), padding (ph, pw) (top/left; for max
+pooling the bottom/right extent is implied by OH and OW, which is how ceil_mode windows and
+asymmetric padding hang over the edge) and, for max pooling, dilation (dil_h, dil_w). Average
+pooling also takes the bottom/right padding (pb, pr): its divisor with count_include_pad counts
+the window positions inside the padded input, which OH and OW do not determine.
 
 Parallelism: one work item is one plane. A plane of y (or of grad_x) is written by exactly one
 thread, in a fixed order, so every result is bitwise the same for every thread count and the
@@ -20,9 +22,10 @@ the backward pass skips index -1 and counts (and skips) any other index outside 
 caller can raise.
 
 Average pooling follows PyTorch's divisor rule: the window is clipped to the input padded by
-(ph, pw) on every side (this clipped size is the divisor with count_include_pad), then to the
-input itself (its size is the divisor without count_include_pad); a non-zero divisor_override (negative too, as
-PyTorch) replaces both. A window with no real element outputs 0.
+ph on top, pb at the bottom, pw on the left and pr on the right (this clipped size is the
+divisor with count_include_pad; PyTorch pads symmetrically, pb = ph and pr = pw), then to the
+input itself (its size is the divisor without count_include_pad); a non-zero divisor_override
+(negative too, as PyTorch) replaces both. A window with no real element outputs 0.
 
 No scratch memory: the backward kernels zero their own grad planes before scattering.
 
@@ -192,8 +195,8 @@ cdef void _avg_plane_2x2(const floating *xp, floating *yp, idx_t W, idx_t OH,
 
 
 def avg_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, idx_t kh, idx_t kw,
-                       idx_t sh, idx_t sw, idx_t ph, idx_t pw, bint count_include_pad,
-                       idx_t divisor_override, int n_threads):
+                       idx_t sh, idx_t sw, idx_t ph, idx_t pw, idx_t pb, idx_t pr,
+                       bint count_include_pad, idx_t divisor_override, int n_threads):
     cdef idx_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef idx_t OH = y.shape[1], OW = y.shape[2]
     cdef idx_t p, oh, ow, hs, ws, he0, we0, hs1, ws1, he1, we1, ih, iw
@@ -214,12 +217,12 @@ def avg_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, idx_t
                 continue
             for oh in range(OH):
                 hs = oh * sh - ph
-                he0 = _imin(hs + kh, H + ph)
+                he0 = _imin(hs + kh, H + pb)
                 hs1 = _imax(hs, 0)
                 he1 = _imin(he0, H)
                 for ow in range(OW):
                     ws = ow * sw - pw
-                    we0 = _imin(ws + kw, W + pw)
+                    we0 = _imin(ws + kw, W + pr)
                     ws1 = _imax(ws, 0)
                     we1 = _imin(we0, W)
                     if hs1 >= he1 or ws1 >= we1:
@@ -237,7 +240,8 @@ def avg_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, idx_t
 
 def avg_pool2d_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] grad_x,
                         idx_t kh, idx_t kw, idx_t sh, idx_t sw, idx_t ph, idx_t pw,
-                        bint count_include_pad, idx_t divisor_override, int n_threads):
+                        idx_t pb, idx_t pr, bint count_include_pad, idx_t divisor_override,
+                        int n_threads):
     cdef idx_t P = grad_x.shape[0], H = grad_x.shape[1], W = grad_x.shape[2]
     cdef idx_t OH = grad_out.shape[1], OW = grad_out.shape[2]
     cdef idx_t p, oh, ow, hs, ws, he0, we0, hs1, ws1, he1, we1, ih, iw
@@ -252,12 +256,12 @@ def avg_pool2d_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] 
             memset(gx, 0, H * W * sizeof(floating))
             for oh in range(OH):
                 hs = oh * sh - ph
-                he0 = _imin(hs + kh, H + ph)
+                he0 = _imin(hs + kh, H + pb)
                 hs1 = _imax(hs, 0)
                 he1 = _imin(he0, H)
                 for ow in range(OW):
                     ws = ow * sw - pw
-                    we0 = _imin(ws + kw, W + pw)
+                    we0 = _imin(ws + kw, W + pr)
                     ws1 = _imax(ws, 0)
                     we1 = _imin(we0, W)
                     if hs1 >= he1 or ws1 >= we1:

@@ -20,7 +20,8 @@ from .._validation import (
 class Window(NamedTuple):
     """The geometry of a convolution or pooling window over (H, W) planes, normalised:
     ``kernel``, ``stride``, ``dilation`` are (height, width) pairs, ``padding`` is
-    ((top, bottom), (left, right)) (asymmetric for ``padding='same'`` with an even kernel),
+    ((top, bottom), (left, right)) (asymmetric for ``padding='same'`` with an even kernel
+    and for a per-side padding (top, bottom, left, right)),
     ``out_hw`` the output plane (OH, OW); ``groups`` is 1 for pooling."""
     kernel: tuple
     stride: tuple

@@ -13,6 +13,7 @@ from .._validation import (
     check_positive_int,
     check_same_dtype,
     contiguous,
+    side_pads,
     window_geometry,
 )
 from ._common import Window, _buffer, _into, _shape_str
@@ -58,7 +59,7 @@ def _conv_setup(x, weight, bias, stride, padding, dilation, groups, fn="conv2d")
         # PyTorch's rule: total dilation*(k-1), the odd one on the bottom/right
         pads = tuple((t // 2, t - t // 2) for t in (ekh - 1, ekw - 1))
     else:
-        pads = ((padding[0], padding[0]), (padding[1], padding[1]))
+        pads = side_pads(padding)
     out_hw = window_geometry(
         fn, (H, W), (kh, kw), stride, pads, dilation,
         names=("weight", "stride", "padding", "dilation"),
@@ -91,8 +92,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, o
     weight : array (F, C // groups, kH, kW), same dtype as x.
     bias : array (F,) or None.
     stride, dilation : int or (int, int), >= 1.
-    padding : int or (int, int) >= 0 (zeros on both sides), ``'valid'`` (no padding) or
-        ``'same'`` (output size = input size; stride must be 1; an even total padding
+    padding : int or (int, int) >= 0 (zeros on both sides), a 4-tuple (top, bottom, left,
+        right) of ints >= 0 (zeros on each side as given: exactly ``np.pad`` of x with zeros,
+        then padding 0; ONNX's asymmetric ``pads``), ``'valid'`` (no padding) or ``'same'``
+        (output size = input size; stride must be 1; an even total padding
         ``dilation*(k-1)`` is split evenly, an odd one puts the extra row/column at the
         bottom/right, exactly as PyTorch does).
     groups : int dividing C and F. ``groups == C`` is a depthwise convolution.
@@ -101,7 +104,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, o
     Returns
     -------
     y : array (N, F, OH, OW), or (F, OH, OW) for unbatched x, with
-        ``OH = floor((H + 2*pad_h - dilation_h*(kH - 1) - 1) / stride_h) + 1`` (likewise OW),
+        ``OH = floor((H + pad_top + pad_bottom - dilation_h*(kH - 1) - 1) / stride_h) + 1``
+        (likewise OW),
         ``y[n, f] = bias[f] + sum_{c, i, j} weight[f, c, i, j] * x_pad[n, g*C/groups + c,
         oh*stride + i*dilation, ow*stride + j*dilation]``.
 
@@ -142,6 +146,7 @@ def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups
                     _route=None):
     """Gradients of ``conv2d(x, weight, bias, stride, padding, dilation, groups)``.
 
+    ``padding`` as in ``conv2d`` (a 4-tuple (top, bottom, left, right) included).
     Given ``grad_out`` = dL/dy (the shape of conv2d's output), returns
     ``(grad_x, grad_weight, grad_bias)``: dL/dx (shape of x), dL/dweight (shape of weight) and
     dL/dbias (shape (F,)). A gradient that is not asked for is None and is not computed.

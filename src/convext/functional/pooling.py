@@ -7,10 +7,12 @@ from .._kernels import _pool
 from .._validation import (
     _as_int,
     as_pair,
+    as_padding,
     check_array,
     check_extent,
     check_same_dtype,
     contiguous,
+    side_pads,
     window_geometry,
 )
 from ._common import Window, _check_bool, _check_input_shape, _shape_str
@@ -19,29 +21,30 @@ from ._common import Window, _check_bool, _check_input_shape, _shape_str
 def _pool_geom(shape, kernel_size, stride, padding, dilation, ceil_mode, fn, shape_name="x"):
     """Validate the pooling geometry for an input of ``shape``; return a Window.
 
-    Padding may be at most half the kernel (PyTorch's rule), and the (padded) input must hold at
-    least one window. As torch, a one-element sequence stands for both sides and an empty
-    stride sequence for the default (the kernel size)."""
+    ``padding`` is an int, a pair or a 4-tuple (top, bottom, left, right). Each side's padding
+    may be at most half the kernel along its axis (PyTorch's rule, per side), and the (padded)
+    input must hold at least one window. As torch, a one-element sequence stands for both sides
+    and an empty stride sequence for the default (the kernel size)."""
     if isinstance(stride, (tuple, list)) and len(stride) == 0:
         stride = None
     kernel_size, stride, padding = (v[0] if isinstance(v, (tuple, list)) and len(v) == 1 else v
                                     for v in (kernel_size, stride, padding))
     kh, kw = as_pair(kernel_size, "kernel_size")
     sh, sw = (kh, kw) if stride is None else as_pair(stride, "stride")
-    ph, pw = as_pair(padding, "padding", allow_zero=True)
+    pads = side_pads(as_padding(padding))
     dil_h, dil_w = as_pair(dilation, "dilation")
     _check_bool(ceil_mode, "ceil_mode")
-    if ph > kh // 2 or pw > kw // 2:
-        raise ValueError(f"{fn}: padding ({ph}, {pw}) must be at most half of the kernel size "
-                         f"({kh}, {kw})")
+    if max(pads[0]) > kh // 2 or max(pads[1]) > kw // 2:
+        raise ValueError(f"{fn}: padding {padding!r} must be at most half of the kernel size "
+                         f"({kh}, {kw}) on each side")
     if min(shape[-3:]) == 0:
         raise ValueError(f"{fn}: {shape_name} must have non-empty channels, height and width "
                          f"(only the batch may be empty), got shape {_shape_str(shape)}")
     oh, ow = window_geometry(
-        fn, shape[-2:], (kh, kw), (sh, sw), ((ph, ph), (pw, pw)), (dil_h, dil_w), ceil_mode,
+        fn, shape[-2:], (kh, kw), (sh, sw), pads, (dil_h, dil_w), ceil_mode,
         detail=f"; {shape_name} has shape {_shape_str(shape)}, kernel_size {kernel_size!r}, "
                f"padding {padding!r}")
-    return Window((kh, kw), (sh, sw), ((ph, ph), (pw, pw)), (dil_h, dil_w), (oh, ow))
+    return Window((kh, kw), (sh, sw), pads, (dil_h, dil_w), (oh, ow))
 
 
 def _pool_threads(shape):
@@ -72,17 +75,21 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     x : array (N, C, H, W) or (C, H, W); float32 or float64; any memory layout.
     kernel_size : int or (int, int).
     stride : int or (int, int); default ``kernel_size``.
-    padding : int or (int, int), at most half the kernel size. Padding acts as -inf: it is never
-        the maximum, so an all-negative input never yields 0.
+    padding : int, (int, int) (both sides) or a 4-tuple (top, bottom, left, right); each side at
+        most half the kernel size along its axis. Padding acts as -inf: it is never the maximum,
+        so an all-negative input never yields 0 (a 4-tuple is exactly padding x with -inf on
+        those sides, then pooling with padding 0; only the indices differ, as they name
+        positions in the unpadded plane).
     dilation : int or (int, int), spacing between the window's taps.
     ceil_mode : bool. Use ceil instead of floor in the output size; a last window that would
-        start in the bottom/right padding is dropped (PyTorch's rule).
+        start in the bottom/right padding is dropped (PyTorch's rule; with a 4-tuple too: the
+        last window must start inside the input or its top/left padding).
     return_indices : bool. Also return the argmax mask.
 
     Returns
     -------
     y : array (N, C, OH, OW) (or (C, OH, OW)),
-        ``OH = floor_or_ceil((H + 2*pad - dilation*(k - 1) - 1) / stride) + 1``.
+        ``OH = floor_or_ceil((H + pad_top + pad_bottom - dilation*(k - 1) - 1) / stride) + 1``.
     indices : int64 array of y's shape (when ``return_indices``): the flat index ``h * W + w``
         of the chosen element in its (H, W) input plane, exactly as torch returns them.
 
@@ -165,21 +172,25 @@ def _avg_args(g, count_include_pad, divisor_override, n_threads):
         if div == 0:
             raise ValueError("divisor_override must be a non-zero int, got 0")
         check_extent(abs(div), "divisor_override")
-    (kh, kw), (sh, sw), (ph, pw) = g.kernel, g.stride, g.pad_top_left
+    (kh, kw), (sh, sw), ((pt, pb), (pl, pr)) = g.kernel, g.stride, g.padding
     # the kernels form the window area kh*kw as a divisor (the geometry bound)
     check_extent(kh * kw, "kernel_size", f"the window area {kh} x {kw}")
-    return kh, kw, sh, sw, ph, pw, count_include_pad, div, n_threads
+    return kh, kw, sh, sw, pt, pl, pb, pr, count_include_pad, div, n_threads
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None):
     """2-D average pooling, as ``torch.nn.functional.avg_pool2d``.
 
-    Parameters as ``max_pool2d`` (no dilation); padding is zeros. The divisor of a window is
-    ``divisor_override`` when given (a non-zero int, negative too, as torch); otherwise, with
-    ``count_include_pad``, the number of window positions inside the input padded on all sides
-    (a ceil_mode window hanging past the padding is clipped), and without it the number of real
-    input elements in the window. A window with no input element outputs 0.
+    Parameters as ``max_pool2d`` (no dilation; ``padding`` an int, a pair or a 4-tuple (top,
+    bottom, left, right), each side at most half the kernel); padding is zeros. The divisor of
+    a window is ``divisor_override`` when given (a non-zero int, negative too, as torch);
+    otherwise, with ``count_include_pad``, the number of window positions inside the padded
+    input (a ceil_mode window hanging past the padding is clipped), and without it the number
+    of real input elements in the window. A window with no input element outputs 0. So a
+    4-tuple is exactly ``np.pad`` of x with zeros on those sides, then padding 0 (with
+    ``count_include_pad``), and without ``count_include_pad`` the padded zeros are left out of
+    the divisor.
     """
     x = check_array(x, "x", (3, 4))
     g = _pool_geom(x.shape, kernel_size, stride, padding, 1, ceil_mode, "avg_pool2d")
@@ -224,9 +235,13 @@ def _check_norm_type(norm_type, fn):
     return p
 
 
-def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False):
+def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False, padding=0):
     """Power-average pooling, as ``torch.nn.functional.lp_pool2d``:
-    ``y = (kH*kW * avg_pool2d(x**p, kernel_size, stride, 0, ceil_mode)) ** (1/p)``.
+    ``y = (kH*kW * avg_pool2d(x**p, kernel_size, stride, padding, ceil_mode)) ** (1/p)``.
+
+    ``padding`` (not in torch; default 0) is an int, a pair or a 4-tuple (top, bottom, left,
+    right), each side at most half the kernel: exactly ``np.pad`` of x with zeros on those
+    sides, then ``lp_pool2d`` without padding.
 
     With p = 2 this is L2-norm pooling ``sqrt(sum x**2)``; p = inf is max pooling of ``|x|``.
     Like torch, a ceil_mode window clipped by the input edge is divided by its clipped size and
@@ -237,16 +252,19 @@ def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False):
     x = contiguous(check_array(x, "x", (3, 4)))
     p = _check_norm_type(norm_type, fn)
     if p == np.inf:
-        return max_pool2d(np.abs(x), kernel_size, stride, 0, 1, ceil_mode)
+        # every window holds a real element (padding <= half the kernel, no dilation), and
+        # |x| >= 0, so -inf padding and zero padding give the same maximum
+        return max_pool2d(np.abs(x), kernel_size, stride, padding, 1, ceil_mode)
     kh, kw = as_pair(kernel_size, "kernel_size")
-    s = avg_pool2d(x ** x.dtype.type(p), kernel_size, stride, 0, ceil_mode)
+    s = avg_pool2d(x ** x.dtype.type(p), kernel_size, stride, padding, ceil_mode)
     s *= kh * kw
     with np.errstate(invalid="ignore"):
         return s ** x.dtype.type(1.0 / p)
 
 
-def lp_pool2d_backward(grad_out, x, out, norm_type, kernel_size, stride=None, ceil_mode=False):
-    """Gradient of ``lp_pool2d``; ``out`` is the forward result.
+def lp_pool2d_backward(grad_out, x, out, norm_type, kernel_size, stride=None, ceil_mode=False,
+                       padding=0):
+    """Gradient of ``lp_pool2d`` (same ``padding``); ``out`` is the forward result.
 
     ``grad_x = x**(p-1) * avg_pool2d_backward(grad_out * kH*kW * out**(1-p))``. Where ``out``
     is 0 (every element of the window is 0) the gradient through that window is defined as 0,
@@ -258,14 +276,14 @@ def lp_pool2d_backward(grad_out, x, out, norm_type, kernel_size, stride=None, ce
     out = contiguous(check_array(out, "out", (3, 4)))
     check_same_dtype(x=x, grad_out=gy, out=out)
     p = _check_norm_type(norm_type, fn)
-    g = _pool_geom(x.shape, kernel_size, stride, 0, 1, ceil_mode, fn)
+    g = _pool_geom(x.shape, kernel_size, stride, padding, 1, ceil_mode, fn)
     want = _pool_out_shape(x.shape, g)
     for name, a in (("grad_out", gy), ("out", out)):
         if a.shape != want:
             raise ValueError(f"{fn}: {name} must have shape {_shape_str(want)} for x of shape "
                              f"{_shape_str(x.shape)}, got {_shape_str(a.shape)}")
     if p == np.inf:
-        _, idx = max_pool2d(np.abs(x), kernel_size, stride, 0, 1, ceil_mode,
+        _, idx = max_pool2d(np.abs(x), kernel_size, stride, padding, 1, ceil_mode,
                             return_indices=True)
         return max_pool2d_backward(gy, idx, x.shape) * np.sign(x)
     t = x.dtype.type
@@ -274,7 +292,7 @@ def lp_pool2d_backward(grad_out, x, out, norm_type, kernel_size, stride=None, ce
     nz = out != 0
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         coef[nz] = gy[nz] * t(kh * kw) * out[nz] ** t(1.0 - p)
-        gx = avg_pool2d_backward(coef, x.shape, kernel_size, stride, 0, ceil_mode)
+        gx = avg_pool2d_backward(coef, x.shape, kernel_size, stride, padding, ceil_mode)
         if p != 1.0:
             gx *= x ** t(p - 1.0)
     return gx

@@ -19,7 +19,8 @@ class Conv2D(_WeightBias):
 
     Shape: (N, in_channels, H, W) -> (N, out_channels, OH, OW) with
     ``OH = floor((H + 2*padding - dilation*(kH - 1) - 1) / stride) + 1`` (likewise OW).
-    ``padding`` may also be ``'same'`` or ``'valid'``. Keeps the input for backward.
+    ``padding`` may also be a 4-tuple (top, bottom, left, right), ``'same'`` or ``'valid'``.
+    Keeps the input for backward.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,

@@ -23,8 +23,8 @@ def _norm(v):
 
 @register_layer
 class MaxPool2D(Layer):
-    """Max pooling (torch.nn.MaxPool2d). ``stride`` defaults to ``kernel_size``; padding acts
-    as -inf. Keeps the int64 argmax indices (and the input shape) for backward; ties send the
+    """Max pooling (torch.nn.MaxPool2d). ``stride`` defaults to ``kernel_size``; padding (an
+    int, a pair or a 4-tuple (top, bottom, left, right)) acts as -inf. Keeps the int64 argmax indices (and the input shape) for backward; ties send the
     gradient to the first position in row-major window order. With ``return_indices`` the
     layer returns ``(y, indices)`` (flat ``h * W + w`` in each input plane), as torch, for a
     ``MaxUnpool2D`` later in the network (SegNet); its backward still takes dL/dy only."""
@@ -78,7 +78,8 @@ class MaxPool2D(Layer):
 
 @register_layer
 class AvgPool2D(Layer):
-    """Average pooling (torch.nn.AvgPool2d). Keeps only the input shape for backward."""
+    """Average pooling (torch.nn.AvgPool2d); ``padding`` may also be a 4-tuple (top, bottom,
+    left, right). Keeps only the input shape for backward."""
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
                  count_include_pad=True, divisor_override=None):
@@ -117,18 +118,21 @@ class AvgPool2D(Layer):
 @register_layer
 class LPPool2D(Layer):
     """Power-average pooling (torch.nn.LPPool2d): ``(sum over the window of x**p) ** (1/p)``.
-    Keeps the input and the output for backward."""
+    Keeps the input and the output for backward. ``padding`` (zeros; not in torch) is as in
+    ``functional.lp_pool2d``."""
 
-    def __init__(self, norm_type, kernel_size, stride=None, ceil_mode=False):
+    def __init__(self, norm_type, kernel_size, stride=None, ceil_mode=False, padding=0):
         super().__init__()
         self.norm_type = float(norm_type)
         self.kernel_size = _norm(kernel_size)
         self.stride = _norm(stride)
         self.ceil_mode = bool(ceil_mode)
+        self.padding = _norm(padding)
         self._x = self._y = None
 
     def forward(self, x):
-        y = functional.lp_pool2d(x, self.norm_type, self.kernel_size, self.stride, self.ceil_mode)
+        y = functional.lp_pool2d(x, self.norm_type, self.kernel_size, self.stride, self.ceil_mode,
+                                 self.padding)
         if self.training:
             self._x, self._y = x, y
         return y
@@ -137,17 +141,22 @@ class LPPool2D(Layer):
         if self._x is None:
             raise RuntimeError("LPPool2D.backward needs a forward pass in training mode first")
         g = functional.lp_pool2d_backward(grad_out, self._x, self._y, self.norm_type,
-                                          self.kernel_size, self.stride, self.ceil_mode)
+                                          self.kernel_size, self.stride, self.ceil_mode,
+                                          self.padding)
         self._x = self._y = None
         return g
 
     def get_config(self):
-        return dict(norm_type=self.norm_type, kernel_size=self.kernel_size, stride=self.stride,
-                    ceil_mode=self.ceil_mode)
+        config = dict(norm_type=self.norm_type, kernel_size=self.kernel_size,
+                      stride=self.stride, ceil_mode=self.ceil_mode)
+        if self.padding != 0:  # written only when set: files of earlier versions stay valid
+            config["padding"] = self.padding
+        return config
 
     def extra_repr(self):
         c = self.get_config()
-        return settings_repr([c.pop("norm_type")], c, {"stride": None, "ceil_mode": False})
+        return settings_repr([c.pop("norm_type")], c, {"stride": None, "ceil_mode": False,
+                                                       "padding": 0})
 
 
 @register_layer

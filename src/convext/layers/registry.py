@@ -162,8 +162,10 @@ _FIELDS = {
     "kernel_size": _PAIR, "dilation": _PAIR,
     "stride": (lambda v: v is None or _pair_ok(v, 1),
                f"null or an int or a list of 1 or 2 ints, each in 1..{MAX_SIZE}"),
-    "padding": (lambda v: v in ("same", "valid") or _pair_ok(v, 0),
-                f"'same', 'valid', or an int or a list of 1 or 2 ints, each in 0..{MAX_SIZE}"),
+    "padding": (lambda v: v in ("same", "valid") or _pair_ok(v, 0) or (
+        isinstance(v, list) and len(v) == 4 and all(_int(e, 0, MAX_SIZE) for e in v)),
+                f"'same', 'valid', or an int or a list of 1, 2 or 4 (top, bottom, left, "
+                f"right) ints, each in 0..{MAX_SIZE}"),
     "divisor_override": (lambda v: v is None or _int(v, 1, MAX_SIZE),
                          f"null or a positive int <= {MAX_SIZE}"),
     "bias": _BOOL, "ceil_mode": _BOOL, "count_include_pad": _BOOL, "affine": _BOOL,

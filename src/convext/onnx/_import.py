@@ -419,20 +419,24 @@ def _resolve_pads(imp, node, a, kernel, stride, dilation):
 def _padded(imp, base, x, kind, pads, kernel, ceil_mode, make):
     """Build ``make(x, padding)`` for per-side ``pads`` (top, bottom, left, right).
 
-    Symmetric pads (that the functional op accepts) go to the layer's padding argument.
-    Otherwise, until conv2d and the pools take per-side padding: an explicit ``Pad`` node
-    (zeros before a convolution or an average pool counting the padding, -inf before a max
-    pool) and padding 0; an average pool not counting the padding is
-    ``OnnxAvgPoolExcludePad`` (sum pool / sum pool of a padded plane of ones). All exact.
+    conv2d takes any per-side padding, and the pools any padding of at most half the kernel on
+    each side (their rule): those go to the layer's ``padding`` argument as they are (a pair
+    when symmetric, else the 4-tuple), with ``ceil_mode`` (the last window must start inside
+    the input or its top/left padding, as ONNX defines it). ONNX also allows larger pool pads,
+    which the pools cannot express; the exact fallback for those (without ceil_mode) is an
+    explicit ``Pad`` node (-inf before a max pool, zeros before an average pool counting the
+    padding) and padding 0, and for an average pool not counting the padding
+    ``OnnxAvgPoolExcludePad`` (returned as None: the caller builds it).
     """
     top, bottom, left, right = pads
-    pool = kind != "conv"
-    symmetric = top == bottom and left == right and not (
-        pool and (2 * top > kernel[0] or 2 * left > kernel[1]))
-    if symmetric:
-        return make(x, (top, left))
+    if kind == "conv" or (max(top, bottom) <= kernel[0] // 2
+                          and max(left, right) <= kernel[1] // 2):
+        if top == bottom and left == right:
+            return make(x, (top, left))
+        return make(x, (top, bottom, left, right))
     if ceil_mode:
-        raise _Unsupported(f"ceil_mode with asymmetric pads {list(pads)} is not supported")
+        raise _Unsupported(f"ceil_mode with pads {list(pads)} larger than half the kernel "
+                           f"{list(kernel)} is not supported")
     if kind == "avg_exclude":
         return None  # the caller builds OnnxAvgPoolExcludePad
     value = float("-inf") if kind == "max" else 0.0

@@ -258,8 +258,9 @@ class OnnxResize(_Op):
 class OnnxAvgPoolExcludePad(_Op):
     """Average pooling with per-side zero padding ``pads`` = (top, bottom, left, right) whose
     divisor counts only the real input elements of each window (ONNX AveragePool with
-    ``count_include_pad=0`` and asymmetric pads): the sum pool of the padded input divided by
-    the sum pool of a padded plane of ones, both exact."""
+    ``count_include_pad=0`` and a pad larger than half the kernel, which avg_pool2d's padding
+    cannot express): the sum pool of the padded input divided by the sum pool of a padded plane
+    of ones, both exact."""
 
     def __init__(self, kernel_size, stride, pads):
         super().__init__()
