@@ -86,7 +86,7 @@ def _cases_for_routes():
     return [dense, depthwise]
 
 
-@pytest.mark.parametrize("case, must", zip(_cases_for_routes(), ["gemm", "depthwise"]),
+@pytest.mark.parametrize("case, must", list(zip(_cases_for_routes(), ["gemm", "depthwise"])),
                          ids=["dense", "depthwise"])
 def test_every_accepted_route_matches_the_oracle(case, must):
     """Each pass on every route that accepts the geometry (forward runs conv2d's grad_input
