@@ -271,14 +271,14 @@ def transpose_geometry(fn, size, kernel, stride, padding, output_padding, dilati
     the stride or the dilation (PyTorch's rule); every extent is bounded by ``window_geometry``
     (ValueError naming the argument).
     """
-    for op, s, d in zip(output_padding, stride, dilation):
+    for op, s, d in zip(output_padding, stride, dilation, strict=True):
         if op >= s and op >= d:
             raise ValueError(f"{fn}: output_padding {tuple(output_padding)} must be smaller "
                              f"than either the stride {tuple(stride)} or the dilation "
                              f"{tuple(dilation)}")
     check_extent(max(output_padding), "output_padding")
     out_hw = tuple((h - 1) * s - 2 * p + d * (k - 1) + op + 1 for h, k, s, p, op, d
-                   in zip(size, kernel, stride, padding, output_padding, dilation))
+                   in zip(size, kernel, stride, padding, output_padding, dilation, strict=True))
     for o in out_hw:
         check_extent(o, "stride/dilation", "the output length")
     if min(out_hw) < 1:
