@@ -299,3 +299,28 @@ def pool_large(kind, kw, hw):
     if rgx is not None:
         np.testing.assert_allclose(gx, rgx, rtol=1e-10, atol=1e-300)
     return x, y, gy, gx, idx
+
+
+@st.composite
+def conv_transpose_cases(draw, max_batch=3):
+    """(x, weight (C_in, C_out/groups, kH, kW), bias or None, kwargs) of a small transposed
+    convolution: groups (depthwise included), stride, padding, dilation and output_padding
+    (below the stride or the dilation, both allowed) per axis; the output is non-empty."""
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    depthwise = draw(st.booleans()) and groups > 1
+    cg = 1 if depthwise else draw(st.integers(1, 3))
+    og = 1 if depthwise else draw(st.integers(1, 3))
+    k = [draw(st.integers(1, 4)) for _ in range(2)]
+    s = [draw(st.integers(1, 3)) for _ in range(2)]
+    d = [draw(st.integers(1, 3)) for _ in range(2)]
+    hw = [draw(st.integers(1, 5)) for _ in range(2)]
+    op = [draw(st.integers(0, max(a, b) - 1)) for a, b in zip(s, d)]
+    full = [(n - 1) * a + e * (kk - 1) + o + 1 for n, a, e, kk, o in zip(hw, s, d, k, op)]
+    p = [draw(st.integers(0, (f - 1) // 2)) for f in full]
+    N = draw(st.integers(0, max_batch))
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 31)))
+    x = rng.standard_normal((N, cg * groups, *hw))
+    w = rng.standard_normal((cg * groups, og, *k))
+    b = rng.standard_normal(og * groups) if draw(st.booleans()) else None
+    return x, w, b, dict(stride=tuple(s), padding=tuple(p), output_padding=tuple(op),
+                         groups=groups, dilation=tuple(d))

@@ -660,3 +660,68 @@ def batch_norm2d_train_backward(g, x, weight, eps=1e-5):
         dw[c] = math.fsum((gc * xhat).ravel())
         db[c] = math.fsum(gc.ravel())
     return dx, dw, db
+
+
+# ---------------------------------------------------------------------------------------------
+# transposed convolution oracle (float64 scatter loops, written from torch's definition, not
+# from conv2d's gradient)
+
+def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """Every input pixel scatters weight[c, o] * x[n, c, h, w] to output row
+    h*stride - padding + i*dilation (likewise columns); taps outside the output are dropped."""
+    x, w = np.asarray(x, np.float64), np.asarray(w, np.float64)
+    (sh, sw), (ph, pw), (oph, opw), (dh, dw) = (_pair(v) for v in (stride, padding,
+                                                                    output_padding, dilation))
+    N, C, H, W = x.shape
+    _, Og, kh, kw = w.shape
+    OH = (H - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1
+    OW = (W - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1
+    Cg = C // groups
+    y = np.zeros((N, Og * groups, OH, OW))
+    for n in range(N):
+        for c in range(C):
+            g = c // Cg
+            for h in range(H):
+                for ww in range(W):
+                    v = x[n, c, h, ww]
+                    for o in range(Og):
+                        for i in range(kh):
+                            r = h * sh - ph + i * dh
+                            if not 0 <= r < OH:
+                                continue
+                            for j in range(kw):
+                                q = ww * sw - pw + j * dw
+                                if 0 <= q < OW:
+                                    y[n, g * Og + o, r, q] += v * w[c, o, i, j]
+    if b is not None:
+        y += np.asarray(b, np.float64)[None, :, None, None]
+    return y
+
+
+def conv_transpose2d_grads(gy, x, w, stride=1, padding=0, output_padding=0, groups=1,
+                           dilation=1):
+    """(grad_x, grad_w, grad_b) by the same loops: each scattered product's two factors."""
+    gy, x, w = (np.asarray(a, np.float64) for a in (gy, x, w))
+    (sh, sw), (ph, pw), (dh, dw) = (_pair(v) for v in (stride, padding, dilation))
+    N, C, H, W = x.shape
+    _, Og, kh, kw = w.shape
+    OH, OW = gy.shape[2:]
+    Cg = C // groups
+    gx, gw = np.zeros_like(x), np.zeros_like(w)
+    for n in range(N):
+        for c in range(C):
+            g = c // Cg
+            for h in range(H):
+                for ww in range(W):
+                    for o in range(Og):
+                        for i in range(kh):
+                            r = h * sh - ph + i * dh
+                            if not 0 <= r < OH:
+                                continue
+                            for j in range(kw):
+                                q = ww * sw - pw + j * dw
+                                if 0 <= q < OW:
+                                    t = gy[n, g * Og + o, r, q]
+                                    gx[n, c, h, ww] += t * w[c, o, i, j]
+                                    gw[c, o, i, j] += t * x[n, c, h, ww]
+    return gx, gw, gy.sum(axis=(0, 2, 3))

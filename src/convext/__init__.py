@@ -23,6 +23,7 @@ from .layers import (
     BatchNorm2D,
     Concat,
     Conv2D,
+    ConvTranspose2D,
     Dense,
     Dropout,
     Dropout2D,

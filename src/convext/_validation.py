@@ -290,3 +290,34 @@ def check_out(out, shape, dtype, name="out"):
 def contiguous(a):
     """A C-contiguous, aligned, native-byte-order array with the same values (no copy if it is)."""
     return np.require(a, requirements=("C", "A"))
+
+
+def transpose_geometry(fn, size, kernel, stride, padding, output_padding, dilation, detail=""):
+    """The geometry of a transposed convolution, from shapes alone; returns (out_hw, conv_hw).
+
+    All arguments are (height, width) pairs of ints already normalised (stride, dilation,
+    kernel >= 1; padding, output_padding >= 0). ``out_hw`` is PyTorch's output size
+    ``(H - 1)*stride - 2*padding + dilation*(k - 1) + output_padding + 1``; ``conv_hw`` is the
+    output size of the convolution (same kernel, stride, padding, dilation) over an input of
+    ``out_hw``, which is ``size`` except when output_padding >= stride (allowed when it is below
+    the dilation), then ``size + output_padding // stride``. output_padding must be smaller than
+    the stride or the dilation (PyTorch's rule); every extent is bounded by ``window_geometry``
+    (ValueError naming the argument).
+    """
+    for op, s, d in zip(output_padding, stride, dilation, strict=True):
+        if op >= s and op >= d:
+            raise ValueError(f"{fn}: output_padding {tuple(output_padding)} must be smaller "
+                             f"than either the stride {tuple(stride)} or the dilation "
+                             f"{tuple(dilation)}")
+    check_extent(max(output_padding), "output_padding")
+    out_hw = tuple((h - 1) * s - 2 * p + d * (k - 1) + op + 1 for h, k, s, p, op, d
+                   in zip(size, kernel, stride, padding, output_padding, dilation, strict=True))
+    for o in out_hw:
+        check_extent(o, "stride/dilation", "the output length")
+    if min(out_hw) < 1:
+        raise ValueError(f"{fn}: the output size {out_hw[0]} x {out_hw[1]} (from stride, "
+                         f"padding, dilation and output_padding) must be positive{detail}")
+    conv_hw = window_geometry(fn, out_hw, kernel, stride, tuple((p, p) for p in padding),
+                              dilation, names=("weight", "stride", "padding", "dilation"),
+                              what="output", detail=detail)
+    return out_hw, conv_hw

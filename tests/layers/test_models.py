@@ -51,13 +51,17 @@ def test_model_shapes_and_dtypes():
     m = models.mobilenet_v2(num_classes=5, width_mult=0.5, rng=0).eval()
     assert m(x.astype(np.float32)).shape == (2, 5)
     assert models.lenet5(rng=0).eval()(np.zeros((3, 1, 28, 28), np.float32)).shape == (3, 10)
-    u = models.unet(in_channels=1, num_classes=3, base_channels=4, depth=3, rng=0).eval()
-    for hw in ((16, 24), (17, 29), (8, 8)):  # odd sizes: padded in the decoder
-        assert u(np.zeros((1, 1) + hw, np.float32)).shape == (1, 3) + hw
-    with pytest.raises(ValueError, match="2\\*\\*depth"):
-        u(np.zeros((1, 1, 7, 16), np.float32))
-    with pytest.raises(ValueError, match="bilinear=False"):
-        models.unet(bilinear=False)
+    for bilinear in (False, True):
+        u = models.unet(in_channels=1, num_classes=3, base_channels=4, depth=3,
+                        bilinear=bilinear, rng=0).eval()
+        assert isinstance(u.up1.up, L.ConvTranspose2D) != bilinear
+        for hw in ((16, 24), (17, 29), (8, 8)):  # odd sizes: padded in the decoder
+            assert u(np.zeros((1, 1) + hw, np.float32)).shape == (1, 3) + hw
+        with pytest.raises(ValueError, match="2\\*\\*depth"):
+            u(np.zeros((1, 1, 7, 16), np.float32))
+    assert not models.unet(base_channels=4, depth=2).bilinear  # the default
+    with pytest.raises(TypeError, match="bilinear"):
+        models.unet(bilinear=1)
     with pytest.raises(TypeError, match="dtype"):
         models.resnet18(dtype=np.int32)
     with pytest.raises(ValueError, match="num_classes"):
@@ -88,6 +92,8 @@ SMALL = {
     "mobilenet_v2": (lambda dt: models.mobilenet_v2(4, 0.35, dropout=0.0, dtype=dt, rng=0),
                      (2, 3, 32, 32)),
     "unet": (lambda dt: models.unet(2, 3, 4, 2, dtype=dt, rng=0), (2, 2, 9, 11)),
+    "unet_bilinear": (lambda dt: models.unet(2, 3, 4, 2, bilinear=True, dtype=dt, rng=0),
+                      (2, 2, 9, 11)),
 }
 
 
@@ -176,7 +182,9 @@ def _directional_check(model, x, n_dirs=2, seed=0, eps=1e-7, only=None):
     (SMALL["resnet18"][0], (2, 3, 64, 64)),
     (SMALL["mobilenet_v2"][0], (2, 3, 64, 64)),
     (SMALL["unet"][0], SMALL["unet"][1]),
+    (SMALL["unet_bilinear"][0], SMALL["unet_bilinear"][1]),
     (lambda: models.unet(1, 2, 3, 3, dtype=np.float64, rng=1), (2, 1, 17, 13)),
+    (lambda: models.unet(1, 2, 3, 3, bilinear=True, dtype=np.float64, rng=1), (2, 1, 17, 13)),
 ])
 def test_backward_by_finite_differences(build, shape):
     model = build(np.float64) if build in [v[0] for v in SMALL.values()] else build()

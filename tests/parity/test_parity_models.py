@@ -181,10 +181,14 @@ class Down(nn.Module):
 
 
 class Up(nn.Module):
-    def __init__(self, in_channels, out_channels):
+    def __init__(self, in_channels, out_channels, bilinear):
         super().__init__()
-        self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)
-        self.conv = DoubleConv(in_channels, out_channels, in_channels // 2)
+        if bilinear:
+            self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)
+            self.conv = DoubleConv(in_channels, out_channels, in_channels // 2)
+        else:
+            self.up = nn.ConvTranspose2d(in_channels, in_channels // 2, kernel_size=2, stride=2)
+            self.conv = DoubleConv(in_channels, out_channels)
 
     def forward(self, x1, x2):
         x1 = self.up(x1)
@@ -203,18 +207,20 @@ class OutConv(nn.Module):
 
 
 class UNet(nn.Module):
-    """Pytorch-UNet's bilinear U-Net, generalised to any depth and base width."""
+    """Pytorch-UNet's U-Net (both decoders), generalised to any depth and base width."""
 
-    def __init__(self, n_channels, n_classes, base, depth):
+    def __init__(self, n_channels, n_classes, base, depth, bilinear):
         super().__init__()
         c = [base * 2 ** i for i in range(depth + 1)]
+        factor = 2 if bilinear else 1
         self.depth = depth
         self.inc = DoubleConv(n_channels, c[0])
         for i in range(1, depth + 1):
-            setattr(self, f"down{i}", Down(c[i - 1], c[i] // 2 if i == depth else c[i]))
+            setattr(self, f"down{i}", Down(c[i - 1], c[i] // factor if i == depth else c[i]))
         for j in range(1, depth + 1):
             setattr(self, f"up{j}", Up(c[depth - j + 1],
-                                       c[0] if j == depth else c[depth - j] // 2))
+                                       c[0] if j == depth else c[depth - j] // factor,
+                                       bilinear))
         self.outc = OutConv(c[0], n_classes)
 
     def forward(self, x):
@@ -240,8 +246,11 @@ CASES = {
     "mobilenet_v2": (lambda: MobileNetV2(10, 0.75),
                      lambda dt: models.mobilenet_v2(10, 0.75, dtype=dt), (2, 3, 64, 64),
                      ("f4", "f8")),
-    "unet": (lambda: UNet(3, 4, 8, 4), lambda dt: models.unet(3, 4, 8, 4, dtype=dt),
+    "unet": (lambda: UNet(3, 4, 8, 4, False), lambda dt: models.unet(3, 4, 8, 4, dtype=dt),
              (2, 3, 37, 45), ("f4", "f8")),
+    "unet_bilinear": (lambda: UNet(3, 4, 8, 4, True),
+                      lambda dt: models.unet(3, 4, 8, 4, bilinear=True, dtype=dt),
+                      (2, 3, 37, 45), ("f4", "f8")),
 }
 
 
@@ -311,8 +320,11 @@ TRAIN = {
     "mobilenet_v2": (lambda: MobileNetV2(10, 0.5, dropout=0.0),
                      lambda: models.mobilenet_v2(10, 0.5, dropout=0.0, dtype=np.float64),
                      (4, 3, 32, 32), 10),
-    "unet": (lambda: UNet(3, 3, 4, 3), lambda: models.unet(3, 3, 4, 3, dtype=np.float64),
-             (2, 3, 19, 26), 3),
+    "unet": (lambda: UNet(3, 3, 4, 3, False),
+             lambda: models.unet(3, 3, 4, 3, dtype=np.float64), (2, 3, 19, 26), 3),
+    "unet_bilinear": (lambda: UNet(3, 3, 4, 3, True),
+                      lambda: models.unet(3, 3, 4, 3, bilinear=True, dtype=np.float64),
+                      (2, 3, 19, 26), 3),
 }
 
 

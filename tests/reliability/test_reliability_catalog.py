@@ -53,6 +53,21 @@ def _conv_bwd_make(rng, dtype, n, shape=(4, 9, 8), wshape=(6, 2, 3, 2), kw=CONV_
     return dict(grad_out=_norm(rng, y.shape, dtype), x=d["x"], weight=d["weight"])
 
 
+TCONV_KW = dict(stride=(2, 1), padding=(1, 0), output_padding=(1, 0), groups=2,
+                dilation=(1, 2))
+
+
+def _tconv_make(rng, dtype, n, shape=(4, 6, 5), wshape=(4, 3, 3, 2)):
+    return dict(x=_norm(rng, (n,) + shape, dtype), weight=_norm(rng, wshape, dtype),
+                bias=_norm(rng, wshape[1] * TCONV_KW["groups"], dtype))
+
+
+def _tconv_bwd_make(rng, dtype, n, shape=(4, 6, 5), wshape=(4, 3, 3, 2)):
+    d = _tconv_make(rng, dtype, n, shape, wshape)
+    y = convext.conv_transpose2d(d["x"], d["weight"], **TCONV_KW)
+    return dict(grad_out=_norm(rng, y.shape, dtype), x=d["x"], weight=d["weight"])
+
+
 def _linear_make(rng, dtype, n, k=7, f=5):
     return dict(x=_norm(rng, (n, 3, k), dtype), weight=_norm(rng, (f, k), dtype),
                 bias=_norm(rng, f, dtype))
@@ -269,6 +284,9 @@ class _PoolUnpool(L.Layer):
 LAYER_FACTORIES = {
     "Conv2D": (lambda dt: L.Conv2D(4, 6, (3, 2), stride=(1, 2), padding=1, groups=2, dtype=dt,
                                    rng=1), (4, 7, 8)),
+    "ConvTranspose2D": (lambda dt: L.ConvTranspose2D(4, 6, (3, 2), stride=2, padding=1,
+                                                     output_padding=1, groups=2, dtype=dt,
+                                                     rng=1), (4, 5, 6)),
     "Dense": (lambda dt: L.Dense(12, 5, dtype=dt, rng=2), (12,)),
     "MaxPool2D": (lambda dt: L.MaxPool2D(3, 2, 1), (3, 7, 8)),
     "AvgPool2D": (lambda dt: L.AvgPool2D((2, 3), 2, (1, 1), ceil_mode=True), (3, 7, 8)),
@@ -341,6 +359,15 @@ def _cases():
              tags=("depthwise", "side-padding")),
         Case("conv2d_backward", lambda **a: convext.conv2d_backward(**a, **SIDE_CONV_KW),
              lambda r, d, n: _conv_bwd_make(r, d, n, kw=SIDE_CONV_KW), tags=("side-padding",)),
+        Case("conv_transpose2d", lambda **a: convext.conv_transpose2d(**a, **TCONV_KW),
+             _tconv_make, big=lambda r, d, n=None: _tconv_make(r, d, 3, (16, 20, 18),
+                                                               (16, 4, 3, 3))),
+        Case("conv_transpose2d", lambda **a: convext.conv_transpose2d(**a, groups=4),
+             lambda r, d, n: dict(x=_norm(r, (n, 4, 6, 7), d), weight=_norm(r, (4, 1, 3, 3), d),
+                                  bias=_norm(r, 4, d)), tags=("depthwise",)),
+        Case("conv_transpose2d_backward",
+             lambda **a: convext.conv_transpose2d_backward(**a, **TCONV_KW), _tconv_bwd_make,
+             big=lambda r, d, n=None: _tconv_bwd_make(r, d, 3, (16, 20, 18), (16, 4, 3, 3))),
         Case("linear", lambda **a: F.linear(**a), _linear_make,
              big=lambda r, d, n=None: _linear_make(r, d, 300, 400, 120)),
         Case("linear_backward", lambda **a: F.linear_backward(**a), _linear_bwd_make,

@@ -28,6 +28,8 @@ def _a(*shape, dtype=np.float64, lo=None):
 X4 = _a(2, 4, 8, 7)
 W4 = _a(6, 2, 3, 3)
 GY = _a(2, 6, 6, 5)
+WT = _a(4, 3, 3, 3)  # conv_transpose2d's weight (C_in, C_out/groups, kH, kW)
+GYT = _a(2, 6, 10, 9)
 XP = _a(2, 3, 8, 7)
 _, IDX = F.max_pool2d(XP, 2, return_indices=True)
 GP = _a(2, 3, 4, 3)
@@ -95,6 +97,32 @@ SPECS = {
                                 (dict(grad_out=_a(6, 6, 5)), ValueError, r"grad_out"),
                                 (dict(groups=3), ValueError, r"groups=3"),
                             ]),
+    "conv_transpose2d": Spec(
+        convext.conv_transpose2d, dict(x=X4, weight=WT, bias=_a(6), stride=1, padding=0,
+                                       output_padding=0, groups=2, dilation=1),
+        arrays=dict(x=_AR, weight=(4,), bias=(1,)), ints=("padding", "output_padding"),
+        pos=("stride", "dilation", "groups"),
+        pairs=("stride", "padding", "output_padding", "dilation"), optional=("bias",), cases=[
+            (dict(groups=3), ValueError, r"groups=3"),
+            (dict(weight=_a(6, 3, 3, 3)), ValueError, r"x has 4 channels"),
+            (dict(bias=_a(5)), ValueError, r"bias must have shape \(6,\)"),
+            (dict(output_padding=1), ValueError, r"output_padding"),
+            (dict(output_padding=2, stride=2, dilation=2), ValueError, r"output_padding"),
+            (dict(padding=7), ValueError, r"output size"),
+            (dict(weight=_a(4, 3, 0, 3)), ValueError, r"weight must have at least one"),
+        ]),
+    "conv_transpose2d_backward": Spec(
+        convext.conv_transpose2d_backward, dict(grad_out=GYT, x=X4, weight=WT, stride=1,
+                                                padding=0, output_padding=0, groups=2,
+                                                dilation=1),
+        arrays=dict(grad_out=_AR, x=_AR, weight=(4,)), ints=("padding", "output_padding"),
+        pos=("stride", "dilation", "groups"),
+        pairs=("stride", "padding", "output_padding", "dilation"), cases=[
+            (dict(grad_out=_a(2, 6, 10, 10)), ValueError,
+             r"grad_out must have the output's shape \(2, 6, 10, 9\)"),
+            (dict(groups=3), ValueError, r"groups=3"),
+            (dict(output_padding=1), ValueError, r"output_padding"),
+        ]),
     "max_pool2d": Spec(F.max_pool2d, dict(x=XP, kernel_size=2, stride=None, padding=0,
                                           dilation=1, ceil_mode=False, return_indices=False),
                        arrays=dict(x=_AR), ints=("padding",),

@@ -75,10 +75,12 @@ from .resampling import (
     max_unpool2d,
     max_unpool2d_backward,
 )
+from .transpose import conv_transpose2d, conv_transpose2d_backward
 
 __all__ = [
     # convolution and fully connected
     "conv2d", "conv2d_backward", "conv_output_size",
+    "conv_transpose2d", "conv_transpose2d_backward",
     "linear", "linear_backward",
     # pooling
     "max_pool2d", "max_pool2d_backward",

@@ -24,7 +24,7 @@ from .activation import (
 from .base import Layer
 from .composite import Concat, Identity, Residual
 from .container import LayerList, Sequential
-from .conv import Conv2D
+from .conv import Conv2D, ConvTranspose2D
 from .dense import Dense, Flatten
 from .dropout import Dropout, Dropout2D
 from .graph import Add, Cat, Constant, Div, Graph, GraphBuilder, Mul, Pad, Reshape, Sub, Transpose
@@ -42,7 +42,8 @@ from .pooling import (
 from .registry import LAYERS, register_layer
 
 __all__ = ["AdaptiveAvgPool2D", "AdaptiveMaxPool2D", "Add", "AvgPool2D", "BatchNorm2D", "Cat",
-           "Concat", "Constant", "Conv2D", "Dense", "Div", "Dropout", "Dropout2D", "ELU",
+           "Concat", "Constant", "Conv2D", "ConvTranspose2D", "Dense", "Div", "Dropout",
+           "Dropout2D", "ELU",
            "Flatten", "GELU", "GlobalAvgPool2D", "Graph", "GraphBuilder", "Hardsigmoid",
            "Hardswish", "Hardtanh", "Identity", "LAYERS", "LPPool2D", "Layer", "LayerList",
            "LeakyReLU", "LogSoftmax", "MaxPool2D", "MaxUnpool2D", "Mul", "Pad", "ReLU", "ReLU6",

@@ -5,7 +5,7 @@ import contextlib
 import numpy as np
 
 from .. import init
-from ..layers import BatchNorm2D, Conv2D, Dense, Dropout
+from ..layers import BatchNorm2D, Conv2D, ConvTranspose2D, Dense, Dropout
 from ..layers.base import _building_unallocated, _dtype, unallocated
 
 __all__ = ["building", "check_int", "conv_bn_act", "model_dtype", "torchvision_init"]
@@ -34,7 +34,7 @@ def torchvision_init(model, rng=None, linear="normal"):
     """torchvision's initialisation: convolution weights ``kaiming_normal(mode='fan_out',
     nonlinearity='relu')`` and biases zero; BatchNorm weight 1, bias 0, running statistics
     reset; Dense ``normal(0, 0.01)`` and bias zero (``linear='normal'``: VGG, MobileNetV2) or
-    torch.nn.Linear's default (``linear='default'``: ResNet's fc); Dropout masks re-seeded.
+    torch.nn.Linear's default (``linear='default'``: ResNet's fc); Dropout masks re-seeded; ConvTranspose2D torch.nn's default initialisation.
     ``rng``: a numpy Generator or seed."""
     rng = np.random.default_rng(rng)
     for _, layer in model.named_layers():
@@ -42,6 +42,8 @@ def torchvision_init(model, rng=None, linear="normal"):
             init.kaiming_normal(layer.weight, rng, mode="fan_out", nonlinearity="relu")
             if layer.bias is not None:
                 layer.bias.fill(0)
+        elif isinstance(layer, ConvTranspose2D):  # torch.nn's default, as Pytorch-UNet has
+            layer.reset_parameters(rng)
         elif isinstance(layer, BatchNorm2D):
             layer.reset_parameters()
         elif isinstance(layer, Dense):

@@ -1,17 +1,22 @@
 """U-Net (Ronneberger et al. 2015) for segmentation, with the module names of the widely used
 PyTorch implementation (milesial/Pytorch-UNet: ``inc``, ``down1``.., ``up1``.., ``outc``), so
-its checkpoints of the bilinear variant load with ``load_state_dict``.
+its checkpoints of both variants load with ``load_state_dict``.
 
 Layout for ``depth`` d and ``base_channels`` b (channel counts ``c_i = b * 2**i``)::
 
     inc        DoubleConv(in_channels -> c_0)
     down_i     i = 1..d: ``maxpool_conv`` = Sequential(0: MaxPool2D(2), 1: DoubleConv(c_(i-1)
-               -> c_i)); the last one outputs c_d // 2 (the bilinear decoder keeps the channel
-               count when it upsamples, so the skip and the upsampled path have equal width)
-    up_j       j = 1..d: ``up`` Upsample(scale_factor=2, 'bilinear', align_corners=True), then
-               the upsampled input is zero-padded to its skip's size, the two are concatenated
-               as [skip, upsampled] on the channel axis, and ``conv`` = DoubleConv(c_(d-j+1) ->
-               c_(d-j) // 2, middle c_(d-j+1) // 2); the last one outputs c_0
+               -> c_i)); with bilinear=True the last one outputs c_d // 2 (the bilinear decoder
+               keeps the channel count when it upsamples, so the skip and the upsampled path
+               have equal width)
+    up_j       j = 1..d, decoding c_(d-j+1) channels (both inputs together):
+               bilinear=False (default): ``up`` ConvTranspose2D(c_(d-j+1) -> c_(d-j+1) // 2,
+               kernel 2, stride 2, with bias), then ``conv`` = DoubleConv(c_(d-j+1) -> c_(d-j));
+               bilinear=True: ``up`` Upsample(scale_factor=2, 'bilinear', align_corners=True),
+               then ``conv`` = DoubleConv(c_(d-j+1) -> c_(d-j) // 2, middle c_(d-j+1) // 2),
+               the last one outputting c_0.
+               In both the upsampled input is zero-padded to its skip's size and the two are
+               concatenated as [skip, upsampled] on the channel axis before ``conv``
     outc       OutConv: ``conv`` Conv2D 1x1 (c_0 -> num_classes, with bias)
 
     DoubleConv: ``double_conv`` = Sequential(0 Conv2D 3x3 pad 1 (no bias), 1 BatchNorm2D,
@@ -27,6 +32,7 @@ import numpy as np
 from ..layers import (
     BatchNorm2D,
     Conv2D,
+    ConvTranspose2D,
     Layer,
     MaxPool2D,
     ReLU,
@@ -94,20 +100,30 @@ class Down(Layer):
 
 @register_layer
 class Up(Layer):
-    """A decoder step, called with two inputs: ``up(x, skip)``. ``x`` is upsampled 2x
-    (bilinear, align_corners=True; child ``up``), zero-padded to ``skip``'s height and width,
-    concatenated after ``skip`` on the channel axis and passed through the DoubleConv ``conv``
-    (``in_channels`` = both inputs' channels together, middle width ``in_channels // 2``).
+    """A decoder step, called with two inputs: ``up(x, skip)``. ``x`` is upsampled 2x (child
+    ``up``: bilinear, align_corners=True, keeping its channels; or with ``bilinear=False`` a
+    ConvTranspose2D(in_channels -> in_channels // 2, kernel 2, stride 2)), zero-padded to
+    ``skip``'s height and width, concatenated after ``skip`` on the channel axis and passed
+    through the DoubleConv ``conv`` (``in_channels`` = both inputs' channels together; middle
+    width ``in_channels // 2`` when bilinear, else ``out_channels``).
     ``backward(grad_out)`` returns ``(grad_x, grad_skip)``."""
 
-    def __init__(self, in_channels, out_channels, dtype=np.float32):
+    def __init__(self, in_channels, out_channels, bilinear=True, dtype=np.float32):
         super().__init__()
         self.in_channels = check_int(in_channels, "in_channels", lo=2)
         self.out_channels = check_int(out_channels, "out_channels")
+        if not isinstance(bilinear, bool):
+            raise TypeError(f"Up: bilinear must be a bool, got {bilinear!r}")
+        self.bilinear = bilinear
         self.dtype = model_dtype(dtype)
-        self.up = Upsample(scale_factor=2, mode="bilinear", align_corners=True)
-        self.conv = DoubleConv(self.in_channels, self.out_channels, self.in_channels // 2,
-                               dtype=self.dtype)
+        if bilinear:
+            self.up = Upsample(scale_factor=2, mode="bilinear", align_corners=True)
+            self.conv = DoubleConv(self.in_channels, self.out_channels, self.in_channels // 2,
+                                   dtype=self.dtype)
+        else:
+            self.up = ConvTranspose2D(self.in_channels, self.in_channels // 2, 2, stride=2,
+                                      dtype=self.dtype)
+            self.conv = DoubleConv(self.in_channels, self.out_channels, dtype=self.dtype)
         self._geom = None
 
     def __call__(self, x, skip):
@@ -138,7 +154,7 @@ class Up(Layer):
 
     def get_config(self):
         return dict(in_channels=self.in_channels, out_channels=self.out_channels,
-                    dtype=self.dtype.name)
+                    bilinear=self.bilinear, dtype=self.dtype.name)
 
 
 @register_layer
@@ -165,11 +181,12 @@ class OutConv(Layer):
 
 @register_layer
 class UNet(Layer):
-    """U-Net with a bilinear-upsampling decoder; layout in the module docstring. Initialised
-    from ``rng`` as torchvision initialises its CNNs (convolutions ``kaiming_normal`` fan_out,
-    BatchNorm 1/0)."""
+    """U-Net with a transposed-convolution (default) or bilinear-upsampling decoder; layout in
+    the module docstring. Initialised from ``rng`` as torchvision initialises its CNNs
+    (convolutions ``kaiming_normal`` fan_out, BatchNorm 1/0; ConvTranspose2D torch.nn's
+    default)."""
 
-    def __init__(self, in_channels=3, num_classes=2, base_channels=64, depth=4, bilinear=True,
+    def __init__(self, in_channels=3, num_classes=2, base_channels=64, depth=4, bilinear=False,
                  dtype=np.float32, rng=None):
         super().__init__()
         self.in_channels = check_int(in_channels, "in_channels")
@@ -178,23 +195,21 @@ class UNet(Layer):
         self.depth = check_int(depth, "depth")
         if not isinstance(bilinear, bool):
             raise TypeError(f"UNet: bilinear must be a bool, got {bilinear!r}")
-        if not bilinear:
-            raise ValueError("UNet: bilinear=False (a transposed-convolution decoder) is not "
-                             "available in this version; use bilinear=True")
         if self.base_channels * 2 ** self.depth > MAX_SIZE:
             raise ValueError(f"UNet: base_channels * 2**depth must not exceed {MAX_SIZE}, got "
                              f"{self.base_channels} * 2**{self.depth}")
         self.bilinear = bilinear
         self.dtype = dt = model_dtype(dtype)
         c = [self.base_channels * 2 ** i for i in range(self.depth + 1)]
+        factor = 2 if bilinear else 1
         with building(self, rng):
             self.inc = DoubleConv(self.in_channels, c[0], dtype=dt)
             for i in range(1, self.depth + 1):
-                out = c[i] // 2 if i == self.depth else c[i]
+                out = c[i] // factor if i == self.depth else c[i]
                 setattr(self, f"down{i}", Down(c[i - 1], out, dtype=dt))
             for j in range(1, self.depth + 1):
-                out = c[0] if j == self.depth else c[self.depth - j] // 2
-                setattr(self, f"up{j}", Up(c[self.depth - j + 1], out, dtype=dt))
+                out = c[0] if j == self.depth else c[self.depth - j] // factor
+                setattr(self, f"up{j}", Up(c[self.depth - j + 1], out, bilinear, dtype=dt))
             self.outc = OutConv(c[0], self.num_classes, dtype=dt)
 
     def forward(self, x):
@@ -228,8 +243,9 @@ class UNet(Layer):
                     bilinear=self.bilinear, dtype=self.dtype.name)
 
 
-def unet(in_channels=3, num_classes=2, base_channels=64, depth=4, bilinear=True,
+def unet(in_channels=3, num_classes=2, base_channels=64, depth=4, bilinear=False,
          dtype=np.float32, rng=None):
-    """U-Net (31.0 M parameters at the defaults: depth 4, 64 base channels); see ``UNet`` and
-    the module docstring for the layout."""
+    """U-Net (31.0 M parameters at the defaults: depth 4, 64 base channels, transposed
+    convolutions; 17.3 M with bilinear=True); see ``UNet`` and the module docstring for the
+    layout."""
     return UNet(in_channels, num_classes, base_channels, depth, bilinear, dtype, rng)

@@ -312,9 +312,8 @@ class OnnxConvTranspose(Layer):
     ``(in_channels, out_channels // groups, kH, kW)`` and bias), with per-side ``pads``
     (top, bottom, left, right) cropped from the full output and ``output_padding``.
 
-    Forward is conv2d's input gradient, the input gradient is conv2d, the weight gradient is
-    conv2d's weight gradient with the roles of input and output swapped: the conv kernels are
-    reused, none is new. Output size: ``(H - 1) * stride + dilation * (k - 1) + 1 +
+    Computed by ``functional.conv_transpose2d`` with the smaller pad of each axis as its
+    padding; the rest of an asymmetric pad is cropped from its output. Output size: ``(H - 1) * stride + dilation * (k - 1) + 1 +
     output_padding - top - bottom``.
     """
 
@@ -356,16 +355,18 @@ class OnnxConvTranspose(Layer):
     def bias(self):
         return self._params.get("bias")
 
-    def _full(self, x):
-        (s0, s1), (d0, d1), (k0, k1) = self.stride, self.dilation, self.kernel_size
-        H, W = x.shape[2:]
-        return (x.shape[0], self.out_channels,
-                (H - 1) * s0 + d0 * (k0 - 1) + 1 + self.output_padding[0],
-                (W - 1) * s1 + d1 * (k1 - 1) + 1 + self.output_padding[1])
+    def _args(self):
+        """conv_transpose2d's arguments: the smaller pad of each axis as its symmetric
+        padding; what the larger side pads more is cropped afterwards (``_crop``)."""
+        top, bottom, left, right = self.pads
+        return dict(stride=tuple(self.stride), padding=(min(top, bottom), min(left, right)),
+                    output_padding=tuple(self.output_padding), groups=self.groups,
+                    dilation=tuple(self.dilation))
 
-    def _conv_args(self):
-        return dict(stride=tuple(self.stride), padding=0, dilation=tuple(self.dilation),
-                    groups=self.groups)
+    def _crop(self):
+        top, bottom, left, right = self.pads
+        ph, pw = min(top, bottom), min(left, right)
+        return top - ph, bottom - ph, left - pw, right - pw
 
     def forward(self, x):
         x = np.ascontiguousarray(x)
@@ -374,36 +375,41 @@ class OnnxConvTranspose(Layer):
                              f"got {x.shape}")
         if x.dtype != self.dtype:
             raise TypeError(f"OnnxConvTranspose: x has dtype {x.dtype}, the layer {self.dtype}")
-        full = self._full(x)
-        top, bottom, left, right = self.pads
-        if full[2] - top - bottom < 0 or full[3] - left - right < 0:
-            raise ValueError(f"OnnxConvTranspose: pads {self.pads} exceed the output {full}")
-        shape_only = np.broadcast_to(np.zeros((), x.dtype), full)
-        y, _, _ = functional.conv2d_backward(x, shape_only, self.weight, **self._conv_args(),
-                                    needs_weight_grad=False, needs_bias_grad=False)
-        y = y[:, :, top:full[2] - bottom, left:full[3] - right]
-        if self.bias is not None:
-            y = y + self.bias.reshape(1, -1, 1, 1)
+        top, bottom, left, right = self._crop()
+        if top or bottom or left or right:
+            y = functional.conv_transpose2d(x, self.weight, None, **self._args())
+            H, W = y.shape[2:]
+            if H - top - bottom < 1 or W - left - right < 1:
+                raise ValueError(f"OnnxConvTranspose: pads {self.pads} exceed the output")
+            y = y[:, :, top:H - bottom, left:W - right]
+            if self.bias is not None:
+                y = y + self.bias.reshape(1, -1, 1, 1)
+            y = np.ascontiguousarray(y)
+        else:
+            y = functional.conv_transpose2d(x, self.weight, self.bias, **self._args())
         self._x = x if self.training else None
-        return np.ascontiguousarray(y)
+        return y
 
     def backward(self, grad_out, needs_input_grad=True):
         if self._x is None:
             raise RuntimeError("OnnxConvTranspose.backward needs a forward pass in training "
                                "mode first")
         x, self._x = self._x, None
-        full = self._full(x)
-        top, bottom, left, right = self.pads
-        gy = np.zeros(full, x.dtype)
-        gy[:, :, top:full[2] - bottom, left:full[3] - right] = grad_out
-        _, gw, _ = functional.conv2d_backward(x, gy, self.weight, **self._conv_args(),
-                                     needs_input_grad=False, needs_bias_grad=False)
+        grad_out = np.asarray(grad_out)
+        top, bottom, left, right = self._crop()
+        gy = grad_out
+        if top or bottom or left or right:
+            full = (grad_out.shape[0], grad_out.shape[1], grad_out.shape[2] + top + bottom,
+                    grad_out.shape[3] + left + right)
+            gy = np.zeros(full, grad_out.dtype)
+            gy[:, :, top:full[2] - bottom, left:full[3] - right] = grad_out
+        gx, gw, _ = functional.conv_transpose2d_backward(
+            gy, x, self.weight, **self._args(), needs_input_grad=needs_input_grad,
+            needs_bias_grad=False)
         self._grads["weight"] += gw
         if self.bias is not None:
-            self._grads["bias"] += np.asarray(grad_out).sum(axis=(0, 2, 3))
-        if not needs_input_grad:
-            return None
-        return functional.conv2d(gy, self.weight, None, **self._conv_args())
+            self._grads["bias"] += grad_out.sum(axis=(0, 2, 3))
+        return gx
 
     def get_config(self):
         return dict(in_channels=self.in_channels, out_channels=self.out_channels,
