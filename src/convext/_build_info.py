@@ -1,4 +1,5 @@
-"""How this copy of convext was built, and what it runs with: ``build_info()`` and ``show_config()``.
+"""How this copy of convext was built, and what it runs with: ``build_info()`` and
+``show_config()``.
 
 The compile-time part comes from the ``_kernels._cpu_info`` module (the preprocessor's view of
 the build: compiler, flags, OpenMP, the SIMD baseline); the rest is read at run time.

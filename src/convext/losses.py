@@ -50,7 +50,8 @@ class BCEWithLogitsLoss(Loss):
 
 _BY_NAME = {"cross_entropy": CrossEntropyLoss, "nll": NLLLoss, "nll_loss": NLLLoss,
             "mse": MSELoss, "mse_loss": MSELoss, "l1": L1Loss, "l1_loss": L1Loss,
-            "binary_cross_entropy_with_logits": BCEWithLogitsLoss, "bce_with_logits": BCEWithLogitsLoss}
+            "binary_cross_entropy_with_logits": BCEWithLogitsLoss,
+            "bce_with_logits": BCEWithLogitsLoss}
 
 
 def get(loss):

@@ -402,7 +402,7 @@ class _StateDictUnpickler(pickle.Unpickler):
                                  f"storage {storage.key!r} of {n} elements")
             raw = np.empty(size, dtype=elements.dtype)
         else:
-            last = storage_offset + sum((s - 1) * st for s, st in zip(size, stride))
+            last = storage_offset + sum((s - 1) * st for s, st in zip(size, stride, strict=True))
             if last >= n:
                 raise ValueError(f"tensor (offset {storage_offset}, size {size}, stride "
                                  f"{stride}) reaches element {last} of storage "
@@ -693,7 +693,7 @@ def _read_safetensors(path, file_size):
             entries.append((name, *_check_safetensors_entry(name, spec, data_len)))
         # The format requires the buffers to tile the data section: no overlap, no hole.
         end = 0
-        for name, spec, shape, begin, stop in sorted(entries, key=lambda e: (e[3], e[4])):
+        for name, _spec, _shape, begin, stop in sorted(entries, key=lambda e: (e[3], e[4])):
             if begin != end:
                 raise ValueError(f"tensor {name!r} starts at byte {begin} of the data but the "
                                  f"previous one ends at {end} (overlapping or a hole)")

@@ -117,7 +117,8 @@ def _check_targets(model, X, y, loss_fn, batch_size, name="y"):
             with np.errstate(all="ignore"):
                 res = loss_fn(zeros[:len(yb)], yb)
         except (ValueError, TypeError, IndexError) as e:
-            raise (TypeError if isinstance(e, TypeError) else ValueError)(f"{name} does not fit the loss {loss_fn!r} for the model's outputs of "
+            raise (TypeError if isinstance(e, TypeError) else ValueError)(
+                f"{name} does not fit the loss {loss_fn!r} for the model's outputs of "
                           f"shape (N, {', '.join(map(str, out.shape[1:]))}) (targets "
                           f"{name}[{start}:{start + len(yb)}]): {e}") from e
         if not (isinstance(res, tuple) and len(res) == 2):

@@ -31,7 +31,7 @@ def _adaptive_size(output_size, H, W, fn):
         if len(output_size) != 2:
             raise ValueError(f"{fn}: output_size must be an int or a pair, got {output_size!r}")
         pair = tuple(d if v is None else _as_int(v, "output_size")
-                     for v, d in zip(output_size, (H, W)))
+                     for v, d in zip(output_size, (H, W), strict=True))
     elif output_size is None:
         raise TypeError(f"{fn}: output_size must be an int or a pair, got None")
     else:
