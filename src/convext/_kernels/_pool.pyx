@@ -30,7 +30,8 @@ Index arithmetic: kernel size, stride, padding, dilation, the padded input, the 
 OH, OW and (for average pooling, whose divisor is a window area) kh*kw are each at most 2**40,
 checked in Python integers by convext._validation.window_geometry and
 functional.pooling._avg_args before any call; so window bounds such as
-oh*sh - ph + (kh-1)*dil_h + 1 stay below 2**42 and never overflow idx_t. divisor_override is at most 2**40 as well (check_positive_int).
+oh*sh - ph + (kh-1)*dil_h + 1 stay below 2**42 and never overflow idx_t.
+divisor_override is at most 2**40 as well (check_positive_int).
 """
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
