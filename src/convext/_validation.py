@@ -3,10 +3,14 @@
 Every check raises ValueError or TypeError with a message that names the argument and, where
 shapes are involved, the shapes. Nothing here touches array elements.
 """
+from __future__ import annotations
+
 import numbers
 import operator
 
 import numpy as np
+
+from ._typing import IntPair, Padding
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _DTYPE_NAMES = "float32, float64"
@@ -32,7 +36,13 @@ PADDING_MODES = ("valid", "same")
 REDUCTIONS = ("mean", "sum", "none")
 
 
-def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
+def conv_output_size(
+    size: IntPair,
+    kernel_size: IntPair,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+) -> int | tuple[int, ...]:
     """Length of a convolution or pooling output along one axis.
 
     ``floor((size + 2*padding - dilation*(kernel_size - 1) - 1) / stride) + 1``
