@@ -5,14 +5,15 @@ Arrays are accepted as anything NumPy converts (``ArrayLike``) and returned as
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from typing import Any, Literal, TypeAlias
+from typing import IO, Any, Literal, TypeAlias
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = ["ArrayLike", "FloatArray", "IndexArray", "IntPair", "LossValue", "Padding",
-           "Reduction", "Shape", "Grads"]
+           "PathOrFile", "Reduction", "Shape", "Grads"]
 
 #: a float32 or float64 array
 FloatArray: TypeAlias = NDArray[np.floating[Any]]
@@ -28,3 +29,5 @@ Shape: TypeAlias = Sequence[int]
 LossValue: TypeAlias = np.floating[Any] | FloatArray
 #: (input, weight, bias) gradients; None where not asked for
 Grads: TypeAlias = tuple[FloatArray | None, FloatArray | None, FloatArray | None]
+#: a file name, or a binary file object
+PathOrFile: TypeAlias = str | os.PathLike[str] | IO[bytes]

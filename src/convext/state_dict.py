@@ -26,6 +26,8 @@ take at most ``_OUTPUT_SLACK`` plus ``_OUTPUT_FACTOR`` times the file's size (a 
 views one storage many times over, or expands a small storage with stride 0, is refused
 beyond that); a pickle may have at most ``_MAX_PICKLE_OPCODES`` opcodes.
 """
+from __future__ import annotations
+
 import collections
 import io
 import json
@@ -39,8 +41,12 @@ import sys
 import warnings
 import zipfile
 import zlib
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 __all__ = ["read_state_dict"]
 
@@ -78,7 +84,7 @@ _SAFETENSORS_DTYPES = {
 }
 
 
-def read_state_dict(path):
+def read_state_dict(path: str | os.PathLike[str]) -> dict[str, NDArray[Any]]:
     """Read the weights in a PyTorch, safetensors or convext file as numpy arrays.
 
     Parameters

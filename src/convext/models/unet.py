@@ -22,7 +22,10 @@ the poolings floor odd sizes and each decoder step pads the upsampled map (zeros
 evenly as possible, the extra row/column at the bottom/right) to the skip's size, as
 Pytorch-UNet does; sizes divisible by 2**depth need no padding.
 """
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import DTypeLike
 
 from ..layers import (
     BatchNorm2D,
@@ -169,8 +172,16 @@ class UNet(Layer):
     from ``rng`` as torchvision initialises its CNNs (convolutions ``kaiming_normal`` fan_out,
     BatchNorm 1/0)."""
 
-    def __init__(self, in_channels=3, num_classes=2, base_channels=64, depth=4, bilinear=True,
-                 dtype=np.float32, rng=None):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int = 2,
+        base_channels: int = 64,
+        depth: int = 4,
+        bilinear: bool = True,
+        dtype: DTypeLike = np.float32,
+        rng: np.random.Generator | int | None = None,
+    ) -> None:
         super().__init__()
         self.in_channels = check_int(in_channels, "in_channels")
         self.num_classes = check_int(num_classes, "num_classes")
@@ -228,8 +239,15 @@ class UNet(Layer):
                     bilinear=self.bilinear, dtype=self.dtype.name)
 
 
-def unet(in_channels=3, num_classes=2, base_channels=64, depth=4, bilinear=True,
-         dtype=np.float32, rng=None):
+def unet(
+    in_channels: int = 3,
+    num_classes: int = 2,
+    base_channels: int = 64,
+    depth: int = 4,
+    bilinear: bool = True,
+    dtype: DTypeLike = np.float32,
+    rng: np.random.Generator | int | None = None,
+) -> UNet:
     """U-Net (31.0 M parameters at the defaults: depth 4, 64 base channels); see ``UNet`` and
     the module docstring for the layout."""
     return UNet(in_channels, num_classes, base_channels, depth, bilinear, dtype, rng)
