@@ -166,7 +166,7 @@ __all__ = [
     "NonFiniteLossError",
     "evaluate",
     "predict",
-    # every name of convext.layers.__all__ but the LAYERS registry (tests/test_public_api.py)
+    # every name of convext.layers.__all__ but LAYERS (tests/typing/test_public_api.py)
     "AdaptiveAvgPool2D",
     "AdaptiveMaxPool2D",
     "Add",
