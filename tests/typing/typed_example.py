@@ -34,8 +34,10 @@ def functional_api(rng: np.random.Generator) -> float:
     y = assert_type(F.conv2d(x, w, padding="same"), FloatArray)
     gx, gw, gb = cx.conv2d_backward(np.ones_like(y), x, w, padding=1, needs_bias_grad=False)
     assert gx is not None and gw is not None and gb is None
-    pooled = F.max_pool2d(F.relu(y), 2)
-    assert not isinstance(pooled, tuple)
+    pooled = assert_type(F.max_pool2d(F.relu(y), 2), FloatArray)
+    same, indices = F.max_pool2d(F.relu(y), 2, return_indices=True)
+    assert_type(indices, NDArray[np.int64])
+    assert np.array_equal(same, pooled)
     size = F.conv_output_size(8, 3, stride=2)
     assert size == 3
     dense = rng.standard_normal((5, 64)).astype(np.float32)

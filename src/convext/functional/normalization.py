@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import Literal, overload
 
 import numpy as np
 
@@ -36,6 +37,70 @@ def _bn_x(x, name="x"):
     N, C = x.shape[:2]
     _check_size(x.shape, name, "batch_norm")
     return x, contiguous(x).reshape(N, C, math.prod(x.shape[2:]))
+
+
+@overload
+def batch_norm(
+    x: ArrayLike,
+    running_mean: ArrayLike,
+    running_var: ArrayLike,
+    weight: ArrayLike | None = ...,
+    bias: ArrayLike | None = ...,
+    training: bool = ...,
+    momentum: float = ...,
+    eps: float = ...,
+    return_stats: Literal[False] = ...,
+    *,
+    out: FloatArray | None = ...,
+) -> FloatArray: ...
+
+
+@overload
+def batch_norm(
+    x: ArrayLike,
+    running_mean: ArrayLike,
+    running_var: ArrayLike,
+    weight: ArrayLike | None,
+    bias: ArrayLike | None,
+    training: bool,
+    momentum: float,
+    eps: float,
+    return_stats: Literal[True],
+    *,
+    out: FloatArray | None = ...,
+) -> tuple[FloatArray, FloatArray, FloatArray]: ...
+
+
+@overload
+def batch_norm(
+    x: ArrayLike,
+    running_mean: ArrayLike,
+    running_var: ArrayLike,
+    weight: ArrayLike | None = ...,
+    bias: ArrayLike | None = ...,
+    training: bool = ...,
+    momentum: float = ...,
+    eps: float = ...,
+    *,
+    return_stats: Literal[True],
+    out: FloatArray | None = ...,
+) -> tuple[FloatArray, FloatArray, FloatArray]: ...
+
+
+@overload
+def batch_norm(
+    x: ArrayLike,
+    running_mean: ArrayLike,
+    running_var: ArrayLike,
+    weight: ArrayLike | None = ...,
+    bias: ArrayLike | None = ...,
+    training: bool = ...,
+    momentum: float = ...,
+    eps: float = ...,
+    return_stats: bool = ...,
+    *,
+    out: FloatArray | None = ...,
+) -> FloatArray | tuple[FloatArray, FloatArray, FloatArray]: ...
 
 
 def batch_norm(

@@ -2,6 +2,8 @@
 gradients (torch.nn.functional semantics)."""
 from __future__ import annotations
 
+from typing import Literal, overload
+
 import numpy as np
 
 from .._config import threads_for
@@ -59,6 +61,55 @@ def _pool_out_shape(shape, g):
 
 def _as4(shape):
     return (1,) + tuple(shape) if len(shape) == 3 else tuple(shape)
+
+
+@overload
+def max_pool2d(
+    x: ArrayLike,
+    kernel_size: IntPair,
+    stride: IntPair | None = ...,
+    padding: Padding = ...,
+    dilation: IntPair = ...,
+    ceil_mode: bool = ...,
+    return_indices: Literal[False] = ...,
+) -> FloatArray: ...
+
+
+@overload
+def max_pool2d(
+    x: ArrayLike,
+    kernel_size: IntPair,
+    stride: IntPair | None,
+    padding: Padding,
+    dilation: IntPair,
+    ceil_mode: bool,
+    return_indices: Literal[True],
+) -> tuple[FloatArray, IndexArray]: ...
+
+
+@overload
+def max_pool2d(
+    x: ArrayLike,
+    kernel_size: IntPair,
+    stride: IntPair | None = ...,
+    padding: Padding = ...,
+    dilation: IntPair = ...,
+    ceil_mode: bool = ...,
+    *,
+    return_indices: Literal[True],
+) -> tuple[FloatArray, IndexArray]: ...
+
+
+@overload
+def max_pool2d(
+    x: ArrayLike,
+    kernel_size: IntPair,
+    stride: IntPair | None = ...,
+    padding: Padding = ...,
+    dilation: IntPair = ...,
+    ceil_mode: bool = ...,
+    return_indices: bool = ...,
+) -> FloatArray | tuple[FloatArray, IndexArray]: ...
 
 
 def max_pool2d(

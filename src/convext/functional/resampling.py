@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal, overload
 
 import numpy as np
 
@@ -104,6 +105,39 @@ def adaptive_avg_pool2d_backward(grad_out: ArrayLike, input_shape: Shape) -> Flo
                                         gx.reshape(-1, H, W), hs, he, ws, we,
                                         threads_for(gx.size, "elements"))
     return gx
+
+
+@overload
+def adaptive_max_pool2d(
+    x: ArrayLike,
+    output_size: int | Sequence[int | None],
+    return_indices: Literal[False] = ...,
+) -> FloatArray: ...
+
+
+@overload
+def adaptive_max_pool2d(
+    x: ArrayLike,
+    output_size: int | Sequence[int | None],
+    return_indices: Literal[True],
+) -> tuple[FloatArray, IndexArray]: ...
+
+
+@overload
+def adaptive_max_pool2d(
+    x: ArrayLike,
+    output_size: int | Sequence[int | None],
+    *,
+    return_indices: Literal[True],
+) -> tuple[FloatArray, IndexArray]: ...
+
+
+@overload
+def adaptive_max_pool2d(
+    x: ArrayLike,
+    output_size: int | Sequence[int | None],
+    return_indices: bool = ...,
+) -> FloatArray | tuple[FloatArray, IndexArray]: ...
 
 
 def adaptive_max_pool2d(
