@@ -3,6 +3,7 @@
 Arrays are accepted as anything NumPy converts (``ArrayLike``) and returned as
 ``NDArray[np.floating]``: float32 or float64, the dtype of the input.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,8 +13,18 @@ from typing import IO, Any, Literal, TypeAlias
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["ArrayLike", "FloatArray", "IndexArray", "IntPair", "LossValue", "Padding",
-           "PathOrFile", "Reduction", "Shape", "Grads"]
+__all__ = [
+    "ArrayLike",
+    "FloatArray",
+    "IndexArray",
+    "IntPair",
+    "LossValue",
+    "Padding",
+    "PathOrFile",
+    "Reduction",
+    "Shape",
+    "Grads",
+]
 
 #: a float32 or float64 array
 FloatArray: TypeAlias = NDArray[np.floating[Any]]

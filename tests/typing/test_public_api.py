@@ -1,5 +1,6 @@
 """convext.__all__ is written out (for readers, ruff and mypy): it must list exactly the
 top-level names, every layer class and every functional name, and each must exist."""
+
 import convext as cx
 from convext import functional as F
 from convext import layers as L

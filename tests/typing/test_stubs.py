@@ -5,6 +5,7 @@ cannot read the signature of a Cython fused function (every kernel taking float3
 arrays) and passes them unchecked: this test compares their parameter names and defaults with
 ``inspect.signature`` of the built functions, and runs without mypy.
 """
+
 import ast
 import importlib
 import inspect
@@ -15,8 +16,18 @@ import pytest
 import convext._kernels
 
 KERNELS = Path(convext._kernels.__file__).parent
-MODULES = ["_activations", "_batchnorm", "_conv", "_cpu_info", "_linear", "_peak", "_pointwise",
-           "_pool", "_resample", "_threads"]
+MODULES = [
+    "_activations",
+    "_batchnorm",
+    "_conv",
+    "_cpu_info",
+    "_linear",
+    "_peak",
+    "_pointwise",
+    "_pool",
+    "_resample",
+    "_threads",
+]
 
 
 def test_every_compiled_module_has_a_stub():
@@ -35,8 +46,13 @@ def _stub_functions(name):
 def test_stub_signatures_match_the_module(name):
     module = importlib.import_module(f"convext._kernels.{name}")
     stubs = _stub_functions(name)
-    public = {n for n, v in vars(module).items() if callable(v) and not n.startswith("_")
-              and getattr(v, "__module__", None) == module.__name__}
+    public = {
+        n
+        for n, v in vars(module).items()
+        if callable(v)
+        and not n.startswith("_")
+        and getattr(v, "__module__", None) == module.__name__
+    }
     assert public == set(stubs), f"{name}: runtime {sorted(public)} vs stub {sorted(stubs)}"
     for fname, node in stubs.items():
         params = inspect.signature(getattr(module, fname)).parameters.values()

@@ -1,4 +1,5 @@
 """tests/typing/typed_example.py, which mypy checks in CI (lint_check.sh), also runs."""
+
 import runpy
 from pathlib import Path
 

@@ -5,6 +5,7 @@
 ``assert_type`` makes mypy fail when an annotation of the public API changes what a caller
 sees; at run time it returns its argument.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,10 @@ from convext import models, optim
 if TYPE_CHECKING:
     from typing_extensions import assert_type
 else:
+
     def assert_type(value, _type):
         return value
+
 
 FloatArray = NDArray[np.floating[Any]]
 
@@ -47,8 +50,13 @@ def functional_api(rng: np.random.Generator) -> float:
 
 
 def layer_api(rng: np.random.Generator) -> dict[str, float]:
-    model = L.Sequential(L.Conv2D(1, 4, 3, padding=1, rng=0), L.ReLU(), L.MaxPool2D(2),
-                         L.Flatten(), L.Dense(4 * 4 * 4, 3, rng=1))
+    model = L.Sequential(
+        L.Conv2D(1, 4, 3, padding=1, rng=0),
+        L.ReLU(),
+        L.MaxPool2D(2),
+        L.Flatten(),
+        L.Dense(4 * 4 * 4, 3, rng=1),
+    )
     x = rng.standard_normal((6, 1, 8, 8)).astype(np.float32)
     labels = rng.integers(0, 3, 6)
     out = assert_type(model(x), FloatArray)
@@ -56,9 +64,10 @@ def layer_api(rng: np.random.Generator) -> dict[str, float]:
     assert g is not None and g.shape == x.shape
     model.zero_grad()
     opt = optim.SGD(model, lr=0.01, momentum=0.9)
-    history = assert_type(cx.fit(model, x, labels, "cross_entropy", opt, epochs=2,
-                                 batch_size=3, progress=False),
-                          dict[str, list[float]])
+    history = assert_type(
+        cx.fit(model, x, labels, "cross_entropy", opt, epochs=2, batch_size=3, progress=False),
+        dict[str, list[float]],
+    )
     assert len(history["loss"]) == 2
     predictions = assert_type(cx.predict(model, x), FloatArray)
     assert predictions.shape == (6, 3)
