@@ -40,7 +40,8 @@ def _at(x, cs, r, c):
 
 
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
-    """y[n, f, oh, ow] = b[f] + sum_{c,i,j} w[f, c, i, j] * xpad[n, g*Cg + c, oh*s + i*d, ow*s + j*d]."""
+    """y[n, f, oh, ow] = b[f] + sum_{c,i,j} w[f, c, i, j]
+    * xpad[n, g*Cg + c, oh*s + i*d, ow*s + j*d]."""
     x = np.asarray(x, np.float64)
     w = np.asarray(w, np.float64)
     N, C, H, W = x.shape
@@ -178,7 +179,8 @@ def max_pool2d_backward(gy, idx, input_shape):
     N, C, H, W = input_shape
     for n in range(N):
         for c in range(C):
-            for o, i in zip(np.asarray(gy, np.float64)[n, c].ravel(), idx[n, c].ravel()):
+            for o, i in zip(np.asarray(gy, np.float64)[n, c].ravel(), idx[n, c].ravel(),
+                            strict=True):
                 if i >= 0:
                     gx[n, c, i // W, i % W] += o
     return gx
@@ -347,8 +349,8 @@ def softmax_backward(g, x, axis=-1):
     def one(grow, row):
         lse = _log_sum_exp(row)
         y = [math.exp(v - lse) for v in row]
-        dot = sum(a * b for a, b in zip(grow, y))
-        return [yi * (gi - dot) for gi, yi in zip(grow, y)]
+        dot = sum(a * b for a, b in zip(grow, y, strict=True))
+        return [yi * (gi - dot) for gi, yi in zip(grow, y, strict=True)]
     return _rows(one, axis, g, x)
 
 
@@ -364,7 +366,7 @@ def log_softmax_backward(g, x, axis=-1):
     def one(grow, row):
         lse = _log_sum_exp(row)
         total = sum(grow)
-        return [gi - math.exp(v - lse) * total for gi, v in zip(grow, row)]
+        return [gi - math.exp(v - lse) * total for gi, v in zip(grow, row, strict=True)]
     return _rows(one, axis, g, x)
 
 
@@ -472,7 +474,7 @@ def cross_entropy(z, t, reduction="mean"):
                 grad[n, c] = p[c] - (1.0 if c == k else 0.0)
         else:
             tn = [float(v) for v in t[n]]
-            terms[n] = -sum(tc * (v - lse) for tc, v in zip(tn, row))
+            terms[n] = -sum(tc * (v - lse) for tc, v in zip(tn, row, strict=True))
             for c in range(C):
                 grad[n, c] = p[c] * sum(tn) - tn[c]
     return _reduce(terms, grad, reduction, N)
@@ -583,7 +585,7 @@ class Optimizer:
 
     def step(self, grads):
         self.t += 1
-        for p, st, g in zip(self.params, self.state, grads):
+        for p, st, g in zip(self.params, self.state, grads, strict=True):
             g = np.asarray(g, np.float64)
             for i in np.ndindex(p.shape):
                 p[i] = self._one(float(p[i]), float(g[i]), st[i])

@@ -81,6 +81,14 @@ bad = [n for n in names if n.endswith((".c", ".pyx", ".pxd", ".o", ".html"))
        or n.startswith("tests/") or "/tests/" in n or "__pycache__" in n]
 if bad:
     sys.exit(f"wheel_check: build leftovers or tests in the wheel: {bad}")
+# the typing information: py.typed and a .pyi stub next to every compiled kernel module
+typing = {"convext/py.typed"} | {
+    n.split(".")[0] + ".pyi" for n in names
+    if n.startswith("convext/_kernels/") and n.endswith((".so", ".pyd"))}
+missing = sorted(typing - set(names))
+if missing:
+    sys.exit(f"wheel_check: typing files missing from the wheel: {missing}")
+print(f"  typing: py.typed and {len(typing) - 1} kernel stubs")
 libs = [n for n in names if ".libs/" in n]
 if not any("gomp" in os.path.basename(n) for n in libs):
     sys.exit(f"wheel_check: libgomp is not vendored (libs: {libs})")

@@ -1,10 +1,14 @@
-"""How this copy of convext was built, and what it runs with: ``build_info()`` and ``show_config()``.
+"""How this copy of convext was built, and what it runs with: ``build_info()`` and
+``show_config()``.
 
 The compile-time part comes from the ``_kernels._cpu_info`` module (the preprocessor's view of
 the build: compiler, flags, OpenMP, the SIMD baseline); the rest is read at run time.
 """
+from __future__ import annotations
+
 import platform
 import sys
+from typing import IO, Any
 
 import numpy
 
@@ -17,7 +21,7 @@ __all__ = ["build_info", "show_config"]
 _GEMM_LEVELS = {2: "AVX-512F", 1: "AVX2+FMA", 0: "generic"}
 
 
-def build_info():
+def build_info() -> dict[str, Any]:
     """Return a dict describing how convext was built and what it is running with.
 
     Keys: ``version``; ``python`` and ``platform`` (run time); ``cython_version`` and
@@ -51,7 +55,7 @@ def build_info():
     }
 
 
-def show_config(file=None):
+def show_config(file: IO[str] | None = None) -> None:
     """Print ``build_info()``, one ``key: value`` line each (to ``file``, default stdout)."""
     info = build_info()
     width = max(len(k) for k in info)

@@ -83,7 +83,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def openmp_enabled():
+def openmp_enabled() -> bool:
     """Return True when convext's kernels were compiled with OpenMP support."""
     return _threads.openmp_enabled()
 
@@ -94,7 +94,7 @@ def _default_threads():
     return max(1, _threads.omp_max_threads())
 
 
-def set_num_threads(n):
+def set_num_threads(n: int | None) -> None:
     """Set the number of threads convext's kernels use: an int from 1 to ``MAX_THREADS`` (1024).
 
     ``None`` restores the default (``OMP_NUM_THREADS`` or the CPU count, at most 1024). In a
@@ -119,7 +119,7 @@ def set_num_threads(n):
         _num_threads = n
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """The number of threads convext's kernels use: 1 without OpenMP and in a forked child,
     else ``set_num_threads``'s value or the OpenMP default, at most ``MAX_THREADS``."""
     if not _threads.openmp_enabled() or _forked_child:

@@ -3,10 +3,14 @@
 Every check raises ValueError or TypeError with a message that names the argument and, where
 shapes are involved, the shapes. Nothing here touches array elements.
 """
+from __future__ import annotations
+
 import numbers
 import operator
 
 import numpy as np
+
+from ._typing import IntPair, Padding
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _DTYPE_NAMES = "float32, float64"
@@ -32,7 +36,13 @@ PADDING_MODES = ("valid", "same")
 REDUCTIONS = ("mean", "sum", "none")
 
 
-def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
+def conv_output_size(
+    size: IntPair,
+    kernel_size: IntPair,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+) -> int | tuple[int, ...]:
     """Length of a convolution or pooling output along one axis.
 
     ``floor((size + 2*padding - dilation*(kernel_size - 1) - 1) / stride) + 1``
@@ -58,7 +68,7 @@ def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
         else:
             padding = as_pair(padding, "padding", allow_zero=True)
         return tuple(conv_output_size(*args) for args in zip(size, kernel_size, stride,
-                                                               padding, dilation))
+                                                               padding, dilation, strict=True))
     size = _as_int(size, "size")
     kernel_size = _as_int(kernel_size, "kernel_size")
     stride = _as_int(stride, "stride")
@@ -153,20 +163,21 @@ def window_geometry(fn, size, kernel, stride, pads, dilation, ceil_mode=False,
     normalised (>= 1, padding >= 0); ``pads`` is ((top, bottom), (left, right)). Every argument,
     the padded input, the dilated kernel, the output length and the output plane must be at most
     MAX_EXTENT (ValueError naming the argument), and the padded input must hold the dilated
-    kernel (with ceil_mode, as in PyTorch's pooling, only one window must exist). ``names`` are the caller's argument names (kernel, stride, padding, dilation);
+    kernel (with ceil_mode, as in PyTorch's pooling, only one window must exist). ``names`` are
+    the caller's argument names (kernel, stride, padding, dilation);
     ``detail`` ends the kernel-too-large message (the caller's shapes).
     """
     kname, sname, pname, dname = names
     for v, n in ((kernel, kname), (stride, sname), (dilation, dname)):
         check_extent(max(v), n)
     check_extent(max(max(p) for p in pads), pname)
-    padded = tuple(s + lo + hi for s, (lo, hi) in zip(size, pads))
-    dilated = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+    padded = tuple(s + lo + hi for s, (lo, hi) in zip(size, pads, strict=True))
+    dilated = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True))
     for v, n, w in ((dilated, dname, "the dilated kernel"), (padded, pname, "the padded input")):
         for a in v:
             check_extent(a, n, w)
     out = tuple(_out_size(s, k, st, lo, hi, d, ceil_mode)
-                for s, k, st, (lo, hi), d in zip(size, kernel, stride, pads, dilation))
+                for s, k, st, (lo, hi), d in zip(size, kernel, stride, pads, dilation, strict=True))
     # convolution: the kernel must fit; pooling (PyTorch's rule): one window must exist, which
     # ceil_mode allows for a dilated kernel hanging over the padding
     if min(out) < 1 or (not ceil_mode and (padded[0] < dilated[0] or padded[1] < dilated[1])):
@@ -183,7 +194,8 @@ def _as_int(value, name):
                 raise TypeError
             return operator.index(value)
         except TypeError:
-            raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}") from None
+            raise TypeError(
+                f"{name} must be an int, got {type(value).__name__} {value!r}") from None
     return int(value)
 
 

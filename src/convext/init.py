@@ -20,7 +20,8 @@ def _rng(rng):
 
 
 def fan_in_and_fan_out(shape):
-    """``(fan_in, fan_out)`` of a weight shape, as ``torch.nn.init._calculate_fan_in_and_fan_out``."""
+    """``(fan_in, fan_out)`` of a weight shape, as
+    ``torch.nn.init._calculate_fan_in_and_fan_out``."""
     shape = tuple(shape)
     if len(shape) < 2:
         raise ValueError(f"fan in and fan out need an array of at least 2 dimensions, "

@@ -50,6 +50,8 @@ writing) is ``convext._archive``, which knows nothing about layers; layer descri
 their validation are ``convext.layers.registry``; this module joins them to read a model. It
 imports the layers, never the reverse (``Layer.save`` writes through ``_archive``).
 """
+from __future__ import annotations
+
 import os
 import zipfile
 import zlib
@@ -60,13 +62,14 @@ from . import _archive
 
 # re-exported: each limit is defined once, next to the code that applies it
 from ._archive import ARCH_KEY, MAX_ARCH_CHARS, MAX_JSON_DEPTH, Refused, _write_npz  # noqa: F401
+from ._typing import PathOrFile
 from .layers.base import Layer, unallocated
 from .layers.registry import MAX_AXIS, MAX_NESTING, MAX_SIZE, layer_from_spec, layer_spec  # noqa: F401
 
 __all__ = ["load", "save", "layer_spec", "layer_from_spec"]
 
 
-def save(model, path):
+def save(model: Layer, path: PathOrFile) -> None:
     """Write ``model``'s architecture and weights to ``path``, atomically: ``model.save(path)``
     (see ``Layer.save``)."""
     if not isinstance(model, Layer):
@@ -90,7 +93,7 @@ def _read_model(zf, archive_bytes):
     return model
 
 
-def load(path):
+def load(path: PathOrFile) -> Layer:
     """Rebuild a model written by ``save`` (or ``model.save``) from ``path`` (read exactly as
     given) or a binary file object.
 

@@ -26,6 +26,8 @@ take at most ``_OUTPUT_SLACK`` plus ``_OUTPUT_FACTOR`` times the file's size (a 
 views one storage many times over, or expands a small storage with stride 0, is refused
 beyond that); a pickle may have at most ``_MAX_PICKLE_OPCODES`` opcodes.
 """
+from __future__ import annotations
+
 import collections
 import io
 import json
@@ -39,8 +41,12 @@ import sys
 import warnings
 import zipfile
 import zlib
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 __all__ = ["read_state_dict"]
 
@@ -78,7 +84,7 @@ _SAFETENSORS_DTYPES = {
 }
 
 
-def read_state_dict(path):
+def read_state_dict(path: str | os.PathLike[str]) -> dict[str, NDArray[Any]]:
     """Read the weights in a PyTorch, safetensors or convext file as numpy arrays.
 
     Parameters
@@ -402,7 +408,7 @@ class _StateDictUnpickler(pickle.Unpickler):
                                  f"storage {storage.key!r} of {n} elements")
             raw = np.empty(size, dtype=elements.dtype)
         else:
-            last = storage_offset + sum((s - 1) * st for s, st in zip(size, stride))
+            last = storage_offset + sum((s - 1) * st for s, st in zip(size, stride, strict=True))
             if last >= n:
                 raise ValueError(f"tensor (offset {storage_offset}, size {size}, stride "
                                  f"{stride}) reaches element {last} of storage "
@@ -693,7 +699,7 @@ def _read_safetensors(path, file_size):
             entries.append((name, *_check_safetensors_entry(name, spec, data_len)))
         # The format requires the buffers to tile the data section: no overlap, no hole.
         end = 0
-        for name, spec, shape, begin, stop in sorted(entries, key=lambda e: (e[3], e[4])):
+        for name, _spec, _shape, begin, stop in sorted(entries, key=lambda e: (e[3], e[4])):
             if begin != end:
                 raise ValueError(f"tensor {name!r} starts at byte {begin} of the data but the "
                                  f"previous one ends at {end} (overlapping or a hole)")

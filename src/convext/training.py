@@ -9,20 +9,28 @@ pipe) fit writes one plain line per epoch; ``verbose=0`` prints nothing. Callbac
 (``convext.callbacks``) and checkpoints (``save_checkpoint`` / ``load_checkpoint``,
 ``fit(..., resume_from=path)``) build on the loop.
 """
+from __future__ import annotations
+
 import math
 import numbers
 import sys
 import time
 import warnings
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import losses as _losses
 from ._checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from ._typing import ArrayLike, FloatArray
 
 __all__ = ["Checkpoint", "NonFiniteLossError", "evaluate", "fit", "load_checkpoint", "predict",
            "save_checkpoint"]
+
+if TYPE_CHECKING:
+    from .layers import Layer
+    from .optim import Optimizer
 
 
 def _model_dtype(model):
@@ -117,7 +125,8 @@ def _check_targets(model, X, y, loss_fn, batch_size, name="y"):
             with np.errstate(all="ignore"):
                 res = loss_fn(zeros[:len(yb)], yb)
         except (ValueError, TypeError, IndexError) as e:
-            raise (TypeError if isinstance(e, TypeError) else ValueError)(f"{name} does not fit the loss {loss_fn!r} for the model's outputs of "
+            raise (TypeError if isinstance(e, TypeError) else ValueError)(
+                f"{name} does not fit the loss {loss_fn!r} for the model's outputs of "
                           f"shape (N, {', '.join(map(str, out.shape[1:]))}) (targets "
                           f"{name}[{start}:{start + len(yb)}]): {e}") from e
         if not (isinstance(res, tuple) and len(res) == 2):
@@ -419,10 +428,28 @@ def _resume(path, model, optimizer, scheduler, rng, epochs):
     return ckpt.epoch, ckpt.history
 
 
-def fit(model, X, y=None, loss=None, optimizer=None, epochs=1, batch_size=None,
-        validation_data=None, shuffle=True, rng=None, progress=None, on_nan="raise", *,
-        validation_split=0.0, scheduler=None, scheduler_step="epoch", scheduler_monitor=None,
-        callbacks=None, verbose="auto", resume_from=None):
+def fit(
+    model: Layer,
+    X: Any,
+    y: ArrayLike | None = None,
+    loss: Any = None,
+    optimizer: Optimizer | None = None,
+    epochs: int = 1,
+    batch_size: int | None = None,
+    validation_data: Any = None,
+    shuffle: bool = True,
+    rng: np.random.Generator | int | None = None,
+    progress: Any = None,
+    on_nan: str = "raise",
+    *,
+    validation_split: float = 0.0,
+    scheduler: Any = None,
+    scheduler_step: str = "epoch",
+    scheduler_monitor: str | None = None,
+    callbacks: Any = None,
+    verbose: Any = "auto",
+    resume_from: Any = None,
+) -> dict[str, list[float]]:
     """Train ``model`` on ``(X, y)`` (or on an iterable of batches) and return the history.
 
     Parameters
@@ -664,7 +691,7 @@ def fit(model, X, y=None, loss=None, optimizer=None, epochs=1, batch_size=None,
     return {k: v for k, v in history.items() if v or k in ("loss", "val_loss")}
 
 
-def predict(model, X, batch_size=256):
+def predict(model: Layer, X: ArrayLike, batch_size: int = 256) -> FloatArray:
     """The model's outputs on X, computed in eval mode batch by batch (the model's mode is
     restored afterwards)."""
     X, _ = _prepare(model, X)
@@ -680,7 +707,9 @@ def predict(model, X, batch_size=256):
     return np.concatenate(outs)
 
 
-def evaluate(model, X, y, loss, batch_size=256):
+def evaluate(
+    model: Layer, X: ArrayLike, y: ArrayLike, loss: Any, batch_size: int = 256
+) -> dict[str, float]:
     """``{'loss': mean loss, 'accuracy': fraction correct}`` on (X, y) in eval mode
     (``accuracy`` only for classification)."""
     X, y = _prepare(model, X, y)

@@ -5,10 +5,9 @@ import warnings
 import numpy as np
 import pytest
 
-from convext import functional as F
-
 import reference as ref
 from cases import activation_input
+from convext import functional as F
 
 RNG = np.random.default_rng(7)
 

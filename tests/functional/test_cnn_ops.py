@@ -9,10 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convext
+import reference_cnn as ref
 from convext import functional as K
 from convext._config import SERIAL_WORK
-
-import reference_cnn as ref
 
 DTYPES = (np.float32, np.float64)
 
@@ -65,7 +64,7 @@ def _threads_equal(fn):
         convext.set_num_threads(old)
     a = a if isinstance(a, tuple) else (a,)
     b = b if isinstance(b, tuple) else (b,)
-    for u, v in zip(a, b):
+    for u, v in zip(a, b, strict=True):
         if u is not None:
             assert u.tobytes() == v.tobytes()
 
@@ -159,7 +158,7 @@ def test_batch_norm_backward_float32_vs_float64(rng, dtype):
     x, g, w = x64.astype(dtype), g64.astype(dtype), w64.astype(dtype)
     _, m, s = K.batch_norm(x, None, None, w, training=True, return_stats=True)
     got = K.batch_norm_backward(g, x, m, s, w, training=True)
-    for a, b in zip(got, want):
+    for a, b in zip(got, want, strict=True):
         assert a.dtype == dtype
         tol = 1e-12 if dtype == np.float64 else 2e-5
         assert np.max(np.abs(a - b)) <= tol * max(1.0, np.max(np.abs(b)))
@@ -342,11 +341,11 @@ def test_activation_extremes_no_warning(dtype):
 
 def test_activation_layouts_threads_errors(rng):
     base = rng.standard_normal((4, 8, 40, 40)).astype(np.float32)
-    for name, (f, fb, _, _) in ACTS.items():
+    for f, fb, _, _ in ACTS.values():
         want = f(np.ascontiguousarray(base[:, ::2].transpose(0, 1, 3, 2)))
         np.testing.assert_array_equal(f(base[:, ::2].transpose(0, 1, 3, 2)), want)
-        _threads_equal(lambda: f(base))
-        _threads_equal(lambda: fb(base, base))
+        _threads_equal(lambda f=f: f(base))
+        _threads_equal(lambda fb=fb: fb(base, base))
         with pytest.raises(ValueError, match="grad_out"):
             fb(base[:1], base)
         with pytest.raises(TypeError, match="grad_out"):
@@ -500,10 +499,11 @@ def test_interpolate_backward_finite_differences(rng, kw, mode, ac):
 def test_interpolate_threads_errors(rng):
     x = rng.standard_normal((4, 8, 24, 24)).astype(np.float32)
     for mode in ("nearest", "bilinear"):
-        _threads_equal(lambda: K.interpolate(x, scale_factor=1.5, mode=mode))
+        _threads_equal(lambda mode=mode: K.interpolate(x, scale_factor=1.5, mode=mode))
         g = rng.standard_normal((4, 8, 36, 36)).astype(np.float32)
         assert g.size >= SERIAL_WORK["elements"]
-        _threads_equal(lambda: K.interpolate_backward(g, x.shape, scale_factor=1.5, mode=mode))
+        _threads_equal(lambda g=g, mode=mode: K.interpolate_backward(g, x.shape, scale_factor=1.5,
+                                                                     mode=mode))
     with pytest.raises(ValueError, match="mode"):
         K.interpolate(x, size=3, mode="bicubic")
     with pytest.raises(ValueError, match="size and scale_factor"):
@@ -635,7 +635,7 @@ def test_resampling_layouts(rng):
         for v in views:
             got, want = op(v), op(np.ascontiguousarray(v))
             for a, b in zip(got if isinstance(got, tuple) else (got,),
-                            want if isinstance(want, tuple) else (want,)):
+                            want if isinstance(want, tuple) else (want,), strict=True):
                 np.testing.assert_array_equal(a, b)
 
 

@@ -86,11 +86,11 @@ def test_large_shapes(xs, ws, kw, dtype):
     want = R.conv2d_grads(gy, x, w, **kw)
     if dtype == np.float64:
         np.testing.assert_allclose(y, ref, rtol=1e-10, atol=1e-10)
-        for a, r in zip(got, want):
+        for a, r in zip(got, want, strict=True):
             np.testing.assert_allclose(a, r, rtol=1e-10, atol=1e-10)
     else:
         f32_close(y, ref)
-        for a, r in zip(got, want):
+        for a, r in zip(got, want, strict=True):
             f32_close(a, r)
 
 
@@ -167,13 +167,13 @@ def test_same_with_even_kernel_equals_explicit_asymmetric_padding(k, d):
     w = rng.standard_normal((2, 3) + k)
     y = conv2d(x, w, padding="same", dilation=d)
     assert y.shape[2:] == x.shape[2:]
-    (t, b_), (l, r) = R.pad_same(k[0], d[0]), R.pad_same(k[1], d[1])
-    xp = np.pad(x, ((0, 0), (0, 0), (t, b_), (l, r)))
+    (t, b_), (left, r) = R.pad_same(k[0], d[0]), R.pad_same(k[1], d[1])
+    xp = np.pad(x, ((0, 0), (0, 0), (t, b_), (left, r)))
     np.testing.assert_allclose(y, conv2d(xp, w, padding=0, dilation=d), rtol=1e-12)
     gy = rng.standard_normal(y.shape)
     gx = conv2d_backward(gy, x, w, padding="same", dilation=d)[0]
     gxp = conv2d_backward(gy, xp, w, dilation=d)[0]
-    np.testing.assert_allclose(gx, gxp[:, :, t:t + 7, l:l + 8], rtol=1e-12)
+    np.testing.assert_allclose(gx, gxp[:, :, t:t + 7, left:left + 8], rtol=1e-12)
 
 
 def test_valid_equals_padding_zero():
@@ -243,7 +243,7 @@ def test_any_memory_layout_gives_the_same_result(layout):
     want = conv2d_backward(gy, x, w, **kw)
     xv, wv, gyv = _layouts(x)[layout], _layouts(w)[layout], _layouts(gy)[layout]
     np.testing.assert_array_equal(conv2d(xv, wv, **kw), y)
-    for a, b in zip(conv2d_backward(gyv, xv, wv, **kw), want):
+    for a, b in zip(conv2d_backward(gyv, xv, wv, **kw), want, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -295,7 +295,7 @@ def test_thread_count_does_not_change_results():
                 y = conv2d(x, w, **kw)
                 results.append((y,) + conv2d_backward(np.ones_like(y), x, w, **kw))
             for other in results[1:]:
-                for a, b in zip(results[0], other):
+                for a, b in zip(results[0], other, strict=True):
                     np.testing.assert_array_equal(a, b)
     finally:
         convext.set_num_threads(old)
@@ -377,7 +377,7 @@ def test_grad_input_bitwise_identical_across_thread_counts(dtype, xs, ws):
     finally:
         convext.set_num_threads(old)
     for other in got[1:]:
-        for a, b in zip(got[0], other):
+        for a, b in zip(got[0], other, strict=True):
             np.testing.assert_array_equal(a, b)
 
 
@@ -462,7 +462,7 @@ def test_direct_route_is_the_same_for_every_thread_count(xs, ws, kw, dtype):
     finally:
         convext.set_num_threads(old)
     for other in got[1:]:
-        for a, c in zip(got[0], other):
+        for a, c in zip(got[0], other, strict=True):
             np.testing.assert_array_equal(a, c)
 
 

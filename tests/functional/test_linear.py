@@ -23,7 +23,7 @@ def test_linear_matches_float64_oracle(xs, f, dtype):
             np.einsum("mf,mk->fk", gy64.reshape(-1, f), x64.reshape(-1, xs[-1])),
             gy64.reshape(-1, f).sum(axis=0))
     got = (F.linear(x, w, b),) + F.linear_backward(gy, x, w)
-    for a, r in zip(got, want):
+    for a, r in zip(got, want, strict=True):
         assert a.dtype == dtype and a.shape == r.shape
         if dtype == np.float64:
             np.testing.assert_allclose(a, r, rtol=1e-10, atol=1e-12)
@@ -59,5 +59,5 @@ def test_linear_same_result_for_every_thread_count():
     finally:
         convext.set_num_threads(old)
     for other in runs[1:]:
-        for a, b in zip(runs[0], other):
+        for a, b in zip(runs[0], other, strict=True):
             np.testing.assert_array_equal(a, b)

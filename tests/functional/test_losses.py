@@ -5,13 +5,12 @@ import warnings
 import numpy as np
 import pytest
 
-from convext import functional as F
-
 import reference as ref
 from cases import check_loss_grad as _check
 from cases import loss_pair as _pair
 from cases import loss_pos_pair as _pos_pair
 from cases import loss_probs as _probs
+from convext import functional as F
 
 RNG = np.random.default_rng(11)
 REDUCTIONS = ["mean", "sum", "none"]

@@ -6,13 +6,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convext
-from convext import functional as F
-
 import reference as ref
 from cases import AVG_POOL_CASES as AVG_CASES
 from cases import LP_NORMS, LP_POOL_CASES
 from cases import MAX_POOL_CASES as MAX_CASES
 from cases import f32_ok as _f32_ok
+from convext import functional as F
 
 RNG = np.random.default_rng(1234)
 
@@ -319,7 +318,7 @@ def test_thread_count_determinism():
                             F.avg_pool2d(x, 3, 2, 1), F.avg_pool2d_backward(gy, x.shape, 3, 2, 1)))
     finally:
         convext.set_num_threads(None)
-    for a, b in zip(*results):
+    for a, b in zip(*results, strict=True):
         np.testing.assert_array_equal(a, b)
 
 

@@ -150,7 +150,7 @@ def test_conv2d_same_result_for_1_and_2_threads(dtype, restore_threads):
         gy = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
         gx, gw, gb = convext.conv2d_backward(gy, x, w, **kw)
         results[n] = (y, gx, gw, gb)
-    for a, c in zip(results[1], results[2]):
+    for a, c in zip(results[1], results[2], strict=True):
         np.testing.assert_array_equal(a, c)
     # and they are right (float64 reference; docs/reliability.md tolerances)
     y = results[1][0]

@@ -5,11 +5,10 @@ import math
 import numpy as np
 import pytest
 
-from convext import layers as L
 import reference
 from cases import assert_close32, assert_close64, lenet
+from convext import layers as L
 from reference import numerical_grad
-
 
 # -- initialisation -----------------------------------------------------------------------------
 
@@ -58,7 +57,7 @@ def _check_layer_grads(layer, x, seed=0):
     for name, p in layer.parameters().items():
         saved = p.copy()
 
-        def f_p(pp):
+        def f_p(pp, p=p):
             p[...] = pp
             return float(np.sum(layer.forward(x) * r))
         ng = numerical_grad(f_p, saved)
@@ -184,9 +183,9 @@ def test_load_state_dict_checks_and_writes_in_place():
 
 def test_train_eval_and_no_state_kept():
     model = L.Sequential(L.Conv2D(1, 2, 3), L.Dropout(0.5), L.BatchNorm2D(2), L.ReLU())
-    assert model.training and all(l.training for l in model)
+    assert model.training and all(layer.training for layer in model)
     model.eval()
-    assert not model.training and not any(l.training for l in model)
+    assert not model.training and not any(layer.training for layer in model)
     x = np.ones((2, 1, 5, 5), np.float32)
     model(x)
     assert model[0]._x is None and model[1]._mask is None and model[3]._x is None

@@ -21,14 +21,14 @@ def test_matches_reference(kind, kw, dtype):
     params = [rng.standard_normal(s).astype(dtype) for s in shapes]
     grads = [np.zeros_like(p) for p in params]
     ours = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW}[kind](
-        list(zip(params, grads)), **kw)
+        list(zip(params, grads, strict=True)), **kw)
     oracle = ref.Optimizer(kind, params, **kw)
     for _ in range(6):
         for g in grads:
             g[...] = rng.standard_normal(g.shape).astype(dtype)
         ours.step()
         want = oracle.step(grads)
-        for p, r in zip(params, want):
+        for p, r in zip(params, want, strict=True):
             assert p.dtype == dtype
             if dtype == np.float64:
                 np.testing.assert_allclose(p, r, rtol=1e-12, atol=1e-14)

@@ -15,11 +15,27 @@ import pytest
 import convext as cx
 from convext import layers as L
 from convext.state_dict import read_state_dict
-
-from state_dict_files import (BUILD, EMPTY_DICT, EMPTY_TUPLE, PROTO2, STOP, bfloat16_bits,
-                              call, get, glob, ordered_dict, prim, put, read_without_torch,
-                              state_dict_pickle, storage_ref, torch_tensor, tup,
-                              write_safetensors, write_torch_zip)
+from state_dict_files import (
+    BUILD,
+    EMPTY_DICT,
+    EMPTY_TUPLE,
+    PROTO2,
+    STOP,
+    bfloat16_bits,
+    call,
+    get,
+    glob,
+    ordered_dict,
+    prim,
+    put,
+    read_without_torch,
+    state_dict_pickle,
+    storage_ref,
+    torch_tensor,
+    tup,
+    write_safetensors,
+    write_torch_zip,
+)
 
 RNG = np.random.default_rng(0)
 

@@ -17,5 +17,5 @@ def test_linear_matches_torch():
     gy = rng.standard_normal(ty.shape).astype(np.float32)
     ty.backward(torch.tensor(gy))
     np.testing.assert_allclose(F.linear(x, w, b), ty.detach().numpy(), rtol=1e-5, atol=1e-5)
-    for a, t in zip(F.linear_backward(gy, x, w), (tx.grad, tw.grad, tb.grad)):
+    for a, t in zip(F.linear_backward(gy, x, w), (tx.grad, tw.grad, tb.grad), strict=True):
         np.testing.assert_allclose(a, t.numpy(), rtol=1e-5, atol=1e-5)

@@ -16,16 +16,16 @@ def _run(torch, make_ours, make_theirs, dtype, steps=6):
     params = [rng.standard_normal(s).astype(dtype) for s in shapes]
     grads = [np.zeros_like(p) for p in params]
     tparams = [torch.from_numpy(p.copy()).requires_grad_() for p in params]
-    ours = make_ours(list(zip(params, grads)))
+    ours = make_ours(list(zip(params, grads, strict=True)))
     theirs = make_theirs(tparams)
     for _ in range(steps):
-        for g, tp in zip(grads, tparams):
+        for g, tp in zip(grads, tparams, strict=True):
             new = rng.standard_normal(g.shape).astype(dtype)
             g[...] = new
             tp.grad = torch.from_numpy(new.copy())
         ours.step()
         theirs.step()
-        for p, tp in zip(params, tparams):
+        for p, tp in zip(params, tparams, strict=True):
             ref = tp.detach().numpy()
             if dtype == np.float64:
                 np.testing.assert_allclose(p, ref, rtol=1e-12, atol=1e-14)

@@ -56,7 +56,7 @@ def test_models_in_every_dtype(tmp_path):
         paths.append(path)
         dicts.append(sd)
     report = read_without_torch(tmp_path, *paths)
-    for path, sd in zip(paths, dicts):
+    for path, sd in zip(paths, dicts, strict=True):
         entry = report[str(path)]
         _check(entry, sd)
         half = next(iter(sd.values())).dtype in (torch.float16, torch.bfloat16)

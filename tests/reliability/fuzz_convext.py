@@ -24,10 +24,9 @@ The test suite runs a fixed number of examples (tests/reliability/test_reliabili
 """
 import argparse
 import os
+import re
 import sys
 import warnings
-
-import re
 
 import numpy as np
 from hypothesis import HealthCheck, assume, example, given, seed, settings
@@ -35,9 +34,8 @@ from hypothesis import strategies as st
 
 # tests/reference.py, one directory up
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import reference as R  # noqa: E402
-
 import convext  # noqa: E402
+import reference as R  # noqa: E402
 from convext import functional as F  # noqa: E402
 
 DOCUMENTED = (ValueError, TypeError)
@@ -277,8 +275,8 @@ def _output_elements(p):
             if kw["padding"] == "full":
                 return None
             (pt, pb), (pl, pr) = R._pads(kw["padding"], kh, kw_, *R._pair(kw["dilation"]))
-            geo = [(x.shape[-2], kh, pt + pb, R._pair(kw["stride"])[0], R._pair(kw["dilation"])[0]),
-                   (x.shape[-1], kw_, pl + pr, R._pair(kw["stride"])[1], R._pair(kw["dilation"])[1])]
+            (sh, sw), (dh, dw) = R._pair(kw["stride"]), R._pair(kw["dilation"])
+            geo = [(x.shape[-2], kh, pt + pb, sh, dh), (x.shape[-1], kw_, pl + pr, sw, dw)]
             planes, ceil = lead * F_, False
         else:
             k = R._pair(kw["kernel_size"])

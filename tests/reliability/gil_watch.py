@@ -88,7 +88,8 @@ def watch(fn, x, w, workers):
 def _inside(sample, spans):
     """True when every worker's CPU clock in ``sample`` is well inside its call (between 20%
     and 80% of the CPU time the call took): all calls were computing at that instant."""
-    return all(a + 0.2 * (b - a) < c < a + 0.8 * (b - a) for c, (a, b) in zip(sample, spans))
+    return all(a + 0.2 * (b - a) < c < a + 0.8 * (b - a)
+               for c, (a, b) in zip(sample, spans, strict=True))
 
 
 def gil_released(r):

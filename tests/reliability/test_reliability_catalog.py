@@ -6,8 +6,8 @@ returns a dict argument name -> array for a batch of ``n``) and how to call it
 this table, so a new public function only needs one entry here; ``test_every_public_function_
 is_catalogued`` fails until it has one.
 """
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -487,7 +487,7 @@ def assert_identical(got, want, what=""):
     """Same structure, shapes, dtypes and bitwise the same values (NaN == NaN)."""
     got, want = flatten(got), flatten(want)
     assert len(got) == len(want), what
-    for i, (a, b) in enumerate(zip(got, want)):
+    for i, (a, b) in enumerate(zip(got, want, strict=True)):
         if a is None or b is None:
             assert a is None and b is None, f"{what} [{i}]"
             continue

@@ -14,11 +14,11 @@ import threading
 
 import numpy as np
 import pytest
+from gil_watch import gil_released, long_inputs, summary, watch
+from test_reliability_catalog import CASES, assert_identical, case_id, flatten
 
 import convext
 from convext import functional as F
-from gil_watch import gil_released, long_inputs, summary, watch
-from test_reliability_catalog import CASES, assert_identical, case_id, flatten
 
 KERNEL_CASES = [c for c in CASES if c.name in (
     "conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
@@ -65,7 +65,7 @@ def test_8_threads_with_2_openmp_threads_each(restore_threads):
     convext.set_num_threads(2)
     rng = np.random.default_rng(8)
     data = []
-    for t in range(8):
+    for _ in range(8):
         x = rng.standard_normal((2, 8, 20, 20)).astype(np.float32)
         w = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
         y = convext.conv2d(x, w, padding=1)
@@ -162,7 +162,7 @@ def test_results_do_not_depend_on_the_thread_count(case, dtype, restore_threads)
         convext.set_num_threads(n)
         results.append(flatten(case.call(**arrays)))
     for other in results[1:]:
-        for i, (a, b) in enumerate(zip(results[0], other)):
+        for i, (a, b) in enumerate(zip(results[0], other, strict=True)):
             if case.name == "conv2d_backward" and i == 1:  # grad_weight: 1e-6 relative
                 scale = max(1.0, float(np.abs(a).max()))
                 assert float(np.abs(a.astype(np.float64) - b).max()) <= 1e-6 * scale

@@ -17,7 +17,6 @@ from convext import functional as F
 from convext import layers as L
 
 
-
 def _blobs(n=20, seed=0):
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 3, n)
@@ -123,7 +122,7 @@ def test_fit_refuses_an_optimizer_of_other_arrays():
     with pytest.raises(ValueError, match="optimizer.*not a parameter of this model"):
         _fit(model, X, y, opt=convext.optim.SGD(other, lr=0.1))
     copies = [(p.copy(), g.copy()) for p, g in zip(model.parameters().values(),
-                                                   model.grads().values())]
+                                                   model.grads().values(), strict=True)]
     with pytest.raises(ValueError, match="optimizer.*not a parameter of this model"):
         _fit(model, X, y, opt=convext.optim.SGD(copies, lr=0.1))
     p0 = model.parameters()["0.weight"]

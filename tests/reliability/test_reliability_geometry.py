@@ -138,7 +138,7 @@ def test_meaningful_large_geometry_equals_the_naive_loops(route, N, C, F_, G, kw
                                                          kw.get("dilation", 1))
     if y.size <= 600:
         np.testing.assert_allclose(y, R.conv2d(x, w, b, **kw), rtol=1e-10, atol=1e-10)
-        for got, want in zip((gx, gw, gb), R.conv2d_grads(gy, x, w, **kw)):
+        for got, want in zip((gx, gw, gb), R.conv2d_grads(gy, x, w, **kw), strict=True):
             np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
     allowed = routes_for(x, w, kw)
     for r in allowed["forward"]:

@@ -8,7 +8,6 @@ import shutil
 
 import numpy as np
 import pytest
-
 from test_reliability_catalog import CASES, assert_identical, case_id
 
 _MEMMAP = {"dir": None, "count": itertools.count()}

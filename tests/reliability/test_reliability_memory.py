@@ -15,11 +15,11 @@ import sys
 
 import numpy as np
 import pytest
+from test_reliability_catalog import CASES, assert_identical, case_id, flatten
 
 import convext
 from convext import functional as F
 from convext import layers as L
-from test_reliability_catalog import CASES, assert_identical, case_id, flatten
 
 PAD = 37  # guard elements on each side of a view
 

@@ -18,7 +18,6 @@ from cases import close_to_oracle as _close
 from cases import pool_geometry
 from convext import functional as F
 
-
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
 
 

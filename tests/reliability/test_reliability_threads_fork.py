@@ -270,7 +270,7 @@ def test_shared_eval_model_in_4_threads_matches_serial(restore_threads):
     assert not errors, errors
     for t in range(n_threads):
         outs, pred = results[t]
-        for a, b in zip(outs, expected[t]):
+        for a, b in zip(outs, expected[t], strict=True):
             np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(pred, expected_pred[t])
     for k, v in model.state_dict().items():  # inference changed nothing

@@ -140,5 +140,6 @@ def compile_info():
 
 
 def cpu_gemm_level():
-    """The GEMM micro-kernel level _gemm.h selects on this CPU: 2 AVX-512F, 1 AVX2+FMA, 0 generic."""
+    """The GEMM micro-kernel level _gemm.h selects on this CPU: 2 AVX-512F, 1 AVX2+FMA,
+    0 generic."""
     return cvx_bi_gemm_level()

@@ -45,14 +45,14 @@ cdef double _KAPPA = 0.044715
 def forward(int op, const floating[::1] x, floating[::1] y, double lo, double hi,
             int n_threads):
     cdef idx_t i, n = x.shape[0]
-    cdef floating v, l = <floating>lo, h = <floating>hi, three = 3, six = 6, zero = 0, t
+    cdef floating v, low = <floating>lo, high = <floating>hi, three = 3, six = 6, zero = 0, t
     cdef double d, beta = M_SQRT2 * M_2_SQRTPI * 0.5
     with nogil:
         if op == OP_HARDTANH:
             for i in prange(n, num_threads=n_threads, schedule="static"):
                 v = x[i]
-                v = l if v < l else v
-                y[i] = h if v > h else v
+                v = low if v < low else v
+                y[i] = high if v > high else v
         elif op == OP_HARDSWISH:
             for i in prange(n, num_threads=n_threads, schedule="static"):
                 v = x[i]
@@ -83,7 +83,7 @@ def forward(int op, const floating[::1] x, floating[::1] y, double lo, double hi
 def backward(int op, const floating[::1] g, const floating[::1] x, floating[::1] gx,
              double lo, double hi, int n_threads):
     cdef idx_t i, n = x.shape[0]
-    cdef floating v, gv, l = <floating>lo, h = <floating>hi, zero = 0, six = 6
+    cdef floating v, gv, low = <floating>lo, high = <floating>hi, zero = 0, six = 6
     cdef floating three = 3, m3 = -3, half = 0.5
     cdef double d, s, th, beta = M_SQRT2 * M_2_SQRTPI * 0.5
     cdef double pdf_c = M_2_SQRTPI * M_SQRT1_2 * 0.5
@@ -92,7 +92,7 @@ def backward(int op, const floating[::1] g, const floating[::1] x, floating[::1]
             for i in prange(n, num_threads=n_threads, schedule="static"):
                 v = x[i]
                 gv = g[i]
-                gx[i] = gv if (v > l and v < h) else zero
+                gx[i] = gv if (v > low and v < high) else zero
         elif op == OP_HARDSWISH:
             for i in prange(n, num_threads=n_threads, schedule="static"):
                 v = x[i]

@@ -31,9 +31,10 @@ No scratch memory: the backward kernels zero their own grad planes before scatte
 
 Index arithmetic: kernel size, stride, padding, dilation, the padded input, the dilated kernel,
 OH, OW and (for average pooling, whose divisor is a window area) kh*kw are each at most 2**40,
-checked in Python integers by convext._validation.window_geometry and functional.pooling._avg_args before
-any call; so window bounds such as oh*sh - ph + (kh-1)*dil_h + 1 stay below 2**42 and never
-overflow idx_t. |divisor_override| is at most 2**40 as well (pooling._avg_args).
+checked in Python integers by convext._validation.window_geometry and
+functional.pooling._avg_args before any call; so window bounds such as
+oh*sh - ph + (kh-1)*dil_h + 1 stay below 2**42 and never overflow idx_t.
+|divisor_override| is at most 2**40 as well (pooling._avg_args).
 """
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
@@ -172,8 +173,8 @@ def max_pool2d_backward(const floating[:, :, ::1] grad_out, const int64_t[:, :, 
 # average pooling
 
 cdef inline idx_t _avg_div(idx_t hs, idx_t ws, idx_t he0, idx_t we0, idx_t hs1, idx_t ws1,
-                              idx_t he1, idx_t we1, bint include_pad,
-                              idx_t divisor) noexcept nogil:
+                           idx_t he1, idx_t we1, bint include_pad,
+                           idx_t divisor) noexcept nogil:
     if divisor != 0:
         return divisor
     if include_pad:

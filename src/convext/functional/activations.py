@@ -3,10 +3,13 @@ gradients. relu, the select of the piecewise ones and the newer pointwise ops (r
 hardtanh, hardswish, hardsigmoid, silu, gelu) are compiled loops; the rest is vectorised NumPy
 (compiled loops were kept only where they measured faster than NumPy: docs/benchmarks.md,
 "Figures measured once")."""
+from __future__ import annotations
+
 import numpy as np
 
 from .._config import threads_for
 from .._kernels import _activations, _pointwise
+from .._typing import ArrayLike, FloatArray
 from .._validation import _as_int, check_same_dtype, contiguous
 from ._common import _float_array, _grad_pair, _real, _scalar, _shape_str
 
@@ -24,7 +27,7 @@ def _where(c, test, t, a, b):
     return out
 
 
-def relu(x):
+def relu(x: ArrayLike) -> FloatArray:
     """``max(x, 0)`` elementwise (NaN stays NaN). A compiled loop: it beat ``np.maximum``."""
     x = _float_array(x, "x")
     y = np.empty(x.shape, x.dtype)
@@ -34,7 +37,7 @@ def relu(x):
     return y
 
 
-def relu_backward(grad_out, x):
+def relu_backward(grad_out: ArrayLike, x: ArrayLike) -> FloatArray:
     """0 where ``x <= 0``, else ``grad_out`` (the subgradient at 0 is 0 and a NaN input passes
     the gradient through, as torch's threshold_backward)."""
     gy, x = _grad_pair(grad_out, x, "x", "relu_backward")
@@ -45,21 +48,25 @@ def relu_backward(grad_out, x):
     return gx
 
 
-def leaky_relu(x, negative_slope=0.01):
+def leaky_relu(x: ArrayLike, negative_slope: float = 0.01) -> FloatArray:
     """``x`` where ``x > 0``, else ``negative_slope * x``."""
     x = _float_array(x, "x")
     a = _scalar(negative_slope, "negative_slope", x.dtype)
     return _where(x, ">", 0, x, x * a)
 
 
-def leaky_relu_backward(grad_out, x, negative_slope=0.01):
+def leaky_relu_backward(
+    grad_out: ArrayLike,
+    x: ArrayLike,
+    negative_slope: float = 0.01,
+) -> FloatArray:
     """``grad_out`` where ``x > 0``, else ``negative_slope * grad_out``."""
     gy, x = _grad_pair(grad_out, x, "x", "leaky_relu_backward")
     a = _scalar(negative_slope, "negative_slope", x.dtype)
     return _where(x, ">", 0, gy, gy * a)
 
 
-def elu(x, alpha=1.0):
+def elu(x: ArrayLike, alpha: float = 1.0) -> FloatArray:
     """``x`` where ``x > 0``, else ``alpha * (exp(x) - 1)`` (computed with expm1)."""
     x = _float_array(x, "x")
     a = _scalar(alpha, "alpha", x.dtype)
@@ -67,7 +74,7 @@ def elu(x, alpha=1.0):
         return _where(x, ">", 0, x, a * np.expm1(np.minimum(x, x.dtype.type(0))))
 
 
-def elu_backward(grad_out, x, alpha=1.0):
+def elu_backward(grad_out: ArrayLike, x: ArrayLike, alpha: float = 1.0) -> FloatArray:
     """``grad_out * alpha * exp(x)`` where ``x <= 0``, else ``grad_out`` (x is the input)."""
     gy, x = _grad_pair(grad_out, x, "x", "elu_backward")
     a = _scalar(alpha, "alpha", x.dtype)
@@ -84,29 +91,29 @@ def _sigmoid(x):
     return _where(x, ">", 0, one / (one + e), e / (one + e))
 
 
-def sigmoid(x):
+def sigmoid(x: ArrayLike) -> FloatArray:
     """``1 / (1 + exp(-x))``, computed without overflow for any x (no warning at +-1000)."""
     return _sigmoid(_float_array(x, "x"))
 
 
-def sigmoid_backward(grad_out, y):
+def sigmoid_backward(grad_out: ArrayLike, y: ArrayLike) -> FloatArray:
     """``grad_out * y * (1 - y)`` with ``y = sigmoid(x)`` the forward output."""
     gy, y = _grad_pair(grad_out, y, "y", "sigmoid_backward")
     return gy * y * (y.dtype.type(1) - y)
 
 
-def tanh(x):
+def tanh(x: ArrayLike) -> FloatArray:
     """``tanh(x)`` elementwise."""
     return np.tanh(_float_array(x, "x"))
 
 
-def tanh_backward(grad_out, y):
+def tanh_backward(grad_out: ArrayLike, y: ArrayLike) -> FloatArray:
     """``grad_out * (1 - y**2)`` with ``y = tanh(x)`` the forward output."""
     gy, y = _grad_pair(grad_out, y, "y", "tanh_backward")
     return gy * (y.dtype.type(1) - y * y)
 
 
-def softplus(x, beta=1.0, threshold=20.0):
+def softplus(x: ArrayLike, beta: float = 1.0, threshold: float = 20.0) -> FloatArray:
     """``log(1 + exp(beta*x)) / beta``, and ``x`` itself where ``beta*x > threshold`` (torch's
     rule). Computed as ``(max(bx, 0) + log1p(exp(-|bx|))) / beta``: no overflow at any x."""
     x = _float_array(x, "x")
@@ -118,7 +125,12 @@ def softplus(x, beta=1.0, threshold=20.0):
     return _where(bx, ">", th, x, soft)
 
 
-def softplus_backward(grad_out, x, beta=1.0, threshold=20.0):
+def softplus_backward(
+    grad_out: ArrayLike,
+    x: ArrayLike,
+    beta: float = 1.0,
+    threshold: float = 20.0,
+) -> FloatArray:
     """``grad_out * sigmoid(beta*x)``, and ``grad_out`` where ``beta*x > threshold``."""
     gy, x = _grad_pair(grad_out, x, "x", "softplus_backward")
     b = _scalar(beta, "beta", x.dtype)
@@ -145,7 +157,7 @@ def _log_softmax(x, axis):
         return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
 
 
-def softmax(x, axis=-1):
+def softmax(x: ArrayLike, axis: int = -1) -> FloatArray:
     """``exp(x) / sum(exp(x))`` along ``axis`` (shifted by the maximum: no overflow)."""
     x = _float_array(x, "x")
     axis = _axis(axis, x.ndim, "softmax")
@@ -156,20 +168,20 @@ def softmax(x, axis=-1):
         return e / np.sum(e, axis=axis, keepdims=True)
 
 
-def softmax_backward(grad_out, y, axis=-1):
+def softmax_backward(grad_out: ArrayLike, y: ArrayLike, axis: int = -1) -> FloatArray:
     """``y * (grad_out - sum(grad_out * y, axis))`` with ``y = softmax(x, axis)``."""
     gy, y = _grad_pair(grad_out, y, "y", "softmax_backward")
     axis = _axis(axis, y.ndim, "softmax_backward")
     return y * (gy - np.sum(gy * y, axis=axis, keepdims=True))
 
 
-def log_softmax(x, axis=-1):
+def log_softmax(x: ArrayLike, axis: int = -1) -> FloatArray:
     """``x - logsumexp(x, axis)``, computed stably."""
     x = _float_array(x, "x")
     return _log_softmax(x, _axis(axis, x.ndim, "log_softmax"))
 
 
-def log_softmax_backward(grad_out, y, axis=-1):
+def log_softmax_backward(grad_out: ArrayLike, y: ArrayLike, axis: int = -1) -> FloatArray:
     """``grad_out - exp(y) * sum(grad_out, axis)`` with ``y = log_softmax(x, axis)``."""
     gy, y = _grad_pair(grad_out, y, "y", "log_softmax_backward")
     axis = _axis(axis, y.ndim, "log_softmax_backward")
@@ -208,57 +220,62 @@ def _bounds(min_val, max_val, fn):
     return lo, hi
 
 
-def hardtanh(x, min_val=-1.0, max_val=1.0):
+def hardtanh(x: ArrayLike, min_val: float = -1.0, max_val: float = 1.0) -> FloatArray:
     """``clamp(x, min_val, max_val)`` (NaN stays NaN), as torch."""
     lo, hi = _bounds(min_val, max_val, "hardtanh")
     return _pw_forward(_pointwise.HARDTANH, x, lo, hi)
 
 
-def hardtanh_backward(grad_out, x, min_val=-1.0, max_val=1.0):
+def hardtanh_backward(
+    grad_out: ArrayLike,
+    x: ArrayLike,
+    min_val: float = -1.0,
+    max_val: float = 1.0,
+) -> FloatArray:
     """``grad_out`` where ``min_val < x < max_val``, else 0 (0 at both boundaries, as torch,
     and 0 for a NaN input, as torch's vectorised loop; its scalar tail loop differs)."""
     lo, hi = _bounds(min_val, max_val, "hardtanh_backward")
     return _pw_backward(_pointwise.HARDTANH, grad_out, x, "hardtanh_backward", lo, hi)
 
 
-def relu6(x):
+def relu6(x: ArrayLike) -> FloatArray:
     """``min(max(x, 0), 6)``: hardtanh(x, 0, 6)."""
     return _pw_forward(_pointwise.HARDTANH, x, 0.0, 6.0)
 
 
-def relu6_backward(grad_out, x):
+def relu6_backward(grad_out: ArrayLike, x: ArrayLike) -> FloatArray:
     """``grad_out`` where ``0 < x < 6``, else 0 (0 at x == 0 and x == 6 as torch; 0 for NaN)."""
     return _pw_backward(_pointwise.HARDTANH, grad_out, x, "relu6_backward", 0.0, 6.0)
 
 
-def hardswish(x):
+def hardswish(x: ArrayLike) -> FloatArray:
     """``x * min(max(x + 3, 0), 6) / 6``."""
     return _pw_forward(_pointwise.HARDSWISH, x)
 
 
-def hardswish_backward(grad_out, x):
+def hardswish_backward(grad_out: ArrayLike, x: ArrayLike) -> FloatArray:
     """0 for ``x <= -3``, ``grad_out * (x/3 + 1/2)`` for ``-3 < x < 3``, else ``grad_out``
     (torch's convention at the kinks: 0 at x == -3, grad_out at x == 3; a NaN input passes
     grad_out)."""
     return _pw_backward(_pointwise.HARDSWISH, grad_out, x, "hardswish_backward")
 
 
-def hardsigmoid(x):
+def hardsigmoid(x: ArrayLike) -> FloatArray:
     """``min(max(x + 3, 0), 6) / 6``."""
     return _pw_forward(_pointwise.HARDSIGMOID, x)
 
 
-def hardsigmoid_backward(grad_out, x):
+def hardsigmoid_backward(grad_out: ArrayLike, x: ArrayLike) -> FloatArray:
     """``grad_out / 6`` where ``-3 < x < 3``, else 0 (0 at both kinks, as torch)."""
     return _pw_backward(_pointwise.HARDSIGMOID, grad_out, x, "hardsigmoid_backward")
 
 
-def silu(x):
+def silu(x: ArrayLike) -> FloatArray:
     """``x * sigmoid(x)`` (= ``x / (1 + exp(-x))``; no overflow warning at any x)."""
     return _pw_forward(_pointwise.SILU, x)
 
 
-def silu_backward(grad_out, x):
+def silu_backward(grad_out: ArrayLike, x: ArrayLike) -> FloatArray:
     """``grad_out * s * (1 + x * (1 - s))`` with ``s = sigmoid(x)``."""
     return _pw_backward(_pointwise.SILU, grad_out, x, "silu_backward")
 
@@ -269,13 +286,13 @@ def _approximate(approximate, fn):
     return _pointwise.GELU if approximate == "none" else _pointwise.GELU_TANH
 
 
-def gelu(x, approximate="none"):
+def gelu(x: ArrayLike, approximate: str = "none") -> FloatArray:
     """``x * Phi(x)`` with Phi the standard normal CDF (``approximate='none'``, via erf), or
     torch's tanh approximation ``x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x**3)))``."""
     return _pw_forward(_approximate(approximate, "gelu"), x)
 
 
-def gelu_backward(grad_out, x, approximate="none"):
+def gelu_backward(grad_out: ArrayLike, x: ArrayLike, approximate: str = "none") -> FloatArray:
     """The exact derivative of the chosen ``gelu`` form times ``grad_out``."""
     return _pw_backward(_approximate(approximate, "gelu_backward"), grad_out, x,
                         "gelu_backward")

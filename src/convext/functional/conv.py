@@ -1,9 +1,12 @@
 """2-D convolution: ``conv2d`` and its gradients. Validates and normalises the arguments,
 chooses the thread count and the route (``_routes``), allocates and calls the kernels."""
+from __future__ import annotations
+
 import numpy as np
 
 from .._config import threads_for
 from .._kernels import _conv
+from .._typing import ArrayLike, FloatArray, Grads, IntPair, Padding
 from .._validation import (
     as_pair,
     check_alloc,
@@ -82,8 +85,18 @@ def _kernel(pass_, route):
     return getattr(_conv, f"conv2d_{pass_}_{route}")
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, out=None,
-           _route=None):
+def conv2d(
+    x: ArrayLike,
+    weight: ArrayLike,
+    bias: ArrayLike | None = None,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+    *,
+    out: FloatArray | None = None,
+    _route: str | None = None,
+) -> FloatArray:
     """2-D convolution (cross-correlation, as in every deep-learning library).
 
     Parameters
@@ -141,9 +154,20 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, o
     return _into(out, y)
 
 
-def conv2d_backward(grad_out, x, weight, stride=1, padding=0, dilation=1, groups=1,
-                    needs_input_grad=True, needs_weight_grad=True, needs_bias_grad=True, *,
-                    _route=None):
+def conv2d_backward(
+    grad_out: ArrayLike,
+    x: ArrayLike,
+    weight: ArrayLike,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+    needs_input_grad: bool = True,
+    needs_weight_grad: bool = True,
+    needs_bias_grad: bool = True,
+    *,
+    _route: str | None = None,
+) -> Grads:
     """Gradients of ``conv2d(x, weight, bias, stride, padding, dilation, groups)``.
 
     ``padding`` as in ``conv2d`` (a 4-tuple (top, bottom, left, right) included).

@@ -1,8 +1,11 @@
 """Fully connected layers: ``linear`` and its gradients, on convext's own GEMM."""
+from __future__ import annotations
+
 import numpy as np
 
 from .._config import threads_for
 from .._kernels import _linear
+from .._typing import ArrayLike, FloatArray, Grads
 from .._validation import check_array, check_same_dtype, contiguous
 from ._common import _shape_str
 
@@ -17,7 +20,7 @@ def _linear_setup(x, weight, fn):
     return x, weight
 
 
-def linear(x, weight, bias=None):
+def linear(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None) -> FloatArray:
     """``y = x @ weight.T + bias``, as ``torch.nn.functional.linear``.
 
     x: (..., in_features); weight: (out_features, in_features); bias: (out_features,) or None.
@@ -43,8 +46,14 @@ def linear(x, weight, bias=None):
     return y.reshape(x.shape[:-1] + (n_out,))
 
 
-def linear_backward(grad_out, x, weight, needs_input_grad=True, needs_weight_grad=True,
-                    needs_bias_grad=True):
+def linear_backward(
+    grad_out: ArrayLike,
+    x: ArrayLike,
+    weight: ArrayLike,
+    needs_input_grad: bool = True,
+    needs_weight_grad: bool = True,
+    needs_bias_grad: bool = True,
+) -> Grads:
     """Gradients of ``linear(x, weight, bias)``: ``(grad_x, grad_weight, grad_bias)`` =
     ``(grad_out @ weight, grad_out^T @ x, grad_out summed over all but the last axis)``, each
     None when not asked for (and not computed)."""

@@ -1,9 +1,11 @@
 """Losses: each returns ``(loss, grad)`` with ``grad = d(reduced loss)/d(input)``; for
 ``reduction='none'`` (loss elementwise or per sample) grad is the gradient of ``sum(loss)``."""
+from __future__ import annotations
 import numbers
 
 import numpy as np
 
+from .._typing import ArrayLike, FloatArray, LossValue, Reduction
 from .._validation import check_reduction, check_same_dtype
 from ._common import _float_array, _real, _shape_str
 from .activations import _log_softmax, _sigmoid
@@ -34,7 +36,11 @@ def _reduce(loss, grad, reduction, count=None):
     return dtype(total / dtype(n)), grad / dtype(n)
 
 
-def mse_loss(input, target, reduction="mean"):
+def mse_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    reduction: Reduction = "mean",
+) -> tuple[LossValue, FloatArray]:
     """Mean squared error: elementwise ``(input - target)**2`` reduced by ``reduction``."""
     x, t = _loss_pair(input, target, "mse_loss")
     reduction = check_reduction(reduction, "mse_loss")
@@ -42,7 +48,11 @@ def mse_loss(input, target, reduction="mean"):
     return _reduce(d * d, x.dtype.type(2) * d, reduction)
 
 
-def msle_loss(input, target, reduction="mean"):
+def msle_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    reduction: Reduction = "mean",
+) -> tuple[LossValue, FloatArray]:
     """Mean squared logarithmic error: elementwise ``(log1p(input) - log1p(target))**2``.
 
     input and target must be > -1 (ValueError otherwise). Equals ``mse_loss`` of the log1p's.
@@ -57,7 +67,11 @@ def msle_loss(input, target, reduction="mean"):
     return _reduce(d * d, x.dtype.type(2) * d / (x.dtype.type(1) + x), reduction)
 
 
-def l1_loss(input, target, reduction="mean"):
+def l1_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    reduction: Reduction = "mean",
+) -> tuple[LossValue, FloatArray]:
     """Mean absolute error: elementwise ``|input - target|``; gradient ``sign(input - target)``
     (0 where they are equal, as torch)."""
     x, t = _loss_pair(input, target, "l1_loss")
@@ -66,7 +80,11 @@ def l1_loss(input, target, reduction="mean"):
     return _reduce(np.abs(d), np.sign(d), reduction)
 
 
-def l2_loss(input, target, reduction="mean"):
+def l2_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    reduction: Reduction = "mean",
+) -> tuple[LossValue, FloatArray]:
     """L2 loss: the sum of squared errors of each sample.
 
     The first axis is the batch: ``loss[n] = sum((input[n] - target[n])**2)`` over all the
@@ -88,7 +106,11 @@ def l2_loss(input, target, reduction="mean"):
 _MAPE_EPS = 1e-7
 
 
-def mape_loss(input, target, reduction="mean"):
+def mape_loss(
+    input: ArrayLike,
+    target: ArrayLike,
+    reduction: Reduction = "mean",
+) -> tuple[LossValue, FloatArray]:
     """Mean absolute percentage error: elementwise ``100 * |input - target| / max(|target|,
     1e-7)`` (the 1e-7 floor, as in Keras, keeps a zero target finite); gradient
     ``100 * sign(input - target) / max(|target|, 1e-7)``."""
@@ -100,7 +122,12 @@ def mape_loss(input, target, reduction="mean"):
     return _reduce(np.abs(d) * scale, np.sign(d) * scale, reduction)
 
 
-def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+def binary_cross_entropy(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> tuple[LossValue, FloatArray]:
     """Binary cross-entropy of probabilities, as torch:
     ``-weight * (target*log(input) + (1 - target)*log(1 - input))`` with each log clamped at
     -100; gradient ``weight * (input - target) / max(input*(1 - input), 1e-12)`` (torch's

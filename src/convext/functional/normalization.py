@@ -1,10 +1,14 @@
 """Batch normalisation over the channel axis and its gradients."""
+from __future__ import annotations
+
 import math
+from typing import Literal, overload
 
 import numpy as np
 
 from .._config import threads_for
 from .._kernels import _batchnorm
+from .._typing import ArrayLike, FloatArray, Grads
 from .._validation import check_array, check_out, check_same_dtype, contiguous
 from ._common import _buffer, _check_bool, _check_size, _into, _real, _shape_str
 
@@ -35,8 +39,83 @@ def _bn_x(x, name="x"):
     return x, contiguous(x).reshape(N, C, math.prod(x.shape[2:]))
 
 
-def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
-               momentum=0.1, eps=1e-5, return_stats=False, *, out=None):
+@overload
+def batch_norm(
+    x: ArrayLike,
+    running_mean: ArrayLike,
+    running_var: ArrayLike,
+    weight: ArrayLike | None = ...,
+    bias: ArrayLike | None = ...,
+    training: bool = ...,
+    momentum: float = ...,
+    eps: float = ...,
+    return_stats: Literal[False] = ...,
+    *,
+    out: FloatArray | None = ...,
+) -> FloatArray: ...
+
+
+@overload
+def batch_norm(
+    x: ArrayLike,
+    running_mean: ArrayLike,
+    running_var: ArrayLike,
+    weight: ArrayLike | None,
+    bias: ArrayLike | None,
+    training: bool,
+    momentum: float,
+    eps: float,
+    return_stats: Literal[True],
+    *,
+    out: FloatArray | None = ...,
+) -> tuple[FloatArray, FloatArray, FloatArray]: ...
+
+
+@overload
+def batch_norm(
+    x: ArrayLike,
+    running_mean: ArrayLike,
+    running_var: ArrayLike,
+    weight: ArrayLike | None = ...,
+    bias: ArrayLike | None = ...,
+    training: bool = ...,
+    momentum: float = ...,
+    eps: float = ...,
+    *,
+    return_stats: Literal[True],
+    out: FloatArray | None = ...,
+) -> tuple[FloatArray, FloatArray, FloatArray]: ...
+
+
+@overload
+def batch_norm(
+    x: ArrayLike,
+    running_mean: ArrayLike,
+    running_var: ArrayLike,
+    weight: ArrayLike | None = ...,
+    bias: ArrayLike | None = ...,
+    training: bool = ...,
+    momentum: float = ...,
+    eps: float = ...,
+    return_stats: bool = ...,
+    *,
+    out: FloatArray | None = ...,
+) -> FloatArray | tuple[FloatArray, FloatArray, FloatArray]: ...
+
+
+def batch_norm(
+    x: ArrayLike,
+    running_mean: ArrayLike,
+    running_var: ArrayLike,
+    weight: ArrayLike | None = None,
+    bias: ArrayLike | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+    return_stats: bool = False,
+    *,
+    out: FloatArray | None = None,
+) -> FloatArray | tuple[FloatArray, FloatArray, FloatArray]:
     """Batch normalisation over the channel axis, as ``torch.nn.functional.batch_norm``.
 
     ``y = (x - mean) * invstd * weight + bias`` per channel, ``invstd = 1/sqrt(var + eps)``.
@@ -134,8 +213,17 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     return (y, mean, invstd) if return_stats else y
 
 
-def batch_norm_backward(grad_out, x, mean, invstd, weight=None, training=False,
-                        needs_input_grad=True, needs_weight_grad=True, needs_bias_grad=True):
+def batch_norm_backward(
+    grad_out: ArrayLike,
+    x: ArrayLike,
+    mean: ArrayLike,
+    invstd: ArrayLike,
+    weight: ArrayLike | None = None,
+    training: bool = False,
+    needs_input_grad: bool = True,
+    needs_weight_grad: bool = True,
+    needs_bias_grad: bool = True,
+) -> Grads:
     """Gradients of ``batch_norm``: ``(grad_x, grad_weight, grad_bias)``.
 
     ``mean`` and ``invstd`` are the statistics the forward pass used (``return_stats=True``).

@@ -1,9 +1,14 @@
 """Max, average, power-average and global average pooling over (H, W) planes, with their
 gradients (torch.nn.functional semantics)."""
+from __future__ import annotations
+
+from typing import Literal, overload
+
 import numpy as np
 
 from .._config import threads_for
 from .._kernels import _pool
+from .._typing import ArrayLike, FloatArray, IndexArray, IntPair, Padding, Shape
 from .._validation import (
     _as_int,
     as_pair,
@@ -66,8 +71,64 @@ def _as4(shape):
     return (1,) + tuple(shape) if len(shape) == 3 else tuple(shape)
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False):
+@overload
+def max_pool2d(
+    x: ArrayLike,
+    kernel_size: IntPair,
+    stride: IntPair | None = ...,
+    padding: Padding = ...,
+    dilation: IntPair = ...,
+    ceil_mode: bool = ...,
+    return_indices: Literal[False] = ...,
+) -> FloatArray: ...
+
+
+@overload
+def max_pool2d(
+    x: ArrayLike,
+    kernel_size: IntPair,
+    stride: IntPair | None,
+    padding: Padding,
+    dilation: IntPair,
+    ceil_mode: bool,
+    return_indices: Literal[True],
+) -> tuple[FloatArray, IndexArray]: ...
+
+
+@overload
+def max_pool2d(
+    x: ArrayLike,
+    kernel_size: IntPair,
+    stride: IntPair | None = ...,
+    padding: Padding = ...,
+    dilation: IntPair = ...,
+    ceil_mode: bool = ...,
+    *,
+    return_indices: Literal[True],
+) -> tuple[FloatArray, IndexArray]: ...
+
+
+@overload
+def max_pool2d(
+    x: ArrayLike,
+    kernel_size: IntPair,
+    stride: IntPair | None = ...,
+    padding: Padding = ...,
+    dilation: IntPair = ...,
+    ceil_mode: bool = ...,
+    return_indices: bool = ...,
+) -> FloatArray | tuple[FloatArray, IndexArray]: ...
+
+
+def max_pool2d(
+    x: ArrayLike,
+    kernel_size: IntPair,
+    stride: IntPair | None = None,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> FloatArray | tuple[FloatArray, IndexArray]:
     """2-D max pooling, as ``torch.nn.functional.max_pool2d``.
 
     Parameters
@@ -119,7 +180,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     return (y, idx) if return_indices else y
 
 
-def max_pool2d_backward(grad_out, indices, input_shape):
+def max_pool2d_backward(grad_out: ArrayLike, indices: ArrayLike, input_shape: Shape) -> FloatArray:
     """Gradient of max_pool2d: ``grad_x`` of ``input_shape``, zero except where the mask points.
 
     Each ``grad_out`` element is added to the input element its index names (in its own plane);
@@ -178,8 +239,15 @@ def _avg_args(g, count_include_pad, divisor_override, n_threads):
     return kh, kw, sh, sw, pt, pl, pb, pr, count_include_pad, div, n_threads
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-               divisor_override=None):
+def avg_pool2d(
+    x: ArrayLike,
+    kernel_size: IntPair,
+    stride: IntPair | None = None,
+    padding: Padding = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+) -> FloatArray:
     """2-D average pooling, as ``torch.nn.functional.avg_pool2d``.
 
     Parameters as ``max_pool2d`` (no dilation; ``padding`` an int, a pair or a 4-tuple (top,
@@ -203,8 +271,16 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     return y[0] if x.ndim == 3 else y
 
 
-def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride=None, padding=0,
-                        ceil_mode=False, count_include_pad=True, divisor_override=None):
+def avg_pool2d_backward(
+    grad_out: ArrayLike,
+    input_shape: Shape,
+    kernel_size: IntPair,
+    stride: IntPair | None = None,
+    padding: Padding = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+) -> FloatArray:
     """Gradient of ``avg_pool2d`` with the same arguments: each ``grad_out`` element, divided by
     its window's divisor, is added to every input element of the window."""
     fn = "avg_pool2d_backward"
@@ -298,7 +374,7 @@ def lp_pool2d_backward(grad_out, x, out, norm_type, kernel_size, stride=None, ce
     return gx
 
 
-def global_avg_pool2d(x):
+def global_avg_pool2d(x: ArrayLike) -> FloatArray:
     """Mean over each (H, W) plane, keeping the dims: (N, C, H, W) -> (N, C, 1, 1), or
     (C, H, W) -> (C, 1, 1); as ``torch.nn.functional.adaptive_avg_pool2d(x, 1)``."""
     x = contiguous(check_array(x, "x", (3, 4)))
@@ -308,7 +384,7 @@ def global_avg_pool2d(x):
     return x.mean(axis=(-2, -1), keepdims=True)
 
 
-def global_avg_pool2d_backward(grad_out, input_shape):
+def global_avg_pool2d_backward(grad_out: ArrayLike, input_shape: Shape) -> FloatArray:
     """Gradient of ``global_avg_pool2d``: ``grad_out / (H*W)`` spread over each plane."""
     fn = "global_avg_pool2d_backward"
     gy = check_array(grad_out, "grad_out", (3, 4))

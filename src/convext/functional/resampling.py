@@ -4,12 +4,17 @@ interpolation, max unpooling, with their gradients (torch.nn.functional semantic
 Geometry (window bounds, source indices, interpolation weights) is computed here in Python
 integers, so the kernels never do size arithmetic that could overflow.
 """
+from __future__ import annotations
+
 import math
+from collections.abc import Sequence
+from typing import Literal, overload
 
 import numpy as np
 
 from .._config import threads_for
 from .._kernels import _pool, _resample
+from .._typing import ArrayLike, FloatArray, IndexArray, IntPair, Padding, Shape
 from .._validation import MAX_EXTENT, _as_int, as_pair, check_array, contiguous
 from ._common import _check_bool, _check_size, _real, _shape_str
 
@@ -31,7 +36,7 @@ def _adaptive_size(output_size, H, W, fn):
         if len(output_size) != 2:
             raise ValueError(f"{fn}: output_size must be an int or a pair, got {output_size!r}")
         pair = tuple(d if v is None else _as_int(v, "output_size")
-                     for v, d in zip(output_size, (H, W)))
+                     for v, d in zip(output_size, (H, W), strict=True))
     elif output_size is None:
         raise TypeError(f"{fn}: output_size must be an int or a pair, got None")
     else:
@@ -57,7 +62,7 @@ def _adaptive_geom(shape, output_size, fn):
     return (OH, OW) + _windows(H, OH) + _windows(W, OW)
 
 
-def adaptive_avg_pool2d(x, output_size):
+def adaptive_avg_pool2d(x: ArrayLike, output_size: int | Sequence[int | None]) -> FloatArray:
     """Adaptive average pooling, as ``torch.nn.functional.adaptive_avg_pool2d``.
 
     Output (.., OH, OW) from ``output_size`` (an int, or a pair with None meaning "the input's
@@ -87,7 +92,7 @@ def _grad_for_shape(grad_out, input_shape, fn):
     return gy, shape
 
 
-def adaptive_avg_pool2d_backward(grad_out, input_shape):
+def adaptive_avg_pool2d_backward(grad_out: ArrayLike, input_shape: Shape) -> FloatArray:
     """Gradient of ``adaptive_avg_pool2d``: each ``grad_out`` element spread evenly over its
     window of an input of ``input_shape``."""
     fn = "adaptive_avg_pool2d_backward"
@@ -102,7 +107,44 @@ def adaptive_avg_pool2d_backward(grad_out, input_shape):
     return gx
 
 
-def adaptive_max_pool2d(x, output_size, return_indices=False):
+@overload
+def adaptive_max_pool2d(
+    x: ArrayLike,
+    output_size: int | Sequence[int | None],
+    return_indices: Literal[False] = ...,
+) -> FloatArray: ...
+
+
+@overload
+def adaptive_max_pool2d(
+    x: ArrayLike,
+    output_size: int | Sequence[int | None],
+    return_indices: Literal[True],
+) -> tuple[FloatArray, IndexArray]: ...
+
+
+@overload
+def adaptive_max_pool2d(
+    x: ArrayLike,
+    output_size: int | Sequence[int | None],
+    *,
+    return_indices: Literal[True],
+) -> tuple[FloatArray, IndexArray]: ...
+
+
+@overload
+def adaptive_max_pool2d(
+    x: ArrayLike,
+    output_size: int | Sequence[int | None],
+    return_indices: bool = ...,
+) -> FloatArray | tuple[FloatArray, IndexArray]: ...
+
+
+def adaptive_max_pool2d(
+    x: ArrayLike,
+    output_size: int | Sequence[int | None],
+    return_indices: bool = False,
+) -> FloatArray | tuple[FloatArray, IndexArray]:
     """Adaptive max pooling, as ``torch.nn.functional.adaptive_max_pool2d`` (windows as
     ``adaptive_avg_pool2d``).
 
@@ -135,7 +177,11 @@ def _indices(indices, shape, fn):
     return contiguous(idx.astype(np.int64, copy=False))
 
 
-def adaptive_max_pool2d_backward(grad_out, indices, input_shape):
+def adaptive_max_pool2d_backward(
+    grad_out: ArrayLike,
+    indices: ArrayLike,
+    input_shape: Shape,
+) -> FloatArray:
     """Gradient of ``adaptive_max_pool2d``: each ``grad_out`` element added to the input element
     its index names (in its own plane). An index outside [0, H*W) is a ValueError."""
     fn = "adaptive_max_pool2d_backward"
@@ -246,8 +292,14 @@ def _interp_tables(shape, OH, OW, scales, mode, align_corners, dtype):
     return h0, h1, lh0, lh1, w0, w1, lw0, lw1
 
 
-def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=None,
-                recompute_scale_factor=None):
+def interpolate(
+    x: ArrayLike,
+    size: int | Sequence[int] | None = None,
+    scale_factor: float | Sequence[float] | None = None,
+    mode: str = "nearest",
+    align_corners: bool | None = None,
+    recompute_scale_factor: bool | None = None,
+) -> FloatArray:
     """Resize the (H, W) planes of (N, C, H, W) or (C, H, W) input, as
     ``torch.nn.functional.interpolate`` for modes 'nearest' and 'bilinear'.
 
@@ -271,8 +323,15 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
     return y
 
 
-def interpolate_backward(grad_out, input_shape, size=None, scale_factor=None, mode="nearest",
-                         align_corners=None, recompute_scale_factor=None):
+def interpolate_backward(
+    grad_out: ArrayLike,
+    input_shape: Shape,
+    size: int | Sequence[int] | None = None,
+    scale_factor: float | Sequence[float] | None = None,
+    mode: str = "nearest",
+    align_corners: bool | None = None,
+    recompute_scale_factor: bool | None = None,
+) -> FloatArray:
     """Gradient of ``interpolate`` (same arguments) for an input of ``input_shape``: each output
     gradient is added back to the input elements it was read from, with the same weights."""
     fn = "interpolate_backward"
@@ -323,7 +382,14 @@ def _unpool_size(shape, kernel_size, stride, padding, output_size, fn):
     return tuple(out)
 
 
-def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=None):
+def max_unpool2d(
+    x: ArrayLike,
+    indices: ArrayLike,
+    kernel_size: IntPair,
+    stride: IntPair | None = None,
+    padding: Padding = 0,
+    output_size: int | Sequence[int | None] = None,
+) -> FloatArray:
     """Partial inverse of ``max_pool2d``, as ``torch.nn.functional.max_unpool2d``: a zero
     output of spatial size ``(H - 1) * stride - 2 * padding + kernel_size`` (or
     ``output_size``) into whose plane each x element is put at its index (flat ``h * OW + w``;
@@ -346,7 +412,11 @@ def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=No
     return y
 
 
-def max_unpool2d_backward(grad_out, indices, input_shape):
+def max_unpool2d_backward(
+    grad_out: ArrayLike,
+    indices: ArrayLike,
+    input_shape: Shape,
+) -> FloatArray:
     """Gradient of ``max_unpool2d``: ``grad_x`` of ``input_shape`` (x's shape) gathers
     ``grad_out`` at the indices. An index outside the output plane is a ValueError."""
     fn = "max_unpool2d_backward"

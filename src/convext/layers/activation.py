@@ -1,7 +1,10 @@
 """Activation layers: elementwise functions from ``convext.functional``."""
+from __future__ import annotations
+
 import math
 
 from .. import functional
+from .._typing import ArrayLike, FloatArray
 from .base import Layer
 from .registry import register_layer
 
@@ -12,16 +15,16 @@ __all__ = ["ELU", "GELU", "Hardsigmoid", "Hardswish", "Hardtanh", "LeakyReLU", "
 class _OnInput(Layer):
     """An activation whose backward needs its input."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self._x = None
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         y = self._f(x)
         self._x = x if self.training else None
         return y
 
-    def backward(self, grad_out, needs_input_grad=True):
+    def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         if self._x is None:
             raise RuntimeError(f"{type(self).__name__}.backward needs a forward pass in "
                                f"training mode first")
@@ -33,16 +36,16 @@ class _OnInput(Layer):
 class _OnOutput(Layer):
     """An activation whose backward needs its output."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self._y = None
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         y = self._f(x)
         self._y = y if self.training else None
         return y
 
-    def backward(self, grad_out, needs_input_grad=True):
+    def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         if self._y is None:
             raise RuntimeError(f"{type(self).__name__}.backward needs a forward pass in "
                                f"training mode first")
@@ -66,7 +69,7 @@ class ReLU(_OnInput):
 class LeakyReLU(_OnInput):
     """``x if x > 0 else negative_slope * x``."""
 
-    def __init__(self, negative_slope=0.01):
+    def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
         self.negative_slope = float(negative_slope)
 
@@ -87,7 +90,7 @@ class LeakyReLU(_OnInput):
 class ELU(_OnInput):
     """``x if x > 0 else alpha * (exp(x) - 1)``."""
 
-    def __init__(self, alpha=1.0):
+    def __init__(self, alpha: float = 1.0) -> None:
         super().__init__()
         self.alpha = float(alpha)
 
@@ -125,7 +128,7 @@ class Tanh(_OnOutput):
 
 
 class _AlongAxis(_OnOutput):
-    def __init__(self, axis=1):
+    def __init__(self, axis: int = 1) -> None:
         super().__init__()
         self.axis = int(axis)
 
@@ -163,7 +166,7 @@ class Hardtanh(_OnInput):
     """``clamp(x, min_val, max_val)`` (torch.nn.Hardtanh); the gradient is 0 outside the open
     interval and at both boundaries, as in torch."""
 
-    def __init__(self, min_val=-1.0, max_val=1.0):
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0) -> None:
         super().__init__()
         self.min_val = float(min_val)
         self.max_val = float(max_val)
@@ -235,7 +238,7 @@ class GELU(_OnInput):
     """``x * Phi(x)``, Phi the standard normal CDF (torch.nn.GELU); ``approximate='tanh'``
     uses torch's tanh approximation."""
 
-    def __init__(self, approximate="none"):
+    def __init__(self, approximate: str = "none") -> None:
         super().__init__()
         if approximate not in ("none", "tanh"):
             raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")

@@ -15,14 +15,23 @@ initialised, so a model described by an untrusted file is built, with all the co
 checks, at no memory cost; ``Layer._allocate()`` then allocates the arrays once the file is
 known to supply them.
 """
+from __future__ import annotations
+
 import contextlib
 import math
 import threading
 import weakref
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import _archive, init
+from .._typing import ArrayLike, FloatArray, PathOrFile
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from typing_extensions import Self
 from .registry import layer_from_spec, layer_spec
 
 __all__ = ["Layer"]
@@ -109,7 +118,7 @@ class Layer:
     the parameters in place. Train separate instances, or serialise the calls with a lock.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         object.__setattr__(self, "_children", {})
         object.__setattr__(self, "_parent", None)  # weak reference to the owning layer
         self.training = True
@@ -197,19 +206,19 @@ class Layer:
         return out
 
     # -- computation ------------------------------------------------------------------------
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         raise NotImplementedError(f"{type(self).__name__} does not define forward")
 
-    def backward(self, grad_out, needs_input_grad=True):
+    def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         """Accumulate the parameter gradients and return dL/dx (None if ``needs_input_grad``
         is False and the layer can skip computing it)."""
         raise NotImplementedError(f"{type(self).__name__} does not define backward")
 
-    def __call__(self, x):
+    def __call__(self, x: ArrayLike) -> FloatArray:
         return self.forward(x)
 
     # -- parameters and state ---------------------------------------------------------------
-    def parameters(self):
+    def parameters(self) -> dict[str, FloatArray]:
         """The trainable arrays, dotted name -> array (the layers' own arrays, not copies),
         this layer's first, then each child's in assignment order."""
         return self._collect("_params")
@@ -228,13 +237,13 @@ class Layer:
         for name, child in self._children.items():
             yield from child._state_items(f"{prefix}{name}.")
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, FloatArray]:
         """Copies of the parameters and buffers, keyed and ordered as
         ``torch.nn.Module.state_dict``: each layer's parameters, then its buffers, then its
         children's, depth first in assignment order."""
         return {k: v.copy() for k, v in self._state_items("")}
 
-    def load_state_dict(self, state_dict, strict=True):
+    def load_state_dict(self, state_dict: Mapping[str, ArrayLike], strict: bool = True) -> Self:
         """Copy arrays (e.g. a torch state_dict converted with ``.numpy()``) into the layer.
 
         The shapes must match; numbers are converted to the layer's dtype within their kind
@@ -282,11 +291,11 @@ class Layer:
                         d[k] = v.allocate()
         return self
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         for g in self.grads().values():
             g.fill(0)
 
-    def train(self, mode=True):
+    def train(self, mode: bool = True) -> Self:
         """Training mode (``mode=True``) or eval mode, for this layer and every layer inside
         it (BatchNorm then uses its running statistics, Dropout passes its input through)."""
         self.training = bool(mode)
@@ -294,7 +303,7 @@ class Layer:
             child.train(mode)  # through the child's own train(), as torch does
         return self
 
-    def eval(self):
+    def eval(self) -> Self:
         return self.train(False)
 
     # -- description ------------------------------------------------------------------------
@@ -324,7 +333,7 @@ class Layer:
             return f"{type(self).__name__}()"
         return f"{type(self).__name__}(\n  " + "\n  ".join(lines + children) + "\n)"
 
-    def save(self, path):
+    def save(self, path: PathOrFile) -> None:
         """Write the architecture (JSON) and the weights to one ``.npz`` file, atomically; see
         ``convext.load``.
 

@@ -43,8 +43,11 @@ twice gets the sum of its gradients. A ResNet basic block (torchvision's names, 
 The backward runs the forward's steps in reverse (bn2, conv2, relu1, bn1, conv1 for the
 main branch); each layer call returns dL/d(its input) and adds its parameter gradients.
 """
+from __future__ import annotations
+
 import numpy as np
 
+from .._typing import ArrayLike, FloatArray
 from .base import Layer
 from .container import _check_layer
 from .registry import register_layer
@@ -56,10 +59,10 @@ __all__ = ["Concat", "Identity", "Residual"]
 class Identity(Layer):
     """Returns its input (torch.nn.Identity); its gradient passes through."""
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         return x
 
-    def backward(self, grad_out, needs_input_grad=True):
+    def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         return grad_out if needs_input_grad else None
 
 
@@ -74,7 +77,7 @@ class Residual(Layer):
         self.shortcut = None if shortcut is None else _check_layer(shortcut,
                                                                    "Residual: shortcut")
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         y = self.body(x)
         s = np.asarray(x) if self.shortcut is None else self.shortcut(x)
         if np.shape(y) != np.shape(s):
@@ -82,7 +85,7 @@ class Residual(Layer):
                              f"gives {np.shape(s)}; they are added")
         return y + s
 
-    def backward(self, grad_out, needs_input_grad=True):
+    def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         g_body = self.body.backward(grad_out, needs_input_grad=needs_input_grad)
         if self.shortcut is None:
             g_shortcut = grad_out
@@ -121,7 +124,7 @@ class Concat(Layer):
     def from_config(cls, config):
         return cls(*config["branches"], axis=config.get("axis", 1))
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         outs = [branch(x) for branch in self._children.values()]
         ndim = np.ndim(outs[0])
         if not -ndim <= self.axis < ndim:
@@ -137,7 +140,7 @@ class Concat(Layer):
         self._sizes = [s[axis] for s in shapes] if self.training else None
         return np.concatenate(outs, axis=axis)
 
-    def backward(self, grad_out, needs_input_grad=True):
+    def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         if self._sizes is None:
             raise RuntimeError("Concat.backward needs a forward pass in training mode first")
         g = np.asarray(grad_out)

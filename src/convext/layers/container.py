@@ -1,6 +1,9 @@
 """Containers: ``Sequential`` (layers applied in order) and ``LayerList`` (a list of layers a
 composite layer owns, like torch.nn.ModuleList). Their children are named ``"0"``, ``"1"``...
 as in torch, so ``features.3.conv.1.0.running_var`` reads the same in both."""
+from __future__ import annotations
+
+from .._typing import ArrayLike, FloatArray
 from .base import Layer
 from .registry import register_layer
 
@@ -67,7 +70,7 @@ class Sequential(_IndexedLayers):
     torch.nn.Sequential: ``"<index>.<name>"`` (``"0.weight"``, ``"3.bias"``,
     ``"1.running_mean"``...), so a converted torch state_dict loads one to one."""
 
-    def __init__(self, *layers):
+    def __init__(self, *layers: Layer) -> None:
         super().__init__()
         self._extend(layers, "Sequential")
 
@@ -75,12 +78,12 @@ class Sequential(_IndexedLayers):
     def from_config(cls, config):
         return cls(*config["layers"])
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         for layer in self._children.values():
             x = layer.forward(x)
         return x
 
-    def backward(self, grad_out, needs_input_grad=True):
+    def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         """Back through the layers in reverse order. With ``needs_input_grad=False`` the
         gradient with respect to the model's input is not computed (nor anything below the
         first layer that has parameters), and None is returned."""
@@ -105,6 +108,6 @@ class LayerList(_IndexedLayers):
         super().__init__()
         self._extend(layers, "LayerList")
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         raise NotImplementedError("a LayerList has no forward: call its layers from the "
                                   "forward of the layer that holds it (or use Sequential)")

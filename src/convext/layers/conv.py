@@ -1,7 +1,11 @@
 """Convolution layer."""
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .. import functional
+from .._typing import ArrayLike, FloatArray, IntPair, Padding
 from .._validation import as_pair, check_padding, check_positive_int
 from .base import _array, _building_unallocated, _dtype, _WeightBias, settings_repr
 from .registry import register_layer
@@ -23,8 +27,19 @@ class Conv2D(_WeightBias):
     Keeps the input for backward.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, dtype=np.float32, rng=None):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: IntPair,
+        stride: IntPair = 1,
+        padding: Padding = 0,
+        dilation: IntPair = 1,
+        groups: int = 1,
+        bias: bool = True,
+        dtype: DTypeLike = np.float32,
+        rng: np.random.Generator | int | None = None,
+    ) -> None:
         super().__init__()
         self.in_channels = check_positive_int(in_channels, "in_channels")
         self.out_channels = check_positive_int(out_channels, "out_channels")
@@ -43,12 +58,12 @@ class Conv2D(_WeightBias):
     def _geom(self):
         return self.stride, self.padding, self.dilation, self.groups
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         y = functional.conv2d(x, self.weight, self.bias, *self._geom())
         self._x = x if self.training else None
         return y
 
-    def backward(self, grad_out, needs_input_grad=True):
+    def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         if self._x is None:
             raise RuntimeError("Conv2D.backward needs a forward pass in training mode first")
         gx, gw, gb = functional.conv2d_backward(grad_out, self._x, self.weight, *self._geom(),

@@ -1,9 +1,13 @@
 """Fully connected layer and Flatten."""
+from __future__ import annotations
+
 import math
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .. import functional
+from .._typing import ArrayLike, FloatArray
 from .._validation import check_positive_int
 from .base import Layer, _dtype, _WeightBias, settings_repr
 from .registry import register_layer
@@ -21,14 +25,21 @@ class Dense(_WeightBias):
     convext's GEMM (``functional.linear``). Keeps the input for backward.
     """
 
-    def __init__(self, in_features, out_features, bias=True, dtype=np.float32, rng=None):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        dtype: DTypeLike = np.float32,
+        rng: np.random.Generator | int | None = None,
+    ) -> None:
         super().__init__()
         self.in_features = check_positive_int(in_features, "in_features")
         self.out_features = check_positive_int(out_features, "out_features")
         self.dtype = _dtype(dtype)
         self._make_parameters((self.out_features, self.in_features), bias, rng)
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         x = np.asarray(x)
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"Dense: x must have shape (..., {self.in_features}), "
@@ -40,7 +51,7 @@ class Dense(_WeightBias):
         self._x = x if self.training else None
         return y
 
-    def backward(self, grad_out, needs_input_grad=True):
+    def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         if self._x is None:
             raise RuntimeError("Dense.backward needs a forward pass in training mode first")
         g = np.asarray(grad_out)
@@ -70,13 +81,13 @@ class Flatten(Layer):
     """Flatten dimensions ``start_dim..end_dim`` into one (torch.nn.Flatten; default keeps the
     batch dimension: (N, C, H, W) -> (N, C*H*W))."""
 
-    def __init__(self, start_dim=1, end_dim=-1):
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
         self.start_dim = int(start_dim)
         self.end_dim = int(end_dim)
         self._shape = None
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         x = np.asarray(x)
         s, e = self.start_dim % max(x.ndim, 1), self.end_dim % max(x.ndim, 1)
         if x.ndim == 0 or s > e:
@@ -85,7 +96,7 @@ class Flatten(Layer):
         self._shape = x.shape
         return x.reshape(x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:])
 
-    def backward(self, grad_out, needs_input_grad=True):
+    def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         shape, self._shape = self._shape, None
         return np.asarray(grad_out).reshape(shape)
 

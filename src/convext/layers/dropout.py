@@ -1,6 +1,9 @@
 """Dropout."""
+from __future__ import annotations
+
 import numpy as np
 
+from .._typing import ArrayLike, FloatArray
 from .base import Layer
 from .registry import register_layer
 
@@ -17,7 +20,7 @@ class Dropout(Layer):
     Keeps the scaled mask for backward.
     """
 
-    def __init__(self, p=0.5, rng=None):
+    def __init__(self, p: float = 0.5, rng: np.random.Generator | int | None = None) -> None:
         super().__init__()
         p = float(p)
         if not 0.0 <= p <= 1.0:
@@ -31,7 +34,7 @@ class Dropout(Layer):
             self.rng = np.random.default_rng(np.random.default_rng(rng).integers(2 ** 63))
         return self
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         x = np.asarray(x)
         if not self.training or self.p == 0.0:
             self._mask = None
@@ -45,7 +48,7 @@ class Dropout(Layer):
             self._mask = keep.astype(dtype) * dtype.type(1.0 / (1.0 - self.p))
         return x * self._mask
 
-    def backward(self, grad_out, needs_input_grad=True):
+    def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         if self._mask is None:
             return np.asarray(grad_out)
         g = np.asarray(grad_out) * self._mask
@@ -66,7 +69,7 @@ class Dropout2D(Dropout):
     ``1 / (1 - p)``; identity in eval mode. ``rng`` as in Dropout. Keeps the (N, C, 1, 1)
     scaled mask for backward."""
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         x = np.asarray(x)
         if x.ndim != 4:
             raise ValueError(f"Dropout2D: x must have shape (N, C, H, W), got {x.shape}")

@@ -37,11 +37,14 @@ list of ``[name, [input names]]``); the loader checks every name, reference and 
 tensor names, duplicate names, cycles, arity, at most ``MAX_GRAPH_NODES`` nodes) before any
 layer is built into the graph.
 """
+from __future__ import annotations
+
 import heapq
 import re
 
 import numpy as np
 
+from .._typing import ArrayLike, FloatArray
 from .base import Layer, _array, _building_unallocated, _dtype
 from .container import _check_layer
 from .registry import MAX_AXIS, MAX_GRAPH_NODES, MAX_NODE_INPUTS, MAX_SIZE, register_layer
@@ -249,7 +252,7 @@ class Graph(Layer):
             need[name] = bool(layer.parameters()) or any(need[i] for i in self._inputs[name])
         return need
 
-    def backward(self, grad_out, needs_input_grad=True):
+    def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         if len(self.output_names) == 1:
             grad_out = (grad_out,)
         elif not isinstance(grad_out, (list, tuple)) or len(grad_out) != len(self.output_names):
@@ -303,7 +306,7 @@ class GraphBuilder:
     """Builds a ``Graph`` step by step: ``input(name)``, ``add_node(name, layer, *inputs)``
     (returns the output's name), ``output(*names)``, ``build()``."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._inputs, self._nodes, self._outputs, self._names = [], [], [], set()
 
     def _new_name(self, name, what):
@@ -394,7 +397,7 @@ class _Binary(_Op):
         self._keep((a, b))
         return self._apply(a, b)
 
-    def backward(self, grad_out, needs_input_grad=True):
+    def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         a, b = self._take()
         if not needs_input_grad:
             return None, None
@@ -466,7 +469,7 @@ class Cat(_Op):
 
     n_inputs = None
 
-    def __init__(self, axis=1):
+    def __init__(self, axis: int = 1) -> None:
         super().__init__()
         self.axis = _check_axis(axis, "Cat: axis")
 
@@ -484,7 +487,7 @@ class Cat(_Op):
         self._keep((axis, [s[axis] for s in shapes]))
         return np.concatenate(xs, axis=axis)
 
-    def backward(self, grad_out, needs_input_grad=True):
+    def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         axis, sizes = self._take()
         if not needs_input_grad:
             return (None,) * len(sizes)
@@ -528,7 +531,7 @@ class Reshape(_Op):
             out.append(s)
         return tuple(out)
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         x = np.asarray(x)
         shape = self.target(x.shape)
         try:
@@ -538,7 +541,7 @@ class Reshape(_Op):
         self._keep(x.shape)
         return y
 
-    def backward(self, grad_out, needs_input_grad=True):
+    def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         shape = self._take()
         return np.asarray(grad_out).reshape(shape) if needs_input_grad else None
 
@@ -559,7 +562,7 @@ class Transpose(_Op):
         if sorted(self.perm) != list(range(len(self.perm))):
             raise ValueError(f"Transpose: perm {self.perm} is not a permutation")
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         x = np.asarray(x)
         if x.ndim != len(self.perm):
             raise ValueError(f"Transpose: perm {self.perm} for an input with {x.ndim} "
@@ -567,7 +570,7 @@ class Transpose(_Op):
         self._keep(True)
         return np.ascontiguousarray(x.transpose(self.perm))
 
-    def backward(self, grad_out, needs_input_grad=True):
+    def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         self._take()
         if not needs_input_grad:
             return None
@@ -613,7 +616,7 @@ class Pad(_Op):
         return [(0, 0)] * (ndim - k) + [(self.pads[2 * i], self.pads[2 * i + 1])
                                         for i in range(k)]
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         x = np.asarray(x)
         widths = self._widths(x.ndim)
         if self.mode == "reflect" and any(max(b, a) >= n and (b or a) for (b, a), n in
@@ -628,7 +631,7 @@ class Pad(_Op):
             return np.pad(x, widths, mode="constant", constant_values=self.value)
         return np.pad(x, widths, mode=self.mode)
 
-    def backward(self, grad_out, needs_input_grad=True):
+    def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         shape, widths = self._take()
         if not needs_input_grad:
             return None
@@ -709,7 +712,7 @@ class Constant(_Op):
     def forward(self):
         return self._buffers["value"]
 
-    def backward(self, grad_out, needs_input_grad=True):
+    def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         return ()
 
     def get_config(self):

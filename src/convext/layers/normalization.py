@@ -1,8 +1,12 @@
 """Batch normalisation over the channels of NCHW input (torch.nn.BatchNorm2d), on the compiled
 ``batch_norm`` kernels (statistics in double, in a fixed order: thread-count independent)."""
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .. import functional
+from .._typing import ArrayLike, FloatArray
 from .._validation import check_positive_int
 from .base import Layer, _array, _dtype
 from .registry import register_layer
@@ -89,7 +93,7 @@ class BatchNorm2D(Layer):
             root = root._owner()
         return root is self or root.training
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         x = np.asarray(x)
         if x.ndim != 4 or x.shape[1] != self.num_features:
             raise ValueError(f"BatchNorm2D: x must have shape (N, {self.num_features}, H, W), "
@@ -115,7 +119,7 @@ class BatchNorm2D(Layer):
         self._saved = (x, mean, invstd, use_batch) if self._keeps_input() else None
         return y
 
-    def backward(self, grad_out, needs_input_grad=True):
+    def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         if self._saved is None:
             raise RuntimeError("BatchNorm2D.backward needs a forward pass first (in training "
                                "mode, or of the layer in eval mode inside a model in training "

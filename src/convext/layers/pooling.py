@@ -4,11 +4,15 @@ AdaptiveMaxPool2d, MaxUnpool2d, Upsample).
 Like the conv layers they accept anything ``convext.functional`` converts (a nested Python
 list of numbers becomes a float64 array); they keep the input's shape with ``np.shape``, which
 works for both."""
+from __future__ import annotations
+
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
 from .. import functional
+from .._typing import ArrayLike, FloatArray, IntPair, Padding
 from .base import Layer, settings_repr
 from .registry import register_layer
 
@@ -29,8 +33,15 @@ class MaxPool2D(Layer):
     layer returns ``(y, indices)`` (flat ``h * W + w`` in each input plane), as torch, for a
     ``MaxUnpool2D`` later in the network (SegNet); its backward still takes dL/dy only."""
 
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-                 return_indices=False):
+    def __init__(
+        self,
+        kernel_size: IntPair,
+        stride: IntPair | None = None,
+        padding: Padding = 0,
+        dilation: IntPair = 1,
+        ceil_mode: bool = False,
+        return_indices: bool = False,
+    ) -> None:
         super().__init__()
         self.kernel_size = _norm(kernel_size)
         self.stride = _norm(stride)
@@ -45,7 +56,7 @@ class MaxPool2D(Layer):
     def _args(self):
         return self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         if not self.training and not self.return_indices:
             self._indices = None
             return functional.max_pool2d(x, *self._args())
@@ -56,7 +67,7 @@ class MaxPool2D(Layer):
             self._indices = None
         return (y, indices) if self.return_indices else y
 
-    def backward(self, grad_out, needs_input_grad=True):
+    def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         if self._indices is None:
             raise RuntimeError("MaxPool2D.backward needs a forward pass in training mode first")
         g = functional.max_pool2d_backward(grad_out, self._indices, self._shape)
@@ -81,8 +92,15 @@ class AvgPool2D(Layer):
     """Average pooling (torch.nn.AvgPool2d); ``padding`` may also be a 4-tuple (top, bottom,
     left, right). Keeps only the input shape for backward."""
 
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
-                 count_include_pad=True, divisor_override=None):
+    def __init__(
+        self,
+        kernel_size: IntPair,
+        stride: IntPair | None = None,
+        padding: Padding = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+        divisor_override: int | None = None,
+    ) -> None:
         super().__init__()
         self.kernel_size = _norm(kernel_size)
         self.stride = _norm(stride)
@@ -96,12 +114,12 @@ class AvgPool2D(Layer):
         return (self.kernel_size, self.stride, self.padding, self.ceil_mode,
                 self.count_include_pad, self.divisor_override)
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         y = functional.avg_pool2d(x, *self._args())
         self._shape = np.shape(x)
         return y
 
-    def backward(self, grad_out, needs_input_grad=True):
+    def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         return functional.avg_pool2d_backward(grad_out, self._shape, *self._args())
 
     def get_config(self):
@@ -137,7 +155,7 @@ class LPPool2D(Layer):
             self._x, self._y = x, y
         return y
 
-    def backward(self, grad_out, needs_input_grad=True):
+    def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         if self._x is None:
             raise RuntimeError("LPPool2D.backward needs a forward pass in training mode first")
         g = functional.lp_pool2d_backward(grad_out, self._x, self._y, self.norm_type,
@@ -164,16 +182,16 @@ class GlobalAvgPool2D(Layer):
     """Mean over the whole spatial extent: (N, C, H, W) -> (N, C, 1, 1)
     (torch.nn.AdaptiveAvgPool2d(1))."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self._shape = None
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         y = functional.global_avg_pool2d(x)
         self._shape = np.shape(x)
         return y
 
-    def backward(self, grad_out, needs_input_grad=True):
+    def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         return functional.global_avg_pool2d_backward(grad_out, self._shape)
 
 
@@ -202,17 +220,17 @@ class AdaptiveAvgPool2D(Layer):
     input size. ``output_size``: an int or a pair (an entry None keeps the input's size).
     Keeps only the input shape for backward."""
 
-    def __init__(self, output_size):
+    def __init__(self, output_size: int | Sequence[int | None]) -> None:
         super().__init__()
         self.output_size = _output_size(output_size)
         self._shape = None
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         y = functional.adaptive_avg_pool2d(x, self.output_size)
         self._shape = np.shape(x) if self.training else None
         return y
 
-    def backward(self, grad_out, needs_input_grad=True):
+    def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         if self._shape is None:
             raise RuntimeError("AdaptiveAvgPool2D.backward needs a forward pass in training "
                                "mode first")
@@ -237,12 +255,12 @@ class AdaptiveMaxPool2D(Layer):
     AdaptiveAvgPool2D). Ties go to the first maximum in row-major window order. Keeps the int64
     argmax indices for backward."""
 
-    def __init__(self, output_size):
+    def __init__(self, output_size: int | Sequence[int | None]) -> None:
         super().__init__()
         self.output_size = _output_size(output_size)
         self._indices = self._shape = None
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         if not self.training:
             self._indices = None
             return functional.adaptive_max_pool2d(x, self.output_size)
@@ -251,7 +269,7 @@ class AdaptiveMaxPool2D(Layer):
         self._shape = np.shape(x)
         return y
 
-    def backward(self, grad_out, needs_input_grad=True):
+    def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         if self._indices is None:
             raise RuntimeError("AdaptiveMaxPool2D.backward needs a forward pass in training "
                                "mode first")
@@ -274,7 +292,12 @@ class MaxUnpool2D(Layer):
     ``(H - 1) * stride - 2 * padding + kernel_size`` (or ``output_size``). Backward returns the
     gradient with respect to x (gathered at the indices), which it keeps."""
 
-    def __init__(self, kernel_size, stride=None, padding=0):
+    def __init__(
+        self,
+        kernel_size: IntPair,
+        stride: IntPair | None = None,
+        padding: Padding = 0,
+    ) -> None:
         super().__init__()
         self.kernel_size = _norm(kernel_size)
         self.stride = _norm(stride)
@@ -291,7 +314,7 @@ class MaxUnpool2D(Layer):
             self._indices, self._shape = np.array(indices, np.int64), np.shape(x)
         return y
 
-    def backward(self, grad_out, needs_input_grad=True):
+    def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         if self._indices is None:
             raise RuntimeError("MaxUnpool2D.backward needs a forward pass in training mode "
                                "first")
@@ -317,7 +340,13 @@ class Upsample(Layer):
     True maps the corner pixels onto each other, as in U-Net's decoder). Keeps only the input
     shape for backward."""
 
-    def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None):
+    def __init__(
+        self,
+        size: int | Sequence[int] | None = None,
+        scale_factor: float | Sequence[float] | None = None,
+        mode: str = "nearest",
+        align_corners: bool | None = None,
+    ) -> None:
         super().__init__()
         if mode not in _UPSAMPLE_MODES:
             raise ValueError(f"Upsample: mode must be one of "
@@ -349,12 +378,12 @@ class Upsample(Layer):
         return dict(size=self.size, scale_factor=tuple(sf) if isinstance(sf, list) else sf,
                     mode=self.mode, align_corners=self.align_corners)
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         y = functional.interpolate(x, **self._args())
         self._shape = np.shape(x) if self.training else None
         return y
 
-    def backward(self, grad_out, needs_input_grad=True):
+    def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         if self._shape is None:
             raise RuntimeError("Upsample.backward needs a forward pass in training mode first")
         g = functional.interpolate_backward(grad_out, self._shape, **self._args())

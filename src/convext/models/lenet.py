@@ -6,7 +6,10 @@ A Sequential, so its keys are those of the same ``torch.nn.Sequential``::
     3 Conv2D(6, 16, 5)            4 ReLU  5 MaxPool2D(2)
     6 Flatten  7 Dense(400, 120)  8 ReLU  9 Dense(120, 84)  10 ReLU  11 Dense(84, num_classes)
 """
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import DTypeLike
 
 from ..layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
 from ._common import check_int, model_dtype
@@ -14,7 +17,11 @@ from ._common import check_int, model_dtype
 __all__ = ["lenet5"]
 
 
-def lenet5(num_classes=10, dtype=np.float32, rng=None):
+def lenet5(
+    num_classes: int = 10,
+    dtype: DTypeLike = np.float32,
+    rng: np.random.Generator | int | None = None,
+) -> Sequential:
     """LeNet-5 (61.7 k parameters at 10 classes): (N, 1, 28, 28) -> (N, num_classes) logits.
     Initialised as torch.nn's defaults from ``rng`` (a numpy Generator or seed)."""
     num_classes = check_int(num_classes, "num_classes")

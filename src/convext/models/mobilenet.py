@@ -13,7 +13,10 @@ The layout is ``torchvision.models.mobilenetv2``, so its state_dict loads as it 
 
 A "Conv2dNormActivation" here is a Sequential of those three layers (the same keys).
 """
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .. import functional
 from ..layers import BatchNorm2D, Conv2D, Dense, Dropout, Layer, ReLU6, Sequential, register_layer
@@ -40,7 +43,14 @@ class InvertedResidual(Layer):
     3x3 (``stride``, ReLU6), project (1x1, linear), all with BatchNorm; the input is added back
     when ``stride == 1`` and ``in_channels == out_channels``. One child, ``conv``."""
 
-    def __init__(self, in_channels, out_channels, stride, expand_ratio, dtype=np.float32):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int,
+        expand_ratio: int,
+        dtype: DTypeLike = np.float32,
+    ) -> None:
         super().__init__()
         self.in_channels = check_int(in_channels, "in_channels")
         self.out_channels = check_int(out_channels, "out_channels")
@@ -92,8 +102,14 @@ class MobileNetV2(Layer):
     8, the last one never below 1280); ``dropout`` is the classifier's. Initialised as
     torchvision from ``rng``."""
 
-    def __init__(self, num_classes=1000, width_mult=1.0, dropout=0.2, dtype=np.float32,
-                 rng=None):
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        width_mult: float = 1.0,
+        dropout: float = 0.2,
+        dtype: DTypeLike = np.float32,
+        rng: np.random.Generator | int | None = None,
+    ) -> None:
         super().__init__()
         self.num_classes = check_int(num_classes, "num_classes")
         if isinstance(width_mult, bool) or not isinstance(width_mult, (int, float)) \
@@ -145,7 +161,13 @@ class MobileNetV2(Layer):
                     dropout=self.dropout, dtype=self.dtype.name)
 
 
-def mobilenet_v2(num_classes=1000, width_mult=1.0, dropout=0.2, dtype=np.float32, rng=None):
+def mobilenet_v2(
+    num_classes: int = 1000,
+    width_mult: float = 1.0,
+    dropout: float = 0.2,
+    dtype: DTypeLike = np.float32,
+    rng: np.random.Generator | int | None = None,
+) -> MobileNetV2:
     """MobileNetV2 (3.5 M parameters at width 1.0 and 1000 classes), torchvision's layout and
     keys."""
     return MobileNetV2(num_classes, width_mult, dropout, dtype, rng)

@@ -15,7 +15,10 @@ width) bn3 relu [downsample]. torchvision applies its one ``relu`` module two (t
 block; convext layers keep their input for backward, so the ``relu`` child is the last
 application and the inner ones are ``functional.relu`` calls whose inputs the block keeps.
 """
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .. import functional
 from ..layers import (
@@ -84,7 +87,13 @@ class BasicBlock(_Block):
 
     expansion = 1
 
-    def __init__(self, inplanes, planes, stride=1, dtype=np.float32):
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        dtype: DTypeLike = np.float32,
+    ) -> None:
         super().__init__(inplanes, planes, stride, dtype)
         dt = self.dtype
         self.conv1 = Conv2D(inplanes, planes, 3, stride, 1, bias=False, dtype=dt)
@@ -119,7 +128,13 @@ class Bottleneck(_Block):
 
     expansion = 4
 
-    def __init__(self, inplanes, planes, stride=1, dtype=np.float32):
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        dtype: DTypeLike = np.float32,
+    ) -> None:
         super().__init__(inplanes, planes, stride, dtype)
         dt, width = self.dtype, self.planes
         self.conv1 = Conv2D(inplanes, width, 1, bias=False, dtype=dt)
@@ -163,7 +178,14 @@ class ResNet(Layer):
     average pool takes any size; 224 is ImageNet's), output logits (N, num_classes).
     Initialised as torchvision from ``rng``."""
 
-    def __init__(self, block, blocks, num_classes=1000, dtype=np.float32, rng=None):
+    def __init__(
+        self,
+        block: str,
+        blocks: list[int] | tuple[int, ...],
+        num_classes: int = 1000,
+        dtype: DTypeLike = np.float32,
+        rng: np.random.Generator | int | None = None,
+    ) -> None:
         super().__init__()
         if block not in _BLOCKS:
             raise ValueError(f"ResNet: block must be 'basic' or 'bottleneck', got {block!r}")
@@ -218,17 +240,29 @@ class ResNet(Layer):
                     dtype=self.dtype.name)
 
 
-def resnet18(num_classes=1000, dtype=np.float32, rng=None):
+def resnet18(
+    num_classes: int = 1000,
+    dtype: DTypeLike = np.float32,
+    rng: np.random.Generator | int | None = None,
+) -> ResNet:
     """ResNet-18 (11.7 M parameters at 1000 classes), torchvision's layout and keys."""
     return ResNet("basic", [2, 2, 2, 2], num_classes, dtype, rng)
 
 
-def resnet34(num_classes=1000, dtype=np.float32, rng=None):
+def resnet34(
+    num_classes: int = 1000,
+    dtype: DTypeLike = np.float32,
+    rng: np.random.Generator | int | None = None,
+) -> ResNet:
     """ResNet-34 (21.8 M parameters), torchvision's layout and keys."""
     return ResNet("basic", [3, 4, 6, 3], num_classes, dtype, rng)
 
 
-def resnet50(num_classes=1000, dtype=np.float32, rng=None):
+def resnet50(
+    num_classes: int = 1000,
+    dtype: DTypeLike = np.float32,
+    rng: np.random.Generator | int | None = None,
+) -> ResNet:
     """ResNet-50 (25.6 M parameters; v1.5: the 3x3 convolution strides), torchvision's layout
     and keys."""
     return ResNet("bottleneck", [3, 4, 6, 3], num_classes, dtype, rng)

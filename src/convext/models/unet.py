@@ -27,7 +27,10 @@ the poolings floor odd sizes and each decoder step pads the upsampled map (zeros
 evenly as possible, the extra row/column at the bottom/right) to the skip's size, as
 Pytorch-UNet does; sizes divisible by 2**depth need no padding.
 """
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import DTypeLike
 
 from ..layers import (
     BatchNorm2D,

@@ -10,7 +10,10 @@ The layout is ``torchvision.models.vgg11``::
     classifier  Sequential: 0 Dense(25088, 4096), 1 ReLU, 2 Dropout, 3 Dense(4096, 4096),
                 4 ReLU, 5 Dropout, 6 Dense(4096, num_classes)
 """
+from __future__ import annotations
+
 import numpy as np
+from numpy.typing import DTypeLike
 
 from ..layers import (
     AdaptiveAvgPool2D,
@@ -37,7 +40,13 @@ class VGG(Layer):
     adaptive pool takes any remaining size, 224 for ImageNet), output (N, num_classes).
     ``dropout`` is the classifier's. Initialised as torchvision from ``rng``."""
 
-    def __init__(self, num_classes=1000, dropout=0.5, dtype=np.float32, rng=None):
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        dropout: float = 0.5,
+        dtype: DTypeLike = np.float32,
+        rng: np.random.Generator | int | None = None,
+    ) -> None:
         super().__init__()
         self.num_classes = check_int(num_classes, "num_classes")
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) \
@@ -81,6 +90,11 @@ class VGG(Layer):
         return dict(num_classes=self.num_classes, dropout=self.dropout, dtype=self.dtype.name)
 
 
-def vgg11(num_classes=1000, dropout=0.5, dtype=np.float32, rng=None):
+def vgg11(
+    num_classes: int = 1000,
+    dropout: float = 0.5,
+    dtype: DTypeLike = np.float32,
+    rng: np.random.Generator | int | None = None,
+) -> VGG:
     """VGG-11 with torchvision's layout and keys (see ``VGG``)."""
     return VGG(num_classes, dropout, dtype, rng)

@@ -6,11 +6,14 @@ Constant nodes and the Shape/Gather/Unsqueeze/Concat... chains that compute a Re
 are folded at import time; the batch size may stay symbolic (a target dimension equal to the
 input's symbolic size becomes Reshape's 0, "copy").
 """
+from __future__ import annotations
+
 import math
 import os
 import re
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .. import layers as L
 from ..layers.graph import MAX_GRAPH_NODES, Graph
@@ -934,7 +937,12 @@ _HANDLERS = {
 SUPPORTED_OPS = tuple(sorted(k for k, v in _HANDLERS.items() if v is not _upsample))
 
 
-def load(source, *, dtype="float32", max_bytes=DEFAULT_MAX_BYTES):
+def load(
+    source: str | os.PathLike[str] | bytes,
+    *,
+    dtype: DTypeLike = "float32",
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Graph:
     """Import an ONNX model (a path, or its bytes) as a trainable ``convext.layers.Graph``.
 
     Operators (default domain, opsets 11 to 21): Conv (2-D), ConvTranspose (2-D; pads,

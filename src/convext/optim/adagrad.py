@@ -1,7 +1,9 @@
 """Adagrad with torch.optim.Adagrad's update rule."""
+from __future__ import annotations
+
 import numpy as np
 
-from .optimizer import Optimizer, check_bool, check_real
+from .optimizer import Optimizer, Params, check_bool, check_real
 
 __all__ = ["Adagrad"]
 
@@ -21,8 +23,17 @@ class Adagrad(Optimizer):
     _state_arrays = ("sum",)
     _state_scalars = ("step",)
 
-    def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
-                 initial_accumulator_value=0.0, eps=1e-10, *, maximize=False):
+    def __init__(
+        self,
+        params: Params,
+        lr: float = 1e-2,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+        *,
+        maximize: bool = False,
+    ) -> None:
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, eps=eps,
                                       weight_decay=weight_decay,
                                       initial_accumulator_value=initial_accumulator_value,

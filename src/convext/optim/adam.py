@@ -1,7 +1,9 @@
 """Adam and AdamW with torch.optim.Adam's update rule."""
+from __future__ import annotations
+
 import numpy as np
 
-from .optimizer import Optimizer, check_bool, check_real
+from .optimizer import Optimizer, Params, check_bool, check_real
 
 __all__ = ["Adam", "AdamW"]
 
@@ -31,8 +33,18 @@ class Adam(Optimizer):
     _state_arrays = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     _state_scalars = ("step",)
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 amsgrad=False, *, maximize=False, decoupled_weight_decay=False):
+    def __init__(
+        self,
+        params: Params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+        decoupled_weight_decay: bool = False,
+    ) -> None:
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       amsgrad=amsgrad, maximize=maximize,
                                       decoupled_weight_decay=decoupled_weight_decay))
@@ -93,7 +105,16 @@ class AdamW(Adam):
     parameters shrink by ``lr * weight_decay`` before the Adam step. Default weight_decay 0.01.
     """
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False, *, maximize=False):
+    def __init__(
+        self,
+        params: Params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+    ) -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
                          decoupled_weight_decay=True)

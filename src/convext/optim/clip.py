@@ -4,10 +4,14 @@ Both take the gradients of a model (a Layer: its ``grads()``), of an optimizer (
 a list of ``(param, grad)`` pairs, or a list of gradient arrays (a single array too), and
 change those arrays in place.
 """
+from __future__ import annotations
+
 import math
 import numbers
 
 import numpy as np
+
+from .optimizer import Params
 
 __all__ = ["clip_grad_norm", "clip_grad_value"]
 
@@ -55,7 +59,12 @@ def _vector_norm(x, p):
         return float(np.sum(a ** p) ** (1.0 / p))
 
 
-def clip_grad_norm(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
+def clip_grad_norm(
+    parameters: Params,
+    max_norm: float,
+    norm_type: float = 2.0,
+    error_if_nonfinite: bool = False,
+) -> float:
     """Scale the gradients in place so that their total norm is at most ``max_norm``.
 
     As torch.nn.utils.clip_grad_norm_: the total norm is the ``norm_type``-norm of the
@@ -90,7 +99,7 @@ def clip_grad_norm(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False
     return total
 
 
-def clip_grad_value(parameters, clip_value):
+def clip_grad_value(parameters: Params, clip_value: float) -> None:
     """Clamp the gradients in place to ``[-clip_value, clip_value]`` (as
     torch.nn.utils.clip_grad_value_; NaN stays NaN)."""
     grads = _grads(parameters)

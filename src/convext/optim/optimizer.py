@@ -7,9 +7,13 @@ An optimizer holds ``param_groups``, a list of dicts like torch.optim's: each ha
 parameter in ``_update``; everything else (argument checks, groups, saving and loading) lives
 here, once.
 """
+from __future__ import annotations
+
 import inspect
 import math
 import numbers
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
@@ -73,6 +77,18 @@ def check_bool(name, value):
     return bool(value)
 
 
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from ..layers import Layer
+
+#: what an optimizer updates: a Layer, (param, grad) array pairs, or param-group dicts
+Params: TypeAlias = (
+    "Layer | Iterable[tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]]]"
+    " | Iterable[dict[str, Any]]"
+)
+
+
 class Optimizer:
     """Base class: ``Optimizer(params, defaults)``.
 
@@ -84,7 +100,7 @@ class Optimizer:
     _state_arrays = ()
     _state_scalars = ()
 
-    def __init__(self, params, defaults):
+    def __init__(self, params: Params, defaults: Mapping[str, Any]) -> None:
         self.defaults = self._check_hyper(dict(defaults), "")
         self.param_groups = []
         self.state = []
@@ -96,7 +112,7 @@ class Optimizer:
             self._add_group({"params": params}, "params")
 
     # -- groups -----------------------------------------------------------------------------
-    def add_param_group(self, param_group):
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group ``{'params': Layer or (param, grad) pairs, 'lr': ..., ...}``; missing
         hyperparameters take the constructor's values."""
         self._add_group(param_group, "param_group")
@@ -149,12 +165,12 @@ class Optimizer:
             g["lr"] = value
 
     # -- the update ---------------------------------------------------------------------------
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         """Set every gradient array to 0 (in place)."""
         for _, g in self.pairs:
             g.fill(0)
 
-    def step(self, closure=None):
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter in place from its gradient. ``closure``, if given, is
         called first (it may recompute the gradients) and its result returned."""
         loss = None if closure is None else closure()

@@ -1,8 +1,10 @@
 """RMSprop with torch.optim.RMSprop's update rule."""
+from __future__ import annotations
+
 import numpy as np
 
 from .adam import lerp_
-from .optimizer import Optimizer, check_bool, check_real
+from .optimizer import Optimizer, Params, check_bool, check_real
 
 __all__ = ["RMSprop"]
 
@@ -24,8 +26,18 @@ class RMSprop(Optimizer):
     _state_arrays = ("square_avg", "momentum_buffer", "grad_avg")
     _state_scalars = ("step",)
 
-    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
-                 centered=False, *, maximize=False):
+    def __init__(
+        self,
+        params: Params,
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+        *,
+        maximize: bool = False,
+    ) -> None:
         super().__init__(params, dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps,
                                       centered=centered, weight_decay=weight_decay,
                                       maximize=maximize))

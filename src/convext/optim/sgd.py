@@ -1,5 +1,7 @@
 """Stochastic gradient descent with torch.optim.SGD's update rule."""
-from .optimizer import Optimizer, check_bool, check_real
+from __future__ import annotations
+
+from .optimizer import Optimizer, Params, check_bool, check_real
 
 __all__ = ["SGD"]
 
@@ -17,8 +19,17 @@ class SGD(Optimizer):
     """
     _state_arrays = ("momentum_buffer",)
 
-    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                 nesterov=False, *, maximize=False):
+    def __init__(
+        self,
+        params: Params,
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+    ) -> None:
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov,
                                       maximize=maximize))

@@ -1,0 +1,118 @@
+# Type stubs for convext._kernels._conv, compiled from _conv.pyx.
+# Checked against the built extension by `python -m mypy.stubtest` in .github/scripts/lint_check.sh:
+# update this file with every change of a def signature in the .pyx.
+import numpy as np
+from numpy.typing import NDArray
+
+# a C-contiguous float32 or float64 array (every array argument of one call shares the dtype)
+_FloatArray = NDArray[np.float32] | NDArray[np.float64]
+
+def tile_pixels(K: int, P: int, itemsize: int) -> int: ...
+def conv2d_forward_depthwise(
+    x: _FloatArray,
+    w: _FloatArray,
+    b: _FloatArray,
+    y: _FloatArray,
+    stride_h: int,
+    stride_w: int,
+    pad_top: int,
+    pad_left: int,
+    dil_h: int,
+    dil_w: int,
+    groups: int,
+    n_threads: int,
+) -> None: ...
+def conv2d_forward_direct(
+    x: _FloatArray,
+    w: _FloatArray,
+    b: _FloatArray,
+    y: _FloatArray,
+    stride_h: int,
+    stride_w: int,
+    pad_top: int,
+    pad_left: int,
+    dil_h: int,
+    dil_w: int,
+    groups: int,
+    n_threads: int,
+) -> None: ...
+def conv2d_forward_gemm(
+    x: _FloatArray,
+    w: _FloatArray,
+    b: _FloatArray,
+    y: _FloatArray,
+    stride_h: int,
+    stride_w: int,
+    pad_top: int,
+    pad_left: int,
+    dil_h: int,
+    dil_w: int,
+    groups: int,
+    n_threads: int,
+) -> None: ...
+def conv2d_grad_input_depthwise(
+    gy: _FloatArray,
+    w: _FloatArray,
+    gx: _FloatArray,
+    stride_h: int,
+    stride_w: int,
+    pad_top: int,
+    pad_left: int,
+    dil_h: int,
+    dil_w: int,
+    groups: int,
+    n_threads: int,
+) -> None: ...
+def conv2d_grad_input_gemm(
+    gy: _FloatArray,
+    w: _FloatArray,
+    gx: _FloatArray,
+    stride_h: int,
+    stride_w: int,
+    pad_top: int,
+    pad_left: int,
+    dil_h: int,
+    dil_w: int,
+    groups: int,
+    n_threads: int,
+) -> None: ...
+def conv2d_grad_weight_depthwise(
+    gy: _FloatArray,
+    x: _FloatArray,
+    gw: _FloatArray,
+    stride_h: int,
+    stride_w: int,
+    pad_top: int,
+    pad_left: int,
+    dil_h: int,
+    dil_w: int,
+    groups: int,
+    n_threads: int,
+) -> None: ...
+def conv2d_grad_weight_direct(
+    gy: _FloatArray,
+    x: _FloatArray,
+    gw: _FloatArray,
+    stride_h: int,
+    stride_w: int,
+    pad_top: int,
+    pad_left: int,
+    dil_h: int,
+    dil_w: int,
+    groups: int,
+    n_threads: int,
+) -> None: ...
+def conv2d_grad_weight_gemm(
+    gy: _FloatArray,
+    x: _FloatArray,
+    gw: _FloatArray,
+    stride_h: int,
+    stride_w: int,
+    pad_top: int,
+    pad_left: int,
+    dil_h: int,
+    dil_w: int,
+    groups: int,
+    n_threads: int,
+) -> None: ...
+def conv2d_grad_bias(gy: _FloatArray, gb: _FloatArray, n_threads: int) -> None: ...

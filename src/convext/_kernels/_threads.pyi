@@ -1,0 +1,6 @@
+# Type stubs for convext._kernels._threads, compiled from _threads.pyx.
+# Checked against the built extension by `python -m mypy.stubtest` in .github/scripts/lint_check.sh:
+# update this file with every change of a def signature in the .pyx.
+
+def openmp_enabled() -> bool: ...
+def omp_max_threads() -> int: ...
