@@ -3,6 +3,7 @@ tests/reliability) and their PyTorch twins (tests/parity): one definition for bo
 
 NumPy and hypothesis only (no PyTorch).
 """
+
 import numpy as np
 from hypothesis import strategies as st
 
@@ -17,8 +18,9 @@ from convext.functional._routes import PASS_ROUTES, accepts, conv_shape
 
 def f32_ok(out, ref64):
     """docs/reliability.md: max|out32 - ref64| <= 1e-5 * max(1, max|ref64|)."""
-    return np.max(np.abs(out - ref64), initial=0) <= 1e-5 * max(1.0, np.max(np.abs(ref64),
-                                                                             initial=0))
+    return np.max(np.abs(out - ref64), initial=0) <= 1e-5 * max(
+        1.0, np.max(np.abs(ref64), initial=0)
+    )
 
 
 def check_loss_grad(loss, grad, rl, rg, dtype):
@@ -49,6 +51,7 @@ def close_to_oracle(got, ref, dtype):
 
 # ---------------------------------------------------------------------------- convolution
 
+
 def _pad_total(p):
     return p if isinstance(p, str) else (p if isinstance(p, tuple) else (p, p))
 
@@ -61,20 +64,24 @@ def conv_cases(draw, max_batch=3):
     fg = draw(st.integers(1, 3))
     kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
     dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    padding = draw(st.one_of(st.integers(0, 2), st.tuples(st.integers(0, 2), st.integers(0, 2)),
-                             st.sampled_from(["valid", "same"])))
+    padding = draw(
+        st.one_of(
+            st.integers(0, 2),
+            st.tuples(st.integers(0, 2), st.integers(0, 2)),
+            st.sampled_from(["valid", "same"]),
+        )
+    )
     if padding == "same":
         stride = 1
     else:
-        stride = draw(st.one_of(st.integers(1, 4), st.tuples(st.integers(1, 4),
-                                                               st.integers(1, 4))))
+        stride = draw(st.one_of(st.integers(1, 4), st.tuples(st.integers(1, 4), st.integers(1, 4))))
     ph, pw = (0, 0) if padding in ("valid", "same") else _pad_total(padding)
     min_h = max(1, dh * (kh - 1) + 1 - 2 * ph)
     min_w = max(1, dw * (kw - 1) + 1 - 2 * pw)
     H = draw(st.integers(min_h, min_h + 6))
     W = draw(st.integers(min_w, min_w + 6))
     N = draw(st.integers(0, max_batch))
-    seed = draw(st.integers(0, 2 ** 31))
+    seed = draw(st.integers(0, 2**31))
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((N, cg * groups, H, W))
     w = rng.standard_normal((fg * groups, cg, kh, kw))
@@ -132,8 +139,7 @@ def pool_geometry(draw, dilation=True, padding=True):
     sw = draw(st.integers(1, 5))
     stride = None if draw(st.integers(0, 5)) == 0 else _pad_or_int(draw, sh, sw)
     dh, dw = (draw(st.integers(1, 3)), draw(st.integers(1, 3))) if dilation else (1, 1)
-    ph, pw = (draw(st.integers(0, kh // 2)), draw(st.integers(0, kw // 2))) if padding \
-        else (0, 0)
+    ph, pw = (draw(st.integers(0, kh // 2)), draw(st.integers(0, kw // 2))) if padding else (0, 0)
     ceil = draw(st.booleans())
     n = draw(st.integers(0, 3))
     c = draw(st.integers(1, 3))
@@ -141,9 +147,15 @@ def pool_geometry(draw, dilation=True, padding=True):
     w = draw(st.integers(max(1, dw * (kw - 1) + 1 - 2 * pw), 11))
     unbatched = draw(st.integers(0, 7)) == 0
     kernel = kh if kh == kw and draw(st.booleans()) else (kh, kw)
-    return dict(shape=(c, h, w) if unbatched else (n, c, h, w), kernel_size=kernel,
-                stride=stride, padding=_pad_or_int(draw, ph, pw), dilation=(dh, dw),
-                ceil_mode=ceil, seed=draw(st.integers(0, 2 ** 31)))
+    return dict(
+        shape=(c, h, w) if unbatched else (n, c, h, w),
+        kernel_size=kernel,
+        stride=stride,
+        padding=_pad_or_int(draw, ph, pw),
+        dilation=(dh, dw),
+        ceil_mode=ceil,
+        seed=draw(st.integers(0, 2**31)),
+    )
 
 
 def b4(a):
@@ -180,12 +192,22 @@ def loss_probs(shape=(4, 3)):
 
 # ---------------------------------------------------------------------------- layers
 
+
 def lenet(dtype=np.float32, rng=0):
     return L.Sequential(
-        L.Conv2D(1, 6, 5, padding=2, dtype=dtype), L.ReLU(), L.MaxPool2D(2),
-        L.Conv2D(6, 16, 5, dtype=dtype), L.ReLU(), L.MaxPool2D(2), L.Flatten(),
-        L.Dense(400, 120, dtype=dtype), L.ReLU(), L.Dense(120, 84, dtype=dtype), L.ReLU(),
-        L.Dense(84, 10, dtype=dtype)).reset_parameters(rng)
+        L.Conv2D(1, 6, 5, padding=2, dtype=dtype),
+        L.ReLU(),
+        L.MaxPool2D(2),
+        L.Conv2D(6, 16, 5, dtype=dtype),
+        L.ReLU(),
+        L.MaxPool2D(2),
+        L.Flatten(),
+        L.Dense(400, 120, dtype=dtype),
+        L.ReLU(),
+        L.Dense(120, 84, dtype=dtype),
+        L.ReLU(),
+        L.Dense(84, 10, dtype=dtype),
+    ).reset_parameters(rng)
 
 
 def assert_close32(got, ref64):
@@ -221,26 +243,34 @@ OPTIMIZER_CASES = [
 # (tests/reliability/test_reliability_geometry.py against the naive loops,
 # tests/parity/test_parity_geometry.py against torch)
 
+
 def routes_for(x, w, kw):
     """{pass: [routes that accept this geometry]} for conv2d(x, w, **kw)."""
-    x4, w4, _, _, g = F.conv._conv_setup(x, w, None, kw.get("stride", 1), kw.get("padding", 0),
-                                         kw.get("dilation", 1), kw.get("groups", 1))
+    x4, w4, _, _, g = F.conv._conv_setup(
+        x,
+        w,
+        None,
+        kw.get("stride", 1),
+        kw.get("padding", 0),
+        kw.get("dilation", 1),
+        kw.get("groups", 1),
+    )
     s = conv_shape(x4.shape, w4.shape, g)
     return {p: [r for r in rs if accepts(r, p, s)] for p, rs in PASS_ROUTES.items()}
 
 
 # large but meaningful values of conv2d
 MEANINGFUL_CONV = [
-    dict(stride=10 ** 6),
+    dict(stride=10**6),
     dict(padding=50),
-    dict(stride=10 ** 6, padding=10 ** 6),
-    dict(stride=(10 ** 6, 1), padding=(10 ** 6 - 1, 1)),
-    dict(stride=(1, 2 ** 39), padding=(0, 2 ** 39 - 3)),
+    dict(stride=10**6, padding=10**6),
+    dict(stride=(10**6, 1), padding=(10**6 - 1, 1)),
+    dict(stride=(1, 2**39), padding=(0, 2**39 - 3)),
     dict(stride=MAX_EXTENT, padding=(1, 2)),
-    dict(stride=2 ** 39, padding=2 ** 38, dilation=(1, 3)),
-    dict(dilation=(10 ** 6, 1), padding="same"),
-    dict(dilation=(2 ** 38, 2), padding=(2 ** 37, 1), stride=(2 ** 37, 1)),
-    dict(dilation=(3, 2 ** 37), padding=(1, 2 ** 37 - 1), stride=(1, 2 ** 36)),
+    dict(stride=2**39, padding=2**38, dilation=(1, 3)),
+    dict(dilation=(10**6, 1), padding="same"),
+    dict(dilation=(2**38, 2), padding=(2**37, 1), stride=(2**37, 1)),
+    dict(dilation=(3, 2**37), padding=(1, 2**37 - 1), stride=(1, 2**36)),
 ]
 
 # (name, N, C, F, groups): depthwise (C/G == F/G == 1), direct (few channels, N*G >= 4 for the
@@ -250,18 +280,18 @@ ROUTE_SHAPES = [("depthwise", 2, 3, 3, 3), ("direct", 4, 2, 3, 1), ("gemm", 2, 3
 
 
 POOL_LARGE = [
-    ("max", dict(kernel_size=2, stride=10 ** 6)),
-    ("max", dict(kernel_size=10 ** 6, padding=5 * 10 ** 5)),
+    ("max", dict(kernel_size=2, stride=10**6)),
+    ("max", dict(kernel_size=10**6, padding=5 * 10**5)),
     ("max", dict(kernel_size=(3, 2), stride=(MAX_EXTENT, 1), padding=1, dilation=(1, 2))),
-    ("max", dict(kernel_size=2, stride=10 ** 6, dilation=10 ** 5, ceil_mode=True)),
-    ("max", dict(kernel_size=3, stride=2 ** 39, padding=1, ceil_mode=True)),
-    ("avg", dict(kernel_size=2, stride=10 ** 6)),
-    ("avg", dict(kernel_size=10 ** 6, padding=5 * 10 ** 5)),
-    ("avg", dict(kernel_size=10 ** 6, padding=5 * 10 ** 5, count_include_pad=False)),
-    ("avg", dict(kernel_size=3, stride=2 ** 39, padding=1, ceil_mode=True)),
+    ("max", dict(kernel_size=2, stride=10**6, dilation=10**5, ceil_mode=True)),
+    ("max", dict(kernel_size=3, stride=2**39, padding=1, ceil_mode=True)),
+    ("avg", dict(kernel_size=2, stride=10**6)),
+    ("avg", dict(kernel_size=10**6, padding=5 * 10**5)),
+    ("avg", dict(kernel_size=10**6, padding=5 * 10**5, count_include_pad=False)),
+    ("avg", dict(kernel_size=3, stride=2**39, padding=1, ceil_mode=True)),
     ("avg", dict(kernel_size=2, divisor_override=MAX_EXTENT)),
-    ("lp", dict(kernel_size=2, stride=10 ** 6)),
-    ("lp", dict(kernel_size=(4, 2 ** 30), stride=(1, 2 ** 39), ceil_mode=True)),
+    ("lp", dict(kernel_size=2, stride=10**6)),
+    ("lp", dict(kernel_size=(4, 2**30), stride=(1, 2**39), ceil_mode=True)),
 ]
 
 
@@ -270,8 +300,9 @@ def pool_large(kind, kw, hw):
     ValueError), else (x, y, gy, gx, idx) after checking them against the naive loops."""
     rng = np.random.default_rng(3)
     x = np.abs(rng.standard_normal((2, 3) + hw)) + 0.25
-    fwd = {"max": F.max_pool2d, "avg": F.avg_pool2d,
-           "lp": lambda x, **k: F.lp_pool2d(x, 2, **k)}[kind]
+    fwd = {"max": F.max_pool2d, "avg": F.avg_pool2d, "lp": lambda x, **k: F.lp_pool2d(x, 2, **k)}[
+        kind
+    ]
     try:
         fwd(x, **kw)
     except ValueError as e:  # no window fits
@@ -314,13 +345,25 @@ def conv_transpose_cases(draw, max_batch=3):
     s = [draw(st.integers(1, 3)) for _ in range(2)]
     d = [draw(st.integers(1, 3)) for _ in range(2)]
     hw = [draw(st.integers(1, 5)) for _ in range(2)]
-    op = [draw(st.integers(0, max(a, b) - 1)) for a, b in zip(s, d)]
-    full = [(n - 1) * a + e * (kk - 1) + o + 1 for n, a, e, kk, o in zip(hw, s, d, k, op)]
+    op = [draw(st.integers(0, max(a, b) - 1)) for a, b in zip(s, d, strict=True)]
+    full = [
+        (n - 1) * a + e * (kk - 1) + o + 1 for n, a, e, kk, o in zip(hw, s, d, k, op, strict=True)
+    ]
     p = [draw(st.integers(0, (f - 1) // 2)) for f in full]
     N = draw(st.integers(0, max_batch))
-    rng = np.random.default_rng(draw(st.integers(0, 2 ** 31)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
     x = rng.standard_normal((N, cg * groups, *hw))
     w = rng.standard_normal((cg * groups, og, *k))
     b = rng.standard_normal(og * groups) if draw(st.booleans()) else None
-    return x, w, b, dict(stride=tuple(s), padding=tuple(p), output_padding=tuple(op),
-                         groups=groups, dilation=tuple(d))
+    return (
+        x,
+        w,
+        b,
+        dict(
+            stride=tuple(s),
+            padding=tuple(p),
+            output_padding=tuple(op),
+            groups=groups,
+            dilation=tuple(d),
+        ),
+    )

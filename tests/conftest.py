@@ -14,6 +14,7 @@ check's copy of tests/).
 sets it so the instrumented debug and AddressSanitizer builds run the whole suite in reasonable
 time; the normal run uses each test's own ``max_examples``).
 """
+
 import os
 import sys
 

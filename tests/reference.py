@@ -5,6 +5,7 @@ Each follows the textbook definition with explicit loops over output positions a
 activations and losses, with the math module), so it is slow and only meant for small shapes.
 NumPy only: these oracles need no PyTorch (the PyTorch comparisons are in tests/parity/).
 """
+
 import math
 
 import numpy as np
@@ -61,8 +62,12 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
                 acc = np.zeros(N)
                 for i in range(kh):
                     for j in range(kw):
-                        patch = _at(x, slice(g * Cg, (g + 1) * Cg),
-                                    oh * sh + i * dh - padh[0], ow * sw + j * dw - padw[0])
+                        patch = _at(
+                            x,
+                            slice(g * Cg, (g + 1) * Cg),
+                            oh * sh + i * dh - padh[0],
+                            ow * sw + j * dw - padw[0],
+                        )
                         acc += patch @ w[f, :, i, j]
                 y[:, f, oh, ow] = acc
         if b is not None:
@@ -119,6 +124,7 @@ def numerical_grad(f, x, eps=1e-6):
 
 # ---------------------------------------------------------------------------------------------
 # pooling oracles (float64 loops over every output position and every window tap)
+
 
 def pool_out_size(size, k, s, p, d=1, ceil_mode=False):
     """PyTorch's pooling output length, written out from its documentation."""
@@ -179,15 +185,17 @@ def max_pool2d_backward(gy, idx, input_shape):
     N, C, H, W = input_shape
     for n in range(N):
         for c in range(C):
-            for o, i in zip(np.asarray(gy, np.float64)[n, c].ravel(), idx[n, c].ravel(),
-                            strict=True):
+            for o, i in zip(
+                np.asarray(gy, np.float64)[n, c].ravel(), idx[n, c].ravel(), strict=True
+            ):
                 if i >= 0:
                     gx[n, c, i // W, i % W] += o
     return gx
 
 
-def _avg_windows(H, W, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                 divisor_override):
+def _avg_windows(
+    H, W, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+):
     """Yield (oh, ow, rows, cols, divisor) for every average-pooling window."""
     kh, kw = _pair(kernel_size)
     sh, sw = _pair(kernel_size if stride is None else stride)
@@ -210,12 +218,22 @@ def _avg_windows(H, W, kernel_size, stride, padding, ceil_mode, count_include_pa
             yield oh, ow, rows, cols, div, (OH, OW)
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-               divisor_override=None):
+def avg_pool2d(
+    x,
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode=False,
+    count_include_pad=True,
+    divisor_override=None,
+):
     x = np.asarray(x, np.float64)
     N, C, H, W = x.shape
-    wins = list(_avg_windows(H, W, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                             divisor_override))
+    wins = list(
+        _avg_windows(
+            H, W, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+        )
+    )
     OH, OW = wins[0][5]
     y = np.zeros((N, C, OH, OW))
     for oh, ow, rows, cols, div, _ in wins:
@@ -224,14 +242,22 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     return y
 
 
-def avg_pool2d_backward(gy, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
-                        count_include_pad=True, divisor_override=None):
+def avg_pool2d_backward(
+    gy,
+    input_shape,
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode=False,
+    count_include_pad=True,
+    divisor_override=None,
+):
     gy = np.asarray(gy, np.float64)
     N, C, H, W = input_shape
     gx = np.zeros(input_shape)
-    for oh, ow, rows, cols, div, _ in _avg_windows(H, W, kernel_size, stride, padding,
-                                                   ceil_mode, count_include_pad,
-                                                   divisor_override):
+    for oh, ow, rows, cols, div, _ in _avg_windows(
+        H, W, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+    ):
         for r in rows:
             for q in cols:
                 gx[:, :, r, q] += gy[:, :, oh, ow] / div
@@ -242,13 +268,14 @@ def lp_pool2d(x, p, kernel_size, stride=None, ceil_mode=False):
     """PyTorch's definition: (kH*kW * avg_pool2d(x**p)) ** (1/p), windows clipped like avg."""
     kh, kw = _pair(kernel_size)
     x = np.asarray(x, np.float64)
-    return (avg_pool2d(x ** p, kernel_size, stride, 0, ceil_mode) * kh * kw) ** (1.0 / p)
+    return (avg_pool2d(x**p, kernel_size, stride, 0, ceil_mode) * kh * kw) ** (1.0 / p)
 
 
 # ---------------------------------------------------------------------------------------------
 # activation oracles: the textbook formula applied to one element at a time (Python floats and
 # the math module, float64), written from PyTorch's documentation. Each backward takes the
 # forward's INPUT x and returns grad_out * d(forward)/dx.
+
 
 def _elementwise(fn, *arrays):
     arrays = [np.asarray(a, np.float64) for a in arrays]
@@ -307,18 +334,21 @@ def tanh_backward(g, x):
 
 def softplus(x, beta=1.0, threshold=20.0):
     """log(1 + exp(beta*x)) / beta, and x itself where beta*x > threshold."""
+
     def one(v):
         b = beta * v
         if b > threshold:
             return v
         # log(1 + e^b) = max(b, 0) + log1p(e^-|b|): no overflow for large b
         return (max(b, 0.0) + math.log1p(math.exp(-abs(b)))) / beta
+
     return _elementwise(one, x)
 
 
 def softplus_backward(g, x, beta=1.0, threshold=20.0):
-    return _elementwise(lambda gv, v: gv if beta * v > threshold else gv * _sigmoid1(beta * v),
-                        g, x)
+    return _elementwise(
+        lambda gv, v: gv if beta * v > threshold else gv * _sigmoid1(beta * v), g, x
+    )
 
 
 def _rows(fn, axis, *arrays):
@@ -341,16 +371,19 @@ def softmax(x, axis=-1):
         e = [math.exp(v - m) for v in row]
         s = sum(e)
         return [v / s for v in e]
+
     return _rows(one, axis, x)
 
 
 def softmax_backward(g, x, axis=-1):
     """dx_i = y_i * (g_i - sum_j g_j y_j), y = softmax(x)."""
+
     def one(grow, row):
         lse = _log_sum_exp(row)
         y = [math.exp(v - lse) for v in row]
         dot = sum(a * b for a, b in zip(grow, y, strict=True))
         return [yi * (gi - dot) for gi, yi in zip(grow, y, strict=True)]
+
     return _rows(one, axis, g, x)
 
 
@@ -358,15 +391,18 @@ def log_softmax(x, axis=-1):
     def one(row):
         lse = _log_sum_exp(row)
         return [v - lse for v in row]
+
     return _rows(one, axis, x)
 
 
 def log_softmax_backward(g, x, axis=-1):
     """dx_i = g_i - softmax(x)_i * sum_j g_j."""
+
     def one(grow, row):
         lse = _log_sum_exp(row)
         total = sum(grow)
         return [gi - math.exp(v - lse) * total for gi, v in zip(grow, row, strict=True)]
+
     return _rows(one, axis, g, x)
 
 
@@ -374,6 +410,7 @@ def log_softmax_backward(g, x, axis=-1):
 # loss oracles: (loss, grad) with PyTorch's reductions ('mean' divides by the number of loss
 # terms); grad is the gradient of the SUM of the returned loss (a scalar for 'mean'/'sum').
 # Per-term losses and their derivatives are written out one element at a time.
+
 
 def _reduce(terms, dterms, reduction, n_terms):
     """terms: per-term losses (array); dterms: d(sum of terms)/d(input)."""
@@ -395,26 +432,32 @@ def _elementwise_loss(term, dterm, x, t, reduction):
 
 
 def mse_loss(x, t, reduction="mean"):
-    return _elementwise_loss(lambda a, b: (a - b) ** 2, lambda a, b: 2 * (a - b), x, t,
-                             reduction)
+    return _elementwise_loss(lambda a, b: (a - b) ** 2, lambda a, b: 2 * (a - b), x, t, reduction)
 
 
 def msle_loss(x, t, reduction="mean"):
-    return _elementwise_loss(lambda a, b: (math.log1p(a) - math.log1p(b)) ** 2,
-                             lambda a, b: 2 * (math.log1p(a) - math.log1p(b)) / (1 + a),
-                             x, t, reduction)
+    return _elementwise_loss(
+        lambda a, b: (math.log1p(a) - math.log1p(b)) ** 2,
+        lambda a, b: 2 * (math.log1p(a) - math.log1p(b)) / (1 + a),
+        x,
+        t,
+        reduction,
+    )
 
 
 def l1_loss(x, t, reduction="mean"):
-    return _elementwise_loss(lambda a, b: abs(a - b), lambda a, b: _sign(a - b), x, t,
-                             reduction)
+    return _elementwise_loss(lambda a, b: abs(a - b), lambda a, b: _sign(a - b), x, t, reduction)
 
 
 def mape_loss(x, t, reduction="mean"):
     """100 * |x - t| / max(|t|, 1e-7)."""
-    return _elementwise_loss(lambda a, b: 100 * abs(a - b) / max(abs(b), 1e-7),
-                             lambda a, b: 100 * _sign(a - b) / max(abs(b), 1e-7),
-                             x, t, reduction)
+    return _elementwise_loss(
+        lambda a, b: 100 * abs(a - b) / max(abs(b), 1e-7),
+        lambda a, b: 100 * _sign(a - b) / max(abs(b), 1e-7),
+        x,
+        t,
+        reduction,
+    )
 
 
 def l2_loss(x, t, reduction="mean"):
@@ -437,8 +480,7 @@ def binary_cross_entropy(x, t, weight=None, reduction="mean"):
     float64)."""
     eps = float(np.float32(1e-12))
     x = np.asarray(x, np.float64)
-    w = np.broadcast_to(np.ones(1) if weight is None else np.asarray(weight, np.float64),
-                        x.shape)
+    w = np.broadcast_to(np.ones(1) if weight is None else np.asarray(weight, np.float64), x.shape)
 
     def log_c(v):
         return -100.0 if v <= 0 else max(math.log(v), -100.0)
@@ -452,7 +494,11 @@ def binary_cross_entropy_with_logits(x, t, reduction="mean"):
     """-(t*log(sigmoid(x)) + (1 - t)*log(1 - sigmoid(x))) = log(1 + e^x) - t*x."""
     return _elementwise_loss(
         lambda a, b: max(a, 0.0) + math.log1p(math.exp(-abs(a))) - b * a,
-        lambda a, b: _sigmoid1(a) - b, x, t, reduction)
+        lambda a, b: _sigmoid1(a) - b,
+        x,
+        t,
+        reduction,
+    )
 
 
 def cross_entropy(z, t, reduction="mean"):
@@ -489,8 +535,9 @@ def _class_positions(x):
     return list(np.ndindex(shape)), lambda pos, c: (pos[0], c) + pos[1:]
 
 
-def class_loss_options(x, t, kind, weight=None, ignore_index=-100, label_smoothing=0.0,
-                       reduction="mean"):
+def class_loss_options(
+    x, t, kind, weight=None, ignore_index=-100, label_smoothing=0.0, reduction="mean"
+):
     """torch's cross_entropy (kind 'ce', x logits) or nll_loss (kind 'nll', x log-probs) with
     every option, one target position at a time; loss value only (gradients by differences).
 
@@ -540,8 +587,7 @@ def bce_with_logits_options(x, t, weight=None, pos_weight=None, reduction="mean"
     x = np.asarray(x, np.float64)
     t = np.asarray(t, np.float64)
     w = np.broadcast_to(1.0 if weight is None else np.asarray(weight, np.float64), x.shape)
-    pw = np.broadcast_to(1.0 if pos_weight is None else np.asarray(pos_weight, np.float64),
-                         x.shape)
+    pw = np.broadcast_to(1.0 if pos_weight is None else np.asarray(pos_weight, np.float64), x.shape)
     terms = np.zeros(x.shape)
     for i in np.ndindex(x.shape):
         xi, ti = float(x[i]), float(t[i])
@@ -568,11 +614,23 @@ def nll_loss(lp, t, reduction="mean"):
 # optimizer oracle: PyTorch's documented update rules (the SGD, Adam and AdamW
 # algorithm boxes), float64, one parameter element at a time.
 
+
 class Optimizer:
     """step(grads) updates the float64 copies of the parameters and returns them."""
 
-    def __init__(self, kind, params, lr, momentum=0.0, dampening=0.0, nesterov=False,
-                 betas=(0.9, 0.999), eps=1e-8, weight_decay=None, amsgrad=False):
+    def __init__(
+        self,
+        kind,
+        params,
+        lr,
+        momentum=0.0,
+        dampening=0.0,
+        nesterov=False,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=None,
+        amsgrad=False,
+    ):
         self.kind = kind
         self.params = [np.array(p, np.float64) for p in params]
         self.lr, self.momentum, self.dampening, self.nesterov = lr, momentum, dampening, nesterov
@@ -605,17 +663,18 @@ class Optimizer:
             g = g + wd * p
         st[0] = self.b1 * st[0] + (1 - self.b1) * g
         st[1] = self.b2 * st[1] + (1 - self.b2) * g * g
-        m_hat = st[0] / (1 - self.b1 ** t)
+        m_hat = st[0] / (1 - self.b1**t)
         if self.amsgrad:
             st[2] = max(st[2], st[1])
-            v_hat = st[2] / (1 - self.b2 ** t)
+            v_hat = st[2] / (1 - self.b2**t)
         else:
-            v_hat = st[1] / (1 - self.b2 ** t)
+            v_hat = st[1] / (1 - self.b2**t)
         return p - lr * m_hat / (math.sqrt(v_hat) + self.eps)
 
 
 # ---------------------------------------------------------------------------------------------
 # batch normalisation oracle (PyTorch's BatchNorm2d), one channel at a time with math.fsum
+
 
 def batch_norm2d_train(x, weight, bias, eps=1e-5):
     """Training mode: (y, batch mean, biased variance, unbiased variance) per channel."""
@@ -637,8 +696,9 @@ def batch_norm2d_eval(x, weight, bias, running_mean, running_var, eps=1e-5):
     x = np.asarray(x, np.float64)
     y = np.zeros(x.shape)
     for c in range(x.shape[1]):
-        y[:, c] = ((x[:, c] - running_mean[c]) / math.sqrt(running_var[c] + eps) * weight[c]
-                   + bias[c])
+        y[:, c] = (x[:, c] - running_mean[c]) / math.sqrt(running_var[c] + eps) * weight[c] + bias[
+            c
+        ]
     return y
 
 
@@ -668,12 +728,14 @@ def batch_norm2d_train_backward(g, x, weight, eps=1e-5):
 # transposed convolution oracle (float64 scatter loops, written from torch's definition, not
 # from conv2d's gradient)
 
+
 def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """Every input pixel scatters weight[c, o] * x[n, c, h, w] to output row
     h*stride - padding + i*dilation (likewise columns); taps outside the output are dropped."""
     x, w = np.asarray(x, np.float64), np.asarray(w, np.float64)
-    (sh, sw), (ph, pw), (oph, opw), (dh, dw) = (_pair(v) for v in (stride, padding,
-                                                                    output_padding, dilation))
+    (sh, sw), (ph, pw), (oph, opw), (dh, dw) = (
+        _pair(v) for v in (stride, padding, output_padding, dilation)
+    )
     N, C, H, W = x.shape
     _, Og, kh, kw = w.shape
     OH = (H - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1
@@ -700,8 +762,7 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
     return y
 
 
-def conv_transpose2d_grads(gy, x, w, stride=1, padding=0, output_padding=0, groups=1,
-                           dilation=1):
+def conv_transpose2d_grads(gy, x, w, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """(grad_x, grad_w, grad_b) by the same loops: each scattered product's two factors."""
     gy, x, w = (np.asarray(a, np.float64) for a in (gy, x, w))
     (sh, sw), (ph, pw), (dh, dw) = (_pair(v) for v in (stride, padding, dilation))

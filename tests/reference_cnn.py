@@ -3,6 +3,7 @@
 Written from the definitions (torch's documented formulas), independently of the kernels and of
 the functional layer. Slow; use on small shapes only.
 """
+
 import math
 
 import numpy as np
@@ -34,7 +35,8 @@ def batch_norm(x, running_mean, running_var, weight, bias, training, momentum, e
 
 def hardtanh(x, lo, hi):
     return np.array([lo if v < lo else hi if v > hi else v for v in np.ravel(x)]).reshape(
-        np.shape(x))
+        np.shape(x)
+    )
 
 
 def hardswish(x):
@@ -52,8 +54,9 @@ def hardsigmoid(x):
 
 
 def silu(x):
-    return np.array([v / (1 + math.exp(-v)) if v > -700 else 0.0
-                     for v in np.ravel(x)]).reshape(np.shape(x))
+    return np.array([v / (1 + math.exp(-v)) if v > -700 else 0.0 for v in np.ravel(x)]).reshape(
+        np.shape(x)
+    )
 
 
 def gelu(x, approximate="none"):
@@ -62,7 +65,7 @@ def gelu(x, approximate="none"):
         if approximate == "none":
             out.append(v * 0.5 * (1 + math.erf(v / math.sqrt(2))))
         else:
-            out.append(0.5 * v * (1 + math.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v ** 3))))
+            out.append(0.5 * v * (1 + math.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v**3))))
     return np.array(out).reshape(np.shape(x))
 
 
@@ -137,8 +140,9 @@ def interpolate_bilinear(x, oh, ow, align_corners):
         h0, h1, a = _linear_src(i, H, oh, align_corners)
         for j in range(ow):
             w0, w1, b = _linear_src(j, W, ow, align_corners)
-            y[..., i, j] = ((1 - a) * ((1 - b) * x[..., h0, w0] + b * x[..., h0, w1])
-                            + a * ((1 - b) * x[..., h1, w0] + b * x[..., h1, w1]))
+            y[..., i, j] = (1 - a) * ((1 - b) * x[..., h0, w0] + b * x[..., h0, w1]) + a * (
+                (1 - b) * x[..., h1, w0] + b * x[..., h1, w1]
+            )
     return y
 
 

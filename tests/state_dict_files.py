@@ -5,6 +5,7 @@ torch fails.
 The pickle pieces below are opcodes of protocol 2 written out explicitly, so a test can build
 exactly the stream torch writes (see ``torch_tensor``) or any hostile variation of it.
 """
+
 import json
 import pickle
 import struct
@@ -61,23 +62,38 @@ def ordered_dict(pairs):
 
 
 def storage_ref(storage_type, key, numel, location="cpu"):
-    return tup(prim("storage"), glob("torch", storage_type), prim(key), prim(location),
-               prim(numel)) + BINPERSID
+    return (
+        tup(prim("storage"), glob("torch", storage_type), prim(key), prim(location), prim(numel))
+        + BINPERSID
+    )
 
 
 def torch_tensor(storage, offset, size, stride, rebuild="_rebuild_tensor_v2"):
     """The opcodes torch writes for a tensor: _rebuild_tensor_v2(storage, offset, size, stride,
     requires_grad=False, backward_hooks=OrderedDict())."""
-    return call(glob("torch._utils", rebuild), storage, prim(offset), prim(size),
-                prim(stride), NEWFALSE, call(glob("collections", "OrderedDict")))
+    return call(
+        glob("torch._utils", rebuild),
+        storage,
+        prim(offset),
+        prim(size),
+        prim(stride),
+        NEWFALSE,
+        call(glob("collections", "OrderedDict")),
+    )
 
 
 def state_dict_pickle(pairs):
     return PROTO2 + ordered_dict(pairs) + STOP
 
 
-def write_torch_zip(path, pickle_bytes, storages, byteorder=b"little", prefix="archive",
-                    compression=zipfile.ZIP_STORED):
+def write_torch_zip(
+    path,
+    pickle_bytes,
+    storages,
+    byteorder=b"little",
+    prefix="archive",
+    compression=zipfile.ZIP_STORED,
+):
     """A torch >= 1.6 style zip: <prefix>/data.pkl, <prefix>/data/<key>, byteorder, version."""
     with zipfile.ZipFile(path, "w", compression) as zf:
         zf.writestr(f"{prefix}/data.pkl", pickle_bytes)
@@ -89,9 +105,17 @@ def write_torch_zip(path, pickle_bytes, storages, byteorder=b"little", prefix="a
     return path
 
 
-_ST_DTYPES = {np.dtype("<f8"): "F64", np.dtype("<f4"): "F32", np.dtype("<f2"): "F16",
-              np.dtype("<i8"): "I64", np.dtype("<i4"): "I32", np.dtype("<i2"): "I16",
-              np.dtype("i1"): "I8", np.dtype("u1"): "U8", np.dtype("bool"): "BOOL"}
+_ST_DTYPES = {
+    np.dtype("<f8"): "F64",
+    np.dtype("<f4"): "F32",
+    np.dtype("<f2"): "F16",
+    np.dtype("<i8"): "I64",
+    np.dtype("<i4"): "I32",
+    np.dtype("<i2"): "I16",
+    np.dtype("i1"): "I8",
+    np.dtype("u1"): "U8",
+    np.dtype("bool"): "BOOL",
+}
 
 
 def write_safetensors(path, tensors, metadata=None, header_override=None, pad=0):
@@ -103,11 +127,18 @@ def write_safetensors(path, tensors, metadata=None, header_override=None, pad=0)
             dtype, shape, raw = value
         else:
             value = np.array(value, order="C")
-            dtype, shape = _ST_DTYPES[value.dtype.newbyteorder("<") if value.dtype.itemsize > 1
-                                      else value.dtype], list(value.shape)
+            dtype, shape = (
+                _ST_DTYPES[
+                    value.dtype.newbyteorder("<") if value.dtype.itemsize > 1 else value.dtype
+                ],
+                list(value.shape),
+            )
             raw = value.astype(value.dtype.newbyteorder("<")).tobytes()
-        header[name] = {"dtype": dtype, "shape": list(shape),
-                        "data_offsets": [offset, offset + len(raw)]}
+        header[name] = {
+            "dtype": dtype,
+            "shape": list(shape),
+            "data_offsets": [offset, offset + len(raw)],
+        }
         chunks.append(raw)
         offset += len(raw)
     if metadata is not None:
@@ -173,8 +204,12 @@ def read_without_torch(tmp_path, *paths):
     Returns {path: {"keys", "arrays", "warnings"} or {"error": message}} and checks that
     convext never tried to import torch."""
     out = str(tmp_path / "out")
-    proc = subprocess.run([sys.executable, "-c", _READER, out, *map(str, paths)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", _READER, out, *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report.pop("__attempts__") == [], "convext tried to import torch"

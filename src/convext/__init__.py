@@ -5,6 +5,7 @@ gradients, a validated functional API (``convext.functional``), and a small laye
 (``convext.layers``) with optimizers (``convext.optim``), a training loop (``fit``) and
 saving/loading (``model.save(path)``, ``convext.load(path)``).
 """
+
 import importlib
 from typing import TYPE_CHECKING
 

@@ -31,8 +31,11 @@ def main(argv=None):
 
     sub.add_parser("info", help="print how convext was built and the threads it uses")
 
-    p = sub.add_parser("onnx", help="import an ONNX model, print its graph (nodes, shapes, "
-                       "parameter count) and time it on random input (the 'onnx' extra)")
+    p = sub.add_parser(
+        "onnx",
+        help="import an ONNX model, print its graph (nodes, shapes, "
+        "parameter count) and time it on random input (the 'onnx' extra)",
+    )
     from .onnx._cli import add_arguments as onnx_args
 
     onnx_args(p)

@@ -8,6 +8,7 @@ the members; what a layer description means is ``convext.layers.registry``'s bus
 ``convext.serialization`` joins the two. It imports nothing from convext, so the layers can
 write files (``Layer.save``) without importing serialization.
 """
+
 import io
 import json
 import math
@@ -23,15 +24,15 @@ FORMAT = "convext-model"
 VERSION = 1
 
 # Limits of what ``load`` accepts (``save`` refuses to write a file ``load`` would refuse).
-MAX_ARCH_CHARS = 1 << 20    # JSON text: a Conv2D description is ~200 characters, so ~5000
-                            # conv layers (ResNet-152 has 155); bounds parsing time and memory
-MAX_JSON_DEPTH = 128        # brackets: each nested container costs at most 3 ({spec {config
-                            # [layers), so layers.registry.MAX_NESTING levels and a leaf fit
-MAX_INFLATION = 100         # deflated data may expand at most 100x (real float weights
-                            # compress < 2x; runs of zeros ~1000x, which is what bombs use) ...
+MAX_ARCH_CHARS = 1 << 20  # JSON text: a Conv2D description is ~200 characters, so ~5000
+# conv layers (ResNet-152 has 155); bounds parsing time and memory
+MAX_JSON_DEPTH = 128  # brackets: each nested container costs at most 3 ({spec {config
+# [layers), so layers.registry.MAX_NESTING levels and a leaf fit
+MAX_INFLATION = 100  # deflated data may expand at most 100x (real float weights
+# compress < 2x; runs of zeros ~1000x, which is what bombs use) ...
 INFLATION_FREE_BYTES = 64 << 20  # ... unless the deflated members total at most 64 MiB
-_NPY_MAX_HEADER = 10000     # numpy's own default bound on a .npy header
-_CHUNK = 1 << 20            # bytes decompressed at a time while filling the arrays
+_NPY_MAX_HEADER = 10000  # numpy's own default bound on a .npy header
+_CHUNK = 1 << 20  # bytes decompressed at a time while filling the arrays
 
 
 class Refused(ValueError):
@@ -45,10 +46,9 @@ def _json_depth(text, chunk=1 << 16):
     count; a quote after an odd run of backslashes is escaped."""
     depth = deepest = 0
     inside = 0  # 1 inside a string at the start of the chunk
-    run = 0     # backslashes ending the previous chunk
+    run = 0  # backslashes ending the previous chunk
     for start in range(0, len(text), chunk):
-        c = np.frombuffer(text[start:start + chunk].encode("utf-32-le", "surrogatepass"),
-                          "<u4")
+        c = np.frombuffer(text[start : start + chunk].encode("utf-32-le", "surrogatepass"), "<u4")
         i = np.arange(c.size, dtype=np.int64)
         backslash = c == ord("\\")
         # index of the last non-backslash at or before each position (the carried run sits
@@ -80,20 +80,20 @@ def _constant(name):
 # the other format written with this module's machinery: a training checkpoint (model, optimizer
 # and scheduler state; ``convext.training.save_checkpoint``)
 CHECKPOINT_FORMAT = "convext-checkpoint"
-_NAMES = {FORMAT: "a convext model file (read it with convext.load)",
-          CHECKPOINT_FORMAT: "a convext training checkpoint (read it with "
-                             "convext.training.load_checkpoint)"}
+_NAMES = {
+    FORMAT: "a convext model file (read it with convext.load)",
+    CHECKPOINT_FORMAT: "a convext training checkpoint (read it with "
+    "convext.training.load_checkpoint)",
+}
 
 
 def parse_arch(text, fmt=FORMAT):
     """The JSON metadata text of a file of format ``fmt``, parsed within the bounds above."""
     if len(text) > MAX_ARCH_CHARS:
-        raise Refused(f"the architecture has {len(text)} characters, more than "
-                       f"{MAX_ARCH_CHARS}")
+        raise Refused(f"the architecture has {len(text)} characters, more than {MAX_ARCH_CHARS}")
     depth = _json_depth(text)
     if depth > MAX_JSON_DEPTH:
-        raise Refused(f"the architecture nests {depth} brackets deep, more than "
-                       f"{MAX_JSON_DEPTH}")
+        raise Refused(f"the architecture nests {depth} brackets deep, more than {MAX_JSON_DEPTH}")
     try:
         meta = json.loads(text, parse_constant=_constant)
     except Refused:
@@ -107,8 +107,10 @@ def parse_arch(text, fmt=FORMAT):
         raise Refused("unknown format")
     version = meta.get("version")
     if type(version) is not int or version != VERSION:
-        raise Refused(f"format version {version!r:.50} is not supported (this convext reads "
-                       f"version {VERSION})")
+        raise Refused(
+            f"format version {version!r:.50} is not supported (this convext reads "
+            f"version {VERSION})"
+        )
     return meta
 
 
@@ -142,8 +144,6 @@ def _fsync_dir(directory):
         pass
     finally:
         os.close(fd)
-
-
 
 
 def architecture_json(model_spec):
@@ -192,12 +192,17 @@ def write(path, arch, state):
     _fsync_dir(directory)
 
 
-
-
 # -- reading -----------------------------------------------------------------------------------
 def _describe(dt):
-    kinds = {"U": "strings", "S": "bytes", "O": "objects", "M": "datetimes",
-             "m": "timedeltas", "c": "complex numbers", "b": "booleans"}
+    kinds = {
+        "U": "strings",
+        "S": "bytes",
+        "O": "objects",
+        "M": "datetimes",
+        "m": "timedeltas",
+        "c": "complex numbers",
+        "b": "booleans",
+    }
     if dt.names is not None or dt.subdtype is not None:
         return "a structured dtype"
     return f"{dt.str} ({kinds.get(dt.kind, dt.name)})"
@@ -220,23 +225,34 @@ def _header(zf, info, key):
     except Refused:
         raise
     except (ValueError, SyntaxError, RecursionError, MemoryError, TypeError) as e:
-        raise Refused(f"{key!r} is not a valid .npy array ({type(e).__name__}: "
-                       f"{str(e)[:200]})") from None
+        raise Refused(
+            f"{key!r} is not a valid .npy array ({type(e).__name__}: {str(e)[:200]})"
+        ) from None
     return shape, fortran, dtype, head.tell()
 
 
 def _check_member(info, key, shape, dtype, hlen, want_shape, want_dtype):
-    if dtype.hasobject or dtype.names is not None or dtype.subdtype is not None \
-            or dtype.kind != want_dtype.kind or dtype.itemsize != want_dtype.itemsize:
-        raise Refused(f"{key!r} is stored as {_describe(dtype)}; the architecture needs "
-                       f"{want_dtype} (arrays are never cast)")
+    if (
+        dtype.hasobject
+        or dtype.names is not None
+        or dtype.subdtype is not None
+        or dtype.kind != want_dtype.kind
+        or dtype.itemsize != want_dtype.itemsize
+    ):
+        raise Refused(
+            f"{key!r} is stored as {_describe(dtype)}; the architecture needs "
+            f"{want_dtype} (arrays are never cast)"
+        )
     if tuple(shape) != tuple(want_shape):
-        raise Refused(f"{key!r} has shape {tuple(shape)!r:.100}, the architecture needs "
-                       f"{tuple(want_shape)}")
+        raise Refused(
+            f"{key!r} has shape {tuple(shape)!r:.100}, the architecture needs {tuple(want_shape)}"
+        )
     want = hlen + math.prod(want_shape) * dtype.itemsize
     if info.file_size != want:
-        raise Refused(f"{key!r} declares {info.file_size} bytes; its header and shape "
-                       f"{tuple(want_shape)} {want_dtype} make {want}")
+        raise Refused(
+            f"{key!r} declares {info.file_size} bytes; its header and shape "
+            f"{tuple(want_shape)} {want_dtype} make {want}"
+        )
 
 
 def _fill(zf, info, key, hlen, dest, dtype, fortran):
@@ -253,7 +269,7 @@ def _fill(zf, info, key, hlen, dest, dtype, fortran):
             data = m.read(min(_CHUNK, n - pos))
             if not data:
                 raise Refused(f"{key!r} is truncated")
-            buf[pos:pos + len(data)] = np.frombuffer(data, np.uint8)
+            buf[pos : pos + len(data)] = np.frombuffer(data, np.uint8)
             pos += len(data)
     if target is not dest:
         np.copyto(dest, target)  # same kind and size: byte order or layout only
@@ -262,12 +278,16 @@ def _fill(zf, info, key, hlen, dest, dtype, fortran):
 def _read_arch(zf, info):
     shape, fortran, dtype, hlen = _header(zf, info, ARCH_KEY)
     if dtype.kind != "U" or shape != () or dtype.itemsize > 4 * MAX_ARCH_CHARS:
-        raise Refused(f"its {ARCH_KEY!r} entry is not a JSON string of at most "
-                       f"{MAX_ARCH_CHARS} characters (it is {_describe(dtype)}, shape "
-                       f"{shape!r:.50})")
+        raise Refused(
+            f"its {ARCH_KEY!r} entry is not a JSON string of at most "
+            f"{MAX_ARCH_CHARS} characters (it is {_describe(dtype)}, shape "
+            f"{shape!r:.50})"
+        )
     if info.file_size != hlen + dtype.itemsize:
-        raise Refused(f"its {ARCH_KEY!r} entry declares {info.file_size} bytes, its header "
-                       f"makes {hlen + dtype.itemsize}")
+        raise Refused(
+            f"its {ARCH_KEY!r} entry declares {info.file_size} bytes, its header "
+            f"makes {hlen + dtype.itemsize}"
+        )
     arch = np.empty((), dtype)
     _fill(zf, info, ARCH_KEY, hlen, arch, dtype, False)
     try:
@@ -282,7 +302,6 @@ def _listing(keys, limit=10):
     return "[" + ", ".join(repr(k)[:80] for k in keys[:limit]) + "]" + more
 
 
-
 def read_members(zf, archive_bytes, fmt=FORMAT):
     """Check the archive (see ``convext.serialization``, steps 1-2) and return the parsed
     architecture (of format ``fmt``) and the members by name (the architecture member
@@ -290,19 +309,25 @@ def read_members(zf, archive_bytes, fmt=FORMAT):
     infos = zf.infolist()
     members = {}
     if sum(i.compress_size for i in infos) > archive_bytes:
-        raise Refused(f"its entries declare {sum(i.compress_size for i in infos)} compressed "
-                      f"bytes; the file has {archive_bytes}")
+        raise Refused(
+            f"its entries declare {sum(i.compress_size for i in infos)} compressed "
+            f"bytes; the file has {archive_bytes}"
+        )
     for info in infos:
         if info.filename in members:
             raise Refused(f"it holds {info.filename!r:.100} twice")
         if info.flag_bits & 0x1:
             raise Refused(f"{info.filename!r:.100} is encrypted")
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise Refused(f"{info.filename!r:.100} uses zip compression method "
-                          f"{info.compress_type}; only stored and deflated are read")
+            raise Refused(
+                f"{info.filename!r:.100} uses zip compression method "
+                f"{info.compress_type}; only stored and deflated are read"
+            )
         if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
-            raise Refused(f"{info.filename!r:.100} is stored uncompressed in "
-                          f"{info.compress_size} bytes but declares {info.file_size}")
+            raise Refused(
+                f"{info.filename!r:.100} is stored uncompressed in "
+                f"{info.compress_size} bytes but declares {info.file_size}"
+            )
         members[info.filename] = info
     arch_info = members.pop(ARCH_KEY + ".npy", None)
     if arch_info is None:
@@ -318,8 +343,10 @@ def read_arrays(zf, members, own):
     missing = set(own) - set(given)
     unexpected = set(given) - set(own) | {n for n in members if not n.endswith(".npy")}
     if missing or unexpected:
-        raise Refused(f"its entries do not match the architecture: missing keys "
-                      f"{_listing(missing)}, unexpected keys {_listing(unexpected)}")
+        raise Refused(
+            f"its entries do not match the architecture: missing keys "
+            f"{_listing(missing)}, unexpected keys {_listing(unexpected)}"
+        )
     headers = {}
     for key, placeholder in own.items():
         info = given[key]
@@ -331,9 +358,11 @@ def read_arrays(zf, members, own):
     inflated = sum(i.file_size for i in deflated)
     compressed = sum(i.compress_size for i in deflated)
     if inflated > max(INFLATION_FREE_BYTES, MAX_INFLATION * compressed):
-        raise Refused(f"its deflated entries would expand {compressed} bytes to {inflated} "
-                      f"(more than {MAX_INFLATION} times, and more than "
-                      f"{INFLATION_FREE_BYTES >> 20} MiB)")
+        raise Refused(
+            f"its deflated entries would expand {compressed} bytes to {inflated} "
+            f"(more than {MAX_INFLATION} times, and more than "
+            f"{INFLATION_FREE_BYTES >> 20} MiB)"
+        )
     return headers
 
 

@@ -4,6 +4,7 @@
 The compile-time part comes from the ``_kernels._cpu_info`` module (the preprocessor's view of
 the build: compiler, flags, OpenMP, the SIMD baseline); the rest is read at run time.
 """
+
 from __future__ import annotations
 
 import platform

@@ -21,6 +21,7 @@ Values JSON lacks are tagged: a non-finite float is ``{"__float__": "inf"}``, a
 Nothing in the file is executed; the optimizer and scheduler states are checked by their own
 ``load_state_dict`` when training resumes.
 """
+
 import json
 import math
 import numbers
@@ -70,7 +71,8 @@ def _decode(v, where):
         if set(v) == {"__counter__"}:
             pairs = v["__counter__"]
             if not isinstance(pairs, list) or not all(
-                    isinstance(p, list) and len(p) == 2 for p in pairs):
+                isinstance(p, list) and len(p) == 2 for p in pairs
+            ):
                 raise _archive.Refused(f"{where}: a counter must be a list of [key, count]")
             return Counter({_decode(k, where): _decode(c, where) for k, c in pairs})
         return {k: _decode(x, f"{where}[{k!r}]") for k, x in v.items()}
@@ -104,8 +106,10 @@ def save_checkpoint(path, model, optimizer, scheduler=None, epoch=0, history=Non
     from .optim.optimizer import Optimizer
 
     if not isinstance(optimizer, Optimizer):
-        raise TypeError(f"optimizer must be a convext.optim optimizer to be checkpointed, got "
-                        f"{type(optimizer).__name__}")
+        raise TypeError(
+            f"optimizer must be a convext.optim optimizer to be checkpointed, got "
+            f"{type(optimizer).__name__}"
+        )
     epoch = int(epoch)
     if epoch < 0:
         raise ValueError(f"epoch must be >= 0, got {epoch}")
@@ -120,15 +124,20 @@ def save_checkpoint(path, model, optimizer, scheduler=None, epoch=0, history=Non
             else:
                 scalars.setdefault(str(i), {})[name] = _encode(value)
     meta = {
-        "format": _archive.CHECKPOINT_FORMAT, "version": VERSION,
+        "format": _archive.CHECKPOINT_FORMAT,
+        "version": VERSION,
         "model": layer_spec(model),
         "epoch": epoch,
         "history": _encode(dict(history or {})),
-        "optimizer": {"type": type(optimizer).__name__,
-                      "param_groups": _encode(sd["param_groups"]),
-                      "scalars": scalars, "arrays": names},
-        "scheduler": None if scheduler is None else {
-            "type": type(scheduler).__name__, "state": _encode(scheduler.state_dict())},
+        "optimizer": {
+            "type": type(optimizer).__name__,
+            "param_groups": _encode(sd["param_groups"]),
+            "scalars": scalars,
+            "arrays": names,
+        },
+        "scheduler": None
+        if scheduler is None
+        else {"type": type(scheduler).__name__, "state": _encode(scheduler.state_dict())},
         "rng": None if rng is None else _encode(rng.bit_generator.state),
     }
     text = json.dumps(meta, allow_nan=False)
@@ -159,8 +168,16 @@ def _read(zf, archive_bytes):
     from .layers.registry import layer_from_spec
 
     meta, members = _archive.read_members(zf, archive_bytes, _archive.CHECKPOINT_FORMAT)
-    extra = set(meta) - {"format", "version", "model", "epoch", "history", "optimizer",
-                         "scheduler", "rng"}
+    extra = set(meta) - {
+        "format",
+        "version",
+        "model",
+        "epoch",
+        "history",
+        "optimizer",
+        "scheduler",
+        "rng",
+    }
     if extra:
         raise _archive.Refused(f"unexpected fields {sorted(extra)}")
     epoch = _field(meta, "epoch", (int,))
@@ -168,8 +185,9 @@ def _read(zf, archive_bytes):
         raise _archive.Refused(f"epoch {epoch} is negative")
     history = _decode(_field(meta, "history", (dict,)), "history")
     for k, v in history.items():
-        if not isinstance(v, list) or not all(isinstance(x, (int, float)) and
-                                              not isinstance(x, bool) for x in v):
+        if not isinstance(v, list) or not all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) for x in v
+        ):
             raise _archive.Refused(f"history[{k!r}] must be a list of numbers")
     opt = _field(meta, "optimizer", (dict,))
     opt_type = _field(opt, "type", (str,), "optimizer")
@@ -193,14 +211,21 @@ def _read(zf, archive_bytes):
         if not isinstance(entries, list):
             raise _archive.Refused(f"optimizer arrays[{i}] must be a list")
         for e in entries:
-            if not (isinstance(e, list) and len(e) == 3 and isinstance(e[0], str)
-                    and isinstance(e[1], list) and len(e[1]) <= 64
-                    and all(type(d) is int and 0 <= d <= 2 ** 40 for d in e[1])
-                    and e[2] in _DTYPES):
-                raise _archive.Refused(f"optimizer arrays[{i}]: {str(e)[:80]} is not "
-                                       "[name, shape, float32|float64]")
+            if not (
+                isinstance(e, list)
+                and len(e) == 3
+                and isinstance(e[0], str)
+                and isinstance(e[1], list)
+                and len(e[1]) <= 64
+                and all(type(d) is int and 0 <= d <= 2**40 for d in e[1])
+                and e[2] in _DTYPES
+            ):
+                raise _archive.Refused(
+                    f"optimizer arrays[{i}]: {str(e)[:80]} is not [name, shape, float32|float64]"
+                )
             placeholders[f"optimizer.{i}.{e[0]}"] = SimpleNamespace(
-                shape=tuple(e[1]), dtype=np.dtype(e[2]))
+                shape=tuple(e[1]), dtype=np.dtype(e[2])
+            )
     headers = _archive.read_arrays(zf, members, {**own, **placeholders})
     model._allocate()  # exactly what the checked file supplies
     arrays = {f"model.{k}": v for k, v in model.parameters().items()}
@@ -217,11 +242,15 @@ def _read(zf, archive_bytes):
         for name, _, _ in entries:
             state.setdefault(i, {})[name] = arrays[f"optimizer.{i}.{name}"]
     return Checkpoint(
-        model=model, epoch=epoch, history=history, optimizer_type=opt_type,
+        model=model,
+        epoch=epoch,
+        history=history,
+        optimizer_type=opt_type,
         optimizer_state={"state": state, "param_groups": groups},
         scheduler_type=None if sched is None else sched["type"],
         scheduler_state=None if sched is None else _decode(sched["state"], "scheduler"),
-        rng_state=rng_state)
+        rng_state=rng_state,
+    )
 
 
 def load_checkpoint(path):
@@ -230,4 +259,5 @@ def load_checkpoint(path):
     checked as a model file is (see ``convext.serialization``) before anything is allocated;
     anything else than a valid checkpoint is a ValueError naming the file."""
     from .serialization import read_archive
+
     return read_archive(path, _read, "a convext checkpoint")

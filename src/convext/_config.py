@@ -26,6 +26,7 @@ thread pool, so the child computes on its own thread; results are bitwise the sa
 thread count. Processes started with "spawn" or "forkserver" are not forked from a warm pool
 and keep the normal policy.
 """
+
 import os
 import threading
 import warnings
@@ -57,8 +58,12 @@ def _clamp_omp_num_threads(environ=os.environ):
     if not changed:
         return None
     new = ",".join(clamped)
-    warnings.warn(f"OMP_NUM_THREADS={value!r} exceeds convext's limit of {MAX_THREADS} threads; "
-                  f"using OMP_NUM_THREADS={new!r}", RuntimeWarning, stacklevel=2)
+    warnings.warn(
+        f"OMP_NUM_THREADS={value!r} exceeds convext's limit of {MAX_THREADS} threads; "
+        f"using OMP_NUM_THREADS={new!r}",
+        RuntimeWarning,
+        stacklevel=2,
+    )
     environ["OMP_NUM_THREADS"] = new
     return new
 
@@ -111,10 +116,13 @@ def set_num_threads(n: int | None) -> None:
         if n > MAX_THREADS:
             raise ValueError(f"n must be at most {MAX_THREADS} (convext.MAX_THREADS), got {n}")
         if _forked_child and n > 1:
-            warnings.warn(f"set_num_threads({n}) in a forked child process: convext's kernels "
-                          "run on 1 thread here (the OpenMP thread pool does not survive "
-                          "os.fork(); start workers with 'spawn' or 'forkserver')",
-                          RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"set_num_threads({n}) in a forked child process: convext's kernels "
+                "run on 1 thread here (the OpenMP thread pool does not survive "
+                "os.fork(); start workers with 'spawn' or 'forkserver')",
+                RuntimeWarning,
+                stacklevel=2,
+            )
     with _lock:
         _num_threads = n
 

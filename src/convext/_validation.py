@@ -3,6 +3,7 @@
 Every check raises ValueError or TypeError with a message that names the argument and, where
 shapes are involved, the shapes. Nothing here touches array elements.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -28,7 +29,7 @@ _DTYPE_NAMES = "float32, float64"
 # allocate, so the bound refuses no computation that could have run; what exceeds it is a
 # ValueError naming the argument (values >= 2**63 included, which would otherwise be an
 # OverflowError at the C boundary).
-MAX_EXTENT = 2 ** 40
+MAX_EXTENT = 2**40
 _MAX_TEXT = "2**40"
 
 # the string paddings of convolution and the reductions of the losses
@@ -54,21 +55,43 @@ def conv_output_size(
     """
     if isinstance(padding, (tuple, list)) and len(padding) == 4:
         size, kernel_size, stride, dilation = (
-            as_pair(v, n) for v, n in ((size, "size"), (kernel_size, "kernel_size"),
-                                       (stride, "stride"), (dilation, "dilation")))
-        return tuple(_out_size(*args) for args in zip(size, kernel_size, stride,
-                                                       *zip(*side_pads(as_padding(padding))),
-                                                       dilation))
+            as_pair(v, n)
+            for v, n in (
+                (size, "size"),
+                (kernel_size, "kernel_size"),
+                (stride, "stride"),
+                (dilation, "dilation"),
+            )
+        )
+        return tuple(
+            _out_size(*args)
+            for args in zip(
+                size,
+                kernel_size,
+                stride,
+                *zip(*side_pads(as_padding(padding)), strict=True),
+                dilation,
+                strict=True,
+            )
+        )
     if any(isinstance(v, (tuple, list)) for v in (size, kernel_size, stride, padding, dilation)):
         size, kernel_size, stride, dilation = (
-            as_pair(v, n) for v, n in ((size, "size"), (kernel_size, "kernel_size"),
-                                       (stride, "stride"), (dilation, "dilation")))
+            as_pair(v, n)
+            for v, n in (
+                (size, "size"),
+                (kernel_size, "kernel_size"),
+                (stride, "stride"),
+                (dilation, "dilation"),
+            )
+        )
         if isinstance(padding, str):
             padding = (padding, padding)
         else:
             padding = as_pair(padding, "padding", allow_zero=True)
-        return tuple(conv_output_size(*args) for args in zip(size, kernel_size, stride,
-                                                               padding, dilation, strict=True))
+        return tuple(
+            conv_output_size(*args)
+            for args in zip(size, kernel_size, stride, padding, dilation, strict=True)
+        )
     size = _as_int(size, "size")
     kernel_size = _as_int(kernel_size, "kernel_size")
     stride = _as_int(stride, "stride")
@@ -93,8 +116,10 @@ def as_padding(value, name="padding"):
         check_extent(max(sides), name)
         return sides
     if isinstance(value, (tuple, list)) and len(value) not in (1, 2):
-        raise ValueError(f"{name} must be an int, a pair (height, width) or a 4-tuple (top, "
-                         f"bottom, left, right) of ints, got {value!r}")
+        raise ValueError(
+            f"{name} must be an int, a pair (height, width) or a 4-tuple (top, "
+            f"bottom, left, right) of ints, got {value!r}"
+        )
     return as_pair(value, name, allow_zero=True)
 
 
@@ -114,11 +139,15 @@ def check_padding(padding, stride, fn=None):
     if not isinstance(padding, str):
         return as_padding(padding)
     if padding not in PADDING_MODES:
-        raise ValueError(f"{pre}padding must be an int, a pair of ints, a 4-tuple (top, "
-                         f"bottom, left, right), 'valid' or 'same', got {padding!r}")
+        raise ValueError(
+            f"{pre}padding must be an int, a pair of ints, a 4-tuple (top, "
+            f"bottom, left, right), 'valid' or 'same', got {padding!r}"
+        )
     if padding == "same" and tuple(stride) != (1, 1):
-        raise ValueError(f"{pre}padding='same' is not supported with stride {tuple(stride)}; "
-                         f"use stride=1 or explicit padding")
+        raise ValueError(
+            f"{pre}padding='same' is not supported with stride {tuple(stride)}; "
+            f"use stride=1 or explicit padding"
+        )
     return padding
 
 
@@ -126,8 +155,7 @@ def check_reduction(reduction, fn=None):
     """The one reduction check of the losses: 'mean', 'sum' or 'none'."""
     if not isinstance(reduction, str) or reduction not in REDUCTIONS:
         pre = f"{fn}: " if fn else ""
-        raise ValueError(f"{pre}reduction must be one of 'mean', 'sum', 'none', "
-                         f"got {reduction!r}")
+        raise ValueError(f"{pre}reduction must be one of 'mean', 'sum', 'none', got {reduction!r}")
     return reduction
 
 
@@ -148,15 +176,26 @@ def check_extent(value, name, what=None):
     ``name`` it is, when it is derived rather than given."""
     if value > MAX_EXTENT:
         desc = f"{name}={value}" if what is None else f"{what} ({value}, from {name})"
-        raise ValueError(f"{desc} is too large: convext accepts geometry values and extents "
-                         f"(along an axis or over a plane) of at most {_MAX_TEXT} "
-                         f"({MAX_EXTENT})")
+        raise ValueError(
+            f"{desc} is too large: convext accepts geometry values and extents "
+            f"(along an axis or over a plane) of at most {_MAX_TEXT} "
+            f"({MAX_EXTENT})"
+        )
     return value
 
 
-def window_geometry(fn, size, kernel, stride, pads, dilation, ceil_mode=False,
-                    names=("kernel_size", "stride", "padding", "dilation"), what="input",
-                    detail=""):
+def window_geometry(
+    fn,
+    size,
+    kernel,
+    stride,
+    pads,
+    dilation,
+    ceil_mode=False,
+    names=("kernel_size", "stride", "padding", "dilation"),
+    what="input",
+    detail="",
+):
     """The one geometry check shared by convolution and pooling; returns (OH, OW).
 
     ``size``, ``kernel``, ``stride``, ``dilation`` are (height, width) pairs of ints already
@@ -176,13 +215,17 @@ def window_geometry(fn, size, kernel, stride, pads, dilation, ceil_mode=False,
     for v, n, w in ((dilated, dname, "the dilated kernel"), (padded, pname, "the padded input")):
         for a in v:
             check_extent(a, n, w)
-    out = tuple(_out_size(s, k, st, lo, hi, d, ceil_mode)
-                for s, k, st, (lo, hi), d in zip(size, kernel, stride, pads, dilation, strict=True))
+    out = tuple(
+        _out_size(s, k, st, lo, hi, d, ceil_mode)
+        for s, k, st, (lo, hi), d in zip(size, kernel, stride, pads, dilation, strict=True)
+    )
     # convolution: the kernel must fit; pooling (PyTorch's rule): one window must exist, which
     # ceil_mode allows for a dilated kernel hanging over the padding
     if min(out) < 1 or (not ceil_mode and (padded[0] < dilated[0] or padded[1] < dilated[1])):
-        raise ValueError(f"{fn}: the kernel ({dilated[0]} x {dilated[1]} with dilation) is "
-                         f"larger than the padded {what} ({padded[0]} x {padded[1]}){detail}")
+        raise ValueError(
+            f"{fn}: the kernel ({dilated[0]} x {dilated[1]} with dilation) is "
+            f"larger than the padded {what} ({padded[0]} x {padded[1]}){detail}"
+        )
     check_extent(out[0] * out[1], f"{sname}/{pname}", f"the output plane {out[0]} x {out[1]}")
     return out
 
@@ -195,7 +238,8 @@ def _as_int(value, name):
             return operator.index(value)
         except TypeError:
             raise TypeError(
-                f"{name} must be an int, got {type(value).__name__} {value!r}") from None
+                f"{name} must be an int, got {type(value).__name__} {value!r}"
+            ) from None
     return int(value)
 
 
@@ -230,8 +274,11 @@ def check_array(x, name, ndims):
     if arr.dtype not in SUPPORTED_DTYPES:
         raise TypeError(f"{name} must have dtype {_DTYPE_NAMES}, got {arr.dtype}")
     if arr.ndim not in ndims:
-        want = (f"at least {min(ndims)}" if isinstance(ndims, range)
-                else " or ".join(str(n) for n in ndims))
+        want = (
+            f"at least {min(ndims)}"
+            if isinstance(ndims, range)
+            else " or ".join(str(n) for n in ndims)
+        )
         raise ValueError(f"{name} must be {want}-dimensional, got shape {arr.shape}")
     return arr
 
@@ -263,12 +310,16 @@ def check_alloc(shape, name, itemsize=8):
     for s in shape:
         n *= s
     if n > MAX_EXTENT:
-        raise ValueError(f"{name} {_shape_text(shape)} has {n} elements, more than the "
-                         f"{_MAX_TEXT} convext's kernels accept")
+        raise ValueError(
+            f"{name} {_shape_text(shape)} has {n} elements, more than the "
+            f"{_MAX_TEXT} convext's kernels accept"
+        )
     total = _physical_memory()
     if total and n * itemsize > total:
-        raise ValueError(f"{name} {_shape_text(shape)} asks for {n * itemsize} bytes, more "
-                         f"than this machine's {total} bytes of memory")
+        raise ValueError(
+            f"{name} {_shape_text(shape)} asks for {n * itemsize} bytes, more "
+            f"than this machine's {total} bytes of memory"
+        )
     return shape
 
 
@@ -279,6 +330,7 @@ def _shape_text(shape):
 def _physical_memory():
     try:
         import os
+
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return 0
@@ -318,18 +370,34 @@ def transpose_geometry(fn, size, kernel, stride, padding, output_padding, dilati
     """
     for op, s, d in zip(output_padding, stride, dilation, strict=True):
         if op >= s and op >= d:
-            raise ValueError(f"{fn}: output_padding {tuple(output_padding)} must be smaller "
-                             f"than either the stride {tuple(stride)} or the dilation "
-                             f"{tuple(dilation)}")
+            raise ValueError(
+                f"{fn}: output_padding {tuple(output_padding)} must be smaller "
+                f"than either the stride {tuple(stride)} or the dilation "
+                f"{tuple(dilation)}"
+            )
     check_extent(max(output_padding), "output_padding")
-    out_hw = tuple((h - 1) * s - 2 * p + d * (k - 1) + op + 1 for h, k, s, p, op, d
-                   in zip(size, kernel, stride, padding, output_padding, dilation, strict=True))
+    out_hw = tuple(
+        (h - 1) * s - 2 * p + d * (k - 1) + op + 1
+        for h, k, s, p, op, d in zip(
+            size, kernel, stride, padding, output_padding, dilation, strict=True
+        )
+    )
     for o in out_hw:
         check_extent(o, "stride/dilation", "the output length")
     if min(out_hw) < 1:
-        raise ValueError(f"{fn}: the output size {out_hw[0]} x {out_hw[1]} (from stride, "
-                         f"padding, dilation and output_padding) must be positive{detail}")
-    conv_hw = window_geometry(fn, out_hw, kernel, stride, tuple((p, p) for p in padding),
-                              dilation, names=("weight", "stride", "padding", "dilation"),
-                              what="output", detail=detail)
+        raise ValueError(
+            f"{fn}: the output size {out_hw[0]} x {out_hw[1]} (from stride, "
+            f"padding, dilation and output_padding) must be positive{detail}"
+        )
+    conv_hw = window_geometry(
+        fn,
+        out_hw,
+        kernel,
+        stride,
+        tuple((p, p) for p in padding),
+        dilation,
+        names=("weight", "stride", "padding", "dilation"),
+        what="output",
+        detail=detail,
+    )
     return out_hw, conv_hw

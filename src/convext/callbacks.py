@@ -19,6 +19,7 @@ epoch; ``on_epoch_end`` and ``on_train_end`` still run. ``on_epoch_end`` logs ho
 (and ``accuracy`` for classification), ``val_loss`` / ``val_accuracy`` with validation data,
 ``lr`` with a scheduler; callbacks run in the order given, after the epoch's scheduler step.
 """
+
 import csv
 import json
 import math
@@ -26,12 +27,19 @@ import os
 
 import numpy as np
 
-__all__ = ["CSVLogger", "Callback", "EarlyStopping", "JSONLogger", "ModelCheckpoint",
-           "TerminateOnNaN"]
+__all__ = [
+    "CSVLogger",
+    "Callback",
+    "EarlyStopping",
+    "JSONLogger",
+    "ModelCheckpoint",
+    "TerminateOnNaN",
+]
 
 
 class Callback:
     """Base class: override the hooks you need (see the module docstring)."""
+
     stop_training = False
 
     def on_train_begin(self, logs=None):
@@ -60,10 +68,15 @@ def _mode(mode, monitor):
 
 def _check_monitor(owner, monitor, params):
     if monitor not in params["metrics"]:
-        raise ValueError(f"{owner}: monitor={monitor!r} is not logged by this fit; it logs "
-                         f"{params['metrics']}" + (" (val_* needs validation_data or "
-                                                    "validation_split)"
-                                                    if monitor.startswith("val_") else ""))
+        raise ValueError(
+            f"{owner}: monitor={monitor!r} is not logged by this fit; it logs "
+            f"{params['metrics']}"
+            + (
+                " (val_* needs validation_data or validation_split)"
+                if monitor.startswith("val_")
+                else ""
+            )
+        )
 
 
 class _Monitor(Callback):
@@ -95,11 +108,15 @@ class EarlyStopping(_Monitor):
     buffers) of its best epoch. After training: ``best``, ``best_epoch`` (0-based),
     ``stopped_epoch`` (0-based, None if not stopped)."""
 
-    def __init__(self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto",
-                 restore_best_weights=False):
+    def __init__(
+        self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto", restore_best_weights=False
+    ):
         super().__init__(monitor, mode, min_delta)
-        if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) \
-                or patience < 0:
+        if (
+            isinstance(patience, bool)
+            or not isinstance(patience, (int, np.integer))
+            or patience < 0
+        ):
             raise ValueError(f"patience must be an int >= 0, got {patience!r}")
         self.patience = int(patience)
         self.restore_best_weights = bool(restore_best_weights)
@@ -151,9 +168,12 @@ class ModelCheckpoint(_Monitor):
     def on_train_begin(self, logs=None):
         from .layers.registry import layer_spec
         from .optim.optimizer import Optimizer
+
         if not isinstance(self.optimizer, Optimizer):
-            raise TypeError(f"ModelCheckpoint needs a convext.optim optimizer (it saves its "
-                            f"state_dict), got {type(self.optimizer).__name__}")
+            raise TypeError(
+                f"ModelCheckpoint needs a convext.optim optimizer (it saves its "
+                f"state_dict), got {type(self.optimizer).__name__}"
+            )
         try:
             layer_spec(self.model)  # a model save can describe (registered layer types)
         except TypeError as e:
@@ -163,20 +183,23 @@ class ModelCheckpoint(_Monitor):
         try:
             self.filepath.format(epoch=1, **{k: 0.0 for k in self.params["metrics"]})
         except (KeyError, IndexError, ValueError) as e:
-            raise ValueError(f"ModelCheckpoint: filepath {self.filepath!r} has a field that "
-                             f"is not {{epoch}} or one of {self.params['metrics']}: {e}") \
-                from None
+            raise ValueError(
+                f"ModelCheckpoint: filepath {self.filepath!r} has a field that "
+                f"is not {{epoch}} or one of {self.params['metrics']}: {e}"
+            ) from None
 
     def on_epoch_end(self, epoch, logs=None):
         from ._checkpoint import save_checkpoint
+
         if self.save_best_only:
             value = float(logs[self.monitor])
             if not self._improved(value):
                 return
             self.best = value
         path = self.filepath.format(epoch=epoch + 1, **logs)
-        save_checkpoint(path, self.model, self.optimizer, self.scheduler, epoch + 1,
-                        self.history, self.rng)
+        save_checkpoint(
+            path, self.model, self.optimizer, self.scheduler, epoch + 1, self.history, self.rng
+        )
         self.last_saved = path
 
 
@@ -206,8 +229,9 @@ class CSVLogger(Callback):
         self._file = self._writer = None
 
     def on_train_begin(self, logs=None):
-        exists = self.append and os.path.exists(self.filename) \
-            and os.path.getsize(self.filename) > 0
+        exists = (
+            self.append and os.path.exists(self.filename) and os.path.getsize(self.filename) > 0
+        )
         self._file = open(self.filename, "a" if self.append else "w", newline="")
         self._keys = None if not exists else "from file"
 

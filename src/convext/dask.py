@@ -24,6 +24,7 @@ threads and ``convext.set_num_threads(1)`` in the workers (``client.run(convext.
 Hyperparameter search of ``convext.sklearn`` estimators on a cluster needs nothing from this
 module: ``with joblib.parallel_backend("dask"): GridSearchCV(..., n_jobs=-1).fit(X, y)``.
 """
+
 import hashlib
 import io
 import threading
@@ -45,6 +46,7 @@ def _model(blob, digest):
         model = _CACHE.get(digest)
         if model is None:
             from .serialization import load
+
             model = load(io.BytesIO(blob)).eval()
             _LOADS += 1
             _CACHE[digest] = model
@@ -59,12 +61,14 @@ def _predict_block(block, blob, digest, batch_size, out_tail, out_dtype):
     if len(block) == 0:
         return np.empty((0,) + out_tail, out_dtype)
     from .training import predict as _predict
+
     return _predict(_model(blob, digest), block, batch_size)
 
 
 def _client():
     try:
         from distributed import default_client
+
         return default_client()
     except (ImportError, ValueError):
         return None
@@ -83,11 +87,14 @@ def predict(model, X, batch_size=256):
 
     from .layers.base import Layer
     from .training import _check_batch_size
+
     if not isinstance(model, Layer):
         raise TypeError(f"model must be a convext Layer, got {type(model).__name__}")
     if not isinstance(X, da.Array):
-        raise TypeError(f"X must be a dask array (for a numpy array use convext.predict), got "
-                        f"{type(X).__name__}")
+        raise TypeError(
+            f"X must be a dask array (for a numpy array use convext.predict), got "
+            f"{type(X).__name__}"
+        )
     if X.ndim < 1:
         raise ValueError("X must have a sample axis (N, ...), got a 0-d array")
     if X.dtype.kind not in "biuf":
@@ -100,6 +107,7 @@ def predict(model, X, batch_size=256):
     if any(np.isnan(s) for s in X.shape[1:]):
         raise ValueError("X must have known sizes along its sample axes")
     from .training import predict as _predict
+
     out = _predict(model, probe, 1)
     out_tail, out_dtype = out.shape[1:], out.dtype
     buf = io.BytesIO()
@@ -114,9 +122,18 @@ def predict(model, X, batch_size=256):
     chunks = (X.chunks[0],) + tuple((s,) for s in out_tail)
     drop = tuple(range(1, X.ndim))
     new = tuple(range(1, len(out_tail) + 1))
-    return da.map_blocks(_predict_block, X, shared, digest, batch_size, out_tail, out_dtype,
-                         chunks=chunks, dtype=out_dtype,
-                         drop_axis=drop if X.ndim > 1 else (),
-                         new_axis=new if new else None,
-                         meta=np.empty((0,) + out_tail, out_dtype),
-                         name=f"convext-predict-{digest[:16]}")
+    return da.map_blocks(
+        _predict_block,
+        X,
+        shared,
+        digest,
+        batch_size,
+        out_tail,
+        out_dtype,
+        chunks=chunks,
+        dtype=out_dtype,
+        drop_axis=drop if X.ndim > 1 else (),
+        new_axis=new if new else None,
+        meta=np.empty((0,) + out_tail, out_dtype),
+        name=f"convext-predict-{digest[:16]}",
+    )

@@ -6,6 +6,7 @@ and tested on the other 25%; prints ``test accuracy: 0.NNN`` and draws the train
 learned first-layer filters and the feature maps of one test digit (``--out``, with matplotlib).
 Needs the ``demo`` extra: ``pip install "convext[demo]"``.
 """
+
 import math
 import sys
 import time
@@ -19,27 +20,50 @@ def add_arguments(p):
     p.add_argument("--epochs", type=int, default=15, help="training epochs (default: 15)")
     p.add_argument("--batch-size", type=int, default=32, help="mini-batch size (default: 32)")
     p.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (default: 0.003)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seed of the split, the initial weights and the shuffling (default: 0)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="threads for convext's kernels (default: convext's, i.e. "
-                        "OMP_NUM_THREADS or the CPUs available; the result is the same for "
-                        "every thread count)")
-    p.add_argument("--out", default="convext-demo.png",
-                   help="picture of the curves, filters and feature maps (default: "
-                        "convext-demo.png; needs matplotlib; '' to skip)")
-    p.add_argument("--save", default=None, metavar="MODEL.npz",
-                   help="also save the trained model (load it with convext.load)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the split, the initial weights and the shuffling (default: 0)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads for convext's kernels (default: convext's, i.e. "
+        "OMP_NUM_THREADS or the CPUs available; the result is the same for "
+        "every thread count)",
+    )
+    p.add_argument(
+        "--out",
+        default="convext-demo.png",
+        help="picture of the curves, filters and feature maps (default: "
+        "convext-demo.png; needs matplotlib; '' to skip)",
+    )
+    p.add_argument(
+        "--save",
+        default=None,
+        metavar="MODEL.npz",
+        help="also save the trained model (load it with convext.load)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def build_model(seed=0):
     """The demo's network for 1x8x8 inputs and 10 classes."""
     from .layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
+
     return Sequential(
-        Conv2D(1, 32, 3, padding=1), ReLU(), MaxPool2D(2),    # 32 x 4 x 4
-        Conv2D(32, 64, 3, padding=1), ReLU(), MaxPool2D(2),   # 64 x 2 x 2
-        Flatten(), Dense(256, 128), ReLU(), Dense(128, 10),
+        Conv2D(1, 32, 3, padding=1),
+        ReLU(),
+        MaxPool2D(2),  # 32 x 4 x 4
+        Conv2D(32, 64, 3, padding=1),
+        ReLU(),
+        MaxPool2D(2),  # 64 x 2 x 2
+        Flatten(),
+        Dense(256, 128),
+        ReLU(),
+        Dense(128, 10),
     ).reset_parameters(np.random.default_rng(seed))
 
 
@@ -48,23 +72,26 @@ def load_data(seed=0):
     a stratified 75/25 split."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
+
     digits = load_digits()
     X = (digits.images / 16.0).astype(np.float32)[:, None]
-    return train_test_split(X, digits.target, test_size=0.25, stratify=digits.target,
-                            random_state=seed)
+    return train_test_split(
+        X, digits.target, test_size=0.25, stratify=digits.target, random_state=seed
+    )
 
 
 def draw(path, model, history, digit, label):
     """Curves, first-layer filters and the feature maps of ``digit`` (1, 8, 8) to ``path``."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     epochs = np.arange(1, len(history["loss"]) + 1)
-    filters = model[0].parameters()["weight"][:, 0]           # (32, 3, 3)
+    filters = model[0].parameters()["weight"][:, 0]  # (32, 3, 3)
     was = model.training
     model.eval()
-    maps = model[1](model[0](digit[None]))[0]                 # (32, 8, 8) after ReLU
+    maps = model[1](model[0](digit[None]))[0]  # (32, 8, 8) after ReLU
     model.train(was)
 
     n = len(filters)
@@ -119,15 +146,27 @@ def run(args):
     X_train, X_test, y_train, y_test = load_data(args.seed)
     model = build_model(args.seed)
     if not args.quiet:
-        print(f"{len(X_train)} training and {len(X_test)} test digits (8x8), "
-              f"{get_num_threads()} threads\n{model}")
+        print(
+            f"{len(X_train)} training and {len(X_test)} test digits (8x8), "
+            f"{get_num_threads()} threads\n{model}"
+        )
     loss = CrossEntropyLoss()
     steps = args.epochs * math.ceil(len(X_train) / args.batch_size)
     optimizer = Adam(model, lr=args.lr)
-    history = fit(model, X_train, y_train, loss, optimizer, epochs=args.epochs,
-                  batch_size=args.batch_size, validation_data=(X_test, y_test),
-                  rng=args.seed, scheduler=CosineAnnealingLR(optimizer, T_max=steps),
-                  scheduler_step="batch", verbose=0 if args.quiet else "auto")
+    history = fit(
+        model,
+        X_train,
+        y_train,
+        loss,
+        optimizer,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        validation_data=(X_test, y_test),
+        rng=args.seed,
+        scheduler=CosineAnnealingLR(optimizer, T_max=steps),
+        scheduler_step="batch",
+        verbose=0 if args.quiet else "auto",
+    )
     result = evaluate(model, X_test, y_test, loss)
     if not args.quiet:
         print(f"trained in {time.perf_counter() - start:.1f} s")

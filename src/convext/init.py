@@ -7,12 +7,23 @@ runs are reproducible. ``None`` draws from a fresh, unseeded generator.
 Fans follow torch: for a weight of shape ``(out, in, *kernel)``, ``fan_in = in * prod(kernel)``
 and ``fan_out = out * prod(kernel)``.
 """
+
 import math
 
 import numpy as np
 
-__all__ = ["calculate_gain", "kaiming_normal", "kaiming_uniform", "ones", "uniform", "normal",
-           "xavier_normal", "xavier_uniform", "zeros", "fan_in_and_fan_out"]
+__all__ = [
+    "calculate_gain",
+    "kaiming_normal",
+    "kaiming_uniform",
+    "ones",
+    "uniform",
+    "normal",
+    "xavier_normal",
+    "xavier_uniform",
+    "zeros",
+    "fan_in_and_fan_out",
+]
 
 
 def _rng(rng):
@@ -24,16 +35,25 @@ def fan_in_and_fan_out(shape):
     ``torch.nn.init._calculate_fan_in_and_fan_out``."""
     shape = tuple(shape)
     if len(shape) < 2:
-        raise ValueError(f"fan in and fan out need an array of at least 2 dimensions, "
-                         f"got shape {shape}")
+        raise ValueError(
+            f"fan in and fan out need an array of at least 2 dimensions, got shape {shape}"
+        )
     receptive = math.prod(shape[2:])
     return shape[1] * receptive, shape[0] * receptive
 
 
 def calculate_gain(nonlinearity, param=None):
     """The recommended gain for a nonlinearity (torch.nn.init.calculate_gain)."""
-    linear = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
-              "conv_transpose3d", "sigmoid")
+    linear = (
+        "linear",
+        "conv1d",
+        "conv2d",
+        "conv3d",
+        "conv_transpose1d",
+        "conv_transpose2d",
+        "conv_transpose3d",
+        "sigmoid",
+    )
     if nonlinearity in linear:
         return 1.0
     if nonlinearity == "tanh":
@@ -44,11 +64,13 @@ def calculate_gain(nonlinearity, param=None):
         slope = 0.01 if param is None else param
         if isinstance(slope, bool) or not isinstance(slope, (int, float)):
             raise ValueError(f"negative_slope {slope!r} is not a valid number")
-        return math.sqrt(2.0 / (1 + slope ** 2))
+        return math.sqrt(2.0 / (1 + slope**2))
     if nonlinearity == "selu":
         return 3.0 / 4
-    raise ValueError(f"unsupported nonlinearity {nonlinearity!r}; choose from "
-                     f"{', '.join(linear + ('tanh', 'relu', 'leaky_relu', 'selu'))}")
+    raise ValueError(
+        f"unsupported nonlinearity {nonlinearity!r}; choose from "
+        f"{', '.join(linear + ('tanh', 'relu', 'leaky_relu', 'selu'))}"
+    )
 
 
 def _fan(shape, mode):

@@ -4,14 +4,25 @@ Calling a loss object returns ``(loss, grad)``: the loss (a float for ``reductio
 ``'sum'``, an array for ``'none'``) and its gradient with respect to the input, which is what a
 model's ``backward`` takes.
 """
+
 from . import functional
 from ._validation import check_reduction
 
-__all__ = ["BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "L1Loss", "Loss", "MSELoss",
-           "NLLLoss", "get"]
+__all__ = [
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "CrossEntropyLoss",
+    "L1Loss",
+    "Loss",
+    "MSELoss",
+    "NLLLoss",
+    "get",
+]
+
 
 class Loss:
     """A loss with its options; ``loss(input, target)`` returns ``(loss, grad)``."""
+
     _fn = None
     _options = ()  # (name, default) of the keyword options the functional loss takes
 
@@ -28,8 +39,9 @@ class Loss:
         return {k: getattr(self, k) for k, _ in self._options}
 
     def __call__(self, input, target):
-        return getattr(functional, self._fn)(input, target, reduction=self.reduction,
-                                             **self._kwargs())
+        return getattr(functional, self._fn)(
+            input, target, reduction=self.reduction, **self._kwargs()
+        )
 
     def __repr__(self):
         parts = [] if self.reduction == "mean" else [f"reduction={self.reduction!r}"]
@@ -44,17 +56,20 @@ class CrossEntropyLoss(Loss):
     """Softmax cross-entropy on logits (N, C, d1, ..., dk) or (C,); targets are class indices
     or class probabilities (functional.cross_entropy), with torch's options ``weight``,
     ``ignore_index`` and ``label_smoothing``."""
+
     _fn = "cross_entropy"
     _options = (("weight", None), ("ignore_index", -100), ("label_smoothing", 0.0))
 
     def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
-        super().__init__(reduction, weight=weight, ignore_index=ignore_index,
-                         label_smoothing=label_smoothing)
+        super().__init__(
+            reduction, weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing
+        )
 
 
 class NLLLoss(Loss):
     """Negative log-likelihood of log-probabilities (functional.nll_loss), with ``weight`` and
     ``ignore_index``."""
+
     _fn = "nll_loss"
     _options = (("weight", None), ("ignore_index", -100))
 
@@ -73,6 +88,7 @@ class L1Loss(Loss):
 class BCELoss(Loss):
     """Binary cross-entropy of probabilities (functional.binary_cross_entropy), with an
     elementwise ``weight`` broadcast to the input's shape."""
+
     _fn = "binary_cross_entropy"
     _options = (("weight", None),)
 
@@ -84,6 +100,7 @@ class BCEWithLogitsLoss(Loss):
     """Binary cross-entropy on logits (functional.binary_cross_entropy_with_logits), with
     ``weight`` and ``pos_weight`` (broadcast over the input's shape: (C,) weighs the positive
     term of each class of the last axis)."""
+
     _fn = "binary_cross_entropy_with_logits"
     _options = (("weight", None), ("pos_weight", None))
 
@@ -91,11 +108,19 @@ class BCEWithLogitsLoss(Loss):
         super().__init__(reduction, weight=weight, pos_weight=pos_weight)
 
 
-_BY_NAME = {"cross_entropy": CrossEntropyLoss, "nll": NLLLoss, "nll_loss": NLLLoss,
-            "mse": MSELoss, "mse_loss": MSELoss, "l1": L1Loss, "l1_loss": L1Loss,
-            "binary_cross_entropy": BCELoss, "bce": BCELoss,
-            "binary_cross_entropy_with_logits": BCEWithLogitsLoss,
-            "bce_with_logits": BCEWithLogitsLoss}
+_BY_NAME = {
+    "cross_entropy": CrossEntropyLoss,
+    "nll": NLLLoss,
+    "nll_loss": NLLLoss,
+    "mse": MSELoss,
+    "mse_loss": MSELoss,
+    "l1": L1Loss,
+    "l1_loss": L1Loss,
+    "binary_cross_entropy": BCELoss,
+    "bce": BCELoss,
+    "binary_cross_entropy_with_logits": BCEWithLogitsLoss,
+    "bce_with_logits": BCEWithLogitsLoss,
+}
 
 
 def get(loss):

@@ -50,6 +50,7 @@ writing) is ``convext._archive``, which knows nothing about layers; layer descri
 their validation are ``convext.layers.registry``; this module joins them to read a model. It
 imports the layers, never the reverse (``Layer.save`` writes through ``_archive``).
 """
+
 from __future__ import annotations
 
 import os
@@ -129,18 +130,32 @@ def read_archive(path, reader, what_kind):
             if f is not path:
                 f.close()
     except FileNotFoundError as e:
-        if isinstance(path, (str, os.PathLike)) and not os.fspath(path).endswith(".npz") \
-                and os.path.exists(os.fspath(path) + ".npz"):
+        if (
+            isinstance(path, (str, os.PathLike))
+            and not os.fspath(path).endswith(".npz")
+            and os.path.exists(os.fspath(path) + ".npz")
+        ):
             raise FileNotFoundError(
                 f"{e}; there is {os.fspath(path) + '.npz'!r}: convext's save writes the name "
-                f"it is given, and load reads it, neither adds '.npz'") from None
+                f"it is given, and load reads it, neither adds '.npz'"
+            ) from None
         raise
     except ValueError as e:  # ours, and the constructors' (already naming the layer)
         raise ValueError(f"cannot load {what_kind} from {what}: {e}") from None
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError,
-            NotImplementedError, OverflowError) as e:
-        raise ValueError(f"cannot load {what_kind} from {what}: not a valid .npz file "
-                         f"({type(e).__name__}: {str(e)[:200]})") from None
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        OSError,
+        KeyError,
+        NotImplementedError,
+        OverflowError,
+    ) as e:
+        raise ValueError(
+            f"cannot load {what_kind} from {what}: not a valid .npz file "
+            f"({type(e).__name__}: {str(e)[:200]})"
+        ) from None
     except (RecursionError, MemoryError) as e:
-        raise ValueError(f"cannot load {what_kind} from {what}: {type(e).__name__} "
-                         f"while reading it") from None
+        raise ValueError(
+            f"cannot load {what_kind} from {what}: {type(e).__name__} while reading it"
+        ) from None

@@ -47,6 +47,7 @@ declare array API support, which these do not: the network runs on numpy arrays)
 not installed (they pass with pandas). ``sample_weight`` is not supported: ``fit`` does not
 take it.
 """
+
 import numbers
 
 import numpy as np
@@ -64,8 +65,13 @@ from .training import predict as _predict
 
 __all__ = ["ConvNetClassifier", "ConvNetRegressor"]
 
-_OPTIMIZERS = {"sgd": _optim.SGD, "adam": _optim.Adam, "adamw": _optim.AdamW,
-               "rmsprop": _optim.RMSprop, "adagrad": _optim.Adagrad}
+_OPTIMIZERS = {
+    "sgd": _optim.SGD,
+    "adam": _optim.Adam,
+    "adamw": _optim.AdamW,
+    "rmsprop": _optim.RMSprop,
+    "adagrad": _optim.Adagrad,
+}
 
 
 def default_network(shape, n_outputs, dtype="float32"):
@@ -86,9 +92,22 @@ def default_network(shape, n_outputs, dtype="float32"):
 class _ConvNetBase(BaseEstimator):
     _default_loss = None
 
-    def __init__(self, network=None, input_shape=None, loss=None, optimizer="adam", lr=0.01,
-                 optimizer_params=None, epochs=20, batch_size=32, shuffle=True,
-                 validation_split=0.0, callbacks=None, random_state=None, verbose=0):
+    def __init__(
+        self,
+        network=None,
+        input_shape=None,
+        loss=None,
+        optimizer="adam",
+        lr=0.01,
+        optimizer_params=None,
+        epochs=20,
+        batch_size=32,
+        shuffle=True,
+        validation_split=0.0,
+        callbacks=None,
+        random_state=None,
+        verbose=0,
+    ):
         self.network = network
         self.input_shape = input_shape
         self.loss = loss
@@ -126,11 +145,14 @@ class _ConvNetBase(BaseEstimator):
         try:
             shape = tuple(int(s) for s in self.input_shape)
         except (TypeError, ValueError):
-            raise TypeError(f"input_shape must be a tuple of ints, got "
-                            f"{self.input_shape!r}") from None
+            raise TypeError(
+                f"input_shape must be a tuple of ints, got {self.input_shape!r}"
+            ) from None
         if not shape or min(shape) < 1 or int(np.prod(shape)) != X.shape[1]:
-            raise ValueError(f"input_shape {self.input_shape!r} does not hold the "
-                             f"{X.shape[1]} features of a row of X")
+            raise ValueError(
+                f"input_shape {self.input_shape!r} does not hold the "
+                f"{X.shape[1]} features of a row of X"
+            )
         return X.reshape((len(X),) + shape)
 
     def _seed(self):
@@ -146,18 +168,22 @@ class _ConvNetBase(BaseEstimator):
         elif isinstance(net, Layer):
             from .layers.base import unallocated
             from .layers.registry import layer_from_spec, layer_spec
+
             with unallocated():
                 model = layer_from_spec(layer_spec(net))
             model._allocate()
         elif callable(net):
             model = net(shape if self.input_shape is not None else shape[0], n_outputs)
             if not isinstance(model, Layer):
-                raise TypeError(f"network(...) must return a convext Layer, got "
-                                f"{type(model).__name__}")
+                raise TypeError(
+                    f"network(...) must return a convext Layer, got {type(model).__name__}"
+                )
         else:
-            raise TypeError(f"network must be None, a convext Layer or a callable "
-                            f"(n_features_or_input_shape, n_outputs) -> Layer, got "
-                            f"{type(net).__name__}")
+            raise TypeError(
+                f"network must be None, a convext Layer or a callable "
+                f"(n_features_or_input_shape, n_outputs) -> Layer, got "
+                f"{type(net).__name__}"
+            )
         model.reset_parameters(np.random.default_rng(seed))
         return model
 
@@ -165,12 +191,15 @@ class _ConvNetBase(BaseEstimator):
         opt = self.optimizer
         if isinstance(opt, str):
             if opt.lower() not in _OPTIMIZERS:
-                raise ValueError(f"optimizer must be one of {sorted(_OPTIMIZERS)} or a "
-                                 f"convext.optim optimizer class, got {opt!r}")
+                raise ValueError(
+                    f"optimizer must be one of {sorted(_OPTIMIZERS)} or a "
+                    f"convext.optim optimizer class, got {opt!r}"
+                )
             opt = _OPTIMIZERS[opt.lower()]
         elif not (isinstance(opt, type) and issubclass(opt, _optim.Optimizer)):
-            raise TypeError(f"optimizer must be a name or a convext.optim optimizer class, "
-                            f"got {opt!r}")
+            raise TypeError(
+                f"optimizer must be a name or a convext.optim optimizer class, got {opt!r}"
+            )
         return opt(model, lr=self.lr, **(self.optimizer_params or {}))
 
     def _loss(self):
@@ -190,10 +219,20 @@ class _ConvNetBase(BaseEstimator):
             self._rng = np.random.default_rng(seed + 1)
             self.history_ = {}
             self._n_outputs = n_outputs
-        hist = _fit(self.model_, Xs, t, self._loss(), self.optimizer_, epochs,
-                    int(self.batch_size), shuffle=bool(self.shuffle), rng=self._rng,
-                    validation_split=self.validation_split if first else 0.0,
-                    callbacks=self.callbacks, verbose=self.verbose)
+        hist = _fit(
+            self.model_,
+            Xs,
+            t,
+            self._loss(),
+            self.optimizer_,
+            epochs,
+            int(self.batch_size),
+            shuffle=bool(self.shuffle),
+            rng=self._rng,
+            validation_split=self.validation_split if first else 0.0,
+            callbacks=self.callbacks,
+            verbose=self.verbose,
+        )
         for k, v in hist.items():
             self.history_.setdefault(k, []).extend(v)
 
@@ -219,6 +258,7 @@ class ConvNetClassifier(ClassifierMixin, _ConvNetBase):
     epochs, batch_size, shuffle, validation_split, callbacks, verbose : as ``convext.fit``.
     random_state : None, an int or a RandomState: the initial weights and the shuffling.
     """
+
     _default_loss = "cross_entropy"
 
     def __sklearn_tags__(self):
@@ -240,8 +280,9 @@ class ConvNetClassifier(ClassifierMixin, _ConvNetBase):
         self._encoder = LabelEncoder().fit(y)
         self.classes_ = self._encoder.classes_
         self._dtype = X.dtype
-        self._train(self._shape(X), self._encoder.transform(y), int(self.epochs), True,
-                    len(self.classes_))
+        self._train(
+            self._shape(X), self._encoder.transform(y), int(self.epochs), True, len(self.classes_)
+        )
         return self
 
     def partial_fit(self, X, y, classes=None):
@@ -257,11 +298,18 @@ class ConvNetClassifier(ClassifierMixin, _ConvNetBase):
             self._dtype = X.dtype
         unknown = np.setdiff1d(y, self.classes_)
         if unknown.size:
-            raise ValueError(f"y holds labels {unknown[:10].tolist()} that are not in classes_ "
-                             f"{self.classes_[:10].tolist()} (pass every class in the first "
-                             "partial_fit's classes)")
-        self._train(self._shape(X).astype(self._dtype, copy=False),
-                    self._encoder.transform(y), 1, first, len(self.classes_))
+            raise ValueError(
+                f"y holds labels {unknown[:10].tolist()} that are not in classes_ "
+                f"{self.classes_[:10].tolist()} (pass every class in the first "
+                "partial_fit's classes)"
+            )
+        self._train(
+            self._shape(X).astype(self._dtype, copy=False),
+            self._encoder.transform(y),
+            1,
+            first,
+            len(self.classes_),
+        )
         return self
 
     def decision_function(self, X):
@@ -287,6 +335,7 @@ class ConvNetRegressor(RegressorMixin, _ConvNetBase):
     """A scikit-learn regressor training a convext network with the mean squared error (see
     the module docstring); y is (n,) or (n, n_targets). Parameters as ConvNetClassifier's
     (``loss`` default 'mse')."""
+
     _default_loss = "mse"
 
     def __sklearn_tags__(self):
@@ -320,8 +369,10 @@ class ConvNetRegressor(RegressorMixin, _ConvNetBase):
         X = X.astype(self._dtype, copy=False)
         t, multi = self._targets(X, y)
         if not first and (multi != self._multi or t.shape[1] != self._n_outputs):
-            raise ValueError(f"y has {t.shape[1] if multi else 'one column of'} targets, the "
-                             f"first partial_fit {self._n_outputs if self._multi else 'one'}")
+            raise ValueError(
+                f"y has {t.shape[1] if multi else 'one column of'} targets, the "
+                f"first partial_fit {self._n_outputs if self._multi else 'one'}"
+            )
         self._multi = multi
         self._train(self._shape(X), t, 1, first, t.shape[1])
         return self

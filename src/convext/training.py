@@ -9,6 +9,7 @@ pipe) fit writes one plain line per epoch; ``verbose=0`` prints nothing. Callbac
 (``convext.callbacks``) and checkpoints (``save_checkpoint`` / ``load_checkpoint``,
 ``fit(..., resume_from=path)``) build on the loop.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,8 +26,15 @@ from . import losses as _losses
 from ._checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from ._typing import ArrayLike, FloatArray
 
-__all__ = ["Checkpoint", "NonFiniteLossError", "evaluate", "fit", "load_checkpoint", "predict",
-           "save_checkpoint"]
+__all__ = [
+    "Checkpoint",
+    "NonFiniteLossError",
+    "evaluate",
+    "fit",
+    "load_checkpoint",
+    "predict",
+    "save_checkpoint",
+]
 
 if TYPE_CHECKING:
     from .layers import Layer
@@ -49,10 +57,15 @@ def _as_data(a, name):
     arr = np.asarray(a)
     if arr.dtype.kind not in "biuf":
         what = "an array" if arr.ndim else type(a).__name__
-        raise TypeError(f"{name} must be an array (N, ...) of numbers, got {what}"
-                        + (f" of dtype {arr.dtype}" if arr.ndim else "")
-                        + ("; materialise an iterator first, e.g. np.stack(list(...))"
-                           if isinstance(a, Iterator) else ""))
+        raise TypeError(
+            f"{name} must be an array (N, ...) of numbers, got {what}"
+            + (f" of dtype {arr.dtype}" if arr.ndim else "")
+            + (
+                "; materialise an iterator first, e.g. np.stack(list(...))"
+                if isinstance(a, Iterator)
+                else ""
+            )
+        )
     if arr.ndim == 0:
         raise ValueError(f"{name} must have a sample axis (N, ...), got a 0-d array")
     return arr
@@ -76,32 +89,42 @@ def _check_optimizer(model, optimizer):
     frozen layers). Otherwise steps would change other arrays and the model would not train."""
     for attr in ("zero_grad", "step"):
         if not callable(getattr(optimizer, attr, None)):
-            raise TypeError(f"optimizer must have zero_grad() and step() (e.g. "
-                            f"convext.optim.SGD(model, lr=0.1)), got {optimizer!r}")
+            raise TypeError(
+                f"optimizer must have zero_grad() and step() (e.g. "
+                f"convext.optim.SGD(model, lr=0.1)), got {optimizer!r}"
+            )
     pairs = getattr(optimizer, "pairs", None)
     if pairs is None:  # not a convext optimizer: nothing to compare
         return
     params, grads = model.parameters(), model.grads()
     owner = {id(p): k for k, p in params.items()}
     if params and not pairs:
-        raise ValueError("optimizer holds no arrays but the model has parameters "
-                         f"({', '.join(params)}); build it with convext.optim.SGD(model, ...)")
+        raise ValueError(
+            "optimizer holds no arrays but the model has parameters "
+            f"({', '.join(params)}); build it with convext.optim.SGD(model, ...)"
+        )
     for i, (p, g) in enumerate(pairs):
         key = owner.get(id(p))
         if key is None:
-            raise ValueError(f"optimizer: its array {i} (shape {p.shape}) is not a parameter "
-                             "of this model, so the model would not train; build the optimizer "
-                             "from this model (convext.optim.SGD(model, ...)) after any change "
-                             "to its parameters")
+            raise ValueError(
+                f"optimizer: its array {i} (shape {p.shape}) is not a parameter "
+                "of this model, so the model would not train; build the optimizer "
+                "from this model (convext.optim.SGD(model, ...)) after any change "
+                "to its parameters"
+            )
         if g is not grads[key]:
-            raise ValueError(f"optimizer: the gradient of array {i} is not the model's "
-                             f"gradient array for {key!r}; build the optimizer from this model")
+            raise ValueError(
+                f"optimizer: the gradient of array {i} is not the model's "
+                f"gradient array for {key!r}; build the optimizer from this model"
+            )
 
 
 def _check_loss(loss_fn):
     if getattr(loss_fn, "reduction", "mean") == "none":
-        raise ValueError(f"loss must reduce to one number per batch: got {loss_fn!r} with "
-                         "reduction='none'; use reduction='mean'")
+        raise ValueError(
+            f"loss must reduce to one number per batch: got {loss_fn!r} with "
+            "reduction='none'; use reduction='mean'"
+        )
 
 
 def _check_targets(model, X, y, loss_fn, batch_size, name="y"):
@@ -116,33 +139,40 @@ def _check_targets(model, X, y, loss_fn, batch_size, name="y"):
     finally:
         model.train(was_training)
     if out.ndim == 0 or out.shape[0] != 1:
-        raise ValueError(f"model must return one output per sample: X[:1] gave shape "
-                         f"{out.shape}")
+        raise ValueError(f"model must return one output per sample: X[:1] gave shape {out.shape}")
     zeros = np.zeros((min(batch_size, len(X)),) + out.shape[1:], dtype=out.dtype)
     for start in range(0, len(y), batch_size):
-        yb = y[start:start + batch_size]
+        yb = y[start : start + batch_size]
         try:
             with np.errstate(all="ignore"):
-                res = loss_fn(zeros[:len(yb)], yb)
+                res = loss_fn(zeros[: len(yb)], yb)
         except (ValueError, TypeError, IndexError) as e:
             raise (TypeError if isinstance(e, TypeError) else ValueError)(
                 f"{name} does not fit the loss {loss_fn!r} for the model's outputs of "
-                          f"shape (N, {', '.join(map(str, out.shape[1:]))}) (targets "
-                          f"{name}[{start}:{start + len(yb)}]): {e}") from e
+                f"shape (N, {', '.join(map(str, out.shape[1:]))}) (targets "
+                f"{name}[{start}:{start + len(yb)}]): {e}"
+            ) from e
         if not (isinstance(res, tuple) and len(res) == 2):
             raise TypeError(f"loss must return a (loss, grad) pair, got {type(res).__name__}")
         if np.ndim(res[0]) != 0:
-            raise ValueError(f"loss must return one number per batch (mean reduction), got a "
-                             f"loss of shape {np.shape(res[0])}")
-        if np.shape(res[1]) != zeros[:len(yb)].shape:
-            raise ValueError(f"loss must return a gradient of the output's shape "
-                             f"{zeros[:len(yb)].shape}, got {np.shape(res[1])}")
+            raise ValueError(
+                f"loss must return one number per batch (mean reduction), got a "
+                f"loss of shape {np.shape(res[0])}"
+            )
+        if np.shape(res[1]) != zeros[: len(yb)].shape:
+            raise ValueError(
+                f"loss must return a gradient of the output's shape "
+                f"{zeros[: len(yb)].shape}, got {np.shape(res[1])}"
+            )
     return out.shape[1:]
 
 
 def _check_batch_size(batch_size):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-            or batch_size < 1:
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or batch_size < 1
+    ):
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     return int(batch_size)
 
@@ -174,8 +204,13 @@ class _Bar:
         except ImportError:
             tqdm = None
         if tqdm is not None:
-            self._tqdm = tqdm(total=total, desc=desc, leave=leave, unit="batch"
-                              if not leave else "epoch", dynamic_ncols=True)
+            self._tqdm = tqdm(
+                total=total,
+                desc=desc,
+                leave=leave,
+                unit="batch" if not leave else "epoch",
+                dynamic_ncols=True,
+            )
 
     def update(self, postfix=None):
         self.n += 1
@@ -214,8 +249,9 @@ def _check_validation_data(model, validation_data, loss_fn, batch_size):
     """(X_val, y_val) as arrays, checked like X and y, so a mistake there does not surface
     after the first epoch of training."""
     if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-        raise TypeError("validation_data must be a pair (X_val, y_val), got "
-                        f"{type(validation_data).__name__}")
+        raise TypeError(
+            f"validation_data must be a pair (X_val, y_val), got {type(validation_data).__name__}"
+        )
     Xv, yv = validation_data
     if yv is None:
         raise ValueError("validation_data: y_val must be the targets for X_val, got None")
@@ -235,8 +271,9 @@ def _verbosity(verbose, progress):
         if not isinstance(progress, (bool, np.bool_)):
             raise TypeError(f"progress must be True or False, got {progress!r}")
         if verbose != "auto" and bool(verbose) != bool(progress):
-            raise ValueError(f"progress={progress!r} contradicts verbose={verbose!r}; "
-                             "give verbose only")
+            raise ValueError(
+                f"progress={progress!r} contradicts verbose={verbose!r}; give verbose only"
+            )
         return 1 if progress else 0
     if verbose == "auto":
         isatty = getattr(sys.stderr, "isatty", None)
@@ -248,8 +285,10 @@ def _verbosity(verbose, progress):
         return int(verbose)
     if isinstance(verbose, (int, np.integer)) and verbose in (0, 1, 2):
         return int(verbose)
-    raise ValueError(f"verbose must be 'auto', 0 (silent), 1 (progress bars) or 2 (one line "
-                     f"per epoch), got {verbose!r}")
+    raise ValueError(
+        f"verbose must be 'auto', 0 (silent), 1 (progress bars) or 2 (one line "
+        f"per epoch), got {verbose!r}"
+    )
 
 
 def _is_batches(X, y):
@@ -283,7 +322,8 @@ class _Batches:
                 f"X is a one-shot iterator ({type(source).__name__}) of batches: it can be "
                 f"iterated once, so it cannot feed epochs={epochs}; pass a re-iterable object "
                 "(a list of (X, y) pairs, a data loader whose __iter__ starts a fresh pass) or "
-                "use epochs=1")
+                "use epochs=1"
+            )
         self.steps = len(source) if hasattr(source, "__len__") else None
         self.sample_shape = self.out_shape = None
         self.used = False
@@ -296,8 +336,9 @@ class _Batches:
 
     def check(self, item, where):
         if not isinstance(item, (tuple, list)) or len(item) != 2:
-            raise TypeError(f"X: {where} must be a pair (X, y) of arrays, got "
-                            f"{type(item).__name__}")
+            raise TypeError(
+                f"X: {where} must be a pair (X, y) of arrays, got {type(item).__name__}"
+            )
         xb, yb = item
         if yb is None:
             raise ValueError(f"X: {where} has no targets (y is None)")
@@ -309,45 +350,56 @@ class _Batches:
             raise ValueError(f"X: {where} holds no samples")
         if self.sample_shape is None:
             self.sample_shape = xb.shape[1:]
-            self.out_shape = _check_targets(self.model, xb, yb, self.loss_fn, len(xb),
-                                            name=f"y ({where})")
+            self.out_shape = _check_targets(
+                self.model, xb, yb, self.loss_fn, len(xb), name=f"y ({where})"
+            )
             return xb, yb
         if xb.shape[1:] != self.sample_shape:
-            raise ValueError(f"X: {where} has samples of shape {xb.shape[1:]}, the first "
-                             f"batch {self.sample_shape}")
-        zeros = np.zeros((len(yb),) + self.out_shape, dtype=_model_dtype(self.model)
-                         or xb.dtype)
+            raise ValueError(
+                f"X: {where} has samples of shape {xb.shape[1:]}, the first "
+                f"batch {self.sample_shape}"
+            )
+        zeros = np.zeros((len(yb),) + self.out_shape, dtype=_model_dtype(self.model) or xb.dtype)
         try:
             with np.errstate(all="ignore"):
                 self.loss_fn(zeros, yb)
         except (ValueError, TypeError, IndexError) as e:
             raise (TypeError if isinstance(e, TypeError) else ValueError)(
                 f"y ({where}) does not fit the loss {self.loss_fn!r} for the model's outputs "
-                f"of shape (N, {', '.join(map(str, self.out_shape))}): {e}") from e
+                f"of shape (N, {', '.join(map(str, self.out_shape))}): {e}"
+            ) from e
         return xb, yb
 
 
 def _check_scheduler(scheduler, optimizer, scheduler_step):
     from .optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
+
     if scheduler_step not in ("epoch", "batch"):
         raise ValueError(f"scheduler_step must be 'epoch' or 'batch', got {scheduler_step!r}")
     if scheduler is None:
         return False
     if not isinstance(scheduler, LRScheduler):
-        raise TypeError(f"scheduler must be a convext.optim.lr_scheduler scheduler, got "
-                        f"{type(scheduler).__name__}")
+        raise TypeError(
+            f"scheduler must be a convext.optim.lr_scheduler scheduler, got "
+            f"{type(scheduler).__name__}"
+        )
     if scheduler.optimizer is not optimizer:
-        raise ValueError("scheduler: it schedules another optimizer than fit's optimizer; "
-                         "build it on the same optimizer")
+        raise ValueError(
+            "scheduler: it schedules another optimizer than fit's optimizer; "
+            "build it on the same optimizer"
+        )
     plateau = isinstance(scheduler, ReduceLROnPlateau)
     if plateau and scheduler_step == "batch":
-        raise ValueError("scheduler_step='batch' with ReduceLROnPlateau: it is stepped with "
-                         "the monitored epoch value; use scheduler_step='epoch'")
+        raise ValueError(
+            "scheduler_step='batch' with ReduceLROnPlateau: it is stepped with "
+            "the monitored epoch value; use scheduler_step='epoch'"
+        )
     return plateau
 
 
 def _check_callbacks(callbacks):
     from .callbacks import Callback
+
     if callbacks is None:
         return []
     if isinstance(callbacks, Callback):
@@ -355,29 +407,36 @@ def _check_callbacks(callbacks):
     try:
         callbacks = list(callbacks)
     except TypeError:
-        raise TypeError(f"callbacks must be a list of convext.callbacks.Callback, got "
-                        f"{type(callbacks).__name__}") from None
+        raise TypeError(
+            f"callbacks must be a list of convext.callbacks.Callback, got "
+            f"{type(callbacks).__name__}"
+        ) from None
     for i, cb in enumerate(callbacks):
         if not isinstance(cb, Callback):
-            raise TypeError(f"callbacks[{i}] must be a convext.callbacks.Callback, got "
-                            f"{type(cb).__name__}")
+            raise TypeError(
+                f"callbacks[{i}] must be a convext.callbacks.Callback, got {type(cb).__name__}"
+            )
     return callbacks
 
 
 def _split(X, y, validation_split, validation_data):
-    if isinstance(validation_split, (bool, np.bool_)) or not isinstance(
-            validation_split, numbers.Real) or not 0.0 <= float(validation_split) < 1.0:
-        raise ValueError(f"validation_split must be a number in [0, 1), got "
-                         f"{validation_split!r}")
+    if (
+        isinstance(validation_split, (bool, np.bool_))
+        or not isinstance(validation_split, numbers.Real)
+        or not 0.0 <= float(validation_split) < 1.0
+    ):
+        raise ValueError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
     if not validation_split:
         return X, y, validation_data
     if validation_data is not None:
         raise ValueError("give validation_data or validation_split, not both")
     split_at = int(len(X) * (1.0 - float(validation_split)))
     if split_at == 0 or split_at == len(X):
-        raise ValueError(f"validation_split={validation_split} of {len(X)} samples leaves "
-                         f"{split_at} for training and {len(X) - split_at} for validation; "
-                         "both need at least one")
+        raise ValueError(
+            f"validation_split={validation_split} of {len(X)} samples leaves "
+            f"{split_at} for training and {len(X) - split_at} for validation; "
+            "both need at least one"
+        )
     return X[:split_at], y[:split_at], (X[split_at:], y[split_at:])
 
 
@@ -387,30 +446,36 @@ def _resume(path, model, optimizer, scheduler, rng, epochs):
     from ._checkpoint import load_checkpoint
     from .layers.registry import layer_spec
     from .optim.optimizer import Optimizer
+
     ckpt = load_checkpoint(path)
     where = f"resume_from={path!r}"
     if layer_spec(ckpt.model) != layer_spec(model):
-        raise ValueError(f"{where}: the checkpoint's model has another architecture than "
-                         "model")
+        raise ValueError(f"{where}: the checkpoint's model has another architecture than model")
     if not isinstance(optimizer, Optimizer) or type(optimizer).__name__ != ckpt.optimizer_type:
-        raise ValueError(f"{where}: the checkpoint holds the state of a "
-                         f"{ckpt.optimizer_type}, the optimizer is a "
-                         f"{type(optimizer).__name__}")
+        raise ValueError(
+            f"{where}: the checkpoint holds the state of a "
+            f"{ckpt.optimizer_type}, the optimizer is a "
+            f"{type(optimizer).__name__}"
+        )
     if (scheduler is None) != (ckpt.scheduler_state is None) or (
-            scheduler is not None and type(scheduler).__name__ != ckpt.scheduler_type):
-        raise ValueError(f"{where}: the checkpoint holds "
-                         f"{ckpt.scheduler_type or 'no'} scheduler state, fit was given "
-                         f"{type(scheduler).__name__ if scheduler is not None else 'none'}")
+        scheduler is not None and type(scheduler).__name__ != ckpt.scheduler_type
+    ):
+        raise ValueError(
+            f"{where}: the checkpoint holds "
+            f"{ckpt.scheduler_type or 'no'} scheduler state, fit was given "
+            f"{type(scheduler).__name__ if scheduler is not None else 'none'}"
+        )
     if ckpt.epoch > epochs:
-        raise ValueError(f"{where}: the checkpoint is at epoch {ckpt.epoch}, after "
-                         f"epochs={epochs} (epochs counts from the run's start)")
+        raise ValueError(
+            f"{where}: the checkpoint is at epoch {ckpt.epoch}, after "
+            f"epochs={epochs} (epochs counts from the run's start)"
+        )
     if rng is not None and ckpt.rng_state is not None:
         probe = np.random.default_rng(0)
         try:
             probe.bit_generator.state = ckpt.rng_state
         except (TypeError, ValueError, KeyError) as e:
-            raise ValueError(f"{where}: its generator state does not fit fit's rng: {e}") \
-                from None
+            raise ValueError(f"{where}: its generator state does not fit fit's rng: {e}") from None
     opt_before = optimizer.state_dict()
     sched_before = None if scheduler is None else scheduler.state_dict()
     try:
@@ -516,8 +581,10 @@ def fit(
     """
     batches = _is_batches(X, y)
     if y is None and not batches:
-        raise ValueError("y must be the targets for X, got None (fit needs targets; or pass "
-                         "an iterable of (X, y) batches as X)")
+        raise ValueError(
+            "y must be the targets for X, got None (fit needs targets; or pass "
+            "an iterable of (X, y) batches as X)"
+        )
     if loss is None:
         raise TypeError("fit needs a loss (a name such as 'cross_entropy', or a loss object)")
     if optimizer is None:
@@ -538,8 +605,10 @@ def fit(
     callbacks = _check_callbacks(callbacks)
     if batches:
         if validation_split:
-            raise ValueError("validation_split needs arrays X, y; with an iterable of batches "
-                             "give validation_data")
+            raise ValueError(
+                "validation_split needs arrays X, y; with an iterable of batches "
+                "give validation_data"
+            )
         data = _Batches(X, model, loss_fn, epochs)
         n_batches, rng = data.steps, None
     else:
@@ -557,11 +626,14 @@ def fit(
     if scheduler_monitor is None:
         scheduler_monitor = "val_loss" if has_val else "loss"
     elif plateau and scheduler_monitor not in ("loss", "accuracy", "val_loss", "val_accuracy"):
-        raise ValueError(f"scheduler_monitor must be 'loss', 'accuracy', 'val_loss' or "
-                         f"'val_accuracy', got {scheduler_monitor!r}")
+        raise ValueError(
+            f"scheduler_monitor must be 'loss', 'accuracy', 'val_loss' or "
+            f"'val_accuracy', got {scheduler_monitor!r}"
+        )
     if plateau and scheduler_monitor.startswith("val_") and not has_val:
-        raise ValueError(f"scheduler_monitor={scheduler_monitor!r} needs validation_data or "
-                         "validation_split")
+        raise ValueError(
+            f"scheduler_monitor={scheduler_monitor!r} needs validation_data or validation_split"
+        )
 
     initial_epoch, history = 0, {"loss": [], "accuracy": []}
     if has_val:
@@ -572,10 +644,17 @@ def fit(
         initial_epoch, saved = _resume(resume_from, model, optimizer, scheduler, rng, epochs)
         for k, v in saved.items():
             history.setdefault(k, [])[:] = v
-    metrics = ["loss", "accuracy"] + (["val_loss", "val_accuracy"] if has_val else []) \
+    metrics = (
+        ["loss", "accuracy"]
+        + (["val_loss", "val_accuracy"] if has_val else [])
         + (["lr"] if scheduler is not None else [])
-    params = {"epochs": epochs, "initial_epoch": initial_epoch, "steps": n_batches,
-              "metrics": metrics}
+    )
+    params = {
+        "epochs": epochs,
+        "initial_epoch": initial_epoch,
+        "steps": n_batches,
+        "metrics": metrics,
+    }
     for cb in callbacks:
         cb.model, cb.optimizer, cb.scheduler = model, optimizer, scheduler
         cb.history, cb.rng, cb.params = history, rng, params
@@ -601,8 +680,9 @@ def fit(
                 source = enumerate(data)
             else:
                 order = rng.permutation(n) if shuffle else np.arange(n)
-                source = ((b, order[b * batch_size:(b + 1) * batch_size])
-                          for b in range(n_batches))
+                source = (
+                    (b, order[b * batch_size : (b + 1) * batch_size]) for b in range(n_batches)
+                )
             try:
                 for b, item in source:
                     where = f"batch {b + 1} of epoch {epoch + 1}"
@@ -611,7 +691,7 @@ def fit(
                     elif shuffle:
                         xb, yb = X[item], y[item]
                     else:
-                        xb, yb = X[item[0]:item[-1] + 1], y[item[0]:item[-1] + 1]
+                        xb, yb = X[item[0] : item[-1] + 1], y[item[0] : item[-1] + 1]
                     out = model.forward(xb)
                     value, grad = loss_fn(out, yb)
                     if on_nan == "raise" and not math.isfinite(float(value)):
@@ -621,7 +701,8 @@ def fit(
                             + (f" of {n_batches}" if n_batches else "")
                             + "; the model keeps the parameters of the last finite step. Check "
                             "X and y for NaN/inf or lower the learning rate; on_nan='continue' "
-                            "trains on regardless")
+                            "trains on regardless"
+                        )
                     optimizer.zero_grad()
                     model.backward(grad, needs_input_grad=False)
                     optimizer.step()
@@ -658,8 +739,10 @@ def fit(
                 logs["lr"] = lr
                 if plateau:
                     if scheduler_monitor not in logs:
-                        raise ValueError(f"scheduler_monitor={scheduler_monitor!r} is not "
-                                         f"logged (this fit logs {sorted(logs)})")
+                        raise ValueError(
+                            f"scheduler_monitor={scheduler_monitor!r} is not "
+                            f"logged (this fit logs {sorted(logs)})"
+                        )
                     scheduler.step(logs[scheduler_monitor])
                 elif scheduler_step == "epoch":
                     scheduler.step()
@@ -672,8 +755,7 @@ def fit(
                 info["val_loss"] = f"{logs['val_loss']:.4f}"
             if "val_accuracy" in logs:
                 info["val_acc"] = f"{logs['val_accuracy']:.3f}"
-            line = f"epoch {epoch + 1}/{epochs}: " + "  ".join(f"{k} {v}"
-                                                              for k, v in info.items())
+            line = f"epoch {epoch + 1}/{epochs}: " + "  ".join(f"{k} {v}" for k, v in info.items())
             epoch_bar.update(info)
             if level == 1:
                 epoch_bar.write(line)
@@ -699,7 +781,7 @@ def predict(model: Layer, X: ArrayLike, batch_size: int = 256) -> FloatArray:
     was_training = model.training
     model.eval()
     try:
-        outs = [model.forward(X[i:i + batch_size]) for i in range(0, len(X), batch_size)]
+        outs = [model.forward(X[i : i + batch_size]) for i in range(0, len(X), batch_size)]
     finally:
         model.train(was_training)
     if not outs:

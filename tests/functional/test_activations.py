@@ -1,5 +1,6 @@
 """Activations: forward and backward against the naive oracle, central differences and stability
 cases (the PyTorch comparisons: tests/parity/test_parity_activations.py)."""
+
 import warnings
 
 import numpy as np
@@ -15,30 +16,77 @@ RNG = np.random.default_rng(7)
 # convext's backward takes x or y
 ACTS = [
     ("relu", F.relu, lambda g, x, y: F.relu_backward(g, x), ref.relu, ref.relu_backward),
-    ("leaky_relu", lambda x: F.leaky_relu(x, 0.2),
-     lambda g, x, y: F.leaky_relu_backward(g, x, 0.2), lambda x: ref.leaky_relu(x, 0.2),
-     lambda g, x: ref.leaky_relu_backward(g, x, 0.2)),
-    ("leaky_relu_default", F.leaky_relu, lambda g, x, y: F.leaky_relu_backward(g, x),
-     ref.leaky_relu, ref.leaky_relu_backward),
-    ("elu", lambda x: F.elu(x, 1.5), lambda g, x, y: F.elu_backward(g, x, 1.5),
-     lambda x: ref.elu(x, 1.5), lambda g, x: ref.elu_backward(g, x, 1.5)),
-    ("sigmoid", F.sigmoid, lambda g, x, y: F.sigmoid_backward(g, y), ref.sigmoid,
-     ref.sigmoid_backward),
+    (
+        "leaky_relu",
+        lambda x: F.leaky_relu(x, 0.2),
+        lambda g, x, y: F.leaky_relu_backward(g, x, 0.2),
+        lambda x: ref.leaky_relu(x, 0.2),
+        lambda g, x: ref.leaky_relu_backward(g, x, 0.2),
+    ),
+    (
+        "leaky_relu_default",
+        F.leaky_relu,
+        lambda g, x, y: F.leaky_relu_backward(g, x),
+        ref.leaky_relu,
+        ref.leaky_relu_backward,
+    ),
+    (
+        "elu",
+        lambda x: F.elu(x, 1.5),
+        lambda g, x, y: F.elu_backward(g, x, 1.5),
+        lambda x: ref.elu(x, 1.5),
+        lambda g, x: ref.elu_backward(g, x, 1.5),
+    ),
+    (
+        "sigmoid",
+        F.sigmoid,
+        lambda g, x, y: F.sigmoid_backward(g, y),
+        ref.sigmoid,
+        ref.sigmoid_backward,
+    ),
     ("tanh", F.tanh, lambda g, x, y: F.tanh_backward(g, y), ref.tanh, ref.tanh_backward),
-    ("softplus", F.softplus, lambda g, x, y: F.softplus_backward(g, x), ref.softplus,
-     ref.softplus_backward),
-    ("softplus_beta", lambda x: F.softplus(x, 2.0, 3.0),
-     lambda g, x, y: F.softplus_backward(g, x, 2.0, 3.0), lambda x: ref.softplus(x, 2.0, 3.0),
-     lambda g, x: ref.softplus_backward(g, x, 2.0, 3.0)),
-    ("softmax", F.softmax, lambda g, x, y: F.softmax_backward(g, y), ref.softmax,
-     ref.softmax_backward),
-    ("softmax_axis0", lambda x: F.softmax(x, 0), lambda g, x, y: F.softmax_backward(g, y, 0),
-     lambda x: ref.softmax(x, 0), lambda g, x: ref.softmax_backward(g, x, 0)),
-    ("log_softmax", F.log_softmax, lambda g, x, y: F.log_softmax_backward(g, y),
-     ref.log_softmax, ref.log_softmax_backward),
-    ("log_softmax_axis1", lambda x: F.log_softmax(x, 1),
-     lambda g, x, y: F.log_softmax_backward(g, y, 1), lambda x: ref.log_softmax(x, 1),
-     lambda g, x: ref.log_softmax_backward(g, x, 1)),
+    (
+        "softplus",
+        F.softplus,
+        lambda g, x, y: F.softplus_backward(g, x),
+        ref.softplus,
+        ref.softplus_backward,
+    ),
+    (
+        "softplus_beta",
+        lambda x: F.softplus(x, 2.0, 3.0),
+        lambda g, x, y: F.softplus_backward(g, x, 2.0, 3.0),
+        lambda x: ref.softplus(x, 2.0, 3.0),
+        lambda g, x: ref.softplus_backward(g, x, 2.0, 3.0),
+    ),
+    (
+        "softmax",
+        F.softmax,
+        lambda g, x, y: F.softmax_backward(g, y),
+        ref.softmax,
+        ref.softmax_backward,
+    ),
+    (
+        "softmax_axis0",
+        lambda x: F.softmax(x, 0),
+        lambda g, x, y: F.softmax_backward(g, y, 0),
+        lambda x: ref.softmax(x, 0),
+        lambda g, x: ref.softmax_backward(g, x, 0),
+    ),
+    (
+        "log_softmax",
+        F.log_softmax,
+        lambda g, x, y: F.log_softmax_backward(g, y),
+        ref.log_softmax,
+        ref.log_softmax_backward,
+    ),
+    (
+        "log_softmax_axis1",
+        lambda x: F.log_softmax(x, 1),
+        lambda g, x, y: F.log_softmax_backward(g, y, 1),
+        lambda x: ref.log_softmax(x, 1),
+        lambda g, x: ref.log_softmax_backward(g, x, 1),
+    ),
 ]
 IDS = [a[0] for a in ACTS]
 

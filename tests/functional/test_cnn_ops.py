@@ -1,6 +1,7 @@
 """convext.functional's CNN ops against naive loops (tests/reference_cnn.py) and central finite
 differences; layouts, errors and thread-count determinism. No torch here (see
 tests/parity/test_parity_cnn_ops.py)."""
+
 import warnings
 
 import numpy as np
@@ -72,6 +73,7 @@ def _threads_equal(fn):
 # ---------------------------------------------------------------------------------------------
 # batch_norm
 
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(5, 3), (4, 3, 7), (3, 4, 5, 6), (2, 3, 2, 3, 4)])
 @pytest.mark.parametrize("training", [False, True])
@@ -122,8 +124,9 @@ def test_batch_norm_backward_finite_differences(rng, training, affine):
     def loss():
         return float(np.sum(K.batch_norm(x, rm.copy(), rv.copy(), w, b, training=training) * g))
 
-    _, mean, invstd = K.batch_norm(x, rm.copy(), rv.copy(), w, b, training=training,
-                                   return_stats=True)
+    _, mean, invstd = K.batch_norm(
+        x, rm.copy(), rv.copy(), w, b, training=training, return_stats=True
+    )
     gx, gw, gb = K.batch_norm_backward(g, x, mean, invstd, w, training=training)
     _gradcheck(gx, _fd(loss, x))
     if affine:
@@ -139,8 +142,9 @@ def test_batch_norm_backward_needs_flags(rng):
     _, m, s = K.batch_norm(x, None, None, w, training=True, return_stats=True)
     g = rng.standard_normal(x.shape)
     full = K.batch_norm_backward(g, x, m, s, w, training=True)
-    only_x = K.batch_norm_backward(g, x, m, s, w, training=True, needs_weight_grad=False,
-                                   needs_bias_grad=False)
+    only_x = K.batch_norm_backward(
+        g, x, m, s, w, training=True, needs_weight_grad=False, needs_bias_grad=False
+    )
     assert only_x[1] is None and only_x[2] is None
     np.testing.assert_array_equal(only_x[0], full[0])
     only_w = K.batch_norm_backward(g, x, m, s, w, training=True, needs_input_grad=False)
@@ -172,8 +176,9 @@ def test_batch_norm_eval_independent_of_batch_and_threads(rng):
     full = K.batch_norm(x, rm, rv, w, b)
     assert full[3:4].tobytes() == K.batch_norm(x[3:4], rm, rv, w, b).tobytes()
     _threads_equal(lambda: K.batch_norm(x, rm, rv, w, b))
-    _threads_equal(lambda: K.batch_norm(x, rm.copy(), rv.copy(), w, b, training=True,
-                                        return_stats=True))
+    _threads_equal(
+        lambda: K.batch_norm(x, rm.copy(), rv.copy(), w, b, training=True, return_stats=True)
+    )
     g = rng.standard_normal(x.shape).astype(np.float32)
     _, m, s = K.batch_norm(x, None, None, w, b, training=True, return_stats=True)
     _threads_equal(lambda: K.batch_norm_backward(g, x, m, s, w, training=True))
@@ -277,16 +282,22 @@ def test_batch_norm_empty_batch_eval(rng):
 
 ACTS = {
     "relu6": (K.relu6, K.relu6_backward, lambda x: ref.hardtanh(x, 0.0, 6.0), (0.0, 6.0)),
-    "hardtanh": (lambda x: K.hardtanh(x, -0.5, 2.0),
-                 lambda g, x: K.hardtanh_backward(g, x, -0.5, 2.0),
-                 lambda x: ref.hardtanh(x, -0.5, 2.0), (-0.5, 2.0)),
+    "hardtanh": (
+        lambda x: K.hardtanh(x, -0.5, 2.0),
+        lambda g, x: K.hardtanh_backward(g, x, -0.5, 2.0),
+        lambda x: ref.hardtanh(x, -0.5, 2.0),
+        (-0.5, 2.0),
+    ),
     "hardswish": (K.hardswish, K.hardswish_backward, ref.hardswish, (-3.0, 3.0)),
     "hardsigmoid": (K.hardsigmoid, K.hardsigmoid_backward, ref.hardsigmoid, (-3.0, 3.0)),
     "silu": (K.silu, K.silu_backward, ref.silu, ()),
     "gelu": (K.gelu, K.gelu_backward, ref.gelu, ()),
-    "gelu_tanh": (lambda x: K.gelu(x, approximate="tanh"),
-                  lambda g, x: K.gelu_backward(g, x, approximate="tanh"),
-                  lambda x: ref.gelu(x, "tanh"), ()),
+    "gelu_tanh": (
+        lambda x: K.gelu(x, approximate="tanh"),
+        lambda g, x: K.gelu_backward(g, x, approximate="tanh"),
+        lambda x: ref.gelu(x, "tanh"),
+        (),
+    ),
 }
 
 
@@ -385,8 +396,7 @@ def test_adaptive_pools_match_reference(rng, dtype, output_size):
     np.testing.assert_array_equal(idx, want_idx)
     assert idx.dtype == np.int64
     # 3-D input
-    _close(K.adaptive_avg_pool2d(x[0], output_size), ref.adaptive_avg_pool2d(x[0], oh, ow),
-           dtype)
+    _close(K.adaptive_avg_pool2d(x[0], output_size), ref.adaptive_avg_pool2d(x[0], oh, ow), dtype)
 
 
 @pytest.mark.parametrize("output_size", [(3, 4), (4, 7), 2])
@@ -423,8 +433,9 @@ def test_adaptive_pools_threads_layouts_errors(rng):
     g = rng.standard_normal((4, 8, 5, 7)).astype(np.float32)
     _threads_equal(lambda: K.adaptive_avg_pool2d_backward(g, x.shape))
     t = x.transpose(0, 1, 3, 2)[:, ::2]
-    np.testing.assert_array_equal(K.adaptive_avg_pool2d(t, 3),
-                                  K.adaptive_avg_pool2d(np.ascontiguousarray(t), 3))
+    np.testing.assert_array_equal(
+        K.adaptive_avg_pool2d(t, 3), K.adaptive_avg_pool2d(np.ascontiguousarray(t), 3)
+    )
     with pytest.raises(ValueError, match="output_size"):
         K.adaptive_avg_pool2d(x, -1)
     with pytest.raises(TypeError, match="output_size"):
@@ -456,44 +467,60 @@ def test_adaptive_pools_threads_layouts_errors(rng):
 # ---------------------------------------------------------------------------------------------
 # interpolate
 
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("size", [(13, 4), (7, 10), (3, 21), (1, 1), (14, 20)])
 def test_interpolate_matches_reference(rng, dtype, size):
     x = rng.standard_normal((2, 3, 7, 10)).astype(dtype)
-    np.testing.assert_array_equal(K.interpolate(x, size=size),
-                                  ref.interpolate_nearest(x, *size).astype(dtype))
+    np.testing.assert_array_equal(
+        K.interpolate(x, size=size), ref.interpolate_nearest(x, *size).astype(dtype)
+    )
     for ac in (False, True):
-        _close(K.interpolate(x, size=size, mode="bilinear", align_corners=ac),
-               ref.interpolate_bilinear(x, *size, ac), dtype)
-    _close(K.interpolate(x, size=size, mode="bilinear"),
-           ref.interpolate_bilinear(x, *size, False), dtype)
-    _close(K.interpolate(x[0], size=size, mode="bilinear"),
-           ref.interpolate_bilinear(x[0], *size, False), dtype)
+        _close(
+            K.interpolate(x, size=size, mode="bilinear", align_corners=ac),
+            ref.interpolate_bilinear(x, *size, ac),
+            dtype,
+        )
+    _close(
+        K.interpolate(x, size=size, mode="bilinear"),
+        ref.interpolate_bilinear(x, *size, False),
+        dtype,
+    )
+    _close(
+        K.interpolate(x[0], size=size, mode="bilinear"),
+        ref.interpolate_bilinear(x[0], *size, False),
+        dtype,
+    )
 
 
 def test_interpolate_scale_factor():
     x = np.arange(2 * 5 * 6, dtype=np.float64).reshape(1, 2, 5, 6)
     np.testing.assert_array_equal(K.interpolate(x, scale_factor=2), K.interpolate(x, size=(10, 12)))
-    np.testing.assert_array_equal(K.interpolate(x, scale_factor=(3, 0.5)),
-                                  ref.interpolate_nearest(x, 15, 3))
+    np.testing.assert_array_equal(
+        K.interpolate(x, scale_factor=(3, 0.5)), ref.interpolate_nearest(x, 15, 3)
+    )
     assert K.interpolate(x, scale_factor=1.7).shape == (1, 2, 8, 10)
     assert K.interpolate(x, scale_factor=1.7, mode="bilinear").shape == (1, 2, 8, 10)
     # with recompute_scale_factor the scale is in/out, as with size
     np.testing.assert_array_equal(
         K.interpolate(x, scale_factor=1.7, recompute_scale_factor=True, mode="bilinear"),
-        K.interpolate(x, size=(8, 10), mode="bilinear"))
+        K.interpolate(x, size=(8, 10), mode="bilinear"),
+    )
 
 
-@pytest.mark.parametrize("kw", [dict(size=(9, 5)), dict(scale_factor=2), dict(size=(3, 2)),
-                                dict(scale_factor=(1.5, 0.7))])
+@pytest.mark.parametrize(
+    "kw",
+    [dict(size=(9, 5)), dict(scale_factor=2), dict(size=(3, 2)), dict(scale_factor=(1.5, 0.7))],
+)
 @pytest.mark.parametrize("mode,ac", [("nearest", None), ("bilinear", False), ("bilinear", True)])
 def test_interpolate_backward_finite_differences(rng, kw, mode, ac):
     x = rng.standard_normal((2, 2, 4, 6))
     y = K.interpolate(x, mode=mode, align_corners=ac, **kw)
     g = rng.standard_normal(y.shape)
     gx = K.interpolate_backward(g, x.shape, mode=mode, align_corners=ac, **kw)
-    _gradcheck(gx, _fd(lambda: float(np.sum(K.interpolate(x, mode=mode, align_corners=ac,
-                                                           **kw) * g)), x))
+    _gradcheck(
+        gx, _fd(lambda: float(np.sum(K.interpolate(x, mode=mode, align_corners=ac, **kw) * g)), x)
+    )
 
 
 def test_interpolate_threads_errors(rng):
@@ -502,8 +529,9 @@ def test_interpolate_threads_errors(rng):
         _threads_equal(lambda mode=mode: K.interpolate(x, scale_factor=1.5, mode=mode))
         g = rng.standard_normal((4, 8, 36, 36)).astype(np.float32)
         assert g.size >= SERIAL_WORK["elements"]
-        _threads_equal(lambda g=g, mode=mode: K.interpolate_backward(g, x.shape, scale_factor=1.5,
-                                                                     mode=mode))
+        _threads_equal(
+            lambda g=g, mode=mode: K.interpolate_backward(g, x.shape, scale_factor=1.5, mode=mode)
+        )
     with pytest.raises(ValueError, match="mode"):
         K.interpolate(x, size=3, mode="bicubic")
     with pytest.raises(ValueError, match="size and scale_factor"):
@@ -519,7 +547,7 @@ def test_interpolate_threads_errors(rng):
     with pytest.raises(ValueError, match="scale_factor"):
         K.interpolate(x, scale_factor=float("inf"))
     with pytest.raises(ValueError, match="scale_factor"):
-        K.interpolate(x, scale_factor=2.0 ** 60)
+        K.interpolate(x, scale_factor=2.0**60)
     with pytest.raises(ValueError, match="output size"):
         K.interpolate(x, scale_factor=0.01)
     with pytest.raises(ValueError, match="size"):
@@ -530,6 +558,7 @@ def test_interpolate_threads_errors(rng):
 
 # ---------------------------------------------------------------------------------------------
 # max_unpool2d
+
 
 def _pooled(rng, shape=(2, 3, 8, 9)):
     """A max-pool-like (values, indices) pair of a 2x2/stride-2 pooling of shape."""
@@ -572,7 +601,7 @@ def test_max_unpool2d_threads_errors(rng):
     _threads_equal(lambda: K.max_unpool2d(vals, idx, 2))
     g = rng.standard_normal((4, 8, 64, 64)).astype(np.float32)
     _threads_equal(lambda: K.max_unpool2d_backward(g, idx, vals.shape))
-    for forged in (64 * 64, -1, 2 ** 62, -(2 ** 63)):
+    for forged in (64 * 64, -1, 2**62, -(2**63)):
         bad = idx.copy()
         bad[3, 7, 31, 31] = forged
         with pytest.raises(ValueError, match="indices"):
@@ -594,21 +623,24 @@ def test_max_unpool2d_threads_errors(rng):
     with pytest.raises(ValueError, match="output size"):
         K.max_unpool2d(vals, idx, 1, stride=1, padding=40)
     with pytest.raises(ValueError, match="too large"):
-        K.max_unpool2d(vals, idx, 2, stride=2 ** 40)
+        K.max_unpool2d(vals, idx, 2, stride=2**40)
     with pytest.raises(ValueError, match="input_shape"):
         K.max_unpool2d_backward(g, idx, (4, 7, 32, 32))
 
 
-@pytest.mark.parametrize("call", [
-    lambda x: K.adaptive_avg_pool2d(x, 2 ** 40),
-    lambda x: K.adaptive_max_pool2d(x, (2 ** 62, 1)),
-    lambda x: K.adaptive_avg_pool2d_backward(np.zeros((1, 1, 2, 2)), (1, 1, 2 ** 62, 4)),
-    lambda x: K.interpolate(x, size=2 ** 40),
-    lambda x: K.interpolate(x, size=(2 ** 63, 1)),
-    lambda x: K.interpolate(x, scale_factor=(2.0 ** 50, 1)),
-    lambda x: K.max_unpool2d(x, np.zeros(x.shape, np.int64), 2 ** 62),
-    lambda x: K.max_unpool2d(x, np.zeros(x.shape, np.int64), 2, stride=(2 ** 62, 2 ** 62)),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda x: K.adaptive_avg_pool2d(x, 2**40),
+        lambda x: K.adaptive_max_pool2d(x, (2**62, 1)),
+        lambda x: K.adaptive_avg_pool2d_backward(np.zeros((1, 1, 2, 2)), (1, 1, 2**62, 4)),
+        lambda x: K.interpolate(x, size=2**40),
+        lambda x: K.interpolate(x, size=(2**63, 1)),
+        lambda x: K.interpolate(x, scale_factor=(2.0**50, 1)),
+        lambda x: K.max_unpool2d(x, np.zeros(x.shape, np.int64), 2**62),
+        lambda x: K.max_unpool2d(x, np.zeros(x.shape, np.int64), 2, stride=(2**62, 2**62)),
+    ],
+)
 def test_huge_geometry_is_a_value_error(call):
     """Sizes are checked in Python ints before any C arithmetic (docs/reliability.md item 16)."""
     with pytest.raises(ValueError):
@@ -623,25 +655,38 @@ def test_resampling_layouts(rng):
     ro = base.copy()
     ro.flags.writeable = False
     views.append(ro)
-    ops = [lambda a: K.adaptive_avg_pool2d(a, (3, 5)),
-           lambda a: K.adaptive_max_pool2d(a, (4, 3), return_indices=True),
-           lambda a: K.interpolate(a, size=(7, 15)),
-           lambda a: K.interpolate(a, scale_factor=1.5, mode="bilinear", align_corners=True),
-           lambda a: K.max_unpool2d(a, np.zeros(a.shape, np.int64) + 3, 2),
-           lambda a: K.silu(a),
-           lambda a: K.interpolate_backward(a, a.shape[:2] + (5, 6), size=a.shape[2:],
-                                            mode="bilinear")]
+    ops = [
+        lambda a: K.adaptive_avg_pool2d(a, (3, 5)),
+        lambda a: K.adaptive_max_pool2d(a, (4, 3), return_indices=True),
+        lambda a: K.interpolate(a, size=(7, 15)),
+        lambda a: K.interpolate(a, scale_factor=1.5, mode="bilinear", align_corners=True),
+        lambda a: K.max_unpool2d(a, np.zeros(a.shape, np.int64) + 3, 2),
+        lambda a: K.silu(a),
+        lambda a: K.interpolate_backward(
+            a, a.shape[:2] + (5, 6), size=a.shape[2:], mode="bilinear"
+        ),
+    ]
     for op in ops:
         for v in views:
             got, want = op(v), op(np.ascontiguousarray(v))
-            for a, b in zip(got if isinstance(got, tuple) else (got,),
-                            want if isinstance(want, tuple) else (want,), strict=True):
+            for a, b in zip(
+                got if isinstance(got, tuple) else (got,),
+                want if isinstance(want, tuple) else (want,),
+                strict=True,
+            ):
                 np.testing.assert_array_equal(a, b)
 
 
 @settings(max_examples=80, deadline=None)
-@given(n=st.integers(0, 2), c=st.integers(1, 3), h=st.integers(1, 9), w=st.integers(1, 9),
-       oh=st.integers(1, 12), ow=st.integers(1, 12), seed=st.integers(0, 2 ** 32 - 1))
+@given(
+    n=st.integers(0, 2),
+    c=st.integers(1, 3),
+    h=st.integers(1, 9),
+    w=st.integers(1, 9),
+    oh=st.integers(1, 12),
+    ow=st.integers(1, 12),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_adaptive_and_interpolate_property(n, c, h, w, oh, ow, seed):
     """Any plane size against any output size (down- and upsampling, non-divisible), float64."""
     x = np.random.default_rng(seed).standard_normal((n, c, h, w))
@@ -650,19 +695,29 @@ def test_adaptive_and_interpolate_property(n, c, h, w, oh, ow, seed):
     want, want_idx = ref.adaptive_max_pool2d(x, oh, ow)
     np.testing.assert_array_equal(y, want)
     np.testing.assert_array_equal(idx, want_idx)
-    np.testing.assert_array_equal(K.interpolate(x, size=(oh, ow)),
-                                  ref.interpolate_nearest(x, oh, ow))
+    np.testing.assert_array_equal(
+        K.interpolate(x, size=(oh, ow)), ref.interpolate_nearest(x, oh, ow)
+    )
     for ac in (False, True):
-        _close(K.interpolate(x, size=(oh, ow), mode="bilinear", align_corners=ac),
-               ref.interpolate_bilinear(x, oh, ow, ac), np.float64)
+        _close(
+            K.interpolate(x, size=(oh, ow), mode="bilinear", align_corners=ac),
+            ref.interpolate_bilinear(x, oh, ow, ac),
+            np.float64,
+        )
     # the backward passes are the adjoints of the forward passes: <A x, g> == <x, A^T g>
     g = np.random.default_rng(seed + 1).standard_normal((n, c, oh, ow))
-    for fwd, bwd in [(lambda a: K.adaptive_avg_pool2d(a, (oh, ow)),
-                      lambda b: K.adaptive_avg_pool2d_backward(b, x.shape)),
-                     (lambda a: K.interpolate(a, size=(oh, ow), mode="bilinear"),
-                      lambda b: K.interpolate_backward(b, x.shape, size=(oh, ow),
-                                                       mode="bilinear")),
-                     (lambda a: K.interpolate(a, size=(oh, ow)),
-                      lambda b: K.interpolate_backward(b, x.shape, size=(oh, ow)))]:
-        np.testing.assert_allclose(np.sum(fwd(x) * g), np.sum(x * bwd(g)), rtol=1e-10,
-                                   atol=1e-10)
+    for fwd, bwd in [
+        (
+            lambda a: K.adaptive_avg_pool2d(a, (oh, ow)),
+            lambda b: K.adaptive_avg_pool2d_backward(b, x.shape),
+        ),
+        (
+            lambda a: K.interpolate(a, size=(oh, ow), mode="bilinear"),
+            lambda b: K.interpolate_backward(b, x.shape, size=(oh, ow), mode="bilinear"),
+        ),
+        (
+            lambda a: K.interpolate(a, size=(oh, ow)),
+            lambda b: K.interpolate_backward(b, x.shape, size=(oh, ow)),
+        ),
+    ]:
+        np.testing.assert_allclose(np.sum(fwd(x) * g), np.sum(x * bwd(g)), rtol=1e-10, atol=1e-10)

@@ -1,5 +1,6 @@
 """conv2d and conv2d_backward against the naive oracle and finite differences (the PyTorch
 comparisons: tests/parity/test_parity_conv.py)."""
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -9,8 +10,7 @@ import reference as R
 from cases import NONFINITE_CONV, conv_cases
 from convext import conv2d, conv2d_backward, conv_output_size
 
-SETTINGS = settings(max_examples=120, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def f32_close(out, ref):
@@ -21,6 +21,7 @@ def f32_close(out, ref):
 
 
 # --------------------------------------------------------------------------------- forward
+
 
 @SETTINGS
 @given(conv_cases())
@@ -116,13 +117,16 @@ def test_gradients_by_central_differences(xs, ws, kw):
         return float(np.sum(conv2d(xv, wv, bv, **kw) * gy))
 
     gx, gw, gb = conv2d_backward(gy, x, w, **kw)
-    for got, num in ((gx, R.numerical_grad(lambda v: loss(v, w, b), x)),
-                     (gw, R.numerical_grad(lambda v: loss(x, v, b), w)),
-                     (gb, R.numerical_grad(lambda v: loss(x, w, v), b))):
+    for got, num in (
+        (gx, R.numerical_grad(lambda v: loss(v, w, b), x)),
+        (gw, R.numerical_grad(lambda v: loss(x, v, b), w)),
+        (gb, R.numerical_grad(lambda v: loss(x, w, v), b)),
+    ):
         np.testing.assert_allclose(got, num, atol=1e-5, rtol=1e-3)
 
 
 # ----------------------------------------------------------------------------- edge shapes
+
 
 def test_batch_zero_gives_empty_output_and_zero_gradients():
     x = np.zeros((0, 3, 8, 8))
@@ -173,7 +177,7 @@ def test_same_with_even_kernel_equals_explicit_asymmetric_padding(k, d):
     gy = rng.standard_normal(y.shape)
     gx = conv2d_backward(gy, x, w, padding="same", dilation=d)[0]
     gxp = conv2d_backward(gy, xp, w, dilation=d)[0]
-    np.testing.assert_allclose(gx, gxp[:, :, t:t + 7, left:left + 8], rtol=1e-12)
+    np.testing.assert_allclose(gx, gxp[:, :, t : t + 7, left : left + 8], rtol=1e-12)
 
 
 def test_valid_equals_padding_zero():
@@ -219,17 +223,23 @@ def test_conv_output_size():
 
 # ---------------------------------------------------------------------------------- layouts
 
+
 def _layouts(a):
     big = np.zeros((a.shape[0] + 1,) + tuple(2 * s for s in a.shape[1:]), a.dtype)
-    big[:a.shape[0], ::2, ::2, ::2] = a
-    sliced = big[:a.shape[0], ::2, ::2, ::2]
+    big[: a.shape[0], ::2, ::2, ::2] = a
+    sliced = big[: a.shape[0], ::2, ::2, ::2]
     neg = np.ascontiguousarray(a[:, :, ::-1, ::-1])[:, :, ::-1, ::-1]
     fortran = np.asfortranarray(a)
     transposed = np.ascontiguousarray(a.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)
     ro = a.copy()
     ro.flags.writeable = False
-    return {"sliced": sliced, "negative": neg, "fortran": fortran, "transposed": transposed,
-            "readonly": ro}
+    return {
+        "sliced": sliced,
+        "negative": neg,
+        "fortran": fortran,
+        "transposed": transposed,
+        "readonly": ro,
+    }
 
 
 @pytest.mark.parametrize("layout", ["sliced", "negative", "fortran", "transposed", "readonly"])
@@ -278,12 +288,15 @@ def test_bad_out_is_untouched():
 
 # ------------------------------------------------------------------------------- threads
 
+
 def test_thread_count_does_not_change_results():
     rng = np.random.default_rng(14)
     # (each large enough to run in parallel: see convext._config.SERIAL_WORK["macs"])
-    cases = [((4, 16, 20, 20), (32, 16, 3, 3), dict(padding=1)),
-             ((4, 16, 40, 40), (16, 1, 3, 3), dict(padding=1, groups=16)),
-             ((2, 32, 12, 12), (64, 32, 1, 1), {})]
+    cases = [
+        ((4, 16, 20, 20), (32, 16, 3, 3), dict(padding=1)),
+        ((4, 16, 40, 40), (16, 1, 3, 3), dict(padding=1, groups=16)),
+        ((2, 32, 12, 12), (64, 32, 1, 1), {}),
+    ]
     old = convext.get_num_threads()
     try:
         for xs, ws, kw in cases:
@@ -357,11 +370,15 @@ def test_thread_setting_errors():
 
 # --------------------------------------------------------------------- regression cases
 
-@pytest.mark.parametrize("dtype, xs, ws", [
-    (np.float64, (1, 32, 24, 24), (1, 32, 5, 5)),   # tile width once depended on the threads
-    (np.float64, (1, 64, 32, 32), (8, 64, 3, 3)),
-    (np.float32, (2, 64, 30, 30), (4, 64, 3, 3)),
-])
+
+@pytest.mark.parametrize(
+    "dtype, xs, ws",
+    [
+        (np.float64, (1, 32, 24, 24), (1, 32, 5, 5)),  # tile width once depended on the threads
+        (np.float64, (1, 64, 32, 32), (8, 64, 3, 3)),
+        (np.float32, (2, 64, 30, 30), (4, 64, 3, 3)),
+    ],
+)
 def test_grad_input_bitwise_identical_across_thread_counts(dtype, xs, ws):
     rng = np.random.default_rng(15)
     x = rng.standard_normal(xs).astype(dtype)
@@ -398,9 +415,10 @@ def test_no_input_channels_gives_the_bias():
 def test_huge_stride_and_one_element_tuples():
     x = np.arange(2 * 3 * 5 * 5, dtype=np.float64).reshape(2, 3, 5, 5)
     w = np.ones((2, 3, 2, 2))
-    np.testing.assert_array_equal(conv2d(x, w, stride=2 ** 40), R.conv2d(x, w, stride=5))
-    np.testing.assert_array_equal(conv2d(x, w, stride=(2,), padding=(1,)),
-                                  conv2d(x, w, stride=2, padding=1))
+    np.testing.assert_array_equal(conv2d(x, w, stride=2**40), R.conv2d(x, w, stride=5))
+    np.testing.assert_array_equal(
+        conv2d(x, w, stride=(2,), padding=(1,)), conv2d(x, w, stride=2, padding=1)
+    )
 
 
 def test_big_endian_input_gives_the_same_values():
@@ -440,8 +458,9 @@ def test_direct_route_matches_reference(xs, ws, kw):
     y32 = conv2d(x.astype(np.float32), w.astype(np.float32), b.astype(np.float32), **kw)
     assert y32.dtype == np.float32
     assert np.abs(y32 - ref).max() <= 1e-5 * max(1, np.abs(ref).max())
-    _, gw32, _ = conv2d_backward(gy.astype(np.float32), x.astype(np.float32),
-                                 w.astype(np.float32), **kw)
+    _, gw32, _ = conv2d_backward(
+        gy.astype(np.float32), x.astype(np.float32), w.astype(np.float32), **kw
+    )
     assert np.abs(gw32 - rgw).max() <= 1e-5 * max(1, np.abs(rgw).max())
 
 
@@ -466,10 +485,14 @@ def test_direct_route_is_the_same_for_every_thread_count(xs, ws, kw, dtype):
             np.testing.assert_array_equal(a, c)
 
 
-@pytest.mark.parametrize("where, idx, xs, ws, kw", NONFINITE_CONV + [
-    ("x", (1, 2, 3, 8), (2, 3, 7, 9), (5, 3, 3, 3), dict(padding=1)),  # the direct route
-    ("w", (2, 1, 0, 2), (2, 3, 7, 9), (5, 3, 3, 3), dict(padding=1)),
-])
+@pytest.mark.parametrize(
+    "where, idx, xs, ws, kw",
+    NONFINITE_CONV
+    + [
+        ("x", (1, 2, 3, 8), (2, 3, 7, 9), (5, 3, 3, 3), dict(padding=1)),  # the direct route
+        ("w", (2, 1, 0, 2), (2, 3, 7, 9), (5, 3, 3, 3), dict(padding=1)),
+    ],
+)
 def test_non_finite_values_propagate_like_the_oracle(where, idx, xs, ws, kw):
     """inf in the input or the weight: inf and NaN (inf * 0 at the zero padding) exactly where
     the naive oracle has them, in the output and both gradients."""

@@ -1,6 +1,7 @@
 """The convolution's route choice (convext/functional/_routes.py): the chooser against its
 rules, forced routes, every route that accepts a geometry against the naive oracle, and which
 kernel ran (the torch comparison through every route: tests/parity/test_parity_conv.py)."""
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,8 +15,7 @@ from convext.functional import conv as conv_module
 from convext.functional._common import Window
 from convext.functional._routes import ConvShape, accepts, choose_route
 
-SETTINGS = settings(max_examples=60, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def shape(batch=2, groups=1, cg=3, fg=5, hw=(9, 9), k=(3, 3), s=(1, 1), d=(1, 1), pad=(1, 1)):
@@ -26,6 +26,7 @@ def shape(batch=2, groups=1, cg=3, fg=5, hw=(9, 9), k=(3, 3), s=(1, 1), d=(1, 1)
 
 # ------------------------------------------------------------------------- the chooser's rules
 
+
 def test_depthwise_geometry_takes_the_depthwise_route_in_every_pass():
     s = shape(groups=4, cg=1, fg=1)
     for p in _routes.PASSES:
@@ -33,8 +34,7 @@ def test_depthwise_geometry_takes_the_depthwise_route_in_every_pass():
 
 
 def test_depthwise_route_refuses_a_plane_beyond_its_scratch_bound():
-    s = shape(groups=4, cg=1, fg=1, hw=(3, 3), k=(1, 1), s=(10 ** 6, 10 ** 6),
-              pad=(10 ** 6, 10 ** 6))
+    s = shape(groups=4, cg=1, fg=1, hw=(3, 3), k=(1, 1), s=(10**6, 10**6), pad=(10**6, 10**6))
     assert _routes.depthwise_scratch(s) > _routes.DW_SLACK * (9 + 9) + _routes.DW_MIN_SCRATCH
     assert not accepts("depthwise", "forward", s)
     assert choose_route("forward", s) == "gemm"
@@ -46,9 +46,13 @@ def test_a_channel_multiplier_is_not_depthwise():
     assert choose_route("grad_input", s) == "gemm"
 
 
-@pytest.mark.parametrize("pass_, max_cg, max_fg", [
-    ("forward", _routes.FWD_DIRECT_MAX_CG, _routes.FWD_DIRECT_MAX_FG),
-    ("grad_weight", _routes.GW_DIRECT_MAX_CG, _routes.GW_DIRECT_MAX_FG)])
+@pytest.mark.parametrize(
+    "pass_, max_cg, max_fg",
+    [
+        ("forward", _routes.FWD_DIRECT_MAX_CG, _routes.FWD_DIRECT_MAX_FG),
+        ("grad_weight", _routes.GW_DIRECT_MAX_CG, _routes.GW_DIRECT_MAX_FG),
+    ],
+)
 def test_direct_route_within_its_channel_and_filter_limits(pass_, max_cg, max_fg):
     small = dict(batch=4, hw=(6, 6))
     assert choose_route(pass_, shape(cg=max_cg, fg=max_fg, **small)) == "direct"
@@ -58,12 +62,15 @@ def test_direct_route_within_its_channel_and_filter_limits(pass_, max_cg, max_fg
     assert accepts("direct", pass_, shape(cg=max_cg + 1, fg=max_fg + 1, **small))
 
 
-@pytest.mark.parametrize("pass_, max_u", [("forward", _routes.FWD_DIRECT_MAX_U),
-                                          ("grad_weight", _routes.GW_DIRECT_MAX_U)])
+@pytest.mark.parametrize(
+    "pass_, max_u",
+    [("forward", _routes.FWD_DIRECT_MAX_U), ("grad_weight", _routes.GW_DIRECT_MAX_U)],
+)
 def test_direct_route_bounded_by_its_unfolded_image(pass_, max_u):
     # U = Cg * sh * kW * Hq * OW with Hq = OH + (kH - 1): a square image of side n, 3x3 'same'
     def at(n):
         return shape(batch=4, cg=4, fg=4, hw=(n, n))
+
     n = 1
     while _routes.direct_unfolded(at(n + 1)) <= max_u:
         n += 1
@@ -89,6 +96,7 @@ def test_grad_input_has_no_direct_route():
 
 # ------------------------------------------------------------------------- forced routes
 
+
 def test_forced_route_that_cannot_compute_the_geometry_is_a_value_error():
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal((2, 4, 6, 6)), rng.standard_normal((6, 2, 3, 3))
@@ -103,8 +111,7 @@ def test_forced_route_that_cannot_compute_the_geometry_is_a_value_error():
         conv2d_backward(gy, x, w, groups=2, _route={"forward": "gemm"})
     # not asked for, not checked: the weight gradient alone may take the direct route
     _, gw, _ = conv2d_backward(gy, x, w, groups=2, _route="direct", needs_input_grad=False)
-    np.testing.assert_allclose(gw, R.conv2d_grads(gy, x, w, groups=2)[1], rtol=1e-10,
-                               atol=1e-12)
+    np.testing.assert_allclose(gw, R.conv2d_grads(gy, x, w, groups=2)[1], rtol=1e-10, atol=1e-12)
     # a refused route writes nothing into out
     out = np.full((2, 6, 4, 4), 7.0)
     with pytest.raises(ValueError):
@@ -118,15 +125,12 @@ def _all_routes_match_naive(x, w, b, kw):
     gy = np.random.default_rng(3).standard_normal(ref.shape)
     rgx, rgw, _ = R.conv2d_grads(gy, x, w, **kw)
     for r in allowed["forward"]:
-        np.testing.assert_allclose(conv2d(x, w, b, **kw, _route=r), ref, rtol=1e-10,
-                                   atol=1e-12)
+        np.testing.assert_allclose(conv2d(x, w, b, **kw, _route=r), ref, rtol=1e-10, atol=1e-12)
     for r in allowed["grad_input"]:
-        gx = conv2d_backward(gy, x, w, **kw, _route={"grad_input": r},
-                             needs_weight_grad=False)[0]
+        gx = conv2d_backward(gy, x, w, **kw, _route={"grad_input": r}, needs_weight_grad=False)[0]
         np.testing.assert_allclose(gx, rgx, rtol=1e-10, atol=1e-12)
     for r in allowed["grad_weight"]:
-        gw = conv2d_backward(gy, x, w, **kw, _route={"grad_weight": r},
-                             needs_input_grad=False)[1]
+        gw = conv2d_backward(gy, x, w, **kw, _route={"grad_weight": r}, needs_input_grad=False)[1]
         np.testing.assert_allclose(gw, rgw, rtol=1e-10, atol=1e-12)
     return allowed
 
@@ -141,16 +145,16 @@ def test_every_route_that_accepts_a_geometry_matches_naive(case):
 
 ROUTE_GEOMETRIES = [  # each accepted by all three routes of the forward pass
     ((3, 4, 12, 13), (4, 1, 5, 5), dict(padding=2, groups=4)),
-    ((2, 3, 9, 8), (3, 1, 3, 2), dict(stride=(2, 1), padding=(1, 0), dilation=(1, 2),
-                                      groups=3)),
+    ((2, 3, 9, 8), (3, 1, 3, 2), dict(stride=(2, 1), padding=(1, 0), dilation=(1, 2), groups=3)),
     ((2, 2, 7, 7), (2, 1, 4, 4), dict(padding="same", groups=2)),
 ]
 
 
 @pytest.mark.parametrize("xs, ws, kw", ROUTE_GEOMETRIES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_three_routes_agree_and_each_is_the_same_for_every_thread_count(xs, ws, kw, dtype,
-                                                                        restore_threads):
+def test_three_routes_agree_and_each_is_the_same_for_every_thread_count(
+    xs, ws, kw, dtype, restore_threads
+):
     rng = np.random.default_rng(4)
     x, w = rng.standard_normal(xs).astype(dtype), rng.standard_normal(ws).astype(dtype)
     b = rng.standard_normal(ws[0]).astype(dtype)
@@ -172,6 +176,7 @@ def test_three_routes_agree_and_each_is_the_same_for_every_thread_count(xs, ws, 
 
 # ------------------------------------------------------------------------- which route ran
 
+
 def test_the_chosen_route_is_the_kernel_that_runs(monkeypatch):
     """A spy on every route kernel: each call runs exactly the kernel choose_route names."""
     ran, seen = [], set()
@@ -183,17 +188,20 @@ def test_the_chosen_route_is_the_kernel_that_runs(monkeypatch):
             def spy(*args, _real=real, _p=p, _r=r):
                 ran.append((_p, _r))
                 return _real(*args)
+
             monkeypatch.setattr(conv_module._conv, name, spy)
     rng = np.random.default_rng(5)
-    cases = [((4, 3, 8, 8), (5, 3, 3, 3), dict(padding=1)),            # direct
-             ((4, 300, 5, 5), (2, 300, 1, 1), {}),                      # gemm (Cg beyond)
-             ((2, 4, 8, 8), (4, 1, 3, 3), dict(padding=1, groups=4)),  # depthwise
-             ((1, 3, 8, 8), (5, 3, 3, 3), dict(padding=1))]             # grad_weight: N*G < 4
+    cases = [
+        ((4, 3, 8, 8), (5, 3, 3, 3), dict(padding=1)),  # direct
+        ((4, 300, 5, 5), (2, 300, 1, 1), {}),  # gemm (Cg beyond)
+        ((2, 4, 8, 8), (4, 1, 3, 3), dict(padding=1, groups=4)),  # depthwise
+        ((1, 3, 8, 8), (5, 3, 3, 3), dict(padding=1)),
+    ]  # grad_weight: N*G < 4
     for xs, ws, kw in cases:
         x, w = rng.standard_normal(xs), rng.standard_normal(ws)
-        x4, w4, _, _, g = conv_module._conv_setup(x, w, None, kw.get("stride", 1),
-                                                  kw.get("padding", 0), 1,
-                                                  kw.get("groups", 1))
+        x4, w4, _, _, g = conv_module._conv_setup(
+            x, w, None, kw.get("stride", 1), kw.get("padding", 0), 1, kw.get("groups", 1)
+        )
         s = _routes.conv_shape(x4.shape, w4.shape, g)
         ran.clear()
         y = conv2d(x, w, **kw)

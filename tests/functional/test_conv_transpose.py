@@ -1,6 +1,7 @@
 """conv_transpose2d and conv_transpose2d_backward against an independent scatter-loop oracle
 (tests/reference.py) and finite differences; routes, threads, errors (the PyTorch comparisons:
 tests/parity/test_parity_conv_transpose.py)."""
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -11,8 +12,7 @@ from cases import conv_transpose_cases
 from convext import conv_transpose2d, conv_transpose2d_backward
 from convext.functional import _routes
 
-SETTINGS = settings(max_examples=80, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def f32_close(out, ref):
@@ -32,7 +32,7 @@ def test_forward_and_gradients_float64_match_naive(case):
     np.testing.assert_allclose(y, ref, rtol=1e-10, atol=1e-12)
     gy = np.random.default_rng(1).standard_normal(y.shape)
     got = conv_transpose2d_backward(gy, x, w, **kw)
-    for g, r in zip(got, R.conv_transpose2d_grads(gy, x, w, **kw)):
+    for g, r in zip(got, R.conv_transpose2d_grads(gy, x, w, **kw), strict=True):
         assert g.shape == r.shape
         np.testing.assert_allclose(g, r, rtol=1e-10, atol=1e-12)
 
@@ -46,16 +46,22 @@ def test_float32_within_tolerance(case):
     ref = R.conv_transpose2d(x32, w32, b32, **kw)
     f32_close(conv_transpose2d(x32, w32, b32, **kw), ref)
     gy = np.random.default_rng(2).standard_normal(ref.shape).astype(np.float32)
-    for g, r in zip(conv_transpose2d_backward(gy, x32, w32, **kw),
-                    R.conv_transpose2d_grads(gy, x32, w32, **kw)):
+    for g, r in zip(
+        conv_transpose2d_backward(gy, x32, w32, **kw),
+        R.conv_transpose2d_grads(gy, x32, w32, **kw),
+        strict=True,
+    ):
         f32_close(g, r)
 
 
 GEOMETRIES = [  # x shape, weight shape, kwargs
     ((2, 4, 3, 4), (4, 3, 3, 2), dict(stride=2, padding=1, output_padding=1, groups=2)),
     ((1, 2, 3, 3), (2, 2, 2, 3), dict(stride=1, padding=0, output_padding=1, dilation=2)),
-    ((2, 3, 4, 3), (3, 1, 3, 3), dict(stride=(2, 1), padding=(1, 2), groups=3,
-                                      dilation=(1, 3), output_padding=(1, 2))),
+    (
+        (2, 3, 4, 3),
+        (3, 1, 3, 3),
+        dict(stride=(2, 1), padding=(1, 2), groups=3, dilation=(1, 3), output_padding=(1, 2)),
+    ),
     ((1, 1, 1, 1), (1, 2, 2, 2), dict(stride=2, padding=1, output_padding=1)),
 ]
 
@@ -63,35 +69,53 @@ GEOMETRIES = [  # x shape, weight shape, kwargs
 @pytest.mark.parametrize("xs, ws, kw", GEOMETRIES)
 def test_all_three_gradients_by_finite_differences(xs, ws, kw):
     rng = np.random.default_rng(5)
-    x, w, b = rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(
-        ws[1] * kw.get("groups", 1))
+    x, w, b = (
+        rng.standard_normal(xs),
+        rng.standard_normal(ws),
+        rng.standard_normal(ws[1] * kw.get("groups", 1)),
+    )
     gy = rng.standard_normal(conv_transpose2d(x, w, b, **kw).shape)
     gx, gw, gb = conv_transpose2d_backward(gy, x, w, **kw)
     loss = lambda x_, w_, b_: float((conv_transpose2d(x_, w_, b_, **kw) * gy).sum())  # noqa: E731
-    np.testing.assert_allclose(gx, R.numerical_grad(lambda v: loss(v, w, b), x), rtol=1e-6,
-                               atol=1e-8)
-    np.testing.assert_allclose(gw, R.numerical_grad(lambda v: loss(x, v, b), w), rtol=1e-6,
-                               atol=1e-8)
-    np.testing.assert_allclose(gb, R.numerical_grad(lambda v: loss(x, w, v), b), rtol=1e-6,
-                               atol=1e-8)
+    np.testing.assert_allclose(
+        gx, R.numerical_grad(lambda v: loss(v, w, b), x), rtol=1e-6, atol=1e-8
+    )
+    np.testing.assert_allclose(
+        gw, R.numerical_grad(lambda v: loss(x, v, b), w), rtol=1e-6, atol=1e-8
+    )
+    np.testing.assert_allclose(
+        gb, R.numerical_grad(lambda v: loss(x, w, v), b), rtol=1e-6, atol=1e-8
+    )
 
 
 def _cases_for_routes():
     rng = np.random.default_rng(7)
-    dense = (rng.standard_normal((2, 4, 5, 6)), rng.standard_normal((4, 3, 3, 3)),
-             dict(stride=2, padding=1, output_padding=1, dilation=1, groups=2))
-    depthwise = (rng.standard_normal((2, 3, 5, 4)), rng.standard_normal((3, 1, 3, 2)),
-                 dict(stride=(1, 2), padding=1, output_padding=(0, 1), dilation=(2, 1),
-                      groups=3))
+    dense = (
+        rng.standard_normal((2, 4, 5, 6)),
+        rng.standard_normal((4, 3, 3, 3)),
+        dict(stride=2, padding=1, output_padding=1, dilation=1, groups=2),
+    )
+    depthwise = (
+        rng.standard_normal((2, 3, 5, 4)),
+        rng.standard_normal((3, 1, 3, 2)),
+        dict(stride=(1, 2), padding=1, output_padding=(0, 1), dilation=(2, 1), groups=3),
+    )
     return [dense, depthwise]
 
 
-@pytest.mark.parametrize("case, must", list(zip(_cases_for_routes(), ["gemm", "depthwise"])),
-                         ids=["dense", "depthwise"])
+@pytest.mark.parametrize(
+    "case, must",
+    list(zip(_cases_for_routes(), ["gemm", "depthwise"], strict=True)),
+    ids=["dense", "depthwise"],
+)
 def test_every_accepted_route_matches_the_oracle(case, must):
     """Each pass on every route that accepts the geometry (forward runs conv2d's grad_input
     kernels, the input gradient conv2d's forward kernels)."""
-    x, w, _, = case[0], case[1], None
+    (
+        x,
+        w,
+        _,
+    ) = case[0], case[1], None
     kw = case[2]
     ref = R.conv_transpose2d(x, w, None, **kw)
     gy = np.random.default_rng(8).standard_normal(ref.shape)
@@ -136,7 +160,7 @@ def test_thread_count_does_not_change_a_bit():
     finally:
         convext.set_num_threads(old)
     for r in results[1:]:
-        for a, c in zip(results[0], r):
+        for a, c in zip(results[0], r, strict=True):
             np.testing.assert_array_equal(a, c)
     # and each image's output is the same in any batch
     np.testing.assert_array_equal(conv_transpose2d(x[2:3], w, b, **kw), results[0][0][2:3])
@@ -158,24 +182,28 @@ def test_unbatched_out_and_batch_zero():
     gx0, gw0, gb0 = conv_transpose2d_backward(y0, np.zeros((0, 2, 4, 5)), w, stride=2)
     assert gx0.shape == (0, 2, 4, 5) and not gw0.any() and not gb0.any()
     # no input channels: the output is the bias
-    yc = conv_transpose2d(np.zeros((1, 0, 2, 2)), np.zeros((0, 2, 1, 1)), np.array([1., 2.]))
-    np.testing.assert_array_equal(yc, np.array([1., 2.])[None, :, None, None]
-                                  * np.ones((1, 2, 2, 2)))
+    yc = conv_transpose2d(np.zeros((1, 0, 2, 2)), np.zeros((0, 2, 1, 1)), np.array([1.0, 2.0]))
+    np.testing.assert_array_equal(
+        yc, np.array([1.0, 2.0])[None, :, None, None] * np.ones((1, 2, 2, 2))
+    )
 
 
-@pytest.mark.parametrize("kw, name", [
-    (dict(output_padding=2, stride=2), "output_padding"),
-    (dict(output_padding=-1), "output_padding"),
-    (dict(stride=0), "stride"),
-    (dict(dilation=(1, 0)), "dilation"),
-    (dict(padding=-1), "padding"),
-    (dict(padding=9), "output size"),
-    (dict(groups=3), "groups"),
-    (dict(stride=2 ** 45), "stride"),
-    (dict(output_padding=2 ** 41), "output_padding"),
-    (dict(dilation=2 ** 39, output_padding=0), "dilation"),
-    (dict(stride=1.5), "stride"),
-])
+@pytest.mark.parametrize(
+    "kw, name",
+    [
+        (dict(output_padding=2, stride=2), "output_padding"),
+        (dict(output_padding=-1), "output_padding"),
+        (dict(stride=0), "stride"),
+        (dict(dilation=(1, 0)), "dilation"),
+        (dict(padding=-1), "padding"),
+        (dict(padding=9), "output size"),
+        (dict(groups=3), "groups"),
+        (dict(stride=2**45), "stride"),
+        (dict(output_padding=2**41), "output_padding"),
+        (dict(dilation=2**39, output_padding=0), "dilation"),
+        (dict(stride=1.5), "stride"),
+    ],
+)
 def test_errors_name_the_argument(kw, name):
     x, w = np.zeros((1, 2, 4, 4)), np.zeros((2, 3, 3, 3))
     with pytest.raises((ValueError, TypeError), match=name):

@@ -1,5 +1,6 @@
 """functional.linear / linear_backward against float64 NumPy and finite differences (the PyTorch
 comparison: tests/parity/test_parity_linear.py)."""
+
 import numpy as np
 import pytest
 
@@ -8,8 +9,9 @@ import reference as R
 from convext import functional as F
 
 
-@pytest.mark.parametrize("xs, f", [((5, 7), 3), ((2, 3, 9), 4), ((130, 400), 120), ((7,), 2),
-                                   ((0, 6), 3)])
+@pytest.mark.parametrize(
+    "xs, f", [((5, 7), 3), ((2, 3, 9), 4), ((130, 400), 120), ((7,), 2), ((0, 6), 3)]
+)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_linear_matches_float64_oracle(xs, f, dtype):
     rng = np.random.default_rng(0)
@@ -18,10 +20,12 @@ def test_linear_matches_float64_oracle(xs, f, dtype):
     b = rng.standard_normal(f).astype(dtype)
     gy = rng.standard_normal(xs[:-1] + (f,)).astype(dtype)
     x64, w64, gy64 = (a.astype(np.float64) for a in (x, w, gy))
-    want = (np.einsum("...k,fk->...f", x64, w64) + b,
-            np.einsum("...f,fk->...k", gy64, w64),
-            np.einsum("mf,mk->fk", gy64.reshape(-1, f), x64.reshape(-1, xs[-1])),
-            gy64.reshape(-1, f).sum(axis=0))
+    want = (
+        np.einsum("...k,fk->...f", x64, w64) + b,
+        np.einsum("...f,fk->...k", gy64, w64),
+        np.einsum("mf,mk->fk", gy64.reshape(-1, f), x64.reshape(-1, xs[-1])),
+        gy64.reshape(-1, f).sum(axis=0),
+    )
     got = (F.linear(x, w, b),) + F.linear_backward(gy, x, w)
     for a, r in zip(got, want, strict=True):
         assert a.dtype == dtype and a.shape == r.shape
@@ -39,9 +43,11 @@ def test_linear_gradients_by_central_differences():
     b = rng.standard_normal(4)
     gy = rng.standard_normal((3, 4))
     gx, gw, gb = F.linear_backward(gy, x, w)
-    for got, num in ((gx, R.numerical_grad(lambda v: float(np.sum(F.linear(v, w, b) * gy)), x)),
-                     (gw, R.numerical_grad(lambda v: float(np.sum(F.linear(x, v, b) * gy)), w)),
-                     (gb, R.numerical_grad(lambda v: float(np.sum(F.linear(x, w, v) * gy)), b))):
+    for got, num in (
+        (gx, R.numerical_grad(lambda v: float(np.sum(F.linear(v, w, b) * gy)), x)),
+        (gw, R.numerical_grad(lambda v: float(np.sum(F.linear(x, v, b) * gy)), w)),
+        (gb, R.numerical_grad(lambda v: float(np.sum(F.linear(x, w, v) * gy)), b)),
+    ):
         np.testing.assert_allclose(got, num, atol=1e-5, rtol=1e-3)
 
 

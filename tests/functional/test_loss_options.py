@@ -3,6 +3,7 @@ and unbatched input) and of binary_cross_entropy_with_logits (weight, pos_weight
 loop oracles (tests/reference.py) with gradients checked by central differences of the oracle;
 the loss objects; avg_pool2d's divisor_override values. No torch (the torch comparisons:
 tests/parity/test_parity_loss_options.py)."""
+
 import math
 
 import numpy as np
@@ -37,7 +38,8 @@ def _check(fn, kind, x, t, reduction, **opts):
         np.testing.assert_array_equal(grad, 0)
         return
     num = ref.numerical_grad(
-        lambda v: np.sum(ref.class_loss_options(v, t, kind, reduction=reduction, **opts)), x)
+        lambda v: np.sum(ref.class_loss_options(v, t, kind, reduction=reduction, **opts)), x
+    )
     np.testing.assert_allclose(grad, num, rtol=1e-6, atol=1e-8)
 
 
@@ -46,14 +48,21 @@ def _check(fn, kind, x, t, reduction, **opts):
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("ignore_index", [-100, 1])
 @pytest.mark.parametrize("smoothing", [0.0, 0.3])
-def test_cross_entropy_index_targets(xshape, tshape, reduction, weighted, ignore_index,
-                                     smoothing):
+def test_cross_entropy_index_targets(xshape, tshape, reduction, weighted, ignore_index, smoothing):
     C = xshape[0] if len(xshape) == 1 else xshape[1]
     x = RNG.standard_normal(xshape)
     t = _targets(tshape, C, ignore_index)
     w = RNG.uniform(0.2, 2.0, C) if weighted else None
-    _check(F.cross_entropy, "ce", x, t, reduction, weight=w, ignore_index=ignore_index,
-           label_smoothing=smoothing)
+    _check(
+        F.cross_entropy,
+        "ce",
+        x,
+        t,
+        reduction,
+        weight=w,
+        ignore_index=ignore_index,
+        label_smoothing=smoothing,
+    )
 
 
 @pytest.mark.parametrize("xshape", [s for s, _ in SHAPES])
@@ -67,8 +76,9 @@ def test_cross_entropy_probability_targets(xshape, reduction, weighted, smoothin
     p = p / p.sum(axis=0 if len(xshape) == 1 else 1, keepdims=True)
     w = RNG.uniform(0.2, 2.0, C) if weighted else None
     # a negative ignore_index does nothing for probability targets (torch)
-    _check(F.cross_entropy, "ce", x, p, reduction, weight=w, ignore_index=-1,
-           label_smoothing=smoothing)
+    _check(
+        F.cross_entropy, "ce", x, p, reduction, weight=w, ignore_index=-1, label_smoothing=smoothing
+    )
 
 
 @pytest.mark.parametrize("xshape, tshape", SHAPES)
@@ -143,7 +153,8 @@ def test_bce_with_logits_weights(wshape, pwshape, reduction):
     expected = ref.bce_with_logits_options(x, t, w, pw, reduction)
     np.testing.assert_allclose(loss, expected, rtol=1e-10, atol=1e-12)
     num = ref.numerical_grad(
-        lambda v: np.sum(ref.bce_with_logits_options(v, t, w, pw, reduction)), x)
+        lambda v: np.sum(ref.bce_with_logits_options(v, t, w, pw, reduction)), x
+    )
     np.testing.assert_allclose(grad, num, rtol=1e-6, atol=1e-8)
 
 
@@ -159,13 +170,17 @@ def test_bce_with_logits_pos_weight_is_stable():
 # ---------------------------------------------------------------------------------------------
 # the loss objects
 
+
 def test_loss_objects_carry_the_options():
     x = RNG.standard_normal((2, 3, 4))
     t = _targets((2, 4), 3, 2)
     w = RNG.uniform(0.5, 1.5, 3)
     obj = losses.CrossEntropyLoss(weight=w, ignore_index=2, reduction="sum", label_smoothing=0.2)
-    for a, b in zip(obj(x, t), F.cross_entropy(x, t, "sum", weight=w, ignore_index=2,
-                                               label_smoothing=0.2), strict=False):
+    for a, b in zip(
+        obj(x, t),
+        F.cross_entropy(x, t, "sum", weight=w, ignore_index=2, label_smoothing=0.2),
+        strict=False,
+    ):
         np.testing.assert_array_equal(a, b)
     assert "ignore_index=2" in repr(obj) and "label_smoothing=0.2" in repr(obj)
     assert repr(losses.CrossEntropyLoss()) == "CrossEntropyLoss()"
@@ -178,8 +193,11 @@ def test_loss_objects_carry_the_options():
     for a, b in zip(losses.BCELoss(bw)(p, tb), F.binary_cross_entropy(p, tb, bw), strict=False):
         np.testing.assert_array_equal(a, b)
     bl = losses.BCEWithLogitsLoss(weight=bw, pos_weight=2 * bw)
-    for a, b in zip(bl(p, tb), F.binary_cross_entropy_with_logits(p, tb, weight=bw,
-                                                                  pos_weight=2 * bw), strict=False):
+    for a, b in zip(
+        bl(p, tb),
+        F.binary_cross_entropy_with_logits(p, tb, weight=bw, pos_weight=2 * bw),
+        strict=False,
+    ):
         np.testing.assert_array_equal(a, b)
     assert isinstance(losses.get("bce"), losses.BCELoss)
 
@@ -198,44 +216,78 @@ X = np.zeros((2, 3, 4))
 T = np.zeros((2, 4), np.int64)
 
 
-@pytest.mark.parametrize("call, exc, match", [
-    (lambda: F.cross_entropy(X, T, weight=np.ones(4)), ValueError,
-     r"weight must have shape \(3,\)"),
-    (lambda: F.cross_entropy(X, T, weight=np.ones((1, 3))), ValueError, "weight"),
-    (lambda: F.cross_entropy(X, T, weight=np.ones(3, np.float32)), TypeError, "weight"),
-    (lambda: F.cross_entropy(X, T, weight="abc"), TypeError, "weight"),
-    (lambda: F.cross_entropy(X, T, ignore_index=1.5), TypeError, "ignore_index"),
-    (lambda: F.cross_entropy(X, T, ignore_index=True), TypeError, "ignore_index"),
-    (lambda: F.cross_entropy(X, T, label_smoothing=-0.1), ValueError, "label_smoothing"),
-    (lambda: F.cross_entropy(X, T, label_smoothing=1.01), ValueError, "label_smoothing"),
-    (lambda: F.cross_entropy(X, T, label_smoothing="0.1"), TypeError, "label_smoothing"),
-    (lambda: F.cross_entropy(X, T, label_smoothing=math.nan), ValueError, "label_smoothing"),
-    (lambda: F.cross_entropy(X, np.zeros((2, 3), np.int64)), ValueError,
-     r"target must have shape \(2, 4\)"),
-    (lambda: F.cross_entropy(X, np.full((2, 4), 3)), ValueError, "class index 3"),
-    (lambda: F.cross_entropy(X, np.full((2, 4), -1)), ValueError, "class index -1"),
-    # an ignore_index other than the target's value does not excuse it
-    (lambda: F.cross_entropy(X, np.full((2, 4), -100), ignore_index=-1), ValueError,
-     "class index -100"),
-    (lambda: F.cross_entropy(X, np.zeros((2, 4))), ValueError, "probability targets"),
-    (lambda: F.cross_entropy(X, np.zeros((2, 3, 4)), ignore_index=0), ValueError,
-     "ignore_index"),
-    (lambda: F.nll_loss(X, T, weight=np.ones(2)), ValueError, "weight"),
-    (lambda: F.nll_loss(X, T, ignore_index="a"), TypeError, "ignore_index"),
-    (lambda: F.nll_loss(np.zeros(3), np.array([1])), ValueError, r"target must have shape \(\)"),
-    (lambda: F.nll_loss(np.zeros(()), np.array(1)), ValueError, "log_probs"),
-    (lambda: F.binary_cross_entropy_with_logits(np.zeros((4, 5)), np.zeros((4, 5)),
-                                                pos_weight=np.ones(4)), ValueError,
-     "pos_weight of shape"),
-    (lambda: F.binary_cross_entropy_with_logits(np.zeros((4, 5)), np.zeros((4, 5)),
-                                                weight=np.ones((2, 4, 5))), ValueError,
-     "weight of shape"),
-    (lambda: F.binary_cross_entropy_with_logits(np.zeros((4, 5)), np.zeros((4, 5)),
-                                                pos_weight=np.ones(5, np.float32)), TypeError,
-     "pos_weight"),
-    (lambda: F.binary_cross_entropy(np.zeros((4, 5)), np.zeros((4, 5)), np.ones(4)), ValueError,
-     "weight of shape"),
-])
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (
+            lambda: F.cross_entropy(X, T, weight=np.ones(4)),
+            ValueError,
+            r"weight must have shape \(3,\)",
+        ),
+        (lambda: F.cross_entropy(X, T, weight=np.ones((1, 3))), ValueError, "weight"),
+        (lambda: F.cross_entropy(X, T, weight=np.ones(3, np.float32)), TypeError, "weight"),
+        (lambda: F.cross_entropy(X, T, weight="abc"), TypeError, "weight"),
+        (lambda: F.cross_entropy(X, T, ignore_index=1.5), TypeError, "ignore_index"),
+        (lambda: F.cross_entropy(X, T, ignore_index=True), TypeError, "ignore_index"),
+        (lambda: F.cross_entropy(X, T, label_smoothing=-0.1), ValueError, "label_smoothing"),
+        (lambda: F.cross_entropy(X, T, label_smoothing=1.01), ValueError, "label_smoothing"),
+        (lambda: F.cross_entropy(X, T, label_smoothing="0.1"), TypeError, "label_smoothing"),
+        (lambda: F.cross_entropy(X, T, label_smoothing=math.nan), ValueError, "label_smoothing"),
+        (
+            lambda: F.cross_entropy(X, np.zeros((2, 3), np.int64)),
+            ValueError,
+            r"target must have shape \(2, 4\)",
+        ),
+        (lambda: F.cross_entropy(X, np.full((2, 4), 3)), ValueError, "class index 3"),
+        (lambda: F.cross_entropy(X, np.full((2, 4), -1)), ValueError, "class index -1"),
+        # an ignore_index other than the target's value does not excuse it
+        (
+            lambda: F.cross_entropy(X, np.full((2, 4), -100), ignore_index=-1),
+            ValueError,
+            "class index -100",
+        ),
+        (lambda: F.cross_entropy(X, np.zeros((2, 4))), ValueError, "probability targets"),
+        (
+            lambda: F.cross_entropy(X, np.zeros((2, 3, 4)), ignore_index=0),
+            ValueError,
+            "ignore_index",
+        ),
+        (lambda: F.nll_loss(X, T, weight=np.ones(2)), ValueError, "weight"),
+        (lambda: F.nll_loss(X, T, ignore_index="a"), TypeError, "ignore_index"),
+        (
+            lambda: F.nll_loss(np.zeros(3), np.array([1])),
+            ValueError,
+            r"target must have shape \(\)",
+        ),
+        (lambda: F.nll_loss(np.zeros(()), np.array(1)), ValueError, "log_probs"),
+        (
+            lambda: F.binary_cross_entropy_with_logits(
+                np.zeros((4, 5)), np.zeros((4, 5)), pos_weight=np.ones(4)
+            ),
+            ValueError,
+            "pos_weight of shape",
+        ),
+        (
+            lambda: F.binary_cross_entropy_with_logits(
+                np.zeros((4, 5)), np.zeros((4, 5)), weight=np.ones((2, 4, 5))
+            ),
+            ValueError,
+            "weight of shape",
+        ),
+        (
+            lambda: F.binary_cross_entropy_with_logits(
+                np.zeros((4, 5)), np.zeros((4, 5)), pos_weight=np.ones(5, np.float32)
+            ),
+            TypeError,
+            "pos_weight",
+        ),
+        (
+            lambda: F.binary_cross_entropy(np.zeros((4, 5)), np.zeros((4, 5)), np.ones(4)),
+            ValueError,
+            "weight of shape",
+        ),
+    ],
+)
 def test_option_errors(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
@@ -244,20 +296,32 @@ def test_option_errors(call, exc, match):
 # ---------------------------------------------------------------------------------------------
 # avg_pool2d: every divisor_override torch accepts (any non-zero int, within the geometry bound)
 
-@pytest.mark.parametrize("div", [-3, -1, 1, 7, 2 ** 31, 2 ** 40, -(2 ** 40)])
+
+@pytest.mark.parametrize("div", [-3, -1, 1, 7, 2**31, 2**40, -(2**40)])
 def test_avg_pool_divisor_override_values(div):
     x = RNG.standard_normal((1, 2, 5, 5))
     y = F.avg_pool2d(x, 2, 2, 1, True, True, div)
     np.testing.assert_allclose(y, ref.avg_pool2d(x, 2, 2, 1, True, True, div), rtol=1e-12)
     gy = RNG.standard_normal(y.shape)
-    np.testing.assert_allclose(F.avg_pool2d_backward(gy, x.shape, 2, 2, 1, True, True, div),
-                               ref.avg_pool2d_backward(gy, x.shape, 2, 2, 1, True, True, div),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        F.avg_pool2d_backward(gy, x.shape, 2, 2, 1, True, True, div),
+        ref.avg_pool2d_backward(gy, x.shape, 2, 2, 1, True, True, div),
+        rtol=1e-12,
+    )
 
 
-@pytest.mark.parametrize("div, exc", [(0, ValueError), (2.0, TypeError), (2.5, TypeError),
-                                      (True, TypeError), ("2", TypeError),
-                                      (2 ** 40 + 1, ValueError), (-(2 ** 40) - 1, ValueError)])
+@pytest.mark.parametrize(
+    "div, exc",
+    [
+        (0, ValueError),
+        (2.0, TypeError),
+        (2.5, TypeError),
+        (True, TypeError),
+        ("2", TypeError),
+        (2**40 + 1, ValueError),
+        (-(2**40) - 1, ValueError),
+    ],
+)
 def test_avg_pool_divisor_override_refused(div, exc):
     x = np.zeros((1, 1, 4, 4))
     with pytest.raises(exc, match="divisor_override"):

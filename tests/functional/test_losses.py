@@ -1,5 +1,6 @@
 """Losses: (loss, grad) against the naive oracle, central differences, stability cases and the
 error contract (the PyTorch comparisons: tests/parity/test_parity_losses.py)."""
+
 import warnings
 
 import numpy as np
@@ -24,8 +25,7 @@ LOSSES = [
     ("l2", F.l2_loss, ref.l2_loss, _pair),
     ("mape", F.mape_loss, ref.mape_loss, _pair),
     ("bce", F.binary_cross_entropy, ref.binary_cross_entropy, _probs),
-    ("bce_logits", F.binary_cross_entropy_with_logits, ref.binary_cross_entropy_with_logits,
-     _pair),
+    ("bce_logits", F.binary_cross_entropy_with_logits, ref.binary_cross_entropy_with_logits, _pair),
 ]
 IDS = [a[0] for a in LOSSES]
 
@@ -110,8 +110,9 @@ def test_cross_entropy_stability(dtype):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         loss, grad = F.cross_entropy(z, t, "none")
-        lb, gb = F.binary_cross_entropy_with_logits(np.array([1000, -1000], dtype),
-                                                    np.array([0, 1], dtype), "none")
+        lb, gb = F.binary_cross_entropy_with_logits(
+            np.array([1000, -1000], dtype), np.array([0, 1], dtype), "none"
+        )
     # log-sum-exp exactly: 2000, 2000 + log 2, log 3
     np.testing.assert_allclose(loss, [2000, 2000 + np.log(2), np.log(3)], rtol=1e-7)
     assert np.all(np.isfinite(grad)) and np.all(np.isfinite(lb)) and np.all(np.isfinite(gb))
@@ -150,35 +151,67 @@ def test_l2_is_per_sample_sum():
     loss, _ = F.l2_loss(x, t, "none")
     np.testing.assert_allclose(loss, ((x - t) ** 2).sum(axis=1), rtol=1e-12)
     np.testing.assert_allclose(F.l2_loss(x, t)[0], ((x - t) ** 2).sum() / 3, rtol=1e-12)
-    np.testing.assert_allclose(F.l2_loss(x[:, 0], t[:, 0], "sum")[0],
-                               F.mse_loss(x[:, 0], t[:, 0], "sum")[0], rtol=1e-12)
+    np.testing.assert_allclose(
+        F.l2_loss(x[:, 0], t[:, 0], "sum")[0], F.mse_loss(x[:, 0], t[:, 0], "sum")[0], rtol=1e-12
+    )
 
 
-@pytest.mark.parametrize("call,exc,match", [
-    (lambda: F.mse_loss(np.zeros(3), np.zeros(4)), ValueError,
-     r"target must have the shape of input \(3\), got \(4\)"),
-    (lambda: F.l1_loss(np.zeros(3), np.zeros(3, np.float32)), TypeError, "dtype"),
-    (lambda: F.mse_loss(np.zeros(3), np.zeros(3), "avg"), ValueError,
-     "reduction must be one of 'mean', 'sum', 'none'"),
-    (lambda: F.msle_loss(np.array([-2.0]), np.zeros(1)), ValueError, "> -1"),
-    (lambda: F.l2_loss(np.float64(1), np.float64(1)), ValueError, "batch axis"),
-    (lambda: F.cross_entropy(np.zeros((2, 3)), np.array([0, 3])), ValueError,
-     r"class index 3, outside \[0, 3\)"),
-    (lambda: F.cross_entropy(np.zeros((2, 3)), np.array([-1, 0])), ValueError, "class index -1"),
-    (lambda: F.cross_entropy(np.zeros((2, 3)), np.zeros(3, np.int64)), ValueError,
-     r"target must have shape \(2,\)"),
-    (lambda: F.cross_entropy(np.zeros((2, 3)), np.zeros(2)), ValueError,
-     "probability targets must have the logits' shape"),
-    # unbatched (C,) logits take a scalar target (torch)
-    (lambda: F.cross_entropy(np.zeros(3), np.zeros(1, np.int64)), ValueError,
-     r"target must have shape \(\) for input of shape \(3\)"),
-    (lambda: F.cross_entropy(np.zeros(()), np.zeros((), np.int64)), ValueError,
-     r"logits must be \(C,\) or \(N, C, d1, ..., dk\)"),
-    (lambda: F.nll_loss(np.zeros((2, 3)), np.zeros(2)), TypeError, "integer"),
-    (lambda: F.nll_loss(np.zeros((2, 3)), np.array([0, 5])), ValueError, "class index 5"),
-    (lambda: F.binary_cross_entropy_with_logits(np.zeros(2, np.int64), np.zeros(2)), TypeError,
-     "input must have dtype"),
-])
+@pytest.mark.parametrize(
+    "call,exc,match",
+    [
+        (
+            lambda: F.mse_loss(np.zeros(3), np.zeros(4)),
+            ValueError,
+            r"target must have the shape of input \(3\), got \(4\)",
+        ),
+        (lambda: F.l1_loss(np.zeros(3), np.zeros(3, np.float32)), TypeError, "dtype"),
+        (
+            lambda: F.mse_loss(np.zeros(3), np.zeros(3), "avg"),
+            ValueError,
+            "reduction must be one of 'mean', 'sum', 'none'",
+        ),
+        (lambda: F.msle_loss(np.array([-2.0]), np.zeros(1)), ValueError, "> -1"),
+        (lambda: F.l2_loss(np.float64(1), np.float64(1)), ValueError, "batch axis"),
+        (
+            lambda: F.cross_entropy(np.zeros((2, 3)), np.array([0, 3])),
+            ValueError,
+            r"class index 3, outside \[0, 3\)",
+        ),
+        (
+            lambda: F.cross_entropy(np.zeros((2, 3)), np.array([-1, 0])),
+            ValueError,
+            "class index -1",
+        ),
+        (
+            lambda: F.cross_entropy(np.zeros((2, 3)), np.zeros(3, np.int64)),
+            ValueError,
+            r"target must have shape \(2,\)",
+        ),
+        (
+            lambda: F.cross_entropy(np.zeros((2, 3)), np.zeros(2)),
+            ValueError,
+            "probability targets must have the logits' shape",
+        ),
+        # unbatched (C,) logits take a scalar target (torch)
+        (
+            lambda: F.cross_entropy(np.zeros(3), np.zeros(1, np.int64)),
+            ValueError,
+            r"target must have shape \(\) for input of shape \(3\)",
+        ),
+        (
+            lambda: F.cross_entropy(np.zeros(()), np.zeros((), np.int64)),
+            ValueError,
+            r"logits must be \(C,\) or \(N, C, d1, ..., dk\)",
+        ),
+        (lambda: F.nll_loss(np.zeros((2, 3)), np.zeros(2)), TypeError, "integer"),
+        (lambda: F.nll_loss(np.zeros((2, 3)), np.array([0, 5])), ValueError, "class index 5"),
+        (
+            lambda: F.binary_cross_entropy_with_logits(np.zeros(2, np.int64), np.zeros(2)),
+            TypeError,
+            "input must have dtype",
+        ),
+    ],
+)
 def test_errors(call, exc, match):
     with pytest.raises(exc, match=match):
         call()

@@ -1,5 +1,6 @@
 """Pooling: max (argmax mask), average, Lp and global average, forward and backward, against the
 naive oracle and finite differences (the PyTorch comparisons: tests/parity/test_parity_pool.py)."""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -15,6 +16,7 @@ from convext import functional as F
 
 RNG = np.random.default_rng(1234)
 
+
 def _distinct(shape, dtype=np.float64):
     """Values far apart (no near-ties), so finite differences do not cross a switch."""
     n = int(np.prod(shape))
@@ -22,6 +24,7 @@ def _distinct(shape, dtype=np.float64):
 
 
 # --- max pooling -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("k,s,p,d,ceil", MAX_CASES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -43,14 +46,27 @@ def test_max_forward_backward_vs_reference(k, s, p, d, ceil, dtype):
 
 
 @settings(max_examples=60, deadline=None)
-@given(n=st.integers(0, 3), c=st.integers(1, 3), h=st.integers(1, 9), w=st.integers(1, 9),
-       kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 4), sw=st.integers(1, 4),
-       dh=st.integers(1, 3), dw=st.integers(1, 3), ceil=st.booleans(), data=st.data())
+@given(
+    n=st.integers(0, 3),
+    c=st.integers(1, 3),
+    h=st.integers(1, 9),
+    w=st.integers(1, 9),
+    kh=st.integers(1, 4),
+    kw=st.integers(1, 4),
+    sh=st.integers(1, 4),
+    sw=st.integers(1, 4),
+    dh=st.integers(1, 3),
+    dw=st.integers(1, 3),
+    ceil=st.booleans(),
+    data=st.data(),
+)
 def test_max_forward_property(n, c, h, w, kh, kw, sh, sw, dh, dw, ceil, data):
     ph = data.draw(st.integers(0, kh // 2))
     pw = data.draw(st.integers(0, kw // 2))
-    if (ref.pool_out_size(h, kh, sh, ph, dh, ceil) < 1
-            or ref.pool_out_size(w, kw, sw, pw, dw, ceil) < 1):
+    if (
+        ref.pool_out_size(h, kh, sh, ph, dh, ceil) < 1
+        or ref.pool_out_size(w, kw, sw, pw, dw, ceil) < 1
+    ):
         with pytest.raises(ValueError, match="larger than the padded input"):
             F.max_pool2d(np.zeros((n, c, h, w)), (kh, kw), (sh, sw), (ph, pw), (dh, dw), ceil)
         return
@@ -137,6 +153,7 @@ def test_max_backward_rejects_bad_indices():
 
 # --- average pooling ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("k,s,p,ceil", AVG_CASES)
 @pytest.mark.parametrize("include_pad", [True, False])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -161,9 +178,11 @@ def test_avg_divisor_override(div):
     y = F.avg_pool2d(x, 2, 2, 1, True, True, div)
     np.testing.assert_allclose(y, ref.avg_pool2d(x, 2, 2, 1, True, True, div), rtol=1e-10)
     gy = RNG.standard_normal(y.shape)
-    np.testing.assert_allclose(F.avg_pool2d_backward(gy, x.shape, 2, 2, 1, True, True, div),
-                               ref.avg_pool2d_backward(gy, x.shape, 2, 2, 1, True, True, div),
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        F.avg_pool2d_backward(gy, x.shape, 2, 2, 1, True, True, div),
+        ref.avg_pool2d_backward(gy, x.shape, 2, 2, 1, True, True, div),
+        rtol=1e-10,
+    )
 
 
 @pytest.mark.parametrize("k,s,p,ceil", AVG_CASES)
@@ -173,12 +192,12 @@ def test_avg_gradcheck(k, s, p, ceil, include_pad):
     y = F.avg_pool2d(x, k, s, p, ceil, include_pad)
     gy = RNG.standard_normal(y.shape)
     gx = F.avg_pool2d_backward(gy, x.shape, k, s, p, ceil, include_pad)
-    num = ref.numerical_grad(lambda z: np.sum(F.avg_pool2d(z, k, s, p, ceil, include_pad) * gy),
-                             x)
+    num = ref.numerical_grad(lambda z: np.sum(F.avg_pool2d(z, k, s, p, ceil, include_pad) * gy), x)
     np.testing.assert_allclose(gx, num, atol=1e-5, rtol=1e-3)
 
 
 # --- Lp pooling --------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("p", LP_NORMS)
 @pytest.mark.parametrize("k,s,ceil", LP_POOL_CASES)
@@ -222,6 +241,7 @@ def test_lp_inf_is_max_of_abs():
 
 # --- global average ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_global_avg(dtype):
     x = RNG.standard_normal((3, 4, 5, 6)).astype(dtype)
@@ -235,16 +255,21 @@ def test_global_avg(dtype):
     gy = RNG.standard_normal(y.shape).astype(dtype)
     gx = F.global_avg_pool2d_backward(gy, x.shape)
     assert gx.dtype == dtype
-    np.testing.assert_allclose(gx, ref.avg_pool2d_backward(gy, x.shape, (5, 6)),
-                               rtol=1e-6 if dtype == np.float32 else 1e-10)
+    np.testing.assert_allclose(
+        gx,
+        ref.avg_pool2d_backward(gy, x.shape, (5, 6)),
+        rtol=1e-6 if dtype == np.float32 else 1e-10,
+    )
     if dtype == np.float64:
         num = ref.numerical_grad(lambda z: np.sum(F.global_avg_pool2d(z) * gy[:1, :2]), x[:1, :2])
-        np.testing.assert_allclose(F.global_avg_pool2d_backward(gy[:1, :2], (1, 2, 5, 6)), num,
-                                   atol=1e-5, rtol=1e-3)
+        np.testing.assert_allclose(
+            F.global_avg_pool2d_backward(gy[:1, :2], (1, 2, 5, 6)), num, atol=1e-5, rtol=1e-3
+        )
     assert F.global_avg_pool2d(x[0]).shape == (4, 1, 1)
 
 
 # --- shapes, layouts, threads ------------------------------------------------------------------
+
 
 def test_batch_zero():
     x = np.zeros((0, 3, 8, 8), np.float32)
@@ -256,8 +281,9 @@ def test_batch_zero():
     assert F.avg_pool2d_backward(a, x.shape, 3, 2, 1).shape == x.shape
     assert F.lp_pool2d(x, 2, 2).shape == (0, 3, 4, 4)
     assert F.global_avg_pool2d(x).shape == (0, 3, 1, 1)
-    assert F.global_avg_pool2d_backward(np.zeros((0, 3, 1, 1), np.float32), x.shape).shape == \
-        x.shape
+    assert (
+        F.global_avg_pool2d_backward(np.zeros((0, 3, 1, 1), np.float32), x.shape).shape == x.shape
+    )
 
 
 def test_unbatched():
@@ -266,13 +292,15 @@ def test_unbatched():
     y4, idx4 = F.max_pool2d(x[None], 3, 2, 1, return_indices=True)
     np.testing.assert_array_equal(y, y4[0])
     np.testing.assert_array_equal(idx, idx4[0])
-    np.testing.assert_array_equal(F.max_pool2d_backward(y, idx, x.shape),
-                                  F.max_pool2d_backward(y4, idx4, x[None].shape)[0])
+    np.testing.assert_array_equal(
+        F.max_pool2d_backward(y, idx, x.shape), F.max_pool2d_backward(y4, idx4, x[None].shape)[0]
+    )
     a = F.avg_pool2d(x, 3, 2, 1, True, False)
     np.testing.assert_array_equal(a, F.avg_pool2d(x[None], 3, 2, 1, True, False)[0])
-    np.testing.assert_array_equal(F.avg_pool2d_backward(a, x.shape, 3, 2, 1, True, False),
-                                  F.avg_pool2d_backward(a[None], x[None].shape, 3, 2, 1, True,
-                                                        False)[0])
+    np.testing.assert_array_equal(
+        F.avg_pool2d_backward(a, x.shape, 3, 2, 1, True, False),
+        F.avg_pool2d_backward(a[None], x[None].shape, 3, 2, 1, True, False)[0],
+    )
     np.testing.assert_array_equal(F.lp_pool2d(x, 2, 2), F.lp_pool2d(x[None], 2, 2)[0])
 
 
@@ -301,8 +329,7 @@ def test_layouts():
         np.testing.assert_array_equal(F.avg_pool2d(v, 3, 2, 1), a, err_msg=name)
     for name, g in _layouts(gy):
         np.testing.assert_array_equal(F.max_pool2d_backward(g, idx, x.shape), gx, err_msg=name)
-        np.testing.assert_array_equal(F.avg_pool2d_backward(g, x.shape, 3, 2, 1), ga,
-                                      err_msg=name)
+        np.testing.assert_array_equal(F.avg_pool2d_backward(g, x.shape, 3, 2, 1), ga, err_msg=name)
     np.testing.assert_array_equal(F.max_pool2d_backward(gy, np.asfortranarray(idx), x.shape), gx)
 
 
@@ -314,8 +341,15 @@ def test_thread_count_determinism():
             convext.set_num_threads(n)
             y, idx = F.max_pool2d(x, 3, 2, 1, return_indices=True)
             gy = np.ones_like(y)
-            results.append((y, idx, F.max_pool2d_backward(gy, idx, x.shape),
-                            F.avg_pool2d(x, 3, 2, 1), F.avg_pool2d_backward(gy, x.shape, 3, 2, 1)))
+            results.append(
+                (
+                    y,
+                    idx,
+                    F.max_pool2d_backward(gy, idx, x.shape),
+                    F.avg_pool2d(x, 3, 2, 1),
+                    F.avg_pool2d_backward(gy, x.shape, 3, 2, 1),
+                )
+            )
     finally:
         convext.set_num_threads(None)
     for a, b in zip(*results, strict=True):
@@ -324,38 +358,62 @@ def test_thread_count_determinism():
 
 # --- errors ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("call,exc,match", [
-    (lambda x: F.max_pool2d(x, 3, 1, 2), ValueError, "padding .* half of the kernel"),
-    (lambda x: F.avg_pool2d(x, 2, 1, 2), ValueError, "padding .* half of the kernel"),
-    (lambda x: F.max_pool2d(x, 9), ValueError, r"larger than the padded input.*\(1, 2, 5, 6\)"),
-    (lambda x: F.avg_pool2d(x, (2, 9)), ValueError, "larger than the padded input"),
-    (lambda x: F.max_pool2d(x, 0), ValueError, "kernel_size"),
-    (lambda x: F.max_pool2d(x, 2, 0), ValueError, "stride"),
-    (lambda x: F.max_pool2d(x, 2, -1), ValueError, "stride"),
-    (lambda x: F.max_pool2d(x, 2, 2, -1), ValueError, "padding"),
-    (lambda x: F.max_pool2d(x, 2, dilation=0), ValueError, "dilation"),
-    (lambda x: F.max_pool2d(x, 2.5), TypeError, "kernel_size"),
-    (lambda x: F.max_pool2d(x[0, 0], 2), ValueError, r"x must be 3 or 4-dimensional.*\(5, 6\)"),
-    (lambda x: F.avg_pool2d(x[None], 2), ValueError, "x must be 3 or 4-dimensional"),
-    (lambda x: F.max_pool2d(x.astype(np.int32), 2), TypeError, "x must have dtype"),
-    (lambda x: F.avg_pool2d(x, 2, divisor_override=0), ValueError, "divisor_override"),
-    (lambda x: F.avg_pool2d(x, 2, ceil_mode=1), TypeError, "ceil_mode"),
-    (lambda x: F.avg_pool2d_backward(np.zeros((1, 2, 3, 3)), x.shape, 2), ValueError,
-     r"grad_out must have shape \(1, 2, 2, 3\)"),
-    (lambda x: F.avg_pool2d_backward(np.zeros((1, 2, 2, 3)), (2, 5, 6, 1, 1), 2), ValueError,
-     "input_shape"),
-    (lambda x: F.lp_pool2d(x, 0, 2), ValueError, "norm_type"),
-    (lambda x: F.lp_pool2d(x, -np.inf, 2), ValueError, "norm_type"),
-    (lambda x: F.lp_pool2d_backward(np.zeros((1, 2, 2, 3)), x, np.zeros((1, 2, 2, 2)), 2, 2),
-     ValueError, "out must have shape"),
-    (lambda x: F.lp_pool2d_backward(np.zeros((1, 2, 2, 3), np.float32), x,
-                                    np.zeros((1, 2, 2, 3)), 2, 2), TypeError, "dtype"),
-    (lambda x: F.max_pool2d(np.zeros((1, 2, 0, 6)), 2, 2, 1), ValueError,
-     r"non-empty channels.*\(1, 2, 0, 6\)"),
-    (lambda x: F.avg_pool2d(np.zeros((2, 0, 4, 4)), 2), ValueError, "non-empty channels"),
-    (lambda x: F.global_avg_pool2d_backward(np.zeros((1, 2, 2, 1)), x.shape), ValueError,
-     "grad_out must have shape"),
-])
+
+@pytest.mark.parametrize(
+    "call,exc,match",
+    [
+        (lambda x: F.max_pool2d(x, 3, 1, 2), ValueError, "padding .* half of the kernel"),
+        (lambda x: F.avg_pool2d(x, 2, 1, 2), ValueError, "padding .* half of the kernel"),
+        (lambda x: F.max_pool2d(x, 9), ValueError, r"larger than the padded input.*\(1, 2, 5, 6\)"),
+        (lambda x: F.avg_pool2d(x, (2, 9)), ValueError, "larger than the padded input"),
+        (lambda x: F.max_pool2d(x, 0), ValueError, "kernel_size"),
+        (lambda x: F.max_pool2d(x, 2, 0), ValueError, "stride"),
+        (lambda x: F.max_pool2d(x, 2, -1), ValueError, "stride"),
+        (lambda x: F.max_pool2d(x, 2, 2, -1), ValueError, "padding"),
+        (lambda x: F.max_pool2d(x, 2, dilation=0), ValueError, "dilation"),
+        (lambda x: F.max_pool2d(x, 2.5), TypeError, "kernel_size"),
+        (lambda x: F.max_pool2d(x[0, 0], 2), ValueError, r"x must be 3 or 4-dimensional.*\(5, 6\)"),
+        (lambda x: F.avg_pool2d(x[None], 2), ValueError, "x must be 3 or 4-dimensional"),
+        (lambda x: F.max_pool2d(x.astype(np.int32), 2), TypeError, "x must have dtype"),
+        (lambda x: F.avg_pool2d(x, 2, divisor_override=0), ValueError, "divisor_override"),
+        (lambda x: F.avg_pool2d(x, 2, ceil_mode=1), TypeError, "ceil_mode"),
+        (
+            lambda x: F.avg_pool2d_backward(np.zeros((1, 2, 3, 3)), x.shape, 2),
+            ValueError,
+            r"grad_out must have shape \(1, 2, 2, 3\)",
+        ),
+        (
+            lambda x: F.avg_pool2d_backward(np.zeros((1, 2, 2, 3)), (2, 5, 6, 1, 1), 2),
+            ValueError,
+            "input_shape",
+        ),
+        (lambda x: F.lp_pool2d(x, 0, 2), ValueError, "norm_type"),
+        (lambda x: F.lp_pool2d(x, -np.inf, 2), ValueError, "norm_type"),
+        (
+            lambda x: F.lp_pool2d_backward(np.zeros((1, 2, 2, 3)), x, np.zeros((1, 2, 2, 2)), 2, 2),
+            ValueError,
+            "out must have shape",
+        ),
+        (
+            lambda x: F.lp_pool2d_backward(
+                np.zeros((1, 2, 2, 3), np.float32), x, np.zeros((1, 2, 2, 3)), 2, 2
+            ),
+            TypeError,
+            "dtype",
+        ),
+        (
+            lambda x: F.max_pool2d(np.zeros((1, 2, 0, 6)), 2, 2, 1),
+            ValueError,
+            r"non-empty channels.*\(1, 2, 0, 6\)",
+        ),
+        (lambda x: F.avg_pool2d(np.zeros((2, 0, 4, 4)), 2), ValueError, "non-empty channels"),
+        (
+            lambda x: F.global_avg_pool2d_backward(np.zeros((1, 2, 2, 1)), x.shape),
+            ValueError,
+            "grad_out must have shape",
+        ),
+    ],
+)
 def test_errors(call, exc, match):
     x = np.zeros((1, 2, 5, 6))
     with pytest.raises(exc, match=match):

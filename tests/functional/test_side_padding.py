@@ -4,26 +4,26 @@ The oracle is the definition: pad the input explicitly with np.pad (zeros for co
 average/power pooling, -inf for max pooling), then run the naive loops of tests/reference.py with
 padding 0. Every convolution route is forced through ``_route``; gradients are checked against
 the same oracle and against central differences."""
+
 import numpy as np
 import pytest
 
 import convext.functional as F
-from convext._validation import MAX_EXTENT, conv_output_size
-
 import reference as ref
+from convext._validation import MAX_EXTENT, conv_output_size
 
 RNG = np.random.default_rng(12)
 SIDES = [(0, 2, 1, 0), (2, 0, 0, 1), (1, 0, 2, 2), (0, 1, 0, 1), (3, 1, 0, 2)]
 
 
 def _np_pad(x, pads, value=0.0):
-    t, b, l, r = pads
-    return np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)), constant_values=value)
+    t, b, left, r = pads
+    return np.pad(x, ((0, 0), (0, 0), (t, b), (left, r)), constant_values=value)
 
 
 def _crop(a, pads):
-    t, b, l, r = pads
-    return a[:, :, t:a.shape[2] - b, l:a.shape[3] - r]
+    t, b, left, r = pads
+    return a[:, :, t : a.shape[2] - b, left : a.shape[3] - r]
 
 
 def _ceil_out(size, k, s, lo, hi, d=1):
@@ -42,22 +42,24 @@ CONV_CASES = [
     ((2, 3, 7, 6), (4, 3, 3, 3), 1, 1, 1, (0, 2, 1, 0)),
     ((2, 3, 7, 6), (4, 3, 3, 2), 2, 1, 1, (2, 0, 0, 1)),
     ((1, 4, 8, 9), (6, 2, 3, 3), (2, 3), (1, 2), 2, (1, 3, 2, 0)),
-    ((2, 3, 6, 6), (3, 1, 3, 3), 1, 1, 3, (0, 1, 2, 1)),       # depthwise
+    ((2, 3, 6, 6), (3, 1, 3, 3), 1, 1, 3, (0, 1, 2, 1)),  # depthwise
     ((2, 3, 9, 7), (3, 1, 2, 3), 2, (2, 1), 3, (3, 0, 1, 2)),  # depthwise, stride, dilation
 ]
 
 
 def _routes(pass_, groups, w_shape):
     depthwise = w_shape[1] == 1 and w_shape[0] == groups
-    names = {"forward": ["gemm", "direct"], "grad_input": ["gemm"],
-             "grad_weight": ["gemm", "direct"]}[pass_]
+    names = {
+        "forward": ["gemm", "direct"],
+        "grad_input": ["gemm"],
+        "grad_weight": ["gemm", "direct"],
+    }[pass_]
     return names + (["depthwise"] if depthwise else [])
 
 
 @pytest.mark.parametrize("xs, ws, stride, dil, groups, pads", CONV_CASES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_conv2d_side_padding_equals_np_pad_on_every_route(xs, ws, stride, dil, groups, pads,
-                                                          dtype):
+def test_conv2d_side_padding_equals_np_pad_on_every_route(xs, ws, stride, dil, groups, pads, dtype):
     x = RNG.standard_normal(xs).astype(dtype)
     w = RNG.standard_normal(ws).astype(dtype)
     b = RNG.standard_normal(ws[0]).astype(dtype)
@@ -70,8 +72,9 @@ def test_conv2d_side_padding_equals_np_pad_on_every_route(xs, ws, stride, dil, g
 
 
 @pytest.mark.parametrize("xs, ws, stride, dil, groups, pads", CONV_CASES)
-def test_conv2d_backward_side_padding_equals_np_pad_on_every_route(xs, ws, stride, dil, groups,
-                                                                   pads):
+def test_conv2d_backward_side_padding_equals_np_pad_on_every_route(
+    xs, ws, stride, dil, groups, pads
+):
     x = RNG.standard_normal(xs)
     w = RNG.standard_normal(ws)
     gy = RNG.standard_normal(F.conv2d(x, w, None, stride, pads, dil, groups).shape)
@@ -79,8 +82,9 @@ def test_conv2d_backward_side_padding_equals_np_pad_on_every_route(xs, ws, strid
     gx_want = _crop(gxp, pads)
     for ri in _routes("grad_input", groups, ws):
         for rw in _routes("grad_weight", groups, ws):
-            gx, gw, gb = F.conv2d_backward(gy, x, w, stride, pads, dil, groups,
-                                           _route={"grad_input": ri, "grad_weight": rw})
+            gx, gw, gb = F.conv2d_backward(
+                gy, x, w, stride, pads, dil, groups, _route={"grad_input": ri, "grad_weight": rw}
+            )
             np.testing.assert_allclose(gx, gx_want, rtol=1e-11, atol=1e-11, err_msg=ri)
             np.testing.assert_allclose(gw, gw_want, rtol=1e-11, atol=1e-11, err_msg=rw)
             np.testing.assert_allclose(gb, gb_want, rtol=1e-12, atol=1e-12)
@@ -93,34 +97,46 @@ def test_conv2d_backward_side_padding_finite_differences():
     gy = RNG.standard_normal(F.conv2d(x, w, None, stride, pads).shape)
     gx, gw, _ = F.conv2d_backward(gy, x, w, stride, pads)
     np.testing.assert_allclose(
-        gx, ref.numerical_grad(lambda v: np.sum(gy * F.conv2d(v, w, None, stride, pads)), x),
-        rtol=1e-6, atol=1e-7)
+        gx,
+        ref.numerical_grad(lambda v: np.sum(gy * F.conv2d(v, w, None, stride, pads)), x),
+        rtol=1e-6,
+        atol=1e-7,
+    )
     np.testing.assert_allclose(
-        gw, ref.numerical_grad(lambda v: np.sum(gy * F.conv2d(x, v, None, stride, pads)), w),
-        rtol=1e-6, atol=1e-7)
+        gw,
+        ref.numerical_grad(lambda v: np.sum(gy * F.conv2d(x, v, None, stride, pads)), w),
+        rtol=1e-6,
+        atol=1e-7,
+    )
 
 
 def test_symmetric_four_tuple_equals_the_pair_and_unbatched():
     x = RNG.standard_normal((2, 3, 6, 7))
     w = RNG.standard_normal((4, 3, 3, 3))
-    np.testing.assert_array_equal(F.conv2d(x, w, padding=(1, 1, 2, 2)),
-                                  F.conv2d(x, w, padding=(1, 2)))
-    np.testing.assert_array_equal(F.conv2d(x[0], w, padding=(0, 2, 1, 0)),
-                                  F.conv2d(x[:1], w, padding=(0, 2, 1, 0))[0])
+    np.testing.assert_array_equal(
+        F.conv2d(x, w, padding=(1, 1, 2, 2)), F.conv2d(x, w, padding=(1, 2))
+    )
+    np.testing.assert_array_equal(
+        F.conv2d(x[0], w, padding=(0, 2, 1, 0)), F.conv2d(x[:1], w, padding=(0, 2, 1, 0))[0]
+    )
     np.testing.assert_array_equal(F.max_pool2d(x, 3, 2, [1, 1, 1, 1]), F.max_pool2d(x, 3, 2, 1))
-    np.testing.assert_array_equal(F.avg_pool2d(x, 3, 2, (1, 1, 0, 0)),
-                                  F.avg_pool2d(x, 3, 2, (1, 0)))
+    np.testing.assert_array_equal(
+        F.avg_pool2d(x, 3, 2, (1, 1, 0, 0)), F.avg_pool2d(x, 3, 2, (1, 0))
+    )
 
 
 def test_conv_output_size_takes_the_four_tuple():
     assert conv_output_size((7, 6), 3, 2, (0, 2, 1, 0)) == (
-        (7 + 2 - 3) // 2 + 1, (6 + 1 - 3) // 2 + 1)
+        (7 + 2 - 3) // 2 + 1,
+        (6 + 1 - 3) // 2 + 1,
+    )
 
 
 def test_depthwise_scratch_counts_bottom_and_right_padding():
     # the route chooser's depthwise plane is sized from OH and OW, which grow with the
     # bottom/right padding: Hp = H + top + bottom, Wp = W + left + right here (stride 1)
     from convext.functional import _routes
+
     x = RNG.standard_normal((1, 2, 4, 5))
     w = RNG.standard_normal((2, 1, 3, 3))
     pads = (1, 40, 0, 30)
@@ -128,11 +144,13 @@ def test_depthwise_scratch_counts_bottom_and_right_padding():
     OH, OW = g.out_hw
     assert (OH, OW) == (4 + 41 - 2, 5 + 30 - 2)
     assert _routes.depthwise_scratch(_routes.conv_shape(x.shape, w.shape, g)) == (
-        (4 + 41 + OH) * (5 + 30))
+        (4 + 41 + OH) * (5 + 30)
+    )
     want = ref.conv2d(_np_pad(x, pads), w, None, 1, 0, 1, 2)
     for route in ("depthwise", "gemm"):
-        np.testing.assert_allclose(F.conv2d(x, w, padding=pads, groups=2, _route=route), want,
-                                   rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(
+            F.conv2d(x, w, padding=pads, groups=2, _route=route), want, rtol=1e-12, atol=1e-12
+        )
         gy = RNG.standard_normal(want.shape)
         gx, gw, _ = F.conv2d_backward(gy, x, w, 1, pads, 1, 2, _route=route)
         gxp, gw_want, _ = ref.conv2d_grads(gy, _np_pad(x, pads), w, 1, 0, 1, 2)
@@ -155,12 +173,12 @@ POOL_CASES = [
 def _pool_check_shape(got, x, k, s, pads, ceil):
     kh, kw = (k, k) if np.isscalar(k) else k
     sh, sw = (s, s) if np.isscalar(s) else s
-    t, b, l, r = pads
+    t, b, left, r = pads
     H, W = x.shape[2:]
     if ceil:
-        want = (_ceil_out(H, kh, sh, t, b), _ceil_out(W, kw, sw, l, r))
+        want = (_ceil_out(H, kh, sh, t, b), _ceil_out(W, kw, sw, left, r))
     else:
-        want = ((H + t + b - kh) // sh + 1, (W + l + r - kw) // sw + 1)
+        want = ((H + t + b - kh) // sh + 1, (W + left + r - kw) // sw + 1)
     assert got.shape[2:] == want
     return want
 
@@ -180,15 +198,16 @@ def test_max_pool_side_padding_equals_neg_inf_np_pad(xs, k, s, pads, ceil, dil):
     assert want.shape[2] - OH in (0, 1) and want.shape[3] - OW in (0, 1)
     want, widx = want[:, :, :OH, :OW], widx[:, :, :OH, :OW]
     np.testing.assert_array_equal(got, want)
-    t, _, l, _ = pads
+    t, _, left, _ = pads
     Wp, W = xp.shape[3], x.shape[3]
     real = widx >= 0
-    want_idx = np.where(real, (widx // Wp - t) * W + (widx % Wp - l), -1)
+    want_idx = np.where(real, (widx // Wp - t) * W + (widx % Wp - left), -1)
     np.testing.assert_array_equal(idx, want_idx)
     gy = RNG.standard_normal(got.shape)
     gx = F.max_pool2d_backward(gy, idx, x.shape)
-    np.testing.assert_allclose(gx, ref.max_pool2d_backward(gy, want_idx, x.shape), rtol=1e-13,
-                               atol=1e-13)
+    np.testing.assert_allclose(
+        gx, ref.max_pool2d_backward(gy, want_idx, x.shape), rtol=1e-13, atol=1e-13
+    )
 
 
 @pytest.mark.parametrize("xs, k, s, pads, ceil", POOL_CASES)
@@ -201,17 +220,18 @@ def test_avg_pool_side_padding_equals_zero_np_pad(xs, k, s, pads, ceil, include)
         want = ref.avg_pool2d(_np_pad(x, pads), k, s, 0, ceil, True)
     else:  # the divisor counts only the real pixels: a sum pool over a padded plane of ones
         sums = ref.avg_pool2d(_np_pad(x, pads), k, s, 0, ceil, divisor_override=1)
-        count = ref.avg_pool2d(_np_pad(np.ones_like(x), pads), k, s, 0, ceil,
-                               divisor_override=1)
+        count = ref.avg_pool2d(_np_pad(np.ones_like(x), pads), k, s, 0, ceil, divisor_override=1)
         want = sums / count
     np.testing.assert_allclose(got, want[:, :, :OH, :OW], rtol=1e-13, atol=1e-13)
     # the gradient: the oracle's gradient on the padded input, cropped
     gy = RNG.standard_normal(got.shape)
     gx = F.avg_pool2d_backward(gy, x.shape, k, s, pads, ceil, include)
     np.testing.assert_allclose(
-        gx, ref.numerical_grad(lambda v: np.sum(gy * F.avg_pool2d(v, k, s, pads, ceil,
-                                                                  include)), x),
-        rtol=1e-6, atol=1e-8)
+        gx,
+        ref.numerical_grad(lambda v: np.sum(gy * F.avg_pool2d(v, k, s, pads, ceil, include)), x),
+        rtol=1e-6,
+        atol=1e-8,
+    )
 
 
 @pytest.mark.parametrize("xs, k, s, pads, ceil", POOL_CASES[:4])
@@ -229,8 +249,11 @@ def test_lp_pool_side_padding_equals_zero_np_pad(xs, k, s, pads, ceil, p):
     gy = RNG.standard_normal(got.shape)
     gx = F.lp_pool2d_backward(gy, x, got, p, k, s, ceil, pads)
     np.testing.assert_allclose(
-        gx, ref.numerical_grad(lambda v: np.sum(gy * F.lp_pool2d(v, p, k, s, ceil, pads)), x),
-        rtol=1e-5, atol=1e-7)
+        gx,
+        ref.numerical_grad(lambda v: np.sum(gy * F.lp_pool2d(v, p, k, s, ceil, pads)), x),
+        rtol=1e-5,
+        atol=1e-7,
+    )
 
 
 def test_max_pool_backward_finite_differences_with_side_padding():
@@ -241,7 +264,9 @@ def test_max_pool_backward_finite_differences_with_side_padding():
     np.testing.assert_allclose(
         F.max_pool2d_backward(gy, idx, x.shape),
         ref.numerical_grad(lambda v: np.sum(gy * F.max_pool2d(v, 3, 2, pads, 1, True)), x),
-        rtol=1e-6, atol=1e-8)
+        rtol=1e-6,
+        atol=1e-8,
+    )
 
 
 def test_ceil_mode_last_window_must_start_inside_the_input_or_top_left_padding():
@@ -261,11 +286,18 @@ def test_ceil_mode_last_window_must_start_inside_the_input_or_top_left_padding()
 
 
 # --------------------------------------------------------------------------------- errors
-@pytest.mark.parametrize("bad, exc", [
-    ((1, 2, 3), ValueError), ((1, 2, 3, 4, 5), ValueError), ((1, -1, 0, 0), ValueError),
-    ((1, 0, 0, 1.5), TypeError), ((0, MAX_EXTENT + 1, 0, 0), ValueError),
-    ((True, 0, 0, 0), TypeError), ("full", ValueError),
-])
+@pytest.mark.parametrize(
+    "bad, exc",
+    [
+        ((1, 2, 3), ValueError),
+        ((1, 2, 3, 4, 5), ValueError),
+        ((1, -1, 0, 0), ValueError),
+        ((1, 0, 0, 1.5), TypeError),
+        ((0, MAX_EXTENT + 1, 0, 0), ValueError),
+        ((True, 0, 0, 0), TypeError),
+        ("full", ValueError),
+    ],
+)
 def test_bad_side_padding_is_an_error_naming_padding(bad, exc):
     x = np.zeros((1, 1, 6, 6))
     w = np.zeros((1, 1, 3, 3))
@@ -274,9 +306,12 @@ def test_bad_side_padding_is_an_error_naming_padding(bad, exc):
     with pytest.raises(exc, match="padding"):
         F.conv2d_backward(np.zeros((1, 1, 4, 4)), x, w, padding=bad)
     pool_exc = TypeError if isinstance(bad, str) else exc
-    for fn in (lambda: F.max_pool2d(x, 3, 1, bad), lambda: F.avg_pool2d(x, 3, 1, bad),
-               lambda: F.lp_pool2d(x, 2, 3, 1, False, bad),
-               lambda: F.avg_pool2d_backward(np.zeros((1, 1, 4, 4)), x.shape, 3, 1, bad)):
+    for fn in (
+        lambda: F.max_pool2d(x, 3, 1, bad),
+        lambda: F.avg_pool2d(x, 3, 1, bad),
+        lambda: F.lp_pool2d(x, 2, 3, 1, False, bad),
+        lambda: F.avg_pool2d_backward(np.zeros((1, 1, 4, 4)), x.shape, 3, 1, bad),
+    ):
         with pytest.raises(pool_exc, match="padding"):
             fn()
 
@@ -303,11 +338,14 @@ def test_kernel_larger_than_the_side_padded_input_names_padding():
 def test_layers_take_side_padding_and_save_and_load_it(tmp_path):
     import convext as cx
     from convext import layers as L
+
     pads = (1, 0, 2, 1)
-    model = L.Sequential(L.Conv2D(2, 3, 3, padding=pads, dtype=np.float64, rng=0),
-                         L.MaxPool2D(3, 2, [0, 1, 1, 0]), L.AvgPool2D(2, 1, (1, 0, 0, 1), True,
-                                                                    False),
-                         L.LPPool2D(2, 2, 1, False, (0, 1, 1, 0)))
+    model = L.Sequential(
+        L.Conv2D(2, 3, 3, padding=pads, dtype=np.float64, rng=0),
+        L.MaxPool2D(3, 2, [0, 1, 1, 0]),
+        L.AvgPool2D(2, 1, (1, 0, 0, 1), True, False),
+        L.LPPool2D(2, 2, 1, False, (0, 1, 1, 0)),
+    )
     x = RNG.standard_normal((2, 2, 9, 8))
     c = model[0]
     y = F.conv2d(x, c.weight, c.bias, 1, pads)
@@ -330,8 +368,11 @@ def test_layers_take_side_padding_and_save_and_load_it(tmp_path):
 @pytest.mark.parametrize("bad", [[1, 2, 3], [1, 2, 3, 4, 5], [0, -1, 0, 0], [0, 0, 0, 1.5]])
 def test_registry_padding_field_takes_four_ints_only(bad):
     from convext.layers.registry import layer_from_spec
-    spec = {"type": "Conv2D", "config": {"in_channels": 1, "out_channels": 1,
-                                         "kernel_size": [3, 3], "padding": bad}}
+
+    spec = {
+        "type": "Conv2D",
+        "config": {"in_channels": 1, "out_channels": 1, "kernel_size": [3, 3], "padding": bad},
+    }
     with pytest.raises(ValueError, match="padding must be .*list of 1, 2 or 4"):
         layer_from_spec(spec)
     spec["config"]["padding"] = [0, 1, 2, 0]

@@ -1,4 +1,5 @@
 """convext.build_info(), convext.show_config() and ``python -m convext info``."""
+
 import io
 import os
 import platform
@@ -11,9 +12,22 @@ import pytest
 
 import convext
 
-KEYS = {"version", "python", "platform", "cython_version", "numpy_build_version",
-        "numpy_version", "compiler", "cflags", "openmp", "openmp_spec", "num_threads", "arch",
-        "simd_baseline", "gemm_kernel"}
+KEYS = {
+    "version",
+    "python",
+    "platform",
+    "cython_version",
+    "numpy_build_version",
+    "numpy_version",
+    "compiler",
+    "cflags",
+    "openmp",
+    "openmp_spec",
+    "num_threads",
+    "arch",
+    "simd_baseline",
+    "gemm_kernel",
+}
 VERSION = re.compile(r"^\d+\.\d+(\.\d+)?")
 
 
@@ -34,8 +48,16 @@ def test_build_info_compile_time_values():
     # Built against numpy 2.x: such an extension also imports on numpy 1.23+ (PACKAGING.md).
     assert int(info["numpy_build_version"].split(".")[0]) >= 2
     assert info["compiler"] and info["compiler"] != "unknown"
-    assert info["simd_baseline"] in {"AVX512F", "AVX2", "AVX", "SSE4.2", "SSE2", "SVE", "NEON",
-                                     "none"}
+    assert info["simd_baseline"] in {
+        "AVX512F",
+        "AVX2",
+        "AVX",
+        "SSE4.2",
+        "SSE2",
+        "SVE",
+        "NEON",
+        "none",
+    }
     assert info["gemm_kernel"] in {"AVX-512F", "AVX2+FMA", "generic"}
     if info["openmp"]:
         assert info["openmp_spec"] >= 200203  # OpenMP 2.0 (MSVC) or later
@@ -61,8 +83,9 @@ def test_default_build_is_portable():
     info = convext.build_info()
     assert "native" not in info["cflags"], info["cflags"]
     assert "-O0" not in info["cflags"], info["cflags"]
-    if info["arch"] == "x86_64" and not any(f.startswith(("-m", "/arch"))
-                                            for f in info["cflags"].split()):
+    if info["arch"] == "x86_64" and not any(
+        f.startswith(("-m", "/arch")) for f in info["cflags"].split()
+    ):
         # No ISA flag: the baseline is what every x86-64 CPU has.
         assert info["simd_baseline"] == "SSE2"
     if info["openmp"]:
@@ -83,8 +106,12 @@ def _cpu_flags_linux():
 def test_gemm_kernel_matches_cpu_flags():
     info = convext.build_info()
     flags = _cpu_flags_linux() if sys.platform.startswith("linux") else None
-    if flags is None or info["arch"] != "x86_64" or "gcc" not in info["compiler"].lower() \
-            and "clang" not in info["compiler"].lower():
+    if (
+        flags is None
+        or info["arch"] != "x86_64"
+        or "gcc" not in info["compiler"].lower()
+        and "clang" not in info["compiler"].lower()
+    ):
         pytest.skip("needs /proc/cpuinfo and a GCC/clang x86-64 build")
     if "avx512f" in flags:
         expected = "AVX-512F"
@@ -120,8 +147,13 @@ def test_show_config_default_stdout(capsys):
 
 def test_cli_info():
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "convext", "info"], capture_output=True,
-                          text=True, timeout=120, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "convext", "info"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert f"convext {convext.__version__}" in out

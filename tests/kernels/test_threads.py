@@ -4,6 +4,7 @@ worker processes started with spawn and forkserver.
 Results must not depend on the thread count: each convolution kernel fixes its work split and
 summation order independently of the number of threads, so 1 and 2 threads agree bitwise.
 """
+
 import multiprocessing
 import os
 import subprocess
@@ -16,8 +17,9 @@ import pytest
 import convext
 import reference
 
-needs_openmp = pytest.mark.skipif(not convext.openmp_enabled(),
-                                  reason="convext was built without OpenMP")
+needs_openmp = pytest.mark.skipif(
+    not convext.openmp_enabled(), reason="convext was built without OpenMP"
+)
 
 
 def _run(code, **env):
@@ -25,13 +27,19 @@ def _run(code, **env):
     full_env = dict(os.environ)
     full_env.pop("OMP_NUM_THREADS", None)
     full_env.update(env)
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=full_env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip()
 
 
 # ---- set_num_threads / get_num_threads -----------------------------------------------------
+
 
 @needs_openmp
 def test_set_get_num_threads(restore_threads):
@@ -75,6 +83,7 @@ def test_without_openmp_one_thread(restore_threads):
 
 # ---- OMP_NUM_THREADS -----------------------------------------------------------------------
 
+
 @needs_openmp
 @pytest.mark.parametrize("value, expected", [("3", 3), ("1", 1), ("5,2", 5)])
 def test_omp_num_threads_is_the_default(value, expected):
@@ -84,8 +93,10 @@ def test_omp_num_threads_is_the_default(value, expected):
 
 @needs_openmp
 def test_set_num_threads_overrides_omp_num_threads():
-    out = _run("import convext; convext.set_num_threads(2); print(convext.get_num_threads())",
-               OMP_NUM_THREADS="1")
+    out = _run(
+        "import convext; convext.set_num_threads(2); print(convext.get_num_threads())",
+        OMP_NUM_THREADS="1",
+    )
     assert int(out) == 2
 
 
@@ -114,6 +125,7 @@ _THREADPOOLCTL_CODE = """
 def test_threadpoolctl_finds_and_limits_convexts_openmp():
     pytest.importorskip("threadpoolctl")
     import json
+
     r = json.loads(_run(_THREADPOOLCTL_CODE, OMP_NUM_THREADS="2"))
     # threadpoolctl found an OpenMP library, and the one it limited is the one the kernels use.
     assert len(r["libs"]) >= 1, r
@@ -124,11 +136,13 @@ def test_threadpoolctl_finds_and_limits_convexts_openmp():
 def test_threadpoolctl_limits_convext_default_threads():
     pytest.importorskip("threadpoolctl")
     import json
+
     r = json.loads(_run(_THREADPOOLCTL_CODE, OMP_NUM_THREADS="2"))
     assert r["inside_convext"] == 1, r
 
 
 # ---- thread count does not change results ---------------------------------------------------
+
 
 def _conv_case(dtype, seed=0):
     rng = np.random.default_rng(seed)
@@ -162,6 +176,7 @@ def test_conv2d_same_result_for_1_and_2_threads(dtype, restore_threads):
 
 
 # ---- worker processes ----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("method", ["spawn", "forkserver"])
 def test_worker_pool_runs_convext(method):

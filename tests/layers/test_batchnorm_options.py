@@ -1,6 +1,7 @@
 """BatchNorm2D's torch options (momentum None, affine, bias, track_running_stats, device, dtype),
 backward after an eval-mode forward, and the empty training batch, against the naive oracles of
 tests/reference.py (no torch; the torch comparison: tests/parity/test_parity_loss_options.py)."""
+
 import numpy as np
 import pytest
 
@@ -32,9 +33,15 @@ def test_momentum_none_is_the_cumulative_average():
     assert sd["num_batches_tracked"] == 4
 
 
-@pytest.mark.parametrize("affine, bias, params", [(True, True, {"weight", "bias"}),
-                                                  (True, False, {"weight"}),
-                                                  (False, True, set()), (False, False, set())])
+@pytest.mark.parametrize(
+    "affine, bias, params",
+    [
+        (True, True, {"weight", "bias"}),
+        (True, False, {"weight"}),
+        (False, True, set()),
+        (False, False, set()),
+    ],
+)
 def test_affine_and_bias(affine, bias, params):
     bn = L.BatchNorm2D(3, affine=affine, bias=bias, dtype=np.float64)
     assert set(bn.parameters()) == params
@@ -76,8 +83,8 @@ def test_backward_after_eval_forward():
     _close(bn(x), reference.batch_norm2d_eval(x, w, np.zeros(3), rm, rv, eps=1e-3))
     gx = bn.backward(g)
     num = reference.numerical_grad(
-        lambda v: np.sum(g * reference.batch_norm2d_eval(v, w, np.zeros(3), rm, rv, eps=1e-3)),
-        x)
+        lambda v: np.sum(g * reference.batch_norm2d_eval(v, w, np.zeros(3), rm, rv, eps=1e-3)), x
+    )
     np.testing.assert_allclose(gx, num, rtol=1e-6, atol=1e-8)
     xhat = (x - rm[None, :, None, None]) / np.sqrt(rv + 1e-3)[None, :, None, None]
     _close(bn.grads()["weight"], np.sum(g * xhat, axis=(0, 2, 3)))
@@ -114,8 +121,9 @@ def test_functional_empty_batch_leaves_running_stats():
     assert y.shape == (0, 2, 3)
     np.testing.assert_array_equal(rm, 0.5)
     np.testing.assert_array_equal(rv, 2.0)
-    gx, gw, gb = F.batch_norm_backward(np.zeros((0, 2, 3)), np.zeros((0, 2, 3)), mean, invstd,
-                                       np.ones(2), training=True)
+    gx, gw, gb = F.batch_norm_backward(
+        np.zeros((0, 2, 3)), np.zeros((0, 2, 3)), mean, invstd, np.ones(2), training=True
+    )
     assert gx.shape == (0, 2, 3)
     np.testing.assert_array_equal(gw, 0)
     np.testing.assert_array_equal(gb, 0)

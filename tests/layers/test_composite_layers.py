@@ -2,6 +2,7 @@
 modes, repr, save/load recurse with torch's dotted names); Residual, Concat and Identity need
 no hand-written backward; a layer instance appears once in a model. No torch here (the torch
 comparison is tests/parity/test_parity_composite.py)."""
+
 import numpy as np
 import pytest
 
@@ -30,11 +31,16 @@ class BasicBlock(cx.Layer):
         if stride != 1 or in_channels != channels:
             self.downsample = L.Sequential(
                 L.Conv2D(in_channels, channels, 1, stride, bias=False, dtype=dtype),
-                L.BatchNorm2D(channels, dtype=dtype))
+                L.BatchNorm2D(channels, dtype=dtype),
+            )
 
     def get_config(self):
-        return dict(in_channels=self.in_channels, channels=self.channels, stride=self.stride,
-                    dtype=self.dtype.name)
+        return dict(
+            in_channels=self.in_channels,
+            channels=self.channels,
+            stride=self.stride,
+            dtype=self.dtype.name,
+        )
 
     def forward(self, x):
         out = self.relu1(self.bn1(self.conv1(x)))
@@ -58,8 +64,9 @@ class Net(cx.Layer):
         self.conv1 = L.Conv2D(2, 4, 3, padding=1, bias=False, dtype=dtype)
         self.bn1 = L.BatchNorm2D(4, dtype=dtype)
         self.relu = L.ReLU()
-        self.layer1 = L.Sequential(BasicBlock(4, 4, dtype=dtype),
-                                   BasicBlock(4, 6, stride=2, dtype=dtype))
+        self.layer1 = L.Sequential(
+            BasicBlock(4, 4, dtype=dtype), BasicBlock(4, 6, stride=2, dtype=dtype)
+        )
         self.pool = L.GlobalAvgPool2D()
         self.flatten = L.Flatten()
         self.fc = L.Dense(6, 3, dtype=dtype)
@@ -74,8 +81,9 @@ class Net(cx.Layer):
     def backward(self, grad_out, needs_input_grad=True):
         g = self.pool.backward(self.flatten.backward(self.fc.backward(grad_out)))
         g = self.layer1.backward(g)
-        return self.conv1.backward(self.bn1.backward(self.relu.backward(g)),
-                                   needs_input_grad=needs_input_grad)
+        return self.conv1.backward(
+            self.bn1.backward(self.relu.backward(g)), needs_input_grad=needs_input_grad
+        )
 
 
 def _x(shape=(3, 2, 6, 6), seed=0, dtype=np.float64):
@@ -99,6 +107,7 @@ def _check_gradients(model, x, params=("conv1.weight",), eps=1e-7, tol=1e-6):
     def f_x(v):
         x_var[...] = v
         return loss()
+
     np.testing.assert_allclose(gx, numerical_grad(f_x, x.copy(), eps), rtol=tol, atol=tol)
     x_var[...] = x
     for name in params:
@@ -107,6 +116,7 @@ def _check_gradients(model, x, params=("conv1.weight",), eps=1e-7, tol=1e-6):
         def f_p(v, p=p):
             p[...] = v
             return loss()
+
         num = numerical_grad(f_p, p.copy(), eps)
         np.testing.assert_allclose(grads[name], num, rtol=tol, atol=tol)
 
@@ -116,11 +126,22 @@ def test_children_are_owned_with_torch_names_and_order():
     keys = list(net.state_dict())
     # torch's order: a layer's own parameters, its buffers, then its children in assignment
     # order, depth first
-    assert keys[:6] == ["conv1.weight", "bn1.weight", "bn1.bias", "bn1.running_mean",
-                        "bn1.running_var", "bn1.num_batches_tracked"]
-    assert keys[6:12] == ["layer1.0.conv1.weight", "layer1.0.bn1.weight", "layer1.0.bn1.bias",
-                          "layer1.0.bn1.running_mean", "layer1.0.bn1.running_var",
-                          "layer1.0.bn1.num_batches_tracked"]
+    assert keys[:6] == [
+        "conv1.weight",
+        "bn1.weight",
+        "bn1.bias",
+        "bn1.running_mean",
+        "bn1.running_var",
+        "bn1.num_batches_tracked",
+    ]
+    assert keys[6:12] == [
+        "layer1.0.conv1.weight",
+        "layer1.0.bn1.weight",
+        "layer1.0.bn1.bias",
+        "layer1.0.bn1.running_mean",
+        "layer1.0.bn1.running_var",
+        "layer1.0.bn1.num_batches_tracked",
+    ]
     assert "layer1.1.downsample.1.running_var" in keys
     assert keys[-2:] == ["fc.weight", "fc.bias"]
     # parameters: the same order without the buffers; grads: the same names
@@ -136,17 +157,23 @@ def test_children_are_owned_with_torch_names_and_order():
 
 def test_basic_block_backward_matches_finite_differences():
     block = BasicBlock(3, 5, stride=2).reset_parameters(1)
-    _check_gradients(block, _x((2, 3, 6, 5), 1),
-                     ("conv1.weight", "bn2.weight", "downsample.0.weight", "downsample.1.bias"))
+    _check_gradients(
+        block,
+        _x((2, 3, 6, 5), 1),
+        ("conv1.weight", "bn2.weight", "downsample.0.weight", "downsample.1.bias"),
+    )
     same = BasicBlock(4, 4).reset_parameters(2)
     _check_gradients(same, _x((2, 4, 5, 5), 2), ("conv2.weight", "bn1.bias"))
 
 
 def test_nested_model_backward_matches_finite_differences():
     net = Net().reset_parameters(3)
-    _check_gradients(net, _x((2, 2, 6, 6), 3),
-                     ("conv1.weight", "layer1.0.conv2.weight", "layer1.1.bn1.weight",
-                      "fc.bias"), tol=2e-6)
+    _check_gradients(
+        net,
+        _x((2, 2, 6, 6), 3),
+        ("conv1.weight", "layer1.0.conv2.weight", "layer1.1.bn1.weight", "fc.bias"),
+        tol=2e-6,
+    )
 
 
 def test_eval_reaches_every_nested_batchnorm():
@@ -244,9 +271,11 @@ def test_assignments_that_are_not_layers_unregister():
     block.downsample = None
     assert not any(k.startswith("downsample") for k in block.state_dict())
     with pytest.raises(AttributeError, match="super\\(\\).__init__\\(\\) first"):
+
         class Early(cx.Layer):
             def __init__(self):
                 self.conv = L.Conv2D(1, 1, 1)
+
         Early()
 
 
@@ -277,11 +306,15 @@ def test_residual_concat_identity_gradients():
     res = L.Residual(L.Sequential(L.Conv2D(3, 3, 3, padding=1, dtype=np.float64), L.Tanh()))
     res.reset_parameters(0)
     _check_gradients(res, _x((2, 3, 4, 5), 10), ("body.0.weight", "body.0.bias"))
-    res2 = L.Residual(L.Conv2D(3, 4, 3, padding=1, dtype=np.float64),
-                      shortcut=L.Conv2D(3, 4, 1, dtype=np.float64)).reset_parameters(1)
+    res2 = L.Residual(
+        L.Conv2D(3, 4, 3, padding=1, dtype=np.float64), shortcut=L.Conv2D(3, 4, 1, dtype=np.float64)
+    ).reset_parameters(1)
     _check_gradients(res2, _x((2, 3, 4, 5), 11), ("body.weight", "shortcut.weight"))
-    cat = L.Concat(L.Conv2D(2, 3, 1, dtype=np.float64), L.Identity(),
-                   L.Sequential(L.Conv2D(2, 1, 3, padding=1, dtype=np.float64), L.Sigmoid()))
+    cat = L.Concat(
+        L.Conv2D(2, 3, 1, dtype=np.float64),
+        L.Identity(),
+        L.Sequential(L.Conv2D(2, 1, 3, padding=1, dtype=np.float64), L.Sigmoid()),
+    )
     cat.reset_parameters(2)
     assert cat(_x((2, 2, 4, 4))).shape == (2, 6, 4, 4)
     _check_gradients(cat, _x((2, 2, 4, 4), 12), ("0.weight", "2.0.weight"))
@@ -324,10 +357,12 @@ def test_composites_save_and_load(tmp_path):
     np.testing.assert_array_equal(back(_x(seed=12)), net(_x(seed=12)))
 
     graph = L.Sequential(
-        L.Residual(L.Sequential(L.Conv2D(2, 2, 3, padding=1, dtype=np.float64), L.ReLU()),
-                   L.Identity()),
+        L.Residual(
+            L.Sequential(L.Conv2D(2, 2, 3, padding=1, dtype=np.float64), L.ReLU()), L.Identity()
+        ),
         L.Concat(L.Conv2D(2, 3, 1, dtype=np.float64), L.Identity(), axis=1),
-        BasicBlock(5, 5)).reset_parameters(12)
+        BasicBlock(5, 5),
+    ).reset_parameters(12)
     graph.eval()
     graph.save(tmp_path / "graph.npz")
     again = cx.load(tmp_path / "graph.npz").eval()
@@ -360,10 +395,12 @@ def test_unregistered_or_unconfigured_composites_say_how(tmp_path):
 
 def _load_arch(tmp_path, model_spec):
     from convext import _archive
+
     path = tmp_path / "arch.npz"
     with open(path, "wb") as f:
-        _archive._write_npz(f, {_archive.ARCH_KEY: np.array(_archive.architecture_json(
-            model_spec))})
+        _archive._write_npz(
+            f, {_archive.ARCH_KEY: np.array(_archive.architecture_json(model_spec))}
+        )
     return lambda: cx.load(path)
 
 
@@ -379,17 +416,32 @@ def test_nested_descriptions_are_validated_under_the_same_bounds(tmp_path):
     model = _load_arch(tmp_path, spec)()
     assert isinstance(model.body, L.Concat) and len(model.body._children) == 40
     bad = [
-        ({"type": "Residual", "config": {"body": {"type": "Conv2D", "config": {
-            "in_channels": -1, "out_channels": 1, "kernel_size": 1}}}},
-         "layer Conv2D.*in_channels must be"),
-        ({"type": "Residual", "config": {"body": {"type": "os.system", "config": {}}}},
-         "unknown layer type 'os.system'.*register_layer"),
+        (
+            {
+                "type": "Residual",
+                "config": {
+                    "body": {
+                        "type": "Conv2D",
+                        "config": {"in_channels": -1, "out_channels": 1, "kernel_size": 1},
+                    }
+                },
+            },
+            "layer Conv2D.*in_channels must be",
+        ),
+        (
+            {"type": "Residual", "config": {"body": {"type": "os.system", "config": {}}}},
+            "unknown layer type 'os.system'.*register_layer",
+        ),
         ({"type": "Residual", "config": {"body": 5}}, "layer Residual.*body is not a Layer"),
-        ({"type": "Concat", "config": {"branches": {"type": "ReLU"}}},
-         "branches must be a list of layer descriptions"),
-        ({"type": "Concat", "config": {"branches": [leaf, 3]}},
-         "branches must be a list of layer descriptions"),
-        ({"type": "Concat", "config": {"branches": [leaf], "axis": 10 ** 9}}, "axis must be"),
+        (
+            {"type": "Concat", "config": {"branches": {"type": "ReLU"}}},
+            "branches must be a list of layer descriptions",
+        ),
+        (
+            {"type": "Concat", "config": {"branches": [leaf, 3]}},
+            "branches must be a list of layer descriptions",
+        ),
+        ({"type": "Concat", "config": {"branches": [leaf], "axis": 10**9}}, "axis must be"),
         ({"type": "Residual", "config": {"body": leaf, "extra": leaf}}, "unknown field"),
         ({"type": "LayerList", "config": {"layers": "x"}}, "layers must be a list"),
     ]
@@ -404,8 +456,9 @@ def test_the_docstring_block_is_the_tested_block():
     import textwrap
 
     from convext.layers import composite
+
     doc = composite.__doc__
-    code = textwrap.dedent(doc[doc.index("::\n") + 3:doc.index("\nThe backward runs")])
+    code = textwrap.dedent(doc[doc.index("::\n") + 3 : doc.index("\nThe backward runs")])
     code = code.replace("@convext.register_layer\n", "")  # do not register it a second time
     namespace = {"convext": cx, "np": np, **{n: getattr(L, n) for n in L.__all__}}
     exec(compile(code, "composite docstring", "exec"), namespace)

@@ -2,6 +2,7 @@
 dask.distributed LocalCluster of 2 worker processes (started and closed here), and a
 GridSearchCV of the scikit-learn estimator through joblib's dask backend; every result is
 compared exactly with the local one."""
+
 import numpy as np
 import pytest
 
@@ -14,8 +15,14 @@ from convext import layers as L  # noqa: E402
 
 
 def _cnn():
-    return L.Sequential(L.Conv2D(1, 4, 3, padding=1), L.BatchNorm2D(4), L.ReLU(),
-                        L.MaxPool2D(2), L.Flatten(), L.Dense(64, 5)).reset_parameters(0)
+    return L.Sequential(
+        L.Conv2D(1, 4, 3, padding=1),
+        L.BatchNorm2D(4),
+        L.ReLU(),
+        L.MaxPool2D(2),
+        L.Flatten(),
+        L.Dense(64, 5),
+    ).reset_parameters(0)
 
 
 def _images(n=45):
@@ -24,8 +31,9 @@ def _images(n=45):
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None)
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    )
     c = distributed.Client(cluster)
     try:
         c.run(cx.set_num_threads, 1)  # 1 dask thread x 1 convext thread per worker process
@@ -54,8 +62,10 @@ def test_predict_threaded_scheduler_is_lazy_and_exact():
     # 2-D input and 1-D output features
     mlp = L.Sequential(L.Dense(6, 2), L.Tanh()).reset_parameters(1)
     x = np.random.default_rng(1).standard_normal((20, 6))
-    assert np.array_equal(cxd.predict(mlp, da.from_array(x, chunks=3)).compute(
-        scheduler="threads"), cx.predict(mlp, x))
+    assert np.array_equal(
+        cxd.predict(mlp, da.from_array(x, chunks=3)).compute(scheduler="threads"),
+        cx.predict(mlp, x),
+    )
 
 
 def test_predict_errors():
@@ -89,16 +99,19 @@ def test_gridsearch_through_joblib_dask_backend(client):
     from sklearn.model_selection import GridSearchCV
 
     from convext.sklearn import ConvNetClassifier
+
     d = load_digits()
     X, y = (d.data[:200] / 16.0).astype(np.float32), d.target[:200]
     grid = {"lr": [3e-3, 3e-2]}
     local = GridSearchCV(ConvNetClassifier(epochs=3, random_state=0), grid, cv=2).fit(X, y)
     with distributed.get_task_stream(client) as stream, joblib.parallel_backend("dask"):
-        remote = GridSearchCV(ConvNetClassifier(epochs=3, random_state=0), grid, cv=2,
-                              n_jobs=-1).fit(X, y)
+        remote = GridSearchCV(
+            ConvNetClassifier(epochs=3, random_state=0), grid, cv=2, n_jobs=-1
+        ).fit(X, y)
     workers = {task["worker"] for task in stream.data}
     assert len(stream.data) >= 4 and workers <= set(client.scheduler_info()["workers"])
-    assert np.array_equal(local.cv_results_["mean_test_score"],
-                          remote.cv_results_["mean_test_score"])
+    assert np.array_equal(
+        local.cv_results_["mean_test_score"], remote.cv_results_["mean_test_score"]
+    )
     assert local.best_params_ == remote.best_params_
     assert np.array_equal(local.predict_proba(X), remote.predict_proba(X))

@@ -1,4 +1,5 @@
 """``python -m convext demo`` and the command line."""
+
 import os
 import re
 import subprocess
@@ -15,8 +16,9 @@ SRC = str(Path(cx.__file__).resolve().parents[1])
 
 def _run(args, **kw):
     env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env,
-                          timeout=120, **kw)
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, env=env, timeout=120, **kw
+    )
 
 
 # Under the AddressSanitizer build (CI's sanitizer step) matplotlib's C++ extension aborts in
@@ -30,8 +32,24 @@ def test_demo_runs_saves_and_draws(tmp_path):
     if DRAW:
         pytest.importorskip("matplotlib")
     out, model = tmp_path / "demo.png", tmp_path / "model.npz"
-    r = _run(["-m", "convext", "demo", "--epochs", "2", "--batch-size", "64", "--seed", "1",
-              "--out", str(out) if DRAW else "", "--save", str(model)], cwd=tmp_path)
+    r = _run(
+        [
+            "-m",
+            "convext",
+            "demo",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "64",
+            "--seed",
+            "1",
+            "--out",
+            str(out) if DRAW else "",
+            "--save",
+            str(model),
+        ],
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     last = r.stdout.strip().splitlines()[-1]
     m = re.fullmatch(r"test accuracy: (0\.\d{3}|1\.000)", last)
@@ -43,15 +61,18 @@ def test_demo_runs_saves_and_draws(tmp_path):
     loaded = cx.load(model)
     assert isinstance(loaded[0], cx.Conv2D) and loaded[0].out_channels == 32
     from convext.demo import load_data
+
     _, X_test, _, y_test = load_data(1)
     acc = cx.evaluate(loaded, X_test, y_test, "cross_entropy")["accuracy"]
     assert f"{acc:.3f}" == m.group(1)  # the saved model is the one that was tested
 
 
 def test_demo_without_sklearn_names_the_extra():
-    code = ("import sys; sys.modules['sklearn'] = None\n"
-            "from convext.__main__ import main\n"
-            "sys.exit(main(['demo', '--out', '']))")
+    code = (
+        "import sys; sys.modules['sklearn'] = None\n"
+        "from convext.__main__ import main\n"
+        "sys.exit(main(['demo', '--out', '']))"
+    )
     r = _run(["-c", code])
     assert r.returncode == 1
     assert 'pip install "convext[demo]"' in r.stderr
@@ -69,5 +90,6 @@ def test_help_lists_demo_first_then_bench():
 
 def test_demo_model_shapes():
     from convext.demo import build_model
+
     model = build_model(0)
     assert model(np.zeros((2, 1, 8, 8), np.float32)).shape == (2, 10)

@@ -1,5 +1,6 @@
 """fit (issue 15): iterables of batches, validation_split, schedulers, callbacks, checkpoints
 and resuming, and what is printed where."""
+
 import io
 import json
 import math
@@ -29,8 +30,14 @@ def _mlp(seed=0):
 
 
 def _cnn(seed=0):  # conv + BatchNorm (buffers) + dense
-    return L.Sequential(L.Conv2D(1, 4, 3, padding=1), L.BatchNorm2D(4), L.ReLU(),
-                        L.MaxPool2D(2), L.Flatten(), L.Dense(36, 3)).reset_parameters(seed)
+    return L.Sequential(
+        L.Conv2D(1, 4, 3, padding=1),
+        L.BatchNorm2D(4),
+        L.ReLU(),
+        L.MaxPool2D(2),
+        L.Flatten(),
+        L.Dense(36, 3),
+    ).reset_parameters(seed)
 
 
 def _images(n=40, seed=1):
@@ -50,8 +57,9 @@ def _same(a, b):
 def _fit(model, X, y=None, **kw):
     opt = kw.pop("opt", None) or cx.optim.SGD(model, lr=0.1, momentum=0.9)
     kw.setdefault("verbose", 0)
-    return cx.fit(model, X, y, "cross_entropy", opt, kw.pop("epochs", 2),
-                  kw.pop("batch_size", 8), **kw)
+    return cx.fit(
+        model, X, y, "cross_entropy", opt, kw.pop("epochs", 2), kw.pop("batch_size", 8), **kw
+    )
 
 
 # -- iterables of batches ---------------------------------------------------------------------
@@ -59,7 +67,7 @@ def test_batches_from_a_list_equal_arrays_without_shuffle():
     X, y = _blobs()
     a, b = _mlp(), _mlp()
     h1 = _fit(a, X, y, shuffle=False, epochs=3)
-    batches = [(X[i:i + 8], y[i:i + 8]) for i in range(0, len(X), 8)]
+    batches = [(X[i : i + 8], y[i : i + 8]) for i in range(0, len(X), 8)]
     h2 = _fit(b, batches, epochs=3)  # re-iterated every epoch
     assert _same(a, b) and h1 == h2
 
@@ -73,7 +81,7 @@ def test_batches_from_a_loader_object_and_a_generator():
 
         def __iter__(self):
             self.passes += 1
-            return ((X[i:i + 8], y[i:i + 8]) for i in range(0, len(X), 8))
+            return ((X[i : i + 8], y[i : i + 8]) for i in range(0, len(X), 8))
 
     loader = Loader()
     a, b = _mlp(), _mlp()
@@ -82,7 +90,7 @@ def test_batches_from_a_loader_object_and_a_generator():
     _fit(b, X, y, shuffle=False, epochs=3)
     assert _same(a, b)
     c, d = _mlp(), _mlp()
-    _fit(c, ((X[i:i + 8], y[i:i + 8]) for i in range(0, len(X), 8)), epochs=1)
+    _fit(c, ((X[i : i + 8], y[i : i + 8]) for i in range(0, len(X), 8)), epochs=1)
     _fit(d, X, y, shuffle=False, epochs=1)
     assert _same(c, d)
 
@@ -90,7 +98,7 @@ def test_batches_from_a_loader_object_and_a_generator():
 def test_one_shot_generator_for_several_epochs_is_refused_before_training():
     X, y = _blobs()
     model, ref = _mlp(), _mlp()
-    gen = ((X[i:i + 8], y[i:i + 8]) for i in range(0, len(X), 8))
+    gen = ((X[i : i + 8], y[i : i + 8]) for i in range(0, len(X), 8))
     with pytest.raises(TypeError, match=r"^X is a one-shot iterator .*epochs=2"):
         _fit(model, gen, epochs=2)
     assert _same(model, ref)
@@ -158,8 +166,16 @@ def test_batch_scheduler_equals_stepping_after_every_optimizer_step():
     X, y = _blobs()
     a, b = _mlp(), _mlp()
     opt_a = cx.optim.Adam(a, lr=0.01)
-    _fit(a, X, y, opt=opt_a, epochs=3, rng=2, scheduler=S.CosineAnnealingLR(opt_a, T_max=18),
-         scheduler_step="batch")
+    _fit(
+        a,
+        X,
+        y,
+        opt=opt_a,
+        epochs=3,
+        rng=2,
+        scheduler=S.CosineAnnealingLR(opt_a, T_max=18),
+        scheduler_step="batch",
+    )
     # by hand: the same loop, stepping the scheduler after each update
     opt_b = cx.optim.Adam(b, lr=0.01)
     sched = S.CosineAnnealingLR(opt_b, T_max=18)
@@ -167,7 +183,7 @@ def test_batch_scheduler_equals_stepping_after_every_optimizer_step():
     for _ in range(3):
         order = rng.permutation(len(X))
         for i in range(0, len(X), 8):
-            idx = order[i:i + 8]
+            idx = order[i : i + 8]
             out = b.forward(X[idx])
             _, grad = cx.losses.CrossEntropyLoss()(out, y[idx])
             opt_b.zero_grad()
@@ -241,9 +257,16 @@ def test_callback_protocol_order_and_logs():
     h = _fit(model, X, y, epochs=2, callbacks=[rec], validation_data=(X, y))
     batches = [("batch_end", 0, 8), ("batch_end", 1, 8), ("batch_end", 2, 4)]
     keys = ["accuracy", "loss", "val_accuracy", "val_loss"]
-    assert rec.calls == [("train_begin", 2, 3), ("epoch_begin", 0), *batches,
-                         ("epoch_end", 0, keys), ("epoch_begin", 1), *batches,
-                         ("epoch_end", 1, keys), ("train_end",)]
+    assert rec.calls == [
+        ("train_begin", 2, 3),
+        ("epoch_begin", 0),
+        *batches,
+        ("epoch_end", 0, keys),
+        ("epoch_begin", 1),
+        *batches,
+        ("epoch_end", 1, keys),
+        ("train_end",),
+    ]
     assert rec.model is model and rec.history is not None and len(h["loss"]) == 2
 
 
@@ -251,8 +274,14 @@ def test_stop_training_from_a_batch_ends_the_epoch_and_the_run():
     X, y = _blobs(20)
     rec = Recorder(stop_at_batch=1)
     h = _fit(_mlp(), X, y, epochs=3, callbacks=[rec])
-    assert [c[0] for c in rec.calls] == ["train_begin", "epoch_begin", "batch_end",
-                                         "batch_end", "epoch_end", "train_end"]
+    assert [c[0] for c in rec.calls] == [
+        "train_begin",
+        "epoch_begin",
+        "batch_end",
+        "batch_end",
+        "epoch_end",
+        "train_end",
+    ]
     assert len(h["loss"]) == 1
     with pytest.raises(TypeError, match=r"^callbacks\[0\] must be"):
         _fit(_mlp(), X, y, callbacks=[print])
@@ -278,8 +307,7 @@ def test_early_stopping_patience_and_restore_best_weights(restore):
     model = _mlp()
     initial = model.state_dict()
     stop = C.EarlyStopping(monitor="loss", patience=1, restore_best_weights=restore)
-    h = _fit(model, X, y, epochs=10, opt=cx.optim.SGD(model, lr=0.0),
-             callbacks=[Sabotage(1), stop])
+    h = _fit(model, X, y, epochs=10, opt=cx.optim.SGD(model, lr=0.0), callbacks=[Sabotage(1), stop])
     assert len(h["loss"]) == 3  # epoch 0 best, epochs 1 and 2 worse: patience 1 exceeded
     assert h["loss"][1] > h["loss"][0] and stop.best_epoch == 0 and stop.stopped_epoch == 2
     final = model.state_dict()
@@ -315,9 +343,21 @@ def _run(tmp_path, epochs, resume=None, every=None):
     opt = cx.optim.Adam(model, lr=0.01)
     sched = S.StepLR(opt, step_size=1, gamma=0.7)
     cbs = [] if every is None else [C.ModelCheckpoint(every)]
-    h = cx.fit(model, X[:30], y[:30], "cross_entropy", opt, epochs, 8,
-               validation_data=(X[30:], y[30:]), rng=123, verbose=0, scheduler=sched,
-               callbacks=cbs, resume_from=resume)
+    h = cx.fit(
+        model,
+        X[:30],
+        y[:30],
+        "cross_entropy",
+        opt,
+        epochs,
+        8,
+        validation_data=(X[30:], y[30:]),
+        rng=123,
+        verbose=0,
+        scheduler=sched,
+        callbacks=cbs,
+        resume_from=resume,
+    )
     return model, opt, sched, h
 
 
@@ -361,6 +401,7 @@ def test_checkpoint_contents_are_pickle_free_and_loadable(tmp_path):
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     from convext import _archive
+
     path = tmp_path / "ckpt.npz"
     model, opt, sched, h = _run(tmp_path, 1, every=str(path))
     before = path.read_bytes()
@@ -368,6 +409,7 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     def fail(f, arrays):
         f.write(b"half a file")
         raise OSError("disk full")
+
     monkeypatch.setattr(_archive, "_write_npz", fail)
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(path, model, opt, sched, 5, h)
@@ -378,8 +420,7 @@ def test_save_best_only_and_resume_errors(tmp_path):
     X, y = _blobs(20)
     model = _mlp()
     best = C.ModelCheckpoint(tmp_path / "best.npz", monitor="loss", save_best_only=True)
-    _fit(model, X, y, epochs=3, opt=cx.optim.SGD(model, lr=0.0),
-         callbacks=[Sabotage(1), best])
+    _fit(model, X, y, epochs=3, opt=cx.optim.SGD(model, lr=0.0), callbacks=[Sabotage(1), best])
     assert load_checkpoint(tmp_path / "best.npz").epoch == 1  # epochs 2 and 3 were worse
     path = tmp_path / "ck.npz"
     _fit(_mlp(), X, y, epochs=1, callbacks=[C.ModelCheckpoint(path)])
@@ -399,12 +440,14 @@ def test_save_best_only_and_resume_errors(tmp_path):
         _fit(_mlp(), X, y, resume_from=path, epochs=0)
     with pytest.raises(ValueError, match="has a field"):
         _fit(_mlp(), X, y, callbacks=[C.ModelCheckpoint(tmp_path / "{val_loss}.npz")])
+
     class Unregistered(L.Layer):
         def forward(self, x):
             return x
 
         def backward(self, grad_out, needs_input_grad=True):
             return grad_out
+
     m = L.Sequential(_mlp(), Unregistered())
     with pytest.raises(TypeError, match="^ModelCheckpoint: cannot save a Unregistered"):
         _fit(m, X, y, callbacks=[C.ModelCheckpoint(tmp_path / "x.npz")])
@@ -420,18 +463,33 @@ def test_terminate_on_nan_with_on_nan_continue():
     X = X.copy()
     X[9] = np.nan  # in the second batch (no shuffle)
     rec = Recorder()
-    h = _fit(_mlp(), X, y, epochs=3, shuffle=False, on_nan="continue",
-             callbacks=[C.TerminateOnNaN(), rec])
+    h = _fit(
+        _mlp(),
+        X,
+        y,
+        epochs=3,
+        shuffle=False,
+        on_nan="continue",
+        callbacks=[C.TerminateOnNaN(), rec],
+    )
     assert len(h["loss"]) == 1 and math.isnan(h["loss"][0])
-    assert [c for c in rec.calls if c[0] == "batch_end"] == [("batch_end", 0, 8),
-                                                             ("batch_end", 1, 8)]
+    assert [c for c in rec.calls if c[0] == "batch_end"] == [
+        ("batch_end", 0, 8),
+        ("batch_end", 1, 8),
+    ]
 
 
 def test_csv_and_json_loggers_write_the_history(tmp_path):
     X, y = _blobs(20)
     csv_path, json_path = tmp_path / "h.csv", tmp_path / "h.jsonl"
-    h = _fit(_mlp(), X, y, epochs=3, validation_data=(X, y),
-             callbacks=[C.CSVLogger(csv_path), C.JSONLogger(json_path)])
+    h = _fit(
+        _mlp(),
+        X,
+        y,
+        epochs=3,
+        validation_data=(X, y),
+        callbacks=[C.CSVLogger(csv_path), C.JSONLogger(json_path)],
+    )
     lines = csv_path.read_text().splitlines()
     assert lines[0] == "epoch,loss,accuracy,val_loss,val_accuracy"
     rows = [list(map(float, line.split(","))) for line in lines[1:]]
@@ -452,8 +510,9 @@ def test_auto_verbosity_writes_plain_lines_to_a_log(capsys):
     cx.fit(model, X, y, "cross_entropy", cx.optim.SGD(model, lr=0.1), 3, 4)  # 'auto'
     out = capsys.readouterr()
     assert out.out == ""
-    assert out.err.splitlines() == [line for line in out.err.splitlines()
-                                    if line.startswith("epoch ")]
+    assert out.err.splitlines() == [
+        line for line in out.err.splitlines() if line.startswith("epoch ")
+    ]
     assert len(out.err.splitlines()) == 3 and "\r" not in out.err and "\x1b" not in out.err
     cx.fit(model, X, y, "cross_entropy", cx.optim.SGD(model, lr=0.1), 2, 4, verbose=0)
     assert capsys.readouterr().err == ""

@@ -2,6 +2,7 @@
 consumed twice, outputs in the middle, nodes given out of order), gradients against finite
 differences, state_dict keys, train/eval, save/load, and hostile graph descriptions in model
 files. No torch here."""
+
 import io
 import json
 import os
@@ -38,8 +39,9 @@ def diamond(dtype="float64"):
     x = g.input("x")
     a = g.add_node("conv_a", L.Conv2D(2, 3, 3, padding=1, dtype=dtype), x)
     b = g.add_node("conv_b", L.Conv2D(2, 3, 1, dtype=dtype), x)
-    s = g.add_node("scale", L.Constant([3, 1, 1], dtype,
-                                       value=np.array([1.5, -0.5, 2.0]).reshape(3, 1, 1)))
+    s = g.add_node(
+        "scale", L.Constant([3, 1, 1], dtype, value=np.array([1.5, -0.5, 2.0]).reshape(3, 1, 1))
+    )
     m = g.add_node("mul", L.Mul(), a, b)
     d = g.add_node("div", L.Div(), m, g.add_node("off", L.Add(), s, s))
     e = g.add_node("sub", L.Sub(), a, d)
@@ -69,8 +71,10 @@ def test_gradients_match_finite_differences(make):
 
     def f(xv):
         return float((w * model(xv)).sum())
+
     np.testing.assert_allclose(gx, numerical_grad(f, x), rtol=1e-6, atol=1e-7)
     for name, p in model.parameters().items():
+
         def fp(pv, p=p):
             old = p.copy()
             p[...] = pv
@@ -78,15 +82,17 @@ def test_gradients_match_finite_differences(make):
                 return float((w * model(x)).sum())
             finally:
                 p[...] = old
-        np.testing.assert_allclose(grads[name], numerical_grad(fp, p), rtol=1e-6, atol=1e-7,
-                                   err_msg=name)
+
+        np.testing.assert_allclose(
+            grads[name], numerical_grad(fp, p), rtol=1e-6, atol=1e-7, err_msg=name
+        )
 
 
 def test_tensor_used_twice_by_one_node_and_unused_nodes():
     g = L.GraphBuilder()
     x = g.input("x")
     sq = g.add_node("sq", L.Mul(), x, x)
-    g.add_node("dead", L.Tanh(), x)   # reaches no output: run, but never back-propagated
+    g.add_node("dead", L.Tanh(), x)  # reaches no output: run, but never back-propagated
     g.output(sq)
     m = g.build()
     x = RNG.standard_normal((3, 4))
@@ -127,8 +133,7 @@ def test_pad_matches_numpy_and_its_adjoint(mode):
     x = RNG.standard_normal((2, 3, 4, 5))
     y = pad(x)
     kw = {"constant_values": 0.5} if mode == "constant" else {}
-    np.testing.assert_array_equal(y, np.pad(x, [(0, 0), (0, 0), (2, 1), (0, 3)], mode=mode,
-                                            **kw))
+    np.testing.assert_array_equal(y, np.pad(x, [(0, 0), (0, 0), (2, 1), (0, 3)], mode=mode, **kw))
     g = RNG.standard_normal(y.shape)
     gx = pad.backward(g)
     # the adjoint: <pad(x), g> = <x, pad^T(g)> for every x; here the gradient of a linear map
@@ -138,8 +143,9 @@ def test_pad_matches_numpy_and_its_adjoint(mode):
 
 
 def test_transpose_and_reshape():
-    m = L.Graph(["x"], [("t", L.Transpose([0, 2, 3, 1]), ["x"]),
-                        ("r", L.Reshape([0, 4, -1]), ["t"])], ["r"])
+    m = L.Graph(
+        ["x"], [("t", L.Transpose([0, 2, 3, 1]), ["x"]), ("r", L.Reshape([0, 4, -1]), ["t"])], ["r"]
+    )
     x = RNG.standard_normal((2, 3, 4, 5))
     y = m(x)
     np.testing.assert_array_equal(y, x.transpose(0, 2, 3, 1).reshape(2, 4, -1))
@@ -150,9 +156,19 @@ def test_transpose_and_reshape():
 def test_is_a_layer_state_dict_train_eval_repr():
     m = resnet_block(4, "float32")
     assert list(m.state_dict()) == [
-        "conv1.weight", "bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var",
-        "bn1.num_batches_tracked", "conv2.weight", "bn2.weight", "bn2.bias",
-        "bn2.running_mean", "bn2.running_var", "bn2.num_batches_tracked"]
+        "conv1.weight",
+        "bn1.weight",
+        "bn1.bias",
+        "bn1.running_mean",
+        "bn1.running_var",
+        "bn1.num_batches_tracked",
+        "conv2.weight",
+        "bn2.weight",
+        "bn2.bias",
+        "bn2.running_mean",
+        "bn2.running_var",
+        "bn2.num_batches_tracked",
+    ]
     assert list(m.parameters()) == list(m.grads())
     m.eval()
     assert all(not layer.training for _, layer in m.named_layers())
@@ -184,31 +200,34 @@ def test_save_load_roundtrip(tmp_path):
     np.testing.assert_array_equal(m2.eval()(x), m(x))
     np.testing.assert_array_equal(m2.node("scale").value, m.node("scale").value)
     # a graph inside a Sequential, and a graph inside a graph
-    outer = L.Graph(["x"], [("inner", resnet_block(), ["x"]), ("r", L.ReLU(), ["inner"])],
-                    ["r"])
+    outer = L.Graph(["x"], [("inner", resnet_block(), ["x"]), ("r", L.ReLU(), ["inner"])], ["r"])
     seq = L.Sequential(outer, L.Flatten())
     seq.save(tmp_path / "s.npz")
     assert list(cx.load(tmp_path / "s.npz").state_dict()) == list(seq.state_dict())
 
 
-@pytest.mark.parametrize("bad, match", [
-    (lambda: L.Graph(["x"], [("a", L.ReLU(), ["y"])], ["a"]), "unknown tensor 'y'"),
-    (lambda: L.Graph(["x"], [("a", L.ReLU(), ["b"]), ("b", L.ReLU(), ["a"])], ["a"]),
-     "cycle"),
-    (lambda: L.Graph(["x"], [("a", L.ReLU(), ["a"])], ["a"]), "cycle"),
-    (lambda: L.Graph(["x"], [("x", L.ReLU(), ["x"])], ["x"]), "duplicate name 'x'"),
-    (lambda: L.Graph(["x"], [("a", L.ReLU(), ["x"]), ("a", L.Tanh(), ["x"])], ["a"]),
-     "duplicate name 'a'"),
-    (lambda: L.Graph(["x"], [("a.b", L.ReLU(), ["x"])], ["a.b"]), "letters, digits"),
-    (lambda: L.Graph(["x"], [("a", L.ReLU(), ["x"])], ["z"]), "output 'z'"),
-    (lambda: L.Graph(["x"], [("a", L.Add(), ["x"])], ["a"]), "takes 2 input"),
-    (lambda: L.Graph(["x"], [("a", L.ReLU(), ["x", "x"])], ["a"]), "takes 1 input"),
-    (lambda: L.Graph([], [], ["x"]), "input_names"),
-    (lambda: L.Reshape([-1, -1]), "more than one -1"),
-    (lambda: L.Transpose([0, 0]), "not a permutation"),
-    (lambda: L.Pad([1, 2, 3]), "even length"),
-    (lambda: L.Pad([1, 1], mode="wrap"), "mode"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (lambda: L.Graph(["x"], [("a", L.ReLU(), ["y"])], ["a"]), "unknown tensor 'y'"),
+        (lambda: L.Graph(["x"], [("a", L.ReLU(), ["b"]), ("b", L.ReLU(), ["a"])], ["a"]), "cycle"),
+        (lambda: L.Graph(["x"], [("a", L.ReLU(), ["a"])], ["a"]), "cycle"),
+        (lambda: L.Graph(["x"], [("x", L.ReLU(), ["x"])], ["x"]), "duplicate name 'x'"),
+        (
+            lambda: L.Graph(["x"], [("a", L.ReLU(), ["x"]), ("a", L.Tanh(), ["x"])], ["a"]),
+            "duplicate name 'a'",
+        ),
+        (lambda: L.Graph(["x"], [("a.b", L.ReLU(), ["x"])], ["a.b"]), "letters, digits"),
+        (lambda: L.Graph(["x"], [("a", L.ReLU(), ["x"])], ["z"]), "output 'z'"),
+        (lambda: L.Graph(["x"], [("a", L.Add(), ["x"])], ["a"]), "takes 2 input"),
+        (lambda: L.Graph(["x"], [("a", L.ReLU(), ["x", "x"])], ["a"]), "takes 1 input"),
+        (lambda: L.Graph([], [], ["x"]), "input_names"),
+        (lambda: L.Reshape([-1, -1]), "more than one -1"),
+        (lambda: L.Transpose([0, 0]), "not a permutation"),
+        (lambda: L.Pad([1, 2, 3]), "even length"),
+        (lambda: L.Pad([1, 1], mode="wrap"), "mode"),
+    ],
+)
 def test_invalid_graphs_are_value_errors(bad, match):
     with pytest.raises(ValueError, match=match):
         bad()
@@ -266,22 +285,27 @@ def _wiring(meta):
     return meta["model"]["config"]["wiring"]
 
 
-@pytest.mark.parametrize("edit, match", [
-    (lambda m: _wiring(m)[0][1].__setitem__(0, "ghost"), "unknown tensor 'ghost'"),
-    (lambda m: _wiring(m)[0][1].__setitem__(0, "relu2"), "cycle"),
-    (lambda m: _wiring(m)[1].__setitem__(0, "conv1"), "conv1"),
-    (lambda m: _wiring(m).pop(), "same length"),
-    (lambda m: m["model"]["config"].__setitem__("output_names", ["nowhere"]), "nowhere"),
-    (lambda m: m["model"]["config"].__setitem__("output_names", []), "output_names"),
-    (lambda m: _wiring(m)[0].__setitem__(0, 7), "wiring"),
-    (lambda m: _wiring(m)[0].__setitem__(0, "a" * 1000), "wiring"),
-    (lambda m: _wiring(m)[0][1].extend(["x"] * 5000), "wiring"),
-    (lambda m: m["model"]["config"].__setitem__("wiring", {"a": 1}), "wiring"),
-    (lambda m: _wiring(m)[5][1].append("x"), "takes 2 input"),
-    (lambda m: m["model"]["config"]["nodes"][5].__setitem__("type", "Os.System"),
-     "unknown layer type"),
-    (lambda m: m["model"]["config"].__setitem__("extra", 1), "unknown field"),
-])
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda m: _wiring(m)[0][1].__setitem__(0, "ghost"), "unknown tensor 'ghost'"),
+        (lambda m: _wiring(m)[0][1].__setitem__(0, "relu2"), "cycle"),
+        (lambda m: _wiring(m)[1].__setitem__(0, "conv1"), "conv1"),
+        (lambda m: _wiring(m).pop(), "same length"),
+        (lambda m: m["model"]["config"].__setitem__("output_names", ["nowhere"]), "nowhere"),
+        (lambda m: m["model"]["config"].__setitem__("output_names", []), "output_names"),
+        (lambda m: _wiring(m)[0].__setitem__(0, 7), "wiring"),
+        (lambda m: _wiring(m)[0].__setitem__(0, "a" * 1000), "wiring"),
+        (lambda m: _wiring(m)[0][1].extend(["x"] * 5000), "wiring"),
+        (lambda m: m["model"]["config"].__setitem__("wiring", {"a": 1}), "wiring"),
+        (lambda m: _wiring(m)[5][1].append("x"), "takes 2 input"),
+        (
+            lambda m: m["model"]["config"]["nodes"][5].__setitem__("type", "Os.System"),
+            "unknown layer type",
+        ),
+        (lambda m: m["model"]["config"].__setitem__("extra", 1), "unknown field"),
+    ],
+)
 def test_hostile_graph_files_are_value_errors(tmp_path, edit, match):
     m = resnet_block()
     path = tmp_path / "g.npz"
@@ -299,9 +323,17 @@ def test_hostile_deeply_nested_graphs_are_refused(tmp_path):
     def nest(meta):
         spec = meta["model"]
         for _ in range(registry.MAX_NESTING + 2):
-            spec = {"type": "Graph", "config": {"input_names": ["x"], "output_names": ["n"],
-                                                "nodes": [spec], "wiring": [["n", ["x"]]]}}
+            spec = {
+                "type": "Graph",
+                "config": {
+                    "input_names": ["x"],
+                    "output_names": ["n"],
+                    "nodes": [spec],
+                    "wiring": [["n", ["x"]]],
+                },
+            }
         meta["model"] = spec
+
     with pytest.raises(ValueError, match="nest"):
         cx.load(_rewrite(path, nest))
 
@@ -323,7 +355,7 @@ def _readme_blocks(section):
     text = open(readme, encoding="utf-8").read()
     start = text.index(section)
     end = text.find("\n#", start + len(section))
-    body = text[start:end if end >= 0 else None]
+    body = text[start : end if end >= 0 else None]
     return re.findall(r"```python\n(.*?)```", body, re.S)
 
 
@@ -338,6 +370,7 @@ def test_readme_graph_examples(tmp_path, monkeypatch):
 
 def test_wiring_check_is_linear_for_hostile_orders():
     import time
+
     n = 20000  # a chain listed last node first: a quadratic check would take minutes
     nodes = [(f"r{i}", L.Identity(), [f"r{i - 1}" if i else "x"]) for i in range(n)][::-1]
     t0 = time.perf_counter()

@@ -1,5 +1,6 @@
 """The layer registry lives in convext.layers; serialization imports the layers, never the
 reverse; registering a layer type of one's own is public."""
+
 import ast
 import pathlib
 import subprocess
@@ -15,10 +16,13 @@ LAYERS_DIR = pathlib.Path(L.__file__).parent
 
 
 def test_importing_the_layers_does_not_import_serialization():
-    code = ("import sys, convext.layers, convext\n"
-            "print(sorted(m for m in sys.modules if 'serialization' in m))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()
+    code = (
+        "import sys, convext.layers, convext\n"
+        "print(sorted(m for m in sys.modules if 'serialization' in m))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "[]"
 
 
@@ -92,9 +96,11 @@ def test_unregistered_and_unconfigured_layers_say_how(tmp_path):
 
 def test_a_taken_name_is_refused():
     with pytest.raises(ValueError, match="'ReLU' is taken"):
+
         @cx.register_layer(name="ReLU")
         class Other(cx.Layer):
             pass
+
     assert L.LAYERS["ReLU"] is L.ReLU
     with pytest.raises(TypeError, match="Layer subclass"):
         cx.register_layer(42)
@@ -103,6 +109,7 @@ def test_a_taken_name_is_refused():
 def test_load_of_an_unknown_type_names_register_layer(tmp_path):
     class Temp(L.ReLU):
         pass
+
     cx.register_layer(Temp)
     try:
         L.Sequential(Temp()).save(tmp_path / "t.npz")
@@ -114,6 +121,7 @@ def test_load_of_an_unknown_type_names_register_layer(tmp_path):
 
 def test_one_name_for_the_input_gradient_flag():
     import inspect
+
     for name in L.__all__:
         cls = getattr(L, name)
         if isinstance(cls, type) and issubclass(cls, cx.Layer):

@@ -1,5 +1,6 @@
 """Layers: init, gradchecks, state, dropout, errors (PyTorch parity of names, shapes, outputs
 and gradients: tests/parity/test_parity_layers.py)."""
+
 import math
 
 import numpy as np
@@ -12,9 +13,15 @@ from reference import numerical_grad
 
 # -- initialisation -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("make, fan_in", [(lambda r: L.Conv2D(8, 32, 3, rng=r), 72),
-                                          (lambda r: L.Conv2D(8, 32, (3, 2), groups=4, rng=r), 12),
-                                          (lambda r: L.Dense(50, 200, rng=r), 50)])
+
+@pytest.mark.parametrize(
+    "make, fan_in",
+    [
+        (lambda r: L.Conv2D(8, 32, 3, rng=r), 72),
+        (lambda r: L.Conv2D(8, 32, (3, 2), groups=4, rng=r), 12),
+        (lambda r: L.Dense(50, 200, rng=r), 50),
+    ],
+)
 def test_default_init_is_kaiming_uniform(make, fan_in):
     """kaiming_uniform(a=sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the weight, the same
     bound for the bias; reproducible from the generator."""
@@ -42,6 +49,7 @@ def test_sequential_reset_is_reproducible():
 
 # -- gradient checks (float64, central differences) -----------------------------------------------
 
+
 def _check_layer_grads(layer, x, seed=0):
     """dL/dx and dL/dparam of L = sum(forward(x) * r) against central differences."""
     r = np.random.default_rng(seed).standard_normal(layer(x).shape)
@@ -52,6 +60,7 @@ def _check_layer_grads(layer, x, seed=0):
 
     def f_x(xx):
         return float(np.sum(layer.forward(xx) * r))
+
     ng = numerical_grad(f_x, x)
     np.testing.assert_allclose(gx, ng, rtol=1e-3, atol=1e-5)
     for name, p in layer.parameters().items():
@@ -60,20 +69,32 @@ def _check_layer_grads(layer, x, seed=0):
         def f_p(pp, p=p):
             p[...] = pp
             return float(np.sum(layer.forward(x) * r))
+
         ng = numerical_grad(f_p, saved)
         p[...] = saved
-        np.testing.assert_allclose(layer.grads()[name], ng, rtol=1e-3, atol=1e-5,
-                                   err_msg=name)
+        np.testing.assert_allclose(layer.grads()[name], ng, rtol=1e-3, atol=1e-5, err_msg=name)
 
 
 def test_gradcheck_conv_dense():
     rng = np.random.default_rng(0)
-    _check_layer_grads(L.Conv2D(4, 6, (3, 2), stride=(2, 1), padding=1, dilation=(1, 2),
-                                groups=2, dtype=np.float64, rng=1),
-                       rng.standard_normal((2, 4, 6, 7)))
+    _check_layer_grads(
+        L.Conv2D(
+            4,
+            6,
+            (3, 2),
+            stride=(2, 1),
+            padding=1,
+            dilation=(1, 2),
+            groups=2,
+            dtype=np.float64,
+            rng=1,
+        ),
+        rng.standard_normal((2, 4, 6, 7)),
+    )
     _check_layer_grads(L.Dense(5, 3, dtype=np.float64, rng=2), rng.standard_normal((4, 5)))
-    _check_layer_grads(L.Dense(5, 3, bias=False, dtype=np.float64, rng=2),
-                       rng.standard_normal((2, 3, 5)))
+    _check_layer_grads(
+        L.Dense(5, 3, bias=False, dtype=np.float64, rng=2), rng.standard_normal((2, 3, 5))
+    )
 
 
 def test_gradcheck_batchnorm_train():
@@ -86,12 +107,17 @@ def test_gradcheck_batchnorm_train():
 
 def test_gradcheck_sequential():
     rng = np.random.default_rng(2)
-    model = L.Sequential(L.Conv2D(2, 3, 3, padding=1, dtype=np.float64), L.Tanh(), L.Flatten(),
-                         L.Dense(3 * 5 * 4, 4, dtype=np.float64)).reset_parameters(3)
+    model = L.Sequential(
+        L.Conv2D(2, 3, 3, padding=1, dtype=np.float64),
+        L.Tanh(),
+        L.Flatten(),
+        L.Dense(3 * 5 * 4, 4, dtype=np.float64),
+    ).reset_parameters(3)
     _check_layer_grads(model, rng.standard_normal((2, 2, 5, 4)))
 
 
 # -- BatchNorm2D ---------------------------------------------------------------------------------
+
 
 def test_batchnorm_matches_reference():
     """Three training steps (output, input and parameter gradients, running statistics with
@@ -121,8 +147,9 @@ def test_batchnorm_matches_reference():
     x = rng.standard_normal((2, 3, 4, 4))
     assert_close64(bn(x), reference.batch_norm2d_eval(x, w, b, run_mean, run_var))
     x32 = (rng.standard_normal((8, 4, 6, 6)) * 3 + 2).astype(np.float32)
-    assert_close32(L.BatchNorm2D(4)(x32), reference.batch_norm2d_train(x32, np.ones(4),
-                                                                       np.zeros(4))[0])
+    assert_close32(
+        L.BatchNorm2D(4)(x32), reference.batch_norm2d_train(x32, np.ones(4), np.zeros(4))[0]
+    )
 
 
 def test_batchnorm_errors():
@@ -136,6 +163,7 @@ def test_batchnorm_errors():
 
 
 # -- Dropout -----------------------------------------------------------------------------------
+
 
 def test_dropout():
     x = np.ones((100, 200), np.float32)
@@ -158,6 +186,7 @@ def test_dropout():
 
 
 # -- Sequential, state, repr, errors -----------------------------------------------------------
+
 
 def test_load_state_dict_checks_and_writes_in_place():
     model = lenet()
@@ -212,16 +241,20 @@ def test_grads_accumulate_until_zero_grad():
 
 def test_repr():
     assert repr(L.Conv2D(1, 6, 5, padding=2)) == "Conv2D(1, 6, kernel_size=(5, 5), padding=(2, 2))"
-    assert repr(L.Conv2D(4, 8, (3, 1), stride=2, groups=2, bias=False)) == \
-        "Conv2D(4, 8, kernel_size=(3, 1), stride=(2, 2), groups=2, bias=False)"
+    assert (
+        repr(L.Conv2D(4, 8, (3, 1), stride=2, groups=2, bias=False))
+        == "Conv2D(4, 8, kernel_size=(3, 1), stride=(2, 2), groups=2, bias=False)"
+    )
     assert repr(L.Dense(400, 120)) == "Dense(in_features=400, out_features=120)"
     assert repr(L.MaxPool2D(2)) == "MaxPool2D(kernel_size=2)"
     assert repr(L.ReLU()) == "ReLU()"
     assert repr(L.Dropout(0.25)) == "Dropout(p=0.25)"
-    assert repr(L.BatchNorm2D(4)) == \
-        "BatchNorm2D(4, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True)"
-    assert repr(L.Sequential(L.Flatten(), L.Dense(2, 1))) == \
-        "Sequential(\n  (0): Flatten()\n  (1): Dense(in_features=2, out_features=1)\n)"
+    want = "BatchNorm2D(4, eps=1e-05, momentum=0.1, affine=True, bias=True, "
+    assert repr(L.BatchNorm2D(4)) == want + "track_running_stats=True)"
+    assert (
+        repr(L.Sequential(L.Flatten(), L.Dense(2, 1)))
+        == "Sequential(\n  (0): Flatten()\n  (1): Dense(in_features=2, out_features=1)\n)"
+    )
 
 
 def test_constructor_errors():

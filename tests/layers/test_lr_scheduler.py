@@ -1,6 +1,7 @@
 """convext.optim.lr_scheduler without torch: each schedule against its closed form or a
 hand-computed sequence, per param group, state_dict round trips and load_state_dict's checks.
 (tests/parity/test_parity_optim_state.py compares the exact sequences with torch.)"""
+
 import copy
 import math
 
@@ -32,14 +33,20 @@ def _closed(f, steps, bases=(0.1, 0.5)):
 
 
 def test_step_multistep_exponential_closed_forms():
-    np.testing.assert_allclose(_run(cl.StepLR(_opt(), 3, gamma=0.7), 60),
-                               _closed(lambda t, b: b * 0.7 ** (t // 3), 60), rtol=1e-13)
+    np.testing.assert_allclose(
+        _run(cl.StepLR(_opt(), 3, gamma=0.7), 60),
+        _closed(lambda t, b: b * 0.7 ** (t // 3), 60),
+        rtol=1e-13,
+    )
     ms = [2, 5, 5, 20]  # a repeated milestone counts twice
     np.testing.assert_allclose(
         _run(cl.MultiStepLR(_opt(), ms, gamma=0.5), 60),
-        _closed(lambda t, b: b * 0.5 ** sum(m <= t for m in ms), 60), rtol=1e-15)
-    np.testing.assert_allclose(_run(cl.ExponentialLR(_opt(), 0.93), 60),
-                               _closed(lambda t, b: b * 0.93 ** t, 60), rtol=1e-13)
+        _closed(lambda t, b: b * 0.5 ** sum(m <= t for m in ms), 60),
+        rtol=1e-15,
+    )
+    np.testing.assert_allclose(
+        _run(cl.ExponentialLR(_opt(), 0.93), 60), _closed(lambda t, b: b * 0.93**t, 60), rtol=1e-13
+    )
 
 
 @pytest.mark.parametrize("T_max, eta_min", [(10, 0.001), (60, 0.0), (7, 0.05)])
@@ -47,8 +54,9 @@ def test_cosine_annealing_closed_form(T_max, eta_min):
     """Recursive in torch's way, and equal to the closed form (also past T_max, where it
     rises again) up to rounding: at most 2 ulps of the initial lr per recursive step."""
     got = _run(cl.CosineAnnealingLR(_opt(), T_max, eta_min), 60)
-    want = _closed(lambda t, b: eta_min + (b - eta_min) * (1 + math.cos(math.pi * t / T_max))
-                   / 2, 60)
+    want = _closed(
+        lambda t, b: eta_min + (b - eta_min) * (1 + math.cos(math.pi * t / T_max)) / 2, 60
+    )
     bases = np.array([0.1, 0.5])
     assert np.all(np.abs(got - want) <= 60 * 2 * np.finfo(float).eps * bases)
     assert got[0].tolist() == [0.1, 0.5]
@@ -61,7 +69,7 @@ def test_cosine_is_the_demos_schedule():
     opt = optim.Adam([(np.zeros(1), np.zeros(1))], lr=lr)
     got = _run(cl.CosineAnnealingLR(opt, T_max=steps), steps)[:, 0]
     want = [lr * 0.5 * (1 + math.cos(math.pi * min(t, steps) / steps)) for t in range(steps)]
-    assert np.max(np.abs(got - want)) <= 1e-15 * lr * steps ** 0.5
+    assert np.max(np.abs(got - want)) <= 1e-15 * lr * steps**0.5
 
 
 def test_linear_lr_closed_form():
@@ -69,16 +77,18 @@ def test_linear_lr_closed_form():
     want = _closed(lambda t, b: b * (0.2 + 0.4 * min(t, 17) / 17), 40)
     np.testing.assert_allclose(got, want, rtol=1e-14)
     got = _run(cl.LinearLR(_opt()), 8)  # defaults: 1/3 to 1 over 5 steps
-    np.testing.assert_allclose(got, _closed(lambda t, b: b * (1 / 3 + 2 / 3 * min(t, 5) / 5),
-                                            8), rtol=1e-14)
+    np.testing.assert_allclose(
+        got, _closed(lambda t, b: b * (1 / 3 + 2 / 3 * min(t, 5) / 5), 8), rtol=1e-14
+    )
 
 
 @pytest.mark.parametrize("three_phase", [False, True])
 def test_one_cycle_by_hand(three_phase):
     total, pct = 50, 0.3
     opt = _opt(cls=optim.SGD, momentum=0.9)
-    sched = cl.OneCycleLR(opt, max_lr=[1.0, 2.0], total_steps=total, pct_start=pct,
-                          three_phase=three_phase)
+    sched = cl.OneCycleLR(
+        opt, max_lr=[1.0, 2.0], total_steps=total, pct_start=pct, three_phase=three_phase
+    )
     lrs, moms = [], []
     for _ in range(total):
         lrs.append(sched.get_last_lr())
@@ -89,6 +99,7 @@ def test_one_cycle_by_hand(three_phase):
 
     def cos(start, end, x):
         return end + (start - end) / 2 * (math.cos(math.pi * x) + 1)
+
     up = pct * total - 1  # 14: the step at max_lr
     for t in range(total):
         if t <= up:
@@ -111,8 +122,7 @@ def test_one_cycle_by_hand(three_phase):
 
 def test_one_cycle_moves_adams_beta1_and_refuses_adagrad():
     opt = optim.Adam([(np.zeros(1), np.zeros(1))], betas=(0.9, 0.98))
-    sched = cl.OneCycleLR(opt, max_lr=0.01, total_steps=10, base_momentum=0.8,
-                          max_momentum=0.9)
+    sched = cl.OneCycleLR(opt, max_lr=0.01, total_steps=10, base_momentum=0.8, max_momentum=0.9)
     assert opt.param_groups[0]["betas"] == (0.9, 0.98)
     for _ in range(3):
         opt.step()
@@ -120,8 +130,9 @@ def test_one_cycle_moves_adams_beta1_and_refuses_adagrad():
     assert 0.8 < opt.param_groups[0]["betas"][0] < 0.9 and opt.param_groups[0]["betas"][1] == 0.98
     with pytest.raises(ValueError, match="cycle_momentum"):
         cl.OneCycleLR(optim.Adagrad([(np.zeros(1), np.zeros(1))]), 0.1, total_steps=5)
-    cl.OneCycleLR(optim.Adagrad([(np.zeros(1), np.zeros(1))]), 0.1, total_steps=5,
-                  cycle_momentum=False)
+    cl.OneCycleLR(
+        optim.Adagrad([(np.zeros(1), np.zeros(1))]), 0.1, total_steps=5, cycle_momentum=False
+    )
 
 
 def test_reduce_lr_on_plateau_by_hand():
@@ -139,8 +150,7 @@ def test_reduce_lr_on_plateau_by_hand():
     assert sched.best == 0.9 and sched.last_epoch == 10
     with pytest.raises(TypeError, match="metrics"):
         sched.step("low")
-    mx = cl.ReduceLROnPlateau(_opt(), mode="max", patience=0, threshold=0.1,
-                              threshold_mode="abs")
+    mx = cl.ReduceLROnPlateau(_opt(), mode="max", patience=0, threshold=0.1, threshold_mode="abs")
     for m in [1.0, 1.05, 1.2]:  # 1.05 is no improvement by 0.1: reduce at once
         mx.step(m)
     assert mx.get_last_lr() == [pytest.approx(0.01), pytest.approx(0.05)]
@@ -148,11 +158,15 @@ def test_reduce_lr_on_plateau_by_hand():
 
 def test_sequential_lr_pieces():
     opt = _opt()
-    sched = cl.SequentialLR(opt, [cl.LinearLR(opt, start_factor=0.1, total_iters=4),
-                                  cl.ExponentialLR(opt, gamma=0.9)], milestones=[5])
+    sched = cl.SequentialLR(
+        opt,
+        [cl.LinearLR(opt, start_factor=0.1, total_iters=4), cl.ExponentialLR(opt, gamma=0.9)],
+        milestones=[5],
+    )
     got = _run(sched, 30)
-    want = _closed(lambda t, b: b * (0.1 + 0.9 * min(t, 4) / 4) if t < 5
-                   else b * 0.9 ** (t - 5), 30)
+    want = _closed(
+        lambda t, b: b * (0.1 + 0.9 * min(t, 4) / 4) if t < 5 else b * 0.9 ** (t - 5), 30
+    )
     np.testing.assert_allclose(got, want, rtol=1e-13)
 
 
@@ -195,8 +209,7 @@ MAKERS = [
     lambda o: cl.MultiStepLR(o, [2, 4, 4]),
     lambda o: cl.CosineAnnealingLR(o, 6, eta_min=0.01),
     lambda o: cl.OneCycleLR(o, 1.0, total_steps=20),
-    lambda o: cl.SequentialLR(o, [cl.LinearLR(o, total_iters=3), cl.ExponentialLR(o, 0.8)],
-                              [4]),
+    lambda o: cl.SequentialLR(o, [cl.LinearLR(o, total_iters=3), cl.ExponentialLR(o, 0.8)], [4]),
 ]
 
 
@@ -227,17 +240,20 @@ def test_plateau_state_round_trip():
     assert other.state_dict() == sd and other.patience == 1 and other.default_min_lr == 0.0
 
 
-@pytest.mark.parametrize("edit, err, match", [
-    (lambda sd: sd.pop("gamma"), ValueError, "no 'gamma'"),
-    (lambda sd: sd.__setitem__("extra", 1), ValueError, "unexpected key 'extra'"),
-    (lambda sd: sd.__setitem__("step_size", 0), ValueError, "step_size"),
-    (lambda sd: sd.__setitem__("step_size", "3"), TypeError, "step_size"),
-    (lambda sd: sd.__setitem__("gamma", math.nan), TypeError, "gamma"),
-    (lambda sd: sd.__setitem__("base_lrs", [0.1]), ValueError, "base_lrs"),
-    (lambda sd: sd.__setitem__("_last_lr", [0.1, -0.5]), ValueError, "_last_lr"),
-    (lambda sd: sd.__setitem__("last_epoch", -5), ValueError, "last_epoch"),
-    (lambda sd: sd.__setitem__("_is_initial", 0), TypeError, "_is_initial"),
-])
+@pytest.mark.parametrize(
+    "edit, err, match",
+    [
+        (lambda sd: sd.pop("gamma"), ValueError, "no 'gamma'"),
+        (lambda sd: sd.__setitem__("extra", 1), ValueError, "unexpected key 'extra'"),
+        (lambda sd: sd.__setitem__("step_size", 0), ValueError, "step_size"),
+        (lambda sd: sd.__setitem__("step_size", "3"), TypeError, "step_size"),
+        (lambda sd: sd.__setitem__("gamma", math.nan), TypeError, "gamma"),
+        (lambda sd: sd.__setitem__("base_lrs", [0.1]), ValueError, "base_lrs"),
+        (lambda sd: sd.__setitem__("_last_lr", [0.1, -0.5]), ValueError, "_last_lr"),
+        (lambda sd: sd.__setitem__("last_epoch", -5), ValueError, "last_epoch"),
+        (lambda sd: sd.__setitem__("_is_initial", 0), TypeError, "_is_initial"),
+    ],
+)
 def test_load_state_dict_checks_and_changes_nothing(edit, err, match):
     sched = cl.StepLR(_opt(), 3, gamma=0.5)
     _run(sched, 4)
@@ -251,8 +267,10 @@ def test_load_state_dict_checks_and_changes_nothing(edit, err, match):
 
 def test_sequential_load_is_atomic():
     opt = _opt()
-    make = lambda: cl.SequentialLR(opt, [cl.StepLR(opt, 2), cl.ExponentialLR(opt, 0.9)],  # noqa
-                                   [3])
+
+    def make():
+        return cl.SequentialLR(opt, [cl.StepLR(opt, 2), cl.ExponentialLR(opt, 0.9)], [3])
+
     sched = make()
     _run(sched, 5)
     before = sched.state_dict()

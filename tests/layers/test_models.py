@@ -2,6 +2,7 @@
 load round trips, eval outputs independent of the batch, and every model's backward against
 central finite differences (directional derivatives, float64, small versions). The comparison
 with torch itself is tests/parity/test_parity_models.py."""
+
 import math
 
 import numpy as np
@@ -17,21 +18,50 @@ def _n_params(model):
     return sum(math.prod(p.shape) for p in model.parameters().values())
 
 
-@pytest.mark.parametrize("build, n_params, n_keys, keys", [
-    # torchvision's parameter counts (its documentation's "num_params") and some of its keys
-    (models.resnet18, 11_689_512, 122, ["conv1.weight", "layer1.0.conv1.weight",
-                                        "layer2.0.downsample.0.weight",
-                                        "layer4.1.bn2.num_batches_tracked", "fc.bias"]),
-    (models.resnet34, 21_797_672, 218, ["layer3.5.bn2.running_var"]),
-    (models.resnet50, 25_557_032, 320, ["layer1.0.conv3.weight", "layer1.0.downsample.1.bias",
-                                        "layer4.2.bn3.running_mean"]),
-    (models.mobilenet_v2, 3_504_872, 314, ["features.0.0.weight", "features.1.conv.0.0.weight",
-                                           "features.1.conv.2.running_var",
-                                           "features.2.conv.1.1.bias",
-                                           "features.18.1.running_mean", "classifier.1.weight"]),
-    (models.vgg11, 132_863_336, 22, ["features.0.weight", "features.18.bias",
-                                     "classifier.0.weight", "classifier.6.bias"]),
-])
+@pytest.mark.parametrize(
+    "build, n_params, n_keys, keys",
+    [
+        # torchvision's parameter counts (its documentation's "num_params") and some of its keys
+        (
+            models.resnet18,
+            11_689_512,
+            122,
+            [
+                "conv1.weight",
+                "layer1.0.conv1.weight",
+                "layer2.0.downsample.0.weight",
+                "layer4.1.bn2.num_batches_tracked",
+                "fc.bias",
+            ],
+        ),
+        (models.resnet34, 21_797_672, 218, ["layer3.5.bn2.running_var"]),
+        (
+            models.resnet50,
+            25_557_032,
+            320,
+            ["layer1.0.conv3.weight", "layer1.0.downsample.1.bias", "layer4.2.bn3.running_mean"],
+        ),
+        (
+            models.mobilenet_v2,
+            3_504_872,
+            314,
+            [
+                "features.0.0.weight",
+                "features.1.conv.0.0.weight",
+                "features.1.conv.2.running_var",
+                "features.2.conv.1.1.bias",
+                "features.18.1.running_mean",
+                "classifier.1.weight",
+            ],
+        ),
+        (
+            models.vgg11,
+            132_863_336,
+            22,
+            ["features.0.weight", "features.18.bias", "classifier.0.weight", "classifier.6.bias"],
+        ),
+    ],
+)
 def test_torchvision_layout(build, n_params, n_keys, keys):
     with unallocated():  # no memory: shapes only
         model = build()
@@ -52,8 +82,9 @@ def test_model_shapes_and_dtypes():
     assert m(x.astype(np.float32)).shape == (2, 5)
     assert models.lenet5(rng=0).eval()(np.zeros((3, 1, 28, 28), np.float32)).shape == (3, 10)
     for bilinear in (False, True):
-        u = models.unet(in_channels=1, num_classes=3, base_channels=4, depth=3,
-                        bilinear=bilinear, rng=0).eval()
+        u = models.unet(
+            in_channels=1, num_classes=3, base_channels=4, depth=3, bilinear=bilinear, rng=0
+        ).eval()
         assert isinstance(u.up1.up, L.ConvTranspose2D) != bilinear
         for hw in ((16, 24), (17, 29), (8, 8)):  # odd sizes: padded in the decoder
             assert u(np.zeros((1, 1) + hw, np.float32)).shape == (1, 3) + hw
@@ -89,11 +120,15 @@ SMALL = {
     "lenet5": (lambda dt: models.lenet5(dtype=dt, rng=0), (2, 1, 28, 28)),
     "resnet18": (lambda dt: models.resnet18(num_classes=4, dtype=dt, rng=0), (2, 3, 32, 32)),
     "resnet50": (lambda dt: models.resnet50(num_classes=4, dtype=dt, rng=0), (2, 3, 32, 32)),
-    "mobilenet_v2": (lambda dt: models.mobilenet_v2(4, 0.35, dropout=0.0, dtype=dt, rng=0),
-                     (2, 3, 32, 32)),
+    "mobilenet_v2": (
+        lambda dt: models.mobilenet_v2(4, 0.35, dropout=0.0, dtype=dt, rng=0),
+        (2, 3, 32, 32),
+    ),
     "unet": (lambda dt: models.unet(2, 3, 4, 2, dtype=dt, rng=0), (2, 2, 9, 11)),
-    "unet_bilinear": (lambda dt: models.unet(2, 3, 4, 2, bilinear=True, dtype=dt, rng=0),
-                      (2, 2, 9, 11)),
+    "unet_bilinear": (
+        lambda dt: models.unet(2, 3, 4, 2, bilinear=True, dtype=dt, rng=0),
+        (2, 2, 9, 11),
+    ),
 }
 
 
@@ -120,15 +155,18 @@ def test_save_load_round_trip_and_batch_independence(name, tmp_path):
 def test_vgg11_description_round_trips():
     """VGG-11 is 507 MB: its description is checked as load checks it, without memory."""
     from convext.layers.registry import layer_from_spec, layer_spec
+
     with unallocated():
         model = models.vgg11(num_classes=3, dropout=0.2)
         back = layer_from_spec(layer_spec(model))
     assert back.get_config() == model.get_config()
-    assert {k: v.shape for k, v in back.parameters().items()} == \
-        {k: v.shape for k, v in model.parameters().items()}
+    assert {k: v.shape for k, v in back.parameters().items()} == {
+        k: v.shape for k, v in model.parameters().items()
+    }
 
 
 # -- backward against central differences (float64) ------------------------------------------------
+
 
 def _directional_check(model, x, n_dirs=2, seed=0, eps=1e-7, only=None):
     """<grad, v> against (L(p + eps v) - L(p - eps v)) / (2 eps) for random directions v of the
@@ -160,8 +198,10 @@ def _directional_check(model, x, n_dirs=2, seed=0, eps=1e-7, only=None):
         dx = rng.standard_normal(x.shape)
         # each parameter moves on its own scale (a kaiming-initialised weight of std 0.02
         # moved by N(0, 1) steps would push many more ReLU inputs over their kinks)
-        dp = {k: rng.standard_normal(p.shape) * (p.std() if p.std() > 0 else 0.1)
-              for k, p in params.items()}
+        dp = {
+            k: rng.standard_normal(p.shape) * (p.std() if p.std() > 0 else 0.1)
+            for k, p in params.items()
+        }
         numeric = (loss(dx, dp, eps) - loss(dx, dp, -eps)) / (2 * eps)
         analytic = float(np.sum(gx * dx)) + sum(float(np.sum(grads[k] * dp[k])) for k in dp)
         assert abs(numeric - analytic) <= 1e-5 * max(1.0, abs(analytic)), (numeric, analytic)
@@ -169,23 +209,26 @@ def _directional_check(model, x, n_dirs=2, seed=0, eps=1e-7, only=None):
         p[...] = saved[k]
 
 
-@pytest.mark.parametrize("build, shape", [
-    (lambda: models.BasicBlock(4, 6, 2, dtype=np.float64), (2, 4, 7, 6)),
-    (lambda: models.BasicBlock(4, 4, dtype=np.float64), (2, 4, 5, 6)),
-    (lambda: models.Bottleneck(8, 3, 2, dtype=np.float64), (2, 8, 7, 6)),
-    (lambda: models.Bottleneck(12, 3, dtype=np.float64), (2, 12, 5, 4)),
-    (lambda: models.InvertedResidual(8, 8, 1, 6, dtype=np.float64), (2, 8, 5, 6)),
-    (lambda: models.InvertedResidual(8, 12, 2, 1, dtype=np.float64), (2, 8, 5, 6)),
-    (SMALL["lenet5"][0], SMALL["lenet5"][1]),
-    # at least 8 values per channel in every BatchNorm (with 2 the normalised values are +-1
-    # and their derivatives blow up where the two are close: no finite difference is accurate)
-    (SMALL["resnet18"][0], (2, 3, 64, 64)),
-    (SMALL["mobilenet_v2"][0], (2, 3, 64, 64)),
-    (SMALL["unet"][0], SMALL["unet"][1]),
-    (SMALL["unet_bilinear"][0], SMALL["unet_bilinear"][1]),
-    (lambda: models.unet(1, 2, 3, 3, dtype=np.float64, rng=1), (2, 1, 17, 13)),
-    (lambda: models.unet(1, 2, 3, 3, bilinear=True, dtype=np.float64, rng=1), (2, 1, 17, 13)),
-])
+@pytest.mark.parametrize(
+    "build, shape",
+    [
+        (lambda: models.BasicBlock(4, 6, 2, dtype=np.float64), (2, 4, 7, 6)),
+        (lambda: models.BasicBlock(4, 4, dtype=np.float64), (2, 4, 5, 6)),
+        (lambda: models.Bottleneck(8, 3, 2, dtype=np.float64), (2, 8, 7, 6)),
+        (lambda: models.Bottleneck(12, 3, dtype=np.float64), (2, 12, 5, 4)),
+        (lambda: models.InvertedResidual(8, 8, 1, 6, dtype=np.float64), (2, 8, 5, 6)),
+        (lambda: models.InvertedResidual(8, 12, 2, 1, dtype=np.float64), (2, 8, 5, 6)),
+        (SMALL["lenet5"][0], SMALL["lenet5"][1]),
+        # at least 8 values per channel in every BatchNorm (with 2 the normalised values are +-1
+        # and their derivatives blow up where the two are close: no finite difference is accurate)
+        (SMALL["resnet18"][0], (2, 3, 64, 64)),
+        (SMALL["mobilenet_v2"][0], (2, 3, 64, 64)),
+        (SMALL["unet"][0], SMALL["unet"][1]),
+        (SMALL["unet_bilinear"][0], SMALL["unet_bilinear"][1]),
+        (lambda: models.unet(1, 2, 3, 3, dtype=np.float64, rng=1), (2, 1, 17, 13)),
+        (lambda: models.unet(1, 2, 3, 3, bilinear=True, dtype=np.float64, rng=1), (2, 1, 17, 13)),
+    ],
+)
 def test_backward_by_finite_differences(build, shape):
     model = build(np.float64) if build in [v[0] for v in SMALL.values()] else build()
     model.reset_parameters(np.random.default_rng(3))
@@ -206,9 +249,18 @@ def test_vgg11_backward_by_finite_differences():
         p -= 0.5
         p *= 2 * bound
     x = rng.standard_normal((1, 3, 32, 32))
-    _directional_check(model, x, n_dirs=1, only={"features.0.weight", "features.0.bias",
-                                                 "features.18.weight", "classifier.6.weight",
-                                                 "classifier.6.bias"})
+    _directional_check(
+        model,
+        x,
+        n_dirs=1,
+        only={
+            "features.0.weight",
+            "features.0.bias",
+            "features.18.weight",
+            "classifier.6.weight",
+            "classifier.6.bias",
+        },
+    )
 
 
 def test_needs_input_grad_false_gives_the_same_parameter_gradients():
@@ -230,27 +282,41 @@ def test_eval_mode_keeps_nothing():
     model(np.zeros((1, 3, 32, 32), np.float32))
     with pytest.raises(RuntimeError, match="training mode"):
         model.backward(np.ones((1, 4), np.float32))
-    assert all(getattr(layer, "_saved", None) is None for _, layer in model.named_layers()
-               if isinstance(layer, L.BatchNorm2D))
+    assert all(
+        getattr(layer, "_saved", None) is None
+        for _, layer in model.named_layers()
+        if isinstance(layer, L.BatchNorm2D)
+    )
 
 
-@pytest.mark.parametrize("spec, match", [
-    ({"type": "UNet", "config": {"depth": 33}}, "depth must be"),
-    ({"type": "UNet", "config": {"depth": 32, "base_channels": 2 ** 20}}, "2\\*\\*depth"),
-    ({"type": "ResNet", "config": {"block": "basic", "blocks": [1, 2]}}, "blocks must be"),
-    ({"type": "ResNet", "config": {"block": "wide", "blocks": [1, 1, 1, 1]}}, "block must be"),
-    ({"type": "ResNet", "config": {"block": "basic", "blocks": [1, 1, 1, 10 ** 6]}},
-     "blocks must be"),
-    ({"type": "MobileNetV2", "config": {"width_mult": 1e6}}, "width_mult must be"),
-    ({"type": "MobileNetV2", "config": {"dropout": 1.5}}, "dropout must be"),
-    ({"type": "InvertedResidual", "config": {"in_channels": 4, "out_channels": 4,
-                                              "stride": 3, "expand_ratio": 6}}, "stride"),
-    ({"type": "VGG", "config": {"num_classes": 0}}, "num_classes must be"),
-])
+@pytest.mark.parametrize(
+    "spec, match",
+    [
+        ({"type": "UNet", "config": {"depth": 33}}, "depth must be"),
+        ({"type": "UNet", "config": {"depth": 32, "base_channels": 2**20}}, "2\\*\\*depth"),
+        ({"type": "ResNet", "config": {"block": "basic", "blocks": [1, 2]}}, "blocks must be"),
+        ({"type": "ResNet", "config": {"block": "wide", "blocks": [1, 1, 1, 1]}}, "block must be"),
+        (
+            {"type": "ResNet", "config": {"block": "basic", "blocks": [1, 1, 1, 10**6]}},
+            "blocks must be",
+        ),
+        ({"type": "MobileNetV2", "config": {"width_mult": 1e6}}, "width_mult must be"),
+        ({"type": "MobileNetV2", "config": {"dropout": 1.5}}, "dropout must be"),
+        (
+            {
+                "type": "InvertedResidual",
+                "config": {"in_channels": 4, "out_channels": 4, "stride": 3, "expand_ratio": 6},
+            },
+            "stride",
+        ),
+        ({"type": "VGG", "config": {"num_classes": 0}}, "num_classes must be"),
+    ],
+)
 def test_model_descriptions_from_files_are_bounded(spec, match):
     """A model file's description of a zoo model is checked like any layer's: bounded sizes,
     depths and block counts, before anything is built or allocated."""
     from convext.layers.registry import layer_from_spec
+
     with pytest.raises(ValueError, match=match):
         with unallocated():
             layer_from_spec(spec)

@@ -2,6 +2,7 @@
 Dropout2D, Flatten and BatchNorm2D on the compiled kernel (eval-mode backward, momentum=None,
 affine/track_running_stats off) against the naive loops of tests/reference_cnn.py and central
 finite differences; save/load round trips and the registry's checks of their fields."""
+
 import numpy as np
 import pytest
 from test_layers import _check_layer_grads
@@ -41,8 +42,12 @@ def test_activation_layers_forward_and_gradient(make, oracle):
     np.testing.assert_allclose(layer(x), oracle(x), rtol=1e-12, atol=1e-14)
     y32 = layer(x.astype(np.float32))
     assert y32.dtype == np.float32
-    np.testing.assert_allclose(y32, oracle(x.astype(np.float32).astype(np.float64)),
-                               rtol=0, atol=1e-5 * max(1.0, np.abs(oracle(x)).max()))
+    np.testing.assert_allclose(
+        y32,
+        oracle(x.astype(np.float32).astype(np.float64)),
+        rtol=0,
+        atol=1e-5 * max(1.0, np.abs(oracle(x)).max()),
+    )
     _check_layer_grads(make(), x)
 
 
@@ -63,14 +68,16 @@ def test_activation_settings_and_errors():
 
 # -- adaptive pooling, upsampling, unpooling -----------------------------------------------------
 
-@pytest.mark.parametrize("output_size, oh, ow", [((3, 2), 3, 2), (4, 4, 4), ((None, 3), 7, 3),
-                                                 (1, 1, 1), ((9, 11), 9, 11)])
+
+@pytest.mark.parametrize(
+    "output_size, oh, ow",
+    [((3, 2), 3, 2), (4, 4, 4), ((None, 3), 7, 3), (1, 1, 1), ((9, 11), 9, 11)],
+)
 def test_adaptive_pool_layers(output_size, oh, ow):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 3, 7, 6))
     avg = L.AdaptiveAvgPool2D(output_size)
-    np.testing.assert_allclose(avg(x), ref.adaptive_avg_pool2d(x, oh, ow), rtol=1e-12,
-                               atol=1e-15)
+    np.testing.assert_allclose(avg(x), ref.adaptive_avg_pool2d(x, oh, ow), rtol=1e-12, atol=1e-15)
     _check_layer_grads(L.AdaptiveAvgPool2D(output_size), x)
     mx = L.AdaptiveMaxPool2D(output_size)
     y, _ = ref.adaptive_max_pool2d(x, oh, ow)
@@ -88,14 +95,17 @@ def test_adaptive_pool_config_and_errors():
         L.AdaptiveMaxPool2D(2.5)
 
 
-@pytest.mark.parametrize("kw, size", [
-    (dict(scale_factor=2, mode="bilinear", align_corners=True), (10, 8)),
-    (dict(scale_factor=2, mode="bilinear"), (10, 8)),
-    (dict(size=(7, 9), mode="bilinear", align_corners=False), (7, 9)),
-    (dict(size=(3, 11), mode="bilinear", align_corners=True), (3, 11)),
-    (dict(size=(9, 3)), (9, 3)),
-    (dict(scale_factor=2), (10, 8)),
-])
+@pytest.mark.parametrize(
+    "kw, size",
+    [
+        (dict(scale_factor=2, mode="bilinear", align_corners=True), (10, 8)),
+        (dict(scale_factor=2, mode="bilinear"), (10, 8)),
+        (dict(size=(7, 9), mode="bilinear", align_corners=False), (7, 9)),
+        (dict(size=(3, 11), mode="bilinear", align_corners=True), (3, 11)),
+        (dict(size=(9, 3)), (9, 3)),
+        (dict(scale_factor=2), (10, 8)),
+    ],
+)
 def test_upsample(kw, size):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 3, 5, 4))
@@ -103,9 +113,9 @@ def test_upsample(kw, size):
     y = layer(x)
     assert y.shape == (2, 3) + size
     if kw.get("mode") == "bilinear":
-        np.testing.assert_allclose(y, ref.interpolate_bilinear(x, *size,
-                                                               kw.get("align_corners")),
-                                   rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(
+            y, ref.interpolate_bilinear(x, *size, kw.get("align_corners")), rtol=1e-12, atol=1e-14
+        )
     elif "size" in kw:
         np.testing.assert_array_equal(y, ref.interpolate_nearest(x, *size))
     else:  # nearest, twice the size: each pixel repeated
@@ -191,6 +201,7 @@ def test_max_pool_with_indices_feeds_max_unpool():
 
 # -- Dropout2D and Flatten ------------------------------------------------------------------------
 
+
 def test_dropout2d_drops_whole_channels():
     x = np.random.default_rng(4).standard_normal((64, 50, 3, 4)).astype(np.float32) + 5
     d = L.Dropout2D(0.3, rng=11)
@@ -216,9 +227,17 @@ def test_dropout2d_drops_whole_channels():
         L.Dropout2D(-0.1)
 
 
-@pytest.mark.parametrize("start, end, shape", [(1, -1, (2, 60)), (0, -1, (120,)),
-                                               (1, 2, (2, 12, 5)), (2, 3, (2, 3, 20)),
-                                               (-2, -1, (2, 3, 20)), (0, 0, (2, 3, 4, 5))])
+@pytest.mark.parametrize(
+    "start, end, shape",
+    [
+        (1, -1, (2, 60)),
+        (0, -1, (120,)),
+        (1, 2, (2, 12, 5)),
+        (2, 3, (2, 3, 20)),
+        (-2, -1, (2, 3, 20)),
+        (0, 0, (2, 3, 4, 5)),
+    ],
+)
 def test_flatten_dims(start, end, shape):
     x = np.arange(120.0).reshape(2, 3, 4, 5)
     f = L.Flatten(start, end)
@@ -230,6 +249,7 @@ def test_flatten_dims(start, end, shape):
 
 
 # -- BatchNorm2D --------------------------------------------------------------------------------
+
 
 def _bn(dtype=np.float64, **kw):
     rng = np.random.default_rng(5)
@@ -254,11 +274,11 @@ def test_batchnorm_eval_backward():
     np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-14)
     g = np.random.default_rng(7).standard_normal(x.shape)
     gx = bn.backward(g)
-    np.testing.assert_allclose(gx, g * (sd["weight"] / np.sqrt(rv + 1e-5))[:, None, None],
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        gx, g * (sd["weight"] / np.sqrt(rv + 1e-5))[:, None, None], rtol=1e-12
+    )
     xhat = (x - rm[:, None, None]) / np.sqrt(rv + 1e-5)[:, None, None]
-    np.testing.assert_allclose(bn.grads()["weight"], (g * xhat).sum(axis=(0, 2, 3)),
-                               rtol=1e-12)
+    np.testing.assert_allclose(bn.grads()["weight"], (g * xhat).sum(axis=(0, 2, 3)), rtol=1e-12)
     np.testing.assert_allclose(bn.grads()["bias"], g.sum(axis=(0, 2, 3)), rtol=1e-12)
     # the full check, eval mode kept by the gradcheck's own train() call being undone
     bn2 = _bn().eval()
@@ -270,8 +290,7 @@ def test_batchnorm_eval_backward():
 def test_batchnorm_frozen_inside_training_model():
     """model.train(); bn.eval(): the frozen BatchNorm keeps its input and backward works; a
     model in eval mode as a whole keeps nothing."""
-    model = L.Sequential(L.Conv2D(2, 3, 3, padding=1, dtype=np.float64, rng=0), _bn(),
-                         L.ReLU())
+    model = L.Sequential(L.Conv2D(2, 3, 3, padding=1, dtype=np.float64, rng=0), _bn(), L.ReLU())
     x = np.random.default_rng(8).standard_normal((2, 2, 5, 5))
     model.train()
     model[1].eval()
@@ -301,6 +320,7 @@ def _check_layer_grads_frozen(model, x):
     def f(ww):
         w[...] = ww
         return float(np.sum(model(x) * r))
+
     ng = numerical_grad(f, saved)
     w[...] = saved
     np.testing.assert_allclose(model.grads()["1.weight"], ng, rtol=1e-6, atol=1e-8)
@@ -369,11 +389,21 @@ def test_batchnorm_errors():
 
 # -- save / load --------------------------------------------------------------------------------
 
-NEW_LAYERS = [L.ReLU6(), L.Hardtanh(-2.0, 0.5), L.SiLU(), L.Hardswish(), L.Hardsigmoid(),
-              L.GELU("tanh"), L.AdaptiveAvgPool2D((3, None)), L.AdaptiveMaxPool2D(2),
-              L.Upsample(scale_factor=[2.0, 1.5], mode="bilinear", align_corners=False),
-              L.Upsample(size=(6, 7)), L.Dropout2D(0.25), L.Flatten(0, 2),
-              L.BatchNorm2D(3, momentum=None, affine=False, dtype=np.float64)]
+NEW_LAYERS = [
+    L.ReLU6(),
+    L.Hardtanh(-2.0, 0.5),
+    L.SiLU(),
+    L.Hardswish(),
+    L.Hardsigmoid(),
+    L.GELU("tanh"),
+    L.AdaptiveAvgPool2D((3, None)),
+    L.AdaptiveMaxPool2D(2),
+    L.Upsample(scale_factor=[2.0, 1.5], mode="bilinear", align_corners=False),
+    L.Upsample(size=(6, 7)),
+    L.Dropout2D(0.25),
+    L.Flatten(0, 2),
+    L.BatchNorm2D(3, momentum=None, affine=False, dtype=np.float64),
+]
 
 
 @pytest.mark.parametrize("layer", NEW_LAYERS, ids=lambda layer: type(layer).__name__)
@@ -389,22 +419,24 @@ def test_save_load_round_trip(layer, tmp_path):
     np.testing.assert_array_equal(back(x), model(x))
 
 
-@pytest.mark.parametrize("name, config, match", [
-    ("GELU", dict(approximate="erf"), "approximate must be"),
-    ("Hardtanh", dict(min_val="1"), "min_val must be"),
-    ("Hardtanh", dict(min_val=2.0, max_val=1.0), "min_val"),
-    ("AdaptiveAvgPool2D", dict(output_size=[0, 2]), "output_size must be"),
-    ("AdaptiveMaxPool2D", dict(output_size=[1, 2, 3]), "output_size must be"),
-    ("Upsample", dict(scale_factor=-2.0), "scale_factor must be"),
-    ("Upsample", dict(scale_factor=1e300), "scale_factor must be"),
-    ("Upsample", dict(size=[4], mode="bicubic"), "mode must be"),
-    ("Upsample", dict(scale_factor=2.0, align_corners="yes"), "align_corners must be"),
-    ("Upsample", dict(), "exactly one"),
-    ("MaxUnpool2D", dict(kernel_size=0), "kernel_size must be"),
-    ("Dropout2D", dict(p=2.0), "p must be"),
-])
+@pytest.mark.parametrize(
+    "name, config, match",
+    [
+        ("GELU", dict(approximate="erf"), "approximate must be"),
+        ("Hardtanh", dict(min_val="1"), "min_val must be"),
+        ("Hardtanh", dict(min_val=2.0, max_val=1.0), "min_val"),
+        ("AdaptiveAvgPool2D", dict(output_size=[0, 2]), "output_size must be"),
+        ("AdaptiveMaxPool2D", dict(output_size=[1, 2, 3]), "output_size must be"),
+        ("Upsample", dict(scale_factor=-2.0), "scale_factor must be"),
+        ("Upsample", dict(scale_factor=1e300), "scale_factor must be"),
+        ("Upsample", dict(size=[4], mode="bicubic"), "mode must be"),
+        ("Upsample", dict(scale_factor=2.0, align_corners="yes"), "align_corners must be"),
+        ("Upsample", dict(), "exactly one"),
+        ("MaxUnpool2D", dict(kernel_size=0), "kernel_size must be"),
+        ("Dropout2D", dict(p=2.0), "p must be"),
+    ],
+)
 def test_registry_checks_new_fields(name, config, match):
     with pytest.raises(ValueError, match=match):
         with unallocated():
             layer_from_spec({"type": name, "config": config})
-

@@ -1,6 +1,7 @@
 """convext.onnx.load on models it refuses, and on hostile files: every unsupported node is
 listed in one ValueError before anything runs; malformed protobuf, oversized input, external
 data outside the model's folder are ValueErrors. No torch here (onnx builds the models)."""
+
 import os
 
 import numpy as np
@@ -16,60 +17,93 @@ W = np.arange(2 * 2 * 3 * 3, dtype=np.float32).reshape(2, 2, 3, 3) / 10
 
 
 def model(nodes, inits=(), opset=13, x_shape=(None, 2, 6, 6)):
-    g = helper.make_graph(nodes, "g",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-                          initializer=list(inits))
+    g = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=list(inits),
+    )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
     m.ir_version = 8
     return m
 
 
 def test_every_unsupported_node_is_listed_before_anything_runs():
-    nodes = [helper.make_node("Conv", ["x", "w"], ["a"], kernel_shape=[3, 3], pads=[1] * 4),
-             helper.make_node("Erf", ["a"], ["b"], name="my_erf"),
-             helper.make_node("Relu", ["b"], ["c"]),                          # after a problem
-             helper.make_node("LeakyRelu", ["c"], ["d"], alpha=0.2, bogus=3),
-             helper.make_node("Resize", ["d", "", "s"], ["e"], mode="cubic"),
-             helper.make_node("MaxPool", ["e"], ["f", "idx"], kernel_shape=[2, 2]),
-             helper.make_node("Add", ["f", "idx"], ["g"]),
-             helper.make_node("Gemm", ["g", "x"], ["y"], transA=1),
-             helper.make_node("CustomOp", ["y"], ["z"], domain="com.example")]
-    m = model(nodes, [numpy_helper.from_array(W, "w"),
-                      numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "s")])
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["a"], kernel_shape=[3, 3], pads=[1] * 4),
+        helper.make_node("Erf", ["a"], ["b"], name="my_erf"),
+        helper.make_node("Relu", ["b"], ["c"]),  # after a problem
+        helper.make_node("LeakyRelu", ["c"], ["d"], alpha=0.2, bogus=3),
+        helper.make_node("Resize", ["d", "", "s"], ["e"], mode="cubic"),
+        helper.make_node("MaxPool", ["e"], ["f", "idx"], kernel_shape=[2, 2]),
+        helper.make_node("Add", ["f", "idx"], ["g"]),
+        helper.make_node("Gemm", ["g", "x"], ["y"], transA=1),
+        helper.make_node("CustomOp", ["y"], ["z"], domain="com.example"),
+    ]
+    m = model(
+        nodes,
+        [
+            numpy_helper.from_array(W, "w"),
+            numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "s"),
+        ],
+    )
     with pytest.raises(ValueError) as e:
         convext.onnx.load(m.SerializeToString())
     msg = str(e.value)
-    for part in ["'my_erf' (Erf): operator 'Erf' is not supported",
-                 "(LeakyRelu): attribute bogus=3 is not supported",
-                 "(Resize): attribute mode='cubic' is not supported",
-                 "(MaxPool): its output(s) ['idx'] beyond the first are used",
-                 "(Gemm): attribute transA=1 is not supported",
-                 "(com.example.CustomOp): operator 'CustomOp' is not supported"]:
+    for part in [
+        "'my_erf' (Erf): operator 'Erf' is not supported",
+        "(LeakyRelu): attribute bogus=3 is not supported",
+        "(Resize): attribute mode='cubic' is not supported",
+        "(MaxPool): its output(s) ['idx'] beyond the first are used",
+        "(Gemm): attribute transA=1 is not supported",
+        "(com.example.CustomOp): operator 'CustomOp' is not supported",
+    ]:
         assert part in msg, (part, msg)
     assert "6 unsupported" in msg
 
 
-@pytest.mark.parametrize("node, inits, match", [
-    (helper.make_node("Conv", ["x", "x"], ["y"]), [], "must be a constant"),
-    (helper.make_node("Conv", ["x", "w"], ["y"], auto_pad="SAME_UPPER"), ["w"],
-     "needs the input's height and width"),
-    (helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], pads=[0, 0, 2, 1],
-                      ceil_mode=1), [], "ceil_mode with pads .* larger than half the kernel"),
-    (helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[2, 2], dilations=[2, 2]),
-     [], "dilations"),
-    (helper.make_node("Pad", ["x", "p"], ["y"], mode="wrap"), ["p"], "mode='wrap'"),
-    (helper.make_node("BatchNormalization", ["x", "s", "s", "s", "s"], ["y"],
-                      training_mode=1), ["s"], "training_mode=1"),
-    (helper.make_node("Reshape", ["x", "x"], ["y"]), [], "must be a constant"),
-    (helper.make_node("Gather", ["x", "i"], ["y"]), ["i"], "folds to a constant"),
-    (helper.make_node("MatMul", ["x", "x"], ["y"]), [], "must be a constant"),
-])
+@pytest.mark.parametrize(
+    "node, inits, match",
+    [
+        (helper.make_node("Conv", ["x", "x"], ["y"]), [], "must be a constant"),
+        (
+            helper.make_node("Conv", ["x", "w"], ["y"], auto_pad="SAME_UPPER"),
+            ["w"],
+            "needs the input's height and width",
+        ),
+        (
+            helper.make_node(
+                "MaxPool", ["x"], ["y"], kernel_shape=[3, 3], pads=[0, 0, 2, 1], ceil_mode=1
+            ),
+            [],
+            "ceil_mode with pads .* larger than half the kernel",
+        ),
+        (
+            helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[2, 2], dilations=[2, 2]),
+            [],
+            "dilations",
+        ),
+        (helper.make_node("Pad", ["x", "p"], ["y"], mode="wrap"), ["p"], "mode='wrap'"),
+        (
+            helper.make_node(
+                "BatchNormalization", ["x", "s", "s", "s", "s"], ["y"], training_mode=1
+            ),
+            ["s"],
+            "training_mode=1",
+        ),
+        (helper.make_node("Reshape", ["x", "x"], ["y"]), [], "must be a constant"),
+        (helper.make_node("Gather", ["x", "i"], ["y"]), ["i"], "folds to a constant"),
+        (helper.make_node("MatMul", ["x", "x"], ["y"]), [], "must be a constant"),
+    ],
+)
 def test_unsupported_forms(node, inits, match):
-    arrays = {"w": numpy_helper.from_array(W, "w"),
-              "p": numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "p"),
-              "s": numpy_helper.from_array(np.ones(2, np.float32), "s"),
-              "i": numpy_helper.from_array(np.array([0], np.int64), "i")}
+    arrays = {
+        "w": numpy_helper.from_array(W, "w"),
+        "p": numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "p"),
+        "s": numpy_helper.from_array(np.ones(2, np.float32), "s"),
+        "i": numpy_helper.from_array(np.array([0], np.int64), "i"),
+    }
     x_shape = (None, 2, None, None) if "auto_pad" in str(node) else (None, 2, 6, 6)
     m = model([node], [arrays[k] for k in inits], x_shape=x_shape)
     with pytest.raises(ValueError, match=match):
@@ -83,16 +117,20 @@ def test_opset_out_of_range(opset):
         convext.onnx.load(m.SerializeToString())
 
 
-@pytest.mark.parametrize("data", [b"", b"\x00" * 10, b"\xff" * 100, b"garbage that is not onnx",
-                                  b"\x0a\xff\xff\xff\xff\x0f"])
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"\x00" * 10, b"\xff" * 100, b"garbage that is not onnx", b"\x0a\xff\xff\xff\xff\x0f"],
+)
 def test_malformed_protobuf(data):
     with pytest.raises(ValueError, match="ONNX model"):
         convext.onnx.load(data)
 
 
 def test_truncated_model_file(tmp_path):
-    m = model([helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3])],
-              [numpy_helper.from_array(W, "w")])
+    m = model(
+        [helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3])],
+        [numpy_helper.from_array(W, "w")],
+    )
     data = m.SerializeToString()
     for cut in (len(data) // 3, len(data) - 5):
         with pytest.raises(ValueError, match="ONNX model|tensor|unsupported"):
@@ -167,8 +205,18 @@ def test_external_data_from_the_models_folder(tmp_path):
         convext.onnx.load(path.read_bytes())
 
 
-@pytest.mark.parametrize("location", ["../secret.bin", "sub/../../secret.bin", "/etc/passwd",
-                                      "link.bin", "missing.bin", "", "sub\\..\\..\\secret.bin"])
+@pytest.mark.parametrize(
+    "location",
+    [
+        "../secret.bin",
+        "sub/../../secret.bin",
+        "/etc/passwd",
+        "link.bin",
+        "missing.bin",
+        "",
+        "sub\\..\\..\\secret.bin",
+    ],
+)
 def test_external_data_escapes_are_refused(tmp_path, location):
     outside = tmp_path / "secret.bin"
     outside.write_bytes(W.tobytes())
@@ -192,8 +240,14 @@ def test_external_data_bad_ranges(tmp_path, offset, length):
 
 def test_cli_prints_the_graph(tmp_path, capsys):
     from convext.__main__ import main
-    m = model([helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3], pads=[1] * 4),
-               helper.make_node("Relu", ["c"], ["y"])], [numpy_helper.from_array(W, "w")])
+
+    m = model(
+        [
+            helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3], pads=[1] * 4),
+            helper.make_node("Relu", ["c"], ["y"]),
+        ],
+        [numpy_helper.from_array(W, "w")],
+    )
     path = tmp_path / "m.onnx"
     path.write_bytes(m.SerializeToString())
     assert main(["onnx", str(path), "--repeat", "2"]) == 0
@@ -207,20 +261,26 @@ def _classifier():
     rng = np.random.default_rng(0)
     w = (rng.standard_normal((8, 3, 3, 3)) * 0.2).astype(np.float32)
     fc = (rng.standard_normal((10, 8)) * 0.2).astype(np.float32)
-    nodes = [helper.make_node("Conv", ["x", "conv.weight"], ["c"], kernel_shape=[3, 3],
-                              pads=[1, 1, 1, 1], name="conv"),
-             helper.make_node("Relu", ["c"], ["r"]),
-             helper.make_node("GlobalAveragePool", ["r"], ["p"]),
-             helper.make_node("Flatten", ["p"], ["f"]),
-             helper.make_node("Gemm", ["f", "fc.weight", "fc.bias"], ["y"], transB=1)]
-    g = helper.make_graph(nodes, "classifier",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT,
-                                                         ["N", 3, 32, 32])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
-                          initializer=[numpy_helper.from_array(w, "conv.weight"),
-                                       numpy_helper.from_array(fc, "fc.weight"),
-                                       numpy_helper.from_array(np.zeros(10, np.float32),
-                                                               "fc.bias")])
+    nodes = [
+        helper.make_node(
+            "Conv", ["x", "conv.weight"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], name="conv"
+        ),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("GlobalAveragePool", ["r"], ["p"]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        helper.make_node("Gemm", ["f", "fc.weight", "fc.bias"], ["y"], transB=1),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "classifier",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 32, 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
+        initializer=[
+            numpy_helper.from_array(w, "conv.weight"),
+            numpy_helper.from_array(fc, "fc.weight"),
+            numpy_helper.from_array(np.zeros(10, np.float32), "fc.bias"),
+        ],
+    )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     m.ir_version = 8
     return m.SerializeToString()
@@ -228,6 +288,7 @@ def _classifier():
 
 def test_readme_onnx_examples(tmp_path, monkeypatch):
     import re
+
     readme = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
     if not os.path.exists(readme):
         pytest.skip("README.md is not next to the tests (installed-wheel run)")
@@ -259,14 +320,14 @@ def test_corrupted_models_are_value_errors_or_load():
     """Random byte changes and truncations of a valid model: a Graph or a ValueError, never
     another exception."""
     data = bytearray(_classifier())
-    rng = np.random.default_rng(1)   # this seed once found invalid UTF-8 names, empty inputs
+    rng = np.random.default_rng(1)  # this seed once found invalid UTF-8 names, empty inputs
     outcomes = {"graph": 0, "refused": 0}
     for _ in range(1000):
         bad = bytearray(data)
         for _ in range(int(rng.integers(1, 4))):
             bad[int(rng.integers(0, len(bad)))] = int(rng.integers(0, 256))
         if rng.random() < 0.3:
-            bad = bad[:int(rng.integers(0, len(bad)))]
+            bad = bad[: int(rng.integers(0, len(bad)))]
         try:
             convext.onnx.load(bytes(bad))
             outcomes["graph"] += 1

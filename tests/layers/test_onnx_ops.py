@@ -1,6 +1,7 @@
 """The Onnx* node layers of convext.onnx (they need neither onnx nor torch): forward against
 direct NumPy formulas, backward against finite differences (float64), save/load inside a
 Graph, and eval-mode graphs running from several threads."""
+
 import threading
 
 import numpy as np
@@ -24,10 +25,12 @@ def _check_grad(layer, x, params=True):
 
     def f(xv):
         return float((w * layer(xv)).sum())
+
     np.testing.assert_allclose(gx, numerical_grad(f, x), rtol=1e-6, atol=1e-8)
     if params:
         grads = {k: v.copy() for k, v in layer.grads().items()}
         for name, p in layer.parameters().items():
+
             def fp(pv, p=p):
                 old = p.copy()
                 p[...] = pv
@@ -35,8 +38,10 @@ def _check_grad(layer, x, params=True):
                     return float((w * layer(x)).sum())
                 finally:
                     p[...] = old
-            np.testing.assert_allclose(grads[name], numerical_grad(fp, p), rtol=1e-6,
-                                       atol=1e-8, err_msg=name)
+
+            np.testing.assert_allclose(
+                grads[name], numerical_grad(fp, p), rtol=1e-6, atol=1e-8, err_msg=name
+            )
 
 
 def _away_from_kinks(x, points, gap=0.05):
@@ -51,8 +56,9 @@ def _away_from_kinks(x, points, gap=0.05):
 def test_clip(lo, hi):
     layer = O.OnnxClip(lo, hi)
     x = _away_from_kinks(RNG.standard_normal((2, 3, 4)) * 3, [v for v in (lo, hi) if v is not None])
-    np.testing.assert_array_equal(layer(x), np.clip(x, -np.inf if lo is None else lo,
-                                                    np.inf if hi is None else hi))
+    np.testing.assert_array_equal(
+        layer(x), np.clip(x, -np.inf if lo is None else lo, np.inf if hi is None else hi)
+    )
     _check_grad(layer, x)
 
 
@@ -81,16 +87,21 @@ def test_hardswish_flatten_squeeze_unsqueeze_globalmax():
     _check_grad(O.OnnxGlobalMaxPool(), x)
 
 
-@pytest.mark.parametrize("kw", [dict(scale_factor=[2.0, 3.0]),
-                                dict(size=[7, 4], mode="bilinear"),
-                                dict(scale_factor=[2.0, 2.0], mode="bilinear",
-                                     align_corners=True)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(scale_factor=[2.0, 3.0]),
+        dict(size=[7, 4], mode="bilinear"),
+        dict(scale_factor=[2.0, 2.0], mode="bilinear", align_corners=True),
+    ],
+)
 def test_resize_gradient(kw):
     _check_grad(O.OnnxResize(**kw), RNG.standard_normal((2, 2, 3, 4)))
 
 
-@pytest.mark.parametrize("k, s, pads", [((3, 3), (2, 2), (0, 2, 1, 0)), ((2, 3), (1, 2),
-                                                                         (1, 0, 0, 2))])
+@pytest.mark.parametrize(
+    "k, s, pads", [((3, 3), (2, 2), (0, 2, 1, 0)), ((2, 3), (1, 2), (1, 0, 0, 2))]
+)
 def test_avg_pool_exclude_pad(k, s, pads):
     layer = O.OnnxAvgPoolExcludePad(k, s, pads)
     x = RNG.standard_normal((2, 3, 7, 6))
@@ -103,15 +114,20 @@ def test_avg_pool_exclude_pad(k, s, pads):
     for i in range(OH):
         for j in range(OW):
             r0, c0 = i * s[0] - t, j * s[1] - l_
-            win = x[:, :, max(r0, 0):min(r0 + k[0], H), max(c0, 0):min(c0 + k[1], W)]
+            win = x[:, :, max(r0, 0) : min(r0 + k[0], H), max(c0, 0) : min(c0 + k[1], W)]
             want[:, :, i, j] = win.mean(axis=(2, 3))
     np.testing.assert_allclose(y, want, rtol=1e-13)
     _check_grad(layer, x)
 
 
-@pytest.mark.parametrize("kw", [dict(stride=2, pads=(0, 1, 1, 0), output_padding=1),
-                                dict(stride=(1, 2), dilation=2, groups=2, bias=False),
-                                dict(stride=3, pads=(2, 2, 1, 1), output_padding=(2, 0))])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(stride=2, pads=(0, 1, 1, 0), output_padding=1),
+        dict(stride=(1, 2), dilation=2, groups=2, bias=False),
+        dict(stride=3, pads=(2, 2, 1, 1), output_padding=(2, 0)),
+    ],
+)
 def test_conv_transpose_gradients(kw):
     layer = O.OnnxConvTranspose(4, 6, (3, 2), dtype="float64", **kw)
     layer.weight[...] = RNG.standard_normal(layer.weight.shape)
@@ -123,17 +139,19 @@ def test_conv_transpose_gradients(kw):
 def test_onnx_op_layers_save_and_load(tmp_path):
     ct = O.OnnxConvTranspose(3, 2, 2, stride=2, pads=(0, 1, 1, 0), dtype="float32")
     ct.weight[...] = RNG.standard_normal(ct.weight.shape)
-    nodes = [("ct", ct, ["x"]),
-             ("clip", O.OnnxClip(None, 0.5), ["ct"]),
-             ("hs", O.OnnxHardSigmoid(0.3, 0.4), ["clip"]),
-             ("up", O.OnnxResize(scale_factor=[2.0, 2.0]), ["hs"]),
-             ("pool", O.OnnxAvgPoolExcludePad([3, 3], [2, 2], [1, 0, 0, 1]), ["up"]),
-             ("pad", L.Pad([1, 0, 0, 1], value=float("-inf")), ["pool"]),
-             ("mp", L.MaxPool2D(2), ["pad"]),
-             ("gm", O.OnnxGlobalMaxPool(), ["mp"]),
-             ("fl", O.OnnxFlatten(1), ["gm"]),
-             ("us", O.OnnxUnsqueeze([1]), ["fl"]),
-             ("sq", O.OnnxSqueeze([1]), ["us"])]
+    nodes = [
+        ("ct", ct, ["x"]),
+        ("clip", O.OnnxClip(None, 0.5), ["ct"]),
+        ("hs", O.OnnxHardSigmoid(0.3, 0.4), ["clip"]),
+        ("up", O.OnnxResize(scale_factor=[2.0, 2.0]), ["hs"]),
+        ("pool", O.OnnxAvgPoolExcludePad([3, 3], [2, 2], [1, 0, 0, 1]), ["up"]),
+        ("pad", L.Pad([1, 0, 0, 1], value=float("-inf")), ["pool"]),
+        ("mp", L.MaxPool2D(2), ["pad"]),
+        ("gm", O.OnnxGlobalMaxPool(), ["mp"]),
+        ("fl", O.OnnxFlatten(1), ["gm"]),
+        ("us", O.OnnxUnsqueeze([1]), ["fl"]),
+        ("sq", O.OnnxSqueeze([1]), ["us"]),
+    ]
     g = L.Graph(["x"], nodes, ["sq"]).eval()
     g.save(tmp_path / "g.npz")
     g2 = cx.load(tmp_path / "g.npz").eval()
@@ -143,10 +161,17 @@ def test_onnx_op_layers_save_and_load(tmp_path):
 
 
 def test_eval_mode_graph_from_several_threads():
-    g = L.Graph(["x"], [("c", L.Conv2D(3, 4, 3, padding=1, rng=1), ["x"]),
-                        ("t", L.Tanh(), ["c"]), ("m", L.Mul(), ["c", "t"]),
-                        ("p", L.Pad([1, 1, 1, 1], mode="edge"), ["m"]),
-                        ("k", L.Cat(axis=1), ["p", "p"])], ["k"]).eval()
+    g = L.Graph(
+        ["x"],
+        [
+            ("c", L.Conv2D(3, 4, 3, padding=1, rng=1), ["x"]),
+            ("t", L.Tanh(), ["c"]),
+            ("m", L.Mul(), ["c", "t"]),
+            ("p", L.Pad([1, 1, 1, 1], mode="edge"), ["m"]),
+            ("k", L.Cat(axis=1), ["p", "p"]),
+        ],
+        ["k"],
+    ).eval()
     xs = [RNG.standard_normal((2, 3, 8, 8)).astype(np.float32) for _ in range(4)]
     want = [g(x) for x in xs]
     got = [None] * 4
@@ -154,6 +179,7 @@ def test_eval_mode_graph_from_several_threads():
     def work(i):
         for _ in range(20):
             got[i] = g(xs[i])
+
     threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
     for t in threads:
         t.start()

@@ -1,5 +1,6 @@
 """Optimizers against the naive oracle on the same parameters and gradients, and init formulas
 (against PyTorch: tests/parity/test_parity_optim.py)."""
+
 import math
 
 import numpy as np
@@ -21,7 +22,8 @@ def test_matches_reference(kind, kw, dtype):
     params = [rng.standard_normal(s).astype(dtype) for s in shapes]
     grads = [np.zeros_like(p) for p in params]
     ours = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW}[kind](
-        list(zip(params, grads, strict=True)), **kw)
+        list(zip(params, grads, strict=True)), **kw
+    )
     oracle = ref.Optimizer(kind, params, **kw)
     for _ in range(6):
         for g in grads:
@@ -63,14 +65,22 @@ def test_optimizer_errors():
 
 # -- init ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("fn, kw, std, uniform", [
-    (init.kaiming_uniform, dict(), math.sqrt(2) / math.sqrt(64 * 9), True),  # a=0: gain sqrt(2)
-    (init.kaiming_uniform, dict(a=math.sqrt(5)), 1 / math.sqrt(3 * 64 * 9), True),
-    (init.kaiming_normal, dict(mode="fan_out", nonlinearity="relu"),
-     math.sqrt(2) / math.sqrt(128 * 9), False),
-    (init.xavier_uniform, dict(gain=2.0), 2 * math.sqrt(2 / (64 * 9 + 128 * 9)), True),
-    (init.xavier_normal, dict(), math.sqrt(2 / (64 * 9 + 128 * 9)), False),
-])
+
+@pytest.mark.parametrize(
+    "fn, kw, std, uniform",
+    [
+        (init.kaiming_uniform, dict(), math.sqrt(2) / math.sqrt(64 * 9), True),  # a=0: gain sqrt(2)
+        (init.kaiming_uniform, dict(a=math.sqrt(5)), 1 / math.sqrt(3 * 64 * 9), True),
+        (
+            init.kaiming_normal,
+            dict(mode="fan_out", nonlinearity="relu"),
+            math.sqrt(2) / math.sqrt(128 * 9),
+            False,
+        ),
+        (init.xavier_uniform, dict(gain=2.0), 2 * math.sqrt(2 / (64 * 9 + 128 * 9)), True),
+        (init.xavier_normal, dict(), math.sqrt(2 / (64 * 9 + 128 * 9)), False),
+    ],
+)
 def test_initialiser_distributions(fn, kw, std, uniform):
     w = np.empty((128, 64, 3, 3), np.float32)
     out = fn(w, np.random.default_rng(0), **kw)

@@ -1,6 +1,7 @@
 """convext.optim without torch: resuming from state_dict is exact, load_state_dict's checks,
 parameter groups, the update rules against per-element hand-written formulas, and gradient
 clipping against hand-computed norms."""
+
 import copy
 import math
 
@@ -14,14 +15,17 @@ from convext.optim import lr_scheduler as cl
 
 
 def _model(seed, dtype=np.float64):
-    return L.Sequential(L.Conv2D(1, 3, 3, dtype=dtype), L.ReLU(), L.Flatten(),
-                        L.Dense(12, 4, dtype=dtype)).reset_parameters(seed)
+    return L.Sequential(
+        L.Conv2D(1, 3, 3, dtype=dtype), L.ReLU(), L.Flatten(), L.Dense(12, 4, dtype=dtype)
+    ).reset_parameters(seed)
 
 
 def _data(steps, dtype=np.float64):
     rng = np.random.default_rng(7)
-    return [(rng.standard_normal((5, 1, 4, 4)).astype(dtype), rng.integers(0, 4, 5))
-            for _ in range(steps)]
+    return [
+        (rng.standard_normal((5, 1, 4, 4)).astype(dtype), rng.integers(0, 4, 5))
+        for _ in range(steps)
+    ]
 
 
 def _train(model, opt, batches, scheduler=None):
@@ -104,9 +108,16 @@ def test_state_dict_layout():
     sd = opt.state_dict()
     assert sd["state"] == {}
     assert [g["params"] for g in sd["param_groups"]] == [[0, 1], [2, 3]]
-    assert sd["param_groups"][0] == {"lr": 0.02, "betas": (0.9, 0.999), "eps": 1e-8,
-                                     "weight_decay": 0.1, "amsgrad": True, "maximize": False,
-                                     "decoupled_weight_decay": False, "params": [0, 1]}
+    assert sd["param_groups"][0] == {
+        "lr": 0.02,
+        "betas": (0.9, 0.999),
+        "eps": 1e-8,
+        "weight_decay": 0.1,
+        "amsgrad": True,
+        "maximize": False,
+        "decoupled_weight_decay": False,
+        "params": [0, 1],
+    }
     _train(model, opt, _data(2))
     sd = opt.state_dict()
     assert sorted(sd["state"]) == [0, 1, 2, 3]
@@ -137,33 +148,52 @@ def _broken(edit):
     return opt, sd
 
 
-@pytest.mark.parametrize("edit, err, match", [
-    (lambda sd: sd["param_groups"].pop(), ValueError, "has 1 groups, this optimizer 2"),
-    (lambda sd: sd["param_groups"][1]["params"].pop(), ValueError,
-     r"\['param_groups'\]\[1\]\['params'\] has 1 parameters"),
-    (lambda sd: sd["state"][1].__setitem__("exp_avg", np.zeros(2)), ValueError,
-     r"\['state'\]\[1\]\['exp_avg'\] has shape \(2,\)"),
-    (lambda sd: sd["state"][2].__setitem__("exp_avg_sq", sd["state"][2]["exp_avg_sq"]
-                                           .astype(np.float32)), ValueError,
-     r"\['exp_avg_sq'\] has dtype float32"),
-    (lambda sd: sd["state"][0].__setitem__("exp_avg", [0.0]), TypeError, "'exp_avg'.*numpy"),
-    (lambda sd: sd["state"][0].pop("exp_avg_sq"), ValueError, "missing 'exp_avg_sq'"),
-    (lambda sd: sd["state"][0].__setitem__("momentum", 1.0), ValueError,
-     "unexpected key 'momentum'"),
-    (lambda sd: sd["state"][0].__setitem__("step", 1.5), ValueError, "whole number"),
-    (lambda sd: sd["state"][0].__setitem__("step", -1.0), ValueError, r"\['step'\]"),
-    (lambda sd: sd["state"].__setitem__(9, {}), ValueError, r"\['state'\]\[9\]"),
-    (lambda sd: sd["param_groups"][0].pop("eps"), ValueError, "missing 'eps'"),
-    (lambda sd: sd["param_groups"][0].__setitem__("lr", -1.0), ValueError, "lr must"),
-    (lambda sd: sd["param_groups"][1].__setitem__("betas", (0.9,)), ValueError, "betas"),
-    (lambda sd: sd["param_groups"][1].__setitem__("amsgrad", 1), TypeError, "amsgrad"),
-    (lambda sd: sd["param_groups"][0].__setitem__("momentum", 0.9), ValueError,
-     "unexpected key 'momentum'"),
-    (lambda sd: sd["param_groups"][0].__setitem__("foreach", True), ValueError, "foreach"),
-    (lambda sd: sd["param_groups"][0].__setitem__("params", [0, 0]), ValueError, "twice"),
-    (lambda sd: sd.__setitem__("extra", 1), ValueError, "unexpected keys"),
-    (lambda sd: sd.pop("state"), ValueError, "no 'state'"),
-])
+@pytest.mark.parametrize(
+    "edit, err, match",
+    [
+        (lambda sd: sd["param_groups"].pop(), ValueError, "has 1 groups, this optimizer 2"),
+        (
+            lambda sd: sd["param_groups"][1]["params"].pop(),
+            ValueError,
+            r"\['param_groups'\]\[1\]\['params'\] has 1 parameters",
+        ),
+        (
+            lambda sd: sd["state"][1].__setitem__("exp_avg", np.zeros(2)),
+            ValueError,
+            r"\['state'\]\[1\]\['exp_avg'\] has shape \(2,\)",
+        ),
+        (
+            lambda sd: sd["state"][2].__setitem__(
+                "exp_avg_sq", sd["state"][2]["exp_avg_sq"].astype(np.float32)
+            ),
+            ValueError,
+            r"\['exp_avg_sq'\] has dtype float32",
+        ),
+        (lambda sd: sd["state"][0].__setitem__("exp_avg", [0.0]), TypeError, "'exp_avg'.*numpy"),
+        (lambda sd: sd["state"][0].pop("exp_avg_sq"), ValueError, "missing 'exp_avg_sq'"),
+        (
+            lambda sd: sd["state"][0].__setitem__("momentum", 1.0),
+            ValueError,
+            "unexpected key 'momentum'",
+        ),
+        (lambda sd: sd["state"][0].__setitem__("step", 1.5), ValueError, "whole number"),
+        (lambda sd: sd["state"][0].__setitem__("step", -1.0), ValueError, r"\['step'\]"),
+        (lambda sd: sd["state"].__setitem__(9, {}), ValueError, r"\['state'\]\[9\]"),
+        (lambda sd: sd["param_groups"][0].pop("eps"), ValueError, "missing 'eps'"),
+        (lambda sd: sd["param_groups"][0].__setitem__("lr", -1.0), ValueError, "lr must"),
+        (lambda sd: sd["param_groups"][1].__setitem__("betas", (0.9,)), ValueError, "betas"),
+        (lambda sd: sd["param_groups"][1].__setitem__("amsgrad", 1), TypeError, "amsgrad"),
+        (
+            lambda sd: sd["param_groups"][0].__setitem__("momentum", 0.9),
+            ValueError,
+            "unexpected key 'momentum'",
+        ),
+        (lambda sd: sd["param_groups"][0].__setitem__("foreach", True), ValueError, "foreach"),
+        (lambda sd: sd["param_groups"][0].__setitem__("params", [0, 0]), ValueError, "twice"),
+        (lambda sd: sd.__setitem__("extra", 1), ValueError, "unexpected keys"),
+        (lambda sd: sd.pop("state"), ValueError, "no 'state'"),
+    ],
+)
 def test_load_state_dict_checks_everything_and_changes_nothing(edit, err, match):
     opt, sd = _broken(edit)
     before = copy.deepcopy(opt.state_dict())
@@ -177,21 +207,28 @@ def test_load_state_dict_checks_everything_and_changes_nothing(edit, err, match)
 
 
 def test_load_accepts_torchs_switches_at_their_defaults():
-    opt, sd = _broken(lambda sd: [g.update(foreach=None, fused=None, capturable=False,
-                                           differentiable=False) for g in sd["param_groups"]])
+    opt, sd = _broken(
+        lambda sd: [
+            g.update(foreach=None, fused=None, capturable=False, differentiable=False)
+            for g in sd["param_groups"]
+        ]
+    )
     opt.load_state_dict(sd)
     assert "foreach" not in opt.state_dict()["param_groups"][0]
 
 
 # -- groups and the API ---------------------------------------------------------------------
 
+
 def test_param_groups_have_their_own_lr_and_weight_decay():
     rng = np.random.default_rng(0)
     p = [rng.standard_normal(3), rng.standard_normal(2)]
     g = [rng.standard_normal(3), rng.standard_normal(2)]
     start = [x.copy() for x in p]
-    opt = optim.SGD([{"params": [(p[0], g[0])], "weight_decay": 0.5},
-                     {"params": [(p[1], g[1])], "lr": 0.3}], lr=0.1)
+    opt = optim.SGD(
+        [{"params": [(p[0], g[0])], "weight_decay": 0.5}, {"params": [(p[1], g[1])], "lr": 0.3}],
+        lr=0.1,
+    )
     opt.step()
     for i in range(3):  # p - lr * (g + wd * p), element by element
         assert p[0][i] == start[0][i] - 0.1 * (g[0][i] + 0.5 * start[0][i])
@@ -222,8 +259,7 @@ def test_group_and_constructor_errors():
     with pytest.raises(ValueError, match="no 'params'"):
         optim.SGD([{"lr": 0.1}], lr=0.1)
     with pytest.raises(ValueError, match=r"params\[1\]: lr"):
-        optim.Adam([{"params": [(p, g)]}, {"params": [(np.zeros(1), np.zeros(1))],
-                                          "lr": -0.5}])
+        optim.Adam([{"params": [(p, g)]}, {"params": [(np.zeros(1), np.zeros(1))], "lr": -0.5}])
     with pytest.raises(ValueError, match="alpha"):
         optim.RMSprop([(p, g)], alpha=-0.1)
     with pytest.raises(ValueError, match="lr_decay"):
@@ -247,11 +283,13 @@ def test_step_returns_the_closure_value():
     def closure():
         g[...] = 2.0
         return 7.0
+
     assert opt.step(closure) == 7.0
     np.testing.assert_array_equal(p, [0.0, 0.0])
 
 
 # -- update rules against per-element formulas (float64) -----------------------------------
+
 
 def _elementwise(kind, kw, steps=5):
     """Run the optimizer on one array; return (params after each step, grads fed)."""
@@ -278,11 +316,26 @@ def _naive(history, grads, update):
     np.testing.assert_allclose(history[-1], out, rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(lr=0.02, alpha=0.8, momentum=0.7, centered=True,
-                                             weight_decay=0.1, maximize=True)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(),
+        dict(lr=0.02, alpha=0.8, momentum=0.7, centered=True, weight_decay=0.1, maximize=True),
+    ],
+)
 def test_rmsprop_rule(kw):
-    o = dict(lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False,
-             maximize=False) | kw
+    o = (
+        dict(
+            lr=0.01,
+            alpha=0.99,
+            eps=1e-8,
+            weight_decay=0.0,
+            momentum=0.0,
+            centered=False,
+            maximize=False,
+        )
+        | kw
+    )
 
     def update(x, g, s, t):
         g = (-g if o["maximize"] else g) + o["weight_decay"] * x
@@ -296,28 +349,61 @@ def test_rmsprop_rule(kw):
             s["b"] = o["momentum"] * s.get("b", 0.0) + g / d
             return x - o["lr"] * s["b"]
         return x - o["lr"] * g / d
+
     _naive(*_elementwise("RMSprop", kw), update)
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(lr=0.3, lr_decay=0.2, weight_decay=0.1, eps=1e-3,
-                                             initial_accumulator_value=0.4, maximize=True)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(),
+        dict(
+            lr=0.3,
+            lr_decay=0.2,
+            weight_decay=0.1,
+            eps=1e-3,
+            initial_accumulator_value=0.4,
+            maximize=True,
+        ),
+    ],
+)
 def test_adagrad_rule(kw):
-    o = dict(lr=0.01, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
-             eps=1e-10, maximize=False) | kw
+    o = (
+        dict(
+            lr=0.01,
+            lr_decay=0.0,
+            weight_decay=0.0,
+            initial_accumulator_value=0.0,
+            eps=1e-10,
+            maximize=False,
+        )
+        | kw
+    )
 
     def update(x, g, s, t):
         g = (-g if o["maximize"] else g) + o["weight_decay"] * x
         s["s"] = s.get("s", o["initial_accumulator_value"]) + g * g
         return x - o["lr"] / (1 + (t - 1) * o["lr_decay"]) * g / (math.sqrt(s["s"]) + o["eps"])
+
     _naive(*_elementwise("Adagrad", kw), update)
 
 
-@pytest.mark.parametrize("kind, kw", [("Adam", dict(amsgrad=True, weight_decay=0.1)),
-                                      ("AdamW", dict(lr=0.1, betas=(0.5, 0.7)))])
+@pytest.mark.parametrize(
+    "kind, kw",
+    [("Adam", dict(amsgrad=True, weight_decay=0.1)), ("AdamW", dict(lr=0.1, betas=(0.5, 0.7)))],
+)
 def test_adam_rule(kind, kw):
     decoupled = kind == "AdamW"
-    o = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01 if decoupled else 0.0,
-             amsgrad=False) | kw
+    o = (
+        dict(
+            lr=1e-3,
+            betas=(0.9, 0.999),
+            eps=1e-8,
+            weight_decay=0.01 if decoupled else 0.0,
+            amsgrad=False,
+        )
+        | kw
+    )
 
     def update(x, g, s, t):
         b1, b2 = o["betas"]
@@ -328,8 +414,9 @@ def test_adam_rule(kind, kw):
         s["m"] = b1 * s.get("m", 0.0) + (1 - b1) * g
         s["v"] = b2 * s.get("v", 0.0) + (1 - b2) * g * g
         s["vmax"] = max(s.get("vmax", 0.0), s["v"]) if o["amsgrad"] else s["v"]
-        m_hat = s["m"] / (1 - b1 ** t)
-        return x - o["lr"] * m_hat / (math.sqrt(s["vmax"]) / math.sqrt(1 - b2 ** t) + o["eps"])
+        m_hat = s["m"] / (1 - b1**t)
+        return x - o["lr"] * m_hat / (math.sqrt(s["vmax"]) / math.sqrt(1 - b2**t) + o["eps"])
+
     _naive(*_elementwise(kind, kw), update)
 
 
@@ -339,18 +426,24 @@ def test_float32_parameters_stay_float32():
         opt = cls(_groups(model), lr=0.01)
         _train(model, opt, _data(2, np.float32))
         assert all(p.dtype == np.float32 for p in model.parameters().values())
-        assert all(v.dtype == np.float32 for s in opt.state for v in s.values()
-                   if isinstance(v, np.ndarray))
+        assert all(
+            v.dtype == np.float32
+            for s in opt.state
+            for v in s.values()
+            if isinstance(v, np.ndarray)
+        )
 
 
 # -- clipping --------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("norm_type", [2, 1, math.inf, 3])
 def test_clip_grad_norm_by_hand(norm_type):
     grads = [np.array([3.0, -4.0]), np.array([[1.0, -2.0], [0.5, 0.0]])]
     flat = [3.0, 4.0, 1.0, 2.0, 0.5, 0.0]
-    want = (max(flat) if norm_type == math.inf
-            else sum(v ** norm_type for v in flat) ** (1 / norm_type))
+    want = (
+        max(flat) if norm_type == math.inf else sum(v**norm_type for v in flat) ** (1 / norm_type)
+    )
     before = [g.copy() for g in grads]
     total = optim.clip_grad_norm(grads, 100.0, norm_type)
     assert total == pytest.approx(want, rel=1e-15)

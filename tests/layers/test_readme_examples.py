@@ -2,6 +2,7 @@
 extracted and executed in a fresh interpreter where importing torch fails, next to a
 ``resnet18.pth`` in torch's zip format (written here without torch, by the helpers of
 tests/state_dict_files.py)."""
+
 import pathlib
 import re
 import subprocess
@@ -39,7 +40,7 @@ def _example():
 
 def test_run_a_pytorch_model_without_pytorch(tmp_path):
     source = _example()
-    assert "read_state_dict(\"resnet18.pth\")" in source
+    assert 'read_state_dict("resnet18.pth")' in source
     rng = np.random.default_rng(0)
     state = models.resnet18(rng=1).state_dict()  # torchvision's keys, random weights
     for k in state:
@@ -48,8 +49,13 @@ def test_run_a_pytorch_model_without_pytorch(tmp_path):
         elif k.endswith("running_var"):
             state[k] = rng.uniform(0.5, 1.5, state[k].shape).astype(np.float32)
     _torch_file(tmp_path, state, name="resnet18.pth")
-    proc = subprocess.run([sys.executable, "-c", _BLOCK_TORCH + source], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", _BLOCK_TORCH + source],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     printed = [int(v) for v in re.findall(r"\d+", proc.stdout.strip().splitlines()[-1])]
     # the same model and images here: the printed classes are its predictions

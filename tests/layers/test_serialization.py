@@ -1,4 +1,5 @@
 """model.save / convext.load: round trip, no pickle, clear errors on bad files."""
+
 import json
 import zipfile
 
@@ -11,12 +12,22 @@ from convext import layers as L
 
 def _model():
     return L.Sequential(
-        L.Conv2D(1, 4, 3, padding="same", rng=0), L.BatchNorm2D(4), L.LeakyReLU(0.1),
-        L.MaxPool2D(2, ceil_mode=True), L.Conv2D(4, 6, (3, 2), stride=2, groups=2, bias=False,
-                                                rng=1),
-        L.ELU(), L.AvgPool2D(2, padding=1, count_include_pad=False), L.LPPool2D(2, 1),
-        L.Dropout(0.25), L.GlobalAvgPool2D(), L.Flatten(), L.Dense(6, 5, dtype=np.float32, rng=2),
-        L.Sigmoid(), L.Sequential(L.Dense(5, 3, rng=3), L.Tanh()), L.Softmax(1))
+        L.Conv2D(1, 4, 3, padding="same", rng=0),
+        L.BatchNorm2D(4),
+        L.LeakyReLU(0.1),
+        L.MaxPool2D(2, ceil_mode=True),
+        L.Conv2D(4, 6, (3, 2), stride=2, groups=2, bias=False, rng=1),
+        L.ELU(),
+        L.AvgPool2D(2, padding=1, count_include_pad=False),
+        L.LPPool2D(2, 1),
+        L.Dropout(0.25),
+        L.GlobalAvgPool2D(),
+        L.Flatten(),
+        L.Dense(6, 5, dtype=np.float32, rng=2),
+        L.Sigmoid(),
+        L.Sequential(L.Dense(5, 3, rng=3), L.Tanh()),
+        L.Softmax(1),
+    )
 
 
 def test_round_trip(tmp_path):
@@ -46,7 +57,8 @@ def test_file_holds_json_and_no_objects(tmp_path):
     assert arch["model"]["type"] == "Sequential"
     assert arch["model"]["config"]["layers"][0] == {
         "type": "Dense",
-        "config": {"in_features": 2, "out_features": 2, "bias": True, "dtype": "float32"}}
+        "config": {"in_features": 2, "out_features": 2, "bias": True, "dtype": "float32"},
+    }
 
 
 def _write_arch(path, arch, **arrays):
@@ -84,8 +96,10 @@ def test_bad_files(tmp_path):
         cx.load(pickled)
 
     unknown = tmp_path / "unknown.npz"
-    _write_arch(unknown, {"format": "convext-model", "version": 1,
-                          "model": {"type": "os.system", "config": {}}})
+    _write_arch(
+        unknown,
+        {"format": "convext-model", "version": 1, "model": {"type": "os.system", "config": {}}},
+    )
     with pytest.raises(ValueError, match="unknown layer type 'os.system'"):
         cx.load(unknown)
 
@@ -100,24 +114,41 @@ def test_bad_files(tmp_path):
         cx.load(version)
 
     badcfg = tmp_path / "badcfg.npz"
-    _write_arch(badcfg, {"format": "convext-model", "version": 1,
-                         "model": {"type": "Dense", "config": {"in_features": 2, "colour": 1}}})
+    _write_arch(
+        badcfg,
+        {
+            "format": "convext-model",
+            "version": 1,
+            "model": {"type": "Dense", "config": {"in_features": 2, "colour": 1}},
+        },
+    )
     with pytest.raises(ValueError, match="invalid configuration for layer Dense"):
         cx.load(badcfg)
 
     missing = tmp_path / "missing.npz"
-    _write_arch(missing, {"format": "convext-model", "version": 1,
-                          "model": {"type": "Dense", "config": {"in_features": 2,
-                                                                "out_features": 3}}},
-                weight=np.ones((3, 2), np.float32))
+    _write_arch(
+        missing,
+        {
+            "format": "convext-model",
+            "version": 1,
+            "model": {"type": "Dense", "config": {"in_features": 2, "out_features": 3}},
+        },
+        weight=np.ones((3, 2), np.float32),
+    )
     with pytest.raises(ValueError, match="missing keys.*bias"):
         cx.load(missing)
 
     shape = tmp_path / "shape.npz"
-    _write_arch(shape, {"format": "convext-model", "version": 1,
-                        "model": {"type": "Dense", "config": {"in_features": 2,
-                                                              "out_features": 3}}},
-                weight=np.ones((2, 2), np.float32), bias=np.ones(3, np.float32))
+    _write_arch(
+        shape,
+        {
+            "format": "convext-model",
+            "version": 1,
+            "model": {"type": "Dense", "config": {"in_features": 2, "out_features": 3}},
+        },
+        weight=np.ones((2, 2), np.float32),
+        bias=np.ones(3, np.float32),
+    )
     with pytest.raises(ValueError, match="'weight' has shape"):
         cx.load(shape)
 
@@ -129,5 +160,6 @@ def test_bad_files(tmp_path):
 def test_unregistered_layer_cannot_be_saved(tmp_path):
     class Custom(L.ReLU):
         pass
+
     with pytest.raises(TypeError, match="cannot save a Custom"):
         L.Sequential(Custom()).save(tmp_path / "c.npz")

@@ -1,5 +1,6 @@
 """convext.sklearn (issue 15): scikit-learn's own estimator checks, and the estimators inside
 scikit-learn's tools (clone, Pipeline, GridSearchCV, cross_val_score)."""
+
 import numpy as np
 import pytest
 
@@ -75,14 +76,18 @@ def test_network_as_layer_and_as_factory():
     net = L.Sequential(L.Dense(64, 16), L.ReLU(), L.Dense(16, 10))
     before = net.state_dict()
     clf = ConvNetClassifier(network=net, epochs=2, random_state=0).fit(X, y)
-    assert clf.model_ is not net and _same_params(net, net) \
+    assert (
+        clf.model_ is not net
+        and _same_params(net, net)
         and all(np.array_equal(v, net.state_dict()[k]) for k, v in before.items())
+    )
     assert clf.model_[0].out_features == 16
     seen = []
 
     def factory(shape, n_out):
         seen.append((shape, n_out))
         return L.Sequential(L.Flatten(), L.Dense(64, n_out))
+
     ConvNetClassifier(network=factory, epochs=1).fit(X, y)
     ConvNetClassifier(network=factory, input_shape=(1, 8, 8), epochs=1).fit(X, y)
     assert seen == [(64, 10), ((1, 8, 8), 10)]
@@ -97,8 +102,11 @@ def test_pipeline_gridsearch_and_cross_val_score():
     pipe = make_pipeline(StandardScaler(), ConvNetClassifier(epochs=4, random_state=0))
     scores = cross_val_score(pipe, X, y, cv=3)
     assert scores.shape == (3,) and scores.mean() > 0.8
-    grid = GridSearchCV(ConvNetClassifier(epochs=3, random_state=0),
-                        {"lr": [1e-3, 1e-2], "optimizer": ["adam", "sgd"]}, cv=2)
+    grid = GridSearchCV(
+        ConvNetClassifier(epochs=3, random_state=0),
+        {"lr": [1e-3, 1e-2], "optimizer": ["adam", "sgd"]},
+        cv=2,
+    )
     grid.fit(X, y)
     assert set(grid.best_params_) == {"lr", "optimizer"}
     assert len(grid.cv_results_["mean_test_score"]) == 4

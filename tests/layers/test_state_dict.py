@@ -3,6 +3,7 @@ them written by hand (tests/state_dict_files.py), and convext's own .npz.
 
 No torch here: tests/parity/test_state_dict_parity.py compares with files torch itself writes.
 """
+
 import os
 import pickle
 import struct
@@ -42,21 +43,29 @@ RNG = np.random.default_rng(0)
 
 def _torch_file(tmp_path, arrays, name="m.pth", byteorder="little"):
     """A torch-format file holding each array as a contiguous tensor of its own storage."""
-    types = {np.dtype(np.float32): "FloatStorage", np.dtype(np.float64): "DoubleStorage",
-             np.dtype(np.int64): "LongStorage", np.dtype(np.int32): "IntStorage",
-             np.dtype(np.int16): "ShortStorage", np.dtype(np.int8): "CharStorage",
-             np.dtype(np.uint8): "ByteStorage", np.dtype(np.bool_): "BoolStorage",
-             np.dtype(np.float16): "HalfStorage"}
+    types = {
+        np.dtype(np.float32): "FloatStorage",
+        np.dtype(np.float64): "DoubleStorage",
+        np.dtype(np.int64): "LongStorage",
+        np.dtype(np.int32): "IntStorage",
+        np.dtype(np.int16): "ShortStorage",
+        np.dtype(np.int8): "CharStorage",
+        np.dtype(np.uint8): "ByteStorage",
+        np.dtype(np.bool_): "BoolStorage",
+        np.dtype(np.float16): "HalfStorage",
+    }
     pairs, storages = [], {}
     for i, (key, a) in enumerate(arrays.items()):
         a = np.array(a, order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
         stride = tuple(s // a.itemsize for s in a.strides) if a.size else (1,) * a.ndim
         order = "<" if byteorder == "little" else ">"
         storages[str(i)] = a.astype(a.dtype.newbyteorder(order)).tobytes()
-        pairs.append((key, torch_tensor(storage_ref(types[a.dtype], str(i), a.size), 0,
-                                        a.shape, stride)))
-    return write_torch_zip(tmp_path / name, state_dict_pickle(pairs), storages,
-                           byteorder=byteorder.encode())
+        pairs.append(
+            (key, torch_tensor(storage_ref(types[a.dtype], str(i), a.size), 0, a.shape, stride))
+        )
+    return write_torch_zip(
+        tmp_path / name, state_dict_pickle(pairs), storages, byteorder=byteorder.encode()
+    )
 
 
 def _sample_arrays():
@@ -85,6 +94,7 @@ def _assert_same(got, expected):
 
 # ----------------------------------------------------------------------------- torch zip files
 
+
 @pytest.mark.parametrize("byteorder", ["little", "big"])
 def test_torch_zip_dtypes_and_byteorder(tmp_path, byteorder):
     arrays = _sample_arrays()
@@ -97,15 +107,17 @@ def test_torch_zip_dtypes_and_byteorder(tmp_path, byteorder):
 def test_torch_zip_without_byteorder_record_is_little_endian(tmp_path):
     a = RNG.standard_normal((2, 3)).astype(np.float32)
     pairs = [("w", torch_tensor(storage_ref("FloatStorage", "0", 6), 0, (2, 3), (3, 1)))]
-    path = write_torch_zip(tmp_path / "m.pth", state_dict_pickle(pairs), {"0": a.tobytes()},
-                           byteorder=None)
+    path = write_torch_zip(
+        tmp_path / "m.pth", state_dict_pickle(pairs), {"0": a.tobytes()}, byteorder=None
+    )
     _assert_same(read_state_dict(path), {"w": a})
 
 
 def test_torch_zip_bad_byteorder(tmp_path):
     pairs = [("w", torch_tensor(storage_ref("FloatStorage", "0", 1), 0, (1,), (1,)))]
-    path = write_torch_zip(tmp_path / "m.pth", state_dict_pickle(pairs), {"0": b"\0" * 4},
-                           byteorder=b"middle")
+    path = write_torch_zip(
+        tmp_path / "m.pth", state_dict_pickle(pairs), {"0": b"\0" * 4}, byteorder=b"middle"
+    )
     with pytest.raises(ValueError, match="byteorder"):
         read_state_dict(path)
 
@@ -116,20 +128,21 @@ def test_views_strides_offsets_and_shared_storage(tmp_path):
     s = storage_ref("DoubleStorage", "0", 60)
     pairs = [
         # the storage reference is memoised and reused (BINPUT/BINGET), as torch does
-        ("t", torch_tensor(s + put(3), 0, (12, 4), (1, 12))),            # x.T
-        ("row", torch_tensor(get(3), 13, (11,), (1,))),                  # base[13:24]
-        ("every3", torch_tensor(get(3), 2, (3, 5), (20, 3))),            # strided window
-        ("expanded", torch_tensor(get(3), 7, (3, 4), (0, 1))),           # stride 0
+        ("t", torch_tensor(s + put(3), 0, (12, 4), (1, 12))),  # x.T
+        ("row", torch_tensor(get(3), 13, (11,), (1,))),  # base[13:24]
+        ("every3", torch_tensor(get(3), 2, (3, 5), (20, 3))),  # strided window
+        ("expanded", torch_tensor(get(3), 7, (3, 4), (0, 1))),  # stride 0
         ("scalar", torch_tensor(get(3), 59, (), ())),
         ("empty", torch_tensor(get(3), 60, (0, 5), (5, 1))),
     ]
-    path = write_torch_zip(tmp_path / "m.pth", state_dict_pickle(pairs),
-                           {"0": base.tobytes()})
+    path = write_torch_zip(tmp_path / "m.pth", state_dict_pickle(pairs), {"0": base.tobytes()})
     got = read_state_dict(path)
     expected = {
-        "t": x.T, "row": base[13:24],
+        "t": x.T,
+        "row": base[13:24],
         "every3": np.array([[base[2 + 20 * i + 3 * j] for j in range(5)] for i in range(3)]),
-        "expanded": np.array([base[7:11]] * 3), "scalar": np.array(base[59]),
+        "expanded": np.array([base[7:11]] * 3),
+        "scalar": np.array(base[59]),
         "empty": np.zeros((0, 5)),
     }
     _assert_same(got, expected)
@@ -141,10 +154,15 @@ def test_float16_and_bfloat16_widened_with_warning(tmp_path):
     h = RNG.standard_normal((3, 2)).astype(np.float16)
     b32, b16 = bfloat16_bits(RNG.standard_normal(5) * 1e3)
     b32[0], b16[0] = bfloat16_bits([np.inf])[0][0], bfloat16_bits([np.inf])[1][0]
-    pairs = [("h", torch_tensor(storage_ref("HalfStorage", "0", 6), 0, (3, 2), (1, 3))),
-             ("b", torch_tensor(storage_ref("BFloat16Storage", "1", 5), 0, (5,), (1,)))]
-    path = write_torch_zip(tmp_path / "m.pth", state_dict_pickle(pairs),
-                           {"0": h.T.copy().tobytes(), "1": b16.tobytes()})
+    pairs = [
+        ("h", torch_tensor(storage_ref("HalfStorage", "0", 6), 0, (3, 2), (1, 3))),
+        ("b", torch_tensor(storage_ref("BFloat16Storage", "1", 5), 0, (5,), (1,))),
+    ]
+    path = write_torch_zip(
+        tmp_path / "m.pth",
+        state_dict_pickle(pairs),
+        {"0": h.T.copy().tobytes(), "1": b16.tobytes()},
+    )
     with pytest.warns(UserWarning, match=r"2 float16/bfloat16 .*widened to float32"):
         got = read_state_dict(path)
     _assert_same(got, {"h": h.astype(np.float32), "b": b32})
@@ -152,28 +170,38 @@ def test_float16_and_bfloat16_widened_with_warning(tmp_path):
 
 def test_parameters_and_legacy_rebuild(tmp_path):
     a = RNG.standard_normal(4).astype(np.float32)
-    param = call(glob("torch._utils", "_rebuild_parameter"),
-                 torch_tensor(storage_ref("FloatStorage", "0", 4), 0, (4,), (1,)),
-                 prim(True), call(glob("collections", "OrderedDict")))
-    old = call(glob("torch._utils", "_rebuild_tensor"), storage_ref("FloatStorage", "0", 4),
-               prim(1), prim((2,)), prim((2,)))
-    path = write_torch_zip(tmp_path / "m.pth", state_dict_pickle([("p", param), ("o", old)]),
-                           {"0": a.tobytes()})
+    param = call(
+        glob("torch._utils", "_rebuild_parameter"),
+        torch_tensor(storage_ref("FloatStorage", "0", 4), 0, (4,), (1,)),
+        prim(True),
+        call(glob("collections", "OrderedDict")),
+    )
+    old = call(
+        glob("torch._utils", "_rebuild_tensor"),
+        storage_ref("FloatStorage", "0", 4),
+        prim(1),
+        prim((2,)),
+        prim((2,)),
+    )
+    path = write_torch_zip(
+        tmp_path / "m.pth", state_dict_pickle([("p", param), ("o", old)]), {"0": a.tobytes()}
+    )
     _assert_same(read_state_dict(path), {"p": a, "o": a[1::2]})
 
 
 def test_state_dict_metadata_attribute_is_accepted(tmp_path):
     # torch sets OrderedDict._metadata with a BUILD opcode
     a = np.arange(3, dtype=np.float32)
-    body = ordered_dict([("w", torch_tensor(storage_ref("FloatStorage", "0", 3), 0, (3,),
-                                            (1,)))])
+    body = ordered_dict([("w", torch_tensor(storage_ref("FloatStorage", "0", 3), 0, (3,), (1,)))])
     meta = EMPTY_DICT + prim("_metadata") + ordered_dict([("", prim({"version": 1}))]) + b"s"
-    path = write_torch_zip(tmp_path / "m.pth", PROTO2 + body + meta + BUILD + STOP,
-                           {"0": a.tobytes()})
+    path = write_torch_zip(
+        tmp_path / "m.pth", PROTO2 + body + meta + BUILD + STOP, {"0": a.tobytes()}
+    )
     _assert_same(read_state_dict(path), {"w": a})
 
 
 # ----------------------------------------------------------------- hostile pickles: no code runs
+
 
 def _pickle_file(tmp_path, pickle_bytes, storages=None):
     return write_torch_zip(tmp_path / "evil.pth", pickle_bytes, storages or {})
@@ -191,16 +219,20 @@ def _real_pickles(marker):
     """Pickles made by pickle itself that would run code with an unrestricted unpickler."""
     import builtins
     import subprocess
+
     evil = _Evil(marker)
     return {
-        "__reduce__ to os.system (protocol 2)": (pickle.dumps({"w": evil}, protocol=2),
-                                                 f"{os.system.__module__}.system"),
+        "__reduce__ to os.system (protocol 2)": (
+            pickle.dumps({"w": evil}, protocol=2),
+            f"{os.system.__module__}.system",
+        ),
         "__reduce__ to os.system (protocol 4, STACK_GLOBAL)": (
-            pickle.dumps({"w": evil}, protocol=4), f"{os.system.__module__}.system"),
+            pickle.dumps({"w": evil}, protocol=4),
+            f"{os.system.__module__}.system",
+        ),
         # protocol 2 writes it as Python 2's __builtin__.eval
         "builtins.eval": (pickle.dumps(builtins.eval, protocol=2), "__builtin__.eval"),
-        "builtins.exec (protocol 4)": (pickle.dumps(builtins.exec, protocol=4),
-                                       "builtins.exec"),
+        "builtins.exec (protocol 4)": (pickle.dumps(builtins.exec, protocol=4), "builtins.exec"),
         "subprocess.Popen": (pickle.dumps(subprocess.Popen, protocol=4), "subprocess.Popen"),
     }
 
@@ -215,13 +247,24 @@ def test_hostile_real_pickles_refused_without_running(tmp_path, case):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("module,name", [
-    ("builtins", "exec"), ("builtins", "getattr"), ("__builtin__", "eval"), ("os", "system"),
-    ("posix", "system"), ("collections", "namedtuple"), ("torch", "load"),
-    ("torch._utils", "_rebuild_device_tensor_from_numpy"), ("torch.serialization", "load"),
-    ("numpy.core.multiarray", "_reconstruct"), ("torch", "ComplexFloatStorage"),
-    ("torch", "QInt8Storage"), ("collections", "OrderedDict.fromkeys"),
-])
+@pytest.mark.parametrize(
+    "module,name",
+    [
+        ("builtins", "exec"),
+        ("builtins", "getattr"),
+        ("__builtin__", "eval"),
+        ("os", "system"),
+        ("posix", "system"),
+        ("collections", "namedtuple"),
+        ("torch", "load"),
+        ("torch._utils", "_rebuild_device_tensor_from_numpy"),
+        ("torch.serialization", "load"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("torch", "ComplexFloatStorage"),
+        ("torch", "QInt8Storage"),
+        ("collections", "OrderedDict.fromkeys"),
+    ],
+)
 def test_forbidden_globals_named(tmp_path, module, name):
     data = PROTO2 + call(glob(module, name), prim("echo pwned")) + STOP
     with pytest.raises(ValueError, match=f"'{module}.{name}'".replace(".", r"\.")):
@@ -230,39 +273,74 @@ def test_forbidden_globals_named(tmp_path, module, name):
 
 def test_forbidden_global_inside_a_state_dict(tmp_path):
     a = np.zeros(2, dtype=np.float32)
-    pairs = [("w", torch_tensor(storage_ref("FloatStorage", "0", 2), 0, (2,), (1,))),
-             ("x", call(glob("os", "system"), prim("echo pwned")))]
+    pairs = [
+        ("w", torch_tensor(storage_ref("FloatStorage", "0", 2), 0, (2,), (1,))),
+        ("x", call(glob("os", "system"), prim("echo pwned"))),
+    ]
     with pytest.raises(ValueError, match=r"'os\.system'"):
         read_state_dict(_pickle_file(tmp_path, state_dict_pickle(pairs), {"0": a.tobytes()}))
 
 
-@pytest.mark.parametrize("case", [
-    "build_on_storage_type", "build_on_tensor", "build_slots_on_tensor", "call_storage_type",
-    "call_tensor", "persid_not_tuple", "persid_wrong_kind", "persid_no_type", "rebuild_from_int",
-    "from_type_with_ordered_dict", "too_many_args",
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "build_on_storage_type",
+        "build_on_tensor",
+        "build_slots_on_tensor",
+        "call_storage_type",
+        "call_tensor",
+        "persid_not_tuple",
+        "persid_wrong_kind",
+        "persid_no_type",
+        "rebuild_from_int",
+        "from_type_with_ordered_dict",
+        "too_many_args",
+    ],
+)
 def test_hostile_structures(tmp_path, case):
     s = storage_ref("FloatStorage", "0", 4)
     t = torch_tensor(s, 0, (4,), (1,))
     od = glob("collections", "OrderedDict")
     bodies = {
         "build_on_storage_type": glob("torch", "FloatStorage")
-        + prim((None, {"spec": "O"})) + BUILD,
+        + prim((None, {"spec": "O"}))
+        + BUILD,
         "build_on_tensor": t + prim({"array": 1}) + BUILD,
         "build_slots_on_tensor": t + prim((None, {"array": "x"})) + BUILD,
         "call_storage_type": call(glob("torch", "FloatStorage"), prim(4)),
         "call_tensor": call(t, prim(1)),
         "persid_not_tuple": prim("0") + b"Q",
-        "persid_wrong_kind": tup(prim("module"), glob("torch", "FloatStorage"), prim("0"),
-                                 prim("cpu"), prim(4)) + b"Q",
-        "persid_no_type": tup(prim("storage"), prim("x"), prim("0"), prim("cpu"), prim(4))
+        "persid_wrong_kind": tup(
+            prim("module"), glob("torch", "FloatStorage"), prim("0"), prim("cpu"), prim(4)
+        )
         + b"Q",
-        "rebuild_from_int": call(glob("torch._utils", "_rebuild_tensor_v2"), prim(1), prim(0),
-                                 prim((1,)), prim((1,)), prim(False), call(od)),
-        "from_type_with_ordered_dict": call(glob("torch._tensor", "_rebuild_from_type_v2"), od,
-                                            glob("torch", "Tensor"), prim(((1, 2),)), prim({})),
-        "too_many_args": call(glob("torch._utils", "_rebuild_tensor"), s, prim(0), prim((4,)),
-                              prim((1,)), prim(1), prim(2), prim(3)),
+        "persid_no_type": tup(prim("storage"), prim("x"), prim("0"), prim("cpu"), prim(4)) + b"Q",
+        "rebuild_from_int": call(
+            glob("torch._utils", "_rebuild_tensor_v2"),
+            prim(1),
+            prim(0),
+            prim((1,)),
+            prim((1,)),
+            prim(False),
+            call(od),
+        ),
+        "from_type_with_ordered_dict": call(
+            glob("torch._tensor", "_rebuild_from_type_v2"),
+            od,
+            glob("torch", "Tensor"),
+            prim(((1, 2),)),
+            prim({}),
+        ),
+        "too_many_args": call(
+            glob("torch._utils", "_rebuild_tensor"),
+            s,
+            prim(0),
+            prim((4,)),
+            prim((1,)),
+            prim(1),
+            prim(2),
+            prim(3),
+        ),
     }
     data = PROTO2 + ordered_dict([("w", bodies[case])]) + STOP
     with pytest.raises(ValueError, match="cannot read a state_dict"):
@@ -286,27 +364,30 @@ def test_huge_memo_index_refused(tmp_path, memo_op):
 
 def test_too_many_opcodes_refused(tmp_path, monkeypatch):
     from convext import state_dict as sd_module
+
     monkeypatch.setattr(sd_module, "_MAX_PICKLE_OPCODES", 1000)
     data = PROTO2 + b"]" * 2000 + b"0" * 1999 + STOP  # 2000 empty lists: no data, many objects
     with pytest.raises(ValueError, match="more than 1000 opcodes"):
         read_state_dict(_pickle_file(tmp_path, data))
 
 
-@pytest.mark.parametrize("payload,match", [
-    (PROTO2 + prim([1, 2]) + STOP, "not a state_dict"),
-    (PROTO2 + ordered_dict([("epoch", prim(3))]) + STOP, "'epoch' is a int"),
-    (PROTO2 + ordered_dict([(prim(3), prim(3))]) + STOP, "key of type int"),
-    (PROTO2 + b"\x8e", "malformed or truncated"),
-    (b"not a pickle", "malformed"),
-])
+@pytest.mark.parametrize(
+    "payload,match",
+    [
+        (PROTO2 + prim([1, 2]) + STOP, "not a state_dict"),
+        (PROTO2 + ordered_dict([("epoch", prim(3))]) + STOP, "'epoch' is a int"),
+        (PROTO2 + ordered_dict([(prim(3), prim(3))]) + STOP, "key of type int"),
+        (PROTO2 + b"\x8e", "malformed or truncated"),
+        (b"not a pickle", "malformed"),
+    ],
+)
 def test_not_a_state_dict(tmp_path, payload, match):
     with pytest.raises(ValueError, match=match):
         read_state_dict(_pickle_file(tmp_path, payload))
 
 
 def test_checkpoint_dict_gets_a_hint(tmp_path):
-    inner = ordered_dict([("w", torch_tensor(storage_ref("FloatStorage", "0", 1), 0, (1,),
-                                             (1,)))])
+    inner = ordered_dict([("w", torch_tensor(storage_ref("FloatStorage", "0", 1), 0, (1,), (1,)))])
     data = PROTO2 + ordered_dict([("model", inner), ("epoch", prim(3))]) + STOP
     with pytest.raises(ValueError, match="checkpoint whose entry 'model'"):
         read_state_dict(_pickle_file(tmp_path, data, {"0": b"\0" * 4}))
@@ -314,23 +395,27 @@ def test_checkpoint_dict_gets_a_hint(tmp_path):
 
 # --------------------------------------------------------- forged geometry and storage records
 
-@pytest.mark.parametrize("offset,size,stride,match", [
-    (0, (5,), (1,), "reaches element 4 of storage '0', which has 4"),
-    (4, (1,), (1,), "reaches element 4"),
-    (1, (2, 2), (2, 1), "reaches element 4"),
-    (0, (2,), (4,), "reaches element 4"),
-    (0, (2**62, 2**62), (1, 1), "reaches element"),
-    (5, (0,), (1,), "offset 5 is beyond"),
-    (-1, (1,), (1,), "offset -1"),
-    (0, (-1,), (1,), "negative"),
-    (0, (2,), (-1,), "negative"),
-    (0, (2, 1), (1,), "differ in length"),
-    (0, (2.0,), (1,), "must hold ints"),
-    (0, (True,), (1,), "must hold ints"),
-    (0, [2], (1,), "must be a tuple"),
-    (0, (1,) * 65, (1,) * 65, "more than 64"),
-    (0.0, (1,), (1,), "offset"),
-])
+
+@pytest.mark.parametrize(
+    "offset,size,stride,match",
+    [
+        (0, (5,), (1,), "reaches element 4 of storage '0', which has 4"),
+        (4, (1,), (1,), "reaches element 4"),
+        (1, (2, 2), (2, 1), "reaches element 4"),
+        (0, (2,), (4,), "reaches element 4"),
+        (0, (2**62, 2**62), (1, 1), "reaches element"),
+        (5, (0,), (1,), "offset 5 is beyond"),
+        (-1, (1,), (1,), "offset -1"),
+        (0, (-1,), (1,), "negative"),
+        (0, (2,), (-1,), "negative"),
+        (0, (2, 1), (1,), "differ in length"),
+        (0, (2.0,), (1,), "must hold ints"),
+        (0, (True,), (1,), "must hold ints"),
+        (0, [2], (1,), "must be a tuple"),
+        (0, (1,) * 65, (1,) * 65, "more than 64"),
+        (0.0, (1,), (1,), "offset"),
+    ],
+)
 def test_forged_geometry(tmp_path, offset, size, stride, match):
     pairs = [("w", torch_tensor(storage_ref("FloatStorage", "0", 4), offset, size, stride))]
     path = _pickle_file(tmp_path, state_dict_pickle(pairs), {"0": b"\0" * 16})
@@ -338,13 +423,16 @@ def test_forged_geometry(tmp_path, offset, size, stride, match):
         read_state_dict(path)
 
 
-@pytest.mark.parametrize("numel,data,match", [
-    (4, None, "storage '0' is missing"),
-    (5, b"\0" * 16, "holds 16 bytes, expected 20"),
-    (3, b"\0" * 16, "holds 16 bytes, expected 12"),
-    (2**61, b"\0" * 16, "expected"),
-    (-1, b"\0" * 16, "malformed storage reference"),
-])
+@pytest.mark.parametrize(
+    "numel,data,match",
+    [
+        (4, None, "storage '0' is missing"),
+        (5, b"\0" * 16, "holds 16 bytes, expected 20"),
+        (3, b"\0" * 16, "holds 16 bytes, expected 12"),
+        (2**61, b"\0" * 16, "expected"),
+        (-1, b"\0" * 16, "malformed storage reference"),
+    ],
+)
 def test_forged_storage_records(tmp_path, numel, data, match):
     pairs = [("w", torch_tensor(storage_ref("FloatStorage", "0", numel), 0, (1,), (1,)))]
     path = _pickle_file(tmp_path, state_dict_pickle(pairs), {} if data is None else {"0": data})
@@ -353,16 +441,17 @@ def test_forged_storage_records(tmp_path, numel, data, match):
 
 
 def test_one_storage_with_two_types_refused(tmp_path):
-    pairs = [("a", torch_tensor(storage_ref("FloatStorage", "0", 4), 0, (4,), (1,))),
-             ("b", torch_tensor(storage_ref("IntStorage", "0", 4), 0, (4,), (1,)))]
+    pairs = [
+        ("a", torch_tensor(storage_ref("FloatStorage", "0", 4), 0, (4,), (1,))),
+        ("b", torch_tensor(storage_ref("IntStorage", "0", 4), 0, (4,), (1,))),
+    ]
     path = _pickle_file(tmp_path, state_dict_pickle(pairs), {"0": b"\0" * 16})
     with pytest.raises(ValueError, match="two types or sizes"):
         read_state_dict(path)
 
 
 def test_storage_key_cannot_escape_the_archive(tmp_path):
-    pairs = [("w", torch_tensor(storage_ref("FloatStorage", "../../etc/passwd", 1), 0, (1,),
-                                (1,)))]
+    pairs = [("w", torch_tensor(storage_ref("FloatStorage", "../../etc/passwd", 1), 0, (1,), (1,)))]
     path = _pickle_file(tmp_path, state_dict_pickle(pairs), {"0": b"\0" * 4})
     with pytest.raises(ValueError, match="missing"):
         read_state_dict(path)
@@ -372,8 +461,7 @@ def test_many_views_of_one_storage_bounded(tmp_path):
     # 1 MB storage, 2000 tensors each viewing all of it through the memo: 2 GB if allowed
     n = 2**18
     s = storage_ref("FloatStorage", "0", n) + put(3)
-    pairs = [(f"t{i}", torch_tensor(s if i == 0 else get(3), 0, (n,), (1,)))
-             for i in range(2000)]
+    pairs = [(f"t{i}", torch_tensor(s if i == 0 else get(3), 0, (n,), (1,))) for i in range(2000)]
     path = _pickle_file(tmp_path, state_dict_pickle(pairs), {"0": b"\0" * (4 * n)})
     with pytest.raises(ValueError, match="more than the file's size allows"):
         read_state_dict(path)
@@ -381,14 +469,14 @@ def test_many_views_of_one_storage_bounded(tmp_path):
 
 def test_expanded_view_bounded(tmp_path):
     # a one-element storage viewed with stride 0 as 10**12 elements
-    pairs = [("w", torch_tensor(storage_ref("FloatStorage", "0", 1), 0, (10**6, 10**6),
-                                (0, 0)))]
+    pairs = [("w", torch_tensor(storage_ref("FloatStorage", "0", 1), 0, (10**6, 10**6), (0, 0)))]
     path = _pickle_file(tmp_path, state_dict_pickle(pairs), {"0": b"\0" * 4})
     with pytest.raises(ValueError, match="more than the file's size allows"):
         read_state_dict(path)
 
 
 # --------------------------------------------------------------------------- zip-level attacks
+
 
 def _patch_central_sizes(path, member, compress_size=None, file_size=None):
     data = bytearray(path.read_bytes())
@@ -397,7 +485,7 @@ def _patch_central_sizes(path, member, compress_size=None, file_size=None):
     while True:
         pos = data.index(b"PK\x01\x02", pos)
         n = struct.unpack_from("<H", data, pos + 28)[0]
-        if data[pos + 46:pos + 46 + n] == name:
+        if data[pos + 46 : pos + 46 + n] == name:
             break
         pos += 4
     if compress_size is not None:
@@ -410,8 +498,12 @@ def _patch_central_sizes(path, member, compress_size=None, file_size=None):
 def test_zip_bomb_member_refused(tmp_path):
     n = 48 * 2**20  # 48 MB of zeros deflate to about 48 kB
     pairs = [("w", torch_tensor(storage_ref("FloatStorage", "0", n // 4), 0, (n // 4,), (1,)))]
-    path = write_torch_zip(tmp_path / "bomb.pth", state_dict_pickle(pairs), {"0": b"\0" * n},
-                           compression=zipfile.ZIP_DEFLATED)
+    path = write_torch_zip(
+        tmp_path / "bomb.pth",
+        state_dict_pickle(pairs),
+        {"0": b"\0" * n},
+        compression=zipfile.ZIP_DEFLATED,
+    )
     assert path.stat().st_size < 2**20
     with pytest.raises(ValueError, match="more than the archive's size allows"):
         read_state_dict(path)
@@ -419,15 +511,21 @@ def test_zip_bomb_member_refused(tmp_path):
 
 def test_forged_deflate_size_refused(tmp_path):
     pairs = [("w", torch_tensor(storage_ref("FloatStorage", "0", 2**28), 0, (1,), (1,)))]
-    path = write_torch_zip(tmp_path / "m.pth", state_dict_pickle(pairs), {"0": b"\1" * 4096},
-                           compression=zipfile.ZIP_DEFLATED)
+    path = write_torch_zip(
+        tmp_path / "m.pth",
+        state_dict_pickle(pairs),
+        {"0": b"\1" * 4096},
+        compression=zipfile.ZIP_DEFLATED,
+    )
     _patch_central_sizes(path, "archive/data/0", file_size=2**30)
     with pytest.raises(ValueError, match="zip bomb or a forged size"):
         read_state_dict(path)
 
 
-@pytest.mark.parametrize("file_size,match", [(32, "stored uncompressed but declares"),
-                                             (8, "stored uncompressed but declares")])
+@pytest.mark.parametrize(
+    "file_size,match",
+    [(32, "stored uncompressed but declares"), (8, "stored uncompressed but declares")],
+)
 def test_forged_stored_size_refused(tmp_path, file_size, match):
     pairs = [("w", torch_tensor(storage_ref("FloatStorage", "0", 4), 0, (4,), (1,)))]
     path = write_torch_zip(tmp_path / "m.pth", state_dict_pickle(pairs), {"0": b"\0" * 16})
@@ -480,26 +578,40 @@ def test_zip_with_other_members_or_empty(tmp_path):
 
 # --------------------------------------------------------------------- detection, bad paths
 
+
 def _legacy_file(path, main_pickle, storages, keys=None, little=True):
     """torch's legacy format: magic, version, sys_info, the state_dict, the sorted storage
     keys, then each storage as an int64 element count and its bytes."""
     order = "<" if little else ">"
-    parts = [pickle.dumps(0x1950a86a20f9469cfc6c, protocol=2), pickle.dumps(1001, protocol=2),
-             pickle.dumps({"protocol_version": 1001, "little_endian": little,
-                           "type_sizes": {"short": 2, "int": 4, "long": 4}}, protocol=2),
-             main_pickle,
-             pickle.dumps(sorted(storages) if keys is None else keys, protocol=2)]
+    parts = [
+        pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2),
+        pickle.dumps(1001, protocol=2),
+        pickle.dumps(
+            {
+                "protocol_version": 1001,
+                "little_endian": little,
+                "type_sizes": {"short": 2, "int": 4, "long": 4},
+            },
+            protocol=2,
+        ),
+        main_pickle,
+        pickle.dumps(sorted(storages) if keys is None else keys, protocol=2),
+    ]
     for key in sorted(storages):
         a = storages[key]
-        parts.append(np.array([a.size], dtype=order + "i8").tobytes()
-                     + a.astype(a.dtype.newbyteorder(order)).tobytes())
+        parts.append(
+            np.array([a.size], dtype=order + "i8").tobytes()
+            + a.astype(a.dtype.newbyteorder(order)).tobytes()
+        )
     path.write_bytes(b"".join(parts))
     return path
 
 
 def _legacy_pair(key, stype, skey, numel, offset, size, stride):
-    ref = tup(prim("storage"), glob("torch", stype), prim(skey), prim("cpu"), prim(numel),
-              b"N") + b"Q"
+    ref = (
+        tup(prim("storage"), glob("torch", stype), prim(skey), prim("cpu"), prim(numel), b"N")
+        + b"Q"
+    )
     return key, torch_tensor(ref, offset, size, stride)
 
 
@@ -508,18 +620,20 @@ def test_legacy_torch_format(tmp_path, little):
     w = RNG.standard_normal((3, 4)).astype(np.float32)
     n = np.array([7], dtype=np.int64)
     h = RNG.standard_normal(5).astype(np.float16)
-    main = state_dict_pickle([
-        _legacy_pair("w", "FloatStorage", "140", 12, 0, (4, 3), (1, 4)),
-        _legacy_pair("n", "LongStorage", "7", 1, 0, (), ()),
-        _legacy_pair("h", "HalfStorage", "99", 5, 1, (2,), (2,)),
-        _legacy_pair("w_row", "FloatStorage", "140", 12, 4, (4,), (1,)),
-    ])
-    path = _legacy_file(tmp_path / "old.pth", main, {"140": w.ravel(), "7": n, "99": h},
-                        little=little)
+    main = state_dict_pickle(
+        [
+            _legacy_pair("w", "FloatStorage", "140", 12, 0, (4, 3), (1, 4)),
+            _legacy_pair("n", "LongStorage", "7", 1, 0, (), ()),
+            _legacy_pair("h", "HalfStorage", "99", 5, 1, (2,), (2,)),
+            _legacy_pair("w_row", "FloatStorage", "140", 12, 4, (4,), (1,)),
+        ]
+    )
+    path = _legacy_file(
+        tmp_path / "old.pth", main, {"140": w.ravel(), "7": n, "99": h}, little=little
+    )
     with pytest.warns(UserWarning, match="1 float16"):
         got = read_state_dict(path)
-    _assert_same(got, {"w": w.T, "n": np.array(7), "h": h[1::2].astype(np.float32),
-                       "w_row": w[1]})
+    _assert_same(got, {"w": w.T, "n": np.array(7), "h": h[1::2].astype(np.float32), "w_row": w[1]})
 
 
 def test_legacy_torch_format_malformed(tmp_path):
@@ -527,8 +641,12 @@ def test_legacy_torch_format_malformed(tmp_path):
     main = state_dict_pickle([_legacy_pair("w", "FloatStorage", "1", 4, 0, (4,), (1,))])
     path = _legacy_file(tmp_path / "old.pth", main, {"1": w})
     data = path.read_bytes()
-    for cut, match in ((len(data) - 3, "truncated"), (len(data) - 16, "truncated"),
-                       (len(data) - 20, "missing"), (60, "malformed or truncated")):
+    for cut, match in (
+        (len(data) - 3, "truncated"),
+        (len(data) - 16, "truncated"),
+        (len(data) - 20, "missing"),
+        (60, "malformed or truncated"),
+    ):
         path.write_bytes(data[:cut])
         with pytest.raises(ValueError, match=match):
             read_state_dict(path)
@@ -542,20 +660,43 @@ def test_legacy_torch_format_malformed(tmp_path):
     _legacy_file(path, evil, {})
     with pytest.raises(ValueError, match=r"'os\.system'"):
         read_state_dict(path)
-    path.write_bytes(pickle.dumps(0x1950a86a20f9469cfc6c, protocol=2)
-                     + pickle.dumps(1001, protocol=2) + pickle.dumps(_Evil("x"), protocol=2))
+    path.write_bytes(
+        pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)
+        + pickle.dumps(1001, protocol=2)
+        + pickle.dumps(_Evil("x"), protocol=2)
+    )
     with pytest.raises(ValueError, match="only plain data"):
         read_state_dict(path)
-    view = state_dict_pickle([("w", torch_tensor(
-        tup(prim("storage"), glob("torch", "FloatStorage"), prim("1"), prim("cpu"), prim(4),
-            prim(("0", 0, 16))) + b"Q", 0, (4,), (1,)))])
+    view = state_dict_pickle(
+        [
+            (
+                "w",
+                torch_tensor(
+                    tup(
+                        prim("storage"),
+                        glob("torch", "FloatStorage"),
+                        prim("1"),
+                        prim("cpu"),
+                        prim(4),
+                        prim(("0", 0, 16)),
+                    )
+                    + b"Q",
+                    0,
+                    (4,),
+                    (1,),
+                ),
+            )
+        ]
+    )
     _legacy_file(path, view, {"1": w})
     with pytest.raises(ValueError, match="storage view"):
         read_state_dict(path)
 
 
-@pytest.mark.parametrize("content", [b"", b"hello world", b"\x93NUMPY" + b"\0" * 50,
-                                     pickle.dumps({"a": 1}), b"\xff" * 100])
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"hello world", b"\x93NUMPY" + b"\0" * 50, pickle.dumps({"a": 1}), b"\xff" * 100],
+)
 def test_unknown_content(tmp_path, content):
     path = tmp_path / "f.bin"
     path.write_bytes(content)
@@ -578,13 +719,13 @@ def test_bad_path_arguments(tmp_path):
 
 # -------------------------------------------------------------------------------- safetensors
 
+
 def test_safetensors_by_hand(tmp_path):
     arrays = {k: v for k, v in _sample_arrays().items()}
     arrays["f16"] = RNG.standard_normal((2, 2)).astype(np.float16)
     b32, b16 = bfloat16_bits(RNG.standard_normal((3, 2)))
     tensors = dict(arrays, bf16=("BF16", [3, 2], b16.tobytes()))
-    path = write_safetensors(tmp_path / "m.safetensors", tensors,
-                             metadata={"format": "pt"}, pad=5)
+    path = write_safetensors(tmp_path / "m.safetensors", tensors, metadata={"format": "pt"}, pad=5)
     with pytest.warns(UserWarning, match="2 float16/bfloat16"):
         got = read_state_dict(path)
     expected = dict(arrays, f16=arrays["f16"].astype(np.float32), bf16=b32)
@@ -606,29 +747,36 @@ def _entry(dtype="F32", shape=(2,), offsets=(0, 8)):
     return {"dtype": dtype, "shape": list(shape), "data_offsets": list(offsets)}
 
 
-@pytest.mark.parametrize("header,match", [
-    (b'{"a": ', "not valid JSON"),
-    (b'{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "a": {}}', "twice"),
-    (b'{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "\xff": 1}',
-     "not valid JSON"),
-    ({"a": _entry(dtype="C64")}, "dtype 'C64'"),
-    ({"a": _entry(dtype="F8_E4M3")}, "supported: F64"),
-    ({"a": _entry(shape=(-2,))}, "invalid shape"),
-    ({"a": _entry(shape=(2.0,))}, "invalid shape"),
-    ({"a": _entry(shape=(True, 2))}, "invalid shape"),
-    ({"a": _entry(offsets=(0, 12))}, "outside"),
-    ({"a": _entry(offsets=(4, 0))}, "outside"),
-    ({"a": _entry(offsets=(-8, 0))}, "outside"),
-    ({"a": _entry(shape=(3,))}, "needs 12 bytes"),
-    ({"a": _entry(shape=(2**40, 2**40))}, "needs"),
-    ({"a": {"dtype": "F32", "shape": [2]}}, "dtype, shape and data_offsets"),
-    ({"a": [1]}, "dtype, shape and data_offsets"),
-    ({"a": _entry(shape=(1,), offsets=(0, 4)), "b": _entry(shape=(1,), offsets=(0, 4))},
-     "overlapping or a hole"),
-    ({"a": _entry(shape=(1,), offsets=(4, 8))}, "overlapping or a hole"),
-    ({"a": _entry(shape=(1,), offsets=(0, 4))}, "cover 4 bytes of data but the file holds 8"),
-    ({"a": _entry(), "__metadata__": {"x": 1}}, "__metadata__"),
-])
+@pytest.mark.parametrize(
+    "header,match",
+    [
+        (b'{"a": ', "not valid JSON"),
+        (b'{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "a": {}}', "twice"),
+        (
+            b'{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "\xff": 1}',
+            "not valid JSON",
+        ),
+        ({"a": _entry(dtype="C64")}, "dtype 'C64'"),
+        ({"a": _entry(dtype="F8_E4M3")}, "supported: F64"),
+        ({"a": _entry(shape=(-2,))}, "invalid shape"),
+        ({"a": _entry(shape=(2.0,))}, "invalid shape"),
+        ({"a": _entry(shape=(True, 2))}, "invalid shape"),
+        ({"a": _entry(offsets=(0, 12))}, "outside"),
+        ({"a": _entry(offsets=(4, 0))}, "outside"),
+        ({"a": _entry(offsets=(-8, 0))}, "outside"),
+        ({"a": _entry(shape=(3,))}, "needs 12 bytes"),
+        ({"a": _entry(shape=(2**40, 2**40))}, "needs"),
+        ({"a": {"dtype": "F32", "shape": [2]}}, "dtype, shape and data_offsets"),
+        ({"a": [1]}, "dtype, shape and data_offsets"),
+        (
+            {"a": _entry(shape=(1,), offsets=(0, 4)), "b": _entry(shape=(1,), offsets=(0, 4))},
+            "overlapping or a hole",
+        ),
+        ({"a": _entry(shape=(1,), offsets=(4, 8))}, "overlapping or a hole"),
+        ({"a": _entry(shape=(1,), offsets=(0, 4))}, "cover 4 bytes of data but the file holds 8"),
+        ({"a": _entry(), "__metadata__": {"x": 1}}, "__metadata__"),
+    ],
+)
 def test_safetensors_malformed_header(tmp_path, header, match):
     if isinstance(header, dict):
         header = __import__("json").dumps(header).encode()
@@ -645,7 +793,8 @@ def test_safetensors_header_length_bounds(tmp_path):
     with pytest.raises(ValueError, match="neither"):
         read_state_dict(path)
     from convext import state_dict as sd_module
-    path.write_bytes(struct.pack("<Q", 20) + b'{}' + b" " * 18)
+
+    path.write_bytes(struct.pack("<Q", 20) + b"{}" + b" " * 18)
     assert read_state_dict(path) == {}
     old = sd_module._MAX_SAFETENSORS_HEADER
     sd_module._MAX_SAFETENSORS_HEADER = 10
@@ -657,8 +806,7 @@ def test_safetensors_header_length_bounds(tmp_path):
 
 
 def test_safetensors_truncated(tmp_path):
-    path = write_safetensors(tmp_path / "m.safetensors",
-                             {"a": np.arange(10, dtype=np.float32)})
+    path = write_safetensors(tmp_path / "m.safetensors", {"a": np.arange(10, dtype=np.float32)})
     data = path.read_bytes()
     path.write_bytes(data[:-4])
     with pytest.raises(ValueError, match="outside"):
@@ -667,9 +815,11 @@ def test_safetensors_truncated(tmp_path):
 
 # ----------------------------------------------------------------------------- convext .npz
 
+
 def test_convext_model_file(tmp_path):
-    model = L.Sequential(L.Conv2D(1, 3, 3, rng=0), L.BatchNorm2D(3), L.Flatten(),
-                         L.Dense(3 * 4 * 4, 2, rng=1))
+    model = L.Sequential(
+        L.Conv2D(1, 3, 3, rng=0), L.BatchNorm2D(3), L.Flatten(), L.Dense(3 * 4 * 4, 2, rng=1)
+    )
     model(np.ones((2, 1, 6, 6), dtype=np.float32))
     path = tmp_path / "m.npz"
     model.save(path)
@@ -684,8 +834,9 @@ def test_plain_npz_fortran_bigendian_compressed(tmp_path):
     np.savez_compressed(path, a=a, b=b, h=h)
     with pytest.warns(UserWarning, match="1 float16"):
         got = read_state_dict(path)
-    _assert_same(got, {"a": np.ascontiguousarray(a), "b": b.astype(np.int32),
-                       "h": h.astype(np.float32)})
+    _assert_same(
+        got, {"a": np.ascontiguousarray(a), "b": b.astype(np.int32), "h": h.astype(np.float32)}
+    )
 
 
 def test_npz_object_and_string_entries_refused(tmp_path):
@@ -698,10 +849,13 @@ def test_npz_object_and_string_entries_refused(tmp_path):
         read_state_dict(path)
 
 
-@pytest.mark.parametrize("shape,match", [((9,), "declares shape"), ((3,), "declares shape"),
-                                         ((2**40, 2**40), "declares shape")])
+@pytest.mark.parametrize(
+    "shape,match",
+    [((9,), "declares shape"), ((3,), "declares shape"), ((2**40, 2**40), "declares shape")],
+)
 def test_npz_forged_header_shape(tmp_path, shape, match):
     import io
+
     buf = io.BytesIO()
     np.lib.format.write_array(buf, np.zeros(4))
     old, new = b"(4,), }", repr(shape).encode() + b", }"
@@ -716,6 +870,7 @@ def test_npz_forged_header_shape(tmp_path, shape, match):
 
 
 # ------------------------------------------------------------------------- torch never imported
+
 
 def test_never_imports_torch(tmp_path):
     arrays = _sample_arrays()

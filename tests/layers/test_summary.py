@@ -1,4 +1,5 @@
 """Layer.summary() (issue 15): layers, output shapes and parameter counts."""
+
 import re
 
 import numpy as np
@@ -10,13 +11,14 @@ from convext import layers as L
 def _rows(text):
     """(label, shape text, count text) of each layer row of the table."""
     lines = text.splitlines()
-    body = lines[3:lines.index("=" * len(lines[0]), 3)]
+    body = lines[3 : lines.index("=" * len(lines[0]), 3)]
     return [tuple(re.split(r"\s{2,}", line.strip())) for line in body]
 
 
 def _cnn():
-    return L.Sequential(L.Conv2D(1, 4, 3, padding=1), L.ReLU(), L.MaxPool2D(2), L.Flatten(),
-                        L.Dense(64, 10)).reset_parameters(0)
+    return L.Sequential(
+        L.Conv2D(1, 4, 3, padding=1), L.ReLU(), L.MaxPool2D(2), L.Flatten(), L.Dense(64, 10)
+    ).reset_parameters(0)
 
 
 def test_sequential_rows_shapes_and_counts():
@@ -25,8 +27,14 @@ def test_sequential_rows_shapes_and_counts():
     text = model.summary((2, 1, 8, 8), print_fn=printed.append)
     assert printed == [text]
     rows = _rows(text)
-    assert [r[0] for r in rows] == ["Sequential", "0 (Conv2D)", "1 (ReLU)", "2 (MaxPool2D)",
-                                    "3 (Flatten)", "4 (Dense)"]
+    assert [r[0] for r in rows] == [
+        "Sequential",
+        "0 (Conv2D)",
+        "1 (ReLU)",
+        "2 (MaxPool2D)",
+        "3 (Flatten)",
+        "4 (Dense)",
+    ]
     # each shape, from running the layers one after another by hand
     x = np.zeros((2, 1, 8, 8), np.float32)
     for layer, row in zip(model, rows[1:], strict=True):
@@ -40,16 +48,28 @@ def test_sequential_rows_shapes_and_counts():
 
 def test_nested_composite_and_nothing_changes():
     block = L.Sequential(L.Conv2D(4, 4, 3, padding=1), L.BatchNorm2D(4), L.ReLU())
-    model = L.Sequential(L.Conv2D(3, 4, 1), L.Residual(block),
-                         L.Concat(L.Identity(), L.Conv2D(4, 2, 1)), L.GlobalAvgPool2D(),
-                         L.Flatten(), L.Dense(6, 3)).reset_parameters(1)
+    model = L.Sequential(
+        L.Conv2D(3, 4, 1),
+        L.Residual(block),
+        L.Concat(L.Identity(), L.Conv2D(4, 2, 1)),
+        L.GlobalAvgPool2D(),
+        L.Flatten(),
+        L.Dense(6, 3),
+    ).reset_parameters(1)
     model.train()
     before = model.state_dict()
     text = model.summary((1, 3, 5, 5), print_fn=None)
     rows = _rows(text)
     labels = [r[0] for r in rows]
-    assert labels[:7] == ["Sequential", "0 (Conv2D)", "1 (Residual)", "body (Sequential)",
-                          "0 (Conv2D)", "1 (BatchNorm2D)", "2 (ReLU)"]
+    assert labels[:7] == [
+        "Sequential",
+        "0 (Conv2D)",
+        "1 (Residual)",
+        "body (Sequential)",
+        "0 (Conv2D)",
+        "1 (BatchNorm2D)",
+        "2 (ReLU)",
+    ]
     lines = text.splitlines()
     indent = {line.strip().split("  ")[0]: len(line) - len(line.lstrip()) for line in lines}
     assert indent["1 (Residual)"] == 2 and indent["body (Sequential)"] == 4

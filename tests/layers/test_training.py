@@ -1,4 +1,5 @@
 """fit / evaluate / predict."""
+
 import numpy as np
 import pytest
 
@@ -23,8 +24,18 @@ def test_fit_learns_and_reports_history(capsys):
     X, y = _blobs()
     model = _mlp()
     opt = cx.optim.Adam(model, lr=0.05)
-    hist = cx.fit(model, X[:200], y[:200], cx.losses.CrossEntropyLoss(), opt, epochs=5,
-                  batch_size=32, validation_data=(X[200:], y[200:]), rng=0, progress=False)
+    hist = cx.fit(
+        model,
+        X[:200],
+        y[:200],
+        cx.losses.CrossEntropyLoss(),
+        opt,
+        epochs=5,
+        batch_size=32,
+        validation_data=(X[200:], y[200:]),
+        rng=0,
+        progress=False,
+    )
     out = capsys.readouterr()
     assert out.out == "" and out.err == ""
     assert set(hist) == {"loss", "accuracy", "val_loss", "val_accuracy"}
@@ -44,33 +55,71 @@ def test_fit_is_reproducible_and_shuffle_off():
     h = []
     for _ in range(2):
         model = _mlp(1)
-        h.append(cx.fit(model, X, y, "cross_entropy", cx.optim.SGD(model, lr=0.1, momentum=0.9),
-                        epochs=2, batch_size=16, rng=3, progress=False))
+        h.append(
+            cx.fit(
+                model,
+                X,
+                y,
+                "cross_entropy",
+                cx.optim.SGD(model, lr=0.1, momentum=0.9),
+                epochs=2,
+                batch_size=16,
+                rng=3,
+                progress=False,
+            )
+        )
     assert h[0] == h[1]
     model = _mlp(1)
-    h3 = cx.fit(model, X, y, "cross_entropy", cx.optim.SGD(model, lr=0.1), epochs=1,
-                batch_size=100, shuffle=False, progress=False)
+    h3 = cx.fit(
+        model,
+        X,
+        y,
+        "cross_entropy",
+        cx.optim.SGD(model, lr=0.1),
+        epochs=1,
+        batch_size=100,
+        shuffle=False,
+        progress=False,
+    )
     # one full batch, no shuffling: the reported loss is the loss at the initial weights
     init = _mlp(1)
-    assert h3["loss"][0] == pytest.approx(cx.evaluate(init, X, y, "cross_entropy")["loss"],
-                                          rel=1e-6)
+    assert h3["loss"][0] == pytest.approx(
+        cx.evaluate(init, X, y, "cross_entropy")["loss"], rel=1e-6
+    )
 
 
 def test_fit_regression_has_no_accuracy():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((64, 3)).astype(np.float32)
-    t = (X @ np.array([[1.0], [-2.0], [0.5]], np.float32))
+    t = X @ np.array([[1.0], [-2.0], [0.5]], np.float32)
     model = L.Sequential(L.Dense(3, 1, rng=0))
-    hist = cx.fit(model, X, t, cx.losses.MSELoss(), cx.optim.SGD(model, lr=0.1), epochs=30,
-                  batch_size=16, rng=0, progress=False)
+    hist = cx.fit(
+        model,
+        X,
+        t,
+        cx.losses.MSELoss(),
+        cx.optim.SGD(model, lr=0.1),
+        epochs=30,
+        batch_size=16,
+        rng=0,
+        progress=False,
+    )
     assert set(hist) == {"loss"} and hist["loss"][-1] < 1e-3
 
 
 def test_progress_output(capsys):
     X, y = _blobs(64)
     model = _mlp()
-    cx.fit(model, X, y, "cross_entropy", cx.optim.SGD(model, lr=0.1), epochs=2, batch_size=16,
-           progress=True)
+    cx.fit(
+        model,
+        X,
+        y,
+        "cross_entropy",
+        cx.optim.SGD(model, lr=0.1),
+        epochs=2,
+        batch_size=16,
+        progress=True,
+    )
     err = capsys.readouterr().err
     assert "epoch 2/2" in err and "loss" in err
 
@@ -101,6 +150,7 @@ def test_predict_restores_mode():
 
 def test_progress_without_tqdm(capsys, monkeypatch):
     import sys
+
     monkeypatch.setitem(sys.modules, "tqdm", None)
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)
     X, y = _blobs(32)

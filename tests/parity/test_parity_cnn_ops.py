@@ -1,5 +1,6 @@
 """convext.functional's CNN ops against torch.nn.functional: forward and backward, float32 and
 float64 (the only test file of these ops that imports torch)."""
+
 import numpy as np
 import pytest
 
@@ -45,8 +46,9 @@ def test_batch_norm(rng, dtype, training, affine, shape):
     b = rng.standard_normal(C).astype(dtype) if affine else None
     g = rng.standard_normal(shape).astype(dtype)
     rm1, rv1 = rm.copy(), rv.copy()
-    y, mean, invstd = K.batch_norm(x, rm1, rv1, w, b, training=training, momentum=0.2,
-                                   eps=1e-4, return_stats=True)
+    y, mean, invstd = K.batch_norm(
+        x, rm1, rv1, w, b, training=training, momentum=0.2, eps=1e-4, return_stats=True
+    )
     gx, gw, gb = K.batch_norm_backward(g, x, mean, invstd, w, training=training)
     rmt, rvt = _t(rm), _t(rv)
     xt = _t(x, True)
@@ -69,15 +71,22 @@ def test_batch_norm(rng, dtype, training, affine, shape):
 
 ACTS = [
     ("relu6", K.relu6, K.relu6_backward, F.relu6),
-    ("hardtanh", lambda x: K.hardtanh(x, -0.5, 2.0),
-     lambda g, x: K.hardtanh_backward(g, x, -0.5, 2.0), lambda t: F.hardtanh(t, -0.5, 2.0)),
+    (
+        "hardtanh",
+        lambda x: K.hardtanh(x, -0.5, 2.0),
+        lambda g, x: K.hardtanh_backward(g, x, -0.5, 2.0),
+        lambda t: F.hardtanh(t, -0.5, 2.0),
+    ),
     ("hardswish", K.hardswish, K.hardswish_backward, F.hardswish),
     ("hardsigmoid", K.hardsigmoid, K.hardsigmoid_backward, F.hardsigmoid),
     ("silu", K.silu, K.silu_backward, F.silu),
     ("gelu", K.gelu, K.gelu_backward, F.gelu),
-    ("gelu_tanh", lambda x: K.gelu(x, approximate="tanh"),
-     lambda g, x: K.gelu_backward(g, x, approximate="tanh"),
-     lambda t: F.gelu(t, approximate="tanh")),
+    (
+        "gelu_tanh",
+        lambda x: K.gelu(x, approximate="tanh"),
+        lambda g, x: K.gelu_backward(g, x, approximate="tanh"),
+        lambda t: F.gelu(t, approximate="tanh"),
+    ),
 ]
 
 
@@ -99,8 +108,7 @@ def test_activation(rng, dtype, name, f, fb, tf):
     if name == "hardsigmoid" and dtype == np.float64:
         # torch multiplies by the float32 constant 1.0f/6.0f even in float64: 3e-8 relative
         np.testing.assert_allclose(gx[~nan], xt.grad.numpy()[~nan], rtol=1e-7)
-        np.testing.assert_allclose(gx[~nan], g[~nan] / 6 * ((x > -3) & (x < 3))[~nan],
-                                   rtol=1e-15)
+        np.testing.assert_allclose(gx[~nan], g[~nan] / 6 * ((x > -3) & (x < 3))[~nan], rtol=1e-15)
     else:
         _close(gx[~nan], xt.grad.numpy()[~nan], dtype)
     if name not in ("relu6", "hardtanh"):
@@ -127,8 +135,7 @@ def test_adaptive_pools(rng, dtype, output_size):
     y, idx = K.adaptive_max_pool2d(x, output_size, return_indices=True)
     np.testing.assert_array_equal(y, ymt.detach().numpy())
     np.testing.assert_array_equal(idx, imt.numpy())
-    np.testing.assert_array_equal(K.adaptive_max_pool2d_backward(g, idx, x.shape),
-                                  xt.grad.numpy())
+    np.testing.assert_array_equal(K.adaptive_max_pool2d_backward(g, idx, x.shape), xt.grad.numpy())
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -143,11 +150,22 @@ def test_adaptive_max_ties_and_nan(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kw", [dict(size=(13, 4)), dict(size=5), dict(size=(7, 10)),
-                                dict(size=(14, 20)), dict(size=(1, 1)), dict(scale_factor=2),
-                                dict(scale_factor=1.7), dict(scale_factor=(0.6, 2.3)),
-                                dict(scale_factor=0.5), dict(scale_factor=1 / 3),
-                                dict(scale_factor=2.5, recompute_scale_factor=True)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(size=(13, 4)),
+        dict(size=5),
+        dict(size=(7, 10)),
+        dict(size=(14, 20)),
+        dict(size=(1, 1)),
+        dict(scale_factor=2),
+        dict(scale_factor=1.7),
+        dict(scale_factor=(0.6, 2.3)),
+        dict(scale_factor=0.5),
+        dict(scale_factor=1 / 3),
+        dict(scale_factor=2.5, recompute_scale_factor=True),
+    ],
+)
 @pytest.mark.parametrize("mode,ac", [("nearest", None), ("bilinear", False), ("bilinear", True)])
 def test_interpolate(rng, dtype, kw, mode, ac):
     x = rng.standard_normal((2, 3, 7, 10)).astype(dtype)
@@ -165,14 +183,23 @@ def test_interpolate(rng, dtype, kw, mode, ac):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("H,W,k,s,p,output_size", [
-    (8, 9, 2, None, 0, None), (8, 9, 2, None, 0, (8, 9)), (7, 7, 3, 2, 1, None),
-    (7, 7, 3, 2, 1, (7, 8)), (10, 6, (3, 2), (2, 1), (1, 0), None), (5, 5, 2, 1, 0, None)])
+@pytest.mark.parametrize(
+    "H,W,k,s,p,output_size",
+    [
+        (8, 9, 2, None, 0, None),
+        (8, 9, 2, None, 0, (8, 9)),
+        (7, 7, 3, 2, 1, None),
+        (7, 7, 3, 2, 1, (7, 8)),
+        (10, 6, (3, 2), (2, 1), (1, 0), None),
+        (5, 5, 2, 1, 0, None),
+    ],
+)
 def test_max_unpool2d(rng, dtype, H, W, k, s, p, output_size):
     x = rng.standard_normal((2, 3, H, W)).astype(dtype)
     pooled, idx = F.max_pool2d(_t(x), k, s, p, return_indices=True)
-    oh, ow = K.max_unpool2d(pooled.numpy(), np.zeros(tuple(idx.shape), np.int64), k, s, p,
-                            output_size).shape[-2:]
+    oh, ow = K.max_unpool2d(
+        pooled.numpy(), np.zeros(tuple(idx.shape), np.int64), k, s, p, output_size
+    ).shape[-2:]
     if idx.max() >= oh * ow:
         # torch rejects indices outside its output ("Found an invalid max index"), so must we
         # (torch is not called: its C++ exception aborts under AddressSanitizer)
@@ -185,8 +212,9 @@ def test_max_unpool2d(rng, dtype, H, W, k, s, p, output_size):
     yt.backward(_t(g))
     y = K.max_unpool2d(pooled.numpy(), idx.numpy(), k, s, p, output_size)
     np.testing.assert_array_equal(y, yt.detach().numpy())
-    np.testing.assert_array_equal(K.max_unpool2d_backward(g, idx.numpy(), tuple(pooled.shape)),
-                                  pt.grad.numpy())
+    np.testing.assert_array_equal(
+        K.max_unpool2d_backward(g, idx.numpy(), tuple(pooled.shape)), pt.grad.numpy()
+    )
 
 
 def test_max_unpool2d_output_size_rule():

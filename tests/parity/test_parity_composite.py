@@ -1,6 +1,7 @@
 """Composite layers against torch.nn: the same nested modules (torchvision's attribute names)
 give the same state_dict keys in the same order, load torch's weights strictly, and match
 torch's eval outputs and autograd gradients (float64)."""
+
 import numpy as np
 import pytest
 
@@ -22,8 +23,9 @@ class TorchBasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(c)
         self.downsample = None
         if stride != 1 or cin != c:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, c, 1, stride, bias=False),
-                                            nn.BatchNorm2d(c))
+            self.downsample = nn.Sequential(
+                nn.Conv2d(cin, c, 1, stride, bias=False), nn.BatchNorm2d(c)
+            )
 
     def forward(self, x):
         out = self.relu(self.bn1(self.conv1(x)))
@@ -42,8 +44,9 @@ class TorchBottleneck(nn.Module):
         self.conv3 = nn.Conv2d(width, cout, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(cout)
         self.relu = nn.ReLU()
-        self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                        nn.BatchNorm2d(cout))
+        self.downsample = nn.Sequential(
+            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+        )
 
     def forward(self, x):
         out = self.relu(self.bn1(self.conv1(x)))
@@ -58,11 +61,15 @@ class TorchInverted(nn.Module):
     def __init__(self, c, hidden):
         super().__init__()
         self.conv = nn.Sequential(
-            nn.Sequential(nn.Conv2d(c, hidden, 1, bias=False), nn.BatchNorm2d(hidden),
-                          nn.ReLU()),
-            nn.Sequential(nn.Conv2d(hidden, hidden, 3, 1, 1, groups=hidden, bias=False),
-                          nn.BatchNorm2d(hidden), nn.ReLU()),
-            nn.Conv2d(hidden, c, 1, bias=False), nn.BatchNorm2d(c))
+            nn.Sequential(nn.Conv2d(c, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU()),
+            nn.Sequential(
+                nn.Conv2d(hidden, hidden, 3, 1, 1, groups=hidden, bias=False),
+                nn.BatchNorm2d(hidden),
+                nn.ReLU(),
+            ),
+            nn.Conv2d(hidden, c, 1, bias=False),
+            nn.BatchNorm2d(c),
+        )
 
     def forward(self, x):
         return x + self.conv(x)
@@ -72,8 +79,11 @@ class TorchNet(nn.Module):
     def __init__(self):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
-            TorchInverted(8, 16))
+            nn.Conv2d(3, 8, 3, padding=1, bias=False),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            TorchInverted(8, 16),
+        )
         self.layer1 = nn.Sequential(TorchBasicBlock(8, 8), TorchBasicBlock(8, 12, 2))
         self.layer2 = nn.Sequential(TorchBottleneck(12, 4))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
@@ -89,8 +99,10 @@ D = np.float64
 
 
 def conv_bn(cin, cout, k, stride=1, groups=1):
-    return [L.Conv2D(cin, cout, k, stride, k // 2, groups=groups, bias=False, dtype=D),
-            L.BatchNorm2D(cout, dtype=D)]
+    return [
+        L.Conv2D(cin, cout, k, stride, k // 2, groups=groups, bias=False, dtype=D),
+        L.BatchNorm2D(cout, dtype=D),
+    ]
 
 
 class BasicBlock(cx.Layer):
@@ -146,7 +158,8 @@ class Inverted(cx.Layer):
         self.conv = L.Sequential(
             L.Sequential(*conv_bn(c, hidden, 1), L.ReLU()),
             L.Sequential(*conv_bn(hidden, hidden, 3, groups=hidden), L.ReLU()),
-            *conv_bn(hidden, c, 1))
+            *conv_bn(hidden, c, 1),
+        )
 
     def forward(self, x):
         return x + self.conv(x)
@@ -222,12 +235,12 @@ def test_training_step_gradients_match_autograd():
     np.testing.assert_allclose(gx, x.grad.numpy(), rtol=1e-9, atol=1e-11)
     grads = model.grads()
     for name, p in ref.named_parameters():
-        np.testing.assert_allclose(grads[name], p.grad.numpy(), rtol=1e-9, atol=1e-11,
-                                   err_msg=name)
+        np.testing.assert_allclose(grads[name], p.grad.numpy(), rtol=1e-9, atol=1e-11, err_msg=name)
     # the running statistics moved exactly as torch's
     for k, v in ref.state_dict().items():
-        np.testing.assert_allclose(model.state_dict()[k], v.numpy(), rtol=1e-12, atol=1e-14,
-                                   err_msg=k)
+        np.testing.assert_allclose(
+            model.state_dict()[k], v.numpy(), rtol=1e-12, atol=1e-14, err_msg=k
+        )
     assert y.shape == (4, 5)
 
 
@@ -238,5 +251,6 @@ def test_repr_matches_torchs_layout():
     # the same nesting and child names line by line, where the children are the same
     # (ours has one ReLU per use: relu1/relu2/relu3 where torchvision reuses relu)
     assert ours[0] == "Net(" and theirs[0] == "TorchNet("
-    assert [s for s in ours if "(features)" in s or "(layer1)" in s or "(conv)" in s] == \
-        [s for s in theirs if "(features)" in s or "(layer1)" in s or "(conv)" in s]
+    assert [s for s in ours if "(features)" in s or "(layer1)" in s or "(conv)" in s] == [
+        s for s in theirs if "(features)" in s or "(layer1)" in s or "(conv)" in s
+    ]

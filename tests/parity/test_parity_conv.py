@@ -1,4 +1,5 @@
 """conv2d and conv2d_backward against torch (values, gradients, non-finite propagation)."""
+
 import warnings
 
 import numpy as np
@@ -24,8 +25,9 @@ def test_matches_torch(case, dtype):
     tb = None if b is None else torch.tensor(b, requires_grad=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch warns about 'same' with even kernels
-        ty = torch.nn.functional.conv2d(tx, tw, tb, kw["stride"], kw["padding"], kw["dilation"],
-                                        kw["groups"])
+        ty = torch.nn.functional.conv2d(
+            tx, tw, tb, kw["stride"], kw["padding"], kw["dilation"], kw["groups"]
+        )
     y = conv2d(x, w, b, **kw)
     assert y.shape == tuple(ty.shape)
     gy = np.random.default_rng(5).standard_normal(y.shape).astype(dtype)
@@ -44,11 +46,17 @@ def test_matches_torch(case, dtype):
 def _torch_conv_all(x, w, gy, **kw):
     tx = torch.tensor(x, requires_grad=True)
     tw = torch.tensor(w, requires_grad=True)
-    ty = torch.nn.functional.conv2d(tx, tw, None, kw.get("stride", 1), kw.get("padding", 0),
-                                    kw.get("dilation", 1), kw.get("groups", 1))
+    ty = torch.nn.functional.conv2d(
+        tx,
+        tw,
+        None,
+        kw.get("stride", 1),
+        kw.get("padding", 0),
+        kw.get("dilation", 1),
+        kw.get("groups", 1),
+    )
     ty.backward(torch.tensor(gy))
     return ty.detach().numpy(), tx.grad.numpy(), tw.grad.numpy()
-
 
 
 @pytest.mark.parametrize("where, idx, xs, ws, kw", NONFINITE)
@@ -91,9 +99,15 @@ def test_every_route_that_accepts_a_geometry_matches_torch(case, dtype):
     tw = torch.tensor(w, requires_grad=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch warns about 'same' with even kernels
-        ty = torch.nn.functional.conv2d(tx, tw, None if b is None else torch.tensor(b),
-                                        kw["stride"], kw["padding"], kw["dilation"],
-                                        kw["groups"])
+        ty = torch.nn.functional.conv2d(
+            tx,
+            tw,
+            None if b is None else torch.tensor(b),
+            kw["stride"],
+            kw["padding"],
+            kw["dilation"],
+            kw["groups"],
+        )
     gy = np.random.default_rng(6).standard_normal(tuple(ty.shape)).astype(dtype)
     if ty.numel():
         ty.backward(torch.tensor(gy))
@@ -104,10 +118,8 @@ def test_every_route_that_accepts_a_geometry_matches_torch(case, dtype):
     if not ty.numel():
         return
     for r in allowed["grad_input"]:
-        gx = conv2d_backward(gy, x, w, **kw, _route={"grad_input": r},
-                             needs_weight_grad=False)[0]
+        gx = conv2d_backward(gy, x, w, **kw, _route={"grad_input": r}, needs_weight_grad=False)[0]
         np.testing.assert_allclose(gx, tx.grad.numpy(), **tol)
     for r in allowed["grad_weight"]:
-        gw = conv2d_backward(gy, x, w, **kw, _route={"grad_weight": r},
-                             needs_input_grad=False)[1]
+        gw = conv2d_backward(gy, x, w, **kw, _route={"grad_weight": r}, needs_input_grad=False)[1]
         np.testing.assert_allclose(gw, tw.grad.numpy(), **tol)

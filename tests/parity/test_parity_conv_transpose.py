@@ -1,5 +1,6 @@
 """conv_transpose2d, conv_transpose2d_backward and ConvTranspose2D against torch (values,
 autograd gradients, the layer's initialisation and state_dict)."""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -22,8 +23,9 @@ def test_matches_torch(case, dtype):
     tx = torch.tensor(x, requires_grad=True)
     tw = torch.tensor(w, requires_grad=True)
     tb = None if b is None else torch.tensor(b, requires_grad=True)
-    ty = F.conv_transpose2d(tx, tw, tb, kw["stride"], kw["padding"], kw["output_padding"],
-                            kw["groups"], kw["dilation"])
+    ty = F.conv_transpose2d(
+        tx, tw, tb, kw["stride"], kw["padding"], kw["output_padding"], kw["groups"], kw["dilation"]
+    )
     y = conv_transpose2d(x, w, b, **kw)
     assert y.shape == tuple(ty.shape) and y.dtype == dtype
     tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-4)
@@ -44,15 +46,33 @@ def test_matches_torch(case, dtype):
 def test_layer_matches_torch_module(dtype):
     tdt = torch.float32 if dtype == np.float32 else torch.float64
     torch.manual_seed(0)
-    tm = torch.nn.ConvTranspose2d(6, 4, (3, 2), stride=(2, 1), padding=(1, 0),
-                                  output_padding=(1, 0), groups=2, dilation=(1, 2)).to(tdt)
-    layer = convext.ConvTranspose2D(6, 4, (3, 2), stride=(2, 1), padding=(1, 0),
-                                    output_padding=(1, 0), groups=2, dilation=(1, 2),
-                                    dtype=dtype, rng=0)
+    tm = torch.nn.ConvTranspose2d(
+        6,
+        4,
+        (3, 2),
+        stride=(2, 1),
+        padding=(1, 0),
+        output_padding=(1, 0),
+        groups=2,
+        dilation=(1, 2),
+    ).to(tdt)
+    layer = convext.ConvTranspose2D(
+        6,
+        4,
+        (3, 2),
+        stride=(2, 1),
+        padding=(1, 0),
+        output_padding=(1, 0),
+        groups=2,
+        dilation=(1, 2),
+        dtype=dtype,
+        rng=0,
+    )
     sd = {k: v.detach().numpy() for k, v in tm.state_dict().items()}
     assert list(layer.state_dict()) == list(sd)
-    assert {k: v.shape for k, v in layer.state_dict().items()} == {k: v.shape
-                                                                  for k, v in sd.items()}
+    assert {k: v.shape for k, v in layer.state_dict().items()} == {
+        k: v.shape for k, v in sd.items()
+    }
     layer.load_state_dict(sd)
     x = np.random.default_rng(1).standard_normal((2, 6, 5, 4)).astype(dtype)
     tx = torch.tensor(x, requires_grad=True)

@@ -1,6 +1,7 @@
 """The large-geometry cases of tests/reliability/test_reliability_geometry.py against torch:
 values past the input (stride, padding, dilation) give torch's result on every route, and where
 no window fits torch refuses the call as convext does."""
+
 import os
 
 import numpy as np
@@ -21,9 +22,13 @@ TORCH_MAY_RAISE = os.environ.get("CONVEXT_ASAN", "0") != "1"
 
 def _int32_safe(kw):
     """torch's pooling and its slow_conv2d backward need every geometry value below 2**31."""
-    vals = [v for v in kw.values() for v in (v if isinstance(v, tuple) else (v,))
-            if isinstance(v, int) and not isinstance(v, bool)]
-    return max(vals, default=0) < 2 ** 31
+    vals = [
+        v
+        for v in kw.values()
+        for v in (v if isinstance(v, tuple) else (v,))
+        if isinstance(v, int) and not isinstance(v, bool)
+    ]
+    return max(vals, default=0) < 2**31
 
 
 def _torch_conv(x, w, b, gy, kw):
@@ -64,8 +69,7 @@ def test_meaningful_large_geometry_equals_torch(route, N, C, F_, G, kw, hw):
         return
     allowed = routes_for(x, w, kw)
     for r in allowed["forward"]:
-        np.testing.assert_allclose(F.conv2d(x, w, b, **kw, _route=r), yt, rtol=1e-10,
-                                   atol=1e-10)
+        np.testing.assert_allclose(F.conv2d(x, w, b, **kw, _route=r), yt, rtol=1e-10, atol=1e-10)
     tgx = None
     if TORCH_MAY_RAISE or _int32_safe(kw):
         try:
@@ -79,25 +83,30 @@ def test_meaningful_large_geometry_equals_torch(route, N, C, F_, G, kw, hw):
     np.testing.assert_allclose(gw, tgw, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(gb, tgb, rtol=1e-10, atol=1e-10)
     for r in allowed["grad_input"]:
-        got = F.conv2d_backward(gy, x, w, **kw, _route={"grad_input": r},
-                                needs_weight_grad=False)[0]
+        got = F.conv2d_backward(gy, x, w, **kw, _route={"grad_input": r}, needs_weight_grad=False)[
+            0
+        ]
         np.testing.assert_allclose(got, tgx, rtol=1e-10, atol=1e-10)
     for r in allowed["grad_weight"]:
-        got = F.conv2d_backward(gy, x, w, **kw, _route={"grad_weight": r},
-                                needs_input_grad=False)[1]
+        got = F.conv2d_backward(gy, x, w, **kw, _route={"grad_weight": r}, needs_input_grad=False)[
+            1
+        ]
         np.testing.assert_allclose(got, tgw, rtol=1e-10, atol=1e-10)
 
 
 def test_stride_past_the_image_on_5x5_and_padding_50_on_3x3():
     """The two plain examples of the brief, with a forced GEMM route as a cross-check."""
     rng = np.random.default_rng(1)
-    for x, kw in ((rng.standard_normal((2, 3, 5, 5)), dict(stride=10 ** 6)),
-                  (rng.standard_normal((2, 3, 3, 3)), dict(padding=50))):
+    for x, kw in (
+        (rng.standard_normal((2, 3, 5, 5)), dict(stride=10**6)),
+        (rng.standard_normal((2, 3, 3, 3)), dict(padding=50)),
+    ):
         w = rng.standard_normal((4, 3, 3, 3))
         want = TF.conv2d(torch.from_numpy(x), torch.from_numpy(w), **kw).numpy()
         np.testing.assert_allclose(F.conv2d(x, w, **kw), want, rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(F.conv2d(x, w, **kw, _route="gemm"), want, rtol=1e-10,
-                                   atol=1e-12)
+        np.testing.assert_allclose(
+            F.conv2d(x, w, **kw, _route="gemm"), want, rtol=1e-10, atol=1e-12
+        )
 
 
 def test_depthwise_with_huge_stride_and_padding_equals_torch():
@@ -105,7 +114,7 @@ def test_depthwise_with_huge_stride_and_padding_equals_torch():
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 4, 3, 3))
     w = rng.standard_normal((4, 1, 1, 1))
-    kw = dict(stride=10 ** 6, padding=10 ** 6, groups=4)
+    kw = dict(stride=10**6, padding=10**6, groups=4)
     y = F.conv2d(x, w, **kw)
     want = TF.conv2d(torch.from_numpy(x), torch.from_numpy(w), **kw).numpy()
     np.testing.assert_allclose(y, want, rtol=1e-12)
@@ -116,8 +125,11 @@ def test_depthwise_with_huge_stride_and_padding_equals_torch():
 def test_pooling_with_large_geometry_equals_torch(kind, kw, hw):
     """Forward and gradient equal torch where it accepts the arguments (its pooling refuses
     sizes beyond int32: RuntimeError); where no window fits torch refuses as well."""
-    tfwd = {"max": TF.max_pool2d, "avg": TF.avg_pool2d,
-            "lp": lambda x, **k: TF.lp_pool2d(x, 2, **k)}[kind]
+    tfwd = {
+        "max": TF.max_pool2d,
+        "avg": TF.avg_pool2d,
+        "lp": lambda x, **k: TF.lp_pool2d(x, 2, **k),
+    }[kind]
     got = pool_large(kind, kw, hw)
     if got is None:
         if TORCH_MAY_RAISE:

@@ -1,4 +1,5 @@
 """Layers against torch.nn: names, shapes, outputs, gradients, optimizer step, BatchNorm2D."""
+
 import numpy as np
 import pytest
 
@@ -11,13 +12,24 @@ torch = pytest.importorskip("torch")
 
 def torch_lenet(torch):
     nn = torch.nn
-    return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                         nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
-                         nn.Linear(84, 10))
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(400, 120),
+        nn.ReLU(),
+        nn.Linear(120, 84),
+        nn.ReLU(),
+        nn.Linear(84, 10),
+    )
 
 
 # -- LeNet against torch.nn ---------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_lenet_matches_torch(dtype):
@@ -75,14 +87,19 @@ def test_input_gradient_matches_torch():
 
 def test_parameter_shapes_match_torch():
     nn = torch.nn
-    pairs = [(L.Conv2D(4, 6, (3, 2), groups=2, bias=False), nn.Conv2d(4, 6, (3, 2), groups=2,
-                                                                     bias=False)),
-             (L.Dense(7, 3), nn.Linear(7, 3)),
-             (L.BatchNorm2D(5), nn.BatchNorm2d(5))]
+    pairs = [
+        (
+            L.Conv2D(4, 6, (3, 2), groups=2, bias=False),
+            nn.Conv2d(4, 6, (3, 2), groups=2, bias=False),
+        ),
+        (L.Dense(7, 3), nn.Linear(7, 3)),
+        (L.BatchNorm2D(5), nn.BatchNorm2d(5)),
+    ]
     for ours, theirs in pairs:
         sd = theirs.state_dict()
-        assert {k: v.shape for k, v in ours.state_dict().items()} == \
-            {k: tuple(v.shape) for k, v in sd.items()}
+        assert {k: v.shape for k, v in ours.state_dict().items()} == {
+            k: tuple(v.shape) for k, v in sd.items()
+        }
         ours.load_state_dict({k: v.numpy() for k, v in sd.items()})
     bn = L.BatchNorm2D(5)
     np.testing.assert_array_equal(bn.parameters()["weight"], np.ones(5, np.float32))
@@ -90,6 +107,7 @@ def test_parameter_shapes_match_torch():
 
 
 # -- BatchNorm2D against torch ------------------------------------------------------------------
+
 
 def test_batchnorm_matches_torch():
     rng = np.random.default_rng(4)
@@ -134,16 +152,23 @@ def test_batchnorm_float32_matches_torch():
 
 # -- activations and pooling as layers (torch as the oracle) --------------------------------------
 
+
 def _torch_layer_cases(torch):
     nn = torch.nn
     return [
-        (L.ReLU(), nn.ReLU()), (L.LeakyReLU(0.2), nn.LeakyReLU(0.2)), (L.ELU(0.7), nn.ELU(0.7)),
-        (L.Sigmoid(), nn.Sigmoid()), (L.Tanh(), nn.Tanh()), (L.Softmax(1), nn.Softmax(1)),
+        (L.ReLU(), nn.ReLU()),
+        (L.LeakyReLU(0.2), nn.LeakyReLU(0.2)),
+        (L.ELU(0.7), nn.ELU(0.7)),
+        (L.Sigmoid(), nn.Sigmoid()),
+        (L.Tanh(), nn.Tanh()),
+        (L.Softmax(1), nn.Softmax(1)),
         (L.LogSoftmax(1), nn.LogSoftmax(1)),
         (L.MaxPool2D(3, 2, 1), nn.MaxPool2d(3, 2, 1)),
         (L.MaxPool2D((2, 3), ceil_mode=True), nn.MaxPool2d((2, 3), ceil_mode=True)),
-        (L.AvgPool2D(3, 2, 1, count_include_pad=False),
-         nn.AvgPool2d(3, 2, 1, count_include_pad=False)),
+        (
+            L.AvgPool2D(3, 2, 1, count_include_pad=False),
+            nn.AvgPool2d(3, 2, 1, count_include_pad=False),
+        ),
         (L.LPPool2D(2, 2), nn.LPPool2d(2, 2)),
         (L.GlobalAvgPool2D(), nn.AdaptiveAvgPool2d(1)),
         (L.Flatten(), nn.Flatten()),
@@ -168,15 +193,22 @@ def test_stateless_layers_match_torch():
 
 def test_state_dict_keys_like_torch_with_batchnorm():
     nn = torch.nn
-    tm = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
-                       nn.Linear(4 * 6 * 6, 3))
-    model = L.Sequential(L.Conv2D(1, 4, 3), L.BatchNorm2D(4), L.ReLU(), L.Flatten(),
-                         L.Dense(4 * 6 * 6, 3))
+    tm = nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3)
+    )
+    model = L.Sequential(
+        L.Conv2D(1, 4, 3), L.BatchNorm2D(4), L.ReLU(), L.Flatten(), L.Dense(4 * 6 * 6, 3)
+    )
     assert list(model.state_dict()) == list(tm.state_dict())
     assert list(model.parameters()) == [k for k, _ in tm.named_parameters()]
     model.load_state_dict({k: v.numpy() for k, v in tm.state_dict().items()})
     x = np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32)
     tm.eval()
     model.eval()
-    assert_close32(model(x), tm(torch.from_numpy(x).double() if False else torch.from_numpy(x))
-                   .detach().numpy().astype(np.float64))
+    assert_close32(
+        model(x),
+        tm(torch.from_numpy(x).double() if False else torch.from_numpy(x))
+        .detach()
+        .numpy()
+        .astype(np.float64),
+    )

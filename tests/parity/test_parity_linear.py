@@ -1,4 +1,5 @@
 """functional.linear / linear_backward against torch."""
+
 import numpy as np
 import pytest
 

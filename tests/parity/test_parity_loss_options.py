@@ -1,5 +1,6 @@
 """The loss options and the BatchNorm2d options against torch 2.13: forward values and
 gradients (torch autograd), for float32 and float64."""
+
 import numpy as np
 import pytest
 
@@ -34,20 +35,27 @@ SHAPES = [((5, 4), (5,)), ((2, 4, 3), (2, 3)), ((2, 4, 3, 5), (2, 3, 5)), ((4,),
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("ignore_index", [-100, 2])
 @pytest.mark.parametrize("smoothing", [0.0, 0.15, 1.0])
-def test_cross_entropy_index_targets(dtype, xshape, tshape, reduction, weighted, ignore_index,
-                                     smoothing):
+def test_cross_entropy_index_targets(
+    dtype, xshape, tshape, reduction, weighted, ignore_index, smoothing
+):
     C = xshape[0] if len(xshape) == 1 else xshape[1]
     x = RNG.standard_normal(xshape).astype(dtype)
     t = RNG.integers(0, C, size=tshape).astype(np.int64)
     if t.ndim:
         t.reshape(-1)[::4] = ignore_index
     w = RNG.uniform(0.2, 2, C).astype(dtype) if weighted else None
-    loss, grad = F.cross_entropy(x, t, reduction, weight=w, ignore_index=ignore_index,
-                                 label_smoothing=smoothing)
-    tl, tg = _torch_loss(TF.cross_entropy, x, torch.from_numpy(t),
-                         weight=None if w is None else torch.from_numpy(w),
-                         ignore_index=ignore_index, reduction=reduction,
-                         label_smoothing=smoothing)
+    loss, grad = F.cross_entropy(
+        x, t, reduction, weight=w, ignore_index=ignore_index, label_smoothing=smoothing
+    )
+    tl, tg = _torch_loss(
+        TF.cross_entropy,
+        x,
+        torch.from_numpy(t),
+        weight=None if w is None else torch.from_numpy(w),
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=smoothing,
+    )
     np.testing.assert_allclose(loss, tl, **_tol(dtype))
     np.testing.assert_allclose(grad, tg, **_tol(dtype))
 
@@ -63,9 +71,14 @@ def test_cross_entropy_probability_targets(dtype, xshape, reduction, weighted, s
     p = RNG.uniform(0, 1, xshape).astype(dtype)
     w = RNG.uniform(0.2, 2, C).astype(dtype) if weighted else None
     loss, grad = F.cross_entropy(x, p, reduction, weight=w, label_smoothing=smoothing)
-    tl, tg = _torch_loss(TF.cross_entropy, x, torch.from_numpy(p),
-                         weight=None if w is None else torch.from_numpy(w),
-                         reduction=reduction, label_smoothing=smoothing)
+    tl, tg = _torch_loss(
+        TF.cross_entropy,
+        x,
+        torch.from_numpy(p),
+        weight=None if w is None else torch.from_numpy(w),
+        reduction=reduction,
+        label_smoothing=smoothing,
+    )
     np.testing.assert_allclose(loss, tl, **_tol(dtype))
     np.testing.assert_allclose(grad, tg, **_tol(dtype))
 
@@ -81,23 +94,30 @@ def test_nll_loss(dtype, xshape, tshape, reduction, weighted, ignore_index):
     t = RNG.integers(0, C, size=tshape).astype(np.int64)
     w = RNG.uniform(0.2, 2, C).astype(dtype) if weighted else None
     loss, grad = F.nll_loss(x, t, reduction, weight=w, ignore_index=ignore_index)
-    tl, tg = _torch_loss(TF.nll_loss, x, torch.from_numpy(t),
-                         weight=None if w is None else torch.from_numpy(w),
-                         ignore_index=ignore_index, reduction=reduction)
+    tl, tg = _torch_loss(
+        TF.nll_loss,
+        x,
+        torch.from_numpy(t),
+        weight=None if w is None else torch.from_numpy(w),
+        ignore_index=ignore_index,
+        reduction=reduction,
+    )
     np.testing.assert_allclose(loss, tl, **_tol(dtype), equal_nan=True)
     np.testing.assert_allclose(grad, tg, **_tol(dtype), equal_nan=True)
 
 
-@pytest.mark.parametrize("fn, tfn", [(F.cross_entropy, TF.cross_entropy),
-                                     (F.nll_loss, TF.nll_loss)])
+@pytest.mark.parametrize(
+    "fn, tfn", [(F.cross_entropy, TF.cross_entropy), (F.nll_loss, TF.nll_loss)]
+)
 @pytest.mark.parametrize("weight", [None, np.array([1.0, 0.0, 2.0])])
 def test_nothing_counts(fn, tfn, weight):
     """All targets ignored (or of weight 0): torch's NaN mean, and its gradient."""
     x = RNG.standard_normal((3, 3))
     t = np.array([1, 1, -100]) if weight is not None else np.full(3, -100)
     loss, grad = fn(x, t, weight=weight)
-    tl, tg = _torch_loss(tfn, x, torch.from_numpy(t),
-                         weight=None if weight is None else torch.from_numpy(weight))
+    tl, tg = _torch_loss(
+        tfn, x, torch.from_numpy(t), weight=None if weight is None else torch.from_numpy(weight)
+    )
     np.testing.assert_allclose(loss, tl, equal_nan=True)
     np.testing.assert_allclose(grad, tg, equal_nan=True)
 
@@ -112,10 +132,14 @@ def test_bce_with_logits(dtype, wshape, pwshape, reduction):
     w = None if wshape is None else RNG.uniform(0.2, 2, wshape).astype(dtype)
     pw = None if pwshape is None else RNG.uniform(0.2, 3, pwshape).astype(dtype)
     loss, grad = F.binary_cross_entropy_with_logits(x, t, reduction, weight=w, pos_weight=pw)
-    tl, tg = _torch_loss(TF.binary_cross_entropy_with_logits, x, torch.from_numpy(t),
-                         weight=None if w is None else torch.from_numpy(w),
-                         pos_weight=None if pw is None else torch.from_numpy(pw),
-                         reduction=reduction)
+    tl, tg = _torch_loss(
+        TF.binary_cross_entropy_with_logits,
+        x,
+        torch.from_numpy(t),
+        weight=None if w is None else torch.from_numpy(w),
+        pos_weight=None if pw is None else torch.from_numpy(pw),
+        reduction=reduction,
+    )
     np.testing.assert_allclose(loss, tl, **_tol(dtype))
     np.testing.assert_allclose(grad, tg, **_tol(dtype))
 
@@ -126,8 +150,9 @@ def test_bce_weight(wshape):
     t = RNG.uniform(0, 1, (4, 5))
     w = RNG.uniform(0.2, 2, wshape)
     loss, grad = losses.BCELoss(w)(x, t)
-    tl, tg = _torch_loss(TF.binary_cross_entropy, x, torch.from_numpy(t),
-                         weight=torch.from_numpy(w))
+    tl, tg = _torch_loss(
+        TF.binary_cross_entropy, x, torch.from_numpy(t), weight=torch.from_numpy(w)
+    )
     np.testing.assert_allclose(loss, tl, rtol=1e-11)
     np.testing.assert_allclose(grad, tg, rtol=1e-11)
 
@@ -138,15 +163,16 @@ def test_loss_objects_match_torch_modules():
     t[0, 0] = 1
     w = RNG.uniform(0.5, 1.5, 3)
     ours = losses.CrossEntropyLoss(weight=w, ignore_index=1, label_smoothing=0.1)
-    theirs = torch.nn.CrossEntropyLoss(weight=torch.from_numpy(w), ignore_index=1,
-                                       label_smoothing=0.1)
+    theirs = torch.nn.CrossEntropyLoss(
+        weight=torch.from_numpy(w), ignore_index=1, label_smoothing=0.1
+    )
     loss, grad = ours(x, t)
     tl, tg = _torch_loss(theirs, x, torch.from_numpy(t))
     np.testing.assert_allclose(loss, tl, rtol=1e-11)
     np.testing.assert_allclose(grad, tg, rtol=1e-11)
 
 
-@pytest.mark.parametrize("div", [-3, -1, 1, 7, 2 ** 31])
+@pytest.mark.parametrize("div", [-3, -1, 1, 7, 2**31])
 def test_avg_pool_divisor_override(div):
     x = RNG.standard_normal((1, 2, 5, 5))
     xt = torch.from_numpy(x).requires_grad_(True)
@@ -170,9 +196,16 @@ def test_avg_pool_divisor_override_refused_as_torch(div):
 # ---------------------------------------------------------------------------------------------
 # BatchNorm2d options
 
-BN_OPTIONS = [dict(), dict(momentum=None), dict(momentum=0.7, eps=1e-3), dict(affine=False),
-              dict(track_running_stats=False), dict(affine=False, track_running_stats=False),
-              dict(bias=False), dict(momentum=None, affine=False)]
+BN_OPTIONS = [
+    dict(),
+    dict(momentum=None),
+    dict(momentum=0.7, eps=1e-3),
+    dict(affine=False),
+    dict(track_running_stats=False),
+    dict(affine=False, track_running_stats=False),
+    dict(bias=False),
+    dict(momentum=None, affine=False),
+]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -205,11 +238,16 @@ def test_batchnorm2d_options(dtype, opts):
         for k, v in theirs.state_dict().items():
             np.testing.assert_allclose(sd[k], v.numpy(), **_tol(dtype), err_msg=k)
         for k, p in theirs.named_parameters():
-            np.testing.assert_allclose(ours._grads[k], p.grad.numpy(), **_tol(dtype),
-                                       err_msg=k)
-    assert repr(ours).replace("BatchNorm2D", "BatchNorm2d").endswith(
-        repr(theirs).split("(", 1)[1] if dtype == np.float32 else
-        repr(theirs).split("(", 1)[1][:-1] + ", dtype=float64)")
+            np.testing.assert_allclose(ours._grads[k], p.grad.numpy(), **_tol(dtype), err_msg=k)
+    assert (
+        repr(ours)
+        .replace("BatchNorm2D", "BatchNorm2d")
+        .endswith(
+            repr(theirs).split("(", 1)[1]
+            if dtype == np.float32
+            else repr(theirs).split("(", 1)[1][:-1] + ", dtype=float64)"
+        )
+    )
 
 
 @pytest.mark.parametrize("momentum", [0.1, None])

@@ -1,4 +1,5 @@
 """Losses against torch: (loss, grad) against autograd of the reduced torch loss."""
+
 import numpy as np
 import pytest
 
@@ -22,27 +23,40 @@ def _reduce_t(loss, reduction):
 # name, convext fn(x, t, red), torch fn(tx, tt, red), inputs
 LOSSES = [
     ("mse", F.mse_loss, TF.mse_loss, _pair),
-    ("msle", F.msle_loss,
-     lambda x, t, reduction: TF.mse_loss(torch.log1p(x), torch.log1p(t), reduction=reduction),
-     _pos_pair),
+    (
+        "msle",
+        F.msle_loss,
+        lambda x, t, reduction: TF.mse_loss(torch.log1p(x), torch.log1p(t), reduction=reduction),
+        _pos_pair,
+    ),
     ("l1", F.l1_loss, TF.l1_loss, _pair),
-    ("l2", F.l2_loss,
-     lambda x, t, reduction: _reduce_t(((x - t) ** 2).sum(dim=tuple(range(1, x.dim()))),
-                                       reduction), _pair),
-    ("mape", F.mape_loss,
-     lambda x, t, reduction: _reduce_t(100 * (x - t).abs() / t.abs().clamp(min=1e-7),
-                                       reduction), _pair),
+    (
+        "l2",
+        F.l2_loss,
+        lambda x, t, reduction: _reduce_t(
+            ((x - t) ** 2).sum(dim=tuple(range(1, x.dim()))), reduction
+        ),
+        _pair,
+    ),
+    (
+        "mape",
+        F.mape_loss,
+        lambda x, t, reduction: _reduce_t(100 * (x - t).abs() / t.abs().clamp(min=1e-7), reduction),
+        _pair,
+    ),
     ("bce", F.binary_cross_entropy, TF.binary_cross_entropy, _probs),
-    ("bce_logits", F.binary_cross_entropy_with_logits, TF.binary_cross_entropy_with_logits,
-     _pair),
+    ("bce_logits", F.binary_cross_entropy_with_logits, TF.binary_cross_entropy_with_logits, _pair),
 ]
 IDS = [a[0] for a in LOSSES]
 
 
 def _torch_loss_grad(tfn, x, t, reduction, **kw):
     tx = torch.from_numpy(np.asarray(x, np.float64)).requires_grad_(True)
-    tt = torch.from_numpy(np.asarray(t if np.issubdtype(np.asarray(t).dtype, np.integer)
-                                     else np.asarray(t, np.float64)))
+    tt = torch.from_numpy(
+        np.asarray(
+            t if np.issubdtype(np.asarray(t).dtype, np.integer) else np.asarray(t, np.float64)
+        )
+    )
     loss = tfn(tx, tt, reduction=reduction, **kw)
     loss.sum().backward()
     return loss.detach().numpy(), tx.grad.numpy()
@@ -64,8 +78,7 @@ def test_bce_weight_and_clamp_match_torch(reduction):
     t[0, :2] = [1.0, 0.0]
     w = RNG.random(4)
     loss, grad = F.binary_cross_entropy(x, t, w, reduction)
-    rl, rg = _torch_loss_grad(TF.binary_cross_entropy, x, t, reduction,
-                              weight=torch.from_numpy(w))
+    rl, rg = _torch_loss_grad(TF.binary_cross_entropy, x, t, reduction, weight=torch.from_numpy(w))
     _check(loss, grad, rl, rg, np.float64)
 
 

@@ -4,6 +4,7 @@ read with convext.read_state_dict in a fresh interpreter where importing torch f
 with strict=True, and the eval outputs compared (float32 and float64); for resnet18,
 mobilenet_v2 and unet one training step (forward, cross-entropy, backward, SGD) gives torch's
 gradients, parameters and running statistics in float64."""
+
 import numpy as np
 import pytest
 
@@ -79,7 +80,8 @@ class ResNet(nn.Module):
         if stride != 1 or self.inplanes != planes * block.expansion:
             downsample = nn.Sequential(
                 nn.Conv2d(self.inplanes, planes * block.expansion, 1, stride, bias=False),
-                nn.BatchNorm2d(planes * block.expansion))
+                nn.BatchNorm2d(planes * block.expansion),
+            )
         layers = [block(self.inplanes, planes, stride, downsample)]
         self.inplanes = planes * block.expansion
         layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
@@ -93,8 +95,11 @@ class ResNet(nn.Module):
 
 def conv_bn_act(inp, oup, k=3, stride=1, groups=1):
     """torchvision's Conv2dNormActivation with ReLU6 (a Sequential: the same keys)."""
-    return nn.Sequential(nn.Conv2d(inp, oup, k, stride, (k - 1) // 2, groups=groups,
-                                   bias=False), nn.BatchNorm2d(oup), nn.ReLU6(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(inp, oup, k, stride, (k - 1) // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(oup),
+        nn.ReLU6(inplace=True),
+    )
 
 
 class InvertedResidual(nn.Module):
@@ -103,8 +108,11 @@ class InvertedResidual(nn.Module):
         hidden = int(round(inp * expand_ratio))
         self.use_res_connect = stride == 1 and inp == oup
         layers = [conv_bn_act(inp, hidden, 1)] if expand_ratio != 1 else []
-        layers += [conv_bn_act(hidden, hidden, stride=stride, groups=hidden),
-                   nn.Conv2d(hidden, oup, 1, 1, 0, bias=False), nn.BatchNorm2d(oup)]
+        layers += [
+            conv_bn_act(hidden, hidden, stride=stride, groups=hidden),
+            nn.Conv2d(hidden, oup, 1, 1, 0, bias=False),
+            nn.BatchNorm2d(oup),
+        ]
         self.conv = nn.Sequential(*layers)
 
     def forward(self, x):
@@ -117,8 +125,15 @@ class MobileNetV2(nn.Module):
         inp = models.mobilenet.make_divisible(32 * width_mult)
         last = models.mobilenet.make_divisible(1280 * max(1.0, width_mult))
         features = [conv_bn_act(3, inp, stride=2)]
-        for t, c, n, s in [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2],
-                           [6, 96, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1]]:
+        for t, c, n, s in [
+            [1, 16, 1, 1],
+            [6, 24, 2, 2],
+            [6, 32, 3, 2],
+            [6, 64, 4, 2],
+            [6, 96, 3, 1],
+            [6, 160, 3, 2],
+            [6, 320, 1, 1],
+        ]:
             out = models.mobilenet.make_divisible(c * width_mult)
             for i in range(n):
                 features.append(InvertedResidual(inp, out, s if i == 0 else 1, t))
@@ -144,18 +159,33 @@ def vgg11(num_classes):
     model.features = nn.Sequential(*features)
     model.avgpool = nn.AdaptiveAvgPool2d((7, 7))
     model.classifier = nn.Sequential(
-        nn.Linear(512 * 7 * 7, 4096), nn.ReLU(True), nn.Dropout(0.5), nn.Linear(4096, 4096),
-        nn.ReLU(True), nn.Dropout(0.5), nn.Linear(4096, num_classes))
-    model.forward = lambda x: model.classifier(torch.flatten(model.avgpool(model.features(x)),
-                                                             1))
+        nn.Linear(512 * 7 * 7, 4096),
+        nn.ReLU(True),
+        nn.Dropout(0.5),
+        nn.Linear(4096, 4096),
+        nn.ReLU(True),
+        nn.Dropout(0.5),
+        nn.Linear(4096, num_classes),
+    )
+    model.forward = lambda x: model.classifier(torch.flatten(model.avgpool(model.features(x)), 1))
     return model
 
 
 def lenet5():
     return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5),
-        nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.ReLU(),
-        nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+        nn.Conv2d(1, 6, 5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(400, 120),
+        nn.ReLU(),
+        nn.Linear(120, 84),
+        nn.ReLU(),
+        nn.Linear(84, 10),
+    )
 
 
 class DoubleConv(nn.Module):
@@ -163,9 +193,13 @@ class DoubleConv(nn.Module):
         super().__init__()
         mid = mid_channels or out_channels
         self.double_conv = nn.Sequential(
-            nn.Conv2d(in_channels, mid, 3, padding=1, bias=False), nn.BatchNorm2d(mid),
-            nn.ReLU(inplace=True), nn.Conv2d(mid, out_channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+            nn.Conv2d(in_channels, mid, 3, padding=1, bias=False),
+            nn.BatchNorm2d(mid),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(mid, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
 
     def forward(self, x):
         return self.double_conv(x)
@@ -211,16 +245,18 @@ class UNet(nn.Module):
 
     def __init__(self, n_channels, n_classes, base, depth, bilinear):
         super().__init__()
-        c = [base * 2 ** i for i in range(depth + 1)]
+        c = [base * 2**i for i in range(depth + 1)]
         factor = 2 if bilinear else 1
         self.depth = depth
         self.inc = DoubleConv(n_channels, c[0])
         for i in range(1, depth + 1):
             setattr(self, f"down{i}", Down(c[i - 1], c[i] // factor if i == depth else c[i]))
         for j in range(1, depth + 1):
-            setattr(self, f"up{j}", Up(c[depth - j + 1],
-                                       c[0] if j == depth else c[depth - j] // factor,
-                                       bilinear))
+            setattr(
+                self,
+                f"up{j}",
+                Up(c[depth - j + 1], c[0] if j == depth else c[depth - j] // factor, bilinear),
+            )
         self.outc = OutConv(c[0], n_classes)
 
     def forward(self, x):
@@ -237,20 +273,37 @@ class UNet(nn.Module):
 # name -> (torch builder, convext builder(dtype), input shape, dtypes compared)
 CASES = {
     "lenet5": (lenet5, lambda dt: models.lenet5(dtype=dt), (3, 1, 28, 28), ("f4", "f8")),
-    "vgg11": (lambda: vgg11(10), lambda dt: models.vgg11(10, dtype=dt), (1, 3, 32, 32),
-              ("f4",)),
-    "resnet18": (lambda: ResNet(BasicBlock, [2, 2, 2, 2], 10),
-                 lambda dt: models.resnet18(10, dtype=dt), (2, 3, 64, 64), ("f4", "f8")),
-    "resnet50": (lambda: ResNet(Bottleneck, [3, 4, 6, 3], 1000),
-                 lambda dt: models.resnet50(dtype=dt), (1, 3, 64, 64), ("f4", "f8")),
-    "mobilenet_v2": (lambda: MobileNetV2(10, 0.75),
-                     lambda dt: models.mobilenet_v2(10, 0.75, dtype=dt), (2, 3, 64, 64),
-                     ("f4", "f8")),
-    "unet": (lambda: UNet(3, 4, 8, 4, False), lambda dt: models.unet(3, 4, 8, 4, dtype=dt),
-             (2, 3, 37, 45), ("f4", "f8")),
-    "unet_bilinear": (lambda: UNet(3, 4, 8, 4, True),
-                      lambda dt: models.unet(3, 4, 8, 4, bilinear=True, dtype=dt),
-                      (2, 3, 37, 45), ("f4", "f8")),
+    "vgg11": (lambda: vgg11(10), lambda dt: models.vgg11(10, dtype=dt), (1, 3, 32, 32), ("f4",)),
+    "resnet18": (
+        lambda: ResNet(BasicBlock, [2, 2, 2, 2], 10),
+        lambda dt: models.resnet18(10, dtype=dt),
+        (2, 3, 64, 64),
+        ("f4", "f8"),
+    ),
+    "resnet50": (
+        lambda: ResNet(Bottleneck, [3, 4, 6, 3], 1000),
+        lambda dt: models.resnet50(dtype=dt),
+        (1, 3, 64, 64),
+        ("f4", "f8"),
+    ),
+    "mobilenet_v2": (
+        lambda: MobileNetV2(10, 0.75),
+        lambda dt: models.mobilenet_v2(10, 0.75, dtype=dt),
+        (2, 3, 64, 64),
+        ("f4", "f8"),
+    ),
+    "unet": (
+        lambda: UNet(3, 4, 8, 4, False),
+        lambda dt: models.unet(3, 4, 8, 4, dtype=dt),
+        (2, 3, 37, 45),
+        ("f4", "f8"),
+    ),
+    "unet_bilinear": (
+        lambda: UNet(3, 4, 8, 4, True),
+        lambda dt: models.unet(3, 4, 8, 4, bilinear=True, dtype=dt),
+        (2, 3, 37, 45),
+        ("f4", "f8"),
+    ),
 }
 
 
@@ -315,16 +368,30 @@ def test_eval_outputs_match_torch(eval_runs, name):
 
 # --- one training step, float64 ----------------------------------------------------------------
 TRAIN = {
-    "resnet18": (lambda: ResNet(BasicBlock, [2, 2, 2, 2], 10),
-                 lambda: models.resnet18(10, dtype=np.float64), (4, 3, 32, 32), 10),
-    "mobilenet_v2": (lambda: MobileNetV2(10, 0.5, dropout=0.0),
-                     lambda: models.mobilenet_v2(10, 0.5, dropout=0.0, dtype=np.float64),
-                     (4, 3, 32, 32), 10),
-    "unet": (lambda: UNet(3, 3, 4, 3, False),
-             lambda: models.unet(3, 3, 4, 3, dtype=np.float64), (2, 3, 19, 26), 3),
-    "unet_bilinear": (lambda: UNet(3, 3, 4, 3, True),
-                      lambda: models.unet(3, 3, 4, 3, bilinear=True, dtype=np.float64),
-                      (2, 3, 19, 26), 3),
+    "resnet18": (
+        lambda: ResNet(BasicBlock, [2, 2, 2, 2], 10),
+        lambda: models.resnet18(10, dtype=np.float64),
+        (4, 3, 32, 32),
+        10,
+    ),
+    "mobilenet_v2": (
+        lambda: MobileNetV2(10, 0.5, dropout=0.0),
+        lambda: models.mobilenet_v2(10, 0.5, dropout=0.0, dtype=np.float64),
+        (4, 3, 32, 32),
+        10,
+    ),
+    "unet": (
+        lambda: UNet(3, 3, 4, 3, False),
+        lambda: models.unet(3, 3, 4, 3, dtype=np.float64),
+        (2, 3, 19, 26),
+        3,
+    ),
+    "unet_bilinear": (
+        lambda: UNet(3, 3, 4, 3, True),
+        lambda: models.unet(3, 3, 4, 3, bilinear=True, dtype=np.float64),
+        (2, 3, 19, 26),
+        3,
+    ),
 }
 
 
@@ -358,8 +425,7 @@ def test_training_step_matches_torch(name):
     loss, g = CrossEntropyLoss()(_as_rows(y) if y.ndim == 4 else y, target.numpy())
     if y.ndim == 4:
         g = g.reshape(y.shape[0], y.shape[2], y.shape[3], -1).transpose(0, 3, 1, 2)
-    np.testing.assert_allclose(y, out.detach().numpy(), rtol=1e-10,
-                               atol=1e-10 * np.abs(y).max())
+    np.testing.assert_allclose(y, out.detach().numpy(), rtol=1e-10, atol=1e-10 * np.abs(y).max())
     opt.zero_grad()
     model.backward(np.ascontiguousarray(g), needs_input_grad=False)
     grads = model.grads()

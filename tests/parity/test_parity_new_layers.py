@@ -2,6 +2,7 @@
 parameters, through autograd), float64 tight and float32 within the forward tolerance;
 BatchNorm2D in every mode torch has (eval-mode backward, momentum=None, affine off, no running
 statistics) over several steps; Dropout2d's channel semantics."""
+
 import numpy as np
 import pytest
 
@@ -23,10 +24,14 @@ PAIRS = [
     (lambda: L.AdaptiveMaxPool2D(4), lambda: nn.AdaptiveMaxPool2d(4)),
     (lambda: L.Upsample(scale_factor=2), lambda: nn.Upsample(scale_factor=2)),
     (lambda: L.Upsample(size=(5, 13)), lambda: nn.Upsample(size=(5, 13))),
-    (lambda: L.Upsample(scale_factor=2, mode="bilinear", align_corners=True),
-     lambda: nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)),
-    (lambda: L.Upsample(scale_factor=(1.5, 0.5), mode="bilinear"),
-     lambda: nn.Upsample(scale_factor=(1.5, 0.5), mode="bilinear")),
+    (
+        lambda: L.Upsample(scale_factor=2, mode="bilinear", align_corners=True),
+        lambda: nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True),
+    ),
+    (
+        lambda: L.Upsample(scale_factor=(1.5, 0.5), mode="bilinear"),
+        lambda: nn.Upsample(scale_factor=(1.5, 0.5), mode="bilinear"),
+    ),
     (lambda: L.Flatten(1, 2), lambda: nn.Flatten(1, 2)),
 ]
 
@@ -56,16 +61,23 @@ def test_layer_matches_torch(ours, theirs, dtype):
         np.testing.assert_allclose(got, ref, rtol=0, atol=tol * max(1.0, np.abs(ref).max()))
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(momentum=None), dict(affine=False),
-                                dict(track_running_stats=False), dict(momentum=0.3, eps=1e-3)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(),
+        dict(momentum=None),
+        dict(affine=False),
+        dict(track_running_stats=False),
+        dict(momentum=0.3, eps=1e-3),
+    ],
+)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_batchnorm_matches_torch_over_steps(kw, dtype):
     """Three training steps then two eval-mode steps, each with backward: outputs, input and
     parameter gradients, running statistics and num_batches_tracked."""
     rng = np.random.default_rng(1)
     ours = L.BatchNorm2D(4, dtype=dtype, **kw)
-    theirs = nn.BatchNorm2d(4, dtype=torch.float64 if dtype == np.float64 else torch.float32,
-                            **kw)
+    theirs = nn.BatchNorm2d(4, dtype=torch.float64 if dtype == np.float64 else torch.float32, **kw)
     if ours.affine:
         with torch.no_grad():
             theirs.weight.uniform_(0.5, 1.5)
@@ -85,13 +97,13 @@ def test_batchnorm_matches_torch_over_steps(kw, dtype):
         ty.backward(torch.tensor(g))
         y, gx = ours(x), ours.backward(g)
         for got, ref in ((y, ty.detach().numpy()), (gx, tx.grad.numpy())):
-            np.testing.assert_allclose(got, ref, rtol=0,
-                                       atol=tol * max(1.0, np.abs(ref).max()))
+            np.testing.assert_allclose(got, ref, rtol=0, atol=tol * max(1.0, np.abs(ref).max()))
         if ours.affine:
             for k, p in theirs.named_parameters():
                 ref = p.grad.numpy()
-                np.testing.assert_allclose(ours.grads()[k], ref, rtol=0,
-                                           atol=tol * max(1.0, np.abs(ref).max()), err_msg=k)
+                np.testing.assert_allclose(
+                    ours.grads()[k], ref, rtol=0, atol=tol * max(1.0, np.abs(ref).max()), err_msg=k
+                )
         sd = ours.state_dict()
         for k, v in theirs.state_dict().items():
             np.testing.assert_allclose(sd[k], v.numpy(), rtol=tol, atol=0, err_msg=k)
@@ -109,8 +121,9 @@ def test_dropout2d_channel_semantics_match_torch():
         assert (per_channel == per_channel[..., :1]).all()  # a channel is kept or dropped whole
         assert set(np.unique(y)) <= {0.0, np.float32(1 / 0.75)}
         assert abs((per_channel[..., 0] == 0).mean() - 0.25) < 0.02
-    assert np.array_equal(L.Dropout2D(0.25).eval()(x), nn.Dropout2d(0.25).eval()(
-        torch.tensor(x)).numpy())
+    assert np.array_equal(
+        L.Dropout2D(0.25).eval()(x), nn.Dropout2d(0.25).eval()(torch.tensor(x)).numpy()
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -1,5 +1,6 @@
 """softmax, log_softmax and cross_entropy with +inf, -inf and NaN logits give NaN exactly where
 torch does, forward and backward (torch is the oracle; issue 9, "Numerics and contracts")."""
+
 import numpy as np
 import pytest
 
@@ -64,8 +65,7 @@ def test_softmax_family_nonfinite_logits_match_torch(name, dtype):
 def test_softmax_family_nonfinite_along_axis_0(name, dtype):
     x = np.ascontiguousarray(_logits(dtype).T)
     xt = torch.tensor(x)
-    _assert_same(getattr(F, name)(x, axis=0), getattr(torch.nn.functional, name)(xt, dim=0),
-                 dtype)
+    _assert_same(getattr(F, name)(x, axis=0), getattr(torch.nn.functional, name)(xt, dim=0), dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -3,6 +3,7 @@ torch.onnx.export that together use every supported operator, hand-built graphs 
 does not emit (auto_pad SAME_UPPER/SAME_LOWER with a stride, asymmetric pads on every pool,
 Pad reflect/edge, Resize), batch 1 and 4 within float32 tolerance; and training an imported
 model: the Graph's gradients equal torch autograd's on the original model (float64)."""
+
 import io
 import warnings
 
@@ -26,11 +27,19 @@ def export(model, shape, opset=13, **kw):
     f = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model.eval(), torch.zeros(shape, dtype=torch.float32), f,
-                          dynamo=False, opset_version=opset, input_names=["x"],
-                          output_names=["y"], dynamic_axes={"x": {0: "N"}, "y": {0: "N"}},
-                          do_constant_folding=False,
-                          training=torch.onnx.TrainingMode.PRESERVE, **kw)
+        torch.onnx.export(
+            model.eval(),
+            torch.zeros(shape, dtype=torch.float32),
+            f,
+            dynamo=False,
+            opset_version=opset,
+            input_names=["x"],
+            output_names=["y"],
+            dynamic_axes={"x": {0: "N"}, "y": {0: "N"}},
+            do_constant_folding=False,
+            training=torch.onnx.TrainingMode.PRESERVE,
+            **kw,
+        )
     return f.getvalue()
 
 
@@ -55,8 +64,9 @@ class Decoder(nn.Module):
         self.down = nn.Conv2d(3, 8, 3, stride=2, padding=1)
         self.up = nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1)
         self.up2 = nn.ConvTranspose2d(7, 6, 2, stride=1, padding=0, groups=1, dilation=2)
-        self.up3 = nn.ConvTranspose2d(6, 4, 3, stride=3, padding=2, output_padding=2,
-                                      groups=2, bias=False)
+        self.up3 = nn.ConvTranspose2d(
+            6, 4, 3, stride=3, padding=2, output_padding=2, groups=2, bias=False
+        )
 
     def forward(self, x):
         y = TF.relu(self.up(TF.relu(self.down(x))))
@@ -80,14 +90,20 @@ def test_conv_transpose_matches_onnxruntime_and_torch_gradients():
     np.testing.assert_allclose(graph.backward(w), xt.grad.numpy(), rtol=1e-9, atol=1e-12)
     grads = graph.grads()
     for name, p in m.named_parameters():
-        np.testing.assert_allclose(grads[name], p.grad.numpy(), rtol=1e-9, atol=1e-12,
-                                   err_msg=name)
+        np.testing.assert_allclose(grads[name], p.grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
 
 
 def test_conv_transpose_asymmetric_pads():
     wt = RNG.standard_normal((3, 2, 3, 2)).astype(np.float32)
-    node = helper.make_node("ConvTranspose", ["x", "w"], ["y"], kernel_shape=[3, 2],
-                            strides=[2, 3], pads=[0, 1, 2, 0], output_padding=[1, 0])
+    node = helper.make_node(
+        "ConvTranspose",
+        ["x", "w"],
+        ["y"],
+        kernel_shape=[3, 2],
+        strides=[2, 3],
+        pads=[0, 1, 2, 0],
+        output_padding=[1, 0],
+    )
     compare(_model([node], [None, 3, 5, 4], inits=[("w", wt)]), (1, 3, 5, 4))
 
 
@@ -160,9 +176,24 @@ def test_convs_model_matches_onnxruntime(opset):
     ops = {type(layer).__name__ for _, layer, _ in graph.nodes}
     if opset >= 14:  # HardSwish is an operator from opset 14 (before: HardSigmoid and Mul)
         assert "OnnxHardSwish" in ops
-    assert {"Conv2D", "BatchNorm2D", "OnnxClip", "LeakyReLU", "MaxPool2D", "AvgPool2D",
-            "OnnxHardSigmoid", "Sigmoid", "Tanh", "Cat", "GlobalAvgPool2D",
-            "OnnxFlatten", "Dense", "Softmax", "Mul", "Add"} <= ops
+    assert {
+        "Conv2D",
+        "BatchNorm2D",
+        "OnnxClip",
+        "LeakyReLU",
+        "MaxPool2D",
+        "AvgPool2D",
+        "OnnxHardSigmoid",
+        "Sigmoid",
+        "Tanh",
+        "Cat",
+        "GlobalAvgPool2D",
+        "OnnxFlatten",
+        "Dense",
+        "Softmax",
+        "Mul",
+        "Add",
+    } <= ops
 
 
 @pytest.mark.parametrize("opset", [11, 13, 18, 21])
@@ -170,17 +201,33 @@ def test_shape_ops_model_matches_onnxruntime(opset):
     torch.manual_seed(1)
     graph = compare(export(ShapesNoMean(), (1, 4, 6, 5), opset), (1, 4, 6, 5))
     ops = {type(layer).__name__ for _, layer, _ in graph.nodes}
-    assert {"Mul", "Sub", "Add", "Div", "Constant", "OnnxResize", "Pad", "Cat",
-            "OnnxGlobalMaxPool", "OnnxSqueeze", "OnnxUnsqueeze", "Dense", "Transpose",
-            "Reshape"} <= ops
+    assert {
+        "Mul",
+        "Sub",
+        "Add",
+        "Div",
+        "Constant",
+        "OnnxResize",
+        "Pad",
+        "Cat",
+        "OnnxGlobalMaxPool",
+        "OnnxSqueeze",
+        "OnnxUnsqueeze",
+        "Dense",
+        "Transpose",
+        "Reshape",
+    } <= ops
 
 
 # -- hand-built graphs -------------------------------------------------------------------
 def _model(nodes, x_shape, y_shape=(None, None, None, None), inits=(), opset=13):
-    g = helper.make_graph(nodes, "g",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(y_shape))],
-                          initializer=[numpy_helper.from_array(v, k) for k, v in inits])
+    g = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(y_shape))],
+        initializer=[numpy_helper.from_array(v, k) for k, v in inits],
+    )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
     m.ir_version = 8
     onnx.checker.check_model(m)
@@ -192,18 +239,21 @@ W = RNG.standard_normal((4, 3, 3, 3)).astype(np.float32)
 B = RNG.standard_normal(4).astype(np.float32)
 
 
-@pytest.mark.parametrize("attrs", [
-    dict(auto_pad="SAME_UPPER", strides=[2, 2]),
-    dict(auto_pad="SAME_LOWER", strides=[2, 2]),
-    dict(auto_pad="SAME_UPPER", strides=[3, 2]),   # (onnxruntime refuses SAME with dilation)
-    dict(auto_pad="VALID", strides=[2, 1]),
-    dict(pads=[0, 1, 2, 1], strides=[1, 2]),
-    dict(pads=[1, 1, 1, 1]),
-    dict(auto_pad="SAME_LOWER", strides=[3, 2]),
-    dict(auto_pad="SAME_UPPER", strides=[1, 1]),
-    dict(pads=[3, 0, 0, 4], strides=[2, 3]),
-    dict(pads=[2, 1, 0, 0], dilations=[2, 1]),
-])
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        dict(auto_pad="SAME_UPPER", strides=[2, 2]),
+        dict(auto_pad="SAME_LOWER", strides=[2, 2]),
+        dict(auto_pad="SAME_UPPER", strides=[3, 2]),  # (onnxruntime refuses SAME with dilation)
+        dict(auto_pad="VALID", strides=[2, 1]),
+        dict(pads=[0, 1, 2, 1], strides=[1, 2]),
+        dict(pads=[1, 1, 1, 1]),
+        dict(auto_pad="SAME_LOWER", strides=[3, 2]),
+        dict(auto_pad="SAME_UPPER", strides=[1, 1]),
+        dict(pads=[3, 0, 0, 4], strides=[2, 3]),
+        dict(pads=[2, 1, 0, 0], dilations=[2, 1]),
+    ],
+)
 def test_conv_pads_and_auto_pad(attrs):
     node = helper.make_node("Conv", ["x", "w", "b"], ["y"], kernel_shape=[3, 3], **attrs)
     data = _model([node], [None, 3, 11, 10], inits=[("w", W), ("b", B)])
@@ -211,49 +261,101 @@ def test_conv_pads_and_auto_pad(attrs):
     assert [type(layer).__name__ for _, layer, _ in graph.nodes] == ["Conv2D"]
 
 
-@pytest.mark.parametrize("op, attrs", [
-    ("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER")),
-    ("MaxPool", dict(kernel_shape=[2, 3], strides=[2, 2], auto_pad="SAME_LOWER")),
-    ("MaxPool", dict(kernel_shape=[3, 3], pads=[0, 1, 2, 0])),
-    ("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1)),
-    ("MaxPool", dict(kernel_shape=[2, 2], dilations=[2, 2], pads=[1, 0, 1, 0])),
-    ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER")),
-    ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER",
-                         count_include_pad=1)),
-    ("AveragePool", dict(kernel_shape=[3, 2], pads=[2, 0, 0, 1], count_include_pad=0)),
-    ("AveragePool", dict(kernel_shape=[3, 2], pads=[2, 0, 0, 1], count_include_pad=1)),
-    ("AveragePool", dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1], count_include_pad=0)),
-    ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1,
-                         count_include_pad=0)),
-    ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1,
-                         count_include_pad=1)),
-    ("AveragePool", dict(kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)),
-    ("MaxPool", dict(kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)),
-    # per-side pads within half the kernel go straight to the pools (with ceil_mode too)
-    ("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[0, 1, 1, 0], ceil_mode=1)),
-    ("MaxPool", dict(kernel_shape=[3, 2], strides=[2, 3], pads=[1, 0, 0, 1], ceil_mode=1,
-                     dilations=[2, 1])),
-    ("MaxPool", dict(kernel_shape=[4, 4], strides=[3, 3], pads=[2, 0, 1, 2])),
-    ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 0, 0, 1], ceil_mode=1,
-                         count_include_pad=0)),
-    ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 0, 0, 1], ceil_mode=1,
-                         count_include_pad=1)),
-    ("AveragePool", dict(kernel_shape=[4, 3], strides=[3, 2], pads=[0, 2, 1, 0],
-                         count_include_pad=1)),
-    ("AveragePool", dict(kernel_shape=[4, 3], strides=[3, 2], pads=[0, 2, 1, 0],
-                         count_include_pad=0)),
-    ("MaxPool", dict(kernel_shape=[3, 2], strides=[2, 3], auto_pad="SAME_LOWER",
-                     ceil_mode=1)),
-    ("AveragePool", dict(kernel_shape=[4, 3], strides=[3, 2], auto_pad="SAME_LOWER",
-                         count_include_pad=0)),
-    # pads beyond half the kernel: the exact fallback (explicit Pad node, or
-    # OnnxAvgPoolExcludePad)
-    ("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 1], pads=[2, 0, 0, 2])),
-    ("AveragePool", dict(kernel_shape=[3, 3], strides=[1, 2], pads=[0, 2, 2, 1],
-                         count_include_pad=0)),
-    ("GlobalMaxPool", {}),
-    ("GlobalAveragePool", {}),
-])
+@pytest.mark.parametrize(
+    "op, attrs",
+    [
+        ("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER")),
+        ("MaxPool", dict(kernel_shape=[2, 3], strides=[2, 2], auto_pad="SAME_LOWER")),
+        ("MaxPool", dict(kernel_shape=[3, 3], pads=[0, 1, 2, 0])),
+        ("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1)),
+        ("MaxPool", dict(kernel_shape=[2, 2], dilations=[2, 2], pads=[1, 0, 1, 0])),
+        ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER")),
+        (
+            "AveragePool",
+            dict(kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER", count_include_pad=1),
+        ),
+        ("AveragePool", dict(kernel_shape=[3, 2], pads=[2, 0, 0, 1], count_include_pad=0)),
+        ("AveragePool", dict(kernel_shape=[3, 2], pads=[2, 0, 0, 1], count_include_pad=1)),
+        ("AveragePool", dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1], count_include_pad=0)),
+        (
+            "AveragePool",
+            dict(
+                kernel_shape=[3, 3],
+                strides=[2, 2],
+                pads=[1, 1, 1, 1],
+                ceil_mode=1,
+                count_include_pad=0,
+            ),
+        ),
+        (
+            "AveragePool",
+            dict(
+                kernel_shape=[3, 3],
+                strides=[2, 2],
+                pads=[1, 1, 1, 1],
+                ceil_mode=1,
+                count_include_pad=1,
+            ),
+        ),
+        ("AveragePool", dict(kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)),
+        ("MaxPool", dict(kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)),
+        # per-side pads within half the kernel go straight to the pools (with ceil_mode too)
+        ("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[0, 1, 1, 0], ceil_mode=1)),
+        (
+            "MaxPool",
+            dict(
+                kernel_shape=[3, 2],
+                strides=[2, 3],
+                pads=[1, 0, 0, 1],
+                ceil_mode=1,
+                dilations=[2, 1],
+            ),
+        ),
+        ("MaxPool", dict(kernel_shape=[4, 4], strides=[3, 3], pads=[2, 0, 1, 2])),
+        (
+            "AveragePool",
+            dict(
+                kernel_shape=[3, 3],
+                strides=[2, 2],
+                pads=[1, 0, 0, 1],
+                ceil_mode=1,
+                count_include_pad=0,
+            ),
+        ),
+        (
+            "AveragePool",
+            dict(
+                kernel_shape=[3, 3],
+                strides=[2, 2],
+                pads=[1, 0, 0, 1],
+                ceil_mode=1,
+                count_include_pad=1,
+            ),
+        ),
+        (
+            "AveragePool",
+            dict(kernel_shape=[4, 3], strides=[3, 2], pads=[0, 2, 1, 0], count_include_pad=1),
+        ),
+        (
+            "AveragePool",
+            dict(kernel_shape=[4, 3], strides=[3, 2], pads=[0, 2, 1, 0], count_include_pad=0),
+        ),
+        ("MaxPool", dict(kernel_shape=[3, 2], strides=[2, 3], auto_pad="SAME_LOWER", ceil_mode=1)),
+        (
+            "AveragePool",
+            dict(kernel_shape=[4, 3], strides=[3, 2], auto_pad="SAME_LOWER", count_include_pad=0),
+        ),
+        # pads beyond half the kernel: the exact fallback (explicit Pad node, or
+        # OnnxAvgPoolExcludePad)
+        ("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 1], pads=[2, 0, 0, 2])),
+        (
+            "AveragePool",
+            dict(kernel_shape=[3, 3], strides=[1, 2], pads=[0, 2, 2, 1], count_include_pad=0),
+        ),
+        ("GlobalMaxPool", {}),
+        ("GlobalAveragePool", {}),
+    ],
+)
 def test_pools_pads_and_auto_pad(op, attrs):
     node = helper.make_node(op, ["x"], ["y"], **attrs)
     graph = compare(_model([node], [None, 2, 9, 8]), (1, 2, 9, 8))
@@ -277,12 +379,17 @@ def test_pad_modes(mode):
     compare(_model([node], [None, 2, 5, 4], inits=inits), (1, 2, 5, 4))
 
 
-@pytest.mark.parametrize("attrs, scales", [
-    (dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
-     [1, 1, 2, 3]),
-    (dict(mode="linear", coordinate_transformation_mode="half_pixel"), [1, 1, 2, 2]),
-    (dict(mode="linear", coordinate_transformation_mode="pytorch_half_pixel"), [1, 1, 3, 2]),
-])
+@pytest.mark.parametrize(
+    "attrs, scales",
+    [
+        (
+            dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+            [1, 1, 2, 3],
+        ),
+        (dict(mode="linear", coordinate_transformation_mode="half_pixel"), [1, 1, 2, 2]),
+        (dict(mode="linear", coordinate_transformation_mode="pytorch_half_pixel"), [1, 1, 3, 2]),
+    ],
+)
 def test_resize(attrs, scales):
     inits = [("roi", np.zeros(0, np.float32)), ("scales", np.array(scales, np.float32))]
     node = helper.make_node("Resize", ["x", "roi", "scales"], ["y"], **attrs)
@@ -291,23 +398,32 @@ def test_resize(attrs, scales):
 
 def test_resize_sizes_align_corners_and_softmax_hardsigmoid():
     inits = [("roi", np.zeros(0, np.float32)), ("sizes", np.array([1, 2, 7, 9], np.int64))]
-    nodes = [helper.make_node("Resize", ["x", "roi", "", "sizes"], ["r"], mode="linear",
-                              coordinate_transformation_mode="align_corners"),
-             helper.make_node("HardSigmoid", ["r"], ["h"], alpha=0.3, beta=0.4),
-             helper.make_node("Softmax", ["h"], ["y"], axis=2)]
+    nodes = [
+        helper.make_node(
+            "Resize",
+            ["x", "roi", "", "sizes"],
+            ["r"],
+            mode="linear",
+            coordinate_transformation_mode="align_corners",
+        ),
+        helper.make_node("HardSigmoid", ["r"], ["h"], alpha=0.3, beta=0.4),
+        helper.make_node("Softmax", ["h"], ["y"], axis=2),
+    ]
     compare(_model(nodes, [1, 2, 4, 5], inits=inits), (1, 2, 4, 5), batches=(1,))
 
 
 def test_dropout_identity_constant_and_arithmetic_nodes():
     c = np.array([0.5, -1.0], np.float32).reshape(2, 1, 1)
-    nodes = [helper.make_node("Constant", [], ["c"], value=numpy_helper.from_array(c)),
-             helper.make_node("Dropout", ["x", "ratio"], ["d", "mask"]),
-             helper.make_node("Identity", ["d"], ["i"]),
-             helper.make_node("Sub", ["c", "i"], ["s"]),
-             helper.make_node("Div", ["s", "two"], ["q"]),
-             helper.make_node("Mul", ["q", "i"], ["m"]),
-             helper.make_node("GlobalMaxPool", ["m"], ["g"]),
-             helper.make_node("Add", ["g", "m"], ["y"])]
+    nodes = [
+        helper.make_node("Constant", [], ["c"], value=numpy_helper.from_array(c)),
+        helper.make_node("Dropout", ["x", "ratio"], ["d", "mask"]),
+        helper.make_node("Identity", ["d"], ["i"]),
+        helper.make_node("Sub", ["c", "i"], ["s"]),
+        helper.make_node("Div", ["s", "two"], ["q"]),
+        helper.make_node("Mul", ["q", "i"], ["m"]),
+        helper.make_node("GlobalMaxPool", ["m"], ["g"]),
+        helper.make_node("Add", ["g", "m"], ["y"]),
+    ]
     inits = [("ratio", np.array(0.25, np.float32)), ("two", np.array([2.0], np.float32))]
     graph = compare(_model(nodes, [None, 2, 3, 4], inits=inits), (1, 2, 3, 4))
     assert graph.node("dropout").p == 0.25 and not graph.training
@@ -336,7 +452,8 @@ def test_graph_backward_equals_torch_autograd_float64():
     m = Res()
     graph = convext.onnx.load(export(m, (1, 3, 8, 8)), dtype="float64")
     assert {k: tuple(v.shape) for k, v in graph.parameters().items()} == {
-        k: tuple(v.shape) for k, v in m.named_parameters()}
+        k: tuple(v.shape) for k, v in m.named_parameters()
+    }
     m = m.double().train()
     graph.train()
     rng = np.random.default_rng(11)
@@ -351,16 +468,16 @@ def test_graph_backward_equals_torch_autograd_float64():
     np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=1e-9, atol=1e-12)
     grads = graph.grads()
     for name, p in m.named_parameters():
-        np.testing.assert_allclose(grads[name], p.grad.numpy(), rtol=1e-9, atol=1e-12,
-                                   err_msg=name)
+        np.testing.assert_allclose(grads[name], p.grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
     # the running statistics were updated as torch's
     sd = graph.state_dict()
     for name, b in m.named_buffers():
         np.testing.assert_allclose(sd[name], b.numpy(), rtol=1e-6, atol=1e-7, err_msg=name)
 
 
-@pytest.mark.parametrize("make, shape", [(ShapesNoMean, (1, 4, 6, 5)), (Decoder, (1, 3, 8, 6)),
-                                         (Convs, (1, 3, 15, 15))])
+@pytest.mark.parametrize(
+    "make, shape", [(ShapesNoMean, (1, 4, 6, 5)), (Decoder, (1, 3, 8, 6)), (Convs, (1, 3, 15, 15))]
+)
 def test_imported_graph_saves_and_loads(tmp_path, make, shape):
     torch.manual_seed(2)
     data = export(make(), shape, opset=17)
@@ -383,8 +500,9 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(c)
         self.downsample = None
         if stride != 1 or cin != c:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, c, 1, stride, bias=False),
-                                            nn.BatchNorm2d(c))
+            self.downsample = nn.Sequential(
+                nn.Conv2d(cin, c, 1, stride, bias=False), nn.BatchNorm2d(c)
+            )
 
     def forward(self, x):
         out = self.relu(self.bn1(self.conv1(x)))
@@ -402,8 +520,9 @@ class ResNet18(nn.Module):
         cin = 64
         for i, c in enumerate((64, 128, 256, 512)):
             s = 1 if i == 0 else 2
-            setattr(self, f"layer{i + 1}", nn.Sequential(BasicBlock(cin, c, s),
-                                                         BasicBlock(c, c, 1)))
+            setattr(
+                self, f"layer{i + 1}", nn.Sequential(BasicBlock(cin, c, s), BasicBlock(c, c, 1))
+            )
             cin = c
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(512, num_classes)
@@ -415,8 +534,11 @@ class ResNet18(nn.Module):
 
 
 def conv_bn(cin, cout, k, s, groups=1):
-    return nn.Sequential(nn.Conv2d(cin, cout, k, s, (k - 1) // 2, groups=groups, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU6(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, s, (k - 1) // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU6(inplace=True),
+    )
 
 
 class InvertedResidual(nn.Module):
@@ -425,8 +547,11 @@ class InvertedResidual(nn.Module):
         hidden = cin * t
         self.use_res = s == 1 and cin == cout
         layers = [conv_bn(cin, hidden, 1, 1)] if t != 1 else []
-        layers += [conv_bn(hidden, hidden, 3, s, groups=hidden),
-                   nn.Conv2d(hidden, cout, 1, 1, 0, bias=False), nn.BatchNorm2d(cout)]
+        layers += [
+            conv_bn(hidden, hidden, 3, s, groups=hidden),
+            nn.Conv2d(hidden, cout, 1, 1, 0, bias=False),
+            nn.BatchNorm2d(cout),
+        ]
         self.conv = nn.Sequential(*layers)
 
     def forward(self, x):
@@ -436,8 +561,15 @@ class InvertedResidual(nn.Module):
 class MobileNetV2(nn.Module):
     def __init__(self, num_classes=1000, dropout=0.2):
         super().__init__()
-        cfg = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
-               (6, 160, 3, 2), (6, 320, 1, 1)]
+        cfg = [
+            (1, 16, 1, 1),
+            (6, 24, 2, 2),
+            (6, 32, 3, 2),
+            (6, 64, 4, 2),
+            (6, 96, 3, 1),
+            (6, 160, 3, 2),
+            (6, 320, 1, 1),
+        ]
         feats, cin = [conv_bn(3, 32, 3, 2)], 32
         for t, c, n, s in cfg:
             for i in range(n):
@@ -453,9 +585,14 @@ class MobileNetV2(nn.Module):
 
 
 def double_conv(cin, cout):
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
-                         nn.ReLU(inplace=True), nn.Conv2d(cout, cout, 3, padding=1, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
 
 
 class UNet(nn.Module):
@@ -531,5 +668,6 @@ def test_sgd_steps_on_imported_mobilenet_v2_match_torch():
         np.testing.assert_allclose(loss_c, loss_t.item(), rtol=1e-9)
     params = graph.parameters()
     for name, p in m.named_parameters():  # parameters of scale ~1 after 3 steps: agree to ~1e-10
-        np.testing.assert_allclose(params[graph_key(name)], p.detach().numpy(), rtol=1e-8,
-                                   atol=1e-9, err_msg=name)
+        np.testing.assert_allclose(
+            params[graph_key(name)], p.detach().numpy(), rtol=1e-8, atol=1e-9, err_msg=name
+        )

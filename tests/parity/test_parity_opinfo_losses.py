@@ -7,6 +7,7 @@ only ones allowed are listed in OUT_OF_SCOPE with the reason. ``python
 tests/parity/test_parity_opinfo_losses.py`` prints the counts (run it with the main branch's
 convext on PYTHONPATH to count the refusals before a change).
 """
+
 import sys
 
 import numpy as np
@@ -22,25 +23,65 @@ from convext.layers import BatchNorm2D  # noqa: E402
 
 # torch's positional parameters after the input, per op
 SIGNATURES = {
-    "nn.functional.cross_entropy": ("target", "weight", "size_average", "ignore_index", "reduce",
-                                    "reduction", "label_smoothing"),
-    "nn.functional.nll_loss": ("target", "weight", "size_average", "ignore_index", "reduce",
-                               "reduction"),
-    "nn.functional.binary_cross_entropy": ("target", "weight", "size_average", "reduce",
-                                           "reduction"),
-    "nn.functional.binary_cross_entropy_with_logits": ("target", "weight", "size_average",
-                                                       "reduce", "reduction", "pos_weight"),
-    "nn.functional.batch_norm": ("running_mean", "running_var", "weight", "bias", "training",
-                                 "momentum", "eps"),
-    "nn.functional.avg_pool2d": ("kernel_size", "stride", "padding", "ceil_mode",
-                                 "count_include_pad", "divisor_override"),
+    "nn.functional.cross_entropy": (
+        "target",
+        "weight",
+        "size_average",
+        "ignore_index",
+        "reduce",
+        "reduction",
+        "label_smoothing",
+    ),
+    "nn.functional.nll_loss": (
+        "target",
+        "weight",
+        "size_average",
+        "ignore_index",
+        "reduce",
+        "reduction",
+    ),
+    "nn.functional.binary_cross_entropy": (
+        "target",
+        "weight",
+        "size_average",
+        "reduce",
+        "reduction",
+    ),
+    "nn.functional.binary_cross_entropy_with_logits": (
+        "target",
+        "weight",
+        "size_average",
+        "reduce",
+        "reduction",
+        "pos_weight",
+    ),
+    "nn.functional.batch_norm": (
+        "running_mean",
+        "running_var",
+        "weight",
+        "bias",
+        "training",
+        "momentum",
+        "eps",
+    ),
+    "nn.functional.avg_pool2d": (
+        "kernel_size",
+        "stride",
+        "padding",
+        "ceil_mode",
+        "count_include_pad",
+        "divisor_override",
+    ),
 }
 
 # samples convext refuses on purpose: (op name, predicate on the named arguments, reason)
 OUT_OF_SCOPE = [
-    ("nn.functional.batch_norm", lambda x, kw: x.ndim == 1,
-     "1-D input (0,): no channel axis; convext's batch_norm takes (N, C, *spatial) (torch "
-     "itself refuses every non-empty 1-D input: 'running_mean should contain 0 elements')"),
+    (
+        "nn.functional.batch_norm",
+        lambda x, kw: x.ndim == 1,
+        "1-D input (0,): no channel axis; convext's batch_norm takes (N, C, *spatial) (torch "
+        "itself refuses every non-empty 1-D input: 'running_mean should contain 0 elements')",
+    ),
 ]
 
 DTYPES = (np.float32, np.float64)
@@ -64,10 +105,12 @@ def _named(name, sample):
 
 
 def _run_loss(name, x, kw):
-    fn = {"nn.functional.cross_entropy": F.cross_entropy, "nn.functional.nll_loss": F.nll_loss,
-          "nn.functional.binary_cross_entropy": F.binary_cross_entropy,
-          "nn.functional.binary_cross_entropy_with_logits":
-              F.binary_cross_entropy_with_logits}[name]
+    fn = {
+        "nn.functional.cross_entropy": F.cross_entropy,
+        "nn.functional.nll_loss": F.nll_loss,
+        "nn.functional.binary_cross_entropy": F.binary_cross_entropy,
+        "nn.functional.binary_cross_entropy_with_logits": F.binary_cross_entropy_with_logits,
+    }[name]
     kw = {k: _np(v) for k, v in kw.items()}
     if kw.pop("size_average", None) is not None or kw.pop("reduce", None) is not None:
         raise AssertionError("deprecated size_average/reduce in a sample")
@@ -80,8 +123,9 @@ def _run_loss(name, x, kw):
 def _torch_call(op, sample):
     inp = sample.input.detach().clone().requires_grad_(True)
     args = [a.detach().clone() if torch.is_tensor(a) else a for a in sample.args]
-    kwargs = {k: (v.detach().clone() if torch.is_tensor(v) else v)
-              for k, v in sample.kwargs.items()}
+    kwargs = {
+        k: (v.detach().clone() if torch.is_tensor(v) else v) for k, v in sample.kwargs.items()
+    }
     out = op.op(inp, *args, **kwargs)
     out.sum().backward()
     return out.detach().numpy(), inp.grad.numpy(), args, kwargs
@@ -104,9 +148,14 @@ def _check_sample(name, op, sample, dtype):
             kw = {k: _np(v) for k, v in kw.items()}
             rm, rv = kw.pop("running_mean"), kw.pop("running_var")
             out, mean, invstd = F.batch_norm(x, rm, rv, return_stats=True, **kw)
-            grad, gw, gb = F.batch_norm_backward(np.ones_like(out), x, mean, invstd,
-                                                 kw.get("weight"),
-                                                 training=kw.get("training", False))
+            grad, gw, gb = F.batch_norm_backward(
+                np.ones_like(out),
+                x,
+                mean,
+                invstd,
+                kw.get("weight"),
+                training=kw.get("training", False),
+            )
         else:
             out, grad = _run_loss(name, x, kw)
     except (ValueError, TypeError) as e:
@@ -154,12 +203,15 @@ def run_samples(strict=True):
                 c = counts.setdefault(key, {"ok": 0, "refused": 0, "both": 0})
                 c[status] += 1
                 if status == "refused":
-                    desc = (tuple(sample.input.shape),
-                            [tuple(a.shape) if torch.is_tensor(a) else a for a in sample.args],
-                            {k: tuple(v.shape) if torch.is_tensor(v) else v
-                             for k, v in sample.kwargs.items()})
-                    refused.append((key, dtype.__name__, desc, msg,
-                                    _out_of_scope(op.name, sample)))
+                    desc = (
+                        tuple(sample.input.shape),
+                        [tuple(a.shape) if torch.is_tensor(a) else a for a in sample.args],
+                        {
+                            k: tuple(v.shape) if torch.is_tensor(v) else v
+                            for k, v in sample.kwargs.items()
+                        },
+                    )
+                    refused.append((key, dtype.__name__, desc, msg, _out_of_scope(op.name, sample)))
     for dtype in DTYPES:
         for status, msg, desc in _module_samples(dtype, strict):
             c = counts.setdefault("BatchNorm2d (ModuleInfo)", {"ok": 0, "refused": 0, "both": 0})
@@ -179,8 +231,9 @@ def _module_samples(dtype, strict=True):
     infos = [m for m in module_db if m.module_cls is torch.nn.BatchNorm2d]
     for info in infos:
         for training in (True, False):
-            for mi in info.module_inputs_func(info, device="cpu", dtype=TORCH_DTYPE[dtype],
-                                              requires_grad=True, training=training):
+            for mi in info.module_inputs_func(
+                info, device="cpu", dtype=TORCH_DTYPE[dtype], requires_grad=True, training=training
+            ):
                 ci, fi = mi.constructor_input, mi.forward_input
                 desc = (ci.args, ci.kwargs, [tuple(a.shape) for a in fi.args], training)
                 tm = info.module_cls(*ci.args, **ci.kwargs, dtype=TORCH_DTYPE[dtype])
@@ -207,8 +260,9 @@ def _module_samples(dtype, strict=True):
                     np.testing.assert_allclose(sd[k], v.numpy(), **tol, err_msg=f"{k} {desc}")
                 assert set(sd) == set(tm.state_dict()), desc
                 for k, p in tm.named_parameters():
-                    np.testing.assert_allclose(m._grads[k], p.grad.numpy(), **tol,
-                                               err_msg=f"grad {k} {desc}")
+                    np.testing.assert_allclose(
+                        m._grads[k], p.grad.numpy(), **tol, err_msg=f"grad {k} {desc}"
+                    )
                 yield "ok", None, desc
 
 

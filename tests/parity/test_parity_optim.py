@@ -1,5 +1,6 @@
 """Optimizers against torch.optim on the same parameters and gradients; init gains and fans
 against torch.nn.init."""
+
 import numpy as np
 import pytest
 
@@ -33,25 +34,29 @@ def _run(torch, make_ours, make_theirs, dtype, steps=6):
                 assert np.max(np.abs(p - ref)) <= 1e-6 * max(1.0, np.max(np.abs(ref)))
 
 
-
-
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("kind, kw", OPTIMIZER_CASES)
 def test_matches_torch(kind, kw, dtype):
     ours = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW}[kind]
-    theirs = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam,
-              "adamw": torch.optim.AdamW}[kind]
+    theirs = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[kind]
     _run(torch, lambda p: ours(p, **kw), lambda p: theirs(p, **kw), dtype)
 
 
 def test_gain_and_fans_match_torch():
-    for nl, param in [("linear", None), ("relu", None), ("tanh", None), ("sigmoid", None),
-                      ("leaky_relu", None), ("leaky_relu", 0.2), ("selu", None),
-                      ("conv2d", None)]:
+    for nl, param in [
+        ("linear", None),
+        ("relu", None),
+        ("tanh", None),
+        ("sigmoid", None),
+        ("leaky_relu", None),
+        ("leaky_relu", 0.2),
+        ("selu", None),
+        ("conv2d", None),
+    ]:
         assert init.calculate_gain(nl, param) == pytest.approx(
-            torch.nn.init.calculate_gain(nl, param), rel=1e-15)
+            torch.nn.init.calculate_gain(nl, param), rel=1e-15
+        )
     t = torch.empty(6, 4, 3, 2)
-    assert init.fan_in_and_fan_out(t.shape) == \
-        torch.nn.init._calculate_fan_in_and_fan_out(t)
+    assert init.fan_in_and_fan_out(t.shape) == torch.nn.init._calculate_fan_in_and_fan_out(t)
     with pytest.raises(ValueError, match="nonlinearity"):
         init.calculate_gain("swish")

@@ -2,6 +2,7 @@
 state_dict layout and loading torch's state), gradient clipping and the learning-rate
 schedulers (exactly torch's sequence and state_dict). The only new test file importing torch.
 """
+
 import math
 
 import numpy as np
@@ -29,8 +30,17 @@ OPT_CASES = [
     ("RMSprop", dict(lr=0.003, centered=True, momentum=0.5, maximize=True)),
     ("RMSprop", dict(lr=0.003, centered=True, alpha=0.3)),
     ("Adagrad", dict()),
-    ("Adagrad", dict(lr=0.1, lr_decay=0.05, weight_decay=0.2, initial_accumulator_value=0.3,
-                     eps=1e-6, maximize=True)),
+    (
+        "Adagrad",
+        dict(
+            lr=0.1,
+            lr_decay=0.05,
+            weight_decay=0.2,
+            initial_accumulator_value=0.3,
+            eps=1e-6,
+            maximize=True,
+        ),
+    ),
 ]
 
 
@@ -40,12 +50,13 @@ def _setup(kind, kw, dtype, groups, rng):
     tparams = [torch.from_numpy(p.copy()).requires_grad_() for p in params]
     pairs = list(zip(params, grads, strict=True))
     if groups:  # the second group has its own lr and weight decay
-        ours = getattr(optim, kind)([{"params": pairs[:1]},
-                                     {"params": pairs[1:], "lr": 0.004, "weight_decay": 0.05}],
-                                    **kw)
-        theirs = getattr(torch.optim, kind)([{"params": tparams[:1]},
-                                             {"params": tparams[1:], "lr": 0.004,
-                                              "weight_decay": 0.05}], **kw)
+        ours = getattr(optim, kind)(
+            [{"params": pairs[:1]}, {"params": pairs[1:], "lr": 0.004, "weight_decay": 0.05}], **kw
+        )
+        theirs = getattr(torch.optim, kind)(
+            [{"params": tparams[:1]}, {"params": tparams[1:], "lr": 0.004, "weight_decay": 0.05}],
+            **kw,
+        )
     else:
         ours, theirs = getattr(optim, kind)(pairs, **kw), getattr(torch.optim, kind)(tparams, **kw)
     return params, grads, tparams, ours, theirs
@@ -81,8 +92,10 @@ def test_optimizer_matches_torch_step_by_step(kind, kw, dtype, groups):
 
 def _to_numpy(sd):
     """torch's optimizer state_dict with arrays for tensors (0-d 'step' becomes a float)."""
-    state = {i: {k: (float(v) if v.ndim == 0 else v.numpy().copy()) for k, v in s.items()}
-             for i, s in sd["state"].items()}
+    state = {
+        i: {k: (float(v) if v.ndim == 0 else v.numpy().copy()) for k, v in s.items()}
+        for i, s in sd["state"].items()
+    }
     return {"state": state, "param_groups": [dict(g) for g in sd["param_groups"]]}
 
 
@@ -120,6 +133,7 @@ def test_state_dict_has_torchs_layout_and_loads_torchs_state(kind, kw):
 
 # -- gradient clipping ----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("norm_type", [2.0, 1, math.inf, -math.inf, 0, 3.5, 0.5, "inf"])
 @pytest.mark.parametrize("max_norm", [0.5, 1e3])
 def test_clip_grad_norm_matches_torch(norm_type, max_norm):
@@ -138,8 +152,10 @@ def test_clip_grad_norm_matches_torch(norm_type, max_norm):
 
 def test_clip_grad_norm_nonfinite_as_torch():
     grads = [np.array([1.0, np.inf, 2.0]), np.array([3.0, -4.0])]
-    tps = [torch.zeros(3, dtype=torch.float64, requires_grad=True),
-           torch.zeros(2, dtype=torch.float64, requires_grad=True)]
+    tps = [
+        torch.zeros(3, dtype=torch.float64, requires_grad=True),
+        torch.zeros(2, dtype=torch.float64, requires_grad=True),
+    ]
     for tp, g in zip(tps, grads, strict=True):
         tp.grad = torch.from_numpy(g.copy())
     with pytest.raises(ValueError, match="error_if_nonfinite"):
@@ -168,15 +184,22 @@ def test_clip_grad_value_matches_torch():
 
 # -- learning-rate schedulers ------------------------------------------------------------
 
+
 def _optimizers(kind="SGD"):
     """The same two-group optimizer in both libraries (lr 0.1 and 0.5)."""
     p0, p1 = np.zeros(2), np.zeros(3)
     kw = dict(momentum=0.9) if kind == "SGD" else {}
-    ours = getattr(optim, kind)([{"params": [(p0, np.zeros(2))]},
-                                 {"params": [(p1, np.zeros(3))], "lr": 0.5}], lr=0.1, **kw)
-    theirs = getattr(torch.optim, kind)([{"params": [torch.zeros(2, requires_grad=True)]},
-                                         {"params": [torch.zeros(3, requires_grad=True)],
-                                          "lr": 0.5}], lr=0.1, **kw)
+    ours = getattr(optim, kind)(
+        [{"params": [(p0, np.zeros(2))]}, {"params": [(p1, np.zeros(3))], "lr": 0.5}], lr=0.1, **kw
+    )
+    theirs = getattr(torch.optim, kind)(
+        [
+            {"params": [torch.zeros(2, requires_grad=True)]},
+            {"params": [torch.zeros(3, requires_grad=True)], "lr": 0.5},
+        ],
+        lr=0.1,
+        **kw,
+    )
     return ours, theirs
 
 
@@ -191,10 +214,28 @@ SCHED_CASES = [
     ("LinearLR", dict()),
     ("LinearLR", dict(start_factor=0.2, end_factor=0.6, total_iters=17)),
     ("OneCycleLR", dict(max_lr=[1.0, 2.0], total_steps=70)),
-    ("OneCycleLR", dict(max_lr=1.0, epochs=7, steps_per_epoch=10, pct_start=0.25,
-                        anneal_strategy="linear", div_factor=10.0, final_div_factor=100.0)),
-    ("OneCycleLR", dict(max_lr=0.3, total_steps=70, three_phase=True, base_momentum=0.8,
-                        max_momentum=[0.9, 0.99])),
+    (
+        "OneCycleLR",
+        dict(
+            max_lr=1.0,
+            epochs=7,
+            steps_per_epoch=10,
+            pct_start=0.25,
+            anneal_strategy="linear",
+            div_factor=10.0,
+            final_div_factor=100.0,
+        ),
+    ),
+    (
+        "OneCycleLR",
+        dict(
+            max_lr=0.3,
+            total_steps=70,
+            three_phase=True,
+            base_momentum=0.8,
+            max_momentum=[0.9, 0.99],
+        ),
+    ),
     ("OneCycleLR", dict(max_lr=0.3, total_steps=70, cycle_momentum=False)),
 ]
 
@@ -228,14 +269,31 @@ def test_scheduler_sequence_equals_torch(name, kw, kind):
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@pytest.mark.parametrize("make", [
-    lambda L, o: ([L.LinearLR(o, start_factor=0.1, total_iters=4),
-                   L.ExponentialLR(o, gamma=0.9)], [5]),
-    lambda L, o: ([L.LinearLR(o, start_factor=0.1, total_iters=4), L.CosineAnnealingLR(o, 20),
-                   L.StepLR(o, 4, 0.5)], [5, 30]),
-    lambda L, o: ([L.ExponentialLR(o, 0.8), L.MultiStepLR(o, [3, 9]),
-                   L.OneCycleLR(o, 1.0, total_steps=40)], [0, 15]),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda L, o: (
+            [L.LinearLR(o, start_factor=0.1, total_iters=4), L.ExponentialLR(o, gamma=0.9)],
+            [5],
+        ),
+        lambda L, o: (
+            [
+                L.LinearLR(o, start_factor=0.1, total_iters=4),
+                L.CosineAnnealingLR(o, 20),
+                L.StepLR(o, 4, 0.5),
+            ],
+            [5, 30],
+        ),
+        lambda L, o: (
+            [
+                L.ExponentialLR(o, 0.8),
+                L.MultiStepLR(o, [3, 9]),
+                L.OneCycleLR(o, 1.0, total_steps=40),
+            ],
+            [0, 15],
+        ),
+    ],
+)
 def test_sequential_lr_equals_torch(make):
     o_opt, t_opt = _optimizers()
     ours = cl.SequentialLR(o_opt, *make(cl, o_opt))
@@ -243,11 +301,14 @@ def test_sequential_lr_equals_torch(make):
     _compare(ours, theirs, o_opt, t_opt, 55)
 
 
-@pytest.mark.parametrize("kw", [
-    dict(patience=2, cooldown=1, factor=0.5),
-    dict(mode="max", threshold_mode="abs", threshold=0.01, patience=0, min_lr=[0.02, 0.1]),
-    dict(patience=3, threshold=0.1, min_lr=1e-3, eps=1e-3),
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(patience=2, cooldown=1, factor=0.5),
+        dict(mode="max", threshold_mode="abs", threshold=0.01, patience=0, min_lr=[0.02, 0.1]),
+        dict(patience=3, threshold=0.1, min_lr=1e-3, eps=1e-3),
+    ],
+)
 def test_reduce_lr_on_plateau_equals_torch(kw):
     o_opt, t_opt = _optimizers()
     ours, theirs = cl.ReduceLROnPlateau(o_opt, **kw), tl.ReduceLROnPlateau(t_opt, **kw)

@@ -1,5 +1,6 @@
 """Pooling against torch: max (values, indices, gradients, NaN), average, Lp and global average.
 The same cases run against the naive oracle in tests/functional/test_pool.py."""
+
 import numpy as np
 import pytest
 
@@ -34,8 +35,12 @@ def test_max_forward_backward_vs_torch(k, s, p, d, ceil, dtype):
     gx = F.max_pool2d_backward(gy, idx, x.shape)
     tk, ts, tp, td = _pairs(k, s, p, d)
     tgx = aten.max_pool2d_with_indices_backward(_t(gy), _t(x), tk, ts, tp, td, ceil, tidx)
-    np.testing.assert_allclose(gx, tgx.numpy(), rtol=1e-6 if dtype == np.float32 else 1e-12,
-                               atol=1e-6 if dtype == np.float32 else 1e-12)
+    np.testing.assert_allclose(
+        gx,
+        tgx.numpy(),
+        rtol=1e-6 if dtype == np.float32 else 1e-12,
+        atol=1e-6 if dtype == np.float32 else 1e-12,
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -84,8 +89,9 @@ def test_avg_vs_torch(k, s, p, ceil, include_pad, dtype):
 def test_avg_divisor_override_matches_torch(div):
     x = RNG.standard_normal((2, 2, 6, 5))
     y = F.avg_pool2d(x, 2, 2, 1, True, True, div)
-    np.testing.assert_allclose(y, TF.avg_pool2d(_t(x), 2, 2, 1, True, True, div).numpy(),
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        y, TF.avg_pool2d(_t(x), 2, 2, 1, True, True, div).numpy(), rtol=1e-10
+    )
 
 
 @pytest.mark.parametrize("p", LP_NORMS)

@@ -2,6 +2,7 @@
 drives every pool, forward AND backward, over the geometries of
 tests/reliability/test_reliability_properties.py (which checks the same against the naive
 oracle)."""
+
 import warnings
 
 import numpy as np
@@ -59,8 +60,12 @@ def test_max_pool_forward_backward_vs_torch(g, dtype):
 
 
 @SETTINGS
-@given(pool_geometry(dilation=False), st.booleans(), st.sampled_from([None, None, 1, 3, 7]),
-       st.sampled_from([np.float64, np.float32]))
+@given(
+    pool_geometry(dilation=False),
+    st.booleans(),
+    st.sampled_from([None, None, 1, 3, 7]),
+    st.sampled_from([np.float64, np.float32]),
+)
 def test_avg_pool_forward_backward_vs_torch(g, include_pad, divisor, dtype):
     rng = np.random.default_rng(g["seed"])
     x = rng.standard_normal(g["shape"]).astype(dtype)
@@ -76,8 +81,11 @@ def test_avg_pool_forward_backward_vs_torch(g, include_pad, divisor, dtype):
 
 
 @SETTINGS
-@given(pool_geometry(dilation=False, padding=False), st.sampled_from([1.0, 2.0, 3.0, 1.5]),
-       st.sampled_from([np.float64, np.float32]))
+@given(
+    pool_geometry(dilation=False, padding=False),
+    st.sampled_from([1.0, 2.0, 3.0, 1.5]),
+    st.sampled_from([np.float64, np.float32]),
+)
 def test_lp_pool_forward_backward_vs_torch(g, p, dtype):
     """(torch's lp_pool2d has no p = inf: that norm is checked against the oracle only)"""
     rng = np.random.default_rng(g["seed"])

@@ -1,6 +1,7 @@
 """Per-side padding (top, bottom, left, right) against torch: torch has no such argument, so the
 oracle is torch.nn.functional.pad on those sides (zeros, or -inf before a max pool) and then the
 torch op with padding 0; gradients through torch autograd (float64)."""
+
 import numpy as np
 import pytest
 
@@ -17,15 +18,17 @@ def _tpad(t, pads, value=0.0):
     return TF.pad(t, (left, right, top, bottom), value=value)  # torch: last axis first
 
 
-@pytest.mark.parametrize("xs, ws, stride, dil, groups, pads", [
-    ((2, 3, 9, 8), (5, 3, 3, 3), 1, 1, 1, (0, 2, 1, 0)),
-    ((2, 4, 9, 8), (6, 2, 3, 2), (2, 3), (1, 2), 2, (3, 1, 0, 2)),
-    ((1, 4, 10, 7), (4, 1, 3, 3), 2, 1, 4, (1, 0, 2, 3)),
-    ((3, 2, 6, 6), (3, 2, 1, 1), 1, 1, 1, (1, 2, 0, 1)),
-])
+@pytest.mark.parametrize(
+    "xs, ws, stride, dil, groups, pads",
+    [
+        ((2, 3, 9, 8), (5, 3, 3, 3), 1, 1, 1, (0, 2, 1, 0)),
+        ((2, 4, 9, 8), (6, 2, 3, 2), (2, 3), (1, 2), 2, (3, 1, 0, 2)),
+        ((1, 4, 10, 7), (4, 1, 3, 3), 2, 1, 4, (1, 0, 2, 3)),
+        ((3, 2, 6, 6), (3, 2, 1, 1), 1, 1, 1, (1, 2, 0, 1)),
+    ],
+)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_conv2d_side_padding_matches_torch_pad_then_conv(xs, ws, stride, dil, groups, pads,
-                                                         dtype):
+def test_conv2d_side_padding_matches_torch_pad_then_conv(xs, ws, stride, dil, groups, pads, dtype):
     x = RNG.standard_normal(xs).astype(dtype)
     w = RNG.standard_normal(ws).astype(dtype)
     b = RNG.standard_normal(ws[0]).astype(dtype)
@@ -57,7 +60,7 @@ def _crop_to(t, y):
     # bottom/right padding, which convext drops (its rule: the last window starts inside the
     # input or the top/left padding)
     assert t.shape[2] - y.shape[2] in (0, 1) and t.shape[3] - y.shape[3] in (0, 1)
-    return t[:, :, :y.shape[2], :y.shape[3]]
+    return t[:, :, : y.shape[2], : y.shape[3]]
 
 
 @pytest.mark.parametrize("xs, k, s, pads, ceil", POOLS)
@@ -65,14 +68,17 @@ def _crop_to(t, y):
 def test_max_pool_side_padding_matches_torch_neg_inf_pad(xs, k, s, pads, ceil, dil):
     x = RNG.standard_normal(xs)
     tx = torch.tensor(x, requires_grad=True)
-    ty = _crop_to(TF.max_pool2d(_tpad(tx, pads, -np.inf), k, s, 0, dil, ceil), np.empty(
-        F.max_pool2d(x, k, s, pads, dil, ceil).shape))
+    ty = _crop_to(
+        TF.max_pool2d(_tpad(tx, pads, -np.inf), k, s, 0, dil, ceil),
+        np.empty(F.max_pool2d(x, k, s, pads, dil, ceil).shape),
+    )
     y, idx = F.max_pool2d(x, k, s, pads, dil, ceil, return_indices=True)
     np.testing.assert_array_equal(y, ty.detach().numpy())
     gy = RNG.standard_normal(y.shape)
     ty.backward(torch.tensor(gy))
-    np.testing.assert_allclose(F.max_pool2d_backward(gy, idx, x.shape), tx.grad.numpy(),
-                               rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(
+        F.max_pool2d_backward(gy, idx, x.shape), tx.grad.numpy(), rtol=1e-13, atol=1e-13
+    )
 
 
 @pytest.mark.parametrize("xs, k, s, pads, ceil", POOLS)
@@ -85,14 +91,19 @@ def test_avg_pool_side_padding_matches_torch_zero_pad(xs, k, s, pads, ceil, incl
         ty = TF.avg_pool2d(_tpad(tx, pads), k, s, 0, ceil, True)
     else:  # the divisor counts the real pixels only: sum pool / sum pool of padded ones
         ones = torch.ones_like(tx)
-        ty = (TF.avg_pool2d(_tpad(tx, pads), k, s, 0, ceil, divisor_override=1)
-              / TF.avg_pool2d(_tpad(ones, pads), k, s, 0, ceil, divisor_override=1))
+        ty = TF.avg_pool2d(_tpad(tx, pads), k, s, 0, ceil, divisor_override=1) / TF.avg_pool2d(
+            _tpad(ones, pads), k, s, 0, ceil, divisor_override=1
+        )
     ty = _crop_to(ty, y)
     np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-12, atol=1e-13)
     gy = RNG.standard_normal(y.shape)
     ty.backward(torch.tensor(gy))
-    np.testing.assert_allclose(F.avg_pool2d_backward(gy, x.shape, k, s, pads, ceil, include),
-                               tx.grad.numpy(), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(
+        F.avg_pool2d_backward(gy, x.shape, k, s, pads, ceil, include),
+        tx.grad.numpy(),
+        rtol=1e-12,
+        atol=1e-13,
+    )
 
 
 @pytest.mark.parametrize("xs, k, s, pads, ceil", POOLS)
@@ -105,5 +116,6 @@ def test_lp_pool_side_padding_matches_torch_zero_pad(xs, k, s, pads, ceil, p):
     np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-12, atol=1e-13)
     gy = RNG.standard_normal(y.shape)
     ty.backward(torch.tensor(gy))
-    np.testing.assert_allclose(F.lp_pool2d_backward(gy, x, y, p, k, s, ceil, pads),
-                               tx.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        F.lp_pool2d_backward(gy, x, y, p, k, s, ceil, pads), tx.grad.numpy(), rtol=1e-10, atol=1e-12
+    )

@@ -1,5 +1,6 @@
 """read_state_dict against files torch itself writes: torch.save of real state_dicts, read in a
 fresh interpreter where importing torch fails, compared exactly with tensor.numpy()."""
+
 import numpy as np
 import pytest
 
@@ -12,8 +13,12 @@ class SmallCNN(torch.nn.Module):
     def __init__(self):
         super().__init__()
         self.features = torch.nn.Sequential(
-            torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
-            torch.nn.Conv2d(8, 8, 3, groups=2, bias=False), torch.nn.BatchNorm2d(8))
+            torch.nn.Conv2d(3, 8, 3, padding=1),
+            torch.nn.BatchNorm2d(8),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(8, 8, 3, groups=2, bias=False),
+            torch.nn.BatchNorm2d(8),
+        )
         self.classifier = torch.nn.Linear(8 * 4 * 4, 10)
 
     def forward(self, x):
@@ -82,10 +87,10 @@ def test_views_shared_storages_and_odd_tensors(tmp_path):
     tagged = torch.randn(3)
     tagged.note = "a python attribute makes torch use _rebuild_from_type_v2"
     sd = {
-        "transposed": base.t(),                        # non-contiguous view
-        "row": base[2],                                # shares base's storage, offset 20
-        "window": base[1:5:2, 3:9:3],                  # strided view, same storage
-        "expanded": wide.expand(3, 4),                 # stride 0
+        "transposed": base.t(),  # non-contiguous view
+        "row": base[2],  # shares base's storage, offset 20
+        "window": base[1:5:2, 3:9:3],  # strided view, same storage
+        "expanded": wide.expand(3, 4),  # stride 0
         "scalar": torch.tensor(2.5, dtype=torch.float64),
         "empty": torch.zeros(0, 3),
         "int32": torch.arange(-5, 5, dtype=torch.int32),
@@ -104,8 +109,9 @@ def test_views_shared_storages_and_odd_tensors(tmp_path):
     torch.save(model.state_dict(keep_vars=True), vars_path)  # nn.Parameter: _rebuild_parameter
     report = read_without_torch(tmp_path, sd_path, vars_path)
     _check(report[str(sd_path)], sd)
-    _check(report[str(vars_path)], {k: v.detach() for k, v in
-                                    model.state_dict(keep_vars=True).items()})
+    _check(
+        report[str(vars_path)], {k: v.detach() for k, v in model.state_dict(keep_vars=True).items()}
+    )
 
 
 def test_safetensors_written_by_torch(tmp_path):

@@ -22,6 +22,7 @@ sessions::
 
 The test suite runs a fixed number of examples (tests/reliability/test_reliability_fuzz.py).
 """
+
 import argparse
 import os
 import re
@@ -39,8 +40,14 @@ import reference as R  # noqa: E402
 from convext import functional as F  # noqa: E402
 
 DOCUMENTED = (ValueError, TypeError)
-STATS = {"examples": 0, "ok": 0, "documented_error": 0, "checked_vs_oracle": 0,
-         "absurd_computed": 0, "absurd_refused": 0}
+STATS = {
+    "examples": 0,
+    "ok": 0,
+    "documented_error": 0,
+    "checked_vs_oracle": 0,
+    "absurd_computed": 0,
+    "absurd_refused": 0,
+}
 
 
 def _layout(a, kind):
@@ -68,8 +75,7 @@ def int_or_pair(lo, hi):
 
 
 # absurd geometry: around the geometry bound (2**40) and the int64 limit
-HUGE = [2 ** 20, 10 ** 6, 2 ** 31, 2 ** 39, 2 ** 40, 2 ** 40 + 1, 2 ** 62, 2 ** 63 - 1, 2 ** 63,
-        2 ** 64]
+HUGE = [2**20, 10**6, 2**31, 2**39, 2**40, 2**40 + 1, 2**62, 2**63 - 1, 2**63, 2**64]
 
 
 def absurd(lo, hi=4):
@@ -81,9 +87,11 @@ def absurd_or_pair(lo, hi=4):
 
 
 # every documented error must name one of the arguments
-ARG_NAMES = re.compile(r"\b(x|weight|bias|stride|padding|dilation|groups|kernel_size|input_shape|"
-                       r"grad_out|indices|out|divisor_override|norm_type|ceil_mode|"
-                       r"count_include_pad|return_indices)\b")
+ARG_NAMES = re.compile(
+    r"\b(x|weight|bias|stride|padding|dilation|groups|kernel_size|input_shape|"
+    r"grad_out|indices|out|divisor_override|norm_type|ceil_mode|"
+    r"count_include_pad|return_indices)\b"
+)
 
 
 @st.composite
@@ -91,21 +99,31 @@ def problems(draw):
     """One call. Four in five are drawn from the valid ranges (they may still be invalid
     together, e.g. a kernel larger than the input); the rest from wider, partly invalid
     ranges, dtypes and mixed dtypes."""
-    op = draw(st.sampled_from(["conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward",
-                               "avg_pool2d", "avg_pool2d_backward", "lp_pool2d",
-                               "lp_pool2d_backward"]))
+    op = draw(
+        st.sampled_from(
+            [
+                "conv2d",
+                "conv2d_backward",
+                "max_pool2d",
+                "max_pool2d_backward",
+                "avg_pool2d",
+                "avg_pool2d_backward",
+                "lp_pool2d",
+                "lp_pool2d_backward",
+            ]
+        )
+    )
     valid = draw(st.integers(0, 4)) > 0
     huge = valid and draw(st.integers(0, 3)) == 0  # absurd geometry
     lo = 1 if valid else -1  # smallest size/stride/dilation drawn
     plo = 0 if valid else -1  # smallest padding drawn
-    dtypes = [np.float64, np.float32] if valid else [np.float64, np.float32, np.int64,
-                                                       np.float16]
+    dtypes = [np.float64, np.float32] if valid else [np.float64, np.float32, np.int64, np.float16]
     dtype = draw(st.sampled_from(dtypes))
     mixed = not valid and draw(st.booleans())
     layout = draw(st.sampled_from(["C", "fortran", "negative", "sliced", "readonly"]))
     unbatched = draw(st.integers(0, 9)) == 0
     N = draw(st.integers(0, 3))
-    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     p = dict(op=op, dtype=dtype, layout=layout, huge=huge)
     if op.startswith("conv"):
         groups = draw(st.integers(1, 3) if valid else st.integers(0, 4))
@@ -115,7 +133,8 @@ def problems(draw):
         F_ = fg * groups if valid else draw(st.integers(0, 6))
         kh, kw = draw(st.integers(lo, 4)), draw(st.integers(lo, 4))
         p["w"] = rng.standard_normal((F_, cg, max(kh, 0), max(kw, 0))).astype(
-            np.float32 if mixed else dtype)
+            np.float32 if mixed else dtype
+        )
         p["b"] = draw(st.one_of(st.none(), st.just(F_) if valid else st.integers(0, 7)))
         if p["b"] is not None:
             p["b"] = rng.standard_normal(p["b"]).astype(dtype)
@@ -125,26 +144,38 @@ def problems(draw):
         if huge:
             pads.append(absurd_or_pair(0, 3))
         padding = draw(st.one_of(*pads))
-        stride = 1 if valid and padding == "same" else draw(
-            absurd_or_pair(lo) if huge else int_or_pair(lo, 4))
-        p["kw"] = dict(stride=stride, padding=padding,
-                       dilation=draw(absurd_or_pair(lo, 3) if huge else int_or_pair(lo, 3)),
-                       groups=groups)
+        stride = (
+            1
+            if valid and padding == "same"
+            else draw(absurd_or_pair(lo) if huge else int_or_pair(lo, 4))
+        )
+        p["kw"] = dict(
+            stride=stride,
+            padding=padding,
+            dilation=draw(absurd_or_pair(lo, 3) if huge else int_or_pair(lo, 3)),
+            groups=groups,
+        )
     else:
         C = draw(st.integers(1, 4) if valid else st.integers(0, 4))
         k = draw(absurd_or_pair(lo, 5) if huge else int_or_pair(lo, 5))
-        p["kw"] = dict(kernel_size=k, stride=draw(st.one_of(
-            st.none(), absurd_or_pair(lo) if huge else int_or_pair(lo, 4))))
+        p["kw"] = dict(
+            kernel_size=k,
+            stride=draw(st.one_of(st.none(), absurd_or_pair(lo) if huge else int_or_pair(lo, 4))),
+        )
         if op.startswith(("max", "avg")):
             if huge:  # at most half the kernel (or absurd)
                 kk = k if isinstance(k, tuple) else (k, k)
-                p["kw"]["padding"] = draw(st.tuples(
-                    st.sampled_from([0, 1, kk[0] // 2, max(kk[0] // 2 - 1, 0)] + HUGE[:3]),
-                    st.sampled_from([0, 1, kk[1] // 2, max(kk[1] // 2 - 1, 0)] + HUGE[:3])))
+                p["kw"]["padding"] = draw(
+                    st.tuples(
+                        st.sampled_from([0, 1, kk[0] // 2, max(kk[0] // 2 - 1, 0)] + HUGE[:3]),
+                        st.sampled_from([0, 1, kk[1] // 2, max(kk[1] // 2 - 1, 0)] + HUGE[:3]),
+                    )
+                )
             elif valid:
                 kk = k if isinstance(k, tuple) else (k, k)
-                p["kw"]["padding"] = draw(st.tuples(st.integers(0, kk[0] // 2),
-                                                    st.integers(0, kk[1] // 2)))
+                p["kw"]["padding"] = draw(
+                    st.tuples(st.integers(0, kk[0] // 2), st.integers(0, kk[1] // 2))
+                )
             else:
                 p["kw"]["padding"] = draw(int_or_pair(-1, 3))
         if op.startswith("max"):
@@ -152,22 +183,26 @@ def problems(draw):
         p["kw"]["ceil_mode"] = draw(st.booleans())
         if op.startswith("avg"):
             p["kw"]["count_include_pad"] = draw(st.booleans())
-            p["kw"]["divisor_override"] = draw(st.one_of(
-                st.none(), absurd(lo, 5) if huge else st.integers(lo, 5)))
+            p["kw"]["divisor_override"] = draw(
+                st.one_of(st.none(), absurd(lo, 5) if huge else st.integers(lo, 5))
+            )
         if op.startswith("lp"):
-            p["norm_type"] = draw(st.sampled_from([1, 2, 2.5, 3, np.inf] if valid
-                                                  else [1, 2, np.inf, 0, -1]))
+            p["norm_type"] = draw(
+                st.sampled_from([1, 2, 2.5, 3, np.inf] if valid else [1, 2, np.inf, 0, -1])
+            )
     if huge:  # one- and zero-sized planes, and a few small ones
         H, W = draw(st.sampled_from([0, 1, 1, 2, 5])), draw(st.sampled_from([0, 1, 1, 2, 5]))
     else:
-        H, W = draw(st.integers(0 if not valid else 1, 10)), draw(st.integers(0 if not valid
-                                                                             else 1, 10))
+        H, W = (
+            draw(st.integers(0 if not valid else 1, 10)),
+            draw(st.integers(0 if not valid else 1, 10)),
+        )
     xshape = (C, H, W) if unbatched else (N, C, H, W)
     x = rng.standard_normal(xshape).astype(dtype)
     if op.startswith("lp") and np.issubdtype(dtype, np.floating):
         x = np.abs(x) + dtype(0.25)
     p["x"] = x
-    p["grad_seed"] = draw(st.integers(0, 2 ** 31))
+    p["grad_seed"] = draw(st.integers(0, 2**31))
     return p
 
 
@@ -180,8 +215,10 @@ def _close(got, ref, dtype):
         finite = np.isfinite(ref)
         scale = max(1.0, float(np.abs(ref[finite]).max(initial=0.0)))
         np.testing.assert_array_equal(np.isfinite(got), finite)
-        assert float(np.abs(got[finite].astype(np.float64) - ref[finite]).max(initial=0)) \
+        assert (
+            float(np.abs(got[finite].astype(np.float64) - ref[finite]).max(initial=0))
             <= 1e-5 * scale
+        )
 
 
 def run_one(p):
@@ -283,21 +320,23 @@ def _output_elements(p):
             st_ = R._pair(kw["kernel_size"] if kw["stride"] is None else kw["stride"])
             pad = R._pair(kw.get("padding", 0))
             d = R._pair(kw.get("dilation", 1))
-            geo = [(x.shape[-2], k[0], 2 * pad[0], st_[0], d[0]),
-                   (x.shape[-1], k[1], 2 * pad[1], st_[1], d[1])]
+            geo = [
+                (x.shape[-2], k[0], 2 * pad[0], st_[0], d[0]),
+                (x.shape[-1], k[1], 2 * pad[1], st_[1], d[1]),
+            ]
             planes, ceil = lead * x.shape[-3], kw["ceil_mode"]
     except (TypeError, ValueError):
         return None
     out = 1
     for size, k, pads, s, d in geo:
-        if min(k, s, d) < 1 or pads < 0 or max(k, s, d, pads) > 2 ** 40:
+        if min(k, s, d) < 1 or pads < 0 or max(k, s, d, pads) > 2**40:
             return None
         span = size + pads - d * (k - 1) - 1
         o = (span + (s - 1 if ceil else 0)) // s + 1
         if o < 1:
             return None
         out *= o
-    return None if out > 2 ** 40 else planes * out
+    return None if out > 2**40 else planes * out
 
 
 def check(p):
@@ -325,8 +364,15 @@ def check(p):
 def _explicit(op, kw, xshape, w=None):
     """An explicit example of absurd geometry, shaped like a drawn problem."""
     rng = np.random.default_rng(len(xshape) + len(kw))
-    p = dict(op=op, dtype=np.float64, layout="C", huge=True, kw=kw, grad_seed=1,
-             x=rng.standard_normal(xshape))
+    p = dict(
+        op=op,
+        dtype=np.float64,
+        layout="C",
+        huge=True,
+        kw=kw,
+        grad_seed=1,
+        x=rng.standard_normal(xshape),
+    )
     if w is not None:
         p["w"], p["b"] = rng.standard_normal(w), None
     return p
@@ -335,20 +381,34 @@ def _explicit(op, kw, xshape, w=None):
 # Absurd geometry both refused and computed in every run, however short (the drawn examples of a
 # derandomized run of 100 reach both or not depending on hypothesis's generation order).
 EXPLICIT = [
-    _explicit("conv2d", dict(stride=10 ** 6, padding=0, dilation=1, groups=1), (2, 3, 5, 5),
-              w=(4, 3, 3, 3)),
-    _explicit("conv2d_backward", dict(stride=1, padding="same", dilation=(10 ** 6, 1), groups=2),
-              (1, 2, 2, 2), w=(2, 1, 2, 1)),
-    _explicit("max_pool2d", dict(kernel_size=2, stride=10 ** 6, padding=(0, 0), dilation=1,
-                                 ceil_mode=False), (1, 2, 5, 4)),
-    _explicit("conv2d", dict(stride=2 ** 62, padding=0, dilation=1, groups=1), (1, 1, 3, 3),
-              w=(1, 1, 1, 1)),
+    _explicit(
+        "conv2d", dict(stride=10**6, padding=0, dilation=1, groups=1), (2, 3, 5, 5), w=(4, 3, 3, 3)
+    ),
+    _explicit(
+        "conv2d_backward",
+        dict(stride=1, padding="same", dilation=(10**6, 1), groups=2),
+        (1, 2, 2, 2),
+        w=(2, 1, 2, 1),
+    ),
+    _explicit(
+        "max_pool2d",
+        dict(kernel_size=2, stride=10**6, padding=(0, 0), dilation=1, ceil_mode=False),
+        (1, 2, 5, 4),
+    ),
+    _explicit(
+        "conv2d", dict(stride=2**62, padding=0, dilation=1, groups=1), (1, 1, 3, 3), w=(1, 1, 1, 1)
+    ),
 ]
 
 
 def make_test(examples, seed_value=None):
-    @settings(max_examples=examples, deadline=None, database=None, derandomize=seed_value is None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=seed_value is None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(problems())
     @example(EXPLICIT[0])
     @example(EXPLICIT[1])
@@ -365,8 +425,9 @@ def make_test(examples, seed_value=None):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--examples", type=int, default=2000)
-    ap.add_argument("--seed", type=int, default=None,
-                    help="random seed (default: a fixed derandomized run)")
+    ap.add_argument(
+        "--seed", type=int, default=None, help="random seed (default: a fixed derandomized run)"
+    )
     args = ap.parse_args(argv)
     make_test(args.examples, args.seed)()
     print(", ".join(f"{k} {v}" for k, v in STATS.items()))

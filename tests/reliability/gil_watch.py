@@ -5,6 +5,7 @@ test_reliability_concurrency.py).
 Per-thread CPU clocks: time.thread_time() in the thread itself, and (where the platform has
 them: Linux, the BSDs) another thread's clock read from the main thread.
 """
+
 import threading
 import time
 
@@ -81,15 +82,17 @@ def watch(fn, x, w, workers):
     release.set()
     for th in threads:
         th.join()
-    return dict(iterations=n, main_cpu=main_cpu, spans=spans, samples=samples,
-                clocks=clocks is not None)
+    return dict(
+        iterations=n, main_cpu=main_cpu, spans=spans, samples=samples, clocks=clocks is not None
+    )
 
 
 def _inside(sample, spans):
     """True when every worker's CPU clock in ``sample`` is well inside its call (between 20%
     and 80% of the CPU time the call took): all calls were computing at that instant."""
-    return all(a + 0.2 * (b - a) < c < a + 0.8 * (b - a)
-               for c, (a, b) in zip(sample, spans, strict=True))
+    return all(
+        a + 0.2 * (b - a) < c < a + 0.8 * (b - a) for c, (a, b) in zip(sample, spans, strict=True)
+    )
 
 
 def gil_released(r):
@@ -108,6 +111,10 @@ def gil_released(r):
 
 
 def summary(r):
-    return dict(iterations=r["iterations"], main_cpu=round(r["main_cpu"], 4),
-                call_cpu=[round(b - a, 4) for a, b in r["spans"]], samples=len(r["samples"]),
-                samples_inside=sum(_inside(s, r["spans"]) for s in r["samples"]))
+    return dict(
+        iterations=r["iterations"],
+        main_cpu=round(r["main_cpu"], 4),
+        call_cpu=[round(b - a, 4) for a, b in r["spans"]],
+        samples=len(r["samples"]),
+        samples_inside=sum(_inside(s, r["spans"]) for s in r["samples"]),
+    )

@@ -9,6 +9,7 @@
   pooling; the conv weight gradient within 1e-6 relative.
 (Fork safety with spawn/forkserver worker pools is tested in tests/kernels/test_threads.py.)
 """
+
 import os
 import threading
 
@@ -20,9 +21,23 @@ from test_reliability_catalog import CASES, assert_identical, case_id, flatten
 import convext
 from convext import functional as F
 
-KERNEL_CASES = [c for c in CASES if c.name in (
-    "conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
-    "avg_pool2d_backward", "lp_pool2d", "lp_pool2d_backward", "Conv2D", "Sequential")]
+KERNEL_CASES = [
+    c
+    for c in CASES
+    if c.name
+    in (
+        "conv2d",
+        "conv2d_backward",
+        "max_pool2d",
+        "max_pool2d_backward",
+        "avg_pool2d",
+        "avg_pool2d_backward",
+        "lp_pool2d",
+        "lp_pool2d_backward",
+        "Conv2D",
+        "Sequential",
+    )
+]
 CALLS_PER_THREAD = int(os.environ.get("CONVEXT_THREAD_CALLS", "300"))
 
 
@@ -47,8 +62,7 @@ def test_8_threads_hundreds_of_calls_match_serial(restore_threads):
             barrier.wait()
             for i in range(CALLS_PER_THREAD):
                 case, arrays, want = items[(i + t) % len(items)]
-                assert_identical(case.call(**arrays), want, f"thread {t} call {i} "
-                                                            f"{case_id(case)}")
+                assert_identical(case.call(**arrays), want, f"thread {t} call {i} {case_id(case)}")
         except BaseException as e:  # noqa: BLE001 - reported below
             errors.append(e)
 
@@ -69,8 +83,9 @@ def test_8_threads_with_2_openmp_threads_each(restore_threads):
         x = rng.standard_normal((2, 8, 20, 20)).astype(np.float32)
         w = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
         y = convext.conv2d(x, w, padding=1)
-        data.append((x, w, y, convext.conv2d_backward(y, x, w, padding=1)[0],
-                     F.max_pool2d(x, 3, 2, 1)))
+        data.append(
+            (x, w, y, convext.conv2d_backward(y, x, w, padding=1)[0], F.max_pool2d(x, 3, 2, 1))
+        )
     errors = []
 
     def run(t):
@@ -149,9 +164,12 @@ def _lp_big(rng, dtype, n=None):
     return dict(x=x)
 
 
-@pytest.mark.parametrize("case", THREAD_CASES + [
-    c for c in CASES if c.name in ("lp_pool2d", "lp_pool2d_backward") and not c.tags],
-    ids=case_id)
+@pytest.mark.parametrize(
+    "case",
+    THREAD_CASES
+    + [c for c in CASES if c.name in ("lp_pool2d", "lp_pool2d_backward") and not c.tags],
+    ids=case_id,
+)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_results_do_not_depend_on_the_thread_count(case, dtype, restore_threads):
     rng = np.random.default_rng(10)

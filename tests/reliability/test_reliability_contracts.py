@@ -9,6 +9,7 @@
 (The softmax family with non-finite logits is compared with torch in
 tests/parity/test_parity_nonfinite.py.)
 """
+
 import numpy as np
 import pytest
 
@@ -43,8 +44,7 @@ def _assert_unchanged(model, before):
 def _fit(model, X, y, loss="cross_entropy", opt=None, **kw):
     opt = cx_optim_sgd(model) if opt is None else opt
     kw.setdefault("progress", False)
-    return convext.fit(model, X, y, loss, opt, kw.pop("epochs", 1), kw.pop("batch_size", 4),
-                       **kw)
+    return convext.fit(model, X, y, loss, opt, kw.pop("epochs", 1), kw.pop("batch_size", 4), **kw)
 
 
 def cx_optim_sgd(model):
@@ -64,12 +64,15 @@ def test_fit_checks_labels_in_range_before_any_update(bad_label):
     _assert_unchanged(model, before)
 
 
-@pytest.mark.parametrize("loss, y_of", [
-    ("cross_entropy", lambda y: y[:, None]),                           # (N, 1) indices
-    ("cross_entropy", lambda y: np.eye(4, dtype=np.float32)[y]),        # 4 classes, model has 3
-    ("cross_entropy", lambda y: y.astype(np.float32)),                  # float class indices
-    ("mse", lambda y: np.zeros((len(y), 2), np.float32)),               # (N, 2) for (N, 3)
-])
+@pytest.mark.parametrize(
+    "loss, y_of",
+    [
+        ("cross_entropy", lambda y: y[:, None]),  # (N, 1) indices
+        ("cross_entropy", lambda y: np.eye(4, dtype=np.float32)[y]),  # 4 classes, model has 3
+        ("cross_entropy", lambda y: y.astype(np.float32)),  # float class indices
+        ("mse", lambda y: np.zeros((len(y), 2), np.float32)),  # (N, 2) for (N, 3)
+    ],
+)
 def test_fit_checks_label_shape_before_any_update(loss, y_of):
     X, y = _blobs()
     model = _mlp()
@@ -85,8 +88,7 @@ def test_fit_nan_loss_stops_before_the_bad_update():
     X_nan[9, 2] = np.nan  # batch 3 of 5 (batch_size 4, no shuffling)
     ref, model = _mlp(), _mlp()
     _fit(ref, X[:8], y[:8], shuffle=False)  # the two finite batches only
-    with pytest.raises(convext.NonFiniteLossError, match=r"loss is nan at epoch 1, batch 3") \
-            as e:
+    with pytest.raises(convext.NonFiniteLossError, match=r"loss is nan at epoch 1, batch 3") as e:
         _fit(model, X_nan, y, shuffle=False)
     assert isinstance(e.value, ValueError) and isinstance(e.value, FloatingPointError)
     assert "on_nan='continue'" in str(e.value)
@@ -121,8 +123,10 @@ def test_fit_refuses_an_optimizer_of_other_arrays():
     before = _snapshot(model)
     with pytest.raises(ValueError, match="optimizer.*not a parameter of this model"):
         _fit(model, X, y, opt=convext.optim.SGD(other, lr=0.1))
-    copies = [(p.copy(), g.copy()) for p, g in zip(model.parameters().values(),
-                                                   model.grads().values(), strict=True)]
+    copies = [
+        (p.copy(), g.copy())
+        for p, g in zip(model.parameters().values(), model.grads().values(), strict=True)
+    ]
     with pytest.raises(ValueError, match="optimizer.*not a parameter of this model"):
         _fit(model, X, y, opt=convext.optim.SGD(copies, lr=0.1))
     p0 = model.parameters()["0.weight"]
@@ -167,6 +171,7 @@ def test_fit_argument_errors_name_the_argument():
 
     def per_sample(out, t):  # a callable that forgot to reduce
         return F.cross_entropy(out, t, reduction="none")
+
     with pytest.raises(ValueError, match=r"^loss must return one number per batch"):
         _fit(model, X, y, loss=per_sample)
     _assert_unchanged(model, before)
@@ -202,9 +207,14 @@ def test_predict_and_evaluate_refuse_generators_and_0d():
 
 # ---- pooling layers take Python lists like the conv layers ---------------------------------
 
-POOL_LAYERS = [lambda: L.MaxPool2D(2), lambda: L.MaxPool2D(3, 1, 1),
-               lambda: L.AvgPool2D(2), lambda: L.AvgPool2D(3, 2, 1),
-               lambda: L.LPPool2D(2, 2), lambda: L.GlobalAvgPool2D()]
+POOL_LAYERS = [
+    lambda: L.MaxPool2D(2),
+    lambda: L.MaxPool2D(3, 1, 1),
+    lambda: L.AvgPool2D(2),
+    lambda: L.AvgPool2D(3, 2, 1),
+    lambda: L.LPPool2D(2, 2),
+    lambda: L.GlobalAvgPool2D(),
+]
 
 
 @pytest.mark.parametrize("make", POOL_LAYERS)

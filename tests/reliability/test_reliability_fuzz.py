@@ -4,6 +4,7 @@ CONVEXT_FUZZ_EXAMPLES sets the length (400); CONVEXT_TEST_EXAMPLES, which the sa
 CI sets for the instrumented builds, caps it like every other hypothesis test (never below 100
 here: the run must still reach absurd geometry, documented errors and the oracle).
 """
+
 import os
 
 import fuzz_convext

@@ -3,6 +3,7 @@
 Each catalogued call is made once on C-contiguous inputs and once with EVERY array argument in
 another memory layout (the same values); the results must be bitwise identical.
 """
+
 import itertools
 import shutil
 
@@ -95,8 +96,9 @@ LAYOUTS = {
 # (_validation.contiguous); until then these are expected failures (not strict: which layouts
 # differ depends on the CPU's SIMD paths).
 def _contiguous(arrays):
-    return {k: np.array(v, order="C") if isinstance(v, np.ndarray) else v
-            for k, v in arrays.items()}
+    return {
+        k: np.array(v, order="C") if isinstance(v, np.ndarray) else v for k, v in arrays.items()
+    }
 
 
 def _apply(layout, arrays):

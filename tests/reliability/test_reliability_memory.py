@@ -8,6 +8,7 @@
 * No leak: the resident set size stays flat over 10,000 forward+backward passes of a small
   network (conv + relu + max pool + dense + cross-entropy).
 """
+
 import gc
 import os
 import resource
@@ -29,10 +30,10 @@ def _guarded(a, strided):
     fill = np.nan if a.dtype.kind == "f" else -1
     if strided:  # every other element along the last axis, plus a margin before and after
         buf = np.full(2 * a.size + 2 * PAD, fill, a.dtype)
-        view = buf[PAD:PAD + 2 * a.size:2].reshape(a.shape)
+        view = buf[PAD : PAD + 2 * a.size : 2].reshape(a.shape)
     else:  # a C-contiguous block inside the buffer
         buf = np.full(a.size + 2 * PAD, fill, a.dtype)
-        view = buf[PAD:PAD + a.size].reshape(a.shape)
+        view = buf[PAD : PAD + a.size].reshape(a.shape)
     view[...] = a
     return view, buf
 
@@ -42,8 +43,7 @@ def _guarded(a, strided):
 def test_guard_inputs_in_nan_buffers(case, strided):
     rng = np.random.default_rng(4)
     arrays = case.make(rng, np.float64 if strided else np.float32, 2)
-    want = case.call(**{k: v.copy() if isinstance(v, np.ndarray) else v
-                        for k, v in arrays.items()})
+    want = case.call(**{k: v.copy() if isinstance(v, np.ndarray) else v for k, v in arrays.items()})
     views, bufs = {}, {}
     for k, v in arrays.items():
         if isinstance(v, np.ndarray):
@@ -82,7 +82,7 @@ def test_guard_conv2d_out_views(xs, ws, kw, dtype, strided):
     assert res is out
     assert_identical(np.array(out), want)
     outside = np.ones(buf.shape, bool)
-    outside[PAD:PAD + (2 if strided else 1) * want.size:2 if strided else 1] = False
+    outside[PAD : PAD + (2 if strided else 1) * want.size : 2 if strided else 1] = False
     assert np.isnan(buf[outside]).all(), "conv2d wrote outside its out view"
 
 
@@ -106,11 +106,14 @@ def test_batch_zero_gradients_of_every_pool_are_zero_shaped():
     x = np.zeros((0, 3, 8, 8))
     y, idx = F.max_pool2d(x, 3, 2, 1, return_indices=True)
     assert F.max_pool2d_backward(y, idx, x.shape).shape == x.shape
-    assert F.lp_pool2d_backward(np.zeros((0, 3, 4, 4)), x, np.zeros((0, 3, 4, 4)), 2,
-                                2).shape == x.shape
+    assert (
+        F.lp_pool2d_backward(np.zeros((0, 3, 4, 4)), x, np.zeros((0, 3, 4, 4)), 2, 2).shape
+        == x.shape
+    )
 
 
 # --- no leak ---------------------------------------------------------------------------------
+
 
 def _rss_bytes():
     try:
@@ -125,13 +128,20 @@ ITERATIONS = int(os.environ.get("CONVEXT_LEAK_ITERATIONS", "10000"))
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc/self/statm")
-@pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
-                    reason="under AddressSanitizer freed memory sits in its quarantine, so RSS "
-                           "says nothing about leaks (the normal and debug runs check it)")
+@pytest.mark.skipif(
+    "libasan" in os.environ.get("LD_PRELOAD", ""),
+    reason="under AddressSanitizer freed memory sits in its quarantine, so RSS "
+    "says nothing about leaks (the normal and debug runs check it)",
+)
 def test_no_leak_over_10000_forward_backward_passes():
     rng = np.random.default_rng(7)
-    model = L.Sequential(L.Conv2D(1, 4, 3, padding=1, rng=1), L.ReLU(), L.MaxPool2D(2),
-                         L.Flatten(), L.Dense(4 * 4 * 4, 3, rng=2))
+    model = L.Sequential(
+        L.Conv2D(1, 4, 3, padding=1, rng=1),
+        L.ReLU(),
+        L.MaxPool2D(2),
+        L.Flatten(),
+        L.Dense(4 * 4 * 4, 3, rng=2),
+    )
     x = rng.standard_normal((4, 1, 8, 8)).astype(np.float32)
     t = rng.integers(0, 3, 4)
 
@@ -154,9 +164,9 @@ def test_no_leak_over_10000_forward_backward_passes():
     growth = rss[-1] - rss[0]
     # a leak of even one small array (>= 64 bytes) per pass grows by >= 640 kB per 10,000;
     # the larger per-call arrays here would grow by many MB
-    assert growth < 2 * 2 ** 20, f"RSS grew by {growth / 2**20:.2f} MiB: {rss}"
+    assert growth < 2 * 2**20, f"RSS grew by {growth / 2**20:.2f} MiB: {rss}"
     # and not steadily: the last quarter adds (almost) nothing
-    assert rss[-1] - rss[-2] < 2 ** 19, f"RSS still growing: {rss}"
+    assert rss[-1] - rss[-2] < 2**19, f"RSS still growing: {rss}"
 
 
 def _run(step, model):

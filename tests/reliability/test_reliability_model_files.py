@@ -5,6 +5,7 @@ Each hostile file is built here, in tmp_path. "Quickly and in little memory" is 
 wall time of ``load`` and its tracemalloc peak (numpy reports its array allocations to
 tracemalloc), and for the two largest declared sizes the peak RSS of a fresh process.
 """
+
 import io
 import json
 import os
@@ -41,8 +42,9 @@ def _npy(a):
 
 def _npy_header(shape, descr="<f4", fortran=False):
     f = io.BytesIO()
-    npformat.write_array_header_1_0(f, {"descr": descr, "fortran_order": fortran,
-                                        "shape": tuple(shape)})
+    npformat.write_array_header_1_0(
+        f, {"descr": descr, "fortran_order": fortran, "shape": tuple(shape)}
+    )
     return f.getvalue()
 
 
@@ -59,13 +61,40 @@ def _raw_zip(path, entries):
     out, central = bytearray(), bytearray()
     for name, data, method, crc, size in entries:
         n = name.encode()
-        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, method, 0, 0x21,
-                               crc, len(data), size, len(n), 0, 0, 0, 0, 0, len(out)) + n
-        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, method, 0, 0x21, crc, len(data),
-                           size, len(n), 0) + n + data
+        central += (
+            struct.pack(
+                "<IHHHHHHIIIHHHHHII",
+                0x02014B50,
+                20,
+                20,
+                0,
+                method,
+                0,
+                0x21,
+                crc,
+                len(data),
+                size,
+                len(n),
+                0,
+                0,
+                0,
+                0,
+                0,
+                len(out),
+            )
+            + n
+        )
+        out += (
+            struct.pack(
+                "<IHHHHHIIIHH", 0x04034B50, 20, 0, method, 0, 0x21, crc, len(data), size, len(n), 0
+            )
+            + n
+            + data
+        )
     cd_offset = len(out)
-    out += central + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(entries), len(entries),
-                                 len(central), cd_offset, 0)
+    out += central + struct.pack(
+        "<IHHHHIIH", 0x06054B50, 0, 0, len(entries), len(entries), len(central), cd_offset, 0
+    )
     with open(path, "wb") as f:
         f.write(out)
 
@@ -87,8 +116,10 @@ def _zeros_bomb(prefix, n_zero_mib):
 
 
 def _dense_spec(n_in, n_out):
-    return {"type": "Dense", "config": {"in_features": n_in, "out_features": n_out,
-                                        "bias": True, "dtype": "float32"}}
+    return {
+        "type": "Dense",
+        "config": {"in_features": n_in, "out_features": n_out, "bias": True, "dtype": "float32"},
+    }
 
 
 def _good_members(model):
@@ -141,8 +172,11 @@ def test_zip_bomb_under_an_unexpected_key(tmp_path):
     members = _good_members(model)
     bomb, crc = _zeros_bomb(b"", 1024)
     path = tmp_path / "bomb.npz"
-    _raw_zip(path, [(k, v, 0, zlib.crc32(v), len(v)) for k, v in members.items()]
-             + [("junk.npy", bomb, 8, crc, GiB)])
+    _raw_zip(
+        path,
+        [(k, v, 0, zlib.crc32(v), len(v)) for k, v in members.items()]
+        + [("junk.npy", bomb, 8, crc, GiB)],
+    )
     assert path.stat().st_size < 1.2e6
     _assert_cheap(path, r"unexpected keys \['junk'\]")
 
@@ -155,9 +189,14 @@ def test_zip_bomb_under_an_expected_key(tmp_path):
     bomb, crc = _zeros_bomb(header, 1024)
     bias = _npy(np.zeros(16384, np.float32))
     path = tmp_path / "bomb_weight.npz"
-    _raw_zip(path, [(ARCH, arch, 0, zlib.crc32(arch), len(arch)),
-                    ("weight.npy", bomb, 8, crc, len(header) + GiB),
-                    ("bias.npy", bias, 0, zlib.crc32(bias), len(bias))])
+    _raw_zip(
+        path,
+        [
+            (ARCH, arch, 0, zlib.crc32(arch), len(arch)),
+            ("weight.npy", bomb, 8, crc, len(header) + GiB),
+            ("bias.npy", bias, 0, zlib.crc32(bias), len(bias)),
+        ],
+    )
     _assert_cheap(path, "would expand")
 
 
@@ -168,8 +207,11 @@ def test_member_declaring_more_than_its_header_is_refused(tmp_path):
     bomb, crc = _zeros_bomb(members["weight.npy"], 1024)
     size = len(members["weight.npy"]) + GiB
     path = tmp_path / "oversized.npz"
-    _raw_zip(path, [(k, v, 0, zlib.crc32(v), len(v)) for k, v in members.items()
-                    if k != "weight.npy"] + [("weight.npy", bomb, 8, crc, size)])
+    _raw_zip(
+        path,
+        [(k, v, 0, zlib.crc32(v), len(v)) for k, v in members.items() if k != "weight.npy"]
+        + [("weight.npy", bomb, 8, crc, size)],
+    )
     _assert_cheap(path, f"'weight' declares {size} bytes")
 
 
@@ -177,22 +219,25 @@ def test_header_declaring_512_gb(tmp_path):
     # an .npy header declaring 2**37 float32 (512 GiB) under the key the model needs
     model = L.Dense(3, 2, rng=0)
     members = _good_members(model)
-    members["weight.npy"] = _npy_header((2 ** 19, 2 ** 18)) + bytes(16)
+    members["weight.npy"] = _npy_header((2**19, 2**18)) + bytes(16)
     path = tmp_path / "huge_header.npz"
     _write_zip(path, members)
     _assert_cheap(path, r"'weight' has shape \(524288, 262144\), the architecture needs \(2, 3\)")
 
     # the same with an architecture that does need it: the declared member size gives it away
-    members[ARCH] = _npy(np.array(_arch_text(_dense_spec(2 ** 18, 2 ** 19))))
-    members["bias.npy"] = _npy(np.zeros(2 ** 19, np.float32))
+    members[ARCH] = _npy(np.array(_arch_text(_dense_spec(2**18, 2**19))))
+    members["bias.npy"] = _npy(np.zeros(2**19, np.float32))
     _write_zip(path, members)
-    need = len(_npy_header((2 ** 19, 2 ** 18))) + 2 ** 39
-    _assert_cheap(path, r"'weight' declares \d+ bytes; its header and shape "
-                        rf"\(524288, 262144\) float32 make {need}")
+    need = len(_npy_header((2**19, 2**18))) + 2**39
+    _assert_cheap(
+        path,
+        r"'weight' declares \d+ bytes; its header and shape "
+        rf"\(524288, 262144\) float32 make {need}",
+    )
 
     # a lone .npy file with that header
     lone = tmp_path / "huge.npy"
-    lone.write_bytes(_npy_header((2 ** 19, 2 ** 18)) + bytes(16))
+    lone.write_bytes(_npy_header((2**19, 2**18)) + bytes(16))
     _assert_cheap(lone, "single array, not an .npz")
 
 
@@ -219,24 +264,35 @@ _RSS_SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"),
-                    reason="needs Linux's resettable peak RSS (/proc/self/clear_refs)")
+@pytest.mark.skipif(
+    not os.path.exists("/proc/self/clear_refs"),
+    reason="needs Linux's resettable peak RSS (/proc/self/clear_refs)",
+)
 def test_rss_of_loading_the_bomb_and_the_512_gb_header(tmp_path):
     bomb_path = tmp_path / "bomb.npz"
     arch = _npy(np.array(_arch_text(_dense_spec(16384, 16384))))
     header = _npy_header((16384, 16384))
     bomb, crc = _zeros_bomb(header, 1024)
     bias = _npy(np.zeros(16384, np.float32))
-    _raw_zip(bomb_path, [(ARCH, arch, 0, zlib.crc32(arch), len(arch)),
-                         ("weight.npy", bomb, 8, crc, len(header) + GiB),
-                         ("bias.npy", bias, 0, zlib.crc32(bias), len(bias))])
+    _raw_zip(
+        bomb_path,
+        [
+            (ARCH, arch, 0, zlib.crc32(arch), len(arch)),
+            ("weight.npy", bomb, 8, crc, len(header) + GiB),
+            ("bias.npy", bias, 0, zlib.crc32(bias), len(bias)),
+        ],
+    )
     header_path = tmp_path / "huge_header.npz"
     members = _good_members(L.Dense(3, 2, rng=0))
-    members["weight.npy"] = _npy_header((2 ** 19, 2 ** 18)) + bytes(16)
+    members["weight.npy"] = _npy_header((2**19, 2**18)) + bytes(16)
     _write_zip(header_path, members)
     for path in (bomb_path, header_path):
-        r = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, str(path)], capture_output=True,
-                           text=True, timeout=60)
+        r = subprocess.run(
+            [sys.executable, "-c", _RSS_SCRIPT, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert r.returncode == 0, r.stderr
         took, grew = map(float, r.stdout.split())
         assert took < 1.0, (path.name, took)
@@ -244,18 +300,21 @@ def test_rss_of_loading_the_bomb_and_the_512_gb_header(tmp_path):
 
 
 # -- stored arrays: float32/float64 as the layer, never cast -----------------------------------
-@pytest.mark.parametrize("bad, what", [
-    (np.array([["1e30"] * 3] * 2), "strings"),
-    (np.array([[b"1e30"] * 3] * 2), "bytes"),
-    (np.zeros((2, 3), "datetime64[s]"), "datetimes"),
-    (np.zeros((2, 3), "timedelta64[s]"), "timedeltas"),
-    (np.zeros((2, 3), np.complex64), "complex"),
-    (np.zeros((2, 3), [("a", np.float32)]), "structured"),
-    (np.zeros((2, 3), np.float16), "float16"),
-    (np.zeros((2, 3), np.float64), "float64"),  # the layer is float32: not cast either
-    (np.zeros((2, 3), np.int32), "int32"),
-    (np.zeros((2, 3), bool), "booleans"),
-])
+@pytest.mark.parametrize(
+    "bad, what",
+    [
+        (np.array([["1e30"] * 3] * 2), "strings"),
+        (np.array([[b"1e30"] * 3] * 2), "bytes"),
+        (np.zeros((2, 3), "datetime64[s]"), "datetimes"),
+        (np.zeros((2, 3), "timedelta64[s]"), "timedeltas"),
+        (np.zeros((2, 3), np.complex64), "complex"),
+        (np.zeros((2, 3), [("a", np.float32)]), "structured"),
+        (np.zeros((2, 3), np.float16), "float16"),
+        (np.zeros((2, 3), np.float64), "float64"),  # the layer is float32: not cast either
+        (np.zeros((2, 3), np.int32), "int32"),
+        (np.zeros((2, 3), bool), "booleans"),
+    ],
+)
 def test_stored_dtype_must_be_the_layers(tmp_path, bad, what):
     members = _good_members(L.Dense(3, 2, rng=0))
     members["weight.npy"] = _npy(bad)
@@ -311,41 +370,62 @@ def _arch_only(tmp_path, text):
     return path
 
 
-@pytest.mark.parametrize("layer, config, match", [
-    ("Conv2D", dict(in_channels=1, out_channels=1, kernel_size=2 ** 62), "kernel_size must be"),
-    ("Conv2D", dict(in_channels=1, out_channels=1, kernel_size=3, stride=[1, 2 ** 62]),
-     "stride must be"),
-    ("Conv2D", dict(in_channels=1, out_channels=1, kernel_size=3, padding=2 ** 40 + 1),
-     "padding must be"),
-    ("Conv2D", dict(in_channels=1, out_channels=1, kernel_size=3, dilation=-1),
-     "dilation must be"),
-    ("Conv2D", dict(in_channels=2, out_channels=2, kernel_size=3, groups=3),
-     "groups=3 must divide"),  # the constructor's own check
-    ("Conv2D", dict(in_channels=1, out_channels=1, kernel_size=3, stride=2, padding="same"),
-     "padding='same' is not supported"),
-    ("Conv2D", dict(in_channels=1, out_channels=1, kernel_size=3, bias="yes"), "bias must be"),
-    ("Conv2D", dict(in_channels=1, out_channels=1, kernel_size=[3, [3]]), "kernel_size must"),
-    ("Conv2D", dict(in_channels=1.5, out_channels=1, kernel_size=3), "in_channels must be"),
-    ("Conv2D", dict(in_channels=True, out_channels=1, kernel_size=3), "in_channels must be"),
-    ("Conv2D", dict(in_channels=1, out_channels=1, kernel_size=3, dtype="object"),
-     "dtype must be"),
-    ("Conv2D", dict(in_channels=1, out_channels=1, kernel_size=3, rng=0), "unknown field"),
-    ("Dense", dict(in_features=2 ** 40 + 1, out_features=1), "in_features must be"),
-    ("Dense", dict(in_features=2), "missing 1 required positional argument"),
-    ("MaxPool2D", dict(kernel_size=2 ** 62), "kernel_size must be"),
-    ("MaxPool2D", dict(kernel_size={"a": 1}), "kernel_size must be"),
-    ("MaxPool2D", dict(kernel_size=2, ceil_mode="no"), "ceil_mode must be"),
-    ("AvgPool2D", dict(kernel_size=2, divisor_override=0), "divisor_override must be"),
-    ("AvgPool2D", dict(kernel_size=2, padding=[1, 2 ** 63]), "padding must be"),
-    ("LPPool2D", dict(norm_type=-2, kernel_size=2), "norm_type must be"),
-    ("LPPool2D", dict(norm_type="2", kernel_size=2), "norm_type must be"),
-    ("BatchNorm2D", dict(num_features=3, eps=-1.0), "eps must be"),
-    ("BatchNorm2D", dict(num_features=3, momentum="0.1"), "momentum must be"),
-    ("Dropout", dict(p=1.5), "p must be"),
-    ("Flatten", dict(start_dim="1"), "start_dim must be"),
-    ("Softmax", dict(axis=10 ** 6), "axis must be"),
-    ("LeakyReLU", dict(negative_slope=1e400), "negative_slope must be"),  # json: Infinity
-])
+@pytest.mark.parametrize(
+    "layer, config, match",
+    [
+        ("Conv2D", dict(in_channels=1, out_channels=1, kernel_size=2**62), "kernel_size must be"),
+        (
+            "Conv2D",
+            dict(in_channels=1, out_channels=1, kernel_size=3, stride=[1, 2**62]),
+            "stride must be",
+        ),
+        (
+            "Conv2D",
+            dict(in_channels=1, out_channels=1, kernel_size=3, padding=2**40 + 1),
+            "padding must be",
+        ),
+        (
+            "Conv2D",
+            dict(in_channels=1, out_channels=1, kernel_size=3, dilation=-1),
+            "dilation must be",
+        ),
+        (
+            "Conv2D",
+            dict(in_channels=2, out_channels=2, kernel_size=3, groups=3),
+            "groups=3 must divide",
+        ),  # the constructor's own check
+        (
+            "Conv2D",
+            dict(in_channels=1, out_channels=1, kernel_size=3, stride=2, padding="same"),
+            "padding='same' is not supported",
+        ),
+        ("Conv2D", dict(in_channels=1, out_channels=1, kernel_size=3, bias="yes"), "bias must be"),
+        ("Conv2D", dict(in_channels=1, out_channels=1, kernel_size=[3, [3]]), "kernel_size must"),
+        ("Conv2D", dict(in_channels=1.5, out_channels=1, kernel_size=3), "in_channels must be"),
+        ("Conv2D", dict(in_channels=True, out_channels=1, kernel_size=3), "in_channels must be"),
+        (
+            "Conv2D",
+            dict(in_channels=1, out_channels=1, kernel_size=3, dtype="object"),
+            "dtype must be",
+        ),
+        ("Conv2D", dict(in_channels=1, out_channels=1, kernel_size=3, rng=0), "unknown field"),
+        ("Dense", dict(in_features=2**40 + 1, out_features=1), "in_features must be"),
+        ("Dense", dict(in_features=2), "missing 1 required positional argument"),
+        ("MaxPool2D", dict(kernel_size=2**62), "kernel_size must be"),
+        ("MaxPool2D", dict(kernel_size={"a": 1}), "kernel_size must be"),
+        ("MaxPool2D", dict(kernel_size=2, ceil_mode="no"), "ceil_mode must be"),
+        ("AvgPool2D", dict(kernel_size=2, divisor_override=0), "divisor_override must be"),
+        ("AvgPool2D", dict(kernel_size=2, padding=[1, 2**63]), "padding must be"),
+        ("LPPool2D", dict(norm_type=-2, kernel_size=2), "norm_type must be"),
+        ("LPPool2D", dict(norm_type="2", kernel_size=2), "norm_type must be"),
+        ("BatchNorm2D", dict(num_features=3, eps=-1.0), "eps must be"),
+        ("BatchNorm2D", dict(num_features=3, momentum="0.1"), "momentum must be"),
+        ("Dropout", dict(p=1.5), "p must be"),
+        ("Flatten", dict(start_dim="1"), "start_dim must be"),
+        ("Softmax", dict(axis=10**6), "axis must be"),
+        ("LeakyReLU", dict(negative_slope=1e400), "negative_slope must be"),  # json: Infinity
+    ],
+)
 def test_invalid_config_fields(tmp_path, layer, config, match):
     path = _arch_only(tmp_path, _arch_text({"type": layer, "config": config}))
     _assert_cheap(path, f"invalid configuration for layer {layer}.*{match}")
@@ -354,25 +434,35 @@ def test_invalid_config_fields(tmp_path, layer, config, match):
 def test_nan_and_unknown_types_and_extra_keys(tmp_path):
     text = _arch_text(_dense_spec(2, 2)).replace('"in_features": 2', '"in_features": NaN')
     _assert_cheap(_arch_only(tmp_path, text), "NaN")
-    _assert_cheap(_arch_only(tmp_path, _arch_text({"type": "Layer", "config": {}})),
-                  "unknown layer type 'Layer'")
-    _assert_cheap(_arch_only(tmp_path, _arch_text({"type": "__import__", "config": {}})),
-                  "unknown layer type")
-    _assert_cheap(_arch_only(tmp_path, _arch_text({"type": "ReLU", "config": {},
-                                                   "code": "x"})),
-                  "invalid layer description")
-    _assert_cheap(_arch_only(tmp_path, _arch_text({"type": "Sequential",
-                                                   "config": {"layers": {}}})),
-                  "invalid configuration for layer Sequential")
-    _assert_cheap(_arch_only(tmp_path, json.dumps({"format": "convext-model", "version": True,
-                                                   "model": _dense_spec(2, 2)})),
-                  "version True")
+    _assert_cheap(
+        _arch_only(tmp_path, _arch_text({"type": "Layer", "config": {}})),
+        "unknown layer type 'Layer'",
+    )
+    _assert_cheap(
+        _arch_only(tmp_path, _arch_text({"type": "__import__", "config": {}})), "unknown layer type"
+    )
+    _assert_cheap(
+        _arch_only(tmp_path, _arch_text({"type": "ReLU", "config": {}, "code": "x"})),
+        "invalid layer description",
+    )
+    _assert_cheap(
+        _arch_only(tmp_path, _arch_text({"type": "Sequential", "config": {"layers": {}}})),
+        "invalid configuration for layer Sequential",
+    )
+    _assert_cheap(
+        _arch_only(
+            tmp_path,
+            json.dumps({"format": "convext-model", "version": True, "model": _dense_spec(2, 2)}),
+        ),
+        "version True",
+    )
 
 
 def test_deep_nesting_is_a_value_error(tmp_path):
     # bracket nesting far past the recursion limit: counted before json parses it
-    deep = '{"format": "convext-model", "version": 1, "model": ' + "[" * 200_000 \
-        + "]" * 200_000 + "}"
+    deep = (
+        '{"format": "convext-model", "version": 1, "model": ' + "[" * 200_000 + "]" * 200_000 + "}"
+    )
     _assert_cheap(_arch_only(tmp_path, deep), "nests 200001 brackets deep")
     # brackets inside strings do not count
     text = _arch_text({"type": "ReLU", "config": {}})[:-1] + ', "note": "' + "[" * 500 + '"}'
@@ -419,13 +509,19 @@ def test_archive_tricks(tmp_path):
     _assert_cheap(path, "twice")
     # a stored member whose declared size is not its stored size
     w = members["weight.npy"]
-    _raw_zip(path, [e for e in entries if e[0] != "weight.npy"]
-             + [("weight.npy", w, 0, zlib.crc32(w[:-4]), len(w) - 4)])
+    _raw_zip(
+        path,
+        [e for e in entries if e[0] != "weight.npy"]
+        + [("weight.npy", w, 0, zlib.crc32(w[:-4]), len(w) - 4)],
+    )
     _assert_cheap(path, r"'weight.npy' is stored uncompressed in \d+ bytes but declares")
     # corrupted data: the CRC check fails while filling
     bad = w[:-4] + b"\xff\xff\xff\xff"
-    _raw_zip(path, [e for e in entries if e[0] != "weight.npy"]
-             + [("weight.npy", bad, 0, zlib.crc32(w), len(w))])
+    _raw_zip(
+        path,
+        [e for e in entries if e[0] != "weight.npy"]
+        + [("weight.npy", bad, 0, zlib.crc32(w), len(w))],
+    )
     _assert_cheap(path, "not a valid .npz file")
     # bzip2 members are not read
     with zipfile.ZipFile(path, "w", zipfile.ZIP_BZIP2) as zf:
@@ -437,13 +533,22 @@ def test_archive_tricks(tmp_path):
 # -- round trips -------------------------------------------------------------------------------
 def _every_layer_model(dtype):
     return L.Sequential(
-        L.Conv2D(1, 4, 3, padding="same", rng=0, dtype=dtype), L.BatchNorm2D(4, dtype=dtype),
-        L.LeakyReLU(0.1), L.MaxPool2D(2, ceil_mode=True),
-        L.Conv2D(4, 6, (3, 2), stride=2, groups=2, bias=False, rng=1, dtype=dtype), L.ELU(),
-        L.AvgPool2D(2, padding=1, count_include_pad=False), L.LPPool2D(float("inf"), 1),
-        L.Dropout(0.25), L.GlobalAvgPool2D(), L.Flatten(),
-        L.Dense(6, 5, dtype=dtype, rng=2), L.Sigmoid(),
-        L.Sequential(L.Dense(5, 3, rng=3, dtype=dtype), L.Tanh()), L.LogSoftmax(1))
+        L.Conv2D(1, 4, 3, padding="same", rng=0, dtype=dtype),
+        L.BatchNorm2D(4, dtype=dtype),
+        L.LeakyReLU(0.1),
+        L.MaxPool2D(2, ceil_mode=True),
+        L.Conv2D(4, 6, (3, 2), stride=2, groups=2, bias=False, rng=1, dtype=dtype),
+        L.ELU(),
+        L.AvgPool2D(2, padding=1, count_include_pad=False),
+        L.LPPool2D(float("inf"), 1),
+        L.Dropout(0.25),
+        L.GlobalAvgPool2D(),
+        L.Flatten(),
+        L.Dense(6, 5, dtype=dtype, rng=2),
+        L.Sigmoid(),
+        L.Sequential(L.Dense(5, 3, rng=3, dtype=dtype), L.Tanh()),
+        L.LogSoftmax(1),
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -475,6 +580,7 @@ def test_loading_does_not_draw_random_weights(tmp_path, monkeypatch):
 
     def no_init(*a, **k):
         raise AssertionError("reset_parameters called while loading")
+
     monkeypatch.setattr(L.Conv2D, "reset_parameters", no_init)
     monkeypatch.setattr(L.Dense, "reset_parameters", no_init)
     cx.load(path)
@@ -520,6 +626,7 @@ def test_failed_save_keeps_the_old_file(tmp_path, monkeypatch, error):
         f.flush()
         assert f.tell() > 0
         raise error
+
     monkeypatch.setattr(cx._archive, "_write_npz", fail_half_way)  # where save writes
     with pytest.raises(type(error) if isinstance(error, BaseException) else error):
         L.Dense(3, 2, rng=1).save(path)
@@ -536,6 +643,7 @@ def test_failed_rename_keeps_the_old_file(tmp_path, monkeypatch):
 
     def no_replace(src, dst):
         raise PermissionError(13, "Permission denied")
+
     monkeypatch.setattr(os, "replace", no_replace)
     with pytest.raises(PermissionError):
         L.Dense(3, 2, rng=1).save(path)
@@ -547,8 +655,9 @@ def test_save_syncs_before_replacing(tmp_path, monkeypatch):
     calls = []
     real_fsync, real_replace = os.fsync, os.replace
     monkeypatch.setattr(os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
-    monkeypatch.setattr(os, "replace", lambda a, b: (calls.append("replace"),
-                                                     real_replace(a, b))[1])
+    monkeypatch.setattr(
+        os, "replace", lambda a, b: (calls.append("replace"), real_replace(a, b))[1]
+    )
     L.Dense(3, 2, rng=0).save(tmp_path / "m.npz")
     assert calls[:2] == ["fsync", "replace"]
     assert _leftovers(tmp_path) == ["m.npz"]
@@ -576,7 +685,7 @@ def test_npy_v2_header_declaring_4_gib_of_header(tmp_path):
     # numpy's own reader reads a 2.0 header's declared length before checking it; here the
     # length field says 4 GiB and the member is a deflate bomb of 1 GiB of spaces
     members = _good_members(L.Dense(3, 2, rng=0))
-    prefix = npformat.magic(2, 0) + struct.pack("<I", 2 ** 32 - 1)
+    prefix = npformat.magic(2, 0) + struct.pack("<I", 2**32 - 1)
     zero = b" " * (1 << 20)
     co = zlib.compressobj(9, zlib.DEFLATED, -15)
     head = co.compress(prefix) + co.flush(zlib.Z_FULL_FLUSH)
@@ -586,18 +695,22 @@ def test_npy_v2_header_declaring_4_gib_of_header(tmp_path):
     for _ in range(1024):
         crc = zlib.crc32(zero, crc)
     path = tmp_path / "v2.npz"
-    _raw_zip(path, [(k, v, 0, zlib.crc32(v), len(v)) for k, v in members.items()
-                    if k != "weight.npy"]
-             + [("weight.npy", stream, 8, crc, len(prefix) + GiB)])
+    _raw_zip(
+        path,
+        [(k, v, 0, zlib.crc32(v), len(v)) for k, v in members.items() if k != "weight.npy"]
+        + [("weight.npy", stream, 8, crc, len(prefix) + GiB)],
+    )
     _assert_cheap(path, "'weight' is not a valid .npy array")
 
 
 def test_empty_and_odd_architecture_entries(tmp_path):
-    for arch, match in [(np.array(""), "not valid JSON"),
-                        (np.array("null"), "unknown format"),
-                        (np.array(["{}"]), "not a JSON string"),
-                        (np.array(b"{}"), "not a JSON string"),
-                        (np.array(3.0), "not a JSON string")]:
+    for arch, match in [
+        (np.array(""), "not valid JSON"),
+        (np.array("null"), "unknown format"),
+        (np.array(["{}"]), "not a JSON string"),
+        (np.array(b"{}"), "not a JSON string"),
+        (np.array(3.0), "not a JSON string"),
+    ]:
         path = tmp_path / "odd.npz"
         _write_zip(path, {ARCH: _npy(arch)})
         _assert_cheap(path, match)
@@ -605,7 +718,7 @@ def test_empty_and_odd_architecture_entries(tmp_path):
 
 def test_save_refuses_a_config_load_would_refuse(tmp_path):
     with pytest.raises(ValueError, match="cannot save this model.*kernel_size must be"):
-        L.Sequential(L.MaxPool2D(2 ** 41)).save(tmp_path / "m")
+        L.Sequential(L.MaxPool2D(2**41)).save(tmp_path / "m")
     with pytest.raises(ValueError, match="cannot save this model.*nests layers"):
         model = L.ReLU()
         for _ in range(ser.MAX_NESTING):
@@ -631,8 +744,10 @@ def test_stored_sizes_must_be_in_the_file(tmp_path):
     header = _npy_header((16384, 16384))
     bias = _npy(np.zeros(16384, np.float32))
     path = tmp_path / "short.npz"
-    entries = [(ARCH, arch, 0, zlib.crc32(arch), len(arch)),
-               ("bias.npy", bias, 0, zlib.crc32(bias), len(bias))]
+    entries = [
+        (ARCH, arch, 0, zlib.crc32(arch), len(arch)),
+        ("bias.npy", bias, 0, zlib.crc32(bias), len(bias)),
+    ]
     _raw_zip(path, entries + [("weight.npy", header, 0, 0, len(header) + GiB)])
     _assert_cheap(path, "stored uncompressed in .* bytes but declares")
     # a deflated member claiming more compressed bytes than the file has
@@ -641,15 +756,21 @@ def test_stored_sizes_must_be_in_the_file(tmp_path):
     _raw_zip(path, entries + [("weight.npy", stream, 8, 0, len(header) + GiB)])
     data = bytearray(path.read_bytes())
     cd = data.rindex(b"PK\x01\x02")  # the last central directory entry: weight.npy
-    struct.pack_into("<I", data, cd + 20, 2 ** 32 - 2)  # its compressed size
+    struct.pack_into("<I", data, cd + 20, 2**32 - 2)  # its compressed size
     path.write_bytes(bytes(data))
     _assert_cheap(path, "compressed bytes; the file has")
 
 
-@pytest.mark.parametrize("bad", [np.array([["1e30"] * 3] * 2), np.zeros((2, 3), np.complex128),
-                                 np.zeros((2, 3), "datetime64[s]"),
-                                 np.zeros((2, 3), [("a", np.float32)]),
-                                 np.array([[1.0] * 3] * 2, dtype=object)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.array([["1e30"] * 3] * 2),
+        np.zeros((2, 3), np.complex128),
+        np.zeros((2, 3), "datetime64[s]"),
+        np.zeros((2, 3), [("a", np.float32)]),
+        np.array([[1.0] * 3] * 2, dtype=object),
+    ],
+)
 def test_load_state_dict_refuses_non_numbers(bad):
     layer = L.Dense(3, 2, rng=0)
     before = layer.state_dict()

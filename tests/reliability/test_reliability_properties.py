@@ -8,6 +8,7 @@ tests/parity/test_parity_properties.py): batch 0..3, non-square kernels,
 stride > kernel, dilation (max), ceil_mode, every padding form (int, pair, 0), count_include_pad,
 divisor_override, unbatched input, float64 (rtol 1e-10) and float32 (1e-5 * max(1, max|ref|)).
 """
+
 import numpy as np
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
@@ -41,8 +42,12 @@ def test_max_pool_forward_backward_vs_oracle(g, dtype):
 
 
 @SETTINGS
-@given(pool_geometry(dilation=False), st.booleans(), st.sampled_from([None, None, 1, 3, 7]),
-       st.sampled_from([np.float64, np.float32]))
+@given(
+    pool_geometry(dilation=False),
+    st.booleans(),
+    st.sampled_from([None, None, 1, 3, 7]),
+    st.sampled_from([np.float64, np.float32]),
+)
 def test_avg_pool_forward_backward_vs_oracle(g, include_pad, divisor, dtype):
     rng = np.random.default_rng(g["seed"])
     x = rng.standard_normal(g["shape"]).astype(dtype)
@@ -56,8 +61,11 @@ def test_avg_pool_forward_backward_vs_oracle(g, include_pad, divisor, dtype):
 
 
 @SETTINGS
-@given(pool_geometry(dilation=False, padding=False),
-       st.sampled_from([1.0, 2.0, 3.0, 1.5, np.inf]), st.sampled_from([np.float64, np.float32]))
+@given(
+    pool_geometry(dilation=False, padding=False),
+    st.sampled_from([1.0, 2.0, 3.0, 1.5, np.inf]),
+    st.sampled_from([np.float64, np.float32]),
+)
 def test_lp_pool_forward_backward_vs_oracle(g, p, dtype):
     rng = np.random.default_rng(g["seed"])
     # positive, away from 0: the gradient is smooth (and has no 0**negative)
@@ -67,8 +75,7 @@ def test_lp_pool_forward_backward_vs_oracle(g, p, dtype):
     if np.isfinite(p):
         _close(_b4(y), R.lp_pool2d(_b4(x), p, **kw), dtype)
     else:
-        ry, _ = R.max_pool2d(_b4(np.abs(x)), kw["kernel_size"], kw["stride"], 0, 1,
-                             kw["ceil_mode"])
+        ry, _ = R.max_pool2d(_b4(np.abs(x)), kw["kernel_size"], kw["stride"], 0, 1, kw["ceil_mode"])
         _close(_b4(y), ry, dtype)
     gy = rng.standard_normal(y.shape).astype(dtype)
     gx = F.lp_pool2d_backward(gy, x, y, p, **kw)
@@ -77,8 +84,18 @@ def test_lp_pool_forward_backward_vs_oracle(g, p, dtype):
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(pool_geometry(dilation=False, padding=False), st.sampled_from([1.0, 2.0, 3.0]))
-@example(dict(shape=(1, 1, 3, 11), kernel_size=2, stride=2, padding=0, dilation=(1, 1),
-              ceil_mode=True, seed=311), 1.0)
+@example(
+    dict(
+        shape=(1, 1, 3, 11),
+        kernel_size=2,
+        stride=2,
+        padding=0,
+        dilation=(1, 1),
+        ceil_mode=True,
+        seed=311,
+    ),
+    1.0,
+)
 def test_lp_pool_backward_by_central_differences(g, p):
     assume(0 < int(np.prod(g["shape"])) <= 200)
     rng = np.random.default_rng(g["seed"])
@@ -113,5 +130,6 @@ def test_avg_pool_ceil_mode_window_past_the_edge():
     np.testing.assert_array_equal(want, np.ones((1, 1, 2, 2)))
     np.testing.assert_array_equal(F.avg_pool2d(x, 2, ceil_mode=True), want)
     gx = F.avg_pool2d_backward(np.ones((1, 1, 2, 2)), x.shape, 2, ceil_mode=True)
-    np.testing.assert_array_equal(gx, R.avg_pool2d_backward(np.ones((1, 1, 2, 2)), x.shape, 2,
-                                                            ceil_mode=True))
+    np.testing.assert_array_equal(
+        gx, R.avg_pool2d_backward(np.ones((1, 1, 2, 2)), x.shape, 2, ceil_mode=True)
+    )

@@ -13,6 +13,7 @@ safety, and eval-mode inference on one model shared by several Python threads.
 * Four Python threads running a shared eval-mode model get the serial results exactly.
 Subprocess tests run under a timeout, so a regression fails instead of hanging the suite.
 """
+
 import os
 import subprocess
 import sys
@@ -26,8 +27,9 @@ import convext
 from convext import layers as L
 from convext._config import _clamp_omp_num_threads
 
-needs_openmp = pytest.mark.skipif(not convext.openmp_enabled(),
-                                  reason="convext was built without OpenMP")
+needs_openmp = pytest.mark.skipif(
+    not convext.openmp_enabled(), reason="convext was built without OpenMP"
+)
 needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")
 
 
@@ -37,13 +39,19 @@ def _run(code, timeout=60, **env):
     full_env = dict(os.environ)
     full_env.pop("OMP_NUM_THREADS", None)
     full_env.update(env)
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert proc.returncode == 0, proc.stderr
     return proc
 
 
 # ---- the upper bound -----------------------------------------------------------------------
+
 
 def test_max_threads_is_1024():
     assert convext.MAX_THREADS == 1024
@@ -56,8 +64,9 @@ def test_set_num_threads_refuses_more_than_max(n, restore_threads):
         convext.set_num_threads(n)
     assert convext.get_num_threads() == (2 if convext.openmp_enabled() else 1)
     x = np.ones((1, 1, 4, 4))
-    np.testing.assert_array_equal(convext.conv2d(x, np.ones((1, 1, 2, 2))), np.full(
-        (1, 1, 3, 3), 4.0))  # later calls still work
+    np.testing.assert_array_equal(
+        convext.conv2d(x, np.ones((1, 1, 2, 2))), np.full((1, 1, 3, 3), 4.0)
+    )  # later calls still work
 
 
 @needs_openmp
@@ -92,10 +101,19 @@ def test_former_crashes_now_refused_and_1024_threads_compute_the_serial_result()
 
 # ---- OMP_NUM_THREADS -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("value, expected", [
-    ("99999999999", "1024"), ("1025", "1024"), (" 2000 ", "1024"), ("99999999999,2", "1024,2"),
-    ("4,5000", "4,1024"), ("+99999999999", "1024"), ("1" + "0" * 40, "1024"),
-])
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("99999999999", "1024"),
+        ("1025", "1024"),
+        (" 2000 ", "1024"),
+        ("99999999999,2", "1024,2"),
+        ("4,5000", "4,1024"),
+        ("+99999999999", "1024"),
+        ("1" + "0" * 40, "1024"),
+    ],
+)
 def test_clamp_omp_num_threads_clamps_each_entry_with_a_warning(value, expected):
     env = {"OMP_NUM_THREADS": value}
     with pytest.warns(RuntimeWarning, match="exceeds convext's limit of 1024 threads"):
@@ -112,9 +130,14 @@ def test_clamp_omp_num_threads_leaves_other_values(value, recwarn):
 
 
 @needs_openmp
-@pytest.mark.parametrize("value, threads, env_after", [
-    ("99999999999", 1024, "1024"), ("99999999999,3", 1024, "1024,3"), ("3", 3, "3"),
-])
+@pytest.mark.parametrize(
+    "value, threads, env_after",
+    [
+        ("99999999999", 1024, "1024"),
+        ("99999999999,3", 1024, "1024,3"),
+        ("3", 3, "3"),
+    ],
+)
 def test_omp_num_threads_is_clamped_before_the_runtime_reads_it(value, threads, env_after):
     code = """
         import os, numpy as np, convext
@@ -189,8 +212,12 @@ _FORK_CODE = """
 @needs_fork
 def test_fork_after_warm_pool_child_computes_the_parents_results(tmp_path):
     code = textwrap.dedent(_FORK_CODE)
-    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "child.npz")],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "child.npz")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
 
@@ -220,19 +247,25 @@ _MP_FORK_CODE = """
 def test_multiprocessing_fork_workers_after_warm_pool(tmp_path):
     script = tmp_path / "mp_fork.py"
     script.write_text(textwrap.dedent(_MP_FORK_CODE))
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
 
 
 # ---- a shared eval-mode model in several Python threads ------------------------------------
 
+
 def _model():
     return L.Sequential(
-        L.Conv2D(3, 8, 3, padding=1, dtype=np.float64), L.BatchNorm2D(8, dtype=np.float64),
-        L.ReLU(), L.MaxPool2D(2), L.Conv2D(8, 8, 3, dtype=np.float64), L.AvgPool2D(2),
-        L.Dropout(0.5), L.Flatten(), L.Dense(8 * 3 * 3, 5, dtype=np.float64),
+        L.Conv2D(3, 8, 3, padding=1, dtype=np.float64),
+        L.BatchNorm2D(8, dtype=np.float64),
+        L.ReLU(),
+        L.MaxPool2D(2),
+        L.Conv2D(8, 8, 3, dtype=np.float64),
+        L.AvgPool2D(2),
+        L.Dropout(0.5),
+        L.Flatten(),
+        L.Dense(8 * 3 * 3, 5, dtype=np.float64),
         L.LogSoftmax(),
     ).reset_parameters(0)
 
@@ -246,8 +279,10 @@ def test_shared_eval_model_in_4_threads_matches_serial(restore_threads):
     model.eval()
     before = {k: v.copy() for k, v in model.state_dict().items()}
     n_threads, calls = 4, 25
-    inputs = [[np.random.default_rng(100 * t + i).standard_normal((2, 3, 16, 16))
-               for i in range(calls)] for t in range(n_threads)]
+    inputs = [
+        [np.random.default_rng(100 * t + i).standard_normal((2, 3, 16, 16)) for i in range(calls)]
+        for t in range(n_threads)
+    ]
     expected = [[model(x) for x in xs] for xs in inputs]
     expected_pred = [convext.predict(model, np.concatenate(xs), batch_size=7) for xs in inputs]
     results = [None] * n_threads

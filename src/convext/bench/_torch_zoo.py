@@ -16,8 +16,9 @@ def resnet18(torch, num_classes=1000):
             self.bn2 = nn.BatchNorm2d(planes)
             self.downsample = None
             if stride != 1 or inplanes != planes:
-                self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride,
-                                                          bias=False), nn.BatchNorm2d(planes))
+                self.downsample = nn.Sequential(
+                    nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes)
+                )
 
         def forward(self, x):
             identity = x if self.downsample is None else self.downsample(x)
@@ -34,8 +35,11 @@ def resnet18(torch, num_classes=1000):
             inplanes = 64
             for i, planes in enumerate((64, 128, 256, 512), 1):
                 stride = 1 if i == 1 else 2
-                setattr(self, f"layer{i}", nn.Sequential(BasicBlock(inplanes, planes, stride),
-                                                         BasicBlock(planes, planes)))
+                setattr(
+                    self,
+                    f"layer{i}",
+                    nn.Sequential(BasicBlock(inplanes, planes, stride), BasicBlock(planes, planes)),
+                )
                 inplanes = planes
             self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
             self.fc = nn.Linear(512, num_classes)
@@ -50,11 +54,15 @@ def resnet18(torch, num_classes=1000):
 
 def mobilenet_v2(torch, num_classes=1000):
     from ..models.mobilenet import _SETTING
+
     nn = torch.nn
 
     def cna(inp, oup, k=3, stride=1, groups=1):
-        return nn.Sequential(nn.Conv2d(inp, oup, k, stride, (k - 1) // 2, groups=groups,
-                                       bias=False), nn.BatchNorm2d(oup), nn.ReLU6(inplace=True))
+        return nn.Sequential(
+            nn.Conv2d(inp, oup, k, stride, (k - 1) // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(oup),
+            nn.ReLU6(inplace=True),
+        )
 
     class InvertedResidual(nn.Module):
         def __init__(self, inp, oup, stride, t):
@@ -62,8 +70,11 @@ def mobilenet_v2(torch, num_classes=1000):
             hidden = inp * t
             self.use_res_connect = stride == 1 and inp == oup
             layers = [cna(inp, hidden, 1)] if t != 1 else []
-            layers += [cna(hidden, hidden, stride=stride, groups=hidden),
-                       nn.Conv2d(hidden, oup, 1, bias=False), nn.BatchNorm2d(oup)]
+            layers += [
+                cna(hidden, hidden, stride=stride, groups=hidden),
+                nn.Conv2d(hidden, oup, 1, bias=False),
+                nn.BatchNorm2d(oup),
+            ]
             self.conv = nn.Sequential(*layers)
 
         def forward(self, x):

@@ -34,10 +34,14 @@ from ._common import alternate, print_table
 
 BATCH = 64
 # the networks, for --shapes: (name, model, batch, training)
-SHAPES = [("lenet",), ("resnet18-b1", "resnet18", 1, False), ("resnet18-b8", "resnet18", 8, False),
-          ("mobilenet_v2-b1", "mobilenet_v2", 1, False),
-          ("mobilenet_v2-b8", "mobilenet_v2", 8, False),
-          ("resnet18-train-b16", "resnet18", 16, True)]
+SHAPES = [
+    ("lenet",),
+    ("resnet18-b1", "resnet18", 1, False),
+    ("resnet18-b8", "resnet18", 8, False),
+    ("mobilenet_v2-b1", "mobilenet_v2", 1, False),
+    ("mobilenet_v2-b8", "mobilenet_v2", 8, False),
+    ("resnet18-train-b16", "resnet18", 16, True),
+]
 IMAGE = (3, 224, 224)
 
 
@@ -125,8 +129,9 @@ def _ort_session(ctx, ort, tm, x, path):
     """An onnxruntime session of the torch model ``tm`` exported for input ``x``."""
     torch = ctx.torch
     with torch.no_grad():
-        torch.onnx.export(tm, (torch.from_numpy(x),), path, input_names=["x"],
-                          output_names=["y"], dynamo=False)
+        torch.onnx.export(
+            tm, (torch.from_numpy(x),), path, input_names=["x"], output_names=["y"], dynamo=False
+        )
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = ctx.threads
     opts.inter_op_num_threads = 1
@@ -174,6 +179,7 @@ def measure_zoo(ctx, name, batch, training, ort):
             opt.zero_grad()
             model.backward(g, needs_input_grad=False)
             opt.step()
+
         fns[0] = c_step
     else:
         fns[0] = lambda: model.forward(x)
@@ -192,19 +198,26 @@ def measure_zoo(ctx, name, batch, training, ort):
                 topt.zero_grad()
                 tloss(tm(tx), ty).backward()
                 topt.step()
+
             fns[1] = t_step
         else:
+
             def t_infer():
                 with torch.no_grad():
                     tm(tx)
+
             fns[1] = t_infer
             if ort is not None:
                 tmp = tempfile.TemporaryDirectory()
                 sess = _ort_session(ctx, ort, tm, x, os.path.join(tmp.name, "model.onnx"))
                 fns[2] = lambda: sess.run(None, {"x": x})
     try:
-        return _alternate_many(fns, repeats=2 if ctx.quick else max(ctx.repeats, 5),
-                               warmup=1 if ctx.quick else 2, watch=ctx.watch)
+        return _alternate_many(
+            fns,
+            repeats=2 if ctx.quick else max(ctx.repeats, 5),
+            warmup=1 if ctx.quick else 2,
+            watch=ctx.watch,
+        )
     finally:
         if tmp is not None:
             tmp.cleanup()
@@ -239,8 +252,10 @@ def run(ctx):
     if not zoo:
         return
     ort = _onnxruntime() if ctx.torch is not None else None
-    print("\n## Whole network: model zoo at 3x224x224, float32 (inference in eval mode; "
-          "training: forward, cross-entropy, backward, SGD)\n")
+    print(
+        "\n## Whole network: model zoo at 3x224x224, float32 (inference in eval mode; "
+        "training: forward, cross-entropy, backward, SGD)\n"
+    )
     if ort is None:
         print("(onnxruntime column: onnxruntime and onnx are not installed, or torch is not)\n")
     rows = []
@@ -248,5 +263,14 @@ def run(ctx):
         tc, tt, to = measure_zoo(ctx, name, batch, training, ort)
         what = f"{name} {'train step' if training else 'inference'} b{batch}"
         rows.append((what, _ms(tc), _ms(tt), _ms(to), _ratio(tc, tt), _ratio(tc, to)))
-    print_table(("network", "convext ms", "torch ms", "onnxruntime ms", "convext/torch",
-                 "convext/onnxruntime"), rows)
+    print_table(
+        (
+            "network",
+            "convext ms",
+            "torch ms",
+            "onnxruntime ms",
+            "convext/torch",
+            "convext/onnxruntime",
+        ),
+        rows,
+    )

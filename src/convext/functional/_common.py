@@ -1,6 +1,7 @@
 """Private helpers shared by the modules of ``convext.functional``: the output protocol
 (``_buffer``/``_into``), the window geometry type, and the small argument checks that are not
 geometry (the geometry and size checks live in ``convext._validation``)."""
+
 import math
 import numbers
 from typing import NamedTuple
@@ -23,6 +24,7 @@ class Window(NamedTuple):
     ((top, bottom), (left, right)) (asymmetric for ``padding='same'`` with an even kernel
     and for a per-side padding (top, bottom, left, right)),
     ``out_hw`` the output plane (OH, OW); ``groups`` is 1 for pooling."""
+
     kernel: tuple
     stride: tuple
     padding: tuple
@@ -53,8 +55,12 @@ def _buffer(out, shape, dtype, *inputs):
     """Where a kernel may write directly: ``out`` itself when it is C-contiguous, aligned and
     shares no memory with the inputs; otherwise a fresh array (copied into ``out`` at the end,
     so a caller's ``out`` is only written once everything succeeded)."""
-    if (out is not None and out.flags.c_contiguous and out.flags.aligned
-            and not any(a is not None and np.may_share_memory(out, a) for a in inputs)):
+    if (
+        out is not None
+        and out.flags.c_contiguous
+        and out.flags.aligned
+        and not any(a is not None and np.may_share_memory(out, a) for a in inputs)
+    ):
         return out
     return np.empty(shape, dtype=dtype)
 
@@ -80,8 +86,10 @@ def _grad_pair(grad_out, x, xname, fn):
     x = _float_array(x, xname)
     check_same_dtype(grad_out=gy, **{xname: x})
     if gy.shape != x.shape:
-        raise ValueError(f"{fn}: grad_out must have the shape of {xname} "
-                         f"{_shape_str(x.shape)}, got {_shape_str(gy.shape)}")
+        raise ValueError(
+            f"{fn}: grad_out must have the shape of {xname} "
+            f"{_shape_str(x.shape)}, got {_shape_str(gy.shape)}"
+        )
     return gy, x
 
 
@@ -111,8 +119,10 @@ def _check_input_shape(input_shape, fn, itemsize):
         raise TypeError(f"{fn}: input_shape must be a tuple of ints, got {input_shape!r}")
     shape = tuple(_as_int(s, "input_shape") for s in input_shape)
     if len(shape) not in (3, 4) or min(shape) < 0:
-        raise ValueError(f"{fn}: input_shape must be (N, C, H, W) or (C, H, W) with "
-                         f"non-negative sizes, got {input_shape!r}")
+        raise ValueError(
+            f"{fn}: input_shape must be (N, C, H, W) or (C, H, W) with "
+            f"non-negative sizes, got {input_shape!r}"
+        )
     return check_alloc(shape, f"{fn}: input_shape", itemsize)
 
 
@@ -122,6 +132,7 @@ def _check_size(shape, name, fn):
     below 2**63)."""
     n = math.prod(shape)
     if n > MAX_EXTENT:
-        raise ValueError(f"{fn}: {name} of shape {_shape_str(shape)} is too large: {n} "
-                         f"elements, more than the geometry bound {MAX_EXTENT}")
-
+        raise ValueError(
+            f"{fn}: {name} of shape {_shape_str(shape)} is too large: {n} "
+            f"elements, more than the geometry bound {MAX_EXTENT}"
+        )

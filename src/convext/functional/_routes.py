@@ -11,6 +11,7 @@ A route *accepts* a geometry when it can compute it in bounded memory (``accepts
 accepted routes, the measured limits choose the fastest (``choose_route``). Tests force any
 accepted route through the private ``_route`` argument of ``conv2d`` / ``conv2d_backward``.
 """
+
 from typing import NamedTuple
 
 from ._common import Window
@@ -18,9 +19,11 @@ from ._common import Window
 ROUTES = ("gemm", "direct", "depthwise")
 PASSES = ("forward", "grad_input", "grad_weight")
 # the routes each pass has a kernel for (the input gradient has no direct route)
-PASS_ROUTES = {"forward": ("gemm", "direct", "depthwise"),
-               "grad_input": ("gemm", "depthwise"),
-               "grad_weight": ("gemm", "direct", "depthwise")}
+PASS_ROUTES = {
+    "forward": ("gemm", "direct", "depthwise"),
+    "grad_input": ("gemm", "depthwise"),
+    "grad_weight": ("gemm", "direct", "depthwise"),
+}
 
 # Depthwise route (one input channel and one filter per group): its per-thread scratch, a
 # zero-padded plane (Hp + OH) * Wp, may be at most DW_SLACK * (H*W + OH*OW) + DW_MIN_SCRATCH
@@ -53,6 +56,7 @@ GW_DIRECT_MIN_PAIRS = 4
 class ConvShape(NamedTuple):
     """What the route choice looks at besides the window: the batch, the channels and filters
     per group and the input plane (Python ints), and the convolution's ``Window``."""
+
     batch: int
     channels_per_group: int
     filters_per_group: int
@@ -62,8 +66,9 @@ class ConvShape(NamedTuple):
 
 def conv_shape(x_shape, w_shape, window):
     """The ConvShape of x (N, C, H, W) and weight (F, C/G, kH, kW) under a ``Window``."""
-    return ConvShape(x_shape[0], w_shape[1], w_shape[0] // window.groups, tuple(x_shape[2:]),
-                     window)
+    return ConvShape(
+        x_shape[0], w_shape[1], w_shape[0] // window.groups, tuple(x_shape[2:]), window
+    )
 
 
 def _is_depthwise(s):
@@ -96,8 +101,10 @@ def accepts(route, pass_, s):
     if route == "depthwise":
         H, W = s.in_hw
         OH, OW = s.window.out_hw
-        return (_is_depthwise(s)
-                and depthwise_scratch(s) <= DW_SLACK * (H * W + OH * OW) + DW_MIN_SCRATCH)
+        return (
+            _is_depthwise(s)
+            and depthwise_scratch(s) <= DW_SLACK * (H * W + OH * OW) + DW_MIN_SCRATCH
+        )
     max_u = GW_DIRECT_MAX_U if pass_ == "grad_weight" else FWD_DIRECT_MAX_U
     return s.channels_per_group >= 1 and direct_unfolded(s) <= max_u
 
@@ -116,8 +123,11 @@ def choose_route(pass_, s):
         if s.batch * s.window.groups < GW_DIRECT_MIN_PAIRS:
             return "gemm"
         max_cg, max_fg = GW_DIRECT_MAX_CG, GW_DIRECT_MAX_FG
-    if (s.channels_per_group <= max_cg and s.filters_per_group <= max_fg
-            and accepts("direct", pass_, s)):
+    if (
+        s.channels_per_group <= max_cg
+        and s.filters_per_group <= max_fg
+        and accepts("direct", pass_, s)
+    ):
         return "direct"
     return "gemm"
 
@@ -128,9 +138,11 @@ def resolve_route(forced, pass_, s, fn):
     if forced is None:
         return choose_route(pass_, s)
     if forced not in ROUTES:
-        raise ValueError(f"{fn}: _route must be one of {', '.join(map(repr, ROUTES))} or None, "
-                         f"got {forced!r}")
+        raise ValueError(
+            f"{fn}: _route must be one of {', '.join(map(repr, ROUTES))} or None, got {forced!r}"
+        )
     if not accepts(forced, pass_, s):
-        raise ValueError(f"{fn}: the {forced} route cannot compute the {pass_} pass for this "
-                         f"geometry ({s})")
+        raise ValueError(
+            f"{fn}: the {forced} route cannot compute the {pass_} pass for this geometry ({s})"
+        )
     return forced

@@ -3,6 +3,7 @@ gradients. relu, the select of the piecewise ones and the newer pointwise ops (r
 hardtanh, hardswish, hardsigmoid, silu, gelu) are compiled loops; the rest is vectorised NumPy
 (compiled loops were kept only where they measured faster than NumPy: docs/benchmarks.md,
 "Figures measured once")."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,10 +21,15 @@ def _where(c, test, t, a, b):
     slower on unpredictable masks: docs/benchmarks.md, "Figures measured once")."""
     out = np.empty(c.shape, c.dtype)
     if c.size:
-        _activations.select(c.reshape(-1), c.dtype.type(t), test == "<=",
-                            contiguous(a).reshape(-1), contiguous(b).reshape(-1),
-                            out.reshape(-1),
-                            threads_for(c.size, "elementwise"))
+        _activations.select(
+            c.reshape(-1),
+            c.dtype.type(t),
+            test == "<=",
+            contiguous(a).reshape(-1),
+            contiguous(b).reshape(-1),
+            out.reshape(-1),
+            threads_for(c.size, "elementwise"),
+        )
     return out
 
 
@@ -32,8 +38,9 @@ def relu(x: ArrayLike) -> FloatArray:
     x = _float_array(x, "x")
     y = np.empty(x.shape, x.dtype)
     if x.size:
-        _activations.relu_forward(contiguous(x).reshape(-1), y.reshape(-1),
-                                  threads_for(x.size, "elementwise"))
+        _activations.relu_forward(
+            contiguous(x).reshape(-1), y.reshape(-1), threads_for(x.size, "elementwise")
+        )
     return y
 
 
@@ -43,8 +50,9 @@ def relu_backward(grad_out: ArrayLike, x: ArrayLike) -> FloatArray:
     gy, x = _grad_pair(grad_out, x, "x", "relu_backward")
     gx = np.empty_like(x)
     if x.size:
-        _activations.relu_backward(gy.reshape(-1), x.reshape(-1), gx.reshape(-1),
-                                   threads_for(x.size, "elementwise"))
+        _activations.relu_backward(
+            gy.reshape(-1), x.reshape(-1), gx.reshape(-1), threads_for(x.size, "elementwise")
+        )
     return gx
 
 
@@ -193,8 +201,9 @@ def _pw_forward(op, x, lo=0.0, hi=0.0):
     x = _float_array(x, "x")
     y = np.empty(x.shape, x.dtype)
     if x.size:
-        _pointwise.forward(op, x.reshape(-1), y.reshape(-1), lo, hi,
-                           threads_for(x.size, "elements"))
+        _pointwise.forward(
+            op, x.reshape(-1), y.reshape(-1), lo, hi, threads_for(x.size, "elements")
+        )
     return y
 
 
@@ -203,12 +212,21 @@ def _pw_backward(op, grad_out, x, fn, lo=0.0, hi=0.0):
     x = _float_array(x, "x")
     check_same_dtype(grad_out=gy, x=x)
     if gy.shape != x.shape:
-        raise ValueError(f"{fn}: grad_out must have the shape of x {_shape_str(x.shape)}, got "
-                         f"{_shape_str(gy.shape)}")
+        raise ValueError(
+            f"{fn}: grad_out must have the shape of x {_shape_str(x.shape)}, got "
+            f"{_shape_str(gy.shape)}"
+        )
     gx = np.empty(x.shape, x.dtype)
     if x.size:
-        _pointwise.backward(op, gy.reshape(-1), x.reshape(-1), gx.reshape(-1), lo, hi,
-                            threads_for(x.size, "elements"))
+        _pointwise.backward(
+            op,
+            gy.reshape(-1),
+            x.reshape(-1),
+            gx.reshape(-1),
+            lo,
+            hi,
+            threads_for(x.size, "elements"),
+        )
     return gx
 
 
@@ -294,5 +312,4 @@ def gelu(x: ArrayLike, approximate: str = "none") -> FloatArray:
 
 def gelu_backward(grad_out: ArrayLike, x: ArrayLike, approximate: str = "none") -> FloatArray:
     """The exact derivative of the chosen ``gelu`` form times ``grad_out``."""
-    return _pw_backward(_approximate(approximate, "gelu_backward"), grad_out, x,
-                        "gelu_backward")
+    return _pw_backward(_approximate(approximate, "gelu_backward"), grad_out, x, "gelu_backward")

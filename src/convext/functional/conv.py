@@ -1,5 +1,6 @@
 """2-D convolution: ``conv2d`` and its gradients. Validates and normalises the arguments,
 chooses the thread count and the route (``_routes``), allocates and calls the kernels."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,21 +39,31 @@ def _conv_setup(x, weight, bias, stride, padding, dilation, groups, fn="conv2d")
     N, C, H, W = x4.shape
     n_filters, Cg, kh, kw = weight.shape
     if n_filters % groups:
-        raise ValueError(f"{fn}: groups={groups} must divide the weight's out_channels; "
-                         f"got weight of shape {_shape_str(weight.shape)}")
+        raise ValueError(
+            f"{fn}: groups={groups} must divide the weight's out_channels; "
+            f"got weight of shape {_shape_str(weight.shape)}"
+        )
     if C != Cg * groups:
-        raise ValueError(f"{fn}: x has {C} channels but weight of shape "
-                         f"{_shape_str(weight.shape)} with groups={groups} expects "
-                         f"{Cg * groups}; x has shape {_shape_str(x.shape)}")
+        raise ValueError(
+            f"{fn}: x has {C} channels but weight of shape "
+            f"{_shape_str(weight.shape)} with groups={groups} expects "
+            f"{Cg * groups}; x has shape {_shape_str(x.shape)}"
+        )
     if kh < 1 or kw < 1 or n_filters < 1:
-        raise ValueError(f"{fn}: weight must have at least one filter and a kernel of at least "
-                         f"1x1, got shape {_shape_str(weight.shape)}")
+        raise ValueError(
+            f"{fn}: weight must have at least one filter and a kernel of at least "
+            f"1x1, got shape {_shape_str(weight.shape)}"
+        )
     if (H == 0 or W == 0) and N * C:
-        raise ValueError(f"{fn}: x must have a non-empty height and width (only the batch or "
-                         f"the channels may be empty), got shape {_shape_str(x.shape)}")
+        raise ValueError(
+            f"{fn}: x must have a non-empty height and width (only the batch or "
+            f"the channels may be empty), got shape {_shape_str(x.shape)}"
+        )
     if bias is not None and bias.shape != (n_filters,):
-        raise ValueError(f"{fn}: bias must have shape ({n_filters},) to match weight of shape "
-                         f"{_shape_str(weight.shape)}, got {_shape_str(bias.shape)}")
+        raise ValueError(
+            f"{fn}: bias must have shape ({n_filters},) to match weight of shape "
+            f"{_shape_str(weight.shape)}, got {_shape_str(bias.shape)}"
+        )
     ekh, ekw = dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1
     padding_arg = padding
     padding = check_padding(padding, stride, fn)
@@ -64,10 +75,16 @@ def _conv_setup(x, weight, bias, stride, padding, dilation, groups, fn="conv2d")
     else:
         pads = side_pads(padding)
     out_hw = window_geometry(
-        fn, (H, W), (kh, kw), stride, pads, dilation,
+        fn,
+        (H, W),
+        (kh, kw),
+        stride,
+        pads,
+        dilation,
         names=("weight", "stride", "padding", "dilation"),
         detail=f"; x has shape {_shape_str(x.shape)}, weight {_shape_str(weight.shape)}, "
-               f"padding {padding_arg!r}")
+        f"padding {padding_arg!r}",
+    )
     return x4, weight, bias, unbatched, Window((kh, kw), stride, pads, dilation, out_hw, groups)
 
 
@@ -75,8 +92,16 @@ def _kernel_geom(g, x_shape, w_shape):
     """The kernels' geometry arguments, ending with the thread count for this problem size."""
     macs = x_shape[0] * w_shape[0] * g.out_hw[0] * g.out_hw[1] * int(np.prod(w_shape[1:]))
     pad_top, pad_left = g.pad_top_left
-    return (g.stride[0], g.stride[1], pad_top, pad_left, g.dilation[0], g.dilation[1],
-            g.groups, threads_for(macs, "macs"))
+    return (
+        g.stride[0],
+        g.stride[1],
+        pad_top,
+        pad_left,
+        g.dilation[0],
+        g.dilation[1],
+        g.groups,
+        threads_for(macs, "macs"),
+    )
 
 
 def _kernel(pass_, route):
@@ -132,14 +157,16 @@ def conv2d(
     route; a route that cannot compute this geometry is a ValueError. By default
     ``functional._routes.choose_route`` picks it.
     """
-    x4, weight, bias, unbatched, g = _conv_setup(x, weight, bias, stride, padding, dilation,
-                                                 groups)
+    x4, weight, bias, unbatched, g = _conv_setup(x, weight, bias, stride, padding, dilation, groups)
     route = resolve_route(_route, "forward", conv_shape(x4.shape, weight.shape, g), "conv2d")
     N, n_filters = x4.shape[0], weight.shape[0]
     shape4 = (N, n_filters) + g.out_hw
     shape = shape4[1:] if unbatched else shape4
-    check_alloc(shape4, "conv2d: the output (from x, weight, stride, padding and dilation) of "
-                "shape", x4.dtype.itemsize)
+    check_alloc(
+        shape4,
+        "conv2d: the output (from x, weight, stride, padding and dilation) of shape",
+        x4.dtype.itemsize,
+    )
     check_out(out, shape, x4.dtype)
     y = _buffer(out, shape, x4.dtype, x, weight, bias)
     y4 = y.reshape(shape4)
@@ -148,9 +175,13 @@ def conv2d(
     elif x4.size == 0:  # no input channels: the output is the bias
         y4[...] = 0 if bias is None else bias[:, None, None]
     else:
-        _kernel("forward", route)(contiguous(x4), contiguous(weight),
-                                  None if bias is None else contiguous(bias), y4,
-                                  *_kernel_geom(g, x4.shape, weight.shape))
+        _kernel("forward", route)(
+            contiguous(x4),
+            contiguous(weight),
+            None if bias is None else contiguous(bias),
+            y4,
+            *_kernel_geom(g, x4.shape, weight.shape),
+        )
     return _into(out, y)
 
 
@@ -186,26 +217,31 @@ def conv2d_backward(
     gradients, or a dict ``{'grad_input': ..., 'grad_weight': ...}``; as in ``conv2d``.
     """
     fn = "conv2d_backward"
-    x4, weight, _, unbatched, g = _conv_setup(x, weight, None, stride, padding, dilation,
-                                              groups, fn=fn)
+    x4, weight, _, unbatched, g = _conv_setup(
+        x, weight, None, stride, padding, dilation, groups, fn=fn
+    )
     shape = conv_shape(x4.shape, weight.shape, g)
-    forced = _route if isinstance(_route, dict) else {"grad_input": _route,
-                                                      "grad_weight": _route}
+    forced = _route if isinstance(_route, dict) else {"grad_input": _route, "grad_weight": _route}
     if set(forced) - {"grad_input", "grad_weight"}:
-        raise ValueError(f"{fn}: _route keys must be 'grad_input' and 'grad_weight', got "
-                         f"{sorted(forced)}")
-    routes = {p: resolve_route(forced.get(p), p, shape, fn)
-              for p, needed in (("grad_input", needs_input_grad),
-                                ("grad_weight", needs_weight_grad)) if needed}
+        raise ValueError(
+            f"{fn}: _route keys must be 'grad_input' and 'grad_weight', got {sorted(forced)}"
+        )
+    routes = {
+        p: resolve_route(forced.get(p), p, shape, fn)
+        for p, needed in (("grad_input", needs_input_grad), ("grad_weight", needs_weight_grad))
+        if needed
+    }
     gy = check_array(grad_out, "grad_out", (3, 4))
     check_same_dtype(x=x4, grad_out=gy)
     N, n_filters = x4.shape[0], weight.shape[0]
     shape4 = (N, n_filters) + g.out_hw
     if gy.shape != (shape4[1:] if unbatched else shape4):
-        raise ValueError(f"{fn}: grad_out must have the output's shape "
-                         f"{_shape_str(shape4[1:] if unbatched else shape4)} for x of shape "
-                         f"{_shape_str(x4.shape[1:] if unbatched else x4.shape)} and weight "
-                         f"{_shape_str(weight.shape)}, got {_shape_str(gy.shape)}")
+        raise ValueError(
+            f"{fn}: grad_out must have the output's shape "
+            f"{_shape_str(shape4[1:] if unbatched else shape4)} for x of shape "
+            f"{_shape_str(x4.shape[1:] if unbatched else x4.shape)} and weight "
+            f"{_shape_str(weight.shape)}, got {_shape_str(gy.shape)}"
+        )
     # grad_out may be a broadcast view: its contiguous copy must fit in memory
     check_alloc(shape4, f"{fn}: grad_out of shape", x4.dtype.itemsize)
     gy4 = contiguous(gy.reshape(shape4))
@@ -216,14 +252,16 @@ def conv2d_backward(
         grad_x = np.zeros(x4.shape, dtype) if empty else np.empty(x4.shape, dtype)
         if not empty:
             _kernel("grad_input", routes["grad_input"])(
-                gy4, contiguous(weight), grad_x, *_kernel_geom(g, x4.shape, weight.shape))
+                gy4, contiguous(weight), grad_x, *_kernel_geom(g, x4.shape, weight.shape)
+            )
         if unbatched:
             grad_x = grad_x[0]
     if needs_weight_grad:
         grad_w = np.zeros(weight.shape, dtype)
         if not empty:
             _kernel("grad_weight", routes["grad_weight"])(
-                gy4, contiguous(x4), grad_w, *_kernel_geom(g, x4.shape, weight.shape))
+                gy4, contiguous(x4), grad_w, *_kernel_geom(g, x4.shape, weight.shape)
+            )
     if needs_bias_grad:
         grad_b = np.zeros(n_filters, dtype)
         if gy4.size:

@@ -1,4 +1,5 @@
 """Fully connected layers: ``linear`` and its gradients, on convext's own GEMM."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +16,10 @@ def _linear_setup(x, weight, fn):
     weight = check_array(weight, "weight", (2,))
     check_same_dtype(x=x, weight=weight)
     if x.shape[-1] != weight.shape[1]:
-        raise ValueError(f"{fn}: x must have shape (..., {weight.shape[1]}) to match weight of "
-                         f"shape {_shape_str(weight.shape)}, got {_shape_str(x.shape)}")
+        raise ValueError(
+            f"{fn}: x must have shape (..., {weight.shape[1]}) to match weight of "
+            f"shape {_shape_str(weight.shape)}, got {_shape_str(x.shape)}"
+        )
     return x, weight
 
 
@@ -33,14 +36,20 @@ def linear(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None) -> Fl
         bias = check_array(bias, "bias", (1,))
         check_same_dtype(x=x, bias=bias)
         if bias.shape != (n_out,):
-            raise ValueError(f"linear: bias must have shape ({n_out},) to match weight of shape "
-                             f"{_shape_str(weight.shape)}, got {_shape_str(bias.shape)}")
+            raise ValueError(
+                f"linear: bias must have shape ({n_out},) to match weight of shape "
+                f"{_shape_str(weight.shape)}, got {_shape_str(bias.shape)}"
+            )
     x2 = contiguous(x.reshape(-1, K))
     y = np.empty((x2.shape[0], n_out), x.dtype)
     if y.size and K:
-        _linear.linear_forward(x2, contiguous(weight),
-                               None if bias is None else contiguous(bias), y,
-                               threads_for(x2.shape[0] * n_out * K, "macs"))
+        _linear.linear_forward(
+            x2,
+            contiguous(weight),
+            None if bias is None else contiguous(bias),
+            y,
+            threads_for(x2.shape[0] * n_out * K, "macs"),
+        )
     elif y.size:
         y[...] = 0 if bias is None else bias
     return y.reshape(x.shape[:-1] + (n_out,))
@@ -63,9 +72,11 @@ def linear_backward(
     gy = check_array(grad_out, "grad_out", range(1, 33))
     check_same_dtype(x=x, grad_out=gy)
     if gy.shape != x.shape[:-1] + (n_out,):
-        raise ValueError(f"{fn}: grad_out must have shape {_shape_str(x.shape[:-1] + (n_out,))} "
-                         f"for x of shape {_shape_str(x.shape)} and weight "
-                         f"{_shape_str(weight.shape)}, got {_shape_str(gy.shape)}")
+        raise ValueError(
+            f"{fn}: grad_out must have shape {_shape_str(x.shape[:-1] + (n_out,))} "
+            f"for x of shape {_shape_str(x.shape)} and weight "
+            f"{_shape_str(weight.shape)}, got {_shape_str(gy.shape)}"
+        )
     gy2 = contiguous(gy.reshape(-1, n_out))
     M = gy2.shape[0]
     threads = threads_for(M * n_out * K, "macs")

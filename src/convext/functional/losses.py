@@ -1,6 +1,8 @@
 """Losses: each returns ``(loss, grad)`` with ``grad = d(reduced loss)/d(input)``; for
 ``reduction='none'`` (loss elementwise or per sample) grad is the gradient of ``sum(loss)``."""
+
 from __future__ import annotations
+
 import numbers
 
 import numpy as np
@@ -16,8 +18,10 @@ def _loss_pair(input, target, fn):
     t = _float_array(target, "target")
     check_same_dtype(input=x, target=t)
     if x.shape != t.shape:
-        raise ValueError(f"{fn}: target must have the shape of input {_shape_str(x.shape)}, "
-                         f"got {_shape_str(t.shape)}")
+        raise ValueError(
+            f"{fn}: target must have the shape of input {_shape_str(x.shape)}, "
+            f"got {_shape_str(t.shape)}"
+        )
     return x, t
 
 
@@ -61,8 +65,10 @@ def msle_loss(
     reduction = check_reduction(reduction, "msle_loss")
     for name, a in (("input", x), ("target", t)):
         if a.size and not np.all(a > -1):
-            raise ValueError(f"msle_loss: every element of {name} must be > -1 "
-                             f"(log1p), got minimum {np.min(a)!r}")
+            raise ValueError(
+                f"msle_loss: every element of {name} must be > -1 "
+                f"(log1p), got minimum {np.min(a)!r}"
+            )
     d = np.log1p(x) - np.log1p(t)
     return _reduce(d * d, x.dtype.type(2) * d / (x.dtype.type(1) + x), reduction)
 
@@ -163,12 +169,20 @@ def _broadcast_weight(w, name, x, fn):
     try:
         return np.broadcast_to(w, x.shape)
     except ValueError:
-        raise ValueError(f"{fn}: {name} of shape {_shape_str(w.shape)} does not broadcast to "
-                         f"input's shape {_shape_str(x.shape)}") from None
+        raise ValueError(
+            f"{fn}: {name} of shape {_shape_str(w.shape)} does not broadcast to "
+            f"input's shape {_shape_str(x.shape)}"
+        ) from None
 
 
-def binary_cross_entropy_with_logits(input, target, reduction="mean", *, weight=None,
-                                     pos_weight=None):
+def binary_cross_entropy_with_logits(
+    input: ArrayLike,
+    target: ArrayLike,
+    reduction: Reduction = "mean",
+    *,
+    weight: ArrayLike | None = None,
+    pos_weight: ArrayLike | None = None,
+) -> tuple[LossValue, FloatArray]:
     """Binary cross-entropy of ``sigmoid(input)``, computed from the logits without overflow,
     as ``torch.nn.functional.binary_cross_entropy_with_logits``.
 
@@ -206,8 +220,9 @@ def _class_scores(x, name, fn):
     """A float array of per-class scores: (C,) unbatched or (N, C, d1, ..., dk)."""
     x = _float_array(x, name)
     if x.ndim < 1:
-        raise ValueError(f"{fn}: {name} must be (C,) or (N, C, d1, ..., dk), got shape "
-                         f"{_shape_str(x.shape)}")
+        raise ValueError(
+            f"{fn}: {name} must be (C,) or (N, C, d1, ..., dk), got shape {_shape_str(x.shape)}"
+        )
     return x
 
 
@@ -236,8 +251,10 @@ def _class_weight(weight, C, x, fn):
     w = _float_array(weight, "weight")
     check_same_dtype(input=x, weight=w)
     if w.shape != (C,):
-        raise ValueError(f"{fn}: weight must have shape ({C},), one value per class of input "
-                         f"of shape {_shape_str(x.shape)}, got {_shape_str(w.shape)}")
+        raise ValueError(
+            f"{fn}: weight must have shape ({C},), one value per class of input "
+            f"of shape {_shape_str(x.shape)}, got {_shape_str(w.shape)}"
+        )
     return w
 
 
@@ -249,25 +266,29 @@ def _class_target(target, shape, ignore_index, fn):
         raise TypeError(f"{fn}: class targets must be an integer array, got {t.dtype}")
     want = _target_shape(shape)
     if t.shape != want:
-        raise ValueError(f"{fn}: target must have shape {want} for input of shape "
-                         f"{_shape_str(shape)}, got {tuple(t.shape)}")
+        raise ValueError(
+            f"{fn}: target must have shape {want} for input of shape "
+            f"{_shape_str(shape)}, got {tuple(t.shape)}"
+        )
     C = shape[0] if len(shape) == 1 else shape[1]
     t = t.reshape(-1)
     valid = t != ignore_index
     tv = t[valid]
     if tv.size and (tv.min() < 0 or tv.max() >= C):
         bad = tv.min() if tv.min() < 0 else tv.max()
-        raise ValueError(f"{fn}: target holds class index {bad}, outside [0, {C}) for input "
-                         f"of shape {_shape_str(shape)} (ignore_index is {ignore_index})")
+        raise ValueError(
+            f"{fn}: target holds class index {bad}, outside [0, {C}) for input "
+            f"of shape {_shape_str(shape)} (ignore_index is {ignore_index})"
+        )
     return np.where(valid, t, 0).astype(np.intp), valid
 
 
 def _class_options(reduction, ignore_index, fn):
     reduction = check_reduction(reduction, fn)
-    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index,
-                                                                    numbers.Integral):
-        raise TypeError(f"{fn}: ignore_index must be an int, got "
-                        f"{type(ignore_index).__name__} {ignore_index!r}")
+    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index, numbers.Integral):
+        raise TypeError(
+            f"{fn}: ignore_index must be an int, got {type(ignore_index).__name__} {ignore_index!r}"
+        )
     return reduction, int(ignore_index)
 
 
@@ -293,8 +314,15 @@ def _nll_reduce(loss, grad_rows, valid, wt, reduction, shape, dtype):
     return value, _unrows(grad, shape)
 
 
-def cross_entropy(logits, target, reduction="mean", *, weight=None, ignore_index=-100,
-                  label_smoothing=0.0):
+def cross_entropy(
+    logits: ArrayLike,
+    target: ArrayLike,
+    reduction: Reduction = "mean",
+    *,
+    weight: ArrayLike | None = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+) -> tuple[LossValue, FloatArray]:
     """Softmax cross-entropy, as ``torch.nn.functional.cross_entropy``.
 
     logits : float array (N, C) or (N, C, d1, ..., dk) (e.g. a segmentation map), or (C,)
@@ -322,8 +350,7 @@ def cross_entropy(logits, target, reduction="mean", *, weight=None, ignore_index
     reduction, ignore_index = _class_options(reduction, ignore_index, fn)
     s = _real(label_smoothing, "label_smoothing")
     if not 0.0 <= s <= 1.0:
-        raise ValueError(f"{fn}: label_smoothing must be between 0 and 1, got "
-                         f"{label_smoothing!r}")
+        raise ValueError(f"{fn}: label_smoothing must be between 0 and 1, got {label_smoothing!r}")
     shape = z.shape
     C = shape[0] if z.ndim == 1 else shape[1]
     w = _class_weight(weight, C, z, fn)
@@ -337,12 +364,16 @@ def cross_entropy(logits, target, reduction="mean", *, weight=None, ignore_index
         t = _float_array(tgt, "target")
         check_same_dtype(logits=z, target=t)
         if t.shape != shape:
-            raise ValueError(f"{fn}: probability targets must have the logits' shape "
-                             f"{_shape_str(shape)}, got {_shape_str(t.shape)} (class "
-                             f"indices must be an integer array)")
+            raise ValueError(
+                f"{fn}: probability targets must have the logits' shape "
+                f"{_shape_str(shape)}, got {_shape_str(t.shape)} (class "
+                f"indices must be an integer array)"
+            )
         if ignore_index >= 0:  # torch refuses it (a negative one is simply unused)
-            raise ValueError(f"{fn}: ignore_index ({ignore_index}) is not supported for "
-                             f"probability targets (only class-index targets)")
+            raise ValueError(
+                f"{fn}: ignore_index ({ignore_index}) is not supported for "
+                f"probability targets (only class-index targets)"
+            )
         q = _rows(t)
         if s > 0:
             q = q * dt(1 - s) + dt(s / C)
@@ -382,7 +413,14 @@ def cross_entropy(logits, target, reduction="mean", *, weight=None, ignore_index
     return _nll_reduce(loss, grad_rows, valid, wt, reduction, shape, z.dtype)
 
 
-def nll_loss(log_probs, target, reduction="mean", *, weight=None, ignore_index=-100):
+def nll_loss(
+    log_probs: ArrayLike,
+    target: ArrayLike,
+    reduction: Reduction = "mean",
+    *,
+    weight: ArrayLike | None = None,
+    ignore_index: int = -100,
+) -> tuple[LossValue, FloatArray]:
     """Negative log-likelihood, as ``torch.nn.functional.nll_loss``:
     ``loss = -w[t] * log_probs[t]`` per target position for log_probs (N, C, d1, ..., dk) or
     (C,) and integer targets (N, d1, ..., dk) (a scalar for (C,)), each in [0, C) or equal to

@@ -1,4 +1,5 @@
 """Batch normalisation over the channel axis and its gradients."""
+
 from __future__ import annotations
 
 import math
@@ -17,17 +18,21 @@ def _channel_vector(v, name, C, dtype, fn, writable=False):
     if v is None:
         return None
     if writable and not isinstance(v, np.ndarray):
-        raise TypeError(f"{fn}: {name} must be a numpy.ndarray (it is updated in place), got "
-                        f"{type(v).__name__}")
+        raise TypeError(
+            f"{fn}: {name} must be a numpy.ndarray (it is updated in place), got {type(v).__name__}"
+        )
     arr = check_array(v, name, (1,))
     if arr.shape != (C,):
-        raise ValueError(f"{fn}: {name} must have shape ({C},) for x with {C} channels, got "
-                         f"{_shape_str(arr.shape)}")
+        raise ValueError(
+            f"{fn}: {name} must have shape ({C},) for x with {C} channels, got "
+            f"{_shape_str(arr.shape)}"
+        )
     if arr.dtype != dtype:
         raise TypeError(f"{fn}: {name} must have x's dtype {dtype}, got {arr.dtype}")
     if writable and (arr is not v or not v.flags.writeable):
-        raise ValueError(f"{fn}: {name} must be a writable native-byte-order array (it is "
-                         f"updated in place)")
+        raise ValueError(
+            f"{fn}: {name} must be a writable native-byte-order array (it is updated in place)"
+        )
     return arr
 
 
@@ -179,8 +184,10 @@ def batch_norm(
         rm = None
     elif training:
         if n == 1:
-            raise ValueError(f"{fn}: expected more than 1 value per channel when training, "
-                             f"got x of shape {_shape_str(x.shape)}")
+            raise ValueError(
+                f"{fn}: expected more than 1 value per channel when training, "
+                f"got x of shape {_shape_str(x.shape)}"
+            )
         mean64 = np.empty(C, np.float64)
         var64 = np.empty(C, np.float64)
         _batchnorm.batch_stats(x3, mean64, var64, nt)
@@ -188,12 +195,14 @@ def batch_norm(
         invstd = (1.0 / np.sqrt(var64 + eps)).astype(dtype)
         if rm is not None:  # written at the end, once y is done
             new_m = (momentum * mean64 + (1.0 - momentum) * rm.astype(np.float64)).astype(dtype)
-            new_v = (momentum * var64 * (n / (n - 1)) + (1.0 - momentum)
-                     * rv.astype(np.float64)).astype(dtype)
+            new_v = (
+                momentum * var64 * (n / (n - 1)) + (1.0 - momentum) * rv.astype(np.float64)
+            ).astype(dtype)
     else:
         if rm is None:
-            raise ValueError(f"{fn}: running_mean and running_var are required in eval mode "
-                             f"(training=False)")
+            raise ValueError(
+                f"{fn}: running_mean and running_var are required in eval mode (training=False)"
+            )
         mean = rm.copy()
         with np.errstate(invalid="ignore", divide="ignore"):
             invstd = (1.0 / np.sqrt(rv.astype(np.float64) + eps)).astype(dtype)
@@ -239,15 +248,17 @@ def batch_norm_backward(
     gy = check_array(grad_out, "grad_out", (2, 3, 4, 5))
     check_same_dtype(x=x, grad_out=gy)
     if gy.shape != x.shape:
-        raise ValueError(f"{fn}: grad_out must have x's shape {_shape_str(x.shape)}, got "
-                         f"{_shape_str(gy.shape)}")
+        raise ValueError(
+            f"{fn}: grad_out must have x's shape {_shape_str(x.shape)}, got {_shape_str(gy.shape)}"
+        )
     N, C, L = x3.shape
     dtype = x.dtype
     mean = _channel_vector(mean, "mean", C, dtype, fn)
     invstd = _channel_vector(invstd, "invstd", C, dtype, fn)
     if mean is None or invstd is None:
-        raise TypeError(f"{fn}: mean and invstd must be arrays (from batch_norm(..., "
-                        f"return_stats=True))")
+        raise TypeError(
+            f"{fn}: mean and invstd must be arrays (from batch_norm(..., return_stats=True))"
+        )
     w = _channel_vector(weight, "weight", C, dtype, fn)
     training = _check_bool(training, "training")
     need_x = _check_bool(needs_input_grad, "needs_input_grad")
@@ -274,8 +285,16 @@ def batch_norm_backward(
                 inv64 = invstd.astype(np.float64)
                 grad_mean = (sum_g / n).astype(dtype)
                 k = (sum_gxc * inv64 * inv64 / n).astype(dtype)
-                _batchnorm.backward_input_train(g3, x3, gx.reshape(N, C, L), contiguous(mean),
-                                                grad_mean, k, contiguous(scale), nt)
+                _batchnorm.backward_input_train(
+                    g3,
+                    x3,
+                    gx.reshape(N, C, L),
+                    contiguous(mean),
+                    grad_mean,
+                    k,
+                    contiguous(scale),
+                    nt,
+                )
             else:
                 _batchnorm.scale_only(g3, gx.reshape(N, C, L), contiguous(scale), nt)
     return gx, gw, gb

@@ -1,5 +1,6 @@
 """Max, average, power-average and global average pooling over (H, W) planes, with their
 gradients (torch.nn.functional semantics)."""
+
 from __future__ import annotations
 
 from typing import Literal, overload
@@ -11,8 +12,8 @@ from .._kernels import _pool
 from .._typing import ArrayLike, FloatArray, IndexArray, IntPair, Padding, Shape
 from .._validation import (
     _as_int,
-    as_pair,
     as_padding,
+    as_pair,
     check_array,
     check_extent,
     check_same_dtype,
@@ -32,23 +33,36 @@ def _pool_geom(shape, kernel_size, stride, padding, dilation, ceil_mode, fn, sha
     and an empty stride sequence for the default (the kernel size)."""
     if isinstance(stride, (tuple, list)) and len(stride) == 0:
         stride = None
-    kernel_size, stride, padding = (v[0] if isinstance(v, (tuple, list)) and len(v) == 1 else v
-                                    for v in (kernel_size, stride, padding))
+    kernel_size, stride, padding = (
+        v[0] if isinstance(v, (tuple, list)) and len(v) == 1 else v
+        for v in (kernel_size, stride, padding)
+    )
     kh, kw = as_pair(kernel_size, "kernel_size")
     sh, sw = (kh, kw) if stride is None else as_pair(stride, "stride")
     pads = side_pads(as_padding(padding))
     dil_h, dil_w = as_pair(dilation, "dilation")
     _check_bool(ceil_mode, "ceil_mode")
     if max(pads[0]) > kh // 2 or max(pads[1]) > kw // 2:
-        raise ValueError(f"{fn}: padding {padding!r} must be at most half of the kernel size "
-                         f"({kh}, {kw}) on each side")
+        raise ValueError(
+            f"{fn}: padding {padding!r} must be at most half of the kernel size "
+            f"({kh}, {kw}) on each side"
+        )
     if min(shape[-3:]) == 0:
-        raise ValueError(f"{fn}: {shape_name} must have non-empty channels, height and width "
-                         f"(only the batch may be empty), got shape {_shape_str(shape)}")
+        raise ValueError(
+            f"{fn}: {shape_name} must have non-empty channels, height and width "
+            f"(only the batch may be empty), got shape {_shape_str(shape)}"
+        )
     oh, ow = window_geometry(
-        fn, shape[-2:], (kh, kw), (sh, sw), pads, (dil_h, dil_w), ceil_mode,
+        fn,
+        shape[-2:],
+        (kh, kw),
+        (sh, sw),
+        pads,
+        (dil_h, dil_w),
+        ceil_mode,
         detail=f"; {shape_name} has shape {_shape_str(shape)}, kernel_size {kernel_size!r}, "
-               f"padding {padding!r}")
+        f"padding {padding!r}",
+    )
     return Window((kh, kw), (sh, sw), pads, (dil_h, dil_w), (oh, ow))
 
 
@@ -172,9 +186,20 @@ def max_pool2d(
     if y.size:
         (kh, kw), (sh, sw), (dil_h, dil_w) = g.kernel, g.stride, g.dilation
         ph, pw = g.pad_top_left
-        _pool.max_pool2d_forward(_planes(x4), y.reshape(N * C, *g.out_hw),
-                                 idx.reshape(N * C, *g.out_hw), kh, kw, sh, sw, ph, pw, dil_h,
-                                 dil_w, _pool_threads(x4.shape))
+        _pool.max_pool2d_forward(
+            _planes(x4),
+            y.reshape(N * C, *g.out_hw),
+            idx.reshape(N * C, *g.out_hw),
+            kh,
+            kw,
+            sh,
+            sw,
+            ph,
+            pw,
+            dil_h,
+            dil_w,
+            _pool_threads(x4.shape),
+        )
     if x.ndim == 3:
         y, idx = y[0], idx[0]
     return (y, idx) if return_indices else y
@@ -196,30 +221,43 @@ def max_pool2d_backward(grad_out: ArrayLike, indices: ArrayLike, input_shape: Sh
     if not np.issubdtype(idx.dtype, np.integer):
         raise TypeError(f"{fn}: indices must be an integer (int64) array, got {idx.dtype}")
     if idx.shape != gy.shape:
-        raise ValueError(f"{fn}: indices must have grad_out's shape {_shape_str(gy.shape)}, "
-                         f"got {_shape_str(idx.shape)}")
+        raise ValueError(
+            f"{fn}: indices must have grad_out's shape {_shape_str(gy.shape)}, "
+            f"got {_shape_str(idx.shape)}"
+        )
     if len(shape) != gy.ndim or shape[:-2] != gy.shape[:-2]:
-        raise ValueError(f"{fn}: input_shape {_shape_str(shape)} does not match grad_out of "
-                         f"shape {_shape_str(gy.shape)} (leading dimensions must agree)")
+        raise ValueError(
+            f"{fn}: input_shape {_shape_str(shape)} does not match grad_out of "
+            f"shape {_shape_str(gy.shape)} (leading dimensions must agree)"
+        )
     shape4, gy4 = _as4(shape), gy.reshape(_as4(gy.shape))
     N, C, H, W = shape4
     if gy4.size and H * W == 0:
-        raise ValueError(f"{fn}: input_shape {_shape_str(shape)} has empty (H, W) planes, but "
-                         f"grad_out of shape {_shape_str(gy.shape)} and its indices point "
-                         f"into them")
+        raise ValueError(
+            f"{fn}: input_shape {_shape_str(shape)} has empty (H, W) planes, but "
+            f"grad_out of shape {_shape_str(gy.shape)} and its indices point "
+            f"into them"
+        )
     if idx.dtype.kind == "u" and idx.size and int(idx.max()) > np.iinfo(np.int64).max:
         # a cast to int64 would wrap such an index to a negative one (-1 is skipped silently)
-        raise ValueError(f"{fn}: indices hold {int(idx.max())}, beyond int64; indices must be "
-                         f"flat positions in [0, H*W) (or -1)")
+        raise ValueError(
+            f"{fn}: indices hold {int(idx.max())}, beyond int64; indices must be "
+            f"flat positions in [0, H*W) (or -1)"
+        )
     if gy4.size == 0:
         return np.zeros(shape, gy.dtype)
     gx = np.empty(shape4, gy.dtype)
-    bad = _pool.max_pool2d_backward(_planes(gy4),
-                                    _planes(idx.reshape(gy4.shape).astype(np.int64, copy=False)),
-                                    gx.reshape(N * C, H, W), _pool_threads(shape4))
+    bad = _pool.max_pool2d_backward(
+        _planes(gy4),
+        _planes(idx.reshape(gy4.shape).astype(np.int64, copy=False)),
+        gx.reshape(N * C, H, W),
+        _pool_threads(shape4),
+    )
     if bad:
-        raise ValueError(f"{fn}: {bad} indices lie outside [0, H*W) = [0, {H * W}) for "
-                         f"input_shape {_shape_str(shape)}")
+        raise ValueError(
+            f"{fn}: {bad} indices lie outside [0, H*W) = [0, {H * W}) for "
+            f"input_shape {_shape_str(shape)}"
+        )
     return gx.reshape(shape)
 
 
@@ -289,9 +327,11 @@ def avg_pool2d_backward(
     g = _pool_geom(shape, kernel_size, stride, padding, 1, ceil_mode, fn, "input_shape")
     args = _avg_args(g, count_include_pad, divisor_override, _pool_threads(shape))
     if gy.shape != _pool_out_shape(shape, g):
-        raise ValueError(f"{fn}: grad_out must have shape "
-                         f"{_shape_str(_pool_out_shape(shape, g))} for input_shape "
-                         f"{_shape_str(shape)}, got {_shape_str(gy.shape)}")
+        raise ValueError(
+            f"{fn}: grad_out must have shape "
+            f"{_shape_str(_pool_out_shape(shape, g))} for input_shape "
+            f"{_shape_str(shape)}, got {_shape_str(gy.shape)}"
+        )
     shape4, gy4 = _as4(shape), gy.reshape(_as4(gy.shape))
     N, C, H, W = shape4
     if gy4.size == 0:
@@ -302,8 +342,9 @@ def avg_pool2d_backward(
 
 
 def _check_norm_type(norm_type, fn):
-    if isinstance(norm_type, (bool, np.bool_)) or not isinstance(norm_type, (int, float,
-                                                                              np.number)):
+    if isinstance(norm_type, (bool, np.bool_)) or not isinstance(
+        norm_type, (int, float, np.number)
+    ):
         raise TypeError(f"{fn}: norm_type must be a number, got {type(norm_type).__name__}")
     p = float(norm_type)
     if np.isnan(p) or p <= 0:
@@ -311,7 +352,14 @@ def _check_norm_type(norm_type, fn):
     return p
 
 
-def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False, padding=0):
+def lp_pool2d(
+    x: ArrayLike,
+    norm_type: float,
+    kernel_size: IntPair,
+    stride: IntPair | None = None,
+    ceil_mode: bool = False,
+    padding: Padding = 0,
+) -> FloatArray:
     """Power-average pooling, as ``torch.nn.functional.lp_pool2d``:
     ``y = (kH*kW * avg_pool2d(x**p, kernel_size, stride, padding, ceil_mode)) ** (1/p)``.
 
@@ -338,8 +386,16 @@ def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False, padding=0
         return s ** x.dtype.type(1.0 / p)
 
 
-def lp_pool2d_backward(grad_out, x, out, norm_type, kernel_size, stride=None, ceil_mode=False,
-                       padding=0):
+def lp_pool2d_backward(
+    grad_out: ArrayLike,
+    x: ArrayLike,
+    out: ArrayLike,
+    norm_type: float,
+    kernel_size: IntPair,
+    stride: IntPair | None = None,
+    ceil_mode: bool = False,
+    padding: Padding = 0,
+) -> FloatArray:
     """Gradient of ``lp_pool2d`` (same ``padding``); ``out`` is the forward result.
 
     ``grad_x = x**(p-1) * avg_pool2d_backward(grad_out * kH*kW * out**(1-p))``. Where ``out``
@@ -356,11 +412,14 @@ def lp_pool2d_backward(grad_out, x, out, norm_type, kernel_size, stride=None, ce
     want = _pool_out_shape(x.shape, g)
     for name, a in (("grad_out", gy), ("out", out)):
         if a.shape != want:
-            raise ValueError(f"{fn}: {name} must have shape {_shape_str(want)} for x of shape "
-                             f"{_shape_str(x.shape)}, got {_shape_str(a.shape)}")
+            raise ValueError(
+                f"{fn}: {name} must have shape {_shape_str(want)} for x of shape "
+                f"{_shape_str(x.shape)}, got {_shape_str(a.shape)}"
+            )
     if p == np.inf:
-        _, idx = max_pool2d(np.abs(x), kernel_size, stride, padding, 1, ceil_mode,
-                            return_indices=True)
+        _, idx = max_pool2d(
+            np.abs(x), kernel_size, stride, padding, 1, ceil_mode, return_indices=True
+        )
         return max_pool2d_backward(gy, idx, x.shape) * np.sign(x)
     t = x.dtype.type
     kh, kw = g.kernel
@@ -379,8 +438,9 @@ def global_avg_pool2d(x: ArrayLike) -> FloatArray:
     (C, H, W) -> (C, 1, 1); as ``torch.nn.functional.adaptive_avg_pool2d(x, 1)``."""
     x = contiguous(check_array(x, "x", (3, 4)))
     if x.shape[-1] == 0 or x.shape[-2] == 0:
-        raise ValueError(f"global_avg_pool2d: x must have non-empty planes, got shape "
-                         f"{_shape_str(x.shape)}")
+        raise ValueError(
+            f"global_avg_pool2d: x must have non-empty planes, got shape {_shape_str(x.shape)}"
+        )
     return x.mean(axis=(-2, -1), keepdims=True)
 
 
@@ -390,8 +450,10 @@ def global_avg_pool2d_backward(grad_out: ArrayLike, input_shape: Shape) -> Float
     gy = check_array(grad_out, "grad_out", (3, 4))
     shape = _check_input_shape(input_shape, fn, gy.dtype.itemsize)
     if len(shape) != gy.ndim or gy.shape != shape[:-2] + (1, 1) or 0 in shape[-2:]:
-        raise ValueError(f"{fn}: grad_out must have shape {_shape_str(shape[:-2] + (1, 1))} "
-                         f"for input_shape {_shape_str(shape)} (non-empty planes), got "
-                         f"{_shape_str(gy.shape)}")
+        raise ValueError(
+            f"{fn}: grad_out must have shape {_shape_str(shape[:-2] + (1, 1))} "
+            f"for input_shape {_shape_str(shape)} (non-empty planes), got "
+            f"{_shape_str(gy.shape)}"
+        )
     H, W = shape[-2:]
     return np.broadcast_to(gy / gy.dtype.type(H * W), shape).copy()

@@ -4,6 +4,7 @@ interpolation, max unpooling, with their gradients (torch.nn.functional semantic
 Geometry (window bounds, source indices, interpolation weights) is computed here in Python
 integers, so the kernels never do size arithmetic that could overflow.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,8 +24,10 @@ def _plane_input(x, name, fn):
     """(N, C, H, W) or (C, H, W) with non-empty planes -> (x, C-contiguous (P, H, W))."""
     x = check_array(x, name, (3, 4))
     if x.shape[-1] == 0 or x.shape[-2] == 0 or x.shape[-3] == 0:
-        raise ValueError(f"{fn}: {name} must have non-empty channels, height and width (only "
-                         f"the batch may be empty), got shape {_shape_str(x.shape)}")
+        raise ValueError(
+            f"{fn}: {name} must have non-empty channels, height and width (only "
+            f"the batch may be empty), got shape {_shape_str(x.shape)}"
+        )
     _check_size(x.shape, name, fn)
     H, W = x.shape[-2:]
     return x, contiguous(x).reshape(-1, H, W)
@@ -35,16 +38,20 @@ def _adaptive_size(output_size, H, W, fn):
     if isinstance(output_size, (tuple, list)):
         if len(output_size) != 2:
             raise ValueError(f"{fn}: output_size must be an int or a pair, got {output_size!r}")
-        pair = tuple(d if v is None else _as_int(v, "output_size")
-                     for v, d in zip(output_size, (H, W), strict=True))
+        pair = tuple(
+            d if v is None else _as_int(v, "output_size")
+            for v, d in zip(output_size, (H, W), strict=True)
+        )
     elif output_size is None:
         raise TypeError(f"{fn}: output_size must be an int or a pair, got None")
     else:
         v = _as_int(output_size, "output_size")
         pair = (v, v)
     if min(pair) < 0 or pair[0] * H >= MAX_EXTENT or pair[1] * W >= MAX_EXTENT:
-        raise ValueError(f"{fn}: output_size must be non-negative (and not absurdly large), got "
-                         f"{output_size!r} for input planes of size ({H}, {W})")
+        raise ValueError(
+            f"{fn}: output_size must be non-negative (and not absurdly large), got "
+            f"{output_size!r} for input planes of size ({H}, {W})"
+        )
     return pair
 
 
@@ -74,8 +81,9 @@ def adaptive_avg_pool2d(x: ArrayLike, output_size: int | Sequence[int | None]) -
     OH, OW, hs, he, ws, we = _adaptive_geom(x.shape, output_size, fn)
     y = np.empty(x.shape[:-2] + (OH, OW), x.dtype)
     if y.size:
-        _resample.adaptive_avg_forward(x3, y.reshape(-1, OH, OW), hs, he, ws, we,
-                                       threads_for(x.size, "elements"))
+        _resample.adaptive_avg_forward(
+            x3, y.reshape(-1, OH, OW), hs, he, ws, we, threads_for(x.size, "elements")
+        )
     return y
 
 
@@ -85,9 +93,11 @@ def _grad_for_shape(grad_out, input_shape, fn):
         raise TypeError(f"{fn}: input_shape must be a tuple of ints, got {input_shape!r}")
     shape = tuple(_as_int(s, "input_shape") for s in input_shape)
     if len(shape) != gy.ndim or shape[:-2] != gy.shape[:-2] or min(shape[-3:]) < 1:
-        raise ValueError(f"{fn}: input_shape {_shape_str(shape)} does not match grad_out of "
-                         f"shape {_shape_str(gy.shape)} (leading dimensions must agree, planes "
-                         f"non-empty)")
+        raise ValueError(
+            f"{fn}: input_shape {_shape_str(shape)} does not match grad_out of "
+            f"shape {_shape_str(gy.shape)} (leading dimensions must agree, planes "
+            f"non-empty)"
+        )
     _check_size(shape, "input_shape", fn)
     return gy, shape
 
@@ -101,9 +111,15 @@ def adaptive_avg_pool2d_backward(grad_out: ArrayLike, input_shape: Shape) -> Flo
     H, W = shape[-2:]
     gx = np.empty(shape, gy.dtype)
     if gx.size:
-        _resample.adaptive_avg_backward(contiguous(gy).reshape(-1, OH, OW),
-                                        gx.reshape(-1, H, W), hs, he, ws, we,
-                                        threads_for(gx.size, "elements"))
+        _resample.adaptive_avg_backward(
+            contiguous(gy).reshape(-1, OH, OW),
+            gx.reshape(-1, H, W),
+            hs,
+            he,
+            ws,
+            we,
+            threads_for(gx.size, "elements"),
+        )
     return gx
 
 
@@ -159,8 +175,16 @@ def adaptive_max_pool2d(
     y = np.empty(x.shape[:-2] + (OH, OW), x.dtype)
     idx = np.empty(y.shape, np.int64)
     if y.size:
-        _resample.adaptive_max_forward(x3, y.reshape(-1, OH, OW), idx.reshape(-1, OH, OW),
-                                       hs, he, ws, we, threads_for(x.size, "elements"))
+        _resample.adaptive_max_forward(
+            x3,
+            y.reshape(-1, OH, OW),
+            idx.reshape(-1, OH, OW),
+            hs,
+            he,
+            ws,
+            we,
+            threads_for(x.size, "elements"),
+        )
     return (y, idx) if return_indices else y
 
 
@@ -169,8 +193,9 @@ def _indices(indices, shape, fn):
     if not np.issubdtype(idx.dtype, np.integer):
         raise TypeError(f"{fn}: indices must be an integer (int64) array, got {idx.dtype}")
     if idx.shape != tuple(shape):
-        raise ValueError(f"{fn}: indices must have shape {_shape_str(shape)}, got "
-                         f"{_shape_str(idx.shape)}")
+        raise ValueError(
+            f"{fn}: indices must have shape {_shape_str(shape)}, got {_shape_str(idx.shape)}"
+        )
     if idx.dtype.itemsize > 8 or (idx.dtype.kind == "u" and idx.dtype.itemsize == 8):
         if idx.size and (idx.max() > np.iinfo(np.int64).max):
             raise ValueError(f"{fn}: indices hold values beyond int64")
@@ -193,13 +218,18 @@ def adaptive_max_pool2d_backward(
     if gx.size == 0:
         return gx
     if idx.size and (idx.min() < 0 or idx.max() >= H * W):
-        raise ValueError(f"{fn}: indices must lie in [0, H*W) = [0, {H * W}) for input_shape "
-                         f"{_shape_str(shape)}")
+        raise ValueError(
+            f"{fn}: indices must lie in [0, H*W) = [0, {H * W}) for input_shape {_shape_str(shape)}"
+        )
     if gy.size == 0:
         gx.fill(0)
         return gx
-    _pool.max_pool2d_backward(contiguous(gy).reshape(-1, OH, OW), idx.reshape(-1, OH, OW),
-                              gx.reshape(-1, H, W), threads_for(gx.size, "elements"))
+    _pool.max_pool2d_backward(
+        contiguous(gy).reshape(-1, OH, OW),
+        idx.reshape(-1, OH, OW),
+        gx.reshape(-1, H, W),
+        threads_for(gx.size, "elements"),
+    )
     return gx
 
 
@@ -210,20 +240,23 @@ def _interp_args(shape, size, scale_factor, mode, align_corners, recompute_scale
     """-> (OH, OW, scales) with scales the (h, w) scale factors torch passes to its kernel
     (None: use in/out)."""
     if not isinstance(mode, str) or mode not in _MODES:
-        raise ValueError(f"{fn}: mode must be one of {', '.join(map(repr, _MODES))}, got "
-                         f"{mode!r}")
+        raise ValueError(f"{fn}: mode must be one of {', '.join(map(repr, _MODES))}, got {mode!r}")
     if mode == "nearest":
         if align_corners is not None:
-            raise ValueError(f"{fn}: align_corners can only be set with mode 'bilinear', got "
-                             f"align_corners={align_corners!r} with mode 'nearest'")
+            raise ValueError(
+                f"{fn}: align_corners can only be set with mode 'bilinear', got "
+                f"align_corners={align_corners!r} with mode 'nearest'"
+            )
     elif align_corners is not None:
         _check_bool(align_corners, "align_corners")
     if recompute_scale_factor is not None:
         _check_bool(recompute_scale_factor, "recompute_scale_factor")
     H, W = shape[-2:]
     if (size is None) == (scale_factor is None):
-        raise ValueError(f"{fn}: exactly one of size and scale_factor must be given, got "
-                         f"size={size!r}, scale_factor={scale_factor!r}")
+        raise ValueError(
+            f"{fn}: exactly one of size and scale_factor must be given, got "
+            f"size={size!r}, scale_factor={scale_factor!r}"
+        )
     if size is not None:
         if recompute_scale_factor:
             raise ValueError(f"{fn}: recompute_scale_factor needs scale_factor, not size")
@@ -232,8 +265,9 @@ def _interp_args(shape, size, scale_factor, mode, align_corners, recompute_scale
     else:
         if isinstance(scale_factor, (tuple, list)):
             if len(scale_factor) != 2:
-                raise ValueError(f"{fn}: scale_factor must be a number or a pair, got "
-                                 f"{scale_factor!r}")
+                raise ValueError(
+                    f"{fn}: scale_factor must be a number or a pair, got {scale_factor!r}"
+                )
             sf = tuple(_real(s, "scale_factor") for s in scale_factor)
         else:
             s = _real(scale_factor, "scale_factor")
@@ -241,13 +275,17 @@ def _interp_args(shape, size, scale_factor, mode, align_corners, recompute_scale
         if min(sf) <= 0:
             raise ValueError(f"{fn}: scale_factor must be positive, got {scale_factor!r}")
         if max(sf) * max(H, W) > MAX_EXTENT:
-            raise ValueError(f"{fn}: scale_factor {scale_factor!r} is too large for input of "
-                             f"shape {_shape_str(shape)}")
+            raise ValueError(
+                f"{fn}: scale_factor {scale_factor!r} is too large for input of "
+                f"shape {_shape_str(shape)}"
+            )
         OH, OW = math.floor(H * sf[0]), math.floor(W * sf[1])
         scales = (None, None) if recompute_scale_factor else sf
     if OH < 1 or OW < 1:
-        raise ValueError(f"{fn}: the output size ({OH}, {OW}) must be positive (size "
-                         f"{size!r}, scale_factor {scale_factor!r}, input {_shape_str(shape)})")
+        raise ValueError(
+            f"{fn}: the output size ({OH}, {OW}) must be positive (size "
+            f"{size!r}, scale_factor {scale_factor!r}, input {_shape_str(shape)})"
+        )
     _check_size(tuple(shape[:-2]) + (OH, OW), "the output", fn)
     return OH, OW, scales
 
@@ -259,8 +297,11 @@ def _nearest_table(n_in, n_out, scale):
         return o
     if n_out == 2 * n_in:
         return o >> 1
-    f = np.float32(1.0 / scale) if scale is not None and scale > 0 else (
-        np.float32(n_in) / np.float32(n_out))
+    f = (
+        np.float32(1.0 / scale)
+        if scale is not None and scale > 0
+        else (np.float32(n_in) / np.float32(n_out))
+    )
     src = np.floor(o.astype(np.float32) * f).astype(np.int64)
     return np.minimum(src, n_in - 1)
 
@@ -313,8 +354,9 @@ def interpolate(
     """
     fn = "interpolate"
     x, x3 = _plane_input(x, "x", fn)
-    OH, OW, scales = _interp_args(x.shape, size, scale_factor, mode, align_corners,
-                                  recompute_scale_factor, fn)
+    OH, OW, scales = _interp_args(
+        x.shape, size, scale_factor, mode, align_corners, recompute_scale_factor, fn
+    )
     t = _interp_tables(x.shape, OH, OW, scales, mode, align_corners, x.dtype)
     y = np.empty(x.shape[:-2] + (OH, OW), x.dtype)
     if y.size:
@@ -336,18 +378,25 @@ def interpolate_backward(
     gradient is added back to the input elements it was read from, with the same weights."""
     fn = "interpolate_backward"
     gy, shape = _grad_for_shape(grad_out, input_shape, fn)
-    OH, OW, scales = _interp_args(shape, size, scale_factor, mode, align_corners,
-                                  recompute_scale_factor, fn)
+    OH, OW, scales = _interp_args(
+        shape, size, scale_factor, mode, align_corners, recompute_scale_factor, fn
+    )
     if gy.shape[-2:] != (OH, OW):
-        raise ValueError(f"{fn}: grad_out must have spatial size ({OH}, {OW}) for these "
-                         f"arguments, got {_shape_str(gy.shape)}")
+        raise ValueError(
+            f"{fn}: grad_out must have spatial size ({OH}, {OW}) for these "
+            f"arguments, got {_shape_str(gy.shape)}"
+        )
     t = _interp_tables(shape, OH, OW, scales, mode, align_corners, gy.dtype)
     H, W = shape[-2:]
     gx = np.empty(shape, gy.dtype)
     if gx.size:
         kern = _resample.nearest_backward if mode == "nearest" else _resample.bilinear_backward
-        kern(contiguous(gy).reshape(-1, OH, OW), gx.reshape(-1, H, W), *t,
-             threads_for(gy.size, "elements"))
+        kern(
+            contiguous(gy).reshape(-1, OH, OW),
+            gx.reshape(-1, H, W),
+            *t,
+            threads_for(gy.size, "elements"),
+        )
     return gx
 
 
@@ -366,18 +415,24 @@ def _unpool_size(shape, kernel_size, stride, padding, output_size, fn):
         if len(os_) == len(shape) and len(shape) > 2:
             os_ = os_[-2:]
         if len(os_) != 2:
-            raise ValueError(f"{fn}: output_size must have 2 entries (or the full output "
-                             f"shape), got {output_size!r}")
+            raise ValueError(
+                f"{fn}: output_size must have 2 entries (or the full output "
+                f"shape), got {output_size!r}"
+            )
         for d, s in enumerate((sh, sw)):
             if not default[d] - s < os_[d] < default[d] + s:
-                raise ValueError(f"{fn}: output_size {output_size!r} is invalid: entry {d} must "
-                                 f"lie strictly between {default[d] - s} and {default[d] + s} "
-                                 f"for input {_shape_str(shape)}")
+                raise ValueError(
+                    f"{fn}: output_size {output_size!r} is invalid: entry {d} must "
+                    f"lie strictly between {default[d] - s} and {default[d] + s} "
+                    f"for input {_shape_str(shape)}"
+                )
         out = os_
     if min(out) < 1:
-        raise ValueError(f"{fn}: the output size {out} must be positive (kernel_size "
-                         f"{kernel_size!r}, stride {stride!r}, padding {padding!r}, input "
-                         f"{_shape_str(shape)})")
+        raise ValueError(
+            f"{fn}: the output size {out} must be positive (kernel_size "
+            f"{kernel_size!r}, stride {stride!r}, padding {padding!r}, input "
+            f"{_shape_str(shape)})"
+        )
     _check_size(tuple(shape[:-2]) + tuple(out), "the output", fn)
     return tuple(out)
 
@@ -404,11 +459,17 @@ def max_unpool2d(
     y = np.empty(x.shape[:-2] + (OH, OW), x.dtype)
     if y.size:
         P = math.prod(x.shape[:-2])
-        bad = _resample.max_unpool_forward(contiguous(x).reshape(P, -1), idx.reshape(P, -1),
-                                           y.reshape(P, -1), threads_for(y.size, "elements"))
+        bad = _resample.max_unpool_forward(
+            contiguous(x).reshape(P, -1),
+            idx.reshape(P, -1),
+            y.reshape(P, -1),
+            threads_for(y.size, "elements"),
+        )
         if bad:
-            raise ValueError(f"{fn}: {bad} indices lie outside [0, OH*OW) = [0, {OH * OW}) "
-                             f"for the output of spatial size ({OH}, {OW})")
+            raise ValueError(
+                f"{fn}: {bad} indices lie outside [0, OH*OW) = [0, {OH * OW}) "
+                f"for the output of spatial size ({OH}, {OW})"
+            )
     return y
 
 
@@ -425,8 +486,10 @@ def max_unpool2d_backward(
         raise TypeError(f"{fn}: input_shape must be a tuple of ints, got {input_shape!r}")
     shape = tuple(_as_int(s, "input_shape") for s in input_shape)
     if len(shape) != gy.ndim or shape[:-2] != gy.shape[:-2] or min(shape) < 0:
-        raise ValueError(f"{fn}: input_shape {_shape_str(shape)} does not match grad_out of "
-                         f"shape {_shape_str(gy.shape)} (leading dimensions must agree)")
+        raise ValueError(
+            f"{fn}: input_shape {_shape_str(shape)} does not match grad_out of "
+            f"shape {_shape_str(gy.shape)} (leading dimensions must agree)"
+        )
     _check_size(shape, "input_shape", fn)
     idx = _indices(indices, shape, fn)
     gx = np.empty(shape, gy.dtype)
@@ -434,12 +497,19 @@ def max_unpool2d_backward(
         return gx
     P = math.prod(shape[:-2])
     if gy.size == 0:
-        raise ValueError(f"{fn}: indices lie outside the empty output planes of grad_out "
-                         f"{_shape_str(gy.shape)}")
-    bad = _resample.max_unpool_backward(contiguous(gy).reshape(P, -1), idx.reshape(P, -1),
-                                        gx.reshape(P, -1), threads_for(gx.size, "elements"))
+        raise ValueError(
+            f"{fn}: indices lie outside the empty output planes of grad_out {_shape_str(gy.shape)}"
+        )
+    bad = _resample.max_unpool_backward(
+        contiguous(gy).reshape(P, -1),
+        idx.reshape(P, -1),
+        gx.reshape(P, -1),
+        threads_for(gx.size, "elements"),
+    )
     if bad:
         OL = gy.shape[-1] * gy.shape[-2]
-        raise ValueError(f"{fn}: {bad} indices lie outside [0, OH*OW) = [0, {OL}) for grad_out "
-                         f"of shape {_shape_str(gy.shape)}")
+        raise ValueError(
+            f"{fn}: {bad} indices lie outside [0, OH*OW) = [0, {OL}) for grad_out "
+            f"of shape {_shape_str(gy.shape)}"
+        )
     return gx

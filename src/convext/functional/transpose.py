@@ -7,10 +7,14 @@ gradient is conv2d's forward pass, and its weight gradient is conv2d's weight gr
 roles of input and output swapped. The route of each pass is chosen by ``_routes`` on the
 geometry of that convolution, exactly as for ``conv2d``.
 """
+
+from __future__ import annotations
+
 import numpy as np
 
 from .._config import threads_for
 from .._kernels import _conv
+from .._typing import ArrayLike, FloatArray, Grads, IntPair
 from .._validation import (
     as_pair,
     check_alloc,
@@ -46,25 +50,42 @@ def _transpose_setup(x, weight, bias, stride, padding, output_padding, groups, d
     N, C, H, W = x4.shape
     c_in, cg_out, kh, kw = weight.shape
     if c_in % groups:
-        raise ValueError(f"{fn}: groups={groups} must divide the weight's in_channels (its "
-                         f"first axis); got weight of shape {_shape_str(weight.shape)}")
+        raise ValueError(
+            f"{fn}: groups={groups} must divide the weight's in_channels (its "
+            f"first axis); got weight of shape {_shape_str(weight.shape)}"
+        )
     if C != c_in:
-        raise ValueError(f"{fn}: x has {C} channels but weight of shape "
-                         f"{_shape_str(weight.shape)} expects {c_in} (its first axis); x has "
-                         f"shape {_shape_str(x.shape)}")
+        raise ValueError(
+            f"{fn}: x has {C} channels but weight of shape "
+            f"{_shape_str(weight.shape)} expects {c_in} (its first axis); x has "
+            f"shape {_shape_str(x.shape)}"
+        )
     if kh < 1 or kw < 1 or cg_out < 1:
-        raise ValueError(f"{fn}: weight must have at least one output channel and a kernel of "
-                         f"at least 1x1, got shape {_shape_str(weight.shape)}")
+        raise ValueError(
+            f"{fn}: weight must have at least one output channel and a kernel of "
+            f"at least 1x1, got shape {_shape_str(weight.shape)}"
+        )
     if (H == 0 or W == 0) and N * C:
-        raise ValueError(f"{fn}: x must have a non-empty height and width (only the batch or "
-                         f"the channels may be empty), got shape {_shape_str(x.shape)}")
+        raise ValueError(
+            f"{fn}: x must have a non-empty height and width (only the batch or "
+            f"the channels may be empty), got shape {_shape_str(x.shape)}"
+        )
     c_out = cg_out * groups
     if bias is not None and bias.shape != (c_out,):
-        raise ValueError(f"{fn}: bias must have shape ({c_out},) (out_channels = weight.shape[1]"
-                         f" * groups), got {_shape_str(bias.shape)}")
+        raise ValueError(
+            f"{fn}: bias must have shape ({c_out},) (out_channels = weight.shape[1]"
+            f" * groups), got {_shape_str(bias.shape)}"
+        )
     out_hw, conv_hw = transpose_geometry(
-        fn, (max(H, 1), max(W, 1)), (kh, kw), stride, padding, output_padding, dilation,
-        detail=f"; x has shape {_shape_str(x.shape)}, weight {_shape_str(weight.shape)}")
+        fn,
+        (max(H, 1), max(W, 1)),
+        (kh, kw),
+        stride,
+        padding,
+        output_padding,
+        dilation,
+        detail=f"; x has shape {_shape_str(x.shape)}, weight {_shape_str(weight.shape)}",
+    )
     g = Window((kh, kw), stride, tuple((p, p) for p in padding), dilation, conv_hw, groups)
     return x4, weight, bias, unbatched, (N, c_out) + out_hw, (N, c_in) + conv_hw, g
 
@@ -74,12 +95,23 @@ def _padded(a4, shape4):
     if a4.shape == shape4:
         return contiguous(a4)
     p = np.zeros(shape4, a4.dtype)
-    p[:, :, :a4.shape[2], :a4.shape[3]] = a4
+    p[:, :, : a4.shape[2], : a4.shape[3]] = a4
     return p
 
 
-def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
-                     dilation=1, *, out=None, _route=None):
+def conv_transpose2d(
+    x: ArrayLike,
+    weight: ArrayLike,
+    bias: ArrayLike | None = None,
+    stride: IntPair = 1,
+    padding: IntPair = 0,
+    output_padding: IntPair = 0,
+    groups: int = 1,
+    dilation: IntPair = 1,
+    *,
+    out: FloatArray | None = None,
+    _route: str | None = None,
+) -> FloatArray:
     """2-D transposed convolution (the gradient of conv2d with respect to its input), as
     ``torch.nn.functional.conv_transpose2d``.
 
@@ -110,18 +142,23 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     """
     fn = "conv_transpose2d"
     x4, weight, bias, unbatched, shape4, conv4, g = _transpose_setup(
-        x, weight, bias, stride, padding, output_padding, groups, dilation, fn)
+        x, weight, bias, stride, padding, output_padding, groups, dilation, fn
+    )
     route = resolve_route(_route, "grad_input", conv_shape(shape4, weight.shape, g), fn)
     shape = shape4[1:] if unbatched else shape4
-    check_alloc(shape4, f"{fn}: the output (from x, weight, stride, padding, output_padding "
-                "and dilation) of shape", x4.dtype.itemsize)
+    check_alloc(
+        shape4,
+        f"{fn}: the output (from x, weight, stride, padding, output_padding and dilation) of shape",
+        x4.dtype.itemsize,
+    )
     check_alloc(conv4, f"{fn}: x extended by output_padding to shape", x4.dtype.itemsize)
     check_out(out, shape, x4.dtype)
     y = _buffer(out, shape, x4.dtype, x, weight, bias)
     y4 = y.reshape(shape4)
     if y4.size and x4.size:
-        _kernel("grad_input", route)(_padded(x4, conv4), contiguous(weight), y4,
-                                     *_kernel_geom(g, shape4, weight.shape))
+        _kernel("grad_input", route)(
+            _padded(x4, conv4), contiguous(weight), y4, *_kernel_geom(g, shape4, weight.shape)
+        )
     elif y4.size:
         y4[...] = 0
     if bias is not None and y4.size:
@@ -129,9 +166,21 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     return _into(out, y)
 
 
-def conv_transpose2d_backward(grad_out, x, weight, stride=1, padding=0, output_padding=0,
-                              groups=1, dilation=1, needs_input_grad=True,
-                              needs_weight_grad=True, needs_bias_grad=True, *, _route=None):
+def conv_transpose2d_backward(
+    grad_out: ArrayLike,
+    x: ArrayLike,
+    weight: ArrayLike,
+    stride: IntPair = 1,
+    padding: IntPair = 0,
+    output_padding: IntPair = 0,
+    groups: int = 1,
+    dilation: IntPair = 1,
+    needs_input_grad: bool = True,
+    needs_weight_grad: bool = True,
+    needs_bias_grad: bool = True,
+    *,
+    _route: str | dict[str, str] | None = None,
+) -> Grads:
     """Gradients of ``conv_transpose2d(x, weight, bias, stride, padding, output_padding,
     groups, dilation)``.
 
@@ -147,23 +196,31 @@ def conv_transpose2d_backward(grad_out, x, weight, stride=1, padding=0, output_p
     """
     fn = "conv_transpose2d_backward"
     x4, weight, _, unbatched, shape4, conv4, g = _transpose_setup(
-        x, weight, None, stride, padding, output_padding, groups, dilation, fn)
+        x, weight, None, stride, padding, output_padding, groups, dilation, fn
+    )
     s = conv_shape(shape4, weight.shape, g)
-    forced = _route if isinstance(_route, dict) else {"grad_input": _route,
-                                                      "grad_weight": _route}
+    forced = _route if isinstance(_route, dict) else {"grad_input": _route, "grad_weight": _route}
     if set(forced) - {"grad_input", "grad_weight"}:
-        raise ValueError(f"{fn}: _route keys must be 'grad_input' and 'grad_weight', got "
-                         f"{sorted(forced)}")
-    routes = {p: resolve_route(forced.get(p), k, s, fn)
-              for p, k, needed in (("grad_input", "forward", needs_input_grad),
-                                   ("grad_weight", "grad_weight", needs_weight_grad)) if needed}
+        raise ValueError(
+            f"{fn}: _route keys must be 'grad_input' and 'grad_weight', got {sorted(forced)}"
+        )
+    routes = {
+        p: resolve_route(forced.get(p), k, s, fn)
+        for p, k, needed in (
+            ("grad_input", "forward", needs_input_grad),
+            ("grad_weight", "grad_weight", needs_weight_grad),
+        )
+        if needed
+    }
     gy = check_array(grad_out, "grad_out", (3, 4))
     check_same_dtype(x=x4, grad_out=gy)
     if gy.shape != (shape4[1:] if unbatched else shape4):
-        raise ValueError(f"{fn}: grad_out must have the output's shape "
-                         f"{_shape_str(shape4[1:] if unbatched else shape4)} for x of shape "
-                         f"{_shape_str(x4.shape[1:] if unbatched else x4.shape)} and weight "
-                         f"{_shape_str(weight.shape)}, got {_shape_str(gy.shape)}")
+        raise ValueError(
+            f"{fn}: grad_out must have the output's shape "
+            f"{_shape_str(shape4[1:] if unbatched else shape4)} for x of shape "
+            f"{_shape_str(x4.shape[1:] if unbatched else x4.shape)} and weight "
+            f"{_shape_str(weight.shape)}, got {_shape_str(gy.shape)}"
+        )
     check_alloc(shape4, f"{fn}: grad_out of shape", x4.dtype.itemsize)
     check_alloc(conv4, f"{fn}: x extended by output_padding to shape", x4.dtype.itemsize)
     gy4 = contiguous(gy.reshape(shape4))
@@ -177,15 +234,17 @@ def conv_transpose2d_backward(grad_out, x, weight, stride=1, padding=0, output_p
         else:
             gx = np.empty(conv4, dtype)
             _kernel("forward", routes["grad_input"])(gy4, contiguous(weight), None, gx, *geom)
-            grad_x = gx if conv4 == x4.shape else np.ascontiguousarray(
-                gx[:, :, :x4.shape[2], :x4.shape[3]])
+            grad_x = (
+                gx
+                if conv4 == x4.shape
+                else np.ascontiguousarray(gx[:, :, : x4.shape[2], : x4.shape[3]])
+            )
         if unbatched:
             grad_x = grad_x[0]
     if needs_weight_grad:
         grad_w = np.zeros(weight.shape, dtype)
         if not empty:
-            _kernel("grad_weight", routes["grad_weight"])(_padded(x4, conv4), gy4, grad_w,
-                                                          *geom)
+            _kernel("grad_weight", routes["grad_weight"])(_padded(x4, conv4), gy4, grad_w, *geom)
     if needs_bias_grad:
         grad_b = np.zeros(shape4[1], dtype)
         if gy4.size:

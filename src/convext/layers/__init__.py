@@ -6,6 +6,7 @@ gradients are accumulated into ``grads()``), ``parameters()``, ``train()`` / ``e
 shapes, and ``save(path)``. A layer type of your own is saved and loaded once registered
 with ``register_layer`` (see ``convext.layers.registry``).
 """
+
 from .activation import (
     ELU,
     GELU,
@@ -41,11 +42,52 @@ from .pooling import (
 )
 from .registry import LAYERS, register_layer
 
-__all__ = ["AdaptiveAvgPool2D", "AdaptiveMaxPool2D", "Add", "AvgPool2D", "BatchNorm2D", "Cat",
-           "Concat", "Constant", "Conv2D", "ConvTranspose2D", "Dense", "Div", "Dropout",
-           "Dropout2D", "ELU",
-           "Flatten", "GELU", "GlobalAvgPool2D", "Graph", "GraphBuilder", "Hardsigmoid",
-           "Hardswish", "Hardtanh", "Identity", "LAYERS", "LPPool2D", "Layer", "LayerList",
-           "LeakyReLU", "LogSoftmax", "MaxPool2D", "MaxUnpool2D", "Mul", "Pad", "ReLU", "ReLU6",
-           "Reshape", "Residual", "Sequential", "SiLU", "Sigmoid", "Softmax", "Sub", "Tanh",
-           "Transpose", "Upsample", "register_layer"]
+__all__ = [
+    "AdaptiveAvgPool2D",
+    "AdaptiveMaxPool2D",
+    "Add",
+    "AvgPool2D",
+    "BatchNorm2D",
+    "Cat",
+    "Concat",
+    "Constant",
+    "Conv2D",
+    "ConvTranspose2D",
+    "Dense",
+    "Div",
+    "Dropout",
+    "Dropout2D",
+    "ELU",
+    "Flatten",
+    "GELU",
+    "GlobalAvgPool2D",
+    "Graph",
+    "GraphBuilder",
+    "Hardsigmoid",
+    "Hardswish",
+    "Hardtanh",
+    "Identity",
+    "LAYERS",
+    "LPPool2D",
+    "Layer",
+    "LayerList",
+    "LeakyReLU",
+    "LogSoftmax",
+    "MaxPool2D",
+    "MaxUnpool2D",
+    "Mul",
+    "Pad",
+    "ReLU",
+    "ReLU6",
+    "Reshape",
+    "Residual",
+    "Sequential",
+    "SiLU",
+    "Sigmoid",
+    "Softmax",
+    "Sub",
+    "Tanh",
+    "Transpose",
+    "Upsample",
+    "register_layer",
+]

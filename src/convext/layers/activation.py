@@ -1,4 +1,5 @@
 """Activation layers: elementwise functions from ``convext.functional``."""
+
 from __future__ import annotations
 
 import math
@@ -8,8 +9,21 @@ from .._typing import ArrayLike, FloatArray
 from .base import Layer
 from .registry import register_layer
 
-__all__ = ["ELU", "GELU", "Hardsigmoid", "Hardswish", "Hardtanh", "LeakyReLU", "LogSoftmax",
-           "ReLU", "ReLU6", "SiLU", "Sigmoid", "Softmax", "Tanh"]
+__all__ = [
+    "ELU",
+    "GELU",
+    "Hardsigmoid",
+    "Hardswish",
+    "Hardtanh",
+    "LeakyReLU",
+    "LogSoftmax",
+    "ReLU",
+    "ReLU6",
+    "SiLU",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
+]
 
 
 class _OnInput(Layer):
@@ -26,8 +40,9 @@ class _OnInput(Layer):
 
     def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         if self._x is None:
-            raise RuntimeError(f"{type(self).__name__}.backward needs a forward pass in "
-                               f"training mode first")
+            raise RuntimeError(
+                f"{type(self).__name__}.backward needs a forward pass in training mode first"
+            )
         g = self._b(grad_out, self._x)
         self._x = None
         return g
@@ -47,8 +62,9 @@ class _OnOutput(Layer):
 
     def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         if self._y is None:
-            raise RuntimeError(f"{type(self).__name__}.backward needs a forward pass in "
-                               f"training mode first")
+            raise RuntimeError(
+                f"{type(self).__name__}.backward needs a forward pass in training mode first"
+            )
         g = self._b(grad_out, self._y)
         self._y = None
         return g
@@ -170,10 +186,15 @@ class Hardtanh(_OnInput):
         super().__init__()
         self.min_val = float(min_val)
         self.max_val = float(max_val)
-        if not (math.isfinite(self.min_val) and math.isfinite(self.max_val)
-                and self.min_val <= self.max_val):
-            raise ValueError(f"Hardtanh: min_val and max_val must be finite with min_val <= "
-                             f"max_val, got {min_val!r} and {max_val!r}")
+        if not (
+            math.isfinite(self.min_val)
+            and math.isfinite(self.max_val)
+            and self.min_val <= self.max_val
+        ):
+            raise ValueError(
+                f"Hardtanh: min_val and max_val must be finite with min_val <= "
+                f"max_val, got {min_val!r} and {max_val!r}"
+            )
 
     def _f(self, x):
         return functional.hardtanh(x, self.min_val, self.max_val)

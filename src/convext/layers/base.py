@@ -15,6 +15,7 @@ initialised, so a model described by an untrusted file is built, with all the co
 checks, at no memory cost; ``Layer._allocate()`` then allocates the arrays once the file is
 known to supply them.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -42,6 +43,7 @@ _local = threading.local()
 class _Unallocated:
     """What a constructor would have allocated: shape, dtype and initial fill value (None: the
     array is initialised by ``reset_parameters``, or filled by the loader)."""
+
     __slots__ = ("shape", "dtype", "fill")
 
     def __init__(self, shape, dtype, fill):
@@ -131,8 +133,10 @@ class Layer:
         children = self.__dict__.get("_children")
         if isinstance(value, Layer):
             if children is None:
-                raise AttributeError(f"cannot assign the layer {name!r} before "
-                                     f"Layer.__init__(): call super().__init__() first")
+                raise AttributeError(
+                    f"cannot assign the layer {name!r} before "
+                    f"Layer.__init__(): call super().__init__() first"
+                )
             self._adopt(name, value)
         elif children is not None and name in children:
             self._release(name)
@@ -154,8 +158,10 @@ class Layer:
         ancestor = self
         while ancestor is not None:
             if ancestor is child:
-                raise ValueError(f"cannot make a {type(child).__name__} a child of itself or "
-                                 f"of a layer inside it (as {name!r})")
+                raise ValueError(
+                    f"cannot make a {type(child).__name__} a child of itself or "
+                    f"of a layer inside it (as {name!r})"
+                )
             ancestor = ancestor._owner()
         owner = child._owner()
         if owner is not None:
@@ -164,7 +170,8 @@ class Layer:
                 f"this {type(child).__name__} instance is already part of a model (child "
                 f"{where!r} of a {type(owner).__name__}); a layer instance may appear only "
                 f"once in a model (it keeps its forward input for backward): create a second "
-                f"instance for {name!r}")
+                f"instance for {name!r}"
+            )
         if name in self._children:
             self._release(name)
         self._children[name] = child
@@ -258,16 +265,21 @@ class Layer:
         missing = sorted(set(own) - set(given))
         unexpected = sorted(set(given) - set(own))
         if strict and (missing or unexpected):
-            raise ValueError(f"load_state_dict: missing keys {missing}, "
-                             f"unexpected keys {unexpected}")
+            raise ValueError(
+                f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}"
+            )
         for k in own.keys() & given.keys():
             if own[k].shape != given[k].shape:
-                raise ValueError(f"load_state_dict: {k!r} has shape {given[k].shape}, "
-                                 f"the layer expects {own[k].shape}")
+                raise ValueError(
+                    f"load_state_dict: {k!r} has shape {given[k].shape}, "
+                    f"the layer expects {own[k].shape}"
+                )
             if not np.can_cast(given[k].dtype, own[k].dtype, casting="same_kind"):
-                raise TypeError(f"load_state_dict: {k!r} has dtype {given[k].dtype}, which is "
-                                f"not converted to the layer's {own[k].dtype} (strings, "
-                                f"objects, complex numbers and the like are refused)")
+                raise TypeError(
+                    f"load_state_dict: {k!r} has dtype {given[k].dtype}, which is "
+                    f"not converted to the layer's {own[k].dtype} (strings, "
+                    f"objects, complex numbers and the like are refused)"
+                )
         for k in own.keys() & given.keys():
             np.copyto(own[k], given[k], casting="same_kind")
         return self
@@ -325,8 +337,7 @@ class Layer:
         """torch.nn's nested style: ``Name(extra)`` or ``Name(\n  (child): ...\n)``."""
         extra = self.extra_repr()
         lines = extra.split("\n") if extra else []
-        children = [f"({k}): " + repr(v).replace("\n", "\n  ")
-                    for k, v in self._children.items()]
+        children = [f"({k}): " + repr(v).replace("\n", "\n  ") for k, v in self._children.items()]
         if len(lines) == 1 and not children:
             return f"{type(self).__name__}({lines[0]})"
         if not lines and not children:
@@ -365,11 +376,15 @@ class Layer:
         try:
             shape = tuple(int(d) for d in input_shape)
         except TypeError:
-            raise TypeError(f"input_shape must be a tuple of ints with the batch axis, e.g. "
-                            f"(1, 3, 32, 32), got {input_shape!r}") from None
-        if not shape or min(shape) < 1 or math.prod(shape) > 2 ** 31:
-            raise ValueError(f"input_shape must hold positive sizes (batch first), at most "
-                             f"2**31 elements, got {input_shape!r}")
+            raise TypeError(
+                f"input_shape must be a tuple of ints with the batch axis, e.g. "
+                f"(1, 3, 32, 32), got {input_shape!r}"
+            ) from None
+        if not shape or min(shape) < 1 or math.prod(shape) > 2**31:
+            raise ValueError(
+                f"input_shape must hold positive sizes (batch first), at most "
+                f"2**31 elements, got {input_shape!r}"
+            )
         params = self.parameters()
         if dtype is None:
             dtype = next(iter(params.values())).dtype if params else np.float32
@@ -381,6 +396,7 @@ class Layer:
                 out = forward(x)
                 shapes[name] = tuple(np.shape(out))
                 return out
+
             return forward_and_record
 
         was_training = self.training
@@ -396,8 +412,13 @@ class Layer:
         rows = []
         for name, layer in layers:
             depth = name.count(".") + 1 if name else 0
-            label = "  " * depth + (f"{name.rsplit('.', 1)[-1]} " if name else "") \
-                + f"({type(layer).__name__})" if name else type(layer).__name__
+            label = (
+                "  " * depth
+                + (f"{name.rsplit('.', 1)[-1]} " if name else "")
+                + f"({type(layer).__name__})"
+                if name
+                else type(layer).__name__
+            )
             own = sum(p.size for p in layer._params.values())
             count = "--" if own == 0 and layer._children else f"{own:,}"
             rows.append((label, str(shapes[name]) if name in shapes else "--", count))
@@ -410,9 +431,13 @@ class Layer:
         total = sum(p.size for p in params.values())
         nbytes = sum(p.nbytes for p in params.values())
         buffers = sum(b.size for b in self.buffers().values())
-        lines += ["=" * width, f"Total params: {total:,} ({nbytes / 2 ** 20:.2f} MiB)",
-                  f"Buffers (not trained): {buffers:,}", f"Input shape: {shape}, {np.dtype(dtype)}",
-                  "=" * width]
+        lines += [
+            "=" * width,
+            f"Total params: {total:,} ({nbytes / 2**20:.2f} MiB)",
+            f"Buffers (not trained): {buffers:,}",
+            f"Input shape: {shape}, {np.dtype(dtype)}",
+            "=" * width,
+        ]
         text = "\n".join(lines)
         if print_fn is not None:
             print_fn(text)

@@ -43,6 +43,7 @@ twice gets the sum of its gradients. A ResNet basic block (torchvision's names, 
 The backward runs the forward's steps in reverse (bn2, conv2, relu1, bn1, conv1 for the
 main branch); each layer call returns dL/d(its input) and adds its parameter gradients.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -74,15 +75,16 @@ class Residual(Layer):
     def __init__(self, body, shortcut=None):
         super().__init__()
         self.body = _check_layer(body, "Residual: body")
-        self.shortcut = None if shortcut is None else _check_layer(shortcut,
-                                                                   "Residual: shortcut")
+        self.shortcut = None if shortcut is None else _check_layer(shortcut, "Residual: shortcut")
 
     def forward(self, x: ArrayLike) -> FloatArray:
         y = self.body(x)
         s = np.asarray(x) if self.shortcut is None else self.shortcut(x)
         if np.shape(y) != np.shape(s):
-            raise ValueError(f"Residual: body output has shape {np.shape(y)} but the shortcut "
-                             f"gives {np.shape(s)}; they are added")
+            raise ValueError(
+                f"Residual: body output has shape {np.shape(y)} but the shortcut "
+                f"gives {np.shape(s)}; they are added"
+            )
         return y + s
 
     def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
@@ -128,14 +130,16 @@ class Concat(Layer):
         outs = [branch(x) for branch in self._children.values()]
         ndim = np.ndim(outs[0])
         if not -ndim <= self.axis < ndim:
-            raise ValueError(f"Concat: axis {self.axis} is out of range for outputs with "
-                             f"{ndim} dimensions")
+            raise ValueError(
+                f"Concat: axis {self.axis} is out of range for outputs with {ndim} dimensions"
+            )
         axis = self.axis % ndim
         shapes = [np.shape(o) for o in outs]
-        rest = [s[:axis] + s[axis + 1:] for s in shapes]
+        rest = [s[:axis] + s[axis + 1 :] for s in shapes]
         if any(len(s) != ndim or r != rest[0] for s, r in zip(shapes, rest, strict=True)):
-            raise ValueError(f"Concat: the branches' outputs {shapes} differ outside axis "
-                             f"{self.axis}")
+            raise ValueError(
+                f"Concat: the branches' outputs {shapes} differ outside axis {self.axis}"
+            )
         # kept for backward in training mode only: eval-mode calls only read (thread safety)
         self._sizes = [s[axis] for s in shapes] if self.training else None
         return np.concatenate(outs, axis=axis)

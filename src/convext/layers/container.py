@@ -1,6 +1,7 @@
 """Containers: ``Sequential`` (layers applied in order) and ``LayerList`` (a list of layers a
 composite layer owns, like torch.nn.ModuleList). Their children are named ``"0"``, ``"1"``...
 as in torch, so ``features.3.conv.1.0.running_var`` reads the same in both."""
+
 from __future__ import annotations
 
 from .._typing import ArrayLike, FloatArray
@@ -90,8 +91,7 @@ class Sequential(_IndexedLayers):
         layers = self.layers
         stop = 0
         if not needs_input_grad:
-            stop = next((i for i, layer in enumerate(layers) if layer.parameters()),
-                        len(layers))
+            stop = next((i for i, layer in enumerate(layers) if layer.parameters()), len(layers))
         g = grad_out
         for i in range(len(layers) - 1, stop - 1, -1):
             g = layers[i].backward(g, needs_input_grad=needs_input_grad or i > stop)
@@ -109,5 +109,7 @@ class LayerList(_IndexedLayers):
         self._extend(layers, "LayerList")
 
     def forward(self, x: ArrayLike) -> FloatArray:
-        raise NotImplementedError("a LayerList has no forward: call its layers from the "
-                                  "forward of the layer that holds it (or use Sequential)")
+        raise NotImplementedError(
+            "a LayerList has no forward: call its layers from the "
+            "forward of the layer that holds it (or use Sequential)"
+        )

@@ -1,4 +1,5 @@
 """Convolution layer."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -49,8 +50,10 @@ class Conv2D(_WeightBias):
         self.groups = check_positive_int(groups, "groups")
         self.padding = check_padding(padding, self.stride)
         if self.in_channels % self.groups or self.out_channels % self.groups:
-            raise ValueError(f"groups={self.groups} must divide in_channels={in_channels} and "
-                             f"out_channels={out_channels}")
+            raise ValueError(
+                f"groups={self.groups} must divide in_channels={in_channels} and "
+                f"out_channels={out_channels}"
+            )
         self.dtype = _dtype(dtype)
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
         self._make_parameters(shape, bias, rng)
@@ -66,28 +69,48 @@ class Conv2D(_WeightBias):
     def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         if self._x is None:
             raise RuntimeError("Conv2D.backward needs a forward pass in training mode first")
-        gx, gw, gb = functional.conv2d_backward(grad_out, self._x, self.weight, *self._geom(),
-                                                needs_input_grad=needs_input_grad,
-                                                needs_bias_grad=self.bias is not None)
+        gx, gw, gb = functional.conv2d_backward(
+            grad_out,
+            self._x,
+            self.weight,
+            *self._geom(),
+            needs_input_grad=needs_input_grad,
+            needs_bias_grad=self.bias is not None,
+        )
         self._accumulate(gw, gb)
         self._x = None
         return gx
 
     def get_config(self):
-        return dict(in_channels=self.in_channels, out_channels=self.out_channels,
-                    kernel_size=list(self.kernel_size), stride=list(self.stride),
-                    padding=self.padding if isinstance(self.padding, str) else list(self.padding),
-                    dilation=list(self.dilation), groups=self.groups, bias=self.bias is not None,
-                    dtype=self.dtype.name)
+        return dict(
+            in_channels=self.in_channels,
+            out_channels=self.out_channels,
+            kernel_size=list(self.kernel_size),
+            stride=list(self.stride),
+            padding=self.padding if isinstance(self.padding, str) else list(self.padding),
+            dilation=list(self.dilation),
+            groups=self.groups,
+            bias=self.bias is not None,
+            dtype=self.dtype.name,
+        )
 
     def extra_repr(self):
         c = self.get_config()
-        s = settings_repr([self.in_channels, self.out_channels],
-                          {"kernel_size": c["kernel_size"]}, {})
-        rest = settings_repr([], {k: c[k] for k in ("stride", "padding", "dilation", "groups",
-                                                     "bias", "dtype")},
-                             {"stride": [1, 1], "padding": [0, 0], "dilation": [1, 1],
-                              "groups": 1, "bias": True, "dtype": "float32"})
+        s = settings_repr(
+            [self.in_channels, self.out_channels], {"kernel_size": c["kernel_size"]}, {}
+        )
+        rest = settings_repr(
+            [],
+            {k: c[k] for k in ("stride", "padding", "dilation", "groups", "bias", "dtype")},
+            {
+                "stride": [1, 1],
+                "padding": [0, 0],
+                "dilation": [1, 1],
+                "groups": 1,
+                "bias": True,
+                "dtype": "float32",
+            },
+        )
         return s + (", " + rest if rest else "")
 
 
@@ -106,9 +129,20 @@ class ConvTranspose2D(_WeightBias):
     backward. See ``functional.conv_transpose2d``.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 output_padding=0, groups=1, bias=True, dilation=1, dtype=np.float32,
-                 rng=None):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: IntPair,
+        stride: IntPair = 1,
+        padding: IntPair = 0,
+        output_padding: IntPair = 0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation: IntPair = 1,
+        dtype: DTypeLike = np.float32,
+        rng: np.random.Generator | int | None = None,
+    ) -> None:
         super().__init__()
         self.in_channels = check_positive_int(in_channels, "in_channels")
         self.out_channels = check_positive_int(out_channels, "out_channels")
@@ -119,12 +153,18 @@ class ConvTranspose2D(_WeightBias):
         self.dilation = as_pair(dilation, "dilation")
         self.groups = check_positive_int(groups, "groups")
         if self.in_channels % self.groups or self.out_channels % self.groups:
-            raise ValueError(f"groups={self.groups} must divide in_channels={in_channels} and "
-                             f"out_channels={out_channels}")
-        if any(op >= s and op >= d for op, s, d in zip(self.output_padding, self.stride,
-                                                        self.dilation)):
-            raise ValueError(f"output_padding {self.output_padding} must be smaller than "
-                             f"either the stride {self.stride} or the dilation {self.dilation}")
+            raise ValueError(
+                f"groups={self.groups} must divide in_channels={in_channels} and "
+                f"out_channels={out_channels}"
+            )
+        if any(
+            op >= s and op >= d
+            for op, s, d in zip(self.output_padding, self.stride, self.dilation, strict=True)
+        ):
+            raise ValueError(
+                f"output_padding {self.output_padding} must be smaller than "
+                f"either the stride {self.stride} or the dilation {self.dilation}"
+            )
         self.dtype = _dtype(dtype)
         shape = (self.in_channels, self.out_channels // self.groups) + self.kernel_size
         self._make_parameters(shape, bias, rng)
@@ -142,36 +182,69 @@ class ConvTranspose2D(_WeightBias):
     def _geom(self):
         return self.stride, self.padding, self.output_padding, self.groups, self.dilation
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         y = functional.conv_transpose2d(x, self.weight, self.bias, *self._geom())
         self._x = x if self.training else None
         return y
 
-    def backward(self, grad_out, needs_input_grad=True):
+    def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         if self._x is None:
-            raise RuntimeError("ConvTranspose2D.backward needs a forward pass in training mode "
-                               "first")
+            raise RuntimeError(
+                "ConvTranspose2D.backward needs a forward pass in training mode first"
+            )
         gx, gw, gb = functional.conv_transpose2d_backward(
-            grad_out, self._x, self.weight, *self._geom(), needs_input_grad=needs_input_grad,
-            needs_bias_grad=self.bias is not None)
+            grad_out,
+            self._x,
+            self.weight,
+            *self._geom(),
+            needs_input_grad=needs_input_grad,
+            needs_bias_grad=self.bias is not None,
+        )
         self._accumulate(gw, gb)
         self._x = None
         return gx
 
     def get_config(self):
-        return dict(in_channels=self.in_channels, out_channels=self.out_channels,
-                    kernel_size=list(self.kernel_size), stride=list(self.stride),
-                    padding=list(self.padding), output_padding=list(self.output_padding),
-                    groups=self.groups, bias=self.bias is not None,
-                    dilation=list(self.dilation), dtype=self.dtype.name)
+        return dict(
+            in_channels=self.in_channels,
+            out_channels=self.out_channels,
+            kernel_size=list(self.kernel_size),
+            stride=list(self.stride),
+            padding=list(self.padding),
+            output_padding=list(self.output_padding),
+            groups=self.groups,
+            bias=self.bias is not None,
+            dilation=list(self.dilation),
+            dtype=self.dtype.name,
+        )
 
     def extra_repr(self):
         c = self.get_config()
-        s = settings_repr([self.in_channels, self.out_channels],
-                          {"kernel_size": c["kernel_size"]}, {})
-        rest = settings_repr([], {k: c[k] for k in ("stride", "padding", "output_padding",
-                                                     "dilation", "groups", "bias", "dtype")},
-                             {"stride": [1, 1], "padding": [0, 0], "output_padding": [0, 0],
-                              "dilation": [1, 1], "groups": 1, "bias": True,
-                              "dtype": "float32"})
+        s = settings_repr(
+            [self.in_channels, self.out_channels], {"kernel_size": c["kernel_size"]}, {}
+        )
+        rest = settings_repr(
+            [],
+            {
+                k: c[k]
+                for k in (
+                    "stride",
+                    "padding",
+                    "output_padding",
+                    "dilation",
+                    "groups",
+                    "bias",
+                    "dtype",
+                )
+            },
+            {
+                "stride": [1, 1],
+                "padding": [0, 0],
+                "output_padding": [0, 0],
+                "dilation": [1, 1],
+                "groups": 1,
+                "bias": True,
+                "dtype": "float32",
+            },
+        )
         return s + (", " + rest if rest else "")

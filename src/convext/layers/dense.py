@@ -1,4 +1,5 @@
 """Fully connected layer and Flatten."""
+
 from __future__ import annotations
 
 import math
@@ -42,11 +43,12 @@ class Dense(_WeightBias):
     def forward(self, x: ArrayLike) -> FloatArray:
         x = np.asarray(x)
         if x.ndim < 1 or x.shape[-1] != self.in_features:
-            raise ValueError(f"Dense: x must have shape (..., {self.in_features}), "
-                             f"got {x.shape}")
+            raise ValueError(f"Dense: x must have shape (..., {self.in_features}), got {x.shape}")
         if x.dtype != self.dtype:
-            raise TypeError(f"Dense: x has dtype {x.dtype} but the layer's parameters are "
-                            f"{self.dtype}; convert x or build the layer with dtype={x.dtype}")
+            raise TypeError(
+                f"Dense: x has dtype {x.dtype} but the layer's parameters are "
+                f"{self.dtype}; convert x or build the layer with dtype={x.dtype}"
+            )
         y = functional.linear(x, self.weight, self.bias)
         self._x = x if self.training else None
         return y
@@ -57,23 +59,35 @@ class Dense(_WeightBias):
         g = np.asarray(grad_out)
         x = self._x
         if g.shape != x.shape[:-1] + (self.out_features,):
-            raise ValueError(f"Dense.backward: grad_out must have shape "
-                             f"{x.shape[:-1] + (self.out_features,)}, got {g.shape}")
-        gx, gw, gb = functional.linear_backward(g, x, self.weight,
-                                                needs_input_grad=needs_input_grad,
-                                                needs_bias_grad=self.bias is not None)
+            raise ValueError(
+                f"Dense.backward: grad_out must have shape "
+                f"{x.shape[:-1] + (self.out_features,)}, got {g.shape}"
+            )
+        gx, gw, gb = functional.linear_backward(
+            g,
+            x,
+            self.weight,
+            needs_input_grad=needs_input_grad,
+            needs_bias_grad=self.bias is not None,
+        )
         self._accumulate(gw, gb)
         self._x = None
         return gx
 
     def get_config(self):
-        return dict(in_features=self.in_features, out_features=self.out_features,
-                    bias=self.bias is not None, dtype=self.dtype.name)
+        return dict(
+            in_features=self.in_features,
+            out_features=self.out_features,
+            bias=self.bias is not None,
+            dtype=self.dtype.name,
+        )
 
     def extra_repr(self):
-        return (f"in_features={self.in_features}, out_features={self.out_features}"
-                + ("" if self.bias is not None else ", bias=False")
-                + ("" if self.dtype == np.float32 else f", dtype={self.dtype.name}"))
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}"
+            + ("" if self.bias is not None else ", bias=False")
+            + ("" if self.dtype == np.float32 else f", dtype={self.dtype.name}")
+        )
 
 
 @register_layer
@@ -91,10 +105,12 @@ class Flatten(Layer):
         x = np.asarray(x)
         s, e = self.start_dim % max(x.ndim, 1), self.end_dim % max(x.ndim, 1)
         if x.ndim == 0 or s > e:
-            raise ValueError(f"Flatten: cannot flatten dimensions {self.start_dim}..{self.end_dim}"
-                             f" of an array of shape {x.shape}")
+            raise ValueError(
+                f"Flatten: cannot flatten dimensions {self.start_dim}..{self.end_dim}"
+                f" of an array of shape {x.shape}"
+            )
         self._shape = x.shape
-        return x.reshape(x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:])
+        return x.reshape(x.shape[:s] + (math.prod(x.shape[s : e + 1]),) + x.shape[e + 1 :])
 
     def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         shape, self._shape = self._shape, None

@@ -1,4 +1,5 @@
 """Dropout."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,7 +32,7 @@ class Dropout(Layer):
 
     def reset_parameters(self, rng=None):
         if rng is not None:
-            self.rng = np.random.default_rng(np.random.default_rng(rng).integers(2 ** 63))
+            self.rng = np.random.default_rng(np.random.default_rng(rng).integers(2**63))
         return self
 
     def forward(self, x: ArrayLike) -> FloatArray:
@@ -43,8 +44,10 @@ class Dropout(Layer):
         if self.p == 1.0:
             self._mask = np.zeros(x.shape, dtype)
         else:
-            keep = self.rng.random(x.shape, dtype=np.float64 if dtype == np.float64
-                                   else np.float32) >= self.p
+            keep = (
+                self.rng.random(x.shape, dtype=np.float64 if dtype == np.float64 else np.float32)
+                >= self.p
+            )
             self._mask = keep.astype(dtype) * dtype.type(1.0 / (1.0 - self.p))
         return x * self._mask
 
@@ -81,7 +84,9 @@ class Dropout2D(Dropout):
         if self.p == 1.0:
             self._mask = np.zeros(shape, dtype)
         else:
-            keep = self.rng.random(shape, dtype=np.float64 if dtype == np.float64
-                                   else np.float32) >= self.p
+            keep = (
+                self.rng.random(shape, dtype=np.float64 if dtype == np.float64 else np.float32)
+                >= self.p
+            )
             self._mask = keep.astype(dtype) * dtype.type(1.0 / (1.0 - self.p))
         return x * self._mask

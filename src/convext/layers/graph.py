@@ -37,6 +37,7 @@ list of ``[name, [input names]]``); the loader checks every name, reference and 
 tensor names, duplicate names, cycles, arity, at most ``MAX_GRAPH_NODES`` nodes) before any
 layer is built into the graph.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -49,8 +50,21 @@ from .base import Layer, _array, _building_unallocated, _dtype
 from .container import _check_layer
 from .registry import MAX_AXIS, MAX_GRAPH_NODES, MAX_NODE_INPUTS, MAX_SIZE, register_layer
 
-__all__ = ["Add", "Cat", "Constant", "Div", "Graph", "GraphBuilder", "Mul", "Pad", "Reshape",
-           "Sub", "Transpose", "MAX_GRAPH_NODES", "MAX_NODE_INPUTS"]
+__all__ = [
+    "Add",
+    "Cat",
+    "Constant",
+    "Div",
+    "Graph",
+    "GraphBuilder",
+    "Mul",
+    "Pad",
+    "Reshape",
+    "Sub",
+    "Transpose",
+    "MAX_GRAPH_NODES",
+    "MAX_NODE_INPUTS",
+]
 
 _NAME = re.compile(r"[A-Za-z0-9_]{1,128}\Z")
 
@@ -83,8 +97,9 @@ def _topological_order(input_names, wiring):
     for name, _ in wiring:
         check_name(name, "Graph: a node name")
         if name in seen:
-            raise ValueError(f"Graph: duplicate name {name!r} (names of inputs and nodes must "
-                             f"be unique)")
+            raise ValueError(
+                f"Graph: duplicate name {name!r} (names of inputs and nodes must be unique)"
+            )
         seen.add(name)
     for name, ins in wiring:
         if len(ins) > MAX_NODE_INPUTS:
@@ -150,10 +165,14 @@ class Graph(Layer):
             raise TypeError("Graph: nodes must be a list of (name, layer, input_names)")
         wiring, layers = [], []
         for k, node in enumerate(nodes):
-            if not isinstance(node, (list, tuple)) or len(node) != 3 \
-                    or not isinstance(node[2], (list, tuple)):
-                raise TypeError(f"Graph: node {k} must be (name, layer, input_names), got "
-                                f"{node!r:.100}")
+            if (
+                not isinstance(node, (list, tuple))
+                or len(node) != 3
+                or not isinstance(node[2], (list, tuple))
+            ):
+                raise TypeError(
+                    f"Graph: node {k} must be (name, layer, input_names), got {node!r:.100}"
+                )
             name, layer, ins = node
             layers.append(_check_layer(layer, f"Graph: the layer of node {name!r:.140}"))
             wiring.append((name, list(ins)))
@@ -166,8 +185,10 @@ class Graph(Layer):
             lo, hi = _n_inputs(layer)
             if len(ins) < lo or (hi is not None and len(ins) > hi):
                 want = f"{lo}" if lo == hi else f"at least {lo}"
-                raise ValueError(f"Graph: node {name!r} ({type(layer).__name__}) takes {want} "
-                                 f"input(s), it is given {len(ins)}")
+                raise ValueError(
+                    f"Graph: node {name!r} ({type(layer).__name__}) takes {want} "
+                    f"input(s), it is given {len(ins)}"
+                )
         self.input_names = input_names
         self.output_names = output_names
         self._inputs = dict(wiring)
@@ -178,17 +199,21 @@ class Graph(Layer):
     @classmethod
     def from_config(cls, config):
         nodes, wiring = config.get("nodes"), config.get("wiring")
-        if not isinstance(nodes, list) or not isinstance(wiring, list) \
-                or len(nodes) != len(wiring):
+        if not isinstance(nodes, list) or not isinstance(wiring, list) or len(nodes) != len(wiring):
             raise ValueError("Graph: nodes and wiring must be lists of the same length")
-        return cls(config.get("input_names"),
-                   [(n, layer, ins) for (n, ins), layer in zip(wiring, nodes, strict=True)],
-                   config.get("output_names"))
+        return cls(
+            config.get("input_names"),
+            [(n, layer, ins) for (n, ins), layer in zip(wiring, nodes, strict=True)],
+            config.get("output_names"),
+        )
 
     def get_config(self):
-        return {"input_names": list(self.input_names), "output_names": list(self.output_names),
-                "nodes": list(self._children.values()),
-                "wiring": [[name, list(self._inputs[name])] for name in self._children]}
+        return {
+            "input_names": list(self.input_names),
+            "output_names": list(self.output_names),
+            "nodes": list(self._children.values()),
+            "wiring": [[name, list(self._inputs[name])] for name in self._children],
+        }
 
     @property
     def n_inputs(self):
@@ -213,8 +238,10 @@ class Graph(Layer):
         """Forward pass returning ``{tensor name: array}`` for the outputs and every name in
         ``keep`` (for inspection)."""
         if len(inputs) != len(self.input_names):
-            raise ValueError(f"Graph: expected {len(self.input_names)} input(s) "
-                             f"({', '.join(self.input_names)}), got {len(inputs)}")
+            raise ValueError(
+                f"Graph: expected {len(self.input_names)} input(s) "
+                f"({', '.join(self.input_names)}), got {len(inputs)}"
+            )
         env = dict(zip(self.input_names, inputs, strict=True))
         if self.training:
             self._input_meta = [(np.shape(x), np.asarray(x).dtype) for x in inputs]
@@ -226,8 +253,11 @@ class Graph(Layer):
         for name in self._order:
             layer, ins = self._children[name], self._inputs[name]
             try:
-                env[name] = layer(*[env[i] for i in ins]) if getattr(
-                    layer, "n_inputs", 1) != 1 else layer(env[ins[0]])
+                env[name] = (
+                    layer(*[env[i] for i in ins])
+                    if getattr(layer, "n_inputs", 1) != 1
+                    else layer(env[ins[0]])
+                )
             except (ValueError, TypeError) as e:
                 if type(e) not in (ValueError, TypeError):
                     raise
@@ -256,8 +286,10 @@ class Graph(Layer):
         if len(self.output_names) == 1:
             grad_out = (grad_out,)
         elif not isinstance(grad_out, (list, tuple)) or len(grad_out) != len(self.output_names):
-            raise ValueError(f"Graph.backward: grad_out must be a tuple of "
-                             f"{len(self.output_names)} gradients (one per output)")
+            raise ValueError(
+                f"Graph.backward: grad_out must be a tuple of "
+                f"{len(self.output_names)} gradients (one per output)"
+            )
         if self._input_meta is None:
             raise RuntimeError("Graph.backward needs a forward pass in training mode first")
         need = self._needs_grad(needs_input_grad)
@@ -328,8 +360,9 @@ class GraphBuilder:
         for i in inputs:
             if i not in self._names:
                 raise ValueError(f"GraphBuilder.add_node: {name!r}: unknown input {i!r:.140}")
-        self._nodes.append((self._new_name(name, "GraphBuilder.add_node: name"), layer,
-                            list(inputs)))
+        self._nodes.append(
+            (self._new_name(name, "GraphBuilder.add_node: name"), layer, list(inputs))
+        )
         return name
 
     def output(self, *names):
@@ -369,8 +402,9 @@ class _Op(Layer):
 
     def _take(self):
         if self._saved is None:
-            raise RuntimeError(f"{type(self).__name__}.backward needs a forward pass in "
-                               f"training mode first")
+            raise RuntimeError(
+                f"{type(self).__name__}.backward needs a forward pass in training mode first"
+            )
         saved, self._saved = self._saved, None
         return saved
 
@@ -451,8 +485,11 @@ class Div(_Binary):
 
 
 def _check_axis(axis, what):
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) \
-            or not -MAX_AXIS <= axis <= MAX_AXIS:
+    if (
+        isinstance(axis, bool)
+        or not isinstance(axis, (int, np.integer))
+        or not -MAX_AXIS <= axis <= MAX_AXIS
+    ):
         raise TypeError(f"{what} must be an int in -{MAX_AXIS}..{MAX_AXIS}, got {axis!r}")
     return int(axis)
 
@@ -478,12 +515,15 @@ class Cat(_Op):
         ndim = xs[0].ndim
         axis = _norm_axis(self.axis, max(ndim, 1), "Cat: axis")
         shapes = [x.shape for x in xs]
-        if any(len(s) != ndim or s[:axis] + s[axis + 1:] != shapes[0][:axis] +
-               shapes[0][axis + 1:] for s in shapes):
+        if any(
+            len(s) != ndim or s[:axis] + s[axis + 1 :] != shapes[0][:axis] + shapes[0][axis + 1 :]
+            for s in shapes
+        ):
             raise ValueError(f"Cat: the inputs' shapes {shapes} differ outside axis {self.axis}")
         if len({x.dtype for x in xs}) != 1:
-            raise TypeError(f"Cat: the inputs have different dtypes "
-                            f"{sorted({str(x.dtype) for x in xs})}")
+            raise TypeError(
+                f"Cat: the inputs have different dtypes {sorted({str(x.dtype) for x in xs})}"
+            )
         self._keep((axis, [s[axis] for s in shapes]))
         return np.concatenate(xs, axis=axis)
 
@@ -501,11 +541,17 @@ class Cat(_Op):
 
 
 def _int_list(v, what, lo, hi, max_len):
-    if not isinstance(v, (list, tuple)) or len(v) > max_len or not all(
+    if (
+        not isinstance(v, (list, tuple))
+        or len(v) > max_len
+        or not all(
             isinstance(e, (int, np.integer)) and not isinstance(e, bool) and lo <= e <= hi
-            for e in v):
-        raise ValueError(f"{what} must be a list of at most {max_len} ints in {lo}..{hi}, "
-                         f"got {v!r:.140}")
+            for e in v
+        )
+    ):
+        raise ValueError(
+            f"{what} must be a list of at most {max_len} ints in {lo}..{hi}, got {v!r:.140}"
+        )
     return [int(e) for e in v]
 
 
@@ -525,8 +571,10 @@ class Reshape(_Op):
         for k, s in enumerate(self.shape):
             if s == 0:
                 if k >= len(in_shape):
-                    raise ValueError(f"Reshape: shape {self.shape} copies dimension {k} of an "
-                                     f"input with {len(in_shape)} dimensions")
+                    raise ValueError(
+                        f"Reshape: shape {self.shape} copies dimension {k} of an "
+                        f"input with {len(in_shape)} dimensions"
+                    )
                 s = in_shape[k]
             out.append(s)
         return tuple(out)
@@ -565,8 +613,7 @@ class Transpose(_Op):
     def forward(self, x: ArrayLike) -> FloatArray:
         x = np.asarray(x)
         if x.ndim != len(self.perm):
-            raise ValueError(f"Transpose: perm {self.perm} for an input with {x.ndim} "
-                             f"dimensions")
+            raise ValueError(f"Transpose: perm {self.perm} for an input with {x.ndim} dimensions")
         self._keep(True)
         return np.ascontiguousarray(x.transpose(self.perm))
 
@@ -599,13 +646,15 @@ class Pad(_Op):
         if len(self.pads) % 2:
             raise ValueError(f"Pad: pads must have an even length, got {self.pads}")
         if mode not in _PAD_MODES:
-            raise ValueError(f"Pad: mode must be 'constant', 'reflect' or 'edge', got "
-                             f"{mode!r:.50}")
+            raise ValueError(f"Pad: mode must be 'constant', 'reflect' or 'edge', got {mode!r:.50}")
         self.mode = mode
-        if isinstance(value, bool) or not isinstance(value, (int, float, str, np.number)) \
-                or (isinstance(value, str) and value not in ("inf", "-inf")):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float, str, np.number))
+            or (isinstance(value, str) and value not in ("inf", "-inf"))
+        ):
             raise TypeError(f"Pad: value must be a number, got {value!r:.50}")
-        self.value = float(value)   # -inf: the padding of a max pooling
+        self.value = float(value)  # -inf: the padding of a max pooling
         if np.isnan(self.value):
             raise ValueError("Pad: value is NaN")
 
@@ -613,18 +662,21 @@ class Pad(_Op):
         k = len(self.pads) // 2
         if k > ndim:
             raise ValueError(f"Pad: {k} padded axes for an input with {ndim} dimensions")
-        return [(0, 0)] * (ndim - k) + [(self.pads[2 * i], self.pads[2 * i + 1])
-                                        for i in range(k)]
+        return [(0, 0)] * (ndim - k) + [(self.pads[2 * i], self.pads[2 * i + 1]) for i in range(k)]
 
     def forward(self, x: ArrayLike) -> FloatArray:
         x = np.asarray(x)
         widths = self._widths(x.ndim)
-        if self.mode == "reflect" and any(max(b, a) >= n and (b or a) for (b, a), n in
-                                          zip(widths, x.shape, strict=True)):
-            raise ValueError(f"Pad: reflect padding {self.pads} needs each padded axis longer "
-                             f"than its padding, the input is {x.shape}")
-        if self.mode == "edge" and any((b or a) and n == 0 for (b, a), n in
-                                       zip(widths, x.shape, strict=True)):
+        if self.mode == "reflect" and any(
+            max(b, a) >= n and (b or a) for (b, a), n in zip(widths, x.shape, strict=True)
+        ):
+            raise ValueError(
+                f"Pad: reflect padding {self.pads} needs each padded axis longer "
+                f"than its padding, the input is {x.shape}"
+            )
+        if self.mode == "edge" and any(
+            (b or a) and n == 0 for (b, a), n in zip(widths, x.shape, strict=True)
+        ):
             raise ValueError(f"Pad: edge padding of an empty axis, input {x.shape}")
         self._keep((x.shape, widths))
         if self.mode == "constant":
@@ -646,12 +698,16 @@ class Pad(_Op):
 
     def get_config(self):
         v = self.value
-        return {"pads": list(self.pads), "mode": self.mode,
-                "value": v if np.isfinite(v) else ("inf" if v > 0 else "-inf")}
+        return {
+            "pads": list(self.pads),
+            "mode": self.mode,
+            "value": v if np.isfinite(v) else ("inf" if v > 0 else "-inf"),
+        }
 
     def extra_repr(self):
         return f"pads={tuple(self.pads)}, mode={self.mode!r}" + (
-            f", value={self.value}" if self.value else "")
+            f", value={self.value}" if self.value else ""
+        )
 
 
 def _pad_copy_backward(g, shape, widths, mode):
@@ -695,8 +751,9 @@ class Constant(_Op):
         if value is not None and not _building_unallocated():
             v = np.asarray(value)
             if v.shape != tuple(self.shape):
-                raise ValueError(f"Constant: value has shape {v.shape}, expected "
-                                 f"{tuple(self.shape)}")
+                raise ValueError(
+                    f"Constant: value has shape {v.shape}, expected {tuple(self.shape)}"
+                )
             np.copyto(self._buffers["value"], v, casting="same_kind")
 
     @classmethod

@@ -1,5 +1,6 @@
 """Batch normalisation over the channels of NCHW input (torch.nn.BatchNorm2d), on the compiled
 ``batch_norm`` kernels (statistics in double, in a fixed order: thread-count independent)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,12 +42,24 @@ class BatchNorm2D(Layer):
     ``num_batches_tracked``, as torch; its backward gives empty/zero gradients.
     """
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
-                 track_running_stats=True, device=None, dtype=None, *, bias=True):
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        device: str | None = None,
+        dtype: DTypeLike | None = None,
+        *,
+        bias: bool = True,
+    ) -> None:
         super().__init__()
         if device is not None and str(device) != "cpu":
-            raise ValueError(f"BatchNorm2D: device must be None or 'cpu' (convext runs on the "
-                             f"CPU), got {device!r}")
+            raise ValueError(
+                f"BatchNorm2D: device must be None or 'cpu' (convext runs on the "
+                f"CPU), got {device!r}"
+            )
         self.num_features = check_positive_int(num_features, "num_features")
         self.eps = float(eps)
         if not self.eps > 0 or not np.isfinite(self.eps):
@@ -65,9 +78,11 @@ class BatchNorm2D(Layer):
                 self._params["bias"] = _array((C,), self.dtype, 0)
         self._grads = {k: _array(v.shape, v.dtype, 0) for k, v in self._params.items()}
         if self.track_running_stats:
-            self._buffers = {"running_mean": _array((C,), self.dtype, 0),
-                             "running_var": _array((C,), self.dtype, 1),
-                             "num_batches_tracked": _array((), np.int64, 0)}
+            self._buffers = {
+                "running_mean": _array((C,), self.dtype, 0),
+                "running_var": _array((C,), self.dtype, 1),
+                "num_batches_tracked": _array((), np.int64, 0),
+            }
         self._saved = None
 
     def reset_running_stats(self):
@@ -96,8 +111,9 @@ class BatchNorm2D(Layer):
     def forward(self, x: ArrayLike) -> FloatArray:
         x = np.asarray(x)
         if x.ndim != 4 or x.shape[1] != self.num_features:
-            raise ValueError(f"BatchNorm2D: x must have shape (N, {self.num_features}, H, W), "
-                             f"got {x.shape}")
+            raise ValueError(
+                f"BatchNorm2D: x must have shape (N, {self.num_features}, H, W), got {x.shape}"
+            )
         if x.dtype != self.dtype:
             raise TypeError(f"BatchNorm2D: x has dtype {x.dtype} but the layer is {self.dtype}")
         use_batch = self.training or not self.track_running_stats
@@ -108,30 +124,52 @@ class BatchNorm2D(Layer):
             rm, rv = b["running_mean"], b["running_var"]
             if self.training:
                 if x.shape[0] * x.shape[2] * x.shape[3] == 1:
-                    raise ValueError(f"BatchNorm2D: expected more than 1 value per channel "
-                                     f"when training, got input of shape {x.shape}")
+                    raise ValueError(
+                        f"BatchNorm2D: expected more than 1 value per channel "
+                        f"when training, got input of shape {x.shape}"
+                    )
                 b["num_batches_tracked"] += 1
-                momentum = (1.0 / float(b["num_batches_tracked"]) if self.momentum is None
-                            else self.momentum)
+                momentum = (
+                    1.0 / float(b["num_batches_tracked"])
+                    if self.momentum is None
+                    else self.momentum
+                )
         y, mean, invstd = functional.batch_norm(
-            x, rm, rv, self._params.get("weight"), self._params.get("bias"), training=use_batch,
-            momentum=momentum, eps=self.eps, return_stats=True)
+            x,
+            rm,
+            rv,
+            self._params.get("weight"),
+            self._params.get("bias"),
+            training=use_batch,
+            momentum=momentum,
+            eps=self.eps,
+            return_stats=True,
+        )
         self._saved = (x, mean, invstd, use_batch) if self._keeps_input() else None
         return y
 
     def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         if self._saved is None:
-            raise RuntimeError("BatchNorm2D.backward needs a forward pass first (in training "
-                               "mode, or of the layer in eval mode inside a model in training "
-                               "mode)")
+            raise RuntimeError(
+                "BatchNorm2D.backward needs a forward pass first (in training "
+                "mode, or of the layer in eval mode inside a model in training "
+                "mode)"
+            )
         x, mean, invstd, use_batch = self._saved
         g = np.asarray(grad_out)
         if g.shape != x.shape:
-            raise ValueError(f"BatchNorm2D.backward: grad_out must have shape {x.shape}, "
-                             f"got {g.shape}")
+            raise ValueError(
+                f"BatchNorm2D.backward: grad_out must have shape {x.shape}, got {g.shape}"
+            )
         gx, gw, gb = functional.batch_norm_backward(
-            g, x, mean, invstd, self._params.get("weight"), training=use_batch,
-            needs_input_grad=needs_input_grad)
+            g,
+            x,
+            mean,
+            invstd,
+            self._params.get("weight"),
+            training=use_batch,
+            needs_input_grad=needs_input_grad,
+        )
         if self.affine:
             self._grads["weight"] += gw
         if "bias" in self._grads:
@@ -140,13 +178,21 @@ class BatchNorm2D(Layer):
         return gx
 
     def get_config(self):
-        return dict(num_features=self.num_features, eps=self.eps, momentum=self.momentum,
-                    affine=self.affine, track_running_stats=self.track_running_stats,
-                    dtype=self.dtype.name, bias=self.bias)
+        return dict(
+            num_features=self.num_features,
+            eps=self.eps,
+            momentum=self.momentum,
+            affine=self.affine,
+            track_running_stats=self.track_running_stats,
+            dtype=self.dtype.name,
+            bias=self.bias,
+        )
 
     def extra_repr(self):
         # torch 2.13 prints all five settings
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
             f"affine={self.affine}, bias={self.bias}, "
             f"track_running_stats={self.track_running_stats}"
-            + ("" if self.dtype == np.float32 else f", dtype={self.dtype.name}"))
+            + ("" if self.dtype == np.float32 else f", dtype={self.dtype.name}")
+        )

@@ -4,6 +4,7 @@ AdaptiveMaxPool2d, MaxUnpool2d, Upsample).
 Like the conv layers they accept anything ``convext.functional`` converts (a nested Python
 list of numbers becomes a float64 array); they keep the input's shape with ``np.shape``, which
 works for both."""
+
 from __future__ import annotations
 
 import math
@@ -16,8 +17,16 @@ from .._typing import ArrayLike, FloatArray, IntPair, Padding
 from .base import Layer, settings_repr
 from .registry import register_layer
 
-__all__ = ["AdaptiveAvgPool2D", "AdaptiveMaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "LPPool2D",
-           "MaxPool2D", "MaxUnpool2D", "Upsample"]
+__all__ = [
+    "AdaptiveAvgPool2D",
+    "AdaptiveMaxPool2D",
+    "AvgPool2D",
+    "GlobalAvgPool2D",
+    "LPPool2D",
+    "MaxPool2D",
+    "MaxUnpool2D",
+    "Upsample",
+]
 
 
 def _norm(v):
@@ -28,7 +37,8 @@ def _norm(v):
 @register_layer
 class MaxPool2D(Layer):
     """Max pooling (torch.nn.MaxPool2d). ``stride`` defaults to ``kernel_size``; padding (an
-    int, a pair or a 4-tuple (top, bottom, left, right)) acts as -inf. Keeps the int64 argmax indices (and the input shape) for backward; ties send the
+    int, a pair or a 4-tuple (top, bottom, left, right)) acts as -inf. Keeps the int64 argmax
+    indices (and the input shape) for backward; ties send the
     gradient to the first position in row-major window order. With ``return_indices`` the
     layer returns ``(y, indices)`` (flat ``h * W + w`` in each input plane), as torch, for a
     ``MaxUnpool2D`` later in the network (SegNet); its backward still takes dL/dy only."""
@@ -75,16 +85,30 @@ class MaxPool2D(Layer):
         return g
 
     def get_config(self):
-        config = dict(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
-                      dilation=self.dilation, ceil_mode=self.ceil_mode)
+        config = dict(
+            kernel_size=self.kernel_size,
+            stride=self.stride,
+            padding=self.padding,
+            dilation=self.dilation,
+            ceil_mode=self.ceil_mode,
+        )
         if self.return_indices:  # written only when set: files of earlier versions stay valid
             config["return_indices"] = True
         return config
 
     def extra_repr(self):
         c = self.get_config()
-        return settings_repr([], c, {"stride": None, "padding": 0, "dilation": 1,
-                                     "ceil_mode": False, "return_indices": False})
+        return settings_repr(
+            [],
+            c,
+            {
+                "stride": None,
+                "padding": 0,
+                "dilation": 1,
+                "ceil_mode": False,
+                "return_indices": False,
+            },
+        )
 
 
 @register_layer
@@ -111,8 +135,14 @@ class AvgPool2D(Layer):
         self._shape = None
 
     def _args(self):
-        return (self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                self.count_include_pad, self.divisor_override)
+        return (
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.ceil_mode,
+            self.count_include_pad,
+            self.divisor_override,
+        )
 
     def forward(self, x: ArrayLike) -> FloatArray:
         y = functional.avg_pool2d(x, *self._args())
@@ -123,14 +153,27 @@ class AvgPool2D(Layer):
         return functional.avg_pool2d_backward(grad_out, self._shape, *self._args())
 
     def get_config(self):
-        return dict(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding,
-                    ceil_mode=self.ceil_mode, count_include_pad=self.count_include_pad,
-                    divisor_override=self.divisor_override)
+        return dict(
+            kernel_size=self.kernel_size,
+            stride=self.stride,
+            padding=self.padding,
+            ceil_mode=self.ceil_mode,
+            count_include_pad=self.count_include_pad,
+            divisor_override=self.divisor_override,
+        )
 
     def extra_repr(self):
-        return settings_repr([], self.get_config(),
-                             {"stride": None, "padding": 0, "ceil_mode": False,
-                              "count_include_pad": True, "divisor_override": None})
+        return settings_repr(
+            [],
+            self.get_config(),
+            {
+                "stride": None,
+                "padding": 0,
+                "ceil_mode": False,
+                "count_include_pad": True,
+                "divisor_override": None,
+            },
+        )
 
 
 @register_layer
@@ -139,7 +182,14 @@ class LPPool2D(Layer):
     Keeps the input and the output for backward. ``padding`` (zeros; not in torch) is as in
     ``functional.lp_pool2d``."""
 
-    def __init__(self, norm_type, kernel_size, stride=None, ceil_mode=False, padding=0):
+    def __init__(
+        self,
+        norm_type: float,
+        kernel_size: IntPair,
+        stride: IntPair | None = None,
+        ceil_mode: bool = False,
+        padding: Padding = 0,
+    ) -> None:
         super().__init__()
         self.norm_type = float(norm_type)
         self.kernel_size = _norm(kernel_size)
@@ -148,9 +198,10 @@ class LPPool2D(Layer):
         self.padding = _norm(padding)
         self._x = self._y = None
 
-    def forward(self, x):
-        y = functional.lp_pool2d(x, self.norm_type, self.kernel_size, self.stride, self.ceil_mode,
-                                 self.padding)
+    def forward(self, x: ArrayLike) -> FloatArray:
+        y = functional.lp_pool2d(
+            x, self.norm_type, self.kernel_size, self.stride, self.ceil_mode, self.padding
+        )
         if self.training:
             self._x, self._y = x, y
         return y
@@ -158,23 +209,35 @@ class LPPool2D(Layer):
     def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         if self._x is None:
             raise RuntimeError("LPPool2D.backward needs a forward pass in training mode first")
-        g = functional.lp_pool2d_backward(grad_out, self._x, self._y, self.norm_type,
-                                          self.kernel_size, self.stride, self.ceil_mode,
-                                          self.padding)
+        g = functional.lp_pool2d_backward(
+            grad_out,
+            self._x,
+            self._y,
+            self.norm_type,
+            self.kernel_size,
+            self.stride,
+            self.ceil_mode,
+            self.padding,
+        )
         self._x = self._y = None
         return g
 
     def get_config(self):
-        config = dict(norm_type=self.norm_type, kernel_size=self.kernel_size,
-                      stride=self.stride, ceil_mode=self.ceil_mode)
+        config = dict(
+            norm_type=self.norm_type,
+            kernel_size=self.kernel_size,
+            stride=self.stride,
+            ceil_mode=self.ceil_mode,
+        )
         if self.padding != 0:  # written only when set: files of earlier versions stay valid
             config["padding"] = self.padding
         return config
 
     def extra_repr(self):
         c = self.get_config()
-        return settings_repr([c.pop("norm_type")], c, {"stride": None, "ceil_mode": False,
-                                                       "padding": 0})
+        return settings_repr(
+            [c.pop("norm_type")], c, {"stride": None, "ceil_mode": False, "padding": 0}
+        )
 
 
 @register_layer
@@ -232,8 +295,9 @@ class AdaptiveAvgPool2D(Layer):
 
     def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         if self._shape is None:
-            raise RuntimeError("AdaptiveAvgPool2D.backward needs a forward pass in training "
-                               "mode first")
+            raise RuntimeError(
+                "AdaptiveAvgPool2D.backward needs a forward pass in training mode first"
+            )
         g = functional.adaptive_avg_pool2d_backward(grad_out, self._shape)
         self._shape = None
         return g
@@ -264,15 +328,15 @@ class AdaptiveMaxPool2D(Layer):
         if not self.training:
             self._indices = None
             return functional.adaptive_max_pool2d(x, self.output_size)
-        y, self._indices = functional.adaptive_max_pool2d(x, self.output_size,
-                                                              return_indices=True)
+        y, self._indices = functional.adaptive_max_pool2d(x, self.output_size, return_indices=True)
         self._shape = np.shape(x)
         return y
 
     def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         if self._indices is None:
-            raise RuntimeError("AdaptiveMaxPool2D.backward needs a forward pass in training "
-                               "mode first")
+            raise RuntimeError(
+                "AdaptiveMaxPool2D.backward needs a forward pass in training mode first"
+            )
         g = functional.adaptive_max_pool2d_backward(grad_out, self._indices, self._shape)
         self._indices = None
         return g
@@ -308,16 +372,16 @@ class MaxUnpool2D(Layer):
         return self.forward(x, indices, output_size)
 
     def forward(self, x, indices, output_size=None):
-        y = functional.max_unpool2d(x, indices, self.kernel_size, self.stride,
-                                         self.padding, output_size)
+        y = functional.max_unpool2d(
+            x, indices, self.kernel_size, self.stride, self.padding, output_size
+        )
         if self.training:
             self._indices, self._shape = np.array(indices, np.int64), np.shape(x)
         return y
 
     def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         if self._indices is None:
-            raise RuntimeError("MaxUnpool2D.backward needs a forward pass in training mode "
-                               "first")
+            raise RuntimeError("MaxUnpool2D.backward needs a forward pass in training mode first")
         g = functional.max_unpool2d_backward(grad_out, self._indices, self._shape)
         self._indices = self._shape = None
         return g
@@ -349,24 +413,30 @@ class Upsample(Layer):
     ) -> None:
         super().__init__()
         if mode not in _UPSAMPLE_MODES:
-            raise ValueError(f"Upsample: mode must be one of "
-                             f"{', '.join(map(repr, _UPSAMPLE_MODES))}, got {mode!r}")
+            raise ValueError(
+                f"Upsample: mode must be one of "
+                f"{', '.join(map(repr, _UPSAMPLE_MODES))}, got {mode!r}"
+            )
         if (size is None) == (scale_factor is None):
-            raise ValueError(f"Upsample: exactly one of size and scale_factor must be given, "
-                             f"got size={size!r}, scale_factor={scale_factor!r}")
+            raise ValueError(
+                f"Upsample: exactly one of size and scale_factor must be given, "
+                f"got size={size!r}, scale_factor={scale_factor!r}"
+            )
         if align_corners is not None and not isinstance(align_corners, bool):
-            raise TypeError(f"Upsample: align_corners must be None or a bool, got "
-                            f"{align_corners!r}")
+            raise TypeError(
+                f"Upsample: align_corners must be None or a bool, got {align_corners!r}"
+            )
         if mode == "nearest" and align_corners is not None:
             raise ValueError("Upsample: align_corners can only be set with mode 'bilinear'")
         self.size = _norm(size)
         if scale_factor is not None:
             pair = isinstance(scale_factor, (tuple, list))
             factors = [float(s) for s in scale_factor] if pair else [float(scale_factor)]
-            if not (1 <= len(factors) <= 2 and all(math.isfinite(f) and f > 0
-                                                   for f in factors)):
-                raise ValueError(f"Upsample: scale_factor must be a positive finite number or "
-                                 f"a pair of them, got {scale_factor!r}")
+            if not (1 <= len(factors) <= 2 and all(math.isfinite(f) and f > 0 for f in factors)):
+                raise ValueError(
+                    f"Upsample: scale_factor must be a positive finite number or "
+                    f"a pair of them, got {scale_factor!r}"
+                )
             scale_factor = factors if pair else factors[0]
         self.scale_factor = scale_factor
         self.mode = mode
@@ -375,8 +445,12 @@ class Upsample(Layer):
 
     def _args(self):
         sf = self.scale_factor
-        return dict(size=self.size, scale_factor=tuple(sf) if isinstance(sf, list) else sf,
-                    mode=self.mode, align_corners=self.align_corners)
+        return dict(
+            size=self.size,
+            scale_factor=tuple(sf) if isinstance(sf, list) else sf,
+            mode=self.mode,
+            align_corners=self.align_corners,
+        )
 
     def forward(self, x: ArrayLike) -> FloatArray:
         y = functional.interpolate(x, **self._args())
@@ -391,10 +465,13 @@ class Upsample(Layer):
         return g
 
     def get_config(self):
-        return dict(size=self.size, scale_factor=self.scale_factor, mode=self.mode,
-                    align_corners=self.align_corners)
+        return dict(
+            size=self.size,
+            scale_factor=self.scale_factor,
+            mode=self.mode,
+            align_corners=self.align_corners,
+        )
 
     def extra_repr(self):
         c = self.get_config()
-        return settings_repr([], c, {"size": None, "scale_factor": None,
-                                     "align_corners": None})
+        return settings_repr([], c, {"size": None, "scale_factor": None, "align_corners": None})

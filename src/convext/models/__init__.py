@@ -12,11 +12,26 @@ Each builder takes ``dtype`` (float32 or float64) and ``rng`` (a numpy Generator
 torchvision's initialisation); every model saves and loads with ``model.save`` /
 ``convext.load``.
 """
+
 from .lenet import lenet5
 from .mobilenet import InvertedResidual, MobileNetV2, mobilenet_v2
 from .resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
 from .unet import UNet, unet
 from .vgg import VGG, vgg11
 
-__all__ = ["BasicBlock", "Bottleneck", "InvertedResidual", "MobileNetV2", "ResNet", "UNet",
-           "VGG", "lenet5", "mobilenet_v2", "resnet18", "resnet34", "resnet50", "unet", "vgg11"]
+__all__ = [
+    "BasicBlock",
+    "Bottleneck",
+    "InvertedResidual",
+    "MobileNetV2",
+    "ResNet",
+    "UNet",
+    "VGG",
+    "lenet5",
+    "mobilenet_v2",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "unet",
+    "vgg11",
+]

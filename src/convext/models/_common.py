@@ -1,5 +1,6 @@
 """What the model zoo's architectures share: building the layers without allocating twice, and
 torchvision's weight initialisation."""
+
 import contextlib
 
 import numpy as np
@@ -34,7 +35,8 @@ def torchvision_init(model, rng=None, linear="normal"):
     """torchvision's initialisation: convolution weights ``kaiming_normal(mode='fan_out',
     nonlinearity='relu')`` and biases zero; BatchNorm weight 1, bias 0, running statistics
     reset; Dense ``normal(0, 0.01)`` and bias zero (``linear='normal'``: VGG, MobileNetV2) or
-    torch.nn.Linear's default (``linear='default'``: ResNet's fc); Dropout masks re-seeded; ConvTranspose2D torch.nn's default initialisation.
+    torch.nn.Linear's default (``linear='default'``: ResNet's fc); Dropout masks re-seeded;
+    ConvTranspose2D torch.nn's default initialisation.
     ``rng``: a numpy Generator or seed."""
     rng = np.random.default_rng(rng)
     for _, layer in model.named_layers():
@@ -62,11 +64,21 @@ def conv_bn_act(in_channels, out_channels, kernel_size, stride, groups, activati
     """torchvision's Conv2dNormActivation: children ``0`` (Conv2D, no bias, padding
     ``(kernel_size - 1) // 2``), ``1`` (BatchNorm2D), ``2`` (the activation)."""
     from ..layers import Sequential
+
     return Sequential(
-        Conv2D(in_channels, out_channels, kernel_size, stride, (kernel_size - 1) // 2,
-               groups=groups, bias=False, dtype=dtype),
+        Conv2D(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            (kernel_size - 1) // 2,
+            groups=groups,
+            bias=False,
+            dtype=dtype,
+        ),
         BatchNorm2D(out_channels, dtype=dtype),
-        activation())
+        activation(),
+    )
 
 
 def check_int(value, name, lo=1):

@@ -6,6 +6,7 @@ A Sequential, so its keys are those of the same ``torch.nn.Sequential``::
     3 Conv2D(6, 16, 5)            4 ReLU  5 MaxPool2D(2)
     6 Flatten  7 Dense(400, 120)  8 ReLU  9 Dense(120, 84)  10 ReLU  11 Dense(84, num_classes)
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,8 +28,17 @@ def lenet5(
     num_classes = check_int(num_classes, "num_classes")
     dt = model_dtype(dtype)
     model = Sequential(
-        Conv2D(1, 6, 5, padding=2, dtype=dt), ReLU(), MaxPool2D(2),
-        Conv2D(6, 16, 5, dtype=dt), ReLU(), MaxPool2D(2),
-        Flatten(), Dense(400, 120, dtype=dt), ReLU(), Dense(120, 84, dtype=dt), ReLU(),
-        Dense(84, num_classes, dtype=dt))
+        Conv2D(1, 6, 5, padding=2, dtype=dt),
+        ReLU(),
+        MaxPool2D(2),
+        Conv2D(6, 16, 5, dtype=dt),
+        ReLU(),
+        MaxPool2D(2),
+        Flatten(),
+        Dense(400, 120, dtype=dt),
+        ReLU(),
+        Dense(120, 84, dtype=dt),
+        ReLU(),
+        Dense(84, num_classes, dtype=dt),
+    )
     return model.reset_parameters(rng)

@@ -13,6 +13,7 @@ The layout is ``torchvision.models.mobilenetv2``, so its state_dict loads as it 
 
 A "Conv2dNormActivation" here is a Sequential of those three layers (the same keys).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,8 +26,15 @@ from ._common import building, check_int, conv_bn_act, model_dtype, torchvision_
 __all__ = ["InvertedResidual", "MobileNetV2", "make_divisible", "mobilenet_v2"]
 
 # t (expansion), c (channels), n (blocks), s (stride of the first block): the paper's Table 2
-_SETTING = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
-            (6, 160, 3, 2), (6, 320, 1, 1))
+_SETTING = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
 
 
 def make_divisible(v, divisor=8, min_value=None):
@@ -57,23 +65,30 @@ class InvertedResidual(Layer):
         self.stride = check_int(stride, "stride")
         if self.stride not in (1, 2):
             raise ValueError(f"InvertedResidual: stride must be 1 or 2, got {stride!r}")
-        if isinstance(expand_ratio, bool) or not isinstance(expand_ratio, (int, float)) \
-                or not 0 < expand_ratio < float("inf"):
-            raise ValueError(f"InvertedResidual: expand_ratio must be a positive number, got "
-                             f"{expand_ratio!r}")
+        if (
+            isinstance(expand_ratio, bool)
+            or not isinstance(expand_ratio, (int, float))
+            or not 0 < expand_ratio < float("inf")
+        ):
+            raise ValueError(
+                f"InvertedResidual: expand_ratio must be a positive number, got {expand_ratio!r}"
+            )
         self.expand_ratio = expand_ratio
         self.dtype = dt = model_dtype(dtype)
         hidden = int(round(self.in_channels * expand_ratio))
         if hidden < 1:
-            raise ValueError(f"InvertedResidual: in_channels * expand_ratio rounds to {hidden} "
-                             f"hidden channels")
+            raise ValueError(
+                f"InvertedResidual: in_channels * expand_ratio rounds to {hidden} hidden channels"
+            )
         self.use_res_connect = self.stride == 1 and self.in_channels == self.out_channels
         layers = []
         if expand_ratio != 1:
             layers.append(conv_bn_act(self.in_channels, hidden, 1, 1, 1, ReLU6, dt))
-        layers += [conv_bn_act(hidden, hidden, 3, self.stride, hidden, ReLU6, dt),
-                   Conv2D(hidden, self.out_channels, 1, bias=False, dtype=dt),
-                   BatchNorm2D(self.out_channels, dtype=dt)]
+        layers += [
+            conv_bn_act(hidden, hidden, 3, self.stride, hidden, ReLU6, dt),
+            Conv2D(hidden, self.out_channels, 1, bias=False, dtype=dt),
+            BatchNorm2D(self.out_channels, dtype=dt),
+        ]
         self.conv = Sequential(*layers)
 
     def forward(self, x):
@@ -87,12 +102,19 @@ class InvertedResidual(Layer):
         return g + grad_out if self.use_res_connect else g
 
     def get_config(self):
-        return dict(in_channels=self.in_channels, out_channels=self.out_channels,
-                    stride=self.stride, expand_ratio=self.expand_ratio, dtype=self.dtype.name)
+        return dict(
+            in_channels=self.in_channels,
+            out_channels=self.out_channels,
+            stride=self.stride,
+            expand_ratio=self.expand_ratio,
+            dtype=self.dtype.name,
+        )
 
     def extra_repr(self):
-        return (f"{self.in_channels}, {self.out_channels}, stride={self.stride}, "
-                f"expand_ratio={self.expand_ratio}")
+        return (
+            f"{self.in_channels}, {self.out_channels}, stride={self.stride}, "
+            f"expand_ratio={self.expand_ratio}"
+        )
 
 
 @register_layer
@@ -112,13 +134,20 @@ class MobileNetV2(Layer):
     ) -> None:
         super().__init__()
         self.num_classes = check_int(num_classes, "num_classes")
-        if isinstance(width_mult, bool) or not isinstance(width_mult, (int, float)) \
-                or not 0 < width_mult < float("inf"):
-            raise ValueError(f"MobileNetV2: width_mult must be a positive number, got "
-                             f"{width_mult!r}")
+        if (
+            isinstance(width_mult, bool)
+            or not isinstance(width_mult, (int, float))
+            or not 0 < width_mult < float("inf")
+        ):
+            raise ValueError(
+                f"MobileNetV2: width_mult must be a positive number, got {width_mult!r}"
+            )
         self.width_mult = float(width_mult)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) \
-                or not 0 <= dropout <= 1:
+        if (
+            isinstance(dropout, bool)
+            or not isinstance(dropout, (int, float))
+            or not 0 <= dropout <= 1
+        ):
             raise ValueError(f"MobileNetV2: dropout must be a number in [0, 1], got {dropout!r}")
         self.dropout = float(dropout)
         self.dtype = dt = model_dtype(dtype)
@@ -129,13 +158,15 @@ class MobileNetV2(Layer):
             for t, c, n, s in _SETTING:
                 out = make_divisible(c * self.width_mult)
                 for i in range(n):
-                    features.append(InvertedResidual(channels, out, s if i == 0 else 1, t,
-                                                     dtype=dt))
+                    features.append(
+                        InvertedResidual(channels, out, s if i == 0 else 1, t, dtype=dt)
+                    )
                     channels = out
             features.append(conv_bn_act(channels, last, 1, 1, 1, ReLU6, dt))
             self.features = Sequential(*features)
-            self.classifier = Sequential(Dropout(self.dropout), Dense(last, self.num_classes,
-                                                                      dtype=dt))
+            self.classifier = Sequential(
+                Dropout(self.dropout), Dense(last, self.num_classes, dtype=dt)
+            )
         self._shape = None
 
     def forward(self, x):
@@ -146,8 +177,7 @@ class MobileNetV2(Layer):
 
     def backward(self, grad_out, needs_input_grad=True):
         if self._shape is None:
-            raise RuntimeError("MobileNetV2.backward needs a forward pass in training mode "
-                               "first")
+            raise RuntimeError("MobileNetV2.backward needs a forward pass in training mode first")
         g = self.classifier.backward(grad_out)
         g = functional.global_avg_pool2d_backward(g.reshape(g.shape + (1, 1)), self._shape)
         self._shape = None
@@ -157,8 +187,12 @@ class MobileNetV2(Layer):
         return torchvision_init(self, rng)
 
     def get_config(self):
-        return dict(num_classes=self.num_classes, width_mult=self.width_mult,
-                    dropout=self.dropout, dtype=self.dtype.name)
+        return dict(
+            num_classes=self.num_classes,
+            width_mult=self.width_mult,
+            dropout=self.dropout,
+            dtype=self.dtype.name,
+        )
 
 
 def mobilenet_v2(

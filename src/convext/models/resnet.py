@@ -15,6 +15,7 @@ width) bn3 relu [downsample]. torchvision applies its one ``relu`` module two (t
 block; convext layers keep their input for backward, so the ``relu`` child is the last
 application and the inner ones are ``functional.relu`` calls whose inputs the block keeps.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -57,7 +58,8 @@ class _Block(Layer):
         if self.stride != 1 or self.inplanes != out:
             self.downsample = Sequential(
                 Conv2D(self.inplanes, out, 1, self.stride, bias=False, dtype=self.dtype),
-                BatchNorm2D(out, dtype=self.dtype))
+                BatchNorm2D(out, dtype=self.dtype),
+            )
 
     def _shortcut(self, x):
         return x if self.downsample is None else self.downsample(x)
@@ -73,12 +75,14 @@ class _Block(Layer):
         return functional.relu(t)
 
     def get_config(self):
-        return dict(inplanes=self.inplanes, planes=self.planes, stride=self.stride,
-                    dtype=self.dtype.name)
+        return dict(
+            inplanes=self.inplanes, planes=self.planes, stride=self.stride, dtype=self.dtype.name
+        )
 
     def extra_repr(self):
-        return f"{self.inplanes}, {self.planes}" + (f", stride={self.stride}"
-                                                    if self.stride != 1 else "")
+        return f"{self.inplanes}, {self.planes}" + (
+            f", stride={self.stride}" if self.stride != 1 else ""
+        )
 
 
 @register_layer
@@ -114,7 +118,7 @@ class BasicBlock(_Block):
         if self._inner is None:
             raise RuntimeError("BasicBlock.backward needs a forward pass in training mode first")
         (t1,), self._inner = self._inner, None
-        g = self.relu.backward(grad_out)           # d(out + shortcut), shared by both terms
+        g = self.relu.backward(grad_out)  # d(out + shortcut), shared by both terms
         g_short = self._shortcut_backward(g, needs_input_grad)
         g = self.conv2.backward(self.bn2.backward(g))
         g = self.bn1.backward(functional.relu_backward(g, t1))
@@ -213,8 +217,17 @@ class ResNet(Layer):
         self._pooled = None
 
     def _trunk(self):
-        return [self.conv1, self.bn1, self.relu, self.maxpool, self.layer1, self.layer2,
-                self.layer3, self.layer4, self.avgpool]
+        return [
+            self.conv1,
+            self.bn1,
+            self.relu,
+            self.maxpool,
+            self.layer1,
+            self.layer2,
+            self.layer3,
+            self.layer4,
+            self.avgpool,
+        ]
 
     def forward(self, x):
         for layer in self._trunk():
@@ -236,8 +249,12 @@ class ResNet(Layer):
         return torchvision_init(self, rng, linear="default")
 
     def get_config(self):
-        return dict(block=self.block, blocks=list(self.blocks), num_classes=self.num_classes,
-                    dtype=self.dtype.name)
+        return dict(
+            block=self.block,
+            blocks=list(self.blocks),
+            num_classes=self.num_classes,
+            dtype=self.dtype.name,
+        )
 
 
 def resnet18(

@@ -27,6 +27,7 @@ the poolings floor odd sizes and each decoder step pads the upsampled map (zeros
 evenly as possible, the extra row/column at the bottom/right) to the skip's size, as
 Pytorch-UNet does; sizes divisible by 2**depth need no padding.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -57,15 +58,19 @@ class DoubleConv(Layer):
         super().__init__()
         self.in_channels = check_int(in_channels, "in_channels")
         self.out_channels = check_int(out_channels, "out_channels")
-        self.mid_channels = (self.out_channels if mid_channels is None
-                             else check_int(mid_channels, "mid_channels"))
+        self.mid_channels = (
+            self.out_channels if mid_channels is None else check_int(mid_channels, "mid_channels")
+        )
         self.dtype = dt = model_dtype(dtype)
         mid = self.mid_channels
         self.double_conv = Sequential(
             Conv2D(self.in_channels, mid, 3, padding=1, bias=False, dtype=dt),
-            BatchNorm2D(mid, dtype=dt), ReLU(),
+            BatchNorm2D(mid, dtype=dt),
+            ReLU(),
             Conv2D(mid, self.out_channels, 3, padding=1, bias=False, dtype=dt),
-            BatchNorm2D(self.out_channels, dtype=dt), ReLU())
+            BatchNorm2D(self.out_channels, dtype=dt),
+            ReLU(),
+        )
 
     def forward(self, x):
         return self.double_conv(x)
@@ -74,8 +79,12 @@ class DoubleConv(Layer):
         return self.double_conv.backward(grad_out, needs_input_grad=needs_input_grad)
 
     def get_config(self):
-        return dict(in_channels=self.in_channels, out_channels=self.out_channels,
-                    mid_channels=self.mid_channels, dtype=self.dtype.name)
+        return dict(
+            in_channels=self.in_channels,
+            out_channels=self.out_channels,
+            mid_channels=self.mid_channels,
+            dtype=self.dtype.name,
+        )
 
 
 @register_layer
@@ -87,8 +96,9 @@ class Down(Layer):
         self.in_channels = check_int(in_channels, "in_channels")
         self.out_channels = check_int(out_channels, "out_channels")
         self.dtype = model_dtype(dtype)
-        self.maxpool_conv = Sequential(MaxPool2D(2), DoubleConv(in_channels, out_channels,
-                                                                dtype=self.dtype))
+        self.maxpool_conv = Sequential(
+            MaxPool2D(2), DoubleConv(in_channels, out_channels, dtype=self.dtype)
+        )
 
     def forward(self, x):
         return self.maxpool_conv(x)
@@ -97,8 +107,9 @@ class Down(Layer):
         return self.maxpool_conv.backward(grad_out, needs_input_grad=needs_input_grad)
 
     def get_config(self):
-        return dict(in_channels=self.in_channels, out_channels=self.out_channels,
-                    dtype=self.dtype.name)
+        return dict(
+            in_channels=self.in_channels, out_channels=self.out_channels, dtype=self.dtype.name
+        )
 
 
 @register_layer
@@ -121,11 +132,13 @@ class Up(Layer):
         self.dtype = model_dtype(dtype)
         if bilinear:
             self.up = Upsample(scale_factor=2, mode="bilinear", align_corners=True)
-            self.conv = DoubleConv(self.in_channels, self.out_channels, self.in_channels // 2,
-                                   dtype=self.dtype)
+            self.conv = DoubleConv(
+                self.in_channels, self.out_channels, self.in_channels // 2, dtype=self.dtype
+            )
         else:
-            self.up = ConvTranspose2D(self.in_channels, self.in_channels // 2, 2, stride=2,
-                                      dtype=self.dtype)
+            self.up = ConvTranspose2D(
+                self.in_channels, self.in_channels // 2, 2, stride=2, dtype=self.dtype
+            )
             self.conv = DoubleConv(self.in_channels, self.out_channels, dtype=self.dtype)
         self._geom = None
 
@@ -135,10 +148,16 @@ class Up(Layer):
     def forward(self, x, skip):
         u = self.up(x)
         skip = np.asarray(skip)
-        if skip.ndim != 4 or u.shape[0] != skip.shape[0] \
-                or skip.shape[2] < u.shape[2] or skip.shape[3] < u.shape[3]:
-            raise ValueError(f"Up: skip of shape {skip.shape} does not fit the upsampled input "
-                             f"of shape {u.shape} (same batch, at least its height and width)")
+        if (
+            skip.ndim != 4
+            or u.shape[0] != skip.shape[0]
+            or skip.shape[2] < u.shape[2]
+            or skip.shape[3] < u.shape[3]
+        ):
+            raise ValueError(
+                f"Up: skip of shape {skip.shape} does not fit the upsampled input "
+                f"of shape {u.shape} (same batch, at least its height and width)"
+            )
         dy, dx = skip.shape[2] - u.shape[2], skip.shape[3] - u.shape[3]
         top, left = dy // 2, dx // 2
         if dy or dx:
@@ -152,12 +171,16 @@ class Up(Layer):
             raise RuntimeError("Up.backward needs a forward pass in training mode first")
         (cs, top, left, h, w), self._geom = self._geom, None
         g = self.conv.backward(grad_out)
-        g_x = self.up.backward(np.ascontiguousarray(g[:, cs:, top:top + h, left:left + w]))
+        g_x = self.up.backward(np.ascontiguousarray(g[:, cs:, top : top + h, left : left + w]))
         return g_x, np.ascontiguousarray(g[:, :cs])
 
     def get_config(self):
-        return dict(in_channels=self.in_channels, out_channels=self.out_channels,
-                    bilinear=self.bilinear, dtype=self.dtype.name)
+        return dict(
+            in_channels=self.in_channels,
+            out_channels=self.out_channels,
+            bilinear=self.bilinear,
+            dtype=self.dtype.name,
+        )
 
 
 @register_layer
@@ -178,8 +201,9 @@ class OutConv(Layer):
         return self.conv.backward(grad_out, needs_input_grad=needs_input_grad)
 
     def get_config(self):
-        return dict(in_channels=self.in_channels, out_channels=self.out_channels,
-                    dtype=self.dtype.name)
+        return dict(
+            in_channels=self.in_channels, out_channels=self.out_channels, dtype=self.dtype.name
+        )
 
 
 @register_layer
@@ -189,8 +213,16 @@ class UNet(Layer):
     (convolutions ``kaiming_normal`` fan_out, BatchNorm 1/0; ConvTranspose2D torch.nn's
     default)."""
 
-    def __init__(self, in_channels=3, num_classes=2, base_channels=64, depth=4, bilinear=False,
-                 dtype=np.float32, rng=None):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int = 2,
+        base_channels: int = 64,
+        depth: int = 4,
+        bilinear: bool = False,
+        dtype: DTypeLike = np.float32,
+        rng: np.random.Generator | int | None = None,
+    ) -> None:
         super().__init__()
         self.in_channels = check_int(in_channels, "in_channels")
         self.num_classes = check_int(num_classes, "num_classes")
@@ -198,12 +230,14 @@ class UNet(Layer):
         self.depth = check_int(depth, "depth")
         if not isinstance(bilinear, bool):
             raise TypeError(f"UNet: bilinear must be a bool, got {bilinear!r}")
-        if self.base_channels * 2 ** self.depth > MAX_SIZE:
-            raise ValueError(f"UNet: base_channels * 2**depth must not exceed {MAX_SIZE}, got "
-                             f"{self.base_channels} * 2**{self.depth}")
+        if self.base_channels * 2**self.depth > MAX_SIZE:
+            raise ValueError(
+                f"UNet: base_channels * 2**depth must not exceed {MAX_SIZE}, got "
+                f"{self.base_channels} * 2**{self.depth}"
+            )
         self.bilinear = bilinear
         self.dtype = dt = model_dtype(dtype)
-        c = [self.base_channels * 2 ** i for i in range(self.depth + 1)]
+        c = [self.base_channels * 2**i for i in range(self.depth + 1)]
         factor = 2 if bilinear else 1
         with building(self, rng):
             self.inc = DoubleConv(self.in_channels, c[0], dtype=dt)
@@ -217,9 +251,11 @@ class UNet(Layer):
 
     def forward(self, x):
         x = np.asarray(x)
-        if x.ndim != 4 or min(x.shape[2:]) < 2 ** self.depth:
-            raise ValueError(f"UNet: x must have shape (N, {self.in_channels}, H, W) with H and "
-                             f"W >= 2**depth = {2 ** self.depth}, got {x.shape}")
+        if x.ndim != 4 or min(x.shape[2:]) < 2**self.depth:
+            raise ValueError(
+                f"UNet: x must have shape (N, {self.in_channels}, H, W) with H and "
+                f"W >= 2**depth = {2**self.depth}, got {x.shape}"
+            )
         skips = [self.inc(x)]
         for i in range(1, self.depth + 1):
             skips.append(getattr(self, f"down{i}")(skips[-1]))
@@ -241,13 +277,25 @@ class UNet(Layer):
         return torchvision_init(self, rng)
 
     def get_config(self):
-        return dict(in_channels=self.in_channels, num_classes=self.num_classes,
-                    base_channels=self.base_channels, depth=self.depth,
-                    bilinear=self.bilinear, dtype=self.dtype.name)
+        return dict(
+            in_channels=self.in_channels,
+            num_classes=self.num_classes,
+            base_channels=self.base_channels,
+            depth=self.depth,
+            bilinear=self.bilinear,
+            dtype=self.dtype.name,
+        )
 
 
-def unet(in_channels=3, num_classes=2, base_channels=64, depth=4, bilinear=False,
-         dtype=np.float32, rng=None):
+def unet(
+    in_channels: int = 3,
+    num_classes: int = 2,
+    base_channels: int = 64,
+    depth: int = 4,
+    bilinear: bool = False,
+    dtype: DTypeLike = np.float32,
+    rng: np.random.Generator | int | None = None,
+) -> UNet:
     """U-Net (31.0 M parameters at the defaults: depth 4, 64 base channels, transposed
     convolutions; 17.3 M with bilinear=True); see ``UNet`` and the module docstring for the
     layout."""

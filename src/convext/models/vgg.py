@@ -10,6 +10,7 @@ The layout is ``torchvision.models.vgg11``::
     classifier  Sequential: 0 Dense(25088, 4096), 1 ReLU, 2 Dropout, 3 Dense(4096, 4096),
                 4 ReLU, 5 Dropout, 6 Dense(4096, num_classes)
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -49,8 +50,11 @@ class VGG(Layer):
     ) -> None:
         super().__init__()
         self.num_classes = check_int(num_classes, "num_classes")
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) \
-                or not 0 <= dropout <= 1:
+        if (
+            isinstance(dropout, bool)
+            or not isinstance(dropout, (int, float))
+            or not 0 <= dropout <= 1
+        ):
             raise ValueError(f"VGG: dropout must be a number in [0, 1], got {dropout!r}")
         self.dropout = float(dropout)
         self.dtype = dt = model_dtype(dtype)
@@ -65,9 +69,14 @@ class VGG(Layer):
             self.features = Sequential(*features)
             self.avgpool = AdaptiveAvgPool2D((7, 7))
             self.classifier = Sequential(
-                Dense(512 * 7 * 7, 4096, dtype=dt), ReLU(), Dropout(self.dropout),
-                Dense(4096, 4096, dtype=dt), ReLU(), Dropout(self.dropout),
-                Dense(4096, self.num_classes, dtype=dt))
+                Dense(512 * 7 * 7, 4096, dtype=dt),
+                ReLU(),
+                Dropout(self.dropout),
+                Dense(4096, 4096, dtype=dt),
+                ReLU(),
+                Dropout(self.dropout),
+                Dense(4096, self.num_classes, dtype=dt),
+            )
         self._pooled = None
 
     def forward(self, x):
@@ -80,8 +89,7 @@ class VGG(Layer):
             raise RuntimeError("VGG.backward needs a forward pass in training mode first")
         g = self.classifier.backward(grad_out).reshape(self._pooled)
         self._pooled = None
-        return self.features.backward(self.avgpool.backward(g),
-                                      needs_input_grad=needs_input_grad)
+        return self.features.backward(self.avgpool.backward(g), needs_input_grad=needs_input_grad)
 
     def reset_parameters(self, rng=None):
         return torchvision_init(self, rng)

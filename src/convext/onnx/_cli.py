@@ -1,5 +1,6 @@
 """``python -m convext onnx MODEL.onnx``: import a model, print its graph (nodes, output
 shapes, parameter count) and time its forward pass on random input."""
+
 import time
 
 import numpy as np
@@ -7,10 +8,17 @@ import numpy as np
 
 def add_arguments(p):
     p.add_argument("model", help="path of the .onnx file")
-    p.add_argument("--batch", type=int, default=1, help="batch size of the random input "
-                   "(replaces a symbolic first dimension; default 1)")
-    p.add_argument("--shape", default=None, help="input shape, e.g. 1,3,224,224 (default: "
-                   "the one the model declares)")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        help="batch size of the random input (replaces a symbolic first dimension; default 1)",
+    )
+    p.add_argument(
+        "--shape",
+        default=None,
+        help="input shape, e.g. 1,3,224,224 (default: the one the model declares)",
+    )
     p.add_argument("--repeat", type=int, default=10, help="timed forward passes (default 10)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
 
@@ -20,14 +28,15 @@ def _input_shape(declared, batch, override):
         try:
             return tuple(int(v) for v in override.split(","))
         except ValueError:
-            raise SystemExit(f"--shape must be integers separated by commas, got "
-                             f"{override!r}") from None
+            raise SystemExit(
+                f"--shape must be integers separated by commas, got {override!r}"
+            ) from None
     if declared is None:
         raise SystemExit("the model does not declare its input shape: give --shape")
     shape = []
     for k, d in enumerate(declared):
         if k == 0 and not (isinstance(d, int) and d > 0):
-            shape.append(batch)   # symbolic batch size
+            shape.append(batch)  # symbolic batch size
         elif isinstance(d, int) and d > 0:
             shape.append(d)
         elif k == 0:
@@ -39,29 +48,37 @@ def _input_shape(declared, batch, override):
 
 def run(args):
     from . import load
+
     if args.batch < 1 or args.repeat < 1:
         raise SystemExit("--batch and --repeat must be >= 1")
     import sys
+
     try:
         graph = load(args.model, dtype=args.dtype)
     except (ValueError, OSError) as e:
         print(f"python -m convext onnx: {e}", file=sys.stderr)
         return 2
-    shapes = [_input_shape(graph.onnx_input_shapes.get(n), args.batch, args.shape)
-              for n in graph.input_names]
+    shapes = [
+        _input_shape(graph.onnx_input_shapes.get(n), args.batch, args.shape)
+        for n in graph.input_names
+    ]
     rng = np.random.default_rng(0)
     xs = [rng.standard_normal(s).astype(args.dtype) for s in shapes]
     names = [n for n, _, _ in graph.nodes]
     env = graph.run(*xs, keep=names)
-    print(f"{args.model}: {len(names)} nodes, inputs "
-          + ", ".join(f"{n} {s}" for n, s in zip(graph.input_names, shapes, strict=True)))
+    print(
+        f"{args.model}: {len(names)} nodes, inputs "
+        + ", ".join(f"{n} {s}" for n, s in zip(graph.input_names, shapes, strict=True))
+    )
     width = max([len(n) for n in names] + [4])
     for name, layer, ins in graph.nodes:
         shape = tuple(np.shape(env[name]))
         n_params = sum(p.size for p in layer.parameters().values())
         extra = f"  [{n_params} parameters]" if n_params else ""
-        print(f"  {name:<{width}}  {type(layer).__name__:<22} {str(shape):<22} "
-              f"<- {', '.join(ins) or '()'}{extra}")
+        print(
+            f"  {name:<{width}}  {type(layer).__name__:<22} {str(shape):<22} "
+            f"<- {', '.join(ins) or '()'}{extra}"
+        )
     print(f"outputs: {', '.join(graph.output_names)}")
     total = sum(p.size for p in graph.parameters().values())
     print(f"parameters: {total}")
@@ -71,7 +88,9 @@ def run(args):
         t0 = time.perf_counter()
         graph(*xs)
         times.append(time.perf_counter() - t0)
-    print(f"forward at batch {shapes[0][0] if shapes[0] else '-'}: median "
-          f"{1e3 * float(np.median(times)):.3f} ms, best {1e3 * min(times):.3f} ms "
-          f"({args.repeat} runs)")
+    print(
+        f"forward at batch {shapes[0][0] if shapes[0] else '-'}: median "
+        f"{1e3 * float(np.median(times)):.3f} ms, best {1e3 * min(times):.3f} ms "
+        f"({args.repeat} runs)"
+    )
     return 0

@@ -6,6 +6,7 @@ Constant nodes and the Shape/Gather/Unsqueeze/Concat... chains that compute a Re
 are folded at import time; the batch size may stay symbolic (a target dimension equal to the
 input's symbolic size becomes Reshape's 0, "copy").
 """
+
 from __future__ import annotations
 
 import math
@@ -21,9 +22,9 @@ from . import _ops as O
 
 __all__ = ["load", "SUPPORTED_OPS", "DEFAULT_MAX_BYTES"]
 
-DEFAULT_MAX_BYTES = 2 ** 31 - 1     # protobuf's own limit for one message (2 GiB)
+DEFAULT_MAX_BYTES = 2**31 - 1  # protobuf's own limit for one message (2 GiB)
 MIN_OPSET, MAX_OPSET = 11, 21
-MAX_TENSOR_ELEMENTS = 2 ** 34       # one initializer (64 GiB of float32), checked before reading
+MAX_TENSOR_ELEMENTS = 2**34  # one initializer (64 GiB of float32), checked before reading
 
 
 class _Unsupported(Exception):
@@ -34,9 +35,10 @@ def _onnx():
     try:
         import onnx
     except ImportError:  # pragma: no cover - the extra is installed in the test environment
-        raise ImportError("convext.onnx.load needs the onnx package to parse the file: "
-                          "pip install 'convext[onnx]' (running the imported graph does not)"
-                          ) from None
+        raise ImportError(
+            "convext.onnx.load needs the onnx package to parse the file: "
+            "pip install 'convext[onnx]' (running the imported graph does not)"
+        ) from None
     return onnx
 
 
@@ -50,19 +52,23 @@ def _read_source(source, max_bytes):
         folder = None
     elif isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        size = os.stat(path).st_size            # FileNotFoundError as such
+        size = os.stat(path).st_size  # FileNotFoundError as such
         if size > max_bytes:
-            raise ValueError(f"cannot load an ONNX model from {path!r}: the file has {size} "
-                             f"bytes, more than max_bytes={max_bytes}")
+            raise ValueError(
+                f"cannot load an ONNX model from {path!r}: the file has {size} "
+                f"bytes, more than max_bytes={max_bytes}"
+            )
         with open(path, "rb") as f:
             data = f.read(max_bytes + 1)
         folder = os.path.dirname(os.path.abspath(path))
     else:
-        raise TypeError(f"load: expected a path or the bytes of an ONNX model, got "
-                        f"{type(source).__name__}")
+        raise TypeError(
+            f"load: expected a path or the bytes of an ONNX model, got {type(source).__name__}"
+        )
     if len(data) > max_bytes:
-        raise ValueError(f"cannot load an ONNX model: {len(data)} bytes, more than "
-                         f"max_bytes={max_bytes}")
+        raise ValueError(
+            f"cannot load an ONNX model: {len(data)} bytes, more than max_bytes={max_bytes}"
+        )
     return data, folder
 
 
@@ -72,11 +78,13 @@ def _parse(data):
     try:
         model.ParseFromString(data)
     except Exception as e:  # google.protobuf's DecodeError, RuntimeError of the C++ parser...
-        raise ValueError(f"cannot load an ONNX model: malformed protobuf "
-                         f"({type(e).__name__}: {str(e)[:200]})") from None
+        raise ValueError(
+            f"cannot load an ONNX model: malformed protobuf ({type(e).__name__}: {str(e)[:200]})"
+        ) from None
     if not model.HasField("graph") or model.ir_version <= 0:
-        raise ValueError("cannot load an ONNX model: the data is not an ONNX model (no graph "
-                         "or IR version)")
+        raise ValueError(
+            "cannot load an ONNX model: the data is not an ONNX model (no graph or IR version)"
+        )
     _check_text(model)
     return model
 
@@ -92,27 +100,38 @@ def _check_text(model):
         texts += [a.name for a in node.attribute]
     for t in texts:
         if not isinstance(t, str):
-            raise ValueError(f"cannot load an ONNX model: malformed protobuf (the name "
-                             f"{t!r:.80} is not valid UTF-8)")
+            raise ValueError(
+                f"cannot load an ONNX model: malformed protobuf (the name "
+                f"{t!r:.80} is not valid UTF-8)"
+            )
 
 
 def _external_path(folder, location):
     """The real path of an external-data file: relative, inside the model's own folder (no
     '..', no absolute path, no symlink leading out)."""
     if folder is None:
-        raise ValueError("the model refers to external data but was given as bytes: load it "
-                         "from its path")
-    if not isinstance(location, str) or not location or "\0" in location \
-            or os.path.isabs(location) or location.startswith(("/", "\\")) \
-            or re.match(r"^[A-Za-z]:", location) \
-            or ".." in re.split(r"[\\/]", location):
-        raise ValueError(f"external data location {location!r:.200} is not a plain relative "
-                         f"path inside the model's folder")
+        raise ValueError(
+            "the model refers to external data but was given as bytes: load it from its path"
+        )
+    if (
+        not isinstance(location, str)
+        or not location
+        or "\0" in location
+        or os.path.isabs(location)
+        or location.startswith(("/", "\\"))
+        or re.match(r"^[A-Za-z]:", location)
+        or ".." in re.split(r"[\\/]", location)
+    ):
+        raise ValueError(
+            f"external data location {location!r:.200} is not a plain relative "
+            f"path inside the model's folder"
+        )
     root = os.path.realpath(folder)
     real = os.path.realpath(os.path.join(root, location))
     if os.path.commonpath([root, real]) != root:
-        raise ValueError(f"external data location {location!r:.200} leads out of the model's "
-                         f"folder")
+        raise ValueError(
+            f"external data location {location!r:.200} leads out of the model's folder"
+        )
     if not os.path.isfile(real):
         raise ValueError(f"external data file {location!r:.200} does not exist")
     return real
@@ -123,6 +142,7 @@ def _to_array(t, folder, budget):
     only from the model's folder. ``budget``: a one-element list of bytes still allowed."""
     onnx = _onnx()
     from onnx import numpy_helper
+
     dims = [int(d) for d in t.dims]
     if any(d < 0 for d in dims):
         raise ValueError(f"tensor {t.name!r:.100} has a negative dimension {dims}")
@@ -132,14 +152,16 @@ def _to_array(t, folder, budget):
     try:
         dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type))
     except Exception:
-        raise ValueError(f"tensor {t.name!r:.100} has the unsupported data type "
-                         f"{t.data_type}") from None
+        raise ValueError(
+            f"tensor {t.name!r:.100} has the unsupported data type {t.data_type}"
+        ) from None
     if dtype.kind not in "fiub" or dtype.itemsize > 8:
         raise ValueError(f"tensor {t.name!r:.100} has the unsupported data type {dtype}")
     nbytes = n * dtype.itemsize
     if nbytes > budget[0]:
-        raise ValueError(f"tensor {t.name!r:.100} needs {nbytes} bytes, more than the "
-                         f"max_bytes left")
+        raise ValueError(
+            f"tensor {t.name!r:.100} needs {nbytes} bytes, more than the max_bytes left"
+        )
     budget[0] -= nbytes
     if t.data_location == onnx.TensorProto.EXTERNAL:
         info = {e.key: e.value for e in t.external_data}
@@ -148,26 +170,33 @@ def _to_array(t, folder, budget):
             offset = int(info.get("offset", 0))
             length = int(info.get("length", nbytes))
         except ValueError:
-            raise ValueError(f"tensor {t.name!r:.100}: external data offset/length are not "
-                             f"integers") from None
+            raise ValueError(
+                f"tensor {t.name!r:.100}: external data offset/length are not integers"
+            ) from None
         if offset < 0 or length != nbytes:
-            raise ValueError(f"tensor {t.name!r:.100}: external data length {length} "
-                             f"(offset {offset}); {nbytes} bytes expected")
+            raise ValueError(
+                f"tensor {t.name!r:.100}: external data length {length} "
+                f"(offset {offset}); {nbytes} bytes expected"
+            )
         if offset + nbytes > os.path.getsize(path):
-            raise ValueError(f"tensor {t.name!r:.100}: external data past the end of "
-                             f"{info.get('location')!r:.100}")
+            raise ValueError(
+                f"tensor {t.name!r:.100}: external data past the end of "
+                f"{info.get('location')!r:.100}"
+            )
         with open(path, "rb") as f:
             f.seek(offset)
             raw = f.read(nbytes)
         return np.frombuffer(raw, dtype.newbyteorder("<")).astype(dtype).reshape(dims)
     if t.HasField("raw_data") and len(t.raw_data) != nbytes:
-        raise ValueError(f"tensor {t.name!r:.100}: {len(t.raw_data)} bytes of data for shape "
-                         f"{dims} of {dtype}")
+        raise ValueError(
+            f"tensor {t.name!r:.100}: {len(t.raw_data)} bytes of data for shape {dims} of {dtype}"
+        )
     try:
         a = numpy_helper.to_array(t)
     except Exception as e:
-        raise ValueError(f"tensor {t.name!r:.100} cannot be read ({type(e).__name__}: "
-                         f"{str(e)[:100]})") from None
+        raise ValueError(
+            f"tensor {t.name!r:.100} cannot be read ({type(e).__name__}: {str(e)[:100]})"
+        ) from None
     if a.shape != tuple(dims):
         raise ValueError(f"tensor {t.name!r:.100} holds {a.size} values for shape {dims}")
     return a
@@ -195,12 +224,12 @@ class _Importer:
     def __init__(self, model, folder, dtype, max_bytes):
         self.model, self.folder, self.dtype = model, folder, np.dtype(dtype)
         self.budget = [max_bytes]
-        self.nodes = []        # (name, layer, [graph tensor names])
+        self.nodes = []  # (name, layer, [graph tensor names])
         self.names = set()
-        self.tensor = {}       # ONNX tensor name -> graph tensor name
-        self.consts = {}       # ONNX tensor name -> numpy array (int entries may be str symbols)
+        self.tensor = {}  # ONNX tensor name -> graph tensor name
+        self.consts = {}  # ONNX tensor name -> numpy array (int entries may be str symbols)
         self.const_nodes = {}  # ONNX tensor name -> graph name of its Constant node
-        self.shapes = {}       # ONNX tensor name -> [int | str | None]
+        self.shapes = {}  # ONNX tensor name -> [int | str | None]
         self.problems = []
         self.broken = set()
         self.opset = None
@@ -221,7 +250,7 @@ class _Importer:
 
     def node_base(self, node, weight=None):
         if weight and weight.endswith(".weight"):
-            return weight[:-len(".weight")]
+            return weight[: -len(".weight")]
         parts = [p for p in node.name.split("/") if p]
         if len(parts) >= 2 and node.name.startswith("/"):
             # torch's exporter names a node by its module scopes and the operator:
@@ -229,7 +258,7 @@ class _Importer:
             path, prev = [], None
             for comp in parts[:-1]:
                 if prev is not None and comp.startswith(prev + "."):
-                    path.append(comp[len(prev) + 1:])
+                    path.append(comp[len(prev) + 1 :])
                 else:
                     path.append(comp)
                 prev = comp
@@ -247,8 +276,10 @@ class _Importer:
             raise _Unsupported(f"input {k} ({what or 'a constant'}) is missing")
         name = node.input[k]
         if name not in self.consts:
-            raise _Unsupported(f"input {k} ({what or name!r}) must be a constant (an "
-                               f"initializer or folded at import); it is computed at run time")
+            raise _Unsupported(
+                f"input {k} ({what or name!r}) must be a constant (an "
+                f"initializer or folded at import); it is computed at run time"
+            )
         return self.consts[name]
 
     def float_const(self, value, what):
@@ -265,7 +296,8 @@ class _Importer:
             if name not in self.const_nodes:
                 v = self.float_const(self.consts[name], f"constant {name!r}")
                 self.const_nodes[name] = self.emit(
-                    "const_" + name, L.Constant(list(v.shape), self.dtype, value=v), [])
+                    "const_" + name, L.Constant(list(v.shape), self.dtype, value=v), []
+                )
             return self.const_nodes[name]
         raise _Unsupported(f"input {name!r} is unknown")
 
@@ -285,8 +317,10 @@ class _Importer:
             if check is False:
                 bad.append(f"attribute {a.name}={v!r:.60} is not supported")
             elif isinstance(check, tuple) and v not in check:
-                bad.append(f"attribute {a.name}={v!r:.60} is not supported (only "
-                           f"{', '.join(map(repr, check))})")
+                bad.append(
+                    f"attribute {a.name}={v!r:.60} is not supported (only "
+                    f"{', '.join(map(repr, check))})"
+                )
             elif callable(check) and not check(v):
                 bad.append(f"attribute {a.name}={v!r:.60} is not supported")
             out[a.name] = v
@@ -302,8 +336,10 @@ class _Importer:
             if imp.domain in ("", "ai.onnx"):
                 self.opset = imp.version
         if self.opset is None or not MIN_OPSET <= self.opset <= MAX_OPSET:
-            self.problems.append(f"the model uses opset {self.opset} of the default domain; "
-                                 f"supported: {MIN_OPSET} to {MAX_OPSET}")
+            self.problems.append(
+                f"the model uses opset {self.opset} of the default domain; "
+                f"supported: {MIN_OPSET} to {MAX_OPSET}"
+            )
             self.opset = self.opset or MAX_OPSET
         if len(g.node) > MAX_GRAPH_NODES:
             raise ValueError(f"the model has {len(g.node)} nodes, more than {MAX_GRAPH_NODES}")
@@ -313,24 +349,33 @@ class _Importer:
             self.problems.append("sparse initializers are not supported")
         try:
             inferred = onnx.shape_inference.infer_shapes(m, strict_mode=False)
-            infos = list(inferred.graph.value_info) + list(inferred.graph.input) + list(
-                inferred.graph.output)
+            infos = (
+                list(inferred.graph.value_info)
+                + list(inferred.graph.input)
+                + list(inferred.graph.output)
+            )
         except Exception:
             infos = list(g.input) + list(g.output) + list(g.value_info)
         for vi in infos:
             tt = vi.type.tensor_type
             if tt.HasField("shape"):
-                self.shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else
-                                        (d.dim_param or None) for d in tt.shape.dim]
+                self.shapes[vi.name] = [
+                    d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                    for d in tt.shape.dim
+                ]
         inputs = []
         for vi in g.input:
             if vi.name in self.consts:
                 continue
             elem = vi.type.tensor_type.elem_type
-            if elem not in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE,
-                            onnx.TensorProto.FLOAT16):
-                self.problems.append(f"graph input {vi.name!r}: only float inputs are "
-                                     f"supported (elem_type {elem})")
+            if elem not in (
+                onnx.TensorProto.FLOAT,
+                onnx.TensorProto.DOUBLE,
+                onnx.TensorProto.FLOAT16,
+            ):
+                self.problems.append(
+                    f"graph input {vi.name!r}: only float inputs are supported (elem_type {elem})"
+                )
             name = self.unique(vi.name)
             self.tensor[vi.name] = name
             inputs.append((name, vi.name))
@@ -355,8 +400,10 @@ class _Importer:
                 if node.op_type != "Constant" and (not node.input or not node.input[0]):
                     raise _Unsupported("its first input is missing")
                 if extra:
-                    raise _Unsupported(f"its output(s) {extra} beyond the first are used; only "
-                                       f"the first output is supported")
+                    raise _Unsupported(
+                        f"its output(s) {extra} beyond the first are used; only "
+                        f"the first output is supported"
+                    )
                 if any(i in self.broken for i in node.input if i):
                     # a consequence of an earlier problem; still check the attributes
                     handler(self, node, check_only=True)
@@ -384,9 +431,10 @@ class _Importer:
                 continue
             outputs.append(self.tensor[o.name])
         if self.problems:
-            raise ValueError(f"cannot import this ONNX model: {len(self.problems)} "
-                             f"unsupported node(s) or feature(s):\n  " +
-                             "\n  ".join(self.problems))
+            raise ValueError(
+                f"cannot import this ONNX model: {len(self.problems)} "
+                f"unsupported node(s) or feature(s):\n  " + "\n  ".join(self.problems)
+            )
         graph = Graph([n for n, _ in inputs], self.nodes, outputs)
         graph.eval()
         graph.onnx_input_shapes = {n: self.shapes.get(o) for n, o in inputs}
@@ -407,10 +455,11 @@ def _resolve_pads(imp, node, a, kernel, stride, dilation):
     if auto == "VALID":
         return 0, 0, 0, 0
     shape = imp.shape(node.input[0])
-    if shape is None or len(shape) != 4 or not all(isinstance(s, int) and s > 0
-                                                   for s in shape[2:]):
-        raise _Unsupported(f"auto_pad={auto} needs the input's height and width known in the "
-                           f"model (got shape {shape})")
+    if shape is None or len(shape) != 4 or not all(isinstance(s, int) and s > 0 for s in shape[2:]):
+        raise _Unsupported(
+            f"auto_pad={auto} needs the input's height and width known in the "
+            f"model (got shape {shape})"
+        )
     out = []
     for n, k, s, d in zip(shape[2:], kernel, stride, dilation, strict=True):
         total = max(0, (-(-n // s) - 1) * s + (k - 1) * d + 1 - n)
@@ -432,14 +481,17 @@ def _padded(imp, base, x, kind, pads, kernel, ceil_mode, make):
     ``OnnxAvgPoolExcludePad`` (returned as None: the caller builds it).
     """
     top, bottom, left, right = pads
-    if kind == "conv" or (max(top, bottom) <= kernel[0] // 2
-                          and max(left, right) <= kernel[1] // 2):
+    if kind == "conv" or (
+        max(top, bottom) <= kernel[0] // 2 and max(left, right) <= kernel[1] // 2
+    ):
         if top == bottom and left == right:
             return make(x, (top, left))
         return make(x, (top, bottom, left, right))
     if ceil_mode:
-        raise _Unsupported(f"ceil_mode with pads {list(pads)} larger than half the kernel "
-                           f"{list(kernel)} is not supported")
+        raise _Unsupported(
+            f"ceil_mode with pads {list(pads)} larger than half the kernel "
+            f"{list(kernel)} is not supported"
+        )
     if kind == "avg_exclude":
         return None  # the caller builds OnnxAvgPoolExcludePad
     value = float("-inf") if kind == "max" else 0.0
@@ -454,8 +506,13 @@ def _ints2(a, key, default):
     return v
 
 
-_PAD_ATTRS = {"auto_pad": ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"), "pads": None,
-              "strides": None, "kernel_shape": None, "dilations": None}
+_PAD_ATTRS = {
+    "auto_pad": ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"),
+    "pads": None,
+    "strides": None,
+    "kernel_shape": None,
+    "dilations": None,
+}
 
 
 def _conv(imp, node, check_only):
@@ -476,18 +533,29 @@ def _conv(imp, node, check_only):
     x = imp.inp(node, 0)
 
     def make(xin, padding):
-        layer = L.Conv2D(w.shape[1] * groups, w.shape[0], tuple(k), tuple(s), padding,
-                         tuple(d), groups, bias=bias is not None, dtype=imp.dtype)
+        layer = L.Conv2D(
+            w.shape[1] * groups,
+            w.shape[0],
+            tuple(k),
+            tuple(s),
+            padding,
+            tuple(d),
+            groups,
+            bias=bias is not None,
+            dtype=imp.dtype,
+        )
         layer.weight[...] = w
         if bias is not None:
             layer.bias[...] = bias
         return imp.emit(base, layer, [xin])
+
     imp.out(node, _padded(imp, base, x, "conv", pads, k, False, make))
 
 
 def _conv_transpose(imp, node, check_only):
-    a = imp.attrs(node, {**_PAD_ATTRS, "auto_pad": ("NOTSET", "VALID"), "group": None,
-                         "output_padding": None})
+    a = imp.attrs(
+        node, {**_PAD_ATTRS, "auto_pad": ("NOTSET", "VALID"), "group": None, "output_padding": None}
+    )
     if check_only:
         return
     w = imp.const(node, 1, "the weight")
@@ -502,8 +570,18 @@ def _conv_transpose(imp, node, check_only):
     op = _ints2(a, "output_padding", [0, 0])
     pads = _resolve_pads(imp, node, a, k, s, d)
     # per-side pads crop the full output inside the layer (exact for any pads)
-    layer = O.OnnxConvTranspose(w.shape[0], w.shape[1] * groups, k, s, list(pads), op, d,
-                                groups, bias=bias is not None, dtype=imp.dtype)
+    layer = O.OnnxConvTranspose(
+        w.shape[0],
+        w.shape[1] * groups,
+        k,
+        s,
+        list(pads),
+        op,
+        d,
+        groups,
+        bias=bias is not None,
+        dtype=imp.dtype,
+    )
     layer.weight[...] = w
     if bias is not None:
         layer.bias[...] = bias
@@ -522,12 +600,20 @@ def _maxpool(imp, node, check_only):
 
     def make(xin, padding):
         return imp.emit(base, L.MaxPool2D(tuple(k), tuple(s), padding, tuple(d), ceil), [xin])
+
     imp.out(node, _padded(imp, base, imp.inp(node, 0), "max", pads, k, ceil, make))
 
 
 def _avgpool(imp, node, check_only):
-    a = imp.attrs(node, {**_PAD_ATTRS, "ceil_mode": (0, 1), "count_include_pad": (0, 1),
-                         "dilations": lambda v: list(v) == [1, 1]})
+    a = imp.attrs(
+        node,
+        {
+            **_PAD_ATTRS,
+            "ceil_mode": (0, 1),
+            "count_include_pad": (0, 1),
+            "dilations": lambda v: list(v) == [1, 1],
+        },
+    )
     if check_only:
         return
     k = _ints2(a, "kernel_shape", [])
@@ -540,6 +626,7 @@ def _avgpool(imp, node, check_only):
 
     def make(xin, padding):
         return imp.emit(base, L.AvgPool2D(tuple(k), tuple(s), padding, ceil, include), [xin])
+
     y = _padded(imp, base, x, "avg" if include else "avg_exclude", pads, k, ceil, make)
     if y is None:
         y = imp.emit(base, O.OnnxAvgPoolExcludePad(k, s, list(pads)), [x])
@@ -554,6 +641,7 @@ def _unary(make, allowed=None):
         if node.input[0] in imp.consts:
             raise _Unsupported("a constant input (not folded for this operator)")
         imp.out(node, imp.emit(imp.node_base(node), make(a), [imp.inp(node, 0)]))
+
     return handler
 
 
@@ -566,9 +654,12 @@ def _batchnorm(imp, node, check_only):
     shape = imp.shape(node.input[0])
     if shape is not None and len(shape) != 4:
         raise _Unsupported(f"only 4-D input (N, C, H, W) is supported, got rank {len(shape)}")
-    layer = L.BatchNorm2D(scale.shape[0], eps=float(a.get("epsilon", 1e-5)),
-                          momentum=float(str(np.float32(1.0 - a.get("momentum", 0.9)))),
-                          dtype=imp.dtype)
+    layer = L.BatchNorm2D(
+        scale.shape[0],
+        eps=float(a.get("epsilon", 1e-5)),
+        momentum=float(str(np.float32(1.0 - a.get("momentum", 0.9)))),
+        dtype=imp.dtype,
+    )
     for key, v in (("weight", scale), ("bias", bias)):
         layer._params[key][...] = v
     layer._buffers["running_mean"][...] = mean
@@ -597,8 +688,10 @@ def _softmax(imp, node, check_only):
     if imp.opset < 13:
         shape = imp.shape(node.input[0])
         if shape is None or axis % len(shape) != len(shape) - 1:
-            raise _Unsupported(f"opset {imp.opset} Softmax over axes {axis}.. (flattened) is "
-                               f"supported only on the last axis")
+            raise _Unsupported(
+                f"opset {imp.opset} Softmax over axes {axis}.. (flattened) is "
+                f"supported only on the last axis"
+            )
     imp.out(node, imp.emit(imp.node_base(node), L.Softmax(axis), [imp.inp(node, 0)]))
 
 
@@ -687,8 +780,7 @@ def _reshape(imp, node, check_only):
         return
     target = imp.const(node, 1, "the shape")
     if node.input[0] in imp.consts:
-        imp.consts[node.output[0]] = imp.consts[node.input[0]].reshape(
-            [int(v) for v in target])
+        imp.consts[node.output[0]] = imp.consts[node.input[0]].reshape([int(v) for v in target])
         return
     in_shape = imp.shape(node.input[0]) or []
     shape = []
@@ -697,8 +789,10 @@ def _reshape(imp, node, check_only):
             if k < len(in_shape) and in_shape[k] == v:
                 v = 0
             else:
-                raise _Unsupported(f"the target shape {target.tolist()} depends on a dimension "
-                                   f"that is not known at import time")
+                raise _Unsupported(
+                    f"the target shape {target.tolist()} depends on a dimension "
+                    f"that is not known at import time"
+                )
         shape.append(int(v))
     del a
     imp.out(node, imp.emit(imp.node_base(node), L.Reshape(shape), [imp.inp(node, 0)]))
@@ -760,21 +854,32 @@ def _pad(imp, node, check_only):
     while per_axis and per_axis[0] == (0, 0):
         per_axis.pop(0)
     flat = [v for pair in per_axis for v in pair]
-    layer = L.Pad(flat, a.get("mode", "constant"),
-                  0.0 if value is None else float(np.asarray(value).reshape(-1)[0]))
+    layer = L.Pad(
+        flat,
+        a.get("mode", "constant"),
+        0.0 if value is None else float(np.asarray(value).reshape(-1)[0]),
+    )
     imp.out(node, imp.emit(imp.node_base(node), layer, [imp.inp(node, 0)]))
 
 
-_RESIZE_ATTRS = {"mode": ("nearest", "linear"), "coordinate_transformation_mode": None,
-                 "nearest_mode": None, "cubic_coeff_a": None, "exclude_outside": (0,),
-                 "extrapolation_value": None, "antialias": (0,),
-                 "keep_aspect_ratio_policy": ("stretch",)}
+_RESIZE_ATTRS = {
+    "mode": ("nearest", "linear"),
+    "coordinate_transformation_mode": None,
+    "nearest_mode": None,
+    "cubic_coeff_a": None,
+    "exclude_outside": (0,),
+    "extrapolation_value": None,
+    "antialias": (0,),
+    "keep_aspect_ratio_policy": ("stretch",),
+}
 
 
 def _upsample(imp, node, check_only):
-    raise _Unsupported("Upsample is deprecated since opset 10 and invalid in opsets 11 to 21 "
-                       "(onnx's checker and onnxruntime refuse it); torch's nn.Upsample "
-                       "exports as Resize, which is supported")
+    raise _Unsupported(
+        "Upsample is deprecated since opset 10 and invalid in opsets 11 to 21 "
+        "(onnx's checker and onnxruntime refuse it); torch's nn.Upsample "
+        "exports as Resize, which is supported"
+    )
 
 
 def _resize(imp, node, check_only):
@@ -785,14 +890,18 @@ def _resize(imp, node, check_only):
     ctm = a.get("coordinate_transformation_mode", "half_pixel")
     if mode == "nearest":
         if ctm != "asymmetric" or a.get("nearest_mode", "round_prefer_floor") != "floor":
-            raise _Unsupported(f"nearest mode with coordinate_transformation_mode={ctm!r}, "
-                               f"nearest_mode={a.get('nearest_mode', 'round_prefer_floor')!r}: "
-                               f"only 'asymmetric' with 'floor' (torch's nearest)")
+            raise _Unsupported(
+                f"nearest mode with coordinate_transformation_mode={ctm!r}, "
+                f"nearest_mode={a.get('nearest_mode', 'round_prefer_floor')!r}: "
+                f"only 'asymmetric' with 'floor' (torch's nearest)"
+            )
         align = False
     else:
         if ctm not in ("half_pixel", "pytorch_half_pixel", "align_corners"):
-            raise _Unsupported(f"linear mode with coordinate_transformation_mode={ctm!r}: only "
-                               f"'half_pixel', 'pytorch_half_pixel' or 'align_corners'")
+            raise _Unsupported(
+                f"linear mode with coordinate_transformation_mode={ctm!r}: only "
+                f"'half_pixel', 'pytorch_half_pixel' or 'align_corners'"
+            )
         align = ctm == "align_corners"
     scales = imp.const(node, 2, "scales", optional=True)
     sizes = imp.const(node, 3, "sizes", optional=True)
@@ -804,17 +913,26 @@ def _resize(imp, node, check_only):
         sc = [float(v) for v in scales.reshape(-1)]
         if len(sc) != 4 or sc[:2] != [1.0, 1.0]:
             raise _Unsupported(f"scales {sc}: only the (H, W) planes of 4-D input are resized")
-        layer = O.OnnxResize(scale_factor=sc[2:], mode="nearest" if mode == "nearest"
-                             else "bilinear", align_corners=align)
+        layer = O.OnnxResize(
+            scale_factor=sc[2:],
+            mode="nearest" if mode == "nearest" else "bilinear",
+            align_corners=align,
+        )
     else:
         sz = sizes.reshape(-1).tolist()
         shape = imp.shape(node.input[0]) or [None, None]
-        if len(sz) != 4 or not all(isinstance(v, int) for v in sz[2:]) or any(
+        if (
+            len(sz) != 4
+            or not all(isinstance(v, int) for v in sz[2:])
+            or any(
                 isinstance(n, int) and isinstance(m, int) and n != m
-                for n, m in zip(shape[:2], sz[:2], strict=True)):
+                for n, m in zip(shape[:2], sz[:2], strict=True)
+            )
+        ):
             raise _Unsupported(f"sizes {sz}: only the (H, W) planes of 4-D input are resized")
-        layer = O.OnnxResize(size=sz[2:], mode="nearest" if mode == "nearest" else "bilinear",
-                             align_corners=align)
+        layer = O.OnnxResize(
+            size=sz[2:], mode="nearest" if mode == "nearest" else "bilinear", align_corners=align
+        )
     imp.out(node, imp.emit(imp.node_base(node), layer, [imp.inp(node, 0)]))
 
 
@@ -834,20 +952,31 @@ def _dropout(imp, node, check_only):
     if check_only:
         return
     ratio = imp.const(node, 1, "ratio", optional=True)
-    p = float(ratio) if ratio is not None else float(
-        next((_attr_value(x) for x in node.attribute if x.name == "ratio"), 0.5))
+    p = (
+        float(ratio)
+        if ratio is not None
+        else float(next((_attr_value(x) for x in node.attribute if x.name == "ratio"), 0.5))
+    )
     imp.out(node, imp.emit(imp.node_base(node), L.Dropout(p), [imp.inp(node, 0)]))
 
 
 def _constant(imp, node, check_only):
-    a = imp.attrs(node, {"value": None, "value_float": None, "value_floats": None,
-                         "value_int": None, "value_ints": None})
+    a = imp.attrs(
+        node,
+        {
+            "value": None,
+            "value_float": None,
+            "value_floats": None,
+            "value_int": None,
+            "value_ints": None,
+        },
+    )
     if check_only:
         return
     if "value" in a:
         imp.consts[node.output[0]] = _to_array(a["value"], imp.folder, imp.budget)
     else:
-        (k, v), = a.items()
+        ((k, v),) = a.items()
         imp.consts[node.output[0]] = np.asarray(v, np.float32 if "float" in k else np.int64)
 
 
@@ -860,7 +989,7 @@ def _shape(imp, node, check_only):
         shape = list(imp.consts[node.input[0]].shape)
     if shape is None or any(d is None for d in shape):
         raise _Unsupported("the shape of its input is not known at import time")
-    shape = shape[a.get("start", 0):a.get("end", len(shape))]
+    shape = shape[a.get("start", 0) : a.get("end", len(shape))]
     dtype = np.int64 if all(isinstance(d, int) for d in shape) else object
     imp.consts[node.output[0]] = np.array(shape, dtype=dtype)
 
@@ -871,16 +1000,20 @@ def _fold_only(fn, allowed):
         if check_only:
             return
         if not all(i in imp.consts for i in node.input if i):
-            raise _Unsupported("supported only where it folds to a constant at import time "
-                               "(its inputs are computed at run time)")
+            raise _Unsupported(
+                "supported only where it folds to a constant at import time "
+                "(its inputs are computed at run time)"
+            )
         imp.consts[node.output[0]] = fn(imp, node, a)
+
     return handler
 
 
 def _gather(imp, node, a):
     data, idx = imp.consts[node.input[0]], imp.consts[node.input[1]]
-    return np.asarray(np.take(data, idx.astype(np.int64), axis=int(a.get("axis", 0))),
-                      dtype=data.dtype)
+    return np.asarray(
+        np.take(data, idx.astype(np.int64), axis=int(a.get("axis", 0))), dtype=data.dtype
+    )
 
 
 def _slice(imp, node, a):
@@ -893,7 +1026,7 @@ def _slice(imp, node, a):
     steps = [1] * len(starts) if steps is None else steps.reshape(-1)
     sl = [slice(None)] * data.ndim
     for s, e, ax, st in zip(starts, ends, axes, steps, strict=True):
-        sl[int(ax)] = slice(int(s), int(max(min(e, 2 ** 62), -2 ** 62)), int(st))
+        sl[int(ax)] = slice(int(s), int(max(min(e, 2**62), -(2**62))), int(st))
     return data[tuple(sl)]
 
 
@@ -912,22 +1045,43 @@ def _const_of_shape(imp, node, a):
 
 
 _HANDLERS = {
-    "Conv": _conv, "ConvTranspose": _conv_transpose, "MaxPool": _maxpool, "AveragePool": _avgpool,
+    "Conv": _conv,
+    "ConvTranspose": _conv_transpose,
+    "MaxPool": _maxpool,
+    "AveragePool": _avgpool,
     "GlobalAveragePool": _unary(lambda a: L.GlobalAvgPool2D()),
     "GlobalMaxPool": _unary(lambda a: O.OnnxGlobalMaxPool()),
     "BatchNormalization": _batchnorm,
     "Relu": _unary(lambda a: L.ReLU()),
     "LeakyRelu": _unary(lambda a: L.LeakyReLU(float(a.get("alpha", 0.01))), {"alpha": None}),
-    "Sigmoid": _unary(lambda a: L.Sigmoid()), "Tanh": _unary(lambda a: L.Tanh()),
-    "HardSigmoid": _unary(lambda a: O.OnnxHardSigmoid(a.get("alpha", 0.2), a.get("beta", 0.5)),
-                          {"alpha": None, "beta": None}),
+    "Sigmoid": _unary(lambda a: L.Sigmoid()),
+    "Tanh": _unary(lambda a: L.Tanh()),
+    "HardSigmoid": _unary(
+        lambda a: O.OnnxHardSigmoid(a.get("alpha", 0.2), a.get("beta", 0.5)),
+        {"alpha": None, "beta": None},
+    ),
     "HardSwish": _unary(lambda a: O.OnnxHardSwish()),
-    "Clip": _clip, "Softmax": _softmax,
-    "Add": _binary, "Sub": _binary, "Mul": _binary, "Div": _binary,
-    "Concat": _concat, "Flatten": _flatten, "Gemm": _gemm, "MatMul": _matmul,
-    "Reshape": _reshape, "Squeeze": _squeeze, "Unsqueeze": _squeeze, "Transpose": _transpose,
-    "Pad": _pad, "Resize": _resize, "Upsample": _upsample,
-    "Identity": _identity, "Dropout": _dropout, "Constant": _constant, "Shape": _shape,
+    "Clip": _clip,
+    "Softmax": _softmax,
+    "Add": _binary,
+    "Sub": _binary,
+    "Mul": _binary,
+    "Div": _binary,
+    "Concat": _concat,
+    "Flatten": _flatten,
+    "Gemm": _gemm,
+    "MatMul": _matmul,
+    "Reshape": _reshape,
+    "Squeeze": _squeeze,
+    "Unsqueeze": _squeeze,
+    "Transpose": _transpose,
+    "Pad": _pad,
+    "Resize": _resize,
+    "Upsample": _upsample,
+    "Identity": _identity,
+    "Dropout": _dropout,
+    "Constant": _constant,
+    "Shape": _shape,
     "Gather": _fold_only(_gather, {"axis": None}),
     "Slice": _fold_only(_slice, {}),
     "Cast": _fold_only(_cast, {"to": None, "saturate": None}),

@@ -4,6 +4,7 @@ this module; it does not need the ``onnx`` package).
 
 Every forward/backward goes through ``convext.functional`` or is a NumPy array expression.
 """
+
 import numpy as np
 
 from .. import functional
@@ -11,9 +12,18 @@ from ..layers.base import Layer, _array, _dtype
 from ..layers.graph import _int_list, _Op
 from ..layers.registry import MAX_AXIS, MAX_SIZE, register_layer
 
-__all__ = ["OnnxAvgPoolExcludePad", "OnnxClip", "OnnxConvTranspose", "OnnxFlatten",
-           "OnnxGlobalMaxPool", "OnnxHardSigmoid", "OnnxHardSwish", "OnnxResize", "OnnxSqueeze",
-           "OnnxUnsqueeze"]
+__all__ = [
+    "OnnxAvgPoolExcludePad",
+    "OnnxClip",
+    "OnnxConvTranspose",
+    "OnnxFlatten",
+    "OnnxGlobalMaxPool",
+    "OnnxHardSigmoid",
+    "OnnxHardSwish",
+    "OnnxResize",
+    "OnnxSqueeze",
+    "OnnxUnsqueeze",
+]
 
 
 def _bound(v, what):
@@ -99,8 +109,7 @@ class OnnxHardSigmoid(_Op):
         if self._torch(x.dtype):
             return functional.hardsigmoid_backward(grad_out, x)
         t = x * x.dtype.type(self.alpha) + x.dtype.type(self.beta)
-        return np.where((t > 0) & (t < 1), grad_out * x.dtype.type(self.alpha), 0).astype(
-            x.dtype)
+        return np.where((t > 0) & (t < 1), grad_out * x.dtype.type(self.alpha), 0).astype(x.dtype)
 
     def get_config(self):
         return {"alpha": self.alpha, "beta": self.beta}
@@ -126,8 +135,11 @@ class OnnxFlatten(_Op):
 
     def __init__(self, axis=1):
         super().__init__()
-        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) \
-                or not -MAX_AXIS <= axis <= MAX_AXIS:
+        if (
+            isinstance(axis, bool)
+            or not isinstance(axis, (int, np.integer))
+            or not -MAX_AXIS <= axis <= MAX_AXIS
+        ):
             raise TypeError(f"OnnxFlatten: axis must be an int, got {axis!r}")
         self.axis = int(axis)
 
@@ -150,8 +162,7 @@ class OnnxFlatten(_Op):
 class _Axes(_Op):
     def __init__(self, axes):
         super().__init__()
-        self.axes = _int_list(axes, f"{type(self).__name__}: axes", -MAX_AXIS, MAX_AXIS,
-                              MAX_AXIS)
+        self.axes = _int_list(axes, f"{type(self).__name__}: axes", -MAX_AXIS, MAX_AXIS, MAX_AXIS)
 
     def backward(self, grad_out, needs_input_grad=True):
         shape = self._take()
@@ -171,8 +182,7 @@ class OnnxSqueeze(_Axes):
     def forward(self, x):
         x = np.asarray(x)
         axes = sorted({a % x.ndim for a in self.axes}) if x.ndim else []
-        if any(not -x.ndim <= a < x.ndim for a in self.axes) or any(x.shape[a] != 1
-                                                                    for a in axes):
+        if any(not -x.ndim <= a < x.ndim for a in self.axes) or any(x.shape[a] != 1 for a in axes):
             raise ValueError(f"OnnxSqueeze: cannot squeeze axes {self.axes} of {x.shape}")
         self._keep(x.shape)
         return x.reshape([n for k, n in enumerate(x.shape) if k not in axes])
@@ -205,8 +215,11 @@ class OnnxGlobalMaxPool(_Op):
 
     def backward(self, grad_out, needs_input_grad=True):
         idx, shape = self._take()
-        return functional.adaptive_max_pool2d_backward(grad_out, idx, shape) if needs_input_grad \
+        return (
+            functional.adaptive_max_pool2d_backward(grad_out, idx, shape)
+            if needs_input_grad
             else None
+        )
 
 
 @register_layer
@@ -223,10 +236,13 @@ class OnnxResize(_Op):
         if mode not in ("nearest", "bilinear"):
             raise ValueError(f"OnnxResize: mode must be 'nearest' or 'bilinear', got {mode!r:.50}")
         self.scale_factor = None if scale_factor is None else [float(s) for s in scale_factor]
-        if self.scale_factor is not None and (len(self.scale_factor) != 2 or not all(
-                0 < s < MAX_SIZE and np.isfinite(s) for s in self.scale_factor)):
-            raise ValueError(f"OnnxResize: scale_factor must be 2 positive numbers, got "
-                             f"{scale_factor!r:.100}")
+        if self.scale_factor is not None and (
+            len(self.scale_factor) != 2
+            or not all(0 < s < MAX_SIZE and np.isfinite(s) for s in self.scale_factor)
+        ):
+            raise ValueError(
+                f"OnnxResize: scale_factor must be 2 positive numbers, got {scale_factor!r:.100}"
+            )
         self.size = None if size is None else _int_list(size, "OnnxResize: size", 1, MAX_SIZE, 2)
         if self.size is not None and len(self.size) != 2:
             raise ValueError(f"OnnxResize: size must be 2 ints, got {size!r:.100}")
@@ -234,10 +250,12 @@ class OnnxResize(_Op):
         self.align_corners = bool(align_corners)
 
     def _kw(self):
-        return dict(size=None if self.size is None else tuple(self.size),
-                    scale_factor=None if self.scale_factor is None else tuple(self.scale_factor),
-                    mode=self.mode, align_corners=self.align_corners if self.mode == "bilinear"
-                    else None)
+        return dict(
+            size=None if self.size is None else tuple(self.size),
+            scale_factor=None if self.scale_factor is None else tuple(self.scale_factor),
+            mode=self.mode,
+            align_corners=self.align_corners if self.mode == "bilinear" else None,
+        )
 
     def forward(self, x):
         x = np.asarray(x)
@@ -246,12 +264,19 @@ class OnnxResize(_Op):
 
     def backward(self, grad_out, needs_input_grad=True):
         shape = self._take()
-        return functional.interpolate_backward(grad_out, shape, **self._kw()) if needs_input_grad \
+        return (
+            functional.interpolate_backward(grad_out, shape, **self._kw())
+            if needs_input_grad
             else None
+        )
 
     def get_config(self):
-        return {"scale_factor": self.scale_factor, "size": self.size, "mode": self.mode,
-                "align_corners": self.align_corners}
+        return {
+            "scale_factor": self.scale_factor,
+            "size": self.size,
+            "mode": self.mode,
+            "align_corners": self.align_corners,
+        }
 
 
 @register_layer
@@ -264,13 +289,15 @@ class OnnxAvgPoolExcludePad(_Op):
 
     def __init__(self, kernel_size, stride, pads):
         super().__init__()
-        self.kernel_size = _int_list(kernel_size, "OnnxAvgPoolExcludePad: kernel_size", 1,
-                                     MAX_SIZE, 2)
+        self.kernel_size = _int_list(
+            kernel_size, "OnnxAvgPoolExcludePad: kernel_size", 1, MAX_SIZE, 2
+        )
         self.stride = _int_list(stride, "OnnxAvgPoolExcludePad: stride", 1, MAX_SIZE, 2)
         self.pads = _int_list(pads, "OnnxAvgPoolExcludePad: pads", 0, MAX_SIZE, 4)
         if len(self.kernel_size) != 2 or len(self.stride) != 2 or len(self.pads) != 4:
-            raise ValueError("OnnxAvgPoolExcludePad: kernel_size and stride are pairs, pads "
-                             "has 4 entries")
+            raise ValueError(
+                "OnnxAvgPoolExcludePad: kernel_size and stride are pairs, pads has 4 entries"
+            )
 
     def _widths(self):
         top, bottom, left, right = self.pads
@@ -296,14 +323,22 @@ class OnnxAvgPoolExcludePad(_Op):
             return None
         top, bottom, left, right = self.pads
         padded = (shape[0], shape[1], shape[2] + top + bottom, shape[3] + left + right)
-        g = functional.avg_pool2d_backward(np.asarray(grad_out) / count, padded, self.kernel_size,
-                                  self.stride, 0, divisor_override=1)
-        return np.ascontiguousarray(g[:, :, top:top + shape[2], left:left + shape[3]])
+        g = functional.avg_pool2d_backward(
+            np.asarray(grad_out) / count,
+            padded,
+            self.kernel_size,
+            self.stride,
+            0,
+            divisor_override=1,
+        )
+        return np.ascontiguousarray(g[:, :, top : top + shape[2], left : left + shape[3]])
 
     def get_config(self):
-        return {"kernel_size": list(self.kernel_size), "stride": list(self.stride),
-                "pads": list(self.pads)}
-
+        return {
+            "kernel_size": list(self.kernel_size),
+            "stride": list(self.stride),
+            "pads": list(self.pads),
+        }
 
 
 @register_layer
@@ -313,16 +348,32 @@ class OnnxConvTranspose(Layer):
     (top, bottom, left, right) cropped from the full output and ``output_padding``.
 
     Computed by ``functional.conv_transpose2d`` with the smaller pad of each axis as its
-    padding; the rest of an asymmetric pad is cropped from its output. Output size: ``(H - 1) * stride + dilation * (k - 1) + 1 +
+    padding; the rest of an asymmetric pad is cropped from its output. Output size:
+    ``(H - 1) * stride + dilation * (k - 1) + 1 +
     output_padding - top - bottom``.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, pads=(0, 0, 0, 0),
-                 output_padding=0, dilation=1, groups=1, bias=True, dtype=np.float32):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        pads=(0, 0, 0, 0),
+        output_padding=0,
+        dilation=1,
+        groups=1,
+        bias=True,
+        dtype=np.float32,
+    ):
         super().__init__()
         pair = lambda v, what, lo: _int_list(  # noqa: E731
-            [v, v] if isinstance(v, (int, np.integer)) else v, f"OnnxConvTranspose: {what}",
-            lo, MAX_SIZE, 2)
+            [v, v] if isinstance(v, (int, np.integer)) else v,
+            f"OnnxConvTranspose: {what}",
+            lo,
+            MAX_SIZE,
+            2,
+        )
         self.in_channels = int(in_channels)
         self.out_channels = int(out_channels)
         self.kernel_size = pair(kernel_size, "kernel_size", 1)
@@ -331,17 +382,28 @@ class OnnxConvTranspose(Layer):
         self.output_padding = pair(output_padding, "output_padding", 0)
         self.pads = _int_list(list(pads), "OnnxConvTranspose: pads", 0, MAX_SIZE, 4)
         self.groups = int(groups)
-        if len(self.pads) != 4 or min(self.in_channels, self.out_channels, self.groups) < 1 \
-                or self.in_channels % self.groups or self.out_channels % self.groups:
-            raise ValueError("OnnxConvTranspose: pads has 4 entries; channels divisible by "
-                             "groups")
-        if any(op >= max(s, d) for op, s, d in zip(self.output_padding, self.stride,
-                                                    self.dilation, strict=True)):
-            raise ValueError("OnnxConvTranspose: output_padding must be smaller than the "
-                             "stride or the dilation")
+        if (
+            len(self.pads) != 4
+            or min(self.in_channels, self.out_channels, self.groups) < 1
+            or self.in_channels % self.groups
+            or self.out_channels % self.groups
+        ):
+            raise ValueError("OnnxConvTranspose: pads has 4 entries; channels divisible by groups")
+        if any(
+            op >= max(s, d)
+            for op, s, d in zip(self.output_padding, self.stride, self.dilation, strict=True)
+        ):
+            raise ValueError(
+                "OnnxConvTranspose: output_padding must be smaller than the stride or the dilation"
+            )
         self.dtype = _dtype(dtype)
-        self._params = {"weight": _array((self.in_channels, self.out_channels // self.groups,
-                                          *self.kernel_size), self.dtype, 0)}
+        self._params = {
+            "weight": _array(
+                (self.in_channels, self.out_channels // self.groups, *self.kernel_size),
+                self.dtype,
+                0,
+            )
+        }
         if bias:
             self._params["bias"] = _array((self.out_channels,), self.dtype, 0)
         self._grads = {k: _array(v.shape, v.dtype, 0) for k, v in self._params.items()}
@@ -359,9 +421,13 @@ class OnnxConvTranspose(Layer):
         """conv_transpose2d's arguments: the smaller pad of each axis as its symmetric
         padding; what the larger side pads more is cropped afterwards (``_crop``)."""
         top, bottom, left, right = self.pads
-        return dict(stride=tuple(self.stride), padding=(min(top, bottom), min(left, right)),
-                    output_padding=tuple(self.output_padding), groups=self.groups,
-                    dilation=tuple(self.dilation))
+        return dict(
+            stride=tuple(self.stride),
+            padding=(min(top, bottom), min(left, right)),
+            output_padding=tuple(self.output_padding),
+            groups=self.groups,
+            dilation=tuple(self.dilation),
+        )
 
     def _crop(self):
         top, bottom, left, right = self.pads
@@ -371,8 +437,9 @@ class OnnxConvTranspose(Layer):
     def forward(self, x):
         x = np.ascontiguousarray(x)
         if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"OnnxConvTranspose: x must be (N, {self.in_channels}, H, W), "
-                             f"got {x.shape}")
+            raise ValueError(
+                f"OnnxConvTranspose: x must be (N, {self.in_channels}, H, W), got {x.shape}"
+            )
         if x.dtype != self.dtype:
             raise TypeError(f"OnnxConvTranspose: x has dtype {x.dtype}, the layer {self.dtype}")
         top, bottom, left, right = self._crop()
@@ -381,7 +448,7 @@ class OnnxConvTranspose(Layer):
             H, W = y.shape[2:]
             if H - top - bottom < 1 or W - left - right < 1:
                 raise ValueError(f"OnnxConvTranspose: pads {self.pads} exceed the output")
-            y = y[:, :, top:H - bottom, left:W - right]
+            y = y[:, :, top : H - bottom, left : W - right]
             if self.bias is not None:
                 y = y + self.bias.reshape(1, -1, 1, 1)
             y = np.ascontiguousarray(y)
@@ -392,33 +459,52 @@ class OnnxConvTranspose(Layer):
 
     def backward(self, grad_out, needs_input_grad=True):
         if self._x is None:
-            raise RuntimeError("OnnxConvTranspose.backward needs a forward pass in training "
-                               "mode first")
+            raise RuntimeError(
+                "OnnxConvTranspose.backward needs a forward pass in training mode first"
+            )
         x, self._x = self._x, None
         grad_out = np.asarray(grad_out)
         top, bottom, left, right = self._crop()
         gy = grad_out
         if top or bottom or left or right:
-            full = (grad_out.shape[0], grad_out.shape[1], grad_out.shape[2] + top + bottom,
-                    grad_out.shape[3] + left + right)
+            full = (
+                grad_out.shape[0],
+                grad_out.shape[1],
+                grad_out.shape[2] + top + bottom,
+                grad_out.shape[3] + left + right,
+            )
             gy = np.zeros(full, grad_out.dtype)
-            gy[:, :, top:full[2] - bottom, left:full[3] - right] = grad_out
+            gy[:, :, top : full[2] - bottom, left : full[3] - right] = grad_out
         gx, gw, _ = functional.conv_transpose2d_backward(
-            gy, x, self.weight, **self._args(), needs_input_grad=needs_input_grad,
-            needs_bias_grad=False)
+            gy,
+            x,
+            self.weight,
+            **self._args(),
+            needs_input_grad=needs_input_grad,
+            needs_bias_grad=False,
+        )
         self._grads["weight"] += gw
         if self.bias is not None:
             self._grads["bias"] += grad_out.sum(axis=(0, 2, 3))
         return gx
 
     def get_config(self):
-        return dict(in_channels=self.in_channels, out_channels=self.out_channels,
-                    kernel_size=list(self.kernel_size), stride=list(self.stride),
-                    pads=list(self.pads), output_padding=list(self.output_padding),
-                    dilation=list(self.dilation), groups=self.groups,
-                    bias=self.bias is not None, dtype=self.dtype.name)
+        return dict(
+            in_channels=self.in_channels,
+            out_channels=self.out_channels,
+            kernel_size=list(self.kernel_size),
+            stride=list(self.stride),
+            pads=list(self.pads),
+            output_padding=list(self.output_padding),
+            dilation=list(self.dilation),
+            groups=self.groups,
+            bias=self.bias is not None,
+            dtype=self.dtype.name,
+        )
 
     def extra_repr(self):
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size="
-                f"{tuple(self.kernel_size)}, stride={tuple(self.stride)}, pads="
-                f"{tuple(self.pads)}")
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size="
+            f"{tuple(self.kernel_size)}, stride={tuple(self.stride)}, pads="
+            f"{tuple(self.pads)}"
+        )

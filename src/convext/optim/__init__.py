@@ -44,6 +44,7 @@ and ``clip_grad_value(..., clip_value)`` clip gradients in place (torch's
 LinearLR, OneCycleLR, ReduceLROnPlateau, SequentialLR, with torch's arguments and exactly
 torch's learning-rate sequences; ``step()`` after ``optimizer.step()``.
 """
+
 from . import lr_scheduler
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
@@ -52,5 +53,14 @@ from .optimizer import Optimizer
 from .rmsprop import RMSprop
 from .sgd import SGD
 
-__all__ = ["Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "SGD", "clip_grad_norm",
-           "clip_grad_value", "lr_scheduler"]
+__all__ = [
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Optimizer",
+    "RMSprop",
+    "SGD",
+    "clip_grad_norm",
+    "clip_grad_value",
+    "lr_scheduler",
+]

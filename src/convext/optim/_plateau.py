@@ -1,4 +1,5 @@
 """ReduceLROnPlateau (convext.optim.lr_scheduler.ReduceLROnPlateau), torch's rules."""
+
 import math
 import numbers
 
@@ -19,13 +20,25 @@ class ReduceLROnPlateau(LRScheduler):
     ``cooldown`` calls are ignored; no lr goes below ``min_lr`` (a number or one per group), and
     a reduction smaller than ``eps`` is not made.
     """
+
     _nullable = ("default_min_lr",)
 
-    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4,
-                 threshold_mode="rel", cooldown=0, min_lr=0.0, eps=1e-8):
+    def __init__(
+        self,
+        optimizer,
+        mode="min",
+        factor=0.1,
+        patience=10,
+        threshold=1e-4,
+        threshold_mode="rel",
+        cooldown=0,
+        min_lr=0.0,
+        eps=1e-8,
+    ):
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"optimizer must be a convext.optim optimizer, got "
-                            f"{type(optimizer).__name__}")
+            raise TypeError(
+                f"optimizer must be a convext.optim optimizer, got {type(optimizer).__name__}"
+            )
         self.factor = factor
         self.optimizer = optimizer
         check = lambda n, v: check_real(n, v, 0.0)  # noqa: E731
@@ -54,8 +67,7 @@ class ReduceLROnPlateau(LRScheduler):
         if self.mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {self.mode!r}")
         if self.threshold_mode not in ("rel", "abs"):
-            raise ValueError(f"threshold_mode must be 'rel' or 'abs', got "
-                             f"{self.threshold_mode!r}")
+            raise ValueError(f"threshold_mode must be 'rel' or 'abs', got {self.threshold_mode!r}")
 
     def _check_state(self):
         self._check()
@@ -106,8 +118,10 @@ class ReduceLROnPlateau(LRScheduler):
         n = len(self.optimizer.param_groups)
         if len(self.min_lrs) != n:
             if self.default_min_lr is None:
-                raise ValueError(f"min_lrs has {len(self.min_lrs)} values but the optimizer "
-                                 f"now has {n} param groups; set min_lrs")
+                raise ValueError(
+                    f"min_lrs has {len(self.min_lrs)} values but the optimizer "
+                    f"now has {n} param groups; set min_lrs"
+                )
             self.min_lrs = [self.default_min_lr] * n
         for i, group in enumerate(self.optimizer.param_groups):
             old_lr = float(group["lr"])

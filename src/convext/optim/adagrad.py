@@ -1,4 +1,5 @@
 """Adagrad with torch.optim.Adagrad's update rule."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,6 +21,7 @@ class Adagrad(Optimizer):
     ``'sum'``. As in torch, the accumulator starts at the constructor's
     ``initial_accumulator_value`` for every group.
     """
+
     _state_arrays = ("sum",)
     _state_scalars = ("step",)
 
@@ -34,10 +36,17 @@ class Adagrad(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
-        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, eps=eps,
-                                      weight_decay=weight_decay,
-                                      initial_accumulator_value=initial_accumulator_value,
-                                      maximize=maximize))
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                lr_decay=lr_decay,
+                eps=eps,
+                weight_decay=weight_decay,
+                initial_accumulator_value=initial_accumulator_value,
+                maximize=maximize,
+            ),
+        )
 
     def _check_hyper(self, group, where):
         out = super()._check_hyper(group, where)
@@ -47,8 +56,7 @@ class Adagrad(Optimizer):
         return out
 
     def _initial_state(self, p, group):
-        return {"step": 0.0,
-                "sum": np.full_like(p, self.defaults["initial_accumulator_value"])}
+        return {"step": 0.0, "sum": np.full_like(p, self.defaults["initial_accumulator_value"])}
 
     def _required_state(self, group):
         return ("step", "sum")

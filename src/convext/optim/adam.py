@@ -1,4 +1,5 @@
 """Adam and AdamW with torch.optim.Adam's update rule."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,6 +31,7 @@ class Adam(Optimizer):
     State per parameter: ``'step'`` (a float; torch keeps a 0-d tensor), ``'exp_avg'``,
     ``'exp_avg_sq'`` and, with amsgrad, ``'max_exp_avg_sq'``.
     """
+
     _state_arrays = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     _state_scalars = ("step",)
 
@@ -45,9 +47,18 @@ class Adam(Optimizer):
         maximize: bool = False,
         decoupled_weight_decay: bool = False,
     ) -> None:
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                                      amsgrad=amsgrad, maximize=maximize,
-                                      decoupled_weight_decay=decoupled_weight_decay))
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                betas=betas,
+                eps=eps,
+                weight_decay=weight_decay,
+                amsgrad=amsgrad,
+                maximize=maximize,
+                decoupled_weight_decay=decoupled_weight_decay,
+            ),
+        )
 
     def _check_hyper(self, group, where):
         out = super()._check_hyper(group, where)
@@ -57,8 +68,10 @@ class Adam(Optimizer):
             betas = betas.tolist()
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"{where}betas must be a pair (beta1, beta2), got {betas!r}")
-        out["betas"] = (check_real(f"{where}betas[0]", betas[0], 0.0, 1.0),
-                        check_real(f"{where}betas[1]", betas[1], 0.0, 1.0))
+        out["betas"] = (
+            check_real(f"{where}betas[0]", betas[0], 0.0, 1.0),
+            check_real(f"{where}betas[1]", betas[1], 0.0, 1.0),
+        )
         out["eps"] = check_real(f"{where}eps", group["eps"], 0.0)
         out["weight_decay"] = check_real(f"{where}weight_decay", group["weight_decay"], 0.0)
         for key in ("amsgrad", "maximize", "decoupled_weight_decay"):
@@ -66,8 +79,7 @@ class Adam(Optimizer):
         return out
 
     def _required_state(self, group):
-        return ("step", "exp_avg", "exp_avg_sq") + (
-            ("max_exp_avg_sq",) if group["amsgrad"] else ())
+        return ("step", "exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
 
     def _update(self, p, g, state, group):
         lr, (b1, b2), wd = group["lr"], group["betas"], group["weight_decay"]
@@ -93,9 +105,9 @@ class Adam(Optimizer):
         if group["amsgrad"]:
             np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
             v = state["max_exp_avg_sq"]
-        step_size = lr / (1 - b1 ** t)
+        step_size = lr / (1 - b1**t)
         denom = np.sqrt(v)
-        denom /= (1 - b2 ** t) ** 0.5
+        denom /= (1 - b2**t) ** 0.5
         denom += group["eps"]
         p -= step_size * (m / denom)
 
@@ -116,5 +128,13 @@ class AdamW(Adam):
         *,
         maximize: bool = False,
     ) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
-                         decoupled_weight_decay=True)
+        super().__init__(
+            params,
+            lr,
+            betas,
+            eps,
+            weight_decay,
+            amsgrad,
+            maximize=maximize,
+            decoupled_weight_decay=True,
+        )

@@ -4,6 +4,7 @@ Both take the gradients of a model (a Layer: its ``grads()``), of an optimizer (
 a list of ``(param, grad)`` pairs, or a list of gradient arrays (a single array too), and
 change those arrays in place.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,6 +20,7 @@ __all__ = ["clip_grad_norm", "clip_grad_value"]
 def _grads(parameters):
     from ..layers.base import Layer
     from .optimizer import Optimizer
+
     if isinstance(parameters, Layer):
         grads = list(parameters.grads().values())
     elif isinstance(parameters, Optimizer):
@@ -29,14 +31,17 @@ def _grads(parameters):
         try:
             items = list(parameters)
         except TypeError:
-            raise TypeError("parameters must be a Layer, an Optimizer, an array or a list of "
-                            f"arrays or (param, grad) pairs, got {type(parameters).__name__}"
-                            ) from None
+            raise TypeError(
+                "parameters must be a Layer, an Optimizer, an array or a list of "
+                f"arrays or (param, grad) pairs, got {type(parameters).__name__}"
+            ) from None
         grads = [it[1] if isinstance(it, tuple) and len(it) == 2 else it for it in items]
     for i, g in enumerate(grads):
         if not isinstance(g, np.ndarray) or g.dtype.kind != "f":
-            raise TypeError(f"parameters[{i}]: the gradient must be a float numpy array, got "
-                            f"{type(g).__name__} {getattr(g, 'dtype', '')}".rstrip())
+            raise TypeError(
+                f"parameters[{i}]: the gradient must be a float numpy array, got "
+                f"{type(g).__name__} {getattr(g, 'dtype', '')}".rstrip()
+            )
         if not g.flags.writeable:
             raise ValueError(f"parameters[{i}]: the gradient array is read-only")
     return grads
@@ -56,7 +61,7 @@ def _vector_norm(x, p):
     if p == 2:
         return math.sqrt(float(np.sum(a * a)))  # pairwise, the same for any thread count
     with np.errstate(divide="ignore", over="ignore"):
-        return float(np.sum(a ** p) ** (1.0 / p))
+        return float(np.sum(a**p) ** (1.0 / p))
 
 
 def clip_grad_norm(
@@ -75,8 +80,7 @@ def clip_grad_norm(
     otherwise, as in torch, the gradients are multiplied by the resulting factor.
     """
     grads = _grads(parameters)
-    if isinstance(max_norm, bool) or not isinstance(max_norm, numbers.Real) \
-            or not max_norm >= 0:
+    if isinstance(max_norm, bool) or not isinstance(max_norm, numbers.Real) or not max_norm >= 0:
         raise ValueError(f"max_norm must be a non-negative number, got {max_norm!r}")
     try:
         p = float(norm_type)
@@ -86,12 +90,13 @@ def clip_grad_norm(
         raise ValueError(f"norm_type must be a number or inf, got {norm_type!r}")
     if not grads:
         return 0.0
-    norms = np.array([_vector_norm(g.astype(np.float64, copy=False).ravel(), p)
-                      for g in grads])
+    norms = np.array([_vector_norm(g.astype(np.float64, copy=False).ravel(), p) for g in grads])
     total = _vector_norm(norms, p)
     if error_if_nonfinite and not math.isfinite(total):
-        raise ValueError(f"the total norm of order {p} of the gradients is {total}, so they "
-                         "cannot be clipped (error_if_nonfinite=True)")
+        raise ValueError(
+            f"the total norm of order {p} of the gradients is {total}, so they "
+            "cannot be clipped (error_if_nonfinite=True)"
+        )
     coef = min(float(max_norm) / (total + 1e-6), 1.0) if not math.isnan(total) else math.nan
     with np.errstate(invalid="ignore"):  # inf * 0 is NaN, as in torch
         for g in grads:
@@ -103,8 +108,11 @@ def clip_grad_value(parameters: Params, clip_value: float) -> None:
     """Clamp the gradients in place to ``[-clip_value, clip_value]`` (as
     torch.nn.utils.clip_grad_value_; NaN stays NaN)."""
     grads = _grads(parameters)
-    if isinstance(clip_value, bool) or not isinstance(clip_value, numbers.Real) \
-            or not clip_value >= 0:
+    if (
+        isinstance(clip_value, bool)
+        or not isinstance(clip_value, numbers.Real)
+        or not clip_value >= 0
+    ):
         raise ValueError(f"clip_value must be a non-negative number, got {clip_value!r}")
     c = float(clip_value)
     for g in grads:

@@ -11,6 +11,7 @@ type, and the constructor's rules) before anything changes. As in torch, build t
 before loading the optimizer's state when resuming, so the loaded learning rates stay.
 Not reproduced: torch's warnings about the call order and the deprecated ``step(epoch)``.
 """
+
 import copy
 import math
 import numbers
@@ -20,8 +21,17 @@ from collections import Counter
 from .._validation import _as_int
 from .optimizer import Optimizer, check_bool, check_real
 
-__all__ = ["CosineAnnealingLR", "ExponentialLR", "LRScheduler", "LinearLR", "MultiStepLR",
-           "OneCycleLR", "ReduceLROnPlateau", "SequentialLR", "StepLR"]
+__all__ = [
+    "CosineAnnealingLR",
+    "ExponentialLR",
+    "LRScheduler",
+    "LinearLR",
+    "MultiStepLR",
+    "OneCycleLR",
+    "ReduceLROnPlateau",
+    "SequentialLR",
+    "StepLR",
+]
 
 
 def _int(name, value, low):
@@ -63,8 +73,7 @@ def _like(ref, value, where, nullable=False):
             if value:
                 raise ValueError(f"{where} must be empty")
             return []
-        return [_like(ref[min(i, len(ref) - 1)], v, f"{where}[{i}]")
-                for i, v in enumerate(value)]
+        return [_like(ref[min(i, len(ref) - 1)], v, f"{where}[{i}]") for i, v in enumerate(value)]
     raise TypeError(f"{where}: cannot restore a {type(ref).__name__}")  # pragma: no cover
 
 
@@ -72,8 +81,7 @@ def _per_group(name, optimizer, value, check):
     n = len(optimizer.param_groups)
     if isinstance(value, (list, tuple)):
         if len(value) != n:
-            raise ValueError(f"{name} must have one value per param group ({n}), got "
-                             f"{len(value)}")
+            raise ValueError(f"{name} must have one value per param group ({n}), got {len(value)}")
         return [check(f"{name}[{i}]", v) for i, v in enumerate(value)]
     return [check(name, value)] * n
 
@@ -81,12 +89,14 @@ def _per_group(name, optimizer, value, check):
 class LRScheduler:
     """Base class (torch.optim.lr_scheduler.LRScheduler). Subclasses set their settings,
     check them in ``_check()``, and compute ``get_lr()`` for ``last_epoch``."""
+
     _nullable = ()  # state_dict keys that may hold None
 
     def __init__(self, optimizer, last_epoch=-1):
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"optimizer must be a convext.optim optimizer, got "
-                            f"{type(optimizer).__name__}")
+            raise TypeError(
+                f"optimizer must be a convext.optim optimizer, got {type(optimizer).__name__}"
+            )
         self.optimizer = optimizer
         last_epoch = _int("last_epoch", last_epoch, -1)
         if last_epoch == -1:
@@ -95,8 +105,10 @@ class LRScheduler:
         else:
             for i, group in enumerate(optimizer.param_groups):
                 if "initial_lr" not in group:
-                    raise ValueError(f"last_epoch={last_epoch}: param_groups[{i}] has no "
-                                     "'initial_lr'; load the optimizer's state first")
+                    raise ValueError(
+                        f"last_epoch={last_epoch}: param_groups[{i}] has no "
+                        "'initial_lr'; load the optimizer's state first"
+                    )
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
         self._initial_step()
@@ -148,8 +160,11 @@ class LRScheduler:
         return self._own_state()
 
     def _own_state(self):
-        return {k: copy.deepcopy(v) for k, v in vars(self).items()
-                if k not in ("optimizer", "_schedulers")}
+        return {
+            k: copy.deepcopy(v)
+            for k, v in vars(self).items()
+            if k not in ("optimizer", "_schedulers")
+        }
 
     def load_state_dict(self, state_dict):
         """Restore ``state_dict()``; every value is checked first (ValueError/TypeError naming
@@ -163,8 +178,10 @@ class LRScheduler:
         for key in state_dict:
             if key not in current:
                 raise ValueError(f"state_dict: unexpected key {key!r}")
-        new = {k: _like(current[k], state_dict[k], f"state_dict[{k!r}]", k in self._nullable)
-               for k in current}
+        new = {
+            k: _like(current[k], state_dict[k], f"state_dict[{k!r}]", k in self._nullable)
+            for k in current
+        }
         old = dict(vars(self))
         vars(self).update(new)
         try:
@@ -180,8 +197,9 @@ class LRScheduler:
         for key in ("base_lrs", "_last_lr"):
             values = getattr(self, key)
             if len(values) != n:
-                raise ValueError(f"state_dict[{key!r}] has {len(values)} values, the "
-                                 f"optimizer {n} param groups")
+                raise ValueError(
+                    f"state_dict[{key!r}] has {len(values)} values, the optimizer {n} param groups"
+                )
             for i, v in enumerate(values):
                 check_real(f"state_dict[{key!r}][{i}]", v, 0.0)
         _int("state_dict['last_epoch']", self.last_epoch, -1)
@@ -240,8 +258,7 @@ class MultiStepLR(LRScheduler):
 
     def _get_closed_form_lr(self):
         milestones = sorted(self.milestones.elements())
-        return [b * self.gamma ** bisect_right(milestones, self.last_epoch)
-                for b in self.base_lrs]
+        return [b * self.gamma ** bisect_right(milestones, self.last_epoch) for b in self.base_lrs]
 
 
 class ExponentialLR(LRScheduler):
@@ -261,7 +278,7 @@ class ExponentialLR(LRScheduler):
         return [lr * self.gamma for lr in self._group_lrs()]
 
     def _get_closed_form_lr(self):
-        return [b * self.gamma ** self.last_epoch for b in self.base_lrs]
+        return [b * self.gamma**self.last_epoch for b in self.base_lrs]
 
 
 class CosineAnnealingLR(LRScheduler):
@@ -287,31 +304,39 @@ class CosineAnnealingLR(LRScheduler):
         if self._step_count == 1 and t > 0:
             return [lo + (b - lo) * (1 + math.cos(t * math.pi / T)) / 2 for b in self.base_lrs]
         if (t - 1 - T) % (2 * T) == 0:
-            return [lr + (b - lo) * (1 - math.cos(math.pi / T)) / 2
-                    for b, lr in zip(self.base_lrs, self._group_lrs(), strict=True)]
-        return [(1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T))
-                * (lr - lo) + lo for lr in self._group_lrs()]
+            return [
+                lr + (b - lo) * (1 - math.cos(math.pi / T)) / 2
+                for b, lr in zip(self.base_lrs, self._group_lrs(), strict=True)
+            ]
+        return [
+            (1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T)) * (lr - lo) + lo
+            for lr in self._group_lrs()
+        ]
 
     def _get_closed_form_lr(self):
-        return [self.eta_min + (b - self.eta_min)
-                * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
-                for b in self.base_lrs]
+        return [
+            self.eta_min
+            + (b - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
+            for b in self.base_lrs
+        ]
 
 
 class LinearLR(LRScheduler):
     """The factor of initial_lr goes linearly from start_factor to end_factor over total_iters
     steps, recursively (torch's LinearLR)."""
 
-    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5,
-                 last_epoch=-1):
+    def __init__(
+        self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1
+    ):
         self.start_factor, self.end_factor = start_factor, end_factor
         self.total_iters = total_iters
         self._check()
         super().__init__(optimizer, last_epoch)
 
     def _check(self):
-        self.start_factor = check_real("start_factor", self.start_factor, 0.0, 1.0,
-                                       low_open=True, high_open=False)
+        self.start_factor = check_real(
+            "start_factor", self.start_factor, 0.0, 1.0, low_open=True, high_open=False
+        )
         self.end_factor = check_real("end_factor", self.end_factor, 0.0, 1.0, high_open=False)
         self.total_iters = _int("total_iters", self.total_iters, 1)
 
@@ -334,21 +359,26 @@ class SequentialLR(LRScheduler):
 
     def __init__(self, optimizer, schedulers, milestones, last_epoch=-1):
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"optimizer must be a convext.optim optimizer, got "
-                            f"{type(optimizer).__name__}")
+            raise TypeError(
+                f"optimizer must be a convext.optim optimizer, got {type(optimizer).__name__}"
+            )
         schedulers = list(schedulers)
         if not schedulers:
             raise ValueError("schedulers must hold at least one scheduler")
         for i, s in enumerate(schedulers):
             if not isinstance(s, LRScheduler) or isinstance(s, ReduceLROnPlateau):
-                raise TypeError(f"schedulers[{i}] must be a scheduler other than "
-                                f"ReduceLROnPlateau, got {type(s).__name__}")
+                raise TypeError(
+                    f"schedulers[{i}] must be a scheduler other than "
+                    f"ReduceLROnPlateau, got {type(s).__name__}"
+                )
             if s.optimizer is not optimizer:
                 raise ValueError(f"schedulers[{i}] belongs to another optimizer")
         milestones = [_as_int(m, "milestones") for m in milestones]
         if len(milestones) != len(schedulers) - 1:
-            raise ValueError(f"milestones must hold len(schedulers) - 1 = "
-                             f"{len(schedulers) - 1} values, got {len(milestones)}")
+            raise ValueError(
+                f"milestones must hold len(schedulers) - 1 = "
+                f"{len(schedulers) - 1} values, got {len(milestones)}"
+            )
         self._schedulers = schedulers
         self._milestones = milestones
         self._check()
@@ -392,8 +422,9 @@ class SequentialLR(LRScheduler):
             raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
         subs = state_dict.get("_schedulers")
         if not isinstance(subs, (list, tuple)) or len(subs) != len(self._schedulers):
-            raise ValueError(f"state_dict['_schedulers'] must hold {len(self._schedulers)} "
-                             "state dicts")
+            raise ValueError(
+                f"state_dict['_schedulers'] must hold {len(self._schedulers)} state dicts"
+            )
         before = [s.state_dict() for s in self._schedulers]
         own = {k: v for k, v in state_dict.items() if k != "_schedulers"}
         try:
@@ -408,8 +439,9 @@ class SequentialLR(LRScheduler):
     def _check_state(self):
         self._check()
         if len(self._milestones) != len(self._schedulers) - 1:
-            raise ValueError(f"state_dict['_milestones'] must hold {len(self._schedulers) - 1}"
-                             " values")
+            raise ValueError(
+                f"state_dict['_milestones'] must hold {len(self._schedulers) - 1} values"
+            )
         _int("state_dict['last_epoch']", self.last_epoch, 0)
         if len(self._last_lr) != len(self.optimizer.param_groups):
             raise ValueError("state_dict['_last_lr'] must hold one lr per param group")

@@ -7,6 +7,7 @@ An optimizer holds ``param_groups``, a list of dicts like torch.optim's: each ha
 parameter in ``_update``; everything else (argument checks, groups, saving and loading) lives
 here, once.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -29,18 +30,23 @@ _TORCH_ONLY = {"foreach": None, "differentiable": False, "fused": None, "captura
 def _pairs(params, where):
     """A Layer (its parameters() and grads()) or an iterable of (param, grad) pairs -> list."""
     from ..layers.base import Layer
+
     if isinstance(params, Layer):
         p, g = params.parameters(), params.grads()
         pairs = [(p[k], g[k]) for k in p]
     elif isinstance(params, np.ndarray) or isinstance(params, (str, bytes, dict)):
-        raise TypeError(f"{where} must be a Layer or an iterable of (param, grad) pairs of "
-                        f"arrays, got {type(params).__name__}")
+        raise TypeError(
+            f"{where} must be a Layer or an iterable of (param, grad) pairs of "
+            f"arrays, got {type(params).__name__}"
+        )
     else:
         try:
             pairs = [tuple(pg) for pg in params]
         except TypeError:
-            raise TypeError(f"{where} must be a Layer or an iterable of (param, grad) pairs of "
-                            f"arrays, got {type(params).__name__}") from None
+            raise TypeError(
+                f"{where} must be a Layer or an iterable of (param, grad) pairs of "
+                f"arrays, got {type(params).__name__}"
+            ) from None
     for i, pg in enumerate(pairs):
         if len(pg) != 2:
             raise TypeError(f"{where}[{i}] must be a (param, grad) pair of arrays")
@@ -48,8 +54,10 @@ def _pairs(params, where):
         if not (isinstance(p, np.ndarray) and isinstance(g, np.ndarray)):
             raise TypeError(f"{where}[{i}]: param and grad must be numpy arrays")
         if p.shape != g.shape or p.dtype != g.dtype or p.dtype.kind != "f":
-            raise ValueError(f"{where}[{i}]: param {p.shape} {p.dtype} and grad {g.shape} "
-                             f"{g.dtype} must be float arrays of the same shape and dtype")
+            raise ValueError(
+                f"{where}[{i}]: param {p.shape} {p.dtype} and grad {g.shape} "
+                f"{g.dtype} must be float arrays of the same shape and dtype"
+            )
         if not p.flags.writeable:
             raise ValueError(f"{where}[{i}]: the parameter array is read-only")
     return pairs
@@ -62,8 +70,9 @@ def check_real(name, value, low=None, high=None, low_open=False, high_open=True)
     value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
-    if ((low is not None and (value <= low if low_open else value < low))
-            or (high is not None and (value >= high if high_open else value > high))):
+    if (low is not None and (value <= low if low_open else value < low)) or (
+        high is not None and (value >= high if high_open else value > high)
+    ):
         short = name.rsplit(": ", 1)[-1]  # "param_groups[1]: lr" -> "lr"
         lo = "" if low is None else f"{low} {'<' if low_open else '<='} "
         hi = "" if high is None else f" {'<' if high_open else '<='} {high}"
@@ -96,6 +105,7 @@ class Optimizer:
     array pairs, or a list of param-group dicts whose ``'params'`` is either of those and whose
     other keys override ``defaults`` for that group (torch's API).
     """
+
     #: names of the per-parameter state arrays (shaped like the parameter) and scalars
     _state_arrays = ()
     _state_scalars = ()
@@ -104,8 +114,11 @@ class Optimizer:
         self.defaults = self._check_hyper(dict(defaults), "")
         self.param_groups = []
         self.state = []
-        if isinstance(params, (list, tuple)) and params and all(
-                isinstance(g, dict) for g in params):
+        if (
+            isinstance(params, (list, tuple))
+            and params
+            and all(isinstance(g, dict) for g in params)
+        ):
             for i, group in enumerate(params):
                 self._add_group(group, f"params[{i}]")
         else:
@@ -126,14 +139,17 @@ class Optimizer:
         group = {k: v for k, v in param_group.items() if k != "params"}
         for key in group:
             if key not in self.defaults and key not in SCHEDULER_KEYS:
-                raise ValueError(f"{where}: unknown hyperparameter {key!r} (allowed: "
-                                 f"{', '.join(self.defaults)})")
+                raise ValueError(
+                    f"{where}: unknown hyperparameter {key!r} (allowed: {', '.join(self.defaults)})"
+                )
         group = self._check_hyper({**self.defaults, **group}, f"{where}: ")
         seen = {id(p) for p, _ in self.pairs}
         for i, (p, _) in enumerate(pairs):
             if id(p) in seen:
-                raise ValueError(f"{where}['params'][{i}]: this parameter array is already "
-                                 "in the optimizer (each array may appear once)")
+                raise ValueError(
+                    f"{where}['params'][{i}]: this parameter array is already "
+                    "in the optimizer (each array may appear once)"
+                )
             seen.add(id(p))
         group["params"] = pairs
         self.param_groups.append(group)
@@ -153,9 +169,11 @@ class Optimizer:
         ``param_groups`` then). Assigning sets it in every group."""
         lrs = {g["lr"] for g in self.param_groups}
         if len(lrs) != 1:
-            raise AttributeError(f"lr: the param groups have different learning rates "
-                                 f"{[g['lr'] for g in self.param_groups]}; read "
-                                 "param_groups[i]['lr']")
+            raise AttributeError(
+                f"lr: the param groups have different learning rates "
+                f"{[g['lr'] for g in self.param_groups]}; read "
+                "param_groups[i]['lr']"
+            )
         return lrs.pop()
 
     @lr.setter
@@ -198,12 +216,14 @@ class Optimizer:
         return out
 
     def __repr__(self):
-        sig = {k: v.default for k, v in
-               inspect.signature(type(self).__init__).parameters.items()}
+        sig = {k: v.default for k, v in inspect.signature(type(self).__init__).parameters.items()}
         groups = []
         for g in self.param_groups:
-            items = ", ".join(f"{k}={g[k]!r}" for k in self.defaults if k in sig and (
-                k == "lr" or len(self.param_groups) > 1 or g[k] != sig[k]))
+            items = ", ".join(
+                f"{k}={g[k]!r}"
+                for k in self.defaults
+                if k in sig and (k == "lr" or len(self.param_groups) > 1 or g[k] != sig[k])
+            )
             groups.append(items)
         if len(groups) == 1:
             return f"{type(self).__name__}({groups[0]})"
@@ -214,8 +234,11 @@ class Optimizer:
         """``{'state': {index: {name: array or number}}, 'param_groups': [{..., 'params':
         [indices]}]}`` in torch's layout and names; the arrays are copies. ``'step'`` is a
         Python float (torch keeps a 0-d float32 tensor)."""
-        state = {i: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
-                 for i, s in enumerate(self.state) if s}
+        state = {
+            i: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
+            for i, s in enumerate(self.state)
+            if s
+        }
         groups, index = [], 0
         for g in self.param_groups:
             d = {k: v for k, v in g.items() if k != "params"}
@@ -245,8 +268,10 @@ class Optimizer:
         if not isinstance(state, dict):
             raise TypeError("state_dict['state'] must be a dict {index: dict}")
         if len(saved) != len(self.param_groups):
-            raise ValueError(f"state_dict['param_groups'] has {len(saved)} groups, this "
-                             f"optimizer {len(self.param_groups)}")
+            raise ValueError(
+                f"state_dict['param_groups'] has {len(saved)} groups, this "
+                f"optimizer {len(self.param_groups)}"
+            )
         new_groups, position, flat = [], {}, 0
         for j, (s, ours) in enumerate(zip(saved, self.param_groups, strict=True)):
             where = f"state_dict['param_groups'][{j}]"
@@ -256,8 +281,10 @@ class Optimizer:
             if not isinstance(ids, (list, tuple)):
                 raise ValueError(f"{where}['params'] must be a list of parameter indices")
             if len(ids) != len(ours["params"]):
-                raise ValueError(f"{where}['params'] has {len(ids)} parameters, this "
-                                 f"optimizer's group {len(ours['params'])}")
+                raise ValueError(
+                    f"{where}['params'] has {len(ids)} parameters, this "
+                    f"optimizer's group {len(ours['params'])}"
+                )
             for i in ids:
                 if isinstance(i, (bool, np.bool_)) or not isinstance(i, numbers.Integral):
                     raise TypeError(f"{where}['params'] must hold int indices, got {i!r}")
@@ -271,8 +298,10 @@ class Optimizer:
                     continue
                 if key in _TORCH_ONLY:
                     if value != _TORCH_ONLY[key]:
-                        raise ValueError(f"{where}[{key!r}] = {value!r} is not supported "
-                                         f"(only {_TORCH_ONLY[key]!r})")
+                        raise ValueError(
+                            f"{where}[{key!r}] = {value!r} is not supported "
+                            f"(only {_TORCH_ONLY[key]!r})"
+                        )
                     continue
                 if key not in self.defaults and key not in SCHEDULER_KEYS:
                     raise ValueError(f"{where}: unexpected key {key!r}")
@@ -288,8 +317,11 @@ class Optimizer:
         new_state = [{} for _ in pairs]
         for i, entry in state.items():
             where = f"state_dict['state'][{i!r}]"
-            if isinstance(i, (bool, np.bool_)) or not isinstance(i, numbers.Integral) \
-                    or int(i) not in position:
+            if (
+                isinstance(i, (bool, np.bool_))
+                or not isinstance(i, numbers.Integral)
+                or int(i) not in position
+            ):
                 raise ValueError(f"{where}: not an index of param_groups' 'params'")
             k = position[int(i)]
             new_state[k] = self._check_state(entry, pairs[k][0], groups_of[k], where)
@@ -320,8 +352,10 @@ class Optimizer:
                     raise ValueError(f"{w} must be a whole number of steps, got {step}")
                 out[key] = step
             else:
-                raise ValueError(f"{where}: unexpected key {key!r} (allowed: "
-                                 f"{', '.join(self._state_arrays + self._state_scalars)})")
+                raise ValueError(
+                    f"{where}: unexpected key {key!r} (allowed: "
+                    f"{', '.join(self._state_arrays + self._state_scalars)})"
+                )
         missing = [k for k in self._required_state(group) if k not in out]
         if out and missing:
             raise ValueError(f"{where}: missing {missing[0]!r}")

@@ -1,4 +1,5 @@
 """RMSprop with torch.optim.RMSprop's update rule."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,6 +24,7 @@ class RMSprop(Optimizer):
     State per parameter: ``'step'`` (a float), ``'square_avg'``, with momentum
     ``'momentum_buffer'``, centered ``'grad_avg'``.
     """
+
     _state_arrays = ("square_avg", "momentum_buffer", "grad_avg")
     _state_scalars = ("step",)
 
@@ -38,9 +40,18 @@ class RMSprop(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
-        super().__init__(params, dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps,
-                                      centered=centered, weight_decay=weight_decay,
-                                      maximize=maximize))
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                momentum=momentum,
+                alpha=alpha,
+                eps=eps,
+                centered=centered,
+                weight_decay=weight_decay,
+                maximize=maximize,
+            ),
+        )
 
     def _check_hyper(self, group, where):
         out = super()._check_hyper(group, where)
@@ -51,8 +62,11 @@ class RMSprop(Optimizer):
         return out
 
     def _required_state(self, group):
-        return (("step", "square_avg") + (("momentum_buffer",) if group["momentum"] > 0 else ())
-                + (("grad_avg",) if group["centered"] else ()))
+        return (
+            ("step", "square_avg")
+            + (("momentum_buffer",) if group["momentum"] > 0 else ())
+            + (("grad_avg",) if group["centered"] else ())
+        )
 
     def _update(self, p, g, state, group):
         alpha, momentum = group["alpha"], group["momentum"]

@@ -1,4 +1,5 @@
 """Stochastic gradient descent with torch.optim.SGD's update rule."""
+
 from __future__ import annotations
 
 from .optimizer import Optimizer, Params, check_bool, check_real
@@ -17,6 +18,7 @@ class SGD(Optimizer):
 
     State per parameter (with momentum): ``'momentum_buffer'``.
     """
+
     _state_arrays = ("momentum_buffer",)
 
     def __init__(
@@ -30,9 +32,17 @@ class SGD(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
-        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
-                                      weight_decay=weight_decay, nesterov=nesterov,
-                                      maximize=maximize))
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                momentum=momentum,
+                dampening=dampening,
+                weight_decay=weight_decay,
+                nesterov=nesterov,
+                maximize=maximize,
+            ),
+        )
 
     def _check_hyper(self, group, where):
         out = super()._check_hyper(group, where)
