@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import functional
 from ..layers.base import Layer, _array, _dtype
-from ..layers.graph import _int_list, _Op
+from ..layers.graph_ops import _int_list, _Op
 from ..layers.registry import MAX_AXIS, MAX_SIZE, register_layer
 
 __all__ = [
