@@ -363,7 +363,7 @@ def test_huge_memo_index_refused(tmp_path, memo_op):
 
 
 def test_too_many_opcodes_refused(tmp_path, monkeypatch):
-    from convext import state_dict as sd_module
+    from convext.state_dict import _torch as sd_module
 
     monkeypatch.setattr(sd_module, "_MAX_PICKLE_OPCODES", 1000)
     data = PROTO2 + b"]" * 2000 + b"0" * 1999 + STOP  # 2000 empty lists: no data, many objects
@@ -792,7 +792,7 @@ def test_safetensors_header_length_bounds(tmp_path):
     path.write_bytes(struct.pack("<Q", 2**40) + b'{"a": 1}')
     with pytest.raises(ValueError, match="neither"):
         read_state_dict(path)
-    from convext import state_dict as sd_module
+    from convext.state_dict import _safetensors as sd_module
 
     path.write_bytes(struct.pack("<Q", 20) + b"{}" + b" " * 18)
     assert read_state_dict(path) == {}

@@ -1,0 +1,77 @@
+"""convext's own ``.npz`` files (``model.save``/``convext.save``): the weights, without the
+architecture entry."""
+
+from __future__ import annotations
+
+import math
+import zipfile
+
+import numpy as np
+
+from ._common import _DEFLATE_MAX_RATIO, _to_output
+
+# ------------------------------------------------------------------------------------- .npz
+
+
+def _read_npz(zf, infos, unzip, output):
+    from ..serialization import ARCH_KEY
+
+    fmt = np.lib.format
+    result, widened = {}, []
+    for info in infos:
+        key = info.filename[: -len(".npy")]
+        if key == ARCH_KEY:
+            continue
+        if key in result:
+            raise ValueError(f"it holds the entry {key!r} twice")
+        if info.compress_type == zipfile.ZIP_STORED:
+            if info.compress_size != info.file_size:
+                raise ValueError(
+                    f"zip member {info.filename!r} is stored uncompressed but "
+                    f"declares {info.file_size} bytes in {info.compress_size}"
+                )
+        elif info.file_size > _DEFLATE_MAX_RATIO * info.compress_size + 1024:
+            raise ValueError(
+                f"zip member {info.filename!r} declares {info.file_size} bytes "
+                f"compressed into {info.compress_size} (a zip bomb or a forged "
+                f"size)"
+            )
+        with zf.open(info) as fp:
+            version = fmt.read_magic(fp)
+            if version == (1, 0):
+                shape, fortran, dtype = fmt.read_array_header_1_0(fp)
+            elif version == (2, 0):
+                shape, fortran, dtype = fmt.read_array_header_2_0(fp)
+            else:
+                raise ValueError(f"entry {key!r} has .npy format version {version}, not 1.0 or 2.0")
+            header_len = fp.tell()
+            if dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in "biuf":
+                raise ValueError(f"entry {key!r} has dtype {dtype}, not a numeric type")
+            if dtype.kind == "f" and dtype.itemsize not in (2, 4, 8):
+                raise ValueError(f"entry {key!r} has dtype {dtype}, not float16/32/64")
+            nbytes = math.prod(shape) * dtype.itemsize
+            if header_len + nbytes != info.file_size:
+                raise ValueError(
+                    f"entry {key!r} declares shape {shape} of {dtype} "
+                    f"({nbytes} bytes) but its member holds "
+                    f"{info.file_size - header_len}"
+                )
+            unzip.take(info.file_size, f"entry {key!r}")
+            spec = (
+                "<f2"
+                if dtype.kind == "f" and dtype.itemsize == 2
+                else ("bool" if dtype.kind == "b" else None)
+            )
+            output.take(nbytes * (2 if spec == "<f2" else 1), f"entry {key!r}")
+            data = fp.read(nbytes)
+            if len(data) != nbytes:
+                raise ValueError(f"entry {key!r} is truncated")
+        raw = np.frombuffer(data, dtype=dtype if spec != "bool" else np.uint8)
+        raw = raw.reshape(shape, order="F" if fortran else "C")
+        if spec == "<f2":
+            raw = raw.astype(dtype.newbyteorder("="))
+        arr, wide = _to_output(raw, spec or dtype.str)
+        result[key] = arr
+        if wide:
+            widened.append(key)
+    return result, widened
