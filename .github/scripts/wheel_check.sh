@@ -134,6 +134,8 @@ step "tests against the installed wheel, outside the source tree, no compiler on
 RUN="$WORK/run"
 mkdir -p "$RUN"
 cp -R "$ROOT/tests" "$RUN/tests"
+# the README's examples are tests too (tests/layers/test_readme_examples.py and others)
+cp "$ROOT/README.md" "$RUN/README.md"
 find "$RUN/tests" -name __pycache__ -prune -exec rm -rf {} +
 # Only the venv's bin on PATH; compilers poisoned in case something looks them up directly.
 TEST_ENV=(env -i HOME="$WORK" TMPDIR="${TMPDIR:-/tmp}" LANG=C.UTF-8
