@@ -170,6 +170,11 @@ def test_fma_peak_is_positive_and_rejects_bad_threads():
             peak.measure(bad)
 
 
+@pytest.mark.skipif(
+    os.environ.get("CONVEXT_ASAN") == "1",
+    reason="torch.onnx.export throws C++ exceptions, which abort under ASan's __cxa_throw "
+    "interceptor (inside torch, not convext)",
+)
 def test_bench_network_zoo_rows():
     """The model-zoo table: one row per selected network, the ratio columns the ratios of the
     printed times ('-' where a library was not timed)."""

@@ -5,11 +5,17 @@ Pad reflect/edge, Resize), batch 1 and 4 within float32 tolerance; and training 
 model: the Graph's gradients equal torch autograd's on the original model (float64)."""
 
 import io
+import os
 import warnings
 
 import numpy as np
 import pytest
 
+if os.environ.get("CONVEXT_ASAN") == "1":
+    # the onnx package (protobuf) and onnxruntime report errors with C++ exceptions, which
+    # abort the process under ASan's __cxa_throw interceptor (inside them, not convext); the
+    # normal and debug runs cover this file
+    pytest.skip("onnx's C++ exceptions abort under AddressSanitizer", allow_module_level=True)
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
