@@ -428,7 +428,7 @@ int main(int argc, char **argv)
     for (i = 0; i < nt; i++) {
         long f0 = n_fail, c0 = n_checks;
         if (only && strcmp(only, tables[i]->name) != 0) continue;
-        if (!tables[i]->available()) {
+        if (!tables[i]->available) {
             printf("%-8s skipped: this CPU lacks it\n", tables[i]->name);
             continue;
         }

@@ -1,23 +1,21 @@
-/* The kernel tables kernel_check.c checks: one struct check_table per instruction set compiled
- * into the harness, with the entry points and the facts the checks need. */
+/* The kernel tables kernel_check.c checks: every row of the instruction-set layer compiled into
+ * the harness (cvx_isa_compiled), as a struct check_table with the facts the checks need. The
+ * script that builds the harness decides which isa/isa_<name>.c files are linked in, and defines
+ * CVX_HAVE_ISA_<NAME> for them as setup.py does. */
 #ifndef CVX_KERNEL_CHECK_TABLES_H
 #define CVX_KERNEL_CHECK_TABLES_H
 
-#include "../../../src/convext/_kernels/_direct.h"
-#include "../../../src/convext/_kernels/_vec.h"
-#if defined(__aarch64__)
-#include "../../../src/convext/_kernels/isa/isa_neon.h"
-#endif
+#include "cvx_isa.h" /* -I src/convext/_kernels/isa */
 
-#define CHECK_MAX_TABLES 4
+#define CHECK_MAX_TABLES CVX_ISA_COUNT
 
 struct check_table {
     const char *name;
-    int (*available)(void); /* does this CPU run it */
-    int fma_order;          /* bitwise: the documented fma order (see kernel_check.c) */
+    int available; /* this CPU runs it */
+    int fma_order; /* bitwise: the documented fma order (kernel_check.c) */
     cvx_index gemm_work_elems, gemm_kc;
-    void (*sgemm)(CVX_GEMM_ARGS(float));
-    void (*dgemm)(CVX_GEMM_ARGS(double));
+    cvx_sgemm_fn sgemm;
+    cvx_dgemm_fn dgemm;
     cvx_index (*direct_scratch)(const cvx_direct_geom *);
     cvx_index (*direct_v_elems)(const cvx_direct_geom *);
     void (*direct_fwd_float)(const cvx_direct_geom *, const float *, const float *, const float *,
@@ -36,38 +34,39 @@ struct check_table {
     double (*dot_double)(cvx_index, const double *, const double *);
 };
 
-static int check_always(void) { return 1; }
+static cvx_index check_direct_scratch(const cvx_direct_geom *g) { return cvx_direct_scratch(g); }
+static cvx_index check_direct_v_elems(const cvx_direct_geom *g) { return cvx_direct_v_elems(g); }
 
-#if defined(__aarch64__)
-static const struct check_table check_table_neon = {
-    "neon", check_always, 1, CVX_GEMM_WORK_ELEMS, CVX_GEMM_KC,
-    cvx_sgemm_neon, cvx_dgemm_neon, cvx_direct_scratch, cvx_direct_v_elems,
-    cvx_direct_fwd_float_neon, cvx_direct_fwd_double_neon,
-    cvx_direct_gw_float_neon, cvx_direct_gw_double_neon,
-    cvx_direct_gw_finish_float_neon, cvx_direct_gw_finish_double_neon,
-    cvx_axpy_float_neon, cvx_axpy_double_neon, cvx_dot_float_neon, cvx_dot_double_neon};
-#endif
-
-#if CVX_X86
-/* the level _gemm.h dispatches to on this CPU (AVX-512F or AVX2+FMA; both use FMA) */
-static int check_x86_fma(void) { return cvx_gemm_level() >= 1; }
-static const struct check_table check_table_dispatch = {
-    "x86", check_x86_fma, 1, CVX_GEMM_WORK_ELEMS, CVX_GEMM_KC,
-    cvx_sgemm, cvx_dgemm, cvx_direct_scratch, cvx_direct_v_elems,
-    cvx_direct_fwd_float, cvx_direct_fwd_double, cvx_direct_gw_float, cvx_direct_gw_double,
-    cvx_direct_gw_finish_float, cvx_direct_gw_finish_double,
-    cvx_axpy_float, cvx_axpy_double, cvx_dot_float, cvx_dot_double};
-#endif
-
-static int check_tables(const struct check_table **t)
+/* the compiled rows, in enum order; returns how many */
+static int check_tables(const struct check_table **out)
 {
-    int n = 0;
-#if defined(__aarch64__)
-    t[n++] = &check_table_neon;
-#endif
-#if CVX_X86
-    t[n++] = &check_table_dispatch;
-#endif
+    static struct check_table rows[CVX_ISA_COUNT];
+    int isa, n = 0;
+    for (isa = 0; isa < CVX_ISA_COUNT; isa++) {
+        const struct cvx_kernel_table *t = cvx_isa_compiled(isa);
+        struct check_table *r = &rows[n];
+        if (!t) continue;
+        r->name = t->name;
+        r->available = cvx_isa_cpu_supports(isa);
+        r->fma_order = t->fma_fused;
+        r->gemm_work_elems = CVX_GEMM_WORK_ELEMS;
+        r->gemm_kc = CVX_GEMM_KC;
+        r->sgemm = t->sgemm;
+        r->dgemm = t->dgemm;
+        r->direct_scratch = check_direct_scratch;
+        r->direct_v_elems = check_direct_v_elems;
+        r->direct_fwd_float = t->direct_fwd_f;
+        r->direct_fwd_double = t->direct_fwd_d;
+        r->direct_gw_float = t->direct_gw_f;
+        r->direct_gw_double = t->direct_gw_d;
+        r->direct_gw_finish_float = t->direct_gw_finish_f;
+        r->direct_gw_finish_double = t->direct_gw_finish_d;
+        r->axpy_float = t->axpy_f;
+        r->axpy_double = t->axpy_d;
+        r->dot_float = t->dot_f;
+        r->dot_double = t->dot_d;
+        out[n++] = r;
+    }
     return n;
 }
 
