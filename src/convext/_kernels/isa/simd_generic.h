@@ -52,8 +52,9 @@ typedef float cvx_vf_u __attribute__((vector_size(16), aligned(4), may_alias));
 #define CVX_VF_LANES 4
 CVX_INLINE cvx_vf cvx_vf_load(const float *p) { return *(const cvx_vf_u *)p; }
 CVX_INLINE void cvx_vf_store(float *p, cvx_vf x) { *(cvx_vf_u *)p = x; }
-CVX_INLINE cvx_vf cvx_vf_set1(float x) { return (cvx_vf){0.0f, 0.0f, 0.0f, 0.0f} + x; }
-CVX_INLINE cvx_vf cvx_vf_bcast(const float *p) { return (cvx_vf){0.0f, 0.0f, 0.0f, 0.0f} + *p; }
+/* a plain broadcast: (cvx_vf){0} + x would be an add, turning -0.0 into +0.0 */
+CVX_INLINE cvx_vf cvx_vf_set1(float x) { return (cvx_vf){x, x, x, x}; }
+CVX_INLINE cvx_vf cvx_vf_bcast(const float *p) { return (cvx_vf){*p, *p, *p, *p}; }
 CVX_INLINE cvx_vf cvx_vf_fma(cvx_vf a, cvx_vf b, cvx_vf c) { return c + a * b; }
 CVX_INLINE cvx_vf cvx_vf_add(cvx_vf a, cvx_vf b) { return a + b; }
 CVX_INLINE cvx_vf cvx_vf_zero(void) { return (cvx_vf){0.0f, 0.0f, 0.0f, 0.0f}; }
@@ -62,7 +63,7 @@ typedef double cvx_vd_u __attribute__((vector_size(16), aligned(8), may_alias));
 #define CVX_VD_LANES 2
 CVX_INLINE cvx_vd cvx_vd_load(const double *p) { return *(const cvx_vd_u *)p; }
 CVX_INLINE void cvx_vd_store(double *p, cvx_vd x) { *(cvx_vd_u *)p = x; }
-CVX_INLINE cvx_vd cvx_vd_bcast(const double *p) { return (cvx_vd){0.0, 0.0} + *p; }
+CVX_INLINE cvx_vd cvx_vd_bcast(const double *p) { return (cvx_vd){*p, *p}; }
 CVX_INLINE cvx_vd cvx_vd_fma(cvx_vd a, cvx_vd b, cvx_vd c) { return c + a * b; }
 CVX_INLINE cvx_vd cvx_vd_add(cvx_vd a, cvx_vd b) { return a + b; }
 CVX_INLINE cvx_vd cvx_vd_zero(void) { return (cvx_vd){0.0, 0.0}; }
