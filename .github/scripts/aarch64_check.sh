@@ -14,7 +14,6 @@
 # The whole package is not run under qemu: see CONTRIBUTING.md ("NEON").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-root=$(pwd)
 cross_cc=${CROSS_CC:-aarch64-linux-gnu-gcc}
 qemu=${QEMU:-qemu-aarch64}
 sysroot=${QEMU_LD_PREFIX:-/usr/aarch64-linux-gnu}
@@ -37,15 +36,47 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 harness=tests/kernels/harness/kernel_check.c
 isa=src/convext/_kernels/isa
-warn=(-Wall -Wextra -Wno-unused-function -Werror)
+cflags=(-O2 -Wall -Wextra -Wno-unused-function -Werror -I "$isa")
 
-echo "== aarch64: $($cross_cc --version | head -n 1), $($qemu --version | head -n 1)"
-"$cross_cc" -O2 "${warn[@]}" -o "$work/kernel_check_aarch64" "$harness" "$isa/isa_neon.c" -lm
+# build CC OUT ROW:FLAGS...: the harness, cvx_isa.c and isa_<row>.c of each row, every ISA file
+# compiled with its own flags only and CVX_HAVE_ISA_<ROW> defined for the rows present, as
+# setup.py builds the _isa extension
+build() {
+  local cc=$1 out=$2 row flags defs=() objs=()
+  local -a ccv
+  read -r -a ccv <<< "$cc" # a compiler with its target flags
+  shift 2
+  for spec in "$@"; do
+    row=${spec%%:*}
+    [[ $row == generic ]] || defs+=("-DCVX_HAVE_ISA_${row^^}=1")
+  done
+  for spec in "$@"; do
+    row=${spec%%:*}
+    flags=${spec#*:}
+    # shellcheck disable=SC2086  # $flags: a word list
+    "${ccv[@]}" "${cflags[@]}" "${defs[@]}" $flags -c "$isa/isa_$row.c" -o "$out.$row.o"
+    objs+=("$out.$row.o")
+  done
+  "${ccv[@]}" "${cflags[@]}" "${defs[@]}" -c "$isa/cvx_isa.c" -o "$out.cvx_isa.o"
+  "${ccv[@]}" "${cflags[@]}" "${defs[@]}" -o "$out" "$harness" "${objs[@]}" "$out.cvx_isa.o" -lm
+}
+
+echo "== aarch64 (generic, neon) under qemu: $($cross_cc --version | head -n 1), $($qemu --version | head -n 1)"
+build "$cross_cc" "$work/kernel_check_aarch64" generic: neon:
 QEMU_LD_PREFIX=$sysroot "$qemu" "$work/kernel_check_aarch64"
+# clang compiles the macOS arm64 wheels: the same check with clang's code, when clang is here
+if command -v clang >/dev/null; then
+  echo "== aarch64 with $(clang --version | head -n 1), under qemu"
+  build "clang --target=aarch64-linux-gnu" "$work/kernel_check_clang" generic: neon:
+  QEMU_LD_PREFIX=$sysroot "$qemu" "$work/kernel_check_clang"
+else
+  echo "== aarch64 with clang: skipped (no clang)"
+fi
 
 if [[ $(uname -m) == x86_64 ]]; then
-  echo "== x86-64 (native): $(${CC:-cc} --version | head -n 1)"
-  "${CC:-cc}" -O2 "${warn[@]}" -o "$work/kernel_check_x86" "$harness" -lm
+  cc=${CC:-cc}
+  echo "== x86-64 (generic, avx2, avx512; those this CPU has), native: $($cc --version | head -n 1)"
+  build "$cc" "$work/kernel_check_x86" generic: "avx2:-mavx2 -mfma" "avx512:-mavx512f -mavx2 -mfma"
   "$work/kernel_check_x86"
 fi
-echo "== aarch64_check: OK ($root)"
+echo "== aarch64_check: OK"
