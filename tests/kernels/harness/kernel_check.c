@@ -20,7 +20,8 @@
  *            library's fma(): GEMM element = fma chain over k ascending from 0 per K chunk, each
  *            chunk added to C; direct forward = fma chain from the bias; dot = 16 partial sums
  *            folded 8, 4, 2, 1.  Bitwise equal, so every ISA with FMA computes the same bits.
- * Also: -0.0 must survive where IEEE keeps it (a -0.0 bias with -0.0 products).
+ * Also: -0.0 must survive where IEEE keeps it (a -0.0 bias with -0.0 products), and a NaN or Inf
+ * stays in its own row of C / filter of y (edge tiles and padding must not carry it elsewhere).
  * Exit status 0 when everything matches, 1 otherwise (the first mismatches are printed).
  */
 #include <math.h>
@@ -162,6 +163,35 @@ static int same_bits_d(double a, double b) { return memcmp(&a, &b, sizeof a) == 
 DEFINE_GEMM_CHECK(float, s, 5.9604644775390625e-08, fmaf, same_bits_f)
 DEFINE_GEMM_CHECK(double, d, 1.1102230246251565e-16, fma, same_bits_d)
 
+/* A NaN at A[i0, k0] makes row i0 of C NaN and leaves every other row finite (the zero padding
+ * of edge tiles and the temporary tile must not carry it elsewhere) */
+#define DEFINE_GEMM_NAN_CHECK(T, S)                                                                \
+    static void check_gemm_nan_##S(const struct check_table *t, cvx_index M, cvx_index N,         \
+                                   cvx_index K, cvx_index i0, cvx_index k0)                        \
+    {                                                                                              \
+        T *A = (T *)xmalloc(sizeof(T) * (size_t)(M * K)), *B = (T *)xmalloc(sizeof(T) * (size_t)(K * N)); \
+        T *C = (T *)xmalloc(sizeof(T) * (size_t)(M * N));                                          \
+        T *work = (T *)xmalloc(sizeof(T) * (size_t)t->gemm_work_elems);                            \
+        cvx_index i, j;                                                                            \
+        fill_##T(A, (size_t)(M * K), 1, 0);                                                        \
+        fill_##T(B, (size_t)(K * N), 1, 0);                                                        \
+        A[i0 * K + k0] = (T)NAN;                                                                   \
+        t->S##gemm(M, N, K, A, K, 1, B, N, 1, C, N, 0, work);                                      \
+        n_checks++;                                                                                \
+        for (i = 0; i < M; i++)                                                                    \
+            for (j = 0; j < N; j++)                                                                \
+                if ((i == i0) != (C[i * N + j] != C[i * N + j])) {                                 \
+                    fail(t->name, #S "gemm NaN", "M=%ld N=%ld K=%ld NaN at A[%ld,%ld]: C[%ld,%ld]=%g", \
+                         (long)M, (long)N, (long)K, (long)i0, (long)k0, (long)i, (long)j,          \
+                         (double)C[i * N + j]);                                                    \
+                    i = M;                                                                         \
+                    break;                                                                         \
+                }                                                                                  \
+        free(A), free(B), free(C), free(work);                                                     \
+    }
+DEFINE_GEMM_NAN_CHECK(float, s)
+DEFINE_GEMM_NAN_CHECK(double, d)
+
 static void check_gemm(const struct check_table *t)
 {
     /* the blocking edges: tiles (MR up to 8, NR up to 48), MC 144, NC 384, KC 384 */
@@ -191,6 +221,15 @@ static void check_gemm(const struct check_table *t)
     check_gemm_s(t, 150, 390, 40, 1, 2, 0, 1, 0);
     check_gemm_d(t, 147, 389, 30, 2, 1, 2, 1, 1);
     check_gemm_d(t, 147, 389, 30, 0, 0, 0, 0, 0);
+    /* NaN in a full tile, an edge row, the last row past MC, and the second K chunk */
+    check_gemm_nan_s(t, 19, 29, 40, 3, 7);
+    check_gemm_nan_s(t, 13, 50, 9, 12, 0);
+    check_gemm_nan_s(t, 150, 17, 5, 149, 4);
+    check_gemm_nan_s(t, 9, 13, 500, 8, 450);
+    check_gemm_nan_d(t, 19, 29, 40, 3, 7);
+    check_gemm_nan_d(t, 13, 50, 9, 12, 0);
+    check_gemm_nan_d(t, 150, 17, 5, 149, 4);
+    check_gemm_nan_d(t, 9, 13, 500, 8, 450);
 }
 
 /* =========================== direct convolution =========================== */
@@ -331,6 +370,32 @@ static cvx_index *direct_offsets(const cvx_direct_geom *d)
     }
 DEFINE_DIRECT_CHECK(float, 5.9604644775390625e-08, fmaf, same_bits_f)
 DEFINE_DIRECT_CHECK(double, 1.1102230246251565e-16, fma, same_bits_d)
+/* an Inf weight of filter f0 makes every output of f0 non-finite (Inf times a padded zero is
+ * NaN, as in PyTorch) and leaves the other filters finite */
+#define DEFINE_DIRECT_INF_CHECK(T)                                                                 \
+    static void check_direct_inf_##T(const struct check_table *t, const cvx_direct_geom *g,        \
+                                     cvx_index f0, cvx_index k0)                                   \
+    {                                                                                              \
+        cvx_index *off = direct_offsets(g), q, P = g->P;                                           \
+        T *x = (T *)xmalloc(sizeof(T) * (size_t)(g->Cg * g->H * g->W));                            \
+        T *w = (T *)xmalloc(sizeof(T) * (size_t)(g->Fg * g->K));                                   \
+        T *y = (T *)xmalloc(sizeof(T) * (size_t)(g->Fg * P));                                      \
+        T *scratch = (T *)xmalloc(sizeof(T) * (size_t)t->direct_scratch(g));                       \
+        fill_##T(x, (size_t)(g->Cg * g->H * g->W), 1, 0);                                          \
+        fill_##T(w, (size_t)(g->Fg * g->K), 1, 0);                                                 \
+        w[f0 * g->K + k0] = (T)INFINITY;                                                           \
+        t->direct_fwd_##T(g, x, w, NULL, off, y, scratch);                                         \
+        n_checks++;                                                                                \
+        for (q = 0; q < g->Fg * P; q++)                                                            \
+            if ((q / P == f0) != !isfinite(y[q])) {                                                \
+                fail(t->name, #T " direct Inf", "Fg=%ld Inf weight of filter %ld: y[%ld,%ld]=%g",   \
+                     (long)g->Fg, (long)f0, (long)(q / P), (long)(q % P), (double)y[q]);           \
+                break;                                                                             \
+            }                                                                                      \
+        free(off), free(x), free(w), free(y), free(scratch);                                       \
+    }
+DEFINE_DIRECT_INF_CHECK(float)
+DEFINE_DIRECT_INF_CHECK(double)
 
 static void check_direct(const struct check_table *t)
 {
@@ -355,6 +420,13 @@ static void check_direct(const struct check_table *t)
     }
     check_direct_negzero_float(t);
     check_direct_negzero_double(t);
+    /* Inf in an 8-filter tile, a narrower block and the last filter, with padding (NaN there) */
+    direct_setup(&g, 3, 9, 11, 8, 3, 3, 1, 1, 1, 1, 1, 1);
+    check_direct_inf_float(t, &g, 5, 13);
+    check_direct_inf_double(t, &g, 0, 0);
+    direct_setup(&g, 2, 12, 7, 13, 3, 2, 2, 1, 1, 0, 1, 1);
+    check_direct_inf_float(t, &g, 12, 11);
+    check_direct_inf_double(t, &g, 6, 4);
 }
 
 /* ============================ axpy and dot ============================ */
