@@ -13,8 +13,9 @@
  *     double:             4 + 3 vector loads, 24 FMLA, 31 registers live.
  * (tiles.inc's loop would broadcast 8 scalars per k step, and with 8 broadcast weights the direct
  * tile spills 4 accumulators.) A lane index must be a literal constant (clang checks it before
- * any unrolling), hence the tiles are spelled out with named accumulators and not loops; GCC also
- * keeps an array of vectors in memory when the tile is written with one. The arithmetic is
+ * any unrolling), hence the tiles are spelled out with named accumulators and not loops (written
+ * as loops over an array of vectors without forced unrolling, GCC 12 kept that array in memory,
+ * a store per FMA). The arithmetic is
  * tiles.inc's, element for element: acc = fma(a, b, acc) over k ascending from 0 (GEMM; then
  * C = acc or C + acc) or from the bias (direct), so results are those of the other FMA ISAs. */
 #ifndef CVX_SIMD_H
