@@ -166,18 +166,21 @@ class BuildExt(build_ext):
 def extensions():
     exts = []
     isa_files = sorted(glob.glob(os.path.join(ISA_DIR, "*")))
+    # the modules other than _isa include only these two of them
+    isa_headers = [os.path.join(ISA_DIR, h) for h in ("cvx_isa.h", "cvx_base.h")]
     for pyx in sorted(glob.glob(os.path.join(KERNELS, "*.pyx"))):
         name = "convext._kernels." + os.path.splitext(os.path.basename(pyx))[0]
-        sources, macros = [pyx], []
+        sources, macros, depends = [pyx], [], isa_headers
         if name == ISA_EXT:  # the one copy of the kernels (the ISA files: BuildExt._isa_objects)
             sources.append(os.path.join(ISA_DIR, "cvx_isa.c"))
             macros = [(f"CVX_HAVE_ISA_{isa.upper()}", "1") for isa in isa_rows()]
+            depends = isa_files
         exts.append(
             Extension(
                 name,
                 sources,
                 include_dirs=[numpy.get_include(), KERNELS],
-                depends=isa_files,
+                depends=depends,
                 define_macros=[
                     ("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
                     # Recorded by convext.build_info().
