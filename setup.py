@@ -9,10 +9,19 @@ Environment switches (for local source builds; release wheels use none of them):
   CONVEXT_ASAN=1    compile and link with -fsanitize=address (run with LD_PRELOAD of libasan).
   CONVEXT_NATIVE=1  add -march=native (never in a wheel: it can crash on older CPUs).
   CONVEXT_NO_OPENMP=1  build without OpenMP (the kernels then run single-threaded).
+  CONVEXT_MSVC_PATH=1  compile the C kernels as MSVC compiles them (no GNU attribute, vector type,
+                    builtin or _Pragma; the ISA files as -std=c11 -pedantic-errors), to test the
+                    Windows code path with gcc/clang; build_info()['code_path'] is then 'msvc'.
+
+The instruction-set layer (src/convext/_kernels/isa/, CONTRIBUTING.md "Adding an instruction
+set") is compiled into the one extension convext._kernels._isa: cvx_isa.c with the common flags,
+and each isa/isa_<name>.c of this architecture with its own flags (ISA_FLAGS), so no kernel needs
+a target attribute and MSVC compiles the same code.
 """
 import glob
 import os
 import sys
+import sysconfig
 import tempfile
 import textwrap
 
@@ -26,6 +35,26 @@ DEBUG = os.environ.get("CONVEXT_DEBUG", "0") == "1"
 ASAN = os.environ.get("CONVEXT_ASAN", "0") == "1"
 NATIVE = os.environ.get("CONVEXT_NATIVE", "0") == "1"
 NO_OPENMP = os.environ.get("CONVEXT_NO_OPENMP", "0") == "1"
+MSVC_PATH = os.environ.get("CONVEXT_MSVC_PATH", "0") == "1"
+
+KERNELS = os.path.join("src", "convext", "_kernels")
+ISA_DIR = os.path.join(KERNELS, "isa")
+ISA_EXT = "convext._kernels._isa"
+# Compiler flags of each isa/isa_<name>.c (gcc/clang, MSVC); an ISA absent here needs none.
+ISA_FLAGS = {
+    "avx2": (["-mavx2", "-mfma"], ["/arch:AVX2"]),
+    "avx512": (["-mavx512f", "-mavx2", "-mfma"], ["/arch:AVX512"]),
+}
+
+
+def isa_rows():
+    """The ISAs built for the target platform (sysconfig's, so cross builds get theirs)."""
+    plat = sysconfig.get_platform().lower()
+    if plat.endswith(("x86_64", "amd64")) or plat == "win32":
+        return ["generic", "avx2", "avx512"]
+    if plat.endswith(("aarch64", "arm64")) and os.path.exists(os.path.join(ISA_DIR, "isa_neon.c")):
+        return ["generic", "neon"]
+    return ["generic"]
 
 DIRECTIVES = {
     "language_level": 3,
@@ -106,24 +135,59 @@ class BuildExt(build_ext):
             ext.extra_link_args = lflags + list(ext.extra_link_args)
             ext.define_macros.append(("CVX_BUILD_CFLAGS", '"%s"' % " ".join(cflags)))
             ext.define_macros.append(("CVX_OPENMP", "1" if omp_c else "0"))
+            if MSVC_PATH:
+                ext.define_macros.append(("CVX_MSVC_PATH", "1"))
         super().build_extensions()
+
+    def build_extension(self, ext):
+        if ext.name == ISA_EXT:
+            ext.extra_objects = list(ext.extra_objects or []) + self._isa_objects(ext)
+        super().build_extension(ext)
+
+    def _isa_objects(self, ext):
+        """Compile isa/isa_<name>.c of each ISA with its own flags; the object files."""
+        msvc = self.compiler.compiler_type == "msvc"
+        objects = []
+        for isa in isa_rows():
+            flags = list(ISA_FLAGS.get(isa, ([], []))[1 if msvc else 0])
+            if MSVC_PATH and not msvc:
+                flags += ["-std=c11", "-pedantic-errors"]
+            objects += self.compiler.compile(
+                [os.path.join(ISA_DIR, f"isa_{isa}.c")],
+                output_dir=self.build_temp,
+                macros=ext.define_macros,
+                include_dirs=ext.include_dirs,
+                extra_postargs=list(ext.extra_compile_args) + flags,
+                depends=ext.depends,
+            )
+        return objects
 
 
 def extensions():
     exts = []
-    for pyx in sorted(glob.glob(os.path.join("src", "convext", "_kernels", "*.pyx"))):
+    isa_files = sorted(glob.glob(os.path.join(ISA_DIR, "*")))
+    # the modules other than _isa include only these two of them
+    isa_headers = [os.path.join(ISA_DIR, h) for h in ("cvx_isa.h", "cvx_base.h")]
+    for pyx in sorted(glob.glob(os.path.join(KERNELS, "*.pyx"))):
         name = "convext._kernels." + os.path.splitext(os.path.basename(pyx))[0]
+        sources, macros, depends = [pyx], [], isa_headers
+        if name == ISA_EXT:  # the one copy of the kernels (the ISA files: BuildExt._isa_objects)
+            sources.append(os.path.join(ISA_DIR, "cvx_isa.c"))
+            macros = [(f"CVX_HAVE_ISA_{isa.upper()}", "1") for isa in isa_rows()]
+            depends = isa_files
         exts.append(
             Extension(
                 name,
-                [pyx],
-                include_dirs=[numpy.get_include(), os.path.join("src", "convext", "_kernels")],
+                sources,
+                include_dirs=[numpy.get_include(), KERNELS],
+                depends=depends,
                 define_macros=[
                     ("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
                     # Recorded by convext.build_info().
                     ("CVX_CYTHON_VERSION", '"%s"' % Cython.__version__),
                     ("CVX_NUMPY_VERSION", '"%s"' % numpy.__version__),
-                ],
+                ]
+                + macros,
             )
         )
     return cythonize(exts, compiler_directives=DIRECTIVES, quiet=True)

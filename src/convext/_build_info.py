@@ -2,7 +2,9 @@
 ``show_config()``.
 
 The compile-time part comes from the ``_kernels._cpu_info`` module (the preprocessor's view of
-the build: compiler, flags, OpenMP, the SIMD baseline); the rest is read at run time.
+the build: compiler, flags, OpenMP, the SIMD baseline); the instruction set from
+``_kernels._isa`` (chosen once at import: CONVEXT_ISA, or the best this CPU runs); the rest is
+read at run time.
 """
 
 from __future__ import annotations
@@ -14,12 +16,10 @@ from typing import IO, Any
 import numpy
 
 from ._config import get_num_threads
-from ._kernels import _cpu_info
+from ._kernels import _cpu_info, _isa
 from ._version import __version__
 
 __all__ = ["build_info", "show_config"]
-
-_GEMM_LEVELS = {2: "AVX-512F", 1: "AVX2+FMA", 0: "generic"}
 
 
 def build_info() -> dict[str, Any]:
@@ -31,13 +31,16 @@ def build_info() -> dict[str, Any]:
     OpenMP) and ``openmp_spec`` (the ``_OPENMP`` date, 0 without); ``num_threads``
     (``get_num_threads()`` now); ``arch`` and ``simd_baseline`` (the highest SIMD extension
     every kernel may use, fixed at compile time: SSE2 for portable x86-64 wheels);
-    ``gemm_kernel`` (the GEMM micro-kernel chosen at run time for this CPU).
+    ``isa`` (the instruction set every kernel runs: ``'generic'``, ``'avx2'``, ``'avx512'`` or
+    ``'neon'``, chosen at import: the ``CONVEXT_ISA`` environment variable, else the best one),
+    ``isa_cpu`` (the instruction sets this CPU supports), ``isa_compiled`` (those this build has
+    kernels for), ``gemm_kernel`` (the active GEMM micro-kernel: ISA and float32 / float64 register
+    tiles) and ``code_path`` (``'gnu'``, or ``'msvc'`` when the kernels were compiled as MSVC
+    compiles them: an MSVC build, or ``CONVEXT_MSVC_PATH=1``).
     """
     ci = _cpu_info.compile_info()
-    if ci["gemm_dispatch"]:
-        gemm = _GEMM_LEVELS.get(_cpu_info.cpu_gemm_level(), "generic")
-    else:
-        gemm = "generic"
+    isa = _isa.active_info()
+    (smr, snr), (dmr, dnr) = isa["sgemm_tile"], isa["dgemm_tile"]
     return {
         "version": __version__,
         "python": platform.python_version(),
@@ -52,7 +55,11 @@ def build_info() -> dict[str, Any]:
         "num_threads": get_num_threads(),
         "arch": ci["arch"],
         "simd_baseline": ci["simd_baseline"],
-        "gemm_kernel": gemm,
+        "isa": isa["name"],
+        "isa_cpu": ", ".join(_isa.cpu_supported()),
+        "isa_compiled": ", ".join(_isa.compiled()),
+        "gemm_kernel": f"{isa['description']} float32 {smr}x{snr}, float64 {dmr}x{dnr}",
+        "code_path": _isa.code_path(),
     }
 
 

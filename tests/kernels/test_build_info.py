@@ -26,7 +26,11 @@ KEYS = {
     "num_threads",
     "arch",
     "simd_baseline",
+    "isa",
+    "isa_cpu",
+    "isa_compiled",
     "gemm_kernel",
+    "code_path",
 }
 VERSION = re.compile(r"^\d+\.\d+(\.\d+)?")
 
@@ -58,7 +62,8 @@ def test_build_info_compile_time_values():
         "NEON",
         "none",
     }
-    assert info["gemm_kernel"] in {"AVX-512F", "AVX2+FMA", "generic"}
+    assert info["gemm_kernel"].split(" float32 ")[0] in {"AVX-512F", "AVX2+FMA", "NEON", "generic"}
+    assert info["code_path"] in {"gnu", "msvc"}
     if info["openmp"]:
         assert info["openmp_spec"] >= 200203  # OpenMP 2.0 (MSVC) or later
     else:
@@ -103,23 +108,22 @@ def _cpu_flags_linux():
     return None
 
 
-def test_gemm_kernel_matches_cpu_flags():
+def test_isa_cpu_matches_cpu_flags():
+    """isa_cpu lists what /proc/cpuinfo shows; without CONVEXT_ISA the best of it is in use."""
     info = convext.build_info()
     flags = _cpu_flags_linux() if sys.platform.startswith("linux") else None
-    if (
-        flags is None
-        or info["arch"] != "x86_64"
-        or "gcc" not in info["compiler"].lower()
-        and "clang" not in info["compiler"].lower()
-    ):
-        pytest.skip("needs /proc/cpuinfo and a GCC/clang x86-64 build")
-    if "avx512f" in flags:
-        expected = "AVX-512F"
-    elif {"avx2", "fma"} <= flags:
-        expected = "AVX2+FMA"
+    if flags is None or info["arch"] != "x86_64":
+        pytest.skip("needs /proc/cpuinfo on x86-64")
+    expected = ["generic"]
+    if {"avx2", "fma"} <= flags:
+        expected.append("avx2")
+        if "avx512f" in flags:
+            expected.append("avx512")
+    assert info["isa_cpu"] == ", ".join(expected)
+    if not os.environ.get("CONVEXT_ISA", ""):
+        assert info["isa"] == expected[-1]
     else:
-        expected = "generic"
-    assert info["gemm_kernel"] == expected
+        assert info["isa"] == os.environ["CONVEXT_ISA"].strip().lower()
 
 
 def test_build_info_follows_set_num_threads(restore_threads):

@@ -21,6 +21,7 @@ MODULES = [
     "_batchnorm",
     "_conv",
     "_cpu_info",
+    "_isa",
     "_linear",
     "_peak",
     "_pointwise",

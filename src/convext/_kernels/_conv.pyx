@@ -24,7 +24,7 @@ GEMM route (any geometry). For image n and group g the output is the matrix prod
     Y[n, g] (Fg x OH*OW) = W_g (Fg x K) @ cols (K x OH*OW),      K = Cg*kH*kW,
 where cols is the unfolded (im2col) input. cols is never built whole: a work item is
 (n, g, tile of PT output pixels); its thread unfolds the tile into a private buffer of K*PT
-elements, sized to stay in cache, and multiplies it with the cache-blocked GEMM of _gemm.h.
+elements, sized to stay in cache, and multiplies it with the cache-blocked GEMM of isa/kernels.inc.
 Work items write disjoint parts of y and every output element is one complete dot product, so
 the result is the same for every thread count. A 1x1 kernel with stride 1 and no padding needs
 no unfolding: the image itself is the cols matrix.
@@ -41,8 +41,8 @@ Cg <= 256, Fg <= 512, U <= 2**21 elements; grad_weight: Cg, Fg <= 64, U <= 2**20
 (image, group) pairs; the named constants and the benchmark that measured them are in
 functional/_routes.py). It avoids the GEMM route's two copies of every input element (im2col
 tile, then the GEMM's packing), which cost most where M = Fg is small and wastes most of the
-micro-tile. _direct.h works per (image, group): it copies the input once into U, one
-zero-padded plane of
+micro-tile. The direct kernels (isa/kernels.inc) work per (image, group): they copy the input
+once into U, one zero-padded plane of
 Hq x OW per (channel, row phase, kernel column), in which each tap's inputs for the output
 pixels in order are one contiguous run (any stride, dilation, padding). The forward pass is then
 register tiles of up to 8 filters x 48 pixels (AVX-512; 4 x 24 AVX2) summed over the taps from
@@ -78,11 +78,21 @@ from ._types cimport floating, idx_t
 
 from ._gemm cimport CVX_GEMM_WORK_ELEMS, gemm as _gemm
 
-cdef extern from "_vec.h" nogil:
-    void cvx_axpy_float(idx_t n, float a, const float *x, float *y)
-    void cvx_axpy_double(idx_t n, double a, const double *x, double *y)
-    float cvx_dot_float(idx_t n, const float *x, const float *y)
-    double cvx_dot_double(idx_t n, const double *x, const double *y)
+from ._isa cimport (
+    cvx_axpy_double,
+    cvx_axpy_float,
+    cvx_direct_fwd_double,
+    cvx_direct_fwd_float,
+    cvx_direct_geom,
+    cvx_direct_gw_double,
+    cvx_direct_gw_finish_double,
+    cvx_direct_gw_finish_float,
+    cvx_direct_gw_float,
+    cvx_direct_scratch,
+    cvx_direct_v_elems,
+    cvx_dot_double,
+    cvx_dot_float,
+)
 
 
 cdef inline void _axpy(idx_t n, floating a, const floating *x, floating *y) noexcept nogil:
@@ -97,23 +107,6 @@ cdef inline floating _vdot(idx_t n, const floating *x, const floating *y) noexce
         return cvx_dot_float(n, x, y)
     else:
         return cvx_dot_double(n, x, y)
-
-
-cdef extern from "_direct.h" nogil:
-    ctypedef struct cvx_direct_geom:
-        idx_t Cg, H, W, Fg, kh, kw, sh, sw, ph, pw, dil_h, dil_w, OH, OW, Hq, K, P
-    idx_t cvx_direct_scratch(const cvx_direct_geom *g)
-    void cvx_direct_fwd_float(const cvx_direct_geom *g, const float *x, const float *w,
-                              const float *b, const idx_t *off, float *y, float *scratch)
-    void cvx_direct_fwd_double(const cvx_direct_geom *g, const double *x, const double *w,
-                               const double *b, const idx_t *off, double *y, double *scratch)
-    idx_t cvx_direct_v_elems(const cvx_direct_geom *g)
-    void cvx_direct_gw_float(const cvx_direct_geom *g, const float *x, const float *gy,
-                             const idx_t *off, float *v, float *scratch)
-    void cvx_direct_gw_double(const cvx_direct_geom *g, const double *x, const double *gy,
-                              const idx_t *off, double *v, double *scratch)
-    void cvx_direct_gw_finish_float(const cvx_direct_geom *g, const float *v, float *grad_w)
-    void cvx_direct_gw_finish_double(const cvx_direct_geom *g, const double *v, double *grad_w)
 
 
 # Every field is an array dimension (N, C, H, W, F, Cg, kh, kw, OH, OW) or a geometry value
@@ -523,7 +516,7 @@ cdef void _gw_depthwise(const floating *gy, const floating *x, floating *gw, con
 
 
 # --------------------------------------------------------------------------------------------
-# direct route (few channels): _direct.h
+# direct route (few channels): isa/kernels.inc
 
 cdef inline idx_t _direct_hq(const geom_t *g) noexcept nogil:
     # OH and the dilated kernel are each at most 2**40 (Python's window_geometry): no overflow

@@ -6,9 +6,8 @@ kernel modules: setup.py defines CVX_BUILD_CFLAGS, CVX_OPENMP, CVX_CYTHON_VERSIO
 CVX_NUMPY_VERSION for every extension. Each value is stringified in C and unquoted in Python, so
 it reads the same whether or not the build tool kept the quotes of a string-valued macro.
 
-cpu_gemm_level() is the one run-time query: the micro-kernel level that _gemm.h's dispatcher
-picks on this CPU (2 = AVX-512F, 1 = AVX2+FMA, 0 = generic), computed with the same
-__builtin_cpu_supports tests under the same conditions, without including _gemm.h.
+Run-time facts (the instruction set chosen at import, what the CPU supports, the code path) come
+from convext._kernels._isa, the one place that detects the CPU.
 """
 
 cdef extern from *:
@@ -87,24 +86,6 @@ cdef extern from *:
     #define CVX_BI_ARCH "other"
     #endif
 
-    /* Same condition and tests as cvx_gemm_level() in _gemm.h. */
-    #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__)) \
-        && (defined(__clang__) || __GNUC__ >= 6) && !defined(CVX_GEMM_NO_X86)
-    #define CVX_BI_GEMM_DISPATCH 1
-    static int cvx_bi_gemm_level(void)
-    {
-    #if defined(CVX_GEMM_FORCE_LEVEL)
-        return CVX_GEMM_FORCE_LEVEL;
-    #else
-        if (__builtin_cpu_supports("avx512f")) return 2;
-        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
-        return 0;
-    #endif
-    }
-    #else
-    #define CVX_BI_GEMM_DISPATCH 0
-    static int cvx_bi_gemm_level(void) { return 0; }
-    #endif
     """
     const char *CVX_BI_CFLAGS
     const char *CVX_BI_CYTHON
@@ -114,8 +95,6 @@ cdef extern from *:
     const char *CVX_BI_ARCH
     long CVX_BI_OPENMP_SPEC
     int CVX_BI_OPENMP
-    int CVX_BI_GEMM_DISPATCH
-    int cvx_bi_gemm_level() nogil
 
 cdef str _unquote(const char *s):
     text = s.decode("utf-8", "replace").strip()
@@ -135,11 +114,4 @@ def compile_info():
         "numpy_build_version": _unquote(CVX_BI_NUMPY),
         "simd_baseline": _unquote(CVX_BI_SIMD),
         "arch": _unquote(CVX_BI_ARCH),
-        "gemm_dispatch": bool(CVX_BI_GEMM_DISPATCH),
     }
-
-
-def cpu_gemm_level():
-    """The GEMM micro-kernel level _gemm.h selects on this CPU: 2 AVX-512F, 1 AVX2+FMA,
-    0 generic."""
-    return cvx_bi_gemm_level()

@@ -1,4 +1,5 @@
-"""Fully connected (linear) kernels on the GEMM of _gemm.h: y = x @ w^T + b and its gradients.
+"""Fully connected (linear) kernels on the GEMM of isa/kernels.inc: y = x @ w^T + b and its
+gradients.
 
 Contract (convext.functional.linear checks it): x (M, K), w (N, K), y (M, N), grad_out (M, N),
 all C-contiguous, non-empty, one dtype. The work is cut into fixed blocks of rows of the result

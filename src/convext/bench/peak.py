@@ -1,8 +1,9 @@
 """The ceiling: the machine's float32 FMA peak, measured in the same run as the benchmarks.
 
-The loop (src/convext/_kernels/_peak.h) runs 16 independent vector FMA chains per thread, with
-the instruction set the GEMM micro-kernels use on this CPU: AVX-512F, else AVX2+FMA, else generic
-C (then the figure is an estimate: the compiler decides how well it vectorises). Each figure is
+The loop (src/convext/_kernels/isa/kernels.inc) runs 16 independent vector FMA chains per thread,
+with the instruction set every kernel uses (the active one: CONVEXT_ISA, else the best of
+AVX-512F, AVX2+FMA, NEON, generic); at the generic level it is a multiply then an add, and the
+figure is only an estimate of what the kernels can reach. Each figure is
 the best of a few timed calls of about 20 ms of work per thread (8 ms with --quick): the peak is
 a maximum, so the best call is the measurement, and a call disturbed by other load only lowers
 it.
@@ -12,16 +13,18 @@ import time
 
 from .._kernels import _peak
 
-LEVELS = {2: "AVX-512F", 1: "AVX2+FMA", 0: "generic C (estimate)"}
+NAMES = {"avx512": "AVX-512F", "avx2": "AVX2+FMA", "neon": "NEON", "generic": "generic (estimate)"}
 
 
 def isa():
-    """The name of the instruction set the FMA loop (and the GEMM) uses on this CPU."""
-    return LEVELS[_peak.fma_level()]
+    """The name of the instruction set the FMA loop (and every kernel) runs."""
+    name = _peak.fma_isa()
+    return NAMES.get(name, name)
 
 
 def is_estimate():
-    return _peak.fma_level() == 0
+    """True when the loop is not one fused multiply-add per step (the generic level)."""
+    return not _peak.fma_fused()
 
 
 def flops_per_step(threads):

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# AArch64 step of CI, called by .ci/run: the C kernel harness (tests/kernels/harness/kernel_check.c)
+# cross-compiled with aarch64-linux-gnu-gcc -O2 and -O3 and run under qemu-aarch64, then built and run
+# natively for the x86 kernel tables this CPU has. The harness compares every compiled kernel
+# table (GEMM, direct convolution, axpy and dot) with naive loops: exactly on integer data,
+# within the rounding bound on random data, and bit for bit against the documented FMA order.
+# ARM speed is not measured here (qemu says nothing about it; CONTRIBUTING.md argues it).
+#
+#   bash .github/scripts/aarch64_check.sh
+#
+# Needs aarch64-linux-gnu-gcc and qemu-aarch64 (Debian/Ubuntu packages gcc-aarch64-linux-gnu
+# and qemu-user); installs them with apt-get when missing and allowed (root, or sudo without a
+# password). CROSS_CC, QEMU and QEMU_LD_PREFIX override the tools and the target's sysroot.
+# The whole package is not run under qemu: see CONTRIBUTING.md ("NEON").
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+cross_cc=${CROSS_CC:-aarch64-linux-gnu-gcc}
+qemu=${QEMU:-qemu-aarch64}
+sysroot=${QEMU_LD_PREFIX:-/usr/aarch64-linux-gnu}
+
+if ! command -v "$cross_cc" >/dev/null || ! command -v "$qemu" >/dev/null; then
+  echo "== installing gcc-aarch64-linux-gnu and qemu-user"
+  if [[ $(id -u) == 0 ]]; then
+    sudo=()
+  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+    sudo=(sudo -n)
+  else
+    echo "aarch64_check: $cross_cc or $qemu is missing and apt-get cannot be run" >&2
+    exit 1
+  fi
+  "${sudo[@]}" apt-get update -q >/dev/null
+  "${sudo[@]}" apt-get install -y -q gcc-aarch64-linux-gnu qemu-user >/dev/null
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+harness=tests/kernels/harness/kernel_check.c
+isa=src/convext/_kernels/isa
+cflags=(-Wall -Wextra -Wno-unused-function -Werror -I "$isa")
+
+# build CC OUT ROW:FLAGS... (with $opt): the harness, cvx_isa.c and isa_<row>.c of each row, every ISA file
+# compiled with its own flags only and CVX_HAVE_ISA_<ROW> defined for the rows present, as
+# setup.py builds the _isa extension
+build() {
+  local cc=$1 out=$2 row flags defs=("$opt") objs=()
+  local -a ccv
+  read -r -a ccv <<< "$cc" # a compiler with its target flags
+  shift 2
+  for spec in "$@"; do
+    row=${spec%%:*}
+    [[ $row == generic ]] || defs+=("-DCVX_HAVE_ISA_${row^^}=1")
+  done
+  for spec in "$@"; do
+    row=${spec%%:*}
+    flags=${spec#*:}
+    # shellcheck disable=SC2086  # $flags: a word list
+    "${ccv[@]}" "${cflags[@]}" "${defs[@]}" $flags -c "$isa/isa_$row.c" -o "$out.$row.o"
+    objs+=("$out.$row.o")
+  done
+  "${ccv[@]}" "${cflags[@]}" "${defs[@]}" -c "$isa/cvx_isa.c" -o "$out.cvx_isa.o"
+  "${ccv[@]}" "${cflags[@]}" "${defs[@]}" -o "$out" "$harness" "${objs[@]}" "$out.cvx_isa.o" -lm
+}
+
+# -O3 is setup.py's level (the depthwise loops are vectorised only there), -O2 the usual one
+for opt in -O2 -O3; do
+  echo "== aarch64 $opt (generic, neon) under qemu: $($cross_cc --version | head -n 1), $($qemu --version | head -n 1)"
+  build "$cross_cc" "$work/kernel_check_aarch64" generic: neon:
+  QEMU_LD_PREFIX=$sysroot "$qemu" "$work/kernel_check_aarch64"
+done
+opt=-O3
+# clang compiles the macOS arm64 wheels: the same check with clang's code, when clang is here
+if command -v clang >/dev/null; then
+  echo "== aarch64 $opt with $(clang --version | head -n 1), under qemu"
+  build "clang --target=aarch64-linux-gnu" "$work/kernel_check_clang" generic: neon:
+  QEMU_LD_PREFIX=$sysroot "$qemu" "$work/kernel_check_clang"
+else
+  echo "== aarch64 with clang: skipped (no clang)"
+fi
+
+if [[ $(uname -m) == x86_64 ]]; then
+  cc=${CC:-cc}
+  echo "== x86-64 $opt (generic, avx2, avx512; those this CPU has), native: $($cc --version | head -n 1)"
+  build "$cc" "$work/kernel_check_x86" generic: "avx2:-mavx2 -mfma" "avx512:-mavx512f -mavx2 -mfma"
+  "$work/kernel_check_x86"
+fi
+echo "== aarch64_check: OK"

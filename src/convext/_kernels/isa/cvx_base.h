@@ -1,0 +1,83 @@
+/* Portability macros and blocking constants shared by every file of the instruction-set layer.
+ *
+ * Code paths (build_info()['code_path']):
+ *   CVX_GNU = 1  gcc or clang with GNU extensions: always_inline, __restrict__, __builtin_prefetch and
+ *                the unroll pragma (GCC unroll / clang unroll).
+ *   CVX_GNU = 0  MSVC, and any compiler given -DCVX_MSVC_PATH (setup.py's CONVEXT_MSVC_PATH=1): only
+ *                ISO C11 plus the vendor intrinsics of <immintrin.h>; MSVC's __forceinline and
+ *                __restrict are its only extensions, replaced by plain `static inline` / `restrict`
+ *                under CVX_MSVC_PATH. No GNU attribute, vector type, builtin or _Pragma is used.
+ * Everything else (the kernels in kernels.inc, the SIMD helpers) is the same text on both paths.
+ */
+#ifndef CVX_BASE_H
+#define CVX_BASE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef ptrdiff_t cvx_index;
+
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(_MSC_VER) && !defined(CVX_MSVC_PATH)
+#define CVX_GNU 1
+#else
+#define CVX_GNU 0
+#endif
+
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || defined(_M_IX86)
+#define CVX_ARCH_X86 1
+#else
+#define CVX_ARCH_X86 0
+#endif
+#if defined(__aarch64__) || defined(_M_ARM64)
+#define CVX_ARCH_AARCH64 1
+#else
+#define CVX_ARCH_AARCH64 0
+#endif
+
+#if CVX_GNU
+#define CVX_INLINE static inline __attribute__((always_inline))
+#define CVX_NOINLINE __attribute__((noinline))
+#define CVX_RESTRICT __restrict__
+#define CVX_PREFETCH(p) __builtin_prefetch((p), 0, 3)
+#if defined(__clang__)
+#define CVX_UNROLL _Pragma("unroll")
+#else
+#define CVX_UNROLL _Pragma("GCC unroll 32")
+#endif
+#else /* MSVC, or the MSVC code path compiled by gcc/clang */
+#if defined(_MSC_VER) && !defined(CVX_MSVC_PATH)
+#define CVX_INLINE static __forceinline
+#define CVX_NOINLINE __declspec(noinline)
+#define CVX_RESTRICT __restrict
+#else
+#define CVX_INLINE static inline
+#define CVX_NOINLINE
+#define CVX_RESTRICT restrict
+#endif
+#if CVX_ARCH_X86
+#include <xmmintrin.h>
+#define CVX_PREFETCH(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+#else
+#define CVX_PREFETCH(p) ((void)0)
+#endif
+#define CVX_UNROLL /* loops with constant trip counts: the compiler's own full unrolling */
+#endif
+
+/* ---- GEMM blocking (kernels.inc), shared by every ISA: KC/MC/NC must be multiples of every
+ * MR / NR. A new ISA whose tile does not divide them must change them here (for all). ---- */
+#define CVX_GEMM_KC 384 /* max K chunk; K is cut into ceil(K/KC) near-equal chunks */
+#define CVX_GEMM_MC 144 /* multiple of 8, 6 and 4 */
+#define CVX_GEMM_NC 384 /* multiple of 48, 16, 12, 24 and 8 */
+#define CVX_PF_ROWS 4   /* B rows prefetched ahead while packing */
+#define CVX_GEMM_MAXTILE 512 /* >= MR*NR of every micro-kernel */
+/* elements of `work` a GEMM call needs (realigned to 64 bytes inside) */
+#define CVX_GEMM_WORK_ELEMS \
+    ((cvx_index)CVX_GEMM_KC * (CVX_GEMM_MC + CVX_GEMM_NC) + CVX_GEMM_MAXTILE + 16)
+
+/* ---- direct convolution tiles: upper bounds over every ISA (the scratch sizes use them) ---- */
+#define CVX_DIRECT_FBMAX 8  /* filters per forward register tile */
+#define CVX_DIRECT_PBMAX 64 /* pixels per forward register tile (NV * lanes) */
+#define CVX_DIRECT_KBMAX 8  /* taps per weight-gradient register tile */
+#define CVX_DIRECT_VLMAX 16 /* lanes of the widest vector (float, AVX-512) */
+
+#endif /* CVX_BASE_H */

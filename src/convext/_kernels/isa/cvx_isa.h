@@ -1,0 +1,104 @@
+/* The instruction-set layer: one enum of ISAs, one table of kernel entry points per ISA, the
+ * active table chosen once at import.
+ *
+ *   isa/cvx_base.h       portability macros (GNU / MSVC code path), blocking constants
+ *   isa/cvx_isa.h        this file: enum cvx_isa, struct cvx_kernel_table, the direct convolution's
+ *                        geometry and scratch sizes, detection (cvx_isa.c)
+ *   isa/simd_<isa>.h     SIMD helpers with the same names for every ISA (cvx_vf_*, cvx_vd_*) and
+ *                        the ISA's tile sizes
+ *   isa/kernels.inc      every kernel written once as static inline functions over those helpers,
+ *                        included once per type (CVX_DOUBLE = 0 / 1)
+ *   isa/isa_<isa>.c      simd_<isa>.h + kernels.inc + `const struct cvx_kernel_table cvx_table_<isa>`;
+ *                        compiled with that ISA's flags only (setup.py), so no target attributes
+ *   isa/cvx_isa.c        CPU detection and the table of tables
+ * The .pyx modules reach the kernels through convext._kernels._isa (one copy of every kernel, in
+ * that extension); they include this header only for the types and the inline size helpers.
+ * Adding an ISA: CONTRIBUTING.md, "Adding an instruction set".
+ */
+#ifndef CVX_ISA_H
+#define CVX_ISA_H
+
+#include "cvx_base.h"
+
+enum cvx_isa {
+    CVX_ISA_GENERIC = 0, /* any CPU: SSE2 on x86-64, GNU vectors or plain C elsewhere */
+    CVX_ISA_AVX2 = 1,    /* x86-64 with AVX2 and FMA */
+    CVX_ISA_AVX512 = 2,  /* x86-64 with AVX-512F (and AVX2, FMA) */
+    CVX_ISA_NEON = 3,    /* aarch64 Advanced SIMD */
+    /* room: CVX_ISA_SVE = 4, ... (then raise CVX_ISA_COUNT) */
+    CVX_ISA_COUNT = 4
+};
+
+/* Geometry of one (image, group) of the direct convolution (kernels.inc documents the method). */
+typedef struct {
+    cvx_index Cg, H, W, Fg, kh, kw, sh, sw, ph, pw, dil_h, dil_w, OH, OW, Hq, K, P;
+} cvx_direct_geom;
+
+typedef void (*cvx_sgemm_fn)(cvx_index M, cvx_index N, cvx_index K, const float *A, cvx_index rsa,
+                             cvx_index csa, const float *B, cvx_index rsb, cvx_index csb, float *C,
+                             cvx_index ldc, int accumulate, float *work);
+typedef void (*cvx_dgemm_fn)(cvx_index M, cvx_index N, cvx_index K, const double *A, cvx_index rsa,
+                             cvx_index csa, const double *B, cvx_index rsb, cvx_index csb,
+                             double *C, cvx_index ldc, int accumulate, double *work);
+
+/* One row per ISA; every entry point is defined in isa_<isa>.c from kernels.inc. */
+struct cvx_kernel_table {
+    int isa;                 /* enum cvx_isa */
+    const char *name;        /* CONVEXT_ISA spelling: "generic", "avx2", "avx512", "neon" */
+    const char *description; /* e.g. "AVX-512F" */
+    /* C (=, or += when accumulate) A @ B, strided operands; work: CVX_GEMM_WORK_ELEMS elements */
+    cvx_sgemm_fn sgemm;
+    cvx_dgemm_fn dgemm;
+    /* direct convolution of one (image, group): forward, weight-gradient partial sums, their sum */
+    void (*direct_fwd_f)(const cvx_direct_geom *g, const float *x, const float *w, const float *b,
+                         const cvx_index *off, float *y, float *scratch);
+    void (*direct_fwd_d)(const cvx_direct_geom *g, const double *x, const double *w,
+                         const double *b, const cvx_index *off, double *y, double *scratch);
+    void (*direct_gw_f)(const cvx_direct_geom *g, const float *x, const float *gy,
+                        const cvx_index *off, float *v, float *scratch);
+    void (*direct_gw_d)(const cvx_direct_geom *g, const double *x, const double *gy,
+                        const cvx_index *off, double *v, double *scratch);
+    void (*direct_gw_finish_f)(const cvx_direct_geom *g, const float *v, float *grad_w);
+    void (*direct_gw_finish_d)(const cvx_direct_geom *g, const double *v, double *grad_w);
+    /* y += a*x;  sum x*y in a fixed order (16 partial sums) */
+    void (*axpy_f)(cvx_index n, float a, const float *x, float *y);
+    void (*axpy_d)(cvx_index n, double a, const double *x, double *y);
+    float (*dot_f)(cvx_index n, const float *x, const float *y);
+    double (*dot_d)(cvx_index n, const double *x, const double *y);
+    /* the FMA-peak loop of convext.bench: 16 chains, `iters` steps; a checksum */
+    double (*fma_chains)(long long iters, float m, float c);
+    int f32_lanes, f64_lanes;           /* vector lanes */
+    int sgemm_mr, sgemm_nr, dgemm_mr, dgemm_nr; /* GEMM register tiles */
+    int fma_fused;                      /* 1: the peak loop runs fused multiply-adds (else mul+add) */
+};
+
+/* cvx_isa.c */
+int cvx_isa_cpu_supports(int isa);                       /* 1 if this CPU (and OS) can run it */
+const struct cvx_kernel_table *cvx_isa_compiled(int isa); /* its table, or NULL if not built */
+const char *cvx_isa_name(int isa);                       /* "generic", ... ("" if out of range) */
+int cvx_isa_code_path_msvc(void);                        /* 1 for MSVC / CVX_MSVC_PATH builds */
+
+/* ---- direct convolution: scratch sizes (callers allocate them) ---- */
+/* elements of U (plus slack read by the last, partial pixel block). Bounded before this is
+ * called: convext/functional/_routes.py sends a geometry to this route only when
+ * Cg*sh*kw*Hq*OW <= 2**21 (computed in Python integers), and every factor is at most 2**40 by
+ * the Python geometry check (convext._validation.window_geometry); K = Cg*kh*kw is the
+ * weight's size per filter. */
+static inline cvx_index cvx_direct_u_elems(const cvx_direct_geom *g)
+{
+    return g->Cg * g->sh * g->kw * g->Hq * g->OW + CVX_DIRECT_PBMAX;
+}
+static inline cvx_index cvx_direct_scratch(const cvx_direct_geom *g)
+{
+    return cvx_direct_u_elems(g) + g->K * CVX_DIRECT_FBMAX +
+           CVX_DIRECT_FBMAX * (CVX_DIRECT_PBMAX + 1) + CVX_DIRECT_FBMAX * CVX_DIRECT_KBMAX + 64;
+}
+/* elements of v for the grad_weight kernels: lane partial sums (the widest case), then room for
+ * the tail. Bounded by Fg (the weight's filters per group, an array in memory; the chosen route
+ * has Fg <= 64) and K = Cg*kh*kw, the weight's size per filter. */
+static inline cvx_index cvx_direct_v_elems(const cvx_direct_geom *g)
+{
+    return (g->Fg * (g->K + CVX_DIRECT_KBMAX) + g->Fg + g->K + CVX_DIRECT_KBMAX) * CVX_DIRECT_VLMAX;
+}
+
+#endif /* CVX_ISA_H */

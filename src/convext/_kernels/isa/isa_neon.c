@@ -1,0 +1,40 @@
+/* The neon row of the instruction-set layer: kernels.inc over simd_neon.h.
+ * Compiled by setup.py on AArch64 only, with no flag (Advanced SIMD with FMA is part of the base
+ * ISA); cvx_isa.c reports it as always supported there. simd_neon.h supplies the lane-indexed
+ * 8-row GEMM and 8-filter direct tiles (CVX_LANE_TILES); everything else is kernels.inc's.
+ * tests/kernels/harness checks this table under qemu-aarch64 (.github/scripts/aarch64_check.sh). */
+#include "cvx_isa.h"
+#include "simd_neon.h"
+
+#define CVX_DOUBLE 0
+#include "kernels.inc"
+#undef CVX_DOUBLE
+#define CVX_DOUBLE 1
+#include "kernels.inc"
+#undef CVX_DOUBLE
+
+const struct cvx_kernel_table cvx_table_neon = {
+    .isa = CVX_ISA_NEON,
+    .name = "neon",
+    .description = "NEON (AArch64 Advanced SIMD)",
+    .sgemm = cvx_gemm_f,
+    .dgemm = cvx_gemm_d,
+    .direct_fwd_f = cvx_direct_fwd_f,
+    .direct_fwd_d = cvx_direct_fwd_d,
+    .direct_gw_f = cvx_direct_gw_f,
+    .direct_gw_d = cvx_direct_gw_d,
+    .direct_gw_finish_f = cvx_direct_gw_finish_f,
+    .direct_gw_finish_d = cvx_direct_gw_finish_d,
+    .axpy_f = cvx_axpy_f,
+    .axpy_d = cvx_axpy_d,
+    .dot_f = cvx_dot_f,
+    .dot_d = cvx_dot_d,
+    .fma_chains = cvx_fma_chains,
+    .f32_lanes = CVX_VF_LANES,
+    .f64_lanes = CVX_VD_LANES,
+    .sgemm_mr = CVX_SGEMM_MR,
+    .sgemm_nr = CVX_SGEMM_NV * CVX_VF_LANES,
+    .dgemm_mr = CVX_DGEMM_MR,
+    .dgemm_nr = CVX_DGEMM_NV * CVX_VD_LANES,
+    .fma_fused = CVX_FMA_FUSED,
+};

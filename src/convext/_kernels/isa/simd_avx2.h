@@ -1,0 +1,49 @@
+/* SIMD helpers for AVX2 + FMA (isa_avx2.c is compiled with -mavx2 -mfma, /arch:AVX2).
+ * The names and tile macros are those of simd_avx512.h (documented there). */
+#ifndef CVX_SIMD_H
+#define CVX_SIMD_H
+
+#include <immintrin.h>
+#include "cvx_base.h"
+#include "simd_x86_transpose.h"
+
+/* 16 ymm registers: 6 x 2 vectors of accumulators */
+#define CVX_SGEMM_MR 6
+#define CVX_SGEMM_NV 2
+#define CVX_DGEMM_MR 6
+#define CVX_DGEMM_NV 2
+#define CVX_DIRECT_FB 4
+#define CVX_DIRECT_NV 3
+#define CVX_DIRECT_GW_KB 2
+#define CVX_FMA_FUSED 1
+
+typedef __m256 cvx_vf;
+#define CVX_VF_LANES 8
+CVX_INLINE cvx_vf cvx_vf_load(const float *p) { return _mm256_loadu_ps(p); }
+CVX_INLINE void cvx_vf_store(float *p, cvx_vf x) { _mm256_storeu_ps(p, x); }
+CVX_INLINE cvx_vf cvx_vf_set1(float x) { return _mm256_set1_ps(x); }
+CVX_INLINE cvx_vf cvx_vf_bcast(const float *p) { return _mm256_broadcast_ss(p); }
+CVX_INLINE cvx_vf cvx_vf_fma(cvx_vf a, cvx_vf b, cvx_vf c) { return _mm256_fmadd_ps(a, b, c); }
+CVX_INLINE cvx_vf cvx_vf_add(cvx_vf a, cvx_vf b) { return _mm256_add_ps(a, b); }
+CVX_INLINE cvx_vf cvx_vf_zero(void) { return _mm256_setzero_ps(); }
+#define CVX_VF_TR 8
+CVX_INLINE void cvx_vf_transpose(const float *src, cvx_index ld, float *dst, cvx_index ldd)
+{
+    cvx_x86_transpose8_f(src, ld, dst, ldd);
+}
+
+typedef __m256d cvx_vd;
+#define CVX_VD_LANES 4
+CVX_INLINE cvx_vd cvx_vd_load(const double *p) { return _mm256_loadu_pd(p); }
+CVX_INLINE void cvx_vd_store(double *p, cvx_vd x) { _mm256_storeu_pd(p, x); }
+CVX_INLINE cvx_vd cvx_vd_bcast(const double *p) { return _mm256_broadcast_sd(p); }
+CVX_INLINE cvx_vd cvx_vd_fma(cvx_vd a, cvx_vd b, cvx_vd c) { return _mm256_fmadd_pd(a, b, c); }
+CVX_INLINE cvx_vd cvx_vd_add(cvx_vd a, cvx_vd b) { return _mm256_add_pd(a, b); }
+CVX_INLINE cvx_vd cvx_vd_zero(void) { return _mm256_setzero_pd(); }
+#define CVX_VD_TR 4
+CVX_INLINE void cvx_vd_transpose(const double *src, cvx_index ld, double *dst, cvx_index ldd)
+{
+    cvx_x86_transpose4_d(src, ld, dst, ldd);
+}
+
+#endif

@@ -1,0 +1,60 @@
+/* SIMD helpers for AVX-512F (isa_avx512.c is compiled with -mavx512f -mavx2 -mfma, /arch:AVX512).
+ * Same names in every simd_<isa>.h; kernels.inc is written against them:
+ *   cvx_vf / cvx_vd            float / double vector, CVX_VF_LANES / CVX_VD_LANES lanes
+ *   cvx_v?_load, _store        unaligned
+ *   cvx_v?_bcast(p)            every lane = *p;   cvx_vf_set1(x): every lane = x
+ *   cvx_v?_fma(a, b, c)        a*b + c (fused where the ISA has it)
+ *   cvx_v?_add, cvx_v?_zero
+ *   CVX_VF_TR / CVX_VD_TR      size of the in-register transpose cvx_v?_transpose (0: none)
+ * and the ISA's register tiles (see kernels.inc):
+ *   CVX_SGEMM_MR, CVX_SGEMM_NV, CVX_DGEMM_MR, CVX_DGEMM_NV   GEMM: MR rows x NV vectors
+ *   CVX_DIRECT_FB (4 or 8), CVX_DIRECT_NV                    direct forward: filters x vectors
+ *   CVX_DIRECT_GW_KB                                         direct weight gradient: taps (4 filters)
+ *   CVX_FMA_FUSED                                            1 if cvx_vf_fma is one fused op */
+#ifndef CVX_SIMD_H
+#define CVX_SIMD_H
+
+#include <immintrin.h>
+#include "cvx_base.h"
+#include "simd_x86_transpose.h"
+
+/* 32 zmm registers: 8 x 3 vectors of accumulators */
+#define CVX_SGEMM_MR 8
+#define CVX_SGEMM_NV 3
+#define CVX_DGEMM_MR 8
+#define CVX_DGEMM_NV 3
+#define CVX_DIRECT_FB 8
+#define CVX_DIRECT_NV 3
+#define CVX_DIRECT_GW_KB 5
+#define CVX_FMA_FUSED 1
+
+typedef __m512 cvx_vf;
+#define CVX_VF_LANES 16
+CVX_INLINE cvx_vf cvx_vf_load(const float *p) { return _mm512_loadu_ps(p); }
+CVX_INLINE void cvx_vf_store(float *p, cvx_vf x) { _mm512_storeu_ps(p, x); }
+CVX_INLINE cvx_vf cvx_vf_set1(float x) { return _mm512_set1_ps(x); }
+CVX_INLINE cvx_vf cvx_vf_bcast(const float *p) { return _mm512_set1_ps(*p); }
+CVX_INLINE cvx_vf cvx_vf_fma(cvx_vf a, cvx_vf b, cvx_vf c) { return _mm512_fmadd_ps(a, b, c); }
+CVX_INLINE cvx_vf cvx_vf_add(cvx_vf a, cvx_vf b) { return _mm512_add_ps(a, b); }
+CVX_INLINE cvx_vf cvx_vf_zero(void) { return _mm512_setzero_ps(); }
+#define CVX_VF_TR 8
+CVX_INLINE void cvx_vf_transpose(const float *src, cvx_index ld, float *dst, cvx_index ldd)
+{
+    cvx_x86_transpose8_f(src, ld, dst, ldd);
+}
+
+typedef __m512d cvx_vd;
+#define CVX_VD_LANES 8
+CVX_INLINE cvx_vd cvx_vd_load(const double *p) { return _mm512_loadu_pd(p); }
+CVX_INLINE void cvx_vd_store(double *p, cvx_vd x) { _mm512_storeu_pd(p, x); }
+CVX_INLINE cvx_vd cvx_vd_bcast(const double *p) { return _mm512_set1_pd(*p); }
+CVX_INLINE cvx_vd cvx_vd_fma(cvx_vd a, cvx_vd b, cvx_vd c) { return _mm512_fmadd_pd(a, b, c); }
+CVX_INLINE cvx_vd cvx_vd_add(cvx_vd a, cvx_vd b) { return _mm512_add_pd(a, b); }
+CVX_INLINE cvx_vd cvx_vd_zero(void) { return _mm512_setzero_pd(); }
+#define CVX_VD_TR 4
+CVX_INLINE void cvx_vd_transpose(const double *src, cvx_index ld, double *dst, cvx_index ldd)
+{
+    cvx_x86_transpose4_d(src, ld, dst, ldd);
+}
+
+#endif

@@ -1,0 +1,520 @@
+/* Kernel harness: every kernel table compiled into this program against naive loops.
+ *
+ * Built and run by .github/scripts/aarch64_check.sh: cross-compiled with aarch64-linux-gnu-gcc
+ * and run under qemu-aarch64 (NEON and generic tables), and natively on x86-64 (generic, AVX2,
+ * AVX-512 tables, each only if this CPU has it).  Plain C, no Python: it checks the C layer alone.
+ *
+ * For each table (the adapter at the end of this file lists them):
+ *   GEMM   float and double, M, N, K over the blocking edges (MR, NR, KC, MC, NC and one past),
+ *          row-major, transposed and strided A and B, C with ldc > N, overwrite and accumulate.
+ *   direct conv forward and weight gradient: stride, padding, dilation, non-square kernels,
+ *          bias and no bias, every filter-block width.
+ *   axpy and dot (the depthwise kernels' loops), lengths 0..70 and a long one.
+ * Three oracles, all written here independently of the kernels:
+ *   exact    small-integer data: every product and partial sum is an integer below 2**24, so every
+ *            summation order gives the same, exact result; the kernel must equal the naive loop
+ *            bit for bit.  Any wrong index, stride, edge or missing term shows up here.
+ *   bound    random data in [-1, 1): |kernel - naive (double)| <= (K + 2) * eps * sum |terms|, the
+ *            classic rounding-error bound of a K-term sum (no looser than the arithmetic allows).
+ *   order    (tables whose FMA_ORDER flag is set) the documented arithmetic, replayed with the C
+ *            library's fma(): GEMM element = fma chain over k ascending from 0 per K chunk, each
+ *            chunk added to C; direct forward = fma chain from the bias; dot = 16 partial sums
+ *            folded 8, 4, 2, 1.  Bitwise equal, so every ISA with FMA computes the same bits.
+ * Also: -0.0 must survive where IEEE keeps it (a -0.0 bias with -0.0 products), and a NaN or Inf
+ * stays in its own row of C / filter of y (edge tiles and padding must not carry it elsewhere).
+ * Exit status 0 when everything matches, 1 otherwise (the first mismatches are printed).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernel_check_tables.h" /* struct check_table, check_tables(): the adapter */
+
+static long n_checks, n_fail;
+
+static void fail(const char *table, const char *what, const char *fmt, ...);
+#include <stdarg.h>
+static void fail(const char *table, const char *what, const char *fmt, ...)
+{
+    va_list ap;
+    n_fail++;
+    if (n_fail > 25) return;
+    printf("FAIL [%s] %s: ", table, what);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+}
+
+/* ---- data ---- */
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint64_t rng(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+static double uniform(void) { return (double)(rng() >> 11) / 9007199254740992.0 * 2.0 - 1.0; }
+static double small_int(int r) { return (double)((int)(rng() % (uint64_t)(2 * r + 1)) - r); }
+
+/* fill n elements at stride 1; mode 0: integers in [-r, r], mode 1: uniform [-1, 1) */
+#define DEFINE_FILL(T)                                                                             \
+    static void fill_##T(T *p, size_t n, int mode, int r)                                          \
+    {                                                                                              \
+        size_t i;                                                                                  \
+        for (i = 0; i < n; i++) p[i] = (T)(mode ? uniform() : small_int(r));                       \
+    }
+DEFINE_FILL(float)
+DEFINE_FILL(double)
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        printf("out of memory\n");
+        exit(2);
+    }
+    return p;
+}
+
+static int same_bits_f(float a, float b) { return memcmp(&a, &b, sizeof a) == 0; }
+static int same_bits_d(double a, double b) { return memcmp(&a, &b, sizeof a) == 0; }
+
+/* ================================= GEMM ================================= */
+/* C (=, +=) A (M x K, strides rsa, csa) @ B (K x N, strides rsb, csb) */
+#define DEFINE_GEMM_CHECK(T, S, EPS, FMA, SAME)                                                    \
+    static void check_gemm_##S(const struct check_table *t, cvx_index M, cvx_index N,             \
+                               cvx_index K, int layout_a, int layout_b, int ldc_pad, int accumulate, \
+                               int mode)                                                           \
+    {                                                                                              \
+        cvx_index rsa, csa, rsb, csb, ldc = N + ldc_pad, i, j, k, na, nb;                          \
+        T *A, *B, *C, *C0, *work;                                                                  \
+        const char *what = #S "gemm";                                                              \
+        /* layout 0: row-major, 1: transposed (column-major), 2: strided rows and columns */      \
+        rsa = layout_a == 0 ? K : layout_a == 1 ? 1 : 2 * K + 3;                                   \
+        csa = layout_a == 0 ? 1 : layout_a == 1 ? M : 2;                                           \
+        rsb = layout_b == 0 ? N : layout_b == 1 ? 1 : 2 * N + 5;                                   \
+        csb = layout_b == 0 ? 1 : layout_b == 1 ? K : 2;                                           \
+        na = (M ? (M - 1) * rsa : 0) + (K ? (K - 1) * csa : 0) + 1;                                \
+        nb = (K ? (K - 1) * rsb : 0) + (N ? (N - 1) * csb : 0) + 1;                                \
+        A = (T *)xmalloc(sizeof(T) * (size_t)na);                                                  \
+        B = (T *)xmalloc(sizeof(T) * (size_t)nb);                                                  \
+        C = (T *)xmalloc(sizeof(T) * (size_t)(M * ldc + 1));                                       \
+        C0 = (T *)xmalloc(sizeof(T) * (size_t)(M * ldc + 1));                                      \
+        work = (T *)xmalloc(sizeof(T) * (size_t)t->gemm_work_elems);                               \
+        fill_##T(A, (size_t)na, mode, 8);                                                          \
+        fill_##T(B, (size_t)nb, mode, 8);                                                          \
+        fill_##T(C0, (size_t)(M * ldc + 1), mode, 64);                                             \
+        memcpy(C, C0, sizeof(T) * (size_t)(M * ldc + 1));                                          \
+        t->S##gemm(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, work);                   \
+        n_checks++;                                                                                \
+        for (i = 0; i < M; i++) {                                                                  \
+            for (j = ldc - ldc_pad; j < ldc; j++) /* the padding between rows is untouched */     \
+                if (!SAME(C[i * ldc + j], C0[i * ldc + j]))                                        \
+                    fail(t->name, what, "M=%ld N=%ld K=%ld wrote padding (%ld,%ld)", (long)M,      \
+                         (long)N, (long)K, (long)i, (long)j);                                      \
+            for (j = 0; j < N; j++) {                                                              \
+                double s = accumulate ? (double)C0[i * ldc + j] : 0.0, mag = fabs(s);              \
+                T got = C[i * ldc + j];                                                            \
+                for (k = 0; k < K; k++) {                                                          \
+                    double p = (double)A[i * rsa + k * csa] * (double)B[k * rsb + j * csb];        \
+                    s += p;                                                                        \
+                    mag += fabs(p);                                                                \
+                }                                                                                  \
+                if (mode == 0 ? !SAME(got, (T)s)                                                   \
+                              : fabs((double)got - s) > (double)(K + 2) * EPS * mag) {             \
+                    fail(t->name, what,                                                            \
+                         "M=%ld N=%ld K=%ld layout %d/%d acc=%d mode=%d C[%ld,%ld]=%.9g want %.9g",\
+                         (long)M, (long)N, (long)K, layout_a, layout_b, accumulate, mode, (long)i, \
+                         (long)j, (double)got, s);                                                 \
+                    goto done;                                                                     \
+                }                                                                                  \
+                if (t->fma_order && mode == 1) { /* replay: K chunks, fma chain each */            \
+                    cvx_index nch = (K + t->gemm_kc - 1) / t->gemm_kc, kcmax, pc;                  \
+                    T c = accumulate ? C0[i * ldc + j] : (T)0;                                     \
+                    kcmax = nch ? (K + nch - 1) / nch : 0;                                         \
+                    for (pc = 0; pc < K; pc += kcmax) {                                            \
+                        T acc = 0;                                                                 \
+                        cvx_index kend = pc + kcmax < K ? pc + kcmax : K;                          \
+                        for (k = pc; k < kend; k++)                                                \
+                            acc = FMA(A[i * rsa + k * csa], B[k * rsb + j * csb], acc);            \
+                        c = (pc == 0 && !accumulate) ? acc : c + acc;                              \
+                    }                                                                              \
+                    if (!SAME(got, c)) {                                                           \
+                        fail(t->name, what,                                                        \
+                             "order: M=%ld N=%ld K=%ld acc=%d C[%ld,%ld]=%a, fma chain gives %a",  \
+                             (long)M, (long)N, (long)K, accumulate, (long)i, (long)j, (double)got, \
+                             (double)c);                                                           \
+                        goto done;                                                                 \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    done:                                                                                          \
+        free(A);                                                                                   \
+        free(B);                                                                                   \
+        free(C);                                                                                   \
+        free(C0);                                                                                  \
+        free(work);                                                                                \
+    }
+DEFINE_GEMM_CHECK(float, s, 5.9604644775390625e-08, fmaf, same_bits_f)
+DEFINE_GEMM_CHECK(double, d, 1.1102230246251565e-16, fma, same_bits_d)
+
+/* A NaN at A[i0, k0] makes row i0 of C NaN and leaves every other row finite (the zero padding
+ * of edge tiles and the temporary tile must not carry it elsewhere) */
+#define DEFINE_GEMM_NAN_CHECK(T, S)                                                                \
+    static void check_gemm_nan_##S(const struct check_table *t, cvx_index M, cvx_index N,         \
+                                   cvx_index K, cvx_index i0, cvx_index k0)                        \
+    {                                                                                              \
+        T *A = (T *)xmalloc(sizeof(T) * (size_t)(M * K)), *B = (T *)xmalloc(sizeof(T) * (size_t)(K * N)); \
+        T *C = (T *)xmalloc(sizeof(T) * (size_t)(M * N));                                          \
+        T *work = (T *)xmalloc(sizeof(T) * (size_t)t->gemm_work_elems);                            \
+        cvx_index i, j;                                                                            \
+        fill_##T(A, (size_t)(M * K), 1, 0);                                                        \
+        fill_##T(B, (size_t)(K * N), 1, 0);                                                        \
+        A[i0 * K + k0] = (T)NAN;                                                                   \
+        t->S##gemm(M, N, K, A, K, 1, B, N, 1, C, N, 0, work);                                      \
+        n_checks++;                                                                                \
+        for (i = 0; i < M; i++)                                                                    \
+            for (j = 0; j < N; j++)                                                                \
+                if ((i == i0) != (C[i * N + j] != C[i * N + j])) {                                 \
+                    fail(t->name, #S "gemm NaN", "M=%ld N=%ld K=%ld NaN at A[%ld,%ld]: C[%ld,%ld]=%g", \
+                         (long)M, (long)N, (long)K, (long)i0, (long)k0, (long)i, (long)j,          \
+                         (double)C[i * N + j]);                                                    \
+                    i = M;                                                                         \
+                    break;                                                                         \
+                }                                                                                  \
+        free(A), free(B), free(C), free(work);                                                     \
+    }
+DEFINE_GEMM_NAN_CHECK(float, s)
+DEFINE_GEMM_NAN_CHECK(double, d)
+
+static void check_gemm(const struct check_table *t)
+{
+    /* the blocking edges: tiles (MR up to 8, NR up to 48), MC 144, NC 384, KC 384 */
+    static const cvx_index ms[] = {1, 2, 3, 5, 7, 8, 9, 12, 13, 17, 24, 25, 143, 145};
+    static const cvx_index ns[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 16, 17, 24, 25, 31,
+                                   36, 47, 48, 49, 97};
+    static const cvx_index ks[] = {0, 1, 2, 3, 4, 5, 8, 9, 17, 64, 385};
+    size_t a, b, c;
+    int layout, mode;
+    for (a = 0; a < sizeof ms / sizeof *ms; a++)
+        for (b = 0; b < sizeof ns / sizeof *ns; b++)
+            for (c = 0; c < sizeof ks / sizeof *ks; c++) {
+                cvx_index M = ms[a], N = ns[b], K = ks[c];
+                if (M * N * K > 400000) continue; /* keep qemu time short: big cases below */
+                layout = (int)((a + b + c) % 9);
+                mode = (int)((a + 2 * b + c) % 2);
+                check_gemm_s(t, M, N, K, layout / 3, layout % 3, (int)(c % 3), (int)(b % 2), mode);
+                check_gemm_d(t, M, N, K, layout % 3, layout / 3, (int)(a % 2), (int)(c % 2), 1 - mode);
+            }
+    /* past KC (two and three K chunks), MC and NC, every layout, both modes */
+    for (layout = 0; layout < 9; layout++)
+        for (mode = 0; mode < 2; mode++) {
+            check_gemm_s(t, 19, 53, 769, layout / 3, layout % 3, 1, mode, mode);
+            check_gemm_d(t, 21, 29, 770, layout / 3, layout % 3, 0, 1 - mode, mode);
+        }
+    check_gemm_s(t, 150, 390, 40, 0, 0, 3, 0, 1);
+    check_gemm_s(t, 150, 390, 40, 1, 2, 0, 1, 0);
+    check_gemm_d(t, 147, 389, 30, 2, 1, 2, 1, 1);
+    check_gemm_d(t, 147, 389, 30, 0, 0, 0, 0, 0);
+    /* NaN in a full tile, an edge row, the last row past MC, and the second K chunk */
+    check_gemm_nan_s(t, 19, 29, 40, 3, 7);
+    check_gemm_nan_s(t, 13, 50, 9, 12, 0);
+    check_gemm_nan_s(t, 150, 17, 5, 149, 4);
+    check_gemm_nan_s(t, 9, 13, 500, 8, 450);
+    check_gemm_nan_d(t, 19, 29, 40, 3, 7);
+    check_gemm_nan_d(t, 13, 50, 9, 12, 0);
+    check_gemm_nan_d(t, 150, 17, 5, 149, 4);
+    check_gemm_nan_d(t, 9, 13, 500, 8, 450);
+}
+
+/* =========================== direct convolution =========================== */
+static void direct_setup(cvx_direct_geom *g, cvx_index Cg, cvx_index H, cvx_index W, cvx_index Fg,
+                         cvx_index kh, cvx_index kw, cvx_index s_h, cvx_index s_w, cvx_index p_h,
+                         cvx_index p_w, cvx_index d_h, cvx_index d_w)
+{
+    g->Cg = Cg, g->H = H, g->W = W, g->Fg = Fg, g->kh = kh, g->kw = kw;
+    g->sh = s_h, g->sw = s_w, g->ph = p_h, g->pw = p_w, g->dil_h = d_h, g->dil_w = d_w;
+    g->OH = (H + 2 * p_h - d_h * (kh - 1) - 1) / s_h + 1;
+    g->OW = (W + 2 * p_w - d_w * (kw - 1) - 1) / s_w + 1;
+    g->Hq = g->OH + (d_h * (kh - 1)) / s_h;
+    g->K = Cg * kh * kw;
+    g->P = g->OH * g->OW;
+}
+/* off[k] as _conv.pyx's _direct_offsets computes it */
+static cvx_index *direct_offsets(const cvx_direct_geom *d)
+{
+    cvx_index *o = (cvx_index *)xmalloc(sizeof(cvx_index) * (size_t)d->K), c, i, j, k = 0;
+    for (c = 0; c < d->Cg; c++)
+        for (i = 0; i < d->kh; i++)
+            for (j = 0; j < d->kw; j++)
+                o[k++] = (((c * d->sh + (i * d->dil_h) % d->sh) * d->kw + j) * d->Hq +
+                          (i * d->dil_h) / d->sh) * d->OW;
+    return o;
+}
+
+#define DEFINE_DIRECT_CHECK(T, EPS, FMA, SAME)                                                     \
+    /* x at the input pixel of output (oh, ow), tap (c, i, j); 0 in the padding */                 \
+    static T direct_x_##T(const cvx_direct_geom *g, const T *x, cvx_index c, cvx_index i,          \
+                          cvx_index j, cvx_index oh, cvx_index ow)                                 \
+    {                                                                                              \
+        cvx_index ih = oh * g->sh - g->ph + i * g->dil_h, iw = ow * g->sw - g->pw + j * g->dil_w;  \
+        if (ih < 0 || ih >= g->H || iw < 0 || iw >= g->W) return 0;                                \
+        return x[(c * g->H + ih) * g->W + iw];                                                     \
+    }                                                                                              \
+    static void check_direct_##T(const struct check_table *t, const cvx_direct_geom *g, int bias,  \
+                                 int mode)                                                         \
+    {                                                                                              \
+        cvx_index K = g->K, P = g->P, f, k, p, c, i, j;                                            \
+        cvx_index *off = direct_offsets(g);                                                        \
+        T *x = (T *)xmalloc(sizeof(T) * (size_t)(g->Cg * g->H * g->W));                            \
+        T *w = (T *)xmalloc(sizeof(T) * (size_t)(g->Fg * K));                                      \
+        T *b = (T *)xmalloc(sizeof(T) * (size_t)g->Fg);                                            \
+        T *y = (T *)xmalloc(sizeof(T) * (size_t)(g->Fg * P + 1));                                  \
+        T *gy = (T *)xmalloc(sizeof(T) * (size_t)(g->Fg * P));                                     \
+        T *gw = (T *)xmalloc(sizeof(T) * (size_t)(g->Fg * K));                                     \
+        T *scratch = (T *)xmalloc(sizeof(T) * (size_t)t->direct_scratch(g));                       \
+        T *v = (T *)xmalloc(sizeof(T) * (size_t)t->direct_v_elems(g));                             \
+        char what[160];                                                                            \
+        snprintf(what, sizeof what,                                                                \
+                 #T " direct Cg=%ld %ldx%ld F=%ld k=%ldx%ld s=%ld,%ld p=%ld,%ld d=%ld,%ld b=%d m=%d",\
+                 (long)g->Cg, (long)g->H, (long)g->W, (long)g->Fg, (long)g->kh, (long)g->kw,       \
+                 (long)g->sh, (long)g->sw, (long)g->ph, (long)g->pw, (long)g->dil_h,              \
+                 (long)g->dil_w, bias, mode);                                                      \
+        fill_##T(x, (size_t)(g->Cg * g->H * g->W), mode, 6);                                       \
+        fill_##T(w, (size_t)(g->Fg * K), mode, 6);                                                 \
+        fill_##T(b, (size_t)g->Fg, mode, 50);                                                      \
+        fill_##T(gy, (size_t)(g->Fg * P), mode, 6);                                                \
+        y[g->Fg * P] = (T)12345; /* guard */                                                       \
+        t->direct_fwd_##T(g, x, w, bias ? b : NULL, off, y, scratch);                              \
+        n_checks++;                                                                                \
+        if (y[g->Fg * P] != (T)12345) fail(t->name, what, "forward wrote past y");                 \
+        for (f = 0; f < g->Fg; f++)                                                                \
+            for (p = 0; p < P; p++) {                                                              \
+                cvx_index oh = p / g->OW, ow = p % g->OW;                                          \
+                double s = bias ? (double)b[f] : 0.0, mag = fabs(s);                               \
+                T chain = bias ? b[f] : (T)0, got = y[f * P + p];                                  \
+                for (c = 0, k = 0; c < g->Cg; c++)                                                 \
+                    for (i = 0; i < g->kh; i++)                                                    \
+                        for (j = 0; j < g->kw; j++, k++) {                                         \
+                            T xv = direct_x_##T(g, x, c, i, j, oh, ow);                            \
+                            s += (double)w[f * K + k] * (double)xv;                                \
+                            mag += fabs((double)w[f * K + k] * (double)xv);                        \
+                            chain = FMA(w[f * K + k], xv, chain);                                  \
+                        }                                                                          \
+                if (mode == 0 ? !SAME(got, (T)s) : fabs((double)got - s) > (K + 2) * EPS * mag) {  \
+                    fail(t->name, what, "forward y[%ld,%ld]=%.9g want %.9g", (long)f, (long)p,    \
+                         (double)got, s);                                                          \
+                    goto gradient;                                                                 \
+                }                                                                                  \
+                if (t->fma_order && mode == 1 && !SAME(got, chain)) {                              \
+                    fail(t->name, what, "order: forward y[%ld,%ld]=%a, fma chain gives %a",        \
+                         (long)f, (long)p, (double)got, (double)chain);                            \
+                    goto gradient;                                                                 \
+                }                                                                                  \
+            }                                                                                      \
+    gradient:                                                                                      \
+        /* two images summed into the lane partial sums, as _conv.pyx does per block */            \
+        memset(v, 0, sizeof(T) * (size_t)t->direct_v_elems(g));                                    \
+        t->direct_gw_##T(g, x, gy, off, v, scratch);                                               \
+        t->direct_gw_##T(g, x, gy, off, v, scratch);                                               \
+        t->direct_gw_finish_##T(g, v, gw);                                                         \
+        n_checks++;                                                                                \
+        for (f = 0; f < g->Fg; f++)                                                                \
+            for (c = 0, k = 0; c < g->Cg; c++)                                                     \
+                for (i = 0; i < g->kh; i++)                                                        \
+                    for (j = 0; j < g->kw; j++, k++) {                                             \
+                        double s = 0, mag = 0;                                                     \
+                        T got = gw[f * K + k];                                                     \
+                        for (p = 0; p < P; p++) {                                                  \
+                            double q = (double)gy[f * P + p] *                                     \
+                                       (double)direct_x_##T(g, x, c, i, j, p / g->OW, p % g->OW);  \
+                            s += 2 * q;                                                            \
+                            mag += 2 * fabs(q);                                                    \
+                        }                                                                          \
+                        if (mode == 0 ? !SAME(got, (T)s)                                           \
+                                      : fabs((double)got - s) > (2 * P + 2) * EPS * mag) {         \
+                            fail(t->name, what, "grad_w[%ld,%ld]=%.9g want %.9g", (long)f,         \
+                                 (long)k, (double)got, s);                                         \
+                            goto done;                                                             \
+                        }                                                                          \
+                    }                                                                              \
+    done:                                                                                          \
+        free(off), free(x), free(w), free(b), free(y), free(gy), free(gw), free(scratch), free(v); \
+    }                                                                                              \
+    /* -0.0 bias plus -0.0 products is -0.0 (IEEE: -0 + -0 = -0), as in PyTorch */                 \
+    static void check_direct_negzero_##T(const struct check_table *t)                              \
+    {                                                                                              \
+        cvx_direct_geom g;                                                                         \
+        cvx_index *off, q, n;                                                                      \
+        T x[2 * 5 * 7], w[3 * 2 * 3 * 2], b[3], y[3 * 5 * 6], *scratch; /* OH 5, OW 6 */                             \
+        direct_setup(&g, 2, 5, 7, 3, 3, 2, 1, 1, 1, 0, 1, 1);                                      \
+        off = direct_offsets(&g);                                                                  \
+        scratch = (T *)xmalloc(sizeof(T) * (size_t)t->direct_scratch(&g));                         \
+        for (q = 0; q < 2 * 5 * 7; q++) x[q] = (T)1 + (T)q;                                        \
+        for (q = 0; q < 3 * 2 * 3 * 2; q++) w[q] = -(T)0;                                          \
+        for (q = 0; q < 3; q++) b[q] = -(T)0;                                                      \
+        n = g.Fg * g.P;                                                                            \
+        t->direct_fwd_##T(&g, x, w, b, off, y, scratch);                                           \
+        n_checks++;                                                                                \
+        for (q = 0; q < n; q++)                                                                    \
+            if (!(y[q] == 0 && signbit(y[q]))) {                                                   \
+                fail(t->name, #T " direct -0.0", "y[%ld] = %g, want -0.0", (long)q, (double)y[q]); \
+                break;                                                                             \
+            }                                                                                      \
+        free(off), free(scratch);                                                                  \
+    }
+DEFINE_DIRECT_CHECK(float, 5.9604644775390625e-08, fmaf, same_bits_f)
+DEFINE_DIRECT_CHECK(double, 1.1102230246251565e-16, fma, same_bits_d)
+/* an Inf weight of filter f0 makes every output of f0 non-finite (Inf times a padded zero is
+ * NaN, as in PyTorch) and leaves the other filters finite */
+#define DEFINE_DIRECT_INF_CHECK(T)                                                                 \
+    static void check_direct_inf_##T(const struct check_table *t, const cvx_direct_geom *g,        \
+                                     cvx_index f0, cvx_index k0)                                   \
+    {                                                                                              \
+        cvx_index *off = direct_offsets(g), q, P = g->P;                                           \
+        T *x = (T *)xmalloc(sizeof(T) * (size_t)(g->Cg * g->H * g->W));                            \
+        T *w = (T *)xmalloc(sizeof(T) * (size_t)(g->Fg * g->K));                                   \
+        T *y = (T *)xmalloc(sizeof(T) * (size_t)(g->Fg * P));                                      \
+        T *scratch = (T *)xmalloc(sizeof(T) * (size_t)t->direct_scratch(g));                       \
+        fill_##T(x, (size_t)(g->Cg * g->H * g->W), 1, 0);                                          \
+        fill_##T(w, (size_t)(g->Fg * g->K), 1, 0);                                                 \
+        w[f0 * g->K + k0] = (T)INFINITY;                                                           \
+        t->direct_fwd_##T(g, x, w, NULL, off, y, scratch);                                         \
+        n_checks++;                                                                                \
+        for (q = 0; q < g->Fg * P; q++)                                                            \
+            if ((q / P == f0) != !isfinite(y[q])) {                                                \
+                fail(t->name, #T " direct Inf", "Fg=%ld Inf weight of filter %ld: y[%ld,%ld]=%g",   \
+                     (long)g->Fg, (long)f0, (long)(q / P), (long)(q % P), (double)y[q]);           \
+                break;                                                                             \
+            }                                                                                      \
+        free(off), free(x), free(w), free(y), free(scratch);                                       \
+    }
+DEFINE_DIRECT_INF_CHECK(float)
+DEFINE_DIRECT_INF_CHECK(double)
+
+static void check_direct(const struct check_table *t)
+{
+    /* Cg, H, W, Fg, kh, kw, sh, sw, ph, pw, dh, dw */
+    static const int shapes[][12] = {
+        {1, 5, 5, 1, 1, 1, 1, 1, 0, 0, 1, 1},   {3, 9, 11, 8, 3, 3, 1, 1, 1, 1, 1, 1},
+        {2, 12, 7, 5, 3, 2, 2, 1, 1, 0, 1, 1},  {1, 17, 19, 16, 5, 5, 2, 2, 2, 2, 1, 1},
+        {3, 10, 13, 9, 3, 3, 1, 2, 2, 1, 2, 3}, {4, 8, 9, 3, 2, 4, 3, 2, 0, 1, 1, 1},
+        {1, 40, 41, 12, 7, 7, 2, 2, 3, 3, 1, 1}, {2, 6, 6, 17, 1, 3, 1, 1, 0, 1, 1, 2},
+        {3, 33, 5, 7, 3, 1, 1, 1, 1, 0, 2, 1},  {1, 4, 70, 2, 2, 2, 1, 3, 1, 1, 1, 1},
+        {2, 3, 3, 6, 3, 3, 1, 1, 1, 1, 1, 1},   {1, 2, 2, 4, 2, 2, 4, 4, 1, 1, 1, 1},
+    };
+    size_t s;
+    cvx_direct_geom g;
+    for (s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        const int *d = shapes[s];
+        direct_setup(&g, d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11]);
+        check_direct_float(t, &g, (int)(s % 2), 0);
+        check_direct_float(t, &g, (int)((s + 1) % 2), 1);
+        check_direct_double(t, &g, (int)(s % 2), 1);
+        check_direct_double(t, &g, 1, 0);
+    }
+    check_direct_negzero_float(t);
+    check_direct_negzero_double(t);
+    /* Inf in an 8-filter tile, a narrower block and the last filter, with padding (NaN there) */
+    direct_setup(&g, 3, 9, 11, 8, 3, 3, 1, 1, 1, 1, 1, 1);
+    check_direct_inf_float(t, &g, 5, 13);
+    check_direct_inf_double(t, &g, 0, 0);
+    direct_setup(&g, 2, 12, 7, 13, 3, 2, 2, 1, 1, 0, 1, 1);
+    check_direct_inf_float(t, &g, 12, 11);
+    check_direct_inf_double(t, &g, 6, 4);
+}
+
+/* ============================ axpy and dot ============================ */
+#define DEFINE_VEC_CHECK(T, EPS, FMA, SAME)                                                        \
+    static void check_vec_##T(const struct check_table *t, cvx_index n, int mode)                  \
+    {                                                                                              \
+        T *x = (T *)xmalloc(sizeof(T) * (size_t)(n + 1)), *y = (T *)xmalloc(sizeof(T) * (size_t)(n + 1)); \
+        T *y0 = (T *)xmalloc(sizeof(T) * (size_t)(n + 1)), a, got, part[16], want;                 \
+        double s = 0, mag = 0;                                                                     \
+        cvx_index i, l;                                                                            \
+        fill_##T(x, (size_t)(n + 1), mode, 8);                                                     \
+        fill_##T(y0, (size_t)(n + 1), mode, 64);                                                   \
+        a = mode ? (T)uniform() : (T)small_int(8);                                                 \
+        memcpy(y, y0, sizeof(T) * (size_t)(n + 1));                                                \
+        t->axpy_##T(n, a, x, y);                                                                   \
+        n_checks++;                                                                                \
+        if (!SAME(y[n], y0[n])) fail(t->name, #T " axpy", "n=%ld wrote y[n]", (long)n);            \
+        for (i = 0; i < n; i++) {                                                                  \
+            double e = (double)y0[i] + (double)a * (double)x[i];                                   \
+            if (mode == 0 ? !SAME(y[i], (T)e) : fabs((double)y[i] - e) > 3 * EPS * (fabs((double)y0[i]) + fabs((double)a * x[i]))) { \
+                fail(t->name, #T " axpy", "n=%ld y[%ld]=%.9g want %.9g", (long)n, (long)i,      \
+                     (double)y[i], e);                                                             \
+                break;                                                                             \
+            }                                                                                      \
+            if (t->fma_order && mode == 1 && !SAME(y[i], FMA(a, x[i], y0[i]))) {                   \
+                fail(t->name, #T " axpy", "order: n=%ld y[%ld]=%a, fma gives %a", (long)n,         \
+                     (long)i, (double)y[i], (double)FMA(a, x[i], y0[i]));                          \
+                break;                                                                             \
+            }                                                                                      \
+        }                                                                                          \
+        got = t->dot_##T(n, x, y0);                                                                \
+        n_checks++;                                                                                \
+        for (i = 0; i < n; i++) {                                                                  \
+            s += (double)x[i] * (double)y0[i];                                                     \
+            mag += fabs((double)x[i] * (double)y0[i]);                                             \
+        }                                                                                          \
+        if (mode == 0 ? !SAME(got, (T)s) : fabs((double)got - s) > (n + 2) * EPS * mag)            \
+            fail(t->name, #T " dot", "n=%ld got %.9g want %.9g", (long)n, (double)got, s);         \
+        /* the documented order: 16 partial sums (element i into i %% 16), folded 8, 4, 2, 1 */   \
+        for (l = 0; l < 16; l++) part[l] = 0;                                                      \
+        for (i = 0; i < n; i++) part[i % 16] = FMA(x[i], y0[i], part[i % 16]);                     \
+        for (l = 8; l > 0; l /= 2)                                                                 \
+            for (i = 0; i < l; i++) part[i] += part[i + l];                                        \
+        want = part[0];                                                                            \
+        if (t->fma_order && mode == 1 && !SAME(got, want))                                         \
+            fail(t->name, #T " dot", "order: n=%ld got %a, the 16-partial fma order gives %a",     \
+                 (long)n, (double)got, (double)want);                                              \
+        free(x), free(y), free(y0);                                                                \
+    }
+DEFINE_VEC_CHECK(float, 5.9604644775390625e-08, fmaf, same_bits_f)
+DEFINE_VEC_CHECK(double, 1.1102230246251565e-16, fma, same_bits_d)
+
+static void check_vec(const struct check_table *t)
+{
+    cvx_index n;
+    for (n = 0; n <= 70; n++) {
+        check_vec_float(t, n, (int)(n % 2));
+        check_vec_float(t, n, (int)(1 - n % 2));
+        check_vec_double(t, n, (int)(n % 2));
+        check_vec_double(t, n, (int)(1 - n % 2));
+    }
+    check_vec_float(t, 1001, 1);
+    check_vec_double(t, 1003, 0);
+}
+
+int main(int argc, char **argv)
+{
+    const struct check_table *tables[CHECK_MAX_TABLES];
+    int nt = check_tables(tables), i, ran = 0;
+    const char *only = argc > 1 ? argv[1] : NULL;
+    for (i = 0; i < nt; i++) {
+        long f0 = n_fail, c0 = n_checks;
+        if (only && strcmp(only, tables[i]->name) != 0) continue;
+        if (!tables[i]->available) {
+            printf("%-8s skipped: this CPU lacks it\n", tables[i]->name);
+            continue;
+        }
+        check_gemm(tables[i]);
+        check_direct(tables[i]);
+        check_vec(tables[i]);
+        ran++;
+        printf("%-8s %ld checks, %ld failed%s\n", tables[i]->name, n_checks - c0, n_fail - f0,
+               tables[i]->fma_order ? " (with the fma-order replay)" : "");
+    }
+    if (!ran) {
+        printf("no kernel table ran\n");
+        return 1;
+    }
+    printf("%s: %ld checks, %ld failed\n", n_fail ? "FAILED" : "OK", n_checks, n_fail);
+    return n_fail ? 1 : 0;
+}
