@@ -38,7 +38,7 @@ def setup_module(monkeypatch):
 
 
 def _compiler():
-    import setuptools  # noqa: F401 - provides distutils on Python >= 3.12
+    pytest.importorskip("setuptools")  # provides distutils on Python >= 3.12
     from distutils.ccompiler import new_compiler
     from distutils.sysconfig import customize_compiler
 

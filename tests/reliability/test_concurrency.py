@@ -111,7 +111,7 @@ def test_kernels_in_many_threads_while_the_thread_count_changes(restore_threads)
     def worker(i):
         for rep in range(int(os.environ.get("CONVEXT_THREAD_CALLS", "30"))):
             got = work[i]()
-            for k, (g, e) in enumerate(zip(got, expected[i])):
+            for k, (g, e) in enumerate(zip(got, expected[i], strict=True)):
                 _same(g, e, f"thread {i} call {rep} result {k}")
             seen.append(convext.get_num_threads())
 
@@ -184,8 +184,10 @@ def test_training_separate_models_in_parallel_threads_matches_serial(restore_thr
         got[i] = _train(seeds[i])
 
     _run_threads(worker)
-    for i, ((losses, state), (want_losses, want_state)) in enumerate(zip(got, expected)):
-        for step, (a, b) in enumerate(zip(losses, want_losses)):
+    for i, ((losses, state), (want_losses, want_state)) in enumerate(
+        zip(got, expected, strict=True)
+    ):
+        for step, (a, b) in enumerate(zip(losses, want_losses, strict=True)):
             _same(a, b, f"model {i} loss at step {step}")
         assert state.keys() == want_state.keys()
         for k in state:
