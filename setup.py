@@ -39,7 +39,7 @@ DIRECTIVES = {
     "embedsignature": True,
     # Free-threaded CPython (3.13t, 3.14t): the modules keep no mutable state of their own and
     # run their loops without the GIL already; what convext shares between Python threads is
-    # guarded in Python (see the "Threads" section of docs/reliability.md).
+    # guarded in Python (docs/reliability.md, check 19; tests/reliability/test_concurrency.py).
     "freethreading_compatible": True,
 }
 
