@@ -95,25 +95,28 @@ def test_kernels_in_many_threads_while_the_thread_count_changes(restore_threads)
     anything else."""
     work = [_kernel_work(100 + i) for i in range(N_THREADS)]
     convext.set_num_threads(1)
-    expected = [calls() for calls in work]
+    expected = [fn() for fn in work]
     convext.set_num_threads(None)
     allowed = {1, 2, 3, convext.get_num_threads()}
     stop = threading.Event()
-    seen = []
+    seen = []  # sets of the counts each thread saw (list.append is atomic)
 
     def switcher():
-        i = 0
-        while not stop.is_set():
+        i, counts = 0, set()
+        while not stop.is_set():  # as fast as it can: the most interleavings
             convext.set_num_threads((1, 2, None, 3)[i % 4])
-            seen.append(convext.get_num_threads())
+            counts.add(convext.get_num_threads())
             i += 1
+        seen.append(counts)
+
+    calls = int(os.environ.get("CONVEXT_THREAD_CALLS", "30"))
 
     def worker(i):
-        for rep in range(int(os.environ.get("CONVEXT_THREAD_CALLS", "30"))):
+        for rep in range(calls):
             got = work[i]()
             for k, (g, e) in enumerate(zip(got, expected[i], strict=True)):
                 _same(g, e, f"thread {i} call {rep} result {k}")
-            seen.append(convext.get_num_threads())
+            seen.append({convext.get_num_threads()})
 
     t = threading.Thread(target=switcher)
     t.start()
@@ -122,7 +125,8 @@ def test_kernels_in_many_threads_while_the_thread_count_changes(restore_threads)
     finally:
         stop.set()
         t.join()
-    assert seen and set(seen) <= allowed, sorted(set(seen) - allowed)
+    counts = set().union(*seen)
+    assert len(seen) == N_THREADS * calls + 1 and counts <= allowed, sorted(counts - allowed)
 
 
 def test_set_num_threads_from_many_threads_leaves_one_of_the_values_set(restore_threads):
