@@ -8,16 +8,19 @@ Environment switches (for local source builds; release wheels use none of them):
   CONVEXT_DEBUG=1   boundscheck, initializedcheck and wraparound on; -O0 -g.
   CONVEXT_ASAN=1    compile and link with -fsanitize=address (run with LD_PRELOAD of libasan).
   CONVEXT_NATIVE=1  add -march=native (never in a wheel: it can crash on older CPUs).
-  CONVEXT_NO_OPENMP=1  build without OpenMP (the kernels then run single-threaded).
+  CONVEXT_NO_OPENMP=1  build without OpenMP (the kernels then run single-threaded). Without
+                       it, a compiler that fails the OpenMP probe stops the build with a
+                       message saying how to get OpenMP on each platform.
   CONVEXT_MSVC_PATH=1  compile the C kernels as MSVC compiles them (no GNU attribute, vector type,
-                    builtin or _Pragma; the ISA files as -std=c11 -pedantic-errors), to test the
-                    Windows code path with gcc/clang; build_info()['code_path'] is then 'msvc'.
+                       builtin or _Pragma; the ISA files as -std=c11 -pedantic-errors), to test the
+                       Windows code path with gcc/clang; build_info()['code_path'] is then 'msvc'.
 
 The instruction-set layer (src/convext/_kernels/isa/, CONTRIBUTING.md "Adding an instruction
 set") is compiled into the one extension convext._kernels._isa: cvx_isa.c with the common flags,
 and each isa/isa_<name>.c of this architecture with its own flags (ISA_FLAGS), so no kernel needs
 a target attribute and MSVC compiles the same code.
 """
+
 import glob
 import os
 import sys
@@ -56,6 +59,7 @@ def isa_rows():
         return ["generic", "neon"]
     return ["generic"]
 
+
 DIRECTIVES = {
     "language_level": 3,
     "boundscheck": DEBUG,
@@ -64,12 +68,36 @@ DIRECTIVES = {
     "nonecheck": False,
     "cdivision": True,
     "embedsignature": True,
+    # Free-threaded CPython (3.13t, 3.14t): the modules keep no mutable state of their own and
+    # run their loops without the GIL already; what convext shares between Python threads is
+    # guarded in Python (docs/reliability.md, check 19; tests/reliability/test_concurrency.py).
+    "freethreading_compatible": True,
 }
 
 
+OPENMP_HELP = """\
+************************************************************************************
+convext: the compiler cannot build OpenMP code ({tried}).
+Without OpenMP every kernel runs on one thread. To get OpenMP:
+  Linux, gcc:    it is part of gcc (libgomp); install your distribution's gcc
+                 (Debian/Ubuntu: apt install gcc; Fedora/RHEL: dnf install gcc libgomp).
+  Linux, clang:  install LLVM's runtime (Debian/Ubuntu: apt install libomp-dev).
+  macOS:         Apple clang has no OpenMP runtime: brew install libomp, then
+                   export CPATH="$(brew --prefix libomp)/include"
+                   export LIBRARY_PATH="$(brew --prefix libomp)/lib"
+                 (or use conda's llvm-openmp with its clang).
+  Windows:       MSVC has OpenMP built in (/openmp): use Visual Studio Build Tools.
+Or install a binary wheel (pip install convext --only-binary convext), which bundles it.
+To build single-threaded kernels on purpose, set CONVEXT_NO_OPENMP=1.
+************************************************************************************"""
+
+
 def _openmp_flags(compiler):
-    """(compile_args, link_args) for OpenMP with this compiler, or ([], []) if unavailable."""
+    """(compile_args, link_args) for OpenMP with this compiler. ([], []) when CONVEXT_NO_OPENMP=1;
+    otherwise a compiler that fails the probe stops the build (SystemExit) after printing
+    OPENMP_HELP: a source build that silently ran on one thread is the failure this prevents."""
     if NO_OPENMP:
+        print("convext: CONVEXT_NO_OPENMP=1: building single-threaded kernels", file=sys.stderr)
         return [], []
     ctype = compiler.compiler_type
     if ctype == "msvc":
@@ -81,8 +109,11 @@ def _openmp_flags(compiler):
     for cflags, lflags in candidates:
         if _compiles(compiler, cflags, lflags):
             return cflags, lflags
-    print("convext: OpenMP not available; building single-threaded kernels", file=sys.stderr)
-    return [], []
+    tried = "; ".join(f"compile {' '.join(c)}, link {' '.join(l)}" for c, l in candidates)
+    print(OPENMP_HELP.format(tried=tried), file=sys.stderr)
+    raise SystemExit(
+        "convext: OpenMP not available (see above); CONVEXT_NO_OPENMP=1 builds without it"
+    )
 
 
 def _compiles(compiler, cflags, lflags):
@@ -193,4 +224,7 @@ def extensions():
     return cythonize(exts, compiler_directives=DIRECTIVES, quiet=True)
 
 
-setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExt})
+# Importable without building (tests/kernels/test_build_openmp.py checks the OpenMP probe);
+# pip, build and "python setup.py" all run this file as __main__.
+if __name__ == "__main__":
+    setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExt})

@@ -110,9 +110,11 @@ step "fresh test venv: the repaired wheel + test dependencies (binary wheels onl
 "$PYTHON" -m venv "$WORK/venv"
 VPY="$WORK/venv/bin/python"
 pip_q "$VPY" -m pip install -q --no-compile --only-binary=:all: "$WHEEL" pytest hypothesis threadpoolctl
+REQUIRE_TORCH=0
 if [[ "$TORCH" != 0 ]]; then
     if "$VPY" -m pip install -q --no-compile --only-binary=:all: torch==2.13.0 > "$WORK/torch.log" 2>&1; then
-        echo "torch installed: the torch comparisons run"
+        echo "torch installed: the torch comparisons run (CONVEXT_REQUIRE_TORCH=1: torch failing to import fails the run)"
+        REQUIRE_TORCH=1
     elif [[ "$TORCH" == 1 ]]; then
         cat "$WORK/torch.log"; die "torch install"
     else
@@ -140,7 +142,7 @@ find "$RUN/tests" -name __pycache__ -prune -exec rm -rf {} +
 # Only the venv's bin on PATH; compilers poisoned in case something looks them up directly.
 TEST_ENV=(env -i HOME="$WORK" TMPDIR="${TMPDIR:-/tmp}" LANG=C.UTF-8
           PATH="$WORK/venv/bin" CC=/bin/false CXX=/bin/false LDSHARED=/bin/false
-          PYTHONDONTWRITEBYTECODE=1)
+          PYTHONDONTWRITEBYTECODE=1 CONVEXT_REQUIRE_TORCH="$REQUIRE_TORCH")
 cd "$RUN"
 for tool in cc gcc clang c++ g++ ld; do
     if "${TEST_ENV[@]}" "$VPY" -c "import shutil, sys; sys.exit(shutil.which('$tool') is None)"; then

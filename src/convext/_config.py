@@ -25,6 +25,13 @@ included). With one thread GNU OpenMP returns from ``gomp_team_start`` before it
 thread pool, so the child computes on its own thread; results are bitwise the same as with any
 thread count. Processes started with "spawn" or "forkserver" are not forked from a warm pool
 and keep the normal policy.
+
+Threads, with or without the GIL (free-threaded CPython): the state here is one global,
+``_num_threads``, written under ``_lock`` and read by ``get_num_threads`` in a single load (a
+reader sees the old or the new value, never a mix), plus ``_forked_child``, set only in a new
+child process before any of its threads exist. ``threads_for`` reads ``SERIAL_WORK``, which only
+the ``bench serial`` tool rewrites. tests/reliability/test_concurrency.py changes the count from
+one thread while eight others compute.
 """
 
 import os

@@ -49,8 +49,12 @@ __all__ = [
     "MAX_AXIS",
 ]
 
-# name -> class, used by convext.load to rebuild a model from its JSON architecture
+# name -> class, used by convext.load to rebuild a model from its JSON architecture. Written
+# only by register_layer, under _LAYERS_LOCK (its check and its write are one step, also on
+# free-threaded CPython); read through one lookup or a copy (_layers()), never iterated live,
+# so a registration in another thread cannot break a save or a load in progress.
 LAYERS = {}
+_LAYERS_LOCK = threading.Lock()
 
 MAX_NESTING = 32  # layers inside layers (a Sequential inside a Sequential...)
 # any channel count, feature count or geometry value in a config: the geometry bound of the
@@ -80,23 +84,31 @@ def register_layer(cls=None, *, name=None):
         key = layer_cls.__name__ if name is None else name
         if not isinstance(key, str) or not key:
             raise TypeError(f"register_layer: name must be a non-empty string, got {key!r}")
-        old = LAYERS.get(key)
-        if (
-            old is not None
-            and old is not layer_cls
-            and (old.__module__, old.__qualname__) != (layer_cls.__module__, layer_cls.__qualname__)
-        ):
-            raise ValueError(
-                f"register_layer: the name {key!r} is taken by {old.__module__}.{old.__qualname__}"
-            )
-        LAYERS[key] = layer_cls
+        with _LAYERS_LOCK:
+            old = LAYERS.get(key)
+            if (
+                old is not None
+                and old is not layer_cls
+                and (old.__module__, old.__qualname__)
+                != (layer_cls.__module__, layer_cls.__qualname__)
+            ):
+                raise ValueError(
+                    f"register_layer: the name {key!r} is taken by "
+                    f"{old.__module__}.{old.__qualname__}"
+                )
+            LAYERS[key] = layer_cls
         return layer_cls
 
     return add if cls is None else add(cls)
 
 
+def _layers():
+    """A snapshot of LAYERS (dict.copy is one step, with or without the GIL)."""
+    return LAYERS.copy()
+
+
 def _registered_name(cls):
-    for key, value in LAYERS.items():
+    for key, value in _layers().items():
         if value is cls:
             return key
     return None
@@ -368,13 +380,14 @@ def _check_spec(spec):
     ):
         raise ValueError(f"invalid layer description in the model file: {spec!r:.200}")
     name = spec["type"]
-    if name not in LAYERS:
+    cls = LAYERS.get(name)
+    if cls is None:
         raise ValueError(
             f"unknown layer type {name!r:.100} in the model file; known types: "
-            f"{', '.join(sorted(LAYERS))} (a layer type of your own must be "
+            f"{', '.join(sorted(_layers()))} (a layer type of your own must be "
             f"registered with convext.register_layer before load)"
         )
-    cls, config = LAYERS[name], spec.get("config", {})
+    config = spec.get("config", {})
     allowed = _allowed_fields(cls)
     unknown = sorted(set(config) - allowed)
     if unknown:
