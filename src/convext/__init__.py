@@ -128,6 +128,7 @@ from .layers import (
     Upsample,
     register_layer,
 )
+from .inference import InferenceModel, optimize_for_inference
 from .state_dict import read_state_dict
 from .training import NonFiniteLossError, evaluate, fit, predict
 
@@ -167,6 +168,8 @@ __all__ = [
     "save",
     "read_state_dict",
     "fit",
+    "optimize_for_inference",
+    "InferenceModel",
     "NonFiniteLossError",
     "evaluate",
     "predict",
