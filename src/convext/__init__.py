@@ -80,6 +80,7 @@ from .functional import (
     tanh,
     tanh_backward,
 )
+from .inference import InferenceModel, optimize_for_inference
 from .layers import (
     ELU,
     GELU,
@@ -128,7 +129,6 @@ from .layers import (
     Upsample,
     register_layer,
 )
-from .inference import InferenceModel, optimize_for_inference
 from .state_dict import read_state_dict
 from .training import NonFiniteLossError, evaluate, fit, predict
 
