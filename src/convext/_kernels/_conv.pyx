@@ -27,7 +27,21 @@ where cols is the unfolded (im2col) input. cols is never built whole: a work ite
 elements, sized to stay in cache, and multiplies it with the cache-blocked GEMM of _gemm.h.
 Work items write disjoint parts of y and every output element is one complete dot product, so
 the result is the same for every thread count. A 1x1 kernel with stride 1 and no padding needs
-no unfolding: the image itself is the cols matrix.
+no unfolding: the image itself is the cols matrix. Two refinements of the forward work items,
+neither of which changes any output's arithmetic (the GEMM's result depends only on K and its
+chunking): on small planes (several images' tiles fit in one tile of TILE_BYTES, e.g. 7x7)
+a work item unfolds nimg images side by side into the GEMM's columns (one GEMM nimg*OH*OW
+wide instead of nimg narrow ones) and copies its output out through a per-thread buffer; with
+fewer work items than twice the threads (batch 1), each is split into blocks of filters (rows
+of the GEMM, multiples of 8), so both cores work. So y stays the same for every batch size and
+thread count.
+
+Output epilogue (forward, GEMM and direct routes; convext.inference uses it): after a work
+item's block of y is computed, and while it is in cache, y = act(y + bias + residual), the
+residual an array of y's shape or None, act one of the ACT_* codes below (ReLU, ReLU6,
+LeakyReLU, Hardtanh, ELU, Sigmoid, Tanh, SiLU, Hardswish, Hardsigmoid, GELU and its tanh form).
+conv2d_epilogue applies the same to a finished y in place (the depthwise route has no epilogue of
+its own yet).
 
 Depthwise route (C/G == 1 and F/G == 1, no channel multiplier; chosen whenever it accepts).
 There the GEMM would be a single row (M = 1), so loops over the kernel taps work on zero-padded
