@@ -341,7 +341,6 @@ DEF ACT_HARDSWISH = 9
 DEF ACT_HARDSIGMOID = 10
 DEF ACT_GELU = 11
 DEF ACT_GELU_TANH = 12
-DEF ACT_LAST = 12
 
 ctypedef struct epi_t:
     int act
@@ -435,7 +434,7 @@ def conv2d_epilogue(floating[:, :, :, ::1] y, const floating[:, :, :, ::1] resid
                     int act, double a0, double a1, int n_threads):
     """y = act(y + residual) in place (residual may be None; y's shape), plane by plane: for
     routes whose kernel has no epilogue of its own. act: an ACT_* code (0..12)."""
-    cdef idx_t NF = y.shape[0] * y.shape[1], P = y.shape[2] * y.shape[3], it
+    cdef idx_t NF = y.shape[0] * y.shape[1], P = y.shape[2] * y.shape[3]
     cdef epi_t e = _epi(act, a0, a1)
     cdef floating *yp = &y[0, 0, 0, 0]
     cdef const floating *rp = NULL
