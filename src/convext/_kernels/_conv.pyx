@@ -68,7 +68,8 @@ grad_input: dcols = W_g^T @ dY tile, folded back (col2im) into the planes of dx.
 owns a block of dx planes, so the accumulation needs no atomics and its order is fixed.
 grad_weight: dW_g += dY tile @ cols tile^T, summed into one of NBLK private partial sums (NBLK
 depends on the problem, never on the thread count) which are then added in a fixed order: dW is
-bitwise the same for every thread count.
+bitwise the same for every thread count. With fewer blocks than twice the threads (batch 1 on a
+small plane) each block's filters are split into blocks too (rows of its GEMM).
 
 Index arithmetic: every geometry value and extent that reaches these kernels (stride, padding,
 dilation, kernel size, padded input, dilated kernel, OH, OW, OH*OW) is at most 2**40, checked in
@@ -1103,22 +1104,30 @@ def conv2d_grad_weight_gemm(const floating[:, :, :, ::1] gy, const floating[:, :
     cdef idx_t PT = tile_pixels(K, P, gw.itemsize)
     cdef idx_t ntile = (P + PT - 1) // PT
     cdef idx_t nblk = min(MAX_BLOCKS, g.N * g.G * ntile)
-    n_threads = _threads_for(nblk, n_threads)
+    # fewer blocks than twice the threads (batch 1, small planes): split each block's filters
+    # (rows of its GEMM, multiples of 8) too; no dW element's arithmetic changes
+    cdef idx_t nfb = 1, FB = g.Fg
+    if nblk < 2 * <idx_t>n_threads and g.Fg >= 16:
+        nfb = (2 * <idx_t>n_threads + nblk - 1) // nblk
+        FB = ((g.Fg + nfb - 1) // nfb + 7) // 8 * 8
+    n_threads = _threads_for(nblk * ((g.Fg + FB - 1) // FB), n_threads)
     dtype = np.asarray(gw).dtype
     cdef floating[:, ::1] scratch = _scratch(dtype, n_threads, 0 if image_is_cols else K * PT)
     cdef floating[:, ::1] part = np.empty((nblk, g.F * K), dtype=dtype)
     with nogil:
         _gw_gemm(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, PT, image_is_cols,
-                 &scratch[0, 0], scratch.shape[1], &part[0, 0], nblk, n_threads)
+                 &scratch[0, 0], scratch.shape[1], &part[0, 0], nblk, FB, n_threads)
 
 
 cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const geom_t *g,
                    idx_t PT, bint image_is_cols, floating *scratch, idx_t ld_s, floating *part,
-                   idx_t nblk, int nt) noexcept nogil:
+                   idx_t nblk, idx_t FB, int nt) noexcept nogil:
+    """Work items (block of (image, group, tile) triples, block of FB filters)."""
     cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW, HW = g.H * g.W, FK = g.F * K
     cdef idx_t ntile = (P + PT - 1) // PT
     cdef idx_t nitems = g.N * g.G * ntile
-    cdef idx_t blk, i0, i1, it, n, gi, t, p0, p1, q, e, csb
+    cdef idx_t nfb = (g.Fg + FB - 1) // FB
+    cdef idx_t wi, blk, f0, f1, i0, i1, it, n, gi, t, p0, p1, q, e, csb
     cdef floating *buf
     cdef floating *work
     cdef floating *pw
@@ -1126,12 +1135,18 @@ cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const ge
     cdef const floating *xn
     cdef floating s
     with parallel(num_threads=nt):
-        for blk in prange(nblk, schedule='dynamic'):
+        for wi in prange(nblk * nfb, schedule='dynamic'):
             buf = scratch + cvx_omp_get_thread_num() * ld_s
             work = buf + (0 if image_is_cols else K * PT)
+            blk = wi // nfb
+            f0 = (wi % nfb) * FB
+            f1 = f0 + FB
+            if f1 > g.Fg:
+                f1 = g.Fg
             pw = part + blk * FK
-            for q in range(FK):
-                pw[q] = 0
+            for gi in range(g.G):
+                for q in range((gi * g.Fg + f0) * K, (gi * g.Fg + f1) * K):
+                    pw[q] = 0
             i0 = blk * nitems // nblk
             i1 = (blk + 1) * nitems // nblk
             for it in range(i0, i1):
@@ -1150,8 +1165,8 @@ cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const ge
                     _im2col_tile(xn, gi * g.Cg, g.Cg, p0, p1, buf, PT, g)
                     B = buf
                     csb = PT
-                _gemm(g.Fg, K, p1 - p0, gy + (n * g.F + gi * g.Fg) * P + p0, P, 1,
-                      B, 1, csb, pw + gi * g.Fg * K, K, 1, work)
+                _gemm(f1 - f0, K, p1 - p0, gy + (n * g.F + gi * g.Fg + f0) * P + p0, P, 1,
+                      B, 1, csb, pw + (gi * g.Fg + f0) * K, K, 1, work)
     # add the partial sums in block order: the same result for every thread count
     for e in prange(FK, nogil=True, schedule='static', num_threads=nt):
         s = part[e]
