@@ -860,7 +860,7 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
     cdef idx_t ntile = 1 if nimg > 1 else (P + PT - 1) // PT
     cdef idx_t items = ((g.N + nimg - 1) // nimg) * g.G * ntile
     cdef idx_t nfb = 1, FB = g.Fg
-    if items < 2 * <idx_t>n_threads and g.Fg >= 16:
+    if n_threads > 1 and items < 2 * <idx_t>n_threads and g.Fg >= 16:
         nfb = (2 * <idx_t>n_threads + items - 1) // items
         FB = ((g.Fg + nfb - 1) // nfb + 7) // 8 * 8
         nfb = (g.Fg + FB - 1) // FB
@@ -1107,7 +1107,7 @@ def conv2d_grad_weight_gemm(const floating[:, :, :, ::1] gy, const floating[:, :
     # fewer blocks than twice the threads (batch 1, small planes): split each block's filters
     # (rows of its GEMM, multiples of 8) too; no dW element's arithmetic changes
     cdef idx_t nfb = 1, FB = g.Fg
-    if nblk < 2 * <idx_t>n_threads and g.Fg >= 16:
+    if n_threads > 1 and nblk < 2 * <idx_t>n_threads and g.Fg >= 16:
         nfb = (2 * <idx_t>n_threads + nblk - 1) // nblk
         FB = ((g.Fg + nfb - 1) // nfb + 7) // 8 * 8
     n_threads = _threads_for(nblk * ((g.Fg + FB - 1) // FB), n_threads)
