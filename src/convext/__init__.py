@@ -80,6 +80,7 @@ from .functional import (
     tanh,
     tanh_backward,
 )
+from .inference import InferenceModel, optimize_for_inference
 from .layers import (
     ELU,
     GELU,
@@ -167,6 +168,8 @@ __all__ = [
     "save",
     "read_state_dict",
     "fit",
+    "optimize_for_inference",
+    "InferenceModel",
     "NonFiniteLossError",
     "evaluate",
     "predict",

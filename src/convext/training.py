@@ -157,6 +157,10 @@ def fit(
     one-hot targets), ``val_loss`` / ``val_accuracy`` with validation data, and ``lr`` (the
     first param group's learning rate of the epoch's last update) with a scheduler.
     """
+    from .inference import InferenceModel
+
+    if isinstance(model, InferenceModel):
+        model.train()  # raises: an optimized model is eval-only
     batches = _is_batches(X, y)
     if y is None and not batches:
         raise ValueError(

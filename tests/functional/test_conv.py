@@ -296,6 +296,11 @@ def test_thread_count_does_not_change_results():
         ((4, 16, 20, 20), (32, 16, 3, 3), dict(padding=1)),
         ((4, 16, 40, 40), (16, 1, 3, 3), dict(padding=1, groups=16)),
         ((2, 32, 12, 12), (64, 32, 1, 1), {}),
+        # batch 1 on a small plane, GEMM route: filter blocks in forward and grad_weight
+        ((1, 320, 7, 7), (64, 320, 1, 1), {}),
+        ((1, 300, 5, 5), (40, 300, 3, 3), dict(padding=1)),
+        # several images side by side in the forward GEMM's columns
+        ((6, 320, 7, 7), (48, 320, 1, 1), {}),
     ]
     old = convext.get_num_threads()
     try:

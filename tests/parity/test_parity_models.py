@@ -8,6 +8,7 @@ gradients, parameters and running statistics in float64."""
 import numpy as np
 import pytest
 
+import convext
 from convext import models
 from convext.losses import CrossEntropyLoss
 from convext.optim import SGD
@@ -364,6 +365,14 @@ def test_eval_outputs_match_torch(eval_runs, name):
         # eval mode: each sample's output is independent of the rest of the batch
         if x.shape[0] > 1:
             np.testing.assert_array_equal(model(x[1:].astype(dt)), y[1:])
+        # optimize_for_inference (BatchNorm folded, epilogues fused): the same bound
+        opt = convext.optimize_for_inference(model)
+        yo = opt(x.astype(dt))
+        assert yo.dtype == np.dtype(dt) and yo.shape == ref.shape
+        err = np.abs(yo.astype(np.float64) - ref).max() / scale
+        assert err <= (1e-10 if dt == "f8" else 1e-5), (name, dt, "optimized", err)
+        if x.shape[0] > 1:
+            np.testing.assert_array_equal(opt(x[1:].astype(dt)), yo[1:])
 
 
 # --- one training step, float64 ----------------------------------------------------------------

@@ -8,6 +8,14 @@ from numpy.typing import NDArray
 _FloatArray = NDArray[np.float32] | NDArray[np.float64]
 
 def tile_pixels(K: int, P: int, itemsize: int) -> int: ...
+def conv2d_epilogue(
+    y: _FloatArray,
+    residual: _FloatArray | None,
+    act: int,
+    a0: float,
+    a1: float,
+    n_threads: int,
+) -> None: ...
 def conv2d_forward_depthwise(
     x: _FloatArray,
     w: _FloatArray,
@@ -35,6 +43,10 @@ def conv2d_forward_direct(
     dil_w: int,
     groups: int,
     n_threads: int,
+    residual: _FloatArray | None = None,
+    act: int = 0,
+    a0: float = 0,
+    a1: float = 0,
 ) -> None: ...
 def conv2d_forward_gemm(
     x: _FloatArray,
@@ -49,6 +61,10 @@ def conv2d_forward_gemm(
     dil_w: int,
     groups: int,
     n_threads: int,
+    residual: _FloatArray | None = None,
+    act: int = 0,
+    a0: float = 0,
+    a1: float = 0,
 ) -> None: ...
 def conv2d_grad_input_depthwise(
     gy: _FloatArray,

@@ -27,7 +27,21 @@ where cols is the unfolded (im2col) input. cols is never built whole: a work ite
 elements, sized to stay in cache, and multiplies it with the cache-blocked GEMM of isa/kernels.inc.
 Work items write disjoint parts of y and every output element is one complete dot product, so
 the result is the same for every thread count. A 1x1 kernel with stride 1 and no padding needs
-no unfolding: the image itself is the cols matrix.
+no unfolding: the image itself is the cols matrix. Two refinements of the forward work items,
+neither of which changes any output's arithmetic (the GEMM's result depends only on K and its
+chunking): on small planes (several images' tiles fit in one tile of TILE_BYTES, e.g. 7x7)
+a work item unfolds nimg images side by side into the GEMM's columns (one GEMM nimg*OH*OW
+wide instead of nimg narrow ones) and copies its output out through a per-thread buffer; with
+fewer work items than twice the threads (batch 1), each is split into blocks of filters (rows
+of the GEMM, multiples of 8), so both cores work. So y stays the same for every batch size and
+thread count.
+
+Output epilogue (forward, GEMM and direct routes; convext.inference uses it): after a work
+item's block of y is computed, and while it is in cache, y = act(y + bias + residual), the
+residual an array of y's shape or None, act one of the ACT_* codes below (ReLU, ReLU6,
+LeakyReLU, Hardtanh, ELU, Sigmoid, Tanh, SiLU, Hardswish, Hardsigmoid, GELU and its tanh form).
+conv2d_epilogue applies the same to a finished y in place (the depthwise route has no epilogue of
+its own yet).
 
 Depthwise route (C/G == 1 and F/G == 1, no channel multiplier; chosen whenever it accepts).
 There the GEMM would be a single row (M = 1), so loops over the kernel taps work on zero-padded
@@ -54,7 +68,8 @@ grad_input: dcols = W_g^T @ dY tile, folded back (col2im) into the planes of dx.
 owns a block of dx planes, so the accumulation needs no atomics and its order is fixed.
 grad_weight: dW_g += dY tile @ cols tile^T, summed into one of NBLK private partial sums (NBLK
 depends on the problem, never on the thread count) which are then added in a fixed order: dW is
-bitwise the same for every thread count.
+bitwise the same for every thread count. With fewer blocks than twice the threads (batch 1 on a
+small plane) each block's filters are split into blocks too (rows of its GEMM).
 
 Index arithmetic: every geometry value and extent that reaches these kernels (stride, padding,
 dilation, kernel size, padded input, dilated kernel, OH, OW, OH*OW) is at most 2**40, checked in
@@ -72,6 +87,7 @@ thread (at most 2**21); the depthwise route (Hp + OH)*Wp elements per thread, at
 import numpy as np
 
 from cython.parallel cimport parallel, prange
+from libc.math cimport erf, exp, expm1, tanh
 
 from ._openmp cimport cvx_omp_get_thread_num
 from ._types cimport floating, idx_t
@@ -301,6 +317,133 @@ cdef inline bint _pointwise(const geom_t *g) noexcept nogil:
 cdef int _threads_for(idx_t items, int n_threads):
     """No more threads than work items (each needs its own scratch)."""
     return <int>max(1, min(<idx_t>n_threads, items))
+
+
+# --------------------------------------------------------------------------------------------
+# output epilogue (convext.inference): y = act(y + residual), applied to an output block while
+# it is in cache. Activation codes (the Python side's table is convext.inference.ACTIVATIONS):
+DEF ACT_NONE = 0
+DEF ACT_RELU = 1
+DEF ACT_RELU6 = 2
+DEF ACT_LEAKY = 3      # a0: negative slope
+DEF ACT_HARDTANH = 4   # a0, a1: min_val, max_val
+DEF ACT_ELU = 5        # a0: alpha
+DEF ACT_SIGMOID = 6
+DEF ACT_TANH = 7
+DEF ACT_SILU = 8
+DEF ACT_HARDSWISH = 9
+DEF ACT_HARDSIGMOID = 10
+DEF ACT_GELU = 11
+DEF ACT_GELU_TANH = 12
+
+ctypedef struct epi_t:
+    int act
+    double a0, a1
+
+
+cdef inline floating _act1(floating v, const epi_t *e) noexcept nogil:
+    """One activation; NaN stays NaN (comparisons written so that NaN takes the v branch)."""
+    if e.act == ACT_ELU:
+        return v if v > 0 else <floating>(e.a0 * expm1(v))
+    if e.act == ACT_SIGMOID:
+        return <floating>(1.0 / (1.0 + exp(-v)))
+    if e.act == ACT_TANH:
+        return <floating>tanh(v)
+    if e.act == ACT_SILU:
+        return <floating>(v / (1.0 + exp(-v)))
+    if e.act == ACT_GELU:
+        return <floating>(0.5 * v * (1.0 + erf(v * 0.7071067811865476)))
+    if e.act == ACT_GELU_TANH:
+        return <floating>(0.5 * v * (1.0 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v))))
+    return v
+
+
+cdef void _epilogue(floating *y, idx_t ldy, idx_t rows, idx_t cols, const floating *r,
+                    idx_t ldr, const epi_t *e) noexcept nogil:
+    """y[i*ldy + q] = act(y[i*ldy + q] + r[i*ldr + q]) (r may be NULL) for rows x cols."""
+    cdef idx_t i, q
+    cdef floating *yr
+    cdef floating v, lo, hi, t
+    cdef floating a = <floating>e.a0
+    for i in range(rows):
+        yr = y + i * ldy
+        if r != NULL:
+            for q in range(cols):
+                yr[q] = yr[q] + r[i * ldr + q]
+        if e.act == ACT_NONE:
+            pass
+        elif e.act == ACT_RELU:
+            for q in range(cols):
+                v = yr[q]
+                yr[q] = 0 if v < 0 else v
+        elif e.act == ACT_RELU6 or e.act == ACT_HARDTANH:
+            lo = 0
+            hi = 6
+            if e.act == ACT_HARDTANH:
+                lo = <floating>e.a0
+                hi = <floating>e.a1
+            for q in range(cols):
+                v = yr[q]
+                v = lo if v < lo else v
+                yr[q] = hi if v > hi else v
+        elif e.act == ACT_LEAKY:
+            for q in range(cols):
+                v = yr[q]
+                yr[q] = v * a if v < 0 else v
+        elif e.act == ACT_HARDSWISH or e.act == ACT_HARDSIGMOID:
+            for q in range(cols):
+                v = yr[q]
+                t = v + 3
+                t = 0 if t < 0 else t
+                t = 6 if t > 6 else t
+                if e.act == ACT_HARDSWISH:
+                    yr[q] = v * t / 6
+                else:
+                    yr[q] = t / 6
+        else:
+            for q in range(cols):
+                yr[q] = _act1(yr[q], e)
+
+
+cdef inline const floating *_at(const floating *r, idx_t off) noexcept nogil:
+    """r + off, or NULL when r is NULL (no residual)."""
+    if r == NULL:
+        return NULL
+    return r + off
+
+
+cdef epi_t _epi(int act, double a0, double a1):
+    cdef epi_t e
+    e.act = act
+    e.a0 = a0
+    e.a1 = a1
+    return e
+
+
+cdef inline bint _has_epi(const void *r, const epi_t *e) noexcept nogil:
+    return r != NULL or e.act != ACT_NONE
+
+
+def conv2d_epilogue(floating[:, :, :, ::1] y, const floating[:, :, :, ::1] residual,
+                    int act, double a0, double a1, int n_threads):
+    """y = act(y + residual) in place (residual may be None; y's shape), plane by plane: for
+    routes whose kernel has no epilogue of its own. act: an ACT_* code (0..12)."""
+    cdef idx_t NF = y.shape[0] * y.shape[1], P = y.shape[2] * y.shape[3]
+    cdef epi_t e = _epi(act, a0, a1)
+    cdef floating *yp = &y[0, 0, 0, 0]
+    cdef const floating *rp = NULL
+    if residual is not None:
+        rp = &residual[0, 0, 0, 0]
+    n_threads = _threads_for(NF, n_threads)
+    with nogil:
+        _epilogue_planes(yp, rp, NF, P, &e, n_threads)
+
+
+cdef void _epilogue_planes(floating *y, const floating *r, idx_t NF, idx_t P, const epi_t *e,
+                           int nt) noexcept nogil:
+    cdef idx_t it
+    for it in prange(NF, schedule='static', num_threads=nt):
+        _epilogue(y + it * P, P, 1, P, _at(r, it * P), P, e)
 
 
 def tile_pixels(Py_ssize_t K, Py_ssize_t P, Py_ssize_t itemsize):
@@ -549,7 +692,8 @@ cdef _direct_offsets(const cvx_direct_geom *d):
 
 cdef void _fwd_direct(const floating *x, const floating *w, const floating *b, floating *y,
                       const geom_t *g, const cvx_direct_geom *direct_g, const idx_t *off, idx_t nfb,
-                      floating *scratch, idx_t ld_s, int nt) noexcept nogil:
+                      const floating *res, const epi_t *e, floating *scratch, idx_t ld_s,
+                      int nt) noexcept nogil:
     """Work items (image, group, block of filters). Every output element has the same
     arithmetic whatever block its filter falls in, so nfb may follow the thread count."""
     cdef idx_t it, n, gi, fbi, f0, f1, HW = g.H * g.W, P = g.OH * g.OW, K = direct_g.K
@@ -580,6 +724,9 @@ cdef void _fwd_direct(const floating *x, const floating *w, const floating *b, f
             else:
                 cvx_direct_fwd_double(&dl, x + (n * g.C + gi * g.Cg) * HW, w + f0 * K, bg, off,
                                       y + (n * g.F + f0) * P, buf)
+            if _has_epi(res, e):
+                _epilogue(y + (n * g.F + f0) * P, P, f1 - f0, P,
+                          _at(res, (n * g.F + f0) * P), P, e)
 
 
 cdef void _gw_direct(const floating *gy, const floating *x, floating *gw, const geom_t *g,
@@ -645,13 +792,20 @@ def conv2d_forward_direct(const floating[:, :, :, ::1] x, const floating[:, :, :
                           const floating[::1] b, floating[:, :, :, ::1] y,
                           Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
                           Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
-                          Py_ssize_t groups, int n_threads):
-    """y = conv2d(x, w) + b (b may be None) on the direct route. Fills all of y."""
+                          Py_ssize_t groups, int n_threads,
+                          const floating[:, :, :, ::1] residual=None, int act=0, double a0=0,
+                          double a1=0):
+    """y = act(conv2d(x, w) + b + residual) on the direct route (b and residual may be None;
+    act an ACT_* code, 0: none), the epilogue on each work item's block. Fills all of y."""
     cdef geom_t g = _geom(_s4(x.shape), _s4(w.shape), _s4(y.shape), groups, stride_h, stride_w,
                           pad_top, pad_left, dil_h, dil_w)
     cdef const floating *bp = NULL
+    cdef const floating *rp = NULL
     if b is not None:
         bp = &b[0]
+    if residual is not None:
+        rp = &residual[0, 0, 0, 0]
+    cdef epi_t e = _epi(act, a0, a1)
     cdef cvx_direct_geom direct_g = _direct_geom(&g)
     cdef idx_t[::1] off = _direct_offsets(&direct_g)
     # with fewer (image, group) pairs than 2 per thread, split the filters too (blocks of
@@ -663,70 +817,145 @@ def conv2d_forward_direct(const floating[:, :, :, ::1] x, const floating[:, :, :
                                           dtype=np.asarray(y).dtype)
     with nogil:
         _fwd_direct(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, &direct_g, &off[0],
-                    nfb, &flat[0, 0], flat.shape[1], n_threads)
+                    nfb, rp, &e, &flat[0, 0], flat.shape[1], n_threads)
 
 
 def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                         const floating[::1] b, floating[:, :, :, ::1] y,
                         Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
                         Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
-                        Py_ssize_t groups, int n_threads):
-    """y = conv2d(x, w) + b (b may be None) on the GEMM route. Fills all of y."""
+                        Py_ssize_t groups, int n_threads,
+                        const floating[:, :, :, ::1] residual=None, int act=0, double a0=0,
+                        double a1=0):
+    """y = act(conv2d(x, w) + b + residual) on the GEMM route (b and residual may be None; act
+    an ACT_* code, 0: none). Fills all of y.
+
+    Small planes: when several images' tiles fit in one tile of TILE_BYTES, a work item puts
+    nimg images side by side in the GEMM's columns (its output goes through a per-thread
+    buffer). Few work items (batch 1): each is split into blocks of filters (rows of the
+    GEMM). Neither changes any output's arithmetic (the GEMM's result depends only on K), so y
+    is the same for every batch size and thread count."""
     cdef geom_t g = _geom(_s4(x.shape), _s4(w.shape), _s4(y.shape), groups, stride_h, stride_w,
                           pad_top, pad_left, dil_h, dil_w)
     cdef const floating *bp = NULL
+    cdef const floating *rp = NULL
     if b is not None:
         bp = &b[0]
+    if residual is not None:
+        rp = &residual[0, 0, 0, 0]
+    cdef epi_t e = _epi(act, a0, a1)
     cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW
     cdef bint image_is_cols = _pointwise(&g)
     cdef idx_t PT = tile_pixels(K, P, y.itemsize)
-    n_threads = _threads_for(g.N * g.G * ((P + PT - 1) // PT), n_threads)
-    cdef floating[:, ::1] scratch = _scratch(np.asarray(y).dtype, n_threads,
-                                             0 if image_is_cols else K * PT)
+    cdef idx_t nimg = tile_pixels(K, g.N * P, y.itemsize) // P
+    if nimg < 2:
+        nimg = 1
+    cdef idx_t ntile = 1 if nimg > 1 else (P + PT - 1) // PT
+    cdef idx_t items = ((g.N + nimg - 1) // nimg) * g.G * ntile
+    cdef idx_t nfb = 1, FB = g.Fg
+    if n_threads > 1 and items < 2 * <idx_t>n_threads and g.Fg >= 16:
+        nfb = (2 * <idx_t>n_threads + items - 1) // items
+        FB = ((g.Fg + nfb - 1) // nfb + 7) // 8 * 8
+        nfb = (g.Fg + FB - 1) // FB
+    n_threads = _threads_for(items * nfb, n_threads)
+    cdef idx_t per = 0 if (image_is_cols and nimg == 1) else K * PT
+    if nimg > 1:
+        per = K * nimg * P + FB * nimg * P
+    cdef floating[:, ::1] scratch = _scratch(np.asarray(y).dtype, n_threads, per)
     with nogil:
-        _fwd_gemm(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, PT, image_is_cols,
-                  &scratch[0, 0], scratch.shape[1], n_threads)
+        _fwd_gemm(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, PT, nimg, FB,
+                  image_is_cols, rp, &e, &scratch[0, 0], scratch.shape[1], per, n_threads)
+
+
+cdef inline void _add_bias(floating *y, idx_t ldy, idx_t rows, idx_t cols,
+                           const floating *b) noexcept nogil:
+    cdef idx_t f, q
+    cdef floating bv
+    for f in range(rows):
+        bv = b[f]
+        for q in range(cols):
+            y[f * ldy + q] += bv
 
 
 cdef void _fwd_gemm(const floating *x, const floating *w, const floating *b, floating *y,
-                    const geom_t *g, idx_t PT, bint image_is_cols, floating *scratch, idx_t ld_s,
-                    int nt) noexcept nogil:
+                    const geom_t *g, idx_t PT, idx_t nimg, idx_t FB, bint image_is_cols,
+                    const floating *res, const epi_t *e, floating *scratch, idx_t ld_s,
+                    idx_t per, int nt) noexcept nogil:
+    """Work items (image or block of nimg images, group, pixel tile, block of FB filters)."""
     cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW, HW = g.H * g.W
-    cdef idx_t ntile = (P + PT - 1) // PT
-    cdef idx_t nitems = g.N * g.G * ntile
-    cdef idx_t it, n, gi, t, p0, p1, f, q, rsb
+    cdef idx_t ntile = 1 if nimg > 1 else (P + PT - 1) // PT
+    cdef idx_t nib = (g.N + nimg - 1) // nimg
+    cdef idx_t nfb = (g.Fg + FB - 1) // FB
+    cdef idx_t nitems = nib * g.G * ntile * nfb
+    cdef idx_t it, n, n1, j, gi, t, p0, p1, f0, f1, rest, rsb, cols, off
     cdef floating *buf
     cdef floating *work
+    cdef floating *ct
     cdef floating *yt
     cdef const floating *B
     cdef const floating *xn
-    cdef floating bv
+    cdef bint epi = _has_epi(res, e)
     with parallel(num_threads=nt):
         for it in prange(nitems, schedule='dynamic'):
             buf = scratch + cvx_omp_get_thread_num() * ld_s
-            work = buf + (0 if image_is_cols else K * PT)
-            n = it // (g.G * ntile)
-            gi = (it // ntile) % g.G
-            t = it % ntile
-            p0 = t * PT
-            p1 = p0 + PT
-            if p1 > P:
-                p1 = P
-            xn = x + n * g.C * HW
-            if image_is_cols:
-                B = xn + gi * g.Cg * HW + p0
-                rsb = HW
+            work = buf + per
+            f0 = (it % nfb) * FB
+            f1 = f0 + FB
+            if f1 > g.Fg:
+                f1 = g.Fg
+            rest = it // nfb
+            t = rest % ntile
+            gi = (rest // ntile) % g.G
+            n = (rest // (ntile * g.G)) * nimg
+            if nimg == 1:
+                p0 = t * PT
+                p1 = p0 + PT
+                if p1 > P:
+                    p1 = P
+                xn = x + n * g.C * HW
+                if image_is_cols:
+                    B = xn + gi * g.Cg * HW + p0
+                    rsb = HW
+                else:
+                    _im2col_tile(xn, gi * g.Cg, g.Cg, p0, p1, buf, PT, g)
+                    B = buf
+                    rsb = PT
+                off = (n * g.F + gi * g.Fg + f0) * P + p0
+                yt = y + off
+                _gemm(f1 - f0, p1 - p0, K, w + (gi * g.Fg + f0) * K, K, 1, B, rsb, 1, yt, P, 0,
+                      work)
+                if b != NULL:
+                    _add_bias(yt, P, f1 - f0, p1 - p0, b + gi * g.Fg + f0)
+                if epi:
+                    _epilogue(yt, P, f1 - f0, p1 - p0, _at(res, off), P, e)
             else:
-                _im2col_tile(xn, gi * g.Cg, g.Cg, p0, p1, buf, PT, g)
-                B = buf
-                rsb = PT
-            yt = y + (n * g.F + gi * g.Fg) * P + p0
-            _gemm(g.Fg, p1 - p0, K, w + gi * g.Fg * K, K, 1, B, rsb, 1, yt, P, 0, work)
-            if b != NULL:
-                for f in range(g.Fg):
-                    bv = b[gi * g.Fg + f]
-                    for q in range(p1 - p0):
-                        yt[f * P + q] += bv
+                # images n .. n1-1 side by side: columns j*P .. (j+1)*P of the GEMM are image n+j
+                n1 = n + nimg
+                if n1 > g.N:
+                    n1 = g.N
+                cols = (n1 - n) * P
+                ct = buf + K * nimg * P
+                for j in range(n1 - n):
+                    _im2col_tile(x + (n + j) * g.C * HW, gi * g.Cg, g.Cg, 0, P, buf + j * P,
+                                 cols, g)
+                _gemm(f1 - f0, cols, K, w + (gi * g.Fg + f0) * K, K, 1, buf, cols, 1, ct, cols,
+                      0, work)
+                for j in range(n1 - n):
+                    off = ((n + j) * g.F + gi * g.Fg + f0) * P
+                    yt = y + off
+                    _copy_rows(ct + j * P, cols, yt, P, f1 - f0, P)
+                    if b != NULL:
+                        _add_bias(yt, P, f1 - f0, P, b + gi * g.Fg + f0)
+                    if epi:
+                        _epilogue(yt, P, f1 - f0, P, _at(res, off), P, e)
+
+
+cdef inline void _copy_rows(const floating *src, idx_t lds, floating *dst, idx_t ldd,
+                            idx_t rows, idx_t cols) noexcept nogil:
+    cdef idx_t i, q
+    for i in range(rows):
+        for q in range(cols):
+            dst[i * ldd + q] = src[i * lds + q]
 
 
 # --------------------------------------------------------------------------------------------
@@ -868,22 +1097,30 @@ def conv2d_grad_weight_gemm(const floating[:, :, :, ::1] gy, const floating[:, :
     cdef idx_t PT = tile_pixels(K, P, gw.itemsize)
     cdef idx_t ntile = (P + PT - 1) // PT
     cdef idx_t nblk = min(MAX_BLOCKS, g.N * g.G * ntile)
-    n_threads = _threads_for(nblk, n_threads)
+    # fewer blocks than twice the threads (batch 1, small planes): split each block's filters
+    # (rows of its GEMM, multiples of 8) too; no dW element's arithmetic changes
+    cdef idx_t nfb = 1, FB = g.Fg
+    if n_threads > 1 and nblk < 2 * <idx_t>n_threads and g.Fg >= 16:
+        nfb = (2 * <idx_t>n_threads + nblk - 1) // nblk
+        FB = ((g.Fg + nfb - 1) // nfb + 7) // 8 * 8
+    n_threads = _threads_for(nblk * ((g.Fg + FB - 1) // FB), n_threads)
     dtype = np.asarray(gw).dtype
     cdef floating[:, ::1] scratch = _scratch(dtype, n_threads, 0 if image_is_cols else K * PT)
     cdef floating[:, ::1] part = np.empty((nblk, g.F * K), dtype=dtype)
     with nogil:
         _gw_gemm(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, PT, image_is_cols,
-                 &scratch[0, 0], scratch.shape[1], &part[0, 0], nblk, n_threads)
+                 &scratch[0, 0], scratch.shape[1], &part[0, 0], nblk, FB, n_threads)
 
 
 cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const geom_t *g,
                    idx_t PT, bint image_is_cols, floating *scratch, idx_t ld_s, floating *part,
-                   idx_t nblk, int nt) noexcept nogil:
+                   idx_t nblk, idx_t FB, int nt) noexcept nogil:
+    """Work items (block of (image, group, tile) triples, block of FB filters)."""
     cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW, HW = g.H * g.W, FK = g.F * K
     cdef idx_t ntile = (P + PT - 1) // PT
     cdef idx_t nitems = g.N * g.G * ntile
-    cdef idx_t blk, i0, i1, it, n, gi, t, p0, p1, q, e, csb
+    cdef idx_t nfb = (g.Fg + FB - 1) // FB
+    cdef idx_t wi, blk, f0, f1, i0, i1, it, n, gi, t, p0, p1, q, e, csb
     cdef floating *buf
     cdef floating *work
     cdef floating *pw
@@ -891,12 +1128,18 @@ cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const ge
     cdef const floating *xn
     cdef floating s
     with parallel(num_threads=nt):
-        for blk in prange(nblk, schedule='dynamic'):
+        for wi in prange(nblk * nfb, schedule='dynamic'):
             buf = scratch + cvx_omp_get_thread_num() * ld_s
             work = buf + (0 if image_is_cols else K * PT)
+            blk = wi // nfb
+            f0 = (wi % nfb) * FB
+            f1 = f0 + FB
+            if f1 > g.Fg:
+                f1 = g.Fg
             pw = part + blk * FK
-            for q in range(FK):
-                pw[q] = 0
+            for gi in range(g.G):
+                for q in range((gi * g.Fg + f0) * K, (gi * g.Fg + f1) * K):
+                    pw[q] = 0
             i0 = blk * nitems // nblk
             i1 = (blk + 1) * nitems // nblk
             for it in range(i0, i1):
@@ -915,8 +1158,8 @@ cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const ge
                     _im2col_tile(xn, gi * g.Cg, g.Cg, p0, p1, buf, PT, g)
                     B = buf
                     csb = PT
-                _gemm(g.Fg, K, p1 - p0, gy + (n * g.F + gi * g.Fg) * P + p0, P, 1,
-                      B, 1, csb, pw + gi * g.Fg * K, K, 1, work)
+                _gemm(f1 - f0, K, p1 - p0, gy + (n * g.F + gi * g.Fg + f0) * P + p0, P, 1,
+                      B, 1, csb, pw + (gi * g.Fg + f0) * K, K, 1, work)
     # add the partial sums in block order: the same result for every thread count
     for e in prange(FK, nogil=True, schedule='static', num_threads=nt):
         s = part[e]

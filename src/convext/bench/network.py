@@ -7,7 +7,10 @@
    torch.nn (torchvision's layout, the same weights; inference under ``torch.no_grad()``) and,
    when onnxruntime and onnx are installed, the torch model exported with
    ``torch.onnx.export`` run by onnxruntime (CPU provider, ``intra_op_num_threads`` = the run's
-   thread count, all graph optimisations), alternating run by run.
+   thread count, all graph optimisations), alternating run by run. Inference rows also time
+   ``convext.optimize_for_inference`` of the same model (BatchNorm folded, epilogues fused),
+   and every timed call follows a short idle gap (onnxruntime's idle workers spin for ~30 ms
+   after a run and would slow whatever runs next).
 
 LeNet:
 
@@ -19,6 +22,7 @@ the same weights, alternating run by run; numpy's BLAS is limited to the same th
 """
 
 import contextlib
+import functools
 import math
 import os
 import tempfile
@@ -139,8 +143,12 @@ def _ort_session(ctx, ort, tm, x, path):
     return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
 
 
-def _alternate_many(fns, repeats, warmup, watch):
-    """Median seconds of each function (None: nan), run in turn after ``warmup`` rounds."""
+IDLE_GAP = 0.03  # seconds of idle time before each timed call
+
+
+def _alternate_many(fns, repeats, warmup, watch, gap=0.0):
+    """Median seconds of each function (None: nan), run in turn after ``warmup`` rounds, each
+    timed call after ``gap`` seconds of sleep."""
     live = [f for f in fns if f is not None]
     for _ in range(warmup):
         for f in live:
@@ -149,6 +157,8 @@ def _alternate_many(fns, repeats, warmup, watch):
     for _ in range(repeats):
         for i, f in enumerate(fns):
             if f is not None:
+                if gap:
+                    time.sleep(gap)
                 t0 = time.perf_counter()
                 f()
                 times[i].append(time.perf_counter() - t0)
@@ -159,8 +169,10 @@ def _alternate_many(fns, repeats, warmup, watch):
 
 
 def measure_zoo(ctx, name, batch, training, ort):
-    """(convext, torch, onnxruntime) seconds per call: nan where not timed."""
+    """(convext, convext optimized, torch, onnxruntime) seconds per call: nan where not
+    timed."""
     from .. import models
+    from ..inference import optimize_for_inference
     from . import _torch_zoo
 
     torch = ctx.torch
@@ -169,7 +181,7 @@ def measure_zoo(ctx, name, batch, training, ort):
     y = rng.integers(0, 1000, batch)
     model = getattr(models, name)(rng=0)
     model.train(training)
-    fns = [None, None, None]
+    fns = [None, None, None, None]
     if training:
         opt = SGD(model, lr=0.01, momentum=0.9)
         loss = CrossEntropyLoss()
@@ -183,6 +195,9 @@ def measure_zoo(ctx, name, batch, training, ort):
         fns[0] = c_step
     else:
         fns[0] = lambda: model.forward(x)
+        fns[1] = optimize_for_inference(model)
+        fns[1](x)  # plans for this input shape
+        fns[1] = functools.partial(fns[1], x)
     tmp = None
     if torch is not None:
         tm = getattr(_torch_zoo, name)(torch)
@@ -199,24 +214,25 @@ def measure_zoo(ctx, name, batch, training, ort):
                 tloss(tm(tx), ty).backward()
                 topt.step()
 
-            fns[1] = t_step
+            fns[2] = t_step
         else:
 
             def t_infer():
                 with torch.no_grad():
                     tm(tx)
 
-            fns[1] = t_infer
+            fns[2] = t_infer
             if ort is not None:
                 tmp = tempfile.TemporaryDirectory()
                 sess = _ort_session(ctx, ort, tm, x, os.path.join(tmp.name, "model.onnx"))
-                fns[2] = lambda: sess.run(None, {"x": x})
+                fns[3] = lambda: sess.run(None, {"x": x})
     try:
         return _alternate_many(
             fns,
             repeats=2 if ctx.quick else max(ctx.repeats, 5),
             warmup=1 if ctx.quick else 2,
             watch=ctx.watch,
+            gap=IDLE_GAP,
         )
     finally:
         if tmp is not None:
@@ -260,17 +276,27 @@ def run(ctx):
         print("(onnxruntime column: onnxruntime and onnx are not installed, or torch is not)\n")
     rows = []
     for _, name, batch, training in zoo:
-        tc, tt, to = measure_zoo(ctx, name, batch, training, ort)
+        tc, topt, tt, to = measure_zoo(ctx, name, batch, training, ort)
         what = f"{name} {'train step' if training else 'inference'} b{batch}"
-        rows.append((what, _ms(tc), _ms(tt), _ms(to), _ratio(tc, tt), _ratio(tc, to)))
+        rows.append(
+            (what, _ms(tc), _ms(topt), _ms(tt), _ms(to))
+            + tuple(_ratio(a, b) for a in (tc, topt) for b in (tt, to))
+        )
+    print(
+        f"threads: {ctx.threads} (convext, torch and onnxruntime's intra-op pool); optimized: "
+        "convext.optimize_for_inference of the same model; medians of alternated runs\n"
+    )
     print_table(
         (
             "network",
             "convext ms",
+            "optimized ms",
             "torch ms",
             "onnxruntime ms",
             "convext/torch",
             "convext/onnxruntime",
+            "optimized/torch",
+            "optimized/onnxruntime",
         ),
         rows,
     )

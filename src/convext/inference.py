@@ -1,0 +1,584 @@
+"""``optimize_for_inference(model)``: an eval-only copy of a model that runs as a flat list of
+prebound kernel calls, with BatchNorm folded into the convolutions and the bias, the residual
+add and the activation done in the convolution's output epilogue.
+
+How it works
+------------
+1. Lowering. The model is deep-copied (later changes to the original do not reach it) and put in
+   eval mode, then lowered to a list of nodes on numbered values: ``conv`` (a Conv2D's weight,
+   bias and geometry), ``bn`` (an eval-mode BatchNorm2D), ``act`` (an activation with an
+   epilogue code), ``add`` (two same-shaped tensors) and ``call`` (anything else, run as the
+   copied layer or a function: pooling, dense, reshapes...). Sequential, Residual, Concat, Graph
+   (imported ONNX models too) and the zoo's composite blocks (ResNet's BasicBlock/Bottleneck,
+   MobileNetV2's InvertedResidual) are lowered into their parts; Dropout and Identity vanish.
+   Any other layer with children is kept as one ``call`` whose children are replaced by
+   optimized copies of themselves (its own ``forward`` then calls those).
+2. Planning, once per input shape, dtype and thread count (and per Python thread: a plan owns
+   its buffers). The nodes are run once unfused to learn every value's shape, then fused:
+   ``conv`` [-> ``bn``] [-> ``add``] [-> ``act``] becomes one kernel call when each value in
+   the chain has that one consumer (BatchNorm folded into the weight and bias in float64, then
+   cast; the add's other operand becomes the epilogue's residual). The route and the thread
+   count are chosen as ``functional.conv2d`` chooses them, the output buffers are allocated,
+   and each step is prebound.
+3. Running: one Python loop over the steps. Intermediate buffers are reused between calls; the
+   returned arrays are never one of them.
+
+The results equal the original model's within float32 rounding (folding BatchNorm into the
+weights rounds differently), and, as every convext kernel, are bitwise the same for every
+thread count and batch size. The optimized model cannot be trained: ``train()``,
+``backward`` and ``fit`` raise.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+
+import numpy as np
+
+from . import functional
+from ._config import get_num_threads
+from ._kernels import _conv
+from .functional._routes import choose_route, conv_shape
+from .functional.conv import _conv_setup, _kernel_geom
+from .layers import (
+    ELU,
+    GELU,
+    BatchNorm2D,
+    Concat,
+    Conv2D,
+    Dropout,
+    Graph,
+    Hardsigmoid,
+    Hardswish,
+    Hardtanh,
+    Identity,
+    Layer,
+    LeakyReLU,
+    ReLU,
+    ReLU6,
+    Residual,
+    Sequential,
+    Sigmoid,
+    SiLU,
+    Tanh,
+)
+from .layers.graph import Add
+
+__all__ = ["InferenceModel", "optimize_for_inference"]
+
+# Epilogue activation codes: the ACT_* values of _kernels/_conv.pyx.
+ACT_NONE, ACT_RELU, ACT_RELU6, ACT_LEAKY, ACT_HARDTANH, ACT_ELU = 0, 1, 2, 3, 4, 5
+ACT_SIGMOID, ACT_TANH, ACT_SILU, ACT_HARDSWISH, ACT_HARDSIGMOID = 6, 7, 8, 9, 10
+ACT_GELU, ACT_GELU_TANH = 11, 12
+
+
+def activation_code(layer):
+    """(code, a0, a1) of an activation layer the epilogue computes, or None."""
+    simple = {
+        ReLU: ACT_RELU,
+        ReLU6: ACT_RELU6,
+        Sigmoid: ACT_SIGMOID,
+        Tanh: ACT_TANH,
+        SiLU: ACT_SILU,
+        Hardswish: ACT_HARDSWISH,
+        Hardsigmoid: ACT_HARDSIGMOID,
+    }
+    t = type(layer)
+    if t in simple:
+        return simple[t], 0.0, 0.0
+    if t is LeakyReLU:
+        return ACT_LEAKY, float(layer.negative_slope), 0.0
+    if t is Hardtanh:
+        return ACT_HARDTANH, layer.min_val, layer.max_val
+    if t is ELU:
+        return ACT_ELU, float(layer.alpha), 0.0
+    if t is GELU:
+        return (ACT_GELU_TANH if layer.approximate == "tanh" else ACT_GELU), 0.0, 0.0
+    return None
+
+
+class _Node:
+    __slots__ = ("kind", "ins", "out", "run", "attrs")
+
+    def __init__(self, kind, ins, out, run, **attrs):
+        self.kind, self.ins, self.out, self.run, self.attrs = kind, tuple(ins), out, run, attrs
+
+
+class _Lowering:
+    """Appends nodes for layers; values are ints (0..n_inputs-1 are the model's inputs)."""
+
+    def __init__(self, n_inputs):
+        self.nodes = []
+        self.n_values = n_inputs
+
+    def emit(self, kind, ins, run, **attrs):
+        out = self.n_values
+        self.n_values += 1
+        self.nodes.append(_Node(kind, ins, out, run, **attrs))
+        return out
+
+    def call(self, fn, *ins):
+        return self.emit("call", ins, fn)
+
+    def layer(self, layer, v):
+        """Lower ``layer`` applied to value ``v``; the value of its output."""
+        lower = _LOWER.get(type(layer))
+        if lower is not None:
+            return lower(self, layer, v)
+        code = activation_code(layer)
+        if code is not None:
+            return self.emit("act", (v,), layer, code=code)
+        if isinstance(layer, Dropout):  # eval mode: the identity
+            return v
+        return self.call(_with_optimized_children(layer), v)
+
+
+def _lower_sequential(lw, seq, v):
+    for layer in seq:
+        v = lw.layer(layer, v)
+    return v
+
+
+def _lower_conv(lw, conv, v):
+    w, b = conv.weight, conv.bias
+    geom = (conv.stride, conv.padding, conv.dilation, conv.groups)
+
+    def run(x):
+        return functional.conv2d(x, w, b, *geom)
+
+    return lw.emit("conv", (v,), run, weight=w, bias=b, geom=geom)
+
+
+def _lower_bn(lw, bn, v):
+    if not bn.track_running_stats:
+        return lw.call(bn, v)
+    return lw.emit("bn", (v,), bn, layer=bn)
+
+
+def _add(a, b):
+    return a + b
+
+
+def _lower_residual(lw, res, v):
+    s = v if res.shortcut is None else lw.layer(res.shortcut, v)
+    return lw.emit("add", (lw.layer(res.body, v), s), _add)
+
+
+def _lower_concat(lw, cat, v):
+    outs = [lw.layer(branch, v) for branch in cat.children()]
+    axis = cat.axis
+
+    def run(*xs):
+        return np.concatenate(xs, axis=axis)
+
+    return lw.call(run, *outs)
+
+
+def _relu(x):
+    return functional.relu(x)
+
+
+def _lower_block(lw, block, v):
+    """ResNet's BasicBlock and Bottleneck: relu(main(x) + shortcut(x)); the shortcut first,
+    so that the last convolution can take it as its residual."""
+    s = v if block.downsample is None else lw.layer(block.downsample, v)
+    convs = [(block.conv1, block.bn1), (block.conv2, block.bn2)]
+    if hasattr(block, "conv3"):
+        convs.append((block.conv3, block.bn3))
+    for i, (conv, bn) in enumerate(convs):
+        v = _lower_bn(lw, bn, _lower_conv(lw, conv, v))
+        if i < len(convs) - 1:
+            v = lw.emit("act", (v,), _relu, code=(ACT_RELU, 0.0, 0.0))
+    return lw.layer(block.relu, lw.emit("add", (v, s), _add))
+
+
+def _lower_inverted_residual(lw, block, v):
+    y = lw.layer(block.conv, v)
+    return lw.emit("add", (y, v), _add) if block.use_res_connect else y
+
+
+def _flatten(x):
+    return x.reshape(x.shape[0], -1)
+
+
+def _lower_resnet(lw, net, v):
+    for layer in net._trunk():
+        v = lw.layer(layer, v)
+    return lw.layer(net.fc, lw.call(_flatten, v))
+
+
+def _lower_mobilenet(lw, net, v):
+    v = lw.call(functional.global_avg_pool2d, lw.layer(net.features, v))
+    return lw.layer(net.classifier, lw.call(_flatten, v))
+
+
+def _lower_vgg(lw, net, v):
+    v = lw.layer(net.avgpool, lw.layer(net.features, v))
+    return lw.layer(net.classifier, lw.call(_flatten, v))
+
+
+def _lower_graph_into(lw, graph, ins):
+    """Lower a Graph's nodes given the values of its inputs; the values of its outputs."""
+    env = dict(zip(graph.input_names, ins, strict=True))
+    for name in graph._order:
+        layer, names = graph._children[name], graph._inputs[name]
+        vals = [env[i] for i in names]
+        if type(layer) is Add:
+            env[name] = lw.emit("add", vals, layer)
+        elif type(layer) is Graph:
+            outs = _lower_graph_into(lw, layer, vals)
+            env[name] = outs[0] if len(outs) == 1 else lw.call(_tuple, *outs)
+        elif getattr(layer, "n_inputs", 1) != 1:
+            env[name] = lw.call(layer, *vals)
+        else:
+            env[name] = lw.layer(layer, vals[0])
+    return [env[o] for o in graph.output_names]
+
+
+def _tuple(*xs):
+    return xs
+
+
+def _lower_graph(lw, graph, v):
+    if len(graph.input_names) != 1 or len(graph.output_names) != 1:
+        return lw.call(_with_optimized_children(graph), v)
+    return _lower_graph_into(lw, graph, [v])[0]
+
+
+def _zoo_lowerings():
+    from .models import mobilenet, resnet, vgg
+
+    return {
+        resnet.BasicBlock: _lower_block,
+        resnet.Bottleneck: _lower_block,
+        resnet.ResNet: _lower_resnet,
+        mobilenet.InvertedResidual: _lower_inverted_residual,
+        mobilenet.MobileNetV2: _lower_mobilenet,
+        vgg.VGG: _lower_vgg,
+    }
+
+
+_LOWER = {
+    Sequential: _lower_sequential,
+    Conv2D: _lower_conv,
+    BatchNorm2D: _lower_bn,
+    Residual: _lower_residual,
+    Concat: _lower_concat,
+    Identity: lambda lw, layer, v: v,
+    Graph: _lower_graph,
+}
+_LOWER.update(_zoo_lowerings())
+
+
+def _lowerable(layer):
+    return type(layer) in _LOWER or activation_code(layer) is not None
+
+
+def _with_optimized_children(layer):
+    """``layer`` itself (a copy, in eval mode), its children that can be lowered replaced by
+    optimized versions: its own forward, whatever it does, then calls those."""
+    for name, child in list(layer._children.items()):
+        if _lowerable(child):
+            opt = InferenceModel._from_copy(child)
+            layer._release(name)
+            layer._adopt(name, opt)
+            if name in layer.__dict__:
+                object.__setattr__(layer, name, opt)
+        elif child._children:
+            _with_optimized_children(child)
+    return layer
+
+
+# --------------------------------------------------------------------------------------------
+# planning
+
+
+def _fold(node, bn, dtype):
+    """The convolution's weight and bias with an eval-mode BatchNorm2D folded in (float64)."""
+    w = np.asarray(node.attrs["weight"], dtype=np.float64)
+    b = node.attrs["bias"]
+    b = np.zeros(w.shape[0]) if b is None else np.asarray(b, dtype=np.float64)
+    if bn is None:
+        return np.ascontiguousarray(node.attrs["weight"]), node.attrs["bias"]
+    bf = bn._buffers
+    scale = 1.0 / np.sqrt(np.asarray(bf["running_var"], np.float64) + bn.eps)
+    if bn.affine:
+        scale = scale * np.asarray(bn._params["weight"], np.float64)
+    shift = (b - np.asarray(bf["running_mean"], np.float64)) * scale
+    if "bias" in bn._params:
+        shift = shift + np.asarray(bn._params["bias"], np.float64)
+    return (
+        np.ascontiguousarray((w * scale[:, None, None, None]).astype(dtype)),
+        shift.astype(dtype),
+    )
+
+
+def _c(a):
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+def _conv_step(node, x_shape, dtype, bn, act, residual, out_buf):
+    """A prebound call of the conv kernel with its epilogue: f(x[, residual]) -> y."""
+    w, b = _fold(node, bn, dtype)
+    stride, padding, dilation, groups = node.attrs["geom"]
+    probe = np.empty(x_shape, dtype)
+    x4, w, b, _, g = _conv_setup(probe, w, b, stride, padding, dilation, groups)
+    route = choose_route("forward", conv_shape(x4.shape, w.shape, g))
+    geom = _kernel_geom(g, x4.shape, w.shape)  # ends with the thread count
+    code, a0, a1 = act if act is not None else (ACT_NONE, 0.0, 0.0)
+    y_shape = (x_shape[0], w.shape[0]) + g.out_hw
+    kernel = getattr(_conv, f"conv2d_forward_{route}")
+    fused = route != "depthwise"
+    epilogue = _conv.conv2d_epilogue
+
+    def new_y():
+        return np.empty(y_shape, dtype) if out_buf is None else out_buf
+
+    if fused and residual:
+
+        def step(x, r):
+            y = new_y()
+            kernel(_c(x), w, b, y, *geom, _c(r), code, a0, a1)
+            return y
+
+    elif fused:
+
+        def step(x):
+            y = new_y()
+            kernel(_c(x), w, b, y, *geom, None, code, a0, a1)
+            return y
+
+    else:
+        needs_epilogue = residual or code != ACT_NONE
+
+        def step(x, *r):
+            y = new_y()
+            kernel(_c(x), w, b, y, *geom)
+            if needs_epilogue:
+                epilogue(y, _c(r[0]) if r else None, code, a0, a1, geom[-1])
+            return y
+
+    return step, y_shape
+
+
+class _Plan:
+    """The fused steps for one input signature, with their output buffers."""
+
+    def __init__(self, nodes, n_inputs, outputs, inputs):
+        # 1. run unfused to learn the shapes (and dtypes) of every value
+        vals = list(inputs)
+        vals += [None] * (max((n.out for n in nodes), default=0) + 1 - len(vals))
+        for n in nodes:
+            vals[n.out] = n.run(*[vals[i] for i in n.ins])
+        meta = {
+            i: (np.shape(v), getattr(v, "dtype", None), isinstance(v, np.ndarray))
+            for i, v in enumerate(vals)
+        }
+        del vals
+        uses = {}
+        for n in nodes:
+            for i in n.ins:
+                uses[i] = uses.get(i, 0) + 1
+        for o in outputs:
+            uses[o] = uses.get(o, 0) + 1
+        consumer = {}
+        for n in nodes:
+            for i in n.ins:
+                consumer[i] = n
+        outs = set(outputs)
+
+        def sole(v, kind):
+            n = consumer.get(v)
+            if uses.get(v) == 1 and v not in outs and n is not None and n.kind == kind:
+                return n
+            return None
+
+        # 2. fuse
+        absorbed, claimed = set(), set()
+        position = {n.out: k for k, n in enumerate(nodes)}
+        fused_at = {}  # id(last absorbed node) -> the step for the chain
+        self._buffers = []
+        for n in nodes:
+            if n.kind != "conv":
+                continue
+            x_shape, dtype, _ = meta[n.ins[0]]
+            if len(x_shape) != 4 or 0 in x_shape or dtype not in (np.float32, np.float64):
+                continue
+            last, v, bn, add, act = n, n.out, None, None, None
+            cand = sole(v, "bn")
+            if cand is not None:
+                bn, last, v = cand.attrs["layer"], cand, cand.out
+            cand = sole(v, "add")
+            if cand is not None and id(cand) not in claimed:
+                other = cand.ins[1] if cand.ins[0] == v else cand.ins[0]
+                # the residual must exist when the convolution runs
+                if (
+                    cand.ins[0] != cand.ins[1]
+                    and meta[other] == meta[v]
+                    and position.get(other, -1) < position[n.out]
+                ):
+                    add, last, v = (cand, other), cand, cand.out
+            cand = sole(v, "act")
+            if cand is not None:
+                act, last, v = cand.attrs["code"], cand, cand.out
+            buf = None
+            if v not in outs:
+                buf = np.empty(meta[v][0], dtype)
+                self._buffers.append(buf)
+            step, y_shape = _conv_step(n, x_shape, dtype, bn, act, add is not None, buf)
+            if tuple(y_shape) != tuple(meta[v][0]):  # not expected: keep the unfused nodes
+                continue
+            ins = (n.ins[0],) if add is None else (n.ins[0], add[1])
+            chain = {id(n), id(last)}
+            if bn is not None:
+                chain.add(id(consumer[n.out]))
+            if add is not None:
+                chain.add(id(add[0]))
+            claimed |= chain
+            absorbed |= chain - {id(last)}
+            fused_at[id(last)] = (step, ins, v)
+        steps = []
+        for n in nodes:
+            if id(n) in absorbed:
+                continue
+            if id(n) in fused_at:
+                steps.append(fused_at[id(n)])
+            else:
+                steps.append((n.run, n.ins, n.out))
+        self.steps = steps
+        self.n_values = len(meta)
+        self.n_inputs = n_inputs
+        self.outputs = outputs
+        self._buffer_ids = {id(b) for b in self._buffers}
+
+    def run(self, inputs):
+        vals = [None] * self.n_values
+        vals[: self.n_inputs] = inputs
+        for fn, ins, out in self.steps:
+            vals[out] = fn(*[vals[i] for i in ins])
+        outs = []
+        for o in self.outputs:
+            y = vals[o]
+            if id(y) in self._buffer_ids or id(getattr(y, "base", None)) in self._buffer_ids:
+                y = y.copy()
+            outs.append(y)
+        return outs
+
+
+class InferenceModel(Layer):
+    """An eval-only model made by ``optimize_for_inference``: call it like the original
+    (``model(x)``). It holds a private copy of the original's arrays; it cannot be trained,
+    and it has no parameters of its own to train (``parameters()`` is empty)."""
+
+    def __init__(self, model):
+        super().__init__()
+        if not isinstance(model, Layer):
+            raise TypeError(
+                f"optimize_for_inference: model must be a convext Layer, got {type(model).__name__}"
+            )
+        self._setup(copy.deepcopy(model).eval())
+
+    @classmethod
+    def _from_copy(cls, layer):
+        self = cls.__new__(cls)
+        Layer.__init__(self)
+        self._setup(layer)
+        return self
+
+    def _setup(self, model):
+        model.eval()
+        object.__setattr__(self, "training", False)
+        object.__setattr__(self, "_model", model)  # not a child: no parameters or state
+        n_in = len(model.input_names) if isinstance(model, Graph) else 1
+        lw = _Lowering(n_in)
+        if isinstance(model, Graph):
+            outputs = _lower_graph_into(lw, model, list(range(n_in)))
+        else:
+            outputs = [lw.layer(model, 0)]
+        self._nodes = lw.nodes
+        self._n_inputs = n_in
+        self._outputs = outputs
+        self._tuple_out = isinstance(model, Graph) and len(model.output_names) > 1
+        self._local = threading.local()
+
+    def __deepcopy__(self, memo):
+        return InferenceModel._from_copy(copy.deepcopy(self._model, memo))
+
+    def __getstate__(self):
+        raise TypeError(
+            "an optimized model cannot be pickled or saved: save the original model and "
+            "optimize it again after loading"
+        )
+
+    def __call__(self, *inputs):
+        return self.forward(*inputs)
+
+    def forward(self, *inputs):
+        if len(inputs) != self._n_inputs:
+            raise ValueError(
+                f"optimize_for_inference: the model takes {self._n_inputs} input(s), got "
+                f"{len(inputs)}"
+            )
+        inputs = [np.asarray(x) for x in inputs]
+        if any(x.ndim != 4 or x.size == 0 for x in inputs):
+            # unbatched or empty input: the original layers' own forward (it validates)
+            out = self._model(*inputs)
+            return out
+        key = (tuple((x.shape, x.dtype.str) for x in inputs), get_num_threads())
+        plans = self._local.__dict__.setdefault("plans", {})
+        plan = plans.get(key)
+        if plan is None:
+            if len(plans) >= 8:
+                plans.clear()
+            plan = plans[key] = _Plan(self._nodes, self._n_inputs, self._outputs, inputs)
+        outs = plan.run(inputs)
+        return tuple(outs) if self._tuple_out else outs[0]
+
+    def train(self, mode=True):
+        if mode:
+            raise RuntimeError(
+                "optimize_for_inference: the optimized model is eval-only (BatchNorm is "
+                "folded into the convolutions); train the original model and optimize it again"
+            )
+        return self
+
+    def backward(self, grad_out, needs_input_grad=True):
+        raise RuntimeError(
+            "optimize_for_inference: the optimized model has no backward (it is eval-only); "
+            "train the original model and optimize it again"
+        )
+
+    def save(self, path):
+        self.get_config()  # raises
+
+    def get_config(self):
+        raise TypeError(
+            "an optimized model cannot be saved: save the original model and optimize it "
+            "again after loading"
+        )
+
+    def extra_repr(self):
+        return f"{type(self._model).__name__}, {len(self._nodes)} nodes"
+
+    def __repr__(self):
+        return f"InferenceModel({self.extra_repr()})"
+
+
+def optimize_for_inference(model: Layer) -> InferenceModel:
+    """An eval-only copy of ``model`` (a Layer: Sequential, a composite or zoo model, an
+    imported ONNX Graph...) that computes the same outputs within float32 rounding, faster.
+
+    BatchNorm2D (eval mode) is folded into the preceding Conv2D (in float64, then cast to the
+    model's dtype); the bias, a residual add and the activation (ReLU, ReLU6, LeakyReLU,
+    Hardtanh, ELU, Sigmoid, Tanh, SiLU, Hardswish, Hardsigmoid, GELU) are applied in the
+    convolution kernel's epilogue, on each output tile while it is in cache; weights are
+    converted once; intermediate buffers are reused between calls (per Python thread, so
+    concurrent calls are safe); a call is one loop over prebound kernel calls. The first call
+    with a new input shape plans (it runs the model once unfused). The returned model keeps its
+    own copy of the weights: changing ``model`` afterwards does not change it.
+
+    The optimized model cannot be trained: ``train()``, ``backward`` and ``fit`` raise a
+    RuntimeError; nor saved (``save``/pickling raise TypeError): save the original.
+    """
+    return InferenceModel(model)

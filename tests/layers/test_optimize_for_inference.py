@@ -1,0 +1,408 @@
+"""convext.optimize_for_inference and the convolution epilogue it relies on.
+
+Oracles: the naive float64 convolution of tests/reference.py with activations written here in
+float64 NumPy (the epilogue kernel); the original model in eval mode (the optimized model), in
+float64 (rtol 1e-10) and in float32 against the float64 model (the optimized error no larger
+than the original's, up to a small margin: folding BatchNorm rounds differently)."""
+
+import threading
+
+import numpy as np
+import pytest
+
+import convext
+import reference as ref
+from convext import models
+from convext._kernels import _conv
+from convext.inference import (
+    ACT_ELU,
+    ACT_GELU,
+    ACT_GELU_TANH,
+    ACT_HARDSIGMOID,
+    ACT_HARDSWISH,
+    ACT_HARDTANH,
+    ACT_LEAKY,
+    ACT_NONE,
+    ACT_RELU,
+    ACT_RELU6,
+    ACT_SIGMOID,
+    ACT_SILU,
+    ACT_TANH,
+)
+from convext.layers import (
+    ELU,
+    GELU,
+    BatchNorm2D,
+    Concat,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GraphBuilder,
+    Hardsigmoid,
+    Hardswish,
+    Hardtanh,
+    Identity,
+    Layer,
+    LeakyReLU,
+    MaxPool2D,
+    ReLU,
+    ReLU6,
+    Residual,
+    Sequential,
+    Sigmoid,
+    SiLU,
+    Tanh,
+)
+from convext.layers.graph import Add
+
+# --- the epilogue kernel against a naive oracle ------------------------------------------------
+
+
+def _erf(v):
+    import math
+
+    return np.vectorize(math.erf)(v)
+
+
+# (code, a0, a1, float64 oracle)
+ACTS = [
+    (ACT_NONE, 0, 0, lambda v: v),
+    (ACT_RELU, 0, 0, lambda v: np.where(v < 0, 0, v)),
+    (ACT_RELU6, 0, 0, lambda v: np.clip(v, 0, 6)),
+    (ACT_LEAKY, 0.1, 0, lambda v: np.where(v < 0, 0.1 * v, v)),
+    (ACT_HARDTANH, -0.5, 0.7, lambda v: np.clip(v, -0.5, 0.7)),
+    (ACT_ELU, 1.3, 0, lambda v: np.where(v > 0, v, 1.3 * np.expm1(np.minimum(v, 0)))),
+    (ACT_SIGMOID, 0, 0, lambda v: 1 / (1 + np.exp(-v))),
+    (ACT_TANH, 0, 0, np.tanh),
+    (ACT_SILU, 0, 0, lambda v: v / (1 + np.exp(-v))),
+    (ACT_HARDSWISH, 0, 0, lambda v: v * np.clip(v + 3, 0, 6) / 6),
+    (ACT_HARDSIGMOID, 0, 0, lambda v: np.clip(v + 3, 0, 6) / 6),
+    (ACT_GELU, 0, 0, lambda v: 0.5 * v * (1 + _erf(v / np.sqrt(2)))),
+    (
+        ACT_GELU_TANH,
+        0,
+        0,
+        lambda v: 0.5 * v * (1 + np.tanh(np.sqrt(2 / np.pi) * (v + 0.044715 * v**3))),
+    ),
+]
+
+# (N, C, H, F, k, stride, pad, route): small planes (several images per GEMM), batch 1 (filter
+# blocks), the direct route, and a plane large enough for several pixel tiles
+GEOMS = [
+    (5, 16, 5, 24, 3, 1, 1, "gemm"),
+    (1, 8, 9, 40, 3, 2, 1, "gemm"),
+    (2, 6, 24, 20, 1, 1, 0, "gemm"),
+    (3, 4, 10, 12, 3, 1, 1, "direct"),
+]
+
+
+def _tol(dtype, scale):
+    return (1e-10 if dtype == np.float64 else 1e-5) * max(1.0, scale)
+
+
+def _run_kernel(route, x, w, b, s, p, residual, code, a0, a1, n_threads):
+    OH = (x.shape[2] + 2 * p - w.shape[2]) // s + 1
+    y = np.full((x.shape[0], w.shape[0], OH, OH), np.nan, x.dtype)
+    kernel = getattr(_conv, f"conv2d_forward_{route}")
+    kernel(x, w, b, y, s, s, p, p, 1, 1, 1, n_threads, residual, code, a0, a1)
+    return y
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geom", GEOMS)
+@pytest.mark.parametrize("with_residual", [False, True])
+def test_epilogue_matches_naive_oracle(dtype, geom, with_residual):
+    N, C, H, F, k, s, p, route = geom
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((N, C, H, H)).astype(dtype)
+    w = (rng.standard_normal((F, C, k, k)) / np.sqrt(C * k * k)).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype)
+    conv = ref.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), s, p)
+    r = rng.standard_normal(conv.shape).astype(dtype) if with_residual else None
+    pre = conv + (0 if r is None else r.astype(np.float64))
+    for code, a0, a1, oracle in ACTS:
+        want = oracle(pre)
+        got = _run_kernel(route, x, w, b, s, p, r, code, a0, a1, 2)
+        assert got.dtype == dtype
+        err = np.abs(got - want).max()
+        assert err <= _tol(dtype, np.abs(want).max()), (code, err)
+        # and the same bits on one thread
+        one = _run_kernel(route, x, w, b, s, p, r, code, a0, a1, 1)
+        np.testing.assert_array_equal(got, one)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_standalone_epilogue_matches_oracle_and_keeps_nan(dtype):
+    rng = np.random.default_rng(2)
+    y0 = (rng.standard_normal((2, 3, 5, 7)) * 4).astype(dtype)
+    y0[0, 0, 0, :3] = np.nan
+    r = rng.standard_normal(y0.shape).astype(dtype)
+    for code, a0, a1, oracle in ACTS:
+        for res in (None, r):
+            y = y0.copy()
+            _conv.conv2d_epilogue(y, res, code, a0, a1, 2)
+            want = oracle(y0.astype(np.float64) + (0 if res is None else res))
+            np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
+            ok = ~np.isnan(want)
+            assert np.abs(y[ok] - want[ok]).max() <= _tol(dtype, np.abs(want[ok]).max())
+
+
+def test_gemm_route_is_batch_and_thread_independent():
+    """Images side by side in the GEMM's columns (small planes) and filter blocks (batch 1)
+    leave every output bitwise as computed one image at a time on one thread."""
+    rng = np.random.default_rng(3)
+    for C, H, F, k, p in [(64, 7, 64, 3, 1), (96, 7, 160, 1, 0), (32, 4, 48, 3, 1)]:
+        x = rng.standard_normal((9, C, H, H)).astype(np.float32)
+        w = (rng.standard_normal((F, C, k, k)) / np.sqrt(C * k * k)).astype(np.float32)
+        b = rng.standard_normal(F).astype(np.float32)
+        whole = _run_kernel("gemm", x, w, b, 1, p, None, ACT_RELU, 0, 0, 2)
+        for n in range(x.shape[0]):
+            one = _run_kernel("gemm", x[n : n + 1], w, b, 1, p, None, ACT_RELU, 0, 0, 1)
+            np.testing.assert_array_equal(whole[n : n + 1], one)
+        np.testing.assert_array_equal(
+            whole, _run_kernel("gemm", x, w, b, 1, p, None, ACT_RELU, 0, 0, 1)
+        )
+
+
+# --- the optimized model ----------------------------------------------------------------------
+
+
+def _randomize(model, seed=0):
+    """BatchNorm statistics and affine parameters away from their defaults (a fold that does
+    nothing would prove nothing)."""
+    rng = np.random.default_rng(seed)
+    for _, layer in model.named_layers():
+        if isinstance(layer, BatchNorm2D):
+            C = layer.num_features
+            layer._buffers["running_mean"][:] = rng.standard_normal(C) * 0.2
+            layer._buffers["running_var"][:] = rng.uniform(0.5, 2.0, C)
+            if layer.affine:
+                layer._params["weight"][:] = rng.uniform(0.5, 1.5, C)
+                layer._params["bias"][:] = rng.standard_normal(C) * 0.2
+    return model.eval()
+
+
+def _check_close(make, x):
+    """The optimized model against the original (``make(dtype)`` builds it): float64 within
+    1e-10; float32 not worse against the float64 model than the original float32 model is
+    (plus a small margin). Both dtypes hold the same (randomised) numbers."""
+    m64 = _randomize(make(np.float64))
+    m32 = make(np.float32).eval()
+    m32.load_state_dict(m64.state_dict())
+    want64 = m64(x.astype(np.float64))
+    got64 = convext.optimize_for_inference(m64)(x.astype(np.float64))
+    scale = max(1.0, float(np.abs(want64).max()))
+    assert got64.dtype == np.float64
+    assert np.abs(got64 - want64).max() <= 1e-10 * scale
+    plain32 = m32(x.astype(np.float32))
+    opt = convext.optimize_for_inference(m32)
+    got32 = opt(x.astype(np.float32))
+    assert got32.dtype == np.float32 and got32.shape == want64.shape
+    err_plain = np.abs(plain32 - want64).max()
+    err_opt = np.abs(got32 - want64).max()
+    assert err_opt <= 2 * err_plain + 1e-6 * scale, (err_opt, err_plain)
+    return opt, got32
+
+
+ZOO = [
+    ("resnet18", dict(num_classes=10), (3, 32, 32)),
+    ("resnet34", dict(num_classes=10), (3, 32, 32)),
+    ("resnet50", dict(num_classes=10), (3, 32, 32)),
+    ("mobilenet_v2", dict(num_classes=10), (3, 32, 32)),
+    ("vgg11", dict(num_classes=10), (3, 32, 32)),
+    ("lenet5", dict(), (1, 28, 28)),
+    ("unet", dict(), (3, 32, 32)),
+]
+
+
+@pytest.mark.parametrize("name,kw,shape", ZOO, ids=[z[0] for z in ZOO])
+def test_zoo_models_match_the_original(name, kw, shape):
+    rng = np.random.default_rng(4)
+    x8 = rng.standard_normal((8,) + shape)
+    opt, got8 = _check_close(lambda dt: getattr(models, name)(rng=0, dtype=dt, **kw), x8)
+    # batch 1 gives the same bits as the same image in a batch of 8
+    x32 = x8.astype(np.float32)
+    np.testing.assert_array_equal(opt(x32[3:4]), got8[3:4])
+    # and the thread count changes nothing
+    before = convext.get_num_threads()
+    try:
+        convext.set_num_threads(1)
+        one = opt(x32)
+    finally:
+        convext.set_num_threads(before)
+    np.testing.assert_array_equal(one, got8)
+
+
+def test_batchnorm_and_activations_are_fused_into_the_convolutions():
+    model = _randomize(models.resnet18(num_classes=10, rng=0))
+    opt = convext.optimize_for_inference(model)
+    opt(np.zeros((1, 3, 32, 32), np.float32))
+    (plan,) = opt._local.plans.values()
+    kinds = [type(fn).__name__ for fn, _, _ in plan.steps]
+    # conv1+bn1+relu, maxpool, 8 blocks of 2 (3 with a downsample), pool, flatten, fc
+    assert "BatchNorm2D" not in kinds and "ReLU" not in kinds
+    assert len(plan.steps) == 1 + 1 + 8 * 2 + 3 + 3
+
+
+ACT_LAYERS = [
+    ReLU,
+    ReLU6,
+    lambda: LeakyReLU(0.2),
+    lambda: Hardtanh(-1.5, 2.0),
+    lambda: ELU(0.7),
+    Sigmoid,
+    Tanh,
+    SiLU,
+    Hardswish,
+    Hardsigmoid,
+    GELU,
+    lambda: GELU("tanh"),
+]
+
+
+@pytest.mark.parametrize("act", ACT_LAYERS)
+def test_every_activation_after_conv_bn(act):
+    def make(dt):
+        return Sequential(
+            Conv2D(4, 6, 3, padding=1, dtype=dt, rng=1), BatchNorm2D(6, dtype=dt), act(),
+            MaxPool2D(2),
+        )  # fmt: skip
+
+    _check_close(make, np.random.default_rng(5).standard_normal((3, 4, 8, 8)) * 2)
+
+
+class _Custom(Layer):
+    """A composite with attribute children and its own forward."""
+
+    def __init__(self, dt):
+        super().__init__()
+        self.stem = Sequential(
+            Conv2D(3, 8, 3, padding=1, dtype=dt, rng=2), BatchNorm2D(8, dtype=dt), ReLU()
+        )
+        self.a = Sequential(Conv2D(8, 8, 1, dtype=dt, rng=3), BatchNorm2D(8, dtype=dt))
+        self.b = Conv2D(8, 8, 3, padding=1, groups=8, dtype=dt, rng=4)
+        self.head = Sequential(Flatten(), Dense(8 * 6 * 6, 5, dtype=dt, rng=5))
+
+    def forward(self, x):
+        h = self.stem(x)
+        return self.head(np.maximum(self.a(h), self.b(h)))
+
+
+def _composite(dt):
+    def cbn(cin, cout, k, groups=1, bias=True, seed=0):
+        return [
+            Conv2D(cin, cout, k, padding=k // 2, groups=groups, bias=bias, dtype=dt, rng=seed),
+            BatchNorm2D(cout, dtype=dt),
+        ]
+
+    block = Residual(
+        Sequential(*cbn(8, 8, 3, bias=False, seed=7), ReLU6(), *cbn(8, 16, 3, seed=8)),
+        Sequential(*cbn(8, 16, 1, bias=False, seed=9)),
+    )
+    return Sequential(
+        *cbn(3, 8, 3, seed=10),
+        ReLU(),
+        block,
+        ReLU(),
+        Residual(Sequential(*cbn(16, 16, 3, groups=16, seed=11))),
+        Concat(Sequential(Conv2D(16, 4, 1, dtype=dt, rng=12), SiLU()), Identity(), Dropout(0.5)),
+        BatchNorm2D(36, dtype=dt),
+        Tanh(),
+    )
+
+
+def test_composite_models():
+    rng = np.random.default_rng(6)
+    _check_close(_composite, rng.standard_normal((2, 3, 9, 9)))
+    _check_close(_Custom, rng.standard_normal((2, 3, 6, 6)))
+
+
+def _graph(dt=np.float32):
+    g = GraphBuilder()
+    x = g.input("x")
+    y = g.add_node("conv1", Conv2D(4, 8, 3, padding=1, bias=False, dtype=dt, rng=13), x)
+    y = g.add_node("bn1", BatchNorm2D(8, dtype=dt), y)
+    y = g.add_node("relu1", ReLU(), y)
+    y = g.add_node("conv2", Conv2D(8, 8, 3, padding=1, bias=False, dtype=dt, rng=14), y)
+    y = g.add_node("bn2", BatchNorm2D(8, dtype=dt), y)
+    s = g.add_node("down", Conv2D(4, 8, 1, dtype=dt, rng=15), x)  # after the main branch
+    y = g.add_node("add", Add(), y, s)
+    g.output(g.add_node("relu2", ReLU(), y))
+    return g.build()
+
+
+def test_graph():
+    _check_close(_graph, np.random.default_rng(8).standard_normal((3, 4, 7, 7)))
+    model = _randomize(_graph())
+    opt = convext.optimize_for_inference(model)
+    opt(np.zeros((1, 4, 7, 7), np.float32))
+    (plan,) = opt._local.plans.values()
+    assert len(plan.steps) == 3  # conv1+bn1+relu1, down, conv2+bn2+add+relu2
+
+
+def test_refuses_training_and_saving(tmp_path):
+    model = _randomize(models.lenet5(rng=0))
+    opt = convext.optimize_for_inference(model)
+    x = np.zeros((4, 1, 28, 28), np.float32)
+    opt(x)
+    with pytest.raises(RuntimeError, match="eval-only"):
+        opt.train()
+    with pytest.raises(RuntimeError, match="no backward"):
+        opt.backward(np.zeros((4, 10), np.float32))
+    with pytest.raises(RuntimeError, match="eval-only"):
+        convext.fit(opt, x, np.zeros(4, np.int64), epochs=1, verbose=0)
+    with pytest.raises(TypeError, match="cannot be saved"):
+        opt.save(tmp_path / "m.npz")
+    assert not (tmp_path / "m.npz").exists()
+    assert opt.parameters() == {}
+    with pytest.raises(TypeError, match="model must be a convext Layer"):
+        convext.optimize_for_inference("resnet18")
+
+
+def test_independent_copy_buffers_and_inputs():
+    model = _randomize(Sequential(Conv2D(3, 4, 3, rng=16), BatchNorm2D(4), ReLU(), Identity()))
+    opt = convext.optimize_for_inference(model)
+    rng = np.random.default_rng(9)
+    x1, x2 = rng.standard_normal((2, 2, 3, 6, 6)).astype(np.float32)
+    y1 = opt(x1)
+    keep = y1.copy()
+    y2 = opt(x2)
+    np.testing.assert_array_equal(y1, keep)  # a returned array is never a reused buffer
+    assert not np.shares_memory(y1, y2)
+    model[0].weight[...] = 0  # the original changes: the optimized copy does not
+    np.testing.assert_array_equal(opt(x1), keep)
+    # unbatched, non-contiguous and float64 inputs: as the original model
+    model[0].weight[...] = 1
+    opt = convext.optimize_for_inference(model)
+    plain = Sequential(Conv2D(3, 4, 3, rng=17), ReLU()).eval()
+    np.testing.assert_array_equal(convext.optimize_for_inference(plain)(x1[0]), plain(x1[0]))
+    with pytest.raises(ValueError, match="BatchNorm2D"):  # as the original: BatchNorm is 4-D
+        opt(x1[0])
+    xt = np.asfortranarray(x1)
+    np.testing.assert_allclose(opt(xt), model(x1), rtol=1e-5, atol=1e-5)
+    with pytest.raises(TypeError):
+        opt(x1.astype(np.float64))
+    with pytest.raises(ValueError):
+        opt(np.zeros((1, 5, 6, 6), np.float32))
+
+
+def test_concurrent_calls_match_serial():
+    model = _randomize(models.mobilenet_v2(num_classes=10, width_mult=0.5, rng=0))
+    opt = convext.optimize_for_inference(model)
+    rng = np.random.default_rng(10)
+    xs = [rng.standard_normal((2, 3, 32, 32)).astype(np.float32) for _ in range(4)]
+    want = [opt(x) for x in xs]
+    got = [None] * len(xs)
+
+    def work(i):
+        for _ in range(5):
+            got[i] = opt(xs[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(xs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
