@@ -5,6 +5,8 @@
 #    initializedcheck on, -O0 -g) and run the whole test suite against it.
 # 2. Build it with CONVEXT_ASAN=1 (-fsanitize=address) and run the whole suite again with
 #    libasan preloaded into the interpreter; any "ERROR: AddressSanitizer" report fails the step.
+# 3. On that build, tests/kernels and tests/functional at every other instruction-set level this
+#    machine runs (CONVEXT_ISA), so the AVX2 and generic kernels are checked too.
 #
 # Each build happens in its own temporary copy of the source tree (tracked and untracked files,
 # no build products), so the checkout's own in-place build is never touched. The current python
@@ -105,3 +107,27 @@ if (( status != 0 )); then
   exit "$status"
 fi
 echo "== AddressSanitizer: 0 reports"
+
+# The other instruction-set levels (the suite above ran the default: the best this CPU runs):
+# tests/kernels and tests/functional under AddressSanitizer at each, on the same ASan build.
+asan_env=(PYTHONPATH="$work/asan/src" LD_PRELOAD="$libasan"
+          ASAN_OPTIONS="detect_leaks=0:log_path=$work/asan-reports/asan")
+read -r active levels <<<"$(cd "$work/asan" && env "${asan_env[@]}" "$python" -c \
+  "from convext._kernels import _isa; print(_isa.active(), ' '.join(_isa.available()))")"
+for isa in $levels; do
+  [[ $isa == "$active" ]] && continue
+  echo "== AddressSanitizer, CONVEXT_ISA=$isa: tests/kernels tests/functional"
+  (cd "$work/asan" && env "${asan_env[@]}" CONVEXT_ISA="$isa" "$python" -m pytest -q \
+     -p no:cacheprovider tests/kernels tests/functional 2>&1) | tee "$work/asan-$isa.log" | tail -n 3
+  status=${PIPESTATUS[0]}
+  if grep -q "ERROR: AddressSanitizer" "$work/asan-$isa.log" "$work"/asan-reports/* 2>/dev/null; then
+    grep -h -A 40 "ERROR: AddressSanitizer" "$work/asan-$isa.log" "$work"/asan-reports/* | head -n 80
+    echo "sanitizer_check: AddressSanitizer reported errors at CONVEXT_ISA=$isa" >&2
+    exit 1
+  fi
+  if (( status != 0 )); then
+    echo "sanitizer_check: the tests failed under AddressSanitizer at CONVEXT_ISA=$isa" >&2
+    exit "$status"
+  fi
+done
+echo "== AddressSanitizer at every ISA level: 0 reports"

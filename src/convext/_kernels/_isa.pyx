@@ -87,8 +87,8 @@ def _choose():
         )
     if value not in ok:
         i = names.index(value)
-        why = "this build has no kernels for it" if cvx_isa_compiled(i) == NULL else \
-            "this CPU does not support it"
+        why = "this CPU does not support it" if not cvx_isa_cpu_supports(i) else \
+            "this build has no kernels for it"
         raise ValueError(
             f"CONVEXT_ISA={value!r} cannot be used: {why}. "
             f"This CPU and build run: {', '.join(ok)} (unset CONVEXT_ISA for the best of them)"
