@@ -51,9 +51,15 @@ step "sdist"
 SDIST=$(ls "$WORK"/sdist/convext-*.tar.gz)
 echo "sdist: $(basename "$SDIST") ($(du -k "$SDIST" | cut -f1) kB)"
 tar -tzf "$SDIST" > "$WORK/sdist.txt"
-if grep -E '\.(c|o|so|pyd|pyc)$|__pycache__' "$WORK/sdist.txt"; then
+# build products: objects, libraries, bytecode and Cython's generated C; the C files of the
+# instruction-set layer (_kernels/isa/*.c) are sources and must be there
+if grep -v '/src/convext/_kernels/isa/[a-z0-9_]*\.c$' "$WORK/sdist.txt" \
+    | grep -E '\.(c|o|so|pyd|pyc)$|__pycache__'; then
     die "the sdist contains build products (above)"
 fi
+for f in cvx_isa.c isa_generic.c isa_avx2.c isa_avx512.c isa_neon.c kernels.inc cvx_isa.h; do
+    grep -q "/src/convext/_kernels/isa/$f\$" "$WORK/sdist.txt" || die "no isa/$f in the sdist"
+done
 grep -q '/src/convext/_kernels/_conv\.pyx$' "$WORK/sdist.txt" || die "no .pyx in the sdist"
 
 step "wheel built from the sdist (isolated build environment)"
