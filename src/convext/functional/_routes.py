@@ -25,10 +25,11 @@ PASS_ROUTES = {
     "grad_weight": ("gemm", "direct", "depthwise"),
 }
 
-# Depthwise route (one input channel and one filter per group): its per-thread scratch, a
-# zero-padded plane (Hp + OH) * Wp, may be at most DW_SLACK * (H*W + OH*OW) + DW_MIN_SCRATCH
-# elements; a stride, padding or dilation far beyond the image sends it to the GEMM route,
-# whose scratch depends only on the weight. A memory bound, not a measured speed.
+# Depthwise route (one input channel and one filter per group): its per-thread scratch (about a
+# zero-padded plane and an output plane, depthwise_scratch) may be at most
+# DW_SLACK * (H*W + OH*OW) + DW_MIN_SCRATCH elements; a stride, padding or dilation far beyond
+# the image sends it to the GEMM route, whose scratch depends only on the weight. A memory bound,
+# not a measured speed.
 DW_SLACK = 4
 DW_MIN_SCRATCH = 65536
 
@@ -76,12 +77,23 @@ def _is_depthwise(s):
 
 
 def depthwise_scratch(s):
-    """Elements of the depthwise route's padded plane per thread, (Hp + OH) * Wp."""
+    """Elements of the depthwise route's scratch per thread: the largest over its three passes
+    of the polyphase padded plane and the grids beside it (the formulas are above the depthwise
+    kernels in ``_conv.pyx``, ``_dw_scratch_elems``)."""
     g = s.window
     (OH, OW), (kh, kw), (sh, sw), (dil_h, dil_w) = g.out_hw, g.kernel, g.stride, g.dilation
     hp = (OH - 1) * sh + dil_h * (kh - 1) + 1
     wp = (OW - 1) * sw + dil_w * (kw - 1) + 1
-    return (hp + OH) * wp
+    hq, wq = -(-hp // sh), -(-wp // sw)
+    di, dj = dil_h * (kh - 1) // sh, dil_w * (kw - 1) // sw
+    wg = wq + dj
+    # the sub-planes: the distinct row phases times the distinct column phases of the taps
+    nsub = len({i * dil_h % sh for i in range(kh)}) * len({j * dil_w % sw for j in range(kw)})
+    slack, kk = 16, kh * kw
+    forward = nsub * hq * wq + OH * wq + 2 * slack
+    grad_input = max(nsub * (hq * wg + slack) + (hq + di) * wg + slack + kk, hp * wp)
+    grad_weight = forward + 16 * kk
+    return max(forward, grad_input, grad_weight)
 
 
 def direct_unfolded(s):
