@@ -11,7 +11,7 @@
  *
  * The per-instruction-set part is the list of instantiations below (one target attribute per
  * instruction set, chosen at run time with cvx_gemm_level() as _gemm.h does): the kernels
- * themselves are written once, in _depthwise.inc. */
+ * themselves are written once, in _depthwise_kernels.h. */
 #ifndef CVX_DEPTHWISE_H
 #define CVX_DEPTHWISE_H
 
@@ -28,12 +28,12 @@
 #define CVX_DW_ATTR CVX_MAYBE_UNUSED CVX_DW_NOCALLS
 #define CVX_DW_T float
 #define CVX_DW_FN(name) CVX_DW_NAME(name, float, generic)
-#include "_depthwise.inc"
+#include "_depthwise_kernels.h"
 #undef CVX_DW_T
 #undef CVX_DW_FN
 #define CVX_DW_T double
 #define CVX_DW_FN(name) CVX_DW_NAME(name, double, generic)
-#include "_depthwise.inc"
+#include "_depthwise_kernels.h"
 #undef CVX_DW_T
 #undef CVX_DW_FN
 #undef CVX_DW_ATTR
@@ -42,12 +42,12 @@
 #define CVX_DW_ATTR CVX_MAYBE_UNUSED CVX_DW_NOCALLS CVX_ATTR_AVX512_DRV
 #define CVX_DW_T float
 #define CVX_DW_FN(name) CVX_DW_NAME(name, float, avx512)
-#include "_depthwise.inc"
+#include "_depthwise_kernels.h"
 #undef CVX_DW_T
 #undef CVX_DW_FN
 #define CVX_DW_T double
 #define CVX_DW_FN(name) CVX_DW_NAME(name, double, avx512)
-#include "_depthwise.inc"
+#include "_depthwise_kernels.h"
 #undef CVX_DW_T
 #undef CVX_DW_FN
 #undef CVX_DW_ATTR
@@ -55,12 +55,12 @@
 #define CVX_DW_ATTR CVX_MAYBE_UNUSED CVX_DW_NOCALLS CVX_ATTR_AVX2_DRV
 #define CVX_DW_T float
 #define CVX_DW_FN(name) CVX_DW_NAME(name, float, avx2)
-#include "_depthwise.inc"
+#include "_depthwise_kernels.h"
 #undef CVX_DW_T
 #undef CVX_DW_FN
 #define CVX_DW_T double
 #define CVX_DW_FN(name) CVX_DW_NAME(name, double, avx2)
-#include "_depthwise.inc"
+#include "_depthwise_kernels.h"
 #undef CVX_DW_T
 #undef CVX_DW_FN
 #undef CVX_DW_ATTR
