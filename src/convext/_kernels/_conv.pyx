@@ -29,11 +29,10 @@ Work items write disjoint parts of y and every output element is one complete do
 the result is the same for every thread count. A 1x1 kernel with stride 1 and no padding needs
 no unfolding: the image itself is the cols matrix.
 
-Depthwise route (C/G == 1 and F/G == 1, no channel multiplier; chosen whenever it accepts).
-There the GEMM would be a single row (M = 1), so loops over the kernel taps work on zero-padded
-copies of the planes instead (details above the kernels). With several filters per input
-channel, as in a first layer on a grey image, the GEMM route measured faster than such loops
-(docs/benchmarks.md, "Figures measured once"), so it takes those.
+Depthwise route (C/G == 1, any number m = F/G of filters per input channel). There the GEMM
+would be m rows, so loops over the kernel taps work on zero-padded polyphase copies of the
+planes instead (details above the kernels). Python chooses it with m == 1, and for the input
+gradient up to a measured multiplier (functional/_routes.py).
 
 Direct route (forward and grad_weight; grad_input has none). Chosen when it is not depthwise,
 Cg, Fg and the row-unfolded image U below stay within limits measured per pass (forward:

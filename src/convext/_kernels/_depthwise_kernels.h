@@ -252,6 +252,32 @@ CVX_DW_ATTR static void CVX_DW_FN(cvx_dw_poly)(const CVX_DW_T *CVX_RESTRICT src,
     cols = Wp - pw < W ? (Wp - pw > 0 ? Wp - pw : 0) : W;
     for (ia = 0; ia < na; ia++) {
         a = pa[ia];
+        if (sw == 2 && nb == 2) {
+            /* both column phases in one pass over each row (a de-interleave) */
+            CVX_DW_T *e0 = dst + (ia * nb + (pb[0] == 0 ? 0 : 1)) * Hq * Wq;
+            CVX_DW_T *o0 = dst + (ia * nb + (pb[0] == 0 ? 1 : 0)) * Hq * Wq;
+            cvx_index ve0 = (pw + 1) / 2, ve1 = (cols + pw + 1) / 2; /* c = 2v - pw */
+            cvx_index vo0 = pw / 2, vo1 = (cols + pw) / 2;           /* c = 2v + 1 - pw */
+            cvx_index lo = ve0 > vo0 ? ve0 : vo0, hi = ve1 < vo1 ? ve1 : vo1;
+            for (u = a >= ph ? 0 : (ph - a + sh - 1) / sh; (r = u * sh + a - ph) < rows; u++) {
+                const CVX_DW_T *s = src + r * W;
+                CVX_DW_T *e = e0 + u * Wq, *o = o0 + u * Wq;
+                if (lo >= hi) {
+                    for (v = ve0; v < ve1; v++) e[v] = s[2 * v - pw];
+                    for (v = vo0; v < vo1; v++) o[v] = s[2 * v + 1 - pw];
+                    continue;
+                }
+                for (v = ve0; v < lo; v++) e[v] = s[2 * v - pw];
+                for (v = vo0; v < lo; v++) o[v] = s[2 * v + 1 - pw];
+                for (v = lo; v < hi; v++) {
+                    e[v] = s[2 * v - pw];
+                    o[v] = s[2 * v + 1 - pw];
+                }
+                for (v = hi; v < ve1; v++) e[v] = s[2 * v - pw];
+                for (v = hi; v < vo1; v++) o[v] = s[2 * v + 1 - pw];
+            }
+            continue;
+        }
         for (ib = 0; ib < nb; ib++) {
             /* input columns c = v*sw + b - pw with 0 <= c < cols */
             b = pb[ib];
@@ -288,6 +314,32 @@ CVX_DW_ATTR static void CVX_DW_FN(cvx_dw_unpoly)(const CVX_DW_T *CVX_RESTRICT sr
     for (q = 0; q < H * W; q++) dst[q] = 0;
     for (ia = 0; ia < na; ia++) {
         a = pa[ia];
+        if (sw == 2 && nb == 2) {
+            /* both column phases in one pass over each row (an interleave) */
+            const CVX_DW_T *e0 = src + (ia * nb + (pb[0] == 0 ? 0 : 1)) * sp;
+            const CVX_DW_T *o0 = src + (ia * nb + (pb[0] == 0 ? 1 : 0)) * sp;
+            cvx_index ve0 = (pw + 1) / 2, ve1 = (cols + pw + 1) / 2; /* c = 2v - pw */
+            cvx_index vo0 = pw / 2, vo1 = (cols + pw) / 2;           /* c = 2v + 1 - pw */
+            cvx_index lo = ve0 > vo0 ? ve0 : vo0, hi = ve1 < vo1 ? ve1 : vo1;
+            for (u = a >= ph ? 0 : (ph - a + sh - 1) / sh; (r = u * sh + a - ph) < rows; u++) {
+                CVX_DW_T *d = dst + r * W;
+                const CVX_DW_T *e = e0 + u * ld, *o = o0 + u * ld;
+                if (lo >= hi) {
+                    for (v = ve0; v < ve1; v++) d[2 * v - pw] = e[v];
+                    for (v = vo0; v < vo1; v++) d[2 * v + 1 - pw] = o[v];
+                    continue;
+                }
+                for (v = ve0; v < lo; v++) d[2 * v - pw] = e[v];
+                for (v = vo0; v < lo; v++) d[2 * v + 1 - pw] = o[v];
+                for (v = lo; v < hi; v++) {
+                    d[2 * v - pw] = e[v];
+                    d[2 * v + 1 - pw] = o[v];
+                }
+                for (v = hi; v < ve1; v++) d[2 * v - pw] = e[v];
+                for (v = hi; v < vo1; v++) d[2 * v + 1 - pw] = o[v];
+            }
+            continue;
+        }
         for (ib = 0; ib < nb; ib++) {
             b = pb[ib];
             v0 = pw > b ? (pw - b + sw - 1) / sw : 0;
