@@ -492,11 +492,11 @@ cdef inline void _place(const floating *src, idx_t rows, idx_t cols, idx_t drows
 
 
 cdef void _fwd_depthwise(const floating *x, const floating *w, const floating *b, floating *y,
-                         const geom_t *g, const dw_t *dp, floating *scratch, idx_t ld_s, size_t *ptrs,
-                         const idx_t *off, int nt) noexcept nogil:
+                         const geom_t *g, const dw_t *dp, floating *scratch, idx_t ld_s,
+                         size_t *ptrs, const idx_t *off, int nt) noexcept nogil:
     cdef dw_t d = dp[0]
     cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, L = (g.OH - 1) * d.Wq + g.OW
-    cdef idx_t it, n, c, k, f, t, oh
+    cdef idx_t it, n, c, k, f, t
     cdef floating *xs
     cdef floating *z
     cdef floating *yp
@@ -559,8 +559,8 @@ cdef void _gx_depthwise_exact(const floating *gy, const floating *w, floating *g
             gx[r * g.W + q] = dxp[(r + g.ph) * d.Wp + g.pw + q]
 
 
-cdef void _gx_depthwise(const floating *gy, const floating *w, floating *gx, const geom_t *g, const dw_t *dp,
-                        floating *scratch, idx_t ld_s, size_t *ptrs, const idx_t *off,
+cdef void _gx_depthwise(const floating *gy, const floating *w, floating *gx, const geom_t *g,
+                        const dw_t *dp, floating *scratch, idx_t ld_s, size_t *ptrs, const idx_t *off,
                         int nt) noexcept nogil:
     cdef dw_t d = dp[0]
     cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, L = _round16((d.Hq - 1) * d.Wg + d.Wq)
@@ -609,8 +609,8 @@ cdef void _gx_depthwise(const floating *gy, const floating *w, floating *gx, con
                                      gx + it * HW)
 
 
-cdef void _gw_depthwise(const floating *gy, const floating *x, floating *gw, const geom_t *g, const dw_t *dp,
-                        floating *scratch, idx_t ld_s, size_t *ptrs, const idx_t *off,
+cdef void _gw_depthwise(const floating *gy, const floating *x, floating *gw, const geom_t *g,
+                        const dw_t *dp, floating *scratch, idx_t ld_s, size_t *ptrs, const idx_t *off,
                         int nt) noexcept nogil:
     cdef dw_t d = dp[0]
     cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, L = (g.OH - 1) * d.Wq + g.OW

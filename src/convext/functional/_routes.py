@@ -137,8 +137,8 @@ def accepts(route, pass_, s):
 def choose_route(pass_, s):
     """The route that computes ``pass_`` ("forward", "grad_input" or "grad_weight") for this
     geometry: depthwise when it accepts it with one filter per group (with a channel multiplier
-    of at most DW_MAX_MULTIPLIER, for the input gradient only); else direct within its measured limits (never for
-    the input gradient, nor for a depthwise geometry); else GEMM."""
+    of at most DW_MAX_MULTIPLIER, for the input gradient only); else direct within its measured
+    limits (never for the input gradient, nor for a depthwise geometry); else GEMM."""
     if accepts("depthwise", pass_, s) and (
         _is_depthwise(s) or (pass_ == "grad_input" and s.filters_per_group <= DW_MAX_MULTIPLIER)
     ):
