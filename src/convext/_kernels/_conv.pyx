@@ -560,8 +560,8 @@ cdef void _gx_depthwise_exact(const floating *gy, const floating *w, floating *g
 
 
 cdef void _gx_depthwise(const floating *gy, const floating *w, floating *gx, const geom_t *g,
-                        const dw_t *dp, floating *scratch, idx_t ld_s, size_t *ptrs, const idx_t *off,
-                        int nt) noexcept nogil:
+                        const dw_t *dp, floating *scratch, idx_t ld_s, size_t *ptrs,
+                        const idx_t *off, int nt) noexcept nogil:
     cdef dw_t d = dp[0]
     cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, L = _round16((d.Hq - 1) * d.Wg + d.Wq)
     cdef idx_t SP = d.Hq * d.Wg + DW_SLACK  # sub-plane pitch
@@ -610,8 +610,8 @@ cdef void _gx_depthwise(const floating *gy, const floating *w, floating *gx, con
 
 
 cdef void _gw_depthwise(const floating *gy, const floating *x, floating *gw, const geom_t *g,
-                        const dw_t *dp, floating *scratch, idx_t ld_s, size_t *ptrs, const idx_t *off,
-                        int nt) noexcept nogil:
+                        const dw_t *dp, floating *scratch, idx_t ld_s, size_t *ptrs,
+                        const idx_t *off, int nt) noexcept nogil:
     cdef dw_t d = dp[0]
     cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, L = (g.OH - 1) * d.Wq + g.OW
     cdef idx_t f, c, n, t, q
