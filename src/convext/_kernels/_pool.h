@@ -1,7 +1,8 @@
 /* Pooling row kernels for _pool.pyx (the design is at its top): the interior output columns of
  * one output row of a max pool (with its argmax) or an average pool, vectorised over the output
  * columns with the taps scanned in the window's row-major order, exactly as the scalar loops
- * of _pool.pyx do for the border columns.
+ * of _pool.pyx do for the border columns; and whole 2x2 and 3x3 max windows with their taps
+ * unrolled (cvx_pl_max2/cvx_pl_max3).
  *
  * The per-instruction-set part is the list of instantiations below (one target attribute per
  * instruction set, chosen at run time with cvx_gemm_level() as _gemm.h does): the kernels
@@ -81,5 +82,16 @@
     { CVX_PL_DISPATCH(cvx_pl_avg_row, T, CVX_PL_AVG_ARGS); }
 CVX_PL_DECL(float)
 CVX_PL_DECL(double)
+
+#define CVX_PL_SMALL_ARGS (n, r0, W, s, base, yp, ip)
+#define CVX_PL_SMALL_DECL(T)                                                                      \
+    CVX_MAYBE_UNUSED static void cvx_pl_max3_##T(cvx_index n, const T *r0, cvx_index W,           \
+                                                 cvx_index s, int64_t base, T *yp, int64_t *ip)   \
+    { CVX_PL_DISPATCH(cvx_pl_max3, T, CVX_PL_SMALL_ARGS); }                                       \
+    CVX_MAYBE_UNUSED static void cvx_pl_max2_##T(cvx_index n, const T *r0, cvx_index W,           \
+                                                 cvx_index s, int64_t base, T *yp, int64_t *ip)   \
+    { CVX_PL_DISPATCH(cvx_pl_max2, T, CVX_PL_SMALL_ARGS); }
+CVX_PL_SMALL_DECL(float)
+CVX_PL_SMALL_DECL(double)
 
 #endif

@@ -19,6 +19,9 @@ Vector rows (_pool.h): in each output row, the columns whose whole window lies i
 horizontally go through a C row kernel that is vectorised over the output columns, applying the
 taps in the same row-major order and with the same comparison (max) or the same additions from
 0 (average) as the scalar loops here, which take the border columns; so the two agree bitwise.
+Whole 2x2 and 3x3 max windows (no dilation, every row inside the plane) go through kernels with
+the nine (four) taps unrolled and the output columns innermost, the same comparisons in the same
+order; the 2x2 stride-2 average without padding keeps its own loop.
 
 Max pooling follows PyTorch's CPU rule exactly: padding is -inf (only real elements are
 visited), the window is scanned in row-major order and a value replaces the current maximum when
@@ -76,6 +79,14 @@ cdef extern from "_pool.h" nogil:
     void cvx_pl_max_row_double(const double *xp, idx_t W, idx_t hs, idx_t i0, idx_t i1,
                                idx_t dh, idx_t kw, idx_t sw, idx_t pw, idx_t dw, idx_t ow0,
                                idx_t ow1, double *yp, int64_t *ip)
+    void cvx_pl_max3_float(idx_t n, const float *r0, idx_t W, idx_t s, int64_t base, float *yp,
+                           int64_t *ip)
+    void cvx_pl_max3_double(idx_t n, const double *r0, idx_t W, idx_t s, int64_t base,
+                            double *yp, int64_t *ip)
+    void cvx_pl_max2_float(idx_t n, const float *r0, idx_t W, idx_t s, int64_t base, float *yp,
+                           int64_t *ip)
+    void cvx_pl_max2_double(idx_t n, const double *r0, idx_t W, idx_t s, int64_t base,
+                            double *yp, int64_t *ip)
     void cvx_pl_avg_row_float(const float *xp, idx_t W, idx_t hs, idx_t i0, idx_t i1, idx_t kw,
                               idx_t sw, idx_t pw, idx_t ow0, idx_t ow1, float div, float *yp)
     void cvx_pl_avg_row_double(const double *xp, idx_t W, idx_t hs, idx_t i0, idx_t i1,
@@ -159,7 +170,26 @@ cdef void _max_rows(const floating *xp, floating *yp, int64_t *ip, idx_t H, idx_
             continue
         for ow in range(lo):
             _max_one(xp, yp, ip, H, W, OW, oh, ow, kh, kw, sh, sw, ph, pw, dil_h, dil_w)
-        if lo < hi:
+        if lo < hi and i1 - i0 == kh and (kh == 2 or kh == 3) and kw == kh \
+                and dil_h == 1 and dil_w == 1:
+            # whole 2x2 or 3x3 windows: the taps unrolled (_pool.h)
+            if kh == 3:
+                if floating is float:
+                    cvx_pl_max3_float(hi - lo, xp + hs * W + lo * sw - pw, W, sw,
+                                      hs * W + lo * sw - pw, yp + oh * OW + lo, ip + oh * OW + lo)
+                else:
+                    cvx_pl_max3_double(hi - lo, xp + hs * W + lo * sw - pw, W, sw,
+                                       hs * W + lo * sw - pw, yp + oh * OW + lo,
+                                       ip + oh * OW + lo)
+            else:
+                if floating is float:
+                    cvx_pl_max2_float(hi - lo, xp + hs * W + lo * sw - pw, W, sw,
+                                      hs * W + lo * sw - pw, yp + oh * OW + lo, ip + oh * OW + lo)
+                else:
+                    cvx_pl_max2_double(hi - lo, xp + hs * W + lo * sw - pw, W, sw,
+                                       hs * W + lo * sw - pw, yp + oh * OW + lo,
+                                       ip + oh * OW + lo)
+        elif lo < hi:
             if floating is float:
                 cvx_pl_max_row_float(xp, W, hs, i0, i1, dil_h, kw, sw, pw, dil_w, lo, hi,
                                      yp + oh * OW, ip + oh * OW)
@@ -279,6 +309,20 @@ cdef void _avg_rows(const floating *xp, floating *yp, idx_t H, idx_t W, idx_t OW
             ow = ow + 1
 
 
+cdef void _avg_rows_2x2(const floating *xp, floating *yp, idx_t W, idx_t OW, idx_t oh0,
+                        idx_t oh1) noexcept nogil:
+    """kernel 2, stride 2, no padding: every window is whole and its divisor is 4 (a loop the
+    compiler vectorises as it stands)."""
+    cdef idx_t oh, ow
+    cdef const floating *r0
+    cdef const floating *r1
+    for oh in range(oh0, oh1):
+        r0 = xp + 2 * oh * W
+        r1 = r0 + W
+        for ow in range(OW):
+            yp[oh * OW + ow] = (((r0[2 * ow] + r0[2 * ow + 1]) + r1[2 * ow]) + r1[2 * ow + 1]) / 4
+
+
 def avg_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, idx_t kh, idx_t kw,
                        idx_t sh, idx_t sw, idx_t ph, idx_t pw, idx_t pb, idx_t pr,
                        bint count_include_pad, idx_t divisor_override, int n_threads):
@@ -286,12 +330,19 @@ def avg_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, idx_t
     cdef idx_t OH = y.shape[1], OW = y.shape[2], it, p, rb
     cdef idx_t nrb = _row_blocks(P, OH)
     cdef idx_t RB = (OH + nrb - 1) // nrb
+    # the 2x2 stride-2 loop assumes whole windows (ceil_mode can add a partial last one)
+    cdef bint fast = (kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
+                      and (divisor_override == 0 or divisor_override == 4)
+                      and 2 * OH <= H and 2 * OW <= W)
     with nogil:
         for it in prange(P * nrb, num_threads=n_threads, schedule="static"):
             p = it // nrb
             rb = it % nrb
-            _avg_rows(&x[p, 0, 0], &y[p, 0, 0], H, W, OW, kh, kw, sh, sw, ph, pw, pb, pr,
-                      count_include_pad, divisor_override, rb * RB, _imin(OH, rb * RB + RB))
+            if fast:
+                _avg_rows_2x2(&x[p, 0, 0], &y[p, 0, 0], W, OW, rb * RB, _imin(OH, rb * RB + RB))
+            else:
+                _avg_rows(&x[p, 0, 0], &y[p, 0, 0], H, W, OW, kh, kw, sh, sw, ph, pw, pb, pr,
+                          count_include_pad, divisor_override, rb * RB, _imin(OH, rb * RB + RB))
 
 
 def avg_pool2d_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] grad_x,

@@ -144,3 +144,88 @@ CVX_PL_ATTR static void CVX_PL_FN(cvx_pl_avg_row)(const CVX_PL_T *xp, cvx_index 
         CVX_PL_FN(cvx_pl_avg_block)(xp, W, hs, i0, i1, kw, sw, pw, o, n, div, yp);
     }
 }
+
+/* Whole 3x3 windows (stride s, no dilation, all three rows inside the plane) over n outputs,
+ * the window's taps unrolled and the loop over the outputs innermost: the first tap sets the
+ * maximum (equal to starting from -inf), each later one replaces it when greater or NaN; the
+ * index kept is the tap's offset (row*W + column) from r0, added to base + q*s at the end. */
+CVX_PL_ATTR static void CVX_PL_FN(cvx_pl_max3)(cvx_index n, const CVX_PL_T *CVX_RESTRICT r0,
+                                              cvx_index W, cvx_index s, int64_t base,
+                                              CVX_PL_T *CVX_RESTRICT yp,
+                                              int64_t *CVX_RESTRICT ip)
+{
+    const CVX_PL_T *r1 = r0 + W, *r2 = r1 + W;
+    const int64_t w1 = W, w2 = 2 * W;
+    cvx_index q;
+#define CVX_PL_STEP(V, OFF)                                                                       \
+    do {                                                                                          \
+        CVX_PL_T v_ = (V);                                                                        \
+        int c_ = (v_ > m) | (v_ != v_);                                                           \
+        m = c_ ? v_ : m;                                                                          \
+        b = c_ ? (OFF) : b;                                                                       \
+    } while (0)
+    if (s == 2) {
+        for (q = 0; q < n; q++) {
+            CVX_PL_T m = r0[2 * q];
+            int64_t b = 0;
+            CVX_PL_STEP(r0[2 * q + 1], 1);
+            CVX_PL_STEP(r0[2 * q + 2], 2);
+            CVX_PL_STEP(r1[2 * q], w1);
+            CVX_PL_STEP(r1[2 * q + 1], w1 + 1);
+            CVX_PL_STEP(r1[2 * q + 2], w1 + 2);
+            CVX_PL_STEP(r2[2 * q], w2);
+            CVX_PL_STEP(r2[2 * q + 1], w2 + 1);
+            CVX_PL_STEP(r2[2 * q + 2], w2 + 2);
+            yp[q] = m;
+            ip[q] = base + 2 * q + b;
+        }
+    } else {
+        for (q = 0; q < n; q++) {
+            CVX_PL_T m = r0[q * s];
+            int64_t b = 0;
+            CVX_PL_STEP(r0[q * s + 1], 1);
+            CVX_PL_STEP(r0[q * s + 2], 2);
+            CVX_PL_STEP(r1[q * s], w1);
+            CVX_PL_STEP(r1[q * s + 1], w1 + 1);
+            CVX_PL_STEP(r1[q * s + 2], w1 + 2);
+            CVX_PL_STEP(r2[q * s], w2);
+            CVX_PL_STEP(r2[q * s + 1], w2 + 1);
+            CVX_PL_STEP(r2[q * s + 2], w2 + 2);
+            yp[q] = m;
+            ip[q] = base + q * s + b;
+        }
+    }
+}
+
+/* The same for whole 2x2 windows */
+CVX_PL_ATTR static void CVX_PL_FN(cvx_pl_max2)(cvx_index n, const CVX_PL_T *CVX_RESTRICT r0,
+                                              cvx_index W, cvx_index s, int64_t base,
+                                              CVX_PL_T *CVX_RESTRICT yp,
+                                              int64_t *CVX_RESTRICT ip)
+{
+    const CVX_PL_T *r1 = r0 + W;
+    const int64_t w1 = W;
+    cvx_index q;
+    if (s == 2) {
+        for (q = 0; q < n; q++) {
+            CVX_PL_T m = r0[2 * q];
+            int64_t b = 0;
+            CVX_PL_STEP(r0[2 * q + 1], 1);
+            CVX_PL_STEP(r1[2 * q], w1);
+            CVX_PL_STEP(r1[2 * q + 1], w1 + 1);
+            yp[q] = m;
+            ip[q] = base + 2 * q + b;
+        }
+    } else {
+        for (q = 0; q < n; q++) {
+            CVX_PL_T m = r0[q * s];
+            int64_t b = 0;
+            CVX_PL_STEP(r0[q * s + 1], 1);
+            CVX_PL_STEP(r1[q * s], w1);
+            CVX_PL_STEP(r1[q * s + 1], w1 + 1);
+            yp[q] = m;
+            ip[q] = base + q * s + b;
+        }
+    }
+#undef CVX_PL_STEP
+}
