@@ -345,6 +345,26 @@ def avg_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, idx_t
                           count_include_pad, divisor_override, rb * RB, _imin(OH, rb * RB + RB))
 
 
+cdef void _avg_back_2x2(const floating *gy, floating *gx, idx_t W, idx_t OH,
+                        idx_t OW) noexcept nogil:
+    """kernel 2, stride 2, no padding, divisor 4: each element of the zeroed grad plane gets
+    one term, 0 + grad_out / 4, exactly what the general loop adds (a loop the compiler
+    vectorises)."""
+    cdef idx_t oh, ow
+    cdef floating *r0
+    cdef floating *r1
+    cdef floating g
+    for oh in range(OH):
+        r0 = gx + 2 * oh * W
+        r1 = r0 + W
+        for ow in range(OW):
+            g = 0 + gy[oh * OW + ow] / <floating>4
+            r0[2 * ow] = g
+            r0[2 * ow + 1] = g
+            r1[2 * ow] = g
+            r1[2 * ow + 1] = g
+
+
 def avg_pool2d_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] grad_x,
                         idx_t kh, idx_t kw, idx_t sh, idx_t sw, idx_t ph, idx_t pw,
                         idx_t pb, idx_t pr, bint count_include_pad, idx_t divisor_override,
@@ -356,11 +376,18 @@ def avg_pool2d_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] 
     cdef floating *gx
     cdef floating *row
     cdef const floating *gy
+    # whole 2x2 stride-2 windows (as the forward's fast loop)
+    cdef bint fast = (kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
+                      and (divisor_override == 0 or divisor_override == 4)
+                      and 2 * OH <= H and 2 * OW <= W)
     with nogil:
         for p in prange(P, num_threads=n_threads, schedule="static"):
             gx = &grad_x[p, 0, 0]
             gy = &grad_out[p, 0, 0]
             memset(gx, 0, H * W * sizeof(floating))
+            if fast:
+                _avg_back_2x2(gy, gx, W, OH, OW)
+                continue
             for oh in range(OH):
                 hs = oh * sh - ph
                 he0 = _imin(hs + kh, H + pb)
