@@ -307,14 +307,17 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 #
 # A thread copies the input plane it works on into a zero-padded, polyphase buffer: the padded
 # plane (Hp x Wp, Hp = (OH-1)*sh + dil_h*(kh-1) + 1, likewise Wp: the pixels the windows touch)
-# stored as sh*sw sub-planes of Hq x Wq (Hq = ceil(Hp/sh), Wq = ceil(Wp/sw)), sub-plane a*sw + b
-# holding the padded pixels (u*sh + a, v*sw + b). Tap (i, j) of output (oh, ow) reads padded
-# pixel (oh*sh + i*dil_h, ow*sw + j*dil_w), which is [oh + di][ow + dj] of sub-plane
-# (i*dil_h % sh)*sw + j*dil_w % sw, di = i*dil_h // sh, dj = j*dil_w // sw: for any stride and
+# stored as sub-planes of Hq x Wq (Hq = ceil(Hp/sh), Wq = ceil(Wp/sw)), one per row phase a and
+# column phase b that the taps read (a = i*dil_h % sh for some tap row i, b likewise: at most
+# kh x kw of the sh x sw phases, however large the stride), sub-plane (a, b) holding the padded
+# pixels (u*sh + a, v*sw + b). Tap (i, j) of output (oh, ow) reads padded pixel
+# (oh*sh + i*dil_h, ow*sw + j*dil_w), which is [oh + di][ow + dj] of sub-plane
+# (i*dil_h % sh, j*dil_w % sw), di = i*dil_h // sh, dj = j*dil_w // sw: for any stride and
 # dilation, a tap is one contiguous run per output row, and on the grid of pitch Wq (the last
 # Wq - OW columns discarded) one contiguous run over the whole plane. No loop needs a bounds
 # check, and the padding takes part in the arithmetic exactly as in the GEMM route and in
-# PyTorch (a non-finite weight times a padded zero is NaN).
+# PyTorch (a non-finite weight times a padded zero is NaN). A flat run is rounded up to a
+# multiple of 16 elements (no scalar tail): the buffers have DW_SLACK zero elements after them.
 #
 # Forward, per (image, channel): each output element is bias + the kh*kw taps in row-major
 # order, added left to right (cvx_dw_taps holds up to 9 taps in registers: one pass over the
@@ -341,11 +344,12 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 # beyond what the input and output need (stride = padding = 10**6 on a small image: 14.6 TiB),
 # so Python (functional/_routes.py, depthwise_scratch and DW_SLACK) only sends a geometry here
 # when the scratch below stays within a few times the input and output planes; the GEMM route,
-# whose scratch depends only on the weight, takes the others. Scratch per thread (elements),
-# the largest of the three passes (mirrored by _routes.depthwise_scratch):
-#     forward      sh*sw*Hq*Wq + OH*Wq
-#     grad_input   sh*sw*Hq*Wg + (Hq + DI)*Wg + kh*kw, and Hp*Wp for a non-finite weight
-#     grad_weight  sh*sw*Hq*Wq + OH*Wq + 16*kh*kw
+# whose scratch depends only on the weight, takes the others. Scratch per thread (elements;
+# nsub sub-planes, S = DW_SLACK), the largest of the three passes (mirrored by
+# _routes.depthwise_scratch):
+#     forward      nsub*Hq*Wq + OH*Wq + 2*S
+#     grad_input   nsub*(Hq*Wg + S) + (Hq + DI)*Wg + S + kh*kw, and Hp*Wp for a non-finite weight
+#     grad_weight  nsub*Hq*Wq + OH*Wq + 2*S + 16*kh*kw
 
 cdef extern from "_depthwise.h" nogil:
     void cvx_dw_taps_float(idx_t rows, idx_t n, idx_t ld_in, idx_t ld_out, int ntaps,
