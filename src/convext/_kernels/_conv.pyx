@@ -443,7 +443,7 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 
 
 # --------------------------------------------------------------------------------------------
-# depthwise (one input channel per group, C/G == 1, and m = F/G filters on it): _depthwise.h
+# depthwise (one input channel per group, C/G == 1, and m = F/G filters on it): isa/depthwise.inc
 #
 # A thread copies the input plane it works on into a zero-padded, polyphase buffer: the padded
 # plane (Hp x Wp, Hp = (OH-1)*sh + dil_h*(kh-1) + 1, likewise Wp: the pixels the windows touch)
@@ -491,42 +491,25 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 #     grad_input   nsub*(Hq*Wg + S) + (Hq + DI)*Wg + S + kh*kw, and Hp*Wp for a non-finite weight
 #     grad_weight  nsub*Hq*Wq + OH*Wq + 2*S + 16*kh*kw
 
-cdef extern from "_depthwise.h" nogil:
-    void cvx_dw_taps_float(idx_t rows, idx_t n, idx_t ld_in, idx_t ld_out, int ntaps,
-                           const float *const *base, const float *w, float bias,
-                           int accumulate, float *out)
-    void cvx_dw_taps_double(idx_t rows, idx_t n, idx_t ld_in, idx_t ld_out, int ntaps,
-                            const double *const *base, const double *w, double bias,
-                            int accumulate, double *out)
-    void cvx_dw_dots_float(idx_t rows, idx_t n, idx_t ld_in, idx_t ld_g, int ntaps,
-                           const float *const *base, const float *g, float *acc)
-    void cvx_dw_dots_double(idx_t rows, idx_t n, idx_t ld_in, idx_t ld_g, int ntaps,
-                            const double *const *base, const double *g, double *acc)
-    int cvx_dw_finite_float(idx_t n, const float *p)
-    int cvx_dw_finite_double(idx_t n, const double *p)
-    float cvx_dw_lanes_float(const float *a)
-    double cvx_dw_lanes_double(const double *a)
-    void cvx_dw_poly_float(const float *src, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t sh,
-                           idx_t sw, idx_t Hp, idx_t Wp, idx_t Hq, idx_t Wq, idx_t na,
-                           const idx_t *pa, idx_t nb, const idx_t *pb, idx_t slack, float *dst)
-    void cvx_dw_poly_double(const double *src, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t sh,
-                            idx_t sw, idx_t Hp, idx_t Wp, idx_t Hq, idx_t Wq, idx_t na,
-                            const idx_t *pa, idx_t nb, const idx_t *pb, idx_t slack,
-                            double *dst)
-    void cvx_dw_unpoly_float(const float *src, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t sh,
-                             idx_t sw, idx_t Hp, idx_t Wp, idx_t na, const idx_t *pa, idx_t nb,
-                             const idx_t *pb, idx_t sp, idx_t ld, float *dst)
-    void cvx_dw_unpoly_double(const double *src, idx_t H, idx_t W, idx_t ph, idx_t pw,
-                              idx_t sh, idx_t sw, idx_t Hp, idx_t Wp, idx_t na, const idx_t *pa,
-                              idx_t nb, const idx_t *pb, idx_t sp, idx_t ld, double *dst)
-    void cvx_dw_place_float(const float *src, idx_t rows, idx_t cols, idx_t total, idx_t ld,
-                            idx_t r0, idx_t c0, float *dst)
-    void cvx_dw_place_double(const double *src, idx_t rows, idx_t cols, idx_t total, idx_t ld,
-                             idx_t r0, idx_t c0, double *dst)
-    void cvx_dw_copy_float(idx_t rows, idx_t cols, const float *src, idx_t lds, float *dst,
-                           idx_t ldd)
-    void cvx_dw_copy_double(idx_t rows, idx_t cols, const double *src, idx_t lds, double *dst,
-                            idx_t ldd)
+# The kernels are isa/depthwise.inc's, through the active instruction-set table (_isa.pxd).
+from ._isa cimport (
+    cvx_dw_copy_double,
+    cvx_dw_copy_float,
+    cvx_dw_dots_double,
+    cvx_dw_dots_float,
+    cvx_dw_finite_double,
+    cvx_dw_finite_float,
+    cvx_dw_lanes_double,
+    cvx_dw_lanes_float,
+    cvx_dw_place_double,
+    cvx_dw_place_float,
+    cvx_dw_poly_double,
+    cvx_dw_poly_float,
+    cvx_dw_taps_double,
+    cvx_dw_taps_float,
+    cvx_dw_unpoly_double,
+    cvx_dw_unpoly_float,
+)
 
 
 cdef inline idx_t _clip(idx_t v, idx_t hi) noexcept nogil:

@@ -15,10 +15,11 @@ backward, one plane of grad_x. Every output element is computed by one thread in
 that does not depend on the blocking, so every result is bitwise the same for every thread
 count, and the gradient scatter needs no atomics.
 
-Vector rows (_pool.h): in each output row, the columns whose whole window lies inside the plane
-horizontally go through a C row kernel that is vectorised over the output columns, applying the
-taps in the same row-major order and with the same comparison (max) or the same additions from
-0 (average) as the scalar loops here, which take the border columns; so the two agree bitwise.
+Vector rows (isa/pool.inc, through the instruction-set table of _isa.pxd): in each output row,
+the columns whose whole window lies inside the plane horizontally go through a C row kernel that
+is vectorised over the output columns, applying the taps in the same row-major order and with
+the same comparison (max) or the same additions from 0 (average) as the scalar loops here, which
+take the border columns; so the two agree bitwise.
 Whole 2x2 and 3x3 max windows (no dilation, every row inside the plane) go through kernels with
 the nine (four) taps unrolled and the output columns innermost, the same comparisons in the same
 order; the 2x2 stride-2 average without padding keeps its own loop.
@@ -72,26 +73,17 @@ cdef inline idx_t _imax(idx_t a, idx_t b) noexcept nogil:
 # ---------------------------------------------------------------------------------------------
 # max pooling
 
-cdef extern from "_pool.h" nogil:
-    void cvx_pl_max_row_float(const float *xp, idx_t W, idx_t hs, idx_t i0, idx_t i1, idx_t dh,
-                              idx_t kw, idx_t sw, idx_t pw, idx_t dw, idx_t ow0, idx_t ow1,
-                              float *yp, int64_t *ip)
-    void cvx_pl_max_row_double(const double *xp, idx_t W, idx_t hs, idx_t i0, idx_t i1,
-                               idx_t dh, idx_t kw, idx_t sw, idx_t pw, idx_t dw, idx_t ow0,
-                               idx_t ow1, double *yp, int64_t *ip)
-    void cvx_pl_max3_float(idx_t n, const float *r0, idx_t W, idx_t s, int64_t base, float *yp,
-                           int64_t *ip)
-    void cvx_pl_max3_double(idx_t n, const double *r0, idx_t W, idx_t s, int64_t base,
-                            double *yp, int64_t *ip)
-    void cvx_pl_max2_float(idx_t n, const float *r0, idx_t W, idx_t s, int64_t base, float *yp,
-                           int64_t *ip)
-    void cvx_pl_max2_double(idx_t n, const double *r0, idx_t W, idx_t s, int64_t base,
-                            double *yp, int64_t *ip)
-    void cvx_pl_avg_row_float(const float *xp, idx_t W, idx_t hs, idx_t i0, idx_t i1, idx_t kw,
-                              idx_t sw, idx_t pw, idx_t ow0, idx_t ow1, float div, float *yp)
-    void cvx_pl_avg_row_double(const double *xp, idx_t W, idx_t hs, idx_t i0, idx_t i1,
-                               idx_t kw, idx_t sw, idx_t pw, idx_t ow0, idx_t ow1, double div,
-                               double *yp)
+# The row kernels are isa/pool.inc's, through the active instruction-set table (_isa.pxd).
+from ._isa cimport (
+    cvx_pl_avg_row_double,
+    cvx_pl_avg_row_float,
+    cvx_pl_max2_double,
+    cvx_pl_max2_float,
+    cvx_pl_max3_double,
+    cvx_pl_max3_float,
+    cvx_pl_max_row_double,
+    cvx_pl_max_row_float,
+)
 
 
 # Planes of at most this many elements and windows of at most this many rows and columns take
@@ -154,7 +146,7 @@ cdef void _max_rows(const floating *xp, floating *yp, int64_t *ip, idx_t H, idx_
                     idx_t OW, idx_t kh, idx_t kw, idx_t sh, idx_t sw, idx_t ph, idx_t pw,
                     idx_t dil_h, idx_t dil_w, idx_t oh0, idx_t oh1) noexcept nogil:
     """Output rows [oh0, oh1) of one plane: the interior columns (every tap column inside the
-    plane) by the vector row kernel of _pool.h, the others one by one; the same rule."""
+    plane) by the vector row kernel of isa/pool.inc, the others one by one; the same rule."""
     cdef idx_t oh, ow, hs, i0, i1, lo, hi
     _interior(W, OW, kw, sw, pw, dil_w, &lo, &hi)
     if H * W > VEC_MAX_PLANE or kh > VEC_MAX_PLANE or kw > VEC_MAX_PLANE:
@@ -172,7 +164,7 @@ cdef void _max_rows(const floating *xp, floating *yp, int64_t *ip, idx_t H, idx_
             _max_one(xp, yp, ip, H, W, OW, oh, ow, kh, kw, sh, sw, ph, pw, dil_h, dil_w)
         if lo < hi and i1 - i0 == kh and (kh == 2 or kh == 3) and kw == kh \
                 and dil_h == 1 and dil_w == 1:
-            # whole 2x2 or 3x3 windows: the taps unrolled (_pool.h)
+            # whole 2x2 or 3x3 windows: the taps unrolled (isa/pool.inc)
             if kh == 3:
                 if floating is float:
                     cvx_pl_max3_float(hi - lo, xp + hs * W + lo * sw - pw, W, sw,
@@ -265,8 +257,8 @@ cdef void _avg_rows(const floating *xp, floating *yp, idx_t H, idx_t W, idx_t OW
                     bint count_include_pad, idx_t divisor_override, idx_t oh0,
                     idx_t oh1) noexcept nogil:
     """Output rows [oh0, oh1) of one plane: the interior columns (the window's columns inside
-    the plane, so one divisor for the row) by the vector row kernel of _pool.h, the others one by
-    one; both add the window from 0 in row-major order and divide once."""
+    the plane, so one divisor for the row) by the vector row kernel of isa/pool.inc, the others
+    one by one; both add the window from 0 in row-major order and divide once."""
     cdef idx_t oh, ow, hs, ws, he0, we0, hs1, ws1, he1, we1, ih, iw, lo, hi
     cdef floating acc
     cdef const floating *row

@@ -12,6 +12,7 @@
 #ifndef CVX_BASE_H
 #define CVX_BASE_H
 
+#include <math.h> /* INFINITY */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -61,6 +62,15 @@ typedef ptrdiff_t cvx_index;
 #define CVX_PREFETCH(p) ((void)0)
 #endif
 #define CVX_UNROLL /* loops with constant trip counts: the compiler's own full unrolling */
+#endif
+
+/* CVX_NOCALLS: keep GCC from replacing a copy or zeroing loop by a memcpy/memset call (which
+ * costs more than the loop on the small planes of the depthwise kernels). GCC only: clang has
+ * no such attribute, and the MSVC code path uses no GNU attribute. */
+#if CVX_GNU && !defined(__clang__)
+#define CVX_NOCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define CVX_NOCALLS
 #endif
 
 /* ---- GEMM blocking (kernels.inc), shared by every ISA: KC/MC/NC must be multiples of every
