@@ -7,7 +7,8 @@
  *   isa/simd_<isa>.h     SIMD helpers with the same names for every ISA (cvx_vf_*, cvx_vd_*) and
  *                        the ISA's tile sizes
  *   isa/kernels.inc      every kernel written once as static inline functions over those helpers,
- *                        included once per type (CVX_DOUBLE = 0 / 1)
+ *                        included once per type (CVX_DOUBLE = 0 / 1); it includes depthwise.inc
+ *                        (depthwise convolution) and pool.inc (pooling rows), written the same way
  *   isa/isa_<isa>.c      simd_<isa>.h + kernels.inc + `const struct cvx_kernel_table cvx_table_<isa>`;
  *                        compiled with that ISA's flags only (setup.py), so no target attributes
  *   isa/cvx_isa.c        CPU detection and the table of tables
