@@ -1,4 +1,4 @@
-"""The depthwise route's kernels (_kernels/_depthwise.h through _conv.pyx): the polyphase
+"""The depthwise route's kernels (_kernels/isa/depthwise.inc through _conv.pyx): the polyphase
 planes at strides 1-3 with dilation, the flat (narrow planes) and row-by-row (wide planes)
 forms, channel multipliers, against the naive loops; its sums independent of the batch and of
 the thread count (the torch comparison: tests/parity/test_parity_conv.py)."""

@@ -356,7 +356,7 @@ def test_thread_count_determinism():
         np.testing.assert_array_equal(a, b)
 
 
-# Wide rows: the vector row kernels of _kernels/_pool.h (several runs of outputs per row, the
+# Wide rows: the vector row kernels of _kernels/isa/pool.inc (several runs of outputs per row, the
 # even/odd split at stride 2) against the naive loops, with ties, NaN and inf inside the runs.
 WIDE_MAX = [  # kernel, stride, padding, dilation, ceil_mode
     (3, 2, 1, 1, False),  # ResNet's stem pool
