@@ -12,7 +12,6 @@
 #ifndef CVX_BASE_H
 #define CVX_BASE_H
 
-#include <math.h> /* INFINITY */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -72,6 +71,20 @@ typedef ptrdiff_t cvx_index;
 #else
 #define CVX_NOCALLS
 #endif
+
+/* -inf without <math.h> (the MSVC-target syntax check is freestanding: stddef.h and stdint.h only) */
+CVX_INLINE float cvx_neg_inf_f(void)
+{
+    union { uint32_t u; float f; } v;
+    v.u = 0xff800000u;
+    return v.f;
+}
+CVX_INLINE double cvx_neg_inf_d(void)
+{
+    union { uint64_t u; double f; } v;
+    v.u = 0xfff0000000000000u;
+    return v.f;
+}
 
 /* ---- GEMM blocking (kernels.inc), shared by every ISA: KC/MC/NC must be multiples of every
  * MR / NR. A new ISA whose tile does not divide them must change them here (for all). ---- */
