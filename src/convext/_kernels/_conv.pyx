@@ -103,8 +103,23 @@ from ._isa cimport (
     cvx_direct_gw_float,
     cvx_direct_scratch,
     cvx_direct_v_elems,
+    cvx_dw_copy_double,
+    cvx_dw_copy_float,
+    cvx_dw_dots_double,
+    cvx_dw_dots_float,
+    cvx_dw_finite_double,
+    cvx_dw_finite_float,
+    cvx_dw_lanes_double,
+    cvx_dw_lanes_float,
+    cvx_dw_place_double,
+    cvx_dw_place_float,
+    cvx_dw_poly_double,
+    cvx_dw_poly_float,
+    cvx_dw_taps_double,
+    cvx_dw_taps_float,
+    cvx_dw_unpoly_double,
+    cvx_dw_unpoly_float,
 )
-
 
 
 # Every field is an array dimension (N, C, H, W, F, Cg, kh, kw, OH, OW) or a geometry value
@@ -490,26 +505,9 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 #     forward      nsub*Hq*Wq + OH*Wq + 2*S
 #     grad_input   nsub*(Hq*Wg + S) + (Hq + DI)*Wg + S + kh*kw, and Hp*Wp for a non-finite weight
 #     grad_weight  nsub*Hq*Wq + OH*Wq + 2*S + 16*kh*kw
-
-# The kernels are isa/depthwise.inc's, through the active instruction-set table (_isa.pxd).
-from ._isa cimport (
-    cvx_dw_copy_double,
-    cvx_dw_copy_float,
-    cvx_dw_dots_double,
-    cvx_dw_dots_float,
-    cvx_dw_finite_double,
-    cvx_dw_finite_float,
-    cvx_dw_lanes_double,
-    cvx_dw_lanes_float,
-    cvx_dw_place_double,
-    cvx_dw_place_float,
-    cvx_dw_poly_double,
-    cvx_dw_poly_float,
-    cvx_dw_taps_double,
-    cvx_dw_taps_float,
-    cvx_dw_unpoly_double,
-    cvx_dw_unpoly_float,
-)
+#
+# The kernels are isa/depthwise.inc's, through the active instruction-set table (the cvx_dw_*
+# wrappers of _isa.pxd, cimported at the top).
 
 
 cdef inline idx_t _clip(idx_t v, idx_t hi) noexcept nogil:
