@@ -2,8 +2,9 @@
 # AArch64 step of CI, called by .ci/run: the C kernel harness (tests/kernels/harness/kernel_check.c)
 # cross-compiled with aarch64-linux-gnu-gcc -O2 and -O3 and run under qemu-aarch64, then built and run
 # natively for the x86 kernel tables this CPU has. The harness compares every compiled kernel
-# table (GEMM, direct convolution, axpy and dot) with naive loops: exactly on integer data,
-# within the rounding bound on random data, and bit for bit against the documented FMA order.
+# table (GEMM, direct convolution, axpy and dot, depthwise and pooling kernels) with naive loops:
+# exactly on integer data, within the rounding bound on random data, and bit for bit against the
+# documented FMA order.
 # ARM speed is not measured here (qemu says nothing about it; CONTRIBUTING.md argues it).
 #
 #   bash .github/scripts/aarch64_check.sh

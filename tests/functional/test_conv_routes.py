@@ -40,9 +40,16 @@ def test_depthwise_route_refuses_a_plane_beyond_its_scratch_bound():
     assert choose_route("forward", s) == "gemm"
 
 
-def test_a_channel_multiplier_is_not_depthwise():
-    s = shape(groups=1, cg=1, fg=8)  # a first layer on a grey image
-    assert not accepts("depthwise", "forward", s)
+def test_a_channel_multiplier_takes_the_depthwise_input_gradient_up_to_its_limit():
+    m = _routes.DW_MAX_MULTIPLIER
+    for s in (shape(groups=1, cg=1, fg=m), shape(groups=4, cg=1, fg=2)):  # a grey first layer
+        assert all(accepts("depthwise", p, s) for p in _routes.PASSES)
+        assert choose_route("grad_input", s) == "depthwise"
+        # forward and weight gradient: the direct route's rules (grad_weight wants 4 pairs)
+        assert choose_route("forward", s) == "direct"
+        assert choose_route("grad_weight", s) == ("direct" if s.window.groups >= 2 else "gemm")
+    s = shape(groups=1, cg=1, fg=m + 1)
+    assert accepts("depthwise", "grad_input", s)
     assert choose_route("grad_input", s) == "gemm"
 
 

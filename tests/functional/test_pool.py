@@ -356,6 +356,61 @@ def test_thread_count_determinism():
         np.testing.assert_array_equal(a, b)
 
 
+# Wide rows: the vector row kernels of _kernels/isa/pool.inc (several runs of outputs per row, the
+# even/odd split at stride 2) against the naive loops, with ties, NaN and inf inside the runs.
+WIDE_MAX = [  # kernel, stride, padding, dilation, ceil_mode
+    (3, 2, 1, 1, False),  # ResNet's stem pool
+    (2, 2, 0, 1, False),
+    (3, 1, 1, 1, False),
+    ((2, 3), (1, 3), (1, 1), (2, 2), True),
+    (3, 2, 1, 2, True),
+]
+
+
+def _wide(dtype):
+    x = RNG.integers(-3, 4, size=(1, 2, 9, 150)).astype(dtype)  # many ties
+    x[0, 0, 3, 40:44] = np.nan
+    x[0, 1, 5, 70] = np.inf
+    x[0, 1, 2, 90:100] = -np.inf
+    return x
+
+
+@pytest.mark.parametrize("k,s,p,d,ceil", WIDE_MAX)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_max_wide_rows_vs_reference(k, s, p, d, ceil, dtype):
+    x = _wide(dtype)
+    y, idx = F.max_pool2d(x, k, s, p, d, ceil, return_indices=True)
+    ry, ridx = ref.max_pool2d(x, k, s, p, d, ceil)
+    np.testing.assert_array_equal(y, ry.astype(dtype))
+    np.testing.assert_array_equal(idx, ridx)
+
+
+@pytest.mark.parametrize("k,s,p", [(3, 2, 1), (2, 2, 0), (3, 1, 1), ((3, 2), (2, 1), (1, 0))])
+@pytest.mark.parametrize("include_pad", [True, False])
+def test_avg_wide_rows_vs_reference(k, s, p, include_pad):
+    x = RNG.standard_normal((1, 2, 9, 150))
+    y = F.avg_pool2d(x, k, s, p, count_include_pad=include_pad)
+    ry = ref.avg_pool2d(x, k, s, p, count_include_pad=include_pad)
+    np.testing.assert_allclose(y, ry, rtol=1e-12, atol=1e-14)
+
+
+def test_row_blocks_of_one_plane_are_thread_independent():
+    """One large plane is split into row blocks over the threads (batch 1, one channel)."""
+    x = RNG.standard_normal((1, 1, 300, 130)).astype(np.float32)  # enough to go parallel
+    runs = []
+    try:
+        for n in (1, 2):
+            convext.set_num_threads(n)
+            runs.append((*F.max_pool2d(x, 3, 2, 1, return_indices=True), F.avg_pool2d(x, 3, 2, 1)))
+    finally:
+        convext.set_num_threads(None)
+    for a, b in zip(*runs, strict=True):
+        np.testing.assert_array_equal(a, b)
+    ry, ridx = ref.max_pool2d(x, 3, 2, 1)
+    np.testing.assert_array_equal(runs[0][0], ry.astype(np.float32))
+    np.testing.assert_array_equal(runs[0][1], ridx)
+
+
 # --- errors ------------------------------------------------------------------------------------
 
 

@@ -43,11 +43,10 @@ LeakyReLU, Hardtanh, ELU, Sigmoid, Tanh, SiLU, Hardswish, Hardsigmoid, GELU and 
 conv2d_epilogue applies the same to a finished y in place (the depthwise route has no epilogue of
 its own yet).
 
-Depthwise route (C/G == 1 and F/G == 1, no channel multiplier; chosen whenever it accepts).
-There the GEMM would be a single row (M = 1), so loops over the kernel taps work on zero-padded
-copies of the planes instead (details above the kernels). With several filters per input
-channel, as in a first layer on a grey image, the GEMM route measured faster than such loops
-(docs/benchmarks.md, "Figures measured once"), so it takes those.
+Depthwise route (C/G == 1, any number m = F/G of filters per input channel). There the GEMM
+would be m rows, so loops over the kernel taps work on zero-padded polyphase copies of the
+planes instead (details above the kernels). Python chooses it with m == 1, and for the input
+gradient up to a measured multiplier (functional/_routes.py).
 
 Direct route (forward and grad_weight; grad_input has none). Chosen when it is not depthwise,
 Cg, Fg and the row-unfolded image U below stay within limits measured per pass (forward:
@@ -95,8 +94,6 @@ from ._types cimport floating, idx_t
 from ._gemm cimport CVX_GEMM_WORK_ELEMS, gemm as _gemm
 
 from ._isa cimport (
-    cvx_axpy_double,
-    cvx_axpy_float,
     cvx_direct_fwd_double,
     cvx_direct_fwd_float,
     cvx_direct_geom,
@@ -106,23 +103,23 @@ from ._isa cimport (
     cvx_direct_gw_float,
     cvx_direct_scratch,
     cvx_direct_v_elems,
-    cvx_dot_double,
-    cvx_dot_float,
+    cvx_dw_copy_double,
+    cvx_dw_copy_float,
+    cvx_dw_dots_double,
+    cvx_dw_dots_float,
+    cvx_dw_finite_double,
+    cvx_dw_finite_float,
+    cvx_dw_lanes_double,
+    cvx_dw_lanes_float,
+    cvx_dw_place_double,
+    cvx_dw_place_float,
+    cvx_dw_poly_double,
+    cvx_dw_poly_float,
+    cvx_dw_taps_double,
+    cvx_dw_taps_float,
+    cvx_dw_unpoly_double,
+    cvx_dw_unpoly_float,
 )
-
-
-cdef inline void _axpy(idx_t n, floating a, const floating *x, floating *y) noexcept nogil:
-    if floating is float:
-        cvx_axpy_float(n, a, x, y)
-    else:
-        cvx_axpy_double(n, a, x, y)
-
-
-cdef inline floating _vdot(idx_t n, const floating *x, const floating *y) noexcept nogil:
-    if floating is float:
-        return cvx_dot_float(n, x, y)
-    else:
-        return cvx_dot_double(n, x, y)
 
 
 # Every field is an array dimension (N, C, H, W, F, Cg, kh, kw, OH, OW) or a geometry value
@@ -461,36 +458,56 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 
 
 # --------------------------------------------------------------------------------------------
-# depthwise (C/G == F/G == 1): zero-padded planes
+# depthwise (one input channel per group, C/G == 1, and m = F/G filters on it): isa/depthwise.inc
 #
-# A thread copies the plane it works on into a zero-padded buffer of the Hp x Wp pixels that the
-# windows touch, Hp = (OH-1)*sh + dil_h*(kh-1) + 1 (likewise Wp). No loop then needs a bounds check,
-# and the padding takes part in the arithmetic exactly as in the GEMM route and in PyTorch (a
-# non-finite weight times a padded zero is NaN). With stride 1 the forward pass goes further: the
-# input of output (oh, ow) for tap (i, j) sits at the fixed offset i*dil_h*Wp + j*dil_w from
-# oh*Wp + ow, so computing the output on the padded grid (OH rows of Wp, the last Wp - OW columns
-# discarded) makes each tap one long contiguous loop. The backward passes go row by row (OW
-# elements) so that the discarded columns never enter a gradient.
-# Scratch per thread: (Hp + OH) * Wp elements.
-
+# A thread copies the input plane it works on into a zero-padded, polyphase buffer: the padded
+# plane (Hp x Wp, Hp = (OH-1)*sh + dil_h*(kh-1) + 1, likewise Wp: the pixels the windows touch)
+# stored as sub-planes of Hq x Wq (Hq = ceil(Hp/sh), Wq = ceil(Wp/sw)), one per row phase a and
+# column phase b that the taps read (a = i*dil_h % sh for some tap row i, b likewise: at most
+# kh x kw of the sh x sw phases, however large the stride), sub-plane (a, b) holding the padded
+# pixels (u*sh + a, v*sw + b). Tap (i, j) of output (oh, ow) reads padded pixel
+# (oh*sh + i*dil_h, ow*sw + j*dil_w), which is [oh + di][ow + dj] of sub-plane
+# (i*dil_h % sh, j*dil_w % sw), di = i*dil_h // sh, dj = j*dil_w // sw: for any stride and
+# dilation, a tap is one contiguous run per output row, and on the grid of pitch Wq (the last
+# Wq - OW columns discarded) one contiguous run over the whole plane. No loop needs a bounds
+# check, and the padding takes part in the arithmetic exactly as in the GEMM route and in
+# PyTorch (a non-finite weight times a padded zero is NaN). A flat run is rounded up to a
+# multiple of 16 elements (no scalar tail): the buffers have DW_SLACK zero elements after them.
+#
+# Forward, per (image, channel): each output element is bias + the kh*kw taps in row-major
+# order, added left to right (cvx_dw_taps holds up to 9 taps in registers: one pass over the
+# output for a 3x3 kernel). Planes narrower than DW_FLAT_OW are computed flat on the grid and
+# copied out (long vectors instead of short rows); wider ones row by row straight into y; an
+# element's sum is the same either way.
+# grad_input, per (image, channel): the transposed correlation, gathered: the output gradient
+# is placed on a zero grid (pitch Wg = Wq + DJ, DI rows and DJ columns of zeros before it,
+# DI = dil_h*(kh-1) // sh, DJ likewise), and each sub-plane of the padded input gradient is the
+# sum over the taps that land in it (row-major order) of w * the shifted grid, then the real
+# pixels are copied out of the sub-planes. With a non-finite weight the zeros of the grid would
+# turn into NaN where torch adds nothing, so such a channel is scattered row by row over the
+# real output gradients instead (_gx_depthwise_exact). With m > 1 the m filters add in order.
+# grad_weight, per filter: for each image in order, each tap's products with the output
+# gradient are added into 16 lane sums (element p of a row, or of the flat grid, goes to lane
+# p % 16), reduced in a fixed tree order at the end. Planes narrower than DW_FLAT_OW whose
+# padded input is finite go flat over the grid (its unused columns hold zero gradients), the
+# others row by row. Every order depends on the geometry only: bitwise the same for every
+# thread count, and the forward pass of an image is the same in any batch.
+#
 # Sizes: Hp <= H + pad_top + pad_bottom and Wp likewise (the last window ends inside the padded
-# input), each at most 2**40 by the Python geometry check (_validation.window_geometry), so these
-# sums cannot overflow. Their product can grow with the padding, stride and dilation far beyond
-# what the input and output need (stride = padding = 10**6 on a small image: 14.6 TiB), so
-# Python (functional/_routes.py, DW_SLACK) only sends a geometry here when the padded plane stays
-# within a few times the input and output planes; the GEMM route, whose scratch depends only on
-# the weight, takes the others.
-
-cdef inline idx_t _depthwise_hp(const geom_t *g) noexcept nogil:
-    return (g.OH - 1) * g.sh + g.dil_h * (g.kh - 1) + 1
-
-
-cdef inline idx_t _depthwise_wp(const geom_t *g) noexcept nogil:
-    return (g.OW - 1) * g.sw + g.dil_w * (g.kw - 1) + 1
-
-
-cdef _depthwise_scratch(dtype, int nt, const geom_t *g):
-    return np.empty((nt, (_depthwise_hp(g) + g.OH) * _depthwise_wp(g) + 16), dtype=dtype)
+# input), each at most 2**40 by the Python geometry check (_validation.window_geometry), so
+# these sums cannot overflow. Their product can grow with the padding, stride and dilation far
+# beyond what the input and output need (stride = padding = 10**6 on a small image: 14.6 TiB),
+# so Python (functional/_routes.py, depthwise_scratch and DW_SLACK) only sends a geometry here
+# when the scratch below stays within a few times the input and output planes; the GEMM route,
+# whose scratch depends only on the weight, takes the others. Scratch per thread (elements;
+# nsub sub-planes, S = DW_SLACK), the largest of the three passes (mirrored by
+# _routes.depthwise_scratch):
+#     forward      nsub*Hq*Wq + OH*Wq + 2*S
+#     grad_input   nsub*(Hq*Wg + S) + (Hq + DI)*Wg + S + kh*kw, and Hp*Wp for a non-finite weight
+#     grad_weight  nsub*Hq*Wq + OH*Wq + 2*S + 16*kh*kw
+#
+# The kernels are isa/depthwise.inc's, through the active instruction-set table (the cvx_dw_*
+# wrappers of _isa.pxd, cimported at the top).
 
 
 cdef inline idx_t _clip(idx_t v, idx_t hi) noexcept nogil:
@@ -499,164 +516,275 @@ cdef inline idx_t _clip(idx_t v, idx_t hi) noexcept nogil:
     return v if v > 0 else 0
 
 
-cdef inline void _pad_plane(const floating *src, floating *dst, const geom_t *g,
-                            idx_t Hp, idx_t Wp) noexcept nogil:
-    """dst (Hp x Wp) = zeros with the plane src (H x W) placed at row ph, column pw (rows and
-    columns that no window reaches are left out)."""
-    cdef idx_t r, q, rows = _clip(Hp - g.ph, g.H), cols = _clip(Wp - g.pw, g.W)
-    for q in range(Hp * Wp):
-        dst[q] = 0
-    for r in range(rows):
-        for q in range(cols):
-            dst[(r + g.ph) * Wp + g.pw + q] = src[r * g.W + q]
+# Planes narrower than this are computed flat on the grid (see above).
+DEF DW_FLAT_OW = 64
+# A flat run is rounded up to a multiple of 16 elements (no scalar tail); the buffers it reads
+# and writes have this many elements of (zero) slack after them.
+DEF DW_SLACK = 16
+
+
+cdef inline idx_t _round16(idx_t n) noexcept nogil:
+    return (n + 15) // 16 * 16
+
+# The polyphase geometry of one depthwise problem.
+ctypedef struct dw_t:
+    idx_t Hp, Wp, Hq, Wq, DI, DJ, Wg, na, nb, nsub, kk
+
+
+cdef dw_t _dw(const geom_t *g) noexcept nogil:
+    cdef dw_t d
+    d.Hp = (g.OH - 1) * g.sh + g.dil_h * (g.kh - 1) + 1
+    d.Wp = (g.OW - 1) * g.sw + g.dil_w * (g.kw - 1) + 1
+    d.Hq = (d.Hp + g.sh - 1) // g.sh
+    d.Wq = (d.Wp + g.sw - 1) // g.sw
+    d.DI = (g.dil_h * (g.kh - 1)) // g.sh
+    d.DJ = (g.dil_w * (g.kw - 1)) // g.sw
+    d.Wg = d.Wq + d.DJ
+    d.na = d.nb = d.nsub = 0  # filled in by _dw_alloc
+    d.kk = g.kh * g.kw
+    return d
+
+
+cdef idx_t _dw_scratch_elems(const dw_t *d, const geom_t *g, int pass_):
+    """Elements of scratch per thread for pass_ 0 (forward), 1 (grad_input), 2 (grad_weight)."""
+    if pass_ == 0:
+        return d.nsub * d.Hq * d.Wq + g.OH * d.Wq + 2 * DW_SLACK
+    if pass_ == 1:
+        return max(d.nsub * (d.Hq * d.Wg + DW_SLACK) + (d.Hq + d.DI) * d.Wg + DW_SLACK + d.kk,
+                   d.Hp * d.Wp)
+    return d.nsub * d.Hq * d.Wq + g.OH * d.Wq + 2 * DW_SLACK + 16 * d.kk
+
+
+cdef _dw_alloc(dtype, int nt, dw_t *d, const geom_t *g, int pass_):
+    """Fills in the sub-planes of d (na row phases times nb column phases: only the phases the
+    taps read, at most kh x kw however large the stride) and returns (float scratch (nt,
+    elems), pointer scratch (nt, kh*kw), an index table: for each tap its offset, then for each
+    tap its sub-plane, then the na row phases and the nb column phases)."""
+    pa = list(dict.fromkeys((i * g.dil_h) % g.sh for i in range(g.kh)))
+    pb = list(dict.fromkeys((j * g.dil_w) % g.sw for j in range(g.kw)))
+    d.na, d.nb = len(pa), len(pb)
+    d.nsub = d.na * d.nb
+    cdef idx_t[::1] tab = np.empty(2 * d.kk + d.na + d.nb, dtype=np.intp)
+    cdef idx_t i, j, sub
+    for i in range(d.na):
+        tab[2 * d.kk + i] = pa[i]
+    for j in range(d.nb):
+        tab[2 * d.kk + d.na + j] = pb[j]
+    for i in range(g.kh):
+        for j in range(g.kw):
+            sub = pa.index((i * g.dil_h) % g.sh) * d.nb + pb.index((j * g.dil_w) % g.sw)
+            tab[d.kk + i * g.kw + j] = sub
+            if pass_ == 1:
+                # offset of the shifted output-gradient grid read by tap (i, j)
+                tab[i * g.kw + j] = ((d.DI - (i * g.dil_h) // g.sh) * d.Wg
+                                     + d.DJ - (j * g.dil_w) // g.sw)
+            else:
+                tab[i * g.kw + j] = (sub * d.Hq * d.Wq
+                                     + ((i * g.dil_h) // g.sh) * d.Wq + (j * g.dil_w) // g.sw)
+    return (np.empty((nt, _dw_scratch_elems(d, g, pass_) + 16), dtype=dtype),
+            np.empty((nt, d.kk), dtype=np.uintp), tab)
+
+
+cdef inline void _taps(idx_t rows, idx_t n, idx_t ld_in, idx_t ld_out, idx_t ntaps,
+                       const floating **base, const floating *w, floating bias, bint accumulate,
+                       floating *out) noexcept nogil:
+    if floating is float:
+        cvx_dw_taps_float(rows, n, ld_in, ld_out, <int>ntaps, base, w, bias, accumulate, out)
+    else:
+        cvx_dw_taps_double(rows, n, ld_in, ld_out, <int>ntaps, base, w, bias, accumulate, out)
+
+
+cdef inline void _poly(const floating *src, const geom_t *g, const dw_t *d, const idx_t *tab,
+                       floating *dst) noexcept nogil:
+    """The polyphase padded copy of plane src (tab: _dw_alloc's table)."""
+    cdef const idx_t *pa = tab + 2 * d.kk
+    if floating is float:
+        cvx_dw_poly_float(src, g.H, g.W, g.ph, g.pw, g.sh, g.sw, d.Hp, d.Wp, d.Hq, d.Wq,
+                          d.na, pa, d.nb, pa + d.na, DW_SLACK, dst)
+    else:
+        cvx_dw_poly_double(src, g.H, g.W, g.ph, g.pw, g.sh, g.sw, d.Hp, d.Wp, d.Hq, d.Wq,
+                           d.na, pa, d.nb, pa + d.na, DW_SLACK, dst)
+
+
+cdef inline void _place(const floating *src, idx_t rows, idx_t cols, idx_t drows, idx_t ld,
+                        idx_t r0, idx_t c0, floating *dst) noexcept nogil:
+    """dst (drows x ld and DW_SLACK more elements, zeroed) with src (rows x cols) placed at
+    row r0, column c0."""
+    if floating is float:
+        cvx_dw_place_float(src, rows, cols, drows * ld + DW_SLACK, ld, r0, c0, dst)
+    else:
+        cvx_dw_place_double(src, rows, cols, drows * ld + DW_SLACK, ld, r0, c0, dst)
 
 
 cdef void _fwd_depthwise(const floating *x, const floating *w, const floating *b, floating *y,
-                         const geom_t *g, floating *scratch, idx_t ld_s, int nt) noexcept nogil:
-    cdef idx_t Wp = _depthwise_wp(g), Hp = _depthwise_hp(g), P = g.OH * g.OW, HW = g.H * g.W
-    cdef idx_t L = (g.OH - 1) * Wp + g.OW
-    cdef idx_t it, f, i, j, off, p, oh, ow
-    cdef floating *xp
+                         const geom_t *g, const dw_t *dp, floating *scratch, idx_t ld_s,
+                         size_t *ptrs, const idx_t *off, int nt) noexcept nogil:
+    cdef dw_t d = dp[0]
+    cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, L = (g.OH - 1) * d.Wq + g.OW
+    cdef idx_t it, n, c, k, f, t
+    cdef floating *xs
     cdef floating *z
     cdef floating *yp
-    cdef const floating *xrow
-    cdef floating wv, bv
-    cdef bint flat = g.sh == 1 and g.sw == 1
+    cdef const floating **base
+    cdef floating bv
     with parallel(num_threads=nt):
-        for it in prange(g.N * g.F, schedule='static'):
-            xp = scratch + cvx_omp_get_thread_num() * ld_s
-            z = xp + Hp * Wp
-            yp = y + it * P
-            f = it % g.F
-            _pad_plane(x + it * HW, xp, g, Hp, Wp)
-            bv = 0
-            if b != NULL:
-                bv = b[f]
-            if flat:
-                for p in range(L):
-                    z[p] = bv
-                for i in range(g.kh):
-                    for j in range(g.kw):
-                        off = i * g.dil_h * Wp + j * g.dil_w
-                        _axpy(L, w[(f * g.kh + i) * g.kw + j], xp + off, z)
-                for oh in range(g.OH):
-                    for ow in range(g.OW):
-                        yp[oh * g.OW + ow] = z[oh * Wp + ow]
-            else:
-                for p in range(P):
-                    yp[p] = bv
-                for i in range(g.kh):
-                    for j in range(g.kw):
-                        wv = w[(f * g.kh + i) * g.kw + j]
-                        for oh in range(g.OH):
-                            xrow = xp + (oh * g.sh + i * g.dil_h) * Wp + j * g.dil_w
-                            for ow in range(g.OW):
-                                yp[oh * g.OW + ow] += wv * xrow[ow * g.sw]
+        for it in prange(g.N * g.C, schedule='static'):
+            xs = scratch + cvx_omp_get_thread_num() * ld_s
+            z = xs + d.nsub * d.Hq * d.Wq + DW_SLACK
+            base = <const floating **>(ptrs + cvx_omp_get_thread_num() * d.kk)
+            n = it // g.C
+            c = it % g.C
+            _poly(x + it * HW, g, &d, off, xs)
+            for t in range(d.kk):
+                base[t] = xs + off[t]
+            for k in range(g.Fg):
+                f = c * g.Fg + k
+                yp = y + (n * g.F + f) * P
+                bv = 0
+                if b != NULL:
+                    bv = b[f]
+                if g.OW < DW_FLAT_OW:
+                    _taps(1, _round16(L), 0, 0, d.kk, base, w + f * d.kk, bv, False, z)
+                    if floating is float:
+                        cvx_dw_copy_float(g.OH, g.OW, z, d.Wq, yp, g.OW)
+                    else:
+                        cvx_dw_copy_double(g.OH, g.OW, z, d.Wq, yp, g.OW)
+                else:
+                    _taps(g.OH, g.OW, d.Wq, g.OW, d.kk, base, w + f * d.kk, bv, False, yp)
 
 
-cdef inline void _grid_plane(const floating *src, floating *dst, const geom_t *g,
-                             idx_t Wp) noexcept nogil:
-    """dst (OH x Wp) = the plane src (OH x OW) with zeros in the Wp - OW unused columns."""
-    cdef idx_t oh, q
-    for oh in range(g.OH):
-        for q in range(g.OW):
-            dst[oh * Wp + q] = src[oh * g.OW + q]
-        for q in range(g.OW, Wp):
-            dst[oh * Wp + q] = 0
-
-
-cdef void _gx_depthwise(const floating *gy, const floating *w, floating *gx, const geom_t *g,
-                        floating *scratch, idx_t ld_s, int nt) noexcept nogil:
-    """With stride 1 and finite weights, each tap is one long loop over the plane on the
-    padded grid (its unused columns hold zeros and so add nothing); otherwise row by row, so
-    that a non-finite weight meets only real output gradients, as in torch."""
-    cdef idx_t Wp = _depthwise_wp(g), Hp = _depthwise_hp(g), P = g.OH * g.OW, HW = g.H * g.W
-    cdef idx_t rows = _clip(Hp - g.ph, g.H), cols = _clip(Wp - g.pw, g.W)
-    cdef idx_t L = (g.OH - 1) * Wp + g.OW, kk = g.kh * g.kw
-    cdef idx_t it, f, i, j, p, oh, ow, r, q, t
-    cdef floating *dxp
-    cdef floating *dyg
+cdef void _gx_depthwise_exact(const floating *gy, const floating *w, floating *gx,
+                              const geom_t *g, idx_t n, idx_t c, floating *dxp) noexcept nogil:
+    """One input-gradient plane, scattered row by row over the real output gradients only
+    (on a plain zero-padded Hp x Wp plane), for a channel with a non-finite weight."""
+    cdef dw_t d = _dw(g)
+    cdef idx_t P = g.OH * g.OW, HW = g.H * g.W
+    cdef idx_t rows = _clip(d.Hp - g.ph, g.H), cols = _clip(d.Wp - g.pw, g.W)
+    cdef idx_t k, f, i, j, oh, ow, r, q
     cdef floating *xrow
     cdef const floating *gyrow
     cdef floating wv
-    cdef bint flat
+    for q in range(d.Hp * d.Wp):
+        dxp[q] = 0
+    for k in range(g.Fg):
+        f = c * g.Fg + k
+        for i in range(g.kh):
+            for j in range(g.kw):
+                wv = w[(f * g.kh + i) * g.kw + j]
+                for oh in range(g.OH):
+                    xrow = dxp + (oh * g.sh + i * g.dil_h) * d.Wp + j * g.dil_w
+                    gyrow = gy + (n * g.F + f) * P + oh * g.OW
+                    for ow in range(g.OW):
+                        xrow[ow * g.sw] += wv * gyrow[ow]
+    gx = gx + (n * g.C + c) * HW
+    for q in range(HW):
+        gx[q] = 0
+    for r in range(rows):
+        for q in range(cols):
+            gx[r * g.W + q] = dxp[(r + g.ph) * d.Wp + g.pw + q]
+
+
+cdef void _gx_depthwise(const floating *gy, const floating *w, floating *gx, const geom_t *g,
+                        const dw_t *dp, floating *scratch, idx_t ld_s, size_t *ptrs,
+                        const idx_t *off, int nt) noexcept nogil:
+    cdef dw_t d = dp[0]
+    cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, L = _round16((d.Hq - 1) * d.Wg + d.Wq)
+    cdef idx_t SP = d.Hq * d.Wg + DW_SLACK  # sub-plane pitch
+    cdef idx_t it, n, c, k, f, t, a, nt_ab
+    cdef floating *dxs
+    cdef floating *grid
+    cdef floating *wt
+    cdef const floating **base
+    cdef floating wv
+    cdef bint finite
     with parallel(num_threads=nt):
         for it in prange(g.N * g.C, schedule='static'):
-            dxp = scratch + cvx_omp_get_thread_num() * ld_s
-            dyg = dxp + Hp * Wp
-            f = it % g.C
-            flat = g.sh == 1 and g.sw == 1
-            for t in range(kk):
-                wv = w[f * kk + t]
+            dxs = scratch + cvx_omp_get_thread_num() * ld_s
+            grid = dxs + d.nsub * SP
+            wt = grid + (d.Hq + d.DI) * d.Wg + DW_SLACK
+            base = <const floating **>(ptrs + cvx_omp_get_thread_num() * d.kk)
+            n = it // g.C
+            c = it % g.C
+            finite = True
+            for t in range(g.Fg * d.kk):
+                wv = w[c * g.Fg * d.kk + t]
                 if not (wv - wv == 0):
-                    flat = False
-            for p in range(Hp * Wp):
-                dxp[p] = 0
-            if flat:
-                _grid_plane(gy + it * P, dyg, g, Wp)
-                for i in range(g.kh):
-                    for j in range(g.kw):
-                        _axpy(L, w[(f * g.kh + i) * g.kw + j], dyg,
-                              dxp + i * g.dil_h * Wp + j * g.dil_w)
+                    finite = False
+            if not finite:
+                _gx_depthwise_exact(gy, w, gx, g, n, c, dxs)
+                continue
+            for k in range(g.Fg):
+                f = c * g.Fg + k
+                _place(gy + (n * g.F + f) * P, g.OH, g.OW, d.Hq + d.DI, d.Wg, d.DI, d.DJ, grid)
+                for a in range(d.nsub):
+                    nt_ab = 0
+                    for t in range(d.kk):
+                        if off[d.kk + t] == a:
+                            base[nt_ab] = grid + off[t]
+                            wt[nt_ab] = w[f * d.kk + t]
+                            nt_ab = nt_ab + 1
+                    _taps(1, L, 0, 0, nt_ab, base, wt, 0, k > 0, dxs + a * SP)
+            if floating is float:
+                cvx_dw_unpoly_float(dxs, g.H, g.W, g.ph, g.pw, g.sh, g.sw, d.Hp, d.Wp, d.na,
+                                    off + 2 * d.kk, d.nb, off + 2 * d.kk + d.na, SP, d.Wg,
+                                    gx + it * HW)
             else:
-                for i in range(g.kh):
-                    for j in range(g.kw):
-                        wv = w[(f * g.kh + i) * g.kw + j]
-                        for oh in range(g.OH):
-                            xrow = dxp + (oh * g.sh + i * g.dil_h) * Wp + j * g.dil_w
-                            gyrow = gy + it * P + oh * g.OW
-                            if g.sw == 1:
-                                for ow in range(g.OW):
-                                    xrow[ow] += wv * gyrow[ow]
-                            else:
-                                for ow in range(g.OW):
-                                    xrow[ow * g.sw] += wv * gyrow[ow]
-            for p in range(HW):
-                gx[it * HW + p] = 0
-            for r in range(rows):
-                for q in range(cols):
-                    gx[it * HW + r * g.W + q] = dxp[(r + g.ph) * Wp + g.pw + q]
+                cvx_dw_unpoly_double(dxs, g.H, g.W, g.ph, g.pw, g.sh, g.sw, d.Hp, d.Wp, d.na,
+                                     off + 2 * d.kk, d.nb, off + 2 * d.kk + d.na, SP, d.Wg,
+                                     gx + it * HW)
 
 
 cdef void _gw_depthwise(const floating *gy, const floating *x, floating *gw, const geom_t *g,
-                        floating *scratch, idx_t ld_s, int nt) noexcept nogil:
-    """With stride 1 and a finite input plane, each tap is one long dot product on the padded
-    grid (the unused columns of the output gradient hold zeros); otherwise row by row."""
-    cdef idx_t Wp = _depthwise_wp(g), Hp = _depthwise_hp(g), P = g.OH * g.OW, HW = g.H * g.W
-    cdef idx_t L = (g.OH - 1) * Wp + g.OW, kk = g.kh * g.kw
-    cdef idx_t f, n, i, j, t, oh
-    cdef floating *xp
-    cdef floating *dyg
+                        const dw_t *dp, floating *scratch, idx_t ld_s, size_t *ptrs,
+                        const idx_t *off, int nt) noexcept nogil:
+    cdef dw_t d = dp[0]
+    cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, L = (g.OH - 1) * d.Wq + g.OW
+    cdef idx_t f, c, n, t, q
+    cdef floating *xs
+    cdef floating *grid
+    cdef floating *acc
+    cdef const floating **base
     cdef const floating *gyp
-    cdef floating s, check
+    cdef bint flat
     with parallel(num_threads=nt):
         for f in prange(g.F, schedule='dynamic'):
-            xp = scratch + cvx_omp_get_thread_num() * ld_s
-            dyg = xp + Hp * Wp
-            for t in range(kk):
-                gw[f * kk + t] = 0
+            xs = scratch + cvx_omp_get_thread_num() * ld_s
+            grid = xs + d.nsub * d.Hq * d.Wq + DW_SLACK
+            acc = grid + g.OH * d.Wq + DW_SLACK
+            base = <const floating **>(ptrs + cvx_omp_get_thread_num() * d.kk)
+            c = f // g.Fg
+            for q in range(16 * d.kk):
+                acc[q] = 0
+            for t in range(d.kk):
+                base[t] = xs + off[t]
             for n in range(g.N):
-                _pad_plane(x + (n * g.C + f) * HW, xp, g, Hp, Wp)
+                _poly(x + (n * g.C + c) * HW, g, &d, off, xs)
                 gyp = gy + (n * g.F + f) * P
-                check = 1
-                if g.sh == 1 and g.sw == 1:
-                    check = _vdot(Hp * Wp, xp, xp)  # inf or NaN when the plane is not finite
-                if g.sh == 1 and g.sw == 1 and check - check == 0:
-                    _grid_plane(gyp, dyg, g, Wp)
-                    for i in range(g.kh):
-                        for j in range(g.kw):
-                            gw[f * kk + i * g.kw + j] += _vdot(L, dyg,
-                                                               xp + i * g.dil_h * Wp + j * g.dil_w)
+                flat = g.OW < DW_FLAT_OW
+                if flat:
+                    if floating is float:
+                        flat = cvx_dw_finite_float(d.nsub * d.Hq * d.Wq, xs)
+                    else:
+                        flat = cvx_dw_finite_double(d.nsub * d.Hq * d.Wq, xs)
+                if flat:
+                    _place(gyp, g.OH, g.OW, g.OH, d.Wq, 0, 0, grid)
+                    _dots(1, _round16(L), 0, 0, d.kk, base, grid, acc)
                 else:
-                    for i in range(g.kh):
-                        for j in range(g.kw):
-                            s = 0
-                            for oh in range(g.OH):
-                                s = s + _dot(gyp + oh * g.OW,
-                                             xp + (oh * g.sh + i * g.dil_h) * Wp + j * g.dil_w,
-                                             g.OW, g.sw)
-                            gw[f * kk + i * g.kw + j] += s
+                    _dots(g.OH, g.OW, d.Wq, g.OW, d.kk, base, gyp, acc)
+            for t in range(d.kk):
+                if floating is float:
+                    gw[f * d.kk + t] = cvx_dw_lanes_float(acc + 16 * t)
+                else:
+                    gw[f * d.kk + t] = cvx_dw_lanes_double(acc + 16 * t)
 
+
+cdef inline void _dots(idx_t rows, idx_t n, idx_t ld_in, idx_t ld_g, idx_t ntaps,
+                       const floating **base, const floating *gp,
+                       floating *acc) noexcept nogil:
+    if floating is float:
+        cvx_dw_dots_float(rows, n, ld_in, ld_g, <int>ntaps, base, gp, acc)
+    else:
+        cvx_dw_dots_double(rows, n, ld_in, ld_g, <int>ntaps, base, gp, acc)
 
 # --------------------------------------------------------------------------------------------
 # direct route (few channels): isa/kernels.inc
@@ -781,11 +909,15 @@ def conv2d_forward_depthwise(const floating[:, :, :, ::1] x, const floating[:, :
     cdef const floating *bp = NULL
     if b is not None:
         bp = &b[0]
-    n_threads = _threads_for(g.N * g.F, n_threads)
-    cdef floating[:, ::1] flat = _depthwise_scratch(np.asarray(y).dtype, n_threads, &g)
+    cdef dw_t d = _dw(&g)
+    n_threads = _threads_for(g.N * g.C, n_threads)
+    flat_a, ptrs_a, off_a = _dw_alloc(np.asarray(y).dtype, n_threads, &d, &g, 0)
+    cdef floating[:, ::1] flat = flat_a
+    cdef size_t[:, ::1] ptrs = ptrs_a
+    cdef idx_t[::1] off = off_a
     with nogil:
-        _fwd_depthwise(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g,
-                       &flat[0, 0], flat.shape[1], n_threads)
+        _fwd_depthwise(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, &d,
+                       &flat[0, 0], flat.shape[1], &ptrs[0, 0], &off[0], n_threads)
 
 
 def conv2d_forward_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
@@ -969,11 +1101,15 @@ def conv2d_grad_input_depthwise(const floating[:, :, :, ::1] gy,
     """gx = the gradient of conv2d with respect to its input, depthwise route. Fills all of gx."""
     cdef geom_t g = _geom(_s4(gx.shape), _s4(w.shape), _s4(gy.shape), groups, stride_h,
                           stride_w, pad_top, pad_left, dil_h, dil_w)
+    cdef dw_t d = _dw(&g)
     n_threads = _threads_for(g.N * g.C, n_threads)
-    cdef floating[:, ::1] flat = _depthwise_scratch(np.asarray(gx).dtype, n_threads, &g)
+    flat_a, ptrs_a, off_a = _dw_alloc(np.asarray(gx).dtype, n_threads, &d, &g, 1)
+    cdef floating[:, ::1] flat = flat_a
+    cdef size_t[:, ::1] ptrs = ptrs_a
+    cdef idx_t[::1] off = off_a
     with nogil:
-        _gx_depthwise(&gy[0, 0, 0, 0], &w[0, 0, 0, 0], &gx[0, 0, 0, 0], &g,
-                      &flat[0, 0], flat.shape[1], n_threads)
+        _gx_depthwise(&gy[0, 0, 0, 0], &w[0, 0, 0, 0], &gx[0, 0, 0, 0], &g, &d,
+                      &flat[0, 0], flat.shape[1], &ptrs[0, 0], &off[0], n_threads)
 
 
 def conv2d_grad_input_gemm(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] w,
@@ -1056,11 +1192,15 @@ def conv2d_grad_weight_depthwise(const floating[:, :, :, ::1] gy,
     gw."""
     cdef geom_t g = _geom(_s4(x.shape), _s4(gw.shape), _s4(gy.shape), groups, stride_h,
                           stride_w, pad_top, pad_left, dil_h, dil_w)
+    cdef dw_t d = _dw(&g)
     n_threads = _threads_for(g.F, n_threads)
-    cdef floating[:, ::1] flat = _depthwise_scratch(np.asarray(gw).dtype, n_threads, &g)
+    flat_a, ptrs_a, off_a = _dw_alloc(np.asarray(gw).dtype, n_threads, &d, &g, 2)
+    cdef floating[:, ::1] flat = flat_a
+    cdef size_t[:, ::1] ptrs = ptrs_a
+    cdef idx_t[::1] off = off_a
     with nogil:
-        _gw_depthwise(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g,
-                      &flat[0, 0], flat.shape[1], n_threads)
+        _gw_depthwise(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, &d,
+                      &flat[0, 0], flat.shape[1], &ptrs[0, 0], &off[0], n_threads)
 
 
 def conv2d_grad_weight_direct(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,

@@ -3,6 +3,8 @@
 # kernel module calls. The kernels are compiled once, into the _isa extension; isa_table() (shared
 # through Cython's C-API capsule) returns the table chosen at import (CONVEXT_ISA, or the best one
 # this CPU runs). The inline functions below keep the C names the modules called before.
+from libc.stdint cimport int64_t
+
 from ._types cimport idx_t
 
 cdef extern from "isa/cvx_isa.h" nogil:
@@ -43,6 +45,63 @@ cdef extern from "isa/cvx_isa.h" nogil:
         void (*axpy_d)(idx_t n, double a, const double *x, double *y) noexcept nogil
         float (*dot_f)(idx_t n, const float *x, const float *y) noexcept nogil
         double (*dot_d)(idx_t n, const double *x, const double *y) noexcept nogil
+        void (*dw_taps_f)(idx_t rows, idx_t n, idx_t ld_in, idx_t ld_out, int ntaps,
+                          const float *const *base, const float *w, float bias, int accumulate,
+                          float *out) noexcept nogil
+        void (*dw_taps_d)(idx_t rows, idx_t n, idx_t ld_in, idx_t ld_out, int ntaps,
+                          const double *const *base, const double *w, double bias,
+                          int accumulate, double *out) noexcept nogil
+        void (*dw_dots_f)(idx_t rows, idx_t n, idx_t ld_in, idx_t ld_g, int ntaps,
+                          const float *const *base, const float *g, float *acc) noexcept nogil
+        void (*dw_dots_d)(idx_t rows, idx_t n, idx_t ld_in, idx_t ld_g, int ntaps,
+                          const double *const *base, const double *g,
+                          double *acc) noexcept nogil
+        float (*dw_lanes_f)(const float *a) noexcept nogil
+        double (*dw_lanes_d)(const double *a) noexcept nogil
+        int (*dw_finite_f)(idx_t n, const float *p) noexcept nogil
+        int (*dw_finite_d)(idx_t n, const double *p) noexcept nogil
+        void (*dw_poly_f)(const float *src, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t sh,
+                          idx_t sw, idx_t Hp, idx_t Wp, idx_t Hq, idx_t Wq, idx_t na,
+                          const idx_t *pa, idx_t nb, const idx_t *pb, idx_t slack,
+                          float *dst) noexcept nogil
+        void (*dw_poly_d)(const double *src, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t sh,
+                          idx_t sw, idx_t Hp, idx_t Wp, idx_t Hq, idx_t Wq, idx_t na,
+                          const idx_t *pa, idx_t nb, const idx_t *pb, idx_t slack,
+                          double *dst) noexcept nogil
+        void (*dw_unpoly_f)(const float *src, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t sh,
+                            idx_t sw, idx_t Hp, idx_t Wp, idx_t na, const idx_t *pa, idx_t nb,
+                            const idx_t *pb, idx_t sp, idx_t ld, float *dst) noexcept nogil
+        void (*dw_unpoly_d)(const double *src, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t sh,
+                            idx_t sw, idx_t Hp, idx_t Wp, idx_t na, const idx_t *pa, idx_t nb,
+                            const idx_t *pb, idx_t sp, idx_t ld, double *dst) noexcept nogil
+        void (*dw_place_f)(const float *src, idx_t rows, idx_t cols, idx_t total, idx_t ld,
+                           idx_t r0, idx_t c0, float *dst) noexcept nogil
+        void (*dw_place_d)(const double *src, idx_t rows, idx_t cols, idx_t total, idx_t ld,
+                           idx_t r0, idx_t c0, double *dst) noexcept nogil
+        void (*dw_copy_f)(idx_t rows, idx_t cols, const float *src, idx_t lds, float *dst,
+                          idx_t ldd) noexcept nogil
+        void (*dw_copy_d)(idx_t rows, idx_t cols, const double *src, idx_t lds, double *dst,
+                          idx_t ldd) noexcept nogil
+        void (*pl_max_row_f)(const float *xp, idx_t W, idx_t hs, idx_t i0, idx_t i1, idx_t dh,
+                             idx_t kw, idx_t sw, idx_t pw, idx_t dw, idx_t ow0, idx_t ow1,
+                             float *yp, int64_t *ip) noexcept nogil
+        void (*pl_max_row_d)(const double *xp, idx_t W, idx_t hs, idx_t i0, idx_t i1, idx_t dh,
+                             idx_t kw, idx_t sw, idx_t pw, idx_t dw, idx_t ow0, idx_t ow1,
+                             double *yp, int64_t *ip) noexcept nogil
+        void (*pl_avg_row_f)(const float *xp, idx_t W, idx_t hs, idx_t i0, idx_t i1, idx_t kw,
+                             idx_t sw, idx_t pw, idx_t ow0, idx_t ow1, float div,
+                             float *yp) noexcept nogil
+        void (*pl_avg_row_d)(const double *xp, idx_t W, idx_t hs, idx_t i0, idx_t i1, idx_t kw,
+                             idx_t sw, idx_t pw, idx_t ow0, idx_t ow1, double div,
+                             double *yp) noexcept nogil
+        void (*pl_max3_f)(idx_t n, const float *r0, idx_t W, idx_t s, int64_t base, float *yp,
+                          int64_t *ip) noexcept nogil
+        void (*pl_max3_d)(idx_t n, const double *r0, idx_t W, idx_t s, int64_t base,
+                          double *yp, int64_t *ip) noexcept nogil
+        void (*pl_max2_f)(idx_t n, const float *r0, idx_t W, idx_t s, int64_t base, float *yp,
+                          int64_t *ip) noexcept nogil
+        void (*pl_max2_d)(idx_t n, const double *r0, idx_t W, idx_t s, int64_t base,
+                          double *yp, int64_t *ip) noexcept nogil
         double (*fma_chains)(long long iters, float m, float c) noexcept nogil
         int f32_lanes, f64_lanes, sgemm_mr, sgemm_nr, dgemm_mr, dgemm_nr, fma_fused
 
@@ -110,3 +169,139 @@ cdef inline float cvx_dot_float(idx_t n, const float *x, const float *y) noexcep
 
 cdef inline double cvx_dot_double(idx_t n, const double *x, const double *y) noexcept nogil:
     return isa_table().dot_d(n, x, y)
+
+
+# depthwise convolution (isa/depthwise.inc), for _conv.pyx
+cdef inline void cvx_dw_taps_float(idx_t rows, idx_t n, idx_t ld_in, idx_t ld_out, int ntaps,
+                                   const float *const *base, const float *w, float bias,
+                                   int accumulate, float *out) noexcept nogil:
+    isa_table().dw_taps_f(rows, n, ld_in, ld_out, ntaps, base, w, bias, accumulate, out)
+
+
+cdef inline void cvx_dw_taps_double(idx_t rows, idx_t n, idx_t ld_in, idx_t ld_out, int ntaps,
+                                    const double *const *base, const double *w, double bias,
+                                    int accumulate, double *out) noexcept nogil:
+    isa_table().dw_taps_d(rows, n, ld_in, ld_out, ntaps, base, w, bias, accumulate, out)
+
+
+cdef inline void cvx_dw_dots_float(idx_t rows, idx_t n, idx_t ld_in, idx_t ld_g, int ntaps,
+                                   const float *const *base, const float *g,
+                                   float *acc) noexcept nogil:
+    isa_table().dw_dots_f(rows, n, ld_in, ld_g, ntaps, base, g, acc)
+
+
+cdef inline void cvx_dw_dots_double(idx_t rows, idx_t n, idx_t ld_in, idx_t ld_g, int ntaps,
+                                    const double *const *base, const double *g,
+                                    double *acc) noexcept nogil:
+    isa_table().dw_dots_d(rows, n, ld_in, ld_g, ntaps, base, g, acc)
+
+
+cdef inline float cvx_dw_lanes_float(const float *a) noexcept nogil:
+    return isa_table().dw_lanes_f(a)
+
+
+cdef inline double cvx_dw_lanes_double(const double *a) noexcept nogil:
+    return isa_table().dw_lanes_d(a)
+
+
+cdef inline int cvx_dw_finite_float(idx_t n, const float *p) noexcept nogil:
+    return isa_table().dw_finite_f(n, p)
+
+
+cdef inline int cvx_dw_finite_double(idx_t n, const double *p) noexcept nogil:
+    return isa_table().dw_finite_d(n, p)
+
+
+cdef inline void cvx_dw_poly_float(const float *src, idx_t H, idx_t W, idx_t ph, idx_t pw,
+                                   idx_t sh, idx_t sw, idx_t Hp, idx_t Wp, idx_t Hq, idx_t Wq,
+                                   idx_t na, const idx_t *pa, idx_t nb, const idx_t *pb,
+                                   idx_t slack, float *dst) noexcept nogil:
+    isa_table().dw_poly_f(src, H, W, ph, pw, sh, sw, Hp, Wp, Hq, Wq, na, pa, nb, pb, slack, dst)
+
+
+cdef inline void cvx_dw_poly_double(const double *src, idx_t H, idx_t W, idx_t ph, idx_t pw,
+                                    idx_t sh, idx_t sw, idx_t Hp, idx_t Wp, idx_t Hq, idx_t Wq,
+                                    idx_t na, const idx_t *pa, idx_t nb, const idx_t *pb,
+                                    idx_t slack, double *dst) noexcept nogil:
+    isa_table().dw_poly_d(src, H, W, ph, pw, sh, sw, Hp, Wp, Hq, Wq, na, pa, nb, pb, slack, dst)
+
+
+cdef inline void cvx_dw_unpoly_float(const float *src, idx_t H, idx_t W, idx_t ph, idx_t pw,
+                                     idx_t sh, idx_t sw, idx_t Hp, idx_t Wp, idx_t na,
+                                     const idx_t *pa, idx_t nb, const idx_t *pb, idx_t sp,
+                                     idx_t ld, float *dst) noexcept nogil:
+    isa_table().dw_unpoly_f(src, H, W, ph, pw, sh, sw, Hp, Wp, na, pa, nb, pb, sp, ld, dst)
+
+
+cdef inline void cvx_dw_unpoly_double(const double *src, idx_t H, idx_t W, idx_t ph, idx_t pw,
+                                      idx_t sh, idx_t sw, idx_t Hp, idx_t Wp, idx_t na,
+                                      const idx_t *pa, idx_t nb, const idx_t *pb, idx_t sp,
+                                      idx_t ld, double *dst) noexcept nogil:
+    isa_table().dw_unpoly_d(src, H, W, ph, pw, sh, sw, Hp, Wp, na, pa, nb, pb, sp, ld, dst)
+
+
+cdef inline void cvx_dw_place_float(const float *src, idx_t rows, idx_t cols, idx_t total,
+                                    idx_t ld, idx_t r0, idx_t c0, float *dst) noexcept nogil:
+    isa_table().dw_place_f(src, rows, cols, total, ld, r0, c0, dst)
+
+
+cdef inline void cvx_dw_place_double(const double *src, idx_t rows, idx_t cols, idx_t total,
+                                     idx_t ld, idx_t r0, idx_t c0, double *dst) noexcept nogil:
+    isa_table().dw_place_d(src, rows, cols, total, ld, r0, c0, dst)
+
+
+cdef inline void cvx_dw_copy_float(idx_t rows, idx_t cols, const float *src, idx_t lds,
+                                   float *dst, idx_t ldd) noexcept nogil:
+    isa_table().dw_copy_f(rows, cols, src, lds, dst, ldd)
+
+
+cdef inline void cvx_dw_copy_double(idx_t rows, idx_t cols, const double *src, idx_t lds,
+                                    double *dst, idx_t ldd) noexcept nogil:
+    isa_table().dw_copy_d(rows, cols, src, lds, dst, ldd)
+
+
+# pooling rows (isa/pool.inc), for _pool.pyx
+cdef inline void cvx_pl_max_row_float(const float *xp, idx_t W, idx_t hs, idx_t i0, idx_t i1,
+                                      idx_t dh, idx_t kw, idx_t sw, idx_t pw, idx_t dw,
+                                      idx_t ow0, idx_t ow1, float *yp,
+                                      int64_t *ip) noexcept nogil:
+    isa_table().pl_max_row_f(xp, W, hs, i0, i1, dh, kw, sw, pw, dw, ow0, ow1, yp, ip)
+
+
+cdef inline void cvx_pl_max_row_double(const double *xp, idx_t W, idx_t hs, idx_t i0, idx_t i1,
+                                       idx_t dh, idx_t kw, idx_t sw, idx_t pw, idx_t dw,
+                                       idx_t ow0, idx_t ow1, double *yp,
+                                       int64_t *ip) noexcept nogil:
+    isa_table().pl_max_row_d(xp, W, hs, i0, i1, dh, kw, sw, pw, dw, ow0, ow1, yp, ip)
+
+
+cdef inline void cvx_pl_avg_row_float(const float *xp, idx_t W, idx_t hs, idx_t i0, idx_t i1,
+                                      idx_t kw, idx_t sw, idx_t pw, idx_t ow0, idx_t ow1,
+                                      float div, float *yp) noexcept nogil:
+    isa_table().pl_avg_row_f(xp, W, hs, i0, i1, kw, sw, pw, ow0, ow1, div, yp)
+
+
+cdef inline void cvx_pl_avg_row_double(const double *xp, idx_t W, idx_t hs, idx_t i0, idx_t i1,
+                                       idx_t kw, idx_t sw, idx_t pw, idx_t ow0, idx_t ow1,
+                                       double div, double *yp) noexcept nogil:
+    isa_table().pl_avg_row_d(xp, W, hs, i0, i1, kw, sw, pw, ow0, ow1, div, yp)
+
+
+cdef inline void cvx_pl_max3_float(idx_t n, const float *r0, idx_t W, idx_t s, int64_t base,
+                                   float *yp, int64_t *ip) noexcept nogil:
+    isa_table().pl_max3_f(n, r0, W, s, base, yp, ip)
+
+
+cdef inline void cvx_pl_max3_double(idx_t n, const double *r0, idx_t W, idx_t s, int64_t base,
+                                    double *yp, int64_t *ip) noexcept nogil:
+    isa_table().pl_max3_d(n, r0, W, s, base, yp, ip)
+
+
+cdef inline void cvx_pl_max2_float(idx_t n, const float *r0, idx_t W, idx_t s, int64_t base,
+                                   float *yp, int64_t *ip) noexcept nogil:
+    isa_table().pl_max2_f(n, r0, W, s, base, yp, ip)
+
+
+cdef inline void cvx_pl_max2_double(idx_t n, const double *r0, idx_t W, idx_t s, int64_t base,
+                                    double *yp, int64_t *ip) noexcept nogil:
+    isa_table().pl_max2_d(n, r0, W, s, base, yp, ip)

@@ -9,9 +9,20 @@ asymmetric padding hang over the edge) and, for max pooling, dilation (dil_h, di
 pooling also takes the bottom/right padding (pb, pr): its divisor with count_include_pad counts
 the window positions inside the padded input, which OH and OW do not determine.
 
-Parallelism: one work item is one plane. A plane of y (or of grad_x) is written by exactly one
-thread, in a fixed order, so every result is bitwise the same for every thread count and the
-gradient scatter needs no atomics.
+Parallelism: forward, one work item is a block of output rows of one plane (a plane is split
+into row blocks only when there are fewer than 16 planes, as at batch 1 with few channels);
+backward, one plane of grad_x. Every output element is computed by one thread in a fixed order
+that does not depend on the blocking, so every result is bitwise the same for every thread
+count, and the gradient scatter needs no atomics.
+
+Vector rows (isa/pool.inc, through the instruction-set table of _isa.pxd): in each output row,
+the columns whose whole window lies inside the plane horizontally go through a C row kernel that
+is vectorised over the output columns, applying the taps in the same row-major order and with
+the same comparison (max) or the same additions from 0 (average) as the scalar loops here, which
+take the border columns; so the two agree bitwise.
+Whole 2x2 and 3x3 max windows (no dilation, every row inside the plane) go through kernels with
+the nine (four) taps unrolled and the output columns innermost, the same comparisons in the same
+order; the 2x2 stride-2 average without padding keeps its own loop.
 
 Max pooling follows PyTorch's CPU rule exactly: padding is -inf (only real elements are
 visited), the window is scanned in row-major order and a value replaces the current maximum when
@@ -62,85 +73,144 @@ cdef inline idx_t _imax(idx_t a, idx_t b) noexcept nogil:
 # ---------------------------------------------------------------------------------------------
 # max pooling
 
-cdef void _max_plane(const floating *xp, floating *yp, int64_t *ip, idx_t H, idx_t W,
-                     idx_t OH, idx_t OW, idx_t kh, idx_t kw, idx_t sh, idx_t sw, idx_t ph,
-                     idx_t pw, idx_t dil_h, idx_t dil_w) noexcept nogil:
-    cdef idx_t oh, ow, hs, he, ws, we, ih, iw, best
+# The row kernels are isa/pool.inc's, through the active instruction-set table (_isa.pxd).
+from ._isa cimport (
+    cvx_pl_avg_row_double,
+    cvx_pl_avg_row_float,
+    cvx_pl_max2_double,
+    cvx_pl_max2_float,
+    cvx_pl_max3_double,
+    cvx_pl_max3_float,
+    cvx_pl_max_row_double,
+    cvx_pl_max_row_float,
+)
+
+
+# Planes of at most this many elements and windows of at most this many rows and columns take
+# the vector row kernels (which keep window rows and columns in int).
+DEF VEC_MAX_PLANE = 2147483647
+# Work items: planes, each split into this many row blocks at most when there are few planes.
+DEF ROW_ITEMS = 16
+
+
+cdef inline idx_t _ceil_div(idx_t a, idx_t b) noexcept nogil:
+    """ceil(a / b) for b > 0 and any a."""
+    if a <= 0:
+        return -((-a) // b)
+    return (a + b - 1) // b
+
+
+cdef inline void _interior(idx_t W, idx_t OW, idx_t kw, idx_t sw, idx_t pw, idx_t dw,
+                           idx_t *lo, idx_t *hi) noexcept nogil:
+    """The output columns [lo, hi) whose every tap column ow*sw - pw + j*dw (j < kw) is inside
+    [0, W)."""
+    cdef idx_t a = _ceil_div(pw, sw)
+    cdef idx_t b = (W - 1 - (kw - 1) * dw + pw) // sw + 1 if W - 1 - (kw - 1) * dw + pw >= 0 else 0
+    a = _imin(_imax(a, 0), OW)
+    b = _imin(_imax(b, a), OW)
+    lo[0] = a
+    hi[0] = b
+
+
+cdef inline void _max_one(const floating *xp, floating *yp, int64_t *ip, idx_t H, idx_t W,
+                          idx_t OW, idx_t oh, idx_t ow, idx_t kh, idx_t kw, idx_t sh, idx_t sw,
+                          idx_t ph, idx_t pw, idx_t dil_h, idx_t dil_w) noexcept nogil:
+    """One output of the max pool, by the scalar rule (row-major scan, greater or NaN)."""
+    cdef idx_t hs, he, ws, we, ih, iw, best
     cdef floating v, m
-    for oh in range(OH):
+    hs = oh * sh - ph
+    he = _imin(hs + (kh - 1) * dil_h + 1, H)
+    hs = _first_tap(hs, dil_h)
+    ws = ow * sw - pw
+    we = _imin(ws + (kw - 1) * dil_w + 1, W)
+    ws = _first_tap(ws, dil_w)
+    m = -INFINITY
+    best = -1
+    if hs < he and ws < we:
+        best = hs * W + ws
+        ih = hs
+        while ih < he:
+            iw = ws
+            while iw < we:
+                v = xp[ih * W + iw]
+                if v > m or v != v:
+                    m = v
+                    best = ih * W + iw
+                iw = iw + dil_w
+            ih = ih + dil_h
+    yp[oh * OW + ow] = m
+    ip[oh * OW + ow] = best
+
+
+cdef void _max_rows(const floating *xp, floating *yp, int64_t *ip, idx_t H, idx_t W, idx_t OH,
+                    idx_t OW, idx_t kh, idx_t kw, idx_t sh, idx_t sw, idx_t ph, idx_t pw,
+                    idx_t dil_h, idx_t dil_w, idx_t oh0, idx_t oh1) noexcept nogil:
+    """Output rows [oh0, oh1) of one plane: the interior columns (every tap column inside the
+    plane) by the vector row kernel of isa/pool.inc, the others one by one; the same rule."""
+    cdef idx_t oh, ow, hs, i0, i1, lo, hi
+    _interior(W, OW, kw, sw, pw, dil_w, &lo, &hi)
+    if H * W > VEC_MAX_PLANE or kh > VEC_MAX_PLANE or kw > VEC_MAX_PLANE:
+        lo = hi = 0  # the row kernel keeps window rows and columns in int
+    for oh in range(oh0, oh1):
         hs = oh * sh - ph
-        he = _imin(hs + (kh - 1) * dil_h + 1, H)
-        hs = _first_tap(hs, dil_h)
-        for ow in range(OW):
-            ws = ow * sw - pw
-            we = _imin(ws + (kw - 1) * dil_w + 1, W)
-            ws = _first_tap(ws, dil_w)
-            m = -INFINITY
-            best = -1
-            if hs < he and ws < we:
-                best = hs * W + ws
-                ih = hs
-                while ih < he:
-                    iw = ws
-                    while iw < we:
-                        v = xp[ih * W + iw]
-                        if v > m or v != v:
-                            m = v
-                            best = ih * W + iw
-                        iw = iw + dil_w
-                    ih = ih + dil_h
-            yp[oh * OW + ow] = m
-            ip[oh * OW + ow] = best
+        # the taps i0 <= i < i1 whose rows hs + i*dil_h are inside the plane
+        i0 = _ceil_div(-hs, dil_h) if hs < 0 else 0
+        i1 = _imin(kh, _ceil_div(H - hs, dil_h))
+        if i0 >= i1:
+            for ow in range(OW):
+                _max_one(xp, yp, ip, H, W, OW, oh, ow, kh, kw, sh, sw, ph, pw, dil_h, dil_w)
+            continue
+        for ow in range(lo):
+            _max_one(xp, yp, ip, H, W, OW, oh, ow, kh, kw, sh, sw, ph, pw, dil_h, dil_w)
+        if lo < hi and i1 - i0 == kh and (kh == 2 or kh == 3) and kw == kh \
+                and dil_h == 1 and dil_w == 1:
+            # whole 2x2 or 3x3 windows: the taps unrolled (isa/pool.inc)
+            if kh == 3:
+                if floating is float:
+                    cvx_pl_max3_float(hi - lo, xp + hs * W + lo * sw - pw, W, sw,
+                                      hs * W + lo * sw - pw, yp + oh * OW + lo, ip + oh * OW + lo)
+                else:
+                    cvx_pl_max3_double(hi - lo, xp + hs * W + lo * sw - pw, W, sw,
+                                       hs * W + lo * sw - pw, yp + oh * OW + lo,
+                                       ip + oh * OW + lo)
+            else:
+                if floating is float:
+                    cvx_pl_max2_float(hi - lo, xp + hs * W + lo * sw - pw, W, sw,
+                                      hs * W + lo * sw - pw, yp + oh * OW + lo, ip + oh * OW + lo)
+                else:
+                    cvx_pl_max2_double(hi - lo, xp + hs * W + lo * sw - pw, W, sw,
+                                       hs * W + lo * sw - pw, yp + oh * OW + lo,
+                                       ip + oh * OW + lo)
+        elif lo < hi:
+            if floating is float:
+                cvx_pl_max_row_float(xp, W, hs, i0, i1, dil_h, kw, sw, pw, dil_w, lo, hi,
+                                     yp + oh * OW, ip + oh * OW)
+            else:
+                cvx_pl_max_row_double(xp, W, hs, i0, i1, dil_h, kw, sw, pw, dil_w, lo, hi,
+                                      yp + oh * OW, ip + oh * OW)
+        for ow in range(hi, OW):
+            _max_one(xp, yp, ip, H, W, OW, oh, ow, kh, kw, sh, sw, ph, pw, dil_h, dil_w)
 
 
-cdef void _max_plane_2x2(const floating *xp, floating *yp, int64_t *ip, idx_t W, idx_t OH,
-                         idx_t OW) noexcept nogil:
-    """kernel 2, stride 2, no padding, no dilation: every window is whole."""
-    cdef idx_t oh, ow, i, best
-    cdef const floating *r0
-    cdef const floating *r1
-    cdef floating m, v
-    for oh in range(OH):
-        r0 = xp + 2 * oh * W
-        r1 = r0 + W
-        for ow in range(OW):
-            i = 2 * ow
-            m = -INFINITY
-            best = i
-            v = r0[i]
-            if v > m or v != v:
-                m = v
-            v = r0[i + 1]
-            if v > m or v != v:
-                m = v
-                best = i + 1
-            v = r1[i]
-            if v > m or v != v:
-                m = v
-                best = W + i
-            v = r1[i + 1]
-            if v > m or v != v:
-                m = v
-                best = W + i + 1
-            yp[oh * OW + ow] = m
-            ip[oh * OW + ow] = 2 * oh * W + best
+cdef inline idx_t _row_blocks(idx_t P, idx_t OH) noexcept nogil:
+    """Row blocks per plane: enough work items for the threads when there are few planes (the
+    outputs do not depend on it)."""
+    return _imax(1, _imin(OH, (ROW_ITEMS + P - 1) // P))
 
 
 def max_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
                        int64_t[:, :, ::1] indices, idx_t kh, idx_t kw, idx_t sh, idx_t sw,
                        idx_t ph, idx_t pw, idx_t dil_h, idx_t dil_w, int n_threads):
     cdef idx_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
-    cdef idx_t OH = y.shape[1], OW = y.shape[2], p
-    # the 2x2 stride-2 loop assumes whole windows (ceil_mode can add a partial last one)
-    cdef bint fast = (kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
-                      and dil_h == 1 and dil_w == 1 and 2 * OH <= H and 2 * OW <= W)
+    cdef idx_t OH = y.shape[1], OW = y.shape[2], it, p, rb
+    cdef idx_t nrb = _row_blocks(P, OH)
+    cdef idx_t RB = (OH + nrb - 1) // nrb
     with nogil:
-        for p in prange(P, num_threads=n_threads, schedule="static"):
-            if fast:
-                _max_plane_2x2(&x[p, 0, 0], &y[p, 0, 0], &indices[p, 0, 0], W, OH, OW)
-            else:
-                _max_plane(&x[p, 0, 0], &y[p, 0, 0], &indices[p, 0, 0], H, W, OH, OW,
-                           kh, kw, sh, sw, ph, pw, dil_h, dil_w)
+        for it in prange(P * nrb, num_threads=n_threads, schedule="static"):
+            p = it // nrb
+            rb = it % nrb
+            _max_rows(&x[p, 0, 0], &y[p, 0, 0], &indices[p, 0, 0], H, W, OH, OW, kh, kw, sh,
+                      sw, ph, pw, dil_h, dil_w, rb * RB, _imin(OH, rb * RB + RB))
 
 
 def max_pool2d_backward(const floating[:, :, ::1] grad_out, const int64_t[:, :, ::1] indices,
@@ -182,13 +252,63 @@ cdef inline idx_t _avg_div(idx_t hs, idx_t ws, idx_t he0, idx_t we0, idx_t hs1, 
     return (he1 - hs1) * (we1 - ws1)
 
 
-cdef void _avg_plane_2x2(const floating *xp, floating *yp, idx_t W, idx_t OH,
-                         idx_t OW) noexcept nogil:
-    """kernel 2, stride 2, no padding: every window is whole and its divisor is 4."""
+cdef void _avg_rows(const floating *xp, floating *yp, idx_t H, idx_t W, idx_t OW, idx_t kh,
+                    idx_t kw, idx_t sh, idx_t sw, idx_t ph, idx_t pw, idx_t pb, idx_t pr,
+                    bint count_include_pad, idx_t divisor_override, idx_t oh0,
+                    idx_t oh1) noexcept nogil:
+    """Output rows [oh0, oh1) of one plane: the interior columns (the window's columns inside
+    the plane, so one divisor for the row) by the vector row kernel of isa/pool.inc, the others
+    one by one; both add the window from 0 in row-major order and divide once."""
+    cdef idx_t oh, ow, hs, ws, he0, we0, hs1, ws1, he1, we1, ih, iw, lo, hi
+    cdef floating acc
+    cdef const floating *row
+    _interior(W, OW, kw, sw, pw, 1, &lo, &hi)
+    for oh in range(oh0, oh1):
+        hs = oh * sh - ph
+        he0 = _imin(hs + kh, H + pb)
+        hs1 = _imax(hs, 0)
+        he1 = _imin(he0, H)
+        ow = 0
+        while ow < OW:
+            if ow == lo and lo < hi and hs1 < he1:
+                # interior: ws1 = ws, we1 = we0 = ws + kw
+                if floating is float:
+                    cvx_pl_avg_row_float(xp, W, 0, hs1, he1, kw, sw, pw, lo, hi,
+                                         <float>_avg_div(hs, 0, he0, kw, hs1, 0, he1, kw,
+                                                         count_include_pad, divisor_override),
+                                         yp + oh * OW)
+                else:
+                    cvx_pl_avg_row_double(xp, W, 0, hs1, he1, kw, sw, pw, lo, hi,
+                                          <double>_avg_div(hs, 0, he0, kw, hs1, 0, he1, kw,
+                                                           count_include_pad, divisor_override),
+                                          yp + oh * OW)
+                ow = hi
+                continue
+            ws = ow * sw - pw
+            we0 = _imin(ws + kw, W + pr)
+            ws1 = _imax(ws, 0)
+            we1 = _imin(we0, W)
+            if hs1 >= he1 or ws1 >= we1:
+                yp[oh * OW + ow] = 0
+            else:
+                acc = 0
+                for ih in range(hs1, he1):
+                    row = xp + ih * W
+                    for iw in range(ws1, we1):
+                        acc = acc + row[iw]
+                yp[oh * OW + ow] = acc / <floating>_avg_div(
+                    hs, ws, he0, we0, hs1, ws1, he1, we1, count_include_pad, divisor_override)
+            ow = ow + 1
+
+
+cdef void _avg_rows_2x2(const floating *xp, floating *yp, idx_t W, idx_t OW, idx_t oh0,
+                        idx_t oh1) noexcept nogil:
+    """kernel 2, stride 2, no padding: every window is whole and its divisor is 4 (a loop the
+    compiler vectorises as it stands)."""
     cdef idx_t oh, ow
     cdef const floating *r0
     cdef const floating *r1
-    for oh in range(OH):
+    for oh in range(oh0, oh1):
         r0 = xp + 2 * oh * W
         r1 = r0 + W
         for ow in range(OW):
@@ -199,44 +319,42 @@ def avg_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, idx_t
                        idx_t sh, idx_t sw, idx_t ph, idx_t pw, idx_t pb, idx_t pr,
                        bint count_include_pad, idx_t divisor_override, int n_threads):
     cdef idx_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
-    cdef idx_t OH = y.shape[1], OW = y.shape[2]
-    cdef idx_t p, oh, ow, hs, ws, he0, we0, hs1, ws1, he1, we1, ih, iw
-    cdef floating acc
-    cdef const floating *xp
-    cdef const floating *row
-    cdef floating *yp
+    cdef idx_t OH = y.shape[1], OW = y.shape[2], it, p, rb
+    cdef idx_t nrb = _row_blocks(P, OH)
+    cdef idx_t RB = (OH + nrb - 1) // nrb
     # the 2x2 stride-2 loop assumes whole windows (ceil_mode can add a partial last one)
     cdef bint fast = (kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
                       and (divisor_override == 0 or divisor_override == 4)
                       and 2 * OH <= H and 2 * OW <= W)
     with nogil:
-        for p in prange(P, num_threads=n_threads, schedule="static"):
-            xp = &x[p, 0, 0]
-            yp = &y[p, 0, 0]
+        for it in prange(P * nrb, num_threads=n_threads, schedule="static"):
+            p = it // nrb
+            rb = it % nrb
             if fast:
-                _avg_plane_2x2(xp, yp, W, OH, OW)
-                continue
-            for oh in range(OH):
-                hs = oh * sh - ph
-                he0 = _imin(hs + kh, H + pb)
-                hs1 = _imax(hs, 0)
-                he1 = _imin(he0, H)
-                for ow in range(OW):
-                    ws = ow * sw - pw
-                    we0 = _imin(ws + kw, W + pr)
-                    ws1 = _imax(ws, 0)
-                    we1 = _imin(we0, W)
-                    if hs1 >= he1 or ws1 >= we1:
-                        yp[oh * OW + ow] = 0
-                        continue
-                    acc = 0
-                    for ih in range(hs1, he1):
-                        row = xp + ih * W
-                        for iw in range(ws1, we1):
-                            acc = acc + row[iw]
-                    yp[oh * OW + ow] = acc / <floating>_avg_div(
-                        hs, ws, he0, we0, hs1, ws1, he1, we1, count_include_pad,
-                        divisor_override)
+                _avg_rows_2x2(&x[p, 0, 0], &y[p, 0, 0], W, OW, rb * RB, _imin(OH, rb * RB + RB))
+            else:
+                _avg_rows(&x[p, 0, 0], &y[p, 0, 0], H, W, OW, kh, kw, sh, sw, ph, pw, pb, pr,
+                          count_include_pad, divisor_override, rb * RB, _imin(OH, rb * RB + RB))
+
+
+cdef void _avg_back_2x2(const floating *gy, floating *gx, idx_t W, idx_t OH,
+                        idx_t OW) noexcept nogil:
+    """kernel 2, stride 2, no padding, divisor 4: each element of the zeroed grad plane gets
+    one term, 0 + grad_out / 4, exactly what the general loop adds (a loop the compiler
+    vectorises)."""
+    cdef idx_t oh, ow
+    cdef floating *r0
+    cdef floating *r1
+    cdef floating g
+    for oh in range(OH):
+        r0 = gx + 2 * oh * W
+        r1 = r0 + W
+        for ow in range(OW):
+            g = 0 + gy[oh * OW + ow] / <floating>4
+            r0[2 * ow] = g
+            r0[2 * ow + 1] = g
+            r1[2 * ow] = g
+            r1[2 * ow + 1] = g
 
 
 def avg_pool2d_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] grad_x,
@@ -250,11 +368,18 @@ def avg_pool2d_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] 
     cdef floating *gx
     cdef floating *row
     cdef const floating *gy
+    # whole 2x2 stride-2 windows (as the forward's fast loop)
+    cdef bint fast = (kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
+                      and (divisor_override == 0 or divisor_override == 4)
+                      and 2 * OH <= H and 2 * OW <= W)
     with nogil:
         for p in prange(P, num_threads=n_threads, schedule="static"):
             gx = &grad_x[p, 0, 0]
             gy = &grad_out[p, 0, 0]
             memset(gx, 0, H * W * sizeof(floating))
+            if fast:
+                _avg_back_2x2(gy, gx, W, OH, OW)
+                continue
             for oh in range(OH):
                 hs = oh * sh - ph
                 he0 = _imin(hs + kh, H + pb)

@@ -7,8 +7,9 @@ For each shape and pass (forward, grad_input, grad_weight) it times ``conv2d`` /
 (``functional._routes.accepts``), float32, convext only, and prints each route's ms next to
 the route ``functional._routes.choose_route`` picks and the fastest one. The shapes are the
 convolution benchmark's plus a sweep of channel counts across the direct-route limits of
-``functional/_routes.py`` (channels = filters = 16 ... 512 at 28x28 and 56x56): the command
-that re-measures those limits.
+``functional/_routes.py`` (channels = filters = 16 ... 512 at 28x28 and 56x56) and channel
+multipliers of the depthwise route (2 and 8 filters per input channel): the command that
+re-measures those limits.
 """
 
 import numpy as np
@@ -26,7 +27,15 @@ SWEEP_SIZES = (28, 56)
 SWEEP = [
     (f"sweep-c{c}-{hw}", 4, c, hw, c, 3, 1, 1, 1, 1) for hw in SWEEP_SIZES for c in SWEEP_CHANNELS
 ]
-SHAPES = CONV_SHAPES + SWEEP
+# channel multipliers up to the depthwise route's limit (DW_MAX_MULTIPLIER): one input channel
+# per group and m filters on it, on grey images (a first layer) and on 32 channels
+MULTIPLIERS = (2, 4, 8)
+MULT_SWEEP = [
+    (f"mult{m}-c{c}-{hw}", n, c, hw, m * c, 3, 1, 1, 1, c)
+    for m in MULTIPLIERS
+    for n, c, hw in ((16, 1, 28), (4, 32, 56))
+]
+SHAPES = CONV_SHAPES + SWEEP + MULT_SWEEP
 HEADERS = (
     "shape",
     "pass",

@@ -25,12 +25,21 @@ PASS_ROUTES = {
     "grad_weight": ("gemm", "direct", "depthwise"),
 }
 
-# Depthwise route (one input channel and one filter per group): its per-thread scratch, a
-# zero-padded plane (Hp + OH) * Wp, may be at most DW_SLACK * (H*W + OH*OW) + DW_MIN_SCRATCH
-# elements; a stride, padding or dilation far beyond the image sends it to the GEMM route,
-# whose scratch depends only on the weight. A memory bound, not a measured speed.
+# Depthwise route (one input channel per group): its per-thread scratch (about a
+# zero-padded plane and an output plane, depthwise_scratch) may be at most
+# DW_SLACK * (H*W + OH*OW) + DW_MIN_SCRATCH elements; a stride, padding or dilation far beyond
+# the image sends it to the GEMM route, whose scratch depends only on the weight. A memory bound,
+# not a measured speed.
 DW_SLACK = 4
 DW_MIN_SCRATCH = 65536
+# With one input channel per group and several filters on it (a channel multiplier; the first
+# layer of a network on grey images is one group of this kind) the depthwise kernels accept the
+# geometry, but they are chosen only for the input gradient and up to this many filters per
+# group: there they beat the GEMM route (the direct route has no input gradient), while the
+# direct route's forward and weight gradient beat them from 2 filters on grey images. Measured
+# with forced routes (1 channel at 28x28 and 32 channels at 56x56, 2 to 32 filters per channel,
+# 3x3 and 5x5): from 32 filters on the GEMM route's input gradient was faster.
+DW_MAX_MULTIPLIER = 8
 
 # Direct route limits: channels per group (Cg), filters per group (Fg) and elements of the
 # row-unfolded image U = Cg * stride_h * kW * Hq * OW (Hq = OH + dil_h*(kH-1) // stride_h).
@@ -75,13 +84,29 @@ def _is_depthwise(s):
     return s.channels_per_group == 1 and s.filters_per_group == 1
 
 
+def _depthwise_kernel_fits(s):
+    """One input channel per group: the depthwise kernels compute any channel multiplier."""
+    return s.channels_per_group == 1
+
+
 def depthwise_scratch(s):
-    """Elements of the depthwise route's padded plane per thread, (Hp + OH) * Wp."""
+    """Elements of the depthwise route's scratch per thread: the largest over its three passes
+    of the polyphase padded plane and the grids beside it (the formulas are above the depthwise
+    kernels in ``_conv.pyx``, ``_dw_scratch_elems``)."""
     g = s.window
     (OH, OW), (kh, kw), (sh, sw), (dil_h, dil_w) = g.out_hw, g.kernel, g.stride, g.dilation
     hp = (OH - 1) * sh + dil_h * (kh - 1) + 1
     wp = (OW - 1) * sw + dil_w * (kw - 1) + 1
-    return (hp + OH) * wp
+    hq, wq = -(-hp // sh), -(-wp // sw)
+    di, dj = dil_h * (kh - 1) // sh, dil_w * (kw - 1) // sw
+    wg = wq + dj
+    # the sub-planes: the distinct row phases times the distinct column phases of the taps
+    nsub = len({i * dil_h % sh for i in range(kh)}) * len({j * dil_w % sw for j in range(kw)})
+    slack, kk = 16, kh * kw
+    forward = nsub * hq * wq + OH * wq + 2 * slack
+    grad_input = max(nsub * (hq * wg + slack) + (hq + di) * wg + slack + kk, hp * wp)
+    grad_weight = forward + 16 * kk
+    return max(forward, grad_input, grad_weight)
 
 
 def direct_unfolded(s):
@@ -102,7 +127,7 @@ def accepts(route, pass_, s):
         H, W = s.in_hw
         OH, OW = s.window.out_hw
         return (
-            _is_depthwise(s)
+            _depthwise_kernel_fits(s)
             and depthwise_scratch(s) <= DW_SLACK * (H * W + OH * OW) + DW_MIN_SCRATCH
         )
     max_u = GW_DIRECT_MAX_U if pass_ == "grad_weight" else FWD_DIRECT_MAX_U
@@ -111,9 +136,12 @@ def accepts(route, pass_, s):
 
 def choose_route(pass_, s):
     """The route that computes ``pass_`` ("forward", "grad_input" or "grad_weight") for this
-    geometry: depthwise when it accepts it; else direct within its measured limits (never for
-    the input gradient, nor for a depthwise geometry); else GEMM."""
-    if accepts("depthwise", pass_, s):
+    geometry: depthwise when it accepts it with one filter per group (with a channel multiplier
+    of at most DW_MAX_MULTIPLIER, for the input gradient only); else direct within its measured
+    limits (never for the input gradient, nor for a depthwise geometry); else GEMM."""
+    if accepts("depthwise", pass_, s) and (
+        _is_depthwise(s) or (pass_ == "grad_input" and s.filters_per_group <= DW_MAX_MULTIPLIER)
+    ):
         return "depthwise"
     if pass_ == "grad_input" or _is_depthwise(s):
         return "gemm"

@@ -88,9 +88,16 @@ def _conv_setup(x, weight, bias, stride, padding, dilation, groups, fn="conv2d")
     return x4, weight, bias, unbatched, Window((kh, kw), stride, pads, dilation, out_hw, groups)
 
 
-def _kernel_geom(g, x_shape, w_shape):
-    """The kernels' geometry arguments, ending with the thread count for this problem size."""
-    macs = x_shape[0] * w_shape[0] * g.out_hw[0] * g.out_hw[1] * int(np.prod(w_shape[1:]))
+def _kernel_geom(g, x_shape, w_shape, route=None):
+    """The kernels' geometry arguments, ending with the thread count for this problem size.
+    The depthwise route does a few multiply-adds per element it moves, so its size is counted
+    in elements (input and output planes) rather than in multiply-adds."""
+    if route == "depthwise":
+        work = int(np.prod(x_shape)) + x_shape[0] * w_shape[0] * g.out_hw[0] * g.out_hw[1]
+        n_threads = threads_for(work, "elements")
+    else:
+        macs = x_shape[0] * w_shape[0] * g.out_hw[0] * g.out_hw[1] * int(np.prod(w_shape[1:]))
+        n_threads = threads_for(macs, "macs")
     pad_top, pad_left = g.pad_top_left
     return (
         g.stride[0],
@@ -100,7 +107,7 @@ def _kernel_geom(g, x_shape, w_shape):
         g.dilation[0],
         g.dilation[1],
         g.groups,
-        threads_for(macs, "macs"),
+        n_threads,
     )
 
 
@@ -180,7 +187,7 @@ def conv2d(
             contiguous(weight),
             None if bias is None else contiguous(bias),
             y4,
-            *_kernel_geom(g, x4.shape, weight.shape),
+            *_kernel_geom(g, x4.shape, weight.shape, route),
         )
     return _into(out, y)
 
@@ -252,7 +259,10 @@ def conv2d_backward(
         grad_x = np.zeros(x4.shape, dtype) if empty else np.empty(x4.shape, dtype)
         if not empty:
             _kernel("grad_input", routes["grad_input"])(
-                gy4, contiguous(weight), grad_x, *_kernel_geom(g, x4.shape, weight.shape)
+                gy4,
+                contiguous(weight),
+                grad_x,
+                *_kernel_geom(g, x4.shape, weight.shape, routes["grad_input"]),
             )
         if unbatched:
             grad_x = grad_x[0]
@@ -260,7 +270,10 @@ def conv2d_backward(
         grad_w = np.zeros(weight.shape, dtype)
         if not empty:
             _kernel("grad_weight", routes["grad_weight"])(
-                gy4, contiguous(x4), grad_w, *_kernel_geom(g, x4.shape, weight.shape)
+                gy4,
+                contiguous(x4),
+                grad_w,
+                *_kernel_geom(g, x4.shape, weight.shape, routes["grad_weight"]),
             )
     if needs_bias_grad:
         grad_b = np.zeros(n_filters, dtype)

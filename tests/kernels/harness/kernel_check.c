@@ -9,7 +9,13 @@
  *          row-major, transposed and strided A and B, C with ldc > N, overwrite and accumulate.
  *   direct conv forward and weight gradient: stride, padding, dilation, non-square kernels,
  *          bias and no bias, every filter-block width.
- *   axpy and dot (the depthwise kernels' loops), lengths 0..70 and a long one.
+ *   axpy and dot, lengths 0..70 and a long one.
+ *   depthwise (depthwise.inc): taps and dots (and the lane fold) over 0..25 taps, rows and
+ *          lengths 0..70 and long ones; the polyphase copy and its inverse at strides 1-3 with
+ *          every phase and subsets of them, place, copy, finite.
+ *   pooling rows (pool.inc): max (value and index) and average rows over the interior columns,
+ *          whole 2x2 / 3x3 max windows, kernels 1-4, strides 1-3, padding, dilation, rows of
+ *          several runs; ties, NaN and +-inf in the data: bit for bit.
  * Three oracles, all written here independently of the kernels:
  *   exact    small-integer data: every product and partial sum is an integer below 2**24, so every
  *            summation order gives the same, exact result; the kernel must equal the naive loop
@@ -492,6 +498,386 @@ static void check_vec(const struct check_table *t)
     check_vec_double(t, 1003, 0);
 }
 
+/* ======================= depthwise kernels (depthwise.inc) ======================= */
+/* taps: out[r*ld_out + p] = (acc ? out : bias) + sum_t w[t] * base[t][r*ld_in + p], t in order;
+ * base[t] = plane + t*(t+1)/2 (shifted copies). dots: acc[16t + p%16] += g * base[t], rows in
+ * order; lanes: the 16 sums folded 8, 4, 2, 1. Exact on integer data, within the bound otherwise;
+ * the columns p >= n of out stay untouched. */
+#define DEFINE_DW_CHECK(T, EPS, SAME)                                                              \
+    static void check_dw_##T(const struct check_table *t, cvx_index rows, cvx_index n, int ntaps,  \
+                             int accumulate, int mode)                                             \
+    {                                                                                              \
+        cvx_index ld_in = n + 3, ld_out = n + 2, ld_g = n + 1, span = rows * ld_in + 400, r, p;    \
+        T *plane = (T *)xmalloc(sizeof(T) * (size_t)span);                                        \
+        T *w = (T *)xmalloc(sizeof(T) * (size_t)(ntaps + 1));                                      \
+        T *out = (T *)xmalloc(sizeof(T) * (size_t)(rows * ld_out + 1));                            \
+        T *out0 = (T *)xmalloc(sizeof(T) * (size_t)(rows * ld_out + 1));                           \
+        T *g = (T *)xmalloc(sizeof(T) * (size_t)(rows * ld_g + 1));                                \
+        T *acc = (T *)xmalloc(sizeof(T) * (size_t)(16 * ntaps + 16));                              \
+        T *acc0 = (T *)xmalloc(sizeof(T) * (size_t)(16 * ntaps + 16));                             \
+        const T *base[32];                                                                         \
+        T bias;                                                                                    \
+        int k, l;                                                                                  \
+        fill_##T(plane, (size_t)span, mode, 8);                                                    \
+        fill_##T(w, (size_t)(ntaps + 1), mode, 8);                                                 \
+        fill_##T(out0, (size_t)(rows * ld_out + 1), mode, 64);                                     \
+        fill_##T(g, (size_t)(rows * ld_g + 1), mode, 8);                                           \
+        fill_##T(acc0, (size_t)(16 * ntaps + 16), mode, 64);                                       \
+        bias = mode ? (T)uniform() : (T)small_int(8);                                              \
+        for (k = 0; k < ntaps; k++) base[k] = plane + k * (k + 1) / 2;                             \
+        memcpy(out, out0, sizeof(T) * (size_t)(rows * ld_out + 1));                                \
+        t->dw_taps_##T(rows, n, ld_in, ld_out, ntaps, base, w, bias, accumulate, out);             \
+        n_checks++;                                                                                \
+        for (r = 0; r < rows; r++)                                                                 \
+            for (p = 0; p < ld_out; p++) {                                                         \
+                cvx_index o = r * ld_out + p;                                                      \
+                double e = accumulate ? (double)out0[o] : (double)bias, mag = fabs(e);             \
+                if (p >= n) {                                                                      \
+                    if (!SAME(out[o], out0[o]))                                                    \
+                        fail(t->name, #T " dw_taps", "rows=%ld n=%ld wrote column %ld", (long)rows, \
+                             (long)n, (long)p);                                                    \
+                    continue;                                                                      \
+                }                                                                                  \
+                for (k = 0; k < ntaps; k++) {                                                      \
+                    e += (double)w[k] * (double)base[k][r * ld_in + p];                            \
+                    mag += fabs((double)w[k] * (double)base[k][r * ld_in + p]);                    \
+                }                                                                                  \
+                if (mode == 0 ? !SAME(out[o], (T)e)                                                \
+                              : fabs((double)out[o] - e) > (ntaps + 2) * EPS * mag) {              \
+                    fail(t->name, #T " dw_taps", "rows=%ld n=%ld ntaps=%d acc=%d [%ld,%ld]=%.9g want %.9g", \
+                         (long)rows, (long)n, ntaps, accumulate, (long)r, (long)p, (double)out[o], e); \
+                    r = rows;                                                                      \
+                    break;                                                                         \
+                }                                                                                  \
+            }                                                                                      \
+        memcpy(acc, acc0, sizeof(T) * (size_t)(16 * ntaps + 16));                                  \
+        t->dw_dots_##T(rows, n, ld_in, ld_g, ntaps, base, g, acc);                                 \
+        n_checks++;                                                                                \
+        if (!SAME(acc[16 * ntaps], acc0[16 * ntaps]))                                              \
+            fail(t->name, #T " dw_dots", "ntaps=%d wrote past the last tap", ntaps);               \
+        for (k = 0; k < ntaps; k++) {                                                              \
+            double lane[16], mag[16];                                                              \
+            T lanes[16];                                                                           \
+            for (l = 0; l < 16; l++) lane[l] = (double)acc0[16 * k + l], mag[l] = fabs(lane[l]);  \
+            for (r = 0; r < rows; r++)                                                             \
+                for (p = 0; p < n; p++) {                                                          \
+                    double v = (double)g[r * ld_g + p] * (double)base[k][r * ld_in + p];           \
+                    lane[p % 16] += v;                                                             \
+                    mag[p % 16] += fabs(v);                                                        \
+                }                                                                                  \
+            for (l = 0; l < 16; l++) {                                                             \
+                T a = acc[16 * k + l];                                                             \
+                if (mode == 0 ? !SAME(a, (T)lane[l])                                               \
+                              : fabs((double)a - lane[l]) > (rows * n + 2) * EPS * mag[l]) {       \
+                    fail(t->name, #T " dw_dots", "rows=%ld n=%ld tap %d lane %d: %.9g want %.9g",  \
+                         (long)rows, (long)n, k, l, (double)a, lane[l]);                           \
+                    break;                                                                         \
+                }                                                                                  \
+                lanes[l] = a;                                                                      \
+            }                                                                                      \
+            for (l = 8; l > 0; l /= 2) /* the documented fold, in T */                             \
+                for (r = 0; r < l; r++) lanes[r] += lanes[r + l];                                  \
+            n_checks++;                                                                            \
+            if (!SAME(t->dw_lanes_##T(acc + 16 * k), lanes[0]))                                    \
+                fail(t->name, #T " dw_lanes", "got %.9g, the 8-4-2-1 fold gives %.9g",             \
+                     (double)t->dw_lanes_##T(acc + 16 * k), (double)lanes[0]);                     \
+        }                                                                                          \
+        free(plane), free(w), free(out), free(out0), free(g), free(acc), free(acc0);               \
+    }
+DEFINE_DW_CHECK(float, 5.9604644775390625e-08, same_bits_f)
+DEFINE_DW_CHECK(double, 1.1102230246251565e-16, same_bits_d)
+
+/* the padded pixel (i, j) of src (H x W at row ph, column pw) inside Hp x Wp, 0 elsewhere */
+#define DEFINE_DW_PAD(T)                                                                           \
+    static T dw_pad_##T(const T *src, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,       \
+                        cvx_index Hp, cvx_index Wp, cvx_index i, cvx_index j)                     \
+    {                                                                                              \
+        if (i >= Hp || j >= Wp || i < ph || j < pw || i - ph >= H || j - pw >= W) return 0;       \
+        return src[(i - ph) * W + (j - pw)];                                                       \
+    }
+DEFINE_DW_PAD(float)
+DEFINE_DW_PAD(double)
+
+/* poly against the padded plane, unpoly as its inverse, place, copy and finite */
+#define DEFINE_DW_COPY_CHECK(T, SAME)                                                              \
+    static void check_dw_copies_##T(const struct check_table *t, cvx_index H, cvx_index W,        \
+                                    cvx_index ph, cvx_index pw, cvx_index sh, cvx_index sw,       \
+                                    cvx_index Hp, cvx_index Wp, cvx_index na, const cvx_index *pa, \
+                                    cvx_index nb, const cvx_index *pb)                            \
+    {                                                                                              \
+        cvx_index Hq = (Hp + sh - 1) / sh, Wq = (Wp + sw - 1) / sw, slack = 5, ld = Wq + 2;        \
+        cvx_index sp = (Hq + 1) * ld, total = na * nb * Hq * Wq + slack, ia, ib, u, v, i, q;       \
+        cvx_index nsrc = na * nb * sp > total ? na * nb * sp : total;                              \
+        T *src = (T *)xmalloc(sizeof(T) * (size_t)(H * W + 1));                                    \
+        T *dst = (T *)xmalloc(sizeof(T) * (size_t)(nsrc + 1));                                     \
+        T *back = (T *)xmalloc(sizeof(T) * (size_t)(H * W + 1));                                   \
+        for (i = 0; i < H * W; i++) src[i] = (T)(i + 1); /* distinct, non-zero */                  \
+        for (i = 0; i <= nsrc; i++) dst[i] = (T)-7;                                                \
+        t->dw_poly_##T(src, H, W, ph, pw, sh, sw, Hp, Wp, Hq, Wq, na, pa, nb, pb, slack, dst);    \
+        n_checks++;                                                                                \
+        for (q = 0; q <= total; q++) {                                                             \
+            T want = (T)-7;                                                                        \
+            if (q < na * nb * Hq * Wq) {                                                           \
+                ia = q / (nb * Hq * Wq), ib = q / (Hq * Wq) % nb, u = q / Wq % Hq, v = q % Wq;     \
+                want = dw_pad_##T(src, H, W, ph, pw, Hp, Wp, u * sh + pa[ia], v * sw + pb[ib]);    \
+            } else if (q < total)                                                                  \
+                want = 0;                                                                          \
+            if (!SAME(dst[q], want)) {                                                             \
+                fail(t->name, #T " dw_poly", "H=%ld W=%ld p=%ld,%ld s=%ld,%ld Hp=%ld Wp=%ld "     \
+                     "na=%ld nb=%ld: [%ld]=%g want %g", (long)H, (long)W, (long)ph, (long)pw,     \
+                     (long)sh, (long)sw, (long)Hp, (long)Wp, (long)na, (long)nb, (long)q,         \
+                     (double)dst[q], (double)want);                                                \
+                break;                                                                             \
+            }                                                                                      \
+        }                                                                                          \
+        /* unpoly from sub-planes of pitch ld, sub-plane pitch sp */                               \
+        for (i = 0; i <= nsrc; i++) dst[i] = (T)(1000 + i);                                        \
+        for (i = 0; i <= H * W; i++) back[i] = (T)-7;                                              \
+        t->dw_unpoly_##T(dst, H, W, ph, pw, sh, sw, Hp, Wp, na, pa, nb, pb, sp, ld, back);        \
+        n_checks++;                                                                                \
+        for (i = 0; i <= H * W; i++) {                                                             \
+            T want = i == H * W ? (T)-7 : 0;                                                       \
+            cvx_index r = i / W + ph, c = i % W + pw;                                              \
+            if (i < H * W && r < Hp && c < Wp)                                                     \
+                for (ia = 0; ia < na; ia++)                                                        \
+                    for (ib = 0; ib < nb; ib++)                                                    \
+                        if (r % sh == pa[ia] && c % sw == pb[ib])                                  \
+                            want = dst[(ia * nb + ib) * sp + (r / sh) * ld + c / sw];              \
+            if (!SAME(back[i], want)) {                                                            \
+                fail(t->name, #T " dw_unpoly", "H=%ld W=%ld p=%ld,%ld s=%ld,%ld na=%ld nb=%ld: " \
+                     "[%ld]=%g want %g", (long)H, (long)W, (long)ph, (long)pw, (long)sh,          \
+                     (long)sw, (long)na, (long)nb, (long)i, (double)back[i], (double)want);       \
+                break;                                                                             \
+            }                                                                                      \
+        }                                                                                          \
+        /* place src (H x W) at (ph, pw) of a zeroed grid of pitch W + pw + 1 */                   \
+        {                                                                                          \
+            cvx_index lp = W + pw + 1, tot = (H + ph + 1) * lp;                                    \
+            T *grid = (T *)xmalloc(sizeof(T) * (size_t)(tot + 1));                                 \
+            for (i = 0; i <= tot; i++) grid[i] = (T)-7;                                            \
+            t->dw_place_##T(src, H, W, tot, lp, ph, pw, grid);                                     \
+            n_checks++;                                                                            \
+            for (i = 0; i <= tot; i++) {                                                           \
+                cvx_index r = i / lp - ph, c = i % lp - pw;                                        \
+                T want = i == tot ? (T)-7 : (r >= 0 && r < H && c >= 0 && c < W) ? src[r * W + c] : 0; \
+                if (!SAME(grid[i], want)) {                                                        \
+                    fail(t->name, #T " dw_place", "H=%ld W=%ld: [%ld]=%g want %g", (long)H,       \
+                         (long)W, (long)i, (double)grid[i], (double)want);                         \
+                    break;                                                                         \
+                }                                                                                  \
+            }                                                                                      \
+            /* copy the H x W block back out of the grid */                                       \
+            for (i = 0; i <= H * W; i++) back[i] = (T)-7;                                          \
+            t->dw_copy_##T(H, W, grid + ph * lp + pw, lp, back, W);                                \
+            n_checks++;                                                                            \
+            for (i = 0; i <= H * W; i++)                                                           \
+                if (!SAME(back[i], i == H * W ? (T)-7 : src[i])) {                                 \
+                    fail(t->name, #T " dw_copy", "H=%ld W=%ld: [%ld]", (long)H, (long)W, (long)i); \
+                    break;                                                                         \
+                }                                                                                  \
+            free(grid);                                                                            \
+        }                                                                                          \
+        free(src), free(dst), free(back);                                                          \
+    }                                                                                              \
+    static void check_dw_finite_##T(const struct check_table *t)                                   \
+    {                                                                                              \
+        T p[80];                                                                                   \
+        cvx_index n, i;                                                                            \
+        int k;                                                                                     \
+        for (n = 0; n < 80; n++) {                                                                 \
+            for (i = 0; i < 80; i++) p[i] = (T)small_int(9);                                       \
+            n_checks++;                                                                            \
+            if (t->dw_finite_##T(n, p) != 1) fail(t->name, #T " dw_finite", "n=%ld finite", (long)n); \
+            for (k = 0; k < 3 && n; k++) {                                                         \
+                T bad = k == 0 ? (T)NAN : k == 1 ? (T)INFINITY : (T)-INFINITY;                     \
+                i = (cvx_index)(rng() % (uint64_t)n);                                              \
+                p[i] = bad;                                                                        \
+                n_checks++;                                                                        \
+                if (t->dw_finite_##T(n, p) != 0)                                                   \
+                    fail(t->name, #T " dw_finite", "n=%ld missed %g at %ld", (long)n, (double)bad, \
+                         (long)i);                                                                 \
+                if (t->dw_finite_##T(i, p) != 1)                                                   \
+                    fail(t->name, #T " dw_finite", "n=%ld read past the end", (long)i);            \
+                p[i] = 1;                                                                          \
+            }                                                                                      \
+        }                                                                                          \
+    }
+DEFINE_DW_COPY_CHECK(float, same_bits_f)
+DEFINE_DW_COPY_CHECK(double, same_bits_d)
+
+static void check_dw(const struct check_table *t)
+{
+    static const int taps[] = {0, 1, 2, 3, 4, 8, 9, 10, 12, 13, 18, 25};
+    static const cvx_index ph0[] = {0}, ph1[] = {1}, ph01[] = {0, 1}, ph10[] = {1, 0};
+    static const cvx_index ph012[] = {0, 1, 2}, ph02[] = {0, 2};
+    cvx_index n, sh, sw, pad, extra;
+    int k;
+    for (n = 0; n <= 70; n += 1 + (n > 20) * 6)
+        for (k = 0; k < (int)(sizeof taps / sizeof taps[0]); k++) {
+            check_dw_float(t, 1 + n % 3, n, taps[k], k % 2, (int)(n % 2));
+            check_dw_double(t, 1 + n % 3, n, taps[k], 1 - k % 2, (int)(1 - n % 2));
+        }
+    check_dw_float(t, 2, 1001, 9, 0, 1);
+    check_dw_double(t, 3, 333, 3, 1, 0);
+    for (sh = 1; sh <= 3; sh++)
+        for (sw = 1; sw <= 3; sw++)
+            for (pad = 0; pad <= 2; pad++)
+                for (extra = -1; extra <= 2; extra++) {
+                    cvx_index H = 5 + sh, W = 7 + 2 * sw, Hp = H + 2 * pad + extra;
+                    cvx_index Wp = W + 2 * pad - extra;
+                    const cvx_index *pa = sh == 1 ? ph0 : sh == 2 ? ph01 : ph012;
+                    const cvx_index *pb = sw == 1 ? ph0 : sw == 2 ? (extra % 2 ? ph10 : ph01) : ph012;
+                    check_dw_copies_float(t, H, W, pad, pad + 1, sh, sw, Hp, Wp, sh, pa, sw, pb);
+                    check_dw_copies_double(t, H, W, pad + 1, pad, sh, sw, Hp, Wp, sh, pa, sw, pb);
+                    /* a subset of the phases (the taps of a dilated kernel read only some) */
+                    if (sh > 1 && sw > 1) {
+                        check_dw_copies_float(t, H, W, pad, pad, sh, sw, Hp, Wp, 1, ph1,
+                                              2, sw == 3 ? ph02 : ph10);
+                        check_dw_copies_double(t, H, W, pad, pad, sh, sw, Hp, Wp, 1, ph0, 1, ph1);
+                    }
+                }
+    check_dw_finite_float(t);
+    check_dw_finite_double(t);
+}
+
+/* ========================== pooling rows (pool.inc) ========================== */
+/* max: the window of output ow is rows hs + i*dh (i0 <= i < i1) x columns ow*sw - pw + j*dw
+ * (j < kw), scanned row-major; a value replaces the maximum when greater or NaN; the index of
+ * the first tap when none does. avg: the same window (dh = dw = 1) added from 0 in row-major
+ * order, divided by div: the same additions as the naive loop, so bitwise equal on any data.
+ * Outputs outside [ow0, ow1) stay untouched. Data: small integers (ties), NaN, +-inf. */
+#define DEFINE_POOL_CHECK(T, SAME)                                                                 \
+    static void pool_fill_##T(T *x, cvx_index n, int mode)                                         \
+    {                                                                                              \
+        cvx_index i;                                                                               \
+        for (i = 0; i < n; i++) {                                                                  \
+            uint64_t c = rng() % 40;                                                               \
+            x[i] = mode ? (T)uniform() : (T)small_int(3);                                          \
+            if (c == 0) x[i] = (T)NAN;                                                             \
+            if (c == 1) x[i] = (T)INFINITY;                                                        \
+            if (c == 2 || c == 3) x[i] = (T)-INFINITY;                                             \
+        }                                                                                          \
+    }                                                                                              \
+    static void check_pool_##T(const struct check_table *t, cvx_index H, cvx_index W,             \
+                               cvx_index kh, cvx_index kw, cvx_index sh, cvx_index sw,            \
+                               cvx_index ph, cvx_index pw, cvx_index dh, cvx_index dw, int mode)  \
+    {                                                                                              \
+        cvx_index OW, OH, oh, ow, ow0, ow1, i, j;                                                  \
+        T *x, *y;                                                                                  \
+        int64_t *ix;                                                                               \
+        if (W + 2 * pw < dw * (kw - 1) + 1 || H + 2 * ph < dh * (kh - 1) + 1) return;              \
+        OW = (W + 2 * pw - dw * (kw - 1) - 1) / sw + 1;                                            \
+        OH = (H + 2 * ph - dh * (kh - 1) - 1) / sh + 1;                                            \
+        x = (T *)xmalloc(sizeof(T) * (size_t)(H * W));                                             \
+        y = (T *)xmalloc(sizeof(T) * (size_t)(OW + 1));                                            \
+        ix = (int64_t *)xmalloc(sizeof(int64_t) * (size_t)(OW + 1));                              \
+        pool_fill_##T(x, H * W, mode);                                                             \
+        /* the interior columns: the whole window inside the plane horizontally */                 \
+        for (ow0 = 0; ow0 < OW && ow0 * sw - pw < 0; ow0++) {}                                     \
+        for (ow1 = ow0; ow1 < OW && ow1 * sw - pw + (kw - 1) * dw < W; ow1++) {}                   \
+        for (oh = 0; oh < OH; oh++) {                                                              \
+            cvx_index hs = oh * sh - ph, i0 = 0, i1 = kh;                                          \
+            while (i0 < kh && hs + i0 * dh < 0) i0++;                                              \
+            while (i1 > i0 && hs + (i1 - 1) * dh >= H) i1--;                                       \
+            for (ow = 0; ow <= OW; ow++) y[ow] = (T)-7, ix[ow] = -7;                               \
+            t->pl_max_row_##T(x, W, hs, i0, i1, dh, kw, sw, pw, dw, ow0, ow1, y, ix);             \
+            n_checks++;                                                                            \
+            for (ow = 0; ow <= OW; ow++) {                                                         \
+                T m = (T)-INFINITY, want = (T)-7;                                                  \
+                int64_t b = -7;                                                                    \
+                if (ow >= ow0 && ow < ow1) {                                                       \
+                    b = (hs + i0 * dh) * W + ow * sw - pw;                                         \
+                    for (i = i0; i < i1; i++)                                                      \
+                        for (j = 0; j < kw; j++) {                                                 \
+                            cvx_index at = (hs + i * dh) * W + ow * sw - pw + j * dw;              \
+                            if (x[at] > m || x[at] != x[at]) m = x[at], b = at;                    \
+                        }                                                                          \
+                    want = m;                                                                      \
+                }                                                                                  \
+                if (!SAME(y[ow], want) || ix[ow] != b) {                                           \
+                    fail(t->name, #T " pl_max_row", "H=%ld W=%ld k=%ld,%ld s=%ld,%ld p=%ld,%ld " \
+                         "d=%ld,%ld oh=%ld ow=%ld: %g@%lld want %g@%lld", (long)H, (long)W,       \
+                         (long)kh, (long)kw, (long)sh, (long)sw, (long)ph, (long)pw, (long)dh,    \
+                         (long)dw, (long)oh, (long)ow, (double)y[ow], (long long)ix[ow],          \
+                         (double)want, (long long)b);                                              \
+                    break;                                                                         \
+                }                                                                                  \
+            }                                                                                      \
+            if (dh == 1 && dw == 1) {                                                              \
+                T div = (T)(mode ? 3.0 : (double)(kh * kw));                                       \
+                for (ow = 0; ow <= OW; ow++) y[ow] = (T)-7;                                        \
+                t->pl_avg_row_##T(x, W, hs, i0, i1, kw, sw, pw, ow0, ow1, div, y);                 \
+                n_checks++;                                                                        \
+                for (ow = 0; ow <= OW; ow++) {                                                     \
+                    T s = 0, want = (T)-7;                                                         \
+                    if (ow >= ow0 && ow < ow1) {                                                   \
+                        for (i = i0; i < i1; i++)                                                  \
+                            for (j = 0; j < kw; j++) s += x[(hs + i) * W + ow * sw - pw + j];      \
+                        want = s / div;                                                            \
+                    }                                                                              \
+                    if (!SAME(y[ow], want) && !(y[ow] != y[ow] && want != want)) {                 \
+                        fail(t->name, #T " pl_avg_row", "H=%ld W=%ld k=%ld,%ld s=%ld,%ld "        \
+                             "p=%ld,%ld oh=%ld ow=%ld: %g want %g", (long)H, (long)W, (long)kh,   \
+                             (long)kw, (long)sh, (long)sw, (long)ph, (long)pw, (long)oh, (long)ow, \
+                             (double)y[ow], (double)want);                                         \
+                        break;                                                                     \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+            /* whole 2x2 / 3x3 windows: rows inside the plane, outputs [ow0, ow1) */               \
+            if ((kh == 2 || kh == 3) && kw == kh && dh == 1 && dw == 1 && i0 == 0 && i1 == kh &&   \
+                ow1 > ow0) {                                                                       \
+                const T *r0 = x + hs * W + ow0 * sw - pw;                                          \
+                int64_t base = (int64_t)(hs * W + ow0 * sw - pw);                                  \
+                for (ow = 0; ow <= OW; ow++) y[ow] = (T)-7, ix[ow] = -7;                           \
+                if (kh == 3)                                                                       \
+                    t->pl_max3_##T(ow1 - ow0, r0, W, sw, base, y, ix);                             \
+                else                                                                               \
+                    t->pl_max2_##T(ow1 - ow0, r0, W, sw, base, y, ix);                             \
+                n_checks++;                                                                        \
+                for (ow = 0; ow <= OW; ow++) {                                                     \
+                    T want = (T)-7, m;                                                             \
+                    int64_t b = -7;                                                                \
+                    if (ow < ow1 - ow0) {                                                          \
+                        cvx_index c0 = hs * W + (ow0 + ow) * sw - pw;                              \
+                        m = x[c0], b = c0;                                                         \
+                        for (i = 0; i < kh; i++)                                                   \
+                            for (j = 0; j < kw; j++) {                                             \
+                                cvx_index at = c0 + i * W + j;                                     \
+                                if (i + j > 0 && (x[at] > m || x[at] != x[at])) m = x[at], b = at; \
+                            }                                                                      \
+                        want = m;                                                                  \
+                    }                                                                              \
+                    if (!SAME(y[ow], want) || ix[ow] != b) {                                       \
+                        fail(t->name, #T " pl_max2/3", "W=%ld k=%ld s=%ld oh=%ld q=%ld: %g@%lld " \
+                             "want %g@%lld", (long)W, (long)kh, (long)sw, (long)oh, (long)ow,     \
+                             (double)y[ow], (long long)ix[ow], (double)want, (long long)b);        \
+                        break;                                                                     \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        free(x), free(y), free(ix);                                                                \
+    }
+DEFINE_POOL_CHECK(float, same_bits_f)
+DEFINE_POOL_CHECK(double, same_bits_d)
+
+static void check_pool(const struct check_table *t)
+{
+    cvx_index k, s, p, d, W;
+    for (k = 1; k <= 4; k++)
+        for (s = 1; s <= 3; s++)
+            for (p = 0; p <= k / 2; p++)
+                for (d = 1; d <= 2; d++)
+                    for (W = 5; W <= 150; W += 29) {
+                        check_pool_float(t, 7, W, k, k, s, s, p, p, d, d, (int)(W % 2));
+                        check_pool_double(t, 6, W + 1, k, k + (W % 2 && k < 4), s, s, p, p, d, d,
+                                          (int)(1 - W % 2));
+                    }
+    check_pool_float(t, 5, 300, 3, 7, 2, 2, 1, 3, 1, 1, 0);
+    check_pool_double(t, 5, 300, 2, 5, 1, 3, 0, 2, 1, 1, 1);
+}
+
 int main(int argc, char **argv)
 {
     const struct check_table *tables[CHECK_MAX_TABLES];
@@ -507,6 +893,8 @@ int main(int argc, char **argv)
         check_gemm(tables[i]);
         check_direct(tables[i]);
         check_vec(tables[i]);
+        check_dw(tables[i]);
+        check_pool(tables[i]);
         ran++;
         printf("%-8s %ld checks, %ld failed%s\n", tables[i]->name, n_checks - c0, n_fail - f0,
                tables[i]->fma_order ? " (with the fma-order replay)" : "");

@@ -32,6 +32,66 @@ struct check_table {
     void (*axpy_double)(cvx_index, double, const double *, double *);
     float (*dot_float)(cvx_index, const float *, const float *);
     double (*dot_double)(cvx_index, const double *, const double *);
+    void (*dw_taps_float)(cvx_index rows, cvx_index n, cvx_index ld_in, cvx_index ld_out, int ntaps,
+                      const float *const *base, const float *w, float bias, int accumulate,
+                      float *out);
+    void (*dw_taps_double)(cvx_index rows, cvx_index n, cvx_index ld_in, cvx_index ld_out, int ntaps,
+                      const double *const *base, const double *w, double bias, int accumulate,
+                      double *out);
+    void (*dw_dots_float)(cvx_index rows, cvx_index n, cvx_index ld_in, cvx_index ld_g, int ntaps,
+                      const float *const *base, const float *g, float *acc);
+    void (*dw_dots_double)(cvx_index rows, cvx_index n, cvx_index ld_in, cvx_index ld_g, int ntaps,
+                      const double *const *base, const double *g, double *acc);
+    float (*dw_lanes_float)(const float *a);
+    double (*dw_lanes_double)(const double *a);
+    int (*dw_finite_float)(cvx_index n, const float *p);
+    int (*dw_finite_double)(cvx_index n, const double *p);
+    void (*dw_poly_float)(const float *src, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
+                      cvx_index sh, cvx_index sw, cvx_index Hp, cvx_index Wp, cvx_index Hq,
+                      cvx_index Wq, cvx_index na, const cvx_index *pa, cvx_index nb,
+                      const cvx_index *pb, cvx_index slack, float *dst);
+    void (*dw_poly_double)(const double *src, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
+                      cvx_index sh, cvx_index sw, cvx_index Hp, cvx_index Wp, cvx_index Hq,
+                      cvx_index Wq, cvx_index na, const cvx_index *pa, cvx_index nb,
+                      const cvx_index *pb, cvx_index slack, double *dst);
+    void (*dw_unpoly_float)(const float *src, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
+                        cvx_index sh, cvx_index sw, cvx_index Hp, cvx_index Wp, cvx_index na,
+                        const cvx_index *pa, cvx_index nb, const cvx_index *pb, cvx_index sp,
+                        cvx_index ld, float *dst);
+    void (*dw_unpoly_double)(const double *src, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
+                        cvx_index sh, cvx_index sw, cvx_index Hp, cvx_index Wp, cvx_index na,
+                        const cvx_index *pa, cvx_index nb, const cvx_index *pb, cvx_index sp,
+                        cvx_index ld, double *dst);
+    void (*dw_place_float)(const float *src, cvx_index rows, cvx_index cols, cvx_index total,
+                       cvx_index ld, cvx_index r0, cvx_index c0, float *dst);
+    void (*dw_place_double)(const double *src, cvx_index rows, cvx_index cols, cvx_index total,
+                       cvx_index ld, cvx_index r0, cvx_index c0, double *dst);
+    void (*dw_copy_float)(cvx_index rows, cvx_index cols, const float *src, cvx_index lds, float *dst,
+                      cvx_index ldd);
+    void (*dw_copy_double)(cvx_index rows, cvx_index cols, const double *src, cvx_index lds,
+                      double *dst, cvx_index ldd);
+    /* pooling rows (pool.inc; _pool.pyx): max (with argmax) and average over the interior
+     * columns of one output row; whole 3x3 and 2x2 max windows */
+    void (*pl_max_row_float)(const float *xp, cvx_index W, cvx_index hs, cvx_index i0, cvx_index i1,
+                         cvx_index dh, cvx_index kw, cvx_index sw, cvx_index pw, cvx_index dw,
+                         cvx_index ow0, cvx_index ow1, float *yp, int64_t *ip);
+    void (*pl_max_row_double)(const double *xp, cvx_index W, cvx_index hs, cvx_index i0, cvx_index i1,
+                         cvx_index dh, cvx_index kw, cvx_index sw, cvx_index pw, cvx_index dw,
+                         cvx_index ow0, cvx_index ow1, double *yp, int64_t *ip);
+    void (*pl_avg_row_float)(const float *xp, cvx_index W, cvx_index hs, cvx_index i0, cvx_index i1,
+                         cvx_index kw, cvx_index sw, cvx_index pw, cvx_index ow0, cvx_index ow1,
+                         float div, float *yp);
+    void (*pl_avg_row_double)(const double *xp, cvx_index W, cvx_index hs, cvx_index i0, cvx_index i1,
+                         cvx_index kw, cvx_index sw, cvx_index pw, cvx_index ow0, cvx_index ow1,
+                         double div, double *yp);
+    void (*pl_max3_float)(cvx_index n, const float *r0, cvx_index W, cvx_index s, int64_t base,
+                      float *yp, int64_t *ip);
+    void (*pl_max3_double)(cvx_index n, const double *r0, cvx_index W, cvx_index s, int64_t base,
+                      double *yp, int64_t *ip);
+    void (*pl_max2_float)(cvx_index n, const float *r0, cvx_index W, cvx_index s, int64_t base,
+                      float *yp, int64_t *ip);
+    void (*pl_max2_double)(cvx_index n, const double *r0, cvx_index W, cvx_index s, int64_t base,
+                      double *yp, int64_t *ip);
 };
 
 static cvx_index check_direct_scratch(const cvx_direct_geom *g) { return cvx_direct_scratch(g); }
@@ -65,6 +125,30 @@ static int check_tables(const struct check_table **out)
         r->axpy_double = t->axpy_d;
         r->dot_float = t->dot_f;
         r->dot_double = t->dot_d;
+        r->dw_taps_float = t->dw_taps_f;
+        r->dw_taps_double = t->dw_taps_d;
+        r->dw_dots_float = t->dw_dots_f;
+        r->dw_dots_double = t->dw_dots_d;
+        r->dw_lanes_float = t->dw_lanes_f;
+        r->dw_lanes_double = t->dw_lanes_d;
+        r->dw_finite_float = t->dw_finite_f;
+        r->dw_finite_double = t->dw_finite_d;
+        r->dw_poly_float = t->dw_poly_f;
+        r->dw_poly_double = t->dw_poly_d;
+        r->dw_unpoly_float = t->dw_unpoly_f;
+        r->dw_unpoly_double = t->dw_unpoly_d;
+        r->dw_place_float = t->dw_place_f;
+        r->dw_place_double = t->dw_place_d;
+        r->dw_copy_float = t->dw_copy_f;
+        r->dw_copy_double = t->dw_copy_d;
+        r->pl_max_row_float = t->pl_max_row_f;
+        r->pl_max_row_double = t->pl_max_row_d;
+        r->pl_avg_row_float = t->pl_avg_row_f;
+        r->pl_avg_row_double = t->pl_avg_row_d;
+        r->pl_max3_float = t->pl_max3_f;
+        r->pl_max3_double = t->pl_max3_d;
+        r->pl_max2_float = t->pl_max2_f;
+        r->pl_max2_double = t->pl_max2_d;
         out[n++] = r;
     }
     return n;

@@ -63,6 +63,29 @@ typedef ptrdiff_t cvx_index;
 #define CVX_UNROLL /* loops with constant trip counts: the compiler's own full unrolling */
 #endif
 
+/* CVX_NOCALLS: keep GCC from replacing a copy or zeroing loop by a memcpy/memset call (which
+ * costs more than the loop on the small planes of the depthwise kernels). GCC only: clang has
+ * no such attribute, and the MSVC code path uses no GNU attribute. */
+#if CVX_GNU && !defined(__clang__)
+#define CVX_NOCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define CVX_NOCALLS
+#endif
+
+/* -inf without <math.h> (the MSVC-target syntax check is freestanding: stddef.h and stdint.h only) */
+CVX_INLINE float cvx_neg_inf_f(void)
+{
+    union { uint32_t u; float f; } v;
+    v.u = 0xff800000u;
+    return v.f;
+}
+CVX_INLINE double cvx_neg_inf_d(void)
+{
+    union { uint64_t u; double f; } v;
+    v.u = 0xfff0000000000000u;
+    return v.f;
+}
+
 /* ---- GEMM blocking (kernels.inc), shared by every ISA: KC/MC/NC must be multiples of every
  * MR / NR. A new ISA whose tile does not divide them must change them here (for all). ---- */
 #define CVX_GEMM_KC 384 /* max K chunk; K is cut into ceil(K/KC) near-equal chunks */

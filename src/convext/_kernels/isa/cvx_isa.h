@@ -7,7 +7,8 @@
  *   isa/simd_<isa>.h     SIMD helpers with the same names for every ISA (cvx_vf_*, cvx_vd_*) and
  *                        the ISA's tile sizes
  *   isa/kernels.inc      every kernel written once as static inline functions over those helpers,
- *                        included once per type (CVX_DOUBLE = 0 / 1)
+ *                        included once per type (CVX_DOUBLE = 0 / 1); it includes depthwise.inc
+ *                        (depthwise convolution) and pool.inc (pooling rows), written the same way
  *   isa/isa_<isa>.c      simd_<isa>.h + kernels.inc + `const struct cvx_kernel_table cvx_table_<isa>`;
  *                        compiled with that ISA's flags only (setup.py), so no target attributes
  *   isa/cvx_isa.c        CPU detection and the table of tables
@@ -65,6 +66,67 @@ struct cvx_kernel_table {
     void (*axpy_d)(cvx_index n, double a, const double *x, double *y);
     float (*dot_f)(cvx_index n, const float *x, const float *y);
     double (*dot_d)(cvx_index n, const double *x, const double *y);
+    /* depthwise convolution (depthwise.inc; _conv.pyx's depthwise route) */
+    void (*dw_taps_f)(cvx_index rows, cvx_index n, cvx_index ld_in, cvx_index ld_out, int ntaps,
+                      const float *const *base, const float *w, float bias, int accumulate,
+                      float *out);
+    void (*dw_taps_d)(cvx_index rows, cvx_index n, cvx_index ld_in, cvx_index ld_out, int ntaps,
+                      const double *const *base, const double *w, double bias, int accumulate,
+                      double *out);
+    void (*dw_dots_f)(cvx_index rows, cvx_index n, cvx_index ld_in, cvx_index ld_g, int ntaps,
+                      const float *const *base, const float *g, float *acc);
+    void (*dw_dots_d)(cvx_index rows, cvx_index n, cvx_index ld_in, cvx_index ld_g, int ntaps,
+                      const double *const *base, const double *g, double *acc);
+    float (*dw_lanes_f)(const float *a);
+    double (*dw_lanes_d)(const double *a);
+    int (*dw_finite_f)(cvx_index n, const float *p);
+    int (*dw_finite_d)(cvx_index n, const double *p);
+    void (*dw_poly_f)(const float *src, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
+                      cvx_index sh, cvx_index sw, cvx_index Hp, cvx_index Wp, cvx_index Hq,
+                      cvx_index Wq, cvx_index na, const cvx_index *pa, cvx_index nb,
+                      const cvx_index *pb, cvx_index slack, float *dst);
+    void (*dw_poly_d)(const double *src, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
+                      cvx_index sh, cvx_index sw, cvx_index Hp, cvx_index Wp, cvx_index Hq,
+                      cvx_index Wq, cvx_index na, const cvx_index *pa, cvx_index nb,
+                      const cvx_index *pb, cvx_index slack, double *dst);
+    void (*dw_unpoly_f)(const float *src, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
+                        cvx_index sh, cvx_index sw, cvx_index Hp, cvx_index Wp, cvx_index na,
+                        const cvx_index *pa, cvx_index nb, const cvx_index *pb, cvx_index sp,
+                        cvx_index ld, float *dst);
+    void (*dw_unpoly_d)(const double *src, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
+                        cvx_index sh, cvx_index sw, cvx_index Hp, cvx_index Wp, cvx_index na,
+                        const cvx_index *pa, cvx_index nb, const cvx_index *pb, cvx_index sp,
+                        cvx_index ld, double *dst);
+    void (*dw_place_f)(const float *src, cvx_index rows, cvx_index cols, cvx_index total,
+                       cvx_index ld, cvx_index r0, cvx_index c0, float *dst);
+    void (*dw_place_d)(const double *src, cvx_index rows, cvx_index cols, cvx_index total,
+                       cvx_index ld, cvx_index r0, cvx_index c0, double *dst);
+    void (*dw_copy_f)(cvx_index rows, cvx_index cols, const float *src, cvx_index lds, float *dst,
+                      cvx_index ldd);
+    void (*dw_copy_d)(cvx_index rows, cvx_index cols, const double *src, cvx_index lds,
+                      double *dst, cvx_index ldd);
+    /* pooling rows (pool.inc; _pool.pyx): max (with argmax) and average over the interior
+     * columns of one output row; whole 3x3 and 2x2 max windows */
+    void (*pl_max_row_f)(const float *xp, cvx_index W, cvx_index hs, cvx_index i0, cvx_index i1,
+                         cvx_index dh, cvx_index kw, cvx_index sw, cvx_index pw, cvx_index dw,
+                         cvx_index ow0, cvx_index ow1, float *yp, int64_t *ip);
+    void (*pl_max_row_d)(const double *xp, cvx_index W, cvx_index hs, cvx_index i0, cvx_index i1,
+                         cvx_index dh, cvx_index kw, cvx_index sw, cvx_index pw, cvx_index dw,
+                         cvx_index ow0, cvx_index ow1, double *yp, int64_t *ip);
+    void (*pl_avg_row_f)(const float *xp, cvx_index W, cvx_index hs, cvx_index i0, cvx_index i1,
+                         cvx_index kw, cvx_index sw, cvx_index pw, cvx_index ow0, cvx_index ow1,
+                         float div, float *yp);
+    void (*pl_avg_row_d)(const double *xp, cvx_index W, cvx_index hs, cvx_index i0, cvx_index i1,
+                         cvx_index kw, cvx_index sw, cvx_index pw, cvx_index ow0, cvx_index ow1,
+                         double div, double *yp);
+    void (*pl_max3_f)(cvx_index n, const float *r0, cvx_index W, cvx_index s, int64_t base,
+                      float *yp, int64_t *ip);
+    void (*pl_max3_d)(cvx_index n, const double *r0, cvx_index W, cvx_index s, int64_t base,
+                      double *yp, int64_t *ip);
+    void (*pl_max2_f)(cvx_index n, const float *r0, cvx_index W, cvx_index s, int64_t base,
+                      float *yp, int64_t *ip);
+    void (*pl_max2_d)(cvx_index n, const double *r0, cvx_index W, cvx_index s, int64_t base,
+                      double *yp, int64_t *ip);
     /* the FMA-peak loop of convext.bench: 16 chains, `iters` steps; a checksum */
     double (*fma_chains)(long long iters, float m, float c);
     int f32_lanes, f64_lanes;           /* vector lanes */
