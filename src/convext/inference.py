@@ -329,34 +329,22 @@ def _conv_step(node, x_shape, dtype, bn, act, residual, out_buf):
     code, a0, a1 = act if act is not None else (ACT_NONE, 0.0, 0.0)
     y_shape = (x_shape[0], w.shape[0]) + g.out_hw
     kernel = getattr(_conv, f"conv2d_forward_{route}")
-    fused = route != "depthwise"
-    epilogue = _conv.conv2d_epilogue
 
     def new_y():
         return np.empty(y_shape, dtype) if out_buf is None else out_buf
 
-    if fused and residual:
+    if residual:
 
         def step(x, r):
             y = new_y()
             kernel(_c(x), w, b, y, *geom, _c(r), code, a0, a1)
             return y
 
-    elif fused:
+    else:
 
         def step(x):
             y = new_y()
             kernel(_c(x), w, b, y, *geom, None, code, a0, a1)
-            return y
-
-    else:
-        needs_epilogue = residual or code != ACT_NONE
-
-        def step(x, *r):
-            y = new_y()
-            kernel(_c(x), w, b, y, *geom)
-            if needs_epilogue:
-                epilogue(y, _c(r[0]) if r else None, code, a0, a1, geom[-1])
             return y
 
     return step, y_shape

@@ -101,11 +101,12 @@ def _tol(dtype, scale):
     return (1e-10 if dtype == np.float64 else 1e-5) * max(1.0, scale)
 
 
-def _run_kernel(route, x, w, b, s, p, residual, code, a0, a1, n_threads):
+def _run_kernel(route, x, w, b, s, p, residual, code, a0, a1, n_threads, groups=1):
     OH = (x.shape[2] + 2 * p - w.shape[2]) // s + 1
-    y = np.full((x.shape[0], w.shape[0], OH, OH), np.nan, x.dtype)
+    OW = (x.shape[3] + 2 * p - w.shape[3]) // s + 1
+    y = np.full((x.shape[0], w.shape[0], OH, OW), np.nan, x.dtype)
     kernel = getattr(_conv, f"conv2d_forward_{route}")
-    kernel(x, w, b, y, s, s, p, p, 1, 1, 1, n_threads, residual, code, a0, a1)
+    kernel(x, w, b, y, s, s, p, p, 1, 1, groups, n_threads, residual, code, a0, a1)
     return y
 
 
@@ -146,6 +147,55 @@ def test_standalone_epilogue_matches_oracle_and_keeps_nan(dtype):
             np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
             ok = ~np.isnan(want)
             assert np.abs(y[ok] - want[ok]).max() <= _tol(dtype, np.abs(want[ok]).max())
+
+
+# (N, C, H, W, multiplier, k, stride, pad): planes narrower than the depthwise kernel's
+# DW_FLAT_OW (64; computed flat, then copied out) and wider ones (written in place), stride 2,
+# batch 1, a channel multiplier of 2 and a 5x5 kernel
+DW_GEOMS = [
+    (2, 5, 9, 11, 1, 3, 1, 1),
+    (1, 4, 14, 14, 1, 3, 2, 1),
+    (2, 3, 6, 70, 1, 3, 1, 1),
+    (1, 2, 5, 140, 1, 3, 2, 1),
+    (2, 3, 8, 8, 2, 5, 1, 2),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geom", DW_GEOMS)
+@pytest.mark.parametrize("with_residual", [False, True])
+def test_depthwise_epilogue_matches_naive_oracle(dtype, geom, with_residual):
+    """The depthwise forward's epilogue: each activation, with and without a residual, against
+    the naive oracle; the same bits on 1 and 2 threads, image by image, and as the unfused
+    kernel followed by the separate conv2d_epilogue pass."""
+    N, C, H, W, m, k, s, p = geom
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = (rng.standard_normal((C * m, 1, k, k)) / k).astype(dtype)
+    b = rng.standard_normal(C * m).astype(dtype)
+    conv = ref.conv2d(
+        x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), s, p, groups=C
+    )
+    r = rng.standard_normal(conv.shape).astype(dtype) * 2 if with_residual else None
+    pre = conv + (0 if r is None else r.astype(np.float64))
+    plain = _run_kernel("depthwise", x, w, b, s, p, None, ACT_NONE, 0, 0, 2, groups=C)
+    for code, a0, a1, oracle in ACTS:
+        want = oracle(pre)
+        got = _run_kernel("depthwise", x, w, b, s, p, r, code, a0, a1, 2, groups=C)
+        assert got.dtype == dtype and got.shape == want.shape
+        err = np.abs(got - want).max()
+        assert err <= _tol(dtype, np.abs(want).max()), (code, err)
+        one = _run_kernel("depthwise", x, w, b, s, p, r, code, a0, a1, 1, groups=C)
+        np.testing.assert_array_equal(got, one)
+        for n in range(N):
+            rn = None if r is None else r[n : n + 1]
+            alone = _run_kernel(
+                "depthwise", x[n : n + 1], w, b, s, p, rn, code, a0, a1, 2, groups=C
+            )
+            np.testing.assert_array_equal(got[n : n + 1], alone)
+        separate = plain.copy()
+        _conv.conv2d_epilogue(separate, r, code, a0, a1, 2)
+        np.testing.assert_array_equal(got, separate)
 
 
 def test_gemm_route_is_batch_and_thread_independent():
@@ -310,6 +360,44 @@ def _composite(dt):
         BatchNorm2D(36, dtype=dt),
         Tanh(),
     )
+
+
+def _depthwise_chain(dt):
+    c = 4
+
+    def dw(seed):
+        return [
+            Conv2D(c, c, 3, padding=1, groups=c, dtype=dt, rng=seed),
+            BatchNorm2D(c, dtype=dt),
+        ]
+
+    return Sequential(*dw(20), ReLU6(), Residual(Sequential(*dw(21))), Hardswish())
+
+
+@pytest.mark.parametrize("width", [9, 70])
+def test_depthwise_convolutions_fuse_residual_and_activation(width, monkeypatch):
+    """Depthwise conv+bn+relu6 and conv+bn+add+hardswish are each one call of the depthwise
+    kernel with its epilogue (no separate pass), on planes computed flat (width 9) and in
+    place (width 70)."""
+    calls = []
+    kernel = _conv.conv2d_forward_depthwise
+
+    def recording(*args):
+        calls.append((args[-4] is not None, args[-3]) if len(args) > 12 else (False, None))
+        return kernel(*args)
+
+    def no_separate_pass(*args):
+        raise AssertionError("conv2d_epilogue called")
+
+    monkeypatch.setattr(_conv, "conv2d_forward_depthwise", recording)
+    monkeypatch.setattr(_conv, "conv2d_epilogue", no_separate_pass)
+    x = np.random.default_rng(12).standard_normal((2, 4, 6, width))
+    opt, _ = _check_close(_depthwise_chain, x)
+    (plan,) = opt._local.plans.values()
+    assert len(plan.steps) == 2
+    calls.clear()
+    opt(x.astype(np.float32))
+    assert calls == [(False, ACT_RELU6), (True, ACT_HARDSWISH)]
 
 
 def test_composite_models():

@@ -29,6 +29,10 @@ def conv2d_forward_depthwise(
     dil_w: int,
     groups: int,
     n_threads: int,
+    residual: _FloatArray | None = None,
+    act: int = 0,
+    a0: float = 0,
+    a1: float = 0,
 ) -> None: ...
 def conv2d_forward_direct(
     x: _FloatArray,

@@ -36,12 +36,12 @@ fewer work items than twice the threads (batch 1), each is split into blocks of 
 of the GEMM, multiples of 8), so both cores work. So y stays the same for every batch size and
 thread count.
 
-Output epilogue (forward, GEMM and direct routes; convext.inference uses it): after a work
-item's block of y is computed, and while it is in cache, y = act(y + bias + residual), the
-residual an array of y's shape or None, act one of the ACT_* codes below (ReLU, ReLU6,
-LeakyReLU, Hardtanh, ELU, Sigmoid, Tanh, SiLU, Hardswish, Hardsigmoid, GELU and its tanh form).
-conv2d_epilogue applies the same to a finished y in place (the depthwise route has no epilogue of
-its own yet).
+Output epilogue (forward, every route; convext.inference uses it): after a work item's block
+of y is computed (the depthwise route: each output plane), and while it is in cache,
+y = act(y + bias + residual), the residual an array of y's shape or None, act one of the ACT_*
+codes below (ReLU, ReLU6, LeakyReLU, Hardtanh, ELU, Sigmoid, Tanh, SiLU, Hardswish,
+Hardsigmoid, GELU and its tanh form). conv2d_epilogue applies the same arithmetic to a finished
+y in place, so a fused call and an unfused one followed by it give the same bits.
 
 Depthwise route (C/G == 1, any number m = F/G of filters per input channel). There the GEMM
 would be m rows, so loops over the kernel taps work on zero-padded polyphase copies of the
@@ -423,8 +423,9 @@ cdef inline bint _has_epi(const void *r, const epi_t *e) noexcept nogil:
 
 def conv2d_epilogue(floating[:, :, :, ::1] y, const floating[:, :, :, ::1] residual,
                     int act, double a0, double a1, int n_threads):
-    """y = act(y + residual) in place (residual may be None; y's shape), plane by plane: for
-    routes whose kernel has no epilogue of its own. act: an ACT_* code (0..12)."""
+    """y = act(y + residual) in place (residual may be None; y's shape), plane by plane: the
+    forward kernels' epilogue as a separate pass, for a y computed without one. act: an ACT_*
+    code (0..12)."""
     cdef idx_t NF = y.shape[0] * y.shape[1], P = y.shape[2] * y.shape[3]
     cdef epi_t e = _epi(act, a0, a1)
     cdef floating *yp = &y[0, 0, 0, 0]
@@ -617,8 +618,11 @@ cdef inline void _place(const floating *src, idx_t rows, idx_t cols, idx_t drows
 
 
 cdef void _fwd_depthwise(const floating *x, const floating *w, const floating *b, floating *y,
-                         const geom_t *g, const dw_t *dp, floating *scratch, idx_t ld_s,
-                         size_t *ptrs, const idx_t *off, int nt) noexcept nogil:
+                         const geom_t *g, const dw_t *dp, const floating *res, const epi_t *e,
+                         floating *scratch, idx_t ld_s, size_t *ptrs, const idx_t *off,
+                         int nt) noexcept nogil:
+    """Work items (image, input channel): its polyphase copy, then each of its Fg output
+    planes (taps from the bias), with the epilogue (res may be NULL) on the plane just written."""
     cdef dw_t d = dp[0]
     cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, L = (g.OH - 1) * d.Wq + g.OW
     cdef idx_t it, n, c, k, f, t
@@ -651,6 +655,8 @@ cdef void _fwd_depthwise(const floating *x, const floating *w, const floating *b
                         cvx_dw_copy_double(g.OH, g.OW, z, d.Wq, yp, g.OW)
                 else:
                     _taps(g.OH, g.OW, d.Wq, g.OW, d.kk, base, w + f * d.kk, bv, False, yp)
+                if _has_epi(res, e):
+                    _epilogue(yp, P, 1, P, _at(res, (n * g.F + f) * P), P, e)
 
 
 cdef void _gx_depthwise_exact(const floating *gy, const floating *w, floating *gx,
@@ -902,13 +908,20 @@ def conv2d_forward_depthwise(const floating[:, :, :, ::1] x, const floating[:, :
                              const floating[::1] b, floating[:, :, :, ::1] y,
                              Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
                              Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
-                             Py_ssize_t groups, int n_threads):
-    """y = conv2d(x, w) + b (b may be None) on the depthwise route. Fills all of y."""
+                             Py_ssize_t groups, int n_threads,
+                             const floating[:, :, :, ::1] residual=None, int act=0, double a0=0,
+                             double a1=0):
+    """y = act(conv2d(x, w) + b + residual) on the depthwise route (b and residual may be
+    None; act an ACT_* code, 0: none), the epilogue on each output plane. Fills all of y."""
     cdef geom_t g = _geom(_s4(x.shape), _s4(w.shape), _s4(y.shape), groups, stride_h, stride_w,
                           pad_top, pad_left, dil_h, dil_w)
     cdef const floating *bp = NULL
+    cdef const floating *rp = NULL
     if b is not None:
         bp = &b[0]
+    if residual is not None:
+        rp = &residual[0, 0, 0, 0]
+    cdef epi_t e = _epi(act, a0, a1)
     cdef dw_t d = _dw(&g)
     n_threads = _threads_for(g.N * g.C, n_threads)
     flat_a, ptrs_a, off_a = _dw_alloc(np.asarray(y).dtype, n_threads, &d, &g, 0)
@@ -916,7 +929,7 @@ def conv2d_forward_depthwise(const floating[:, :, :, ::1] x, const floating[:, :
     cdef size_t[:, ::1] ptrs = ptrs_a
     cdef idx_t[::1] off = off_a
     with nogil:
-        _fwd_depthwise(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, &d,
+        _fwd_depthwise(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, &d, rp, &e,
                        &flat[0, 0], flat.shape[1], &ptrs[0, 0], &off[0], n_threads)
 
 
