@@ -394,6 +394,34 @@ def test_avg_wide_rows_vs_reference(k, s, p, include_pad):
     np.testing.assert_allclose(y, ry, rtol=1e-12, atol=1e-14)
 
 
+def _special_3x3(rng, shape, dtype):
+    """Small integers (dense ties) with NaN (often two in one window, in different rows and
+    columns), +-inf and all -inf stretches: every branch of the max rule."""
+    x = rng.integers(-2, 3, size=shape).astype(dtype)
+    flat = x.reshape(-1)
+    for value, count in ((np.nan, 6), (np.inf, 3), (-np.inf, 8)):
+        flat[rng.choice(flat.size, size=count * max(1, flat.size // 200), replace=False)] = value
+    x[..., 1:4, 5:9] = -np.inf  # whole windows of -inf: the first tap is kept
+    if shape[-1] > 11:
+        x[..., 2, 10], x[..., 3, 11] = np.nan, np.nan  # two NaNs, two rows of one window
+    return x
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("p,ceil", [(1, False), (0, False), (0, True), (1, True)])
+def test_max_3x3_stride2_every_row_length_vs_reference(dtype, p, ceil):
+    """The whole 3x3 stride-2 windows go through the separable kernel (row maxima, then the
+    maximum of the three rows): values and indices as the row-major oracle for every row
+    length modulo the kernel's vector block, and rows longer than one of its runs (128)."""
+    rng = np.random.default_rng(7)
+    for w in [*range(3, 3 + 2 * 18), 2 * 128 + 5, 2 * 300 + 4]:
+        x = _special_3x3(rng, (1, 2, 7, w), dtype)
+        y, idx = F.max_pool2d(x, 3, 2, p, ceil_mode=ceil, return_indices=True)
+        ry, ridx = ref.max_pool2d(x, 3, 2, p, ceil_mode=ceil)
+        np.testing.assert_array_equal(y, ry.astype(dtype), err_msg=f"W={w}")
+        np.testing.assert_array_equal(idx, ridx, err_msg=f"W={w}")
+
+
 def test_row_blocks_of_one_plane_are_thread_independent():
     """One large plane is split into row blocks over the threads (batch 1, one channel)."""
     x = RNG.standard_normal((1, 1, 300, 130)).astype(np.float32)  # enough to go parallel

@@ -21,8 +21,10 @@ is vectorised over the output columns, applying the taps in the same row-major o
 the same comparison (max) or the same additions from 0 (average) as the scalar loops here, which
 take the border columns; so the two agree bitwise.
 Whole 2x2 and 3x3 max windows (no dilation, every row inside the plane) go through kernels with
-the nine (four) taps unrolled and the output columns innermost, the same comparisons in the same
-order; the 2x2 stride-2 average without padding keeps its own loop.
+the four (nine) taps unrolled and the output columns innermost, the same comparisons in the same
+order; at stride 2 the 3x3 windows are computed separably (each window row's maximum, then the
+maximum of the three rows, both by the same rule), which keeps exactly the same value and index
+(isa/pool.inc says why). The 2x2 stride-2 average without padding keeps its own loop.
 
 Max pooling follows PyTorch's CPU rule exactly: padding is -inf (only real elements are
 visited), the window is scanned in row-major order and a value replaces the current maximum when
