@@ -14,6 +14,7 @@ import json
 import math
 import os
 import tempfile
+import threading
 import zipfile
 
 import numpy as np
@@ -216,12 +217,8 @@ def _header(zf, info, key):
         head = io.BytesIO(m.read(min(info.file_size, _NPY_MAX_HEADER + 16)))
     try:
         version = npformat.read_magic(head)
-        if version == (1, 0):
-            shape, fortran, dtype = npformat.read_array_header_1_0(head, _NPY_MAX_HEADER)
-        elif version == (2, 0):
-            shape, fortran, dtype = npformat.read_array_header_2_0(head, _NPY_MAX_HEADER)
-        else:
-            raise Refused(f"{key!r} has .npy format version {version}; 1.0 and 2.0 are read")
+        with _HEADER_PARSE_LOCK:
+            shape, fortran, dtype = _parse_header(head, version, key)
     except Refused:
         raise
     except (ValueError, SyntaxError, RecursionError, MemoryError, TypeError) as e:
@@ -229,6 +226,21 @@ def _header(zf, info, key):
             f"{key!r} is not a valid .npy array ({type(e).__name__}: {str(e)[:200]})"
         ) from None
     return shape, fortran, dtype, head.tell()
+
+
+# numpy parses the header dict with ast.literal_eval. Some CPython releases (3.11.7 among them)
+# keep the AST constructor's recursion depth in state that threads share, so two threads parsing
+# at once can fail with "SystemError: AST constructor recursion depth mismatch".
+# Headers are at most _NPY_MAX_HEADER bytes, so serialising their parse costs nothing.
+_HEADER_PARSE_LOCK = threading.Lock()
+
+
+def _parse_header(head, version, key):
+    if version == (1, 0):
+        return npformat.read_array_header_1_0(head, _NPY_MAX_HEADER)
+    if version == (2, 0):
+        return npformat.read_array_header_2_0(head, _NPY_MAX_HEADER)
+    raise Refused(f"{key!r} has .npy format version {version}; 1.0 and 2.0 are read")
 
 
 def _check_member(info, key, shape, dtype, hlen, want_shape, want_dtype):
