@@ -10,7 +10,8 @@ from convext import functional as F
 
 
 @pytest.mark.parametrize(
-    "xs, f", [((5, 7), 3), ((2, 3, 9), 4), ((130, 400), 120), ((7,), 2), ((0, 6), 3)]
+    "xs, f",
+    [((5, 7), 3), ((2, 3, 9), 4), ((130, 400), 120), ((3, 1300), 1000), ((7,), 2), ((0, 6), 3)],
 )
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_linear_matches_float64_oracle(xs, f, dtype):
@@ -67,3 +68,32 @@ def test_linear_same_result_for_every_thread_count():
     for other in runs[1:]:
         for a, b in zip(runs[0], other, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_linear_rows_do_not_depend_on_the_batch_or_threads(dtype):
+    """Each row of the output (and of grad_x) is the same bit for bit whether its sample comes
+    alone, in a batch of 70 or with 1-3 threads: the work is split into blocks of rows and of
+    columns (1000 outputs cross several column blocks; K = 1300 crosses the GEMM's K chunks)."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((70, 1300)).astype(dtype)
+    w = rng.standard_normal((1000, 1300)).astype(dtype)
+    b = rng.standard_normal(1000).astype(dtype)
+    gy = rng.standard_normal((70, 1000)).astype(dtype)
+    old = convext.get_num_threads()
+    try:
+        for n in (1, 2, 3):
+            convext.set_num_threads(n)
+            y = F.linear(x, w, b)
+            gx = F.linear_backward(gy, x, w, True, False, False)[0]
+            for i in (0, 1, 64, 69):
+                np.testing.assert_array_equal(F.linear(x[i : i + 1], w, b)[0], y[i])
+                one = F.linear_backward(gy[i : i + 1], x[i : i + 1], w, True, False, False)[0]
+                np.testing.assert_array_equal(one[0], gx[i])
+            if n == 1:
+                first = (y, gx)
+            else:
+                np.testing.assert_array_equal(y, first[0])
+                np.testing.assert_array_equal(gx, first[1])
+    finally:
+        convext.set_num_threads(old)
