@@ -7,6 +7,7 @@ printed times, and that impossible figures and a shared machine are reported as 
 
 import importlib.util
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -91,6 +92,19 @@ def test_bench_quick_without_torch():
     assert not any("torch" in h for h in header)
     assert "(no pooling shape selected)" in r.stdout
     assert "(network not selected)" in r.stdout
+
+
+def test_bench_holds_glibcs_malloc_thresholds_unless_told_not_to():
+    """The first lines say which allocator setting the figures were measured with; the setting is
+    glibc's (mallopt), so it is only claimed on Linux with glibc."""
+    r = _bench("conv", "--quick", "--shapes", "lenet-c1", "--no-torch")
+    assert r.returncode == 0, r.stderr
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    held = "allocator: glibc mmap threshold 32 MiB and trim threshold 1024 MiB, fixed"
+    assert (held in r.stdout) == glibc
+    r = _bench("conv", "--quick", "--shapes", "lenet-c1", "--no-torch", "--default-malloc")
+    assert r.returncode == 0, r.stderr
+    assert "allocator: the C library's malloc with its default settings" in r.stdout
 
 
 @pytest.mark.skipif(not HAVE_TORCH, reason="torch is not installed")

@@ -3,7 +3,7 @@
 The one benchmark entry point (docs/benchmarks.md)::
 
     python -m convext bench [conv|pool|network|all|routes|serial ...] [--quick] [--threads N]
-                            [--repeats N] [--shapes NAME,...] [--no-torch]
+                            [--repeats N] [--shapes NAME,...] [--no-torch] [--default-malloc]
 
 Each run first measures the machine's float32 FMA peak (convext.bench.peak) for 1, 2, 4 ... N
 threads, the ceiling the convolution figures are given as a fraction of; then the families; then
@@ -54,6 +54,11 @@ def add_arguments(p):
         help="only these shapes (names from the tables, e.g. lenet-c1,pool-small,lenet)",
     )
     p.add_argument("--no-torch", action="store_true", help="time convext only")
+    p.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="leave glibc's malloc thresholds at their defaults (see docs/benchmarks.md)",
+    )
 
 
 def _families(names):
@@ -87,7 +92,7 @@ def _shapes(text, families):
 def run(args):
     from .._config import get_num_threads, set_num_threads
     from . import peak
-    from ._common import Context, LoadWatch, optional_torch, print_table
+    from ._common import Context, LoadWatch, optional_torch, print_table, steady_allocator
 
     if args.threads is not None and args.threads < 1:
         raise SystemExit(f"--threads must be a positive int, got {args.threads}")
@@ -106,6 +111,8 @@ def run(args):
     else:
         why = "--no-torch" if args.no_torch else "torch is not installed"
         print(f"threads: {nt} (convext only: {why})")
+    allocator = None if args.default_malloc else steady_allocator()
+    print(allocator or "allocator: the C library's malloc with its default settings")
 
     print(f"\n## Ceiling: float32 FMA peak ({peak.isa()}, 16 chains per thread)\n")
     peaks = peak.measure_table(nt, args.quick)

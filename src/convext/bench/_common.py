@@ -8,8 +8,10 @@ into a warning when the run shared the machine with other load.
 """
 
 import contextlib
+import ctypes
 import dataclasses
 import os
+import sys
 import time
 
 import numpy as np
@@ -19,6 +21,39 @@ LOAD_IDLE = 0.5  # ... the 1-minute load average exceeds this (plus this run's t
 SPREAD_LIMIT = 0.25  # ... the median (max - min) / median of the timed series exceeds this
 SCALING_LIMIT = 0.8  # ... n threads reach less than this fraction of n x one thread's FMA peak
 DRIFT_LIMIT = 0.15  # ... the FMA peak at the end differs from the start by more than this
+
+
+# glibc's mallopt parameters (malloc.h) and the values steady_allocator sets
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD = 32 << 20  # glibc's largest allowed value on 64-bit machines
+_TRIM_THRESHOLD = 1 << 30
+
+
+def steady_allocator():
+    """Stop glibc from handing freed blocks of up to 32 MiB back to the kernel; returns a line
+    for the report, or None where this is not glibc.
+
+    By default glibc serves large blocks with mmap and its thresholds move with the program's
+    frees, so when two libraries alternate, a block one of them frees can be unmapped and the
+    other's next output array is page-faulted back in while its threads run: a convolution
+    then took 40-50% longer than alone, for either library, depending only on the order of calls.
+    Fixed thresholds keep that memory in the heap, so each figure is the library's steady state.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return None
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    if not (
+        mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD) and mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
+    ):
+        return None
+    return (
+        f"allocator: glibc mmap threshold {_MMAP_THRESHOLD >> 20} MiB and trim threshold "
+        f"{_TRIM_THRESHOLD >> 20} MiB, fixed (docs/benchmarks.md, How it measures)"
+    )
 
 
 def optional_torch(disabled=False):
