@@ -94,6 +94,34 @@ def test_bench_quick_without_torch():
     assert "(network not selected)" in r.stdout
 
 
+def test_bench_layers_finds_resnet18s_eleven_convolutions():
+    """The per-layer family's geometries against ResNet-18's architecture written out by hand
+    (torchvision's layout): the stem, one 3x3 per stage, the stride-2 3x3 and 1x1 downsample
+    that open stages 2-4, and the 3x3 at the new width."""
+    from convext.bench import layers
+
+    found = {(chw, w[:2], w[2:], s) for _, chw, w, s, *_ in layers.distinct_layers(["resnet18"])}
+    want = {((3, 224, 224), (64, 3), (7, 7), (2, 2)), ((64, 56, 56), (64, 64), (3, 3), (1, 1))}
+    for c, hw in ((64, 56), (128, 28), (256, 14)):
+        want |= {
+            ((c, hw, hw), (2 * c, c), (3, 3), (2, 2)),
+            ((c, hw, hw), (2 * c, c), (1, 1), (2, 2)),
+            ((2 * c, hw // 2, hw // 2), (2 * c, 2 * c), (3, 3), (1, 1)),
+        }
+    assert len(want) == 11
+    assert found == want
+
+
+def test_bench_layers_prints_one_row_per_layer_and_the_summary():
+    r = _bench("layers", "--quick", "--shapes", "layers-resnet18", "--no-torch")
+    assert r.returncode == 0, r.stderr
+    assert "11 distinct layers of resnet18" in r.stdout
+    rows = [line for line in r.stdout.splitlines() if line.startswith("| resnet18.")]
+    assert len(rows) == 11
+    assert rows[0].split("|")[2].strip() == "3x224x224 -> 64, 7x7 s2"
+    assert "largest 3x3 resnet18." in r.stdout
+
+
 def test_bench_holds_glibcs_malloc_thresholds_unless_told_not_to():
     """The first lines say which allocator setting the figures were measured with; the setting is
     glibc's (mallopt), so it is only claimed on Linux with glibc."""
@@ -311,9 +339,9 @@ def test_serial_problems_do_about_the_work_asked_for():
 def test_limit_commands_run_only_when_named():
     from convext import bench
 
-    assert bench._families([]) == ["conv", "pool", "network"]
-    assert bench._families(["all"]) == ["conv", "pool", "network"]
-    assert bench._families(["all", "serial"]) == ["conv", "pool", "network", "serial"]
+    assert bench._families([]) == ["conv", "pool", "network", "layers"]
+    assert bench._families(["all"]) == ["conv", "pool", "network", "layers"]
+    assert bench._families(["all", "serial"]) == ["conv", "pool", "network", "layers", "serial"]
     assert bench._families(["routes", "serial"]) == ["routes", "serial"]
     with pytest.raises(SystemExit, match="routes, serial"):
         bench._families(["route"])

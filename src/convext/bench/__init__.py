@@ -2,7 +2,7 @@
 
 The one benchmark entry point (docs/benchmarks.md)::
 
-    python -m convext bench [conv|pool|network|all|routes|serial ...] [--quick] [--threads N]
+    python -m convext bench [conv|pool|network|layers|all|routes|serial ...] [--quick] [--threads N]
                             [--repeats N] [--shapes NAME,...] [--no-torch] [--default-malloc]
 
 Each run first measures the machine's float32 FMA peak (convext.bench.peak) for 1, 2, 4 ... N
@@ -22,6 +22,7 @@ FAMILIES = {
     "conv": "convext.bench.conv",
     "pool": "convext.bench.pool",
     "network": "convext.bench.network",
+    "layers": "convext.bench.layers",
 }
 # the limits' re-measurements: convext only, run when named, not part of "all"
 LIMITS = {

@@ -55,13 +55,13 @@ def measure(ctx):
 
 
 def _convext_calls(x, w, b, gy, s, p, d, g):
-    """convext's forward, backward and both."""
+    """convext's forward, backward (grad bias only when there is a bias) and both."""
 
     def fwd():
         functional.conv2d(x, w, b, s, p, d, g)
 
     def bwd():
-        functional.conv2d_backward(gy, x, w, s, p, d, g)
+        functional.conv2d_backward(gy, x, w, s, p, d, g, needs_bias_grad=b is not None)
 
     def both():
         fwd()
@@ -71,19 +71,23 @@ def _convext_calls(x, w, b, gy, s, p, d, g):
 
 
 def _torch_calls(torch, x, w, b, gy, s, p, d, g):
-    """torch's forward, backward (aten.convolution_backward) and both; Nones without torch."""
+    """torch's forward, backward (aten.convolution_backward; grad bias only when there is a
+    bias) and both; Nones without torch. s, p, d: ints or pairs."""
     if torch is None:
         return None, None, None
     tf = torch.nn.functional
-    tx, tw, tb, tgy = (torch.from_numpy(a) for a in (x, w, b, gy))
+    tx, tw, tgy = (torch.from_numpy(a) for a in (x, w, gy))
+    tb = None if b is None else torch.from_numpy(b)
     n_filters = w.shape[0]
+    s, p, d = ([v, v] if isinstance(v, int) else list(v) for v in (s, p, d))
+    mask = [True, True, b is not None]
 
     def fwd():
         tf.conv2d(tx, tw, tb, s, p, d, g)
 
     def bwd():
         torch.ops.aten.convolution_backward(
-            tgy, tx, tw, [n_filters], [s, s], [p, p], [d, d], False, [0, 0], g, [True] * 3
+            tgy, tx, tw, [n_filters], s, p, d, False, [0, 0], g, mask
         )
 
     def both():
