@@ -83,8 +83,8 @@ Scratch memory, allocated in Python before any output is written, for at most as
 there are work items: per thread K*PT elements (the unfolded tile, PT = 192..768 pixels, about
 768 kB when K is moderate) plus CVX_GEMM_WORK_ELEMS (~0.8 MB in float32) for the GEMM's packed
 panels; grad_weight adds up to 16*F*K elements of partial sums; the direct route U elements per
-thread (at most 2**21; its forward unfolds a cache-sized band of U at a time) and one packed
-filter block (8*K); the depthwise route (Hp + OH)*Wp elements per thread, at most
+thread (at most 2**21; its forward unfolds a cache-sized band of U at a time) and the group's
+packed weights (Fg*K); the depthwise route (Hp + OH)*Wp elements per thread, at most
 4*(H*W + OH*OW) + 65536 (stride, padding or dilation far beyond the image go to the GEMM route).
 """
 import numpy as np
