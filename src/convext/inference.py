@@ -329,6 +329,8 @@ def _conv_step(node, x_shape, dtype, bn, act, residual, out_buf):
     code, a0, a1 = act if act is not None else (ACT_NONE, 0.0, 0.0)
     y_shape = (x_shape[0], w.shape[0]) + g.out_hw
     kernel = getattr(_conv, f"conv2d_forward_{route}")
+    # the direct route's weights packed for its register tiles once, not on every call
+    extra = (_conv.pack_direct_weight(w, g.groups),) if route == "direct" else ()
 
     def new_y():
         return np.empty(y_shape, dtype) if out_buf is None else out_buf
@@ -337,14 +339,14 @@ def _conv_step(node, x_shape, dtype, bn, act, residual, out_buf):
 
         def step(x, r):
             y = new_y()
-            kernel(_c(x), w, b, y, *geom, _c(r), code, a0, a1)
+            kernel(_c(x), w, b, y, *geom, _c(r), code, a0, a1, *extra)
             return y
 
     else:
 
         def step(x):
             y = new_y()
-            kernel(_c(x), w, b, y, *geom, None, code, a0, a1)
+            kernel(_c(x), w, b, y, *geom, None, code, a0, a1, *extra)
             return y
 
     return step, y_shape

@@ -51,7 +51,9 @@ def conv2d_forward_direct(
     act: int = 0,
     a0: float = 0,
     a1: float = 0,
+    packed: _FloatArray | None = None,
 ) -> None: ...
+def pack_direct_weight(w: _FloatArray, groups: int) -> _FloatArray: ...
 def conv2d_forward_gemm(
     x: _FloatArray,
     w: _FloatArray,

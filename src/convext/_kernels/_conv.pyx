@@ -59,9 +59,12 @@ once into U, one zero-padded plane of
 Hq x OW per (channel, row phase, kernel column), in which each tap's inputs for the output
 pixels in order are one contiguous run (any stride, dilation, padding). The forward pass is then
 register tiles of up to 8 filters x 48 pixels (AVX-512; 4 x 24 AVX2) summed over the taps from
-the bias; grad_weight keeps 4 filters x 5 taps of per-lane partial sums over all the images of
-one of min(16, N) fixed image blocks, reduces the lanes in order, and the blocks are added in
-order as below. Work items: (image, group) for the forward, (image block, group) for dW.
+the bias, over bands of pixels whose part of U stays in the core's cache (the weights packed once
+per call for every work item); grad_weight keeps 4 filters x 5 taps of per-lane partial sums over
+all the images of one of min(16, N) fixed image blocks, reduces the lanes in order, and the
+blocks are added in order as below. Work items: (image, group, block of output pixels) for the
+forward (one pixel block per image unless there are fewer than two images per thread), (image
+block, group) for dW.
 
 grad_input: dcols = W_g^T @ dY tile, folded back (col2im) into the planes of dx. A work item
 owns a block of dx planes, so the accumulation needs no atomics and its order is fixed.
@@ -80,7 +83,8 @@ Scratch memory, allocated in Python before any output is written, for at most as
 there are work items: per thread K*PT elements (the unfolded tile, PT = 192..768 pixels, about
 768 kB when K is moderate) plus CVX_GEMM_WORK_ELEMS (~0.8 MB in float32) for the GEMM's packed
 panels; grad_weight adds up to 16*F*K elements of partial sums; the direct route U elements per
-thread (at most 2**21); the depthwise route (Hp + OH)*Wp elements per thread, at most
+thread (at most 2**21; its forward unfolds a cache-sized band of U at a time) and the group's
+packed weights (Fg*K); the depthwise route (Hp + OH)*Wp elements per thread, at most
 4*(H*W + OH*OW) + 65536 (stride, padding or dilation far beyond the image go to the GEMM route).
 """
 import numpy as np
@@ -94,6 +98,7 @@ from ._types cimport floating, idx_t
 from ._gemm cimport CVX_GEMM_WORK_ELEMS, gemm as _gemm
 
 from ._isa cimport (
+    cvx_direct_filter_block,
     cvx_direct_fwd_double,
     cvx_direct_fwd_float,
     cvx_direct_geom,
@@ -101,6 +106,8 @@ from ._isa cimport (
     cvx_direct_gw_finish_double,
     cvx_direct_gw_finish_float,
     cvx_direct_gw_float,
+    cvx_direct_pack_double,
+    cvx_direct_pack_float,
     cvx_direct_scratch,
     cvx_direct_v_elems,
     cvx_dw_copy_double,
@@ -807,6 +814,7 @@ cdef cvx_direct_geom _direct_geom(const geom_t *g) noexcept nogil:
     d.OH, d.OW, d.Hq = g.OH, g.OW, _direct_hq(g)
     d.K = g.Cg * g.kh * g.kw
     d.P = g.OH * g.OW
+    d.p_begin, d.p_end, d.f_begin, d.f_end = 0, d.P, 0, d.Fg
     return d
 
 
@@ -824,43 +832,58 @@ cdef _direct_offsets(const cvx_direct_geom *d):
     return off
 
 
-cdef void _fwd_direct(const floating *x, const floating *w, const floating *b, floating *y,
-                      const geom_t *g, const cvx_direct_geom *direct_g, const idx_t *off, idx_t nfb,
+cdef void _fwd_direct(const floating *x, const floating *w, const floating *wp,
+                      const floating *b, floating *y, const geom_t *g,
+                      const cvx_direct_geom *direct_g, const idx_t *off, idx_t npb, idx_t nfr,
                       const floating *res, const epi_t *e, floating *scratch, idx_t ld_s,
                       int nt) noexcept nogil:
-    """Work items (image, group, block of filters). Every output element has the same
-    arithmetic whatever block its filter falls in, so nfb may follow the thread count."""
-    cdef idx_t it, n, gi, fbi, f0, f1, HW = g.H * g.W, P = g.OH * g.OW, K = direct_g.K
-    cdef idx_t FB = (g.Fg + nfb - 1) // nfb
+    """Work items (image, group, block of pixels, range of filter blocks): npb blocks of whole
+    48-pixel strips (a multiple of every ISA's forward tile) times nfr ranges of the kernel's
+    filter blocks. wp: the weights packed once (pack_direct_weight), or NULL (the kernel packs
+    each filter block). Every output element has the same arithmetic whatever item computes
+    it, so npb and nfr may follow the thread count."""
+    cdef idx_t it, n, gi, pbi, fri, pa, pb, fa, fe, HW = g.H * g.W, P = g.OH * g.OW
+    cdef idx_t K = direct_g.K, S = (P + 47) // 48, base
+    cdef idx_t FB = cvx_direct_filter_block(g.Fg), nblk = (g.Fg + FB - 1) // FB
     cdef floating *buf
     cdef const floating *bg
+    cdef const floating *wpg
     cdef cvx_direct_geom dl
     with parallel(num_threads=nt):
-        for it in prange(g.N * g.G * nfb, schedule='dynamic'):
+        for it in prange(g.N * g.G * npb * nfr, schedule='dynamic'):
             buf = scratch + cvx_omp_get_thread_num() * ld_s
-            n = it // (g.G * nfb)
-            gi = (it // nfb) % g.G
-            fbi = it % nfb
-            f0 = gi * g.Fg + fbi * FB
-            f1 = f0 + FB
-            if f1 > (gi + 1) * g.Fg:
-                f1 = (gi + 1) * g.Fg
-            if f1 <= f0:
+            n = it // (g.G * npb * nfr)
+            gi = (it // (npb * nfr)) % g.G
+            pbi = (it // nfr) % npb
+            fri = it % nfr
+            pa = 48 * (S * pbi // npb)
+            pb = 48 * (S * (pbi + 1) // npb)
+            if pb > P:
+                pb = P
+            fa = FB * (nblk * fri // nfr)
+            fe = FB * (nblk * (fri + 1) // nfr)
+            if fe > g.Fg:
+                fe = g.Fg
+            if pb <= pa or fe <= fa:
                 continue
             dl = direct_g[0]
-            dl.Fg = f1 - f0
+            dl.p_begin, dl.p_end, dl.f_begin, dl.f_end = pa, pb, fa, fe
             bg = NULL
             if b != NULL:
-                bg = b + f0
+                bg = b + gi * g.Fg
+            wpg = NULL
+            if wp != NULL:
+                wpg = wp + gi * g.Fg * K
+            base = (n * g.F + gi * g.Fg) * P
             if floating is float:
-                cvx_direct_fwd_float(&dl, x + (n * g.C + gi * g.Cg) * HW, w + f0 * K, bg, off,
-                                     y + (n * g.F + f0) * P, buf)
+                cvx_direct_fwd_float(&dl, x + (n * g.C + gi * g.Cg) * HW, w + gi * g.Fg * K, wpg,
+                                     bg, off, y + base, buf)
             else:
-                cvx_direct_fwd_double(&dl, x + (n * g.C + gi * g.Cg) * HW, w + f0 * K, bg, off,
-                                      y + (n * g.F + f0) * P, buf)
+                cvx_direct_fwd_double(&dl, x + (n * g.C + gi * g.Cg) * HW, w + gi * g.Fg * K,
+                                      wpg, bg, off, y + base, buf)
             if _has_epi(res, e):
-                _epilogue(y + (n * g.F + f0) * P, P, f1 - f0, P,
-                          _at(res, (n * g.F + f0) * P), P, e)
+                base = base + fa * P + pa
+                _epilogue(y + base, P, fe - fa, pb - pa, _at(res, base), P, e)
 
 
 cdef void _gw_direct(const floating *gy, const floating *x, floating *gw, const geom_t *g,
@@ -939,9 +962,10 @@ def conv2d_forward_direct(const floating[:, :, :, ::1] x, const floating[:, :, :
                           Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
                           Py_ssize_t groups, int n_threads,
                           const floating[:, :, :, ::1] residual=None, int act=0, double a0=0,
-                          double a1=0):
+                          double a1=0, const floating[::1] packed=None):
     """y = act(conv2d(x, w) + b + residual) on the direct route (b and residual may be None;
-    act an ACT_* code, 0: none), the epilogue on each work item's block. Fills all of y."""
+    act an ACT_* code, 0: none), the epilogue on each work item's block. packed: w as
+    pack_direct_weight(w, groups) returned it, or None. Fills all of y."""
     cdef geom_t g = _geom(_s4(x.shape), _s4(w.shape), _s4(y.shape), groups, stride_h, stride_w,
                           pad_top, pad_left, dil_h, dil_w)
     cdef const floating *bp = NULL
@@ -953,16 +977,48 @@ def conv2d_forward_direct(const floating[:, :, :, ::1] x, const floating[:, :, :
     cdef epi_t e = _epi(act, a0, a1)
     cdef cvx_direct_geom direct_g = _direct_geom(&g)
     cdef idx_t[::1] off = _direct_offsets(&direct_g)
-    # with fewer (image, group) pairs than 2 per thread, split the filters too (blocks of
-    # at least 8, the register tile); each block unfolds the image again
-    cdef idx_t nfb = max(1, min((g.Fg + 7) // 8,
-                                (2 * <idx_t>n_threads + g.N * g.G - 1) // (g.N * g.G)))
-    n_threads = _threads_for(g.N * g.G * nfb, n_threads)
+    # with fewer (image, group) pairs than 2 per thread, split each into `want` items: by
+    # pixels (blocks of 48-pixel strips, each unfolding only its rows of the image) when the
+    # unfolded image U outweighs the group's weights, else by filter blocks (each unfolding all
+    # of U but packing and reading only its own weights)
+    cdef idx_t npb = 1, nfr = 1, FB = cvx_direct_filter_block(g.Fg)
+    cdef idx_t want = (2 * <idx_t>n_threads + g.N * g.G - 1) // (g.N * g.G)
+    if n_threads > 1 and want > 1:
+        if direct_g.Cg * direct_g.sh * direct_g.kw * direct_g.Hq * direct_g.OW >= g.Fg * direct_g.K:
+            npb = min((g.OH * g.OW + 47) // 48, want)
+        else:
+            nfr = min((g.Fg + FB - 1) // FB, want)
+    n_threads = _threads_for(g.N * g.G * npb * nfr, n_threads)
     cdef floating[:, ::1] flat = np.empty((n_threads, cvx_direct_scratch(&direct_g)),
                                           dtype=np.asarray(y).dtype)
+    cdef const floating *wp = NULL
+    if packed is not None:
+        wp = &packed[0]
     with nogil:
-        _fwd_direct(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, &direct_g, &off[0],
-                    nfb, rp, &e, &flat[0, 0], flat.shape[1], n_threads)
+        _fwd_direct(&x[0, 0, 0, 0], &w[0, 0, 0, 0], wp, bp, &y[0, 0, 0, 0], &g, &direct_g,
+                    &off[0], npb, nfr, rp, &e, &flat[0, 0], flat.shape[1], n_threads)
+
+
+def pack_direct_weight(const floating[:, :, :, ::1] w, Py_ssize_t groups):
+    """w (F, C/groups, kH, kW) packed for conv2d_forward_direct's ``packed`` argument: group by
+    group, the filter blocks of the active ISA's forward tile, tap-major (isa/kernels.inc,
+    cvx_direct_pack). Valid for this process (the ISA is chosen once at import)."""
+    cdef cvx_direct_geom d
+    cdef idx_t gi, FK
+    d.Fg = w.shape[0] // groups
+    d.K = w.shape[1] * w.shape[2] * w.shape[3]
+    FK = d.Fg * d.K
+    out = np.empty(w.shape[0] * d.K, dtype=np.asarray(w).dtype)
+    cdef floating[::1] o = out
+    if FK == 0:
+        return out
+    with nogil:
+        for gi in range(groups):
+            if floating is float:
+                cvx_direct_pack_float(&d, &w[0, 0, 0, 0] + gi * FK, &o[0] + gi * FK, 0, d.Fg)
+            else:
+                cvx_direct_pack_double(&d, &w[0, 0, 0, 0] + gi * FK, &o[0] + gi * FK, 0, d.Fg)
+    return out
 
 
 def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,

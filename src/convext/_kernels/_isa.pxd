@@ -13,7 +13,9 @@ cdef extern from "isa/cvx_isa.h" nogil:
 
     ctypedef struct cvx_direct_geom:
         idx_t Cg, H, W, Fg, kh, kw, sh, sw, ph, pw, dil_h, dil_w, OH, OW, Hq, K, P
+        idx_t p_begin, p_end, f_begin, f_end
 
+    idx_t cvx_direct_fblock(idx_t Fg, int fb_max)
     idx_t cvx_direct_scratch(const cvx_direct_geom *g)
     idx_t cvx_direct_v_elems(const cvx_direct_geom *g)
 
@@ -28,11 +30,15 @@ cdef extern from "isa/cvx_isa.h" nogil:
                       const double *B, idx_t rsb, idx_t csb, double *C, idx_t ldc,
                       int accumulate, double *work) noexcept nogil
         void (*direct_fwd_f)(const cvx_direct_geom *g, const float *x, const float *w,
-                             const float *b, const idx_t *off, float *y,
+                             const float *wp, const float *b, const idx_t *off, float *y,
                              float *scratch) noexcept nogil
         void (*direct_fwd_d)(const cvx_direct_geom *g, const double *x, const double *w,
-                             const double *b, const idx_t *off, double *y,
+                             const double *wp, const double *b, const idx_t *off, double *y,
                              double *scratch) noexcept nogil
+        void (*direct_pack_f)(const cvx_direct_geom *g, const float *w, float *wp,
+                              idx_t f_begin, idx_t f_end) noexcept nogil
+        void (*direct_pack_d)(const cvx_direct_geom *g, const double *w, double *wp,
+                              idx_t f_begin, idx_t f_end) noexcept nogil
         void (*direct_gw_f)(const cvx_direct_geom *g, const float *x, const float *gy,
                             const idx_t *off, float *v, float *scratch) noexcept nogil
         void (*direct_gw_d)(const cvx_direct_geom *g, const double *x, const double *gy,
@@ -103,7 +109,7 @@ cdef extern from "isa/cvx_isa.h" nogil:
         void (*pl_max2_d)(idx_t n, const double *r0, idx_t W, idx_t s, int64_t base,
                           double *yp, int64_t *ip) noexcept nogil
         double (*fma_chains)(long long iters, float m, float c) noexcept nogil
-        int f32_lanes, f64_lanes, sgemm_mr, sgemm_nr, dgemm_mr, dgemm_nr, fma_fused
+        int f32_lanes, f64_lanes, sgemm_mr, sgemm_nr, dgemm_mr, dgemm_nr, fma_fused, direct_fb
 
 
 cdef const cvx_kernel_table *isa_table() noexcept nogil
@@ -123,15 +129,30 @@ cdef inline void cvx_dgemm(idx_t M, idx_t N, idx_t K, const double *A, idx_t rsa
 
 
 cdef inline void cvx_direct_fwd_float(const cvx_direct_geom *g, const float *x, const float *w,
-                                      const float *b, const idx_t *off, float *y,
-                                      float *scratch) noexcept nogil:
-    isa_table().direct_fwd_f(g, x, w, b, off, y, scratch)
+                                      const float *wp, const float *b, const idx_t *off,
+                                      float *y, float *scratch) noexcept nogil:
+    isa_table().direct_fwd_f(g, x, w, wp, b, off, y, scratch)
 
 
 cdef inline void cvx_direct_fwd_double(const cvx_direct_geom *g, const double *x,
-                                       const double *w, const double *b, const idx_t *off,
-                                       double *y, double *scratch) noexcept nogil:
-    isa_table().direct_fwd_d(g, x, w, b, off, y, scratch)
+                                       const double *w, const double *wp, const double *b,
+                                       const idx_t *off, double *y,
+                                       double *scratch) noexcept nogil:
+    isa_table().direct_fwd_d(g, x, w, wp, b, off, y, scratch)
+
+
+cdef inline idx_t cvx_direct_filter_block(idx_t Fg) noexcept nogil:
+    return cvx_direct_fblock(Fg, isa_table().direct_fb)
+
+
+cdef inline void cvx_direct_pack_float(const cvx_direct_geom *g, const float *w, float *wp,
+                                       idx_t f_begin, idx_t f_end) noexcept nogil:
+    isa_table().direct_pack_f(g, w, wp, f_begin, f_end)
+
+
+cdef inline void cvx_direct_pack_double(const cvx_direct_geom *g, const double *w, double *wp,
+                                        idx_t f_begin, idx_t f_end) noexcept nogil:
+    isa_table().direct_pack_d(g, w, wp, f_begin, f_end)
 
 
 cdef inline void cvx_direct_gw_float(const cvx_direct_geom *g, const float *x, const float *gy,

@@ -156,9 +156,9 @@ def conv2d(
 
     Notes
     -----
-    Extra memory: per thread, one tile of unfolded input or one row-unfolded image (the direct
-    route), about 1.5 MB together with the GEMM's packed panels; besides that, contiguous copies
-    of inputs that are not C-contiguous.
+    Extra memory: per thread, one tile of unfolded input or one row-unfolded image and a packed
+    copy of one group's weights (the direct route), about 1.5 MB together with the GEMM's packed
+    panels; besides that, contiguous copies of inputs that are not C-contiguous.
 
     The private ``_route`` ('gemm', 'direct' or 'depthwise'; tests only) forces a kernel
     route; a route that cannot compute this geometry is a ValueError. By default

@@ -250,6 +250,7 @@ static void direct_setup(cvx_direct_geom *g, cvx_index Cg, cvx_index H, cvx_inde
     g->Hq = g->OH + (d_h * (kh - 1)) / s_h;
     g->K = Cg * kh * kw;
     g->P = g->OH * g->OW;
+    g->p_begin = 0, g->p_end = g->P, g->f_begin = 0, g->f_end = Fg;
 }
 /* off[k] as _conv.pyx's _direct_offsets computes it */
 static cvx_index *direct_offsets(const cvx_direct_geom *d)
@@ -272,8 +273,36 @@ static cvx_index *direct_offsets(const cvx_direct_geom *d)
         if (ih < 0 || ih >= g->H || iw < 0 || iw >= g->W) return 0;                                \
         return x[(c * g->H + ih) * g->W + iw];                                                     \
     }                                                                                              \
+    /* y = the forward as _conv.pyx calls it: all pixels and filters at once, the kernel packing \
+     * each filter block (split 0); the work items of a batch of one image: three pixel ranges   \
+     * cut at P/3 and P/3 + 7 times two filter ranges cut at Fg/2 (whichever blocks start in     \
+     * them), with the weights packed first in two filter ranges (split 1, as                    \
+     * optimize_for_inference packs them) or by the kernel (split 2) */                          \
+    static void direct_fwd_##T(const struct check_table *t, const cvx_direct_geom *g, const T *x,  \
+                               const T *w, const T *b, const cvx_index *off, T *y, T *scratch,     \
+                               int split)                                                          \
+    {                                                                                              \
+        cvx_direct_geom d = *g;                                                                    \
+        cvx_index cut[4], fcut[3] = {0, split ? g->Fg / 2 : g->Fg, g->Fg}, r, h;                   \
+        T *wp = (T *)xmalloc(sizeof(T) * (size_t)(g->Fg * g->K));                                  \
+        cut[0] = 0, cut[1] = split ? g->P / 3 : g->P, cut[2] = split ? g->P / 3 + 7 : g->P;        \
+        cut[3] = g->P;                                                                             \
+        if (cut[2] > g->P) cut[2] = g->P;                                                          \
+        if (split == 1) {                                                                          \
+            t->direct_pack_##T(g, w, wp, 0, g->Fg / 2);                                            \
+            t->direct_pack_##T(g, w, wp, g->Fg / 2, g->Fg);                                        \
+        }                                                                                          \
+        for (r = 0; r < 3; r++)                                                                    \
+            for (h = 0; h < 2; h++) {                                                              \
+                if (cut[r + 1] <= cut[r] || fcut[h + 1] <= fcut[h]) continue;                      \
+                d.p_begin = cut[r], d.p_end = cut[r + 1];                                          \
+                d.f_begin = fcut[h], d.f_end = fcut[h + 1];                                        \
+                t->direct_fwd_##T(&d, x, w, split == 1 ? wp : NULL, b, off, y, scratch);           \
+            }                                                                                      \
+        free(wp);                                                                                  \
+    }                                                                                              \
     static void check_direct_##T(const struct check_table *t, const cvx_direct_geom *g, int bias,  \
-                                 int mode)                                                         \
+                                 int mode, int split)                                              \
     {                                                                                              \
         cvx_index K = g->K, P = g->P, f, k, p, c, i, j;                                            \
         cvx_index *off = direct_offsets(g);                                                        \
@@ -287,16 +316,17 @@ static cvx_index *direct_offsets(const cvx_direct_geom *d)
         T *v = (T *)xmalloc(sizeof(T) * (size_t)t->direct_v_elems(g));                             \
         char what[160];                                                                            \
         snprintf(what, sizeof what,                                                                \
-                 #T " direct Cg=%ld %ldx%ld F=%ld k=%ldx%ld s=%ld,%ld p=%ld,%ld d=%ld,%ld b=%d m=%d",\
+                 #T " direct Cg=%ld %ldx%ld F=%ld k=%ldx%ld s=%ld,%ld p=%ld,%ld d=%ld,%ld b=%d m=%d "  \
+                 "split=%d",                                                                       \
                  (long)g->Cg, (long)g->H, (long)g->W, (long)g->Fg, (long)g->kh, (long)g->kw,       \
                  (long)g->sh, (long)g->sw, (long)g->ph, (long)g->pw, (long)g->dil_h,              \
-                 (long)g->dil_w, bias, mode);                                                      \
+                 (long)g->dil_w, bias, mode, split);                                               \
         fill_##T(x, (size_t)(g->Cg * g->H * g->W), mode, 6);                                       \
         fill_##T(w, (size_t)(g->Fg * K), mode, 6);                                                 \
         fill_##T(b, (size_t)g->Fg, mode, 50);                                                      \
         fill_##T(gy, (size_t)(g->Fg * P), mode, 6);                                                \
         y[g->Fg * P] = (T)12345; /* guard */                                                       \
-        t->direct_fwd_##T(g, x, w, bias ? b : NULL, off, y, scratch);                              \
+        direct_fwd_##T(t, g, x, w, bias ? b : NULL, off, y, scratch, split);                       \
         n_checks++;                                                                                \
         if (y[g->Fg * P] != (T)12345) fail(t->name, what, "forward wrote past y");                 \
         for (f = 0; f < g->Fg; f++)                                                                \
@@ -365,7 +395,7 @@ static cvx_index *direct_offsets(const cvx_direct_geom *d)
         for (q = 0; q < 3 * 2 * 3 * 2; q++) w[q] = -(T)0;                                          \
         for (q = 0; q < 3; q++) b[q] = -(T)0;                                                      \
         n = g.Fg * g.P;                                                                            \
-        t->direct_fwd_##T(&g, x, w, b, off, y, scratch);                                           \
+        direct_fwd_##T(t, &g, x, w, b, off, y, scratch, 0);                                        \
         n_checks++;                                                                                \
         for (q = 0; q < n; q++)                                                                    \
             if (!(y[q] == 0 && signbit(y[q]))) {                                                   \
@@ -390,7 +420,7 @@ DEFINE_DIRECT_CHECK(double, 1.1102230246251565e-16, fma, same_bits_d)
         fill_##T(x, (size_t)(g->Cg * g->H * g->W), 1, 0);                                          \
         fill_##T(w, (size_t)(g->Fg * g->K), 1, 0);                                                 \
         w[f0 * g->K + k0] = (T)INFINITY;                                                           \
-        t->direct_fwd_##T(g, x, w, NULL, off, y, scratch);                                         \
+        direct_fwd_##T(t, g, x, w, NULL, off, y, scratch, 1);                                      \
         n_checks++;                                                                                \
         for (q = 0; q < g->Fg * P; q++)                                                            \
             if ((q / P == f0) != !isfinite(y[q])) {                                                \
@@ -413,16 +443,21 @@ static void check_direct(const struct check_table *t)
         {1, 40, 41, 12, 7, 7, 2, 2, 3, 3, 1, 1}, {2, 6, 6, 17, 1, 3, 1, 1, 0, 1, 1, 2},
         {3, 33, 5, 7, 3, 1, 1, 1, 1, 0, 2, 1},  {1, 4, 70, 2, 2, 2, 1, 3, 1, 1, 1, 1},
         {2, 3, 3, 6, 3, 3, 1, 1, 1, 1, 1, 1},   {1, 2, 2, 4, 2, 2, 4, 4, 1, 1, 1, 1},
+        /* several bands of CVX_DIRECT_BAND_BYTES (the forward's pixel bands): a band of a few
+         * strips starting mid-row; a band of one strip (more rows of U than the budget); a
+         * strided 7x7 kernel; a dilated one */
+        {64, 20, 20, 9, 3, 3, 1, 1, 1, 1, 1, 1}, {256, 12, 40, 3, 3, 3, 1, 1, 1, 1, 1, 1},
+        {16, 50, 50, 10, 7, 7, 2, 2, 3, 3, 1, 1}, {48, 23, 29, 5, 3, 3, 1, 1, 2, 2, 2, 2},
     };
     size_t s;
     cvx_direct_geom g;
     for (s = 0; s < sizeof shapes / sizeof *shapes; s++) {
         const int *d = shapes[s];
         direct_setup(&g, d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11]);
-        check_direct_float(t, &g, (int)(s % 2), 0);
-        check_direct_float(t, &g, (int)((s + 1) % 2), 1);
-        check_direct_double(t, &g, (int)(s % 2), 1);
-        check_direct_double(t, &g, 1, 0);
+        check_direct_float(t, &g, (int)(s % 2), 0, (int)(s % 2));
+        check_direct_float(t, &g, (int)((s + 1) % 2), 1, (int)((s + 1) % 2));
+        check_direct_double(t, &g, (int)(s % 2), 1, (int)(s % 2) * 2);
+        check_direct_double(t, &g, 1, 0, 1);
     }
     check_direct_negzero_float(t);
     check_direct_negzero_double(t);

@@ -19,9 +19,14 @@ struct check_table {
     cvx_index (*direct_scratch)(const cvx_direct_geom *);
     cvx_index (*direct_v_elems)(const cvx_direct_geom *);
     void (*direct_fwd_float)(const cvx_direct_geom *, const float *, const float *, const float *,
-                             const cvx_index *, float *, float *);
+                             const float *, const cvx_index *, float *, float *);
     void (*direct_fwd_double)(const cvx_direct_geom *, const double *, const double *,
-                              const double *, const cvx_index *, double *, double *);
+                              const double *, const double *, const cvx_index *, double *,
+                              double *);
+    void (*direct_pack_float)(const cvx_direct_geom *, const float *, float *, cvx_index,
+                              cvx_index);
+    void (*direct_pack_double)(const cvx_direct_geom *, const double *, double *, cvx_index,
+                               cvx_index);
     void (*direct_gw_float)(const cvx_direct_geom *, const float *, const float *,
                             const cvx_index *, float *, float *);
     void (*direct_gw_double)(const cvx_direct_geom *, const double *, const double *,
@@ -117,6 +122,8 @@ static int check_tables(const struct check_table **out)
         r->direct_v_elems = check_direct_v_elems;
         r->direct_fwd_float = t->direct_fwd_f;
         r->direct_fwd_double = t->direct_fwd_d;
+        r->direct_pack_float = t->direct_pack_f;
+        r->direct_pack_double = t->direct_pack_d;
         r->direct_gw_float = t->direct_gw_f;
         r->direct_gw_double = t->direct_gw_d;
         r->direct_gw_finish_float = t->direct_gw_finish_f;

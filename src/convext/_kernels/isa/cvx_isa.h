@@ -33,7 +33,18 @@ enum cvx_isa {
 /* Geometry of one (image, group) of the direct convolution (kernels.inc documents the method). */
 typedef struct {
     cvx_index Cg, H, W, Fg, kh, kw, sh, sw, ph, pw, dil_h, dil_w, OH, OW, Hq, K, P;
+    /* the forward's work item: its output pixels [p_begin, p_end) and the filter blocks that
+     * start in [f_begin, f_end) (0, P and 0, Fg: everything) */
+    cvx_index p_begin, p_end, f_begin, f_end;
 } cvx_direct_geom;
+
+/* filters per block of the direct forward: Fg cut into ceil(Fg / fb_max) near-equal blocks
+ * (fb_max: the ISA's tile, cvx_kernel_table.direct_fb); block j starts at filter j * result */
+static inline cvx_index cvx_direct_fblock(cvx_index Fg, int fb_max)
+{
+    cvx_index nfb = (Fg + fb_max - 1) / fb_max;
+    return nfb > 0 ? (Fg + nfb - 1) / nfb : 1;
+}
 
 typedef void (*cvx_sgemm_fn)(cvx_index M, cvx_index N, cvx_index K, const float *A, cvx_index rsa,
                              cvx_index csa, const float *B, cvx_index rsb, cvx_index csb, float *C,
@@ -50,11 +61,18 @@ struct cvx_kernel_table {
     /* C (=, or += when accumulate) A @ B, strided operands; work: CVX_GEMM_WORK_ELEMS elements */
     cvx_sgemm_fn sgemm;
     cvx_dgemm_fn dgemm;
-    /* direct convolution of one (image, group): forward, weight-gradient partial sums, their sum */
-    void (*direct_fwd_f)(const cvx_direct_geom *g, const float *x, const float *w, const float *b,
-                         const cvx_index *off, float *y, float *scratch);
+    /* direct convolution of one (image, group): forward (the pixels [p_begin, p_end); wp: the
+     * weights packed by direct_pack, or NULL), its weights packed once (Fg x K elements: the
+     * filter blocks starting in [f_begin, f_end)), weight-gradient partial sums, their sum */
+    void (*direct_fwd_f)(const cvx_direct_geom *g, const float *x, const float *w, const float *wp,
+                         const float *b, const cvx_index *off, float *y, float *scratch);
     void (*direct_fwd_d)(const cvx_direct_geom *g, const double *x, const double *w,
-                         const double *b, const cvx_index *off, double *y, double *scratch);
+                         const double *wp, const double *b, const cvx_index *off, double *y,
+                         double *scratch);
+    void (*direct_pack_f)(const cvx_direct_geom *g, const float *w, float *wp, cvx_index f_begin,
+                          cvx_index f_end);
+    void (*direct_pack_d)(const cvx_direct_geom *g, const double *w, double *wp,
+                          cvx_index f_begin, cvx_index f_end);
     void (*direct_gw_f)(const cvx_direct_geom *g, const float *x, const float *gy,
                         const cvx_index *off, float *v, float *scratch);
     void (*direct_gw_d)(const cvx_direct_geom *g, const double *x, const double *gy,
@@ -132,6 +150,7 @@ struct cvx_kernel_table {
     int f32_lanes, f64_lanes;           /* vector lanes */
     int sgemm_mr, sgemm_nr, dgemm_mr, dgemm_nr; /* GEMM register tiles */
     int fma_fused;                      /* 1: the peak loop runs fused multiply-adds (else mul+add) */
+    int direct_fb;                      /* filters per direct forward tile (cvx_direct_fblock) */
 };
 
 /* cvx_isa.c */
@@ -150,10 +169,13 @@ static inline cvx_index cvx_direct_u_elems(const cvx_direct_geom *g)
 {
     return g->Cg * g->sh * g->kw * g->Hq * g->OW + CVX_DIRECT_PBMAX;
 }
+/* the forward's scratch (the weight gradient's: U): the re-based tap offsets (K), U (a band of
+ * it), a zero bias, the partial last pixel strip and the packed weights (Fg x K, the weight's
+ * size per group) */
 static inline cvx_index cvx_direct_scratch(const cvx_direct_geom *g)
 {
-    return cvx_direct_u_elems(g) + g->K * CVX_DIRECT_FBMAX +
-           CVX_DIRECT_FBMAX * (CVX_DIRECT_PBMAX + 1) + CVX_DIRECT_FBMAX * CVX_DIRECT_KBMAX + 64;
+    return CVX_DIRECT_IDX_ELEMS(g->K) + cvx_direct_u_elems(g) +
+           CVX_DIRECT_FBMAX * (CVX_DIRECT_PBMAX + 1) + g->K * g->Fg + 64;
 }
 /* elements of v for the grad_weight kernels: lane partial sums (the widest case), then room for
  * the tail. Bounded by Fg (the weight's filters per group, an array in memory; the chosen route

@@ -1,0 +1,144 @@
+"""The direct forward's blocking (isa/kernels.inc, cvx_direct_fwd; _conv.pyx, _fwd_direct) on
+layers large enough to cross its boundaries: several cache-sized pixel bands per work item, bands
+of a single strip, work items that are pixel blocks or ranges of filter blocks (batch 1 on two
+threads), unequal filter blocks, and the weights packed once (optimize_for_inference's path).
+
+Oracles: the float64 naive loops of tests/reference.py. On small-integer data every product and
+partial sum is an integer below 2**24, so every summation order is exact and the float32 result
+must equal the oracle bit for bit whatever the blocking; on random data the usual tolerances
+(RELIABILITY.md). The torch comparison of the same layers: tests/parity/test_parity_conv.py.
+"""
+
+import numpy as np
+import pytest
+
+import convext
+import reference as R
+from convext import conv2d
+from convext._kernels import _conv
+
+# (name, x shape, weight shape, stride, padding, dilation). Float32 bands hold 2**18 elements of
+# U = Cg * stride * kW rows of OW per output row (float64: half as many):
+LAYERS = [
+    # 768 rows of 16 per output row: bands of about 18 output rows, 2 bands in 24 (float64: 4)
+    ("bands", (1, 256, 24, 16), (10, 256, 3, 3), 1, 1, 1),
+    # 768 rows of 120: the budget holds fewer rows than the kernel's reach, bands of one strip
+    ("one-strip-bands", (1, 256, 4, 120), (5, 256, 3, 3), 1, 1, 1),
+    # strided 7x7 with 32 channels: one band in float32, several in float64
+    ("strided-7x7", (1, 32, 40, 40), (9, 32, 7, 7), 2, 3, 1),
+    # U smaller than the weights: batch 1 splits the filter blocks (13 filters: blocks 7 + 6
+    # on AVX-512, 4 + 3 + 3 + 3 on AVX2 and generic)
+    ("filter-split", (1, 64, 4, 4), (13, 64, 3, 3), 1, 1, 1),
+    ("filter-split-40", (1, 48, 5, 5), (40, 48, 3, 3), 1, (1, 2), (1, 2)),
+    # dilated, with groups
+    ("dilated-groups", (1, 96, 20, 18), (12, 48, 3, 3), 1, 2, 2),
+]
+IDS = [c[0] for c in LAYERS]
+
+
+def _data(rng, case, dtype, integer):
+    _, xs, ws, *_ = case
+    if integer:
+        x = rng.integers(-3, 4, size=xs).astype(dtype)
+        w = rng.integers(-3, 4, size=ws).astype(dtype)
+        b = rng.integers(-50, 51, size=ws[0]).astype(dtype)
+    else:
+        x = rng.standard_normal(xs).astype(dtype)
+        w = rng.standard_normal(ws).astype(dtype)
+        b = rng.standard_normal(ws[0]).astype(dtype)
+    return x, w, b
+
+
+def _kw(case):
+    _, xs, ws, s, p, d = case
+    return dict(stride=s, padding=p, dilation=d, groups=xs[1] // ws[1])
+
+
+def _direct(x, w, b, kw, threads):
+    convext.set_num_threads(threads)
+    return conv2d(x, w, b, **kw, _route="direct")
+
+
+@pytest.mark.parametrize("case", LAYERS, ids=IDS)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_integer_data_is_exact_for_every_blocking(case, threads, restore_threads):
+    rng = np.random.default_rng(11)
+    x, w, b = _data(rng, case, np.float32, integer=True)
+    kw = _kw(case)
+    want = R.conv2d(x, w, b, **kw)
+    assert np.abs(want).max() < 2**24
+    y = _direct(x, w, b, kw, threads)
+    np.testing.assert_array_equal(y, want.astype(np.float32), strict=True)
+    # a batch of three: whole images per work item instead of pixel or filter blocks
+    x3 = np.concatenate([x, x[:, :, ::-1].copy(), -x])
+    y3 = _direct(x3, w, b, kw, threads)
+    np.testing.assert_array_equal(y3, R.conv2d(x3, w, b, **kw).astype(np.float32), strict=True)
+
+
+@pytest.mark.parametrize("case", LAYERS, ids=IDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_random_data_within_tolerance_and_bitwise_independent_of_threads_and_batch(
+    case, dtype, restore_threads
+):
+    rng = np.random.default_rng(12)
+    x, w, b = _data(rng, case, dtype, integer=False)
+    x3 = np.concatenate([x, rng.standard_normal(x.shape).astype(dtype), x[:, :, ::-1].copy()])
+    kw = _kw(case)
+    want = R.conv2d(x3, w, b, **kw)
+    y1 = _direct(x3, w, b, kw, 1)
+    tol = 1e-10 if dtype == np.float64 else 1e-5
+    assert np.abs(y1 - want).max() <= tol * max(1.0, np.abs(want).max())
+    # two threads, and each image alone (batch 1: the images are split into work items)
+    np.testing.assert_array_equal(_direct(x3, w, b, kw, 2), y1)
+    for n in range(3):
+        np.testing.assert_array_equal(_direct(x3[n : n + 1], w, b, kw, 2), y1[n : n + 1])
+
+
+def _kernel(x, w, b, y, kw, threads, residual, act, packed):
+    s, p, d = (kw[k] for k in ("stride", "padding", "dilation"))
+    s, d = np.broadcast_to(s, 2), np.broadcast_to(d, 2)
+    p = np.broadcast_to(p, 2)
+    _conv.conv2d_forward_direct(
+        x, w, b, y, s[0], s[1], p[0], p[1], d[0], d[1], kw["groups"], threads,
+        residual, act, 0.0, 0.0, packed,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("case", LAYERS, ids=IDS)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_packed_weights_and_the_epilogue_on_every_work_item(case, threads):
+    """The weights packed once (as optimize_for_inference does) and the fused residual + ReLU on
+    each work item's block of y: exact on integer data against the oracle."""
+    rng = np.random.default_rng(13)
+    x, w, b = _data(rng, case, np.float32, integer=True)
+    kw = _kw(case)
+    want = R.conv2d(x, w, b, **kw)
+    r = rng.integers(-40, 41, size=want.shape).astype(np.float32)
+    packed = _conv.pack_direct_weight(w, kw["groups"])
+    assert packed.shape == (w.size,) and packed.dtype == w.dtype
+    np.testing.assert_array_equal(np.sort(packed), np.sort(w, axis=None))  # a permutation of w
+    y = np.full(want.shape, np.nan, np.float32)
+    _kernel(x, w, b, y, kw, threads, None, 0, packed)
+    np.testing.assert_array_equal(y, want.astype(np.float32), strict=True)
+    y = np.full(want.shape, np.nan, np.float32)
+    _kernel(x, w, b, y, kw, threads, r, 1, None)  # ACT_RELU = 1
+    np.testing.assert_array_equal(y, np.maximum(want + r, 0).astype(np.float32), strict=True)
+    y = np.full(want.shape, np.nan, np.float32)
+    _kernel(x, w, b, y, kw, threads, r, 1, packed)
+    np.testing.assert_array_equal(y, np.maximum(want + r, 0).astype(np.float32), strict=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_packed_weights_give_the_same_bits_as_packing_in_the_kernel(dtype):
+    rng = np.random.default_rng(14)
+    for case in LAYERS:
+        x, w, b = _data(rng, case, dtype, integer=False)
+        kw = _kw(case)
+        want = R.conv2d(x, w, b, **kw)
+        y0 = np.empty(want.shape, dtype)
+        y1 = np.empty(want.shape, dtype)
+        _kernel(x, w, b, y0, kw, 2, None, 0, None)
+        _kernel(x, w, b, y1, kw, 2, None, 0, _conv.pack_direct_weight(w, kw["groups"]))
+        tol = 1e-10 if dtype == np.float64 else 1e-5
+        assert np.abs(y0 - want).max() <= tol * max(1.0, np.abs(want).max()), case[0]
+        np.testing.assert_array_equal(y1, y0)
