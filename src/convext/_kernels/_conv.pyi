@@ -33,6 +33,7 @@ def conv2d_forward_depthwise(
     act: int = 0,
     a0: float = 0,
     a1: float = 0,
+    _blocks: int = -1,
 ) -> None: ...
 def conv2d_forward_direct(
     x: _FloatArray,

@@ -80,8 +80,9 @@ Scratch memory, allocated in Python before any output is written, for at most as
 there are work items: per thread K*PT elements (the unfolded tile, PT = 192..768 pixels, about
 768 kB when K is moderate) plus CVX_GEMM_WORK_ELEMS (~0.8 MB in float32) for the GEMM's packed
 panels; grad_weight adds up to 16*F*K elements of partial sums; the direct route U elements per
-thread (at most 2**21); the depthwise route (Hp + OH)*Wp elements per thread, at most
-4*(H*W + OH*OW) + 65536 (stride, padding or dilation far beyond the image go to the GEMM route).
+thread (at most 2**21); the depthwise route (Hp + OH)*Wp elements per thread (its channel
+blocks at most 65536), at most 4*(H*W + OH*OW) + 65536 (stride, padding or dilation far beyond
+the image go to the GEMM route).
 """
 import numpy as np
 
@@ -103,6 +104,8 @@ from ._isa cimport (
     cvx_direct_gw_float,
     cvx_direct_scratch,
     cvx_direct_v_elems,
+    cvx_dw_cb_fwd_double,
+    cvx_dw_cb_fwd_float,
     cvx_dw_copy_double,
     cvx_dw_copy_float,
     cvx_dw_dots_double,
@@ -480,6 +483,18 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 # output for a 3x3 kernel). Planes narrower than DW_FLAT_OW are computed flat on the grid and
 # copied out (long vectors instead of short rows); wider ones row by row straight into y; an
 # element's sum is the same either way.
+# Channel blocks (forward, one filter per channel, output planes at most DW_CB_MAX_OW wide: the
+# 7x7 and 14x14 planes of late layers, where a plane's vectors are mostly idle and the per-plane
+# copies and calls cost more than the taps): a work item is (image, block of DW_CB = 16
+# channels). isa/depthwise.inc's cvx_dw_cb_fwd reads the block's planes (one contiguous run),
+# transposes them to pixel-major order [pixel][lane] (lanes = channels) into one zero-padded
+# Hp x Wp plane, where tap (i, j) of output (oh, ow) is pixel (oh*sh + i*dil_h, ow*sw + j*dil_w)
+# for any stride and dilation (no phases), runs the taps over whole vectors of lanes and
+# transposes the result back. Each lane's arithmetic is exactly the per-plane kernels' (bias,
+# then the taps in order, in the same groups of 9, 3 and 1 written as the same expressions in
+# the same translation unit, so the same FMA contractions): the same bits, which the tests
+# check against the per-plane kernels (conv2d_forward_depthwise's private _blocks). The choice
+# depends on the geometry only; the epilogue then runs on each of the block's output planes.
 # grad_input, per (image, channel): the transposed correlation, gathered: the output gradient
 # is placed on a zero grid (pitch Wg = Wq + DJ, DI rows and DJ columns of zeros before it,
 # DI = dil_h*(kh-1) // sh, DJ likewise), and each sub-plane of the padded input gradient is the
@@ -503,7 +518,8 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 # whose scratch depends only on the weight, takes the others. Scratch per thread (elements;
 # nsub sub-planes, S = DW_SLACK), the largest of the three passes (mirrored by
 # _routes.depthwise_scratch):
-#     forward      nsub*Hq*Wq + OH*Wq + 2*S
+#     forward      nsub*Hq*Wq + OH*Wq + 2*S, or with channel blocks (when that is at most
+#                  DW_CB_MAX_ELEMS) DW_CB*(Hp*Wp + H*W + OH*OW + kh*kw + 1 + max(H*W, OH*OW))
 #     grad_input   nsub*(Hq*Wg + S) + (Hq + DI)*Wg + S + kh*kw, and Hp*Wp for a non-finite weight
 #     grad_weight  nsub*Hq*Wq + OH*Wq + 2*S + 16*kh*kw
 #
@@ -522,6 +538,18 @@ DEF DW_FLAT_OW = 64
 # A flat run is rounded up to a multiple of 16 elements (no scalar tail); the buffers it reads
 # and writes have this many elements of (zero) slack after them.
 DEF DW_SLACK = 16
+
+
+# Channel blocks (forward, one filter per channel; see above): DW_CB channels per work item
+# (CVX_DW_CB of isa/depthwise.inc), on output planes at most DW_CB_MAX_OW wide, when the block's
+# scratch is at most DW_CB_MAX_ELEMS elements (mirrored by _routes.depthwise_blocks_scratch).
+# DW_CB_MAX_OW measured with forced blocks on MobileNetV2's 3x3 depthwise layers (float32, 1
+# thread; time with blocks / per plane): 7x7 0.35 at batch 1 and 16, 14x14 stride 2 0.4 and
+# 0.35, 14x14 stride 1 0.6 and 0.6-1.0 (the batch of 16 limited by memory), 28x28 stride 1 1.0
+# and 1.4.
+DEF DW_CB = 16
+DEF DW_CB_MAX_OW = 16
+DEF DW_CB_MAX_ELEMS = 65536
 
 
 cdef inline idx_t _round16(idx_t n) noexcept nogil:
@@ -546,10 +574,34 @@ cdef dw_t _dw(const geom_t *g) noexcept nogil:
     return d
 
 
+cdef bint _dw_cb_fits(const dw_t *d, const geom_t *g) noexcept nogil:
+    """Whether the channel blocks can compute this forward pass: one filter per channel and
+    their scratch, _dw_cb_elems, at most DW_CB_MAX_ELEMS (checked in steps that cannot overflow:
+    each extent is at most 2**40, H*W is an array in memory)."""
+    return (g.Fg == 1 and d.Hp <= DW_CB_MAX_ELEMS and d.Wp <= DW_CB_MAX_ELEMS
+            and d.Hp * d.Wp <= DW_CB_MAX_ELEMS and g.H * g.W <= DW_CB_MAX_ELEMS
+            and g.OH * g.OW <= DW_CB_MAX_ELEMS and _dw_cb_elems(d, g) <= DW_CB_MAX_ELEMS)
+
+
+cdef inline idx_t _dw_cb_elems(const dw_t *d, const geom_t *g) noexcept nogil:
+    """Elements of scratch per thread of a channel block (isa/depthwise.inc's cvx_dw_cb_fwd)."""
+    return DW_CB * (d.Hp * d.Wp + g.H * g.W + g.OH * g.OW + d.kk + 1
+                    + max(g.H * g.W, g.OH * g.OW))
+
+
+cdef bint _dw_cb_chosen(const dw_t *d, const geom_t *g, int blocks) noexcept nogil:
+    """The forward pass's choice, from the geometry only: channel blocks on planes at most
+    DW_CB_MAX_OW wide (blocks: -1 that rule, 0 never, 1 whenever they fit; tests force them)."""
+    if blocks == 0 or not _dw_cb_fits(d, g):
+        return False
+    return blocks == 1 or g.OW <= DW_CB_MAX_OW
+
+
 cdef idx_t _dw_scratch_elems(const dw_t *d, const geom_t *g, int pass_):
     """Elements of scratch per thread for pass_ 0 (forward), 1 (grad_input), 2 (grad_weight)."""
     if pass_ == 0:
-        return d.nsub * d.Hq * d.Wq + g.OH * d.Wq + 2 * DW_SLACK
+        return max(d.nsub * d.Hq * d.Wq + g.OH * d.Wq + 2 * DW_SLACK,
+                   _dw_cb_elems(d, g) if _dw_cb_fits(d, g) else 0)
     if pass_ == 1:
         return max(d.nsub * (d.Hq * d.Wg + DW_SLACK) + (d.Hq + d.DI) * d.Wg + DW_SLACK + d.kk,
                    d.Hp * d.Wp)
@@ -657,6 +709,41 @@ cdef void _fwd_depthwise(const floating *x, const floating *w, const floating *b
                     _taps(g.OH, g.OW, d.Wq, g.OW, d.kk, base, w + f * d.kk, bv, False, yp)
                 if _has_epi(res, e):
                     _epilogue(yp, P, 1, P, _at(res, (n * g.F + f) * P), P, e)
+
+
+cdef void _fwd_depthwise_cb(const floating *x, const floating *w, const floating *b, floating *y,
+                            const geom_t *g, const dw_t *dp, const floating *res,
+                            const epi_t *e, floating *scratch, idx_t ld_s, const idx_t *toff,
+                            int nt) noexcept nogil:
+    """Work items (image, block of DW_CB channels): isa/depthwise.inc's cvx_dw_cb_fwd, then
+    the epilogue (res may be NULL) on each of the block's output planes."""
+    cdef dw_t d = dp[0]
+    cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, nblk = (g.C + DW_CB - 1) // DW_CB
+    cdef idx_t it, n, c0, nl, k
+    cdef floating *xs
+    cdef floating *yp
+    cdef const floating *bp
+    with parallel(num_threads=nt):
+        for it in prange(g.N * nblk, schedule='static'):
+            xs = scratch + cvx_omp_get_thread_num() * ld_s
+            n = it // nblk
+            c0 = (it % nblk) * DW_CB
+            nl = min(DW_CB, g.C - c0)
+            bp = NULL
+            if b != NULL:
+                bp = b + c0
+            yp = y + (n * g.F + c0) * P
+            if floating is float:
+                cvx_dw_cb_fwd_float(nl, x + (n * g.C + c0) * HW, g.H, g.W, g.ph, g.pw, d.Hp,
+                                    d.Wp, g.OH, g.OW, g.sh, g.sw, <int>d.kk, toff,
+                                    w + c0 * d.kk, bp, xs, yp)
+            else:
+                cvx_dw_cb_fwd_double(nl, x + (n * g.C + c0) * HW, g.H, g.W, g.ph, g.pw, d.Hp,
+                                     d.Wp, g.OH, g.OW, g.sh, g.sw, <int>d.kk, toff,
+                                     w + c0 * d.kk, bp, xs, yp)
+            if _has_epi(res, e):
+                for k in range(nl):
+                    _epilogue(yp + k * P, P, 1, P, _at(res, (n * g.F + c0 + k) * P), P, e)
 
 
 cdef void _gx_depthwise_exact(const floating *gy, const floating *w, floating *gx,
@@ -910,9 +997,11 @@ def conv2d_forward_depthwise(const floating[:, :, :, ::1] x, const floating[:, :
                              Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
                              Py_ssize_t groups, int n_threads,
                              const floating[:, :, :, ::1] residual=None, int act=0, double a0=0,
-                             double a1=0):
+                             double a1=0, int _blocks=-1):
     """y = act(conv2d(x, w) + b + residual) on the depthwise route (b and residual may be
-    None; act an ACT_* code, 0: none), the epilogue on each output plane. Fills all of y."""
+    None; act an ACT_* code, 0: none), the epilogue on each output plane. Fills all of y.
+    _blocks (tests only): -1 channel blocks where the geometry rule chooses them, 0 never,
+    1 wherever they fit; the result is the same bits either way."""
     cdef geom_t g = _geom(_s4(x.shape), _s4(w.shape), _s4(y.shape), groups, stride_h, stride_w,
                           pad_top, pad_left, dil_h, dil_w)
     cdef const floating *bp = NULL
@@ -923,6 +1012,20 @@ def conv2d_forward_depthwise(const floating[:, :, :, ::1] x, const floating[:, :
         rp = &residual[0, 0, 0, 0]
     cdef epi_t e = _epi(act, a0, a1)
     cdef dw_t d = _dw(&g)
+    cdef idx_t[::1] toff
+    cdef idx_t i, j
+    cdef floating[:, ::1] cbs
+    if _dw_cb_chosen(&d, &g, _blocks):
+        n_threads = _threads_for(g.N * ((g.C + DW_CB - 1) // DW_CB), n_threads)
+        toff = np.empty(d.kk, dtype=np.intp)
+        for i in range(g.kh):
+            for j in range(g.kw):
+                toff[i * g.kw + j] = i * g.dil_h * d.Wp + j * g.dil_w
+        cbs = np.empty((n_threads, _dw_cb_elems(&d, &g) + 16), dtype=np.asarray(y).dtype)
+        with nogil:
+            _fwd_depthwise_cb(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, &d, rp,
+                              &e, &cbs[0, 0], cbs.shape[1], &toff[0], n_threads)
+        return
     n_threads = _threads_for(g.N * g.C, n_threads)
     flat_a, ptrs_a, off_a = _dw_alloc(np.asarray(y).dtype, n_threads, &d, &g, 0)
     cdef floating[:, ::1] flat = flat_a

@@ -82,6 +82,14 @@ cdef extern from "isa/cvx_isa.h" nogil:
                           idx_t ldd) noexcept nogil
         void (*dw_copy_d)(idx_t rows, idx_t cols, const double *src, idx_t lds, double *dst,
                           idx_t ldd) noexcept nogil
+        void (*dw_cb_fwd_f)(idx_t nl, const float *x, idx_t H, idx_t W, idx_t ph, idx_t pw,
+                            idx_t Hp, idx_t Wp, idx_t OH, idx_t OW, idx_t sh, idx_t sw, int kk,
+                            const idx_t *toff, const float *w, const float *b, float *scratch,
+                            float *y) noexcept nogil
+        void (*dw_cb_fwd_d)(idx_t nl, const double *x, idx_t H, idx_t W, idx_t ph, idx_t pw,
+                            idx_t Hp, idx_t Wp, idx_t OH, idx_t OW, idx_t sh, idx_t sw, int kk,
+                            const idx_t *toff, const double *w, const double *b,
+                            double *scratch, double *y) noexcept nogil
         void (*pl_max_row_f)(const float *xp, idx_t W, idx_t hs, idx_t i0, idx_t i1, idx_t dh,
                              idx_t kw, idx_t sw, idx_t pw, idx_t dw, idx_t ow0, idx_t ow1,
                              float *yp, int64_t *ip) noexcept nogil
@@ -258,6 +266,23 @@ cdef inline void cvx_dw_copy_float(idx_t rows, idx_t cols, const float *src, idx
 cdef inline void cvx_dw_copy_double(idx_t rows, idx_t cols, const double *src, idx_t lds,
                                     double *dst, idx_t ldd) noexcept nogil:
     isa_table().dw_copy_d(rows, cols, src, lds, dst, ldd)
+
+
+cdef inline void cvx_dw_cb_fwd_float(idx_t nl, const float *x, idx_t H, idx_t W, idx_t ph,
+                                     idx_t pw, idx_t Hp, idx_t Wp, idx_t OH, idx_t OW, idx_t sh,
+                                     idx_t sw, int kk, const idx_t *toff, const float *w,
+                                     const float *b, float *scratch, float *y) noexcept nogil:
+    isa_table().dw_cb_fwd_f(nl, x, H, W, ph, pw, Hp, Wp, OH, OW, sh, sw, kk, toff, w, b,
+                            scratch, y)
+
+
+cdef inline void cvx_dw_cb_fwd_double(idx_t nl, const double *x, idx_t H, idx_t W, idx_t ph,
+                                      idx_t pw, idx_t Hp, idx_t Wp, idx_t OH, idx_t OW, idx_t sh,
+                                      idx_t sw, int kk, const idx_t *toff, const double *w,
+                                      const double *b, double *scratch,
+                                      double *y) noexcept nogil:
+    isa_table().dw_cb_fwd_d(nl, x, H, W, ph, pw, Hp, Wp, OH, OW, sh, sw, kk, toff, w, b,
+                            scratch, y)
 
 
 # pooling rows (isa/pool.inc), for _pool.pyx

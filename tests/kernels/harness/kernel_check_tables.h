@@ -70,6 +70,14 @@ struct check_table {
                       cvx_index ldd);
     void (*dw_copy_double)(cvx_index rows, cvx_index cols, const double *src, cvx_index lds,
                       double *dst, cvx_index ldd);
+    void (*dw_cb_fwd_float)(cvx_index nl, const float *x, cvx_index H, cvx_index W, cvx_index ph,
+                        cvx_index pw, cvx_index Hp, cvx_index Wp, cvx_index OH, cvx_index OW,
+                        cvx_index sh, cvx_index sw, int kk, const cvx_index *toff,
+                        const float *w, const float *b, float *scratch, float *y);
+    void (*dw_cb_fwd_double)(cvx_index nl, const double *x, cvx_index H, cvx_index W, cvx_index ph,
+                        cvx_index pw, cvx_index Hp, cvx_index Wp, cvx_index OH, cvx_index OW,
+                        cvx_index sh, cvx_index sw, int kk, const cvx_index *toff,
+                        const double *w, const double *b, double *scratch, double *y);
     /* pooling rows (pool.inc; _pool.pyx): max (with argmax) and average over the interior
      * columns of one output row; whole 3x3 and 2x2 max windows */
     void (*pl_max_row_float)(const float *xp, cvx_index W, cvx_index hs, cvx_index i0, cvx_index i1,
@@ -141,6 +149,8 @@ static int check_tables(const struct check_table **out)
         r->dw_place_double = t->dw_place_d;
         r->dw_copy_float = t->dw_copy_f;
         r->dw_copy_double = t->dw_copy_d;
+        r->dw_cb_fwd_float = t->dw_cb_fwd_f;
+        r->dw_cb_fwd_double = t->dw_cb_fwd_d;
         r->pl_max_row_float = t->pl_max_row_f;
         r->pl_max_row_double = t->pl_max_row_d;
         r->pl_avg_row_float = t->pl_avg_row_f;

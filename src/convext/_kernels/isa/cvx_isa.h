@@ -105,6 +105,15 @@ struct cvx_kernel_table {
                       cvx_index ldd);
     void (*dw_copy_d)(cvx_index rows, cvx_index cols, const double *src, cvx_index lds,
                       double *dst, cvx_index ldd);
+    /* one block of up to 16 channels of a small plane, lanes = channels (forward) */
+    void (*dw_cb_fwd_f)(cvx_index nl, const float *x, cvx_index H, cvx_index W, cvx_index ph,
+                        cvx_index pw, cvx_index Hp, cvx_index Wp, cvx_index OH, cvx_index OW,
+                        cvx_index sh, cvx_index sw, int kk, const cvx_index *toff,
+                        const float *w, const float *b, float *scratch, float *y);
+    void (*dw_cb_fwd_d)(cvx_index nl, const double *x, cvx_index H, cvx_index W, cvx_index ph,
+                        cvx_index pw, cvx_index Hp, cvx_index Wp, cvx_index OH, cvx_index OW,
+                        cvx_index sh, cvx_index sw, int kk, const cvx_index *toff,
+                        const double *w, const double *b, double *scratch, double *y);
     /* pooling rows (pool.inc; _pool.pyx): max (with argmax) and average over the interior
      * columns of one output row; whole 3x3 and 2x2 max windows */
     void (*pl_max_row_f)(const float *xp, cvx_index W, cvx_index hs, cvx_index i0, cvx_index i1,
