@@ -158,3 +158,86 @@ def test_a_block_exactly_at_the_scratch_limit(H, taken):
     np.testing.assert_array_equal(_run(x, w, b, case, 1, 2), want)
     xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (0, 0)))
     np.testing.assert_allclose(want, R.conv2d(xp, w, b, groups=17), rtol=1e-10, atol=1e-12)
+
+
+# ---- the input gradient
+
+
+def _run_gx(gy, w, case, blocks, n_threads, n=None):
+    C, H, W, k, s, p, d = case
+    gx = np.full((gy.shape[0], C, H, W), np.nan, gy.dtype)
+    _conv.conv2d_grad_input_depthwise(
+        gy, w, gx, s[0], s[1], p[0], p[2], d[0], d[1], C, n_threads, _blocks=blocks
+    )
+    return gx
+
+
+def _gx_reference(gy, w, case):
+    """The naive loops' input gradient (symmetric padding only: pad by hand, then crop)."""
+    C, H, W, k, s, p, d = case
+    xp = np.zeros((gy.shape[0], C, H + p[0] + p[1], W + p[2] + p[3]))
+    gxp, _, _ = R.conv2d_grads(gy.astype(np.float64), xp, w.astype(np.float64), stride=s,
+                               padding=0, dilation=d, groups=C)  # fmt: skip
+    return gxp[:, :, p[0] : p[0] + H, p[2] : p[2] + W]
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_input_gradient_blocks_give_the_per_plane_bits(case, dtype):
+    C, H, W, k = case[:4]
+    gy = RNG.standard_normal((3, C) + _geom(case)).astype(dtype)
+    w = RNG.standard_normal((C, 1) + k).astype(dtype)
+    want = _run_gx(gy, w, case, 0, 1)
+    for n_threads in (1, 2):
+        got = _run_gx(gy, w, case, 1, n_threads)
+        np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+    ref = _gx_reference(gy, w, case)
+    if dtype == np.float64:
+        np.testing.assert_allclose(want, ref, rtol=1e-10, atol=1e-12)
+    else:
+        assert np.max(np.abs(want - ref)) <= 1e-5 * max(1.0, np.max(np.abs(ref)))
+
+
+def test_input_gradient_blocks_with_nonfinite_weights_and_gradients():
+    """A block with a non-finite weight goes to the per-plane kernels' exact scatter for each of
+    its channels (its other blocks stay blocks); a non-finite output gradient propagates."""
+    case = CASES[3]  # 17 channels: a block of 16 and a block of 1
+    C, H, W, k = case[:4]
+    gy = RNG.standard_normal((2, C) + _geom(case)).astype(np.float32)
+    w = RNG.standard_normal((C, 1) + k).astype(np.float32)
+    w[3, 0, 0, 2] = np.inf
+    gy[1, 16, 0, 0] = np.nan
+    got, want = _run_gx(gy, w, case, 1, 2), _run_gx(gy, w, case, 0, 1)
+    assert np.isnan(got).any() and np.isinf(got).any()
+    np.testing.assert_array_equal(got, want)
+    assert np.isfinite(got[:, :3]).all()  # the channels of the block without the infinity
+
+
+@pytest.mark.parametrize("H, taken", [(60, True), (61, False)])
+def test_an_input_gradient_block_exactly_at_the_scratch_limit(H, taken):
+    """60x17 with a 2x2 kernel: the block's scratch is exactly DW_CB_MAX_ELEMS elements and
+    the output 16 wide (taken); one row more is beyond it (the per-plane kernels)."""
+    case = (17, H, 17, (2, 2), (1, 1), (0, 0, 0, 0), (1, 1))
+    gy = RNG.standard_normal((2, 17) + _geom(case))
+    w = RNG.standard_normal((17, 1, 2, 2))
+    x = np.empty((2, 17, H, 17))
+    g = _conv_setup(x, w, None, 1, 0, 1, 17, fn="t")[4]
+    s = _routes.conv_shape(x.shape, w.shape, g)
+    elems = _routes.depthwise_blocks_scratch(s, "grad_input")
+    assert elems == (_routes.DW_CB_MAX_ELEMS if taken else 0)
+    want = _run_gx(gy, w, case, 0, 1)
+    np.testing.assert_array_equal(_run_gx(gy, w, case, 1, 2), want)
+    np.testing.assert_allclose(want, _gx_reference(gy, w, case), rtol=1e-10, atol=1e-12)
+
+
+def test_functional_backward_on_blocks_equals_the_naive_loops_and_forced_planes():
+    case = (37, 14, 14, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1))
+    x = RNG.standard_normal((4, 37, 14, 14)).astype(np.float32)
+    w = RNG.standard_normal((37, 1, 3, 3)).astype(np.float32)
+    gy = RNG.standard_normal((4, 37, 7, 7)).astype(np.float32)
+    gx, _, _ = F.conv2d_backward(gy, x, w, 2, 1, groups=37)
+    np.testing.assert_array_equal(gx, _run_gx(gy, w, case, 0, 1))
+    gx1, _, _ = F.conv2d_backward(gy[1:2], x[1:2], w, 2, 1, groups=37)
+    np.testing.assert_array_equal(gx1, gx[1:2])
+    ref = _gx_reference(gy, w, case)
+    assert np.max(np.abs(gx - ref)) <= 1e-5 * max(1.0, np.max(np.abs(ref)))

@@ -83,6 +83,7 @@ def conv2d_grad_input_depthwise(
     dil_w: int,
     groups: int,
     n_threads: int,
+    _blocks: int = -1,
 ) -> None: ...
 def conv2d_grad_input_gemm(
     gy: _FloatArray,

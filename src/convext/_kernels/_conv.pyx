@@ -106,6 +106,8 @@ from ._isa cimport (
     cvx_direct_v_elems,
     cvx_dw_cb_fwd_double,
     cvx_dw_cb_fwd_float,
+    cvx_dw_cb_gx_double,
+    cvx_dw_cb_gx_float,
     cvx_dw_copy_double,
     cvx_dw_copy_float,
     cvx_dw_dots_double,
@@ -495,6 +497,11 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 # the same translation unit, so the same FMA contractions): the same bits, which the tests
 # check against the per-plane kernels (conv2d_forward_depthwise's private _blocks). The choice
 # depends on the geometry only; the epilogue then runs on each of the block's output planes.
+# The input gradient likewise (cvx_dw_cb_gx): the block's output gradients transposed onto one
+# zero grid of Hq + DI rows of Wg pixels, and each real input pixel (r + ph, c + pw) the sum,
+# from 0, over the taps of its phase in row-major order of w * the grid's pixel: the per-plane
+# kernels' sums, computed for the pixels that are copied out only. A block with a non-finite
+# weight runs the per-plane work items of its channels instead (the exact scatter).
 # grad_input, per (image, channel): the transposed correlation, gathered: the output gradient
 # is placed on a zero grid (pitch Wg = Wq + DJ, DI rows and DJ columns of zeros before it,
 # DI = dil_h*(kh-1) // sh, DJ likewise), and each sub-plane of the padded input gradient is the
@@ -520,7 +527,9 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 # _routes.depthwise_scratch):
 #     forward      nsub*Hq*Wq + OH*Wq + 2*S, or with channel blocks (when that is at most
 #                  DW_CB_MAX_ELEMS) DW_CB*(Hp*Wp + H*W + OH*OW + kh*kw + 1 + max(H*W, OH*OW))
-#     grad_input   nsub*(Hq*Wg + S) + (Hq + DI)*Wg + S + kh*kw, and Hp*Wp for a non-finite weight
+#     grad_input   nsub*(Hq*Wg + S) + (Hq + DI)*Wg + S + kh*kw, and Hp*Wp for a non-finite
+#                  weight, or with channel blocks (when that is at most DW_CB_MAX_ELEMS and larger)
+#                  DW_CB*((Hq + DI)*Wg + H*W + OH*OW + kh*kw + 10 + max(H*W, OH*OW))
 #     grad_weight  nsub*Hq*Wq + OH*Wq + 2*S + 16*kh*kw
 #
 # The kernels are isa/depthwise.inc's, through the active instruction-set table (the cvx_dw_*
@@ -544,9 +553,10 @@ DEF DW_SLACK = 16
 # (CVX_DW_CB of isa/depthwise.inc), on output planes at most DW_CB_MAX_OW wide, when the block's
 # scratch is at most DW_CB_MAX_ELEMS elements (mirrored by _routes.depthwise_blocks_scratch).
 # DW_CB_MAX_OW measured with forced blocks on MobileNetV2's 3x3 depthwise layers (float32, 1
-# thread; time with blocks / per plane): 7x7 0.35 at batch 1 and 16, 14x14 stride 2 0.4 and
-# 0.35, 14x14 stride 1 0.6 and 0.6-1.0 (the batch of 16 limited by memory), 28x28 stride 1 1.0
-# and 1.4.
+# thread; time with blocks / per plane at batch 1 and 16): forward 7x7 0.35 and 0.35, 14x14
+# stride 2 0.4 and 0.35, 14x14 stride 1 0.6 and 0.6-1.0 (the batch of 16 limited by memory),
+# 28x28 stride 2 0.7 and 0.7, 28x28 stride 1 1.0 and 1.4; input gradient 7x7 0.4 and 0.4,
+# 14x14 stride 2 0.45 and 0.45, 14x14 stride 1 0.8 and 0.8-1.0, 28x28 stride 1 1.3 and 1.4.
 DEF DW_CB = 16
 DEF DW_CB_MAX_OW = 16
 DEF DW_CB_MAX_ELEMS = 65536
@@ -597,14 +607,39 @@ cdef bint _dw_cb_chosen(const dw_t *d, const geom_t *g, int blocks) noexcept nog
     return blocks == 1 or g.OW <= DW_CB_MAX_OW
 
 
+cdef inline idx_t _dw_gx_cb_elems(const dw_t *d, const geom_t *g) noexcept nogil:
+    """Elements of scratch per thread of a channel block's input gradient (cvx_dw_cb_gx)."""
+    return DW_CB * (max(g.H * g.W, g.OH * g.OW) + (d.Hq + d.DI) * d.Wg + g.OH * g.OW
+                    + g.H * g.W + d.kk + 10)
+
+
+cdef bint _dw_gx_cb_fits(const dw_t *d, const geom_t *g) noexcept nogil:
+    """Whether channel blocks can compute this input gradient (as _dw_cb_fits)."""
+    return (g.Fg == 1 and d.Hq + d.DI <= DW_CB_MAX_ELEMS and d.Wg <= DW_CB_MAX_ELEMS
+            and (d.Hq + d.DI) * d.Wg <= DW_CB_MAX_ELEMS and g.H * g.W <= DW_CB_MAX_ELEMS
+            and g.OH * g.OW <= DW_CB_MAX_ELEMS and _dw_gx_cb_elems(d, g) <= DW_CB_MAX_ELEMS)
+
+
+cdef bint _dw_gx_cb_chosen(const dw_t *d, const geom_t *g, int blocks) noexcept nogil:
+    """The input gradient's choice, as _dw_cb_chosen's."""
+    if blocks == 0 or not _dw_gx_cb_fits(d, g):
+        return False
+    return blocks == 1 or g.OW <= DW_CB_MAX_OW
+
+
+cdef inline idx_t _dw_gx_plane_elems(const dw_t *d) noexcept nogil:
+    """Elements of scratch per thread of the per-plane input gradient."""
+    return max(d.nsub * (d.Hq * d.Wg + DW_SLACK) + (d.Hq + d.DI) * d.Wg + DW_SLACK + d.kk,
+               d.Hp * d.Wp)
+
+
 cdef idx_t _dw_scratch_elems(const dw_t *d, const geom_t *g, int pass_):
     """Elements of scratch per thread for pass_ 0 (forward), 1 (grad_input), 2 (grad_weight)."""
     if pass_ == 0:
         return max(d.nsub * d.Hq * d.Wq + g.OH * d.Wq + 2 * DW_SLACK,
                    _dw_cb_elems(d, g) if _dw_cb_fits(d, g) else 0)
     if pass_ == 1:
-        return max(d.nsub * (d.Hq * d.Wg + DW_SLACK) + (d.Hq + d.DI) * d.Wg + DW_SLACK + d.kk,
-                   d.Hp * d.Wp)
+        return max(_dw_gx_plane_elems(d), _dw_gx_cb_elems(d, g) if _dw_gx_cb_fits(d, g) else 0)
     return d.nsub * d.Hq * d.Wq + g.OH * d.Wq + 2 * DW_SLACK + 16 * d.kk
 
 
@@ -777,54 +812,98 @@ cdef void _gx_depthwise_exact(const floating *gy, const floating *w, floating *g
             gx[r * g.W + q] = dxp[(r + g.ph) * d.Wp + g.pw + q]
 
 
-cdef void _gx_depthwise(const floating *gy, const floating *w, floating *gx, const geom_t *g,
-                        const dw_t *dp, floating *scratch, idx_t ld_s, size_t *ptrs,
-                        const idx_t *off, int nt) noexcept nogil:
+cdef inline void _gx_plane(const floating *gy, const floating *w, floating *gx, const geom_t *g,
+                           const dw_t *dp, idx_t it, floating *dxs, const floating **base,
+                           const idx_t *off) noexcept nogil:
+    """Work item it = (image, input channel) of the input gradient, on the polyphase planes
+    (dxs: _dw_gx_plane_elems elements of scratch, base: kh*kw pointers)."""
     cdef dw_t d = dp[0]
     cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, L = _round16((d.Hq - 1) * d.Wg + d.Wq)
     cdef idx_t SP = d.Hq * d.Wg + DW_SLACK  # sub-plane pitch
-    cdef idx_t it, n, c, k, f, t, a, nt_ab
-    cdef floating *dxs
-    cdef floating *grid
-    cdef floating *wt
-    cdef const floating **base
+    cdef idx_t n = it // g.C, c = it % g.C, k, f, t, a, nt_ab
+    cdef floating *grid = dxs + d.nsub * SP
+    cdef floating *wt = grid + (d.Hq + d.DI) * d.Wg + DW_SLACK
+    cdef floating wv
+    cdef bint finite = True
+    for t in range(g.Fg * d.kk):
+        wv = w[c * g.Fg * d.kk + t]
+        if not (wv - wv == 0):
+            finite = False
+    if not finite:
+        _gx_depthwise_exact(gy, w, gx, g, n, c, dxs)
+        return
+    for k in range(g.Fg):
+        f = c * g.Fg + k
+        _place(gy + (n * g.F + f) * P, g.OH, g.OW, d.Hq + d.DI, d.Wg, d.DI, d.DJ, grid)
+        for a in range(d.nsub):
+            nt_ab = 0
+            for t in range(d.kk):
+                if off[d.kk + t] == a:
+                    base[nt_ab] = grid + off[t]
+                    wt[nt_ab] = w[f * d.kk + t]
+                    nt_ab = nt_ab + 1
+            _taps(1, L, 0, 0, nt_ab, base, wt, 0, k > 0, dxs + a * SP)
+    if floating is float:
+        cvx_dw_unpoly_float(dxs, g.H, g.W, g.ph, g.pw, g.sh, g.sw, d.Hp, d.Wp, d.na,
+                            off + 2 * d.kk, d.nb, off + 2 * d.kk + d.na, SP, d.Wg,
+                            gx + it * HW)
+    else:
+        cvx_dw_unpoly_double(dxs, g.H, g.W, g.ph, g.pw, g.sh, g.sw, d.Hp, d.Wp, d.na,
+                             off + 2 * d.kk, d.nb, off + 2 * d.kk + d.na, SP, d.Wg,
+                             gx + it * HW)
+
+
+cdef void _gx_depthwise(const floating *gy, const floating *w, floating *gx, const geom_t *g,
+                        const dw_t *dp, floating *scratch, idx_t ld_s, size_t *ptrs,
+                        const idx_t *off, int nt) noexcept nogil:
+    cdef idx_t it
+    with parallel(num_threads=nt):
+        for it in prange(g.N * g.C, schedule='static'):
+            _gx_plane(gy, w, gx, g, dp, it, scratch + cvx_omp_get_thread_num() * ld_s,
+                      <const floating **>(ptrs + cvx_omp_get_thread_num() * dp.kk), off)
+
+
+cdef void _gx_depthwise_cb(const floating *gy, const floating *w, floating *gx, const geom_t *g,
+                           const dw_t *dp, floating *scratch, idx_t ld_s, size_t *ptrs,
+                           const idx_t *off, const int *tcount, const int *tix,
+                           int nt) noexcept nogil:
+    """Work items (image, block of DW_CB channels): isa/depthwise.inc's cvx_dw_cb_gx, or the
+    per-plane work items of the block's channels when one of its weights is not finite (in the
+    same scratch per thread: the larger of the two)."""
+    cdef dw_t d = dp[0]
+    cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, nblk = (g.C + DW_CB - 1) // DW_CB
+    cdef idx_t it, n, c0, nl, t, k
+    cdef floating *xs
     cdef floating wv
     cdef bint finite
     with parallel(num_threads=nt):
-        for it in prange(g.N * g.C, schedule='static'):
-            dxs = scratch + cvx_omp_get_thread_num() * ld_s
-            grid = dxs + d.nsub * SP
-            wt = grid + (d.Hq + d.DI) * d.Wg + DW_SLACK
-            base = <const floating **>(ptrs + cvx_omp_get_thread_num() * d.kk)
-            n = it // g.C
-            c = it % g.C
+        for it in prange(g.N * nblk, schedule='static'):
+            xs = scratch + cvx_omp_get_thread_num() * ld_s
+            n = it // nblk
+            c0 = (it % nblk) * DW_CB
+            nl = min(DW_CB, g.C - c0)
             finite = True
-            for t in range(g.Fg * d.kk):
-                wv = w[c * g.Fg * d.kk + t]
+            for t in range(nl * d.kk):
+                wv = w[c0 * d.kk + t]
                 if not (wv - wv == 0):
                     finite = False
             if not finite:
-                _gx_depthwise_exact(gy, w, gx, g, n, c, dxs)
+                for k in range(nl):
+                    _gx_plane(gy, w, gx, g, dp, n * g.C + c0 + k, xs,
+                              <const floating **>(ptrs + cvx_omp_get_thread_num() * d.kk), off)
                 continue
-            for k in range(g.Fg):
-                f = c * g.Fg + k
-                _place(gy + (n * g.F + f) * P, g.OH, g.OW, d.Hq + d.DI, d.Wg, d.DI, d.DJ, grid)
-                for a in range(d.nsub):
-                    nt_ab = 0
-                    for t in range(d.kk):
-                        if off[d.kk + t] == a:
-                            base[nt_ab] = grid + off[t]
-                            wt[nt_ab] = w[f * d.kk + t]
-                            nt_ab = nt_ab + 1
-                    _taps(1, L, 0, 0, nt_ab, base, wt, 0, k > 0, dxs + a * SP)
             if floating is float:
-                cvx_dw_unpoly_float(dxs, g.H, g.W, g.ph, g.pw, g.sh, g.sw, d.Hp, d.Wp, d.na,
-                                    off + 2 * d.kk, d.nb, off + 2 * d.kk + d.na, SP, d.Wg,
-                                    gx + it * HW)
+                cvx_dw_cb_gx_float(nl, gy + (n * g.F + c0) * P, g.OH, g.OW, g.H, g.W, g.ph, g.pw,
+                                   d.Hp, d.Wp, g.sh, g.sw, d.DI, d.DJ, d.Hq, d.Wq, d.na,
+                                   off + 2 * d.kk, d.nb, off + 2 * d.kk + d.na, <int>d.kk,
+                                   tcount, tix, off, w + c0 * d.kk,
+                                   xs, gx + (n * g.C + c0) * HW)
             else:
-                cvx_dw_unpoly_double(dxs, g.H, g.W, g.ph, g.pw, g.sh, g.sw, d.Hp, d.Wp, d.na,
-                                     off + 2 * d.kk, d.nb, off + 2 * d.kk + d.na, SP, d.Wg,
-                                     gx + it * HW)
+                cvx_dw_cb_gx_double(nl, gy + (n * g.F + c0) * P, g.OH, g.OW, g.H, g.W, g.ph,
+                                    g.pw, d.Hp, d.Wp, g.sh, g.sw, d.DI, d.DJ, d.Hq, d.Wq, d.na,
+                                    off + 2 * d.kk, d.nb, off + 2 * d.kk + d.na, <int>d.kk,
+                                    tcount, tix, off, w + c0 * d.kk,
+                                    xs, gx + (n * g.C + c0) * HW)
 
 
 cdef void _gw_depthwise(const floating *gy, const floating *x, floating *gw, const geom_t *g,
@@ -1213,16 +1292,40 @@ def conv2d_grad_input_depthwise(const floating[:, :, :, ::1] gy,
                                 const floating[:, :, :, ::1] w, floating[:, :, :, ::1] gx,
                                 Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
                                 Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
-                                Py_ssize_t groups, int n_threads):
-    """gx = the gradient of conv2d with respect to its input, depthwise route. Fills all of gx."""
+                                Py_ssize_t groups, int n_threads, int _blocks=-1):
+    """gx = the gradient of conv2d with respect to its input, depthwise route. Fills all of gx.
+    _blocks (tests only): as conv2d_forward_depthwise's."""
     cdef geom_t g = _geom(_s4(gx.shape), _s4(w.shape), _s4(gy.shape), groups, stride_h,
                           stride_w, pad_top, pad_left, dil_h, dil_w)
     cdef dw_t d = _dw(&g)
-    n_threads = _threads_for(g.N * g.C, n_threads)
+    cdef bint blocks = _dw_gx_cb_chosen(&d, &g, _blocks)
+    cdef int[::1] tcount
+    cdef int[::1] tix
+    cdef idx_t a, t, q
+    if blocks:
+        n_threads = _threads_for(g.N * ((g.C + DW_CB - 1) // DW_CB), n_threads)
+    else:
+        n_threads = _threads_for(g.N * g.C, n_threads)
     flat_a, ptrs_a, off_a = _dw_alloc(np.asarray(gx).dtype, n_threads, &d, &g, 1)
     cdef floating[:, ::1] flat = flat_a
     cdef size_t[:, ::1] ptrs = ptrs_a
     cdef idx_t[::1] off = off_a
+    if blocks:
+        # each sub-plane's taps in row-major order, one sub-plane after the other
+        tcount = np.zeros(d.nsub, dtype=np.intc)
+        tix = np.empty(d.kk, dtype=np.intc)
+        q = 0
+        for a in range(d.nsub):
+            for t in range(d.kk):
+                if off[d.kk + t] == a:
+                    tix[q] = <int>t
+                    tcount[a] += 1
+                    q += 1
+        with nogil:
+            _gx_depthwise_cb(&gy[0, 0, 0, 0], &w[0, 0, 0, 0], &gx[0, 0, 0, 0], &g, &d,
+                             &flat[0, 0], flat.shape[1], &ptrs[0, 0], &off[0], &tcount[0],
+                             &tix[0], n_threads)
+        return
     with nogil:
         _gx_depthwise(&gy[0, 0, 0, 0], &w[0, 0, 0, 0], &gx[0, 0, 0, 0], &g, &d,
                       &flat[0, 0], flat.shape[1], &ptrs[0, 0], &off[0], n_threads)
