@@ -241,3 +241,87 @@ def test_functional_backward_on_blocks_equals_the_naive_loops_and_forced_planes(
     np.testing.assert_array_equal(gx1, gx[1:2])
     ref = _gx_reference(gy, w, case)
     assert np.max(np.abs(gx - ref)) <= 1e-5 * max(1.0, np.max(np.abs(ref)))
+
+
+# ---- the weight gradient
+
+
+def _run_gw(gy, x, case, blocks, n_threads):
+    C, H, W, k, s, p, d = case
+    gw = np.full((C, 1) + k, np.nan, gy.dtype)
+    _conv.conv2d_grad_weight_depthwise(
+        gy, x, gw, s[0], s[1], p[0], p[2], d[0], d[1], C, n_threads, _blocks=blocks
+    )
+    return gw
+
+
+def _gw_reference(gy, x, case):
+    C, H, W, k, s, p, d = case
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), p[:2], p[2:]))
+    _, gw, _ = R.conv2d_grads(gy.astype(np.float64), xp, np.zeros((C, 1) + k), stride=s,
+                              padding=0, dilation=d, groups=C)  # fmt: skip
+    return gw
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weight_gradient_blocks_give_the_per_plane_bits(case, dtype):
+    C, H, W = case[:3]
+    gy = RNG.standard_normal((3, C) + _geom(case)).astype(dtype)
+    x = RNG.standard_normal((3, C, H, W)).astype(dtype)
+    want = _run_gw(gy, x, case, 0, 1)
+    for n_threads in (1, 2):
+        got = _run_gw(gy, x, case, 1, n_threads)
+        np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+    ref = _gw_reference(gy, x, case)
+    if dtype == np.float64:
+        np.testing.assert_allclose(want, ref, rtol=1e-10, atol=1e-12)
+    else:
+        assert np.max(np.abs(want - ref)) <= 1e-5 * max(1.0, np.max(np.abs(ref)))
+
+
+def test_weight_gradient_blocks_with_nonfinite_inputs():
+    """An image whose padded plane holds a non-finite value takes the per-plane kernels' row
+    order for that channel (the other lanes of its block keep the flat grid's), as do the
+    channels of a block where every lane has one."""
+    case = (20, 7, 7, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1))  # blocks of 16 and 4
+    gy = RNG.standard_normal((3, 20, 7, 7)).astype(np.float32)
+    x = RNG.standard_normal((3, 20, 7, 7)).astype(np.float32)
+    x[1, 5, 3, 3] = np.inf  # one lane of the first block, in image 1 only
+    x[0, 16:, 0, 0] = np.nan  # every lane of the second block, in image 0
+    x[2, 9, 6, 6] = -np.inf
+    got, want = _run_gw(gy, x, case, 1, 2), _run_gw(gy, x, case, 0, 1)
+    np.testing.assert_array_equal(got, want)
+    assert np.isnan(got[16:]).any() and np.isfinite(got[:5]).all()
+    # a large value in a row (finite): the flat order for its lane, exact against the planes
+    x = RNG.standard_normal((3, 20, 7, 7)).astype(np.float32)
+    x[1, 5, 3, 3] = 3e38
+    np.testing.assert_array_equal(_run_gw(gy, x, case, 1, 2), _run_gw(gy, x, case, 0, 1))
+
+
+@pytest.mark.parametrize("H, taken", [(17, True), (18, False)])
+def test_a_weight_gradient_block_exactly_at_the_scratch_limit(H, taken):
+    """17x51 with a 4x5 kernel and padding (1, 1, 0, 0): the block's scratch is exactly
+    DW_CB_MAX_ELEMS elements (taken when forced: the output is 47 wide); one row more is beyond
+    it."""
+    case = (17, H, 51, (4, 5), (1, 1), (1, 1, 0, 0), (1, 1))
+    gy = RNG.standard_normal((2, 17) + _geom(case))
+    x = RNG.standard_normal((2, 17, H, 51))
+    g = _conv_setup(x, np.empty((17, 1, 4, 5)), None, 1, (1, 1, 0, 0), 1, 17, fn="t")[4]
+    s = _routes.conv_shape(x.shape, (17, 1, 4, 5), g)
+    elems = _routes.depthwise_blocks_scratch(s, "grad_weight")
+    assert elems == (_routes.DW_CB_MAX_ELEMS if taken else 0)
+    want = _run_gw(gy, x, case, 0, 1)
+    np.testing.assert_array_equal(_run_gw(gy, x, case, 1, 2), want)
+    np.testing.assert_allclose(want, _gw_reference(gy, x, case), rtol=1e-10, atol=1e-12)
+
+
+def test_functional_weight_gradient_on_blocks_equals_the_naive_loops_and_forced_planes():
+    case = (37, 7, 7, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1))
+    x = RNG.standard_normal((5, 37, 7, 7)).astype(np.float32)
+    w = RNG.standard_normal((37, 1, 3, 3)).astype(np.float32)
+    gy = RNG.standard_normal((5, 37, 7, 7)).astype(np.float32)
+    _, gw, _ = F.conv2d_backward(gy, x, w, 1, 1, groups=37)
+    np.testing.assert_array_equal(gw, _run_gw(gy, x, case, 0, 1))
+    ref = _gw_reference(gy, x, case)
+    assert np.max(np.abs(gw - ref)) <= 1e-5 * max(1.0, np.max(np.abs(ref)))

@@ -1,4 +1,4 @@
-"""The depthwise forward pass and input gradient on channel blocks (small planes) against
+"""The depthwise forward pass and gradients on channel blocks (small planes) against
 torch, on channel counts around the 16-lane block and at the plane-width limit (the bitwise
 comparison with the per-plane kernels: tests/functional/test_conv_depthwise_blocks.py)."""
 
@@ -30,12 +30,12 @@ def test_depthwise_blocks_match_torch(C, H, k, stride, padding, dilation, dtype)
     b = rng.standard_normal(C).astype(dtype)
     y = conv2d(x, w, b, stride, padding, dilation, groups=C)
     tx = torch.tensor(x, requires_grad=True)
-    ty = torch.nn.functional.conv2d(
-        tx, torch.tensor(w), torch.tensor(b), stride, padding, dilation, C
-    )
+    tw = torch.tensor(w, requires_grad=True)
+    ty = torch.nn.functional.conv2d(tx, tw, torch.tensor(b), stride, padding, dilation, C)
     tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(y, ty.detach().numpy(), **tol)
     gy = rng.standard_normal(y.shape).astype(dtype)
     ty.backward(torch.tensor(gy))
-    gx, _, _ = conv2d_backward(gy, x, w, stride, padding, dilation, C, needs_weight_grad=False)
+    gx, gw, _ = conv2d_backward(gy, x, w, stride, padding, dilation, C)
     np.testing.assert_allclose(gx, tx.grad.numpy(), **tol)
+    np.testing.assert_allclose(gw, tw.grad.numpy(), **tol)

@@ -110,6 +110,7 @@ def conv2d_grad_weight_depthwise(
     dil_w: int,
     groups: int,
     n_threads: int,
+    _blocks: int = -1,
 ) -> None: ...
 def conv2d_grad_weight_direct(
     gy: _FloatArray,

@@ -106,6 +106,8 @@ from ._isa cimport (
     cvx_direct_v_elems,
     cvx_dw_cb_fwd_double,
     cvx_dw_cb_fwd_float,
+    cvx_dw_cb_gw_double,
+    cvx_dw_cb_gw_float,
     cvx_dw_cb_gx_double,
     cvx_dw_cb_gx_float,
     cvx_dw_copy_double,
@@ -502,6 +504,14 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 # from 0, over the taps of its phase in row-major order of w * the grid's pixel: the per-plane
 # kernels' sums, computed for the pixels that are copied out only. A block with a non-finite
 # weight runs the per-plane work items of its channels instead (the exact scatter).
+# The weight gradient likewise (cvx_dw_cb_gw, outputs at most DW_CB_GW_MAX_OW wide): a work item
+# is a block of channels over all the images; each lane keeps the per-plane kernels' 16 partial
+# sums per tap (pixel p of the flat grid of pitch Wq in sum p % 16 when the image's padded plane
+# is finite, else column ow in sum ow % 16), each over its pixels in the same order, and adds
+# them in cvx_dw_lanes's tree order. The flat grid's unused columns add products of a zero
+# gradient there, which the blocks skip: that changes no sum, only possibly the sign of a zero
+# one (a partial sum that underflowed to -0 and then got +0): the one way the weight gradient
+# on blocks can differ in its bits (the tests compare the bits on normal data).
 # grad_input, per (image, channel): the transposed correlation, gathered: the output gradient
 # is placed on a zero grid (pitch Wg = Wq + DJ, DI rows and DJ columns of zeros before it,
 # DI = dil_h*(kh-1) // sh, DJ likewise), and each sub-plane of the padded input gradient is the
@@ -530,7 +540,9 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 #     grad_input   nsub*(Hq*Wg + S) + (Hq + DI)*Wg + S + kh*kw, and Hp*Wp for a non-finite
 #                  weight, or with channel blocks (when that is at most DW_CB_MAX_ELEMS and larger)
 #                  DW_CB*((Hq + DI)*Wg + H*W + OH*OW + kh*kw + 10 + max(H*W, OH*OW))
-#     grad_weight  nsub*Hq*Wq + OH*Wq + 2*S + 16*kh*kw
+#     grad_weight  nsub*Hq*Wq + OH*Wq + 2*S + 16*kh*kw, or with channel blocks (when that is
+#                  at most DW_CB_MAX_ELEMS and larger)
+#                  DW_CB*(Hp*Wp + H*W + OH*OW + 32*kh*kw + 1 + max(H*W, OH*OW))
 #
 # The kernels are isa/depthwise.inc's, through the active instruction-set table (the cvx_dw_*
 # wrappers of _isa.pxd, cimported at the top).
@@ -557,8 +569,13 @@ DEF DW_SLACK = 16
 # stride 2 0.4 and 0.35, 14x14 stride 1 0.6 and 0.6-1.0 (the batch of 16 limited by memory),
 # 28x28 stride 2 0.7 and 0.7, 28x28 stride 1 1.0 and 1.4; input gradient 7x7 0.4 and 0.4,
 # 14x14 stride 2 0.45 and 0.45, 14x14 stride 1 0.8 and 0.8-1.0, 28x28 stride 1 1.3 and 1.4.
+# The weight gradient's blocks gain less (their partial sums are kept in the per-plane
+# kernels' lane order, 16 lists of pixels): forced blocks / per plane, batch 1 and 16, 7x7 0.65
+# and 0.7, 14x14 stride 2 0.75 and 0.8, 14x14 stride 1 1.15 and 1.1-1.4, 28x28 stride 2 1.4
+# and 0.85: chosen up to DW_CB_GW_MAX_OW.
 DEF DW_CB = 16
 DEF DW_CB_MAX_OW = 16
+DEF DW_CB_GW_MAX_OW = 8
 DEF DW_CB_MAX_ELEMS = 65536
 
 
@@ -627,6 +644,27 @@ cdef bint _dw_gx_cb_chosen(const dw_t *d, const geom_t *g, int blocks) noexcept 
     return blocks == 1 or g.OW <= DW_CB_MAX_OW
 
 
+cdef inline idx_t _dw_gw_cb_elems(const dw_t *d, const geom_t *g) noexcept nogil:
+    """Elements of scratch per thread of a channel block's weight gradient (cvx_dw_cb_gw)."""
+    return DW_CB * (d.Hp * d.Wp + g.H * g.W + g.OH * g.OW + 32 * d.kk + 1
+                    + max(g.H * g.W, g.OH * g.OW))
+
+
+cdef bint _dw_gw_cb_fits(const dw_t *d, const geom_t *g) noexcept nogil:
+    """Whether channel blocks can compute this weight gradient (as _dw_cb_fits)."""
+    return (g.Fg == 1 and d.Hp <= DW_CB_MAX_ELEMS and d.Wp <= DW_CB_MAX_ELEMS
+            and d.Hp * d.Wp <= DW_CB_MAX_ELEMS and g.H * g.W <= DW_CB_MAX_ELEMS
+            and g.OH * g.OW <= DW_CB_MAX_ELEMS and d.kk <= DW_CB_MAX_ELEMS
+            and _dw_gw_cb_elems(d, g) <= DW_CB_MAX_ELEMS)
+
+
+cdef bint _dw_gw_cb_chosen(const dw_t *d, const geom_t *g, int blocks) noexcept nogil:
+    """The weight gradient's choice, as _dw_cb_chosen's with DW_CB_GW_MAX_OW."""
+    if blocks == 0 or not _dw_gw_cb_fits(d, g):
+        return False
+    return blocks == 1 or g.OW <= DW_CB_GW_MAX_OW
+
+
 cdef inline idx_t _dw_gx_plane_elems(const dw_t *d) noexcept nogil:
     """Elements of scratch per thread of the per-plane input gradient."""
     return max(d.nsub * (d.Hq * d.Wg + DW_SLACK) + (d.Hq + d.DI) * d.Wg + DW_SLACK + d.kk,
@@ -640,7 +678,8 @@ cdef idx_t _dw_scratch_elems(const dw_t *d, const geom_t *g, int pass_):
                    _dw_cb_elems(d, g) if _dw_cb_fits(d, g) else 0)
     if pass_ == 1:
         return max(_dw_gx_plane_elems(d), _dw_gx_cb_elems(d, g) if _dw_gx_cb_fits(d, g) else 0)
-    return d.nsub * d.Hq * d.Wq + g.OH * d.Wq + 2 * DW_SLACK + 16 * d.kk
+    return max(d.nsub * d.Hq * d.Wq + g.OH * d.Wq + 2 * DW_SLACK + 16 * d.kk,
+               _dw_gw_cb_elems(d, g) if _dw_gw_cb_fits(d, g) else 0)
 
 
 cdef _dw_alloc(dtype, int nt, dw_t *d, const geom_t *g, int pass_):
@@ -948,6 +987,52 @@ cdef void _gw_depthwise(const floating *gy, const floating *x, floating *gw, con
                     gw[f * d.kk + t] = cvx_dw_lanes_float(acc + 16 * t)
                 else:
                     gw[f * d.kk + t] = cvx_dw_lanes_double(acc + 16 * t)
+
+
+cdef idx_t[::1] _dw_gw_lists(const dw_t *d, const geom_t *g):
+    """The pixel lists of cvx_dw_cb_gw: 2 x 17 starts, then the 2*OH*OW output pixels
+    (oh*OW + ow), then their windows' pixels in the padded plane (oh*sh*Wp + ow*sw): list 0
+    in classes j = (oh*Wq + ow) % 16 (the flat grid's lanes), list 1 in classes ow % 16 (the
+    rows'), each class in row-major order."""
+    cdef idx_t P = g.OH * g.OW
+    oh, ow = np.divmod(np.arange(P, dtype=np.intp), g.OW)
+    out = np.empty(34 + 4 * P, dtype=np.intp)
+    for lst, cls in enumerate(((oh * d.Wq + ow) % 16, ow % 16)):
+        order = np.argsort(cls, kind="stable")  # row-major within a class
+        out[17 * lst: 17 * lst + 17] = lst * P + np.searchsorted(cls[order], np.arange(17))
+        out[34 + lst * P: 34 + (lst + 1) * P] = order
+        out[34 + 2 * P + lst * P: 34 + 2 * P + (lst + 1) * P] = (
+            oh[order] * g.sh * d.Wp + ow[order] * g.sw)
+    return out
+
+
+cdef void _gw_depthwise_cb(const floating *gy, const floating *x, floating *gw,
+                           const geom_t *g, const dw_t *dp, floating *scratch, idx_t ld_s,
+                           const idx_t *off, const idx_t *toff, const idx_t *lists,
+                           int nt) noexcept nogil:
+    """Work items: blocks of DW_CB channels, each over all the images (cvx_dw_cb_gw)."""
+    cdef dw_t d = dp[0]
+    cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, nblk = (g.C + DW_CB - 1) // DW_CB
+    cdef idx_t blk, c0, nl
+    cdef floating *xs
+    cdef int flat = g.OW < DW_FLAT_OW
+    with parallel(num_threads=nt):
+        for blk in prange(nblk, schedule='dynamic'):
+            xs = scratch + cvx_omp_get_thread_num() * ld_s
+            c0 = blk * DW_CB
+            nl = min(DW_CB, g.C - c0)
+            if floating is float:
+                cvx_dw_cb_gw_float(nl, g.N, x + c0 * HW, g.C * HW, gy + c0 * P, g.F * P, g.H,
+                                   g.W, g.ph, g.pw, d.Hp, d.Wp, g.OH, g.OW, g.sh, g.sw, d.na,
+                                   off + 2 * d.kk, d.nb, off + 2 * d.kk + d.na, <int>d.kk, toff,
+                                   flat, lists, lists + 34, lists + 34 + 2 * P, xs,
+                                   gw + c0 * d.kk)
+            else:
+                cvx_dw_cb_gw_double(nl, g.N, x + c0 * HW, g.C * HW, gy + c0 * P, g.F * P, g.H,
+                                    g.W, g.ph, g.pw, d.Hp, d.Wp, g.OH, g.OW, g.sh, g.sw, d.na,
+                                    off + 2 * d.kk, d.nb, off + 2 * d.kk + d.na, <int>d.kk, toff,
+                                    flat, lists, lists + 34, lists + 34 + 2 * P, xs,
+                                    gw + c0 * d.kk)
 
 
 cdef inline void _dots(idx_t rows, idx_t n, idx_t ld_in, idx_t ld_g, idx_t ntaps,
@@ -1406,17 +1491,35 @@ def conv2d_grad_weight_depthwise(const floating[:, :, :, ::1] gy,
                                  const floating[:, :, :, ::1] x, floating[:, :, :, ::1] gw,
                                  Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
                                  Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
-                                 Py_ssize_t groups, int n_threads):
+                                 Py_ssize_t groups, int n_threads, int _blocks=-1):
     """gw = the gradient of conv2d with respect to its weight, depthwise route. Fills all of
-    gw."""
+    gw. _blocks (tests only): as conv2d_forward_depthwise's."""
     cdef geom_t g = _geom(_s4(x.shape), _s4(gw.shape), _s4(gy.shape), groups, stride_h,
                           stride_w, pad_top, pad_left, dil_h, dil_w)
     cdef dw_t d = _dw(&g)
-    n_threads = _threads_for(g.F, n_threads)
+    cdef bint blocks = _dw_gw_cb_chosen(&d, &g, _blocks)
+    cdef idx_t[::1] toff
+    cdef idx_t[::1] lists
+    cdef idx_t i, j
+    if blocks:
+        n_threads = _threads_for((g.C + DW_CB - 1) // DW_CB, n_threads)
+    else:
+        n_threads = _threads_for(g.F, n_threads)
     flat_a, ptrs_a, off_a = _dw_alloc(np.asarray(gw).dtype, n_threads, &d, &g, 2)
     cdef floating[:, ::1] flat = flat_a
     cdef size_t[:, ::1] ptrs = ptrs_a
     cdef idx_t[::1] off = off_a
+    if blocks:
+        toff = np.empty(d.kk, dtype=np.intp)
+        for i in range(g.kh):
+            for j in range(g.kw):
+                toff[i * g.kw + j] = i * g.dil_h * d.Wp + j * g.dil_w
+        lists = _dw_gw_lists(&d, &g)
+        with nogil:
+            _gw_depthwise_cb(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, &d,
+                             &flat[0, 0], flat.shape[1], &off[0], &toff[0], &lists[0],
+                             n_threads)
+        return
     with nogil:
         _gw_depthwise(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, &d,
                       &flat[0, 0], flat.shape[1], &ptrs[0, 0], &off[0], n_threads)

@@ -109,24 +109,27 @@ def depthwise_scratch(s):
         hp * wp,
         depthwise_blocks_scratch(s, "grad_input"),
     )
-    grad_weight = forward + 16 * kk
+    grad_weight = max(
+        nsub * hq * wq + OH * wq + 2 * slack + 16 * kk, depthwise_blocks_scratch(s, "grad_weight")
+    )
     return max(forward, grad_input, grad_weight)
 
 
-# The depthwise forward pass and input gradient on channel blocks (_conv.pyx, "channel
-# blocks"): DW_CB channels per work item, possible when their scratch is at most
-# DW_CB_MAX_ELEMS elements (the kernels decide from the same geometry; these mirror their
-# constants). Their scratch is never added to the per-plane kernels': a pass takes the larger.
+# The depthwise passes on channel blocks (_conv.pyx, "channel blocks"): DW_CB channels per
+# work item, possible when their scratch is at most DW_CB_MAX_ELEMS elements (the kernels decide
+# from the same geometry; these mirror their constants). Their scratch is never added to the
+# per-plane kernels': a pass takes the larger.
 DW_CB = 16
 DW_CB_MAX_ELEMS = 65536
 
 
 def depthwise_blocks_scratch(s, pass_="forward"):
-    """Elements of scratch per thread of the depthwise channel blocks for ``pass_`` ("forward"
-    or "grad_input"), or 0 when they cannot take it (more than one filter per channel, or a
-    block larger than DW_CB_MAX_ELEMS):
-        forward     DW_CB * (Hp*Wp + H*W + OH*OW + kH*kW + 1 + max(H*W, OH*OW))
-        grad_input  DW_CB * ((Hq + DI)*Wg + H*W + OH*OW + kH*kW + 10 + max(H*W, OH*OW))"""
+    """Elements of scratch per thread of the depthwise channel blocks for ``pass_`` ("forward",
+    "grad_input" or "grad_weight"), or 0 when they cannot take it (more than one filter per
+    channel, or a block larger than DW_CB_MAX_ELEMS):
+        forward      DW_CB * (Hp*Wp + H*W + OH*OW + kH*kW + 1 + max(H*W, OH*OW))
+        grad_input   DW_CB * ((Hq + DI)*Wg + H*W + OH*OW + kH*kW + 10 + max(H*W, OH*OW))
+        grad_weight  DW_CB * (Hp*Wp + H*W + OH*OW + 32*kH*kW + 1 + max(H*W, OH*OW))"""
     g = s.window
     (H, W), (OH, OW), (kh, kw) = s.in_hw, g.out_hw, g.kernel
     (sh, sw), (dil_h, dil_w) = g.stride, g.dilation
@@ -134,6 +137,8 @@ def depthwise_blocks_scratch(s, pass_="forward"):
     wp = (OW - 1) * sw + dil_w * (kw - 1) + 1
     if pass_ == "forward":
         plane, extra = hp * wp, 1
+    elif pass_ == "grad_weight":
+        plane, extra = hp * wp, 1 + 31 * kh * kw
     else:
         hq, wq = -(-hp // sh), -(-wp // sw)
         di, dj = dil_h * (kh - 1) // sh, dil_w * (kw - 1) // sw
