@@ -33,6 +33,7 @@ def conv2d_forward_depthwise(
     act: int = 0,
     a0: float = 0,
     a1: float = 0,
+    _blocks: int = -1,
 ) -> None: ...
 def conv2d_forward_direct(
     x: _FloatArray,
@@ -84,6 +85,7 @@ def conv2d_grad_input_depthwise(
     dil_w: int,
     groups: int,
     n_threads: int,
+    _blocks: int = -1,
 ) -> None: ...
 def conv2d_grad_input_gemm(
     gy: _FloatArray,
@@ -110,6 +112,7 @@ def conv2d_grad_weight_depthwise(
     dil_w: int,
     groups: int,
     n_threads: int,
+    _blocks: int = -1,
 ) -> None: ...
 def conv2d_grad_weight_direct(
     gy: _FloatArray,

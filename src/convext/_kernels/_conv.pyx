@@ -84,8 +84,9 @@ there are work items: per thread K*PT elements (the unfolded tile, PT = 192..768
 768 kB when K is moderate) plus CVX_GEMM_WORK_ELEMS (~0.8 MB in float32) for the GEMM's packed
 panels; grad_weight adds up to 16*F*K elements of partial sums; the direct route U elements per
 thread (at most 2**21; its forward unfolds a cache-sized band of U at a time) and the group's
-packed weights (Fg*K); the depthwise route (Hp + OH)*Wp elements per thread, at most
-4*(H*W + OH*OW) + 65536 (stride, padding or dilation far beyond the image go to the GEMM route).
+packed weights (Fg*K); the depthwise route (Hp + OH)*Wp elements per thread (its channel blocks
+at most 65536), at most 4*(H*W + OH*OW) + 65536 (stride, padding or dilation far beyond the
+image go to the GEMM route).
 """
 import numpy as np
 
@@ -110,6 +111,12 @@ from ._isa cimport (
     cvx_direct_pack_float,
     cvx_direct_scratch,
     cvx_direct_v_elems,
+    cvx_dw_cb_fwd_double,
+    cvx_dw_cb_fwd_float,
+    cvx_dw_cb_gw_double,
+    cvx_dw_cb_gw_float,
+    cvx_dw_cb_gx_double,
+    cvx_dw_cb_gx_float,
     cvx_dw_copy_double,
     cvx_dw_copy_float,
     cvx_dw_dots_double,
@@ -487,6 +494,31 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 # output for a 3x3 kernel). Planes narrower than DW_FLAT_OW are computed flat on the grid and
 # copied out (long vectors instead of short rows); wider ones row by row straight into y; an
 # element's sum is the same either way.
+# Channel blocks (forward, one filter per channel, output planes at most DW_CB_MAX_OW wide: the
+# 7x7 and 14x14 planes of late layers, where a plane's vectors are mostly idle and the per-plane
+# copies and calls cost more than the taps): a work item is (image, block of DW_CB = 16
+# channels). isa/depthwise.inc's cvx_dw_cb_fwd reads the block's planes (one contiguous run),
+# transposes them to pixel-major order [pixel][lane] (lanes = channels) into one zero-padded
+# Hp x Wp plane, where tap (i, j) of output (oh, ow) is pixel (oh*sh + i*dil_h, ow*sw + j*dil_w)
+# for any stride and dilation (no phases), runs the taps over whole vectors of lanes and
+# transposes the result back. Each lane's arithmetic is exactly the per-plane kernels' (bias,
+# then the taps in order, in the same groups of 9, 3 and 1 written as the same expressions in
+# the same translation unit, so the same FMA contractions): the same bits, which the tests
+# check against the per-plane kernels (conv2d_forward_depthwise's private _blocks). The choice
+# depends on the geometry only; the epilogue then runs on each of the block's output planes.
+# The input gradient likewise (cvx_dw_cb_gx): the block's output gradients transposed onto one
+# zero grid of Hq + DI rows of Wg pixels, and each real input pixel (r + ph, c + pw) the sum,
+# from 0, over the taps of its phase in row-major order of w * the grid's pixel: the per-plane
+# kernels' sums, computed for the pixels that are copied out only. A block with a non-finite
+# weight runs the per-plane work items of its channels instead (the exact scatter).
+# The weight gradient likewise (cvx_dw_cb_gw, outputs at most DW_CB_GW_MAX_OW wide): a work item
+# is a block of channels over all the images; each lane keeps the per-plane kernels' 16 partial
+# sums per tap (pixel p of the flat grid of pitch Wq in sum p % 16 when the image's padded plane
+# is finite, else column ow in sum ow % 16), each over its pixels in the same order, and adds
+# them in cvx_dw_lanes's tree order. The flat grid's unused columns add products of a zero
+# gradient there, which the blocks skip: that changes no sum, only possibly the sign of a zero
+# one (a partial sum that underflowed to -0 and then got +0): the one way the weight gradient
+# on blocks can differ in its bits (the tests compare the bits on normal data).
 # grad_input, per (image, channel): the transposed correlation, gathered: the output gradient
 # is placed on a zero grid (pitch Wg = Wq + DJ, DI rows and DJ columns of zeros before it,
 # DI = dil_h*(kh-1) // sh, DJ likewise), and each sub-plane of the padded input gradient is the
@@ -510,9 +542,14 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 # whose scratch depends only on the weight, takes the others. Scratch per thread (elements;
 # nsub sub-planes, S = DW_SLACK), the largest of the three passes (mirrored by
 # _routes.depthwise_scratch):
-#     forward      nsub*Hq*Wq + OH*Wq + 2*S
-#     grad_input   nsub*(Hq*Wg + S) + (Hq + DI)*Wg + S + kh*kw, and Hp*Wp for a non-finite weight
-#     grad_weight  nsub*Hq*Wq + OH*Wq + 2*S + 16*kh*kw
+#     forward      nsub*Hq*Wq + OH*Wq + 2*S, or with channel blocks (when that is at most
+#                  DW_CB_MAX_ELEMS) DW_CB*(Hp*Wp + H*W + OH*OW + kh*kw + 1 + max(H*W, OH*OW))
+#     grad_input   nsub*(Hq*Wg + S) + (Hq + DI)*Wg + S + kh*kw, and Hp*Wp for a non-finite
+#                  weight, or with channel blocks (when that is at most DW_CB_MAX_ELEMS and larger)
+#                  DW_CB*((Hq + DI)*Wg + H*W + OH*OW + kh*kw + 10 + max(H*W, OH*OW))
+#     grad_weight  nsub*Hq*Wq + OH*Wq + 2*S + 16*kh*kw, or with channel blocks (when that is
+#                  at most DW_CB_MAX_ELEMS and larger)
+#                  DW_CB*(Hp*Wp + H*W + OH*OW + 32*kh*kw + 1 + max(H*W, OH*OW))
 #
 # The kernels are isa/depthwise.inc's, through the active instruction-set table (the cvx_dw_*
 # wrappers of _isa.pxd, cimported at the top).
@@ -529,6 +566,24 @@ DEF DW_FLAT_OW = 64
 # A flat run is rounded up to a multiple of 16 elements (no scalar tail); the buffers it reads
 # and writes have this many elements of (zero) slack after them.
 DEF DW_SLACK = 16
+
+
+# Channel blocks (forward, one filter per channel; see above): DW_CB channels per work item
+# (CVX_DW_CB of isa/depthwise.inc), on output planes at most DW_CB_MAX_OW wide, when the block's
+# scratch is at most DW_CB_MAX_ELEMS elements (mirrored by _routes.depthwise_blocks_scratch).
+# DW_CB_MAX_OW measured with forced blocks on MobileNetV2's 3x3 depthwise layers (float32, 1
+# thread; time with blocks / per plane at batch 1 and 16): forward 7x7 0.35 and 0.35, 14x14
+# stride 2 0.4 and 0.35, 14x14 stride 1 0.6 and 0.6-1.0 (the batch of 16 limited by memory),
+# 28x28 stride 2 0.7 and 0.7, 28x28 stride 1 1.0 and 1.4; input gradient 7x7 0.4 and 0.4,
+# 14x14 stride 2 0.45 and 0.45, 14x14 stride 1 0.8 and 0.8-1.0, 28x28 stride 1 1.3 and 1.4.
+# The weight gradient's blocks gain less (their partial sums are kept in the per-plane
+# kernels' lane order, 16 lists of pixels): forced blocks / per plane, batch 1 and 16, 7x7 0.65
+# and 0.7, 14x14 stride 2 0.75 and 0.8, 14x14 stride 1 1.15 and 1.1-1.4, 28x28 stride 2 1.4
+# and 0.85: chosen up to DW_CB_GW_MAX_OW.
+DEF DW_CB = 16
+DEF DW_CB_MAX_OW = 16
+DEF DW_CB_GW_MAX_OW = 8
+DEF DW_CB_MAX_ELEMS = 65536
 
 
 cdef inline idx_t _round16(idx_t n) noexcept nogil:
@@ -553,14 +608,85 @@ cdef dw_t _dw(const geom_t *g) noexcept nogil:
     return d
 
 
+cdef bint _dw_cb_fits(const dw_t *d, const geom_t *g) noexcept nogil:
+    """Whether the channel blocks can compute this forward pass: one filter per channel and
+    their scratch, _dw_cb_elems, at most DW_CB_MAX_ELEMS (checked in steps that cannot overflow:
+    each extent is at most 2**40, H*W is an array in memory)."""
+    return (g.Fg == 1 and d.Hp <= DW_CB_MAX_ELEMS and d.Wp <= DW_CB_MAX_ELEMS
+            and d.Hp * d.Wp <= DW_CB_MAX_ELEMS and g.H * g.W <= DW_CB_MAX_ELEMS
+            and g.OH * g.OW <= DW_CB_MAX_ELEMS and _dw_cb_elems(d, g) <= DW_CB_MAX_ELEMS)
+
+
+cdef inline idx_t _dw_cb_elems(const dw_t *d, const geom_t *g) noexcept nogil:
+    """Elements of scratch per thread of a channel block (isa/depthwise.inc's cvx_dw_cb_fwd)."""
+    return DW_CB * (d.Hp * d.Wp + g.H * g.W + g.OH * g.OW + d.kk + 1
+                    + max(g.H * g.W, g.OH * g.OW))
+
+
+cdef bint _dw_cb_chosen(const dw_t *d, const geom_t *g, int blocks) noexcept nogil:
+    """The forward pass's choice, from the geometry only: channel blocks on planes at most
+    DW_CB_MAX_OW wide (blocks: -1 that rule, 0 never, 1 whenever they fit; tests force them)."""
+    if blocks == 0 or not _dw_cb_fits(d, g):
+        return False
+    return blocks == 1 or g.OW <= DW_CB_MAX_OW
+
+
+cdef inline idx_t _dw_gx_cb_elems(const dw_t *d, const geom_t *g) noexcept nogil:
+    """Elements of scratch per thread of a channel block's input gradient (cvx_dw_cb_gx)."""
+    return DW_CB * (max(g.H * g.W, g.OH * g.OW) + (d.Hq + d.DI) * d.Wg + g.OH * g.OW
+                    + g.H * g.W + d.kk + 10)
+
+
+cdef bint _dw_gx_cb_fits(const dw_t *d, const geom_t *g) noexcept nogil:
+    """Whether channel blocks can compute this input gradient (as _dw_cb_fits)."""
+    return (g.Fg == 1 and d.Hq + d.DI <= DW_CB_MAX_ELEMS and d.Wg <= DW_CB_MAX_ELEMS
+            and (d.Hq + d.DI) * d.Wg <= DW_CB_MAX_ELEMS and g.H * g.W <= DW_CB_MAX_ELEMS
+            and g.OH * g.OW <= DW_CB_MAX_ELEMS and _dw_gx_cb_elems(d, g) <= DW_CB_MAX_ELEMS)
+
+
+cdef bint _dw_gx_cb_chosen(const dw_t *d, const geom_t *g, int blocks) noexcept nogil:
+    """The input gradient's choice, as _dw_cb_chosen's."""
+    if blocks == 0 or not _dw_gx_cb_fits(d, g):
+        return False
+    return blocks == 1 or g.OW <= DW_CB_MAX_OW
+
+
+cdef inline idx_t _dw_gw_cb_elems(const dw_t *d, const geom_t *g) noexcept nogil:
+    """Elements of scratch per thread of a channel block's weight gradient (cvx_dw_cb_gw)."""
+    return DW_CB * (d.Hp * d.Wp + g.H * g.W + g.OH * g.OW + 32 * d.kk + 1
+                    + max(g.H * g.W, g.OH * g.OW))
+
+
+cdef bint _dw_gw_cb_fits(const dw_t *d, const geom_t *g) noexcept nogil:
+    """Whether channel blocks can compute this weight gradient (as _dw_cb_fits)."""
+    return (g.Fg == 1 and d.Hp <= DW_CB_MAX_ELEMS and d.Wp <= DW_CB_MAX_ELEMS
+            and d.Hp * d.Wp <= DW_CB_MAX_ELEMS and g.H * g.W <= DW_CB_MAX_ELEMS
+            and g.OH * g.OW <= DW_CB_MAX_ELEMS and d.kk <= DW_CB_MAX_ELEMS
+            and _dw_gw_cb_elems(d, g) <= DW_CB_MAX_ELEMS)
+
+
+cdef bint _dw_gw_cb_chosen(const dw_t *d, const geom_t *g, int blocks) noexcept nogil:
+    """The weight gradient's choice, as _dw_cb_chosen's with DW_CB_GW_MAX_OW."""
+    if blocks == 0 or not _dw_gw_cb_fits(d, g):
+        return False
+    return blocks == 1 or g.OW <= DW_CB_GW_MAX_OW
+
+
+cdef inline idx_t _dw_gx_plane_elems(const dw_t *d) noexcept nogil:
+    """Elements of scratch per thread of the per-plane input gradient."""
+    return max(d.nsub * (d.Hq * d.Wg + DW_SLACK) + (d.Hq + d.DI) * d.Wg + DW_SLACK + d.kk,
+               d.Hp * d.Wp)
+
+
 cdef idx_t _dw_scratch_elems(const dw_t *d, const geom_t *g, int pass_):
     """Elements of scratch per thread for pass_ 0 (forward), 1 (grad_input), 2 (grad_weight)."""
     if pass_ == 0:
-        return d.nsub * d.Hq * d.Wq + g.OH * d.Wq + 2 * DW_SLACK
+        return max(d.nsub * d.Hq * d.Wq + g.OH * d.Wq + 2 * DW_SLACK,
+                   _dw_cb_elems(d, g) if _dw_cb_fits(d, g) else 0)
     if pass_ == 1:
-        return max(d.nsub * (d.Hq * d.Wg + DW_SLACK) + (d.Hq + d.DI) * d.Wg + DW_SLACK + d.kk,
-                   d.Hp * d.Wp)
-    return d.nsub * d.Hq * d.Wq + g.OH * d.Wq + 2 * DW_SLACK + 16 * d.kk
+        return max(_dw_gx_plane_elems(d), _dw_gx_cb_elems(d, g) if _dw_gx_cb_fits(d, g) else 0)
+    return max(d.nsub * d.Hq * d.Wq + g.OH * d.Wq + 2 * DW_SLACK + 16 * d.kk,
+               _dw_gw_cb_elems(d, g) if _dw_gw_cb_fits(d, g) else 0)
 
 
 cdef _dw_alloc(dtype, int nt, dw_t *d, const geom_t *g, int pass_):
@@ -666,6 +792,41 @@ cdef void _fwd_depthwise(const floating *x, const floating *w, const floating *b
                     _epilogue(yp, P, 1, P, _at(res, (n * g.F + f) * P), P, e)
 
 
+cdef void _fwd_depthwise_cb(const floating *x, const floating *w, const floating *b, floating *y,
+                            const geom_t *g, const dw_t *dp, const floating *res,
+                            const epi_t *e, floating *scratch, idx_t ld_s, const idx_t *toff,
+                            int nt) noexcept nogil:
+    """Work items (image, block of DW_CB channels): isa/depthwise.inc's cvx_dw_cb_fwd, then
+    the epilogue (res may be NULL) on each of the block's output planes."""
+    cdef dw_t d = dp[0]
+    cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, nblk = (g.C + DW_CB - 1) // DW_CB
+    cdef idx_t it, n, c0, nl, k
+    cdef floating *xs
+    cdef floating *yp
+    cdef const floating *bp
+    with parallel(num_threads=nt):
+        for it in prange(g.N * nblk, schedule='static'):
+            xs = scratch + cvx_omp_get_thread_num() * ld_s
+            n = it // nblk
+            c0 = (it % nblk) * DW_CB
+            nl = min(DW_CB, g.C - c0)
+            bp = NULL
+            if b != NULL:
+                bp = b + c0
+            yp = y + (n * g.F + c0) * P
+            if floating is float:
+                cvx_dw_cb_fwd_float(nl, x + (n * g.C + c0) * HW, g.H, g.W, g.ph, g.pw, d.Hp,
+                                    d.Wp, g.OH, g.OW, g.sh, g.sw, <int>d.kk, toff,
+                                    w + c0 * d.kk, bp, xs, yp)
+            else:
+                cvx_dw_cb_fwd_double(nl, x + (n * g.C + c0) * HW, g.H, g.W, g.ph, g.pw, d.Hp,
+                                     d.Wp, g.OH, g.OW, g.sh, g.sw, <int>d.kk, toff,
+                                     w + c0 * d.kk, bp, xs, yp)
+            if _has_epi(res, e):
+                for k in range(nl):
+                    _epilogue(yp + k * P, P, 1, P, _at(res, (n * g.F + c0 + k) * P), P, e)
+
+
 cdef void _gx_depthwise_exact(const floating *gy, const floating *w, floating *gx,
                               const geom_t *g, idx_t n, idx_t c, floating *dxp) noexcept nogil:
     """One input-gradient plane, scattered row by row over the real output gradients only
@@ -697,54 +858,98 @@ cdef void _gx_depthwise_exact(const floating *gy, const floating *w, floating *g
             gx[r * g.W + q] = dxp[(r + g.ph) * d.Wp + g.pw + q]
 
 
-cdef void _gx_depthwise(const floating *gy, const floating *w, floating *gx, const geom_t *g,
-                        const dw_t *dp, floating *scratch, idx_t ld_s, size_t *ptrs,
-                        const idx_t *off, int nt) noexcept nogil:
+cdef inline void _gx_plane(const floating *gy, const floating *w, floating *gx, const geom_t *g,
+                           const dw_t *dp, idx_t it, floating *dxs, const floating **base,
+                           const idx_t *off) noexcept nogil:
+    """Work item it = (image, input channel) of the input gradient, on the polyphase planes
+    (dxs: _dw_gx_plane_elems elements of scratch, base: kh*kw pointers)."""
     cdef dw_t d = dp[0]
     cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, L = _round16((d.Hq - 1) * d.Wg + d.Wq)
     cdef idx_t SP = d.Hq * d.Wg + DW_SLACK  # sub-plane pitch
-    cdef idx_t it, n, c, k, f, t, a, nt_ab
-    cdef floating *dxs
-    cdef floating *grid
-    cdef floating *wt
-    cdef const floating **base
+    cdef idx_t n = it // g.C, c = it % g.C, k, f, t, a, nt_ab
+    cdef floating *grid = dxs + d.nsub * SP
+    cdef floating *wt = grid + (d.Hq + d.DI) * d.Wg + DW_SLACK
+    cdef floating wv
+    cdef bint finite = True
+    for t in range(g.Fg * d.kk):
+        wv = w[c * g.Fg * d.kk + t]
+        if not (wv - wv == 0):
+            finite = False
+    if not finite:
+        _gx_depthwise_exact(gy, w, gx, g, n, c, dxs)
+        return
+    for k in range(g.Fg):
+        f = c * g.Fg + k
+        _place(gy + (n * g.F + f) * P, g.OH, g.OW, d.Hq + d.DI, d.Wg, d.DI, d.DJ, grid)
+        for a in range(d.nsub):
+            nt_ab = 0
+            for t in range(d.kk):
+                if off[d.kk + t] == a:
+                    base[nt_ab] = grid + off[t]
+                    wt[nt_ab] = w[f * d.kk + t]
+                    nt_ab = nt_ab + 1
+            _taps(1, L, 0, 0, nt_ab, base, wt, 0, k > 0, dxs + a * SP)
+    if floating is float:
+        cvx_dw_unpoly_float(dxs, g.H, g.W, g.ph, g.pw, g.sh, g.sw, d.Hp, d.Wp, d.na,
+                            off + 2 * d.kk, d.nb, off + 2 * d.kk + d.na, SP, d.Wg,
+                            gx + it * HW)
+    else:
+        cvx_dw_unpoly_double(dxs, g.H, g.W, g.ph, g.pw, g.sh, g.sw, d.Hp, d.Wp, d.na,
+                             off + 2 * d.kk, d.nb, off + 2 * d.kk + d.na, SP, d.Wg,
+                             gx + it * HW)
+
+
+cdef void _gx_depthwise(const floating *gy, const floating *w, floating *gx, const geom_t *g,
+                        const dw_t *dp, floating *scratch, idx_t ld_s, size_t *ptrs,
+                        const idx_t *off, int nt) noexcept nogil:
+    cdef idx_t it
+    with parallel(num_threads=nt):
+        for it in prange(g.N * g.C, schedule='static'):
+            _gx_plane(gy, w, gx, g, dp, it, scratch + cvx_omp_get_thread_num() * ld_s,
+                      <const floating **>(ptrs + cvx_omp_get_thread_num() * dp.kk), off)
+
+
+cdef void _gx_depthwise_cb(const floating *gy, const floating *w, floating *gx, const geom_t *g,
+                           const dw_t *dp, floating *scratch, idx_t ld_s, size_t *ptrs,
+                           const idx_t *off, const int *tcount, const int *tix,
+                           int nt) noexcept nogil:
+    """Work items (image, block of DW_CB channels): isa/depthwise.inc's cvx_dw_cb_gx, or the
+    per-plane work items of the block's channels when one of its weights is not finite (in the
+    same scratch per thread: the larger of the two)."""
+    cdef dw_t d = dp[0]
+    cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, nblk = (g.C + DW_CB - 1) // DW_CB
+    cdef idx_t it, n, c0, nl, t, k
+    cdef floating *xs
     cdef floating wv
     cdef bint finite
     with parallel(num_threads=nt):
-        for it in prange(g.N * g.C, schedule='static'):
-            dxs = scratch + cvx_omp_get_thread_num() * ld_s
-            grid = dxs + d.nsub * SP
-            wt = grid + (d.Hq + d.DI) * d.Wg + DW_SLACK
-            base = <const floating **>(ptrs + cvx_omp_get_thread_num() * d.kk)
-            n = it // g.C
-            c = it % g.C
+        for it in prange(g.N * nblk, schedule='static'):
+            xs = scratch + cvx_omp_get_thread_num() * ld_s
+            n = it // nblk
+            c0 = (it % nblk) * DW_CB
+            nl = min(DW_CB, g.C - c0)
             finite = True
-            for t in range(g.Fg * d.kk):
-                wv = w[c * g.Fg * d.kk + t]
+            for t in range(nl * d.kk):
+                wv = w[c0 * d.kk + t]
                 if not (wv - wv == 0):
                     finite = False
             if not finite:
-                _gx_depthwise_exact(gy, w, gx, g, n, c, dxs)
+                for k in range(nl):
+                    _gx_plane(gy, w, gx, g, dp, n * g.C + c0 + k, xs,
+                              <const floating **>(ptrs + cvx_omp_get_thread_num() * d.kk), off)
                 continue
-            for k in range(g.Fg):
-                f = c * g.Fg + k
-                _place(gy + (n * g.F + f) * P, g.OH, g.OW, d.Hq + d.DI, d.Wg, d.DI, d.DJ, grid)
-                for a in range(d.nsub):
-                    nt_ab = 0
-                    for t in range(d.kk):
-                        if off[d.kk + t] == a:
-                            base[nt_ab] = grid + off[t]
-                            wt[nt_ab] = w[f * d.kk + t]
-                            nt_ab = nt_ab + 1
-                    _taps(1, L, 0, 0, nt_ab, base, wt, 0, k > 0, dxs + a * SP)
             if floating is float:
-                cvx_dw_unpoly_float(dxs, g.H, g.W, g.ph, g.pw, g.sh, g.sw, d.Hp, d.Wp, d.na,
-                                    off + 2 * d.kk, d.nb, off + 2 * d.kk + d.na, SP, d.Wg,
-                                    gx + it * HW)
+                cvx_dw_cb_gx_float(nl, gy + (n * g.F + c0) * P, g.OH, g.OW, g.H, g.W, g.ph, g.pw,
+                                   d.Hp, d.Wp, g.sh, g.sw, d.DI, d.DJ, d.Hq, d.Wq, d.na,
+                                   off + 2 * d.kk, d.nb, off + 2 * d.kk + d.na, <int>d.kk,
+                                   tcount, tix, off, w + c0 * d.kk,
+                                   xs, gx + (n * g.C + c0) * HW)
             else:
-                cvx_dw_unpoly_double(dxs, g.H, g.W, g.ph, g.pw, g.sh, g.sw, d.Hp, d.Wp, d.na,
-                                     off + 2 * d.kk, d.nb, off + 2 * d.kk + d.na, SP, d.Wg,
-                                     gx + it * HW)
+                cvx_dw_cb_gx_double(nl, gy + (n * g.F + c0) * P, g.OH, g.OW, g.H, g.W, g.ph,
+                                    g.pw, d.Hp, d.Wp, g.sh, g.sw, d.DI, d.DJ, d.Hq, d.Wq, d.na,
+                                    off + 2 * d.kk, d.nb, off + 2 * d.kk + d.na, <int>d.kk,
+                                    tcount, tix, off, w + c0 * d.kk,
+                                    xs, gx + (n * g.C + c0) * HW)
 
 
 cdef void _gw_depthwise(const floating *gy, const floating *x, floating *gw, const geom_t *g,
@@ -789,6 +994,52 @@ cdef void _gw_depthwise(const floating *gy, const floating *x, floating *gw, con
                     gw[f * d.kk + t] = cvx_dw_lanes_float(acc + 16 * t)
                 else:
                     gw[f * d.kk + t] = cvx_dw_lanes_double(acc + 16 * t)
+
+
+cdef idx_t[::1] _dw_gw_lists(const dw_t *d, const geom_t *g):
+    """The pixel lists of cvx_dw_cb_gw: 2 x 17 starts, then the 2*OH*OW output pixels
+    (oh*OW + ow), then their windows' pixels in the padded plane (oh*sh*Wp + ow*sw): list 0
+    in classes j = (oh*Wq + ow) % 16 (the flat grid's lanes), list 1 in classes ow % 16 (the
+    rows'), each class in row-major order."""
+    cdef idx_t P = g.OH * g.OW
+    oh, ow = np.divmod(np.arange(P, dtype=np.intp), g.OW)
+    out = np.empty(34 + 4 * P, dtype=np.intp)
+    for lst, cls in enumerate(((oh * d.Wq + ow) % 16, ow % 16)):
+        order = np.argsort(cls, kind="stable")  # row-major within a class
+        out[17 * lst: 17 * lst + 17] = lst * P + np.searchsorted(cls[order], np.arange(17))
+        out[34 + lst * P: 34 + (lst + 1) * P] = order
+        out[34 + 2 * P + lst * P: 34 + 2 * P + (lst + 1) * P] = (
+            oh[order] * g.sh * d.Wp + ow[order] * g.sw)
+    return out
+
+
+cdef void _gw_depthwise_cb(const floating *gy, const floating *x, floating *gw,
+                           const geom_t *g, const dw_t *dp, floating *scratch, idx_t ld_s,
+                           const idx_t *off, const idx_t *toff, const idx_t *lists,
+                           int nt) noexcept nogil:
+    """Work items: blocks of DW_CB channels, each over all the images (cvx_dw_cb_gw)."""
+    cdef dw_t d = dp[0]
+    cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, nblk = (g.C + DW_CB - 1) // DW_CB
+    cdef idx_t blk, c0, nl
+    cdef floating *xs
+    cdef int flat = g.OW < DW_FLAT_OW
+    with parallel(num_threads=nt):
+        for blk in prange(nblk, schedule='dynamic'):
+            xs = scratch + cvx_omp_get_thread_num() * ld_s
+            c0 = blk * DW_CB
+            nl = min(DW_CB, g.C - c0)
+            if floating is float:
+                cvx_dw_cb_gw_float(nl, g.N, x + c0 * HW, g.C * HW, gy + c0 * P, g.F * P, g.H,
+                                   g.W, g.ph, g.pw, d.Hp, d.Wp, g.OH, g.OW, g.sh, g.sw, d.na,
+                                   off + 2 * d.kk, d.nb, off + 2 * d.kk + d.na, <int>d.kk, toff,
+                                   flat, lists, lists + 34, lists + 34 + 2 * P, xs,
+                                   gw + c0 * d.kk)
+            else:
+                cvx_dw_cb_gw_double(nl, g.N, x + c0 * HW, g.C * HW, gy + c0 * P, g.F * P, g.H,
+                                    g.W, g.ph, g.pw, d.Hp, d.Wp, g.OH, g.OW, g.sh, g.sw, d.na,
+                                    off + 2 * d.kk, d.nb, off + 2 * d.kk + d.na, <int>d.kk, toff,
+                                    flat, lists, lists + 34, lists + 34 + 2 * P, xs,
+                                    gw + c0 * d.kk)
 
 
 cdef inline void _dots(idx_t rows, idx_t n, idx_t ld_in, idx_t ld_g, idx_t ntaps,
@@ -933,9 +1184,11 @@ def conv2d_forward_depthwise(const floating[:, :, :, ::1] x, const floating[:, :
                              Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
                              Py_ssize_t groups, int n_threads,
                              const floating[:, :, :, ::1] residual=None, int act=0, double a0=0,
-                             double a1=0):
+                             double a1=0, int _blocks=-1):
     """y = act(conv2d(x, w) + b + residual) on the depthwise route (b and residual may be
-    None; act an ACT_* code, 0: none), the epilogue on each output plane. Fills all of y."""
+    None; act an ACT_* code, 0: none), the epilogue on each output plane. Fills all of y.
+    _blocks (tests only): -1 channel blocks where the geometry rule chooses them, 0 never,
+    1 wherever they fit; the result is the same bits either way."""
     cdef geom_t g = _geom(_s4(x.shape), _s4(w.shape), _s4(y.shape), groups, stride_h, stride_w,
                           pad_top, pad_left, dil_h, dil_w)
     cdef const floating *bp = NULL
@@ -946,6 +1199,20 @@ def conv2d_forward_depthwise(const floating[:, :, :, ::1] x, const floating[:, :
         rp = &residual[0, 0, 0, 0]
     cdef epi_t e = _epi(act, a0, a1)
     cdef dw_t d = _dw(&g)
+    cdef idx_t[::1] toff
+    cdef idx_t i, j
+    cdef floating[:, ::1] cbs
+    if _dw_cb_chosen(&d, &g, _blocks):
+        n_threads = _threads_for(g.N * ((g.C + DW_CB - 1) // DW_CB), n_threads)
+        toff = np.empty(d.kk, dtype=np.intp)
+        for i in range(g.kh):
+            for j in range(g.kw):
+                toff[i * g.kw + j] = i * g.dil_h * d.Wp + j * g.dil_w
+        cbs = np.empty((n_threads, _dw_cb_elems(&d, &g) + 16), dtype=np.asarray(y).dtype)
+        with nogil:
+            _fwd_depthwise_cb(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, &d, rp,
+                              &e, &cbs[0, 0], cbs.shape[1], &toff[0], n_threads)
+        return
     n_threads = _threads_for(g.N * g.C, n_threads)
     flat_a, ptrs_a, off_a = _dw_alloc(np.asarray(y).dtype, n_threads, &d, &g, 0)
     cdef floating[:, ::1] flat = flat_a
@@ -1166,16 +1433,40 @@ def conv2d_grad_input_depthwise(const floating[:, :, :, ::1] gy,
                                 const floating[:, :, :, ::1] w, floating[:, :, :, ::1] gx,
                                 Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
                                 Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
-                                Py_ssize_t groups, int n_threads):
-    """gx = the gradient of conv2d with respect to its input, depthwise route. Fills all of gx."""
+                                Py_ssize_t groups, int n_threads, int _blocks=-1):
+    """gx = the gradient of conv2d with respect to its input, depthwise route. Fills all of gx.
+    _blocks (tests only): as conv2d_forward_depthwise's."""
     cdef geom_t g = _geom(_s4(gx.shape), _s4(w.shape), _s4(gy.shape), groups, stride_h,
                           stride_w, pad_top, pad_left, dil_h, dil_w)
     cdef dw_t d = _dw(&g)
-    n_threads = _threads_for(g.N * g.C, n_threads)
+    cdef bint blocks = _dw_gx_cb_chosen(&d, &g, _blocks)
+    cdef int[::1] tcount
+    cdef int[::1] tix
+    cdef idx_t a, t, q
+    if blocks:
+        n_threads = _threads_for(g.N * ((g.C + DW_CB - 1) // DW_CB), n_threads)
+    else:
+        n_threads = _threads_for(g.N * g.C, n_threads)
     flat_a, ptrs_a, off_a = _dw_alloc(np.asarray(gx).dtype, n_threads, &d, &g, 1)
     cdef floating[:, ::1] flat = flat_a
     cdef size_t[:, ::1] ptrs = ptrs_a
     cdef idx_t[::1] off = off_a
+    if blocks:
+        # each sub-plane's taps in row-major order, one sub-plane after the other
+        tcount = np.zeros(d.nsub, dtype=np.intc)
+        tix = np.empty(d.kk, dtype=np.intc)
+        q = 0
+        for a in range(d.nsub):
+            for t in range(d.kk):
+                if off[d.kk + t] == a:
+                    tix[q] = <int>t
+                    tcount[a] += 1
+                    q += 1
+        with nogil:
+            _gx_depthwise_cb(&gy[0, 0, 0, 0], &w[0, 0, 0, 0], &gx[0, 0, 0, 0], &g, &d,
+                             &flat[0, 0], flat.shape[1], &ptrs[0, 0], &off[0], &tcount[0],
+                             &tix[0], n_threads)
+        return
     with nogil:
         _gx_depthwise(&gy[0, 0, 0, 0], &w[0, 0, 0, 0], &gx[0, 0, 0, 0], &g, &d,
                       &flat[0, 0], flat.shape[1], &ptrs[0, 0], &off[0], n_threads)
@@ -1256,17 +1547,35 @@ def conv2d_grad_weight_depthwise(const floating[:, :, :, ::1] gy,
                                  const floating[:, :, :, ::1] x, floating[:, :, :, ::1] gw,
                                  Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
                                  Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
-                                 Py_ssize_t groups, int n_threads):
+                                 Py_ssize_t groups, int n_threads, int _blocks=-1):
     """gw = the gradient of conv2d with respect to its weight, depthwise route. Fills all of
-    gw."""
+    gw. _blocks (tests only): as conv2d_forward_depthwise's."""
     cdef geom_t g = _geom(_s4(x.shape), _s4(gw.shape), _s4(gy.shape), groups, stride_h,
                           stride_w, pad_top, pad_left, dil_h, dil_w)
     cdef dw_t d = _dw(&g)
-    n_threads = _threads_for(g.F, n_threads)
+    cdef bint blocks = _dw_gw_cb_chosen(&d, &g, _blocks)
+    cdef idx_t[::1] toff
+    cdef idx_t[::1] lists
+    cdef idx_t i, j
+    if blocks:
+        n_threads = _threads_for((g.C + DW_CB - 1) // DW_CB, n_threads)
+    else:
+        n_threads = _threads_for(g.F, n_threads)
     flat_a, ptrs_a, off_a = _dw_alloc(np.asarray(gw).dtype, n_threads, &d, &g, 2)
     cdef floating[:, ::1] flat = flat_a
     cdef size_t[:, ::1] ptrs = ptrs_a
     cdef idx_t[::1] off = off_a
+    if blocks:
+        toff = np.empty(d.kk, dtype=np.intp)
+        for i in range(g.kh):
+            for j in range(g.kw):
+                toff[i * g.kw + j] = i * g.dil_h * d.Wp + j * g.dil_w
+        lists = _dw_gw_lists(&d, &g)
+        with nogil:
+            _gw_depthwise_cb(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, &d,
+                             &flat[0, 0], flat.shape[1], &off[0], &toff[0], &lists[0],
+                             n_threads)
+        return
     with nogil:
         _gw_depthwise(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, &d,
                       &flat[0, 0], flat.shape[1], &ptrs[0, 0], &off[0], n_threads)

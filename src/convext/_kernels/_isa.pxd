@@ -88,6 +88,38 @@ cdef extern from "isa/cvx_isa.h" nogil:
                           idx_t ldd) noexcept nogil
         void (*dw_copy_d)(idx_t rows, idx_t cols, const double *src, idx_t lds, double *dst,
                           idx_t ldd) noexcept nogil
+        void (*dw_cb_fwd_f)(idx_t nl, const float *x, idx_t H, idx_t W, idx_t ph, idx_t pw,
+                            idx_t Hp, idx_t Wp, idx_t OH, idx_t OW, idx_t sh, idx_t sw, int kk,
+                            const idx_t *toff, const float *w, const float *b, float *scratch,
+                            float *y) noexcept nogil
+        void (*dw_cb_fwd_d)(idx_t nl, const double *x, idx_t H, idx_t W, idx_t ph, idx_t pw,
+                            idx_t Hp, idx_t Wp, idx_t OH, idx_t OW, idx_t sh, idx_t sw, int kk,
+                            const idx_t *toff, const double *w, const double *b,
+                            double *scratch, double *y) noexcept nogil
+        void (*dw_cb_gx_f)(idx_t nl, const float *gy, idx_t OH, idx_t OW, idx_t H, idx_t W,
+                           idx_t ph, idx_t pw, idx_t Hp, idx_t Wp, idx_t sh, idx_t sw, idx_t DI,
+                           idx_t DJ, idx_t Hq, idx_t Wq, idx_t na, const idx_t *pa, idx_t nb,
+                           const idx_t *pb, int kk, const int *tcount, const int *tix,
+                           const idx_t *toff, const float *w, float *scratch,
+                           float *gx) noexcept nogil
+        void (*dw_cb_gx_d)(idx_t nl, const double *gy, idx_t OH, idx_t OW, idx_t H, idx_t W,
+                           idx_t ph, idx_t pw, idx_t Hp, idx_t Wp, idx_t sh, idx_t sw, idx_t DI,
+                           idx_t DJ, idx_t Hq, idx_t Wq, idx_t na, const idx_t *pa, idx_t nb,
+                           const idx_t *pb, int kk, const int *tcount, const int *tix,
+                           const idx_t *toff, const double *w, double *scratch,
+                           double *gx) noexcept nogil
+        void (*dw_cb_gw_f)(idx_t nl, idx_t N, const float *x, idx_t xs, const float *gy,
+                           idx_t gys, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t Hp, idx_t Wp,
+                           idx_t OH, idx_t OW, idx_t sh, idx_t sw, idx_t na, const idx_t *pa,
+                           idx_t nb, const idx_t *pb, int kk, const idx_t *toff, int flat,
+                           const idx_t *start, const idx_t *gq, const idx_t *xq,
+                           float *scratch, float *gw) noexcept nogil
+        void (*dw_cb_gw_d)(idx_t nl, idx_t N, const double *x, idx_t xs, const double *gy,
+                           idx_t gys, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t Hp, idx_t Wp,
+                           idx_t OH, idx_t OW, idx_t sh, idx_t sw, idx_t na, const idx_t *pa,
+                           idx_t nb, const idx_t *pb, int kk, const idx_t *toff, int flat,
+                           const idx_t *start, const idx_t *gq, const idx_t *xq,
+                           double *scratch, double *gw) noexcept nogil
         void (*pl_max_row_f)(const float *xp, idx_t W, idx_t hs, idx_t i0, idx_t i1, idx_t dh,
                              idx_t kw, idx_t sw, idx_t pw, idx_t dw, idx_t ow0, idx_t ow1,
                              float *yp, int64_t *ip) noexcept nogil
@@ -281,6 +313,23 @@ cdef inline void cvx_dw_copy_double(idx_t rows, idx_t cols, const double *src, i
     isa_table().dw_copy_d(rows, cols, src, lds, dst, ldd)
 
 
+cdef inline void cvx_dw_cb_fwd_float(idx_t nl, const float *x, idx_t H, idx_t W, idx_t ph,
+                                     idx_t pw, idx_t Hp, idx_t Wp, idx_t OH, idx_t OW, idx_t sh,
+                                     idx_t sw, int kk, const idx_t *toff, const float *w,
+                                     const float *b, float *scratch, float *y) noexcept nogil:
+    isa_table().dw_cb_fwd_f(nl, x, H, W, ph, pw, Hp, Wp, OH, OW, sh, sw, kk, toff, w, b,
+                            scratch, y)
+
+
+cdef inline void cvx_dw_cb_fwd_double(idx_t nl, const double *x, idx_t H, idx_t W, idx_t ph,
+                                      idx_t pw, idx_t Hp, idx_t Wp, idx_t OH, idx_t OW, idx_t sh,
+                                      idx_t sw, int kk, const idx_t *toff, const double *w,
+                                      const double *b, double *scratch,
+                                      double *y) noexcept nogil:
+    isa_table().dw_cb_fwd_d(nl, x, H, W, ph, pw, Hp, Wp, OH, OW, sh, sw, kk, toff, w, b,
+                            scratch, y)
+
+
 # pooling rows (isa/pool.inc), for _pool.pyx
 cdef inline void cvx_pl_max_row_float(const float *xp, idx_t W, idx_t hs, idx_t i0, idx_t i1,
                                       idx_t dh, idx_t kw, idx_t sw, idx_t pw, idx_t dw,
@@ -326,3 +375,46 @@ cdef inline void cvx_pl_max2_float(idx_t n, const float *r0, idx_t W, idx_t s, i
 cdef inline void cvx_pl_max2_double(idx_t n, const double *r0, idx_t W, idx_t s, int64_t base,
                                     double *yp, int64_t *ip) noexcept nogil:
     isa_table().pl_max2_d(n, r0, W, s, base, yp, ip)
+
+
+cdef inline void cvx_dw_cb_gx_float(idx_t nl, const float *gy, idx_t OH, idx_t OW, idx_t H,
+                                    idx_t W, idx_t ph, idx_t pw, idx_t Hp, idx_t Wp, idx_t sh,
+                                    idx_t sw, idx_t DI, idx_t DJ, idx_t Hq, idx_t Wq, idx_t na,
+                                    const idx_t *pa, idx_t nb, const idx_t *pb, int kk,
+                                    const int *tcount, const int *tix, const idx_t *toff,
+                                    const float *w, float *scratch, float *gx) noexcept nogil:
+    isa_table().dw_cb_gx_f(nl, gy, OH, OW, H, W, ph, pw, Hp, Wp, sh, sw, DI, DJ, Hq, Wq, na, pa,
+                           nb, pb, kk, tcount, tix, toff, w, scratch, gx)
+
+
+cdef inline void cvx_dw_cb_gx_double(idx_t nl, const double *gy, idx_t OH, idx_t OW, idx_t H,
+                                     idx_t W, idx_t ph, idx_t pw, idx_t Hp, idx_t Wp, idx_t sh,
+                                     idx_t sw, idx_t DI, idx_t DJ, idx_t Hq, idx_t Wq, idx_t na,
+                                     const idx_t *pa, idx_t nb, const idx_t *pb, int kk,
+                                     const int *tcount, const int *tix, const idx_t *toff,
+                                     const double *w, double *scratch,
+                                     double *gx) noexcept nogil:
+    isa_table().dw_cb_gx_d(nl, gy, OH, OW, H, W, ph, pw, Hp, Wp, sh, sw, DI, DJ, Hq, Wq, na, pa,
+                           nb, pb, kk, tcount, tix, toff, w, scratch, gx)
+
+
+cdef inline void cvx_dw_cb_gw_float(idx_t nl, idx_t N, const float *x, idx_t xs, const float *gy,
+                                    idx_t gys, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t Hp,
+                                    idx_t Wp, idx_t OH, idx_t OW, idx_t sh, idx_t sw, idx_t na,
+                                    const idx_t *pa, idx_t nb, const idx_t *pb, int kk,
+                                    const idx_t *toff, int flat, const idx_t *start,
+                                    const idx_t *gq, const idx_t *xq, float *scratch,
+                                    float *gw) noexcept nogil:
+    isa_table().dw_cb_gw_f(nl, N, x, xs, gy, gys, H, W, ph, pw, Hp, Wp, OH, OW, sh, sw, na, pa,
+                           nb, pb, kk, toff, flat, start, gq, xq, scratch, gw)
+
+
+cdef inline void cvx_dw_cb_gw_double(idx_t nl, idx_t N, const double *x, idx_t xs,
+                                     const double *gy, idx_t gys, idx_t H, idx_t W, idx_t ph,
+                                     idx_t pw, idx_t Hp, idx_t Wp, idx_t OH, idx_t OW, idx_t sh,
+                                     idx_t sw, idx_t na, const idx_t *pa, idx_t nb,
+                                     const idx_t *pb, int kk, const idx_t *toff, int flat,
+                                     const idx_t *start, const idx_t *gq, const idx_t *xq,
+                                     double *scratch, double *gw) noexcept nogil:
+    isa_table().dw_cb_gw_d(nl, N, x, xs, gy, gys, H, W, ph, pw, Hp, Wp, OH, OW, sh, sw, na, pa,
+                           nb, pb, kk, toff, flat, start, gq, xq, scratch, gw)

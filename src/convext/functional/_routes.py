@@ -103,10 +103,48 @@ def depthwise_scratch(s):
     # the sub-planes: the distinct row phases times the distinct column phases of the taps
     nsub = len({i * dil_h % sh for i in range(kh)}) * len({j * dil_w % sw for j in range(kw)})
     slack, kk = 16, kh * kw
-    forward = nsub * hq * wq + OH * wq + 2 * slack
-    grad_input = max(nsub * (hq * wg + slack) + (hq + di) * wg + slack + kk, hp * wp)
-    grad_weight = forward + 16 * kk
+    forward = max(nsub * hq * wq + OH * wq + 2 * slack, depthwise_blocks_scratch(s))
+    grad_input = max(
+        nsub * (hq * wg + slack) + (hq + di) * wg + slack + kk,
+        hp * wp,
+        depthwise_blocks_scratch(s, "grad_input"),
+    )
+    grad_weight = max(
+        nsub * hq * wq + OH * wq + 2 * slack + 16 * kk, depthwise_blocks_scratch(s, "grad_weight")
+    )
     return max(forward, grad_input, grad_weight)
+
+
+# The depthwise passes on channel blocks (_conv.pyx, "channel blocks"): DW_CB channels per
+# work item, possible when their scratch is at most DW_CB_MAX_ELEMS elements (the kernels decide
+# from the same geometry; these mirror their constants). Their scratch is never added to the
+# per-plane kernels': a pass takes the larger.
+DW_CB = 16
+DW_CB_MAX_ELEMS = 65536
+
+
+def depthwise_blocks_scratch(s, pass_="forward"):
+    """Elements of scratch per thread of the depthwise channel blocks for ``pass_`` ("forward",
+    "grad_input" or "grad_weight"), or 0 when they cannot take it (more than one filter per
+    channel, or a block larger than DW_CB_MAX_ELEMS):
+        forward      DW_CB * (Hp*Wp + H*W + OH*OW + kH*kW + 1 + max(H*W, OH*OW))
+        grad_input   DW_CB * ((Hq + DI)*Wg + H*W + OH*OW + kH*kW + 10 + max(H*W, OH*OW))
+        grad_weight  DW_CB * (Hp*Wp + H*W + OH*OW + 32*kH*kW + 1 + max(H*W, OH*OW))"""
+    g = s.window
+    (H, W), (OH, OW), (kh, kw) = s.in_hw, g.out_hw, g.kernel
+    (sh, sw), (dil_h, dil_w) = g.stride, g.dilation
+    hp = (OH - 1) * sh + dil_h * (kh - 1) + 1
+    wp = (OW - 1) * sw + dil_w * (kw - 1) + 1
+    if pass_ == "forward":
+        plane, extra = hp * wp, 1
+    elif pass_ == "grad_weight":
+        plane, extra = hp * wp, 1 + 31 * kh * kw
+    else:
+        hq, wq = -(-hp // sh), -(-wp // sw)
+        di, dj = dil_h * (kh - 1) // sh, dil_w * (kw - 1) // sw
+        plane, extra = (hq + di) * (wq + dj), 10
+    elems = DW_CB * (plane + H * W + OH * OW + kh * kw + extra + max(H * W, OH * OW))
+    return elems if s.filters_per_group == 1 and elems <= DW_CB_MAX_ELEMS else 0
 
 
 def direct_unfolded(s):

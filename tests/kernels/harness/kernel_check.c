@@ -740,6 +740,91 @@ DEFINE_DW_PAD(double)
 DEFINE_DW_COPY_CHECK(float, same_bits_f)
 DEFINE_DW_COPY_CHECK(double, same_bits_d)
 
+/* channel blocks (lanes = channels): cvx_dw_cb_fwd against dw_taps on each lane's padded
+ * plane (stride 1: the taps read it directly), and cvx_dw_cb_gw (one image) against dw_dots
+ * and dw_lanes on the flat grid of pitch Wp: the same bits (the same sums in the same order) */
+#define DEFINE_DW_CB_CHECK(T, SAME)                                                                \
+    static void check_dw_cb_##T(const struct check_table *t, cvx_index nl, cvx_index H,           \
+                                cvx_index W, cvx_index kh, cvx_index kw, cvx_index pad,           \
+                                cvx_index dil, int mode)                                           \
+    {                                                                                              \
+        cvx_index OH = H + 2 * pad - dil * (kh - 1), OW = W + 2 * pad - dil * (kw - 1);          \
+        cvx_index Hp = OH + dil * (kh - 1), Wp = OW + dil * (kw - 1), kk = kh * kw, i, j, l, q;   \
+        cvx_index L = ((OH - 1) * Wp + OW + 15) / 16 * 16, P = OH * OW;                            \
+        cvx_index nscr = 16 * (Hp * Wp + H * W + P + 32 * kk + 1 + (H * W > P ? H * W : P));     \
+        T *x = (T *)xmalloc(sizeof(T) * (size_t)(16 * H * W));                                    \
+        T *w = (T *)xmalloc(sizeof(T) * (size_t)(16 * kk));                                       \
+        T *b = (T *)xmalloc(sizeof(T) * 16);                                                       \
+        T *y = (T *)xmalloc(sizeof(T) * (size_t)(16 * P));                                        \
+        T *gw = (T *)xmalloc(sizeof(T) * (size_t)(16 * kk));                                      \
+        T *scr = (T *)xmalloc(sizeof(T) * (size_t)nscr);                                          \
+        T *pad_ = (T *)xmalloc(sizeof(T) * (size_t)(Hp * Wp + L + 64));                           \
+        T *grid = (T *)xmalloc(sizeof(T) * (size_t)(L + 16));                                     \
+        T *ref = (T *)xmalloc(sizeof(T) * (size_t)P);                                             \
+        T *acc = (T *)xmalloc(sizeof(T) * (size_t)(16 * kk));                                     \
+        cvx_index *toff = (cvx_index *)xmalloc(sizeof(cvx_index) * (size_t)kk);                  \
+        cvx_index *lists = (cvx_index *)xmalloc(sizeof(cvx_index) * (size_t)(34 + 4 * P));       \
+        const T *base[64];                                                                         \
+        const cvx_index ph0[] = {0};                                                               \
+        fill_##T(x, (size_t)(16 * H * W), mode, 8);                                                \
+        fill_##T(w, (size_t)(16 * kk), mode, 8);                                                   \
+        fill_##T(b, 16, mode, 8);                                                                  \
+        fill_##T(y, (size_t)(16 * P), mode, 8); /* the output gradient of the gw check */          \
+        for (i = 0; i < kh; i++)                                                                   \
+            for (j = 0; j < kw; j++) toff[i * kw + j] = i * dil * Wp + j * dil;                    \
+        /* cvx_dw_cb_gw's lists: the flat grid's classes (p % 16), then the rows' (ow % 16) */    \
+        for (l = 0; l < 2; l++) {                                                                  \
+            cvx_index k = 0, c;                                                                    \
+            for (c = 0; c < 16; c++) {                                                             \
+                lists[17 * l + c] = l * P + k;                                                     \
+                for (q = 0; q < P; q++)                                                            \
+                    if ((l ? q % OW : (q / OW) * Wp + q % OW) % 16 == c) {                         \
+                        lists[34 + l * P + k] = q;                                                 \
+                        lists[34 + 2 * P + l * P + k] = (q / OW) * Wp + q % OW;                    \
+                        k++;                                                                       \
+                    }                                                                              \
+            }                                                                                      \
+            lists[17 * l + 16] = l * P + k;                                                        \
+        }                                                                                          \
+        t->dw_cb_gw_##T(nl, 1, x, 0, y, 0, H, W, pad, pad, Hp, Wp, OH, OW, 1, 1, 1, ph0, 1, ph0,  \
+                        (int)kk, toff, 1, lists, lists + 34, lists + 34 + 2 * P, scr, gw);         \
+        for (l = 0; l < nl; l++) {                                                                 \
+            for (q = 0; q < Hp * Wp + L + 64; q++)                                                 \
+                pad_[q] = q < Hp * Wp ? dw_pad_##T(x + l * H * W, H, W, pad, pad, Hp, Wp,         \
+                                                   q / Wp, q % Wp) : 0;                            \
+            for (q = 0; q < L + 16; q++)                                                           \
+                grid[q] = q < (OH - 1) * Wp + OW && q % Wp < OW ? y[l * P + (q / Wp) * OW + q % Wp] \
+                                                                 : 0;                               \
+            for (q = 0; q < kk; q++) base[q] = pad_ + toff[q];                                     \
+            for (q = 0; q < 16 * kk; q++) acc[q] = 0;                                              \
+            t->dw_dots_##T(1, L, 0, 0, (int)kk, base, grid, acc);                                  \
+            for (q = 0; q < kk; q++) {                                                             \
+                n_checks++;                                                                        \
+                if (!SAME(gw[l * kk + q], t->dw_lanes_##T(acc + 16 * q)))                          \
+                    fail(t->name, #T " dw_cb_gw", "nl=%ld %ldx%ld k=%ldx%ld lane %ld tap %ld",     \
+                         (long)nl, (long)H, (long)W, (long)kh, (long)kw, (long)l, (long)q);        \
+            }                                                                                      \
+        }                                                                                          \
+        t->dw_cb_fwd_##T(nl, x, H, W, pad, pad, Hp, Wp, OH, OW, 1, 1, (int)kk, toff, w, b, scr,   \
+                         y);                                                                       \
+        for (l = 0; l < nl; l++) {                                                                 \
+            for (q = 0; q < Hp * Wp; q++)                                                          \
+                pad_[q] = dw_pad_##T(x + l * H * W, H, W, pad, pad, Hp, Wp, q / Wp, q % Wp);      \
+            for (q = 0; q < kk; q++) base[q] = pad_ + toff[q];                                     \
+            t->dw_taps_##T(OH, OW, Wp, OW, (int)kk, base, w + l * kk, b[l], 0, ref);               \
+            for (q = 0; q < P; q++) {                                                              \
+                n_checks++;                                                                        \
+                if (!SAME(y[l * P + q], ref[q]))                                                   \
+                    fail(t->name, #T " dw_cb_fwd", "nl=%ld %ldx%ld k=%ldx%ld lane %ld [%ld]",      \
+                         (long)nl, (long)H, (long)W, (long)kh, (long)kw, (long)l, (long)q);        \
+            }                                                                                      \
+        }                                                                                          \
+        free(x); free(w); free(b); free(y); free(gw); free(scr); free(pad_); free(grid);           \
+        free(ref); free(acc); free(toff); free(lists);                                             \
+    }
+DEFINE_DW_CB_CHECK(float, same_bits_f)
+DEFINE_DW_CB_CHECK(double, same_bits_d)
+
 static void check_dw(const struct check_table *t)
 {
     static const int taps[] = {0, 1, 2, 3, 4, 8, 9, 10, 12, 13, 18, 25};
@@ -773,6 +858,17 @@ static void check_dw(const struct check_table *t)
                 }
     check_dw_finite_float(t);
     check_dw_finite_double(t);
+    {
+        static const cvx_index cb[][6] = {{16, 7, 7, 3, 3, 1}, {5, 14, 9, 3, 3, 1},
+                                          {16, 6, 6, 5, 5, 2}, {3, 5, 8, 1, 4, 0},
+                                          {16, 9, 7, 2, 3, 1}, {1, 1, 1, 1, 1, 0}};
+        for (k = 0; k < (int)(sizeof cb / sizeof cb[0]); k++) {
+            check_dw_cb_float(t, cb[k][0], cb[k][1], cb[k][2], cb[k][3], cb[k][4], cb[k][5],
+                              1 + k % 2, k % 2);
+            check_dw_cb_double(t, cb[k][0], cb[k][1], cb[k][2], cb[k][3], cb[k][4], cb[k][5],
+                               1 + (k + 1) % 2, (k + 1) % 2);
+        }
+    }
 }
 
 /* ========================== pooling rows (pool.inc) ========================== */

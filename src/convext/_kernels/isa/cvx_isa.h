@@ -123,6 +123,41 @@ struct cvx_kernel_table {
                       cvx_index ldd);
     void (*dw_copy_d)(cvx_index rows, cvx_index cols, const double *src, cvx_index lds,
                       double *dst, cvx_index ldd);
+    /* one block of up to 16 channels of a small plane, lanes = channels (forward) */
+    void (*dw_cb_fwd_f)(cvx_index nl, const float *x, cvx_index H, cvx_index W, cvx_index ph,
+                        cvx_index pw, cvx_index Hp, cvx_index Wp, cvx_index OH, cvx_index OW,
+                        cvx_index sh, cvx_index sw, int kk, const cvx_index *toff,
+                        const float *w, const float *b, float *scratch, float *y);
+    void (*dw_cb_fwd_d)(cvx_index nl, const double *x, cvx_index H, cvx_index W, cvx_index ph,
+                        cvx_index pw, cvx_index Hp, cvx_index Wp, cvx_index OH, cvx_index OW,
+                        cvx_index sh, cvx_index sw, int kk, const cvx_index *toff,
+                        const double *w, const double *b, double *scratch, double *y);
+    void (*dw_cb_gx_f)(cvx_index nl, const float *gy, cvx_index OH, cvx_index OW, cvx_index H,
+                       cvx_index W, cvx_index ph, cvx_index pw, cvx_index Hp, cvx_index Wp,
+                       cvx_index sh, cvx_index sw, cvx_index DI, cvx_index DJ, cvx_index Hq,
+                       cvx_index Wq, cvx_index na, const cvx_index *pa, cvx_index nb,
+                       const cvx_index *pb, int kk, const int *tcount, const int *tix,
+                       const cvx_index *toff, const float *w, float *scratch, float *gx);
+    void (*dw_cb_gx_d)(cvx_index nl, const double *gy, cvx_index OH, cvx_index OW, cvx_index H,
+                       cvx_index W, cvx_index ph, cvx_index pw, cvx_index Hp, cvx_index Wp,
+                       cvx_index sh, cvx_index sw, cvx_index DI, cvx_index DJ, cvx_index Hq,
+                       cvx_index Wq, cvx_index na, const cvx_index *pa, cvx_index nb,
+                       const cvx_index *pb, int kk, const int *tcount, const int *tix,
+                       const cvx_index *toff, const double *w, double *scratch, double *gx);
+    void (*dw_cb_gw_f)(cvx_index nl, cvx_index N, const float *x, cvx_index xs, const float *gy,
+                       cvx_index gys, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
+                       cvx_index Hp, cvx_index Wp, cvx_index OH, cvx_index OW, cvx_index sh,
+                       cvx_index sw, cvx_index na, const cvx_index *pa, cvx_index nb,
+                       const cvx_index *pb, int kk, const cvx_index *toff, int flat,
+                       const cvx_index *start, const cvx_index *gq, const cvx_index *xq,
+                       float *scratch, float *gw);
+    void (*dw_cb_gw_d)(cvx_index nl, cvx_index N, const double *x, cvx_index xs,
+                       const double *gy, cvx_index gys, cvx_index H, cvx_index W, cvx_index ph,
+                       cvx_index pw, cvx_index Hp, cvx_index Wp, cvx_index OH, cvx_index OW,
+                       cvx_index sh, cvx_index sw, cvx_index na, const cvx_index *pa,
+                       cvx_index nb, const cvx_index *pb, int kk, const cvx_index *toff,
+                       int flat, const cvx_index *start, const cvx_index *gq,
+                       const cvx_index *xq, double *scratch, double *gw);
     /* pooling rows (pool.inc; _pool.pyx): max (with argmax) and average over the interior
      * columns of one output row; whole 3x3 and 2x2 max windows */
     void (*pl_max_row_f)(const float *xp, cvx_index W, cvx_index hs, cvx_index i0, cvx_index i1,
