@@ -2,9 +2,10 @@
 gradients.
 
 Contract (convext.functional.linear checks it): x (M, K), w (N, K), y (M, N), grad_out (M, N),
-all C-contiguous, non-empty, one dtype. The work is cut into fixed blocks of rows and columns of the
-result (never depending on the thread count), each one single-threaded GEMM call; every element is one
-complete dot product, so results are bitwise the same for every thread count. Using this GEMM
+all C-contiguous, non-empty, one dtype. The work is cut into fixed blocks of rows and columns of
+the result (never depending on the thread count), each one single-threaded GEMM call; every
+element is one complete dot product, so results are bitwise the same for every thread count and
+batch size. Using this GEMM
 rather than NumPy's BLAS keeps a second thread pool (OpenBLAS's, which spins while waiting) from
 competing with convext's OpenMP threads for the cores, which made a training step several times
 slower on a small machine (docs/benchmarks.md, "Figures measured once").
