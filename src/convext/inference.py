@@ -318,6 +318,15 @@ def _c(a):
     return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
+def _pack_gemm_weight(w, groups):
+    """The (folded, contiguous) weight packed for the GEMM route's forward kernel."""
+    f, cg, kh, kw = w.shape
+    n = _conv.gemm_packed_weight_elems(f, cg * kh * kw, groups, w.dtype == np.float64)
+    packed = np.empty(n, w.dtype)
+    _conv.conv2d_pack_weight_gemm(w, packed, groups)
+    return packed
+
+
 def _conv_step(node, x_shape, dtype, bn, act, residual, out_buf):
     """A prebound call of the conv kernel with its epilogue: f(x[, residual]) -> y."""
     w, b = _fold(node, bn, dtype)
@@ -329,6 +338,9 @@ def _conv_step(node, x_shape, dtype, bn, act, residual, out_buf):
     code, a0, a1 = act if act is not None else (ACT_NONE, 0.0, 0.0)
     y_shape = (x_shape[0], w.shape[0]) + g.out_hw
     kernel = getattr(_conv, f"conv2d_forward_{route}")
+    extra = ()
+    if route == "gemm":  # the weight packed once for the GEMM, not on every call
+        extra = (_pack_gemm_weight(w, g.groups),)
 
     def new_y():
         return np.empty(y_shape, dtype) if out_buf is None else out_buf
@@ -337,14 +349,14 @@ def _conv_step(node, x_shape, dtype, bn, act, residual, out_buf):
 
         def step(x, r):
             y = new_y()
-            kernel(_c(x), w, b, y, *geom, _c(r), code, a0, a1)
+            kernel(_c(x), w, b, y, *geom, _c(r), code, a0, a1, *extra)
             return y
 
     else:
 
         def step(x):
             y = new_y()
-            kernel(_c(x), w, b, y, *geom, None, code, a0, a1)
+            kernel(_c(x), w, b, y, *geom, None, code, a0, a1, *extra)
             return y
 
     return step, y_shape

@@ -52,6 +52,8 @@ def conv2d_forward_direct(
     a0: float = 0,
     a1: float = 0,
 ) -> None: ...
+def gemm_packed_weight_elems(F: int, K: int, groups: int, is_double: bool) -> int: ...
+def conv2d_pack_weight_gemm(w: _FloatArray, packed: _FloatArray, groups: int) -> None: ...
 def conv2d_forward_gemm(
     x: _FloatArray,
     w: _FloatArray,
@@ -69,6 +71,7 @@ def conv2d_forward_gemm(
     act: int = 0,
     a0: float = 0,
     a1: float = 0,
+    packed: _FloatArray | None = None,
 ) -> None: ...
 def conv2d_grad_input_depthwise(
     gy: _FloatArray,
