@@ -437,7 +437,7 @@ def test_gemm_layers_use_the_weight_packed_once(monkeypatch):
         one = opt(x[2:3].astype(dt))
         assert len(calls) == 8 and all(p is not None and p.dtype == dt for p in calls)
         opt(x.astype(dt))
-        assert all(p is q for p, q in zip(calls[8:], calls[:4]))  # packed once, kept
+        assert all(p is q for p, q in zip(calls[8:], calls[:4], strict=True))  # packed once
         np.testing.assert_array_equal(one, got[2:3])
         monkeypatch.setattr(_conv, "conv2d_forward_gemm", unpacked)
         want = convext.optimize_for_inference(model)(x.astype(dt))
