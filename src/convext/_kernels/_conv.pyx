@@ -36,8 +36,8 @@ fewer work items than twice the threads (batch 1), each is split into blocks of 
 of the GEMM, multiples of 8), so both cores work. So y stays the same for every batch size and
 thread count. A weight used for many calls (convext.inference) can be packed once, whole, into
 the GEMM's strips (conv2d_pack_weight_gemm) and passed to conv2d_forward_gemm, whose GEMMs then
-read it in place instead of re-packing their blocks of it on every call (at batch 1 on a 7x7
-plane that copy of a 512x512x3x3 weight costs about as much as the arithmetic); the values and
+read it in place instead of re-packing their blocks of it on every call (a strided copy of
+the whole weight per call, which at batch 1 is not shared by many columns); the values and
 their order are the same, and so is every output bit.
 
 Output epilogue (forward, every route; convext.inference uses it): after a work item's block
