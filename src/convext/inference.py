@@ -318,6 +318,19 @@ def _c(a):
     return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
+def _pack_gemm_weight(w, groups):
+    """The (folded, contiguous) weight packed for the GEMM route's forward kernel."""
+    f, cg, kh, kw = w.shape
+    n = _conv.gemm_packed_weight_elems(f, cg * kh * kw, groups, w.dtype == np.float64)
+    packed = np.empty(n, w.dtype)
+    _conv.conv2d_pack_weight_gemm(w, packed, groups)
+    return packed
+
+
+# forward route -> f(folded weight, groups) -> the weight packed for that route's kernel
+_WEIGHT_PACKERS = {"direct": _conv.pack_direct_weight, "gemm": _pack_gemm_weight}
+
+
 def _conv_step(node, x_shape, dtype, bn, act, residual, out_buf):
     """A prebound call of the conv kernel with its epilogue: f(x[, residual]) -> y."""
     w, b = _fold(node, bn, dtype)
@@ -329,8 +342,9 @@ def _conv_step(node, x_shape, dtype, bn, act, residual, out_buf):
     code, a0, a1 = act if act is not None else (ACT_NONE, 0.0, 0.0)
     y_shape = (x_shape[0], w.shape[0]) + g.out_hw
     kernel = getattr(_conv, f"conv2d_forward_{route}")
-    # the direct route's weights packed for its register tiles once, not on every call
-    extra = (_conv.pack_direct_weight(w, g.groups),) if route == "direct" else ()
+    # the weight packed once for the route's kernel, not on every call
+    packer = _WEIGHT_PACKERS.get(route)
+    extra = () if packer is None else (packer(w, g.groups),)
 
     def new_y():
         return np.empty(y_shape, dtype) if out_buf is None else out_buf

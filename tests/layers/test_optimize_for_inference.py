@@ -400,6 +400,51 @@ def test_depthwise_convolutions_fuse_residual_and_activation(width, monkeypatch)
     assert calls == [(False, ACT_RELU6), (True, ACT_HARDSWISH)]
 
 
+def test_gemm_layers_use_the_weight_packed_once(monkeypatch):
+    """Every GEMM-route step passes its folded weight packed once (the same array on every
+    call), and the outputs are bitwise those of the same steps packing the weight in each
+    call; batch 1 equals its image in a batch of 4 (filter blocks vs images side by side)."""
+    kernel = _conv.conv2d_forward_gemm
+    calls = []
+
+    def recording(*args):
+        calls.append(args[16] if len(args) > 16 else None)
+        return kernel(*args)
+
+    def unpacked(*args):
+        return kernel(*args[:16])
+
+    def make(dt):  # GEMM route: over 256 channels or 512 filters per group
+        return Sequential(
+            Conv2D(300, 150, 3, padding=1, dtype=dt, rng=30),  # K = 2700: 8 K chunks
+            BatchNorm2D(150, dtype=dt),
+            ReLU(),
+            Conv2D(150, 600, 1, dtype=dt, rng=31),  # 600 filters: past MC
+            BatchNorm2D(600, dtype=dt),
+            ReLU6(),
+            Residual(Sequential(Conv2D(600, 600, 1, dtype=dt, rng=32), BatchNorm2D(600, dtype=dt))),
+            Conv2D(600, 20, 3, padding=1, dtype=dt, rng=33),  # 20 filters, K = 5400
+        )
+
+    x = np.random.default_rng(13).standard_normal((4, 300, 7, 7))
+    monkeypatch.setattr(_conv, "conv2d_forward_gemm", recording)
+    for dt in (np.float32, np.float64):
+        model = _randomize(make(dt))
+        opt = convext.optimize_for_inference(model)
+        opt(x.astype(dt)), opt(x[2:3].astype(dt))  # plan (the planning run is unfused)
+        calls.clear()
+        got = opt(x.astype(dt))
+        one = opt(x[2:3].astype(dt))
+        assert len(calls) == 8 and all(p is not None and p.dtype == dt for p in calls)
+        opt(x.astype(dt))
+        assert all(p is q for p, q in zip(calls[8:], calls[:4], strict=True))  # packed once
+        np.testing.assert_array_equal(one, got[2:3])
+        monkeypatch.setattr(_conv, "conv2d_forward_gemm", unpacked)
+        want = convext.optimize_for_inference(model)(x.astype(dt))
+        monkeypatch.setattr(_conv, "conv2d_forward_gemm", recording)
+        np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+
+
 def test_composite_models():
     rng = np.random.default_rng(6)
     _check_close(_composite, rng.standard_normal((2, 3, 9, 9)))

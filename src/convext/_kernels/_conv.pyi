@@ -55,6 +55,8 @@ def conv2d_forward_direct(
     packed: _FloatArray | None = None,
 ) -> None: ...
 def pack_direct_weight(w: _FloatArray, groups: int) -> _FloatArray: ...
+def gemm_packed_weight_elems(F: int, K: int, groups: int, is_double: bool) -> int: ...
+def conv2d_pack_weight_gemm(w: _FloatArray, packed: _FloatArray, groups: int) -> None: ...
 def conv2d_forward_gemm(
     x: _FloatArray,
     w: _FloatArray,
@@ -72,6 +74,7 @@ def conv2d_forward_gemm(
     act: int = 0,
     a0: float = 0,
     a1: float = 0,
+    packed: _FloatArray | None = None,
 ) -> None: ...
 def conv2d_grad_input_depthwise(
     gy: _FloatArray,

@@ -34,7 +34,11 @@ a work item unfolds nimg images side by side into the GEMM's columns (one GEMM n
 wide instead of nimg narrow ones) and copies its output out through a per-thread buffer; with
 fewer work items than twice the threads (batch 1), each is split into blocks of filters (rows
 of the GEMM, multiples of 8), so both cores work. So y stays the same for every batch size and
-thread count.
+thread count. A weight used for many calls (convext.inference) can be packed once, whole, into
+the GEMM's strips (conv2d_pack_weight_gemm) and passed to conv2d_forward_gemm, whose GEMMs then
+read it in place instead of re-packing their blocks of it on every call (a strided copy of
+the whole weight per call, which at batch 1 is not shared by many columns); the values and
+their order are the same, and so is every output bit.
 
 Output epilogue (forward, every route; convext.inference uses it): after a work item's block
 of y is computed (the depthwise route: each output plane), and while it is in cache,
@@ -96,7 +100,8 @@ from libc.math cimport erf, exp, expm1, tanh
 from ._openmp cimport cvx_omp_get_thread_num
 from ._types cimport floating, idx_t
 
-from ._gemm cimport CVX_GEMM_WORK_ELEMS, gemm as _gemm
+from ._gemm cimport CVX_GEMM_WORK_ELEMS, gemm as _gemm, gemm_mr, gemm_pa, gemm_pack_a
+from ._isa cimport cvx_gemm_packed_a_elems
 
 from ._isa cimport (
     cvx_direct_filter_block,
@@ -1288,21 +1293,45 @@ def pack_direct_weight(const floating[:, :, :, ::1] w, Py_ssize_t groups):
     return out
 
 
+def gemm_packed_weight_elems(Py_ssize_t F, Py_ssize_t K, Py_ssize_t groups, bint is_double):
+    """Elements of the packed copy of a weight of F filters of K = C/G*kH*kW elements in
+    `groups` groups (conv2d_pack_weight_gemm) for the active instruction set: per group, the
+    F/G x K matrix in strips of the GEMM tile's rows, the last strip zero-padded."""
+    return groups * cvx_gemm_packed_a_elems(F // groups, K, gemm_mr(is_double))
+
+
+def conv2d_pack_weight_gemm(const floating[:, :, :, ::1] w, floating[::1] packed,
+                            Py_ssize_t groups):
+    """Pack the weight w (F, C/G, kH, kW) once for conv2d_forward_gemm(..., packed=):
+    `packed` has gemm_packed_weight_elems(F, C/G*kH*kW, groups, w is float64) elements. The
+    packing is the one every GEMM call does to its A blocks (isa/kernels.inc), done whole, so
+    the forward pass with it gives the same bits as without it."""
+    cdef idx_t F = w.shape[0], K = w.shape[1] * w.shape[2] * w.shape[3], G = groups
+    cdef idx_t Fg = F // G, gi
+    cdef idx_t per = cvx_gemm_packed_a_elems(Fg, K, gemm_mr(floating is double))
+    with nogil:
+        for gi in range(G):
+            gemm_pack_a(Fg, K, &w[gi * Fg, 0, 0, 0], K, 1, &packed[gi * per])
+
+
 def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                         const floating[::1] b, floating[:, :, :, ::1] y,
                         Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
                         Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
                         Py_ssize_t groups, int n_threads,
                         const floating[:, :, :, ::1] residual=None, int act=0, double a0=0,
-                        double a1=0):
+                        double a1=0, const floating[::1] packed=None):
     """y = act(conv2d(x, w) + b + residual) on the GEMM route (b and residual may be None; act
-    an ACT_* code, 0: none). Fills all of y.
+    an ACT_* code, 0: none). Fills all of y. packed: None, or w packed by
+    conv2d_pack_weight_gemm (with the same groups), which the GEMMs then read in place of
+    packing w on every call (the same bits: convext.inference packs each weight once).
 
     Small planes: when several images' tiles fit in one tile of TILE_BYTES, a work item puts
     nimg images side by side in the GEMM's columns (its output goes through a per-thread
     buffer). Few work items (batch 1): each is split into blocks of filters (rows of the
-    GEMM). Neither changes any output's arithmetic (the GEMM's result depends only on K), so y
-    is the same for every batch size and thread count."""
+    GEMM; multiples of 8, and with `packed` of the GEMM tile's rows too, so that each block
+    starts at a packed strip). Neither changes any output's arithmetic (the GEMM's result
+    depends only on K), so y is the same for every batch size and thread count."""
     cdef geom_t g = _geom(_s4(x.shape), _s4(w.shape), _s4(y.shape), groups, stride_h, stride_w,
                           pad_top, pad_left, dil_h, dil_w)
     cdef const floating *bp = NULL
@@ -1320,10 +1349,16 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
         nimg = 1
     cdef idx_t ntile = 1 if nimg > 1 else (P + PT - 1) // PT
     cdef idx_t items = ((g.N + nimg - 1) // nimg) * g.G * ntile
-    cdef idx_t nfb = 1, FB = g.Fg
+    cdef idx_t nfb = 1, FB = g.Fg, mr = gemm_mr(floating is double), unit = 8, Fgp = 0
+    cdef const floating *wp = NULL
+    if packed is not None:
+        wp = &packed[0]
+        Fgp = (g.Fg + mr - 1) // mr * mr  # rows of one group's packed weight
+        while unit % mr:  # filter blocks start at a packed strip
+            unit += 8
     if n_threads > 1 and items < 2 * <idx_t>n_threads and g.Fg >= 16:
         nfb = (2 * <idx_t>n_threads + items - 1) // items
-        FB = ((g.Fg + nfb - 1) // nfb + 7) // 8 * 8
+        FB = ((g.Fg + nfb - 1) // nfb + unit - 1) // unit * unit
         nfb = (g.Fg + FB - 1) // FB
     n_threads = _threads_for(items * nfb, n_threads)
     cdef idx_t per = 0 if (image_is_cols and nimg == 1) else K * PT
@@ -1331,8 +1366,8 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
         per = K * nimg * P + FB * nimg * P
     cdef floating[:, ::1] scratch = _scratch(np.asarray(y).dtype, n_threads, per)
     with nogil:
-        _fwd_gemm(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, PT, nimg, FB,
-                  image_is_cols, rp, &e, &scratch[0, 0], scratch.shape[1], per, n_threads)
+        _fwd_gemm(&x[0, 0, 0, 0], &w[0, 0, 0, 0], wp, Fgp, bp, &y[0, 0, 0, 0], &g, PT, nimg,
+                  FB, image_is_cols, rp, &e, &scratch[0, 0], scratch.shape[1], per, n_threads)
 
 
 cdef inline void _add_bias(floating *y, idx_t ldy, idx_t rows, idx_t cols,
@@ -1345,11 +1380,24 @@ cdef inline void _add_bias(floating *y, idx_t ldy, idx_t rows, idx_t cols,
             y[f * ldy + q] += bv
 
 
-cdef void _fwd_gemm(const floating *x, const floating *w, const floating *b, floating *y,
-                    const geom_t *g, idx_t PT, idx_t nimg, idx_t FB, bint image_is_cols,
-                    const floating *res, const epi_t *e, floating *scratch, idx_t ld_s,
-                    idx_t per, int nt) noexcept nogil:
-    """Work items (image or block of nimg images, group, pixel tile, block of FB filters)."""
+cdef inline void _fwd_gemm_rows(const floating *w, const floating *wp, idx_t Fgp, idx_t gi,
+                                idx_t f0, idx_t f1, idx_t cols, idx_t K, idx_t Fg,
+                                const floating *B, idx_t rsb, floating *C, idx_t ldc,
+                                floating *work) noexcept nogil:
+    """C = rows f0..f1-1 of group gi's weight @ B: from the packed weight when there is one."""
+    if wp != NULL:
+        gemm_pa(f1 - f0, cols, K, wp + (gi * Fgp + f0) * K, B, rsb, 1, C, ldc, 0, work)
+    else:
+        _gemm(f1 - f0, cols, K, w + (gi * Fg + f0) * K, K, 1, B, rsb, 1, C, ldc, 0, work)
+
+
+cdef void _fwd_gemm(const floating *x, const floating *w, const floating *wp, idx_t Fgp,
+                    const floating *b, floating *y, const geom_t *g, idx_t PT, idx_t nimg,
+                    idx_t FB, bint image_is_cols, const floating *res, const epi_t *e,
+                    floating *scratch, idx_t ld_s, idx_t per, int nt) noexcept nogil:
+    """Work items (image or block of nimg images, group, pixel tile, block of FB filters).
+    wp: NULL, or the weight packed by conv2d_pack_weight_gemm (Fgp rows per group; FB then a
+    multiple of the tile's rows)."""
     cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW, HW = g.H * g.W
     cdef idx_t ntile = 1 if nimg > 1 else (P + PT - 1) // PT
     cdef idx_t nib = (g.N + nimg - 1) // nimg
@@ -1390,8 +1438,7 @@ cdef void _fwd_gemm(const floating *x, const floating *w, const floating *b, flo
                     rsb = PT
                 off = (n * g.F + gi * g.Fg + f0) * P + p0
                 yt = y + off
-                _gemm(f1 - f0, p1 - p0, K, w + (gi * g.Fg + f0) * K, K, 1, B, rsb, 1, yt, P, 0,
-                      work)
+                _fwd_gemm_rows(w, wp, Fgp, gi, f0, f1, p1 - p0, K, g.Fg, B, rsb, yt, P, work)
                 if b != NULL:
                     _add_bias(yt, P, f1 - f0, p1 - p0, b + gi * g.Fg + f0)
                 if epi:
@@ -1406,8 +1453,7 @@ cdef void _fwd_gemm(const floating *x, const floating *w, const floating *b, flo
                 for j in range(n1 - n):
                     _im2col_tile(x + (n + j) * g.C * HW, gi * g.Cg, g.Cg, 0, P, buf + j * P,
                                  cols, g)
-                _gemm(f1 - f0, cols, K, w + (gi * g.Fg + f0) * K, K, 1, buf, cols, 1, ct, cols,
-                      0, work)
+                _fwd_gemm_rows(w, wp, Fgp, gi, f0, f1, cols, K, g.Fg, buf, cols, ct, cols, work)
                 for j in range(n1 - n):
                     off = ((n + j) * g.F + gi * g.Fg + f0) * P
                     yt = y + off

@@ -1,7 +1,17 @@
 # The GEMM of the instruction-set layer (isa/kernels.inc documents it; _isa.pxd declares it) and a
 # fused-type dispatcher, shared by the kernels that multiply matrices.
 from ._types cimport floating, idx_t
-from ._isa cimport CVX_GEMM_WORK_ELEMS, cvx_dgemm, cvx_sgemm
+from ._isa cimport (
+    CVX_GEMM_WORK_ELEMS,
+    cvx_dgemm,
+    cvx_dgemm_pa,
+    cvx_dgemm_pack_a,
+    cvx_gemm_packed_a_elems,
+    cvx_sgemm,
+    cvx_sgemm_pa,
+    cvx_sgemm_pack_a,
+    isa_table,
+)
 
 
 cdef inline void gemm(idx_t M, idx_t N, idx_t K, const floating *A, idx_t rsa, idx_t csa,
@@ -12,3 +22,28 @@ cdef inline void gemm(idx_t M, idx_t N, idx_t K, const floating *A, idx_t rsa, i
         cvx_sgemm(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, work)
     else:
         cvx_dgemm(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, work)
+
+
+# ---- A packed once (a weight used by many calls): bitwise the same C as gemm() ----
+cdef inline idx_t gemm_mr(bint is_double) noexcept nogil:
+    """Rows of the active GEMM tile (the packed strips' height) for float / double."""
+    return isa_table().dgemm_mr if is_double else isa_table().sgemm_mr
+
+
+cdef inline void gemm_pack_a(idx_t M, idx_t K, const floating *A, idx_t rsa, idx_t csa,
+                             floating *dst) noexcept nogil:
+    """A (M x K, strided) into dst: cvx_gemm_packed_a_elems(M, K, gemm_mr(...)) elements."""
+    if floating is float:
+        cvx_sgemm_pack_a(M, K, A, rsa, csa, dst)
+    else:
+        cvx_dgemm_pack_a(M, K, A, rsa, csa, dst)
+
+
+cdef inline void gemm_pa(idx_t M, idx_t N, idx_t K, const floating *Ap, const floating *B,
+                         idx_t rsb, idx_t csb, floating *C, idx_t ldc, int accumulate,
+                         floating *work) noexcept nogil:
+    """gemm() with A packed by gemm_pack_a: Ap = packed + r0*K, r0 a multiple of gemm_mr."""
+    if floating is float:
+        cvx_sgemm_pa(M, N, K, Ap, B, rsb, csb, C, ldc, accumulate, work)
+    else:
+        cvx_dgemm_pa(M, N, K, Ap, B, rsb, csb, C, ldc, accumulate, work)

@@ -16,6 +16,7 @@ cdef extern from "isa/cvx_isa.h" nogil:
         idx_t p_begin, p_end, f_begin, f_end
 
     idx_t cvx_direct_fblock(idx_t Fg, int fb_max)
+    idx_t cvx_gemm_packed_a_elems(idx_t M, idx_t K, idx_t mr)
     idx_t cvx_direct_scratch(const cvx_direct_geom *g)
     idx_t cvx_direct_v_elems(const cvx_direct_geom *g)
 
@@ -51,6 +52,16 @@ cdef extern from "isa/cvx_isa.h" nogil:
         void (*axpy_d)(idx_t n, double a, const double *x, double *y) noexcept nogil
         float (*dot_f)(idx_t n, const float *x, const float *y) noexcept nogil
         double (*dot_d)(idx_t n, const double *x, const double *y) noexcept nogil
+        void (*sgemm_pack_a)(idx_t M, idx_t K, const float *A, idx_t rsa, idx_t csa,
+                             float *dst) noexcept nogil
+        void (*dgemm_pack_a)(idx_t M, idx_t K, const double *A, idx_t rsa, idx_t csa,
+                             double *dst) noexcept nogil
+        void (*sgemm_pa)(idx_t M, idx_t N, idx_t K, const float *Ap, const float *B, idx_t rsb,
+                         idx_t csb, float *C, idx_t ldc, int accumulate,
+                         float *work) noexcept nogil
+        void (*dgemm_pa)(idx_t M, idx_t N, idx_t K, const double *Ap, const double *B,
+                         idx_t rsb, idx_t csb, double *C, idx_t ldc, int accumulate,
+                         double *work) noexcept nogil
         void (*dw_taps_f)(idx_t rows, idx_t n, idx_t ld_in, idx_t ld_out, int ntaps,
                           const float *const *base, const float *w, float bias, int accumulate,
                           float *out) noexcept nogil
@@ -158,6 +169,29 @@ cdef inline void cvx_dgemm(idx_t M, idx_t N, idx_t K, const double *A, idx_t rsa
                            const double *B, idx_t rsb, idx_t csb, double *C, idx_t ldc,
                            int accumulate, double *work) noexcept nogil:
     isa_table().dgemm(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, work)
+
+
+# the GEMM with A packed once (isa/kernels.inc: cvx_gemm_pack_a, cvx_gemm_pa)
+cdef inline void cvx_sgemm_pack_a(idx_t M, idx_t K, const float *A, idx_t rsa, idx_t csa,
+                                  float *dst) noexcept nogil:
+    isa_table().sgemm_pack_a(M, K, A, rsa, csa, dst)
+
+
+cdef inline void cvx_dgemm_pack_a(idx_t M, idx_t K, const double *A, idx_t rsa, idx_t csa,
+                                  double *dst) noexcept nogil:
+    isa_table().dgemm_pack_a(M, K, A, rsa, csa, dst)
+
+
+cdef inline void cvx_sgemm_pa(idx_t M, idx_t N, idx_t K, const float *Ap, const float *B,
+                              idx_t rsb, idx_t csb, float *C, idx_t ldc, int accumulate,
+                              float *work) noexcept nogil:
+    isa_table().sgemm_pa(M, N, K, Ap, B, rsb, csb, C, ldc, accumulate, work)
+
+
+cdef inline void cvx_dgemm_pa(idx_t M, idx_t N, idx_t K, const double *Ap, const double *B,
+                              idx_t rsb, idx_t csb, double *C, idx_t ldc, int accumulate,
+                              double *work) noexcept nogil:
+    isa_table().dgemm_pa(M, N, K, Ap, B, rsb, csb, C, ldc, accumulate, work)
 
 
 cdef inline void cvx_direct_fwd_float(const cvx_direct_geom *g, const float *x, const float *w,

@@ -6,7 +6,8 @@
  *
  * For each table (the adapter at the end of this file lists them):
  *   GEMM   float and double, M, N, K over the blocking edges (MR, NR, KC, MC, NC and one past),
- *          row-major, transposed and strided A and B, C with ldc > N, overwrite and accumulate.
+ *          row-major, transposed and strided A and B, C with ldc > N, overwrite and accumulate;
+ *          with A packed once (pack_a, gemm_pa): the packed layout, and C bit for bit as gemm's.
  *   direct conv forward and weight gradient: stride, padding, dilation, non-square kernels,
  *          bias and no bias, every filter-block width.
  *   axpy and dot, lengths 0..70 and a long one.
@@ -198,6 +199,65 @@ DEFINE_GEMM_CHECK(double, d, 1.1102230246251565e-16, fma, same_bits_d)
 DEFINE_GEMM_NAN_CHECK(float, s)
 DEFINE_GEMM_NAN_CHECK(double, d)
 
+/* A packed once (pack_a), then rows r0 .. r0+M-1 of it (r0 = `strips` tile heights) times B
+ * (gemm_pa): C bit for bit what gemm gives on those rows of the unpacked A, whatever A's
+ * layout; the packed copy holds exactly the elements of the documented layout (strip s of MR
+ * rows x K, k-major, the missing rows of the last strip zero) and nothing is written past it */
+#define DEFINE_GEMM_PACKED_CHECK(T, S, SAME)                                                       \
+    static void check_gemm_packed_##S(const struct check_table *t, cvx_index Mtot, cvx_index N,  \
+                                      cvx_index K, int layout_a, cvx_index strips, int accumulate, \
+                                      int mode)                                                    \
+    {                                                                                              \
+        cvx_index mr = t->S##gemm_mr, r0 = strips * mr, M = Mtot - r0, rsa, csa, na, np, i, j, k;  \
+        cvx_index s;                                                                               \
+        T *A, *P, *B, *C1, *C2, *work;                                                             \
+        const char *what = #S "gemm packed A";                                                     \
+        if (M <= 0) return;                                                                        \
+        rsa = layout_a == 0 ? K : layout_a == 1 ? 1 : 2 * K + 3;                                   \
+        csa = layout_a == 0 ? 1 : layout_a == 1 ? Mtot : 2;                                        \
+        na = (Mtot - 1) * rsa + (K ? (K - 1) * csa : 0) + 1;                                       \
+        np = t->gemm_packed_a_elems(Mtot, K, mr);                                                  \
+        A = (T *)xmalloc(sizeof(T) * (size_t)na);                                                  \
+        P = (T *)xmalloc(sizeof(T) * (size_t)(np + 64));                                           \
+        B = (T *)xmalloc(sizeof(T) * (size_t)(K * N + 1));                                         \
+        C1 = (T *)xmalloc(sizeof(T) * (size_t)(M * N));                                            \
+        C2 = (T *)xmalloc(sizeof(T) * (size_t)(M * N));                                            \
+        work = (T *)xmalloc(sizeof(T) * (size_t)t->gemm_work_elems);                               \
+        fill_##T(A, (size_t)na, mode, 8);                                                          \
+        fill_##T(B, (size_t)(K * N + 1), mode, 8);                                                 \
+        fill_##T(C1, (size_t)(M * N), mode, 64);                                                   \
+        memcpy(C2, C1, sizeof(T) * (size_t)(M * N));                                               \
+        for (i = 0; i < np + 64; i++) P[i] = (T)NAN;                                               \
+        t->S##gemm_pack_a(Mtot, K, A, rsa, csa, P);                                                \
+        n_checks++;                                                                                \
+        for (i = 0; i < np + 64; i++) {                                                            \
+            T want;                                                                                \
+            s = i / (mr * K);                                                                      \
+            k = (i % (mr * K)) / mr;                                                               \
+            j = s * mr + i % mr; /* row of A */                                                    \
+            want = i >= np ? (T)NAN : j < Mtot ? A[j * rsa + k * csa] : (T)0;                      \
+            if (!SAME(P[i], want)) {                                                               \
+                fail(t->name, what, "Mtot=%ld K=%ld layout %d: packed[%ld]=%g want %g",          \
+                     (long)Mtot, (long)K, layout_a, (long)i, (double)P[i], (double)want);         \
+                goto done;                                                                         \
+            }                                                                                      \
+        }                                                                                          \
+        t->S##gemm(M, N, K, A + r0 * rsa, rsa, csa, B, N, 1, C1, N, accumulate, work);             \
+        t->S##gemm_pa(M, N, K, P + r0 * K, B, N, 1, C2, N, accumulate, work);                     \
+        n_checks++;                                                                                \
+        for (i = 0; i < M * N; i++)                                                                \
+            if (!SAME(C1[i], C2[i])) {                                                             \
+                fail(t->name, what, "M=%ld (rows from %ld) N=%ld K=%ld acc=%d C[%ld,%ld]=%a, "     \
+                     "unpacked %a", (long)M, (long)r0, (long)N, (long)K, accumulate,             \
+                     (long)(i / N), (long)(i % N), (double)C2[i], (double)C1[i]);                 \
+                goto done;                                                                         \
+            }                                                                                      \
+    done:                                                                                          \
+        free(A), free(P), free(B), free(C1), free(C2), free(work);                                 \
+    }
+DEFINE_GEMM_PACKED_CHECK(float, s, same_bits_f)
+DEFINE_GEMM_PACKED_CHECK(double, d, same_bits_d)
+
 static void check_gemm(const struct check_table *t)
 {
     /* the blocking edges: tiles (MR up to 8, NR up to 48), MC 144, NC 384, KC 384 */
@@ -236,6 +296,26 @@ static void check_gemm(const struct check_table *t)
     check_gemm_nan_d(t, 13, 50, 9, 12, 0);
     check_gemm_nan_d(t, 150, 17, 5, 149, 4);
     check_gemm_nan_d(t, 9, 13, 500, 8, 450);
+    /* A packed once: rows from 0 and from later strips, past MR, MC (144), KC (two and three
+     * chunks) and NC (384), every A layout, overwrite and accumulate, both data modes */
+    {
+        static const cvx_index pm[] = {1, 5, 8, 13, 150, 301};
+        static const cvx_index pn[] = {1, 7, 17, 48, 49, 97, 390};
+        static const cvx_index pk[] = {0, 1, 9, 385, 769};
+        size_t q = 0;
+        for (a = 0; a < sizeof pm / sizeof *pm; a++)
+            for (b = 0; b < sizeof pn / sizeof *pn; b++)
+                for (c = 0; c < sizeof pk / sizeof *pk; c++, q++) {
+                    cvx_index M = pm[a], N = pn[b], K = pk[c], strips;
+                    if (M * N * K > 3000000) continue;
+                    for (strips = 0; strips < 3; strips++) {
+                        check_gemm_packed_s(t, M, N, K, (int)(q % 3), strips, (int)(q % 2),
+                                            (int)((q + strips) % 2));
+                        check_gemm_packed_d(t, M, N, K, (int)((q + 1) % 3), strips,
+                                            (int)((q + 1) % 2), (int)((q + strips + 1) % 2));
+                    }
+                }
+    }
 }
 
 /* =========================== direct convolution =========================== */

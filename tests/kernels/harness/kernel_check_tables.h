@@ -16,6 +16,15 @@ struct check_table {
     cvx_index gemm_work_elems, gemm_kc;
     cvx_sgemm_fn sgemm;
     cvx_dgemm_fn dgemm;
+    /* the GEMM with A packed once: tile rows, packed size, pack, multiply */
+    int sgemm_mr, dgemm_mr;
+    cvx_index (*gemm_packed_a_elems)(cvx_index M, cvx_index K, cvx_index mr);
+    void (*sgemm_pack_a)(cvx_index, cvx_index, const float *, cvx_index, cvx_index, float *);
+    void (*dgemm_pack_a)(cvx_index, cvx_index, const double *, cvx_index, cvx_index, double *);
+    void (*sgemm_pa)(cvx_index, cvx_index, cvx_index, const float *, const float *, cvx_index,
+                     cvx_index, float *, cvx_index, int, float *);
+    void (*dgemm_pa)(cvx_index, cvx_index, cvx_index, const double *, const double *, cvx_index,
+                     cvx_index, double *, cvx_index, int, double *);
     cvx_index (*direct_scratch)(const cvx_direct_geom *);
     cvx_index (*direct_v_elems)(const cvx_direct_geom *);
     void (*direct_fwd_float)(const cvx_direct_geom *, const float *, const float *, const float *,
@@ -133,6 +142,10 @@ struct check_table {
                       double *yp, int64_t *ip);
 };
 
+static cvx_index check_gemm_packed_a_elems(cvx_index M, cvx_index K, cvx_index mr)
+{
+    return cvx_gemm_packed_a_elems(M, K, mr);
+}
 static cvx_index check_direct_scratch(const cvx_direct_geom *g) { return cvx_direct_scratch(g); }
 static cvx_index check_direct_v_elems(const cvx_direct_geom *g) { return cvx_direct_v_elems(g); }
 
@@ -152,6 +165,13 @@ static int check_tables(const struct check_table **out)
         r->gemm_kc = CVX_GEMM_KC;
         r->sgemm = t->sgemm;
         r->dgemm = t->dgemm;
+        r->sgemm_mr = t->sgemm_mr;
+        r->dgemm_mr = t->dgemm_mr;
+        r->gemm_packed_a_elems = check_gemm_packed_a_elems;
+        r->sgemm_pack_a = t->sgemm_pack_a;
+        r->dgemm_pack_a = t->dgemm_pack_a;
+        r->sgemm_pa = t->sgemm_pa;
+        r->dgemm_pa = t->dgemm_pa;
         r->direct_scratch = check_direct_scratch;
         r->direct_v_elems = check_direct_v_elems;
         r->direct_fwd_float = t->direct_fwd_f;

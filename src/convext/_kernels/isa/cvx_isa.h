@@ -84,6 +84,18 @@ struct cvx_kernel_table {
     void (*axpy_d)(cvx_index n, double a, const double *x, double *y);
     float (*dot_f)(cvx_index n, const float *x, const float *y);
     double (*dot_d)(cvx_index n, const double *x, const double *y);
+    /* GEMM with A packed once (cvx_gemm_packed_a_elems below): pack A whole, then C (=, +=)
+     * rows r0.. of it (r0 a multiple of the tile's MR, Ap = packed + r0*K) @ B, bitwise as sgemm */
+    void (*sgemm_pack_a)(cvx_index M, cvx_index K, const float *A, cvx_index rsa, cvx_index csa,
+                         float *dst);
+    void (*dgemm_pack_a)(cvx_index M, cvx_index K, const double *A, cvx_index rsa,
+                         cvx_index csa, double *dst);
+    void (*sgemm_pa)(cvx_index M, cvx_index N, cvx_index K, const float *Ap, const float *B,
+                     cvx_index rsb, cvx_index csb, float *C, cvx_index ldc, int accumulate,
+                     float *work);
+    void (*dgemm_pa)(cvx_index M, cvx_index N, cvx_index K, const double *Ap, const double *B,
+                     cvx_index rsb, cvx_index csb, double *C, cvx_index ldc, int accumulate,
+                     double *work);
     /* depthwise convolution (depthwise.inc; _conv.pyx's depthwise route) */
     void (*dw_taps_f)(cvx_index rows, cvx_index n, cvx_index ld_in, cvx_index ld_out, int ntaps,
                       const float *const *base, const float *w, float bias, int accumulate,
@@ -193,6 +205,14 @@ int cvx_isa_cpu_supports(int isa);                       /* 1 if this CPU (and O
 const struct cvx_kernel_table *cvx_isa_compiled(int isa); /* its table, or NULL if not built */
 const char *cvx_isa_name(int isa);                       /* "generic", ... ("" if out of range) */
 int cvx_isa_code_path_msvc(void);                        /* 1 for MSVC / CVX_MSVC_PATH builds */
+
+/* ---- GEMM with a pre-packed A: elements of the packed copy of an M x K matrix for a tile of
+ * mr rows (the table's sgemm_mr / dgemm_mr): ceil(M/mr) strips of mr x K. M and K are the
+ * dimensions of an array in memory (a weight), so this cannot overflow. ---- */
+static inline cvx_index cvx_gemm_packed_a_elems(cvx_index M, cvx_index K, cvx_index mr)
+{
+    return (M + mr - 1) / mr * mr * K;
+}
 
 /* ---- direct convolution: scratch sizes (callers allocate them) ---- */
 /* elements of U (plus slack read by the last, partial pixel block). Bounded before this is

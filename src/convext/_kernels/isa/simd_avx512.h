@@ -43,6 +43,16 @@ CVX_INLINE void cvx_vf_transpose(const float *src, cvx_index ld, float *dst, cvx
     cvx_x86_transpose8_f(src, ld, dst, ldd);
 }
 
+/* 8-float vectors (ymm) for the GEMM's rows-in-lanes remainder kernel (kernels.inc, cvx_krows):
+ * one per 8-row strip of packed A, where the 16-lane vector is twice the strip */
+#define CVX_VF_ROWV 8
+typedef __m256 cvx_vf8;
+CVX_INLINE cvx_vf8 cvx_vf8_load(const float *p) { return _mm256_loadu_ps(p); }
+CVX_INLINE void cvx_vf8_store(float *p, cvx_vf8 x) { _mm256_storeu_ps(p, x); }
+CVX_INLINE cvx_vf8 cvx_vf8_bcast(const float *p) { return _mm256_broadcast_ss(p); }
+CVX_INLINE cvx_vf8 cvx_vf8_fma(cvx_vf8 a, cvx_vf8 b, cvx_vf8 c) { return _mm256_fmadd_ps(a, b, c); }
+CVX_INLINE cvx_vf8 cvx_vf8_zero(void) { return _mm256_setzero_ps(); }
+
 typedef __m512d cvx_vd;
 #define CVX_VD_LANES 8
 CVX_INLINE cvx_vd cvx_vd_load(const double *p) { return _mm512_loadu_pd(p); }
