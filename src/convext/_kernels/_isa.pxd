@@ -102,6 +102,10 @@ cdef extern from "isa/cvx_isa.h" nogil:
                           int64_t *ip) noexcept nogil
         void (*pl_max2_d)(idx_t n, const double *r0, idx_t W, idx_t s, int64_t base,
                           double *yp, int64_t *ip) noexcept nogil
+        int (*pl_back2_f)(idx_t n, const float *gy, const int64_t *ix, int64_t base, idx_t W,
+                          float *g0, float *g1) noexcept nogil
+        int (*pl_back2_d)(idx_t n, const double *gy, const int64_t *ix, int64_t base, idx_t W,
+                          double *g0, double *g1) noexcept nogil
         double (*fma_chains)(long long iters, float m, float c) noexcept nogil
         int f32_lanes, f64_lanes, sgemm_mr, sgemm_nr, dgemm_mr, dgemm_nr, fma_fused
 
@@ -305,3 +309,13 @@ cdef inline void cvx_pl_max2_float(idx_t n, const float *r0, idx_t W, idx_t s, i
 cdef inline void cvx_pl_max2_double(idx_t n, const double *r0, idx_t W, idx_t s, int64_t base,
                                     double *yp, int64_t *ip) noexcept nogil:
     isa_table().pl_max2_d(n, r0, W, s, base, yp, ip)
+
+
+cdef inline int cvx_pl_back2_float(idx_t n, const float *gy, const int64_t *ix, int64_t base,
+                                   idx_t W, float *g0, float *g1) noexcept nogil:
+    return isa_table().pl_back2_f(n, gy, ix, base, W, g0, g1)
+
+
+cdef inline int cvx_pl_back2_double(idx_t n, const double *gy, const int64_t *ix, int64_t base,
+                                    idx_t W, double *g0, double *g1) noexcept nogil:
+    return isa_table().pl_back2_d(n, gy, ix, base, W, g0, g1)

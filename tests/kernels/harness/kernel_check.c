@@ -745,17 +745,32 @@ static void check_dw(const struct check_table *t)
  * (j < kw), scanned row-major; a value replaces the maximum when greater or NaN; the index of
  * the first tap when none does. avg: the same window (dh = dw = 1) added from 0 in row-major
  * order, divided by div: the same additions as the naive loop, so bitwise equal on any data.
- * Outputs outside [ow0, ow1) stay untouched. Data: small integers (ties), NaN, +-inf. */
+ * Outputs outside [ow0, ow1) stay untouched. Data: small integers (ties), -0.0, NaNs of
+ * distinct payloads, +-inf. Without an index array (ip NULL) the values must be the same bits. */
 #define DEFINE_POOL_CHECK(T, SAME)                                                                 \
+    /* a quiet NaN whose payload is i + 1 (which NaN a window keeps shows in its bits) */         \
+    static T pool_nan_##T(cvx_index i)                                                             \
+    {                                                                                              \
+        T r;                                                                                       \
+        if (sizeof(T) == 4) {                                                                      \
+            uint32_t u = 0x7FC00000u | (uint32_t)((i + 1) & 0x3FFFFF);                             \
+            memcpy(&r, &u, sizeof u);                                                              \
+        } else {                                                                                   \
+            uint64_t u = 0x7FF8000000000000ull | (uint64_t)(i + 1);                                \
+            memcpy(&r, &u, sizeof u);                                                              \
+        }                                                                                          \
+        return r;                                                                                  \
+    }                                                                                              \
     static void pool_fill_##T(T *x, cvx_index n, int mode)                                         \
     {                                                                                              \
         cvx_index i;                                                                               \
         for (i = 0; i < n; i++) {                                                                  \
             uint64_t c = rng() % 40;                                                               \
             x[i] = mode ? (T)uniform() : (T)small_int(3);                                          \
-            if (c == 0) x[i] = (T)NAN;                                                             \
+            if (c == 0) x[i] = pool_nan_##T(i);                                                    \
             if (c == 1) x[i] = (T)INFINITY;                                                        \
             if (c == 2 || c == 3) x[i] = (T)-INFINITY;                                             \
+            if (c == 4) x[i] = (T)-0.0;                                                            \
         }                                                                                          \
     }                                                                                              \
     static void check_pool_##T(const struct check_table *t, cvx_index H, cvx_index W,             \
@@ -763,13 +778,14 @@ static void check_dw(const struct check_table *t)
                                cvx_index ph, cvx_index pw, cvx_index dh, cvx_index dw, int mode)  \
     {                                                                                              \
         cvx_index OW, OH, oh, ow, ow0, ow1, i, j;                                                  \
-        T *x, *y;                                                                                  \
+        T *x, *y, *v;                                                                              \
         int64_t *ix;                                                                               \
         if (W + 2 * pw < dw * (kw - 1) + 1 || H + 2 * ph < dh * (kh - 1) + 1) return;              \
         OW = (W + 2 * pw - dw * (kw - 1) - 1) / sw + 1;                                            \
         OH = (H + 2 * ph - dh * (kh - 1) - 1) / sh + 1;                                            \
         x = (T *)xmalloc(sizeof(T) * (size_t)(H * W));                                             \
         y = (T *)xmalloc(sizeof(T) * (size_t)(OW + 1));                                            \
+        v = (T *)xmalloc(sizeof(T) * (size_t)(OW + 1));                                            \
         ix = (int64_t *)xmalloc(sizeof(int64_t) * (size_t)(OW + 1));                              \
         pool_fill_##T(x, H * W, mode);                                                             \
         /* the interior columns: the whole window inside the plane horizontally */                 \
@@ -803,6 +819,17 @@ static void check_dw(const struct check_table *t)
                     break;                                                                         \
                 }                                                                                  \
             }                                                                                      \
+            /* values only (no index array): the same bits */                                   \
+            for (ow = 0; ow <= OW; ow++) v[ow] = (T)-7;                                            \
+            t->pl_max_row_##T(x, W, hs, i0, i1, dh, kw, sw, pw, dw, ow0, ow1, v, NULL);           \
+            n_checks++;                                                                            \
+            for (ow = 0; ow <= OW; ow++)                                                           \
+                if (!SAME(v[ow], y[ow])) {                                                         \
+                    fail(t->name, #T " pl_max_row values", "H=%ld W=%ld k=%ld,%ld s=%ld,%ld "     \
+                         "oh=%ld ow=%ld: %g want %g", (long)H, (long)W, (long)kh, (long)kw,       \
+                         (long)sh, (long)sw, (long)oh, (long)ow, (double)v[ow], (double)y[ow]);   \
+                    break;                                                                         \
+                }                                                                                  \
             if (dh == 1 && dw == 1) {                                                              \
                 T div = (T)(mode ? 3.0 : (double)(kh * kw));                                       \
                 for (ow = 0; ow <= OW; ow++) y[ow] = (T)-7;                                        \
@@ -855,9 +882,66 @@ static void check_dw(const struct check_table *t)
                         break;                                                                     \
                     }                                                                              \
                 }                                                                                  \
+                for (ow = 0; ow <= OW; ow++) v[ow] = (T)-7;                                        \
+                if (kh == 3)                                                                       \
+                    t->pl_max3_##T(ow1 - ow0, r0, W, sw, base, v, NULL);                           \
+                else                                                                               \
+                    t->pl_max2_##T(ow1 - ow0, r0, W, sw, base, v, NULL);                           \
+                n_checks++;                                                                        \
+                for (ow = 0; ow <= OW; ow++)                                                       \
+                    if (!SAME(v[ow], y[ow])) {                                                     \
+                        fail(t->name, #T " pl_max2/3 values", "W=%ld k=%ld s=%ld oh=%ld q=%ld: "  \
+                             "%g want %g", (long)W, (long)kh, (long)sw, (long)oh, (long)ow,       \
+                             (double)v[ow], (double)y[ow]);                                        \
+                        break;                                                                     \
+                    }                                                                              \
             }                                                                                      \
         }                                                                                          \
-        free(x), free(y), free(ix);                                                                \
+        free(x), free(y), free(v), free(ix);                                                       \
+    }                                                                                              \
+    /* pl_back2: n outputs of one row of a 2x2 stride-2 pool; indices in their windows (a random \
+     * tap each) give 0 + g at the tap and 0 elsewhere in both grad rows, bit for bit, and 1;      \
+     * one index elsewhere (another window, the next row pair, -1) gives 0. Grads: +-0, +-inf,    \
+     * NaN and random values. */                                                                   \
+    static void check_back2_##T(const struct check_table *t, cvx_index n, cvx_index W)            \
+    {                                                                                              \
+        cvx_index q, k, bad;                                                                       \
+        T *gy = (T *)xmalloc(sizeof(T) * (size_t)n);                                               \
+        T *g = (T *)xmalloc(sizeof(T) * (size_t)(3 * W));                                          \
+        int64_t *ix = (int64_t *)xmalloc(sizeof(int64_t) * (size_t)n), base = 5 * (int64_t)W;    \
+        for (q = 0; q < n; q++) {                                                                  \
+            uint64_t c = rng() % 8;                                                                \
+            gy[q] = c == 0 ? (T)-0.0 : c == 1 ? (T)0.0 : c == 2 ? (T)INFINITY : c == 3 ? (T)NAN : \
+                    (T)uniform();                                                                  \
+            ix[q] = base + 2 * q + (int64_t)(rng() % 2) + (int64_t)(rng() % 2) * W;               \
+        }                                                                                          \
+        for (k = 0; k < 3 * W; k++) g[k] = (T)-7;                                                  \
+        n_checks++;                                                                                \
+        if (!t->pl_back2_##T(n, gy, ix, base, W, g, g + W))                                        \
+            fail(t->name, #T " pl_back2", "n=%ld W=%ld: refused its own windows", (long)n,        \
+                 (long)W);                                                                         \
+        for (k = 0; k < 3 * W; k++) {                                                              \
+            T want = (T)-7;                                                                        \
+            cvx_index r = k / W, col = k % W;                                                      \
+            if (r < 2 && col < 2 * n)                                                              \
+                want = ix[col / 2] == base + r * W + col ? (T)0 + gy[col / 2] : (T)0;             \
+            if (!SAME(g[k], want) && !(g[k] != g[k] && want != want)) {                            \
+                fail(t->name, #T " pl_back2", "n=%ld W=%ld row %ld col %ld: %g want %g",          \
+                     (long)n, (long)W, (long)r, (long)col, (double)g[k], (double)want);            \
+                break;                                                                             \
+            }                                                                                      \
+        }                                                                                          \
+        for (bad = 0; bad < n; bad++) {                                                            \
+            int64_t keep = ix[bad];                                                                \
+            uint64_t c = rng() % 3;                                                                \
+            ix[bad] = c == 0 ? -1 : c == 1 ? base + 2 * W + 2 * bad : base + 2 * bad + W + 2;          \
+            n_checks++;                                                                            \
+            if (t->pl_back2_##T(n, gy, ix, base, W, g, g + W))                                     \
+                fail(t->name, #T " pl_back2", "n=%ld W=%ld: accepted index %lld at %ld", (long)n,  \
+                     (long)W, (long long)ix[bad], (long)bad);                                      \
+            ix[bad] = keep;                                                                        \
+        }                                                                                          \
+        free(gy), free(g), free(ix);                                                               \
     }
 DEFINE_POOL_CHECK(float, same_bits_f)
 DEFINE_POOL_CHECK(double, same_bits_d)
@@ -876,6 +960,10 @@ static void check_pool(const struct check_table *t)
                     }
     check_pool_float(t, 5, 300, 3, 7, 2, 2, 1, 3, 1, 1, 0);
     check_pool_double(t, 5, 300, 2, 5, 1, 3, 0, 2, 1, 1, 1);
+    for (k = 1; k <= 70; k += 3) {
+        check_back2_float(t, k, 2 * k + k % 2);
+        check_back2_double(t, k, 2 * k + 1 - k % 2);
+    }
 }
 
 int main(int argc, char **argv)
