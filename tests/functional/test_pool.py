@@ -591,6 +591,27 @@ def test_max_backward_2x2_shape_with_other_indices(dtype):
         F.max_pool2d_backward(gy, a, shape)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("h,w", [(8, 10), (9, 10), (8, 11), (9, 11), (2, 2), (3, 3), (6, 300)])
+def test_avg_backward_2x2_writes_every_element(dtype, h, w):
+    """The 2x2 stride-2 average backward writes each grad element once (no zeroing pass): the
+    windows get 0 + grad_out / 4, the last row and column of an odd size 0, whatever the
+    memory held (freed NaN-filled arrays first)."""
+    rng = np.random.default_rng(8)
+    gy = _special_grads(rng, (2, 3, h // 2, w // 2), dtype)
+    for _ in range(3):
+        junk = np.full((2, 3, h, w), np.nan, dtype)
+        del junk
+        gx = F.avg_pool2d_backward(gy, (2, 3, h, w), 2)
+        want = np.zeros((2, 3, h, w), dtype)
+        quarter = (0 + gy / dtype(4)).repeat(2, axis=2).repeat(2, axis=3)
+        want[..., : 2 * (h // 2), : 2 * (w // 2)] = quarter
+        np.testing.assert_array_equal(_bits(gx), _bits(want))
+        np.testing.assert_array_equal(
+            gx, ref.avg_pool2d_backward(gy, (2, 3, h, w), 2).astype(dtype)
+        )
+
+
 # --- errors ------------------------------------------------------------------------------------
 
 

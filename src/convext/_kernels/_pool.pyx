@@ -43,9 +43,10 @@ input itself (its size is the divisor without count_include_pad); a non-zero div
 (negative too, as PyTorch) replaces both. A window with no real element outputs 0.
 
 No scratch memory: the backward kernels zero their own grad planes before scattering, except
-that a max-pool plane of the 2x2 stride-2 shape whose indices all lie in their own (disjoint)
-windows is written as a gather, each grad element once (isa/pool.inc's cvx_pl_back2): the same
-values, since each element then gets at most one term.
+the 2x2 stride-2 average without padding (each element is written once) and a max-pool plane
+of the 2x2 stride-2 shape whose indices all lie in their own (disjoint) windows, written as a
+gather, each grad element once (isa/pool.inc's cvx_pl_back2): the same values, since each
+element then gets at most one term.
 
 Index arithmetic: kernel size, stride, padding, dilation, the padded input, the dilated kernel,
 OH, OW and (for average pooling, whose divisor is a window area) kh*kw are each at most 2**40,
@@ -390,11 +391,12 @@ def avg_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, idx_t
                           count_include_pad, divisor_override, rb * RB, _imin(OH, rb * RB + RB))
 
 
-cdef void _avg_back_2x2(const floating *gy, floating *gx, idx_t W, idx_t OH,
+cdef void _avg_back_2x2(const floating *gy, floating *gx, idx_t H, idx_t W, idx_t OH,
                         idx_t OW) noexcept nogil:
-    """kernel 2, stride 2, no padding, divisor 4: each element of the zeroed grad plane gets
-    one term, 0 + grad_out / 4, exactly what the general loop adds (a loop the compiler
-    vectorises)."""
+    """kernel 2, stride 2, no padding, divisor 4: each element of a window gets one term,
+    0 + grad_out / 4, exactly what the general loop adds to the zeroed plane (a loop the
+    compiler vectorises); the elements in no window (columns from 2*OW, rows from 2*OH) get 0.
+    Every grad element is written once: no zeroing pass."""
     cdef idx_t oh, ow
     cdef floating *r0
     cdef floating *r1
@@ -408,6 +410,11 @@ cdef void _avg_back_2x2(const floating *gy, floating *gx, idx_t W, idx_t OH,
             r0[2 * ow + 1] = g
             r1[2 * ow] = g
             r1[2 * ow + 1] = g
+        for ow in range(2 * OW, W):
+            r0[ow] = 0
+            r1[ow] = 0
+    if 2 * OH < H:
+        memset(gx + 2 * OH * W, 0, (H - 2 * OH) * W * sizeof(floating))
 
 
 def avg_pool2d_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] grad_x,
@@ -429,10 +436,10 @@ def avg_pool2d_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] 
         for p in prange(P, num_threads=n_threads, schedule="static"):
             gx = &grad_x[p, 0, 0]
             gy = &grad_out[p, 0, 0]
-            memset(gx, 0, H * W * sizeof(floating))
             if fast:
-                _avg_back_2x2(gy, gx, W, OH, OW)
+                _avg_back_2x2(gy, gx, H, W, OH, OW)
                 continue
+            memset(gx, 0, H * W * sizeof(floating))
             for oh in range(OH):
                 hs = oh * sh - ph
                 he0 = _imin(hs + kh, H + pb)
