@@ -106,6 +106,10 @@ cdef extern from "isa/cvx_isa.h" nogil:
                           float *g0, float *g1) noexcept nogil
         int (*pl_back2_d)(idx_t n, const double *gy, const int64_t *ix, int64_t base, idx_t W,
                           double *g0, double *g1) noexcept nogil
+        void (*pl_max3s2_f)(idx_t rows, idx_t n, const float *r0, idx_t W, int64_t base,
+                            idx_t OW, float *yp, int64_t *ip) noexcept nogil
+        void (*pl_max3s2_d)(idx_t rows, idx_t n, const double *r0, idx_t W, int64_t base,
+                            idx_t OW, double *yp, int64_t *ip) noexcept nogil
         double (*fma_chains)(long long iters, float m, float c) noexcept nogil
         int f32_lanes, f64_lanes, sgemm_mr, sgemm_nr, dgemm_mr, dgemm_nr, fma_fused
 
@@ -319,3 +323,14 @@ cdef inline int cvx_pl_back2_float(idx_t n, const float *gy, const int64_t *ix, 
 cdef inline int cvx_pl_back2_double(idx_t n, const double *gy, const int64_t *ix, int64_t base,
                                     idx_t W, double *g0, double *g1) noexcept nogil:
     return isa_table().pl_back2_d(n, gy, ix, base, W, g0, g1)
+
+
+cdef inline void cvx_pl_max3s2_float(idx_t rows, idx_t n, const float *r0, idx_t W, int64_t base,
+                                     idx_t OW, float *yp, int64_t *ip) noexcept nogil:
+    isa_table().pl_max3s2_f(rows, n, r0, W, base, OW, yp, ip)
+
+
+cdef inline void cvx_pl_max3s2_double(idx_t rows, idx_t n, const double *r0, idx_t W,
+                                      int64_t base, idx_t OW, double *yp,
+                                      int64_t *ip) noexcept nogil:
+    isa_table().pl_max3s2_d(rows, n, r0, W, base, OW, yp, ip)

@@ -96,6 +96,10 @@ struct check_table {
                           cvx_index W, float *g0, float *g1);
     int (*pl_back2_double)(cvx_index n, const double *gy, const int64_t *ix, int64_t base,
                            cvx_index W, double *g0, double *g1);
+    void (*pl_max3s2_float)(cvx_index rows, cvx_index n, const float *r0, cvx_index W,
+                            int64_t base, cvx_index OW, float *yp, int64_t *ip);
+    void (*pl_max3s2_double)(cvx_index rows, cvx_index n, const double *r0, cvx_index W,
+                             int64_t base, cvx_index OW, double *yp, int64_t *ip);
 };
 
 static cvx_index check_direct_scratch(const cvx_direct_geom *g) { return cvx_direct_scratch(g); }
@@ -155,6 +159,8 @@ static int check_tables(const struct check_table **out)
         r->pl_max2_double = t->pl_max2_d;
         r->pl_back2_float = t->pl_back2_f;
         r->pl_back2_double = t->pl_back2_d;
+        r->pl_max3s2_float = t->pl_max3s2_f;
+        r->pl_max3s2_double = t->pl_max3s2_d;
         out[n++] = r;
     }
     return n;
