@@ -103,6 +103,9 @@ from ._isa cimport (
 # Planes of at most this many elements and windows of at most this many rows and columns take
 # the vector row kernels (which keep window rows and columns in int).
 DEF VEC_MAX_PLANE = 2147483647
+# Output rows per run of whole 3x3 stride-2 windows (cvx_pl_max3s2), their border columns
+# done after each run, while its rows are in the cache.
+DEF RUN3 = 8
 # Work items: planes, each split into this many row blocks at most when there are few planes.
 DEF ROW_ITEMS = 16
 
@@ -177,13 +180,8 @@ cdef void _max_rows(const floating *xp, floating *yp, int64_t *ip, idx_t H, idx_
         hs = oh * sh - ph
         if run3 and hs >= 0 and hs + 2 < H:
             oe = oh + 1
-            while oe < oh1 and oe * 2 - ph + 2 < H:
+            while oe < oh1 and oe * 2 - ph + 2 < H and oe - oh < RUN3:
                 oe = oe + 1
-            for r in range(oh, oe):
-                for ow in range(lo):
-                    _max_one(xp, yp, ip, H, W, OW, r, ow, kh, kw, sh, sw, ph, pw, dil_h, dil_w)
-                for ow in range(hi, OW):
-                    _max_one(xp, yp, ip, H, W, OW, r, ow, kh, kw, sh, sw, ph, pw, dil_h, dil_w)
             iq = ip + oh * OW + lo if ip != NULL else NULL
             if floating is float:
                 cvx_pl_max3s2_float(oe - oh, hi - lo, xp + hs * W + lo * 2 - pw, W,
@@ -191,6 +189,12 @@ cdef void _max_rows(const floating *xp, floating *yp, int64_t *ip, idx_t H, idx_
             else:
                 cvx_pl_max3s2_double(oe - oh, hi - lo, xp + hs * W + lo * 2 - pw, W,
                                      hs * W + lo * 2 - pw, OW, yp + oh * OW + lo, iq)
+            # the border columns after the run, whose rows are then in the cache
+            for r in range(oh, oe):
+                for ow in range(lo):
+                    _max_one(xp, yp, ip, H, W, OW, r, ow, kh, kw, sh, sw, ph, pw, dil_h, dil_w)
+                for ow in range(hi, OW):
+                    _max_one(xp, yp, ip, H, W, OW, r, ow, kh, kw, sh, sw, ph, pw, dil_h, dil_w)
             oh = oe
             continue
         # the taps i0 <= i < i1 whose rows hs + i*dil_h are inside the plane
