@@ -439,6 +439,179 @@ def test_row_blocks_of_one_plane_are_thread_independent():
     np.testing.assert_array_equal(runs[0][1], ridx)
 
 
+# Values only: without return_indices the kernels skip the argmax (isa/pool.inc, ip == NULL);
+# the values must be the same bits as with it (NaN payloads and the sign of zero included).
+VALUE_CASES = [  # kernel, stride, padding, dilation, ceil_mode: every kernel route
+    *MAX_CASES,
+    *WIDE_MAX,
+    (2, 1, 0, 1, False),  # whole 2x2 windows, stride 1
+    (3, 3, 1, 1, True),  # whole 3x3 windows, stride 3
+    (3, 2, 0, 1, True),
+    ((1, 5), (1, 2), (0, 2), 1, False),  # the generic row kernel at stride 2
+]
+
+
+def _bits(a):
+    return a.view(np.uint32 if a.dtype == np.float32 else np.uint64)
+
+
+def _value_data(rng, shape, dtype):
+    """Dense ties with both signs of zero, NaNs of distinct payloads (often two per window), +-inf
+    and whole -inf windows."""
+    x = _special_3x3(rng, shape, dtype)
+    zeros = x == 0
+    x[zeros] = np.where(rng.random(int(zeros.sum())) < 0.5, -0.0, 0.0).astype(dtype)
+    bits = _bits(x)
+    nan = np.isnan(x)
+    # quiet NaNs with payloads 1, 2, ... (which NaN is kept shows in the bits)
+    quiet = np.uint32(0x7FC00000) if dtype == np.float32 else np.uint64(0x7FF8000000000000)
+    bits[nan] = quiet + np.arange(1, int(nan.sum()) + 1).astype(bits.dtype)
+    return x
+
+
+@pytest.mark.parametrize("k,s,p,d,ceil", VALUE_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_values_only_same_bits_as_with_indices(k, s, p, d, ceil, dtype):
+    rng = np.random.default_rng(11)
+    for shape in [(2, 3, 7, 9), (1, 2, 9, 150), (1, 1, 8, 2 * 128 + 7)]:
+        x = _value_data(rng, shape, dtype)
+        try:
+            y, idx = F.max_pool2d(x, k, s, p, d, ceil, return_indices=True)
+        except ValueError:  # kernel larger than this shape
+            continue
+        v = F.max_pool2d(x, k, s, p, d, ceil)
+        assert v.dtype == dtype and v.shape == y.shape
+        np.testing.assert_array_equal(_bits(v), _bits(y), err_msg=str(shape))
+        ry, _ = ref.max_pool2d(x, k, s, p, d, ceil)
+        np.testing.assert_array_equal(v, ry.astype(dtype), err_msg=str(shape))
+        # the NaN kept is the window's last one: its payload, as the indices say
+        flat = x.reshape(shape[0] * shape[1], -1)
+        picked = np.where(
+            idx >= 0,
+            np.take_along_axis(flat, np.maximum(idx, 0).reshape(flat.shape[0], -1), axis=1).reshape(
+                idx.shape
+            ),
+            -np.inf,
+        ).astype(dtype)
+        np.testing.assert_array_equal(_bits(v), _bits(picked), err_msg=str(shape))
+    # unbatched, and thread counts
+    x = _value_data(rng, (3, 40, 41), dtype)
+    runs = []
+    try:
+        for n in (1, 2):
+            convext.set_num_threads(n)
+            runs.append(F.max_pool2d(x, k, s, p, d, ceil))
+    finally:
+        convext.set_num_threads(None)
+    np.testing.assert_array_equal(_bits(runs[0]), _bits(runs[1]))
+    np.testing.assert_array_equal(_bits(runs[0]), _bits(F.max_pool2d(x[None], k, s, p, d, ceil)[0]))
+
+
+# Backward of a 2x2 stride-2 pool without padding: each plane whose indices all lie in their own
+# windows is written as a gather (isa/pool.inc cvx_pl_back2), any other plane by the scatter.
+# Oracle: np.add.at in the array's dtype, the scatter's additions in its order.
+def _scatter(gy, idx, shape):
+    N, C, H, W = shape
+    gx = np.zeros((N * C, H * W), gy.dtype)
+    g, i = gy.reshape(N * C, -1), idx.reshape(N * C, -1)
+    for p in range(N * C):
+        keep = i[p] >= 0
+        np.add.at(gx[p], i[p][keep], g[p][keep])
+    return gx.reshape(shape)
+
+
+def _special_grads(rng, shape, dtype):
+    g = rng.standard_normal(shape).astype(dtype)
+    flat = g.reshape(-1)
+    for value in (-0.0, 0.0, np.inf, -np.inf, np.nan):
+        flat[rng.choice(flat.size, size=max(1, flat.size // 50), replace=False)] = value
+    return g
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("h,w", [(8, 10), (9, 10), (8, 11), (9, 11), (2, 2), (3, 3), (6, 300)])
+def test_max_backward_2x2_gather_vs_scatter(dtype, h, w):
+    rng = np.random.default_rng(5)
+    x = _value_data(rng, (2, 3, h, w), dtype)
+    y, idx = F.max_pool2d(x, 2, 2, return_indices=True)
+    gy = _special_grads(rng, y.shape, dtype)
+    gx = F.max_pool2d_backward(gy, idx, x.shape)
+    want = _scatter(gy, idx, x.shape)
+    np.testing.assert_array_equal(_bits(gx), _bits(want))  # -0.0 becomes 0.0, as the scatter
+    np.testing.assert_array_equal(gx, ref.max_pool2d_backward(gy, idx, x.shape).astype(dtype))
+    runs = []
+    try:
+        for n in (1, 2):
+            convext.set_num_threads(n)
+            runs.append(F.max_pool2d_backward(gy, idx, x.shape))
+    finally:
+        convext.set_num_threads(None)
+    np.testing.assert_array_equal(_bits(runs[0]), _bits(runs[1]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_backward_2x2_shape_with_other_indices(dtype):
+    """Indices of the 2x2 stride-2 shape that do not all lie in their own windows (in another
+    window, shared, -1, first rows fine and a late row not, one plane of several): the same
+    result as the scatter, and an index out of the plane is still an error."""
+    rng = np.random.default_rng(6)
+    shape = (2, 2, 9, 11)
+    x = _value_data(rng, shape, dtype)
+    _, idx = F.max_pool2d(x, 2, 2, return_indices=True)
+    gy = _special_grads(rng, idx.shape, dtype)
+    gy[np.isnan(gy)] = 1.5
+    cases = []
+    a = idx.copy()
+    a[0, 0, 3, 2] = a[0, 0, 3, 1]  # two outputs add into one element (a late row of a plane)
+    cases.append(a)
+    a = idx.copy()
+    a[1, 1, 0, 0] = 2 * 11 + 2  # an element of another window, in the first row
+    cases.append(a)
+    a = idx.copy()
+    a[0, 1, 2, 4] = -1  # an empty window's index: skipped
+    cases.append(a)
+    a = idx.copy()
+    a[0, 0, 1, 4] = 2 * 11 + 10  # the last column of an odd W (in no window)
+    a[1, 0, 3, 0] = 8 * 11  # the last row of an odd H
+    cases.append(a)
+    a = idx.copy()
+    a[:, :, :-1, 0] += 2 * 11  # the next output row's window
+    cases.append(a)
+    cases.append(np.zeros_like(idx))  # everything into element 0: one sum in output order
+    for a in cases:
+        gx = F.max_pool2d_backward(gy, a, shape)
+        np.testing.assert_array_equal(_bits(gx), _bits(_scatter(gy, a, shape)))
+        if not np.isnan(gy).any():
+            np.testing.assert_allclose(
+                gx, ref.max_pool2d_backward(gy, a, shape), rtol=1e-5 if dtype == np.float32 else 0
+            )
+    a = idx.copy()
+    a[1, 1, 3, 4] = 9 * 11  # outside the plane
+    with pytest.raises(ValueError, match="indices lie outside"):
+        F.max_pool2d_backward(gy, a, shape)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("h,w", [(8, 10), (9, 10), (8, 11), (9, 11), (2, 2), (3, 3), (6, 300)])
+def test_avg_backward_2x2_writes_every_element(dtype, h, w):
+    """The 2x2 stride-2 average backward writes each grad element once (no zeroing pass): the
+    windows get 0 + grad_out / 4, the last row and column of an odd size 0, whatever the
+    memory held (freed NaN-filled arrays first)."""
+    rng = np.random.default_rng(8)
+    gy = _special_grads(rng, (2, 3, h // 2, w // 2), dtype)
+    for _ in range(3):
+        junk = np.full((2, 3, h, w), np.nan, dtype)
+        del junk
+        gx = F.avg_pool2d_backward(gy, (2, 3, h, w), 2)
+        want = np.zeros((2, 3, h, w), dtype)
+        quarter = (0 + gy / dtype(4)).repeat(2, axis=2).repeat(2, axis=3)
+        want[..., : 2 * (h // 2), : 2 * (w // 2)] = quarter
+        np.testing.assert_array_equal(_bits(gx), _bits(want))
+        np.testing.assert_array_equal(
+            gx, ref.avg_pool2d_backward(gy, (2, 3, h, w), 2).astype(dtype)
+        )
+
+
 # --- errors ------------------------------------------------------------------------------------
 
 

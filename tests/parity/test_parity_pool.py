@@ -66,6 +66,39 @@ def test_max_nan_matches_torch(dtype, k, s, p):
     np.testing.assert_array_equal(idx, tidx.numpy())
 
 
+@pytest.mark.parametrize("k,s,p,d,ceil", [*MAX_POOL_CASES, (3, 2, 1, 1, False)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_values_only_matches_torch(k, s, p, d, ceil, dtype):
+    """max_pool2d without return_indices (the values-only kernels): torch's values, with ties of
+    both signs of zero and NaN, on rows long enough for the vector kernels."""
+    x = RNG.integers(-2, 3, size=(2, 3, 9, 70)).astype(dtype)
+    x[x == 0] = np.where(RNG.random(int((x == 0).sum())) < 0.5, -0.0, 0.0).astype(dtype)
+    x[0, 1, 2, 5:9] = np.nan
+    x[1, 2, 4:6, 30] = np.nan
+    y = F.max_pool2d(x, k, s, p, d, ceil)
+    ty = TF.max_pool2d(_t(x), k, s, p, d, ceil).numpy()
+    np.testing.assert_array_equal(y, ty)
+    np.testing.assert_array_equal(np.signbit(y), np.signbit(ty))
+
+
+@pytest.mark.parametrize("h,w", [(8, 70), (9, 71)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_backward_2x2_matches_torch(h, w, dtype):
+    """The 2x2 stride-2 backward (written as a gather) against torch's, element for element,
+    -0.0 grads included (both add them to a zeroed plane)."""
+    x = RNG.standard_normal((2, 3, h, w)).astype(dtype)
+    y, idx = F.max_pool2d(x, 2, 2, return_indices=True)
+    _, tidx = TF.max_pool2d(_t(x), 2, 2, return_indices=True)
+    gy = RNG.standard_normal(y.shape).astype(dtype)
+    gy[0, 0, 0, :4] = -0.0
+    gx = F.max_pool2d_backward(gy, idx, x.shape)
+    tgx = aten.max_pool2d_with_indices_backward(
+        _t(gy), _t(x), [2, 2], [2, 2], [0, 0], [1, 1], False, tidx
+    ).numpy()
+    np.testing.assert_array_equal(gx, tgx)
+    np.testing.assert_array_equal(np.signbit(gx), np.signbit(tgx))
+
+
 @pytest.mark.parametrize("k,s,p,ceil", AVG_POOL_CASES)
 @pytest.mark.parametrize("include_pad", [True, False])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -151,6 +151,14 @@ cdef extern from "isa/cvx_isa.h" nogil:
                           int64_t *ip) noexcept nogil
         void (*pl_max2_d)(idx_t n, const double *r0, idx_t W, idx_t s, int64_t base,
                           double *yp, int64_t *ip) noexcept nogil
+        int (*pl_back2_f)(idx_t n, const float *gy, const int64_t *ix, int64_t base, idx_t W,
+                          float *g0, float *g1) noexcept nogil
+        int (*pl_back2_d)(idx_t n, const double *gy, const int64_t *ix, int64_t base, idx_t W,
+                          double *g0, double *g1) noexcept nogil
+        void (*pl_max3s2_f)(idx_t rows, idx_t n, const float *r0, idx_t W, int64_t base,
+                            idx_t OW, float *yp, int64_t *ip) noexcept nogil
+        void (*pl_max3s2_d)(idx_t rows, idx_t n, const double *r0, idx_t W, int64_t base,
+                            idx_t OW, double *yp, int64_t *ip) noexcept nogil
         double (*fma_chains)(long long iters, float m, float c) noexcept nogil
         int f32_lanes, f64_lanes, sgemm_mr, sgemm_nr, dgemm_mr, dgemm_nr, fma_fused, direct_fb
 
@@ -452,3 +460,24 @@ cdef inline void cvx_dw_cb_gw_double(idx_t nl, idx_t N, const double *x, idx_t x
                                      double *scratch, double *gw) noexcept nogil:
     isa_table().dw_cb_gw_d(nl, N, x, xs, gy, gys, H, W, ph, pw, Hp, Wp, OH, OW, sh, sw, na, pa,
                            nb, pb, kk, toff, flat, start, gq, xq, scratch, gw)
+
+
+cdef inline int cvx_pl_back2_float(idx_t n, const float *gy, const int64_t *ix, int64_t base,
+                                   idx_t W, float *g0, float *g1) noexcept nogil:
+    return isa_table().pl_back2_f(n, gy, ix, base, W, g0, g1)
+
+
+cdef inline int cvx_pl_back2_double(idx_t n, const double *gy, const int64_t *ix, int64_t base,
+                                    idx_t W, double *g0, double *g1) noexcept nogil:
+    return isa_table().pl_back2_d(n, gy, ix, base, W, g0, g1)
+
+
+cdef inline void cvx_pl_max3s2_float(idx_t rows, idx_t n, const float *r0, idx_t W, int64_t base,
+                                     idx_t OW, float *yp, int64_t *ip) noexcept nogil:
+    isa_table().pl_max3s2_f(rows, n, r0, W, base, OW, yp, ip)
+
+
+cdef inline void cvx_pl_max3s2_double(idx_t rows, idx_t n, const double *r0, idx_t W,
+                                      int64_t base, idx_t OW, double *yp,
+                                      int64_t *ip) noexcept nogil:
+    isa_table().pl_max3s2_d(rows, n, r0, W, base, OW, yp, ip)

@@ -11,7 +11,7 @@ _FloatArray = NDArray[np.float32] | NDArray[np.float64]
 def max_pool2d_forward(
     x: _FloatArray,
     y: _FloatArray,
-    indices: NDArray[np.int64],
+    indices: NDArray[np.int64] | None,
     kh: int,
     kw: int,
     sh: int,

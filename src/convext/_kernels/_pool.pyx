@@ -24,7 +24,11 @@ Whole 2x2 and 3x3 max windows (no dilation, every row inside the plane) go throu
 the four (nine) taps unrolled and the output columns innermost, the same comparisons in the same
 order; at stride 2 the 3x3 windows are computed separably (each window row's maximum, then the
 maximum of the three rows, both by the same rule), which keeps exactly the same value and index
-(isa/pool.inc says why). The 2x2 stride-2 average without padding keeps its own loop.
+(isa/pool.inc says why); consecutive output rows of whole 3x3 stride-2 windows go as one run
+(cvx_pl_max3s2), the row pass of the row two windows share done once for both.
+The 2x2 stride-2 average without padding keeps its own loop.
+Without an indices array (max_pool2d without return_indices) the same kernels write the values
+only: the same comparisons in the same order, without the argmax (a third of the bytes fewer).
 
 Max pooling follows PyTorch's CPU rule exactly: padding is -inf (only real elements are
 visited), the window is scanned in row-major order and a value replaces the current maximum when
@@ -40,7 +44,11 @@ divisor with count_include_pad; PyTorch pads symmetrically, pb = ph and pr = pw)
 input itself (its size is the divisor without count_include_pad); a non-zero divisor_override
 (negative too, as PyTorch) replaces both. A window with no real element outputs 0.
 
-No scratch memory: the backward kernels zero their own grad planes before scattering.
+No scratch memory: the backward kernels zero their own grad planes before scattering, except
+the 2x2 stride-2 average without padding (each element is written once) and a max-pool plane
+of the 2x2 stride-2 shape whose indices all lie in their own (disjoint) windows, written as a
+gather, each grad element once (isa/pool.inc's cvx_pl_back2): the same values, since each
+element then gets at most one term.
 
 Index arithmetic: kernel size, stride, padding, dilation, the padded input, the dilated kernel,
 OH, OW and (for average pooling, whose divisor is a window area) kh*kw are each at most 2**40,
@@ -78,6 +86,10 @@ cdef inline idx_t _imax(idx_t a, idx_t b) noexcept nogil:
 # The row kernels are isa/pool.inc's, through the active instruction-set table (_isa.pxd).
 from ._isa cimport (
     cvx_pl_avg_row_double,
+    cvx_pl_back2_double,
+    cvx_pl_back2_float,
+    cvx_pl_max3s2_double,
+    cvx_pl_max3s2_float,
     cvx_pl_avg_row_float,
     cvx_pl_max2_double,
     cvx_pl_max2_float,
@@ -91,6 +103,9 @@ from ._isa cimport (
 # Planes of at most this many elements and windows of at most this many rows and columns take
 # the vector row kernels (which keep window rows and columns in int).
 DEF VEC_MAX_PLANE = 2147483647
+# Output rows per run of whole 3x3 stride-2 windows (cvx_pl_max3s2), their border columns
+# done after each run, while its rows are in the cache.
+DEF RUN3 = 8
 # Work items: planes, each split into this many row blocks at most when there are few planes.
 DEF ROW_ITEMS = 16
 
@@ -141,57 +156,87 @@ cdef inline void _max_one(const floating *xp, floating *yp, int64_t *ip, idx_t H
                 iw = iw + dil_w
             ih = ih + dil_h
     yp[oh * OW + ow] = m
-    ip[oh * OW + ow] = best
+    if ip != NULL:
+        ip[oh * OW + ow] = best
 
 
 cdef void _max_rows(const floating *xp, floating *yp, int64_t *ip, idx_t H, idx_t W, idx_t OH,
                     idx_t OW, idx_t kh, idx_t kw, idx_t sh, idx_t sw, idx_t ph, idx_t pw,
                     idx_t dil_h, idx_t dil_w, idx_t oh0, idx_t oh1) noexcept nogil:
     """Output rows [oh0, oh1) of one plane: the interior columns (every tap column inside the
-    plane) by the vector row kernel of isa/pool.inc, the others one by one; the same rule."""
-    cdef idx_t oh, ow, hs, i0, i1, lo, hi
+    plane) by the vector row kernel of isa/pool.inc, the others one by one; the same rule.
+    ip == NULL: the values only (the row kernels then skip the argmax)."""
+    cdef idx_t oh, ow, hs, i0, i1, lo, hi, oe, r
+    cdef int64_t *iq
     _interior(W, OW, kw, sw, pw, dil_w, &lo, &hi)
     if H * W > VEC_MAX_PLANE or kh > VEC_MAX_PLANE or kw > VEC_MAX_PLANE:
         lo = hi = 0  # the row kernel keeps window rows and columns in int
-    for oh in range(oh0, oh1):
+    # 3x3 stride 2: the rows whose windows are whole go as one run (cvx_pl_max3s2 shares the
+    # row between two output rows' windows); the same values as row by row
+    cdef bint run3 = (kh == 3 and kw == 3 and sh == 2 and sw == 2 and dil_h == 1
+                      and dil_w == 1 and lo < hi)
+    oh = oh0
+    while oh < oh1:
         hs = oh * sh - ph
+        if run3 and hs >= 0 and hs + 2 < H:
+            oe = oh + 1
+            while oe < oh1 and oe * 2 - ph + 2 < H and oe - oh < RUN3:
+                oe = oe + 1
+            iq = ip + oh * OW + lo if ip != NULL else NULL
+            if floating is float:
+                cvx_pl_max3s2_float(oe - oh, hi - lo, xp + hs * W + lo * 2 - pw, W,
+                                    hs * W + lo * 2 - pw, OW, yp + oh * OW + lo, iq)
+            else:
+                cvx_pl_max3s2_double(oe - oh, hi - lo, xp + hs * W + lo * 2 - pw, W,
+                                     hs * W + lo * 2 - pw, OW, yp + oh * OW + lo, iq)
+            # the border columns after the run, whose rows are then in the cache
+            for r in range(oh, oe):
+                for ow in range(lo):
+                    _max_one(xp, yp, ip, H, W, OW, r, ow, kh, kw, sh, sw, ph, pw, dil_h, dil_w)
+                for ow in range(hi, OW):
+                    _max_one(xp, yp, ip, H, W, OW, r, ow, kh, kw, sh, sw, ph, pw, dil_h, dil_w)
+            oh = oe
+            continue
         # the taps i0 <= i < i1 whose rows hs + i*dil_h are inside the plane
         i0 = _ceil_div(-hs, dil_h) if hs < 0 else 0
         i1 = _imin(kh, _ceil_div(H - hs, dil_h))
         if i0 >= i1:
             for ow in range(OW):
                 _max_one(xp, yp, ip, H, W, OW, oh, ow, kh, kw, sh, sw, ph, pw, dil_h, dil_w)
+            oh = oh + 1
             continue
         for ow in range(lo):
             _max_one(xp, yp, ip, H, W, OW, oh, ow, kh, kw, sh, sw, ph, pw, dil_h, dil_w)
+        iq = ip + oh * OW + lo if ip != NULL else NULL
         if lo < hi and i1 - i0 == kh and (kh == 2 or kh == 3) and kw == kh \
                 and dil_h == 1 and dil_w == 1:
             # whole 2x2 or 3x3 windows: the taps unrolled (isa/pool.inc)
             if kh == 3:
                 if floating is float:
                     cvx_pl_max3_float(hi - lo, xp + hs * W + lo * sw - pw, W, sw,
-                                      hs * W + lo * sw - pw, yp + oh * OW + lo, ip + oh * OW + lo)
+                                      hs * W + lo * sw - pw, yp + oh * OW + lo, iq)
                 else:
                     cvx_pl_max3_double(hi - lo, xp + hs * W + lo * sw - pw, W, sw,
-                                       hs * W + lo * sw - pw, yp + oh * OW + lo,
-                                       ip + oh * OW + lo)
+                                       hs * W + lo * sw - pw, yp + oh * OW + lo, iq)
             else:
                 if floating is float:
                     cvx_pl_max2_float(hi - lo, xp + hs * W + lo * sw - pw, W, sw,
-                                      hs * W + lo * sw - pw, yp + oh * OW + lo, ip + oh * OW + lo)
+                                      hs * W + lo * sw - pw, yp + oh * OW + lo, iq)
                 else:
                     cvx_pl_max2_double(hi - lo, xp + hs * W + lo * sw - pw, W, sw,
-                                       hs * W + lo * sw - pw, yp + oh * OW + lo,
-                                       ip + oh * OW + lo)
+                                       hs * W + lo * sw - pw, yp + oh * OW + lo, iq)
         elif lo < hi:
+            # the row kernel offsets yp and ip by lo itself
+            iq = ip + oh * OW if ip != NULL else NULL
             if floating is float:
                 cvx_pl_max_row_float(xp, W, hs, i0, i1, dil_h, kw, sw, pw, dil_w, lo, hi,
-                                     yp + oh * OW, ip + oh * OW)
+                                     yp + oh * OW, iq)
             else:
                 cvx_pl_max_row_double(xp, W, hs, i0, i1, dil_h, kw, sw, pw, dil_w, lo, hi,
-                                      yp + oh * OW, ip + oh * OW)
+                                      yp + oh * OW, iq)
         for ow in range(hi, OW):
             _max_one(xp, yp, ip, H, W, OW, oh, ow, kh, kw, sh, sw, ph, pw, dil_h, dil_w)
+        oh = oh + 1
 
 
 cdef inline idx_t _row_blocks(idx_t P, idx_t OH) noexcept nogil:
@@ -203,34 +248,74 @@ cdef inline idx_t _row_blocks(idx_t P, idx_t OH) noexcept nogil:
 def max_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
                        int64_t[:, :, ::1] indices, idx_t kh, idx_t kw, idx_t sh, idx_t sw,
                        idx_t ph, idx_t pw, idx_t dil_h, idx_t dil_w, int n_threads):
+    """indices None: the values only (the same y, without the argmax)."""
     cdef idx_t P = x.shape[0], H = x.shape[1], W = x.shape[2]
     cdef idx_t OH = y.shape[1], OW = y.shape[2], it, p, rb
     cdef idx_t nrb = _row_blocks(P, OH)
     cdef idx_t RB = (OH + nrb - 1) // nrb
+    cdef int64_t *ib = NULL if indices is None else &indices[0, 0, 0]
     with nogil:
         for it in prange(P * nrb, num_threads=n_threads, schedule="static"):
             p = it // nrb
             rb = it % nrb
-            _max_rows(&x[p, 0, 0], &y[p, 0, 0], &indices[p, 0, 0], H, W, OH, OW, kh, kw, sh,
-                      sw, ph, pw, dil_h, dil_w, rb * RB, _imin(OH, rb * RB + RB))
+            _max_rows(&x[p, 0, 0], &y[p, 0, 0], ib + p * OH * OW if ib != NULL else NULL, H,
+                      W, OH, OW, kh, kw, sh, sw, ph, pw, dil_h, dil_w, rb * RB,
+                      _imin(OH, rb * RB + RB))
+
+
+cdef bint _max_back_2x2(const floating *gy, const int64_t *ix, floating *gx, idx_t H, idx_t W,
+                        idx_t OH, idx_t OW) noexcept nogil:
+    """The scatter below as a gather (isa/pool.inc's cvx_pl_back2, row by row), when every index
+    of the plane names an element of its own window of a 2x2 stride-2 pool without padding
+    (rows 2*oh, 2*oh + 1, columns 2*ow, 2*ow + 1; the caller checks 2*OH <= H and
+    2*OW <= W): those windows are disjoint, so each element of grad_x gets at most one term,
+    exactly the scatter's 0 + grad_out, and every other element 0; each grad row is written
+    once, with no zeroing pass. Returns False, with grad_x partly written, at the first output
+    row holding another index (the caller then zeroes and scatters the whole plane)."""
+    cdef idx_t oh
+    cdef floating *r0
+    cdef int ok
+    for oh in range(OH):
+        r0 = gx + 2 * oh * W
+        if floating is float:
+            ok = cvx_pl_back2_float(OW, gy + oh * OW, ix + oh * OW, 2 * oh * W, W, r0, r0 + W)
+        else:
+            ok = cvx_pl_back2_double(OW, gy + oh * OW, ix + oh * OW, 2 * oh * W, W, r0, r0 + W)
+        if not ok:
+            return False
+        if 2 * OW < W:  # the last column of an odd W is in no window
+            r0[W - 1] = 0
+            r0[2 * W - 1] = 0
+    if 2 * OH < H:  # the last row of an odd H likewise
+        memset(gx + 2 * OH * W, 0, W * sizeof(floating))
+    return True
 
 
 def max_pool2d_backward(const floating[:, :, ::1] grad_out, const int64_t[:, :, ::1] indices,
                         floating[:, :, ::1] grad_x, int n_threads):
-    """grad_x[p].flat[indices[p, i]] += grad_out[p, i]; returns how many indices were outside
-    [0, H*W) other than -1 (those are skipped)."""
+    """grad_x[p].flat[indices[p, i]] += grad_out[p, i] (i in order, from 0); returns how many
+    indices were outside [0, H*W) other than -1 (those are skipped). A plane whose indices all
+    lie in their own windows of a 2x2 stride-2 pool without padding takes _max_back_2x2 (the
+    same result, as a gather)."""
     cdef idx_t P = grad_x.shape[0], HW = grad_x.shape[1] * grad_x.shape[2]
+    cdef idx_t H = grad_x.shape[1], W = grad_x.shape[2]
+    cdef idx_t OH = grad_out.shape[1], OW = grad_out.shape[2]
     cdef idx_t L = grad_out.shape[1] * grad_out.shape[2], p, i
     cdef int64_t j
     cdef idx_t bad = 0
     cdef floating *gx
     cdef const floating *gy
     cdef const int64_t *ix
+    # the shape of a 2x2 stride-2 pool without padding (H is 2*OH or 2*OH + 1, W likewise);
+    # the indices decide, plane by plane
+    cdef bint tile2 = 2 * OH <= H <= 2 * OH + 1 and 2 * OW <= W <= 2 * OW + 1
     with nogil:
         for p in prange(P, num_threads=n_threads, schedule="static"):
             gx = &grad_x[p, 0, 0]
             gy = &grad_out[p, 0, 0]
             ix = &indices[p, 0, 0]
+            if tile2 and _max_back_2x2(gy, ix, gx, H, W, OH, OW):
+                continue
             memset(gx, 0, HW * sizeof(floating))
             for i in range(L):
                 j = ix[i]
@@ -339,11 +424,12 @@ def avg_pool2d_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, idx_t
                           count_include_pad, divisor_override, rb * RB, _imin(OH, rb * RB + RB))
 
 
-cdef void _avg_back_2x2(const floating *gy, floating *gx, idx_t W, idx_t OH,
+cdef void _avg_back_2x2(const floating *gy, floating *gx, idx_t H, idx_t W, idx_t OH,
                         idx_t OW) noexcept nogil:
-    """kernel 2, stride 2, no padding, divisor 4: each element of the zeroed grad plane gets
-    one term, 0 + grad_out / 4, exactly what the general loop adds (a loop the compiler
-    vectorises)."""
+    """kernel 2, stride 2, no padding, divisor 4: each element of a window gets one term,
+    0 + grad_out / 4, exactly what the general loop adds to the zeroed plane (a loop the
+    compiler vectorises); the elements in no window (columns from 2*OW, rows from 2*OH) get 0.
+    Every grad element is written once: no zeroing pass."""
     cdef idx_t oh, ow
     cdef floating *r0
     cdef floating *r1
@@ -357,6 +443,11 @@ cdef void _avg_back_2x2(const floating *gy, floating *gx, idx_t W, idx_t OH,
             r0[2 * ow + 1] = g
             r1[2 * ow] = g
             r1[2 * ow + 1] = g
+        for ow in range(2 * OW, W):
+            r0[ow] = 0
+            r1[ow] = 0
+    if 2 * OH < H:
+        memset(gx + 2 * OH * W, 0, (H - 2 * OH) * W * sizeof(floating))
 
 
 def avg_pool2d_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] grad_x,
@@ -378,10 +469,10 @@ def avg_pool2d_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] 
         for p in prange(P, num_threads=n_threads, schedule="static"):
             gx = &grad_x[p, 0, 0]
             gy = &grad_out[p, 0, 0]
-            memset(gx, 0, H * W * sizeof(floating))
             if fast:
-                _avg_back_2x2(gy, gx, W, OH, OW)
+                _avg_back_2x2(gy, gx, H, W, OH, OW)
                 continue
+            memset(gx, 0, H * W * sizeof(floating))
             for oh in range(OH):
                 hs = oh * sh - ph
                 he0 = _imin(hs + kh, H + pb)

@@ -9,6 +9,8 @@ measured in the same run: the bytes the call must move (its inputs read once and
 written once: x, y and the int64 indices forward; grad_out, the indices and grad_x backward)
 per second, against a copy (``np.copyto``, split over the run's threads) of half as many bytes,
 which reads and writes the same total, alternated run by run with the convext call.
+Max pooling has a third row, "fwd values": max_pool2d without return_indices (what MaxPool2D
+does in eval mode), which moves x and y only (torch: F.max_pool2d without indices).
 """
 
 import concurrent.futures
@@ -38,17 +40,20 @@ def measure(ctx):
         convext_calls, gy = _convext_pair(op, x, k, s, p, rng)
         torch_calls = _torch_pair(ctx.torch, op, x, gy, k, s, p)
         # bytes each pass moves: float arrays x (or grad_x) and y (or grad_out), int64 indices
+        # (the values-only forward: x and y)
         moved = x.nbytes + gy.nbytes + (2 * gy.nbytes if op == "max" else 0)
-        copy = _copy_call(moved // 2, ctx.threads)
+        labels = ("forward", "backward", "fwd values")[: len(convext_calls)]
+        bytes_of = {"forward": moved, "backward": moved, "fwd values": x.nbytes + gy.nbytes}
+        copies = {b: _copy_call(b // 2, ctx.threads) for b in set(bytes_of.values())}
         warmup = 1 if ctx.quick else 2
         with no_grad(ctx.torch):
-            for label, fa, fb in zip(
-                ("forward", "backward"), convext_calls, torch_calls, strict=True
-            ):
+            for label, fa, fb in zip(labels, convext_calls, torch_calls, strict=True):
                 ta, tb = alternate(fa, fb, repeats=ctx.repeats, warmup=warmup, watch=ctx.watch)
                 rows.append((name, label, ta, tb, x.size))
-                tm, tc = alternate(fa, copy, repeats=ctx.repeats, warmup=warmup, watch=ctx.watch)
-                memory.append((name, label, moved, tm, tc))
+                tm, tc = alternate(
+                    fa, copies[bytes_of[label]], repeats=ctx.repeats, warmup=warmup, watch=ctx.watch
+                )
+                memory.append((name, label, bytes_of[label], tm, tc))
     return rows, memory
 
 
@@ -86,7 +91,8 @@ def memory_table(memory):
 
 
 def _convext_pair(op, x, k, s, p, rng):
-    """convext's forward and backward, and the output gradient the backward uses."""
+    """convext's forward and backward (and for max pooling the values-only forward), and the
+    output gradient the backward uses."""
     if op == "max":
         y, idx = functional.max_pool2d(x, k, s, p, return_indices=True)
         gy = rng.standard_normal(y.shape, dtype=np.float32)
@@ -96,6 +102,11 @@ def _convext_pair(op, x, k, s, p, rng):
 
         def bwd():
             functional.max_pool2d_backward(gy, idx, x.shape)
+
+        def fwd_values():
+            functional.max_pool2d(x, k, s, p)
+
+        return (fwd, bwd, fwd_values), gy
     else:
         y = functional.avg_pool2d(x, k, s, p)
         gy = rng.standard_normal(y.shape, dtype=np.float32)
@@ -110,9 +121,10 @@ def _convext_pair(op, x, k, s, p, rng):
 
 
 def _torch_pair(torch, op, x, gy, k, s, p):
-    """torch's forward and backward of the same pooling, or (None, None) without torch."""
+    """torch's forward and backward of the same pooling (and the values-only forward for max
+    pooling), or Nones without torch."""
     if torch is None:
-        return None, None
+        return (None,) * (3 if op == "max" else 2)
     tf, aten = torch.nn.functional, torch.ops.aten
     tx, tgy = torch.from_numpy(x), torch.from_numpy(gy)
     if op == "max":
@@ -125,6 +137,11 @@ def _torch_pair(torch, op, x, gy, k, s, p):
             aten.max_pool2d_with_indices_backward(
                 tgy, tx, [k, k], [s, s], [p, p], [1, 1], False, tidx
             )
+
+        def t_fwd_values():
+            tf.max_pool2d(tx, k, s, p)
+
+        return t_fwd, t_bwd, t_fwd_values
     else:
 
         def t_fwd():

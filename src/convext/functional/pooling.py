@@ -182,14 +182,15 @@ def max_pool2d(
     N, C = x4.shape[:2]
     shape4 = (N, C) + g.out_hw
     y = np.empty(shape4, x.dtype)
-    idx = np.empty(shape4, np.int64)
+    # without return_indices the kernel writes the values only (the same y)
+    idx = np.empty(shape4, np.int64) if return_indices else None
     if y.size:
         (kh, kw), (sh, sw), (dil_h, dil_w) = g.kernel, g.stride, g.dilation
         ph, pw = g.pad_top_left
         _pool.max_pool2d_forward(
             _planes(x4),
             y.reshape(N * C, *g.out_hw),
-            idx.reshape(N * C, *g.out_hw),
+            None if idx is None else idx.reshape(N * C, *g.out_hw),
             kh,
             kw,
             sh,
@@ -201,8 +202,9 @@ def max_pool2d(
             _pool_threads(x4.shape),
         )
     if x.ndim == 3:
-        y, idx = y[0], idx[0]
-    return (y, idx) if return_indices else y
+        y = y[0]
+        idx = None if idx is None else idx[0]
+    return y if idx is None else (y, idx)
 
 
 def max_pool2d_backward(grad_out: ArrayLike, indices: ArrayLike, input_shape: Shape) -> FloatArray:

@@ -956,17 +956,32 @@ static void check_dw(const struct check_table *t)
  * (j < kw), scanned row-major; a value replaces the maximum when greater or NaN; the index of
  * the first tap when none does. avg: the same window (dh = dw = 1) added from 0 in row-major
  * order, divided by div: the same additions as the naive loop, so bitwise equal on any data.
- * Outputs outside [ow0, ow1) stay untouched. Data: small integers (ties), NaN, +-inf. */
+ * Outputs outside [ow0, ow1) stay untouched. Data: small integers (ties), -0.0, NaNs of
+ * distinct payloads, +-inf. Without an index array (ip NULL) the values must be the same bits. */
 #define DEFINE_POOL_CHECK(T, SAME)                                                                 \
+    /* a quiet NaN whose payload is i + 1 (which NaN a window keeps shows in its bits) */         \
+    static T pool_nan_##T(cvx_index i)                                                             \
+    {                                                                                              \
+        T r;                                                                                       \
+        if (sizeof(T) == 4) {                                                                      \
+            uint32_t u = 0x7FC00000u | (uint32_t)((i + 1) & 0x3FFFFF);                             \
+            memcpy(&r, &u, sizeof u);                                                              \
+        } else {                                                                                   \
+            uint64_t u = 0x7FF8000000000000ull | (uint64_t)(i + 1);                                \
+            memcpy(&r, &u, sizeof u);                                                              \
+        }                                                                                          \
+        return r;                                                                                  \
+    }                                                                                              \
     static void pool_fill_##T(T *x, cvx_index n, int mode)                                         \
     {                                                                                              \
         cvx_index i;                                                                               \
         for (i = 0; i < n; i++) {                                                                  \
             uint64_t c = rng() % 40;                                                               \
             x[i] = mode ? (T)uniform() : (T)small_int(3);                                          \
-            if (c == 0) x[i] = (T)NAN;                                                             \
+            if (c == 0) x[i] = pool_nan_##T(i);                                                    \
             if (c == 1) x[i] = (T)INFINITY;                                                        \
             if (c == 2 || c == 3) x[i] = (T)-INFINITY;                                             \
+            if (c == 4) x[i] = (T)-0.0;                                                            \
         }                                                                                          \
     }                                                                                              \
     static void check_pool_##T(const struct check_table *t, cvx_index H, cvx_index W,             \
@@ -974,13 +989,14 @@ static void check_dw(const struct check_table *t)
                                cvx_index ph, cvx_index pw, cvx_index dh, cvx_index dw, int mode)  \
     {                                                                                              \
         cvx_index OW, OH, oh, ow, ow0, ow1, i, j;                                                  \
-        T *x, *y;                                                                                  \
+        T *x, *y, *v;                                                                              \
         int64_t *ix;                                                                               \
         if (W + 2 * pw < dw * (kw - 1) + 1 || H + 2 * ph < dh * (kh - 1) + 1) return;              \
         OW = (W + 2 * pw - dw * (kw - 1) - 1) / sw + 1;                                            \
         OH = (H + 2 * ph - dh * (kh - 1) - 1) / sh + 1;                                            \
         x = (T *)xmalloc(sizeof(T) * (size_t)(H * W));                                             \
         y = (T *)xmalloc(sizeof(T) * (size_t)(OW + 1));                                            \
+        v = (T *)xmalloc(sizeof(T) * (size_t)(OW + 1));                                            \
         ix = (int64_t *)xmalloc(sizeof(int64_t) * (size_t)(OW + 1));                              \
         pool_fill_##T(x, H * W, mode);                                                             \
         /* the interior columns: the whole window inside the plane horizontally */                 \
@@ -1014,6 +1030,17 @@ static void check_dw(const struct check_table *t)
                     break;                                                                         \
                 }                                                                                  \
             }                                                                                      \
+            /* values only (no index array): the same bits */                                   \
+            for (ow = 0; ow <= OW; ow++) v[ow] = (T)-7;                                            \
+            t->pl_max_row_##T(x, W, hs, i0, i1, dh, kw, sw, pw, dw, ow0, ow1, v, NULL);           \
+            n_checks++;                                                                            \
+            for (ow = 0; ow <= OW; ow++)                                                           \
+                if (!SAME(v[ow], y[ow])) {                                                         \
+                    fail(t->name, #T " pl_max_row values", "H=%ld W=%ld k=%ld,%ld s=%ld,%ld "     \
+                         "oh=%ld ow=%ld: %g want %g", (long)H, (long)W, (long)kh, (long)kw,       \
+                         (long)sh, (long)sw, (long)oh, (long)ow, (double)v[ow], (double)y[ow]);   \
+                    break;                                                                         \
+                }                                                                                  \
             if (dh == 1 && dw == 1) {                                                              \
                 T div = (T)(mode ? 3.0 : (double)(kh * kw));                                       \
                 for (ow = 0; ow <= OW; ow++) y[ow] = (T)-7;                                        \
@@ -1066,9 +1093,101 @@ static void check_dw(const struct check_table *t)
                         break;                                                                     \
                     }                                                                              \
                 }                                                                                  \
+                for (ow = 0; ow <= OW; ow++) v[ow] = (T)-7;                                        \
+                if (kh == 3)                                                                       \
+                    t->pl_max3_##T(ow1 - ow0, r0, W, sw, base, v, NULL);                           \
+                else                                                                               \
+                    t->pl_max2_##T(ow1 - ow0, r0, W, sw, base, v, NULL);                           \
+                n_checks++;                                                                        \
+                for (ow = 0; ow <= OW; ow++)                                                       \
+                    if (!SAME(v[ow], y[ow])) {                                                     \
+                        fail(t->name, #T " pl_max2/3 values", "W=%ld k=%ld s=%ld oh=%ld q=%ld: "  \
+                             "%g want %g", (long)W, (long)kh, (long)sw, (long)oh, (long)ow,       \
+                             (double)v[ow], (double)y[ow]);                                        \
+                        break;                                                                     \
+                    }                                                                              \
             }                                                                                      \
         }                                                                                          \
-        free(x), free(y), free(ix);                                                                \
+        free(x), free(y), free(v), free(ix);                                                       \
+    }                                                                                              \
+    /* pl_back2: n outputs of one row of a 2x2 stride-2 pool; indices in their windows (a random \
+     * tap each) give 0 + g at the tap and 0 elsewhere in both grad rows, bit for bit, and 1;      \
+     * one index elsewhere (another window, the next row pair, -1) gives 0. Grads: +-0, +-inf,    \
+     * NaN and random values. */                                                                   \
+    static void check_back2_##T(const struct check_table *t, cvx_index n, cvx_index W)            \
+    {                                                                                              \
+        cvx_index q, k, bad;                                                                       \
+        T *gy = (T *)xmalloc(sizeof(T) * (size_t)n);                                               \
+        T *g = (T *)xmalloc(sizeof(T) * (size_t)(3 * W));                                          \
+        int64_t *ix = (int64_t *)xmalloc(sizeof(int64_t) * (size_t)n), base = 5 * (int64_t)W;    \
+        for (q = 0; q < n; q++) {                                                                  \
+            uint64_t c = rng() % 8;                                                                \
+            gy[q] = c == 0 ? (T)-0.0 : c == 1 ? (T)0.0 : c == 2 ? (T)INFINITY : c == 3 ? (T)NAN : \
+                    (T)uniform();                                                                  \
+            ix[q] = base + 2 * q + (int64_t)(rng() % 2) + (int64_t)(rng() % 2) * W;               \
+        }                                                                                          \
+        for (k = 0; k < 3 * W; k++) g[k] = (T)-7;                                                  \
+        n_checks++;                                                                                \
+        if (!t->pl_back2_##T(n, gy, ix, base, W, g, g + W))                                        \
+            fail(t->name, #T " pl_back2", "n=%ld W=%ld: refused its own windows", (long)n,        \
+                 (long)W);                                                                         \
+        for (k = 0; k < 3 * W; k++) {                                                              \
+            T want = (T)-7;                                                                        \
+            cvx_index r = k / W, col = k % W;                                                      \
+            if (r < 2 && col < 2 * n)                                                              \
+                want = ix[col / 2] == base + r * W + col ? (T)0 + gy[col / 2] : (T)0;             \
+            if (!SAME(g[k], want) && !(g[k] != g[k] && want != want)) {                            \
+                fail(t->name, #T " pl_back2", "n=%ld W=%ld row %ld col %ld: %g want %g",          \
+                     (long)n, (long)W, (long)r, (long)col, (double)g[k], (double)want);            \
+                break;                                                                             \
+            }                                                                                      \
+        }                                                                                          \
+        for (bad = 0; bad < n; bad++) {                                                            \
+            int64_t keep = ix[bad];                                                                \
+            uint64_t c = rng() % 3;                                                                \
+            ix[bad] = c == 0 ? -1 : c == 1 ? base + 2 * W + 2 * bad : base + 2 * bad + W + 2;          \
+            n_checks++;                                                                            \
+            if (t->pl_back2_##T(n, gy, ix, base, W, g, g + W))                                     \
+                fail(t->name, #T " pl_back2", "n=%ld W=%ld: accepted index %lld at %ld", (long)n,  \
+                     (long)W, (long long)ix[bad], (long)bad);                                      \
+            ix[bad] = keep;                                                                        \
+        }                                                                                          \
+        free(gy), free(g), free(ix);                                                               \
+    }                                                                                              \
+    /* pl_max3s2: `rows` output rows of whole 3x3 stride-2 windows at once (the shared rows) give \
+     * the bits of pl_max3 row by row, values and indices, and the same values without indices;  \
+     * outputs past n in each row stay untouched. */                                               \
+    static void check_max3s2_##T(const struct check_table *t, cvx_index rows, cvx_index n,        \
+                                 cvx_index W, int mode)                                            \
+    {                                                                                              \
+        cvx_index H = 2 * rows + 1, OW = n + 3, j, q;                                              \
+        T *x = (T *)xmalloc(sizeof(T) * (size_t)(H * W));                                          \
+        T *y = (T *)xmalloc(sizeof(T) * (size_t)(rows * OW));                                     \
+        T *v = (T *)xmalloc(sizeof(T) * (size_t)(rows * OW));                                      \
+        T *y1 = (T *)xmalloc(sizeof(T) * (size_t)n);                                               \
+        int64_t *ix = (int64_t *)xmalloc(sizeof(int64_t) * (size_t)(rows * OW));                  \
+        int64_t *ix1 = (int64_t *)xmalloc(sizeof(int64_t) * (size_t)n), base = 3 * (int64_t)W;  \
+        pool_fill_##T(x, H * W, mode);                                                             \
+        for (q = 0; q < rows * OW; q++) y[q] = v[q] = (T)-7, ix[q] = -7;                           \
+        t->pl_max3s2_##T(rows, n, x, W, base, OW, y, ix);                                          \
+        t->pl_max3s2_##T(rows, n, x, W, base, OW, v, NULL);                                        \
+        for (j = 0; j < rows; j++) {                                                               \
+            t->pl_max3_##T(n, x + 2 * j * W, W, 2, base + 2 * j * (int64_t)W, y1, ix1);          \
+            n_checks++;                                                                            \
+            for (q = 0; q < OW; q++) {                                                             \
+                T want = q < n ? y1[q] : (T)-7;                                                    \
+                int64_t b = q < n ? ix1[q] : -7;                                                   \
+                if (!SAME(y[j * OW + q], want) || ix[j * OW + q] != b ||                           \
+                    !SAME(v[j * OW + q], want)) {                                                  \
+                    fail(t->name, #T " pl_max3s2", "rows=%ld n=%ld W=%ld j=%ld q=%ld: %g@%lld "   \
+                         "(values %g) want %g@%lld", (long)rows, (long)n, (long)W, (long)j,       \
+                         (long)q, (double)y[j * OW + q], (long long)ix[j * OW + q],                \
+                         (double)v[j * OW + q], (double)want, (long long)b);                       \
+                    break;                                                                         \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        free(x), free(y), free(v), free(y1), free(ix), free(ix1);                                  \
     }
 DEFINE_POOL_CHECK(float, same_bits_f)
 DEFINE_POOL_CHECK(double, same_bits_d)
@@ -1087,6 +1206,15 @@ static void check_pool(const struct check_table *t)
                     }
     check_pool_float(t, 5, 300, 3, 7, 2, 2, 1, 3, 1, 1, 0);
     check_pool_double(t, 5, 300, 2, 5, 1, 3, 0, 2, 1, 1, 1);
+    for (k = 1; k <= 70; k += 3) {
+        check_back2_float(t, k, 2 * k + k % 2);
+        check_back2_double(t, k, 2 * k + 1 - k % 2);
+    }
+    for (k = 1; k <= 300; k += 37)
+        for (s = 1; s <= 4; s++) {
+            check_max3s2_float(t, s, k, 2 * k + 1 + s % 2, (int)(s % 2));
+            check_max3s2_double(t, s, k, 2 * k + 2 - s % 2, (int)(1 - s % 2));
+        }
 }
 
 int main(int argc, char **argv)

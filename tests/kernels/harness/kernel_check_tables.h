@@ -140,6 +140,14 @@ struct check_table {
                       float *yp, int64_t *ip);
     void (*pl_max2_double)(cvx_index n, const double *r0, cvx_index W, cvx_index s, int64_t base,
                       double *yp, int64_t *ip);
+    int (*pl_back2_float)(cvx_index n, const float *gy, const int64_t *ix, int64_t base,
+                          cvx_index W, float *g0, float *g1);
+    int (*pl_back2_double)(cvx_index n, const double *gy, const int64_t *ix, int64_t base,
+                           cvx_index W, double *g0, double *g1);
+    void (*pl_max3s2_float)(cvx_index rows, cvx_index n, const float *r0, cvx_index W,
+                            int64_t base, cvx_index OW, float *yp, int64_t *ip);
+    void (*pl_max3s2_double)(cvx_index rows, cvx_index n, const double *r0, cvx_index W,
+                             int64_t base, cvx_index OW, double *yp, int64_t *ip);
 };
 
 static cvx_index check_gemm_packed_a_elems(cvx_index M, cvx_index K, cvx_index mr)
@@ -216,6 +224,10 @@ static int check_tables(const struct check_table **out)
         r->pl_max3_double = t->pl_max3_d;
         r->pl_max2_float = t->pl_max2_f;
         r->pl_max2_double = t->pl_max2_d;
+        r->pl_back2_float = t->pl_back2_f;
+        r->pl_back2_double = t->pl_back2_d;
+        r->pl_max3s2_float = t->pl_max3s2_f;
+        r->pl_max3s2_double = t->pl_max3s2_d;
         out[n++] = r;
     }
     return n;

@@ -192,6 +192,14 @@ struct cvx_kernel_table {
                       float *yp, int64_t *ip);
     void (*pl_max2_d)(cvx_index n, const double *r0, cvx_index W, cvx_index s, int64_t base,
                       double *yp, int64_t *ip);
+    int (*pl_back2_f)(cvx_index n, const float *gy, const int64_t *ix, int64_t base, cvx_index W,
+                      float *g0, float *g1);
+    int (*pl_back2_d)(cvx_index n, const double *gy, const int64_t *ix, int64_t base,
+                      cvx_index W, double *g0, double *g1);
+    void (*pl_max3s2_f)(cvx_index rows, cvx_index n, const float *r0, cvx_index W, int64_t base,
+                        cvx_index OW, float *yp, int64_t *ip);
+    void (*pl_max3s2_d)(cvx_index rows, cvx_index n, const double *r0, cvx_index W,
+                        int64_t base, cvx_index OW, double *yp, int64_t *ip);
     /* the FMA-peak loop of convext.bench: 16 chains, `iters` steps; a checksum */
     double (*fma_chains)(long long iters, float m, float c);
     int f32_lanes, f64_lanes;           /* vector lanes */
