@@ -17,15 +17,15 @@ import reference as R
 from convext import conv2d
 from convext._kernels import _conv
 
-# (name, x shape, weight shape, stride, padding, dilation). Float32 bands hold 2**18 elements of
-# U = Cg * stride * kW rows of OW per output row (float64: half as many):
+# (name, x shape, weight shape, stride, padding, dilation). Float32 bands hold 2**20 elements of
+# U = Cg * stride * kW rows of OW per output row (float64: half as many; CVX_DIRECT_BAND_BYTES):
 LAYERS = [
-    # 768 rows of 16 per output row: bands of about 18 output rows, 2 bands in 24 (float64: 4)
-    ("bands", (1, 256, 24, 16), (10, 256, 3, 3), 1, 1, 1),
-    # 768 rows of 120: the budget holds fewer rows than the kernel's reach, bands of one strip
-    ("one-strip-bands", (1, 256, 4, 120), (5, 256, 3, 3), 1, 1, 1),
-    # strided 7x7 with 32 channels: one band in float32, several in float64
-    ("strided-7x7", (1, 32, 40, 40), (9, 32, 7, 7), 2, 3, 1),
+    # 3072 rows of 16 per output row: bands of about 18 output rows, 2 bands in 24 (float64: 4)
+    ("bands", (1, 1024, 24, 16), (10, 1024, 3, 3), 1, 1, 1),
+    # 2304 rows of 120: the budget holds fewer rows than the kernel's reach, bands of one strip
+    ("one-strip-bands", (1, 768, 4, 120), (5, 768, 3, 3), 1, 1, 1),
+    # strided 7x7 with 128 channels: one band in float32, several in float64
+    ("strided-7x7", (1, 128, 40, 40), (9, 128, 7, 7), 2, 3, 1),
     # U smaller than the weights: batch 1 splits the filter blocks (13 filters: blocks 7 + 6
     # on AVX-512, 4 + 3 + 3 + 3 on AVX2 and generic)
     ("filter-split", (1, 64, 4, 4), (13, 64, 3, 3), 1, 1, 1),
