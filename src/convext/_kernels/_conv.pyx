@@ -101,7 +101,7 @@ from ._openmp cimport cvx_omp_get_thread_num
 from ._types cimport floating, idx_t
 
 from ._gemm cimport CVX_GEMM_WORK_ELEMS, gemm as _gemm, gemm_mr, gemm_pa, gemm_pack_a
-from ._isa cimport cvx_gemm_packed_a_elems
+from ._isa cimport CVX_GEMM_KC, cvx_gemm_packed_a_elems
 
 from ._isa cimport (
     cvx_direct_filter_block,
@@ -150,8 +150,10 @@ ctypedef struct geom_t:
 
 # Bytes of unfolded input a thread keeps per tile (a typical L2 holds it).
 DEF TILE_BYTES = 786432
-# How many partial sums grad_weight accumulates into (at most).
+# How many partial sums grad_weight accumulates into (at most), and the bytes they may take
+# (a 512x512x3x3 weight gradient is 9.4 MB: 3 blocks).
 DEF MAX_BLOCKS = 16
+DEF PART_BYTES = 33554432
 
 
 ctypedef struct span_t:
@@ -465,15 +467,19 @@ cdef void _epilogue_planes(floating *y, const floating *r, idx_t NF, idx_t P, co
 
 def tile_pixels(Py_ssize_t K, Py_ssize_t P, Py_ssize_t itemsize):
     """Output pixels per work tile: K*PT*itemsize ~ TILE_BYTES, a multiple of 48 (the widest
-    GEMM micro-tile) between 192 and 768, at most P. Never depends on the thread count."""
+    GEMM micro-tile) between 192 and 768, at most P; or all of P when that is at most a quarter
+    more (196 = 14x14 pixels: one tile, not 192 and a tile of 4). Never depends on the thread
+    count."""
     cdef Py_ssize_t pt = TILE_BYTES // max(1, K * itemsize)
     pt = min(768, max(192, (pt // 48) * 48))
-    return max(1, min(P, pt))
+    if P <= pt + pt // 4:
+        return max(1, P)
+    return pt
 
 
 def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
     # per_thread = K*PT (or CB*kh*kw*PT): K is the weight's size per filter (an array in memory)
-    # and PT <= 768 (tile_pixels), so this never depends on stride, padding or dilation
+    # and PT <= 960 (tile_pixels), so this never depends on stride, padding or dilation
     return np.empty((nt, per_thread + CVX_GEMM_WORK_ELEMS + 16), dtype=dtype)
 
 
@@ -1523,53 +1529,86 @@ def conv2d_grad_input_gemm(const floating[:, :, :, ::1] gy, const floating[:, :,
                            Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
                            Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
                            Py_ssize_t groups, int n_threads):
-    """gx = the gradient of conv2d with respect to its input, GEMM route. Fills all of gx."""
+    """gx = the gradient of conv2d with respect to its input, GEMM route. Fills all of gx.
+
+    Small planes: when several images fit in one tile, a work item puts nimg images side by
+    side in the GEMM's columns (as conv2d_forward_gemm does), so the weight block is packed once
+    for all of them; every column's sum (over the filters, in order) is unchanged."""
     cdef geom_t g = _geom(_s4(gx.shape), _s4(w.shape), _s4(gy.shape), groups, stride_h,
                           stride_w, pad_top, pad_left, dil_h, dil_w)
     cdef idx_t kk = g.kh * g.kw, P = g.OH * g.OW
     cdef bint image_is_cols = _pointwise(&g)
+    cdef idx_t PT = tile_pixels(g.Cg * kk, P, gx.itemsize)
+    # (a 1x1 geometry's GEMM writes straight into gx, one image at a time: faster than a copy)
+    cdef idx_t nimg = 1 if image_is_cols else _images_per_tile(g.Cg * kk, P, g.N, gx.itemsize)
     # Split each group's channels into blocks so there are enough work items for the threads.
     # A dx element's sum does not depend on the blocking; the tile width must not depend on the
     # thread count either (col2im adds tile after tile), so it is chosen from Cg, not CB.
-    cdef idx_t items = g.N * g.G
+    cdef idx_t items = (g.N + nimg - 1) // nimg * g.G
     cdef idx_t nb = min(g.Cg, max(1, (4 * <idx_t>n_threads + items - 1) // items))
     cdef idx_t CB = (g.Cg + nb - 1) // nb
     nb = (g.Cg + CB - 1) // CB
-    cdef idx_t PT = tile_pixels(g.Cg * kk, P, gx.itemsize)
     n_threads = _threads_for(items * nb, n_threads)
-    cdef floating[:, ::1] scratch = _scratch(np.asarray(gx).dtype, n_threads,
-                                             0 if image_is_cols else CB * kk * PT)
+    cdef idx_t per = 0 if image_is_cols else CB * kk * PT
+    if nimg > 1:
+        per = (CB * kk + g.Fg) * nimg * P
+    cdef floating[:, ::1] scratch = _scratch(np.asarray(gx).dtype, n_threads, per)
     with nogil:
-        _gx_gemm(&gy[0, 0, 0, 0], &w[0, 0, 0, 0], &gx[0, 0, 0, 0], &g, CB, PT, image_is_cols,
-                 &scratch[0, 0], scratch.shape[1], n_threads)
+        _gx_gemm(&gy[0, 0, 0, 0], &w[0, 0, 0, 0], &gx[0, 0, 0, 0], &g, CB, PT, nimg,
+                 image_is_cols, &scratch[0, 0], scratch.shape[1], per, n_threads)
+
+
+cdef idx_t _images_per_tile(idx_t K, idx_t P, idx_t N, idx_t itemsize):
+    """How many whole images of P pixels go side by side in one GEMM (1: one image, or a tile
+    of one, per GEMM): as many as one tile holds (tile_pixels); from the geometry only."""
+    cdef idx_t nimg = tile_pixels(K, N * P, itemsize) // P
+    return nimg if nimg > 1 else 1
 
 
 cdef void _gx_gemm(const floating *gy, const floating *w, floating *gx, const geom_t *g,
-                   idx_t CB, idx_t PT, bint image_is_cols, floating *scratch, idx_t ld_s,
-                   int nt) noexcept nogil:
+                   idx_t CB, idx_t PT, idx_t nimg, bint image_is_cols, floating *scratch,
+                   idx_t ld_s, idx_t per, int nt) noexcept nogil:
+    """Work items (image, or block of nimg images, group, block of CB channels)."""
     cdef idx_t kk = g.kh * g.kw, P = g.OH * g.OW, HW = g.H * g.W, Kg = g.Cg * kk
-    cdef idx_t nb = (g.Cg + CB - 1) // CB
+    cdef idx_t nb = (g.Cg + CB - 1) // CB, nib = (g.N + nimg - 1) // nimg
     cdef idx_t ntile = (P + PT - 1) // PT
-    cdef idx_t it, n, gi, cb, c0, ncb, t, p0, p1, q
+    cdef idx_t it, n, n1, j, cols, gi, cb, c0, ncb, t, p0, p1, q
     cdef floating *buf
     cdef floating *work
     cdef floating *dxn
+    cdef floating *bt
     cdef const floating *A
     cdef const floating *B
     with parallel(num_threads=nt):
-        for it in prange(g.N * g.G * nb, schedule='dynamic'):
+        for it in prange(nib * g.G * nb, schedule='dynamic'):
             buf = scratch + cvx_omp_get_thread_num() * ld_s
-            work = buf + (0 if image_is_cols else CB * kk * PT)
-            n = it // (g.G * nb)
+            work = buf + per
+            n = it // (g.G * nb) * nimg
             gi = (it // nb) % g.G
             cb = it % nb
             c0 = gi * g.Cg + cb * CB
             ncb = g.Cg - cb * CB
             if ncb > CB:
                 ncb = CB
-            dxn = gx + n * g.C * HW
             # A[r, f] = w[gi*Fg + f, cb*CB*kk + r]: the block's rows of W_g^T
             A = w + gi * g.Fg * Kg + cb * CB * kk
+            if nimg > 1:
+                # images n .. n1-1 side by side: columns j*P .. (j+1)*P are image n+j
+                n1 = n + nimg
+                if n1 > g.N:
+                    n1 = g.N
+                cols = (n1 - n) * P
+                bt = buf + ncb * kk * cols
+                for j in range(n1 - n):
+                    _copy_rows(gy + ((n + j) * g.F + gi * g.Fg) * P, P, bt + j * P, cols, g.Fg, P)
+                _gemm(ncb * kk, cols, g.Fg, A, 1, Kg, bt, cols, 1, buf, cols, 0, work)
+                for j in range(n1 - n):
+                    dxn = gx + (n + j) * g.C * HW
+                    for q in range(ncb * HW):
+                        dxn[c0 * HW + q] = 0
+                    _col2im_tile(dxn, c0, ncb, 0, P, buf + j * P, cols, g)
+                continue
+            dxn = gx + n * g.C * HW
             if not image_is_cols:
                 for q in range(ncb * HW):
                     dxn[c0 * HW + q] = 0
@@ -1653,14 +1692,26 @@ def conv2d_grad_weight_gemm(const floating[:, :, :, ::1] gy, const floating[:, :
                             Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
                             Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
                             Py_ssize_t groups, int n_threads):
-    """gw = the gradient of conv2d with respect to its weight, GEMM route. Fills all of gw."""
+    """gw = the gradient of conv2d with respect to its weight, GEMM route. Fills all of gw.
+
+    The (image, group, tile) triples go in nblk blocks, each summed into its own partial dW,
+    the partials then added in block order. nblk depends on the geometry only: at most
+    MAX_BLOCKS, at most PART_BYTES of partials (at least one block), and blocks of at least
+    nimg images. Small planes: a
+    block's images go nimg at a time side by side along the GEMM's inner dimension (one
+    product of nimg*P terms instead of nimg of P terms: fewer passes over the partial dW)."""
     cdef geom_t g = _geom(_s4(x.shape), _s4(gw.shape), _s4(gy.shape), groups, stride_h,
                           stride_w, pad_top, pad_left, dil_h, dil_w)
-    cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW
+    cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW, FK = g.F * K
     cdef bint image_is_cols = _pointwise(&g)
     cdef idx_t PT = tile_pixels(K, P, gw.itemsize)
     cdef idx_t ntile = (P + PT - 1) // PT
-    cdef idx_t nblk = min(MAX_BLOCKS, g.N * g.G * ntile)
+    # images side by side up to the GEMM's K chunk (its inner products' length, CVX_GEMM_KC)
+    cdef idx_t nimg = max(_images_per_tile(K, P, g.N, gw.itemsize), min(g.N, CVX_GEMM_KC // P))
+    if ntile > 1:
+        nimg = 1
+    cdef idx_t nblk = min(MAX_BLOCKS, (g.N * g.G * ntile + nimg - 1) // nimg,
+                          max(1, PART_BYTES // (FK * <idx_t>gw.itemsize)))
     # fewer blocks than twice the threads (batch 1, small planes): split each block's filters
     # (rows of its GEMM, multiples of 8) too; no dW element's arithmetic changes
     cdef idx_t nfb = 1, FB = g.Fg
@@ -1669,32 +1720,37 @@ def conv2d_grad_weight_gemm(const floating[:, :, :, ::1] gy, const floating[:, :
         FB = ((g.Fg + nfb - 1) // nfb + 7) // 8 * 8
     n_threads = _threads_for(nblk * ((g.Fg + FB - 1) // FB), n_threads)
     dtype = np.asarray(gw).dtype
-    cdef floating[:, ::1] scratch = _scratch(dtype, n_threads, 0 if image_is_cols else K * PT)
-    cdef floating[:, ::1] part = np.empty((nblk, g.F * K), dtype=dtype)
+    cdef idx_t per = 0 if image_is_cols else K * PT
+    if nimg > 1:
+        per = (K + FB) * nimg * P
+    cdef floating[:, ::1] scratch = _scratch(dtype, n_threads, per)
+    cdef floating[:, ::1] part = np.empty((nblk, FK), dtype=dtype)
     with nogil:
-        _gw_gemm(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, PT, image_is_cols,
-                 &scratch[0, 0], scratch.shape[1], &part[0, 0], nblk, FB, n_threads)
+        _gw_gemm(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, PT, nimg, image_is_cols,
+                 &scratch[0, 0], scratch.shape[1], per, &part[0, 0], nblk, FB, n_threads)
 
 
 cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const geom_t *g,
-                   idx_t PT, bint image_is_cols, floating *scratch, idx_t ld_s, floating *part,
-                   idx_t nblk, idx_t FB, int nt) noexcept nogil:
-    """Work items (block of (image, group, tile) triples, block of FB filters)."""
+                   idx_t PT, idx_t nimg, bint image_is_cols, floating *scratch, idx_t ld_s,
+                   idx_t per, floating *part, idx_t nblk, idx_t FB, int nt) noexcept nogil:
+    """Work items (block of (image, group, tile) triples, block of FB filters). With nimg > 1
+    (one tile per image), each group's images of the block go nimg at a time, in order."""
     cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW, HW = g.H * g.W, FK = g.F * K
     cdef idx_t ntile = (P + PT - 1) // PT
     cdef idx_t nitems = g.N * g.G * ntile
     cdef idx_t nfb = (g.Fg + FB - 1) // FB
-    cdef idx_t wi, blk, f0, f1, i0, i1, it, n, gi, t, p0, p1, q, e, csb
+    cdef idx_t wi, blk, f0, f1, i0, i1, it, n, n1, na, nz, j, cols, gi, t, p0, p1, q, e, csb
     cdef floating *buf
     cdef floating *work
     cdef floating *pw
+    cdef floating *at
     cdef const floating *B
     cdef const floating *xn
     cdef floating s
     with parallel(num_threads=nt):
         for wi in prange(nblk * nfb, schedule='dynamic'):
             buf = scratch + cvx_omp_get_thread_num() * ld_s
-            work = buf + (0 if image_is_cols else K * PT)
+            work = buf + per
             blk = wi // nfb
             f0 = (wi % nfb) * FB
             f1 = f0 + FB
@@ -1706,6 +1762,31 @@ cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const ge
                     pw[q] = 0
             i0 = blk * nitems // nblk
             i1 = (blk + 1) * nitems // nblk
+            if nimg > 1:
+                # items are (image, group) here; group gi's images of the block: [na, nz)
+                for gi in range(g.G):
+                    na = 0
+                    if i0 > gi:
+                        na = (i0 - gi + g.G - 1) // g.G
+                    nz = 0
+                    if i1 > gi:
+                        nz = (i1 - gi + g.G - 1) // g.G
+                    n = na
+                    while n < nz:
+                        n1 = n + nimg
+                        if n1 > nz:
+                            n1 = nz
+                        cols = (n1 - n) * P
+                        at = buf + K * cols
+                        for j in range(n1 - n):
+                            _im2col_tile(x + (n + j) * g.C * HW, gi * g.Cg, g.Cg, 0, P,
+                                         buf + j * P, cols, g)
+                            _copy_rows(gy + ((n + j) * g.F + gi * g.Fg + f0) * P, P,
+                                       at + j * P, cols, f1 - f0, P)
+                        _gemm(f1 - f0, K, cols, at, cols, 1, buf, 1, cols,
+                              pw + (gi * g.Fg + f0) * K, K, 1, work)
+                        n = n1
+                continue
             for it in range(i0, i1):
                 n = it // (g.G * ntile)
                 gi = (it // ntile) % g.G

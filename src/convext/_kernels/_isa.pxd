@@ -9,6 +9,7 @@ from ._types cimport idx_t
 
 cdef extern from "isa/cvx_isa.h" nogil:
     enum: CVX_GEMM_WORK_ELEMS
+    enum: CVX_GEMM_KC
     enum: CVX_ISA_COUNT
 
     ctypedef struct cvx_direct_geom:
