@@ -151,9 +151,11 @@ ctypedef struct geom_t:
 # Bytes of unfolded input a thread keeps per tile (a typical L2 holds it).
 DEF TILE_BYTES = 786432
 # How many partial sums grad_weight accumulates into (at most), and the bytes they may take
-# (a 512x512x3x3 weight gradient is 9.4 MB: 3 blocks).
+# (a 512x512x3x3 weight gradient is 9.4 MB: one block; 256x256x3x3, 2.4 MB: 3 blocks).
 DEF MAX_BLOCKS = 16
-DEF PART_BYTES = 33554432
+DEF PART_BYTES = 8388608
+# Strips of the GEMM tile's rows a thread packs per work item when a weight is packed per call.
+DEF PACK_STRIPS = 32
 
 
 ctypedef struct span_t:
@@ -1533,7 +1535,9 @@ def conv2d_grad_input_gemm(const floating[:, :, :, ::1] gy, const floating[:, :,
 
     Small planes: when several images fit in one tile, a work item puts nimg images side by
     side in the GEMM's columns (as conv2d_forward_gemm does), so the weight block is packed once
-    for all of them; every column's sum (over the filters, in order) is unchanged."""
+    for all of them; every column's sum (over the filters, in order) is unchanged. W_g^T is
+    packed once per call for all the work items (gemm_pack_a; channel blocks start at a packed
+    strip): the same bits as packing it in each GEMM."""
     cdef geom_t g = _geom(_s4(gx.shape), _s4(w.shape), _s4(gy.shape), groups, stride_h,
                           stride_w, pad_top, pad_left, dil_h, dil_w)
     cdef idx_t kk = g.kh * g.kw, P = g.OH * g.OW
@@ -1546,16 +1550,44 @@ def conv2d_grad_input_gemm(const floating[:, :, :, ::1] gy, const floating[:, :,
     # thread count either (col2im adds tile after tile), so it is chosen from Cg, not CB.
     cdef idx_t items = (g.N + nimg - 1) // nimg * g.G
     cdef idx_t nb = min(g.Cg, max(1, (4 * <idx_t>n_threads + items - 1) // items))
-    cdef idx_t CB = (g.Cg + nb - 1) // nb
+    # a block's first row of W_g^T (cb*CB*kk) is a multiple of the GEMM tile's rows
+    cdef idx_t mr = gemm_mr(floating is double), unit = mr // _gcd(kk, mr)
+    cdef idx_t CB = ((g.Cg + nb - 1) // nb + unit - 1) // unit * unit
     nb = (g.Cg + CB - 1) // CB
     n_threads = _threads_for(items * nb, n_threads)
     cdef idx_t per = 0 if image_is_cols else CB * kk * PT
     if nimg > 1:
         per = (CB * kk + g.Fg) * nimg * P
-    cdef floating[:, ::1] scratch = _scratch(np.asarray(gx).dtype, n_threads, per)
+    dtype = np.asarray(gx).dtype
+    cdef floating[:, ::1] scratch = _scratch(dtype, n_threads, per)
+    cdef idx_t Kgp = (g.Cg * kk + mr - 1) // mr * mr  # rows of one group's packed W_g^T
+    cdef floating[::1] wt = np.empty(g.G * Kgp * g.Fg, dtype)
     with nogil:
-        _gx_gemm(&gy[0, 0, 0, 0], &w[0, 0, 0, 0], &gx[0, 0, 0, 0], &g, CB, PT, nimg,
+        _pack_wt(&w[0, 0, 0, 0], &wt[0], &g, Kgp, mr, n_threads)
+        _gx_gemm(&gy[0, 0, 0, 0], &wt[0], Kgp, &gx[0, 0, 0, 0], &g, CB, PT, nimg,
                  image_is_cols, &scratch[0, 0], scratch.shape[1], per, n_threads)
+
+
+cdef inline idx_t _gcd(idx_t a, idx_t b) noexcept nogil:
+    while b:
+        a, b = b, a % b
+    return a
+
+
+cdef void _pack_wt(const floating *w, floating *wt, const geom_t *g, idx_t Kgp, idx_t mr,
+                   int nt) noexcept nogil:
+    """wt = each group's W_g^T (Kg x Fg: A[r, f] = w[gi*Fg + f, r]) packed by gemm_pack_a, group
+    gi at wt + gi*Kgp*Fg; in runs of PACK_STRIPS strips (the same layout as packing it whole)."""
+    cdef idx_t Kg = g.Cg * g.kh * g.kw, run = PACK_STRIPS * mr
+    cdef idx_t nrun = (Kg + run - 1) // run, it, gi, r0, r1
+    for it in prange(g.G * nrun, schedule='static', num_threads=nt):
+        gi = it // nrun
+        r0 = (it % nrun) * run
+        r1 = r0 + run
+        if r1 > Kg:
+            r1 = Kg
+        gemm_pack_a(r1 - r0, g.Fg, w + gi * g.Fg * Kg + r0, 1, Kg,
+                    wt + gi * Kgp * g.Fg + r0 * g.Fg)
 
 
 cdef idx_t _images_per_tile(idx_t K, idx_t P, idx_t N, idx_t itemsize):
@@ -1565,11 +1597,12 @@ cdef idx_t _images_per_tile(idx_t K, idx_t P, idx_t N, idx_t itemsize):
     return nimg if nimg > 1 else 1
 
 
-cdef void _gx_gemm(const floating *gy, const floating *w, floating *gx, const geom_t *g,
-                   idx_t CB, idx_t PT, idx_t nimg, bint image_is_cols, floating *scratch,
-                   idx_t ld_s, idx_t per, int nt) noexcept nogil:
-    """Work items (image, or block of nimg images, group, block of CB channels)."""
-    cdef idx_t kk = g.kh * g.kw, P = g.OH * g.OW, HW = g.H * g.W, Kg = g.Cg * kk
+cdef void _gx_gemm(const floating *gy, const floating *wt, idx_t Kgp, floating *gx,
+                   const geom_t *g, idx_t CB, idx_t PT, idx_t nimg, bint image_is_cols,
+                   floating *scratch, idx_t ld_s, idx_t per, int nt) noexcept nogil:
+    """Work items (image, or block of nimg images, group, block of CB channels); wt: each
+    group's W_g^T packed (_pack_wt)."""
+    cdef idx_t kk = g.kh * g.kw, P = g.OH * g.OW, HW = g.H * g.W
     cdef idx_t nb = (g.Cg + CB - 1) // CB, nib = (g.N + nimg - 1) // nimg
     cdef idx_t ntile = (P + PT - 1) // PT
     cdef idx_t it, n, n1, j, cols, gi, cb, c0, ncb, t, p0, p1, q
@@ -1590,8 +1623,8 @@ cdef void _gx_gemm(const floating *gy, const floating *w, floating *gx, const ge
             ncb = g.Cg - cb * CB
             if ncb > CB:
                 ncb = CB
-            # A[r, f] = w[gi*Fg + f, cb*CB*kk + r]: the block's rows of W_g^T
-            A = w + gi * g.Fg * Kg + cb * CB * kk
+            # the block's rows of W_g^T, packed
+            A = wt + (gi * Kgp + cb * CB * kk) * g.Fg
             if nimg > 1:
                 # images n .. n1-1 side by side: columns j*P .. (j+1)*P are image n+j
                 n1 = n + nimg
@@ -1601,7 +1634,7 @@ cdef void _gx_gemm(const floating *gy, const floating *w, floating *gx, const ge
                 bt = buf + ncb * kk * cols
                 for j in range(n1 - n):
                     _copy_rows(gy + ((n + j) * g.F + gi * g.Fg) * P, P, bt + j * P, cols, g.Fg, P)
-                _gemm(ncb * kk, cols, g.Fg, A, 1, Kg, bt, cols, 1, buf, cols, 0, work)
+                gemm_pa(ncb * kk, cols, g.Fg, A, bt, cols, 1, buf, cols, 0, work)
                 for j in range(n1 - n):
                     dxn = gx + (n + j) * g.C * HW
                     for q in range(ncb * HW):
@@ -1619,9 +1652,9 @@ cdef void _gx_gemm(const floating *gy, const floating *w, floating *gx, const ge
                     p1 = P
                 B = gy + (n * g.F + gi * g.Fg) * P + p0
                 if image_is_cols:
-                    _gemm(ncb, p1 - p0, g.Fg, A, 1, Kg, B, P, 1, dxn + c0 * HW + p0, HW, 0, work)
+                    gemm_pa(ncb, p1 - p0, g.Fg, A, B, P, 1, dxn + c0 * HW + p0, HW, 0, work)
                 else:
-                    _gemm(ncb * kk, p1 - p0, g.Fg, A, 1, Kg, B, P, 1, buf, PT, 0, work)
+                    gemm_pa(ncb * kk, p1 - p0, g.Fg, A, B, P, 1, buf, PT, 0, work)
                     _col2im_tile(dxn, c0, ncb, p0, p1, buf, PT, g)
 
 
