@@ -50,7 +50,31 @@ def test_a_channel_multiplier_takes_the_depthwise_input_gradient_up_to_its_limit
         assert choose_route("grad_weight", s) == ("direct" if s.window.groups >= 2 else "gemm")
     s = shape(groups=1, cg=1, fg=m + 1)
     assert accepts("depthwise", "grad_input", s)
-    assert choose_route("grad_input", s) == "gemm"
+    # beyond it, the direct route's rules (stride 1) or the GEMM's
+    assert choose_route("grad_input", s) == "direct"
+    assert choose_route("grad_input", shape(groups=1, cg=1, fg=m + 1, s=(2, 2))) == "gemm"
+
+
+def test_the_input_gradient_takes_the_direct_route_as_its_forward_convolution_would():
+    """Stride 1 with padding at most d*(k-1) at the top and left: grad_out convolved with the
+    rotated weight (channels and filters swapped) on the direct route, within its limits."""
+    for kw in (dict(), dict(d=(2, 1), pad=(2, 0)), dict(k=(5, 3), pad=(4, 2)), dict(pad=(0, 0))):
+        s = shape(cg=8, fg=6, hw=(12, 11), **kw)
+        fwd, pads = _routes.grad_input_as_forward(s)
+        k, d, (top, left) = s.window.kernel, s.window.dilation, s.window.pad_top_left
+        assert pads == (d[0] * (k[0] - 1) - top, d[1] * (k[1] - 1) - left)
+        assert (fwd.channels_per_group, fwd.filters_per_group) == (6, 8)
+        assert fwd.in_hw == s.window.out_hw and fwd.window.out_hw == s.in_hw
+        assert accepts("direct", "grad_input", s)
+        assert choose_route("grad_input", s) == "direct"
+    for kw in (dict(s=(2, 2)), dict(s=(1, 2)), dict(pad=(3, 1)), dict(k=(1, 1), pad=(1, 0))):
+        s = shape(cg=8, fg=6, hw=(12, 11), **kw)
+        assert _routes.grad_input_as_forward(s) is None
+        assert not accepts("direct", "grad_input", s)
+        assert choose_route("grad_input", s) == "gemm"
+    # its forward convolution's channel limit is the filters here
+    s = shape(cg=8, fg=_routes.FWD_DIRECT_MAX_CG + 1)
+    assert accepts("direct", "grad_input", s) and choose_route("grad_input", s) == "gemm"
 
 
 @pytest.mark.parametrize(
@@ -95,10 +119,10 @@ def test_grad_weight_direct_route_wants_enough_image_group_pairs():
     assert {choose_route("forward", shape(batch=n)) for n in (1, 2, 3, 4, 100)} == {"direct"}
 
 
-def test_grad_input_has_no_direct_route():
-    s = shape(batch=8)
-    assert choose_route("grad_input", s) == "gemm"
-    assert not accepts("direct", "grad_input", s)
+def test_grad_input_direct_route_is_decided_on_the_image_alone():
+    """An image's input gradient is the same in any batch: the batch never changes its route."""
+    assert {choose_route("grad_input", shape(batch=n)) for n in (1, 2, 8, 100)} == {"direct"}
+    assert {choose_route("grad_input", shape(batch=n, s=(2, 2))) for n in (1, 100)} == {"gemm"}
 
 
 # ------------------------------------------------------------------------- forced routes
@@ -113,7 +137,7 @@ def test_forced_route_that_cannot_compute_the_geometry_is_a_value_error():
         conv2d(x, w, groups=2, _route="depthwise")
     gy = np.ones((2, 6, 4, 4))
     with pytest.raises(ValueError, match="direct route cannot compute the grad_input"):
-        conv2d_backward(gy, x, w, groups=2, _route="direct")
+        conv2d_backward(np.ones((2, 6, 2, 2)), x, w, 2, groups=2, _route="direct")  # stride 2
     with pytest.raises(ValueError, match="_route keys"):
         conv2d_backward(gy, x, w, groups=2, _route={"forward": "gemm"})
     # not asked for, not checked: the weight gradient alone may take the direct route
@@ -202,6 +226,7 @@ def test_the_chosen_route_is_the_kernel_that_runs(monkeypatch):
         ((4, 3, 8, 8), (5, 3, 3, 3), dict(padding=1)),  # direct
         ((4, 300, 5, 5), (2, 300, 1, 1), {}),  # gemm (Cg beyond)
         ((2, 4, 8, 8), (4, 1, 3, 3), dict(padding=1, groups=4)),  # depthwise
+        ((4, 3, 8, 8), (5, 3, 3, 3), dict(padding=1, stride=2)),  # grad_input: gemm
         ((1, 3, 8, 8), (5, 3, 3, 3), dict(padding=1)),
     ]  # grad_weight: N*G < 4
     for xs, ws, kw in cases:
@@ -221,3 +246,47 @@ def test_the_chosen_route_is_the_kernel_that_runs(monkeypatch):
     assert choose_route("forward", s) == "direct" and choose_route("grad_weight", s) == "gemm"
     # these cases ran every kernel
     assert seen == {(p, r) for p, routes in _routes.PASS_ROUTES.items() for r in routes}
+
+
+# ------------------------------------------------------ the input gradient's direct route
+
+
+@pytest.mark.parametrize(
+    "xs, ws, kw",
+    [
+        ((3, 6, 9, 8), (10, 6, 3, 3), dict(padding=1)),
+        ((2, 8, 10, 9), (6, 4, 3, 2), dict(padding=(2, 1), dilation=(2, 1), groups=2)),
+        ((2, 5, 7, 7), (4, 5, 4, 4), dict(padding="same")),  # even kernel: 1 top, 2 bottom
+        ((1, 4, 6, 6), (3, 4, 5, 5), dict(padding=0)),
+    ],
+)
+def test_grad_input_direct_route_against_the_oracle_threads_and_batch(xs, ws, kw, restore_threads):
+    rng = np.random.default_rng(31)
+    x, w = rng.standard_normal(xs), rng.standard_normal(ws)
+    gy = rng.standard_normal(R.conv2d(x, w, None, **kw).shape)
+    assert "direct" in routes_for(x, w, kw)["grad_input"]
+    want = R.conv2d_grads(gy, x, w, **kw)[0]
+    got = []
+    for nt in (1, 2):
+        convext.set_num_threads(nt)
+        got.append(conv2d_backward(gy, x, w, **kw, needs_weight_grad=False, _route="direct")[0])
+    np.testing.assert_allclose(got[0], want, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(got[1], got[0])
+    for n in range(xs[0]):  # an image's gradient is the one it gets alone
+        alone = conv2d_backward(gy[n : n + 1], x[n : n + 1], w, **kw, needs_weight_grad=False)
+        np.testing.assert_array_equal(alone[0], got[0][n : n + 1])
+
+
+def test_grad_input_direct_route_with_a_non_finite_weight_is_the_gemm_routes_gradient():
+    """The rotated weight would meet the zeros around grad_out (inf * 0 = NaN): such a weight
+    runs the GEMM route, which forms only the gradient's own products."""
+    rng = np.random.default_rng(32)
+    x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
+    w[1, 2, 0, 0], w[3, 0, 2, 1] = np.inf, np.nan
+    gy = rng.standard_normal((2, 4, 6, 6))
+    gy[:, :, 0] = 0.0
+    kw = dict(padding=1, needs_weight_grad=False, needs_bias_grad=False)
+    direct = conv2d_backward(gy, x, w, **kw, _route="direct")[0]
+    gemm = conv2d_backward(gy, x, w, **kw, _route="gemm")[0]
+    np.testing.assert_array_equal(direct, gemm)
+    assert np.isfinite(gemm).any() and np.isnan(gemm).any()

@@ -103,6 +103,19 @@ def conv2d_grad_input_gemm(
     groups: int,
     n_threads: int,
 ) -> None: ...
+def conv2d_grad_input_direct(
+    gy: _FloatArray,
+    w: _FloatArray,
+    gx: _FloatArray,
+    stride_h: int,
+    stride_w: int,
+    pad_top: int,
+    pad_left: int,
+    dil_h: int,
+    dil_w: int,
+    groups: int,
+    n_threads: int,
+) -> None: ...
 def conv2d_grad_weight_depthwise(
     gy: _FloatArray,
     x: _FloatArray,

@@ -10,7 +10,7 @@ input, below or right of it, as zero, and sizes its scratch from OH and OW).
 Three routes, one entry point per route and pass
 ------------------------------------------------
     conv2d_forward_gemm      conv2d_grad_input_gemm      conv2d_grad_weight_gemm
-    conv2d_forward_direct                                conv2d_grad_weight_direct
+    conv2d_forward_direct    conv2d_grad_input_direct    conv2d_grad_weight_direct
     conv2d_forward_depthwise conv2d_grad_input_depthwise conv2d_grad_weight_depthwise
     conv2d_grad_bias (one route)
 Every entry point takes (inputs, output, stride_h, stride_w, pad_top, pad_left, dil_h, dil_w,
@@ -52,7 +52,8 @@ would be m rows, so loops over the kernel taps work on zero-padded polyphase cop
 planes instead (details above the kernels). Python chooses it with m == 1, and for the input
 gradient up to a measured multiplier (functional/_routes.py).
 
-Direct route (forward and grad_weight; grad_input has none). Chosen when it is not depthwise,
+Direct route (forward and grad_weight; grad_input, stride 1 only, is the direct forward of the
+output gradient with the rotated weight, conv2d_grad_input_direct). Chosen when it is not depthwise,
 Cg, Fg and the row-unfolded image U below stay within limits measured per pass (forward:
 Cg <= 256, Fg <= 512, U <= 2**21 elements; grad_weight: Cg, Fg <= 64, U <= 2**20 and at least 4
 (image, group) pairs; the named constants and the benchmark that measured them are in
@@ -70,12 +71,15 @@ blocks are added in order as below. Work items: (image, group, block of output p
 forward (one pixel block per image unless there are fewer than two images per thread), (image
 block, group) for dW.
 
-grad_input: dcols = W_g^T @ dY tile, folded back (col2im) into the planes of dx. A work item
-owns a block of dx planes, so the accumulation needs no atomics and its order is fixed.
+grad_input (GEMM route): dcols = W_g^T @ dY tile, folded back (col2im) into the planes of dx
+(W_g^T packed once per call). A work item owns a block of dx planes, so the accumulation needs
+no atomics and its order is fixed; on small planes it puts several images side by side in the
+GEMM's columns (the same bits).
 grad_weight: dW_g += dY tile @ cols tile^T, summed into one of NBLK private partial sums (NBLK
-depends on the problem, never on the thread count) which are then added in a fixed order: dW is
-bitwise the same for every thread count. With fewer blocks than twice the threads (batch 1 on a
-small plane) each block's filters are split into blocks too (rows of its GEMM).
+depends on the problem, never on the thread count: at most 16 and 8 MB of them) which are then
+added in a fixed order: dW is bitwise the same for every thread count. On small planes a block's
+images go side by side along the GEMM's inner dimension. With fewer blocks than twice the
+threads each block's filters are split into blocks too (rows of its GEMM).
 
 Index arithmetic: every geometry value and extent that reaches these kernels (stride, padding,
 dilation, kernel size, padded input, dilated kernel, OH, OW, OH*OW) is at most 2**40, checked in
@@ -85,9 +89,12 @@ limits in Python integers by functional/_routes.py before a geometry reaches tho
 
 Scratch memory, allocated in Python before any output is written, for at most as many threads as
 there are work items: per thread K*PT elements (the unfolded tile, PT = 192..768 pixels, about
-768 kB when K is moderate) plus CVX_GEMM_WORK_ELEMS (~0.8 MB in float32) for the GEMM's packed
-panels; grad_weight adds up to 16*F*K elements of partial sums; the direct route U elements per
-thread (at most 2**21; its forward unfolds a cache-sized band of U at a time) and the group's
+768 kB when K is moderate; on small planes the same budget holds several images, and the
+weight gradient's up to 384 pixels of them) plus CVX_GEMM_WORK_ELEMS (~0.8 MB in float32) for
+the GEMM's packed panels; grad_input adds the packed W^T (about the weight's size), grad_weight
+up to min(16, max(1, 8 MB / (F*K*itemsize))) * F*K elements of partial sums; the direct route
+U elements per thread (at most 2**21; its forward unfolds a cache-sized band of U at a time), the
+group's
 packed weights (Fg*K); the depthwise route (Hp + OH)*Wp elements per thread (its channel blocks
 at most 65536), at most 4*(H*W + OH*OW) + 65536 (stride, padding or dilation far beyond the
 image go to the GEMM route).
@@ -1588,6 +1595,35 @@ cdef void _pack_wt(const floating *w, floating *wt, const geom_t *g, idx_t Kgp, 
             r1 = Kg
         gemm_pack_a(r1 - r0, g.Fg, w + gi * g.Fg * Kg + r0, 1, Kg,
                     wt + gi * Kgp * g.Fg + r0 * g.Fg)
+
+
+def conv2d_grad_input_direct(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] w,
+                             floating[:, :, :, ::1] gx,
+                             Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
+                             Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
+                             Py_ssize_t groups, int n_threads):
+    """gx = the gradient of conv2d with respect to its input, direct route: stride 1 and
+    padding at most dil*(k-1) at the top and left (convext.functional._routes,
+    grad_input_as_forward). It is the direct forward convolution of gy with the weight
+    w'[c, f] = w[f, c] rotated by 180 degrees in each group, padding dil*(k-1) - pad at the top
+    and left. Fills all of gx. A non-finite weight runs the GEMM route instead: here its
+    products with the zeros around gy would be NaN where the gradient has no such product."""
+    wa = np.asarray(w)
+    if not np.isfinite(wa).all():
+        _grad_input_gemm(gy, w, gx, stride_h, stride_w, pad_top, pad_left, dil_h, dil_w,
+                         groups, n_threads)
+        return
+    cdef Py_ssize_t F = w.shape[0], Cg = w.shape[1], kh = w.shape[2], kw = w.shape[3]
+    wr = wa.reshape(groups, F // groups, Cg, kh, kw)[:, :, :, ::-1, ::-1].transpose(0, 2, 1, 3, 4)
+    wr = np.ascontiguousarray(wr).reshape(groups * Cg, F // groups, kh, kw)
+    _forward_direct(gy, wr, None, gx, 1, 1, dil_h * (kh - 1) - pad_top,
+                    dil_w * (kw - 1) - pad_left, dil_h, dil_w, groups, n_threads)
+
+
+# the entry points conv2d_grad_input_direct runs, bound here once: a call inside this module runs
+# these functions, whatever later happens to the module's public names
+_forward_direct = conv2d_forward_direct
+_grad_input_gemm = conv2d_grad_input_gemm
 
 
 cdef idx_t _images_per_tile(idx_t K, idx_t P, idx_t N, idx_t itemsize):

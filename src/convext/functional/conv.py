@@ -217,8 +217,9 @@ def conv2d_backward(
     by 180 degrees; grad_weight correlates x with grad_out; grad_bias sums grad_out over the
     batch and the pixels.
 
-    Extra memory: one tile of unfolded input per thread, and for grad_weight up to 16 partial
-    sums of the weight's size (they make the result independent of the thread count).
+    Extra memory: one tile of unfolded input per thread, a packed or rotated copy of the weight
+    for grad_x, and for grad_weight up to 16 partial sums of the weight's size, at most 8 MB of
+    them unless one is larger (they make the result independent of the thread count).
 
     The private ``_route`` (tests only) forces the kernel routes: a route name for both
     gradients, or a dict ``{'grad_input': ..., 'grad_weight': ...}``; as in ``conv2d``.
