@@ -62,6 +62,12 @@ cdef extern from "isa/cvx_isa.h" nogil:
         void (*dgemm_pa)(idx_t M, idx_t N, idx_t K, const double *Ap, const double *B,
                          idx_t rsb, idx_t csb, double *C, idx_t ldc, int accumulate,
                          double *work) noexcept nogil
+        idx_t (*sdense_pack)(idx_t N, idx_t K, const float *W, float *dst) noexcept nogil
+        idx_t (*ddense_pack)(idx_t N, idx_t K, const double *W, double *dst) noexcept nogil
+        void (*sdense_pa)(idx_t M, idx_t N, idx_t K, idx_t n0, idx_t n1, const float *wp,
+                          const float *x, const float *b, float *y) noexcept nogil
+        void (*ddense_pa)(idx_t M, idx_t N, idx_t K, idx_t n0, idx_t n1, const double *wp,
+                          const double *x, const double *b, double *y) noexcept nogil
         void (*dw_taps_f)(idx_t rows, idx_t n, idx_t ld_in, idx_t ld_out, int ntaps,
                           const float *const *base, const float *w, float bias, int accumulate,
                           float *out) noexcept nogil
@@ -161,6 +167,7 @@ cdef extern from "isa/cvx_isa.h" nogil:
                             idx_t OW, double *yp, int64_t *ip) noexcept nogil
         double (*fma_chains)(long long iters, float m, float c) noexcept nogil
         int f32_lanes, f64_lanes, sgemm_mr, sgemm_nr, dgemm_mr, dgemm_nr, fma_fused, direct_fb
+        int sdense_rows, ddense_rows
 
 
 cdef const cvx_kernel_table *isa_table() noexcept nogil
