@@ -268,6 +268,45 @@ def test_global_avg(dtype):
     assert F.global_avg_pool2d(x[0]).shape == (4, 1, 1)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1280, 7, 7), (2, 9, 5, 3), (1, 7, 1, 1), (3, 17, 12, 11)])
+def test_global_avg_sums_each_plane_in_double_in_order(dtype, shape):
+    """global_avg_pool2d and adaptive_avg_pool2d to 1x1 (eval pooling of resnet and mobilenet)
+    run one kernel that sums planes side by side in groups of 8: every output is exactly the
+    plane's sequential float64 sum (np.cumsum's last term: an independent oracle), divided by
+    H*W, rounded to the dtype, the same for every thread count, plane count (groups of 8
+    and the rest) and layout; and the same bits as the adaptive kernel's full window."""
+    from convext._kernels import _resample
+
+    N, C, H, W = shape
+    x = (RNG.standard_normal(shape) * 10 + 3).astype(dtype)
+    want = np.cumsum(x.reshape(N, C, H * W).astype(np.float64), axis=-1)[..., -1] / (H * W)
+    want = want.astype(dtype).reshape(N, C, 1, 1)
+    full = np.empty((N * C, 1, 1), dtype)
+    one = np.array([0])
+    _resample.adaptive_avg_forward(
+        x.reshape(-1, H, W), full, one, np.array([H]), one, np.array([W]), 1
+    )
+    try:
+        for n in (1, 2):
+            convext.set_num_threads(n)
+            for got in (
+                F.global_avg_pool2d(x),
+                F.adaptive_avg_pool2d(x, 1),
+                F.adaptive_avg_pool2d(x, (1, 1)),
+                F.adaptive_avg_pool2d(np.asfortranarray(x), (1, None) if W == 1 else 1),
+                F.global_avg_pool2d(x[:, ::-1])[:, ::-1],
+                F.global_avg_pool2d(x[0])[None],
+            ):
+                assert got.dtype == dtype and got.shape[-2:] == (1, 1)
+                np.testing.assert_array_equal(got.view(np.uint8), want[: len(got)].view(np.uint8))
+        np.testing.assert_array_equal(full.reshape(want.shape), want)
+    finally:
+        convext.set_num_threads(None)
+    if dtype == np.float64:  # and the naive float64 oracle
+        np.testing.assert_allclose(want, ref.avg_pool2d(x, (H, W)), rtol=1e-10)
+
+
 # --- shapes, layouts, threads ------------------------------------------------------------------
 
 
