@@ -508,6 +508,46 @@ def _value_data(rng, shape, dtype):
     return x
 
 
+@pytest.mark.parametrize("p,ceil", [(1, False), (0, False), (1, True), (0, True)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_3x3_stride2_values_only_rows(p, ceil, dtype):
+    """Values-only 3x3 stride-2 pooling (resnet's stem) runs whole output rows through
+    isa/pool.inc's cvx_pl_vmax3s2: border windows in the kernel, the interior in vector code,
+    and, when the rows read hold no NaN, a plain max instruction instead of the NaN rule. The
+    same bits as the path with indices (the scalar rule) and the naive oracle, on widths whose
+    interior crosses the 16-output blocks, narrow planes, planes with and without NaN side by
+    side (the NaN check is per call), +-0 ties and -inf; every thread count and batch split."""
+    rng = np.random.default_rng(23)
+    for H, W in [(9, 33), (8, 34), (7, 35), (5, 64), (3, 3), (4, 5), (11, 100), (2, 70)]:
+        x = rng.integers(-3, 4, size=(3, 4, H, W)).astype(dtype)
+        zeros = x == 0
+        x[zeros] = np.where(rng.random(int(zeros.sum())) < 0.5, -0.0, 0.0).astype(dtype)
+        x[0, 1] = -np.inf
+        x[0, 2, :, : W // 2] = -np.inf
+        x[2, 3, H // 2, W // 3] = np.nan  # one plane with a NaN among NaN-free ones
+        x[1, 0, 0, -1] = np.nan
+        try:
+            y, _ = F.max_pool2d(x, 3, 2, p, 1, ceil, return_indices=True)
+        except ValueError:  # kernel larger than this shape
+            continue
+        runs = []
+        try:
+            for n in (1, 2):
+                convext.set_num_threads(n)
+                runs.append(F.max_pool2d(x, 3, 2, p, 1, ceil))
+                runs.append(
+                    np.concatenate([F.max_pool2d(x[i : i + 1], 3, 2, p, 1, ceil) for i in range(3)])
+                )
+        finally:
+            convext.set_num_threads(None)
+        ry, _ = ref.max_pool2d(x, 3, 2, p, 1, ceil)
+        for v in runs:
+            assert v.dtype == dtype and v.shape == y.shape
+            np.testing.assert_array_equal(_bits(v), _bits(y), err_msg=str((H, W)))
+            np.testing.assert_array_equal(v, ry.astype(dtype), err_msg=str((H, W)))
+        assert np.isnan(runs[0][2, 3]).any() and not np.isnan(runs[0][2, :3]).any()
+
+
 @pytest.mark.parametrize("k,s,p,d,ceil", VALUE_CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_max_values_only_same_bits_as_with_indices(k, s, p, d, ceil, dtype):

@@ -165,6 +165,10 @@ cdef extern from "isa/cvx_isa.h" nogil:
                             idx_t OW, float *yp, int64_t *ip) noexcept nogil
         void (*pl_max3s2_d)(idx_t rows, idx_t n, const double *r0, idx_t W, int64_t base,
                             idx_t OW, double *yp, int64_t *ip) noexcept nogil
+        void (*pl_vmax3s2_f)(const float *x, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t OW,
+                             idx_t oh0, idx_t oh1, float *y) noexcept nogil
+        void (*pl_vmax3s2_d)(const double *x, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t OW,
+                             idx_t oh0, idx_t oh1, double *y) noexcept nogil
         double (*fma_chains)(long long iters, float m, float c) noexcept nogil
         int f32_lanes, f64_lanes, sgemm_mr, sgemm_nr, dgemm_mr, dgemm_nr, fma_fused, direct_fb
         int sdense_rows, ddense_rows
@@ -488,3 +492,13 @@ cdef inline void cvx_pl_max3s2_double(idx_t rows, idx_t n, const double *r0, idx
                                       int64_t base, idx_t OW, double *yp,
                                       int64_t *ip) noexcept nogil:
     isa_table().pl_max3s2_d(rows, n, r0, W, base, OW, yp, ip)
+
+
+cdef inline void cvx_pl_vmax3s2_float(const float *x, idx_t H, idx_t W, idx_t ph, idx_t pw,
+                                      idx_t OW, idx_t oh0, idx_t oh1, float *y) noexcept nogil:
+    isa_table().pl_vmax3s2_f(x, H, W, ph, pw, OW, oh0, oh1, y)
+
+
+cdef inline void cvx_pl_vmax3s2_double(const double *x, idx_t H, idx_t W, idx_t ph, idx_t pw,
+                                       idx_t OW, idx_t oh0, idx_t oh1, double *y) noexcept nogil:
+    isa_table().pl_vmax3s2_d(x, H, W, ph, pw, OW, oh0, oh1, y)

@@ -103,6 +103,8 @@ from ._isa cimport (
     cvx_pl_max3_float,
     cvx_pl_max_row_double,
     cvx_pl_max_row_float,
+    cvx_pl_vmax3s2_double,
+    cvx_pl_vmax3s2_float,
 )
 
 
@@ -174,6 +176,14 @@ cdef void _max_rows(const floating *xp, floating *yp, int64_t *ip, idx_t H, idx_
     ip == NULL: the values only (the row kernels then skip the argmax)."""
     cdef idx_t oh, ow, hs, i0, i1, lo, hi, oe, r
     cdef int64_t *iq
+    if (ip == NULL and kh == 3 and kw == 3 and sh == 2 and sw == 2 and dil_h == 1
+            and dil_w == 1 and ph <= 1 and pw <= 1 and H * W <= VEC_MAX_PLANE):
+        # values only, 3x3 stride 2 (resnet's stem): whole rows, borders included, in one call
+        if floating is float:
+            cvx_pl_vmax3s2_float(xp, H, W, ph, pw, OW, oh0, oh1, yp)
+        else:
+            cvx_pl_vmax3s2_double(xp, H, W, ph, pw, OW, oh0, oh1, yp)
+        return
     _interior(W, OW, kw, sw, pw, dil_w, &lo, &hi)
     if H * W > VEC_MAX_PLANE or kh > VEC_MAX_PLANE or kw > VEC_MAX_PLANE:
         lo = hi = 0  # the row kernel keeps window rows and columns in int

@@ -209,6 +209,11 @@ struct cvx_kernel_table {
                         cvx_index OW, float *yp, int64_t *ip);
     void (*pl_max3s2_d)(cvx_index rows, cvx_index n, const double *r0, cvx_index W,
                         int64_t base, cvx_index OW, double *yp, int64_t *ip);
+    /* values-only 3x3 stride-2 max pool, padding <= 1: output rows [oh0, oh1) of a plane */
+    void (*pl_vmax3s2_f)(const float *x, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
+                         cvx_index OW, cvx_index oh0, cvx_index oh1, float *y);
+    void (*pl_vmax3s2_d)(const double *x, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
+                         cvx_index OW, cvx_index oh0, cvx_index oh1, double *y);
     /* the FMA-peak loop of convext.bench: 16 chains, `iters` steps; a checksum */
     double (*fma_chains)(long long iters, float m, float c);
     int f32_lanes, f64_lanes;           /* vector lanes */
