@@ -8,9 +8,10 @@ How it works
    eval mode, then lowered to a list of nodes on numbered values: ``conv`` (a Conv2D's weight,
    bias and geometry), ``bn`` (an eval-mode BatchNorm2D), ``act`` (an activation with an
    epilogue code), ``add`` (two same-shaped tensors), ``dense`` (a Dense layer) and ``call``
-   (anything else, run as the copied layer or a function: pooling, reshapes...). Sequential, Residual, Concat, Graph
-   (imported ONNX models too) and the zoo's composite blocks (ResNet's BasicBlock/Bottleneck,
-   MobileNetV2's InvertedResidual) are lowered into their parts; Dropout and Identity vanish.
+   (anything else, run as the copied layer or a function: pooling, reshapes...). Sequential,
+   Residual, Concat, Graph (imported ONNX models too) and the zoo's composite blocks (ResNet's
+   BasicBlock/Bottleneck, MobileNetV2's InvertedResidual) are lowered into their parts; Dropout
+   and Identity vanish.
    Any other layer with children is kept as one ``call`` whose children are replaced by
    optimized copies of themselves (its own ``forward`` then calls those).
 2. Planning, once per input shape, dtype and thread count (and per Python thread: a plan owns
