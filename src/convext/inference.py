@@ -7,10 +7,11 @@ How it works
 1. Lowering. The model is deep-copied (later changes to the original do not reach it) and put in
    eval mode, then lowered to a list of nodes on numbered values: ``conv`` (a Conv2D's weight,
    bias and geometry), ``bn`` (an eval-mode BatchNorm2D), ``act`` (an activation with an
-   epilogue code), ``add`` (two same-shaped tensors) and ``call`` (anything else, run as the
-   copied layer or a function: pooling, dense, reshapes...). Sequential, Residual, Concat, Graph
-   (imported ONNX models too) and the zoo's composite blocks (ResNet's BasicBlock/Bottleneck,
-   MobileNetV2's InvertedResidual) are lowered into their parts; Dropout and Identity vanish.
+   epilogue code), ``add`` (two same-shaped tensors), ``dense`` (a Dense layer) and ``call``
+   (anything else, run as the copied layer or a function: pooling, reshapes...). Sequential,
+   Residual, Concat, Graph (imported ONNX models too) and the zoo's composite blocks (ResNet's
+   BasicBlock/Bottleneck, MobileNetV2's InvertedResidual) are lowered into their parts; Dropout
+   and Identity vanish.
    Any other layer with children is kept as one ``call`` whose children are replaced by
    optimized copies of themselves (its own ``forward`` then calls those).
 2. Planning, once per input shape, dtype and thread count (and per Python thread: a plan owns
@@ -19,7 +20,9 @@ How it works
    the chain has that one consumer (BatchNorm folded into the weight and bias in float64, then
    cast; the add's other operand becomes the epilogue's residual). The route and the thread
    count are chosen as ``functional.conv2d`` chooses them, the output buffers are allocated,
-   and each step is prebound.
+   and each step is prebound. A ``dense`` node on a 2-D batch of at most DENSE_PACKED_ROWS rows
+   gets its weight packed once (``_linear.dense_pack``) and a forward that streams it with the
+   bias added (``_linear.dense_forward``), bitwise the same as the layer's own forward.
 3. Running: one Python loop over the steps. Intermediate buffers are reused between calls; the
    returned arrays are never one of them.
 
@@ -37,8 +40,8 @@ import threading
 import numpy as np
 
 from . import functional
-from ._config import get_num_threads
-from ._kernels import _conv
+from ._config import get_num_threads, threads_for
+from ._kernels import _conv, _linear
 from .functional._routes import choose_route, conv_shape
 from .functional.conv import _conv_setup, _kernel_geom
 from .layers import (
@@ -47,6 +50,7 @@ from .layers import (
     BatchNorm2D,
     Concat,
     Conv2D,
+    Dense,
     Dropout,
     Graph,
     Hardsigmoid,
@@ -148,6 +152,10 @@ def _lower_conv(lw, conv, v):
         return functional.conv2d(x, w, b, *geom)
 
     return lw.emit("conv", (v,), run, weight=w, bias=b, geom=geom)
+
+
+def _lower_dense(lw, dense, v):
+    return lw.emit("dense", (v,), dense, weight=dense.weight, bias=dense.bias)
 
 
 def _lower_bn(lw, bn, v):
@@ -262,6 +270,7 @@ def _zoo_lowerings():
 _LOWER = {
     Sequential: _lower_sequential,
     Conv2D: _lower_conv,
+    Dense: _lower_dense,
     BatchNorm2D: _lower_bn,
     Residual: _lower_residual,
     Concat: _lower_concat,
@@ -366,6 +375,38 @@ def _conv_step(node, x_shape, dtype, bn, act, residual, out_buf):
     return step, y_shape
 
 
+# a Dense on at most this many rows runs on its weight packed once (_linear.dense_forward, which
+# reads the weight once per call); on more, on the GEMM (functional.linear), which packs the
+# weight per call but reuses it across many rows. Both give the same bits.
+DENSE_PACKED_ROWS = 32
+
+
+def _dense_step(node, x_shape, dtype, out_buf):
+    """A prebound call of the packed dense forward: f(x) -> y (x of shape x_shape), or None
+    when the layer's own forward should run (another shape or dtype, or a large batch)."""
+    w, b = node.attrs["weight"], node.attrs["bias"]
+    if (
+        len(x_shape) != 2
+        or not 1 <= x_shape[0] <= DENSE_PACKED_ROWS
+        or x_shape[1] != w.shape[1]
+        or dtype != w.dtype
+        or dtype not in (np.float32, np.float64)
+        or (b is not None and b.dtype != dtype)
+    ):
+        return None
+    wp = _linear.dense_pack(np.ascontiguousarray(w))
+    b = None if b is None else np.ascontiguousarray(b)
+    y_shape = (x_shape[0], w.shape[0])
+    threads = threads_for(x_shape[0] * w.shape[0] * w.shape[1], "macs")
+
+    def step(x):
+        y = np.empty(y_shape, dtype) if out_buf is None else out_buf
+        _linear.dense_forward(_c(x), wp, b, y, threads)
+        return y
+
+    return step
+
+
 class _Plan:
     """The fused steps for one input signature, with their output buffers."""
 
@@ -442,6 +483,25 @@ class _Plan:
             claimed |= chain
             absorbed |= chain - {id(last)}
             fused_at[id(last)] = (step, ins, v)
+        for n in nodes:
+            if n.kind != "dense" or id(n) in fused_at:
+                continue
+            x_shape, dtype, is_array = meta[n.ins[0]]
+            if not is_array:
+                continue
+            buf = None
+            if n.out not in outs:
+                buf = np.empty(meta[n.out][0], dtype)
+            step = _dense_step(n, x_shape, dtype, buf)
+            if (
+                step is None
+                or buf is not None
+                and buf.shape != (x_shape[0], n.attrs["weight"].shape[0])
+            ):
+                continue
+            if buf is not None:
+                self._buffers.append(buf)
+            fused_at[id(n)] = (step, n.ins, n.out)
         steps = []
         for n in nodes:
             if id(n) in absorbed:

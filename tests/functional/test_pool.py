@@ -268,6 +268,45 @@ def test_global_avg(dtype):
     assert F.global_avg_pool2d(x[0]).shape == (4, 1, 1)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1280, 7, 7), (2, 9, 5, 3), (1, 7, 1, 1), (3, 17, 12, 11)])
+def test_global_avg_sums_each_plane_in_double_in_order(dtype, shape):
+    """global_avg_pool2d and adaptive_avg_pool2d to 1x1 (eval pooling of resnet and mobilenet)
+    run one kernel that sums planes side by side in groups of 8: every output is exactly the
+    plane's sequential float64 sum (np.cumsum's last term: an independent oracle), divided by
+    H*W, rounded to the dtype, the same for every thread count, plane count (groups of 8
+    and the rest) and layout; and the same bits as the adaptive kernel's full window."""
+    from convext._kernels import _resample
+
+    N, C, H, W = shape
+    x = (RNG.standard_normal(shape) * 10 + 3).astype(dtype)
+    want = np.cumsum(x.reshape(N, C, H * W).astype(np.float64), axis=-1)[..., -1] / (H * W)
+    want = want.astype(dtype).reshape(N, C, 1, 1)
+    full = np.empty((N * C, 1, 1), dtype)
+    one = np.array([0])
+    _resample.adaptive_avg_forward(
+        x.reshape(-1, H, W), full, one, np.array([H]), one, np.array([W]), 1
+    )
+    try:
+        for n in (1, 2):
+            convext.set_num_threads(n)
+            for got in (
+                F.global_avg_pool2d(x),
+                F.adaptive_avg_pool2d(x, 1),
+                F.adaptive_avg_pool2d(x, (1, 1)),
+                F.adaptive_avg_pool2d(np.asfortranarray(x), (1, None) if W == 1 else 1),
+                F.global_avg_pool2d(x[:, ::-1])[:, ::-1],
+                F.global_avg_pool2d(x[0])[None],
+            ):
+                assert got.dtype == dtype and got.shape[-2:] == (1, 1)
+                np.testing.assert_array_equal(got.view(np.uint8), want[: len(got)].view(np.uint8))
+        np.testing.assert_array_equal(full.reshape(want.shape), want)
+    finally:
+        convext.set_num_threads(None)
+    if dtype == np.float64:  # and the naive float64 oracle
+        np.testing.assert_allclose(want, ref.avg_pool2d(x, (H, W)), rtol=1e-10)
+
+
 # --- shapes, layouts, threads ------------------------------------------------------------------
 
 
@@ -467,6 +506,46 @@ def _value_data(rng, shape, dtype):
     quiet = np.uint32(0x7FC00000) if dtype == np.float32 else np.uint64(0x7FF8000000000000)
     bits[nan] = quiet + np.arange(1, int(nan.sum()) + 1).astype(bits.dtype)
     return x
+
+
+@pytest.mark.parametrize("p,ceil", [(1, False), (0, False), (1, True), (0, True)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_3x3_stride2_values_only_rows(p, ceil, dtype):
+    """Values-only 3x3 stride-2 pooling (resnet's stem) runs whole output rows through
+    isa/pool.inc's cvx_pl_vmax3s2: border windows in the kernel, the interior in vector code,
+    and, when the rows read hold no NaN, a plain max instruction instead of the NaN rule. The
+    same bits as the path with indices (the scalar rule) and the naive oracle, on widths whose
+    interior crosses the 16-output blocks, narrow planes, planes with and without NaN side by
+    side (the NaN check is per call), +-0 ties and -inf; every thread count and batch split."""
+    rng = np.random.default_rng(23)
+    for H, W in [(9, 33), (8, 34), (7, 35), (5, 64), (3, 3), (4, 5), (11, 100), (2, 70)]:
+        x = rng.integers(-3, 4, size=(3, 4, H, W)).astype(dtype)
+        zeros = x == 0
+        x[zeros] = np.where(rng.random(int(zeros.sum())) < 0.5, -0.0, 0.0).astype(dtype)
+        x[0, 1] = -np.inf
+        x[0, 2, :, : W // 2] = -np.inf
+        x[2, 3, H // 2, W // 3] = np.nan  # one plane with a NaN among NaN-free ones
+        x[1, 0, 0, -1] = np.nan
+        try:
+            y, _ = F.max_pool2d(x, 3, 2, p, 1, ceil, return_indices=True)
+        except ValueError:  # kernel larger than this shape
+            continue
+        runs = []
+        try:
+            for n in (1, 2):
+                convext.set_num_threads(n)
+                runs.append(F.max_pool2d(x, 3, 2, p, 1, ceil))
+                runs.append(
+                    np.concatenate([F.max_pool2d(x[i : i + 1], 3, 2, p, 1, ceil) for i in range(3)])
+                )
+        finally:
+            convext.set_num_threads(None)
+        ry, _ = ref.max_pool2d(x, 3, 2, p, 1, ceil)
+        for v in runs:
+            assert v.dtype == dtype and v.shape == y.shape
+            np.testing.assert_array_equal(_bits(v), _bits(y), err_msg=str((H, W)))
+            np.testing.assert_array_equal(v, ry.astype(dtype), err_msg=str((H, W)))
+        assert np.isnan(runs[0][2, 3]).any() and not np.isnan(runs[0][2, :3]).any()
 
 
 @pytest.mark.parametrize("k,s,p,d,ceil", VALUE_CASES)

@@ -445,6 +445,53 @@ def test_gemm_layers_use_the_weight_packed_once(monkeypatch):
         np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
 
 
+def test_dense_layers_run_on_the_weight_packed_once(monkeypatch):
+    """A Dense on a 2-D batch of up to DENSE_PACKED_ROWS rows runs _linear.dense_forward on its
+    weight packed once (the same array on every call); every output is bitwise the original
+    layer's own forward (functional.linear), at every batch size, with and without a bias; a
+    bigger batch, or a Dense on 3-D input, runs the layer's forward (the GEMM)."""
+    from convext import inference
+    from convext._kernels import _linear
+
+    kernel = _linear.dense_forward
+    calls = []
+
+    def recording(x, wp, b, y, n_threads):
+        calls.append(wp)
+        return kernel(x, wp, b, y, n_threads)
+
+    monkeypatch.setattr(_linear, "dense_forward", recording)
+    for dt in (np.float32, np.float64):
+        for bias in (True, False):
+            model = Sequential(
+                Conv2D(3, 8, 3, dtype=dt, rng=1),
+                Flatten(),
+                Dense(8 * 5 * 5, 130, bias=bias, dtype=dt, rng=2),
+                ReLU(),
+                Dense(130, 70, bias=bias, dtype=dt, rng=3),
+            ).eval()
+            opt = convext.optimize_for_inference(model)
+            rng = np.random.default_rng(5)
+            for n in (1, 3, 5, inference.DENSE_PACKED_ROWS, inference.DENSE_PACKED_ROWS + 1):
+                x = rng.standard_normal((n, 3, 7, 7)).astype(dt)
+                opt(x)  # plan
+                calls.clear()
+                got = opt(x)
+                assert len(calls) == (2 if n <= inference.DENSE_PACKED_ROWS else 0)
+                again = opt(x)
+                assert all(p is q for p, q in zip(calls[2:], calls[:2], strict=True))
+                want = model(x)
+                assert got.dtype == dt
+                np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+                np.testing.assert_array_equal(again, got)
+    # a Dense on (N, L, features): the layer's own forward
+    seq = Sequential(Conv2D(3, 4, 1, rng=1), Flatten(start_dim=2), Dense(36, 5, rng=2)).eval()
+    x = np.random.default_rng(6).standard_normal((2, 3, 6, 6)).astype(np.float32)
+    calls.clear()
+    np.testing.assert_array_equal(convext.optimize_for_inference(seq)(x), seq(x))
+    assert not calls
+
+
 def test_composite_models():
     rng = np.random.default_rng(6)
     _check_close(_composite, rng.standard_normal((2, 3, 9, 9)))

@@ -63,6 +63,12 @@ cdef extern from "isa/cvx_isa.h" nogil:
         void (*dgemm_pa)(idx_t M, idx_t N, idx_t K, const double *Ap, const double *B,
                          idx_t rsb, idx_t csb, double *C, idx_t ldc, int accumulate,
                          double *work) noexcept nogil
+        idx_t (*sdense_pack)(idx_t N, idx_t K, const float *W, float *dst) noexcept nogil
+        idx_t (*ddense_pack)(idx_t N, idx_t K, const double *W, double *dst) noexcept nogil
+        void (*sdense_pa)(idx_t M, idx_t N, idx_t K, idx_t n0, idx_t n1, const float *wp,
+                          const float *x, const float *b, float *y) noexcept nogil
+        void (*ddense_pa)(idx_t M, idx_t N, idx_t K, idx_t n0, idx_t n1, const double *wp,
+                          const double *x, const double *b, double *y) noexcept nogil
         void (*dw_taps_f)(idx_t rows, idx_t n, idx_t ld_in, idx_t ld_out, int ntaps,
                           const float *const *base, const float *w, float bias, int accumulate,
                           float *out) noexcept nogil
@@ -160,8 +166,13 @@ cdef extern from "isa/cvx_isa.h" nogil:
                             idx_t OW, float *yp, int64_t *ip) noexcept nogil
         void (*pl_max3s2_d)(idx_t rows, idx_t n, const double *r0, idx_t W, int64_t base,
                             idx_t OW, double *yp, int64_t *ip) noexcept nogil
+        void (*pl_vmax3s2_f)(const float *x, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t OW,
+                             idx_t oh0, idx_t oh1, float *y) noexcept nogil
+        void (*pl_vmax3s2_d)(const double *x, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t OW,
+                             idx_t oh0, idx_t oh1, double *y) noexcept nogil
         double (*fma_chains)(long long iters, float m, float c) noexcept nogil
         int f32_lanes, f64_lanes, sgemm_mr, sgemm_nr, dgemm_mr, dgemm_nr, fma_fused, direct_fb
+        int sdense_rows, ddense_rows
 
 
 cdef const cvx_kernel_table *isa_table() noexcept nogil
@@ -482,3 +493,13 @@ cdef inline void cvx_pl_max3s2_double(idx_t rows, idx_t n, const double *r0, idx
                                       int64_t base, idx_t OW, double *yp,
                                       int64_t *ip) noexcept nogil:
     isa_table().pl_max3s2_d(rows, n, r0, W, base, OW, yp, ip)
+
+
+cdef inline void cvx_pl_vmax3s2_float(const float *x, idx_t H, idx_t W, idx_t ph, idx_t pw,
+                                      idx_t OW, idx_t oh0, idx_t oh1, float *y) noexcept nogil:
+    isa_table().pl_vmax3s2_f(x, H, W, ph, pw, OW, oh0, oh1, y)
+
+
+cdef inline void cvx_pl_vmax3s2_double(const double *x, idx_t H, idx_t W, idx_t ph, idx_t pw,
+                                       idx_t OW, idx_t oh0, idx_t oh1, double *y) noexcept nogil:
+    isa_table().pl_vmax3s2_d(x, H, W, ph, pw, OW, oh0, oh1, y)

@@ -21,3 +21,11 @@ def linear_grad_weight(
     gw: _FloatArray,
     n_threads: int,
 ) -> None: ...
+def dense_pack(w: _FloatArray) -> _FloatArray: ...
+def dense_forward(
+    x: _FloatArray,
+    wp: _FloatArray,
+    b: _FloatArray | None,
+    y: _FloatArray,
+    n_threads: int,
+) -> None: ...

@@ -10,6 +10,11 @@ rather than NumPy's BLAS keeps a second thread pool (OpenBLAS's, which spins whi
 competing with convext's OpenMP threads for the cores, which made a training step several times
 slower on a small machine (docs/benchmarks.md, "Figures measured once").
 Scratch: CVX_GEMM_WORK_ELEMS elements per thread.
+
+Inference (optimize_for_inference): dense_pack packs w once into strips of its rows
+(isa/kernels.inc, cvx_dense_pack), and dense_forward multiplies x by it with the bias added,
+each element bitwise linear_forward's (kernels.inc says why); work items are strips of rows of w,
+so a batch of one row still uses every thread, and the weight is read once per call.
 """
 import numpy as np
 
@@ -19,6 +24,7 @@ from ._openmp cimport cvx_omp_get_thread_num
 from ._types cimport floating, idx_t
 
 from ._gemm cimport CVX_GEMM_WORK_ELEMS, gemm
+from ._isa cimport isa_table
 
 DEF ROWS = 64  # rows of the result per work item
 DEF COLS = 192  # columns of the result per work item (a multiple of every ISA's GEMM tile width)
@@ -90,3 +96,42 @@ def linear_grad_weight(const floating[:, ::1] gy, const floating[:, ::1] x, floa
     with nogil:
         _grid_gemm(N, K, M, &gy[0, 0], 1, N, &x[0, 0], K, 1, &gw[0, 0], &s[0, 0], s.shape[1],
                    n_threads)
+
+
+cdef idx_t _dense_rows(bint is_double) noexcept nogil:
+    return isa_table().ddense_rows if is_double else isa_table().sdense_rows
+
+
+def dense_pack(const floating[:, ::1] w):
+    """w (N, K), K >= 1, packed for dense_forward (a 1-D array of w's dtype)."""
+    cdef idx_t N = w.shape[0], K = w.shape[1], n
+    cdef floating[::1] wp
+    if floating is float:
+        n = isa_table().sdense_pack(N, K, &w[0, 0], NULL)
+        wp = np.empty(n, np.float32)
+        isa_table().sdense_pack(N, K, &w[0, 0], &wp[0])
+    else:
+        n = isa_table().ddense_pack(N, K, &w[0, 0], NULL)
+        wp = np.empty(n, np.float64)
+        isa_table().ddense_pack(N, K, &w[0, 0], &wp[0])
+    return np.asarray(wp)
+
+
+def dense_forward(const floating[:, ::1] x, const floating[::1] wp, const floating[::1] b,
+                  floating[:, ::1] y, int n_threads):
+    """y = x @ w^T (+ b) with w packed by dense_pack (under the same instruction set); y (M, N),
+    x (M, K), K >= 1. Fills all of y, bitwise linear_forward's."""
+    cdef idx_t M = x.shape[0], K = x.shape[1], N = y.shape[1]
+    cdef idx_t dr = _dense_rows(floating is double)
+    cdef idx_t ns = (N + dr - 1) // dr, s, n1
+    cdef const floating *bp = NULL if b is None else &b[0]
+    cdef int nt = <int>max(1, min(<idx_t>n_threads, ns))
+    with nogil:
+        for s in prange(ns, num_threads=nt, schedule='static'):
+            n1 = s * dr + dr
+            if n1 > N:
+                n1 = N
+            if floating is float:
+                isa_table().sdense_pa(M, N, K, s * dr, n1, &wp[0], &x[0, 0], bp, &y[0, 0])
+            else:
+                isa_table().ddense_pa(M, N, K, s * dr, n1, &wp[0], &x[0, 0], bp, &y[0, 0])

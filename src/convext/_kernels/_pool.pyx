@@ -50,6 +50,12 @@ of the 2x2 stride-2 shape whose indices all lie in their own (disjoint) windows,
 gather, each grad element once (isa/pool.inc's cvx_pl_back2): the same values, since each
 element then gets at most one term.
 
+Global average (global_avg_forward: adaptive average pooling to 1x1, and global_avg_pool2d):
+each plane's sum in double, element by element in memory order, divided by the plane's size,
+then rounded to the dtype (adaptive_avg_forward's arithmetic for a window holding the whole
+plane). Planes go in groups of 8 whose sums are interleaved (8 independent add chains instead of
+one, which bounded the old loop by the add latency); each plane's additions keep their order.
+
 Index arithmetic: kernel size, stride, padding, dilation, the padded input, the dilated kernel,
 OH, OW and (for average pooling, whose divisor is a window area) kh*kw are each at most 2**40,
 checked in Python integers by convext._validation.window_geometry and
@@ -97,6 +103,8 @@ from ._isa cimport (
     cvx_pl_max3_float,
     cvx_pl_max_row_double,
     cvx_pl_max_row_float,
+    cvx_pl_vmax3s2_double,
+    cvx_pl_vmax3s2_float,
 )
 
 
@@ -168,6 +176,14 @@ cdef void _max_rows(const floating *xp, floating *yp, int64_t *ip, idx_t H, idx_
     ip == NULL: the values only (the row kernels then skip the argmax)."""
     cdef idx_t oh, ow, hs, i0, i1, lo, hi, oe, r
     cdef int64_t *iq
+    if (ip == NULL and kh == 3 and kw == 3 and sh == 2 and sw == 2 and dil_h == 1
+            and dil_w == 1 and ph <= 1 and pw <= 1 and H * W <= VEC_MAX_PLANE):
+        # values only, 3x3 stride 2 (resnet's stem): whole rows, borders included, in one call
+        if floating is float:
+            cvx_pl_vmax3s2_float(xp, H, W, ph, pw, OW, oh0, oh1, yp)
+        else:
+            cvx_pl_vmax3s2_double(xp, H, W, ph, pw, OW, oh0, oh1, yp)
+        return
     _interior(W, OW, kw, sw, pw, dil_w, &lo, &hi)
     if H * W > VEC_MAX_PLANE or kh > VEC_MAX_PLANE or kw > VEC_MAX_PLANE:
         lo = hi = 0  # the row kernel keeps window rows and columns in int
@@ -492,3 +508,35 @@ def avg_pool2d_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] 
                         row = gx + ih * W
                         for iw in range(ws1, we1):
                             row[iw] = row[iw] + g
+
+
+DEF GAP_GROUP = 8  # planes summed side by side
+
+
+cdef void _gap_planes(const floating *xp, floating *yp, idx_t n, idx_t L) noexcept nogil:
+    """yp[j] = mean of xp[j*L : (j+1)*L] for j < n <= GAP_GROUP, the sums interleaved."""
+    cdef double acc[GAP_GROUP]
+    cdef idx_t i, j
+    if n == GAP_GROUP:
+        for j in range(GAP_GROUP):
+            acc[j] = 0
+        for i in range(L):
+            for j in range(GAP_GROUP):
+                acc[j] = acc[j] + xp[j * L + i]
+    else:
+        for j in range(n):
+            acc[j] = 0
+            for i in range(L):
+                acc[j] = acc[j] + xp[j * L + i]
+    for j in range(n):
+        yp[j] = <floating>(acc[j] / <double>L)
+
+
+def global_avg_forward(const floating[:, ::1] x, floating[::1] y, int n_threads):
+    """y[p] = the mean of x[p, :] (x: (P, L), L >= 1): the sum in double in memory order,
+    divided by L, rounded to the dtype."""
+    cdef idx_t P = x.shape[0], L = x.shape[1], g, ng = (P + GAP_GROUP - 1) // GAP_GROUP
+    with nogil:
+        for g in prange(ng, num_threads=n_threads, schedule="static"):
+            _gap_planes(&x[g * GAP_GROUP, 0], &y[g * GAP_GROUP],
+                        _imin(GAP_GROUP, P - g * GAP_GROUP), L)

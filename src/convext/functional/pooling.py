@@ -437,13 +437,27 @@ def lp_pool2d_backward(
 
 def global_avg_pool2d(x: ArrayLike) -> FloatArray:
     """Mean over each (H, W) plane, keeping the dims: (N, C, H, W) -> (N, C, 1, 1), or
-    (C, H, W) -> (C, 1, 1); as ``torch.nn.functional.adaptive_avg_pool2d(x, 1)``."""
-    x = contiguous(check_array(x, "x", (3, 4)))
+    (C, H, W) -> (C, 1, 1); as ``torch.nn.functional.adaptive_avg_pool2d(x, 1)``, and the
+    same bits as convext's ``adaptive_avg_pool2d(x, 1)`` (each plane summed in double, in
+    memory order, divided by H*W, then rounded to the dtype)."""
+    x = check_array(x, "x", (3, 4))
     if x.shape[-1] == 0 or x.shape[-2] == 0:
         raise ValueError(
             f"global_avg_pool2d: x must have non-empty planes, got shape {_shape_str(x.shape)}"
         )
-    return x.mean(axis=(-2, -1), keepdims=True)
+    return _global_avg(x)
+
+
+def _global_avg(x: FloatArray) -> FloatArray:
+    """The mean of each non-empty (H, W) plane of a validated x, keeping the dims (one add per
+    element: threaded as an elementwise kernel)."""
+    H, W = x.shape[-2:]
+    y = np.empty(x.shape[:-2] + (1, 1), x.dtype)
+    if y.size:
+        _pool.global_avg_forward(
+            contiguous(x).reshape(-1, H * W), y.reshape(-1), threads_for(x.size, "elementwise")
+        )
+    return y
 
 
 def global_avg_pool2d_backward(grad_out: ArrayLike, input_shape: Shape) -> FloatArray:

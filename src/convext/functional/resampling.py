@@ -18,6 +18,7 @@ from .._kernels import _pool, _resample
 from .._typing import ArrayLike, FloatArray, IndexArray, IntPair, Padding, Shape
 from .._validation import MAX_EXTENT, _as_int, as_pair, check_array, contiguous
 from ._common import _check_bool, _check_size, _real, _shape_str
+from .pooling import _global_avg
 
 
 def _plane_input(x, name, fn):
@@ -74,10 +75,13 @@ def adaptive_avg_pool2d(x: ArrayLike, output_size: int | Sequence[int | None]) -
 
     Output (.., OH, OW) from ``output_size`` (an int, or a pair with None meaning "the input's
     size"); output row i averages input rows ``floor(i*H/OH) <= h < ceil((i+1)*H/OH)`` (likewise
-    columns). Sums are accumulated in double.
+    columns). Sums are accumulated in double (with a 1x1 output, as ``global_avg_pool2d``).
     """
     fn = "adaptive_avg_pool2d"
     x, x3 = _plane_input(x, "x", fn)
+    if _adaptive_size(output_size, *x.shape[-2:], fn) == (1, 1):
+        # one window, the whole plane: the same sums, several planes side by side
+        return _global_avg(x)
     OH, OW, hs, he, ws, we = _adaptive_geom(x.shape, output_size, fn)
     y = np.empty(x.shape[:-2] + (OH, OW), x.dtype)
     if y.size:

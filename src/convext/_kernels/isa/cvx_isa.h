@@ -96,6 +96,15 @@ struct cvx_kernel_table {
     void (*dgemm_pa)(cvx_index M, cvx_index N, cvx_index K, const double *Ap, const double *B,
                      cvx_index rsb, cvx_index csb, double *C, cvx_index ldc, int accumulate,
                      double *work);
+    /* a dense layer's forward with W packed once (kernels.inc): pack W (N x K; dst NULL: only
+     * the size, returned), then y (M x N) columns [n0, n1) = x @ W^T (+ b), n0 a multiple of
+     * the strip height (sdense_rows / ddense_rows), bitwise as sgemm + bias */
+    cvx_index (*sdense_pack)(cvx_index N, cvx_index K, const float *W, float *dst);
+    cvx_index (*ddense_pack)(cvx_index N, cvx_index K, const double *W, double *dst);
+    void (*sdense_pa)(cvx_index M, cvx_index N, cvx_index K, cvx_index n0, cvx_index n1,
+                      const float *wp, const float *x, const float *b, float *y);
+    void (*ddense_pa)(cvx_index M, cvx_index N, cvx_index K, cvx_index n0, cvx_index n1,
+                      const double *wp, const double *x, const double *b, double *y);
     /* depthwise convolution (depthwise.inc; _conv.pyx's depthwise route) */
     void (*dw_taps_f)(cvx_index rows, cvx_index n, cvx_index ld_in, cvx_index ld_out, int ntaps,
                       const float *const *base, const float *w, float bias, int accumulate,
@@ -200,12 +209,18 @@ struct cvx_kernel_table {
                         cvx_index OW, float *yp, int64_t *ip);
     void (*pl_max3s2_d)(cvx_index rows, cvx_index n, const double *r0, cvx_index W,
                         int64_t base, cvx_index OW, double *yp, int64_t *ip);
+    /* values-only 3x3 stride-2 max pool, padding <= 1: output rows [oh0, oh1) of a plane */
+    void (*pl_vmax3s2_f)(const float *x, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
+                         cvx_index OW, cvx_index oh0, cvx_index oh1, float *y);
+    void (*pl_vmax3s2_d)(const double *x, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
+                         cvx_index OW, cvx_index oh0, cvx_index oh1, double *y);
     /* the FMA-peak loop of convext.bench: 16 chains, `iters` steps; a checksum */
     double (*fma_chains)(long long iters, float m, float c);
     int f32_lanes, f64_lanes;           /* vector lanes */
     int sgemm_mr, sgemm_nr, dgemm_mr, dgemm_nr; /* GEMM register tiles */
     int fma_fused;                      /* 1: the peak loop runs fused multiply-adds (else mul+add) */
     int direct_fb;                      /* filters per direct forward tile (cvx_direct_fblock) */
+    int sdense_rows, ddense_rows;       /* rows of W per packed strip of sdense_pack / ddense_pack */
 };
 
 /* cvx_isa.c */
