@@ -377,11 +377,11 @@ static void check_gemm(const struct check_table *t)
                 }
     }
     /* B packed once (row ranges split anywhere, also mid-chunk): past NR (the last strip 1, a
-     * few and many columns wide), KC (two and three chunks), MC and NC, every B layout, A
+     * few and many columns wide, its columns fused into the full strips' passes or not), KC (two and three chunks), MC and NC, every B layout, A
      * strided and packed, overwrite and accumulate, both data modes */
     {
         static const cvx_index bm[] = {1, 8, 13, 150};
-        static const cvx_index bn[] = {1, 5, 12, 48, 49, 60, 97, 390};
+        static const cvx_index bn[] = {1, 5, 12, 48, 49, 60, 97, 98, 196, 390};
         static const cvx_index bk[] = {0, 1, 9, 385, 769};
         size_t q = 0;
         for (a = 0; a < sizeof bm / sizeof *bm; a++)
