@@ -33,8 +33,10 @@ chunking): on small planes (several images' tiles fit in one tile of TILE_BYTES,
 a work item unfolds nimg images side by side into the GEMM's columns (one GEMM nimg*OH*OW
 wide instead of nimg narrow ones) and copies its output out through a per-thread buffer; with
 fewer work items than twice the threads (batch 1), each is split into blocks of filters (rows
-of the GEMM, multiples of 8), so both cores work. So y stays the same for every batch size and
-thread count. A weight used for many calls (convext.inference) can be packed once, whole, into
+of the GEMM, multiples of 8), so both cores work; those blocks share their item's B: all the
+threads first unfold and pack it once, whole, into the GEMM's column strips (gemm_pack_b, a
+block of channels at a time), then the blocks multiply it in place (gemm_pb) instead of each
+unfolding and packing it again. So y stays the same for every batch size and thread count. A weight used for many calls (convext.inference) can be packed once, whole, into
 the GEMM's strips (conv2d_pack_weight_gemm) and passed to conv2d_forward_gemm, whose GEMMs then
 read it in place instead of re-packing their blocks of it on every call (a strided copy of
 the whole weight per call, which at batch 1 is not shared by many columns); the values and
@@ -86,7 +88,8 @@ limits in Python integers by functional/_routes.py before a geometry reaches tho
 Scratch memory, allocated in Python before any output is written, for at most as many threads as
 there are work items: per thread K*PT elements (the unfolded tile, PT = 192..768 pixels, about
 768 kB when K is moderate) plus CVX_GEMM_WORK_ELEMS (~0.8 MB in float32) for the GEMM's packed
-panels; grad_weight adds up to 16*F*K elements of partial sums; the direct route U elements per
+panels (the forward with shared B: instead of the tile, a block of its channels, and the packed
+B of each of its fewer than 2*threads items, K*PT rounded up to whole column strips); grad_weight adds up to 16*F*K elements of partial sums; the direct route U elements per
 thread (at most 2**21; its forward unfolds a cache-sized band of U at a time) and the group's
 packed weights (Fg*K); the depthwise route (Hp + OH)*Wp elements per thread (its channel blocks
 at most 65536), at most 4*(H*W + OH*OW) + 65536 (stride, padding or dilation far beyond the
