@@ -36,8 +36,9 @@ fewer work items than twice the threads (batch 1), each is split into blocks of 
 of the GEMM, multiples of 8), so both cores work; those blocks share their item's B: all the
 threads first unfold and pack it once, whole, into the GEMM's column strips (gemm_pack_b, a
 block of channels at a time), then the blocks multiply it in place (gemm_pb) instead of each
-unfolding and packing it again. So y stays the same for every batch size and thread count. A weight used for many calls (convext.inference) can be packed once, whole, into
-the GEMM's strips (conv2d_pack_weight_gemm) and passed to conv2d_forward_gemm, whose GEMMs then
+unfolding and packing it again. So y stays the same for every batch size and thread count.
+A weight used for many calls (convext.inference) can be packed once, whole, into the GEMM's
+strips (conv2d_pack_weight_gemm) and passed to conv2d_forward_gemm, whose GEMMs then
 read it in place instead of re-packing their blocks of it on every call (a strided copy of
 the whole weight per call, which at batch 1 is not shared by many columns); the values and
 their order are the same, and so is every output bit.
@@ -89,9 +90,10 @@ Scratch memory, allocated in Python before any output is written, for at most as
 there are work items: per thread K*PT elements (the unfolded tile, PT = 192..768 pixels, about
 768 kB when K is moderate) plus CVX_GEMM_WORK_ELEMS (~0.8 MB in float32) for the GEMM's packed
 panels (the forward with shared B: instead of the tile, a block of its channels, and the packed
-B of each of its fewer than 2*threads items, K*PT rounded up to whole column strips); grad_weight adds up to 16*F*K elements of partial sums; the direct route U elements per
-thread (at most 2**21; its forward unfolds a cache-sized band of U at a time) and the group's
-packed weights (Fg*K); the depthwise route (Hp + OH)*Wp elements per thread (its channel blocks
+B of each of its fewer than 2*threads items, K*PT rounded up to whole column strips);
+grad_weight adds up to 16*F*K elements of partial sums; the direct route U elements per thread
+(at most 2**21; its forward unfolds a cache-sized band of U at a time) and the group's packed
+weights (Fg*K); the depthwise route (Hp + OH)*Wp elements per thread (its channel blocks
 at most 65536), at most 4*(H*W + OH*OW) + 65536 (stride, padding or dilation far beyond the
 image go to the GEMM route).
 """
@@ -1345,7 +1347,8 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
     nimg images side by side in the GEMM's columns (its output goes through a per-thread
     buffer). Few work items (batch 1): each is split into blocks of filters (rows of the
     GEMM; multiples of 8, and with `packed` of the GEMM tile's rows too, so that each block
-    starts at a packed strip). Neither changes any output's arithmetic (the GEMM's result
+    starts at a packed strip), which share the item's unfolded input, packed once by all the
+    threads (_fwd_gemm_shared_b). Neither changes any output's arithmetic (the GEMM's result
     depends only on K), so y is the same for every batch size and thread count."""
     cdef geom_t g = _geom(_s4(x.shape), _s4(w.shape), _s4(y.shape), groups, stride_h, stride_w,
                           pad_top, pad_left, dil_h, dil_w)
