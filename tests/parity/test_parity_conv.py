@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import convext
 from cases import NONFINITE_CONV as NONFINITE
 from cases import conv_cases, routes_for
 from convext import conv2d, conv2d_backward
@@ -123,3 +124,35 @@ def test_every_route_that_accepts_a_geometry_matches_torch(case, dtype):
     for r in allowed["grad_weight"]:
         gw = conv2d_backward(gy, x, w, **kw, _route={"grad_weight": r}, needs_input_grad=False)[1]
         np.testing.assert_allclose(gw, tw.grad.numpy(), **tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (1, 61, 7, 7, 40, 3, 1),  # batch 1, 7x7: filter blocks share B, 3 channel blocks
+        (1, 600, 7, 7, 64, 1, 0),  # 1x1 on 7x7: the image packed once, 3 channel blocks
+        (1, 64, 30, 30, 24, 3, 1),  # 3 pixel tiles, each item's B shared by its filter blocks
+        (3, 100, 5, 5, 64, 3, 0),  # 3 images side by side, filter blocks
+    ],
+)
+def test_gemm_forward_with_shared_b_matches_torch(shape, dtype):
+    """The GEMM forward on few work items with several threads (the filter blocks sharing the
+    packed unfolded input) against torch, and bitwise the same as on one thread."""
+    N, C, H, W, F, k, p = shape
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = (rng.standard_normal((F, C, k, k)) / np.sqrt(C * k * k)).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype)
+    want = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), 1, p)
+    old = convext.get_num_threads()
+    try:
+        got = {}
+        for n in (1, 2):
+            convext.set_num_threads(n)
+            got[n] = conv2d(x, w, b, padding=p, _route="gemm")
+    finally:
+        convext.set_num_threads(old)
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(got[2], want.numpy(), **tol)
+    np.testing.assert_array_equal(got[2].view(np.uint8), got[1].view(np.uint8))

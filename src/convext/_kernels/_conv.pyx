@@ -33,9 +33,12 @@ chunking): on small planes (several images' tiles fit in one tile of TILE_BYTES,
 a work item unfolds nimg images side by side into the GEMM's columns (one GEMM nimg*OH*OW
 wide instead of nimg narrow ones) and copies its output out through a per-thread buffer; with
 fewer work items than twice the threads (batch 1), each is split into blocks of filters (rows
-of the GEMM, multiples of 8), so both cores work. So y stays the same for every batch size and
-thread count. A weight used for many calls (convext.inference) can be packed once, whole, into
-the GEMM's strips (conv2d_pack_weight_gemm) and passed to conv2d_forward_gemm, whose GEMMs then
+of the GEMM, multiples of 8), so both cores work; those blocks share their item's B: all the
+threads first unfold and pack it once, whole, into the GEMM's column strips (gemm_pack_b, a
+block of channels at a time), then the blocks multiply it in place (gemm_pb) instead of each
+unfolding and packing it again. So y stays the same for every batch size and thread count.
+A weight used for many calls (convext.inference) can be packed once, whole, into the GEMM's
+strips (conv2d_pack_weight_gemm) and passed to conv2d_forward_gemm, whose GEMMs then
 read it in place instead of re-packing their blocks of it on every call (a strided copy of
 the whole weight per call, which at batch 1 is not shared by many columns); the values and
 their order are the same, and so is every output bit.
@@ -88,16 +91,17 @@ form beyond that (the direct route's U, the depthwise padded plane) are compared
 limits in Python integers by functional/_routes.py before a geometry reaches those routes.
 
 Scratch memory, allocated in Python before any output is written, for at most as many threads as
-there are work items: per thread K*PT elements (the unfolded tile, PT = 192..768 pixels, about
+there are work items: per thread K*PT elements (the unfolded tile, PT = 192..960 pixels, about
 768 kB when K is moderate; on small planes the same budget holds several images, and the
 weight gradient's up to 384 pixels of them) plus CVX_GEMM_WORK_ELEMS (~0.8 MB in float32) for
-the GEMM's packed panels; grad_input adds the packed W^T (about the weight's size), grad_weight
-up to min(16, max(1, 8 MB / (F*K*itemsize))) * F*K elements of partial sums; the direct route
-U elements per thread (at most 2**21; its forward unfolds a cache-sized band of U at a time), the
-group's
-packed weights (Fg*K); the depthwise route (Hp + OH)*Wp elements per thread (its channel blocks
-at most 65536), at most 4*(H*W + OH*OW) + 65536 (stride, padding or dilation far beyond the
-image go to the GEMM route).
+the GEMM's packed panels (the forward with shared B: instead of the tile, a block of its
+channels, and the packed B of each of its fewer than 2*threads items, K*PT rounded up to whole
+column strips); grad_input adds the packed W^T (about the weight's size), grad_weight up to
+min(16, max(1, 8 MB / (F*K*itemsize))) * F*K elements of partial sums; the direct route U
+elements per thread (at most 2**21; its forward unfolds a cache-sized band of U at a time), the
+group's packed weights (Fg*K); the depthwise route (Hp + OH)*Wp elements per thread (its channel
+blocks at most 65536), at most 4*(H*W + OH*OW) + 65536 (stride, padding or dilation far beyond
+the image go to the GEMM route).
 """
 import numpy as np
 
@@ -107,7 +111,16 @@ from libc.math cimport erf, exp, expm1, tanh
 from ._openmp cimport cvx_omp_get_thread_num
 from ._types cimport floating, idx_t
 
-from ._gemm cimport CVX_GEMM_WORK_ELEMS, gemm as _gemm, gemm_mr, gemm_pa, gemm_pack_a
+from ._gemm cimport (
+    CVX_GEMM_WORK_ELEMS,
+    gemm as _gemm,
+    gemm_mr,
+    gemm_pa,
+    gemm_pack_a,
+    gemm_pack_b,
+    gemm_packed_b_elems,
+    gemm_pb,
+)
 from ._isa cimport CVX_GEMM_KC, cvx_gemm_packed_a_elems
 
 from ._isa cimport (
@@ -157,6 +170,9 @@ ctypedef struct geom_t:
 
 # Bytes of unfolded input a thread keeps per tile (a typical L2 holds it).
 DEF TILE_BYTES = 786432
+# Rows of the unfolded input one step of the forward's shared B packing unfolds and packs (a
+# block of whole channels: about 256 rows, which with its tile's pixels stays in cache).
+DEF PACK_ROWS = 256
 # How many partial sums grad_weight accumulates into (at most), and the bytes they may take
 # (a 512x512x3x3 weight gradient is 9.4 MB: one block; 256x256x3x3, 2.4 MB: 3 blocks).
 DEF MAX_BLOCKS = 16
@@ -1345,7 +1361,8 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
     nimg images side by side in the GEMM's columns (its output goes through a per-thread
     buffer). Few work items (batch 1): each is split into blocks of filters (rows of the
     GEMM; multiples of 8, and with `packed` of the GEMM tile's rows too, so that each block
-    starts at a packed strip). Neither changes any output's arithmetic (the GEMM's result
+    starts at a packed strip), which share the item's unfolded input, packed once by all the
+    threads (_fwd_gemm_shared_b). Neither changes any output's arithmetic (the GEMM's result
     depends only on K), so y is the same for every batch size and thread count."""
     cdef geom_t g = _geom(_s4(x.shape), _s4(w.shape), _s4(y.shape), groups, stride_h, stride_w,
                           pad_top, pad_left, dil_h, dil_w)
@@ -1379,10 +1396,35 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
     cdef idx_t per = 0 if (image_is_cols and nimg == 1) else K * PT
     if nimg > 1:
         per = K * nimg * P + FB * nimg * P
+    # several filter blocks per item: they share its B, unfolded and packed once by all the
+    # threads (a block of cb channels at a time, through the thread's buffer), so per thread:
+    # that block's unfolded rows, or (nimg > 1) the output block of the filter blocks
+    cdef bint share_b = nfb > 1
+    cdef idx_t cb = max(1, PACK_ROWS // (g.kh * g.kw)), ldb = 0
+    cdef idx_t cols = nimg * P if nimg > 1 else PT
+    cdef floating[::1] bsh
+    cdef floating *bs = NULL
+    if share_b:
+        cb = min(cb, g.Cg)
+        per = cb * g.kh * g.kw * cols
+        if nimg > 1:
+            per = max(per, FB * cols)
+        elif image_is_cols:
+            per = 0
+        ldb = (gemm_packed_b_elems(K, cols, floating is double) + 15) // 16 * 16
+        bsh = np.empty(items * ldb + 16, dtype=np.asarray(y).dtype)
+        bs = &bsh[0]
+        bs += (64 - <size_t>bs % 64) % 64 // sizeof(floating)  # strips start on a cache line
     cdef floating[:, ::1] scratch = _scratch(np.asarray(y).dtype, n_threads, per)
     with nogil:
-        _fwd_gemm(&x[0, 0, 0, 0], &w[0, 0, 0, 0], wp, Fgp, bp, &y[0, 0, 0, 0], &g, PT, nimg,
-                  FB, image_is_cols, rp, &e, &scratch[0, 0], scratch.shape[1], per, n_threads)
+        if share_b:
+            _fwd_gemm_shared_b(&x[0, 0, 0, 0], &w[0, 0, 0, 0], wp, Fgp, bp, &y[0, 0, 0, 0], &g,
+                               PT, nimg, FB, cb, image_is_cols, bs, ldb, rp, &e, &scratch[0, 0],
+                               scratch.shape[1], per, n_threads)
+        else:
+            _fwd_gemm(&x[0, 0, 0, 0], &w[0, 0, 0, 0], wp, Fgp, bp, &y[0, 0, 0, 0], &g, PT,
+                      nimg, FB, image_is_cols, rp, &e, &scratch[0, 0], scratch.shape[1], per,
+                      n_threads)
 
 
 cdef inline void _add_bias(floating *y, idx_t ldy, idx_t rows, idx_t cols,
@@ -1473,6 +1515,102 @@ cdef void _fwd_gemm(const floating *x, const floating *w, const floating *wp, id
                     off = ((n + j) * g.F + gi * g.Fg + f0) * P
                     yt = y + off
                     _copy_rows(ct + j * P, cols, yt, P, f1 - f0, P)
+                    if b != NULL:
+                        _add_bias(yt, P, f1 - f0, P, b + gi * g.Fg + f0)
+                    if epi:
+                        _epilogue(yt, P, f1 - f0, P, _at(res, off), P, e)
+
+
+cdef void _fwd_gemm_shared_b(const floating *x, const floating *w, const floating *wp,
+                             idx_t Fgp, const floating *b, floating *y, const geom_t *g, idx_t PT,
+                             idx_t nimg, idx_t FB, idx_t cb, bint image_is_cols, floating *bs,
+                             idx_t ldb, const floating *res, const epi_t *e, floating *scratch,
+                             idx_t ld_s, idx_t per, int nt) noexcept nogil:
+    """_fwd_gemm's work items (image or block of nimg images, group, pixel tile, block of FB
+    filters) when an item's filter blocks are several (few items: batch 1, or a few blocks of
+    images on a small plane) and share its B: first every (images, group, tile) item's B is
+    unfolded and packed once into bs + item*ldb (gemm_pack_b), the threads taking blocks of cb
+    channels; then the filter blocks multiply it (gemm_pb). The GEMM reads the same values in
+    the same order, so every output bit is _fwd_gemm's."""
+    cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW, HW = g.H * g.W, kk = g.kh * g.kw
+    cdef idx_t ntile = 1 if nimg > 1 else (P + PT - 1) // PT
+    cdef idx_t items = (g.N + nimg - 1) // nimg * g.G * ntile
+    cdef idx_t nfb = (g.Fg + FB - 1) // FB
+    cdef idx_t ncb = (g.Cg + cb - 1) // cb
+    cdef idx_t it, i, n, n1, j, gi, t, p0, p1, c0, c1, f0, f1, off, cols
+    cdef floating *buf
+    cdef floating *work
+    cdef floating *yt
+    cdef const floating *ap
+    cdef const floating *xg
+    cdef bint epi = _has_epi(res, e)
+    with parallel(num_threads=nt):
+        for it in prange(items * ncb, schedule='dynamic'):
+            buf = scratch + cvx_omp_get_thread_num() * ld_s
+            i = it // ncb
+            c0 = (it % ncb) * cb
+            c1 = c0 + cb
+            if c1 > g.Cg:
+                c1 = g.Cg
+            t = i % ntile
+            gi = (i // ntile) % g.G
+            n = i // (ntile * g.G) * nimg
+            n1 = n + nimg
+            if n1 > g.N:
+                n1 = g.N
+            p0 = t * PT
+            p1 = p0 + PT
+            if p1 > P or nimg > 1:
+                p1 = P
+            cols = (n1 - n) * (p1 - p0)
+            xg = x + n * g.C * HW + (gi * g.Cg + c0) * HW
+            if image_is_cols and nimg == 1:
+                gemm_pack_b(K, cols, c0, c1, xg + p0, HW, 1, bs + i * ldb)
+            else:
+                # images n .. n1-1 side by side: columns j*P .. (j+1)*P are image n+j
+                for j in range(n1 - n):
+                    _im2col_tile(x + (n + j) * g.C * HW, gi * g.Cg + c0, c1 - c0, p0, p1,
+                                 buf + j * P, cols, g)
+                gemm_pack_b(K, cols, c0 * kk, c1 * kk, buf, cols, 1, bs + i * ldb)
+    with parallel(num_threads=nt):
+        for it in prange(items * nfb, schedule='dynamic'):
+            buf = scratch + cvx_omp_get_thread_num() * ld_s
+            work = buf + per
+            f0 = (it % nfb) * FB
+            f1 = f0 + FB
+            if f1 > g.Fg:
+                f1 = g.Fg
+            i = it // nfb
+            t = i % ntile
+            gi = (i // ntile) % g.G
+            n = i // (ntile * g.G) * nimg
+            n1 = n + nimg
+            if n1 > g.N:
+                n1 = g.N
+            p0 = t * PT
+            p1 = p0 + PT
+            if p1 > P or nimg > 1:
+                p1 = P
+            cols = (n1 - n) * (p1 - p0)
+            ap = NULL
+            if wp != NULL:
+                ap = wp + (gi * Fgp + f0) * K
+            if nimg == 1:
+                off = (n * g.F + gi * g.Fg + f0) * P + p0
+                yt = y + off
+                gemm_pb(f1 - f0, cols, K, w + (gi * g.Fg + f0) * K, K, 1, ap, bs + i * ldb, yt,
+                        P, 0, work)
+                if b != NULL:
+                    _add_bias(yt, P, f1 - f0, cols, b + gi * g.Fg + f0)
+                if epi:
+                    _epilogue(yt, P, f1 - f0, cols, _at(res, off), P, e)
+            else:
+                gemm_pb(f1 - f0, cols, K, w + (gi * g.Fg + f0) * K, K, 1, ap, bs + i * ldb, buf,
+                        cols, 0, work)
+                for j in range(n1 - n):
+                    off = ((n + j) * g.F + gi * g.Fg + f0) * P
+                    yt = y + off
+                    _copy_rows(buf + j * P, cols, yt, P, f1 - f0, P)
                     if b != NULL:
                         _add_bias(yt, P, f1 - f0, P, b + gi * g.Fg + f0)
                     if epi:

@@ -6,10 +6,15 @@ from ._isa cimport (
     cvx_dgemm,
     cvx_dgemm_pa,
     cvx_dgemm_pack_a,
+    cvx_dgemm_pack_b,
+    cvx_dgemm_pb,
     cvx_gemm_packed_a_elems,
+    cvx_gemm_packed_b_elems,
     cvx_sgemm,
     cvx_sgemm_pa,
     cvx_sgemm_pack_a,
+    cvx_sgemm_pack_b,
+    cvx_sgemm_pb,
     isa_table,
 )
 
@@ -47,3 +52,35 @@ cdef inline void gemm_pa(idx_t M, idx_t N, idx_t K, const floating *Ap, const fl
         cvx_sgemm_pa(M, N, K, Ap, B, rsb, csb, C, ldc, accumulate, work)
     else:
         cvx_dgemm_pa(M, N, K, Ap, B, rsb, csb, C, ldc, accumulate, work)
+
+
+# ---- B packed once, shared by many row blocks of A: bitwise the same C as gemm() ----
+cdef inline idx_t gemm_nr(bint is_double) noexcept nogil:
+    """Columns of the active GEMM tile (the packed B strips' width) for float / double."""
+    return isa_table().dgemm_nr if is_double else isa_table().sgemm_nr
+
+
+cdef inline idx_t gemm_packed_b_elems(idx_t K, idx_t N, bint is_double) noexcept nogil:
+    """Elements of B (K x N) packed by gemm_pack_b for the active instruction set."""
+    return cvx_gemm_packed_b_elems(K, N, gemm_nr(is_double))
+
+
+cdef inline void gemm_pack_b(idx_t K, idx_t N, idx_t r0, idx_t r1, const floating *B, idx_t rsb,
+                             idx_t csb, floating *dst) noexcept nogil:
+    """Rows r0..r1-1 of B (K x N; B points at row r0) into dst, gemm_packed_b_elems(K, N)
+    elements: threads may pack disjoint row ranges of one dst."""
+    if floating is float:
+        cvx_sgemm_pack_b(K, N, r0, r1, B, rsb, csb, dst)
+    else:
+        cvx_dgemm_pack_b(K, N, r0, r1, B, rsb, csb, dst)
+
+
+cdef inline void gemm_pb(idx_t M, idx_t N, idx_t K, const floating *A, idx_t rsa, idx_t csa,
+                         const floating *Ap, const floating *Bp, floating *C, idx_t ldc,
+                         int accumulate, floating *work) noexcept nogil:
+    """gemm() with B packed by gemm_pack_b, A strided (Ap NULL) or packed by gemm_pack_a
+    (Ap = packed + r0*K, r0 a multiple of gemm_mr)."""
+    if floating is float:
+        cvx_sgemm_pb(M, N, K, A, rsa, csa, Ap, Bp, C, ldc, accumulate, work)
+    else:
+        cvx_dgemm_pb(M, N, K, A, rsa, csa, Ap, Bp, C, ldc, accumulate, work)

@@ -18,6 +18,7 @@ cdef extern from "isa/cvx_isa.h" nogil:
 
     idx_t cvx_direct_fblock(idx_t Fg, int fb_max)
     idx_t cvx_gemm_packed_a_elems(idx_t M, idx_t K, idx_t mr)
+    idx_t cvx_gemm_packed_b_elems(idx_t K, idx_t N, idx_t nr)
     idx_t cvx_direct_scratch(const cvx_direct_geom *g)
     idx_t cvx_direct_v_elems(const cvx_direct_geom *g)
 
@@ -69,6 +70,16 @@ cdef extern from "isa/cvx_isa.h" nogil:
                           const float *x, const float *b, float *y) noexcept nogil
         void (*ddense_pa)(idx_t M, idx_t N, idx_t K, idx_t n0, idx_t n1, const double *wp,
                           const double *x, const double *b, double *y) noexcept nogil
+        void (*sgemm_pack_b)(idx_t K, idx_t N, idx_t r0, idx_t r1, const float *B, idx_t rsb,
+                             idx_t csb, float *dst) noexcept nogil
+        void (*dgemm_pack_b)(idx_t K, idx_t N, idx_t r0, idx_t r1, const double *B, idx_t rsb,
+                             idx_t csb, double *dst) noexcept nogil
+        void (*sgemm_pb)(idx_t M, idx_t N, idx_t K, const float *A, idx_t rsa, idx_t csa,
+                         const float *Ap, const float *Bp, float *C, idx_t ldc, int accumulate,
+                         float *work) noexcept nogil
+        void (*dgemm_pb)(idx_t M, idx_t N, idx_t K, const double *A, idx_t rsa, idx_t csa,
+                         const double *Ap, const double *Bp, double *C, idx_t ldc,
+                         int accumulate, double *work) noexcept nogil
         void (*dw_taps_f)(idx_t rows, idx_t n, idx_t ld_in, idx_t ld_out, int ntaps,
                           const float *const *base, const float *w, float bias, int accumulate,
                           float *out) noexcept nogil
@@ -212,6 +223,30 @@ cdef inline void cvx_dgemm_pa(idx_t M, idx_t N, idx_t K, const double *Ap, const
                               idx_t rsb, idx_t csb, double *C, idx_t ldc, int accumulate,
                               double *work) noexcept nogil:
     isa_table().dgemm_pa(M, N, K, Ap, B, rsb, csb, C, ldc, accumulate, work)
+
+
+# the GEMM with B packed once for many row blocks of A (isa/kernels.inc: cvx_gemm_pack_b,
+# cvx_gemm_pb)
+cdef inline void cvx_sgemm_pack_b(idx_t K, idx_t N, idx_t r0, idx_t r1, const float *B,
+                                  idx_t rsb, idx_t csb, float *dst) noexcept nogil:
+    isa_table().sgemm_pack_b(K, N, r0, r1, B, rsb, csb, dst)
+
+
+cdef inline void cvx_dgemm_pack_b(idx_t K, idx_t N, idx_t r0, idx_t r1, const double *B,
+                                  idx_t rsb, idx_t csb, double *dst) noexcept nogil:
+    isa_table().dgemm_pack_b(K, N, r0, r1, B, rsb, csb, dst)
+
+
+cdef inline void cvx_sgemm_pb(idx_t M, idx_t N, idx_t K, const float *A, idx_t rsa, idx_t csa,
+                              const float *Ap, const float *Bp, float *C, idx_t ldc,
+                              int accumulate, float *work) noexcept nogil:
+    isa_table().sgemm_pb(M, N, K, A, rsa, csa, Ap, Bp, C, ldc, accumulate, work)
+
+
+cdef inline void cvx_dgemm_pb(idx_t M, idx_t N, idx_t K, const double *A, idx_t rsa, idx_t csa,
+                              const double *Ap, const double *Bp, double *C, idx_t ldc,
+                              int accumulate, double *work) noexcept nogil:
+    isa_table().dgemm_pb(M, N, K, A, rsa, csa, Ap, Bp, C, ldc, accumulate, work)
 
 
 cdef inline void cvx_direct_fwd_float(const cvx_direct_geom *g, const float *x, const float *w,

@@ -8,6 +8,8 @@
  *   GEMM   float and double, M, N, K over the blocking edges (MR, NR, KC, MC, NC and one past),
  *          row-major, transposed and strided A and B, C with ldc > N, overwrite and accumulate;
  *          with A packed once (pack_a, gemm_pa): the packed layout, and C bit for bit as gemm's.
+ *          with B packed once (pack_b in two row ranges, gemm_pb; A strided or packed): C bit for
+ *          bit as gemm's, nothing written past the packed size.
  *   direct conv forward and weight gradient: stride, padding, dilation, non-square kernels,
  *          bias and no bias, every filter-block width.
  *   axpy and dot, lengths 0..70 and a long one.
@@ -258,6 +260,64 @@ DEFINE_GEMM_NAN_CHECK(double, d)
 DEFINE_GEMM_PACKED_CHECK(float, s, same_bits_f)
 DEFINE_GEMM_PACKED_CHECK(double, d, same_bits_d)
 
+/* B packed once (pack_b, rows 0 .. split-1 and split .. K-1 in two calls, as threads do), then
+ * rows r0 .. r0+M-1 of A (strided, or packed by pack_a when packed_a) times it (gemm_pb): C bit
+ * for bit what gemm gives, whatever B's layout (0: row-major, 1: transposed, 2: strided), and
+ * nothing written past gemm_packed_b_elems */
+#define DEFINE_GEMM_PACKED_B_CHECK(T, S, SAME)                                                     \
+    static void check_gemm_packed_b_##S(const struct check_table *t, cvx_index Mtot, cvx_index N,\
+                                        cvx_index K, int layout_b, cvx_index split, int packed_a, \
+                                        int accumulate, int mode)                                 \
+    {                                                                                              \
+        cvx_index mr = t->S##gemm_mr, r0 = Mtot > mr ? mr : 0, M = Mtot - r0, rsb, csb, nb, np, i; \
+        T *A, *PA, *B, *PB, *C1, *C2, *work;                                                       \
+        const char *what = #S "gemm packed B";                                                     \
+        if (M <= 0 || N <= 0) return;                                                              \
+        if (split > K) split = K;                                                                  \
+        rsb = layout_b == 0 ? N : layout_b == 1 ? 1 : 2 * N + 3;                                   \
+        csb = layout_b == 0 ? 1 : layout_b == 1 ? K : 2;                                           \
+        nb = (K ? (K - 1) * rsb : 0) + (N - 1) * csb + 1;                                          \
+        np = t->gemm_packed_b_elems(K, N, t->S##gemm_nr);                                          \
+        A = (T *)xmalloc(sizeof(T) * (size_t)(Mtot * K + 1));                                      \
+        PA = (T *)xmalloc(sizeof(T) * (size_t)(t->gemm_packed_a_elems(Mtot, K, mr) + 1));          \
+        B = (T *)xmalloc(sizeof(T) * (size_t)nb);                                                  \
+        PB = (T *)xmalloc(sizeof(T) * (size_t)(np + 64));                                          \
+        C1 = (T *)xmalloc(sizeof(T) * (size_t)(M * N));                                            \
+        C2 = (T *)xmalloc(sizeof(T) * (size_t)(M * N));                                            \
+        work = (T *)xmalloc(sizeof(T) * (size_t)t->gemm_work_elems);                               \
+        fill_##T(A, (size_t)(Mtot * K + 1), mode, 8);                                              \
+        fill_##T(B, (size_t)nb, mode, 8);                                                          \
+        fill_##T(C1, (size_t)(M * N), mode, 64);                                                   \
+        memcpy(C2, C1, sizeof(T) * (size_t)(M * N));                                               \
+        for (i = 0; i < np + 64; i++) PB[i] = (T)NAN;                                              \
+        t->S##gemm_pack_b(K, N, 0, split, B, rsb, csb, PB);                                        \
+        t->S##gemm_pack_b(K, N, split, K, B + split * rsb, rsb, csb, PB);                          \
+        t->S##gemm_pack_a(Mtot, K, A, K, 1, PA);                                                   \
+        n_checks++;                                                                                \
+        for (i = np; i < np + 64; i++)                                                             \
+            if (!isnan(PB[i])) {                                                                   \
+                fail(t->name, what, "K=%ld N=%ld: packed[%ld] written past the packed size",     \
+                     (long)K, (long)N, (long)i);                                                  \
+                goto done;                                                                         \
+            }                                                                                      \
+        t->S##gemm(M, N, K, A + r0 * K, K, 1, B, rsb, csb, C1, N, accumulate, work);               \
+        t->S##gemm_pb(M, N, K, A + r0 * K, K, 1, packed_a ? PA + r0 * K : NULL, PB, C2, N,         \
+                      accumulate, work);                                                           \
+        n_checks++;                                                                                \
+        for (i = 0; i < M * N; i++)                                                                \
+            if (!SAME(C1[i], C2[i])) {                                                             \
+                fail(t->name, what, "M=%ld (rows from %ld) N=%ld K=%ld layout %d split %ld "      \
+                     "packed A %d acc=%d C[%ld,%ld]=%a, gemm %a", (long)M, (long)r0, (long)N,    \
+                     (long)K, layout_b, (long)split, packed_a, accumulate, (long)(i / N),         \
+                     (long)(i % N), (double)C2[i], (double)C1[i]);                                \
+                goto done;                                                                         \
+            }                                                                                      \
+    done:                                                                                          \
+        free(A), free(PA), free(B), free(PB), free(C1), free(C2), free(work);                      \
+    }
+DEFINE_GEMM_PACKED_B_CHECK(float, s, same_bits_f)
+DEFINE_GEMM_PACKED_B_CHECK(double, d, same_bits_d)
+
 static void check_gemm(const struct check_table *t)
 {
     /* the blocking edges: tiles (MR up to 8, NR up to 48), MC 144, NC 384, KC 384 */
@@ -314,6 +374,25 @@ static void check_gemm(const struct check_table *t)
                         check_gemm_packed_d(t, M, N, K, (int)((q + 1) % 3), strips,
                                             (int)((q + 1) % 2), (int)((q + strips + 1) % 2));
                     }
+                }
+    }
+    /* B packed once (row ranges split anywhere, also mid-chunk): past NR (the last strip 1, a
+     * few and many columns wide, its columns fused into the full strips' passes or not), KC (two and three chunks), MC and NC, every B layout, A
+     * strided and packed, overwrite and accumulate, both data modes */
+    {
+        static const cvx_index bm[] = {1, 8, 13, 150};
+        static const cvx_index bn[] = {1, 5, 12, 48, 49, 60, 97, 98, 196, 390};
+        static const cvx_index bk[] = {0, 1, 9, 385, 769};
+        size_t q = 0;
+        for (a = 0; a < sizeof bm / sizeof *bm; a++)
+            for (b = 0; b < sizeof bn / sizeof *bn; b++)
+                for (c = 0; c < sizeof bk / sizeof *bk; c++, q++) {
+                    cvx_index M = bm[a], N = bn[b], K = bk[c];
+                    if (M * N * K > 3000000) continue;
+                    check_gemm_packed_b_s(t, M, N, K, (int)(q % 3), K / 3 + 1, (int)(q % 2),
+                                          (int)((q / 2) % 2), (int)(q % 2));
+                    check_gemm_packed_b_d(t, M, N, K, (int)((q + 1) % 3), K / 2, (int)((q + 1) % 2),
+                                          (int)((q / 3) % 2), (int)((q + 1) % 2));
                 }
     }
 }

@@ -25,6 +25,17 @@ struct check_table {
                      cvx_index, float *, cvx_index, int, float *);
     void (*dgemm_pa)(cvx_index, cvx_index, cvx_index, const double *, const double *, cvx_index,
                      cvx_index, double *, cvx_index, int, double *);
+    /* the GEMM with B packed once: tile columns, packed size, pack (a row range), multiply */
+    int sgemm_nr, dgemm_nr;
+    cvx_index (*gemm_packed_b_elems)(cvx_index K, cvx_index N, cvx_index nr);
+    void (*sgemm_pack_b)(cvx_index, cvx_index, cvx_index, cvx_index, const float *, cvx_index,
+                         cvx_index, float *);
+    void (*dgemm_pack_b)(cvx_index, cvx_index, cvx_index, cvx_index, const double *, cvx_index,
+                         cvx_index, double *);
+    void (*sgemm_pb)(cvx_index, cvx_index, cvx_index, const float *, cvx_index, cvx_index,
+                     const float *, const float *, float *, cvx_index, int, float *);
+    void (*dgemm_pb)(cvx_index, cvx_index, cvx_index, const double *, cvx_index, cvx_index,
+                     const double *, const double *, double *, cvx_index, int, double *);
     cvx_index (*direct_scratch)(const cvx_direct_geom *);
     cvx_index (*direct_v_elems)(const cvx_direct_geom *);
     void (*direct_fwd_float)(const cvx_direct_geom *, const float *, const float *, const float *,
@@ -154,6 +165,10 @@ static cvx_index check_gemm_packed_a_elems(cvx_index M, cvx_index K, cvx_index m
 {
     return cvx_gemm_packed_a_elems(M, K, mr);
 }
+static cvx_index check_gemm_packed_b_elems(cvx_index K, cvx_index N, cvx_index nr)
+{
+    return cvx_gemm_packed_b_elems(K, N, nr);
+}
 static cvx_index check_direct_scratch(const cvx_direct_geom *g) { return cvx_direct_scratch(g); }
 static cvx_index check_direct_v_elems(const cvx_direct_geom *g) { return cvx_direct_v_elems(g); }
 
@@ -180,6 +195,13 @@ static int check_tables(const struct check_table **out)
         r->dgemm_pack_a = t->dgemm_pack_a;
         r->sgemm_pa = t->sgemm_pa;
         r->dgemm_pa = t->dgemm_pa;
+        r->sgemm_nr = t->sgemm_nr;
+        r->dgemm_nr = t->dgemm_nr;
+        r->gemm_packed_b_elems = check_gemm_packed_b_elems;
+        r->sgemm_pack_b = t->sgemm_pack_b;
+        r->dgemm_pack_b = t->dgemm_pack_b;
+        r->sgemm_pb = t->sgemm_pb;
+        r->dgemm_pb = t->dgemm_pb;
         r->direct_scratch = check_direct_scratch;
         r->direct_v_elems = check_direct_v_elems;
         r->direct_fwd_float = t->direct_fwd_f;

@@ -105,6 +105,19 @@ struct cvx_kernel_table {
                       const float *wp, const float *x, const float *b, float *y);
     void (*ddense_pa)(cvx_index M, cvx_index N, cvx_index K, cvx_index n0, cvx_index n1,
                       const double *wp, const double *x, const double *b, double *y);
+    /* GEMM with B packed once for many row blocks of A (cvx_gemm_packed_b_elems below): pack
+     * rows r0..r1-1 of B (B points at row r0), then C (=, +=) A (strided, or Ap packed as
+     * above when Ap != NULL) @ B, bitwise as sgemm */
+    void (*sgemm_pack_b)(cvx_index K, cvx_index N, cvx_index r0, cvx_index r1, const float *B,
+                         cvx_index rsb, cvx_index csb, float *dst);
+    void (*dgemm_pack_b)(cvx_index K, cvx_index N, cvx_index r0, cvx_index r1, const double *B,
+                         cvx_index rsb, cvx_index csb, double *dst);
+    void (*sgemm_pb)(cvx_index M, cvx_index N, cvx_index K, const float *A, cvx_index rsa,
+                     cvx_index csa, const float *Ap, const float *Bp, float *C, cvx_index ldc,
+                     int accumulate, float *work);
+    void (*dgemm_pb)(cvx_index M, cvx_index N, cvx_index K, const double *A, cvx_index rsa,
+                     cvx_index csa, const double *Ap, const double *Bp, double *C, cvx_index ldc,
+                     int accumulate, double *work);
     /* depthwise convolution (depthwise.inc; _conv.pyx's depthwise route) */
     void (*dw_taps_f)(cvx_index rows, cvx_index n, cvx_index ld_in, cvx_index ld_out, int ntaps,
                       const float *const *base, const float *w, float bias, int accumulate,
@@ -235,6 +248,13 @@ int cvx_isa_code_path_msvc(void);                        /* 1 for MSVC / CVX_MSV
 static inline cvx_index cvx_gemm_packed_a_elems(cvx_index M, cvx_index K, cvx_index mr)
 {
     return (M + mr - 1) / mr * mr * K;
+}
+/* ---- GEMM with a pre-packed B: elements of the packed copy of a K x N matrix for a tile of nr
+ * columns (the table's sgemm_nr / dgemm_nr): at most ceil(N/nr) strips of K x nr. K*N is at
+ * most the size of an unfolded tile in memory (the caller's scratch), so this cannot overflow. */
+static inline cvx_index cvx_gemm_packed_b_elems(cvx_index K, cvx_index N, cvx_index nr)
+{
+    return (N + nr - 1) / nr * nr * K;
 }
 
 /* ---- direct convolution: scratch sizes (callers allocate them) ---- */
