@@ -498,9 +498,9 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 #
 # Forward, per (image, channel): each output element is bias + the kh*kw taps in row-major
 # order, added left to right (cvx_dw_taps holds up to 9 taps in registers: one pass over the
-# output for a 3x3 kernel). Planes narrower than DW_FLAT_OW are computed flat on the grid and
-# copied out (long vectors instead of short rows); wider ones row by row straight into y; an
-# element's sum is the same either way.
+# output for a 3x3 kernel), computed flat on the grid of a band of output rows (long vectors
+# instead of short rows; see Bands below) and copied out with the epilogue; an element's sum is
+# the same whatever the band (and the same as computed row by row, as before bands).
 # Bands (forward): the planes of early layers (112 and 56 wide) are larger than L1, and their
 # polyphase copy, its zeroing and the epilogue were passes over L2 as long as the taps. So a
 # work item (image, channel) goes over its output plane in bands of B rows (B from the geometry:
