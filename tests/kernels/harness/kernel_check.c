@@ -920,7 +920,10 @@ DEFINE_DW_CB_CHECK(double, same_bits_d)
         for (i = 0; i < rows * ldz; i++) z[i] = (T)(uniform() * 10);                               \
         for (i = 0; i < rows * ldr; i++) res[i] = (T)uniform();                                    \
         for (i = 0; i < rows * ldy + 1; i++) y[i] = (T)-7;                                         \
-        if (rows * cols > 4) z[0] = (T)NAN, z[1] = (T)INFINITY, z[2] = (T)-INFINITY, z[3] = (T)-0.0; \
+        if (rows * cols > 4) { /* res[3] too: -0.0 + -0.0, a -0.0 at the clamp's bound 0 */      \
+            z[0] = (T)NAN, z[1] = (T)INFINITY, z[2] = (T)-INFINITY, z[3] = (T)-0.0;                \
+            res[3] = (T)-0.0;                                                                      \
+        }                                                                                          \
         t->dw_out_##T(rows, cols, z, ldz, with_res ? res : NULL, ldr, clamp != 0, lo, hi, y, ldy); \
         n_checks++;                                                                                \
         for (r = 0; r < rows; r++)                                                                 \
