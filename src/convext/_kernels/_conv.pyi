@@ -34,6 +34,7 @@ def conv2d_forward_depthwise(
     a0: float = 0,
     a1: float = 0,
     _blocks: int = -1,
+    _bands: int = -1,
 ) -> None: ...
 def conv2d_forward_direct(
     x: _FloatArray,

@@ -106,7 +106,7 @@ the image go to the GEMM route).
 import numpy as np
 
 from cython.parallel cimport parallel, prange
-from libc.math cimport erf, exp, expm1, tanh
+from libc.math cimport INFINITY, erf, exp, expm1, tanh
 
 from ._openmp cimport cvx_omp_get_thread_num
 from ._types cimport floating, idx_t
@@ -150,6 +150,8 @@ from ._isa cimport (
     cvx_dw_finite_float,
     cvx_dw_lanes_double,
     cvx_dw_lanes_float,
+    cvx_dw_out_double,
+    cvx_dw_out_float,
     cvx_dw_place_double,
     cvx_dw_place_float,
     cvx_dw_poly_double,
@@ -527,9 +529,18 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 #
 # Forward, per (image, channel): each output element is bias + the kh*kw taps in row-major
 # order, added left to right (cvx_dw_taps holds up to 9 taps in registers: one pass over the
-# output for a 3x3 kernel). Planes narrower than DW_FLAT_OW are computed flat on the grid and
-# copied out (long vectors instead of short rows); wider ones row by row straight into y; an
-# element's sum is the same either way.
+# output for a 3x3 kernel), computed flat on the grid of a band of output rows (long vectors
+# instead of short rows; see Bands below) and copied out with the epilogue; an element's sum is
+# the same whatever the band (and the same as computed row by row, as before bands).
+# Bands (forward): the planes of early layers (112 and 56 wide) are larger than L1, and their
+# polyphase copy, its zeroing and the epilogue were passes over L2 as long as the taps. So a
+# work item (image, channel) goes over its output plane in bands of B rows (B from the geometry:
+# the band's sub-planes about DW_BAND_ELEMS elements): cvx_dw_poly makes the polyphase padded
+# copy of the padded rows that the band's taps read (B + DI rows of each sub-plane, the same
+# pixels as the plane's copy, rows above the plane or below it zero), cvx_dw_taps computes the
+# band flat on its grid of pitch Wq, and the band is copied out with the epilogue while it is in
+# L1. Each element is the same sum as on the whole plane: the same bits; a plane of at most B
+# rows is one band, the whole-plane computation.
 # Channel blocks (forward, one filter per channel, output planes at most DW_CB_MAX_OW wide: the
 # 7x7 and 14x14 planes of late layers, where a plane's vectors are mostly idle and the per-plane
 # copies and calls cost more than the taps): a work item is (image, block of DW_CB = 16
@@ -617,6 +628,8 @@ DEF DW_SLACK = 16
 # and 0.7, 14x14 stride 2 0.75 and 0.8, 14x14 stride 1 1.15 and 1.1-1.4, 28x28 stride 2 1.4
 # and 0.85: chosen up to DW_CB_GW_MAX_OW.
 DEF DW_CB = 16
+# Bands (forward; see above): the sub-planes of a band about this many elements.
+DEF DW_BAND_ELEMS = 4096
 DEF DW_CB_MAX_OW = 16
 DEF DW_CB_GW_MAX_OW = 8
 DEF DW_CB_MAX_ELEMS = 65536
@@ -665,6 +678,21 @@ cdef bint _dw_cb_chosen(const dw_t *d, const geom_t *g, int blocks) noexcept nog
     if blocks == 0 or not _dw_cb_fits(d, g):
         return False
     return blocks == 1 or g.OW <= DW_CB_MAX_OW
+
+
+cdef idx_t _dw_band_rows(const dw_t *d, const geom_t *g, int bands) noexcept nogil:
+    """Output rows per band of the forward pass, from the geometry only (bands: -1 the rule,
+    0 one band: the whole plane, 1 one row per band; tests force them): the band's sub-planes,
+    nsub*(B + DI)*Wq elements, about DW_BAND_ELEMS, at least one row. d: filled in by
+    _dw_alloc. Its scratch, nsub*(B + DI)*Wq + B*Wq + 2*DW_SLACK, is at most the whole
+    plane's (B + DI <= OH + DI = Hq)."""
+    cdef idx_t B
+    if bands == 0:
+        return g.OH
+    if bands == 1:
+        return 1
+    B = DW_BAND_ELEMS // (d.nsub * d.Wq) - d.DI
+    return min(g.OH, max(1, B))
 
 
 cdef inline idx_t _dw_gx_cb_elems(const dw_t *d, const geom_t *g) noexcept nogil:
@@ -786,46 +814,97 @@ cdef inline void _place(const floating *src, idx_t rows, idx_t cols, idx_t drows
         cvx_dw_place_double(src, rows, cols, drows * ld + DW_SLACK, ld, r0, c0, dst)
 
 
+cdef int _dw_clamp(const epi_t *e, floating *lo, floating *hi) noexcept nogil:
+    """How cvx_dw_out computes the epilogue e (with a residual or none): 0 none, 1 a clamp to
+    [lo, hi] (ReLU: [0, inf], ReLU6: [0, 6], Hardtanh: [a0, a1], as _epilogue casts them); -1
+    it does not (_epilogue does, after a plain copy)."""
+    if e.act == ACT_NONE:
+        return 0
+    if e.act == ACT_RELU:
+        lo[0] = 0
+        hi[0] = INFINITY
+        return 1
+    if e.act == ACT_RELU6:
+        lo[0] = 0
+        hi[0] = 6
+        return 1
+    if e.act == ACT_HARDTANH:
+        lo[0] = <floating>e.a0
+        hi[0] = <floating>e.a1
+        return 1
+    return -1
+
+
 cdef void _fwd_depthwise(const floating *x, const floating *w, const floating *b, floating *y,
                          const geom_t *g, const dw_t *dp, const floating *res, const epi_t *e,
                          floating *scratch, idx_t ld_s, size_t *ptrs, const idx_t *off,
-                         int nt) noexcept nogil:
-    """Work items (image, input channel): its polyphase copy, then each of its Fg output
-    planes (taps from the bias), with the epilogue (res may be NULL) on the plane just written."""
+                         const idx_t *boff, idx_t B, int nt) noexcept nogil:
+    """Work items (image, input channel), in bands of B output rows: the band's polyphase copy,
+    then each of its Fg output planes' rows (taps from the bias) with the epilogue (res may be
+    NULL) on the rows just written. boff: the taps' offsets in a band's sub-planes (B + DI rows
+    of Wq); off: _dw_alloc's table (the phases after 2*kk entries)."""
     cdef dw_t d = dp[0]
-    cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, L = (g.OH - 1) * d.Wq + g.OW
-    cdef idx_t it, n, c, k, f, t
+    cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, HqB = B + d.DI
+    cdef const idx_t *pa = off + 2 * d.kk
+    cdef idx_t it, n, c, k, f, t, oh0, nb_, R0, skip, L
+    cdef floating lo = 0, hi = INFINITY
+    cdef int clamp = _dw_clamp(e, &lo, &hi)
+    cdef const floating *rp
     cdef floating *xs
     cdef floating *z
     cdef floating *yp
+    cdef const floating *src
     cdef const floating **base
     cdef floating bv
     with parallel(num_threads=nt):
         for it in prange(g.N * g.C, schedule='static'):
             xs = scratch + cvx_omp_get_thread_num() * ld_s
-            z = xs + d.nsub * d.Hq * d.Wq + DW_SLACK
+            z = xs + d.nsub * HqB * d.Wq + DW_SLACK
             base = <const floating **>(ptrs + cvx_omp_get_thread_num() * d.kk)
             n = it // g.C
             c = it % g.C
-            _poly(x + it * HW, g, &d, off, xs)
             for t in range(d.kk):
-                base[t] = xs + off[t]
-            for k in range(g.Fg):
-                f = c * g.Fg + k
-                yp = y + (n * g.F + f) * P
-                bv = 0
-                if b != NULL:
-                    bv = b[f]
-                if g.OW < DW_FLAT_OW:
-                    _taps(1, _round16(L), 0, 0, d.kk, base, w + f * d.kk, bv, False, z)
-                    if floating is float:
-                        cvx_dw_copy_float(g.OH, g.OW, z, d.Wq, yp, g.OW)
-                    else:
-                        cvx_dw_copy_double(g.OH, g.OW, z, d.Wq, yp, g.OW)
+                base[t] = xs + boff[t]
+            oh0 = 0
+            while oh0 < g.OH:
+                nb_ = min(B, g.OH - oh0)
+                # padded rows R0 .. R0 + (nb_ - 1)*sh + dil_h*(kh - 1) of the plane, the input
+                # at row ph - R0 of them (skip input rows above them)
+                R0 = oh0 * g.sh
+                skip = min(g.H, max(0, R0 - g.ph))
+                src = x + it * HW + skip * g.W
+                if floating is float:
+                    cvx_dw_poly_float(src, g.H - skip, g.W, max(0, g.ph - R0), g.pw, g.sh, g.sw,
+                                      (nb_ - 1) * g.sh + g.dil_h * (g.kh - 1) + 1, d.Wp, HqB,
+                                      d.Wq, d.na, pa, d.nb, pa + d.na, DW_SLACK, xs)
                 else:
-                    _taps(g.OH, g.OW, d.Wq, g.OW, d.kk, base, w + f * d.kk, bv, False, yp)
-                if _has_epi(res, e):
-                    _epilogue(yp, P, 1, P, _at(res, (n * g.F + f) * P), P, e)
+                    cvx_dw_poly_double(src, g.H - skip, g.W, max(0, g.ph - R0), g.pw, g.sh,
+                                       g.sw, (nb_ - 1) * g.sh + g.dil_h * (g.kh - 1) + 1, d.Wp,
+                                       HqB, d.Wq, d.na, pa, d.nb, pa + d.na, DW_SLACK, xs)
+                L = (nb_ - 1) * d.Wq + g.OW
+                for k in range(g.Fg):
+                    f = c * g.Fg + k
+                    yp = y + (n * g.F + f) * P + oh0 * g.OW
+                    bv = 0
+                    if b != NULL:
+                        bv = b[f]
+                    _taps(1, _round16(L), 0, 0, d.kk, base, w + f * d.kk, bv, False, z)
+                    rp = _at(res, (n * g.F + f) * P + oh0 * g.OW)
+                    if clamp >= 0:
+                        # the epilogue in the copy (_dw_clamp)
+                        if floating is float:
+                            cvx_dw_out_float(nb_, g.OW, z, d.Wq, rp, g.OW, clamp, lo, hi, yp,
+                                             g.OW)
+                        else:
+                            cvx_dw_out_double(nb_, g.OW, z, d.Wq, rp, g.OW, clamp, lo, hi, yp,
+                                              g.OW)
+                    else:
+                        if floating is float:
+                            cvx_dw_copy_float(nb_, g.OW, z, d.Wq, yp, g.OW)
+                        else:
+                            cvx_dw_copy_double(nb_, g.OW, z, d.Wq, yp, g.OW)
+                        _epilogue(yp, nb_ * g.OW, 1, nb_ * g.OW, rp, nb_ * g.OW, e)
+                oh0 = oh0 + nb_
 
 
 cdef void _fwd_depthwise_cb(const floating *x, const floating *w, const floating *b, floating *y,
@@ -1220,11 +1299,12 @@ def conv2d_forward_depthwise(const floating[:, :, :, ::1] x, const floating[:, :
                              Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
                              Py_ssize_t groups, int n_threads,
                              const floating[:, :, :, ::1] residual=None, int act=0, double a0=0,
-                             double a1=0, int _blocks=-1):
+                             double a1=0, int _blocks=-1, int _bands=-1):
     """y = act(conv2d(x, w) + b + residual) on the depthwise route (b and residual may be
     None; act an ACT_* code, 0: none), the epilogue on each output plane. Fills all of y.
     _blocks (tests only): -1 channel blocks where the geometry rule chooses them, 0 never,
-    1 wherever they fit; the result is the same bits either way."""
+    1 wherever they fit; _bands (tests only, without blocks): -1 the rule's bands, 0 one band
+    (the whole plane), 1 one row per band. The result is the same bits either way."""
     cdef geom_t g = _geom(_s4(x.shape), _s4(w.shape), _s4(y.shape), groups, stride_h, stride_w,
                           pad_top, pad_left, dil_h, dil_w)
     cdef const floating *bp = NULL
@@ -1254,9 +1334,16 @@ def conv2d_forward_depthwise(const floating[:, :, :, ::1] x, const floating[:, :
     cdef floating[:, ::1] flat = flat_a
     cdef size_t[:, ::1] ptrs = ptrs_a
     cdef idx_t[::1] off = off_a
+    # the taps' offsets in a band's sub-planes (B + DI rows of Wq each)
+    cdef idx_t B = _dw_band_rows(&d, &g, _bands)
+    cdef idx_t[::1] boff = np.empty(d.kk, dtype=np.intp)
+    for i in range(g.kh):
+        for j in range(g.kw):
+            boff[i * g.kw + j] = (off[d.kk + i * g.kw + j] * (B + d.DI) * d.Wq
+                                  + ((i * g.dil_h) // g.sh) * d.Wq + (j * g.dil_w) // g.sw)
     with nogil:
         _fwd_depthwise(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, &d, rp, &e,
-                       &flat[0, 0], flat.shape[1], &ptrs[0, 0], &off[0], n_threads)
+                       &flat[0, 0], flat.shape[1], &ptrs[0, 0], &off[0], &boff[0], B, n_threads)
 
 
 def conv2d_forward_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,

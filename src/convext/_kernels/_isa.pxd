@@ -149,6 +149,12 @@ cdef extern from "isa/cvx_isa.h" nogil:
                            idx_t nb, const idx_t *pb, int kk, const idx_t *toff, int flat,
                            const idx_t *start, const idx_t *gq, const idx_t *xq,
                            double *scratch, double *gw) noexcept nogil
+        void (*dw_out_f)(idx_t rows, idx_t cols, const float *z, idx_t ldz, const float *res,
+                         idx_t ldr, int clamp, float lo, float hi, float *y,
+                         idx_t ldy) noexcept nogil
+        void (*dw_out_d)(idx_t rows, idx_t cols, const double *z, idx_t ldz,
+                         const double *res, idx_t ldr, int clamp, double lo, double hi,
+                         double *y, idx_t ldy) noexcept nogil
         void (*pl_max_row_f)(const float *xp, idx_t W, idx_t hs, idx_t i0, idx_t i1, idx_t dh,
                              idx_t kw, idx_t sw, idx_t pw, idx_t dw, idx_t ow0, idx_t ow1,
                              float *yp, int64_t *ip) noexcept nogil
@@ -507,6 +513,18 @@ cdef inline void cvx_dw_cb_gw_double(idx_t nl, idx_t N, const double *x, idx_t x
                                      double *scratch, double *gw) noexcept nogil:
     isa_table().dw_cb_gw_d(nl, N, x, xs, gy, gys, H, W, ph, pw, Hp, Wp, OH, OW, sh, sw, na, pa,
                            nb, pb, kk, toff, flat, start, gq, xq, scratch, gw)
+
+
+cdef inline void cvx_dw_out_float(idx_t rows, idx_t cols, const float *z, idx_t ldz,
+                                  const float *res, idx_t ldr, int clamp, float lo, float hi,
+                                  float *y, idx_t ldy) noexcept nogil:
+    isa_table().dw_out_f(rows, cols, z, ldz, res, ldr, clamp, lo, hi, y, ldy)
+
+
+cdef inline void cvx_dw_out_double(idx_t rows, idx_t cols, const double *z, idx_t ldz,
+                                   const double *res, idx_t ldr, int clamp, double lo,
+                                   double hi, double *y, idx_t ldy) noexcept nogil:
+    isa_table().dw_out_d(rows, cols, z, ldz, res, ldr, clamp, lo, hi, y, ldy)
 
 
 cdef inline int cvx_pl_back2_float(idx_t n, const float *gy, const int64_t *ix, int64_t base,

@@ -984,6 +984,53 @@ DEFINE_DW_COPY_CHECK(double, same_bits_d)
 DEFINE_DW_CB_CHECK(float, same_bits_f)
 DEFINE_DW_CB_CHECK(double, same_bits_d)
 
+/* cvx_dw_out: a band's rows copied out with the epilogue: y = z (+ res), then with clamp
+ * v = lo if v < lo else v, hi if v > hi else v; the same operations here, so the same bits,
+ * on data with NaN, +-inf and -0.0; the elements between rows (pitch ldy > cols) untouched. */
+#define DEFINE_DW_OUT_CHECK(T, SAME)                                                               \
+    static void check_dw_out_##T(const struct check_table *t, cvx_index rows, cvx_index cols,     \
+                                 int with_res, int clamp)                                          \
+    {                                                                                              \
+        cvx_index ldz = cols + 3, ldr = cols + 1, ldy = cols + 2, i, r, q;                         \
+        T *z = (T *)xmalloc(sizeof(T) * (size_t)(rows * ldz + 1));                                 \
+        T *res = (T *)xmalloc(sizeof(T) * (size_t)(rows * ldr + 1));                               \
+        T *y = (T *)xmalloc(sizeof(T) * (size_t)(rows * ldy + 1));                                 \
+        T lo = clamp == 2 ? (T)-0.5 : 0, hi = clamp == 2 ? (T)0.75 : (T)6;                         \
+        for (i = 0; i < rows * ldz; i++) z[i] = (T)(uniform() * 10);                               \
+        for (i = 0; i < rows * ldr; i++) res[i] = (T)uniform();                                    \
+        for (i = 0; i < rows * ldy + 1; i++) y[i] = (T)-7;                                         \
+        if (rows * cols > 4) { /* res[3] too: -0.0 + -0.0, a -0.0 at the clamp's bound 0 */      \
+            z[0] = (T)NAN, z[1] = (T)INFINITY, z[2] = (T)-INFINITY, z[3] = (T)-0.0;                \
+            res[3] = (T)-0.0;                                                                      \
+        }                                                                                          \
+        t->dw_out_##T(rows, cols, z, ldz, with_res ? res : NULL, ldr, clamp != 0, lo, hi, y, ldy); \
+        n_checks++;                                                                                \
+        for (r = 0; r < rows; r++)                                                                 \
+            for (q = 0; q < ldy; q++) {                                                            \
+                T want = (T)-7, v;                                                                 \
+                if (q < cols) {                                                                    \
+                    v = z[r * ldz + q];                                                            \
+                    if (with_res) v = v + res[r * ldr + q];                                        \
+                    if (clamp) {                                                                   \
+                        v = v < lo ? lo : v;                                                       \
+                        v = v > hi ? hi : v;                                                       \
+                    }                                                                              \
+                    want = v;                                                                      \
+                }                                                                                  \
+                if (!SAME(y[r * ldy + q], want)) {                                                 \
+                    fail(t->name, #T " dw_out", "rows=%ld cols=%ld res=%d clamp=%d [%ld,%ld]=%g " \
+                         "want %g", (long)rows, (long)cols, with_res, clamp, (long)r, (long)q,     \
+                         (double)y[r * ldy + q], (double)want);                                    \
+                    r = rows;                                                                      \
+                    break;                                                                         \
+                }                                                                                  \
+            }                                                                                      \
+        if (!SAME(y[rows * ldy], (T)-7)) fail(t->name, #T " dw_out", "wrote past the end");       \
+        free(z), free(res), free(y);                                                               \
+    }
+DEFINE_DW_OUT_CHECK(float, same_bits_f)
+DEFINE_DW_OUT_CHECK(double, same_bits_d)
+
 static void check_dw(const struct check_table *t)
 {
     static const int taps[] = {0, 1, 2, 3, 4, 8, 9, 10, 12, 13, 18, 25};
@@ -1028,6 +1075,11 @@ static void check_dw(const struct check_table *t)
                                1 + (k + 1) % 2, (k + 1) % 2);
         }
     }
+    for (n = 0; n <= 40; n += 1 + (n > 18) * 4)
+        for (k = 0; k < 6; k++) {
+            check_dw_out_float(t, 1 + n % 3, n, k % 2, k / 2);
+            check_dw_out_double(t, 1 + (n + 1) % 3, n, 1 - k % 2, k / 2);
+        }
 }
 
 /* ========================== pooling rows (pool.inc) ========================== */

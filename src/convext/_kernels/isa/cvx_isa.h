@@ -192,6 +192,12 @@ struct cvx_kernel_table {
                        cvx_index nb, const cvx_index *pb, int kk, const cvx_index *toff,
                        int flat, const cvx_index *start, const cvx_index *gq,
                        const cvx_index *xq, double *scratch, double *gw);
+    void (*dw_out_f)(cvx_index rows, cvx_index cols, const float *z, cvx_index ldz,
+                     const float *res, cvx_index ldr, int clamp, float lo, float hi, float *y,
+                     cvx_index ldy);
+    void (*dw_out_d)(cvx_index rows, cvx_index cols, const double *z, cvx_index ldz,
+                     const double *res, cvx_index ldr, int clamp, double lo, double hi,
+                     double *y, cvx_index ldy);
     /* pooling rows (pool.inc; _pool.pyx): max (with argmax) and average over the interior
      * columns of one output row; whole 3x3 and 2x2 max windows */
     void (*pl_max_row_f)(const float *xp, cvx_index W, cvx_index hs, cvx_index i0, cvx_index i1,
