@@ -1,7 +1,8 @@
 """The direct forward's blocking (isa/kernels.inc, cvx_direct_fwd; _conv.pyx, _fwd_direct) on
 layers large enough to cross its boundaries: several cache-sized pixel bands per work item, bands
 of a single strip, work items that are pixel blocks or ranges of filter blocks (batch 1 on two
-threads), unequal filter blocks, and the weights packed once (optimize_for_inference's path).
+threads), unequal filter blocks, the last pixels in filter lanes, and the weights packed once
+(optimize_for_inference's path).
 
 Oracles: the float64 naive loops of tests/reference.py. On small-integer data every product and
 partial sum is an integer below 2**24, so every summation order is exact and the float32 result
@@ -32,6 +33,17 @@ LAYERS = [
     ("filter-split-40", (1, 48, 5, 5), (40, 48, 3, 3), 1, (1, 2), (1, 2)),
     # dilated, with groups
     ("dilated-groups", (1, 96, 20, 18), (12, 48, 3, 3), 1, 2, 2),
+    # fewer last pixels than a vector (7x7: 49 = 48 + 1 on AVX-512 float, 2*24 + 1 in float64),
+    # in filter lanes: 43 filters = 5 full blocks of 8 (a group of 4 blocks, then 1) and a block
+    # of 3 (the one-vector tile); AVX2/generic: 10 blocks of 4 and one of 3
+    ("lane-tail-49", (1, 24, 7, 7), (43, 24, 3, 3), 1, 1, 1),
+    # 55 = 48 + 7 (float64: 2*24 + 7): the last pixels in two calls (4 + 3), 8 full blocks
+    ("lane-tail-55", (1, 16, 5, 11), (64, 16, 3, 3), 1, 1, 1),
+    # U smaller than the weights, 14x14: batch 1 on two threads splits the pixels (5 strips of
+    # 48: 2 and 2 + 4 pixels), the second item ending in filter lanes
+    ("pixel-split-14", (1, 8, 14, 14), (80, 8, 3, 3), 1, 1, 1),
+    # stride 2 down to 7x7 (a 1-pixel tail) without bias below
+    ("lane-tail-s2", (1, 32, 14, 14), (48, 32, 3, 3), 2, 1, 1),
 ]
 IDS = [c[0] for c in LAYERS]
 
@@ -142,3 +154,21 @@ def test_packed_weights_give_the_same_bits_as_packing_in_the_kernel(dtype):
         tol = 1e-10 if dtype == np.float64 else 1e-5
         assert np.abs(y0 - want).max() <= tol * max(1.0, np.abs(want).max()), case[0]
         np.testing.assert_array_equal(y1, y0)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_filter_lanes_without_bias(threads, dtype, restore_threads):
+    """The last pixels in filter lanes start from zero without a bias: exact on integer data,
+    and the same bits as the layer with a zero bias."""
+    rng = np.random.default_rng(15)
+    for case in [c for c in LAYERS if c[0].startswith(("lane-", "pixel-split"))]:
+        x, w, _ = _data(rng, case, dtype, integer=True)
+        kw = _kw(case)
+        want = R.conv2d(x, w, None, **kw)
+        y = _direct(x, w, None, kw, threads)
+        np.testing.assert_array_equal(y, want.astype(dtype), strict=True)
+        x, w, _ = _data(rng, case, dtype, integer=False)
+        y0 = _direct(x, w, None, kw, threads)
+        y1 = _direct(x, w, np.zeros(w.shape[0], dtype), kw, threads)
+        np.testing.assert_array_equal(y0, y1)

@@ -156,3 +156,38 @@ def test_gemm_forward_with_shared_b_matches_torch(shape, dtype):
     tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(got[2], want.numpy(), **tol)
     np.testing.assert_array_equal(got[2].view(np.uint8), got[1].view(np.uint8))
+
+
+# the direct forward's last pixels in filter lanes (7x7: 48 + 1, 5x11: 48 + 7, 14x14 at stride 2
+# down to 7x7) and batch 1 split by pixels on two threads (14x14 with more weights than U):
+# tests/functional/test_conv_direct_blocks.py has the same layers against the naive oracle
+LANE_LAYERS = [
+    ((1, 24, 7, 7), (43, 24, 3, 3), dict(padding=1)),
+    ((1, 16, 5, 11), (64, 16, 3, 3), dict(padding=1)),
+    ((1, 32, 14, 14), (48, 32, 3, 3), dict(stride=2, padding=1)),
+    ((1, 8, 14, 14), (80, 8, 3, 3), dict(padding=1)),
+]
+
+
+@pytest.mark.parametrize("xs, ws, kw", LANE_LAYERS)
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_direct_forward_filter_lanes_match_torch(xs, ws, kw, threads, dtype, restore_threads):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal(ws).astype(dtype)
+    b = rng.standard_normal(ws[0]).astype(dtype)
+    convext.set_num_threads(threads)
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-4)
+    for bias in (b, None):
+        y = conv2d(x, w, bias, **kw, _route="direct")
+        tb = None if bias is None else torch.tensor(bias)
+        ty = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), tb, **kw)
+        np.testing.assert_allclose(y, ty.numpy(), **tol)
+    # an infinite weight of a full filter block: NaN where torch has NaN (padding), else Inf
+    w[37, 5, 1, 1] = np.inf
+    y = conv2d(x, w, b, **kw, _route="direct")
+    ty = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), **kw)
+    ty = ty.numpy()
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(ty))
+    np.testing.assert_allclose(y[~np.isnan(y)], ty[~np.isnan(ty)], **tol)

@@ -1370,14 +1370,21 @@ def conv2d_forward_direct(const floating[:, :, :, ::1] x, const floating[:, :, :
     # with fewer (image, group) pairs than 2 per thread, split each into `want` items: by
     # pixels (blocks of 48-pixel strips, each unfolding only its rows of the image) when the
     # unfolded image U outweighs the group's weights, else by filter blocks (each unfolding all
-    # of U but packing and reading only its own weights)
-    cdef idx_t npb = 1, nfr = 1, FB = cvx_direct_filter_block(g.Fg)
+    # of U but packing and reading only its own weights). With fewer pairs than threads, U's
+    # unfolds weigh more: then one item per thread (want1), by pixels while each gets 2 strips
+    # (14x14: 5 strips, the last of 4 pixels, in 2 and 2.1), else by filter blocks
+    cdef idx_t npb = 1, nfr = 1, FB = cvx_direct_filter_block(g.Fg), S = (g.OH * g.OW + 47) // 48
     cdef idx_t want = (2 * <idx_t>n_threads + g.N * g.G - 1) // (g.N * g.G)
+    cdef idx_t want1 = (<idx_t>n_threads + g.N * g.G - 1) // (g.N * g.G)
     if n_threads > 1 and want > 1:
         if direct_g.Cg * direct_g.sh * direct_g.kw * direct_g.Hq * direct_g.OW >= g.Fg * direct_g.K:
-            npb = min((g.OH * g.OW + 47) // 48, want)
-        else:
+            npb = min(S, want)
+        elif want1 == 1:
             nfr = min((g.Fg + FB - 1) // FB, want)
+        elif S >= 2 * want1:
+            npb = want1
+        else:
+            nfr = min((g.Fg + FB - 1) // FB, want1)
     n_threads = _threads_for(g.N * g.G * npb * nfr, n_threads)
     cdef floating[:, ::1] flat = np.empty((n_threads, cvx_direct_scratch(&direct_g)),
                                           dtype=np.asarray(y).dtype)

@@ -607,6 +607,11 @@ static void check_direct(const struct check_table *t)
          * strided 7x7 kernel; a dilated one */
         {64, 20, 20, 9, 3, 3, 1, 1, 1, 1, 1, 1}, {256, 12, 40, 3, 3, 3, 1, 1, 1, 1, 1, 1},
         {16, 50, 50, 10, 7, 7, 2, 2, 3, 3, 1, 1}, {48, 23, 29, 5, 3, 3, 1, 1, 2, 2, 2, 2},
+        /* the last pixels (fewer than a vector) in filter lanes: 7x7 = 49 pixels with 43
+         * filters (full blocks in a group of 4 and a group of 1, then a narrower block); 5x11 =
+         * 55 pixels (a tail of 7 in AVX-512 float) with 8 full blocks of 8; 14x14 down to 7x7 */
+        {24, 7, 7, 43, 3, 3, 1, 1, 1, 1, 1, 1},  {16, 5, 11, 64, 3, 3, 1, 1, 1, 1, 1, 1},
+        {32, 14, 14, 48, 3, 3, 2, 2, 1, 1, 1, 1},
     };
     size_t s;
     cvx_direct_geom g;
@@ -627,6 +632,10 @@ static void check_direct(const struct check_table *t)
     direct_setup(&g, 2, 12, 7, 13, 3, 2, 2, 1, 1, 0, 1, 1);
     check_direct_inf_float(t, &g, 12, 11);
     check_direct_inf_double(t, &g, 6, 4);
+    /* in a full block of the filter-lanes tail (7x7: the last pixel) */
+    direct_setup(&g, 24, 7, 7, 43, 3, 3, 1, 1, 1, 1, 1, 1);
+    check_direct_inf_float(t, &g, 37, 100);
+    check_direct_inf_double(t, &g, 33, 215);
 }
 
 /* ============================ axpy and dot ============================ */
