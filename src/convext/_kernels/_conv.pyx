@@ -1615,6 +1615,30 @@ cdef void _fwd_gemm(const floating *x, const floating *w, const floating *wp, id
                         _epilogue(yt, P, f1 - f0, P, _at(res, off), P, e)
 
 
+ctypedef struct shared_b_item_t:
+    idx_t gi, n, n1, p0, p1, cols
+
+
+cdef inline shared_b_item_t _shared_b_item(idx_t i, idx_t ntile, idx_t nimg, idx_t PT,
+                                           const geom_t *g) noexcept nogil:
+    """Item i of _fwd_gemm_shared_b: its group gi, images [n, n1), pixels [p0, p1) of each, and
+    the columns of its B. (Returned by value: inside prange, results written through pointers
+    would be shared.)"""
+    cdef shared_b_item_t q
+    cdef idx_t P = g.OH * g.OW, t = i % ntile
+    q.gi = (i // ntile) % g.G
+    q.n = i // (ntile * g.G) * nimg
+    q.n1 = q.n + nimg
+    if q.n1 > g.N:
+        q.n1 = g.N
+    q.p0 = t * PT
+    q.p1 = q.p0 + PT
+    if q.p1 > P or nimg > 1:
+        q.p1 = P
+    q.cols = (q.n1 - q.n) * (q.p1 - q.p0)
+    return q
+
+
 cdef void _fwd_gemm_shared_b(const floating *x, const floating *w, const floating *wp,
                              idx_t Fgp, const floating *b, floating *y, const geom_t *g, idx_t PT,
                              idx_t nimg, idx_t FB, idx_t cb, bint image_is_cols, floating *bs,
@@ -1631,7 +1655,8 @@ cdef void _fwd_gemm_shared_b(const floating *x, const floating *w, const floatin
     cdef idx_t items = (g.N + nimg - 1) // nimg * g.G * ntile
     cdef idx_t nfb = (g.Fg + FB - 1) // FB
     cdef idx_t ncb = (g.Cg + cb - 1) // cb
-    cdef idx_t it, i, n, n1, j, gi, t, p0, p1, c0, c1, f0, f1, off, cols
+    cdef idx_t it, i, n, n1, j, gi, p0, p1, c0, c1, f0, f1, off, cols
+    cdef shared_b_item_t q
     cdef floating *buf
     cdef floating *work
     cdef floating *yt
@@ -1646,17 +1671,8 @@ cdef void _fwd_gemm_shared_b(const floating *x, const floating *w, const floatin
             c1 = c0 + cb
             if c1 > g.Cg:
                 c1 = g.Cg
-            t = i % ntile
-            gi = (i // ntile) % g.G
-            n = i // (ntile * g.G) * nimg
-            n1 = n + nimg
-            if n1 > g.N:
-                n1 = g.N
-            p0 = t * PT
-            p1 = p0 + PT
-            if p1 > P or nimg > 1:
-                p1 = P
-            cols = (n1 - n) * (p1 - p0)
+            q = _shared_b_item(i, ntile, nimg, PT, g)
+            gi, n, n1, p0, p1, cols = q.gi, q.n, q.n1, q.p0, q.p1, q.cols
             xg = x + n * g.C * HW + (gi * g.Cg + c0) * HW
             if image_is_cols and nimg == 1:
                 gemm_pack_b(K, cols, c0, c1, xg + p0, HW, 1, bs + i * ldb)
@@ -1675,17 +1691,8 @@ cdef void _fwd_gemm_shared_b(const floating *x, const floating *w, const floatin
             if f1 > g.Fg:
                 f1 = g.Fg
             i = it // nfb
-            t = i % ntile
-            gi = (i // ntile) % g.G
-            n = i // (ntile * g.G) * nimg
-            n1 = n + nimg
-            if n1 > g.N:
-                n1 = g.N
-            p0 = t * PT
-            p1 = p0 + PT
-            if p1 > P or nimg > 1:
-                p1 = P
-            cols = (n1 - n) * (p1 - p0)
+            q = _shared_b_item(i, ntile, nimg, PT, g)
+            gi, n, n1, p0, p1, cols = q.gi, q.n, q.n1, q.p0, q.p1, q.cols
             ap = NULL
             if wp != NULL:
                 ap = wp + (gi * Fgp + f0) * K
