@@ -85,7 +85,7 @@ def test_the_input_gradient_takes_the_direct_route_as_its_forward_convolution_wo
     ],
 )
 def test_direct_route_within_its_channel_and_filter_limits(pass_, max_cg, max_fg):
-    small = dict(batch=4, hw=(6, 6))
+    small = dict(batch=4, hw=(9, 9))  # 81 output pixels: above the forward's small-plane rule
     assert choose_route(pass_, shape(cg=max_cg, fg=max_fg, **small)) == "direct"
     assert choose_route(pass_, shape(cg=max_cg + 1, fg=max_fg, **small)) == "gemm"
     assert choose_route(pass_, shape(cg=max_cg, fg=max_fg + 1, **small)) == "gemm"
@@ -290,3 +290,27 @@ def test_grad_input_direct_route_with_a_non_finite_weight_is_the_gemm_routes_gra
     gemm = conv2d_backward(gy, x, w, **kw, _route="gemm")[0]
     np.testing.assert_array_equal(direct, gemm)
     assert np.isfinite(gemm).any() and np.isnan(gemm).any()
+
+
+def test_forward_direct_route_on_small_planes_only_with_few_taps_and_filters():
+    """At most FWD_DIRECT_SMALL_PLANE output pixels: the direct forward up to
+    FWD_DIRECT_SMALL_MAX_TAPS taps and FWD_DIRECT_SMALL_MAX_FG filters per group."""
+    plane, taps, fg = (
+        _routes.FWD_DIRECT_SMALL_PLANE,
+        _routes.FWD_DIRECT_SMALL_MAX_TAPS,
+        _routes.FWD_DIRECT_SMALL_MAX_FG,
+    )
+    assert plane == 64 and taps % 9 == 0
+    at_limit = dict(hw=(8, 8), cg=taps // 9, fg=fg)  # 3x3, padding 1: 64 output pixels
+    assert choose_route("forward", shape(**at_limit)) == "direct"
+    assert choose_route("forward", shape(**{**at_limit, "cg": taps // 9 + 1})) == "gemm"
+    assert choose_route("forward", shape(**{**at_limit, "fg": fg + 1})) == "gemm"
+    # one more output pixel per row: the plane rule no longer applies
+    assert choose_route("forward", shape(**{**at_limit, "hw": (8, 9), "cg": 256})) == "direct"
+    # 1x1: the taps are the channels alone (256 of them: 2304 taps with a 3x3 kernel)
+    one = dict(hw=(7, 7), cg=256, fg=64, pad=(0, 0))
+    assert choose_route("forward", shape(**one, k=(1, 1))) == "direct"
+    assert choose_route("forward", shape(**{**one, "hw": (9, 9)}, k=(3, 3))) == "gemm"
+    # the forward decides on the image alone: the batch never changes its route
+    for n in (1, 16):
+        assert choose_route("forward", shape(batch=n, hw=(7, 7), cg=256, fg=256)) == "gemm"

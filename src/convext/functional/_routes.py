@@ -55,6 +55,15 @@ DW_MAX_MULTIPLIER = 8
 FWD_DIRECT_MAX_CG = 256
 FWD_DIRECT_MAX_FG = 512
 FWD_DIRECT_MAX_U = 1 << 21
+# On output planes of at most FWD_DIRECT_SMALL_PLANE pixels (7x7, 8x8: too few for the direct
+# forward's 48-pixel tiles) the direct forward is chosen only up to FWD_DIRECT_SMALL_MAX_TAPS
+# taps (Cg*kH*kW) and FWD_DIRECT_SMALL_MAX_FG filters per group. Measured with forced routes
+# (float32, 2 threads, ms direct / GEMM): 256x14x14 -> 512 3x3 stride 2 batch 1 0.61 / 0.42,
+# batch 16 8.05 / 5.72; 256x7x7 -> 256 3x3 0.28 / 0.22; 160x7x7 -> 512 1x1 0.060 / 0.047; but
+# 64x7x7 -> 64 3x3 at batch 16 0.31 / 0.96 and 64x16x16 -> 64 3x3 stride 2 0.40 / 0.47.
+FWD_DIRECT_SMALL_PLANE = 64
+FWD_DIRECT_SMALL_MAX_TAPS = 576
+FWD_DIRECT_SMALL_MAX_FG = 256
 GW_DIRECT_MAX_CG = 64
 GW_DIRECT_MAX_FG = 64
 GW_DIRECT_MAX_U = 1 << 20
@@ -218,6 +227,13 @@ def choose_route(pass_, s):
         return route if route == "direct" else "gemm"
     if pass_ == "forward":
         max_cg, max_fg = FWD_DIRECT_MAX_CG, FWD_DIRECT_MAX_FG
+        OH, OW = s.window.out_hw
+        kh, kw = s.window.kernel
+        if OH * OW <= FWD_DIRECT_SMALL_PLANE and (
+            s.channels_per_group * kh * kw > FWD_DIRECT_SMALL_MAX_TAPS
+            or s.filters_per_group > FWD_DIRECT_SMALL_MAX_FG
+        ):
+            return "gemm"
     else:
         if s.batch * s.window.groups < GW_DIRECT_MIN_PAIRS:
             return "gemm"
