@@ -1605,14 +1605,7 @@ cdef void _fwd_gemm(const floating *x, const floating *w, const floating *wp, id
                     _im2col_tile(x + (n + j) * g.C * HW, gi * g.Cg, g.Cg, 0, P, buf + j * P,
                                  cols, g)
                 _fwd_gemm_rows(w, wp, Fgp, gi, f0, f1, cols, K, g.Fg, buf, cols, ct, cols, work)
-                for j in range(n1 - n):
-                    off = ((n + j) * g.F + gi * g.Fg + f0) * P
-                    yt = y + off
-                    _copy_rows(ct + j * P, cols, yt, P, f1 - f0, P)
-                    if b != NULL:
-                        _add_bias(yt, P, f1 - f0, P, b + gi * g.Fg + f0)
-                    if epi:
-                        _epilogue(yt, P, f1 - f0, P, _at(res, off), P, e)
+                _store_images(ct, cols, y, g, n, n1, gi, f0, f1, b, res, e)
 
 
 ctypedef struct shared_b_item_t:
@@ -1708,14 +1701,25 @@ cdef void _fwd_gemm_shared_b(const floating *x, const floating *w, const floatin
             else:
                 gemm_pb(f1 - f0, cols, K, w + (gi * g.Fg + f0) * K, K, 1, ap, bs + i * ldb, buf,
                         cols, 0, work)
-                for j in range(n1 - n):
-                    off = ((n + j) * g.F + gi * g.Fg + f0) * P
-                    yt = y + off
-                    _copy_rows(buf + j * P, cols, yt, P, f1 - f0, P)
-                    if b != NULL:
-                        _add_bias(yt, P, f1 - f0, P, b + gi * g.Fg + f0)
-                    if epi:
-                        _epilogue(yt, P, f1 - f0, P, _at(res, off), P, e)
+                _store_images(buf, cols, y, g, n, n1, gi, f0, f1, b, res, e)
+
+
+cdef inline void _store_images(const floating *ct, idx_t cols, floating *y, const geom_t *g,
+                               idx_t n, idx_t n1, idx_t gi, idx_t f0, idx_t f1,
+                               const floating *b, const floating *res,
+                               const epi_t *e) noexcept nogil:
+    """Filters f0..f1-1 of group gi for images n..n1-1 side by side in ct (columns j*P ..
+    (j+1)*P are image n+j, row pitch cols) into each image's y, with bias and epilogue."""
+    cdef idx_t j, off, P = g.OH * g.OW
+    cdef floating *yt
+    for j in range(n1 - n):
+        off = ((n + j) * g.F + gi * g.Fg + f0) * P
+        yt = y + off
+        _copy_rows(ct + j * P, cols, yt, P, f1 - f0, P)
+        if b != NULL:
+            _add_bias(yt, P, f1 - f0, P, b + gi * g.Fg + f0)
+        if _has_epi(res, e):
+            _epilogue(yt, P, f1 - f0, P, _at(res, off), P, e)
 
 
 cdef inline void _copy_rows(const floating *src, idx_t lds, floating *dst, idx_t ldd,
