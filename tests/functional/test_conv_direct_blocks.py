@@ -44,6 +44,11 @@ LAYERS = [
     ("pixel-split-14", (1, 8, 14, 14), (80, 8, 3, 3), 1, 1, 1),
     # stride 2 down to 7x7 (a 1-pixel tail) without bias below
     ("lane-tail-s2", (1, 32, 14, 14), (48, 32, 3, 3), 2, 1, 1),
+    # 1x1 at stride 1 without padding: x read in place as U (81 pixels: a strip, vectors, one
+    # last pixel copied out; 13 filters: a narrower last block); 1536 rows of 20 per output row
+    # in 800 pixels: 2 bands
+    ("1x1-in-place", (1, 40, 9, 9), (13, 40, 1, 1), 1, 0, 1),
+    ("1x1-bands", (1, 1536, 40, 20), (10, 1536, 1, 1), 1, 0, 1),
 ]
 IDS = [c[0] for c in LAYERS]
 
