@@ -49,6 +49,9 @@ LAYERS = [
     # in 800 pixels: 2 bands
     ("1x1-in-place", (1, 40, 9, 9), (13, 40, 1, 1), 1, 0, 1),
     ("1x1-bands", (1, 1536, 40, 20), (10, 1536, 1, 1), 1, 0, 1),
+    # 7x7 (float64: 49 = 6 vectors + 1) and 20 pixels (float32: a vector + 4 copied out)
+    ("1x1-7x7", (1, 96, 7, 7), (43, 96, 1, 1), 1, 0, 1),
+    ("1x1-20", (1, 40, 4, 5), (11, 40, 1, 1), 1, 0, 1),
 ]
 IDS = [c[0] for c in LAYERS]
 

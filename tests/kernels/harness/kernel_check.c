@@ -657,11 +657,12 @@ static void check_direct(const struct check_table *t)
          * 55 pixels (a tail of 7 in AVX-512 float) with 8 full blocks of 8; 14x14 down to 7x7 */
         {24, 7, 7, 43, 3, 3, 1, 1, 1, 1, 1, 1},  {16, 5, 11, 64, 3, 3, 1, 1, 1, 1, 1, 1},
         {32, 14, 14, 48, 3, 3, 2, 2, 1, 1, 1, 1},
-        /* 1x1 at stride 1 without padding, P >= 64: x read in place as U (9x9 = 81 pixels: a
+        /* 1x1 at stride 1 without padding, P >= VL: x read in place as U (9x9 = 81 pixels: a
          * strip, vectors, and a last pixel copied; 13 filters: a narrower block), dilated
          * (no effect), several bands */
         {5, 9, 9, 13, 1, 1, 1, 1, 0, 0, 1, 1},   {7, 11, 10, 8, 1, 1, 1, 1, 0, 0, 2, 3},
-        {1024, 8, 40, 3, 1, 1, 1, 1, 0, 0, 1, 1},
+        {1024, 8, 40, 3, 1, 1, 1, 1, 0, 0, 1, 1}, {40, 4, 5, 11, 1, 1, 1, 1, 0, 0, 1, 1},
+        {96, 7, 7, 43, 1, 1, 1, 1, 0, 0, 1, 1},
     };
     size_t s;
     cvx_direct_geom g;
