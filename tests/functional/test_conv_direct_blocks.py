@@ -15,7 +15,7 @@ import pytest
 
 import convext
 import reference as R
-from convext import conv2d
+from convext import conv2d, inference
 from convext._kernels import _conv
 
 # (name, x shape, weight shape, stride, padding, dilation). Float32 bands hold 2**20 elements of
@@ -44,6 +44,14 @@ LAYERS = [
     ("pixel-split-14", (1, 8, 14, 14), (80, 8, 3, 3), 1, 1, 1),
     # stride 2 down to 7x7 (a 1-pixel tail) without bias below
     ("lane-tail-s2", (1, 32, 14, 14), (48, 32, 3, 3), 2, 1, 1),
+    # 1x1 at stride 1 without padding: x read in place as U (81 pixels: a strip, vectors, one
+    # last pixel copied out; 13 filters: a narrower last block); 1536 rows of 20 per output row
+    # in 800 pixels: 2 bands
+    ("1x1-in-place", (1, 40, 9, 9), (13, 40, 1, 1), 1, 0, 1),
+    ("1x1-bands", (1, 1536, 40, 20), (10, 1536, 1, 1), 1, 0, 1),
+    # 7x7 (float64: 49 = 6 vectors + 1) and 20 pixels (float32: a vector + 4 copied out)
+    ("1x1-7x7", (1, 96, 7, 7), (43, 96, 1, 1), 1, 0, 1),
+    ("1x1-20", (1, 40, 4, 5), (11, 40, 1, 1), 1, 0, 1),
 ]
 IDS = [c[0] for c in LAYERS]
 
@@ -172,3 +180,43 @@ def test_filter_lanes_without_bias(threads, dtype, restore_threads):
         y0 = _direct(x, w, None, kw, threads)
         y1 = _direct(x, w, np.zeros(w.shape[0], dtype), kw, threads)
         np.testing.assert_array_equal(y0, y1)
+
+
+# (name, ACT_* code, a0, a1, the activation as numpy computes it in the array's dtype); the kernel
+# applies the clamps (and the residual) on each tile while it is in cache, the others after it
+EPILOGUES = [
+    ("relu", inference.ACT_RELU, 0.0, 0.0, lambda v: np.maximum(v, 0)),
+    ("relu6", inference.ACT_RELU6, 0.0, 0.0, lambda v: np.minimum(np.maximum(v, 0), 6)),
+    ("hardtanh", inference.ACT_HARDTANH, -0.75, 1.5, lambda v: np.clip(v, -0.75, 1.5)),
+    ("none", inference.ACT_NONE, 0.0, 0.0, lambda v: v),
+    ("silu", inference.ACT_SILU, 0.0, 0.0, None),
+]
+
+
+@pytest.mark.parametrize("epilogue", EPILOGUES, ids=[e[0] for e in EPILOGUES])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_epilogue_gives_the_bits_of_the_separate_passes(epilogue, dtype):
+    """y = act(conv + b + residual) in one call: the same bits as the convolution alone followed
+    by the residual add and the clamp in numpy, on every blocking (bands, strips, one-vector
+    tiles, filter lanes) and both thread counts, with and without the residual and packing."""
+    _, act, a0, a1, fn = epilogue
+    rng = np.random.default_rng(16)
+    for case in LAYERS:
+        x, w, b = _data(rng, case, dtype, integer=False)
+        kw = _kw(case)
+        s, p, d = (np.broadcast_to(kw[k], 2) for k in ("stride", "padding", "dilation"))
+        conv = conv2d(x, w, b, **kw, _route="direct")
+        r = rng.standard_normal(conv.shape).astype(dtype)
+        packed = _conv.pack_direct_weight(w, kw["groups"])
+        for threads, res, pk in [(1, r, None), (2, r, packed), (2, None, None)]:
+            y = np.full(conv.shape, np.nan, dtype)
+            _conv.conv2d_forward_direct(
+                x, w, b, y, s[0], s[1], p[0], p[1], d[0], d[1], kw["groups"], threads,
+                res, act, a0, a1, pk,
+            )  # fmt: skip
+            v = conv if res is None else conv + res
+            if fn is None:  # SiLU: after the kernel, in float64 arithmetic rounded once
+                want = (v / (1.0 + np.exp(-v.astype(np.float64)))).astype(dtype)
+                np.testing.assert_allclose(y, want, rtol=1e-6 if dtype == np.float32 else 1e-15)
+            else:
+                np.testing.assert_array_equal(y, fn(v), strict=True, err_msg=case[0])

@@ -366,7 +366,7 @@ cdef int _threads_for(idx_t items, int n_threads):
 
 # --------------------------------------------------------------------------------------------
 # output epilogue (convext.inference): y = act(y + residual), applied to an output block while
-# it is in cache. Activation codes (the Python side's table is convext.inference.ACTIVATIONS):
+# it is in cache. Activation codes (the Python side's copy: convext.inference's ACT_* constants):
 DEF ACT_NONE = 0
 DEF ACT_RELU = 1
 DEF ACT_RELU6 = 2
@@ -1181,6 +1181,7 @@ cdef cvx_direct_geom _direct_geom(const geom_t *g) noexcept nogil:
     d.K = g.Cg * g.kh * g.kw
     d.P = g.OH * g.OW
     d.p_begin, d.p_end, d.f_begin, d.f_end = 0, d.P, 0, d.Fg
+    d.res, d.clamp, d.lo, d.hi = NULL, 0, 0, 0
     return d
 
 
@@ -1215,6 +1216,10 @@ cdef void _fwd_direct(const floating *x, const floating *w, const floating *wp,
     cdef const floating *bg
     cdef const floating *wpg
     cdef cvx_direct_geom dl
+    cdef floating lo = 0, hi = 0
+    # the epilogue in the kernel, on each tile while it is in cache (_dw_clamp: residual and
+    # clamps), else (other activations) on the work item's block of y after the kernel
+    cdef int clamp = _dw_clamp(e, &lo, &hi)
     with parallel(num_threads=nt):
         for it in prange(g.N * g.G * npb * nfr, schedule='dynamic'):
             buf = scratch + cvx_omp_get_thread_num() * ld_s
@@ -1234,20 +1239,22 @@ cdef void _fwd_direct(const floating *x, const floating *w, const floating *wp,
                 continue
             dl = direct_g[0]
             dl.p_begin, dl.p_end, dl.f_begin, dl.f_end = pa, pb, fa, fe
+            base = (n * g.F + gi * g.Fg) * P
+            if clamp >= 0:
+                dl.res, dl.clamp, dl.lo, dl.hi = _at(res, base), clamp, lo, hi
             bg = NULL
             if b != NULL:
                 bg = b + gi * g.Fg
             wpg = NULL
             if wp != NULL:
                 wpg = wp + gi * g.Fg * K
-            base = (n * g.F + gi * g.Fg) * P
             if floating is float:
                 cvx_direct_fwd_float(&dl, x + (n * g.C + gi * g.Cg) * HW, w + gi * g.Fg * K, wpg,
                                      bg, off, y + base, buf)
             else:
                 cvx_direct_fwd_double(&dl, x + (n * g.C + gi * g.Cg) * HW, w + gi * g.Fg * K,
                                       wpg, bg, off, y + base, buf)
-            if _has_epi(res, e):
+            if clamp < 0:
                 base = base + fa * P + pa
                 _epilogue(y + base, P, fe - fa, pb - pa, _at(res, base), P, e)
 
@@ -1354,7 +1361,8 @@ def conv2d_forward_direct(const floating[:, :, :, ::1] x, const floating[:, :, :
                           const floating[:, :, :, ::1] residual=None, int act=0, double a0=0,
                           double a1=0, const floating[::1] packed=None):
     """y = act(conv2d(x, w) + b + residual) on the direct route (b and residual may be None;
-    act an ACT_* code, 0: none), the epilogue on each work item's block. packed: w as
+    act an ACT_* code, 0: none), the residual and a clamp (ReLU, ReLU6, Hardtanh) on each tile
+    in the kernel, other activations on each work item's block after it. packed: w as
     pack_direct_weight(w, groups) returned it, or None. Fills all of y."""
     cdef geom_t g = _geom(_s4(x.shape), _s4(w.shape), _s4(y.shape), groups, stride_h, stride_w,
                           pad_top, pad_left, dil_h, dil_w)

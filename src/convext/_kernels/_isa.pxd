@@ -15,6 +15,9 @@ cdef extern from "isa/cvx_isa.h" nogil:
     ctypedef struct cvx_direct_geom:
         idx_t Cg, H, W, Fg, kh, kw, sh, sw, ph, pw, dil_h, dil_w, OH, OW, Hq, K, P
         idx_t p_begin, p_end, f_begin, f_end
+        const void *res
+        int clamp
+        double lo, hi
 
     idx_t cvx_direct_fblock(idx_t Fg, int fb_max)
     idx_t cvx_gemm_packed_a_elems(idx_t M, idx_t K, idx_t mr)

@@ -410,6 +410,7 @@ static void direct_setup(cvx_direct_geom *g, cvx_index Cg, cvx_index H, cvx_inde
     g->K = Cg * kh * kw;
     g->P = g->OH * g->OW;
     g->p_begin = 0, g->p_end = g->P, g->f_begin = 0, g->f_end = Fg;
+    g->res = NULL, g->clamp = 0, g->lo = 0, g->hi = 0;
 }
 /* off[k] as _conv.pyx's _direct_offsets computes it */
 static cvx_index *direct_offsets(const cvx_direct_geom *d)
@@ -592,6 +593,50 @@ DEFINE_DIRECT_CHECK(double, 1.1102230246251565e-16, fma, same_bits_d)
 DEFINE_DIRECT_INF_CHECK(float)
 DEFINE_DIRECT_INF_CHECK(double)
 
+/* the epilogue in the kernel (g->res, g->clamp) on every tile: the same bits as the forward
+ * without it followed by v = y + res, then the clamp to [lo, hi], with the work items split
+ * (split 1) or not; with res and clamp, res alone, the clamp alone */
+#define DEFINE_DIRECT_EPI_CHECK(T)                                                                 \
+    static void check_direct_epi_##T(const struct check_table *t, const cvx_direct_geom *g)        \
+    {                                                                                              \
+        cvx_index *off = direct_offsets(g), q, n = g->Fg * g->P;                                   \
+        T *x = (T *)xmalloc(sizeof(T) * (size_t)(g->Cg * g->H * g->W));                            \
+        T *w = (T *)xmalloc(sizeof(T) * (size_t)(g->Fg * g->K));                                   \
+        T *b = (T *)xmalloc(sizeof(T) * (size_t)g->Fg);                                            \
+        T *r = (T *)xmalloc(sizeof(T) * (size_t)n);                                                \
+        T *y0 = (T *)xmalloc(sizeof(T) * (size_t)n);                                               \
+        T *y = (T *)xmalloc(sizeof(T) * (size_t)n);                                                \
+        T *scratch = (T *)xmalloc(sizeof(T) * (size_t)t->direct_scratch(g));                       \
+        cvx_direct_geom e = *g;                                                                    \
+        int mode;                                                                                  \
+        fill_##T(x, (size_t)(g->Cg * g->H * g->W), 1, 0);                                          \
+        fill_##T(w, (size_t)(g->Fg * g->K), 1, 0);                                                 \
+        fill_##T(b, (size_t)g->Fg, 1, 0);                                                          \
+        fill_##T(r, (size_t)n, 1, 0);                                                              \
+        direct_fwd_##T(t, g, x, w, b, off, y0, scratch, 0);                                        \
+        e.lo = -0.25, e.hi = 0.5;                                                                  \
+        for (mode = 0; mode < 3; mode++) {                                                         \
+            e.res = mode == 2 ? NULL : r, e.clamp = mode != 1;                                     \
+            direct_fwd_##T(t, &e, x, w, b, off, y, scratch, 1 + mode % 2);                         \
+            n_checks++;                                                                            \
+            for (q = 0; q < n; q++) {                                                              \
+                T v = mode == 2 ? y0[q] : y0[q] + r[q];                                            \
+                if (mode != 1) {                                                                   \
+                    v = v < (T)e.lo ? (T)e.lo : v;                                                 \
+                    v = v > (T)e.hi ? (T)e.hi : v;                                                 \
+                }                                                                                  \
+                if (!(v == y[q])) {                                                                \
+                    fail(t->name, #T " direct epilogue", "Fg=%ld P=%ld mode %d: y[%ld] = %g, want %g", \
+                         (long)g->Fg, (long)g->P, mode, (long)q, (double)y[q], (double)v);        \
+                    break;                                                                         \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        free(off), free(x), free(w), free(b), free(r), free(y0), free(y), free(scratch);           \
+    }
+DEFINE_DIRECT_EPI_CHECK(float)
+DEFINE_DIRECT_EPI_CHECK(double)
+
 static void check_direct(const struct check_table *t)
 {
     /* Cg, H, W, Fg, kh, kw, sh, sw, ph, pw, dh, dw */
@@ -612,6 +657,12 @@ static void check_direct(const struct check_table *t)
          * 55 pixels (a tail of 7 in AVX-512 float) with 8 full blocks of 8; 14x14 down to 7x7 */
         {24, 7, 7, 43, 3, 3, 1, 1, 1, 1, 1, 1},  {16, 5, 11, 64, 3, 3, 1, 1, 1, 1, 1, 1},
         {32, 14, 14, 48, 3, 3, 2, 2, 1, 1, 1, 1},
+        /* 1x1 at stride 1 without padding, P >= VL: x read in place as U (9x9 = 81 pixels: a
+         * strip, vectors, and a last pixel copied; 13 filters: a narrower block), dilated
+         * (no effect), several bands */
+        {5, 9, 9, 13, 1, 1, 1, 1, 0, 0, 1, 1},   {7, 11, 10, 8, 1, 1, 1, 1, 0, 0, 2, 3},
+        {1024, 8, 40, 3, 1, 1, 1, 1, 0, 0, 1, 1}, {40, 4, 5, 11, 1, 1, 1, 1, 0, 0, 1, 1},
+        {96, 7, 7, 43, 1, 1, 1, 1, 0, 0, 1, 1},
     };
     size_t s;
     cvx_direct_geom g;
@@ -636,6 +687,19 @@ static void check_direct(const struct check_table *t)
     direct_setup(&g, 24, 7, 7, 43, 3, 3, 1, 1, 1, 1, 1, 1);
     check_direct_inf_float(t, &g, 37, 100);
     check_direct_inf_double(t, &g, 33, 215);
+    /* the epilogue: strips, one-vector tiles and the lanes tail (7x7, 5x11), bands (20x20) */
+    check_direct_epi_float(t, &g);
+    check_direct_epi_double(t, &g);
+    direct_setup(&g, 16, 5, 11, 64, 3, 3, 1, 1, 1, 1, 1, 1);
+    check_direct_epi_float(t, &g);
+    direct_setup(&g, 3, 9, 11, 13, 3, 3, 1, 1, 1, 1, 1, 1);
+    check_direct_epi_float(t, &g);
+    check_direct_epi_double(t, &g);
+    direct_setup(&g, 64, 20, 20, 9, 3, 3, 1, 1, 1, 1, 1, 1);
+    check_direct_epi_double(t, &g);
+    direct_setup(&g, 5, 9, 9, 13, 1, 1, 1, 1, 0, 0, 1, 1);
+    check_direct_epi_float(t, &g);
+    check_direct_epi_double(t, &g);
 }
 
 /* ============================ axpy and dot ============================ */

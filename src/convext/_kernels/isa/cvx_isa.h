@@ -36,6 +36,13 @@ typedef struct {
     /* the forward's work item: its output pixels [p_begin, p_end) and the filter blocks that
      * start in [f_begin, f_end) (0, P and 0, Fg: everything) */
     cvx_index p_begin, p_end, f_begin, f_end;
+    /* the forward's epilogue, applied to each tile of y while it is in cache: y = clamp(y + res)
+     * with res (NULL: none) laid out as y (same element offsets from the y the kernel is given),
+     * the clamp (clamp != 0: v = lo if v < lo else v, then hi if v > hi else v; NaN stays NaN)
+     * to lo and hi cast to the element type */
+    const void *res;
+    int clamp;
+    double lo, hi;
 } cvx_direct_geom;
 
 /* filters per block of the direct forward: Fg cut into ceil(Fg / fb_max) near-equal blocks
