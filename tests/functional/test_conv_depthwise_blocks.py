@@ -299,6 +299,52 @@ def test_weight_gradient_blocks_with_nonfinite_inputs():
     np.testing.assert_array_equal(_run_gw(gy, x, case, 1, 2), _run_gw(gy, x, case, 0, 1))
 
 
+# (case, images): the weight gradient's blocks go over the images in chunks of
+# min(1024 // (Hp*Wp + OH*OW), 16, N) (isa/depthwise.inc, cvx_dw_cb_gw_chunk)
+CHUNKED = [
+    ((20, 7, 7, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)), 17),  # chunks of 7: 7, 7, 3
+    ((17, 14, 14, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1)), 9),  # 15x15 + 7x7: chunks of 3
+    ((5, 2, 3, (1, 1), (20, 20), (9, 9, 9, 9), (1, 1)), 37),  # 1x1: chunks of 16: 16, 16, 5
+    ((18, 13, 11, (1, 5), (2, 1), (0, 0, 2, 2), (1, 2)), 11),  # 5 taps (no group of 9)
+]
+
+
+@pytest.mark.parametrize("case, n", CHUNKED)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weight_gradient_blocks_over_chunks_of_images_give_the_per_plane_bits(case, n, dtype):
+    C, H, W = case[:3]
+    gy = RNG.standard_normal((n, C) + _geom(case)).astype(dtype)
+    x = RNG.standard_normal((n, C, H, W)).astype(dtype)
+    want = _run_gw(gy, x, case, 0, 1)
+    for n_threads in (1, 2):
+        got = _run_gw(gy, x, case, 1, n_threads)
+        np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+    # each image's part: the sums over images in order, whatever the chunks
+    ref = _gw_reference(gy, x, case)
+    if dtype == np.float64:
+        np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
+    else:
+        assert np.max(np.abs(got - ref)) <= 1e-5 * max(1.0, np.max(np.abs(ref)))
+
+
+def test_weight_gradient_chunks_with_nonfinite_inputs_in_later_chunks():
+    """A chunk where a lane takes the rows' order goes image by image: a non-finite value in
+    one lane of an image of the second chunk, in every lane of a block in the third, in the
+    last image; the other chunks keep the flat grid's order: the per-plane bits throughout."""
+    case = (20, 7, 7, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1))  # chunks of 7 images
+    gy = RNG.standard_normal((17, 20, 7, 7)).astype(np.float32)
+    x = RNG.standard_normal((17, 20, 7, 7)).astype(np.float32)
+    x[9, 5, 3, 3] = np.inf  # one lane of the first block, second chunk
+    x[14, 16:, 0, 0] = np.nan  # every lane of the second block, third chunk
+    x[16, 2, 6, 6] = -np.inf  # the last image
+    got, want = _run_gw(gy, x, case, 1, 2), _run_gw(gy, x, case, 0, 1)
+    np.testing.assert_array_equal(got, want)
+    assert np.isnan(got[16:]).any() and not np.isfinite(got[[2, 5]]).all(axis=(1, 2, 3)).any()
+    assert np.isfinite(got[6:16]).all()
+    x[9, 5, 3, 3] = 3e38  # finite: the flat order in that chunk again
+    np.testing.assert_array_equal(_run_gw(gy, x, case, 1, 1), _run_gw(gy, x, case, 0, 1))
+
+
 @pytest.mark.parametrize("H, taken", [(17, True), (18, False)])
 def test_a_weight_gradient_block_exactly_at_the_scratch_limit(H, taken):
     """17x51 with a 4x5 kernel and padding (1, 1, 0, 0): the block's scratch is exactly

@@ -631,7 +631,11 @@ DEF DW_CB = 16
 # Bands (forward; see above): the sub-planes of a band about this many elements.
 DEF DW_BAND_ELEMS = 4096
 DEF DW_CB_MAX_OW = 16
-DEF DW_CB_GW_MAX_OW = 8
+DEF DW_CB_GW_MAX_OW = 16
+# Images per chunk of the weight gradient's blocks (see above): their padded planes and output
+# gradients about this many pixels (CVX_DW_CB_GW_PIX and CVX_DW_CB_GW_NB of isa/depthwise.inc).
+DEF DW_CB_GW_PIX = 1024
+DEF DW_CB_GW_NB = 16
 DEF DW_CB_MAX_ELEMS = 65536
 
 
@@ -719,6 +723,15 @@ cdef inline idx_t _dw_gw_cb_elems(const dw_t *d, const geom_t *g) noexcept nogil
     """Elements of scratch per thread of a channel block's weight gradient (cvx_dw_cb_gw)."""
     return DW_CB * (d.Hp * d.Wp + g.H * g.W + g.OH * g.OW + 32 * d.kk + 1
                     + max(g.H * g.W, g.OH * g.OW))
+
+
+cdef inline idx_t _dw_gw_cb_chunk(const dw_t *d, const geom_t *g) noexcept nogil:
+    """Images per chunk of cvx_dw_cb_gw (its cvx_dw_cb_gw_chunk): as many as
+    DW_CB_GW_PIX pixels of padded input and output gradient hold, 1 .. min(N, DW_CB_GW_NB).
+    Each adds DW_CB*(Hp*Wp + OH*OW) elements of scratch beyond _dw_gw_cb_elems (at most
+    DW_CB*DW_CB_GW_PIX in all); no sum depends on it."""
+    cdef idx_t nb = DW_CB_GW_PIX // (d.Hp * d.Wp + g.OH * g.OW)
+    return max(1, min(nb, DW_CB_GW_NB, g.N))
 
 
 cdef bint _dw_gw_cb_fits(const dw_t *d, const geom_t *g) noexcept nogil:
@@ -1968,6 +1981,9 @@ def conv2d_grad_weight_depthwise(const floating[:, :, :, ::1] gy,
             for j in range(g.kw):
                 toff[i * g.kw + j] = i * g.dil_h * d.Wp + j * g.dil_w
         lists = _dw_gw_lists(&d, &g)
+        # the chunk's images beyond the first (_dw_gw_cb_chunk)
+        flat = np.empty((n_threads, _dw_gw_cb_elems(&d, &g) + 16 + (_dw_gw_cb_chunk(&d, &g) - 1)
+                         * DW_CB * (d.Hp * d.Wp + g.OH * g.OW)), dtype=np.asarray(gw).dtype)
         with nogil:
             _gw_depthwise_cb(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, &d,
                              &flat[0, 0], flat.shape[1], &off[0], &toff[0], &lists[0],
