@@ -567,7 +567,15 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 # them in cvx_dw_lanes's tree order. The flat grid's unused columns add products of a zero
 # gradient there, which the blocks skip: that changes no sum, only possibly the sign of a zero
 # one (a partial sum that underflowed to -0 and then got +0): the one way the weight gradient
-# on blocks can differ in its bits (the tests compare the bits on normal data).
+# on blocks can differ in its bits (the tests compare the bits on normal data). The images go
+# in chunks (_dw_gw_cb_chunk: their transposed planes about DW_CB_GW_PIX pixels): each class's
+# sums stay in vector registers over all the chunk's images, every sum's terms in the same
+# order (a chunk where a lane takes the rows' order goes image by image).
+# Both gradients at once (conv2d_grad_depthwise, cvx_dw_cb_gxw; conv2d_backward asks for it when
+# it needs both on this route): where the rule puts both on blocks, the weights are finite and
+# there are at least two blocks per thread, a work item is a block over all the images, each
+# image's output gradient transposed once for the input gradient's grid and the weight
+# gradient's sums: the same bits as the two passes.
 # grad_input, per (image, channel): the transposed correlation, gathered: the output gradient
 # is placed on a zero grid (pitch Wg = Wq + DJ, DI rows and DJ columns of zeros before it,
 # DI = dil_h*(kh-1) // sh, DJ likewise), and each sub-plane of the padded input gradient is the
