@@ -158,6 +158,22 @@ cdef extern from "isa/cvx_isa.h" nogil:
         void (*dw_out_d)(idx_t rows, idx_t cols, const double *z, idx_t ldz,
                          const double *res, idx_t ldr, int clamp, double lo, double hi,
                          double *y, idx_t ldy) noexcept nogil
+        void (*dw_cb_gxw_f)(idx_t nl, idx_t N, const float *x, idx_t xs, const float *gy,
+                            idx_t gys, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t Hp, idx_t Wp,
+                            idx_t OH, idx_t OW, idx_t sh, idx_t sw, idx_t na, const idx_t *pa,
+                            idx_t nb, const idx_t *pb, int kk, const idx_t *toff, int flat,
+                            const idx_t *start, const idx_t *gq, const idx_t *xq,
+                            float *scratch, float *gw, float *gx, idx_t gxs, const float *w,
+                            idx_t DI, idx_t DJ, idx_t Hq, idx_t Wq, const int *tcount,
+                            const int *tix, const idx_t *toffx) noexcept nogil
+        void (*dw_cb_gxw_d)(idx_t nl, idx_t N, const double *x, idx_t xs, const double *gy,
+                            idx_t gys, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t Hp, idx_t Wp,
+                            idx_t OH, idx_t OW, idx_t sh, idx_t sw, idx_t na, const idx_t *pa,
+                            idx_t nb, const idx_t *pb, int kk, const idx_t *toff, int flat,
+                            const idx_t *start, const idx_t *gq, const idx_t *xq,
+                            double *scratch, double *gw, double *gx, idx_t gxs,
+                            const double *w, idx_t DI, idx_t DJ, idx_t Hq, idx_t Wq,
+                            const int *tcount, const int *tix, const idx_t *toffx) noexcept nogil
         void (*pl_max_row_f)(const float *xp, idx_t W, idx_t hs, idx_t i0, idx_t i1, idx_t dh,
                              idx_t kw, idx_t sw, idx_t pw, idx_t dw, idx_t ow0, idx_t ow1,
                              float *yp, int64_t *ip) noexcept nogil
@@ -528,6 +544,36 @@ cdef inline void cvx_dw_out_double(idx_t rows, idx_t cols, const double *z, idx_
                                    const double *res, idx_t ldr, int clamp, double lo,
                                    double hi, double *y, idx_t ldy) noexcept nogil:
     isa_table().dw_out_d(rows, cols, z, ldz, res, ldr, clamp, lo, hi, y, ldy)
+
+
+cdef inline void cvx_dw_cb_gxw_float(idx_t nl, idx_t N, const float *x, idx_t xs,
+                                     const float *gy, idx_t gys, idx_t H, idx_t W, idx_t ph,
+                                     idx_t pw, idx_t Hp, idx_t Wp, idx_t OH, idx_t OW, idx_t sh,
+                                     idx_t sw, idx_t na, const idx_t *pa, idx_t nb,
+                                     const idx_t *pb, int kk, const idx_t *toff, int flat,
+                                     const idx_t *start, const idx_t *gq, const idx_t *xq,
+                                     float *scratch, float *gw, float *gx, idx_t gxs,
+                                     const float *w, idx_t DI, idx_t DJ, idx_t Hq, idx_t Wq,
+                                     const int *tcount, const int *tix,
+                                     const idx_t *toffx) noexcept nogil:
+    isa_table().dw_cb_gxw_f(nl, N, x, xs, gy, gys, H, W, ph, pw, Hp, Wp, OH, OW, sh, sw, na, pa,
+                            nb, pb, kk, toff, flat, start, gq, xq, scratch, gw, gx, gxs, w, DI,
+                            DJ, Hq, Wq, tcount, tix, toffx)
+
+
+cdef inline void cvx_dw_cb_gxw_double(idx_t nl, idx_t N, const double *x, idx_t xs,
+                                      const double *gy, idx_t gys, idx_t H, idx_t W, idx_t ph,
+                                      idx_t pw, idx_t Hp, idx_t Wp, idx_t OH, idx_t OW, idx_t sh,
+                                      idx_t sw, idx_t na, const idx_t *pa, idx_t nb,
+                                      const idx_t *pb, int kk, const idx_t *toff, int flat,
+                                      const idx_t *start, const idx_t *gq, const idx_t *xq,
+                                      double *scratch, double *gw, double *gx, idx_t gxs,
+                                      const double *w, idx_t DI, idx_t DJ, idx_t Hq, idx_t Wq,
+                                      const int *tcount, const int *tix,
+                                      const idx_t *toffx) noexcept nogil:
+    isa_table().dw_cb_gxw_d(nl, N, x, xs, gy, gys, H, W, ph, pw, Hp, Wp, OH, OW, sh, sw, na, pa,
+                            nb, pb, kk, toff, flat, start, gq, xq, scratch, gw, gx, gxs, w, DI,
+                            DJ, Hq, Wq, tcount, tix, toffx)
 
 
 cdef inline int cvx_pl_back2_float(idx_t n, const float *gy, const int64_t *ix, int64_t base,
