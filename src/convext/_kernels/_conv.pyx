@@ -150,8 +150,6 @@ from ._isa cimport (
     cvx_dw_dots_float,
     cvx_dw_finite_double,
     cvx_dw_finite_float,
-    cvx_dw_ftaps_double,
-    cvx_dw_ftaps_float,
     cvx_dw_lanes_double,
     cvx_dw_lanes_float,
     cvx_dw_out_double,
@@ -958,10 +956,7 @@ cdef void _fwd_depthwise(const floating *x, const floating *w, const floating *b
                     bv = 0
                     if b != NULL:
                         bv = b[f]
-                    if floating is float:
-                        cvx_dw_ftaps_float(_round16(L), <int>d.kk, base, w + f * d.kk, bv, z)
-                    else:
-                        cvx_dw_ftaps_double(_round16(L), <int>d.kk, base, w + f * d.kk, bv, z)
+                    _taps(1, _round16(L), 0, 0, d.kk, base, w + f * d.kk, bv, False, z)
                     rp = _at(res, (n * g.F + f) * P + oh0 * g.OW)
                     if clamp >= 0:
                         # the epilogue in the copy (_dw_clamp)

@@ -212,11 +212,6 @@ struct cvx_kernel_table {
                          cvx_index oh0, cvx_index oh1, int kk, const cvx_index *toff, const double *w, const double *b,
                          const double *res, int clamp, double lo, double hi, double *scratch,
                          double *y);
-    /* the forward pass's taps of one run (cvx_dw_taps with rows 1, accumulate 0) */
-    void (*dw_ftaps_f)(cvx_index n, int ntaps, const float *const *base, const float *w,
-                       float bias, float *out);
-    void (*dw_ftaps_d)(cvx_index n, int ntaps, const double *const *base, const double *w,
-                       double bias, double *out);
     /* pooling rows (pool.inc; _pool.pyx): max (with argmax) and average over the interior
      * columns of one output row; whole 3x3 and 2x2 max windows */
     void (*pl_max_row_f)(const float *xp, cvx_index W, cvx_index hs, cvx_index i0, cvx_index i1,
