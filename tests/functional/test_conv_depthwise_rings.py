@@ -12,6 +12,8 @@ import pytest
 import reference as R
 from convext import functional as F
 from convext._kernels import _conv
+from convext.functional import _routes
+from convext.functional.conv import _conv_setup
 
 RNG = np.random.default_rng(47)
 
@@ -98,7 +100,11 @@ def test_rings_keep_the_epilogue(case, act, a0, a1, with_residual):
     """The clamps fused into the write-out (with a residual or without), LeakyReLU after it:
     the per-plane kernels' bits, and the unfused sum activated by hand."""
     x, w, b = _data(case, 2, np.float32)
-    r = RNG.standard_normal((2, case[0]) + _geom(case)).astype(np.float32) if with_residual else None
+    r = (
+        RNG.standard_normal((2, case[0]) + _geom(case)).astype(np.float32)
+        if with_residual
+        else None
+    )
     want = _run(x, w, b, case, 0, 1, residual=r, act=act, a0=a0, a1=a1)
     for n_threads in (1, 2):
         got = _run(x, w, b, case, 2, n_threads, residual=r, act=act, a0=a0, a1=a1)
@@ -151,3 +157,28 @@ def test_rings_are_not_taken_for_a_channel_multiplier():
     ref = R.conv2d(np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1))),
                    w.astype(np.float64), None, stride=2, groups=3)  # fmt: skip
     assert np.max(np.abs(y - ref)) <= 1e-5 * max(1.0, np.max(np.abs(ref)))
+
+
+def test_ring_scratch_mirrored_by_the_routes():
+    """_routes.depthwise_ring_scratch: MobileNetV2's stride-2 layers wider than 16 fit, well
+    within the route's scratch bound; a channel multiplier and a window too tall for the limit
+    do not (the kernel falls back to the per-plane kernels: the same bits, even forced)."""
+
+    def shape(C, H, W, k=3, s=2, p=1, d=1, m=1):
+        x = np.empty((1, C, H, W))
+        w = np.empty((C * m, 1, k, k))
+        g = _conv_setup(x, w, None, s, p, d, C, fn="t")[4]
+        return _routes.conv_shape(x.shape, w.shape, g)
+
+    for C, H in ((96, 112), (144, 56)):
+        sh = shape(C, H, H)
+        assert 0 < _routes.depthwise_ring_scratch(sh) <= _routes.DW_CB_MAX_ELEMS
+        assert _routes.depthwise_scratch(sh) >= _routes.depthwise_ring_scratch(sh)
+        assert _routes.accepts("depthwise", "forward", sh)
+    assert _routes.depthwise_ring_scratch(shape(4, 40, 40, m=2)) == 0
+    tall = (3, 130, 80, (3, 3), (2, 2), (0, 0, 1, 1), (60, 1))  # 121 ring rows of 81 pixels
+    assert _routes.depthwise_ring_scratch(shape(3, 130, 80, s=2, p=(0, 0, 1, 1), d=(60, 1))) == 0
+    x, w, b = _data(tall, 2, np.float64)
+    want = _run(x, w, b, tall, 0, 1)
+    np.testing.assert_array_equal(_run(x, w, b, tall, 2, 2), want)
+    np.testing.assert_allclose(want, _reference(x, w, b, tall), rtol=1e-10, atol=1e-12)
