@@ -1423,8 +1423,9 @@ def conv2d_forward_depthwise(const floating[:, :, :, ::1] x, const floating[:, :
     """y = act(conv2d(x, w) + b + residual) on the depthwise route (b and residual may be
     None; act an ACT_* code, 0: none), the epilogue on each output plane. Fills all of y.
     _blocks (tests only): -1 channel blocks or row rings where the geometry rule chooses them,
-    0 never, 1 channel blocks wherever they fit, 2 row rings wherever they fit; _bands (tests only, without blocks): -1 the rule's bands, 0 one band
-    (the whole plane), 1 one row per band. The result is the same bits either way."""
+    0 never, 1 channel blocks wherever they fit, 2 row rings wherever they fit; _bands (tests
+    only, without blocks): -1 the rule's bands, 0 one band (the whole plane), 1 one row per
+    band. The result is the same bits either way."""
     cdef geom_t g = _geom(_s4(x.shape), _s4(w.shape), _s4(y.shape), groups, stride_h, stride_w,
                           pad_top, pad_left, dil_h, dil_w)
     cdef const floating *bp = NULL
