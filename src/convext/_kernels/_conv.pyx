@@ -556,8 +556,9 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 # check against the per-plane kernels (conv2d_forward_depthwise's private _blocks). The choice
 # depends on the geometry only; the epilogue then runs on each of the block's output planes.
 # Row rings (forward, one filter per channel, strided windows on planes wider than
-# DW_CB_MAX_OW: the stride-2 layers of MobileNetV2 at 112 and 56, where the per-plane kernels
-# copy each plane into its polyphase sub-planes and run the taps over four of them): a work item
+# DW_CB_MAX_OW, up to DW_CBR_MAX_OW or while the batch's input is cached: the stride-2 layers of
+# MobileNetV2 at 56 and, at batch 1, 112, where the per-plane kernels copy each plane into its
+# polyphase sub-planes and run the taps over four of them): a work item
 # is (image, block of DW_CB channels, segment of output rows). isa/depthwise.inc's
 # cvx_dw_cbr_fwd keeps the block's padded input pixel-major ([pixel][lane], lanes = channels)
 # in a ring of dil_h*(kh-1) + 1 padded rows: each input row is transposed into it once, when the
@@ -649,10 +650,15 @@ DEF DW_CB_MAX_OW = 16
 DEF DW_CB_GW_MAX_OW = 8
 DEF DW_CB_MAX_ELEMS = 65536
 # The row ring (forward; see above): work items per thread, and the least rows of a segment.
-# Measured (float32, ReLU6, 1 thread, user time; row ring / per plane): 96x112x112 stride 2
-# batch 1 0.8; 144x56x56 stride 2 batch 1 0.7, batch 16 0.8-0.9; on stride 1 it loses (112
-# wide 1.15, 56 wide 1.2 at batch 1; 28 wide 0.85 at batch 1 but 1.5 at batch 16): strided
-# windows only.
+# Measured (float32, ReLU6, 1 thread, user time; row ring / per plane, or new build / old):
+# 144x56x56 stride 2 (28 wide) batch 1 0.7-0.8, batch 16 0.8-0.9; 96x112x112 stride 2 (56
+# wide) batch 1 0.8-0.9, but batch 16 1.16 (its 77 MB of input from memory, 16 planes at a
+# time, where the per-plane kernels read one plane after the other): wider than DW_CBR_MAX_OW
+# only while the batch's input is at most DW_CBR_CACHED_BYTES (a few MB: the last-level cache
+# of most CPUs). On stride 1 it loses (112 wide 1.15, 56 wide 1.2 at batch 1; 28 wide 0.85 at
+# batch 1 but 1.5 at batch 16): strided windows only.
+DEF DW_CBR_MAX_OW = 32
+DEF DW_CBR_CACHED_BYTES = 8388608
 DEF DW_CBR_ITEMS = 4
 DEF DW_CBR_SEG_ROWS = 8
 # The row ring's output rows per write-out: about this many pixels.
@@ -738,13 +744,21 @@ cdef idx_t _dw_cbr_segments(const geom_t *g, int n_threads) noexcept nogil:
     return max(1, min(want, g.OH // DW_CBR_SEG_ROWS))
 
 
-cdef bint _dw_cbr_chosen(const dw_t *d, const geom_t *g, int blocks) noexcept nogil:
-    """The forward pass's choice of the row ring, from the geometry only: strided windows on
-    planes where the channel blocks are not chosen (blocks: -1 that rule, 0 never, 1 never
-    (the channel blocks wherever they fit), 2 whenever it fits; tests force them)."""
+cdef bint _dw_cbr_chosen(const dw_t *d, const geom_t *g, int blocks,
+                         idx_t itemsize) noexcept nogil:
+    """The forward pass's choice of the row ring: strided windows on planes where the channel
+    blocks are not chosen, at most DW_CBR_MAX_OW wide, or wider when the batch's input is at
+    most DW_CBR_CACHED_BYTES (blocks: -1 that rule, 0 never, 1 never (the channel blocks
+    wherever they fit), 2 whenever it fits; tests force them). Both kernels give the same bits,
+    so the batch may take part in this choice: no element's arithmetic depends on it."""
     if blocks == 0 or blocks == 1 or not _dw_cbr_fits(d, g):
         return False
-    return blocks == 2 or ((g.sh > 1 or g.sw > 1) and not _dw_cb_chosen(d, g, blocks))
+    if blocks == 2:
+        return True
+    if (g.sh == 1 and g.sw == 1) or _dw_cb_chosen(d, g, blocks):
+        return False
+    return (g.OW <= DW_CBR_MAX_OW
+            or g.N * g.C <= DW_CBR_CACHED_BYTES // max(1, g.H * g.W * itemsize))
 
 
 cdef idx_t _dw_band_rows(const dw_t *d, const geom_t *g, int bands) noexcept nogil:
@@ -1451,7 +1465,7 @@ def conv2d_forward_depthwise(const floating[:, :, :, ::1] x, const floating[:, :
                               &e, &cbs[0, 0], cbs.shape[1], &toff[0], n_threads)
         return
     cdef idx_t nseg
-    if _dw_cbr_chosen(&d, &g, _blocks):
+    if _dw_cbr_chosen(&d, &g, _blocks, sizeof(floating)):
         nseg = _dw_cbr_segments(&g, n_threads)
         n_threads = _threads_for(g.N * ((g.C + DW_CB - 1) // DW_CB) * nseg, n_threads)
         toff = np.empty(2 * d.kk, dtype=np.intp)
