@@ -144,6 +144,8 @@ from ._isa cimport (
     cvx_dw_cb_gxw_float,
     cvx_dw_cb_gx_double,
     cvx_dw_cb_gx_float,
+    cvx_dw_cbr_fwd_double,
+    cvx_dw_cbr_fwd_float,
     cvx_dw_copy_double,
     cvx_dw_copy_float,
     cvx_dw_dots_double,
@@ -555,6 +557,20 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 # the same translation unit, so the same FMA contractions): the same bits, which the tests
 # check against the per-plane kernels (conv2d_forward_depthwise's private _blocks). The choice
 # depends on the geometry only; the epilogue then runs on each of the block's output planes.
+# Row rings (forward, one filter per channel, strided windows on planes wider than
+# DW_CB_MAX_OW, up to DW_CBR_MAX_OW or while the batch's input is cached: the stride-2 layers of
+# MobileNetV2 at 56 and, at batch 1, 112, where the per-plane kernels copy each plane into its
+# polyphase sub-planes and run the taps over four of them): a work item
+# is (image, block of DW_CB channels, segment of output rows). isa/depthwise.inc's
+# cvx_dw_cbr_fwd keeps the block's padded input pixel-major ([pixel][lane], lanes = channels)
+# in a ring of dil_h*(kh-1) + 1 padded rows: each input row is transposed into it once, when the
+# first output row that reads it comes (the rows a few output rows ahead software-prefetched:
+# the block's planes are far apart), a stride is free (a tap reads whole vectors of lanes,
+# pixels sw apart), and about DW_CBR_PIXELS output pixels at a time get the epilogue (where
+# cvx_dw_out computes it) and are transposed back while in L1. Each lane's arithmetic is the
+# channel blocks': the per-plane kernels' bits (the tests compare them). Segments (enough work
+# items for the threads, each at least DW_CBR_SEG_ROWS rows) copy the rows their first windows
+# read again and change no bit.
 # The input gradient likewise (cvx_dw_cb_gx): the block's output gradients transposed onto one
 # zero grid of Hq + DI rows of Wg pixels, and each real input pixel (r + ph, c + pw) the sum,
 # from 0, over the taps of its phase in row-major order of w * the grid's pixel: the per-plane
@@ -648,6 +664,20 @@ DEF DW_CB_GW_MAX_OW = 14
 DEF DW_CB_GW_PIX = 1024
 DEF DW_CB_GW_NB = 16
 DEF DW_CB_MAX_ELEMS = 65536
+# The row ring (forward; see above): work items per thread, and the least rows of a segment.
+# Measured (float32, ReLU6, 1 thread, user time; row ring / per plane, or new build / old):
+# 144x56x56 stride 2 (28 wide) batch 1 0.7-0.8, batch 16 0.8-0.9; 96x112x112 stride 2 (56
+# wide) batch 1 0.8-0.9, but batch 16 1.16 (its 77 MB of input from memory, 16 planes at a
+# time, where the per-plane kernels read one plane after the other): wider than DW_CBR_MAX_OW
+# only while the batch's input is at most DW_CBR_CACHED_BYTES (a few MB: the last-level cache
+# of most CPUs). On stride 1 it loses (112 wide 1.15, 56 wide 1.2 at batch 1; 28 wide 0.85 at
+# batch 1 but 1.5 at batch 16): strided windows only.
+DEF DW_CBR_MAX_OW = 32
+DEF DW_CBR_CACHED_BYTES = 8388608
+DEF DW_CBR_ITEMS = 4
+DEF DW_CBR_SEG_ROWS = 8
+# The row ring's output rows per write-out: about this many pixels.
+DEF DW_CBR_PIXELS = 128
 
 
 cdef inline idx_t _round16(idx_t n) noexcept nogil:
@@ -693,6 +723,57 @@ cdef bint _dw_cb_chosen(const dw_t *d, const geom_t *g, int blocks) noexcept nog
     if blocks == 0 or not _dw_cb_fits(d, g):
         return False
     return blocks == 1 or g.OW <= DW_CB_MAX_OW
+
+
+cdef inline idx_t _dw_cbr_rows(const geom_t *g) noexcept nogil:
+    """The row ring's padded rows (isa/depthwise.inc's cvx_dw_cbr_fwd): one window's height."""
+    return g.dil_h * (g.kh - 1) + 1
+
+
+cdef inline idx_t _dw_cbr_group(const geom_t *g) noexcept nogil:
+    """Output rows the row ring computes before writing them out: about DW_CBR_PIXELS pixels
+    (runs of that many pixels of each output plane), at least one row."""
+    return max(1, min(g.OH, DW_CBR_PIXELS // max(g.OW, 1)))
+
+
+cdef inline idx_t _dw_cbr_elems(const dw_t *d, const geom_t *g) noexcept nogil:
+    """Elements of scratch per thread of the row ring (cvx_dw_cbr_fwd)."""
+    return DW_CB * (_dw_cbr_rows(g) * d.Wp + 2 * _dw_cbr_group(g) * g.OW + d.kk + 1)
+
+
+cdef bint _dw_cbr_fits(const dw_t *d, const geom_t *g) noexcept nogil:
+    """Whether the row ring can compute this forward pass: one filter per channel and its
+    scratch at most DW_CB_MAX_ELEMS (checked in steps that cannot overflow, as _dw_cb_fits)."""
+    cdef idx_t R = _dw_cbr_rows(g)
+    return (g.Fg == 1 and R <= DW_CB_MAX_ELEMS and d.Wp <= DW_CB_MAX_ELEMS
+            and R * d.Wp <= DW_CB_MAX_ELEMS and g.OW <= DW_CB_MAX_ELEMS
+            and d.kk <= DW_CB_MAX_ELEMS and _dw_cbr_elems(d, g) <= DW_CB_MAX_ELEMS)
+
+
+cdef idx_t _dw_cbr_segments(const geom_t *g, int n_threads) noexcept nogil:
+    """Segments of output rows per plane for the row ring: enough work items for the threads
+    (DW_CBR_ITEMS per thread) while a segment keeps at least DW_CBR_SEG_ROWS rows (each
+    segment copies the rows its first window reads again). Any split gives the same bits."""
+    cdef idx_t items = g.N * ((g.C + DW_CB - 1) // DW_CB)
+    cdef idx_t want = (DW_CBR_ITEMS * max(n_threads, 1) + items - 1) // items
+    return max(1, min(want, g.OH // DW_CBR_SEG_ROWS))
+
+
+cdef bint _dw_cbr_chosen(const dw_t *d, const geom_t *g, int blocks,
+                         idx_t itemsize) noexcept nogil:
+    """The forward pass's choice of the row ring: strided windows on planes where the channel
+    blocks are not chosen, at most DW_CBR_MAX_OW wide, or wider when the batch's input is at
+    most DW_CBR_CACHED_BYTES (blocks: -1 that rule, 0 never, 1 never (the channel blocks
+    wherever they fit), 2 whenever it fits; tests force them). Both kernels give the same bits,
+    so the batch may take part in this choice: no element's arithmetic depends on it."""
+    if blocks == 0 or blocks == 1 or not _dw_cbr_fits(d, g):
+        return False
+    if blocks == 2:
+        return True
+    if (g.sh == 1 and g.sw == 1) or _dw_cb_chosen(d, g, blocks):
+        return False
+    return (g.OW <= DW_CBR_MAX_OW
+            or g.N * g.C <= DW_CBR_CACHED_BYTES // max(1, g.H * g.W * itemsize))
 
 
 cdef idx_t _dw_band_rows(const dw_t *d, const geom_t *g, int bands) noexcept nogil:
@@ -770,7 +851,8 @@ cdef idx_t _dw_scratch_elems(const dw_t *d, const geom_t *g, int pass_):
     """Elements of scratch per thread for pass_ 0 (forward), 1 (grad_input), 2 (grad_weight)."""
     if pass_ == 0:
         return max(d.nsub * d.Hq * d.Wq + g.OH * d.Wq + 2 * DW_SLACK,
-                   _dw_cb_elems(d, g) if _dw_cb_fits(d, g) else 0)
+                   _dw_cb_elems(d, g) if _dw_cb_fits(d, g) else 0,
+                   _dw_cbr_elems(d, g) if _dw_cbr_fits(d, g) else 0)
     if pass_ == 1:
         return max(_dw_gx_plane_elems(d), _dw_gx_cb_elems(d, g) if _dw_gx_cb_fits(d, g) else 0)
     return max(d.nsub * d.Hq * d.Wq + g.OH * d.Wq + 2 * DW_SLACK + 16 * d.kk,
@@ -964,6 +1046,58 @@ cdef void _fwd_depthwise_cb(const floating *x, const floating *w, const floating
             if _has_epi(res, e):
                 for k in range(nl):
                     _epilogue(yp + k * P, P, 1, P, _at(res, (n * g.F + c0 + k) * P), P, e)
+
+
+cdef void _fwd_depthwise_cbr(const floating *x, const floating *w, const floating *b,
+                             floating *y, const geom_t *g, const dw_t *dp, const floating *res,
+                             const epi_t *e, floating *scratch, idx_t ld_s, const idx_t *toff,
+                             idx_t nseg, int nt) noexcept nogil:
+    """Work items (image, block of DW_CB channels, segment of output rows; nseg segments of a
+    plane): isa/depthwise.inc's cvx_dw_cbr_fwd with the epilogue (res may be NULL) where
+    cvx_dw_out computes it (_dw_clamp), else _epilogue on the item's rows after it."""
+    cdef dw_t d = dp[0]
+    cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, nblk = (g.C + DW_CB - 1) // DW_CB
+    cdef idx_t R = _dw_cbr_rows(g), G = _dw_cbr_group(g)
+    cdef idx_t it, n, c0, nl, k, blk, seg, oh0, oh1
+    cdef floating lo = 0, hi = INFINITY
+    cdef int clamp = _dw_clamp(e, &lo, &hi)
+    cdef floating *xs
+    cdef floating *yp
+    cdef const floating *bp
+    cdef const floating *rp
+    with parallel(num_threads=nt):
+        for it in prange(g.N * nblk * nseg, schedule='static'):
+            xs = scratch + cvx_omp_get_thread_num() * ld_s
+            seg = it % nseg
+            blk = (it // nseg) % nblk
+            n = it // (nseg * nblk)
+            c0 = blk * DW_CB
+            nl = min(DW_CB, g.C - c0)
+            oh0 = seg * g.OH // nseg
+            oh1 = (seg + 1) * g.OH // nseg
+            bp = NULL
+            if b != NULL:
+                bp = b + c0
+            yp = y + (n * g.F + c0) * P
+            rp = NULL
+            if clamp >= 0:
+                rp = _at(res, (n * g.F + c0) * P)
+            if floating is float:
+                cvx_dw_cbr_fwd_float(nl, x + (n * g.C + c0) * HW, g.H, g.W, g.ph, g.pw, d.Hp,
+                                     d.Wp, g.OH, g.OW, g.sh, g.sw, R, G, oh0, oh1, <int>d.kk,
+                                     toff, w + c0 * d.kk, bp, rp, max(clamp, 0), lo, hi, xs,
+                                     yp)
+            else:
+                cvx_dw_cbr_fwd_double(nl, x + (n * g.C + c0) * HW, g.H, g.W, g.ph, g.pw, d.Hp,
+                                      d.Wp, g.OH, g.OW, g.sh, g.sw, R, G, oh0, oh1, <int>d.kk,
+                                      toff, w + c0 * d.kk, bp, rp, max(clamp, 0), lo, hi, xs,
+                                      yp)
+            if clamp < 0:
+                for k in range(nl):
+                    _epilogue(yp + k * P + oh0 * g.OW, (oh1 - oh0) * g.OW, 1,
+                              (oh1 - oh0) * g.OW,
+                              _at(res, (n * g.F + c0 + k) * P + oh0 * g.OW),
+                              (oh1 - oh0) * g.OW, e)
 
 
 cdef void _gx_depthwise_exact(const floating *gy, const floating *w, floating *gx,
@@ -1333,9 +1467,10 @@ def conv2d_forward_depthwise(const floating[:, :, :, ::1] x, const floating[:, :
                              double a1=0, int _blocks=-1, int _bands=-1):
     """y = act(conv2d(x, w) + b + residual) on the depthwise route (b and residual may be
     None; act an ACT_* code, 0: none), the epilogue on each output plane. Fills all of y.
-    _blocks (tests only): -1 channel blocks where the geometry rule chooses them, 0 never,
-    1 wherever they fit; _bands (tests only, without blocks): -1 the rule's bands, 0 one band
-    (the whole plane), 1 one row per band. The result is the same bits either way."""
+    _blocks (tests only): -1 channel blocks or row rings where the geometry rule chooses them,
+    0 never, 1 channel blocks wherever they fit, 2 row rings wherever they fit; _bands (tests
+    only, without blocks): -1 the rule's bands, 0 one band (the whole plane), 1 one row per
+    band. The result is the same bits either way."""
     cdef geom_t g = _geom(_s4(x.shape), _s4(w.shape), _s4(y.shape), groups, stride_h, stride_w,
                           pad_top, pad_left, dil_h, dil_w)
     cdef const floating *bp = NULL
@@ -1359,6 +1494,20 @@ def conv2d_forward_depthwise(const floating[:, :, :, ::1] x, const floating[:, :
         with nogil:
             _fwd_depthwise_cb(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, &d, rp,
                               &e, &cbs[0, 0], cbs.shape[1], &toff[0], n_threads)
+        return
+    cdef idx_t nseg
+    if _dw_cbr_chosen(&d, &g, _blocks, sizeof(floating)):
+        nseg = _dw_cbr_segments(&g, n_threads)
+        n_threads = _threads_for(g.N * ((g.C + DW_CB - 1) // DW_CB) * nseg, n_threads)
+        toff = np.empty(2 * d.kk, dtype=np.intp)
+        for i in range(g.kh):
+            for j in range(g.kw):
+                toff[i * g.kw + j] = i * g.dil_h
+                toff[d.kk + i * g.kw + j] = j * g.dil_w
+        cbs = np.empty((n_threads, _dw_cbr_elems(&d, &g) + 16), dtype=np.asarray(y).dtype)
+        with nogil:
+            _fwd_depthwise_cbr(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, &d, rp,
+                               &e, &cbs[0, 0], cbs.shape[1], &toff[0], nseg, n_threads)
         return
     n_threads = _threads_for(g.N * g.C, n_threads)
     flat_a, ptrs_a, off_a = _dw_alloc(np.asarray(y).dtype, n_threads, &d, &g, 0)

@@ -174,6 +174,16 @@ cdef extern from "isa/cvx_isa.h" nogil:
                             double *scratch, double *gw, double *gx, idx_t gxs,
                             const double *w, idx_t DI, idx_t DJ, idx_t Hq, idx_t Wq,
                             const int *tcount, const int *tix, const idx_t *toffx) noexcept nogil
+        void (*dw_cbr_fwd_f)(idx_t nl, const float *x, idx_t H, idx_t W, idx_t ph, idx_t pw,
+                             idx_t Hp, idx_t Wp, idx_t OH, idx_t OW, idx_t sh, idx_t sw, idx_t R,
+                             idx_t G, idx_t oh0, idx_t oh1, int kk, const idx_t *toff,
+                             const float *w, const float *b, const float *res, int clamp,
+                             float lo, float hi, float *scratch, float *y) noexcept nogil
+        void (*dw_cbr_fwd_d)(idx_t nl, const double *x, idx_t H, idx_t W, idx_t ph, idx_t pw,
+                             idx_t Hp, idx_t Wp, idx_t OH, idx_t OW, idx_t sh, idx_t sw, idx_t R,
+                             idx_t G, idx_t oh0, idx_t oh1, int kk, const idx_t *toff,
+                             const double *w, const double *b, const double *res, int clamp,
+                             double lo, double hi, double *scratch, double *y) noexcept nogil
         void (*pl_max_row_f)(const float *xp, idx_t W, idx_t hs, idx_t i0, idx_t i1, idx_t dh,
                              idx_t kw, idx_t sw, idx_t pw, idx_t dw, idx_t ow0, idx_t ow1,
                              float *yp, int64_t *ip) noexcept nogil
@@ -574,6 +584,27 @@ cdef inline void cvx_dw_cb_gxw_double(idx_t nl, idx_t N, const double *x, idx_t 
     isa_table().dw_cb_gxw_d(nl, N, x, xs, gy, gys, H, W, ph, pw, Hp, Wp, OH, OW, sh, sw, na, pa,
                             nb, pb, kk, toff, flat, start, gq, xq, scratch, gw, gx, gxs, w, DI,
                             DJ, Hq, Wq, tcount, tix, toffx)
+
+
+cdef inline void cvx_dw_cbr_fwd_float(idx_t nl, const float *x, idx_t H, idx_t W, idx_t ph,
+                                      idx_t pw, idx_t Hp, idx_t Wp, idx_t OH, idx_t OW, idx_t sh,
+                                      idx_t sw, idx_t R, idx_t G, idx_t oh0, idx_t oh1, int kk,
+                                      const idx_t *toff, const float *w, const float *b,
+                                      const float *res, int clamp, float lo, float hi,
+                                      float *scratch, float *y) noexcept nogil:
+    isa_table().dw_cbr_fwd_f(nl, x, H, W, ph, pw, Hp, Wp, OH, OW, sh, sw, R, G, oh0, oh1, kk,
+                             toff, w, b, res, clamp, lo, hi, scratch, y)
+
+
+cdef inline void cvx_dw_cbr_fwd_double(idx_t nl, const double *x, idx_t H, idx_t W, idx_t ph,
+                                       idx_t pw, idx_t Hp, idx_t Wp, idx_t OH, idx_t OW,
+                                       idx_t sh, idx_t sw, idx_t R, idx_t G, idx_t oh0,
+                                       idx_t oh1, int kk, const idx_t *toff, const double *w,
+                                       const double *b, const double *res, int clamp,
+                                       double lo, double hi, double *scratch,
+                                       double *y) noexcept nogil:
+    isa_table().dw_cbr_fwd_d(nl, x, H, W, ph, pw, Hp, Wp, OH, OW, sh, sw, R, G, oh0, oh1, kk,
+                             toff, w, b, res, clamp, lo, hi, scratch, y)
 
 
 cdef inline int cvx_pl_back2_float(idx_t n, const float *gy, const int64_t *ix, int64_t base,

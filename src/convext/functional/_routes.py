@@ -118,7 +118,9 @@ def depthwise_scratch(s):
     # the sub-planes: the distinct row phases times the distinct column phases of the taps
     nsub = len({i * dil_h % sh for i in range(kh)}) * len({j * dil_w % sw for j in range(kw)})
     slack, kk = 16, kh * kw
-    forward = max(nsub * hq * wq + OH * wq + 2 * slack, depthwise_blocks_scratch(s))
+    forward = max(
+        nsub * hq * wq + OH * wq + 2 * slack, depthwise_blocks_scratch(s), depthwise_ring_scratch(s)
+    )
     grad_input = max(
         nsub * (hq * wg + slack) + (hq + di) * wg + slack + kk,
         hp * wp,
@@ -159,6 +161,24 @@ def depthwise_blocks_scratch(s, pass_="forward"):
         di, dj = dil_h * (kh - 1) // sh, dil_w * (kw - 1) // sw
         plane, extra = (hq + di) * (wq + dj), 10
     elems = DW_CB * (plane + H * W + OH * OW + kh * kw + extra + max(H * W, OH * OW))
+    return elems if s.filters_per_group == 1 and elems <= DW_CB_MAX_ELEMS else 0
+
+
+# The depthwise forward pass on row rings (_conv.pyx, "row rings"; these mirror its constants):
+# DW_CB channels over a ring of dil_h*(kH-1) + 1 padded rows, output rows written about
+# DW_CBR_PIXELS pixels at a time, possible when its scratch is at most DW_CB_MAX_ELEMS elements.
+DW_CBR_PIXELS = 128
+
+
+def depthwise_ring_scratch(s):
+    """Elements of scratch per thread of the depthwise forward pass on row rings, or 0 when they
+    cannot take it (more than one filter per channel, or beyond DW_CB_MAX_ELEMS):
+        DW_CB * ((dil_h*(kH-1) + 1)*Wp + 2*G*OW + kH*kW + 1), G = max(1, min(OH, 128 // OW))"""
+    g = s.window
+    (OH, OW), (kh, kw), (sw, dil_h, dil_w) = g.out_hw, g.kernel, (g.stride[1], *g.dilation)
+    wp = (OW - 1) * sw + dil_w * (kw - 1) + 1
+    group = max(1, min(OH, DW_CBR_PIXELS // max(OW, 1)))
+    elems = DW_CB * ((dil_h * (kh - 1) + 1) * wp + 2 * group * OW + kh * kw + 1)
     return elems if s.filters_per_group == 1 and elems <= DW_CB_MAX_ELEMS else 0
 
 

@@ -226,6 +226,22 @@ struct cvx_kernel_table {
                         cvx_index gxs, const double *w, cvx_index DI, cvx_index DJ,
                         cvx_index Hq, cvx_index Wq, const int *tcount, const int *tix,
                         const cvx_index *toffx);
+    /* output rows of one block of up to 16 channels of any plane, lanes = channels, a ring of
+     * padded rows (forward, with the clamp epilogue) */
+    void (*dw_cbr_fwd_f)(cvx_index nl, const float *x, cvx_index H, cvx_index W, cvx_index ph,
+                         cvx_index pw, cvx_index Hp, cvx_index Wp, cvx_index OH, cvx_index OW,
+                         cvx_index sh, cvx_index sw, cvx_index R, cvx_index G,
+                         cvx_index oh0, cvx_index oh1, int kk, const cvx_index *toff,
+                         const float *w, const float *b,
+                         const float *res, int clamp, float lo, float hi, float *scratch,
+                         float *y);
+    void (*dw_cbr_fwd_d)(cvx_index nl, const double *x, cvx_index H, cvx_index W, cvx_index ph,
+                         cvx_index pw, cvx_index Hp, cvx_index Wp, cvx_index OH, cvx_index OW,
+                         cvx_index sh, cvx_index sw, cvx_index R, cvx_index G,
+                         cvx_index oh0, cvx_index oh1, int kk, const cvx_index *toff,
+                         const double *w, const double *b,
+                         const double *res, int clamp, double lo, double hi, double *scratch,
+                         double *y);
     /* pooling rows (pool.inc; _pool.pyx): max (with argmax) and average over the interior
      * columns of one output row; whole 3x3 and 2x2 max windows */
     void (*pl_max_row_f)(const float *xp, cvx_index W, cvx_index hs, cvx_index i0, cvx_index i1,
