@@ -23,6 +23,9 @@ How it works
    and each step is prebound. A ``dense`` node on a 2-D batch of at most DENSE_PACKED_ROWS rows
    gets its weight packed once (``_linear.dense_pack``) and a forward that streams it with the
    bias added (``_linear.dense_forward``), bitwise the same as the layer's own forward.
+   A pooling node (MaxPool2D without indices, AvgPool2D, GlobalAvgPool2D, AdaptiveAvgPool2D to
+   1x1, functional.global_avg_pool2d) has its geometry validated once
+   (``functional.pooling._prepared_*``) and becomes a direct kernel call into its buffer.
 3. Running: one Python loop over the steps. Intermediate buffers are reused between calls; the
    returned arrays are never one of them.
 
@@ -42,16 +45,20 @@ import numpy as np
 from . import functional
 from ._config import get_num_threads, threads_for
 from ._kernels import _conv, _linear
+from .functional import pooling as _pooling
 from .functional._routes import choose_route, conv_shape
 from .functional.conv import _conv_setup, _kernel_geom
 from .layers import (
     ELU,
     GELU,
+    AdaptiveAvgPool2D,
+    AvgPool2D,
     BatchNorm2D,
     Concat,
     Conv2D,
     Dense,
     Dropout,
+    GlobalAvgPool2D,
     Graph,
     Hardsigmoid,
     Hardswish,
@@ -59,6 +66,7 @@ from .layers import (
     Identity,
     Layer,
     LeakyReLU,
+    MaxPool2D,
     ReLU,
     ReLU6,
     Residual,
@@ -407,6 +415,44 @@ def _dense_step(node, x_shape, dtype, out_buf):
     return step
 
 
+def _pool_prepared(fn, x_shape, y_shape, dtype):
+    """(run, out_shape) of the pooling a ``call`` node runs (a pooling layer in eval mode, or
+    functional.global_avg_pool2d) validated once for its input, or None for anything else."""
+    t = type(fn)
+    if t is MaxPool2D and not fn.return_indices:
+        return _pooling._prepared_max_pool2d(x_shape, dtype, *fn._args())
+    if t is AvgPool2D:
+        return _pooling._prepared_avg_pool2d(x_shape, dtype, *fn._args())
+    # adaptive average pooling to 1x1 is the global average, the same bits
+    if (
+        t is GlobalAvgPool2D
+        or fn is functional.global_avg_pool2d
+        or t is AdaptiveAvgPool2D
+        and len(y_shape) == 4
+        and tuple(y_shape[2:]) == (1, 1)
+    ):
+        return _pooling._prepared_global_avg(x_shape, dtype)
+    return None
+
+
+def _pool_step(node, x_shape, y_shape, dtype, out_buf):
+    """A prebound pooling kernel call writing into out_buf (or a new array): f(x) -> y, or None
+    when the node should run as it is (not a pooling node, or another shape or dtype)."""
+    if len(x_shape) != 4 or 0 in x_shape or dtype not in (np.float32, np.float64):
+        return None
+    prepared = _pool_prepared(node.run, x_shape, y_shape, dtype)
+    if prepared is None or tuple(prepared[1]) != tuple(y_shape):
+        return None
+    run = prepared[0]
+
+    def step(x):
+        y = np.empty(y_shape, dtype) if out_buf is None else out_buf
+        run(_c(x), y)
+        return y
+
+    return step
+
+
 class _Plan:
     """The fused steps for one input signature, with their output buffers."""
 
@@ -498,6 +544,20 @@ class _Plan:
                 or buf is not None
                 and buf.shape != (x_shape[0], n.attrs["weight"].shape[0])
             ):
+                continue
+            if buf is not None:
+                self._buffers.append(buf)
+            fused_at[id(n)] = (step, n.ins, n.out)
+        for n in nodes:
+            if n.kind != "call" or len(n.ins) != 1 or id(n) in fused_at:
+                continue
+            x_shape, dtype, is_array = meta[n.ins[0]]
+            y_shape, y_dtype, y_array = meta[n.out]
+            if not (is_array and y_array and y_dtype == dtype):
+                continue
+            buf = None if n.out in outs else np.empty(y_shape, dtype)
+            step = _pool_step(n, x_shape, y_shape, dtype, buf)
+            if step is None:
                 continue
             if buf is not None:
                 self._buffers.append(buf)

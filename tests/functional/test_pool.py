@@ -548,6 +548,65 @@ def test_max_3x3_stride2_values_only_rows(p, ceil, dtype):
         assert np.isnan(runs[0][2, 3]).any() and not np.isnan(runs[0][2, :3]).any()
 
 
+def _picked(x, idx):
+    """The input element each index names (the exact bits the rule keeps), -inf for -1."""
+    flat = x.reshape(x.shape[0] * x.shape[1], -1)
+    i = np.maximum(idx, 0).reshape(flat.shape[0], -1)
+    got = np.take_along_axis(flat, i, axis=1).reshape(idx.shape)
+    return np.where(idx >= 0, got, -np.inf).astype(x.dtype)
+
+
+@pytest.mark.parametrize("p,ceil", [(1, False), (0, False), (1, True), (0, True)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_3x3_stride2_values_column_pass(p, ceil, dtype):
+    """cvx_pl_vmax3s2 takes each input column's maximum over the window's three rows first
+    (runs of 256 outputs), which keeps every bit only on rows without NaN and -0.0; a run
+    whose rows hold one is computed again by the rule. The same bits as the rule (the element
+    the indices name) on rows longer than one run, with a -0.0 / +0.0 tie (first in row-major
+    order -0.0, first in column order +0.0, and the reverse) in one run of a row and not the
+    next, NaNs of distinct payloads in the first and last rows, in a row where a row block
+    (work item) starts and in the bottom row of a window only, and one plane clean; one plane
+    split into row blocks, every thread count."""
+    rng = np.random.default_rng(31)
+    for H, W in [(21, 2 * 256 + 3), (20, 4 * 256 + 6), (9, 520), (5, 40)]:
+        x = rng.standard_normal((1, 3, H, W)).astype(dtype)
+        OW = (W + 2 * p - 3 + (1 if ceil else 0)) // 2 + 1
+        # plane 0: signed-zero ties, window (oh, q) rows 2*oh - p.., columns 2*q - p..
+        for oh, q, first in ((1, OW - 2, -0.0), (2, 1, 0.0), (H // 2 - 1, OW // 2, -0.0)):
+            r, c = 2 * oh - p, 2 * q - p
+            if r < 0 or c < 0 or r + 2 >= H or c + 2 >= W:
+                continue
+            x[0, 0, r : r + 3, c : c + 3] = -1
+            x[0, 0, r, c + 1] = first  # the first zero in row-major order
+            x[0, 0, r + 1, c] = 0.0 if np.signbit(first) else -0.0  # first in its column
+        # plane 1: NaNs (quiet, payloads 1, 2, ...) in the first and last rows, the bottom row
+        # of one window, and rows where row blocks start
+        nan_at = [(0, 5), (H - 1, W - 2), (2, W // 2), (4, W - 3), (H // 2, 1)]
+        bits = _bits(x)
+        quiet = np.uint32(0x7FC00000) if dtype == np.float32 else np.uint64(0x7FF8000000000000)
+        for k, (r, c) in enumerate(nan_at):
+            bits[0, 1, r, c] = quiet + bits.dtype.type(k + 1)
+        x[0, 1, 2, W // 2 + 1] = np.nan  # two NaNs in one window row: the last is kept
+        _, idx = F.max_pool2d(x, 3, 2, p, 1, ceil, return_indices=True)
+        want = _picked(x, idx)
+        try:
+            for n in (1, 2):
+                convext.set_num_threads(n)
+                got = F.max_pool2d(x, 3, 2, p, 1, ceil)
+                np.testing.assert_array_equal(_bits(got), _bits(want), err_msg=str((H, W, n)))
+                for c in range(3):  # one plane: split into row blocks
+                    one = F.max_pool2d(x[:, c : c + 1], 3, 2, p, 1, ceil)
+                    np.testing.assert_array_equal(
+                        _bits(one), _bits(want[:, c : c + 1]), err_msg=str((H, W, n, c))
+                    )
+        finally:
+            convext.set_num_threads(None)
+        assert np.isnan(want[0, 1]).sum() >= 4 and not np.isnan(want[0, 0]).any()
+        if W < 100:
+            ry, _ = ref.max_pool2d(x, 3, 2, p, 1, ceil)
+            np.testing.assert_array_equal(want, ry.astype(dtype))
+
+
 @pytest.mark.parametrize("k,s,p,d,ceil", VALUE_CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_max_values_only_same_bits_as_with_indices(k, s, p, d, ceil, dtype):

@@ -32,12 +32,15 @@ from convext.inference import (
 from convext.layers import (
     ELU,
     GELU,
+    AdaptiveAvgPool2D,
+    AvgPool2D,
     BatchNorm2D,
     Concat,
     Conv2D,
     Dense,
     Dropout,
     Flatten,
+    GlobalAvgPool2D,
     GraphBuilder,
     Hardsigmoid,
     Hardswish,
@@ -490,6 +493,86 @@ def test_dense_layers_run_on_the_weight_packed_once(monkeypatch):
     calls.clear()
     np.testing.assert_array_equal(convext.optimize_for_inference(seq)(x), seq(x))
     assert not calls
+
+
+def _pools(dt):
+    return Sequential(
+        MaxPool2D(3, 2, 1),
+        AvgPool2D(3, 2, 1, count_include_pad=False),
+        MaxPool2D(2, ceil_mode=True),
+        AvgPool2D((2, 3), 1, (1, 0), ceil_mode=True, divisor_override=-5),
+        AdaptiveAvgPool2D(1),
+        Flatten(),
+        Dense(4, 6, dtype=dt, rng=2),
+    ).eval()
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_pooling_layers_run_as_prepared_kernel_calls(monkeypatch, dt):
+    """Pooling nodes (MaxPool2D without indices, AvgPool2D, AdaptiveAvgPool2D to 1x1,
+    GlobalAvgPool2D, functional.global_avg_pool2d) run as kernel calls validated once: no
+    functional pooling call once planned; the same bits as the original layers, as a model's
+    output too (never a plan buffer), at batch 1 and 3, 1 and 2 threads, on a Fortran-ordered
+    input; a MaxPool2D returning indices, or an adaptive pool to more than 1x1, runs the layer."""
+    F = convext.functional
+    calls = []
+    for name in ("max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "global_avg_pool2d"):
+        fn = getattr(F, name)
+        monkeypatch.setattr(
+            F, name, lambda *a, _fn=fn, _n=name, **k: calls.append(_n) or _fn(*a, **k)
+        )
+    rng = np.random.default_rng(8)
+    makes = [
+        (_pools, (4, 19, 23)),
+        (lambda dt: Sequential(MaxPool2D(3, 2, 1)).eval(), (5, 112, 40)),
+        (lambda dt: Sequential(GlobalAvgPool2D()).eval(), (7, 7, 9)),
+        (lambda dt: Sequential(AdaptiveAvgPool2D((1, 1)), Flatten()).eval(), (600, 7, 7)),
+    ]
+    for make, shape in makes:
+        model = make(dt)
+        opt = convext.optimize_for_inference(model)
+        for n in (1, 3):
+            x = rng.standard_normal((n,) + shape).astype(dt)
+            x[0, 0, 0, :3] = [np.nan, -0.0, 0.0]
+            for threads in (1, 2):
+                before = convext.get_num_threads()
+                try:
+                    convext.set_num_threads(threads)
+                    opt(x)  # plan
+                    calls.clear()
+                    got = opt(np.asfortranarray(x))
+                    assert not calls
+                    again = opt(x + 1)
+                finally:
+                    convext.set_num_threads(before)
+                want = model(x)
+                assert got.dtype == dt and got.shape == want.shape
+                np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+                assert not np.shares_memory(got, again)
+                np.testing.assert_array_equal(got, model(x))  # not overwritten by `again`
+    # mobilenet's lowering calls functional.global_avg_pool2d: a kernel call too
+    m = models.mobilenet_v2(num_classes=5, rng=0).eval()
+    opt = convext.optimize_for_inference(m)
+    x = rng.standard_normal((1, 3, 32, 32)).astype(np.float32)
+    opt(x)
+    calls.clear()
+    opt(x)
+    assert not calls
+    # the layer's own forward: indices returned, or an adaptive output of more than 1x1
+    for layer in (MaxPool2D(2, return_indices=True), AdaptiveAvgPool2D((2, 1))):
+        opt = convext.optimize_for_inference(Sequential(layer).eval())
+        x = rng.standard_normal((2, 3, 6, 6)).astype(dt)
+        opt(x)
+        calls.clear()
+        got = opt(x)
+        assert calls
+        want = layer(x)
+        for g, w in zip(
+            got if isinstance(got, tuple) else (got,),
+            want if isinstance(want, tuple) else (want,),
+            strict=True,
+        ):
+            np.testing.assert_array_equal(g, w)
 
 
 def test_composite_models():

@@ -28,7 +28,11 @@ maximum of the three rows, both by the same rule), which keeps exactly the same 
 (cvx_pl_max3s2), the row pass of the row two windows share done once for both.
 The 2x2 stride-2 average without padding keeps its own loop.
 Without an indices array (max_pool2d without return_indices) the same kernels write the values
-only: the same comparisons in the same order, without the argmax (a third of the bytes fewer).
+only: the same comparisons in the same order, without the argmax (a third of the bytes fewer);
+but values-only 3x3 stride-2 windows (resnet's stem) take each input column's maximum over the
+window's rows first, then the maximum of three column maxima, which keeps every bit on rows
+without NaN and -0.0 (the rows are checked; others take the rule in row-major order: isa/pool.inc's
+cvx_pl_vmax3s2 says why).
 
 Max pooling follows PyTorch's CPU rule exactly: padding is -inf (only real elements are
 visited), the window is scanned in row-major order and a value replaces the current maximum when

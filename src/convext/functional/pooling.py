@@ -460,6 +460,75 @@ def _global_avg(x: FloatArray) -> FloatArray:
     return y
 
 
+# --- prepared calls (optimize_for_inference) ---------------------------------------------------
+# The validation of a call above done once for one input shape and dtype; the returned
+# run(x, y) then only calls the kernel: x a C-contiguous array of that shape and dtype, y a
+# C-contiguous array of the returned output shape and dtype (the caller's buffer), which run
+# fills with exactly the bits the functional call returns.
+
+
+def _prepared_input(shape, dtype, fn):
+    shape = tuple(int(d) for d in shape)
+    if len(shape) != 4 or 0 in shape or np.dtype(dtype) not in (np.float32, np.float64):
+        raise ValueError(f"{fn}: a prepared call takes a non-empty 4-D float32/float64 input")
+    return shape
+
+
+def _prepared_max_pool2d(
+    shape, dtype, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False
+):
+    """(run, out_shape) of ``max_pool2d(x, ...)`` (values only) for x of ``shape`` and
+    ``dtype``, validated once (the same errors as the call)."""
+    N, C, H, W = _prepared_input(shape, dtype, "max_pool2d")
+    g = _pool_geom(shape, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d")
+    (kh, kw), (sh, sw), (dil_h, dil_w) = g.kernel, g.stride, g.dilation
+    args = (kh, kw, sh, sw, *g.pad_top_left, dil_h, dil_w, _pool_threads(shape))
+    xs, ys = (N * C, H, W), (N * C, *g.out_hw)
+    kernel = _pool.max_pool2d_forward
+
+    def run(x, y):
+        kernel(x.reshape(xs), y.reshape(ys), None, *args)
+
+    return run, (N, C) + g.out_hw
+
+
+def _prepared_avg_pool2d(
+    shape,
+    dtype,
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode=False,
+    count_include_pad=True,
+    divisor_override=None,
+):
+    """(run, out_shape) of ``avg_pool2d(x, ...)`` for x of ``shape`` and ``dtype``."""
+    N, C, H, W = _prepared_input(shape, dtype, "avg_pool2d")
+    g = _pool_geom(shape, kernel_size, stride, padding, 1, ceil_mode, "avg_pool2d")
+    args = _avg_args(g, count_include_pad, divisor_override, _pool_threads(shape))
+    xs, ys = (N * C, H, W), (N * C, *g.out_hw)
+    kernel = _pool.avg_pool2d_forward
+
+    def run(x, y):
+        kernel(x.reshape(xs), y.reshape(ys), *args)
+
+    return run, (N, C) + g.out_hw
+
+
+def _prepared_global_avg(shape, dtype):
+    """(run, out_shape) of ``global_avg_pool2d(x)`` (and ``adaptive_avg_pool2d(x, 1)``, the same
+    bits) for x of ``shape`` and ``dtype``."""
+    N, C, H, W = _prepared_input(shape, dtype, "global_avg_pool2d")
+    n_threads = threads_for(N * C * H * W, "elementwise")
+    xs, ys = (N * C, H * W), (N * C,)
+    kernel = _pool.global_avg_forward
+
+    def run(x, y):
+        kernel(x.reshape(xs), y.reshape(ys), n_threads)
+
+    return run, (N, C, 1, 1)
+
+
 def global_avg_pool2d_backward(grad_out: ArrayLike, input_shape: Shape) -> FloatArray:
     """Gradient of ``global_avg_pool2d``: ``grad_out / (H*W)`` spread over each plane."""
     fn = "global_avg_pool2d_backward"

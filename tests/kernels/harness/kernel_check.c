@@ -1400,6 +1400,59 @@ static void check_dw(const struct check_table *t)
             }                                                                                      \
         }                                                                                          \
         free(x), free(y), free(v), free(y1), free(ix), free(ix1);                                  \
+    }                                                                                              \
+    /* pl_vmax3s2 (values only, column maxima first where the rows hold no NaN and no -0.0):     \
+     * output rows [oh0, oh1) of a 3x3 stride-2 pool with padding ph, pw give the bits of the     \
+     * rule scanned here in row-major order over the taps inside the plane; the other rows stay   \
+     * untouched. special 0: no NaN and no -0.0 (the column-first path); 1: that plus one NaN     \
+     * and one -0.0 / +0.0 tie; 2: pool_fill's dense NaNs, infinities and -0.0. */               \
+    static void check_vmax3s2_##T(const struct check_table *t, cvx_index H, cvx_index W,          \
+                                  cvx_index ph, cvx_index pw, cvx_index oh0, cvx_index oh1,        \
+                                  int mode, int special)                                           \
+    {                                                                                              \
+        cvx_index OH = (H + 2 * ph - 3) / 2 + 1, OW = (W + 2 * pw - 3) / 2 + 1, oh, q, i, j;      \
+        T *x = (T *)xmalloc(sizeof(T) * (size_t)(H * W));                                          \
+        T *y = (T *)xmalloc(sizeof(T) * (size_t)(OH * OW));                                        \
+        pool_fill_##T(x, H * W, mode);                                                             \
+        if (special < 2)                                                                           \
+            for (i = 0; i < H * W; i++)                                                            \
+                if (x[i] != x[i] || (x[i] == 0 && signbit(x[i]))) x[i] = (T)1.5;                   \
+        if (special == 1) {                                                                        \
+            cvx_index r = (cvx_index)(rng() % (uint64_t)H), c = (cvx_index)(rng() % (uint64_t)W); \
+            x[r * W + c] = pool_nan_##T(r * W + c);                                                \
+            r = (cvx_index)(rng() % (uint64_t)(H - 1));                                            \
+            c = (cvx_index)(rng() % (uint64_t)(W - 1));                                            \
+            x[r * W + c] = (T)-INFINITY, x[r * W + c + 1] = (T)-0.0; /* a tie of zeros */          \
+            x[(r + 1) * W + c] = (T)0.0, x[(r + 1) * W + c + 1] = (T)-INFINITY;                    \
+        }                                                                                          \
+        for (q = 0; q < OH * OW; q++) y[q] = (T)-7;                                                \
+        t->pl_vmax3s2_##T(x, H, W, ph, pw, OW, oh0, oh1, y);                                       \
+        n_checks++;                                                                                \
+        for (oh = 0; oh < OH; oh++)                                                                \
+            for (q = 0; q < OW; q++) {                                                             \
+                T want = (T)-7, m = (T)-INFINITY;                                                  \
+                int first = 1;                                                                     \
+                if (oh >= oh0 && oh < oh1) {                                                       \
+                    for (i = 2 * oh - ph; i < 2 * oh - ph + 3; i++)                                \
+                        for (j = 2 * q - pw; j < 2 * q - pw + 3; j++) {                            \
+                            T v;                                                                   \
+                            if (i < 0 || i >= H || j < 0 || j >= W) continue;                      \
+                            v = x[i * W + j];                                                      \
+                            if (first || v > m || v != v) m = v;                                   \
+                            first = 0;                                                             \
+                        }                                                                          \
+                    want = m;                                                                      \
+                }                                                                                  \
+                if (!SAME(y[oh * OW + q], want)) {                                                 \
+                    fail(t->name, #T " pl_vmax3s2", "H=%ld W=%ld p=%ld,%ld rows %ld..%ld "          \
+                         "special %d: oh=%ld q=%ld: %g want %g", (long)H, (long)W, (long)ph,       \
+                         (long)pw, (long)oh0, (long)oh1, special, (long)oh, (long)q,               \
+                         (double)y[oh * OW + q], (double)want);                                    \
+                    oh = OH;                                                                       \
+                    break;                                                                         \
+                }                                                                                  \
+            }                                                                                      \
+        free(x), free(y);                                                                          \
     }
 DEFINE_POOL_CHECK(float, same_bits_f)
 DEFINE_POOL_CHECK(double, same_bits_d)
@@ -1427,6 +1480,17 @@ static void check_pool(const struct check_table *t)
             check_max3s2_float(t, s, k, 2 * k + 1 + s % 2, (int)(s % 2));
             check_max3s2_double(t, s, k, 2 * k + 2 - s % 2, (int)(1 - s % 2));
         }
+    /* widths across the 256-output runs of pl_vmax3s2, narrow planes, row ranges that start
+     * and end inside the plane */
+    for (W = 3; W <= 1100; W += W < 40 ? 1 : 97)
+        for (p = 0; p <= 1; p++)
+            for (s = 0; s <= 2; s++) {
+                cvx_index H = 3 + (W + s) % 9, OH = (H + 2 * p - 3) / 2 + 1;
+                check_vmax3s2_float(t, H, W, p, p, 0, OH, (int)(W % 2), (int)s);
+                check_vmax3s2_double(t, H + 1, W, p, 1 - p, OH / 2, OH, (int)(1 - W % 2), (int)s);
+                check_vmax3s2_float(t, H + 2, W + 1, 1 - p, p, 1, OH - 1 > 1 ? OH - 1 : 1, 1,
+                                    (int)s);
+            }
 }
 
 int main(int argc, char **argv)

@@ -165,6 +165,10 @@ struct check_table {
                             int64_t base, cvx_index OW, float *yp, int64_t *ip);
     void (*pl_max3s2_double)(cvx_index rows, cvx_index n, const double *r0, cvx_index W,
                              int64_t base, cvx_index OW, double *yp, int64_t *ip);
+    void (*pl_vmax3s2_float)(const float *x, cvx_index H, cvx_index W, cvx_index ph,
+                             cvx_index pw, cvx_index OW, cvx_index oh0, cvx_index oh1, float *y);
+    void (*pl_vmax3s2_double)(const double *x, cvx_index H, cvx_index W, cvx_index ph,
+                              cvx_index pw, cvx_index OW, cvx_index oh0, cvx_index oh1, double *y);
 };
 
 static cvx_index check_gemm_packed_a_elems(cvx_index M, cvx_index K, cvx_index mr)
@@ -258,6 +262,8 @@ static int check_tables(const struct check_table **out)
         r->pl_back2_double = t->pl_back2_d;
         r->pl_max3s2_float = t->pl_max3s2_f;
         r->pl_max3s2_double = t->pl_max3s2_d;
+        r->pl_vmax3s2_float = t->pl_vmax3s2_f;
+        r->pl_vmax3s2_double = t->pl_vmax3s2_d;
         out[n++] = r;
     }
     return n;
