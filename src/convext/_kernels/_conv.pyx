@@ -1286,35 +1286,6 @@ cdef idx_t[::1] _dw_gw_lists(const dw_t *d, const geom_t *g):
     return out
 
 
-cdef void _gw_depthwise_cb(const floating *gy, const floating *x, floating *gw,
-                           const geom_t *g, const dw_t *dp, floating *scratch, idx_t ld_s,
-                           const idx_t *off, const idx_t *toff, const idx_t *lists,
-                           int nt) noexcept nogil:
-    """Work items: blocks of DW_CB channels, each over all the images (cvx_dw_cb_gw)."""
-    cdef dw_t d = dp[0]
-    cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, nblk = (g.C + DW_CB - 1) // DW_CB
-    cdef idx_t blk, c0, nl
-    cdef floating *xs
-    cdef int flat = g.OW < DW_FLAT_OW
-    with parallel(num_threads=nt):
-        for blk in prange(nblk, schedule='dynamic'):
-            xs = scratch + cvx_omp_get_thread_num() * ld_s
-            c0 = blk * DW_CB
-            nl = min(DW_CB, g.C - c0)
-            if floating is float:
-                cvx_dw_cb_gw_float(nl, g.N, x + c0 * HW, g.C * HW, gy + c0 * P, g.F * P, g.H,
-                                   g.W, g.ph, g.pw, d.Hp, d.Wp, g.OH, g.OW, g.sh, g.sw, d.na,
-                                   off + 2 * d.kk, d.nb, off + 2 * d.kk + d.na, <int>d.kk, toff,
-                                   flat, lists, lists + 34, lists + 34 + 2 * P, xs,
-                                   gw + c0 * d.kk)
-            else:
-                cvx_dw_cb_gw_double(nl, g.N, x + c0 * HW, g.C * HW, gy + c0 * P, g.F * P, g.H,
-                                    g.W, g.ph, g.pw, d.Hp, d.Wp, g.OH, g.OW, g.sh, g.sw, d.na,
-                                    off + 2 * d.kk, d.nb, off + 2 * d.kk + d.na, <int>d.kk, toff,
-                                    flat, lists, lists + 34, lists + 34 + 2 * P, xs,
-                                    gw + c0 * d.kk)
-
-
 cdef inline void _dots(idx_t rows, idx_t n, idx_t ld_in, idx_t ld_g, idx_t ntaps,
                        const floating **base, const floating *gp,
                        floating *acc) noexcept nogil:
@@ -2153,9 +2124,9 @@ def conv2d_grad_weight_depthwise(const floating[:, :, :, ::1] gy,
         flat = np.empty((n_threads, _dw_gw_cb_elems(&d, &g) + 16 + (_dw_gw_cb_chunk(&d, &g) - 1)
                          * DW_CB * (d.Hp * d.Wp + g.OH * g.OW)), dtype=np.asarray(gw).dtype)
         with nogil:
-            _gw_depthwise_cb(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, &d,
-                             &flat[0, 0], flat.shape[1], &off[0], &toff[0], &lists[0],
-                             n_threads)
+            _gxw_depthwise_cb(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], NULL, NULL, &gw[0, 0, 0, 0], &g,
+                              &d, &flat[0, 0], flat.shape[1], &off[0], &toff[0], &lists[0],
+                              NULL, NULL, n_threads)
         return
     with nogil:
         _gw_depthwise(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, &d,
@@ -2215,31 +2186,39 @@ cdef void _gxw_depthwise_cb(const floating *gy, const floating *x, const floatin
                             floating *scratch, idx_t ld_s, const idx_t *off, const idx_t *toff,
                             const idx_t *lists, const int *tcount, const int *tix,
                             int nt) noexcept nogil:
-    """Work items: blocks of DW_CB channels, each over all the images (cvx_dw_cb_gxw)."""
+    """Work items: blocks of DW_CB channels, each over all the images (cvx_dw_cb_gxw). gx NULL
+    (w, tcount, tix unused, NULL): the weight gradient alone."""
     cdef dw_t d = dp[0]
     cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, nblk = (g.C + DW_CB - 1) // DW_CB
     cdef idx_t blk, c0, nl
     cdef floating *xs
+    cdef floating *gxb
+    cdef const floating *wb
     cdef int flat = g.OW < DW_FLAT_OW
     with parallel(num_threads=nt):
         for blk in prange(nblk, schedule='dynamic'):
             xs = scratch + cvx_omp_get_thread_num() * ld_s
             c0 = blk * DW_CB
             nl = min(DW_CB, g.C - c0)
+            gxb = NULL
+            wb = NULL
+            if gx != NULL:
+                gxb = gx + c0 * HW
+                wb = w + c0 * d.kk
             if floating is float:
                 cvx_dw_cb_gxw_float(nl, g.N, x + c0 * HW, g.C * HW, gy + c0 * P, g.F * P, g.H,
                                     g.W, g.ph, g.pw, d.Hp, d.Wp, g.OH, g.OW, g.sh, g.sw, d.na,
                                     off + 2 * d.kk, d.nb, off + 2 * d.kk + d.na, <int>d.kk,
                                     toff, flat, lists, lists + 34, lists + 34 + 2 * P, xs,
-                                    gw + c0 * d.kk, gx + c0 * HW, g.C * HW, w + c0 * d.kk,
-                                    d.DI, d.DJ, d.Hq, d.Wq, tcount, tix, off)
+                                    gw + c0 * d.kk, gxb, g.C * HW, wb, d.DI, d.DJ, d.Hq, d.Wq,
+                                    tcount, tix, off)
             else:
                 cvx_dw_cb_gxw_double(nl, g.N, x + c0 * HW, g.C * HW, gy + c0 * P, g.F * P, g.H,
                                      g.W, g.ph, g.pw, d.Hp, d.Wp, g.OH, g.OW, g.sh, g.sw, d.na,
                                      off + 2 * d.kk, d.nb, off + 2 * d.kk + d.na, <int>d.kk,
                                      toff, flat, lists, lists + 34, lists + 34 + 2 * P, xs,
-                                     gw + c0 * d.kk, gx + c0 * HW, g.C * HW, w + c0 * d.kk,
-                                     d.DI, d.DJ, d.Hq, d.Wq, tcount, tix, off)
+                                     gw + c0 * d.kk, gxb, g.C * HW, wb, d.DI, d.DJ, d.Hq, d.Wq,
+                                     tcount, tix, off)
 
 
 def conv2d_grad_weight_direct(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
