@@ -37,6 +37,11 @@ of the GEMM, multiples of 8), so both cores work; those blocks share their item'
 threads first unfold and pack it once, whole, into the GEMM's column strips (gemm_pack_b, a
 block of channels at a time), then the blocks multiply it in place (gemm_pb) instead of each
 unfolding and packing it again. So y stays the same for every batch size and thread count.
+In both refinements B is packed straight from x (gemm_pack_b_gather, through a table of each
+tap's input offset per column, -1 in the padding: _gather_table), not unfolded into a buffer
+first and then packed: one copy of the input instead of two (on a 7x7 plane the unfolding
+copied rows of 7 and cost as much as a quarter of a 1x1 layer's time). The values packed are
+the same, so are the bits. A table over GATHER_MAX entries (huge kernels) unfolds as before.
 A weight used for many calls (convext.inference) can be packed once, whole, into the GEMM's
 strips (conv2d_pack_weight_gemm) and passed to conv2d_forward_gemm, whose GEMMs then
 read it in place instead of re-packing their blocks of it on every call (a strided copy of
@@ -118,6 +123,7 @@ from ._gemm cimport (
     gemm_pa,
     gemm_pack_a,
     gemm_pack_b,
+    gemm_pack_b_gather,
     gemm_packed_b_elems,
     gemm_pb,
 )
@@ -181,6 +187,10 @@ DEF MAX_BLOCKS = 16
 DEF PART_BYTES = 8388608
 # Strips of the GEMM tile's rows a thread packs per work item when a weight is packed per call.
 DEF PACK_STRIPS = 32
+# The forward GEMM packs its B straight from the input (gemm_pack_b_gather) when the table of
+# input offsets it reads (kH*kW x the columns of nimg images, or of one image) has at most this
+# many entries; else it unfolds a tile first (_im2col_tile) and packs that.
+DEF GATHER_MAX = 1 << 19
 
 
 ctypedef struct span_t:
@@ -1439,6 +1449,31 @@ def conv2d_pack_weight_gemm(const floating[:, :, :, ::1] w, floating[::1] packed
             gemm_pack_a(Fg, K, &w[gi * Fg, 0, 0, 0], K, 1, &packed[gi * per])
 
 
+cdef idx_t[::1] _gather_table(const geom_t *g, idx_t nimg):
+    """Offsets of the unfolded input for gemm_pack_b_gather: entry t*ldt + m*P + p (tap t =
+    i*kW + j, image m < nimg, output pixel p; ldt = nimg*P) is the offset of its input element
+    from channel 0 of image 0, m*C*H*W + ih*W + iw, or -1 in the zero padding."""
+    cdef idx_t P = g.OH * g.OW, ldt = nimg * P, HW = g.H * g.W
+    cdef idx_t i, j, m, oh, ow, ih, iw, t
+    cdef idx_t[::1] tab = np.empty(max(1, g.kh * g.kw * ldt), dtype=np.intp)
+    for i in range(g.kh):
+        for j in range(g.kw):
+            t = i * g.kw + j
+            for oh in range(g.OH):
+                ih = oh * g.sh + i * g.dil_h - g.ph
+                for ow in range(g.OW):
+                    iw = ow * g.sw + j * g.dil_w - g.pw
+                    if ih < 0 or ih >= g.H or iw < 0 or iw >= g.W:
+                        tab[t * ldt + oh * g.OW + ow] = -1
+                    else:
+                        tab[t * ldt + oh * g.OW + ow] = ih * g.W + iw
+            for m in range(1, nimg):
+                for oh in range(P):
+                    ih = tab[t * ldt + oh]
+                    tab[t * ldt + m * P + oh] = -1 if ih < 0 else ih + m * g.C * HW
+    return tab
+
+
 def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                         const floating[::1] b, floating[:, :, :, ::1] y,
                         Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
@@ -1487,20 +1522,38 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
         FB = ((g.Fg + nfb - 1) // nfb + unit - 1) // unit * unit
         nfb = (g.Fg + FB - 1) // FB
     n_threads = _threads_for(items * nfb, n_threads)
+    # B packed straight from x through a table of offsets (one copy of the input, not an
+    # unfolded tile and then its packing), where the table is small enough
+    cdef bint gather = (nimg > 1 or nfb > 1) and not (image_is_cols and nimg == 1) and (
+        g.kh * g.kw * nimg * P <= GATHER_MAX)
+    cdef idx_t[::1] tab_v
+    cdef const idx_t *tab = NULL
+    if gather:
+        tab_v = _gather_table(&g, nimg)
+        tab = &tab_v[0]
     cdef idx_t per = 0 if (image_is_cols and nimg == 1) else K * PT
     if nimg > 1:
         per = K * nimg * P + FB * nimg * P
+    if gather:  # the packed B (its strips rounded up), and the output block of nimg images
+        per = (gemm_packed_b_elems(K, nimg * P if nimg > 1 else PT, floating is double)
+               + 15) // 16 * 16 + (FB * nimg * P if nimg > 1 else 0)
     # several filter blocks per item: they share its B, unfolded and packed once by all the
     # threads (a block of cb channels at a time, through the thread's buffer), so per thread:
     # that block's unfolded rows, or (nimg > 1) the output block of the filter blocks
     cdef bint share_b = nfb > 1
-    cdef idx_t cb = max(1, PACK_ROWS // (g.kh * g.kw)), ldb = 0
+    cdef idx_t cb = max(1, PACK_ROWS // (g.kh * g.kw)), ldb = 0, ncb
     cdef idx_t cols = nimg * P if nimg > 1 else PT
     cdef floating[::1] bsh
     cdef floating *bs = NULL
     if share_b:
         cb = min(cb, g.Cg)
         per = cb * g.kh * g.kw * cols
+        if gather:
+            # nothing unfolded: blocks of channels small enough for every thread to take some
+            # (how the copy is split changes no value)
+            ncb = (4 * n_threads + items - 1) // items
+            cb = max(1, (g.Cg + ncb - 1) // ncb)
+            per = 0
         if nimg > 1:
             per = max(per, FB * cols)
         elif image_is_cols:
@@ -1513,12 +1566,12 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
     with nogil:
         if share_b:
             _fwd_gemm_shared_b(&x[0, 0, 0, 0], &w[0, 0, 0, 0], wp, Fgp, bp, &y[0, 0, 0, 0], &g,
-                               PT, nimg, FB, cb, image_is_cols, bs, ldb, rp, &e, &scratch[0, 0],
-                               scratch.shape[1], per, n_threads)
+                               PT, nimg, FB, cb, image_is_cols, tab, bs, ldb, rp, &e,
+                               &scratch[0, 0], scratch.shape[1], per, n_threads)
         else:
             _fwd_gemm(&x[0, 0, 0, 0], &w[0, 0, 0, 0], wp, Fgp, bp, &y[0, 0, 0, 0], &g, PT,
-                      nimg, FB, image_is_cols, rp, &e, &scratch[0, 0], scratch.shape[1], per,
-                      n_threads)
+                      nimg, FB, image_is_cols, tab, rp, &e, &scratch[0, 0], scratch.shape[1],
+                      per, n_threads)
 
 
 cdef inline void _add_bias(floating *y, idx_t ldy, idx_t rows, idx_t cols,
@@ -1544,23 +1597,29 @@ cdef inline void _fwd_gemm_rows(const floating *w, const floating *wp, idx_t Fgp
 
 cdef void _fwd_gemm(const floating *x, const floating *w, const floating *wp, idx_t Fgp,
                     const floating *b, floating *y, const geom_t *g, idx_t PT, idx_t nimg,
-                    idx_t FB, bint image_is_cols, const floating *res, const epi_t *e,
-                    floating *scratch, idx_t ld_s, idx_t per, int nt) noexcept nogil:
+                    idx_t FB, bint image_is_cols, const idx_t *tab, const floating *res,
+                    const epi_t *e, floating *scratch, idx_t ld_s, idx_t per,
+                    int nt) noexcept nogil:
     """Work items (image or block of nimg images, group, pixel tile, block of FB filters).
     wp: NULL, or the weight packed by conv2d_pack_weight_gemm (Fgp rows per group; FB then a
-    multiple of the tile's rows)."""
+    multiple of the tile's rows). tab: NULL, or _gather_table(g, nimg): an item then packs its
+    B straight from x (gemm_pack_b_gather) and multiplies it in place (gemm_pb), instead of
+    unfolding it into buf for the GEMM to pack: the same values, so the same bits."""
     cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW, HW = g.H * g.W
     cdef idx_t ntile = 1 if nimg > 1 else (P + PT - 1) // PT
     cdef idx_t nib = (g.N + nimg - 1) // nimg
     cdef idx_t nfb = (g.Fg + FB - 1) // FB
     cdef idx_t nitems = nib * g.G * ntile * nfb
     cdef idx_t it, n, n1, j, gi, t, p0, p1, f0, f1, rest, rsb, cols, off
+    cdef idx_t ldp = (gemm_packed_b_elems(K, nimg * P if nimg > 1 else PT, floating is double)
+                      + 15) // 16 * 16
     cdef floating *buf
     cdef floating *work
     cdef floating *ct
     cdef floating *yt
     cdef const floating *B
     cdef const floating *xn
+    cdef const floating *ap
     cdef bint epi = _has_epi(res, e)
     with parallel(num_threads=nt):
         for it in prange(nitems, schedule='dynamic'):
@@ -1580,16 +1639,26 @@ cdef void _fwd_gemm(const floating *x, const floating *w, const floating *wp, id
                 if p1 > P:
                     p1 = P
                 xn = x + n * g.C * HW
-                if image_is_cols:
-                    B = xn + gi * g.Cg * HW + p0
-                    rsb = HW
-                else:
-                    _im2col_tile(xn, gi * g.Cg, g.Cg, p0, p1, buf, PT, g)
-                    B = buf
-                    rsb = PT
                 off = (n * g.F + gi * g.Fg + f0) * P + p0
                 yt = y + off
-                _fwd_gemm_rows(w, wp, Fgp, gi, f0, f1, p1 - p0, K, g.Fg, B, rsb, yt, P, work)
+                if tab != NULL:
+                    gemm_pack_b_gather(K, p1 - p0, 0, K, xn + gi * g.Cg * HW, HW, g.kh * g.kw,
+                                       tab + p0, P, buf)
+                    ap = NULL
+                    if wp != NULL:
+                        ap = wp + (gi * Fgp + f0) * K
+                    gemm_pb(f1 - f0, p1 - p0, K, w + (gi * g.Fg + f0) * K, K, 1, ap, buf, yt, P,
+                            0, work)
+                else:
+                    if image_is_cols:
+                        B = xn + gi * g.Cg * HW + p0
+                        rsb = HW
+                    else:
+                        _im2col_tile(xn, gi * g.Cg, g.Cg, p0, p1, buf, PT, g)
+                        B = buf
+                        rsb = PT
+                    _fwd_gemm_rows(w, wp, Fgp, gi, f0, f1, p1 - p0, K, g.Fg, B, rsb, yt, P,
+                                   work)
                 if b != NULL:
                     _add_bias(yt, P, f1 - f0, p1 - p0, b + gi * g.Fg + f0)
                 if epi:
@@ -1600,11 +1669,22 @@ cdef void _fwd_gemm(const floating *x, const floating *w, const floating *wp, id
                 if n1 > g.N:
                     n1 = g.N
                 cols = (n1 - n) * P
-                ct = buf + K * nimg * P
-                for j in range(n1 - n):
-                    _im2col_tile(x + (n + j) * g.C * HW, gi * g.Cg, g.Cg, 0, P, buf + j * P,
-                                 cols, g)
-                _fwd_gemm_rows(w, wp, Fgp, gi, f0, f1, cols, K, g.Fg, buf, cols, ct, cols, work)
+                if tab != NULL:
+                    ct = buf + ldp
+                    gemm_pack_b_gather(K, cols, 0, K, x + n * g.C * HW + gi * g.Cg * HW, HW,
+                                       g.kh * g.kw, tab, nimg * P, buf)
+                    ap = NULL
+                    if wp != NULL:
+                        ap = wp + (gi * Fgp + f0) * K
+                    gemm_pb(f1 - f0, cols, K, w + (gi * g.Fg + f0) * K, K, 1, ap, buf, ct, cols,
+                            0, work)
+                else:
+                    ct = buf + K * nimg * P
+                    for j in range(n1 - n):
+                        _im2col_tile(x + (n + j) * g.C * HW, gi * g.Cg, g.Cg, 0, P,
+                                     buf + j * P, cols, g)
+                    _fwd_gemm_rows(w, wp, Fgp, gi, f0, f1, cols, K, g.Fg, buf, cols, ct, cols,
+                                   work)
                 _store_images(ct, cols, y, g, n, n1, gi, f0, f1, b, res, e)
 
 
@@ -1634,15 +1714,17 @@ cdef inline shared_b_item_t _shared_b_item(idx_t i, idx_t ntile, idx_t nimg, idx
 
 cdef void _fwd_gemm_shared_b(const floating *x, const floating *w, const floating *wp,
                              idx_t Fgp, const floating *b, floating *y, const geom_t *g, idx_t PT,
-                             idx_t nimg, idx_t FB, idx_t cb, bint image_is_cols, floating *bs,
-                             idx_t ldb, const floating *res, const epi_t *e, floating *scratch,
-                             idx_t ld_s, idx_t per, int nt) noexcept nogil:
+                             idx_t nimg, idx_t FB, idx_t cb, bint image_is_cols,
+                             const idx_t *tab, floating *bs, idx_t ldb, const floating *res,
+                             const epi_t *e, floating *scratch, idx_t ld_s, idx_t per,
+                             int nt) noexcept nogil:
     """_fwd_gemm's work items (image or block of nimg images, group, pixel tile, block of FB
     filters) when an item's filter blocks are several (few items: batch 1, or a few blocks of
     images on a small plane) and share its B: first every (images, group, tile) item's B is
     unfolded and packed once into bs + item*ldb (gemm_pack_b), the threads taking blocks of cb
     channels; then the filter blocks multiply it (gemm_pb). The GEMM reads the same values in
-    the same order, so every output bit is _fwd_gemm's."""
+    the same order, so every output bit is _fwd_gemm's. tab: NULL, or _gather_table(g, nimg),
+    from which the items' B are packed straight from x (gemm_pack_b_gather, no unfolding)."""
     cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW, HW = g.H * g.W, kk = g.kh * g.kw
     cdef idx_t ntile = 1 if nimg > 1 else (P + PT - 1) // PT
     cdef idx_t items = (g.N + nimg - 1) // nimg * g.G * ntile
@@ -1669,6 +1751,9 @@ cdef void _fwd_gemm_shared_b(const floating *x, const floating *w, const floatin
             xg = x + n * g.C * HW + (gi * g.Cg + c0) * HW
             if image_is_cols and nimg == 1:
                 gemm_pack_b(K, cols, c0, c1, xg + p0, HW, 1, bs + i * ldb)
+            elif tab != NULL:
+                gemm_pack_b_gather(K, cols, c0 * kk, c1 * kk, xg - c0 * HW, HW, kk,
+                                   tab + (p0 if nimg == 1 else 0), nimg * P, bs + i * ldb)
             else:
                 # images n .. n1-1 side by side: columns j*P .. (j+1)*P are image n+j
                 for j in range(n1 - n):
