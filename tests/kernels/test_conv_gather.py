@@ -11,8 +11,8 @@ boundaries: runs that cross image boundaries (7x7: 49 columns per image), stride
 2, dilation 2), zero runs (padding, a 5x5 kernel on 6x6), several groups of 8 column strips
 (more than 384 columns), non-square kernels and groups, channel blocks of the shared packing,
 pixel tiles of one image (the table read from a tile's first pixel), and a table too large
-(a 60x60 kernel on 48 images side by side: the unfolding path instead). The naive loops of tests/reference.py are the
-oracle for the values themselves."""
+(a 60x60 kernel on 48 images side by side: the unfolding path instead). The naive loops of
+tests/reference.py are the oracle for the values themselves."""
 
 import numpy as np
 import pytest
