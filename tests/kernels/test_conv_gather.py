@@ -1,17 +1,18 @@
 """The GEMM route's forward pass with its B packed straight from the input (gemm_pack_b_gather).
 
-Where a work item puts several images side by side in the GEMM's columns (small planes), or its
-filter blocks share one packing of its B (few work items, two or more threads), the unfolded
-input is no longer written out first (_im2col_tile) and then packed: the packing reads each
+Where a work item puts several images side by side in the GEMM's columns (small planes) and is
+not split into filter blocks sharing its B, the unfolded input is no longer written out first
+(_im2col_tile) and then packed: the packing reads each
 element from x through a table of offsets (-1 for the zero padding), cut per column strip and
 kernel tap into runs of zeros or of evenly strided offsets. The packed values are the same, so
 the outputs must be the same bits as the unfolding path, which one image alone on one thread
-still takes (one work item, one filter block: no table). The shapes cross the gather's
+still takes (one work item, one filter block: no table), and so do the filter blocks sharing B
+(few work items on 2 or more threads). The shapes cross the gather's
 boundaries: runs that cross image boundaries (7x7: 49 columns per image), strided runs (stride
 2, dilation 2), zero runs (padding, a 5x5 kernel on 6x6), several groups of 8 column strips
-(more than 384 columns), non-square kernels and groups, channel blocks of the shared packing,
-pixel tiles of one image (the table read from a tile's first pixel), and a table too large
-(a 60x60 kernel on 48 images side by side: the unfolding path instead). The naive loops of
+(more than 384 columns), non-square kernels and groups, and a table too large (a 60x60 kernel
+on 48 images side by side: the unfolding path instead); two batch-1 shapes check the paths
+without a table against the same oracle. The naive loops of
 tests/reference.py are the oracle for the values themselves."""
 
 import numpy as np
@@ -28,8 +29,8 @@ SHAPES = [
     (5, 16, 10, 12, 24, 3, 2, 2, 1, 1, 0, 2, 1, 2),  # non-square, stride, dilation, groups
     (16, 64, 7, 7, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1),  # 3x3 on 7x7 (resnet's last stage)
     (3, 30, 6, 6, 20, 5, 5, 1, 1, 2, 2, 1, 1, 1),  # mostly zero runs
-    (1, 12, 40, 40, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1),  # 3 pixel tiles of one image, shared B
-    (1, 70, 7, 7, 48, 3, 3, 2, 2, 1, 1, 1, 1, 1),  # batch 1 shared B, channel blocks
+    (1, 12, 40, 40, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1),  # batch 1, 3 pixel tiles: no table
+    (1, 70, 7, 7, 48, 3, 3, 2, 2, 1, 1, 1, 1, 1),  # batch 1, shared B on 2+ threads: no table
     (64, 1, 61, 61, 8, 60, 60, 1, 1, 0, 0, 1, 1, 1),  # 3600 taps x 192 columns: unfolding
 ]
 

@@ -205,7 +205,9 @@ def test_direct_forward_filter_lanes_match_torch(xs, ws, kw, threads, dtype, res
 )
 def test_gemm_forward_gathered_on_small_planes_matches_torch(shape, dtype, restore_threads):
     """The GEMM forward with images side by side on small planes, their B packed straight from
-    x (gemm_pack_b_gather), against torch, and bitwise the same on one and two threads."""
+    x (gemm_pack_b_gather; on two threads the first two shapes are one work item whose filter
+    blocks share an unfolded B instead), against torch, and bitwise the same on one and two
+    threads."""
     N, C, H, W, F, k, s, p = shape
     rng = np.random.default_rng(12)
     x = rng.standard_normal((N, C, H, W)).astype(dtype)

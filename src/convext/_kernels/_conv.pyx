@@ -37,11 +37,13 @@ of the GEMM, multiples of 8), so both cores work; those blocks share their item'
 threads first unfold and pack it once, whole, into the GEMM's column strips (gemm_pack_b, a
 block of channels at a time), then the blocks multiply it in place (gemm_pb) instead of each
 unfolding and packing it again. So y stays the same for every batch size and thread count.
-In both refinements B is packed straight from x (gemm_pack_b_gather, through a table of each
-tap's input offset per column, -1 in the padding: _gather_table), not unfolded into a buffer
-first and then packed: one copy of the input instead of two (on a 7x7 plane the unfolding
-copied rows of 7 and cost as much as a quarter of a 1x1 layer's time). The values packed are
-the same, so are the bits. A table over GATHER_MAX entries (huge kernels) unfolds as before.
+With images side by side and one filter block per item, B is packed straight from x
+(gemm_pack_b_gather, through a table of each tap's input offset per column, -1 in the padding:
+_gather_table), not unfolded into a buffer first and then packed: one copy of the input instead
+of two (on a 7x7 plane the unfolding copied rows of 7 and cost as much as a quarter of a 1x1
+layer's time). The values packed are the same, so are the bits. A table over GATHER_MAX entries
+(huge kernels) unfolds as before; so do single images (measured slower with the table) and the
+shared B (measured 2x slower on 2 threads for 256x14x14 -> 512 1x1 stride 2 at batch 16).
 A weight used for many calls (convext.inference) can be packed once, whole, into the GEMM's
 strips (conv2d_pack_weight_gemm) and passed to conv2d_forward_gemm, whose GEMMs then
 read it in place instead of re-packing their blocks of it on every call (a strided copy of
@@ -1524,8 +1526,7 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
     n_threads = _threads_for(items * nfb, n_threads)
     # B packed straight from x through a table of offsets (one copy of the input, not an
     # unfolded tile and then its packing), where the table is small enough
-    cdef bint gather = (nimg > 1 or nfb > 1) and not (image_is_cols and nimg == 1) and (
-        g.kh * g.kw * nimg * P <= GATHER_MAX)
+    cdef bint gather = nimg > 1 and nfb == 1 and g.kh * g.kw * nimg * P <= GATHER_MAX
     cdef idx_t[::1] tab_v
     cdef const idx_t *tab = NULL
     if gather:
@@ -1535,25 +1536,18 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
     if nimg > 1:
         per = K * nimg * P + FB * nimg * P
     if gather:  # the packed B (its strips rounded up), and the output block of nimg images
-        per = (gemm_packed_b_elems(K, nimg * P if nimg > 1 else PT, floating is double)
-               + 15) // 16 * 16 + (FB * nimg * P if nimg > 1 else 0)
+        per = (gemm_packed_b_elems(K, nimg * P, floating is double) + 15) // 16 * 16 + FB * nimg * P
     # several filter blocks per item: they share its B, unfolded and packed once by all the
     # threads (a block of cb channels at a time, through the thread's buffer), so per thread:
     # that block's unfolded rows, or (nimg > 1) the output block of the filter blocks
     cdef bint share_b = nfb > 1
-    cdef idx_t cb = max(1, PACK_ROWS // (g.kh * g.kw)), ldb = 0, ncb
+    cdef idx_t cb = max(1, PACK_ROWS // (g.kh * g.kw)), ldb = 0
     cdef idx_t cols = nimg * P if nimg > 1 else PT
     cdef floating[::1] bsh
     cdef floating *bs = NULL
     if share_b:
         cb = min(cb, g.Cg)
         per = cb * g.kh * g.kw * cols
-        if gather:
-            # nothing unfolded: blocks of channels small enough for every thread to take some
-            # (how the copy is split changes no value)
-            ncb = (4 * n_threads + items - 1) // items
-            cb = max(1, (g.Cg + ncb - 1) // ncb)
-            per = 0
         if nimg > 1:
             per = max(per, FB * cols)
         elif image_is_cols:
@@ -1566,8 +1560,8 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
     with nogil:
         if share_b:
             _fwd_gemm_shared_b(&x[0, 0, 0, 0], &w[0, 0, 0, 0], wp, Fgp, bp, &y[0, 0, 0, 0], &g,
-                               PT, nimg, FB, cb, image_is_cols, tab, bs, ldb, rp, &e,
-                               &scratch[0, 0], scratch.shape[1], per, n_threads)
+                               PT, nimg, FB, cb, image_is_cols, bs, ldb, rp, &e, &scratch[0, 0],
+                               scratch.shape[1], per, n_threads)
         else:
             _fwd_gemm(&x[0, 0, 0, 0], &w[0, 0, 0, 0], wp, Fgp, bp, &y[0, 0, 0, 0], &g, PT,
                       nimg, FB, image_is_cols, tab, rp, &e, &scratch[0, 0], scratch.shape[1],
@@ -1602,17 +1596,16 @@ cdef void _fwd_gemm(const floating *x, const floating *w, const floating *wp, id
                     int nt) noexcept nogil:
     """Work items (image or block of nimg images, group, pixel tile, block of FB filters).
     wp: NULL, or the weight packed by conv2d_pack_weight_gemm (Fgp rows per group; FB then a
-    multiple of the tile's rows). tab: NULL, or _gather_table(g, nimg): an item then packs its
-    B straight from x (gemm_pack_b_gather) and multiplies it in place (gemm_pb), instead of
-    unfolding it into buf for the GEMM to pack: the same values, so the same bits."""
+    multiple of the tile's rows). tab: NULL, or _gather_table(g, nimg) (nimg > 1): an item then
+    packs its B straight from x (gemm_pack_b_gather) and multiplies it in place (gemm_pb),
+    instead of unfolding it into buf for the GEMM to pack: the same values, so the same bits."""
     cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW, HW = g.H * g.W
     cdef idx_t ntile = 1 if nimg > 1 else (P + PT - 1) // PT
     cdef idx_t nib = (g.N + nimg - 1) // nimg
     cdef idx_t nfb = (g.Fg + FB - 1) // FB
     cdef idx_t nitems = nib * g.G * ntile * nfb
     cdef idx_t it, n, n1, j, gi, t, p0, p1, f0, f1, rest, rsb, cols, off
-    cdef idx_t ldp = (gemm_packed_b_elems(K, nimg * P if nimg > 1 else PT, floating is double)
-                      + 15) // 16 * 16
+    cdef idx_t ldp = (gemm_packed_b_elems(K, nimg * P, floating is double) + 15) // 16 * 16
     cdef floating *buf
     cdef floating *work
     cdef floating *ct
@@ -1639,26 +1632,16 @@ cdef void _fwd_gemm(const floating *x, const floating *w, const floating *wp, id
                 if p1 > P:
                     p1 = P
                 xn = x + n * g.C * HW
+                if image_is_cols:
+                    B = xn + gi * g.Cg * HW + p0
+                    rsb = HW
+                else:
+                    _im2col_tile(xn, gi * g.Cg, g.Cg, p0, p1, buf, PT, g)
+                    B = buf
+                    rsb = PT
                 off = (n * g.F + gi * g.Fg + f0) * P + p0
                 yt = y + off
-                if tab != NULL:
-                    gemm_pack_b_gather(K, p1 - p0, 0, K, xn + gi * g.Cg * HW, HW, g.kh * g.kw,
-                                       tab + p0, P, buf)
-                    ap = NULL
-                    if wp != NULL:
-                        ap = wp + (gi * Fgp + f0) * K
-                    gemm_pb(f1 - f0, p1 - p0, K, w + (gi * g.Fg + f0) * K, K, 1, ap, buf, yt, P,
-                            0, work)
-                else:
-                    if image_is_cols:
-                        B = xn + gi * g.Cg * HW + p0
-                        rsb = HW
-                    else:
-                        _im2col_tile(xn, gi * g.Cg, g.Cg, p0, p1, buf, PT, g)
-                        B = buf
-                        rsb = PT
-                    _fwd_gemm_rows(w, wp, Fgp, gi, f0, f1, p1 - p0, K, g.Fg, B, rsb, yt, P,
-                                   work)
+                _fwd_gemm_rows(w, wp, Fgp, gi, f0, f1, p1 - p0, K, g.Fg, B, rsb, yt, P, work)
                 if b != NULL:
                     _add_bias(yt, P, f1 - f0, p1 - p0, b + gi * g.Fg + f0)
                 if epi:
@@ -1714,17 +1697,15 @@ cdef inline shared_b_item_t _shared_b_item(idx_t i, idx_t ntile, idx_t nimg, idx
 
 cdef void _fwd_gemm_shared_b(const floating *x, const floating *w, const floating *wp,
                              idx_t Fgp, const floating *b, floating *y, const geom_t *g, idx_t PT,
-                             idx_t nimg, idx_t FB, idx_t cb, bint image_is_cols,
-                             const idx_t *tab, floating *bs, idx_t ldb, const floating *res,
-                             const epi_t *e, floating *scratch, idx_t ld_s, idx_t per,
-                             int nt) noexcept nogil:
+                             idx_t nimg, idx_t FB, idx_t cb, bint image_is_cols, floating *bs,
+                             idx_t ldb, const floating *res, const epi_t *e, floating *scratch,
+                             idx_t ld_s, idx_t per, int nt) noexcept nogil:
     """_fwd_gemm's work items (image or block of nimg images, group, pixel tile, block of FB
     filters) when an item's filter blocks are several (few items: batch 1, or a few blocks of
     images on a small plane) and share its B: first every (images, group, tile) item's B is
     unfolded and packed once into bs + item*ldb (gemm_pack_b), the threads taking blocks of cb
     channels; then the filter blocks multiply it (gemm_pb). The GEMM reads the same values in
-    the same order, so every output bit is _fwd_gemm's. tab: NULL, or _gather_table(g, nimg),
-    from which the items' B are packed straight from x (gemm_pack_b_gather, no unfolding)."""
+    the same order, so every output bit is _fwd_gemm's."""
     cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW, HW = g.H * g.W, kk = g.kh * g.kw
     cdef idx_t ntile = 1 if nimg > 1 else (P + PT - 1) // PT
     cdef idx_t items = (g.N + nimg - 1) // nimg * g.G * ntile
@@ -1751,9 +1732,6 @@ cdef void _fwd_gemm_shared_b(const floating *x, const floating *w, const floatin
             xg = x + n * g.C * HW + (gi * g.Cg + c0) * HW
             if image_is_cols and nimg == 1:
                 gemm_pack_b(K, cols, c0, c1, xg + p0, HW, 1, bs + i * ldb)
-            elif tab != NULL:
-                gemm_pack_b_gather(K, cols, c0 * kk, c1 * kk, xg - c0 * HW, HW, kk,
-                                   tab + (p0 if nimg == 1 else 0), nimg * P, bs + i * ldb)
             else:
                 # images n .. n1-1 side by side: columns j*P .. (j+1)*P are image n+j
                 for j in range(n1 - n):
