@@ -191,3 +191,33 @@ def test_direct_forward_filter_lanes_match_torch(xs, ws, kw, threads, dtype, res
     ty = ty.numpy()
     np.testing.assert_array_equal(np.isnan(y), np.isnan(ty))
     np.testing.assert_allclose(y[~np.isnan(y)], ty[~np.isnan(ty)], **tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (16, 96, 7, 7, 40, 1, 1, 0),  # 1x1 on 7x7: 3 images side by side, B gathered from x
+        (16, 64, 14, 14, 48, 1, 2, 0),  # 1x1 stride 2: gathered without a subsampled copy
+        (16, 48, 14, 14, 40, 3, 2, 1),  # 3x3 stride 2 down to 7x7: runs with zeros, strided
+        (5, 24, 7, 7, 32, 3, 1, 1),  # 3x3 on 7x7, 5 images
+    ],
+)
+def test_gemm_forward_gathered_on_small_planes_matches_torch(shape, dtype, restore_threads):
+    """The GEMM forward with images side by side on small planes, their B packed straight from
+    x (gemm_pack_b_gather; on two threads the first two shapes are one work item whose filter
+    blocks share an unfolded B instead), against torch, and bitwise the same on one and two
+    threads."""
+    N, C, H, W, F, k, s, p = shape
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = (rng.standard_normal((F, C, k, k)) / np.sqrt(C * k * k)).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype)
+    want = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), s, p)
+    got = {}
+    for n in (1, 2):
+        convext.set_num_threads(n)
+        got[n] = conv2d(x, w, b, stride=s, padding=p, _route="gemm")
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(got[2], want.numpy(), **tol)
+    np.testing.assert_array_equal(got[2].view(np.uint8), got[1].view(np.uint8))

@@ -37,6 +37,13 @@ of the GEMM, multiples of 8), so both cores work; those blocks share their item'
 threads first unfold and pack it once, whole, into the GEMM's column strips (gemm_pack_b, a
 block of channels at a time), then the blocks multiply it in place (gemm_pb) instead of each
 unfolding and packing it again. So y stays the same for every batch size and thread count.
+With images side by side and one filter block per item, B is packed straight from x
+(gemm_pack_b_gather, through a table of each tap's input offset per column, -1 in the padding:
+_gather_table), not unfolded into a buffer first and then packed: one copy of the input instead
+of two (on a 7x7 plane the unfolding copied rows of 7 and cost as much as a quarter of a 1x1
+layer's time). The values packed are the same, so are the bits. A table over GATHER_MAX entries
+(huge kernels) unfolds as before; so do single images (measured slower with the table) and the
+shared B (measured 2x slower on 2 threads for 256x14x14 -> 512 1x1 stride 2 at batch 16).
 A weight used for many calls (convext.inference) can be packed once, whole, into the GEMM's
 strips (conv2d_pack_weight_gemm) and passed to conv2d_forward_gemm, whose GEMMs then
 read it in place instead of re-packing their blocks of it on every call (a strided copy of
@@ -118,6 +125,7 @@ from ._gemm cimport (
     gemm_pa,
     gemm_pack_a,
     gemm_pack_b,
+    gemm_pack_b_gather,
     gemm_packed_b_elems,
     gemm_pb,
 )
@@ -185,6 +193,10 @@ DEF MAX_BLOCKS = 16
 DEF PART_BYTES = 8388608
 # Strips of the GEMM tile's rows a thread packs per work item when a weight is packed per call.
 DEF PACK_STRIPS = 32
+# The forward GEMM packs its B straight from the input (gemm_pack_b_gather) when the table of
+# input offsets it reads (kH*kW x the columns of nimg images, or of one image) has at most this
+# many entries; else it unfolds a tile first (_im2col_tile) and packs that.
+DEF GATHER_MAX = 1 << 19
 
 
 ctypedef struct span_t:
@@ -1591,6 +1603,31 @@ def conv2d_pack_weight_gemm(const floating[:, :, :, ::1] w, floating[::1] packed
             gemm_pack_a(Fg, K, &w[gi * Fg, 0, 0, 0], K, 1, &packed[gi * per])
 
 
+cdef idx_t[::1] _gather_table(const geom_t *g, idx_t nimg):
+    """Offsets of the unfolded input for gemm_pack_b_gather: entry t*ldt + m*P + p (tap t =
+    i*kW + j, image m < nimg, output pixel p; ldt = nimg*P) is the offset of its input element
+    from channel 0 of image 0, m*C*H*W + ih*W + iw, or -1 in the zero padding."""
+    cdef idx_t P = g.OH * g.OW, ldt = nimg * P, HW = g.H * g.W
+    cdef idx_t i, j, m, oh, ow, ih, iw, t
+    cdef idx_t[::1] tab = np.empty(max(1, g.kh * g.kw * ldt), dtype=np.intp)
+    for i in range(g.kh):
+        for j in range(g.kw):
+            t = i * g.kw + j
+            for oh in range(g.OH):
+                ih = oh * g.sh + i * g.dil_h - g.ph
+                for ow in range(g.OW):
+                    iw = ow * g.sw + j * g.dil_w - g.pw
+                    if ih < 0 or ih >= g.H or iw < 0 or iw >= g.W:
+                        tab[t * ldt + oh * g.OW + ow] = -1
+                    else:
+                        tab[t * ldt + oh * g.OW + ow] = ih * g.W + iw
+            for m in range(1, nimg):
+                for oh in range(P):
+                    ih = tab[t * ldt + oh]
+                    tab[t * ldt + m * P + oh] = -1 if ih < 0 else ih + m * g.C * HW
+    return tab
+
+
 def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                         const floating[::1] b, floating[:, :, :, ::1] y,
                         Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
@@ -1639,9 +1676,19 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
         FB = ((g.Fg + nfb - 1) // nfb + unit - 1) // unit * unit
         nfb = (g.Fg + FB - 1) // FB
     n_threads = _threads_for(items * nfb, n_threads)
+    # B packed straight from x through a table of offsets (one copy of the input, not an
+    # unfolded tile and then its packing), where the table is small enough
+    cdef bint gather = nimg > 1 and nfb == 1 and g.kh * g.kw * nimg * P <= GATHER_MAX
+    cdef idx_t[::1] tab_v
+    cdef const idx_t *tab = NULL
+    if gather:
+        tab_v = _gather_table(&g, nimg)
+        tab = &tab_v[0]
     cdef idx_t per = 0 if (image_is_cols and nimg == 1) else K * PT
     if nimg > 1:
         per = K * nimg * P + FB * nimg * P
+    if gather:  # the packed B (its strips rounded up), and the output block of nimg images
+        per = (gemm_packed_b_elems(K, nimg * P, floating is double) + 15) // 16 * 16 + FB * nimg * P
     # several filter blocks per item: they share its B, unfolded and packed once by all the
     # threads (a block of cb channels at a time, through the thread's buffer), so per thread:
     # that block's unfolded rows, or (nimg > 1) the output block of the filter blocks
@@ -1669,8 +1716,8 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
                                scratch.shape[1], per, n_threads)
         else:
             _fwd_gemm(&x[0, 0, 0, 0], &w[0, 0, 0, 0], wp, Fgp, bp, &y[0, 0, 0, 0], &g, PT,
-                      nimg, FB, image_is_cols, rp, &e, &scratch[0, 0], scratch.shape[1], per,
-                      n_threads)
+                      nimg, FB, image_is_cols, tab, rp, &e, &scratch[0, 0], scratch.shape[1],
+                      per, n_threads)
 
 
 cdef inline void _add_bias(floating *y, idx_t ldy, idx_t rows, idx_t cols,
@@ -1696,23 +1743,28 @@ cdef inline void _fwd_gemm_rows(const floating *w, const floating *wp, idx_t Fgp
 
 cdef void _fwd_gemm(const floating *x, const floating *w, const floating *wp, idx_t Fgp,
                     const floating *b, floating *y, const geom_t *g, idx_t PT, idx_t nimg,
-                    idx_t FB, bint image_is_cols, const floating *res, const epi_t *e,
-                    floating *scratch, idx_t ld_s, idx_t per, int nt) noexcept nogil:
+                    idx_t FB, bint image_is_cols, const idx_t *tab, const floating *res,
+                    const epi_t *e, floating *scratch, idx_t ld_s, idx_t per,
+                    int nt) noexcept nogil:
     """Work items (image or block of nimg images, group, pixel tile, block of FB filters).
     wp: NULL, or the weight packed by conv2d_pack_weight_gemm (Fgp rows per group; FB then a
-    multiple of the tile's rows)."""
+    multiple of the tile's rows). tab: NULL, or _gather_table(g, nimg) (nimg > 1): an item then
+    packs its B straight from x (gemm_pack_b_gather) and multiplies it in place (gemm_pb),
+    instead of unfolding it into buf for the GEMM to pack: the same values, so the same bits."""
     cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW, HW = g.H * g.W
     cdef idx_t ntile = 1 if nimg > 1 else (P + PT - 1) // PT
     cdef idx_t nib = (g.N + nimg - 1) // nimg
     cdef idx_t nfb = (g.Fg + FB - 1) // FB
     cdef idx_t nitems = nib * g.G * ntile * nfb
     cdef idx_t it, n, n1, j, gi, t, p0, p1, f0, f1, rest, rsb, cols, off
+    cdef idx_t ldp = (gemm_packed_b_elems(K, nimg * P, floating is double) + 15) // 16 * 16
     cdef floating *buf
     cdef floating *work
     cdef floating *ct
     cdef floating *yt
     cdef const floating *B
     cdef const floating *xn
+    cdef const floating *ap
     cdef bint epi = _has_epi(res, e)
     with parallel(num_threads=nt):
         for it in prange(nitems, schedule='dynamic'):
@@ -1752,11 +1804,22 @@ cdef void _fwd_gemm(const floating *x, const floating *w, const floating *wp, id
                 if n1 > g.N:
                     n1 = g.N
                 cols = (n1 - n) * P
-                ct = buf + K * nimg * P
-                for j in range(n1 - n):
-                    _im2col_tile(x + (n + j) * g.C * HW, gi * g.Cg, g.Cg, 0, P, buf + j * P,
-                                 cols, g)
-                _fwd_gemm_rows(w, wp, Fgp, gi, f0, f1, cols, K, g.Fg, buf, cols, ct, cols, work)
+                if tab != NULL:
+                    ct = buf + ldp
+                    gemm_pack_b_gather(K, cols, 0, K, x + n * g.C * HW + gi * g.Cg * HW, HW,
+                                       g.kh * g.kw, tab, nimg * P, buf)
+                    ap = NULL
+                    if wp != NULL:
+                        ap = wp + (gi * Fgp + f0) * K
+                    gemm_pb(f1 - f0, cols, K, w + (gi * g.Fg + f0) * K, K, 1, ap, buf, ct, cols,
+                            0, work)
+                else:
+                    ct = buf + K * nimg * P
+                    for j in range(n1 - n):
+                        _im2col_tile(x + (n + j) * g.C * HW, gi * g.Cg, g.Cg, 0, P,
+                                     buf + j * P, cols, g)
+                    _fwd_gemm_rows(w, wp, Fgp, gi, f0, f1, cols, K, g.Fg, buf, cols, ct, cols,
+                                   work)
                 _store_images(ct, cols, y, g, n, n1, gi, f0, f1, b, res, e)
 
 

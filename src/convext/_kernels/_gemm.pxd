@@ -8,6 +8,7 @@ from ._isa cimport (
     cvx_dgemm_pack_a,
     cvx_dgemm_pack_b,
     cvx_dgemm_pb,
+    cvx_dgemm_pack_b_gather,
     cvx_gemm_packed_a_elems,
     cvx_gemm_packed_b_elems,
     cvx_sgemm,
@@ -15,6 +16,7 @@ from ._isa cimport (
     cvx_sgemm_pack_a,
     cvx_sgemm_pack_b,
     cvx_sgemm_pb,
+    cvx_sgemm_pack_b_gather,
     isa_table,
 )
 
@@ -84,3 +86,15 @@ cdef inline void gemm_pb(idx_t M, idx_t N, idx_t K, const floating *A, idx_t rsa
         cvx_sgemm_pb(M, N, K, A, rsa, csa, Ap, Bp, C, ldc, accumulate, work)
     else:
         cvx_dgemm_pb(M, N, K, A, rsa, csa, Ap, Bp, C, ldc, accumulate, work)
+
+
+cdef inline void gemm_pack_b_gather(idx_t K, idx_t N, idx_t r0, idx_t r1, const floating *X,
+                                    idx_t plane, idx_t kk, const idx_t *tab, idx_t ldt,
+                                    floating *dst) noexcept nogil:
+    """gemm_pack_b of an unfolded input gathered straight from X (channel c of row r = c*kk + t
+    at X + c*plane, column j of tap t at offset tab[t*ldt + j], -1 for a zero): rows r0..r1-1,
+    the same packed values as gemm_pack_b of the unfolded B (isa/kernels.inc)."""
+    if floating is float:
+        cvx_sgemm_pack_b_gather(K, N, r0, r1, X, plane, kk, tab, ldt, dst)
+    else:
+        cvx_dgemm_pack_b_gather(K, N, r0, r1, X, plane, kk, tab, ldt, dst)

@@ -83,6 +83,12 @@ cdef extern from "isa/cvx_isa.h" nogil:
         void (*dgemm_pb)(idx_t M, idx_t N, idx_t K, const double *A, idx_t rsa, idx_t csa,
                          const double *Ap, const double *Bp, double *C, idx_t ldc,
                          int accumulate, double *work) noexcept nogil
+        void (*sgemm_pack_b_gather)(idx_t K, idx_t N, idx_t r0, idx_t r1, const float *X,
+                                    idx_t plane, idx_t kk, const idx_t *tab, idx_t ldt,
+                                    float *dst) noexcept nogil
+        void (*dgemm_pack_b_gather)(idx_t K, idx_t N, idx_t r0, idx_t r1, const double *X,
+                                    idx_t plane, idx_t kk, const idx_t *tab, idx_t ldt,
+                                    double *dst) noexcept nogil
         void (*dw_taps_f)(idx_t rows, idx_t n, idx_t ld_in, idx_t ld_out, int ntaps,
                           const float *const *base, const float *w, float bias, int accumulate,
                           float *out) noexcept nogil
@@ -282,6 +288,18 @@ cdef inline void cvx_dgemm_pb(idx_t M, idx_t N, idx_t K, const double *A, idx_t 
                               const double *Ap, const double *Bp, double *C, idx_t ldc,
                               int accumulate, double *work) noexcept nogil:
     isa_table().dgemm_pb(M, N, K, A, rsa, csa, Ap, Bp, C, ldc, accumulate, work)
+
+
+cdef inline void cvx_sgemm_pack_b_gather(idx_t K, idx_t N, idx_t r0, idx_t r1, const float *X,
+                                         idx_t plane, idx_t kk, const idx_t *tab, idx_t ldt,
+                                         float *dst) noexcept nogil:
+    isa_table().sgemm_pack_b_gather(K, N, r0, r1, X, plane, kk, tab, ldt, dst)
+
+
+cdef inline void cvx_dgemm_pack_b_gather(idx_t K, idx_t N, idx_t r0, idx_t r1, const double *X,
+                                         idx_t plane, idx_t kk, const idx_t *tab, idx_t ldt,
+                                         double *dst) noexcept nogil:
+    isa_table().dgemm_pack_b_gather(K, N, r0, r1, X, plane, kk, tab, ldt, dst)
 
 
 cdef inline void cvx_direct_fwd_float(const cvx_direct_geom *g, const float *x, const float *w,

@@ -125,6 +125,14 @@ struct cvx_kernel_table {
     void (*dgemm_pb)(cvx_index M, cvx_index N, cvx_index K, const double *A, cvx_index rsa,
                      cvx_index csa, const double *Ap, const double *Bp, double *C, cvx_index ldc,
                      int accumulate, double *work);
+    /* B of the GEMM with B packed once, gathered straight from the input by a table of offsets
+     * (an unfolded convolution input: kernels.inc, cvx_gemm_pack_b_gather) */
+    void (*sgemm_pack_b_gather)(cvx_index K, cvx_index N, cvx_index r0, cvx_index r1,
+                                const float *X, cvx_index plane, cvx_index kk,
+                                const cvx_index *tab, cvx_index ldt, float *dst);
+    void (*dgemm_pack_b_gather)(cvx_index K, cvx_index N, cvx_index r0, cvx_index r1,
+                                const double *X, cvx_index plane, cvx_index kk,
+                                const cvx_index *tab, cvx_index ldt, double *dst);
     /* depthwise convolution (depthwise.inc; _conv.pyx's depthwise route) */
     void (*dw_taps_f)(cvx_index rows, cvx_index n, cvx_index ld_in, cvx_index ld_out, int ntaps,
                       const float *const *base, const float *w, float bias, int accumulate,
