@@ -146,8 +146,6 @@ from ._isa cimport (
     cvx_direct_v_elems,
     cvx_dw_cb_fwd_double,
     cvx_dw_cb_fwd_float,
-    cvx_dw_cb_gw_double,
-    cvx_dw_cb_gw_float,
     cvx_dw_cb_gxw_double,
     cvx_dw_cb_gxw_float,
     cvx_dw_cb_gx_double,
