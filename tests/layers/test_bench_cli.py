@@ -55,6 +55,24 @@ def _section(tables, prefix):
     return [dict(zip(header, r, strict=True)) for r in rows], header
 
 
+def _half_unit(text):
+    """Half a unit in the last printed place of a decimal such as '12.3' (0.05)."""
+    decimals = len(text.split(".", 1)[1]) if "." in text else 0
+    return 0.5 * 10.0**-decimals
+
+
+def _assert_printed_ratio(ratio_text, a_text, b_text):
+    """The printed ratio is a / b for some a and b that print as a_text and b_text: each printed
+    figure is exact to half a unit in its last place, so the ratio lies in the interval those
+    roundings allow, widened by the ratio's own rounding."""
+    a, b = float(a_text), float(b_text)
+    da, db = _half_unit(a_text), _half_unit(b_text)
+    assert b - db > 0, f"{b_text} is too coarse to give a ratio"
+    low, high = max(a - da, 0.0) / (b + db), (a + da) / (b - db)
+    dr = _half_unit(ratio_text)
+    assert low - dr - 1e-12 <= float(ratio_text) <= high + dr + 1e-12, (ratio_text, a_text, b_text)
+
+
 def _check_peak_and_conv(out):
     tables = _tables(out)
     peaks, _ = _section(tables, "Ceiling")
@@ -147,8 +165,7 @@ def test_bench_quick_with_torch_has_ratio_columns():
     conv, header = _check_peak_and_conv(r.stdout)
     assert {"torch ms", "torch GFLOP/s", "convext/torch"} <= set(header)
     for row in conv:
-        ratio = float(row["convext ms"]) / float(row["torch ms"])
-        assert float(row["convext/torch"]) == pytest.approx(ratio, rel=2e-2, abs=0.006)
+        _assert_printed_ratio(row["convext/torch"], row["convext ms"], row["torch ms"])
     assert "conv geometric mean convext/torch:" in r.stdout
 
 
@@ -239,8 +256,7 @@ def test_bench_network_zoo_rows():
             if row[f"{lib} ms"] == "-":
                 assert row[f"{ours}/{lib}"] == "-"
             else:
-                ratio = float(row[f"{ours} ms"]) / float(row[f"{lib} ms"])
-                assert float(row[f"{ours}/{lib}"]) == pytest.approx(ratio, rel=2e-2, abs=0.006)
+                _assert_printed_ratio(row[f"{ours}/{lib}"], row[f"{ours} ms"], row[f"{lib} ms"])
 
 
 def test_bench_routes_times_every_accepting_route_and_shows_the_pick():
@@ -270,8 +286,8 @@ def test_bench_routes_times_every_accepting_route_and_shows_the_pick():
         assert row["chosen"] == _routes.choose_route(row["pass"], shape)
         assert row["chosen"] == routes.chosen(row["shape"])[row["pass"]]
         assert times[row["fastest"]] == min(times.values())
-        assert float(row["chosen/fastest"]) == pytest.approx(
-            times[row["chosen"]] / times[row["fastest"]], rel=2e-2, abs=0.006
+        _assert_printed_ratio(
+            row["chosen/fastest"], row[f"{row['chosen']} ms"], row[f"{row['fastest']} ms"]
         )
     picks = {(row["shape"], row["pass"]): row["chosen"] for row in rows}
     assert picks[("lenet-c1", "forward")] == "direct"
@@ -311,7 +327,7 @@ def test_bench_serial_times_each_kind_around_its_threshold():
         assert float(row["work/threshold"]) == pytest.approx(work / threshold, rel=1e-2)
         t1, tn = float(row["1 thread us"]), float(row["N threads us"])
         assert t1 > 0 and tn > 0
-        assert float(row["N/1"]) == pytest.approx(tn / t1, rel=2e-2, abs=0.006)
+        _assert_printed_ratio(row["N/1"], row["N threads us"], row["1 thread us"])
         assert int(row["threads_for"]) == (1 if work < threshold else threads)
     for name, kind in serial.SHAPES:
         assert f"{name}: " in r.stdout and f"(SERIAL_WORK[{kind!r}] = " in r.stdout
