@@ -3,7 +3,9 @@ isa/depthwise.inc's cvx_dw_taps_act: planes at least DW_ROWS_MIN_OW = 56 wide, n
 activation or a clamp): the same bits as the band's grid copied out by cvx_dw_out (the private
 _bands=2), for every band height, dtype, thread count, 9 taps (the clamp in the taps' loop) and
 other counts (the clamp after the row), with and without a bias, non-finite values; and the
-naive loops' values (torch: tests/parity/test_parity_depthwise_rows_out.py)."""
+naive loops' values (torch: tests/parity/test_parity_depthwise_rows_out.py). With stride 1 a
+band's padded copy is isa/depthwise.inc's cvx_dw_pad1 (each element written once): its bits
+against the row rings' and its values against the naive loops, with padding beyond the plane."""
 
 import numpy as np
 import pytest
@@ -107,3 +109,34 @@ def test_rows_out_match_the_row_rings_on_a_mobilenet_layer():
     ring = np.full_like(y, np.nan)
     _conv.conv2d_forward_depthwise(x, w, b, ring, 1, 1, 1, 1, 1, 1, 32, 2, act=2, _blocks=2)
     np.testing.assert_array_equal(_bits(y), _bits(ring))
+
+
+# stride 1 (cvx_dw_pad1): (C, H, W, kernel, padding, dilation), padding up to beyond the plane
+PAD1_CASES = [
+    (2, 5, 7, (3, 3), (4, 4), (1, 1)),  # padding wider than the plane: zero rows and columns
+    (2, 1, 1, (3, 3), (2, 2), (1, 1)),  # one pixel
+    (1, 9, 70, (5, 5), (0, 0), (1, 1)),  # no padding, 25 taps
+    (2, 40, 61, (3, 3), (3, 1), (2, 2)),  # dilation 2, uneven padding
+    (2, 150, 60, (3, 3), (1, 1), (1, 1)),  # Wq 62, B 64: bands of 64, 64, 22
+]
+
+
+@pytest.mark.parametrize("case", PAD1_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stride_one_copies_match_the_rings_and_the_naive_loops(case, dtype):
+    C, H, W, k, p, d = case
+    full = (C, 1, H, W, k, (1, 1), p, d)
+    x, w, b = _data(full, 2, dtype)
+    ref = R.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64),
+                   stride=(1, 1), padding=p, dilation=d, groups=C)  # fmt: skip
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for act in (0, 2):
+        ring = np.full((2, C) + _out(full), np.nan, dtype)
+        _conv.conv2d_forward_depthwise(
+            x, w, b, ring, 1, 1, p[0], p[1], d[0], d[1], C, 1, act=act, _blocks=2
+        )
+        want = np.clip(ref, 0.0, 6.0) if act == 2 else ref
+        assert np.max(np.abs(ring - want)) <= tol * max(1.0, np.max(np.abs(want)))
+        for bands in (-1, 0, 1, 2):
+            got = _run(x, w, b, full, bands, 2, act)
+            np.testing.assert_array_equal(_bits(got), _bits(ring))

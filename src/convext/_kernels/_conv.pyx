@@ -162,6 +162,8 @@ from ._isa cimport (
     cvx_dw_lanes_float,
     cvx_dw_out_double,
     cvx_dw_out_float,
+    cvx_dw_pad1_double,
+    cvx_dw_pad1_float,
     cvx_dw_place_double,
     cvx_dw_place_float,
     cvx_dw_poly_double,
@@ -562,6 +564,8 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 # taps, row by row on the band's copy, with the clamp of cvx_dw_out in the same loop): no grid
 # written and read again, and the output's cache misses overlap the taps. Each element is the
 # same sum (cvx_dw_taps's expressions): the same bits.
+# With stride 1 (one sub-plane) the band's copy is cvx_dw_pad1, which writes each element once
+# (cvx_dw_poly zeroes the whole band first, then copies the plane over it): the same contents.
 # Channel blocks (forward, one filter per channel, output planes at most DW_CB_MAX_OW wide: the
 # 7x7 and 14x14 planes of late layers, where a plane's vectors are mostly idle and the per-plane
 # copies and calls cost more than the taps): a work item is (image, block of DW_CB = 16
@@ -670,6 +674,9 @@ DEF DW_BAND_ELEMS = 4096
 # MobileNetV2 at batch 1 (its output buffers cold) 32x112x112 ReLU6 0.84, 144x56x56 0.83; alone
 # at batch 16 0.8 and 0.7; alone at batch 1 (all in cache) 0.95-1.05 and 1.0-1.1 (1.1 without
 # the clamp); but 192x28x28 1.3-1.6 (a row's short runs and scalar tails): not below 56.
+# With cvx_dw_pad1 as well (stride 1), against the code before both: inside MobileNetV2 0.72
+# and 0.77, alone at batch 16 0.6 and 0.6, alone at batch 1 0.9 and 1.0 (0.87 and 0.94
+# without the clamp); 192x28x28 (the grid, cvx_dw_pad1) 1.0.
 DEF DW_ROWS_MIN_OW = 56
 DEF DW_CB_MAX_OW = 16
 DEF DW_CB_GW_MAX_OW = 8
@@ -982,7 +989,15 @@ cdef void _fwd_depthwise(const floating *x, const floating *w, const floating *b
                 R0 = oh0 * g.sh
                 skip = min(g.H, max(0, R0 - g.ph))
                 src = x + it * HW + skip * g.W
-                if floating is float:
+                if g.sh == 1 and g.sw == 1:
+                    # one sub-plane: each element written once (cvx_dw_pad1)
+                    if floating is float:
+                        cvx_dw_pad1_float(src, g.H - skip, g.W, max(0, g.ph - R0), g.pw,
+                                          nb_ + g.dil_h * (g.kh - 1), d.Wp, DW_SLACK, xs)
+                    else:
+                        cvx_dw_pad1_double(src, g.H - skip, g.W, max(0, g.ph - R0), g.pw,
+                                           nb_ + g.dil_h * (g.kh - 1), d.Wp, DW_SLACK, xs)
+                elif floating is float:
                     cvx_dw_poly_float(src, g.H - skip, g.W, max(0, g.ph - R0), g.pw, g.sh, g.sw,
                                       (nb_ - 1) * g.sh + g.dil_h * (g.kh - 1) + 1, d.Wp, HqB,
                                       d.Wq, d.na, pa, d.nb, pa + d.na, DW_SLACK, xs)
