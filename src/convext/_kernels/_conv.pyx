@@ -162,11 +162,15 @@ from ._isa cimport (
     cvx_dw_lanes_float,
     cvx_dw_out_double,
     cvx_dw_out_float,
+    cvx_dw_pad1_double,
+    cvx_dw_pad1_float,
     cvx_dw_place_double,
     cvx_dw_place_float,
     cvx_dw_poly_double,
     cvx_dw_poly_float,
     cvx_dw_taps_double,
+    cvx_dw_taps_act_double,
+    cvx_dw_taps_act_float,
     cvx_dw_taps_float,
     cvx_dw_unpoly_double,
     cvx_dw_unpoly_float,
@@ -555,6 +559,13 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 # band flat on its grid of pitch Wq, and the band is copied out with the epilogue while it is in
 # L1. Each element is the same sum as on the whole plane: the same bits; a plane of at most B
 # rows is one band, the whole-plane computation.
+# On planes at least DW_ROWS_MIN_OW wide without a residual (the early layers' 112 and 56), the
+# band's rows instead go straight to the output (isa/depthwise.inc's cvx_dw_taps_act: the same
+# taps, row by row on the band's copy, with the clamp of cvx_dw_out in the same loop): no grid
+# written and read again, and the output's cache misses overlap the taps. Each element is the
+# same sum (cvx_dw_taps's expressions): the same bits.
+# With stride 1 (one sub-plane) the band's copy is cvx_dw_pad1, which writes each element once
+# (cvx_dw_poly zeroes the whole band first, then copies the plane over it): the same contents.
 # Channel blocks (forward, one filter per channel, output planes at most DW_CB_MAX_OW wide: the
 # 7x7 and 14x14 planes of late layers, where a plane's vectors are mostly idle and the per-plane
 # copies and calls cost more than the taps): a work item is (image, block of DW_CB = 16
@@ -658,6 +669,15 @@ DEF DW_SLACK = 16
 DEF DW_CB = 16
 # Bands (forward; see above): the sub-planes of a band about this many elements.
 DEF DW_BAND_ELEMS = 4096
+# Bands on planes at least this wide, without a residual, write their rows straight to the
+# output (see above). Measured (float32, 3x3, 1 thread, straight / through the grid): inside
+# MobileNetV2 at batch 1 (its output buffers cold) 32x112x112 ReLU6 0.84, 144x56x56 0.83; alone
+# at batch 16 0.8 and 0.7; alone at batch 1 (all in cache) 0.95-1.05 and 1.0-1.1 (1.1 without
+# the clamp); but 192x28x28 1.3-1.6 (a row's short runs and scalar tails): not below 56.
+# With cvx_dw_pad1 as well (stride 1), against the code before both: inside MobileNetV2 0.72
+# and 0.77, alone at batch 16 0.6 and 0.6, alone at batch 1 0.9 and 1.0 (0.87 and 0.94
+# without the clamp); 192x28x28 (the grid, cvx_dw_pad1) 1.0.
+DEF DW_ROWS_MIN_OW = 56
 DEF DW_CB_MAX_OW = 16
 DEF DW_CB_GW_MAX_OW = 8
 DEF DW_CB_MAX_ELEMS = 65536
@@ -932,11 +952,13 @@ cdef int _dw_clamp(const epi_t *e, floating *lo, floating *hi) noexcept nogil:
 cdef void _fwd_depthwise(const floating *x, const floating *w, const floating *b, floating *y,
                          const geom_t *g, const dw_t *dp, const floating *res, const epi_t *e,
                          floating *scratch, idx_t ld_s, size_t *ptrs, const idx_t *off,
-                         const idx_t *boff, idx_t B, int nt) noexcept nogil:
+                         const idx_t *boff, idx_t B, bint rows_out, int nt) noexcept nogil:
     """Work items (image, input channel), in bands of B output rows: the band's polyphase copy,
     then each of its Fg output planes' rows (taps from the bias) with the epilogue (res may be
     NULL) on the rows just written. boff: the taps' offsets in a band's sub-planes (B + DI rows
-    of Wq); off: _dw_alloc's table (the phases after 2*kk entries)."""
+    of Wq); off: _dw_alloc's table (the phases after 2*kk entries); rows_out: without a
+    residual and with an epilogue cvx_dw_out computes, the band's rows go straight to the
+    output (cvx_dw_taps_act) instead of through the grid of pitch Wq (the same bits)."""
     cdef dw_t d = dp[0]
     cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, HqB = B + d.DI
     cdef const idx_t *pa = off + 2 * d.kk
@@ -967,7 +989,15 @@ cdef void _fwd_depthwise(const floating *x, const floating *w, const floating *b
                 R0 = oh0 * g.sh
                 skip = min(g.H, max(0, R0 - g.ph))
                 src = x + it * HW + skip * g.W
-                if floating is float:
+                if g.sh == 1 and g.sw == 1:
+                    # one sub-plane: each element written once (cvx_dw_pad1)
+                    if floating is float:
+                        cvx_dw_pad1_float(src, g.H - skip, g.W, max(0, g.ph - R0), g.pw,
+                                          nb_ + g.dil_h * (g.kh - 1), d.Wp, DW_SLACK, xs)
+                    else:
+                        cvx_dw_pad1_double(src, g.H - skip, g.W, max(0, g.ph - R0), g.pw,
+                                           nb_ + g.dil_h * (g.kh - 1), d.Wp, DW_SLACK, xs)
+                elif floating is float:
                     cvx_dw_poly_float(src, g.H - skip, g.W, max(0, g.ph - R0), g.pw, g.sh, g.sw,
                                       (nb_ - 1) * g.sh + g.dil_h * (g.kh - 1) + 1, d.Wp, HqB,
                                       d.Wq, d.na, pa, d.nb, pa + d.na, DW_SLACK, xs)
@@ -982,8 +1012,17 @@ cdef void _fwd_depthwise(const floating *x, const floating *w, const floating *b
                     bv = 0
                     if b != NULL:
                         bv = b[f]
-                    _taps(1, _round16(L), 0, 0, d.kk, base, w + f * d.kk, bv, False, z)
                     rp = _at(res, (n * g.F + f) * P + oh0 * g.OW)
+                    if rows_out and rp == NULL and clamp >= 0:
+                        # the band's rows straight to the output, with the clamp (the same sums)
+                        if floating is float:
+                            cvx_dw_taps_act_float(nb_, g.OW, d.Wq, g.OW, <int>d.kk, base,
+                                                  w + f * d.kk, bv, clamp, lo, hi, yp)
+                        else:
+                            cvx_dw_taps_act_double(nb_, g.OW, d.Wq, g.OW, <int>d.kk, base,
+                                                   w + f * d.kk, bv, clamp, lo, hi, yp)
+                        continue
+                    _taps(1, _round16(L), 0, 0, d.kk, base, w + f * d.kk, bv, False, z)
                     if clamp >= 0:
                         # the epilogue in the copy (_dw_clamp)
                         if floating is float:
@@ -1458,7 +1497,8 @@ def conv2d_forward_depthwise(const floating[:, :, :, ::1] x, const floating[:, :
     _blocks (tests only): -1 channel blocks or row rings where the geometry rule chooses them,
     0 never, 1 channel blocks wherever they fit, 2 row rings wherever they fit; _bands (tests
     only, without blocks): -1 the rule's bands, 0 one band (the whole plane), 1 one row per
-    band. The result is the same bits either way."""
+    band, 2 the rule's bands never written straight to the output (DW_ROWS_MIN_OW). The result
+    is the same bits either way."""
     cdef geom_t g = _geom(_s4(x.shape), _s4(w.shape), _s4(y.shape), groups, stride_h, stride_w,
                           pad_top, pad_left, dil_h, dil_w)
     cdef const floating *bp = NULL
@@ -1511,7 +1551,8 @@ def conv2d_forward_depthwise(const floating[:, :, :, ::1] x, const floating[:, :
                                   + ((i * g.dil_h) // g.sh) * d.Wq + (j * g.dil_w) // g.sw)
     with nogil:
         _fwd_depthwise(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, &d, rp, &e,
-                       &flat[0, 0], flat.shape[1], &ptrs[0, 0], &off[0], &boff[0], B, n_threads)
+                       &flat[0, 0], flat.shape[1], &ptrs[0, 0], &off[0], &boff[0], B,
+                       _bands != 2 and g.OW >= DW_ROWS_MIN_OW, n_threads)
 
 
 def conv2d_forward_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,

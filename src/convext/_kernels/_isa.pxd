@@ -174,6 +174,16 @@ cdef extern from "isa/cvx_isa.h" nogil:
                              idx_t G, idx_t oh0, idx_t oh1, int kk, const idx_t *toff,
                              const double *w, const double *b, const double *res, int clamp,
                              double lo, double hi, double *scratch, double *y) noexcept nogil
+        void (*dw_taps_act_f)(idx_t rows, idx_t n, idx_t ld_in, idx_t ld_out, int ntaps,
+                              const float *const *base, const float *w, float bias, int clamp,
+                              float lo, float hi, float *out) noexcept nogil
+        void (*dw_taps_act_d)(idx_t rows, idx_t n, idx_t ld_in, idx_t ld_out, int ntaps,
+                              const double *const *base, const double *w, double bias, int clamp,
+                              double lo, double hi, double *out) noexcept nogil
+        void (*dw_pad1_f)(const float *src, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t Hp,
+                          idx_t Wp, idx_t slack, float *dst) noexcept nogil
+        void (*dw_pad1_d)(const double *src, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t Hp,
+                          idx_t Wp, idx_t slack, double *dst) noexcept nogil
         void (*pl_max_row_f)(const float *xp, idx_t W, idx_t hs, idx_t i0, idx_t i1, idx_t dh,
                              idx_t kw, idx_t sw, idx_t pw, idx_t dw, idx_t ow0, idx_t ow1,
                              float *yp, int64_t *ip) noexcept nogil
@@ -577,6 +587,30 @@ cdef inline void cvx_dw_cbr_fwd_double(idx_t nl, const double *x, idx_t H, idx_t
                                        double *y) noexcept nogil:
     isa_table().dw_cbr_fwd_d(nl, x, H, W, ph, pw, Hp, Wp, OH, OW, sh, sw, R, G, oh0, oh1, kk,
                              toff, w, b, res, clamp, lo, hi, scratch, y)
+
+
+cdef inline void cvx_dw_taps_act_float(idx_t rows, idx_t n, idx_t ld_in, idx_t ld_out,
+                                       int ntaps, const float *const *base, const float *w,
+                                       float bias, int clamp, float lo, float hi,
+                                       float *out) noexcept nogil:
+    isa_table().dw_taps_act_f(rows, n, ld_in, ld_out, ntaps, base, w, bias, clamp, lo, hi, out)
+
+
+cdef inline void cvx_dw_taps_act_double(idx_t rows, idx_t n, idx_t ld_in, idx_t ld_out,
+                                        int ntaps, const double *const *base, const double *w,
+                                        double bias, int clamp, double lo, double hi,
+                                        double *out) noexcept nogil:
+    isa_table().dw_taps_act_d(rows, n, ld_in, ld_out, ntaps, base, w, bias, clamp, lo, hi, out)
+
+
+cdef inline void cvx_dw_pad1_float(const float *src, idx_t H, idx_t W, idx_t ph, idx_t pw,
+                                   idx_t Hp, idx_t Wp, idx_t slack, float *dst) noexcept nogil:
+    isa_table().dw_pad1_f(src, H, W, ph, pw, Hp, Wp, slack, dst)
+
+
+cdef inline void cvx_dw_pad1_double(const double *src, idx_t H, idx_t W, idx_t ph, idx_t pw,
+                                    idx_t Hp, idx_t Wp, idx_t slack, double *dst) noexcept nogil:
+    isa_table().dw_pad1_d(src, H, W, ph, pw, Hp, Wp, slack, dst)
 
 
 cdef inline int cvx_pl_back2_float(idx_t n, const float *gy, const int64_t *ix, int64_t base,

@@ -1104,6 +1104,74 @@ DEFINE_DW_CB_CHECK(double, same_bits_d)
 DEFINE_DW_OUT_CHECK(float, same_bits_f)
 DEFINE_DW_OUT_CHECK(double, same_bits_d)
 
+/* cvx_dw_taps_act: dw_taps (accumulate 0) then the clamp v = lo if v < lo else v, hi if v > hi
+ * else v, the same bits, written straight to rows of pitch ld_out > n (the elements between
+ * rows untouched); and cvx_dw_pad1: dw_poly's contents for stride 1 (one sub-plane). */
+#define DEFINE_DW_ROWS_CHECK(T, SAME)                                                              \
+    static void check_dw_rows_##T(const struct check_table *t, cvx_index rows, cvx_index n,       \
+                                  int ntaps, int clamp)                                            \
+    {                                                                                              \
+        cvx_index ld_in = n + 3, ld_out = n + 2, span = rows * ld_in + 40 * 41 / 2 + 1, r, p;      \
+        T *plane = (T *)xmalloc(sizeof(T) * (size_t)span);                                         \
+        T *w = (T *)xmalloc(sizeof(T) * (size_t)(ntaps + 1));                                      \
+        T *ref = (T *)xmalloc(sizeof(T) * (size_t)(rows * ld_out + 1));                            \
+        T *out = (T *)xmalloc(sizeof(T) * (size_t)(rows * ld_out + 1));                            \
+        const T *base[32];                                                                         \
+        T bias = (T)uniform(), lo = clamp == 2 ? (T)-0.5 : 0, hi = clamp == 2 ? (T)0.75 : (T)6;    \
+        int k;                                                                                     \
+        fill_##T(plane, (size_t)span, 1, 8);                                                       \
+        for (p = 0; p < span; p++) plane[p] = plane[p] * 4;                                        \
+        if (span > 3) plane[1] = (T)NAN, plane[2] = (T)INFINITY, plane[3] = (T)-INFINITY;         \
+        fill_##T(w, (size_t)(ntaps + 1), 1, 8);                                                    \
+        for (k = 0; k < ntaps; k++) base[k] = plane + k * (k + 1) / 2;                             \
+        for (p = 0; p <= rows * ld_out; p++) ref[p] = out[p] = (T)-7;                              \
+        t->dw_taps_##T(rows, n, ld_in, ld_out, ntaps, base, w, bias, 0, ref);                      \
+        t->dw_taps_act_##T(rows, n, ld_in, ld_out, ntaps, base, w, bias, clamp != 0, lo, hi, out); \
+        n_checks++;                                                                                \
+        for (r = 0; r < rows; r++)                                                                 \
+            for (p = 0; p < ld_out; p++) {                                                         \
+                T want = ref[r * ld_out + p];                                                      \
+                if (p < n && clamp) {                                                              \
+                    want = want < lo ? lo : want;                                                  \
+                    want = want > hi ? hi : want;                                                  \
+                }                                                                                  \
+                if (!SAME(out[r * ld_out + p], want)) {                                            \
+                    fail(t->name, #T " dw_taps_act", "rows=%ld n=%ld ntaps=%d clamp=%d [%ld,%ld]=%g " \
+                         "want %g", (long)rows, (long)n, ntaps, clamp, (long)r, (long)p,           \
+                         (double)out[r * ld_out + p], (double)want);                               \
+                    r = rows;                                                                      \
+                    break;                                                                         \
+                }                                                                                  \
+            }                                                                                      \
+        if (!SAME(out[rows * ld_out], (T)-7)) fail(t->name, #T " dw_taps_act", "wrote past the end"); \
+        free(plane), free(w), free(ref), free(out);                                                \
+    }                                                                                              \
+    static void check_dw_pad1_##T(const struct check_table *t, cvx_index H, cvx_index W,          \
+                                  cvx_index ph, cvx_index pw, cvx_index Hp, cvx_index Wp)          \
+    {                                                                                              \
+        static const cvx_index ph0[] = {0};                                                        \
+        cvx_index slack = 5, total = Hp * Wp + slack, i;                                           \
+        T *src = (T *)xmalloc(sizeof(T) * (size_t)(H * W + 1));                                    \
+        T *want = (T *)xmalloc(sizeof(T) * (size_t)(total + 1));                                   \
+        T *got = (T *)xmalloc(sizeof(T) * (size_t)(total + 1));                                    \
+        for (i = 0; i < H * W; i++) src[i] = (T)(i + 1); /* distinct, non-zero */                  \
+        for (i = 0; i <= total; i++) want[i] = (T)-7, got[i] = (T)-5;                              \
+        t->dw_poly_##T(src, H, W, ph, pw, 1, 1, Hp, Wp, Hp, Wp, 1, ph0, 1, ph0, slack, want);      \
+        t->dw_pad1_##T(src, H, W, ph, pw, Hp, Wp, slack, got);                                     \
+        n_checks++;                                                                                \
+        for (i = 0; i < total; i++)                                                                \
+            if (!SAME(got[i], want[i])) {                                                          \
+                fail(t->name, #T " dw_pad1", "H=%ld W=%ld p=%ld,%ld Hp=%ld Wp=%ld: [%ld]=%g want %g", \
+                     (long)H, (long)W, (long)ph, (long)pw, (long)Hp, (long)Wp, (long)i,           \
+                     (double)got[i], (double)want[i]);                                             \
+                break;                                                                             \
+            }                                                                                      \
+        if (!SAME(got[total], (T)-5)) fail(t->name, #T " dw_pad1", "wrote past the end");         \
+        free(src), free(want), free(got);                                                          \
+    }
+DEFINE_DW_ROWS_CHECK(float, same_bits_f)
+DEFINE_DW_ROWS_CHECK(double, same_bits_d)
+
 static void check_dw(const struct check_table *t)
 {
     static const int taps[] = {0, 1, 2, 3, 4, 8, 9, 10, 12, 13, 18, 25};
@@ -1152,6 +1220,19 @@ static void check_dw(const struct check_table *t)
         for (k = 0; k < 6; k++) {
             check_dw_out_float(t, 1 + n % 3, n, k % 2, k / 2);
             check_dw_out_double(t, 1 + (n + 1) % 3, n, 1 - k % 2, k / 2);
+        }
+    for (n = 1; n <= 70; n += 1 + (n > 20) * 6)
+        for (k = 0; k < 12; k++) {
+            static const int nt[] = {9, 9, 9, 1, 3, 25};
+            check_dw_rows_float(t, 1 + n % 3, n, nt[k % 6], k / 6 + (k % 3 == 0));
+            check_dw_rows_double(t, 1 + (n + 1) % 3, n, nt[k % 6], k / 6 + (k % 3 == 1));
+        }
+    for (n = 0; n < 48; n++) /* H, W 1..4; padding 0..2; Hp, Wp from the plane -1 to +3 */
+        for (k = 0; k < 5; k++) {
+            cvx_index H = 1 + n % 4, W = 1 + n / 4 % 4, pad = n / 16;
+            check_dw_pad1_float(t, H, W, pad, 2 - pad, H + pad + k - 1 > 0 ? H + pad + k - 1 : 1,
+                                W + 2 + k - 1);
+            check_dw_pad1_double(t, H, W, 2 - pad, pad, H + 2 + k - 1, W + pad + k);
         }
 }
 

@@ -135,6 +135,17 @@ struct check_table {
     void (*dw_out_double)(cvx_index rows, cvx_index cols, const double *z, cvx_index ldz,
                           const double *res, cvx_index ldr, int clamp, double lo, double hi,
                           double *y, cvx_index ldy);
+    void (*dw_taps_act_float)(cvx_index rows, cvx_index n, cvx_index ld_in, cvx_index ld_out,
+                              int ntaps, const float *const *base, const float *w, float bias,
+                              int clamp, float lo, float hi, float *out);
+    void (*dw_taps_act_double)(cvx_index rows, cvx_index n, cvx_index ld_in, cvx_index ld_out,
+                               int ntaps, const double *const *base, const double *w,
+                               double bias, int clamp, double lo, double hi, double *out);
+    void (*dw_pad1_float)(const float *src, cvx_index H, cvx_index W, cvx_index ph,
+                          cvx_index pw, cvx_index Hp, cvx_index Wp, cvx_index slack, float *dst);
+    void (*dw_pad1_double)(const double *src, cvx_index H, cvx_index W, cvx_index ph,
+                           cvx_index pw, cvx_index Hp, cvx_index Wp, cvx_index slack,
+                           double *dst);
     /* pooling rows (pool.inc; _pool.pyx): max (with argmax) and average over the interior
      * columns of one output row; whole 3x3 and 2x2 max windows */
     void (*pl_max_row_float)(const float *xp, cvx_index W, cvx_index hs, cvx_index i0, cvx_index i1,
@@ -250,6 +261,10 @@ static int check_tables(const struct check_table **out)
         r->dw_cb_gw_double = t->dw_cb_gw_d;
         r->dw_out_float = t->dw_out_f;
         r->dw_out_double = t->dw_out_d;
+        r->dw_taps_act_float = t->dw_taps_act_f;
+        r->dw_taps_act_double = t->dw_taps_act_d;
+        r->dw_pad1_float = t->dw_pad1_f;
+        r->dw_pad1_double = t->dw_pad1_d;
         r->pl_max_row_float = t->pl_max_row_f;
         r->pl_max_row_double = t->pl_max_row_d;
         r->pl_avg_row_float = t->pl_avg_row_f;

@@ -229,6 +229,19 @@ struct cvx_kernel_table {
                          const double *w, const double *b,
                          const double *res, int clamp, double lo, double hi, double *scratch,
                          double *y);
+    /* a band's output rows written straight to the output with the clamp epilogue (forward,
+     * per plane) */
+    void (*dw_taps_act_f)(cvx_index rows, cvx_index n, cvx_index ld_in, cvx_index ld_out,
+                          int ntaps, const float *const *base, const float *w, float bias,
+                          int clamp, float lo, float hi, float *out);
+    void (*dw_taps_act_d)(cvx_index rows, cvx_index n, cvx_index ld_in, cvx_index ld_out,
+                          int ntaps, const double *const *base, const double *w, double bias,
+                          int clamp, double lo, double hi, double *out);
+    /* a band's zero-padded copy for stride 1 (forward, per plane) */
+    void (*dw_pad1_f)(const float *src, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
+                      cvx_index Hp, cvx_index Wp, cvx_index slack, float *dst);
+    void (*dw_pad1_d)(const double *src, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
+                      cvx_index Hp, cvx_index Wp, cvx_index slack, double *dst);
     /* pooling rows (pool.inc; _pool.pyx): max (with argmax) and average over the interior
      * columns of one output row; whole 3x3 and 2x2 max windows */
     void (*pl_max_row_f)(const float *xp, cvx_index W, cvx_index hs, cvx_index i0, cvx_index i1,
