@@ -1558,7 +1558,12 @@ def conv2d_forward_direct(const floating[:, :, :, ::1] x, const floating[:, :, :
     cdef floating[:, ::1] flat = np.empty((n_threads, cvx_direct_scratch(&direct_g)),
                                           dtype=np.asarray(y).dtype)
     cdef const floating *wp = NULL
-    if packed is not None:
+    cdef const floating[::1] packed_once
+    if packed is None and g.N * npb > 1:
+        # several items read each group's filter blocks: packed once here, not by every item
+        packed_once = pack_direct_weight(w, g.G)
+        wp = &packed_once[0]
+    elif packed is not None:
         wp = &packed[0]
     with nogil:
         _fwd_direct(&x[0, 0, 0, 0], &w[0, 0, 0, 0], wp, bp, &y[0, 0, 0, 0], &g, &direct_g,
