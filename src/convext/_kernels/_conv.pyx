@@ -967,6 +967,11 @@ cdef void _fwd_depthwise(const floating *x, const floating *w, const floating *b
                 R0 = oh0 * g.sh
                 skip = min(g.H, max(0, R0 - g.ph))
                 src = x + it * HW + skip * g.W
+                # the next band's rows (from memory on large batches: the hardware prefetchers
+                # stop between the bands' computations)
+                _dw_prefetch_next(x, it, g.N * g.C, HW,
+                                  skip + (nb_ - 1) * g.sh + g.dil_h * (g.kh - 1) + 1, g.W,
+                                  nb_ * g.sh)
                 if floating is float:
                     cvx_dw_poly_float(src, g.H - skip, g.W, max(0, g.ph - R0), g.pw, g.sh, g.sw,
                                       (nb_ - 1) * g.sh + g.dil_h * (g.kh - 1) + 1, d.Wp, HqB,
@@ -999,6 +1004,24 @@ cdef void _fwd_depthwise(const floating *x, const floating *w, const floating *b
                             cvx_dw_copy_double(nb_, g.OW, z, d.Wq, yp, g.OW)
                         _epilogue(yp, nb_ * g.OW, 1, nb_ * g.OW, rp, nb_ * g.OW, e)
                 oh0 = oh0 + nb_
+
+
+cdef extern from "isa/cvx_base.h" nogil:
+    void CVX_PREFETCH(const void *p)
+
+
+cdef inline void _dw_prefetch_next(const floating *x, idx_t it, idx_t nplanes, idx_t HW,
+                                   idx_t r0, idx_t W, idx_t rows) noexcept nogil:
+    """Prefetch the input the next band will read: `rows` rows of plane it from row r0 on, and
+    past the plane's end the first rows of the next plane (item it + 1) while there is one."""
+    cdef idx_t e0 = it * HW + r0 * W, e1 = e0 + rows * W, e
+    cdef idx_t line = 64 // sizeof(floating)
+    if e1 > nplanes * HW:
+        e1 = nplanes * HW
+    e = e0
+    while e < e1:
+        CVX_PREFETCH(x + e)
+        e = e + line
 
 
 cdef void _fwd_depthwise_cb(const floating *x, const floating *w, const floating *b, floating *y,
