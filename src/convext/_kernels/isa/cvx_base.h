@@ -109,9 +109,6 @@ CVX_INLINE double cvx_neg_inf_d(void)
  * 64 channels at 56x56 (three bands), batches of 16-32 on 2 threads; 4 MB is as fast as one band
  * there and at batch 1. The C harness builds with a smaller budget (-D) so that its shapes cross
  * band boundaries. */
-#ifndef CVX_DIRECT_STRIP_BYTES
-#define CVX_DIRECT_STRIP_BYTES (32 * 1024) /* a strip's rows of U for strip-major order */
-#endif
 #ifndef CVX_DIRECT_BAND_BYTES
 #define CVX_DIRECT_BAND_BYTES (4 * 1024 * 1024)
 #endif
