@@ -1699,6 +1699,11 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
     cdef idx_t items = ((g.N + nimg - 1) // nimg) * g.G * ntile
     cdef idx_t nfb = 1, FB = g.Fg, mr = gemm_mr(floating is double), unit = 8, Fgp = 0
     cdef const floating *wp = NULL
+    if packed is None and items > g.G:
+        # several items' GEMMs read each group's weight: packed once here, not by every one
+        packed = np.empty(gemm_packed_weight_elems(g.F, K, g.G, floating is double),
+                          dtype=np.asarray(y).dtype)
+        conv2d_pack_weight_gemm(w, packed, g.G)
     if packed is not None:
         wp = &packed[0]
         Fgp = (g.Fg + mr - 1) // mr * mr  # rows of one group's packed weight
