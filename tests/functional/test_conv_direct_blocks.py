@@ -52,6 +52,12 @@ LAYERS = [
     # 7x7 (float64: 49 = 6 vectors + 1) and 20 pixels (float32: a vector + 4 copied out)
     ("1x1-7x7", (1, 96, 7, 7), (43, 96, 1, 1), 1, 0, 1),
     ("1x1-20", (1, 40, 4, 5), (11, 40, 1, 1), 1, 0, 1),
+    # 1073 pixels = 22 strips of 48 + a vector + 1 pixel in lanes, 21 filters in 3 blocks;
+    # batches of several images pack the weights once for all of them
+    ("strips-vector-lane", (1, 8, 29, 37), (21, 8, 3, 3), 1, 1, 1),
+    # LeNet's second layer: a valid 5x5 on 14x14 (the unfold's vector row copies stop short of
+    # the input's end), 16 filters in two blocks, 100 pixels: 2 strips + 4 in lanes
+    ("valid-5x5", (1, 6, 14, 14), (16, 6, 5, 5), 1, 0, 1),
 ]
 IDS = [c[0] for c in LAYERS]
 

@@ -669,3 +669,78 @@ def test_concurrent_calls_match_serial():
         t.join()
     for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g, w)
+
+
+def _chain(dt=np.float32):
+    """Six same-shaped conv + ReLU layers, a residual block over two of them, then a flatten
+    (a view of the last buffer) and a dense layer: values whose lifetimes end at different
+    steps, so the plan can reuse their buffers."""
+    convs = [Conv2D(6, 6, 3, padding=1, dtype=dt, rng=20 + i) for i in range(6)]
+    return Sequential(
+        convs[0],
+        ReLU(),
+        convs[1],
+        ReLU(),
+        Residual(Sequential(convs[2], BatchNorm2D(6, dtype=dt), ReLU(), convs[3])),
+        ReLU(),
+        convs[4],
+        ReLU6(),
+        convs[5],
+        Flatten(),
+        Dense(6 * 5 * 5, 7, dtype=dt, rng=26),
+    )
+
+
+def test_buffers_are_shared_between_values_that_do_not_overlap():
+    """The plan's fused steps write into fewer arrays than there are steps (a value's array is
+    reused once nothing reads the value any more), with the original's results, on repeated
+    calls and batch sizes, and a returned array is never one that a later call reuses."""
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((3, 6, 5, 5))
+    opt, _ = _check_close(_chain, x)
+    (plan,) = opt._local.plans.values()
+    slotted = [s for s in plan.steps if getattr(s[0], "__qualname__", "").endswith("step")]
+    assert len(slotted) == 7  # six convolutions (two with residual/BN fused) and the dense
+    # at most three (3, 6, 5, 5) values are alive at once (the residual's input, the body's
+    # middle value and the step writing); the dense layer writes the returned array, a new one
+    assert sorted(b.shape for b in plan._buffers) == [(3, 6, 5, 5)] * 3
+    model = _randomize(_chain())
+    opt = convext.optimize_for_inference(model)
+    for n in (3, 1, 3):
+        xs = rng.standard_normal((n, 6, 5, 5)).astype(np.float32)
+        y = opt(xs)
+        np.testing.assert_allclose(y, model(xs), rtol=1e-4, atol=1e-4)
+        keep = y.copy()
+        opt(-xs)
+        np.testing.assert_array_equal(y, keep)
+
+
+def _two_outputs(dt=np.float32):
+    """A graph whose first output is a flatten (a view) of a convolution's buffer that later
+    steps could otherwise reuse, and whose second output comes after them."""
+    g = GraphBuilder()
+    x = g.input("x")
+    a = g.add_node("c1", Conv2D(4, 4, 3, padding=1, dtype=dt, rng=30), x)
+    f = g.add_node("flat", Flatten(), a)
+    b = g.add_node("c2", Conv2D(4, 4, 3, padding=1, dtype=dt, rng=31), a)
+    b = g.add_node("r2", ReLU(), b)
+    b = g.add_node("c3", Conv2D(4, 4, 3, padding=1, dtype=dt, rng=32), b)
+    b = g.add_node("c4", Conv2D(4, 4, 3, padding=1, dtype=dt, rng=33), b)
+    g.output(f)
+    g.output(g.add_node("c5", Conv2D(4, 4, 3, padding=1, dtype=dt, rng=34), b))
+    return g.build()
+
+
+def test_a_buffer_an_output_views_is_never_reused():
+    model = _two_outputs().eval()
+    opt = convext.optimize_for_inference(model)
+    x = np.random.default_rng(22).standard_normal((2, 4, 6, 6)).astype(np.float32)
+    want = model(x)
+    got = opt(x)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
+    (plan,) = opt._local.plans.values()
+    assert len(plan._buffers) < len(plan.steps) - 1  # c2..c5 share, c1's (viewed) does not
+    flat = got[0].copy()
+    opt(-x)
+    np.testing.assert_array_equal(got[0], flat)

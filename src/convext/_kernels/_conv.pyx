@@ -989,6 +989,11 @@ cdef void _fwd_depthwise(const floating *x, const floating *w, const floating *b
                 R0 = oh0 * g.sh
                 skip = min(g.H, max(0, R0 - g.ph))
                 src = x + it * HW + skip * g.W
+                # the next band's rows (from memory on large batches: the hardware prefetchers
+                # stop between the bands' computations)
+                _dw_prefetch_next(x, it, g.N * g.C, HW,
+                                  skip + (nb_ - 1) * g.sh + g.dil_h * (g.kh - 1) + 1, g.W,
+                                  nb_ * g.sh)
                 if g.sh == 1 and g.sw == 1:
                     # one sub-plane: each element written once (cvx_dw_pad1)
                     if floating is float:
@@ -1038,6 +1043,24 @@ cdef void _fwd_depthwise(const floating *x, const floating *w, const floating *b
                             cvx_dw_copy_double(nb_, g.OW, z, d.Wq, yp, g.OW)
                         _epilogue(yp, nb_ * g.OW, 1, nb_ * g.OW, rp, nb_ * g.OW, e)
                 oh0 = oh0 + nb_
+
+
+cdef extern from "isa/cvx_base.h" nogil:
+    void CVX_PREFETCH(const void *p)
+
+
+cdef inline void _dw_prefetch_next(const floating *x, idx_t it, idx_t nplanes, idx_t HW,
+                                   idx_t r0, idx_t W, idx_t rows) noexcept nogil:
+    """Prefetch the input the next band will read: `rows` rows of plane it from row r0 on, and
+    past the plane's end the first rows of the next plane (item it + 1) while there is one."""
+    cdef idx_t e0 = it * HW + r0 * W, e1 = e0 + rows * W, e
+    cdef idx_t line = 64 // sizeof(floating)
+    if e1 > nplanes * HW:
+        e1 = nplanes * HW
+    e = e0
+    while e < e1:
+        CVX_PREFETCH(x + e)
+        e = e + line
 
 
 cdef void _fwd_depthwise_cb(const floating *x, const floating *w, const floating *b, floating *y,
@@ -1599,7 +1622,12 @@ def conv2d_forward_direct(const floating[:, :, :, ::1] x, const floating[:, :, :
     cdef floating[:, ::1] flat = np.empty((n_threads, cvx_direct_scratch(&direct_g)),
                                           dtype=np.asarray(y).dtype)
     cdef const floating *wp = NULL
-    if packed is not None:
+    cdef const floating[::1] packed_once
+    if packed is None and g.N * npb > 1:
+        # several items read each group's filter blocks: packed once here, not by every item
+        packed_once = pack_direct_weight(w, g.G)
+        wp = &packed_once[0]
+    elif packed is not None:
         wp = &packed[0]
     with nogil:
         _fwd_direct(&x[0, 0, 0, 0], &w[0, 0, 0, 0], wp, bp, &y[0, 0, 0, 0], &g, &direct_g,
@@ -1712,6 +1740,11 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
     cdef idx_t items = ((g.N + nimg - 1) // nimg) * g.G * ntile
     cdef idx_t nfb = 1, FB = g.Fg, mr = gemm_mr(floating is double), unit = 8, Fgp = 0
     cdef const floating *wp = NULL
+    if packed is None and items > g.G:
+        # several items' GEMMs read each group's weight: packed once here, not by every one
+        packed = np.empty(gemm_packed_weight_elems(g.F, K, g.G, floating is double),
+                          dtype=np.asarray(y).dtype)
+        conv2d_pack_weight_gemm(w, packed, g.G)
     if packed is not None:
         wp = &packed[0]
         Fgp = (g.Fg + mr - 1) // mr * mr  # rows of one group's packed weight
@@ -1965,14 +1998,31 @@ cdef void _fwd_gemm_shared_b(const floating *x, const floating *w, const floatin
                 _store_images(buf, cols, y, g, n, n1, gi, f0, f1, b, res, e)
 
 
-cdef inline void _store_images(const floating *ct, idx_t cols, floating *y, const geom_t *g,
+cdef inline void _store_images(floating *ct, idx_t cols, floating *y, const geom_t *g,
                                idx_t n, idx_t n1, idx_t gi, idx_t f0, idx_t f1,
                                const floating *b, const floating *res,
                                const epi_t *e) noexcept nogil:
     """Filters f0..f1-1 of group gi for images n..n1-1 side by side in ct (columns j*P ..
-    (j+1)*P are image n+j, row pitch cols) into each image's y, with bias and epilogue."""
+    (j+1)*P are image n+j, row pitch cols) into each image's y, with bias and epilogue. ct
+    (in cache) gets the bias in place first where the epilogue is a residual and a clamp at
+    most (_dw_clamp), which are then done while copying out (cvx_dw_out): one pass over y
+    instead of three, the same operations in the same order."""
     cdef idx_t j, off, P = g.OH * g.OW
     cdef floating *yt
+    cdef floating lo = 0, hi = 0
+    cdef int clamp = _dw_clamp(e, &lo, &hi)
+    if clamp >= 0:
+        if b != NULL:
+            _add_bias(ct, cols, f1 - f0, (n1 - n) * P, b + gi * g.Fg + f0)
+        for j in range(n1 - n):
+            off = ((n + j) * g.F + gi * g.Fg + f0) * P
+            if floating is float:
+                cvx_dw_out_float(f1 - f0, P, ct + j * P, cols, _at(res, off), P, clamp, lo, hi,
+                                 y + off, P)
+            else:
+                cvx_dw_out_double(f1 - f0, P, ct + j * P, cols, _at(res, off), P, clamp, lo,
+                                  hi, y + off, P)
+        return
     for j in range(n1 - n):
         off = ((n + j) * g.F + gi * g.Fg + f0) * P
         yt = y + off

@@ -663,6 +663,11 @@ static void check_direct(const struct check_table *t)
         {5, 9, 9, 13, 1, 1, 1, 1, 0, 0, 1, 1},   {7, 11, 10, 8, 1, 1, 1, 1, 0, 0, 2, 3},
         {1024, 8, 40, 3, 1, 1, 1, 1, 0, 0, 1, 1}, {40, 4, 5, 11, 1, 1, 1, 1, 0, 0, 1, 1},
         {96, 7, 7, 43, 1, 1, 1, 1, 0, 0, 1, 1},
+        /* strips, a one-vector strip and the lanes tail (29x37 = 1073 pixels); several bands
+         * of few taps (300 wide, 160 tall); a valid 5x5 whose last rows' vector copies would
+         * read past the input (the unfold's element-wise end) */
+        {8, 29, 37, 21, 3, 3, 1, 1, 1, 1, 1, 1}, {4, 160, 300, 19, 3, 3, 1, 1, 1, 1, 1, 1},
+        {6, 14, 14, 16, 5, 5, 1, 1, 0, 0, 1, 1},
     };
     size_t s;
     cvx_direct_geom g;
