@@ -973,8 +973,10 @@ DEFINE_DW_COPY_CHECK(float, same_bits_f)
 DEFINE_DW_COPY_CHECK(double, same_bits_d)
 
 /* channel blocks (lanes = channels): cvx_dw_cb_fwd against dw_taps on each lane's padded
- * plane (stride 1: the taps read it directly), and cvx_dw_cb_gw (one image) against dw_dots
- * and dw_lanes on the flat grid of pitch Wp: the same bits (the same sums in the same order) */
+ * plane (stride 1: the taps read it directly), and cvx_dw_cb_gw over DW_NI images (its chunks
+ * of images: 14x9 goes in chunks of 3 and 2) against dw_dots over the images in order and
+ * dw_lanes on the flat grid of pitch Wp: the same bits (the same sums in the same order) */
+#define DW_NI 5
 #define DEFINE_DW_CB_CHECK(T, SAME)                                                                \
     static void check_dw_cb_##T(const struct check_table *t, cvx_index nl, cvx_index H,           \
                                 cvx_index W, cvx_index kh, cvx_index kw, cvx_index pad,           \
@@ -983,11 +985,13 @@ DEFINE_DW_COPY_CHECK(double, same_bits_d)
         cvx_index OH = H + 2 * pad - dil * (kh - 1), OW = W + 2 * pad - dil * (kw - 1);          \
         cvx_index Hp = OH + dil * (kh - 1), Wp = OW + dil * (kw - 1), kk = kh * kw, i, j, l, q;   \
         cvx_index L = ((OH - 1) * Wp + OW + 15) / 16 * 16, P = OH * OW;                            \
-        cvx_index nscr = 16 * (Hp * Wp + H * W + P + 32 * kk + 1 + (H * W > P ? H * W : P));     \
-        T *x = (T *)xmalloc(sizeof(T) * (size_t)(16 * H * W));                                    \
+        cvx_index nscr = 16 * (Hp * Wp + H * W + P + 32 * kk + 1 + (H * W > P ? H * W : P)      \
+                               + (DW_NI - 1) * (Hp * Wp + P));                                     \
+        cvx_index n;                                                                               \
+        T *x = (T *)xmalloc(sizeof(T) * (size_t)(DW_NI * 16 * H * W));                            \
         T *w = (T *)xmalloc(sizeof(T) * (size_t)(16 * kk));                                       \
         T *b = (T *)xmalloc(sizeof(T) * 16);                                                       \
-        T *y = (T *)xmalloc(sizeof(T) * (size_t)(16 * P));                                        \
+        T *y = (T *)xmalloc(sizeof(T) * (size_t)(DW_NI * 16 * P));                                \
         T *gw = (T *)xmalloc(sizeof(T) * (size_t)(16 * kk));                                      \
         T *scr = (T *)xmalloc(sizeof(T) * (size_t)nscr);                                          \
         T *pad_ = (T *)xmalloc(sizeof(T) * (size_t)(Hp * Wp + L + 64));                           \
@@ -998,10 +1002,10 @@ DEFINE_DW_COPY_CHECK(double, same_bits_d)
         cvx_index *lists = (cvx_index *)xmalloc(sizeof(cvx_index) * (size_t)(34 + 4 * P));       \
         const T *base[64];                                                                         \
         const cvx_index ph0[] = {0};                                                               \
-        fill_##T(x, (size_t)(16 * H * W), mode, 8);                                                \
+        fill_##T(x, (size_t)(DW_NI * 16 * H * W), mode, 8);                                       \
         fill_##T(w, (size_t)(16 * kk), mode, 8);                                                   \
         fill_##T(b, 16, mode, 8);                                                                  \
-        fill_##T(y, (size_t)(16 * P), mode, 8); /* the output gradient of the gw check */          \
+        fill_##T(y, (size_t)(DW_NI * 16 * P), mode, 8); /* the gw check's output gradient */      \
         for (i = 0; i < kh; i++)                                                                   \
             for (j = 0; j < kw; j++) toff[i * kw + j] = i * dil * Wp + j * dil;                    \
         /* cvx_dw_cb_gw's lists: the flat grid's classes (p % 16), then the rows' (ow % 16) */    \
@@ -1018,18 +1022,22 @@ DEFINE_DW_COPY_CHECK(double, same_bits_d)
             }                                                                                      \
             lists[17 * l + 16] = l * P + k;                                                        \
         }                                                                                          \
-        t->dw_cb_gw_##T(nl, 1, x, 0, y, 0, H, W, pad, pad, Hp, Wp, OH, OW, 1, 1, 1, ph0, 1, ph0,  \
-                        (int)kk, toff, 1, lists, lists + 34, lists + 34 + 2 * P, scr, gw);         \
+        t->dw_cb_gw_##T(nl, DW_NI, x, 16 * H * W, y, 16 * P, H, W, pad, pad, Hp, Wp, OH, OW, 1,  \
+                        1, 1, ph0, 1, ph0, (int)kk, toff, 1, lists, lists + 34,                    \
+                        lists + 34 + 2 * P, scr, gw);                                              \
         for (l = 0; l < nl; l++) {                                                                 \
-            for (q = 0; q < Hp * Wp + L + 64; q++)                                                 \
-                pad_[q] = q < Hp * Wp ? dw_pad_##T(x + l * H * W, H, W, pad, pad, Hp, Wp,         \
-                                                   q / Wp, q % Wp) : 0;                            \
-            for (q = 0; q < L + 16; q++)                                                           \
-                grid[q] = q < (OH - 1) * Wp + OW && q % Wp < OW ? y[l * P + (q / Wp) * OW + q % Wp] \
-                                                                 : 0;                               \
-            for (q = 0; q < kk; q++) base[q] = pad_ + toff[q];                                     \
             for (q = 0; q < 16 * kk; q++) acc[q] = 0;                                              \
-            t->dw_dots_##T(1, L, 0, 0, (int)kk, base, grid, acc);                                  \
+            for (n = 0; n < DW_NI; n++) {                                                          \
+                const T *xn = x + n * 16 * H * W, *yn = y + n * 16 * P;                            \
+                for (q = 0; q < Hp * Wp + L + 64; q++)                                             \
+                    pad_[q] = q < Hp * Wp ? dw_pad_##T(xn + l * H * W, H, W, pad, pad, Hp, Wp,    \
+                                                       q / Wp, q % Wp) : 0;                        \
+                for (q = 0; q < L + 16; q++)                                                       \
+                    grid[q] = q < (OH - 1) * Wp + OW && q % Wp < OW                                \
+                                  ? yn[l * P + (q / Wp) * OW + q % Wp] : 0;                        \
+                for (q = 0; q < kk; q++) base[q] = pad_ + toff[q];                                 \
+                t->dw_dots_##T(1, L, 0, 0, (int)kk, base, grid, acc);                              \
+            }                                                                                      \
             for (q = 0; q < kk; q++) {                                                             \
                 n_checks++;                                                                        \
                 if (!SAME(gw[l * kk + q], t->dw_lanes_##T(acc + 16 * q)))                          \
