@@ -28,7 +28,8 @@
  *   order    (tables whose FMA_ORDER flag is set) the documented arithmetic, replayed with the C
  *            library's fma(): GEMM element = fma chain over k ascending from 0 per K chunk, each
  *            chunk added to C; direct forward = fma chain from the bias; dot = 16 partial sums
- *            folded 8, 4, 2, 1.  Bitwise equal, so every ISA with FMA computes the same bits.
+ *            folded 8, 4, 2, 1; depthwise dots = an fma chain per lane.  Bitwise equal, so every
+ *            ISA with FMA computes the same bits, at every optimisation level.
  * Also: -0.0 must survive where IEEE keeps it (a -0.0 bias with -0.0 products), and a NaN or Inf
  * stays in its own row of C / filter of y (edge tiles and padding must not carry it elsewhere).
  * Exit status 0 when everything matches, 1 otherwise (the first mismatches are printed).
@@ -234,8 +235,8 @@ DEFINE_GEMM_NAN_CHECK(double, d)
         n_checks++;                                                                                \
         for (i = 0; i < np + 64; i++) {                                                            \
             T want;                                                                                \
-            s = i / (mr * K);                                                                      \
-            k = (i % (mr * K)) / mr;                                                               \
+            s = K ? i / (mr * K) : 0; /* K = 0: nothing packed (np = 0) */                         \
+            k = K ? (i % (mr * K)) / mr : 0;                                                       \
             j = s * mr + i % mr; /* row of A */                                                    \
             want = i >= np ? (T)NAN : j < Mtot ? A[j * rsa + k * csa] : (T)0;                      \
             if (!SAME(P[i], want)) {                                                               \
@@ -769,8 +770,9 @@ static void check_vec(const struct check_table *t)
 /* taps: out[r*ld_out + p] = (acc ? out : bias) + sum_t w[t] * base[t][r*ld_in + p], t in order;
  * base[t] = plane + t*(t+1)/2 (shifted copies). dots: acc[16t + p%16] += g * base[t], rows in
  * order; lanes: the 16 sums folded 8, 4, 2, 1. Exact on integer data, within the bound otherwise;
- * the columns p >= n of out stay untouched. */
-#define DEFINE_DW_CHECK(T, EPS, SAME)                                                              \
+ * the columns p >= n of out stay untouched. With the fma-order replay, each dots lane is the fma
+ * chain over its terms in order (bitwise). */
+#define DEFINE_DW_CHECK(T, EPS, FMA, SAME)                                                         \
     static void check_dw_##T(const struct check_table *t, cvx_index rows, cvx_index n, int ntaps,  \
                              int accumulate, int mode)                                             \
     {                                                                                              \
@@ -824,13 +826,16 @@ static void check_vec(const struct check_table *t)
             fail(t->name, #T " dw_dots", "ntaps=%d wrote past the last tap", ntaps);               \
         for (k = 0; k < ntaps; k++) {                                                              \
             double lane[16], mag[16];                                                              \
-            T lanes[16];                                                                           \
+            T lanes[16], chain[16];                                                                \
+            int order_failed = 0;                                                                  \
             for (l = 0; l < 16; l++) lane[l] = (double)acc0[16 * k + l], mag[l] = fabs(lane[l]);  \
+            for (l = 0; l < 16; l++) chain[l] = acc0[16 * k + l];                                  \
             for (r = 0; r < rows; r++)                                                             \
                 for (p = 0; p < n; p++) {                                                          \
                     double v = (double)g[r * ld_g + p] * (double)base[k][r * ld_in + p];           \
                     lane[p % 16] += v;                                                             \
                     mag[p % 16] += fabs(v);                                                        \
+                    chain[p % 16] = FMA(g[r * ld_g + p], base[k][r * ld_in + p], chain[p % 16]);   \
                 }                                                                                  \
             for (l = 0; l < 16; l++) {                                                             \
                 T a = acc[16 * k + l];                                                             \
@@ -841,6 +846,13 @@ static void check_vec(const struct check_table *t)
                     break;                                                                         \
                 }                                                                                  \
                 lanes[l] = a;                                                                      \
+                /* the documented order (depthwise.inc: cvx_s_fma, as the channel blocks) */      \
+                if (t->fma_order && mode == 1 && !SAME(a, chain[l]) && !order_failed) {            \
+                    fail(t->name, #T " dw_dots", "order: rows=%ld n=%ld tap %d lane %d: %a, the "  \
+                         "fma chain gives %a", (long)rows, (long)n, k, l, (double)a,               \
+                         (double)chain[l]);                                                        \
+                    order_failed = 1;                                                              \
+                }                                                                                  \
             }                                                                                      \
             for (l = 8; l > 0; l /= 2) /* the documented fold, in T */                             \
                 for (r = 0; r < l; r++) lanes[r] += lanes[r + l];                                  \
@@ -851,8 +863,8 @@ static void check_vec(const struct check_table *t)
         }                                                                                          \
         free(plane), free(w), free(out), free(out0), free(g), free(acc), free(acc0);               \
     }
-DEFINE_DW_CHECK(float, 5.9604644775390625e-08, same_bits_f)
-DEFINE_DW_CHECK(double, 1.1102230246251565e-16, same_bits_d)
+DEFINE_DW_CHECK(float, 5.9604644775390625e-08, fmaf, same_bits_f)
+DEFINE_DW_CHECK(double, 1.1102230246251565e-16, fma, same_bits_d)
 
 /* the padded pixel (i, j) of src (H x W at row ph, column pw) inside Hp x Wp, 0 elsewhere */
 #define DEFINE_DW_PAD(T)                                                                           \
