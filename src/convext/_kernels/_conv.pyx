@@ -590,7 +590,9 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 # is a block of channels over all the images; each lane keeps the per-plane kernels' 16 partial
 # sums per tap (pixel p of the flat grid of pitch Wq in sum p % 16 when the image's padded plane
 # is finite, else column ow in sum ow % 16), each over its pixels in the same order, and adds
-# them in cvx_dw_lanes's tree order. The flat grid's unused columns add products of a zero
+# them in cvx_dw_lanes's tree order. Both write each term as an explicit fused multiply-add
+# where the instruction set has one (cvx_v_fma / cvx_s_fma: isa/depthwise.inc's one-form rule),
+# never a += g*x that the compiler may or may not fuse, so the bits are the same on every build. The flat grid's unused columns add products of a zero
 # gradient there, which the blocks skip: that changes no sum, only possibly the sign of a zero
 # one (a partial sum that underflowed to -0 and then got +0): the one way the weight gradient
 # on blocks can differ in its bits (the tests compare the bits on normal data). The images go
