@@ -592,13 +592,14 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 # is finite, else column ow in sum ow % 16), each over its pixels in the same order, and adds
 # them in cvx_dw_lanes's tree order. Both write each term as an explicit fused multiply-add
 # where the instruction set has one (cvx_v_fma / cvx_s_fma: isa/depthwise.inc's one-form rule),
-# never a += g*x that the compiler may or may not fuse, so the bits are the same on every build. The flat grid's unused columns add products of a zero
-# gradient there, which the blocks skip: that changes no sum, only possibly the sign of a zero
-# one (a partial sum that underflowed to -0 and then got +0): the one way the weight gradient
-# on blocks can differ in its bits (the tests compare the bits on normal data). The images go
-# in chunks (_dw_gw_cb_chunk: their transposed planes about DW_CB_GW_PIX pixels): each class's
-# sums stay in vector registers over all the chunk's images, every sum's terms in the same
-# order (a chunk where a lane takes the rows' order goes image by image).
+# never a += g*x that the compiler may or may not fuse, so the bits are the same on every build.
+# The flat grid's unused columns add products of a zero gradient there, which the blocks skip:
+# that changes no sum, only possibly the sign of a zero one (a partial sum that underflowed to
+# -0 and then got +0): the one way the weight gradient on blocks can differ in its bits (the
+# tests compare the bits on normal data). The images go in chunks (_dw_gw_cb_chunk: their
+# transposed planes about DW_CB_GW_PIX pixels): each class's sums stay in vector registers over
+# all the chunk's images, every sum's terms in the same order (a chunk where a lane takes the
+# rows' order goes image by image).
 # Both gradients at once (conv2d_grad_depthwise, cvx_dw_cb_gxw; conv2d_backward asks for it when
 # it needs both on this route): where the rule puts both on blocks, the weights are finite and
 # there are at least two blocks per thread, a work item is a block over all the images, each
