@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # AArch64 step of CI, called by .ci/run: the C kernel harness (tests/kernels/harness/kernel_check.c)
 # cross-compiled with aarch64-linux-gnu-gcc -O2 and -O3 and run under qemu-aarch64, then built and run
-# natively for the x86 kernel tables this CPU has. The harness compares every compiled kernel
+# natively for the x86 kernel tables this CPU has (at -O3, and at -O0 and -O3 -ffp-contract=off,
+# where the compiler fuses no multiply-add of its own: the FMA-order replay then checks that
+# every kernel writes its fused multiply-adds explicitly). The harness compares every compiled kernel
 # table (GEMM, direct convolution, axpy and dot, depthwise and pooling kernels) with naive loops:
 # exactly on integer data, within the rounding bound on random data, and bit for bit against the
 # documented FMA order.
@@ -44,9 +46,10 @@ cflags=(-Wall -Wextra -Wno-unused-function -Werror -I "$isa" "-DCVX_DIRECT_BAND_
 # compiled with its own flags only and CVX_HAVE_ISA_<ROW> defined for the rows present, as
 # setup.py builds the _isa extension
 build() {
-  local cc=$1 out=$2 row flags defs=("$opt") objs=()
+  local cc=$1 out=$2 row flags defs=() objs=()
   local -a ccv
   read -r -a ccv <<< "$cc" # a compiler with its target flags
+  read -r -a defs <<< "$opt" # the optimisation flags
   shift 2
   for spec in "$@"; do
     row=${spec%%:*}
@@ -81,8 +84,11 @@ fi
 
 if [[ $(uname -m) == x86_64 ]]; then
   cc=${CC:-cc}
-  echo "== x86-64 $opt (generic, avx2, avx512; those this CPU has), native: $($cc --version | head -n 1)"
-  build "$cc" "$work/kernel_check_x86" generic: "avx2:-mavx2 -mfma" "avx512:-mavx512f -mavx2 -mfma"
-  "$work/kernel_check_x86"
+  # -O0: the CONVEXT_DEBUG=1 build's level; -ffp-contract=off: as MSVC's /fp:precise
+  for opt in -O3 -O0 "-O3 -ffp-contract=off"; do
+    echo "== x86-64 $opt (generic, avx2, avx512; those this CPU has), native: $($cc --version | head -n 1)"
+    build "$cc" "$work/kernel_check_x86" generic: "avx2:-mavx2 -mfma" "avx512:-mavx512f -mavx2 -mfma"
+    "$work/kernel_check_x86"
+  done
 fi
 echo "== aarch64_check: OK"

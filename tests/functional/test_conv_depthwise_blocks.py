@@ -299,6 +299,52 @@ def test_weight_gradient_blocks_with_nonfinite_inputs():
     np.testing.assert_array_equal(_run_gw(gy, x, case, 1, 2), _run_gw(gy, x, case, 0, 1))
 
 
+# (case, images): the weight gradient's blocks go over the images in chunks of
+# min(1024 // (Hp*Wp + OH*OW), 16, N) (isa/depthwise.inc, cvx_dw_cb_gw_chunk)
+CHUNKED = [
+    ((20, 7, 7, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)), 17),  # chunks of 7: 7, 7, 3
+    ((17, 14, 14, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1)), 9),  # 15x15 + 7x7: chunks of 3
+    ((5, 2, 3, (1, 1), (20, 20), (9, 9, 9, 9), (1, 1)), 37),  # 1x1: chunks of 16: 16, 16, 5
+    ((18, 13, 11, (1, 5), (2, 1), (0, 0, 2, 2), (1, 2)), 11),  # 5 taps (no group of 9)
+]
+
+
+@pytest.mark.parametrize("case, n", CHUNKED)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weight_gradient_blocks_over_chunks_of_images_give_the_per_plane_bits(case, n, dtype):
+    C, H, W = case[:3]
+    gy = RNG.standard_normal((n, C) + _geom(case)).astype(dtype)
+    x = RNG.standard_normal((n, C, H, W)).astype(dtype)
+    want = _run_gw(gy, x, case, 0, 1)
+    for n_threads in (1, 2):
+        got = _run_gw(gy, x, case, 1, n_threads)
+        np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+    # each image's part: the sums over images in order, whatever the chunks
+    ref = _gw_reference(gy, x, case)
+    if dtype == np.float64:
+        np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
+    else:
+        assert np.max(np.abs(got - ref)) <= 1e-5 * max(1.0, np.max(np.abs(ref)))
+
+
+def test_weight_gradient_chunks_with_nonfinite_inputs_in_later_chunks():
+    """A chunk where a lane takes the rows' order goes image by image: a non-finite value in
+    one lane of an image of the second chunk, in every lane of a block in the third, in the
+    last image; the other chunks keep the flat grid's order: the per-plane bits throughout."""
+    case = (20, 7, 7, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1))  # chunks of 7 images
+    gy = RNG.standard_normal((17, 20, 7, 7)).astype(np.float32)
+    x = RNG.standard_normal((17, 20, 7, 7)).astype(np.float32)
+    x[9, 5, 3, 3] = np.inf  # one lane of the first block, second chunk
+    x[14, 16:, 0, 0] = np.nan  # every lane of the second block, third chunk
+    x[16, 2, 6, 6] = -np.inf  # the last image
+    got, want = _run_gw(gy, x, case, 1, 2), _run_gw(gy, x, case, 0, 1)
+    np.testing.assert_array_equal(got, want)
+    assert np.isnan(got[16:]).any() and not np.isfinite(got[[2, 5]]).all(axis=(1, 2, 3)).any()
+    assert np.isfinite(got[6:16]).all()
+    x[9, 5, 3, 3] = 3e38  # finite: the flat order in that chunk again
+    np.testing.assert_array_equal(_run_gw(gy, x, case, 1, 1), _run_gw(gy, x, case, 0, 1))
+
+
 @pytest.mark.parametrize("H, taken", [(17, True), (18, False)])
 def test_a_weight_gradient_block_exactly_at_the_scratch_limit(H, taken):
     """17x51 with a 4x5 kernel and padding (1, 1, 0, 0): the block's scratch is exactly
@@ -325,3 +371,91 @@ def test_functional_weight_gradient_on_blocks_equals_the_naive_loops_and_forced_
     np.testing.assert_array_equal(gw, _run_gw(gy, x, case, 0, 1))
     ref = _gw_reference(gy, x, case)
     assert np.max(np.abs(gw - ref)) <= 1e-5 * max(1.0, np.max(np.abs(ref)))
+
+
+# ---- both gradients in one pass (conv2d_grad_depthwise: cvx_dw_cb_gxw)
+
+BOTH = [
+    ((65, 7, 7, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)), 17),  # 5 blocks (the last of 1 lane)
+    ((64, 14, 14, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)), 5),  # 14 wide, chunks of 2
+    ((50, 14, 14, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1)), 4),  # stride 2: 4 phases
+    ((64, 28, 28, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1)), 2),  # 14 wide out of 28
+    ((50, 9, 9, (5, 5), (1, 1), (2, 2, 2, 2), (1, 1)), 3),  # 25 taps: 9, 9, then single taps
+    ((49, 12, 11, (3, 2), (2, 1), (0, 1, 2, 0), (2, 1)), 3),  # asymmetric everything
+    ((52, 5, 5, (3, 3), (3, 3), (0, 0, 0, 0), (1, 1)), 6),  # input rows no window reads
+]
+
+
+def _run_both(gy, x, w, case, n_threads):
+    C, H, W, k, s, p, d = case
+    gx = np.full(x.shape, np.nan, x.dtype)
+    gw = np.full(w.shape, np.nan, x.dtype)
+    ran = _conv.conv2d_grad_depthwise(
+        gy, x, w, gx, gw, s[0], s[1], p[0], p[2], d[0], d[1], C, n_threads
+    )
+    return ran, gx, gw
+
+
+@pytest.mark.parametrize("case, n", BOTH)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_both_gradients_in_one_pass_give_the_bits_of_the_two_passes(case, n, dtype):
+    C, H, W, k = case[:4]
+    gy = RNG.standard_normal((n, C) + _geom(case)).astype(dtype)
+    x = RNG.standard_normal((n, C, H, W)).astype(dtype)
+    w = RNG.standard_normal((C, 1) + k).astype(dtype)
+    want_gx, want_gw = _run_gx(gy, w, case, -1, 1), _run_gw(gy, x, case, -1, 1)
+    for n_threads in (1, 2):
+        ran, gx, gw = _run_both(gy, x, w, case, n_threads)
+        assert ran
+        np.testing.assert_array_equal(gx.view(np.uint8), want_gx.view(np.uint8))
+        np.testing.assert_array_equal(gw.view(np.uint8), want_gw.view(np.uint8))
+    # and the per-plane kernels' bits
+    np.testing.assert_array_equal(gw, _run_gw(gy, x, case, 0, 1))
+    ref = _gw_reference(gy, x, case)
+    tol = 1e-10 if dtype == np.float64 else 1e-5
+    assert np.max(np.abs(gw - ref)) <= tol * max(1.0, np.max(np.abs(ref)))
+
+
+def test_both_gradients_with_nonfinite_inputs_and_gradients():
+    case = (40, 7, 7, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1))
+    gy = RNG.standard_normal((17, 40, 7, 7)).astype(np.float32)
+    x = RNG.standard_normal((17, 40, 7, 7)).astype(np.float32)
+    w = RNG.standard_normal((40, 1, 3, 3)).astype(np.float32)
+    x[9, 5, 3, 3] = np.inf  # one lane, second chunk: that chunk goes image by image
+    x[14, 16:32, 0, 0] = np.nan  # every lane of the second block
+    gy[3, 33, 2, 2] = np.nan
+    gy[16, 1, 6, 6] = -np.inf
+    ran, gx, gw = _run_both(gy, x, w, case, 1)
+    assert ran
+    np.testing.assert_array_equal(gx, _run_gx(gy, w, case, -1, 1))
+    np.testing.assert_array_equal(gw, _run_gw(gy, x, case, 0, 1))
+    assert np.isnan(gx[3, 33]).any() and np.isfinite(gx[3, 34]).all()
+
+
+@pytest.mark.parametrize(
+    "case, n, wbad, n_threads",
+    [
+        ((40, 7, 7, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)), 3, True, 1),  # a non-finite weight
+        ((40, 7, 7, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)), 3, False, 2),  # 3 blocks: < 2 each
+        ((20, 7, 7, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)), 3, False, 1),  # 2 blocks: taken
+        ((16, 7, 7, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)), 3, False, 1),  # one block
+        ((40, 16, 16, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)), 2, False, 1),  # 16 wide: gw planes
+        ((40, 30, 30, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)), 2, False, 1),  # 30 wide: no blocks
+    ],
+)
+def test_both_gradients_run_only_where_the_blocks_take_both(case, n, wbad, n_threads):
+    C, H, W, k = case[:4]
+    gy = RNG.standard_normal((n, C) + _geom(case)).astype(np.float32)
+    x = RNG.standard_normal((n, C, H, W)).astype(np.float32)
+    w = RNG.standard_normal((C, 1) + k).astype(np.float32)
+    if wbad:
+        w[7, 0, 1, 1] = np.inf
+    taken = not wbad and (C + 15) // 16 >= 2 * n_threads and H <= 14
+    ran, gx, gw = _run_both(gy, x, w, case, n_threads)
+    assert ran == taken
+    if not taken:
+        assert np.isnan(gx).all() and np.isnan(gw).all()  # nothing written
+    # the functional backward: the same bits whichever way
+    fx, fw, _ = F.conv2d_backward(gy, x, w, 1, 1, groups=C)
+    np.testing.assert_array_equal(fx, _run_gx(gy, w, case, -1, 1))
+    np.testing.assert_array_equal(fw, _run_gw(gy, x, case, -1, 1))

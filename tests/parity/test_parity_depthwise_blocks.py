@@ -39,3 +39,30 @@ def test_depthwise_blocks_match_torch(C, H, k, stride, padding, dilation, dtype)
     gx, gw, _ = conv2d_backward(gy, x, w, stride, padding, dilation, C)
     np.testing.assert_allclose(gx, tx.grad.numpy(), **tol)
     np.testing.assert_allclose(gw, tw.grad.numpy(), **tol)
+
+
+@pytest.mark.parametrize(
+    "C, H, stride, n",
+    [
+        (40, 7, 1, 17),  # the weight gradient's chunks of 7 images: 7, 7, 3
+        (24, 14, 1, 5),  # 14 wide: the weight gradient on blocks too, chunks of 2
+        (33, 14, 2, 9),  # 7 wide out of 14, chunks of 3
+        (18, 28, 2, 3),  # 14 wide out of 28: one image per chunk
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_depthwise_block_gradients_over_batches_match_torch(C, H, stride, n, dtype):
+    """MobileNetV2's small-plane geometries (3x3, padding 1) at batches that cross the weight
+    gradient's chunks of images."""
+    rng = np.random.default_rng(C * 7 + H + n)
+    x = rng.standard_normal((n, C, H, H)).astype(dtype)
+    w = rng.standard_normal((C, 1, 3, 3)).astype(dtype)
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(w, requires_grad=True)
+    ty = torch.nn.functional.conv2d(tx, tw, None, stride, 1, 1, C)
+    gy = rng.standard_normal(tuple(ty.shape)).astype(dtype)
+    ty.backward(torch.tensor(gy))
+    gx, gw, _ = conv2d_backward(gy, x, w, stride, 1, 1, C, needs_bias_grad=False)
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(gx, tx.grad.numpy(), **tol)
+    np.testing.assert_allclose(gw, tw.grad.numpy(), **tol)

@@ -131,6 +131,21 @@ def conv2d_grad_weight_depthwise(
     n_threads: int,
     _blocks: int = -1,
 ) -> None: ...
+def conv2d_grad_depthwise(
+    gy: _FloatArray,
+    x: _FloatArray,
+    w: _FloatArray,
+    gx: _FloatArray,
+    gw: _FloatArray,
+    stride_h: int,
+    stride_w: int,
+    pad_top: int,
+    pad_left: int,
+    dil_h: int,
+    dil_w: int,
+    groups: int,
+    n_threads: int,
+) -> bool: ...
 def conv2d_grad_weight_direct(
     gy: _FloatArray,
     x: _FloatArray,

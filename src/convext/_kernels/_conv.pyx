@@ -146,8 +146,8 @@ from ._isa cimport (
     cvx_direct_v_elems,
     cvx_dw_cb_fwd_double,
     cvx_dw_cb_fwd_float,
-    cvx_dw_cb_gw_double,
-    cvx_dw_cb_gw_float,
+    cvx_dw_cb_gxw_double,
+    cvx_dw_cb_gxw_float,
     cvx_dw_cb_gx_double,
     cvx_dw_cb_gx_float,
     cvx_dw_cbr_fwd_double,
@@ -601,10 +601,21 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 # is a block of channels over all the images; each lane keeps the per-plane kernels' 16 partial
 # sums per tap (pixel p of the flat grid of pitch Wq in sum p % 16 when the image's padded plane
 # is finite, else column ow in sum ow % 16), each over its pixels in the same order, and adds
-# them in cvx_dw_lanes's tree order. The flat grid's unused columns add products of a zero
-# gradient there, which the blocks skip: that changes no sum, only possibly the sign of a zero
-# one (a partial sum that underflowed to -0 and then got +0): the one way the weight gradient
-# on blocks can differ in its bits (the tests compare the bits on normal data).
+# them in cvx_dw_lanes's tree order. Both write each term as an explicit fused multiply-add
+# where the instruction set has one (cvx_v_fma / cvx_s_fma: isa/depthwise.inc's one-form rule),
+# never a += g*x that the compiler may or may not fuse, so the bits are the same on every build.
+# The flat grid's unused columns add products of a zero gradient there, which the blocks skip:
+# that changes no sum, only possibly the sign of a zero one (a partial sum that underflowed to
+# -0 and then got +0): the one way the weight gradient on blocks can differ in its bits (the
+# tests compare the bits on normal data). The images go in chunks (_dw_gw_cb_chunk: their
+# transposed planes about DW_CB_GW_PIX pixels): each class's sums stay in vector registers over
+# all the chunk's images, every sum's terms in the same order (a chunk where a lane takes the
+# rows' order goes image by image).
+# Both gradients at once (conv2d_grad_depthwise, cvx_dw_cb_gxw; conv2d_backward asks for it when
+# it needs both on this route): where the rule puts both on blocks, the weights are finite and
+# there are at least two blocks per thread, a work item is a block over all the images, each
+# image's output gradient transposed once for the input gradient's grid and the weight
+# gradient's sums: the same bits as the two passes.
 # grad_input, per (image, channel): the transposed correlation, gathered: the output gradient
 # is placed on a zero grid (pitch Wg = Wq + DJ, DI rows and DJ columns of zeros before it,
 # DI = dil_h*(kh-1) // sh, DJ likewise), and each sub-plane of the padded input gradient is the
@@ -662,10 +673,11 @@ DEF DW_SLACK = 16
 # stride 2 0.4 and 0.35, 14x14 stride 1 0.6 and 0.6-1.0 (the batch of 16 limited by memory),
 # 28x28 stride 2 0.7 and 0.7, 28x28 stride 1 1.0 and 1.4; input gradient 7x7 0.4 and 0.4,
 # 14x14 stride 2 0.45 and 0.45, 14x14 stride 1 0.8 and 0.8-1.0, 28x28 stride 1 1.3 and 1.4.
-# The weight gradient's blocks gain less (their partial sums are kept in the per-plane
-# kernels' lane order, 16 lists of pixels): forced blocks / per plane, batch 1 and 16, 7x7 0.65
-# and 0.7, 14x14 stride 2 0.75 and 0.8, 14x14 stride 1 1.15 and 1.1-1.4, 28x28 stride 2 1.4
-# and 0.85: chosen up to DW_CB_GW_MAX_OW.
+# The weight gradient's blocks (their partial sums kept in the per-plane kernels' lane order,
+# 16 lists of pixels, in vector registers over chunks of images): forced blocks / per plane
+# (CPU time), batch 1 and 16, 7x7 0.45 and 0.5, 14x14 stride 2 0.55 and 0.45, 14x14 stride 1
+# 0.8-0.9 and 0.7, 28x28 stride 2 0.9 and 0.55, but 16x16 stride 1 1.4 and 1.1: chosen up to
+# DW_CB_GW_MAX_OW.
 DEF DW_CB = 16
 # Bands (forward; see above): the sub-planes of a band about this many elements.
 DEF DW_BAND_ELEMS = 4096
@@ -679,7 +691,11 @@ DEF DW_BAND_ELEMS = 4096
 # without the clamp); 192x28x28 (the grid, cvx_dw_pad1) 1.0.
 DEF DW_ROWS_MIN_OW = 56
 DEF DW_CB_MAX_OW = 16
-DEF DW_CB_GW_MAX_OW = 8
+DEF DW_CB_GW_MAX_OW = 14
+# Images per chunk of the weight gradient's blocks (see above): their padded planes and output
+# gradients about this many pixels (CVX_DW_CB_GW_PIX and CVX_DW_CB_GW_NB of isa/depthwise.inc).
+DEF DW_CB_GW_PIX = 1024
+DEF DW_CB_GW_NB = 16
 DEF DW_CB_MAX_ELEMS = 65536
 # The row ring (forward; see above): work items per thread, and the least rows of a segment.
 # Measured (float32, ReLU6, 1 thread, user time; row ring / per plane, or new build / old):
@@ -832,6 +848,15 @@ cdef inline idx_t _dw_gw_cb_elems(const dw_t *d, const geom_t *g) noexcept nogil
     """Elements of scratch per thread of a channel block's weight gradient (cvx_dw_cb_gw)."""
     return DW_CB * (d.Hp * d.Wp + g.H * g.W + g.OH * g.OW + 32 * d.kk + 1
                     + max(g.H * g.W, g.OH * g.OW))
+
+
+cdef inline idx_t _dw_gw_cb_chunk(const dw_t *d, const geom_t *g) noexcept nogil:
+    """Images per chunk of cvx_dw_cb_gw (its cvx_dw_cb_gw_chunk): as many as
+    DW_CB_GW_PIX pixels of padded input and output gradient hold, 1 .. min(N, DW_CB_GW_NB).
+    Each adds DW_CB*(Hp*Wp + OH*OW) elements of scratch beyond _dw_gw_cb_elems (at most
+    DW_CB*DW_CB_GW_PIX in all); no sum depends on it."""
+    cdef idx_t nb = DW_CB_GW_PIX // (d.Hp * d.Wp + g.OH * g.OW)
+    return max(1, min(nb, DW_CB_GW_NB, g.N))
 
 
 cdef bint _dw_gw_cb_fits(const dw_t *d, const geom_t *g) noexcept nogil:
@@ -1334,35 +1359,6 @@ cdef idx_t[::1] _dw_gw_lists(const dw_t *d, const geom_t *g):
         out[34 + 2 * P + lst * P: 34 + 2 * P + (lst + 1) * P] = (
             oh[order] * g.sh * d.Wp + ow[order] * g.sw)
     return out
-
-
-cdef void _gw_depthwise_cb(const floating *gy, const floating *x, floating *gw,
-                           const geom_t *g, const dw_t *dp, floating *scratch, idx_t ld_s,
-                           const idx_t *off, const idx_t *toff, const idx_t *lists,
-                           int nt) noexcept nogil:
-    """Work items: blocks of DW_CB channels, each over all the images (cvx_dw_cb_gw)."""
-    cdef dw_t d = dp[0]
-    cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, nblk = (g.C + DW_CB - 1) // DW_CB
-    cdef idx_t blk, c0, nl
-    cdef floating *xs
-    cdef int flat = g.OW < DW_FLAT_OW
-    with parallel(num_threads=nt):
-        for blk in prange(nblk, schedule='dynamic'):
-            xs = scratch + cvx_omp_get_thread_num() * ld_s
-            c0 = blk * DW_CB
-            nl = min(DW_CB, g.C - c0)
-            if floating is float:
-                cvx_dw_cb_gw_float(nl, g.N, x + c0 * HW, g.C * HW, gy + c0 * P, g.F * P, g.H,
-                                   g.W, g.ph, g.pw, d.Hp, d.Wp, g.OH, g.OW, g.sh, g.sw, d.na,
-                                   off + 2 * d.kk, d.nb, off + 2 * d.kk + d.na, <int>d.kk, toff,
-                                   flat, lists, lists + 34, lists + 34 + 2 * P, xs,
-                                   gw + c0 * d.kk)
-            else:
-                cvx_dw_cb_gw_double(nl, g.N, x + c0 * HW, g.C * HW, gy + c0 * P, g.F * P, g.H,
-                                    g.W, g.ph, g.pw, d.Hp, d.Wp, g.OH, g.OW, g.sh, g.sw, d.na,
-                                    off + 2 * d.kk, d.nb, off + 2 * d.kk + d.na, <int>d.kk, toff,
-                                    flat, lists, lists + 34, lists + 34 + 2 * P, xs,
-                                    gw + c0 * d.kk)
 
 
 cdef inline void _dots(idx_t rows, idx_t n, idx_t ld_in, idx_t ld_g, idx_t ntaps,
@@ -2279,14 +2275,105 @@ def conv2d_grad_weight_depthwise(const floating[:, :, :, ::1] gy,
             for j in range(g.kw):
                 toff[i * g.kw + j] = i * g.dil_h * d.Wp + j * g.dil_w
         lists = _dw_gw_lists(&d, &g)
+        # the chunk's images beyond the first (_dw_gw_cb_chunk)
+        flat = np.empty((n_threads, _dw_gw_cb_elems(&d, &g) + 16 + (_dw_gw_cb_chunk(&d, &g) - 1)
+                         * DW_CB * (d.Hp * d.Wp + g.OH * g.OW)), dtype=np.asarray(gw).dtype)
         with nogil:
-            _gw_depthwise_cb(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, &d,
-                             &flat[0, 0], flat.shape[1], &off[0], &toff[0], &lists[0],
-                             n_threads)
+            _gxw_depthwise_cb(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], NULL, NULL, &gw[0, 0, 0, 0], &g,
+                              &d, &flat[0, 0], flat.shape[1], &off[0], &toff[0], &lists[0],
+                              NULL, NULL, n_threads)
         return
     with nogil:
         _gw_depthwise(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, &d,
                       &flat[0, 0], flat.shape[1], &ptrs[0, 0], &off[0], n_threads)
+
+
+def conv2d_grad_depthwise(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
+                          const floating[:, :, :, ::1] w, floating[:, :, :, ::1] gx,
+                          floating[:, :, :, ::1] gw, Py_ssize_t stride_h, Py_ssize_t stride_w,
+                          Py_ssize_t pad_top, Py_ssize_t pad_left, Py_ssize_t dil_h,
+                          Py_ssize_t dil_w, Py_ssize_t groups, int n_threads):
+    """Both gradients of the depthwise route in one pass over the output gradient, where the
+    geometry rule puts each on channel blocks (one filter per channel), the weights are finite
+    and there are at least two blocks per thread: work items are blocks of DW_CB channels over
+    all the images (isa/depthwise.inc's cvx_dw_cb_gxw), each image's output gradient transposed
+    once for both. The same bits as conv2d_grad_input_depthwise and
+    conv2d_grad_weight_depthwise (so the choice may follow the thread count). Returns whether
+    it ran; when it did not, nothing is written (the caller runs those two)."""
+    cdef geom_t g = _geom(_s4(x.shape), _s4(w.shape), _s4(gy.shape), groups, stride_h,
+                          stride_w, pad_top, pad_left, dil_h, dil_w)
+    cdef dw_t d = _dw(&g)
+    cdef idx_t nblk = (g.C + DW_CB - 1) // DW_CB
+    if not (_dw_gx_cb_chosen(&d, &g, -1) and _dw_gw_cb_chosen(&d, &g, -1)
+            and nblk >= 2 * <idx_t>n_threads and np.isfinite(np.asarray(w)).all()):
+        return False
+    n_threads = _threads_for(nblk, n_threads)
+    # the input gradient's table (pass 1: its grid offsets, then the phases)
+    _, _, off_a = _dw_alloc(np.asarray(gw).dtype, 1, &d, &g, 1)
+    cdef idx_t[::1] off = off_a
+    cdef int[::1] tcount = np.zeros(d.nsub, dtype=np.intc)
+    cdef int[::1] tix = np.empty(d.kk, dtype=np.intc)
+    cdef idx_t[::1] toff = np.empty(d.kk, dtype=np.intp)
+    cdef idx_t a, t, q = 0, i, j
+    for a in range(d.nsub):
+        for t in range(d.kk):
+            if off[d.kk + t] == a:
+                tix[q] = <int>t
+                tcount[a] += 1
+                q += 1
+    for i in range(g.kh):
+        for j in range(g.kw):
+            toff[i * g.kw + j] = i * g.dil_h * d.Wp + j * g.dil_w
+    cdef idx_t[::1] lists = _dw_gw_lists(&d, &g)
+    cdef floating[:, ::1] flat = np.empty(
+        (n_threads, _dw_gw_cb_elems(&d, &g) + 16
+         + (_dw_gw_cb_chunk(&d, &g) - 1) * DW_CB * (d.Hp * d.Wp + g.OH * g.OW)
+         + DW_CB * ((d.Hq + d.DI) * d.Wg + g.H * g.W + d.kk + 1)), dtype=np.asarray(gw).dtype)
+    with nogil:
+        _gxw_depthwise_cb(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &w[0, 0, 0, 0], &gx[0, 0, 0, 0],
+                          &gw[0, 0, 0, 0], &g, &d, &flat[0, 0], flat.shape[1], &off[0],
+                          &toff[0], &lists[0], &tcount[0], &tix[0], n_threads)
+    return True
+
+
+cdef void _gxw_depthwise_cb(const floating *gy, const floating *x, const floating *w,
+                            floating *gx, floating *gw, const geom_t *g, const dw_t *dp,
+                            floating *scratch, idx_t ld_s, const idx_t *off, const idx_t *toff,
+                            const idx_t *lists, const int *tcount, const int *tix,
+                            int nt) noexcept nogil:
+    """Work items: blocks of DW_CB channels, each over all the images (cvx_dw_cb_gxw). gx NULL
+    (w, tcount, tix unused, NULL): the weight gradient alone."""
+    cdef dw_t d = dp[0]
+    cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, nblk = (g.C + DW_CB - 1) // DW_CB
+    cdef idx_t blk, c0, nl
+    cdef floating *xs
+    cdef floating *gxb
+    cdef const floating *wb
+    cdef int flat = g.OW < DW_FLAT_OW
+    with parallel(num_threads=nt):
+        for blk in prange(nblk, schedule='dynamic'):
+            xs = scratch + cvx_omp_get_thread_num() * ld_s
+            c0 = blk * DW_CB
+            nl = min(DW_CB, g.C - c0)
+            gxb = NULL
+            wb = NULL
+            if gx != NULL:
+                gxb = gx + c0 * HW
+                wb = w + c0 * d.kk
+            if floating is float:
+                cvx_dw_cb_gxw_float(nl, g.N, x + c0 * HW, g.C * HW, gy + c0 * P, g.F * P, g.H,
+                                    g.W, g.ph, g.pw, d.Hp, d.Wp, g.OH, g.OW, g.sh, g.sw, d.na,
+                                    off + 2 * d.kk, d.nb, off + 2 * d.kk + d.na, <int>d.kk,
+                                    toff, flat, lists, lists + 34, lists + 34 + 2 * P, xs,
+                                    gw + c0 * d.kk, gxb, g.C * HW, wb, d.DI, d.DJ, d.Hq, d.Wq,
+                                    tcount, tix, off)
+            else:
+                cvx_dw_cb_gxw_double(nl, g.N, x + c0 * HW, g.C * HW, gy + c0 * P, g.F * P, g.H,
+                                     g.W, g.ph, g.pw, d.Hp, d.Wp, g.OH, g.OW, g.sh, g.sw, d.na,
+                                     off + 2 * d.kk, d.nb, off + 2 * d.kk + d.na, <int>d.kk,
+                                     toff, flat, lists, lists + 34, lists + 34 + 2 * P, xs,
+                                     gw + c0 * d.kk, gxb, g.C * HW, wb, d.DI, d.DJ, d.Hq, d.Wq,
+                                     tcount, tix, off)
 
 
 def conv2d_grad_weight_direct(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,

@@ -164,6 +164,22 @@ cdef extern from "isa/cvx_isa.h" nogil:
         void (*dw_out_d)(idx_t rows, idx_t cols, const double *z, idx_t ldz,
                          const double *res, idx_t ldr, int clamp, double lo, double hi,
                          double *y, idx_t ldy) noexcept nogil
+        void (*dw_cb_gxw_f)(idx_t nl, idx_t N, const float *x, idx_t xs, const float *gy,
+                            idx_t gys, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t Hp, idx_t Wp,
+                            idx_t OH, idx_t OW, idx_t sh, idx_t sw, idx_t na, const idx_t *pa,
+                            idx_t nb, const idx_t *pb, int kk, const idx_t *toff, int flat,
+                            const idx_t *start, const idx_t *gq, const idx_t *xq,
+                            float *scratch, float *gw, float *gx, idx_t gxs, const float *w,
+                            idx_t DI, idx_t DJ, idx_t Hq, idx_t Wq, const int *tcount,
+                            const int *tix, const idx_t *toffx) noexcept nogil
+        void (*dw_cb_gxw_d)(idx_t nl, idx_t N, const double *x, idx_t xs, const double *gy,
+                            idx_t gys, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t Hp, idx_t Wp,
+                            idx_t OH, idx_t OW, idx_t sh, idx_t sw, idx_t na, const idx_t *pa,
+                            idx_t nb, const idx_t *pb, int kk, const idx_t *toff, int flat,
+                            const idx_t *start, const idx_t *gq, const idx_t *xq,
+                            double *scratch, double *gw, double *gx, idx_t gxs,
+                            const double *w, idx_t DI, idx_t DJ, idx_t Hq, idx_t Wq,
+                            const int *tcount, const int *tix, const idx_t *toffx) noexcept nogil
         void (*dw_cbr_fwd_f)(idx_t nl, const float *x, idx_t H, idx_t W, idx_t ph, idx_t pw,
                              idx_t Hp, idx_t Wp, idx_t OH, idx_t OW, idx_t sh, idx_t sw, idx_t R,
                              idx_t G, idx_t oh0, idx_t oh1, int kk, const idx_t *toff,
@@ -566,6 +582,36 @@ cdef inline void cvx_dw_out_double(idx_t rows, idx_t cols, const double *z, idx_
                                    const double *res, idx_t ldr, int clamp, double lo,
                                    double hi, double *y, idx_t ldy) noexcept nogil:
     isa_table().dw_out_d(rows, cols, z, ldz, res, ldr, clamp, lo, hi, y, ldy)
+
+
+cdef inline void cvx_dw_cb_gxw_float(idx_t nl, idx_t N, const float *x, idx_t xs,
+                                     const float *gy, idx_t gys, idx_t H, idx_t W, idx_t ph,
+                                     idx_t pw, idx_t Hp, idx_t Wp, idx_t OH, idx_t OW, idx_t sh,
+                                     idx_t sw, idx_t na, const idx_t *pa, idx_t nb,
+                                     const idx_t *pb, int kk, const idx_t *toff, int flat,
+                                     const idx_t *start, const idx_t *gq, const idx_t *xq,
+                                     float *scratch, float *gw, float *gx, idx_t gxs,
+                                     const float *w, idx_t DI, idx_t DJ, idx_t Hq, idx_t Wq,
+                                     const int *tcount, const int *tix,
+                                     const idx_t *toffx) noexcept nogil:
+    isa_table().dw_cb_gxw_f(nl, N, x, xs, gy, gys, H, W, ph, pw, Hp, Wp, OH, OW, sh, sw, na, pa,
+                            nb, pb, kk, toff, flat, start, gq, xq, scratch, gw, gx, gxs, w, DI,
+                            DJ, Hq, Wq, tcount, tix, toffx)
+
+
+cdef inline void cvx_dw_cb_gxw_double(idx_t nl, idx_t N, const double *x, idx_t xs,
+                                      const double *gy, idx_t gys, idx_t H, idx_t W, idx_t ph,
+                                      idx_t pw, idx_t Hp, idx_t Wp, idx_t OH, idx_t OW, idx_t sh,
+                                      idx_t sw, idx_t na, const idx_t *pa, idx_t nb,
+                                      const idx_t *pb, int kk, const idx_t *toff, int flat,
+                                      const idx_t *start, const idx_t *gq, const idx_t *xq,
+                                      double *scratch, double *gw, double *gx, idx_t gxs,
+                                      const double *w, idx_t DI, idx_t DJ, idx_t Hq, idx_t Wq,
+                                      const int *tcount, const int *tix,
+                                      const idx_t *toffx) noexcept nogil:
+    isa_table().dw_cb_gxw_d(nl, N, x, xs, gy, gys, H, W, ph, pw, Hp, Wp, OH, OW, sh, sw, na, pa,
+                            nb, pb, kk, toff, flat, start, gq, xq, scratch, gw, gx, gxs, w, DI,
+                            DJ, Hq, Wq, tcount, tix, toffx)
 
 
 cdef inline void cvx_dw_cbr_fwd_float(idx_t nl, const float *x, idx_t H, idx_t W, idx_t ph,

@@ -256,9 +256,29 @@ def conv2d_backward(
     dtype = x4.dtype
     empty = gy4.size == 0 or x4.size == 0
     grad_x = grad_w = grad_b = None
+    # both gradients on the depthwise route: one pass over grad_out where the kernel's channel
+    # blocks take both (the same bits as the two passes; nothing written when it does not run)
+    both = (
+        needs_input_grad
+        and needs_weight_grad
+        and not empty
+        and routes["grad_input"] == routes["grad_weight"] == "depthwise"
+    )
+    if both:
+        grad_x = np.empty(x4.shape, dtype)
+        grad_w = np.zeros(weight.shape, dtype)
+        both = _conv.conv2d_grad_depthwise(
+            gy4,
+            contiguous(x4),
+            contiguous(weight),
+            grad_x,
+            grad_w,
+            *_kernel_geom(g, x4.shape, weight.shape, "depthwise"),
+        )
     if needs_input_grad:
-        grad_x = np.zeros(x4.shape, dtype) if empty else np.empty(x4.shape, dtype)
-        if not empty:
+        if grad_x is None:
+            grad_x = np.zeros(x4.shape, dtype) if empty else np.empty(x4.shape, dtype)
+        if not empty and not both:
             _kernel("grad_input", routes["grad_input"])(
                 gy4,
                 contiguous(weight),
@@ -268,8 +288,9 @@ def conv2d_backward(
         if unbatched:
             grad_x = grad_x[0]
     if needs_weight_grad:
-        grad_w = np.zeros(weight.shape, dtype)
-        if not empty:
+        if grad_w is None:
+            grad_w = np.zeros(weight.shape, dtype)
+        if not empty and not both:
             _kernel("grad_weight", routes["grad_weight"])(
                 gy4,
                 contiguous(x4),

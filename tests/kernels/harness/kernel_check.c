@@ -28,7 +28,8 @@
  *   order    (tables whose FMA_ORDER flag is set) the documented arithmetic, replayed with the C
  *            library's fma(): GEMM element = fma chain over k ascending from 0 per K chunk, each
  *            chunk added to C; direct forward = fma chain from the bias; dot = 16 partial sums
- *            folded 8, 4, 2, 1.  Bitwise equal, so every ISA with FMA computes the same bits.
+ *            folded 8, 4, 2, 1; depthwise dots = an fma chain per lane.  Bitwise equal, so every
+ *            ISA with FMA computes the same bits, at every optimisation level.
  * Also: -0.0 must survive where IEEE keeps it (a -0.0 bias with -0.0 products), and a NaN or Inf
  * stays in its own row of C / filter of y (edge tiles and padding must not carry it elsewhere).
  * Exit status 0 when everything matches, 1 otherwise (the first mismatches are printed).
@@ -234,8 +235,8 @@ DEFINE_GEMM_NAN_CHECK(double, d)
         n_checks++;                                                                                \
         for (i = 0; i < np + 64; i++) {                                                            \
             T want;                                                                                \
-            s = i / (mr * K);                                                                      \
-            k = (i % (mr * K)) / mr;                                                               \
+            s = K ? i / (mr * K) : 0; /* K = 0: nothing packed (np = 0) */                         \
+            k = K ? (i % (mr * K)) / mr : 0;                                                       \
             j = s * mr + i % mr; /* row of A */                                                    \
             want = i >= np ? (T)NAN : j < Mtot ? A[j * rsa + k * csa] : (T)0;                      \
             if (!SAME(P[i], want)) {                                                               \
@@ -774,8 +775,9 @@ static void check_vec(const struct check_table *t)
 /* taps: out[r*ld_out + p] = (acc ? out : bias) + sum_t w[t] * base[t][r*ld_in + p], t in order;
  * base[t] = plane + t*(t+1)/2 (shifted copies). dots: acc[16t + p%16] += g * base[t], rows in
  * order; lanes: the 16 sums folded 8, 4, 2, 1. Exact on integer data, within the bound otherwise;
- * the columns p >= n of out stay untouched. */
-#define DEFINE_DW_CHECK(T, EPS, SAME)                                                              \
+ * the columns p >= n of out stay untouched. With the fma-order replay, each dots lane is the fma
+ * chain over its terms in order (bitwise). */
+#define DEFINE_DW_CHECK(T, EPS, FMA, SAME)                                                         \
     static void check_dw_##T(const struct check_table *t, cvx_index rows, cvx_index n, int ntaps,  \
                              int accumulate, int mode)                                             \
     {                                                                                              \
@@ -829,13 +831,16 @@ static void check_vec(const struct check_table *t)
             fail(t->name, #T " dw_dots", "ntaps=%d wrote past the last tap", ntaps);               \
         for (k = 0; k < ntaps; k++) {                                                              \
             double lane[16], mag[16];                                                              \
-            T lanes[16];                                                                           \
+            T lanes[16], chain[16];                                                                \
+            int order_failed = 0;                                                                  \
             for (l = 0; l < 16; l++) lane[l] = (double)acc0[16 * k + l], mag[l] = fabs(lane[l]);  \
+            for (l = 0; l < 16; l++) chain[l] = acc0[16 * k + l];                                  \
             for (r = 0; r < rows; r++)                                                             \
                 for (p = 0; p < n; p++) {                                                          \
                     double v = (double)g[r * ld_g + p] * (double)base[k][r * ld_in + p];           \
                     lane[p % 16] += v;                                                             \
                     mag[p % 16] += fabs(v);                                                        \
+                    chain[p % 16] = FMA(g[r * ld_g + p], base[k][r * ld_in + p], chain[p % 16]);   \
                 }                                                                                  \
             for (l = 0; l < 16; l++) {                                                             \
                 T a = acc[16 * k + l];                                                             \
@@ -846,6 +851,13 @@ static void check_vec(const struct check_table *t)
                     break;                                                                         \
                 }                                                                                  \
                 lanes[l] = a;                                                                      \
+                /* the documented order (depthwise.inc: cvx_s_fma, as the channel blocks) */      \
+                if (t->fma_order && mode == 1 && !SAME(a, chain[l]) && !order_failed) {            \
+                    fail(t->name, #T " dw_dots", "order: rows=%ld n=%ld tap %d lane %d: %a, the "  \
+                         "fma chain gives %a", (long)rows, (long)n, k, l, (double)a,               \
+                         (double)chain[l]);                                                        \
+                    order_failed = 1;                                                              \
+                }                                                                                  \
             }                                                                                      \
             for (l = 8; l > 0; l /= 2) /* the documented fold, in T */                             \
                 for (r = 0; r < l; r++) lanes[r] += lanes[r + l];                                  \
@@ -856,8 +868,8 @@ static void check_vec(const struct check_table *t)
         }                                                                                          \
         free(plane), free(w), free(out), free(out0), free(g), free(acc), free(acc0);               \
     }
-DEFINE_DW_CHECK(float, 5.9604644775390625e-08, same_bits_f)
-DEFINE_DW_CHECK(double, 1.1102230246251565e-16, same_bits_d)
+DEFINE_DW_CHECK(float, 5.9604644775390625e-08, fmaf, same_bits_f)
+DEFINE_DW_CHECK(double, 1.1102230246251565e-16, fma, same_bits_d)
 
 /* the padded pixel (i, j) of src (H x W at row ph, column pw) inside Hp x Wp, 0 elsewhere */
 #define DEFINE_DW_PAD(T)                                                                           \
@@ -978,8 +990,10 @@ DEFINE_DW_COPY_CHECK(float, same_bits_f)
 DEFINE_DW_COPY_CHECK(double, same_bits_d)
 
 /* channel blocks (lanes = channels): cvx_dw_cb_fwd against dw_taps on each lane's padded
- * plane (stride 1: the taps read it directly), and cvx_dw_cb_gw (one image) against dw_dots
- * and dw_lanes on the flat grid of pitch Wp: the same bits (the same sums in the same order) */
+ * plane (stride 1: the taps read it directly), and cvx_dw_cb_gw over DW_NI images (its chunks
+ * of images: 14x9 goes in chunks of 3 and 2) against dw_dots over the images in order and
+ * dw_lanes on the flat grid of pitch Wp: the same bits (the same sums in the same order) */
+#define DW_NI 5
 #define DEFINE_DW_CB_CHECK(T, SAME)                                                                \
     static void check_dw_cb_##T(const struct check_table *t, cvx_index nl, cvx_index H,           \
                                 cvx_index W, cvx_index kh, cvx_index kw, cvx_index pad,           \
@@ -988,11 +1002,13 @@ DEFINE_DW_COPY_CHECK(double, same_bits_d)
         cvx_index OH = H + 2 * pad - dil * (kh - 1), OW = W + 2 * pad - dil * (kw - 1);          \
         cvx_index Hp = OH + dil * (kh - 1), Wp = OW + dil * (kw - 1), kk = kh * kw, i, j, l, q;   \
         cvx_index L = ((OH - 1) * Wp + OW + 15) / 16 * 16, P = OH * OW;                            \
-        cvx_index nscr = 16 * (Hp * Wp + H * W + P + 32 * kk + 1 + (H * W > P ? H * W : P));     \
-        T *x = (T *)xmalloc(sizeof(T) * (size_t)(16 * H * W));                                    \
+        cvx_index nscr = 16 * (Hp * Wp + H * W + P + 32 * kk + 1 + (H * W > P ? H * W : P)      \
+                               + (DW_NI - 1) * (Hp * Wp + P));                                     \
+        cvx_index n;                                                                               \
+        T *x = (T *)xmalloc(sizeof(T) * (size_t)(DW_NI * 16 * H * W));                            \
         T *w = (T *)xmalloc(sizeof(T) * (size_t)(16 * kk));                                       \
         T *b = (T *)xmalloc(sizeof(T) * 16);                                                       \
-        T *y = (T *)xmalloc(sizeof(T) * (size_t)(16 * P));                                        \
+        T *y = (T *)xmalloc(sizeof(T) * (size_t)(DW_NI * 16 * P));                                \
         T *gw = (T *)xmalloc(sizeof(T) * (size_t)(16 * kk));                                      \
         T *scr = (T *)xmalloc(sizeof(T) * (size_t)nscr);                                          \
         T *pad_ = (T *)xmalloc(sizeof(T) * (size_t)(Hp * Wp + L + 64));                           \
@@ -1003,10 +1019,10 @@ DEFINE_DW_COPY_CHECK(double, same_bits_d)
         cvx_index *lists = (cvx_index *)xmalloc(sizeof(cvx_index) * (size_t)(34 + 4 * P));       \
         const T *base[64];                                                                         \
         const cvx_index ph0[] = {0};                                                               \
-        fill_##T(x, (size_t)(16 * H * W), mode, 8);                                                \
+        fill_##T(x, (size_t)(DW_NI * 16 * H * W), mode, 8);                                       \
         fill_##T(w, (size_t)(16 * kk), mode, 8);                                                   \
         fill_##T(b, 16, mode, 8);                                                                  \
-        fill_##T(y, (size_t)(16 * P), mode, 8); /* the output gradient of the gw check */          \
+        fill_##T(y, (size_t)(DW_NI * 16 * P), mode, 8); /* the gw check's output gradient */      \
         for (i = 0; i < kh; i++)                                                                   \
             for (j = 0; j < kw; j++) toff[i * kw + j] = i * dil * Wp + j * dil;                    \
         /* cvx_dw_cb_gw's lists: the flat grid's classes (p % 16), then the rows' (ow % 16) */    \
@@ -1023,18 +1039,22 @@ DEFINE_DW_COPY_CHECK(double, same_bits_d)
             }                                                                                      \
             lists[17 * l + 16] = l * P + k;                                                        \
         }                                                                                          \
-        t->dw_cb_gw_##T(nl, 1, x, 0, y, 0, H, W, pad, pad, Hp, Wp, OH, OW, 1, 1, 1, ph0, 1, ph0,  \
-                        (int)kk, toff, 1, lists, lists + 34, lists + 34 + 2 * P, scr, gw);         \
+        t->dw_cb_gw_##T(nl, DW_NI, x, 16 * H * W, y, 16 * P, H, W, pad, pad, Hp, Wp, OH, OW, 1,  \
+                        1, 1, ph0, 1, ph0, (int)kk, toff, 1, lists, lists + 34,                    \
+                        lists + 34 + 2 * P, scr, gw);                                              \
         for (l = 0; l < nl; l++) {                                                                 \
-            for (q = 0; q < Hp * Wp + L + 64; q++)                                                 \
-                pad_[q] = q < Hp * Wp ? dw_pad_##T(x + l * H * W, H, W, pad, pad, Hp, Wp,         \
-                                                   q / Wp, q % Wp) : 0;                            \
-            for (q = 0; q < L + 16; q++)                                                           \
-                grid[q] = q < (OH - 1) * Wp + OW && q % Wp < OW ? y[l * P + (q / Wp) * OW + q % Wp] \
-                                                                 : 0;                               \
-            for (q = 0; q < kk; q++) base[q] = pad_ + toff[q];                                     \
             for (q = 0; q < 16 * kk; q++) acc[q] = 0;                                              \
-            t->dw_dots_##T(1, L, 0, 0, (int)kk, base, grid, acc);                                  \
+            for (n = 0; n < DW_NI; n++) {                                                          \
+                const T *xn = x + n * 16 * H * W, *yn = y + n * 16 * P;                            \
+                for (q = 0; q < Hp * Wp + L + 64; q++)                                             \
+                    pad_[q] = q < Hp * Wp ? dw_pad_##T(xn + l * H * W, H, W, pad, pad, Hp, Wp,    \
+                                                       q / Wp, q % Wp) : 0;                        \
+                for (q = 0; q < L + 16; q++)                                                       \
+                    grid[q] = q < (OH - 1) * Wp + OW && q % Wp < OW                                \
+                                  ? yn[l * P + (q / Wp) * OW + q % Wp] : 0;                        \
+                for (q = 0; q < kk; q++) base[q] = pad_ + toff[q];                                 \
+                t->dw_dots_##T(1, L, 0, 0, (int)kk, base, grid, acc);                              \
+            }                                                                                      \
             for (q = 0; q < kk; q++) {                                                             \
                 n_checks++;                                                                        \
                 if (!SAME(gw[l * kk + q], t->dw_lanes_##T(acc + 16 * q)))                          \

@@ -213,6 +213,27 @@ struct cvx_kernel_table {
     void (*dw_out_d)(cvx_index rows, cvx_index cols, const double *z, cvx_index ldz,
                      const double *res, cvx_index ldr, int clamp, double lo, double hi,
                      double *y, cvx_index ldy);
+    /* both gradients of a block in one pass over the output gradient (dw_cb_gw's arguments,
+     * then gx, its image stride and dw_cb_gx's w, DI, DJ, Hq, Wq, tcount, tix, toff) */
+    void (*dw_cb_gxw_f)(cvx_index nl, cvx_index N, const float *x, cvx_index xs, const float *gy,
+                        cvx_index gys, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
+                        cvx_index Hp, cvx_index Wp, cvx_index OH, cvx_index OW, cvx_index sh,
+                        cvx_index sw, cvx_index na, const cvx_index *pa, cvx_index nb,
+                        const cvx_index *pb, int kk, const cvx_index *toff, int flat,
+                        const cvx_index *start, const cvx_index *gq, const cvx_index *xq,
+                        float *scratch, float *gw, float *gx, cvx_index gxs, const float *w,
+                        cvx_index DI, cvx_index DJ, cvx_index Hq, cvx_index Wq,
+                        const int *tcount, const int *tix, const cvx_index *toffx);
+    void (*dw_cb_gxw_d)(cvx_index nl, cvx_index N, const double *x, cvx_index xs,
+                        const double *gy, cvx_index gys, cvx_index H, cvx_index W, cvx_index ph,
+                        cvx_index pw, cvx_index Hp, cvx_index Wp, cvx_index OH, cvx_index OW,
+                        cvx_index sh, cvx_index sw, cvx_index na, const cvx_index *pa,
+                        cvx_index nb, const cvx_index *pb, int kk, const cvx_index *toff,
+                        int flat, const cvx_index *start, const cvx_index *gq,
+                        const cvx_index *xq, double *scratch, double *gw, double *gx,
+                        cvx_index gxs, const double *w, cvx_index DI, cvx_index DJ,
+                        cvx_index Hq, cvx_index Wq, const int *tcount, const int *tix,
+                        const cvx_index *toffx);
     /* output rows of one block of up to 16 channels of any plane, lanes = channels, a ring of
      * padded rows (forward, with the clamp epilogue) */
     void (*dw_cbr_fwd_f)(cvx_index nl, const float *x, cvx_index H, cvx_index W, cvx_index ph,

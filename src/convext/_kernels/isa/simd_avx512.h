@@ -4,6 +4,10 @@
  *   cvx_v?_load, _store        unaligned
  *   cvx_v?_bcast(p)            every lane = *p;   cvx_vf_set1(x): every lane = x
  *   cvx_v?_fma(a, b, c)        a*b + c (fused where the ISA has it)
+ *   cvx_s?_fma(a, b, c)        the same on scalars (float / double), fused exactly where
+ *                              cvx_v?_fma is (GNU: __builtin_fma(f), which the vectoriser
+ *                              vectorises and -mfma inlines; a call of libm's fma(f) where not
+ *                              inlined, correctly rounded: the same bits), else c + a*b
  *   cvx_v?_add, cvx_v?_zero
  *   CVX_VF_TR / CVX_VD_TR      size of the in-register transpose cvx_v?_transpose (0: none)
  * and the ISA's register tiles (see kernels.inc):
@@ -27,6 +31,20 @@
 #define CVX_DIRECT_NV 3
 #define CVX_DIRECT_GW_KB 5
 #define CVX_FMA_FUSED 1
+/* scalar a*b + c rounded once (simd_avx512.h) */
+#if CVX_GNU
+CVX_INLINE float cvx_sf_fma(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
+CVX_INLINE double cvx_sd_fma(double a, double b, double c) { return __builtin_fma(a, b, c); }
+#else
+CVX_INLINE float cvx_sf_fma(float a, float b, float c)
+{
+    return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)));
+}
+CVX_INLINE double cvx_sd_fma(double a, double b, double c)
+{
+    return _mm_cvtsd_f64(_mm_fmadd_sd(_mm_set_sd(a), _mm_set_sd(b), _mm_set_sd(c)));
+}
+#endif
 
 typedef __m512 cvx_vf;
 #define CVX_VF_LANES 16

@@ -13,6 +13,9 @@
 #define CVX_DIRECT_NV 3
 #define CVX_DIRECT_GW_KB 2
 #define CVX_FMA_FUSED 0
+/* scalar a*b + c in the form of this level's cvx_v?_fma: a multiply then an add (simd_avx512.h) */
+CVX_INLINE float cvx_sf_fma(float a, float b, float c) { return c + a * b; }
+CVX_INLINE double cvx_sd_fma(double a, double b, double c) { return c + a * b; }
 #define CVX_VF_TR 0
 #define CVX_VD_TR 0
 

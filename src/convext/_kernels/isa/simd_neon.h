@@ -33,6 +33,20 @@
 #define CVX_DIRECT_GW_KB 5
 #define CVX_FMA_FUSED 1
 #define CVX_LANE_TILES 1
+/* scalar a*b + c rounded once (simd_avx512.h) */
+#if CVX_GNU
+CVX_INLINE float cvx_sf_fma(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
+CVX_INLINE double cvx_sd_fma(double a, double b, double c) { return __builtin_fma(a, b, c); }
+#else
+CVX_INLINE float cvx_sf_fma(float a, float b, float c)
+{
+    return vgetq_lane_f32(vfmaq_f32(vdupq_n_f32(c), vdupq_n_f32(a), vdupq_n_f32(b)), 0);
+}
+CVX_INLINE double cvx_sd_fma(double a, double b, double c)
+{
+    return vgetq_lane_f64(vfmaq_f64(vdupq_n_f64(c), vdupq_n_f64(a), vdupq_n_f64(b)), 0);
+}
+#endif
 
 typedef float32x4_t cvx_vf;
 #define CVX_VF_LANES 4
