@@ -1619,8 +1619,9 @@ def conv2d_forward_direct(const floating[:, :, :, ::1] x, const floating[:, :, :
                                           dtype=np.asarray(y).dtype)
     cdef const floating *wp = NULL
     cdef const floating[::1] packed_once
-    if packed is None and g.N * npb > 1:
-        # several items read each group's filter blocks: packed once here, not by every item
+    if packed is None and g.N * npb >= 2 * <idx_t>max(1, n_threads):
+        # at least two items per thread read each group's filter blocks: packed once here (one
+        # thread) rather than by every item (in parallel)
         packed_once = pack_direct_weight(w, g.G)
         wp = &packed_once[0]
     elif packed is not None:
@@ -1736,8 +1737,9 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
     cdef idx_t items = ((g.N + nimg - 1) // nimg) * g.G * ntile
     cdef idx_t nfb = 1, FB = g.Fg, mr = gemm_mr(floating is double), unit = 8, Fgp = 0
     cdef const floating *wp = NULL
-    if packed is None and items > g.G:
-        # several items' GEMMs read each group's weight: packed once here, not by every one
+    if packed is None and items >= 2 * g.G * <idx_t>max(1, n_threads):
+        # at least two items per thread read each group's weight: packed once here (one
+        # thread) rather than in every item's GEMM (in parallel)
         packed = np.empty(gemm_packed_weight_elems(g.F, K, g.G, floating is double),
                           dtype=np.asarray(y).dtype)
         conv2d_pack_weight_gemm(w, packed, g.G)
