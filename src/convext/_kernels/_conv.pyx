@@ -2042,6 +2042,22 @@ cdef inline void _copy_rows(const floating *src, idx_t lds, floating *dst, idx_t
 # --------------------------------------------------------------------------------------------
 # grad input
 
+cdef tuple _dw_subplane_taps(const dw_t *d, const idx_t *off):
+    """The input gradient's taps by sub-plane (off: _dw_alloc's table of pass 1, each tap's
+    sub-plane at off[kk + t]): (tcount, tix), tcount[a] taps in sub-plane a, and tix their
+    indices, each sub-plane's in row-major order, one sub-plane after the other."""
+    cdef int[::1] tcount = np.zeros(d.nsub, dtype=np.intc)
+    cdef int[::1] tix = np.empty(d.kk, dtype=np.intc)
+    cdef idx_t a, t, q = 0
+    for a in range(d.nsub):
+        for t in range(d.kk):
+            if off[d.kk + t] == a:
+                tix[q] = <int>t
+                tcount[a] += 1
+                q += 1
+    return np.asarray(tcount), np.asarray(tix)
+
+
 def conv2d_grad_input_depthwise(const floating[:, :, :, ::1] gy,
                                 const floating[:, :, :, ::1] w, floating[:, :, :, ::1] gx,
                                 Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
@@ -2055,7 +2071,6 @@ def conv2d_grad_input_depthwise(const floating[:, :, :, ::1] gy,
     cdef bint blocks = _dw_gx_cb_chosen(&d, &g, _blocks)
     cdef int[::1] tcount
     cdef int[::1] tix
-    cdef idx_t a, t, q
     if blocks:
         n_threads = _threads_for(g.N * ((g.C + DW_CB - 1) // DW_CB), n_threads)
     else:
@@ -2065,16 +2080,7 @@ def conv2d_grad_input_depthwise(const floating[:, :, :, ::1] gy,
     cdef size_t[:, ::1] ptrs = ptrs_a
     cdef idx_t[::1] off = off_a
     if blocks:
-        # each sub-plane's taps in row-major order, one sub-plane after the other
-        tcount = np.zeros(d.nsub, dtype=np.intc)
-        tix = np.empty(d.kk, dtype=np.intc)
-        q = 0
-        for a in range(d.nsub):
-            for t in range(d.kk):
-                if off[d.kk + t] == a:
-                    tix[q] = <int>t
-                    tcount[a] += 1
-                    q += 1
+        tcount, tix = _dw_subplane_taps(&d, &off[0])
         with nogil:
             _gx_depthwise_cb(&gy[0, 0, 0, 0], &w[0, 0, 0, 0], &gx[0, 0, 0, 0], &g, &d,
                              &flat[0, 0], flat.shape[1], &ptrs[0, 0], &off[0], &tcount[0],
@@ -2313,16 +2319,11 @@ def conv2d_grad_depthwise(const floating[:, :, :, ::1] gy, const floating[:, :, 
     # the input gradient's table (pass 1: its grid offsets, then the phases)
     _, _, off_a = _dw_alloc(np.asarray(gw).dtype, 1, &d, &g, 1)
     cdef idx_t[::1] off = off_a
-    cdef int[::1] tcount = np.zeros(d.nsub, dtype=np.intc)
-    cdef int[::1] tix = np.empty(d.kk, dtype=np.intc)
+    cdef int[::1] tcount
+    cdef int[::1] tix
+    tcount, tix = _dw_subplane_taps(&d, &off[0])
     cdef idx_t[::1] toff = np.empty(d.kk, dtype=np.intp)
-    cdef idx_t a, t, q = 0, i, j
-    for a in range(d.nsub):
-        for t in range(d.kk):
-            if off[d.kk + t] == a:
-                tix[q] = <int>t
-                tcount[a] += 1
-                q += 1
+    cdef idx_t i, j
     for i in range(g.kh):
         for j in range(g.kw):
             toff[i * g.kw + j] = i * g.dil_h * d.Wp + j * g.dil_w
