@@ -572,22 +572,21 @@ class _Plan:
             if buf is not None:
                 slots[n.out] = buf
             fused_at[id(n)] = (step, n.ins, n.out)
-        steps = []
+        steps, fresh = [], set()  # fresh: the values the fused steps write
         for n in nodes:
             if id(n) in absorbed:
                 continue
             if id(n) in fused_at:
                 steps.append(fused_at[id(n)])
+                fresh.add(fused_at[id(n)][2])
             else:
                 steps.append((n.run, n.ins, n.out))
-        # a conv whose step was not kept leaves its slot unused
-        used = {out for _, _, out in steps}
-        slots = {v: s for v, s in slots.items() if v in used}
+        # a conv chain that was not fused after all leaves its slot unused
+        slots = {v: s for v, s in slots.items() if v in fresh}
         self.steps = steps
         self.n_values = len(meta)
         self.n_inputs = n_inputs
         self.outputs = outputs
-        fresh = {out for _, _, out in fused_at.values()}
         self._buffers = _share_buffers(steps, slots, fresh, outputs)
         self._buffer_ids = {id(b) for b in self._buffers}
 
