@@ -16,20 +16,7 @@
 #define CVX_DIRECT_NV 3
 #define CVX_DIRECT_GW_KB 2
 #define CVX_FMA_FUSED 1
-/* scalar a*b + c rounded once (simd_avx512.h) */
-#if CVX_GNU
-CVX_INLINE float cvx_sf_fma(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
-CVX_INLINE double cvx_sd_fma(double a, double b, double c) { return __builtin_fma(a, b, c); }
-#else
-CVX_INLINE float cvx_sf_fma(float a, float b, float c)
-{
-    return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(a), _mm_set_ss(b), _mm_set_ss(c)));
-}
-CVX_INLINE double cvx_sd_fma(double a, double b, double c)
-{
-    return _mm_cvtsd_f64(_mm_fmadd_sd(_mm_set_sd(a), _mm_set_sd(b), _mm_set_sd(c)));
-}
-#endif
+#include "simd_x86_fma.h" /* cvx_sf_fma, cvx_sd_fma */
 
 typedef __m256 cvx_vf;
 #define CVX_VF_LANES 8

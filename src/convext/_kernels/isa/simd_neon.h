@@ -33,7 +33,7 @@
 #define CVX_DIRECT_GW_KB 5
 #define CVX_FMA_FUSED 1
 #define CVX_LANE_TILES 1
-/* scalar a*b + c rounded once (simd_avx512.h) */
+/* scalar a*b + c rounded once (simd_x86_fma.h) */
 #if CVX_GNU
 CVX_INLINE float cvx_sf_fma(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
 CVX_INLINE double cvx_sd_fma(double a, double b, double c) { return __builtin_fma(a, b, c); }
