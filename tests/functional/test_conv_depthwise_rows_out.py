@@ -33,9 +33,8 @@ ACTS = [(0, 0.0, 0.0), (1, 0.0, 0.0), (2, 0.0, 0.0), (4, -0.5, 0.75)]
 
 def _out(case):
     C, m, H, W, k, s, p, d = case
-    OH = (H + 2 * p[0] - d[0] * (k[0] - 1) - 1) // s[0] + 1
-    OW = (W + 2 * p[1] - d[1] * (k[1] - 1) - 1) // s[1] + 1
-    return OH, OW
+    # a window's output length, the same for convolution and (floor-mode) pooling
+    return tuple(R.pool_out_size(n, *a) for n, *a in zip((H, W), k, s, p, d, strict=True))
 
 
 def _data(case, n, dtype):
