@@ -669,6 +669,10 @@ static void check_direct(const struct check_table *t)
          * read past the input (the unfold's element-wise end) */
         {8, 29, 37, 21, 3, 3, 1, 1, 1, 1, 1, 1}, {4, 160, 300, 19, 3, 3, 1, 1, 1, 1, 1, 1},
         {6, 14, 14, 16, 5, 5, 1, 1, 0, 0, 1, 1},
+        /* the unfold's row copies at stride 1: three vectors a row without padding (the last
+         * rows element-wise); row stride 2 with a padded column (rows of whole vectors and
+         * zeroed columns); 16 filters: the lanes tail of two blocks in AVX-512 float */
+        {3, 30, 40, 9, 5, 3, 1, 1, 0, 0, 1, 1}, {2, 20, 21, 16, 3, 3, 2, 1, 0, 1, 1, 1},
     };
     size_t s;
     cvx_direct_geom g;
