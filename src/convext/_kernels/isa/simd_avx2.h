@@ -22,6 +22,12 @@ typedef __m256 cvx_vf;
 #define CVX_VF_LANES 8
 CVX_INLINE cvx_vf cvx_vf_load(const float *p) { return _mm256_loadu_ps(p); }
 CVX_INLINE void cvx_vf_store(float *p, cvx_vf x) { _mm256_storeu_ps(p, x); }
+/* a0 a2 b0 b2 | a4 a6 b4 b6 from the two halves, then its 64-bit pairs in the order 0 2 1 3 */
+CVX_INLINE cvx_vf cvx_vf_load_even(const float *p)
+{
+    __m256 t = _mm256_shuffle_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8), _MM_SHUFFLE(2, 0, 2, 0));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), _MM_SHUFFLE(3, 1, 2, 0)));
+}
 CVX_INLINE cvx_vf cvx_vf_set1(float x) { return _mm256_set1_ps(x); }
 CVX_INLINE cvx_vf cvx_vf_bcast(const float *p) { return _mm256_broadcast_ss(p); }
 CVX_INLINE cvx_vf cvx_vf_fma(cvx_vf a, cvx_vf b, cvx_vf c) { return _mm256_fmadd_ps(a, b, c); }
@@ -37,6 +43,12 @@ typedef __m256d cvx_vd;
 #define CVX_VD_LANES 4
 CVX_INLINE cvx_vd cvx_vd_load(const double *p) { return _mm256_loadu_pd(p); }
 CVX_INLINE void cvx_vd_store(double *p, cvx_vd x) { _mm256_storeu_pd(p, x); }
+/* a0 b0 a2 b2, then in the order 0 2 1 3 */
+CVX_INLINE cvx_vd cvx_vd_load_even(const double *p)
+{
+    __m256d t = _mm256_unpacklo_pd(_mm256_loadu_pd(p), _mm256_loadu_pd(p + 4));
+    return _mm256_permute4x64_pd(t, _MM_SHUFFLE(3, 1, 2, 0));
+}
 CVX_INLINE cvx_vd cvx_vd_bcast(const double *p) { return _mm256_broadcast_sd(p); }
 CVX_INLINE cvx_vd cvx_vd_fma(cvx_vd a, cvx_vd b, cvx_vd c) { return _mm256_fmadd_pd(a, b, c); }
 CVX_INLINE cvx_vd cvx_vd_add(cvx_vd a, cvx_vd b) { return _mm256_add_pd(a, b); }

@@ -2,6 +2,7 @@
  * Same names in every simd_<isa>.h; kernels.inc is written against them:
  *   cvx_vf / cvx_vd            float / double vector, CVX_VF_LANES / CVX_VD_LANES lanes
  *   cvx_v?_load, _store        unaligned
+ *   cvx_v?_load_even(p)        lane l = p[2*l] (reads 2 * lanes elements from p)
  *   cvx_v?_bcast(p)            every lane = *p;   cvx_vf_set1(x): every lane = x
  *   cvx_v?_fma(a, b, c)        a*b + c (fused where the ISA has it)
  *   cvx_s?_fma(a, b, c)        the same on scalars (float / double), fused exactly where
@@ -37,6 +38,11 @@ typedef __m512 cvx_vf;
 #define CVX_VF_LANES 16
 CVX_INLINE cvx_vf cvx_vf_load(const float *p) { return _mm512_loadu_ps(p); }
 CVX_INLINE void cvx_vf_store(float *p, cvx_vf x) { _mm512_storeu_ps(p, x); }
+CVX_INLINE cvx_vf cvx_vf_load_even(const float *p)
+{
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    return _mm512_permutex2var_ps(_mm512_loadu_ps(p), even, _mm512_loadu_ps(p + 16));
+}
 CVX_INLINE cvx_vf cvx_vf_set1(float x) { return _mm512_set1_ps(x); }
 CVX_INLINE cvx_vf cvx_vf_bcast(const float *p) { return _mm512_set1_ps(*p); }
 CVX_INLINE cvx_vf cvx_vf_fma(cvx_vf a, cvx_vf b, cvx_vf c) { return _mm512_fmadd_ps(a, b, c); }
@@ -62,6 +68,11 @@ typedef __m512d cvx_vd;
 #define CVX_VD_LANES 8
 CVX_INLINE cvx_vd cvx_vd_load(const double *p) { return _mm512_loadu_pd(p); }
 CVX_INLINE void cvx_vd_store(double *p, cvx_vd x) { _mm512_storeu_pd(p, x); }
+CVX_INLINE cvx_vd cvx_vd_load_even(const double *p)
+{
+    const __m512i even = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0);
+    return _mm512_permutex2var_pd(_mm512_loadu_pd(p), even, _mm512_loadu_pd(p + 8));
+}
 CVX_INLINE cvx_vd cvx_vd_bcast(const double *p) { return _mm512_set1_pd(*p); }
 CVX_INLINE cvx_vd cvx_vd_fma(cvx_vd a, cvx_vd b, cvx_vd c) { return _mm512_fmadd_pd(a, b, c); }
 CVX_INLINE cvx_vd cvx_vd_add(cvx_vd a, cvx_vd b) { return _mm512_add_pd(a, b); }

@@ -30,6 +30,10 @@ typedef __m128 cvx_vf;
 #define CVX_VF_LANES 4
 CVX_INLINE cvx_vf cvx_vf_load(const float *p) { return _mm_loadu_ps(p); }
 CVX_INLINE void cvx_vf_store(float *p, cvx_vf x) { _mm_storeu_ps(p, x); }
+CVX_INLINE cvx_vf cvx_vf_load_even(const float *p)
+{
+    return _mm_shuffle_ps(_mm_loadu_ps(p), _mm_loadu_ps(p + 4), _MM_SHUFFLE(2, 0, 2, 0));
+}
 CVX_INLINE cvx_vf cvx_vf_set1(float x) { return _mm_set1_ps(x); }
 CVX_INLINE cvx_vf cvx_vf_bcast(const float *p) { return _mm_set1_ps(*p); }
 CVX_INLINE cvx_vf cvx_vf_fma(cvx_vf a, cvx_vf b, cvx_vf c) { return _mm_add_ps(c, _mm_mul_ps(a, b)); }
@@ -39,6 +43,10 @@ typedef __m128d cvx_vd;
 #define CVX_VD_LANES 2
 CVX_INLINE cvx_vd cvx_vd_load(const double *p) { return _mm_loadu_pd(p); }
 CVX_INLINE void cvx_vd_store(double *p, cvx_vd x) { _mm_storeu_pd(p, x); }
+CVX_INLINE cvx_vd cvx_vd_load_even(const double *p)
+{
+    return _mm_unpacklo_pd(_mm_loadu_pd(p), _mm_loadu_pd(p + 2));
+}
 CVX_INLINE cvx_vd cvx_vd_bcast(const double *p) { return _mm_set1_pd(*p); }
 CVX_INLINE cvx_vd cvx_vd_fma(cvx_vd a, cvx_vd b, cvx_vd c) { return _mm_add_pd(c, _mm_mul_pd(a, b)); }
 CVX_INLINE cvx_vd cvx_vd_add(cvx_vd a, cvx_vd b) { return _mm_add_pd(a, b); }
@@ -55,6 +63,7 @@ typedef float cvx_vf_u __attribute__((vector_size(16), aligned(4), may_alias));
 #define CVX_VF_LANES 4
 CVX_INLINE cvx_vf cvx_vf_load(const float *p) { return *(const cvx_vf_u *)p; }
 CVX_INLINE void cvx_vf_store(float *p, cvx_vf x) { *(cvx_vf_u *)p = x; }
+CVX_INLINE cvx_vf cvx_vf_load_even(const float *p) { return (cvx_vf){p[0], p[2], p[4], p[6]}; }
 /* a plain broadcast: (cvx_vf){0} + x would be an add, turning -0.0 into +0.0 */
 CVX_INLINE cvx_vf cvx_vf_set1(float x) { return (cvx_vf){x, x, x, x}; }
 CVX_INLINE cvx_vf cvx_vf_bcast(const float *p) { return (cvx_vf){*p, *p, *p, *p}; }
@@ -66,6 +75,7 @@ typedef double cvx_vd_u __attribute__((vector_size(16), aligned(8), may_alias));
 #define CVX_VD_LANES 2
 CVX_INLINE cvx_vd cvx_vd_load(const double *p) { return *(const cvx_vd_u *)p; }
 CVX_INLINE void cvx_vd_store(double *p, cvx_vd x) { *(cvx_vd_u *)p = x; }
+CVX_INLINE cvx_vd cvx_vd_load_even(const double *p) { return (cvx_vd){p[0], p[2]}; }
 CVX_INLINE cvx_vd cvx_vd_bcast(const double *p) { return (cvx_vd){*p, *p}; }
 CVX_INLINE cvx_vd cvx_vd_fma(cvx_vd a, cvx_vd b, cvx_vd c) { return c + a * b; }
 CVX_INLINE cvx_vd cvx_vd_add(cvx_vd a, cvx_vd b) { return a + b; }
@@ -81,6 +91,7 @@ typedef float cvx_vf;
 #define CVX_VF_LANES 1
 CVX_INLINE cvx_vf cvx_vf_load(const float *p) { return *p; }
 CVX_INLINE void cvx_vf_store(float *p, cvx_vf x) { *p = x; }
+CVX_INLINE cvx_vf cvx_vf_load_even(const float *p) { return *p; }
 CVX_INLINE cvx_vf cvx_vf_set1(float x) { return x; }
 CVX_INLINE cvx_vf cvx_vf_bcast(const float *p) { return *p; }
 CVX_INLINE cvx_vf cvx_vf_fma(cvx_vf a, cvx_vf b, cvx_vf c) { return c + a * b; }
@@ -90,6 +101,7 @@ typedef double cvx_vd;
 #define CVX_VD_LANES 1
 CVX_INLINE cvx_vd cvx_vd_load(const double *p) { return *p; }
 CVX_INLINE void cvx_vd_store(double *p, cvx_vd x) { *p = x; }
+CVX_INLINE cvx_vd cvx_vd_load_even(const double *p) { return *p; }
 CVX_INLINE cvx_vd cvx_vd_bcast(const double *p) { return *p; }
 CVX_INLINE cvx_vd cvx_vd_fma(cvx_vd a, cvx_vd b, cvx_vd c) { return c + a * b; }
 CVX_INLINE cvx_vd cvx_vd_add(cvx_vd a, cvx_vd b) { return a + b; }

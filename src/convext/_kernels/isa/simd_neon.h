@@ -52,6 +52,7 @@ typedef float32x4_t cvx_vf;
 #define CVX_VF_LANES 4
 CVX_INLINE cvx_vf cvx_vf_load(const float *p) { return vld1q_f32(p); }
 CVX_INLINE void cvx_vf_store(float *p, cvx_vf x) { vst1q_f32(p, x); }
+CVX_INLINE cvx_vf cvx_vf_load_even(const float *p) { return vld2q_f32(p).val[0]; }
 CVX_INLINE cvx_vf cvx_vf_set1(float x) { return vdupq_n_f32(x); }
 /* LD1R: a load, no arithmetic (a -0.0 stays -0.0) */
 CVX_INLINE cvx_vf cvx_vf_bcast(const float *p) { return vld1q_dup_f32(p); }
@@ -78,6 +79,7 @@ typedef float64x2_t cvx_vd;
 #define CVX_VD_LANES 2
 CVX_INLINE cvx_vd cvx_vd_load(const double *p) { return vld1q_f64(p); }
 CVX_INLINE void cvx_vd_store(double *p, cvx_vd x) { vst1q_f64(p, x); }
+CVX_INLINE cvx_vd cvx_vd_load_even(const double *p) { return vld2q_f64(p).val[0]; }
 CVX_INLINE cvx_vd cvx_vd_bcast(const double *p) { return vld1q_dup_f64(p); }
 CVX_INLINE cvx_vd cvx_vd_fma(cvx_vd a, cvx_vd b, cvx_vd c) { return vfmaq_f64(c, a, b); }
 CVX_INLINE cvx_vd cvx_vd_add(cvx_vd a, cvx_vd b) { return vaddq_f64(a, b); }
