@@ -10,8 +10,9 @@ still takes (one work item, one filter block: no table), and so do the filter bl
 (few work items on 2 or more threads). The shapes cross the gather's
 boundaries: runs that cross image boundaries (7x7: 49 columns per image), strided runs (stride
 2, dilation 2), zero runs (padding, a 5x5 kernel on 6x6), several groups of 8 column strips
-(more than 384 columns), non-square kernels and groups, and a table too large (a 60x60 kernel
-on 48 images side by side: the unfolding path instead); two batch-1 shapes check the paths
+(more than 384 columns), non-square kernels and groups, a table too large (a 60x60 kernel
+on 48 images side by side: the unfolding path instead), and blocks of images whose number
+follows the thread count (the batch split evenly); two batch-1 shapes check the paths
 without a table against the same oracle. The naive loops of
 tests/reference.py are the oracle for the values themselves."""
 
@@ -32,6 +33,8 @@ SHAPES = [
     (1, 12, 40, 40, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1),  # batch 1, 3 pixel tiles: no table
     (1, 70, 7, 7, 48, 3, 3, 2, 2, 1, 1, 1, 1, 1),  # batch 1, shared B on 2+ threads: no table
     (64, 1, 61, 61, 8, 60, 60, 1, 1, 0, 0, 1, 1, 1),  # 3600 taps x 192 columns: unfolding
+    # 3 images of 4608 taps a tile: 8 images in 4 blocks of 2 on 2 threads, 3 blocks on 1 and 3
+    (8, 512, 7, 7, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1),
 ]
 
 

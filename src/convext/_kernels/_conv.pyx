@@ -1734,15 +1734,18 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
     if nimg < 2:
         nimg = 1
     cdef idx_t ntile = 1 if nimg > 1 else (P + PT - 1) // PT
-    cdef idx_t items = ((g.N + nimg - 1) // nimg) * g.G * ntile
+    # the batch in nib blocks of at most nimg images, block i being the images
+    # [i*N // nib, (i+1)*N // nib): sizes within one of each other; with several threads, a
+    # multiple of the thread count where the batch has the images (8 images in blocks of 3
+    # would leave one thread two blocks and the other one)
+    cdef idx_t nib = (g.N + nimg - 1) // nimg, nbal
+    if nimg > 1 and n_threads > 1 and nib % n_threads:
+        nbal = (nib + n_threads - 1) // n_threads * n_threads
+        if nbal <= g.N:
+            nib = nbal
+    cdef idx_t items = nib * g.G * ntile
     cdef idx_t nfb = 1, FB = g.Fg, mr = gemm_mr(floating is double), unit = 8, Fgp = 0
     cdef const floating *wp = NULL
-    if packed is None and items >= 2 * g.G * <idx_t>max(1, n_threads):
-        # at least two items per thread read each group's weight: packed once here (one
-        # thread) rather than in every item's GEMM (in parallel)
-        packed = np.empty(gemm_packed_weight_elems(g.F, K, g.G, floating is double),
-                          dtype=np.asarray(y).dtype)
-        conv2d_pack_weight_gemm(w, packed, g.G)
     if packed is not None:
         wp = &packed[0]
         Fgp = (g.Fg + mr - 1) // mr * mr  # rows of one group's packed weight
@@ -1789,12 +1792,12 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
     with nogil:
         if share_b:
             _fwd_gemm_shared_b(&x[0, 0, 0, 0], &w[0, 0, 0, 0], wp, Fgp, bp, &y[0, 0, 0, 0], &g,
-                               PT, nimg, FB, cb, image_is_cols, bs, ldb, rp, &e, &scratch[0, 0],
-                               scratch.shape[1], per, n_threads)
+                               PT, nimg, nib, FB, cb, image_is_cols, bs, ldb, rp, &e,
+                               &scratch[0, 0], scratch.shape[1], per, n_threads)
         else:
             _fwd_gemm(&x[0, 0, 0, 0], &w[0, 0, 0, 0], wp, Fgp, bp, &y[0, 0, 0, 0], &g, PT,
-                      nimg, FB, image_is_cols, tab, rp, &e, &scratch[0, 0], scratch.shape[1],
-                      per, n_threads)
+                      nimg, nib, FB, image_is_cols, tab, rp, &e, &scratch[0, 0],
+                      scratch.shape[1], per, n_threads)
 
 
 cdef inline void _add_bias(floating *y, idx_t ldy, idx_t rows, idx_t cols,
@@ -1820,17 +1823,17 @@ cdef inline void _fwd_gemm_rows(const floating *w, const floating *wp, idx_t Fgp
 
 cdef void _fwd_gemm(const floating *x, const floating *w, const floating *wp, idx_t Fgp,
                     const floating *b, floating *y, const geom_t *g, idx_t PT, idx_t nimg,
-                    idx_t FB, bint image_is_cols, const idx_t *tab, const floating *res,
-                    const epi_t *e, floating *scratch, idx_t ld_s, idx_t per,
-                    int nt) noexcept nogil:
-    """Work items (image or block of nimg images, group, pixel tile, block of FB filters).
+                    idx_t nib, idx_t FB, bint image_is_cols, const idx_t *tab,
+                    const floating *res, const epi_t *e, floating *scratch, idx_t ld_s,
+                    idx_t per, int nt) noexcept nogil:
+    """Work items (image, or block of at most nimg images: nib blocks, block i the images
+    [i*N // nib, (i+1)*N // nib); group; pixel tile; block of FB filters).
     wp: NULL, or the weight packed by conv2d_pack_weight_gemm (Fgp rows per group; FB then a
     multiple of the tile's rows). tab: NULL, or _gather_table(g, nimg) (nimg > 1): an item then
     packs its B straight from x (gemm_pack_b_gather) and multiplies it in place (gemm_pb),
     instead of unfolding it into buf for the GEMM to pack: the same values, so the same bits."""
     cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW, HW = g.H * g.W
     cdef idx_t ntile = 1 if nimg > 1 else (P + PT - 1) // PT
-    cdef idx_t nib = (g.N + nimg - 1) // nimg
     cdef idx_t nfb = (g.Fg + FB - 1) // FB
     cdef idx_t nitems = nib * g.G * ntile * nfb
     cdef idx_t it, n, n1, j, gi, t, p0, p1, f0, f1, rest, rsb, cols, off
@@ -1854,7 +1857,7 @@ cdef void _fwd_gemm(const floating *x, const floating *w, const floating *wp, id
             rest = it // nfb
             t = rest % ntile
             gi = (rest // ntile) % g.G
-            n = (rest // (ntile * g.G)) * nimg
+            n = rest // (ntile * g.G) * g.N // nib
             if nimg == 1:
                 p0 = t * PT
                 p1 = p0 + PT
@@ -1877,9 +1880,7 @@ cdef void _fwd_gemm(const floating *x, const floating *w, const floating *wp, id
                     _epilogue(yt, P, f1 - f0, p1 - p0, _at(res, off), P, e)
             else:
                 # images n .. n1-1 side by side: columns j*P .. (j+1)*P of the GEMM are image n+j
-                n1 = n + nimg
-                if n1 > g.N:
-                    n1 = g.N
+                n1 = (rest // (ntile * g.G) + 1) * g.N // nib
                 cols = (n1 - n) * P
                 if tab != NULL:
                     ct = buf + ldp
@@ -1904,18 +1905,16 @@ ctypedef struct shared_b_item_t:
     idx_t gi, n, n1, p0, p1, cols
 
 
-cdef inline shared_b_item_t _shared_b_item(idx_t i, idx_t ntile, idx_t nimg, idx_t PT,
-                                           const geom_t *g) noexcept nogil:
+cdef inline shared_b_item_t _shared_b_item(idx_t i, idx_t ntile, idx_t nimg, idx_t nib,
+                                           idx_t PT, const geom_t *g) noexcept nogil:
     """Item i of _fwd_gemm_shared_b: its group gi, images [n, n1), pixels [p0, p1) of each, and
     the columns of its B. (Returned by value: inside prange, results written through pointers
     would be shared.)"""
     cdef shared_b_item_t q
     cdef idx_t P = g.OH * g.OW, t = i % ntile
     q.gi = (i // ntile) % g.G
-    q.n = i // (ntile * g.G) * nimg
-    q.n1 = q.n + nimg
-    if q.n1 > g.N:
-        q.n1 = g.N
+    q.n = i // (ntile * g.G) * g.N // nib
+    q.n1 = (i // (ntile * g.G) + 1) * g.N // nib
     q.p0 = t * PT
     q.p1 = q.p0 + PT
     if q.p1 > P or nimg > 1:
@@ -1926,9 +1925,9 @@ cdef inline shared_b_item_t _shared_b_item(idx_t i, idx_t ntile, idx_t nimg, idx
 
 cdef void _fwd_gemm_shared_b(const floating *x, const floating *w, const floating *wp,
                              idx_t Fgp, const floating *b, floating *y, const geom_t *g, idx_t PT,
-                             idx_t nimg, idx_t FB, idx_t cb, bint image_is_cols, floating *bs,
-                             idx_t ldb, const floating *res, const epi_t *e, floating *scratch,
-                             idx_t ld_s, idx_t per, int nt) noexcept nogil:
+                             idx_t nimg, idx_t nib, idx_t FB, idx_t cb, bint image_is_cols,
+                             floating *bs, idx_t ldb, const floating *res, const epi_t *e,
+                             floating *scratch, idx_t ld_s, idx_t per, int nt) noexcept nogil:
     """_fwd_gemm's work items (image or block of nimg images, group, pixel tile, block of FB
     filters) when an item's filter blocks are several (few items: batch 1, or a few blocks of
     images on a small plane) and share its B: first every (images, group, tile) item's B is
@@ -1937,7 +1936,7 @@ cdef void _fwd_gemm_shared_b(const floating *x, const floating *w, const floatin
     the same order, so every output bit is _fwd_gemm's."""
     cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW, HW = g.H * g.W, kk = g.kh * g.kw
     cdef idx_t ntile = 1 if nimg > 1 else (P + PT - 1) // PT
-    cdef idx_t items = (g.N + nimg - 1) // nimg * g.G * ntile
+    cdef idx_t items = nib * g.G * ntile
     cdef idx_t nfb = (g.Fg + FB - 1) // FB
     cdef idx_t ncb = (g.Cg + cb - 1) // cb
     cdef idx_t it, i, n, n1, j, gi, p0, p1, c0, c1, f0, f1, off, cols
@@ -1956,7 +1955,7 @@ cdef void _fwd_gemm_shared_b(const floating *x, const floating *w, const floatin
             c1 = c0 + cb
             if c1 > g.Cg:
                 c1 = g.Cg
-            q = _shared_b_item(i, ntile, nimg, PT, g)
+            q = _shared_b_item(i, ntile, nimg, nib, PT, g)
             gi, n, n1, p0, p1, cols = q.gi, q.n, q.n1, q.p0, q.p1, q.cols
             xg = x + n * g.C * HW + (gi * g.Cg + c0) * HW
             if image_is_cols and nimg == 1:
@@ -1976,7 +1975,7 @@ cdef void _fwd_gemm_shared_b(const floating *x, const floating *w, const floatin
             if f1 > g.Fg:
                 f1 = g.Fg
             i = it // nfb
-            q = _shared_b_item(i, ntile, nimg, PT, g)
+            q = _shared_b_item(i, ntile, nimg, nib, PT, g)
             gi, n, n1, p0, p1, cols = q.gi, q.n, q.n1, q.p0, q.p1, q.cols
             ap = NULL
             if wp != NULL:
