@@ -382,6 +382,10 @@ def test_thread_setting_errors():
         (np.float64, (1, 32, 24, 24), (1, 32, 5, 5)),  # tile width once depended on the threads
         (np.float64, (1, 64, 32, 32), (8, 64, 3, 3)),
         (np.float32, (2, 64, 30, 30), (4, 64, 3, 3)),
+        # the weight gradient's GEMM blocks split into blocks of input channels on 2 and 3
+        # threads: images side by side (7x7), and a 1x1 kernel read in place
+        (np.float32, (16, 96, 7, 7), (24, 96, 3, 3)),
+        (np.float64, (2, 80, 9, 9), (40, 80, 1, 1)),
     ],
 )
 def test_grad_input_bitwise_identical_across_thread_counts(dtype, xs, ws):

@@ -2424,34 +2424,37 @@ def conv2d_grad_weight_gemm(const floating[:, :, :, ::1] gy, const floating[:, :
         nimg = 1
     cdef idx_t nblk = min(MAX_BLOCKS, (g.N * g.G * ntile + nimg - 1) // nimg,
                           max(1, PART_BYTES // (FK * <idx_t>gw.itemsize)))
-    # fewer blocks than twice the threads (batch 1, small planes): split each block's filters
-    # (rows of its GEMM, multiples of 8) too; no dW element's arithmetic changes
-    cdef idx_t nfb = 1, FB = g.Fg
-    if n_threads > 1 and nblk < 2 * <idx_t>n_threads and g.Fg >= 16:
-        nfb = (2 * <idx_t>n_threads + nblk - 1) // nblk
-        FB = ((g.Fg + nfb - 1) // nfb + 7) // 8 * 8
-    n_threads = _threads_for(nblk * ((g.Fg + FB - 1) // FB), n_threads)
+    # fewer blocks than twice the threads (batch 1, small planes): split each block's input
+    # channels too (columns of its GEMM: each item unfolds only its channels, and writes only
+    # its columns of dW); no dW element's arithmetic changes
+    cdef idx_t ncb = 1, CB = g.Cg, kk = g.kh * g.kw
+    if n_threads > 1 and nblk < 2 * <idx_t>n_threads and g.Cg >= 2:
+        ncb = min(g.Cg, (2 * <idx_t>n_threads + nblk - 1) // nblk)
+        CB = (g.Cg + ncb - 1) // ncb
+        ncb = (g.Cg + CB - 1) // CB
+    n_threads = _threads_for(nblk * ncb, n_threads)
     dtype = np.asarray(gw).dtype
-    cdef idx_t per = 0 if image_is_cols else K * PT
+    cdef idx_t per = 0 if image_is_cols else CB * kk * PT
     if nimg > 1:
-        per = (K + FB) * nimg * P
+        per = (CB * kk + g.Fg) * nimg * P
     cdef floating[:, ::1] scratch = _scratch(dtype, n_threads, per)
     cdef floating[:, ::1] part = np.empty((nblk, FK), dtype=dtype)
     with nogil:
         _gw_gemm(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, PT, nimg, image_is_cols,
-                 &scratch[0, 0], scratch.shape[1], per, &part[0, 0], nblk, FB, n_threads)
+                 &scratch[0, 0], scratch.shape[1], per, &part[0, 0], nblk, CB, n_threads)
 
 
 cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const geom_t *g,
                    idx_t PT, idx_t nimg, bint image_is_cols, floating *scratch, idx_t ld_s,
-                   idx_t per, floating *part, idx_t nblk, idx_t FB, int nt) noexcept nogil:
-    """Work items (block of (image, group, tile) triples, block of FB filters). With nimg > 1
-    (one tile per image), each group's images of the block go nimg at a time, in order."""
-    cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW, HW = g.H * g.W, FK = g.F * K
+                   idx_t per, floating *part, idx_t nblk, idx_t CB, int nt) noexcept nogil:
+    """Work items (block of (image, group, tile) triples, block of CB input channels: the
+    columns [c0*kh*kw, c1*kh*kw) of each group's dW). With nimg > 1 (one tile per image), each
+    group's images of the block go nimg at a time, in order."""
+    cdef idx_t kk = g.kh * g.kw, K = g.Cg * kk, P = g.OH * g.OW, HW = g.H * g.W, FK = g.F * K
     cdef idx_t ntile = (P + PT - 1) // PT
     cdef idx_t nitems = g.N * g.G * ntile
-    cdef idx_t nfb = (g.Fg + FB - 1) // FB
-    cdef idx_t wi, blk, f0, f1, i0, i1, it, n, n1, na, nz, j, cols, gi, t, p0, p1, q, e, csb
+    cdef idx_t ncb = (g.Cg + CB - 1) // CB
+    cdef idx_t wi, blk, c0, c1, i0, i1, it, n, n1, na, nz, j, cols, gi, t, p0, p1, q, e, csb, f
     cdef floating *buf
     cdef floating *work
     cdef floating *pw
@@ -2460,17 +2463,17 @@ cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const ge
     cdef const floating *xn
     cdef floating s
     with parallel(num_threads=nt):
-        for wi in prange(nblk * nfb, schedule='dynamic'):
+        for wi in prange(nblk * ncb, schedule='dynamic'):
             buf = scratch + cvx_omp_get_thread_num() * ld_s
             work = buf + per
-            blk = wi // nfb
-            f0 = (wi % nfb) * FB
-            f1 = f0 + FB
-            if f1 > g.Fg:
-                f1 = g.Fg
+            blk = wi // ncb
+            c0 = (wi % ncb) * CB
+            c1 = c0 + CB
+            if c1 > g.Cg:
+                c1 = g.Cg
             pw = part + blk * FK
-            for gi in range(g.G):
-                for q in range((gi * g.Fg + f0) * K, (gi * g.Fg + f1) * K):
+            for f in range(g.F):
+                for q in range(f * K + c0 * kk, f * K + c1 * kk):
                     pw[q] = 0
             i0 = blk * nitems // nblk
             i1 = (blk + 1) * nitems // nblk
@@ -2489,14 +2492,14 @@ cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const ge
                         if n1 > nz:
                             n1 = nz
                         cols = (n1 - n) * P
-                        at = buf + K * cols
+                        at = buf + (c1 - c0) * kk * cols
                         for j in range(n1 - n):
-                            _im2col_tile(x + (n + j) * g.C * HW, gi * g.Cg, g.Cg, 0, P,
+                            _im2col_tile(x + (n + j) * g.C * HW, gi * g.Cg + c0, c1 - c0, 0, P,
                                          buf + j * P, cols, g)
-                            _copy_rows(gy + ((n + j) * g.F + gi * g.Fg + f0) * P, P,
-                                       at + j * P, cols, f1 - f0, P)
-                        _gemm(f1 - f0, K, cols, at, cols, 1, buf, 1, cols,
-                              pw + (gi * g.Fg + f0) * K, K, 1, work)
+                            _copy_rows(gy + ((n + j) * g.F + gi * g.Fg) * P, P, at + j * P,
+                                       cols, g.Fg, P)
+                        _gemm(g.Fg, (c1 - c0) * kk, cols, at, cols, 1, buf, 1, cols,
+                              pw + gi * g.Fg * K + c0 * kk, K, 1, work)
                         n = n1
                 continue
             for it in range(i0, i1):
@@ -2509,14 +2512,14 @@ cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const ge
                     p1 = P
                 xn = x + n * g.C * HW
                 if image_is_cols:
-                    B = xn + gi * g.Cg * HW + p0
+                    B = xn + (gi * g.Cg + c0) * HW + p0
                     csb = HW
                 else:
-                    _im2col_tile(xn, gi * g.Cg, g.Cg, p0, p1, buf, PT, g)
+                    _im2col_tile(xn, gi * g.Cg + c0, c1 - c0, p0, p1, buf, PT, g)
                     B = buf
                     csb = PT
-                _gemm(f1 - f0, K, p1 - p0, gy + (n * g.F + gi * g.Fg + f0) * P + p0, P, 1,
-                      B, 1, csb, pw + (gi * g.Fg + f0) * K, K, 1, work)
+                _gemm(g.Fg, (c1 - c0) * kk, p1 - p0, gy + (n * g.F + gi * g.Fg) * P + p0, P, 1,
+                      B, 1, csb, pw + gi * g.Fg * K + c0 * kk, K, 1, work)
     # add the partial sums in block order: the same result for every thread count
     for e in prange(FK, nogil=True, schedule='static', num_threads=nt):
         s = part[e]
