@@ -1746,6 +1746,14 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
     cdef idx_t items = nib * g.G * ntile
     cdef idx_t nfb = 1, FB = g.Fg, mr = gemm_mr(floating is double), unit = 8, Fgp = 0
     cdef const floating *wp = NULL
+    if packed is None and nimg == 1 and items >= 2 * g.G * <idx_t>max(1, n_threads):
+        # tiles of one image, at least two items per thread reading each group's weight:
+        # packed once here rather than in every item's GEMM. Not for images side by side,
+        # where each item's GEMM is wide and packing its own blocks (kept in cache) measured
+        # faster than reading a packed copy of the whole weight.
+        packed = np.empty(gemm_packed_weight_elems(g.F, K, g.G, floating is double),
+                          dtype=np.asarray(y).dtype)
+        conv2d_pack_weight_gemm(w, packed, g.G)
     if packed is not None:
         wp = &packed[0]
         Fgp = (g.Fg + mr - 1) // mr * mr  # rows of one group's packed weight
