@@ -1734,10 +1734,9 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
     if nimg < 2:
         nimg = 1
     cdef idx_t ntile = 1 if nimg > 1 else (P + PT - 1) // PT
-    # the batch in nib blocks of at most nimg images, block i being the images
-    # [i*N // nib, (i+1)*N // nib): sizes within one of each other; with several threads, a
-    # multiple of the thread count where the batch has the images (8 images in blocks of 3
-    # would leave one thread two blocks and the other one)
+    # the batch in nib blocks of at most nimg images (_image_block_start: sizes within one of
+    # each other); with several threads, a multiple of the thread count where the batch has
+    # the images (8 images in blocks of 3 would leave one thread two blocks, the other one)
     cdef idx_t nib = (g.N + nimg - 1) // nimg, nbal
     if nimg > 1 and n_threads > 1 and nib % n_threads:
         nbal = (nib + n_threads - 1) // n_threads * n_threads
@@ -1829,13 +1828,19 @@ cdef inline void _fwd_gemm_rows(const floating *w, const floating *wp, idx_t Fgp
         _gemm(f1 - f0, cols, K, w + (gi * Fg + f0) * K, K, 1, B, rsb, 1, C, ldc, 0, work)
 
 
+cdef inline idx_t _image_block_start(idx_t i, idx_t N, idx_t nib) noexcept nogil:
+    """The first image of block i when N images go in nib blocks of even sizes (block i: the
+    images [start(i), start(i + 1)), sizes within one of each other)."""
+    return i * N // nib
+
+
 cdef void _fwd_gemm(const floating *x, const floating *w, const floating *wp, idx_t Fgp,
                     const floating *b, floating *y, const geom_t *g, idx_t PT, idx_t nimg,
                     idx_t nib, idx_t FB, bint image_is_cols, const idx_t *tab,
                     const floating *res, const epi_t *e, floating *scratch, idx_t ld_s,
                     idx_t per, int nt) noexcept nogil:
-    """Work items (image, or block of at most nimg images: nib blocks, block i the images
-    [i*N // nib, (i+1)*N // nib); group; pixel tile; block of FB filters).
+    """Work items (image, or block of at most nimg images: nib blocks, _image_block_start;
+    group; pixel tile; block of FB filters).
     wp: NULL, or the weight packed by conv2d_pack_weight_gemm (Fgp rows per group; FB then a
     multiple of the tile's rows). tab: NULL, or _gather_table(g, nimg) (nimg > 1): an item then
     packs its B straight from x (gemm_pack_b_gather) and multiplies it in place (gemm_pb),
@@ -1865,7 +1870,7 @@ cdef void _fwd_gemm(const floating *x, const floating *w, const floating *wp, id
             rest = it // nfb
             t = rest % ntile
             gi = (rest // ntile) % g.G
-            n = rest // (ntile * g.G) * g.N // nib
+            n = _image_block_start(rest // (ntile * g.G), g.N, nib)
             if nimg == 1:
                 p0 = t * PT
                 p1 = p0 + PT
@@ -1888,7 +1893,7 @@ cdef void _fwd_gemm(const floating *x, const floating *w, const floating *wp, id
                     _epilogue(yt, P, f1 - f0, p1 - p0, _at(res, off), P, e)
             else:
                 # images n .. n1-1 side by side: columns j*P .. (j+1)*P of the GEMM are image n+j
-                n1 = (rest // (ntile * g.G) + 1) * g.N // nib
+                n1 = _image_block_start(rest // (ntile * g.G) + 1, g.N, nib)
                 cols = (n1 - n) * P
                 if tab != NULL:
                     ct = buf + ldp
@@ -1921,8 +1926,8 @@ cdef inline shared_b_item_t _shared_b_item(idx_t i, idx_t ntile, idx_t nimg, idx
     cdef shared_b_item_t q
     cdef idx_t P = g.OH * g.OW, t = i % ntile
     q.gi = (i // ntile) % g.G
-    q.n = i // (ntile * g.G) * g.N // nib
-    q.n1 = (i // (ntile * g.G) + 1) * g.N // nib
+    q.n = _image_block_start(i // (ntile * g.G), g.N, nib)
+    q.n1 = _image_block_start(i // (ntile * g.G) + 1, g.N, nib)
     q.p0 = t * PT
     q.p1 = q.p0 + PT
     if q.p1 > P or nimg > 1:
@@ -1936,12 +1941,12 @@ cdef void _fwd_gemm_shared_b(const floating *x, const floating *w, const floatin
                              idx_t nimg, idx_t nib, idx_t FB, idx_t cb, bint image_is_cols,
                              floating *bs, idx_t ldb, const floating *res, const epi_t *e,
                              floating *scratch, idx_t ld_s, idx_t per, int nt) noexcept nogil:
-    """_fwd_gemm's work items (image or block of nimg images, group, pixel tile, block of FB
-    filters) when an item's filter blocks are several (few items: batch 1, or a few blocks of
-    images on a small plane) and share its B: first every (images, group, tile) item's B is
-    unfolded and packed once into bs + item*ldb (gemm_pack_b), the threads taking blocks of cb
-    channels; then the filter blocks multiply it (gemm_pb). The GEMM reads the same values in
-    the same order, so every output bit is _fwd_gemm's."""
+    """_fwd_gemm's work items (image or block of at most nimg images, group, pixel tile, block
+    of FB filters) when an item's filter blocks are several (few items: batch 1, or a few
+    blocks of images on a small plane) and share its B: first every (images, group, tile)
+    item's B is unfolded and packed once into bs + item*ldb (gemm_pack_b), the threads taking
+    blocks of cb channels; then the filter blocks multiply it (gemm_pb). The GEMM reads the
+    same values in the same order, so every output bit is _fwd_gemm's."""
     cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW, HW = g.H * g.W, kk = g.kh * g.kw
     cdef idx_t ntile = 1 if nimg > 1 else (P + PT - 1) // PT
     cdef idx_t items = nib * g.G * ntile
