@@ -234,6 +234,17 @@ def test_fma_peak_is_positive_and_rejects_bad_threads():
             peak.measure(bad)
 
 
+def test_fma_peak_chains_fit_the_vector_registers():
+    # every chain and the two constants must stay in registers (a spilled chain measured half the
+    # peak on AVX2): 16 chains where there are 32 vector registers, 12 where there are 16
+    from convext._kernels import _isa, _peak
+
+    expected = {"avx512": 16, "neon": 16, "avx2": 12}
+    generic = 16 if platform.machine().lower() in ("aarch64", "arm64") else 12
+    assert peak.chains() == expected.get(_isa.active(), generic)
+    assert peak.flops_per_step(2) == 2 * 2 * peak.chains() * _peak.fma_lanes()
+
+
 @pytest.mark.skipif(
     os.environ.get("CONVEXT_ASAN") == "1",
     reason="torch.onnx.export throws C++ exceptions, which abort under ASan's __cxa_throw "

@@ -233,6 +233,7 @@ cdef extern from "isa/cvx_isa.h" nogil:
         void (*pl_vmax3s2_d)(const double *x, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t OW,
                              idx_t oh0, idx_t oh1, double *y) noexcept nogil
         double (*fma_chains)(long long iters, float m, float c) noexcept nogil
+        int fma_chain_count
         int f32_lanes, f64_lanes, sgemm_mr, sgemm_nr, dgemm_mr, dgemm_nr, fma_fused, direct_fb
         int sdense_rows, ddense_rows
 

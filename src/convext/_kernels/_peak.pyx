@@ -1,8 +1,9 @@
 """The machine's float32 FMA peak, the ceiling of ``python -m convext bench`` (isa/kernels.inc).
 
-fma_loop(iters, n_threads) runs the active ISA's 16 independent FMA chains for ``iters`` steps on
-each of ``n_threads`` OpenMP threads (one chain set per thread) and returns a checksum; the
-caller times it and counts ``32 * fma_lanes() * iters * n_threads`` flops. The instruction set is
+fma_loop(iters, n_threads) runs the active ISA's fma_chains() independent FMA chains (as many as
+fit in its vector registers: 16 or 12) for ``iters`` steps on each of ``n_threads`` OpenMP threads
+(one chain set per thread) and returns a checksum; the caller times it and counts
+``2 * fma_chains() * fma_lanes() * iters * n_threads`` flops. The instruction set is
 the one every kernel uses (convext._kernels._isa.active(), chosen at import, CONVEXT_ISA); at the
 generic level the loop is a multiply then an add (fma_fused() is False), whose figure is only an
 estimate of what the kernels can reach.
@@ -12,8 +13,6 @@ Contract (convext.bench.peak checks it): iters >= 1, n_threads >= 1.
 from cython.parallel cimport parallel, prange
 
 from ._isa cimport cvx_kernel_table, isa_table
-
-DEF CHAINS = 16
 
 
 def fma_isa():
@@ -33,7 +32,7 @@ def fma_fused():
 
 def fma_chains():
     """Independent FMA chains per thread."""
-    return CHAINS
+    return isa_table().fma_chain_count
 
 
 def fma_loop(long long iters, int n_threads):

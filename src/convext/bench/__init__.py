@@ -115,7 +115,7 @@ def run(args):
     allocator = None if args.default_malloc else steady_allocator()
     print(allocator or "allocator: the C library's malloc with its default settings")
 
-    print(f"\n## Ceiling: float32 FMA peak ({peak.isa()}, 16 chains per thread)\n")
+    print(f"\n## Ceiling: float32 FMA peak ({peak.isa()}, {peak.chains()} chains per thread)\n")
     peaks = peak.measure_table(nt, args.quick)
     print_table(
         ("threads", "GFLOP/s", "per thread"),

@@ -1,6 +1,7 @@
 """The ceiling: the machine's float32 FMA peak, measured in the same run as the benchmarks.
 
-The loop (src/convext/_kernels/isa/kernels.inc) runs 16 independent vector FMA chains per thread,
+The loop (src/convext/_kernels/isa/kernels.inc) runs independent vector FMA chains per thread (16,
+or 12 where the ISA has only 16 vector registers: all must stay in registers),
 with the instruction set every kernel uses (the active one: CONVEXT_ISA, else the best of
 AVX-512F, AVX2+FMA, NEON, generic); at the generic level it is a multiply then an add, and the
 figure is only an estimate of what the kernels can reach. Each figure is
@@ -20,6 +21,11 @@ def isa():
     """The name of the instruction set the FMA loop (and every kernel) runs."""
     name = _peak.fma_isa()
     return NAMES.get(name, name)
+
+
+def chains():
+    """Independent FMA chains per thread in the loop of the active instruction set."""
+    return _peak.fma_chains()
 
 
 def is_estimate():

@@ -298,8 +298,9 @@ struct cvx_kernel_table {
                          cvx_index OW, cvx_index oh0, cvx_index oh1, float *y);
     void (*pl_vmax3s2_d)(const double *x, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
                          cvx_index OW, cvx_index oh0, cvx_index oh1, double *y);
-    /* the FMA-peak loop of convext.bench: 16 chains, `iters` steps; a checksum */
+    /* the FMA-peak loop of convext.bench: fma_chain_count chains, `iters` steps; a checksum */
     double (*fma_chains)(long long iters, float m, float c);
+    int fma_chain_count;                /* chains of that loop: as many as fit in registers */
     int f32_lanes, f64_lanes;           /* vector lanes */
     int sgemm_mr, sgemm_nr, dgemm_mr, dgemm_nr; /* GEMM register tiles */
     int fma_fused;                      /* 1: the peak loop runs fused multiply-adds (else mul+add) */

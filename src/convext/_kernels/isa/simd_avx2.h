@@ -16,6 +16,7 @@
 #define CVX_DIRECT_NV 3
 #define CVX_DIRECT_GW_KB 2
 #define CVX_FMA_FUSED 1
+#define CVX_VREGS 16
 #include "simd_x86_fma.h" /* cvx_sf_fma, cvx_sd_fma */
 
 typedef __m256 cvx_vf;

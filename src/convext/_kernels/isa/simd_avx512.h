@@ -15,7 +15,8 @@
  *   CVX_SGEMM_MR, CVX_SGEMM_NV, CVX_DGEMM_MR, CVX_DGEMM_NV   GEMM: MR rows x NV vectors
  *   CVX_DIRECT_FB (4 or 8), CVX_DIRECT_NV                    direct forward: filters x vectors
  *   CVX_DIRECT_GW_KB                                         direct weight gradient: taps (4 filters)
- *   CVX_FMA_FUSED                                            1 if cvx_vf_fma is one fused op */
+ *   CVX_FMA_FUSED                                            1 if cvx_vf_fma is one fused op
+ *   CVX_VREGS                                                vector registers (16 or 32) */
 #ifndef CVX_SIMD_H
 #define CVX_SIMD_H
 
@@ -32,6 +33,7 @@
 #define CVX_DIRECT_NV 3
 #define CVX_DIRECT_GW_KB 5
 #define CVX_FMA_FUSED 1
+#define CVX_VREGS 32
 #include "simd_x86_fma.h" /* cvx_sf_fma, cvx_sd_fma */
 
 typedef __m512 cvx_vf;

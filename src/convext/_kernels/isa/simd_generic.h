@@ -13,6 +13,12 @@
 #define CVX_DIRECT_NV 3
 #define CVX_DIRECT_GW_KB 2
 #define CVX_FMA_FUSED 0
+/* vector registers: 32 on AArch64 (GNU vectors there), 16 on x86-64 (SSE2), taken as 16 elsewhere */
+#if CVX_ARCH_AARCH64
+#define CVX_VREGS 32
+#else
+#define CVX_VREGS 16
+#endif
 /* scalar a*b + c in the form of this level's cvx_v?_fma: a multiply then an add (simd_avx512.h) */
 CVX_INLINE float cvx_sf_fma(float a, float b, float c) { return c + a * b; }
 CVX_INLINE double cvx_sd_fma(double a, double b, double c) { return c + a * b; }

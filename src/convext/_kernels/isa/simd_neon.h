@@ -32,6 +32,7 @@
 #define CVX_DIRECT_NV 3
 #define CVX_DIRECT_GW_KB 5
 #define CVX_FMA_FUSED 1
+#define CVX_VREGS 32
 #define CVX_LANE_TILES 1
 /* scalar a*b + c rounded once (simd_x86_fma.h) */
 #if CVX_GNU
