@@ -72,9 +72,25 @@ def test_the_input_gradient_takes_the_direct_route_as_its_forward_convolution_wo
         assert _routes.grad_input_as_forward(s) is None
         assert not accepts("direct", "grad_input", s)
         assert choose_route("grad_input", s) == "gemm"
-    # its forward convolution's channel limit is the filters here
-    s = shape(cg=8, fg=_routes.FWD_DIRECT_MAX_CG + 1)
+    # its forward convolution's channels are the filters here: within GI_DIRECT_MAX_CG only
+    limit = _routes.GI_DIRECT_MAX_CG
+    assert limit <= _routes.FWD_DIRECT_MAX_CG
+    assert choose_route("grad_input", shape(cg=8, fg=limit, hw=(12, 11))) == "direct"
+    s = shape(cg=8, fg=limit + 1, hw=(12, 11))
     assert accepts("direct", "grad_input", s) and choose_route("grad_input", s) == "gemm"
+
+
+def test_direct_limits_are_the_active_instruction_sets():
+    """The channel limits follow the ISA the kernels run: its direct tile sets them."""
+    from convext._kernels import _isa
+
+    assert set(_routes.DIRECT_LIMITS) == set(_isa.known())
+    limits = _routes.DIRECT_LIMITS[_isa.active()]
+    assert (_routes.FWD_DIRECT_MAX_CG, _routes.FWD_DIRECT_MAX_FG) == limits[:2]
+    assert (_routes.GI_DIRECT_MAX_CG, _routes.GI_DIRECT_MAX_FG) == limits[2:4]
+    assert (_routes.GW_DIRECT_MAX_CG, _routes.GW_DIRECT_MAX_FG) == limits[4:]
+    for lim in _routes.DIRECT_LIMITS.values():
+        assert lim.gi_cg <= lim.fwd_cg and lim.gi_fg <= lim.fwd_fg
 
 
 @pytest.mark.parametrize(
@@ -305,12 +321,16 @@ def test_forward_direct_route_on_small_planes_only_with_few_taps_and_filters():
     assert choose_route("forward", shape(**at_limit)) == "direct"
     assert choose_route("forward", shape(**{**at_limit, "cg": taps // 9 + 1})) == "gemm"
     assert choose_route("forward", shape(**{**at_limit, "fg": fg + 1})) == "gemm"
-    # one more output pixel per row: the plane rule no longer applies
-    assert choose_route("forward", shape(**{**at_limit, "hw": (8, 9), "cg": 256})) == "direct"
-    # 1x1: the taps are the channels alone (256 of them: 2304 taps with a 3x3 kernel)
-    one = dict(hw=(7, 7), cg=256, fg=64, pad=(0, 0))
+    # one more output pixel per row: the plane rule no longer applies (the forward's own
+    # channel limit, FWD_DIRECT_MAX_CG, may be the plane rule's taps on some ISAs)
+    wider = dict(hw=(8, 9), cg=_routes.FWD_DIRECT_MAX_CG, fg=fg + 1)
+    assert choose_route("forward", shape(**{**at_limit, **wider})) == "direct"
+    # 1x1: the taps are the channels alone (up to 256 of them: 6400 taps with a 5x5 kernel)
+    cg = min(256, _routes.FWD_DIRECT_MAX_CG)
+    assert cg * 25 > taps
+    one = dict(hw=(7, 7), cg=cg, fg=64, pad=(0, 0))
     assert choose_route("forward", shape(**one, k=(1, 1))) == "direct"
-    assert choose_route("forward", shape(**{**one, "hw": (9, 9)}, k=(3, 3))) == "gemm"
+    assert choose_route("forward", shape(**{**one, "hw": (11, 11)}, k=(5, 5))) == "gemm"
     # the forward decides on the image alone: the batch never changes its route
     for n in (1, 16):
         assert choose_route("forward", shape(batch=n, hw=(7, 7), cg=256, fg=256)) == "gemm"

@@ -14,6 +14,7 @@ accepted route through the private ``_route`` argument of ``conv2d`` / ``conv2d_
 
 from typing import NamedTuple
 
+from .._kernels import _isa
 from ._common import Window
 
 ROUTES = ("gemm", "direct", "depthwise")
@@ -47,13 +48,51 @@ DW_MAX_MULTIPLIER = 8
 # Re-measured with
 #     python -m convext bench routes --threads 2 --repeats 7
 # which times every route that accepts each benchmark shape and a sweep of 16-512 channels per
-# group at 28x28 and 56x56, next to the route this module picks. The direct forward beat the
-# GEMM route up to 256 channels per group; the direct weight gradient only up to 64, so it has
-# tighter limits (the figures: docs/benchmarks.md, "Figures measured once"). The U limits also
-# bound the direct route's scratch (U elements per thread): a forced direct route must respect
-# them.
-FWD_DIRECT_MAX_CG = 256
-FWD_DIRECT_MAX_FG = 512
+# group at 28x28 and 56x56, next to the route this module picks. The channel limits depend on
+# the instruction set the kernels run (chosen once, at import: convext._kernels._isa), since
+# the direct route's register tile does: 8 filters x 48 pixels on AVX-512 (NEON: 8 x 12, the
+# same shape of tile), 4 x 24 on AVX2, 4 x 12 at the generic level; a narrow tile reads its
+# unfolded rows for fewer products, and the GEMM route overtakes it at fewer channels.
+# - AVX-512 (a Zen 5 core): the direct forward beat the GEMM route up to 256 channels per group;
+#   the direct weight gradient only up to 64, so it has tighter limits (the figures:
+#   docs/benchmarks.md, "Figures measured once"). NEON takes these limits unmeasured.
+# - AVX2 (a Zen 3 core, 2 threads, ms GEMM / direct): the forward is even with the GEMM route
+#   up to 64 channels (64x56x56 3x3 batch 4 12.1 / 10.9, resnet18's 64-channel layer at batch
+#   16 37.0 / 38.7) and loses beyond (96 channels at 28x28 6.0 / 6.9, 128 at 56x56 48.7 / 101,
+#   144x56x56 -> 24 1x1 1.85 / 2.39); the input gradient's forward (channels = the filters
+#   of the convolution) wins up to 32 (128 -> 32 at 28x28 4.3 / 2.9) and loses at 64 (16 -> 64
+#   0.97 / 1.12, resnet18's layer at batch 16 33.8 / 48.5); the weight gradient wins up to 32
+#   channels and filters (32x56x56 4.9 / 4.4) and loses with 64 filters (32x32x32 -> 64 batch
+#   64 39.2 / 60.3, 3 -> 64 7x7 stride 2 at 224x224 34.5 / 45.8).
+# - generic (SSE2 on the same core): the forward and the input gradient as on AVX2; the weight
+#   gradient's direct route won up to 64 channels and filters as on AVX-512 (32 -> 64 at
+#   32x32, batch 64: 78.0 / 64.4).
+# The U limits also bound the direct route's scratch (U elements per thread): a forced direct
+# route must respect them.
+
+
+class DirectLimits(NamedTuple):
+    """The direct route's channel and filter limits per group for one instruction set:
+    forward, the input gradient's forward convolution (its channels are the filters), and the
+    weight gradient."""
+
+    fwd_cg: int
+    fwd_fg: int
+    gi_cg: int
+    gi_fg: int
+    gw_cg: int
+    gw_fg: int
+
+
+DIRECT_LIMITS = {
+    "avx512": DirectLimits(256, 512, 256, 512, 64, 64),
+    "neon": DirectLimits(256, 512, 256, 512, 64, 64),
+    "avx2": DirectLimits(64, 512, 32, 512, 32, 32),
+    "generic": DirectLimits(64, 512, 32, 512, 64, 64),
+}
+_LIMITS = DIRECT_LIMITS[_isa.active()]
+FWD_DIRECT_MAX_CG = _LIMITS.fwd_cg
+FWD_DIRECT_MAX_FG = _LIMITS.fwd_fg
 FWD_DIRECT_MAX_U = 1 << 21
 # On output planes of at most FWD_DIRECT_SMALL_PLANE pixels (7x7, 8x8: too few for the direct
 # forward's 48-pixel tiles) the direct forward is chosen only up to FWD_DIRECT_SMALL_MAX_TAPS
@@ -64,14 +103,17 @@ FWD_DIRECT_MAX_U = 1 << 21
 FWD_DIRECT_SMALL_PLANE = 64
 FWD_DIRECT_SMALL_MAX_TAPS = 576
 FWD_DIRECT_SMALL_MAX_FG = 256
-GW_DIRECT_MAX_CG = 64
-GW_DIRECT_MAX_FG = 64
+GW_DIRECT_MAX_CG = _LIMITS.gw_cg
+GW_DIRECT_MAX_FG = _LIMITS.gw_fg
 GW_DIRECT_MAX_U = 1 << 20
 # the weight gradient's direct route cannot split an image: it wants this many (image, group)
 # pairs to spread over the threads
 GW_DIRECT_MIN_PAIRS = 4
 # The input gradient's direct route (stride 1: the direct forward kernel on grad_out, see
-# grad_input_as_forward) is chosen where its forward convolution would take the direct route.
+# grad_input_as_forward) is chosen where its forward convolution would take the direct route
+# and is within GI_DIRECT_MAX_CG / _FG (tighter than the forward's on AVX2, above).
+GI_DIRECT_MAX_CG = _LIMITS.gi_cg
+GI_DIRECT_MAX_FG = _LIMITS.gi_fg
 # Measured against the GEMM route (float32, batch 16, 1 thread, CPU time of the call):
 # 64x56x56 3x3 17.8 vs 21.6 ms, 32x64x64 3x3 dilation 2 6.3 vs 9.4, 128x28x28 16.8 vs 19.5,
 # 256x14x14 19.3 vs 18.8.
@@ -231,8 +273,9 @@ def choose_route(pass_, s):
     """The route that computes ``pass_`` ("forward", "grad_input" or "grad_weight") for this
     geometry: depthwise when it accepts it with one filter per group (with a channel multiplier
     of at most DW_MAX_MULTIPLIER, for the input gradient only); else direct within its measured
-    limits (never for a depthwise geometry; the input gradient within the forward's limits of
-    its forward convolution, grad_input_as_forward); else GEMM."""
+    limits for the active instruction set (never for a depthwise geometry; the input gradient
+    when its forward convolution, grad_input_as_forward, is within GI_DIRECT_MAX_CG / _FG and
+    the forward's limits); else GEMM."""
     if accepts("depthwise", pass_, s) and (
         _is_depthwise(s) or (pass_ == "grad_input" and s.filters_per_group <= DW_MAX_MULTIPLIER)
     ):
@@ -243,7 +286,10 @@ def choose_route(pass_, s):
         as_forward = grad_input_as_forward(s)
         if as_forward is None:
             return "gemm"
-        route = choose_route("forward", as_forward[0])
+        fwd = as_forward[0]
+        if fwd.channels_per_group > GI_DIRECT_MAX_CG or fwd.filters_per_group > GI_DIRECT_MAX_FG:
+            return "gemm"
+        route = choose_route("forward", fwd)
         return route if route == "direct" else "gemm"
     if pass_ == "forward":
         max_cg, max_fg = FWD_DIRECT_MAX_CG, FWD_DIRECT_MAX_FG
