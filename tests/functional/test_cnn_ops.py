@@ -335,7 +335,8 @@ def test_activation_kink_conventions(dtype):
     nan = np.array([np.nan, np.nan], dtype)
     assert np.isnan(K.relu6(nan)).all() and np.isnan(K.hardswish(nan)).all()
     np.testing.assert_array_equal(K.relu6_backward(g, nan), [0, 0])
-    np.testing.assert_array_equal(K.hardswish_backward(g, nan), g)
+    # torch's vectorised loop: g * (NaN/3 + 1/2) (its scalar tail loop passes g)
+    assert np.isnan(K.hardswish_backward(g, nan)).all()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

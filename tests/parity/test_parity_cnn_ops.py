@@ -94,7 +94,10 @@ ACTS = [
 @pytest.mark.parametrize("name,f,fb,tf", ACTS, ids=[a[0] for a in ACTS])
 def test_activation(rng, dtype, name, f, fb, tf):
     kinks = [-3, -1, -0.5, 0, 1, 2, 3, 6, -6, 7, np.nan, 1000, -1000, 2.999, -2.999, 6.001]
-    x = np.concatenate([rng.standard_normal(300) * 5, kinks]).astype(dtype)
+    # the kinks first: torch runs its vectorised loop there on every ISA, and its scalar tail
+    # loop (the last elements, how many depends on the vector width) gives some activations'
+    # gradient at NaN differently (hardtanh, hardswish: g instead of the vector loop's value)
+    x = np.concatenate([kinks, rng.standard_normal(300) * 5]).astype(dtype)
     g = rng.standard_normal(x.shape).astype(dtype)
     xt = _t(x, True)
     yt = tf(xt)

@@ -8,7 +8,8 @@ kinks are torch's (aten/src/ATen/native/cpu/Activation.cpp, derivatives.yaml):
              boundaries and for NaN: torch's vectorised loop; its scalar tail loop passes a
              NaN's gradient, so torch itself is inconsistent there).
 - hardswish: x * min(max(x + 3, 0), 6) / 6; grad = g * (x/3 + 1/2) for -3 < x < 3, g for
-             x >= 3 or NaN, 0 for x <= -3 (so 0 at x == -3 and g at x == 3).
+             x >= 3, 0 for x <= -3 (so 0 at x == -3 and g at x == 3), NaN for NaN (torch's
+             vectorised loop; its scalar tail loop passes g, as for hardtanh).
 - hardsigmoid: min(max(x + 3, 0), 6) / 6; grad = g/6 for -3 < x < 3, else 0.
 - silu:      x / (1 + exp(-x)); grad = g * s * (1 + x * (1 - s)), s = sigmoid(x).
 - gelu:      x/2 * (1 + erf(x/sqrt(2))); grad = g * (cdf + x * pdf).
@@ -97,7 +98,7 @@ def backward(int op, const floating[::1] g, const floating[::1] x, floating[::1]
             for i in prange(n, num_threads=n_threads, schedule="static"):
                 v = x[i]
                 gv = g[i]
-                gx[i] = zero if v <= m3 else (gv * (v / three + half) if v < three else gv)
+                gx[i] = zero if v <= m3 else (gv if v >= three else gv * (v / three + half))
         elif op == OP_HARDSIGMOID:
             for i in prange(n, num_threads=n_threads, schedule="static"):
                 v = x[i]

@@ -273,8 +273,8 @@ def hardswish(x: ArrayLike) -> FloatArray:
 
 def hardswish_backward(grad_out: ArrayLike, x: ArrayLike) -> FloatArray:
     """0 for ``x <= -3``, ``grad_out * (x/3 + 1/2)`` for ``-3 < x < 3``, else ``grad_out``
-    (torch's convention at the kinks: 0 at x == -3, grad_out at x == 3; a NaN input passes
-    grad_out)."""
+    (torch's convention at the kinks: 0 at x == -3, grad_out at x == 3; a NaN input gives NaN,
+    as torch's vectorised loop does)."""
     return _pw_backward(_pointwise.HARDSWISH, grad_out, x, "hardswish_backward")
 
 
