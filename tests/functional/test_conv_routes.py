@@ -316,14 +316,16 @@ def test_forward_direct_route_on_small_planes_only_with_few_taps_and_filters():
         _routes.FWD_DIRECT_SMALL_MAX_TAPS,
         _routes.FWD_DIRECT_SMALL_MAX_FG,
     )
-    assert plane == 64 and taps % 9 == 0
-    at_limit = dict(hw=(8, 8), cg=taps // 9, fg=fg)  # 3x3, padding 1: 64 output pixels
+    assert plane == 64 and taps == 576
+    # 5x5, padding 2: 64 output pixels; 23 channels are 575 taps, 24 are 600 (within every
+    # ISA's own channel limit, FWD_DIRECT_MAX_CG)
+    at_limit = dict(hw=(8, 8), k=(5, 5), pad=(2, 2), cg=taps // 25, fg=fg)
+    assert taps // 25 + 1 <= _routes.FWD_DIRECT_MAX_CG
     assert choose_route("forward", shape(**at_limit)) == "direct"
-    assert choose_route("forward", shape(**{**at_limit, "cg": taps // 9 + 1})) == "gemm"
+    assert choose_route("forward", shape(**{**at_limit, "cg": taps // 25 + 1})) == "gemm"
     assert choose_route("forward", shape(**{**at_limit, "fg": fg + 1})) == "gemm"
-    # one more output pixel per row: the plane rule no longer applies (the forward's own
-    # channel limit, FWD_DIRECT_MAX_CG, may be the plane rule's taps on some ISAs)
-    wider = dict(hw=(8, 9), cg=_routes.FWD_DIRECT_MAX_CG, fg=fg + 1)
+    # one more output pixel per row: the plane rule no longer applies
+    wider = dict(hw=(8, 9), cg=taps // 25 + 1, fg=fg + 1)
     assert choose_route("forward", shape(**{**at_limit, **wider})) == "direct"
     # 1x1: the taps are the channels alone (up to 256 of them: 6400 taps with a 5x5 kernel)
     cg = min(256, _routes.FWD_DIRECT_MAX_CG)

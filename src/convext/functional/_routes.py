@@ -56,17 +56,19 @@ DW_MAX_MULTIPLIER = 8
 # - AVX-512 (a Zen 5 core): the direct forward beat the GEMM route up to 256 channels per group;
 #   the direct weight gradient only up to 64, so it has tighter limits (the figures:
 #   docs/benchmarks.md, "Figures measured once"). NEON takes these limits unmeasured.
-# - AVX2 (a Zen 3 core, 2 threads, ms GEMM / direct): the forward is even with the GEMM route
-#   up to 64 channels (64x56x56 3x3 batch 4 12.1 / 10.9, resnet18's 64-channel layer at batch
-#   16 37.0 / 38.7) and loses beyond (96 channels at 28x28 6.0 / 6.9, 128 at 56x56 48.7 / 101,
-#   144x56x56 -> 24 1x1 1.85 / 2.39); the input gradient's forward (channels = the filters
-#   of the convolution) wins up to 32 (128 -> 32 at 28x28 4.3 / 2.9) and loses at 64 (16 -> 64
-#   0.97 / 1.12, resnet18's layer at batch 16 33.8 / 48.5); the weight gradient wins up to 32
-#   channels and filters (32x56x56 4.9 / 4.4) and loses with 64 filters (32x32x32 -> 64 batch
-#   64 39.2 / 60.3, 3 -> 64 7x7 stride 2 at 224x224 34.5 / 45.8).
-# - generic (SSE2 on the same core): the forward and the input gradient as on AVX2; the weight
-#   gradient's direct route won up to 64 channels and filters as on AVX-512 (32 -> 64 at
-#   32x32, batch 64: 78.0 / 64.4).
+# - AVX2 (a Zen 3 core, 2 threads, ms GEMM / direct): the forward wins up to 32 channels
+#   (32x56x56 3x3 batch 4 4.3 / 3.5, 3 -> 32 3x3 stride 2 at 224x224 batch 16 7.2 / 5.8), is
+#   even to 7-40% slower at 64 (resnet18's 64x56x56 3x3 batch 16 35.6 / 37.2, batch 1 2.2 /
+#   3.1; its 64 -> 128 stride 2 batch 16 16.6 / 36.9) and loses beyond (96 channels at 28x28
+#   6.0 / 6.9, 128 at 56x56 48.7 / 101, 144x56x56 -> 24 1x1 1.85 / 2.39); the input
+#   gradient's forward (channels = the filters of the convolution) wins up to 32 (128 -> 32 at
+#   28x28 4.3 / 2.9) and loses at 64 (16 -> 64 0.97 / 1.12, resnet18's layer at batch 16 33.8 /
+#   48.5); the weight gradient wins up to 32 channels and filters (32x56x56 4.9 / 4.4) and
+#   loses with 64 filters (32x32x32 -> 64 batch 64 39.2 / 60.3, 3 -> 64 7x7 stride 2 at
+#   224x224 34.5 / 45.8).
+# - generic (SSE2 on the same core): the forward and the input gradient as on AVX2 (64x56x56
+#   3x3 batch 4 36.6 / 43.5); the weight gradient's direct route won up to 64 channels and
+#   filters as on AVX-512 (32 -> 64 at 32x32, batch 64: 78.0 / 64.4).
 # The U limits also bound the direct route's scratch (U elements per thread): a forced direct
 # route must respect them.
 
@@ -87,8 +89,8 @@ class DirectLimits(NamedTuple):
 DIRECT_LIMITS = {
     "avx512": DirectLimits(256, 512, 256, 512, 64, 64),
     "neon": DirectLimits(256, 512, 256, 512, 64, 64),
-    "avx2": DirectLimits(64, 512, 32, 512, 32, 32),
-    "generic": DirectLimits(64, 512, 32, 512, 64, 64),
+    "avx2": DirectLimits(32, 512, 32, 512, 32, 32),
+    "generic": DirectLimits(32, 512, 32, 512, 64, 64),
 }
 _LIMITS = DIRECT_LIMITS[_isa.active()]
 FWD_DIRECT_MAX_CG = _LIMITS.fwd_cg
