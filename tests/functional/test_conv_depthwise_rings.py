@@ -148,6 +148,24 @@ def test_functional_conv2d_on_rings_equals_forced_planes_in_any_batch():
     assert np.max(np.abs(y - ref)) <= 1e-5 * max(1.0, np.max(np.abs(ref)))
 
 
+def test_stride_1_rings_for_a_small_batch_give_the_large_batchs_bits():
+    """Stride 1 on a plane at most DW_CBR_MAX_OW wide: the rule takes the rings while the
+    batch's input is small (DW_CBR_S1_CACHED_BYTES) and the per-plane kernels for a large
+    batch; an image gives the same bits alone as inside the large batch, and the naive
+    loops' values."""
+    case = (40, 28, 28, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1))
+    x, w, b = _data(case, 30, np.float32)  # 30 * 40 * 28 * 28 * 4 bytes = 3.8 MB: per plane
+    assert x.nbytes > 3 * 2**20
+    y = F.conv2d(x, w, b, padding=1, groups=40)
+    np.testing.assert_array_equal(y, _run(x, w, b, case, 0, 1))
+    for i in (0, 7, 29):
+        alone = F.conv2d(x[i : i + 1], w, b, padding=1, groups=40)  # 125 kB: the rings
+        np.testing.assert_array_equal(alone, y[i : i + 1])
+        np.testing.assert_array_equal(alone, _run(x[i : i + 1], w, b, case, 2, 2))
+    ref = _reference(x[:2], w, b, case)
+    assert np.max(np.abs(y[:2] - ref)) <= 1e-5 * max(1.0, np.max(np.abs(ref)))
+
+
 def test_rings_are_not_taken_for_a_channel_multiplier():
     """Two filters per channel: the rings (one filter per lane) never take it, even forced."""
     x = RNG.standard_normal((1, 3, 20, 40)).astype(np.float32)

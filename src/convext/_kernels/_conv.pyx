@@ -703,10 +703,16 @@ DEF DW_CB_MAX_ELEMS = 65536
 # wide) batch 1 0.8-0.9, but batch 16 1.16 (its 77 MB of input from memory, 16 planes at a
 # time, where the per-plane kernels read one plane after the other): wider than DW_CBR_MAX_OW
 # only while the batch's input is at most DW_CBR_CACHED_BYTES (a few MB: the last-level cache
-# of most CPUs). On stride 1 it loses (112 wide 1.15, 56 wide 1.2 at batch 1; 28 wide 0.85 at
-# batch 1 but 1.5 at batch 16): strided windows only.
+# of most CPUs). On stride 1 it loses on wide planes (112 wide 1.15, 56 wide 1.2 at batch 1)
+# and on large batches (28 wide 1.5 at batch 16), but wins on planes at most DW_CBR_MAX_OW
+# wide while the batch's input is at most DW_CBR_S1_CACHED_BYTES. Measured on AVX2 (Zen 3,
+# float32, ring / per plane, 1 and 2 threads): 192x28x28 batch 1 0.75 and 0.64, batch 4
+# (2.4 MB) 0.77 and 0.59, batch 6 (3.6 MB) 0.98 and 0.66, batch 8 (4.8 MB) 1.38 and 0.87,
+# batch 16 1.38 and 1.40; 256x17x17 batch 1 0.54 and 0.44; 64x32x32 batch 1 1.02 and 0.85;
+# on AVX-512 28 wide 0.85 at batch 1.
 DEF DW_CBR_MAX_OW = 32
 DEF DW_CBR_CACHED_BYTES = 8388608
+DEF DW_CBR_S1_CACHED_BYTES = 3145728
 DEF DW_CBR_ITEMS = 4
 DEF DW_CBR_SEG_ROWS = 8
 # The row ring's output rows per write-out: about this many pixels.
@@ -794,17 +800,21 @@ cdef idx_t _dw_cbr_segments(const geom_t *g, int n_threads) noexcept nogil:
 
 cdef bint _dw_cbr_chosen(const dw_t *d, const geom_t *g, int blocks,
                          idx_t itemsize) noexcept nogil:
-    """The forward pass's choice of the row ring: strided windows on planes where the channel
-    blocks are not chosen, at most DW_CBR_MAX_OW wide, or wider when the batch's input is at
-    most DW_CBR_CACHED_BYTES (blocks: -1 that rule, 0 never, 1 never (the channel blocks
+    """The forward pass's choice of the row ring, on planes where the channel blocks are not
+    chosen: strided windows at most DW_CBR_MAX_OW wide, or wider when the batch's input is at
+    most DW_CBR_CACHED_BYTES; stride 1 at most DW_CBR_MAX_OW wide when the batch's input is at
+    most DW_CBR_S1_CACHED_BYTES (blocks: -1 that rule, 0 never, 1 never (the channel blocks
     wherever they fit), 2 whenever it fits; tests force them). Both kernels give the same bits,
     so the batch may take part in this choice: no element's arithmetic depends on it."""
     if blocks == 0 or blocks == 1 or not _dw_cbr_fits(d, g):
         return False
     if blocks == 2:
         return True
-    if (g.sh == 1 and g.sw == 1) or _dw_cb_chosen(d, g, blocks):
+    if _dw_cb_chosen(d, g, blocks):
         return False
+    if g.sh == 1 and g.sw == 1:
+        return (g.OW <= DW_CBR_MAX_OW
+                and g.N * g.C <= DW_CBR_S1_CACHED_BYTES // max(1, g.H * g.W * itemsize))
     return (g.OW <= DW_CBR_MAX_OW
             or g.N * g.C <= DW_CBR_CACHED_BYTES // max(1, g.H * g.W * itemsize))
 
