@@ -6,6 +6,7 @@ shapes are involved, the shapes. Nothing here touches array elements.
 
 from __future__ import annotations
 
+import functools
 import numbers
 import operator
 
@@ -204,7 +205,8 @@ def window_geometry(
     MAX_EXTENT (ValueError naming the argument), and the padded input must hold the dilated
     kernel (with ceil_mode, as in PyTorch's pooling, only one window must exist). ``names`` are
     the caller's argument names (kernel, stride, padding, dilation);
-    ``detail`` ends the kernel-too-large message (the caller's shapes).
+    ``detail`` ends the kernel-too-large message (the caller's shapes): a string, or a
+    function returning it (built only for the message).
     """
     kname, sname, pname, dname = names
     for v, n in ((kernel, kname), (stride, sname), (dilation, dname)):
@@ -224,7 +226,8 @@ def window_geometry(
     if min(out) < 1 or (not ceil_mode and (padded[0] < dilated[0] or padded[1] < dilated[1])):
         raise ValueError(
             f"{fn}: the kernel ({dilated[0]} x {dilated[1]} with dilation) is "
-            f"larger than the padded {what} ({padded[0]} x {padded[1]}){detail}"
+            f"larger than the padded {what} ({padded[0]} x {padded[1]})"
+            f"{detail() if callable(detail) else detail}"
         )
     check_extent(out[0] * out[1], f"{sname}/{pname}", f"the output plane {out[0]} x {out[1]}")
     return out
@@ -327,7 +330,10 @@ def _shape_text(shape):
     return "(" + ", ".join(str(s) for s in shape) + ")"
 
 
+@functools.lru_cache(maxsize=1)
 def _physical_memory():
+    """Bytes of physical memory (0 if unknown), read once: two system calls on every
+    allocation check cost more than a small convolution's validation."""
     try:
         import os
 

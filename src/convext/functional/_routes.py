@@ -12,6 +12,7 @@ accepted routes, the measured limits choose the fastest (``choose_route``). Test
 accepted route through the private ``_route`` argument of ``conv2d`` / ``conv2d_backward``.
 """
 
+import functools
 from typing import NamedTuple
 
 from .._kernels import _isa
@@ -251,6 +252,10 @@ def grad_input_as_forward(s):
     return shape, pads
 
 
+# accepts and choose_route depend only on their arguments (a ConvShape is a tuple of ints) and
+# this module's constants, so their answers are cached: a network calls them with the same few
+# geometries on every step, and working them out took about 15 us a call.
+@functools.lru_cache(maxsize=4096)
 def accepts(route, pass_, s):
     """Whether ``route`` can compute ``pass_`` for this geometry (in bounded memory)."""
     if route not in PASS_ROUTES[pass_]:
@@ -271,6 +276,7 @@ def accepts(route, pass_, s):
     return s.channels_per_group >= 1 and direct_unfolded(s) <= max_u
 
 
+@functools.lru_cache(maxsize=4096)
 def choose_route(pass_, s):
     """The route that computes ``pass_`` ("forward", "grad_input" or "grad_weight") for this
     geometry: depthwise when it accepts it with one filter per group (with a channel multiplier

@@ -3,6 +3,8 @@ chooses the thread count and the route (``_routes``), allocates and calls the ke
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .._config import threads_for
@@ -82,8 +84,8 @@ def _conv_setup(x, weight, bias, stride, padding, dilation, groups, fn="conv2d")
         pads,
         dilation,
         names=("weight", "stride", "padding", "dilation"),
-        detail=f"; x has shape {_shape_str(x.shape)}, weight {_shape_str(weight.shape)}, "
-        f"padding {padding_arg!r}",
+        detail=lambda: f"; x has shape {_shape_str(x.shape)}, weight "
+        f"{_shape_str(weight.shape)}, padding {padding_arg!r}",
     )
     return x4, weight, bias, unbatched, Window((kh, kw), stride, pads, dilation, out_hw, groups)
 
@@ -93,10 +95,10 @@ def _kernel_geom(g, x_shape, w_shape, route=None):
     The depthwise route does a few multiply-adds per element it moves, so its size is counted
     in elements (input and output planes) rather than in multiply-adds."""
     if route == "depthwise":
-        work = int(np.prod(x_shape)) + x_shape[0] * w_shape[0] * g.out_hw[0] * g.out_hw[1]
+        work = math.prod(x_shape) + x_shape[0] * w_shape[0] * g.out_hw[0] * g.out_hw[1]
         n_threads = threads_for(work, "elements")
     else:
-        macs = x_shape[0] * w_shape[0] * g.out_hw[0] * g.out_hw[1] * int(np.prod(w_shape[1:]))
+        macs = x_shape[0] * w_shape[0] * g.out_hw[0] * g.out_hw[1] * math.prod(w_shape[1:])
         n_threads = threads_for(macs, "macs")
     pad_top, pad_left = g.pad_top_left
     return (
