@@ -84,8 +84,10 @@ def _conv_setup(x, weight, bias, stride, padding, dilation, groups, fn="conv2d")
         pads,
         dilation,
         names=("weight", "stride", "padding", "dilation"),
-        detail=lambda: f"; x has shape {_shape_str(x.shape)}, weight "
-        f"{_shape_str(weight.shape)}, padding {padding_arg!r}",
+        detail=lambda: (
+            f"; x has shape {_shape_str(x.shape)}, weight "
+            f"{_shape_str(weight.shape)}, padding {padding_arg!r}"
+        ),
     )
     return x4, weight, bias, unbatched, Window((kh, kw), stride, pads, dilation, out_hw, groups)
 
