@@ -72,9 +72,8 @@ def test_the_input_gradient_takes_the_direct_route_as_its_forward_convolution_wo
         assert _routes.grad_input_as_forward(s) is None
         assert not accepts("direct", "grad_input", s)
         assert choose_route("grad_input", s) == "gemm"
-    # its forward convolution's channels are the filters here: within GI_DIRECT_MAX_CG only
-    limit = _routes.GI_DIRECT_MAX_CG
-    assert limit <= _routes.FWD_DIRECT_MAX_CG
+    # its forward convolution's channels are the filters here: within FWD_DIRECT_MAX_CG only
+    limit = _routes.FWD_DIRECT_MAX_CG
     assert choose_route("grad_input", shape(cg=8, fg=limit, hw=(12, 11))) == "direct"
     s = shape(cg=8, fg=limit + 1, hw=(12, 11))
     assert accepts("direct", "grad_input", s) and choose_route("grad_input", s) == "gemm"
@@ -87,10 +86,7 @@ def test_direct_limits_are_the_active_instruction_sets():
     assert set(_routes.DIRECT_LIMITS) == set(_isa.known())
     limits = _routes.DIRECT_LIMITS[_isa.active()]
     assert (_routes.FWD_DIRECT_MAX_CG, _routes.FWD_DIRECT_MAX_FG) == limits[:2]
-    assert (_routes.GI_DIRECT_MAX_CG, _routes.GI_DIRECT_MAX_FG) == limits[2:4]
-    assert (_routes.GW_DIRECT_MAX_CG, _routes.GW_DIRECT_MAX_FG) == limits[4:]
-    for lim in _routes.DIRECT_LIMITS.values():
-        assert lim.gi_cg <= lim.fwd_cg and lim.gi_fg <= lim.fwd_fg
+    assert (_routes.GW_DIRECT_MAX_CG, _routes.GW_DIRECT_MAX_FG) == limits[2:]
 
 
 @pytest.mark.parametrize(

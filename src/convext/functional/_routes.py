@@ -75,23 +75,21 @@ DW_MAX_MULTIPLIER = 8
 
 
 class DirectLimits(NamedTuple):
-    """The direct route's channel and filter limits per group for one instruction set:
-    forward, the input gradient's forward convolution (its channels are the filters), and the
+    """The direct route's channel and filter limits per group for one instruction set: forward
+    (also the input gradient's forward convolution, whose channels are the filters), and the
     weight gradient."""
 
     fwd_cg: int
     fwd_fg: int
-    gi_cg: int
-    gi_fg: int
     gw_cg: int
     gw_fg: int
 
 
 DIRECT_LIMITS = {
-    "avx512": DirectLimits(256, 512, 256, 512, 64, 64),
-    "neon": DirectLimits(256, 512, 256, 512, 64, 64),
-    "avx2": DirectLimits(32, 512, 32, 512, 32, 32),
-    "generic": DirectLimits(32, 512, 32, 512, 64, 64),
+    "avx512": DirectLimits(256, 512, 64, 64),
+    "neon": DirectLimits(256, 512, 64, 64),
+    "avx2": DirectLimits(32, 512, 32, 32),
+    "generic": DirectLimits(32, 512, 64, 64),
 }
 _LIMITS = DIRECT_LIMITS[_isa.active()]
 FWD_DIRECT_MAX_CG = _LIMITS.fwd_cg
@@ -113,10 +111,7 @@ GW_DIRECT_MAX_U = 1 << 20
 # pairs to spread over the threads
 GW_DIRECT_MIN_PAIRS = 4
 # The input gradient's direct route (stride 1: the direct forward kernel on grad_out, see
-# grad_input_as_forward) is chosen where its forward convolution would take the direct route
-# and is within GI_DIRECT_MAX_CG / _FG (tighter than the forward's on AVX2, above).
-GI_DIRECT_MAX_CG = _LIMITS.gi_cg
-GI_DIRECT_MAX_FG = _LIMITS.gi_fg
+# grad_input_as_forward) is chosen where its forward convolution would take the direct route.
 # Measured against the GEMM route (float32, batch 16, 1 thread, CPU time of the call):
 # 64x56x56 3x3 17.8 vs 21.6 ms, 32x64x64 3x3 dilation 2 6.3 vs 9.4, 128x28x28 16.8 vs 19.5,
 # 256x14x14 19.3 vs 18.8.
@@ -282,8 +277,8 @@ def choose_route(pass_, s):
     geometry: depthwise when it accepts it with one filter per group (with a channel multiplier
     of at most DW_MAX_MULTIPLIER, for the input gradient only); else direct within its measured
     limits for the active instruction set (never for a depthwise geometry; the input gradient
-    when its forward convolution, grad_input_as_forward, is within GI_DIRECT_MAX_CG / _FG and
-    the forward's limits); else GEMM."""
+    within the forward's limits of its forward convolution, grad_input_as_forward); else
+    GEMM."""
     if accepts("depthwise", pass_, s) and (
         _is_depthwise(s) or (pass_ == "grad_input" and s.filters_per_group <= DW_MAX_MULTIPLIER)
     ):
@@ -294,10 +289,7 @@ def choose_route(pass_, s):
         as_forward = grad_input_as_forward(s)
         if as_forward is None:
             return "gemm"
-        fwd = as_forward[0]
-        if fwd.channels_per_group > GI_DIRECT_MAX_CG or fwd.filters_per_group > GI_DIRECT_MAX_FG:
-            return "gemm"
-        route = choose_route("forward", fwd)
+        route = choose_route("forward", as_forward[0])
         return route if route == "direct" else "gemm"
     if pass_ == "forward":
         max_cg, max_fg = FWD_DIRECT_MAX_CG, FWD_DIRECT_MAX_FG
