@@ -1,8 +1,10 @@
 """Naive, obviously-correct float64 oracles, written independently of convext's kernels.
 
-Each follows the textbook definition with explicit loops over output positions and kernel taps
-(NumPy only for the innermost sums over the batch and channels), or over single elements (the
-activations and losses, with the math module), so it is slow and only meant for small shapes.
+Each follows the textbook definition with explicit loops: the convolutions over kernel taps
+(each tap's window of the padded input at once, NumPy's sums over the channels; the loops over
+single output pixels, conv2d_by_pixels and conv2d_grads_by_pixels, serve huge padding and check
+them), the pooling over output positions, the activations and losses over single elements (with
+the math module). They are slow and only meant for small shapes.
 NumPy only: these oracles need no PyTorch (the PyTorch comparisons are in tests/parity/).
 """
 
@@ -40,9 +42,93 @@ def _at(x, cs, r, c):
     return np.zeros((N, len(range(C)[cs])))
 
 
+# Inputs whose zero-padded copy would hold more elements than this take the per-pixel loops.
+_PADDED_COPY_MAX = 1 << 26
+
+
+def _tap_windows(x, w, stride, padding, dilation):
+    """The zero-padded input and, for each tap (i, j), the window of xpad it multiplies:
+    xpad[:, :, i*dh + oh*sh, j*dw + ow*sw] over every output pixel; None when the padded copy
+    would be too large (huge padding)."""
+    N, C, H, W = x.shape
+    F, Cg, kh, kw = w.shape
+    sh, sw = _pair(stride)
+    dh, dw = _pair(dilation)
+    padh, padw = _pads(padding, kh, kw, dh, dw)
+    Hp, Wp = H + padh[0] + padh[1], W + padw[0] + padw[1]
+    if N * C * Hp * Wp > _PADDED_COPY_MAX:
+        return None
+    OH = (Hp - dh * (kh - 1) - 1) // sh + 1
+    OW = (Wp - dw * (kw - 1) - 1) // sw + 1
+    xpad = np.zeros((N, C, Hp, Wp))
+    xpad[:, :, padh[0] : padh[0] + H, padw[0] : padw[0] + W] = x
+    taps = {
+        (i, j): (
+            slice(i * dh, i * dh + sh * (OH - 1) + 1, sh),
+            slice(j * dw, j * dw + sw * (OW - 1) + 1, sw),
+        )
+        for i in range(kh)
+        for j in range(kw)
+    }
+    return xpad, taps, (padh, padw), (OH, OW)
+
+
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     """y[n, f, oh, ow] = b[f] + sum_{c,i,j} w[f, c, i, j]
-    * xpad[n, g*Cg + c, oh*s + i*d, ow*s + j*d]."""
+    * xpad[n, g*Cg + c, oh*s + i*d, ow*s + j*d], summed one tap at a time over every output
+    pixel (conv2d_by_pixels when the padded copy would be too large)."""
+    x = np.asarray(x, np.float64)
+    w = np.asarray(w, np.float64)
+    windows = _tap_windows(x, w, stride, padding, dilation)
+    if windows is None:
+        return conv2d_by_pixels(x, w, b, stride, padding, dilation, groups)
+    xpad, taps, _, (OH, OW) = windows
+    N = x.shape[0]
+    F, Cg = w.shape[:2]
+    Fg = F // groups
+    y = np.zeros((N, F, OH, OW))
+    for g in range(groups):
+        fs, cs = slice(g * Fg, (g + 1) * Fg), slice(g * Cg, (g + 1) * Cg)
+        for (i, j), (rows, cols) in taps.items():
+            win = xpad[:, cs, rows, cols]
+            y[:, fs] += np.einsum("nchw,fc->nfhw", win, w[fs, :, i, j], optimize=True)
+    if b is not None:
+        y += np.asarray(b, np.float64)[None, :, None, None]
+    return y
+
+
+def conv2d_grads(gy, x, w, stride=1, padding=0, dilation=1, groups=1):
+    """(dx, dw, db): each tap's window of the padded input receives gy times that tap's weight
+    (the padding's share is dropped) and gives the tap's weight gradient (conv2d_grads_by_pixels
+    when the padded copy would be too large)."""
+    gy = np.asarray(gy, np.float64)
+    x = np.asarray(x, np.float64)
+    w = np.asarray(w, np.float64)
+    windows = _tap_windows(x, w, stride, padding, dilation)
+    if windows is None:
+        return conv2d_grads_by_pixels(gy, x, w, stride, padding, dilation, groups)
+    xpad, taps, (padh, padw), _ = windows
+    N, C, H, W = x.shape
+    F, Cg = w.shape[:2]
+    Fg = F // groups
+    gxpad = np.zeros_like(xpad)
+    gw = np.zeros_like(w)
+    for g in range(groups):
+        fs, cs = slice(g * Fg, (g + 1) * Fg), slice(g * Cg, (g + 1) * Cg)
+        for (i, j), (rows, cols) in taps.items():
+            dy, win = gy[:, fs], xpad[:, cs, rows, cols]
+            gxpad[:, cs, rows, cols] += np.einsum(
+                "nfhw,fc->nchw", dy, w[fs, :, i, j], optimize=True
+            )
+            gw[fs, :, i, j] = np.einsum("nfhw,nchw->fc", dy, win, optimize=True)
+    gx = gxpad[:, :, padh[0] : padh[0] + H, padw[0] : padw[0] + W].copy()
+    gb = gy.sum(axis=(0, 2, 3))
+    return gx, gw, gb
+
+
+def conv2d_by_pixels(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+    """conv2d one output pixel at a time (any padding, even 2**40): y[n, f, oh, ow] = b[f]
+    + sum_{c,i,j} w[f, c, i, j] * xpad[n, g*Cg + c, oh*s + i*d, ow*s + j*d]."""
     x = np.asarray(x, np.float64)
     w = np.asarray(w, np.float64)
     N, C, H, W = x.shape
@@ -75,8 +161,9 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     return y
 
 
-def conv2d_grads(gy, x, w, stride=1, padding=0, dilation=1, groups=1):
-    """(dx, dw, db) by scattering each output gradient back over the window it came from."""
+def conv2d_grads_by_pixels(gy, x, w, stride=1, padding=0, dilation=1, groups=1):
+    """conv2d_grads one output pixel at a time: (dx, dw, db) by scattering each output
+    gradient back over the window it came from."""
     gy = np.asarray(gy, np.float64)
     x = np.asarray(x, np.float64)
     w = np.asarray(w, np.float64)
