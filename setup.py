@@ -11,6 +11,7 @@ Environment switches (for local source builds; release wheels use none of them):
   CONVEXT_NO_OPENMP=1  build without OpenMP (the kernels then run single-threaded). Without
                        it, a compiler that fails the OpenMP probe stops the build with a
                        message saying how to get OpenMP on each platform.
+  CONVEXT_BUILD_JOBS=N  compiler processes at once (default: one per CPU).
   CONVEXT_MSVC_PATH=1  compile the C kernels as MSVC compiles them (no GNU attribute, vector type,
                        builtin or _Pragma; the ISA files as -std=c11 -pedantic-errors), to test the
                        Windows code path with gcc/clang; build_info()['code_path'] is then 'msvc'.
@@ -21,6 +22,7 @@ and each isa/isa_<name>.c of this architecture with its own flags (ISA_FLAGS), s
 a target attribute and MSVC compiles the same code.
 """
 
+import concurrent.futures
 import glob
 import os
 import sys
@@ -138,7 +140,17 @@ def _compiles(compiler, cflags, lflags):
     return True
 
 
+def build_jobs():
+    """Compiler processes run at once: CONVEXT_BUILD_JOBS, or one per CPU."""
+    return max(1, int(os.environ.get("CONVEXT_BUILD_JOBS", "0")) or os.cpu_count() or 1)
+
+
 class BuildExt(build_ext):
+    def finalize_options(self):
+        super().finalize_options()
+        if not self.parallel:  # the extensions (and the ISA files below) compile side by side
+            self.parallel = build_jobs()
+
     def build_extensions(self):
         ctype = self.compiler.compiler_type
         omp_c, omp_l = _openmp_flags(self.compiler)
@@ -178,12 +190,12 @@ class BuildExt(build_ext):
     def _isa_objects(self, ext):
         """Compile isa/isa_<name>.c of each ISA with its own flags; the object files."""
         msvc = self.compiler.compiler_type == "msvc"
-        objects = []
-        for isa in isa_rows():
+
+        def compile_isa(isa):
             flags = list(ISA_FLAGS.get(isa, ([], []))[1 if msvc else 0])
             if MSVC_PATH and not msvc:
                 flags += ["-std=c11", "-pedantic-errors"]
-            objects += self.compiler.compile(
+            return self.compiler.compile(
                 [os.path.join(ISA_DIR, f"isa_{isa}.c")],
                 output_dir=self.build_temp,
                 macros=ext.define_macros,
@@ -191,7 +203,10 @@ class BuildExt(build_ext):
                 extra_postargs=list(ext.extra_compile_args) + flags,
                 depends=ext.depends,
             )
-        return objects
+
+        # each ISA file is a separate compiler process (threads only wait on them)
+        with concurrent.futures.ThreadPoolExecutor(build_jobs()) as pool:
+            return [obj for objs in pool.map(compile_isa, isa_rows()) for obj in objs]
 
 
 def extensions():
@@ -221,7 +236,7 @@ def extensions():
                 + macros,
             )
         )
-    return cythonize(exts, compiler_directives=DIRECTIVES, quiet=True)
+    return cythonize(exts, compiler_directives=DIRECTIVES, quiet=True, nthreads=build_jobs())
 
 
 # Importable without building (tests/kernels/test_build_openmp.py checks the OpenMP probe);
