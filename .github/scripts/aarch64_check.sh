@@ -66,29 +66,60 @@ build() {
   "${ccv[@]}" "${cflags[@]}" "${defs[@]}" -o "$out" "$harness" "${objs[@]}" "$out.cvx_isa.o" -lm
 }
 
+# Each configuration below is a job (build, then run) with its own output; the jobs run side by
+# side, one per CPU, and their outputs are printed in order once all have ended.
+jobs_max=$(nproc 2>/dev/null || echo 1)
+names=()
+pids=()
+job() {  # job NAME: run the rest of the arguments in the background, output to $work/NAME.log
+  local name=$1
+  shift
+  while (( $(jobs -rp | wc -l) >= jobs_max )); do wait -n || true; done
+  ("$@") >"$work/$name.log" 2>&1 &
+  names+=("$name")
+  pids+=($!)
+}
+
+aarch64_job() {  # aarch64_job OPT OUT CC...: the harness for generic and NEON, run under qemu
+  local opt=$1 out=$2
+  shift 2
+  echo "== aarch64 $opt with $("$1" --version | head -n 1), under $($qemu --version | head -n 1)"
+  build "$*" "$out" generic: neon:
+  QEMU_LD_PREFIX=$sysroot "$qemu" "$out"
+}
+
+x86_job() {  # x86_job OPT OUT: the harness for the x86 tables this CPU has, run natively
+  local opt=$1 out=$2 cc=${CC:-cc}
+  echo "== x86-64 $opt (generic, avx2, avx512; those this CPU has), native: $($cc --version | head -n 1)"
+  build "$cc" "$out" generic: "avx2:-mavx2 -mfma" "avx512:-mavx512f -mavx2 -mfma"
+  "$out"
+}
+
 # -O3 is setup.py's level (the depthwise loops are vectorised only there), -O2 the usual one
 for opt in -O2 -O3; do
-  echo "== aarch64 $opt (generic, neon) under qemu: $($cross_cc --version | head -n 1), $($qemu --version | head -n 1)"
-  build "$cross_cc" "$work/kernel_check_aarch64" generic: neon:
-  QEMU_LD_PREFIX=$sysroot "$qemu" "$work/kernel_check_aarch64"
+  job "aarch64$opt" aarch64_job "$opt" "$work/kernel_check_aarch64$opt" "$cross_cc"
 done
-opt=-O3
 # clang compiles the macOS arm64 wheels: the same check with clang's code, when clang is here
 if command -v clang >/dev/null; then
-  echo "== aarch64 $opt with $(clang --version | head -n 1), under qemu"
-  build "clang --target=aarch64-linux-gnu" "$work/kernel_check_clang" generic: neon:
-  QEMU_LD_PREFIX=$sysroot "$qemu" "$work/kernel_check_clang"
+  job aarch64-clang aarch64_job -O3 "$work/kernel_check_clang" clang --target=aarch64-linux-gnu
 else
   echo "== aarch64 with clang: skipped (no clang)"
 fi
-
 if [[ $(uname -m) == x86_64 ]]; then
-  cc=${CC:-cc}
   # -O0: the CONVEXT_DEBUG=1 build's level; -ffp-contract=off: as MSVC's /fp:precise
   for opt in -O3 -O0 "-O3 -ffp-contract=off"; do
-    echo "== x86-64 $opt (generic, avx2, avx512; those this CPU has), native: $($cc --version | head -n 1)"
-    build "$cc" "$work/kernel_check_x86" generic: "avx2:-mavx2 -mfma" "avx512:-mavx512f -mavx2 -mfma"
-    "$work/kernel_check_x86"
+    job "x86${opt// /}" x86_job "$opt" "$work/kernel_check_x86${opt// /}"
   done
+fi
+failed=()
+for i in "${!pids[@]}"; do
+  status=0
+  wait "${pids[$i]}" || status=$?
+  cat "$work/${names[$i]}.log"
+  (( status == 0 )) || failed+=("${names[$i]}")
+done
+if (( ${#failed[@]} )); then
+  echo "aarch64_check: FAILED: ${failed[*]}" >&2
+  exit 1
 fi
 echo "== aarch64_check: OK"

@@ -58,11 +58,16 @@ build() {  # build DIR: in-place build of the copy in DIR (env switches already 
   esac
 }
 
+# the whole suite runs with one pytest-xdist worker per CPU when pytest-xdist is installed
+workers=()
+"$python" -c "import xdist" 2>/dev/null && workers=(-n auto)
+
 run_suite() {  # run_suite DIR LOG [env...]: the whole test suite against the build in DIR
   local dir=$1 log=$2
   shift 2
   (cd "$dir" && env PYTHONPATH="$dir/src" "$@" \
-     "$python" -m pytest -q -p no:cacheprovider tests "${pytest_args[@]}" 2>&1) | tee "$log" | tail -n 25
+     "$python" -m pytest -q -p no:cacheprovider "${workers[@]}" tests "${pytest_args[@]}" 2>&1) \
+     | tee "$log" | tail -n 25
   return "${PIPESTATUS[0]}"
 }
 

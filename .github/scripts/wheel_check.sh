@@ -115,7 +115,7 @@ EOF
 step "fresh test venv: the repaired wheel + test dependencies (binary wheels only)"
 "$PYTHON" -m venv "$WORK/venv"
 VPY="$WORK/venv/bin/python"
-pip_q "$VPY" -m pip install -q --no-compile --only-binary=:all: "$WHEEL" pytest hypothesis threadpoolctl
+pip_q "$VPY" -m pip install -q --no-compile --only-binary=:all: "$WHEEL" pytest pytest-xdist hypothesis threadpoolctl
 REQUIRE_TORCH=0
 if [[ "$TORCH" != 0 ]]; then
     if "$VPY" -m pip install -q --no-compile --only-binary=:all: torch==2.13.0 > "$WORK/torch.log" 2>&1; then
@@ -169,7 +169,7 @@ if not convext.openmp_enabled():
     sys.exit("wheel_check: the wheel was built without OpenMP")
 EOF
 echo "wheel_check: built, repaired and installed in $(( $(date +%s) - t_start )) s; the tests follow"
-"${TEST_ENV[@]}" "$VPY" -m pytest -q -p no:cacheprovider tests \
+"${TEST_ENV[@]}" "$VPY" -m pytest -q -p no:cacheprovider -n auto tests \
     || die "the test suite failed against the installed wheel"
 cd "$ROOT"
 # Last line of output stays pytest's summary line.
