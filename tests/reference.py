@@ -46,20 +46,31 @@ def _at(x, cs, r, c):
 _PADDED_COPY_MAX = 1 << 26
 
 
+def _window_geometry(x, w, stride, padding, dilation):
+    """(strides, dilations, (top, bottom) and (left, right) padding, padded size, output size)
+    of a convolution of x by w: each output length is (padded - d*(k-1) - 1) // s + 1."""
+    H, W = x.shape[2:]
+    kh, kw = w.shape[2:]
+    sh, sw = _pair(stride)
+    dh, dw = _pair(dilation)
+    padh, padw = _pads(padding, kh, kw, dh, dw)
+    Hp, Wp = H + padh[0] + padh[1], W + padw[0] + padw[1]
+    OH = (Hp - dh * (kh - 1) - 1) // sh + 1
+    OW = (Wp - dw * (kw - 1) - 1) // sw + 1
+    return (sh, sw), (dh, dw), (padh, padw), (Hp, Wp), (OH, OW)
+
+
 def _tap_windows(x, w, stride, padding, dilation):
     """The zero-padded input and, for each tap (i, j), the window of xpad it multiplies:
     xpad[:, :, i*dh + oh*sh, j*dw + ow*sw] over every output pixel; None when the padded copy
     would be too large (huge padding)."""
     N, C, H, W = x.shape
-    F, Cg, kh, kw = w.shape
-    sh, sw = _pair(stride)
-    dh, dw = _pair(dilation)
-    padh, padw = _pads(padding, kh, kw, dh, dw)
-    Hp, Wp = H + padh[0] + padh[1], W + padw[0] + padw[1]
+    kh, kw = w.shape[2:]
+    (sh, sw), (dh, dw), (padh, padw), (Hp, Wp), (OH, OW) = _window_geometry(
+        x, w, stride, padding, dilation
+    )
     if N * C * Hp * Wp > _PADDED_COPY_MAX:
         return None
-    OH = (Hp - dh * (kh - 1) - 1) // sh + 1
-    OW = (Wp - dw * (kw - 1) - 1) // sw + 1
     xpad = np.zeros((N, C, Hp, Wp))
     xpad[:, :, padh[0] : padh[0] + H, padw[0] : padw[0] + W] = x
     taps = {
@@ -131,14 +142,11 @@ def conv2d_by_pixels(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     + sum_{c,i,j} w[f, c, i, j] * xpad[n, g*Cg + c, oh*s + i*d, ow*s + j*d]."""
     x = np.asarray(x, np.float64)
     w = np.asarray(w, np.float64)
-    N, C, H, W = x.shape
+    N = x.shape[0]
     F, Cg, kh, kw = w.shape
-    sh, sw = _pair(stride)
-    dh, dw = _pair(dilation)
-    padh, padw = _pads(padding, kh, kw, dh, dw)
-    Hp, Wp = H + padh[0] + padh[1], W + padw[0] + padw[1]
-    OH = (Hp - dh * (kh - 1) - 1) // sh + 1
-    OW = (Wp - dw * (kw - 1) - 1) // sw + 1
+    (sh, sw), (dh, dw), (padh, padw), _, (OH, OW) = _window_geometry(
+        x, w, stride, padding, dilation
+    )
     Fg = F // groups
     y = np.zeros((N, F, OH, OW))
     for f in range(F):
