@@ -142,7 +142,10 @@ def _compiles(compiler, cflags, lflags):
 
 def build_jobs():
     """Compiler processes run at once: CONVEXT_BUILD_JOBS, or one per CPU."""
-    return max(1, int(os.environ.get("CONVEXT_BUILD_JOBS", "0")) or os.cpu_count() or 1)
+    value = os.environ.get("CONVEXT_BUILD_JOBS", "0")
+    if not value.isdigit():
+        raise ValueError(f"CONVEXT_BUILD_JOBS must be a whole number of jobs, not {value!r}")
+    return int(value) or os.cpu_count() or 1
 
 
 class BuildExt(build_ext):
