@@ -106,7 +106,7 @@ else
   echo "== aarch64 with clang: skipped (no clang)"
 fi
 if [[ $(uname -m) == x86_64 ]]; then
-  # -O0: the CONVEXT_DEBUG=1 build's level; -ffp-contract=off: as MSVC's /fp:precise
+  # -O0: no optimisation and no FMA contraction at all; -ffp-contract=off: as MSVC's /fp:precise
   for opt in -O3 -O0 "-O3 -ffp-contract=off"; do
     job "x86${opt// /}" x86_job "$opt" "$work/kernel_check_x86${opt// /}"
   done

@@ -2,7 +2,7 @@
 # Memory-safety step of CI (docs/reliability.md check 13), called by .ci/run after the unit tests.
 #
 # 1. Build the extension with CONVEXT_DEBUG=1 (Cython boundscheck, wraparound and
-#    initializedcheck on, -O0 -g) and run the whole test suite against it.
+#    initializedcheck on, -Og -g) and run the whole test suite against it.
 # 2. Build it with CONVEXT_ASAN=1 (-fsanitize=address) and run the whole suite again with
 #    libasan preloaded into the interpreter; any "ERROR: AddressSanitizer" report fails the step.
 # 3. On that build, tests/kernels and tests/functional at every other instruction-set level this
@@ -77,7 +77,7 @@ if [[ "$libasan" != /* || ! -e "$libasan" ]]; then
   exit 1
 fi
 
-echo "== debug build (CONVEXT_DEBUG=1: boundscheck, wraparound, initializedcheck, -O0)"
+echo "== debug build (CONVEXT_DEBUG=1: boundscheck, wraparound, initializedcheck, -Og)"
 start=$(date +%s)
 copy_tree "$work/debug"
 CONVEXT_DEBUG=1 build "$work/debug"

@@ -30,7 +30,9 @@ def _bench(*args):
         capture_output=True,
         text=True,
         env=env,
-        timeout=120,
+        # a guard against a hang, not a speed check: instrumented builds on a shared machine are
+        # slow (the debug build at -O0 took over 120 s for bench layers --quick)
+        timeout=600,
     )
 
 
