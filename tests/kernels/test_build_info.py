@@ -82,7 +82,8 @@ def test_build_info_arch_matches_machine():
 
 
 def test_default_build_is_portable():
-    """Release builds carry no -march=native (opt-in CONVEXT_NATIVE=1 only) and no debug level (-O0, -Og)."""
+    """Release builds carry no -march=native (opt-in CONVEXT_NATIVE=1 only) and no debug
+    optimisation level (-O0, -Og)."""
     if os.environ.get("CONVEXT_NATIVE") == "1" or os.environ.get("CONVEXT_DEBUG") == "1":
         pytest.skip("local build with CONVEXT_NATIVE/CONVEXT_DEBUG")
     info = convext.build_info()
