@@ -183,3 +183,32 @@ def _run(step, model):
         gc.collect()
         rss.append(_rss_bytes())
     return rss
+
+
+def _x(shape=(1, 1, 6, 6)):
+    return np.ones(shape, np.float32)
+
+
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: F.interpolate(_x(), size=(2**19, 2**19), mode="nearest"), "interpolate"),
+        (lambda: F.interpolate(_x(), scale_factor=60000.0, mode="bilinear"), "interpolate"),
+        (
+            lambda: F.interpolate_backward(_x((1, 1, 1, 1)), (1, 1, 2**19, 2**19), size=(1, 1)),
+            "interpolate_backward",
+        ),
+        (lambda: F.adaptive_avg_pool2d(_x(), (2**19, 2**19)), "adaptive_avg_pool2d"),
+        (lambda: F.adaptive_max_pool2d(_x(), (2**19, 2**19)), "adaptive_max_pool2d"),
+        (
+            lambda: F.max_unpool2d(_x((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), np.int64), 2**18),
+            "max_unpool2d",
+        ),
+        (lambda: L.Pad([2**18] * 4)(_x()), "Pad"),
+    ],
+)
+def test_outputs_larger_than_the_machine_are_value_errors(call, name):
+    """An output (or gradient) of more bytes than the machine has is refused before anything is
+    allocated, naming the call (a MemoryError, or a machine brought to swap, otherwise)."""
+    with pytest.raises(ValueError, match=rf"^{name}: .*bytes, more than this machine"):
+        call()

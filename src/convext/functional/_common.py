@@ -126,13 +126,15 @@ def _check_input_shape(input_shape, fn, itemsize):
     return check_alloc(shape, f"{fn}: input_shape", itemsize)
 
 
-def _check_size(shape, name, fn):
-    """An array of ``shape`` (argument ``name``) within the geometry bound MAX_EXTENT of
-    ``convext._validation`` (so every size, extent and index a kernel forms from it stays far
-    below 2**63)."""
+def _check_size(shape, name, fn, itemsize):
+    """An array of ``shape`` (argument ``name``) with elements of ``itemsize`` bytes within the
+    geometry bound MAX_EXTENT of ``convext._validation`` (so every size, extent and index a
+    kernel forms from it stays far below 2**63) and within the machine's memory (check_alloc:
+    convext allocates it, or an array of its size, for the result)."""
     n = math.prod(shape)
     if n > MAX_EXTENT:
         raise ValueError(
             f"{fn}: {name} of shape {_shape_str(shape)} is too large: {n} "
             f"elements, more than the geometry bound {MAX_EXTENT}"
         )
+    check_alloc(shape, f"{fn}: {name} of shape", itemsize)

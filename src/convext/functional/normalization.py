@@ -40,7 +40,7 @@ def _bn_x(x, name="x"):
     """(N, C, *spatial) -> C-contiguous (N, C, L) view or copy."""
     x = check_array(x, name, (2, 3, 4, 5))
     N, C = x.shape[:2]
-    _check_size(x.shape, name, "batch_norm")
+    _check_size(x.shape, name, "batch_norm", x.dtype.itemsize)
     return x, contiguous(x).reshape(N, C, math.prod(x.shape[2:]))
 
 

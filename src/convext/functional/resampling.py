@@ -29,7 +29,7 @@ def _plane_input(x, name, fn):
             f"{fn}: {name} must have non-empty channels, height and width (only "
             f"the batch may be empty), got shape {_shape_str(x.shape)}"
         )
-    _check_size(x.shape, name, fn)
+    _check_size(x.shape, name, fn, x.dtype.itemsize)
     H, W = x.shape[-2:]
     return x, contiguous(x).reshape(-1, H, W)
 
@@ -63,10 +63,10 @@ def _windows(size, out):
     return (k * size) // out, -((-(k + 1) * size) // out)
 
 
-def _adaptive_geom(shape, output_size, fn):
+def _adaptive_geom(shape, output_size, fn, itemsize):
     H, W = shape[-2:]
     OH, OW = _adaptive_size(output_size, H, W, fn)
-    _check_size(tuple(shape[:-2]) + (OH, OW), "the output", fn)
+    _check_size(tuple(shape[:-2]) + (OH, OW), "the output", fn, itemsize)
     return (OH, OW) + _windows(H, OH) + _windows(W, OW)
 
 
@@ -82,7 +82,7 @@ def adaptive_avg_pool2d(x: ArrayLike, output_size: int | Sequence[int | None]) -
     if _adaptive_size(output_size, *x.shape[-2:], fn) == (1, 1):
         # one window, the whole plane: the same sums, several planes side by side
         return _global_avg(x)
-    OH, OW, hs, he, ws, we = _adaptive_geom(x.shape, output_size, fn)
+    OH, OW, hs, he, ws, we = _adaptive_geom(x.shape, output_size, fn, x.dtype.itemsize)
     y = np.empty(x.shape[:-2] + (OH, OW), x.dtype)
     if y.size:
         _resample.adaptive_avg_forward(
@@ -102,7 +102,7 @@ def _grad_for_shape(grad_out, input_shape, fn):
             f"shape {_shape_str(gy.shape)} (leading dimensions must agree, planes "
             f"non-empty)"
         )
-    _check_size(shape, "input_shape", fn)
+    _check_size(shape, "input_shape", fn, gy.dtype.itemsize)
     return gy, shape
 
 
@@ -111,7 +111,7 @@ def adaptive_avg_pool2d_backward(grad_out: ArrayLike, input_shape: Shape) -> Flo
     window of an input of ``input_shape``."""
     fn = "adaptive_avg_pool2d_backward"
     gy, shape = _grad_for_shape(grad_out, input_shape, fn)
-    OH, OW, hs, he, ws, we = _adaptive_geom(shape, gy.shape[-2:], fn)
+    OH, OW, hs, he, ws, we = _adaptive_geom(shape, gy.shape[-2:], fn, gy.dtype.itemsize)
     H, W = shape[-2:]
     gx = np.empty(shape, gy.dtype)
     if gx.size:
@@ -175,7 +175,7 @@ def adaptive_max_pool2d(
     fn = "adaptive_max_pool2d"
     x, x3 = _plane_input(x, "x", fn)
     return_indices = _check_bool(return_indices, "return_indices")
-    OH, OW, hs, he, ws, we = _adaptive_geom(x.shape, output_size, fn)
+    OH, OW, hs, he, ws, we = _adaptive_geom(x.shape, output_size, fn, x.dtype.itemsize)
     y = np.empty(x.shape[:-2] + (OH, OW), x.dtype)
     idx = np.empty(y.shape, np.int64)
     if y.size:
@@ -240,7 +240,9 @@ def adaptive_max_pool2d_backward(
 _MODES = ("nearest", "bilinear")
 
 
-def _interp_args(shape, size, scale_factor, mode, align_corners, recompute_scale_factor, fn):
+def _interp_args(
+    shape, size, scale_factor, mode, align_corners, recompute_scale_factor, fn, itemsize
+):
     """-> (OH, OW, scales) with scales the (h, w) scale factors torch passes to its kernel
     (None: use in/out)."""
     if not isinstance(mode, str) or mode not in _MODES:
@@ -290,7 +292,7 @@ def _interp_args(shape, size, scale_factor, mode, align_corners, recompute_scale
             f"{fn}: the output size ({OH}, {OW}) must be positive (size "
             f"{size!r}, scale_factor {scale_factor!r}, input {_shape_str(shape)})"
         )
-    _check_size(tuple(shape[:-2]) + (OH, OW), "the output", fn)
+    _check_size(tuple(shape[:-2]) + (OH, OW), "the output", fn, itemsize)
     return OH, OW, scales
 
 
@@ -359,7 +361,14 @@ def interpolate(
     fn = "interpolate"
     x, x3 = _plane_input(x, "x", fn)
     OH, OW, scales = _interp_args(
-        x.shape, size, scale_factor, mode, align_corners, recompute_scale_factor, fn
+        x.shape,
+        size,
+        scale_factor,
+        mode,
+        align_corners,
+        recompute_scale_factor,
+        fn,
+        x.dtype.itemsize,
     )
     t = _interp_tables(x.shape, OH, OW, scales, mode, align_corners, x.dtype)
     y = np.empty(x.shape[:-2] + (OH, OW), x.dtype)
@@ -383,7 +392,14 @@ def interpolate_backward(
     fn = "interpolate_backward"
     gy, shape = _grad_for_shape(grad_out, input_shape, fn)
     OH, OW, scales = _interp_args(
-        shape, size, scale_factor, mode, align_corners, recompute_scale_factor, fn
+        shape,
+        size,
+        scale_factor,
+        mode,
+        align_corners,
+        recompute_scale_factor,
+        fn,
+        gy.dtype.itemsize,
     )
     if gy.shape[-2:] != (OH, OW):
         raise ValueError(
@@ -404,7 +420,7 @@ def interpolate_backward(
     return gx
 
 
-def _unpool_size(shape, kernel_size, stride, padding, output_size, fn):
+def _unpool_size(shape, kernel_size, stride, padding, output_size, fn, itemsize):
     kh, kw = as_pair(kernel_size, "kernel_size")
     sh, sw = (kh, kw) if stride is None else as_pair(stride, "stride")
     ph, pw = as_pair(padding, "padding", allow_zero=True)
@@ -437,7 +453,7 @@ def _unpool_size(shape, kernel_size, stride, padding, output_size, fn):
             f"{kernel_size!r}, stride {stride!r}, padding {padding!r}, input "
             f"{_shape_str(shape)})"
         )
-    _check_size(tuple(shape[:-2]) + tuple(out), "the output", fn)
+    _check_size(tuple(shape[:-2]) + tuple(out), "the output", fn, itemsize)
     return tuple(out)
 
 
@@ -457,9 +473,9 @@ def max_unpool2d(
     """
     fn = "max_unpool2d"
     x = check_array(x, "x", (3, 4))
-    _check_size(x.shape, "x", fn)
+    _check_size(x.shape, "x", fn, x.dtype.itemsize)
     idx = _indices(indices, x.shape, fn)
-    OH, OW = _unpool_size(x.shape, kernel_size, stride, padding, output_size, fn)
+    OH, OW = _unpool_size(x.shape, kernel_size, stride, padding, output_size, fn, x.dtype.itemsize)
     y = np.empty(x.shape[:-2] + (OH, OW), x.dtype)
     if y.size:
         P = math.prod(x.shape[:-2])
@@ -494,7 +510,7 @@ def max_unpool2d_backward(
             f"{fn}: input_shape {_shape_str(shape)} does not match grad_out of "
             f"shape {_shape_str(gy.shape)} (leading dimensions must agree)"
         )
-    _check_size(shape, "input_shape", fn)
+    _check_size(shape, "input_shape", fn, gy.dtype.itemsize)
     idx = _indices(indices, shape, fn)
     gx = np.empty(shape, gy.dtype)
     if gx.size == 0:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._typing import ArrayLike, FloatArray
+from .._validation import check_alloc
 from .base import Layer, _array, _building_unallocated, _dtype
 from .registry import MAX_AXIS, MAX_SIZE, register_layer
 
@@ -319,6 +320,8 @@ class Pad(_Op):
             (b or a) and n == 0 for (b, a), n in zip(widths, x.shape, strict=True)
         ):
             raise ValueError(f"Pad: edge padding of an empty axis, input {x.shape}")
+        padded = tuple(n + b + a for (b, a), n in zip(widths, x.shape, strict=True))
+        check_alloc(padded, "Pad: the padded output of shape", x.dtype.itemsize)
         self._keep((x.shape, widths))
         if self.mode == "constant":
             return np.pad(x, widths, mode="constant", constant_values=self.value)
