@@ -74,7 +74,10 @@ def _decode(v, where):
                 isinstance(p, list) and len(p) == 2 for p in pairs
             ):
                 raise _archive.Refused(f"{where}: a counter must be a list of [key, count]")
-            return Counter({_decode(k, where): _decode(c, where) for k, c in pairs})
+            keys = [_decode(k, where) for k, _ in pairs]
+            if not all(isinstance(k, (str, int, float, bool)) or k is None for k in keys):
+                raise _archive.Refused(f"{where}: a counter's keys must be numbers or strings")
+            return Counter({k: _decode(c, where) for k, (_, c) in zip(keys, pairs, strict=True)})
         return {k: _decode(x, f"{where}[{k!r}]") for k, x in v.items()}
     return v
 

@@ -348,7 +348,7 @@ def _resume(path, model, optimizer, scheduler, rng, epochs):
         probe = np.random.default_rng(0)
         try:
             probe.bit_generator.state = ckpt.rng_state
-        except (TypeError, ValueError, KeyError) as e:
+        except (TypeError, ValueError, KeyError, OverflowError) as e:
             raise ValueError(f"{where}: its generator state does not fit fit's rng: {e}") from None
     opt_before = optimizer.state_dict()
     sched_before = None if scheduler is None else scheduler.state_dict()

@@ -548,3 +548,42 @@ def test_a_failing_on_train_begin_ends_the_callbacks_already_begun(tmp_path):
     with pytest.raises(ValueError, match="monitor='val_loss'"):
         _fit(_mlp(), X, y, callbacks=[log, C.EarlyStopping()])
     assert log._file is None  # closed by its on_train_end
+
+
+def _forge(src, dst, change):
+    """Copy checkpoint ``src`` to ``dst`` with ``change(meta)`` applied to its JSON record."""
+    import zipfile
+
+    from convext._archive import ARCH_KEY
+
+    with zipfile.ZipFile(src) as zf:
+        members = {i.filename: zf.read(i) for i in zf.infolist()}
+    key = ARCH_KEY + ".npy"
+    meta = json.loads(str(np.load(io.BytesIO(members[key]))))
+    change(meta)
+    buf = io.BytesIO()
+    np.save(buf, np.array(json.dumps(meta)))
+    members[key] = buf.getvalue()
+    with zipfile.ZipFile(dst, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+
+
+@pytest.mark.parametrize("state", [-1, 2**300])
+def test_forged_generator_state_is_a_value_error(tmp_path, state):
+    X, y = _blobs(20)
+    path = tmp_path / "ck.npz"
+    _fit(_mlp(), X, y, epochs=1, rng=0, callbacks=[C.ModelCheckpoint(path)])
+    assert load_checkpoint(path).rng_state is not None
+    _forge(path, tmp_path / "forged.npz", lambda m: m["rng"]["state"].update(state=state))
+    with pytest.raises(ValueError, match="generator state"):
+        _fit(_mlp(), X, y, epochs=3, rng=0, resume_from=tmp_path / "forged.npz")
+
+
+def test_forged_counter_key_is_refused_with_the_field(tmp_path):
+    X, y = _blobs(20)
+    path = tmp_path / "ck.npz"
+    _fit(_mlp(), X, y, epochs=1, callbacks=[C.ModelCheckpoint(path)])
+    _forge(path, tmp_path / "f.npz", lambda m: m["history"].update(x={"__counter__": [[[1], 2]]}))
+    with pytest.raises(ValueError, match=r"history.*counter's keys"):
+        load_checkpoint(tmp_path / "f.npz")
