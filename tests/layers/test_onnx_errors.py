@@ -339,3 +339,137 @@ def test_corrupted_models_are_value_errors_or_load():
         except ValueError:
             outcomes["refused"] += 1
     assert outcomes["refused"] > 0 and sum(outcomes.values()) == 1000
+
+
+def _load(m):
+    return convext.onnx.load(m.SerializeToString())
+
+
+@pytest.mark.parametrize(
+    "nodes, inits, opset, x_shape, match",
+    [
+        # a rank-0 input declared for an opset-12 Softmax (its axis is taken modulo the rank)
+        ([helper.make_node("Softmax", ["x"], ["y"])], [], 12, [], "Softmax"),
+        # attributes that must be tensors, given as ints
+        (
+            [
+                helper.make_node("Constant", [], ["c"], value=5),
+                helper.make_node("Add", ["x", "c"], ["y"]),
+            ],
+            [],
+            13,
+            (None, 2, 6, 6),
+            "a tensor was expected",
+        ),
+        (
+            [
+                helper.make_node("ConstantOfShape", ["s"], ["c"], value=5),
+                helper.make_node("Add", ["x", "c"], ["y"]),
+            ],
+            [numpy_helper.from_array(np.array([2], np.int64), "s")],
+            13,
+            (None, 2, 6, 6),
+            "a tensor was expected",
+        ),
+        # infinite shapes, pads and slice bounds (float initializers)
+        (
+            [helper.make_node("Reshape", ["x", "s"], ["y"])],
+            [numpy_helper.from_array(np.array([1, np.inf], np.float32), "s")],
+            13,
+            (None, 2, 6, 6),
+            "OverflowError",
+        ),
+        (
+            [helper.make_node("Pad", ["x", "p"], ["y"])],
+            [numpy_helper.from_array(np.array([0, 0, np.inf, 0] * 2, np.float32), "p")],
+            13,
+            (None, 2, 6, 6),
+            "OverflowError",
+        ),
+    ],
+)
+def test_forged_attributes_and_infinite_constants_are_problems(nodes, inits, opset, x_shape, match):
+    with pytest.raises(ValueError, match=match):
+        _load(model(nodes, inits, opset=opset, x_shape=x_shape))
+
+
+def _add_fold(n):
+    """Two small initializers (n, 1) and (1, n) whose folded sum has n * n elements."""
+    inits = [
+        numpy_helper.from_array(np.ones((n, 1), np.float32), "a"),
+        numpy_helper.from_array(np.ones((1, n), np.float32), "b"),
+    ]
+    nodes = [
+        helper.make_node("Add", ["a", "b"], ["c"]),
+        helper.make_node("Add", ["x", "c"], ["y"]),
+    ]
+    return model(nodes, inits, x_shape=(n, n))
+
+
+def test_constant_folding_counts_against_max_bytes():
+    """A 256 kB file whose folded constants would take 4 GiB is refused before any of it is
+    computed; the same fold within max_bytes is computed exactly."""
+    with pytest.raises(ValueError, match=r"folded constant of shape \(32768, 32768\)"):
+        _load(_add_fold(1 << 15))
+    m = _add_fold(64)
+    with pytest.raises(ValueError, match="max_bytes"):
+        convext.onnx.load(m.SerializeToString(), max_bytes=2 * 64 * 4 + 64 * 64 * 4 - 1)
+    g = convext.onnx.load(m.SerializeToString(), max_bytes=2 * 64 * 4 + 64 * 64 * 4)
+    x = np.arange(64 * 64, dtype=np.float32).reshape(64, 64)
+    np.testing.assert_array_equal(g(x), x + 2)
+    # doubling a constant by Concat, and Gather with many indices, are bounded the same way
+    big = numpy_helper.from_array(np.ones(1 << 20, np.float32), "a")
+    nodes = [helper.make_node("Concat", ["a", "a"], ["c0"], axis=0)]
+    for k in range(1, 12):
+        nodes.append(helper.make_node("Concat", [f"c{k - 1}", f"c{k - 1}"], [f"c{k}"], axis=0))
+    nodes.append(helper.make_node("Add", ["x", "c11"], ["y"]))
+    with pytest.raises(ValueError, match="folded constant"):
+        _load(model(nodes, [big], x_shape=(1 << 32,)))
+    idx = numpy_helper.from_array(np.zeros(1 << 15, np.int64), "i")
+    data = numpy_helper.from_array(np.ones((1, 1 << 15), np.float32), "d")
+    nodes = [
+        helper.make_node("Gather", ["d", "i"], ["c"], axis=0),
+        helper.make_node("Add", ["x", "c"], ["y"]),
+    ]
+    with pytest.raises(ValueError, match="folded constant"):
+        _load(model(nodes, [data, idx], x_shape=(1 << 15, 1 << 15)))
+
+
+def test_a_name_assigned_twice_is_refused():
+    twice = [
+        helper.make_node("Relu", ["x"], ["y"]),
+        helper.make_node("Sigmoid", ["x"], ["y"]),
+    ]
+    with pytest.raises(ValueError, match="'y' is already"):
+        _load(model(twice))
+    shadow = [
+        helper.make_node("Relu", ["x"], ["w"]),
+        helper.make_node("Conv", ["w", "w"], ["y"], kernel_shape=[3, 3]),
+    ]
+    with pytest.raises(ValueError, match="'w' is already"):
+        _load(model(shadow, [numpy_helper.from_array(W, "w")]))
+
+
+def test_sizes_fixed_at_import_are_checked_at_run_time():
+    """auto_pad SAME pads for the declared plane: another plane (which would get the wrong
+    padding) is refused, as onnxruntime refuses it; the declared plane computes as before, and
+    a model whose import fixed nothing from the sizes takes any plane."""
+    pool = [
+        helper.make_node(
+            "MaxPool", ["x"], ["y"], kernel_shape=[3, 3], auto_pad="SAME_UPPER", strides=[2, 2]
+        )
+    ]
+    rng = np.random.default_rng(0)
+    x6 = rng.standard_normal((1, 1, 6, 6)).astype(np.float32)
+    x7 = rng.standard_normal((3, 1, 7, 7)).astype(np.float32)
+    g7 = _load(model(pool, x_shape=("N", 1, 7, 7)))
+    with pytest.raises(ValueError, match=r"input 'x' has shape \(1, 1, 6, 6\).*\('\?', 1, 7, 7\)"):
+        g7(x6)
+    # SAME_UPPER at 7x7, stride 2, kernel 3: 4x4 outputs, one row and column of padding a side
+    padded = np.pad(x7, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
+    want = np.max(
+        [padded[:, :, i : i + 7 : 2, j : j + 7 : 2] for i in range(3) for j in range(3)], axis=0
+    )
+    np.testing.assert_array_equal(g7(x7), want)
+    relu = _load(model([helper.make_node("Relu", ["x"], ["y"])], x_shape=(1, 1, 7, 7)))
+    np.testing.assert_array_equal(relu(x6), np.maximum(x6, 0))

@@ -303,6 +303,19 @@ _FIELDS = {
     # graph op layers
     "shape": (lambda v: _ints_ok(v, -1, MAX_AXIS), f"a list of at most {MAX_AXIS} ints >= -1"),
     "perm": (lambda v: _ints_ok(v, 0, MAX_AXIS), f"a list of at most {MAX_AXIS} ints >= 0"),
+    # OnnxInputShape: an imported input's name and declared shape (sizes, None, symbols)
+    "input_name": (lambda v: isinstance(v, str) and len(v) <= 128, "a string of <= 128 chars"),
+    "declared": (
+        lambda v: (
+            isinstance(v, list)
+            and len(v) <= MAX_AXIS
+            and all(
+                e is None or _int(e, 0, MAX_SIZE) or (isinstance(e, str) and len(e) <= 100)
+                for e in v
+            )
+        ),
+        f"a list of at most {MAX_AXIS} sizes (ints >= 0, null or names)",
+    ),
     "pads": (lambda v: _ints_ok(v, 0, 2 * MAX_AXIS), f"a list of at most {2 * MAX_AXIS} ints >= 0"),
     "output_padding": (
         lambda v: _pair_ok(v, 0),

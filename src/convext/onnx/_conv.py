@@ -27,6 +27,7 @@ def _resolve_pads(imp, node, a, kernel, stride, dilation):
             f"auto_pad={auto} needs the input's height and width known in the "
             f"model (got shape {shape})"
         )
+    imp.size_dependent.append(f"auto_pad={auto} padding for {shape[2]}x{shape[3]} planes")
     out = []
     for n, k, s, d in zip(shape[2:], kernel, stride, dilation, strict=True):
         total = max(0, (-(-n // s) - 1) * s + (k - 1) * d + 1 - n)

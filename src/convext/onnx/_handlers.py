@@ -11,7 +11,7 @@ import numpy as np
 from .. import layers as L
 from . import _ops as O
 from ._conv import _avgpool, _conv, _conv_transpose, _maxpool
-from ._proto import _attr_value, _onnx, _to_array, _Unsupported
+from ._proto import _attr_value, _onnx, _reserve, _to_array, _Unsupported
 
 
 def _unary(make, allowed=None):
@@ -68,12 +68,24 @@ def _softmax(imp, node, check_only):
     axis = int(a.get("axis", -1 if imp.opset >= 13 else 1))
     if imp.opset < 13:
         shape = imp.shape(node.input[0])
-        if shape is None or axis % len(shape) != len(shape) - 1:
+        if not shape or axis % len(shape) != len(shape) - 1:
             raise _Unsupported(
                 f"opset {imp.opset} Softmax over axes {axis}.. (flattened) is "
                 f"supported only on the last axis"
             )
     imp.out(node, imp.emit(imp.node_base(node), L.Softmax(axis), [imp.inp(node, 0)]))
+
+
+def _reserve_fold(imp, shape, dtype):
+    """Count a constant about to be folded (computed from other constants at import time)
+    against max_bytes: a model small on disk must not fold into gigabytes."""
+    _reserve(imp.budget, shape, dtype, f"the folded constant of shape {tuple(shape)}")
+
+
+def _reserve_copy(imp, v):
+    """A reshape of a constant copies it where it is not contiguous (a folded Transpose)."""
+    if not v.flags.c_contiguous:
+        _reserve_fold(imp, v.shape, v.dtype)
 
 
 _FOLD = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}
@@ -86,6 +98,7 @@ def _binary(imp, node, check_only):
         return
     if all(i in imp.consts for i in node.input):
         a, b = (imp.consts[i] for i in node.input)
+        _reserve_fold(imp, np.broadcast_shapes(a.shape, b.shape), np.result_type(a, b))
         if node.op_type == "Div":
             if a.dtype.kind in "iu" and b.dtype.kind in "iu":
                 imp.consts[node.output[0]] = a // b
@@ -104,7 +117,9 @@ def _concat(imp, node, check_only):
         return
     axis = int(a["axis"]) if "axis" in a else 0
     if all(i in imp.consts for i in node.input):
-        imp.consts[node.output[0]] = np.concatenate([imp.consts[i] for i in node.input], axis)
+        parts = [imp.consts[i] for i in node.input]
+        _reserve_fold(imp, (sum(v.size for v in parts),), np.result_type(*parts))
+        imp.consts[node.output[0]] = np.concatenate(parts, axis)
         return
     ins = [imp.inp(node, k) for k in range(len(node.input))]
     imp.out(node, imp.emit(imp.node_base(node), L.Cat(axis), ins))
@@ -117,7 +132,8 @@ def _flatten(imp, node, check_only):
     axis = int(a.get("axis", 1))
     if node.input[0] in imp.consts:
         v = imp.consts[node.input[0]]
-        imp.consts[node.output[0]] = v.reshape(int(np.prod(v.shape[:axis])), -1)
+        _reserve_copy(imp, v)
+        imp.consts[node.output[0]] = v.reshape(math.prod(v.shape[:axis]), -1)
         return
     imp.out(node, imp.emit(imp.node_base(node), O.OnnxFlatten(axis), [imp.inp(node, 0)]))
 
@@ -161,6 +177,7 @@ def _reshape(imp, node, check_only):
         return
     target = imp.const(node, 1, "the shape")
     if node.input[0] in imp.consts:
+        _reserve_copy(imp, imp.consts[node.input[0]])
         imp.consts[node.output[0]] = imp.consts[node.input[0]].reshape([int(v) for v in target])
         return
     in_shape = imp.shape(node.input[0]) or []
@@ -370,6 +387,8 @@ def _shape(imp, node, check_only):
         shape = list(imp.consts[node.input[0]].shape)
     if shape is None or any(d is None for d in shape):
         raise _Unsupported("the shape of its input is not known at import time")
+    if node.input[0] not in imp.consts and any(isinstance(d, int) for d in shape):
+        imp.size_dependent.append(f"Shape of {node.input[0]!r:.100} folded to {shape}")
     shape = shape[a.get("start", 0) : a.get("end", len(shape))]
     dtype = np.int64 if all(isinstance(d, int) for d in shape) else object
     imp.consts[node.output[0]] = np.array(shape, dtype=dtype)
@@ -392,6 +411,11 @@ def _fold_only(fn, allowed):
 
 def _gather(imp, node, a):
     data, idx = imp.consts[node.input[0]], imp.consts[node.input[1]]
+    axis = int(a.get("axis", 0))
+    if not -data.ndim <= axis < data.ndim:
+        raise ValueError(f"axis {axis} is out of range for data of rank {data.ndim}")
+    kept = data.size // data.shape[axis] if data.shape[axis] else 0
+    _reserve_fold(imp, (idx.size, kept), data.dtype)
     return np.asarray(
         np.take(data, idx.astype(np.int64), axis=int(a.get("axis", 0))), dtype=data.dtype
     )
@@ -413,7 +437,9 @@ def _slice(imp, node, a):
 
 def _cast(imp, node, a):
     onnx = _onnx()
-    return imp.consts[node.input[0]].astype(onnx.helper.tensor_dtype_to_np_dtype(a["to"]))
+    v, dtype = imp.consts[node.input[0]], onnx.helper.tensor_dtype_to_np_dtype(a["to"])
+    _reserve_fold(imp, v.shape, dtype)
+    return v.astype(dtype)
 
 
 def _const_of_shape(imp, node, a):
@@ -422,6 +448,7 @@ def _const_of_shape(imp, node, a):
         raise _Unsupported(f"ConstantOfShape of {shape} is too large to fold")
     value = a.get("value")
     v = np.zeros(1, np.float32) if value is None else _to_array(value, imp.folder, imp.budget)
+    _reserve_fold(imp, shape, v.dtype)
     return np.full(shape, v.reshape(-1)[0], v.dtype)
 
 

@@ -17,6 +17,7 @@ from numpy.typing import DTypeLike
 
 from .. import layers as L
 from ..layers.graph import MAX_GRAPH_NODES, Graph
+from . import _ops as O
 from ._handlers import _HANDLERS, _upsample
 from ._proto import (
     DEFAULT_MAX_BYTES,
@@ -49,6 +50,8 @@ class _Importer:
         self.problems = []
         self.broken = set()
         self.opset = None
+        # what the import fixed from the declared input sizes; non-empty: the graph checks them
+        self.size_dependent = []
 
     # -- names and nodes ---------------------------------------------------------------------
     def unique(self, base):
@@ -179,7 +182,7 @@ class _Importer:
                     d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
                     for d in tt.shape.dim
                 ]
-        inputs = []
+        inputs, checks = [], {}  # checks: the OnnxInputShape node of an input -> the input
         for vi in g.input:
             if vi.name in self.consts:
                 continue
@@ -195,6 +198,22 @@ class _Importer:
             name = self.unique(vi.name)
             self.tensor[vi.name] = name
             inputs.append((name, vi.name))
+            declared = self.shapes.get(vi.name)
+            if declared is not None:
+                check = self.emit(name + "_shape", O.OnnxInputShape(vi.name, declared), [name])
+                checks[check] = name
+                self.tensor[vi.name] = check
+        assigned = set(self.consts) | {vi.name for vi in g.input}
+        for k, node in enumerate(g.node):
+            for o in node.output:
+                if o in assigned:  # "" (an unused optional output) is never assigned
+                    self.problems.append(
+                        f"node {k} {node.name or '(unnamed)'!r:.100}: its output {o!r:.100} is "
+                        f"already a graph input, an initializer or another node's output (ONNX "
+                        f"assigns each name once)"
+                    )
+                elif o:
+                    assigned.add(o)
         consumers = {}
         for node in g.node:
             for i in node.input:
@@ -232,7 +251,8 @@ class _Importer:
             except (ValueError, TypeError) as e:
                 self.problems.append(f"{label}: {e}")
                 self.broken.update(node.output)
-            except (IndexError, KeyError) as e:  # a required input or attribute is missing
+            except (IndexError, KeyError, ArithmeticError) as e:
+                # a required input or attribute is missing; an infinite or zero-sized operand
                 self.problems.append(f"{label}: malformed node ({type(e).__name__}: {e})")
                 self.broken.update(node.output)
         outputs = []
@@ -251,6 +271,13 @@ class _Importer:
                 f"cannot import this ONNX model: {len(self.problems)} "
                 f"unsupported node(s) or feature(s):\n  " + "\n  ".join(self.problems)
             )
+        if not self.size_dependent:  # the checks are not needed: any input size works
+            self.nodes = [
+                (n, layer, [checks.get(i, i) for i in ins])
+                for n, layer, ins in self.nodes
+                if n not in checks
+            ]
+            outputs = [checks.get(o, o) for o in outputs]
         graph = Graph([n for n, _ in inputs], self.nodes, outputs)
         graph.eval()
         graph.onnx_input_shapes = {n: self.shapes.get(o) for n, o in inputs}
@@ -283,9 +310,15 @@ def load(
     Anything else (an operator, an attribute value, a second output that is used, a
     non-constant weight) makes a ValueError listing every such node, raised before anything
     runs. The file is untrusted: at most ``max_bytes`` (default and ceiling: protobuf's 2 GiB),
-    initializers counted against the same budget before they are read, external data only
-    from files inside the model's own folder (no absolute path, no '..', no symlink out), a
-    malformed protobuf is a ValueError.
+    initializers and the constants folded from them counted against the same budget before
+    they are read or computed, external data only from files inside the model's own folder
+    (no absolute path, no '..', no symlink out), a malformed protobuf is a ValueError, and so
+    is a name assigned twice.
+
+    Where the import fixes something from the input sizes the model declares (the padding of
+    auto_pad SAME, a Shape folded to a constant), the graph starts with an ``OnnxInputShape``
+    check per input: an input whose size differs from a declared one is a ValueError at run
+    time (as in onnxruntime), not a result computed with the wrong padding.
 
     ``dtype``: float32 (default) or float64, the dtype of every parameter. The graph is
     returned in eval mode (call ``train()`` to fine-tune); ``graph.onnx_input_shapes`` holds

@@ -8,6 +8,7 @@ Every forward/backward goes through ``convext.functional`` or is a NumPy array e
 import numpy as np
 
 from .. import functional
+from .._validation import check_alloc
 from ..layers.base import Layer, _array, _dtype
 from ..layers.graph_ops import _int_list, _Op
 from ..layers.registry import MAX_AXIS, MAX_SIZE, register_layer
@@ -20,6 +21,7 @@ __all__ = [
     "OnnxGlobalMaxPool",
     "OnnxHardSigmoid",
     "OnnxHardSwish",
+    "OnnxInputShape",
     "OnnxResize",
     "OnnxSqueeze",
     "OnnxUnsqueeze",
@@ -127,6 +129,52 @@ class OnnxHardSwish(_Op):
     def backward(self, grad_out, needs_input_grad=True):
         x = self._take()
         return functional.hardswish_backward(grad_out, x) if needs_input_grad else None
+
+
+@register_layer
+class OnnxInputShape(_Op):
+    """The check of an imported graph's input ``input_name`` against the shape the model
+    declares for it (``declared``: per axis an int, or None or a symbol's name for a free axis),
+    passing the input on unchanged. The importer puts it in front of an input when it fixed
+    something from the declared sizes (the padding of auto_pad SAME, a Shape folded to a
+    constant), which another size would silently make wrong; onnxruntime refuses such inputs
+    too."""
+
+    def __init__(self, input_name, declared):
+        super().__init__()
+        if not isinstance(input_name, str):
+            raise TypeError(f"OnnxInputShape: input_name must be a str, got {input_name!r:.50}")
+        if not isinstance(declared, (list, tuple)) or len(declared) > MAX_AXIS:
+            raise TypeError(f"OnnxInputShape: declared must be a list, got {declared!r:.100}")
+        for d in declared:
+            if not (d is None or isinstance(d, str)) and (
+                isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 0
+            ):
+                raise TypeError(
+                    f"OnnxInputShape: each size is an int >= 0, None or a name, got {d!r:.50}"
+                )
+        self.input_name = input_name[:128]
+        self.declared = [d[:100] if isinstance(d, str) else d for d in declared]
+        self.declared = [d if d is None or isinstance(d, str) else int(d) for d in self.declared]
+
+    def forward(self, x):
+        x = np.asarray(x)
+        fixed = [d if isinstance(d, int) else None for d in self.declared]
+        if x.ndim != len(fixed) or any(
+            d is not None and n != d for d, n in zip(fixed, x.shape, strict=True)
+        ):
+            raise ValueError(
+                f"input {self.input_name!r} has shape {x.shape}; the model declares "
+                f"{tuple('?' if d is None else d for d in fixed)} ('?': any size), and the "
+                f"import fixed padding or shapes from those sizes"
+            )
+        return x
+
+    def backward(self, grad_out, needs_input_grad=True):
+        return np.asarray(grad_out) if needs_input_grad else None
+
+    def get_config(self):
+        return {"input_name": self.input_name, "declared": list(self.declared)}
 
 
 @register_layer
@@ -310,6 +358,9 @@ class OnnxAvgPoolExcludePad(_Op):
         x = np.asarray(x)
         if x.ndim != 4:
             raise ValueError(f"OnnxAvgPoolExcludePad: x must be (N, C, H, W), got {x.shape}")
+        top, bottom, left, right = self.pads
+        padded = x.shape[:2] + (x.shape[2] + top + bottom, x.shape[3] + left + right)
+        check_alloc(padded, "OnnxAvgPoolExcludePad: the padded input of shape", x.dtype.itemsize)
         ones = np.pad(np.ones((1, 1) + x.shape[2:], x.dtype), self._widths())
         count = self._sum(ones)
         if (count == 0).any():

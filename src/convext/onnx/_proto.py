@@ -125,18 +125,31 @@ def _external_path(folder, location):
     return real
 
 
+def _reserve(budget, shape, dtype, what):
+    """Count an array of ``shape`` and ``dtype`` that the import is about to hold (an
+    initializer, or a constant folded from others) against ``budget``, a one-element list of
+    the bytes of max_bytes still allowed; a ValueError naming ``what`` beyond it. The bytes."""
+    n = math.prod(shape)
+    if n > MAX_TENSOR_ELEMENTS:
+        raise ValueError(f"{what} declares {n} elements")
+    nbytes = n * np.dtype(dtype).itemsize
+    if nbytes > budget[0]:
+        raise ValueError(f"{what} needs {nbytes} bytes, more than the max_bytes left")
+    budget[0] -= nbytes
+    return nbytes
+
+
 def _to_array(t, folder, budget):
     """A TensorProto as a numpy array, sizes checked before anything is read; external data
     only from the model's folder. ``budget``: a one-element list of bytes still allowed."""
     onnx = _onnx()
     from onnx import numpy_helper
 
+    if not isinstance(t, onnx.TensorProto):
+        raise TypeError(f"a tensor was expected, got {type(t).__name__} {t!r:.60}")
     dims = [int(d) for d in t.dims]
     if any(d < 0 for d in dims):
         raise ValueError(f"tensor {t.name!r:.100} has a negative dimension {dims}")
-    n = math.prod(dims)
-    if n > MAX_TENSOR_ELEMENTS:
-        raise ValueError(f"tensor {t.name!r:.100} declares {n} elements")
     try:
         dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type))
     except Exception:
@@ -145,12 +158,7 @@ def _to_array(t, folder, budget):
         ) from None
     if dtype.kind not in "fiub" or dtype.itemsize > 8:
         raise ValueError(f"tensor {t.name!r:.100} has the unsupported data type {dtype}")
-    nbytes = n * dtype.itemsize
-    if nbytes > budget[0]:
-        raise ValueError(
-            f"tensor {t.name!r:.100} needs {nbytes} bytes, more than the max_bytes left"
-        )
-    budget[0] -= nbytes
+    nbytes = _reserve(budget, dims, dtype, f"tensor {t.name!r:.100}")
     if t.data_location == onnx.TensorProto.EXTERNAL:
         info = {e.key: e.value for e in t.external_data}
         path = _external_path(folder, info.get("location"))
