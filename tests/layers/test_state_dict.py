@@ -882,3 +882,95 @@ def test_never_imports_torch(tmp_path):
         _assert_same(report[str(p)]["arrays"], arrays)
     assert "system'" in report[str(evil)]["error"]
     assert not (tmp_path / "ran").exists()
+
+
+# ------------------------------------------------- pickles that are small but costly to walk
+
+
+def _nested_key_pickle(inner):
+    """A state_dict {key: 0} whose key is the tuple that ``inner`` (pickle opcodes) builds."""
+    return PROTO2 + EMPTY_DICT + inner + prim(0) + b"s" + STOP
+
+
+@pytest.mark.parametrize(
+    "inner, match",
+    [
+        # ((((...)))) a million deep: CPython's tuple hash recursed without a limit (SIGSEGV)
+        (EMPTY_TUPLE + b"\x85" * 1_000_000, "nested more than 32 deep"),
+        # t[i+1] = (t[i], t[i]) through the memo, 100 times: hashing it takes 2**100 steps
+        (
+            EMPTY_TUPLE + b"q\x00" + b"h\x00h\x00\x86q\x00" * 100 + b"h\x00",
+            "more than .* parts",
+        ),
+    ],
+    ids=["deep", "shared"],
+)
+def test_nested_and_shared_structures_refused_before_unpickling(tmp_path, inner, match):
+    with pytest.raises(ValueError, match=match):
+        read_state_dict(_pickle_file(tmp_path, _nested_key_pickle(inner)))
+
+
+def test_opcodes_a_state_dict_never_holds_are_refused(tmp_path):
+    """2**21 EMPTY_SET opcodes deflate to 2 kB and made 470 MB of sets before the opcode count
+    refused them; a pickle may now hold a few opcodes per byte of its compressed member."""
+    data = PROTO2 + b"\x8f" * 1000 + STOP
+    with pytest.raises(ValueError, match="opcode EMPTY_SET"):
+        read_state_dict(_pickle_file(tmp_path, data))
+    lists = PROTO2 + b"]" * (2**20) + b"0" * (2**20 - 1) + STOP
+    path = tmp_path / "lists.pth"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("archive/data.pkl", lists)
+        zf.writestr("archive/byteorder", "little")
+    assert path.stat().st_size < 20_000
+    with pytest.raises(ValueError, match=r"more than \d+ opcodes"):
+        read_state_dict(path)
+
+
+def test_build_on_a_rebuild_function_changes_nothing(tmp_path):
+    from convext.state_dict import _torch as sd_module
+
+    before = dict(vars(sd_module._StateDictUnpickler._rebuild_tensor_v2))
+    data = (
+        PROTO2
+        + ordered_dict(
+            [("w", glob("torch._utils", "_rebuild_tensor_v2") + prim({"leak": "x"}) + BUILD)]
+        )
+        + STOP
+    )
+    with pytest.raises(ValueError, match="cannot read a state_dict"):
+        read_state_dict(_pickle_file(tmp_path, data))
+    assert dict(vars(sd_module._StateDictUnpickler._rebuild_tensor_v2)) == before
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+def test_zip_members_other_than_stored_or_deflated_are_refused(tmp_path, method):
+    """zipfile inflates a bzip2 (lzma) member a block at a time: a 1 kB file could take 2 GiB
+    before the declared size was checked."""
+    arrays = {"w": np.arange(4, dtype=np.float32)}
+    npz = tmp_path / "w.npz"
+    np.savez(npz, **arrays)
+    for src, name in ((npz, "w.npz"), (_torch_file(tmp_path, arrays), "w.pth")):
+        dst = tmp_path / f"re-{name}"
+        with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", method) as zout:
+            for info in zin.infolist():
+                zout.writestr(info.filename, zin.read(info))
+        with pytest.raises(ValueError, match=f"compression method {method}"):
+            read_state_dict(dst)
+
+
+def test_load_state_dict_values_out_of_range_are_refused_before_any_copy():
+    model = L.Sequential(L.Conv2D(2, 2, 1), L.BatchNorm2D(2))
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    state = {k: v.astype(np.float64) if v.dtype.kind == "f" else v for k, v in before.items()}
+    state["0.bias"] = np.array([1e39, 0.0])  # finite in float64, infinite in float32
+    with pytest.raises(ValueError, match=r"'0.bias' holds 1 finite value.*float32"):
+        model.load_state_dict(state)
+    state = dict(before)
+    state["1.num_batches_tracked"] = np.array(2**64 - 5, np.uint64)  # -5 after a same_kind cast
+    with pytest.raises(ValueError, match="'1.num_batches_tracked' holds integers"):
+        model.load_state_dict(state)
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
+    state["1.num_batches_tracked"] = np.array(7, np.uint64)
+    model.load_state_dict(state)
+    assert model.state_dict()["1.num_batches_tracked"] == 7

@@ -90,6 +90,31 @@ def _dtype(dtype):
     return dt
 
 
+def _converted(key, value, dtype):
+    """``value`` as an array of ``dtype`` (a same-kind conversion, checked by the caller), or a
+    ValueError naming ``key`` where a value does not fit: a finite float that overflows to
+    infinity, an integer outside the range of ``dtype``."""
+    if value.dtype.kind in "iu" and dtype.kind in "iu" and value.size:
+        info = np.iinfo(dtype)
+        lo, hi = int(value.min()), int(value.max())
+        if lo < info.min or hi > info.max:
+            raise ValueError(
+                f"load_state_dict: {key!r} holds integers in [{lo}, {hi}], outside the range "
+                f"of the layer's {dtype}"
+            )
+    with np.errstate(over="ignore"):
+        out = value.astype(dtype)
+    if value.dtype.kind == "f" and dtype.kind == "f" and value.size:
+        overflow = np.isinf(out) & np.isfinite(value)
+        if overflow.any():
+            raise ValueError(
+                f"load_state_dict: {key!r} holds {int(overflow.sum())} finite value(s) beyond "
+                f"the range of the layer's {dtype} (largest magnitude "
+                f"{float(np.abs(value[overflow]).max()):.6g})"
+            )
+    return out
+
+
 class Layer:
     """Base class of all layers.
 
@@ -257,7 +282,9 @@ class Layer:
         (float64 -> float32, int -> float; ``np.can_cast(..., "same_kind")``), anything else
         (strings, objects, complex, datetimes, records; floats into ``num_batches_tracked``) is
         a TypeError. With ``strict`` the keys must be exactly those of ``state_dict()``.
-        Nothing is written if a check fails.
+        A value the layer's dtype cannot hold (a float64 beyond float32's range, a uint64
+        beyond int64's) is a ValueError naming its key. Nothing is written if a check fails: every
+        value is converted first, then copied.
         """
         own = self.parameters()
         own.update(self.buffers())
@@ -280,8 +307,9 @@ class Layer:
                     f"not converted to the layer's {own[k].dtype} (strings, "
                     f"objects, complex numbers and the like are refused)"
                 )
-        for k in own.keys() & given.keys():
-            np.copyto(own[k], given[k], casting="same_kind")
+        converted = {k: _converted(k, given[k], own[k].dtype) for k in own.keys() & given.keys()}
+        for k, v in converted.items():
+            np.copyto(own[k], v)
         return self
 
     def reset_parameters(self, rng=None):

@@ -71,11 +71,16 @@ class _Budget:
         self.left -= nbytes
 
 
-def _read_member(zf, info, budget, expected=None):
-    """The bytes of a zip member, after checking its declared size (zip bombs, forged sizes)."""
+def _check_member(info):
+    """A zip member's compression and declared sizes, before any of it is read: stored or
+    deflated only (zipfile inflates a bzip2 or lzma member a whole block at a time, past any
+    size check), and a declared size a deflate stream can produce (zip bombs, forged sizes)."""
     name = info.filename
-    if expected is not None and info.file_size != expected:
-        raise ValueError(f"zip member {name!r} holds {info.file_size} bytes, expected {expected}")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise ValueError(
+            f"zip member {name!r} uses zip compression method {info.compress_type}; only "
+            f"stored and deflated are read"
+        )
     if info.compress_type == zipfile.ZIP_STORED:
         if info.compress_size != info.file_size:
             raise ValueError(
@@ -87,6 +92,14 @@ def _read_member(zf, info, budget, expected=None):
             f"zip member {name!r} declares {info.file_size} bytes compressed into "
             f"{info.compress_size} (a zip bomb or a forged size)"
         )
+
+
+def _read_member(zf, info, budget, expected=None):
+    """The bytes of a zip member, after checking its declared size (zip bombs, forged sizes)."""
+    name = info.filename
+    if expected is not None and info.file_size != expected:
+        raise ValueError(f"zip member {name!r} holds {info.file_size} bytes, expected {expected}")
+    _check_member(info)
     budget.take(info.file_size, f"zip member {name!r}")
     try:
         with zf.open(info) as fp:

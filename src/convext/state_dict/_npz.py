@@ -4,11 +4,10 @@ architecture entry."""
 from __future__ import annotations
 
 import math
-import zipfile
 
 import numpy as np
 
-from ._common import _DEFLATE_MAX_RATIO, _to_output
+from ._common import _check_member, _to_output
 
 # ------------------------------------------------------------------------------------- .npz
 
@@ -24,18 +23,7 @@ def _read_npz(zf, infos, unzip, output):
             continue
         if key in result:
             raise ValueError(f"it holds the entry {key!r} twice")
-        if info.compress_type == zipfile.ZIP_STORED:
-            if info.compress_size != info.file_size:
-                raise ValueError(
-                    f"zip member {info.filename!r} is stored uncompressed but "
-                    f"declares {info.file_size} bytes in {info.compress_size}"
-                )
-        elif info.file_size > _DEFLATE_MAX_RATIO * info.compress_size + 1024:
-            raise ValueError(
-                f"zip member {info.filename!r} declares {info.file_size} bytes "
-                f"compressed into {info.compress_size} (a zip bomb or a forged "
-                f"size)"
-            )
+        _check_member(info)
         with zf.open(info) as fp:
             version = fmt.read_magic(fp)
             if version == (1, 0):

@@ -88,6 +88,17 @@ class _Tensor(_Frozen):
     __slots__ = ("array", "widened")
 
 
+class _Rebuild(_Frozen):
+    """Stand-in for one of torch's rebuild functions: calls the unpickler's check of it. A
+    bound method in its place would let a BUILD opcode write into the function's __dict__,
+    which outlives the load."""
+
+    __slots__ = ("fn",)
+
+    def __call__(self, *args):
+        return self.fn(*args)
+
+
 class _TensorClass(_Frozen):
     """Stand-in for ``torch.Tensor`` / ``torch.nn.Parameter`` as _rebuild_from_type_v2's type."""
 
@@ -122,13 +133,21 @@ class _StateDictUnpickler(pickle.Unpickler):
         self._load_storage = load_storage
         self._output = output
         self._storages = {}
+        rebuild = {
+            name: _Rebuild(fn=getattr(self, name))
+            for name in (
+                "_rebuild_tensor_v2",
+                "_rebuild_tensor",
+                "_rebuild_parameter",
+                "_rebuild_parameter_with_state",
+                "_rebuild_from_type_v2",
+            )
+        }
+        self._tensor_rebuilds = (rebuild["_rebuild_tensor_v2"], rebuild["_rebuild_tensor"])
         self._globals = {
             ("collections", "OrderedDict"): collections.OrderedDict,
-            ("torch._utils", "_rebuild_tensor_v2"): self._rebuild_tensor_v2,
-            ("torch._utils", "_rebuild_tensor"): self._rebuild_tensor,
-            ("torch._utils", "_rebuild_parameter"): self._rebuild_parameter,
-            ("torch._utils", "_rebuild_parameter_with_state"): self._rebuild_parameter_with_state,
-            ("torch._tensor", "_rebuild_from_type_v2"): self._rebuild_from_type_v2,
+            **{("torch._utils", name): rebuild[name] for name in list(rebuild)[:4]},
+            ("torch._tensor", "_rebuild_from_type_v2"): rebuild["_rebuild_from_type_v2"],
             ("torch", "Tensor"): _TensorClass(name="torch.Tensor"),
             ("torch.nn.parameter", "Parameter"): _TensorClass(name="torch.nn.parameter.Parameter"),
         }
@@ -245,7 +264,7 @@ class _StateDictUnpickler(pickle.Unpickler):
 
     def _rebuild_from_type_v2(self, func, new_type, args, state):
         if (
-            func not in (self._rebuild_tensor_v2, self._rebuild_tensor)
+            not any(func is f for f in self._tensor_rebuilds)
             or not isinstance(new_type, _TensorClass)
             or not isinstance(args, tuple)
         ):
@@ -256,23 +275,84 @@ class _StateDictUnpickler(pickle.Unpickler):
         return func(*args)
 
 
-def _prescan(data, start=0):
+# What _prescan lets a pickle build. A state_dict nests about 10 deep (a checkpoint's dict of
+# dicts of parameter tensors rebuilt from storages); the weight (objects, counting each memo
+# reference again) bounds what hashing or printing the result can walk: a pickle of a few
+# hundred bytes can build a tuple of nested tuples shared through its memo whose hash takes
+# 2**100 steps, and a tuple nested a million deep crashes CPython's tuple hash.
+_MAX_PICKLE_DEPTH = 32
+# opcodes a state_dict never holds: sets and bytearrays (fat objects for one opcode byte),
+# out-of-band buffers, the extension registry. (Classes reach the stack only through find_class,
+# which names a refused one: the message a whole pickled model gets.)
+_REFUSED_OPCODES = frozenset(
+    "EMPTY_SET ADDITEMS FROZENSET BYTEARRAY8 NEXT_BUFFER READONLY_BUFFER EXT1 EXT2 EXT4".split()
+)
+_MARK = None  # a mark on _prescan's model of the unpickler's stack
+
+
+def _prescan(data, start=0, max_opcodes=_MAX_PICKLE_OPCODES):
     """Walk the pickle starting at ``data[start]`` once, before unpickling it, and return where
     it ends. A truncated pickle or an argument longer than the data fails here (the C unpickler
     would first allocate the declared length), and so does a memo index beyond the number of
     opcodes (the C unpickler grows its memo table to the index: a 12-byte pickle could make it
-    allocate and clear gigabytes)."""
+    allocate and clear gigabytes), an opcode a state_dict never holds, more than
+    ``max_opcodes`` opcodes, or objects nested deeper than _MAX_PICKLE_DEPTH or heavier than
+    4 * max_opcodes. The walk keeps (depth, weight) for each entry of the unpickler's stack and
+    memo: what an opcode builds is one deeper and one heavier than what it takes."""
     f = io.BytesIO(data)
     f.seek(start)
+    stack, memo, max_weight = [], {}, 4 * max_opcodes
     try:
         for count, (op, arg, _) in enumerate(pickletools.genops(f)):
-            if count >= _MAX_PICKLE_OPCODES:
+            if count >= max_opcodes:
                 raise ValueError(
-                    f"more than {_MAX_PICKLE_OPCODES} opcodes (a state_dict "
-                    f"takes about 30 per tensor)"
+                    f"more than {max_opcodes} opcodes (a state_dict takes about 30 per tensor)"
                 )
-            if op.name in ("PUT", "BINPUT", "LONG_BINPUT") and not 0 <= int(arg) <= count:
-                raise ValueError(f"memo index {arg} at opcode {count}")
+            name = op.name
+            if name in _REFUSED_OPCODES:
+                raise ValueError(f"opcode {name} at {count}, which a state_dict never holds")
+            if name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
+                index = len(memo) if name == "MEMOIZE" else int(arg)
+                if not 0 <= index <= count or not stack or stack[-1] is _MARK:
+                    raise ValueError(f"memo index {arg} at opcode {count}")
+                memo[index] = stack[-1]
+                continue
+            if name in ("GET", "BINGET", "LONG_BINGET"):
+                if int(arg) not in memo:
+                    raise ValueError(f"memo index {arg} read before it is written")
+                stack.append(memo[int(arg)])
+                continue
+            if name == "DUP":
+                stack.append(stack[-1])
+                continue
+            taken = []
+            for item in reversed(op.stack_before):
+                if item is pickletools.stackslice:
+                    continue
+                if item is pickletools.markobject:
+                    while stack and stack[-1] is not _MARK:
+                        taken.append(stack.pop())
+                    if not stack:
+                        raise ValueError(f"{name} at opcode {count} without a mark")
+                    stack.pop()
+                elif not stack or stack[-1] is _MARK:
+                    raise ValueError(f"{name} at opcode {count} finds the stack empty")
+                else:
+                    taken.append(stack.pop())
+            depth = 1 + max((d for d, _ in taken), default=-1)
+            weight = 1 + sum(w for _, w in taken)
+            if depth > _MAX_PICKLE_DEPTH:
+                raise ValueError(
+                    f"objects nested more than {_MAX_PICKLE_DEPTH} deep at opcode {count} (a "
+                    f"state_dict nests about 10 deep)"
+                )
+            if weight > max_weight:
+                raise ValueError(
+                    f"an object of more than {max_weight} parts (counting shared ones each "
+                    f"time) at opcode {count}"
+                )
+            for item in op.stack_after:
+                stack.append(_MARK if item is pickletools.markobject else (depth, weight))
     except (ValueError, EOFError) as e:
         raise ValueError(f"its pickle is malformed or truncated ({e})") from None
     return f.tell()
@@ -332,7 +412,9 @@ def _read_torch_zip(zf, pkl_info, unzip, output):
         return np.frombuffer(raw, dtype=dtype)
 
     data = _read_member(zf, pkl_info, unzip)
-    _prescan(data)
+    # a pickle's opcodes are at most its bytes; a deflated one may hold a few per byte of the
+    # file, not the millions a small file of repeated opcodes inflates to
+    _prescan(data, max_opcodes=min(_MAX_PICKLE_OPCODES, 4096 + 8 * pkl_info.compress_size))
     return _state_dict_from(_unpickle(_StateDictUnpickler(data, load_storage, output)))
 
 
