@@ -7,6 +7,7 @@ shapes are involved, the shapes. Nothing here touches array elements.
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 import operator
 
@@ -231,6 +232,23 @@ def window_geometry(
         )
     check_extent(out[0] * out[1], f"{sname}/{pname}", f"the output plane {out[0]} x {out[1]}")
     return out
+
+
+def as_finite_float(value, name):
+    """A finite real number (not a bool) as a Python float: TypeError for anything else,
+    ValueError naming ``name`` for NaN, an infinity or an int too large for a float (whose
+    float() is an OverflowError)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r:.80}")
+    try:
+        v = float(value)
+    except OverflowError:
+        raise ValueError(
+            f"{name} must be finite, got an int of {value.bit_length()} bits"
+        ) from None
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return v
 
 
 def _as_int(value, name):

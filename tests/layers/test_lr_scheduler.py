@@ -310,3 +310,20 @@ def test_one_cycle_and_plateau_state_checks():
     sd["best"] = None
     with pytest.raises(TypeError, match="best"):
         scalar.load_state_dict(sd)
+
+
+def test_forged_counts_and_huge_ints_are_refused():
+    p = (np.ones(3), np.ones(3))
+    opt = optim.SGD([p], lr=0.1)
+    sched = cl.MultiStepLR(opt, [2, 4])
+    state = sched.state_dict()
+    state["milestones"] = {2: 2**63}  # gamma ** 2**63 was an OverflowError at step()
+    with pytest.raises(ValueError, match=r"must be in \[1, 2\*\*53\]"):
+        sched.load_state_dict(state)
+    with pytest.raises(ValueError, match="T_max must be in"):
+        cl.CosineAnnealingLR(opt, 2**1100)
+    with pytest.raises(ValueError, match="gamma must be finite"):
+        cl.StepLR(opt, 1, gamma=10**400)
+    plateau = cl.ReduceLROnPlateau(opt)
+    with pytest.raises(ValueError, match="metrics is an int too large"):
+        plateau.step(10**400)

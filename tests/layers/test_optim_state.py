@@ -496,3 +496,43 @@ def test_clip_errors():
     with pytest.raises(ValueError, match="error_if_nonfinite"):
         optim.clip_grad_norm([bad], 1.0, error_if_nonfinite=True)
     np.testing.assert_array_equal(bad, [1.0, np.nan])  # untouched when refused
+
+
+def test_step_checks_every_group_before_updating_any():
+    from convext.optim import SGD
+
+    p0, p1 = (np.ones(3), np.ones(3)), (np.ones(3), np.ones(3))
+    opt = SGD([{"params": [p0]}, {"params": [p1]}], lr=0.1)
+    opt.param_groups[1]["lr"] = float("nan")
+    with pytest.raises(ValueError, match=r"param_groups\[1\]: lr must be finite"):
+        opt.step()
+    np.testing.assert_array_equal(p0[0], np.ones(3))  # group 0 was not updated either
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: cx.optim.SGD([p], lr=10**400),
+        lambda p: cx.optim.SGD([p], lr=0.1, momentum=10**400),
+    ],
+)
+def test_ints_too_large_for_a_float_are_value_errors(make):
+    with pytest.raises(ValueError, match="must be finite, got an int of 1329 bits"):
+        make((np.ones(3), np.ones(3)))
+
+
+@pytest.mark.parametrize("key, value", [("exp_avg_sq", -1.0), ("exp_avg", np.nan)])
+def test_forged_adam_state_is_refused(key, value):
+    from convext.optim import Adam
+
+    p = (np.ones(3), np.full(3, 0.5))
+    opt = Adam([p], lr=0.1)
+    opt.step()
+    state = opt.state_dict()
+    state["state"][0][key] = np.full(3, value)
+    before = opt.state_dict()
+    with pytest.raises(ValueError, match=rf"\['{key}'\] holds (negative|NaN)"):
+        opt.load_state_dict(state)
+    after = opt.state_dict()
+    for k in before["state"][0]:
+        np.testing.assert_array_equal(after["state"][0][k], before["state"][0][k])

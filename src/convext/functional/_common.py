@@ -3,7 +3,6 @@
 geometry (the geometry and size checks live in ``convext._validation``)."""
 
 import math
-import numbers
 from typing import NamedTuple
 
 import numpy as np
@@ -11,6 +10,7 @@ import numpy as np
 from .._validation import (
     MAX_EXTENT,
     _as_int,
+    as_finite_float,
     check_alloc,
     check_array,
     check_same_dtype,
@@ -104,12 +104,7 @@ def _real(value, name, allow_none=False):
     """A finite real number as a Python float."""
     if value is None and allow_none:
         return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    v = float(value)
-    if not math.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return v
+    return as_finite_float(value, name)
 
 
 def _check_input_shape(input_shape, fn, itemsize):

@@ -98,7 +98,12 @@ class ReduceLROnPlateau(LRScheduler):
             metrics = metrics.reshape(())[()]
         if isinstance(metrics, (bool, np.bool_)) or not isinstance(metrics, numbers.Real):
             raise TypeError(f"metrics must be a number, got {type(metrics).__name__}")
-        current = float(metrics)
+        try:
+            current = float(metrics)  # NaN and the infinities compare as in torch
+        except OverflowError:
+            raise ValueError(
+                f"metrics is an int too large for a float ({metrics.bit_length()} bits)"
+            ) from None
         self.last_epoch += 1
         if self._is_better(current, self.best):
             self.best = current

@@ -24,6 +24,7 @@ class Adagrad(Optimizer):
 
     _state_arrays = ("sum",)
     _state_scalars = ("step",)
+    _state_nonnegative = ("sum",)
 
     def __init__(
         self,

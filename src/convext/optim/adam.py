@@ -34,6 +34,7 @@ class Adam(Optimizer):
 
     _state_arrays = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     _state_scalars = ("step",)
+    _state_nonnegative = ("exp_avg_sq", "max_exp_avg_sq")
 
     def __init__(
         self,

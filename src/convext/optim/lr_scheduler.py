@@ -34,10 +34,15 @@ __all__ = [
 ]
 
 
+# step counts, periods and milestones: exact in a float, so every formula of a schedule stays
+# finite (a milestone counted 2**63 times made gamma ** count an OverflowError)
+_MAX_COUNT = 2**53
+
+
 def _int(name, value, low):
     v = _as_int(value, name)
-    if v < low:
-        raise ValueError(f"{name} must be >= {low}, got {v}")
+    if not low <= v <= _MAX_COUNT:
+        raise ValueError(f"{name} must be in [{low}, 2**53], got {v}")
     return v
 
 
@@ -47,13 +52,16 @@ def _like(ref, value, where, nullable=False):
     if isinstance(ref, bool):
         return check_bool(where, value)
     if isinstance(ref, int) and not isinstance(ref, bool):
-        return _as_int(value, where)
+        return _int(where, value, -_MAX_COUNT)
     if isinstance(ref, float) or ref is None:
         if value is None and (nullable or ref is None):
             return None
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != value:
-            raise TypeError(f"{where} must be a real number, got {value!r}")
-        return float(value)
+            raise TypeError(f"{where} must be a real number, got {value!r:.80}")
+        try:
+            return float(value)  # an infinity is a value here (ReduceLROnPlateau's best)
+        except OverflowError:
+            raise ValueError(f"{where} is an int too large for a float") from None
     if isinstance(ref, str):
         if not isinstance(value, str):
             raise TypeError(f"{where} must be a str, got {type(value).__name__}")
@@ -61,7 +69,7 @@ def _like(ref, value, where, nullable=False):
     if isinstance(ref, Counter):
         if not isinstance(value, dict):
             raise TypeError(f"{where} must be a dict {{milestone: count}}")
-        return Counter({_as_int(k, where): _int(where, v, 1) for k, v in value.items()})
+        return Counter({_int(where, k, -_MAX_COUNT): _int(where, v, 1) for k, v in value.items()})
     if isinstance(ref, dict):
         if not isinstance(value, dict) or set(value) != set(ref):
             raise ValueError(f"{where} must be a dict with the keys {sorted(ref)}")
@@ -243,7 +251,7 @@ class MultiStepLR(LRScheduler):
     def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
         if isinstance(milestones, (str, bytes)) or not hasattr(milestones, "__iter__"):
             raise TypeError(f"milestones must be a list of ints, got {milestones!r}")
-        self.milestones = Counter(_as_int(m, "milestones") for m in milestones)
+        self.milestones = Counter(_int("milestones", m, -_MAX_COUNT) for m in milestones)
         self.gamma = gamma
         self._check()
         super().__init__(optimizer, last_epoch)
@@ -373,7 +381,7 @@ class SequentialLR(LRScheduler):
                 )
             if s.optimizer is not optimizer:
                 raise ValueError(f"schedulers[{i}] belongs to another optimizer")
-        milestones = [_as_int(m, "milestones") for m in milestones]
+        milestones = [_int("milestones", m, -_MAX_COUNT) for m in milestones]
         if len(milestones) != len(schedulers) - 1:
             raise ValueError(
                 f"milestones must hold len(schedulers) - 1 = "

@@ -11,12 +11,13 @@ here, once.
 from __future__ import annotations
 
 import inspect
-import math
 import numbers
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
+
+from .._validation import as_finite_float
 
 __all__ = ["Optimizer"]
 
@@ -65,11 +66,7 @@ def _pairs(params, where):
 
 def check_real(name, value, low=None, high=None, low_open=False, high_open=True):
     """A finite real number (not a bool) within [low, high) by default -> float."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
+    value = as_finite_float(value, name)
     if (low is not None and (value <= low if low_open else value < low)) or (
         high is not None and (value >= high if high_open else value > high)
     ):
@@ -109,6 +106,8 @@ class Optimizer:
     #: names of the per-parameter state arrays (shaped like the parameter) and scalars
     _state_arrays = ()
     _state_scalars = ()
+    # the state arrays that are sums or averages of squares: never negative
+    _state_nonnegative = ()
 
     def __init__(self, params: Params, defaults: Mapping[str, Any]) -> None:
         self.defaults = self._check_hyper(dict(defaults), "")
@@ -192,10 +191,14 @@ class Optimizer:
         """Update every parameter in place from its gradient. ``closure``, if given, is
         called first (it may recompute the gradients) and its result returned."""
         loss = None if closure is None else closure()
+        # the hyperparameters may have been changed (by a scheduler, by hand) since: every
+        # group is checked before any parameter changes
+        checked = [
+            self._check_hyper(g, f"param_groups[{j}]: ") for j, g in enumerate(self.param_groups)
+        ]
         index = 0
-        for j, group in enumerate(self.param_groups):
-            # the hyperparameters may have been changed (by a scheduler, by hand) since
-            group.update(self._check_hyper(group, f"param_groups[{j}]: "))
+        for group, hyper in zip(self.param_groups, checked, strict=True):
+            group.update(hyper)
             for p, g in group["params"]:
                 self._update(p, g, self.state[index], group)
                 index += 1
@@ -343,6 +346,10 @@ class Optimizer:
                     raise ValueError(f"{w} has shape {value.shape}, the parameter {p.shape}")
                 if value.dtype != p.dtype:
                     raise ValueError(f"{w} has dtype {value.dtype}, the parameter {p.dtype}")
+                if not np.isfinite(value).all():
+                    raise ValueError(f"{w} holds NaN or infinite values")
+                if key in self._state_nonnegative and (value < 0).any():
+                    raise ValueError(f"{w} holds negative values (it is a sum of squares)")
                 out[key] = np.array(value, order="C", copy=True)
             elif key in self._state_scalars:
                 if isinstance(value, np.ndarray) and value.shape == ():

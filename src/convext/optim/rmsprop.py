@@ -27,6 +27,7 @@ class RMSprop(Optimizer):
 
     _state_arrays = ("square_avg", "momentum_buffer", "grad_avg")
     _state_scalars = ("step",)
+    _state_nonnegative = ("square_avg",)
 
     def __init__(
         self,
