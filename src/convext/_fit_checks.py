@@ -12,6 +12,8 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
+from ._validation import as_finite_float
+
 
 def _model_dtype(model):
     for p in model.parameters().values():
@@ -294,17 +296,19 @@ def _check_callbacks(callbacks):
 
 
 def _split(X, y, validation_split, validation_data):
-    if (
-        isinstance(validation_split, (bool, np.bool_))
-        or not isinstance(validation_split, numbers.Real)
-        or not 0.0 <= float(validation_split) < 1.0
-    ):
-        raise ValueError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
+    try:
+        fraction = as_finite_float(validation_split, "validation_split")
+    except (TypeError, ValueError):
+        fraction = -1.0  # (an int too large for a float included)
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(
+            f"validation_split must be a number in [0, 1), got {validation_split!r:.80}"
+        )
     if not validation_split:
         return X, y, validation_data
     if validation_data is not None:
         raise ValueError("give validation_data or validation_split, not both")
-    split_at = int(len(X) * (1.0 - float(validation_split)))
+    split_at = int(len(X) * (1.0 - fraction))
     if split_at == 0 or split_at == len(X):
         raise ValueError(
             f"validation_split={validation_split} of {len(X)} samples leaves "
@@ -315,8 +319,9 @@ def _split(X, y, validation_split, validation_data):
 
 
 def _resume(path, model, optimizer, scheduler, rng, epochs):
-    """Load a checkpoint into model, optimizer, scheduler and rng; return (epoch, history).
-    Everything is checked before anything changes."""
+    """Read and check a checkpoint for model, optimizer, scheduler and rng; return (epoch,
+    history, apply), where ``apply()`` loads it into them. Nothing changes before ``apply``,
+    which fit calls once every other argument and callback has been checked."""
     from ._checkpoint import load_checkpoint
     from .layers.registry import layer_spec
     from .optim.optimizer import Optimizer
@@ -350,18 +355,21 @@ def _resume(path, model, optimizer, scheduler, rng, epochs):
             probe.bit_generator.state = ckpt.rng_state
         except (TypeError, ValueError, KeyError, OverflowError) as e:
             raise ValueError(f"{where}: its generator state does not fit fit's rng: {e}") from None
-    opt_before = optimizer.state_dict()
-    sched_before = None if scheduler is None else scheduler.state_dict()
-    try:
-        optimizer.load_state_dict(ckpt.optimizer_state)
-        if scheduler is not None:
-            scheduler.load_state_dict(ckpt.scheduler_state)
-        model.load_state_dict(ckpt.model.state_dict())
-    except BaseException:
-        optimizer.load_state_dict(opt_before)
-        if scheduler is not None:
-            scheduler.load_state_dict(sched_before)
-        raise
-    if rng is not None and ckpt.rng_state is not None:
-        rng.bit_generator.state = ckpt.rng_state
-    return ckpt.epoch, ckpt.history
+
+    def apply():
+        opt_before = optimizer.state_dict()
+        sched_before = None if scheduler is None else scheduler.state_dict()
+        try:
+            optimizer.load_state_dict(ckpt.optimizer_state)
+            if scheduler is not None:
+                scheduler.load_state_dict(ckpt.scheduler_state)
+            model.load_state_dict(ckpt.model.state_dict())
+        except BaseException:
+            optimizer.load_state_dict(opt_before)
+            if scheduler is not None:
+                scheduler.load_state_dict(sched_before)
+            raise
+        if rng is not None and ckpt.rng_state is not None:
+            rng.bit_generator.state = ckpt.rng_state
+
+    return ckpt.epoch, ckpt.history, apply

@@ -24,8 +24,12 @@ import csv
 import json
 import math
 import os
+import re
+import string
 
 import numpy as np
+
+from ._validation import as_finite_float
 
 __all__ = [
     "CSVLogger",
@@ -58,6 +62,22 @@ class Callback:
         pass
 
 
+def _check_destination(path, what):
+    """A file a callback will write during fit: checked in on_train_begin, before anything is
+    trained or any file touched, so a bad path fails fit at once: not a folder, inside an
+    existing folder that can be written to."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"{what} {path!r:.200} is a folder, not a file")
+    if not os.path.isdir(folder):
+        raise ValueError(f"{what} {path!r:.200}: the folder {folder!r:.200} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {path!r:.200}: the folder {folder!r:.200} is not writable")
+
+
+_MAX_FORMAT_WIDTH = 64  # of a field in ModelCheckpoint's filepath ({epoch:03d})
+
+
 def _mode(mode, monitor):
     if mode not in ("auto", "min", "max"):
         raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
@@ -87,8 +107,8 @@ class _Monitor(Callback):
             raise TypeError(f"monitor must be a str, got {type(monitor).__name__}")
         self.monitor = monitor
         self.mode = _mode(mode, monitor)
-        min_delta = float(min_delta)
-        if not math.isfinite(min_delta) or min_delta < 0:
+        min_delta = as_finite_float(min_delta, "min_delta")
+        if min_delta < 0:
             raise ValueError(f"min_delta must be a finite number >= 0, got {min_delta}")
         self.min_delta = min_delta
         self.best = math.inf if self.mode == "min" else -math.inf
@@ -181,12 +201,22 @@ class ModelCheckpoint(_Monitor):
         if self.save_best_only:
             _check_monitor("ModelCheckpoint", self.monitor, self.params)
         try:
-            self.filepath.format(epoch=1, **{k: 0.0 for k in self.params["metrics"]})
+            for _, field, spec, _ in string.Formatter().parse(self.filepath):
+                widths = [int(n) for n in re.findall(r"\d+", spec or "")]
+                if field is not None and (
+                    "{" in (spec or "") or max(widths, default=0) > _MAX_FORMAT_WIDTH
+                ):
+                    raise ValueError(
+                        f"the format {spec!r:.40} of field {field!r:.40} is nested or wider "
+                        f"than {_MAX_FORMAT_WIDTH}"
+                    )
+            first = self.filepath.format(epoch=1, **{k: 0.0 for k in self.params["metrics"]})
         except (KeyError, IndexError, ValueError) as e:
             raise ValueError(
-                f"ModelCheckpoint: filepath {self.filepath!r} has a field that "
+                f"ModelCheckpoint: filepath {self.filepath!r:.200} has a field that "
                 f"is not {{epoch}} or one of {self.params['metrics']}: {e}"
             ) from None
+        _check_destination(first, "ModelCheckpoint: filepath")
 
     def on_epoch_end(self, epoch, logs=None):
         from ._checkpoint import save_checkpoint
@@ -225,18 +255,27 @@ class CSVLogger(Callback):
     repeating the header."""
 
     def __init__(self, filename, separator=",", append=False):
+        if not isinstance(separator, str) or len(separator) != 1 or separator in '\r\n"':
+            raise ValueError(
+                f"separator must be one character (not a quote or line break), got "
+                f"{separator!r:.40}"
+            )
         self.filename, self.separator, self.append = os.fspath(filename), separator, append
         self._file = self._writer = None
 
     def on_train_begin(self, logs=None):
-        exists = (
-            self.append and os.path.exists(self.filename) and os.path.getsize(self.filename) > 0
-        )
-        self._file = open(self.filename, "a" if self.append else "w", newline="")
-        self._keys = None if not exists else "from file"
+        _check_destination(self.filename, "CSVLogger: filename")
+        self._file = self._writer = None  # opened at the first epoch's end: an existing file
+        # stays as it is if fit stops before
 
     def on_epoch_end(self, epoch, logs=None):
         keys = list(logs)
+        if self._file is None:
+            exists = (
+                self.append and os.path.exists(self.filename) and os.path.getsize(self.filename) > 0
+            )
+            self._file = open(self.filename, "a" if self.append else "w", newline="")
+            self._keys = None if not exists else "from file"
         if self._writer is None:
             self._writer = csv.writer(self._file, delimiter=self.separator)
             if self._keys is None:
@@ -260,9 +299,12 @@ class JSONLogger(Callback):
         self._file = None
 
     def on_train_begin(self, logs=None):
-        self._file = open(self.filename, "a" if self.append else "w")
+        _check_destination(self.filename, "JSONLogger: filename")
+        self._file = None  # opened at the first epoch's end, as CSVLogger's
 
     def on_epoch_end(self, epoch, logs=None):
+        if self._file is None:
+            self._file = open(self.filename, "a" if self.append else "w")
         row = {"epoch": epoch + 1, **{k: _plain(v) for k, v in logs.items()}}
         self._file.write(json.dumps(row) + "\n")
         self._file.flush()

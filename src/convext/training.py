@@ -117,7 +117,7 @@ def fit(
     loss : a loss object (``convext.losses.CrossEntropyLoss()``), a name (``'cross_entropy'``,
         ``'mse'``...) or any callable ``(output, target) -> (loss, grad)`` with mean reduction.
     optimizer : an optimizer built on the model's parameters (``convext.optim.SGD(model, ...)``).
-    epochs : positive int, the last epoch of the run (counted from its start, also when
+    epochs : int >= 0, the last epoch of the run (counted from its start, also when
         resuming); the last batch of an epoch may be smaller.
     validation_data : optional ``(X_val, y_val)`` evaluated after every epoch.
     shuffle : reshuffle the samples every epoch, with ``rng`` (Generator or seed; None: fresh).
@@ -174,6 +174,8 @@ def fit(
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
     epochs = int(epochs)
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise TypeError(f"shuffle must be a bool, got {type(shuffle).__name__} {shuffle!r:.40}")
     if batch_size is None:
         batch_size = 32 if not batches else 256
     batch_size = _check_batch_size(batch_size)
@@ -198,7 +200,10 @@ def fit(
         if len(X) == 0:
             raise ValueError("fit needs at least one sample")
         X, y, validation_data = _split(X, y, validation_split, validation_data)
-        rng = np.random.default_rng(rng)
+        try:
+            rng = np.random.default_rng(rng)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"rng must be a numpy Generator, a seed >= 0 or None: {e}") from None
         n = len(X)
         _check_targets(model, X, y, loss_fn, batch_size)
         n_batches = math.ceil(n / batch_size)
@@ -222,8 +227,11 @@ def fit(
         history.update(val_loss=[], val_accuracy=[])
     if scheduler is not None:
         history["lr"] = []
+    apply_resume = None
     if resume_from is not None:
-        initial_epoch, saved = _resume(resume_from, model, optimizer, scheduler, rng, epochs)
+        initial_epoch, saved, apply_resume = _resume(
+            resume_from, model, optimizer, scheduler, rng, epochs
+        )
         for k, v in saved.items():
             history.setdefault(k, [])[:] = v
     metrics = (
@@ -246,6 +254,13 @@ def fit(
             cb.on_train_begin({})
         except BaseException:  # let the callbacks already begun close their files
             for begun in callbacks[:i]:
+                begun.on_train_end({})
+            raise
+    if apply_resume is not None:  # the model changes only once every check has passed
+        try:
+            apply_resume()
+        except BaseException:
+            for begun in callbacks:
                 begun.on_train_end({})
             raise
 

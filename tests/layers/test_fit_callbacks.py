@@ -587,3 +587,50 @@ def test_forged_counter_key_is_refused_with_the_field(tmp_path):
     _forge(path, tmp_path / "f.npz", lambda m: m["history"].update(x={"__counter__": [[[1], 2]]}))
     with pytest.raises(ValueError, match=r"history.*counter's keys"):
         load_checkpoint(tmp_path / "f.npz")
+
+
+def test_bad_callbacks_fail_fit_before_any_file_or_weight_changes(tmp_path):
+    X, y = _blobs(20)
+    log = tmp_path / "log.csv"
+    log.write_text("precious\n")
+    model = _mlp()
+    before = model.state_dict()
+    # EarlyStopping on val_loss without validation data: refused after CSVLogger began
+    with pytest.raises(ValueError, match="val_loss"):
+        _fit(model, X, y, callbacks=[C.CSVLogger(log), C.EarlyStopping(monitor="val_loss")])
+    assert log.read_text() == "precious\n"
+    # a resumed fit that a callback refuses leaves the model as it was
+    ck = tmp_path / "ck.npz"
+    _fit(_mlp(seed=1), X, y, epochs=1, callbacks=[C.ModelCheckpoint(ck)])
+    with pytest.raises(ValueError, match="val_loss"):
+        _fit(model, X, y, resume_from=ck, callbacks=[C.EarlyStopping(monitor="val_loss")])
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
+    # files a callback cannot write are refused before the first epoch
+    for cb, match in [
+        (C.ModelCheckpoint(tmp_path / "missing" / "ck.npz"), "does not exist"),
+        (C.ModelCheckpoint(tmp_path), "is a folder"),
+        (C.ModelCheckpoint(tmp_path / "{epoch:0999999999}.npz"), "wider than 64"),
+        (C.JSONLogger(tmp_path), "is a folder"),
+        (C.CSVLogger(tmp_path / "missing" / "log.csv"), "does not exist"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            _fit(model, X, y, callbacks=[cb])
+        for k, v in model.state_dict().items():
+            np.testing.assert_array_equal(v, before[k])
+    with pytest.raises(ValueError, match="separator must be one character"):
+        C.CSVLogger(log, separator=",,")
+
+
+def test_fit_argument_types_are_named():
+    X, y = _blobs(20)
+    with pytest.raises(TypeError, match="shuffle must be a bool"):
+        _fit(_mlp(), X, y, shuffle="no")
+    with pytest.raises(TypeError, match="^rng must be"):
+        _fit(_mlp(), X, y, rng="x")
+    with pytest.raises(ValueError, match="^rng must be"):
+        _fit(_mlp(), X, y, rng=-1)
+    with pytest.raises(ValueError, match="validation_split must be a number"):
+        _fit(_mlp(), X, y, validation_split=10**400)
+    with pytest.raises(ValueError, match="min_delta must be finite"):
+        C.EarlyStopping(min_delta=10**400)
