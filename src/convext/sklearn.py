@@ -49,6 +49,7 @@ take it.
 """
 
 import numbers
+from collections.abc import Mapping
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -200,7 +201,15 @@ class _ConvNetBase(BaseEstimator):
             raise TypeError(
                 f"optimizer must be a name or a convext.optim optimizer class, got {opt!r}"
             )
-        return opt(model, lr=self.lr, **(self.optimizer_params or {}))
+        params = self.optimizer_params or {}
+        if not isinstance(params, Mapping):
+            raise TypeError(
+                f"optimizer_params must be a dict of keyword arguments, got {params!r:.80}"
+            )
+        try:
+            return opt(model, lr=self.lr, **params)
+        except TypeError as e:
+            raise TypeError(f"optimizer_params: {e}") from None
 
     def _loss(self):
         return _losses.get(self.loss if self.loss is not None else self._default_loss)
@@ -211,28 +220,36 @@ class _ConvNetBase(BaseEstimator):
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
 
-    def _train(self, Xs, t, epochs, first, n_outputs):
+    def _train(self, Xs, t, epochs, first, n_outputs, **fitted):
+        """Train (``first``: a new network and optimizer) and only then set the fitted
+        attributes, ``fitted`` among them: a fit that fails on its arguments leaves a fitted
+        estimator as it was (an unfitted one unfitted)."""
         if first:
             seed = self._seed()
-            self.model_ = self._build(Xs, n_outputs, seed)
-            self.optimizer_ = self._make_optimizer(self.model_)
-            self._rng = np.random.default_rng(seed + 1)
-            self.history_ = {}
-            self._n_outputs = n_outputs
+            model = self._build(Xs, n_outputs, seed)
+            optimizer = self._make_optimizer(model)
+            rng = np.random.default_rng(seed + 1)
+        else:
+            model, optimizer, rng = self.model_, self.optimizer_, self._rng
         hist = _fit(
-            self.model_,
+            model,
             Xs,
             t,
             self._loss(),
-            self.optimizer_,
+            optimizer,
             epochs,
             int(self.batch_size),
             shuffle=bool(self.shuffle),
-            rng=self._rng,
+            rng=rng,
             validation_split=self.validation_split if first else 0.0,
             callbacks=self.callbacks,
             verbose=self.verbose,
         )
+        if first:
+            self.model_, self.optimizer_, self._rng = model, optimizer, rng
+            self.history_, self._n_outputs = {}, n_outputs
+        for name, value in fitted.items():
+            setattr(self, name, value)
         for k, v in hist.items():
             self.history_.setdefault(k, []).extend(v)
 
@@ -277,11 +294,16 @@ class ConvNetClassifier(ClassifierMixin, _ConvNetBase):
         self._check_settings()
         X, y = self._validate_X(X, y)
         y = self._targets(y)
-        self._encoder = LabelEncoder().fit(y)
-        self.classes_ = self._encoder.classes_
-        self._dtype = X.dtype
+        encoder = LabelEncoder().fit(y)
         self._train(
-            self._shape(X), self._encoder.transform(y), int(self.epochs), True, len(self.classes_)
+            self._shape(X),
+            encoder.transform(y),
+            int(self.epochs),
+            True,
+            len(encoder.classes_),
+            _encoder=encoder,
+            classes_=encoder.classes_,
+            _dtype=X.dtype,
         )
         return self
 
@@ -293,22 +315,26 @@ class ConvNetClassifier(ClassifierMixin, _ConvNetBase):
         X, y = self._validate_X(X, y, reset=first)
         y = self._targets(y)
         if first:
-            self._encoder = LabelEncoder().fit(y if classes is None else np.asarray(classes))
-            self.classes_ = self._encoder.classes_
-            self._dtype = X.dtype
-        unknown = np.setdiff1d(y, self.classes_)
+            encoder = LabelEncoder().fit(y if classes is None else np.asarray(classes))
+            dtype = X.dtype
+        else:
+            encoder, dtype = self._encoder, self._dtype
+        unknown = np.setdiff1d(y, encoder.classes_)
         if unknown.size:
             raise ValueError(
                 f"y holds labels {unknown[:10].tolist()} that are not in classes_ "
-                f"{self.classes_[:10].tolist()} (pass every class in the first "
+                f"{encoder.classes_[:10].tolist()} (pass every class in the first "
                 "partial_fit's classes)"
             )
         self._train(
-            self._shape(X).astype(self._dtype, copy=False),
-            self._encoder.transform(y),
+            self._shape(X).astype(dtype, copy=False),
+            encoder.transform(y),
             1,
             first,
-            len(self.classes_),
+            len(encoder.classes_),
+            _encoder=encoder,
+            classes_=encoder.classes_,
+            _dtype=dtype,
         )
         return self
 
@@ -354,9 +380,10 @@ class ConvNetRegressor(RegressorMixin, _ConvNetBase):
         """Train a new network on X (n_samples, n_features) and targets y."""
         self._check_settings()
         X, y = self._validate_X(X, y)
-        self._dtype = X.dtype
-        t, self._multi = self._targets(X, y)
-        self._train(self._shape(X), t, int(self.epochs), True, t.shape[1])
+        t, multi = self._targets(X, y)
+        self._train(
+            self._shape(X), t, int(self.epochs), True, t.shape[1], _dtype=X.dtype, _multi=multi
+        )
         return self
 
     def partial_fit(self, X, y):
@@ -364,17 +391,15 @@ class ConvNetRegressor(RegressorMixin, _ConvNetBase):
         first = not hasattr(self, "model_")
         self._check_settings()
         X, y = self._validate_X(X, y, reset=first)
-        if first:
-            self._dtype = X.dtype
-        X = X.astype(self._dtype, copy=False)
+        dtype = X.dtype if first else self._dtype
+        X = X.astype(dtype, copy=False)
         t, multi = self._targets(X, y)
         if not first and (multi != self._multi or t.shape[1] != self._n_outputs):
             raise ValueError(
                 f"y has {t.shape[1] if multi else 'one column of'} targets, the "
                 f"first partial_fit {self._n_outputs if self._multi else 'one'}"
             )
-        self._multi = multi
-        self._train(self._shape(X), t, 1, first, t.shape[1])
+        self._train(self._shape(X), t, 1, first, t.shape[1], _dtype=dtype, _multi=multi)
         return self
 
     def predict(self, X):

@@ -124,3 +124,28 @@ def test_regressor_single_and_multi_output():
     assert p.shape == (200,) and p.dtype == np.float64 and one.score(X, y[:, 0]) > 0.9
     with pytest.raises(ValueError, match="targets"):
         one.partial_fit(X, y)
+
+
+def test_a_refit_that_fails_on_its_arguments_leaves_the_fitted_estimator():
+    X, y = _digits(120)
+    clf = ConvNetClassifier(epochs=2, random_state=3).fit(X, y)
+    model, classes, predicted = clf.model_, clf.classes_.copy(), clf.predict(X)
+    for params, error in [
+        ({"lr": float("nan")}, ValueError),
+        ({"validation_split": 1.0}, ValueError),
+        ({"optimizer_params": [1]}, TypeError),
+        ({"optimizer_params": {"foo": 1}}, TypeError),
+    ]:
+        with pytest.raises(error, match="lr|validation_split|optimizer_params"):
+            clone(clf).set_params(**params).fit(X, y)  # a clone: the baseline
+        with pytest.raises(error, match="lr|validation_split|optimizer_params"):
+            clf.set_params(**params).fit(X, y + 5)
+        clf.set_params(lr=1e-3, validation_split=0.0, optimizer_params=None)
+        assert clf.model_ is model and np.array_equal(clf.classes_, classes)
+        assert np.array_equal(clf.predict(X), predicted)
+    fresh = ConvNetClassifier(lr=float("nan"), random_state=3)
+    with pytest.raises(ValueError, match="lr"):
+        fresh.partial_fit(X, y, classes=np.arange(10))
+    assert not hasattr(fresh, "model_")
+    fresh.set_params(lr=1e-3).partial_fit(X, y, classes=np.arange(10))  # a first call again
+    assert hasattr(fresh, "optimizer_")
