@@ -13,13 +13,18 @@ import time
 
 import numpy as np
 
+from ._cli_args import int_in, positive_float
+from ._config import MAX_THREADS
+
 INSTALL = 'pip install "convext[demo]"'
 
 
 def add_arguments(p):
-    p.add_argument("--epochs", type=int, default=15, help="training epochs (default: 15)")
-    p.add_argument("--batch-size", type=int, default=32, help="mini-batch size (default: 32)")
-    p.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (default: 0.003)")
+    p.add_argument("--epochs", type=int_in(1), default=15, help="training epochs (default: 15)")
+    p.add_argument("--batch-size", type=int_in(1), default=32, help="mini-batch size (default: 32)")
+    p.add_argument(
+        "--lr", type=positive_float, default=3e-3, help="Adam learning rate (default: 0.003)"
+    )
     p.add_argument(
         "--seed",
         type=int,
@@ -28,7 +33,7 @@ def add_arguments(p):
     )
     p.add_argument(
         "--threads",
-        type=int,
+        type=int_in(1, MAX_THREADS),
         default=None,
         help="threads for convext's kernels (default: convext's, i.e. "
         "OMP_NUM_THREADS or the CPUs available; the result is the same for "

@@ -178,8 +178,10 @@ def test_bench_quick_with_torch_has_ratio_columns():
     [
         (("nope",), "unknown benchmark family 'nope'"),
         (("conv", "--shapes", "lenet-c9"), "unknown shape(s) lenet-c9"),
-        (("conv", "--threads", "0"), "--threads must be a positive int"),
-        (("conv", "--repeats", "0"), "--repeats must be a positive int"),
+        (("conv", "--threads", "0"), "argument --threads: 0 is not in [1, 1024]"),
+        (("conv", "--threads", "5000"), "argument --threads: 5000 is not in [1, 1024]"),
+        (("conv", "--repeats", "0"), "argument --repeats: 0 is not >= 1"),
+        (("conv", "--repeats", "x"), "argument --repeats: 'x' is not an int"),
     ],
 )
 def test_bench_rejects_bad_arguments(args, message):

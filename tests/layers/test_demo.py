@@ -93,3 +93,23 @@ def test_demo_model_shapes():
 
     model = build_model(0)
     assert model(np.zeros((2, 1, 8, 8), np.float32)).shape == (2, 10)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--batch-size", "0"], "argument --batch-size: 0 is not >= 1"),
+        (["--epochs", "0"], "argument --epochs: 0 is not >= 1"),
+        (["--lr", "nan"], "argument --lr: 'nan' is not a finite number > 0"),
+        (["--threads", "-5"], "argument --threads: -5 is not in [1, 1024]"),
+    ],
+)
+def test_demo_refuses_bad_arguments_with_a_usage_error(args, message, capsys):
+    """Out-of-range options are argparse's usage errors (exit status 2) naming the option, not
+    tracebacks from the training (batch size 0 was a ZeroDivisionError)."""
+    from convext.__main__ import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["demo", *args])
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err

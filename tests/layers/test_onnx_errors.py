@@ -473,3 +473,27 @@ def test_sizes_fixed_at_import_are_checked_at_run_time():
     np.testing.assert_array_equal(g7(x7), want)
     relu = _load(model([helper.make_node("Relu", ["x"], ["y"])], x_shape=(1, 1, 7, 7)))
     np.testing.assert_array_equal(relu(x6), np.maximum(x6, 0))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--shape=-1,2,6,6"], "--shape must hold sizes >= 1"),
+        (["--shape", "1000,1000,1000,1000"], "bytes, more than this machine"),
+        (["--batch", "1000000000000"], "elements, more than the 2**40"),
+        (["--shape", "1,2,7,7"], "input 'x' has shape (1, 2, 7, 7)"),
+    ],
+)
+def test_cli_refuses_inputs_the_model_cannot_take(tmp_path, capsys, args, message):
+    from convext.__main__ import main
+
+    same = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], auto_pad="SAME_UPPER")
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model([same]).SerializeToString())
+    try:
+        status = main(["onnx", str(path), *args])
+    except SystemExit as e:
+        status = e.code
+    assert status not in (0, None)
+    captured = capsys.readouterr()
+    assert message in captured.err + str(status)

@@ -18,6 +18,9 @@ threads (convext.bench.serial: the thresholds of _config.SERIAL_WORK).
 
 import importlib
 
+from .._cli_args import int_in
+from .._config import MAX_THREADS
+
 FAMILIES = {
     "conv": "convext.bench.conv",
     "pool": "convext.bench.pool",
@@ -42,9 +45,12 @@ def add_arguments(p):
         f"re-measurements {', '.join(LIMITS)}",
     )
     p.add_argument(
-        "--threads", type=int, default=None, help="threads for both libraries (default: convext's)"
+        "--threads",
+        type=int_in(1, MAX_THREADS),
+        default=None,
+        help="threads for both libraries (default: convext's)",
     )
-    p.add_argument("--repeats", type=int, default=7, help="timed runs per figure (median)")
+    p.add_argument("--repeats", type=int_in(1), default=7, help="timed runs per figure (median)")
     p.add_argument(
         "--quick", action="store_true", help="3 repeats and short warm-ups: a smoke test"
     )
@@ -95,10 +101,6 @@ def run(args):
     from . import peak
     from ._common import Context, LoadWatch, optional_torch, print_table, steady_allocator
 
-    if args.threads is not None and args.threads < 1:
-        raise SystemExit(f"--threads must be a positive int, got {args.threads}")
-    if args.repeats < 1:
-        raise SystemExit(f"--repeats must be a positive int, got {args.repeats}")
     names = _families(args.families)
     shapes = _shapes(args.shapes, names)
     torch = optional_torch(args.no_torch)

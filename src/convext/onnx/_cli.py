@@ -5,12 +5,15 @@ import time
 
 import numpy as np
 
+from .._cli_args import int_in
+from .._validation import check_alloc
+
 
 def add_arguments(p):
     p.add_argument("model", help="path of the .onnx file")
     p.add_argument(
         "--batch",
-        type=int,
+        type=int_in(1),
         default=1,
         help="batch size of the random input (replaces a symbolic first dimension; default 1)",
     )
@@ -19,18 +22,21 @@ def add_arguments(p):
         default=None,
         help="input shape, e.g. 1,3,224,224 (default: the one the model declares)",
     )
-    p.add_argument("--repeat", type=int, default=10, help="timed forward passes (default 10)")
+    p.add_argument("--repeat", type=int_in(1), default=10, help="timed forward passes (default 10)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
 
 
 def _input_shape(declared, batch, override):
     if override:
         try:
-            return tuple(int(v) for v in override.split(","))
+            shape = tuple(int(v) for v in override.split(","))
         except ValueError:
             raise SystemExit(
                 f"--shape must be integers separated by commas, got {override!r}"
             ) from None
+        if min(shape) < 1:
+            raise SystemExit(f"--shape must hold sizes >= 1, got {override!r}")
+        return shape
     if declared is None:
         raise SystemExit("the model does not declare its input shape: give --shape")
     shape = []
@@ -47,11 +53,9 @@ def _input_shape(declared, batch, override):
 
 
 def run(args):
-    from . import load
-
-    if args.batch < 1 or args.repeat < 1:
-        raise SystemExit("--batch and --repeat must be >= 1")
     import sys
+
+    from . import load
 
     try:
         graph = load(args.model, dtype=args.dtype)
@@ -62,10 +66,16 @@ def run(args):
         _input_shape(graph.onnx_input_shapes.get(n), args.batch, args.shape)
         for n in graph.input_names
     ]
-    rng = np.random.default_rng(0)
-    xs = [rng.standard_normal(s).astype(args.dtype) for s in shapes]
-    names = [n for n, _, _ in graph.nodes]
-    env = graph.run(*xs, keep=names)
+    try:
+        for s in shapes:
+            check_alloc(s, "the input of shape", np.dtype(args.dtype).itemsize)
+        rng = np.random.default_rng(0)
+        xs = [rng.standard_normal(s).astype(args.dtype) for s in shapes]
+        names = [n for n, _, _ in graph.nodes]
+        env = graph.run(*xs, keep=names)
+    except (ValueError, TypeError) as e:  # an input the model cannot take
+        print(f"python -m convext onnx: {e}", file=sys.stderr)
+        return 2
     print(
         f"{args.model}: {len(names)} nodes, inputs "
         + ", ".join(f"{n} {s}" for n, s in zip(graph.input_names, shapes, strict=True))
