@@ -240,11 +240,11 @@ def adaptive_max_pool2d_backward(
 _MODES = ("nearest", "bilinear")
 
 
-def _interp_args(
-    shape, size, scale_factor, mode, align_corners, recompute_scale_factor, fn, itemsize
-):
+def _interp_args(shape, options, fn, itemsize):
     """-> (OH, OW, scales) with scales the (h, w) scale factors torch passes to its kernel
-    (None: use in/out)."""
+    (None: use in/out), from ``options`` = (size, scale_factor, mode, align_corners,
+    recompute_scale_factor), for an input of ``shape`` and elements of ``itemsize`` bytes."""
+    size, scale_factor, mode, align_corners, recompute_scale_factor = options
     if not isinstance(mode, str) or mode not in _MODES:
         raise ValueError(f"{fn}: mode must be one of {', '.join(map(repr, _MODES))}, got {mode!r}")
     if mode == "nearest":
@@ -360,16 +360,8 @@ def interpolate(
     """
     fn = "interpolate"
     x, x3 = _plane_input(x, "x", fn)
-    OH, OW, scales = _interp_args(
-        x.shape,
-        size,
-        scale_factor,
-        mode,
-        align_corners,
-        recompute_scale_factor,
-        fn,
-        x.dtype.itemsize,
-    )
+    options = (size, scale_factor, mode, align_corners, recompute_scale_factor)
+    OH, OW, scales = _interp_args(x.shape, options, fn, x.dtype.itemsize)
     t = _interp_tables(x.shape, OH, OW, scales, mode, align_corners, x.dtype)
     y = np.empty(x.shape[:-2] + (OH, OW), x.dtype)
     if y.size:
@@ -391,16 +383,8 @@ def interpolate_backward(
     gradient is added back to the input elements it was read from, with the same weights."""
     fn = "interpolate_backward"
     gy, shape = _grad_for_shape(grad_out, input_shape, fn)
-    OH, OW, scales = _interp_args(
-        shape,
-        size,
-        scale_factor,
-        mode,
-        align_corners,
-        recompute_scale_factor,
-        fn,
-        gy.dtype.itemsize,
-    )
+    options = (size, scale_factor, mode, align_corners, recompute_scale_factor)
+    OH, OW, scales = _interp_args(shape, options, fn, gy.dtype.itemsize)
     if gy.shape[-2:] != (OH, OW):
         raise ValueError(
             f"{fn}: grad_out must have spatial size ({OH}, {OW}) for these "
