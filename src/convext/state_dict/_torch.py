@@ -287,7 +287,22 @@ _MAX_PICKLE_DEPTH = 32
 _REFUSED_OPCODES = frozenset(
     "EMPTY_SET ADDITEMS FROZENSET BYTEARRAY8 NEXT_BUFFER READONLY_BUFFER EXT1 EXT2 EXT4".split()
 )
-_MARK = None  # a mark on _prescan's model of the unpickler's stack
+
+
+def _stack_effects():
+    """opcode name -> (takes a mark and what is above it, plain entries it takes below that,
+    entries it pushes, or -1: pushes a mark), from pickletools' descriptions."""
+    effects = {}
+    for op in pickletools.opcodes:
+        before = list(op.stack_before)
+        marked = pickletools.markobject in before
+        below = before.index(pickletools.markobject) if marked else len(before)
+        pushes = -1 if op.stack_after == [pickletools.markobject] else len(op.stack_after)
+        effects[op.name] = (marked, below, pushes)
+    return effects
+
+
+_STACK_EFFECTS = _stack_effects()
 
 
 def _prescan(data, start=0, max_opcodes=_MAX_PICKLE_OPCODES):
@@ -298,10 +313,11 @@ def _prescan(data, start=0, max_opcodes=_MAX_PICKLE_OPCODES):
     allocate and clear gigabytes), an opcode a state_dict never holds, more than
     ``max_opcodes`` opcodes, or objects nested deeper than _MAX_PICKLE_DEPTH or heavier than
     4 * max_opcodes. The walk keeps (depth, weight) for each entry of the unpickler's stack and
-    memo: what an opcode builds is one deeper and one heavier than what it takes."""
+    memo, and where the marks are: what an opcode builds is one deeper than the deepest entry
+    it takes and one heavier than all of them together."""
     f = io.BytesIO(data)
     f.seek(start)
-    stack, memo, max_weight = [], {}, 4 * max_opcodes
+    stack, marks, memo, max_weight = [], [], {}, 4 * max_opcodes
     try:
         for count, (op, arg, _) in enumerate(pickletools.genops(f)):
             if count >= max_opcodes:
@@ -311,34 +327,34 @@ def _prescan(data, start=0, max_opcodes=_MAX_PICKLE_OPCODES):
             name = op.name
             if name in _REFUSED_OPCODES:
                 raise ValueError(f"opcode {name} at {count}, which a state_dict never holds")
+            floor = marks[-1] + 1 if marks else 0  # the first entry above the last mark
             if name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
                 index = len(memo) if name == "MEMOIZE" else int(arg)
-                if not 0 <= index <= count or not stack or stack[-1] is _MARK:
+                if not 0 <= index <= count or len(stack) <= floor:
                     raise ValueError(f"memo index {arg} at opcode {count}")
                 memo[index] = stack[-1]
                 continue
-            if name in ("GET", "BINGET", "LONG_BINGET"):
-                if int(arg) not in memo:
+            if name in ("GET", "BINGET", "LONG_BINGET", "DUP"):
+                if name == "DUP" and len(stack) <= floor:
+                    raise ValueError(f"DUP at opcode {count} finds the stack empty")
+                top = stack[-1] if name == "DUP" else memo.get(int(arg))
+                if top is None:
                     raise ValueError(f"memo index {arg} read before it is written")
-                stack.append(memo[int(arg)])
+                stack.append(top)
                 continue
-            if name == "DUP":
-                stack.append(stack[-1])
-                continue
+            marked, below, pushes = _STACK_EFFECTS[name]
             taken = []
-            for item in reversed(op.stack_before):
-                if item is pickletools.stackslice:
-                    continue
-                if item is pickletools.markobject:
-                    while stack and stack[-1] is not _MARK:
-                        taken.append(stack.pop())
-                    if not stack:
-                        raise ValueError(f"{name} at opcode {count} without a mark")
-                    stack.pop()
-                elif not stack or stack[-1] is _MARK:
+            if marked:
+                if not marks:
+                    raise ValueError(f"{name} at opcode {count} without a mark")
+                taken = stack[marks[-1] + 1 :]
+                del stack[marks.pop() :]
+                floor = marks[-1] + 1 if marks else 0
+            if below:
+                if len(stack) - below < floor:
                     raise ValueError(f"{name} at opcode {count} finds the stack empty")
-                else:
-                    taken.append(stack.pop())
+                taken += stack[-below:]
+                del stack[-below:]
             depth = 1 + max((d for d, _ in taken), default=-1)
             weight = 1 + sum(w for _, w in taken)
             if depth > _MAX_PICKLE_DEPTH:
@@ -351,8 +367,11 @@ def _prescan(data, start=0, max_opcodes=_MAX_PICKLE_OPCODES):
                     f"an object of more than {max_weight} parts (counting shared ones each "
                     f"time) at opcode {count}"
                 )
-            for item in op.stack_after:
-                stack.append(_MARK if item is pickletools.markobject else (depth, weight))
+            if pushes < 0:
+                marks.append(len(stack))
+                stack.append(None)
+            else:
+                stack.extend([(depth, weight)] * pushes)
     except (ValueError, EOFError) as e:
         raise ValueError(f"its pickle is malformed or truncated ({e})") from None
     return f.tell()
