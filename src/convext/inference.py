@@ -595,13 +595,17 @@ class _Plan:
         vals[: self.n_inputs] = inputs
         for fn, ins, out in self.steps:
             vals[out] = fn(*[vals[i] for i in ins])
-        outs = []
-        for o in self.outputs:
-            y = vals[o]
-            if id(y) in self._buffer_ids or id(getattr(y, "base", None)) in self._buffer_ids:
-                y = y.copy()
-            outs.append(y)
-        return outs
+        return [self._detached(vals[o]) for o in self.outputs]
+
+    def _detached(self, y):
+        """An output as the caller may keep it: a copy where it is (or views) one of the
+        plan's buffers, which the next call overwrites; inside tuples and lists too (a layer
+        returning several arrays)."""
+        if isinstance(y, (tuple, list)):
+            return type(y)(self._detached(e) for e in y)
+        if id(y) in self._buffer_ids or id(getattr(y, "base", None)) in self._buffer_ids:
+            return y.copy()
+        return y
 
 
 def _share_buffers(steps, slots, fresh, outputs):

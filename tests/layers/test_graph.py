@@ -390,3 +390,36 @@ def test_graph_as_a_node_of_a_graph():
     np.testing.assert_allclose(outer(x), x * np.tanh(x))
     g = outer.backward(np.ones((2, 3)))
     np.testing.assert_allclose(g, np.tanh(x) + x * (1 - np.tanh(x) ** 2), rtol=1e-12)
+
+
+def test_a_node_returning_several_outputs_cannot_feed_other_nodes():
+    """numpy stacked the tuple of a two-output node into one array for its consumer: shapes
+    (2, 2, 3) from a (2, 3) input, silently."""
+    inner = cx.layers.GraphBuilder()
+    x = inner.input("x")
+    inner.add_node("r1", L.ReLU(), x)
+    inner.add_node("r2", L.ReLU(), x)
+    inner.output("r1", "r2")
+    outer = cx.layers.GraphBuilder()
+    x = outer.input("x")
+    g = outer.add_node("g", inner.build(), x)
+    outer.add_node("r", L.ReLU(), g)
+    outer.output("r")
+    graph = outer.build()
+    with pytest.raises(ValueError, match="node 'g' .* returns 2 outputs"):
+        graph(np.ones((2, 3), np.float32))
+
+
+def test_run_keep_must_name_nodes():
+    graph = cx.layers.Graph(["x"], [("r", L.ReLU(), ["x"])], ["r"])
+    x = np.ones((1, 2), np.float32)
+    assert set(graph.run(x, keep=["x"])) == {"r", "x"}
+    for keep in (["nope"], "rx", None):
+        with pytest.raises(ValueError, match="keep must be a list of node or input names"):
+            graph.run(x, keep=keep)
+
+
+def test_broadcasting_ops_refuse_results_larger_than_the_machine():
+    a, b = np.ones((1, 200_000), np.float32), np.ones((200_000, 1), np.float32)
+    with pytest.raises(ValueError, match=r"^Add: the broadcast result .* bytes, more than"):
+        L.Add()(a, b)

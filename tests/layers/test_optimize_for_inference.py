@@ -744,3 +744,37 @@ def test_a_buffer_an_output_views_is_never_reused():
     flat = got[0].copy()
     opt(-x)
     np.testing.assert_array_equal(got[0], flat)
+
+
+class _Split(convext.layers.Layer):
+    """Returns two views of its input (a layer with several outputs)."""
+
+    def forward(self, x):
+        return (x[:, :1], x[:, 1:])
+
+
+def test_outputs_inside_tuples_are_not_overwritten_by_the_next_call():
+    """A model whose output is a tuple (a nested Graph with two outputs, a layer returning two
+    views) got the plan's buffers back inside the tuple: the next call overwrote them."""
+    from convext.layers import Conv2D, GraphBuilder, Sequential
+
+    rng = np.random.default_rng(0)
+    x1, x2 = (rng.standard_normal((1, 2, 4, 4)).astype(np.float32) for _ in range(2))
+    inner = GraphBuilder()
+    x = inner.input("x")
+    inner.add_node("c1", Conv2D(2, 2, 3, padding=1, rng=1), x)
+    inner.add_node("c2", Conv2D(2, 2, 3, padding=1, rng=2), x)
+    inner.output("c1", "c2")
+    outer = GraphBuilder()
+    x = outer.input("x")
+    outer.add_node("g", inner.build(), x)
+    outer.output("g")
+    for model in (outer.build(), Sequential(Conv2D(2, 2, 3, padding=1, rng=3), _Split())):
+        want1, want2 = model.eval()(x1), model(x2)
+        fast = convext.optimize_for_inference(model)
+        got1 = fast(x1)
+        got2 = fast(x2)
+        for got, want in ((got1, want1), (got2, want2)):
+            assert isinstance(got, tuple) and len(got) == 2
+            for g, w in zip(got, want, strict=True):
+                np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)

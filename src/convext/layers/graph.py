@@ -255,6 +255,12 @@ class Graph(Layer):
                 f"Graph: expected {len(self.input_names)} input(s) "
                 f"({', '.join(self.input_names)}), got {len(inputs)}"
             )
+        if not isinstance(keep, (list, tuple)) or not all(
+            isinstance(k, str) and (k in self._children or k in self.input_names) for k in keep
+        ):
+            raise ValueError(
+                f"Graph.run: keep must be a list of node or input names, got {keep!r:.100}"
+            )
         env = dict(zip(self.input_names, inputs, strict=True))
         if self.training:
             self._input_meta = [(np.shape(x), np.asarray(x).dtype) for x in inputs]
@@ -275,6 +281,13 @@ class Graph(Layer):
                 if type(e) not in (ValueError, TypeError):
                     raise
                 raise type(e)(f"Graph node {name!r} ({type(layer).__name__}): {e}") from None
+            if isinstance(env[name], tuple) and remaining.get(name):
+                # a node's value feeds its consumers as one array: numpy would stack a tuple
+                raise ValueError(
+                    f"Graph node {name!r} ({type(layer).__name__}) returns "
+                    f"{len(env[name])} outputs; a node that other nodes read must return one "
+                    f"array"
+                )
             for i in ins:  # free intermediate tensors as soon as their last consumer ran
                 remaining[i] -= 1
                 if remaining[i] == 0 and i not in wanted:

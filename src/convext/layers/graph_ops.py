@@ -59,9 +59,10 @@ def _float_pair(a, b, fn):
     if a.dtype != b.dtype:
         raise TypeError(f"{fn}: the inputs have dtypes {a.dtype} and {b.dtype}; they must match")
     try:
-        np.broadcast_shapes(a.shape, b.shape)
+        shape = np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
         raise ValueError(f"{fn}: shapes {a.shape} and {b.shape} do not broadcast") from None
+    check_alloc(shape, f"{fn}: the broadcast result of shape", a.dtype.itemsize)
     return a, b
 
 
