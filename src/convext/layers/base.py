@@ -103,7 +103,7 @@ def _converted(key, value, dtype):
                 f"of the layer's {dtype}"
             )
     with np.errstate(over="ignore"):
-        out = value.astype(dtype)
+        out = value.astype(dtype, copy=False)  # no second copy when the dtype is already right
     if value.dtype.kind == "f" and dtype.kind == "f" and value.size:
         overflow = np.isinf(out) & np.isfinite(value)
         if overflow.any():
