@@ -2,7 +2,8 @@
 layers large enough to cross its boundaries: several cache-sized pixel bands per work item, bands
 of a single strip, work items that are pixel blocks or ranges of filter blocks (batch 1 on two
 threads), unequal filter blocks, the last pixels in filter lanes, and the weights packed once
-(optimize_for_inference's path).
+(optimize_for_inference's path). The band is set per CPU at import (_isa.direct_band_for); these
+tests set it to 4 MB, for which the layers below were sized, and to smaller bands.
 
 Oracles: the float64 naive loops of tests/reference.py. On small-integer data every product and
 partial sum is an integer below 2**24, so every summation order is exact and the float32 result
@@ -16,10 +17,11 @@ import pytest
 import convext
 import reference as R
 from convext import conv2d, inference
-from convext._kernels import _conv
+from convext._kernels import _conv, _isa
 
-# (name, x shape, weight shape, stride, padding, dilation). Float32 bands hold 2**20 elements of
-# U = Cg * stride * kW rows of OW per output row (float64: half as many; CVX_DIRECT_BAND_BYTES):
+# (name, x shape, weight shape, stride, padding, dilation). Float32 bands of 4 MB (the band the
+# `band` fixture sets first) hold 2**20 elements of U = Cg * stride * kW rows of OW per output row
+# (float64: half as many):
 LAYERS = [
     # 3072 rows of 16 per output row: bands of about 18 output rows, 2 bands in 24 (float64: 4)
     ("bands", (1, 1024, 24, 16), (10, 1024, 3, 3), 1, 1, 1),
@@ -80,6 +82,15 @@ def _kw(case):
     return dict(stride=s, padding=p, dilation=d, groups=xs[1] // ws[1])
 
 
+@pytest.fixture(params=[_isa.DIRECT_BAND_MAX, 64 * 1024], ids=["band-4M", "band-64k"])
+def band(request):
+    """The direct forward's band for the test (4 MB, for which LAYERS were sized; 64 kB: many
+    more bands, of a single strip for the larger layers); the CPU's band restored after."""
+    old = _isa._set_direct_band_bytes(request.param)
+    yield request.param
+    _isa._set_direct_band_bytes(old)
+
+
 def _direct(x, w, b, kw, threads):
     convext.set_num_threads(threads)
     return conv2d(x, w, b, **kw, _route="direct")
@@ -87,7 +98,7 @@ def _direct(x, w, b, kw, threads):
 
 @pytest.mark.parametrize("case", LAYERS, ids=IDS)
 @pytest.mark.parametrize("threads", [1, 2])
-def test_integer_data_is_exact_for_every_blocking(case, threads, restore_threads):
+def test_integer_data_is_exact_for_every_blocking(case, threads, band, restore_threads):
     rng = np.random.default_rng(11)
     x, w, b = _data(rng, case, np.float32, integer=True)
     kw = _kw(case)
@@ -104,7 +115,7 @@ def test_integer_data_is_exact_for_every_blocking(case, threads, restore_threads
 @pytest.mark.parametrize("case", LAYERS, ids=IDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_random_data_within_tolerance_and_bitwise_independent_of_threads_and_batch(
-    case, dtype, restore_threads
+    case, dtype, band, restore_threads
 ):
     rng = np.random.default_rng(12)
     x, w, b = _data(rng, case, dtype, integer=False)
@@ -118,6 +129,43 @@ def test_random_data_within_tolerance_and_bitwise_independent_of_threads_and_bat
     np.testing.assert_array_equal(_direct(x3, w, b, kw, 2), y1)
     for n in range(3):
         np.testing.assert_array_equal(_direct(x3[n : n + 1], w, b, kw, 2), y1[n : n + 1])
+
+
+@pytest.mark.parametrize("case", LAYERS, ids=IDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_band_changes_no_bit(case, dtype, restore_threads):
+    rng = np.random.default_rng(13)
+    x, w, b = _data(rng, case, dtype, integer=False)
+    kw = _kw(case)
+    old = _isa.direct_band_bytes()
+    try:
+        got = {}
+        for nbytes in (_isa.DIRECT_BAND_MAX, 1 << 20, _isa.DIRECT_BAND_MIN, 16 * 1024):
+            _isa._set_direct_band_bytes(nbytes)
+            got[nbytes] = [_direct(x, w, b, kw, threads) for threads in (1, 2)]
+    finally:
+        _isa._set_direct_band_bytes(old)
+    first = got[_isa.DIRECT_BAND_MAX][0]
+    for ys in got.values():
+        for y in ys:
+            np.testing.assert_array_equal(y, first, strict=True)
+
+
+def test_the_band_for_the_cpu():
+    mb = 1 << 20
+    # AMD's CPUs and unknown caches: the largest band; else half the L2, within the limits
+    assert _isa.direct_band_for(mb, True) == _isa.DIRECT_BAND_MAX == 4 * mb
+    assert _isa.direct_band_for(0, False) == 4 * mb
+    assert _isa.direct_band_for(2 * mb, False) == mb
+    assert _isa.direct_band_for(5 * mb // 4, False) == 5 * mb // 8
+    assert _isa.direct_band_for(256 * 1024, False) == _isa.DIRECT_BAND_MIN == 256 * 1024
+    assert _isa.direct_band_for(32 * mb, False) == 4 * mb
+    cache = _isa.cpu_cache()
+    assert _isa.direct_band_bytes() == _isa.direct_band_for(cache["l2_bytes"], cache["amd"])
+    for bad in (0, 1023, 2**40, 1.5e6, "1048576", True):
+        with pytest.raises(ValueError, match="band"):
+            _isa._set_direct_band_bytes(bad)
+    assert _isa.direct_band_bytes() == _isa.direct_band_for(cache["l2_bytes"], cache["amd"])
 
 
 def _kernel(x, w, b, y, kw, threads, residual, act, packed):

@@ -10,11 +10,15 @@ it; otherwise the best ISA that is both compiled and supported by the CPU.
 """
 import os
 
+from ._types cimport idx_t
+
 cdef extern from "isa/cvx_isa.h" nogil:
     int cvx_isa_cpu_supports(int isa)
     const cvx_kernel_table *cvx_isa_compiled(int isa)
     const char *cvx_isa_name(int isa)
     int cvx_isa_code_path_msvc()
+    void cvx_cpu_cache(long long *l2_bytes, int *amd)
+    idx_t cvx_direct_band_bytes
 
 cdef const cvx_kernel_table *_active = NULL
 
@@ -97,3 +101,53 @@ def _choose():
 
 
 _active = cvx_isa_compiled(_choose())
+
+
+def cpu_cache():
+    """{"l2_bytes": the calling core's L2 cache in bytes, "amd": whether the CPU is AMD's}, read
+    with cpuid on x86 (0 and False elsewhere, or where the CPU does not say)."""
+    cdef long long l2 = 0
+    cdef int amd = 0
+    cvx_cpu_cache(&l2, &amd)
+    return {"l2_bytes": int(l2), "amd": bool(amd)}
+
+
+# The direct forward unfolds the input in bands of at most this many bytes, and every filter
+# block of the work item runs over a band while it is in cache (kernels.inc, cvx_direct_fwd). The
+# best band depends on the cache below the L2, not on the instruction set: measured on 1-2
+# threads with batches of 1-4 (ResNet-18's and MobileNetV2's direct-route layers), a Zen 5
+# (1 MB L2; its L3 serves the whole band fast) was fastest at 4 MB, 1 MB was 8-9% slower on
+# 64 channels at 56x56 and 128-512 kB slower still (each band unfolds the kernel's reach again);
+# a Sapphire Rapids Xeon (2 MB L2, a slow L3 per core) was up to twice as fast at a quarter of its
+# L2 as at 4 MB. So: 4 MB on AMD's CPUs and where the L2 is unknown, else half the L2,
+# within [DIRECT_BAND_MIN, DIRECT_BAND_MAX]. The band changes no result bit.
+DIRECT_BAND_MIN = 256 * 1024
+DIRECT_BAND_MAX = 4 * 1024 * 1024
+
+
+def direct_band_for(l2_bytes, amd):
+    """The direct forward's band in bytes for a CPU with this L2 (0: unknown), AMD's or not."""
+    if amd or l2_bytes <= 0:
+        return DIRECT_BAND_MAX
+    return min(max(l2_bytes // 2, DIRECT_BAND_MIN), DIRECT_BAND_MAX)
+
+
+def direct_band_bytes():
+    """The band of the direct forward in use (chosen at import by direct_band_for)."""
+    return int(cvx_direct_band_bytes)
+
+
+def _set_direct_band_bytes(n):
+    """Set the band of the direct forward (tests and benchmarks: no convolution may be running;
+    results do not change). Returns the previous value."""
+    global cvx_direct_band_bytes
+    if type(n) is not int or not DIRECT_BAND_MIN // 16 <= n <= 16 * DIRECT_BAND_MAX:
+        raise ValueError(
+            f"band must be an int in [{DIRECT_BAND_MIN // 16}, {16 * DIRECT_BAND_MAX}], got {n!r}"
+        )
+    old = int(cvx_direct_band_bytes)
+    cvx_direct_band_bytes = n
+    return old
+
+
+cvx_direct_band_bytes = direct_band_for(**cpu_cache())

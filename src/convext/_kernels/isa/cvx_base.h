@@ -103,15 +103,14 @@ CVX_INLINE double cvx_neg_inf_d(void)
 #define CVX_DIRECT_KBMAX 8  /* taps per weight-gradient register tile */
 #define CVX_DIRECT_VLMAX 16 /* lanes of the widest vector (float, AVX-512) */
 /* bytes of the row-unfolded input one band of the direct forward unfolds at a time (kernels.inc,
- * cvx_direct_fwd), so that a band stays in cache while every filter block runs over it. Measured
- * on a Zen 5 core (1 MB L2): 128-512 kB were slower (each band unfolds the kernel's reach again);
- * 1 MB was as fast as one band at batch 1 but 8-9% slower than one band on whole images of
- * 64 channels at 56x56 (three bands), batches of 16-32 on 2 threads; 4 MB is as fast as one band
- * there and at batch 1. The C harness builds with a smaller budget (-D) so that its shapes cross
- * band boundaries. */
+ * cvx_direct_fwd), so that a band stays in cache while every filter block runs over it: the
+ * default of cvx_direct_band_bytes (cvx_isa.c), which _isa.pyx sets for the CPU at import. The
+ * band changes no result bit, only where the unfolded rows are read from. The C harness builds
+ * with a smaller default (-D) so that its shapes cross band boundaries. */
 #ifndef CVX_DIRECT_BAND_BYTES
 #define CVX_DIRECT_BAND_BYTES (4 * 1024 * 1024)
 #endif
+extern cvx_index cvx_direct_band_bytes;
 /* elements of a scratch of floats or doubles that hold n cvx_index values (at most 8 bytes) */
 #define CVX_DIRECT_IDX_ELEMS(n) (2 * (n))
 

@@ -11,7 +11,9 @@
  *       xgetbv instruction: the only line of that build that is not the MSVC text;
  *   aarch64: Advanced SIMD (NEON) is part of the architecture, always present.
  * The choice of the active table (CONVEXT_ISA, or the best supported) is made once, at import of
- * convext._kernels._isa. */
+ * convext._kernels._isa, and so is the direct forward's band (cvx_direct_band_bytes), from the
+ * L2 size and vendor cvx_cpu_cache reads with cpuid on every x86 build (<intrin.h>'s __cpuidex
+ * under MSVC, <cpuid.h> elsewhere). */
 #include "cvx_isa.h"
 
 #if CVX_HAVE_ISA_AVX2
@@ -51,7 +53,7 @@ const struct cvx_kernel_table *cvx_isa_compiled(int isa)
 
 int cvx_isa_code_path_msvc(void) { return !CVX_GNU; }
 
-#if CVX_ARCH_X86 && !CVX_GNU
+#if CVX_ARCH_X86
 #if defined(_MSC_VER) && !defined(CVX_MSVC_PATH)
 #include <intrin.h>
 static void cvx_cpuid(int leaf, int sub, unsigned int r[4])
@@ -60,13 +62,16 @@ static void cvx_cpuid(int leaf, int sub, unsigned int r[4])
     __cpuidex(v, leaf, sub);
     r[0] = (unsigned int)v[0], r[1] = (unsigned int)v[1], r[2] = (unsigned int)v[2], r[3] = (unsigned int)v[3];
 }
+#if !CVX_GNU
 static unsigned long long cvx_xgetbv0(void) { return _xgetbv(0); }
-#else /* the MSVC code path under gcc/clang: the portable equivalent of the two intrinsics */
+#endif
+#else /* gcc/clang, and the MSVC code path under them: the portable equivalent of the intrinsics */
 #include <cpuid.h>
 static void cvx_cpuid(int leaf, int sub, unsigned int r[4])
 {
     __cpuid_count(leaf, sub, r[0], r[1], r[2], r[3]);
 }
+#if !CVX_GNU
 static unsigned long long cvx_xgetbv0(void)
 {
     unsigned int lo, hi;
@@ -74,6 +79,33 @@ static unsigned long long cvx_xgetbv0(void)
     return ((unsigned long long)hi << 32) | lo;
 }
 #endif
+#endif
+#endif
+
+cvx_index cvx_direct_band_bytes = CVX_DIRECT_BAND_BYTES;
+
+/* The calling core's L2 cache in bytes (cpuid leaf 0x80000006, ECX bits 31-16: KiB, which Intel
+ * and AMD both report) and whether the CPU is AMD's (leaf 0's vendor "AuthenticAMD"); 0 for what
+ * is unknown (not x86, or no such leaf). */
+void cvx_cpu_cache(long long *l2_bytes, int *amd)
+{
+    *l2_bytes = 0, *amd = 0;
+#if CVX_ARCH_X86
+    {
+        unsigned int r[4];
+        cvx_cpuid(0, 0, r);
+        /* the vendor string is EBX, EDX, ECX: "Auth" "enti" "cAMD" */
+        *amd = r[1] == 0x68747541u && r[3] == 0x69746e65u && r[2] == 0x444d4163u;
+        cvx_cpuid((int)0x80000000u, 0, r);
+        if (r[0] >= 0x80000006u) {
+            cvx_cpuid((int)0x80000006u, 0, r);
+            *l2_bytes = (long long)(r[2] >> 16) * 1024;
+        }
+    }
+#endif
+}
+
+#if CVX_ARCH_X86 && !CVX_GNU
 /* bit 0: AVX2+FMA usable, bit 1: AVX-512F usable */
 static int cvx_x86_features(void)
 {
