@@ -274,3 +274,22 @@ def test_constructor_errors():
         L.Dense(3, 4)(np.ones((2, 3)))
     with pytest.raises(ValueError, match="channels"):
         L.Conv2D(3, 4, 3)(np.ones((1, 2, 5, 5), np.float32))
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        # 2**40 float32 weights: 4 TiB, within the element bound but beyond any machine's memory
+        (lambda: L.Dense(2**20, 2**20), r"Dense: the weight \(out_features, in_features\)"),
+        (lambda: L.Conv2D(2**20, 2**20, 3), r"Conv2D: the weight \(out_channels, in_channels"),
+        (lambda: L.Conv2D(4, 4, 2**20), r"Conv2D: the weight .*kernel_size\) of shape"),
+        (lambda: L.ConvTranspose2D(2**20, 2**20, 3), r"ConvTranspose2D: the weight \(in_ch"),
+        (lambda: L.BatchNorm2D(2**40), r"BatchNorm2D: a per-channel array \(num_features\)"),
+        (lambda: L.Constant([2**20, 2**20]), r"Constant: shape \(1048576, 1048576\)"),
+    ],
+)
+def test_huge_constructor_sizes_are_value_errors_naming_the_argument(make, match):
+    """A layer whose parameters or buffers cannot be allocated is a ValueError naming the
+    constructor arguments (not numpy's MemoryError), before anything is allocated."""
+    with pytest.raises(ValueError, match=match):
+        make()

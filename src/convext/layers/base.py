@@ -28,6 +28,7 @@ import numpy as np
 
 from .. import _archive, init
 from .._typing import ArrayLike, FloatArray, PathOrFile
+from .._validation import check_alloc
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -41,15 +42,17 @@ _local = threading.local()
 
 
 class _Unallocated:
-    """What a constructor would have allocated: shape, dtype and initial fill value (None: the
-    array is initialised by ``reset_parameters``, or filled by the loader)."""
+    """What a constructor would have allocated: shape, dtype, initial fill value (None: the
+    array is initialised by ``reset_parameters``, or filled by the loader) and what the array
+    is, for the error of an array too large (see ``_array``)."""
 
-    __slots__ = ("shape", "dtype", "fill")
+    __slots__ = ("shape", "dtype", "fill", "what")
 
-    def __init__(self, shape, dtype, fill):
-        self.shape, self.dtype, self.fill = shape, np.dtype(dtype), fill
+    def __init__(self, shape, dtype, fill, what=None):
+        self.shape, self.dtype, self.fill, self.what = shape, np.dtype(dtype), fill, what
 
     def allocate(self):
+        check_alloc(self.shape, self.what or "an array of shape", self.dtype.itemsize)
         if self.fill == 0:
             return np.zeros(self.shape, self.dtype)
         a = np.empty(self.shape, self.dtype)
@@ -74,13 +77,16 @@ def _building_unallocated():
     return getattr(_local, "unallocated", False)
 
 
-def _array(shape, dtype, fill=None):
+def _array(shape, dtype, fill=None, what=None):
     """A new array for a constructor: ``fill`` (None: uninitialised), or a placeholder inside
-    ``unallocated()``."""
+    ``unallocated()``. An array beyond the geometry bound or the machine's memory is a
+    ValueError (``check_alloc``) when it is allocated, not a MemoryError: ``what`` names it and
+    the constructor arguments its shape comes from (``"Dense: the weight (out_features,
+    in_features) of shape"``)."""
     shape = tuple(shape)
     if _building_unallocated():
-        return _Unallocated(shape, dtype, fill)
-    return _Unallocated(shape, dtype, fill).allocate()
+        return _Unallocated(shape, dtype, fill, what)
+    return _Unallocated(shape, dtype, fill, what).allocate()
 
 
 def _dtype(dtype):
@@ -488,8 +494,11 @@ class _WeightBias(Layer):
     length, initialised as torch.nn's Conv2d and Linear: ``kaiming_uniform(a=sqrt(5))`` for the
     weight and U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the bias."""
 
-    def _make_parameters(self, weight_shape, bias, rng):
-        self._params["weight"] = _array(weight_shape, self.dtype)
+    def _make_parameters(self, weight_shape, bias, rng, axes):
+        """``axes``: the constructor arguments giving the weight's axes, for the error of a
+        weight too large for the machine (``"out_features, in_features"``)."""
+        what = f"{type(self).__name__}: the weight ({axes}) of shape"
+        self._params["weight"] = _array(weight_shape, self.dtype, what=what)
         if bias:
             self._params["bias"] = _array((weight_shape[0],), self.dtype)
         self._grads = {k: _array(v.shape, v.dtype, 0) for k, v in self._params.items()}

@@ -56,7 +56,7 @@ class Conv2D(_WeightBias):
             )
         self.dtype = _dtype(dtype)
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
-        self._make_parameters(shape, bias, rng)
+        self._make_parameters(shape, bias, rng, "out_channels, in_channels // groups, *kernel_size")
 
     def _geom(self):
         return self.stride, self.padding, self.dilation, self.groups
@@ -167,11 +167,12 @@ class ConvTranspose2D(_WeightBias):
             )
         self.dtype = _dtype(dtype)
         shape = (self.in_channels, self.out_channels // self.groups) + self.kernel_size
-        self._make_parameters(shape, bias, rng)
+        self._make_parameters(shape, bias, rng, "in_channels, out_channels // groups, *kernel_size")
 
-    def _make_parameters(self, weight_shape, bias, rng):
+    def _make_parameters(self, weight_shape, bias, rng, axes):
         # as _WeightBias's, but the bias has out_channels entries (weight.shape[1] * groups)
-        self._params["weight"] = _array(weight_shape, self.dtype)
+        what = f"{type(self).__name__}: the weight ({axes}) of shape"
+        self._params["weight"] = _array(weight_shape, self.dtype, what=what)
         if bias:
             self._params["bias"] = _array((self.out_channels,), self.dtype)
         self._grads = {k: _array(v.shape, v.dtype, 0) for k, v in self._params.items()}

@@ -38,7 +38,9 @@ class Dense(_WeightBias):
         self.in_features = check_positive_int(in_features, "in_features")
         self.out_features = check_positive_int(out_features, "out_features")
         self.dtype = _dtype(dtype)
-        self._make_parameters((self.out_features, self.in_features), bias, rng)
+        self._make_parameters(
+            (self.out_features, self.in_features), bias, rng, "out_features, in_features"
+        )
 
     def forward(self, x: ArrayLike) -> FloatArray:
         x = np.asarray(x)

@@ -392,7 +392,7 @@ class Constant(_Op):
         super().__init__()
         self.shape = _int_list(shape, "Constant: shape", 0, MAX_SIZE, MAX_AXIS)
         self.dtype = _dtype(dtype)
-        self._buffers = {"value": _array(tuple(self.shape), self.dtype, 0)}
+        self._buffers = {"value": _array(tuple(self.shape), self.dtype, 0, "Constant: shape")}
         if value is not None and not _building_unallocated():
             v = np.asarray(value)
             if v.shape != tuple(self.shape):

@@ -72,14 +72,15 @@ class BatchNorm2D(Layer):
         self.track_running_stats = bool(track_running_stats)
         self.dtype = _dtype(np.float32 if dtype is None else dtype)
         C = self.num_features
+        what = "BatchNorm2D: a per-channel array (num_features) of shape"
         if self.affine:
-            self._params = {"weight": _array((C,), self.dtype, 1)}
+            self._params = {"weight": _array((C,), self.dtype, 1, what)}
             if self.bias:
                 self._params["bias"] = _array((C,), self.dtype, 0)
         self._grads = {k: _array(v.shape, v.dtype, 0) for k, v in self._params.items()}
         if self.track_running_stats:
             self._buffers = {
-                "running_mean": _array((C,), self.dtype, 0),
+                "running_mean": _array((C,), self.dtype, 0, what),
                 "running_var": _array((C,), self.dtype, 1),
                 "num_batches_tracked": _array((), np.int64, 0),
             }

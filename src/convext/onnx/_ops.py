@@ -453,6 +453,8 @@ class OnnxConvTranspose(Layer):
                 (self.in_channels, self.out_channels // self.groups, *self.kernel_size),
                 self.dtype,
                 0,
+                "OnnxConvTranspose: the weight (in_channels, out_channels // groups, "
+                "*kernel_size) of shape",
             )
         }
         if bias:
