@@ -102,12 +102,10 @@ def _check_targets(model, X, y, loss_fn, batch_size, name="y"):
     update: the loss is applied, batch by batch, to zeros of the output's shape (one eval-mode
     forward of one sample gives that shape; nothing in the model changes). Returns the
     output's shape per sample."""
-    was_training = model.training
-    model.eval()
-    try:
+    from .layers.base import eval_mode
+
+    with eval_mode(model):
         out = np.asarray(model.forward(X[:1]))
-    finally:
-        model.train(was_training)
     if out.ndim == 0 or out.shape[0] != 1:
         raise ValueError(f"model must return one output per sample: X[:1] gave shape {out.shape}")
     zeros = np.zeros((min(batch_size, len(X)),) + out.shape[1:], dtype=out.dtype)

@@ -92,12 +92,12 @@ def draw(path, model, history, digit, label):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .layers.base import eval_mode
+
     epochs = np.arange(1, len(history["loss"]) + 1)
     filters = model[0].parameters()["weight"][:, 0]  # (32, 3, 3)
-    was = model.training
-    model.eval()
-    maps = model[1](model[0](digit[None]))[0]  # (32, 8, 8) after ReLU
-    model.train(was)
+    with eval_mode(model):
+        maps = model[1](model[0](digit[None]))[0]  # (32, 8, 8) after ReLU
 
     n = len(filters)
     fig = plt.figure(figsize=(12, 12), layout="constrained")

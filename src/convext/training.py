@@ -371,16 +371,15 @@ def fit(
 
 
 def predict(model: Layer, X: ArrayLike, batch_size: int = 256) -> FloatArray:
-    """The model's outputs on X, computed in eval mode batch by batch (the model's mode is
-    restored afterwards)."""
+    """The model's outputs on X, computed in eval mode batch by batch (afterwards every layer
+    inside the model is back in the mode it had: a BatchNorm frozen in eval mode inside a
+    model in training mode stays in eval mode)."""
+    from .layers.base import eval_mode
+
     X, _ = _prepare(model, X)
     batch_size = _check_batch_size(batch_size)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         outs = [model.forward(X[i : i + batch_size]) for i in range(0, len(X), batch_size)]
-    finally:
-        model.train(was_training)
     if not outs:
         raise ValueError("predict needs at least one sample")
     return np.concatenate(outs)

@@ -85,6 +85,13 @@ def test_nested_composite_and_nothing_changes():
     assert all("forward" not in layer.__dict__ for _, layer in model.named_layers())
 
 
+def test_summary_restores_every_layers_mode():
+    model = L.Sequential(L.Conv2D(1, 2, 3), L.BatchNorm2D(2), L.ReLU())
+    model[1].eval()  # frozen statistics inside a model in training mode
+    model.summary((1, 1, 8, 8), print_fn=None)
+    assert [layer.training for _, layer in model.named_layers()] == [True, True, False, True]
+
+
 def test_summary_errors_leave_the_model_as_it_was():
     model = _cnn()
     with pytest.raises(TypeError, match="^input_shape must be a tuple"):

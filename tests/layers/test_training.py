@@ -148,6 +148,38 @@ def test_predict_restores_mode():
     assert not model.training
 
 
+def test_predict_and_evaluate_restore_every_layers_mode():
+    """A BatchNorm frozen in eval mode inside a model in training mode (fine-tuning) stays
+    frozen after predict / evaluate, and a layer left in training mode inside an eval-mode
+    model stays so: each layer gets back its own mode, not the root's."""
+    model = L.Sequential(L.Conv2D(1, 2, 3), L.BatchNorm2D(2), L.ReLU(), L.Flatten(), L.Dense(8, 3))
+    X = np.random.default_rng(0).standard_normal((5, 1, 4, 4)).astype(np.float32)
+    model.train()
+    model[1].eval()
+    cx.predict(model, X)
+    assert [layer.training for _, layer in model.named_layers()] == [
+        True,
+        True,
+        False,
+        True,
+        True,
+        True,
+    ]
+    cx.evaluate(model, X, np.array([0, 1, 2, 0, 1]), "cross_entropy")
+    assert not model[1].training and model.training and model[0].training
+    model.eval()
+    model[4].train()
+    cx.predict(model, X)
+    assert [layer.training for _, layer in model.named_layers()] == [
+        False,
+        False,
+        False,
+        False,
+        False,
+        True,
+    ]
+
+
 def test_progress_without_tqdm(capsys, monkeypatch):
     import sys
 

@@ -77,6 +77,20 @@ def _building_unallocated():
     return getattr(_local, "unallocated", False)
 
 
+@contextlib.contextmanager
+def eval_mode(layer):
+    """``layer`` and every layer inside it in eval mode for the block; afterwards each of them
+    is back in the mode it had (not the root's: a BatchNorm frozen in eval mode inside a model
+    in training mode stays frozen). What ``predict``, ``summary`` and fit's checks run in."""
+    modes = [(sub, sub.training) for _, sub in layer.named_layers()]
+    layer.eval()
+    try:
+        yield layer
+    finally:
+        for sub, training in modes:
+            sub.training = training
+
+
 def _array(shape, dtype, fill=None, what=None):
     """A new array for a constructor: ``fill`` (None: uninitialised), or a placeholder inside
     ``unallocated()``. An array beyond the geometry bound or the machine's memory is a
@@ -433,16 +447,14 @@ class Layer:
 
             return forward_and_record
 
-        was_training = self.training
         try:
             for name, layer in layers:
                 object.__setattr__(layer, "forward", recording(name, layer.forward))
-            self.eval()
-            self.forward(np.zeros(shape, dtype))
+            with eval_mode(self):
+                self.forward(np.zeros(shape, dtype))
         finally:
             for _, layer in layers:
                 layer.__dict__.pop("forward", None)
-            self.train(was_training)
         rows = []
         for name, layer in layers:
             depth = name.count(".") + 1 if name else 0
