@@ -27,6 +27,7 @@ module: ``with joblib.parallel_backend("dask"): GridSearchCV(..., n_jobs=-1).fit
 
 import hashlib
 import io
+import math
 import threading
 from collections import OrderedDict
 
@@ -99,13 +100,16 @@ def predict(model, X, batch_size=256):
         raise ValueError("X must have a sample axis (N, ...), got a 0-d array")
     if X.dtype.kind not in "biuf":
         raise TypeError(f"X must hold numbers, got dtype {X.dtype}")
+    if any(math.isnan(s) for s in X.shape[1:]):  # before the sizes are used (rechunk, probe)
+        raise ValueError(
+            f"X must have known sizes along its sample axes (every axis but the first), got "
+            f"shape {X.shape}; use X.compute_chunk_sizes()"
+        )
     batch_size = _check_batch_size(batch_size)
     if any(len(c) > 1 for c in X.chunks[1:]):
         X = X.rechunk({i: -1 for i in range(1, X.ndim)})
     # the output's shape and dtype: one local eval-mode forward of one zero sample
     probe = np.zeros((1,) + X.shape[1:], X.dtype)
-    if any(np.isnan(s) for s in X.shape[1:]):
-        raise ValueError("X must have known sizes along its sample axes")
     from .training import predict as _predict
 
     out = _predict(model, probe, 1)

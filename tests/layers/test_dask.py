@@ -76,6 +76,31 @@ def test_predict_errors():
         cxd.predict(object(), da.zeros((2, 1, 8, 8)))
     with pytest.raises(ValueError, match="^batch_size"):
         cxd.predict(model, da.zeros((2, 1, 8, 8)), batch_size=0)
+    # unknown sizes along a sample axis (a boolean mask along it) are refused before they are
+    # used: dask's rechunk (axis in several chunks) and np.zeros (one chunk) saw them first
+    x = da.from_array(np.ones((4, 1, 8, 8), np.float32), chunks=(2, 1, 4, 8))
+    for unknown in (x[:, :, x[0, 0, :, 0] > 0], x[:, :, x[0, 0, :, 0].rechunk(8) > 0]):
+        assert np.isnan(unknown.shape[2])
+        with pytest.raises(ValueError, match=r"^X must have known sizes along its sample axes"):
+            cxd.predict(model, unknown, batch_size=float("nan"))
+
+
+def test_predict_restores_every_layers_mode():
+    """The local probe forward of dask's predict leaves each layer in its own mode: a
+    BatchNorm frozen in eval mode inside a model in training mode stays frozen."""
+    model = _cnn()
+    model.train()
+    model[1].eval()
+    cxd.predict(model, da.from_array(_images(6), chunks=3))
+    assert [layer.training for _, layer in model.named_layers()] == [
+        True,
+        True,
+        False,
+        True,
+        True,
+        True,
+        True,
+    ]
 
 
 def test_predict_on_a_local_cluster_is_exact_and_loads_once_per_worker(client):
