@@ -251,6 +251,24 @@ def as_finite_float(value, name):
     return v
 
 
+def check_real(name, value, low=None, high=None, low_open=False, high_open=True):
+    """The one rule for a float hyper-parameter (a layer's slope, eps, momentum or
+    probability; an optimizer's or scheduler's setting): a finite real number (not a bool,
+    not a string; TypeError otherwise, ValueError for NaN and the infinities, see
+    ``as_finite_float``) within [low, high) by default (``low_open``: low excluded,
+    ``high_open=False``: high included) -> float. ``name`` may carry the caller as a prefix
+    (``"Dropout: p"``); the range message names the argument itself."""
+    value = as_finite_float(value, name)
+    if (low is not None and (value <= low if low_open else value < low)) or (
+        high is not None and (value >= high if high_open else value > high)
+    ):
+        short = name.rsplit(": ", 1)[-1]  # "param_groups[1]: lr" -> "lr"
+        lo = "" if low is None else f"{low} {'<' if low_open else '<='} "
+        hi = "" if high is None else f" {'<' if high_open else '<='} {high}"
+        raise ValueError(f"{name} must satisfy {lo}{short}{hi}, got {value}")
+    return value
+
+
 def _as_int(value, name):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         try:

@@ -181,7 +181,7 @@ def test_dropout():
     d.eval()
     assert d(x) is x or np.array_equal(d(x), x)
     np.testing.assert_array_equal(L.Dropout(1.0)(x), 0)
-    with pytest.raises(ValueError, match="between 0 and 1"):
+    with pytest.raises(ValueError, match=r"^Dropout: p must satisfy 0.0 <= p <= 1.0"):
         L.Dropout(1.5)
 
 
@@ -293,3 +293,61 @@ def test_huge_constructor_sizes_are_value_errors_naming_the_argument(make, match
     constructor arguments (not numpy's MemoryError), before anything is allocated."""
     with pytest.raises(ValueError, match=match):
         make()
+
+
+@pytest.mark.parametrize(
+    "make, error, match",
+    [
+        (lambda: L.LeakyReLU(float("nan")), ValueError, "^LeakyReLU: negative_slope must be fin"),
+        (lambda: L.LeakyReLU("0.1"), TypeError, "^LeakyReLU: negative_slope must be a real"),
+        (lambda: L.LeakyReLU(True), TypeError, "^LeakyReLU: negative_slope must be a real"),
+        (lambda: L.ELU(float("inf")), ValueError, "^ELU: alpha must be finite"),
+        (lambda: L.ELU(10**400), ValueError, "^ELU: alpha must be finite"),
+        (lambda: L.Hardtanh(-1.0, float("inf")), ValueError, "^Hardtanh: max_val must be finite"),
+        (lambda: L.Hardtanh("-1"), TypeError, "^Hardtanh: min_val must be a real number"),
+        (lambda: L.BatchNorm2D(3, momentum=1e308), ValueError, r"momentum <= 1.0, got 1e\+308"),
+        (lambda: L.BatchNorm2D(3, momentum=-0.1), ValueError, "^BatchNorm2D: momentum must"),
+        (lambda: L.BatchNorm2D(3, momentum=float("nan")), ValueError, "^BatchNorm2D: momentum"),
+        (lambda: L.BatchNorm2D(3, momentum="0.1"), TypeError, "^BatchNorm2D: momentum must be"),
+        (lambda: L.BatchNorm2D(3, eps=float("inf")), ValueError, "^BatchNorm2D: eps must be"),
+        (lambda: L.BatchNorm2D(3, eps=0.0), ValueError, "^BatchNorm2D: eps must satisfy 0.0 <"),
+        (lambda: L.Dropout("0.3"), TypeError, "^Dropout: p must be a real number, got str"),
+        (lambda: L.Dropout(float("nan")), ValueError, "^Dropout: p must be finite"),
+        (lambda: L.Dropout(1.5), ValueError, "^Dropout: p must satisfy 0.0 <= p <= 1.0"),
+        (lambda: L.Dropout2D(-0.1), ValueError, "^Dropout2D: p must satisfy"),
+        (lambda: L.LPPool2D(float("nan"), 2), ValueError, "^LPPool2D: norm_type must be posit"),
+        (lambda: L.LPPool2D("2", 2), TypeError, "^LPPool2D: norm_type must be a number"),
+        (lambda: L.Upsample(scale_factor="2"), TypeError, "^Upsample: scale_factor must be a r"),
+        (lambda: L.Upsample(scale_factor=(2, float("nan"))), ValueError, "^Upsample: scale_f"),
+        (
+            lambda: L.Constant([2], value=np.array([1e300, 1.0])),
+            ValueError,
+            r"^Constant: 'value' holds 1 finite value\(s\) beyond the range of the layer's "
+            "float32",
+        ),
+        (lambda: L.Constant([1], value=np.array(["1"])), TypeError, "^Constant: value has dtype"),
+    ],
+)
+def test_constructor_float_arguments_are_checked(make, error, match):
+    """NaN, infinities, strings and bools as float hyper-parameters are refused by the
+    constructor (they used to be accepted and only ``save`` refused some of them)."""
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_constructor_float_arguments_torch_accepts_are_kept():
+    """Finite values torch accepts stay accepted (ints, numpy scalars, negative slopes, the
+    ends of the ranges), stored as Python floats."""
+    assert L.LeakyReLU(-2).negative_slope == -2.0
+    assert type(L.LeakyReLU(np.float32(0.25)).negative_slope) is float
+    assert L.ELU(0).alpha == 0.0
+    assert L.Dropout(0).p == 0.0 and L.Dropout(1).p == 1.0
+    for m in (0, 1, 0.5, None):
+        assert L.BatchNorm2D(2, momentum=m).momentum == m
+    assert L.BatchNorm2D(2, eps=np.float64(1e-3)).eps == 1e-3
+    assert L.Hardtanh(-3, 3).max_val == 3.0
+    assert L.LPPool2D(float("inf"), 2).norm_type == math.inf
+    assert L.Upsample(scale_factor=np.float32(2)).scale_factor == 2.0
+    np.testing.assert_array_equal(
+        L.Constant([2], value=np.array([1e30, -1.5])).value, np.array([1e30, -1.5], np.float32)
+    )

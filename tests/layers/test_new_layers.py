@@ -223,7 +223,7 @@ def test_dropout2d_drops_whole_channels():
     np.testing.assert_array_equal(L.Dropout2D(0.0)(x), x)
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         L.Dropout2D(0.5)(np.ones((3, 4, 5)))
-    with pytest.raises(ValueError, match="between 0 and 1"):
+    with pytest.raises(ValueError, match=r"^Dropout2D: p must satisfy 0.0 <= p <= 1.0"):
         L.Dropout2D(-0.1)
 
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
 from .. import functional
 from .._typing import ArrayLike, FloatArray
+from .._validation import check_real
 from .base import Layer
 from .registry import register_layer
 
@@ -87,7 +86,7 @@ class LeakyReLU(_OnInput):
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = check_real("LeakyReLU: negative_slope", negative_slope)
 
     def _f(self, x):
         return functional.leaky_relu(x, self.negative_slope)
@@ -108,7 +107,7 @@ class ELU(_OnInput):
 
     def __init__(self, alpha: float = 1.0) -> None:
         super().__init__()
-        self.alpha = float(alpha)
+        self.alpha = check_real("ELU: alpha", alpha)
 
     def _f(self, x):
         return functional.elu(x, self.alpha)
@@ -184,16 +183,11 @@ class Hardtanh(_OnInput):
 
     def __init__(self, min_val: float = -1.0, max_val: float = 1.0) -> None:
         super().__init__()
-        self.min_val = float(min_val)
-        self.max_val = float(max_val)
-        if not (
-            math.isfinite(self.min_val)
-            and math.isfinite(self.max_val)
-            and self.min_val <= self.max_val
-        ):
+        self.min_val = check_real("Hardtanh: min_val", min_val)
+        self.max_val = check_real("Hardtanh: max_val", max_val)
+        if self.min_val > self.max_val:
             raise ValueError(
-                f"Hardtanh: min_val and max_val must be finite with min_val <= "
-                f"max_val, got {min_val!r} and {max_val!r}"
+                f"Hardtanh: min_val must be <= max_val, got {min_val!r} and {max_val!r}"
             )
 
     def _f(self, x):

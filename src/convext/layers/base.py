@@ -110,16 +110,16 @@ def _dtype(dtype):
     return dt
 
 
-def _converted(key, value, dtype):
+def _converted(key, value, dtype, where="load_state_dict"):
     """``value`` as an array of ``dtype`` (a same-kind conversion, checked by the caller), or a
-    ValueError naming ``key`` where a value does not fit: a finite float that overflows to
-    infinity, an integer outside the range of ``dtype``."""
+    ValueError naming ``key`` (``where``: the caller) where a value does not fit: a finite float
+    that overflows to infinity, an integer outside the range of ``dtype``."""
     if value.dtype.kind in "iu" and dtype.kind in "iu" and value.size:
         info = np.iinfo(dtype)
         lo, hi = int(value.min()), int(value.max())
         if lo < info.min or hi > info.max:
             raise ValueError(
-                f"load_state_dict: {key!r} holds integers in [{lo}, {hi}], outside the range "
+                f"{where}: {key!r} holds integers in [{lo}, {hi}], outside the range "
                 f"of the layer's {dtype}"
             )
     with np.errstate(over="ignore"):
@@ -128,7 +128,7 @@ def _converted(key, value, dtype):
         overflow = np.isinf(out) & np.isfinite(value)
         if overflow.any():
             raise ValueError(
-                f"load_state_dict: {key!r} holds {int(overflow.sum())} finite value(s) beyond "
+                f"{where}: {key!r} holds {int(overflow.sum())} finite value(s) beyond "
                 f"the range of the layer's {dtype} (largest magnitude "
                 f"{float(np.abs(value[overflow]).max()):.6g})"
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._typing import ArrayLike, FloatArray
+from .._validation import check_real
 from .base import Layer
 from .registry import register_layer
 
@@ -23,10 +24,7 @@ class Dropout(Layer):
 
     def __init__(self, p: float = 0.5, rng: np.random.Generator | int | None = None) -> None:
         super().__init__()
-        p = float(p)
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"dropout probability p must be between 0 and 1, got {p}")
-        self.p = p
+        self.p = check_real(f"{type(self).__name__}: p", p, 0.0, 1.0, high_open=False)
         self.rng = np.random.default_rng(rng)
         self._mask = None
 

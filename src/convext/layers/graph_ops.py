@@ -12,7 +12,7 @@ import numpy as np
 
 from .._typing import ArrayLike, FloatArray
 from .._validation import check_alloc
-from .base import Layer, _array, _building_unallocated, _dtype
+from .base import Layer, _array, _building_unallocated, _converted, _dtype
 from .registry import MAX_AXIS, MAX_SIZE, register_layer
 
 __all__ = ["Add", "Cat", "Constant", "Div", "Mul", "Pad", "Reshape", "Sub", "Transpose"]
@@ -399,7 +399,12 @@ class Constant(_Op):
                 raise ValueError(
                     f"Constant: value has shape {v.shape}, expected {tuple(self.shape)}"
                 )
-            np.copyto(self._buffers["value"], v, casting="same_kind")
+            if not np.can_cast(v.dtype, self.dtype, casting="same_kind"):
+                raise TypeError(
+                    f"Constant: value has dtype {v.dtype}, which is not converted to {self.dtype}"
+                )
+            # a finite float64 beyond float32's range is a ValueError, not an inf
+            np.copyto(self._buffers["value"], _converted("value", v, self.dtype, "Constant"))
 
     @classmethod
     def from_config(cls, config):

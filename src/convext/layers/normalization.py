@@ -8,7 +8,7 @@ from numpy.typing import DTypeLike
 
 from .. import functional
 from .._typing import ArrayLike, FloatArray
-from .._validation import check_positive_int
+from .._validation import check_positive_int, check_real
 from .base import Layer, _array, _dtype
 from .registry import register_layer
 
@@ -33,6 +33,10 @@ class BatchNorm2D(Layer):
     forward pass keeps for backward: in training mode its input and statistics; in eval mode
     the same, unless the model the layer belongs to is in eval mode as a whole (then nothing
     is kept, as every layer in inference; a BatchNorm2D on its own keeps its input).
+
+    ``momentum`` must be in [0, 1] (torch accepts any float; beyond [0, 1] the running
+    statistics are no average and the running variance can turn negative). ``eps`` must be a
+    positive finite number.
 
     Options as torch.nn.BatchNorm2d: ``momentum=None`` (cumulative average), ``affine=False``
     (no parameters), keyword ``bias=False`` (torch 2.13: an affine weight without bias),
@@ -61,12 +65,14 @@ class BatchNorm2D(Layer):
                 f"CPU), got {device!r}"
             )
         self.num_features = check_positive_int(num_features, "num_features")
-        self.eps = float(eps)
-        if not self.eps > 0 or not np.isfinite(self.eps):
-            raise ValueError(f"BatchNorm2D: eps must be a positive finite number, got {eps!r}")
-        self.momentum = None if momentum is None else float(momentum)
-        if self.momentum is not None and not np.isfinite(self.momentum):
-            raise ValueError(f"BatchNorm2D: momentum must be finite or None, got {momentum!r}")
+        self.eps = check_real("BatchNorm2D: eps", eps, 0.0, low_open=True)
+        # the running statistics are an average only for 0 <= momentum <= 1 (torch does not
+        # check: beyond 1 the running variance can turn negative, 1e308 overflows it)
+        self.momentum = (
+            None
+            if momentum is None
+            else check_real("BatchNorm2D: momentum", momentum, 0.0, 1.0, high_open=False)
+        )
         self.affine = bool(affine)
         self.bias = self.affine and bool(bias)  # as torch: no bias without affine
         self.track_running_stats = bool(track_running_stats)

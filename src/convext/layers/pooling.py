@@ -7,13 +7,14 @@ works for both."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from .. import functional
 from .._typing import ArrayLike, FloatArray, IntPair, Padding
+from .._validation import check_real
+from ..functional.pooling import _check_norm_type
 from .base import Layer, settings_repr
 from .registry import register_layer
 
@@ -191,7 +192,7 @@ class LPPool2D(Layer):
         padding: Padding = 0,
     ) -> None:
         super().__init__()
-        self.norm_type = float(norm_type)
+        self.norm_type = _check_norm_type(norm_type, "LPPool2D")  # functional's rule
         self.kernel_size = _norm(kernel_size)
         self.stride = _norm(stride)
         self.ceil_mode = bool(ceil_mode)
@@ -431,12 +432,15 @@ class Upsample(Layer):
         self.size = _norm(size)
         if scale_factor is not None:
             pair = isinstance(scale_factor, (tuple, list))
-            factors = [float(s) for s in scale_factor] if pair else [float(scale_factor)]
-            if not (1 <= len(factors) <= 2 and all(math.isfinite(f) and f > 0 for f in factors)):
+            if pair and not 1 <= len(scale_factor) <= 2:
                 raise ValueError(
                     f"Upsample: scale_factor must be a positive finite number or "
                     f"a pair of them, got {scale_factor!r}"
                 )
+            factors = [
+                check_real("Upsample: scale_factor", s, 0.0, low_open=True)
+                for s in (scale_factor if pair else [scale_factor])
+            ]
             scale_factor = factors if pair else factors[0]
         self.scale_factor = scale_factor
         self.mode = mode

@@ -221,7 +221,7 @@ _FIELDS = {
     "negative_slope": _FLOAT,
     "alpha": _FLOAT,
     "eps": (lambda v: _finite(v) and v >= 0, "a finite number >= 0"),
-    "momentum": (lambda v: v is None or _finite(v), "null or a finite number"),
+    "momentum": (lambda v: v is None or (_finite(v) and 0 <= v <= 1), "null or a number in 0..1"),
     "p": (lambda v: _finite(v) and 0 <= v <= 1, "a number in 0..1"),
     "norm_type": (lambda v: _number(v) and v > 0, "a positive number (or Infinity)"),
     "axis": _AXIS,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
-from .._validation import as_finite_float
+from .._validation import check_real
 
 __all__ = ["Optimizer"]
 
@@ -62,19 +62,6 @@ def _pairs(params, where):
         if not p.flags.writeable:
             raise ValueError(f"{where}[{i}]: the parameter array is read-only")
     return pairs
-
-
-def check_real(name, value, low=None, high=None, low_open=False, high_open=True):
-    """A finite real number (not a bool) within [low, high) by default -> float."""
-    value = as_finite_float(value, name)
-    if (low is not None and (value <= low if low_open else value < low)) or (
-        high is not None and (value >= high if high_open else value > high)
-    ):
-        short = name.rsplit(": ", 1)[-1]  # "param_groups[1]: lr" -> "lr"
-        lo = "" if low is None else f"{low} {'<' if low_open else '<='} "
-        hi = "" if high is None else f" {'<' if high_open else '<='} {high}"
-        raise ValueError(f"{name} must satisfy {lo}{short}{hi}, got {value}")
-    return value
 
 
 def check_bool(name, value):
