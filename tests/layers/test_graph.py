@@ -423,3 +423,19 @@ def test_broadcasting_ops_refuse_results_larger_than_the_machine():
     a, b = np.ones((1, 200_000), np.float32), np.ones((200_000, 1), np.float32)
     with pytest.raises(ValueError, match=r"^Add: the broadcast result .* bytes, more than"):
         L.Add()(a, b)
+
+
+def test_cat_without_inputs_is_a_type_error():
+    """``Cat()()`` indexed its first input (IndexError); it names the missing inputs, as the
+    two-input ops' missing ``a`` and ``b`` do, and a Graph node without inputs is refused."""
+    with pytest.raises(TypeError, match="^Cat: xs must hold at least one input"):
+        L.Cat()()
+    with pytest.raises(TypeError, match="missing 2 required positional arguments: 'a' and 'b'"):
+        L.Add()()
+    g = L.GraphBuilder()
+    g.input("x")
+    g.output(g.add_node("cat", L.Cat()))
+    with pytest.raises(ValueError, match=r"node 'cat' \(Cat\) takes at least 1 input"):
+        g.build()
+    x = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(L.Cat(axis=0)(x), x)  # one input: itself

@@ -154,6 +154,8 @@ class Cat(_Op):
         self.axis = _check_axis(axis, "Cat: axis")
 
     def forward(self, *xs):
+        if not xs:
+            raise TypeError("Cat: xs must hold at least one input (the arrays to join), got none")
         xs = [np.asarray(x) for x in xs]
         ndim = xs[0].ndim
         axis = _norm_axis(self.axis, max(ndim, 1), "Cat: axis")
