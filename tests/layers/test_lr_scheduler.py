@@ -327,3 +327,50 @@ def test_forged_counts_and_huge_ints_are_refused():
     plateau = cl.ReduceLROnPlateau(opt)
     with pytest.raises(ValueError, match="metrics is an int too large"):
         plateau.step(10**400)
+
+
+@pytest.mark.parametrize(
+    "make, fails_at",
+    [
+        # 0.1 * 1e300 is finite, 0.1 * 1e300 * 1e300 is not: the second decay fails
+        (lambda o: cl.StepLR(o, step_size=2, gamma=1e300), 4),
+        (lambda o: cl.ExponentialLR(o, gamma=1e300), 2),
+        (lambda o: cl.MultiStepLR(o, milestones=[1, 3], gamma=1e300), 3),
+        # a milestone given twice: 1e300 ** 2 is an OverflowError in Python
+        (lambda o: cl.MultiStepLR(o, milestones=[2, 2], gamma=1e300), 2),
+        # gamma 2 doubles 0.5 past the float range (2**1024) after 1025 steps
+        (lambda o: cl.ExponentialLR(o, gamma=2.0), 1025),
+    ],
+)
+def test_a_step_to_a_non_finite_lr_is_a_value_error_naming_gamma(make, fails_at):
+    """torch would set lr=inf; the step that would do so is a ValueError naming gamma, and
+    neither the scheduler nor the optimizer changes."""
+    opt = _opt()
+    sched = make(opt)
+    for _ in range(fails_at - 1):
+        sched.step()
+    assert all(math.isfinite(lr) for lr in sched.get_last_lr())
+    state, lrs = copy.deepcopy(sched.state_dict()), [g["lr"] for g in opt.param_groups]
+    for _ in range(2):  # and again: nothing moved
+        with pytest.raises(ValueError, match=rf"step {fails_at} would make .*gamma=.* overflow"):
+            sched.step()
+        assert sched.state_dict() == state
+        assert [g["lr"] for g in opt.param_groups] == lrs
+
+
+def test_sequential_lr_step_to_a_non_finite_lr_changes_nothing():
+    opt = _opt()
+    sched = cl.SequentialLR(
+        opt,
+        [cl.ExponentialLR(opt, gamma=0.5), cl.ExponentialLR(opt, gamma=1e300)],
+        milestones=[1],
+    )
+    sched.step()  # the second scheduler restarts at the milestone: lr = initial lr
+    assert sched.get_last_lr() == [0.1, 0.5]
+    sched.step()  # 0.1 * 1e300
+    state = copy.deepcopy(sched.state_dict())
+    lrs = [g["lr"] for g in opt.param_groups]
+    with pytest.raises(ValueError, match="^ExponentialLR: step 2 .*gamma=1e\\+300"):
+        sched.step()
+    assert sched.state_dict() == state
+    assert [g["lr"] for g in opt.param_groups] == lrs

@@ -99,6 +99,10 @@ class LRScheduler:
     check them in ``_check()``, and compute ``get_lr()`` for ``last_epoch``."""
 
     _nullable = ()  # state_dict keys that may hold None
+    # the settings that multiply the learning rate step after step: a step whose learning rate
+    # would not be finite (gamma=1e300, or gamma > 1 stepped long enough) is a ValueError
+    # naming them, raised before anything changes (torch would set an infinite lr)
+    _lr_factors = ()
 
     def __init__(self, optimizer, last_epoch=-1):
         if not isinstance(optimizer, Optimizer):
@@ -138,9 +142,14 @@ class LRScheduler:
         raise NotImplementedError
 
     def step(self):
-        """Advance one epoch (or batch) and set the optimizer's learning rates."""
+        """Advance one epoch (or batch) and set the optimizer's learning rates (a ValueError,
+        and nothing changed, if one would not be finite)."""
         self._step_count += 1
-        self._update_lr()
+        try:
+            self._update_lr()
+        except BaseException:
+            self._step_count -= 1
+            raise
 
     def _update_lr(self, epoch=None):
         saved = self.last_epoch
@@ -148,11 +157,11 @@ class LRScheduler:
         try:
             if epoch is None:
                 self.last_epoch += 1
-                values = self.get_lr()
+                values = self._finite(self.get_lr)
             else:
                 self.last_epoch = epoch
                 closed = getattr(self, "_get_closed_form_lr", None)
-                values = closed() if closed is not None else self.get_lr()
+                values = self._finite(closed if closed is not None else self.get_lr)
         except BaseException:
             self.last_epoch = saved
             raise
@@ -161,6 +170,27 @@ class LRScheduler:
         for group, lr in zip(self.optimizer.param_groups, values, strict=True):
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def _finite(self, get_lr):
+        """``get_lr()``, or a ValueError naming the settings in ``_lr_factors`` if a learning
+        rate would not be finite (a float ``gamma ** count`` beyond the float range is an
+        OverflowError in Python: the same error)."""
+        try:
+            values = get_lr()
+            bad = next(((i, v) for i, v in enumerate(values) if not math.isfinite(v)), None)
+        except OverflowError:
+            bad = (None, "beyond the float range")
+        if bad is None:
+            return values
+        i, v = bad
+        group = "" if i is None else f" of param group {i}"
+        settings = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._lr_factors)
+        raise ValueError(
+            f"{type(self).__name__}: step {self.last_epoch} would make the learning rate"
+            f"{group} {v} (not finite): "
+            + (f"{settings} makes it overflow" if settings else "check the schedule's settings")
+            + "; nothing was changed"
+        )
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self):
@@ -226,6 +256,8 @@ class LRScheduler:
 class StepLR(LRScheduler):
     """lr = initial_lr * gamma ** (epoch // step_size) (torch.optim.lr_scheduler.StepLR)."""
 
+    _lr_factors = ("gamma",)
+
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
         self.step_size, self.gamma = step_size, gamma
         self._check()
@@ -247,6 +279,8 @@ class StepLR(LRScheduler):
 class MultiStepLR(LRScheduler):
     """lr = initial_lr * gamma ** (number of milestones <= epoch) (torch's MultiStepLR; a
     milestone given twice counts twice)."""
+
+    _lr_factors = ("gamma",)
 
     def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
         if isinstance(milestones, (str, bytes)) or not hasattr(milestones, "__iter__"):
@@ -271,6 +305,8 @@ class MultiStepLR(LRScheduler):
 
 class ExponentialLR(LRScheduler):
     """lr = initial_lr * gamma ** epoch, recursively (torch's ExponentialLR)."""
+
+    _lr_factors = ("gamma",)
 
     def __init__(self, optimizer, gamma, last_epoch=-1):
         self.gamma = gamma
@@ -414,10 +450,14 @@ class SequentialLR(LRScheduler):
         self.last_epoch += 1
         idx = bisect_right(self._milestones, self.last_epoch)
         scheduler = self._schedulers[idx]
-        if idx > 0 and self._milestones[idx - 1] == self.last_epoch:
-            scheduler._update_lr(0)
-        else:
-            scheduler.step()
+        try:
+            if idx > 0 and self._milestones[idx - 1] == self.last_epoch:
+                scheduler._update_lr(0)
+            else:
+                scheduler.step()
+        except BaseException:  # the scheduler changed nothing (a non-finite lr): neither here
+            self.last_epoch -= 1
+            raise
         self._last_lr = scheduler.get_last_lr()
 
     def state_dict(self):
