@@ -64,15 +64,34 @@ class Callback:
 
 def _check_destination(path, what):
     """A file a callback will write during fit: checked in on_train_begin, before anything is
-    trained or any file touched, so a bad path fails fit at once: not a folder, inside an
-    existing folder that can be written to."""
+    trained or any file touched, so a bad path fails fit at once: not a folder, not a symbolic
+    link (writing through a link planted in a shared folder would overwrite its target), inside
+    an existing folder that can be written to."""
     folder = os.path.dirname(os.path.abspath(path))
+    if os.path.islink(path):
+        raise ValueError(
+            f"{what} {path!r:.200} is a symbolic link; convext does not write through links: "
+            f"give the target's path"
+        )
     if os.path.isdir(path):
         raise ValueError(f"{what} {path!r:.200} is a folder, not a file")
     if not os.path.isdir(folder):
         raise ValueError(f"{what} {path!r:.200}: the folder {folder!r:.200} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ValueError(f"{what} {path!r:.200}: the folder {folder!r:.200} is not writable")
+
+
+def _open_log(path, append, what, **kwargs):
+    """A log file opened for writing ("a" or "w") without following a symbolic link (one
+    planted after ``_check_destination`` is refused too, where the system has O_NOFOLLOW)."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+    try:
+        fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    except OSError:
+        if os.path.islink(path):
+            raise ValueError(f"{what} {path!r:.200} is a symbolic link") from None
+        raise
+    return os.fdopen(fd, "a" if append else "w", **kwargs)
 
 
 _MAX_FORMAT_WIDTH = 64  # of a field in ModelCheckpoint's filepath ({epoch:03d})
@@ -252,7 +271,8 @@ def _plain(v):
 class CSVLogger(Callback):
     """Write one row per epoch (``epoch`` 1-based, then the logs) to ``filename``, flushed
     every epoch. ``append=True`` continues an existing file (when resuming) without
-    repeating the header."""
+    repeating the header. A ``filename`` that is a symbolic link is refused (ValueError), as
+    by every callback that writes a file: convext does not write through links."""
 
     def __init__(self, filename, separator=",", append=False):
         if not isinstance(separator, str) or len(separator) != 1 or separator in '\r\n"':
@@ -274,7 +294,7 @@ class CSVLogger(Callback):
             exists = (
                 self.append and os.path.exists(self.filename) and os.path.getsize(self.filename) > 0
             )
-            self._file = open(self.filename, "a" if self.append else "w", newline="")
+            self._file = _open_log(self.filename, self.append, "CSVLogger: filename", newline="")
             self._keys = None if not exists else "from file"
         if self._writer is None:
             self._writer = csv.writer(self._file, delimiter=self.separator)
@@ -304,7 +324,7 @@ class JSONLogger(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if self._file is None:
-            self._file = open(self.filename, "a" if self.append else "w")
+            self._file = _open_log(self.filename, self.append, "JSONLogger: filename")
         row = {"epoch": epoch + 1, **{k: _plain(v) for k, v in logs.items()}}
         self._file.write(json.dumps(row) + "\n")
         self._file.flush()

@@ -503,6 +503,42 @@ def test_csv_and_json_loggers_write_the_history(tmp_path):
     assert len(lines) == 5 and lines.count(lines[0]) == 1  # header once
 
 
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symbolic links")
+def test_a_symlink_destination_is_refused_and_its_target_untouched(tmp_path):
+    """A log or checkpoint path that is a symbolic link (one planted in a shared folder, say)
+    is refused before the first epoch (ValueError naming the argument); its target keeps its
+    contents. A link planted after the check is not followed either (O_NOFOLLOW)."""
+    X, y = _blobs(20)
+    target = tmp_path / "precious.txt"
+    target.write_text("precious\n")
+    link = tmp_path / "log.csv"
+    os.symlink(target, link)
+    dangling = tmp_path / "dangling.jsonl"
+    os.symlink(tmp_path / "nowhere", dangling)
+    for cb, match in [
+        (C.CSVLogger(link), "^CSVLogger: filename .* is a symbolic link"),
+        (C.CSVLogger(link, append=True), "^CSVLogger: filename .* is a symbolic link"),
+        (C.JSONLogger(link), "^JSONLogger: filename .* is a symbolic link"),
+        (C.JSONLogger(dangling), "^JSONLogger: filename .* is a symbolic link"),
+        (C.ModelCheckpoint(link), "^ModelCheckpoint: filepath .* is a symbolic link"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            _fit(_mlp(), X, y, epochs=1, callbacks=[cb])
+    assert target.read_text() == "precious\n" and not (tmp_path / "nowhere").exists()
+    if hasattr(os, "O_NOFOLLOW"):
+        late = tmp_path / "late.csv"
+        logger = C.CSVLogger(late)
+        logger.on_train_begin({})  # checked while the path was free
+        os.symlink(target, late)
+        with pytest.raises(ValueError, match="^CSVLogger: filename .* is a symbolic link"):
+            logger.on_epoch_end(0, {"loss": 1.0})
+        assert target.read_text() == "precious\n"
+    # a regular file is still written
+    plain = tmp_path / "plain.csv"
+    _fit(_mlp(), X, y, epochs=1, callbacks=[C.CSVLogger(plain)])
+    assert plain.read_text().splitlines()[0] == "epoch,loss,accuracy"
+
+
 # -- what is printed --------------------------------------------------------------------------
 def test_auto_verbosity_writes_plain_lines_to_a_log(capsys):
     X, y = _blobs(20)
