@@ -351,3 +351,18 @@ def test_constructor_float_arguments_torch_accepts_are_kept():
     np.testing.assert_array_equal(
         L.Constant([2], value=np.array([1e30, -1.5])).value, np.array([1e30, -1.5], np.float32)
     )
+
+
+def test_constructor_axis_arguments_must_be_ints():
+    """An axis given as a float or a string was truncated by int() (Softmax(1.9) ran along
+    axis 1); it is a TypeError naming the argument, as Concat's axis already was."""
+    for make, match in [
+        (lambda: L.Softmax(1.9), "^Softmax: axis must be an int, got float"),
+        (lambda: L.LogSoftmax("1"), "^LogSoftmax: axis must be an int, got str"),
+        (lambda: L.Flatten(1.5), "^Flatten: start_dim must be an int"),
+        (lambda: L.Flatten(1, -1.0), "^Flatten: end_dim must be an int"),
+        (lambda: L.Softmax(True), "^Softmax: axis must be an int, got bool"),
+    ]:
+        with pytest.raises(TypeError, match=match):
+            make()
+    assert L.Softmax(np.int64(-1)).axis == -1 and L.Flatten(np.int32(2)).start_dim == 2

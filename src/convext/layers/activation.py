@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import functional
 from .._typing import ArrayLike, FloatArray
-from .._validation import check_real
+from .._validation import _as_int, check_real
 from .base import Layer
 from .registry import register_layer
 
@@ -145,7 +145,7 @@ class Tanh(_OnOutput):
 class _AlongAxis(_OnOutput):
     def __init__(self, axis: int = 1) -> None:
         super().__init__()
-        self.axis = int(axis)
+        self.axis = _as_int(axis, f"{type(self).__name__}: axis")  # int(1.9) was 1
 
     def get_config(self):
         return dict(axis=self.axis)

@@ -9,7 +9,7 @@ from numpy.typing import DTypeLike
 
 from .. import functional
 from .._typing import ArrayLike, FloatArray
-from .._validation import check_positive_int
+from .._validation import _as_int, check_positive_int
 from .base import Layer, _dtype, _WeightBias, settings_repr
 from .registry import register_layer
 
@@ -99,8 +99,8 @@ class Flatten(Layer):
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
-        self.start_dim = int(start_dim)
-        self.end_dim = int(end_dim)
+        self.start_dim = _as_int(start_dim, "Flatten: start_dim")  # int(1.5) was 1
+        self.end_dim = _as_int(end_dim, "Flatten: end_dim")
         self._shape = None
 
     def forward(self, x: ArrayLike) -> FloatArray:
