@@ -86,9 +86,9 @@ def _kw(case):
 def band(request):
     """The direct forward's band for the test (4 MB, for which LAYERS were sized; 64 kB: many
     more bands, of a single strip for the larger layers); the CPU's band restored after."""
-    old = _isa._set_direct_band_bytes(request.param)
+    old = _isa.set_direct_band_bytes(request.param)
     yield request.param
-    _isa._set_direct_band_bytes(old)
+    _isa.set_direct_band_bytes(old)
 
 
 def _direct(x, w, b, kw, threads):
@@ -141,10 +141,10 @@ def test_the_band_changes_no_bit(case, dtype, restore_threads):
     try:
         got = {}
         for nbytes in (_isa.DIRECT_BAND_MAX, 1 << 20, _isa.DIRECT_BAND_MIN, 16 * 1024):
-            _isa._set_direct_band_bytes(nbytes)
+            _isa.set_direct_band_bytes(nbytes)
             got[nbytes] = [_direct(x, w, b, kw, threads) for threads in (1, 2)]
     finally:
-        _isa._set_direct_band_bytes(old)
+        _isa.set_direct_band_bytes(old)
     first = got[_isa.DIRECT_BAND_MAX][0]
     for ys in got.values():
         for y in ys:
@@ -164,7 +164,7 @@ def test_the_band_for_the_cpu():
     assert _isa.direct_band_bytes() == _isa.direct_band_for(cache["l2_bytes"], cache["amd"])
     for bad in (0, 1023, 2**40, 1.5e6, "1048576", True):
         with pytest.raises(ValueError, match="band"):
-            _isa._set_direct_band_bytes(bad)
+            _isa.set_direct_band_bytes(bad)
     assert _isa.direct_band_bytes() == _isa.direct_band_for(cache["l2_bytes"], cache["amd"])
 
 

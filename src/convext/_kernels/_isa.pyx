@@ -137,7 +137,7 @@ def direct_band_bytes():
     return int(cvx_direct_band_bytes)
 
 
-def _set_direct_band_bytes(n):
+def set_direct_band_bytes(n):
     """Set the band of the direct forward (tests and benchmarks: no convolution may be running;
     results do not change). Returns the previous value."""
     global cvx_direct_band_bytes
