@@ -114,13 +114,15 @@ def cpu_cache():
 
 # The direct forward unfolds the input in bands of at most this many bytes, and every filter
 # block of the work item runs over a band while it is in cache (kernels.inc, cvx_direct_fwd). The
-# best band depends on the cache below the L2, not on the instruction set: measured on 1-2
-# threads with batches of 1-4 (ResNet-18's and MobileNetV2's direct-route layers), a Zen 5
-# (1 MB L2; its L3 serves the whole band fast) was fastest at 4 MB, 1 MB was 8-9% slower on
-# 64 channels at 56x56 and 128-512 kB slower still (each band unfolds the kernel's reach again);
-# a Sapphire Rapids Xeon (2 MB L2, a slow L3 per core) was up to twice as fast at a quarter of its
-# L2 as at 4 MB. So: 4 MB on AMD's CPUs and where the L2 is unknown, else half the L2,
-# within [DIRECT_BAND_MIN, DIRECT_BAND_MAX]. The band changes no result bit.
+# best band depends on the caches, not on the instruction set. On a Zen 5 (1 MB L2, whose L3
+# serves a whole band fast) 4 MB was fastest: 1 MB was 8-9% slower on 64 channels at 56x56 and
+# 128-512 kB slower still (each band unfolds the kernel's reach again). On a Sapphire Rapids Xeon
+# (2 MB L2, a slow L3 per core) 4 MB bands stream every filter block's rows from the L3: at
+# 1 MB, float32 batch 4, the direct forward of 64x56x56 3x3 ran at 78 instead of 47 GFLOP/s on
+# one thread (114 / 67 on two), 256x56x56 -> 64 1x1 at 42 / 20 (65 / 37), 32x112x112 3x3 at
+# 66 / 28 (107 / 51); 512 kB was no faster than 1 MB. So: 4 MB on AMD's CPUs and where the L2
+# is unknown, else half the L2, within [DIRECT_BAND_MIN, DIRECT_BAND_MAX]. The band changes no
+# result bit.
 DIRECT_BAND_MIN = 256 * 1024
 DIRECT_BAND_MAX = 4 * 1024 * 1024
 
