@@ -105,6 +105,28 @@ def test_direct_route_within_its_channel_and_filter_limits(pass_, max_cg, max_fg
     assert accepts("direct", pass_, shape(cg=max_cg + 1, fg=max_fg + 1, **small))
 
 
+def test_1x1_forward_limit_follows_the_cpus_band():
+    """A 1x1 kernel takes the direct forward up to FWD_DIRECT_1X1_MAX_CG channels per group: 192
+    where the L3 is slow per core (the CPU's direct band below its largest), else the forward's
+    channel limit, as for every kernel; a 3x3 kernel keeps the forward's limit."""
+    from convext._kernels import _isa
+
+    limit = _routes.FWD_DIRECT_1X1_MAX_CG
+    if _isa.direct_band_bytes() < _isa.DIRECT_BAND_MAX:
+        assert limit == min(192, _routes.FWD_DIRECT_MAX_CG)
+    else:
+        assert limit == _routes.FWD_DIRECT_MAX_CG
+    one = dict(batch=4, fg=64, hw=(9, 9), k=(1, 1), pad=(0, 0))
+    assert choose_route("forward", shape(cg=limit, **one)) == "direct"
+    assert choose_route("forward", shape(cg=limit + 1, **one)) == "gemm"
+    assert accepts("direct", "forward", shape(cg=limit + 1, **one))
+    # the input gradient of a 1x1 kernel: its forward convolution's channels are the filters
+    assert choose_route("grad_input", shape(cg=64, **one | dict(fg=limit))) == "direct"
+    assert choose_route("grad_input", shape(cg=64, **one | dict(fg=limit + 1))) == "gemm"
+    cg = min(_routes.FWD_DIRECT_MAX_CG, limit + 1)
+    assert choose_route("forward", shape(batch=4, cg=cg, fg=64, hw=(9, 9))) == "direct"
+
+
 @pytest.mark.parametrize(
     "pass_, max_u",
     [("forward", _routes.FWD_DIRECT_MAX_U), ("grad_weight", _routes.GW_DIRECT_MAX_U)],
@@ -323,8 +345,9 @@ def test_forward_direct_route_on_small_planes_only_with_few_taps_and_filters():
     # one more output pixel per row: the plane rule no longer applies
     wider = dict(hw=(8, 9), cg=taps // 25 + 1, fg=fg + 1)
     assert choose_route("forward", shape(**{**at_limit, **wider})) == "direct"
-    # 1x1: the taps are the channels alone (up to 256 of them: 6400 taps with a 5x5 kernel)
-    cg = min(256, _routes.FWD_DIRECT_MAX_CG)
+    # 1x1: the taps are the channels alone (up to 192 or 256 of them, FWD_DIRECT_1X1_MAX_CG:
+    # 4800 or 6400 taps with a 5x5 kernel)
+    cg = min(256, _routes.FWD_DIRECT_1X1_MAX_CG)
     assert cg * 25 > taps
     one = dict(hw=(7, 7), cg=cg, fg=64, pad=(0, 0))
     assert choose_route("forward", shape(**one, k=(1, 1))) == "direct"

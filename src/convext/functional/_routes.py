@@ -104,6 +104,20 @@ FWD_DIRECT_MAX_U = 1 << 21
 FWD_DIRECT_SMALL_PLANE = 64
 FWD_DIRECT_SMALL_MAX_TAPS = 576
 FWD_DIRECT_SMALL_MAX_FG = 256
+# A 1x1 kernel on a CPU whose L3 is slow per core (there the direct forward's band is below
+# its largest, _isa.direct_band_for) goes to the direct forward only up to FWD_DIRECT_1X1_MAX_CG
+# channels per group: each of its tiles reads all Cg input rows beyond the L2, where the GEMM
+# route's packed panels stay in it. Measured on a Sapphire Rapids Xeon (float32, 2 threads, ms
+# direct / GEMM, batch 8 and batch 1): 256x56x56 -> 64 1x1 11.8 / 8.2 and 1.42 / 1.14,
+# 256x56x56 -> 128 19.5 / 13.2 and 2.59 / 2.02, 256x56x56 -> 512 stride 2 17.5 / 15.6, but
+# 192x28x28 -> 32 at batch 1 0.24 / 0.29 and 64x56x56 -> 256 at batch 8 9.8 / 12.8; 3x3
+# kernels kept the direct route up to 256 channels (256x14x14 -> 256 19.3 / 20.5). Elsewhere (a
+# Zen 5: its L3 serves the band) the forward's channel limit applies to every kernel.
+FWD_DIRECT_1X1_MAX_CG = (
+    min(192, FWD_DIRECT_MAX_CG)
+    if _isa.direct_band_bytes() < _isa.DIRECT_BAND_MAX
+    else FWD_DIRECT_MAX_CG
+)
 GW_DIRECT_MAX_CG = _LIMITS.gw_cg
 GW_DIRECT_MAX_FG = _LIMITS.gw_fg
 GW_DIRECT_MAX_U = 1 << 20
@@ -300,6 +314,8 @@ def choose_route(pass_, s):
             or s.filters_per_group > FWD_DIRECT_SMALL_MAX_FG
         ):
             return "gemm"
+        if kh * kw == 1:
+            max_cg = FWD_DIRECT_1X1_MAX_CG
     else:
         if s.batch * s.window.groups < GW_DIRECT_MIN_PAIRS:
             return "gemm"
