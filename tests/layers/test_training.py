@@ -157,27 +157,14 @@ def test_predict_and_evaluate_restore_every_layers_mode():
     model.train()
     model[1].eval()
     cx.predict(model, X)
-    assert [layer.training for _, layer in model.named_layers()] == [
-        True,
-        True,
-        False,
-        True,
-        True,
-        True,
-    ]
+    # the model first, then its five layers
+    assert [layer.training for _, layer in model.named_layers()] == [True, True, False] + [True] * 3
     cx.evaluate(model, X, np.array([0, 1, 2, 0, 1]), "cross_entropy")
     assert not model[1].training and model.training and model[0].training
     model.eval()
     model[4].train()
     cx.predict(model, X)
-    assert [layer.training for _, layer in model.named_layers()] == [
-        False,
-        False,
-        False,
-        False,
-        False,
-        True,
-    ]
+    assert [layer.training for _, layer in model.named_layers()] == [False] * 5 + [True]
 
 
 def test_progress_without_tqdm(capsys, monkeypatch):
