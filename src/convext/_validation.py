@@ -394,7 +394,10 @@ def check_out(out, shape, dtype, name="out"):
 
 
 def contiguous(a):
-    """A C-contiguous, aligned, native-byte-order array with the same values (no copy if it is)."""
+    """A C-contiguous, aligned array with the same values (no copy if it is; check_array has
+    made the byte order native)."""
+    if type(a) is np.ndarray and a.flags.c_contiguous and a.flags.aligned:
+        return a
     return np.require(a, requirements=("C", "A"))
 
 

@@ -372,6 +372,31 @@ def test_conv2d_errors(kwargs, exc, msg):
         conv2d(**args)
 
 
+def test_the_geometry_cache_keeps_every_check():
+    """conv2d keeps the geometry of plain arguments (ints, strs, tuples of ints): a value that
+    equals a cached one but is of another type is still validated, and an error is raised on
+    every call, not only the first."""
+    ok = dict(x=X, weight=W, bias=None, stride=1, padding=1, dilation=1, groups=2)
+    want = conv2d(**ok)  # cached now
+    for name, bad in (
+        ("stride", True),
+        ("stride", 1.0),
+        ("padding", np.bool_(True)),
+        ("dilation", (1, 1.0)),
+        ("groups", 2.0),
+    ):
+        with pytest.raises(TypeError, match=name):
+            conv2d(**dict(ok, **{name: bad}))
+    # numpy ints and lists are validated (uncached) and give the same result
+    same = dict(ok, stride=np.int64(1), padding=[1, 1], dilation=(np.int32(1), 1))
+    np.testing.assert_array_equal(conv2d(**same), want)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="padding must be non-negative"):
+            conv2d(**dict(ok, padding=-1))
+        with pytest.raises(ValueError, match=r"bias must have shape \(6,\)"):
+            conv2d(**dict(ok, bias=np.ones(5)))
+
+
 def test_backward_errors():
     with pytest.raises(ValueError, match=r"grad_out must have the output's shape \(2, 6, 6, 6\)"):
         conv2d_backward(np.ones((2, 6, 5, 6)), X, W, groups=2)

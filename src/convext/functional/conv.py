@@ -3,6 +3,7 @@ chooses the thread count and the route (``_routes``), allocates and calls the ke
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -33,38 +34,62 @@ def _conv_setup(x, weight, bias, stride, padding, dilation, groups, fn="conv2d")
     if bias is not None:
         bias = check_array(bias, "bias", (1,))
     check_same_dtype(x=x, weight=weight, bias=bias)
+    args = (
+        x.shape,
+        weight.shape,
+        None if bias is None else bias.shape,
+        stride,
+        padding,
+        dilation,
+        groups,
+        fn,
+    )
+    plain = all(_is_plain(a) for a in (stride, padding, dilation, groups))
+    g = _conv_window_cached(*args) if plain else _conv_window(*args)
+    return (x[None] if x.ndim == 3 else x), weight, bias, x.ndim == 3, g
+
+
+def _is_plain(value):
+    """Whether a geometry argument may key the geometry cache: an int, a str or a tuple of
+    ints (exact types: a bool, a float or an array equal to an int hashes like it but is
+    validated differently, so it takes the uncached path)."""
+    t = type(value)
+    return t is int or t is str or (t is tuple and all(type(v) is int for v in value))
+
+
+def _conv_window(x_shape, w_shape, b_shape, stride, padding, dilation, groups, fn):
+    """The geometry checks of conv2d, on shapes and the window arguments alone: the ``Window``
+    (ValueError or TypeError naming the argument)."""
     groups = check_positive_int(groups, "groups")
     stride = as_pair(stride, "stride")
     dilation = as_pair(dilation, "dilation")
-    unbatched = x.ndim == 3
-    x4 = x[None] if unbatched else x
-    N, C, H, W = x4.shape
-    n_filters, Cg, kh, kw = weight.shape
+    N, C, H, W = x_shape if len(x_shape) == 4 else (1, *x_shape)
+    n_filters, Cg, kh, kw = w_shape
     if n_filters % groups:
         raise ValueError(
             f"{fn}: groups={groups} must divide the weight's out_channels; "
-            f"got weight of shape {_shape_str(weight.shape)}"
+            f"got weight of shape {_shape_str(w_shape)}"
         )
     if C != Cg * groups:
         raise ValueError(
             f"{fn}: x has {C} channels but weight of shape "
-            f"{_shape_str(weight.shape)} with groups={groups} expects "
-            f"{Cg * groups}; x has shape {_shape_str(x.shape)}"
+            f"{_shape_str(w_shape)} with groups={groups} expects "
+            f"{Cg * groups}; x has shape {_shape_str(x_shape)}"
         )
     if kh < 1 or kw < 1 or n_filters < 1:
         raise ValueError(
             f"{fn}: weight must have at least one filter and a kernel of at least "
-            f"1x1, got shape {_shape_str(weight.shape)}"
+            f"1x1, got shape {_shape_str(w_shape)}"
         )
     if (H == 0 or W == 0) and N * C:
         raise ValueError(
             f"{fn}: x must have a non-empty height and width (only the batch or "
-            f"the channels may be empty), got shape {_shape_str(x.shape)}"
+            f"the channels may be empty), got shape {_shape_str(x_shape)}"
         )
-    if bias is not None and bias.shape != (n_filters,):
+    if b_shape is not None and b_shape != (n_filters,):
         raise ValueError(
             f"{fn}: bias must have shape ({n_filters},) to match weight of shape "
-            f"{_shape_str(weight.shape)}, got {_shape_str(bias.shape)}"
+            f"{_shape_str(w_shape)}, got {_shape_str(b_shape)}"
         )
     ekh, ekw = dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1
     padding_arg = padding
@@ -85,11 +110,17 @@ def _conv_setup(x, weight, bias, stride, padding, dilation, groups, fn="conv2d")
         dilation,
         names=("weight", "stride", "padding", "dilation"),
         detail=lambda: (
-            f"; x has shape {_shape_str(x.shape)}, weight "
-            f"{_shape_str(weight.shape)}, padding {padding_arg!r}"
+            f"; x has shape {_shape_str(x_shape)}, weight "
+            f"{_shape_str(w_shape)}, padding {padding_arg!r}"
         ),
     )
-    return x4, weight, bias, unbatched, Window((kh, kw), stride, pads, dilation, out_hw, groups)
+    return Window((kh, kw), stride, pads, dilation, out_hw, groups)
+
+
+# A network calls conv2d with the same few geometries on every step, and checking one took
+# about 30 us of Python, as long as a small layer's kernel: the answer for plain arguments
+# (_is_plain) is kept. Errors are raised again on every call (lru_cache keeps no exception).
+_conv_window_cached = functools.lru_cache(maxsize=1024)(_conv_window)
 
 
 def _kernel_geom(g, x_shape, w_shape, route=None):
