@@ -383,3 +383,21 @@ def test_limit_commands_run_only_when_named():
     assert bench._families(["routes", "serial"]) == ["routes", "serial"]
     with pytest.raises(SystemExit, match="routes, serial"):
         bench._families(["route"])
+
+
+def test_bench_network_waits_until_the_process_is_idle(monkeypatch):
+    """Before a timed call the network benchmark sleeps until a slice passes in which the
+    process's threads (another contender's spinning workers) used no CPU."""
+    from convext.bench import network
+
+    readings = iter([0.0, 1.0, 2.0, 3.0, 4.0, 4.0])  # busy for two slices, then idle
+    seen = []
+
+    def cpu():
+        seen.append(next(readings))
+        return seen[-1]
+
+    monkeypatch.setattr(network, "_process_cpu_seconds", cpu)
+    monkeypatch.setattr(network.time, "sleep", lambda s: None)
+    network._wait_idle(0.03)
+    assert seen == [0.0, 1.0, 2.0, 3.0, 4.0, 4.0]

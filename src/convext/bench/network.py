@@ -9,8 +9,8 @@
    ``torch.onnx.export`` run by onnxruntime (CPU provider, ``intra_op_num_threads`` = the run's
    thread count, all graph optimisations), alternating run by run. Inference rows also time
    ``convext.optimize_for_inference`` of the same model (BatchNorm folded, epilogues fused),
-   and every timed call follows a short idle gap (onnxruntime's idle workers spin for ~30 ms
-   after a run and would slow whatever runs next).
+   and every timed call waits until the process is idle (onnxruntime's idle workers spin for
+   30-60 ms after a run and would slow whatever runs next on the same cores).
 
 LeNet:
 
@@ -143,12 +143,33 @@ def _ort_session(ctx, ort, tm, x, path):
     return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
 
 
-IDLE_GAP = 0.03  # seconds of idle time before each timed call
+IDLE_GAP = 0.03  # seconds of sleep before each timed call, at least
+IDLE_SLICE = 0.005  # then sleep in slices of this many seconds ...
+IDLE_CPU = 0.1  # ... until one in which the process's threads used at most this share of a CPU
+IDLE_LIMIT = 0.5  # or this many seconds in all
+
+
+def _process_cpu_seconds():
+    """CPU seconds used so far by all the threads of this process."""
+    return time.process_time()
+
+
+def _wait_idle(gap):
+    """Sleep ``gap`` seconds, then until the process's own threads (another contender's
+    spinning workers: onnxruntime's spin 30-60 ms after a run) have stopped using the CPU, at
+    most IDLE_LIMIT seconds in all."""
+    t_end = time.perf_counter() + IDLE_LIMIT
+    time.sleep(gap)
+    while time.perf_counter() < t_end:
+        c0 = _process_cpu_seconds()
+        time.sleep(IDLE_SLICE)
+        if _process_cpu_seconds() - c0 <= IDLE_CPU * IDLE_SLICE:
+            return
 
 
 def _alternate_many(fns, repeats, warmup, watch, gap=0.0):
     """Median seconds of each function (None: nan), run in turn after ``warmup`` rounds, each
-    timed call after ``gap`` seconds of sleep."""
+    timed call after ``gap`` seconds of sleep and once the process is idle (_wait_idle)."""
     live = [f for f in fns if f is not None]
     for _ in range(warmup):
         for f in live:
@@ -158,7 +179,7 @@ def _alternate_many(fns, repeats, warmup, watch, gap=0.0):
         for i, f in enumerate(fns):
             if f is not None:
                 if gap:
-                    time.sleep(gap)
+                    _wait_idle(gap)
                 t0 = time.perf_counter()
                 f()
                 times[i].append(time.perf_counter() - t0)
