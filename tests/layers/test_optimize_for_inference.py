@@ -403,6 +403,35 @@ def test_depthwise_convolutions_fuse_residual_and_activation(width, monkeypatch)
     assert calls == [(False, ACT_RELU6), (True, ACT_HARDSWISH)]
 
 
+def test_depthwise_steps_take_conv2ds_thread_count(monkeypatch):
+    """A depthwise step runs on as many threads as conv2d gives the same layer (its work counted
+    in elements moved, not in multiply-adds): 960 channels of 7x7 are serial by their 0.4 M
+    multiply-adds but parallel by their 94 k elements."""
+    threads = []
+    kernel = _conv.conv2d_forward_depthwise
+
+    def recording(*args):
+        threads.append(args[11])
+        return kernel(*args)
+
+    monkeypatch.setattr(_conv, "conv2d_forward_depthwise", recording)
+    layer = Conv2D(960, 960, 3, padding=1, groups=960, dtype=np.float32, rng=3).eval()
+    x = np.random.default_rng(13).standard_normal((1, 960, 7, 7)).astype(np.float32)
+    old = convext.get_num_threads()
+    convext.set_num_threads(2)
+    try:
+        opt = convext.optimize_for_inference(Sequential(layer))
+        opt(x)  # plans
+        threads.clear()
+        got = opt(x)
+        want = layer(x)
+        expected = convext._config.threads_for(2 * 960 * 49, "elements")
+    finally:
+        convext.set_num_threads(old)
+    np.testing.assert_array_equal(got, want)
+    assert threads == [expected, expected]
+
+
 def test_gemm_layers_use_the_weight_packed_once(monkeypatch):
     """Every GEMM-route step passes its folded weight packed once (the same array on every
     call), and the outputs are bitwise those of the same steps packing the weight in each

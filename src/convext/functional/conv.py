@@ -123,7 +123,7 @@ def _conv_window(x_shape, w_shape, b_shape, stride, padding, dilation, groups, f
 _conv_window_cached = functools.lru_cache(maxsize=1024)(_conv_window)
 
 
-def _kernel_geom(g, x_shape, w_shape, route=None):
+def _kernel_geom(g, x_shape, w_shape, route):
     """The kernels' geometry arguments, ending with the thread count for this problem size.
     The depthwise route does a few multiply-adds per element it moves, so its size is counted
     in elements (input and output planes) rather than in multiply-adds."""

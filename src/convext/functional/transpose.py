@@ -157,7 +157,10 @@ def conv_transpose2d(
     y4 = y.reshape(shape4)
     if y4.size and x4.size:
         _kernel("grad_input", route)(
-            _padded(x4, conv4), contiguous(weight), y4, *_kernel_geom(g, shape4, weight.shape)
+            _padded(x4, conv4),
+            contiguous(weight),
+            y4,
+            *_kernel_geom(g, shape4, weight.shape, route),
         )
     elif y4.size:
         y4[...] = 0
@@ -226,14 +229,15 @@ def conv_transpose2d_backward(
     gy4 = contiguous(gy.reshape(shape4))
     dtype = x4.dtype
     empty = gy4.size == 0 or x4.size == 0
-    geom = _kernel_geom(g, shape4, weight.shape)
     grad_x = grad_w = grad_b = None
     if needs_input_grad:
         if empty:
             grad_x = np.zeros(x4.shape, dtype)
         else:
             gx = np.empty(conv4, dtype)
-            _kernel("forward", routes["grad_input"])(gy4, contiguous(weight), None, gx, *geom)
+            route = routes["grad_input"]
+            geom = _kernel_geom(g, shape4, weight.shape, route)
+            _kernel("forward", route)(gy4, contiguous(weight), None, gx, *geom)
             grad_x = (
                 gx
                 if conv4 == x4.shape
@@ -244,7 +248,9 @@ def conv_transpose2d_backward(
     if needs_weight_grad:
         grad_w = np.zeros(weight.shape, dtype)
         if not empty:
-            _kernel("grad_weight", routes["grad_weight"])(_padded(x4, conv4), gy4, grad_w, *geom)
+            route = routes["grad_weight"]
+            geom = _kernel_geom(g, shape4, weight.shape, route)
+            _kernel("grad_weight", route)(_padded(x4, conv4), gy4, grad_w, *geom)
     if needs_bias_grad:
         grad_b = np.zeros(shape4[1], dtype)
         if gy4.size:
