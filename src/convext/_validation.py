@@ -393,6 +393,42 @@ def check_out(out, shape, dtype, name="out"):
     return out
 
 
+_PLAIN_TYPES = frozenset((int, bool, str, type(None)))
+
+
+def _type_key(value):
+    """The types of a plain argument (an int, bool, str or None, or a flat tuple of them), which
+    tell equal values of different types apart (True == 1 == 1.0 hash alike but are validated
+    differently), or None for any other argument."""
+    t = type(value)
+    if t in _PLAIN_TYPES:
+        return t
+    if t is tuple:
+        types = tuple(map(type, value))
+        if _PLAIN_TYPES.issuperset(types):
+            return types
+    return None
+
+
+def keep_plain_results(fn, maxsize=1024):
+    """``fn`` (a pure geometry check of shapes and window arguments) with its results kept for
+    plain arguments (``_type_key``): a network calls it with the same few geometries on every
+    step, and one check takes tens of microseconds of Python, as long as a small layer's
+    kernel. Any other argument (a list, a numpy int, a float) is checked on every call, and an
+    error is raised again on every call (nothing is kept for it)."""
+
+    @functools.lru_cache(maxsize=maxsize)
+    def kept(key, args):
+        return fn(*args)
+
+    @functools.wraps(fn)
+    def check(*args):
+        key = tuple(map(_type_key, args))
+        return fn(*args) if None in key else kept(key, args)
+
+    return check
+
+
 def contiguous(a):
     """A C-contiguous, aligned array with the same values (no copy if it is; check_array has
     made the byte order native)."""

@@ -753,6 +753,26 @@ def test_avg_backward_2x2_writes_every_element(dtype, h, w):
 # --- errors ------------------------------------------------------------------------------------
 
 
+def test_the_kept_pooling_geometry_keeps_every_check():
+    """The pooling geometry of plain arguments is kept (_validation.keep_plain_results): a value
+    equal to a kept one but of another type is still checked, and errors come on every call."""
+    x = np.ones((1, 2, 5, 6))
+    want = F.avg_pool2d(x, 2, ceil_mode=True)
+    F.max_pool2d(x, 2, 2)
+    for call, name in (
+        (lambda: F.avg_pool2d(x, 2, ceil_mode=1), "ceil_mode"),
+        (lambda: F.max_pool2d(x, 2, 2.0), "stride"),
+        (lambda: F.max_pool2d(x, True), "kernel_size"),
+    ):
+        with pytest.raises(TypeError, match=name):
+            call()
+    same = F.avg_pool2d(x, [2, 2], (np.int64(2), 2), ceil_mode=np.bool_(True))
+    np.testing.assert_array_equal(same, want)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="half of the kernel"):
+            F.max_pool2d(x, 3, 1, 2)
+
+
 @pytest.mark.parametrize(
     "call,exc,match",
     [

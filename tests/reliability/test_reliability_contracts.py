@@ -241,3 +241,25 @@ def test_pooling_layers_refuse_lists_that_are_not_arrays_of_numbers(make):
         make()([[["a", "b"], ["c", "d"]]])
     with pytest.raises(ValueError):
         make()([[[[1.0, 2.0], [3.0]]]])
+
+
+def test_keep_plain_results_tells_types_apart():
+    """The geometry checks' memo keeps results for plain arguments only, keyed with their types
+    (True == 1 == 1.0 hash alike): anything else runs the check on every call."""
+    from convext._validation import keep_plain_results
+
+    calls = []
+
+    @keep_plain_results
+    def check(*args):
+        calls.append(args)
+        return len(calls)
+
+    assert check(1, (2, 3), "a", None) == 1
+    assert check(1, (2, 3), "a", None) == 1  # kept
+    assert check(True, (2, 3), "a", None) == 2  # a bool is not the int 1
+    assert check((1,), (2, 3), "a", None) == 3
+    for other in (1.0, [2, 3], (2, np.int64(3))):
+        n = len(calls)
+        assert check(other, (2, 3), "a", None) == n + 1
+        assert check(other, (2, 3), "a", None) == n + 2  # not kept: checked every time

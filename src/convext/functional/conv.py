@@ -3,7 +3,6 @@ chooses the thread count and the route (``_routes``), allocates and calls the ke
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
@@ -20,6 +19,7 @@ from .._validation import (
     check_positive_int,
     check_same_dtype,
     contiguous,
+    keep_plain_results,
     side_pads,
     window_geometry,
 )
@@ -34,29 +34,12 @@ def _conv_setup(x, weight, bias, stride, padding, dilation, groups, fn="conv2d")
     if bias is not None:
         bias = check_array(bias, "bias", (1,))
     check_same_dtype(x=x, weight=weight, bias=bias)
-    args = (
-        x.shape,
-        weight.shape,
-        None if bias is None else bias.shape,
-        stride,
-        padding,
-        dilation,
-        groups,
-        fn,
-    )
-    plain = all(_is_plain(a) for a in (stride, padding, dilation, groups))
-    g = _conv_window_cached(*args) if plain else _conv_window(*args)
+    b_shape = None if bias is None else bias.shape
+    g = _conv_window(x.shape, weight.shape, b_shape, stride, padding, dilation, groups, fn)
     return (x[None] if x.ndim == 3 else x), weight, bias, x.ndim == 3, g
 
 
-def _is_plain(value):
-    """Whether a geometry argument may key the geometry cache: an int, a str or a tuple of
-    ints (exact types: a bool, a float or an array equal to an int hashes like it but is
-    validated differently, so it takes the uncached path)."""
-    t = type(value)
-    return t is int or t is str or (t is tuple and all(type(v) is int for v in value))
-
-
+@keep_plain_results
 def _conv_window(x_shape, w_shape, b_shape, stride, padding, dilation, groups, fn):
     """The geometry checks of conv2d, on shapes and the window arguments alone: the ``Window``
     (ValueError or TypeError naming the argument)."""
@@ -115,12 +98,6 @@ def _conv_window(x_shape, w_shape, b_shape, stride, padding, dilation, groups, f
         ),
     )
     return Window((kh, kw), stride, pads, dilation, out_hw, groups)
-
-
-# A network calls conv2d with the same few geometries on every step, and checking one took
-# about 30 us of Python, as long as a small layer's kernel: the answer for plain arguments
-# (_is_plain) is kept. Errors are raised again on every call (lru_cache keeps no exception).
-_conv_window_cached = functools.lru_cache(maxsize=1024)(_conv_window)
 
 
 def _kernel_geom(g, x_shape, w_shape, route):

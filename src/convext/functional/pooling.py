@@ -18,12 +18,14 @@ from .._validation import (
     check_extent,
     check_same_dtype,
     contiguous,
+    keep_plain_results,
     side_pads,
     window_geometry,
 )
 from ._common import Window, _check_bool, _check_input_shape, _shape_str
 
 
+@keep_plain_results
 def _pool_geom(shape, kernel_size, stride, padding, dilation, ceil_mode, fn, shape_name="x"):
     """Validate the pooling geometry for an input of ``shape``; return a Window.
 
