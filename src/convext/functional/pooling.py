@@ -3,6 +3,7 @@ gradients (torch.nn.functional semantics)."""
 
 from __future__ import annotations
 
+import math
 from typing import Literal, overload
 
 import numpy as np
@@ -70,7 +71,7 @@ def _pool_geom(shape, kernel_size, stride, padding, dilation, ceil_mode, fn, sha
 
 def _pool_threads(shape):
     """Threads for a pooling kernel over an input of this shape."""
-    return threads_for(int(np.prod(shape)), "elements")
+    return threads_for(math.prod(shape), "elements")
 
 
 def _planes(a4):
