@@ -414,17 +414,18 @@ def keep_plain_results(fn, maxsize=1024):
     """``fn`` (a pure geometry check of shapes and window arguments) with its results kept for
     plain arguments (``_type_key``): a network calls it with the same few geometries on every
     step, and one check takes tens of microseconds of Python, as long as a small layer's
-    kernel. Any other argument (a list, a numpy int, a float) is checked on every call, and an
-    error is raised again on every call (nothing is kept for it)."""
+    kernel. Any other argument (a list, a numpy int, a float), and any call with keyword
+    arguments, is checked on every call, and an error is raised again on every call (nothing
+    is kept for it)."""
 
     @functools.lru_cache(maxsize=maxsize)
     def kept(key, args):
         return fn(*args)
 
     @functools.wraps(fn)
-    def check(*args):
+    def check(*args, **kwargs):
         key = tuple(map(_type_key, args))
-        return fn(*args) if None in key else kept(key, args)
+        return fn(*args, **kwargs) if kwargs or None in key else kept(key, args)
 
     return check
 

@@ -1584,6 +1584,12 @@ def conv2d_forward_depthwise(const floating[:, :, :, ::1] x, const floating[:, :
                        _bands != 2 and g.OW >= DW_ROWS_MIN_OW, n_threads)
 
 
+# _balanced_pixel_blocks simulates at most this many threads and block counts (on more
+# threads it takes the most blocks): a few microseconds at most, once per call.
+DEF BALANCE_MAX_THREADS = 16
+DEF BALANCE_MAX_COUNTS = 8
+
+
 cdef idx_t _balanced_pixel_blocks(idx_t S, idx_t P, idx_t lo, idx_t hi, idx_t pairs,
                                   int nt):
     """The number of pixel blocks, lo..hi, into which each of `pairs` (image, group) pairs of
@@ -1594,12 +1600,12 @@ cdef idx_t _balanced_pixel_blocks(idx_t S, idx_t P, idx_t lo, idx_t hi, idx_t pa
     threads, in 2 blocks of 3 after 3: 2 blocks; 66 strips: 4 blocks (1600 pixels' time
     against 1584 in 2)."""
     cdef idx_t best = lo, best_end = -1, npb, i, t, k, end, pa, pb
-    cdef idx_t busy[64]  # the threads' finishing times (a thread count above 64: the first 64)
-    cdef idx_t ends[65]  # the schedule's end for each count (hi - lo <= 64)
-    if nt > 64:
-        nt = 64
-    if hi > lo + 64:
-        hi = lo + 64
+    cdef idx_t busy[BALANCE_MAX_THREADS]  # the threads' finishing times
+    cdef idx_t ends[BALANCE_MAX_COUNTS]  # the schedule's end for each count
+    if nt > BALANCE_MAX_THREADS:
+        return hi  # as many blocks as allowed: simulating would cost more than it saves
+    if hi > lo + BALANCE_MAX_COUNTS - 1:
+        lo = hi - (BALANCE_MAX_COUNTS - 1)
     for npb in range(lo, hi + 1):
         for t in range(nt):
             busy[t] = 0

@@ -482,7 +482,7 @@ def _prepared_max_pool2d(
 ):
     """(run, out_shape) of ``max_pool2d(x, ...)`` (values only) for x of ``shape`` and
     ``dtype``, validated once (the same errors as the call)."""
-    N, C, H, W = _prepared_input(shape, dtype, "max_pool2d")
+    shape = N, C, H, W = _prepared_input(shape, dtype, "max_pool2d")
     g = _pool_geom(shape, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d")
     (kh, kw), (sh, sw), (dil_h, dil_w) = g.kernel, g.stride, g.dilation
     args = (kh, kw, sh, sw, *g.pad_top_left, dil_h, dil_w, _pool_threads(shape))
@@ -506,7 +506,7 @@ def _prepared_avg_pool2d(
     divisor_override=None,
 ):
     """(run, out_shape) of ``avg_pool2d(x, ...)`` for x of ``shape`` and ``dtype``."""
-    N, C, H, W = _prepared_input(shape, dtype, "avg_pool2d")
+    shape = N, C, H, W = _prepared_input(shape, dtype, "avg_pool2d")
     g = _pool_geom(shape, kernel_size, stride, padding, 1, ceil_mode, "avg_pool2d")
     args = _avg_args(g, count_include_pad, divisor_override, _pool_threads(shape))
     xs, ys = (N * C, H, W), (N * C, *g.out_hw)
