@@ -1674,10 +1674,10 @@ def conv2d_forward_direct(const floating[:, :, :, ::1] x, const floating[:, :, :
                                           dtype=np.asarray(y).dtype)
     cdef const floating *wp = NULL
     cdef const floating[::1] packed_once
-    if packed is None and g.N * npb >= 2 * <idx_t>max(1, n_threads):
-        # at least two items per thread read each group's filter blocks: packed once here (one
-        # thread) rather than by every item (in parallel)
-        packed_once = pack_direct_weight(w, g.G)
+    if packed is None and g.N * npb >= 2:
+        # several items (images, pixel blocks) read each group's filter blocks: packed once here
+        # (by all the threads) rather than by every item
+        packed_once = pack_direct_weight(w, g.G, n_threads)
         wp = &packed_once[0]
     elif packed is not None:
         wp = &packed[0]
@@ -1686,12 +1686,13 @@ def conv2d_forward_direct(const floating[:, :, :, ::1] x, const floating[:, :, :
                     &off[0], npb, nfr, rp, &e, &flat[0, 0], flat.shape[1], n_threads)
 
 
-def pack_direct_weight(const floating[:, :, :, ::1] w, Py_ssize_t groups):
+def pack_direct_weight(const floating[:, :, :, ::1] w, Py_ssize_t groups, int n_threads=1):
     """w (F, C/groups, kH, kW) packed for conv2d_forward_direct's ``packed`` argument: group by
     group, the filter blocks of the active ISA's forward tile, tap-major (isa/kernels.inc,
-    cvx_direct_pack). Valid for this process (the ISA is chosen once at import)."""
+    cvx_direct_pack), on up to n_threads threads (each packing whole filter blocks: the same
+    array). Valid for this process (the ISA is chosen once at import)."""
     cdef cvx_direct_geom d
-    cdef idx_t gi, FK
+    cdef idx_t gi, FK, it, c, nch, nblk, FB
     d.Fg = w.shape[0] // groups
     d.K = w.shape[1] * w.shape[2] * w.shape[3]
     FK = d.Fg * d.K
@@ -1699,12 +1700,20 @@ def pack_direct_weight(const floating[:, :, :, ::1] w, Py_ssize_t groups):
     cdef floating[::1] o = out
     if FK == 0:
         return out
-    with nogil:
-        for gi in range(groups):
+    FB = cvx_direct_filter_block(d.Fg)
+    nblk = (d.Fg + FB - 1) // FB
+    nch = min(nblk, max(1, <idx_t>n_threads))  # ranges of filter blocks per group
+    n_threads = _threads_for(groups * nch, n_threads)
+    with nogil, parallel(num_threads=n_threads):
+        for it in prange(groups * nch, schedule='static'):
+            gi = it // nch
+            c = it % nch
             if floating is float:
-                cvx_direct_pack_float(&d, &w[0, 0, 0, 0] + gi * FK, &o[0] + gi * FK, 0, d.Fg)
+                cvx_direct_pack_float(&d, &w[0, 0, 0, 0] + gi * FK, &o[0] + gi * FK,
+                                      FB * (nblk * c // nch), FB * (nblk * (c + 1) // nch))
             else:
-                cvx_direct_pack_double(&d, &w[0, 0, 0, 0] + gi * FK, &o[0] + gi * FK, 0, d.Fg)
+                cvx_direct_pack_double(&d, &w[0, 0, 0, 0] + gi * FK, &o[0] + gi * FK,
+                                       FB * (nblk * c // nch), FB * (nblk * (c + 1) // nch))
     return out
 
 
