@@ -13,7 +13,13 @@ import pytest
 import reference as R
 from convext._kernels import _conv
 
-RNG = np.random.default_rng(53)
+
+def _rng(case, n, dtype):
+    """A generator seeded by the test's own case, batch and dtype: each test draws the same data
+    whatever ran before it in its process (pytest-xdist spreads the tests over workers)."""
+    flat = [v for part in case for v in (part if isinstance(part, tuple) else (part,))]
+    return np.random.default_rng([53, n, np.dtype(dtype).itemsize, *flat])
+
 
 # (C, m, H, W, kernel, stride, padding, dilation); OW around 56 and the rows' band boundaries
 CASES = [
@@ -39,9 +45,10 @@ def _out(case):
 
 def _data(case, n, dtype):
     C, m, H, W, k = case[:5]
-    x = (4 * RNG.standard_normal((n, C, H, W))).astype(dtype)
-    w = RNG.standard_normal((C * m, 1) + k).astype(dtype)
-    b = RNG.standard_normal(C * m).astype(dtype)
+    rng = _rng(case, n, dtype)
+    x = (4 * rng.standard_normal((n, C, H, W))).astype(dtype)
+    w = rng.standard_normal((C * m, 1) + k).astype(dtype)
+    b = rng.standard_normal(C * m).astype(dtype)
     return x, w, b
 
 
