@@ -24,7 +24,8 @@ from convext._kernels import _conv
 
 # (N, C, H, W, F, kh, kw, sh, sw, ph, pw, dh, dw, groups)
 SHAPES = [
-    (16, 40, 7, 7, 24, 1, 1, 1, 1, 0, 0, 1, 1, 1),  # 1x1 on 7x7: images side by side
+    (16, 400, 7, 7, 24, 1, 1, 1, 1, 0, 0, 1, 1, 1),  # 1x1 on 7x7: images side by side
+    (16, 40, 7, 7, 24, 1, 1, 1, 1, 0, 0, 1, 1, 1),  # under 385 channels: one image per item
     (16, 24, 14, 14, 32, 1, 1, 2, 2, 0, 0, 1, 1, 1),  # 1x1 stride 2: no subsampled copy
     (7, 20, 9, 11, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1),  # 693 columns: two groups of strips
     (5, 16, 10, 12, 24, 3, 2, 2, 1, 1, 0, 2, 1, 2),  # non-square, stride, dilation, groups

@@ -29,8 +29,9 @@ Work items write disjoint parts of y and every output element is one complete do
 the result is the same for every thread count. A 1x1 kernel with stride 1 and no padding needs
 no unfolding: the image itself is the cols matrix. Two refinements of the forward work items,
 neither of which changes any output's arithmetic (the GEMM's result depends only on K and its
-chunking): on small planes (several images' tiles fit in one tile of TILE_BYTES, e.g. 7x7)
-a work item unfolds nimg images side by side into the GEMM's columns (one GEMM nimg*OH*OW
+chunking): on small planes (several images' tiles fit in one tile of TILE_BYTES, e.g. 7x7;
+for a 1x1 kernel, only from POINTWISE_SIDE_BY_SIDE_MIN_K channels on) a work item unfolds nimg
+images side by side into the GEMM's columns (one GEMM nimg*OH*OW
 wide instead of nimg narrow ones) and copies its output out through a per-thread buffer; with
 fewer work items than twice the threads (batch 1), each is split into blocks of filters (rows
 of the GEMM, multiples of 8), so both cores work; those blocks share their item's B: all the
@@ -199,6 +200,13 @@ DEF PACK_STRIPS = 32
 # input offsets it reads (kH*kW x the columns of nimg images, or of one image) has at most this
 # many entries; else it unfolds a tile first (_im2col_tile) and packs that.
 DEF GATHER_MAX = 1 << 19
+# A 1x1 convolution (stride 1, no padding: the image is the GEMM's B) puts images side by side
+# only from this many input channels per group on. Below, an output element is at most 2*384
+# multiply-adds, and copying an item's output block out to its images' planes (one more pass
+# over the output, whose stores miss the cache) cost more than the wide GEMM saved: at batch 16
+# on a Sapphire Rapids Xeon, 96x14x14 -> 576 3.49 -> 2.54 ms and 160x7x7 -> 960 2.12 -> 1.55 ms
+# with one image per item; from 512 channels on it was even (512x14x14 -> 512) or better.
+DEF POINTWISE_SIDE_BY_SIDE_MIN_K = 385
 
 
 ctypedef struct span_t:
@@ -1795,7 +1803,7 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
     cdef bint image_is_cols = _pointwise(&g)
     cdef idx_t PT = tile_pixels(K, P, y.itemsize)
     cdef idx_t nimg = tile_pixels(K, g.N * P, y.itemsize) // P
-    if nimg < 2:
+    if nimg < 2 or (image_is_cols and K < POINTWISE_SIDE_BY_SIDE_MIN_K):
         nimg = 1
     cdef idx_t ntile = 1 if nimg > 1 else (P + PT - 1) // PT
     # the batch in nib blocks of at most nimg images (_image_block_start: sizes within one of
