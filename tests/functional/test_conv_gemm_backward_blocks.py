@@ -1,7 +1,8 @@
 """The GEMM route's gradients on small planes (_conv.pyx, _gx_gemm and _gw_gemm): several images
 side by side in one GEMM (the input gradient's columns, the weight gradient's inner products),
 the weight gradient's blocks of (image, group) pairs with boundaries inside an image's groups,
-images split into pixel tiles, and a 14x14 plane in one tile (tile_pixels).
+its blocks of filters or of input channels (few blocks on 2 threads), images split into pixel
+tiles, and a 14x14 plane in one tile (tile_pixels).
 
 Oracles: the float64 naive loops of tests/reference.py. On small-integer data every product and
 partial sum is an integer below 2**24, so every summation order is exact and float32 results
@@ -27,6 +28,10 @@ LAYERS = [
     ("strided-dilated-groups", (9, 16, 9, 9), (20, 8, 3, 3), 2, 2, 2),
     # 1x1 (the input gradient writes straight into gx; the weight gradient copies the images)
     ("pointwise", (11, 40, 6, 6), (24, 40, 1, 1), 1, 0, 1),
+    # more filters than taps, one block on 2 threads: the weight gradient splits its filters
+    # (rows of dW, 4 blocks of 38, 38, 38 and 36), each item copying only its rows of grad_out
+    ("filter-blocks", (4, 24, 7, 7), (150, 24, 1, 1), 1, 0, 1),
+    ("filter-blocks-3x3", (2, 8, 7, 7), (100, 8, 3, 3), 1, 1, 1),
     # 256 pixels of 1152 taps: two pixel tiles per image (192 + 64), one image per GEMM
     ("two-tiles", (2, 128, 16, 16), (8, 128, 3, 3), 1, 1, 1),
     # 196 pixels of 1152 taps: one tile (at most a quarter over the 192 of the budget)

@@ -2509,37 +2509,48 @@ def conv2d_grad_weight_gemm(const floating[:, :, :, ::1] gy, const floating[:, :
         nimg = 1
     cdef idx_t nblk = min(MAX_BLOCKS, (g.N * g.G * ntile + nimg - 1) // nimg,
                           max(1, PART_BYTES // (FK * <idx_t>gw.itemsize)))
-    # fewer blocks than twice the threads (batch 1, small planes): split each block's input
-    # channels too (columns of its GEMM: each item unfolds only its channels, and writes only
-    # its columns of dW); no dW element's arithmetic changes
-    cdef idx_t ncb = 1, CB = g.Cg, kk = g.kh * g.kw
-    if n_threads > 1 and nblk < 2 * <idx_t>n_threads and g.Cg >= 2:
-        ncb = min(g.Cg, (2 * <idx_t>n_threads + nblk - 1) // nblk)
-        CB = (g.Cg + ncb - 1) // ncb
-        ncb = (g.Cg + CB - 1) // CB
-    n_threads = _threads_for(nblk * ncb, n_threads)
+    # fewer blocks than twice the threads (batch 1, small planes): split each block's dW too,
+    # along its longer side: its input channels (columns of the GEMM: each item unfolds only
+    # its channels) or its filters (rows: each item copies only its rows of grad_out, where
+    # grad_out has more rows than the unfolded input: 160x7x7 -> 960 1x1 at batch 16); each
+    # item writes only its part of dW, and no dW element's arithmetic changes
+    cdef idx_t ncb = 1, CB = g.Cg, nfb = 1, FB = g.Fg, kk = g.kh * g.kw
+    cdef idx_t parts = (2 * <idx_t>n_threads + nblk - 1) // nblk
+    if n_threads > 1 and nblk < 2 * <idx_t>n_threads:
+        if g.Fg > g.Cg * kk:
+            nfb = min(g.Fg, parts)
+            FB = (g.Fg + nfb - 1) // nfb
+            nfb = (g.Fg + FB - 1) // FB
+        elif g.Cg >= 2:
+            ncb = min(g.Cg, parts)
+            CB = (g.Cg + ncb - 1) // ncb
+            ncb = (g.Cg + CB - 1) // CB
+    n_threads = _threads_for(nblk * ncb * nfb, n_threads)
     dtype = np.asarray(gw).dtype
     cdef idx_t per = 0 if image_is_cols else CB * kk * PT
     if nimg > 1:
-        per = (CB * kk + g.Fg) * nimg * P
+        per = (CB * kk + FB) * nimg * P
     cdef floating[:, ::1] scratch = _scratch(dtype, n_threads, per)
     cdef floating[:, ::1] part = np.empty((nblk, FK), dtype=dtype)
     with nogil:
         _gw_gemm(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, PT, nimg, image_is_cols,
-                 &scratch[0, 0], scratch.shape[1], per, &part[0, 0], nblk, CB, n_threads)
+                 &scratch[0, 0], scratch.shape[1], per, &part[0, 0], nblk, CB, FB, n_threads)
 
 
 cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const geom_t *g,
                    idx_t PT, idx_t nimg, bint image_is_cols, floating *scratch, idx_t ld_s,
-                   idx_t per, floating *part, idx_t nblk, idx_t CB, int nt) noexcept nogil:
-    """Work items (block of (image, group, tile) triples, block of CB input channels: the
-    columns [c0*kh*kw, c1*kh*kw) of each group's dW). With nimg > 1 (one tile per image), each
-    group's images of the block go nimg at a time, in order."""
+                   idx_t per, floating *part, idx_t nblk, idx_t CB, idx_t FB,
+                   int nt) noexcept nogil:
+    """Work items (block of (image, group, tile) triples, block of CB input channels, block of
+    FB filters: rows [f0, f1) and columns [c0*kh*kw, c1*kh*kw) of each group's dW). With
+    nimg > 1 (one tile per image), each group's images of the block go nimg at a time, in
+    order."""
     cdef idx_t kk = g.kh * g.kw, K = g.Cg * kk, P = g.OH * g.OW, HW = g.H * g.W, FK = g.F * K
     cdef idx_t ntile = (P + PT - 1) // PT
     cdef idx_t nitems = g.N * g.G * ntile
-    cdef idx_t ncb = (g.Cg + CB - 1) // CB
-    cdef idx_t wi, blk, c0, c1, i0, i1, it, n, n1, na, nz, j, cols, gi, t, p0, p1, q, e, csb, f
+    cdef idx_t ncb = (g.Cg + CB - 1) // CB, nfb = (g.Fg + FB - 1) // FB
+    cdef idx_t wi, blk, c0, c1, f0, f1, i0, i1, it, n, n1, na, nz, j, cols, gi, t, p0, p1, q
+    cdef idx_t e, csb, f
     cdef floating *buf
     cdef floating *work
     cdef floating *pw
@@ -2548,18 +2559,23 @@ cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const ge
     cdef const floating *xn
     cdef floating s
     with parallel(num_threads=nt):
-        for wi in prange(nblk * ncb, schedule='dynamic'):
+        for wi in prange(nblk * ncb * nfb, schedule='dynamic'):
             buf = scratch + cvx_omp_get_thread_num() * ld_s
             work = buf + per
-            blk = wi // ncb
-            c0 = (wi % ncb) * CB
+            blk = wi // (ncb * nfb)
+            c0 = (wi // nfb % ncb) * CB
             c1 = c0 + CB
             if c1 > g.Cg:
                 c1 = g.Cg
+            f0 = (wi % nfb) * FB
+            f1 = f0 + FB
+            if f1 > g.Fg:
+                f1 = g.Fg
             pw = part + blk * FK
-            for f in range(g.F):
-                for q in range(f * K + c0 * kk, f * K + c1 * kk):
-                    pw[q] = 0
+            for gi in range(g.G):
+                for f in range(gi * g.Fg + f0, gi * g.Fg + f1):
+                    for q in range(f * K + c0 * kk, f * K + c1 * kk):
+                        pw[q] = 0
             i0 = blk * nitems // nblk
             i1 = (blk + 1) * nitems // nblk
             if nimg > 1:
@@ -2581,10 +2597,10 @@ cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const ge
                         for j in range(n1 - n):
                             _im2col_tile(x + (n + j) * g.C * HW, gi * g.Cg + c0, c1 - c0, 0, P,
                                          buf + j * P, cols, g)
-                            _copy_rows(gy + ((n + j) * g.F + gi * g.Fg) * P, P, at + j * P,
-                                       cols, g.Fg, P)
-                        _gemm(g.Fg, (c1 - c0) * kk, cols, at, cols, 1, buf, 1, cols,
-                              pw + gi * g.Fg * K + c0 * kk, K, 1, work)
+                            _copy_rows(gy + ((n + j) * g.F + gi * g.Fg + f0) * P, P,
+                                       at + j * P, cols, f1 - f0, P)
+                        _gemm(f1 - f0, (c1 - c0) * kk, cols, at, cols, 1, buf, 1, cols,
+                              pw + (gi * g.Fg + f0) * K + c0 * kk, K, 1, work)
                         n = n1
                 continue
             for it in range(i0, i1):
@@ -2603,8 +2619,8 @@ cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const ge
                     _im2col_tile(xn, gi * g.Cg + c0, c1 - c0, p0, p1, buf, PT, g)
                     B = buf
                     csb = PT
-                _gemm(g.Fg, (c1 - c0) * kk, p1 - p0, gy + (n * g.F + gi * g.Fg) * P + p0, P, 1,
-                      B, 1, csb, pw + gi * g.Fg * K + c0 * kk, K, 1, work)
+                _gemm(f1 - f0, (c1 - c0) * kk, p1 - p0, gy + (n * g.F + gi * g.Fg + f0) * P + p0,
+                      P, 1, B, 1, csb, pw + (gi * g.Fg + f0) * K + c0 * kk, K, 1, work)
     # add the partial sums in block order: the same result for every thread count
     for e in prange(FK, nogil=True, schedule='static', num_threads=nt):
         s = part[e]
