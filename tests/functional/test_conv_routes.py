@@ -86,7 +86,12 @@ def test_direct_limits_are_the_active_instruction_sets():
     assert set(_routes.DIRECT_LIMITS) == set(_isa.known())
     limits = _routes.DIRECT_LIMITS[_isa.active()]
     assert (_routes.FWD_DIRECT_MAX_CG, _routes.FWD_DIRECT_MAX_FG) == limits[:2]
-    assert (_routes.GW_DIRECT_MAX_CG, _routes.GW_DIRECT_MAX_FG) == limits[2:]
+    # where the L3 is slow per core (the direct band below its largest) the weight gradient's
+    # channel limit is GW_DIRECT_SLOW_L3_MAX_CG at most
+    gw_cg = limits.gw_cg
+    if _isa.direct_band_bytes() < _isa.DIRECT_BAND_MAX:
+        gw_cg = min(_routes.GW_DIRECT_SLOW_L3_MAX_CG, gw_cg)
+    assert (_routes.GW_DIRECT_MAX_CG, _routes.GW_DIRECT_MAX_FG) == (gw_cg, limits.gw_fg)
 
 
 @pytest.mark.parametrize(
@@ -125,6 +130,31 @@ def test_1x1_forward_limit_follows_the_cpus_band():
     assert choose_route("grad_input", shape(cg=64, **one | dict(fg=limit + 1))) == "gemm"
     cg = min(_routes.FWD_DIRECT_MAX_CG, limit + 1)
     assert choose_route("forward", shape(batch=4, cg=cg, fg=64, hw=(9, 9))) == "direct"
+
+
+def test_1x1_on_a_small_plane_with_many_filters_takes_the_gemm_route():
+    """A 1x1 kernel read in place (stride 1, no padding) on at most FWD_1X1_GEMM_MAX_PLANE
+    output pixels with more than FWD_1X1_GEMM_MAX_DIRECT_FG filters: the GEMM route, forward
+    and input gradient, whatever the batch; with fewer filters, a larger plane, a stride or a
+    padding, the usual limits."""
+    fg = _routes.FWD_1X1_GEMM_MAX_DIRECT_FG
+    cg = min(64, _routes.FWD_DIRECT_1X1_MAX_CG)  # within the direct forward's channel limit
+    one = dict(cg=cg, hw=(16, 16), k=(1, 1), pad=(0, 0))
+    assert 16 * 16 == _routes.FWD_1X1_GEMM_MAX_PLANE
+    for n in (1, 16):
+        assert choose_route("forward", shape(batch=n, fg=fg + 1, **one)) == "gemm"
+        assert choose_route("forward", shape(batch=n, fg=fg, **one)) == "direct"
+    assert choose_route("forward", shape(fg=fg + 1, **{**one, "hw": (17, 16)})) == "direct"
+    assert choose_route("forward", shape(fg=fg + 1, s=(2, 2), **{**one, "hw": (32, 32)})) == (
+        "direct"
+    )
+    padded = shape(fg=fg + 1, **{**one, "hw": (14, 16), "pad": (1, 0)})
+    assert padded.window.out_hw == (16, 16) and choose_route("forward", padded) == "direct"
+    # the input gradient follows its forward convolution: the filters are its channels
+    assert choose_route("grad_input", shape(fg=cg, **{**one, "cg": fg + 1})) == "gemm"
+    assert choose_route("grad_input", shape(fg=cg, **{**one, "cg": fg})) == "direct"
+    # what the rule forces is a speed choice: the direct route still accepts the geometry
+    assert accepts("direct", "forward", shape(fg=fg + 1, **one))
 
 
 @pytest.mark.parametrize(

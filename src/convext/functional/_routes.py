@@ -131,7 +131,19 @@ FWD_DIRECT_1X1_MAX_CG = (
 # batch 8 4.20 / 1.82).
 FWD_1X1_GEMM_MAX_PLANE = 256
 FWD_1X1_GEMM_MAX_DIRECT_FG = 64
-GW_DIRECT_MAX_CG = _LIMITS.gw_cg
+# The direct weight gradient on the same CPUs (slow L3 per core) only up to
+# GW_DIRECT_SLOW_L3_MAX_CG channels per group: each (image, group) pair reads its whole unfolded
+# image, which beyond that no longer stays in the L2. Measured on a Sapphire Rapids Xeon
+# (float32, 2 threads, ms GEMM / direct): 32x56x56 -> 32 batch 4 3.14 / 2.79 and 32x32x32 -> 64
+# batch 64 23.5 / 20.0, but 40x56x56 -> 64 batch 16 20.7 / 23.4, 48x56x56 batch 4 5.18 / 6.28,
+# 64x56x56 3x3 batch 16 (resnet-l2 of the benchmark) 31.0 / 43.9 and 64x28x28 batch 4 2.58 /
+# 2.89. (On the Zen 5 the direct route won up to 64 channels: 0.87x.)
+GW_DIRECT_SLOW_L3_MAX_CG = 32
+GW_DIRECT_MAX_CG = (
+    min(GW_DIRECT_SLOW_L3_MAX_CG, _LIMITS.gw_cg)
+    if _isa.direct_band_bytes() < _isa.DIRECT_BAND_MAX
+    else _LIMITS.gw_cg
+)
 GW_DIRECT_MAX_FG = _LIMITS.gw_fg
 GW_DIRECT_MAX_U = 1 << 20
 # the weight gradient's direct route cannot split an image: it wants this many (image, group)
