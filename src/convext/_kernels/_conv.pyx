@@ -201,7 +201,7 @@ DEF PACK_STRIPS = 32
 # many entries; else it unfolds a tile first (_im2col_tile) and packs that.
 DEF GATHER_MAX = 1 << 19
 # A 1x1 convolution (stride 1, no padding: the image is the GEMM's B) puts images side by side
-# only from this many input channels per group on. Below, an output element is at most 2*384
+# only from this many input channels per group on. Below, an output element is at most 384
 # multiply-adds, and copying an item's output block out to its images' planes (one more pass
 # over the output, whose stores miss the cache) cost more than the wide GEMM saved: at batch 16
 # on a Sapphire Rapids Xeon, 96x14x14 -> 576 3.49 -> 2.54 ms and 160x7x7 -> 960 2.12 -> 1.55 ms

@@ -120,8 +120,8 @@ FWD_DIRECT_1X1_MAX_CG = (
 )
 # A 1x1 kernel read in place (stride 1, no padding) on an output plane of at most
 # FWD_1X1_GEMM_MAX_PLANE pixels (16x16) with more than FWD_1X1_GEMM_MAX_DIRECT_FG filters per
-# group goes to the GEMM route, whose 8 x 48 tiles there are fuller than the direct route's
-# (both at batch 1 and 16, and for the input gradient, which follows its forward convolution).
+# group goes to the GEMM route, which was the faster there at batch 1 and 16 (the input
+# gradient follows its forward convolution, and its GEMM route was 1.04-1.23x faster too).
 # Measured with forced routes (float32, 2 threads, ms GEMM / direct, batch 1 and 16): on a
 # Sapphire Rapids Xeon 64x14x14 -> 384 0.126 / 0.159 and 1.03 / 1.29, 96x14x14 -> 576 0.190 /
 # 0.249 and 2.01 / 2.59, 384x14x14 -> 96 0.171 / 0.189 and 1.78 / 1.93, 96x16x16 -> 576 0.273 /
@@ -132,12 +132,11 @@ FWD_DIRECT_1X1_MAX_CG = (
 FWD_1X1_GEMM_MAX_PLANE = 256
 FWD_1X1_GEMM_MAX_DIRECT_FG = 64
 # The direct weight gradient on the same CPUs (slow L3 per core) only up to
-# GW_DIRECT_SLOW_L3_MAX_CG channels per group: each (image, group) pair reads its whole unfolded
-# image, which beyond that no longer stays in the L2. Measured on a Sapphire Rapids Xeon
-# (float32, 2 threads, ms GEMM / direct): 32x56x56 -> 32 batch 4 3.14 / 2.79 and 32x32x32 -> 64
-# batch 64 23.5 / 20.0, but 40x56x56 -> 64 batch 16 20.7 / 23.4, 48x56x56 batch 4 5.18 / 6.28,
-# 64x56x56 3x3 batch 16 (resnet-l2 of the benchmark) 31.0 / 43.9 and 64x28x28 batch 4 2.58 /
-# 2.89. (On the Zen 5 the direct route won up to 64 channels: 0.87x.)
+# GW_DIRECT_SLOW_L3_MAX_CG channels per group. Measured on a Sapphire Rapids Xeon (float32, 2
+# threads, ms GEMM / direct): 32x56x56 -> 32 batch 4 3.14 / 2.79 and 32x32x32 -> 64 batch 64
+# 23.5 / 20.0, but 40x56x56 -> 64 batch 16 20.7 / 23.4, 48x56x56 batch 4 5.18 / 6.28, 64x56x56
+# 3x3 batch 16 (resnet-l2 of the benchmark) 31.0 / 43.9 and 64x28x28 batch 4 2.58 / 2.89. (On
+# the Zen 5 the direct route won up to 64 channels: 0.87x.)
 GW_DIRECT_SLOW_L3_MAX_CG = 32
 GW_DIRECT_MAX_CG = (
     min(GW_DIRECT_SLOW_L3_MAX_CG, _LIMITS.gw_cg)
