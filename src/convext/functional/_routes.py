@@ -104,8 +104,10 @@ FWD_DIRECT_MAX_U = 1 << 21
 FWD_DIRECT_SMALL_PLANE = 64
 FWD_DIRECT_SMALL_MAX_TAPS = 576
 FWD_DIRECT_SMALL_MAX_FG = 256
-# A 1x1 kernel on a CPU whose L3 is slow per core (there the direct forward's band is below
-# its largest, _isa.direct_band_for) goes to the direct forward only up to FWD_DIRECT_1X1_MAX_CG
+# A CPU whose L3 is slow per core: there the direct forward's band is below its largest
+# (_isa.direct_band_for; a Sapphire Rapids Xeon, not a Zen 5). Two limits below depend on it.
+SLOW_L3 = _isa.direct_band_bytes() < _isa.DIRECT_BAND_MAX
+# A 1x1 kernel on such a CPU goes to the direct forward only up to FWD_DIRECT_1X1_MAX_CG
 # channels per group: each of its tiles reads all Cg input rows beyond the L2, where the GEMM
 # route's packed panels stay in it. Measured on a Sapphire Rapids Xeon (float32, 2 threads, ms
 # direct / GEMM, batch 8 and batch 1): 256x56x56 -> 64 1x1 11.8 / 8.2 and 1.42 / 1.14,
@@ -113,11 +115,7 @@ FWD_DIRECT_SMALL_MAX_FG = 256
 # 192x28x28 -> 32 at batch 1 0.24 / 0.29 and 64x56x56 -> 256 at batch 8 9.8 / 12.8; 3x3
 # kernels kept the direct route up to 256 channels (256x14x14 -> 256 19.3 / 20.5). Elsewhere (a
 # Zen 5: its L3 serves the band) the forward's channel limit applies to every kernel.
-FWD_DIRECT_1X1_MAX_CG = (
-    min(192, FWD_DIRECT_MAX_CG)
-    if _isa.direct_band_bytes() < _isa.DIRECT_BAND_MAX
-    else FWD_DIRECT_MAX_CG
-)
+FWD_DIRECT_1X1_MAX_CG = min(192, FWD_DIRECT_MAX_CG) if SLOW_L3 else FWD_DIRECT_MAX_CG
 # A 1x1 kernel read in place (stride 1, no padding) on an output plane of at most
 # FWD_1X1_GEMM_MAX_PLANE pixels (16x16) with more than FWD_1X1_GEMM_MAX_DIRECT_FG filters per
 # group goes to the GEMM route, which was the faster there at batch 1 and 16 (the input
@@ -138,11 +136,7 @@ FWD_1X1_GEMM_MAX_DIRECT_FG = 64
 # 3x3 batch 16 (resnet-l2 of the benchmark) 31.0 / 43.9 and 64x28x28 batch 4 2.58 / 2.89. (On
 # the Zen 5 the direct route won up to 64 channels: 0.87x.)
 GW_DIRECT_SLOW_L3_MAX_CG = 32
-GW_DIRECT_MAX_CG = (
-    min(GW_DIRECT_SLOW_L3_MAX_CG, _LIMITS.gw_cg)
-    if _isa.direct_band_bytes() < _isa.DIRECT_BAND_MAX
-    else _LIMITS.gw_cg
-)
+GW_DIRECT_MAX_CG = min(GW_DIRECT_SLOW_L3_MAX_CG, _LIMITS.gw_cg) if SLOW_L3 else _LIMITS.gw_cg
 GW_DIRECT_MAX_FG = _LIMITS.gw_fg
 GW_DIRECT_MAX_U = 1 << 20
 # the weight gradient's direct route cannot split an image: it wants this many (image, group)
