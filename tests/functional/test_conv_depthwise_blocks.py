@@ -85,18 +85,27 @@ def test_blocks_give_the_per_plane_bits(case, dtype):
 
 
 @pytest.mark.parametrize("case", [CASES[3], CASES[5], CASES[11]])
-@pytest.mark.parametrize("act", [1, 3])  # ReLU, LeakyReLU: the epilogue on each plane
-def test_blocks_keep_the_epilogue(case, act):
+# ReLU and ReLU6: clamps in the block's kernel (on its pixel-major result, or in the copy out
+# with a residual); LeakyReLU: the epilogue on each plane after it
+@pytest.mark.parametrize("act", [1, 2, 3])
+@pytest.mark.parametrize("with_residual", [True, False])
+def test_blocks_keep_the_epilogue(case, act, with_residual):
     x, w, b = _data(case, 2, np.float32)
-    r = RNG.standard_normal((2, case[0]) + _geom(case)).astype(np.float32)
+    x, b = x * 4, b * 4  # sums beyond ReLU6's 6
+    r = RNG.standard_normal((2, case[0]) + _geom(case)).astype(np.float32) * 4
+    r = r if with_residual else None
     want = _run(x, w, b, case, 0, 1, residual=r, act=act, a0=0.1)
     got = _run(x, w, b, case, 1, 2, residual=r, act=act, a0=0.1)
     np.testing.assert_array_equal(got, want)
     # and equal to the unfused sum, activated by the naive loops' arithmetic
-    plain = _run(x, w, b, case, 1, 1) + r
-    expect = (
-        np.maximum(plain, 0) if act == 1 else np.where(plain > 0, plain, np.float32(0.1) * plain)
-    )
+    plain = _run(x, w, b, case, 1, 1)
+    plain = plain + r if with_residual else plain
+    assert (plain > 6).any() and (plain < 0).any()
+    expect = {
+        1: lambda v: np.maximum(v, 0),
+        2: lambda v: np.minimum(np.maximum(v, 0), 6),
+        3: lambda v: np.where(v > 0, v, np.float32(0.1) * v),
+    }[act](plain)
     np.testing.assert_array_equal(got, expect)
 
 

@@ -1110,14 +1110,18 @@ cdef void _fwd_depthwise_cb(const floating *x, const floating *w, const floating
                             const geom_t *g, const dw_t *dp, const floating *res,
                             const epi_t *e, floating *scratch, idx_t ld_s, const idx_t *toff,
                             int nt) noexcept nogil:
-    """Work items (image, block of DW_CB channels): isa/depthwise.inc's cvx_dw_cb_fwd, then
-    the epilogue (res may be NULL) on each of the block's output planes."""
+    """Work items (image, block of DW_CB channels): isa/depthwise.inc's cvx_dw_cb_fwd with the
+    epilogue (res may be NULL) where cvx_dw_out computes it (_dw_clamp), else _epilogue on each
+    of the block's output planes after it."""
     cdef dw_t d = dp[0]
     cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, nblk = (g.C + DW_CB - 1) // DW_CB
     cdef idx_t it, n, c0, nl, k
+    cdef floating lo = 0, hi = INFINITY
+    cdef int clamp = _dw_clamp(e, &lo, &hi)
     cdef floating *xs
     cdef floating *yp
     cdef const floating *bp
+    cdef const floating *rp
     with parallel(num_threads=nt):
         for it in prange(g.N * nblk, schedule='static'):
             xs = scratch + cvx_omp_get_thread_num() * ld_s
@@ -1128,15 +1132,18 @@ cdef void _fwd_depthwise_cb(const floating *x, const floating *w, const floating
             if b != NULL:
                 bp = b + c0
             yp = y + (n * g.F + c0) * P
+            rp = NULL
+            if clamp >= 0:
+                rp = _at(res, (n * g.F + c0) * P)
             if floating is float:
                 cvx_dw_cb_fwd_float(nl, x + (n * g.C + c0) * HW, g.H, g.W, g.ph, g.pw, d.Hp,
                                     d.Wp, g.OH, g.OW, g.sh, g.sw, <int>d.kk, toff,
-                                    w + c0 * d.kk, bp, xs, yp)
+                                    w + c0 * d.kk, bp, rp, max(clamp, 0), lo, hi, xs, yp)
             else:
                 cvx_dw_cb_fwd_double(nl, x + (n * g.C + c0) * HW, g.H, g.W, g.ph, g.pw, d.Hp,
                                      d.Wp, g.OH, g.OW, g.sh, g.sw, <int>d.kk, toff,
-                                     w + c0 * d.kk, bp, xs, yp)
-            if _has_epi(res, e):
+                                     w + c0 * d.kk, bp, rp, max(clamp, 0), lo, hi, xs, yp)
+            if clamp < 0:
                 for k in range(nl):
                     _epilogue(yp + k * P, P, 1, P, _at(res, (n * g.F + c0 + k) * P), P, e)
 

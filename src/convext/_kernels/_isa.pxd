@@ -128,11 +128,13 @@ cdef extern from "isa/cvx_isa.h" nogil:
                           idx_t ldd) noexcept nogil
         void (*dw_cb_fwd_f)(idx_t nl, const float *x, idx_t H, idx_t W, idx_t ph, idx_t pw,
                             idx_t Hp, idx_t Wp, idx_t OH, idx_t OW, idx_t sh, idx_t sw, int kk,
-                            const idx_t *toff, const float *w, const float *b, float *scratch,
+                            const idx_t *toff, const float *w, const float *b,
+                            const float *res, int clamp, float lo, float hi, float *scratch,
                             float *y) noexcept nogil
         void (*dw_cb_fwd_d)(idx_t nl, const double *x, idx_t H, idx_t W, idx_t ph, idx_t pw,
                             idx_t Hp, idx_t Wp, idx_t OH, idx_t OW, idx_t sh, idx_t sw, int kk,
                             const idx_t *toff, const double *w, const double *b,
+                            const double *res, int clamp, double lo, double hi,
                             double *scratch, double *y) noexcept nogil
         void (*dw_cb_gx_f)(idx_t nl, const float *gy, idx_t OH, idx_t OW, idx_t H, idx_t W,
                            idx_t ph, idx_t pw, idx_t Hp, idx_t Wp, idx_t sh, idx_t sw, idx_t DI,
@@ -469,18 +471,19 @@ cdef inline void cvx_dw_copy_double(idx_t rows, idx_t cols, const double *src, i
 cdef inline void cvx_dw_cb_fwd_float(idx_t nl, const float *x, idx_t H, idx_t W, idx_t ph,
                                      idx_t pw, idx_t Hp, idx_t Wp, idx_t OH, idx_t OW, idx_t sh,
                                      idx_t sw, int kk, const idx_t *toff, const float *w,
-                                     const float *b, float *scratch, float *y) noexcept nogil:
-    isa_table().dw_cb_fwd_f(nl, x, H, W, ph, pw, Hp, Wp, OH, OW, sh, sw, kk, toff, w, b,
-                            scratch, y)
+                                     const float *b, const float *res, int clamp, float lo,
+                                     float hi, float *scratch, float *y) noexcept nogil:
+    isa_table().dw_cb_fwd_f(nl, x, H, W, ph, pw, Hp, Wp, OH, OW, sh, sw, kk, toff, w, b, res,
+                            clamp, lo, hi, scratch, y)
 
 
 cdef inline void cvx_dw_cb_fwd_double(idx_t nl, const double *x, idx_t H, idx_t W, idx_t ph,
                                       idx_t pw, idx_t Hp, idx_t Wp, idx_t OH, idx_t OW, idx_t sh,
                                       idx_t sw, int kk, const idx_t *toff, const double *w,
-                                      const double *b, double *scratch,
-                                      double *y) noexcept nogil:
-    isa_table().dw_cb_fwd_d(nl, x, H, W, ph, pw, Hp, Wp, OH, OW, sh, sw, kk, toff, w, b,
-                            scratch, y)
+                                      const double *b, const double *res, int clamp, double lo,
+                                      double hi, double *scratch, double *y) noexcept nogil:
+    isa_table().dw_cb_fwd_d(nl, x, H, W, ph, pw, Hp, Wp, OH, OW, sh, sw, kk, toff, w, b, res,
+                            clamp, lo, hi, scratch, y)
 
 
 # pooling rows (isa/pool.inc), for _pool.pyx

@@ -1009,6 +1009,7 @@ DEFINE_DW_COPY_CHECK(double, same_bits_d)
         cvx_index nscr = 16 * (Hp * Wp + H * W + P + 32 * kk + 1 + (H * W > P ? H * W : P)      \
                                + (DW_NI - 1) * (Hp * Wp + P));                                     \
         cvx_index n;                                                                               \
+        int epi;                                                                                   \
         T *x = (T *)xmalloc(sizeof(T) * (size_t)(DW_NI * 16 * H * W));                            \
         T *w = (T *)xmalloc(sizeof(T) * (size_t)(16 * kk));                                       \
         T *b = (T *)xmalloc(sizeof(T) * 16);                                                       \
@@ -1066,18 +1067,28 @@ DEFINE_DW_COPY_CHECK(double, same_bits_d)
                          (long)nl, (long)H, (long)W, (long)kh, (long)kw, (long)l, (long)q);        \
             }                                                                                      \
         }                                                                                          \
-        t->dw_cb_fwd_##T(nl, x, H, W, pad, pad, Hp, Wp, OH, OW, 1, 1, (int)kk, toff, w, b, scr,   \
-                         y);                                                                       \
-        for (l = 0; l < nl; l++) {                                                                 \
-            for (q = 0; q < Hp * Wp; q++)                                                          \
-                pad_[q] = dw_pad_##T(x + l * H * W, H, W, pad, pad, Hp, Wp, q / Wp, q % Wp);      \
-            for (q = 0; q < kk; q++) base[q] = pad_ + toff[q];                                     \
-            t->dw_taps_##T(OH, OW, Wp, OW, (int)kk, base, w + l * kk, b[l], 0, ref);               \
-            for (q = 0; q < P; q++) {                                                              \
-                n_checks++;                                                                        \
-                if (!SAME(y[l * P + q], ref[q]))                                                   \
-                    fail(t->name, #T " dw_cb_fwd", "nl=%ld %ldx%ld k=%ldx%ld lane %ld [%ld]",      \
-                         (long)nl, (long)H, (long)W, (long)kh, (long)kw, (long)l, (long)q);        \
+        /* epi 0: none; 1: a clamp to [-1, 1]; 2: a residual (gw's input y), then the clamp */   \
+        for (epi = 0; epi < 3; epi++) {                                                            \
+            const T *res = epi == 2 ? y + 16 * P : NULL;                                           \
+            t->dw_cb_fwd_##T(nl, x, H, W, pad, pad, Hp, Wp, OH, OW, 1, 1, (int)kk, toff, w, b,    \
+                             res, epi > 0, (T)-1, (T)1, scr, y);                                   \
+            for (l = 0; l < nl; l++) {                                                             \
+                for (q = 0; q < Hp * Wp; q++)                                                      \
+                    pad_[q] = dw_pad_##T(x + l * H * W, H, W, pad, pad, Hp, Wp, q / Wp, q % Wp);  \
+                for (q = 0; q < kk; q++) base[q] = pad_ + toff[q];                                 \
+                t->dw_taps_##T(OH, OW, Wp, OW, (int)kk, base, w + l * kk, b[l], 0, ref);           \
+                for (q = 0; q < P; q++) {                                                          \
+                    T v = res ? ref[q] + res[l * P + q] : ref[q];                                  \
+                    if (epi > 0) {                                                                 \
+                        v = v < (T)-1 ? (T)-1 : v;                                                 \
+                        v = v > (T)1 ? (T)1 : v;                                                   \
+                    }                                                                              \
+                    n_checks++;                                                                    \
+                    if (!SAME(y[l * P + q], v))                                                    \
+                        fail(t->name, #T " dw_cb_fwd", "nl=%ld %ldx%ld k=%ldx%ld epi %d lane %ld " \
+                             "[%ld]", (long)nl, (long)H, (long)W, (long)kh, (long)kw, epi,          \
+                             (long)l, (long)q);                                                    \
+                }                                                                                  \
             }                                                                                      \
         }                                                                                          \
         free(x); free(w); free(b); free(y); free(gw); free(scr); free(pad_); free(grid);           \

@@ -98,11 +98,13 @@ struct check_table {
     void (*dw_cb_fwd_float)(cvx_index nl, const float *x, cvx_index H, cvx_index W, cvx_index ph,
                         cvx_index pw, cvx_index Hp, cvx_index Wp, cvx_index OH, cvx_index OW,
                         cvx_index sh, cvx_index sw, int kk, const cvx_index *toff,
-                        const float *w, const float *b, float *scratch, float *y);
+                        const float *w, const float *b, const float *res, int clamp, float lo,
+                        float hi, float *scratch, float *y);
     void (*dw_cb_fwd_double)(cvx_index nl, const double *x, cvx_index H, cvx_index W, cvx_index ph,
                         cvx_index pw, cvx_index Hp, cvx_index Wp, cvx_index OH, cvx_index OW,
                         cvx_index sh, cvx_index sw, int kk, const cvx_index *toff,
-                        const double *w, const double *b, double *scratch, double *y);
+                        const double *w, const double *b, const double *res, int clamp, double lo,
+                        double hi, double *scratch, double *y);
     void (*dw_cb_gx_float)(cvx_index nl, const float *gy, cvx_index OH, cvx_index OW, cvx_index H,
                        cvx_index W, cvx_index ph, cvx_index pw, cvx_index Hp, cvx_index Wp,
                        cvx_index sh, cvx_index sw, cvx_index DI, cvx_index DJ, cvx_index Hq,
