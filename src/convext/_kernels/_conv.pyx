@@ -208,6 +208,10 @@ DEF GATHER_MAX = 1 << 19
 # with one image per item; from 512 channels on it was even (512x14x14 -> 512) or better.
 DEF POINTWISE_SIDE_BY_SIDE_MIN_K = 385
 
+# The NumPy dtype of a kernel's arrays, _DTYPE[floating is double]: for its scratch buffers,
+# without wrapping a memoryview in an array on every call (np.asarray(y).dtype: about 1.5 us).
+_DTYPE = (np.dtype(np.float32), np.dtype(np.float64))
+
 
 ctypedef struct span_t:
     idx_t lo, hi
@@ -1562,7 +1566,7 @@ def conv2d_forward_depthwise(const floating[:, :, :, ::1] x, const floating[:, :
         for i in range(g.kh):
             for j in range(g.kw):
                 toff[i * g.kw + j] = i * g.dil_h * d.Wp + j * g.dil_w
-        cbs = np.empty((n_threads, _dw_cb_elems(&d, &g) + 16), dtype=np.asarray(y).dtype)
+        cbs = np.empty((n_threads, _dw_cb_elems(&d, &g) + 16), dtype=_DTYPE[floating is double])
         with nogil:
             _fwd_depthwise_cb(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, &d, rp,
                               &e, &cbs[0, 0], cbs.shape[1], &toff[0], n_threads)
@@ -1576,13 +1580,13 @@ def conv2d_forward_depthwise(const floating[:, :, :, ::1] x, const floating[:, :
             for j in range(g.kw):
                 toff[i * g.kw + j] = i * g.dil_h
                 toff[d.kk + i * g.kw + j] = j * g.dil_w
-        cbs = np.empty((n_threads, _dw_cbr_elems(&d, &g) + 16), dtype=np.asarray(y).dtype)
+        cbs = np.empty((n_threads, _dw_cbr_elems(&d, &g) + 16), dtype=_DTYPE[floating is double])
         with nogil:
             _fwd_depthwise_cbr(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, &d, rp,
                                &e, &cbs[0, 0], cbs.shape[1], &toff[0], nseg, n_threads)
         return
     n_threads = _threads_for(g.N * g.C, n_threads)
-    flat_a, ptrs_a, off_a = _dw_alloc(np.asarray(y).dtype, n_threads, &d, &g, 0)
+    flat_a, ptrs_a, off_a = _dw_alloc(_DTYPE[floating is double], n_threads, &d, &g, 0)
     cdef floating[:, ::1] flat = flat_a
     cdef size_t[:, ::1] ptrs = ptrs_a
     cdef idx_t[::1] off = off_a
@@ -1686,7 +1690,7 @@ def conv2d_forward_direct(const floating[:, :, :, ::1] x, const floating[:, :, :
             nfr = min((g.Fg + FB - 1) // FB, want1)
     n_threads = _threads_for(g.N * g.G * npb * nfr, n_threads)
     cdef floating[:, ::1] flat = np.empty((n_threads, cvx_direct_scratch(&direct_g)),
-                                          dtype=np.asarray(y).dtype)
+                                          dtype=_DTYPE[floating is double])
     cdef const floating *wp = NULL
     cdef const floating[::1] packed_once
     if packed is None and g.N * npb >= 2:
@@ -1711,7 +1715,7 @@ def pack_direct_weight(const floating[:, :, :, ::1] w, Py_ssize_t groups, int n_
     d.Fg = w.shape[0] // groups
     d.K = w.shape[1] * w.shape[2] * w.shape[3]
     FK = d.Fg * d.K
-    out = np.empty(w.shape[0] * d.K, dtype=np.asarray(w).dtype)
+    out = np.empty(w.shape[0] * d.K, dtype=_DTYPE[floating is double])
     cdef floating[::1] o = out
     if FK == 0:
         return out
@@ -1830,7 +1834,7 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
         # where each item's GEMM is wide and packing its own blocks (kept in cache) measured
         # faster than reading a packed copy of the whole weight.
         packed = np.empty(gemm_packed_weight_elems(g.F, K, g.G, floating is double),
-                          dtype=np.asarray(y).dtype)
+                          dtype=_DTYPE[floating is double])
         conv2d_pack_weight_gemm(w, packed, g.G)
     if packed is not None:
         wp = &packed[0]
@@ -1871,10 +1875,10 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
         elif image_is_cols:
             per = 0
         ldb = (gemm_packed_b_elems(K, cols, floating is double) + 15) // 16 * 16
-        bsh = np.empty(items * ldb + 16, dtype=np.asarray(y).dtype)
+        bsh = np.empty(items * ldb + 16, dtype=_DTYPE[floating is double])
         bs = &bsh[0]
         bs += (64 - <size_t>bs % 64) % 64 // sizeof(floating)  # strips start on a cache line
-    cdef floating[:, ::1] scratch = _scratch(np.asarray(y).dtype, n_threads, per)
+    cdef floating[:, ::1] scratch = _scratch(_DTYPE[floating is double], n_threads, per)
     with nogil:
         if share_b:
             _fwd_gemm_shared_b(&x[0, 0, 0, 0], &w[0, 0, 0, 0], wp, Fgp, bp, &y[0, 0, 0, 0], &g,
@@ -2166,7 +2170,7 @@ def conv2d_grad_input_depthwise(const floating[:, :, :, ::1] gy,
         n_threads = _threads_for(g.N * ((g.C + DW_CB - 1) // DW_CB), n_threads)
     else:
         n_threads = _threads_for(g.N * g.C, n_threads)
-    flat_a, ptrs_a, off_a = _dw_alloc(np.asarray(gx).dtype, n_threads, &d, &g, 1)
+    flat_a, ptrs_a, off_a = _dw_alloc(_DTYPE[floating is double], n_threads, &d, &g, 1)
     cdef floating[:, ::1] flat = flat_a
     cdef size_t[:, ::1] ptrs = ptrs_a
     cdef idx_t[::1] off = off_a
@@ -2214,7 +2218,7 @@ def conv2d_grad_input_gemm(const floating[:, :, :, ::1] gy, const floating[:, :,
     cdef idx_t per = 0 if image_is_cols else CB * kk * PT
     if nimg > 1:
         per = (CB * kk + g.Fg) * nimg * P
-    dtype = np.asarray(gx).dtype
+    dtype = _DTYPE[floating is double]
     cdef floating[:, ::1] scratch = _scratch(dtype, n_threads, per)
     cdef idx_t Kgp = (g.Cg * kk + mr - 1) // mr * mr  # rows of one group's packed W_g^T
     cdef floating[::1] wt = np.empty(g.G * Kgp * g.Fg, dtype)
@@ -2364,7 +2368,7 @@ def conv2d_grad_weight_depthwise(const floating[:, :, :, ::1] gy,
         n_threads = _threads_for((g.C + DW_CB - 1) // DW_CB, n_threads)
     else:
         n_threads = _threads_for(g.F, n_threads)
-    flat_a, ptrs_a, off_a = _dw_alloc(np.asarray(gw).dtype, n_threads, &d, &g, 2)
+    flat_a, ptrs_a, off_a = _dw_alloc(_DTYPE[floating is double], n_threads, &d, &g, 2)
     cdef floating[:, ::1] flat = flat_a
     cdef size_t[:, ::1] ptrs = ptrs_a
     cdef idx_t[::1] off = off_a
@@ -2376,7 +2380,7 @@ def conv2d_grad_weight_depthwise(const floating[:, :, :, ::1] gy,
         lists = _dw_gw_lists(&d, &g)
         # the chunk's images beyond the first (_dw_gw_cb_chunk)
         flat = np.empty((n_threads, _dw_gw_cb_elems(&d, &g) + 16 + (_dw_gw_cb_chunk(&d, &g) - 1)
-                         * DW_CB * (d.Hp * d.Wp + g.OH * g.OW)), dtype=np.asarray(gw).dtype)
+                         * DW_CB * (d.Hp * d.Wp + g.OH * g.OW)), dtype=_DTYPE[floating is double])
         with nogil:
             _gxw_depthwise_cb(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], NULL, NULL, &gw[0, 0, 0, 0], &g,
                               &d, &flat[0, 0], flat.shape[1], &off[0], &toff[0], &lists[0],
@@ -2408,7 +2412,7 @@ def conv2d_grad_depthwise(const floating[:, :, :, ::1] gy, const floating[:, :, 
         return False
     n_threads = _threads_for(nblk, n_threads)
     # the input gradient's table (pass 1: its grid offsets, then the phases)
-    _, _, off_a = _dw_alloc(np.asarray(gw).dtype, 1, &d, &g, 1)
+    _, _, off_a = _dw_alloc(_DTYPE[floating is double], 1, &d, &g, 1)
     cdef idx_t[::1] off = off_a
     cdef int[::1] tcount
     cdef int[::1] tix
@@ -2422,7 +2426,7 @@ def conv2d_grad_depthwise(const floating[:, :, :, ::1] gy, const floating[:, :, 
     cdef floating[:, ::1] flat = np.empty(
         (n_threads, _dw_gw_cb_elems(&d, &g) + 16
          + (_dw_gw_cb_chunk(&d, &g) - 1) * DW_CB * (d.Hp * d.Wp + g.OH * g.OW)
-         + DW_CB * ((d.Hq + d.DI) * d.Wg + g.H * g.W + d.kk + 1)), dtype=np.asarray(gw).dtype)
+         + DW_CB * ((d.Hq + d.DI) * d.Wg + g.H * g.W + d.kk + 1)), dtype=_DTYPE[floating is double])
     with nogil:
         _gxw_depthwise_cb(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &w[0, 0, 0, 0], &gx[0, 0, 0, 0],
                           &gw[0, 0, 0, 0], &g, &d, &flat[0, 0], flat.shape[1], &off[0],
@@ -2482,7 +2486,7 @@ def conv2d_grad_weight_direct(const floating[:, :, :, ::1] gy, const floating[:,
     cdef idx_t[::1] off = _direct_offsets(&direct_g)
     cdef idx_t nb = min(MAX_BLOCKS, g.N)
     n_threads = _threads_for(nb * g.G, n_threads)
-    dtype = np.asarray(gw).dtype
+    dtype = _DTYPE[floating is double]
     cdef floating[:, ::1] flat = np.empty(
         (n_threads, cvx_direct_scratch(&direct_g) + cvx_direct_v_elems(&direct_g)), dtype=dtype)
     cdef floating[:, ::1] part = np.empty((nb, g.F * direct_g.K), dtype=dtype)
@@ -2533,7 +2537,7 @@ def conv2d_grad_weight_gemm(const floating[:, :, :, ::1] gy, const floating[:, :
             CB = (g.Cg + ncb - 1) // ncb
             ncb = (g.Cg + CB - 1) // CB
     n_threads = _threads_for(nblk * ncb * nfb, n_threads)
-    dtype = np.asarray(gw).dtype
+    dtype = _DTYPE[floating is double]
     cdef idx_t per = 0 if image_is_cols else CB * kk * PT
     if nimg > 1:
         per = (CB * kk + FB) * nimg * P
