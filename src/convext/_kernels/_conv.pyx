@@ -495,10 +495,6 @@ cdef epi_t _epi(int act, double a0, double a1):
     return e
 
 
-cdef inline bint _has_epi(const void *r, const epi_t *e) noexcept nogil:
-    return r != NULL or e.act != ACT_NONE
-
-
 def conv2d_epilogue(floating[:, :, :, ::1] y, const floating[:, :, :, ::1] residual,
                     int act, double a0, double a1, int n_threads):
     """y = act(y + residual) in place (residual may be None; y's shape), plane by plane: the
@@ -1900,6 +1896,43 @@ cdef inline void _add_bias(floating *y, idx_t ldy, idx_t rows, idx_t cols,
             y[f * ldy + q] += bv
 
 
+cdef void _bias_epilogue(floating *y, idx_t ldy, idx_t rows, idx_t cols, const floating *b,
+                         const floating *r, idx_t ldr, const epi_t *e) noexcept nogil:
+    """_add_bias (b may be NULL) then _epilogue (r may be NULL) on rows x cols of y: in one pass
+    over y where the activation is none or a clamp (_dw_clamp), with the same operations in
+    the same order (y + b, + r, then v = lo if v < lo else v, hi if v > hi else v); else the
+    two passes."""
+    cdef floating lo = 0, hi = INFINITY, bv, v
+    cdef int clamp = _dw_clamp(e, &lo, &hi)
+    cdef idx_t f, q
+    cdef floating *yr
+    cdef const floating *rr
+    if clamp < 0:
+        if b != NULL:
+            _add_bias(y, ldy, rows, cols, b)
+        _epilogue(y, ldy, rows, cols, r, ldr, e)
+        return
+    for f in range(rows):
+        yr = y + f * ldy
+        rr = _at(r, f * ldr)
+        if b != NULL:
+            bv = b[f]
+            if rr != NULL:
+                for q in range(cols):
+                    yr[q] = (yr[q] + bv) + rr[q]
+            else:
+                for q in range(cols):
+                    yr[q] = yr[q] + bv
+        elif rr != NULL:
+            for q in range(cols):
+                yr[q] = yr[q] + rr[q]
+        if clamp:
+            for q in range(cols):
+                v = yr[q]
+                v = lo if v < lo else v
+                yr[q] = hi if v > hi else v
+
+
 cdef inline void _fwd_gemm_rows(const floating *w, const floating *wp, idx_t Fgp, idx_t gi,
                                 idx_t f0, idx_t f1, idx_t cols, idx_t K, idx_t Fg,
                                 const floating *B, idx_t rsb, floating *C, idx_t ldc,
@@ -1941,7 +1974,6 @@ cdef void _fwd_gemm(const floating *x, const floating *w, const floating *wp, id
     cdef const floating *B
     cdef const floating *xn
     cdef const floating *ap
-    cdef bint epi = _has_epi(res, e)
     with parallel(num_threads=nt):
         for it in prange(nitems, schedule='dynamic'):
             buf = scratch + cvx_omp_get_thread_num() * ld_s
@@ -1970,10 +2002,8 @@ cdef void _fwd_gemm(const floating *x, const floating *w, const floating *wp, id
                 off = (n * g.F + gi * g.Fg + f0) * P + p0
                 yt = y + off
                 _fwd_gemm_rows(w, wp, Fgp, gi, f0, f1, p1 - p0, K, g.Fg, B, rsb, yt, P, work)
-                if b != NULL:
-                    _add_bias(yt, P, f1 - f0, p1 - p0, b + gi * g.Fg + f0)
-                if epi:
-                    _epilogue(yt, P, f1 - f0, p1 - p0, _at(res, off), P, e)
+                _bias_epilogue(yt, P, f1 - f0, p1 - p0, _at(b, gi * g.Fg + f0), _at(res, off),
+                               P, e)
             else:
                 # images n .. n1-1 side by side: columns j*P .. (j+1)*P of the GEMM are image n+j
                 n1 = _image_block_start(rest // (ntile * g.G) + 1, g.N, nib)
@@ -2042,7 +2072,6 @@ cdef void _fwd_gemm_shared_b(const floating *x, const floating *w, const floatin
     cdef floating *yt
     cdef const floating *ap
     cdef const floating *xg
-    cdef bint epi = _has_epi(res, e)
     with parallel(num_threads=nt):
         for it in prange(items * ncb, schedule='dynamic'):
             buf = scratch + cvx_omp_get_thread_num() * ld_s
@@ -2081,10 +2110,8 @@ cdef void _fwd_gemm_shared_b(const floating *x, const floating *w, const floatin
                 yt = y + off
                 gemm_pb(f1 - f0, cols, K, w + (gi * g.Fg + f0) * K, K, 1, ap, bs + i * ldb, yt,
                         P, 0, work)
-                if b != NULL:
-                    _add_bias(yt, P, f1 - f0, cols, b + gi * g.Fg + f0)
-                if epi:
-                    _epilogue(yt, P, f1 - f0, cols, _at(res, off), P, e)
+                _bias_epilogue(yt, P, f1 - f0, cols, _at(b, gi * g.Fg + f0), _at(res, off), P,
+                               e)
             else:
                 gemm_pb(f1 - f0, cols, K, w + (gi * g.Fg + f0) * K, K, 1, ap, bs + i * ldb, buf,
                         cols, 0, work)
@@ -2120,10 +2147,7 @@ cdef inline void _store_images(floating *ct, idx_t cols, floating *y, const geom
         off = ((n + j) * g.F + gi * g.Fg + f0) * P
         yt = y + off
         _copy_rows(ct + j * P, cols, yt, P, f1 - f0, P)
-        if b != NULL:
-            _add_bias(yt, P, f1 - f0, P, b + gi * g.Fg + f0)
-        if _has_epi(res, e):
-            _epilogue(yt, P, f1 - f0, P, _at(res, off), P, e)
+        _bias_epilogue(yt, P, f1 - f0, P, _at(b, gi * g.Fg + f0), _at(res, off), P, e)
 
 
 cdef inline void _copy_rows(const floating *src, idx_t lds, floating *dst, idx_t ldd,
