@@ -43,13 +43,13 @@ def _geom(case):
     return OH, OW
 
 
-def _run(x, w, b, case, blocks, n_threads, residual=None, act=0, a0=0.0):
+def _run(x, w, b, case, blocks, n_threads, residual=None, act=0, a0=0.0, a1=0.0):
     C, H, W, k, s, p, d = case
     OH, OW = _geom(case)
     y = np.full((x.shape[0], C, OH, OW), np.nan, x.dtype)
     _conv.conv2d_forward_depthwise(
         x, w, b, y, s[0], s[1], p[0], p[2], d[0], d[1], C, n_threads,
-        residual=residual, act=act, a0=a0, _blocks=blocks,
+        residual=residual, act=act, a0=a0, a1=a1, _blocks=blocks,
     )  # fmt: skip
     return y
 
@@ -85,28 +85,34 @@ def test_blocks_give_the_per_plane_bits(case, dtype):
 
 
 @pytest.mark.parametrize("case", [CASES[3], CASES[5], CASES[11]])
-# ReLU and ReLU6: clamps in the block's kernel (on its pixel-major result, or in the copy out
-# with a residual); LeakyReLU: the epilogue on each plane after it
-@pytest.mark.parametrize("act", [1, 2, 3])
+# none, ReLU, ReLU6 and Hardtanh: clamps in the block's kernel (on its pixel-major result, or
+# in the copy out with a residual); LeakyReLU: the epilogue on each plane after it
+@pytest.mark.parametrize("act", [(0, 0.0, 0.0), (1, 0.0, 0.0), (2, 0.0, 0.0), (4, -0.5, 0.75),
+                                 (3, 0.1, 0.0)])  # fmt: skip
 @pytest.mark.parametrize("with_residual", [True, False])
 def test_blocks_keep_the_epilogue(case, act, with_residual):
+    code, a0, a1 = act
     x, w, b = _data(case, 2, np.float32)
     x, b = x * 4, b * 4  # sums beyond ReLU6's 6
+    x[0, 1, 2, 3] = np.nan  # and non-finite values through the clamps
+    x[1, 0, 0, 1] = np.inf
     r = RNG.standard_normal((2, case[0]) + _geom(case)).astype(np.float32) * 4
     r = r if with_residual else None
-    want = _run(x, w, b, case, 0, 1, residual=r, act=act, a0=0.1)
-    got = _run(x, w, b, case, 1, 2, residual=r, act=act, a0=0.1)
-    np.testing.assert_array_equal(got, want)
+    want = _run(x, w, b, case, 0, 1, r, code, a0, a1)
+    got = _run(x, w, b, case, 1, 2, r, code, a0, a1)
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
     # and equal to the unfused sum, activated by the naive loops' arithmetic
     plain = _run(x, w, b, case, 1, 1)
     plain = plain + r if with_residual else plain
-    assert (plain > 6).any() and (plain < 0).any()
-    expect = {
-        1: lambda v: np.maximum(v, 0),
-        2: lambda v: np.minimum(np.maximum(v, 0), 6),
-        3: lambda v: np.where(v > 0, v, np.float32(0.1) * v),
-    }[act](plain)
-    np.testing.assert_array_equal(got, expect)
+    assert (plain > 6).any() and (plain < 0).any() and np.isnan(plain).any()
+    lo, hi = {0: (-np.inf, np.inf), 1: (0, np.inf), 2: (0, 6), 4: (a0, a1)}.get(code, (0, 0))
+    lo, hi = np.float32(lo), np.float32(hi)
+    if code == 3:
+        expect = np.where(plain < 0, np.float32(a0) * plain, plain)
+    else:  # v = lo if v < lo else v, then hi if v > hi else v: NaN stays NaN
+        expect = np.where(plain < lo, lo, plain)
+        expect = np.where(expect > hi, hi, expect)
+    np.testing.assert_array_equal(got.view(np.uint32), expect.view(np.uint32))
 
 
 def test_blocks_propagate_nonfinite_values_like_the_planes():

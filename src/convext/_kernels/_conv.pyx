@@ -2,7 +2,8 @@
 
 Contract (the functional layer checks it; these kernels trust it): x is (N, C, H, W), the weight
 w is (F, C/G, kH, kW), y and grad_out are (N, F, OH, OW); every array is C-contiguous, non-empty
-and of one dtype (float32 or float64). Padding arrives as (top, left): the bottom and right
+and of one dtype (float32 or float64); no output overlaps an input (a forward's residual is
+read while y is written). Padding arrives as (top, left): the bottom and right
 padding are implied by OH and OW, which is how 'same' with an even kernel and the per-side
 padding (top, bottom, left, right) pad asymmetrically (every route reads a position past the
 input, below or right of it, as zero, and sizes its scratch from OH and OW).
@@ -585,7 +586,9 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 # then the taps in order, in the same groups of 9, 3 and 1 written as the same expressions in
 # the same translation unit, so the same FMA contractions): the same bits, which the tests
 # check against the per-plane kernels (conv2d_forward_depthwise's private _blocks). The choice
-# depends on the geometry only; the epilogue then runs on each of the block's output planes.
+# depends on the geometry only. A clamp epilogue (ReLU, ReLU6, Hardtanh) runs in the block on
+# its pixel-major result, a residual in its copy out (cvx_dw_out's operations); any other
+# activation runs on each of the block's output planes after it.
 # Row rings (forward, one filter per channel, strided windows on planes wider than
 # DW_CB_MAX_OW, up to DW_CBR_MAX_OW or while the batch's input is cached: the stride-2 layers of
 # MobileNetV2 at 56 and, at batch 1, 112, where the per-plane kernels copy each plane into its
@@ -1898,10 +1901,10 @@ cdef inline void _add_bias(floating *y, idx_t ldy, idx_t rows, idx_t cols,
 
 cdef void _bias_epilogue(floating *y, idx_t ldy, idx_t rows, idx_t cols, const floating *b,
                          const floating *r, idx_t ldr, const epi_t *e) noexcept nogil:
-    """_add_bias (b may be NULL) then _epilogue (r may be NULL) on rows x cols of y: in one pass
-    over y where the activation is none or a clamp (_dw_clamp), with the same operations in
-    the same order (y + b, + r, then v = lo if v < lo else v, hi if v > hi else v); else the
-    two passes."""
+    """_add_bias (b may be NULL) then _epilogue (r may be NULL) on rows x cols of y: row by row,
+    each row's additions and clamp while it is in L1, where the activation is none or a clamp
+    (_dw_clamp), with the same operations in the same order (y + b, + r, then v = lo if v < lo
+    else v, hi if v > hi else v); else the two passes over the whole block."""
     cdef floating lo = 0, hi = INFINITY, bv, v
     cdef int clamp = _dw_clamp(e, &lo, &hi)
     cdef idx_t f, q
