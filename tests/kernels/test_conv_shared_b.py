@@ -6,7 +6,8 @@ by all the threads, a block of channels at a time, and the filter blocks multipl
 (gemm_pb). One thread takes the other path (one item, one filter block: _fwd_gemm, which packs
 B inside its GEMM), so comparing thread counts compares the two paths: the outputs must be the
 same bits. The shapes cross the shared path's boundaries: channel blocks (256 unfolded rows:
-28 channels of a 3x3 kernel), several pixel tiles of one image, images side by side (nimg),
+28 channels of a 3x3 kernel; smaller where that would give fewer than two packing steps per
+thread, down to one channel a step), several pixel tiles of one image, images side by side (nimg),
 the 1x1 route that packs the image in place, groups, stride, the last column strip 1, a few
 and many columns wide (49 = 48 + 1, 60 = 48 + 12), filter blocks that are not a multiple of the
 tile's rows, with and without the packed weight and the epilogue, float32 and float64. The naive
@@ -23,13 +24,14 @@ from convext.inference import ACT_RELU
 SHAPES = [
     (1, 61, 7, 7, 40, 3, 3, 1, 1, 1),  # 3 channel blocks (28 + 28 + 5), 49 = 48 + 1 columns
     (1, 64, 30, 30, 24, 3, 3, 1, 1, 1),  # 3 pixel tiles (336 + 336 + 228): 3 items
-    (1, 300, 10, 6, 33, 1, 1, 1, 0, 1),  # 1x1: the image packed in place, 2 channel blocks
-    (1, 600, 7, 7, 64, 1, 1, 1, 0, 1),  # 1x1, 3 channel blocks of 256
+    (1, 300, 10, 6, 33, 1, 1, 1, 0, 1),  # 1x1: the image packed in place; at 2 threads 4 blocks
+    (1, 600, 7, 7, 64, 1, 1, 1, 0, 1),  # 1x1, 3 blocks of 256; at 2 threads 4 of 150
     (3, 100, 5, 5, 64, 3, 3, 1, 0, 1),  # 3 images side by side (27 columns), filter blocks
     (8, 40, 7, 7, 48, 3, 3, 1, 1, 1),  # all 8 images side by side: 392 columns, past NC
     (1, 32, 12, 10, 40, 3, 3, 2, 1, 2),  # groups and stride: 2 items, 30 columns
     (1, 20, 8, 15, 161, 3, 3, 1, 1, 1),  # 120 = 2 * 48 + 24 columns; 161 filters
     (1, 50, 10, 6, 20, 1, 1, 1, 0, 1),  # 1x1, 60 = 48 + 12 columns, 20 filters
+    (1, 3, 9, 9, 24, 1, 1, 1, 0, 1),  # 1x1 on 3 channels: fewer than the steps, one a step
 ]
 
 
@@ -85,7 +87,7 @@ def test_shared_b_is_bitwise_the_one_thread_path(dtype, shape, packed):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [SHAPES[0], SHAPES[2], SHAPES[4], SHAPES[6]])
+@pytest.mark.parametrize("shape", [SHAPES[0], SHAPES[2], SHAPES[4], SHAPES[6], SHAPES[9]])
 def test_shared_b_matches_the_naive_oracle(dtype, shape):
     N, C, H, W, F, kh, kw, s, p, G = shape
     x, w, b = _data(shape, dtype, seed=5)

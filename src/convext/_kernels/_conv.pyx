@@ -189,7 +189,8 @@ ctypedef struct geom_t:
 # Bytes of unfolded input a thread keeps per tile (a typical L2 holds it).
 DEF TILE_BYTES = 786432
 # Rows of the unfolded input one step of the forward's shared B packing unfolds and packs (a
-# block of whole channels: about 256 rows, which with its tile's pixels stays in cache).
+# block of whole channels: about 256 rows, which with its tile's pixels stays in cache; fewer
+# where that gives the threads fewer than two steps each, conv2d_forward_gemm).
 DEF PACK_ROWS = 256
 # How many partial sums grad_weight accumulates into (at most), and the bytes they may take
 # (a 512x512x3x3 weight gradient is 9.4 MB: one block; 256x256x3x3, 2.4 MB: 3 blocks).
@@ -1862,12 +1863,18 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
     # threads (a block of cb channels at a time, through the thread's buffer), so per thread:
     # that block's unfolded rows, or (nimg > 1) the output block of the filter blocks
     cdef bint share_b = nfb > 1
-    cdef idx_t cb = max(1, PACK_ROWS // (g.kh * g.kw)), ldb = 0
+    cdef idx_t cb = max(1, PACK_ROWS // (g.kh * g.kw)), ldb = 0, steps
     cdef idx_t cols = nimg * P if nimg > 1 else PT
     cdef floating[::1] bsh
     cdef floating *bs = NULL
     if share_b:
         cb = min(cb, g.Cg)
+        if items * ((g.Cg + cb - 1) // cb) < 2 * <idx_t>n_threads:
+            # fewer packing steps than two per thread (batch 1, a 1x1 kernel on at most
+            # PACK_ROWS channels: one step) would leave the other threads waiting at the
+            # phase's end: the channels in smaller blocks (the packed B is the same)
+            steps = (2 * <idx_t>n_threads + items - 1) // items  # per item
+            cb = (g.Cg + steps - 1) // steps
         per = cb * g.kh * g.kw * cols
         if nimg > 1:
             per = max(per, FB * cols)
