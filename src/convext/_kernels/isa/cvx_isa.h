@@ -36,7 +36,8 @@ typedef struct {
     /* the forward's work item: its output pixels [p_begin, p_end) and the filter blocks that
      * start in [f_begin, f_end) (0, P and 0, Fg: everything) */
     cvx_index p_begin, p_end, f_begin, f_end;
-    /* the forward's epilogue, applied to each tile of y while it is in cache: y = clamp(y + res)
+    /* the forward's epilogue, applied in the register tiles before their stores (the last
+     * pixels of a band: to y while it is in cache): y = clamp(y + res)
      * with res (NULL: none) laid out as y (same element offsets from the y the kernel is given),
      * the clamp (clamp != 0: v = lo if v < lo else v, then hi if v > hi else v; NaN stays NaN)
      * to lo and hi cast to the element type */

@@ -34,6 +34,13 @@ CVX_INLINE cvx_vf cvx_vf_bcast(const float *p) { return _mm256_broadcast_ss(p); 
 CVX_INLINE cvx_vf cvx_vf_fma(cvx_vf a, cvx_vf b, cvx_vf c) { return _mm256_fmadd_ps(a, b, c); }
 CVX_INLINE cvx_vf cvx_vf_add(cvx_vf a, cvx_vf b) { return _mm256_add_ps(a, b); }
 CVX_INLINE cvx_vf cvx_vf_zero(void) { return _mm256_setzero_ps(); }
+
+/* max(lo, v) = (lo > v ? lo : v), min(hi, t) = (hi < t ? hi : t): MAX/MIN return their second
+ * operand when either is NaN or both are zero, so these are cvx_v?_clamp's comparisons exactly */
+CVX_INLINE cvx_vf cvx_vf_clamp(cvx_vf v, cvx_vf lo, cvx_vf hi)
+{
+    return _mm256_min_ps(hi, _mm256_max_ps(lo, v));
+}
 #define CVX_VF_TR 8
 CVX_INLINE void cvx_vf_transpose(const float *src, cvx_index ld, float *dst, cvx_index ldd)
 {
@@ -54,6 +61,10 @@ CVX_INLINE cvx_vd cvx_vd_bcast(const double *p) { return _mm256_broadcast_sd(p);
 CVX_INLINE cvx_vd cvx_vd_fma(cvx_vd a, cvx_vd b, cvx_vd c) { return _mm256_fmadd_pd(a, b, c); }
 CVX_INLINE cvx_vd cvx_vd_add(cvx_vd a, cvx_vd b) { return _mm256_add_pd(a, b); }
 CVX_INLINE cvx_vd cvx_vd_zero(void) { return _mm256_setzero_pd(); }
+CVX_INLINE cvx_vd cvx_vd_clamp(cvx_vd v, cvx_vd lo, cvx_vd hi)
+{
+    return _mm256_min_pd(hi, _mm256_max_pd(lo, v));
+}
 #define CVX_VD_TR 4
 CVX_INLINE void cvx_vd_transpose(const double *src, cvx_index ld, double *dst, cvx_index ldd)
 {

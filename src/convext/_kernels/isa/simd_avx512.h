@@ -10,6 +10,9 @@
  *                              vectorises and -mfma inlines; a call of libm's fma(f) where not
  *                              inlined, correctly rounded: the same bits), else c + a*b
  *   cvx_v?_add, cvx_v?_zero
+ *   cvx_v?_clamp(v, lo, hi)    t = lo if v < lo else v, then hi if t > hi else t, lane by
+ *                              lane, exactly (NaN stays NaN, -0.0 above lo = 0 stays -0.0):
+ *                              the epilogue's clamp (_conv.pyx's _epilogue)
  *   CVX_VF_TR / CVX_VD_TR      size of the in-register transpose cvx_v?_transpose (0: none)
  * and the ISA's register tiles (see kernels.inc):
  *   CVX_SGEMM_MR, CVX_SGEMM_NV, CVX_DGEMM_MR, CVX_DGEMM_NV   GEMM: MR rows x NV vectors
@@ -58,6 +61,13 @@ CVX_INLINE cvx_vf cvx_vf_bcast(const float *p) { return _mm512_set1_ps(*p); }
 CVX_INLINE cvx_vf cvx_vf_fma(cvx_vf a, cvx_vf b, cvx_vf c) { return _mm512_fmadd_ps(a, b, c); }
 CVX_INLINE cvx_vf cvx_vf_add(cvx_vf a, cvx_vf b) { return _mm512_add_ps(a, b); }
 CVX_INLINE cvx_vf cvx_vf_zero(void) { return _mm512_setzero_ps(); }
+
+/* max(lo, v) = (lo > v ? lo : v), min(hi, t) = (hi < t ? hi : t): MAX/MIN return their second
+ * operand when either is NaN or both are zero, so these are cvx_v?_clamp's comparisons exactly */
+CVX_INLINE cvx_vf cvx_vf_clamp(cvx_vf v, cvx_vf lo, cvx_vf hi)
+{
+    return _mm512_min_ps(hi, _mm512_max_ps(lo, v));
+}
 #define CVX_VF_TR 8
 CVX_INLINE void cvx_vf_transpose(const float *src, cvx_index ld, float *dst, cvx_index ldd)
 {
@@ -87,6 +97,10 @@ CVX_INLINE cvx_vd cvx_vd_bcast(const double *p) { return _mm512_set1_pd(*p); }
 CVX_INLINE cvx_vd cvx_vd_fma(cvx_vd a, cvx_vd b, cvx_vd c) { return _mm512_fmadd_pd(a, b, c); }
 CVX_INLINE cvx_vd cvx_vd_add(cvx_vd a, cvx_vd b) { return _mm512_add_pd(a, b); }
 CVX_INLINE cvx_vd cvx_vd_zero(void) { return _mm512_setzero_pd(); }
+CVX_INLINE cvx_vd cvx_vd_clamp(cvx_vd v, cvx_vd lo, cvx_vd hi)
+{
+    return _mm512_min_pd(hi, _mm512_max_pd(lo, v));
+}
 #define CVX_VD_TR 4
 CVX_INLINE void cvx_vd_transpose(const double *src, cvx_index ld, double *dst, cvx_index ldd)
 {

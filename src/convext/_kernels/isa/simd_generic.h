@@ -45,6 +45,11 @@ CVX_INLINE cvx_vf cvx_vf_bcast(const float *p) { return _mm_set1_ps(*p); }
 CVX_INLINE cvx_vf cvx_vf_fma(cvx_vf a, cvx_vf b, cvx_vf c) { return _mm_add_ps(c, _mm_mul_ps(a, b)); }
 CVX_INLINE cvx_vf cvx_vf_add(cvx_vf a, cvx_vf b) { return _mm_add_ps(a, b); }
 CVX_INLINE cvx_vf cvx_vf_zero(void) { return _mm_setzero_ps(); }
+/* MAXPS/MINPS: the second operand when either is NaN or both are zero (simd_avx2.h) */
+CVX_INLINE cvx_vf cvx_vf_clamp(cvx_vf v, cvx_vf lo, cvx_vf hi)
+{
+    return _mm_min_ps(hi, _mm_max_ps(lo, v));
+}
 typedef __m128d cvx_vd;
 #define CVX_VD_LANES 2
 CVX_INLINE cvx_vd cvx_vd_load(const double *p) { return _mm_loadu_pd(p); }
@@ -57,6 +62,10 @@ CVX_INLINE cvx_vd cvx_vd_bcast(const double *p) { return _mm_set1_pd(*p); }
 CVX_INLINE cvx_vd cvx_vd_fma(cvx_vd a, cvx_vd b, cvx_vd c) { return _mm_add_pd(c, _mm_mul_pd(a, b)); }
 CVX_INLINE cvx_vd cvx_vd_add(cvx_vd a, cvx_vd b) { return _mm_add_pd(a, b); }
 CVX_INLINE cvx_vd cvx_vd_zero(void) { return _mm_setzero_pd(); }
+CVX_INLINE cvx_vd cvx_vd_clamp(cvx_vd v, cvx_vd lo, cvx_vd hi)
+{
+    return _mm_min_pd(hi, _mm_max_pd(lo, v));
+}
 
 #elif CVX_GNU
 #define CVX_SIMD_GENERIC_KIND "GNU vectors"
@@ -76,6 +85,15 @@ CVX_INLINE cvx_vf cvx_vf_bcast(const float *p) { return (cvx_vf){*p, *p, *p, *p}
 CVX_INLINE cvx_vf cvx_vf_fma(cvx_vf a, cvx_vf b, cvx_vf c) { return c + a * b; }
 CVX_INLINE cvx_vf cvx_vf_add(cvx_vf a, cvx_vf b) { return a + b; }
 CVX_INLINE cvx_vf cvx_vf_zero(void) { return (cvx_vf){0.0f, 0.0f, 0.0f, 0.0f}; }
+/* a comparison of GNU vectors is a mask of lanes (all ones where true), selecting bitwise */
+typedef int cvx_vfm __attribute__((vector_size(16)));
+CVX_INLINE cvx_vf cvx_vf_clamp(cvx_vf v, cvx_vf lo, cvx_vf hi)
+{
+    cvx_vfm m = v < lo;
+    v = (cvx_vf)(((cvx_vfm)lo & m) | ((cvx_vfm)v & ~m));
+    m = v > hi;
+    return (cvx_vf)(((cvx_vfm)hi & m) | ((cvx_vfm)v & ~m));
+}
 typedef double cvx_vd __attribute__((vector_size(16)));
 typedef double cvx_vd_u __attribute__((vector_size(16), aligned(8), may_alias));
 #define CVX_VD_LANES 2
@@ -86,6 +104,14 @@ CVX_INLINE cvx_vd cvx_vd_bcast(const double *p) { return (cvx_vd){*p, *p}; }
 CVX_INLINE cvx_vd cvx_vd_fma(cvx_vd a, cvx_vd b, cvx_vd c) { return c + a * b; }
 CVX_INLINE cvx_vd cvx_vd_add(cvx_vd a, cvx_vd b) { return a + b; }
 CVX_INLINE cvx_vd cvx_vd_zero(void) { return (cvx_vd){0.0, 0.0}; }
+typedef long long cvx_vdm __attribute__((vector_size(16)));
+CVX_INLINE cvx_vd cvx_vd_clamp(cvx_vd v, cvx_vd lo, cvx_vd hi)
+{
+    cvx_vdm m = v < lo;
+    v = (cvx_vd)(((cvx_vdm)lo & m) | ((cvx_vdm)v & ~m));
+    m = v > hi;
+    return (cvx_vd)(((cvx_vdm)hi & m) | ((cvx_vdm)v & ~m));
+}
 
 #else
 #define CVX_SIMD_GENERIC_KIND "C"
@@ -103,6 +129,11 @@ CVX_INLINE cvx_vf cvx_vf_bcast(const float *p) { return *p; }
 CVX_INLINE cvx_vf cvx_vf_fma(cvx_vf a, cvx_vf b, cvx_vf c) { return c + a * b; }
 CVX_INLINE cvx_vf cvx_vf_add(cvx_vf a, cvx_vf b) { return a + b; }
 CVX_INLINE cvx_vf cvx_vf_zero(void) { return 0.0f; }
+CVX_INLINE cvx_vf cvx_vf_clamp(cvx_vf v, cvx_vf lo, cvx_vf hi)
+{
+    v = v < lo ? lo : v;
+    return v > hi ? hi : v;
+}
 typedef double cvx_vd;
 #define CVX_VD_LANES 1
 CVX_INLINE cvx_vd cvx_vd_load(const double *p) { return *p; }
@@ -112,6 +143,11 @@ CVX_INLINE cvx_vd cvx_vd_bcast(const double *p) { return *p; }
 CVX_INLINE cvx_vd cvx_vd_fma(cvx_vd a, cvx_vd b, cvx_vd c) { return c + a * b; }
 CVX_INLINE cvx_vd cvx_vd_add(cvx_vd a, cvx_vd b) { return a + b; }
 CVX_INLINE cvx_vd cvx_vd_zero(void) { return 0.0; }
+CVX_INLINE cvx_vd cvx_vd_clamp(cvx_vd v, cvx_vd lo, cvx_vd hi)
+{
+    v = v < lo ? lo : v;
+    return v > hi ? hi : v;
+}
 #endif
 
 /* no in-register transposes at this level (CVX_V?_TR 0): never called */

@@ -60,6 +60,12 @@ CVX_INLINE cvx_vf cvx_vf_bcast(const float *p) { return vld1q_dup_f32(p); }
 CVX_INLINE cvx_vf cvx_vf_fma(cvx_vf a, cvx_vf b, cvx_vf c) { return vfmaq_f32(c, a, b); }
 CVX_INLINE cvx_vf cvx_vf_add(cvx_vf a, cvx_vf b) { return vaddq_f32(a, b); }
 CVX_INLINE cvx_vf cvx_vf_zero(void) { return vdupq_n_f32(0.0f); }
+/* compare and select, not FMAX/FMIN (which make -0.0 below +0.0 and do not keep v's NaN) */
+CVX_INLINE cvx_vf cvx_vf_clamp(cvx_vf v, cvx_vf lo, cvx_vf hi)
+{
+    v = vbslq_f32(vcltq_f32(v, lo), lo, v);
+    return vbslq_f32(vcgtq_f32(v, hi), hi, v);
+}
 /* 4 x 4 transpose: 4 rows of 4 at stride ld -> 4 rows at stride ldd */
 #define CVX_VF_TR 4
 CVX_INLINE void cvx_vf_transpose(const float *src, cvx_index ld, float *dst, cvx_index ldd)
@@ -85,6 +91,11 @@ CVX_INLINE cvx_vd cvx_vd_bcast(const double *p) { return vld1q_dup_f64(p); }
 CVX_INLINE cvx_vd cvx_vd_fma(cvx_vd a, cvx_vd b, cvx_vd c) { return vfmaq_f64(c, a, b); }
 CVX_INLINE cvx_vd cvx_vd_add(cvx_vd a, cvx_vd b) { return vaddq_f64(a, b); }
 CVX_INLINE cvx_vd cvx_vd_zero(void) { return vdupq_n_f64(0.0); }
+CVX_INLINE cvx_vd cvx_vd_clamp(cvx_vd v, cvx_vd lo, cvx_vd hi)
+{
+    v = vbslq_f64(vcltq_f64(v, lo), lo, v);
+    return vbslq_f64(vcgtq_f64(v, hi), hi, v);
+}
 #define CVX_VD_TR 2
 CVX_INLINE void cvx_vd_transpose(const double *src, cvx_index ld, double *dst, cvx_index ldd)
 {
