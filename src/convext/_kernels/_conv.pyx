@@ -134,6 +134,8 @@ from ._gemm cimport (
 from ._isa cimport CVX_GEMM_KC, cvx_gemm_packed_a_elems
 
 from ._isa cimport (
+    cvx_bias_out_double,
+    cvx_bias_out_float,
     cvx_direct_filter_block,
     cvx_direct_fwd_double,
     cvx_direct_fwd_float,
@@ -1908,39 +1910,20 @@ cdef inline void _add_bias(floating *y, idx_t ldy, idx_t rows, idx_t cols,
 
 cdef void _bias_epilogue(floating *y, idx_t ldy, idx_t rows, idx_t cols, const floating *b,
                          const floating *r, idx_t ldr, const epi_t *e) noexcept nogil:
-    """_add_bias (b may be NULL) then _epilogue (r may be NULL) on rows x cols of y: row by row,
-    each row's additions and clamp while it is in L1, where the activation is none or a clamp
-    (_dw_clamp), with the same operations in the same order (y + b, + r, then v = lo if v < lo
-    else v, hi if v > hi else v); else the two passes over the whole block."""
-    cdef floating lo = 0, hi = INFINITY, bv, v
+    """_add_bias (b may be NULL) then _epilogue (r may be NULL) on rows x cols of y: where the
+    activation is none or a clamp (_dw_clamp), in one pass in the instruction-set layer
+    (cvx_bias_out: row by row, the same operations in the same order: y + b, + r, then v = lo if
+    v < lo else v, hi if v > hi else v); else the two passes over the whole block."""
+    cdef floating lo = 0, hi = INFINITY
     cdef int clamp = _dw_clamp(e, &lo, &hi)
-    cdef idx_t f, q
-    cdef floating *yr
-    cdef const floating *rr
     if clamp < 0:
         if b != NULL:
             _add_bias(y, ldy, rows, cols, b)
         _epilogue(y, ldy, rows, cols, r, ldr, e)
-        return
-    for f in range(rows):
-        yr = y + f * ldy
-        rr = _at(r, f * ldr)
-        if b != NULL:
-            bv = b[f]
-            if rr != NULL:
-                for q in range(cols):
-                    yr[q] = (yr[q] + bv) + rr[q]
-            else:
-                for q in range(cols):
-                    yr[q] = yr[q] + bv
-        elif rr != NULL:
-            for q in range(cols):
-                yr[q] = yr[q] + rr[q]
-        if clamp:
-            for q in range(cols):
-                v = yr[q]
-                v = lo if v < lo else v
-                yr[q] = hi if v > hi else v
+    elif floating is float:
+        cvx_bias_out_float(rows, cols, y, ldy, b, r, ldr, clamp, lo, hi)
+    else:
+        cvx_bias_out_double(rows, cols, y, ldy, b, r, ldr, clamp, lo, hi)
 
 
 cdef inline void _fwd_gemm_rows(const floating *w, const floating *wp, idx_t Fgp, idx_t gi,

@@ -166,6 +166,12 @@ cdef extern from "isa/cvx_isa.h" nogil:
         void (*dw_out_d)(idx_t rows, idx_t cols, const double *z, idx_t ldz,
                          const double *res, idx_t ldr, int clamp, double lo, double hi,
                          double *y, idx_t ldy) noexcept nogil
+        void (*bias_out_f)(idx_t rows, idx_t cols, float *y, idx_t ldy, const float *b,
+                           const float *res, idx_t ldr, int clamp, float lo,
+                           float hi) noexcept nogil
+        void (*bias_out_d)(idx_t rows, idx_t cols, double *y, idx_t ldy, const double *b,
+                           const double *res, idx_t ldr, int clamp, double lo,
+                           double hi) noexcept nogil
         void (*dw_cb_gxw_f)(idx_t nl, idx_t N, const float *x, idx_t xs, const float *gy,
                             idx_t gys, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t Hp, idx_t Wp,
                             idx_t OH, idx_t OW, idx_t sh, idx_t sw, idx_t na, const idx_t *pa,
@@ -586,6 +592,18 @@ cdef inline void cvx_dw_out_double(idx_t rows, idx_t cols, const double *z, idx_
                                    const double *res, idx_t ldr, int clamp, double lo,
                                    double hi, double *y, idx_t ldy) noexcept nogil:
     isa_table().dw_out_d(rows, cols, z, ldz, res, ldr, clamp, lo, hi, y, ldy)
+
+
+cdef inline void cvx_bias_out_float(idx_t rows, idx_t cols, float *y, idx_t ldy, const float *b,
+                                    const float *res, idx_t ldr, int clamp, float lo,
+                                    float hi) noexcept nogil:
+    isa_table().bias_out_f(rows, cols, y, ldy, b, res, ldr, clamp, lo, hi)
+
+
+cdef inline void cvx_bias_out_double(idx_t rows, idx_t cols, double *y, idx_t ldy,
+                                     const double *b, const double *res, idx_t ldr, int clamp,
+                                     double lo, double hi) noexcept nogil:
+    isa_table().bias_out_d(rows, cols, y, ldy, b, res, ldr, clamp, lo, hi)
 
 
 cdef inline void cvx_dw_cb_gxw_float(idx_t nl, idx_t N, const float *x, idx_t xs,

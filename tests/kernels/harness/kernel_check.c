@@ -1100,7 +1100,8 @@ DEFINE_DW_CB_CHECK(double, same_bits_d)
 
 /* cvx_dw_out: a band's rows copied out with the epilogue: y = z (+ res), then with clamp
  * v = lo if v < lo else v, hi if v > hi else v; the same operations here, so the same bits,
- * on data with NaN, +-inf and -0.0; the elements between rows (pitch ldy > cols) untouched. */
+ * on data with NaN, +-inf and -0.0; the elements between rows (pitch ldy > cols) untouched.
+ * And cvx_bias_out (the GEMM route's epilogue, in place) on the same data. */
 #define DEFINE_DW_OUT_CHECK(T, SAME)                                                               \
     static void check_dw_out_##T(const struct check_table *t, cvx_index rows, cvx_index cols,     \
                                  int with_res, int clamp)                                          \
@@ -1109,7 +1110,10 @@ DEFINE_DW_CB_CHECK(double, same_bits_d)
         T *z = (T *)xmalloc(sizeof(T) * (size_t)(rows * ldz + 1));                                 \
         T *res = (T *)xmalloc(sizeof(T) * (size_t)(rows * ldr + 1));                               \
         T *y = (T *)xmalloc(sizeof(T) * (size_t)(rows * ldy + 1));                                 \
+        T *y2 = (T *)xmalloc(sizeof(T) * (size_t)(rows * ldz + 1));                                \
+        T *b = (T *)xmalloc(sizeof(T) * (size_t)rows);                                             \
         T lo = clamp == 2 ? (T)-0.5 : 0, hi = clamp == 2 ? (T)0.75 : (T)6;                         \
+        int use_b;                                                                                 \
         for (i = 0; i < rows * ldz; i++) z[i] = (T)(uniform() * 10);                               \
         for (i = 0; i < rows * ldr; i++) res[i] = (T)uniform();                                    \
         for (i = 0; i < rows * ldy + 1; i++) y[i] = (T)-7;                                         \
@@ -1140,7 +1144,39 @@ DEFINE_DW_CB_CHECK(double, same_bits_d)
                 }                                                                                  \
             }                                                                                      \
         if (!SAME(y[rows * ldy], (T)-7)) fail(t->name, #T " dw_out", "wrote past the end");       \
-        free(z), free(res), free(y);                                                               \
+        /* cvx_bias_out in place on a copy of z (pitch ldz), with a bias per row and without:     \
+         * ((z + b) + res), then the clamp */                                                      \
+        for (use_b = 0; use_b < 2; use_b++) {                                                      \
+            for (i = 0; i < rows * ldz; i++) y2[i] = z[i];                                         \
+            y2[rows * ldz] = (T)-7;                                                                \
+            for (r = 0; r < rows; r++) b[r] = r == 0 ? (T)-0.0 : (T)(uniform() * 4 - 2);          \
+            t->bias_out_##T(rows, cols, y2, ldz, use_b ? b : NULL, with_res ? res : NULL, ldr,   \
+                            clamp != 0, lo, hi);                                                   \
+            n_checks++;                                                                            \
+            for (r = 0; r < rows; r++)                                                             \
+                for (q = 0; q < ldz; q++) {                                                        \
+                    T want = z[r * ldz + q], v;                                                    \
+                    if (q < cols) {                                                                \
+                        v = want;                                                                  \
+                        if (use_b) v = v + b[r];                                                   \
+                        if (with_res) v = v + res[r * ldr + q];                                    \
+                        if (clamp) {                                                               \
+                            v = v < lo ? lo : v;                                                   \
+                            v = v > hi ? hi : v;                                                   \
+                        }                                                                          \
+                        want = v;                                                                  \
+                    }                                                                              \
+                    if (!SAME(y2[r * ldz + q], want)) {                                            \
+                        fail(t->name, #T " bias_out", "rows=%ld cols=%ld b=%d res=%d clamp=%d "  \
+                             "[%ld,%ld]=%g want %g", (long)rows, (long)cols, use_b, with_res,      \
+                             clamp, (long)r, (long)q, (double)y2[r * ldz + q], (double)want);      \
+                        r = rows;                                                                  \
+                        break;                                                                     \
+                    }                                                                              \
+                }                                                                                  \
+            if (!SAME(y2[rows * ldz], (T)-7)) fail(t->name, #T " bias_out", "wrote past the end"); \
+        }                                                                                          \
+        free(z), free(res), free(y), free(y2), free(b);                                            \
     }
 DEFINE_DW_OUT_CHECK(float, same_bits_f)
 DEFINE_DW_OUT_CHECK(double, same_bits_d)

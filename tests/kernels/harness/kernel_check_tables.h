@@ -137,6 +137,11 @@ struct check_table {
     void (*dw_out_double)(cvx_index rows, cvx_index cols, const double *z, cvx_index ldz,
                           const double *res, cvx_index ldr, int clamp, double lo, double hi,
                           double *y, cvx_index ldy);
+    void (*bias_out_float)(cvx_index rows, cvx_index cols, float *y, cvx_index ldy, const float *b,
+                           const float *res, cvx_index ldr, int clamp, float lo, float hi);
+    void (*bias_out_double)(cvx_index rows, cvx_index cols, double *y, cvx_index ldy,
+                            const double *b, const double *res, cvx_index ldr, int clamp,
+                            double lo, double hi);
     void (*dw_taps_act_float)(cvx_index rows, cvx_index n, cvx_index ld_in, cvx_index ld_out,
                               int ntaps, const float *const *base, const float *w, float bias,
                               int clamp, float lo, float hi, float *out);
@@ -263,6 +268,8 @@ static int check_tables(const struct check_table **out)
         r->dw_cb_gw_double = t->dw_cb_gw_d;
         r->dw_out_float = t->dw_out_f;
         r->dw_out_double = t->dw_out_d;
+        r->bias_out_float = t->bias_out_f;
+        r->bias_out_double = t->bias_out_d;
         r->dw_taps_act_float = t->dw_taps_act_f;
         r->dw_taps_act_double = t->dw_taps_act_d;
         r->dw_pad1_float = t->dw_pad1_f;

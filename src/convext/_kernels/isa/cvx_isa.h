@@ -216,6 +216,11 @@ struct cvx_kernel_table {
     void (*dw_out_d)(cvx_index rows, cvx_index cols, const double *z, cvx_index ldz,
                      const double *res, cvx_index ldr, int clamp, double lo, double hi,
                      double *y, cvx_index ldy);
+    /* the GEMM route's epilogue in place: y = clamp((y + b[row]) + res) (b, res may be NULL) */
+    void (*bias_out_f)(cvx_index rows, cvx_index cols, float *y, cvx_index ldy, const float *b,
+                       const float *res, cvx_index ldr, int clamp, float lo, float hi);
+    void (*bias_out_d)(cvx_index rows, cvx_index cols, double *y, cvx_index ldy, const double *b,
+                       const double *res, cvx_index ldr, int clamp, double lo, double hi);
     /* both gradients of a block in one pass over the output gradient (dw_cb_gw's arguments,
      * then gx, its image stride and dw_cb_gx's w, DI, DJ, Hq, Wq, tcount, tix, toff) */
     void (*dw_cb_gxw_f)(cvx_index nl, cvx_index N, const float *x, cvx_index xs, const float *gy,
