@@ -1103,6 +1103,17 @@ DEFINE_DW_CB_CHECK(double, same_bits_d)
  * on data with NaN, +-inf and -0.0; the elements between rows (pitch ldy > cols) untouched.
  * And cvx_bias_out (the GEMM route's epilogue, in place) on the same data. */
 #define DEFINE_DW_OUT_CHECK(T, SAME)                                                               \
+    /* the epilogue's value: v (+ b) (+ r), then the clamp */                                      \
+    static T epi_want_##T(T v, const T *b, const T *r, int clamp, T lo, T hi)                      \
+    {                                                                                              \
+        if (b) v = v + *b;                                                                         \
+        if (r) v = v + *r;                                                                         \
+        if (clamp) {                                                                               \
+            v = v < lo ? lo : v;                                                                   \
+            v = v > hi ? hi : v;                                                                   \
+        }                                                                                          \
+        return v;                                                                                  \
+    }                                                                                              \
     static void check_dw_out_##T(const struct check_table *t, cvx_index rows, cvx_index cols,     \
                                  int with_res, int clamp)                                          \
     {                                                                                              \
@@ -1125,16 +1136,10 @@ DEFINE_DW_CB_CHECK(double, same_bits_d)
         n_checks++;                                                                                \
         for (r = 0; r < rows; r++)                                                                 \
             for (q = 0; q < ldy; q++) {                                                            \
-                T want = (T)-7, v;                                                                 \
-                if (q < cols) {                                                                    \
-                    v = z[r * ldz + q];                                                            \
-                    if (with_res) v = v + res[r * ldr + q];                                        \
-                    if (clamp) {                                                                   \
-                        v = v < lo ? lo : v;                                                       \
-                        v = v > hi ? hi : v;                                                       \
-                    }                                                                              \
-                    want = v;                                                                      \
-                }                                                                                  \
+                T want = q < cols ? epi_want_##T(z[r * ldz + q], NULL,                             \
+                                                 with_res ? res + r * ldr + q : NULL, clamp, lo,   \
+                                                 hi)                                               \
+                                  : (T)-7;                                                         \
                 if (!SAME(y[r * ldy + q], want)) {                                                 \
                     fail(t->name, #T " dw_out", "rows=%ld cols=%ld res=%d clamp=%d [%ld,%ld]=%g " \
                          "want %g", (long)rows, (long)cols, with_res, clamp, (long)r, (long)q,     \
@@ -1155,17 +1160,10 @@ DEFINE_DW_CB_CHECK(double, same_bits_d)
             n_checks++;                                                                            \
             for (r = 0; r < rows; r++)                                                             \
                 for (q = 0; q < ldz; q++) {                                                        \
-                    T want = z[r * ldz + q], v;                                                    \
-                    if (q < cols) {                                                                \
-                        v = want;                                                                  \
-                        if (use_b) v = v + b[r];                                                   \
-                        if (with_res) v = v + res[r * ldr + q];                                    \
-                        if (clamp) {                                                               \
-                            v = v < lo ? lo : v;                                                   \
-                            v = v > hi ? hi : v;                                                   \
-                        }                                                                          \
-                        want = v;                                                                  \
-                    }                                                                              \
+                    T want = q < cols ? epi_want_##T(z[r * ldz + q], use_b ? b + r : NULL,         \
+                                                     with_res ? res + r * ldr + q : NULL, clamp,   \
+                                                     lo, hi)                                       \
+                                      : z[r * ldz + q];                                            \
                     if (!SAME(y2[r * ldz + q], want)) {                                            \
                         fail(t->name, #T " bias_out", "rows=%ld cols=%ld b=%d res=%d clamp=%d "  \
                              "[%ld,%ld]=%g want %g", (long)rows, (long)cols, use_b, with_res,      \
