@@ -153,8 +153,12 @@ def test_the_band_changes_no_bit(case, dtype, restore_threads):
 
 def test_the_band_for_the_cpu():
     mb = 1 << 20
-    # AMD's CPUs and unknown caches: the largest band; else half the L2, within the limits
+    # AMD's CPUs with a large L2 and unknown caches: the largest band; else half the L2,
+    # within the limits
     assert _isa.direct_band_for(mb, True) == _isa.DIRECT_BAND_MAX == 4 * mb
+    assert _isa.DIRECT_BAND_AMD_MIN_L2 == mb
+    assert _isa.direct_band_for(mb // 2, True) == mb // 4
+    assert _isa.direct_band_for(mb - 1, True) == (mb - 1) // 2
     assert _isa.direct_band_for(0, False) == 4 * mb
     assert _isa.direct_band_for(2 * mb, False) == mb
     assert _isa.direct_band_for(5 * mb // 4, False) == 5 * mb // 8

@@ -120,16 +120,21 @@ def cpu_cache():
 # (2 MB L2, a slow L3 per core) 4 MB bands stream every filter block's rows from the L3: at
 # 1 MB, float32 batch 4, the direct forward of 64x56x56 3x3 ran at 78 instead of 47 GFLOP/s on
 # one thread (114 / 67 on two), 256x56x56 -> 64 1x1 at 42 / 20 (65 / 37), 32x112x112 3x3 at
-# 66 / 28 (107 / 51); 512 kB was no faster than 1 MB. So: 4 MB on AMD's CPUs and where the L2
-# is unknown, else half the L2, within [DIRECT_BAND_MIN, DIRECT_BAND_MAX]. The band changes no
-# result bit.
+# 66 / 28 (107 / 51); 512 kB was no faster than 1 MB. On a Zen 3 (512 kB L2, an L3 shared with
+# other guests of its host) 256 kB was the fastest band, 4 MB up to 2x slower (float32, AVX2,
+# 2 threads, ms 4 MB / 256 kB, min of 25 alternated calls: 32x128x128 3x3 batch 4 22.6 / 14.0,
+# 32x64x64 3x3 dilation 2 batch 8 8.6 / 7.8, 64x56x56 3x3 batch 4 12.5 / 12.6; 384 kB as 256 kB,
+# 128 kB up to 1.7x slower). So: 4 MB on AMD's CPUs with an L2 of at least
+# DIRECT_BAND_AMD_MIN_L2 and where the L2 is unknown, else half the L2, within
+# [DIRECT_BAND_MIN, DIRECT_BAND_MAX]. The band changes no result bit.
 DIRECT_BAND_MIN = 256 * 1024
 DIRECT_BAND_MAX = 4 * 1024 * 1024
+DIRECT_BAND_AMD_MIN_L2 = 1024 * 1024
 
 
 def direct_band_for(l2_bytes, amd):
     """The direct forward's band in bytes for a CPU with this L2 (0: unknown), AMD's or not."""
-    if amd or l2_bytes <= 0:
+    if l2_bytes <= 0 or (amd and l2_bytes >= DIRECT_BAND_AMD_MIN_L2):
         return DIRECT_BAND_MAX
     return min(max(l2_bytes // 2, DIRECT_BAND_MIN), DIRECT_BAND_MAX)
 

@@ -105,7 +105,8 @@ FWD_DIRECT_SMALL_PLANE = 64
 FWD_DIRECT_SMALL_MAX_TAPS = 576
 FWD_DIRECT_SMALL_MAX_FG = 256
 # A CPU whose L3 is slow per core: there the direct forward's band is below its largest
-# (_isa.direct_band_for; a Sapphire Rapids Xeon, not a Zen 5). Two limits below depend on it.
+# (_isa.direct_band_for; a Sapphire Rapids Xeon or a Zen 3, not a Zen 5). Two limits below
+# depend on it (on AVX2 neither is below the forward's and the weight gradient's own).
 SLOW_L3 = _isa.direct_band_bytes() < _isa.DIRECT_BAND_MAX
 # A 1x1 kernel on such a CPU goes to the direct forward only up to FWD_DIRECT_1X1_MAX_CG
 # channels per group: each of its tiles reads all Cg input rows beyond the L2, where the GEMM
