@@ -49,33 +49,37 @@ def test_a_channel_multiplier_takes_the_depthwise_input_gradient_up_to_its_limit
         assert choose_route("forward", s) == "direct"
         assert choose_route("grad_weight", s) == ("direct" if s.window.groups >= 2 else "gemm")
     s = shape(groups=1, cg=1, fg=m + 1)
-    assert accepts("depthwise", "grad_input", s)
-    # beyond it, the direct route's rules (stride 1) or the GEMM's
-    assert choose_route("grad_input", s) == "direct"
+    assert accepts("depthwise", "grad_input", s) and accepts("direct", "grad_input", s)
+    # beyond it, the GEMM's: one channel is below the direct input gradient's GI_DIRECT_MIN_CG
+    assert choose_route("grad_input", s) == "gemm"
     assert choose_route("grad_input", shape(groups=1, cg=1, fg=m + 1, s=(2, 2))) == "gemm"
 
 
 def test_the_input_gradient_takes_the_direct_route_as_its_forward_convolution_would():
     """Stride 1 with padding at most d*(k-1) at the top and left: grad_out convolved with the
     rotated weight (channels and filters swapped) on the direct route, within its limits."""
+    cg = _routes.GI_DIRECT_MIN_CG
     for kw in (dict(), dict(d=(2, 1), pad=(2, 0)), dict(k=(5, 3), pad=(4, 2)), dict(pad=(0, 0))):
-        s = shape(cg=8, fg=6, hw=(12, 11), **kw)
+        s = shape(cg=cg, fg=6, hw=(12, 11), **kw)
         fwd, pads = _routes.grad_input_as_forward(s)
         k, d, (top, left) = s.window.kernel, s.window.dilation, s.window.pad_top_left
         assert pads == (d[0] * (k[0] - 1) - top, d[1] * (k[1] - 1) - left)
-        assert (fwd.channels_per_group, fwd.filters_per_group) == (6, 8)
+        assert (fwd.channels_per_group, fwd.filters_per_group) == (6, cg)
         assert fwd.in_hw == s.window.out_hw and fwd.window.out_hw == s.in_hw
         assert accepts("direct", "grad_input", s)
         assert choose_route("grad_input", s) == "direct"
+        # fewer channels (its forward's filters): the GEMM route, though direct accepts it
+        s = shape(cg=cg - 1, fg=6, hw=(12, 11), **kw)
+        assert accepts("direct", "grad_input", s) and choose_route("grad_input", s) == "gemm"
     for kw in (dict(s=(2, 2)), dict(s=(1, 2)), dict(pad=(3, 1)), dict(k=(1, 1), pad=(1, 0))):
-        s = shape(cg=8, fg=6, hw=(12, 11), **kw)
+        s = shape(cg=cg, fg=6, hw=(12, 11), **kw)
         assert _routes.grad_input_as_forward(s) is None
         assert not accepts("direct", "grad_input", s)
         assert choose_route("grad_input", s) == "gemm"
     # its forward convolution's channels are the filters here: within FWD_DIRECT_MAX_CG only
     limit = _routes.FWD_DIRECT_MAX_CG
-    assert choose_route("grad_input", shape(cg=8, fg=limit, hw=(12, 11))) == "direct"
-    s = shape(cg=8, fg=limit + 1, hw=(12, 11))
+    assert choose_route("grad_input", shape(cg=cg, fg=limit, hw=(12, 11))) == "direct"
+    s = shape(cg=cg, fg=limit + 1, hw=(12, 11))
     assert accepts("direct", "grad_input", s) and choose_route("grad_input", s) == "gemm"
 
 
@@ -185,8 +189,11 @@ def test_grad_weight_direct_route_wants_enough_image_group_pairs():
 
 def test_grad_input_direct_route_is_decided_on_the_image_alone():
     """An image's input gradient is the same in any batch: the batch never changes its route."""
-    assert {choose_route("grad_input", shape(batch=n)) for n in (1, 2, 8, 100)} == {"direct"}
-    assert {choose_route("grad_input", shape(batch=n, s=(2, 2))) for n in (1, 100)} == {"gemm"}
+    cg = _routes.GI_DIRECT_MIN_CG
+    assert {choose_route("grad_input", shape(batch=n, cg=cg)) for n in (1, 2, 8, 100)} == {"direct"}
+    assert {choose_route("grad_input", shape(batch=n, cg=cg, s=(2, 2))) for n in (1, 100)} == {
+        "gemm"
+    }
 
 
 # ------------------------------------------------------------------------- forced routes
@@ -287,7 +294,7 @@ def test_the_chosen_route_is_the_kernel_that_runs(monkeypatch):
             monkeypatch.setattr(conv_module._conv, name, spy)
     rng = np.random.default_rng(5)
     cases = [
-        ((4, 3, 8, 8), (5, 3, 3, 3), dict(padding=1)),  # direct
+        ((4, 16, 8, 8), (5, 16, 3, 3), dict(padding=1)),  # direct
         ((4, 300, 5, 5), (2, 300, 1, 1), {}),  # gemm (Cg beyond)
         ((2, 4, 8, 8), (4, 1, 3, 3), dict(padding=1, groups=4)),  # depthwise
         ((4, 3, 8, 8), (5, 3, 3, 3), dict(padding=1, stride=2)),  # grad_input: gemm
@@ -337,7 +344,9 @@ def test_grad_input_direct_route_against_the_oracle_threads_and_batch(xs, ws, kw
     np.testing.assert_allclose(got[0], want, rtol=1e-10, atol=1e-12)
     np.testing.assert_array_equal(got[1], got[0])
     for n in range(xs[0]):  # an image's gradient is the one it gets alone
-        alone = conv2d_backward(gy[n : n + 1], x[n : n + 1], w, **kw, needs_weight_grad=False)
+        alone = conv2d_backward(
+            gy[n : n + 1], x[n : n + 1], w, **kw, needs_weight_grad=False, _route="direct"
+        )
         np.testing.assert_array_equal(alone[0], got[0][n : n + 1])
 
 

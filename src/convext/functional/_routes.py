@@ -148,6 +148,18 @@ GW_DIRECT_MIN_PAIRS = 4
 # Measured against the GEMM route (float32, batch 16, 1 thread, CPU time of the call):
 # 64x56x56 3x3 17.8 vs 21.6 ms, 32x64x64 3x3 dilation 2 6.3 vs 9.4, 128x28x28 16.8 vs 19.5,
 # 256x14x14 19.3 vs 18.8.
+# It also wants at least GI_DIRECT_MIN_CG channels per group in the convolution, which are the
+# filters of its forward convolution: with fewer, that forward fills few filter tiles and
+# unfolds grad_out (padded to the whole input plane) for few of them, while the GEMM route's
+# product (channels*kH*kW rows, filters long) stays efficient. Measured with forced routes on
+# AVX2 kernels (a Zen 3, float32, 2 threads, ms GEMM / direct, medians of 7): channels ->
+# filters 6 -> 16 5x5 at 14x14 batch 64 (the benchmark's lenet-c2) 1.10 / 1.30, 4 -> 16 0.72 /
+# 0.98, 8 -> 16 1.43 / 1.40, 12 -> 16 2.04 / 1.81; 3x3 padding 1 at 56x56 batch 16, 4, 6, 8 and
+# 12 -> 32 2.0 / 2.7, 3.0 / 4.4, 3.3 / 3.9 and 5.3 / 6.3, but 32 -> 32 10.5 / 9.2; 3 -> 16 5x5
+# at 32x32 batch 64 2.1 / 3.0; 16 -> 16 3x3 and 5x5 at 8x8 to 28x28 0.75-0.82 of the GEMM's
+# time. (6 and 8 -> 16 5x5 padding 2 at 28x28 took 0.8 of the GEMM's time; they now take
+# the GEMM route too.)
+GI_DIRECT_MIN_CG = 16
 
 
 class ConvShape(NamedTuple):
@@ -310,8 +322,8 @@ def choose_route(pass_, s):
     geometry: depthwise when it accepts it with one filter per group (with a channel multiplier
     of at most DW_MAX_MULTIPLIER, for the input gradient only); else direct within its measured
     limits for the active instruction set (never for a depthwise geometry; the input gradient
-    within the forward's limits of its forward convolution, grad_input_as_forward); else
-    GEMM."""
+    within the forward's limits of its forward convolution, grad_input_as_forward, and from
+    GI_DIRECT_MIN_CG channels per group on); else GEMM."""
     if accepts("depthwise", pass_, s) and (
         _is_depthwise(s) or (pass_ == "grad_input" and s.filters_per_group <= DW_MAX_MULTIPLIER)
     ):
@@ -320,7 +332,7 @@ def choose_route(pass_, s):
         return "gemm"
     if pass_ == "grad_input":
         as_forward = grad_input_as_forward(s)
-        if as_forward is None:
+        if as_forward is None or s.channels_per_group < GI_DIRECT_MIN_CG:
             return "gemm"
         route = choose_route("forward", as_forward[0])
         return route if route == "direct" else "gemm"
