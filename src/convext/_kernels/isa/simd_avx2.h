@@ -47,6 +47,20 @@ CVX_INLINE void cvx_vf_transpose(const float *src, cvx_index ld, float *dst, cvx
     cvx_x86_transpose8_f(src, ld, dst, ldd);
 }
 
+/* The GEMM tile's 6 rows in the first 6 lanes of one vector (kernels.inc, cvx_krows): loaded
+ * with a mask, so the 2 elements past a packed strip's row are neither read nor used (lanes
+ * 6 and 7 hold zeros); stored whole, 8 elements */
+#define CVX_VF_ROWV_PART 6
+typedef __m256 cvx_vf8;
+CVX_INLINE cvx_vf8 cvx_vf8_load_part(const float *p)
+{
+    return _mm256_maskload_ps(p, _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0));
+}
+CVX_INLINE void cvx_vf8_store(float *p, cvx_vf8 x) { _mm256_storeu_ps(p, x); }
+CVX_INLINE cvx_vf8 cvx_vf8_bcast(const float *p) { return _mm256_broadcast_ss(p); }
+CVX_INLINE cvx_vf8 cvx_vf8_fma(cvx_vf8 a, cvx_vf8 b, cvx_vf8 c) { return _mm256_fmadd_ps(a, b, c); }
+CVX_INLINE cvx_vf8 cvx_vf8_zero(void) { return _mm256_setzero_ps(); }
+
 typedef __m256d cvx_vd;
 #define CVX_VD_LANES 4
 CVX_INLINE cvx_vd cvx_vd_load(const double *p) { return _mm256_loadu_pd(p); }
