@@ -32,6 +32,10 @@ SHAPES = [
     (1, 20, 8, 15, 161, 3, 3, 1, 1, 1),  # 120 = 2 * 48 + 24 columns; 161 filters
     (1, 50, 10, 6, 20, 1, 1, 1, 0, 1),  # 1x1, 60 = 48 + 12 columns, 20 filters
     (1, 3, 9, 9, 24, 1, 1, 1, 0, 1),  # 1x1 on 3 channels: fewer than the steps, one a step
+    # filter blocks of whole strips of the tile's rows, their strip counts within one of each
+    # other: 32 filters (AVX2: 6 strips, the last of 2 rows; in 2 or 3 blocks), 64 (11 strips)
+    (1, 40, 9, 9, 32, 1, 1, 1, 0, 1),
+    (1, 24, 6, 6, 64, 3, 3, 1, 1, 1),
 ]
 
 
@@ -87,7 +91,9 @@ def test_shared_b_is_bitwise_the_one_thread_path(dtype, shape, packed):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [SHAPES[0], SHAPES[2], SHAPES[4], SHAPES[6], SHAPES[9]])
+@pytest.mark.parametrize(
+    "shape", [SHAPES[0], SHAPES[2], SHAPES[4], SHAPES[6], SHAPES[9], SHAPES[10], SHAPES[11]]
+)
 def test_shared_b_matches_the_naive_oracle(dtype, shape):
     N, C, H, W, F, kh, kw, s, p, G = shape
     x, w, b = _data(shape, dtype, seed=5)

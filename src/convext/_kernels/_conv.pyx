@@ -1799,8 +1799,8 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
     Small planes: when several images' tiles fit in one tile of TILE_BYTES, a work item puts
     nimg images side by side in the GEMM's columns (its output goes through a per-thread
     buffer). Few work items (batch 1): each is split into blocks of filters (rows of the
-    GEMM; multiples of 8, and with `packed` of the GEMM tile's rows too, so that each block
-    starts at a packed strip), which share the item's unfolded input, packed once by all the
+    GEMM; whole strips of the GEMM tile's rows, so that with `packed` each block starts at a
+    packed strip; near-equal, _filter_block), which share the item's unfolded input, packed once by all the
     threads (_fwd_gemm_shared_b). Neither changes any output's arithmetic (the GEMM's result
     depends only on K), so y is the same for every batch size and thread count."""
     cdef geom_t g = _geom(_s4(x.shape), _s4(w.shape), _s4(y.shape), groups, stride_h, stride_w,
@@ -1828,7 +1828,7 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
         if nbal <= g.N:
             nib = nbal
     cdef idx_t items = nib * g.G * ntile
-    cdef idx_t nfb = 1, FB = g.Fg, mr = gemm_mr(floating is double), unit = 8, Fgp = 0
+    cdef idx_t nfb = 1, mr = gemm_mr(floating is double), Fgp = 0, strips, want, FB
     cdef const floating *wp = NULL
     if packed is None and nimg == 1 and items >= 2 * g.G * <idx_t>max(1, n_threads):
         # tiles of one image, at least two items per thread reading each group's weight:
@@ -1841,12 +1841,18 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
     if packed is not None:
         wp = &packed[0]
         Fgp = (g.Fg + mr - 1) // mr * mr  # rows of one group's packed weight
-        while unit % mr:  # filter blocks start at a packed strip
-            unit += 8
+    # Few items (batch 1): each item's filters in nfb blocks of whole strips of the GEMM tile's
+    # mr rows (a block starts at a packed strip), their strip counts within one of each other
+    # (_filter_block): two blocks per thread where the strips allow it, else one, so that the
+    # threads get equal shares. (Blocks rounded up to a multiple of 24 rows had left a thread
+    # 24 of 32 filters, or 48 of 64.)
+    strips = (g.Fg + mr - 1) // mr
     if n_threads > 1 and items < 2 * <idx_t>n_threads and g.Fg >= 16:
-        nfb = (2 * <idx_t>n_threads + items - 1) // items
-        FB = ((g.Fg + nfb - 1) // nfb + unit - 1) // unit * unit
-        nfb = (g.Fg + FB - 1) // FB
+        want = (2 * <idx_t>n_threads + items - 1) // items
+        if strips < 2 * want:
+            want = (<idx_t>n_threads + items - 1) // items
+        nfb = min(strips, want)
+    FB = min(g.Fg, mr * ((strips + nfb - 1) // nfb))  # filters in the largest block
     n_threads = _threads_for(items * nfb, n_threads)
     # B packed straight from x through a table of offsets (one copy of the input, not an
     # unfolded tile and then its packing), where the table is small enough
@@ -1890,11 +1896,11 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
     with nogil:
         if share_b:
             _fwd_gemm_shared_b(&x[0, 0, 0, 0], &w[0, 0, 0, 0], wp, Fgp, bp, &y[0, 0, 0, 0], &g,
-                               PT, nimg, nib, FB, cb, image_is_cols, bs, ldb, rp, &e,
+                               PT, nimg, nib, nfb, mr, cb, image_is_cols, bs, ldb, rp, &e,
                                &scratch[0, 0], scratch.shape[1], per, n_threads)
         else:
             _fwd_gemm(&x[0, 0, 0, 0], &w[0, 0, 0, 0], wp, Fgp, bp, &y[0, 0, 0, 0], &g, PT,
-                      nimg, nib, FB, image_is_cols, tab, rp, &e, &scratch[0, 0],
+                      nimg, nib, nfb, mr, image_is_cols, tab, rp, &e, &scratch[0, 0],
                       scratch.shape[1], per, n_threads)
 
 
@@ -1937,6 +1943,17 @@ cdef inline void _fwd_gemm_rows(const floating *w, const floating *wp, idx_t Fgp
         _gemm(f1 - f0, cols, K, w + (gi * Fg + f0) * K, K, 1, B, rsb, 1, C, ldc, 0, work)
 
 
+cdef inline span_t _filter_block(idx_t i, idx_t nfb, idx_t unit, idx_t Fg) noexcept nogil:
+    """The filters [lo, hi) of block i when a group's Fg filters, in strips of `unit` (the last
+    strip shorter), go in nfb <= strips blocks of whole strips, their strip counts within one of
+    each other. (Returned by value, as _ow_range.)"""
+    cdef span_t r
+    cdef idx_t strips = (Fg + unit - 1) // unit
+    r.lo = min(Fg, unit * (strips * i // nfb))
+    r.hi = min(Fg, unit * (strips * (i + 1) // nfb))
+    return r
+
+
 cdef inline idx_t _image_block_start(idx_t i, idx_t N, idx_t nib) noexcept nogil:
     """The first image of block i when N images go in nib blocks of even sizes (block i: the
     images [start(i), start(i + 1)), sizes within one of each other)."""
@@ -1945,20 +1962,20 @@ cdef inline idx_t _image_block_start(idx_t i, idx_t N, idx_t nib) noexcept nogil
 
 cdef void _fwd_gemm(const floating *x, const floating *w, const floating *wp, idx_t Fgp,
                     const floating *b, floating *y, const geom_t *g, idx_t PT, idx_t nimg,
-                    idx_t nib, idx_t FB, bint image_is_cols, const idx_t *tab,
+                    idx_t nib, idx_t nfb, idx_t unit, bint image_is_cols, const idx_t *tab,
                     const floating *res, const epi_t *e, floating *scratch, idx_t ld_s,
                     idx_t per, int nt) noexcept nogil:
     """Work items (image, or block of at most nimg images: nib blocks, _image_block_start;
-    group; pixel tile; block of FB filters).
-    wp: NULL, or the weight packed by conv2d_pack_weight_gemm (Fgp rows per group; FB then a
-    multiple of the tile's rows). tab: NULL, or _gather_table(g, nimg) (nimg > 1): an item then
+    group; block of filters: nfb blocks of whole strips of `unit` rows, _filter_block).
+    wp: NULL, or the weight packed by conv2d_pack_weight_gemm (Fgp rows per group; `unit` then
+    the tile's rows, so that a block starts at a packed strip). tab: NULL, or _gather_table(g, nimg) (nimg > 1): an item then
     packs its B straight from x (gemm_pack_b_gather) and multiplies it in place (gemm_pb),
     instead of unfolding it into buf for the GEMM to pack: the same values, so the same bits."""
     cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW, HW = g.H * g.W
     cdef idx_t ntile = 1 if nimg > 1 else (P + PT - 1) // PT
-    cdef idx_t nfb = (g.Fg + FB - 1) // FB
     cdef idx_t nitems = nib * g.G * ntile * nfb
     cdef idx_t it, n, n1, j, gi, t, p0, p1, f0, f1, rest, rsb, cols, off
+    cdef span_t fb
     cdef idx_t ldp = (gemm_packed_b_elems(K, nimg * P, floating is double) + 15) // 16 * 16
     cdef floating *buf
     cdef floating *work
@@ -1971,10 +1988,9 @@ cdef void _fwd_gemm(const floating *x, const floating *w, const floating *wp, id
         for it in prange(nitems, schedule='dynamic'):
             buf = scratch + cvx_omp_get_thread_num() * ld_s
             work = buf + per
-            f0 = (it % nfb) * FB
-            f1 = f0 + FB
-            if f1 > g.Fg:
-                f1 = g.Fg
+            fb = _filter_block(it % nfb, nfb, unit, g.Fg)
+            f0 = fb.lo
+            f1 = fb.hi
             rest = it // nfb
             t = rest % ntile
             gi = (rest // ntile) % g.G
@@ -2044,11 +2060,12 @@ cdef inline shared_b_item_t _shared_b_item(idx_t i, idx_t ntile, idx_t nimg, idx
 
 cdef void _fwd_gemm_shared_b(const floating *x, const floating *w, const floating *wp,
                              idx_t Fgp, const floating *b, floating *y, const geom_t *g, idx_t PT,
-                             idx_t nimg, idx_t nib, idx_t FB, idx_t cb, bint image_is_cols,
+                             idx_t nimg, idx_t nib, idx_t nfb, idx_t unit, idx_t cb,
+                             bint image_is_cols,
                              floating *bs, idx_t ldb, const floating *res, const epi_t *e,
                              floating *scratch, idx_t ld_s, idx_t per, int nt) noexcept nogil:
     """_fwd_gemm's work items (image or block of at most nimg images, group, pixel tile, block
-    of FB filters) when an item's filter blocks are several (few items: batch 1, or a few
+    of filters) when an item's filter blocks are several (few items: batch 1, or a few
     blocks of images on a small plane) and share its B: first every (images, group, tile)
     item's B is unfolded and packed once into bs + item*ldb (gemm_pack_b), the threads taking
     blocks of cb channels; then the filter blocks multiply it (gemm_pb). The GEMM reads the
@@ -2056,9 +2073,9 @@ cdef void _fwd_gemm_shared_b(const floating *x, const floating *w, const floatin
     cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW, HW = g.H * g.W, kk = g.kh * g.kw
     cdef idx_t ntile = 1 if nimg > 1 else (P + PT - 1) // PT
     cdef idx_t items = nib * g.G * ntile
-    cdef idx_t nfb = (g.Fg + FB - 1) // FB
     cdef idx_t ncb = (g.Cg + cb - 1) // cb
     cdef idx_t it, i, n, n1, j, gi, p0, p1, c0, c1, f0, f1, off, cols
+    cdef span_t fb
     cdef shared_b_item_t q
     cdef floating *buf
     cdef floating *work
@@ -2088,10 +2105,9 @@ cdef void _fwd_gemm_shared_b(const floating *x, const floating *w, const floatin
         for it in prange(items * nfb, schedule='dynamic'):
             buf = scratch + cvx_omp_get_thread_num() * ld_s
             work = buf + per
-            f0 = (it % nfb) * FB
-            f1 = f0 + FB
-            if f1 > g.Fg:
-                f1 = g.Fg
+            fb = _filter_block(it % nfb, nfb, unit, g.Fg)
+            f0 = fb.lo
+            f1 = fb.hi
             i = it // nfb
             q = _shared_b_item(i, ntile, nimg, nib, PT, g)
             gi, n, n1, p0, p1, cols = q.gi, q.n, q.n1, q.p0, q.p1, q.cols
