@@ -116,6 +116,7 @@ import numpy as np
 
 from cython.parallel cimport parallel, prange
 from libc.math cimport INFINITY, erf, exp, expm1, tanh
+from libc.string cimport memcpy
 
 from ._openmp cimport cvx_omp_get_thread_num
 from ._types cimport floating, idx_t
@@ -272,11 +273,61 @@ cdef inline floating _sum(const floating *a, idx_t n) noexcept nogil:
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
 
 
+cdef void _im2col_tile_shifted(const floating *xn, idx_t c0, idx_t nc, idx_t p0, idx_t p1,
+                               floating *dst, idx_t ldd, const geom_t *g) noexcept nogil:
+    """_im2col_tile when both strides are 1 and OW == W (a "same" padding of the columns: 3x3
+    with padding 1, any dilation with its padding). Output pixel p = oh*W + ow then reads, for
+    tap (i, j), the input element p + offh*W + offw of its channel's plane (offh = i*dil_h - ph,
+    offw = j*dil_w - pw): the plane shifted as one flat run. The run is right wherever the tap
+    reads inside the image; elsewhere the flat index either leaves the plane (rows above or below
+    the image: those pixels are not copied) or wraps across a row's edge (columns with ow + offw
+    outside [0, W), set after the copy): both padding, 0. So one copy per tap and a few zeros
+    per row, instead of a copy per output row (28 or 56 elements at a time on ResNet's planes)."""
+    cdef idx_t HW = g.H * g.W, c, i, j, offh, offw, shift, lo, hi, p, oh, ow, ca, cb, r = 0
+    cdef idx_t oh0 = p0 // g.W, oh1 = (p1 - 1) // g.W
+    cdef const floating *xc
+    cdef floating *d
+    for c in range(nc):
+        xc = xn + (c0 + c) * HW
+        for i in range(g.kh):
+            offh = i * g.dil_h - g.ph
+            for j in range(g.kw):
+                offw = j * g.dil_w - g.pw
+                shift = offh * g.W + offw
+                d = dst + r * ldd - p0  # d[p]: output pixel p of this row of the tile
+                lo = max(p0, -shift)  # the pixels whose input element lies in the plane
+                hi = min(p1, HW - shift)
+                lo = min(lo, p1)
+                hi = max(hi, lo)
+                for p in range(p0, lo):
+                    d[p] = 0
+                memcpy(d + lo, xc + lo + shift, (hi - lo) * sizeof(floating))
+                for p in range(hi, p1):
+                    d[p] = 0
+                # the columns whose element wrapped across a row's edge
+                if offw > 0:
+                    ca = max(0, g.W - offw)
+                    cb = g.W
+                else:
+                    ca = 0
+                    cb = min(g.W, -offw)
+                if ca < cb:
+                    for oh in range(oh0, oh1 + 1):
+                        for ow in range(ca, cb):
+                            p = oh * g.W + ow
+                            if p >= p0 and p < p1:
+                                d[p] = 0
+                r += 1
+
+
 cdef void _im2col_tile(const floating *xn, idx_t c0, idx_t nc, idx_t p0, idx_t p1,
                        floating *dst, idx_t ldd, const geom_t *g) noexcept nogil:
     """Unfold output pixels [p0, p1) of channels [c0, c0+nc) of one image:
     dst[r*ldd + p - p0] = x[c, ih, iw] (0 in the padding), r = (c - c0)*kh*kw + i*kw + j."""
     cdef idx_t c, i, j, oh, ih, ow, lo, hi, lo2, hi2, a, b, offh, offw, r = 0
+    if g.sh == 1 and g.sw == 1 and g.OW == g.W:
+        _im2col_tile_shifted(xn, c0, nc, p0, p1, dst, ldd, g)
+        return
     cdef span_t span
     cdef idx_t oh0 = p0 // g.OW, oh1 = (p1 - 1) // g.OW
     cdef const floating *xc
@@ -1800,9 +1851,10 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
     nimg images side by side in the GEMM's columns (its output goes through a per-thread
     buffer). Few work items (batch 1): each is split into blocks of filters (rows of the
     GEMM; whole strips of the GEMM tile's rows, so that with `packed` each block starts at a
-    packed strip; near-equal, _filter_block), which share the item's unfolded input, packed once by all the
-    threads (_fwd_gemm_shared_b). Neither changes any output's arithmetic (the GEMM's result
-    depends only on K), so y is the same for every batch size and thread count."""
+    packed strip; near-equal, _filter_block), which share the item's unfolded input, packed
+    once by all the threads (_fwd_gemm_shared_b). Neither changes any output's arithmetic
+    (the GEMM's result depends only on K), so y is the same for every batch size and thread
+    count."""
     cdef geom_t g = _geom(_s4(x.shape), _s4(w.shape), _s4(y.shape), groups, stride_h, stride_w,
                           pad_top, pad_left, dil_h, dil_w)
     cdef const floating *bp = NULL
@@ -1966,11 +2018,12 @@ cdef void _fwd_gemm(const floating *x, const floating *w, const floating *wp, id
                     const floating *res, const epi_t *e, floating *scratch, idx_t ld_s,
                     idx_t per, int nt) noexcept nogil:
     """Work items (image, or block of at most nimg images: nib blocks, _image_block_start;
-    group; block of filters: nfb blocks of whole strips of `unit` rows, _filter_block).
-    wp: NULL, or the weight packed by conv2d_pack_weight_gemm (Fgp rows per group; `unit` then
-    the tile's rows, so that a block starts at a packed strip). tab: NULL, or _gather_table(g, nimg) (nimg > 1): an item then
-    packs its B straight from x (gemm_pack_b_gather) and multiplies it in place (gemm_pb),
-    instead of unfolding it into buf for the GEMM to pack: the same values, so the same bits."""
+    group; pixel tile; block of filters: nfb blocks of whole strips of `unit` rows,
+    _filter_block). wp: NULL, or the weight packed by conv2d_pack_weight_gemm (Fgp rows per
+    group; `unit` then the tile's rows, so that a block starts at a packed strip). tab: NULL,
+    or _gather_table(g, nimg) (nimg > 1): an item then packs its B straight from x
+    (gemm_pack_b_gather) and multiplies it in place (gemm_pb), instead of unfolding it into
+    buf for the GEMM to pack: the same values, so the same bits."""
     cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW, HW = g.H * g.W
     cdef idx_t ntile = 1 if nimg > 1 else (P + PT - 1) // PT
     cdef idx_t nitems = nib * g.G * ntile * nfb
