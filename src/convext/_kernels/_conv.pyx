@@ -301,7 +301,8 @@ cdef void _im2col_tile_shifted(const floating *xn, idx_t c0, idx_t nc, idx_t p0,
                 hi = max(hi, lo)
                 for p in range(p0, lo):
                     d[p] = 0
-                memcpy(d + lo, xc + lo + shift, (hi - lo) * sizeof(floating))
+                if hi > lo:
+                    memcpy(d + lo, xc + lo + shift, (hi - lo) * sizeof(floating))
                 for p in range(hi, p1):
                     d[p] = 0
                 # the columns whose element wrapped across a row's edge
