@@ -294,17 +294,17 @@ cdef void _im2col_tile_shifted(const floating *xn, idx_t c0, idx_t nc, idx_t p0,
             for j in range(g.kw):
                 offw = j * g.dil_w - g.pw
                 shift = offh * g.W + offw
-                d = dst + r * ldd - p0  # d[p]: output pixel p of this row of the tile
+                d = dst + r * ldd  # d[p - p0]: output pixel p of this row of the tile
                 lo = max(p0, -shift)  # the pixels whose input element lies in the plane
                 hi = min(p1, HW - shift)
                 lo = min(lo, p1)
                 hi = max(hi, lo)
                 for p in range(p0, lo):
-                    d[p] = 0
+                    d[p - p0] = 0
                 if hi > lo:
-                    memcpy(d + lo, xc + lo + shift, (hi - lo) * sizeof(floating))
+                    memcpy(d + (lo - p0), xc + (lo + shift), (hi - lo) * sizeof(floating))
                 for p in range(hi, p1):
-                    d[p] = 0
+                    d[p - p0] = 0
                 # the columns whose element wrapped across a row's edge
                 if offw > 0:
                     ca = max(0, g.W - offw)
@@ -317,7 +317,7 @@ cdef void _im2col_tile_shifted(const floating *xn, idx_t c0, idx_t nc, idx_t p0,
                         for ow in range(ca, cb):
                             p = oh * g.W + ow
                             if p >= p0 and p < p1:
-                                d[p] = 0
+                                d[p - p0] = 0
                 r += 1
 
 
