@@ -10,8 +10,10 @@ dilation with its padding, a shift of more than the whole row (dilation 5 on a p
 every column wraps for the outer taps), row padding larger than "same" (more output rows than
 input rows), a kernel one column wide (no column wraps), a 1x1 plane, and a wide kernel
 (shifts of up to two columns). The forward and the weight gradient (which unfold the same way)
-against the naive loops of tests/reference.py, on 1 and 2 threads; and a NaN on a row's first
-column must not reach the previous row's last output through the wrap."""
+against the naive loops of tests/reference.py, on 1 and 2 threads; a NaN on a row's first
+column must not reach the previous row's last output through the wrap; and shifts of 2**39
+rows or 2**20 columns (the index arithmetic stays within the tile and the plane) give the
+oracle's values."""
 
 import numpy as np
 import pytest
@@ -77,3 +79,23 @@ def test_a_nan_on_a_row_edge_stays_in_its_windows():
     want[1:4, 0:2] = True
     for f in range(3):
         np.testing.assert_array_equal(np.isnan(y[0, f]), want)
+
+
+@pytest.mark.parametrize(
+    "xs, ws, padding, dilation",
+    [
+        # rows: a dilation and padding of 2**39 - 1, one output row: the outer taps' input rows
+        # are 2**39 - 1 rows away, so only the centre tap reads the image
+        ((1, 1, 1, 4096), (2, 1, 3, 1), ((1 << 39) - 1, 0), ((1 << 39) - 1, 1)),
+        # columns: a shift of 2**20 columns on a plane 5 wide wraps every column
+        ((1, 2, 3, 5), (2, 2, 1, 3), (0, 1 << 20), (1, 1 << 20)),
+    ],
+)
+def test_shifts_far_beyond_the_plane(xs, ws, padding, dilation):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = rng.standard_normal(ws).astype(np.float32)
+    y = F.conv2d(x, w, None, padding=padding, dilation=dilation, _route="gemm")
+    want = ref.conv2d_by_pixels(x, w, None, 1, padding, dilation)
+    assert y.shape == want.shape == xs[:1] + ws[:1] + xs[2:]
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)

@@ -279,46 +279,58 @@ cdef void _im2col_tile_shifted(const floating *xn, idx_t c0, idx_t nc, idx_t p0,
     with padding 1, any dilation with its padding). Output pixel p = oh*W + ow then reads, for
     tap (i, j), the input element p + offh*W + offw of its channel's plane (offh = i*dil_h - ph,
     offw = j*dil_w - pw): the plane shifted as one flat run. The run is right wherever the tap
-    reads inside the image; elsewhere the flat index either leaves the plane (rows above or below
-    the image: those pixels are not copied) or wraps across a row's edge (columns with ow + offw
+    reads inside the image; elsewhere the output row's input row is outside the image (those
+    pixels are not copied) or the element wraps across a row's edge (columns with ow + offw
     outside [0, W), set after the copy): both padding, 0. So one copy per tap and a few zeros
-    per row, instead of a copy per output row (28 or 56 elements at a time on ResNet's planes)."""
-    cdef idx_t HW = g.H * g.W, c, i, j, offh, offw, shift, lo, hi, p, oh, ow, ca, cb, r = 0
-    cdef idx_t oh0 = p0 // g.W, oh1 = (p1 - 1) // g.W
+    per row, instead of a copy per output row (28 or 56 elements at a time on ResNet's planes).
+    Every product below stays within the tile's rows (at most (OH + 1)*W) or the plane (H*W):
+    a padding or dilation of up to 2**40 cannot overflow it."""
+    cdef idx_t HW = g.H * g.W, c, i, j, offh, offw, shift, ra, rb, lo, hi, p, oh, ow, ca, cb
+    cdef idx_t oh0 = p0 // g.W, oh1 = (p1 - 1) // g.W, r = 0
     cdef const floating *xc
     cdef floating *d
     for c in range(nc):
         xc = xn + (c0 + c) * HW
         for i in range(g.kh):
             offh = i * g.dil_h - g.ph
+            # the tile's output rows [ra, rb) whose input row oh + offh lies in the image
+            ra = min(max(oh0, -offh), oh1 + 1)
+            rb = max(min(oh1 + 1, g.H - offh), ra)
             for j in range(g.kw):
                 offw = j * g.dil_w - g.pw
-                shift = offh * g.W + offw
                 d = dst + r * ldd  # d[p - p0]: output pixel p of this row of the tile
-                lo = max(p0, -shift)  # the pixels whose input element lies in the plane
-                hi = min(p1, HW - shift)
-                lo = min(lo, p1)
-                hi = max(hi, lo)
+                r += 1
+                lo = p1
+                hi = p1
+                if ra < rb and -g.W < offw < g.W:
+                    lo = max(p0, ra * g.W)
+                    hi = min(p1, rb * g.W)
+                    # of those, the pixels whose element lies in the plane (the others wrap)
+                    shift = offh * g.W + offw
+                    lo = max(lo, -shift)
+                    hi = min(hi, HW - shift)
+                    if hi > lo:
+                        memcpy(d + (lo - p0), xc + (lo + shift), (hi - lo) * sizeof(floating))
+                    else:
+                        lo = p1
+                        hi = p1
                 for p in range(p0, lo):
                     d[p - p0] = 0
-                if hi > lo:
-                    memcpy(d + (lo - p0), xc + (lo + shift), (hi - lo) * sizeof(floating))
                 for p in range(hi, p1):
                     d[p - p0] = 0
-                # the columns whose element wrapped across a row's edge
+                # the copied rows' columns whose element wrapped across a row's edge
                 if offw > 0:
                     ca = max(0, g.W - offw)
                     cb = g.W
                 else:
                     ca = 0
                     cb = min(g.W, -offw)
-                if ca < cb:
-                    for oh in range(oh0, oh1 + 1):
+                if lo < hi and ca < cb:
+                    for oh in range(lo // g.W, (hi - 1) // g.W + 1):
                         for ow in range(ca, cb):
                             p = oh * g.W + ow
-                            if p >= p0 and p < p1:
+                            if p >= lo and p < hi:
                                 d[p - p0] = 0
-                r += 1
 
 
 cdef void _im2col_tile(const floating *xn, idx_t c0, idx_t nc, idx_t p0, idx_t p1,
