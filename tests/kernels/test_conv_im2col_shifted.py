@@ -12,8 +12,8 @@ input rows), a kernel one column wide (no column wraps), a 1x1 plane, and a wide
 (shifts of up to two columns). The forward and the weight gradient (which unfold the same way)
 against the naive loops of tests/reference.py, on 1 and 2 threads; a NaN on a row's first
 column must not reach the previous row's last output through the wrap; and shifts of 2**39
-rows or 2**20 columns (the index arithmetic stays within the tile and the plane) give the
-oracle's values."""
+rows or 2**20 columns, or of all but one column of a wide row (the index arithmetic stays
+within the tile and the plane) give the oracle's values."""
 
 import numpy as np
 import pytest
@@ -89,6 +89,10 @@ def test_a_nan_on_a_row_edge_stays_in_its_windows():
         ((1, 1, 1, 4096), (2, 1, 3, 1), ((1 << 39) - 1, 0), ((1 << 39) - 1, 1)),
         # columns: a shift of 2**20 columns on a plane 5 wide wraps every column
         ((1, 2, 3, 5), (2, 2, 1, 3), (0, 1 << 20), (1, 1 << 20)),
+        # a shift of W - 1 on a row of 2**16 columns cut into tiles of a few hundred pixels:
+        # all but one column of each outer tap wraps (the zeros are written per tile, only
+        # within it)
+        ((1, 1, 1, 1 << 16), (1, 1, 1, 3), (0, (1 << 16) - 1), (1, (1 << 16) - 1)),
     ],
 )
 def test_shifts_far_beyond_the_plane(xs, ws, padding, dilation):

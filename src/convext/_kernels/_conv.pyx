@@ -327,10 +327,10 @@ cdef void _im2col_tile_shifted(const floating *xn, idx_t c0, idx_t nc, idx_t p0,
                     cb = min(g.W, -offw)
                 if lo < hi and ca < cb:
                     for oh in range(lo // g.W, (hi - 1) // g.W + 1):
-                        for ow in range(ca, cb):
-                            p = oh * g.W + ow
-                            if p >= lo and p < hi:
-                                d[p - p0] = 0
+                        # those columns of this row within [lo, hi) (a tile may hold only a
+                        # few pixels of a row of up to 2**40 columns)
+                        for ow in range(max(ca, lo - oh * g.W), min(cb, hi - oh * g.W)):
+                            d[oh * g.W + ow - p0] = 0
 
 
 cdef void _im2col_tile(const floating *xn, idx_t c0, idx_t nc, idx_t p0, idx_t p1,
