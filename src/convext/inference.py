@@ -76,6 +76,7 @@ from .layers import (
     Tanh,
 )
 from .layers.graph import Add
+from .models._common import flatten_batch
 
 __all__ = ["InferenceModel", "optimize_for_inference"]
 
@@ -214,24 +215,20 @@ def _lower_inverted_residual(lw, block, v):
     return lw.emit("add", (y, v), _add) if block.use_res_connect else y
 
 
-def _flatten(x):
-    return x.reshape(x.shape[0], -1)
-
-
 def _lower_resnet(lw, net, v):
     for layer in net._trunk():
         v = lw.layer(layer, v)
-    return lw.layer(net.fc, lw.call(_flatten, v))
+    return lw.layer(net.fc, lw.call(flatten_batch, v))
 
 
 def _lower_mobilenet(lw, net, v):
     v = lw.call(functional.global_avg_pool2d, lw.layer(net.features, v))
-    return lw.layer(net.classifier, lw.call(_flatten, v))
+    return lw.layer(net.classifier, lw.call(flatten_batch, v))
 
 
 def _lower_vgg(lw, net, v):
     v = lw.layer(net.avgpool, lw.layer(net.features, v))
-    return lw.layer(net.classifier, lw.call(_flatten, v))
+    return lw.layer(net.classifier, lw.call(flatten_batch, v))
 
 
 def _lower_graph_into(lw, graph, ins):

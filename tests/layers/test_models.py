@@ -152,6 +152,25 @@ def test_save_load_round_trip_and_batch_independence(name, tmp_path):
     np.testing.assert_array_equal(model(x[1:]), y[1:])  # eval: no dependence on the batch
 
 
+@pytest.mark.parametrize("name", list(SMALL))
+def test_a_batch_of_zero_images(name):
+    """torch's models take a batch of 0 (torch.flatten keeps it); so do the zoo's, in eval
+    mode, optimized, and forward and backward in training mode. (numpy's reshape(0, -1) cannot
+    infer the -1: the classifiers' flatten raised a ValueError.)"""
+    build, shape = SMALL[name]
+    model = build(np.float32)
+    x = np.zeros((0,) + shape[1:], np.float32)
+    model.eval()
+    want = model(np.zeros((1,) + shape[1:], np.float32)).shape[1:]
+    y = model(x)
+    assert y.shape == (0,) + want and y.dtype == np.float32
+    assert convext.optimize_for_inference(model)(x).shape == y.shape
+    model.train()
+    y = model(x)
+    assert y.shape == (0,) + want
+    assert model.backward(np.zeros_like(y)).shape == x.shape
+
+
 def test_vgg11_description_round_trips():
     """VGG-11 is 507 MB: its description is checked as load checks it, without memory."""
     from convext.layers.registry import layer_from_spec, layer_spec

@@ -9,7 +9,20 @@ from .. import init
 from ..layers import BatchNorm2D, Conv2D, ConvTranspose2D, Dense, Dropout
 from ..layers.base import _building_unallocated, _dtype, unallocated
 
-__all__ = ["building", "check_int", "conv_bn_act", "model_dtype", "torchvision_init"]
+__all__ = [
+    "building",
+    "check_int",
+    "conv_bn_act",
+    "flatten_batch",
+    "model_dtype",
+    "torchvision_init",
+]
+
+
+def flatten_batch(x):
+    """(N, ...) -> (N, product of the rest), the classifier's input: also for a batch of 0
+    (numpy's reshape(0, -1) cannot infer the -1)."""
+    return x.reshape(x.shape[0], int(np.prod(x.shape[1:], dtype=np.int64)))
 
 
 def model_dtype(dtype):

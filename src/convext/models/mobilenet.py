@@ -21,7 +21,7 @@ from numpy.typing import DTypeLike
 
 from .. import functional
 from ..layers import BatchNorm2D, Conv2D, Dense, Dropout, Layer, ReLU6, Sequential, register_layer
-from ._common import building, check_int, conv_bn_act, model_dtype, torchvision_init
+from ._common import building, check_int, conv_bn_act, flatten_batch, model_dtype, torchvision_init
 
 __all__ = ["InvertedResidual", "MobileNetV2", "make_divisible", "mobilenet_v2"]
 
@@ -173,7 +173,7 @@ class MobileNetV2(Layer):
         x = self.features(x)
         self._shape = x.shape if self.training else None
         x = functional.global_avg_pool2d(x)
-        return self.classifier(x.reshape(x.shape[0], -1))
+        return self.classifier(flatten_batch(x))
 
     def backward(self, grad_out, needs_input_grad=True):
         if self._shape is None:

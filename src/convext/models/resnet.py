@@ -33,7 +33,7 @@ from ..layers import (
     Sequential,
     register_layer,
 )
-from ._common import building, check_int, model_dtype, torchvision_init
+from ._common import building, check_int, flatten_batch, model_dtype, torchvision_init
 
 __all__ = ["BasicBlock", "Bottleneck", "ResNet", "resnet18", "resnet34", "resnet50"]
 
@@ -233,7 +233,7 @@ class ResNet(Layer):
         for layer in self._trunk():
             x = layer(x)
         self._pooled = x.shape if self.training else None
-        return self.fc(x.reshape(x.shape[0], -1))
+        return self.fc(flatten_batch(x))
 
     def backward(self, grad_out, needs_input_grad=True):
         if self._pooled is None:

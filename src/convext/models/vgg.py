@@ -27,7 +27,7 @@ from ..layers import (
     Sequential,
     register_layer,
 )
-from ._common import building, check_int, model_dtype, torchvision_init
+from ._common import building, check_int, flatten_batch, model_dtype, torchvision_init
 
 __all__ = ["VGG", "vgg11"]
 
@@ -82,7 +82,7 @@ class VGG(Layer):
     def forward(self, x):
         x = self.avgpool(self.features(x))
         self._pooled = x.shape if self.training else None
-        return self.classifier(x.reshape(x.shape[0], -1))
+        return self.classifier(flatten_batch(x))
 
     def backward(self, grad_out, needs_input_grad=True):
         if self._pooled is None:
