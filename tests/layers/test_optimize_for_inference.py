@@ -152,6 +152,22 @@ def test_standalone_epilogue_matches_oracle_and_keeps_nan(dtype):
             assert np.abs(y[ok] - want[ok]).max() <= _tol(dtype, np.abs(want[ok]).max())
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("slope", [0.1, -0.5, 0.0, 3.0])
+def test_leaky_epilogue_is_the_product_below_zero_bit_for_bit(dtype, slope):
+    """LeakyReLU's epilogue multiplies every element by the slope or by 1 (a vector blend):
+    the bits of v * slope below zero and of v itself elsewhere, signed zeros, infinities and
+    NaN included, against NumPy's select in the input's dtype."""
+    rng = np.random.default_rng(4)
+    y0 = rng.standard_normal((2, 3, 9, 37)).astype(dtype)
+    specials = [np.nan, -np.inf, np.inf, -0.0, 0.0, np.finfo(dtype).tiny / 4, -1e-30, 1e30]
+    y0.flat[: len(specials)] = specials
+    y = y0.copy()
+    _conv.conv2d_epilogue(y, None, ACT_LEAKY, slope, 0, 2)
+    want = np.where(y0 < 0, y0 * dtype(slope), y0)
+    np.testing.assert_array_equal(y.view(np.uint8), want.view(np.uint8))
+
+
 # (N, C, H, W, multiplier, k, stride, pad): planes narrower than the depthwise kernel's
 # DW_FLAT_OW (64; computed flat, then copied out) and wider ones (written in place), stride 2,
 # batch 1, a channel multiplier of 2 and a 5x5 kernel

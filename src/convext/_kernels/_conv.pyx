@@ -532,7 +532,8 @@ cdef void _epilogue(floating *y, idx_t ldy, idx_t rows, idx_t cols, const floati
         elif e.act == ACT_LEAKY:
             for q in range(cols):
                 v = yr[q]
-                yr[q] = v * a if v < 0 else v
+                t = v * a  # for every element: a vector blend (setup.py, -fno-trapping-math)
+                yr[q] = t if v < 0 else v
         elif e.act == ACT_HARDSWISH or e.act == ACT_HARDSIGMOID:
             for q in range(cols):
                 v = yr[q]

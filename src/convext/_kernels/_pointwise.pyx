@@ -84,7 +84,7 @@ def forward(int op, const floating[::1] x, floating[::1] y, double lo, double hi
 def backward(int op, const floating[::1] g, const floating[::1] x, floating[::1] gx,
              double lo, double hi, int n_threads):
     cdef idx_t i, n = x.shape[0]
-    cdef floating v, gv, low = <floating>lo, high = <floating>hi, zero = 0, six = 6
+    cdef floating v, gv, t, low = <floating>lo, high = <floating>hi, zero = 0, six = 6
     cdef floating three = 3, m3 = -3, half = 0.5
     cdef double d, s, th, beta = M_SQRT2 * M_2_SQRTPI * 0.5
     cdef double pdf_c = M_2_SQRTPI * M_SQRT1_2 * 0.5
@@ -95,15 +95,19 @@ def backward(int op, const floating[::1] g, const floating[::1] x, floating[::1]
                 gv = g[i]
                 gx[i] = gv if (v > low and v < high) else zero
         elif op == OP_HARDSWISH:
+            # the middle piece computed for every element: the choices are vector blends
+            # (setup.py, -fno-trapping-math)
             for i in prange(n, num_threads=n_threads, schedule="static"):
                 v = x[i]
                 gv = g[i]
-                gx[i] = zero if v <= m3 else (gv if v >= three else gv * (v / three + half))
+                t = gv * (v / three + half)
+                t = gv if v >= three else t
+                gx[i] = zero if v <= m3 else t
         elif op == OP_HARDSIGMOID:
             for i in prange(n, num_threads=n_threads, schedule="static"):
                 v = x[i]
-                gv = g[i]
-                gx[i] = gv / six if (v > m3 and v < three) else zero
+                t = g[i] / six
+                gx[i] = t if (v > m3 and v < three) else zero
         elif op == OP_SILU:
             for i in prange(n, num_threads=n_threads, schedule="static"):
                 d = x[i]
