@@ -2,6 +2,7 @@
 torchvision's weight initialisation."""
 
 import contextlib
+import math
 
 import numpy as np
 
@@ -22,7 +23,7 @@ __all__ = [
 def flatten_batch(x):
     """(N, ...) -> (N, product of the rest), the classifier's input: also for a batch of 0
     (numpy's reshape(0, -1) cannot infer the -1)."""
-    return x.reshape(x.shape[0], int(np.prod(x.shape[1:], dtype=np.int64)))
+    return x.reshape(x.shape[0], math.prod(x.shape[1:]))
 
 
 def model_dtype(dtype):
