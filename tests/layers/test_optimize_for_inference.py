@@ -12,7 +12,7 @@ import pytest
 
 import convext
 import reference as ref
-from convext import models
+from convext import inference, models
 from convext._kernels import _conv
 from convext.inference import (
     ACT_ELU,
@@ -868,3 +868,80 @@ def test_outputs_inside_tuples_are_not_overwritten_by_the_next_call():
             assert isinstance(got, tuple) and len(got) == 2
             for g, w in zip(got, want, strict=True):
                 np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+
+
+class _MinusBatchMean(Layer):
+    """Subtracts the mean over the batch: each image's output depends on the others."""
+
+    def forward(self, x):
+        return x - x.mean(axis=0, keepdims=True)
+
+
+def _forced_chunks(opt, monkeypatch):
+    """Make ``opt`` run any batch larger than the thread count in chunks of one image per
+    thread, whatever its buffers and weights weigh (the heuristic keeps small models whole)."""
+    monkeypatch.setattr(inference, "CHUNK_BYTES", 1)
+    opt._weight_bytes = 0
+    return opt
+
+
+def _planned_batches(opt):
+    """The batch sizes ``opt`` has plans for (not those it runs in chunks)."""
+    batches = set()
+    for (signature, _threads), entry in opt._local.plans.items():
+        (shape, _dtype), *_ = signature
+        if isinstance(entry, inference._Plan):
+            batches.add(shape[0])
+    return sorted(batches)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_batch_in_chunks_gives_the_same_bits(monkeypatch, threads):
+    """A model whose every node computes each image alone runs a large batch in chunks: the
+    outputs are bitwise those of the whole batch in one run, and of each image alone."""
+    model = _randomize(models.mobilenet_v2(num_classes=10, width_mult=0.5, rng=0))
+    x = np.random.default_rng(12).standard_normal((5, 3, 32, 32)).astype(np.float32)
+    before = convext.get_num_threads()
+    try:
+        convext.set_num_threads(threads)
+        whole = convext.optimize_for_inference(model)
+        want = whole(x)
+        assert _planned_batches(whole) == [5]  # small buffers: one run
+        chunked = _forced_chunks(convext.optimize_for_inference(model), monkeypatch)
+        got = chunked(x)
+        alone = np.concatenate([whole(x[i : i + 1]) for i in range(5)])
+    finally:
+        convext.set_num_threads(before)
+    assert _planned_batches(chunked) == sorted({threads, 5 % threads or threads})
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(alone, want)
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [_MinusBatchMean(), Flatten(start_dim=0), Concat(Identity(), Identity(), axis=0)],
+    ids=["batch-mean", "flatten-from-0", "concat-on-batch"],
+)
+def test_a_model_that_mixes_the_batch_runs_whole(monkeypatch, layer):
+    """A layer that may mix the images (one convext does not know, a flatten or concatenation
+    that takes in the batch axis) keeps the batch in one run: the original's outputs."""
+    tail = () if isinstance(layer, Flatten) else (Conv2D(4, 4, 1, rng=41),)
+    model = Sequential(Conv2D(3, 4, 3, padding=1, rng=40), ReLU(), layer, *tail).eval()
+    opt = _forced_chunks(convext.optimize_for_inference(model), monkeypatch)
+    x = np.random.default_rng(13).standard_normal((4, 3, 6, 6)).astype(np.float32)
+    got = opt(x)
+    assert _planned_batches(opt) == [4]
+    np.testing.assert_allclose(got, model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_the_zoo_chunks_where_values_outweigh_weights():
+    """At 224x224 and batch 8, mobilenet_v2 (27 MB of values per image, 14 MB of weights)
+    runs in chunks of a whole number of images per thread; resnet18 (11 MB per image, 47 MB of
+    weights) runs whole."""
+    x = np.zeros((8, 3, 224, 224), np.float32)
+    threads = convext.get_num_threads()
+    mobile = convext.optimize_for_inference(models.mobilenet_v2(rng=0))
+    chunk = mobile._entry([x])
+    assert isinstance(chunk, int) and chunk < 8 and chunk % threads == 0
+    resnet = convext.optimize_for_inference(models.resnet18(rng=0))
+    assert isinstance(resnet._entry([x]), inference._Plan)
