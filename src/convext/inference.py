@@ -790,43 +790,45 @@ class InferenceModel(Layer):
 
     def _entry(self, inputs):
         """How inputs of these shapes and dtypes run at this thread count: their plan, or the
-        number of images per chunk (_chunk_size). Made on first use (the plan of the whole
-        batch, dropped if it runs in chunks); at most 8 kept per Python thread."""
+        number of images per chunk (_chunk_size). Made on first use, from the plan of one
+        image per thread where the batch may run in chunks (so that a large batch is never
+        planned whole: planning holds every value of an unfused run); at most 8 kept per
+        Python thread."""
         key = (tuple((x.shape, x.dtype.str) for x in inputs), get_num_threads())
         plans = self._local.__dict__.setdefault("plans", {})
         entry = plans.get(key)
         if entry is None:
+            n, threads = inputs[0].shape[0], get_num_threads()
+            chunk = n
+            if self._per_sample and n > threads and all(x.shape[0] == n for x in inputs):
+                probe = self._entry([x[:threads] for x in inputs])
+                chunk = self._chunk_size(probe, threads, n)
             if len(plans) >= 8:
                 plans.clear()
-            plan = _Plan(self._nodes, self._n_inputs, self._outputs, inputs)
-            chunk = self._chunk_size(inputs, plan)
-            entry = plans[key] = plan if chunk >= inputs[0].shape[0] else chunk
+            if chunk < n:
+                entry = plans[key] = chunk
+            else:
+                entry = plans[key] = _Plan(self._nodes, self._n_inputs, self._outputs, inputs)
         return entry
 
-    def _chunk_size(self, inputs, plan):
-        """Images per run of the plan: the whole batch, or, for a model whose every node
-        computes each image alone (_per_sample) and returns arrays with the batch first, chunks
-        of a whole number of images per thread whose buffers take about CHUNK_BYTES (at least
-        one image per thread), so that the values passed from step to step stay in the
+    def _chunk_size(self, plan, images, n):
+        """Images per run for a batch of n (more than the threads) of a model whose every node
+        computes each image alone (_per_sample), from its plan for `images` images: n, or
+        chunks of a whole number of images per thread whose buffers take about CHUNK_BYTES (at
+        least one image per thread), so that the values passed from step to step stay in the
         last-level cache instead of streaming through memory, where those values outweigh the
         weights, which every chunk reads again (mobilenet_v2: 26.7 MB of values per image, 14 MB
-        of weights; resnet18: 10.8 MB per image and 47 MB, not chunked). The sizes per image:
-        the whole batch's plan's, divided by the batch. Each image's result is the same bits in
-        any batch (the kernels' guarantee), so chunks change no output."""
-        n = inputs[0].shape[0]
-        threads = get_num_threads()
-        if (
-            not self._per_sample
-            or not plan.batch_first
-            or n <= threads
-            or any(x.shape[0] != n for x in inputs)
-        ):
+        of weights; resnet18: 10.8 MB per image and 47 MB, not chunked); never for outputs
+        that are not arrays with the batch first. Each image's result is the same bits in any
+        batch (the kernels' guarantee), so chunks change no output."""
+        if not plan.batch_first:
             return n
-        per_image = max(1, plan.buffer_bytes // n)
+        threads = get_num_threads()
+        per_image = max(1, plan.buffer_bytes // images)
         chunk = max(threads, CHUNK_BYTES // per_image // threads * threads)
         # each chunk reads all the weights again: worth it only where the values a chunk's
         # steps pass on (each written once and read at least once) outweigh them
-        if chunk >= n or plan.value_bytes // n * chunk < self._weight_bytes:
+        if chunk >= n or plan.value_bytes // images * chunk < self._weight_bytes:
             return n
         return chunk
 

@@ -237,6 +237,17 @@ def test_gemm_route_is_batch_and_thread_independent():
 # --- the optimized model ----------------------------------------------------------------------
 
 
+def _plan_for(opt, batch):
+    """``opt``'s plan for inputs of ``batch`` images (it may also hold one for a batch of one
+    image per thread, from which it decides whether a larger batch runs in chunks)."""
+    (plan,) = [
+        entry
+        for (signature, _threads), entry in opt._local.plans.items()
+        if isinstance(entry, inference._Plan) and signature[0][0][0] == batch
+    ]
+    return plan
+
+
 def _randomize(model, seed=0):
     """BatchNorm statistics and affine parameters away from their defaults (a fold that does
     nothing would prove nothing)."""
@@ -307,7 +318,7 @@ def test_batchnorm_and_activations_are_fused_into_the_convolutions():
     model = _randomize(models.resnet18(num_classes=10, rng=0))
     opt = convext.optimize_for_inference(model)
     opt(np.zeros((1, 3, 32, 32), np.float32))
-    (plan,) = opt._local.plans.values()
+    plan = _plan_for(opt, 1)
     kinds = [type(fn).__name__ for fn, _, _ in plan.steps]
     # conv1+bn1+relu, maxpool, 8 blocks of 2 (3 with a downsample), pool, flatten, fc
     assert "BatchNorm2D" not in kinds and "ReLU" not in kinds
@@ -412,7 +423,7 @@ def test_depthwise_convolutions_fuse_residual_and_activation(width, monkeypatch)
     monkeypatch.setattr(_conv, "conv2d_epilogue", no_separate_pass)
     x = np.random.default_rng(12).standard_normal((2, 4, 6, width))
     opt, _ = _check_close(_depthwise_chain, x)
-    (plan,) = opt._local.plans.values()
+    plan = _plan_for(opt, 2)
     assert len(plan.steps) == 2
     calls.clear()
     opt(x.astype(np.float32))
@@ -645,7 +656,7 @@ def test_graph():
     model = _randomize(_graph())
     opt = convext.optimize_for_inference(model)
     opt(np.zeros((1, 4, 7, 7), np.float32))
-    (plan,) = opt._local.plans.values()
+    plan = _plan_for(opt, 1)
     assert len(plan.steps) == 3  # conv1+bn1+relu1, down, conv2+bn2+add+relu2
 
 
@@ -743,7 +754,7 @@ def test_buffers_are_shared_between_values_that_do_not_overlap():
     rng = np.random.default_rng(21)
     x = rng.standard_normal((3, 6, 5, 5))
     opt, _ = _check_close(_chain, x)
-    (plan,) = opt._local.plans.values()
+    plan = _plan_for(opt, 3)
     slotted = [s for s in plan.steps if getattr(s[0], "__qualname__", "").endswith("step")]
     assert len(slotted) == 7  # six convolutions (two with residual/BN fused) and the dense
     # at most three (3, 6, 5, 5) values are alive at once (the residual's input, the body's
@@ -773,7 +784,7 @@ def test_no_step_writes_over_a_value_still_to_be_read(name):
     opt = convext.optimize_for_inference(model)
     x = np.random.default_rng(5).standard_normal((2, 3, 32, 32)).astype(np.float32)
     opt(x)
-    (plan,) = opt._local.plans.values()
+    plan = _plan_for(opt, 2)
     written = {}
 
     def recording(fn, out):
@@ -829,7 +840,7 @@ def test_a_buffer_an_output_views_is_never_reused():
     got = opt(x)
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
-    (plan,) = opt._local.plans.values()
+    plan = _plan_for(opt, 2)
     assert len(plan._buffers) < len(plan.steps) - 1  # c2..c5 share, c1's (viewed) does not
     flat = got[0].copy()
     opt(-x)
@@ -906,7 +917,7 @@ def test_a_batch_in_chunks_gives_the_same_bits(monkeypatch, threads):
         convext.set_num_threads(threads)
         whole = convext.optimize_for_inference(model)
         want = whole(x)
-        assert _planned_batches(whole) == [5]  # small buffers: one run
+        assert 5 in _planned_batches(whole)  # small buffers: one run
         chunked = _forced_chunks(convext.optimize_for_inference(model), monkeypatch)
         got = chunked(x)
         alone = np.concatenate([whole(x[i : i + 1]) for i in range(5)])
@@ -930,7 +941,7 @@ def test_a_model_that_mixes_the_batch_runs_whole(monkeypatch, layer):
     opt = _forced_chunks(convext.optimize_for_inference(model), monkeypatch)
     x = np.random.default_rng(13).standard_normal((4, 3, 6, 6)).astype(np.float32)
     got = opt(x)
-    assert _planned_batches(opt) == [4]
+    assert _planned_batches(opt) == [4]  # not even a plan of one image per thread
     np.testing.assert_allclose(got, model(x), rtol=1e-5, atol=1e-5)
 
 
@@ -943,5 +954,6 @@ def test_the_zoo_chunks_where_values_outweigh_weights():
     mobile = convext.optimize_for_inference(models.mobilenet_v2(rng=0))
     chunk = mobile._entry([x])
     assert isinstance(chunk, int) and chunk < 8 and chunk % threads == 0
+    assert 8 not in _planned_batches(mobile)  # never planned whole
     resnet = convext.optimize_for_inference(models.resnet18(rng=0))
     assert isinstance(resnet._entry([x]), inference._Plan)
