@@ -79,6 +79,7 @@ from .layers import (
 )
 from .layers.graph import Add
 from .models._common import flatten_batch
+from .onnx._ops import OnnxClip, OnnxFlatten
 
 __all__ = ["InferenceModel", "optimize_for_inference"]
 
@@ -110,6 +111,9 @@ def activation_code(layer):
         return ACT_ELU, float(layer.alpha), 0.0
     if t is GELU:
         return (ACT_GELU_TANH if layer.approximate == "tanh" else ACT_GELU), 0.0, 0.0
+    if t is OnnxClip:  # an imported Clip with finite bounds (torch's ReLU6) is a Hardtanh
+        bounds = layer.hardtanh_bounds()
+        return None if bounds is None else (ACT_HARDTANH, *bounds)
     return None
 
 
@@ -324,7 +328,9 @@ def _per_sample(node):
         return not fn.return_indices
     if t is Flatten:
         return fn.start_dim >= 1
-    return t in (AvgPool2D, AdaptiveAvgPool2D, GlobalAvgPool2D)
+    if t is OnnxFlatten:  # to (batch, features) only with axis 1
+        return fn.axis == 1
+    return t in (AvgPool2D, AdaptiveAvgPool2D, GlobalAvgPool2D, OnnxClip)
 
 
 # --------------------------------------------------------------------------------------------

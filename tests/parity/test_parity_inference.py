@@ -67,3 +67,20 @@ def test_imported_onnx_graph(name):
     ]
     assert len(plan.steps) < len(opt._nodes)  # something was fused
     assert not any(type(fn).__name__ == "BatchNorm2D" for fn, _, _ in plan.steps)
+    # torch's ReLU6 exports as Clip(0, 6): computed in the convolutions' epilogue as well
+    assert not any(type(fn).__name__ == "OnnxClip" for fn, _, _ in plan.steps)
+    # every node computes each image alone (Flatten with axis 1), so a large batch may run in
+    # chunks: forced here, the same bits as one run
+    assert opt._per_sample
+    chunked = convext.optimize_for_inference(graph)
+    chunked._weight_bytes = 0
+    before = convext.inference.CHUNK_BYTES
+    convext.inference.CHUNK_BYTES = 1
+    copies = convext.get_num_threads()  # more images than threads
+    try:
+        np.testing.assert_array_equal(
+            chunked(np.concatenate([x] * copies)), np.concatenate([got] * copies)
+        )
+        assert isinstance(chunked._entry([np.concatenate([x] * copies)]), int)
+    finally:
+        convext.inference.CHUNK_BYTES = before

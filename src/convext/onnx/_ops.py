@@ -58,11 +58,19 @@ class OnnxClip(_Op):
             raise ValueError(f"OnnxClip: min ({lo}) exceeds max ({hi})")
         self._lo, self._hi = lo, hi
 
+    def hardtanh_bounds(self):
+        """(min, max) when both bounds are finite: forward is then hardtanh(x, min, max) (which
+        optimize_for_inference computes in a convolution's epilogue); else None."""
+        if np.isfinite(self._lo) and np.isfinite(self._hi):
+            return float(self._lo), float(self._hi)
+        return None
+
     def forward(self, x):
         x = np.asarray(x)
         self._keep(x)
-        if np.isfinite(self._lo) and np.isfinite(self._hi):
-            return functional.hardtanh(x, self._lo, self._hi)
+        bounds = self.hardtanh_bounds()
+        if bounds is not None:
+            return functional.hardtanh(x, *bounds)
         if self._lo == 0 and self._hi == np.inf:
             return functional.relu(x)
         return np.clip(x, self._lo, self._hi)
@@ -71,8 +79,9 @@ class OnnxClip(_Op):
         x = self._take()
         if not needs_input_grad:
             return None
-        if np.isfinite(self._lo) and np.isfinite(self._hi):
-            return functional.hardtanh_backward(grad_out, x, self._lo, self._hi)
+        bounds = self.hardtanh_bounds()
+        if bounds is not None:
+            return functional.hardtanh_backward(grad_out, x, *bounds)
         return np.where((x > self._lo) & (x < self._hi), grad_out, 0).astype(x.dtype)
 
     def get_config(self):
