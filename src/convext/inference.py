@@ -57,6 +57,7 @@ from .layers import (
     BatchNorm2D,
     Concat,
     Conv2D,
+    ConvTranspose2D,
     Dense,
     Dropout,
     Flatten,
@@ -76,6 +77,7 @@ from .layers import (
     Sigmoid,
     SiLU,
     Tanh,
+    Upsample,
 )
 from .layers.graph import Add
 from .models._common import flatten_batch
@@ -195,7 +197,7 @@ def _lower_concat(lw, cat, v):
     def run(*xs):
         return np.concatenate(xs, axis=axis)
 
-    return lw.emit("call", outs, run, axis=axis)
+    return lw.emit("call", outs, run, per_sample=axis >= 1)
 
 
 def _relu(x):
@@ -265,8 +267,28 @@ def _lower_graph(lw, graph, v):
     return _lower_graph_into(lw, graph, [v])[0]
 
 
+def _lower_unet(lw, net, v):
+    """UNet.forward, step by step: the input check, the encoder's skips, each decoder step's
+    upsampling, join (Up.joined: pad and concatenate) and DoubleConv, the 1x1 output conv."""
+    skips = [lw.layer(net.inc, lw.emit("call", (v,), net.checked_input, per_sample=True))]
+    for i in range(1, net.depth + 1):
+        skips.append(lw.layer(getattr(net, f"down{i}"), skips[-1]))
+    y = skips.pop()
+    for j in range(1, net.depth + 1):
+        up = getattr(net, f"up{j}")
+        u = lw.layer(up.up, y)
+        y = lw.layer(
+            up.conv, lw.emit("call", (skips[net.depth - j], u), up.joined, per_sample=True)
+        )
+    return lw.layer(net.outc, y)
+
+
 def _zoo_lowerings():
     from .models import mobilenet, resnet, vgg
+    from .models.unet import DoubleConv, Down, OutConv, UNet
+
+    def child(name):  # a block whose forward is one child's
+        return lambda lw, block, v: lw.layer(getattr(block, name), v)
 
     return {
         resnet.BasicBlock: _lower_block,
@@ -275,6 +297,10 @@ def _zoo_lowerings():
         mobilenet.InvertedResidual: _lower_inverted_residual,
         mobilenet.MobileNetV2: _lower_mobilenet,
         vgg.VGG: _lower_vgg,
+        DoubleConv: child("double_conv"),
+        Down: child("maxpool_conv"),
+        OutConv: child("conv"),
+        UNet: _lower_unet,
     }
 
 
@@ -321,8 +347,8 @@ def _per_sample(node):
     fn = node.run
     if fn is flatten_batch or fn is functional.global_avg_pool2d:
         return True
-    if node.attrs.get("axis") is not None:  # a Concat: along a positive axis past the batch's
-        return node.attrs["axis"] >= 1
+    if node.attrs.get("per_sample"):  # said by the lowering that made the node
+        return True
     t = type(fn)
     if t is MaxPool2D:
         return not fn.return_indices
@@ -330,7 +356,14 @@ def _per_sample(node):
         return fn.start_dim >= 1
     if t is OnnxFlatten:  # to (batch, features) only with axis 1
         return fn.axis == 1
-    return t in (AvgPool2D, AdaptiveAvgPool2D, GlobalAvgPool2D, OnnxClip)
+    return t in (
+        AvgPool2D,
+        AdaptiveAvgPool2D,
+        GlobalAvgPool2D,
+        ConvTranspose2D,
+        Upsample,
+        OnnxClip,
+    )
 
 
 # --------------------------------------------------------------------------------------------

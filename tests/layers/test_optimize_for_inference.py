@@ -957,3 +957,22 @@ def test_the_zoo_chunks_where_values_outweigh_weights():
     assert 8 not in _planned_batches(mobile)  # never planned whole
     resnet = convext.optimize_for_inference(models.resnet18(rng=0))
     assert isinstance(resnet._entry([x]), inference._Plan)
+
+
+@pytest.mark.parametrize("bilinear", [False, True])
+def test_unet_is_one_plan(bilinear):
+    """The U-Net is lowered whole (input check, encoder, each decoder step's upsampling, join
+    and DoubleConv, output conv): one plan with its convolutions fused and no nested optimized
+    model; odd sizes (the joins pad) give the original's outputs, and a map too small for the
+    depth the original's ValueError."""
+    model = _randomize(models.unet(base_channels=8, depth=3, bilinear=bilinear, rng=0))
+    opt = convext.optimize_for_inference(model)
+    x = np.random.default_rng(14).standard_normal((2, 3, 19, 26)).astype(np.float32)
+    np.testing.assert_allclose(opt(x), model(x), rtol=1e-4, atol=1e-4)
+    plan = _plan_for(opt, 2)
+    kinds = [type(fn).__name__ for fn, _, _ in plan.steps]
+    assert "InferenceModel" not in kinds and "BatchNorm2D" not in kinds
+    # the check, inc (2 convs), 3 downs (pool, 2 convs), 3 ups (upsampling, join, 2 convs), outc
+    assert len(plan.steps) == 1 + 2 + 3 * 3 + 3 * 4 + 1
+    with pytest.raises(ValueError, match="2\\*\\*depth"):
+        opt(np.zeros((1, 3, 7, 26), np.float32))

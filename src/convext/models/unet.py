@@ -146,8 +146,20 @@ class Up(Layer):
         return self.forward(x, skip)
 
     def forward(self, x, skip):
-        u = self.up(x)
-        skip = np.asarray(skip)
+        joined, geom = self._join(np.asarray(skip), self.up(x))
+        if self.training:
+            self._geom = geom
+        return self.conv(joined)
+
+    def joined(self, skip, u):
+        """``skip`` and the upsampled ``u`` zero-padded to its height and width, concatenated
+        on the channel axis: the input of ``conv`` (optimize_for_inference runs this step on
+        its own)."""
+        return self._join(np.asarray(skip), u)[0]
+
+    def _join(self, skip, u):
+        """(joined, geometry of u in it for backward: skip's channels, top, left, height,
+        width)."""
         if (
             skip.ndim != 4
             or u.shape[0] != skip.shape[0]
@@ -160,11 +172,10 @@ class Up(Layer):
             )
         dy, dx = skip.shape[2] - u.shape[2], skip.shape[3] - u.shape[3]
         top, left = dy // 2, dx // 2
+        geom = (skip.shape[1], top, left, u.shape[2], u.shape[3])
         if dy or dx:
             u = np.pad(u, ((0, 0), (0, 0), (top, dy - top), (left, dx - left)))
-        if self.training:
-            self._geom = (skip.shape[1], top, left, u.shape[2] - dy, u.shape[3] - dx)
-        return self.conv(np.concatenate([skip, u], axis=1))
+        return np.concatenate([skip, u], axis=1), geom
 
     def backward(self, grad_out, needs_input_grad=True):
         if self._geom is None:
@@ -249,14 +260,19 @@ class UNet(Layer):
                 setattr(self, f"up{j}", Up(c[self.depth - j + 1], out, bilinear, dtype=dt))
             self.outc = OutConv(c[0], self.num_classes, dtype=dt)
 
-    def forward(self, x):
+    def checked_input(self, x):
+        """x as an array, or a ValueError where the network cannot take its shape (the first
+        step of forward; optimize_for_inference runs it on its own)."""
         x = np.asarray(x)
         if x.ndim != 4 or min(x.shape[2:]) < 2**self.depth:
             raise ValueError(
                 f"UNet: x must have shape (N, {self.in_channels}, H, W) with H and "
                 f"W >= 2**depth = {2**self.depth}, got {x.shape}"
             )
-        skips = [self.inc(x)]
+        return x
+
+    def forward(self, x):
+        skips = [self.inc(self.checked_input(x))]
         for i in range(1, self.depth + 1):
             skips.append(getattr(self, f"down{i}")(skips[-1]))
         y = skips.pop()
