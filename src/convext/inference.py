@@ -691,12 +691,12 @@ def _share_buffers(steps, slots, fresh, outputs):
     of weights that is what stays in the last-level cache between steps and between calls). A
     slot lives from the step that writes it to the last step that reads it or a value that may
     view it; two slots whose lives share a step never overlap, so no kernel writes over what it
-    reads. The fused steps write their slot or a new array (their
-    outputs: fresh); any other step may return a view of its inputs (flatten), so its output is
-    taken to hold all of its inputs' buffers; a slot that a model output may hold gets an array
-    of its own, never shared. Offsets: the slots largest first, each at the lowest aligned
-    offset clear of the slots already placed whose lives meet its own (greedy by size). The
-    arena first (if any), then the arrays of their own."""
+    reads. The fused steps write their slot or a new array (their outputs: fresh); any other
+    step may return a view of its inputs (flatten), so its output is taken to hold all of its
+    inputs' buffers; a slot that a model output may hold gets an array of its own, never
+    shared. Offsets: the slots largest first, each at the lowest aligned offset clear of the
+    slots already placed whose lives meet its own (greedy by size). The arena first (if any),
+    then the arrays of their own."""
     holds = {}  # value -> the slots whose arrays it may be or view
     for _, ins, out in steps:
         s = slots.get(out)
