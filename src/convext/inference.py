@@ -10,8 +10,9 @@ How it works
    epilogue code), ``add`` (two same-shaped tensors), ``dense`` (a Dense layer) and ``call``
    (anything else, run as the copied layer or a function: pooling, reshapes...). Sequential,
    Residual, Concat, Graph (imported ONNX models too) and the zoo's composite blocks (ResNet's
-   BasicBlock/Bottleneck, MobileNetV2's InvertedResidual) are lowered into their parts; Dropout
-   and Identity vanish.
+   BasicBlock/Bottleneck, MobileNetV2's InvertedResidual, the U-Net's blocks and decoder steps)
+   are lowered into their parts; Dropout and Identity vanish; an imported Clip with finite
+   bounds is an ``act`` (Hardtanh).
    Any other layer with children is kept as one ``call`` whose children are replaced by
    optimized copies of themselves (its own ``forward`` then calls those).
 2. Planning, once per input shape, dtype and thread count (and per Python thread: a plan owns
@@ -19,15 +20,18 @@ How it works
    ``conv`` [-> ``bn``] [-> ``add``] [-> ``act``] becomes one kernel call when each value in
    the chain has that one consumer (BatchNorm folded into the weight and bias in float64, then
    cast; the add's other operand becomes the epilogue's residual). The route and the thread
-   count are chosen as ``functional.conv2d`` chooses them, the output buffers are allocated,
-   and each step is prebound. A ``dense`` node on a 2-D batch of at most DENSE_PACKED_ROWS rows
+   count are chosen as ``functional.conv2d`` chooses them, the output buffers are placed in one
+   arena (``_share_buffers``: values alive at the same time never overlap), and each step is
+   prebound. A ``dense`` node on a 2-D batch of at most DENSE_PACKED_ROWS rows
    gets its weight packed once (``_linear.dense_pack``) and a forward that streams it with the
    bias added (``_linear.dense_forward``), bitwise the same as the layer's own forward.
    A pooling node (MaxPool2D without indices, AvgPool2D, GlobalAvgPool2D, AdaptiveAvgPool2D to
    1x1, functional.global_avg_pool2d) has its geometry validated once
    (``functional.pooling._prepared_*``) and becomes a direct kernel call into its buffer.
 3. Running: one Python loop over the steps. Intermediate buffers are reused between calls; the
-   returned arrays are never one of them.
+   returned arrays are never one of them. A model whose every node computes each image alone
+   (``_per_sample``) may run a large batch in chunks of images (``InferenceModel._chunk_size``),
+   each chunk through its own plan, the outputs joined on the batch axis.
 
 The results equal the original model's within float32 rounding (folding BatchNorm into the
 weights rounds differently), and, as every convext kernel, are bitwise the same for every
