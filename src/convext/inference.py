@@ -679,7 +679,8 @@ class _Plan:
 # (InferenceModel._chunk_size): half the 32 MB last-level cache of the Zen 4 machine it was
 # measured on, beside the weights. There, mobilenet_v2's 6 MB per image at batch 8 took
 # 51.7-57.3 ms in one run on two threads and 42.9 ms in chunks of 2 (84-88 ms and 71-74 ms on
-# one thread); resnet18's 4 MB per image ran as fast either way (chunks of 4).
+# one thread); resnet18's 4 MB per image gained nothing in chunks of 4 (0.97 of the speed
+# on two threads, median of 6 alternated processes), hence _chunk_size's weight rule.
 CHUNK_BYTES = 16 << 20
 
 # the byte alignment of each slot in the plan's arena (a cache line; the kernels' vector loads
