@@ -408,7 +408,13 @@ def _pack_gemm_weight(w, groups):
 
 
 # forward route -> f(folded weight, groups) -> the weight packed for that route's kernel
-_WEIGHT_PACKERS = {"direct": _conv.pack_direct_weight, "gemm": _pack_gemm_weight}
+# (the valid-taps packer returns None for a weight with an inf or a NaN: then the kernel packs it
+# on every call and runs the GEMM route, as conv2d does)
+_WEIGHT_PACKERS = {
+    "direct": _conv.pack_direct_weight,
+    "gemm": _pack_gemm_weight,
+    "valid_taps": _conv.pack_valid_taps_weight,
+}
 
 
 def _conv_step(node, x_shape, dtype, bn, act, residual, out_buf):

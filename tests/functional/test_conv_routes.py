@@ -298,6 +298,7 @@ def test_the_chosen_route_is_the_kernel_that_runs(monkeypatch):
         ((4, 300, 5, 5), (2, 300, 1, 1), {}),  # gemm (Cg beyond)
         ((2, 4, 8, 8), (4, 1, 3, 3), dict(padding=1, groups=4)),  # depthwise
         ((4, 3, 8, 8), (5, 3, 3, 3), dict(padding=1, stride=2)),  # grad_input: gemm
+        ((1, 64, 10, 10), (64, 64, 3, 3), dict(padding=1)),  # valid taps
         ((1, 3, 8, 8), (5, 3, 3, 3), dict(padding=1)),
     ]  # grad_weight: N*G < 4
     for xs, ws, kw in cases:

@@ -56,6 +56,30 @@ def conv2d_forward_direct(
     packed: _FloatArray | None = None,
 ) -> None: ...
 def pack_direct_weight(w: _FloatArray, groups: int, n_threads: int = 1) -> _FloatArray: ...
+def valid_taps_band_elems() -> int: ...
+def valid_taps_packed_elems(F: int, K: int, groups: int, is_double: bool) -> int: ...
+def pack_valid_taps_weight(
+    w: _FloatArray, groups: int, n_threads: int = 1
+) -> _FloatArray | None: ...
+def conv2d_forward_valid_taps(
+    x: _FloatArray,
+    w: _FloatArray,
+    b: _FloatArray,
+    y: _FloatArray,
+    stride_h: int,
+    stride_w: int,
+    pad_top: int,
+    pad_left: int,
+    dil_h: int,
+    dil_w: int,
+    groups: int,
+    n_threads: int,
+    residual: _FloatArray | None = None,
+    act: int = 0,
+    a0: float = 0,
+    a1: float = 0,
+    packed: _FloatArray | None = None,
+) -> None: ...
 def gemm_packed_weight_elems(F: int, K: int, groups: int, is_double: bool) -> int: ...
 def conv2d_pack_weight_gemm(w: _FloatArray, packed: _FloatArray, groups: int) -> None: ...
 def conv2d_forward_gemm(

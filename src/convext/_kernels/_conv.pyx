@@ -8,11 +8,12 @@ padding are implied by OH and OW, which is how 'same' with an even kernel and th
 padding (top, bottom, left, right) pad asymmetrically (every route reads a position past the
 input, below or right of it, as zero, and sizes its scratch from OH and OW).
 
-Three routes, one entry point per route and pass
-------------------------------------------------
+Four routes, one entry point per route and pass
+-----------------------------------------------
     conv2d_forward_gemm      conv2d_grad_input_gemm      conv2d_grad_weight_gemm
     conv2d_forward_direct    conv2d_grad_input_direct    conv2d_grad_weight_direct
     conv2d_forward_depthwise conv2d_grad_input_depthwise conv2d_grad_weight_depthwise
+    conv2d_forward_valid_taps (forward only: the padding skipped; its design is above it)
     conv2d_grad_bias (one route)
 Every entry point takes (inputs, output, stride_h, stride_w, pad_top, pad_left, dil_h, dil_w,
 groups, n_threads). These kernels decide nothing: Python (convext/functional/_routes.py,
@@ -135,6 +136,13 @@ from ._gemm cimport (
 from ._isa cimport CVX_GEMM_KC, cvx_gemm_packed_a_elems
 
 from ._isa cimport (
+    cvx_vt_filter_block,
+    cvx_vt_fwd_double,
+    cvx_vt_fwd_float,
+    cvx_vt_geom,
+    cvx_vt_pack_double,
+    cvx_vt_pack_float,
+    cvx_vt_scratch,
     cvx_bias_out_double,
     cvx_bias_out_float,
     cvx_direct_filter_block,
@@ -1801,6 +1809,162 @@ def pack_direct_weight(const floating[:, :, :, ::1] w, Py_ssize_t groups, int n_
                 cvx_direct_pack_double(&d, &w[0, 0, 0, 0] + gi * FK, &o[0] + gi * FK,
                                        FB * (nblk * c // nch), FB * (nblk * (c + 1) // nch))
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# valid-taps forward (isa/valid_taps.inc): the filters in the vector lanes (blocks of FB =
+# cvx_vt_filter_block filters: 64 floats on AVX-512), each output pixel's sum over only the taps
+# that land inside the input. The other routes multiply the zero padding like any input (their
+# unfolded rows hold it), which on small planes is a large part of the work: a 3x3 kernel with
+# padding 1 reads padding in 18% of its products on a 7x7 plane, 9% on 14x14, 4.6% on 28x28.
+# Each output element is bias + its in-image products over the channels ascending and, within a
+# channel, the taps in row-major order, one fused multiply-add each (valid_taps.inc), so the
+# result is the same for every thread count, band and batch. Zeros skipped change no finite sum
+# (x + w*0 = x) except possibly the sign of a zero one, but inf or NaN times a padded zero is
+# NaN, which the other routes (and PyTorch's reference) leave in y: a weight with a non-finite
+# element runs the GEMM route instead (pack_valid_taps_weight finds it while packing).
+# Work items: (block of images, group, block of filters, band of output rows); an item's sums
+# wait in the thread's scratch, pixel-major, at most VT_BAND_ELEMS elements (its images' rows of
+# OW*FB), its register tiles run along a region's rows, down its columns or across its images
+# (valid_taps.inc), and the blocks and bands follow the thread count (a pixel's sum never
+# depends on them). At most VT_IMAGES images per item (twice the widest tile).
+DEF VT_BAND_ELEMS = 262144
+DEF VT_IMAGES = 14
+
+
+cdef cvx_vt_geom _vt_geom(const geom_t *g) noexcept nogil:
+    cdef cvx_vt_geom v
+    v.Cg, v.H, v.W, v.kh, v.kw = g.Cg, g.H, g.W, g.kh, g.kw
+    v.sh, v.sw, v.ph, v.pw, v.dil_h, v.dil_w = g.sh, g.sw, g.ph, g.pw, g.dil_h, g.dil_w
+    v.OH, v.OW = g.OH, g.OW
+    return v
+
+
+def valid_taps_band_elems():
+    """The most elements of one work item's sums in the valid-taps forward (a band of output
+    rows times the filter block): functional/_routes.py accepts no plane a row of which needs
+    more."""
+    return VT_BAND_ELEMS
+
+
+def valid_taps_packed_elems(Py_ssize_t F, Py_ssize_t K, Py_ssize_t groups, bint is_double):
+    """Elements of pack_valid_taps_weight's array for F filters of K = C/G*kH*kW elements in
+    `groups` groups: per group, its filters rounded up to whole blocks, times K."""
+    cdef idx_t fb = cvx_vt_filter_block(is_double)
+    return groups * ((F // groups + fb - 1) // fb) * fb * K
+
+
+def pack_valid_taps_weight(const floating[:, :, :, ::1] w, Py_ssize_t groups, int n_threads=1):
+    """w (F, C/groups, kH, kW) packed for conv2d_forward_valid_taps's ``packed``: per group, per
+    block of filters, channel-major, tap-major, the block's filters contiguous (the filters past
+    the group's zero); or None when w holds an inf or a NaN (that weight takes the GEMM route:
+    see above). On up to n_threads threads (blocks are independent: the same array). Valid for
+    this process (the ISA is chosen once at import)."""
+    cdef cvx_vt_geom vg  # the packing reads Cg, kh and kw only
+    vg.H = vg.W = vg.sh = vg.sw = vg.ph = vg.pw = vg.dil_h = vg.dil_w = vg.OH = vg.OW = 0
+    vg.Cg, vg.kh, vg.kw = w.shape[1], w.shape[2], w.shape[3]
+    cdef idx_t fb = cvx_vt_filter_block(floating is double), Fg = w.shape[0] // groups
+    cdef idx_t nblk = (Fg + fb - 1) // fb, ck = vg.Cg * vg.kh * vg.kw, it, gi, blk
+    out = np.empty(valid_taps_packed_elems(w.shape[0], ck, groups, floating is double),
+                   dtype=_DTYPE[floating is double])
+    finite = np.ones(max(1, groups * nblk), dtype=np.int8)
+    cdef floating[::1] o = out
+    cdef signed char[::1] ok = finite
+    if o.shape[0] == 0:
+        return out
+    n_threads = _threads_for(groups * nblk, n_threads)
+    with nogil, parallel(num_threads=n_threads):
+        for it in prange(groups * nblk, schedule='static'):
+            gi = it // nblk
+            blk = it % nblk
+            if floating is float:
+                ok[it] = cvx_vt_pack_float(&vg, Fg, &w[0, 0, 0, 0] + gi * Fg * ck,
+                                           &o[0] + gi * nblk * fb * ck, blk, blk + 1)
+            else:
+                ok[it] = cvx_vt_pack_double(&vg, Fg, &w[0, 0, 0, 0] + gi * Fg * ck,
+                                            &o[0] + gi * nblk * fb * ck, blk, blk + 1)
+    return out if finite.all() else None
+
+
+def conv2d_forward_valid_taps(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
+                              const floating[::1] b, floating[:, :, :, ::1] y,
+                              Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
+                              Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
+                              Py_ssize_t groups, int n_threads,
+                              const floating[:, :, :, ::1] residual=None, int act=0, double a0=0,
+                              double a1=0, const floating[::1] packed=None):
+    """y = act(conv2d(x, w) + b + residual) on the valid-taps route (b and residual may be None;
+    act an ACT_* code, 0: none; the residual and activation on each work item's block of y after
+    its sums, the arithmetic of conv2d_epilogue). packed: pack_valid_taps_weight(w, groups), or
+    None (then packed here; a w with a non-finite element then runs conv2d_forward_gemm).
+    kH, kW <= 16 and OW * FB <= VT_BAND_ELEMS (functional/_routes.py). Fills all of y."""
+    cdef geom_t g = _geom(_s4(x.shape), _s4(w.shape), _s4(y.shape), groups, stride_h, stride_w,
+                          pad_top, pad_left, dil_h, dil_w)
+    if packed is None:
+        packed = pack_valid_taps_weight(w, groups, n_threads)
+        if packed is None:
+            conv2d_forward_gemm(x, w, b, y, stride_h, stride_w, pad_top, pad_left, dil_h, dil_w,
+                                groups, n_threads, residual, act, a0, a1)
+            return
+    cdef cvx_vt_geom vg = _vt_geom(&g)
+    cdef epi_t e = _epi(act, a0, a1)
+    cdef const floating *bp = NULL
+    cdef const floating *rp = NULL
+    if b is not None:
+        bp = &b[0]
+    if residual is not None:
+        rp = &residual[0, 0, 0, 0]
+    cdef idx_t fb = cvx_vt_filter_block(floating is double), nblk = (g.Fg + fb - 1) // fb
+    cdef idx_t ck = g.Cg * g.kh * g.kw, P = g.OH * g.OW, HW = g.H * g.W
+    # items of at most VT_BAND_ELEMS sums: bands of rows, then blocks of images, and at least
+    # two items per thread where the images and then the rows allow
+    cdef idx_t rows = max(1, min(g.OH, VT_BAND_ELEMS // (g.OW * fb)))
+    cdef idx_t nimg = max(1, min(g.N, VT_IMAGES, VT_BAND_ELEMS // (rows * g.OW * fb)))
+    cdef idx_t pairs = g.G * nblk, want
+    if pairs * ((g.N + nimg - 1) // nimg) < 2 * <idx_t>n_threads:
+        nimg = max(1, min(nimg, g.N * pairs // (2 * <idx_t>n_threads)))
+    cdef idx_t nib = (g.N + nimg - 1) // nimg  # image blocks, their sizes within one
+    want = (2 * <idx_t>n_threads + nib * pairs - 1) // (nib * pairs)
+    rows = min(rows, max(1, (g.OH + want - 1) // want))
+    cdef idx_t nbands = (g.OH + rows - 1) // rows
+    n_threads = _threads_for(nib * pairs * nbands, n_threads)
+    cdef floating[:, ::1] scratch = np.empty(
+        (n_threads, cvx_vt_scratch(fb, nimg * rows, g.OW)), dtype=_DTYPE[floating is double])
+    cdef bint epilogue = act != ACT_NONE or rp != NULL
+    cdef idx_t it, n, n1, gi, blk, band, oh0, oh1, nf, base, m
+    cdef const floating *xp = &x[0, 0, 0, 0]
+    cdef const floating *wp = &packed[0]
+    cdef floating *yp = &y[0, 0, 0, 0]
+    cdef floating *buf
+    cdef const floating *bb
+    with nogil, parallel(num_threads=n_threads):
+        for it in prange(nib * pairs * nbands, schedule='dynamic'):
+            buf = &scratch[cvx_omp_get_thread_num(), 0]
+            band = it % nbands
+            blk = (it // nbands) % nblk
+            gi = (it // (nbands * nblk)) % g.G
+            n = it // (nbands * nblk * g.G)  # the image block
+            n1 = (n + 1) * g.N // nib
+            n = n * g.N // nib
+            oh0 = band * rows
+            oh1 = min(g.OH, oh0 + rows)
+            nf = min(fb, g.Fg - blk * fb)
+            bb = NULL
+            if bp != NULL:
+                bb = bp + gi * g.Fg + blk * fb
+            base = (n * g.F + gi * g.Fg + blk * fb) * P
+            if floating is float:
+                cvx_vt_fwd_float(&vg, xp + (n * g.C + gi * g.Cg) * HW, g.C * HW,
+                                 wp + (gi * nblk + blk) * fb * ck, bb, nf, yp + base, g.F * P,
+                                 n1 - n, oh0, oh1, buf)
+            else:
+                cvx_vt_fwd_double(&vg, xp + (n * g.C + gi * g.Cg) * HW, g.C * HW,
+                                  wp + (gi * nblk + blk) * fb * ck, bb, nf, yp + base, g.F * P,
+                                  n1 - n, oh0, oh1, buf)
+            if epilogue:
+                for m in range(n1 - n):
+                    base = (m * g.F * P) + (n * g.F + gi * g.Fg + blk * fb) * P + oh0 * g.OW
+                    _epilogue(yp + base, P, nf, (oh1 - oh0) * g.OW, _at(rp, base), P, &e)
 
 
 def gemm_packed_weight_elems(Py_ssize_t F, Py_ssize_t K, Py_ssize_t groups, bint is_double):

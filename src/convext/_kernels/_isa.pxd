@@ -19,6 +19,10 @@ cdef extern from "isa/cvx_isa.h" nogil:
         int clamp
         double lo, hi
 
+    ctypedef struct cvx_vt_geom:
+        idx_t Cg, H, W, kh, kw, sh, sw, ph, pw, dil_h, dil_w, OH, OW
+
+    idx_t cvx_vt_scratch(idx_t fb, idx_t rows, idx_t OW)
     idx_t cvx_direct_fblock(idx_t Fg, int fb_max)
     idx_t cvx_gemm_packed_a_elems(idx_t M, idx_t K, idx_t mr)
     idx_t cvx_gemm_packed_b_elems(idx_t K, idx_t N, idx_t nr)
@@ -244,6 +248,17 @@ cdef extern from "isa/cvx_isa.h" nogil:
         int fma_chain_count
         int f32_lanes, f64_lanes, sgemm_mr, sgemm_nr, dgemm_mr, dgemm_nr, fma_fused, direct_fb
         int sdense_rows, ddense_rows
+        void (*vt_fwd_f)(const cvx_vt_geom *g, const float *x, idx_t xs, const float *wp,
+                         const float *b, idx_t nf, float *y, idx_t ys, idx_t nimg, idx_t oh0,
+                         idx_t oh1, float *scratch) noexcept nogil
+        void (*vt_fwd_d)(const cvx_vt_geom *g, const double *x, idx_t xs, const double *wp,
+                         const double *b, idx_t nf, double *y, idx_t ys, idx_t nimg, idx_t oh0,
+                         idx_t oh1, double *scratch) noexcept nogil
+        int (*vt_pack_f)(const cvx_vt_geom *g, idx_t Fg, const float *w, float *wp,
+                         idx_t b_begin, idx_t b_end) noexcept nogil
+        int (*vt_pack_d)(const cvx_vt_geom *g, idx_t Fg, const double *w, double *wp,
+                         idx_t b_begin, idx_t b_end) noexcept nogil
+        int vt_fb_f, vt_fb_d
 
 
 cdef const cvx_kernel_table *isa_table() noexcept nogil
@@ -710,3 +725,31 @@ cdef inline void cvx_pl_vmax3s2_float(const float *x, idx_t H, idx_t W, idx_t ph
 cdef inline void cvx_pl_vmax3s2_double(const double *x, idx_t H, idx_t W, idx_t ph, idx_t pw,
                                        idx_t OW, idx_t oh0, idx_t oh1, double *y) noexcept nogil:
     isa_table().pl_vmax3s2_d(x, H, W, ph, pw, OW, oh0, oh1, y)
+
+
+cdef inline void cvx_vt_fwd_float(const cvx_vt_geom *g, const float *x, idx_t xs,
+                                  const float *wp, const float *b, idx_t nf, float *y, idx_t ys,
+                                  idx_t nimg, idx_t oh0, idx_t oh1, float *scratch) noexcept nogil:
+    isa_table().vt_fwd_f(g, x, xs, wp, b, nf, y, ys, nimg, oh0, oh1, scratch)
+
+
+cdef inline void cvx_vt_fwd_double(const cvx_vt_geom *g, const double *x, idx_t xs,
+                                   const double *wp, const double *b, idx_t nf, double *y,
+                                   idx_t ys, idx_t nimg, idx_t oh0, idx_t oh1,
+                                   double *scratch) noexcept nogil:
+    isa_table().vt_fwd_d(g, x, xs, wp, b, nf, y, ys, nimg, oh0, oh1, scratch)
+
+
+cdef inline int cvx_vt_pack_float(const cvx_vt_geom *g, idx_t Fg, const float *w, float *wp,
+                                  idx_t b_begin, idx_t b_end) noexcept nogil:
+    return isa_table().vt_pack_f(g, Fg, w, wp, b_begin, b_end)
+
+
+cdef inline int cvx_vt_pack_double(const cvx_vt_geom *g, idx_t Fg, const double *w,
+                                   double *wp, idx_t b_begin, idx_t b_end) noexcept nogil:
+    return isa_table().vt_pack_d(g, Fg, w, wp, b_begin, b_end)
+
+
+cdef inline idx_t cvx_vt_filter_block(bint is_double) noexcept nogil:
+    """Filters per block of the valid-taps forward for the element type."""
+    return isa_table().vt_fb_d if is_double else isa_table().vt_fb_f

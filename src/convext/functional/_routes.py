@@ -1,5 +1,6 @@
-"""Which kernel computes a convolution: the GEMM, direct or depthwise route of
-``convext._kernels._conv`` (their designs are at the top of ``_conv.pyx``).
+"""Which kernel computes a convolution: the GEMM, direct, depthwise or valid-taps route of
+``convext._kernels._conv`` (their designs are at the top of ``_conv.pyx``; the valid-taps
+forward's above ``conv2d_forward_valid_taps``).
 
 ``choose_route`` is the one place that decides; the kernels only run the route they are given.
 Every limit below is decided on the per-image geometry (and, for the weight gradient, on the
@@ -15,15 +16,15 @@ accepted route through the private ``_route`` argument of ``conv2d`` / ``conv2d_
 import functools
 from typing import NamedTuple
 
-from .._kernels import _isa
+from .._kernels import _conv, _isa
 from ._common import Window
 
-ROUTES = ("gemm", "direct", "depthwise")
+ROUTES = ("gemm", "direct", "depthwise", "valid_taps")
 PASSES = ("forward", "grad_input", "grad_weight")
 # the routes each pass has a kernel for (the input gradient's direct route is the direct
 # forward kernel run on grad_out with the weight rotated by 180 degrees, stride 1 only)
 PASS_ROUTES = {
-    "forward": ("gemm", "direct", "depthwise"),
+    "forward": ("gemm", "direct", "depthwise", "valid_taps"),
     "grad_input": ("gemm", "direct", "depthwise"),
     "grad_weight": ("gemm", "direct", "depthwise"),
 }
@@ -72,6 +73,41 @@ DW_MAX_MULTIPLIER = 8
 #   filters as on AVX-512 (32 -> 64 at 32x32, batch 64: 78.0 / 64.4).
 # The U limits also bound the direct route's scratch (U elements per thread): a forced direct
 # route must respect them.
+
+
+# Valid-taps route (forward only): filters in the vector lanes, only the taps inside the input
+# (the padding skipped). It accepts kernels of at most VT_MAX_KERNEL rows and columns (its tap
+# lists live on the C stack), output rows of at most VT_MAX_OW pixels (a row of sums for a block
+# of filters, at most 64 of them, must fit its band: _conv.valid_taps_band_elems), more than one
+# channel per group (one channel per group is the depthwise route's), and a packed weight (its
+# filters rounded up to whole blocks of at most 64) of at most VT_PACK_SLACK times the weight's
+# size, or VT_PACK_MIN_ELEMS elements. (Its offsets stay within the padded input plane, at most
+# 2**40 elements by convext._validation.window_geometry.) A weight with an inf or a NaN runs the
+# GEMM route (_conv.pack_valid_taps_weight).
+VT_MAX_KERNEL = 16
+VT_MAX_OW = _conv.valid_taps_band_elems() // 64
+VT_PACK_SLACK = 4
+VT_PACK_MIN_ELEMS = 1 << 20
+# It is chosen for the forward pass of a 3x3 (or larger) kernel with padding, on output planes
+# of at least VT_MIN_PLANE pixels, with at least VT_MIN_CG channels and VT_MIN_FG filters per
+# group (whole blocks of 64 filters: with 32, half of every vector is idle). Measured against
+# the routes before it (float32, a Zen 4 with AVX-512, 2 threads, bias and ReLU, each weight
+# packed once as convext.inference does, medians of alternated calls, ms GEMM / direct / valid
+# taps): batch 1: 64x56x56 -> 64 3x3 1.38 / 1.13 / 1.12 (1 thread 2.58 / 2.24 / 2.15), 64 ->
+# 128 stride 2 0.69 / 0.60 / 0.53, 128x28x28 -> 128 1.27 / 1.15 / 1.08, 128 -> 256 stride 2
+# 0.65 / 0.66 / 0.54, 256x14x14 -> 256 1.24 / 1.21 / 1.10, 512x14x14 -> 512 4.70 / 4.91 / 4.50,
+# 512x28x28 -> 512 18.9 / 17.3 / 16.5, 256x56x56 -> 256 18.4 / - / 17.0, 64x112x112 -> 128
+# 10.0 / - / 9.2; batch 16: 64x56x56 -> 64 20.9 / 17.9 / 17.6, 256x14x14 -> 256 18.8 / 17.7 /
+# 16.4, 128x28x28 -> 128 19.1 / 17.2 / 17.0. With the weight packed on every call (conv2d) the
+# packing, a transpose of the weight, costs about what the GEMM route's own packing does (0.85
+# ms on one thread for 512x512x3x3). Not chosen on 7x7 and 8x8 planes: there one image's
+# pixels fall into tiles of 5 and corners of 1, each of which reads the block's weights again,
+# and 512x7x7 -> 512 at batch 1 took 1.38 / 1.51 / 1.64 (batch 16: 20.5 / 21.7 / 15.7, its tiles
+# across the images; but the route may not depend on the batch). Nor with 32 channels (32x56x56
+# -> 32 batch 4: - / 1.15 / 2.10).
+VT_MIN_PLANE = 100
+VT_MIN_CG = 64
+VT_MIN_FG = 64
 
 
 class DirectLimits(NamedTuple):
@@ -309,6 +345,17 @@ def accepts(route, pass_, s):
             _depthwise_kernel_fits(s)
             and depthwise_scratch(s) <= DW_SLACK * (H * W + OH * OW) + DW_MIN_SCRATCH
         )
+    if route == "valid_taps":
+        (kh, kw), (_, OW) = s.window.kernel, s.window.out_hw
+        fg, ck = s.filters_per_group, s.channels_per_group * kh * kw
+        packed = s.window.groups * -(-fg // 64) * 64 * ck
+        return (
+            s.channels_per_group >= 2
+            and kh <= VT_MAX_KERNEL
+            and kw <= VT_MAX_KERNEL
+            and OW <= VT_MAX_OW
+            and packed <= max(VT_PACK_SLACK * s.window.groups * fg * ck, VT_PACK_MIN_ELEMS)
+        )
     if pass_ == "grad_input":
         as_forward = grad_input_as_forward(s)
         return as_forward is not None and accepts("direct", "forward", as_forward[0])
@@ -320,7 +367,8 @@ def accepts(route, pass_, s):
 def choose_route(pass_, s):
     """The route that computes ``pass_`` ("forward", "grad_input" or "grad_weight") for this
     geometry: depthwise when it accepts it with one filter per group (with a channel multiplier
-    of at most DW_MAX_MULTIPLIER, for the input gradient only); else direct within its measured
+    of at most DW_MAX_MULTIPLIER, for the input gradient only); else, for the forward pass,
+    valid taps within its measured limits (VT_MIN_PLANE ...); else direct within its measured
     limits for the active instruction set (never for a depthwise geometry; the input gradient
     within the forward's limits of its forward convolution, grad_input_as_forward, and from
     GI_DIRECT_MIN_CG channels per group on); else GEMM."""
@@ -340,6 +388,15 @@ def choose_route(pass_, s):
         max_cg, max_fg = FWD_DIRECT_MAX_CG, FWD_DIRECT_MAX_FG
         OH, OW = s.window.out_hw
         kh, kw = s.window.kernel
+        if (
+            kh * kw >= 9
+            and s.window.padding != ((0, 0), (0, 0))
+            and OH * OW >= VT_MIN_PLANE
+            and s.channels_per_group >= VT_MIN_CG
+            and s.filters_per_group >= VT_MIN_FG
+            and accepts("valid_taps", pass_, s)
+        ):
+            return "valid_taps"
         if OH * OW <= FWD_DIRECT_SMALL_PLANE and (
             s.channels_per_group * kh * kw > FWD_DIRECT_SMALL_MAX_TAPS
             or s.filters_per_group > FWD_DIRECT_SMALL_MAX_FG

@@ -111,6 +111,11 @@ CVX_INLINE double cvx_neg_inf_d(void)
 #define CVX_DIRECT_BAND_BYTES (4 * 1024 * 1024)
 #endif
 extern cvx_index cvx_direct_band_bytes;
+/* ---- valid-taps forward (valid_taps.inc) ---- kernel rows and columns it takes (at most: its
+ * tap lists live on the stack), and the bytes of packed weights per block of channels (a block's
+ * weights stay in the L2 cache while every tile of the work item runs over them) */
+#define CVX_VT_KMAX 16
+#define CVX_VT_BLOCK_BYTES (256 * 1024)
 /* elements of a scratch of floats or doubles that hold n cvx_index values (at most 8 bytes) */
 #define CVX_DIRECT_IDX_ELEMS(n) (2 * (n))
 

@@ -46,6 +46,11 @@ typedef struct {
     double lo, hi;
 } cvx_direct_geom;
 
+/* Geometry of one (image, group) of the valid-taps forward (valid_taps.inc) */
+typedef struct {
+    cvx_index Cg, H, W, kh, kw, sh, sw, ph, pw, dil_h, dil_w, OH, OW;
+} cvx_vt_geom;
+
 /* filters per block of the direct forward: Fg cut into ceil(Fg / fb_max) near-equal blocks
  * (fb_max: the ISA's tile, cvx_kernel_table.direct_fb); block j starts at filter j * result */
 static inline cvx_index cvx_direct_fblock(cvx_index Fg, int fb_max)
@@ -314,6 +319,20 @@ struct cvx_kernel_table {
     int fma_fused;                      /* 1: the peak loop runs fused multiply-adds (else mul+add) */
     int direct_fb;                      /* filters per direct forward tile (cvx_direct_fblock) */
     int sdense_rows, ddense_rows;       /* rows of W per packed strip of sdense_pack / ddense_pack */
+    /* valid-taps forward (valid_taps.inc): one work item (rows [oh0, oh1) of a block of nf
+     * filters in nimg images), the packing of blocks [b_begin, b_end) of a group's weights (1:
+     * all finite), and the filters per block (vt_fb_f / vt_fb_d) */
+    void (*vt_fwd_f)(const cvx_vt_geom *g, const float *x, cvx_index xs, const float *wp,
+                     const float *b, cvx_index nf, float *y, cvx_index ys, cvx_index nimg,
+                     cvx_index oh0, cvx_index oh1, float *scratch);
+    void (*vt_fwd_d)(const cvx_vt_geom *g, const double *x, cvx_index xs, const double *wp,
+                     const double *b, cvx_index nf, double *y, cvx_index ys, cvx_index nimg,
+                     cvx_index oh0, cvx_index oh1, double *scratch);
+    int (*vt_pack_f)(const cvx_vt_geom *g, cvx_index Fg, const float *w, float *wp,
+                     cvx_index b_begin, cvx_index b_end);
+    int (*vt_pack_d)(const cvx_vt_geom *g, cvx_index Fg, const double *w, double *wp,
+                     cvx_index b_begin, cvx_index b_end);
+    int vt_fb_f, vt_fb_d;
 };
 
 /* cvx_isa.c */
@@ -362,6 +381,14 @@ static inline cvx_index cvx_direct_scratch(const cvx_direct_geom *g)
 static inline cvx_index cvx_direct_v_elems(const cvx_direct_geom *g)
 {
     return (g->Fg * (g->K + CVX_DIRECT_KBMAX) + g->Fg + g->K + CVX_DIRECT_KBMAX) * CVX_DIRECT_VLMAX;
+}
+
+/* ---- valid-taps forward: scratch elements of a work item of `rows` output rows (its band's rows
+ * times its images): the block's bias and its sums, pixel-major (fb filters per pixel). The
+ * caller keeps rows * OW * fb within its band's bound (_conv.pyx, VT_BAND_ELEMS). */
+static inline cvx_index cvx_vt_scratch(cvx_index fb, cvx_index rows, cvx_index OW)
+{
+    return fb * (1 + rows * OW);
 }
 
 #endif /* CVX_ISA_H */

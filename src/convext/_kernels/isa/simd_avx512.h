@@ -20,6 +20,7 @@
  *   CVX_DIRECT_GW_KB                                         direct weight gradient: taps (4 filters)
  *   CVX_DIRECT_PF (optional)                                 direct forward: prefetch taps ahead
  *   CVX_GEMM_PF_C (optional)                                 GEMM tile: prefetch its C lines
+ *   CVX_VT_R (optional, 6 or 7)                              valid-taps forward: pixels per tile
  *   CVX_FMA_FUSED                                            1 if cvx_vf_fma is one fused op
  *   CVX_VREGS                                                vector registers (16 or 32) */
 #ifndef CVX_SIMD_H
@@ -51,6 +52,7 @@
  * 173.5 -> 166.7; both gradients at batch 16 on two threads, against torch in the same runs,
  * 1.14, 1.19, 1.07 -> 1.04, 1.03, 1.01 of torch's time. */
 #define CVX_GEMM_PF_C 1
+#define CVX_VT_R 7 /* valid-taps tile: 7 pixels x 4 vectors (28 sums; its FMAs may read weights from memory) */
 #define CVX_FMA_FUSED 1
 #define CVX_VREGS 32
 #include "simd_x86_fma.h" /* cvx_sf_fma, cvx_sd_fma */

@@ -1,0 +1,167 @@
+"""The valid-taps forward route (convext/_kernels/isa/valid_taps.inc): against the naive oracle on
+geometries that put output pixels at every kind of edge (asymmetric and oversized padding,
+stride, dilation, groups, wide kernels), the same bits for every thread count and batch, its
+epilogue and packed weight against the plain call, the GEMM route for a non-finite weight, and
+the chooser's limits."""
+
+import numpy as np
+import pytest
+
+import convext
+import reference as R
+from convext import conv2d
+from convext._kernels import _conv
+from convext.functional import _routes
+from convext.functional import conv as conv_module
+from convext.functional._routes import accepts, choose_route
+from convext.inference import ACT_HARDTANH, ACT_RELU, ACT_SILU
+
+# (x shape, w shape, conv2d keywords): pixels whose taps are cut on every side, by padding, by a
+# kernel wider than the input, by stride and dilation; groups; filters not a whole block
+GEOMETRIES = [
+    ((2, 8, 7, 7), (16, 8, 3, 3), dict(padding=1)),
+    ((1, 3, 9, 11), (70, 3, 3, 5), dict(stride=2, padding=2)),
+    ((2, 6, 8, 8), (130, 3, 3, 3), dict(padding=3, dilation=2, groups=2)),
+    ((1, 4, 5, 5), (8, 4, 7, 7), dict(padding=3)),
+    ((1, 5, 6, 6), (4, 5, 3, 3), dict(stride=3, padding=5)),  # pixels no tap reaches
+    ((2, 4, 6, 9), (9, 4, 2, 4), dict(padding="same")),  # even kernels: asymmetric padding
+    ((1, 3, 10, 8), (7, 3, 3, 3), dict(padding=(2, 0, 1, 3))),  # per side (top, bottom, ...)
+    ((3, 16, 14, 14), (64, 16, 1, 1), {}),
+    ((1, 2, 4, 30), (5, 2, 16, 3), dict(padding=(8, 1), dilation=(1, 2))),
+    ((16, 8, 7, 7), (130, 8, 3, 3), dict(padding=1)),  # tiles across the images too
+    ((9, 3, 5, 6), (20, 3, 3, 3), dict(padding=2, stride=(1, 2))),
+]
+
+
+@pytest.mark.parametrize("xs, ws, kw", GEOMETRIES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matches_naive_for_every_thread_count_and_image(xs, ws, kw, dtype, restore_threads):
+    rng = np.random.default_rng(sum(xs) + sum(ws))
+    x, w = rng.standard_normal(xs).astype(dtype), rng.standard_normal(ws).astype(dtype)
+    b = rng.standard_normal(ws[0]).astype(dtype)
+    ref = _oracle(x, w, b, kw)
+    got = []
+    for nt in (1, 2, 3):
+        convext.set_num_threads(nt)
+        got.append(conv2d(x, w, b, **kw, _route="valid_taps"))
+    for other in got[1:]:
+        np.testing.assert_array_equal(other, got[0])
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got[0], ref, **tol)
+    assert got[0].dtype == dtype
+    for n in range(xs[0]):  # each image's output is the one it gets alone
+        alone = conv2d(x[n : n + 1], w, b, **kw, _route="valid_taps")
+        np.testing.assert_array_equal(alone[0], got[0][n])
+    nobias = conv2d(x, w, None, **kw, _route="valid_taps")
+    np.testing.assert_allclose(nobias, _oracle(x, w, None, kw), **tol)
+
+
+def _oracle(x, w, b, kw):
+    """The naive convolution in float64; padding per side (top, bottom, left, right) as the
+    zeros put around x first."""
+    x, w = x.astype(np.float64), w.astype(np.float64)
+    b = None if b is None else b.astype(np.float64)
+    pad = kw.get("padding", 0)
+    if isinstance(pad, tuple) and len(pad) == 4:
+        x = np.pad(x, ((0, 0), (0, 0), pad[:2], pad[2:]))
+        kw = dict(kw, padding=0)
+    return R.conv2d(x, w, b, **kw)
+
+
+def _kernel_args(x, w, kw):
+    x4, w4, _, _, g = conv_module._conv_setup(
+        x,
+        w,
+        None,
+        kw.get("stride", 1),
+        kw.get("padding", 0),
+        kw.get("dilation", 1),
+        kw.get("groups", 1),
+    )
+    y = np.empty((x.shape[0], w.shape[0]) + g.out_hw, x.dtype)
+    return y, conv_module._kernel_geom(g, x4.shape, w4.shape, "valid_taps")
+
+
+@pytest.mark.parametrize("act", [(ACT_RELU, 0.0, 0.0), (ACT_HARDTANH, -0.5, 0.7), (ACT_SILU, 0, 0)])
+def test_epilogue_and_packed_weight_give_the_plain_calls_bits(act):
+    rng = np.random.default_rng(7)
+    xs, ws, kw = (2, 6, 8, 8), (130, 3, 3, 3), dict(padding=3, dilation=2, groups=2)
+    x, w = rng.standard_normal(xs).astype(np.float32), rng.standard_normal(ws).astype(np.float32)
+    b = rng.standard_normal(ws[0]).astype(np.float32)
+    y, geom = _kernel_args(x, w, kw)
+    res = rng.standard_normal(y.shape).astype(np.float32)
+    _conv.conv2d_forward_valid_taps(x, w, b, y, *geom)
+    plain = y.copy()
+    _conv.conv2d_epilogue(plain, res, *act, 1)
+    fused = np.full_like(y, np.nan)
+    packed = _conv.pack_valid_taps_weight(w, 2, 2)
+    _conv.conv2d_forward_valid_taps(x, w, b, fused, *geom, res, *act, packed)
+    np.testing.assert_array_equal(fused, plain)
+    again = np.full_like(y, np.nan)
+    _conv.conv2d_forward_valid_taps(x, w, b, again, *geom, None, 0, 0.0, 0.0, packed)
+    np.testing.assert_array_equal(again, y)
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_a_non_finite_weight_runs_the_gemm_route(bad):
+    """inf or NaN times the zero padding is NaN on the other routes (and in the oracle): the
+    valid-taps packer refuses such a weight, and the call runs the GEMM route instead."""
+    rng = np.random.default_rng(11)
+    x, w = rng.standard_normal((2, 4, 6, 6)), rng.standard_normal((8, 4, 3, 3))
+    w[3, 1, 0, 2] = bad
+    assert _conv.pack_valid_taps_weight(w, 1) is None
+    got = conv2d(x, w, padding=1, _route="valid_taps")
+    want = conv2d(x, w, padding=1, _route="gemm")
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(got[~np.isnan(got)], want[~np.isnan(want)])
+    assert np.isnan(got[:, 3, 0]).all() or not np.isfinite(got[:, 3]).all()
+
+
+def _shape(x_shape, w_shape, **kw):
+    x4, w4, _, _, g = conv_module._conv_setup(
+        np.empty(x_shape),
+        np.empty(w_shape),
+        None,
+        kw.get("stride", 1),
+        kw.get("padding", 0),
+        kw.get("dilation", 1),
+        kw.get("groups", 1),
+    )
+    return _routes.conv_shape(x4.shape, w4.shape, g)
+
+
+def test_the_chooser_takes_it_for_padded_kernels_beyond_the_smallest_planes():
+    pick = lambda *a, **k: choose_route("forward", _shape(*a, **k))  # noqa: E731
+    assert pick((1, 256, 14, 14), (256, 256, 3, 3), padding=1) == "valid_taps"
+    assert pick((16, 128, 28, 28), (128, 128, 3, 3), padding=1) == "valid_taps"
+    assert pick((1, 128, 28, 28), (256, 128, 3, 3), stride=2, padding=1) == "valid_taps"
+    assert pick((1, 512, 7, 7), (512, 512, 3, 3), padding=1) != "valid_taps"  # 49 pixels
+    assert pick((1, 256, 14, 14), (512, 256, 3, 3), stride=2, padding=1) != "valid_taps"
+    assert pick((1, 64, 56, 56), (64, 64, 3, 3), padding=1) == "valid_taps"
+    assert pick((1, 64, 112, 112), (128, 64, 3, 3), padding=1) == "valid_taps"
+    assert pick((1, 64, 8, 8), (64, 64, 3, 3), padding=1) != "valid_taps"  # 64 pixels
+    assert pick((1, 32, 56, 56), (32, 32, 3, 3), padding=1) != "valid_taps"  # half a block
+    assert pick((1, 256, 14, 14), (256, 256, 3, 3)) != "valid_taps"  # no padding to skip
+    assert pick((1, 256, 14, 14), (256, 256, 1, 1)) != "valid_taps"
+    assert pick((1, 32, 14, 14), (256, 32, 3, 3), padding=1) != "valid_taps"  # few channels
+    assert pick((1, 256, 14, 14), (256, 1, 3, 3), padding=1, groups=256) == "depthwise"
+    # the input gradient and the weight gradient have no valid-taps kernel
+    s = _shape((1, 256, 14, 14), (256, 256, 3, 3), padding=1)
+    assert choose_route("grad_input", s) != "valid_taps"
+    assert not accepts("valid_taps", "grad_weight", s)
+
+
+def test_it_refuses_what_its_bounded_scratch_cannot_hold():
+    assert not accepts("valid_taps", "forward", _shape((1, 4, 20, 20), (4, 4, 17, 3), padding=8))
+    assert accepts("valid_taps", "forward", _shape((1, 4, 20, 20), (4, 4, 16, 3), padding=8))
+    wide = _routes.VT_MAX_OW + 1
+    assert not accepts("valid_taps", "forward", _shape((1, 2, 1, wide), (4, 2, 1, 1)))
+    assert accepts("valid_taps", "forward", _shape((1, 2, 1, wide - 1), (4, 2, 1, 1)))
+    # one channel per group is the depthwise route's
+    assert not accepts("valid_taps", "forward", _shape((1, 4, 8, 8), (4, 1, 3, 3), groups=4))
+    # few filters in many groups: blocks of up to 64 filters would pad the weight far beyond
+    # its size
+    many = _shape((1, 4096, 8, 8), (4096, 2, 3, 3), padding=1, groups=2048)
+    assert not accepts("valid_taps", "forward", many)
+    with pytest.raises(ValueError, match="valid_taps route cannot"):
+        conv2d(np.ones((1, 4, 8, 8)), np.ones((4, 1, 3, 3)), groups=4, _route="valid_taps")
