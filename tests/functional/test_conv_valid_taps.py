@@ -9,7 +9,7 @@ import pytest
 
 import convext
 import reference as R
-from convext import conv2d
+from convext import conv2d, conv2d_backward
 from convext._kernels import _conv
 from convext.functional import _routes
 from convext.functional import conv as conv_module
@@ -145,9 +145,11 @@ def test_the_chooser_takes_it_for_padded_kernels_beyond_the_smallest_planes():
     assert pick((1, 256, 14, 14), (256, 256, 1, 1)) != "valid_taps"
     assert pick((1, 32, 14, 14), (256, 32, 3, 3), padding=1) != "valid_taps"  # few channels
     assert pick((1, 256, 14, 14), (256, 1, 3, 3), padding=1, groups=256) == "depthwise"
-    # the input gradient and the weight gradient have no valid-taps kernel
+    # the input gradient where its forward convolution takes it; the weight gradient has none
     s = _shape((1, 256, 14, 14), (256, 256, 3, 3), padding=1)
-    assert choose_route("grad_input", s) != "valid_taps"
+    assert choose_route("grad_input", s) == "valid_taps"
+    strided = _shape((1, 128, 28, 28), (256, 128, 3, 3), stride=2, padding=1)
+    assert not accepts("valid_taps", "grad_input", strided)
     assert not accepts("valid_taps", "grad_weight", s)
 
 
@@ -165,3 +167,45 @@ def test_it_refuses_what_its_bounded_scratch_cannot_hold():
     assert not accepts("valid_taps", "forward", many)
     with pytest.raises(ValueError, match="valid_taps route cannot"):
         conv2d(np.ones((1, 4, 8, 8)), np.ones((4, 1, 3, 3)), groups=4, _route="valid_taps")
+
+
+# stride 1 (the input gradient as a forward convolution): padding, dilation, groups, kernels
+GRAD_INPUT_GEOMETRIES = [
+    ((2, 8, 7, 7), (16, 8, 3, 3), dict(padding=1)),
+    ((2, 6, 8, 8), (130, 3, 3, 3), dict(padding=2, dilation=2, groups=2)),
+    ((1, 4, 9, 6), (8, 4, 5, 3), dict(padding=(1, 2))),
+    ((16, 8, 5, 5), (70, 8, 3, 3), dict(padding=1)),
+]
+
+
+@pytest.mark.parametrize("xs, ws, kw", GRAD_INPUT_GEOMETRIES)
+def test_grad_input_matches_naive_for_every_thread_count_and_image(xs, ws, kw, restore_threads):
+    rng = np.random.default_rng(sum(xs) + 3)
+    x, w = rng.standard_normal(xs), rng.standard_normal(ws)
+    gy = rng.standard_normal(R.conv2d(x, w, **kw).shape)
+    want = R.conv2d_grads(gy, x, w, **kw)[0]
+    only = dict(needs_weight_grad=False, needs_bias_grad=False)
+    got = []
+    for nt in (1, 2, 3):
+        convext.set_num_threads(nt)
+        got.append(conv2d_backward(gy, x, w, **kw, **only, _route="valid_taps")[0])
+    np.testing.assert_allclose(got[0], want, rtol=1e-10, atol=1e-12)
+    for other in got[1:]:
+        np.testing.assert_array_equal(other, got[0])
+    for n in range(xs[0]):
+        alone = conv2d_backward(gy[n : n + 1], x[n : n + 1], w, **kw, **only, _route="valid_taps")
+        np.testing.assert_array_equal(alone[0][0], got[0][n])
+
+
+def test_grad_input_with_a_non_finite_weight_is_the_gemm_routes():
+    rng = np.random.default_rng(12)
+    x, w = rng.standard_normal((2, 4, 6, 6)), rng.standard_normal((8, 4, 3, 3))
+    w[2, 3, 1, 0] = np.inf
+    gy = rng.standard_normal((2, 8, 6, 6))
+    gy[:, :, 0] = 0.0  # inf * 0 = NaN where the gradient has such a product
+    only = dict(padding=1, needs_weight_grad=False, needs_bias_grad=False)
+    got = conv2d_backward(gy, x, w, **only, _route="valid_taps")[0]
+    want = conv2d_backward(gy, x, w, **only, _route="gemm")[0]
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(got[~np.isnan(got)], want[~np.isnan(want)])
+    assert np.isnan(want).any() and np.isinf(want).any() and np.isfinite(want).any()

@@ -141,6 +141,19 @@ def conv2d_grad_input_direct(
     groups: int,
     n_threads: int,
 ) -> None: ...
+def conv2d_grad_input_valid_taps(
+    gy: _FloatArray,
+    w: _FloatArray,
+    gx: _FloatArray,
+    stride_h: int,
+    stride_w: int,
+    pad_top: int,
+    pad_left: int,
+    dil_h: int,
+    dil_w: int,
+    groups: int,
+    n_threads: int,
+) -> None: ...
 def conv2d_grad_weight_depthwise(
     gy: _FloatArray,
     x: _FloatArray,

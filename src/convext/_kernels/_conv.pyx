@@ -2530,16 +2530,42 @@ def conv2d_grad_input_direct(const floating[:, :, :, ::1] gy, const floating[:, 
         _grad_input_gemm(gy, w, gx, stride_h, stride_w, pad_top, pad_left, dil_h, dil_w,
                          groups, n_threads)
         return
-    cdef Py_ssize_t F = w.shape[0], Cg = w.shape[1], kh = w.shape[2], kw = w.shape[3]
+    _forward_direct(gy, _rotated_transposed(wa, groups), None, gx, 1, 1,
+                    dil_h * (w.shape[2] - 1) - pad_top, dil_w * (w.shape[3] - 1) - pad_left,
+                    dil_h, dil_w, groups, n_threads)
+
+
+def conv2d_grad_input_valid_taps(const floating[:, :, :, ::1] gy,
+                                 const floating[:, :, :, ::1] w, floating[:, :, :, ::1] gx,
+                                 Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
+                                 Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
+                                 Py_ssize_t groups, int n_threads):
+    """gx = the gradient of conv2d with respect to its input, valid-taps route: as
+    conv2d_grad_input_direct (stride 1, the forward convolution of gy with the rotated weight),
+    on the valid-taps forward, whose skipped taps are then those that would read the zeros
+    around gy. Fills all of gx. A non-finite weight runs the GEMM route instead."""
+    wa = np.asarray(w)
+    if not np.isfinite(wa).all():
+        _grad_input_gemm(gy, w, gx, stride_h, stride_w, pad_top, pad_left, dil_h, dil_w,
+                         groups, n_threads)
+        return
+    _forward_valid_taps(gy, _rotated_transposed(wa, groups), None, gx, 1, 1,
+                        dil_h * (w.shape[2] - 1) - pad_top, dil_w * (w.shape[3] - 1) - pad_left,
+                        dil_h, dil_w, groups, n_threads)
+
+
+def _rotated_transposed(wa, Py_ssize_t groups):
+    """w'[c, f] = w[f, c] rotated by 180 degrees in each group: the weight of the input
+    gradient as a forward convolution (groups * C/G, F/G, kH, kW), contiguous."""
+    cdef Py_ssize_t F = wa.shape[0], Cg = wa.shape[1], kh = wa.shape[2], kw = wa.shape[3]
     wr = wa.reshape(groups, F // groups, Cg, kh, kw)[:, :, :, ::-1, ::-1].transpose(0, 2, 1, 3, 4)
-    wr = np.ascontiguousarray(wr).reshape(groups * Cg, F // groups, kh, kw)
-    _forward_direct(gy, wr, None, gx, 1, 1, dil_h * (kh - 1) - pad_top,
-                    dil_w * (kw - 1) - pad_left, dil_h, dil_w, groups, n_threads)
+    return np.ascontiguousarray(wr).reshape(groups * Cg, F // groups, kh, kw)
 
 
-# the entry points conv2d_grad_input_direct runs, bound here once: a call inside this module runs
-# these functions, whatever later happens to the module's public names
+# the entry points conv2d_grad_input_direct and _valid_taps run, bound here once: a call inside
+# this module runs these functions, whatever later happens to the module's public names
 _forward_direct = conv2d_forward_direct
+_forward_valid_taps = conv2d_forward_valid_taps
 _grad_input_gemm = conv2d_grad_input_gemm
 
 

@@ -25,7 +25,7 @@ PASSES = ("forward", "grad_input", "grad_weight")
 # forward kernel run on grad_out with the weight rotated by 180 degrees, stride 1 only)
 PASS_ROUTES = {
     "forward": ("gemm", "direct", "depthwise", "valid_taps"),
-    "grad_input": ("gemm", "direct", "depthwise"),
+    "grad_input": ("gemm", "direct", "depthwise", "valid_taps"),
     "grad_weight": ("gemm", "direct", "depthwise"),
 }
 
@@ -105,6 +105,11 @@ VT_PACK_MIN_ELEMS = 1 << 20
 # and 512x7x7 -> 512 at batch 1 took 1.38 / 1.51 / 1.64 (batch 16: 20.5 / 21.7 / 15.7, its tiles
 # across the images; but the route may not depend on the batch). Nor with 32 channels (32x56x56
 # -> 32 batch 4: - / 1.15 / 2.10).
+# The input gradient (stride 1) runs on it where its forward convolution (grad_input_as_forward)
+# would: measured with forced routes (float32, batch 16, one thread, another process busy on
+# the second core, ms GEMM / direct / valid taps): 256x14x14 -> 256 3x3 88.4 / 56.1 / 44.5,
+# 128x28x28 -> 128 79.7 / 73.7 / 62.4, 512x14x14 -> 512 157.1 / 145.2 / 140.0, 64x56x56 -> 64
+# 71.4 / 73.2 / 73.4; batch 4, 512x28x28 -> 512 161.2 / 144.3 / 149.2.
 VT_MIN_PLANE = 100
 VT_MIN_CG = 64
 VT_MIN_FG = 64
@@ -345,6 +350,9 @@ def accepts(route, pass_, s):
             _depthwise_kernel_fits(s)
             and depthwise_scratch(s) <= DW_SLACK * (H * W + OH * OW) + DW_MIN_SCRATCH
         )
+    if route == "valid_taps" and pass_ == "grad_input":
+        as_forward = grad_input_as_forward(s)
+        return as_forward is not None and accepts("valid_taps", "forward", as_forward[0])
     if route == "valid_taps":
         (kh, kw), (_, OW) = s.window.kernel, s.window.out_hw
         fg, ck = s.filters_per_group, s.channels_per_group * kh * kw
@@ -368,7 +376,8 @@ def choose_route(pass_, s):
     """The route that computes ``pass_`` ("forward", "grad_input" or "grad_weight") for this
     geometry: depthwise when it accepts it with one filter per group (with a channel multiplier
     of at most DW_MAX_MULTIPLIER, for the input gradient only); else, for the forward pass,
-    valid taps within its measured limits (VT_MIN_PLANE ...); else direct within its measured
+    valid taps within its measured limits (VT_MIN_PLANE ...; the input gradient where its
+    forward convolution, grad_input_as_forward, would take it); else direct within its measured
     limits for the active instruction set (never for a depthwise geometry; the input gradient
     within the forward's limits of its forward convolution, grad_input_as_forward, and from
     GI_DIRECT_MIN_CG channels per group on); else GEMM."""
@@ -383,7 +392,7 @@ def choose_route(pass_, s):
         if as_forward is None or s.channels_per_group < GI_DIRECT_MIN_CG:
             return "gemm"
         route = choose_route("forward", as_forward[0])
-        return route if route == "direct" else "gemm"
+        return route if route in ("direct", "valid_taps") else "gemm"
     if pass_ == "forward":
         max_cg, max_fg = FWD_DIRECT_MAX_CG, FWD_DIRECT_MAX_FG
         OH, OW = s.window.out_hw
