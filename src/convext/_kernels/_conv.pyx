@@ -2525,14 +2525,8 @@ def conv2d_grad_input_direct(const floating[:, :, :, ::1] gy, const floating[:, 
     w'[c, f] = w[f, c] rotated by 180 degrees in each group, padding dil*(k-1) - pad at the top
     and left. Fills all of gx. A non-finite weight runs the GEMM route instead: here its
     products with the zeros around gy would be NaN where the gradient has no such product."""
-    wa = np.asarray(w)
-    if not np.isfinite(wa).all():
-        _grad_input_gemm(gy, w, gx, stride_h, stride_w, pad_top, pad_left, dil_h, dil_w,
-                         groups, n_threads)
-        return
-    _forward_direct(gy, _rotated_transposed(wa, groups), None, gx, 1, 1,
-                    dil_h * (w.shape[2] - 1) - pad_top, dil_w * (w.shape[3] - 1) - pad_left,
-                    dil_h, dil_w, groups, n_threads)
+    _grad_input_as_forward(_forward_direct, gy, w, gx, stride_h, stride_w, pad_top, pad_left,
+                           dil_h, dil_w, groups, n_threads)
 
 
 def conv2d_grad_input_valid_taps(const floating[:, :, :, ::1] gy,
@@ -2544,22 +2538,28 @@ def conv2d_grad_input_valid_taps(const floating[:, :, :, ::1] gy,
     conv2d_grad_input_direct (stride 1, the forward convolution of gy with the rotated weight),
     on the valid-taps forward, whose skipped taps are then those that would read the zeros
     around gy. Fills all of gx. A non-finite weight runs the GEMM route instead."""
+    _grad_input_as_forward(_forward_valid_taps, gy, w, gx, stride_h, stride_w, pad_top,
+                           pad_left, dil_h, dil_w, groups, n_threads)
+
+
+def _grad_input_as_forward(forward, gy, w, gx, Py_ssize_t stride_h, Py_ssize_t stride_w,
+                           Py_ssize_t pad_top, Py_ssize_t pad_left, Py_ssize_t dil_h,
+                           Py_ssize_t dil_w, Py_ssize_t groups, int n_threads):
+    """The input gradient (stride 1) as the forward convolution `forward` (a conv2d_forward_*
+    entry point) of gy with w'[c, f] = w[f, c] rotated by 180 degrees in each group, padding
+    dil*(k-1) - pad at the top and left; with a non-finite w, the GEMM route's input gradient
+    (the forward's products of w with the zeros around gy would be NaN where the gradient has
+    no such product)."""
     wa = np.asarray(w)
     if not np.isfinite(wa).all():
         _grad_input_gemm(gy, w, gx, stride_h, stride_w, pad_top, pad_left, dil_h, dil_w,
                          groups, n_threads)
         return
-    _forward_valid_taps(gy, _rotated_transposed(wa, groups), None, gx, 1, 1,
-                        dil_h * (w.shape[2] - 1) - pad_top, dil_w * (w.shape[3] - 1) - pad_left,
-                        dil_h, dil_w, groups, n_threads)
-
-
-def _rotated_transposed(wa, Py_ssize_t groups):
-    """w'[c, f] = w[f, c] rotated by 180 degrees in each group: the weight of the input
-    gradient as a forward convolution (groups * C/G, F/G, kH, kW), contiguous."""
     cdef Py_ssize_t F = wa.shape[0], Cg = wa.shape[1], kh = wa.shape[2], kw = wa.shape[3]
     wr = wa.reshape(groups, F // groups, Cg, kh, kw)[:, :, :, ::-1, ::-1].transpose(0, 2, 1, 3, 4)
-    return np.ascontiguousarray(wr).reshape(groups * Cg, F // groups, kh, kw)
+    wr = np.ascontiguousarray(wr).reshape(groups * Cg, F // groups, kh, kw)
+    forward(gy, wr, None, gx, 1, 1, dil_h * (kh - 1) - pad_top, dil_w * (kw - 1) - pad_left,
+            dil_h, dil_w, groups, n_threads)
 
 
 # the entry points conv2d_grad_input_direct and _valid_taps run, bound here once: a call inside
