@@ -102,8 +102,10 @@ VT_PACK_MIN_ELEMS = 1 << 20
 # packing, a transpose of the weight, costs about what the GEMM route's own packing does (0.85
 # ms on one thread for 512x512x3x3). Not chosen on 7x7 and 8x8 planes: there one image's
 # pixels fall into tiles of 5 and corners of 1, each of which reads the block's weights again,
-# and 512x7x7 -> 512 at batch 1 took 1.38 / 1.51 / 1.64 (batch 16: 20.5 / 21.7 / 15.7, its tiles
-# across the images; but the route may not depend on the batch). Nor with 32 channels (32x56x56
+# and 512x7x7 -> 512 at batch 1 took 1.38 / 1.51 / 1.64 (1.30 / 1.54 / 1.56 once its corners ran
+# together; one thread 2.46 / 2.75 / 2.54), where at batch 16 it took 20.5 / 21.7 / 15.7 and at
+# batch 8 11.4 / 11.8 / 8.6 (its tiles across the images): the route may not depend on the
+# batch, and batch 1 on two threads keeps the GEMM route. Nor with 32 channels (32x56x56
 # -> 32 batch 4: - / 1.15 / 2.10).
 # The input gradient (stride 1) runs on it where its forward convolution (grad_input_as_forward)
 # would: measured with forced routes (float32, batch 16, one thread, another process busy on
