@@ -75,17 +75,19 @@ DW_MAX_MULTIPLIER = 8
 # route must respect them.
 
 
-# Valid-taps route (forward only): filters in the vector lanes, only the taps inside the input
-# (the padding skipped). It accepts kernels of at most VT_MAX_KERNEL rows and columns (its tap
-# lists live on the C stack), output rows of at most VT_MAX_OW pixels (a row of sums for a block
-# of filters, at most 64 of them, must fit its band: _conv.valid_taps_band_elems), more than one
+# Valid-taps route (the forward pass, and the stride-1 input gradient as a forward
+# convolution): filters in the vector lanes, only the taps inside the input (the padding
+# skipped). It accepts kernels of at most VT_MAX_KERNEL rows and columns (its tap lists live on
+# the C stack), output rows of at most VT_MAX_OW pixels (a row of sums for a block of filters,
+# at most VT_MAX_BLOCK of them, must fit its band: _conv.valid_taps_band_elems), more than one
 # channel per group (one channel per group is the depthwise route's), and a packed weight (its
-# filters rounded up to whole blocks of at most 64) of at most VT_PACK_SLACK times the weight's
-# size, or VT_PACK_MIN_ELEMS elements. (Its offsets stay within the padded input plane, at most
-# 2**40 elements by convext._validation.window_geometry.) A weight with an inf or a NaN runs the
-# GEMM route (_conv.pack_valid_taps_weight).
+# filters rounded up to whole blocks of at most VT_MAX_BLOCK) of at most VT_PACK_SLACK times
+# the weight's size, or VT_PACK_MIN_ELEMS elements. (Its offsets stay within the padded input
+# plane, at most 2**40 elements by convext._validation.window_geometry.) A weight with an inf
+# or a NaN runs the GEMM route (_conv.pack_valid_taps_weight).
 VT_MAX_KERNEL = 16
-VT_MAX_OW = _conv.valid_taps_band_elems() // 64
+VT_MAX_BLOCK = 64  # the widest block of filters over the instruction sets (AVX-512 float)
+VT_MAX_OW = _conv.valid_taps_band_elems() // VT_MAX_BLOCK
 VT_PACK_SLACK = 4
 VT_PACK_MIN_ELEMS = 1 << 20
 # It is chosen for the forward pass of a 3x3 (or larger) kernel with padding, on output planes
@@ -358,7 +360,7 @@ def accepts(route, pass_, s):
     if route == "valid_taps":
         (kh, kw), (_, OW) = s.window.kernel, s.window.out_hw
         fg, ck = s.filters_per_group, s.channels_per_group * kh * kw
-        packed = s.window.groups * -(-fg // 64) * 64 * ck
+        packed = s.window.groups * -(-fg // VT_MAX_BLOCK) * VT_MAX_BLOCK * ck
         return (
             s.channels_per_group >= 2
             and kh <= VT_MAX_KERNEL
