@@ -106,7 +106,9 @@ def test_direct_limits_are_the_active_instruction_sets():
     ],
 )
 def test_direct_route_within_its_channel_and_filter_limits(pass_, max_cg, max_fg):
-    small = dict(batch=4, hw=(9, 9))  # 81 output pixels: above the forward's small-plane rule
+    # 81 output pixels: above the forward's small-plane rule; no padding, which the valid-taps
+    # route would skip
+    small = dict(batch=4, hw=(11, 11), pad=(0, 0))
     assert choose_route(pass_, shape(cg=max_cg, fg=max_fg, **small)) == "direct"
     assert choose_route(pass_, shape(cg=max_cg + 1, fg=max_fg, **small)) == "gemm"
     assert choose_route(pass_, shape(cg=max_cg, fg=max_fg + 1, **small)) == "gemm"
@@ -133,7 +135,9 @@ def test_1x1_forward_limit_follows_the_cpus_band():
     assert choose_route("grad_input", shape(cg=64, **one | dict(fg=limit))) == "direct"
     assert choose_route("grad_input", shape(cg=64, **one | dict(fg=limit + 1))) == "gemm"
     cg = min(_routes.FWD_DIRECT_MAX_CG, limit + 1)
-    assert choose_route("forward", shape(batch=4, cg=cg, fg=64, hw=(9, 9))) == "direct"
+    assert choose_route("forward", shape(batch=4, cg=cg, fg=64, hw=(11, 11), pad=(0, 0))) == (
+        "direct"
+    )
 
 
 def test_1x1_on_a_small_plane_with_many_filters_takes_the_gemm_route():
@@ -394,4 +398,6 @@ def test_forward_direct_route_on_small_planes_only_with_few_taps_and_filters():
     assert choose_route("forward", shape(**{**one, "hw": (11, 11)}, k=(5, 5))) == "gemm"
     # the forward decides on the image alone: the batch never changes its route
     for n in (1, 16):
-        assert choose_route("forward", shape(batch=n, hw=(7, 7), cg=256, fg=256)) == "gemm"
+        assert choose_route("forward", shape(batch=n, hw=(7, 7), cg=256, fg=256, pad=(0, 0))) == (
+            "gemm"
+        )

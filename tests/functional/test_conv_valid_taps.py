@@ -132,14 +132,18 @@ def _shape(x_shape, w_shape, **kw):
 
 def test_the_chooser_takes_it_for_padded_kernels_beyond_the_smallest_planes():
     pick = lambda *a, **k: choose_route("forward", _shape(*a, **k))  # noqa: E731
+    assert _routes.VT_MIN_PLANE == 25 and _routes.GI_VT_MIN_PLANE == 100
     assert pick((1, 256, 14, 14), (256, 256, 3, 3), padding=1) == "valid_taps"
     assert pick((16, 128, 28, 28), (128, 128, 3, 3), padding=1) == "valid_taps"
     assert pick((1, 128, 28, 28), (256, 128, 3, 3), stride=2, padding=1) == "valid_taps"
-    assert pick((1, 512, 7, 7), (512, 512, 3, 3), padding=1) != "valid_taps"  # 49 pixels
-    assert pick((1, 256, 14, 14), (512, 256, 3, 3), stride=2, padding=1) != "valid_taps"
+    for n in (1, 16):  # 49 and 25 pixels, whatever the batch; 16 pixels not
+        assert pick((n, 512, 7, 7), (512, 512, 3, 3), padding=1) == "valid_taps"
+        assert pick((n, 256, 14, 14), (512, 256, 3, 3), stride=2, padding=1) == "valid_taps"
+        assert pick((n, 512, 5, 5), (512, 512, 3, 3), padding=1) == "valid_taps"
+        assert pick((n, 512, 4, 4), (512, 512, 3, 3), padding=1) != "valid_taps"
     assert pick((1, 64, 56, 56), (64, 64, 3, 3), padding=1) == "valid_taps"
     assert pick((1, 64, 112, 112), (128, 64, 3, 3), padding=1) == "valid_taps"
-    assert pick((1, 64, 8, 8), (64, 64, 3, 3), padding=1) != "valid_taps"  # 64 pixels
+    assert pick((1, 64, 8, 8), (64, 64, 3, 3), padding=1) == "valid_taps"  # 64 pixels
     assert pick((1, 32, 56, 56), (32, 32, 3, 3), padding=1) != "valid_taps"  # half a block
     assert pick((1, 256, 14, 14), (256, 256, 3, 3)) != "valid_taps"  # no padding to skip
     assert pick((1, 256, 14, 14), (256, 256, 1, 1)) != "valid_taps"
@@ -148,6 +152,13 @@ def test_the_chooser_takes_it_for_padded_kernels_beyond_the_smallest_planes():
     # the input gradient where its forward convolution takes it; the weight gradient has none
     s = _shape((1, 256, 14, 14), (256, 256, 3, 3), padding=1)
     assert choose_route("grad_input", s) == "valid_taps"
+    # ... on planes of at least GI_VT_MIN_PLANE pixels (10x10, not 9x9)
+    assert choose_route("grad_input", _shape((16, 512, 10, 10), (512, 512, 3, 3), padding=1)) == (
+        "valid_taps"
+    )
+    small = _shape((16, 512, 9, 9), (512, 512, 3, 3), padding=1)
+    assert choose_route("forward", small) == "valid_taps"
+    assert choose_route("grad_input", small) != "valid_taps"
     strided = _shape((1, 128, 28, 28), (256, 128, 3, 3), stride=2, padding=1)
     assert not accepts("valid_taps", "grad_input", strided)
     assert not accepts("valid_taps", "grad_weight", s)

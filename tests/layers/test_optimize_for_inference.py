@@ -485,7 +485,9 @@ def test_gemm_layers_use_the_weight_packed_once(monkeypatch):
             Conv2D(600, 20, 3, padding=1, dtype=dt, rng=33),  # 20 filters, K = 5400
         )
 
-    x = np.random.default_rng(13).standard_normal((4, 300, 7, 7))
+    # 4x4 planes: below the valid-taps route's least plane (VT_MIN_PLANE), which would take
+    # the first 3x3 layer
+    x = np.random.default_rng(13).standard_normal((4, 300, 4, 4))
     monkeypatch.setattr(_conv, "conv2d_forward_gemm", recording)
     for dt in (np.float32, np.float64):
         model = _randomize(make(dt))

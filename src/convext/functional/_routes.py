@@ -102,19 +102,27 @@ VT_PACK_MIN_ELEMS = 1 << 20
 # 10.0 / - / 9.2; batch 16: 64x56x56 -> 64 20.9 / 17.9 / 17.6, 256x14x14 -> 256 18.8 / 17.7 /
 # 16.4, 128x28x28 -> 128 19.1 / 17.2 / 17.0. With the weight packed on every call (conv2d) the
 # packing, a transpose of the weight, costs about what the GEMM route's own packing does (0.85
-# ms on one thread for 512x512x3x3). Not chosen on 7x7 and 8x8 planes: there one image's
-# pixels fall into tiles of 5 and corners of 1, each of which reads the block's weights again,
-# and 512x7x7 -> 512 at batch 1 took 1.38 / 1.51 / 1.64 (1.30 / 1.54 / 1.56 once its corners ran
-# together; one thread 2.46 / 2.75 / 2.54), where at batch 16 it took 20.5 / 21.7 / 15.7 and at
-# batch 8 11.4 / 11.8 / 8.6 (its tiles across the images): the route may not depend on the
-# batch, and batch 1 on two threads keeps the GEMM route. Nor with 32 channels (32x56x56
-# -> 32 batch 4: - / 1.15 / 2.10).
+# ms on one thread for 512x512x3x3). On planes of 25 to 99 pixels (5x5 to 9x9) one image's
+# pixels fall into tiles of 5 and corners of 1, each of which reads the block's weights again;
+# with the weights coming from memory (as in a network, whose weights do not all stay in the
+# last-level cache) that was slower than the GEMM route at batch 1 until the tile prefetched
+# them (CVX_VT_PF, isa/simd_avx512.h). 512x7x7 -> 512 at batch 1, the weights evicted before
+# each call, ms GEMM / valid taps, alternated calls in three processes each: 1 thread 2.97 /
+# 3.13, 2.51 / 2.81, 2.67 / 2.78 before; 2.64 / 2.56, 2.74 / 2.71, 2.84 / 2.81 with it; 2
+# threads 1.78 / 1.64, 1.51 / 1.52 before, 1.45 / 1.44, 1.70 / 1.47 with it. 512x5x5 -> 512
+# with it: 1 thread 2.17 / 1.89, 2 threads 1.26 / 1.05 and 1.19 / 1.13. At batch 8 (tiles
+# across the images) 512x7x7 took 21.7 / 16.7 and 21.9 / 15.6 on one thread. Below 25 pixels
+# it still lost at batch 1 (1 thread, with it: 512x4x4 1.53 / 1.63, 512x2x2 1.08 / 1.32), hence
+# VT_MIN_PLANE. Nor with 32 channels (32x56x56 -> 32 batch 4: - / 1.15 / 2.10).
 # The input gradient (stride 1) runs on it where its forward convolution (grad_input_as_forward)
-# would: measured with forced routes (float32, batch 16, one thread, another process busy on
-# the second core, ms GEMM / direct / valid taps): 256x14x14 -> 256 3x3 88.4 / 56.1 / 44.5,
-# 128x28x28 -> 128 79.7 / 73.7 / 62.4, 512x14x14 -> 512 157.1 / 145.2 / 140.0, 64x56x56 -> 64
-# 71.4 / 73.2 / 73.4; batch 4, 512x28x28 -> 512 161.2 / 144.3 / 149.2.
-VT_MIN_PLANE = 100
+# would, on planes of at least GI_VT_MIN_PLANE pixels: measured with forced routes (float32,
+# batch 16, one thread, another process busy on the second core, ms GEMM / direct / valid
+# taps): 256x14x14 -> 256 3x3 88.4 / 56.1 / 44.5, 128x28x28 -> 128 79.7 / 73.7 / 62.4,
+# 512x14x14 -> 512 157.1 / 145.2 / 140.0, 64x56x56 -> 64 71.4 / 73.2 / 73.4; batch 4,
+# 512x28x28 -> 512 161.2 / 144.3 / 149.2. But 512x7x7 -> 512 took 23.7 / 35.5 / 34.5 at batch
+# 16 on two threads and 4.9 / 8.2 / 9.8 at batch 1 (the rotated weight packed on every call).
+VT_MIN_PLANE = 25
+GI_VT_MIN_PLANE = 100
 VT_MIN_CG = 64
 VT_MIN_FG = 64
 
@@ -381,7 +389,8 @@ def choose_route(pass_, s):
     geometry: depthwise when it accepts it with one filter per group (with a channel multiplier
     of at most DW_MAX_MULTIPLIER, for the input gradient only); else, for the forward pass,
     valid taps within its measured limits (VT_MIN_PLANE ...; the input gradient where its
-    forward convolution, grad_input_as_forward, would take it); else direct within its measured
+    forward convolution, grad_input_as_forward, would take it on planes of GI_VT_MIN_PLANE
+    pixels); else direct within its measured
     limits for the active instruction set (never for a depthwise geometry; the input gradient
     within the forward's limits of its forward convolution, grad_input_as_forward, and from
     GI_DIRECT_MIN_CG channels per group on); else GEMM."""
@@ -395,39 +404,50 @@ def choose_route(pass_, s):
         as_forward = grad_input_as_forward(s)
         if as_forward is None or s.channels_per_group < GI_DIRECT_MIN_CG:
             return "gemm"
-        route = choose_route("forward", as_forward[0])
+        route = _forward_route(as_forward[0], GI_VT_MIN_PLANE)
         return route if route in ("direct", "valid_taps") else "gemm"
     if pass_ == "forward":
-        max_cg, max_fg = FWD_DIRECT_MAX_CG, FWD_DIRECT_MAX_FG
-        OH, OW = s.window.out_hw
-        kh, kw = s.window.kernel
+        return _forward_route(s, VT_MIN_PLANE)
+    if s.batch * s.window.groups < GW_DIRECT_MIN_PAIRS:
+        return "gemm"
+    return _direct_or_gemm("grad_weight", s, GW_DIRECT_MAX_CG, GW_DIRECT_MAX_FG)
+
+
+def _forward_route(s, vt_min_plane):
+    """choose_route's forward pass, with valid taps on output planes of at least
+    ``vt_min_plane`` pixels (VT_MIN_PLANE; GI_VT_MIN_PLANE for an input gradient's forward
+    convolution)."""
+    max_cg, max_fg = FWD_DIRECT_MAX_CG, FWD_DIRECT_MAX_FG
+    OH, OW = s.window.out_hw
+    kh, kw = s.window.kernel
+    if (
+        kh * kw >= 9
+        and s.window.padding != ((0, 0), (0, 0))
+        and OH * OW >= vt_min_plane
+        and s.channels_per_group >= VT_MIN_CG
+        and s.filters_per_group >= VT_MIN_FG
+        and accepts("valid_taps", "forward", s)
+    ):
+        return "valid_taps"
+    if OH * OW <= FWD_DIRECT_SMALL_PLANE and (
+        s.channels_per_group * kh * kw > FWD_DIRECT_SMALL_MAX_TAPS
+        or s.filters_per_group > FWD_DIRECT_SMALL_MAX_FG
+    ):
+        return "gemm"
+    if kh * kw == 1:
         if (
-            kh * kw >= 9
-            and s.window.padding != ((0, 0), (0, 0))
-            and OH * OW >= VT_MIN_PLANE
-            and s.channels_per_group >= VT_MIN_CG
-            and s.filters_per_group >= VT_MIN_FG
-            and accepts("valid_taps", pass_, s)
-        ):
-            return "valid_taps"
-        if OH * OW <= FWD_DIRECT_SMALL_PLANE and (
-            s.channels_per_group * kh * kw > FWD_DIRECT_SMALL_MAX_TAPS
-            or s.filters_per_group > FWD_DIRECT_SMALL_MAX_FG
+            OH * OW <= FWD_1X1_GEMM_MAX_PLANE
+            and s.filters_per_group > FWD_1X1_GEMM_MAX_DIRECT_FG
+            and s.window.stride == (1, 1)
+            and s.window.padding == ((0, 0), (0, 0))
         ):
             return "gemm"
-        if kh * kw == 1:
-            if (
-                OH * OW <= FWD_1X1_GEMM_MAX_PLANE
-                and s.filters_per_group > FWD_1X1_GEMM_MAX_DIRECT_FG
-                and s.window.stride == (1, 1)
-                and s.window.padding == ((0, 0), (0, 0))
-            ):
-                return "gemm"
-            max_cg = FWD_DIRECT_1X1_MAX_CG
-    else:
-        if s.batch * s.window.groups < GW_DIRECT_MIN_PAIRS:
-            return "gemm"
-        max_cg, max_fg = GW_DIRECT_MAX_CG, GW_DIRECT_MAX_FG
+        max_cg = FWD_DIRECT_1X1_MAX_CG
+    return _direct_or_gemm("forward", s, max_cg, max_fg)
+
+
+def _direct_or_gemm(pass_, s, max_cg, max_fg):
+    """The direct route within these channel and filter limits per group, else GEMM."""
     if (
         s.channels_per_group <= max_cg
         and s.filters_per_group <= max_fg
