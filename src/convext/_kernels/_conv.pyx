@@ -1824,11 +1824,18 @@ def pack_direct_weight(const floating[:, :, :, ::1] w, Py_ssize_t groups, int n_
 # NaN, which the other routes (and PyTorch's reference) leave in y: a weight with a non-finite
 # element runs the GEMM route instead (pack_valid_taps_weight finds it while packing).
 # Work items: (block of images, group, block of filters, band of output rows); an item's sums
-# wait in the thread's scratch, pixel-major, at most VT_BAND_ELEMS elements (its images' rows of
-# OW*FB), its register tiles run along a region's rows, down its columns or across its images
-# (valid_taps.inc), and the blocks and bands follow the thread count (a pixel's sum never
-# depends on them). At most VT_IMAGES images per item (twice the widest tile).
+# wait in the thread's scratch, pixel-major, about VT_BAND_BYTES (its images' rows of OW*FB; a
+# single row may take up to VT_BAND_ELEMS elements), its register tiles run along a region's
+# rows, down its columns or across its images (valid_taps.inc), and the blocks and bands follow
+# the thread count (a pixel's sum never depends on them). At most VT_IMAGES images per item
+# (twice the widest tile). VT_BAND_BYTES is a quarter of a 1 MB L2: the sums are written there,
+# then read again by the transposes into y, beside the block's packed weights. Measured on a
+# Zen 4 (float32, 3x3, medians of alternated processes, GFLOP/s, 1 MB of sums per item / 256
+# KB): 64x112x112 -> 128 batch 16 on two threads 167-178 / 187-193, batch 4 on one thread 83-88
+# / 92-106; 128 KB and 512 KB were slower on one thread or the other (e.g. 128x56x56 -> 128
+# batch 4, one thread: 100-104 at 128 KB, 101-108 at 256 KB, 91-95 at 512 KB).
 DEF VT_BAND_ELEMS = 262144
+DEF VT_BAND_BYTES = 262144
 DEF VT_IMAGES = 14
 
 
@@ -1916,10 +1923,11 @@ def conv2d_forward_valid_taps(const floating[:, :, :, ::1] x, const floating[:, 
         rp = &residual[0, 0, 0, 0]
     cdef idx_t fb = cvx_vt_filter_block(floating is double), nblk = (g.Fg + fb - 1) // fb
     cdef idx_t ck = g.Cg * g.kh * g.kw, P = g.OH * g.OW, HW = g.H * g.W
-    # items of at most VT_BAND_ELEMS sums: bands of rows, then blocks of images, and at least
-    # two items per thread where the images and then the rows allow
-    cdef idx_t rows = max(1, min(g.OH, VT_BAND_ELEMS // (g.OW * fb)))
-    cdef idx_t nimg = max(1, min(g.N, VT_IMAGES, VT_BAND_ELEMS // (rows * g.OW * fb)))
+    # items of about VT_BAND_BYTES of sums (at least one row): bands of rows, then blocks of
+    # images, and at least two items per thread where the images and then the rows allow
+    cdef idx_t band_elems = VT_BAND_BYTES // sizeof(floating)
+    cdef idx_t rows = max(1, min(g.OH, band_elems // (g.OW * fb)))
+    cdef idx_t nimg = max(1, min(g.N, VT_IMAGES, band_elems // (rows * g.OW * fb)))
     cdef idx_t pairs = g.G * nblk, want
     if pairs * ((g.N + nimg - 1) // nimg) < 2 * <idx_t>n_threads:
         nimg = max(1, min(nimg, g.N * pairs // (2 * <idx_t>n_threads)))
