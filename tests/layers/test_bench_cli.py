@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import convext as cx
@@ -132,6 +133,37 @@ def test_bench_layers_finds_resnet18s_eleven_convolutions():
         }
     assert len(want) == 11
     assert found == want
+
+
+@pytest.mark.parametrize(
+    "chw, wshape, stride, padding, dilation, groups",
+    [
+        ((4, 7, 7), (8, 4, 3, 3), 1, 1, 1, 1),
+        ((2, 9, 11), (4, 2, 3, 5), 2, 2, 1, 1),
+        ((6, 8, 8), (6, 1, 3, 3), 1, 3, 2, 6),
+        ((3, 6, 9), (4, 3, 2, 4), 1, "same", 1, 1),
+        ((3, 10, 8), (4, 3, 3, 3), 1, (2, 0, 1, 3), 1, 1),
+        ((3, 14, 14), (4, 3, 1, 1), 1, 0, 1, 1),
+    ],
+)
+def test_bench_layers_counts_the_products_inside_the_input(
+    chw, wshape, stride, padding, dilation, groups
+):
+    """The share of nominal products whose tap reads the input, not its padding, against a
+    count over an input of ones padded by conv2d itself (a product is inside where the padded
+    input is 1)."""
+    from convext import conv2d
+    from convext.bench import layers
+
+    C, H, W = chw
+    F, Cg, kh, kw = wshape
+    # each output of a convolution of ones with a weight of ones counts its taps inside
+    inside = conv2d(np.ones((1, C, H, W)), np.ones(wshape), None, stride, padding, dilation, groups)
+    nominal = inside.size * Cg * kh * kw
+    want = inside.sum() / nominal
+    got = layers.inside_fraction(chw, wshape, stride, padding, dilation, groups)
+    assert got == pytest.approx(want, rel=1e-12)
+    assert (got == 1.0) == (padding == 0)
 
 
 def test_bench_layers_prints_one_row_per_layer_and_the_summary():
