@@ -654,15 +654,16 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 # Channel blocks (forward, one filter per channel, output planes at most DW_CB_MAX_OW wide: the
 # 7x7 and 14x14 planes of late layers, where a plane's vectors are mostly idle and the per-plane
 # copies and calls cost more than the taps): a work item is (image, block of DW_CB = 16
-# channels). isa/depthwise.inc's cvx_dw_cb_fwd reads the block's planes (one contiguous run),
-# transposes them to pixel-major order [pixel][lane] (lanes = channels) into one zero-padded
-# Hp x Wp plane, where tap (i, j) of output (oh, ow) is pixel (oh*sh + i*dil_h, ow*sw + j*dil_w)
-# for any stride and dilation (no phases), runs the taps over whole vectors of lanes and
-# transposes the result back. Each lane's arithmetic is exactly the per-plane kernels' (bias,
-# then the taps in order, in the same groups of 9, 3 and 1 written as the same expressions in
-# the same translation unit, so the same FMA contractions): the same bits, which the tests
-# check against the per-plane kernels (conv2d_forward_depthwise's private _blocks). The choice
-# depends on the geometry only. A clamp epilogue (ReLU, ReLU6, Hardtanh) runs in the block on
+# channels). isa/depthwise.inc's cvx_dw_cb_fwd transposes the block's planes to pixel-major
+# order [pixel][lane] (lanes = channels) straight into one zero-padded Hp x Wp plane (rows of at
+# least one transpose's width; narrower ones through a staging copy), where tap (i, j) of output
+# (oh, ow) is pixel (oh*sh + i*dil_h, ow*sw + j*dil_w) for any stride and dilation (no phases),
+# runs the taps over whole vectors of lanes (a 3x3 window over the whole plane in one loop,
+# with a clamp alone in it) and transposes the result back. Each lane's arithmetic is exactly
+# the per-plane kernels' (bias, then the taps in order, in the same groups of 9, 3 and 1
+# written as the same expressions in the same translation unit, so the same FMA
+# contractions): the same bits, which the tests check against the per-plane kernels
+# (conv2d_forward_depthwise's private _blocks). The choice depends on the geometry only. A clamp epilogue (ReLU, ReLU6, Hardtanh) runs in the block on
 # its pixel-major result, a residual in its copy out (cvx_dw_out's operations); any other
 # activation runs on each of the block's output planes after it.
 # Row rings (forward, one filter per channel, strided windows on planes wider than
