@@ -29,7 +29,8 @@ CASES = [
     (7, 2, 2, (3, 3), (3, 3), (2, 2, 2, 2), (1, 1)),  # a 2x2 plane, padding beyond it
     (16, 1, 1, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1)),  # 1x1 plane, 1 tap
     (5, 10, 10, (7, 7), (1, 1), (3, 3, 3, 3), (1, 1)),  # 49 taps
-    (20, 16, 16, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)),  # output exactly DW_CB_MAX_OW wide
+    (20, 16, 16, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)),  # the input gradient's width limit
+    (18, 31, 31, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)),  # the widest plane a block fits
     (3, 9, 20, (3, 3), (1, 1), (0, 0, 0, 0), (1, 1)),  # input rows/columns no window reads
     (4, 12, 12, (3, 3), (3, 3), (0, 0, 0, 0), (2, 2)),  # stride 3 with dilation 2
     (5, 2, 3, (1, 1), (20, 20), (9, 9, 9, 9), (1, 1)),  # the top padding beyond Hp = 1

@@ -759,7 +759,12 @@ DEF DW_SLACK = 16
 # DW_CB_MAX_OW measured with forced blocks on MobileNetV2's 3x3 depthwise layers (float32, 1
 # thread; time with blocks / per plane at batch 1 and 16): forward 7x7 0.35 and 0.35, 14x14
 # stride 2 0.4 and 0.35, 14x14 stride 1 0.6 and 0.6-1.0 (the batch of 16 limited by memory),
-# 28x28 stride 2 0.7 and 0.7, 28x28 stride 1 1.0 and 1.4; input gradient 7x7 0.4 and 0.4,
+# 28x28 stride 2 0.7 and 0.7, 28x28 stride 1 1.0 and 1.4 (since the planes are transposed
+# straight into the padded plane, against the rule's row ring or per-plane kernels, float32,
+# medians of alternated calls: 192x28x28 batch 1 0.68 on 1 thread and 0.70 on 2, batch 16
+# 0.76 and 0.72; 128x28x28 batch 1 0.62 and 0.75; 256x24x24 batch 1 0.82; 96x20x20 batch 8
+# on 2 threads 0.66: DW_CB_MAX_OW 32, where the scratch limit ends them at 31 wide
+# (3x3, stride 1)); input gradient 7x7 0.4 and 0.4,
 # 14x14 stride 2 0.45 and 0.45, 14x14 stride 1 0.8 and 0.8-1.0, 28x28 stride 1 1.3 and 1.4.
 # The weight gradient's blocks (their partial sums kept in the per-plane kernels' lane order,
 # 16 lists of pixels, in vector registers over chunks of images): forced blocks / per plane
@@ -778,7 +783,9 @@ DEF DW_BAND_ELEMS = 4096
 # and 0.77, alone at batch 16 0.6 and 0.6, alone at batch 1 0.9 and 1.0 (0.87 and 0.94
 # without the clamp); 192x28x28 (the grid, cvx_dw_pad1) 1.0.
 DEF DW_ROWS_MIN_OW = 56
-DEF DW_CB_MAX_OW = 16
+DEF DW_CB_MAX_OW = 32
+# the input gradient's blocks (measured above: 28x28 stride 1 1.3 and 1.4)
+DEF DW_CB_GX_MAX_OW = 16
 DEF DW_CB_GW_MAX_OW = 14
 # Images per chunk of the weight gradient's blocks (see above): their padded planes and output
 # gradients about this many pixels (CVX_DW_CB_GW_PIX and CVX_DW_CB_GW_NB of isa/depthwise.inc).
@@ -936,10 +943,10 @@ cdef bint _dw_gx_cb_fits(const dw_t *d, const geom_t *g) noexcept nogil:
 
 
 cdef bint _dw_gx_cb_chosen(const dw_t *d, const geom_t *g, int blocks) noexcept nogil:
-    """The input gradient's choice, as _dw_cb_chosen's."""
+    """The input gradient's choice, as _dw_cb_chosen's with its own width limit."""
     if blocks == 0 or not _dw_gx_cb_fits(d, g):
         return False
-    return blocks == 1 or g.OW <= DW_CB_MAX_OW
+    return blocks == 1 or g.OW <= DW_CB_GX_MAX_OW
 
 
 cdef inline idx_t _dw_gw_cb_elems(const dw_t *d, const geom_t *g) noexcept nogil:
