@@ -673,10 +673,12 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 # is (image, block of DW_CB channels, segment of output rows). isa/depthwise.inc's
 # cvx_dw_cbr_fwd keeps the block's padded input pixel-major ([pixel][lane], lanes = channels)
 # in a ring of dil_h*(kh-1) + 1 padded rows: each input row is transposed into it once, when the
-# first output row that reads it comes (the rows a few output rows ahead software-prefetched:
-# the block's planes are far apart), a stride is free (a tap reads whole vectors of lanes,
-# pixels sw apart), and about DW_CBR_PIXELS output pixels at a time get the epilogue (where
-# cvx_dw_out computes it) and are transposed back while in L1. Each lane's arithmetic is the
+# first output row that reads it comes (no software prefetch of the rows ahead: on a Zen 4
+# its 80 prefetches per input row of 144x56x56 stride 2 cost more than they saved, without
+# them 0.86-0.87 of the time at batch 1 and 8 and 0.98 at batch 8 on two threads), a stride is
+# free (a tap reads whole vectors of lanes, pixels sw apart), and about DW_CBR_PIXELS output
+# pixels at a time get the epilogue (where cvx_dw_out computes it) and are transposed back
+# while in L1. Each lane's arithmetic is the
 # channel blocks': the per-plane kernels' bits (the tests compare them). Segments (enough work
 # items for the threads, each at least DW_CBR_SEG_ROWS rows) copy the rows their first windows
 # read again and change no bit.
