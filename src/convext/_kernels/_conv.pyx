@@ -663,9 +663,10 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 # the per-plane kernels' (bias, then the taps in order, in the same groups of 9, 3 and 1
 # written as the same expressions in the same translation unit, so the same FMA
 # contractions): the same bits, which the tests check against the per-plane kernels
-# (conv2d_forward_depthwise's private _blocks). The choice depends on the geometry only. A clamp epilogue (ReLU, ReLU6, Hardtanh) runs in the block on
-# its pixel-major result, a residual in its copy out (cvx_dw_out's operations); any other
-# activation runs on each of the block's output planes after it.
+# (conv2d_forward_depthwise's private _blocks). The choice depends on the geometry only. A
+# clamp epilogue (ReLU, ReLU6, Hardtanh) runs in the block on its pixel-major result, a
+# residual in its copy out (cvx_dw_out's operations); any other activation runs on each of the
+# block's output planes after it.
 # Row rings (forward, one filter per channel, strided windows on planes wider than
 # DW_CB_MAX_OW, up to DW_CBR_MAX_OW or while the batch's input is cached: the stride-2 layers of
 # MobileNetV2 at 56 and, at batch 1, 112, where the per-plane kernels copy each plane into its
