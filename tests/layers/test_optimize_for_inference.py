@@ -930,6 +930,53 @@ def test_a_batch_in_chunks_gives_the_same_bits(monkeypatch, threads):
     np.testing.assert_array_equal(alone, want)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_batch_in_chunks_then_whole_gives_the_same_bits(monkeypatch, threads):
+    """Where the last nodes' values are small, a chunked batch runs them once on the whole
+    batch (_Split): bitwise the outputs of the whole batch in one run and of each image alone;
+    the split never falls between a convolution and what its step takes in (the two plans
+    have the steps of the one plan); the outputs stay the caller's after the next call."""
+    model = _randomize(models.mobilenet_v2(num_classes=10, width_mult=0.5, rng=0))
+    x = np.random.default_rng(15).standard_normal((5, 3, 32, 32)).astype(np.float32)
+    before = convext.get_num_threads()
+    try:
+        convext.set_num_threads(threads)
+        whole = convext.optimize_for_inference(model)
+        want = whole(x)
+        steps = len(_plan_for(whole, 5).steps)
+        alone = np.concatenate([whole(x[i : i + 1]) for i in range(5)])
+        split = _forced_chunks(convext.optimize_for_inference(model), monkeypatch)
+        # the values of the 8x8 maps on: small enough for the whole batch
+        monkeypatch.setattr(inference, "SPLIT_BYTES_PER_THREAD", 5 * 48 * 8 * 8 * 4 // threads)
+        got = split(x)
+        entry = split._entry([x])
+        again = split(x[::-1].copy())
+    finally:
+        convext.set_num_threads(before)
+    assert isinstance(entry, inference._Split)
+    assert 0 < entry.k < len(split._nodes)
+    assert split._nodes[entry.k].kind not in ("bn", "add", "act")
+    assert split._nodes[entry.k - 1].kind != "conv"
+    prefix = [entry._prefix[m] for m in sorted(entry._prefix)]
+    assert sorted(entry._prefix) == sorted({threads, 5 % threads or threads})
+    assert all(len(p.steps) + len(entry._suffix.steps) == steps for p in prefix)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(alone, want)
+    np.testing.assert_array_equal(again, want[::-1])
+
+
+def test_no_split_where_the_last_values_are_large(monkeypatch):
+    """A chunked batch whose last node writes a value larger than the limit runs in chunks all
+    the way (no node after which every value is small)."""
+    model = Sequential(Conv2D(3, 8, 3, padding=1, rng=42), ReLU()).eval()
+    opt = _forced_chunks(convext.optimize_for_inference(model), monkeypatch)
+    monkeypatch.setattr(inference, "SPLIT_BYTES_PER_THREAD", 1)
+    x = np.random.default_rng(16).standard_normal((4, 3, 6, 6)).astype(np.float32)
+    got = opt(x)
+    assert isinstance(opt._entry([x]), int)
+    np.testing.assert_array_equal(got, convext.optimize_for_inference(model)(x))
+
+
 @pytest.mark.parametrize(
     "layer",
     [_MinusBatchMean(), Flatten(start_dim=0), Concat(Identity(), Identity(), axis=0)],
@@ -949,14 +996,21 @@ def test_a_model_that_mixes_the_batch_runs_whole(monkeypatch, layer):
 
 def test_the_zoo_chunks_where_values_outweigh_weights():
     """At 224x224 and batch 8, mobilenet_v2 (27 MB of values per image, 14 MB of weights)
-    runs in chunks of a whole number of images per thread; resnet18 (11 MB per image, 47 MB of
-    weights) runs whole."""
+    runs its large maps in chunks of a whole number of images per thread and its small maps
+    (from the 28x28 stage on at the latest) on the whole batch; resnet18 (11 MB per image, 47
+    MB of weights) runs whole."""
     x = np.zeros((8, 3, 224, 224), np.float32)
     threads = convext.get_num_threads()
     mobile = convext.optimize_for_inference(models.mobilenet_v2(rng=0))
-    chunk = mobile._entry([x])
-    assert isinstance(chunk, int) and chunk < 8 and chunk % threads == 0
+    entry = mobile._entry([x])
+    assert isinstance(entry, inference._Split)
+    assert entry.chunk < 8 and entry.chunk % threads == 0
+    mobile(x)
     assert 8 not in _planned_batches(mobile)  # never planned whole
+    # the whole batch's plan holds no value of the 56x56 stage (at most the 28x28 stage's
+    # largest, 192 channels), the chunks' plan the 112x112 ones
+    assert max(entry._suffix.batch_bytes.values()) <= 8 * 192 * 28 * 28 * 4
+    assert max(entry._prefix[entry.chunk].batch_bytes.values()) >= entry.chunk * 96 * 112 * 112 * 4
     resnet = convext.optimize_for_inference(models.resnet18(rng=0))
     assert isinstance(resnet._entry([x]), inference._Plan)
 
