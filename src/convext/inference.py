@@ -536,15 +536,23 @@ class _Plan:
     """The fused steps for one input signature, with their output buffers."""
 
     def __init__(self, nodes, n_inputs, outputs, inputs):
-        # 1. run unfused to learn the shapes (and dtypes) of every value
+        # 1. run unfused to learn the shapes (and dtypes) of every value, each value dropped
+        # after the last node that reads it (planning holds about the values alive at once)
         vals = list(inputs)
         vals += [None] * (max((n.out for n in nodes), default=0) + 1 - len(vals))
-        for n in nodes:
+
+        def describe(v):
+            return np.shape(v), getattr(v, "dtype", None), isinstance(v, np.ndarray)
+
+        meta = {i: describe(v) for i, v in enumerate(inputs)}
+        last_read = {i: k for k, n in enumerate(nodes) for i in n.ins}
+        for k, n in enumerate(nodes):
             vals[n.out] = n.run(*[vals[i] for i in n.ins])
-        meta = {
-            i: (np.shape(v), getattr(v, "dtype", None), isinstance(v, np.ndarray))
-            for i, v in enumerate(vals)
-        }
+            meta[n.out] = describe(vals[n.out])
+            for i in n.ins:
+                if last_read[i] == k and i not in outputs:
+                    vals[i] = None
+        n_values = len(vals)
         del vals
         uses = {}
         for n in nodes:
@@ -653,7 +661,7 @@ class _Plan:
         # a conv chain that was not fused after all leaves its slot unused
         slots = {v: s for v, s in slots.items() if v in fresh}
         self.steps = steps
-        self.n_values = len(meta)
+        self.n_values = n_values
         self.n_inputs = n_inputs
         self.outputs = outputs
         self._buffers = _share_buffers(steps, slots, fresh, outputs)
