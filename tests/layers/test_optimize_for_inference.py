@@ -5,6 +5,7 @@ float64 NumPy (the epilogue kernel); the original model in eval mode (the optimi
 float64 (rtol 1e-10) and in float32 against the float64 model (the optimized error no larger
 than the original's, up to a small margin: folding BatchNorm rounds differently)."""
 
+import contextlib
 import threading
 
 import numpy as np
@@ -908,23 +909,37 @@ def _planned_batches(opt):
     return sorted(batches)
 
 
+@contextlib.contextmanager
+def _threads(n):
+    """convext's thread count set to n inside the block."""
+    before = convext.get_num_threads()
+    convext.set_num_threads(n)
+    try:
+        yield
+    finally:
+        convext.set_num_threads(before)
+
+
+def _whole_and_alone(seed):
+    """A small mobilenet_v2 (randomized), a batch of 5 images, its optimized model, that
+    model's outputs for the batch in one run, and for each image alone, concatenated."""
+    model = _randomize(models.mobilenet_v2(num_classes=10, width_mult=0.5, rng=0))
+    x = np.random.default_rng(seed).standard_normal((5, 3, 32, 32)).astype(np.float32)
+    whole = convext.optimize_for_inference(model)
+    want = whole(x)
+    alone = np.concatenate([whole(x[i : i + 1]) for i in range(5)])
+    return model, x, whole, want, alone
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_a_batch_in_chunks_gives_the_same_bits(monkeypatch, threads):
     """A model whose every node computes each image alone runs a large batch in chunks: the
     outputs are bitwise those of the whole batch in one run, and of each image alone."""
-    model = _randomize(models.mobilenet_v2(num_classes=10, width_mult=0.5, rng=0))
-    x = np.random.default_rng(12).standard_normal((5, 3, 32, 32)).astype(np.float32)
-    before = convext.get_num_threads()
-    try:
-        convext.set_num_threads(threads)
-        whole = convext.optimize_for_inference(model)
-        want = whole(x)
+    with _threads(threads):
+        model, x, whole, want, alone = _whole_and_alone(12)
         assert 5 in _planned_batches(whole)  # small buffers: one run
         chunked = _forced_chunks(convext.optimize_for_inference(model), monkeypatch)
         got = chunked(x)
-        alone = np.concatenate([whole(x[i : i + 1]) for i in range(5)])
-    finally:
-        convext.set_num_threads(before)
     assert _planned_batches(chunked) == sorted({threads, 5 % threads or threads})
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(alone, want)
@@ -936,23 +951,15 @@ def test_a_batch_in_chunks_then_whole_gives_the_same_bits(monkeypatch, threads):
     batch (_Split): bitwise the outputs of the whole batch in one run and of each image alone;
     the split never falls between a convolution and what its step takes in (the two plans
     have the steps of the one plan); the outputs stay the caller's after the next call."""
-    model = _randomize(models.mobilenet_v2(num_classes=10, width_mult=0.5, rng=0))
-    x = np.random.default_rng(15).standard_normal((5, 3, 32, 32)).astype(np.float32)
-    before = convext.get_num_threads()
-    try:
-        convext.set_num_threads(threads)
-        whole = convext.optimize_for_inference(model)
-        want = whole(x)
+    with _threads(threads):
+        model, x, whole, want, alone = _whole_and_alone(15)
         steps = len(_plan_for(whole, 5).steps)
-        alone = np.concatenate([whole(x[i : i + 1]) for i in range(5)])
         split = _forced_chunks(convext.optimize_for_inference(model), monkeypatch)
         # the values of the 8x8 maps on: small enough for the whole batch
         monkeypatch.setattr(inference, "SPLIT_BYTES_PER_THREAD", 5 * 48 * 8 * 8 * 4 // threads)
         got = split(x)
         entry = split._entry([x])
         again = split(x[::-1].copy())
-    finally:
-        convext.set_num_threads(before)
     assert isinstance(entry, inference._Split)
     assert 0 < entry.k < len(split._nodes)
     assert split._nodes[entry.k].kind not in ("bn", "add", "act")
