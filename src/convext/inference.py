@@ -714,8 +714,8 @@ CHUNK_BYTES = 16 << 20
 # same Zen 4 (mobilenet_v2, float32, medians of alternated calls, time against chunks all the
 # way; the split at the 28x28, 14x14 or 7x7 stage as the limit allows): two threads, batch 8
 # 0.93-0.95 and batch 16 0.93-0.99; one thread, batch 8 0.92-0.98, batch 16 0.98, batch 4
-# 0.99. A limit of 4 MB per thread gave 1.01-1.04 on one thread (the 28x28 stage's values no
-# longer in its cache).
+# 0.99. Limits of 4 and 8 MB per thread gave 0.99-1.01 and 1.04 on one thread at batch 8 (the
+# 14x14 and 28x28 stages' values no longer in its cache), 0.93 on two.
 SPLIT_BYTES_PER_THREAD = 2 << 20
 
 
