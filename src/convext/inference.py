@@ -47,7 +47,7 @@ import threading
 
 import numpy as np
 
-from . import functional
+from . import _team, functional
 from ._config import get_num_threads, threads_for
 from ._kernels import _conv, _linear
 from .functional import pooling as _pooling
@@ -418,7 +418,8 @@ _WEIGHT_PACKERS = {
 
 
 def _conv_step(node, x_shape, dtype, bn, act, residual, out_buf):
-    """A prebound call of the conv kernel with its epilogue: f(x[, residual]) -> y."""
+    """A prebound call of the conv kernel with its epilogue, f(x[, residual]) -> y; the same
+    call on one thread (None where f runs on one already); and y's shape."""
     w, b = _fold(node, bn, dtype)
     stride, padding, dilation, groups = node.attrs["geom"]
     probe = np.empty(x_shape, dtype)
@@ -435,21 +436,26 @@ def _conv_step(node, x_shape, dtype, bn, act, residual, out_buf):
     def new_y():
         return np.empty(y_shape, dtype) if out_buf is None else out_buf.array
 
-    if residual:
+    def make(geom):
+        if residual:
 
-        def step(x, r):
-            y = new_y()
-            kernel(_c(x), w, b, y, *geom, _c(r), code, a0, a1, *extra)
-            return y
+            def step(x, r):
+                y = new_y()
+                kernel(_c(x), w, b, y, *geom, _c(r), code, a0, a1, *extra)
+                return y
 
-    else:
+        else:
 
-        def step(x):
-            y = new_y()
-            kernel(_c(x), w, b, y, *geom, None, code, a0, a1, *extra)
-            return y
+            def step(x):
+                y = new_y()
+                kernel(_c(x), w, b, y, *geom, None, code, a0, a1, *extra)
+                return y
 
-    return step, y_shape
+        return step
+
+    # the same call on one thread, for a run that starts while the team wakes (_team)
+    serial = make(geom[:-1] + (1,)) if geom[-1] > 1 else None
+    return make(geom), serial, y_shape
 
 
 # a Dense on at most this many rows runs on its weight packed once (_linear.dense_forward, which
@@ -576,6 +582,7 @@ class _Plan:
         absorbed, claimed = set(), set()
         position = {n.out: k for k, n in enumerate(nodes)}
         fused_at = {}  # id(last absorbed node) -> the step for the chain
+        serial_at = {}  # id(last absorbed node) -> its step on one thread (None: none)
         slots = {}  # value -> the _Slot its fused step writes
         for n in nodes:
             if n.kind != "conv":
@@ -604,7 +611,7 @@ class _Plan:
             if v not in outs:
                 buf = _Slot(meta[v][0], dtype)
                 slots[v] = buf
-            step, y_shape = _conv_step(n, x_shape, dtype, bn, act, add is not None, buf)
+            step, serial, y_shape = _conv_step(n, x_shape, dtype, bn, act, add is not None, buf)
             if tuple(y_shape) != tuple(meta[v][0]):  # not expected: keep the unfused nodes
                 continue
             ins = (n.ins[0],) if add is None else (n.ins[0], add[1])
@@ -616,6 +623,7 @@ class _Plan:
             claimed |= chain
             absorbed |= chain - {id(last)}
             fused_at[id(last)] = (step, ins, v)
+            serial_at[id(last)] = serial
         for n in nodes:
             if n.kind != "dense" or id(n) in fused_at:
                 continue
@@ -650,9 +658,11 @@ class _Plan:
                 slots[n.out] = buf
             fused_at[id(n)] = (step, n.ins, n.out)
         steps, fresh = [], set()  # fresh: the values the fused steps write
+        serial = []  # each step's variant on one thread, or None (run the step itself)
         for n in nodes:
             if id(n) in absorbed:
                 continue
+            serial.append(serial_at.get(id(n)))
             if id(n) in fused_at:
                 steps.append(fused_at[id(n)])
                 fresh.add(fused_at[id(n)][2])
@@ -661,6 +671,8 @@ class _Plan:
         # a conv chain that was not fused after all leaves its slot unused
         slots = {v: s for v, s in slots.items() if v in fresh}
         self.steps = steps
+        self.serial = serial
+        self.threads = get_num_threads()
         self.n_values = n_values
         self.n_inputs = n_inputs
         self.outputs = outputs
@@ -682,8 +694,21 @@ class _Plan:
         buffers, valid until its next run."""
         vals = [None] * self.n_values
         vals[: self.n_inputs] = inputs
-        for fn, ins, out in self.steps:
-            vals[out] = fn(*[vals[i] for i in ins])
+        # after an idle spell, the steps' serial variants until a second CPU runs (_team)
+        serial = self.serial if _team.cold_start(self.threads) else None
+        released = False
+        try:
+            for k, (fn, ins, out) in enumerate(self.steps):
+                if serial is not None and _team.awake():
+                    serial = None
+                if serial is not None and serial[k] is not None:
+                    fn = serial[k]
+                vals[out] = fn(*[vals[i] for i in ins])
+                if serial is None and not released:  # a step ran on every thread
+                    _team.release()
+                    released = True
+        finally:
+            _team.finished()
         if not detach:
             return [vals[o] for o in self.outputs]
         return [self._detached(vals[o]) for o in self.outputs]
