@@ -29,9 +29,12 @@ How it works
    1x1, functional.global_avg_pool2d) has its geometry validated once
    (``functional.pooling._prepared_*``) and becomes a direct kernel call into its buffer.
 3. Running: one Python loop over the steps. Intermediate buffers are reused between calls; the
-   returned arrays are never one of them. A model whose every node computes each image alone
-   (``_per_sample``) may run a large batch in chunks of images (``InferenceModel._chunk_size``),
-   each chunk through its own plan, the outputs joined on the batch axis.
+   returned arrays are never one of them. A run that starts after the OpenMP team has been
+   idle runs its convolutions on one thread until a helper thread has woken a second CPU
+   (``convext._team``), instead of waiting for the sleeping workers. A model whose every node
+   computes each image alone (``_per_sample``) may run a large batch in chunks of images
+   (``InferenceModel._chunk_size``), each chunk through its own plan, the outputs joined on the
+   batch axis.
 
 The results equal the original model's within float32 rounding (folding BatchNorm into the
 weights rounds differently), and, as every convext kernel, are bitwise the same for every
