@@ -71,7 +71,8 @@ DIRECTIVES = {
     "nonecheck": False,
     "cdivision": True,
     "embedsignature": True,
-    # Free-threaded CPython (3.13t, 3.14t): the modules keep no mutable state of their own and
+    # Free-threaded CPython (3.13t, 3.14t): the modules keep no mutable state of their own
+    # (but _threads' two flags of the team's helper thread, each written by one side only) and
     # run their loops without the GIL already; what convext shares between Python threads is
     # guarded in Python (docs/reliability.md, check 19; tests/reliability/test_concurrency.py).
     "freethreading_compatible": True,

@@ -46,8 +46,9 @@ def _helper_loop():
 
 def cold_start(threads):
     """True when a run on ``threads`` threads starts after the team has been idle (or for the
-    first time): the helper has then been woken, and the run should take each step's serial
-    variant until ``awake()``."""
+    first time): the helper has then been woken (and waited for at most
+    TEAM_FIRST_WAIT_SECONDS), the run should take each step's serial variant until ``awake()``,
+    and ``release`` the helper after its first step on every thread."""
     global _helper
     if threads <= 1:
         return False
@@ -55,11 +56,16 @@ def cold_start(threads):
         return False
     with _lock:
         if _helper is None or not _helper.is_alive():  # none yet, or lost in a fork
-            _helper = threading.Thread(target=_helper_loop, name="convext-team-waker", daemon=True)
-            _helper.start()
+            helper = threading.Thread(target=_helper_loop, name="convext-team-waker", daemon=True)
+            try:
+                helper.start()
+            except RuntimeError:  # no new threads (interpreter shutdown): wait as before
+                return False
+            _helper = helper
     _threads.team_reset()
     _wake.set()
-    return not _threads.team_wait_awake(TEAM_FIRST_WAIT_SECONDS)
+    _threads.team_wait_awake(TEAM_FIRST_WAIT_SECONDS)
+    return True
 
 
 def awake():
@@ -68,7 +74,8 @@ def awake():
 
 
 def release():
-    """Let the helper stop (after the first step on every thread, and at the end of a run)."""
+    """Let the helper stop (after the first step that ran on every thread, and at the end of a
+    run)."""
     _threads.team_release()
 
 

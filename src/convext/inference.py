@@ -675,6 +675,7 @@ class _Plan:
         slots = {v: s for v, s in slots.items() if v in fresh}
         self.steps = steps
         self.serial = serial
+        self.has_serial = any(f is not None for f in serial)
         self.threads = get_num_threads()
         self.n_values = n_values
         self.n_inputs = n_inputs
@@ -697,19 +698,23 @@ class _Plan:
         buffers, valid until its next run."""
         vals = [None] * self.n_values
         vals[: self.n_inputs] = inputs
-        # after an idle spell, the steps' serial variants until a second CPU runs (_team)
-        serial = self.serial if _team.cold_start(self.threads) else None
-        released = False
+        # after an idle spell, the steps' serial variants until a second CPU runs (_team); the
+        # helper stops after the first of them that has run on every thread
+        cold = self.has_serial and _team.cold_start(self.threads)
+        held = cold
         try:
             for k, (fn, ins, out) in enumerate(self.steps):
-                if serial is not None and _team.awake():
-                    serial = None
-                if serial is not None and serial[k] is not None:
-                    fn = serial[k]
+                if cold and _team.awake():
+                    cold = False
+                if self.serial[k] is not None:
+                    if cold:
+                        fn = self.serial[k]
+                    elif held:
+                        vals[out] = fn(*[vals[i] for i in ins])
+                        _team.release()
+                        held = False
+                        continue
                 vals[out] = fn(*[vals[i] for i in ins])
-                if serial is None and not released:  # a step ran on every thread
-                    _team.release()
-                    released = True
         finally:
             _team.finished()
         if not detach:

@@ -7,6 +7,7 @@
 #ifndef CVX_TEAM_H
 #define CVX_TEAM_H
 #ifdef _WIN32
+#define WIN32_LEAN_AND_MEAN
 #include <windows.h>
 #define cvx_team_yield() ((void)SwitchToThread())
 #else
@@ -29,20 +30,23 @@ static void cvx_team_release(void) { cvx_team_release_flag = 1; }
 static int cvx_team_is_awake(void) { return cvx_team_awake_flag; }
 
 /* the helper: raise the awake flag, then stay on this CPU (yielding) until released or for at
- * most `seconds` */
+ * most `seconds`; the flag is raised again on every look, so a run that resets it while the
+ * helper holds (another Python thread's cold start) sees it at once */
 static void cvx_team_hold(double seconds)
 {
 #ifdef _OPENMP
     double end = omp_get_wtime() + seconds;
-    cvx_team_awake_flag = 1;
-    while (!cvx_team_release_flag && omp_get_wtime() < end) cvx_team_yield();
+    do {
+        cvx_team_awake_flag = 1;
+        cvx_team_yield();
+    } while (!cvx_team_release_flag && omp_get_wtime() < end);
 #else
     (void)seconds;
     cvx_team_awake_flag = 1;
 #endif
 }
 
-/* the caller: wait (yielding) at most `seconds` for the helper's awake flag; the flag */
+/* the caller: wait (yielding) at most `seconds` for the helper's awake flag; returns the flag */
 static int cvx_team_wait_awake(double seconds)
 {
 #ifdef _OPENMP
