@@ -706,15 +706,13 @@ class _Plan:
             for k, (fn, ins, out) in enumerate(self.steps):
                 if cold and _team.awake():
                     cold = False
-                if self.serial[k] is not None:
-                    if cold:
-                        fn = self.serial[k]
-                    elif held:
-                        vals[out] = fn(*[vals[i] for i in ins])
-                        _team.release()
-                        held = False
-                        continue
+                parallel = self.serial[k] is not None
+                if parallel and cold:
+                    fn = self.serial[k]
                 vals[out] = fn(*[vals[i] for i in ins])
+                if parallel and held and not cold:  # it ran on every thread
+                    _team.release()
+                    held = False
         finally:
             _team.finished()
         if not detach:

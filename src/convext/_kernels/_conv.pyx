@@ -2570,21 +2570,20 @@ def _grad_input_as_forward(forward, gy, w, gx, Py_ssize_t stride_h, Py_ssize_t s
     (the forward's products of w with the zeros around gy would be NaN where the gradient has
     no such product)."""
     wa = np.asarray(w)
-    # the valid-taps packing finds a non-finite weight itself (one pass fewer over w)
-    if forward is not _forward_valid_taps and not np.isfinite(wa).all():
-        _grad_input_gemm(gy, w, gx, stride_h, stride_w, pad_top, pad_left, dil_h, dil_w,
-                         groups, n_threads)
-        return
     cdef Py_ssize_t F = wa.shape[0], Cg = wa.shape[1], kh = wa.shape[2], kw = wa.shape[3]
     wr = wa.reshape(groups, F // groups, Cg, kh, kw)[:, :, :, ::-1, ::-1].transpose(0, 2, 1, 3, 4)
     wr = np.ascontiguousarray(wr).reshape(groups * Cg, F // groups, kh, kw)
     extra = {}
     if forward is _forward_valid_taps:
+        # its packing finds a non-finite weight itself (one pass fewer over w)
         extra["packed"] = pack_valid_taps_weight(wr, groups, n_threads)
-        if extra["packed"] is None:
-            _grad_input_gemm(gy, w, gx, stride_h, stride_w, pad_top, pad_left, dil_h, dil_w,
-                             groups, n_threads)
-            return
+        finite = extra["packed"] is not None
+    else:
+        finite = np.isfinite(wr).all()
+    if not finite:
+        _grad_input_gemm(gy, w, gx, stride_h, stride_w, pad_top, pad_left, dil_h, dil_w,
+                         groups, n_threads)
+        return
     forward(gy, wr, None, gx, 1, 1, dil_h * (kh - 1) - pad_top, dil_w * (kw - 1) - pad_left,
             dil_h, dil_w, groups, n_threads, **extra)
 
