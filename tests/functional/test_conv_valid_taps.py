@@ -10,7 +10,7 @@ import pytest
 import convext
 import reference as R
 from convext import conv2d, conv2d_backward
-from convext._kernels import _conv
+from convext._kernels import _conv, _isa
 from convext.functional import _routes
 from convext.functional import conv as conv_module
 from convext.functional._routes import accepts, choose_route
@@ -54,6 +54,57 @@ def test_matches_naive_for_every_thread_count_and_image(xs, ws, kw, dtype, resto
         np.testing.assert_array_equal(alone[0], got[0][n])
     nobias = conv2d(x, w, None, **kw, _route="valid_taps")
     np.testing.assert_allclose(nobias, _oracle(x, w, None, kw), **tol)
+
+
+# many channels on a wide plane: the channels go in several blocks (isa/valid_taps.inc), and
+# the interior's tiles run along the rows
+BLOCK_GEOMETRIES = [
+    ((1, 40, 30, 30), (18, 40, 3, 3), dict(padding=1)),
+    ((2, 24, 13, 41), (20, 12, 3, 3), dict(padding=2, stride=(1, 2), dilation=2, groups=2)),
+]
+
+
+@pytest.mark.parametrize("xs, ws, kw", BLOCK_GEOMETRIES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_channel_blocks_change_no_bit(xs, ws, kw, dtype, restore_threads):
+    rng = np.random.default_rng(sum(xs) + 5)
+    x, w = rng.standard_normal(xs).astype(dtype), rng.standard_normal(ws).astype(dtype)
+    b = rng.standard_normal(ws[0]).astype(dtype)
+    old = _isa.vt_block_bytes()
+    got = []
+    try:
+        # one channel per block up to all of them in one (the budget is in bytes: 1 kB holds
+        # less than one channel's packed weights and input rows)
+        for nbytes in (1024, 24 * 1024, 64 * 1024, 1 << 30):
+            _isa.set_vt_block_bytes(nbytes)
+            for nt in (1, 2):
+                convext.set_num_threads(nt)
+                got.append(conv2d(x, w, b, **kw, _route="valid_taps"))
+    finally:
+        _isa.set_vt_block_bytes(old)
+    for other in got[1:]:
+        np.testing.assert_array_equal(other, got[0], strict=True)
+    want = _oracle(x, w, b, kw)
+    # a sum of 360 products: the error bound scales with the output's magnitude
+    tol = 1e-10 if dtype == np.float64 else 1e-5
+    assert np.abs(got[0] - want).max() <= tol * np.abs(want).max()
+
+
+def test_the_channel_block_budget_for_the_cpu():
+    kb = 1024
+    # an eighth of the L2, at least VT_BLOCK_MIN; the compiled default where the L2 is unknown
+    assert _isa.vt_block_for(512 * kb) == 64 * kb
+    assert _isa.vt_block_for(1024 * kb) == 128 * kb
+    assert _isa.vt_block_for(2048 * kb) == 256 * kb
+    assert _isa.VT_BLOCK_MIN == 32 * kb
+    assert _isa.vt_block_for(128 * kb) == 32 * kb
+    assert _isa.vt_block_for(0) == 128 * kb
+    l2 = _isa.cpu_cache()["l2_bytes"]
+    assert _isa.vt_block_bytes() == _isa.vt_block_for(l2)
+    for bad in (0, 1023, 2**40, 65536.0, "65536", True):
+        with pytest.raises(ValueError, match="bytes"):
+            _isa.set_vt_block_bytes(bad)
+    assert _isa.vt_block_bytes() == _isa.vt_block_for(l2)
 
 
 def _oracle(x, w, b, kw):

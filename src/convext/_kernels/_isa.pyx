@@ -19,6 +19,8 @@ cdef extern from "isa/cvx_isa.h" nogil:
     int cvx_isa_code_path_msvc()
     void cvx_cpu_cache(long long *l2_bytes, int *amd)
     idx_t cvx_direct_band_bytes
+    idx_t cvx_vt_block_bytes
+    enum: CVX_VT_BLOCK_BYTES
 
 cdef const cvx_kernel_table *_active = NULL
 
@@ -158,3 +160,44 @@ def set_direct_band_bytes(n):
 
 
 cvx_direct_band_bytes = direct_band_for(**cpu_cache())
+
+
+# The valid-taps forward runs every tile of a work item over one block of channels at a time
+# (isa/valid_taps.inc): the block's packed weights and the input rows a row of its tiles reads
+# are meant to stay in the L2 cache, beside the item's sums, while the tiles stream them to the
+# registers. The block used to hold 256 kB of weights alone, sized for a 1 MB L2; on a Zen 3
+# (512 kB L2, AVX2) 512 channels of a 3x3 kernel then overflowed the L2 and ran at 58 GFLOP/s on
+# one thread. Float32, 3x3 with padding, batch 1, medians of 15 alternated calls in one process,
+# ms at a budget of 48 / 64 / 96 / 128 / 192 / 1024 kB (both counted): 512x28x28 -> 512 one
+# thread 47.6 / 49.1 / 52.6 / 52.0 / 50.8 / 67.8, two threads 31.8 / 32.6 / 33.5 / 34.8 / 36.4 /
+# 45.9; 256x56x56 -> 256 one thread 48.4 / 53.6 / 51.5 / 52.4 / 55.3 / 58.8; 64x56x56 -> 64 and
+# 128x28x28 -> 128 even within 5%. So an eighth of the L2 (the default, where the L2 is
+# unknown: CVX_VT_BLOCK_BYTES of isa/cvx_base.h); at least VT_BLOCK_MIN.
+VT_BLOCK_MIN = 32 * 1024
+
+
+def vt_block_for(l2_bytes):
+    """The valid-taps forward's channel-block budget in bytes for a CPU with this L2 (0:
+    unknown)."""
+    if l2_bytes <= 0:
+        return int(CVX_VT_BLOCK_BYTES)
+    return max(l2_bytes // 8, VT_BLOCK_MIN)
+
+
+def vt_block_bytes():
+    """The valid-taps forward's channel-block budget in use (set at import)."""
+    return int(cvx_vt_block_bytes)
+
+
+def set_vt_block_bytes(n):
+    """Set the valid-taps forward's channel-block budget in bytes (tests and benchmarks: no
+    convolution may be running; results do not change). Returns the previous value."""
+    global cvx_vt_block_bytes
+    if type(n) is not int or not 1024 <= n <= 1 << 30:
+        raise ValueError(f"bytes must be an int in [1024, {1 << 30}], got {n!r}")
+    old = int(cvx_vt_block_bytes)
+    cvx_vt_block_bytes = n
+    return old
+
+
+cvx_vt_block_bytes = vt_block_for(cpu_cache()["l2_bytes"])

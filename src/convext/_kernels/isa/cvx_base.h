@@ -112,10 +112,13 @@ CVX_INLINE double cvx_neg_inf_d(void)
 #endif
 extern cvx_index cvx_direct_band_bytes;
 /* ---- valid-taps forward (valid_taps.inc) ---- kernel rows and columns it takes (at most: its
- * tap lists live on the stack), and the bytes of packed weights per block of channels (a block's
- * weights stay in the L2 cache while every tile of the work item runs over them) */
+ * tap lists live on the stack), and the default of cvx_vt_block_bytes (cvx_isa.c), which
+ * _isa.pyx sets for the CPU at import: the bytes a block of channels brings into the L2 cache
+ * while every tile of the work item runs over it, its packed weights and the input rows a row
+ * of tiles reads. The block changes no result bit. */
 #define CVX_VT_KMAX 16
-#define CVX_VT_BLOCK_BYTES (256 * 1024)
+#define CVX_VT_BLOCK_BYTES (128 * 1024)
+extern cvx_index cvx_vt_block_bytes;
 /* elements of a scratch of floats or doubles that hold n cvx_index values (at most 8 bytes) */
 #define CVX_DIRECT_IDX_ELEMS(n) (2 * (n))
 

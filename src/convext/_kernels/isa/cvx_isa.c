@@ -83,6 +83,7 @@ static unsigned long long cvx_xgetbv0(void)
 #endif
 
 cvx_index cvx_direct_band_bytes = CVX_DIRECT_BAND_BYTES;
+cvx_index cvx_vt_block_bytes = CVX_VT_BLOCK_BYTES;
 
 /* The calling core's L2 cache in bytes (cpuid leaf 0x80000006, ECX bits 31-16: KiB, which Intel
  * and AMD both report) and whether the CPU is AMD's (leaf 0's vendor "AuthenticAMD"); 0 for what
