@@ -379,15 +379,15 @@ def test_forward_direct_route_on_small_planes_only_with_few_taps_and_filters():
         _routes.FWD_DIRECT_SMALL_MAX_FG,
     )
     assert plane == 64 and taps == 576
-    # 5x5, padding 2: 64 output pixels; 23 channels are 575 taps, 24 are 600 (within every
-    # ISA's own channel limit, FWD_DIRECT_MAX_CG)
-    at_limit = dict(hw=(8, 8), k=(5, 5), pad=(2, 2), cg=taps // 25, fg=fg)
+    # 5x5 without padding (no valid-taps route): 64 output pixels; 23 channels are 575 taps, 24
+    # are 600 (within every ISA's own channel limit, FWD_DIRECT_MAX_CG)
+    at_limit = dict(hw=(12, 12), k=(5, 5), pad=(0, 0), cg=taps // 25, fg=fg)
     assert taps // 25 + 1 <= _routes.FWD_DIRECT_MAX_CG
     assert choose_route("forward", shape(**at_limit)) == "direct"
     assert choose_route("forward", shape(**{**at_limit, "cg": taps // 25 + 1})) == "gemm"
     assert choose_route("forward", shape(**{**at_limit, "fg": fg + 1})) == "gemm"
     # one more output pixel per row: the plane rule no longer applies
-    wider = dict(hw=(8, 9), cg=taps // 25 + 1, fg=fg + 1)
+    wider = dict(hw=(12, 13), cg=taps // 25 + 1, fg=fg + 1)
     assert choose_route("forward", shape(**{**at_limit, **wider})) == "direct"
     # 1x1: the taps are the channels alone (up to 192 or 256 of them, FWD_DIRECT_1X1_MAX_CG:
     # 4800 or 6400 taps with a 5x5 kernel)

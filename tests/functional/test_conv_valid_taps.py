@@ -195,10 +195,16 @@ def test_the_chooser_takes_it_for_padded_kernels_beyond_the_smallest_planes():
     assert pick((1, 64, 56, 56), (64, 64, 3, 3), padding=1) == "valid_taps"
     assert pick((1, 64, 112, 112), (128, 64, 3, 3), padding=1) == "valid_taps"
     assert pick((1, 64, 8, 8), (64, 64, 3, 3), padding=1) == "valid_taps"  # 64 pixels
-    assert pick((1, 32, 56, 56), (32, 32, 3, 3), padding=1) != "valid_taps"  # half a block
+    # from VT_MIN_CG channels and VT_MIN_FG filters per group on: a block of 64 filters on
+    # AVX-512 (with 32, half of every vector is idle), 16 on AVX2, where 16 channels won
+    cg, fg = _routes.VT_MIN_CG, _routes.VT_MIN_FG
+    assert (cg, fg) == ((16, 16) if _isa.active() == "avx2" else (64, 64))
+    assert pick((1, cg, 56, 56), (fg, cg, 3, 3), padding=1) == "valid_taps"
+    assert pick((1, cg, 56, 56), (fg - 1, cg, 3, 3), padding=1) != "valid_taps"
+    assert pick((1, cg - 1, 56, 56), (fg, cg - 1, 3, 3), padding=1) != "valid_taps"
     assert pick((1, 256, 14, 14), (256, 256, 3, 3)) != "valid_taps"  # no padding to skip
     assert pick((1, 256, 14, 14), (256, 256, 1, 1)) != "valid_taps"
-    assert pick((1, 32, 14, 14), (256, 32, 3, 3), padding=1) != "valid_taps"  # few channels
+    assert pick((1, 3, 224, 224), (64, 3, 3, 3), padding=1) != "valid_taps"  # a stem's 3 channels
     assert pick((1, 256, 14, 14), (256, 1, 3, 3), padding=1, groups=256) == "depthwise"
     # the input gradient where its forward convolution takes it; the weight gradient has none
     s = _shape((1, 256, 14, 14), (256, 256, 3, 3), padding=1)

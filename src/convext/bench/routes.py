@@ -7,7 +7,7 @@ For each shape and pass (forward, grad_input, grad_weight) it times ``conv2d`` /
 (``functional._routes.accepts``), float32, convext only, and prints each route's ms next to
 the route ``functional._routes.choose_route`` picks and the fastest one. The shapes are the
 convolution benchmark's plus a sweep of channel counts across the direct-route limits of
-``functional/_routes.py`` (channels = filters = 16 ... 512 at 28x28 and 56x56) and channel
+``functional/_routes.py`` (channels = filters = 8 ... 512 at 28x28 and 56x56) and channel
 multipliers of the depthwise route (2 and 8 filters per input channel): the command that
 re-measures those limits.
 """
@@ -20,7 +20,7 @@ from ..functional.conv import _conv_setup
 from ._common import alternate, print_table
 from .conv import SHAPES as CONV_SHAPES
 
-SWEEP_CHANNELS = (16, 64, 128, 256, 512)
+SWEEP_CHANNELS = (8, 16, 64, 128, 256, 512)
 SWEEP_SIZES = (28, 56)
 # name, N, C, H=W, F, k, stride, pad, dilation, groups: 4 images, so the weight gradient has
 # the (image, group) pairs its direct route wants (GW_DIRECT_MIN_PAIRS)

@@ -121,10 +121,21 @@ VT_PACK_MIN_ELEMS = 1 << 20
 # 512x14x14 -> 512 157.1 / 145.2 / 140.0, 64x56x56 -> 64 71.4 / 73.2 / 73.4; batch 4,
 # 512x28x28 -> 512 161.2 / 144.3 / 149.2. But 512x7x7 -> 512 took 23.7 / 35.5 / 34.5 at batch
 # 16 on two threads and 4.9 / 8.2 / 9.8 at batch 1 (the rotated weight packed on every call).
+# On AVX2 a block holds 16 filters, not 64, and the forward took the route from 16 channels and
+# 16 filters on (a Zen 3, float32, 3x3 padding 1, bias and ReLU, weights packed once, medians of
+# 31 calls alternated with onnxruntime's, time / onnxruntime's, valid taps / direct): batch 1,
+# one thread, 32x56x56 -> 32 1.23 / 1.34, 32x112x112 -> 32 1.31 / 1.67, 16x56x56 -> 32 1.14 /
+# 1.52, 32x28x28 -> 64 1.23 / 1.41, 48x28x28 -> 48 1.18 / 1.33, 32x56x56 -> 64 stride 2 1.37 /
+# 1.60, 32x56x56 -> 16 0.73 / 1.23; two threads 0.71 / 2.37, 1.41 / 1.71, 0.74 / 0.78, 0.68 /
+# 0.75, 0.72 / 0.91, 0.56 / 0.70; batch 16, two threads, 32x56x56 -> 32 1.16 / 1.31, 48x28x28
+# -> 48 1.06 / 1.18, 32x28x28 -> 64 1.16 / 1.31 (16x56x56 -> 32 1.20 / 1.12). With 8 channels
+# or 8 filters the direct route was even or faster (8x56x56 -> 32 1.02 / 0.98, 8x112x112 -> 8
+# 0.95 / 0.61), and 3 channels (the stems) stay on it. The input gradient keeps GI_VT_MIN_CG
+# and GI_VT_MIN_FG (measured on AVX-512 only).
 VT_MIN_PLANE = 25
 GI_VT_MIN_PLANE = 100
-VT_MIN_CG = 64
-VT_MIN_FG = 64
+VT_MIN_CG, VT_MIN_FG = {"avx2": (16, 16)}.get(_isa.active(), (64, 64))
+GI_VT_MIN_CG = GI_VT_MIN_FG = 64
 
 
 class DirectLimits(NamedTuple):
@@ -404,19 +415,19 @@ def choose_route(pass_, s):
         as_forward = grad_input_as_forward(s)
         if as_forward is None or s.channels_per_group < GI_DIRECT_MIN_CG:
             return "gemm"
-        route = _forward_route(as_forward[0], GI_VT_MIN_PLANE)
+        route = _forward_route(as_forward[0], GI_VT_MIN_PLANE, GI_VT_MIN_CG, GI_VT_MIN_FG)
         return route if route in ("direct", "valid_taps") else "gemm"
     if pass_ == "forward":
-        return _forward_route(s, VT_MIN_PLANE)
+        return _forward_route(s, VT_MIN_PLANE, VT_MIN_CG, VT_MIN_FG)
     if s.batch * s.window.groups < GW_DIRECT_MIN_PAIRS:
         return "gemm"
     return _direct_or_gemm("grad_weight", s, GW_DIRECT_MAX_CG, GW_DIRECT_MAX_FG)
 
 
-def _forward_route(s, vt_min_plane):
+def _forward_route(s, vt_min_plane, vt_min_cg, vt_min_fg):
     """choose_route's forward pass, with valid taps on output planes of at least
-    ``vt_min_plane`` pixels (VT_MIN_PLANE; GI_VT_MIN_PLANE for an input gradient's forward
-    convolution)."""
+    ``vt_min_plane`` pixels with at least ``vt_min_cg`` channels and ``vt_min_fg`` filters per
+    group (VT_MIN_PLANE ...; GI_VT_MIN_PLANE ... for an input gradient's forward convolution)."""
     max_cg, max_fg = FWD_DIRECT_MAX_CG, FWD_DIRECT_MAX_FG
     OH, OW = s.window.out_hw
     kh, kw = s.window.kernel
@@ -424,8 +435,8 @@ def _forward_route(s, vt_min_plane):
         kh * kw >= 9
         and s.window.padding != ((0, 0), (0, 0))
         and OH * OW >= vt_min_plane
-        and s.channels_per_group >= VT_MIN_CG
-        and s.filters_per_group >= VT_MIN_FG
+        and s.channels_per_group >= vt_min_cg
+        and s.filters_per_group >= vt_min_fg
         and accepts("valid_taps", "forward", s)
     ):
         return "valid_taps"
