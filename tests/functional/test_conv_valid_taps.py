@@ -60,6 +60,7 @@ def test_matches_naive_for_every_thread_count_and_image(xs, ws, kw, dtype, resto
 # the interior's tiles run along the rows
 BLOCK_GEOMETRIES = [
     ((1, 40, 30, 30), (18, 40, 3, 3), dict(padding=1)),
+    ((2, 41, 9, 12), (33, 41, 3, 3), dict(padding=1)),  # blocks of unequal size
     ((2, 24, 13, 41), (20, 12, 3, 3), dict(padding=2, stride=(1, 2), dilation=2, groups=2)),
 ]
 
@@ -76,7 +77,8 @@ def test_the_channel_blocks_change_no_bit(xs, ws, kw, dtype, restore_threads):
         # one channel per block up to all of them in one (the budget is in bytes: 1 kB holds
         # less than one channel's packed weights and input rows)
         for nbytes in (1024, 24 * 1024, 64 * 1024, 1 << 30):
-            _isa.set_vt_block_bytes(nbytes)
+            before = _isa.vt_block_bytes()
+            assert _isa.set_vt_block_bytes(nbytes) == before
             for nt in (1, 2):
                 convext.set_num_threads(nt)
                 got.append(conv2d(x, w, b, **kw, _route="valid_taps"))
@@ -200,6 +202,12 @@ def test_the_chooser_takes_it_for_padded_kernels_beyond_the_smallest_planes():
     cg, fg = _routes.VT_MIN_CG, _routes.VT_MIN_FG
     assert (cg, fg) == ((16, 16) if _isa.active() == "avx2" else (64, 64))
     assert pick((1, cg, 56, 56), (fg, cg, 3, 3), padding=1) == "valid_taps"
+    # the input gradient keeps 64 channels and filters (GI_VT_MIN_CG, GI_VT_MIN_FG) everywhere
+    assert _routes.GI_VT_MIN_CG == _routes.GI_VT_MIN_FG == 64
+    for c in (32, 64):
+        s32 = _shape((16, c, 28, 28), (c, c, 3, 3), padding=1)
+        assert choose_route("forward", s32) == ("valid_taps" if c >= cg else "direct")
+        assert (choose_route("grad_input", s32) == "valid_taps") == (c >= 64)
     assert pick((1, cg, 56, 56), (fg - 1, cg, 3, 3), padding=1) != "valid_taps"
     assert pick((1, cg - 1, 56, 56), (fg, cg - 1, 3, 3), padding=1) != "valid_taps"
     assert pick((1, 256, 14, 14), (256, 256, 3, 3)) != "valid_taps"  # no padding to skip

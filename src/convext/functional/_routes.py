@@ -92,7 +92,8 @@ VT_PACK_SLACK = 4
 VT_PACK_MIN_ELEMS = 1 << 20
 # It is chosen for the forward pass of a 3x3 (or larger) kernel with padding, on output planes
 # of at least VT_MIN_PLANE pixels, with at least VT_MIN_CG channels and VT_MIN_FG filters per
-# group (whole blocks of 64 filters: with 32, half of every vector is idle). Measured against
+# group (on AVX-512 whole blocks of 64 filters: with 32, half of every vector is idle; AVX2
+# below). Measured against
 # the routes before it (float32, a Zen 4 with AVX-512, 2 threads, bias and ReLU, each weight
 # packed once as convext.inference does, medians of alternated calls, ms GEMM / direct / valid
 # taps): batch 1: 64x56x56 -> 64 3x3 1.38 / 1.13 / 1.12 (1 thread 2.58 / 2.24 / 2.15), 64 ->
