@@ -11,7 +11,11 @@ thread, down to one channel a step), several pixel tiles of one image, images si
 the 1x1 route that packs the image in place, groups, stride, the last column strip 1, a few
 and many columns wide (49 = 48 + 1, 60 = 48 + 12), filter blocks that are not a multiple of the
 tile's rows, with and without the packed weight and the epilogue, float32 and float64. The naive
-loops of tests/reference.py are the oracle for the values themselves."""
+loops of tests/reference.py are the oracle for the values themselves.
+
+On a plane of at least twice as many pixels as filters the few items are made more instead:
+the plane is cut into pixel tiles, two per thread (_split_pixels in _conv.pyx), with no filter
+blocks where that gives enough items; the same bits again (PIXEL_SPLIT below)."""
 
 import numpy as np
 import pytest
@@ -23,7 +27,7 @@ from convext.inference import ACT_RELU
 # (N, C, H, W, F, kh, kw, stride, pad, groups)
 SHAPES = [
     (1, 61, 7, 7, 40, 3, 3, 1, 1, 1),  # 3 channel blocks (28 + 28 + 5), 49 = 48 + 1 columns
-    (1, 64, 30, 30, 24, 3, 3, 1, 1, 1),  # 3 pixel tiles (336 + 336 + 228): 3 items
+    (1, 120, 20, 20, 208, 3, 3, 1, 1, 1),  # 3 pixel tiles (192 + 192 + 16): 3 items
     (1, 300, 10, 6, 33, 1, 1, 1, 0, 1),  # 1x1: the image packed in place; at 2 threads 4 blocks
     (1, 600, 7, 7, 64, 1, 1, 1, 0, 1),  # 1x1, 3 blocks of 256; at 2 threads 4 of 150
     (3, 100, 5, 5, 64, 3, 3, 1, 0, 1),  # 3 images side by side (27 columns), filter blocks
@@ -131,3 +135,35 @@ def test_nonfinite_input_stays_in_its_pixel():
     want = np.zeros((7, 7), bool)
     want[5:, 5:] = True
     np.testing.assert_array_equal(bad, want)
+
+
+# (N, C, H, W, F, kh, kw, stride, pad, groups): planes of at least twice as many pixels as
+# filters, few items: at 2 threads the plane in tiles of a multiple of 48 pixels, 4 or more
+PIXEL_SPLIT = [
+    (1, 192, 28, 28, 32, 1, 1, 1, 0, 1),  # 1x1, 784 pixels: 4 tiles of 192 and one of 16
+    (1, 16, 30, 30, 8, 3, 3, 1, 1, 1),  # 3x3, one tile of 900 pixels before: 4 x 192 + 132
+    (1, 32, 16, 16, 8, 3, 3, 1, 1, 2),  # 2 groups: 2 planes of 256 pixels in 96 + 96 + 64
+    (2, 24, 20, 20, 8, 3, 3, 2, 1, 1),  # stride 2: the batch side by side, each image alone 48 + 48 + 4
+    (1, 40, 9, 9, 32, 1, 1, 1, 0, 1),  # 81 pixels: 48 + 33, and still 2 filter blocks each
+]
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["w", "packed"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", PIXEL_SPLIT, ids=[f"p{i}" for i in range(len(PIXEL_SPLIT))])
+def test_pixel_split_is_bitwise_one_thread_and_the_oracle(dtype, shape, packed):
+    N, C, H, W, F, kh, kw, s, p, G = shape
+    x, w, b = _data(shape, dtype, seed=11)
+    pk = _pack(w, G) if packed else None
+    want = _forward(x, w, b, shape, 1, pk)  # one thread: the plane in tile_pixels's tiles
+    for n_threads in (2, 3, 4):
+        got = _forward(x, w, b, shape, n_threads, pk)
+        np.testing.assert_array_equal(_bits(got), _bits(want))
+    for n in range(N):
+        alone = _forward(x[n : n + 1], w, b, shape, 2, pk)
+        np.testing.assert_array_equal(_bits(alone), _bits(want[n : n + 1]))
+    oracle = ref.conv2d(
+        x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), s, p, groups=G
+    )
+    tol = 1e-10 if dtype == np.float64 else 1e-5
+    assert np.abs(want - oracle).max() <= tol * max(1.0, float(np.abs(oracle).max()))
