@@ -131,7 +131,7 @@ ITERATIONS = int(os.environ.get("CONVEXT_LEAK_ITERATIONS", "10000"))
 @pytest.mark.skipif(
     "libasan" in os.environ.get("LD_PRELOAD", ""),
     reason="under AddressSanitizer freed memory sits in its quarantine, so RSS "
-    "says nothing about leaks (the normal and debug runs check it)",
+    "says nothing about leaks (the normal run and the debug build check it)",
 )
 def test_no_leak_over_10000_forward_backward_passes():
     rng = np.random.default_rng(7)
