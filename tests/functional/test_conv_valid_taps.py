@@ -197,13 +197,19 @@ def test_the_chooser_takes_it_for_padded_kernels_beyond_the_smallest_planes():
     assert pick((1, 64, 56, 56), (64, 64, 3, 3), padding=1) == "valid_taps"
     assert pick((1, 64, 112, 112), (128, 64, 3, 3), padding=1) == "valid_taps"
     assert pick((1, 64, 8, 8), (64, 64, 3, 3), padding=1) == "valid_taps"  # 64 pixels
-    # from VT_MIN_CG channels and VT_MIN_FG filters per group on: a block of 64 filters on
-    # AVX-512 (with 32, half of every vector is idle), 16 on AVX2, where 16 channels won
-    cg, fg = _routes.VT_MIN_CG, _routes.VT_MIN_FG
-    assert (cg, fg) == ((16, 16) if _isa.active() == "avx2" else (64, 64))
+    # from VT_MIN_TAPS taps per output (channels times the kernel's taps) and VT_MIN_FG filters
+    # per group on: 64 channels of a 3x3 kernel and a block of 64 filters on AVX-512 (with 32,
+    # half of every vector is idle), 16 and 16 on AVX2, where 16 channels won
+    taps, fg = _routes.VT_MIN_TAPS, _routes.VT_MIN_FG
+    assert (taps, fg) == ((144, 16) if _isa.active() == "avx2" else (576, 64))
+    cg = taps // 9
     assert pick((1, cg, 56, 56), (fg, cg, 3, 3), padding=1) == "valid_taps"
-    # the input gradient keeps 64 channels and filters (GI_VT_MIN_CG, GI_VT_MIN_FG) everywhere
-    assert _routes.GI_VT_MIN_CG == _routes.GI_VT_MIN_FG == 64
+    # a wider kernel with fewer channels: counted in taps (ResNet's 7x7 stem on AVX2: 147)
+    c7 = -(-taps // 49)
+    assert pick((1, c7, 56, 56), (fg, c7, 7, 7), padding=3) == "valid_taps"
+    assert pick((1, c7 - 1, 56, 56), (fg, c7 - 1, 7, 7), padding=3) != "valid_taps"
+    # the input gradient keeps 576 taps and 64 filters (GI_VT_MIN_TAPS, GI_VT_MIN_FG) everywhere
+    assert (_routes.GI_VT_MIN_TAPS, _routes.GI_VT_MIN_FG) == (576, 64)
     for c in (32, 64):
         s32 = _shape((16, c, 28, 28), (c, c, 3, 3), padding=1)
         assert choose_route("forward", s32) == ("valid_taps" if c >= cg else "direct")

@@ -346,13 +346,13 @@ def test_bench_routes_times_every_accepting_route_and_shows_the_pick():
 def test_bench_routes_sweep_crosses_the_direct_limits():
     """The sweep has shapes on both sides of each direct-route channel limit and of the
     valid-taps route's (which takes the forward pass of the padded 3x3 kernels from
-    VT_MIN_CG channels on)."""
+    VT_MIN_TAPS taps on: VT_MIN_TAPS // 9 channels of its 3x3 kernels)."""
     from convext.bench import routes
     from convext.functional import _routes
 
     sweep = [s for s in routes.SHAPES if s[0].startswith("sweep-")]
     channels = {s[2] for s in sweep}
-    for limit in (_routes.FWD_DIRECT_MAX_CG, _routes.GW_DIRECT_MAX_CG, _routes.VT_MIN_CG):
+    for limit in (_routes.FWD_DIRECT_MAX_CG, _routes.GW_DIRECT_MAX_CG, _routes.VT_MIN_TAPS // 9):
         assert min(channels) <= limit < max(channels)
     forward = {routes.chosen(s[0])["forward"] for s in sweep}
     grad_weight = {routes.chosen(s[0])["grad_weight"] for s in sweep}

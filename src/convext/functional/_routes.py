@@ -91,9 +91,9 @@ VT_MAX_OW = _conv.valid_taps_band_elems() // VT_MAX_BLOCK
 VT_PACK_SLACK = 4
 VT_PACK_MIN_ELEMS = 1 << 20
 # It is chosen for the forward pass of a 3x3 (or larger) kernel with padding, on output planes
-# of at least VT_MIN_PLANE pixels, with at least VT_MIN_CG channels and VT_MIN_FG filters per
-# group (on AVX-512 whole blocks of 64 filters: with 32, half of every vector is idle; AVX2
-# below). Measured against
+# of at least VT_MIN_PLANE pixels, with at least VT_MIN_TAPS taps per output (Cg*kH*kW: 576 is
+# 64 channels of a 3x3 kernel) and VT_MIN_FG filters per group (on AVX-512 whole blocks of 64
+# filters: with 32, half of every vector is idle; AVX2 below). Measured against
 # the routes before it (float32, a Zen 4 with AVX-512, 2 threads, bias and ReLU, each weight
 # packed once as convext.inference does, medians of alternated calls, ms GEMM / direct / valid
 # taps): batch 1: 64x56x56 -> 64 3x3 1.38 / 1.13 / 1.12 (1 thread 2.58 / 2.24 / 2.15), 64 ->
@@ -131,12 +131,20 @@ VT_PACK_MIN_ELEMS = 1 << 20
 # 0.75, 0.72 / 0.91, 0.56 / 0.70; batch 16, two threads, 32x56x56 -> 32 1.16 / 1.31, 48x28x28
 # -> 48 1.06 / 1.18, 32x28x28 -> 64 1.16 / 1.31 (16x56x56 -> 32 1.20 / 1.12). With 8 channels
 # or 8 filters the direct route was even or faster (8x56x56 -> 32 1.02 / 0.98, 8x112x112 -> 8
-# 0.95 / 0.61), and 3 channels (the stems) stay on it. The input gradient keeps GI_VT_MIN_CG
-# and GI_VT_MIN_FG (measured on AVX-512 only).
+# 0.95 / 0.61). The limit counts taps, not channels: a tile's setup is amortised over the taps
+# of each of its outputs, and with wider kernels few channels suffice (the same Zen 3, conv2d
+# with forced routes, no bias, ms direct / valid taps, one thread and two): 3x224x224 -> 64 7x7
+# stride 2 (147 taps, ResNet's stem) batch 1 3.24 / 3.03 and 1.82 / 1.67, batch 8 28.1 / 25.3
+# and 13.7 / 13.1; 8x56x56 -> 32 7x7 1.25 / 0.90 and 0.72 / 0.52, 5x5 0.64 / 0.50 and 0.37 /
+# 0.28; 12x56x56 -> 64 5x5 1.96 / 1.33 and 1.02 / 0.75; 8x112x112 -> 16 5x5 stride 2 0.41 / 0.29
+# and 0.23 / 0.18; but 3x224x224 -> 32 3x3 stride 2 (27 taps, MobileNetV2's stem) 0.37 / 0.46
+# and 0.23 / 0.32, and 5x5 (75 taps) 0.93 / 0.93 and 0.71 / 0.63. Elsewhere the limit was
+# measured on 3x3 kernels only. The input gradient keeps GI_VT_MIN_TAPS and GI_VT_MIN_FG
+# (measured on AVX-512 only).
 VT_MIN_PLANE = 25
 GI_VT_MIN_PLANE = 100
-VT_MIN_CG, VT_MIN_FG = {"avx2": (16, 16)}.get(_isa.active(), (64, 64))
-GI_VT_MIN_CG = GI_VT_MIN_FG = 64
+VT_MIN_TAPS, VT_MIN_FG = {"avx2": (144, 16)}.get(_isa.active(), (576, 64))
+GI_VT_MIN_TAPS, GI_VT_MIN_FG = 576, 64
 
 
 class DirectLimits(NamedTuple):
@@ -416,19 +424,19 @@ def choose_route(pass_, s):
         as_forward = grad_input_as_forward(s)
         if as_forward is None or s.channels_per_group < GI_DIRECT_MIN_CG:
             return "gemm"
-        route = _forward_route(as_forward[0], GI_VT_MIN_PLANE, GI_VT_MIN_CG, GI_VT_MIN_FG)
+        route = _forward_route(as_forward[0], GI_VT_MIN_PLANE, GI_VT_MIN_TAPS, GI_VT_MIN_FG)
         return route if route in ("direct", "valid_taps") else "gemm"
     if pass_ == "forward":
-        return _forward_route(s, VT_MIN_PLANE, VT_MIN_CG, VT_MIN_FG)
+        return _forward_route(s, VT_MIN_PLANE, VT_MIN_TAPS, VT_MIN_FG)
     if s.batch * s.window.groups < GW_DIRECT_MIN_PAIRS:
         return "gemm"
     return _direct_or_gemm("grad_weight", s, GW_DIRECT_MAX_CG, GW_DIRECT_MAX_FG)
 
 
-def _forward_route(s, vt_min_plane, vt_min_cg, vt_min_fg):
+def _forward_route(s, vt_min_plane, vt_min_taps, vt_min_fg):
     """choose_route's forward pass, with valid taps on output planes of at least
-    ``vt_min_plane`` pixels with at least ``vt_min_cg`` channels and ``vt_min_fg`` filters per
-    group (VT_MIN_PLANE ...; GI_VT_MIN_PLANE ... for an input gradient's forward convolution)."""
+    ``vt_min_plane`` pixels with at least ``vt_min_taps`` taps per output (channels per group
+    times the kernel's taps) and ``vt_min_fg`` filters per group (VT_MIN_PLANE ...; GI_VT_MIN_PLANE ... for an input gradient's forward convolution)."""
     max_cg, max_fg = FWD_DIRECT_MAX_CG, FWD_DIRECT_MAX_FG
     OH, OW = s.window.out_hw
     kh, kw = s.window.kernel
@@ -436,7 +444,7 @@ def _forward_route(s, vt_min_plane, vt_min_cg, vt_min_fg):
         kh * kw >= 9
         and s.window.padding != ((0, 0), (0, 0))
         and OH * OW >= vt_min_plane
-        and s.channels_per_group >= vt_min_cg
+        and s.channels_per_group * kh * kw >= vt_min_taps
         and s.filters_per_group >= vt_min_fg
         and accepts("valid_taps", "forward", s)
     ):
