@@ -143,7 +143,7 @@ PIXEL_SPLIT = [
     (1, 192, 28, 28, 32, 1, 1, 1, 0, 1),  # 1x1, 784 pixels: 4 tiles of 192 and one of 16
     (1, 16, 30, 30, 8, 3, 3, 1, 1, 1),  # 3x3, one tile of 900 pixels before: 4 x 192 + 132
     (1, 32, 16, 16, 8, 3, 3, 1, 1, 2),  # 2 groups: 2 planes of 256 pixels in 96 + 96 + 64
-    (2, 24, 20, 20, 8, 3, 3, 2, 1, 1),  # stride 2: the batch side by side, each image alone 48 + 48 + 4
+    (2, 24, 20, 20, 8, 3, 3, 2, 1, 1),  # stride 2: the batch side by side, one image 48 + 48 + 4
     (1, 40, 9, 9, 32, 1, 1, 1, 0, 1),  # 81 pixels: 48 + 33, and still 2 filter blocks each
 ]
 

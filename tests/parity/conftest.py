@@ -2,7 +2,8 @@
 sanitizer step, CONVEXT_ASAN=1) these files are not collected: torch, the onnx package and
 onnxruntime report errors with C++ exceptions, which abort the process under ASan's __cxa_throw
 interceptor (inside them, not convext). The kernels stay covered there by tests/functional and
-tests/reliability against the naive oracles; the normal run and the debug build keep the parity files.
+tests/reliability against the naive oracles; the normal run and the debug build keep the parity
+files.
 
 Without torch each file skips itself (importorskip). ``CONVEXT_REQUIRE_TORCH=1`` (set by the
 wheel tests wherever torch ships wheels: [tool.cibuildwheel] in pyproject.toml) turns a missing

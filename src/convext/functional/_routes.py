@@ -436,7 +436,8 @@ def choose_route(pass_, s):
 def _forward_route(s, vt_min_plane, vt_min_taps, vt_min_fg):
     """choose_route's forward pass, with valid taps on output planes of at least
     ``vt_min_plane`` pixels with at least ``vt_min_taps`` taps per output (channels per group
-    times the kernel's taps) and ``vt_min_fg`` filters per group (VT_MIN_PLANE ...; GI_VT_MIN_PLANE ... for an input gradient's forward convolution)."""
+    times the kernel's taps) and ``vt_min_fg`` filters per group (VT_MIN_PLANE ...;
+    GI_VT_MIN_PLANE ... for an input gradient's forward convolution)."""
     max_cg, max_fg = FWD_DIRECT_MAX_CG, FWD_DIRECT_MAX_FG
     OH, OW = s.window.out_hw
     kh, kw = s.window.kernel
