@@ -23,6 +23,7 @@ cdef extern from "isa/cvx_isa.h" nogil:
         idx_t Cg, H, W, kh, kw, sh, sw, ph, pw, dil_h, dil_w, OH, OW
 
     idx_t cvx_vt_scratch(idx_t fb, idx_t rows, idx_t OW)
+    idx_t cvx_dw_s2_ring(idx_t OW)
     idx_t cvx_direct_fblock(idx_t Fg, int fb_max)
     idx_t cvx_gemm_packed_a_elems(idx_t M, idx_t K, idx_t mr)
     idx_t cvx_gemm_packed_b_elems(idx_t K, idx_t N, idx_t nr)
@@ -208,6 +209,12 @@ cdef extern from "isa/cvx_isa.h" nogil:
         void (*dw_taps_act_d)(idx_t rows, idx_t n, idx_t ld_in, idx_t ld_out, int ntaps,
                               const double *const *base, const double *w, double bias, int clamp,
                               double lo, double hi, double *out) noexcept nogil
+        void (*dw_s2_plane_f)(const float *x, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t OH,
+                              idx_t OW, const float *w, float bias, int clamp, float lo,
+                              float hi, float *y, float *ring) noexcept nogil
+        void (*dw_s2_plane_d)(const double *x, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t OH,
+                              idx_t OW, const double *w, double bias, int clamp, double lo,
+                              double hi, double *y, double *ring) noexcept nogil
         void (*dw_pad1_f)(const float *src, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t Hp,
                           idx_t Wp, idx_t slack, float *dst) noexcept nogil
         void (*dw_pad1_d)(const double *src, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t Hp,
@@ -684,6 +691,20 @@ cdef inline void cvx_dw_taps_act_double(idx_t rows, idx_t n, idx_t ld_in, idx_t 
                                         double bias, int clamp, double lo, double hi,
                                         double *out) noexcept nogil:
     isa_table().dw_taps_act_d(rows, n, ld_in, ld_out, ntaps, base, w, bias, clamp, lo, hi, out)
+
+
+cdef inline void cvx_dw_s2_plane_float(const float *x, idx_t H, idx_t W, idx_t ph, idx_t pw,
+                                       idx_t OH, idx_t OW, const float *w, float bias,
+                                       int clamp, float lo, float hi, float *y,
+                                       float *ring) noexcept nogil:
+    isa_table().dw_s2_plane_f(x, H, W, ph, pw, OH, OW, w, bias, clamp, lo, hi, y, ring)
+
+
+cdef inline void cvx_dw_s2_plane_double(const double *x, idx_t H, idx_t W, idx_t ph, idx_t pw,
+                                        idx_t OH, idx_t OW, const double *w, double bias,
+                                        int clamp, double lo, double hi, double *y,
+                                        double *ring) noexcept nogil:
+    isa_table().dw_s2_plane_d(x, H, W, ph, pw, OH, OW, w, bias, clamp, lo, hi, y, ring)
 
 
 cdef inline void cvx_dw_pad1_float(const float *src, idx_t H, idx_t W, idx_t ph, idx_t pw,

@@ -271,6 +271,13 @@ struct cvx_kernel_table {
     void (*dw_taps_act_d)(cvx_index rows, cvx_index n, cvx_index ld_in, cvx_index ld_out,
                           int ntaps, const double *const *base, const double *w, double bias,
                           int clamp, double lo, double hi, double *out);
+    /* a plane of a 3x3 forward at stride 2 (forward, per plane) */
+    void (*dw_s2_plane_f)(const float *x, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
+                          cvx_index OH, cvx_index OW, const float *w, float bias, int clamp,
+                          float lo, float hi, float *y, float *ring);
+    void (*dw_s2_plane_d)(const double *x, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
+                          cvx_index OH, cvx_index OW, const double *w, double bias, int clamp,
+                          double lo, double hi, double *y, double *ring);
     /* a band's zero-padded copy for stride 1 (forward, per plane) */
     void (*dw_pad1_f)(const float *src, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
                       cvx_index Hp, cvx_index Wp, cvx_index slack, float *dst);
@@ -356,6 +363,12 @@ static inline cvx_index cvx_gemm_packed_b_elems(cvx_index K, cvx_index N, cvx_in
 {
     return (N + nr - 1) / nr * nr * K;
 }
+
+/* ---- depthwise 3x3 at stride 2 (cvx_dw_s2_plane): a split row's pitch (each phase's OW + 1
+ * elements, rounded up to 16), and the ring of three rows of both phases. OW is an output
+ * plane's width, an array in memory. ---- */
+static inline cvx_index cvx_dw_s2_pitch(cvx_index OW) { return (OW + 1 + 15) / 16 * 16; }
+static inline cvx_index cvx_dw_s2_ring(cvx_index OW) { return 6 * cvx_dw_s2_pitch(OW); }
 
 /* ---- direct convolution: scratch sizes (callers allocate them) ---- */
 /* elements of U (plus slack read by the last, partial pixel block). Bounded before this is
