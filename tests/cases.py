@@ -52,6 +52,22 @@ def close_to_oracle(got, ref, dtype):
 # ---------------------------------------------------------------------------- convolution
 
 
+# the kernels' epilogue activation codes the depthwise tests fuse (ACT_* of _conv.pyx): ReLU,
+# ReLU6, Hardtanh(a0, a1), LeakyReLU(a0)
+EPILOGUE_ACTS = [(1, 0.0, 0.0), (2, 0.0, 0.0), (4, -0.5, 0.75), (3, 0.1, 0.0)]
+
+
+def epilogue_by_hand(plain, act, a0, a1):
+    """A float32 sum activated as an EPILOGUE_ACTS code says, with NumPy's operations."""
+    if act == 1:
+        return np.maximum(plain, 0)
+    if act == 2:
+        return np.minimum(np.maximum(plain, 0), 6)
+    if act == 4:
+        return np.minimum(np.maximum(plain, np.float32(a0)), np.float32(a1))
+    return np.where(plain > 0, plain, np.float32(a0) * plain)
+
+
 def _pad_total(p):
     return p if isinstance(p, str) else (p if isinstance(p, tuple) else (p, p))
 

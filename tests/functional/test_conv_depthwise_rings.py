@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import reference as R
+from cases import EPILOGUE_ACTS, epilogue_by_hand
 from convext import functional as F
 from convext._kernels import _conv
 from convext.functional import _routes
@@ -91,10 +92,7 @@ def test_rings_give_the_per_plane_bits(case, dtype):
 
 
 @pytest.mark.parametrize("case", [CASES[2], CASES[4], CASES[7]])
-@pytest.mark.parametrize(
-    "act, a0, a1",
-    [(1, 0.0, 0.0), (2, 0.0, 0.0), (4, -0.5, 0.75), (3, 0.1, 0.0)],  # ReLU, ReLU6, Hardtanh, Leaky
-)
+@pytest.mark.parametrize("act, a0, a1", EPILOGUE_ACTS)
 @pytest.mark.parametrize("with_residual", [False, True])
 def test_rings_keep_the_epilogue(case, act, a0, a1, with_residual):
     """The clamps fused into the write-out (with a residual or without), LeakyReLU after it:
@@ -112,14 +110,7 @@ def test_rings_keep_the_epilogue(case, act, a0, a1, with_residual):
     plain = _run(x, w, b, case, 2, 1)
     if r is not None:
         plain = plain + r
-    if act == 1:
-        expect = np.maximum(plain, 0)
-    elif act == 2:
-        expect = np.minimum(np.maximum(plain, 0), 6)
-    elif act == 4:
-        expect = np.minimum(np.maximum(plain, np.float32(a0)), np.float32(a1))
-    else:
-        expect = np.where(plain > 0, plain, np.float32(a0) * plain)
+    expect = epilogue_by_hand(plain, act, a0, a1)
     np.testing.assert_array_equal(got, expect)
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import reference as R
+from cases import EPILOGUE_ACTS, epilogue_by_hand
 from convext import functional as F
 from convext._kernels import _conv
 
@@ -76,10 +77,7 @@ def test_s2_rows_give_the_per_plane_bits(case, dtype):
 
 
 @pytest.mark.parametrize("case", [CASES[1], CASES[4], CASES[5]])
-@pytest.mark.parametrize(
-    "act, a0, a1",
-    [(1, 0.0, 0.0), (2, 0.0, 0.0), (4, -0.5, 0.75), (3, 0.1, 0.0)],  # ReLU, ReLU6, Hardtanh, Leaky
-)
+@pytest.mark.parametrize("act, a0, a1", EPILOGUE_ACTS)
 def test_s2_rows_keep_the_epilogue(case, act, a0, a1):
     """The clamps fused into the rows' taps, LeakyReLU after the plane: the per-plane kernels'
     bits, and the plain sum activated by hand."""
@@ -89,14 +87,7 @@ def test_s2_rows_keep_the_epilogue(case, act, a0, a1):
         got = _run(x, w, b, case, 3, n_threads, act=act, a0=a0, a1=a1)
         np.testing.assert_array_equal(got, want)
     plain = _run(x, w, b, case, 3, 1)
-    if act == 1:
-        expect = np.maximum(plain, 0)
-    elif act == 2:
-        expect = np.minimum(np.maximum(plain, 0), 6)
-    elif act == 4:
-        expect = np.minimum(np.maximum(plain, np.float32(a0)), np.float32(a1))
-    else:
-        expect = np.where(plain > 0, plain, np.float32(a0) * plain)
+    expect = epilogue_by_hand(plain, act, a0, a1)
     np.testing.assert_array_equal(got, expect)
 
 
