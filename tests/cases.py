@@ -58,14 +58,15 @@ EPILOGUE_ACTS = [(1, 0.0, 0.0), (2, 0.0, 0.0), (4, -0.5, 0.75), (3, 0.1, 0.0)]
 
 
 def epilogue_by_hand(plain, act, a0, a1):
-    """A float32 sum activated as an EPILOGUE_ACTS code says, with NumPy's operations."""
+    """A sum activated as an EPILOGUE_ACTS code says, with NumPy's operations in its dtype."""
+    t = plain.dtype.type
     if act == 1:
         return np.maximum(plain, 0)
     if act == 2:
         return np.minimum(np.maximum(plain, 0), 6)
     if act == 4:
-        return np.minimum(np.maximum(plain, np.float32(a0)), np.float32(a1))
-    return np.where(plain > 0, plain, np.float32(a0) * plain)
+        return np.minimum(np.maximum(plain, t(a0)), t(a1))
+    return np.where(plain > 0, plain, t(a0) * plain)
 
 
 def _pad_total(p):

@@ -1,6 +1,6 @@
 """The depthwise forward pass on stride-2 rows (isa/depthwise.inc's cvx_dw_s2_plane, chosen by
 _conv.pyx for 3x3 windows at stride 2 on output planes at least DW_S2_MIN_OW wide): the same
-bits as the per-plane kernels and the row rings, for both dtypes, widths below, at and above
+bits as the per-plane kernels and the row rings or channel blocks, for both dtypes, widths below, at and above
 two vectors (the split's vector loop, its redone last columns and its scalar ends), odd and
 even planes, padding from 0 to beyond the window on each side, the epilogue fused or after,
 non-finite values on the border and 1 or 2 threads; and the naive loops' values."""
@@ -12,6 +12,8 @@ import reference as R
 from cases import EPILOGUE_ACTS, epilogue_by_hand
 from convext import functional as F
 from convext._kernels import _conv
+from convext.functional import _routes
+from convext.functional.conv import _conv_setup
 
 RNG = np.random.default_rng(53)
 
@@ -25,12 +27,24 @@ CASES = [
     (3, 13, 97, (2, 3, 3, 2)),  # padding wider than the window's reach on the left
     (2, 7, 225, (1, 1, 1, 1)),  # 113 wide, odd
     (1, 5, 40, (4, 4, 0, 5)),  # rows and columns of padding only at the ends
+    (2, 3, 3, (0, 0, 0, 0)),  # one output pixel
+    (2, 1, 1, (2, 2, 2, 2)),  # padding larger than the plane: one input pixel read
+    (3, 4, 2, (1, 1, 1, 1)),  # two columns
 ]
 
 
 def _geom(case):
     _, H, W, p = case
     return (H + p[0] + p[1] - 3) // 2 + 1, (W + p[2] + p[3] - 3) // 2 + 1
+
+
+def _kernel(x, case, blocks, residual=False):
+    """The kernel conv2d_forward_depthwise runs (_conv.depthwise_forward_kernel)."""
+    C, _, _, p = case
+    return _conv.depthwise_forward_kernel(
+        x.shape, (C, 1, 3, 3), (x.shape[0], C) + _geom(case), C, 2, 2, p[0], p[2], 1, 1,
+        x.itemsize, residual, blocks,
+    )  # fmt: skip
 
 
 def _run(x, w, b, case, blocks, n_threads, residual=None, act=0, a0=0.0, a1=0.0):
@@ -63,12 +77,14 @@ def _reference(x, w, b, case):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_s2_rows_give_the_per_plane_bits(case, dtype):
     x, w, b = _data(case, 2, dtype)
+    assert (_kernel(x, case, 3), _kernel(x, case, 0)) == ("s2_rows", "planes")
     for bias in (b, None):
         want = _run(x, w, bias, case, 0, 1)
         for n_threads in (1, 2):
             got = _run(x, w, bias, case, 3, n_threads)
             np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
-        np.testing.assert_array_equal(_run(x, w, bias, case, 2, 1), want)  # the row rings
+        other = _run(x, w, bias, case, 2, 1)  # the row rings, or the channel blocks
+        np.testing.assert_array_equal(other.view(np.uint8), want.view(np.uint8))
         ref = _reference(x, w, bias, case)
         if dtype == np.float64:
             np.testing.assert_allclose(want, ref, rtol=1e-10, atol=1e-12)
@@ -78,10 +94,11 @@ def test_s2_rows_give_the_per_plane_bits(case, dtype):
 
 @pytest.mark.parametrize("case", [CASES[1], CASES[4], CASES[5]])
 @pytest.mark.parametrize("act, a0, a1", EPILOGUE_ACTS)
-def test_s2_rows_keep_the_epilogue(case, act, a0, a1):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_s2_rows_keep_the_epilogue(case, act, a0, a1, dtype):
     """The clamps fused into the rows' taps, LeakyReLU after the plane: the per-plane kernels'
     bits, and the plain sum activated by hand."""
-    x, w, b = _data(case, 2, np.float32)
+    x, w, b = _data(case, 2, dtype)
     want = _run(x, w, b, case, 0, 1, act=act, a0=a0, a1=a1)
     for n_threads in (1, 2):
         got = _run(x, w, b, case, 3, n_threads, act=act, a0=a0, a1=a1)
@@ -96,6 +113,7 @@ def test_s2_rows_are_not_taken_with_a_residual():
     bits as the per-plane kernels, and the plain sum plus the residual."""
     case = CASES[4]
     x, w, b = _data(case, 2, np.float32)
+    assert _kernel(x, case, 3, residual=True) != "s2_rows"
     r = RNG.standard_normal((2, case[0]) + _geom(case)).astype(np.float32)
     got = _run(x, w, b, case, 3, 2, residual=r)
     np.testing.assert_array_equal(got, _run(x, w, b, case, 0, 1, residual=r))
@@ -108,6 +126,7 @@ def test_s2_rows_propagate_nonfinite_values_like_the_planes():
     x[0, 0, 0, 0] = np.nan  # the first column, beside the left padding
     x[1, 1, 6, 224] = np.inf  # the last column of the last row: the scalar end
     x[1, 0, 3, 120] = -np.inf
+    x[0, 1, 3, 0] = np.nan  # column 0 of a later row: its split's first (scalar) column
     w[1, 0, 2, 2] = np.nan
     got, want = _run(x, w, b, case, 3, 2, act=2), _run(x, w, b, case, 0, 1, act=2)
     assert np.isnan(got).any() and np.isnan(got[1, 1]).all()
@@ -120,6 +139,8 @@ def test_functional_conv2d_takes_s2_rows_in_any_batch():
     (two filters per channel) goes elsewhere, with the naive loops' values too."""
     case = (24, 112, 112, (1, 1, 1, 1))
     x, w, b = _data(case, 3, np.float32)
+    assert _kernel(x, case, -1) == "s2_rows"
+    assert _kernel(x[:, :, :64, :94], (24, 64, 94, (1, 1, 1, 1)), -1) == "rings"  # 47 wide
     y = F.conv2d(x, w, b, stride=2, padding=1, groups=24)
     np.testing.assert_array_equal(y, _run(x, w, b, case, 0, 1))
     np.testing.assert_array_equal(y, _run(x, w, b, case, 3, 2))
@@ -132,3 +153,20 @@ def test_functional_conv2d_takes_s2_rows_in_any_batch():
     ref2 = R.conv2d(np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1))),
                     w2.astype(np.float64), None, stride=2, groups=24)  # fmt: skip
     assert np.max(np.abs(y2 - ref2)) <= 1e-5 * max(1.0, np.max(np.abs(ref2)))
+
+
+def test_s2_scratch_mirrored_by_the_routes():
+    """_routes.depthwise_s2_scratch: the ring of three split rows for MobileNetV2's 112-wide
+    layer, within the route's scratch bound; 0 where the kernel is never taken."""
+
+    def shape(C, H, k=3, s=2, d=1, m=1):
+        x = np.empty((1, C, H, H))
+        w = np.empty((C * m, 1, k, k))
+        g = _conv_setup(x, w, None, s, k // 2 * d, d, C, fn="t")[4]
+        return _routes.conv_shape(x.shape, w.shape, g)
+
+    sh = shape(96, 112)
+    assert _routes.depthwise_s2_scratch(sh) == 6 * 64  # 57 columns of each phase, pitch 64
+    assert _routes.depthwise_scratch(sh) >= _routes.depthwise_s2_scratch(sh)
+    for other in (shape(96, 112, k=5), shape(96, 112, s=1), shape(8, 40, m=2), shape(8, 40, d=2)):
+        assert _routes.depthwise_s2_scratch(other) == 0

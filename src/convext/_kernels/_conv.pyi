@@ -36,6 +36,21 @@ def conv2d_forward_depthwise(
     _blocks: int = -1,
     _bands: int = -1,
 ) -> None: ...
+def depthwise_forward_kernel(
+    x_shape: tuple[int, int, int, int],
+    w_shape: tuple[int, int, int, int],
+    y_shape: tuple[int, int, int, int],
+    groups: int,
+    stride_h: int,
+    stride_w: int,
+    pad_top: int,
+    pad_left: int,
+    dil_h: int,
+    dil_w: int,
+    itemsize: int,
+    residual: bool = False,
+    _blocks: int = -1,
+) -> str: ...
 def conv2d_forward_direct(
     x: _FloatArray,
     w: _FloatArray,

@@ -757,7 +757,9 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 # nsub sub-planes, S = DW_SLACK), the largest of the three passes (mirrored by
 # _routes.depthwise_scratch):
 #     forward      nsub*Hq*Wq + OH*Wq + 2*S, or with channel blocks (when that is at most
-#                  DW_CB_MAX_ELEMS) DW_CB*(Hp*Wp + H*W + OH*OW + kh*kw + 1 + max(H*W, OH*OW))
+#                  DW_CB_MAX_ELEMS) DW_CB*(Hp*Wp + H*W + OH*OW + kh*kw + 1 + max(H*W, OH*OW)),
+#                  or on row rings (_dw_cbr_elems), or on stride-2 rows 6 * (OW + 1 rounded
+#                  up to 16) (cvx_dw_s2_ring)
 #     grad_input   nsub*(Hq*Wg + S) + (Hq + DI)*Wg + S + kh*kw, and Hp*Wp for a non-finite
 #                  weight, or with channel blocks (when that is at most DW_CB_MAX_ELEMS and larger)
 #                  DW_CB*((Hq + DI)*Wg + H*W + OH*OW + kh*kw + 10 + max(H*W, OH*OW))
@@ -1219,6 +1221,24 @@ cdef void _fwd_depthwise(const floating *x, const floating *w, const floating *b
 
 cdef extern from "isa/cvx_base.h" nogil:
     void CVX_PREFETCH(const void *p)
+
+
+def depthwise_forward_kernel(tuple x_shape, tuple w_shape, tuple y_shape, Py_ssize_t groups,
+                             Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
+                             Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
+                             Py_ssize_t itemsize, bint residual=False, int _blocks=-1):
+    """Which kernel conv2d_forward_depthwise runs for this geometry (tests and benchmarks):
+    "s2_rows", "blocks", "rings" or "planes"."""
+    cdef geom_t g = _geom(x_shape, w_shape, y_shape, groups, stride_h, stride_w, pad_top,
+                          pad_left, dil_h, dil_w)
+    cdef dw_t d = _dw(&g)
+    if _dw_s2_chosen(&g, residual, _blocks):
+        return "s2_rows"
+    if _dw_cb_chosen(&d, &g, _blocks):
+        return "blocks"
+    if _dw_cbr_chosen(&d, &g, _blocks, itemsize):
+        return "rings"
+    return "planes"
 
 
 cdef bint _dw_s2_chosen(const geom_t *g, bint residual, int blocks) noexcept nogil:
@@ -1725,7 +1745,7 @@ def conv2d_forward_depthwise(const floating[:, :, :, ::1] x, const floating[:, :
     cdef floating[:, ::1] cbs
     if _dw_s2_chosen(&g, rp != NULL, _blocks):
         n_threads = _threads_for(g.N * g.C, n_threads)
-        cbs = np.empty((n_threads, cvx_dw_s2_ring(g.OW) + 16), dtype=_DTYPE[floating is double])
+        cbs = np.empty((n_threads, cvx_dw_s2_ring(g.OW)), dtype=_DTYPE[floating is double])
         with nogil:
             _fwd_depthwise_s2(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, &e,
                               &cbs[0, 0], cbs.shape[1], n_threads)

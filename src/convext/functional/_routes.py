@@ -277,7 +277,10 @@ def depthwise_scratch(s):
     nsub = len({i * dil_h % sh for i in range(kh)}) * len({j * dil_w % sw for j in range(kw)})
     slack, kk = 16, kh * kw
     forward = max(
-        nsub * hq * wq + OH * wq + 2 * slack, depthwise_blocks_scratch(s), depthwise_ring_scratch(s)
+        nsub * hq * wq + OH * wq + 2 * slack,
+        depthwise_blocks_scratch(s),
+        depthwise_ring_scratch(s),
+        depthwise_s2_scratch(s),
     )
     grad_input = max(
         nsub * (hq * wg + slack) + (hq + di) * wg + slack + kk,
@@ -338,6 +341,20 @@ def depthwise_ring_scratch(s):
     group = max(1, min(OH, DW_CBR_PIXELS // max(OW, 1)))
     elems = DW_CB * ((dil_h * (kh - 1) + 1) * wp + 2 * group * OW + kh * kw + 1)
     return elems if s.filters_per_group == 1 and elems <= DW_CB_MAX_ELEMS else 0
+
+
+def depthwise_s2_scratch(s):
+    """Elements of scratch per thread of the depthwise forward pass on stride-2 rows (the ring
+    of three split rows, cvx_dw_s2_ring: 6 * OW + 1 rounded up to 16), or 0 when they cannot
+    take it (not a 3x3 window at stride 2 without dilation, or more than one filter per
+    channel)."""
+    g = s.window
+    OW = g.out_hw[1]
+    takes = (
+        g.kernel == (3, 3) and g.stride == (2, 2) and g.dilation == (1, 1)
+        and s.filters_per_group == 1
+    )  # fmt: skip
+    return 6 * (-(-(OW + 1) // 16) * 16) if takes else 0
 
 
 def direct_unfolded(s):
