@@ -1,9 +1,10 @@
 """The depthwise forward pass on stride-2 rows (isa/depthwise.inc's cvx_dw_s2_plane, chosen by
 _conv.pyx for 3x3 windows at stride 2 on output planes at least DW_S2_MIN_OW wide): the same
-bits as the per-plane kernels and the row rings or channel blocks, for both dtypes, widths below, at and above
-two vectors (the split's vector loop, its redone last columns and its scalar ends), odd and
-even planes, padding from 0 to beyond the window on each side, the epilogue fused or after,
-non-finite values on the border and 1 or 2 threads; and the naive loops' values."""
+bits as the per-plane kernels and the row rings or channel blocks, for both dtypes, widths
+below, at and above two vectors (the split's vector loop, its redone last columns and its
+scalar ends), one output pixel, odd and even planes, padding from 0 to beyond the plane on
+each side, the epilogue fused or after, non-finite values on the border and 1 or 2 threads;
+and the naive loops' values."""
 
 import numpy as np
 import pytest
