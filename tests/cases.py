@@ -12,6 +12,7 @@ from convext import functional as F
 from convext import layers as L
 from convext._validation import MAX_EXTENT
 from convext.functional._routes import PASS_ROUTES, accepts, conv_shape
+from convext.functional.conv import _conv_setup
 
 # ---------------------------------------------------------------------------- closeness
 
@@ -50,6 +51,15 @@ def close_to_oracle(got, ref, dtype):
 
 
 # ---------------------------------------------------------------------------- convolution
+
+
+def depthwise_conv_shape(C, H, W, k=3, s=2, p=1, d=1, m=1):
+    """The routes' ConvShape of a depthwise layer on a 1 x C x H x W input: k x k windows at
+    stride s, padding p, dilation d, m filters per channel."""
+    x = np.empty((1, C, H, W))
+    w = np.empty((C * m, 1, k, k))
+    g = _conv_setup(x, w, None, s, p, d, C, fn="t")[4]
+    return conv_shape(x.shape, w.shape, g)
 
 
 # the kernels' epilogue activation codes the depthwise tests fuse (ACT_* of _conv.pyx): ReLU,

@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 
 import reference as R
-from cases import EPILOGUE_ACTS, epilogue_by_hand
+from cases import EPILOGUE_ACTS, depthwise_conv_shape, epilogue_by_hand
 from convext import functional as F
 from convext._kernels import _conv
 from convext.functional import _routes
-from convext.functional.conv import _conv_setup
 
 RNG = np.random.default_rng(47)
 
@@ -173,11 +172,7 @@ def test_ring_scratch_mirrored_by_the_routes():
     within the route's scratch bound; a channel multiplier and a window too tall for the limit
     do not (the kernel falls back to the per-plane kernels: the same bits, even forced)."""
 
-    def shape(C, H, W, k=3, s=2, p=1, d=1, m=1):
-        x = np.empty((1, C, H, W))
-        w = np.empty((C * m, 1, k, k))
-        g = _conv_setup(x, w, None, s, p, d, C, fn="t")[4]
-        return _routes.conv_shape(x.shape, w.shape, g)
+    shape = depthwise_conv_shape
 
     for C, H in ((96, 112), (144, 56)):
         sh = shape(C, H, H)
