@@ -1232,13 +1232,21 @@ def depthwise_forward_kernel(tuple x_shape, tuple w_shape, tuple y_shape, Py_ssi
     cdef geom_t g = _geom(x_shape, w_shape, y_shape, groups, stride_h, stride_w, pad_top,
                           pad_left, dil_h, dil_w)
     cdef dw_t d = _dw(&g)
-    if _dw_s2_chosen(&g, residual, _blocks):
-        return "s2_rows"
-    if _dw_cb_chosen(&d, &g, _blocks):
-        return "blocks"
-    if _dw_cbr_chosen(&d, &g, _blocks, itemsize):
-        return "rings"
-    return "planes"
+    return ("planes", "s2_rows", "blocks", "rings")[_dw_fwd_kernel(&g, &d, residual, _blocks,
+                                                                   itemsize)]
+
+
+cdef int _dw_fwd_kernel(const geom_t *g, const dw_t *d, bint residual, int blocks,
+                        idx_t itemsize) noexcept nogil:
+    """The depthwise forward's kernel, in the order the rules are tried: 1 stride-2 rows,
+    2 channel blocks, 3 row rings, 0 the per-plane kernels."""
+    if _dw_s2_chosen(g, residual, blocks):
+        return 1
+    if _dw_cb_chosen(d, g, blocks):
+        return 2
+    if _dw_cbr_chosen(d, g, blocks, itemsize):
+        return 3
+    return 0
 
 
 cdef bint _dw_s2_chosen(const geom_t *g, bint residual, int blocks) noexcept nogil:
@@ -1743,14 +1751,15 @@ def conv2d_forward_depthwise(const floating[:, :, :, ::1] x, const floating[:, :
     cdef idx_t[::1] toff
     cdef idx_t i, j
     cdef floating[:, ::1] cbs
-    if _dw_s2_chosen(&g, rp != NULL, _blocks):
+    cdef int kernel = _dw_fwd_kernel(&g, &d, rp != NULL, _blocks, sizeof(floating))
+    if kernel == 1:
         n_threads = _threads_for(g.N * g.C, n_threads)
         cbs = np.empty((n_threads, cvx_dw_s2_ring(g.OW)), dtype=_DTYPE[floating is double])
         with nogil:
             _fwd_depthwise_s2(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, &e,
                               &cbs[0, 0], cbs.shape[1], n_threads)
         return
-    if _dw_cb_chosen(&d, &g, _blocks):
+    if kernel == 2:
         n_threads = _threads_for(g.N * ((g.C + DW_CB - 1) // DW_CB), n_threads)
         toff = np.empty(d.kk, dtype=np.intp)
         for i in range(g.kh):
@@ -1762,7 +1771,7 @@ def conv2d_forward_depthwise(const floating[:, :, :, ::1] x, const floating[:, :
                               &e, &cbs[0, 0], cbs.shape[1], &toff[0], n_threads)
         return
     cdef idx_t nseg
-    if _dw_cbr_chosen(&d, &g, _blocks, sizeof(floating)):
+    if kernel == 3:
         nseg = _dw_cbr_segments(&g, n_threads)
         n_threads = _threads_for(g.N * ((g.C + DW_CB - 1) // DW_CB) * nseg, n_threads)
         toff = np.empty(2 * d.kk, dtype=np.intp)
