@@ -1811,13 +1811,22 @@ def conv2d_forward_depthwise(const floating[:, :, :, ::1] x, const floating[:, :
     cdef idx_t[::1] toff
     cdef idx_t i, j
     cdef floating[:, ::1] cbs
+    cdef floating[::1] flat1
+    cdef floating *ring_base
+    cdef idx_t ring
     cdef int kernel = _dw_fwd_kernel(&g, &d, rp != NULL, _blocks, sizeof(floating))
     if kernel == 1:
         n_threads = _threads_for(g.N * g.C, n_threads)
-        cbs = np.empty((n_threads, cvx_dw_s2_ring(g.OW)), dtype=_DTYPE[floating is double])
+        # each thread's ring on cache lines of its own, the first on a line's start: the rings
+        # are rewritten row by row, and a line two threads write moves between their cores on
+        # every write (the rings were side by side, their base where malloc put it)
+        ring = cvx_dw_s2_ring(g.OW) + 16
+        flat1 = np.empty(n_threads * ring + 16, dtype=_DTYPE[floating is double])
+        ring_base = &flat1[0]
+        ring_base += (64 - <size_t>ring_base % 64) % 64 // sizeof(floating)
         with nogil:
             _fwd_depthwise_s2(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, &e,
-                              &cbs[0, 0], cbs.shape[1], n_threads)
+                              ring_base, ring, n_threads)
         return
     if kernel == 2:
         n_threads = _threads_for(g.N * ((g.C + DW_CB - 1) // DW_CB), n_threads)
