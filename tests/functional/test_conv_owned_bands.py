@@ -1,9 +1,10 @@
 """The threads' bands (_conv.pyx, _owned_bands): with fewer images (or image-group pairs) than
-threads, the direct route's pixel blocks, the GEMM's pixel tiles of a pointwise-like plane,
-the stride-2 depthwise rows and the depthwise row rings split each plane into one band of rows
-per thread, in a static schedule. Each of them gives the bits of one thread, for batch 1 and 2
-on 2, 3 and 4 threads (bands of 2, 3 and 4, and 2 per image), on planes of fewer strips or rows
-than bands too, with and without the fused epilogue; and the naive loops' values."""
+threads, the direct route's pixel blocks and the GEMM's pixel tiles of a plane with at least
+twice as many pixels as filters split each plane into one band of rows per thread, in a static
+schedule. Each gives the bits of one thread, for batch 1 and 2 on 2, 3 and 4 threads (bands of
+2, 3 and 4, and 2 per image), on planes of fewer strips than bands too, with and without the
+fused epilogue; and the naive loops' values. The depthwise kernels, which keep their split by
+channels, give one thread's bits at batch 1 and 2 on as many threads."""
 
 import numpy as np
 import pytest
@@ -99,7 +100,7 @@ DEPTHWISE_CASES = [
 
 @pytest.mark.parametrize("case", DEPTHWISE_CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_depthwise_rows_give_one_threads_bits_in_bands(case, dtype):
+def test_depthwise_kernels_give_one_threads_bits_at_small_batches(case, dtype):
     C, H, W, s, blocks = case
     for n in (1, 2):
         x, w, b = _data((n, C, H, W), (C, 1, 3, 3), dtype)

@@ -627,9 +627,16 @@ cdef inline idx_t _owned_bands(idx_t planes, int n_threads) noexcept nogil:
     than the threads: n_threads // planes where that divides evenly (batch 1: one band per
     thread), else 1 (no band rule). Item i of planes * bands, in a static schedule, is then
     thread i's, and thread t computes the t-th band of every plane, in every layer that follows
-    this rule: the rows it reads next were mostly written by itself, in its own core's cache.
-    Measured on the 2-vCPU machine: reading 4 MB written by the other vCPU ran at 9 GB/s,
-    written by itself at 27 GB/s. Only which thread computes an element changes: no bits."""
+    this rule (the direct route's pixel blocks, the GEMM's pixel tiles): the rows it reads next
+    were mostly written by itself, in its own core's cache. Measured on the 2-vCPU machine:
+    reading 4 MB written by the other vCPU ran at 9 GB/s, written by itself at 27 GB/s; a
+    layer alone, medians of alternated calls with and without the bands, two threads, batch 1,
+    ReLU6: 16x112x112 -> 96 (direct) 0.86 of the time, 24x56x56 -> 144 0.82, 144x56x56 -> 24
+    (GEMM) 0.87, 96x56x56 -> 24 0.85, 28x28 planes 0.98-0.99. The depthwise kernels keep their
+    split by channels: in bands the stride-2 rows took 1.71 and 1.15 of the time (96x112x112,
+    32x224x224), the row rings 1.16, the per-plane kernels 1.43 (144x56x56), and MobileNetV2
+    gained more without them (7.50 ms against 7.56 with and 7.72 with no bands at all). Only
+    which thread computes an element changes: no bits."""
     if n_threads > 1 and planes < n_threads and n_threads % planes == 0:
         return n_threads // planes
     return 1
@@ -964,11 +971,8 @@ cdef bint _dw_cbr_fits(const dw_t *d, const geom_t *g) noexcept nogil:
 cdef idx_t _dw_cbr_segments(const geom_t *g, int n_threads) noexcept nogil:
     """Segments of output rows per plane for the row ring: enough work items for the threads
     (DW_CBR_ITEMS per thread) while a segment keeps at least DW_CBR_SEG_ROWS rows (each
-    segment copies the rows its first window reads again), or the threads' bands where the
-    images are fewer than the threads (_owned_bands). Any split gives the same bits."""
-    cdef idx_t items = g.N * ((g.C + DW_CB - 1) // DW_CB), nb = _owned_bands(g.N, n_threads)
-    if nb > 1 and g.OH >= nb:
-        return nb
+    segment copies the rows its first window reads again). Any split gives the same bits."""
+    cdef idx_t items = g.N * ((g.C + DW_CB - 1) // DW_CB)
     cdef idx_t want = (DW_CBR_ITEMS * max(n_threads, 1) + items - 1) // items
     return max(1, min(want, g.OH // DW_CBR_SEG_ROWS))
 
@@ -1298,36 +1302,28 @@ cdef bint _dw_s2_chosen(const geom_t *g, bint residual, int blocks) noexcept nog
 cdef void _fwd_depthwise_s2(const floating *x, const floating *w, const floating *b, floating *y,
                             const geom_t *g, const epi_t *e, floating *scratch, idx_t ld_s,
                             int nt) noexcept nogil:
-    """Work items (image, band of output rows, channel; one band per image unless the images
-    are fewer than the threads, _owned_bands): isa/depthwise.inc's cvx_dw_s2_plane with the
-    clamp where cvx_dw_out computes it (_dw_clamp), else _epilogue on the band after it."""
-    cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, it, c, n, plane, band, oh0, oh1
-    cdef idx_t nb = _owned_bands(g.N, nt)
+    """Work items (image, channel): isa/depthwise.inc's cvx_dw_s2_plane with the clamp where
+    cvx_dw_out computes it (_dw_clamp), else _epilogue on the plane after it."""
+    cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, it, c
     cdef floating lo = 0, hi = INFINITY
     cdef int clamp = _dw_clamp(e, &lo, &hi)
     cdef floating bv
     cdef floating *ring
     with parallel(num_threads=nt):
-        for it in prange(g.N * nb * g.C, schedule='static'):
+        for it in prange(g.N * g.C, schedule='static'):
             ring = scratch + cvx_omp_get_thread_num() * ld_s
             c = it % g.C
-            band = (it // g.C) % nb
-            n = it // (nb * g.C)
-            plane = n * g.C + c
-            oh0 = g.OH * band // nb
-            oh1 = g.OH * (band + 1) // nb
             bv = 0
             if b != NULL:
                 bv = b[c]
             if floating is float:
-                cvx_dw_s2_plane_float(x + plane * HW, g.H, g.W, g.ph, g.pw, g.OH, g.OW, oh0, oh1,
-                                      w + c * 9, bv, max(clamp, 0), lo, hi, y + plane * P, ring)
+                cvx_dw_s2_plane_float(x + it * HW, g.H, g.W, g.ph, g.pw, g.OH, g.OW, w + c * 9,
+                                      bv, max(clamp, 0), lo, hi, y + it * P, ring)
             else:
-                cvx_dw_s2_plane_double(x + plane * HW, g.H, g.W, g.ph, g.pw, g.OH, g.OW, oh0,
-                                       oh1, w + c * 9, bv, max(clamp, 0), lo, hi, y + plane * P,
-                                       ring)
+                cvx_dw_s2_plane_double(x + it * HW, g.H, g.W, g.ph, g.pw, g.OH, g.OW, w + c * 9,
+                                       bv, max(clamp, 0), lo, hi, y + it * P, ring)
             if clamp < 0:
-                _epilogue(y + plane * P + oh0 * g.OW, P, 1, (oh1 - oh0) * g.OW, NULL, P, e)
+                _epilogue(y + it * P, P, 1, P, NULL, P, e)
 
 
 cdef inline void _dw_prefetch_next(const floating *x, idx_t it, idx_t nplanes, idx_t HW,
@@ -1390,9 +1386,8 @@ cdef void _fwd_depthwise_cbr(const floating *x, const floating *w, const floatin
                              floating *y, const geom_t *g, const dw_t *dp, const floating *res,
                              const epi_t *e, floating *scratch, idx_t ld_s, const idx_t *toff,
                              idx_t nseg, int nt) noexcept nogil:
-    """Work items (image, segment of output rows, block of DW_CB channels; nseg segments of a
-    plane, in this order: with _owned_bands's nseg, thread t computes band t of every block):
-    isa/depthwise.inc's cvx_dw_cbr_fwd with the epilogue (res may be NULL) where
+    """Work items (image, block of DW_CB channels, segment of output rows; nseg segments of a
+    plane): isa/depthwise.inc's cvx_dw_cbr_fwd with the epilogue (res may be NULL) where
     cvx_dw_out computes it (_dw_clamp), else _epilogue on the item's rows after it."""
     cdef dw_t d = dp[0]
     cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, nblk = (g.C + DW_CB - 1) // DW_CB
@@ -1407,8 +1402,8 @@ cdef void _fwd_depthwise_cbr(const floating *x, const floating *w, const floatin
     with parallel(num_threads=nt):
         for it in prange(g.N * nblk * nseg, schedule='static'):
             xs = scratch + cvx_omp_get_thread_num() * ld_s
-            blk = it % nblk
-            seg = (it // nblk) % nseg
+            seg = it % nseg
+            blk = (it // nseg) % nblk
             n = it // (nseg * nblk)
             c0 = blk * DW_CB
             nl = min(DW_CB, g.C - c0)

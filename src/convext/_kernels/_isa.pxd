@@ -210,13 +210,11 @@ cdef extern from "isa/cvx_isa.h" nogil:
                               const double *const *base, const double *w, double bias, int clamp,
                               double lo, double hi, double *out) noexcept nogil
         void (*dw_s2_plane_f)(const float *x, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t OH,
-                              idx_t OW, idx_t oh0, idx_t oh1, const float *w, float bias,
-                              int clamp, float lo, float hi, float *y,
-                              float *ring) noexcept nogil
+                              idx_t OW, const float *w, float bias, int clamp, float lo,
+                              float hi, float *y, float *ring) noexcept nogil
         void (*dw_s2_plane_d)(const double *x, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t OH,
-                              idx_t OW, idx_t oh0, idx_t oh1, const double *w, double bias,
-                              int clamp, double lo, double hi, double *y,
-                              double *ring) noexcept nogil
+                              idx_t OW, const double *w, double bias, int clamp, double lo,
+                              double hi, double *y, double *ring) noexcept nogil
         void (*dw_pad1_f)(const float *src, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t Hp,
                           idx_t Wp, idx_t slack, float *dst) noexcept nogil
         void (*dw_pad1_d)(const double *src, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t Hp,
@@ -696,18 +694,17 @@ cdef inline void cvx_dw_taps_act_double(idx_t rows, idx_t n, idx_t ld_in, idx_t 
 
 
 cdef inline void cvx_dw_s2_plane_float(const float *x, idx_t H, idx_t W, idx_t ph, idx_t pw,
-                                       idx_t OH, idx_t OW, idx_t oh0, idx_t oh1, const float *w,
-                                       float bias, int clamp, float lo, float hi, float *y,
+                                       idx_t OH, idx_t OW, const float *w, float bias,
+                                       int clamp, float lo, float hi, float *y,
                                        float *ring) noexcept nogil:
-    isa_table().dw_s2_plane_f(x, H, W, ph, pw, OH, OW, oh0, oh1, w, bias, clamp, lo, hi, y, ring)
+    isa_table().dw_s2_plane_f(x, H, W, ph, pw, OH, OW, w, bias, clamp, lo, hi, y, ring)
 
 
 cdef inline void cvx_dw_s2_plane_double(const double *x, idx_t H, idx_t W, idx_t ph, idx_t pw,
-                                        idx_t OH, idx_t OW, idx_t oh0, idx_t oh1,
-                                        const double *w, double bias,
+                                        idx_t OH, idx_t OW, const double *w, double bias,
                                         int clamp, double lo, double hi, double *y,
                                         double *ring) noexcept nogil:
-    isa_table().dw_s2_plane_d(x, H, W, ph, pw, OH, OW, oh0, oh1, w, bias, clamp, lo, hi, y, ring)
+    isa_table().dw_s2_plane_d(x, H, W, ph, pw, OH, OW, w, bias, clamp, lo, hi, y, ring)
 
 
 cdef inline void cvx_dw_pad1_float(const float *src, idx_t H, idx_t W, idx_t ph, idx_t pw,

@@ -271,14 +271,12 @@ struct cvx_kernel_table {
     void (*dw_taps_act_d)(cvx_index rows, cvx_index n, cvx_index ld_in, cvx_index ld_out,
                           int ntaps, const double *const *base, const double *w, double bias,
                           int clamp, double lo, double hi, double *out);
-    /* output rows [oh0, oh1) of a plane of a 3x3 forward at stride 2 (forward, per plane) */
+    /* a plane of a 3x3 forward at stride 2 (forward, per plane) */
     void (*dw_s2_plane_f)(const float *x, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
-                          cvx_index OH, cvx_index OW, cvx_index oh0, cvx_index oh1,
-                          const float *w, float bias, int clamp,
+                          cvx_index OH, cvx_index OW, const float *w, float bias, int clamp,
                           float lo, float hi, float *y, float *ring);
     void (*dw_s2_plane_d)(const double *x, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
-                          cvx_index OH, cvx_index OW, cvx_index oh0, cvx_index oh1,
-                          const double *w, double bias, int clamp,
+                          cvx_index OH, cvx_index OW, const double *w, double bias, int clamp,
                           double lo, double hi, double *y, double *ring);
     /* a band's zero-padded copy for stride 1 (forward, per plane) */
     void (*dw_pad1_f)(const float *src, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
