@@ -2432,9 +2432,7 @@ cdef inline void _fwd_gemm_item(idx_t it, const floating *x, const floating *w,
             p1 = pspan.hi
         else:
             p0 = t * PT
-            p1 = p0 + PT
-            if p1 > P:
-                p1 = P
+            p1 = min(p0 + PT, P)
         xn = x + n * g.C * HW
         if image_is_cols:
             B = xn + gi * g.Cg * HW + p0
@@ -2871,9 +2869,7 @@ cdef void _gx_gemm(const floating *gy, const floating *wt, idx_t Kgp, floating *
                     dxn[c0 * HW + q] = 0
             for t in range(ntile):
                 p0 = t * PT
-                p1 = p0 + PT
-                if p1 > P:
-                    p1 = P
+                p1 = min(p0 + PT, P)
                 B = gy + (n * g.F + gi * g.Fg) * P + p0
                 if image_is_cols:
                     gemm_pa(ncb, p1 - p0, g.Fg, A, B, P, 1, dxn + c0 * HW + p0, HW, 0, work)
@@ -3154,9 +3150,7 @@ cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const ge
                 gi = (it // ntile) % g.G
                 t = it % ntile
                 p0 = t * PT
-                p1 = p0 + PT
-                if p1 > P:
-                    p1 = P
+                p1 = min(p0 + PT, P)
                 xn = x + n * g.C * HW
                 if image_is_cols:
                     B = xn + (gi * g.Cg + c0) * HW + p0
