@@ -651,9 +651,9 @@ cdef inline idx_t _band_tiles(idx_t P, idx_t nbands, idx_t PT) noexcept nogil:
 
 cdef inline span_t _band_tile(idx_t t, idx_t k, idx_t nbands, idx_t P) noexcept nogil:
     """Pixels [lo, hi) of tile t of a plane of P pixels cut into nbands bands of whole 48-pixel
-    strips (band b: strips S*b // nbands ..., as _fwd_direct's pixel blocks and every layer
-    that follows _owned_bands), each band into k tiles of whole strips. (By value, as
-    _ow_range.)"""
+    strips (band b: strips S*b // nbands ..., the rule of _fwd_direct's pixel blocks (k = 1),
+    the GEMM's pixel tiles and every layer that follows _owned_bands), each band into k tiles
+    of whole strips. (By value, as _ow_range.)"""
     cdef span_t r
     cdef idx_t S = (P + 47) // 48, band = t // k, j = t % k
     cdef idx_t s0 = S * band // nbands, sb = S * (band + 1) // nbands - s0
@@ -1669,20 +1669,18 @@ cdef inline void _fwd_direct_item(idx_t it, const floating *x, const floating *w
                                   const epi_t *e, int clamp, floating lo, floating hi,
                                   floating *buf) noexcept nogil:
     """Work item `it` of _fwd_direct, on the thread's scratch `buf`."""
-    cdef idx_t n, gi, pbi, fri, pa, pb, fa, fe, HW = g.H * g.W, P = g.OH * g.OW
-    cdef idx_t K = direct_g.K, S = (P + 47) // 48, base
+    cdef idx_t n, gi, fri, pa, pb, fa, fe, HW = g.H * g.W, P = g.OH * g.OW
+    cdef idx_t K = direct_g.K, base
     cdef idx_t FB = cvx_direct_filter_block(g.Fg), nblk = (g.Fg + FB - 1) // FB
     cdef const floating *bg
     cdef const floating *wpg
     cdef cvx_direct_geom dl
+    cdef span_t pspan = _band_tile((it // nfr) % npb, 1, npb, P)  # pixel block: one band
     n = it // (g.G * npb * nfr)
     gi = (it // (npb * nfr)) % g.G
-    pbi = (it // nfr) % npb
     fri = it % nfr
-    pa = 48 * (S * pbi // npb)
-    pb = 48 * (S * (pbi + 1) // npb)
-    if pb > P:
-        pb = P
+    pa = pspan.lo
+    pb = pspan.hi
     fa = FB * (nblk * fri // nfr)
     fe = FB * (nblk * (fri + 1) // nfr)
     if fe > g.Fg:
