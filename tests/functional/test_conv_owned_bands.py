@@ -1,10 +1,12 @@
-"""The threads' bands (_conv.pyx, _owned_bands): with fewer images (or image-group pairs) than
-threads, the direct route's pixel blocks and the GEMM's pixel tiles of a plane with at least
-twice as many pixels as filters split each plane into one band of rows per thread, in a static
-schedule. Each gives the bits of one thread, for batch 1 and 2 on 2, 3 and 4 threads (bands of
-2, 3 and 4, and 2 per image), on planes of fewer strips than bands too, with and without the
-fused epilogue; and the naive loops' values. The depthwise kernels, which keep their split by
-channels, give one thread's bits at batch 1 and 2 on as many threads."""
+"""The threads' bands and planes (_conv.pyx, _owned_bands, _owns_planes): with fewer images
+(or image-group pairs) than threads, the direct route's pixel blocks and the GEMM's pixel tiles
+of a plane with at least twice as many pixels as filters split each plane into one band of rows
+per thread, in a static schedule; with a multiple of the thread count, each thread takes whole
+planes (or blocks of images side by side) in a static schedule. Each gives the bits of one
+thread, for batch 1, 2, 4 and 6 on 2, 3 and 4 threads (bands of 2, 3 and 4, 2 per image, and
+whole images where the batch divides), on planes of fewer strips than bands too, with and
+without the fused epilogue; and the naive loops' values. The depthwise kernels, which keep
+their split by channels, give one thread's bits at batch 1 and 2 on as many threads."""
 
 import numpy as np
 import pytest
@@ -57,7 +59,7 @@ GEMM_CASES = [
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_dense_routes_give_one_threads_bits_in_bands(route, case, dtype):
     cs, ws, s, p = case
-    for n in (1, 2):
+    for n in (1, 2, 4, 6):
         x, w, b = _data((n,) + cs, ws, dtype)
         want = _dense(route, x, w, b, s, p, 1)
         for nt in THREADS:
