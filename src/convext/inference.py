@@ -542,9 +542,11 @@ class _Slot:
 
 
 class _Plan:
-    """The fused steps for one input signature, with their output buffers."""
+    """The fused steps for one input signature, with their output buffers. arena: None, or the
+    arena of another plan that never runs while this one's values are in use (_Split's plans,
+    one after the other), for this plan's buffers where it is large enough."""
 
-    def __init__(self, nodes, n_inputs, outputs, inputs):
+    def __init__(self, nodes, n_inputs, outputs, inputs, arena=None):
         # 1. run unfused to learn the shapes (and dtypes) of every value, each value dropped
         # after the last node that reads it (planning holds about the values alive at once)
         vals = list(inputs)
@@ -680,8 +682,13 @@ class _Plan:
         self.n_values = n_values
         self.n_inputs = n_inputs
         self.outputs = outputs
-        self._buffers = _share_buffers(steps, slots, fresh, outputs)
-        self.buffer_bytes = sum(b.nbytes for b in self._buffers)
+        self._placed, self._arena_bytes, self._own = _share_buffers(steps, slots, fresh, outputs)
+        self.arena, self._buffers = None, list(self._own)  # _own: arrays a model output may hold
+        if self._placed:
+            if arena is None or arena.nbytes < self._arena_bytes:
+                arena = _new_arena(self._arena_bytes)
+            self.bind(arena)
+        self.buffer_bytes = self._arena_bytes + sum(b.nbytes for b in self._own)
         self.value_bytes = sum(_slot_bytes(s) for s in slots.values())
         # every output an array with the inputs' batch first (which chunks can be joined on)
         n = np.shape(inputs[0])[0]
@@ -692,6 +699,17 @@ class _Plan:
             for i, (shape, dtype, is_array) in meta.items()
             if is_array and shape[:1] == (n,)
         }
+
+    def bind(self, arena):
+        """Place the slots of the shared buffers in `arena` (a byte array of at least
+        _arena_bytes, ARENA_ALIGN-aligned, that no other plan uses while this one's values are
+        in use): their arrays are views of it at the offsets _share_buffers gave them. The
+        steps read each slot's array when they run, so a plan may be bound again."""
+        for offset, slot in self._placed:
+            slot.array = arena[offset : offset + _slot_bytes(slot)].view(slot.dtype)
+            slot.array = slot.array.reshape(slot.shape)
+        self.arena = arena
+        self._buffers = [arena] + self._own
 
     def run(self, inputs, detach=True):
         """The outputs for these inputs; with detach=False they may be views of the plan's
@@ -775,6 +793,10 @@ class _Split:
         self._nodes, self._n_inputs, self.chunk, self.k = nodes, n_inputs, chunk, k
         self._prefix = {}  # images -> the plan of nodes[:k]
         self._suffix = None
+        # one arena for all the plans: they run one after the other, each one's outputs
+        # copied out before the next starts (the suffix then writes where the last chunk's
+        # values were, still in cache, and a batch touches one arena instead of two)
+        self._arena = None
 
     def run(self, inputs):
         n = inputs[0].shape[0]
@@ -785,16 +807,33 @@ class _Split:
             plan = self._prefix.get(m)
             if plan is None:
                 plan = self._prefix[m] = _Plan(
-                    self._nodes[: self.k], self._n_inputs, self.live, part
+                    self._nodes[: self.k], self._n_inputs, self.live, part, self._arena
                 )
+                self._keep_arena(plan)
             vals = plan.run(part, detach=False)
             if joined is None:
                 joined = [np.empty((n,) + v.shape[1:], v.dtype) for v in vals]
             for whole, v in zip(joined, vals, strict=True):
                 whole[start : start + m] = v
         if self._suffix is None:
-            self._suffix = _Plan(self._suffix_nodes, len(self.live), self._suffix_outputs, joined)
+            self._suffix = _Plan(
+                self._suffix_nodes, len(self.live), self._suffix_outputs, joined, self._arena
+            )
+            self._keep_arena(self._suffix)
         return self._suffix.run(joined)
+
+    def _keep_arena(self, plan):
+        """After a new plan: the arena of them all is the largest one (the plans made before
+        a larger one are bound to it)."""
+        if plan.arena is None or plan.arena is self._arena:
+            return
+        if self._arena is not None and self._arena.nbytes >= plan.arena.nbytes:
+            plan.bind(self._arena)
+            return
+        self._arena = plan.arena
+        for other in (*self._prefix.values(), self._suffix):
+            if other is not None and other is not plan and other.arena is not None:
+                other.bind(self._arena)
 
 
 # the byte alignment of each slot in the plan's arena (a cache line; the kernels' vector loads
@@ -803,7 +842,7 @@ ARENA_ALIGN = 64
 
 
 def _share_buffers(steps, slots, fresh, outputs):
-    """Give every slot an array: a view of one arena (a byte array) at an offset that no slot
+    """Lay the slots out in one arena (a byte array): each at an offset that no slot
     alive at the same time overlaps, so that a forward pass touches about its largest live
     values rather than every value once (mobilenet_v2 at batch 1: 26.7 MB of values in a 6.0 MB
     arena, where arrays shared only between values of one shape took 18.9 MB; with the 14 MB
@@ -814,8 +853,9 @@ def _share_buffers(steps, slots, fresh, outputs):
     step may return a view of its inputs (flatten), so its output is taken to hold all of its
     inputs' buffers; a slot that a model output may hold gets an array of its own, never
     shared. Offsets: the slots largest first, each at the lowest aligned offset clear of the
-    slots already placed whose lives meet its own (greedy by size). The arena first (if any),
-    then the arrays of their own."""
+    slots already placed whose lives meet its own (greedy by size). Returns [(offset, slot)]
+    for the slots in the arena (_Plan.bind gives them their arrays), the arena's bytes, and
+    the arrays of their own, given to the others."""
     holds = {}  # value -> the slots whose arrays it may be or view
     for _, ins, out in steps:
         s = slots.get(out)
@@ -849,19 +889,19 @@ def _share_buffers(steps, slots, fresh, outputs):
             offset = max(offset, end)
         placed.append((offset, offset + nbytes, s))
         size = max(size, offset + nbytes)
-    arrays = []
-    if placed:
-        raw = np.empty(size + ARENA_ALIGN, np.uint8)
-        skip = -raw.ctypes.data % ARENA_ALIGN
-        arena = raw[skip : skip + size]
-        for offset, _, s in placed:
-            s.array = arena[offset : offset + _slot_bytes(s)].view(s.dtype).reshape(s.shape)
-        arrays.append(arena)
+    own = []
     for s in first:
         if s in pinned:
             s.array = np.empty(s.shape, s.dtype)
-            arrays.append(s.array)
-    return arrays
+            own.append(s.array)
+    return [(offset, s) for offset, _, s in placed], size, own
+
+
+def _new_arena(nbytes):
+    """A byte array of nbytes starting at an ARENA_ALIGN boundary."""
+    raw = np.empty(nbytes + ARENA_ALIGN, np.uint8)
+    skip = -raw.ctypes.data % ARENA_ALIGN
+    return raw[skip : skip + nbytes]
 
 
 def _slot_bytes(s):
