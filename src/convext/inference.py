@@ -794,8 +794,7 @@ class _Split:
         self._prefix = {}  # images -> the plan of nodes[:k]
         self._suffix = None
         # one arena for all the plans: they run one after the other, each one's outputs
-        # copied out before the next starts (the suffix then writes where the last chunk's
-        # values were, still in cache, and a batch touches one arena instead of two)
+        # copied out before the next starts, so a batch holds one arena instead of one per plan
         self._arena = None
 
     def run(self, inputs):
@@ -823,12 +822,10 @@ class _Split:
         return self._suffix.run(joined)
 
     def _keep_arena(self, plan):
-        """After a new plan: the arena of them all is the largest one (the plans made before
-        a larger one are bound to it)."""
+        """After a new plan, made on self._arena where that held its buffers: a new arena it
+        needed (a larger one) becomes the arena of them all, the plans made before bound to
+        it."""
         if plan.arena is None or plan.arena is self._arena:
-            return
-        if self._arena is not None and self._arena.nbytes >= plan.arena.nbytes:
-            plan.bind(self._arena)
             return
         self._arena = plan.arena
         for other in (*self._prefix.values(), self._suffix):

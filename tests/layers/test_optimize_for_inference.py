@@ -976,10 +976,10 @@ def test_a_batch_in_chunks_then_whole_gives_the_same_bits(monkeypatch, threads):
     prefix = [entry._prefix[m] for m in sorted(entry._prefix)]
     assert sorted(entry._prefix) == sorted({threads, 5 % threads or threads})
     assert all(len(p.steps) + len(entry._suffix.steps) == steps for p in prefix)
-    # the plans run one after the other: the later ones' buffers lie in the first one's arena
+    # the plans run one after the other: all their buffers lie in the largest one's arena
     arenas = [p.arena for p in prefix + [entry._suffix]]
-    first = max(arenas, key=lambda a: a.nbytes)
-    assert all(np.shares_memory(a, first) for a in arenas)
+    largest = max(arenas, key=lambda a: a.nbytes)
+    assert all(np.shares_memory(a, largest) for a in arenas)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(alone, want)
     np.testing.assert_array_equal(again, want[::-1])
