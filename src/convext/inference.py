@@ -22,7 +22,10 @@ How it works
    cast; the add's other operand becomes the epilogue's residual). The route and the thread
    count are chosen as ``functional.conv2d`` chooses them, the output buffers are placed in one
    arena (``_share_buffers``: values alive at the same time never overlap), and each step is
-   prebound. A ``dense`` node on a 2-D batch of at most DENSE_PACKED_ROWS rows
+   prebound: a convolution's kernel call is prepared once (``_conv.prepare_forward``: the
+   route's kernel, work split, tables and packed weight), so a run only checks its arrays and
+   enters the kernel, and every convolution of the plan runs on one scratch buffer (the steps
+   run one at a time). A ``dense`` node on a 2-D batch of at most DENSE_PACKED_ROWS rows
    gets its weight packed once (``_linear.dense_pack``) and a forward that streams it with the
    bias added (``_linear.dense_forward``), bitwise the same as the layer's own forward.
    A pooling node (MaxPool2D without indices, AvgPool2D, GlobalAvgPool2D, AdaptiveAvgPool2D to
@@ -422,7 +425,8 @@ _WEIGHT_PACKERS = {
 
 def _conv_step(node, x_shape, dtype, bn, act, residual, out_buf):
     """A prebound call of the conv kernel with its epilogue, f(x[, residual]) -> y; the same
-    call on one thread (None where f runs on one already); and y's shape."""
+    call on one thread (None where f runs on one already); y's shape; and the kernel calls
+    (_conv.ForwardCall) of both, for the plan to give them scratch (use_scratch)."""
     w, b = _fold(node, bn, dtype)
     stride, padding, dilation, groups = node.attrs["geom"]
     probe = np.empty(x_shape, dtype)
@@ -431,34 +435,36 @@ def _conv_step(node, x_shape, dtype, bn, act, residual, out_buf):
     geom = _kernel_geom(g, x4.shape, w.shape, route)  # ends with the thread count
     code, a0, a1 = act if act is not None else (ACT_NONE, 0.0, 0.0)
     y_shape = (x_shape[0], w.shape[0]) + g.out_hw
-    kernel = getattr(_conv, f"conv2d_forward_{route}")
     # the weight packed once for the route's kernel, not on every call
     packer = _WEIGHT_PACKERS.get(route)
-    extra = () if packer is None else (packer(w, g.groups),)
+    packed = None if packer is None else packer(w, g.groups)
 
-    def new_y():
-        return np.empty(y_shape, dtype) if out_buf is None else out_buf.array
-
-    def make(geom):
+    def make(n_threads):
+        # the route's kernel with its work split, tables and scratch decided once
+        call = _conv.prepare_forward(
+            route, x4.shape, w, b, y_shape, *geom[:-1], n_threads, residual, code, a0, a1, packed
+        )
         if residual:
 
             def step(x, r):
-                y = new_y()
-                kernel(_c(x), w, b, y, *geom, _c(r), code, a0, a1, *extra)
+                y = np.empty(y_shape, dtype) if out_buf is None else out_buf.array
+                call(_c(x), y, _c(r))
                 return y
 
         else:
 
             def step(x):
-                y = new_y()
-                kernel(_c(x), w, b, y, *geom, None, code, a0, a1, *extra)
+                y = np.empty(y_shape, dtype) if out_buf is None else out_buf.array
+                call(_c(x), y)
                 return y
 
+        calls.append(call)
         return step
 
+    calls = []
     # the same call on one thread, for a run that starts while the team wakes (_team)
-    serial = make(geom[:-1] + (1,)) if geom[-1] > 1 else None
-    return make(geom), serial, y_shape
+    serial = make(1) if geom[-1] > 1 else None
+    return make(geom[-1]), serial, y_shape, calls
 
 
 # a Dense on at most this many rows runs on its weight packed once (_linear.dense_forward, which
@@ -544,9 +550,10 @@ class _Slot:
 class _Plan:
     """The fused steps for one input signature, with their output buffers. arena: None, or the
     arena of another plan that never runs while this one's values are in use (_Split's plans,
-    one after the other), for this plan's buffers where it is large enough."""
+    one after the other), for this plan's buffers where it is large enough; scratch: likewise
+    another plan's scratch buffer, for the kernels' scratch."""
 
-    def __init__(self, nodes, n_inputs, outputs, inputs, arena=None):
+    def __init__(self, nodes, n_inputs, outputs, inputs, arena=None, scratch=None):
         # 1. run unfused to learn the shapes (and dtypes) of every value, each value dropped
         # after the last node that reads it (planning holds about the values alive at once)
         vals = list(inputs)
@@ -587,6 +594,7 @@ class _Plan:
         absorbed, claimed = set(), set()
         position = {n.out: k for k, n in enumerate(nodes)}
         fused_at = {}  # id(last absorbed node) -> the step for the chain
+        kernel_calls = []  # the convolution kernels' calls, for their scratch
         serial_at = {}  # id(last absorbed node) -> its step on one thread (None: none)
         slots = {}  # value -> the _Slot its fused step writes
         for n in nodes:
@@ -616,9 +624,12 @@ class _Plan:
             if v not in outs:
                 buf = _Slot(meta[v][0], dtype)
                 slots[v] = buf
-            step, serial, y_shape = _conv_step(n, x_shape, dtype, bn, act, add is not None, buf)
+            step, serial, y_shape, calls = _conv_step(
+                n, x_shape, dtype, bn, act, add is not None, buf
+            )
             if tuple(y_shape) != tuple(meta[v][0]):  # not expected: keep the unfused nodes
                 continue
+            kernel_calls += calls
             ins = (n.ins[0],) if add is None else (n.ins[0], add[1])
             chain = {id(n), id(last)}
             if bn is not None:
@@ -689,6 +700,13 @@ class _Plan:
                 arena = _new_arena(self._arena_bytes)
             self.bind(arena)
         self.buffer_bytes = self._arena_bytes + sum(b.nbytes for b in self._own)
+        # one scratch buffer for every convolution: the steps run one at a time (and the
+        # kernels write their scratch before they read it)
+        self._kernel_calls = kernel_calls
+        self.scratch_bytes = max((c.scratch_bytes for c in kernel_calls), default=0)
+        if scratch is None or scratch.nbytes < self.scratch_bytes:
+            scratch = np.empty(self.scratch_bytes, np.uint8)
+        self.bind_scratch(scratch)
         self.value_bytes = sum(_slot_bytes(s) for s in slots.values())
         # every output an array with the inputs' batch first (which chunks can be joined on)
         n = np.shape(inputs[0])[0]
@@ -710,6 +728,13 @@ class _Plan:
             slot.array = slot.array.reshape(slot.shape)
         self.arena = arena
         self._buffers = [arena] + self._own
+
+    def bind_scratch(self, scratch):
+        """The convolutions' scratch in `scratch` (a uint8 array of at least scratch_bytes that
+        no other plan uses while this one runs)."""
+        for c in self._kernel_calls:
+            c.use_scratch(scratch)
+        self.scratch = scratch
 
     def run(self, inputs, detach=True):
         """The outputs for these inputs; with detach=False they may be views of the plan's
@@ -793,9 +818,10 @@ class _Split:
         self._nodes, self._n_inputs, self.chunk, self.k = nodes, n_inputs, chunk, k
         self._prefix = {}  # images -> the plan of nodes[:k]
         self._suffix = None
-        # one arena for all the plans: they run one after the other, each one's outputs
-        # copied out before the next starts, so a batch holds one arena instead of one per plan
-        self._arena = None
+        # one arena (and one scratch buffer) for all the plans: they run one after the other,
+        # each one's outputs copied out before the next starts, so a batch holds one arena
+        # instead of one per plan
+        self._arena = self._scratch = None
 
     def run(self, inputs):
         n = inputs[0].shape[0]
@@ -806,7 +832,12 @@ class _Split:
             plan = self._prefix.get(m)
             if plan is None:
                 plan = self._prefix[m] = _Plan(
-                    self._nodes[: self.k], self._n_inputs, self.live, part, self._arena
+                    self._nodes[: self.k],
+                    self._n_inputs,
+                    self.live,
+                    part,
+                    self._arena,
+                    self._scratch,
                 )
                 self._keep_arena(plan)
             vals = plan.run(part, detach=False)
@@ -816,21 +847,30 @@ class _Split:
                 whole[start : start + m] = v
         if self._suffix is None:
             self._suffix = _Plan(
-                self._suffix_nodes, len(self.live), self._suffix_outputs, joined, self._arena
+                self._suffix_nodes,
+                len(self.live),
+                self._suffix_outputs,
+                joined,
+                self._arena,
+                self._scratch,
             )
             self._keep_arena(self._suffix)
         return self._suffix.run(joined)
 
     def _keep_arena(self, plan):
-        """After a new plan, made on self._arena where that held its buffers: a new arena it
-        needed (a larger one) becomes the arena of them all, the plans made before bound to
-        it."""
-        if plan.arena is None or plan.arena is self._arena:
-            return
-        self._arena = plan.arena
-        for other in (*self._prefix.values(), self._suffix):
-            if other is not None and other is not plan and other.arena is not None:
-                other.bind(self._arena)
+        """After a new plan, made on self._arena (and self._scratch) where that held its
+        buffers: a new arena (scratch buffer) it needed, a larger one, becomes the arena
+        (scratch buffer) of them all, the plans made before bound to it."""
+        others = [p for p in (*self._prefix.values(), self._suffix) if p not in (None, plan)]
+        if plan.arena is not None and plan.arena is not self._arena:
+            self._arena = plan.arena
+            for other in others:
+                if other.arena is not None:
+                    other.bind(self._arena)
+        if plan.scratch is not self._scratch:
+            self._scratch = plan.scratch
+            for other in others:
+                other.bind_scratch(self._scratch)
 
 
 # the byte alignment of each slot in the plan's arena (a cache line; the kernels' vector loads

@@ -393,6 +393,42 @@ def _composite(dt):
     )
 
 
+def _record_kernel_runs(monkeypatch, drop_packed=False):
+    """The runs of the convolution steps' prepared kernel calls (_conv.prepare_forward), each as
+    the dict of the arguments its call was prepared with (route, n_threads, residual, act,
+    packed), appended when it runs; drop_packed: prepared without the packed weight."""
+    prepare = _conv.prepare_forward
+    runs = []
+
+    def recording(route, *args):
+        args = list(args)
+        if drop_packed:
+            args[16] = None
+        call = prepare(route, *args)
+        info = {
+            "route": route,
+            "n_threads": args[11],
+            "residual": args[12],
+            "act": args[13],
+            "packed": args[16],
+        }
+
+        class Recorder:
+            scratch_bytes = call.scratch_bytes
+
+            def use_scratch(self, buf):
+                call.use_scratch(buf)
+
+            def __call__(self, x, y, residual=None):
+                runs.append(info)
+                call(x, y, residual)
+
+        return Recorder()
+
+    monkeypatch.setattr(_conv, "prepare_forward", recording)
+    return runs
+
+
 def _depthwise_chain(dt):
     c = 4
 
@@ -410,25 +446,20 @@ def test_depthwise_convolutions_fuse_residual_and_activation(width, monkeypatch)
     """Depthwise conv+bn+relu6 and conv+bn+add+hardswish are each one call of the depthwise
     kernel with its epilogue (no separate pass), on planes computed flat (width 9) and in
     place (width 70)."""
-    calls = []
-    kernel = _conv.conv2d_forward_depthwise
-
-    def recording(*args):
-        calls.append((args[-4] is not None, args[-3]) if len(args) > 12 else (False, None))
-        return kernel(*args)
+    runs = _record_kernel_runs(monkeypatch)
 
     def no_separate_pass(*args):
         raise AssertionError("conv2d_epilogue called")
 
-    monkeypatch.setattr(_conv, "conv2d_forward_depthwise", recording)
     monkeypatch.setattr(_conv, "conv2d_epilogue", no_separate_pass)
     x = np.random.default_rng(12).standard_normal((2, 4, 6, width))
     opt, _ = _check_close(_depthwise_chain, x)
     plan = _plan_for(opt, 2)
     assert len(plan.steps) == 2
-    calls.clear()
+    runs.clear()
     opt(x.astype(np.float32))
-    assert calls == [(False, ACT_RELU6), (True, ACT_HARDSWISH)]
+    assert [r["route"] for r in runs] == ["depthwise", "depthwise"]
+    assert [(r["residual"], r["act"]) for r in runs] == [(False, ACT_RELU6), (True, ACT_HARDSWISH)]
 
 
 def test_depthwise_steps_take_conv2ds_thread_count(monkeypatch):
@@ -443,6 +474,7 @@ def test_depthwise_steps_take_conv2ds_thread_count(monkeypatch):
         return kernel(*args)
 
     monkeypatch.setattr(_conv, "conv2d_forward_depthwise", recording)
+    runs = _record_kernel_runs(monkeypatch)
     layer = Conv2D(960, 960, 3, padding=1, groups=960, dtype=np.float32, rng=3).eval()
     x = np.random.default_rng(13).standard_normal((1, 960, 7, 7)).astype(np.float32)
     old = convext.get_num_threads()
@@ -451,28 +483,20 @@ def test_depthwise_steps_take_conv2ds_thread_count(monkeypatch):
         opt = convext.optimize_for_inference(Sequential(layer))
         opt(x)  # plans
         threads.clear()
+        runs.clear()
         got = opt(x)
         want = layer(x)
         expected = convext._config.threads_for(2 * 960 * 49, "elements")
     finally:
         convext.set_num_threads(old)
     np.testing.assert_array_equal(got, want)
-    assert threads == [expected, expected]
+    assert [r["n_threads"] for r in runs] + threads == [expected, expected]
 
 
 def test_gemm_layers_use_the_weight_packed_once(monkeypatch):
     """Every GEMM-route step passes its folded weight packed once (the same array on every
     call), and the outputs are bitwise those of the same steps packing the weight in each
     call; batch 1 equals its image in a batch of 4 (filter blocks vs images side by side)."""
-    kernel = _conv.conv2d_forward_gemm
-    calls = []
-
-    def recording(*args):
-        calls.append(args[16] if len(args) > 16 else None)
-        return kernel(*args)
-
-    def unpacked(*args):
-        return kernel(*args[:16])
 
     def make(dt):  # GEMM route: over 256 channels or 512 filters per group
         return Sequential(
@@ -489,21 +513,24 @@ def test_gemm_layers_use_the_weight_packed_once(monkeypatch):
     # 4x4 planes: below the valid-taps route's least plane (VT_MIN_PLANE), which would take
     # the first 3x3 layer
     x = np.random.default_rng(13).standard_normal((4, 300, 4, 4))
-    monkeypatch.setattr(_conv, "conv2d_forward_gemm", recording)
     for dt in (np.float32, np.float64):
         model = _randomize(make(dt))
-        opt = convext.optimize_for_inference(model)
-        opt(x.astype(dt)), opt(x[2:3].astype(dt))  # plan (the planning run is unfused)
-        calls.clear()
-        got = opt(x.astype(dt))
-        one = opt(x[2:3].astype(dt))
-        assert len(calls) == 8 and all(p is not None and p.dtype == dt for p in calls)
-        opt(x.astype(dt))
+        with monkeypatch.context() as m:
+            runs = _record_kernel_runs(m)
+            opt = convext.optimize_for_inference(model)
+            opt(x.astype(dt)), opt(x[2:3].astype(dt))  # plan (the planning run is unfused)
+            runs.clear()
+            got = opt(x.astype(dt))
+            one = opt(x[2:3].astype(dt))
+            calls = [r["packed"] for r in runs if r["route"] == "gemm"]
+            assert len(calls) == 8 and all(p is not None and p.dtype == dt for p in calls)
+            opt(x.astype(dt))
+            calls = [r["packed"] for r in runs if r["route"] == "gemm"]
         assert all(p is q for p, q in zip(calls[8:], calls[:4], strict=True))  # packed once
         np.testing.assert_array_equal(one, got[2:3])
-        monkeypatch.setattr(_conv, "conv2d_forward_gemm", unpacked)
-        want = convext.optimize_for_inference(model)(x.astype(dt))
-        monkeypatch.setattr(_conv, "conv2d_forward_gemm", recording)
+        with monkeypatch.context() as m:
+            _record_kernel_runs(m, drop_packed=True)  # the kernel packs the weight itself
+            want = convext.optimize_for_inference(model)(x.astype(dt))
         np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
 
 
@@ -980,6 +1007,11 @@ def test_a_batch_in_chunks_then_whole_gives_the_same_bits(monkeypatch, threads):
     arenas = [p.arena for p in prefix + [entry._suffix]]
     largest = max(arenas, key=lambda a: a.nbytes)
     assert all(np.shares_memory(a, largest) for a in arenas)
+    # and every convolution of every plan runs on the same scratch buffer, as large as the
+    # largest need of any of them
+    plans = prefix + [entry._suffix]
+    (scratch,) = {id(p.scratch) for p in plans}
+    assert plans[0].scratch.nbytes == max(p.scratch_bytes for p in plans) > 0
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(alone, want)
     np.testing.assert_array_equal(again, want[::-1])

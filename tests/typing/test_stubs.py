@@ -43,18 +43,26 @@ def _stub_functions(name):
     return {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
 
 
+def _stub_classes(name):
+    tree = ast.parse((KERNELS / f"{name}.pyi").read_text())
+    return {node.name for node in tree.body if isinstance(node, ast.ClassDef)}
+
+
 @pytest.mark.parametrize("name", MODULES)
 def test_stub_signatures_match_the_module(name):
     module = importlib.import_module(f"convext._kernels.{name}")
     stubs = _stub_functions(name)
     public = {
-        n
+        n: v
         for n, v in vars(module).items()
         if callable(v)
         and not n.startswith("_")
         and getattr(v, "__module__", None) == module.__name__
     }
-    assert public == set(stubs), f"{name}: runtime {sorted(public)} vs stub {sorted(stubs)}"
+    classes = {n for n, v in public.items() if isinstance(v, type)}
+    assert classes == _stub_classes(name), f"{name}: classes {sorted(classes)}"
+    functions = set(public) - classes
+    assert functions == set(stubs), f"{name}: runtime {sorted(functions)} vs stub {sorted(stubs)}"
     for fname, node in stubs.items():
         params = inspect.signature(getattr(module, fname)).parameters.values()
         got = [(p.name, p.default is not inspect.Parameter.empty) for p in params]

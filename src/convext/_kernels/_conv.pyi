@@ -3,6 +3,7 @@
 # update this file with every change of a def signature in the .pyx.
 import numpy as np
 from numpy.typing import NDArray
+from typing_extensions import disjoint_base
 
 # a C-contiguous float32 or float64 array (every array argument of one call shares the dtype)
 _FloatArray = NDArray[np.float32] | NDArray[np.float64]
@@ -116,6 +117,38 @@ def conv2d_forward_gemm(
     a1: float = 0,
     packed: _FloatArray | None = None,
 ) -> None: ...
+
+@disjoint_base
+class ForwardCall:
+    @property
+    def scratch_bytes(self) -> int: ...
+    @property
+    def n_threads(self) -> int: ...
+    def __call__(
+        self, x: _FloatArray, y: _FloatArray, residual: _FloatArray | None = None
+    ) -> None: ...
+    def use_scratch(self, buf: NDArray[np.uint8]) -> None: ...
+
+def prepare_forward(
+    route: str,
+    x_shape: tuple[int, ...],
+    w: _FloatArray,
+    b: _FloatArray | None,
+    y_shape: tuple[int, ...],
+    stride_h: int,
+    stride_w: int,
+    pad_top: int,
+    pad_left: int,
+    dil_h: int,
+    dil_w: int,
+    groups: int,
+    n_threads: int,
+    residual: bool = False,
+    act: int = 0,
+    a0: float = 0,
+    a1: float = 0,
+    packed: _FloatArray | None = None,
+) -> ForwardCall: ...
 def conv2d_grad_input_depthwise(
     gy: _FloatArray,
     w: _FloatArray,

@@ -115,6 +115,8 @@ the image go to the GEMM route).
 """
 import numpy as np
 
+cimport cython
+cimport numpy as cnp
 from cython.parallel cimport parallel, prange
 from libc.math cimport INFINITY, erf, exp, expm1, tanh
 from libc.string cimport memcpy
@@ -239,6 +241,8 @@ DEF GEMM_WIDEST_TILE = 48
 # The NumPy dtype of a kernel's arrays, _DTYPE[floating is double]: for its scratch buffers,
 # without wrapping a memoryview in an array on every call (np.asarray(y).dtype: about 1.5 us).
 _DTYPE = (np.dtype(np.float32), np.dtype(np.float64))
+
+cnp.import_array()
 
 
 ctypedef struct span_t:
@@ -917,6 +921,45 @@ cdef inline idx_t _round16(idx_t n) noexcept nogil:
 # The polyphase geometry of one depthwise problem.
 ctypedef struct dw_t:
     idx_t Hp, Wp, Hq, Wq, DI, DJ, Wg, na, nb, nsub, kk
+
+
+# --------------------------------------------------------------------------------------------
+# One forward pass decided before it runs: each route's conv2d_forward_<route> fills a fwd_t
+# (_prep_conv, then _prep_<route>: the kernel, its work split and thread count, tables, scratch,
+# the packed weight) and runs it (_fwd_run); a ForwardCall (prepare_forward) keeps one to run
+# again on new data, as convext.inference's steps do. The kernels a fwd_t runs:
+DEF K_DIRECT = 0
+DEF K_GEMM = 1
+DEF K_GEMM_SHARED_B = 2
+DEF K_VALID_TAPS = 3
+DEF K_DW_PLANES = 4
+DEF K_DW_S2 = 5
+DEF K_DW_CB = 6
+DEF K_DW_CBR = 7
+
+# Every pointer points into an array of the fwd_t's `keep` list (or the caller's w, b, packed);
+# the fields a kernel does not use are unset.
+ctypedef struct fwd_t:
+    int kernel, nt
+    geom_t g
+    epi_t e
+    dw_t d
+    cvx_direct_geom dg
+    cvx_vt_geom vg
+    const void *w
+    const void *wp
+    const void *b
+    idx_t itemsize
+    void *scratch  # nt blocks of ld_s elements (_place_scratch)
+    idx_t ld_s
+    void *aux  # the GEMM's shared packed B, aux_elems elements (_place_scratch)
+    idx_t aux_elems
+    const idx_t *tab  # offsets: the direct route's, the GEMM's gather table, the depthwise taps'
+    const idx_t *tab2  # the depthwise bands' tap offsets
+    size_t *ptrs  # the depthwise per-plane kernels' tap pointers
+    # the work split (see each _prep_<route>)
+    idx_t npb, nfr, PT, nimg, nib, nfb, mr, nbands, cb, ldb, per, Fgp, nseg, B, fb, nblk, rows
+    bint owned, image_is_cols, straight
 
 
 cdef dw_t _dw(const geom_t *g) noexcept nogil:
@@ -1805,77 +1848,73 @@ def conv2d_forward_depthwise(const floating[:, :, :, ::1] x, const floating[:, :
     only, without blocks): -1 the rule's bands, 0 one band (the whole plane), 1 one row per
     band, 2 the rule's bands never written straight to the output (DW_ROWS_MIN_OW). The result
     is the same bits either way."""
-    cdef geom_t g = _geom(_s4(x.shape), _s4(w.shape), _s4(y.shape), groups, stride_h, stride_w,
-                          pad_top, pad_left, dil_h, dil_w)
-    cdef const floating *bp = NULL
-    cdef const floating *rp = NULL
-    if b is not None:
-        bp = &b[0]
-    if residual is not None:
-        rp = &residual[0, 0, 0, 0]
-    cdef epi_t e = _epi(act, a0, a1)
-    cdef dw_t d = _dw(&g)
+    cdef fwd_t p
+    cdef list keep = []
+    _prep_conv(&p, _s4(x.shape), w, b, _s4(y.shape), groups, stride_h, stride_w, pad_top,
+               pad_left, dil_h, dil_w, n_threads, act, a0, a1)
+    _prep_depthwise(&p, keep, w, residual is not None, _blocks, _bands)
+    _run_views(&p, x, y, residual)
+
+
+cdef int _prep_depthwise(fwd_t *p, list keep, const floating[:, :, :, ::1] w, bint residual,
+                         int blocks, int bands) except -1:
+    """The depthwise route's kernel for p's geometry (_dw_fwd_kernel), its thread count, tables
+    and scratch (conv2d_forward_depthwise's blocks and bands: its _blocks and _bands)."""
+    cdef geom_t *g = &p.g
+    p.d = _dw(g)
+    cdef dw_t *d = &p.d
     cdef idx_t[::1] toff
     cdef idx_t i, j
-    cdef floating[:, ::1] cbs
-    cdef floating[::1] flat1
-    cdef floating *ring_base
-    cdef idx_t ring
-    cdef int kernel = _dw_fwd_kernel(&g, &d, rp != NULL, _blocks, sizeof(floating))
+    dtype = _DTYPE[floating is double]
+    cdef int kernel = _dw_fwd_kernel(g, d, residual, blocks, sizeof(floating))
     if kernel == 1:
-        n_threads = _threads_for(g.N * g.C, n_threads)
+        p.kernel = K_DW_S2
+        p.nt = _threads_for(g.N * g.C, p.nt)
         # each thread's ring on cache lines of its own, the first on a line's start: the rings
         # are rewritten row by row, and a line two threads write moves between their cores on
         # every write (the rings were side by side, their base where malloc put it)
-        ring = cvx_dw_s2_ring(g.OW) + 16
-        flat1 = np.empty(n_threads * ring + 16, dtype=_DTYPE[floating is double])
-        ring_base = &flat1[0]
-        ring_base += (64 - <size_t>ring_base % 64) % 64 // sizeof(floating)
-        with nogil:
-            _fwd_depthwise_s2(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, &e,
-                              ring_base, ring, n_threads)
-        return
+        p.ld_s = cvx_dw_s2_ring(g.OW) + 16  # (_place_scratch: the first on a line's start)
+        return 0
     if kernel == 2:
-        n_threads = _threads_for(g.N * ((g.C + DW_CB - 1) // DW_CB), n_threads)
+        p.kernel = K_DW_CB
+        p.nt = _threads_for(g.N * ((g.C + DW_CB - 1) // DW_CB), p.nt)
         toff = np.empty(d.kk, dtype=np.intp)
         for i in range(g.kh):
             for j in range(g.kw):
                 toff[i * g.kw + j] = i * g.dil_h * d.Wp + j * g.dil_w
-        cbs = np.empty((n_threads, _dw_cb_elems(&d, &g) + 16), dtype=_DTYPE[floating is double])
-        with nogil:
-            _fwd_depthwise_cb(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, &d, rp,
-                              &e, &cbs[0, 0], cbs.shape[1], &toff[0], n_threads)
-        return
-    cdef idx_t nseg
+        p.tab = <idx_t *>_keep_data(keep, toff.base)
+        p.ld_s = _dw_cb_elems(d, g) + 16
+        return 0
     if kernel == 3:
-        nseg = _dw_cbr_segments(&g, n_threads)
-        n_threads = _threads_for(g.N * ((g.C + DW_CB - 1) // DW_CB) * nseg, n_threads)
+        p.kernel = K_DW_CBR
+        p.nseg = _dw_cbr_segments(g, p.nt)
+        p.nt = _threads_for(g.N * ((g.C + DW_CB - 1) // DW_CB) * p.nseg, p.nt)
         toff = np.empty(2 * d.kk, dtype=np.intp)
         for i in range(g.kh):
             for j in range(g.kw):
                 toff[i * g.kw + j] = i * g.dil_h
                 toff[d.kk + i * g.kw + j] = j * g.dil_w
-        cbs = np.empty((n_threads, _dw_cbr_elems(&d, &g) + 16), dtype=_DTYPE[floating is double])
-        with nogil:
-            _fwd_depthwise_cbr(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, &d, rp,
-                               &e, &cbs[0, 0], cbs.shape[1], &toff[0], nseg, n_threads)
-        return
-    n_threads = _threads_for(g.N * g.C, n_threads)
-    flat_a, ptrs_a, off_a = _dw_alloc(_DTYPE[floating is double], n_threads, &d, &g, 0)
-    cdef floating[:, ::1] flat = flat_a
-    cdef size_t[:, ::1] ptrs = ptrs_a
+        p.tab = <idx_t *>_keep_data(keep, toff.base)
+        p.ld_s = _dw_cbr_elems(d, g) + 16
+        return 0
+    p.kernel = K_DW_PLANES
+    p.nt = _threads_for(g.N * g.C, p.nt)
+    _, _, off_a = _dw_alloc(dtype, 0, d, g, 0)
+    p.ld_s = _dw_scratch_elems(d, g, 0) + 16  # (_dw_alloc's rows)
+    ptrs_a = np.empty((p.nt, d.kk), dtype=np.uintp)
+    p.ptrs = <size_t *>_keep_data(keep, ptrs_a)
     cdef idx_t[::1] off = off_a
+    p.tab = <idx_t *>_keep_data(keep, off.base)
     # the taps' offsets in a band's sub-planes (B + DI rows of Wq each)
-    cdef idx_t B = _dw_band_rows(&d, &g, _bands)
+    p.B = _dw_band_rows(d, g, bands)
     cdef idx_t[::1] boff = np.empty(d.kk, dtype=np.intp)
     for i in range(g.kh):
         for j in range(g.kw):
-            boff[i * g.kw + j] = (off[d.kk + i * g.kw + j] * (B + d.DI) * d.Wq
+            boff[i * g.kw + j] = (off[d.kk + i * g.kw + j] * (p.B + d.DI) * d.Wq
                                   + ((i * g.dil_h) // g.sh) * d.Wq + (j * g.dil_w) // g.sw)
-    with nogil:
-        _fwd_depthwise(&x[0, 0, 0, 0], &w[0, 0, 0, 0], bp, &y[0, 0, 0, 0], &g, &d, rp, &e,
-                       &flat[0, 0], flat.shape[1], &ptrs[0, 0], &off[0], &boff[0], B,
-                       _bands != 2 and g.OW >= DW_ROWS_MIN_OW, n_threads)
+    p.tab2 = <idx_t *>_keep_data(keep, boff.base)
+    p.straight = bands != 2 and g.OW >= DW_ROWS_MIN_OW
+    return 0
 
 
 # _balanced_pixel_blocks simulates at most this many threads and block counts (on more
@@ -1933,30 +1972,36 @@ def conv2d_forward_direct(const floating[:, :, :, ::1] x, const floating[:, :, :
     act an ACT_* code, 0: none), the residual and a clamp (ReLU, ReLU6, Hardtanh) on each tile
     in the kernel, other activations on each work item's block after it. packed: w as
     pack_direct_weight(w, groups) returned it, or None. Fills all of y."""
-    cdef geom_t g = _geom(_s4(x.shape), _s4(w.shape), _s4(y.shape), groups, stride_h, stride_w,
-                          pad_top, pad_left, dil_h, dil_w)
-    cdef const floating *bp = NULL
-    cdef const floating *rp = NULL
-    if b is not None:
-        bp = &b[0]
-    if residual is not None:
-        rp = &residual[0, 0, 0, 0]
-    cdef epi_t e = _epi(act, a0, a1)
-    cdef cvx_direct_geom direct_g = _direct_geom(&g)
-    cdef idx_t[::1] off = _direct_offsets(&direct_g)
+    cdef fwd_t p
+    cdef list keep = []
+    _prep_conv(&p, _s4(x.shape), w, b, _s4(y.shape), groups, stride_h, stride_w, pad_top,
+               pad_left, dil_h, dil_w, n_threads, act, a0, a1)
+    _prep_direct(&p, keep, w, packed)
+    _run_views(&p, x, y, residual)
+
+
+cdef int _prep_direct(fwd_t *p, list keep, const floating[:, :, :, ::1] w,
+                      const floating[::1] packed) except -1:
+    """The direct route's work split for p's geometry and thread count, its offsets, scratch
+    and packed weight (packed, or packed here when several items read it, or none)."""
+    cdef geom_t *g = &p.g
+    p.kernel = K_DIRECT
+    p.dg = _direct_geom(g)
+    p.tab = <idx_t *>_keep_data(keep, _direct_offsets(&p.dg))
     # with fewer (image, group) pairs than 2 per thread, split each into `want` items: by
     # pixels (blocks of 48-pixel strips, each unfolding only its rows of the image) when the
     # unfolded image U outweighs the group's weights, else by filter blocks (each unfolding all
     # of U but packing and reading only its own weights). With fewer pairs than threads, U's
     # unfolds weigh more: then one item per thread (want1), by pixels while each gets 2 strips
     # (14x14: 5 strips, the last of 4 pixels, in 2 and 2.1), else by filter blocks
+    cdef int n_threads = p.nt
     cdef idx_t npb = 1, nfr = 1, FB = cvx_direct_filter_block(g.Fg), S = (g.OH * g.OW + 47) // 48
     cdef idx_t want = (2 * <idx_t>n_threads + g.N * g.G - 1) // (g.N * g.G)
     cdef idx_t want1 = (<idx_t>n_threads + g.N * g.G - 1) // (g.N * g.G)
     cdef idx_t nbands = _owned_bands(g.N * g.G, n_threads)
     cdef bint owned = False
     if n_threads > 1 and want > 1:
-        if direct_g.Cg * direct_g.sh * direct_g.kw * direct_g.Hq * direct_g.OW >= g.Fg * direct_g.K:
+        if p.dg.Cg * p.dg.sh * p.dg.kw * p.dg.Hq * p.dg.OW >= g.Fg * p.dg.K:
             if nbands > 1 and S >= nbands:
                 npb, owned = nbands, True
             else:
@@ -1970,21 +2015,16 @@ def conv2d_forward_direct(const floating[:, :, :, ::1] x, const floating[:, :, :
             nfr = min((g.Fg + FB - 1) // FB, want1)
     if _owns_planes(g.N * g.G, n_threads):
         owned = True
-    n_threads = _threads_for(g.N * g.G * npb * nfr, n_threads)
-    cdef floating[:, ::1] flat = np.empty((n_threads, cvx_direct_scratch(&direct_g)),
-                                          dtype=_DTYPE[floating is double])
-    cdef const floating *wp = NULL
-    cdef const floating[::1] packed_once
+    p.npb, p.nfr, p.owned = npb, nfr, owned
+    p.nt = _threads_for(g.N * g.G * npb * nfr, n_threads)
+    p.ld_s = cvx_direct_scratch(&p.dg)
     if packed is None and g.N * npb >= 2:
         # several items (images, pixel blocks) read each group's filter blocks: packed once here
         # (by all the threads) rather than by every item
-        packed_once = pack_direct_weight(w, g.G, n_threads)
-        wp = &packed_once[0]
+        p.wp = _keep_data(keep, pack_direct_weight(w, g.G, p.nt))
     elif packed is not None:
-        wp = &packed[0]
-    with nogil:
-        _fwd_direct(&x[0, 0, 0, 0], &w[0, 0, 0, 0], wp, bp, &y[0, 0, 0, 0], &g, &direct_g,
-                    &off[0], npb, nfr, owned, rp, &e, &flat[0, 0], flat.shape[1], n_threads)
+        p.wp = &packed[0]
+    return 0
 
 
 def pack_direct_weight(const floating[:, :, :, ::1] w, Py_ssize_t groups, int n_threads=1):
@@ -2112,49 +2152,64 @@ def conv2d_forward_valid_taps(const floating[:, :, :, ::1] x, const floating[:, 
     its sums, the arithmetic of conv2d_epilogue). packed: pack_valid_taps_weight(w, groups), or
     None (then packed here; a w with a non-finite element then runs conv2d_forward_gemm).
     kH, kW <= 16 and OW * FB <= VT_BAND_ELEMS (functional/_routes.py). Fills all of y."""
-    cdef geom_t g = _geom(_s4(x.shape), _s4(w.shape), _s4(y.shape), groups, stride_h, stride_w,
-                          pad_top, pad_left, dil_h, dil_w)
+    cdef fwd_t p
+    cdef list keep = []
+    _prep_conv(&p, _s4(x.shape), w, b, _s4(y.shape), groups, stride_h, stride_w, pad_top,
+               pad_left, dil_h, dil_w, n_threads, act, a0, a1)
+    _prep_valid_taps(&p, keep, w, packed)
+    _run_views(&p, x, y, residual)
+
+
+cdef int _prep_valid_taps(fwd_t *p, list keep, const floating[:, :, :, ::1] w,
+                          const floating[::1] packed) except -1:
+    """The valid-taps route's work split for p's geometry and thread count, its scratch and
+    packed weight (packed, or packed here: a w with a non-finite element then takes the GEMM
+    route, _prep_gemm)."""
+    cdef geom_t *g = &p.g
     if packed is None:
-        packed = pack_valid_taps_weight(w, groups, n_threads)
-        if packed is None:
-            conv2d_forward_gemm(x, w, b, y, stride_h, stride_w, pad_top, pad_left, dil_h, dil_w,
-                                groups, n_threads, residual, act, a0, a1)
-            return
-    cdef cvx_vt_geom vg = _vt_geom(&g)
-    cdef epi_t e = _epi(act, a0, a1)
-    cdef const floating *bp = NULL
-    cdef const floating *rp = NULL
-    if b is not None:
-        bp = &b[0]
-    if residual is not None:
-        rp = &residual[0, 0, 0, 0]
+        packed_once = pack_valid_taps_weight(w, g.G, p.nt)
+        if packed_once is None:
+            return _prep_gemm(p, keep, w, packed)  # (packed is None)
+        p.wp = _keep_data(keep, packed_once)
+    else:
+        p.wp = &packed[0]
+    p.kernel = K_VALID_TAPS
+    p.vg = _vt_geom(g)
     cdef idx_t fb = cvx_vt_filter_block(floating is double), nblk = (g.Fg + fb - 1) // fb
-    cdef idx_t ck = g.Cg * g.kh * g.kw, P = g.OH * g.OW, HW = g.H * g.W
     # items of about VT_BAND_BYTES of sums (at least one row): bands of rows, then blocks of
     # images, and at least two items per thread where the images and then the rows allow
     cdef idx_t band_elems = VT_BAND_BYTES // sizeof(floating)
     cdef idx_t rows = max(1, min(g.OH, band_elems // (g.OW * fb)))
     cdef idx_t nimg = max(1, min(g.N, VT_IMAGES, band_elems // (rows * g.OW * fb)))
     cdef idx_t pairs = g.G * nblk, want
-    if pairs * ((g.N + nimg - 1) // nimg) < 2 * <idx_t>n_threads:
-        nimg = max(1, min(nimg, g.N * pairs // (2 * <idx_t>n_threads)))
+    if pairs * ((g.N + nimg - 1) // nimg) < 2 * <idx_t>p.nt:
+        nimg = max(1, min(nimg, g.N * pairs // (2 * <idx_t>p.nt)))
     cdef idx_t nib = (g.N + nimg - 1) // nimg  # image blocks, their sizes within one
-    want = (2 * <idx_t>n_threads + nib * pairs - 1) // (nib * pairs)
+    want = (2 * <idx_t>p.nt + nib * pairs - 1) // (nib * pairs)
     rows = min(rows, max(1, (g.OH + want - 1) // want))
     cdef idx_t nbands = (g.OH + rows - 1) // rows
-    n_threads = _threads_for(nib * pairs * nbands, n_threads)
-    cdef floating[:, ::1] scratch = np.empty(
-        (n_threads, cvx_vt_scratch(fb, nimg * rows, g.OW)), dtype=_DTYPE[floating is double])
-    cdef bint epilogue = act != ACT_NONE or rp != NULL
+    p.fb, p.nblk, p.rows, p.nimg, p.nib, p.nbands = fb, nblk, rows, nimg, nib, nbands
+    p.nt = _threads_for(nib * pairs * nbands, p.nt)
+    p.ld_s = cvx_vt_scratch(fb, nimg * rows, g.OW)
+    return 0
+
+
+cdef void _fwd_valid_taps(const floating *x, const floating *wp, const floating *bp,
+                          floating *y, const fwd_t *p, const floating *rp,
+                          floating *scratch) noexcept nogil:
+    """Work items (block of images, group, filter block, band of rows; _prep_valid_taps's
+    split): the valid-taps kernel, then the residual and activation on the item's block of y
+    (the arithmetic of conv2d_epilogue)."""
+    cdef const geom_t *g = &p.g
+    cdef idx_t fb = p.fb, nblk = p.nblk, nib = p.nib, nbands = p.nbands, rows = p.rows
+    cdef idx_t ck = g.Cg * g.kh * g.kw, P = g.OH * g.OW, HW = g.H * g.W
+    cdef bint epilogue = p.e.act != ACT_NONE or rp != NULL
     cdef idx_t it, n, n1, gi, blk, band, oh0, oh1, nf, base, m
-    cdef const floating *xp = &x[0, 0, 0, 0]
-    cdef const floating *wp = &packed[0]
-    cdef floating *yp = &y[0, 0, 0, 0]
     cdef floating *buf
     cdef const floating *bb
-    with nogil, parallel(num_threads=n_threads):
-        for it in prange(nib * pairs * nbands, schedule='dynamic'):
-            buf = &scratch[cvx_omp_get_thread_num(), 0]
+    with parallel(num_threads=p.nt):
+        for it in prange(nib * g.G * nblk * nbands, schedule='dynamic'):
+            buf = scratch + cvx_omp_get_thread_num() * p.ld_s
             band = it % nbands
             blk = (it // nbands) % nblk
             gi = (it // (nbands * nblk)) % g.G
@@ -2169,17 +2224,17 @@ def conv2d_forward_valid_taps(const floating[:, :, :, ::1] x, const floating[:, 
                 bb = bp + gi * g.Fg + blk * fb
             base = (n * g.F + gi * g.Fg + blk * fb) * P
             if floating is float:
-                cvx_vt_fwd_float(&vg, xp + (n * g.C + gi * g.Cg) * HW, g.C * HW,
-                                 wp + (gi * nblk + blk) * fb * ck, bb, nf, yp + base, g.F * P,
+                cvx_vt_fwd_float(&p.vg, x + (n * g.C + gi * g.Cg) * HW, g.C * HW,
+                                 wp + (gi * nblk + blk) * fb * ck, bb, nf, y + base, g.F * P,
                                  n1 - n, oh0, oh1, buf)
             else:
-                cvx_vt_fwd_double(&vg, xp + (n * g.C + gi * g.Cg) * HW, g.C * HW,
-                                  wp + (gi * nblk + blk) * fb * ck, bb, nf, yp + base, g.F * P,
+                cvx_vt_fwd_double(&p.vg, x + (n * g.C + gi * g.Cg) * HW, g.C * HW,
+                                  wp + (gi * nblk + blk) * fb * ck, bb, nf, y + base, g.F * P,
                                   n1 - n, oh0, oh1, buf)
             if epilogue:
                 for m in range(n1 - n):
                     base = (m * g.F * P) + (n * g.F + gi * g.Fg + blk * fb) * P + oh0 * g.OW
-                    _epilogue(yp + base, P, nf, (oh1 - oh0) * g.OW, _at(rp, base), P, &e)
+                    _epilogue(y + base, P, nf, (oh1 - oh0) * g.OW, _at(rp, base), P, &p.e)
 
 
 def gemm_packed_weight_elems(Py_ssize_t F, Py_ssize_t K, Py_ssize_t groups, bint is_double):
@@ -2250,19 +2305,25 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
     once by all the threads (_fwd_gemm_shared_b). None of these changes any output's arithmetic
     (the GEMM's result depends only on K), so y is the same for every batch size and thread
     count."""
-    cdef geom_t g = _geom(_s4(x.shape), _s4(w.shape), _s4(y.shape), groups, stride_h, stride_w,
-                          pad_top, pad_left, dil_h, dil_w)
-    cdef const floating *bp = NULL
-    cdef const floating *rp = NULL
-    if b is not None:
-        bp = &b[0]
-    if residual is not None:
-        rp = &residual[0, 0, 0, 0]
-    cdef epi_t e = _epi(act, a0, a1)
+    cdef fwd_t p
+    cdef list keep = []
+    _prep_conv(&p, _s4(x.shape), w, b, _s4(y.shape), groups, stride_h, stride_w, pad_top,
+               pad_left, dil_h, dil_w, n_threads, act, a0, a1)
+    _prep_gemm(&p, keep, w, packed)
+    _run_views(&p, x, y, residual)
+
+
+cdef int _prep_gemm(fwd_t *p, list keep, const floating[:, :, :, ::1] w,
+                    const floating[::1] packed) except -1:
+    """The GEMM route's work split for p's geometry and thread count (conv2d_forward_gemm's
+    docstring), its gather table, scratch and packed weight (packed, or packed here when
+    several items read it)."""
+    cdef geom_t g = p.g
+    cdef int n_threads = p.nt
     cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW
     cdef bint image_is_cols = _pointwise(&g)
-    cdef idx_t PT = tile_pixels(K, P, y.itemsize)
-    cdef idx_t nimg = tile_pixels(K, g.N * P, y.itemsize) // P
+    cdef idx_t PT = tile_pixels(K, P, sizeof(floating))
+    cdef idx_t nimg = tile_pixels(K, g.N * P, sizeof(floating)) // P
     if nimg < 2 or (image_is_cols and K < POINTWISE_SIDE_BY_SIDE_MIN_K):
         nimg = 1
     cdef idx_t ntile = 1 if nimg > 1 else (P + PT - 1) // PT
@@ -2313,11 +2374,9 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
     # B packed straight from x through a table of offsets (one copy of the input, not an
     # unfolded tile and then its packing), where the table is small enough
     cdef bint gather = nimg > 1 and nfb == 1 and g.kh * g.kw * nimg * P <= GATHER_MAX
-    cdef idx_t[::1] tab_v
     cdef const idx_t *tab = NULL
     if gather:
-        tab_v = _gather_table(&g, nimg)
-        tab = &tab_v[0]
+        tab = <idx_t *>_keep_data(keep, _gather_table(&g, nimg).base)
     cdef idx_t per = 0 if (image_is_cols and nimg == 1) else K * PT
     if nimg > 1:
         per = K * nimg * P + FB * nimg * P
@@ -2329,8 +2388,6 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
     cdef bint share_b = nfb > 1
     cdef idx_t cb = max(1, PACK_ROWS // (g.kh * g.kw)), ldb = 0, steps
     cdef idx_t cols = nimg * P if nimg > 1 else PT
-    cdef floating[::1] bsh
-    cdef floating *bs = NULL
     if share_b:
         cb = min(cb, g.Cg)
         if items * ((g.Cg + cb - 1) // cb) < 2 * <idx_t>n_threads:
@@ -2345,19 +2402,224 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
         elif image_is_cols:
             per = 0
         ldb = (gemm_packed_b_elems(K, cols, floating is double) + 15) // 16 * 16
-        bsh = np.empty(items * ldb + 16, dtype=_DTYPE[floating is double])
-        bs = &bsh[0]
-        bs += (64 - <size_t>bs % 64) % 64 // sizeof(floating)  # strips start on a cache line
-    cdef floating[:, ::1] scratch = _scratch(_DTYPE[floating is double], n_threads, per)
+        p.aux_elems = items * ldb  # (_place_scratch: its strips start on a cache line)
+    if packed is not None:
+        keep.append(packed)
+    p.kernel = K_GEMM_SHARED_B if share_b else K_GEMM
+    p.wp, p.Fgp, p.ldb, p.tab = wp, Fgp, ldb, tab
+    p.PT, p.nimg, p.nib, p.nfb, p.mr, p.nbands, p.cb = PT, nimg, nib, nfb, mr, nbands, cb
+    p.image_is_cols, p.per, p.nt = image_is_cols, per, n_threads
+    p.ld_s = per + CVX_GEMM_WORK_ELEMS + 16  # (_scratch's rows)
+    return 0
+
+
+cdef void *_keep_data(list keep, a) except NULL:
+    """The address of the (contiguous, non-empty) array a's first element; a kept in `keep`."""
+    keep.append(a)
+    return cnp.PyArray_DATA(<cnp.ndarray>a)
+
+
+cdef int _prep_conv(fwd_t *p, tuple xs, const floating[:, :, :, ::1] w, const floating[::1] b,
+                    tuple ys, idx_t groups, idx_t sh, idx_t sw, idx_t ph, idx_t pw,
+                    idx_t dil_h, idx_t dil_w, int n_threads, int act, double a0,
+                    double a1) except -1:
+    """The fields of p every route reads: geometry, epilogue, thread count, w and b."""
+    p.g = _geom(xs, _s4(w.shape), ys, groups, sh, sw, ph, pw, dil_h, dil_w)
+    p.e = _epi(act, a0, a1)
+    p.nt = n_threads
+    p.w = &w[0, 0, 0, 0]
+    p.b = NULL
+    if b is not None:
+        p.b = &b[0]
+    p.wp = p.scratch = p.aux = NULL
+    p.itemsize = sizeof(floating)
+    p.aux_elems = 0
+    p.tab = p.tab2 = NULL
+    p.ptrs = NULL
+    p.owned = p.image_is_cols = p.straight = False
+    return 0
+
+
+cdef void _fwd_run(const fwd_t *p, const floating *x, floating *y,
+                   const floating *r) noexcept nogil:
+    """y = act(conv2d(x, w) + b + r) by p's kernel (r: the residual, or NULL)."""
+    cdef const floating *w = <const floating *>p.w
+    cdef const floating *wp = <const floating *>p.wp
+    cdef const floating *b = <const floating *>p.b
+    cdef floating *s = <floating *>p.scratch
+    if p.kernel == K_DIRECT:
+        _fwd_direct(x, w, wp, b, y, &p.g, &p.dg, p.tab, p.npb, p.nfr, p.owned, r, &p.e, s,
+                    p.ld_s, p.nt)
+    elif p.kernel == K_GEMM:
+        _fwd_gemm(x, w, wp, p.Fgp, b, y, &p.g, p.PT, p.nimg, p.nib, p.nfb, p.mr, p.nbands,
+                  p.image_is_cols, p.tab, r, &p.e, s, p.ld_s, p.per, p.nt)
+    elif p.kernel == K_GEMM_SHARED_B:
+        _fwd_gemm_shared_b(x, w, wp, p.Fgp, b, y, &p.g, p.PT, p.nimg, p.nib, p.nfb, p.mr,
+                           p.cb, p.image_is_cols, <floating *>p.aux, p.ldb, r, &p.e, s,
+                           p.ld_s, p.per, p.nt)
+    elif p.kernel == K_VALID_TAPS:
+        _fwd_valid_taps(x, wp, b, y, p, r, s)
+    elif p.kernel == K_DW_S2:
+        _fwd_depthwise_s2(x, w, b, y, &p.g, &p.e, s, p.ld_s, p.nt)
+    elif p.kernel == K_DW_CB:
+        _fwd_depthwise_cb(x, w, b, y, &p.g, &p.d, r, &p.e, s, p.ld_s, p.tab, p.nt)
+    elif p.kernel == K_DW_CBR:
+        _fwd_depthwise_cbr(x, w, b, y, &p.g, &p.d, r, &p.e, s, p.ld_s, p.tab, p.nseg, p.nt)
+    else:
+        _fwd_depthwise(x, w, b, y, &p.g, &p.d, r, &p.e, s, p.ld_s, p.ptrs, p.tab, p.tab2, p.B,
+                       p.straight, p.nt)
+
+
+cdef inline idx_t _round64(idx_t nbytes) noexcept nogil:
+    return (nbytes + 63) // 64 * 64
+
+
+cdef idx_t _scratch_bytes(const fwd_t *p) noexcept nogil:
+    """Bytes of the buffer p's scratch and shared B take (_place_scratch), alignment included."""
+    return _round64(p.nt * p.ld_s * p.itemsize) + p.aux_elems * p.itemsize + 64
+
+
+cdef void _place_scratch(fwd_t *p, char *buf) noexcept nogil:
+    """p's scratch (each thread's ld_s elements) from buf's first cache line on, then its shared
+    B (the GEMM's strips on cache lines); buf has _scratch_bytes(p) bytes."""
+    buf += (64 - <size_t>buf % 64) % 64
+    p.scratch = buf
+    p.aux = NULL
+    if p.aux_elems:
+        p.aux = buf + _round64(p.nt * p.ld_s * p.itemsize)
+
+
+cdef int _run_views(fwd_t *p, const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
+                    const floating[:, :, :, ::1] residual) except -1:
+    """_fwd_run on the arrays of a conv2d_forward_<route> call (residual may be None), on
+    scratch of its own."""
+    cdef const floating *rp = NULL
+    if residual is not None:
+        rp = &residual[0, 0, 0, 0]
+    scratch = np.empty(_scratch_bytes(p), dtype=np.uint8)
+    _place_scratch(p, <char *>cnp.PyArray_DATA(<cnp.ndarray>scratch))
     with nogil:
-        if share_b:
-            _fwd_gemm_shared_b(&x[0, 0, 0, 0], &w[0, 0, 0, 0], wp, Fgp, bp, &y[0, 0, 0, 0], &g,
-                               PT, nimg, nib, nfb, mr, cb, image_is_cols, bs, ldb, rp, &e,
-                               &scratch[0, 0], scratch.shape[1], per, n_threads)
-        else:
-            _fwd_gemm(&x[0, 0, 0, 0], &w[0, 0, 0, 0], wp, Fgp, bp, &y[0, 0, 0, 0], &g, PT,
-                      nimg, nib, nfb, mr, nbands, image_is_cols, tab, rp, &e, &scratch[0, 0],
-                      scratch.shape[1], per, n_threads)
+        _fwd_run(p, &x[0, 0, 0, 0], &y[0, 0, 0, 0], rp)
+    return 0
+
+
+_ROUTES = ("direct", "gemm", "valid_taps", "depthwise")
+
+
+@cython.auto_pickle(False)
+cdef class ForwardCall:
+    """One convolution forward with everything but its data decided once (prepare_forward):
+    call(x, y[, residual]) fills y with act(conv2d(x, w) + b + residual), the same bits as the
+    route's conv2d_forward_<route> with the same arguments. x, y and residual: C-contiguous,
+    aligned, native-order arrays of the prepared shapes and dtype, y writeable and apart from
+    x and residual (TypeError / ValueError otherwise, before anything is written)."""
+    cdef fwd_t p
+    cdef list keep  # what p points into
+    cdef object scratch  # the buffer of p's scratch (use_scratch), or None: one per call
+    cdef tuple x_shape, y_shape
+    cdef bint residual
+    cdef int typenum
+    # bytes of the scratch buffer a run needs (use_scratch)
+    cdef readonly Py_ssize_t scratch_bytes
+    # the threads it runs on (at most the thread count it was prepared for)
+    cdef readonly int n_threads
+
+    def __call__(self, x, y, residual=None):
+        cdef const char *xp = self._data(x, "x", self.x_shape, False)
+        cdef char *yp = <char *>self._data(y, "y", self.y_shape, True)
+        cdef const char *rp = NULL
+        cdef Py_ssize_t ny = cnp.PyArray_NBYTES(<cnp.ndarray>y)
+        if self.residual != (residual is not None):
+            raise TypeError("residual: this call was prepared "
+                            + ("with" if self.residual else "without") + " one")
+        if residual is not None:
+            rp = self._data(residual, "residual", self.y_shape, False)
+            if rp < yp + ny and yp < rp + ny:
+                raise ValueError("y: overlaps residual")
+        if xp < yp + ny and yp < xp + cnp.PyArray_NBYTES(<cnp.ndarray>x):
+            raise ValueError("y: overlaps x")
+        cdef fwd_t own
+        cdef const fwd_t *p = &self.p
+        if self.scratch is None:  # this run's own scratch
+            own = self.p
+            scratch = np.empty(self.scratch_bytes, dtype=np.uint8)
+            _place_scratch(&own, <char *>cnp.PyArray_DATA(<cnp.ndarray>scratch))
+            p = &own
+        with nogil:
+            if self.typenum == cnp.NPY_FLOAT64:
+                _fwd_run(p, <const double *>xp, <double *>yp, <const double *>rp)
+            else:
+                _fwd_run(p, <const float *>xp, <float *>yp, <const float *>rp)
+
+    def use_scratch(self, buf):
+        """Run on buf (a writeable, contiguous uint8 array of at least scratch_bytes) from now
+        on, instead of a new buffer per call: buf is then this call's while it runs, and the
+        call's runs must not overlap (convext.inference gives each step's calls a part of its
+        arena that no other value uses during that step)."""
+        if (not isinstance(buf, np.ndarray) or buf.dtype != np.uint8
+                or not buf.flags.c_contiguous or not buf.flags.writeable):
+            raise TypeError("buf: expected a writeable, contiguous uint8 array")
+        if buf.nbytes < self.scratch_bytes:
+            raise ValueError(f"buf: expected at least {self.scratch_bytes} bytes, got {buf.nbytes}")
+        _place_scratch(&self.p, <char *>cnp.PyArray_DATA(<cnp.ndarray>buf))
+        self.scratch = buf
+
+    cdef const char *_data(self, a, str name, tuple shape, bint write) except NULL:
+        cdef cnp.ndarray arr
+        cdef int i
+        cdef bint same
+        if not cnp.PyArray_Check(a):
+            raise TypeError(f"{name}: expected a numpy array, got {type(a).__name__}")
+        arr = <cnp.ndarray>a
+        if cnp.PyArray_TYPE(arr) != self.typenum or not cnp.PyArray_ISNOTSWAPPED(arr):
+            raise TypeError(f"{name}: expected {_DTYPE[self.typenum == cnp.NPY_FLOAT64]}, "
+                            f"got {arr.dtype}")
+        same = cnp.PyArray_NDIM(arr) == len(shape)
+        for i in range(len(shape) if same else 0):
+            same = same and cnp.PyArray_DIMS(arr)[i] == <Py_ssize_t>shape[i]
+        if not same:
+            raise ValueError(f"{name}: expected shape {shape}, got {a.shape}")
+        if not cnp.PyArray_ISCARRAY_RO(arr) or (write and not cnp.PyArray_ISWRITEABLE(arr)):
+            raise ValueError(f"{name}: expected a C-contiguous, aligned"
+                             + (", writeable" if write else "") + " array")
+        return <const char *>cnp.PyArray_DATA(arr)
+
+
+def prepare_forward(str route, tuple x_shape, const floating[:, :, :, ::1] w,
+                    const floating[::1] b, tuple y_shape, Py_ssize_t stride_h,
+                    Py_ssize_t stride_w, Py_ssize_t pad_top, Py_ssize_t pad_left,
+                    Py_ssize_t dil_h, Py_ssize_t dil_w, Py_ssize_t groups, int n_threads,
+                    bint residual=False, int act=0, double a0=0, double a1=0,
+                    const floating[::1] packed=None):
+    """A ForwardCall of conv2d_forward_<route> for these shapes and arguments (the same
+    arguments as that function, the arrays x, y and residual left for the call; the geometry
+    trusted as there: functional.conv's checks and routes). It keeps w, b and packed (which
+    must not change while it is in use), its scratch and tables."""
+    if route not in _ROUTES:
+        raise ValueError(f"route: expected one of {_ROUTES}, got {route!r}")
+    if len(x_shape) != 4 or len(y_shape) != 4:
+        raise ValueError("x_shape, y_shape: expected 4 dimensions")
+    cdef ForwardCall c = ForwardCall.__new__(ForwardCall)
+    c.keep = []
+    _prep_conv(&c.p, x_shape, w, b, y_shape, groups, stride_h, stride_w, pad_top, pad_left,
+               dil_h, dil_w, n_threads, act, a0, a1)
+    if route == "direct":
+        _prep_direct(&c.p, c.keep, w, packed)
+    elif route == "gemm":
+        _prep_gemm(&c.p, c.keep, w, packed)
+    elif route == "valid_taps":
+        _prep_valid_taps(&c.p, c.keep, w, packed)
+    else:
+        _prep_depthwise(&c.p, c.keep, w, residual, -1, -1)
+    c.scratch_bytes = _scratch_bytes(&c.p)
+    c.scratch = None
+    c.keep += [w, b, packed]
+    c.x_shape = tuple(int(v) for v in x_shape)
+    c.y_shape = tuple(int(v) for v in y_shape)
+    c.residual = residual
+    c.typenum = cnp.NPY_FLOAT64 if floating is double else cnp.NPY_FLOAT32
+    c.n_threads = c.p.nt
+    return c
 
 
 cdef inline void _add_bias(floating *y, idx_t ldy, idx_t rows, idx_t cols,

@@ -1,0 +1,173 @@
+"""Prepared forward calls (_conv.prepare_forward -> ForwardCall), as convext.inference's steps
+run them: the route's kernel, work split, thread count, tables and packed weight decided once,
+then run on new data again and again.
+
+A prepared call must give the same bits as the one-shot conv2d_forward_<route> with the same
+arguments (it runs the same kernel on the same split), on its own scratch per call or on a
+buffer given once (use_scratch) that holds garbage from before; the naive loops of
+tests/reference.py are the oracle for the values (float64: 1e-10, float32: 1e-5 of the largest
+output). Shapes reach every kernel a route has: the depthwise stride-2 rows, channel blocks,
+row rings and per-plane bands; the GEMM with shared B (batch 1 on two threads), images side by
+side through the gather table, and the 1x1 read in place; the direct and valid-taps routes."""
+
+import numpy as np
+import pytest
+
+import reference as ref
+from convext._kernels import _conv
+from convext.inference import ACT_HARDSWISH, ACT_RELU6
+
+# (route, N, C, H, W, F, k, stride, pad, groups, the depthwise kernel or None)
+CASES = [
+    ("depthwise", 1, 8, 100, 100, 8, 3, 2, 1, 8, "s2_rows"),
+    ("depthwise", 2, 20, 14, 14, 20, 3, 1, 1, 20, "blocks"),
+    ("depthwise", 1, 24, 60, 60, 24, 3, 2, 1, 24, "rings"),
+    ("depthwise", 2, 4, 30, 70, 8, 5, 1, 2, 4, "planes"),
+    ("gemm", 1, 64, 14, 14, 128, 3, 1, 1, 1, None),
+    ("gemm", 5, 40, 7, 7, 24, 3, 1, 1, 1, None),
+    ("gemm", 2, 30, 9, 11, 50, 1, 1, 0, 1, None),
+    ("gemm", 3, 12, 20, 20, 30, 3, 2, 1, 3, None),
+    ("direct", 2, 16, 23, 23, 24, 3, 1, 1, 1, None),
+    ("direct", 1, 3, 40, 40, 16, 7, 2, 3, 1, None),
+    ("valid_taps", 2, 32, 14, 14, 40, 3, 1, 1, 1, None),
+]
+
+
+def _arrays(case, dtype, seed):
+    route, N, C, H, W, F, k, s, p, G, _ = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = (rng.standard_normal((F, C // G, k, k)) / np.sqrt(C // G * k * k)).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype)
+    OH, OW = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+    return x, w, b, (N, F, OH, OW)
+
+
+def _geometry(case, n_threads):
+    _, _, _, _, _, _, _, s, p, G, _ = case
+    return (s, s, p, p, 1, 1, G, n_threads)
+
+
+def _one_shot(case, x, w, b, y_shape, n_threads, residual, act):
+    y = np.full(y_shape, np.nan, x.dtype)
+    kernel = getattr(_conv, f"conv2d_forward_{case[0]}")
+    kernel(x, w, b, y, *_geometry(case, n_threads), residual, act, 0.0, 0.0)
+    return y
+
+
+def _oracle(case, x, w, b, residual, act):
+    _, _, _, _, _, _, _, s, p, G, _ = case
+    v = ref.conv2d(x, w, b.astype(np.float64), s, p, 1, G)
+    if residual is not None:
+        v = v + residual
+    if act == ACT_RELU6:
+        v = np.clip(v, 0, 6)
+    elif act == ACT_HARDSWISH:
+        v = v * np.clip(v + 3, 0, 6) / 6
+    return v
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-{c[1:10]}")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("residual", [False, True])
+def test_prepared_call_is_the_kernel_bit_for_bit(case, dtype, n_threads, residual):
+    x, w, b, y_shape = _arrays(case, dtype, 0)
+    if case[10] is not None:  # the depthwise kernel this shape is meant to reach
+        s, _, p, _, _, _, G, _ = _geometry(case, n_threads)
+        kind = _conv.depthwise_forward_kernel(
+            x.shape, w.shape, y_shape, G, s, s, p, p, 1, 1, x.itemsize, residual
+        )
+        # (the stride-2 rows take no residual: the rule runs the next kernel then)
+        assert kind == case[10] or (residual and case[10] == "s2_rows")
+    act = ACT_HARDSWISH if residual else ACT_RELU6
+    call = _conv.prepare_forward(
+        case[0], x.shape, w, b, y_shape, *_geometry(case, n_threads), residual, act, 0.0, 0.0
+    )
+    assert 1 <= call.n_threads <= n_threads
+    garbage = np.full(call.scratch_bytes + 64, 0xFF, np.uint8)
+    for seed in (1, 2, 3):
+        if seed == 2:  # from here on, a buffer given once (and NaN bytes left in it)
+            call.use_scratch(garbage[64:])
+        x = np.random.default_rng(seed).standard_normal(x.shape).astype(dtype)
+        r = np.random.default_rng(seed + 10).standard_normal(y_shape).astype(dtype)
+        r = r if residual else None
+        y = np.full(y_shape, np.nan, dtype)
+        call(x, y, r)
+        want = _one_shot(case, x, w, b, y_shape, n_threads, r, act)
+        np.testing.assert_array_equal(y.view(np.uint8), want.view(np.uint8))
+        exact = _oracle(case, x, w, b, r, act)
+        tol = (1e-10 if dtype == np.float64 else 1e-5) * max(1.0, np.abs(exact).max())
+        assert np.abs(y - exact).max() <= tol
+
+
+def _prepared(residual=False, dtype=np.float32):
+    case = CASES[1]
+    x, w, b, y_shape = _arrays(case, dtype, 0)
+    call = _conv.prepare_forward(
+        "depthwise", x.shape, w, b, y_shape, *_geometry(case, 2), residual, ACT_RELU6
+    )
+    return call, x, y_shape
+
+
+@pytest.mark.parametrize(
+    "bad, error, match",
+    [
+        (lambda x, y, r: (x.tolist(), y, r), TypeError, "x: expected a numpy array"),
+        (lambda x, y, r: (x.astype(np.float64), y, r), TypeError, "x: expected float32"),
+        (lambda x, y, r: (x.astype(">f4"), y, r), TypeError, "x: expected float32"),
+        (lambda x, y, r: (x[:1], y, r), ValueError, "x: expected shape"),
+        (lambda x, y, r: (x[None], y, r), ValueError, "x: expected shape"),
+        (lambda x, y, r: (np.asfortranarray(x), y, r), ValueError, "x: expected a C-contig"),
+        (lambda x, y, r: (x, y[:, :, :, ::-1], r), ValueError, "y: expected a C-contig"),
+        (lambda x, y, r: (x, _readonly(y), r), ValueError, "y: expected a C-contig.*writeable"),
+        (lambda x, y, r: (x, y, r.astype(np.float64)), TypeError, "residual: expected float32"),
+        (lambda x, y, r: (x, y, None), TypeError, "residual: this call was prepared with one"),
+        (lambda x, y, r: (x, y, y), ValueError, "y: overlaps residual"),
+    ],
+)
+def test_prepared_call_rejects_bad_arrays_before_writing(bad, error, match):
+    call, x, y_shape = _prepared(residual=True)
+    y = np.full(y_shape, 7.0, np.float32)
+    r = np.zeros(y_shape, np.float32)
+    args = bad(x, y, r)
+    with pytest.raises(error, match=match):
+        call(*args)
+    assert (y == 7.0).all()
+
+
+def _readonly(a):
+    a = a.view()
+    a.flags.writeable = False
+    return a
+
+
+def test_prepared_call_rejects_an_output_over_its_input():
+    """x and y of the same shape in one buffer (a 1x1 convolution of as many filters)."""
+    x = np.random.default_rng(4).standard_normal((1, 6, 5, 5)).astype(np.float32)
+    w = np.random.default_rng(5).standard_normal((6, 6, 1, 1)).astype(np.float32)
+    call = _conv.prepare_forward("gemm", x.shape, w, None, x.shape, 1, 1, 0, 0, 1, 1, 1, 1)
+    keep = x.copy()
+    with pytest.raises(ValueError, match="y: overlaps x"):
+        call(x, x)
+    np.testing.assert_array_equal(x, keep)
+    with pytest.raises(TypeError, match="this call was prepared without one"):
+        call(x, np.empty_like(x), np.zeros_like(x))
+
+
+def test_use_scratch_checks_its_buffer():
+    call, x, y_shape = _prepared()
+    with pytest.raises(ValueError, match="buf: expected at least"):
+        call.use_scratch(np.empty(call.scratch_bytes - 1, np.uint8))
+    with pytest.raises(TypeError, match="buf: expected a writeable, contiguous uint8"):
+        call.use_scratch(np.empty(call.scratch_bytes, np.float32))
+    with pytest.raises(TypeError, match="buf: expected a writeable, contiguous uint8"):
+        call.use_scratch(_readonly(np.empty(call.scratch_bytes, np.uint8)))
+
+
+def test_prepare_forward_checks_route_and_shapes():
+    x, w, b, y_shape = _arrays(CASES[1], np.float32, 0)
+    with pytest.raises(ValueError, match="route: expected one of"):
+        _conv.prepare_forward("fft", x.shape, w, b, y_shape, *_geometry(CASES[1], 1))
+    with pytest.raises(ValueError, match="x_shape, y_shape: expected 4 dimensions"):
+        _conv.prepare_forward("depthwise", x.shape[1:], w, b, y_shape, *_geometry(CASES[1], 1))
