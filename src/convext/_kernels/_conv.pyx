@@ -928,6 +928,10 @@ ctypedef struct dw_t:
 # (_prep_conv, then _prep_<route>: the kernel, its work split and thread count, tables, scratch,
 # the packed weight) and runs it (_fwd_run); a ForwardCall (prepare_forward) keeps one to run
 # again on new data, as convext.inference's steps do. The kernels a fwd_t runs:
+DEF ROUTE_DIRECT = 0  # the routes (_ROUTES)
+DEF ROUTE_GEMM = 1
+DEF ROUTE_VALID_TAPS = 2
+DEF ROUTE_DEPTHWISE = 3
 DEF K_DIRECT = 0
 DEF K_GEMM = 1
 DEF K_GEMM_SHARED_B = 2
@@ -1848,12 +1852,9 @@ def conv2d_forward_depthwise(const floating[:, :, :, ::1] x, const floating[:, :
     only, without blocks): -1 the rule's bands, 0 one band (the whole plane), 1 one row per
     band, 2 the rule's bands never written straight to the output (DW_ROWS_MIN_OW). The result
     is the same bits either way."""
-    cdef fwd_t p
-    cdef list keep = []
-    _prep_conv(&p, _s4(x.shape), w, b, _s4(y.shape), groups, stride_h, stride_w, pad_top,
-               pad_left, dil_h, dil_w, n_threads, act, a0, a1)
-    _prep_depthwise(&p, keep, w, residual is not None, _blocks, _bands)
-    _run_views(&p, x, y, residual)
+    cdef const floating[::1] packed = None  # (the route packs no weight)
+    _forward_once(ROUTE_DEPTHWISE, x, w, b, y, stride_h, stride_w, pad_top, pad_left, dil_h,
+                  dil_w, groups, n_threads, residual, act, a0, a1, packed, _blocks, _bands)
 
 
 cdef int _prep_depthwise(fwd_t *p, list keep, const floating[:, :, :, ::1] w, bint residual,
@@ -1972,12 +1973,8 @@ def conv2d_forward_direct(const floating[:, :, :, ::1] x, const floating[:, :, :
     act an ACT_* code, 0: none), the residual and a clamp (ReLU, ReLU6, Hardtanh) on each tile
     in the kernel, other activations on each work item's block after it. packed: w as
     pack_direct_weight(w, groups) returned it, or None. Fills all of y."""
-    cdef fwd_t p
-    cdef list keep = []
-    _prep_conv(&p, _s4(x.shape), w, b, _s4(y.shape), groups, stride_h, stride_w, pad_top,
-               pad_left, dil_h, dil_w, n_threads, act, a0, a1)
-    _prep_direct(&p, keep, w, packed)
-    _run_views(&p, x, y, residual)
+    _forward_once(ROUTE_DIRECT, x, w, b, y, stride_h, stride_w, pad_top, pad_left, dil_h,
+                  dil_w, groups, n_threads, residual, act, a0, a1, packed, -1, -1)
 
 
 cdef int _prep_direct(fwd_t *p, list keep, const floating[:, :, :, ::1] w,
@@ -2152,12 +2149,8 @@ def conv2d_forward_valid_taps(const floating[:, :, :, ::1] x, const floating[:, 
     its sums, the arithmetic of conv2d_epilogue). packed: pack_valid_taps_weight(w, groups), or
     None (then packed here; a w with a non-finite element then runs conv2d_forward_gemm).
     kH, kW <= 16 and OW * FB <= VT_BAND_ELEMS (functional/_routes.py). Fills all of y."""
-    cdef fwd_t p
-    cdef list keep = []
-    _prep_conv(&p, _s4(x.shape), w, b, _s4(y.shape), groups, stride_h, stride_w, pad_top,
-               pad_left, dil_h, dil_w, n_threads, act, a0, a1)
-    _prep_valid_taps(&p, keep, w, packed)
-    _run_views(&p, x, y, residual)
+    _forward_once(ROUTE_VALID_TAPS, x, w, b, y, stride_h, stride_w, pad_top, pad_left, dil_h,
+                  dil_w, groups, n_threads, residual, act, a0, a1, packed, -1, -1)
 
 
 cdef int _prep_valid_taps(fwd_t *p, list keep, const floating[:, :, :, ::1] w,
@@ -2305,12 +2298,8 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
     once by all the threads (_fwd_gemm_shared_b). None of these changes any output's arithmetic
     (the GEMM's result depends only on K), so y is the same for every batch size and thread
     count."""
-    cdef fwd_t p
-    cdef list keep = []
-    _prep_conv(&p, _s4(x.shape), w, b, _s4(y.shape), groups, stride_h, stride_w, pad_top,
-               pad_left, dil_h, dil_w, n_threads, act, a0, a1)
-    _prep_gemm(&p, keep, w, packed)
-    _run_views(&p, x, y, residual)
+    _forward_once(ROUTE_GEMM, x, w, b, y, stride_h, stride_w, pad_top, pad_left, dil_h, dil_w,
+                  groups, n_threads, residual, act, a0, a1, packed, -1, -1)
 
 
 cdef int _prep_gemm(fwd_t *p, list keep, const floating[:, :, :, ::1] w,
@@ -2489,21 +2478,45 @@ cdef void _place_scratch(fwd_t *p, char *buf) noexcept nogil:
         p.aux = buf + _round64(p.nt * p.ld_s * p.itemsize)
 
 
-cdef int _run_views(fwd_t *p, const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
-                    const floating[:, :, :, ::1] residual) except -1:
-    """_fwd_run on the arrays of a conv2d_forward_<route> call (residual may be None), on
-    scratch of its own."""
+cdef int _prep_route(fwd_t *p, list keep, int route, tuple xs, const floating[:, :, :, ::1] w,
+                     const floating[::1] b, tuple ys, idx_t sh, idx_t sw, idx_t ph, idx_t pw,
+                     idx_t dil_h, idx_t dil_w, idx_t groups, int n_threads, bint residual,
+                     int act, double a0, double a1, const floating[::1] packed, int blocks,
+                     int bands) except -1:
+    """_prep_conv, then the route's _prep_<route> (route: ROUTE_*; blocks and bands: the
+    depthwise route's, as conv2d_forward_depthwise's _blocks and _bands)."""
+    _prep_conv(p, xs, w, b, ys, groups, sh, sw, ph, pw, dil_h, dil_w, n_threads, act, a0, a1)
+    if route == ROUTE_DIRECT:
+        return _prep_direct(p, keep, w, packed)
+    if route == ROUTE_GEMM:
+        return _prep_gemm(p, keep, w, packed)
+    if route == ROUTE_VALID_TAPS:
+        return _prep_valid_taps(p, keep, w, packed)
+    return _prep_depthwise(p, keep, w, residual, blocks, bands)
+
+
+cdef int _forward_once(int route, const floating[:, :, :, ::1] x,
+                       const floating[:, :, :, ::1] w, const floating[::1] b,
+                       floating[:, :, :, ::1] y, idx_t sh, idx_t sw, idx_t ph, idx_t pw,
+                       idx_t dil_h, idx_t dil_w, idx_t groups, int n_threads,
+                       const floating[:, :, :, ::1] residual, int act, double a0, double a1,
+                       const floating[::1] packed, int blocks, int bands) except -1:
+    """A conv2d_forward_<route> call: _prep_route, then _fwd_run on scratch of its own."""
+    cdef fwd_t p
+    cdef list keep = []  # what p points into
     cdef const floating *rp = NULL
+    _prep_route(&p, keep, route, _s4(x.shape), w, b, _s4(y.shape), sh, sw, ph, pw, dil_h, dil_w,
+                groups, n_threads, residual is not None, act, a0, a1, packed, blocks, bands)
     if residual is not None:
         rp = &residual[0, 0, 0, 0]
-    scratch = np.empty(_scratch_bytes(p), dtype=np.uint8)
-    _place_scratch(p, <char *>cnp.PyArray_DATA(<cnp.ndarray>scratch))
+    scratch = np.empty(_scratch_bytes(&p), dtype=np.uint8)
+    _place_scratch(&p, <char *>cnp.PyArray_DATA(<cnp.ndarray>scratch))
     with nogil:
-        _fwd_run(p, &x[0, 0, 0, 0], &y[0, 0, 0, 0], rp)
+        _fwd_run(&p, &x[0, 0, 0, 0], &y[0, 0, 0, 0], rp)
     return 0
 
 
-_ROUTES = ("direct", "gemm", "valid_taps", "depthwise")
+_ROUTES = ("direct", "gemm", "valid_taps", "depthwise")  # by ROUTE_* code
 
 
 @cython.auto_pickle(False)
@@ -2600,17 +2613,11 @@ def prepare_forward(str route, tuple x_shape, const floating[:, :, :, ::1] w,
     if len(x_shape) != 4 or len(y_shape) != 4:
         raise ValueError("x_shape, y_shape: expected 4 dimensions")
     cdef ForwardCall c = ForwardCall.__new__(ForwardCall)
+    cdef int code = _ROUTES.index(route)
     c.keep = []
-    _prep_conv(&c.p, x_shape, w, b, y_shape, groups, stride_h, stride_w, pad_top, pad_left,
-               dil_h, dil_w, n_threads, act, a0, a1)
-    if route == "direct":
-        _prep_direct(&c.p, c.keep, w, packed)
-    elif route == "gemm":
-        _prep_gemm(&c.p, c.keep, w, packed)
-    elif route == "valid_taps":
-        _prep_valid_taps(&c.p, c.keep, w, packed)
-    else:
-        _prep_depthwise(&c.p, c.keep, w, residual, -1, -1)
+    _prep_route(&c.p, c.keep, code, x_shape, w, b, y_shape, stride_h, stride_w,
+                pad_top, pad_left, dil_h, dil_w, groups, n_threads, residual, act, a0, a1,
+                packed, -1, -1)
     c.scratch_bytes = _scratch_bytes(&c.p)
     c.scratch = None
     c.keep += [w, b, packed]
