@@ -690,10 +690,16 @@ cdef inline idx_t _split_pixels(idx_t PT, idx_t P, idx_t planes, int n_threads) 
     return max(GEMM_WIDEST_TILE, P // want // GEMM_WIDEST_TILE * GEMM_WIDEST_TILE)
 
 
+cdef inline idx_t _gemm_scratch_row(idx_t per_thread) noexcept nogil:
+    """Elements of a GEMM route's scratch per thread: per_thread of its own, then the GEMM's
+    packed panels (CVX_GEMM_WORK_ELEMS) and slack."""
+    return per_thread + CVX_GEMM_WORK_ELEMS + 16
+
+
 def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
     # per_thread = K*PT (or CB*kh*kw*PT): K is the weight's size per filter (an array in memory)
     # and PT <= 960 (tile_pixels), so this never depends on stride, padding or dilation
-    return np.empty((nt, per_thread + CVX_GEMM_WORK_ELEMS + 16), dtype=dtype)
+    return np.empty((nt, _gemm_scratch_row(per_thread)), dtype=dtype)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1130,15 +1136,17 @@ cdef inline idx_t _dw_gx_plane_elems(const dw_t *d) noexcept nogil:
 
 
 cdef idx_t _dw_scratch_elems(const dw_t *d, const geom_t *g, int pass_):
-    """Elements of scratch per thread for pass_ 0 (forward), 1 (grad_input), 2 (grad_weight)."""
+    """Elements of scratch per thread for pass_ 0 (forward), 1 (grad_input), 2 (grad_weight),
+    16 of slack included."""
     if pass_ == 0:
-        return max(d.nsub * d.Hq * d.Wq + g.OH * d.Wq + 2 * DW_SLACK,
-                   _dw_cb_elems(d, g) if _dw_cb_fits(d, g) else 0,
-                   _dw_cbr_elems(d, g) if _dw_cbr_fits(d, g) else 0)
+        return 16 + max(d.nsub * d.Hq * d.Wq + g.OH * d.Wq + 2 * DW_SLACK,
+                        _dw_cb_elems(d, g) if _dw_cb_fits(d, g) else 0,
+                        _dw_cbr_elems(d, g) if _dw_cbr_fits(d, g) else 0)
     if pass_ == 1:
-        return max(_dw_gx_plane_elems(d), _dw_gx_cb_elems(d, g) if _dw_gx_cb_fits(d, g) else 0)
-    return max(d.nsub * d.Hq * d.Wq + g.OH * d.Wq + 2 * DW_SLACK + 16 * d.kk,
-               _dw_gw_cb_elems(d, g) if _dw_gw_cb_fits(d, g) else 0)
+        return 16 + max(_dw_gx_plane_elems(d),
+                        _dw_gx_cb_elems(d, g) if _dw_gx_cb_fits(d, g) else 0)
+    return 16 + max(d.nsub * d.Hq * d.Wq + g.OH * d.Wq + 2 * DW_SLACK + 16 * d.kk,
+                    _dw_gw_cb_elems(d, g) if _dw_gw_cb_fits(d, g) else 0)
 
 
 cdef _dw_alloc(dtype, int nt, dw_t *d, const geom_t *g, int pass_):
@@ -1167,7 +1175,7 @@ cdef _dw_alloc(dtype, int nt, dw_t *d, const geom_t *g, int pass_):
             else:
                 tab[i * g.kw + j] = (sub * d.Hq * d.Wq
                                      + ((i * g.dil_h) // g.sh) * d.Wq + (j * g.dil_w) // g.sw)
-    return (np.empty((nt, _dw_scratch_elems(d, g, pass_) + 16), dtype=dtype),
+    return (np.empty((nt, _dw_scratch_elems(d, g, pass_)), dtype=dtype),
             np.empty((nt, d.kk), dtype=np.uintp), tab)
 
 
@@ -1901,7 +1909,7 @@ cdef int _prep_depthwise(fwd_t *p, list keep, const floating[:, :, :, ::1] w, bi
     p.kernel = K_DW_PLANES
     p.nt = _threads_for(g.N * g.C, p.nt)
     _, _, off_a = _dw_alloc(dtype, 0, d, g, 0)
-    p.ld_s = _dw_scratch_elems(d, g, 0) + 16  # (_dw_alloc's rows)
+    p.ld_s = _dw_scratch_elems(d, g, 0)
     ptrs_a = np.empty((p.nt, d.kk), dtype=np.uintp)
     p.ptrs = <size_t *>_keep_data(keep, ptrs_a)
     cdef idx_t[::1] off = off_a
@@ -2398,7 +2406,7 @@ cdef int _prep_gemm(fwd_t *p, list keep, const floating[:, :, :, ::1] w,
     p.wp, p.Fgp, p.ldb, p.tab = wp, Fgp, ldb, tab
     p.PT, p.nimg, p.nib, p.nfb, p.mr, p.nbands, p.cb = PT, nimg, nib, nfb, mr, nbands, cb
     p.image_is_cols, p.per, p.nt = image_is_cols, per, n_threads
-    p.ld_s = per + CVX_GEMM_WORK_ELEMS + 16  # (_scratch's rows)
+    p.ld_s = _gemm_scratch_row(per)
     return 0
 
 
