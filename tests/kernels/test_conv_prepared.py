@@ -10,6 +10,8 @@ output). Shapes reach every kernel a route has: the depthwise stride-2 rows, cha
 row rings and per-plane bands; the GEMM with shared B (batch 1 on two threads), images side by
 side through the gather table, and the 1x1 read in place; the direct and valid-taps routes."""
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -171,3 +173,29 @@ def test_prepare_forward_checks_route_and_shapes():
         _conv.prepare_forward("fft", x.shape, w, b, y_shape, *_geometry(CASES[1], 1))
     with pytest.raises(ValueError, match="x_shape, y_shape: expected 4 dimensions"):
         _conv.prepare_forward("depthwise", x.shape[1:], w, b, y_shape, *_geometry(CASES[1], 1))
+
+
+@pytest.mark.parametrize("case", [CASES[0], CASES[3], CASES[4]], ids=lambda c: c[0])
+def test_calls_on_their_own_scratch_may_overlap(case):
+    """Without use_scratch, each run writes only y and a buffer of its own (the per-plane
+    kernels' tap pointers too): Python threads running one call at the same time (the kernel
+    releases the GIL) each get their own input's bits."""
+    x, w, b, y_shape = _arrays(case, np.float32, 0)
+    call = _conv.prepare_forward(case[0], x.shape, w, b, y_shape, *_geometry(case, 1))
+    xs = [np.random.default_rng(s).standard_normal(x.shape).astype(np.float32) for s in range(4)]
+    want = [_one_shot(case, xi, w, b, y_shape, 1, None, 0) for xi in xs]
+    bad = []
+
+    def run(i):
+        y = np.empty(y_shape, np.float32)
+        for _ in range(30):
+            call(xs[i], y)
+            if not np.array_equal(y.view(np.uint8), want[i].view(np.uint8)):
+                bad.append(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert bad == []

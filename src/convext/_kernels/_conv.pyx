@@ -966,7 +966,8 @@ ctypedef struct fwd_t:
     idx_t aux_elems
     const idx_t *tab  # offsets: the direct route's, the GEMM's gather table, the depthwise taps'
     const idx_t *tab2  # the depthwise bands' tap offsets
-    size_t *ptrs  # the depthwise per-plane kernels' tap pointers
+    size_t *ptrs  # the depthwise per-plane kernels' tap pointers, nptrs per thread (_place_scratch)
+    idx_t nptrs
     # the work split (see each _prep_<route>)
     idx_t npb, nfr, PT, nimg, nib, nfb, mr, nbands, cb, ldb, per, Fgp, nseg, B, fb, nblk, rows
     bint owned, image_is_cols, straight
@@ -1910,8 +1911,7 @@ cdef int _prep_depthwise(fwd_t *p, list keep, const floating[:, :, :, ::1] w, bi
     p.nt = _threads_for(g.N * g.C, p.nt)
     _, _, off_a = _dw_alloc(dtype, 0, d, g, 0)
     p.ld_s = _dw_scratch_elems(d, g, 0)
-    ptrs_a = np.empty((p.nt, d.kk), dtype=np.uintp)
-    p.ptrs = <size_t *>_keep_data(keep, ptrs_a)
+    p.nptrs = d.kk
     cdef idx_t[::1] off = off_a
     p.tab = <idx_t *>_keep_data(keep, off.base)
     # the taps' offsets in a band's sub-planes (B + DI rows of Wq each)
@@ -2433,6 +2433,7 @@ cdef int _prep_conv(fwd_t *p, tuple xs, const floating[:, :, :, ::1] w, const fl
     p.aux_elems = 0
     p.tab = p.tab2 = NULL
     p.ptrs = NULL
+    p.nptrs = 0
     p.owned = p.image_is_cols = p.straight = False
     return 0
 
@@ -2472,18 +2473,26 @@ cdef inline idx_t _round64(idx_t nbytes) noexcept nogil:
 
 
 cdef idx_t _scratch_bytes(const fwd_t *p) noexcept nogil:
-    """Bytes of the buffer p's scratch and shared B take (_place_scratch), alignment included."""
-    return _round64(p.nt * p.ld_s * p.itemsize) + p.aux_elems * p.itemsize + 64
+    """Bytes of the buffer of everything a run of p writes besides y (_place_scratch): its
+    scratch, shared B and tap pointers, alignment included."""
+    return (_round64(p.nt * p.ld_s * p.itemsize) + _round64(p.aux_elems * p.itemsize)
+            + p.nt * p.nptrs * sizeof(size_t) + 64)
 
 
 cdef void _place_scratch(fwd_t *p, char *buf) noexcept nogil:
     """p's scratch (each thread's ld_s elements) from buf's first cache line on, then its shared
-    B (the GEMM's strips on cache lines); buf has _scratch_bytes(p) bytes."""
+    B (the GEMM's strips on cache lines), then its tap pointers (nptrs per thread); buf has
+    _scratch_bytes(p) bytes."""
     buf += (64 - <size_t>buf % 64) % 64
     p.scratch = buf
+    buf += _round64(p.nt * p.ld_s * p.itemsize)
     p.aux = NULL
     if p.aux_elems:
-        p.aux = buf + _round64(p.nt * p.ld_s * p.itemsize)
+        p.aux = buf
+    buf += _round64(p.aux_elems * p.itemsize)
+    p.ptrs = NULL
+    if p.nptrs:
+        p.ptrs = <size_t *>buf
 
 
 cdef int _prep_route(fwd_t *p, list keep, int route, tuple xs, const floating[:, :, :, ::1] w,
@@ -2533,7 +2542,9 @@ cdef class ForwardCall:
     call(x, y[, residual]) fills y with act(conv2d(x, w) + b + residual), the same bits as the
     route's conv2d_forward_<route> with the same arguments. x, y and residual: C-contiguous,
     aligned, native-order arrays of the prepared shapes and dtype, y writeable and apart from
-    x and residual (TypeError / ValueError otherwise, before anything is written)."""
+    x and residual (TypeError / ValueError otherwise, before anything is written). A run
+    writes y and its scratch only (a buffer of its own per call, or the one use_scratch gave),
+    so calls on their own scratch may run at the same time."""
     cdef fwd_t p
     cdef list keep  # what p points into
     cdef object scratch  # the buffer of p's scratch (use_scratch), or None: one per call
