@@ -2586,8 +2586,8 @@ cdef class ForwardCall:
     def use_scratch(self, buf):
         """Run on buf (a writeable, contiguous uint8 array of at least scratch_bytes) from now
         on, instead of a new buffer per call: buf is then this call's while it runs, and the
-        call's runs must not overlap (convext.inference gives each step's calls a part of its
-        arena that no other value uses during that step)."""
+        call's runs must not overlap (convext.inference gives every convolution of a plan the
+        plan's one scratch buffer: its steps run one at a time)."""
         if (not isinstance(buf, np.ndarray) or buf.dtype != np.uint8
                 or not buf.flags.c_contiguous or not buf.flags.writeable):
             raise TypeError("buf: expected a writeable, contiguous uint8 array")
