@@ -458,6 +458,7 @@ def _conv_step(node, x_shape, dtype, bn, act, residual, out_buf):
                 call(_c(x), y)
                 return y
 
+        step.call = call  # for the plan's chains of calls (_Plan._link)
         calls.append(call)
         return step
 
@@ -686,6 +687,7 @@ class _Plan:
                 steps.append((n.run, n.ins, n.out))
         # a conv chain that was not fused after all leaves its slot unused
         slots = {v: s for v, s in slots.items() if v in fresh}
+        self._slots = slots
         self.steps = steps
         self.serial = serial
         self.has_serial = any(f is not None for f in serial)
@@ -693,6 +695,7 @@ class _Plan:
         self.n_values = n_values
         self.n_inputs = n_inputs
         self.outputs = outputs
+        self.segments = None  # how run() runs the steps (_link, once the buffers are bound)
         self._placed, self._arena_bytes, self._own = _share_buffers(steps, slots, fresh, outputs)
         self.arena, self._buffers = None, list(self._own)  # _own: arrays a model output may hold
         if self._placed:
@@ -707,6 +710,7 @@ class _Plan:
         if scratch is None or scratch.nbytes < self.scratch_bytes:
             scratch = np.empty(self.scratch_bytes, np.uint8)
         self.bind_scratch(scratch)
+        self._link()
         self.value_bytes = sum(_slot_bytes(s) for s in slots.values())
         # every output an array with the inputs' batch first (which chunks can be joined on)
         n = np.shape(inputs[0])[0]
@@ -728,6 +732,54 @@ class _Plan:
             slot.array = slot.array.reshape(slot.shape)
         self.arena = arena
         self._buffers = [arena] + self._own
+        if self.segments is not None:  # bound again: the chains on the new arrays
+            self._link()
+
+    def _link(self):
+        """self.segments: the steps as run() runs them when the team is awake, each run of
+        consecutive convolution steps whose prepared call (_conv.ForwardCall) reads and writes
+        only the plan's slots made one _conv.ForwardChain (its kernels back to back, without
+        Python between them: in a network each step's Python, which the values streaming
+        through the caches between calls have evicted, took several microseconds), the
+        others as they are. A segment is (fn, ins, out, sets): fn(*ins' values) -> out's
+        value, or for a chain, fn() and then the (value, array) pairs of sets, its slots that a
+        later step or an output reads."""
+        slots = self._slots
+        groups = []  # [(fn, ins, out)] of a chain, or a step
+        chain = []
+        for fn, ins, out in self.steps:
+            call = getattr(fn, "call", None)
+            if (
+                isinstance(call, _conv.ForwardCall)
+                and out in slots
+                and all(i in slots for i in ins)
+            ):
+                chain.append((call, ins, out))
+                continue
+            if chain:
+                groups.append(chain)
+                chain = []
+            groups.append((fn, ins, out))
+        if chain:
+            groups.append(chain)
+        read = set(self.outputs)
+        for g in groups:
+            if isinstance(g, tuple):
+                read.update(g[1])
+        segments = []
+        for g in groups:
+            if isinstance(g, tuple):
+                segments.append(g + (None,))
+                continue
+            run = _conv.ForwardChain(
+                [call for call, _, _ in g],
+                [slots[ins[0]].array for _, ins, _ in g],
+                [slots[out].array for _, _, out in g],
+                [slots[ins[1]].array if len(ins) > 1 else None for _, ins, _ in g],
+            ).run
+            sets = tuple((out, slots[out].array) for _, _, out in g if out in read)
+            segments.append((run, (), None, sets))
+        self.segments = segments
 
     def bind_scratch(self, scratch):
         """The convolutions' scratch in `scratch` (a uint8 array of at least scratch_bytes that
@@ -746,7 +798,18 @@ class _Plan:
         cold = self.has_serial and _team.cold_start(self.threads)
         held = cold
         try:
-            for k, (fn, ins, out) in enumerate(self.steps):
+            if not cold:  # every step on its threads: the chains (_link)
+                for fn, ins, out, sets in self.segments:
+                    if sets is None:
+                        vals[out] = fn(*[vals[i] for i in ins])
+                    else:
+                        fn()
+                        for v, a in sets:
+                            vals[v] = a
+                steps = ()
+            else:
+                steps = self.steps
+            for k, (fn, ins, out) in enumerate(steps):
                 if cold and _team.awake():
                     cold = False
                 parallel = self.serial[k] is not None

@@ -10,6 +10,7 @@ output). Shapes reach every kernel a route has: the depthwise stride-2 rows, cha
 row rings and per-plane bands; the GEMM with shared B (batch 1 on two threads), images side by
 side through the gather table, and the 1x1 read in place; the direct and valid-taps routes."""
 
+import pickle
 import threading
 
 import numpy as np
@@ -199,3 +200,91 @@ def test_calls_on_their_own_scratch_may_overlap(case):
     for t in threads:
         t.join()
     assert bad == []
+
+
+def _network(dtype, n_threads, scratch=True):
+    """Four prepared calls of a small network on one 1x16x20x20 image, each reading the one
+    before it (its weights, biases and epilogue as the CASES would give them): a depthwise
+    3x3 with ReLU6, a GEMM 1x1 to 24 filters, a direct 3x3 back to 16 with the first output as
+    its residual and Hardswish, valid taps 3x3 to 64 filters; and the arrays they read and
+    write. scratch: every call on one buffer of NaN bytes (as convext.inference runs them)."""
+    rng = np.random.default_rng(21)
+    shapes = [(16, 16, 3, 16), (24, 16, 1, 1), (16, 24, 3, 1), (64, 16, 3, 1)]
+    routes = ["depthwise", "gemm", "direct", "valid_taps"]
+    x = rng.standard_normal((1, 16, 20, 20)).astype(dtype)
+    vals, calls, steps = [x], [], []
+    for i, ((F, C, k, G), route) in enumerate(zip(shapes, routes, strict=True)):
+        w = (rng.standard_normal((F, C // G, k, k)) / np.sqrt(C // G * k * k)).astype(dtype)
+        b = rng.standard_normal(F).astype(dtype)
+        y = np.full((1, F, 20, 20), np.nan, dtype)
+        residual = i == 2
+        act = ACT_HARDSWISH if residual else ACT_RELU6
+        p = k // 2
+        call = _conv.prepare_forward(
+            route, vals[-1].shape, w, b, y.shape, 1, 1, p, p, 1, 1, G, n_threads, residual, act
+        )
+        calls.append(call)
+        steps.append((route, vals[-1], w, b, y, (1, 1, p, p, 1, 1, G, n_threads), act))
+        vals.append(y)
+    if scratch:
+        buf = np.full(max(c.scratch_bytes for c in calls), 0xFF, np.uint8)
+        for c in calls:
+            c.use_scratch(buf)
+    xs, ys = vals[:-1], vals[1:]
+    rs = [None, None, vals[1], None]
+    return calls, xs, ys, rs, steps
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_a_chain_runs_its_calls_in_order_bit_for_bit(dtype, n_threads):
+    """ForwardChain.run() is each call on its arrays in order (a later call reading what an
+    earlier one wrote), the same bits as the one-shot kernels; run again on new input data
+    written into the first array, it computes from that data."""
+    calls, xs, ys, rs, steps = _network(dtype, n_threads)
+    chain = _conv.ForwardChain(calls, xs, ys, rs)
+    assert len(chain) == 4
+    for seed in (1, 2):
+        xs[0][...] = np.random.default_rng(seed).standard_normal(xs[0].shape)
+        for y in ys:
+            y[...] = np.nan
+        chain.run()
+        for (route, x, w, b, y, geom, act), r in zip(steps, rs, strict=True):
+            want = np.full(y.shape, np.nan, dtype)
+            getattr(_conv, f"conv2d_forward_{route}")(x, w, b, want, *geom, r, act, 0.0, 0.0)
+            np.testing.assert_array_equal(y.view(np.uint8), want.view(np.uint8))
+            assert np.isfinite(y).all()
+
+
+def test_a_chain_checks_its_calls_and_arrays():
+    """Each call and array is checked when the chain is made, as a call checks them, and named
+    by its index; a call without a scratch buffer of its own is refused; nothing runs."""
+    calls, xs, ys, rs, _ = _network(np.float32, 1)
+    keep = [y.copy() for y in ys]
+    bad = [
+        ((calls[:3], xs, ys, rs), ValueError, "expected lists of one length"),
+        (([], [], [], []), ValueError, "expected lists of one length"),
+        ((calls[:1] + [None] + calls[2:], xs, ys, rs), TypeError, r"calls\[1\]: expected a Fo"),
+        ((calls, xs[:1] + [xs[1].tolist()] + xs[2:], ys, rs), TypeError, r"xs\[1\]: expected a n"),
+        ((calls, xs, ys[:3] + [ys[3][:, :, ::-1]], rs), ValueError, r"ys\[3\]: expected a C-c"),
+        ((calls, xs, ys, rs[:2] + [None, None]), TypeError, r"residuals\[2\]: this call was pr"),
+        ((calls, xs, ys, rs[:1] + [ys[1]] + rs[2:]), TypeError, r"residuals\[1\]: this call was"),
+        ((calls, xs, ys[:2] + [rs[2]] + ys[3:], rs), ValueError, r"ys\[2\]: overlaps residuals"),
+        ((calls, xs, [xs[0]] + ys[1:], rs), ValueError, r"ys\[0\]: overlaps xs\[0\]"),
+        ((calls, xs[:2] + [xs[2].astype(np.float64)] + xs[3:], ys, rs), TypeError, r"xs\[2\]: ex"),
+    ]
+    for args, error, match in bad:
+        with pytest.raises(error, match=match):
+            _conv.ForwardChain(*args)
+    no_scratch, *_ = _network(np.float32, 1, scratch=False)
+    with pytest.raises(ValueError, match=r"calls\[0\]: has no scratch buffer"):
+        _conv.ForwardChain(no_scratch, xs, ys, rs)
+    chain = _conv.ForwardChain(calls, xs, ys, rs)
+    with pytest.raises(TypeError, match="already made"):
+        chain.__init__(calls, xs, ys, rs)
+    with pytest.raises(TypeError):
+        _conv.ForwardChain(calls, tuple(xs), ys, rs)
+    with pytest.raises(TypeError):  # it points into its arrays: no copy of it by pickling
+        pickle.dumps(chain)
+    for y, k in zip(ys, keep, strict=True):
+        np.testing.assert_array_equal(y, k)

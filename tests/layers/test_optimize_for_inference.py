@@ -826,11 +826,14 @@ def test_no_step_writes_over_a_value_still_to_be_read(name):
         return run
 
     steps = plan.steps
+    # the recording steps run one by one (no chains: they have no prepared call to link)
     plan.steps = [(recording(fn, out), ins, out) for fn, ins, out in steps]
+    plan._link()
     try:
         opt(x)
     finally:
         plan.steps = steps
+        plan._link()
     slotted = 0
     step_of = {out: k for k, (_, _, out) in enumerate(steps)}
     for k, (fn, _, out) in enumerate(steps):
@@ -1010,6 +1013,9 @@ def test_a_batch_in_chunks_then_whole_gives_the_same_bits(monkeypatch, threads):
     # and every convolution of every plan runs on the same scratch buffer, as large as the
     # largest need of any of them
     plans = prefix + [entry._suffix]
+    # the chains of every plan were made again on its last arena: what they write is there
+    sets = [a for p in plans for _, _, _, pairs in p.segments for _, a in pairs or ()]
+    assert sets and all(np.shares_memory(a, largest) for a in sets)
     (scratch,) = {id(p.scratch) for p in plans}
     assert plans[0].scratch.nbytes == max(p.scratch_bytes for p in plans) > 0
     np.testing.assert_array_equal(got, want)
@@ -1086,6 +1092,47 @@ def test_the_team_helper_wakes_holds_and_is_released(monkeypatch):
     assert not _team.cold_start(1)
     _team.finished()
     assert not _team.cold_start(2)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_consecutive_convolutions_run_as_chains(monkeypatch, threads):
+    """The convolution steps that read and write only the plan's own buffers run as chains of
+    their prepared calls (_conv.ForwardChain: no Python between the kernels), in mobilenet_v2
+    every one but the first (which reads the model's input); the outputs bitwise those of the
+    same steps run one by one."""
+    model = _randomize(models.mobilenet_v2(num_classes=10, width_mult=0.5, rng=0))
+    x = np.random.default_rng(18).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    monkeypatch.setattr(inference._team, "cold_start", lambda threads: False)
+    with _threads(threads):
+        opt = convext.optimize_for_inference(model)
+        opt(x)
+        plan = _plan_for(opt, 1)
+        chains = [seg for seg in plan.segments if seg[3] is not None]
+        convs = [
+            fn
+            for fn, _, _ in plan.steps
+            if isinstance(getattr(fn, "call", None), _conv.ForwardCall)
+        ]
+        assert len(convs) > 30
+        assert sum(len(run.__self__) for run, _, _, _ in chains) == len(convs) - 1
+        ran = []
+
+        def counted(run):
+            def call():
+                ran.append(run)
+                run()
+
+            return call
+
+        plan.segments = [
+            (counted(fn), ins, out, sets) if sets is not None else (fn, ins, out, sets)
+            for fn, ins, out, sets in plan.segments
+        ]
+        got = opt(x)
+        assert len(ran) == len(chains)
+        plan.segments = [step + (None,) for step in plan.steps]  # one by one
+        again = opt(x)
+    np.testing.assert_array_equal(got, again)
 
 
 def test_no_split_where_the_last_values_are_large(monkeypatch):

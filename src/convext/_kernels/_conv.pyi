@@ -129,6 +129,18 @@ class ForwardCall:
     ) -> None: ...
     def use_scratch(self, buf: NDArray[np.uint8]) -> None: ...
 
+@disjoint_base
+class ForwardChain:
+    def __init__(
+        self,
+        calls: list[ForwardCall],
+        xs: list[_FloatArray],
+        ys: list[_FloatArray],
+        residuals: list[_FloatArray | None],
+    ) -> None: ...
+    def __len__(self) -> int: ...
+    def run(self) -> None: ...
+
 def prepare_forward(
     route: str,
     x_shape: tuple[int, ...],

@@ -120,6 +120,7 @@ cimport numpy as cnp
 from cython.parallel cimport parallel, prange
 from libc.math cimport INFINITY, erf, exp, expm1, tanh
 from libc.string cimport memcpy
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 
 from ._openmp cimport cvx_omp_get_thread_num
 from ._types cimport floating, idx_t
@@ -2557,19 +2558,10 @@ cdef class ForwardCall:
     cdef readonly int n_threads
 
     def __call__(self, x, y, residual=None):
-        cdef const char *xp = self._data(x, "x", self.x_shape, False)
-        cdef char *yp = <char *>self._data(y, "y", self.y_shape, True)
-        cdef const char *rp = NULL
-        cdef Py_ssize_t ny = cnp.PyArray_NBYTES(<cnp.ndarray>y)
-        if self.residual != (residual is not None):
-            raise TypeError("residual: this call was prepared "
-                            + ("with" if self.residual else "without") + " one")
-        if residual is not None:
-            rp = self._data(residual, "residual", self.y_shape, False)
-            if rp < yp + ny and yp < rp + ny:
-                raise ValueError("y: overlaps residual")
-        if xp < yp + ny and yp < xp + cnp.PyArray_NBYTES(<cnp.ndarray>x):
-            raise ValueError("y: overlaps x")
+        cdef const char *xp
+        cdef char *yp
+        cdef const char *rp
+        self._resolve(x, y, residual, "", &xp, &yp, &rp)
         cdef fwd_t own
         cdef const fwd_t *p = &self.p
         if self.scratch is None:  # this run's own scratch
@@ -2582,6 +2574,25 @@ cdef class ForwardCall:
                 _fwd_run(p, <const double *>xp, <double *>yp, <const double *>rp)
             else:
                 _fwd_run(p, <const float *>xp, <float *>yp, <const float *>rp)
+
+    cdef int _resolve(self, x, y, residual, str at, const char **xp, char **yp,
+                      const char **rp) except -1:
+        """The data of a run's x, y and residual (NULL: none) after the checks __call__
+        documents; an error names each array with `at` after it (a ForwardChain's index)."""
+        xp[0] = self._data(x, "x" + at, self.x_shape, False)
+        yp[0] = <char *>self._data(y, "y" + at, self.y_shape, True)
+        rp[0] = NULL
+        cdef Py_ssize_t ny = cnp.PyArray_NBYTES(<cnp.ndarray>y)
+        if self.residual != (residual is not None):
+            raise TypeError("residual" + at + ": this call was prepared "
+                            + ("with" if self.residual else "without") + " one")
+        if residual is not None:
+            rp[0] = self._data(residual, "residual" + at, self.y_shape, False)
+            if rp[0] < yp[0] + ny and yp[0] < rp[0] + ny:
+                raise ValueError("y" + at + ": overlaps residual" + at)
+        if xp[0] < yp[0] + ny and yp[0] < xp[0] + cnp.PyArray_NBYTES(<cnp.ndarray>x):
+            raise ValueError("y" + at + ": overlaps x" + at)
+        return 0
 
     def use_scratch(self, buf):
         """Run on buf (a writeable, contiguous uint8 array of at least scratch_bytes) from now
@@ -2615,6 +2626,85 @@ cdef class ForwardCall:
             raise ValueError(f"{name}: expected a C-contiguous, aligned"
                              + (", writeable" if write else "") + " array")
         return <const char *>cnp.PyArray_DATA(arr)
+
+
+@cython.auto_pickle(False)
+cdef class ForwardChain:
+    """Prepared convolution calls run one after the other on arrays given once:
+    ForwardChain(calls, xs, ys, residuals).run() is calls[i](xs[i], ys[i], residuals[i]) for i
+    in order (residuals[i] None: without one), the same bits, in one call without the GIL and
+    without Python between the kernels (convext.inference runs its consecutive convolutions on
+    the plan's own buffers so). Each call must run on a scratch buffer (ForwardCall.use_scratch;
+    the one it has when run() runs); each triple is checked here as ForwardCall checks it
+    (TypeError / ValueError naming it, e.g. ``xs[2]``). The chain keeps the calls and arrays:
+    a ys[i] may be an xs[j] or residuals[j] of a later call (j > i), which then reads what call
+    i wrote. Its runs must not overlap (their calls' scratch)."""
+    cdef list keep  # the calls and arrays the pointers below point into
+    cdef Py_ssize_t n
+    cdef const fwd_t **ps
+    cdef const char **xs
+    cdef char **ys
+    cdef const char **rs
+    cdef bint *wide  # float64
+
+    def __cinit__(self):
+        self.n = 0
+        self.ps = NULL
+        self.xs = NULL
+        self.ys = NULL
+        self.rs = NULL
+        self.wide = NULL
+
+    def __init__(self, list calls, list xs, list ys, list residuals):
+        cdef Py_ssize_t i, n = len(calls)
+        cdef ForwardCall c
+        if self.ps != NULL:
+            raise TypeError("ForwardChain: already made")
+        if not (len(xs) == len(ys) == len(residuals) == n) or n == 0:
+            raise ValueError("calls, xs, ys, residuals: expected lists of one length, at least 1")
+        self.ps = <const fwd_t **>PyMem_Malloc(n * sizeof(fwd_t *))
+        self.xs = <const char **>PyMem_Malloc(n * sizeof(char *))
+        self.ys = <char **>PyMem_Malloc(n * sizeof(char *))
+        self.rs = <const char **>PyMem_Malloc(n * sizeof(char *))
+        self.wide = <bint *>PyMem_Malloc(n * sizeof(bint))
+        if (self.ps == NULL or self.xs == NULL or self.ys == NULL or self.rs == NULL
+                or self.wide == NULL):
+            raise MemoryError()
+        for i in range(n):
+            if not isinstance(calls[i], ForwardCall):
+                raise TypeError(f"calls[{i}]: expected a ForwardCall, "
+                                f"got {type(calls[i]).__name__}")
+            c = <ForwardCall>calls[i]
+            if c.scratch is None:
+                raise ValueError(f"calls[{i}]: has no scratch buffer (use_scratch)")
+            c._resolve(xs[i], ys[i], residuals[i], f"s[{i}]", &self.xs[i], &self.ys[i],
+                       &self.rs[i])
+            self.ps[i] = &c.p
+            self.wide[i] = c.typenum == cnp.NPY_FLOAT64
+        self.keep = [list(calls), list(xs), list(ys), list(residuals)]
+        self.n = n
+
+    def __dealloc__(self):
+        PyMem_Free(self.ps)
+        PyMem_Free(self.xs)
+        PyMem_Free(self.ys)
+        PyMem_Free(self.rs)
+        PyMem_Free(self.wide)
+
+    def __len__(self):
+        return self.n
+
+    def run(self):
+        """Run the calls in order."""
+        cdef Py_ssize_t i
+        with nogil:
+            for i in range(self.n):
+                if self.wide[i]:
+                    _fwd_run(self.ps[i], <const double *>self.xs[i], <double *>self.ys[i],
+                             <const double *>self.rs[i])
+                else:
+                    _fwd_run(self.ps[i], <const float *>self.xs[i], <float *>self.ys[i],
+                             <const float *>self.rs[i])
 
 
 def prepare_forward(str route, tuple x_shape, const floating[:, :, :, ::1] w,
