@@ -2177,6 +2177,11 @@ cdef int _prep_valid_taps(fwd_t *p, list keep, const floating[:, :, :, ::1] w,
         p.wp = &packed[0]
     p.kernel = K_VALID_TAPS
     p.vg = _vt_geom(g)
+    # the kernel's epilogue: the residual, then a clamp (the other activations after it, in
+    # _fwd_valid_taps)
+    cdef floating lo = 0, hi = 0
+    p.vg.clamp = max(_dw_clamp(&p.e, &lo, &hi), 0)
+    p.vg.lo, p.vg.hi = lo, hi
     cdef idx_t fb = cvx_vt_filter_block(floating is double), nblk = (g.Fg + fb - 1) // fb
     # items of about VT_BAND_BYTES of sums (at least one row): bands of rows, then blocks of
     # images, and at least two items per thread where the images and then the rows allow
@@ -2200,12 +2205,12 @@ cdef void _fwd_valid_taps(const floating *x, const floating *wp, const floating 
                           floating *y, const fwd_t *p, const floating *rp,
                           floating *scratch) noexcept nogil:
     """Work items (block of images, group, filter block, band of rows; _prep_valid_taps's
-    split): the valid-taps kernel, then the residual and activation on the item's block of y
-    (the arithmetic of conv2d_epilogue)."""
+    split): the valid-taps kernel with the residual and a clamp in its epilogue, then any other
+    activation on the item's block of y (the arithmetic of conv2d_epilogue)."""
     cdef const geom_t *g = &p.g
     cdef idx_t fb = p.fb, nblk = p.nblk, nib = p.nib, nbands = p.nbands, rows = p.rows
     cdef idx_t ck = g.Cg * g.kh * g.kw, P = g.OH * g.OW, HW = g.H * g.W
-    cdef bint epilogue = p.e.act != ACT_NONE or rp != NULL
+    cdef bint epilogue = p.e.act != ACT_NONE and not p.vg.clamp
     cdef idx_t it, n, n1, gi, blk, band, oh0, oh1, nf, base, m
     cdef floating *buf
     cdef const floating *bb
@@ -2228,15 +2233,15 @@ cdef void _fwd_valid_taps(const floating *x, const floating *wp, const floating 
             if floating is float:
                 cvx_vt_fwd_float(&p.vg, x + (n * g.C + gi * g.Cg) * HW, g.C * HW,
                                  wp + (gi * nblk + blk) * fb * ck, bb, nf, y + base, g.F * P,
-                                 n1 - n, oh0, oh1, buf)
+                                 _at(rp, base), n1 - n, oh0, oh1, buf)
             else:
                 cvx_vt_fwd_double(&p.vg, x + (n * g.C + gi * g.Cg) * HW, g.C * HW,
                                   wp + (gi * nblk + blk) * fb * ck, bb, nf, y + base, g.F * P,
-                                  n1 - n, oh0, oh1, buf)
-            if epilogue:
+                                  _at(rp, base), n1 - n, oh0, oh1, buf)
+            if epilogue:  # an activation other than a clamp, after the residual
                 for m in range(n1 - n):
                     base = (m * g.F * P) + (n * g.F + gi * g.Fg + blk * fb) * P + oh0 * g.OW
-                    _epilogue(y + base, P, nf, (oh1 - oh0) * g.OW, _at(rp, base), P, &p.e)
+                    _epilogue(y + base, P, nf, (oh1 - oh0) * g.OW, NULL, P, &p.e)
 
 
 def gemm_packed_weight_elems(Py_ssize_t F, Py_ssize_t K, Py_ssize_t groups, bint is_double):

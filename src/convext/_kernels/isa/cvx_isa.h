@@ -46,9 +46,13 @@ typedef struct {
     double lo, hi;
 } cvx_direct_geom;
 
-/* Geometry of one (image, group) of the valid-taps forward (valid_taps.inc) */
+/* Geometry of one (image, group) of the valid-taps forward (valid_taps.inc), and its epilogue's
+ * clamp (clamp != 0: v = lo if v < lo else v, then hi if v > hi else v, lo and hi cast to the
+ * element type), applied after the residual (cvx_vt_fwd's res) as the sums go out to y */
 typedef struct {
     cvx_index Cg, H, W, kh, kw, sh, sw, ph, pw, dil_h, dil_w, OH, OW;
+    int clamp;
+    double lo, hi;
 } cvx_vt_geom;
 
 /* filters per block of the direct forward: Fg cut into ceil(Fg / fb_max) near-equal blocks
@@ -330,11 +334,11 @@ struct cvx_kernel_table {
      * filters in nimg images), the packing of blocks [b_begin, b_end) of a group's weights (1:
      * all finite), and the filters per block (vt_fb_f / vt_fb_d) */
     void (*vt_fwd_f)(const cvx_vt_geom *g, const float *x, cvx_index xs, const float *wp,
-                     const float *b, cvx_index nf, float *y, cvx_index ys, cvx_index nimg,
-                     cvx_index oh0, cvx_index oh1, float *scratch);
+                     const float *b, cvx_index nf, float *y, cvx_index ys, const float *res,
+                     cvx_index nimg, cvx_index oh0, cvx_index oh1, float *scratch);
     void (*vt_fwd_d)(const cvx_vt_geom *g, const double *x, cvx_index xs, const double *wp,
-                     const double *b, cvx_index nf, double *y, cvx_index ys, cvx_index nimg,
-                     cvx_index oh0, cvx_index oh1, double *scratch);
+                     const double *b, cvx_index nf, double *y, cvx_index ys, const double *res,
+                     cvx_index nimg, cvx_index oh0, cvx_index oh1, double *scratch);
     int (*vt_pack_f)(const cvx_vt_geom *g, cvx_index Fg, const float *w, float *wp,
                      cvx_index b_begin, cvx_index b_end);
     int (*vt_pack_d)(const cvx_vt_geom *g, cvx_index Fg, const double *w, double *wp,
