@@ -463,9 +463,22 @@ def _conv_step(node, x_shape, dtype, bn, act, residual, out_buf):
         return step
 
     calls = []
-    # the same call on one thread, for a run that starts while the team wakes (_team)
-    serial = make(1) if geom[-1] > 1 else None
+    # the same call on one thread, for a run that starts while the team wakes (_team), where
+    # that takes less than about the wake itself (SERIAL_MAX_MACS)
+    macs = math.prod(y_shape) * math.prod(w.shape[1:])
+    serial = make(1) if geom[-1] > 1 and macs <= SERIAL_MAX_MACS else None
     return make(geom[-1]), serial, y_shape, calls
+
+
+# A convolution of more multiply-adds than this has no one-thread variant for a run that starts
+# while the OpenMP team wakes (_conv_step, _team): about 4 ms on one thread, longer than the
+# wake takes even on a VM whose idle CPUs are halted (a median of 2.8 ms after 30 ms of idle),
+# so on every thread it finishes sooner even when it starts before the second thread runs.
+# ResNet-18 at batch 8 on two threads with 0.3 s idle before each call took 156.5 ms with its
+# first convolutions (0.5-0.9 G multiply-adds each) on one thread and 151.0 ms with every step
+# on both (same process, alternated); at batch 1 (0.1 G at most) the one-thread variants won,
+# 20.8 against 21.4 ms, and MobileNetV2 at batch 1 6.1 against 15.4.
+SERIAL_MAX_MACS = 200_000_000
 
 
 # a Dense on at most this many rows runs on its weight packed once (_linear.dense_forward, which
@@ -691,6 +704,11 @@ class _Plan:
         self.steps = steps
         self.serial = serial
         self.has_serial = any(f is not None for f in serial)
+        # the steps that run on several threads and have no one-thread variant
+        self._wide = [
+            f is None and getattr(getattr(fn, "call", None), "n_threads", 1) > 1
+            for (fn, _, _), f in zip(steps, serial, strict=True)
+        ]
         self.threads = get_num_threads()
         self.n_values = n_values
         self.n_inputs = n_inputs
@@ -815,6 +833,11 @@ class _Plan:
                 parallel = self.serial[k] is not None
                 if parallel and cold:
                     fn = self.serial[k]
+                elif held and self._wide[k]:
+                    # on every thread without a one-thread variant (SERIAL_MAX_MACS): its own
+                    # parallel region wakes the team, and the helper need not hold a CPU
+                    _team.release()
+                    held = cold = False
                 vals[out] = fn(*[vals[i] for i in ins])
                 if parallel and held and not cold:  # it ran on every thread
                     _team.release()

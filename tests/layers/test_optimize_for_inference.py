@@ -6,6 +6,7 @@ float64 (rtol 1e-10) and in float32 against the float64 model (the optimized err
 than the original's, up to a small margin: folding BatchNorm rounds differently)."""
 
 import contextlib
+import math
 import threading
 
 import numpy as np
@@ -1061,6 +1062,62 @@ def test_a_cold_start_runs_steps_on_one_thread_until_the_helper_runs(monkeypatch
     assert [k for kind, k in ran if kind == "one"] == [parallel[0]]
     # released right after the second of them, the first to run on every thread
     assert ran[ran.index(("release", None)) - 1] == ("all", parallel[1])
+    np.testing.assert_array_equal(cold, warm)
+    np.testing.assert_array_equal(cold, alone)
+
+
+@pytest.mark.skipif(not convext.openmp_enabled(), reason="one thread without OpenMP")
+def test_a_cold_start_runs_large_convolutions_on_every_thread(monkeypatch):
+    """A convolution of more than SERIAL_MAX_MACS multiply-adds has no one-thread variant: a run
+    that starts while the team wakes takes the smaller ones' one-thread variants until the
+    first large one, releases the helper before it and runs it and every later step on every
+    thread; every step exactly once, the outputs bitwise those of a warm run and of a run on
+    one thread."""
+    model = _randomize(models.mobilenet_v2(num_classes=10, width_mult=0.5, rng=0))
+    x = np.random.default_rng(19).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    with _threads(1):
+        alone = convext.optimize_for_inference(model)(x)
+    prepare = _conv.prepare_forward
+    macs = []
+
+    def recording(route, x_shape, w, b, y_shape, *args):
+        if args[7] > 1:  # a call on several threads
+            macs.append(math.prod(y_shape) * math.prod(w.shape[1:]))
+        return prepare(route, x_shape, w, b, y_shape, *args)
+
+    with _threads(2):
+        monkeypatch.setattr(_conv, "prepare_forward", recording)
+        convext.optimize_for_inference(model)(x)
+        monkeypatch.setattr(_conv, "prepare_forward", prepare)
+        # the larger half of the convolutions on several threads count as large
+        limit = sorted(set(macs))[len(set(macs)) // 2 - 1]
+        monkeypatch.setattr(inference, "SERIAL_MAX_MACS", limit)
+        opt = convext.optimize_for_inference(model)
+        warm = opt(x)
+        plan = _plan_for(opt, 1)
+        wide = [k for k, w in enumerate(plan._wide) if w]
+        small = [k for k, f in enumerate(plan.serial) if f is not None]
+        assert wide and small and small[0] < wide[0]
+        ran = []
+
+        def counted(kind, k, fn):
+            def call(*args):
+                ran.append((kind, k))
+                return fn(*args)
+
+            return call
+
+        plan.steps = [(counted("all", k, f), i, o) for k, (f, i, o) in enumerate(plan.steps)]
+        plan.serial = [f and counted("one", k, f) for k, f in enumerate(plan.serial)]
+        monkeypatch.setattr(inference._team, "TEAM_IDLE_SECONDS", -1.0)
+        monkeypatch.setattr(inference._team._threads, "team_wait_awake", lambda s: False)
+        monkeypatch.setattr(inference._team, "awake", lambda: False)  # never, by itself
+        monkeypatch.setattr(inference._team, "release", lambda: ran.append(("release", None)))
+        cold = opt(x)
+    assert [k for _, k in ran if k is not None] == list(range(len(plan.steps)))
+    assert [k for kind, k in ran if kind == "one"] == [k for k in small if k < wide[0]]
+    assert ran[ran.index(("release", None)) + 1] == ("all", wide[0])
+    assert ran.count(("release", None)) == 1
     np.testing.assert_array_equal(cold, warm)
     np.testing.assert_array_equal(cold, alone)
 
