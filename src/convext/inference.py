@@ -784,20 +784,42 @@ class _Plan:
         for g in groups:
             if isinstance(g, tuple):
                 read.update(g[1])
-        segments = []
-        for g in groups:
-            if isinstance(g, tuple):
-                segments.append(g + (None,))
-                continue
-            run = _conv.ForwardChain(
-                [call for call, _, _ in g],
-                [slots[ins[0]].array for _, ins, _ in g],
-                [slots[out].array for _, _, out in g],
-                [slots[ins[1]].array if len(ins) > 1 else None for _, ins, _ in g],
-            ).run
-            sets = tuple((out, slots[out].array) for _, _, out in g if out in read)
-            segments.append((run, (), None, sets))
-        self.segments = segments
+        self._groups, self._read = groups, read
+        self._resume = {}  # step -> the segments from it on (_segments_from)
+        self.segments = [self._segment(g) for g in groups]
+
+    def _segment(self, g):
+        """The segment of a group of _link: a step as it is, or a chain of [(call, ins, out)]."""
+        if isinstance(g, tuple):
+            return g + (None,)
+        slots = self._slots
+        run = _conv.ForwardChain(
+            [call for call, _, _ in g],
+            [slots[ins[0]].array for _, ins, _ in g],
+            [slots[out].array for _, _, out in g],
+            [slots[ins[1]].array if len(ins) > 1 else None for _, ins, _ in g],
+        ).run
+        return (
+            run,
+            (),
+            None,
+            tuple((out, slots[out].array) for _, _, out in g if out in self._read),
+        )
+
+    def _segments_from(self, k):
+        """The segments that run steps k (< len(steps)) on: those of _link, the one where step k
+        falls inside a chain a chain of its later steps (made on first use, then kept)."""
+        segments = self._resume.get(k)
+        if segments is None:
+            sizes = [len(g) if isinstance(g, list) else 1 for g in self._groups]  # steps
+            i = start = 0  # group i holds steps start, start + 1, ...
+            while k >= start + sizes[i]:
+                start += sizes[i]
+                i += 1
+            g = self._groups[i]
+            head = self.segments[i] if k == start else self._segment(g[k - start :])
+            segments = self._resume[k] = [head] + self.segments[i + 1 :]
+        return segments
 
     def bind_scratch(self, scratch):
         """The convolutions' scratch in `scratch` (a uint8 array of at least scratch_bytes that
@@ -817,13 +839,7 @@ class _Plan:
         held = cold
         try:
             if not cold:  # every step on its threads: the chains (_link)
-                for fn, ins, out, sets in self.segments:
-                    if sets is None:
-                        vals[out] = fn(*[vals[i] for i in ins])
-                    else:
-                        fn()
-                        for v, a in sets:
-                            vals[v] = a
+                _run_segments(self.segments, vals)
                 steps = ()
             else:
                 steps = self.steps
@@ -842,6 +858,9 @@ class _Plan:
                 if parallel and held and not cold:  # it ran on every thread
                     _team.release()
                     held = False
+                if not (cold or held) and k + 1 < len(steps):  # the rest as when warm
+                    _run_segments(self._segments_from(k + 1), vals)
+                    break
         finally:
             _team.finished()
         if not detach:
@@ -877,6 +896,17 @@ CHUNK_BYTES = 16 << 20
 # 0.99. Limits of 4 and 8 MB per thread gave 0.99-1.01 and 1.04 on one thread at batch 8 (the
 # 14x14 and 28x28 stages' values no longer in its cache), 0.93 on two.
 SPLIT_BYTES_PER_THREAD = 2 << 20
+
+
+def _run_segments(segments, vals):
+    """Run a plan's segments (_Plan._link) on its list of values."""
+    for fn, ins, out, sets in segments:
+        if sets is None:
+            vals[out] = fn(*[vals[i] for i in ins])
+        else:
+            fn()
+            for v, a in sets:
+                vals[v] = a
 
 
 class _Split:

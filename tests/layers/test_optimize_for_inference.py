@@ -1052,6 +1052,7 @@ def test_a_cold_start_runs_steps_on_one_thread_until_the_helper_runs(monkeypatch
 
         plan.steps = [(counted("all", k, f), i, o) for k, (f, i, o) in enumerate(plan.steps)]
         plan.serial = [f and counted("one", k, f) for k, f in enumerate(plan.serial)]
+        plan._link()  # the counted steps also after the run resumes as when warm (no chains)
         # the helper is not yet awake at the start, and awakes after the first of them
         monkeypatch.setattr(inference._team, "TEAM_IDLE_SECONDS", -1.0)
         monkeypatch.setattr(inference._team._threads, "team_wait_awake", lambda s: False)
@@ -1109,6 +1110,7 @@ def test_a_cold_start_runs_large_convolutions_on_every_thread(monkeypatch):
 
         plan.steps = [(counted("all", k, f), i, o) for k, (f, i, o) in enumerate(plan.steps)]
         plan.serial = [f and counted("one", k, f) for k, f in enumerate(plan.serial)]
+        plan._link()  # the counted steps also after the run resumes as when warm (no chains)
         monkeypatch.setattr(inference._team, "TEAM_IDLE_SECONDS", -1.0)
         monkeypatch.setattr(inference._team._threads, "team_wait_awake", lambda s: False)
         monkeypatch.setattr(inference._team, "awake", lambda: False)  # never, by itself
@@ -1120,6 +1122,54 @@ def test_a_cold_start_runs_large_convolutions_on_every_thread(monkeypatch):
     assert ran.count(("release", None)) == 1
     np.testing.assert_array_equal(cold, warm)
     np.testing.assert_array_equal(cold, alone)
+
+
+@pytest.mark.skipif(not convext.openmp_enabled(), reason="one thread without OpenMP")
+def test_a_cold_start_resumes_the_chains_once_the_team_runs(monkeypatch):
+    """Once the helper runs and has been released, a run that started while the team woke
+    goes on as a warm run does: the rest of the steps in chains (_Plan._segments_from), the
+    first of them the later part of a chain, made on first use and then kept; the outputs
+    bitwise those of a warm run."""
+    model = _randomize(models.mobilenet_v2(num_classes=10, width_mult=0.5, rng=0))
+    x = np.random.default_rng(20).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    with _threads(2):
+        opt = convext.optimize_for_inference(model)
+        warm = opt(x)
+        plan = _plan_for(opt, 1)
+        parallel = [k for k, f in enumerate(plan.serial) if f is not None]
+        chained = [len(run.__self__) for run, _, _, sets in plan.segments if sets is not None]
+        assert len(parallel) >= 2 and chained and chained[0] > parallel[1]
+        steps_run = []
+        monkeypatch.setattr(inference._team, "TEAM_IDLE_SECONDS", -1.0)
+        monkeypatch.setattr(inference._team._threads, "team_wait_awake", lambda s: False)
+        # awake once the first parallel step has run on one thread
+        monkeypatch.setattr(inference._team, "awake", lambda: len(steps_run) > 0)
+        serial = plan.serial[parallel[0]]
+
+        def first(*args):
+            steps_run.append(parallel[0])
+            return serial(*args)
+
+        plan.serial = list(plan.serial)
+        plan.serial[parallel[0]] = first
+        cold = opt(x)
+        # released after the next parallel step, the run went on in chains from the step after
+        assert list(plan._resume) == [parallel[1] + 1]
+        (head, _, _, sets) = plan._resume[parallel[1] + 1][0]
+        # the later part of the first chain (the segments before it are single steps: it
+        # starts at step c0)
+        c0 = next(i for i, (_, _, _, s) in enumerate(plan.segments) if s is not None)
+        assert c0 <= parallel[1] < c0 + chained[0] - 1
+        assert sets is not None and len(head.__self__) == c0 + chained[0] - (parallel[1] + 1)
+        # the helper awake at once: the first parallel step on every thread, the chains after it
+        again = opt(x)
+        assert sorted(plan._resume) == [parallel[0] + 1, parallel[1] + 1]
+        kept = dict(plan._resume)
+        third = opt(x)  # the same chains again, not made anew
+        assert plan._resume == kept
+    np.testing.assert_array_equal(cold, warm)
+    np.testing.assert_array_equal(again, warm)
+    np.testing.assert_array_equal(third, warm)
 
 
 def test_the_team_helper_wakes_holds_and_is_released(monkeypatch):
