@@ -1024,6 +1024,25 @@ def test_a_batch_in_chunks_then_whole_gives_the_same_bits(monkeypatch, threads):
     np.testing.assert_array_equal(again, want[::-1])
 
 
+def _count_steps(plan):
+    """A list to which each of the plan's steps from now on appends ("all", k) when it runs,
+    and its one-thread variant ("one", k); the plan's segments made again of them (no chains,
+    which would run the kernels without them)."""
+    ran = []
+
+    def counted(kind, k, fn):
+        def call(*args):
+            ran.append((kind, k))
+            return fn(*args)
+
+        return call
+
+    plan.steps = [(counted("all", k, f), i, o) for k, (f, i, o) in enumerate(plan.steps)]
+    plan.serial = [f and counted("one", k, f) for k, f in enumerate(plan.serial)]
+    plan._link()
+    return ran
+
+
 @pytest.mark.skipif(not convext.openmp_enabled(), reason="one thread without OpenMP")
 def test_a_cold_start_runs_steps_on_one_thread_until_the_helper_runs(monkeypatch):
     """A run on two threads that starts after the team has been idle (_team) takes its
@@ -1041,18 +1060,7 @@ def test_a_cold_start_runs_steps_on_one_thread_until_the_helper_runs(monkeypatch
         # the convolutions large enough for two threads have a one-thread variant
         parallel = [k for k, f in enumerate(plan.serial) if f is not None]
         assert len(parallel) >= 2
-        ran = []
-
-        def counted(kind, k, fn):
-            def call(*args):
-                ran.append((kind, k))
-                return fn(*args)
-
-            return call
-
-        plan.steps = [(counted("all", k, f), i, o) for k, (f, i, o) in enumerate(plan.steps)]
-        plan.serial = [f and counted("one", k, f) for k, f in enumerate(plan.serial)]
-        plan._link()  # the counted steps also after the run resumes as when warm (no chains)
+        ran = _count_steps(plan)
         # the helper is not yet awake at the start, and awakes after the first of them
         monkeypatch.setattr(inference._team, "TEAM_IDLE_SECONDS", -1.0)
         monkeypatch.setattr(inference._team._threads, "team_wait_awake", lambda s: False)
@@ -1099,18 +1107,7 @@ def test_a_cold_start_runs_large_convolutions_on_every_thread(monkeypatch):
         wide = [k for k, w in enumerate(plan._wide) if w]
         small = [k for k, f in enumerate(plan.serial) if f is not None]
         assert wide and small and small[0] < wide[0]
-        ran = []
-
-        def counted(kind, k, fn):
-            def call(*args):
-                ran.append((kind, k))
-                return fn(*args)
-
-            return call
-
-        plan.steps = [(counted("all", k, f), i, o) for k, (f, i, o) in enumerate(plan.steps)]
-        plan.serial = [f and counted("one", k, f) for k, f in enumerate(plan.serial)]
-        plan._link()  # the counted steps also after the run resumes as when warm (no chains)
+        ran = _count_steps(plan)
         monkeypatch.setattr(inference._team, "TEAM_IDLE_SECONDS", -1.0)
         monkeypatch.setattr(inference._team._threads, "team_wait_awake", lambda s: False)
         monkeypatch.setattr(inference._team, "awake", lambda: False)  # never, by itself
