@@ -474,10 +474,11 @@ def _conv_step(node, x_shape, dtype, bn, act, residual, out_buf):
 # while the OpenMP team wakes (_conv_step, _team): about 4 ms on one thread, longer than the
 # wake takes even on a VM whose idle CPUs are halted (a median of 2.8 ms after 30 ms of idle),
 # so on every thread it finishes sooner even when it starts before the second thread runs.
-# ResNet-18 at batch 8 on two threads with 0.3 s idle before each call took 156.5 ms with its
-# first convolutions (0.5-0.9 G multiply-adds each) on one thread and 151.0 ms with every step
-# on both (same process, alternated); at batch 1 (0.1 G at most) the one-thread variants won,
-# 20.8 against 21.4 ms, and MobileNetV2 at batch 1 6.1 against 15.4.
+# ResNet-18 at batch 8 on two threads with 0.3 s idle before each call (its convolutions of
+# 0.5-0.9 G multiply-adds each; same process, alternated): 170.0 ms with one-thread variants
+# for all of them, 157.7 with this limit (163.5 and 158.9 after 30 ms idle). At batch 1 (0.1 G
+# at most) the one-thread variants win: a cold run took 20.8 ms with them and 21.4 with every
+# step on both threads, MobileNetV2 at batch 1 6.1 against 15.4.
 SERIAL_MAX_MACS = 200_000_000
 
 
