@@ -18,7 +18,7 @@ import pytest
 
 import reference as ref
 from convext._kernels import _conv
-from convext.inference import ACT_HARDSWISH, ACT_RELU6
+from convext.inference import ACT_HARDSWISH, ACT_HARDTANH, ACT_NONE, ACT_RELU, ACT_RELU6
 
 # (route, N, C, H, W, F, k, stride, pad, groups, the depthwise kernel or None)
 CASES = [
@@ -202,12 +202,62 @@ def test_calls_on_their_own_scratch_may_overlap(case):
     assert bad == []
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize(
+    "residual, act, a0, a1",
+    [
+        (True, ACT_RELU, 0, 0),
+        (True, ACT_RELU6, 0, 0),
+        (False, ACT_HARDTANH, -0.5, 0.25),
+        (True, ACT_NONE, 0, 0),
+        (True, ACT_HARDSWISH, 0, 0),
+    ],
+)
+def test_the_valid_taps_epilogue_is_the_add_then_the_clamp(dtype, n_threads, residual, act, a0, a1):
+    """The valid-taps kernel's epilogue (the residual and a clamp applied to its output rows as
+    they leave its sums; any other activation after it) is, element for element, the sums
+    without it, plus the residual, then the clamp v = lo if v < lo else v, hi if v > hi else v
+    (ReLU: [0, inf], ReLU6: [0, 6], Hardtanh: [a0, a1]) or the activation, written here in
+    numpy on the plain sums; NaN, -0.0 and both sides of the bounds in the residual. Two images
+    and 70 filters: a block of 64 and one of 6."""
+    rng = np.random.default_rng(41)
+    x = rng.standard_normal((2, 24, 9, 11)).astype(dtype)
+    w = (rng.standard_normal((70, 24, 3, 3)) / 15).astype(dtype)
+    b = rng.standard_normal(70).astype(dtype)
+    r = (rng.standard_normal((2, 70, 9, 11)) * 4).astype(dtype) if residual else None
+    if residual:
+        r.reshape(-1)[::17] = np.nan
+        r.reshape(-1)[5::23] = -0.0
+    geom = (1, 1, 1, 1, 1, 1, 1, n_threads)
+    plain = np.full(r.shape if residual else (2, 70, 9, 11), np.nan, dtype)
+    _conv.conv2d_forward_valid_taps(x, w, b, plain, *geom, None, ACT_NONE, 0.0, 0.0)
+    call = _conv.prepare_forward(
+        "valid_taps", x.shape, w, b, plain.shape, *geom, residual, act, a0, a1
+    )
+    y = np.full_like(plain, np.nan)
+    call(x, y, r)
+    v = plain + r if residual else plain
+    if act in (ACT_RELU, ACT_RELU6, ACT_HARDTANH):
+        lo, hi = {ACT_RELU: (0, np.inf), ACT_RELU6: (0, 6)}.get(act, (a0, a1))
+        lo, hi = dtype(lo), dtype(hi)
+        t = np.where(v < lo, lo, v)
+        want = np.where(t > hi, hi, t)
+    elif act == ACT_HARDSWISH:  # after the kernel: the separate pass's arithmetic on y + r
+        want = plain.copy()
+        _conv.conv2d_epilogue(want, r, ACT_HARDSWISH, 0.0, 0.0, 1)
+        np.testing.assert_allclose(want, v * np.clip(v + 3, 0, 6) / 6, rtol=1e-6, atol=1e-6)
+    else:
+        want = v
+    np.testing.assert_array_equal(y.view(np.uint8), want.astype(dtype).view(np.uint8))
+
+
 def _network(dtype, n_threads, scratch=True):
     """Four prepared calls of a small network on one 1x16x20x20 image, each reading the one
-    before it (its weights, biases and epilogue as the CASES would give them): a depthwise
-    3x3 with ReLU6, a GEMM 1x1 to 24 filters, a direct 3x3 back to 16 with the first output as
-    its residual and Hardswish, valid taps 3x3 to 64 filters; and the arrays they read and
-    write. scratch: every call on one buffer of NaN bytes (as convext.inference runs them)."""
+    before it (random weights and biases): a depthwise 3x3 with ReLU6, a GEMM 1x1 to 24
+    filters, a direct 3x3 back to 16 with the first output as its residual and Hardswish,
+    valid taps 3x3 to 64 filters; and the arrays they read and write. scratch: every call on
+    one buffer of NaN bytes (as convext.inference runs them)."""
     rng = np.random.default_rng(21)
     shapes = [(16, 16, 3, 16), (24, 16, 1, 1), (16, 24, 3, 1), (64, 16, 3, 1)]
     routes = ["depthwise", "gemm", "direct", "valid_taps"]
