@@ -89,9 +89,10 @@ def _depthwise(x, w, b, s, p, blocks, n_threads, act=0, a1=0.0):
     return y
 
 
-# (C, H, W, stride, _blocks): 3 forces the stride-2 rows, 2 the row rings
+# (C, H, W, stride, _blocks): 3 forces the stride-2 or stride-1 rows, 2 the row rings
 DEPTHWISE_CASES = [
     (5, 20, 17, 2, 3),
+    (3, 5, 60, 1, 3),
     (3, 3, 9, 2, 3),  # one output row: fewer rows than bands
     (4, 33, 30, 2, 3),
     (17, 14, 70, 1, 2),  # a channel block and a part of one, wider than the blocks' planes

@@ -6,9 +6,10 @@ A prepared call must give the same bits as the one-shot conv2d_forward_<route> w
 arguments (it runs the same kernel on the same split), on its own scratch per call or on a
 buffer given once (use_scratch) that holds garbage from before; the naive loops of
 tests/reference.py are the oracle for the values (float64: 1e-10, float32: 1e-5 of the largest
-output). Shapes reach every kernel a route has: the depthwise stride-2 rows, channel blocks,
-row rings and per-plane bands; the GEMM with shared B (batch 1 on two threads), images side by
-side through the gather table, and the 1x1 read in place; the direct and valid-taps routes."""
+output). Shapes reach every kernel a route has: the depthwise stride-2 and stride-1 rows,
+channel blocks, row rings and per-plane bands; the GEMM with shared B (batch 1 on two threads),
+images side by side through the gather table, and the 1x1 read in place; the direct and
+valid-taps routes."""
 
 import pickle
 import threading
@@ -23,6 +24,7 @@ from convext.inference import ACT_HARDSWISH, ACT_HARDTANH, ACT_NONE, ACT_RELU, A
 # (route, N, C, H, W, F, k, stride, pad, groups, the depthwise kernel or None)
 CASES = [
     ("depthwise", 1, 8, 100, 100, 8, 3, 2, 1, 8, "s2_rows"),
+    ("depthwise", 2, 6, 20, 60, 6, 3, 1, 1, 6, "s1_rows"),
     ("depthwise", 2, 20, 14, 14, 20, 3, 1, 1, 20, "blocks"),
     ("depthwise", 1, 24, 60, 60, 24, 3, 2, 1, 24, "rings"),
     ("depthwise", 2, 4, 30, 70, 8, 5, 1, 2, 4, "planes"),
@@ -81,8 +83,8 @@ def test_prepared_call_is_the_kernel_bit_for_bit(case, dtype, n_threads, residua
         kind = _conv.depthwise_forward_kernel(
             x.shape, w.shape, y_shape, G, s, s, p, p, 1, 1, x.itemsize, residual
         )
-        # (the stride-2 rows take no residual: the rule runs the next kernel then)
-        assert kind == case[10] or (residual and case[10] == "s2_rows")
+        # (the rows take no residual: the rule runs the next kernel then)
+        assert kind == case[10] or (residual and case[10] in ("s2_rows", "s1_rows"))
     act = ACT_HARDSWISH if residual else ACT_RELU6
     call = _conv.prepare_forward(
         case[0], x.shape, w, b, y_shape, *_geometry(case, n_threads), residual, act, 0.0, 0.0

@@ -184,6 +184,8 @@ from ._isa cimport (
     cvx_dw_place_float,
     cvx_dw_poly_double,
     cvx_dw_poly_float,
+    cvx_dw_s1_plane_double,
+    cvx_dw_s1_plane_float,
     cvx_dw_s2_plane_double,
     cvx_dw_s2_plane_float,
     cvx_dw_taps_double,
@@ -823,7 +825,7 @@ def _scratch(dtype, Py_ssize_t nt, Py_ssize_t per_thread):
 #     forward      nsub*Hq*Wq + OH*Wq + 2*S, or with channel blocks (when that is at most
 #                  DW_CB_MAX_ELEMS) DW_CB*(Hp*Wp + H*W + OH*OW + kh*kw + 1 + max(H*W, OH*OW)),
 #                  or on row rings (_dw_cbr_elems), or on stride-2 rows 6 * (OW + 1 rounded
-#                  up to 16) (cvx_dw_s2_ring)
+#                  up to 16) (cvx_dw_s2_ring), or on stride-1 rows W rounded up to 16, + 32
 #     grad_input   nsub*(Hq*Wg + S) + (Hq + DI)*Wg + S + kh*kw, and Hp*Wp for a non-finite
 #                  weight, or with channel blocks (when that is at most DW_CB_MAX_ELEMS and larger)
 #                  DW_CB*((Hq + DI)*Wg + H*W + OH*OW + kh*kw + 10 + max(H*W, OH*OW))
@@ -892,6 +894,24 @@ DEF DW_CB_MAX_OW = 32
 # 32x224x224 2.0 / 4.2; batch 8 96x112x112 3.4 / 4.5; two threads, 96x112x112 batch 1 0.17 /
 # 0.20, batch 8 1.7 / 2.3. The same bits as the other kernels (the same expression).
 DEF DW_S2_MIN_OW = 48
+# Stride-1 rows (forward): a 3x3 window at stride 1, one filter per channel, no residual, a
+# plane at a time (isa/depthwise.inc's cvx_dw_s1_plane): each output row is the per-plane
+# kernels' 9-tap expression over three input rows read in place (a row in the padding: a zero
+# row), straight to the output; no padded copy of the plane. Where a row's window reaches one
+# column beyond the row, it reads the next or previous row's element there (inside the plane),
+# and the first and last pixels are computed again from their windows with zeros in the
+# padding (the same expression). On output planes at least DW_S1_MIN_OW wide (the per-plane
+# bands write such rows straight to the output too; narrower ones go to the channel blocks,
+# the row rings or the bands, whose short rows it does not beat at batch 1). Measured on a Zen
+# 4 (AVX-512, float32, ReLU6, medians of 200-300 alternated calls, time stride-1 rows /
+# per-plane bands): one thread, batch 1, 32x112x112 0.89, 144x56x56 0.94 (1.07 while its first
+# and last pixels went through a call of the taps' loop), 96x64x64 0.91, 24x60x60 0.86, but
+# 96x48x48 1.05, 64x40x40 1.11 and 192x28x28 1.44 (the channel blocks: 0.64 of the bands);
+# batch 8 or 16, 32x112x112 0.71-0.76, 144x56x56 0.78-0.87, 96x48x48 0.80, 64x40x40 0.93; two
+# threads, batch 1, 32x112x112 0.87, 144x56x56 0.98-1.02, batch 16 0.73 and 0.83. Inside
+# MobileNetV2 at batch 1 (one thread, steps timed one by one) the 112-wide layer took 0.154 ms
+# against 0.190-0.198, the 56-wide one the same 0.23.
+DEF DW_S1_MIN_OW = 56
 # the input gradient's blocks (measured above: 28x28 stride 1 1.3 and 1.4)
 DEF DW_CB_GX_MAX_OW = 16
 DEF DW_CB_GW_MAX_OW = 14
@@ -947,6 +967,7 @@ DEF K_DW_PLANES = 4
 DEF K_DW_S2 = 5
 DEF K_DW_CB = 6
 DEF K_DW_CBR = 7
+DEF K_DW_S1 = 8
 
 # Every pointer points into an array of the fwd_t's `keep` list (or the caller's w, b, packed);
 # the fields a kernel does not use are unset.
@@ -1338,20 +1359,20 @@ def depthwise_forward_kernel(tuple x_shape, tuple w_shape, tuple y_shape, Py_ssi
                              Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
                              Py_ssize_t itemsize, bint residual=False, int _blocks=-1):
     """Which kernel conv2d_forward_depthwise runs for this geometry (tests and benchmarks):
-    "s2_rows", "blocks", "rings" or "planes"."""
+    "s2_rows", "s1_rows", "blocks", "rings" or "planes"."""
     cdef geom_t g = _geom(x_shape, w_shape, y_shape, groups, stride_h, stride_w, pad_top,
                           pad_left, dil_h, dil_w)
     cdef dw_t d = _dw(&g)
-    return ("planes", "s2_rows", "blocks", "rings")[_dw_fwd_kernel(&g, &d, residual, _blocks,
-                                                                   itemsize)]
+    return ("planes", "s2_rows", "blocks", "rings", "s1_rows")[
+        _dw_fwd_kernel(&g, &d, residual, _blocks, itemsize)]
 
 
 cdef int _dw_fwd_kernel(const geom_t *g, const dw_t *d, bint residual, int blocks,
                         idx_t itemsize) noexcept nogil:
-    """The depthwise forward's kernel, in the order the rules are tried: 1 stride-2 rows,
-    2 channel blocks, 3 row rings, 0 the per-plane kernels."""
-    if _dw_s2_chosen(g, residual, blocks):
-        return 1
+    """The depthwise forward's kernel, in the order the rules are tried: 1 stride-2 rows or
+    4 stride-1 rows, 2 channel blocks, 3 row rings, 0 the per-plane kernels."""
+    if _dw_rows_chosen(g, residual, blocks):
+        return 1 if g.sh == 2 else 4
     if _dw_cb_chosen(d, g, blocks):
         return 2
     if _dw_cbr_chosen(d, g, blocks, itemsize):
@@ -1359,14 +1380,15 @@ cdef int _dw_fwd_kernel(const geom_t *g, const dw_t *d, bint residual, int block
     return 0
 
 
-cdef bint _dw_s2_chosen(const geom_t *g, bint residual, int blocks) noexcept nogil:
-    """Whether the forward pass runs on the stride-2 rows (see above): a 3x3 kernel at stride
-    2 without dilation, one filter per channel, no residual (blocks: -1 the rule, 3 wherever
-    it applies, any other value never; tests force them)."""
-    if not (g.kh == 3 and g.kw == 3 and g.sh == 2 and g.sw == 2 and g.dil_h == 1
-            and g.dil_w == 1 and g.Fg == 1 and not residual):
+cdef bint _dw_rows_chosen(const geom_t *g, bint residual, int blocks) noexcept nogil:
+    """Whether the forward pass runs on the stride-2 or stride-1 rows (see above): a 3x3 kernel
+    at stride 2 or 1 without dilation, one filter per channel, no residual (blocks: -1 the
+    rule, 3 wherever it applies, any other value never; tests force them)."""
+    if not (g.kh == 3 and g.kw == 3 and g.sh == g.sw and (g.sh == 1 or g.sh == 2)
+            and g.dil_h == 1 and g.dil_w == 1 and g.Fg == 1 and not residual):
         return False
-    return blocks == 3 or (blocks == -1 and g.OW >= DW_S2_MIN_OW)
+    cdef idx_t min_ow = DW_S2_MIN_OW if g.sh == 2 else DW_S1_MIN_OW
+    return blocks == 3 or (blocks == -1 and g.OW >= min_ow)
 
 
 cdef void _fwd_depthwise_s2(const floating *x, const floating *w, const floating *b, floating *y,
@@ -1392,6 +1414,36 @@ cdef void _fwd_depthwise_s2(const floating *x, const floating *w, const floating
             else:
                 cvx_dw_s2_plane_double(x + it * HW, g.H, g.W, g.ph, g.pw, g.OH, g.OW, w + c * 9,
                                        bv, max(clamp, 0), lo, hi, y + it * P, ring)
+            if clamp < 0:
+                _epilogue(y + it * P, P, 1, P, NULL, P, e)
+
+
+cdef void _fwd_depthwise_s1(const floating *x, const floating *w, const floating *b, floating *y,
+                            const geom_t *g, const epi_t *e, floating *scratch, idx_t ld_s,
+                            int nt) noexcept nogil:
+    """Work items (image, channel): isa/depthwise.inc's cvx_dw_s1_plane (its zero row: the
+    thread's scratch) with the clamp where cvx_dw_out computes it (_dw_clamp), else _epilogue
+    on the plane after it."""
+    cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, it, c, i
+    cdef floating lo = 0, hi = INFINITY
+    cdef int clamp = _dw_clamp(e, &lo, &hi)
+    cdef floating bv
+    cdef floating *zero
+    with parallel(num_threads=nt):
+        for it in prange(g.N * g.C, schedule='static'):
+            zero = scratch + cvx_omp_get_thread_num() * ld_s + 16
+            for i in range(-16, g.W + 16):
+                zero[i] = 0
+            c = it % g.C
+            bv = 0
+            if b != NULL:
+                bv = b[c]
+            if floating is float:
+                cvx_dw_s1_plane_float(x + it * HW, g.H, g.W, g.ph, g.pw, g.OH, g.OW, w + c * 9,
+                                      bv, max(clamp, 0), lo, hi, y + it * P, zero)
+            else:
+                cvx_dw_s1_plane_double(x + it * HW, g.H, g.W, g.ph, g.pw, g.OH, g.OW, w + c * 9,
+                                       bv, max(clamp, 0), lo, hi, y + it * P, zero)
             if clamp < 0:
                 _epilogue(y + it * P, P, 1, P, NULL, P, e)
 
@@ -1857,8 +1909,8 @@ def conv2d_forward_depthwise(const floating[:, :, :, ::1] x, const floating[:, :
     """y = act(conv2d(x, w) + b + residual) on the depthwise route (b and residual may be
     None; act an ACT_* code, 0: none), the epilogue on each output plane. Fills all of y.
     _blocks (tests only): -1 channel blocks or row rings where the geometry rule chooses them,
-    0 never, 1 channel blocks wherever they fit, 2 row rings wherever they fit, 3 stride-2 rows
-    wherever they apply (_dw_s2_chosen), else the rule; _bands (tests
+    0 never, 1 channel blocks wherever they fit, 2 row rings wherever they fit, 3 stride-2 or
+    stride-1 rows wherever they apply (_dw_rows_chosen), else the rule; _bands (tests
     only, without blocks): -1 the rule's bands, 0 one band (the whole plane), 1 one row per
     band, 2 the rule's bands never written straight to the output (DW_ROWS_MIN_OW). The result
     is the same bits either way."""
@@ -1885,6 +1937,11 @@ cdef int _prep_depthwise(fwd_t *p, list keep, const floating[:, :, :, ::1] w, bi
         # are rewritten row by row, and a line two threads write moves between their cores on
         # every write (the rings were side by side, their base where malloc put it)
         p.ld_s = cvx_dw_s2_ring(g.OW) + 16  # (_place_scratch: the first on a line's start)
+        return 0
+    if kernel == 4:
+        p.kernel = K_DW_S1
+        p.nt = _threads_for(g.N * g.C, p.nt)
+        p.ld_s = _round16(g.W) + 32  # each thread's zero row and 16 zeros on either side
         return 0
     if kernel == 2:
         p.kernel = K_DW_CB
@@ -2465,6 +2522,8 @@ cdef void _fwd_run(const fwd_t *p, const floating *x, floating *y,
         _fwd_valid_taps(x, wp, b, y, p, r, s)
     elif p.kernel == K_DW_S2:
         _fwd_depthwise_s2(x, w, b, y, &p.g, &p.e, s, p.ld_s, p.nt)
+    elif p.kernel == K_DW_S1:
+        _fwd_depthwise_s1(x, w, b, y, &p.g, &p.e, s, p.ld_s, p.nt)
     elif p.kernel == K_DW_CB:
         _fwd_depthwise_cb(x, w, b, y, &p.g, &p.d, r, &p.e, s, p.ld_s, p.tab, p.nt)
     elif p.kernel == K_DW_CBR:

@@ -217,6 +217,12 @@ cdef extern from "isa/cvx_isa.h" nogil:
         void (*dw_s2_plane_d)(const double *x, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t OH,
                               idx_t OW, const double *w, double bias, int clamp, double lo,
                               double hi, double *y, double *ring) noexcept nogil
+        void (*dw_s1_plane_f)(const float *x, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t OH,
+                              idx_t OW, const float *w, float bias, int clamp, float lo,
+                              float hi, float *y, const float *zero) noexcept nogil
+        void (*dw_s1_plane_d)(const double *x, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t OH,
+                              idx_t OW, const double *w, double bias, int clamp, double lo,
+                              double hi, double *y, const double *zero) noexcept nogil
         void (*dw_pad1_f)(const float *src, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t Hp,
                           idx_t Wp, idx_t slack, float *dst) noexcept nogil
         void (*dw_pad1_d)(const double *src, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t Hp,
@@ -707,6 +713,20 @@ cdef inline void cvx_dw_s2_plane_double(const double *x, idx_t H, idx_t W, idx_t
                                         int clamp, double lo, double hi, double *y,
                                         double *ring) noexcept nogil:
     isa_table().dw_s2_plane_d(x, H, W, ph, pw, OH, OW, w, bias, clamp, lo, hi, y, ring)
+
+
+cdef inline void cvx_dw_s1_plane_float(const float *x, idx_t H, idx_t W, idx_t ph, idx_t pw,
+                                       idx_t OH, idx_t OW, const float *w, float bias,
+                                       int clamp, float lo, float hi, float *y,
+                                       const float *zero) noexcept nogil:
+    isa_table().dw_s1_plane_f(x, H, W, ph, pw, OH, OW, w, bias, clamp, lo, hi, y, zero)
+
+
+cdef inline void cvx_dw_s1_plane_double(const double *x, idx_t H, idx_t W, idx_t ph, idx_t pw,
+                                        idx_t OH, idx_t OW, const double *w, double bias,
+                                        int clamp, double lo, double hi, double *y,
+                                        const double *zero) noexcept nogil:
+    isa_table().dw_s1_plane_d(x, H, W, ph, pw, OH, OW, w, bias, clamp, lo, hi, y, zero)
 
 
 cdef inline void cvx_dw_pad1_float(const float *src, idx_t H, idx_t W, idx_t ph, idx_t pw,

@@ -280,7 +280,7 @@ def depthwise_scratch(s):
         nsub * hq * wq + OH * wq + 2 * slack,
         depthwise_blocks_scratch(s),
         depthwise_ring_scratch(s),
-        depthwise_s2_scratch(s),
+        depthwise_rows_scratch(s),
     )
     grad_input = max(
         nsub * (hq * wg + slack) + (hq + di) * wg + slack + kk,
@@ -343,18 +343,23 @@ def depthwise_ring_scratch(s):
     return elems if s.filters_per_group == 1 and elems <= DW_CB_MAX_ELEMS else 0
 
 
-def depthwise_s2_scratch(s):
-    """Elements of scratch per thread of the depthwise forward pass on stride-2 rows (the ring
-    of three split rows, cvx_dw_s2_ring: 6 * OW + 1 rounded up to 16), or 0 when they cannot
-    take it (not a 3x3 window at stride 2 without dilation, or more than one filter per
-    channel)."""
+def depthwise_rows_scratch(s):
+    """Elements of scratch per thread of the depthwise forward pass on stride-2 or stride-1
+    rows, or 0 when they cannot take it (not a 3x3 window at stride 2 or 1 without dilation, or
+    more than one filter per channel): at stride 2 the ring of three split rows
+    (cvx_dw_s2_ring: 6 * OW + 1 rounded up to 16), at stride 1 a zero row of W elements
+    rounded up to 16, with 16 more zeros on either side."""
     g = s.window
-    OW = g.out_hw[1]
+    OW, W = g.out_hw[1], s.in_hw[1]
     takes = (
-        g.kernel == (3, 3) and g.stride == (2, 2) and g.dilation == (1, 1)
+        g.kernel == (3, 3) and g.stride in ((1, 1), (2, 2)) and g.dilation == (1, 1)
         and s.filters_per_group == 1
     )  # fmt: skip
-    return 6 * (-(-(OW + 1) // 16) * 16) if takes else 0
+    if not takes:
+        return 0
+    if g.stride == (2, 2):
+        return 6 * (-(-(OW + 1) // 16) * 16)
+    return -(-W // 16) * 16 + 32
 
 
 def direct_unfolded(s):

@@ -282,6 +282,13 @@ struct cvx_kernel_table {
     void (*dw_s2_plane_d)(const double *x, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
                           cvx_index OH, cvx_index OW, const double *w, double bias, int clamp,
                           double lo, double hi, double *y, double *ring);
+    /* a plane of a 3x3 forward at stride 1, the taps read in place (forward, per plane) */
+    void (*dw_s1_plane_f)(const float *x, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
+                          cvx_index OH, cvx_index OW, const float *w, float bias, int clamp,
+                          float lo, float hi, float *y, const float *zero);
+    void (*dw_s1_plane_d)(const double *x, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
+                          cvx_index OH, cvx_index OW, const double *w, double bias, int clamp,
+                          double lo, double hi, double *y, const double *zero);
     /* a band's zero-padded copy for stride 1 (forward, per plane) */
     void (*dw_pad1_f)(const float *src, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
                       cvx_index Hp, cvx_index Wp, cvx_index slack, float *dst);
