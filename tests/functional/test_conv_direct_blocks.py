@@ -48,7 +48,8 @@ LAYERS = [
     ("lane-tail-s2", (1, 32, 14, 14), (48, 32, 3, 3), 2, 1, 1),
     # 1x1 at stride 1 without padding: x read in place as U (81 pixels: a strip, vectors, one
     # last pixel copied out; 13 filters: a narrower last block); 1536 rows of 20 per output row
-    # in 800 pixels: 2 bands
+    # in 800 pixels: 2 bands of 4 MB, and in the 1x1 band (_isa.direct_1x1_band_for, half the
+    # L2, at most the band) bands of a strip or a few
     ("1x1-in-place", (1, 40, 9, 9), (13, 40, 1, 1), 1, 0, 1),
     ("1x1-bands", (1, 1536, 40, 20), (10, 1536, 1, 1), 1, 0, 1),
     # 7x7 (float64: 49 = 6 vectors + 1) and 20 pixels (float32: a vector + 4 copied out)
@@ -170,6 +171,18 @@ def test_the_band_for_the_cpu():
         with pytest.raises(ValueError, match="band"):
             _isa.set_direct_band_bytes(bad)
     assert _isa.direct_band_bytes() == _isa.direct_band_for(cache["l2_bytes"], cache["amd"])
+
+
+def test_the_1x1_band_for_the_cpu():
+    """A 1x1 kernel read in place: half the L2 within the limits, whatever the vendor (no
+    kernel's reach to unfold again); 512 kB where the L2 is unknown."""
+    mb = 1 << 20
+    assert _isa.direct_1x1_band_for(mb) == mb // 2
+    assert _isa.direct_1x1_band_for(2 * mb) == mb
+    assert _isa.direct_1x1_band_for(0) == mb // 2
+    assert _isa.direct_1x1_band_for(256 * 1024) == _isa.DIRECT_BAND_MIN
+    assert _isa.direct_1x1_band_for(32 * mb) == _isa.DIRECT_BAND_MAX
+    assert _isa.direct_1x1_band_bytes() == _isa.direct_1x1_band_for(_isa.cpu_cache()["l2_bytes"])
 
 
 def _kernel(x, w, b, y, kw, threads, residual, act, packed):

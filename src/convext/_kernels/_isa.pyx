@@ -19,6 +19,8 @@ cdef extern from "isa/cvx_isa.h" nogil:
     int cvx_isa_code_path_msvc()
     void cvx_cpu_cache(long long *l2_bytes, int *amd)
     idx_t cvx_direct_band_bytes
+    idx_t cvx_direct_1x1_band_bytes
+    enum: CVX_DIRECT_1X1_BAND_BYTES
     idx_t cvx_vt_block_bytes
     enum: CVX_VT_BLOCK_BYTES
 
@@ -160,6 +162,33 @@ def set_direct_band_bytes(n):
 
 
 cvx_direct_band_bytes = direct_band_for(**cpu_cache())
+
+
+# A 1x1 kernel read in place (stride 1, no padding) has no unfolded copy, so a band costs no
+# work again, only where its input rows are read from: every filter block runs over a band's
+# rows, which a 4 MB band reads from the L3 once per filter block. Half the L2 keeps them in it
+# (at most the band above, which the tests make small). Measured on a Zen 4 (1 MB L2, float32,
+# one thread, input evicted before each call, medians of 200 alternated calls, us at a band of
+# 4096 / 512 / 256 / 128 kB): 32x112x112 -> 16 413 / 338 / 338 / 349, 32x112x112 -> 32 596 /
+# 455 / 444 / 472, 16x112x112 -> 96 809 / 729 / 718 / 731, 144x56x56 -> 24 419 / 340 / 346 /
+# 360; 576x14x14 -> 96 and 960x7x7 -> 160 within 2% (one band at 512 kB); two threads 32x112x112
+# -> 16 217 / 199 / 198 / 200, -> 32 296 / 264 / 266 / 269; with the input in cache before each
+# call, within 2%. The default (CVX_DIRECT_1X1_BAND_BYTES, 512 kB) where the L2 is unknown.
+def direct_1x1_band_for(l2_bytes):
+    """The direct forward's band in bytes for a 1x1 kernel read in place, for a CPU with this L2
+    (0: unknown)."""
+    if l2_bytes <= 0:
+        return int(CVX_DIRECT_1X1_BAND_BYTES)
+    return min(max(l2_bytes // 2, DIRECT_BAND_MIN), DIRECT_BAND_MAX)
+
+
+def direct_1x1_band_bytes():
+    """The band of the direct forward's 1x1 kernels read in place (chosen at import by
+    direct_1x1_band_for)."""
+    return int(cvx_direct_1x1_band_bytes)
+
+
+cvx_direct_1x1_band_bytes = direct_1x1_band_for(cpu_cache()["l2_bytes"])
 
 
 # The valid-taps forward runs every tile of a work item over one block of channels at a time

@@ -111,6 +111,14 @@ CVX_INLINE double cvx_neg_inf_d(void)
 #define CVX_DIRECT_BAND_BYTES (4 * 1024 * 1024)
 #endif
 extern cvx_index cvx_direct_band_bytes;
+/* the same for a 1x1 kernel read in place (no unfold, so no kernel's reach unfolded again per
+ * band): a band's rows of the input, every filter block run over them while they sit in the L2,
+ * at most cvx_direct_1x1_band_bytes (and at most cvx_direct_band_bytes); set by _isa.pyx for the
+ * CPU at import, this where its L2 is unknown */
+#ifndef CVX_DIRECT_1X1_BAND_BYTES
+#define CVX_DIRECT_1X1_BAND_BYTES (512 * 1024)
+#endif
+extern cvx_index cvx_direct_1x1_band_bytes;
 /* ---- valid-taps forward (valid_taps.inc) ---- kernel rows and columns it takes (at most: its
  * tap lists live on the stack), and the default of cvx_vt_block_bytes (cvx_isa.c), which
  * _isa.pyx sets for the CPU at import: the bytes a block of channels brings into the L2 cache

@@ -83,6 +83,7 @@ static unsigned long long cvx_xgetbv0(void)
 #endif
 
 cvx_index cvx_direct_band_bytes = CVX_DIRECT_BAND_BYTES;
+cvx_index cvx_direct_1x1_band_bytes = CVX_DIRECT_1X1_BAND_BYTES;
 cvx_index cvx_vt_block_bytes = CVX_VT_BLOCK_BYTES;
 
 /* The calling core's L2 cache in bytes (cpuid leaf 0x80000006, ECX bits 31-16: KiB, which Intel
