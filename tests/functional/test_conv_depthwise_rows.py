@@ -203,3 +203,35 @@ def test_rows_scratch_mirrored_by_the_routes():
     others = (shape(96, 112, k=5), shape(96, 112, s=3), shape(8, 40, m=2), shape(8, 40, d=2))
     for other in others:
         assert _routes.depthwise_rows_scratch(other) == 0
+
+
+# (C, H, batch, dtype, the rule's kernel at stride 2)
+RING_CASES = [
+    (96, 112, 1, np.float32, "rings"),  # 16 planes 50176 bytes apart: 4 of the L1's sets
+    (96, 104, 1, np.float32, "rings"),  # 16 sets
+    (96, 128, 1, np.float32, "s2_rows"),  # planes of 64 kB: one set for all 16
+    (64, 96, 1, np.float32, "s2_rows"),  # 36 kB, a multiple of 4 kB: one set
+    (24, 112, 1, np.float32, "s2_rows"),  # a block and a half of channels
+    (96, 112, 8, np.float32, "s2_rows"),  # 38 MB of input: beyond the cache
+    (96, 104, 1, np.float64, "s2_rows"),  # the ring was slower in float64
+]
+
+
+@pytest.mark.parametrize("C, H, N, dtype, kernel", RING_CASES)
+def test_the_row_ring_takes_stride2_planes_whose_blocks_spread_over_the_cache(
+    C, H, N, dtype, kernel
+):
+    """_conv.pyx's DW_CBR_MIN_SETS rule, and the ring's bits where it takes the layer: those
+    of the stride-2 rows and of the per-plane kernels."""
+    case = (C, H, H, (1, 1, 1, 1))
+    x = np.empty((N, C, H, H), dtype)
+    assert _kernel(x, case, 2, -1) == kernel
+    if kernel == "rings":
+        x, w, b = _data(case, N, dtype)
+        got = _run(x, w, b, case, 2, -1, 2, act=2)
+        np.testing.assert_array_equal(
+            got.view(np.uint8), _run(x, w, b, case, 2, 3, 1, act=2).view(np.uint8)
+        )
+        np.testing.assert_array_equal(
+            got.view(np.uint8), _run(x, w, b, case, 2, 0, 1, act=2).view(np.uint8)
+        )

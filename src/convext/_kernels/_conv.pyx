@@ -120,6 +120,7 @@ cimport numpy as cnp
 from cython.parallel cimport parallel, prange
 from libc.math cimport INFINITY, erf, exp, expm1, tanh
 from libc.string cimport memcpy
+from libc.stdint cimport uint64_t
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 
 from ._openmp cimport cvx_omp_get_thread_num
@@ -938,6 +939,19 @@ DEF DW_CBR_CACHED_BYTES = 8388608
 DEF DW_CBR_S1_CACHED_BYTES = 3145728
 DEF DW_CBR_ITEMS = 4
 DEF DW_CBR_SEG_ROWS = 8
+# The row ring before the stride-2 rows (a 3x3 window at stride 2 on planes at least
+# DW_S2_MIN_OW wide) while the batch's input is at most DW_CBR_CACHED_BYTES, on whole blocks of
+# DW_CB channels, when the block's 16 planes start in at least DW_CBR_MIN_SETS of the L1's 64
+# sets of 64-byte lines (the ring's transposes read a row of each plane at once; planes whose
+# size is a multiple of 4 KB put all 16 rows in one set, more than its ways). Measured on a Zen 4
+# (float32, ReLU6, medians of 200 alternated calls, time ring / stride-2 rows, batch 1, one
+# thread): 96x112x112 (4 sets) 0.84, 96x104x104 (16) 0.80, 96x120x120 (16) 0.80, 96x114x114
+# 0.88, 48x80x80 (4) 0.74, 128x112x112 0.91, 144x112x112 0.92; two threads 96x112x112 0.86,
+# 96x120x120 0.82, batch 2 0.94; but one set: 32x224x224 2.24, 96x128x128 2.16, 64x96x96 1.75,
+# 96x160x160 2.13, 96x64x64 1.23; 24 channels (a half-empty block) 24x150x150 1.46; batch 8
+# of 96x112x112 (38 MB) 1.49; and in float64 (two lines per pixel's lanes) 96x104x104 1.15,
+# 48x80x80 1.03.
+DEF DW_CBR_MIN_SETS = 4
 # The row ring's output rows per write-out: about this many pixels.
 DEF DW_CBR_PIXELS = 128
 
@@ -1055,6 +1069,25 @@ cdef bint _dw_cbr_fits(const dw_t *d, const geom_t *g) noexcept nogil:
     return (g.Fg == 1 and R <= DW_CB_MAX_ELEMS and d.Wp <= DW_CB_MAX_ELEMS
             and R * d.Wp <= DW_CB_MAX_ELEMS and g.OW <= DW_CB_MAX_ELEMS
             and d.kk <= DW_CB_MAX_ELEMS and _dw_cbr_elems(d, g) <= DW_CB_MAX_ELEMS)
+
+
+cdef bint _dw_cbr_before_s2(const dw_t *d, const geom_t *g, idx_t itemsize) noexcept nogil:
+    """Whether the row ring takes a stride-2 forward pass the stride-2 rows would take (see
+    DW_CBR_MIN_SETS): float32, whole blocks of DW_CB channels, the batch's input at most
+    DW_CBR_CACHED_BYTES, and the blocks' planes (H*W*itemsize bytes apart) starting in at least
+    DW_CBR_MIN_SETS of the L1's 64 sets of 64-byte lines."""
+    cdef idx_t k, plane = g.H * g.W * itemsize
+    cdef uint64_t sets = 0
+    cdef int n = 0
+    if (itemsize != 4 or g.C % DW_CB != 0 or not _dw_cbr_fits(d, g)
+            or g.N * g.C > DW_CBR_CACHED_BYTES // max(1, plane)):
+        return False
+    for k in range(DW_CB):
+        sets |= (<uint64_t>1) << (((k * plane) >> 6) & 63)
+    while sets:
+        n += 1
+        sets &= sets - 1
+    return n >= DW_CBR_MIN_SETS
 
 
 cdef idx_t _dw_cbr_segments(const geom_t *g, int n_threads) noexcept nogil:
@@ -1371,7 +1404,8 @@ cdef int _dw_fwd_kernel(const geom_t *g, const dw_t *d, bint residual, int block
                         idx_t itemsize) noexcept nogil:
     """The depthwise forward's kernel, in the order the rules are tried: 1 stride-2 rows or
     4 stride-1 rows, 2 channel blocks, 3 row rings, 0 the per-plane kernels."""
-    if _dw_rows_chosen(g, residual, blocks):
+    if _dw_rows_chosen(g, residual, blocks) and not (
+            blocks == -1 and g.sh == 2 and _dw_cbr_before_s2(d, g, itemsize)):
         return 1 if g.sh == 2 else 4
     if _dw_cb_chosen(d, g, blocks):
         return 2
