@@ -893,7 +893,9 @@ DEF DW_CB_MAX_OW = 32
 # / 1.02 / 0.72, 64x96x96 0.18 / 0.32 / 0.30, 24x150x150 0.14 / 0.26 / 0.25, but 48x80x80 (40
 # wide) 0.104 / 0.090 and 144x56x56 (28 wide) 0.186 / 0.119; batch 4 96x112x112 1.44 / 1.75,
 # 32x224x224 2.0 / 4.2; batch 8 96x112x112 3.4 / 4.5; two threads, 96x112x112 batch 1 0.17 /
-# 0.20, batch 8 1.7 / 2.3. The same bits as the other kernels (the same expression).
+# 0.20, batch 8 1.7 / 2.3. The same bits as the other kernels (the same expression). The row
+# ring takes some of these layers first (cached float32 inputs whose blocks of planes spread
+# over the L1's sets: DW_CBR_MIN_SETS).
 DEF DW_S2_MIN_OW = 48
 # Stride-1 rows (forward): a 3x3 window at stride 1, one filter per channel, no residual, a
 # plane at a time (isa/depthwise.inc's cvx_dw_s1_plane): each output row is the per-plane
