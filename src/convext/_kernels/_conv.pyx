@@ -1427,59 +1427,43 @@ cdef bint _dw_rows_chosen(const geom_t *g, bint residual, int blocks) noexcept n
     return blocks == 3 or (blocks == -1 and g.OW >= min_ow)
 
 
-cdef void _fwd_depthwise_s2(const floating *x, const floating *w, const floating *b, floating *y,
-                            const geom_t *g, const epi_t *e, floating *scratch, idx_t ld_s,
-                            int nt) noexcept nogil:
-    """Work items (image, channel): isa/depthwise.inc's cvx_dw_s2_plane with the clamp where
-    cvx_dw_out computes it (_dw_clamp), else _epilogue on the plane after it."""
-    cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, it, c
-    cdef floating lo = 0, hi = INFINITY
-    cdef int clamp = _dw_clamp(e, &lo, &hi)
-    cdef floating bv
-    cdef floating *ring
-    with parallel(num_threads=nt):
-        for it in prange(g.N * g.C, schedule='static'):
-            ring = scratch + cvx_omp_get_thread_num() * ld_s
-            c = it % g.C
-            bv = 0
-            if b != NULL:
-                bv = b[c]
-            if floating is float:
-                cvx_dw_s2_plane_float(x + it * HW, g.H, g.W, g.ph, g.pw, g.OH, g.OW, w + c * 9,
-                                      bv, max(clamp, 0), lo, hi, y + it * P, ring)
-            else:
-                cvx_dw_s2_plane_double(x + it * HW, g.H, g.W, g.ph, g.pw, g.OH, g.OW, w + c * 9,
-                                       bv, max(clamp, 0), lo, hi, y + it * P, ring)
-            if clamp < 0:
-                _epilogue(y + it * P, P, 1, P, NULL, P, e)
-
-
-cdef void _fwd_depthwise_s1(const floating *x, const floating *w, const floating *b, floating *y,
-                            const geom_t *g, const epi_t *e, floating *scratch, idx_t ld_s,
-                            int nt) noexcept nogil:
-    """Work items (image, channel): isa/depthwise.inc's cvx_dw_s1_plane (its zero row: the
-    thread's scratch) with the clamp where cvx_dw_out computes it (_dw_clamp), else _epilogue
-    on the plane after it."""
+cdef void _fwd_depthwise_rows(const floating *x, const floating *w, const floating *b,
+                              floating *y, const geom_t *g, const epi_t *e, floating *scratch,
+                              idx_t ld_s, int nt) noexcept nogil:
+    """Work items (image, channel): isa/depthwise.inc's cvx_dw_s2_plane (stride 2; its ring:
+    the thread's scratch) or cvx_dw_s1_plane (stride 1; its zero row: the thread's scratch,
+    zeroed with 16 elements on either side) with the clamp where cvx_dw_out computes it
+    (_dw_clamp), else _epilogue on the plane after it."""
     cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, it, c, i
     cdef floating lo = 0, hi = INFINITY
     cdef int clamp = _dw_clamp(e, &lo, &hi)
     cdef floating bv
-    cdef floating *zero
+    cdef floating *buf
     with parallel(num_threads=nt):
         for it in prange(g.N * g.C, schedule='static'):
-            zero = scratch + cvx_omp_get_thread_num() * ld_s + 16
-            for i in range(-16, g.W + 16):
-                zero[i] = 0
+            buf = scratch + cvx_omp_get_thread_num() * ld_s
+            if g.sh == 1:
+                for i in range(g.W + 32):
+                    buf[i] = 0
             c = it % g.C
             bv = 0
             if b != NULL:
                 bv = b[c]
-            if floating is float:
-                cvx_dw_s1_plane_float(x + it * HW, g.H, g.W, g.ph, g.pw, g.OH, g.OW, w + c * 9,
-                                      bv, max(clamp, 0), lo, hi, y + it * P, zero)
+            if g.sh == 1:
+                if floating is float:
+                    cvx_dw_s1_plane_float(x + it * HW, g.H, g.W, g.ph, g.pw, g.OH, g.OW,
+                                          w + c * 9, bv, max(clamp, 0), lo, hi, y + it * P,
+                                          buf + 16)
+                else:
+                    cvx_dw_s1_plane_double(x + it * HW, g.H, g.W, g.ph, g.pw, g.OH, g.OW,
+                                           w + c * 9, bv, max(clamp, 0), lo, hi, y + it * P,
+                                           buf + 16)
+            elif floating is float:
+                cvx_dw_s2_plane_float(x + it * HW, g.H, g.W, g.ph, g.pw, g.OH, g.OW, w + c * 9,
+                                      bv, max(clamp, 0), lo, hi, y + it * P, buf)
             else:
-                cvx_dw_s1_plane_double(x + it * HW, g.H, g.W, g.ph, g.pw, g.OH, g.OW, w + c * 9,
-                                       bv, max(clamp, 0), lo, hi, y + it * P, zero)
+                cvx_dw_s2_plane_double(x + it * HW, g.H, g.W, g.ph, g.pw, g.OH, g.OW, w + c * 9,
+                                       bv, max(clamp, 0), lo, hi, y + it * P, buf)
             if clamp < 0:
                 _epilogue(y + it * P, P, 1, P, NULL, P, e)
 
@@ -2556,10 +2540,8 @@ cdef void _fwd_run(const fwd_t *p, const floating *x, floating *y,
                            p.ld_s, p.per, p.nt)
     elif p.kernel == K_VALID_TAPS:
         _fwd_valid_taps(x, wp, b, y, p, r, s)
-    elif p.kernel == K_DW_S2:
-        _fwd_depthwise_s2(x, w, b, y, &p.g, &p.e, s, p.ld_s, p.nt)
-    elif p.kernel == K_DW_S1:
-        _fwd_depthwise_s1(x, w, b, y, &p.g, &p.e, s, p.ld_s, p.nt)
+    elif p.kernel == K_DW_S2 or p.kernel == K_DW_S1:
+        _fwd_depthwise_rows(x, w, b, y, &p.g, &p.e, s, p.ld_s, p.nt)
     elif p.kernel == K_DW_CB:
         _fwd_depthwise_cb(x, w, b, y, &p.g, &p.d, r, &p.e, s, p.ld_s, p.tab, p.nt)
     elif p.kernel == K_DW_CBR:
