@@ -1406,8 +1406,7 @@ cdef int _dw_fwd_kernel(const geom_t *g, const dw_t *d, bint residual, int block
                         idx_t itemsize) noexcept nogil:
     """The depthwise forward's kernel, in the order the rules are tried: 1 stride-2 rows or
     4 stride-1 rows, 2 channel blocks, 3 row rings, 0 the per-plane kernels."""
-    if _dw_rows_chosen(g, residual, blocks) and not (
-            blocks == -1 and g.sh == 2 and _dw_cbr_before_s2(d, g, itemsize)):
+    if _dw_rows_chosen(d, g, residual, blocks, itemsize):
         return 1 if g.sh == 2 else 4
     if _dw_cb_chosen(d, g, blocks):
         return 2
@@ -1416,15 +1415,21 @@ cdef int _dw_fwd_kernel(const geom_t *g, const dw_t *d, bint residual, int block
     return 0
 
 
-cdef bint _dw_rows_chosen(const geom_t *g, bint residual, int blocks) noexcept nogil:
+cdef bint _dw_rows_chosen(const dw_t *d, const geom_t *g, bint residual, int blocks,
+                          idx_t itemsize) noexcept nogil:
     """Whether the forward pass runs on the stride-2 or stride-1 rows (see above): a 3x3 kernel
     at stride 2 or 1 without dilation, one filter per channel, no residual (blocks: -1 the
-    rule, 3 wherever it applies, any other value never; tests force them)."""
+    rule, 3 wherever it applies, any other value never; tests force them). The rule: output
+    planes at least DW_S2_MIN_OW or DW_S1_MIN_OW wide, and at stride 2 not where the row ring
+    goes first (_dw_cbr_before_s2)."""
     if not (g.kh == 3 and g.kw == 3 and g.sh == g.sw and (g.sh == 1 or g.sh == 2)
             and g.dil_h == 1 and g.dil_w == 1 and g.Fg == 1 and not residual):
         return False
-    cdef idx_t min_ow = DW_S2_MIN_OW if g.sh == 2 else DW_S1_MIN_OW
-    return blocks == 3 or (blocks == -1 and g.OW >= min_ow)
+    if blocks != -1:
+        return blocks == 3
+    if g.sh == 2:
+        return g.OW >= DW_S2_MIN_OW and not _dw_cbr_before_s2(d, g, itemsize)
+    return g.OW >= DW_S1_MIN_OW
 
 
 cdef void _fwd_depthwise_rows(const floating *x, const floating *w, const floating *b,
@@ -1432,7 +1437,7 @@ cdef void _fwd_depthwise_rows(const floating *x, const floating *w, const floati
                               idx_t ld_s, int nt) noexcept nogil:
     """Work items (image, channel): isa/depthwise.inc's cvx_dw_s2_plane (stride 2; its ring:
     the thread's scratch) or cvx_dw_s1_plane (stride 1; its zero row: the thread's scratch,
-    zeroed with 16 elements on either side) with the clamp where cvx_dw_out computes it
+    zeroed once with 16 elements on either side) with the clamp where cvx_dw_out computes it
     (_dw_clamp), else _epilogue on the plane after it."""
     cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, it, c, i
     cdef floating lo = 0, hi = INFINITY
@@ -1440,11 +1445,11 @@ cdef void _fwd_depthwise_rows(const floating *x, const floating *w, const floati
     cdef floating bv
     cdef floating *buf
     with parallel(num_threads=nt):
+        buf = scratch + cvx_omp_get_thread_num() * ld_s
+        if g.sh == 1:  # the zero row, once per thread
+            for i in range(g.W + 32):
+                buf[i] = 0
         for it in prange(g.N * g.C, schedule='static'):
-            buf = scratch + cvx_omp_get_thread_num() * ld_s
-            if g.sh == 1:
-                for i in range(g.W + 32):
-                    buf[i] = 0
             c = it % g.C
             bv = 0
             if b != NULL:
