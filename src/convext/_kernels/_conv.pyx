@@ -1073,6 +1073,12 @@ cdef bint _dw_cbr_fits(const dw_t *d, const geom_t *g) noexcept nogil:
             and d.kk <= DW_CB_MAX_ELEMS and _dw_cbr_elems(d, g) <= DW_CB_MAX_ELEMS)
 
 
+cdef inline bint _dw_input_within(const geom_t *g, idx_t itemsize, idx_t nbytes) noexcept nogil:
+    """Whether the batch's input (N*C planes of H*W elements) takes at most nbytes (the row
+    ring's cached-input limits; in steps that cannot overflow)."""
+    return g.N * g.C <= nbytes // max(1, g.H * g.W * itemsize)
+
+
 cdef bint _dw_cbr_before_s2(const dw_t *d, const geom_t *g, idx_t itemsize) noexcept nogil:
     """Whether the row ring takes a stride-2 forward pass the stride-2 rows would take (see
     DW_CBR_MIN_SETS): float32, whole blocks of DW_CB channels, the batch's input at most
@@ -1082,7 +1088,7 @@ cdef bint _dw_cbr_before_s2(const dw_t *d, const geom_t *g, idx_t itemsize) noex
     cdef uint64_t sets = 0
     cdef int n = 0
     if (itemsize != 4 or g.C % DW_CB != 0 or not _dw_cbr_fits(d, g)
-            or g.N * g.C > DW_CBR_CACHED_BYTES // max(1, plane)):
+            or not _dw_input_within(g, itemsize, DW_CBR_CACHED_BYTES)):
         return False
     for k in range(DW_CB):
         sets |= (<uint64_t>1) << (((k * plane) >> 6) & 63)
@@ -1116,10 +1122,8 @@ cdef bint _dw_cbr_chosen(const dw_t *d, const geom_t *g, int blocks,
     if _dw_cb_chosen(d, g, blocks):
         return False
     if g.sh == 1 and g.sw == 1:
-        return (g.OW <= DW_CBR_MAX_OW
-                and g.N * g.C <= DW_CBR_S1_CACHED_BYTES // max(1, g.H * g.W * itemsize))
-    return (g.OW <= DW_CBR_MAX_OW
-            or g.N * g.C <= DW_CBR_CACHED_BYTES // max(1, g.H * g.W * itemsize))
+        return g.OW <= DW_CBR_MAX_OW and _dw_input_within(g, itemsize, DW_CBR_S1_CACHED_BYTES)
+    return g.OW <= DW_CBR_MAX_OW or _dw_input_within(g, itemsize, DW_CBR_CACHED_BYTES)
 
 
 cdef idx_t _dw_band_rows(const dw_t *d, const geom_t *g, int bands) noexcept nogil:
