@@ -6,7 +6,9 @@ vectors (the split's vector loop, its redone last columns and its scalar ends; a
 whole rows read one column beyond the row, and the first and last pixels computed again), one
 output pixel, planes one and two columns wide, odd and even planes, padding from 0 to beyond
 the plane on each side, the epilogue fused or after, non-finite values on the border and 1 or
-2 threads; and the naive loops' values."""
+2 threads; and the naive loops' values. At stride 1 on AVX-512 the whole rows go in vectors
+whose neighbours are shifted in registers (cvx_dw_s1_vrow), the last part of a vector reading
+into the next row where that is long enough."""
 
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ import pytest
 import reference as R
 from cases import EPILOGUE_ACTS, close_to_oracle, depthwise_conv_shape, epilogue_by_hand
 from convext import functional as F
-from convext._kernels import _conv
+from convext._kernels import _conv, _isa
 from convext.functional import _routes
 
 RNG = np.random.default_rng(53)
@@ -35,6 +37,11 @@ CASES = [
     (2, 6, 20, (0, 1, 0, 1)),  # padding after the plane only: one last pixel, no first
     (2, 8, 30, (1, 2, 1, 2)),  # two columns of padding on the right: no whole rows at stride 1
     (2, 5, 1, (1, 1, 1, 1)),  # one column
+    # stride 1 on AVX-512: a whole row's last part vector reads the next row up to 16 (float32)
+    # or 8 (float64) elements in, the most where the row is that plus 2 wide
+    (2, 6, 18, (1, 1, 1, 1)),
+    (2, 6, 10, (1, 1, 1, 1)),
+    (2, 6, 16, (1, 1, 1, 1)),  # one vector exactly: no part vector
 ]
 STRIDES = (2, 1)
 
@@ -161,21 +168,27 @@ def test_stride1_rows_keep_padded_taps_of_a_nonfinite_weight():
     assert not np.isnan(got[:, 0, 1:, 1:]).any()
 
 
-# (stride, the input plane of a layer the rule gives to the rows (56 wide out), the input
-# plane of a narrower layer and the kernel the rule gives it)
-RULE_CASES = [(2, (112, 112), (64, 94), "rings"), (1, (56, 56), (40, 47), "planes")]
+# (stride, the input plane of a layer the rule gives to the rows, the input plane of a
+# narrower layer and the kernel the rule gives it); at stride 1 with the vectors shifted in
+# registers (the AVX-512 table) the rows start at 32 wide, below which the channel blocks win
+RULE_CASES = [
+    (2, (112, 112), (64, 94), "rings"),
+    (1, (32, 32), (31, 31), "blocks")
+    if _isa.active_info()["dw_s1_shift"]
+    else (1, (56, 56), (40, 47), "planes"),
+]
 
 
 @pytest.mark.parametrize("s, hw, narrow, narrow_kernel", RULE_CASES)
 def test_functional_conv2d_takes_the_rows_in_any_batch(s, hw, narrow, narrow_kernel):
-    """F.conv2d on a layer 56 wide (the rule): the per-plane kernels' bits, the same for an
+    """F.conv2d on a layer the rule gives to the rows: the per-plane kernels' bits, the same for an
     image alone or inside a batch, and the naive loops' values; a channel multiplier (two
     filters per channel) goes elsewhere, with the naive loops' values too."""
     case = (24, *hw, (1, 1, 1, 1))
     x, w, b = _data(case, 3, np.float32)
     assert _kernel(x, case, s, -1) == _rows(s)
     assert _kernel(x[:, :, : narrow[0], : narrow[1]], (24, *narrow, (1, 1, 1, 1)), s, -1) == (
-        narrow_kernel  # 47 wide
+        narrow_kernel
     )
     y = F.conv2d(x, w, b, stride=s, padding=1, groups=24)
     np.testing.assert_array_equal(y, _run(x, w, b, case, s, 0, 1))

@@ -137,7 +137,7 @@ from ._gemm cimport (
     gemm_packed_b_elems,
     gemm_pb,
 )
-from ._isa cimport CVX_GEMM_KC, cvx_dw_s2_ring, cvx_gemm_packed_a_elems
+from ._isa cimport CVX_GEMM_KC, cvx_dw_s2_ring, cvx_gemm_packed_a_elems, isa_table
 
 from ._isa cimport (
     cvx_vt_filter_block,
@@ -915,6 +915,16 @@ DEF DW_S2_MIN_OW = 48
 # MobileNetV2 at batch 1 (one thread, steps timed one by one) the 112-wide layer took 0.154 ms
 # against 0.190-0.198, the 56-wide one the same 0.23.
 DEF DW_S1_MIN_OW = 56
+# Where the table shifts each input vector to its neighbours in registers (its dw_s1_shift:
+# AVX-512, cvx_dw_s1_vrow: 3 loads per output vector instead of 9, the row's last part one
+# more vector), from DW_S1_SHIFT_MIN_OW wide. Measured on a Zen 4 (float32, ReLU6, one thread,
+# medians of 200 calls, us, rows against the kernel the rule took before): batch 1 64x32x32
+# 42 / 68 (row rings; per plane 46), 64x36x36 52 / 58, 64x44x44 66 / 82, 96x48x48 108 / 123,
+# 64x52x52 88 / 99 (per plane), batch 8 96x48x48 869 / 1380, 64x32x32 326 / 530; but 64x30x30
+# 40 / 27.5 and 192x28x28 106 / 68 (the channel blocks, which keep planes below 32 wide). The
+# shifts against the loads, both on rows: 32x112x112 124 / 168, 144x56x56 208 / 248, 16x56x56
+# 24 / 28 us.
+DEF DW_S1_SHIFT_MIN_OW = 32
 # the input gradient's blocks (measured above: 28x28 stride 1 1.3 and 1.4)
 DEF DW_CB_GX_MAX_OW = 16
 DEF DW_CB_GW_MAX_OW = 14
@@ -1424,8 +1434,8 @@ cdef bint _dw_rows_chosen(const dw_t *d, const geom_t *g, bint residual, int blo
     """Whether the forward pass runs on the stride-2 or stride-1 rows (see above): a 3x3 kernel
     at stride 2 or 1 without dilation, one filter per channel, no residual (blocks: -1 the
     rule, 3 wherever it applies, any other value never; tests force them). The rule: output
-    planes at least DW_S2_MIN_OW or DW_S1_MIN_OW wide, and at stride 2 not where the row ring
-    goes first (_dw_cbr_before_s2)."""
+    planes at least DW_S2_MIN_OW or DW_S1_MIN_OW (DW_S1_SHIFT_MIN_OW where the table shifts
+    vectors) wide, and at stride 2 not where the row ring goes first (_dw_cbr_before_s2)."""
     if not (g.kh == 3 and g.kw == 3 and g.sh == g.sw and (g.sh == 1 or g.sh == 2)
             and g.dil_h == 1 and g.dil_w == 1 and g.Fg == 1 and not residual):
         return False
@@ -1433,7 +1443,7 @@ cdef bint _dw_rows_chosen(const dw_t *d, const geom_t *g, bint residual, int blo
         return blocks == 3
     if g.sh == 2:
         return g.OW >= DW_S2_MIN_OW and not _dw_cbr_before_s2(d, g, itemsize)
-    return g.OW >= DW_S1_MIN_OW
+    return g.OW >= (DW_S1_SHIFT_MIN_OW if isa_table().dw_s1_shift else DW_S1_MIN_OW)
 
 
 cdef void _fwd_depthwise_rows(const floating *x, const floating *w, const floating *b,

@@ -14,6 +14,8 @@
  *                              lane, exactly (NaN stays NaN, -0.0 above lo = 0 stays -0.0):
  *                              the epilogue's clamp (_conv.pyx's _epilogue)
  *   CVX_VF_TR / CVX_VD_TR      size of the in-register transpose cvx_v?_transpose (0: none)
+ *   CVX_V_SHIFT1 (optional)    cvx_v?_prev1 / cvx_v?_next1: a vector shifted by one element;
+ *                              cvx_v?_store_n: a vector's first lanes
  * and the ISA's register tiles (see kernels.inc):
  *   CVX_SGEMM_MR, CVX_SGEMM_NV, CVX_DGEMM_MR, CVX_DGEMM_NV   GEMM: MR rows x NV vectors
  *   CVX_DIRECT_FB (4 or 8), CVX_DIRECT_NV                    direct forward: filters x vectors
@@ -86,6 +88,31 @@ CVX_INLINE cvx_vf cvx_vf_clamp(cvx_vf v, cvx_vf lo, cvx_vf hi)
 {
     return _mm512_min_ps(hi, _mm512_max_ps(lo, v));
 }
+/* Neighbour shifts (CVX_V_SHIFT1): cvx_v?_prev1(prev, cur) lane l = element l - 1 of the
+ * vectors prev, cur side by side (prev's last lane, then cur's lanes but the last), and
+ * cvx_v?_next1(cur, next) lane l = element l + 1 of cur, next (cur's lanes but the first,
+ * then next's first lane): one VALIGN each, no load */
+#define CVX_V_SHIFT1 1
+/* and cvx_v?_store_n(p, x, n): the first n lanes of x to p[0 .. n) (0 < n < lanes), nothing
+ * written beyond them */
+CVX_INLINE void cvx_vf_store_n(float *p, cvx_vf x, cvx_index n)
+{
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), x);
+}
+CVX_INLINE void cvx_vd_store_n(double *p, __m512d x, cvx_index n)
+{
+    _mm512_mask_storeu_pd(p, (__mmask8)((1u << n) - 1), x);
+}
+CVX_INLINE cvx_vf cvx_vf_prev1(cvx_vf prev, cvx_vf cur)
+{
+    return _mm512_castsi512_ps(
+        _mm512_alignr_epi32(_mm512_castps_si512(cur), _mm512_castps_si512(prev), 15));
+}
+CVX_INLINE cvx_vf cvx_vf_next1(cvx_vf cur, cvx_vf next)
+{
+    return _mm512_castsi512_ps(
+        _mm512_alignr_epi32(_mm512_castps_si512(next), _mm512_castps_si512(cur), 1));
+}
 #define CVX_VF_TR 8
 CVX_INLINE void cvx_vf_transpose(const float *src, cvx_index ld, float *dst, cvx_index ldd)
 {
@@ -118,6 +145,16 @@ CVX_INLINE cvx_vd cvx_vd_zero(void) { return _mm512_setzero_pd(); }
 CVX_INLINE cvx_vd cvx_vd_clamp(cvx_vd v, cvx_vd lo, cvx_vd hi)
 {
     return _mm512_min_pd(hi, _mm512_max_pd(lo, v));
+}
+CVX_INLINE cvx_vd cvx_vd_prev1(cvx_vd prev, cvx_vd cur)
+{
+    return _mm512_castsi512_pd(
+        _mm512_alignr_epi64(_mm512_castpd_si512(cur), _mm512_castpd_si512(prev), 7));
+}
+CVX_INLINE cvx_vd cvx_vd_next1(cvx_vd cur, cvx_vd next)
+{
+    return _mm512_castsi512_pd(
+        _mm512_alignr_epi64(_mm512_castpd_si512(next), _mm512_castpd_si512(cur), 1));
 }
 #define CVX_VD_TR 4
 CVX_INLINE void cvx_vd_transpose(const double *src, cvx_index ld, double *dst, cvx_index ldd)
