@@ -6,9 +6,12 @@ vectors (the split's vector loop, its redone last columns and its scalar ends; a
 whole rows read one column beyond the row, and the first and last pixels computed again), one
 output pixel, planes one and two columns wide, odd and even planes, padding from 0 to beyond
 the plane on each side, the epilogue fused or after, non-finite values on the border and 1 or
-2 threads; and the naive loops' values. At stride 1 on AVX-512 the whole rows go in vectors
-whose neighbours are shifted in registers (cvx_dw_s1_vrow), the last part of a vector reading
-into the next row where that is long enough."""
+2 threads; and the naive loops' values. On AVX-512 (the table's lane operations) the rows
+work in registers: at stride 1 the whole rows go in vectors whose neighbours are shifted
+(cvx_dw_s1_vrow), the last part of a vector reading into the next row where that is long
+enough; at stride 2 with one column of padding on the left each output vector comes from the
+even and odd elements of two input vectors per row (cvx_dw_s2_vplane), the columns beyond the
+row loaded as zeros."""
 
 import numpy as np
 import pytest
@@ -169,13 +172,13 @@ def test_stride1_rows_keep_padded_taps_of_a_nonfinite_weight():
 
 
 # (stride, the input plane of a layer the rule gives to the rows, the input plane of a
-# narrower layer and the kernel the rule gives it); at stride 1 with the vectors shifted in
-# registers (the AVX-512 table) the rows start at 32 wide, below which the channel blocks win
+# narrower layer and the kernel the rule gives it); with the table's lane operations (AVX-512)
+# the stride-1 rows start at 32 wide, below which the channel blocks win
+LANE_OPS = _isa.active_info()["dw_lane_ops"]
 RULE_CASES = [
-    (2, (112, 112), (64, 94), "rings"),
-    (1, (32, 32), (31, 31), "blocks")
-    if _isa.active_info()["dw_s1_shift"]
-    else (1, (56, 56), (40, 47), "planes"),
+    # with lane operations the stride-2 rows take rows whose vectors are 2/3 filled: not 20
+    (2, (112, 112), (40, 40) if LANE_OPS else (64, 94), "rings"),
+    (1, (32, 32), (31, 31), "blocks") if LANE_OPS else (1, (56, 56), (40, 47), "planes"),
 ]
 
 
@@ -236,9 +239,13 @@ def test_the_row_ring_takes_stride2_planes_whose_blocks_spread_over_the_cache(
 ):
     """_conv.pyx's DW_CBR_MIN_SETS rule, and the ring's bits where it takes the layer: those
     of the stride-2 rows and of the per-plane kernels."""
-    case = (C, H, H, (1, 1, 1, 1))
+    # no column of padding on the left: with one, a table with lane operations takes the rows
+    # in registers (cvx_dw_s2_vplane), never the ring
+    case = (C, H, H, (1, 1, 0, 1))
     x = np.empty((N, C, H, H), dtype)
     assert _kernel(x, case, 2, -1) == kernel
+    if LANE_OPS:
+        assert _kernel(x, (C, H, H, (1, 1, 1, 1)), 2, -1) == "s2_rows"
     if kernel == "rings":
         x, w, b = _data(case, N, dtype)
         got = _run(x, w, b, case, 2, -1, 2, act=2)

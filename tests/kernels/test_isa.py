@@ -54,7 +54,7 @@ def test_build_info_reports_the_active_isa():
 def test_only_the_avx512_table_shifts_the_depthwise_rows():
     """The stride-1 depthwise rows shift vectors in registers (cvx_dw_s1_vrow) where
     simd_avx512.h has the neighbour shifts, and the rule's width follows that table fact."""
-    assert _isa.active_info()["dw_s1_shift"] == (_isa.active() == "avx512")
+    assert _isa.active_info()["dw_lane_ops"] == (_isa.active() == "avx512")
 
 
 def test_unknown_name_is_refused_naming_the_variable():

@@ -897,6 +897,22 @@ DEF DW_CB_MAX_OW = 32
 # ring takes some of these layers first (cached float32 inputs whose blocks of planes spread
 # over the L1's sets: DW_CBR_MIN_SETS).
 DEF DW_S2_MIN_OW = 48
+# Where the table has lane operations (dw_lane_ops) and the plane one column of padding on the
+# left (as a "same" 3x3 window at stride 2 has), each output vector is made in registers from
+# two input vectors per row, loaded where they are (cvx_dw_s2_vplane: their even and odd
+# elements and the odd ones shifted by one; no split rows, so no row ring before it). Its last
+# vector of a row is computed whole, so it is chosen on output rows at least a vector wide
+# whose vectors are at least 2/3 filled (DW_S2_VEC_FILL_NUM / DW_S2_VEC_FILL_DEN of the lanes
+# computed).
+# Measured on a Zen 4 (ReLU6, one thread, medians of 200 calls, us, these rows against the
+# kernel the rule took before): float32 batch 1 96x112x112 175 / 279 (row rings; onnxruntime's
+# layer in MobileNetV2 178), 144x56x56 78 / 98, 32x224x224 212 / 280 (the split rows),
+# 64x98x98 99 / 128, 64x44x44 28.5 / 31, 96x32x32 17 / 30 (channel blocks); batch 8 144x56x56
+# 838 / 1688; two threads 96x112x112 90 / 129, 144x56x56 42 / 54; but 64x34x34 (17 wide) 23.5
+# / 18 (blocks) and 64x40x40 (20 wide) 27 / 25 (rings), 192x28x28 (14 wide) 36 / 35 (blocks);
+# float64 64x16x16 (8 wide) 8.5 / 10.2, 64x20x20 (10 wide) 14.1 / 11.8, 144x56x56 132 / 159.
+DEF DW_S2_VEC_FILL_NUM = 2
+DEF DW_S2_VEC_FILL_DEN = 3
 # Stride-1 rows (forward): a 3x3 window at stride 1, one filter per channel, no residual, a
 # plane at a time (isa/depthwise.inc's cvx_dw_s1_plane): each output row is the per-plane
 # kernels' 9-tap expression over three input rows read in place (a row in the padding: a zero
@@ -915,9 +931,9 @@ DEF DW_S2_MIN_OW = 48
 # MobileNetV2 at batch 1 (one thread, steps timed one by one) the 112-wide layer took 0.154 ms
 # against 0.190-0.198, the 56-wide one the same 0.23.
 DEF DW_S1_MIN_OW = 56
-# Where the table shifts each input vector to its neighbours in registers (its dw_s1_shift:
-# AVX-512, cvx_dw_s1_vrow: 3 loads per output vector instead of 9, the row's last part one
-# more vector), from DW_S1_SHIFT_MIN_OW wide. Measured on a Zen 4 (float32, ReLU6, one thread,
+# Where the table has lane operations (its dw_lane_ops: AVX-512) each input vector is loaded
+# once and shifted to its neighbours in registers (cvx_dw_s1_vrow: 3 loads per output vector
+# instead of 9, the row's last part one more vector), from DW_S1_SHIFT_MIN_OW wide. Measured on a Zen 4 (float32, ReLU6, one thread,
 # medians of 200 calls, us, rows against the kernel the rule took before): batch 1 64x32x32
 # 42 / 68 (row rings; per plane 46), 64x36x36 52 / 58, 64x44x44 66 / 82, 96x48x48 108 / 123,
 # 64x52x52 88 / 99 (per plane), batch 8 96x48x48 869 / 1380, 64x32x32 326 / 530; but 64x30x30
@@ -1434,16 +1450,23 @@ cdef bint _dw_rows_chosen(const dw_t *d, const geom_t *g, bint residual, int blo
     """Whether the forward pass runs on the stride-2 or stride-1 rows (see above): a 3x3 kernel
     at stride 2 or 1 without dilation, one filter per channel, no residual (blocks: -1 the
     rule, 3 wherever it applies, any other value never; tests force them). The rule: output
-    planes at least DW_S2_MIN_OW or DW_S1_MIN_OW (DW_S1_SHIFT_MIN_OW where the table shifts
-    vectors) wide, and at stride 2 not where the row ring goes first (_dw_cbr_before_s2)."""
+    planes at least DW_S2_MIN_OW or DW_S1_MIN_OW wide, and at stride 2 not where the row ring
+    goes first (_dw_cbr_before_s2); where the table has lane operations, at stride 1 from
+    DW_S1_SHIFT_MIN_OW wide, at stride 2 with one column of padding on the left from a
+    vector wide whose vectors are filled to DW_S2_VEC_FILL_NUM / DW_S2_VEC_FILL_DEN."""
     if not (g.kh == 3 and g.kw == 3 and g.sh == g.sw and (g.sh == 1 or g.sh == 2)
             and g.dil_h == 1 and g.dil_w == 1 and g.Fg == 1 and not residual):
         return False
     if blocks != -1:
         return blocks == 3
+    cdef idx_t lanes
     if g.sh == 2:
+        if isa_table().dw_lane_ops and g.pw == 1:
+            lanes = isa_table().f32_lanes if itemsize == 4 else isa_table().f64_lanes
+            return g.OW >= lanes and (DW_S2_VEC_FILL_DEN * g.OW
+                                      >= DW_S2_VEC_FILL_NUM * lanes * ((g.OW + lanes - 1) // lanes))
         return g.OW >= DW_S2_MIN_OW and not _dw_cbr_before_s2(d, g, itemsize)
-    return g.OW >= (DW_S1_SHIFT_MIN_OW if isa_table().dw_s1_shift else DW_S1_MIN_OW)
+    return g.OW >= (DW_S1_SHIFT_MIN_OW if isa_table().dw_lane_ops else DW_S1_MIN_OW)
 
 
 cdef void _fwd_depthwise_rows(const floating *x, const floating *w, const floating *b,

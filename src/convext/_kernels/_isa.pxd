@@ -274,7 +274,7 @@ cdef extern from "isa/cvx_isa.h" nogil:
         int (*vt_pack_d)(const cvx_vt_geom *g, idx_t Fg, const double *w, double *wp,
                          idx_t b_begin, idx_t b_end) noexcept nogil
         int vt_fb_f, vt_fb_d
-        int dw_s1_shift
+        int dw_lane_ops
 
 
 cdef const cvx_kernel_table *isa_table() noexcept nogil

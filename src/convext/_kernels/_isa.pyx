@@ -68,7 +68,7 @@ def active():
 
 def active_info():
     """The active table's facts: name, description, lanes, GEMM tiles, whether the FMA is fused,
-    whether the depthwise stride-1 rows shift vectors in registers."""
+    whether the depthwise rows work in registers (its lane operations)."""
     return {
         "name": _active.name.decode(),
         "description": _active.description.decode(),
@@ -77,7 +77,7 @@ def active_info():
         "sgemm_tile": (_active.sgemm_mr, _active.sgemm_nr),
         "dgemm_tile": (_active.dgemm_mr, _active.dgemm_nr),
         "fma_fused": bool(_active.fma_fused),
-        "dw_s1_shift": bool(_active.dw_s1_shift),
+        "dw_lane_ops": bool(_active.dw_lane_ops),
     }
 
 

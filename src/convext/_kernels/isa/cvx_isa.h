@@ -351,9 +351,10 @@ struct cvx_kernel_table {
     int (*vt_pack_d)(const cvx_vt_geom *g, cvx_index Fg, const double *w, double *wp,
                      cvx_index b_begin, cvx_index b_end);
     int vt_fb_f, vt_fb_d;
-    /* 1: the depthwise stride-1 rows shift each input vector to its neighbours in registers
-     * (cvx_dw_s1_vrow, where simd_<isa>.h has CVX_V_SHIFT1), which moves their rule's width */
-    int dw_s1_shift;
+    /* 1: simd_<isa>.h has CVX_V_LANE_OPS, so the depthwise rows work in registers (stride 1:
+     * cvx_dw_s1_vrow, stride 2 with one column of padding: cvx_dw_s2_vplane), which moves
+     * their rule's widths */
+    int dw_lane_ops;
 };
 
 /* cvx_isa.c */

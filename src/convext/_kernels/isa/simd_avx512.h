@@ -14,8 +14,10 @@
  *                              lane, exactly (NaN stays NaN, -0.0 above lo = 0 stays -0.0):
  *                              the epilogue's clamp (_conv.pyx's _epilogue)
  *   CVX_VF_TR / CVX_VD_TR      size of the in-register transpose cvx_v?_transpose (0: none)
- *   CVX_V_SHIFT1 (optional)    cvx_v?_prev1 / cvx_v?_next1: a vector shifted by one element;
- *                              cvx_v?_store_n: a vector's first lanes
+ *   CVX_V_LANE_OPS (optional)  cvx_v?_prev1 / cvx_v?_next1: a vector shifted by one element;
+ *                              cvx_v?_load_n / cvx_v?_store_n: a vector's first lanes;
+ *                              cvx_v?_even / cvx_v?_odd: every other element of two vectors;
+ *                              cvx_v?_addmul: c + a*b as a plain expression
  * and the ISA's register tiles (see kernels.inc):
  *   CVX_SGEMM_MR, CVX_SGEMM_NV, CVX_DGEMM_MR, CVX_DGEMM_NV   GEMM: MR rows x NV vectors
  *   CVX_DIRECT_FB (4 or 8), CVX_DIRECT_NV                    direct forward: filters x vectors
@@ -88,13 +90,27 @@ CVX_INLINE cvx_vf cvx_vf_clamp(cvx_vf v, cvx_vf lo, cvx_vf hi)
 {
     return _mm512_min_ps(hi, _mm512_max_ps(lo, v));
 }
-/* Neighbour shifts (CVX_V_SHIFT1): cvx_v?_prev1(prev, cur) lane l = element l - 1 of the
- * vectors prev, cur side by side (prev's last lane, then cur's lanes but the last), and
- * cvx_v?_next1(cur, next) lane l = element l + 1 of cur, next (cur's lanes but the first,
- * then next's first lane): one VALIGN each, no load */
-#define CVX_V_SHIFT1 1
-/* and cvx_v?_store_n(p, x, n): the first n lanes of x to p[0 .. n) (0 < n < lanes), nothing
- * written beyond them */
+/* Lane operations (CVX_V_LANE_OPS). Neighbour shifts: cvx_v?_prev1(prev, cur) lane l =
+ * element l - 1 of the vectors prev, cur side by side (prev's last lane, then cur's lanes but
+ * the last), and cvx_v?_next1(cur, next) lane l = element l + 1 of cur, next (cur's lanes but
+ * the first, then next's first lane): one VALIGN each, no load. cvx_v?_store_n(p, x, n): the
+ * first n lanes of x to p[0 .. n) (0 < n < lanes), nothing written beyond them;
+ * cvx_v?_load_n(p, n): lanes l < n from p[l], the others 0 (0 <= n <= lanes), nothing read
+ * beyond p[n - 1]. cvx_v?_even(a, b) / cvx_v?_odd(a, b): lane l = element 2l / 2l + 1 of a, b
+ * side by side. */
+#define CVX_V_LANE_OPS 1
+/* cvx_v?_addmul(c, a, b): c + a*b written as a plain expression, so that it is contracted to one
+ * fused multiply-add exactly where the compiler contracts the scalar expression c + a*b of the
+ * depthwise kernels' plain loops (depthwise.inc's one-form rule): with GNU C's vector
+ * operators (gcc, clang) the same contraction rules apply to both; MSVC contracts neither its
+ * scalars (/fp:precise) nor a multiply and an add of intrinsics. */
+#if defined(__GNUC__)
+#define cvx_vf_addmul(c, a, b) ((c) + (a) * (b))
+#define cvx_vd_addmul(c, a, b) ((c) + (a) * (b))
+#else
+#define cvx_vf_addmul(c, a, b) _mm512_add_ps((c), _mm512_mul_ps((a), (b)))
+#define cvx_vd_addmul(c, a, b) _mm512_add_pd((c), _mm512_mul_pd((a), (b)))
+#endif
 CVX_INLINE void cvx_vf_store_n(float *p, cvx_vf x, cvx_index n)
 {
     _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), x);
@@ -102,6 +118,32 @@ CVX_INLINE void cvx_vf_store_n(float *p, cvx_vf x, cvx_index n)
 CVX_INLINE void cvx_vd_store_n(double *p, __m512d x, cvx_index n)
 {
     _mm512_mask_storeu_pd(p, (__mmask8)((1u << n) - 1), x);
+}
+CVX_INLINE cvx_vf cvx_vf_load_n(const float *p, cvx_index n)
+{
+    return _mm512_maskz_loadu_ps((__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1), p);
+}
+CVX_INLINE __m512d cvx_vd_load_n(const double *p, cvx_index n)
+{
+    return _mm512_maskz_loadu_pd((__mmask8)(n >= 8 ? 0xFFu : (1u << n) - 1), p);
+}
+CVX_INLINE cvx_vf cvx_vf_even(cvx_vf a, cvx_vf b)
+{
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    return _mm512_permutex2var_ps(a, even, b);
+}
+CVX_INLINE cvx_vf cvx_vf_odd(cvx_vf a, cvx_vf b)
+{
+    const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    return _mm512_permutex2var_ps(a, odd, b);
+}
+CVX_INLINE __m512d cvx_vd_even(__m512d a, __m512d b)
+{
+    return _mm512_permutex2var_pd(a, _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0), b);
+}
+CVX_INLINE __m512d cvx_vd_odd(__m512d a, __m512d b)
+{
+    return _mm512_permutex2var_pd(a, _mm512_set_epi64(15, 13, 11, 9, 7, 5, 3, 1), b);
 }
 CVX_INLINE cvx_vf cvx_vf_prev1(cvx_vf prev, cvx_vf cur)
 {
