@@ -516,7 +516,9 @@ def test_max_3x3_stride2_values_only_rows(p, ceil, dtype):
     and, when the rows read hold no NaN, a plain max instruction instead of the NaN rule. The
     same bits as the path with indices (the scalar rule) and the naive oracle, on widths whose
     interior crosses the 16-output blocks, narrow planes, planes with and without NaN side by
-    side (the NaN check is per call), +-0 ties and -inf; every thread count and batch split."""
+    side (the NaN check is per call), +-0 ties and -inf; every thread count and batch split.
+    With one column of padding on the left, on AVX-512 the rows are made in registers
+    (cvx_pl_vmax3s2_lanes: MAXPS, an output row again by the rule where its rows hold a NaN)."""
     rng = np.random.default_rng(23)
     for H, W in [(9, 33), (8, 34), (7, 35), (5, 64), (3, 3), (4, 5), (11, 100), (2, 70)]:
         x = rng.integers(-3, 4, size=(3, 4, H, W)).astype(dtype)

@@ -17,7 +17,10 @@
  *   CVX_V_LANE_OPS (optional)  cvx_v?_prev1 / cvx_v?_next1: a vector shifted by one element;
  *                              cvx_v?_load_n / cvx_v?_store_n: a vector's first lanes;
  *                              cvx_v?_even / cvx_v?_odd: every other element of two vectors;
- *                              cvx_v?_addmul: c + a*b as a plain expression
+ *                              cvx_v?_addmul: c + a*b as a plain expression;
+ *                              cvx_v?_load_nf: cvx_v?_load_n with another fill;
+ *                              cvx_v?_max_rule: max pooling's comparison, cvx_v?_max_nonan
+ *                              the same without NaN, cvx_v?_any_nan
  * and the ISA's register tiles (see kernels.inc):
  *   CVX_SGEMM_MR, CVX_SGEMM_NV, CVX_DGEMM_MR, CVX_DGEMM_NV   GEMM: MR rows x NV vectors
  *   CVX_DIRECT_FB (4 or 8), CVX_DIRECT_NV                    direct forward: filters x vectors
@@ -126,6 +129,40 @@ CVX_INLINE cvx_vf cvx_vf_load_n(const float *p, cvx_index n)
 CVX_INLINE __m512d cvx_vd_load_n(const double *p, cvx_index n)
 {
     return _mm512_maskz_loadu_pd((__mmask8)(n >= 8 ? 0xFFu : (1u << n) - 1), p);
+}
+/* cvx_v?_load_nf(p, n, fill): cvx_v?_load_n with fill's lanes instead of zeros from lane n on */
+CVX_INLINE cvx_vf cvx_vf_load_nf(const float *p, cvx_index n, cvx_vf fill)
+{
+    return _mm512_mask_loadu_ps(fill, (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1), p);
+}
+CVX_INLINE __m512d cvx_vd_load_nf(const double *p, cvx_index n, __m512d fill)
+{
+    return _mm512_mask_loadu_pd(fill, (__mmask8)(n >= 8 ? 0xFFu : (1u << n) - 1), p);
+}
+/* cvx_v?_max_rule(v, m): lane by lane v where v > m or v is NaN, else m (max pooling's rule,
+ * pool.inc's cvx_pl_vstep: the same comparisons, so the same bits, NaN payloads and the sign
+ * of zero too) */
+CVX_INLINE cvx_vf cvx_vf_max_rule(cvx_vf v, cvx_vf m)
+{
+    __mmask16 c = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    return _mm512_mask_blend_ps(c, m, v);
+}
+CVX_INLINE __m512d cvx_vd_max_rule(__m512d v, __m512d m)
+{
+    __mmask8 c = _mm512_cmp_pd_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q);
+    return _mm512_mask_blend_pd(c, m, v);
+}
+/* cvx_v?_max_nonan(v, m): lane by lane v > m ? v : m (MAXPS), which is cvx_v?_max_rule where v
+ * is not NaN; cvx_v?_any_nan(a, b): 1 when a lane of a or b is NaN */
+CVX_INLINE cvx_vf cvx_vf_max_nonan(cvx_vf v, cvx_vf m) { return _mm512_max_ps(v, m); }
+CVX_INLINE __m512d cvx_vd_max_nonan(__m512d v, __m512d m) { return _mm512_max_pd(v, m); }
+CVX_INLINE int cvx_vf_any_nan(cvx_vf a, cvx_vf b)
+{
+    return _mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q) != 0;
+}
+CVX_INLINE int cvx_vd_any_nan(__m512d a, __m512d b)
+{
+    return _mm512_cmp_pd_mask(a, b, _CMP_UNORD_Q) != 0;
 }
 CVX_INLINE cvx_vf cvx_vf_even(cvx_vf a, cvx_vf b)
 {
