@@ -7,11 +7,10 @@ whole rows read one column beyond the row, and the first and last pixels compute
 output pixel, planes one and two columns wide, odd and even planes, padding from 0 to beyond
 the plane on each side, the epilogue fused or after, non-finite values on the border and 1 or
 2 threads; and the naive loops' values. On AVX-512 (the table's lane operations) the rows
-work in registers: at stride 1 the whole rows go in vectors whose neighbours are shifted
-(cvx_dw_s1_vrow), the last part of a vector reading into the next row where that is long
-enough; at stride 2 with one column of padding on the left each output vector comes from the
-even and odd elements of two input vectors per row (cvx_dw_s2_vplane), the columns beyond the
-row loaded as zeros."""
+work in registers: at stride 1 every row goes in vectors whose neighbours are shifted
+(cvx_dw_s1_vrow), its ends loaded in part with zeros beyond them; at stride 2 with one column
+of padding on the left each output vector comes from the even and odd elements of two input
+vectors per row (cvx_dw_s2_vplane), the columns beyond the row loaded as zeros."""
 
 import numpy as np
 import pytest
@@ -40,8 +39,7 @@ CASES = [
     (2, 6, 20, (0, 1, 0, 1)),  # padding after the plane only: one last pixel, no first
     (2, 8, 30, (1, 2, 1, 2)),  # two columns of padding on the right: no whole rows at stride 1
     (2, 5, 1, (1, 1, 1, 1)),  # one column
-    # stride 1 on AVX-512: a whole row's last part vector reads the next row up to 16 (float32)
-    # or 8 (float64) elements in, the most where the row is that plus 2 wide
+    # stride 1 on AVX-512: rows a vector (16 float32, 8 float64) plus 2 wide, loaded in part
     (2, 6, 18, (1, 1, 1, 1)),
     (2, 6, 10, (1, 1, 1, 1)),
     (2, 6, 16, (1, 1, 1, 1)),  # one vector exactly: no part vector

@@ -933,13 +933,14 @@ DEF DW_S2_VEC_FILL_DEN = 3
 DEF DW_S1_MIN_OW = 56
 # Where the table has lane operations (its dw_lane_ops: AVX-512) each input vector is loaded
 # once and shifted to its neighbours in registers (cvx_dw_s1_vrow: 3 loads per output vector
-# instead of 9, the row's last part one more vector), from DW_S1_SHIFT_MIN_OW wide. Measured
-# on a Zen 4 (float32, ReLU6, one thread, medians of 200 calls, us, rows against the kernel
-# the rule took before): batch 1 64x32x32 42 / 68 (row rings; per plane 46), 64x36x36 52 / 58,
-# 64x44x44 66 / 82, 96x48x48 108 / 123, 64x52x52 88 / 99 (per plane), batch 8 96x48x48 869 /
-# 1380, 64x32x32 326 / 530; but 64x30x30 40 / 27.5 and 192x28x28 106 / 68 (the channel
-# blocks, which keep planes below 32 wide). The shifts against the loads, both on rows:
-# 32x112x112 124 / 168, 144x56x56 208 / 248, 16x56x56 24 / 28 us.
+# instead of 9; every row, its ends loaded in part with zeros beyond them, so no pixel is
+# computed again), from DW_S1_SHIFT_MIN_OW wide. Measured on a Zen 4 (float32, ReLU6, one
+# thread, medians of 200 calls, us, rows against the kernel the rule took before): batch 1
+# 64x32x32 30 / 68 (row rings; per plane 46), 64x36x36 52 / 58, 64x44x44 66 / 82, 96x48x48 83
+# / 123, 64x52x52 88 / 99 (per plane), batch 8 96x48x48 869 / 1380, 64x32x32 326 / 530; but
+# 64x31x31 32.6 / 29.1, 64x30x30 31.5 / 26.9 and 192x28x28 87 / 69 (the channel blocks, which
+# keep planes below 32 wide). The registers against the loads, both on rows: 32x112x112 108 /
+# 168, 144x56x56 176 / 248, 16x56x56 21 / 28 us.
 DEF DW_S1_SHIFT_MIN_OW = 32
 # the input gradient's blocks (measured above: 28x28 stride 1 1.3 and 1.4)
 DEF DW_CB_GX_MAX_OW = 16
