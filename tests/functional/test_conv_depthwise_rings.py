@@ -125,15 +125,23 @@ def test_rings_propagate_nonfinite_values_like_the_planes():
 
 
 def test_functional_conv2d_on_rings_equals_forced_planes_in_any_batch():
-    """F.conv2d takes the rings for a stride-2 layer 56 wide (the rule, from the geometry); the
-    result is the per-plane kernels' bits, the same for an image alone or inside a batch, and
-    the naive loops' values."""
-    case = (40, 56, 56, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1))
+    """F.conv2d takes the rings for a stride-2 layer 56 wide without padding on its sides (the
+    rule, from the geometry; with a column of padding on the left a table with lane operations
+    takes its register rows); the result is the per-plane kernels' bits, the same for an image
+    alone or inside a batch, and the naive loops' values."""
+    case = (40, 56, 56, (3, 3), (2, 2), (1, 1, 0, 0), (1, 1))
     x, w, b = _data(case, 3, np.float32)
-    y = F.conv2d(x, w, b, stride=2, padding=1, groups=40)
+    OH, OW = _geom(case)
+    assert (
+        _conv.depthwise_forward_kernel(x.shape, w.shape, (3, 40, OH, OW), 40, 2, 2, 1, 0, 1, 1, 4)
+        == "rings"
+    )
+    y = F.conv2d(x, w, b, stride=2, padding=(1, 0), groups=40)
     np.testing.assert_array_equal(y, _run(x, w, b, case, 0, 1))
     np.testing.assert_array_equal(y, _run(x, w, b, case, -1, 2))
-    np.testing.assert_array_equal(F.conv2d(x[1:2], w, b, stride=2, padding=1, groups=40), y[1:2])
+    np.testing.assert_array_equal(
+        F.conv2d(x[1:2], w, b, stride=2, padding=(1, 0), groups=40), y[1:2]
+    )
     ref = _reference(x, w, b, case)
     assert np.max(np.abs(y - ref)) <= 1e-5 * max(1.0, np.max(np.abs(ref)))
 

@@ -1,6 +1,7 @@
 """The depthwise forward pass on stride-2 and stride-1 rows (isa/depthwise.inc's
 cvx_dw_s2_plane and cvx_dw_s1_plane, chosen by _conv.pyx for 3x3 windows at stride 2 or 1 on
-output planes at least DW_S2_MIN_OW or DW_S1_MIN_OW wide): the same bits as the per-plane
+output planes at least DW_S2_MIN_OW or DW_S1_MIN_OW wide, narrower ones with the table's lane
+operations, below): the same bits as the per-plane
 kernels and the row rings or channel blocks, for both dtypes, widths below, at and above two
 vectors (the split's vector loop, its redone last columns and its scalar ends; at stride 1 the
 whole rows read one column beyond the row, and the first and last pixels computed again), one
@@ -244,6 +245,7 @@ def test_the_row_ring_takes_stride2_planes_whose_blocks_spread_over_the_cache(
     assert _kernel(x, case, 2, -1) == kernel
     if LANE_OPS:
         assert _kernel(x, (C, H, H, (1, 1, 1, 1)), 2, -1) == "s2_rows"
+
     if kernel == "rings":
         x, w, b = _data(case, N, dtype)
         got = _run(x, w, b, case, 2, -1, 2, act=2)
@@ -253,3 +255,13 @@ def test_the_row_ring_takes_stride2_planes_whose_blocks_spread_over_the_cache(
         np.testing.assert_array_equal(
             got.view(np.uint8), _run(x, w, b, case, 2, 0, 1, act=2).view(np.uint8)
         )
+
+
+def test_register_rows_need_at_most_one_column_of_left_padding():
+    """The lower widths of the register rows apply only where they run: at stride 1 with two
+    columns of padding on the left a 42-wide layer keeps the per-plane kernels, and at stride 2
+    with none a 27-wide layer keeps the row rings, on every table."""
+    x = np.empty((1, 24, 40, 40), np.float32)
+    assert _kernel(x, (24, 40, 40, (2, 2, 2, 2)), 1, -1) == "planes"  # 42 wide
+    x = np.empty((1, 40, 56, 56), np.float32)
+    assert _kernel(x, (40, 56, 56, (1, 1, 0, 0)), 2, -1) == "rings"  # 27 wide

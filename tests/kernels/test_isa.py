@@ -52,8 +52,9 @@ def test_build_info_reports_the_active_isa():
 
 
 def test_only_the_avx512_table_shifts_the_depthwise_rows():
-    """The stride-1 depthwise rows shift vectors in registers (cvx_dw_s1_vrow) where
-    simd_avx512.h has the neighbour shifts, and the rule's width follows that table fact."""
+    """The depthwise rows and the 3x3 stride-2 max pool work in registers where simd_avx512.h
+    has the lane operations (CVX_V_LANE_OPS); the table says so (dw_lane_ops), and the rows'
+    rule reads it (tests/functional/test_conv_depthwise_rows.py checks the rule's choices)."""
     assert _isa.active_info()["dw_lane_ops"] == (_isa.active() == "avx512")
 
 

@@ -15,6 +15,7 @@ torch = pytest.importorskip("torch")
     [
         (1, 40, 40, 3, 2, 1, 1),
         (17, 56, 56, 3, 2, 1, 1),
+        (17, 56, 56, 3, 2, (1, 0), 1),  # the rings on every table (no register rows: pw = 0)
         (32, 35, 70, 3, 2, 1, 1),
         (20, 30, 61, 5, 2, 2, 1),
         (9, 29, 75, 3, 3, 2, 2),

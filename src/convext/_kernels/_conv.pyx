@@ -919,9 +919,11 @@ DEF DW_S2_VEC_FILL_DEN = 3
 # row), straight to the output; no padded copy of the plane. Where a row's window reaches one
 # column beyond the row, it reads the next or previous row's element there (inside the plane),
 # and the first and last pixels are computed again from their windows with zeros in the
-# padding (the same expression). On output planes at least DW_S1_MIN_OW wide (the per-plane
-# bands write such rows straight to the output too; narrower ones go to the channel blocks,
-# the row rings or the bands, whose short rows it does not beat at batch 1). Measured on a Zen
+# padding (the same expression); on a table with lane operations and at most one column of
+# padding on the left, every row goes through the register rows below instead. On output
+# planes at least DW_S1_MIN_OW wide (the per-plane bands write such rows straight to the output
+# too; narrower ones go to the channel blocks, the row rings or the bands, whose short rows it
+# does not beat at batch 1). Measured on a Zen
 # 4 (AVX-512, float32, ReLU6, medians of 200-300 alternated calls, time stride-1 rows /
 # per-plane bands): one thread, batch 1, 32x112x112 0.89, 144x56x56 0.94 (1.07 while its first
 # and last pixels went through a call of the taps' loop), 96x64x64 0.91, 24x60x60 0.86, but
@@ -931,10 +933,11 @@ DEF DW_S2_VEC_FILL_DEN = 3
 # MobileNetV2 at batch 1 (one thread, steps timed one by one) the 112-wide layer took 0.154 ms
 # against 0.190-0.198, the 56-wide one the same 0.23.
 DEF DW_S1_MIN_OW = 56
-# Where the table has lane operations (its dw_lane_ops: AVX-512) each input vector is loaded
-# once and shifted to its neighbours in registers (cvx_dw_s1_vrow: 3 loads per output vector
-# instead of 9; every row, its ends loaded in part with zeros beyond them, so no pixel is
-# computed again), from DW_S1_SHIFT_MIN_OW wide. Measured on a Zen 4 (float32, ReLU6, one
+# Where the table has lane operations (its dw_lane_ops: AVX-512) and the plane at most one
+# column of padding on the left, each input vector is loaded once and shifted to its
+# neighbours in registers (cvx_dw_s1_vrow: 3 loads per output vector instead of 9; every row,
+# its ends loaded in part with zeros beyond them, so no pixel is computed again and nothing is
+# read beyond a row), from DW_S1_SHIFT_MIN_OW wide. Measured on a Zen 4 (float32, ReLU6, one
 # thread, medians of 200 calls, us, rows against the kernel the rule took before): batch 1
 # 64x32x32 30 / 68 (row rings; per plane 46), 64x36x36 52 / 58, 64x44x44 66 / 82, 96x48x48 83
 # / 123, 64x52x52 88 / 99 (per plane), batch 8 96x48x48 869 / 1380, 64x32x32 326 / 530; but
@@ -969,8 +972,10 @@ DEF DW_CBR_S1_CACHED_BYTES = 3145728
 DEF DW_CBR_ITEMS = 4
 DEF DW_CBR_SEG_ROWS = 8
 # The row ring before the stride-2 rows (a 3x3 window at stride 2 on planes at least
-# DW_S2_MIN_OW wide) while the batch's input is at most DW_CBR_CACHED_BYTES, on whole blocks of
-# DW_CB channels, when the block's 16 planes start in at least DW_CBR_MIN_SETS of the L1's 64
+# DW_S2_MIN_OW wide; not where the table has lane operations and the plane one column of
+# padding on the left: the register rows, DW_S2_VEC_FILL_NUM, go first there) while the
+# batch's input is at most DW_CBR_CACHED_BYTES, on whole blocks of DW_CB channels, when the
+# block's 16 planes start in at least DW_CBR_MIN_SETS of the L1's 64
 # sets of 64-byte lines (the ring's transposes read a row of each plane at once; planes whose
 # size is a multiple of 4 KB put all 16 rows in one set, more than its ways). Measured on a Zen 4
 # (float32, ReLU6, medians of 200 alternated calls, time ring / stride-2 rows, batch 1, one
@@ -1452,9 +1457,10 @@ cdef bint _dw_rows_chosen(const dw_t *d, const geom_t *g, bint residual, int blo
     at stride 2 or 1 without dilation, one filter per channel, no residual (blocks: -1 the
     rule, 3 wherever it applies, any other value never; tests force them). The rule: output
     planes at least DW_S2_MIN_OW or DW_S1_MIN_OW wide, and at stride 2 not where the row ring
-    goes first (_dw_cbr_before_s2); where the table has lane operations, at stride 1 from
-    DW_S1_SHIFT_MIN_OW wide, at stride 2 with one column of padding on the left from a
-    vector wide whose vectors are filled to DW_S2_VEC_FILL_NUM / DW_S2_VEC_FILL_DEN."""
+    goes first (_dw_cbr_before_s2); where the table has lane operations, at stride 1 with at
+    most one column of padding on the left from DW_S1_SHIFT_MIN_OW wide, at stride 2 with one
+    column of padding on the left from a vector wide whose vectors are filled to
+    DW_S2_VEC_FILL_NUM / DW_S2_VEC_FILL_DEN."""
     if not (g.kh == 3 and g.kw == 3 and g.sh == g.sw and (g.sh == 1 or g.sh == 2)
             and g.dil_h == 1 and g.dil_w == 1 and g.Fg == 1 and not residual):
         return False
@@ -1467,7 +1473,9 @@ cdef bint _dw_rows_chosen(const dw_t *d, const geom_t *g, bint residual, int blo
             return g.OW >= lanes and (DW_S2_VEC_FILL_DEN * g.OW
                                       >= DW_S2_VEC_FILL_NUM * lanes * ((g.OW + lanes - 1) // lanes))
         return g.OW >= DW_S2_MIN_OW and not _dw_cbr_before_s2(d, g, itemsize)
-    return g.OW >= (DW_S1_SHIFT_MIN_OW if isa_table().dw_lane_ops else DW_S1_MIN_OW)
+    # the register rows (cvx_dw_s1_vrow) take at most one column of padding on the left
+    return g.OW >= (DW_S1_SHIFT_MIN_OW if isa_table().dw_lane_ops and g.pw <= 1
+                    else DW_S1_MIN_OW)
 
 
 cdef void _fwd_depthwise_rows(const floating *x, const floating *w, const floating *b,

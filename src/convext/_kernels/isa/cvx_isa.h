@@ -351,9 +351,10 @@ struct cvx_kernel_table {
     int (*vt_pack_d)(const cvx_vt_geom *g, cvx_index Fg, const double *w, double *wp,
                      cvx_index b_begin, cvx_index b_end);
     int vt_fb_f, vt_fb_d;
-    /* 1: simd_<isa>.h has CVX_V_LANE_OPS, so the depthwise rows work in registers (stride 1:
-     * cvx_dw_s1_vrow, stride 2 with one column of padding: cvx_dw_s2_vplane), which moves
-     * their rule's widths */
+    /* 1: simd_<isa>.h has CVX_V_LANE_OPS, so the depthwise rows work in registers (stride 1
+     * with at most one column of padding on the left: cvx_dw_s1_vrow; stride 2 with one:
+     * cvx_dw_s2_vplane), which moves their rule's widths, and so does pool.inc's 3x3 stride-2
+     * max pool (cvx_pl_vmax3s2_lanes) */
     int dw_lane_ops;
 };
 

@@ -105,9 +105,11 @@ CVX_INLINE cvx_vf cvx_vf_clamp(cvx_vf v, cvx_vf lo, cvx_vf hi)
 /* cvx_v?_addmul(c, a, b): c + a*b written as a plain expression, so that it is contracted to one
  * fused multiply-add exactly where the compiler contracts the scalar expression c + a*b of the
  * depthwise kernels' plain loops (depthwise.inc's one-form rule): with GNU C's vector
- * operators (gcc, clang) the same contraction rules apply to both; MSVC contracts neither its
- * scalars (/fp:precise) nor a multiply and an add of intrinsics. */
-#if defined(__GNUC__)
+ * operators (CVX_GNU: gcc, clang) the same contraction rules apply to both; on the MSVC code
+ * path a multiply and an add of intrinsics, which MSVC does not contract, as it does not
+ * contract its scalars at its default /fp:precise (VS2022 and later; the MSVC-path check
+ * builds it with contraction off). */
+#if CVX_GNU
 #define cvx_vf_addmul(c, a, b) ((c) + (a) * (b))
 #define cvx_vd_addmul(c, a, b) ((c) + (a) * (b))
 #else
@@ -122,14 +124,6 @@ CVX_INLINE void cvx_vd_store_n(double *p, __m512d x, cvx_index n)
 {
     _mm512_mask_storeu_pd(p, (__mmask8)((1u << n) - 1), x);
 }
-CVX_INLINE cvx_vf cvx_vf_load_n(const float *p, cvx_index n)
-{
-    return _mm512_maskz_loadu_ps((__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1), p);
-}
-CVX_INLINE __m512d cvx_vd_load_n(const double *p, cvx_index n)
-{
-    return _mm512_maskz_loadu_pd((__mmask8)(n >= 8 ? 0xFFu : (1u << n) - 1), p);
-}
 /* cvx_v?_load_nf(p, n, fill): cvx_v?_load_n with fill's lanes instead of zeros from lane n on */
 CVX_INLINE cvx_vf cvx_vf_load_nf(const float *p, cvx_index n, cvx_vf fill)
 {
@@ -138,6 +132,14 @@ CVX_INLINE cvx_vf cvx_vf_load_nf(const float *p, cvx_index n, cvx_vf fill)
 CVX_INLINE __m512d cvx_vd_load_nf(const double *p, cvx_index n, __m512d fill)
 {
     return _mm512_mask_loadu_pd(fill, (__mmask8)(n >= 8 ? 0xFFu : (1u << n) - 1), p);
+}
+CVX_INLINE cvx_vf cvx_vf_load_n(const float *p, cvx_index n)
+{
+    return cvx_vf_load_nf(p, n, _mm512_setzero_ps());
+}
+CVX_INLINE __m512d cvx_vd_load_n(const double *p, cvx_index n)
+{
+    return cvx_vd_load_nf(p, n, _mm512_setzero_pd());
 }
 /* cvx_v?_max_rule(v, m): lane by lane v where v > m or v is NaN, else m (max pooling's rule,
  * pool.inc's cvx_pl_vstep: the same comparisons, so the same bits, NaN payloads and the sign
