@@ -18,6 +18,7 @@ import convext
 import reference as R
 from convext import conv2d, inference
 from convext._kernels import _conv, _isa
+from convext.functional import _routes
 
 # (name, x shape, weight shape, stride, padding, dilation). Float32 bands of 4 MB (the band the
 # `band` fixture sets first) hold 2**20 elements of U = Cg * stride * kW rows of OW per output row
@@ -154,23 +155,36 @@ def test_the_band_changes_no_bit(case, dtype, restore_threads):
 
 def test_the_band_for_the_cpu():
     mb = 1 << 20
-    # AMD's CPUs with a large L2 and unknown caches: the largest band; else half the L2,
-    # within the limits
-    assert _isa.direct_band_for(mb, True) == _isa.DIRECT_BAND_MAX == 4 * mb
+    zen4, zen5 = 25, 26
+    # AMD's CPUs from the Zen 5 on with a large L2, and unknown caches: the largest band; else
+    # half the L2, within the limits
+    assert _isa.direct_band_for(mb, True, zen5) == _isa.DIRECT_BAND_MAX == 4 * mb
+    assert _isa.direct_band_for(2 * mb, True, 27) == 4 * mb
     assert _isa.DIRECT_BAND_AMD_MIN_L2 == mb
-    assert _isa.direct_band_for(mb // 2, True) == mb // 4
-    assert _isa.direct_band_for(mb - 1, True) == (mb - 1) // 2
-    assert _isa.direct_band_for(0, False) == 4 * mb
-    assert _isa.direct_band_for(2 * mb, False) == mb
-    assert _isa.direct_band_for(5 * mb // 4, False) == 5 * mb // 8
-    assert _isa.direct_band_for(256 * 1024, False) == _isa.DIRECT_BAND_MIN == 256 * 1024
-    assert _isa.direct_band_for(32 * mb, False) == 4 * mb
+    assert _isa.DIRECT_BAND_AMD_MIN_FAMILY == zen5
+    assert _isa.direct_band_for(mb, True, zen4) == mb // 2
+    assert _isa.direct_band_for(mb // 2, True, zen4) == mb // 4
+    assert _isa.direct_band_for(mb // 2, True, zen5) == mb // 4
+    assert _isa.direct_band_for(mb - 1, True, zen5) == (mb - 1) // 2
+    assert _isa.direct_band_for(0, False, 0) == 4 * mb
+    assert _isa.direct_band_for(2 * mb, False, 6) == mb
+    assert _isa.direct_band_for(2 * mb, False, zen5) == mb
+    assert _isa.direct_band_for(5 * mb // 4, False, 6) == 5 * mb // 8
+    assert _isa.direct_band_for(256 * 1024, False, 6) == _isa.DIRECT_BAND_MIN == 256 * 1024
+    assert _isa.direct_band_for(32 * mb, False, 6) == 4 * mb
+    # the L3 counts as fast (functional/_routes.py's SLOW_L3 is False) on AMD's CPUs with a
+    # large L2, Zen 4 or Zen 5, and where the L2 is unknown
+    assert _isa.fast_l3(mb, True) and _isa.fast_l3(0, False)
+    assert not _isa.fast_l3(mb // 2, True) and not _isa.fast_l3(2 * mb, False)
     cache = _isa.cpu_cache()
-    assert _isa.direct_band_bytes() == _isa.direct_band_for(cache["l2_bytes"], cache["amd"])
+    assert set(cache) == {"l2_bytes", "amd", "family"}
+    assert all(type(v) is t for v, t in zip(cache.values(), (int, bool, int), strict=True))
+    assert _isa.direct_band_bytes() == _isa.direct_band_for(**cache)
+    assert _routes.SLOW_L3 is not _isa.fast_l3(cache["l2_bytes"], cache["amd"])
     for bad in (0, 1023, 2**40, 1.5e6, "1048576", True):
         with pytest.raises(ValueError, match="band"):
             _isa.set_direct_band_bytes(bad)
-    assert _isa.direct_band_bytes() == _isa.direct_band_for(cache["l2_bytes"], cache["amd"])
+    assert _isa.direct_band_bytes() == _isa.direct_band_for(**cache)
 
 
 def test_the_1x1_band_for_the_cpu():

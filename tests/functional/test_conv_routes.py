@@ -90,10 +90,11 @@ def test_direct_limits_are_the_active_instruction_sets():
     assert set(_routes.DIRECT_LIMITS) == set(_isa.known())
     limits = _routes.DIRECT_LIMITS[_isa.active()]
     assert (_routes.FWD_DIRECT_MAX_CG, _routes.FWD_DIRECT_MAX_FG) == limits[:2]
-    # where the L3 is slow per core (the direct band below its largest) the weight gradient's
-    # channel limit is GW_DIRECT_SLOW_L3_MAX_CG at most
+    # where the L3 is slow per core (not _isa.fast_l3) the weight gradient's channel limit is
+    # GW_DIRECT_SLOW_L3_MAX_CG at most
     gw_cg = limits.gw_cg
-    if _isa.direct_band_bytes() < _isa.DIRECT_BAND_MAX:
+    cache = _isa.cpu_cache()
+    if not _isa.fast_l3(cache["l2_bytes"], cache["amd"]):
         gw_cg = min(_routes.GW_DIRECT_SLOW_L3_MAX_CG, gw_cg)
     assert (_routes.GW_DIRECT_MAX_CG, _routes.GW_DIRECT_MAX_FG) == (gw_cg, limits.gw_fg)
 
@@ -116,14 +117,15 @@ def test_direct_route_within_its_channel_and_filter_limits(pass_, max_cg, max_fg
     assert accepts("direct", pass_, shape(cg=max_cg + 1, fg=max_fg + 1, **small))
 
 
-def test_1x1_forward_limit_follows_the_cpus_band():
+def test_1x1_forward_limit_follows_the_cpus_l3():
     """A 1x1 kernel takes the direct forward up to FWD_DIRECT_1X1_MAX_CG channels per group: 192
-    where the L3 is slow per core (the CPU's direct band below its largest), else the forward's
-    channel limit, as for every kernel; a 3x3 kernel keeps the forward's limit."""
+    where the L3 is slow per core (not _isa.fast_l3), else the forward's channel limit, as for
+    every kernel; a 3x3 kernel keeps the forward's limit."""
     from convext._kernels import _isa
 
     limit = _routes.FWD_DIRECT_1X1_MAX_CG
-    if _isa.direct_band_bytes() < _isa.DIRECT_BAND_MAX:
+    cache = _isa.cpu_cache()
+    if not _isa.fast_l3(cache["l2_bytes"], cache["amd"]):
         assert limit == min(192, _routes.FWD_DIRECT_MAX_CG)
     else:
         assert limit == _routes.FWD_DIRECT_MAX_CG

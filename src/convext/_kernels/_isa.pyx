@@ -17,7 +17,7 @@ cdef extern from "isa/cvx_isa.h" nogil:
     const cvx_kernel_table *cvx_isa_compiled(int isa)
     const char *cvx_isa_name(int isa)
     int cvx_isa_code_path_msvc()
-    void cvx_cpu_cache(long long *l2_bytes, int *amd)
+    void cvx_cpu_cache(long long *l2_bytes, int *amd, int *family)
     idx_t cvx_direct_band_bytes
     idx_t cvx_direct_1x1_band_bytes
     enum: CVX_DIRECT_1X1_BAND_BYTES
@@ -110,12 +110,21 @@ _active = cvx_isa_compiled(_choose())
 
 
 def cpu_cache():
-    """{"l2_bytes": the calling core's L2 cache in bytes, "amd": whether the CPU is AMD's}, read
-    with cpuid on x86 (0 and False elsewhere, or where the CPU does not say)."""
+    """{"l2_bytes": the calling core's L2 cache in bytes, "amd": whether the CPU is AMD's,
+    "family": its family number (AMD's Zen 3 and Zen 4: 25, Zen 5: 26)}, read with cpuid on x86
+    (0 and False elsewhere, or where the CPU does not say)."""
     cdef long long l2 = 0
-    cdef int amd = 0
-    cvx_cpu_cache(&l2, &amd)
-    return {"l2_bytes": int(l2), "amd": bool(amd)}
+    cdef int amd = 0, family = 0
+    cvx_cpu_cache(&l2, &amd, &family)
+    return {"l2_bytes": int(l2), "amd": bool(amd), "family": int(family)}
+
+
+def fast_l3(l2_bytes, amd):
+    """Whether a core's reads beyond its L2 come fast enough from the L3 for the routes of
+    functional/_routes.py (its SLOW_L3 is the opposite): on AMD's CPUs with an L2 of at least
+    DIRECT_BAND_AMD_MIN_L2 (Zen 4, Zen 5) and where the L2 is unknown; not on a Sapphire Rapids
+    Xeon or a Zen 3 (the measurements there)."""
+    return l2_bytes <= 0 or (amd and l2_bytes >= DIRECT_BAND_AMD_MIN_L2)
 
 
 # The direct forward unfolds the input in bands of at most this many bytes, and every filter
@@ -130,17 +139,28 @@ def cpu_cache():
 # other guests of its host) 256 kB was the fastest band, 4 MB up to 2x slower (float32, AVX2,
 # 2 threads, ms 4 MB / 256 kB, min of 25 alternated calls: 32x128x128 3x3 batch 4 22.6 / 14.0,
 # 32x64x64 3x3 dilation 2 batch 8 8.6 / 7.8, 64x56x56 3x3 batch 4 12.5 / 12.6; 384 kB as 256 kB,
-# 128 kB up to 1.7x slower). So: 4 MB on AMD's CPUs with an L2 of at least
-# DIRECT_BAND_AMD_MIN_L2 and where the L2 is unknown, else half the L2, within
-# [DIRECT_BAND_MIN, DIRECT_BAND_MAX]. The band changes no result bit.
+# 128 kB up to 1.7x slower). On a Zen 4 (family 25, 1 MB L2, a VM sharing its L3 with other
+# guests) the 4 MB band lost wherever an image's unfolded rows outgrow the L2, and half the L2
+# was as fast elsewhere (float32, weights packed once, medians of alternated calls, ms 4 MB /
+# 512 kB): batch 8 on two threads, ResNet's 7x7 stride-2 stem 10.7-11.6 / 9.8-11.4,
+# MobileNetV2's 3 -> 32 3x3 stride 2 1.19-1.87 / 1.14-1.74 (batch 16: 3.29-4.70 / 2.91-3.15),
+# 3x224x224 -> 64 3x3 9.6-10.1 / 9.0-9.1, 16x112x112 -> 32 3x3 5.1-5.2 / 4.8, 64x56x56 -> 64
+# 3x3 8.8-8.9 / 8.8-9.2; batch 1 on one thread with the input evicted before each call, the
+# stem 2.61 / 2.32 (two threads 1.28 / 1.20), 64x56x56 -> 64 2.10-2.11 / 2.12-2.13; 256 kB lost
+# 4-8% on 64x56x56 -> 64 and 24x56x56 -> 48 5x5 stride 2. So: 4 MB on AMD's CPUs from the Zen
+# 5's family (DIRECT_BAND_AMD_MIN_FAMILY) on with an L2 of at least DIRECT_BAND_AMD_MIN_L2,
+# and where the L2 is unknown; else half the L2, within [DIRECT_BAND_MIN, DIRECT_BAND_MAX]. The
+# band changes no result bit.
 DIRECT_BAND_MIN = 256 * 1024
 DIRECT_BAND_MAX = 4 * 1024 * 1024
 DIRECT_BAND_AMD_MIN_L2 = 1024 * 1024
+DIRECT_BAND_AMD_MIN_FAMILY = 26
 
 
-def direct_band_for(l2_bytes, amd):
-    """The direct forward's band in bytes for a CPU with this L2 (0: unknown), AMD's or not."""
-    if l2_bytes <= 0 or (amd and l2_bytes >= DIRECT_BAND_AMD_MIN_L2):
+def direct_band_for(l2_bytes, amd, family):
+    """The direct forward's band in bytes for a CPU with this L2 (0: unknown), AMD's or not, of
+    this family (cpu_cache)."""
+    if l2_bytes <= 0 or (fast_l3(l2_bytes, amd) and family >= DIRECT_BAND_AMD_MIN_FAMILY):
         return DIRECT_BAND_MAX
     return min(max(l2_bytes // 2, DIRECT_BAND_MIN), DIRECT_BAND_MAX)
 

@@ -177,18 +177,21 @@ FWD_DIRECT_MAX_U = 1 << 21
 FWD_DIRECT_SMALL_PLANE = 64
 FWD_DIRECT_SMALL_MAX_TAPS = 576
 FWD_DIRECT_SMALL_MAX_FG = 256
-# A CPU whose L3 is slow per core: there the direct forward's band is below its largest
-# (_isa.direct_band_for; a Sapphire Rapids Xeon or a Zen 3, not a Zen 5). Two limits below
-# depend on it (on AVX2 neither is below the forward's and the weight gradient's own).
-SLOW_L3 = _isa.direct_band_bytes() < _isa.DIRECT_BAND_MAX
+# A CPU whose L3 is slow per core (_isa.fast_l3: a Sapphire Rapids Xeon or a Zen 3, not a Zen 4
+# or a Zen 5). Two limits below depend on it (on AVX2 neither is below the forward's and the
+# weight gradient's own).
+_CACHE = _isa.cpu_cache()
+SLOW_L3 = not _isa.fast_l3(_CACHE["l2_bytes"], _CACHE["amd"])
 # A 1x1 kernel on such a CPU goes to the direct forward only up to FWD_DIRECT_1X1_MAX_CG
 # channels per group: each of its tiles reads all Cg input rows beyond the L2, where the GEMM
 # route's packed panels stay in it. Measured on a Sapphire Rapids Xeon (float32, 2 threads, ms
 # direct / GEMM, batch 8 and batch 1): 256x56x56 -> 64 1x1 11.8 / 8.2 and 1.42 / 1.14,
 # 256x56x56 -> 128 19.5 / 13.2 and 2.59 / 2.02, 256x56x56 -> 512 stride 2 17.5 / 15.6, but
 # 192x28x28 -> 32 at batch 1 0.24 / 0.29 and 64x56x56 -> 256 at batch 8 9.8 / 12.8; 3x3
-# kernels kept the direct route up to 256 channels (256x14x14 -> 256 19.3 / 20.5). Elsewhere (a
-# Zen 5: its L3 serves the band) the forward's channel limit applies to every kernel.
+# kernels kept the direct route up to 256 channels (256x14x14 -> 256 19.3 / 20.5). Elsewhere the
+# forward's channel limit applies to every kernel: on a Zen 5, and on a Zen 4, where the direct
+# route led at 256 channels too (ms direct / GEMM, batch 1 and 8: 256x56x56 -> 64 1x1 0.49 /
+# 0.55 and 4.5 / 4.9, 256x56x56 -> 128 0.97 / 1.01 and 8.5 / 8.7).
 FWD_DIRECT_1X1_MAX_CG = min(192, FWD_DIRECT_MAX_CG) if SLOW_L3 else FWD_DIRECT_MAX_CG
 # A 1x1 kernel read in place (stride 1, no padding) on an output plane of at most
 # FWD_1X1_GEMM_MAX_PLANE pixels (16x16) with more than FWD_1X1_GEMM_MAX_DIRECT_FG filters per

@@ -12,8 +12,8 @@
  *   aarch64: Advanced SIMD (NEON) is part of the architecture, always present.
  * The choice of the active table (CONVEXT_ISA, or the best supported) is made once, at import of
  * convext._kernels._isa, and so is the direct forward's band (cvx_direct_band_bytes), from the
- * L2 size and vendor cvx_cpu_cache reads with cpuid on every x86 build (<intrin.h>'s __cpuidex
- * under MSVC, <cpuid.h> elsewhere). */
+ * L2 size, vendor and family cvx_cpu_cache reads with cpuid on every x86 build (<intrin.h>'s
+ * __cpuidex under MSVC, <cpuid.h> elsewhere). */
 #include "cvx_isa.h"
 
 #if CVX_HAVE_ISA_AVX2
@@ -87,17 +87,23 @@ cvx_index cvx_direct_1x1_band_bytes = CVX_DIRECT_1X1_BAND_BYTES;
 cvx_index cvx_vt_block_bytes = CVX_VT_BLOCK_BYTES;
 
 /* The calling core's L2 cache in bytes (cpuid leaf 0x80000006, ECX bits 31-16: KiB, which Intel
- * and AMD both report) and whether the CPU is AMD's (leaf 0's vendor "AuthenticAMD"); 0 for what
- * is unknown (not x86, or no such leaf). */
-void cvx_cpu_cache(long long *l2_bytes, int *amd)
+ * and AMD both report), whether the CPU is AMD's (leaf 0's vendor "AuthenticAMD") and its family
+ * (leaf 1's EAX: the base family, plus the extended family where the base is 15: AMD's Zen 3 and
+ * Zen 4 are 25, Zen 5 is 26); 0 for what is unknown (not x86, or no such leaf). */
+void cvx_cpu_cache(long long *l2_bytes, int *amd, int *family)
 {
-    *l2_bytes = 0, *amd = 0;
+    *l2_bytes = 0, *amd = 0, *family = 0;
 #if CVX_ARCH_X86
     {
-        unsigned int r[4];
+        unsigned int r[4], base;
         cvx_cpuid(0, 0, r);
         /* the vendor string is EBX, EDX, ECX: "Auth" "enti" "cAMD" */
         *amd = r[1] == 0x68747541u && r[3] == 0x69746e65u && r[2] == 0x444d4163u;
+        if (r[0] >= 1u) {
+            cvx_cpuid(1, 0, r);
+            base = (r[0] >> 8) & 0xfu;
+            *family = (int)(base == 0xfu ? base + ((r[0] >> 20) & 0xffu) : base);
+        }
         cvx_cpuid((int)0x80000000u, 0, r);
         if (r[0] >= 0x80000006u) {
             cvx_cpuid((int)0x80000006u, 0, r);

@@ -363,7 +363,8 @@ int cvx_isa_cpu_supports(int isa);                       /* 1 if this CPU (and O
 const struct cvx_kernel_table *cvx_isa_compiled(int isa); /* its table, or NULL if not built */
 const char *cvx_isa_name(int isa);                       /* "generic", ... ("" if out of range) */
 int cvx_isa_code_path_msvc(void);                        /* 1 for MSVC / CVX_MSVC_PATH builds */
-void cvx_cpu_cache(long long *l2_bytes, int *amd);       /* the L2 size, AMD or not (0: unknown) */
+/* the L2 size, AMD or not, the CPU family (0: unknown) */
+void cvx_cpu_cache(long long *l2_bytes, int *amd, int *family);
 
 /* ---- GEMM with a pre-packed A: elements of the packed copy of an M x K matrix for a tile of
  * mr rows (the table's sgemm_mr / dgemm_mr): ceil(M/mr) strips of mr x K. M and K are the
