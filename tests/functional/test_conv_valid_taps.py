@@ -94,19 +94,24 @@ def test_the_channel_blocks_change_no_bit(xs, ws, kw, dtype, restore_threads):
 
 def test_the_channel_block_budget_for_the_cpu():
     kb = 1024
-    # an eighth of the L2, at least VT_BLOCK_MIN; the compiled default where the L2 is unknown
-    assert _isa.vt_block_for(512 * kb) == 64 * kb
-    assert _isa.vt_block_for(1024 * kb) == 128 * kb
-    assert _isa.vt_block_for(2048 * kb) == 256 * kb
+    # an eighth of the L2 (a quarter for the AVX-512 kernels), at least VT_BLOCK_MIN; the
+    # compiled default where the L2 is unknown
+    for isa in ("generic", "avx2", "neon"):
+        assert _isa.vt_block_for(512 * kb, isa) == 64 * kb
+        assert _isa.vt_block_for(1024 * kb, isa) == 128 * kb
+        assert _isa.vt_block_for(2048 * kb, isa) == 256 * kb
+        assert _isa.vt_block_for(128 * kb, isa) == 32 * kb
+    assert _isa.vt_block_for(512 * kb, "avx512") == 128 * kb
+    assert _isa.vt_block_for(1024 * kb, "avx512") == 256 * kb
+    assert _isa.vt_block_for(64 * kb, "avx512") == 32 * kb
     assert _isa.VT_BLOCK_MIN == 32 * kb
-    assert _isa.vt_block_for(128 * kb) == 32 * kb
-    assert _isa.vt_block_for(0) == 128 * kb
+    assert _isa.vt_block_for(0, "avx2") == _isa.vt_block_for(0, "avx512") == 128 * kb
     l2 = _isa.cpu_cache()["l2_bytes"]
-    assert _isa.vt_block_bytes() == _isa.vt_block_for(l2)
+    assert _isa.vt_block_bytes() == _isa.vt_block_for(l2, _isa.active())
     for bad in (0, 1023, 2**40, 65536.0, "65536", True):
         with pytest.raises(ValueError, match="bytes"):
             _isa.set_vt_block_bytes(bad)
-    assert _isa.vt_block_bytes() == _isa.vt_block_for(l2)
+    assert _isa.vt_block_bytes() == _isa.vt_block_for(l2, _isa.active())
 
 
 def _oracle(x, w, b, kw):

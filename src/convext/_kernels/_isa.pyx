@@ -222,17 +222,24 @@ cvx_direct_1x1_band_bytes = direct_1x1_band_for(cpu_cache()["l2_bytes"])
 # ms at a budget of 48 / 64 / 96 / 128 / 192 / 1024 kB (both counted): 512x28x28 -> 512 one
 # thread 47.6 / 49.1 / 52.6 / 52.0 / 50.8 / 67.8, two threads 31.8 / 32.6 / 33.5 / 34.8 / 36.4 /
 # 45.9; 256x56x56 -> 256 one thread 48.4 / 53.6 / 51.5 / 52.4 / 55.3 / 58.8; 64x56x56 -> 64 and
-# 128x28x28 -> 128 even within 5%. So an eighth of the L2 (the default, where the L2 is
+# 128x28x28 -> 128 even within 5%. On a Zen 4 (1 MB L2, AVX-512: blocks of 64 filters, four
+# times the weights per channel) a quarter of the L2 was faster than an eighth (float32, 3x3
+# with padding, medians of 25 alternated calls, ms at 128 / 256 kB): batch 1 on one thread
+# 64x56x56 -> 64 2.06 / 2.03 (input evicted: 2.10 / 2.08), 128x28x28 -> 128 1.99 / 1.96,
+# 512x7x7 -> 512 1.95 / 1.93; on two threads 64x56x56 -> 64 1.14 / 1.11, 256x14x14 -> 256 0.97
+# / 0.96, 512x7x7 -> 512 1.02 / 0.97; batch 16 on two threads 256x56x56 -> 256 273 / 270,
+# 512x28x28 -> 512 263 / 260; half the L2 as a quarter, and 64, 32 and 16 kB 1-12% slower than
+# 128. So an eighth of the L2, a quarter for the AVX-512 kernels (the default, where the L2 is
 # unknown: CVX_VT_BLOCK_BYTES of isa/cvx_base.h); at least VT_BLOCK_MIN.
 VT_BLOCK_MIN = 32 * 1024
 
 
-def vt_block_for(l2_bytes):
+def vt_block_for(l2_bytes, isa):
     """The valid-taps forward's channel-block budget in bytes for a CPU with this L2 (0:
-    unknown)."""
+    unknown) running the kernels of instruction set ``isa`` (a name of known())."""
     if l2_bytes <= 0:
         return int(CVX_VT_BLOCK_BYTES)
-    return max(l2_bytes // 8, VT_BLOCK_MIN)
+    return max(l2_bytes // (4 if isa == "avx512" else 8), VT_BLOCK_MIN)
 
 
 def vt_block_bytes():
@@ -251,4 +258,4 @@ def set_vt_block_bytes(n):
     return old
 
 
-cvx_vt_block_bytes = vt_block_for(cpu_cache()["l2_bytes"])
+cvx_vt_block_bytes = vt_block_for(cpu_cache()["l2_bytes"], active())
