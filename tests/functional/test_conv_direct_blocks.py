@@ -62,6 +62,11 @@ LAYERS = [
     # LeNet's second layer: a valid 5x5 on 14x14 (the unfold's vector row copies stop short of
     # the input's end), 16 filters in two blocks, 100 pixels: 2 strips + 4 in lanes
     ("valid-5x5", (1, 6, 14, 14), (16, 6, 5, 5), 1, 0, 1),
+    # row phases no tap reads, which the unfold leaves alone (cvx_direct_phase_read): a 1x1 at
+    # stride 2 (56 pixels: a strip and a vector's tail; 13 filters: a narrower last block), and
+    # a 3x3 of dilation 2 at stride 2 (its rows 0, 2, 4 all of phase 0)
+    ("1x1-s2", (1, 24, 15, 13), (13, 24, 1, 1), 2, 0, 1),
+    ("dilated-s2", (1, 16, 17, 19), (10, 16, 3, 3), 2, 2, 2),
 ]
 IDS = [c[0] for c in LAYERS]
 
@@ -305,3 +310,22 @@ def test_the_epilogue_gives_the_bits_of_the_separate_passes(epilogue, dtype):
                 np.testing.assert_allclose(y, want, rtol=1e-6 if dtype == np.float32 else 1e-15)
             else:
                 np.testing.assert_array_equal(y, fn(v), strict=True, err_msg=case[0])
+
+
+@pytest.mark.parametrize("case", [c for c in LAYERS if c[0] in ("1x1-s2", "dilated-s2")])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_weight_gradient_with_row_phases_no_tap_reads(case, threads, restore_threads):
+    """The direct weight gradient unfolds as the forward does, without the unread phases:
+    integer data, exact against the reference, on one thread and two."""
+    rng = np.random.default_rng(13)
+    x, w, _ = _data(rng, case, np.float32, integer=True)
+    kw = _kw(case)
+    x4 = np.concatenate([x, -x, x[:, :, ::-1].copy(), 2 * x])  # pairs enough for the route
+    gy = rng.integers(-3, 4, size=R.conv2d(x4, w, None, **kw).shape).astype(np.float32)
+    convext.set_num_threads(threads)
+    _, gw, _ = convext.functional.conv2d_backward(
+        gy, x4, w, **kw, needs_input_grad=False, needs_bias_grad=False, _route="direct"
+    )
+    want = R.conv2d_grads(gy, x4, w, **kw)[1]
+    assert np.abs(want).max() < 2**24
+    np.testing.assert_array_equal(gw, want.astype(np.float32), strict=True)
