@@ -1307,3 +1307,46 @@ def test_unet_is_one_plan(bilinear):
     assert len(plan.steps) == 1 + 2 + 3 * 3 + 3 * 4 + 1
     with pytest.raises(ValueError, match="2\\*\\*depth"):
         opt(np.zeros((1, 3, 7, 26), np.float32))
+
+
+def test_the_weight_store_puts_weights_on_2mb_boundaries_one_after_the_other():
+    """_WeightStore copies each array (values, dtype and shape kept, C-contiguous) into blocks
+    that start on a 2 MB boundary, 64-byte aligned one after the other; a small array and None
+    stay as they are, an array larger than a block gets a block of its own."""
+    store = inference._WeightStore()
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((3, 5, 7, 11)).astype(np.float32)  # 4620 bytes
+    b = rng.standard_normal(1000)  # float64, 8000 bytes
+    c = np.asfortranarray(rng.standard_normal((40, 30)).astype(np.float32))
+    small = np.ones(16, np.float32)
+    pa, pb, pc = store.place(a), store.place(b), store.place(c)
+    assert store.place(small) is small and store.place(None) is None
+    for got, want in ((pa, a), (pb, b), (pc, c)):
+        assert got.dtype == want.dtype and got.shape == want.shape and got.flags.c_contiguous
+        np.testing.assert_array_equal(got, want, strict=True)
+        assert not np.shares_memory(got, want)
+    addr = [p.ctypes.data for p in (pa, pb, pc)]
+    assert addr[0] % inference.WEIGHT_PAGE == 0
+    assert addr[1] - addr[0] == -(-a.nbytes // 64) * 64
+    assert addr[2] - addr[1] == -(-b.nbytes // 64) * 64
+    big = np.zeros(inference.WEIGHT_BLOCK // 4 + 1, np.float32)
+    pbig = store.place(big)
+    assert pbig.ctypes.data % inference.WEIGHT_PAGE == 0 and pbig.nbytes == big.nbytes
+    # the next small array goes on in the block before it
+    pd = store.place(a)
+    assert pd.ctypes.data == addr[2] + -(-c.nbytes // 64) * 64
+
+
+def test_an_optimized_model_reads_its_weights_from_the_store():
+    """Every packed weight of a convolution and of the classifier lies in a 2 MB-aligned block
+    of the plan's store; the outputs are those of the model."""
+    m = models.resnet18(rng=0, num_classes=10)
+    m.train(False)
+    x = np.random.default_rng(1).random((1, 3, 64, 64), dtype=np.float32)
+    f = convext.optimize_for_inference(m)
+    np.testing.assert_allclose(f(x), m(x), rtol=1e-4, atol=1e-5)
+    plan = f._entry([x])
+    store = plan._weights
+    weights = [a for _, a in m.state_dict().items() if a.ndim in (2, 4)]  # conv and fc
+    assert store.nbytes >= sum(a.nbytes for a in weights) > 0
+    assert store.blocks and all(b.ctypes.data % inference.WEIGHT_PAGE == 0 for b in store.blocks)
