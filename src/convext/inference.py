@@ -432,37 +432,46 @@ _WEIGHT_PACKERS = {
 # (float32, the optimized model against the same with each weight in its own array, medians of
 # alternated processes, two runs): batch 1, ResNet-18 0.984-0.989 of the time on one thread,
 # 0.985-0.991 on two, MobileNetV2 0.976-0.991 and 0.996; batch 8 0.975-1.003. A block holds
-# weights one after the other (64-byte aligned); an array of more than a block gets one of its
-# own. The part of a block no weight reaches is never written: on a fresh mapping it takes no
-# memory beyond its last partly filled 2 MB page.
+# weights one after the other (64-byte aligned), sized from the weights the plan still expects
+# (a quarter more, for the packings' padding), at most WEIGHT_BLOCK; an array of more than that
+# gets a block of its own. The part of a block no weight reaches is never written: on a fresh
+# mapping it takes no memory beyond its last partly filled 2 MB page. A plan whose weights
+# total less than a 2 MB page keeps plain arrays.
 WEIGHT_BLOCK = 32 << 20
 WEIGHT_PAGE = 2 << 20
 WEIGHT_MIN_BYTES = 4096  # smaller arrays (biases) stay where they are
 
 
 class _WeightStore:
-    """One plan's packed weights in 2 MB-aligned blocks (see WEIGHT_BLOCK)."""
+    """One plan's packed weights in 2 MB-aligned blocks (see WEIGHT_BLOCK); expected_bytes:
+    about the bytes of the weights it will be given."""
 
-    def __init__(self):
+    def __init__(self, expected_bytes):
+        self._on = expected_bytes >= WEIGHT_PAGE
+        self._left = expected_bytes  # the bytes still expected
         self._block, self._used = None, 0
         self.blocks = []  # every block made
         self.nbytes = 0  # the bytes of the arrays placed
 
     def place(self, a):
-        """a's values in the store (a itself when small or None)."""
-        if a is None or a.nbytes < WEIGHT_MIN_BYTES:
+        """a's values in the store (a itself when small, when the plan's weights are small, or
+        None)."""
+        if a is None or not self._on or a.nbytes < WEIGHT_MIN_BYTES:
             return a
         n = -(-a.nbytes // 64) * 64
         if n > WEIGHT_BLOCK:
             room = self._new_block(n)
         else:
             if self._block is None or self._used + n > self._block.nbytes:
-                self._block, self._used = self._new_block(WEIGHT_BLOCK), 0
+                want = max(n, self._left + self._left // 4)
+                size = min(WEIGHT_BLOCK, -(-want // WEIGHT_PAGE) * WEIGHT_PAGE)
+                self._block, self._used = self._new_block(size), 0
             room = self._block[self._used : self._used + n]
             self._used += n
         out = room[: a.nbytes].view(a.dtype).reshape(a.shape)
         out[...] = a
         self.nbytes += a.nbytes
+        self._left = max(0, self._left - a.nbytes)
         return out
 
     def _new_block(self, nbytes):
@@ -659,7 +668,10 @@ class _Plan:
             return None
 
         # 2. fuse
-        weights = _WeightStore()  # the packed weights of the fused steps
+        # the packed weights of the fused steps
+        weights = _WeightStore(
+            sum(n.attrs["weight"].nbytes for n in nodes if n.kind in ("conv", "dense"))
+        )
         absorbed, claimed = set(), set()
         position = {n.out: k for k, n in enumerate(nodes)}
         fused_at = {}  # id(last absorbed node) -> the step for the chain

@@ -1313,7 +1313,7 @@ def test_the_weight_store_puts_weights_on_2mb_boundaries_one_after_the_other():
     """_WeightStore copies each array (values, dtype and shape kept, C-contiguous) into blocks
     that start on a 2 MB boundary, 64-byte aligned one after the other; a small array and None
     stay as they are, an array larger than a block gets a block of its own."""
-    store = inference._WeightStore()
+    store = inference._WeightStore(2 * inference.WEIGHT_BLOCK)
     rng = np.random.default_rng(5)
     a = rng.standard_normal((3, 5, 7, 11)).astype(np.float32)  # 4620 bytes
     b = rng.standard_normal(1000)  # float64, 8000 bytes
@@ -1329,24 +1329,52 @@ def test_the_weight_store_puts_weights_on_2mb_boundaries_one_after_the_other():
     assert addr[0] % inference.WEIGHT_PAGE == 0
     assert addr[1] - addr[0] == -(-a.nbytes // 64) * 64
     assert addr[2] - addr[1] == -(-b.nbytes // 64) * 64
+    assert store.blocks[0].nbytes == inference.WEIGHT_BLOCK  # what it still expects is more
     big = np.zeros(inference.WEIGHT_BLOCK // 4 + 1, np.float32)
     pbig = store.place(big)
     assert pbig.ctypes.data % inference.WEIGHT_PAGE == 0 and pbig.nbytes == big.nbytes
     # the next small array goes on in the block before it
     pd = store.place(a)
     assert pd.ctypes.data == addr[2] + -(-c.nbytes // 64) * 64
+    assert store.nbytes == 2 * a.nbytes + b.nbytes + c.nbytes + big.nbytes
 
 
-def test_an_optimized_model_reads_its_weights_from_the_store():
-    """Every packed weight of a convolution and of the classifier lies in a 2 MB-aligned block
-    of the plan's store; the outputs are those of the model."""
+def test_the_weight_store_sizes_its_blocks_from_the_weights_it_expects():
+    """A block holds what the plan still expects and a quarter more, in whole 2 MB pages; a
+    plan expecting less than a page keeps plain arrays."""
+    page = inference.WEIGHT_PAGE
+    a = np.ones(300_000, np.float32)  # 1.2 MB
+    store = inference._WeightStore(3 * page)
+    assert store.place(a).ctypes.data % page == 0
+    assert store.blocks[0].nbytes == 4 * page  # 3.75 pages, rounded up
+    store = inference._WeightStore(page - 1)
+    assert store.place(a) is a and not store.blocks
+
+
+def test_an_optimized_model_reads_its_weights_from_the_store(monkeypatch):
+    """The weight every convolution kernel reads (packed, or the weight itself) and the packed
+    classifier lie in a 2 MB-aligned block of the plan's store; the outputs are the model's."""
+    read = []
+    prepare, dense = _conv.prepare_forward, inference._linear.dense_forward
+
+    def prepare_recorded(route, x_shape, w, *args):
+        packed = args[-1]
+        read.append(w if packed is None else packed)
+        return prepare(route, x_shape, w, *args)
+
+    def dense_recorded(x, wp, *args):
+        read.append(wp)
+        return dense(x, wp, *args)
+
+    monkeypatch.setattr(inference._conv, "prepare_forward", prepare_recorded)
+    monkeypatch.setattr(inference._linear, "dense_forward", dense_recorded)
     m = models.resnet18(rng=0, num_classes=10)
     m.train(False)
     x = np.random.default_rng(1).random((1, 3, 64, 64), dtype=np.float32)
     f = convext.optimize_for_inference(m)
     np.testing.assert_allclose(f(x), m(x), rtol=1e-4, atol=1e-5)
-    plan = f._entry([x])
-    store = plan._weights
-    weights = [a for _, a in m.state_dict().items() if a.ndim in (2, 4)]  # conv and fc
-    assert store.nbytes >= sum(a.nbytes for a in weights) > 0
+    store = f._entry([x])._weights
+    assert len(read) >= 21  # 20 convolutions and the classifier
     assert store.blocks and all(b.ctypes.data % inference.WEIGHT_PAGE == 0 for b in store.blocks)
+    for a in read:
+        assert any(np.shares_memory(a, b) for b in store.blocks)
