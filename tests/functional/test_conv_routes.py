@@ -93,8 +93,7 @@ def test_direct_limits_are_the_active_instruction_sets():
     # where the L3 is slow per core (not _isa.fast_l3) the weight gradient's channel limit is
     # GW_DIRECT_SLOW_L3_MAX_CG at most
     gw_cg = limits.gw_cg
-    cache = _isa.cpu_cache()
-    if not _isa.fast_l3(cache["l2_bytes"], cache["amd"]):
+    if _routes.SLOW_L3:
         gw_cg = min(_routes.GW_DIRECT_SLOW_L3_MAX_CG, gw_cg)
     assert (_routes.GW_DIRECT_MAX_CG, _routes.GW_DIRECT_MAX_FG) == (gw_cg, limits.gw_fg)
 
@@ -121,11 +120,8 @@ def test_1x1_forward_limit_follows_the_cpus_l3():
     """A 1x1 kernel takes the direct forward up to FWD_DIRECT_1X1_MAX_CG channels per group: 192
     where the L3 is slow per core (not _isa.fast_l3), else the forward's channel limit, as for
     every kernel; a 3x3 kernel keeps the forward's limit."""
-    from convext._kernels import _isa
-
     limit = _routes.FWD_DIRECT_1X1_MAX_CG
-    cache = _isa.cpu_cache()
-    if not _isa.fast_l3(cache["l2_bytes"], cache["amd"]):
+    if _routes.SLOW_L3:
         assert limit == min(192, _routes.FWD_DIRECT_MAX_CG)
     else:
         assert limit == _routes.FWD_DIRECT_MAX_CG

@@ -109,14 +109,21 @@ def _choose():
 _active = cvx_isa_compiled(_choose())
 
 
-def cpu_cache():
-    """{"l2_bytes": the calling core's L2 cache in bytes, "amd": whether the CPU is AMD's,
-    "family": its family number (AMD's Zen 3 and Zen 4: 25, Zen 5: 26)}, read with cpuid on x86
-    (0 and False elsewhere, or where the CPU does not say)."""
+cdef dict _read_cpu_cache():
     cdef long long l2 = 0
     cdef int amd = 0, family = 0
     cvx_cpu_cache(&l2, &amd, &family)
     return {"l2_bytes": int(l2), "amd": bool(amd), "family": int(family)}
+
+
+_CPU_CACHE = _read_cpu_cache()  # read once, at import
+
+
+def cpu_cache():
+    """{"l2_bytes": the calling core's L2 cache in bytes, "amd": whether the CPU is AMD's,
+    "family": its family number (AMD's Zen 3 and Zen 4: 25, Zen 5: 26)}, read with cpuid on x86
+    at import (0 and False elsewhere, or where the CPU does not say)."""
+    return dict(_CPU_CACHE)
 
 
 def fast_l3(l2_bytes, amd):
@@ -124,7 +131,7 @@ def fast_l3(l2_bytes, amd):
     functional/_routes.py (its SLOW_L3 is the opposite): on AMD's CPUs with an L2 of at least
     DIRECT_BAND_AMD_MIN_L2 (Zen 4, Zen 5) and where the L2 is unknown; not on a Sapphire Rapids
     Xeon or a Zen 3 (the measurements there)."""
-    return l2_bytes <= 0 or (amd and l2_bytes >= DIRECT_BAND_AMD_MIN_L2)
+    return bool(l2_bytes <= 0 or (amd and l2_bytes >= DIRECT_BAND_AMD_MIN_L2))
 
 
 # The direct forward unfolds the input in bands of at most this many bytes, and every filter
