@@ -329,3 +329,21 @@ def test_weight_gradient_with_row_phases_no_tap_reads(case, threads, restore_thr
     want = R.conv2d_grads(gy, x4, w, **kw)[1]
     assert np.abs(want).max() < 2**24
     np.testing.assert_array_equal(gw, want.astype(np.float32), strict=True)
+
+
+@pytest.mark.parametrize("case", [c for c in LAYERS if c[0] in ("1x1-s2", "dilated-s2")])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_unread_row_phases_never_reach_a_result(case, threads):
+    """The unfold leaves the planes of the row phases no tap reads as they were: with the
+    scratch full of NaN beforehand the forward is still exact (a tail tile's lanes past a band
+    may read them, and are dropped)."""
+    rng = np.random.default_rng(14)
+    x, w, b = _data(rng, case, np.float32, integer=True)
+    _, _, _, s, p, d = case
+    y = np.empty(R.conv2d(x, w, b, stride=s, padding=p, dilation=d).shape, np.float32)
+    call = _conv.prepare_forward("direct", x.shape, w, b, y.shape, s, s, p, p, d, d, 1, threads)
+    scratch = np.full(call.scratch_bytes // 4 + 16, np.nan, np.float32)
+    call.use_scratch(scratch.view(np.uint8))
+    call(x, y)
+    want = R.conv2d(x, w, b, stride=s, padding=p, dilation=d).astype(np.float32)
+    np.testing.assert_array_equal(y, want, strict=True)
