@@ -475,9 +475,7 @@ class _WeightStore:
         return out
 
     def _new_block(self, nbytes):
-        raw = np.empty(nbytes + WEIGHT_PAGE, np.uint8)
-        start = -raw.ctypes.data % WEIGHT_PAGE
-        self.blocks.append(raw[start : start + nbytes])
+        self.blocks.append(_new_arena(nbytes, WEIGHT_PAGE))
         return self.blocks[-1]
 
 
@@ -1118,10 +1116,10 @@ def _share_buffers(steps, slots, fresh, outputs):
     return [(offset, s) for offset, _, s in placed], size, own
 
 
-def _new_arena(nbytes):
-    """A byte array of nbytes starting at an ARENA_ALIGN boundary."""
-    raw = np.empty(nbytes + ARENA_ALIGN, np.uint8)
-    skip = -raw.ctypes.data % ARENA_ALIGN
+def _new_arena(nbytes, align=ARENA_ALIGN):
+    """A byte array of nbytes starting at an ``align``-byte boundary."""
+    raw = np.empty(nbytes + align, np.uint8)
+    skip = -raw.ctypes.data % align
     return raw[skip : skip + nbytes]
 
 
