@@ -160,6 +160,26 @@ def test_epilogue_and_packed_weight_give_the_plain_calls_bits(act):
     np.testing.assert_array_equal(again, y)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ws, groups", [((8, 4, 3, 3), 1), ((64, 64, 3, 3), 1), ((130, 3, 3, 3), 2)])
+def test_packed_weight_starts_on_a_cache_line(dtype, ws, groups):
+    """The tile loads its vectors of filters from the packed weight: it starts on a 64-byte
+    boundary (numpy's own arrays start 16 bytes into one, and every such load then spans two
+    lines), small or large, and gives the bits of the packing done inside the call."""
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal(ws).astype(dtype)
+    x = rng.standard_normal((1, ws[1] * groups, 9, 9)).astype(dtype)
+    for _ in range(3):
+        packed = _conv.pack_valid_taps_weight(w, groups)
+        assert packed.ctypes.data % 64 == 0
+        assert packed.dtype == dtype and packed.ndim == 1 and packed.flags.c_contiguous
+    y, geom = _kernel_args(x, w, dict(padding=1, groups=groups))
+    _conv.conv2d_forward_valid_taps(x, w, None, y, *geom)
+    again = np.full_like(y, np.nan)
+    _conv.conv2d_forward_valid_taps(x, w, None, again, *geom, None, 0, 0.0, 0.0, packed)
+    np.testing.assert_array_equal(again, y)
+
+
 @pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
 def test_a_non_finite_weight_runs_the_gemm_route(bad):
     """inf or NaN times the zero padding is NaN on the other routes (and in the oracle): the
