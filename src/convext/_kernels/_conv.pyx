@@ -663,12 +663,19 @@ cdef inline bint _owns_planes(idx_t planes, int n_threads) noexcept nogil:
     return n_threads > 1 and planes % n_threads == 0
 
 
+# _even_items's limit: at most this many work items per thread go in a static schedule. A long
+# layer of many items keeps the dynamic one, which moves items off a thread that another
+# process holds up (a shared machine); locality matters most in short layers of few items.
+DEF STATIC_MAX_ITEMS_PER_THREAD = 16
+
+
 cdef inline bint _even_items(idx_t nitems, int n_threads) noexcept nogil:
-    """Whether nitems work items of about equal cost divide evenly over the threads: a static
-    schedule then gives each thread the same share, and the same items on every call, so the
-    rows it writes stay in its own core's cache for the next call and the next layer; a
-    dynamic one hands the items to whichever thread asks first (an atomic on a line the
-    threads share for each) and moves the outputs between cores from call to call. Measured
+    """Whether nitems work items of about equal cost divide evenly over the threads, at most
+    STATIC_MAX_ITEMS_PER_THREAD each: a static schedule then gives each thread the same share,
+    and the same items on every call, so the rows it writes stay in its own core's cache for
+    the next call and the next layer; a dynamic one hands the items to whichever thread asks
+    first (an atomic on a line the threads share for each) and moves the outputs between
+    cores from call to call. Measured
     on an Intel Xeon (2 vCPUs, AVX-512; reading 1 MB another core wrote ran at 27 GB/s, its own
     writes at 117), float32, two threads, medians of alternated processes, dynamic / static:
     1x1 layers alone at batch 1 (the GEMM's shared B), us, 64x7x7 -> 384 17.2 / 13.4, 64x14x14
@@ -676,7 +683,8 @@ cdef inline bint _even_items(idx_t nitems, int n_threads) noexcept nogil:
     models (the shared B and the valid-taps items), ms, mobilenet_v2 batch 1 3.35 / 3.16,
     batch 8 20.4 / 20.1, resnet18 batch 1 10.75 / 10.45, batch 8 76.9 / 74.2. Only which
     thread computes an element changes: no bits."""
-    return n_threads > 1 and nitems % n_threads == 0
+    return (n_threads > 1 and nitems % n_threads == 0
+            and nitems <= STATIC_MAX_ITEMS_PER_THREAD * n_threads)
 
 
 cdef inline idx_t _band_tiles(idx_t P, idx_t nbands, idx_t PT) noexcept nogil:
