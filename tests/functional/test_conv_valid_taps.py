@@ -161,7 +161,9 @@ def test_epilogue_and_packed_weight_give_the_plain_calls_bits(act):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("ws, groups", [((8, 4, 3, 3), 1), ((64, 64, 3, 3), 1), ((130, 3, 3, 3), 2)])
+@pytest.mark.parametrize(
+    "ws, groups", [((8, 4, 3, 3), 1), ((64, 64, 3, 3), 1), ((130, 3, 3, 3), 2)]
+)
 def test_packed_weight_starts_on_a_cache_line(dtype, ws, groups):
     """The tile loads its vectors of filters from the packed weight: it starts on a 64-byte
     boundary (numpy's own arrays start 16 bytes into one, and every such load then spans two
