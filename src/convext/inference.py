@@ -1118,9 +1118,7 @@ def _share_buffers(steps, slots, fresh, outputs):
 
 def _new_arena(nbytes, align=ARENA_ALIGN):
     """A byte array of nbytes starting at an ``align``-byte boundary."""
-    raw = np.empty(nbytes + align, np.uint8)
-    skip = -raw.ctypes.data % align
-    return raw[skip : skip + nbytes]
+    return _conv.empty_aligned(nbytes, np.uint8, align)
 
 
 def _slot_bytes(s):

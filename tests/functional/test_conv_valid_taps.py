@@ -166,8 +166,9 @@ def test_epilogue_and_packed_weight_give_the_plain_calls_bits(act):
 )
 def test_packed_weight_starts_on_a_cache_line(dtype, ws, groups):
     """The tile loads its vectors of filters from the packed weight: it starts on a 64-byte
-    boundary (numpy's own arrays start 16 bytes into one, and every such load then spans two
-    lines), small or large, and gives the bits of the packing done inside the call."""
+    boundary (numpy aligns its arrays to 16 bytes only, and a 64-byte load from such an offset
+    spans two lines), small or large, and gives the bits of the packing done inside the
+    call."""
     rng = np.random.default_rng(5)
     w = rng.standard_normal(ws).astype(dtype)
     x = rng.standard_normal((1, ws[1] * groups, 9, 9)).astype(dtype)
@@ -180,6 +181,19 @@ def test_packed_weight_starts_on_a_cache_line(dtype, ws, groups):
     again = np.full_like(y, np.nan)
     _conv.conv2d_forward_valid_taps(x, w, None, again, *geom, None, 0, 0.0, 0.0, packed)
     np.testing.assert_array_equal(again, y)
+
+
+def test_empty_aligned_starts_on_the_boundary_it_is_given():
+    for align in (64, 4096, 2 << 20):
+        for n, dtype in ((0, np.float32), (1, np.float64), (1000, np.float32), (77, np.uint8)):
+            a = _conv.empty_aligned(n, dtype, align)
+            assert n == 0 or a.ctypes.data % align == 0  # (an empty slice's pointer is numpy's)
+            assert a.shape == (n,) and a.dtype == dtype and a.flags.c_contiguous
+            assert a.flags.writeable
+            a[...] = 1
+    for bad in (0, 3, 48, -64):
+        with pytest.raises(ValueError, match="align must be a power of two"):
+            _conv.empty_aligned(4, np.float32, bad)
 
 
 @pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])

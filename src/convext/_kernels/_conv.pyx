@@ -663,19 +663,22 @@ cdef inline bint _owns_planes(idx_t planes, int n_threads) noexcept nogil:
     return n_threads > 1 and planes % n_threads == 0
 
 
-# _even_items's limit: at most this many work items per thread go in a static schedule. A long
+# _static_items's limit: at most this many work items per thread go in a static schedule. A long
 # layer of many items keeps the dynamic one, which moves items off a thread that another
 # process holds up (a shared machine); locality matters most in short layers of few items.
 DEF STATIC_MAX_ITEMS_PER_THREAD = 16
 
 
-cdef inline bint _even_items(idx_t nitems, int n_threads) noexcept nogil:
-    """Whether nitems work items of about equal cost divide evenly over the threads, at most
-    STATIC_MAX_ITEMS_PER_THREAD each: a static schedule then gives each thread the same share,
-    and the same items on every call, so the rows it writes stay in its own core's cache for
-    the next call and the next layer; a dynamic one hands the items to whichever thread asks
-    first (an atomic on a line the threads share for each) and moves the outputs between
-    cores from call to call. Measured
+cdef inline bint _static_items(idx_t nitems, int n_threads) noexcept nogil:
+    """Whether the valid-taps forward and the GEMM's shared B run their nitems work items (of
+    about equal cost: the last band, block or tile may be smaller) in a static schedule: where
+    they divide evenly over the threads, at most STATIC_MAX_ITEMS_PER_THREAD each. Each thread
+    then takes the same items on every call, so the rows it writes are in its own core's cache
+    at the next call, and at the next layer where that one splits its items the same way; a
+    dynamic schedule hands the items to whichever thread asks first (an atomic on a line the
+    threads share for each), and the outputs move between cores from call to call. (The
+    direct and GEMM routes' own static schedules, _owned_bands and _owns_planes, have no such
+    limit: they were measured at batch 8 and 16 on the Zen 4.) Measured
     on an Intel Xeon (2 vCPUs, AVX-512; reading 1 MB another core wrote ran at 27 GB/s, its own
     writes at 117), float32, two threads, medians of alternated processes, dynamic / static:
     1x1 layers alone at batch 1 (the GEMM's shared B), us, 64x7x7 -> 384 17.2 / 13.4, 64x14x14
@@ -2266,14 +2269,18 @@ def valid_taps_packed_elems(Py_ssize_t F, Py_ssize_t K, Py_ssize_t groups, bint 
     return groups * ((F // groups + fb - 1) // fb) * fb * K
 
 
-cdef object _empty_aligned(Py_ssize_t n, dtype):
-    """An uninitialised 1-D array of n elements of dtype whose data starts on a 64-byte boundary
-    (a cache line: numpy's own arrays start 16 bytes into one, so a 64-byte vector load from
-    them spans two lines)."""
-    itemsize = np.dtype(dtype).itemsize
-    raw = np.empty(n * itemsize + 64, dtype=np.uint8)
-    skip = -raw.ctypes.data % 64
-    return raw[skip : skip + n * itemsize].view(dtype)
+def empty_aligned(Py_ssize_t n, dtype, Py_ssize_t align=64):
+    """An uninitialised 1-D array of n elements of dtype whose data starts on an `align`-byte
+    boundary (a power of two; for n > 0: an empty array's pointer is numpy's). numpy aligns
+    its data to 16 bytes only: a 64-byte vector load from it may span two cache lines (the
+    valid-taps weight, pack_valid_taps_weight), and a block meant for 2 MB pages must start
+    on one (convext.inference's arenas)."""
+    if align < 1 or align & (align - 1):
+        raise ValueError(f"empty_aligned: align must be a power of two, got {align}")
+    nbytes = n * np.dtype(dtype).itemsize
+    raw = np.empty(nbytes + align, dtype=np.uint8)
+    skip = -raw.ctypes.data % align
+    return raw[skip : skip + nbytes].view(dtype)
 
 
 def pack_valid_taps_weight(const floating[:, :, :, ::1] w, Py_ssize_t groups, int n_threads=1):
@@ -2291,8 +2298,8 @@ def pack_valid_taps_weight(const floating[:, :, :, ::1] w, Py_ssize_t groups, in
     # (AVX-512, 2 MB L2 per core; float32, 64x56x56 -> 64 3x3, batch 1, one thread, medians of
     # 60 alternated calls): 1.27 ms with the weight 32 bytes into a line (where numpy put it),
     # 1.16 ms aligned.
-    out = _empty_aligned(valid_taps_packed_elems(w.shape[0], ck, groups, floating is double),
-                         _DTYPE[floating is double])
+    out = empty_aligned(valid_taps_packed_elems(w.shape[0], ck, groups, floating is double),
+                        _DTYPE[floating is double])
     finite = np.ones(max(1, groups * nblk), dtype=np.int8)
     cdef floating[::1] o = out
     cdef signed char[::1] ok = finite
@@ -2405,9 +2412,9 @@ cdef void _fwd_valid_taps(const floating *x, const floating *wp, const floating 
     """Work items (block of images, group, filter block, band of rows; _prep_valid_taps's
     split): the valid-taps kernel with the residual and a clamp in its epilogue, then any other
     activation on the item's block of y (the arithmetic of conv2d_epilogue); in a static
-    schedule where they divide evenly over the threads (_even_items), else a dynamic one."""
+    schedule where _static_items allows it, else a dynamic one."""
     cdef idx_t it, nitems = p.nib * p.g.G * p.nblk * p.nbands
-    if _even_items(nitems, p.nt):
+    if _static_items(nitems, p.nt):
         for it in prange(nitems, schedule='static', num_threads=p.nt):
             _fwd_valid_taps_item(it, x, wp, bp, y, p, rp,
                                  scratch + cvx_omp_get_thread_num() * p.ld_s)
@@ -3159,14 +3166,13 @@ cdef void _fwd_gemm_shared_b(const floating *x, const floating *w, const floatin
     item's B is unfolded and packed once into bs + item*ldb (gemm_pack_b), the threads taking
     blocks of cb channels; then the filter blocks multiply it (gemm_pb). The GEMM reads the
     same values in the same order, so every output bit is _fwd_gemm's. Each pass in a static
-    schedule where its items divide evenly over the threads (_even_items), else a dynamic
-    one."""
+    schedule where _static_items allows it, else a dynamic one."""
     cdef idx_t P = g.OH * g.OW
     cdef idx_t ntile = 1 if nimg > 1 else (P + PT - 1) // PT
     cdef idx_t items = nib * g.G * ntile
     cdef idx_t ncb = (g.Cg + cb - 1) // cb
     cdef idx_t it
-    if _even_items(items * ncb, nt):
+    if _static_items(items * ncb, nt):
         for it in prange(items * ncb, schedule='static', num_threads=nt):
             _shared_b_pack_item(it, x, g, PT, nimg, nib, cb, image_is_cols, bs, ldb,
                                 scratch + cvx_omp_get_thread_num() * ld_s)
@@ -3174,7 +3180,7 @@ cdef void _fwd_gemm_shared_b(const floating *x, const floating *w, const floatin
         for it in prange(items * ncb, schedule='dynamic', num_threads=nt):
             _shared_b_pack_item(it, x, g, PT, nimg, nib, cb, image_is_cols, bs, ldb,
                                 scratch + cvx_omp_get_thread_num() * ld_s)
-    if _even_items(items * nfb, nt):
+    if _static_items(items * nfb, nt):
         for it in prange(items * nfb, schedule='static', num_threads=nt):
             _shared_b_gemm_item(it, w, wp, Fgp, b, y, g, PT, nimg, nib, nfb, unit, bs, ldb,
                                 res, e, scratch + cvx_omp_get_thread_num() * ld_s,
