@@ -678,9 +678,9 @@ cdef inline bint _static_items(idx_t nitems, int n_threads) noexcept nogil:
     dynamic schedule hands the items to whichever thread asks first (an atomic on a line the
     threads share for each), and the outputs move between cores from call to call. (The
     direct and GEMM routes' own static schedules, _owned_bands and _owns_planes, have no such
-    limit: they were measured at batch 8 and 16 on the Zen 4.) Measured
-    on an Intel Xeon (2 vCPUs, AVX-512; reading 1 MB another core wrote ran at 27 GB/s, its own
-    writes at 117), float32, two threads, medians of alternated processes, dynamic / static:
+    limit: they were measured at batch 8 and 16 on the Zen 4.) Measured on an Intel Xeon (2
+    vCPUs, AVX-512; reading 1 MB another core wrote ran at 27 GB/s, its own writes at 117),
+    float32, two threads, medians of alternated processes, dynamic / static:
     1x1 layers alone at batch 1 (the GEMM's shared B), us, 64x7x7 -> 384 17.2 / 13.4, 64x14x14
     -> 384 44.6 / 38.6, 160x7x7 -> 960 51.8 / 46.1, 96x14x14 -> 576 77.0 / 71.0; optimized
     models (the shared B and the valid-taps items), ms, mobilenet_v2 batch 1 3.35 / 3.16,
