@@ -2374,19 +2374,31 @@ cdef int _prep_valid_taps(fwd_t *p, list keep, const floating[:, :, :, ::1] w,
     return 0
 
 
-cdef inline void _fwd_valid_taps_item(idx_t it, const floating *x, const floating *wp,
-                                      const floating *bp, floating *y, const fwd_t *p,
-                                      const floating *rp, floating *buf) noexcept nogil:
-    """Work item `it` of _fwd_valid_taps on the thread's scratch buf."""
+cdef inline const floating *_vt_item_weight(idx_t it, const floating *wp,
+                                            const fwd_t *p) noexcept nogil:
+    """The packed weights of _fwd_valid_taps's work item `it` (its group's filter block)."""
+    cdef idx_t blk = (it // p.nbands) % p.nblk, gi = (it // (p.nbands * p.nblk)) % p.g.G
+    return wp + (gi * p.nblk + blk) * p.fb * (p.g.Cg * p.g.kh * p.g.kw)
+
+
+cdef inline void _fwd_valid_taps_item(idx_t it, idx_t nxt, const floating *x,
+                                      const floating *wp, const floating *bp, floating *y,
+                                      const fwd_t *p, const floating *rp,
+                                      floating *buf) noexcept nogil:
+    """Work item `it` of _fwd_valid_taps on the thread's scratch buf; nxt: the item the
+    thread runs next (its weights are fetched into the L2 meanwhile), or -1."""
     cdef const geom_t *g = &p.g
     cdef idx_t fb = p.fb, nblk = p.nblk, nbands = p.nbands
-    cdef idx_t ck = g.Cg * g.kh * g.kw, P = g.OH * g.OW, HW = g.H * g.W
+    cdef idx_t P = g.OH * g.OW, HW = g.H * g.W
     cdef idx_t band = it % nbands, blk = (it // nbands) % nblk
     cdef idx_t gi = (it // (nbands * nblk)) % g.G
     cdef idx_t n = it // (nbands * nblk * g.G)  # the image block
     cdef idx_t n1 = (n + 1) * g.N // p.nib
     cdef idx_t oh0 = band * p.rows, oh1, nf = min(fb, g.Fg - blk * fb), base, m
     cdef const floating *bb = NULL
+    cdef const floating *wnext = NULL
+    if nxt >= 0:
+        wnext = _vt_item_weight(nxt, wp, p)
     n = n * g.N // p.nib
     oh1 = min(g.OH, oh0 + p.rows)
     if bp != NULL:
@@ -2394,11 +2406,11 @@ cdef inline void _fwd_valid_taps_item(idx_t it, const floating *x, const floatin
     base = (n * g.F + gi * g.Fg + blk * fb) * P
     if floating is float:
         cvx_vt_fwd_float(&p.vg, x + (n * g.C + gi * g.Cg) * HW, g.C * HW,
-                         wp + (gi * nblk + blk) * fb * ck, bb, nf, y + base, g.F * P,
+                         _vt_item_weight(it, wp, p), wnext, bb, nf, y + base, g.F * P,
                          _at(rp, base), n1 - n, oh0, oh1, buf)
     else:
         cvx_vt_fwd_double(&p.vg, x + (n * g.C + gi * g.Cg) * HW, g.C * HW,
-                          wp + (gi * nblk + blk) * fb * ck, bb, nf, y + base, g.F * P,
+                          _vt_item_weight(it, wp, p), wnext, bb, nf, y + base, g.F * P,
                           _at(rp, base), n1 - n, oh0, oh1, buf)
     if p.e.act != ACT_NONE and not p.vg.clamp:  # another activation, after the residual
         for m in range(n1 - n):
@@ -2412,15 +2424,18 @@ cdef void _fwd_valid_taps(const floating *x, const floating *wp, const floating 
     """Work items (block of images, group, filter block, band of rows; _prep_valid_taps's
     split): the valid-taps kernel with the residual and a clamp in its epilogue, then any other
     activation on the item's block of y (the arithmetic of conv2d_epilogue); in a static
-    schedule where _static_items allows it, else a dynamic one."""
+    schedule where _static_items allows it, else a dynamic one. A thread that knows which item
+    it runs next (one thread: the items in order; a static schedule: nitems / nt consecutive
+    items each) fetches that item's weights while it runs one."""
     cdef idx_t it, nitems = p.nib * p.g.G * p.nblk * p.nbands
-    if _static_items(nitems, p.nt):
+    cdef idx_t per = nitems if p.nt == 1 else nitems // p.nt
+    if p.nt == 1 or _static_items(nitems, p.nt):
         for it in prange(nitems, schedule='static', num_threads=p.nt):
-            _fwd_valid_taps_item(it, x, wp, bp, y, p, rp,
+            _fwd_valid_taps_item(it, it + 1 if (it + 1) % per else -1, x, wp, bp, y, p, rp,
                                  scratch + cvx_omp_get_thread_num() * p.ld_s)
     else:
         for it in prange(nitems, schedule='dynamic', num_threads=p.nt):
-            _fwd_valid_taps_item(it, x, wp, bp, y, p, rp,
+            _fwd_valid_taps_item(it, -1, x, wp, bp, y, p, rp,
                                  scratch + cvx_omp_get_thread_num() * p.ld_s)
 
 

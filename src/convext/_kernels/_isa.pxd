@@ -264,11 +264,13 @@ cdef extern from "isa/cvx_isa.h" nogil:
         int f32_lanes, f64_lanes, sgemm_mr, sgemm_nr, dgemm_mr, dgemm_nr, fma_fused, direct_fb
         int sdense_rows, ddense_rows
         void (*vt_fwd_f)(const cvx_vt_geom *g, const float *x, idx_t xs, const float *wp,
-                         const float *b, idx_t nf, float *y, idx_t ys, const float *res,
-                         idx_t nimg, idx_t oh0, idx_t oh1, float *scratch) noexcept nogil
+                         const float *wnext, const float *b, idx_t nf, float *y, idx_t ys,
+                         const float *res, idx_t nimg, idx_t oh0, idx_t oh1,
+                         float *scratch) noexcept nogil
         void (*vt_fwd_d)(const cvx_vt_geom *g, const double *x, idx_t xs, const double *wp,
-                         const double *b, idx_t nf, double *y, idx_t ys, const double *res,
-                         idx_t nimg, idx_t oh0, idx_t oh1, double *scratch) noexcept nogil
+                         const double *wnext, const double *b, idx_t nf, double *y, idx_t ys,
+                         const double *res, idx_t nimg, idx_t oh0, idx_t oh1,
+                         double *scratch) noexcept nogil
         int (*vt_pack_f)(const cvx_vt_geom *g, idx_t Fg, const float *w, float *wp,
                          idx_t b_begin, idx_t b_end) noexcept nogil
         int (*vt_pack_d)(const cvx_vt_geom *g, idx_t Fg, const double *w, double *wp,
@@ -772,17 +774,17 @@ cdef inline void cvx_pl_vmax3s2_double(const double *x, idx_t H, idx_t W, idx_t 
 
 
 cdef inline void cvx_vt_fwd_float(const cvx_vt_geom *g, const float *x, idx_t xs,
-                                  const float *wp, const float *b, idx_t nf, float *y, idx_t ys,
-                                  const float *res, idx_t nimg, idx_t oh0, idx_t oh1,
-                                  float *scratch) noexcept nogil:
-    isa_table().vt_fwd_f(g, x, xs, wp, b, nf, y, ys, res, nimg, oh0, oh1, scratch)
+                                  const float *wp, const float *wnext, const float *b, idx_t nf,
+                                  float *y, idx_t ys, const float *res, idx_t nimg, idx_t oh0,
+                                  idx_t oh1, float *scratch) noexcept nogil:
+    isa_table().vt_fwd_f(g, x, xs, wp, wnext, b, nf, y, ys, res, nimg, oh0, oh1, scratch)
 
 
 cdef inline void cvx_vt_fwd_double(const cvx_vt_geom *g, const double *x, idx_t xs,
-                                   const double *wp, const double *b, idx_t nf, double *y,
-                                   idx_t ys, const double *res, idx_t nimg, idx_t oh0, idx_t oh1,
-                                   double *scratch) noexcept nogil:
-    isa_table().vt_fwd_d(g, x, xs, wp, b, nf, y, ys, res, nimg, oh0, oh1, scratch)
+                                   const double *wp, const double *wnext, const double *b,
+                                   idx_t nf, double *y, idx_t ys, const double *res, idx_t nimg,
+                                   idx_t oh0, idx_t oh1, double *scratch) noexcept nogil:
+    isa_table().vt_fwd_d(g, x, xs, wp, wnext, b, nf, y, ys, res, nimg, oh0, oh1, scratch)
 
 
 cdef inline int cvx_vt_pack_float(const cvx_vt_geom *g, idx_t Fg, const float *w, float *wp,

@@ -39,6 +39,7 @@ typedef ptrdiff_t cvx_index;
 #define CVX_NOINLINE __attribute__((noinline))
 #define CVX_RESTRICT __restrict__
 #define CVX_PREFETCH(p) __builtin_prefetch((p), 0, 3)
+#define CVX_PREFETCH_L2(p) __builtin_prefetch((p), 0, 2) /* into the L2 (x86: prefetcht1) */
 #if defined(__clang__)
 #define CVX_UNROLL _Pragma("unroll")
 #else
@@ -57,8 +58,10 @@ typedef ptrdiff_t cvx_index;
 #if CVX_ARCH_X86
 #include <xmmintrin.h>
 #define CVX_PREFETCH(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+#define CVX_PREFETCH_L2(p) _mm_prefetch((const char *)(p), _MM_HINT_T1)
 #else
 #define CVX_PREFETCH(p) ((void)0)
+#define CVX_PREFETCH_L2(p) ((void)0)
 #endif
 #define CVX_UNROLL /* loops with constant trip counts: the compiler's own full unrolling */
 #endif

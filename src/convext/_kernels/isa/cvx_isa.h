@@ -338,14 +338,17 @@ struct cvx_kernel_table {
     int direct_fb;                      /* filters per direct forward tile (cvx_direct_fblock) */
     int sdense_rows, ddense_rows;       /* rows of W per packed strip of sdense_pack / ddense_pack */
     /* valid-taps forward (valid_taps.inc): one work item (rows [oh0, oh1) of a block of nf
-     * filters in nimg images), the packing of blocks [b_begin, b_end) of a group's weights (1:
-     * all finite), and the filters per block (vt_fb_f / vt_fb_d) */
+     * filters in nimg images; wnext: the packed weights of the thread's next item, or NULL),
+     * the packing of blocks [b_begin, b_end) of a group's weights (1: all finite), and the
+     * filters per block (vt_fb_f / vt_fb_d) */
     void (*vt_fwd_f)(const cvx_vt_geom *g, const float *x, cvx_index xs, const float *wp,
-                     const float *b, cvx_index nf, float *y, cvx_index ys, const float *res,
-                     cvx_index nimg, cvx_index oh0, cvx_index oh1, float *scratch);
+                     const float *wnext, const float *b, cvx_index nf, float *y, cvx_index ys,
+                     const float *res, cvx_index nimg, cvx_index oh0, cvx_index oh1,
+                     float *scratch);
     void (*vt_fwd_d)(const cvx_vt_geom *g, const double *x, cvx_index xs, const double *wp,
-                     const double *b, cvx_index nf, double *y, cvx_index ys, const double *res,
-                     cvx_index nimg, cvx_index oh0, cvx_index oh1, double *scratch);
+                     const double *wnext, const double *b, cvx_index nf, double *y,
+                     cvx_index ys, const double *res, cvx_index nimg, cvx_index oh0,
+                     cvx_index oh1, double *scratch);
     int (*vt_pack_f)(const cvx_vt_geom *g, cvx_index Fg, const float *w, float *wp,
                      cvx_index b_begin, cvx_index b_end);
     int (*vt_pack_d)(const cvx_vt_geom *g, cvx_index Fg, const double *w, double *wp,
