@@ -54,11 +54,12 @@ import threading
 import numpy as np
 
 from . import _team, functional
-from ._config import get_num_threads, threads_for
+from ._config import get_num_threads
 from ._kernels import _conv, _linear
 from .functional import pooling as _pooling
 from .functional._routes import choose_route, conv_shape
 from .functional.conv import _conv_setup, _kernel_geom
+from .functional.linear import _linear_threads
 from .layers import (
     ELU,
     GELU,
@@ -564,7 +565,7 @@ def _dense_step(node, x_shape, dtype, out_buf, weights):
     wp = weights.place(_linear.dense_pack(np.ascontiguousarray(w)))
     b = None if b is None else np.ascontiguousarray(b)
     y_shape = (x_shape[0], w.shape[0])
-    threads = threads_for(x_shape[0] * w.shape[0] * w.shape[1], "macs")
+    threads = _linear_threads(x_shape[0], w.shape[0], w.shape[1])
 
     def step(x):
         y = np.empty(y_shape, dtype) if out_buf is None else out_buf.array

@@ -97,3 +97,25 @@ def test_linear_rows_do_not_depend_on_the_batch_or_threads(dtype):
                 np.testing.assert_array_equal(gx, first[1])
     finally:
         convext.set_num_threads(old)
+
+
+def test_a_single_row_reads_its_weight_on_every_thread():
+    """On a row or two the time is the weight's read, not the multiply-adds: resnet's
+    classifier at batch 1 (512 -> 1000, 0.5 M multiply-adds, under the convolutions' threshold)
+    runs on every thread, a small layer on one; the outputs are the same bits either way."""
+    from convext.functional.linear import _linear_threads
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 512)).astype(np.float32)
+    w = rng.standard_normal((1000, 512)).astype(np.float32)
+    b = rng.standard_normal(1000).astype(np.float32)
+    old = convext.get_num_threads()
+    try:
+        convext.set_num_threads(2)
+        assert _linear_threads(1, 1000, 512) == 2
+        assert _linear_threads(1, 10, 84) == 1  # lenet's last layer
+        two = F.linear(x, w, b)
+        convext.set_num_threads(1)
+        np.testing.assert_array_equal(F.linear(x, w, b), two)
+    finally:
+        convext.set_num_threads(old)
