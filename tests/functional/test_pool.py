@@ -269,14 +269,26 @@ def test_global_avg(dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(1, 1280, 7, 7), (2, 9, 5, 3), (1, 7, 1, 1), (3, 17, 12, 11)])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (1, 1280, 7, 7),
+        (2, 9, 5, 3),
+        (1, 7, 1, 1),
+        (3, 17, 12, 11),
+        (1, 130, 5, 7),  # work items of 64 planes and 2 more; 35 = 2 * 16 + 3 elements
+        (2, 72, 4, 4),  # planes of exactly one 16-element block
+        (1, 33, 9, 9),
+    ],
+)
 def test_global_avg_sums_each_plane_in_double_in_order(dtype, shape):
     """global_avg_pool2d and adaptive_avg_pool2d to 1x1 (eval pooling of resnet and mobilenet)
-    run one kernel that sums planes side by side in groups of 8: every output is exactly the
-    plane's sequential float64 sum (np.cumsum's last term: an independent oracle), divided by
-    H*W, rounded to the dtype, the same for every thread count, plane count (groups of 8
-    and the rest) and layout; and the same bits as the adaptive kernel's full window."""
-    from convext._kernels import _resample
+    run one kernel that sums a vector's width of planes side by side (blocks transposed in
+    registers, the rest one by one): every output is exactly the plane's sequential float64 sum
+    (np.cumsum's last term: an independent oracle), divided by H*W, rounded to the dtype, the
+    same for every thread count, plane count and plane size (whole blocks and the rest) and
+    layout; and the same bits as the adaptive kernel's full window."""
+    from convext._kernels import _pool, _resample
 
     N, C, H, W = shape
     x = (RNG.standard_normal(shape) * 10 + 3).astype(dtype)
@@ -288,7 +300,7 @@ def test_global_avg_sums_each_plane_in_double_in_order(dtype, shape):
         x.reshape(-1, H, W), full, one, np.array([H]), one, np.array([W]), 1
     )
     try:
-        for n in (1, 2):
+        for n in (1, 2, 3):
             convext.set_num_threads(n)
             for got in (
                 F.global_avg_pool2d(x),
@@ -300,6 +312,11 @@ def test_global_avg_sums_each_plane_in_double_in_order(dtype, shape):
             ):
                 assert got.dtype == dtype and got.shape[-2:] == (1, 1)
                 np.testing.assert_array_equal(got.view(np.uint8), want[: len(got)].view(np.uint8))
+            # the kernel itself on n threads, whatever the size (the functions above run the
+            # smaller shapes on one)
+            direct = np.empty(N * C, dtype)
+            _pool.global_avg_forward(x.reshape(N * C, H * W), direct, n)
+            np.testing.assert_array_equal(direct.view(np.uint8), want.reshape(-1).view(np.uint8))
         np.testing.assert_array_equal(full.reshape(want.shape), want)
     finally:
         convext.set_num_threads(None)

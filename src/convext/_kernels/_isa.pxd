@@ -259,6 +259,8 @@ cdef extern from "isa/cvx_isa.h" nogil:
                              idx_t oh0, idx_t oh1, float *y) noexcept nogil
         void (*pl_vmax3s2_d)(const double *x, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t OW,
                              idx_t oh0, idx_t oh1, double *y) noexcept nogil
+        void (*pl_gap_f)(const float *x, float *y, idx_t n, idx_t L) noexcept nogil
+        void (*pl_gap_d)(const double *x, double *y, idx_t n, idx_t L) noexcept nogil
         double (*fma_chains)(long long iters, float m, float c) noexcept nogil
         int fma_chain_count
         int f32_lanes, f64_lanes, sgemm_mr, sgemm_nr, dgemm_mr, dgemm_nr, fma_fused, direct_fb
@@ -771,6 +773,14 @@ cdef inline void cvx_pl_vmax3s2_float(const float *x, idx_t H, idx_t W, idx_t ph
 cdef inline void cvx_pl_vmax3s2_double(const double *x, idx_t H, idx_t W, idx_t ph, idx_t pw,
                                        idx_t OW, idx_t oh0, idx_t oh1, double *y) noexcept nogil:
     isa_table().pl_vmax3s2_d(x, H, W, ph, pw, OW, oh0, oh1, y)
+
+
+cdef inline void cvx_pl_gap_float(const float *x, float *y, idx_t n, idx_t L) noexcept nogil:
+    isa_table().pl_gap_f(x, y, n, L)
+
+
+cdef inline void cvx_pl_gap_double(const double *x, double *y, idx_t n, idx_t L) noexcept nogil:
+    isa_table().pl_gap_d(x, y, n, L)
 
 
 cdef inline void cvx_vt_fwd_float(const cvx_vt_geom *g, const float *x, idx_t xs,

@@ -61,8 +61,8 @@ element then gets at most one term.
 Global average (global_avg_forward: adaptive average pooling to 1x1, and global_avg_pool2d):
 each plane's sum in double, element by element in memory order, divided by the plane's size,
 then rounded to the dtype (adaptive_avg_forward's arithmetic for a window holding the whole
-plane). Planes go in groups of 8 whose sums are interleaved (8 independent add chains instead of
-one, which bounded the old loop by the add latency); each plane's additions keep their order.
+plane). isa/pool.inc's cvx_pl_gap sums a vector's width of planes side by side in the lanes
+(blocks of them transposed in registers); each plane's additions keep their order.
 
 Index arithmetic: kernel size, stride, padding, dilation, the padded input, the dilated kernel,
 OH, OW and (for average pooling, whose divisor is a window area) kh*kw are each at most 2**40,
@@ -102,6 +102,8 @@ from ._isa cimport (
     cvx_pl_avg_row_double,
     cvx_pl_back2_double,
     cvx_pl_back2_float,
+    cvx_pl_gap_double,
+    cvx_pl_gap_float,
     cvx_pl_max3s2_double,
     cvx_pl_max3s2_float,
     cvx_pl_avg_row_float,
@@ -518,33 +520,19 @@ def avg_pool2d_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] 
                             row[iw] = row[iw] + g
 
 
-DEF GAP_GROUP = 8  # planes summed side by side
-
-
-cdef void _gap_planes(const floating *xp, floating *yp, idx_t n, idx_t L) noexcept nogil:
-    """yp[j] = mean of xp[j*L : (j+1)*L] for j < n <= GAP_GROUP, the sums interleaved."""
-    cdef double acc[GAP_GROUP]
-    cdef idx_t i, j
-    if n == GAP_GROUP:
-        for j in range(GAP_GROUP):
-            acc[j] = 0
-        for i in range(L):
-            for j in range(GAP_GROUP):
-                acc[j] = acc[j] + xp[j * L + i]
-    else:
-        for j in range(n):
-            acc[j] = 0
-            for i in range(L):
-                acc[j] = acc[j] + xp[j * L + i]
-    for j in range(n):
-        yp[j] = <floating>(acc[j] / <double>L)
+DEF GAP_GROUP = 64  # planes per work item (a multiple of every ISA's transpose, isa/pool.inc)
 
 
 def global_avg_forward(const floating[:, ::1] x, floating[::1] y, int n_threads):
     """y[p] = the mean of x[p, :] (x: (P, L), L >= 1): the sum in double in memory order,
-    divided by L, rounded to the dtype."""
+    divided by L, rounded to the dtype (isa/pool.inc's cvx_pl_gap, GAP_GROUP planes per work
+    item)."""
     cdef idx_t P = x.shape[0], L = x.shape[1], g, ng = (P + GAP_GROUP - 1) // GAP_GROUP
     with nogil:
         for g in prange(ng, num_threads=n_threads, schedule="static"):
-            _gap_planes(&x[g * GAP_GROUP, 0], &y[g * GAP_GROUP],
-                        _imin(GAP_GROUP, P - g * GAP_GROUP), L)
+            if floating is float:
+                cvx_pl_gap_float(&x[g * GAP_GROUP, 0], &y[g * GAP_GROUP],
+                                 _imin(GAP_GROUP, P - g * GAP_GROUP), L)
+            else:
+                cvx_pl_gap_double(&x[g * GAP_GROUP, 0], &y[g * GAP_GROUP],
+                                  _imin(GAP_GROUP, P - g * GAP_GROUP), L)

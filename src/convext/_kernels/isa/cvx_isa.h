@@ -329,6 +329,9 @@ struct cvx_kernel_table {
                          cvx_index OW, cvx_index oh0, cvx_index oh1, float *y);
     void (*pl_vmax3s2_d)(const double *x, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
                          cvx_index OW, cvx_index oh0, cvx_index oh1, double *y);
+    /* the global average of n planes of L elements, L apart (pool.inc's cvx_pl_gap) */
+    void (*pl_gap_f)(const float *x, float *y, cvx_index n, cvx_index L);
+    void (*pl_gap_d)(const double *x, double *y, cvx_index n, cvx_index L);
     /* the FMA-peak loop of convext.bench: fma_chain_count chains, `iters` steps; a checksum */
     double (*fma_chains)(long long iters, float m, float c);
     int fma_chain_count;                /* chains of that loop: as many as fit in registers */
