@@ -151,7 +151,9 @@ def get_num_threads() -> int:
 # and prints where 2 threads start to win. The thread count never changes a result, only the
 # time.
 #   "macs":        multiply-adds of a convolution or a linear layer (also the element count of
-#                  conv2d's bias-gradient sum, which shares the convolution's figure)
+#                  conv2d's bias-gradient sum, which shares the convolution's figure); a
+#                  linear layer also counts its weight's elements as "elements" and takes the
+#                  larger count (functional.linear._linear_threads)
 #   "elements":    elements a pooling, resampling, normalisation or pointwise kernel walks
 #   "elementwise": elements of relu and the compiled select of the activations
 SERIAL_WORK = {"macs": 1 << 19, "elements": 1 << 15, "elementwise": 1 << 16}

@@ -112,7 +112,8 @@ def test_a_single_row_reads_its_weight_on_every_thread():
     old = convext.get_num_threads()
     try:
         convext.set_num_threads(2)
-        assert _linear_threads(1, 1000, 512) == 2
+        # get_num_threads(): 2, or 1 in a build without OpenMP
+        assert _linear_threads(1, 1000, 512) == convext.get_num_threads()
         assert _linear_threads(1, 10, 84) == 1  # lenet's last layer
         two = F.linear(x, w, b)
         convext.set_num_threads(1)

@@ -276,8 +276,8 @@ def test_global_avg(dtype):
         (2, 9, 5, 3),
         (1, 7, 1, 1),
         (3, 17, 12, 11),
-        (1, 130, 5, 7),  # work items of 64 planes and 2 more; 35 = 2 * 16 + 3 elements
-        (2, 72, 4, 4),  # planes of exactly one 16-element block
+        (1, 130, 5, 7),  # work items of 64 planes and 2 more; 35 elements: a tail for every TR
+        (2, 72, 4, 4),  # planes of whole TR x TR blocks (TR 2, 4 or 8), no tail
         (1, 33, 9, 9),
     ],
 )

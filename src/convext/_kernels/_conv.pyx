@@ -2424,9 +2424,9 @@ cdef void _fwd_valid_taps(const floating *x, const floating *wp, const floating 
     """Work items (block of images, group, filter block, band of rows; _prep_valid_taps's
     split): the valid-taps kernel with the residual and a clamp in its epilogue, then any other
     activation on the item's block of y (the arithmetic of conv2d_epilogue); in a static
-    schedule where _static_items allows it, else a dynamic one. A thread that knows which item
-    it runs next (one thread: the items in order; a static schedule: nitems / nt consecutive
-    items each) fetches that item's weights while it runs one."""
+    schedule on one thread or where _static_items allows it, else a dynamic one. A thread that
+    knows which item it runs next (one thread: the items in order; a static schedule: nitems /
+    nt consecutive items each) fetches that item's weights while it runs one."""
     cdef idx_t it, nitems = p.nib * p.g.G * p.nblk * p.nbands
     cdef idx_t per = nitems if p.nt == 1 else nitems // p.nt
     if p.nt == 1 or _static_items(nitems, p.nt):

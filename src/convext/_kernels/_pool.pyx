@@ -61,8 +61,9 @@ element then gets at most one term.
 Global average (global_avg_forward: adaptive average pooling to 1x1, and global_avg_pool2d):
 each plane's sum in double, element by element in memory order, divided by the plane's size,
 then rounded to the dtype (adaptive_avg_forward's arithmetic for a window holding the whole
-plane). isa/pool.inc's cvx_pl_gap sums a vector's width of planes side by side in the lanes
-(blocks of them transposed in registers); each plane's additions keep their order.
+plane). isa/pool.inc's cvx_pl_gap sums the planes CVX_TR at a time side by side in vector
+lanes (each TR x TR block of them transposed in registers: 8 float planes on x86); each
+plane's additions keep their order.
 
 Index arithmetic: kernel size, stride, padding, dilation, the padded input, the dilated kernel,
 OH, OW and (for average pooling, whose divisor is a window area) kh*kw are each at most 2**40,
@@ -520,19 +521,21 @@ def avg_pool2d_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] 
                             row[iw] = row[iw] + g
 
 
-DEF GAP_GROUP = 64  # planes per work item (a multiple of every ISA's transpose, isa/pool.inc)
+DEF GAP_GROUP = 64  # planes per work item at most ...
+DEF GAP_UNIT = 16  # ... and a multiple of this (of every ISA's transpose, isa/pool.inc)
 
 
 def global_avg_forward(const floating[:, ::1] x, floating[::1] y, int n_threads):
     """y[p] = the mean of x[p, :] (x: (P, L), L >= 1): the sum in double in memory order,
-    divided by L, rounded to the dtype (isa/pool.inc's cvx_pl_gap, GAP_GROUP planes per work
-    item)."""
-    cdef idx_t P = x.shape[0], L = x.shape[1], g, ng = (P + GAP_GROUP - 1) // GAP_GROUP
+    divided by L, rounded to the dtype (isa/pool.inc's cvx_pl_gap, at most GAP_GROUP planes
+    per work item, fewer where that leaves a thread without one)."""
+    cdef idx_t P = x.shape[0], L = x.shape[1], g, ng
+    cdef idx_t grp = (P + n_threads - 1) // max(n_threads, 1)
+    grp = max(GAP_UNIT, min(GAP_GROUP, (grp + GAP_UNIT - 1) // GAP_UNIT * GAP_UNIT))
+    ng = (P + grp - 1) // grp
     with nogil:
         for g in prange(ng, num_threads=n_threads, schedule="static"):
             if floating is float:
-                cvx_pl_gap_float(&x[g * GAP_GROUP, 0], &y[g * GAP_GROUP],
-                                 _imin(GAP_GROUP, P - g * GAP_GROUP), L)
+                cvx_pl_gap_float(&x[g * grp, 0], &y[g * grp], _imin(grp, P - g * grp), L)
             else:
-                cvx_pl_gap_double(&x[g * GAP_GROUP, 0], &y[g * GAP_GROUP],
-                                  _imin(GAP_GROUP, P - g * GAP_GROUP), L)
+                cvx_pl_gap_double(&x[g * grp, 0], &y[g * grp], _imin(grp, P - g * grp), L)

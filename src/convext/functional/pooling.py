@@ -451,20 +451,13 @@ def global_avg_pool2d(x: ArrayLike) -> FloatArray:
     return _global_avg(x)
 
 
-def _global_avg_threads(n_elements):
-    """The thread count of a global average over n_elements: a pooling kernel's ("elements").
-    Measured on an Intel Xeon VM (float32, 49-pixel planes, medians of 400 alternated calls, one
-    / two threads): 1280 planes 10.3 / 6.7 us, 512 planes 4.8 / 3.9 us."""
-    return threads_for(n_elements, "elements")
-
-
 def _global_avg(x: FloatArray) -> FloatArray:
     """The mean of each non-empty (H, W) plane of a validated x, keeping the dims."""
     H, W = x.shape[-2:]
     y = np.empty(x.shape[:-2] + (1, 1), x.dtype)
     if y.size:
         _pool.global_avg_forward(
-            contiguous(x).reshape(-1, H * W), y.reshape(-1), _global_avg_threads(x.size)
+            contiguous(x).reshape(-1, H * W), y.reshape(-1), _pool_threads(x.shape)
         )
     return y
 
@@ -528,7 +521,7 @@ def _prepared_global_avg(shape, dtype):
     """(run, out_shape) of ``global_avg_pool2d(x)`` (and ``adaptive_avg_pool2d(x, 1)``, the same
     bits) for x of ``shape`` and ``dtype``."""
     N, C, H, W = _prepared_input(shape, dtype, "global_avg_pool2d")
-    n_threads = _global_avg_threads(N * C * H * W)
+    n_threads = _pool_threads(shape)
     xs, ys = (N * C, H * W), (N * C,)
     kernel = _pool.global_avg_forward
 

@@ -61,7 +61,7 @@ typedef ptrdiff_t cvx_index;
 #define CVX_PREFETCH_L2(p) _mm_prefetch((const char *)(p), _MM_HINT_T1)
 #else
 #define CVX_PREFETCH(p) ((void)0)
-#define CVX_PREFETCH_L2(p) ((void)0)
+#define CVX_PREFETCH_L2(p) ((void)(p))
 #endif
 #define CVX_UNROLL /* loops with constant trip counts: the compiler's own full unrolling */
 #endif
