@@ -9,6 +9,7 @@ from ._isa cimport (
     cvx_dgemm_pack_b,
     cvx_dgemm_pb,
     cvx_dgemm_pack_b_gather,
+    cvx_dgemm_nt,
     cvx_gemm_packed_a_elems,
     cvx_gemm_packed_b_elems,
     cvx_sgemm,
@@ -17,6 +18,7 @@ from ._isa cimport (
     cvx_sgemm_pack_b,
     cvx_sgemm_pb,
     cvx_sgemm_pack_b_gather,
+    cvx_sgemm_nt,
     isa_table,
 )
 
@@ -29,6 +31,17 @@ cdef inline void gemm(idx_t M, idx_t N, idx_t K, const floating *A, idx_t rsa, i
         cvx_sgemm(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, work)
     else:
         cvx_dgemm(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, work)
+
+
+cdef inline void gemm_nt(idx_t M, idx_t N, idx_t K, const floating *A, idx_t lda,
+                         const floating *B, idx_t ldb, floating *C, idx_t ldc,
+                         floating *work) noexcept nogil:
+    """C (M x N) += A @ B.T, the rows of A and of B read along K (a weight gradient's dW^T, A
+    unfolded input rows, B rows of grad_out); see isa/kernels.inc, cvx_gemm_nt."""
+    if floating is float:
+        cvx_sgemm_nt(M, N, K, A, lda, B, ldb, C, ldc, work)
+    else:
+        cvx_dgemm_nt(M, N, K, A, lda, B, ldb, C, ldc, work)
 
 
 # ---- A packed once (a weight used by many calls): bitwise the same C as gemm() ----

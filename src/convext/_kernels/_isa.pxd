@@ -96,6 +96,11 @@ cdef extern from "isa/cvx_isa.h" nogil:
         void (*dgemm_pack_b_gather)(idx_t K, idx_t N, idx_t r0, idx_t r1, const double *X,
                                     idx_t plane, idx_t kk, const idx_t *tab, idx_t ldt,
                                     double *dst) noexcept nogil
+        void (*sgemm_nt)(idx_t M, idx_t N, idx_t K, const float *A, idx_t lda, const float *B,
+                         idx_t ldb, float *C, idx_t ldc, float *work) noexcept nogil
+        void (*dgemm_nt)(idx_t M, idx_t N, idx_t K, const double *A, idx_t lda,
+                         const double *B, idx_t ldb, double *C, idx_t ldc,
+                         double *work) noexcept nogil
         void (*dw_taps_f)(idx_t rows, idx_t n, idx_t ld_in, idx_t ld_out, int ntaps,
                           const float *const *base, const float *w, float bias, int accumulate,
                           float *out) noexcept nogil
@@ -354,6 +359,18 @@ cdef inline void cvx_dgemm_pack_b_gather(idx_t K, idx_t N, idx_t r0, idx_t r1, c
                                          idx_t plane, idx_t kk, const idx_t *tab, idx_t ldt,
                                          double *dst) noexcept nogil:
     isa_table().dgemm_pack_b_gather(K, N, r0, r1, X, plane, kk, tab, ldt, dst)
+
+
+cdef inline void cvx_sgemm_nt(idx_t M, idx_t N, idx_t K, const float *A, idx_t lda,
+                              const float *B, idx_t ldb, float *C, idx_t ldc,
+                              float *work) noexcept nogil:
+    isa_table().sgemm_nt(M, N, K, A, lda, B, ldb, C, ldc, work)
+
+
+cdef inline void cvx_dgemm_nt(idx_t M, idx_t N, idx_t K, const double *A, idx_t lda,
+                              const double *B, idx_t ldb, double *C, idx_t ldc,
+                              double *work) noexcept nogil:
+    isa_table().dgemm_nt(M, N, K, A, lda, B, ldb, C, ldc, work)
 
 
 cdef inline void cvx_direct_fwd_float(const cvx_direct_geom *g, const float *x, const float *w,

@@ -10,6 +10,8 @@
  *          with A packed once (pack_a, gemm_pa): the packed layout, and C bit for bit as gemm's.
  *          with B packed once (pack_b in two row ranges, gemm_pb; A strided or packed): C bit for
  *          bit as gemm's, nothing written past the packed size.
+ *          A B^T with both read along their rows (gemm_nt): rows, columns and K past every
+ *          tile and chunk, padded rows, a NaN kept in its row.
  *   direct conv forward and weight gradient: stride, padding, dilation, non-square kernels,
  *          bias and no bias, every filter-block width.
  *   axpy and dot, lengths 0..70 and a long one.
@@ -318,6 +320,108 @@ DEFINE_GEMM_PACKED_CHECK(double, d, same_bits_d)
     }
 DEFINE_GEMM_PACKED_B_CHECK(float, s, same_bits_f)
 DEFINE_GEMM_PACKED_B_CHECK(double, d, same_bits_d)
+
+/* C (M x N, ldc) += A B^T with row i of A at A + i*lda and row j of B at B + j*ldb, both K
+ * long (gemm_nt, a weight gradient's dW^T): exact, bound and the fma-order replay (each K chunk
+ * of at most nt_kc, near-equal, an fma chain from zero added to C); the padding of A's, B's and
+ * C's rows untouched; a NaN in one row of A stays in that row of C */
+#define DEFINE_GEMM_NT_CHECK(T, S, EPS, FMA, SAME)                                                 \
+    static void check_gemm_nt_##S(const struct check_table *t, cvx_index M, cvx_index N,          \
+                                  cvx_index K, cvx_index pad, int mode, cvx_index nan_row)         \
+    {                                                                                              \
+        cvx_index lda = K + pad, ldb = K + 2 * pad, ldc = N + pad, i, j, k;                        \
+        T *A = (T *)xmalloc(sizeof(T) * (size_t)(M * lda + 1));                                    \
+        T *B = (T *)xmalloc(sizeof(T) * (size_t)(N * ldb + 1));                                    \
+        T *C = (T *)xmalloc(sizeof(T) * (size_t)(M * ldc + 1));                                    \
+        T *C0 = (T *)xmalloc(sizeof(T) * (size_t)(M * ldc + 1));                                   \
+        T *work = (T *)xmalloc(sizeof(T) * (size_t)t->gemm_work_elems);                            \
+        const char *what = #S "gemm_nt";                                                           \
+        fill_##T(A, (size_t)(M * lda + 1), mode, 8);                                               \
+        fill_##T(B, (size_t)(N * ldb + 1), mode, 8);                                               \
+        fill_##T(C0, (size_t)(M * ldc + 1), mode, 64);                                             \
+        if (nan_row >= 0 && K > 0) A[nan_row * lda + K / 2] = (T)NAN;                              \
+        memcpy(C, C0, sizeof(T) * (size_t)(M * ldc + 1));                                          \
+        t->S##gemm_nt(M, N, K, A, lda, B, ldb, C, ldc, work);                                      \
+        n_checks++;                                                                                \
+        for (i = 0; i < M; i++) {                                                                  \
+            for (j = N; j < ldc; j++)                                                              \
+                if (!SAME(C[i * ldc + j], C0[i * ldc + j])) {                                      \
+                    fail(t->name, what, "M=%ld N=%ld K=%ld wrote padding (%ld,%ld)", (long)M,      \
+                         (long)N, (long)K, (long)i, (long)j);                                      \
+                    goto done;                                                                     \
+                }                                                                                  \
+            for (j = 0; j < N; j++) {                                                              \
+                double s = (double)C0[i * ldc + j], mag = fabs(s);                                 \
+                T got = C[i * ldc + j];                                                            \
+                if (nan_row >= 0 && K > 0) {                                                       \
+                    if ((i == nan_row) != (got != got)) {                                          \
+                        fail(t->name, what, "M=%ld N=%ld K=%ld NaN in row %ld of A: C[%ld,%ld]=%g", \
+                             (long)M, (long)N, (long)K, (long)nan_row, (long)i, (long)j,           \
+                             (double)got);                                                         \
+                        goto done;                                                                 \
+                    }                                                                              \
+                    continue;                                                                      \
+                }                                                                                  \
+                for (k = 0; k < K; k++) {                                                          \
+                    double p = (double)A[i * lda + k] * (double)B[j * ldb + k];                    \
+                    s += p;                                                                        \
+                    mag += fabs(p);                                                                \
+                }                                                                                  \
+                if (mode == 0 ? !SAME(got, (T)s)                                                   \
+                              : fabs((double)got - s) > (double)(K + 2) * EPS * mag) {             \
+                    fail(t->name, what, "M=%ld N=%ld K=%ld pad=%ld mode=%d C[%ld,%ld]=%.9g want %.9g", \
+                         (long)M, (long)N, (long)K, (long)pad, mode, (long)i, (long)j,             \
+                         (double)got, s);                                                          \
+                    goto done;                                                                     \
+                }                                                                                  \
+                if (t->fma_order && mode == 1) { /* replay: K chunks, fma chain each */            \
+                    cvx_index nch = (K + t->S##gemm_nt_kc - 1) / t->S##gemm_nt_kc, kcmax, pc;      \
+                    T c = C0[i * ldc + j];                                                         \
+                    kcmax = nch ? (K + nch - 1) / nch : 0;                                         \
+                    for (pc = 0; pc < K; pc += kcmax) {                                            \
+                        T acc = 0;                                                                 \
+                        cvx_index kend = pc + kcmax < K ? pc + kcmax : K;                          \
+                        for (k = pc; k < kend; k++) acc = FMA(A[i * lda + k], B[j * ldb + k], acc); \
+                        c = c + acc;                                                               \
+                    }                                                                              \
+                    if (!SAME(got, c)) {                                                           \
+                        fail(t->name, what, "order: M=%ld N=%ld K=%ld C[%ld,%ld]=%a, fma chain gives %a", \
+                             (long)M, (long)N, (long)K, (long)i, (long)j, (double)got, (double)c); \
+                        goto done;                                                                 \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    done:                                                                                          \
+        free(A), free(B), free(C), free(C0), free(work);                                           \
+    }
+DEFINE_GEMM_NT_CHECK(float, s, 5.9604644775390625e-08, fmaf, same_bits_f)
+DEFINE_GEMM_NT_CHECK(double, d, 1.1102230246251565e-16, fma, same_bits_d)
+
+static void check_gemm_nt(const struct check_table *t)
+{
+    /* rows past MR and MC (144), columns past a vector, a strip (up to 4 vectors) and NC (384),
+     * K past the chunk (two and three chunks) */
+    static const cvx_index ms[] = {1, 3, 8, 9, 17, 145, 290};
+    static const cvx_index ns[] = {1, 5, 8, 16, 17, 33, 48, 64, 65, 129, 390};
+    static const cvx_index ks[] = {0, 1, 7, 16, 100, 171, 513, 1100};
+    size_t a, b, c, q = 0;
+    for (a = 0; a < sizeof ms / sizeof *ms; a++)
+        for (b = 0; b < sizeof ns / sizeof *ns; b++)
+            for (c = 0; c < sizeof ks / sizeof *ks; c++, q++) {
+                cvx_index M = ms[a], N = ns[b], K = ks[c];
+                if (M * N * K > 3000000) continue;
+                check_gemm_nt_s(t, M, N, K, (cvx_index)(q % 3), (int)(q % 2), -1);
+                check_gemm_nt_d(t, M, N, K, (cvx_index)((q + 1) % 3), (int)((q + 1) % 2), -1);
+            }
+    /* a NaN in a full row strip, an edge row, a row past MC */
+    check_gemm_nt_s(t, 19, 40, 300, 1, 1, 3);
+    check_gemm_nt_s(t, 13, 17, 9, 0, 1, 12);
+    check_gemm_nt_s(t, 150, 65, 5, 2, 1, 149);
+    check_gemm_nt_d(t, 19, 40, 300, 1, 1, 3);
+    check_gemm_nt_d(t, 13, 17, 9, 0, 1, 12);
+    check_gemm_nt_d(t, 150, 65, 5, 2, 1, 149);
+}
 
 static void check_gemm(const struct check_table *t)
 {
@@ -1654,6 +1758,7 @@ int main(int argc, char **argv)
             continue;
         }
         check_gemm(tables[i]);
+        check_gemm_nt(tables[i]);
         check_direct(tables[i]);
         check_vec(tables[i]);
         check_dw(tables[i]);

@@ -36,6 +36,12 @@ struct check_table {
                      const float *, const float *, float *, cvx_index, int, float *);
     void (*dgemm_pb)(cvx_index, cvx_index, cvx_index, const double *, cvx_index, cvx_index,
                      const double *, const double *, double *, cvx_index, int, double *);
+    /* C += A B^T, both read along their rows, and its largest K chunk */
+    void (*sgemm_nt)(cvx_index, cvx_index, cvx_index, const float *, cvx_index, const float *,
+                     cvx_index, float *, cvx_index, float *);
+    void (*dgemm_nt)(cvx_index, cvx_index, cvx_index, const double *, cvx_index, const double *,
+                     cvx_index, double *, cvx_index, double *);
+    cvx_index sgemm_nt_kc, dgemm_nt_kc;
     cvx_index (*direct_scratch)(const cvx_direct_geom *);
     cvx_index (*direct_v_elems)(const cvx_direct_geom *);
     void (*direct_fwd_float)(const cvx_direct_geom *, const float *, const float *, const float *,
@@ -230,6 +236,10 @@ static int check_tables(const struct check_table **out)
         r->dgemm_pack_b = t->dgemm_pack_b;
         r->sgemm_pb = t->sgemm_pb;
         r->dgemm_pb = t->dgemm_pb;
+        r->sgemm_nt = t->sgemm_nt;
+        r->dgemm_nt = t->dgemm_nt;
+        r->sgemm_nt_kc = t->sgemm_nt_kc;
+        r->dgemm_nt_kc = t->dgemm_nt_kc;
         r->direct_scratch = check_direct_scratch;
         r->direct_v_elems = check_direct_v_elems;
         r->direct_fwd_float = t->direct_fwd_f;

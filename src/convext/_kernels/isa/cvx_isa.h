@@ -143,6 +143,12 @@ struct cvx_kernel_table {
     void (*dgemm_pack_b_gather)(cvx_index K, cvx_index N, cvx_index r0, cvx_index r1,
                                 const double *X, cvx_index plane, cvx_index kk,
                                 const cvx_index *tab, cvx_index ldt, double *dst);
+    /* C (M x N) += A B^T with the rows of A (lda apart) and of B (ldb apart) both read along K:
+     * a weight gradient's dW^T (kernels.inc, cvx_gemm_nt); work: CVX_GEMM_WORK_ELEMS */
+    void (*sgemm_nt)(cvx_index M, cvx_index N, cvx_index K, const float *A, cvx_index lda,
+                     const float *B, cvx_index ldb, float *C, cvx_index ldc, float *work);
+    void (*dgemm_nt)(cvx_index M, cvx_index N, cvx_index K, const double *A, cvx_index lda,
+                     const double *B, cvx_index ldb, double *C, cvx_index ldc, double *work);
     /* depthwise convolution (depthwise.inc; _conv.pyx's depthwise route) */
     void (*dw_taps_f)(cvx_index rows, cvx_index n, cvx_index ld_in, cvx_index ld_out, int ntaps,
                       const float *const *base, const float *w, float bias, int accumulate,
@@ -337,6 +343,7 @@ struct cvx_kernel_table {
     int fma_chain_count;                /* chains of that loop: as many as fit in registers */
     int f32_lanes, f64_lanes;           /* vector lanes */
     int sgemm_mr, sgemm_nr, dgemm_mr, dgemm_nr; /* GEMM register tiles */
+    int sgemm_nt_kc, dgemm_nt_kc; /* sgemm_nt / dgemm_nt: the largest K chunk */
     int fma_fused;                      /* 1: the peak loop runs fused multiply-adds (else mul+add) */
     int direct_fb;                      /* filters per direct forward tile (cvx_direct_fblock) */
     int sdense_rows, ddense_rows;       /* rows of W per packed strip of sdense_pack / ddense_pack */
