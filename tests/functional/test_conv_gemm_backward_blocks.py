@@ -2,7 +2,8 @@
 side by side in one GEMM (the input gradient's columns, the weight gradient's inner products),
 the weight gradient's blocks of (image, group) pairs with boundaries inside an image's groups,
 its blocks of filters or of input channels (few blocks on 2 threads), images split into pixel
-tiles, and a 14x14 plane in one tile (tile_pixels).
+tiles, and a 14x14 plane in one tile (tile_pixels); each also where the weight gradient runs as
+dW^T = U gy^T (cvx_gemm_nt, GW_NT_MAX_FG and GW_NT_MIN_ROW in _conv.pyx).
 
 Oracles: the float64 naive loops of tests/reference.py. On small-integer data every product and
 partial sum is an integer below 2**24, so every summation order is exact and float32 results
@@ -36,6 +37,14 @@ LAYERS = [
     ("two-tiles", (2, 128, 16, 16), (8, 128, 3, 3), 1, 1, 1),
     # 196 pixels of 1152 taps: one tile (at most a quarter over the 192 of the budget)
     ("one-tile-14x14", (3, 128, 14, 14), (8, 128, 3, 3), 1, 1, 1),
+    # the weight gradient as dW^T = U gy^T (cvx_gemm_nt: at most 64 filters per group, rows of
+    # U of at least 320 pixels): one image, its input channels split on 2 threads
+    ("nt-channel-blocks", (1, 16, 24, 24), (40, 16, 3, 3), 1, 1, 1),
+    # more filters than taps: its filters split on 2 threads (columns of dW^T)
+    ("nt-filter-blocks", (1, 2, 20, 20), (60, 2, 3, 3), 1, 1, 1),
+    # 576 pixels of 576 taps: two pixel tiles per image (341 + 235)
+    ("nt-two-tiles", (2, 64, 24, 24), (33, 64, 3, 3), 1, 1, 1),
+    ("nt-groups-strided", (3, 8, 40, 40), (12, 4, 3, 3), 2, 1, 1),
 ]
 IDS = [c[0] for c in LAYERS]
 

@@ -135,6 +135,7 @@ from ._gemm cimport (
     gemm_pack_b,
     gemm_pack_b_gather,
     gemm_packed_b_elems,
+    gemm_nt,
     gemm_pb,
 )
 from ._isa cimport CVX_GEMM_KC, cvx_dw_s2_ring, cvx_gemm_packed_a_elems, isa_table
@@ -215,6 +216,22 @@ DEF PACK_ROWS = 256
 # (a 512x512x3x3 weight gradient is 9.4 MB: one block; 256x256x3x3, 2.4 MB: 3 blocks).
 DEF MAX_BLOCKS = 16
 DEF PART_BYTES = 8388608
+# The weight gradient's GEMM reads the unfolded input in place (cvx_gemm_nt: dW^T = U gy^T,
+# only grad_out's rows transposed into strips) with at most GW_NT_MAX_FG filters per group and
+# rows of U (the pixels of a tile, or of the images side by side) of at least GW_NT_MIN_ROW;
+# else, and for a 1x1 kernel read in place from x, it packs U transposed (cvx_gemm: dW = gy
+# U^T, the packing amortised over the filters). The broadcasts of cvx_gemm_nt read 8 rows of U
+# at once: on short rows (many channels: U's tile holds TILE_BYTES) they wait on the L2, and
+# on x read in place on memory. Measured (float32, 2 threads, weight gradient ms cvx_gemm /
+# cvx_gemm_nt, medians of alternated runs on a Sapphire Rapids Xeon; 3x3 padding 1 unless
+# named): 32x64x64 -> 32 dilation 2 batch 16 6.9 / 5.4 (rows of 682 pixels), 32x32x32 -> 64
+# batch 64 11.1 / 10.2, 64x56x56 -> 64 batch 16 16.6 / 15.9 (341), 128x28x28 -> 32 batch 16
+# 5.7 / 5.2 (170 pixels: not taken), 96x28x28 -> 32 1x1 0.48 / 0.38 (not taken: x in place);
+# but 128x28x28 -> 64 batch 16 8.9 / 9.3 (170), 256x14x14 -> 64 5.4 / 7.1 (83), 128x28x28 ->
+# 128 batch 4 4.3 / 7.2 (170), 256x56x56 -> 64 1x1 batch 16 7.4 / 11.2 (x in place, 51 MB),
+# 256x14x14 -> 256 batch 4 4.1 / 4.4 and 128x28x28 -> 256 1x1 batch 32 6.6 / 6.8.
+DEF GW_NT_MAX_FG = 64
+DEF GW_NT_MIN_ROW = 320
 # Strips of the GEMM tile's rows a thread packs per work item when a weight is packed per call.
 DEF PACK_STRIPS = 32
 # The forward GEMM packs its B straight from the input (gemm_pack_b_gather) when the table of
@@ -3651,7 +3668,11 @@ def conv2d_grad_weight_gemm(const floating[:, :, :, ::1] gy, const floating[:, :
     MAX_BLOCKS, at most PART_BYTES of partials (at least one block), and blocks of at least
     nimg images. Small planes: a
     block's images go nimg at a time side by side along the GEMM's inner dimension (one
-    product of nimg*P terms instead of nimg of P terms: fewer passes over the partial dW)."""
+    product of nimg*P terms instead of nimg of P terms: fewer passes over the partial dW).
+    With few filters and long rows of the unfolded input U (GW_NT_MAX_FG, GW_NT_MIN_ROW) each
+    product is dW^T = U gy^T with U read in place; else dW = gy U^T with U packed transposed.
+    Either way a dW element's sum is, per block, over each product's K chunks an FMA chain from
+    zero added in order; the choice and the chunks depend on the geometry only."""
     cdef geom_t g = _geom(_s4(x.shape), _s4(gw.shape), _s4(gy.shape), groups, stride_h,
                           stride_w, pad_top, pad_left, dil_h, dil_w)
     cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW, FK = g.F * K
@@ -3689,31 +3710,38 @@ def conv2d_grad_weight_gemm(const floating[:, :, :, ::1] gy, const floating[:, :
     cdef floating[:, ::1] part = np.empty((nblk, FK), dtype=dtype)
     with nogil:
         _gw_gemm(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, PT, nimg, image_is_cols,
-                 &scratch[0, 0], scratch.shape[1], per, &part[0, 0], nblk, CB, FB, n_threads)
+                 &scratch[0, 0], scratch.shape[1], per, &part[0, 0], nblk, CB, FB,
+                 g.Fg <= GW_NT_MAX_FG and not image_is_cols
+                 and (nimg * P if nimg > 1 else PT) >= GW_NT_MIN_ROW, n_threads)
 
 
 cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const geom_t *g,
                    idx_t PT, idx_t nimg, bint image_is_cols, floating *scratch, idx_t ld_s,
-                   idx_t per, floating *part, idx_t nblk, idx_t CB, idx_t FB,
-                   int nt) noexcept nogil:
+                   idx_t per, floating *part, idx_t nblk, idx_t CB, idx_t FB, bint nt,
+                   int n_threads) noexcept nogil:
     """Work items (block of (image, group, tile) triples, block of CB input channels, block of
     FB filters: rows [f0, f1) and columns [c0*kh*kw, c1*kh*kw) of each group's dW). With
     nimg > 1 (one tile per image), each group's images of the block go nimg at a time, in
-    order."""
+    order. nt: each product is dW^T += U gy^T (cvx_gemm_nt, U's rows read in place), the
+    partials hold dW^T and are transposed as they are added; else dW += gy U^T (cvx_gemm)."""
     cdef idx_t kk = g.kh * g.kw, K = g.Cg * kk, P = g.OH * g.OW, HW = g.H * g.W, FK = g.F * K
     cdef idx_t ntile = (P + PT - 1) // PT
     cdef idx_t nitems = g.N * g.G * ntile
     cdef idx_t ncb = (g.Cg + CB - 1) // CB, nfb = (g.Fg + FB - 1) // FB
     cdef idx_t wi, blk, c0, c1, f0, f1, i0, i1, it, n, n1, na, nz, j, cols, gi, t, p0, p1, q
     cdef idx_t e, csb, f
+    # where the partials hold element (f, q) of group gi's dW: at gi*FgK + f*sf + q*sq, Fg x K
+    # (cvx_gemm's dW) or K x Fg (nt: cvx_gemm_nt's dW^T)
+    cdef idx_t FgK = g.Fg * K, sf = 1 if nt else K, sq = g.Fg if nt else 1
     cdef floating *buf
     cdef floating *work
     cdef floating *pw
+    cdef floating *C
     cdef floating *at
     cdef const floating *B
     cdef const floating *xn
     cdef floating s
-    with parallel(num_threads=nt):
+    with parallel(num_threads=n_threads):
         for wi in prange(nblk * ncb * nfb, schedule='dynamic'):
             buf = scratch + cvx_omp_get_thread_num() * ld_s
             work = buf + per
@@ -3728,9 +3756,9 @@ cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const ge
                 f1 = g.Fg
             pw = part + blk * FK
             for gi in range(g.G):
-                for f in range(gi * g.Fg + f0, gi * g.Fg + f1):
-                    for q in range(f * K + c0 * kk, f * K + c1 * kk):
-                        pw[q] = 0
+                for f in range(f0, f1):
+                    for q in range(c0 * kk, c1 * kk):
+                        pw[gi * FgK + f * sf + q * sq] = 0
             i0 = blk * nitems // nblk
             i1 = (blk + 1) * nitems // nblk
             if nimg > 1:
@@ -3754,8 +3782,13 @@ cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const ge
                                          buf + j * P, cols, g)
                             _copy_rows(gy + ((n + j) * g.F + gi * g.Fg + f0) * P, P,
                                        at + j * P, cols, f1 - f0, P)
-                        _gemm(f1 - f0, (c1 - c0) * kk, cols, at, cols, 1, buf, 1, cols,
-                              pw + (gi * g.Fg + f0) * K + c0 * kk, K, 1, work)
+                        C = pw + gi * FgK + f0 * sf + c0 * kk * sq
+                        if nt:
+                            gemm_nt((c1 - c0) * kk, f1 - f0, cols, buf, cols, at, cols, C, g.Fg,
+                                    work)
+                        else:
+                            _gemm(f1 - f0, (c1 - c0) * kk, cols, at, cols, 1, buf, 1, cols, C,
+                                  K, 1, work)
                         n = n1
                 continue
             for it in range(i0, i1):
@@ -3772,14 +3805,37 @@ cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const ge
                     _im2col_tile(xn, gi * g.Cg + c0, c1 - c0, p0, p1, buf, PT, g)
                     B = buf
                     csb = PT
-                _gemm(f1 - f0, (c1 - c0) * kk, p1 - p0, gy + (n * g.F + gi * g.Fg + f0) * P + p0,
-                      P, 1, B, 1, csb, pw + (gi * g.Fg + f0) * K + c0 * kk, K, 1, work)
-    # add the partial sums in block order: the same result for every thread count
-    for e in prange(FK, nogil=True, schedule='static', num_threads=nt):
-        s = part[e]
-        for blk in range(1, nblk):
-            s = s + part[blk * FK + e]
-        gw[e] = s
+                C = pw + gi * FgK + f0 * sf + c0 * kk * sq
+                if nt:
+                    gemm_nt((c1 - c0) * kk, f1 - f0, p1 - p0, B, csb,
+                            gy + (n * g.F + gi * g.Fg + f0) * P + p0, P, C, g.Fg, work)
+                else:
+                    _gemm(f1 - f0, (c1 - c0) * kk, p1 - p0,
+                          gy + (n * g.F + gi * g.Fg + f0) * P + p0, P, 1, B, 1, csb, C, K, 1,
+                          work)
+    # add the partial sums in block order (the same result for every thread count) into gw
+    cdef idx_t nqb = (K + 15) // 16, q0, q1
+    if not nt:
+        for e in prange(FK, nogil=True, schedule='static', num_threads=n_threads):
+            s = part[e]
+            for blk in range(1, nblk):
+                s = s + part[blk * FK + e]
+            gw[e] = s
+        return
+    # nt: row gi*K + q of the partials is column q of group gi's rows of gw. They go 16 rows at
+    # a time, so that each row of gw gets a run of 16 (its cache line) and the partials' 16
+    # rows stay in L1 while their columns are read.
+    for e in prange(g.G * nqb, nogil=True, schedule='static', num_threads=n_threads):
+        gi = e // nqb
+        q0 = e % nqb * 16
+        q1 = min(q0 + 16, K)
+        for f in range(g.Fg):
+            for q in range(q0, q1):
+                i0 = gi * FgK + f + q * g.Fg
+                s = part[i0]
+                for blk in range(1, nblk):
+                    s = s + part[blk * FK + i0]
+                gw[(gi * g.Fg + f) * K + q] = s
 
 
 # --------------------------------------------------------------------------------------------
