@@ -58,21 +58,21 @@ def test_a_channel_multiplier_takes_the_depthwise_input_gradient_up_to_its_limit
 def test_the_input_gradient_takes_the_direct_route_as_its_forward_convolution_would():
     """Stride 1 with padding at most d*(k-1) at the top and left: grad_out convolved with the
     rotated weight (channels and filters swapped) on the direct route, within its limits."""
-    cg = _routes.GI_DIRECT_MIN_CG
+    cg, fg = _routes.GI_DIRECT_MIN_CG, _routes.GI_DIRECT_FEW_FG + 6
     for kw in (dict(), dict(d=(2, 1), pad=(2, 0)), dict(k=(5, 3), pad=(4, 2)), dict(pad=(0, 0))):
-        s = shape(cg=cg, fg=6, hw=(12, 11), **kw)
+        s = shape(cg=cg, fg=fg, hw=(12, 11), **kw)
         fwd, pads = _routes.grad_input_as_forward(s)
         k, d, (top, left) = s.window.kernel, s.window.dilation, s.window.pad_top_left
         assert pads == (d[0] * (k[0] - 1) - top, d[1] * (k[1] - 1) - left)
-        assert (fwd.channels_per_group, fwd.filters_per_group) == (6, cg)
+        assert (fwd.channels_per_group, fwd.filters_per_group) == (fg, cg)
         assert fwd.in_hw == s.window.out_hw and fwd.window.out_hw == s.in_hw
         assert accepts("direct", "grad_input", s)
         assert choose_route("grad_input", s) == "direct"
         # fewer channels (its forward's filters): the GEMM route, though direct accepts it
-        s = shape(cg=cg - 1, fg=6, hw=(12, 11), **kw)
+        s = shape(cg=cg - 1, fg=fg, hw=(12, 11), **kw)
         assert accepts("direct", "grad_input", s) and choose_route("grad_input", s) == "gemm"
     for kw in (dict(s=(2, 2)), dict(s=(1, 2)), dict(pad=(3, 1)), dict(k=(1, 1), pad=(1, 0))):
-        s = shape(cg=cg, fg=6, hw=(12, 11), **kw)
+        s = shape(cg=cg, fg=fg, hw=(12, 11), **kw)
         assert _routes.grad_input_as_forward(s) is None
         assert not accepts("direct", "grad_input", s)
         assert choose_route("grad_input", s) == "gemm"
@@ -90,12 +90,30 @@ def test_direct_limits_are_the_active_instruction_sets():
     assert set(_routes.DIRECT_LIMITS) == set(_isa.known())
     limits = _routes.DIRECT_LIMITS[_isa.active()]
     assert (_routes.FWD_DIRECT_MAX_CG, _routes.FWD_DIRECT_MAX_FG) == limits[:2]
-    # where the L3 is slow per core (not _isa.fast_l3) the weight gradient's channel limit is
-    # GW_DIRECT_SLOW_L3_MAX_CG at most
-    gw_cg = limits.gw_cg
+    # where the L3 is slow per core (not _isa.fast_l3) the weight gradient's limits are
+    # GW_DIRECT_SLOW_L3_MAX_CG channels and GW_DIRECT_SLOW_L3_MAX_FG filters at most, with any
+    # filter count (up to the ISA's) from GW_DIRECT_SLOW_L3_ANY_FG_CG channels down
+    gw_cg, gw_fg, any_fg_cg = limits.gw_cg, limits.gw_fg, 0
     if _routes.SLOW_L3:
         gw_cg = min(_routes.GW_DIRECT_SLOW_L3_MAX_CG, gw_cg)
-    assert (_routes.GW_DIRECT_MAX_CG, _routes.GW_DIRECT_MAX_FG) == (gw_cg, limits.gw_fg)
+        gw_fg = min(_routes.GW_DIRECT_SLOW_L3_MAX_FG, gw_fg)
+        any_fg_cg = _routes.GW_DIRECT_SLOW_L3_ANY_FG_CG
+    assert (_routes.GW_DIRECT_MAX_CG, _routes.GW_DIRECT_MAX_FG) == (gw_cg, gw_fg)
+    assert _routes.GW_DIRECT_ANY_FG_MAX_CG == any_fg_cg
+
+
+def test_weight_gradient_takes_any_filter_count_with_few_channels():
+    """With at most GW_DIRECT_ANY_FG_MAX_CG channels per group (on a CPU with a slow L3; none
+    elsewhere) the direct weight gradient takes up to the instruction set's filter limit."""
+    from convext._kernels import _isa
+
+    few, most = _routes.GW_DIRECT_ANY_FG_MAX_CG, _routes.DIRECT_LIMITS[_isa.active()].gw_fg
+    small = dict(batch=4, hw=(11, 11), pad=(0, 0))
+    if few:
+        assert choose_route("grad_weight", shape(cg=few, fg=most, **small)) == "direct"
+        assert choose_route("grad_weight", shape(cg=few, fg=most + 1, **small)) == "gemm"
+    wide = max(few + 1, _routes.GW_DIRECT_MAX_CG + 1)
+    assert choose_route("grad_weight", shape(cg=wide, fg=most, **small)) == "gemm"
 
 
 @pytest.mark.parametrize(
@@ -187,6 +205,18 @@ def test_grad_weight_direct_route_wants_enough_image_group_pairs():
     assert choose_route("grad_weight", shape(batch=1, groups=need, cg=2, fg=2)) == "direct"
     # the forward pass decides on the image alone: the batch never changes its route
     assert {choose_route("forward", shape(batch=n)) for n in (1, 2, 3, 4, 100)} == {"direct"}
+
+
+def test_the_input_gradient_with_few_filters_takes_the_direct_route_from_fewer_channels():
+    """With at most GI_DIRECT_FEW_FG filters (AVX-512; none elsewhere) the direct input
+    gradient starts at GI_DIRECT_FEW_FG_MIN_CG channels, not GI_DIRECT_MIN_CG."""
+    few, low = _routes.GI_DIRECT_FEW_FG, _routes.GI_DIRECT_FEW_FG_MIN_CG
+    route = lambda cg, fg: choose_route("grad_input", shape(cg=cg, fg=fg, hw=(12, 11)))  # noqa: E731
+    if few:
+        assert route(low, few) == "direct" and route(low - 1, few) == "gemm"
+        assert route(low, few + 1) == ("direct" if low >= _routes.GI_DIRECT_MIN_CG else "gemm")
+    assert route(_routes.GI_DIRECT_MIN_CG - 1, few + 1) == "gemm"
+    assert route(_routes.GI_DIRECT_MIN_CG, few + 1) == "direct"
 
 
 def test_grad_input_direct_route_is_decided_on_the_image_alone():

@@ -207,14 +207,29 @@ FWD_DIRECT_1X1_MAX_CG = min(192, FWD_DIRECT_MAX_CG) if SLOW_L3 else FWD_DIRECT_M
 FWD_1X1_GEMM_MAX_PLANE = 256
 FWD_1X1_GEMM_MAX_DIRECT_FG = 64
 # The direct weight gradient on the same CPUs (slow L3 per core) only up to
-# GW_DIRECT_SLOW_L3_MAX_CG channels per group. Measured on a Sapphire Rapids Xeon (float32, 2
-# threads, ms GEMM / direct): 32x56x56 -> 32 batch 4 3.14 / 2.79 and 32x32x32 -> 64 batch 64
-# 23.5 / 20.0, but 40x56x56 -> 64 batch 16 20.7 / 23.4, 48x56x56 batch 4 5.18 / 6.28, 64x56x56
-# 3x3 batch 16 (resnet-l2 of the benchmark) 31.0 / 43.9 and 64x28x28 batch 4 2.58 / 2.89. (On
-# the Zen 5 the direct route won up to 64 channels: 0.87x.)
-GW_DIRECT_SLOW_L3_MAX_CG = 32
+# GW_DIRECT_SLOW_L3_MAX_CG channels and GW_DIRECT_SLOW_L3_MAX_FG filters per group, or with
+# at most GW_DIRECT_SLOW_L3_ANY_FG_CG channels per group (and the instruction set's filter
+# limit): elsewhere the GEMM route, which reads the unfolded input in place (cvx_gemm_nt) up to
+# 128 filters, was the faster. Measured on a Sapphire Rapids Xeon (float32, 2 threads, ms GEMM
+# / direct, medians of alternated runs; 3x3 padding 1 unless named): batch 16, 4x56x56 -> 32
+# 0.68 / 0.79, 8 -> 32 1.11 / 1.39, 16 -> 16 1.31 / 1.48, 32 -> 32 3.67 / 4.44, 32x64x64 -> 32
+# dilation 2 5.15 / 6.51, 16x56x56 -> 32 5x5 5.27 / 7.88, 3x224x224 -> 64 7x7 stride 2 23.6 /
+# 26.9, 32x28x28 -> 64 1x1 0.31 / 0.43; batch 64, 32x32x32 -> 64 9.3 / 12.3. But with few
+# filters or channels the direct route led: 6x14x14 -> 16 5x5 batch 64 (lenet-c2) 0.44 / 0.31,
+# 6x28x28 -> 16 5x5 1.50 / 1.26, 8x112x112 -> 16 5x5 stride 2 4.02 / 2.12, 1x56x56 -> 32
+# 0.36 / 0.25, 2x56x56 -> 16 0.29 / 0.23, 1x28x28 -> 6 5x5 batch 64 (lenet-c1) 0.43 / 0.12.
+# The limits miss a few, by up to 1.22x: the GEMM route takes 3x224x224 -> 32 stride 2
+# (MobileNetV2's stem) at 3.25 / 2.66, 8x56x56 -> 64 1x1 0.58 / 0.52 and 16x112x112 -> 96 1x1
+# 6.9 / 6.6; the direct route 8x56x56 -> 16 7x7 at 3.63 / 3.79. (Before
+# cvx_gemm_nt, the GEMM route packed the unfolded input transposed, and the direct route led
+# up to 32 channels.) On the Zen 5 the direct route won up to 64 channels against that GEMM
+# (0.87x); not measured there since.
+GW_DIRECT_SLOW_L3_MAX_CG = 8
+GW_DIRECT_SLOW_L3_MAX_FG = 16
+GW_DIRECT_SLOW_L3_ANY_FG_CG = 2
 GW_DIRECT_MAX_CG = min(GW_DIRECT_SLOW_L3_MAX_CG, _LIMITS.gw_cg) if SLOW_L3 else _LIMITS.gw_cg
-GW_DIRECT_MAX_FG = _LIMITS.gw_fg
+GW_DIRECT_MAX_FG = min(GW_DIRECT_SLOW_L3_MAX_FG, _LIMITS.gw_fg) if SLOW_L3 else _LIMITS.gw_fg
+GW_DIRECT_ANY_FG_MAX_CG = GW_DIRECT_SLOW_L3_ANY_FG_CG if SLOW_L3 else 0
 GW_DIRECT_MAX_U = 1 << 20
 # the weight gradient's direct route cannot split an image: it wants this many (image, group)
 # pairs to spread over the threads
@@ -235,7 +250,18 @@ GW_DIRECT_MIN_PAIRS = 4
 # at 32x32 batch 64 2.1 / 3.0; 16 -> 16 3x3 and 5x5 at 8x8 to 28x28 0.75-0.82 of the GEMM's
 # time. (6 and 8 -> 16 5x5 padding 2 at 28x28 took 0.8 of the GEMM's time; they now take
 # the GEMM route too.)
-GI_DIRECT_MIN_CG = 16
+# On AVX-512 (a Sapphire Rapids Xeon, float32, 2 threads, ms GEMM / direct, medians of
+# alternated runs) the direct route led from 8 channels (8x56x56 -> 32 3x3 batch 16 1.41 /
+# 1.35, 12 -> 32 2.02 / 1.76, 8x28x28 -> 16 0.31 / 0.17), and with at most
+# GI_DIRECT_FEW_FG filters (the GEMM's inner products are that short) from
+# GI_DIRECT_FEW_FG_MIN_CG channels: 6x14x14 -> 16 5x5 batch 64 (lenet-c2) 0.49 / 0.43, 6x28x28
+# -> 16 5x5 2.21 / 1.26, 6x32x32 -> 16 3x3 1.08 / 0.72, 5x56x56 -> 16 5x5 batch 16 1.59 /
+# 1.22, 3x32x32 -> 16 5x5 batch 64 1.49 / 1.35; but not with more filters (6x56x56 -> 32
+# 1.08 / 1.15, 6x28x28 -> 64 0.47 / 0.54, 4x56x56 -> 32 0.78 / 1.00). Elsewhere these were
+# not measured: 16 channels whatever the filters.
+GI_DIRECT_MIN_CG = {"avx512": 8}.get(_isa.active(), 16)
+GI_DIRECT_FEW_FG = {"avx512": 16}.get(_isa.active(), 0)
+GI_DIRECT_FEW_FG_MIN_CG = 3
 
 
 class ConvShape(NamedTuple):
@@ -438,7 +464,8 @@ def choose_route(pass_, s):
     pixels); else direct within its measured
     limits for the active instruction set (never for a depthwise geometry; the input gradient
     within the forward's limits of its forward convolution, grad_input_as_forward, and from
-    GI_DIRECT_MIN_CG channels per group on); else GEMM."""
+    GI_DIRECT_MIN_CG channels per group on, GI_DIRECT_FEW_FG_MIN_CG with at most
+    GI_DIRECT_FEW_FG filters); else GEMM."""
     if accepts("depthwise", pass_, s) and (
         _is_depthwise(s) or (pass_ == "grad_input" and s.filters_per_group <= DW_MAX_MULTIPLIER)
     ):
@@ -447,7 +474,10 @@ def choose_route(pass_, s):
         return "gemm"
     if pass_ == "grad_input":
         as_forward = grad_input_as_forward(s)
-        if as_forward is None or s.channels_per_group < GI_DIRECT_MIN_CG:
+        few = s.filters_per_group <= GI_DIRECT_FEW_FG
+        if as_forward is None or s.channels_per_group < (
+            GI_DIRECT_FEW_FG_MIN_CG if few else GI_DIRECT_MIN_CG
+        ):
             return "gemm"
         route = _forward_route(as_forward[0], GI_VT_MIN_PLANE, GI_VT_MIN_TAPS, GI_VT_MIN_FG)
         return route if route in ("direct", "valid_taps") else "gemm"
@@ -455,6 +485,8 @@ def choose_route(pass_, s):
         return _forward_route(s, VT_MIN_PLANE, VT_MIN_TAPS, VT_MIN_FG)
     if s.batch * s.window.groups < GW_DIRECT_MIN_PAIRS:
         return "gemm"
+    if s.channels_per_group <= GW_DIRECT_ANY_FG_MAX_CG:
+        return _direct_or_gemm("grad_weight", s, GW_DIRECT_ANY_FG_MAX_CG, _LIMITS.gw_fg)
     return _direct_or_gemm("grad_weight", s, GW_DIRECT_MAX_CG, GW_DIRECT_MAX_FG)
 
 
