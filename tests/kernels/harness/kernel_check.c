@@ -96,8 +96,27 @@ static int same_bits_f(float a, float b) { return memcmp(&a, &b, sizeof a) == 0;
 static int same_bits_d(double a, double b) { return memcmp(&a, &b, sizeof a) == 0; }
 
 /* ================================= GEMM ================================= */
+/* The documented arithmetic of one GEMM element: K in ceil(K/kc) near-equal chunks, each an fma
+ * chain from zero over its k ascending, added to c in order (the first chunk replacing c when
+ * overwrite); a[k*sa] and b[k*sb] are the element's row of A and column of B. */
+#define DEFINE_REPLAY(T, S, FMA)                                                                   \
+    static T replay_##S(const T *a, cvx_index sa, const T *b, cvx_index sb, cvx_index K,          \
+                        cvx_index kc, T c, int overwrite)                                          \
+    {                                                                                              \
+        cvx_index nch = (K + kc - 1) / kc, kcmax = nch ? (K + nch - 1) / nch : 0, pc, k;           \
+        for (pc = 0; pc < K; pc += kcmax) {                                                        \
+            T acc = 0;                                                                             \
+            cvx_index kend = pc + kcmax < K ? pc + kcmax : K;                                      \
+            for (k = pc; k < kend; k++) acc = FMA(a[k * sa], b[k * sb], acc);                      \
+            c = (pc == 0 && overwrite) ? acc : c + acc;                                            \
+        }                                                                                          \
+        return c;                                                                                  \
+    }
+DEFINE_REPLAY(float, s, fmaf)
+DEFINE_REPLAY(double, d, fma)
+
 /* C (=, +=) A (M x K, strides rsa, csa) @ B (K x N, strides rsb, csb) */
-#define DEFINE_GEMM_CHECK(T, S, EPS, FMA, SAME)                                                    \
+#define DEFINE_GEMM_CHECK(T, S, EPS, SAME)                                                    \
     static void check_gemm_##S(const struct check_table *t, cvx_index M, cvx_index N,             \
                                cvx_index K, int layout_a, int layout_b, int ldc_pad, int accumulate, \
                                int mode)                                                           \
@@ -145,16 +164,8 @@ static int same_bits_d(double a, double b) { return memcmp(&a, &b, sizeof a) == 
                     goto done;                                                                     \
                 }                                                                                  \
                 if (t->fma_order && mode == 1) { /* replay: K chunks, fma chain each */            \
-                    cvx_index nch = (K + t->gemm_kc - 1) / t->gemm_kc, kcmax, pc;                  \
-                    T c = accumulate ? C0[i * ldc + j] : (T)0;                                     \
-                    kcmax = nch ? (K + nch - 1) / nch : 0;                                         \
-                    for (pc = 0; pc < K; pc += kcmax) {                                            \
-                        T acc = 0;                                                                 \
-                        cvx_index kend = pc + kcmax < K ? pc + kcmax : K;                          \
-                        for (k = pc; k < kend; k++)                                                \
-                            acc = FMA(A[i * rsa + k * csa], B[k * rsb + j * csb], acc);            \
-                        c = (pc == 0 && !accumulate) ? acc : c + acc;                              \
-                    }                                                                              \
+                    T c = replay_##S(A + i * rsa, csa, B + j * csb, rsb, K, t->gemm_kc,            \
+                                     accumulate ? C0[i * ldc + j] : (T)0, !accumulate);            \
                     if (!SAME(got, c)) {                                                           \
                         fail(t->name, what,                                                        \
                              "order: M=%ld N=%ld K=%ld acc=%d C[%ld,%ld]=%a, fma chain gives %a",  \
@@ -172,8 +183,8 @@ static int same_bits_d(double a, double b) { return memcmp(&a, &b, sizeof a) == 
         free(C0);                                                                                  \
         free(work);                                                                                \
     }
-DEFINE_GEMM_CHECK(float, s, 5.9604644775390625e-08, fmaf, same_bits_f)
-DEFINE_GEMM_CHECK(double, d, 1.1102230246251565e-16, fma, same_bits_d)
+DEFINE_GEMM_CHECK(float, s, 5.9604644775390625e-08, same_bits_f)
+DEFINE_GEMM_CHECK(double, d, 1.1102230246251565e-16, same_bits_d)
 
 /* A NaN at A[i0, k0] makes row i0 of C NaN and leaves every other row finite (the zero padding
  * of edge tiles and the temporary tile must not carry it elsewhere) */
@@ -325,7 +336,7 @@ DEFINE_GEMM_PACKED_B_CHECK(double, d, same_bits_d)
  * long (gemm_nt, a weight gradient's dW^T): exact, bound and the fma-order replay (each K chunk
  * of at most nt_kc, near-equal, an fma chain from zero added to C); the padding of A's, B's and
  * C's rows untouched; a NaN in one row of A stays in that row of C */
-#define DEFINE_GEMM_NT_CHECK(T, S, EPS, FMA, SAME)                                                 \
+#define DEFINE_GEMM_NT_CHECK(T, S, EPS, SAME)                                                 \
     static void check_gemm_nt_##S(const struct check_table *t, cvx_index M, cvx_index N,          \
                                   cvx_index K, cvx_index pad, int mode, cvx_index nan_row)         \
     {                                                                                              \
@@ -375,15 +386,8 @@ DEFINE_GEMM_PACKED_B_CHECK(double, d, same_bits_d)
                     goto done;                                                                     \
                 }                                                                                  \
                 if (t->fma_order && mode == 1) { /* replay: K chunks, fma chain each */            \
-                    cvx_index nch = (K + t->S##gemm_nt_kc - 1) / t->S##gemm_nt_kc, kcmax, pc;      \
-                    T c = C0[i * ldc + j];                                                         \
-                    kcmax = nch ? (K + nch - 1) / nch : 0;                                         \
-                    for (pc = 0; pc < K; pc += kcmax) {                                            \
-                        T acc = 0;                                                                 \
-                        cvx_index kend = pc + kcmax < K ? pc + kcmax : K;                          \
-                        for (k = pc; k < kend; k++) acc = FMA(A[i * lda + k], B[j * ldb + k], acc); \
-                        c = c + acc;                                                               \
-                    }                                                                              \
+                    T c = replay_##S(A + i * lda, 1, B + j * ldb, 1, K, t->S##gemm_nt_kc,          \
+                                     C0[i * ldc + j], 0);                                          \
                     if (!SAME(got, c)) {                                                           \
                         fail(t->name, what, "order: M=%ld N=%ld K=%ld C[%ld,%ld]=%a, fma chain gives %a", \
                              (long)M, (long)N, (long)K, (long)i, (long)j, (double)got, (double)c); \
@@ -395,8 +399,8 @@ DEFINE_GEMM_PACKED_B_CHECK(double, d, same_bits_d)
     done:                                                                                          \
         free(A), free(B), free(C), free(C0), free(work);                                           \
     }
-DEFINE_GEMM_NT_CHECK(float, s, 5.9604644775390625e-08, fmaf, same_bits_f)
-DEFINE_GEMM_NT_CHECK(double, d, 1.1102230246251565e-16, fma, same_bits_d)
+DEFINE_GEMM_NT_CHECK(float, s, 5.9604644775390625e-08, same_bits_f)
+DEFINE_GEMM_NT_CHECK(double, d, 1.1102230246251565e-16, same_bits_d)
 
 static void check_gemm_nt(const struct check_table *t)
 {
