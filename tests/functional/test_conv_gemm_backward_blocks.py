@@ -42,7 +42,7 @@ LAYERS = [
     ("nt-channel-blocks", (1, 16, 24, 24), (40, 16, 3, 3), 1, 1, 1),
     # more filters than taps: its filters split on 2 threads (columns of dW^T)
     ("nt-filter-blocks", (1, 2, 20, 20), (60, 2, 3, 3), 1, 1, 1),
-    # 576 pixels of 576 taps: two pixel tiles per image (341 + 235)
+    # 576 pixels of 576 taps: two pixel tiles per image (336 + 240 in float32)
     ("nt-two-tiles", (2, 64, 24, 24), (33, 64, 3, 3), 1, 1, 1),
     ("nt-groups-strided", (3, 8, 40, 40), (12, 4, 3, 3), 2, 1, 1),
 ]
@@ -110,6 +110,44 @@ def test_an_images_input_gradient_does_not_depend_on_the_batch(case, restore_thr
     for n in range(x.shape[0]):
         alone, _ = _grads(gy[n : n + 1], x[n : n + 1], w, kw, 1)
         np.testing.assert_array_equal(gx[n : n + 1], alone)
+
+
+def _transposed(case, itemsize=4):
+    """Whether the GEMM route's weight gradient runs this case as dW^T = U gy^T."""
+    _, xs, ws, s, p, d = case
+    ys = R.conv2d(np.zeros(xs), np.zeros(ws), None, **_kw(case)).shape
+    return _conv.grad_weight_gemm_transposed(xs, ws, ys, xs[1] // ws[1], s, s, p, p, d, d, itemsize)
+
+
+def test_the_weight_gradients_layout_follows_the_filters_and_the_rows():
+    """dW^T = U gy^T (cvx_gemm_nt) for the nt- cases and side-by-side (at most 64 filters per
+    group, rows of U of at least 320 pixels, U not the input read in place), dW = gy U^T for
+    the others; 64 and 65
+    filters, 319 and 320 pixels either side of the limits."""
+    # side-by-side: 15 images of 49 pixels, 40 filters
+    want = {c[0] for c in LAYERS if c[0].startswith("nt-")} | {"side-by-side"}
+    assert {c[0] for c in LAYERS if _transposed(c)} == want
+    assert not _transposed(("", (2, 64, 24, 24), (33, 64, 3, 3), 1, 1, 1), itemsize=8)  # 192
+    plane = ("", (1, 4, 16, 20), (64, 4, 3, 3), 1, 1, 1)  # 320 pixels of 36 taps
+    assert _transposed(plane)
+    assert not _transposed(("", (1, 4, 16, 20), (65, 4, 3, 3), 1, 1, 1))
+    assert not _transposed(("", (1, 4, 11, 29), (64, 4, 3, 3), 1, 1, 1))  # 319 pixels
+    assert not _transposed(("", (1, 4, 16, 20), (64, 4, 1, 1), 1, 0, 1))  # 1x1 read in place
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("case", LAYERS, ids=IDS)
+def test_both_weight_gradient_layouts_are_exact_on_integer_data(case, transposed, restore_threads):
+    """Either layout, forced, on 1 and 2 threads: float32 bit for bit the float64 oracle."""
+    gy, x, w = _data(np.random.default_rng(24), case, np.float32, integer=True)
+    _, xs, ws, s, p, d = case
+    _, want, _ = R.conv2d_grads(gy, x, w, **_kw(case))
+    for threads in (1, 2):
+        gw = np.full(ws, np.nan, np.float32)
+        _conv.conv2d_grad_weight_gemm(
+            gy, x, gw, s, s, p, p, d, d, xs[1] // ws[1], threads, transposed=transposed
+        )
+        np.testing.assert_array_equal(gw, want.astype(np.float32), strict=True)
 
 
 def test_tile_pixels_keeps_a_plane_at_most_a_quarter_over_the_budget_in_one_tile():

@@ -257,6 +257,19 @@ def conv2d_grad_weight_direct(
     groups: int,
     n_threads: int,
 ) -> None: ...
+def grad_weight_gemm_transposed(
+    x_shape: tuple[int, ...],
+    w_shape: tuple[int, ...],
+    gy_shape: tuple[int, ...],
+    groups: int,
+    stride_h: int,
+    stride_w: int,
+    pad_top: int,
+    pad_left: int,
+    dil_h: int,
+    dil_w: int,
+    itemsize: int,
+) -> bool: ...
 def conv2d_grad_weight_gemm(
     gy: _FloatArray,
     x: _FloatArray,
@@ -269,5 +282,6 @@ def conv2d_grad_weight_gemm(
     dil_w: int,
     groups: int,
     n_threads: int,
+    transposed: bool | None = None,
 ) -> None: ...
 def conv2d_grad_bias(gy: _FloatArray, gb: _FloatArray, n_threads: int) -> None: ...

@@ -88,11 +88,13 @@ grad_input (GEMM route): dcols = W_g^T @ dY tile, folded back (col2im) into the 
 (W_g^T packed once per call). A work item owns a block of dx planes, so the accumulation needs
 no atomics and its order is fixed; on small planes it puts several images side by side in the
 GEMM's columns (the same bits).
-grad_weight: dW_g += dY tile @ cols tile^T, summed into one of NBLK private partial sums (NBLK
-depends on the problem, never on the thread count: at most 16 and 8 MB of them) which are then
-added in a fixed order: dW is bitwise the same for every thread count. On small planes a block's
-images go side by side along the GEMM's inner dimension. With fewer blocks than twice the
-threads each block's filters are split into blocks too (rows of its GEMM).
+grad_weight: dW_g += dY tile @ cols tile^T, or with few filters and long rows of cols
+dW_g^T += cols tile @ dY tile^T (cvx_gemm_nt, cols read in place; _gw_layout), summed into one
+of NBLK private partial sums (NBLK depends on the problem, never on the thread count: at most
+16 and 8 MB of them) which are then added in a fixed order: dW is bitwise the same for every
+thread count. On small planes a block's images go side by side along the GEMM's inner
+dimension. With fewer blocks than twice the threads each block's filters or input channels are
+split into blocks too.
 
 Index arithmetic: every geometry value and extent that reaches these kernels (stride, padding,
 dilation, kernel size, padded input, dilated kernel, OH, OW, OH*OW) is at most 2**40, checked in
@@ -219,16 +221,17 @@ DEF PART_BYTES = 8388608
 # The weight gradient's GEMM reads the unfolded input in place (cvx_gemm_nt: dW^T = U gy^T,
 # only grad_out's rows transposed into strips) with at most GW_NT_MAX_FG filters per group and
 # rows of U (the pixels of a tile, or of the images side by side) of at least GW_NT_MIN_ROW;
-# else, and for a 1x1 kernel read in place from x, it packs U transposed (cvx_gemm: dW = gy
-# U^T, the packing amortised over the filters). The broadcasts of cvx_gemm_nt read 8 rows of U
-# at once: on short rows (many channels: U's tile holds TILE_BYTES) they wait on the L2, and
-# on x read in place on memory. Measured (float32, 2 threads, weight gradient ms cvx_gemm /
-# cvx_gemm_nt, medians of alternated runs on a Sapphire Rapids Xeon; 3x3 padding 1 unless
-# named): 32x64x64 -> 32 dilation 2 batch 16 6.9 / 5.4 (rows of 682 pixels), 32x32x32 -> 64
-# batch 64 11.1 / 10.2, 64x56x56 -> 64 batch 16 16.6 / 15.9 (341), 128x28x28 -> 32 batch 16
-# 5.7 / 5.2 (170 pixels: not taken), 96x28x28 -> 32 1x1 0.48 / 0.38 (not taken: x in place);
-# but 128x28x28 -> 64 batch 16 8.9 / 9.3 (170), 256x14x14 -> 64 5.4 / 7.1 (83), 128x28x28 ->
-# 128 batch 4 4.3 / 7.2 (170), 256x56x56 -> 64 1x1 batch 16 7.4 / 11.2 (x in place, 51 MB),
+# else, and for a 1x1 kernel whose input is read in place, it packs U transposed (cvx_gemm:
+# dW = gy U^T, the packing amortised over the filters); _gw_layout decides. The broadcasts of
+# cvx_gemm_nt read a tile's rows of U at once (8 on AVX-512): on short rows (many channels:
+# U's tile holds TILE_BYTES) they waited on the L2, and on an input read in place on memory.
+# Measured (float32, 2 threads, weight gradient ms cvx_gemm / cvx_gemm_nt, medians of
+# alternated runs on a Sapphire Rapids Xeon; 3x3 padding 1 unless named; rows of U in
+# parentheses): 32x64x64 -> 32 dilation 2 batch 16 6.9 / 5.4 (672), 32x32x32 -> 64 batch 64
+# 11.1 / 10.2 (672), 64x56x56 -> 64 batch 16 16.6 / 15.9 (336), 128x28x28 -> 32 batch 16 5.7 /
+# 5.2 (192: not taken), 96x28x28 -> 32 1x1 0.48 / 0.38 (not taken: read in place); but
+# 128x28x28 -> 64 batch 16 8.9 / 9.3 (192), 256x14x14 -> 64 5.4 / 7.1 (196), 128x28x28 -> 128
+# batch 4 4.3 / 7.2 (192), 256x56x56 -> 64 1x1 batch 16 7.4 / 11.2 (read in place, 51 MB),
 # 256x14x14 -> 256 batch 4 4.1 / 4.4 and 128x28x28 -> 256 1x1 batch 32 6.6 / 6.8.
 DEF GW_NT_MAX_FG = 64
 DEF GW_NT_MIN_ROW = 320
@@ -3656,11 +3659,41 @@ def conv2d_grad_weight_direct(const floating[:, :, :, ::1] gy, const floating[:,
                    &flat[0, 0], flat.shape[1], &part[0, 0], nb, n_threads)
 
 
+cdef bint _gw_layout(const geom_t *g, idx_t itemsize, idx_t *PT, idx_t *nimg,
+                     bint *image_is_cols):
+    """The weight gradient's GEMM route for this geometry: its tile of pixels PT, its images
+    side by side nimg, whether the input is read in place as the unfolded input (a 1x1 kernel),
+    and whether each product is dW^T = U gy^T (cvx_gemm_nt; the result) rather than dW = gy U^T:
+    at most GW_NT_MAX_FG filters per group, U not read in place from the input, and rows of U
+    (a tile's pixels, or the images side by side) of at least GW_NT_MIN_ROW."""
+    cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW
+    image_is_cols[0] = _pointwise(g)
+    PT[0] = tile_pixels(K, P, itemsize)
+    # images side by side up to CVX_GEMM_KC pixels (cvx_gemm's K chunk, its inner products')
+    nimg[0] = max(_images_per_tile(K, P, g.N, itemsize), min(g.N, CVX_GEMM_KC // P))
+    if PT[0] < P:  # several tiles per image
+        nimg[0] = 1
+    return (g.Fg <= GW_NT_MAX_FG and not image_is_cols[0]
+            and (nimg[0] * P if nimg[0] > 1 else PT[0]) >= GW_NT_MIN_ROW)
+
+
+def grad_weight_gemm_transposed(tuple x_shape, tuple w_shape, tuple gy_shape, Py_ssize_t groups,
+                                Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
+                                Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
+                                Py_ssize_t itemsize):
+    """Whether conv2d_grad_weight_gemm runs this geometry as dW^T = U gy^T (_gw_layout)."""
+    cdef geom_t g = _geom(x_shape, w_shape, gy_shape, groups, stride_h, stride_w, pad_top,
+                          pad_left, dil_h, dil_w)
+    cdef idx_t PT, nimg
+    cdef bint image_is_cols
+    return bool(_gw_layout(&g, itemsize, &PT, &nimg, &image_is_cols))
+
+
 def conv2d_grad_weight_gemm(const floating[:, :, :, ::1] gy, const floating[:, :, :, ::1] x,
                             floating[:, :, :, ::1] gw,
                             Py_ssize_t stride_h, Py_ssize_t stride_w, Py_ssize_t pad_top,
                             Py_ssize_t pad_left, Py_ssize_t dil_h, Py_ssize_t dil_w,
-                            Py_ssize_t groups, int n_threads):
+                            Py_ssize_t groups, int n_threads, transposed=None):
     """gw = the gradient of conv2d with respect to its weight, GEMM route. Fills all of gw.
 
     The (image, group, tile) triples go in nblk blocks, each summed into its own partial dW,
@@ -3669,27 +3702,27 @@ def conv2d_grad_weight_gemm(const floating[:, :, :, ::1] gy, const floating[:, :
     nimg images. Small planes: a
     block's images go nimg at a time side by side along the GEMM's inner dimension (one
     product of nimg*P terms instead of nimg of P terms: fewer passes over the partial dW).
-    With few filters and long rows of the unfolded input U (GW_NT_MAX_FG, GW_NT_MIN_ROW) each
-    product is dW^T = U gy^T with U read in place; else dW = gy U^T with U packed transposed.
-    Either way a dW element's sum is, per block, over each product's K chunks an FMA chain from
-    zero added in order; the choice and the chunks depend on the geometry only."""
+    With few filters and long rows of the unfolded input U (_gw_layout) each product is
+    dW^T = U gy^T with U read in place; else dW = gy U^T with U packed transposed. Either way
+    a dW element's sum is, per block, over each product's K chunks an FMA chain from zero added
+    in order; the choice and the chunks depend on the geometry and the dtype only.
+    ``transposed`` (tests only): True or False forces the one or the other."""
     cdef geom_t g = _geom(_s4(x.shape), _s4(gw.shape), _s4(gy.shape), groups, stride_h,
                           stride_w, pad_top, pad_left, dil_h, dil_w)
     cdef idx_t K = g.Cg * g.kh * g.kw, P = g.OH * g.OW, FK = g.F * K
-    cdef bint image_is_cols = _pointwise(&g)
-    cdef idx_t PT = tile_pixels(K, P, gw.itemsize)
+    cdef idx_t PT, nimg
+    cdef bint image_is_cols
+    cdef bint dwt = _gw_layout(&g, gw.itemsize, &PT, &nimg, &image_is_cols)
+    if transposed is not None:
+        dwt = transposed
     cdef idx_t ntile = (P + PT - 1) // PT
-    # images side by side up to the GEMM's K chunk (its inner products' length, CVX_GEMM_KC)
-    cdef idx_t nimg = max(_images_per_tile(K, P, g.N, gw.itemsize), min(g.N, CVX_GEMM_KC // P))
-    if ntile > 1:
-        nimg = 1
     cdef idx_t nblk = min(MAX_BLOCKS, (g.N * g.G * ntile + nimg - 1) // nimg,
                           max(1, PART_BYTES // (FK * <idx_t>gw.itemsize)))
     # fewer blocks than twice the threads (batch 1, small planes): split each block's dW too,
-    # along its longer side: its input channels (columns of the GEMM: each item unfolds only
-    # its channels) or its filters (rows: each item copies only its rows of grad_out, where
-    # grad_out has more rows than the unfolded input: 160x7x7 -> 960 1x1 at batch 16); each
-    # item writes only its part of dW, and no dW element's arithmetic changes
+    # along its longer side: its input channels (each item unfolds only its channels) or its
+    # filters (each item copies only its rows of grad_out, where grad_out has more rows than
+    # the unfolded input: 160x7x7 -> 960 1x1 at batch 16); each item writes only its part of
+    # dW, and no dW element's arithmetic changes
     cdef idx_t ncb = 1, CB = g.Cg, nfb = 1, FB = g.Fg, kk = g.kh * g.kw
     cdef idx_t parts = (2 * <idx_t>n_threads + nblk - 1) // nblk
     if n_threads > 1 and nblk < 2 * <idx_t>n_threads:
@@ -3710,20 +3743,20 @@ def conv2d_grad_weight_gemm(const floating[:, :, :, ::1] gy, const floating[:, :
     cdef floating[:, ::1] part = np.empty((nblk, FK), dtype=dtype)
     with nogil:
         _gw_gemm(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, PT, nimg, image_is_cols,
-                 &scratch[0, 0], scratch.shape[1], per, &part[0, 0], nblk, CB, FB,
-                 g.Fg <= GW_NT_MAX_FG and not image_is_cols
-                 and (nimg * P if nimg > 1 else PT) >= GW_NT_MIN_ROW, n_threads)
+                 &scratch[0, 0], scratch.shape[1], per, &part[0, 0], nblk, CB, FB, dwt,
+                 n_threads)
 
 
 cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const geom_t *g,
                    idx_t PT, idx_t nimg, bint image_is_cols, floating *scratch, idx_t ld_s,
-                   idx_t per, floating *part, idx_t nblk, idx_t CB, idx_t FB, bint nt,
+                   idx_t per, floating *part, idx_t nblk, idx_t CB, idx_t FB, bint transposed,
                    int n_threads) noexcept nogil:
     """Work items (block of (image, group, tile) triples, block of CB input channels, block of
     FB filters: rows [f0, f1) and columns [c0*kh*kw, c1*kh*kw) of each group's dW). With
     nimg > 1 (one tile per image), each group's images of the block go nimg at a time, in
-    order. nt: each product is dW^T += U gy^T (cvx_gemm_nt, U's rows read in place), the
-    partials hold dW^T and are transposed as they are added; else dW += gy U^T (cvx_gemm)."""
+    order. transposed: each product is dW^T += U gy^T (cvx_gemm_nt, U's rows read in place),
+    the partials hold dW^T (rows [c0*kh*kw, c1*kh*kw), columns [f0, f1)) and are transposed as
+    they are added; else dW += gy U^T (cvx_gemm)."""
     cdef idx_t kk = g.kh * g.kw, K = g.Cg * kk, P = g.OH * g.OW, HW = g.H * g.W, FK = g.F * K
     cdef idx_t ntile = (P + PT - 1) // PT
     cdef idx_t nitems = g.N * g.G * ntile
@@ -3731,8 +3764,9 @@ cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const ge
     cdef idx_t wi, blk, c0, c1, f0, f1, i0, i1, it, n, n1, na, nz, j, cols, gi, t, p0, p1, q
     cdef idx_t e, csb, f
     # where the partials hold element (f, q) of group gi's dW: at gi*FgK + f*sf + q*sq, Fg x K
-    # (cvx_gemm's dW) or K x Fg (nt: cvx_gemm_nt's dW^T)
-    cdef idx_t FgK = g.Fg * K, sf = 1 if nt else K, sq = g.Fg if nt else 1
+    # (cvx_gemm's dW) or K x Fg (transposed: cvx_gemm_nt's dW^T)
+    cdef idx_t FgK = g.Fg * K, sf = 1 if transposed else K, sq = g.Fg if transposed else 1
+    cdef idx_t at_q
     cdef floating *buf
     cdef floating *work
     cdef floating *pw
@@ -3755,10 +3789,15 @@ cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const ge
             if f1 > g.Fg:
                 f1 = g.Fg
             pw = part + blk * FK
-            for gi in range(g.G):
-                for f in range(f0, f1):
+            for gi in range(g.G):  # this item's part of the partial, zero, in memory order
+                if transposed:
                     for q in range(c0 * kk, c1 * kk):
-                        pw[gi * FgK + f * sf + q * sq] = 0
+                        for f in range(f0, f1):
+                            pw[gi * FgK + f + q * g.Fg] = 0
+                else:
+                    for f in range(f0, f1):
+                        for q in range(c0 * kk, c1 * kk):
+                            pw[gi * FgK + f * K + q] = 0
             i0 = blk * nitems // nblk
             i1 = (blk + 1) * nitems // nblk
             if nimg > 1:
@@ -3783,7 +3822,7 @@ cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const ge
                             _copy_rows(gy + ((n + j) * g.F + gi * g.Fg + f0) * P, P,
                                        at + j * P, cols, f1 - f0, P)
                         C = pw + gi * FgK + f0 * sf + c0 * kk * sq
-                        if nt:
+                        if transposed:
                             gemm_nt((c1 - c0) * kk, f1 - f0, cols, buf, cols, at, cols, C, g.Fg,
                                     work)
                         else:
@@ -3806,7 +3845,7 @@ cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const ge
                     B = buf
                     csb = PT
                 C = pw + gi * FgK + f0 * sf + c0 * kk * sq
-                if nt:
+                if transposed:
                     gemm_nt((c1 - c0) * kk, f1 - f0, p1 - p0, B, csb,
                             gy + (n * g.F + gi * g.Fg + f0) * P + p0, P, C, g.Fg, work)
                 else:
@@ -3815,26 +3854,26 @@ cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const ge
                           work)
     # add the partial sums in block order (the same result for every thread count) into gw
     cdef idx_t nqb = (K + 15) // 16, q0, q1
-    if not nt:
+    if not transposed:
         for e in prange(FK, nogil=True, schedule='static', num_threads=n_threads):
             s = part[e]
             for blk in range(1, nblk):
                 s = s + part[blk * FK + e]
             gw[e] = s
         return
-    # nt: row gi*K + q of the partials is column q of group gi's rows of gw. They go 16 rows at
-    # a time, so that each row of gw gets a run of 16 (its cache line) and the partials' 16
-    # rows stay in L1 while their columns are read.
+    # transposed: row gi*K + q of the partials is column q of group gi's rows of gw. They go
+    # 16 rows at a time, so that each row of gw gets a run of 16 (a cache line of floats) and
+    # the partials' lines of those rows are read while they are still in cache.
     for e in prange(g.G * nqb, nogil=True, schedule='static', num_threads=n_threads):
         gi = e // nqb
         q0 = e % nqb * 16
         q1 = min(q0 + 16, K)
         for f in range(g.Fg):
             for q in range(q0, q1):
-                i0 = gi * FgK + f + q * g.Fg
-                s = part[i0]
+                at_q = gi * FgK + f + q * g.Fg
+                s = part[at_q]
                 for blk in range(1, nblk):
-                    s = s + part[blk * FK + i0]
+                    s = s + part[blk * FK + at_q]
                 gw[(gi * g.Fg + f) * K + q] = s
 
 

@@ -210,7 +210,7 @@ FWD_1X1_GEMM_MAX_DIRECT_FG = 64
 # GW_DIRECT_SLOW_L3_MAX_CG channels and GW_DIRECT_SLOW_L3_MAX_FG filters per group, or with
 # at most GW_DIRECT_SLOW_L3_ANY_FG_CG channels per group (and the instruction set's filter
 # limit): elsewhere the GEMM route, which reads the unfolded input in place (cvx_gemm_nt) up to
-# 128 filters, was the faster. Measured on a Sapphire Rapids Xeon (float32, 2 threads, ms GEMM
+# 64 filters, was the faster. Measured on a Sapphire Rapids Xeon (float32, 2 threads, ms GEMM
 # / direct, medians of alternated runs; 3x3 padding 1 unless named): batch 16, 4x56x56 -> 32
 # 0.68 / 0.79, 8 -> 32 1.11 / 1.39, 16 -> 16 1.31 / 1.48, 32 -> 32 3.67 / 4.44, 32x64x64 -> 32
 # dilation 2 5.15 / 6.51, 16x56x56 -> 32 5x5 5.27 / 7.88, 3x224x224 -> 64 7x7 stride 2 23.6 /

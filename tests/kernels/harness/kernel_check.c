@@ -334,21 +334,25 @@ DEFINE_GEMM_PACKED_B_CHECK(double, d, same_bits_d)
 
 /* C (M x N, ldc) += A B^T with row i of A at A + i*lda and row j of B at B + j*ldb, both K
  * long (gemm_nt, a weight gradient's dW^T): exact, bound and the fma-order replay (each K chunk
- * of at most nt_kc, near-equal, an fma chain from zero added to C); the padding of A's, B's and
- * C's rows untouched; a NaN in one row of A stays in that row of C */
+ * of at most nt_kc, near-equal, an fma chain from zero added to C); the padding of A's and
+ * B's rows NaN (never read), of C's rows untouched; a NaN in one row of A stays in that row */
 #define DEFINE_GEMM_NT_CHECK(T, S, EPS, SAME)                                                 \
     static void check_gemm_nt_##S(const struct check_table *t, cvx_index M, cvx_index N,          \
                                   cvx_index K, cvx_index pad, int mode, cvx_index nan_row)         \
     {                                                                                              \
         cvx_index lda = K + pad, ldb = K + 2 * pad, ldc = N + pad, i, j, k;                        \
-        T *A = (T *)xmalloc(sizeof(T) * (size_t)(M * lda + 1));                                    \
-        T *B = (T *)xmalloc(sizeof(T) * (size_t)(N * ldb + 1));                                    \
+        T *A = (T *)xmalloc(sizeof(T) * (size_t)(M * lda));                                        \
+        T *B = (T *)xmalloc(sizeof(T) * (size_t)(N * ldb));                                        \
         T *C = (T *)xmalloc(sizeof(T) * (size_t)(M * ldc + 1));                                    \
         T *C0 = (T *)xmalloc(sizeof(T) * (size_t)(M * ldc + 1));                                   \
         T *work = (T *)xmalloc(sizeof(T) * (size_t)t->gemm_work_elems);                            \
         const char *what = #S "gemm_nt";                                                           \
-        fill_##T(A, (size_t)(M * lda + 1), mode, 8);                                               \
-        fill_##T(B, (size_t)(N * ldb + 1), mode, 8);                                               \
+        fill_##T(A, (size_t)(M * lda), mode, 8);                                                   \
+        fill_##T(B, (size_t)(N * ldb), mode, 8);                                                   \
+        for (i = 0; i < M; i++)                                                                    \
+            for (k = K; k < lda; k++) A[i * lda + k] = (T)NAN;                                     \
+        for (j = 0; j < N; j++)                                                                    \
+            for (k = K; k < ldb; k++) B[j * ldb + k] = (T)NAN;                                     \
         fill_##T(C0, (size_t)(M * ldc + 1), mode, 64);                                             \
         if (nan_row >= 0 && K > 0) A[nan_row * lda + K / 2] = (T)NAN;                              \
         memcpy(C, C0, sizeof(T) * (size_t)(M * ldc + 1));                                          \
