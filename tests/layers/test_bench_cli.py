@@ -8,6 +8,7 @@ printed times, and that impossible figures and a shared machine are reported as 
 import importlib.util
 import os
 import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -208,6 +209,48 @@ def test_bench_quick_with_torch_has_ratio_columns():
     for row in conv:
         _assert_printed_ratio(row["convext/torch"], row["convext ms"], row["torch ms"])
     assert "conv geometric mean convext/torch:" in r.stdout
+
+
+@pytest.mark.skipif(not HAVE_TORCH, reason="torch is not installed")
+def test_bench_layers_gives_torchs_fraction_of_the_peak_for_the_largest_3x3():
+    """The summary of the largest 3x3 layers gives torch's rate on each as a fraction of the same
+    FMA peak: convext's fraction over torch's is the layer's printed convext/torch ratio
+    (inverted: time ratio), up to the rounding of the printed figures."""
+    r = _bench("layers", "--quick", "--shapes", "layers-resnet18")
+    assert r.returncode == 0, r.stderr
+    rows = {
+        cells[1]: cells
+        for cells in (
+            [c.strip() for c in line.split("|")]
+            for line in r.stdout.splitlines()
+            if line.startswith("| resnet18.")
+        )
+    }
+    header = next(
+        [c.strip() for c in line.split("|")]
+        for line in r.stdout.splitlines()
+        if line.startswith("| layer ")
+    )
+    col = {"forward": header.index("b16 forward /torch"),
+           "backward": header.index("b16 backward /torch")}  # fmt: skip
+    lines = [line for line in r.stdout.splitlines() if line.startswith("largest 3x3 ")]
+    assert lines
+    for line in lines:
+        m = re.match(
+            r"largest 3x3 (\S+) .*= (\d+)% of the FMA peak, backward (\d+)% .*; "
+            r"torch (\d+)% and (\d+)%$",
+            line,
+        )
+        assert m, line
+        name = m.group(1)
+        ours = {"forward": int(m.group(2)), "backward": int(m.group(3))}
+        theirs = {"forward": int(m.group(4)), "backward": int(m.group(5))}
+        for p in ("forward", "backward"):
+            time_ratio = float(rows[name][col[p]])
+            # rates are inverse to times; each percentage is rounded to within 0.5
+            lo = (theirs[p] - 0.5) / (ours[p] + 0.5)
+            hi = (theirs[p] + 0.5) / (ours[p] - 0.5)
+            assert lo - 0.006 <= time_ratio <= hi + 0.006, (line, p, time_ratio)
 
 
 @pytest.mark.parametrize(

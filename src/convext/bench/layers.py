@@ -8,7 +8,8 @@ name. Three passes per layer, as in docs/benchmarks.md: batch-1 forward, batch-1
 batch-16 backward (grad input and grad weight, and grad bias where the layer has a bias; torch
 through torch.ops.aten.convolution_backward). Medians of alternating runs; the summary gives,
 per pass, the geometric mean of convext/torch, the worst layer and how many exceed 1.2, and the
-largest 3x3 layers as a fraction of the FMA peak.
+largest 3x3 layers as a fraction of the FMA peak (and torch's rate on them, as a fraction of the
+same peak, for what a mature library reaches on the machine).
 """
 
 import math
@@ -175,10 +176,16 @@ def run(ctx):
         fwd = res["b16 forward"]
         bwd = res["b16 backward"]
         f_frac, b_frac = (p[2] / p[0] / 1e9 / ctx.ceiling for p in (fwd, bwd))
+        # torch's rate on the same layer in the same run: what the machine lets a mature
+        # library reach, beside the target
+        torch_part = ""
+        if with_torch:
+            tf, tbw = (p[2] / p[1] / 1e9 / ctx.ceiling for p in (fwd, bwd))
+            torch_part = f"; torch {tf:.0%} and {tbw:.0%}"
         print(
             f"largest 3x3 {name} ({geom}), batch 16: forward {fwd[2] / fwd[0] / 1e9:.1f} GFLOP/s "
             f"= {f_frac:.0%} of the FMA peak, backward {b_frac:.0%} (counting the products "
             f"inside the input only, {inside:.1%} of them: {f_frac * inside:.0%} and "
-            f"{b_frac * inside:.0%})"
+            f"{b_frac * inside:.0%}){torch_part}"
         )
     return ratios
