@@ -8,8 +8,8 @@ name. Three passes per layer, as in docs/benchmarks.md: batch-1 forward, batch-1
 batch-16 backward (grad input and grad weight, and grad bias where the layer has a bias; torch
 through torch.ops.aten.convolution_backward). Medians of alternating runs; the summary gives,
 per pass, the geometric mean of convext/torch, the worst layer and how many exceed 1.2, and the
-largest 3x3 layers as a fraction of the FMA peak (and torch's rate on them, as a fraction of the
-same peak, for what a mature library reaches on the machine).
+largest 3x3 layers as a fraction of the FMA peak (and, when torch is timed, torch's rate on them
+as a fraction of the same peak: what a mature library reaches on the machine).
 """
 
 import math
@@ -181,7 +181,7 @@ def run(ctx):
         torch_part = ""
         if with_torch:
             tf, tbw = (p[2] / p[1] / 1e9 / ctx.ceiling for p in (fwd, bwd))
-            torch_part = f"; torch {tf:.0%} and {tbw:.0%}"
+            torch_part = f"; torch forward {tf:.0%}, backward {tbw:.0%}"
         print(
             f"largest 3x3 {name} ({geom}), batch 16: forward {fwd[2] / fwd[0] / 1e9:.1f} GFLOP/s "
             f"= {f_frac:.0%} of the FMA peak, backward {b_frac:.0%} (counting the products "
