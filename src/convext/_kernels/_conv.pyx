@@ -3747,6 +3747,19 @@ def conv2d_grad_weight_gemm(const floating[:, :, :, ::1] gy, const floating[:, :
                  n_threads)
 
 
+cdef inline void _gw_product(bint transposed, idx_t nf, idx_t nq, idx_t k,
+                             const floating *gyr, idx_t ldg, const floating *u, idx_t ldu,
+                             floating *C, idx_t K, idx_t Fg, floating *work) noexcept nogil:
+    """One product of the weight gradient's GEMM route into its partial C: nf rows of
+    grad_out (gyr, rows ldg apart) against nq rows of the unfolded input (u, rows ldu apart),
+    both k long; C += gy U^T (cvx_gemm, C's rows K apart) or, transposed, C += U gy^T
+    (cvx_gemm_nt, U's rows read in place, C's rows Fg apart)."""
+    if transposed:
+        gemm_nt(nq, nf, k, u, ldu, gyr, ldg, C, Fg, work)
+    else:
+        _gemm(nf, nq, k, gyr, ldg, 1, u, 1, ldu, C, K, 1, work)
+
+
 cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const geom_t *g,
                    idx_t PT, idx_t nimg, bint image_is_cols, floating *scratch, idx_t ld_s,
                    idx_t per, floating *part, idx_t nblk, idx_t CB, idx_t FB, bint transposed,
@@ -3770,7 +3783,6 @@ cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const ge
     cdef floating *buf
     cdef floating *work
     cdef floating *pw
-    cdef floating *C
     cdef floating *at
     cdef const floating *B
     cdef const floating *xn
@@ -3821,13 +3833,9 @@ cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const ge
                                          buf + j * P, cols, g)
                             _copy_rows(gy + ((n + j) * g.F + gi * g.Fg + f0) * P, P,
                                        at + j * P, cols, f1 - f0, P)
-                        C = pw + gi * FgK + f0 * sf + c0 * kk * sq
-                        if transposed:
-                            gemm_nt((c1 - c0) * kk, f1 - f0, cols, buf, cols, at, cols, C, g.Fg,
+                        _gw_product(transposed, f1 - f0, (c1 - c0) * kk, cols, at, cols, buf,
+                                    cols, pw + gi * FgK + f0 * sf + c0 * kk * sq, K, g.Fg,
                                     work)
-                        else:
-                            _gemm(f1 - f0, (c1 - c0) * kk, cols, at, cols, 1, buf, 1, cols, C,
-                                  K, 1, work)
                         n = n1
                 continue
             for it in range(i0, i1):
@@ -3844,14 +3852,9 @@ cdef void _gw_gemm(const floating *gy, const floating *x, floating *gw, const ge
                     _im2col_tile(xn, gi * g.Cg + c0, c1 - c0, p0, p1, buf, PT, g)
                     B = buf
                     csb = PT
-                C = pw + gi * FgK + f0 * sf + c0 * kk * sq
-                if transposed:
-                    gemm_nt((c1 - c0) * kk, f1 - f0, p1 - p0, B, csb,
-                            gy + (n * g.F + gi * g.Fg + f0) * P + p0, P, C, g.Fg, work)
-                else:
-                    _gemm(f1 - f0, (c1 - c0) * kk, p1 - p0,
-                          gy + (n * g.F + gi * g.Fg + f0) * P + p0, P, 1, B, 1, csb, C, K, 1,
-                          work)
+                _gw_product(transposed, f1 - f0, (c1 - c0) * kk, p1 - p0,
+                            gy + (n * g.F + gi * g.Fg + f0) * P + p0, P, B, csb,
+                            pw + gi * FgK + f0 * sf + c0 * kk * sq, K, g.Fg, work)
     # add the partial sums in block order (the same result for every thread count) into gw
     cdef idx_t nqb = (K + 15) // 16, q0, q1
     if not transposed:
