@@ -344,22 +344,29 @@ def check_positive_int(value, name):
 def check_alloc(shape, name, itemsize=8):
     """An array of ``shape`` (given by the caller as argument ``name``) that convext is asked to
     allocate: at most MAX_EXTENT elements and no more bytes than the machine's physical memory
-    (ValueError naming ``name``, instead of a MemoryError or a machine brought to swap)."""
+    (ValueError naming ``name``, instead of a MemoryError or a machine brought to swap).
+    ``name`` may be a function returning the text, called only to raise (a name built from
+    shapes costs more than the check on a small call)."""
     n = 1
     for s in shape:
         n *= s
     if n > MAX_EXTENT:
         raise ValueError(
-            f"{name} {_shape_text(shape)} has {n} elements, more than the "
+            f"{_text(name)} {_shape_text(shape)} has {n} elements, more than the "
             f"{_MAX_TEXT} convext's kernels accept"
         )
     total = _physical_memory()
     if total and n * itemsize > total:
         raise ValueError(
-            f"{name} {_shape_text(shape)} asks for {n * itemsize} bytes, more "
+            f"{_text(name)} {_shape_text(shape)} asks for {n * itemsize} bytes, more "
             f"than this machine's {total} bytes of memory"
         )
     return shape
+
+
+def _text(name):
+    """check_alloc's name: the text, or what the function returns."""
+    return name() if callable(name) else name
 
 
 def _shape_text(shape):

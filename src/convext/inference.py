@@ -490,7 +490,8 @@ def _conv_step(node, x_shape, dtype, bn, act, residual, out_buf, weights):
     probe = np.empty(x_shape, dtype)
     x4, w, b, _, g = _conv_setup(probe, w, b, stride, padding, dilation, groups)
     route = choose_route("forward", conv_shape(x4.shape, w.shape, g))
-    geom = _kernel_geom(g, x4.shape, w.shape, route)  # ends with the thread count
+    # ends with the thread count
+    geom = _kernel_geom(g, x4.shape, w.shape, route, np.dtype(dtype).itemsize, "conv2d")
     code, a0, a1 = act if act is not None else (ACT_NONE, 0.0, 0.0)
     y_shape = (x_shape[0], w.shape[0]) + g.out_hw
     # the weight packed once for the route's kernel, not on every call

@@ -137,7 +137,9 @@ def _kernel_args(x, w, kw):
         kw.get("groups", 1),
     )
     y = np.empty((x.shape[0], w.shape[0]) + g.out_hw, x.dtype)
-    return y, conv_module._kernel_geom(g, x4.shape, w4.shape, "valid_taps")
+    return y, conv_module._kernel_geom(
+        g, x4.shape, w4.shape, "valid_taps", x4.dtype.itemsize, "conv2d"
+    )
 
 
 @pytest.mark.parametrize("act", [(ACT_RELU, 0.0, 0.0), (ACT_HARDTANH, -0.5, 0.7), (ACT_SILU, 0, 0)])

@@ -252,3 +252,49 @@ def test_outputs_larger_than_the_machine_are_value_errors(call, name):
     allocated, naming the call (a MemoryError, or a machine brought to swap, otherwise)."""
     with pytest.raises(ValueError, match=rf"^{name}: .*bytes, more than this machine"):
         call()
+
+
+# A 64x64 kernel over 4 channels on the GEMM route: each thread unfolds 4*64*64 rows by a tile
+# of at least 192 output pixels (12.6 MB in float32), the machine is said to have 8 MiB.
+_BIG_KERNEL = (4, 4, 64, 64)
+
+
+def _unfolded_calls():
+    x, w = _x((1, 4, 40, 40)), np.ones(_BIG_KERNEL, np.float32)
+    gy = np.ones((1, 4, 41, 41), np.float32)
+    xt, gyt = _x((1, 4, 16, 16)), np.ones((1, 4, 79, 79), np.float32)
+    return [
+        ("conv2d", lambda: F.conv2d(x, w, padding=32, _route="gemm")),
+        (
+            "conv2d_backward",
+            lambda: F.conv2d_backward(gy, x, w, padding=32, needs_weight_grad=False, _route="gemm"),
+        ),
+        (
+            "conv2d_backward",
+            lambda: F.conv2d_backward(gy, x, w, padding=32, needs_input_grad=False, _route="gemm"),
+        ),
+        ("conv_transpose2d", lambda: F.conv_transpose2d(xt, w, _route="gemm")),
+        (
+            "conv_transpose2d_backward",
+            lambda: F.conv_transpose2d_backward(gyt, xt, w, _route="gemm"),
+        ),
+    ]
+
+
+@pytest.mark.parametrize("k", range(len(_unfolded_calls())))
+def test_gemm_tiles_of_a_huge_kernel_larger_than_the_machine_are_value_errors(k, monkeypatch):
+    """The GEMM route's per-thread tiles of unfolded input grow with the kernel's channels x
+    taps (at least 192 output pixels each): beyond the machine's memory the call is refused
+    before anything is allocated, naming the call and the weight; within it, the same call
+    runs and gives the same result as without the check."""
+    name, call = _unfolded_calls()[k]
+    want = call()
+    monkeypatch.setattr("convext._validation._physical_memory", lambda: 64 << 20)
+    assert_identical(call(), want, name)
+    monkeypatch.setattr("convext._validation._physical_memory", lambda: 8 << 20)
+    with pytest.raises(
+        ValueError,
+        match=rf"^{name}: the GEMM route's tiles of unfolded input for weight of shape "
+        rf"\(4, 4, 64, 64\) .*bytes, more than this machine",
+    ):
+        call()

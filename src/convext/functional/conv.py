@@ -100,16 +100,20 @@ def _conv_window(x_shape, w_shape, b_shape, stride, padding, dilation, groups, f
     return Window((kh, kw), stride, pads, dilation, out_hw, groups)
 
 
-def _kernel_geom(g, x_shape, w_shape, route):
+def _kernel_geom(g, x_shape, w_shape, route, itemsize, fn):
     """The kernels' geometry arguments, ending with the thread count for this problem size.
     The depthwise route does a few multiply-adds per element it moves, so its size is counted
-    in elements (input and output planes) rather than in multiply-adds."""
+    in elements (input and output planes) rather than in multiply-adds. On the GEMM route it
+    also checks that the threads' tiles of unfolded input fit in memory (_check_unfolded; the
+    ValueError names the call, ``fn``)."""
     if route == "depthwise":
         work = math.prod(x_shape) + x_shape[0] * w_shape[0] * g.out_hw[0] * g.out_hw[1]
         n_threads = threads_for(work, "elements")
     else:
         macs = x_shape[0] * w_shape[0] * g.out_hw[0] * g.out_hw[1] * math.prod(w_shape[1:])
         n_threads = threads_for(macs, "macs")
+    if route == "gemm":
+        _check_unfolded(g, w_shape, n_threads, itemsize, fn)
     pad_top, pad_left = g.pad_top_left
     return (
         g.stride[0],
@@ -120,6 +124,24 @@ def _kernel_geom(g, x_shape, w_shape, route):
         g.dilation[1],
         g.groups,
         n_threads,
+    )
+
+
+def _check_unfolded(g, w_shape, n_threads, itemsize, fn):
+    """Each thread of the GEMM route (every pass, and the transposed convolution's) unfolds a
+    tile of its input: the weight's channels x taps per filter (K rows) by a tile of output
+    pixels (_conv.tile_pixels: about TILE_BYTES, but at least 192 pixels, or the whole plane if
+    smaller). For a huge kernel these tiles exceed any memory (a 576x576 kernel over 96
+    channels: 29 GB per thread): a ValueError naming the weight, before anything is allocated,
+    instead of a MemoryError or a machine driven into swap (check_alloc's rule)."""
+    K = w_shape[1] * w_shape[2] * w_shape[3]
+    check_alloc(
+        (n_threads, K, _conv.tile_pixels(K, g.out_hw[0] * g.out_hw[1], itemsize)),
+        lambda: (
+            f"{fn}: the GEMM route's tiles of unfolded input for weight of shape "
+            f"{_shape_str(w_shape)} (threads, channels x kernel taps, output pixels)"
+        ),
+        itemsize,
     )
 
 
@@ -170,7 +192,10 @@ def conv2d(
     -----
     Extra memory: per thread, one tile of unfolded input or one row-unfolded image and a packed
     copy of one group's weights (the direct route), about 1.5 MB together with the GEMM's packed
-    panels; besides that, contiguous copies of inputs that are not C-contiguous.
+    panels; besides that, contiguous copies of inputs that are not C-contiguous. The GEMM
+    route's tile is the weight's channels x taps per filter by at least 192 output pixels (or
+    the whole plane), so it outgrows that with a kernel of thousands of taps; tiles of more
+    bytes than the machine has are a ValueError.
 
     The private ``_route`` ('gemm', 'direct' or 'depthwise'; tests only) forces a kernel
     route; a route that cannot compute this geometry is a ValueError. By default
@@ -199,7 +224,7 @@ def conv2d(
             contiguous(weight),
             None if bias is None else contiguous(bias),
             y4,
-            *_kernel_geom(g, x4.shape, weight.shape, route),
+            *_kernel_geom(g, x4.shape, weight.shape, route, x4.dtype.itemsize, "conv2d"),
         )
     return _into(out, y)
 
@@ -229,7 +254,8 @@ def conv2d_backward(
     by 180 degrees; grad_weight correlates x with grad_out; grad_bias sums grad_out over the
     batch and the pixels.
 
-    Extra memory: one tile of unfolded input per thread, a packed or rotated copy of the weight
+    Extra memory: one tile of unfolded input per thread (as in ``conv2d``: a ValueError where
+    the tiles would take more bytes than the machine has), a packed or rotated copy of the weight
     for grad_x, and for grad_weight up to 16 partial sums of the weight's size, at most 8 MB of
     them unless one is larger (they make the result independent of the thread count).
 
@@ -285,7 +311,7 @@ def conv2d_backward(
             contiguous(weight),
             grad_x,
             grad_w,
-            *_kernel_geom(g, x4.shape, weight.shape, "depthwise"),
+            *_kernel_geom(g, x4.shape, weight.shape, "depthwise", dtype.itemsize, fn),
         )
     if needs_input_grad:
         if grad_x is None:
@@ -295,7 +321,7 @@ def conv2d_backward(
                 gy4,
                 contiguous(weight),
                 grad_x,
-                *_kernel_geom(g, x4.shape, weight.shape, routes["grad_input"]),
+                *_kernel_geom(g, x4.shape, weight.shape, routes["grad_input"], dtype.itemsize, fn),
             )
         if unbatched:
             grad_x = grad_x[0]
@@ -307,7 +333,7 @@ def conv2d_backward(
                 gy4,
                 contiguous(x4),
                 grad_w,
-                *_kernel_geom(g, x4.shape, weight.shape, routes["grad_weight"]),
+                *_kernel_geom(g, x4.shape, weight.shape, routes["grad_weight"], dtype.itemsize, fn),
             )
     if needs_bias_grad:
         grad_b = np.zeros(n_filters, dtype)

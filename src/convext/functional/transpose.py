@@ -160,7 +160,7 @@ def conv_transpose2d(
             _padded(x4, conv4),
             contiguous(weight),
             y4,
-            *_kernel_geom(g, shape4, weight.shape, route),
+            *_kernel_geom(g, shape4, weight.shape, route, x4.dtype.itemsize, fn),
         )
     elif y4.size:
         y4[...] = 0
@@ -236,7 +236,7 @@ def conv_transpose2d_backward(
         else:
             gx = np.empty(conv4, dtype)
             route = routes["grad_input"]
-            geom = _kernel_geom(g, shape4, weight.shape, route)
+            geom = _kernel_geom(g, shape4, weight.shape, route, dtype.itemsize, fn)
             _kernel("forward", route)(gy4, contiguous(weight), None, gx, *geom)
             grad_x = (
                 gx
@@ -249,7 +249,7 @@ def conv_transpose2d_backward(
         grad_w = np.zeros(weight.shape, dtype)
         if not empty:
             route = routes["grad_weight"]
-            geom = _kernel_geom(g, shape4, weight.shape, route)
+            geom = _kernel_geom(g, shape4, weight.shape, route, dtype.itemsize, fn)
             _kernel("grad_weight", route)(_padded(x4, conv4), gy4, grad_w, *geom)
     if needs_bias_grad:
         grad_b = np.zeros(shape4[1], dtype)
