@@ -254,8 +254,9 @@ def test_outputs_larger_than_the_machine_are_value_errors(call, name):
         call()
 
 
-# A 64x64 kernel over 4 channels on the GEMM route: each thread unfolds 4*64*64 rows by a tile
-# of at least 192 output pixels (12.6 MB in float32), the machine is said to have 8 MiB.
+# A 64x64 kernel over 4 channels on the GEMM route: each tile of unfolded input is 4*64*64 rows
+# by at least 192 output pixels (12.6 MB in float32, at most 3 per thread); the machine is said
+# to have 8 MiB, then 256 MiB.
 _BIG_KERNEL = (4, 4, 64, 64)
 
 
@@ -265,6 +266,8 @@ def _unfolded_calls():
     xt, gyt = _x((1, 4, 16, 16)), np.ones((1, 4, 79, 79), np.float32)
     return [
         ("conv2d", lambda: F.conv2d(x, w, padding=32, _route="gemm")),
+        # a 2x2 output plane: its tile is still packed 48 columns wide
+        ("conv2d", lambda: F.conv2d(_x((1, 4, 1, 1)), w, stride=64, padding=64, _route="gemm")),
         (
             "conv2d_backward",
             lambda: F.conv2d_backward(gy, x, w, padding=32, needs_weight_grad=False, _route="gemm"),
@@ -289,7 +292,7 @@ def test_gemm_tiles_of_a_huge_kernel_larger_than_the_machine_are_value_errors(k,
     runs and gives the same result as without the check."""
     name, call = _unfolded_calls()[k]
     want = call()
-    monkeypatch.setattr("convext._validation._physical_memory", lambda: 64 << 20)
+    monkeypatch.setattr("convext._validation._physical_memory", lambda: 256 << 20)
     assert_identical(call(), want, name)
     monkeypatch.setattr("convext._validation._physical_memory", lambda: 8 << 20)
     with pytest.raises(

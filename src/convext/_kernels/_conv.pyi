@@ -9,6 +9,7 @@ from typing_extensions import disjoint_base
 _FloatArray = NDArray[np.float32] | NDArray[np.float64]
 
 def tile_pixels(K: int, P: int, itemsize: int) -> int: ...
+def unfolded_tile_columns(K: int, P: int, itemsize: int) -> int: ...
 def conv2d_epilogue(
     y: _FloatArray,
     residual: _FloatArray | None,

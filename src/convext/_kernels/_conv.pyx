@@ -650,6 +650,15 @@ def tile_pixels(Py_ssize_t K, Py_ssize_t P, Py_ssize_t itemsize):
     return pt
 
 
+def unfolded_tile_columns(Py_ssize_t K, Py_ssize_t P, Py_ssize_t itemsize):
+    """Columns of the GEMM route's tile of unfolded input as the kernels allocate it: the
+    tile's pixels (tile_pixels) rounded up to whole strips of the widest GEMM micro-tile
+    (a packed B strip is that wide even for a 3-pixel plane). Never depends on the thread
+    count. (functional.conv._check_unfolded bounds the tiles' memory with it.)"""
+    cdef Py_ssize_t pt = tile_pixels(K, P, itemsize)
+    return (pt + GEMM_WIDEST_TILE - 1) // GEMM_WIDEST_TILE * GEMM_WIDEST_TILE
+
+
 cdef inline idx_t _owned_bands(idx_t planes, int n_threads) noexcept nogil:
     """Bands of output rows per plane when a layer's `planes` (image, group) planes are fewer
     than the threads: n_threads // planes where that divides evenly (batch 1: one band per

@@ -130,16 +130,19 @@ def _kernel_geom(g, x_shape, w_shape, route, itemsize, fn):
 def _check_unfolded(g, w_shape, n_threads, itemsize, fn):
     """Each thread of the GEMM route (every pass, and the transposed convolution's) unfolds a
     tile of its input: the weight's channels x taps per filter (K rows) by a tile of output
-    pixels (_conv.tile_pixels: about TILE_BYTES, but at least 192 pixels, or the whole plane if
-    smaller). For a huge kernel these tiles exceed any memory (a 576x576 kernel over 96
-    channels: 29 GB per thread): a ValueError naming the weight, before anything is allocated,
-    instead of a MemoryError or a machine driven into swap (check_alloc's rule)."""
+    pixels (_conv.tile_pixels: about TILE_BYTES, but at least 192 pixels or the whole plane),
+    packed in strips of the widest GEMM micro-tile (_conv.unfolded_tile_columns: 48 columns
+    even for a plane of 3 pixels); where the threads share a packed B (few work items), fewer
+    than two tiles per thread more: at most 3 * n_threads tiles. For a huge kernel these
+    exceed any memory (a 576x576 kernel over 96 channels: 29 GB per tile): a ValueError naming
+    the call and the weight, before anything is allocated, instead of a MemoryError or a
+    machine driven into swap (check_alloc's rule)."""
     K = w_shape[1] * w_shape[2] * w_shape[3]
     check_alloc(
-        (n_threads, K, _conv.tile_pixels(K, g.out_hw[0] * g.out_hw[1], itemsize)),
+        (3 * n_threads, K, _conv.unfolded_tile_columns(K, g.out_hw[0] * g.out_hw[1], itemsize)),
         lambda: (
             f"{fn}: the GEMM route's tiles of unfolded input for weight of shape "
-            f"{_shape_str(w_shape)} (threads, channels x kernel taps, output pixels)"
+            f"{_shape_str(w_shape)} (tiles, channels x kernel taps, columns)"
         ),
         itemsize,
     )
