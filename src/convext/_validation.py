@@ -304,11 +304,17 @@ def as_pair(value, name, allow_zero=False, minimum=None):
 
 
 def check_array(x, name, ndims):
-    """np.asarray(x) with a supported floating dtype and an allowed number of dimensions."""
+    """np.asarray(x) with a supported floating dtype and an allowed number of dimensions. An
+    array the kernels will read through a copy (not C-contiguous, or in the other byte order)
+    must fit that copy in memory (check_alloc): a broadcast view of 4 bytes can stand for
+    terabytes."""
     if x is None:
         raise TypeError(f"{name} must be an array, got None")
     arr = np.asarray(x)
-    if arr.dtype.byteorder == (">" if np.little_endian else "<"):
+    swapped = arr.dtype.byteorder == (">" if np.little_endian else "<")
+    if swapped or not arr.flags.c_contiguous:
+        check_alloc(arr.shape, f"{name}, copied to a contiguous array, of shape", arr.itemsize)
+    if swapped:
         arr = arr.astype(arr.dtype.newbyteorder("="))  # same values in native byte order
     if arr.dtype not in SUPPORTED_DTYPES:
         raise TypeError(f"{name} must have dtype {_DTYPE_NAMES}, got {arr.dtype}")

@@ -301,3 +301,31 @@ def test_gemm_tiles_of_a_huge_kernel_larger_than_the_machine_are_value_errors(k,
         rf"\(4, 4, 64, 64\) .*bytes, more than this machine",
     ):
         call()
+
+
+def _broadcast(shape):
+    """A 4-byte array standing for ``shape`` (stride 0 everywhere)."""
+    return np.broadcast_to(np.float32(1), shape)
+
+
+_HUGE = (1, 1, 2**20, 2**20)  # 4 TiB in float32
+
+
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: F.conv2d(_broadcast(_HUGE), _x((1, 1, 1, 1)), stride=2**20), "x"),
+        (lambda: F.conv2d(_x((1, 1, 1, 1)), _broadcast((1, 1, 2**20, 2**20))), "weight"),
+        (lambda: F.max_pool2d(_broadcast(_HUGE), 2**20), "x"),
+        (lambda: F.avg_pool2d(_broadcast(_HUGE), 2**20), "x"),
+        (lambda: F.global_avg_pool2d(_broadcast(_HUGE)), "x"),
+        (lambda: F.relu(_broadcast(_HUGE)), "x"),
+        (lambda: F.linear(_broadcast((2**19, 2**20)), _x((1, 2**20))), "x"),
+        (lambda: F.mse_loss(_broadcast(_HUGE), _broadcast(_HUGE)), "input"),
+    ],
+)
+def test_broadcast_inputs_whose_copy_exceeds_the_machine_are_value_errors(call, name):
+    """A broadcast (stride 0) view of a few bytes can stand for terabytes; the contiguous copy
+    the kernels read is checked first (numpy's MemoryError otherwise), naming the argument."""
+    with pytest.raises(ValueError, match=rf"^{name}, copied to a contiguous array, .*bytes, more"):
+        call()
