@@ -120,3 +120,46 @@ def test_a_single_row_reads_its_weight_on_every_thread():
         np.testing.assert_array_equal(F.linear(x, w, b), two)
     finally:
         convext.set_num_threads(old)
+
+
+def test_linear_with_no_input_or_no_output_features():
+    """In torch's terms: no input features gives the bias (zeros without one); no output
+    features gives empty rows; the gradients keep their shapes (they raised numpy's "cannot
+    reshape array of size 0")."""
+    x = np.zeros((3, 0), np.float32)
+    b = np.arange(4, dtype=np.float32)
+    np.testing.assert_array_equal(F.linear(x, np.zeros((4, 0), np.float32), b), np.tile(b, (3, 1)))
+    np.testing.assert_array_equal(
+        F.linear(x, np.zeros((4, 0), np.float32)), np.zeros((3, 4), np.float32)
+    )
+    assert F.linear(np.ones((3, 5), np.float32), np.zeros((0, 5), np.float32)).shape == (3, 0)
+    gx, gw, gb = F.linear_backward(
+        np.zeros((3, 0), np.float32), np.ones((3, 5), np.float32), np.zeros((0, 5), np.float32)
+    )
+    np.testing.assert_array_equal(gx, np.zeros((3, 5), np.float32))
+    assert gw.shape == (0, 5) and gb.shape == (0,)
+    gx, gw, gb = F.linear_backward(np.ones((3, 4), np.float32), x, np.zeros((4, 0), np.float32))
+    assert gx.shape == (3, 0) and gw.shape == (4, 0)
+    np.testing.assert_array_equal(gb, np.full(4, 3, np.float32))
+
+
+@pytest.mark.parametrize("flag", ["needs_input_grad", "needs_weight_grad", "needs_bias_grad"])
+@pytest.mark.parametrize(
+    "call", ["linear_backward", "conv2d_backward", "conv_transpose2d_backward"]
+)
+def test_backward_flags_must_be_bools(call, flag):
+    """A string flag ("no") read as True: a TypeError naming it."""
+    x = np.ones((1, 2, 4, 4), np.float32)
+    if call == "linear_backward":
+        args = (
+            np.ones((3, 4), np.float32),
+            np.ones((3, 5), np.float32),
+            np.ones((4, 5), np.float32),
+        )
+    elif call == "conv2d_backward":
+        args = (np.ones((1, 3, 2, 2), np.float32), x, np.ones((3, 2, 3, 3), np.float32))
+    else:
+        args = (np.ones((1, 3, 6, 6), np.float32), x, np.ones((2, 3, 3, 3), np.float32))
+    getattr(F, call)(*args)  # the arguments themselves are valid
+    with pytest.raises(TypeError, match=rf"^{flag} must be a bool, got str 'no'"):
+        getattr(F, call)(*args, **{flag: "no"})

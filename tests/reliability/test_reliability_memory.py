@@ -245,6 +245,7 @@ def _x(shape=(1, 1, 6, 6)):
             "max_unpool2d",
         ),
         (lambda: L.Pad([2**18] * 4)(_x()), "Pad"),
+        (lambda: F.linear(_x((200000, 1)), _x((200000, 1))), "linear"),
     ],
 )
 def test_outputs_larger_than_the_machine_are_value_errors(call, name):

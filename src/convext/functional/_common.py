@@ -71,6 +71,16 @@ def _check_bool(value, name):
     return bool(value)
 
 
+def _check_grad_flags(needs_input_grad, needs_weight_grad, needs_bias_grad):
+    """A backward's three needs_*_grad flags, each a bool (TypeError naming it otherwise: a
+    string such as "no" would read as True)."""
+    return (
+        _check_bool(needs_input_grad, "needs_input_grad"),
+        _check_bool(needs_weight_grad, "needs_weight_grad"),
+        _check_bool(needs_bias_grad, "needs_bias_grad"),
+    )
+
+
 def _float_array(x, name):
     """A supported float array of any shape, C-contiguous (so that the result of NumPy's
     vectorised loops does not depend on the caller's memory layout, to the last bit)."""

@@ -23,7 +23,7 @@ from .._validation import (
     side_pads,
     window_geometry,
 )
-from ._common import Window, _buffer, _into, _shape_str
+from ._common import Window, _buffer, _check_grad_flags, _into, _shape_str
 from ._routes import conv_shape, resolve_route
 
 
@@ -266,6 +266,9 @@ def conv2d_backward(
     gradients, or a dict ``{'grad_input': ..., 'grad_weight': ...}``; as in ``conv2d``.
     """
     fn = "conv2d_backward"
+    needs_input_grad, needs_weight_grad, needs_bias_grad = _check_grad_flags(
+        needs_input_grad, needs_weight_grad, needs_bias_grad
+    )
     x4, weight, _, unbatched, g = _conv_setup(
         x, weight, None, stride, padding, dilation, groups, fn=fn
     )

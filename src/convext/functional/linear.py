@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .._config import threads_for
 from .._kernels import _linear
 from .._typing import ArrayLike, FloatArray, Grads
-from .._validation import check_array, check_same_dtype, contiguous
-from ._common import _shape_str
+from .._validation import check_alloc, check_array, check_same_dtype, contiguous
+from ._common import _check_grad_flags, _shape_str
 
 
 def _linear_setup(x, weight, fn):
@@ -51,8 +53,10 @@ def linear(x: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None) -> Fl
                 f"linear: bias must have shape ({n_out},) to match weight of shape "
                 f"{_shape_str(weight.shape)}, got {_shape_str(bias.shape)}"
             )
-    x2 = contiguous(x.reshape(-1, K))
-    y = np.empty((x2.shape[0], n_out), x.dtype)
+    rows = math.prod(x.shape[:-1])  # (not reshape(-1, K): no -1 when K is 0)
+    check_alloc((rows, n_out), "linear: the output (from x and weight) of shape", x.itemsize)
+    x2 = contiguous(x.reshape(rows, K))
+    y = np.empty((rows, n_out), x.dtype)
     if y.size and K:
         _linear.linear_forward(
             x2,
@@ -78,6 +82,9 @@ def linear_backward(
     ``(grad_out @ weight, grad_out^T @ x, grad_out summed over all but the last axis)``, each
     None when not asked for (and not computed)."""
     fn = "linear_backward"
+    needs_input_grad, needs_weight_grad, needs_bias_grad = _check_grad_flags(
+        needs_input_grad, needs_weight_grad, needs_bias_grad
+    )
     x, weight = _linear_setup(x, weight, fn)
     n_out, K = weight.shape
     gy = check_array(grad_out, "grad_out", range(1, 33))
@@ -88,8 +95,8 @@ def linear_backward(
             f"for x of shape {_shape_str(x.shape)} and weight "
             f"{_shape_str(weight.shape)}, got {_shape_str(gy.shape)}"
         )
-    gy2 = contiguous(gy.reshape(-1, n_out))
-    M = gy2.shape[0]
+    M = math.prod(x.shape[:-1])  # (not reshape(-1, n): no -1 when n is 0)
+    gy2 = contiguous(gy.reshape(M, n_out))
     threads = _linear_threads(M, n_out, K)
     gx = gw = gb = None
     if needs_input_grad:
@@ -100,7 +107,7 @@ def linear_backward(
     if needs_weight_grad:
         gw = np.zeros(weight.shape, x.dtype)
         if gw.size and M:
-            _linear.linear_grad_weight(gy2, contiguous(x.reshape(-1, K)), gw, threads)
+            _linear.linear_grad_weight(gy2, contiguous(x.reshape(M, K)), gw, threads)
     if needs_bias_grad:
         gb = gy2.sum(axis=0)
     return gx, gw, gb

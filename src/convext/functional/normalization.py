@@ -11,7 +11,7 @@ from .._config import threads_for
 from .._kernels import _batchnorm
 from .._typing import ArrayLike, FloatArray, Grads
 from .._validation import check_array, check_out, check_same_dtype, contiguous
-from ._common import _buffer, _check_bool, _check_size, _into, _real, _shape_str
+from ._common import _buffer, _check_bool, _check_grad_flags, _check_size, _into, _real, _shape_str
 
 
 def _channel_vector(v, name, C, dtype, fn, writable=False):
@@ -261,9 +261,9 @@ def batch_norm_backward(
         )
     w = _channel_vector(weight, "weight", C, dtype, fn)
     training = _check_bool(training, "training")
-    need_x = _check_bool(needs_input_grad, "needs_input_grad")
-    need_w = _check_bool(needs_weight_grad, "needs_weight_grad") and w is not None
-    need_b = _check_bool(needs_bias_grad, "needs_bias_grad") and w is not None
+    need_x, need_w, need_b = _check_grad_flags(needs_input_grad, needs_weight_grad, needs_bias_grad)
+    need_w = need_w and w is not None
+    need_b = need_b and w is not None
     g3 = contiguous(gy).reshape(N, C, L)
     n = N * L
     nt = threads_for(x3.size, "elements")

@@ -25,7 +25,7 @@ from .._validation import (
     contiguous,
     transpose_geometry,
 )
-from ._common import Window, _buffer, _into, _shape_str
+from ._common import Window, _buffer, _check_grad_flags, _into, _shape_str
 from ._routes import conv_shape, resolve_route
 from .conv import _kernel, _kernel_geom
 
@@ -198,6 +198,9 @@ def conv_transpose2d_backward(
     dict ``{'grad_input': ..., 'grad_weight': ...}`` (grad_input runs conv2d's forward kernels).
     """
     fn = "conv_transpose2d_backward"
+    needs_input_grad, needs_weight_grad, needs_bias_grad = _check_grad_flags(
+        needs_input_grad, needs_weight_grad, needs_bias_grad
+    )
     x4, weight, _, unbatched, shape4, conv4, g = _transpose_setup(
         x, weight, None, stride, padding, output_padding, groups, dilation, fn
     )
