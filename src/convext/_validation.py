@@ -94,15 +94,22 @@ def conv_output_size(
             conv_output_size(*args)
             for args in zip(size, kernel_size, stride, padding, dilation, strict=True)
         )
-    size = _as_int(size, "size")
-    kernel_size = _as_int(kernel_size, "kernel_size")
-    stride = _as_int(stride, "stride")
-    dilation = _as_int(dilation, "dilation")
+    # one axis: the pair rules on (v, v) (sizes, kernel, stride and dilation >= 1, padding
+    # >= 0, each within the geometry bound), as on the pair path
+    size, kernel_size, stride, dilation = (
+        as_pair(v, n)[0]
+        for v, n in (
+            (size, "size"),
+            (kernel_size, "kernel_size"),
+            (stride, "stride"),
+            (dilation, "dilation"),
+        )
+    )
     if isinstance(padding, str):
         if check_padding(padding, (stride, stride)) == "same":
             return size
         padding = 0
-    padding = _as_int(padding, "padding")
+    padding = as_pair(padding, "padding", allow_zero=True)[0]
     return _out_size(size, kernel_size, stride, padding, padding, dilation)
 
 

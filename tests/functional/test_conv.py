@@ -236,6 +236,28 @@ def test_conv_output_size():
         conv_output_size(10, 3, stride=2, padding="same")
 
 
+@pytest.mark.parametrize(
+    "args, name",
+    [
+        ((5, 3, 0), "stride"),  # was a ZeroDivisionError
+        ((5, 3, -1), "stride"),  # was -1
+        ((5, 0), "kernel_size"),  # was 6
+        ((5, 3, 1, 0, -5), "dilation"),  # was 15
+        ((5, 3, 1, -5), "padding"),  # was -7
+        ((0, 3), "size"),
+        ((5, 3, 1, 0, 2**41), "dilation"),
+    ],
+)
+def test_conv_output_size_checks_one_axis_as_it_checks_pairs(args, name):
+    """The scalar form follows the pair form's rules (ValueError naming the argument), where it
+    used to divide by zero or return nonsense for a zero, negative or huge value."""
+    with pytest.raises(ValueError, match=rf"^{name}\b"):
+        conv_output_size(*args)
+    pair = tuple((a, a) if isinstance(a, int) else a for a in args)
+    with pytest.raises(ValueError, match=rf"^{name}\b"):
+        conv_output_size(*pair)
+
+
 # ---------------------------------------------------------------------------------- layouts
 
 
