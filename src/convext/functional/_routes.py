@@ -14,6 +14,7 @@ accepted route through the private ``_route`` argument of ``conv2d`` / ``conv2d_
 """
 
 import functools
+import math
 from typing import NamedTuple
 
 from .._kernels import _conv, _isa
@@ -291,6 +292,13 @@ def _depthwise_kernel_fits(s):
     return s.channels_per_group == 1
 
 
+def _phases(k, dil, stride):
+    """How many distinct values i*dil % stride takes for taps i < k: they repeat with period
+    stride // gcd(dil, stride) and are distinct within one (a closed form, not a set of k
+    elements: a kernel of 2**24 rows took a second and half a gigabyte)."""
+    return min(k, stride // math.gcd(dil, stride))
+
+
 def depthwise_scratch(s):
     """Elements of the depthwise route's scratch per thread: the largest over its three passes
     of the polyphase padded plane and the grids beside it (the formulas are above the depthwise
@@ -303,7 +311,7 @@ def depthwise_scratch(s):
     di, dj = dil_h * (kh - 1) // sh, dil_w * (kw - 1) // sw
     wg = wq + dj
     # the sub-planes: the distinct row phases times the distinct column phases of the taps
-    nsub = len({i * dil_h % sh for i in range(kh)}) * len({j * dil_w % sw for j in range(kw)})
+    nsub = _phases(kh, dil_h, sh) * _phases(kw, dil_w, sw)
     slack, kk = 16, kh * kw
     forward = max(
         nsub * hq * wq + OH * wq + 2 * slack,
