@@ -173,8 +173,15 @@ def batch_norm(
     b = _channel_vector(bias, "bias", C, dtype, fn)
     if (rm is None) != (rv is None):
         raise ValueError(f"{fn}: running_mean and running_var must both be arrays or both None")
-    if rm is not None and training and np.may_share_memory(rm, rv):
-        raise ValueError(f"{fn}: running_mean and running_var must not share memory")
+    if rm is not None and training:
+        # they are written after y: stats inside x or out would overwrite (or be) the result
+        pairs = [("running_mean", rm, "running_var", rv)]
+        pairs += [(n, r, "x", x) for n, r in (("running_mean", rm), ("running_var", rv))]
+        if out is not None:
+            pairs += [(n, r, "out", out) for n, r in (("running_mean", rm), ("running_var", rv))]
+        for r_name, r, a_name, a in pairs:
+            if np.may_share_memory(r, a):
+                raise ValueError(f"{fn}: {r_name} and {a_name} must not share memory")
     n = N * L
     nt = threads_for(x3.size, "elements")
     if training and n == 0:
