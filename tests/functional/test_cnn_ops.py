@@ -722,3 +722,15 @@ def test_adaptive_and_interpolate_property(n, c, h, w, oh, ow, seed):
         ),
     ]:
         np.testing.assert_allclose(np.sum(fwd(x) * g), np.sum(x * bwd(g)), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("out_hw", [(0, 3), (2, 0), (0, 0)])
+def test_adaptive_avg_pool2d_backward_of_an_empty_output_is_zero(out_hw):
+    """An output of no rows or columns (torch's forward allows it) depends on no input element:
+    the gradient is zero everywhere (it raised numpy's "cannot reshape array of size 0")."""
+    x = np.ones((2, 3, 4, 5), np.float32)
+    y = K.adaptive_avg_pool2d(x, out_hw)
+    assert y.shape == (2, 3) + out_hw
+    gx = K.adaptive_avg_pool2d_backward(np.ones(y.shape, np.float32), x.shape)
+    assert gx.dtype == np.float32
+    np.testing.assert_array_equal(gx, np.zeros(x.shape, np.float32))

@@ -215,3 +215,13 @@ def test_l2_is_per_sample_sum():
 def test_errors(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "nll_loss"])
+@pytest.mark.parametrize("shape", [(3, 0), (3, 0, 2)])
+def test_no_classes_is_a_value_error_naming_the_target(loss, shape):
+    """An input of zero classes leaves every target index out of range: the loss's own
+    ValueError (cross_entropy raised numpy's "cannot reshape array of size 0")."""
+    target = np.zeros((shape[0],) + shape[2:], np.int64)
+    with pytest.raises(ValueError, match=rf"^{loss}: target holds class index 0, outside \[0, 0\)"):
+        getattr(F, loss)(np.zeros(shape, np.float32), target)

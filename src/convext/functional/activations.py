@@ -160,7 +160,8 @@ def _log_softmax(x, axis):
     As torch: a slice holding +inf, NaN or only -inf gives NaN everywhere in that slice (the
     shift x - max is then inf - inf or NaN); -inf next to finite values gives -inf."""
     m = np.max(x, axis=axis, keepdims=True, initial=-np.inf)
-    with np.errstate(under="ignore", invalid="ignore"):
+    # (the sum is 0 only over an empty axis, whose log(0) meets no element)
+    with np.errstate(under="ignore", invalid="ignore", divide="ignore"):
         z = x - m
         return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
 

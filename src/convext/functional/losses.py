@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -230,7 +231,8 @@ def _rows(a):
     """(C,) -> (1, C); (N, C, d1..dk) -> (N*d1*..*dk, C), the class axis last."""
     if a.ndim == 1:
         return a[None]
-    return np.ascontiguousarray(np.moveaxis(a, 1, -1)).reshape(-1, a.shape[1])
+    rows = a.shape[0] * math.prod(a.shape[2:])  # (not -1: no -1 with 0 classes)
+    return np.ascontiguousarray(np.moveaxis(a, 1, -1)).reshape(rows, a.shape[1])
 
 
 def _unrows(r, shape):

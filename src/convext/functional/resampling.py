@@ -113,6 +113,8 @@ def adaptive_avg_pool2d_backward(grad_out: ArrayLike, input_shape: Shape) -> Flo
     gy, shape = _grad_for_shape(grad_out, input_shape, fn)
     OH, OW, hs, he, ws, we = _adaptive_geom(shape, gy.shape[-2:], fn, gy.dtype.itemsize)
     H, W = shape[-2:]
+    if gy.size == 0:  # an output of no rows or no columns (as torch allows): nothing to spread
+        return np.zeros(shape, gy.dtype)
     gx = np.empty(shape, gy.dtype)
     if gx.size:
         _resample.adaptive_avg_backward(
