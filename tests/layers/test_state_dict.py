@@ -869,6 +869,32 @@ def test_npz_forged_header_shape(tmp_path, shape, match):
         read_state_dict(path)
 
 
+def test_npz_forged_header_length_refused_before_reading_it(tmp_path, monkeypatch):
+    """A .npy version 2.0 header declares its own length (up to 4 GiB): read from the member
+    and decoded before numpy checks it, a 1 MB file of deflated spaces took 2 GB. Only the
+    archive's header bound is read now (_archive._header, as for model files)."""
+    path = tmp_path / "x.npz"
+    declared = 50 << 20
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        with zf.open("a.npy", "w", force_zip64=True) as m:
+            m.write(b"\x93NUMPY\x02\x00" + struct.pack("<I", declared))
+            for _ in range(declared >> 20):
+                m.write(b" " * (1 << 20))
+    assert os.path.getsize(path) < declared // 100
+    read = []
+    real_read = zipfile.ZipExtFile.read
+
+    def counted(self, n=-1):
+        data = real_read(self, n)
+        read.append(len(data))
+        return data
+
+    monkeypatch.setattr(zipfile.ZipExtFile, "read", counted)
+    with pytest.raises(ValueError, match="'a' is not a valid .npy array"):
+        read_state_dict(path)
+    assert sum(read) < 1 << 20, f"{sum(read)} bytes decompressed"
+
+
 # ------------------------------------------------------------------------- torch never imported
 
 

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from .._archive import _header as _npy_header
 from ._common import _check_member, _to_output
 
 # ------------------------------------------------------------------------------------- .npz
@@ -15,7 +16,6 @@ from ._common import _check_member, _to_output
 def _read_npz(zf, infos, unzip, output):
     from ..serialization import ARCH_KEY
 
-    fmt = np.lib.format
     result, widened = {}, []
     for info in infos:
         key = info.filename[: -len(".npy")]
@@ -24,15 +24,12 @@ def _read_npz(zf, infos, unzip, output):
         if key in result:
             raise ValueError(f"it holds the entry {key!r} twice")
         _check_member(info)
+        # the header read as the model archive reads it: at most numpy's header bound
+        # decompressed (numpy's reader would read a 2.0 header's declared length, up to 4 GiB,
+        # before checking it)
+        shape, fortran, dtype, header_len = _npy_header(zf, info, key)
         with zf.open(info) as fp:
-            version = fmt.read_magic(fp)
-            if version == (1, 0):
-                shape, fortran, dtype = fmt.read_array_header_1_0(fp)
-            elif version == (2, 0):
-                shape, fortran, dtype = fmt.read_array_header_2_0(fp)
-            else:
-                raise ValueError(f"entry {key!r} has .npy format version {version}, not 1.0 or 2.0")
-            header_len = fp.tell()
+            fp.read(header_len)
             if dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in "biuf":
                 raise ValueError(f"entry {key!r} has dtype {dtype}, not a numeric type")
             if dtype.kind == "f" and dtype.itemsize not in (2, 4, 8):
