@@ -330,3 +330,18 @@ def test_broadcast_inputs_whose_copy_exceeds_the_machine_are_value_errors(call, 
     the kernels read is checked first (numpy's MemoryError otherwise), naming the argument."""
     with pytest.raises(ValueError, match=rf"^{name}, copied to a contiguous array, .*bytes, more"):
         call()
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+def test_interpolation_tables_beyond_the_machine_are_value_errors(mode, monkeypatch):
+    """interpolate's index and weight tables are per output row and column: on a plane one
+    pixel wide they take ten times the output (a 2 GB output asked for 22 GB). They are
+    checked with the output, before anything is allocated."""
+    x = _x((1, 1, 1, 1))
+    rows = 1 << 16
+    y = F.interpolate(x, size=(rows, 1), mode=mode)  # 256 kB out, 3 MB of tables
+    monkeypatch.setattr("convext._validation._physical_memory", lambda: 2 * rows * 4)
+    with pytest.raises(ValueError, match=r"^interpolate: the index and weight tables .* more"):
+        F.interpolate(x, size=(rows, 1), mode=mode)
+    with pytest.raises(ValueError, match=r"^interpolate_backward: the index and weight tables"):
+        F.interpolate_backward(y, x.shape, size=(rows, 1), mode=mode)
