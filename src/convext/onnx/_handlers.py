@@ -88,6 +88,16 @@ def _reserve_copy(imp, v):
         _reserve_fold(imp, v.shape, v.dtype)
 
 
+def _int_div(a, b):
+    """ONNX integer Div: the quotient truncated toward zero (-7 / 2 = -3, as C and
+    onnxruntime), not numpy's floor division; a zero divisor is refused (undefined)."""
+    if (np.asarray(b) == 0).any():
+        raise _Unsupported("integer division by zero in a folded constant")
+    q = a // b
+    inexact = (q * b != a) & ((a < 0) != (b < 0))
+    return np.where(inexact, q + 1, q).astype(q.dtype)
+
+
 _FOLD = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}
 _BINARY = {"Add": L.Add, "Sub": L.Sub, "Mul": L.Mul, "Div": L.Div}
 
@@ -101,7 +111,7 @@ def _binary(imp, node, check_only):
         _reserve_fold(imp, np.broadcast_shapes(a.shape, b.shape), np.result_type(a, b))
         if node.op_type == "Div":
             if a.dtype.kind in "iu" and b.dtype.kind in "iu":
-                imp.consts[node.output[0]] = a // b
+                imp.consts[node.output[0]] = _int_div(a, b)
             else:
                 imp.consts[node.output[0]] = a / b
         else:

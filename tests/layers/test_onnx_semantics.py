@@ -1,0 +1,71 @@
+"""convext.onnx.load computes what the ONNX spec and onnxruntime compute, where NumPy's or
+torch's conventions differ from ONNX's (integer division, Slice bounds, Resize sizes and
+coordinates, opset-11 Softmax, shapes declared in the file): small hand-built graphs, each
+against the spec's value, and against onnxruntime where it is installed. No torch here."""
+
+import os
+
+import numpy as np
+import pytest
+
+if os.environ.get("CONVEXT_ASAN") == "1":
+    # the onnx package (protobuf) and onnxruntime report errors with C++ exceptions, which
+    # abort the process under ASan's __cxa_throw interceptor (inside them, not convext); the
+    # normal and debug runs cover this file
+    pytest.skip("onnx's C++ exceptions abort under AddressSanitizer", allow_module_level=True)
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+import convext.onnx  # noqa: E402
+
+
+def model(nodes, inits=(), x_shape=(1, 1), opset=13, value_info=()):
+    g = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in inits],
+        value_info=list(value_info),
+    )
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    return m.SerializeToString()
+
+
+def run(data, x):
+    """convext's output, checked against onnxruntime's where onnxruntime is installed."""
+    got = convext.onnx.load(data)(x)
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return got
+    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    want = sess.run(None, {"x": x})[0]
+    assert got.shape == want.shape, (got.shape, want.shape)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    return got
+
+
+def _folded_plus_x(nodes, inits, c_shape):
+    """nodes compute the int64 constant 'c'; the graph returns x + float(c)."""
+    nodes = nodes + [
+        helper.make_node("Cast", ["c"], ["f"], to=TensorProto.FLOAT),
+        helper.make_node("Add", ["x", "f"], ["y"]),
+    ]
+    return model(nodes, inits, x_shape=c_shape)
+
+
+def test_integer_div_truncates_toward_zero():
+    p = np.array([-7, 7, -7, 7, -6, 0], np.int64)
+    q = np.array([2, -2, -2, 2, 3, -5], np.int64)
+    data = _folded_plus_x([helper.make_node("Div", ["p", "q"], ["c"])], [("p", p), ("q", q)], [6])
+    y = run(data, np.zeros(6, np.float32))
+    np.testing.assert_array_equal(y, [-3, -3, 3, 3, -2, 0])
+
+
+def test_integer_div_by_zero_is_refused():
+    p, q = np.array([1], np.int64), np.array([0], np.int64)
+    data = _folded_plus_x([helper.make_node("Div", ["p", "q"], ["c"])], [("p", p), ("q", q)], [1])
+    with pytest.raises(ValueError, match="division by zero"):
+        convext.onnx.load(data)
