@@ -69,3 +69,32 @@ def test_integer_div_by_zero_is_refused():
     data = _folded_plus_x([helper.make_node("Div", ["p", "q"], ["c"])], [("p", p), ("q", q)], [1])
     with pytest.raises(ValueError, match="division by zero"):
         convext.onnx.load(data)
+
+
+@pytest.mark.parametrize(
+    "start, end, step, want",
+    [
+        # negative bounds count from the end (+4), then the step's sign clamps them: start to
+        # [0, 3] and end to [-1, 3] (-1: through element 0) for a negative step
+        (-5, -10, -1, [0]),
+        (10, -10, -1, [3, 2, 1, 0]),
+        (3, -1, -1, []),  # end -1 is element 3 (counted from the end), not 'through 0'
+        (-1, -5, -2, [3, 1]),
+        (5, -(2**63), -3, [3, 0]),
+        # [0, 4] for a positive step
+        (-7, 10, 1, [0, 1, 2, 3]),
+        (2, 2**63 - 1, 1, [2, 3]),
+        (-2, -9, 1, []),
+    ],
+)
+def test_folded_slice_clamps_as_onnx(start, end, step, want):
+    inits = [
+        ("d", np.arange(4, dtype=np.int64)),
+        ("s", np.array([start], np.int64)),
+        ("e", np.array([end], np.int64)),
+        ("a", np.array([0], np.int64)),
+        ("t", np.array([step], np.int64)),
+    ]
+    node = helper.make_node("Slice", ["d", "s", "e", "a", "t"], ["c"])
+    y = run(_folded_plus_x([node], inits, [len(want)]), np.zeros(len(want), np.float32))
+    np.testing.assert_array_equal(y, want)

@@ -441,8 +441,23 @@ def _slice(imp, node, a):
     steps = [1] * len(starts) if steps is None else steps.reshape(-1)
     sl = [slice(None)] * data.ndim
     for s, e, ax, st in zip(starts, ends, axes, steps, strict=True):
-        sl[int(ax)] = slice(int(s), int(max(min(e, 2**62), -(2**62))), int(st))
+        ax = int(ax)
+        sl[ax] = _slice_bounds(int(s), int(e), int(st), data.shape[ax])
     return data[tuple(sl)]
+
+
+def _slice_bounds(start, end, step, dim):
+    """ONNX Slice's bounds on an axis of ``dim`` elements as a Python slice: a negative start or
+    end counts from the end (+dim), then both are clamped, to [0, dim] for a positive step and
+    to [0, dim - 1] (start) and [-1, dim - 1] (end) for a negative one, where end -1 means
+    'through element 0' (not Python's 'the last element')."""
+    if step == 0:
+        raise _Unsupported("a step of 0")
+    start, end = start + dim if start < 0 else start, end + dim if end < 0 else end
+    if step > 0:
+        return slice(min(max(start, 0), dim), min(max(end, 0), dim), step)
+    start, end = min(max(start, 0), dim - 1), min(max(end, -1), dim - 1)
+    return slice(start, None if end < 0 else end, step)
 
 
 def _cast(imp, node, a):
