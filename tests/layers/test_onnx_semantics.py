@@ -98,3 +98,26 @@ def test_folded_slice_clamps_as_onnx(start, end, step, want):
     node = helper.make_node("Slice", ["d", "s", "e", "a", "t"], ["c"])
     y = run(_folded_plus_x([node], inits, [len(want)]), np.zeros(len(want), np.float32))
     np.testing.assert_array_equal(y, want)
+
+
+@pytest.mark.parametrize("where", ["value_info", "output"])
+def test_shapes_declared_for_intermediates_are_not_trusted(where):
+    """The file declares Relu's output 'r' (2, 8) for a (4, 4) input, in value_info or as a
+    graph output: Shape(r) folds to what the input gives, (4, 4), as onnxruntime runs it."""
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"]),
+        helper.make_node("Shape", ["r"], ["s"]),
+        helper.make_node("Reshape", ["x", "s"], ["y"]),
+    ]
+    forged = helper.make_tensor_value_info("r", TensorProto.FLOAT, [2, 8])
+    m = onnx.load_from_string(model(nodes, x_shape=(4, 4)))
+    if where == "value_info":
+        m.graph.value_info.append(forged)
+    else:
+        m.graph.output.insert(0, forged)
+    x = np.arange(16, dtype=np.float32).reshape(4, 4)
+    if where == "value_info":
+        np.testing.assert_array_equal(run(m.SerializeToString(), x), x)
+    else:
+        r, y = convext.onnx.load(m.SerializeToString())(x)
+        np.testing.assert_array_equal(y, x)

@@ -166,6 +166,12 @@ class _Importer:
             self.consts[t.name] = _to_array(t, self.folder, self.budget)
         if len(g.sparse_initializer):
             self.problems.append("sparse initializers are not supported")
+        # the shapes the import relies on (a folded Shape, auto_pad SAME's padding) come from
+        # the inputs (checked at run time) through onnx's inference, never from the shapes the
+        # file declares for intermediate tensors and outputs, which nothing checks
+        del g.value_info[:]
+        for o in g.output:
+            o.type.tensor_type.ClearField("shape")
         try:
             inferred = onnx.shape_inference.infer_shapes(m, strict_mode=False)
             infos = (
@@ -174,7 +180,7 @@ class _Importer:
                 + list(inferred.graph.output)
             )
         except Exception:
-            infos = list(g.input) + list(g.output) + list(g.value_info)
+            infos = list(g.input)
         for vi in infos:
             tt = vi.type.tensor_type
             if tt.HasField("shape"):
