@@ -121,3 +121,18 @@ def test_shapes_declared_for_intermediates_are_not_trusted(where):
     else:
         r, y = convext.onnx.load(m.SerializeToString())(x)
         np.testing.assert_array_equal(y, x)
+
+
+@pytest.mark.parametrize(
+    "shape, match",
+    [
+        ([-1, 3], "negative size -1"),
+        ([1] * 65, "rank 65 exceeds"),
+        (["QQQQ", 3], "not valid UTF-8"),
+    ],
+)
+def test_impossible_declared_input_shapes_are_value_errors(shape, match):
+    data = model([helper.make_node("Relu", ["x"], ["y"])], x_shape=shape)
+    data = data.replace(b"QQQQ", b"\xff\xfe\xfd\xfc")
+    with pytest.raises(ValueError, match=f"graph input 'x': .*{match}"):
+        convext.onnx.load(data)

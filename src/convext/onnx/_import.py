@@ -17,6 +17,7 @@ from numpy.typing import DTypeLike
 
 from .. import layers as L
 from ..layers.graph import MAX_GRAPH_NODES, Graph
+from ..layers.registry import MAX_AXIS
 from . import _ops as O
 from ._handlers import _HANDLERS, _upsample
 from ._proto import (
@@ -32,6 +33,20 @@ from ._proto import (
 )
 
 __all__ = ["load", "SUPPORTED_OPS", "DEFAULT_MAX_BYTES"]
+
+
+def _declared_shape_problem(declared):
+    """What makes a graph input's declared shape (per axis an int, a symbol's name or None)
+    impossible for an array, or None."""
+    if len(declared) > MAX_AXIS:
+        return f"the declared rank {len(declared)} exceeds numpy's {MAX_AXIS} dimensions"
+    for d in declared:
+        if isinstance(d, int) and d < 0:
+            return f"the declared shape has the negative size {d}"
+        if d is not None and not isinstance(d, (int, str)):
+            return f"the declared shape has the size name {d!r:.60}, which is not valid UTF-8"
+    return None
+
 
 # -- the importer --------------------------------------------------------------------------
 _SAFE = re.compile(r"[^A-Za-z0-9_]+")
@@ -205,7 +220,10 @@ class _Importer:
             self.tensor[vi.name] = name
             inputs.append((name, vi.name))
             declared = self.shapes.get(vi.name)
-            if declared is not None:
+            problem = None if declared is None else _declared_shape_problem(declared)
+            if problem:
+                self.problems.append(f"graph input {vi.name!r:.100}: {problem}")
+            elif declared is not None:
                 check = self.emit(name + "_shape", O.OnnxInputShape(vi.name, declared), [name])
                 checks[check] = name
                 self.tensor[vi.name] = check
