@@ -136,3 +136,34 @@ def test_impossible_declared_input_shapes_are_value_errors(shape, match):
     data = data.replace(b"QQQQ", b"\xff\xfe\xfd\xfc")
     with pytest.raises(ValueError, match=f"graph input 'x': .*{match}"):
         convext.onnx.load(data)
+
+
+@pytest.mark.parametrize("opset", [11, 12])
+@pytest.mark.parametrize("axis, shape", [(None, (2, 3, 2, 2)), (-2, (2, 3, 4)), (0, (3, 2))])
+def test_softmax_before_opset_13_is_over_the_axes_from_axis_on(opset, axis, shape):
+    """The model declares a rank-2 input (any rank runs); opset 11/12's Softmax is over the
+    input coerced to 2-D at axis (default 1): each row of the flattened input sums to 1."""
+    attrs = {} if axis is None else {"axis": axis}
+    data = model(
+        [helper.make_node("Softmax", ["x"], ["y"], **attrs)], x_shape=("N", 3), opset=opset
+    )
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    y = convext.onnx.load(data)(x)
+    at = 1 if axis is None else axis % len(shape)
+    rows = x.reshape(int(np.prod(shape[:at])), -1).astype(np.float64)
+    want = np.exp(rows) / np.exp(rows).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(y, want.reshape(shape), rtol=1e-5, atol=1e-7)
+
+
+def test_flat_softmax_gradient():
+    from convext.onnx._ops import OnnxFlatSoftmax
+    from reference import numerical_grad
+
+    layer = OnnxFlatSoftmax(1).train()
+    x = np.random.default_rng(1).standard_normal((2, 3, 2))
+    w = np.random.default_rng(2).standard_normal(x.shape)
+    layer(x)
+    gx = layer.backward(w)
+    np.testing.assert_allclose(
+        gx, numerical_grad(lambda v: float((w * layer(v)).sum()), x), rtol=1e-6, atol=1e-8
+    )

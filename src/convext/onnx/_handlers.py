@@ -66,14 +66,12 @@ def _softmax(imp, node, check_only):
     if check_only:
         return
     axis = int(a.get("axis", -1 if imp.opset >= 13 else 1))
-    if imp.opset < 13:
-        shape = imp.shape(node.input[0])
-        if not shape or axis % len(shape) != len(shape) - 1:
-            raise _Unsupported(
-                f"opset {imp.opset} Softmax over axes {axis}.. (flattened) is "
-                f"supported only on the last axis"
-            )
-    imp.out(node, imp.emit(imp.node_base(node), L.Softmax(axis), [imp.inp(node, 0)]))
+    shape = imp.shape(node.input[0])
+    if shape is not None and not -len(shape) <= axis < len(shape):
+        raise _Unsupported(f"axis {axis} is out of range for an input of rank {len(shape)}")
+    # before opset 13, Softmax is over all the axes from axis on (whatever the rank at run time)
+    layer = L.Softmax(axis) if imp.opset >= 13 else O.OnnxFlatSoftmax(axis)
+    imp.out(node, imp.emit(imp.node_base(node), layer, [imp.inp(node, 0)]))
 
 
 def _reserve_fold(imp, shape, dtype):

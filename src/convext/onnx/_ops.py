@@ -17,6 +17,7 @@ __all__ = [
     "OnnxAvgPoolExcludePad",
     "OnnxClip",
     "OnnxConvTranspose",
+    "OnnxFlatSoftmax",
     "OnnxFlatten",
     "OnnxGlobalMaxPool",
     "OnnxHardSigmoid",
@@ -214,6 +215,50 @@ class OnnxFlatten(_Op):
 
     def get_config(self):
         return {"axis": self.axis}
+
+
+@register_layer
+class OnnxFlatSoftmax(_Op):
+    """Softmax as ONNX opsets 11 and 12 define it, for an input of any rank: over all the axes
+    from ``axis`` on taken together (the input coerced to 2-D at ``axis``, a softmax over each
+    row, the result in the input's shape)."""
+
+    def __init__(self, axis=1):
+        super().__init__()
+        if (
+            isinstance(axis, bool)
+            or not isinstance(axis, (int, np.integer))
+            or not -MAX_AXIS <= axis < MAX_AXIS
+        ):
+            raise TypeError(f"OnnxFlatSoftmax: axis must be an int, got {axis!r:.50}")
+        self.axis = int(axis)
+
+    def _rows(self, shape):
+        """``shape`` as (rows, columns): the axes before ``axis``, and the rest."""
+        axis = self.axis + len(shape) if self.axis < 0 else self.axis
+        if not 0 <= axis < len(shape):
+            raise ValueError(f"OnnxFlatSoftmax: axis {self.axis} for {len(shape)} dimensions")
+        return int(np.prod(shape[:axis])), int(np.prod(shape[axis:]))
+
+    def forward(self, x):
+        x = np.asarray(x)
+        y = functional.softmax(x.reshape(self._rows(x.shape)), -1).reshape(x.shape)
+        self._keep(y)
+        return y
+
+    def backward(self, grad_out, needs_input_grad=True):
+        y = self._take()
+        if not needs_input_grad:
+            return None
+        rows = self._rows(y.shape)
+        g = functional.softmax_backward(np.asarray(grad_out).reshape(rows), y.reshape(rows), -1)
+        return g.reshape(y.shape)
+
+    def get_config(self):
+        return {"axis": self.axis}
+
+    def extra_repr(self):
+        return f"axis={self.axis}"
 
 
 class _Axes(_Op):
