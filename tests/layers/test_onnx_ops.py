@@ -93,6 +93,9 @@ def test_hardswish_flatten_squeeze_unsqueeze_globalmax():
         dict(scale_factor=[2.0, 3.0]),
         dict(size=[7, 4], mode="bilinear"),
         dict(scale_factor=[2.0, 2.0], mode="bilinear", align_corners=True),
+        dict(scale_factor=[5 / 3, 0.5]),
+        dict(size=[1, 5], mode="bilinear", pytorch_half_pixel=True),
+        dict(scale_factor=[1.7, 0.26], mode="bilinear", pytorch_half_pixel=True),
     ],
 )
 def test_resize_gradient(kw):

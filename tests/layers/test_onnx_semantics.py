@@ -167,3 +167,60 @@ def test_flat_softmax_gradient():
     np.testing.assert_allclose(
         gx, numerical_grad(lambda v: float((w * layer(v)).sum()), x), rtol=1e-6, atol=1e-8
     )
+
+
+def _resize(attrs, scales=None, sizes=None, x_shape=(1, 1, None, None)):
+    if sizes is None:
+        ins, inits = ["x", "", "s"], [("s", np.array(scales, np.float32))]
+    else:
+        ins, inits = ["x", "", "", "z"], [("z", np.array(sizes, np.int64))]
+    return model([helper.make_node("Resize", ins, ["y"], **attrs)], inits, x_shape=x_shape)
+
+
+NEAREST = dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+
+
+def test_resize_output_size_from_float32_scales():
+    """torch's nn.Upsample(scale_factor=5/3) exports the float32 scale 1.6666666: 3 * 1.6666666
+    is 5 in float32 (onnxruntime), 4.9999998 in float64; rows floor(i / 1.6666666)."""
+    x = np.arange(9, dtype=np.float32).reshape(1, 1, 3, 3)
+    y = run(_resize(NEAREST, scales=[1, 1, 5 / 3, 5 / 3]), x)
+    rows = [0, 0, 1, 1, 2]
+    np.testing.assert_array_equal(y, x[:, :, rows][:, :, :, rows])
+    linear = dict(mode="linear", coordinate_transformation_mode="half_pixel")
+    assert run(_resize(linear, scales=[1, 1, 5 / 3, 5 / 3]), x).shape == (1, 1, 5, 5)
+
+
+def test_resize_nearest_reads_floor_of_i_over_scale_in_float32():
+    """Scale 1/7 (float32 0.14285715) on 28 rows: row i reads floor(i / 0.14285715) in float32
+    (6.9999997, 13.999999, and 20.999999 which rounds to 21.0), as onnxruntime; torch's
+    floor(i * float32(7.0)) reads rows 7, 14, 21."""
+    x = np.arange(28, dtype=np.float32).reshape(1, 1, 28, 1)
+    y = run(_resize(NEAREST, scales=[1, 1, 1 / 7, 1]), x)
+    np.testing.assert_array_equal(y.ravel(), [0, 6, 13, 21])
+
+
+@pytest.mark.parametrize("mode", [NEAREST, dict(mode="linear")])
+def test_resize_to_the_same_size_is_the_input(mode):
+    """Scale 1.0833334 keeps 3 rows and columns: onnxruntime returns the input unchanged."""
+    x = np.random.default_rng(0).standard_normal((1, 1, 3, 3)).astype(np.float32)
+    np.testing.assert_array_equal(run(_resize(mode, scales=[1, 1, 1.0833334, 1.0833334]), x), x)
+
+
+@pytest.mark.parametrize("sizes", [[1, 1, 1, 1], [1, 1, 1, 3], [1, 1, 5, 1]])
+def test_resize_pytorch_half_pixel_to_length_1_reads_the_first_element(sizes):
+    """pytorch_half_pixel maps an output axis of length 1 to source 0 (the spec), where
+    half_pixel reads the middle (7.5 for a 4x4 arange)."""
+    attrs = dict(mode="linear", coordinate_transformation_mode="pytorch_half_pixel")
+    x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    y = run(_resize(attrs, sizes=sizes), x)
+    if sizes[2] == 1:
+        np.testing.assert_array_equal(
+            y[0, 0, 0], run(_resize(attrs, sizes=[1, 1, 4, sizes[3]]), x)[0, 0, 0]
+        )
+    if sizes[3] == 1:
+        np.testing.assert_array_equal(
+            y[..., 0], run(_resize(attrs, sizes=[1, 1, sizes[2], 4]), x)[..., 0]
+        )
+    if sizes[2:] == [1, 1]:
+        assert y.ravel().tolist() == [0.0]

@@ -323,6 +323,7 @@ def _resize(imp, node, check_only):
             scale_factor=sc[2:],
             mode="nearest" if mode == "nearest" else "bilinear",
             align_corners=align,
+            pytorch_half_pixel=ctm == "pytorch_half_pixel",
         )
     else:
         sz = sizes.reshape(-1).tolist()
@@ -337,7 +338,10 @@ def _resize(imp, node, check_only):
         ):
             raise _Unsupported(f"sizes {sz}: only the (H, W) planes of 4-D input are resized")
         layer = O.OnnxResize(
-            size=sz[2:], mode="nearest" if mode == "nearest" else "bilinear", align_corners=align
+            size=sz[2:],
+            mode="nearest" if mode == "nearest" else "bilinear",
+            align_corners=align,
+            pytorch_half_pixel=ctm == "pytorch_half_pixel",
         )
     imp.out(node, imp.emit(imp.node_base(node), layer, [imp.inp(node, 0)]))
 

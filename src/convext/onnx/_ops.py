@@ -5,6 +5,8 @@ this module; it does not need the ``onnx`` package).
 Every forward/backward goes through ``convext.functional`` or is a NumPy array expression.
 """
 
+import math
+
 import numpy as np
 
 from .. import functional
@@ -324,14 +326,57 @@ class OnnxGlobalMaxPool(_Op):
         )
 
 
+def _resized_length(n, scale, size):
+    """ONNX Resize's output length for an axis of ``n``: ``size``, or ``floor(n * scale)`` with
+    the product in float32 as onnxruntime (the spec's scales are float32: 3 * 5/3 is 5, where
+    float64 makes it 4.9999998, 4)."""
+    if size is not None:
+        return size
+    return int(np.float32(n) * np.float32(scale))
+
+
+def _nearest_source(n, length, scale):
+    """The input element each output element of an axis reads, as onnxruntime's nearest mode
+    with 'asymmetric' coordinates and 'floor' rounding: ``floor(i / scale)`` in float32
+    (``scale``: the given one, else ``length / n``), at most ``n - 1``."""
+    i = np.arange(length, dtype=np.int64)
+    s = np.float32(scale) if scale is not None else np.float32(length) / np.float32(n)
+    return np.minimum(np.floor(i.astype(np.float32) / s).astype(np.int64), n - 1)
+
+
+def _torch_scale(n, length, scale):
+    """The scale factor for ``functional.interpolate`` (torch's bilinear, which maps output i
+    back with ``1 / scale_factor`` and makes ``floor(n * scale_factor)`` elements in float64)
+    that gives ``length`` elements of an axis of ``n``: the ONNX scale where torch's floor
+    agrees, else the next float above ``length / n`` (the scales differ in their 8th digit)."""
+    sf = float(np.float32(scale)) if scale is not None else length / n
+    if math.floor(n * sf) != length:
+        sf = math.nextafter(length / n, math.inf)
+    if math.floor(n * sf) != length:  # pragma: no cover - a product within 1 ulp of length
+        raise ValueError(f"OnnxResize: no scale factor gives {length} elements from {n}")
+    return sf
+
+
 @register_layer
 class OnnxResize(_Op):
-    """ONNX Resize/Upsample of the (H, W) planes by ``scale_factor`` (pair) or to ``size``
-    (pair): mode 'nearest' (coordinate_transformation_mode 'asymmetric', nearest_mode 'floor',
-    torch's 'nearest') or 'bilinear' (``align_corners`` False: 'half_pixel' /
-    'pytorch_half_pixel'; True: 'align_corners')."""
+    """ONNX Resize of the (H, W) planes by ``scale_factor`` (pair) or to ``size`` (pair), as
+    onnxruntime computes it: ``floor(H * scale)`` rows with the product in float32. Mode
+    'nearest' (coordinate_transformation_mode 'asymmetric', nearest_mode 'floor', torch's
+    'nearest'): row i reads input row ``floor(i / scale)`` in float32 (``_nearest_source``).
+    Mode 'bilinear' (``functional.interpolate``): ``align_corners`` False is 'half_pixel'
+    (``src = (i + 0.5) / scale - 0.5``), True 'align_corners'; ``pytorch_half_pixel``:
+    'pytorch_half_pixel', which is 'half_pixel' except that an axis resized to length 1 reads
+    the input's first element (``src = 0``). Output planes of the input's size are the input
+    unchanged, whatever the scales, as onnxruntime returns them."""
 
-    def __init__(self, scale_factor=None, size=None, mode="nearest", align_corners=False):
+    def __init__(
+        self,
+        scale_factor=None,
+        size=None,
+        mode="nearest",
+        align_corners=False,
+        pytorch_half_pixel=False,
+    ):
         super().__init__()
         if (scale_factor is None) == (size is None):
             raise ValueError("OnnxResize: give exactly one of scale_factor and size")
@@ -350,27 +395,84 @@ class OnnxResize(_Op):
             raise ValueError(f"OnnxResize: size must be 2 ints, got {size!r:.100}")
         self.mode = mode
         self.align_corners = bool(align_corners)
+        self.pytorch_half_pixel = bool(pytorch_half_pixel)
+        if self.pytorch_half_pixel and (mode != "bilinear" or self.align_corners):
+            raise ValueError("OnnxResize: pytorch_half_pixel is a bilinear mode without corners")
 
-    def _kw(self):
-        return dict(
-            size=None if self.size is None else tuple(self.size),
-            scale_factor=None if self.scale_factor is None else tuple(self.scale_factor),
-            mode=self.mode,
-            align_corners=self.align_corners if self.mode == "bilinear" else None,
+    def _plan(self, shape, itemsize):
+        """-> (output (H, W), per axis the input length read (1: only the first element, for
+        pytorch_half_pixel to length 1), functional.interpolate's arguments or None)."""
+        scales = self.scale_factor or [None, None]
+        sizes = self.size or [None, None]
+        lengths = [
+            _resized_length(n, s, m) for n, s, m in zip(shape[-2:], scales, sizes, strict=True)
+        ]
+        if min(lengths) < 1:
+            raise ValueError(
+                f"OnnxResize: the output planes {tuple(lengths)} of input {tuple(shape)} are empty"
+            )
+        check_alloc(tuple(shape[:-2]) + tuple(lengths), "OnnxResize: the output of shape", itemsize)
+        if self.mode == "nearest" or lengths == list(shape[-2:]):
+            return lengths, list(shape[-2:]), None
+        read = [
+            1 if self.pytorch_half_pixel and m == 1 else n
+            for n, m in zip(shape[-2:], lengths, strict=True)
+        ]
+        sf = tuple(
+            1.0 if r == 1 and m == 1 else _torch_scale(r, m, s)
+            for r, m, s in zip(read, lengths, scales, strict=True)
+        )
+        return (
+            lengths,
+            read,
+            dict(scale_factor=sf, mode="bilinear", align_corners=self.align_corners),
+        )
+
+    def _nearest_sources(self, shape, lengths):
+        scales = self.scale_factor or [None, None]
+        return tuple(
+            _nearest_source(n, m, s) for n, m, s in zip(shape[-2:], lengths, scales, strict=True)
         )
 
     def forward(self, x):
         x = np.asarray(x)
+        if x.ndim not in (3, 4):
+            raise ValueError(f"OnnxResize: x must be (N, C, H, W) or (C, H, W), got {x.shape}")
+        lengths, read, kw = self._plan(x.shape, x.dtype.itemsize)
         self._keep(x.shape)
-        return functional.interpolate(x, **self._kw())
+        if lengths == list(x.shape[-2:]):
+            return x.copy()
+        if kw is None:
+            rows, cols = self._nearest_sources(x.shape, lengths)
+            return np.ascontiguousarray(x[..., rows[:, None], cols[None, :]])
+        return functional.interpolate(x[..., : read[0], : read[1]], **kw)
 
     def backward(self, grad_out, needs_input_grad=True):
         shape = self._take()
-        return (
-            functional.interpolate_backward(grad_out, shape, **self._kw())
-            if needs_input_grad
-            else None
-        )
+        if not needs_input_grad:
+            return None
+        grad_out = np.asarray(grad_out)
+        lengths, read, kw = self._plan(shape, grad_out.dtype.itemsize)
+        if grad_out.shape != tuple(shape[:-2]) + tuple(lengths):
+            raise ValueError(
+                f"OnnxResize: grad_out must have shape {tuple(shape[:-2]) + tuple(lengths)}, "
+                f"got {grad_out.shape}"
+            )
+        if lengths == list(shape[-2:]):
+            return grad_out.copy()
+        if kw is None:
+            rows, cols = self._nearest_sources(shape, lengths)
+            by_row = np.zeros(tuple(shape[:-2]) + (lengths[0], shape[-1]), grad_out.dtype)
+            np.add.at(by_row, (Ellipsis, cols), grad_out)
+            gx = np.zeros(shape, grad_out.dtype)
+            np.add.at(gx, (Ellipsis, rows, slice(None)), by_row)
+            return gx
+        g = functional.interpolate_backward(grad_out, tuple(shape[:-2]) + tuple(read), **kw)
+        if tuple(read) == tuple(shape[-2:]):
+            return g
+        gx = np.zeros(shape, g.dtype)
+        gx[..., : read[0], : read[1]] = g
+        return gx
 
     def get_config(self):
         return {
@@ -378,6 +480,7 @@ class OnnxResize(_Op):
             "size": self.size,
             "mode": self.mode,
             "align_corners": self.align_corners,
+            "pytorch_half_pixel": self.pytorch_half_pixel,
         }
 
 
