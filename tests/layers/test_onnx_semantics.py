@@ -224,3 +224,29 @@ def test_resize_pytorch_half_pixel_to_length_1_reads_the_first_element(sizes):
         )
     if sizes[2:] == [1, 1]:
         assert y.ravel().tolist() == [0.0]
+
+
+@pytest.mark.parametrize("scale", [2.0, 5 / 3, 1 / 7, 3.0])
+def test_resize_nearest_gradient_is_the_adjoint_of_its_forward(scale):
+    """Nearest Resize's gradient sends each output element's back to the element it read (a
+    loop over the rows and columns _nearest_source names), on the compiled path (integer
+    scales, whose rows are functional's) and on the gather (the others): the adjoint of the
+    forward, sum(g * forward(x)) == sum(backward(g) * x), exact on small integers."""
+    from convext.onnx._ops import OnnxResize, _nearest_source
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(-8, 8, (2, 3, 14, 11)).astype(np.float64)
+    layer = OnnxResize(scale_factor=[scale, scale], mode="nearest")
+    layer.train(True)
+    y = layer.forward(x)
+    rows = _nearest_source(14, y.shape[2], scale)
+    cols = _nearest_source(11, y.shape[3], scale)
+    np.testing.assert_array_equal(y, x[:, :, rows][:, :, :, cols])
+    g = rng.integers(-8, 8, y.shape).astype(np.float64)
+    gx = layer.backward(g)
+    want = np.zeros(x.shape)  # each output element's gradient back to the element it read
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            want[:, :, r, c] += g[:, :, i, j]
+    np.testing.assert_array_equal(gx, want)
+    assert np.sum(g * y) == np.sum(gx * x)
