@@ -497,3 +497,70 @@ def test_cli_refuses_inputs_the_model_cannot_take(tmp_path, capsys, args, messag
     assert status not in (0, None)
     captured = capsys.readouterr()
     assert message in captured.err + str(status)
+
+
+def _refuse_shape_inference(monkeypatch):
+    """onnx's shape inference, replaced by a failure: the calls it would have had."""
+    calls = []
+
+    def infer_shapes(m, *args, **kwargs):
+        calls.append(m)
+        raise AssertionError("shape inference ran on a model convext has not checked")
+
+    monkeypatch.setattr(onnx.shape_inference, "infer_shapes", infer_shapes)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "node, opset, match",
+    [
+        # each of these made onnx's C++ shape inference crash the process (SIGSEGV, SIGABRT)
+        (
+            helper.make_node("EyeLike", [""], ["y"], dtype=TensorProto.INT64),
+            13,
+            "operator 'EyeLike' is not supported",
+        ),
+        (helper.make_node("RegexFullMatch", [""], ["y"]), 21, "'RegexFullMatch' is not supported"),
+        (
+            helper.make_node("Split", ["x"], ["y", "z"], num_outputs=1),
+            21,
+            "operator 'Split' is not supported",
+        ),
+        # a supported operator with a graph attribute
+        (
+            helper.make_node("Relu", ["x"], ["y"], body=helper.make_graph([], "b", [], [])),
+            13,
+            "attribute body of AttributeProto type 5",
+        ),
+    ],
+)
+def test_shape_inference_never_sees_an_unsupported_node(monkeypatch, node, opset, match):
+    calls = _refuse_shape_inference(monkeypatch)
+    with pytest.raises(ValueError, match=match):
+        _load(model([node], opset=opset))
+    assert calls == []
+
+
+def test_model_local_functions_are_refused_before_shape_inference(monkeypatch):
+    """Functions calling each other twice made shape inference expand 2**depth calls."""
+    calls = _refuse_shape_inference(monkeypatch)
+    opsets = [helper.make_opsetid("", 13), helper.make_opsetid("local", 1)]
+    relu = helper.make_node("Relu", ["a"], ["b"])
+    twice = [
+        helper.make_node("F0", ["a"], ["t"], domain="local"),
+        helper.make_node("F0", ["t"], ["b"], domain="local"),
+    ]
+    functions = [
+        helper.make_function("local", "F0", ["a"], ["b"], [relu], opsets),
+        helper.make_function("local", "F1", ["a"], ["b"], twice, opsets),
+    ]
+    m = model([helper.make_node("Relu", ["x"], ["y"])])
+    m.functions.extend(functions)
+    with pytest.raises(ValueError, match=r"2 local function\(s\) \(local.F0, local.F1\)"):
+        _load(m)
+    assert calls == []
+    # the same graph without them runs shape inference once
+    del m.functions[:]
+    calls.clear()
+    _load(m)  # (the failure of the replaced inference is caught: the declared shapes are used)
+    assert len(calls) == 1

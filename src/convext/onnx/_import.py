@@ -21,6 +21,7 @@ from ..layers.registry import MAX_AXIS
 from . import _ops as O
 from ._handlers import _HANDLERS, _upsample
 from ._proto import (
+    _PLAIN_ATTRIBUTES,
     DEFAULT_MAX_BYTES,
     MAX_OPSET,
     MIN_OPSET,
@@ -50,6 +51,8 @@ def _declared_shape_problem(declared):
 
 # -- the importer --------------------------------------------------------------------------
 _SAFE = re.compile(r"[^A-Za-z0-9_]+")
+# what a malformed node raises in its handler (the pass reports it as that node's problem)
+_NODE_ERRORS = (ValueError, TypeError, IndexError, KeyError, ArithmeticError)
 
 
 class _Importer:
@@ -146,6 +149,12 @@ class _Importer:
         value, or a predicate on the value, or a tuple of accepted values) is a problem."""
         out, bad = {}, []
         for a in node.attribute:
+            if a.type not in _PLAIN_ATTRIBUTES:
+                bad.append(
+                    f"attribute {a.name} of AttributeProto type {a.type} is not supported (only "
+                    f"numbers, strings and tensors)"
+                )
+                continue
             v = _attr_value(a)
             check = allowed.get(a.name, False)
             if check is False:
@@ -161,6 +170,42 @@ class _Importer:
         if bad:
             raise _Unsupported("; ".join(bad))
         return out
+
+    # -- the checks of a node that need no input values -----------------------------------------
+    @staticmethod
+    def handler(node):
+        """The node's handler; None for an operator convext does not support (or another
+        domain's)."""
+        return _HANDLERS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
+
+    def check_form(self, node, handler):
+        """The node's outputs, first input and attributes (its handler's check_only pass);
+        _Unsupported naming the problem."""
+        if not node.output or not node.output[0]:
+            raise _Unsupported("it has no (first) output")
+        if node.op_type != "Constant" and (not node.input or not node.input[0]):
+            raise _Unsupported("its first input is missing")
+        handler(self, node, check_only=True)
+
+    def shape_inference_may_run(self):
+        """Whether onnx's shape inference may see the model: only when every node is a
+        supported operator whose form ``check_form`` accepted, and there are no model-local
+        functions and no problem yet (the opset). onnx's C++ crashes the process (SIGSEGV,
+        abort) on some operators convext does not support (EyeLike with a missing input,
+        RegexFullMatch, Split with more outputs than num_outputs) and expands nested local
+        functions exponentially; without it the declared shapes are used, and the pass
+        reports the problems as usual."""
+        if self.problems or len(self.model.functions):
+            return False
+        for node in self.model.graph.node:
+            handler = self.handler(node)
+            if handler is None:
+                return False
+            try:
+                self.check_form(node, handler)
+            except (_Unsupported, *_NODE_ERRORS):
+                return False
+        return True
 
     # -- the pass ----------------------------------------------------------------------------
     def run(self):
@@ -181,21 +226,31 @@ class _Importer:
             self.consts[t.name] = _to_array(t, self.folder, self.budget)
         if len(g.sparse_initializer):
             self.problems.append("sparse initializers are not supported")
+        if len(m.functions):
+            names = ", ".join(f"{f.domain}.{f.name}" for f in m.functions[:5])
+            self.problems.append(
+                f"the model defines {len(m.functions)} local function(s) ({names:.200}); "
+                f"model-local functions are not supported"
+            )
         # the shapes the import relies on (a folded Shape, auto_pad SAME's padding) come from
         # the inputs (checked at run time) through onnx's inference, never from the shapes the
-        # file declares for intermediate tensors and outputs, which nothing checks
+        # file declares for intermediate tensors and outputs, which nothing checks; inference
+        # runs only on nodes convext has checked (shape_inference_may_run: onnx's C++ crashed
+        # on some others)
         del g.value_info[:]
         for o in g.output:
             o.type.tensor_type.ClearField("shape")
-        try:
-            inferred = onnx.shape_inference.infer_shapes(m, strict_mode=False)
-            infos = (
-                list(inferred.graph.value_info)
-                + list(inferred.graph.input)
-                + list(inferred.graph.output)
-            )
-        except Exception:
-            infos = list(g.input)
+        infos = list(g.input)
+        if self.shape_inference_may_run():
+            try:
+                inferred = onnx.shape_inference.infer_shapes(m, strict_mode=False)
+                infos = (
+                    list(inferred.graph.value_info)
+                    + list(inferred.graph.input)
+                    + list(inferred.graph.output)
+                )
+            except Exception:
+                pass
         for vi in infos:
             tt = vi.type.tensor_type
             if tt.HasField("shape"):
@@ -247,32 +302,25 @@ class _Importer:
         for k, node in enumerate(g.node):
             domain = node.domain + "." if node.domain else ""
             label = f"node {k} {node.name or '(unnamed)'!r:.100} ({domain}{node.op_type})"
-            handler = _HANDLERS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
+            handler = self.handler(node)
             if handler is None:
                 self.problems.append(f"{label}: operator {node.op_type!r} is not supported")
                 self.broken.update(node.output)
                 continue
             extra = [o for o in node.output[1:] if o and consumers.get(o)]
             try:
-                if not node.output or not node.output[0]:
-                    raise _Unsupported("it has no (first) output")
-                if node.op_type != "Constant" and (not node.input or not node.input[0]):
-                    raise _Unsupported("its first input is missing")
+                self.check_form(node, handler)
                 if extra:
                     raise _Unsupported(
                         f"its output(s) {extra} beyond the first are used; only "
                         f"the first output is supported"
                     )
                 if any(i in self.broken for i in node.input if i):
-                    # a consequence of an earlier problem; still check the attributes
-                    handler(self, node, check_only=True)
+                    # a consequence of an earlier problem (its attributes are checked)
                     self.broken.update(node.output)
                     continue
                 handler(self, node, check_only=False)
-            except _Unsupported as e:
-                self.problems.append(f"{label}: {e}")
-                self.broken.update(node.output)
-            except (ValueError, TypeError) as e:
+            except (_Unsupported, ValueError, TypeError) as e:
                 self.problems.append(f"{label}: {e}")
                 self.broken.update(node.output)
             except (IndexError, KeyError, ArithmeticError) as e:

@@ -198,6 +198,11 @@ def _to_array(t, folder, budget):
     return a
 
 
+# the AttributeProto types whose values the handlers read: FLOAT, INT, STRING, TENSOR, FLOATS,
+# INTS, STRINGS (not graphs, sparse tensors, lists of tensors or types)
+_PLAIN_ATTRIBUTES = frozenset((1, 2, 3, 4, 6, 7, 8))
+
+
 def _attr_value(a):
     onnx = _onnx()
     v = onnx.helper.get_attribute_value(a)
