@@ -564,3 +564,28 @@ def test_model_local_functions_are_refused_before_shape_inference(monkeypatch):
     calls.clear()
     _load(m)  # (the failure of the replaced inference is caught: the declared shapes are used)
     assert len(calls) == 1
+
+
+class _CountingSet(set):
+    def __init__(self):
+        super().__init__()
+        self.lookups = 0
+
+    def __contains__(self, item):
+        self.lookups += 1
+        return super().__contains__(item)
+
+
+def test_unique_names_take_linear_lookups():
+    """Unnamed nodes all start from the same base: each new name was found by trying base_2,
+    base_3, ... again (100,000 unnamed Relu nodes took minutes to import)."""
+    from convext.onnx._import import _Importer
+
+    imp = _Importer(model([]), None, np.float32, 1 << 20)
+    imp.names = _CountingSet()
+    imp.names.add("relu_5")  # a name given explicitly, which the numbering skips
+    names = [imp.unique("relu") for _ in range(2000)]
+    assert names[:6] == ["relu", "relu_2", "relu_3", "relu_4", "relu_6", "relu_7"]
+    assert len(set(names)) == 2000 and "relu_5" not in names
+    assert imp.names.lookups <= 2 * 2000 + 1
+    assert imp.unique("relu_2") == "relu_2_2"
