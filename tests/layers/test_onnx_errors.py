@@ -589,3 +589,40 @@ def test_unique_names_take_linear_lookups():
     assert len(set(names)) == 2000 and "relu_5" not in names
     assert imp.names.lookups <= 2 * 2000 + 1
     assert imp.unique("relu_2") == "relu_2_2"
+
+
+def _shape_product(first, second, x_shape):
+    """y = Reshape(x, [Shape(x)[first] * Shape(x)[second]]), the product folded at import."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Gather", ["s", "i"], ["a"], axis=0),
+        helper.make_node("Gather", ["s", "j"], ["b"], axis=0),
+        helper.make_node("Mul", ["a", "b"], ["c"]),
+        helper.make_node("Reshape", ["x", "c"], ["y"]),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array([first], np.int64), "i"),
+        numpy_helper.from_array(np.array([second], np.int64), "j"),
+    ]
+    return model(nodes, inits, x_shape=x_shape)
+
+
+def test_folding_refuses_symbols_and_computes_in_int64():
+    """A Shape with a symbolic size folds to an object array: Mul repeated the symbol's name
+    (a 208-byte model built gigabytes of text) and squared Python ints without bound."""
+    from convext.onnx._import import _Importer
+
+    with pytest.raises(
+        ValueError, match=r"\(Mul\): input 'a' depends on the symbolic dimension 'N'"
+    ):
+        _load(_shape_product(0, 1, ("N", 3)))
+    imp = _Importer(_shape_product(1, 1, ("N", 3, 3)), None, np.float32, 1 << 20)
+    g = imp.run()
+    assert imp.consts["c"].dtype == np.int64 and imp.consts["c"].tolist() == [9]
+    np.testing.assert_array_equal(g(np.ones((1, 3, 3), np.float32)), np.ones(9, np.float32))
+    cast = [
+        helper.make_node("Cast", ["i"], ["t"], to=TensorProto.STRING),
+        helper.make_node("Add", ["x", "t"], ["y"]),
+    ]
+    with pytest.raises(ValueError, match=r"\(Cast\): Cast to object is not supported"):
+        _load(model(cast, [numpy_helper.from_array(np.array([7], np.int64), "i")]))

@@ -96,6 +96,20 @@ def _int_div(a, b):
     return np.where(inexact, q + 1, q).astype(q.dtype)
 
 
+def _numbers(v, what):
+    """A constant about to be folded by arithmetic, as numbers. A Shape of an input with
+    symbolic sizes folds to an object array of Python ints and the symbols' names: numpy's
+    arithmetic on it grows the ints without bound (Mul squaring one 26 times took minutes) and
+    repeats the names into gigabytes of text; its ints become int64 (wrapping as onnxruntime's),
+    a name is _Unsupported."""
+    if v.dtype != object:
+        return v
+    symbols = [e for e in v.reshape(-1).tolist() if not isinstance(e, int)]
+    if symbols:
+        raise _Unsupported(f"{what} depends on the symbolic dimension {symbols[0]!r:.60}")
+    return v.astype(np.int64)
+
+
 _FOLD = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}
 _BINARY = {"Add": L.Add, "Sub": L.Sub, "Mul": L.Mul, "Div": L.Div}
 
@@ -105,7 +119,7 @@ def _binary(imp, node, check_only):
     if check_only:
         return
     if all(i in imp.consts for i in node.input):
-        a, b = (imp.consts[i] for i in node.input)
+        a, b = (_numbers(imp.consts[i], f"input {i!r:.100}") for i in node.input)
         _reserve_fold(imp, np.broadcast_shapes(a.shape, b.shape), np.result_type(a, b))
         if node.op_type == "Div":
             if a.dtype.kind in "iu" and b.dtype.kind in "iu":
@@ -464,7 +478,10 @@ def _slice_bounds(start, end, step, dim):
 
 def _cast(imp, node, a):
     onnx = _onnx()
-    v, dtype = imp.consts[node.input[0]], onnx.helper.tensor_dtype_to_np_dtype(a["to"])
+    v = _numbers(imp.consts[node.input[0]], "its input")
+    dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(a["to"]))
+    if dtype.kind not in "fiub":
+        raise _Unsupported(f"Cast to {dtype} is not supported (only numbers fold)")
     _reserve_fold(imp, v.shape, dtype)
     return v.astype(dtype)
 
