@@ -433,6 +433,11 @@ def test_constant_folding_counts_against_max_bytes():
     ]
     with pytest.raises(ValueError, match="folded constant"):
         _load(model(nodes, [data, idx], x_shape=(1 << 15, 1 << 15)))
+    # an empty gather axis: the output is the indices' size by the other axes, not empty (this
+    # counted 0 bytes, then numpy's MemoryError for 4 EiB)
+    empty = helper.make_tensor("d", TensorProto.FLOAT, [0, 1 << 40], [])
+    with pytest.raises(ValueError, match=r"folded constant of shape \(32768, 1099511627776\)"):
+        _load(model(nodes, [empty, idx], x_shape=(1,)))
 
 
 def test_a_name_assigned_twice_is_refused():

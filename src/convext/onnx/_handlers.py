@@ -440,11 +440,10 @@ def _gather(imp, node, a):
     axis = int(a.get("axis", 0))
     if not -data.ndim <= axis < data.ndim:
         raise ValueError(f"axis {axis} is out of range for data of rank {data.ndim}")
-    kept = data.size // data.shape[axis] if data.shape[axis] else 0
-    _reserve_fold(imp, (idx.size, kept), data.dtype)
-    return np.asarray(
-        np.take(data, idx.astype(np.int64), axis=int(a.get("axis", 0))), dtype=data.dtype
-    )
+    axis %= data.ndim
+    # the output's own shape (an empty gather axis does not make the other axes empty)
+    _reserve_fold(imp, data.shape[:axis] + idx.shape + data.shape[axis + 1 :], data.dtype)
+    return np.asarray(np.take(data, idx.astype(np.int64), axis=axis), dtype=data.dtype)
 
 
 def _slice(imp, node, a):
