@@ -631,3 +631,49 @@ def test_folding_refuses_symbols_and_computes_in_int64():
     ]
     with pytest.raises(ValueError, match=r"\(Cast\): Cast to object is not supported"):
         _load(model(cast, [numpy_helper.from_array(np.array([7], np.int64), "i")]))
+
+
+def _aliases(op, k):
+    """y = x + c_1 + ... + c_k, each c_i = op(c) of one 1 KiB initializer c."""
+    nodes, prev = [], "x"
+    for i in range(k):
+        nodes.append(
+            helper.make_node(op, ["c", "minus1"][: 2 if op == "Reshape" else 1], [f"c{i}"])
+        )
+        out = "y" if i == k - 1 else f"t{i}"
+        nodes.append(helper.make_node("Add", [prev, f"c{i}"], [out]))
+        prev = out
+    inits = [
+        numpy_helper.from_array(np.arange(256, dtype=np.float32), "c"),
+        numpy_helper.from_array(np.array([-1], np.int64), "minus1"),
+    ]
+    return model(nodes, inits, x_shape=(1, 256)).SerializeToString()
+
+
+def _max_bytes_needed(data, at_most):
+    """The smallest max_bytes (at most ``at_most``) that loads ``data``."""
+    convext.onnx.load(data, max_bytes=at_most)
+    with pytest.raises(ValueError, match="its copy needs 1024 bytes, more than the max_bytes"):
+        convext.onnx.load(data, max_bytes=at_most - 1)
+    return at_most
+
+
+def test_copies_of_one_constant_count_against_max_bytes():
+    """A 1.7 KB model held 2.7 GB: each alias of a folded constant, and each layer sharing one
+    initializer, copied it uncounted. Identity's aliases (the same array) now share one Constant
+    node; every copy beyond the first is counted."""
+    x = np.ones((1, 256), np.float32)
+    data = _aliases("Identity", 5)
+    g = convext.onnx.load(data, max_bytes=2048)  # (the initializers: 1032 bytes)
+    assert sum(isinstance(n, convext.layers.Constant) for n in g._children.values()) == 1
+    np.testing.assert_array_equal(g(x)[0], 1 + 5 * np.arange(256, dtype=np.float32))
+    # views of it (Reshape here; Squeeze, Transpose, Slice alike): a Constant node each
+    _max_bytes_needed(_aliases("Reshape", 4), 1024 + 8 + 3 * 1024)
+    # one weight shared by three MatMul layers
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["a"]),
+        helper.make_node("MatMul", ["a", "w"], ["b"]),
+        helper.make_node("MatMul", ["b", "w"], ["y"]),
+    ]
+    w = numpy_helper.from_array(np.eye(16, dtype=np.float32), "w")
+    _max_bytes_needed(model(nodes, [w], x_shape=(1, 16)).SerializeToString(), 3 * 1024)

@@ -87,10 +87,10 @@ def _conv(imp, node, check_only):
     a = imp.attrs(node, {**_PAD_ATTRS, "group": None})
     if check_only:
         return
-    w = imp.const(node, 1, "the weight")
+    w = imp.param(node, 1, "the weight")
     if w.ndim != 4:
         raise _Unsupported(f"only 2-D convolution is supported (weight shape {w.shape})")
-    bias = imp.const(node, 2, "the bias", optional=True)
+    bias = imp.param(node, 2, "the bias", optional=True)
     groups = int(a.get("group", 1))
     k = _ints2(a, "kernel_shape", w.shape[2:])
     if tuple(k) != w.shape[2:]:
@@ -126,10 +126,10 @@ def _conv_transpose(imp, node, check_only):
     )
     if check_only:
         return
-    w = imp.const(node, 1, "the weight")
+    w = imp.param(node, 1, "the weight")
     if w.ndim != 4:
         raise _Unsupported(f"only 2-D transposed convolution (weight shape {w.shape})")
-    bias = imp.const(node, 2, "the bias", optional=True)
+    bias = imp.param(node, 2, "the bias", optional=True)
     groups = int(a.get("group", 1))
     k = _ints2(a, "kernel_shape", w.shape[2:])
     if tuple(k) != w.shape[2:]:

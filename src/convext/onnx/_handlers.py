@@ -30,8 +30,8 @@ def _batchnorm(imp, node, check_only):
     a = imp.attrs(node, {"epsilon": None, "momentum": None, "training_mode": (0,)})
     if check_only:
         return
-    scale, bias = imp.const(node, 1, "scale"), imp.const(node, 2, "B")
-    mean, var = imp.const(node, 3, "mean"), imp.const(node, 4, "var")
+    scale, bias = imp.param(node, 1, "scale"), imp.param(node, 2, "B")
+    mean, var = imp.param(node, 3, "mean"), imp.param(node, 4, "var")
     shape = imp.shape(node.input[0])
     if shape is not None and len(shape) != 4:
         raise _Unsupported(f"only 4-D input (N, C, H, W) is supported, got rank {len(shape)}")
@@ -164,12 +164,12 @@ def _gemm(imp, node, check_only):
     a = imp.attrs(node, {"alpha": None, "beta": None, "transA": (0,), "transB": (0, 1)})
     if check_only:
         return
-    w = imp.const(node, 1, "B (the weight)")
+    w = imp.param(node, 1, "B (the weight)")
     if w.ndim != 2:
         raise _Unsupported(f"B must be 2-D, got shape {w.shape}")
     w = w if a.get("transB", 0) else w.T
     alpha, beta = float(a.get("alpha", 1.0)), float(a.get("beta", 1.0))
-    c = imp.const(node, 2, "C (the bias)", optional=True)
+    c = imp.param(node, 2, "C (the bias)", optional=True)
     if c is not None:
         if c.size not in (1, w.shape[0]) or (c.ndim == 2 and c.shape[0] != 1) or c.ndim > 2:
             raise _Unsupported(f"C of shape {c.shape}: only a bias of shape (N,) or (1, N)")
@@ -185,7 +185,7 @@ def _matmul(imp, node, check_only):
     imp.attrs(node, {})
     if check_only:
         return
-    w = imp.const(node, 1, "B (the weight)")
+    w = imp.param(node, 1, "B (the weight)")
     if w.ndim != 2:
         raise _Unsupported(f"MatMul is supported with a constant 2-D B, got shape {w.shape}")
     layer = L.Dense(w.shape[0], w.shape[1], bias=False, dtype=imp.dtype)

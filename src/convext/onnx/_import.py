@@ -29,6 +29,7 @@ from ._proto import (
     _onnx,
     _parse,
     _read_source,
+    _reserve,
     _to_array,
     _Unsupported,
 )
@@ -64,7 +65,10 @@ class _Importer:
         self.next_suffix = {}  # base -> the k its next "base_k" is tried from
         self.tensor = {}  # ONNX tensor name -> graph tensor name
         self.consts = {}  # ONNX tensor name -> numpy array (int entries may be str symbols)
-        self.const_nodes = {}  # ONNX tensor name -> graph name of its Constant node
+        self.const_nodes = {}  # id of a constant array -> graph name of its Constant node
+        # id of a constant's memory (the array owning it) -> [that array, bytes of copies it
+        # still covers]: see copy_of
+        self.copied = {}
         self.shapes = {}  # ONNX tensor name -> [int | str | None]
         self.problems = []
         self.broken = set()
@@ -127,6 +131,29 @@ class _Importer:
             )
         return self.consts[name]
 
+    def param(self, node, k, what, optional=False):
+        """Input k, a constant a layer is about to copy into its parameters (``copy_of``)."""
+        v = self.const(node, k, what, optional)
+        return None if v is None else self.copy_of(v, f"input {k} ({what})")
+
+    def copy_of(self, v, what):
+        """Count a copy of constant ``v`` at the importer's dtype, about to be made (a layer's
+        parameter, a Constant node), against max_bytes. The bytes counted when a constant's
+        memory was read or folded cover its first copy; the copies beyond them (aliases of it
+        through Identity, Reshape, Squeeze, Transpose or Slice, each its own Constant node, or
+        one initializer shared by several layers) are counted: a 1.7 KB model with 40 aliases
+        of a 64 MiB constant held 2.7 GB. ``v``, unchanged."""
+        root = v
+        while isinstance(root.base, np.ndarray):
+            root = root.base
+        entry = self.copied.setdefault(id(root), [root, root.nbytes])
+        nbytes = v.size * self.dtype.itemsize
+        covered = min(nbytes, entry[1])
+        entry[1] -= covered
+        if nbytes > covered:
+            _reserve(self.budget, (nbytes - covered,), np.uint8, f"{what:.150}: its copy")
+        return v
+
     def float_const(self, value, what):
         if value.dtype == object:
             raise _Unsupported(f"{what} depends on a symbolic dimension")
@@ -138,12 +165,15 @@ class _Importer:
         if name in self.tensor:
             return self.tensor[name]
         if name in self.consts:
-            if name not in self.const_nodes:
-                v = self.float_const(self.consts[name], f"constant {name!r}")
-                self.const_nodes[name] = self.emit(
+            value = self.consts[name]  # one node for the names of one array (Identity's)
+            if id(value) not in self.const_nodes:
+                v = self.float_const(
+                    self.copy_of(value, f"constant {name!r}"), f"constant {name!r}"
+                )
+                self.const_nodes[id(value)] = self.emit(
                     "const_" + name, L.Constant(list(v.shape), self.dtype, value=v), []
                 )
-            return self.const_nodes[name]
+            return self.const_nodes[id(value)]
         raise _Unsupported(f"input {name!r} is unknown")
 
     def shape(self, name):
@@ -390,10 +420,11 @@ def load(
     Anything else (an operator, an attribute value, a second output that is used, a
     non-constant weight) makes a ValueError listing every such node, raised before anything
     runs. The file is untrusted: at most ``max_bytes`` (default and ceiling: protobuf's 2 GiB),
-    initializers and the constants folded from them counted against the same budget before
-    they are read or computed, external data only from files inside the model's own folder
-    (no absolute path, no '..', no symlink out), a malformed protobuf is a ValueError, and so
-    is a name assigned twice.
+    initializers, the constants folded from them and each copy of one beyond its first (an
+    alias's Constant node, a weight shared by several layers) counted against the same budget
+    before they are read, computed or copied, external data only from files inside the model's
+    own folder (no absolute path, no '..', no symlink out), a malformed protobuf is a
+    ValueError, and so is a name assigned twice.
 
     Where the import fixes something from the input sizes the model declares (the padding of
     auto_pad SAME, a Shape folded to a constant), the graph starts with an ``OnnxInputShape``
