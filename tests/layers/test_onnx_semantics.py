@@ -250,3 +250,38 @@ def test_resize_nearest_gradient_is_the_adjoint_of_its_forward(scale):
             want[:, :, r, c] += g[:, :, i, j]
     np.testing.assert_array_equal(gx, want)
     assert np.sum(g * y) == np.sum(gx * x)
+
+
+@pytest.mark.parametrize("side", [6, 3])
+def test_same_padding_after_a_resize_uses_the_resized_size_of_the_run(side):
+    """onnx's shape inference makes a Resize by 5/3 of 6 rows 9 (its product in float64); the
+    run (as onnxruntime) makes 10. A Conv with auto_pad SAME right after it takes its padding
+    from the run's size; a second one, whose input shape came from that inference, cannot be
+    padded from a trusted size and is refused (it was padded for 9 rows: silently wrong)."""
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((1, 1, 3, 3)).astype(np.float32)
+    resize = helper.make_node(
+        "Resize",
+        ["x", "", "sc"],
+        ["r"],
+        mode="nearest",
+        coordinate_transformation_mode="asymmetric",
+        nearest_mode="floor",
+    )
+    conv = dict(auto_pad="SAME_UPPER", strides=[2, 2], kernel_shape=[3, 3])
+    inits = [("sc", np.array([1, 1, 5 / 3, 5 / 3], np.float32)), ("w", w)]
+    x = rng.standard_normal((1, 1, side, side)).astype(np.float32)
+    one = model([resize, helper.make_node("Conv", ["r", "w"], ["y"], **conv)], inits, x.shape)
+    y = run(one, x)
+    assert y.shape[-1] == -(-int(np.float32(side) * np.float32(5 / 3)) // 2)
+    two = model(
+        [
+            resize,
+            helper.make_node("Conv", ["r", "w"], ["c"], **conv),
+            helper.make_node("Conv", ["c", "w"], ["y"], **conv),
+        ],
+        inits,
+        x.shape,
+    )
+    with pytest.raises(ValueError, match="auto_pad"):
+        convext.onnx.load(two)

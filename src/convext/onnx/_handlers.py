@@ -302,6 +302,25 @@ def _upsample(imp, node, check_only):
     )
 
 
+def _resized_shape(imp, node, scales):
+    """The output shape of a Resize by ``scales`` (H, W) as the run computes it (float32, as
+    onnxruntime: O._resized_length). Where onnx's inference gave another (its product in
+    float64: 6 * 5/3 rows are 9 there, 10 here), the tensors after it have inferred shapes
+    that are not the run's either: they are dropped (_Importer.unsure_shapes)."""
+    out, shape = node.output[0], imp.shape(node.input[0])
+    run = None
+    if shape is not None and len(shape) == 4 and all(isinstance(n, int) for n in shape[2:]):
+        run = list(shape[:2]) + [
+            O._resized_length(n, s, None) for n, s in zip(shape[2:], scales, strict=True)
+        ]
+    if imp.shapes.get(out) != run:
+        imp.unsure_shapes.add(out)
+        if run is None:
+            imp.shapes.pop(out, None)
+        else:
+            imp.shapes[out] = run
+
+
 def _resize(imp, node, check_only):
     a = imp.attrs(node, _RESIZE_ATTRS)
     if check_only:
@@ -339,6 +358,7 @@ def _resize(imp, node, check_only):
             align_corners=align,
             pytorch_half_pixel=ctm == "pytorch_half_pixel",
         )
+        _resized_shape(imp, node, sc[2:])
     else:
         sz = sizes.reshape(-1).tolist()
         shape = imp.shape(node.input[0]) or [None, None]

@@ -72,6 +72,10 @@ class _Importer:
         self.shapes = {}  # ONNX tensor name -> [int | str | None]
         self.problems = []
         self.broken = set()
+        # tensors whose shape onnx's inference gets wrong (a Resize by scales: its length in
+        # float64, onnxruntime's in float32), and every tensor after them: their shapes are
+        # dropped, so nothing fixes a padding or folds a Shape from them
+        self.unsure_shapes = set()
         self.opset = None
         # what the import fixed from the declared input sizes; non-empty: the graph checks them
         self.size_dependent = []
@@ -357,6 +361,10 @@ class _Importer:
                     # a consequence of an earlier problem (its attributes are checked)
                     self.broken.update(node.output)
                     continue
+                if any(i in self.unsure_shapes for i in node.input if i):
+                    for o in node.output:
+                        self.shapes.pop(o, None)
+                    self.unsure_shapes.update(node.output)
                 handler(self, node, check_only=False)
             except (_Unsupported, ValueError, TypeError) as e:
                 self.problems.append(f"{label}: {e}")
