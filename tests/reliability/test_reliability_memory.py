@@ -341,7 +341,63 @@ def test_interpolation_tables_beyond_the_machine_are_value_errors(mode, monkeypa
     rows = 1 << 16
     y = F.interpolate(x, size=(rows, 1), mode=mode)  # 256 kB out, 3 MB of tables
     monkeypatch.setattr("convext._validation._physical_memory", lambda: 2 * rows * 4)
-    with pytest.raises(ValueError, match=r"^interpolate: the index and weight tables .* more"):
+    with pytest.raises(ValueError, match=r"^interpolate: the index and weight tables, .* more"):
         F.interpolate(x, size=(rows, 1), mode=mode)
     with pytest.raises(ValueError, match=r"^interpolate_backward: the index and weight tables"):
         F.interpolate_backward(y, x.shape, size=(rows, 1), mode=mode)
+
+
+def test_gemm_tiles_count_the_images_put_side_by_side(monkeypatch):
+    """On a small plane the GEMM route puts several images side by side in one tile: 16
+    images of a 2x2 output make tiles of 64 columns (96 once packed), not one image's 4 (48
+    packed). On one thread the tiles take 3 * 16384 rows * 96 columns * 4 bytes = 18.9 MB; a
+    machine said to have 12 MiB refuses them (counting one image's columns, 9.4 MB, it did
+    not), one of 256 MiB runs them."""
+    x, w = _x((16, 4, 1, 1)), np.ones(_BIG_KERNEL, np.float32)
+    old = convext.get_num_threads()
+    convext.set_num_threads(1)
+    try:
+        want = F.conv2d(x, w, stride=64, padding=64, _route="gemm")
+        monkeypatch.setattr("convext._validation._physical_memory", lambda: 256 << 20)
+        assert_identical(F.conv2d(x, w, stride=64, padding=64, _route="gemm"), want, "conv2d")
+        monkeypatch.setattr("convext._validation._physical_memory", lambda: 12 << 20)
+        with pytest.raises(ValueError, match=r"\(3, 16384, 96\) asks for 18874368 bytes"):
+            F.conv2d(x, w, stride=64, padding=64, _route="gemm")
+    finally:
+        convext.set_num_threads(old)
+
+
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: F.adaptive_avg_pool2d(_x((1, 1, 1, 1)), (2**38, 0)), "adaptive_avg_pool2d"),
+        (lambda: F.adaptive_max_pool2d(_x((1, 1, 1, 1)), (2**38, 0)), "adaptive_max_pool2d"),
+        (
+            lambda: F.adaptive_avg_pool2d_backward(
+                np.ones((1, 1, 2**38, 0), np.float32), (1, 1, 1, 1)
+            ),
+            "adaptive_avg_pool2d_backward",
+        ),
+    ],
+)
+def test_adaptive_pooling_tables_beyond_the_machine_are_value_errors(call, name):
+    """An empty output of 2**38 rows is legal and takes no bytes, but the pools' window tables
+    are per output row: numpy's MemoryError for terabytes, before; now the tables' check."""
+    with pytest.raises(ValueError, match=rf"^{name}: the index and weight tables, .* more"):
+        call()
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: L.Transpose([0, 1, 3, 2])(_broadcast(_HUGE)), "^Transpose: the output"),
+        (lambda: L.Cat(1)(_broadcast(_HUGE), _broadcast(_HUGE)), "^Cat: the joined output"),
+        (lambda: L.Reshape([1, -1])(_broadcast(_HUGE)), "^Reshape: the copy of its input"),
+    ],
+)
+def test_graph_ops_copying_a_broadcast_input_check_the_copy(call, match):
+    """The graph layers an ONNX import emits copy their input where it is not contiguous (a
+    permutation, a join, a reshape of a broadcast view): checked first, not numpy's
+    MemoryError for 4 TiB."""
+    with pytest.raises(ValueError, match=match + r".* (elements|bytes), more"):
+        call()

@@ -650,13 +650,22 @@ def tile_pixels(Py_ssize_t K, Py_ssize_t P, Py_ssize_t itemsize):
     return pt
 
 
-def unfolded_tile_columns(Py_ssize_t K, Py_ssize_t P, Py_ssize_t itemsize):
-    """Columns of the GEMM route's tile of unfolded input as the kernels allocate it: the
-    tile's pixels (tile_pixels) rounded up to whole strips of the widest GEMM micro-tile
-    (a packed B strip is that wide even for a 3-pixel plane). Never depends on the thread
-    count. (functional.conv._check_unfolded bounds the tiles' memory with it.)"""
-    cdef Py_ssize_t pt = tile_pixels(K, P, itemsize)
-    return (pt + GEMM_WIDEST_TILE - 1) // GEMM_WIDEST_TILE * GEMM_WIDEST_TILE
+def unfolded_tile_columns(Py_ssize_t K, Py_ssize_t P, Py_ssize_t N, Py_ssize_t itemsize):
+    """Columns of the widest tile of unfolded input (K rows) that a GEMM-route pass allocates
+    for N images of P output pixels: one image's tile (tile_pixels), or whole images side by
+    side (_images_per_tile; the weight gradient's up to CVX_GEMM_KC pixels of them,
+    _gw_layout), rounded up to whole strips of the widest GEMM micro-tile (a packed B strip is
+    that wide even for a 3-pixel plane). Never depends on the thread count.
+    (functional.conv._check_unfolded bounds the tiles' memory with it.)"""
+    if P < 1 or N < 1:
+        return GEMM_WIDEST_TILE
+    cdef Py_ssize_t pt = tile_pixels(K, P, itemsize), cols = pt
+    cdef Py_ssize_t nimg = _images_per_tile(K, P, N, itemsize)
+    if nimg > 1:  # images side by side (else one image, in tiles of pt pixels)
+        cols = max(cols, nimg * P)
+    if pt >= P:  # the weight gradient's images side by side (_gw_layout)
+        cols = max(cols, min(N, CVX_GEMM_KC // P) * P)
+    return (cols + GEMM_WIDEST_TILE - 1) // GEMM_WIDEST_TILE * GEMM_WIDEST_TILE
 
 
 cdef inline idx_t _owned_bands(idx_t planes, int n_threads) noexcept nogil:

@@ -113,7 +113,7 @@ def _kernel_geom(g, x_shape, w_shape, route, itemsize, fn):
         macs = x_shape[0] * w_shape[0] * g.out_hw[0] * g.out_hw[1] * math.prod(w_shape[1:])
         n_threads = threads_for(macs, "macs")
     if route == "gemm":
-        _check_unfolded(g, w_shape, n_threads, itemsize, fn)
+        _check_unfolded(g, x_shape[0], w_shape, n_threads, itemsize, fn)
     pad_top, pad_left = g.pad_top_left
     return (
         g.stride[0],
@@ -127,19 +127,27 @@ def _kernel_geom(g, x_shape, w_shape, route, itemsize, fn):
     )
 
 
-def _check_unfolded(g, w_shape, n_threads, itemsize, fn):
+def _kernel_geoms(g, x_shape, w_shape, routes, itemsize, fn):
+    """_kernel_geom of each pass in ``routes`` ({pass: route}), all computed (and their memory
+    checked) before any of them runs: a refused second pass wastes no first."""
+    return {p: _kernel_geom(g, x_shape, w_shape, r, itemsize, fn) for p, r in routes.items()}
+
+
+def _check_unfolded(g, batch, w_shape, n_threads, itemsize, fn):
     """Each thread of the GEMM route (every pass, and the transposed convolution's) unfolds a
     tile of its input: the weight's channels x taps per filter (K rows) by a tile of output
-    pixels (_conv.tile_pixels: about TILE_BYTES, but at least 192 pixels or the whole plane),
-    packed in strips of the widest GEMM micro-tile (_conv.unfolded_tile_columns: 48 columns
-    even for a plane of 3 pixels); where the threads share a packed B (few work items), fewer
-    than two tiles per thread more: at most 3 * n_threads tiles. For a huge kernel these
-    exceed any memory (a 576x576 kernel over 96 channels: 29 GB per tile): a ValueError naming
-    the call and the weight, before anything is allocated, instead of a MemoryError or a
-    machine driven into swap (check_alloc's rule)."""
+    pixels (_conv.tile_pixels: about TILE_BYTES, but at least 192 pixels or the whole plane;
+    on small planes several of the batch's images side by side), packed in strips of the
+    widest GEMM micro-tile (_conv.unfolded_tile_columns: 48 columns even for a plane of 3
+    pixels); where the threads share a packed B (few work items), fewer than two tiles per
+    thread more: at most 3 * n_threads tiles (an upper bound: one per thread at batch 16).
+    For a huge kernel these exceed any memory (a 576x576 kernel over 96 channels: 29 GB per
+    tile): a ValueError naming the call and the weight, before anything is allocated, instead
+    of a MemoryError or a machine driven into swap (check_alloc's rule)."""
     K = w_shape[1] * w_shape[2] * w_shape[3]
+    columns = _conv.unfolded_tile_columns(K, g.out_hw[0] * g.out_hw[1], batch, itemsize)
     check_alloc(
-        (3 * n_threads, K, _conv.unfolded_tile_columns(K, g.out_hw[0] * g.out_hw[1], itemsize)),
+        (3 * n_threads, K, columns),
         lambda: (
             f"{fn}: the GEMM route's tiles of unfolded input for weight of shape "
             f"{_shape_str(w_shape)} (tiles, channels x kernel taps, columns)"
@@ -300,6 +308,8 @@ def conv2d_backward(
     dtype = x4.dtype
     empty = gy4.size == 0 or x4.size == 0
     grad_x = grad_w = grad_b = None
+    # both passes' geometry (and memory checks) before either runs
+    geoms = {} if empty else _kernel_geoms(g, x4.shape, weight.shape, routes, dtype.itemsize, fn)
     # both gradients on the depthwise route: one pass over grad_out where the kernel's channel
     # blocks take both (the same bits as the two passes; nothing written when it does not run)
     both = (
@@ -327,7 +337,7 @@ def conv2d_backward(
                 gy4,
                 contiguous(weight),
                 grad_x,
-                *_kernel_geom(g, x4.shape, weight.shape, routes["grad_input"], dtype.itemsize, fn),
+                *geoms["grad_input"],
             )
         if unbatched:
             grad_x = grad_x[0]
@@ -339,7 +349,7 @@ def conv2d_backward(
                 gy4,
                 contiguous(x4),
                 grad_w,
-                *_kernel_geom(g, x4.shape, weight.shape, routes["grad_weight"], dtype.itemsize, fn),
+                *geoms["grad_weight"],
             )
     if needs_bias_grad:
         grad_b = np.zeros(n_filters, dtype)

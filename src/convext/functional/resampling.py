@@ -67,6 +67,7 @@ def _adaptive_geom(shape, output_size, fn, itemsize):
     H, W = shape[-2:]
     OH, OW = _adaptive_size(output_size, H, W, fn)
     _check_size(tuple(shape[:-2]) + (OH, OW), "the output", fn, itemsize)
+    _check_tables(OH, OW, itemsize, fn)
     return (OH, OW) + _windows(H, OH) + _windows(W, OW)
 
 
@@ -295,20 +296,26 @@ def _interp_args(shape, options, fn, itemsize):
             f"{size!r}, scale_factor {scale_factor!r}, input {_shape_str(shape)})"
         )
     _check_size(tuple(shape[:-2]) + (OH, OW), "the output", fn, itemsize)
-    # the tables (_interp_tables) are per output row and column: on a plane one pixel wide
-    # they outweigh the output itself, ten times over
-    check_alloc(
-        (OH + OW, INTERP_TABLE_BYTES),
-        f"{fn}: the index and weight tables (output rows + columns, bytes each) of shape",
-        1,
-    )
+    _check_tables(OH, OW, itemsize, fn)
     return OH, OW, scales
 
 
-# Bytes the interpolation tables and their temporaries take per output row or column, at their
-# peak: measured with tracemalloc on an output of 2**22 x 1 (float32): 40 for the bilinear
-# forward, 48 for its backward, 20 for nearest.
-INTERP_TABLE_BYTES = 48
+def _check_tables(OH, OW, itemsize, fn):
+    """The index and weight tables of interpolate and the adaptive pools are per output row
+    and column (_interp_tables, _windows): on a plane one pixel wide they outweigh the output
+    itself, ten times over. They must fit in memory too (check_alloc)."""
+    check_alloc(
+        (OH + OW,),
+        f"{fn}: the index and weight tables, one entry per output row and column, of shape",
+        _table_bytes(itemsize),
+    )
+
+
+def _table_bytes(itemsize):
+    """Bytes the tables and their temporaries take per output row or column at their peak,
+    measured with tracemalloc on outputs of 2**22 x 1: interpolate's bilinear 40 (float32) and
+    56 (float64) forward, 48 and 64 backward; nearest 20; the adaptive pools' windows 20."""
+    return 32 + 4 * itemsize
 
 
 def _nearest_table(n_in, n_out, scale):

@@ -27,7 +27,7 @@ from .._validation import (
 )
 from ._common import Window, _buffer, _check_grad_flags, _into, _shape_str
 from ._routes import conv_shape, resolve_route
-from .conv import _kernel, _kernel_geom
+from .conv import _kernel, _kernel_geom, _kernel_geoms
 
 
 def _transpose_setup(x, weight, bias, stride, padding, output_padding, groups, dilation, fn):
@@ -233,14 +233,15 @@ def conv_transpose2d_backward(
     dtype = x4.dtype
     empty = gy4.size == 0 or x4.size == 0
     grad_x = grad_w = grad_b = None
+    # both passes' geometry (and memory checks) before either runs
+    geoms = {} if empty else _kernel_geoms(g, shape4, weight.shape, routes, dtype.itemsize, fn)
     if needs_input_grad:
         if empty:
             grad_x = np.zeros(x4.shape, dtype)
         else:
             gx = np.empty(conv4, dtype)
-            route = routes["grad_input"]
-            geom = _kernel_geom(g, shape4, weight.shape, route, dtype.itemsize, fn)
-            _kernel("forward", route)(gy4, contiguous(weight), None, gx, *geom)
+            geom = geoms["grad_input"]
+            _kernel("forward", routes["grad_input"])(gy4, contiguous(weight), None, gx, *geom)
             grad_x = (
                 gx
                 if conv4 == x4.shape
@@ -251,9 +252,8 @@ def conv_transpose2d_backward(
     if needs_weight_grad:
         grad_w = np.zeros(weight.shape, dtype)
         if not empty:
-            route = routes["grad_weight"]
-            geom = _kernel_geom(g, shape4, weight.shape, route, dtype.itemsize, fn)
-            _kernel("grad_weight", route)(_padded(x4, conv4), gy4, grad_w, *geom)
+            geom = geoms["grad_weight"]
+            _kernel("grad_weight", routes["grad_weight"])(_padded(x4, conv4), gy4, grad_w, *geom)
     if needs_bias_grad:
         grad_b = np.zeros(shape4[1], dtype)
         if gy4.size:

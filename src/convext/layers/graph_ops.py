@@ -169,6 +169,10 @@ class Cat(_Op):
             raise TypeError(
                 f"Cat: the inputs have different dtypes {sorted({str(x.dtype) for x in xs})}"
             )
+        out = list(shapes[0])
+        if out:
+            out[axis] = sum(s[axis] for s in shapes)
+        check_alloc(out, "Cat: the joined output of shape", xs[0].dtype.itemsize)
         self._keep((axis, [s[axis] for s in shapes]))
         return np.concatenate(xs, axis=axis)
 
@@ -227,6 +231,8 @@ class Reshape(_Op):
     def forward(self, x: ArrayLike) -> FloatArray:
         x = np.asarray(x)
         shape = self.target(x.shape)
+        if not x.flags.c_contiguous:  # (a broadcast view of a few bytes is copied whole)
+            check_alloc(x.shape, "Reshape: the copy of its input, of shape", x.dtype.itemsize)
         try:
             y = x.reshape(shape)
         except ValueError:
@@ -259,6 +265,7 @@ class Transpose(_Op):
         x = np.asarray(x)
         if x.ndim != len(self.perm):
             raise ValueError(f"Transpose: perm {self.perm} for an input with {x.ndim} dimensions")
+        check_alloc(x.shape, "Transpose: the output (its input permuted) of shape", x.itemsize)
         self._keep(True)
         return np.ascontiguousarray(x.transpose(self.perm))
 
