@@ -318,12 +318,7 @@ def check_array(x, name, ndims):
     if x is None:
         raise TypeError(f"{name} must be an array, got None")
     arr = np.asarray(x)
-    swapped = arr.dtype.byteorder == (">" if np.little_endian else "<")
-    if swapped or not arr.flags.c_contiguous:
-        check_alloc(arr.shape, f"{name}, copied to a contiguous array, of shape", arr.itemsize)
-    if swapped:
-        arr = arr.astype(arr.dtype.newbyteorder("="))  # same values in native byte order
-    if arr.dtype not in SUPPORTED_DTYPES:
+    if arr.dtype not in SUPPORTED_DTYPES and arr.dtype.newbyteorder("=") not in SUPPORTED_DTYPES:
         raise TypeError(f"{name} must have dtype {_DTYPE_NAMES}, got {arr.dtype}")
     if arr.ndim not in ndims:
         want = (
@@ -332,6 +327,13 @@ def check_array(x, name, ndims):
             else " or ".join(str(n) for n in ndims)
         )
         raise ValueError(f"{name} must be {want}-dimensional, got shape {arr.shape}")
+    swapped = arr.dtype.byteorder == (">" if np.little_endian else "<")
+    if swapped or not arr.flags.c_contiguous:
+        check_alloc(
+            arr.shape, lambda: f"{name}, copied to a contiguous array, of shape", arr.itemsize
+        )
+    if swapped:
+        arr = arr.astype(arr.dtype.newbyteorder("="))  # same values in native byte order
     return arr
 
 
