@@ -144,37 +144,48 @@ def test_device_and_dtype():
 @pytest.mark.parametrize(
     "where, message",
     [
-        ("mean in x", "running_mean and x"),
-        ("var in x", "running_var and x"),
         ("mean in out", "running_mean and out"),
         ("var in out", "running_var and out"),
+        ("mean in x, out=x", "running_mean and out"),
         ("same array", "running_mean and running_var"),
     ],
 )
-def test_running_statistics_sharing_memory_with_x_or_out_are_refused(where, message):
-    """Training writes the running statistics after y: inside x (written over by out=x) or
-    inside out they would be overwritten by the result or overwrite it, silently. Refused,
-    and nothing is written; in eval mode they are only read, and may be anywhere."""
+def test_running_statistics_sharing_memory_with_out_are_refused(where, message):
+    """Training writes the running statistics after y: inside out (or inside x written over
+    by out=x) they would overwrite the result, silently. Refused, and nothing is written; in
+    eval mode they are only read, and may be anywhere."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((4, 3))
     out = np.full((4, 3), np.nan)
     rm, rv = np.zeros(3), np.ones(3)
-    if where == "mean in x":
-        rm = x[0]
-    elif where == "var in x":
-        rv = x[1]
-    elif where == "mean in out":
+    if where == "mean in out":
         rm = out[0]
     elif where == "var in out":
         rv = out[1]
+    elif where == "mean in x, out=x":
+        rm, out = x[0], x
     else:
         rv = rm
     before = x.copy(), out.copy(), rm.copy(), rv.copy()
     with pytest.raises(ValueError, match=rf"^batch_norm: {message} must not share memory"):
-        F.batch_norm(x, rm, rv, training=True, out=out if "out" in where else None)
+        F.batch_norm(x, rm, rv, training=True, out=out)
     for a, b in zip((x, out, rm, rv), before, strict=True):
         np.testing.assert_array_equal(a, b)
-    y = F.batch_norm(x, rm, rv, training=False)  # eval mode reads them only
-    with np.errstate(invalid="ignore"):  # a variance taken from x may be negative: NaN
-        want = (x - rm) / np.sqrt(rv + 1e-5)
+    y = F.batch_norm(x, np.abs(rm), np.abs(rv), training=False)  # eval mode reads them only
+    want = (x - np.abs(rm)) / np.sqrt(np.abs(rv) + 1e-5)
     np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
+
+
+def test_running_statistics_inside_x_are_updated_after_y():
+    """Without out, statistics inside x are written after y is computed from x (as torch):
+    y is what copies of them give, and they end up in x."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((5, 3))
+    x[0], x[1] = 0.0, 1.0  # the statistics' starting values, inside x
+    want_y = F.batch_norm(x.copy(), np.zeros(3), np.ones(3), training=True)
+    rm, rv = np.zeros(3), np.ones(3)
+    F.batch_norm(x.copy(), rm, rv, training=True)
+    y = F.batch_norm(x, x[0], x[1], training=True)
+    np.testing.assert_array_equal(y, want_y)
+    np.testing.assert_array_equal(x[0], rm)
+    np.testing.assert_array_equal(x[1], rv)

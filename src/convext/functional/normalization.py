@@ -174,9 +174,9 @@ def batch_norm(
     if (rm is None) != (rv is None):
         raise ValueError(f"{fn}: running_mean and running_var must both be arrays or both None")
     if rm is not None and training:
-        # they are written after y: stats inside x or out would overwrite (or be) the result
+        # they are written after y: inside out they would overwrite the result (inside x
+        # alone they are only written after y is computed from it, as torch does)
         pairs = [("running_mean", rm, "running_var", rv)]
-        pairs += [(n, r, "x", x) for n, r in (("running_mean", rm), ("running_var", rv))]
         if out is not None:
             pairs += [(n, r, "out", out) for n, r in (("running_mean", rm), ("running_var", rv))]
         for r_name, r, a_name, a in pairs:
