@@ -304,21 +304,22 @@ def _upsample(imp, node, check_only):
 
 def _resized_shape(imp, node, scales):
     """The output shape of a Resize by ``scales`` (H, W) as the run computes it (float32, as
-    onnxruntime: O._resized_length). Where onnx's inference gave another (its product in
-    float64: 6 * 5/3 rows are 9 there, 10 here), the tensors after it have inferred shapes
-    that are not the run's either: they are dropped (_Importer.unsure_shapes)."""
-    out, shape = node.output[0], imp.shape(node.input[0])
-    run = None
-    if shape is not None and len(shape) == 4 and all(isinstance(n, int) for n in shape[2:]):
-        run = list(shape[:2]) + [
-            O._resized_length(n, s, None) for n, s in zip(shape[2:], scales, strict=True)
-        ]
-    if imp.shapes.get(out) != run:
+    onnxruntime: O._resized_length). Where onnx's inference gave another size for an axis of
+    known length (its product in float64: 6 * 5/3 rows are 9 there, 10 here), the tensors
+    after it have inferred shapes that are not the run's either: they are dropped
+    (_Importer.unsure_shapes). An axis inference left unknown gets the run's length."""
+    out, shape, inferred = node.output[0], imp.shape(node.input[0]), imp.shape(node.output[0])
+    if shape is None or inferred is None or len(shape) != 4 or len(inferred) != 4:
+        return
+    run, wrong = list(inferred), False
+    for k, s in zip((2, 3), scales, strict=True):
+        if isinstance(shape[k], int):
+            run[k] = O._resized_length(shape[k], s, None)
+            # (an axis inference left unknown says nothing wrong about later shapes)
+            wrong = wrong or (isinstance(inferred[k], int) and inferred[k] != run[k])
+    imp.shapes[out] = run
+    if wrong:
         imp.unsure_shapes.add(out)
-        if run is None:
-            imp.shapes.pop(out, None)
-        else:
-            imp.shapes[out] = run
 
 
 def _resize(imp, node, check_only):
