@@ -327,7 +327,7 @@ def conv2d_backward(
             contiguous(weight),
             grad_x,
             grad_w,
-            *_kernel_geom(g, x4.shape, weight.shape, "depthwise", dtype.itemsize, fn),
+            *geoms["grad_input"],  # the depthwise route's, as both passes take it
         )
     if needs_input_grad:
         if grad_x is None:
