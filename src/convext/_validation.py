@@ -379,6 +379,23 @@ def check_alloc(shape, name, itemsize=8):
     return shape
 
 
+def copies_that_fit(shape, itemsize, most):
+    """How many arrays of ``shape`` check_alloc would accept together (as one array of
+    ``(k,) + shape``): ``most``, or fewer where that many exceed its limits (at least 1: one
+    copy that does not fit is check_alloc's to refuse). For per-thread buffers, so that a call
+    that one thread can run is not refused on many."""
+    n = 1
+    for s in shape:
+        n *= s
+    if n == 0:
+        return most
+    fit = MAX_EXTENT // n
+    total = _physical_memory()
+    if total:
+        fit = min(fit, total // (n * itemsize))
+    return max(1, min(most, fit))
+
+
 def _text(name):
     """check_alloc's name: the text, or what the function returns."""
     return name() if callable(name) else name

@@ -23,6 +23,7 @@ from test_reliability_catalog import CASES, assert_identical, case_id, flatten
 import convext
 from convext import functional as F
 from convext import layers as L
+from convext._kernels import _conv
 
 PAD = 37  # guard elements on each side of a view
 
@@ -363,6 +364,39 @@ def test_gemm_tiles_count_the_images_put_side_by_side(monkeypatch):
         monkeypatch.setattr("convext._validation._physical_memory", lambda: 12 << 20)
         with pytest.raises(ValueError, match=r"\(3, 16384, 96\) asks for 18874368 bytes"):
             F.conv2d(x, w, stride=64, padding=64, _route="gemm")
+    finally:
+        convext.set_num_threads(old)
+
+
+def test_gemm_tiles_that_fit_one_thread_run_on_fewer_threads(monkeypatch):
+    """Each thread of the GEMM route unfolds its own tiles, 3 of them at most: one image of a
+    2x2 output plane has tiles of 16384 rows x 48 columns, 3 x 3 MiB per thread (64 filters:
+    enough multiply-adds for every thread). On a machine said to have 20 MiB, 8 threads' 72
+    MiB do not fit but 2 threads' do: the call runs on 2 (spied: the kernel is given 2) and
+    gives one thread's bits, instead of a refusal that one thread would not meet. Below one
+    thread's 9 MiB it is refused on any thread count."""
+    x, w = _x((1, 4, 1, 1)), _x((64,) + _BIG_KERNEL[1:])
+    old = convext.get_num_threads()
+    calls = []
+    real = _conv.conv2d_forward_gemm
+
+    def spy(*args):
+        calls.append(args[-1])
+        return real(*args)
+
+    try:
+        convext.set_num_threads(1)
+        want = F.conv2d(x, w, stride=64, padding=64, _route="gemm")
+        monkeypatch.setattr("convext._validation._physical_memory", lambda: 20 << 20)
+        monkeypatch.setattr(_conv, "conv2d_forward_gemm", spy)
+        convext.set_num_threads(8)
+        assert_identical(F.conv2d(x, w, stride=64, padding=64, _route="gemm"), want, "conv2d")
+        assert calls == [2]
+        monkeypatch.setattr("convext._validation._physical_memory", lambda: 8 << 20)
+        for threads in (1, 8):
+            convext.set_num_threads(threads)
+            with pytest.raises(ValueError, match=r"\(3, 16384, 48\) asks for 9437184 bytes"):
+                F.conv2d(x, w, stride=64, padding=64, _route="gemm")
     finally:
         convext.set_num_threads(old)
 

@@ -656,7 +656,7 @@ def unfolded_tile_columns(Py_ssize_t K, Py_ssize_t P, Py_ssize_t N, Py_ssize_t i
     side (_images_per_tile; the weight gradient's up to CVX_GEMM_KC pixels of them,
     _gw_layout), rounded up to whole strips of the widest GEMM micro-tile (a packed B strip is
     that wide even for a 3-pixel plane). Never depends on the thread count.
-    (functional.conv._check_unfolded bounds the tiles' memory with it.)"""
+    (functional.conv._unfolded_threads bounds the tiles' memory with it.)"""
     if P < 1 or N < 1:
         return GEMM_WIDEST_TILE
     cdef Py_ssize_t pt = tile_pixels(K, P, itemsize), cols = pt

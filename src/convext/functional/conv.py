@@ -19,6 +19,7 @@ from .._validation import (
     check_positive_int,
     check_same_dtype,
     contiguous,
+    copies_that_fit,
     keep_plain_results,
     side_pads,
     window_geometry,
@@ -104,8 +105,8 @@ def _kernel_geom(g, x_shape, w_shape, route, itemsize, fn):
     """The kernels' geometry arguments, ending with the thread count for this problem size.
     The depthwise route does a few multiply-adds per element it moves, so its size is counted
     in elements (input and output planes) rather than in multiply-adds. On the GEMM route it
-    also checks that the threads' tiles of unfolded input fit in memory (_check_unfolded; the
-    ValueError names the call, ``fn``)."""
+    also checks that the threads' tiles of unfolded input fit in memory (_unfolded_threads:
+    fewer threads where only fewer tiles fit; the ValueError names the call, ``fn``)."""
     if route == "depthwise":
         work = math.prod(x_shape) + x_shape[0] * w_shape[0] * g.out_hw[0] * g.out_hw[1]
         n_threads = threads_for(work, "elements")
@@ -113,7 +114,7 @@ def _kernel_geom(g, x_shape, w_shape, route, itemsize, fn):
         macs = x_shape[0] * w_shape[0] * g.out_hw[0] * g.out_hw[1] * math.prod(w_shape[1:])
         n_threads = threads_for(macs, "macs")
     if route == "gemm":
-        _check_unfolded(g, x_shape[0], w_shape, n_threads, itemsize, fn)
+        n_threads = _unfolded_threads(g, x_shape[0], w_shape, n_threads, itemsize, fn)
     pad_top, pad_left = g.pad_top_left
     return (
         g.stride[0],
@@ -133,19 +134,24 @@ def _kernel_geoms(g, x_shape, w_shape, routes, itemsize, fn):
     return {p: _kernel_geom(g, x_shape, w_shape, r, itemsize, fn) for p, r in routes.items()}
 
 
-def _check_unfolded(g, batch, w_shape, n_threads, itemsize, fn):
-    """Each thread of the GEMM route (every pass, and the transposed convolution's) unfolds a
-    tile of its input: the weight's channels x taps per filter (K rows) by a tile of output
-    pixels (_conv.tile_pixels: about TILE_BYTES, but at least 192 pixels or the whole plane;
-    on small planes several of the batch's images side by side), packed in strips of the
-    widest GEMM micro-tile (_conv.unfolded_tile_columns: 48 columns even for a plane of 3
-    pixels); where the threads share a packed B (few work items), fewer than two tiles per
-    thread more: at most 3 * n_threads tiles (an upper bound: one per thread at batch 16).
-    For a huge kernel these exceed any memory (a 576x576 kernel over 96 channels: 29 GB per
-    tile): a ValueError naming the call and the weight, before anything is allocated, instead
-    of a MemoryError or a machine driven into swap (check_alloc's rule)."""
+def _unfolded_threads(g, batch, w_shape, n_threads, itemsize, fn):
+    """The GEMM route's thread count: n_threads, or fewer where only fewer threads' tiles of
+    unfolded input fit in memory. Each thread of the GEMM route (every pass, and the
+    transposed convolution's) unfolds a tile of its input: the weight's channels x taps per
+    filter (K rows) by a tile of output pixels (_conv.tile_pixels: about TILE_BYTES, but at
+    least 192 pixels or the whole plane; on small planes several of the batch's images side
+    by side), packed in strips of the widest GEMM micro-tile (_conv.unfolded_tile_columns: 48
+    columns even for a plane of 3 pixels); where the threads share a packed B (few work
+    items), fewer than two tiles per thread more: at most 3 * n_threads tiles (an upper bound:
+    one per thread at batch 16). For a huge kernel these exceed any memory (a 576x576 kernel
+    over 96 channels: 29 GB per tile). Where one thread's three tiles fit but n_threads' do
+    not, the call runs on as many threads as fit (the kernels give the same bits on any
+    number, so whether a call is refused does not depend on the thread count); where not even
+    one thread's fit, a ValueError naming the call and the weight, before anything is
+    allocated, instead of a MemoryError or a machine driven into swap (check_alloc's rule)."""
     K = w_shape[1] * w_shape[2] * w_shape[3]
     columns = _conv.unfolded_tile_columns(K, g.out_hw[0] * g.out_hw[1], batch, itemsize)
+    n_threads = copies_that_fit((3, K, columns), itemsize, n_threads)
     check_alloc(
         (3 * n_threads, K, columns),
         lambda: (
@@ -154,6 +160,7 @@ def _check_unfolded(g, batch, w_shape, n_threads, itemsize, fn):
         ),
         itemsize,
     )
+    return n_threads
 
 
 def _kernel(pass_, route):
