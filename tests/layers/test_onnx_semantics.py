@@ -1,7 +1,8 @@
 """convext.onnx.load computes what the ONNX spec and onnxruntime compute, where NumPy's or
 torch's conventions differ from ONNX's (integer division, Slice bounds, Resize sizes and
-coordinates, opset-11 Softmax, shapes declared in the file): small hand-built graphs, each
-against the spec's value, and against onnxruntime where it is installed. No torch here."""
+coordinates, opset-11 Softmax and LogSoftmax, shapes declared in the file): small hand-built
+graphs, each against the spec's value, and against onnxruntime where it is installed. No torch
+here."""
 
 import os
 
@@ -155,11 +156,40 @@ def test_softmax_before_opset_13_is_over_the_axes_from_axis_on(opset, axis, shap
     np.testing.assert_allclose(y, want.reshape(shape), rtol=1e-5, atol=1e-7)
 
 
-def test_flat_softmax_gradient():
-    from convext.onnx._ops import OnnxFlatSoftmax
+@pytest.mark.parametrize("opset", [11, 12, 13])
+@pytest.mark.parametrize("axis, shape", [(None, (2, 3, 2, 2)), (-2, (2, 3, 4)), (0, (3, 2))])
+def test_log_softmax_over_the_opsets_axes(opset, axis, shape):
+    """LogSoftmax as Softmax: before opset 13 over the input coerced to 2-D at axis (default
+    1), from opset 13 along axis (default -1); the log of each row's (or slice's) softmax,
+    computed in float64 here."""
+    attrs = {} if axis is None else {"axis": axis}
+    data = model(
+        [helper.make_node("LogSoftmax", ["x"], ["y"], **attrs)],
+        x_shape=("N",) + shape[1:],
+        opset=opset,
+    )
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32) * 20
+    y = convext.onnx.load(data)(x)
+    v = x.astype(np.float64)
+    if opset < 13:
+        at = 1 if axis is None else axis % len(shape)
+        rows = v.reshape(int(np.prod(shape[:at])), -1)
+        m = rows.max(axis=1, keepdims=True)
+        want = (rows - m - np.log(np.exp(rows - m).sum(axis=1, keepdims=True))).reshape(shape)
+    else:
+        at = -1 if axis is None else axis
+        m = v.max(axis=at, keepdims=True)
+        want = v - m - np.log(np.exp(v - m).sum(axis=at, keepdims=True))
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
+    run(data, x)
+
+
+@pytest.mark.parametrize("name", ["OnnxFlatSoftmax", "OnnxFlatLogSoftmax"])
+def test_flat_softmax_gradient(name):
+    from convext.onnx import _ops
     from reference import numerical_grad
 
-    layer = OnnxFlatSoftmax(1).train()
+    layer = getattr(_ops, name)(1).train()
     x = np.random.default_rng(1).standard_normal((2, 3, 2))
     w = np.random.default_rng(2).standard_normal(x.shape)
     layer(x)

@@ -202,6 +202,32 @@ def test_convs_model_matches_onnxruntime(opset):
     } <= ops
 
 
+class LogSoftmaxNet(nn.Module):
+    """The classifier head of torch's MNIST example: log_softmax over the classes."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, stride=2)
+        self.fc = nn.Linear(4 * 6 * 6, 10)
+
+    def forward(self, x):
+        y = torch.flatten(TF.relu(self.conv(x)), 1)
+        return TF.log_softmax(self.fc(y), dim=1)
+
+
+@pytest.mark.parametrize("opset", [11, 13, 17])
+def test_log_softmax_classifier_matches_onnxruntime_and_torch(opset):
+    torch.manual_seed(3)
+    m = LogSoftmaxNet().eval()
+    graph = compare(export(m, (1, 1, 14, 14), opset), (1, 1, 14, 14))
+    ops = {type(layer).__name__ for _, layer, _ in graph.nodes}
+    assert ("LogSoftmax" if opset >= 13 else "OnnxFlatLogSoftmax") in ops
+    x = np.random.default_rng(4).standard_normal((3, 1, 14, 14)).astype(np.float32)
+    with torch.no_grad():
+        want = m(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(graph(x), want, rtol=RTOL, atol=ATOL)
+
+
 @pytest.mark.parametrize("opset", [11, 13, 18, 21])
 def test_shape_ops_model_matches_onnxruntime(opset):
     torch.manual_seed(1)

@@ -69,8 +69,12 @@ def _softmax(imp, node, check_only):
     shape = imp.shape(node.input[0])
     if shape is not None and not -len(shape) <= axis < len(shape):
         raise _Unsupported(f"axis {axis} is out of range for an input of rank {len(shape)}")
-    # before opset 13, Softmax is over all the axes from axis on (whatever the rank at run time)
-    layer = L.Softmax(axis) if imp.opset >= 13 else O.OnnxFlatSoftmax(axis)
+    # before opset 13, (Log)Softmax is over all the axes from axis on (whatever the rank at run
+    # time)
+    if node.op_type == "LogSoftmax":
+        layer = L.LogSoftmax(axis) if imp.opset >= 13 else O.OnnxFlatLogSoftmax(axis)
+    else:
+        layer = L.Softmax(axis) if imp.opset >= 13 else O.OnnxFlatSoftmax(axis)
     imp.out(node, imp.emit(imp.node_base(node), layer, [imp.inp(node, 0)]))
 
 
@@ -535,6 +539,7 @@ _HANDLERS = {
     "HardSwish": _unary(lambda a: O.OnnxHardSwish()),
     "Clip": _clip,
     "Softmax": _softmax,
+    "LogSoftmax": _softmax,
     "Add": _binary,
     "Sub": _binary,
     "Mul": _binary,

@@ -416,14 +416,14 @@ def load(
     Operators (default domain, opsets 11 to 21): Conv (2-D), ConvTranspose (2-D; pads,
     output_padding; no auto_pad SAME or output_shape), BatchNormalization (inference
     form), Gemm, MatMul (constant 2-D weight), Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid,
-    HardSwish, Tanh, Softmax, MaxPool (ceil_mode, dilations, pads, auto_pad), AveragePool
-    (count_include_pad), GlobalAveragePool, GlobalMaxPool, Add, Sub, Mul, Div (broadcasting;
-    constant operands become ``Constant`` nodes), Concat, Flatten, Reshape, Squeeze, Unsqueeze,
-    Transpose, Pad (constant, reflect, edge), Resize (torch's nearest; linear with half_pixel
-    or align_corners; Upsample is invalid in these opsets and refused), Identity, Dropout,
-    Constant, and Shape/Gather/Slice/Cast/ConstantOfShape where they fold to constants. ONNX
-    pads and auto_pad (SAME_UPPER, SAME_LOWER with any stride) are mapped exactly (see
-    ``_padded``).
+    HardSwish, Tanh, Softmax, LogSoftmax, MaxPool (ceil_mode, dilations, pads, auto_pad),
+    AveragePool (count_include_pad), GlobalAveragePool, GlobalMaxPool, Add, Sub, Mul, Div
+    (broadcasting; constant operands become ``Constant`` nodes), Concat, Flatten, Reshape,
+    Squeeze, Unsqueeze, Transpose, Pad (constant, reflect, edge), Resize (torch's nearest;
+    linear with half_pixel or align_corners; Upsample is invalid in these opsets and refused),
+    Identity, Dropout, Constant, and Shape/Gather/Slice/Cast/ConstantOfShape where they fold
+    to constants. ONNX pads and auto_pad (SAME_UPPER, SAME_LOWER with any stride) are mapped
+    exactly (see ``_padded``).
 
     Anything else (an operator, an attribute value, a second output that is used, a
     non-constant weight) makes a ValueError listing every such node, raised before anything

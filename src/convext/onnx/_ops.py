@@ -20,6 +20,7 @@ __all__ = [
     "OnnxAvgPoolExcludePad",
     "OnnxClip",
     "OnnxConvTranspose",
+    "OnnxFlatLogSoftmax",
     "OnnxFlatSoftmax",
     "OnnxFlatten",
     "OnnxGlobalMaxPool",
@@ -220,11 +221,11 @@ class OnnxFlatten(_Op):
         return {"axis": self.axis}
 
 
-@register_layer
-class OnnxFlatSoftmax(_Op):
-    """Softmax as ONNX opsets 11 and 12 define it, for an input of any rank: over all the axes
-    from ``axis`` on taken together (the input coerced to 2-D at ``axis``, a softmax over each
-    row, the result in the input's shape)."""
+class _FlatRows(_Op):
+    """An operator that ONNX opsets before 13 define over all the axes from ``axis`` on taken
+    together, for an input of any rank: the input coerced to 2-D at ``axis``, the operator
+    over each row (``_f``; its gradient ``_b`` from the output), the result in the input's
+    shape."""
 
     def __init__(self, axis=1):
         super().__init__()
@@ -233,19 +234,19 @@ class OnnxFlatSoftmax(_Op):
             or not isinstance(axis, (int, np.integer))
             or not -MAX_AXIS <= axis < MAX_AXIS
         ):
-            raise TypeError(f"OnnxFlatSoftmax: axis must be an int, got {axis!r:.50}")
+            raise TypeError(f"{type(self).__name__}: axis must be an int, got {axis!r:.50}")
         self.axis = int(axis)
 
     def _rows(self, shape):
         """``shape`` as (rows, columns): the axes before ``axis``, and the rest."""
         axis = self.axis + len(shape) if self.axis < 0 else self.axis
         if not 0 <= axis < len(shape):
-            raise ValueError(f"OnnxFlatSoftmax: axis {self.axis} for {len(shape)} dimensions")
+            raise ValueError(f"{type(self).__name__}: axis {self.axis} for {len(shape)} dimensions")
         return int(np.prod(shape[:axis])), int(np.prod(shape[axis:]))
 
     def forward(self, x):
         x = np.asarray(x)
-        y = functional.softmax(x.reshape(self._rows(x.shape)), -1).reshape(x.shape)
+        y = self._f(x.reshape(self._rows(x.shape))).reshape(x.shape)
         self._keep(y)
         return y
 
@@ -254,14 +255,37 @@ class OnnxFlatSoftmax(_Op):
         if not needs_input_grad:
             return None
         rows = self._rows(y.shape)
-        g = functional.softmax_backward(np.asarray(grad_out).reshape(rows), y.reshape(rows), -1)
-        return g.reshape(y.shape)
+        return self._b(np.asarray(grad_out).reshape(rows), y.reshape(rows)).reshape(y.shape)
 
     def get_config(self):
         return {"axis": self.axis}
 
     def extra_repr(self):
         return f"axis={self.axis}"
+
+
+@register_layer
+class OnnxFlatSoftmax(_FlatRows):
+    """Softmax as ONNX opsets 11 and 12 define it (_FlatRows): a softmax over each row of the
+    input coerced to 2-D at ``axis``."""
+
+    def _f(self, rows):
+        return functional.softmax(rows, -1)
+
+    def _b(self, grad_rows, y_rows):
+        return functional.softmax_backward(grad_rows, y_rows, -1)
+
+
+@register_layer
+class OnnxFlatLogSoftmax(_FlatRows):
+    """LogSoftmax as ONNX opsets 11 and 12 define it (_FlatRows): a log-softmax over each row
+    of the input coerced to 2-D at ``axis``."""
+
+    def _f(self, rows):
+        return functional.log_softmax(rows, -1)
+
+    def _b(self, grad_rows, y_rows):
+        return functional.log_softmax_backward(grad_rows, y_rows, -1)
 
 
 class _Axes(_Op):
