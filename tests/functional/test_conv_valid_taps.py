@@ -30,6 +30,11 @@ GEOMETRIES = [
     ((1, 2, 4, 30), (5, 2, 16, 3), dict(padding=(8, 1), dilation=(1, 2))),
     ((16, 8, 7, 7), (130, 8, 3, 3), dict(padding=1)),  # tiles across the images too
     ((9, 3, 5, 6), (20, 3, 3, 3), dict(padding=2, stride=(1, 2))),
+    # the unrolled copy for a whole 3x3 kernel (tiles along the rows: each image alone) against
+    # the steps from the tables (tiles across the images), at stride 2 and a dilated row step
+    ((16, 8, 7, 13), (70, 8, 3, 3), dict(padding=1, stride=(1, 2))),
+    ((12, 8, 9, 9), (64, 8, 3, 3), dict(padding=1, stride=2)),
+    ((16, 8, 9, 7), (66, 8, 3, 3), dict(padding=(2, 1), dilation=(2, 1))),
 ]
 
 
