@@ -362,9 +362,7 @@ def check_alloc(shape, name, itemsize=8):
     (ValueError naming ``name``, instead of a MemoryError or a machine brought to swap).
     ``name`` may be a function returning the text, called only to raise (a name built from
     shapes costs more than the check on a small call)."""
-    n = 1
-    for s in shape:
-        n *= s
+    n = _elements(shape)
     if n > MAX_EXTENT:
         raise ValueError(
             f"{_text(name)} {_shape_text(shape)} has {n} elements, more than the "
@@ -384,16 +382,24 @@ def copies_that_fit(shape, itemsize, most):
     ``(k,) + shape``): ``most``, or fewer where that many exceed its limits (at least 1: one
     copy that does not fit is check_alloc's to refuse). For per-thread buffers, so that a call
     that one thread can run is not refused on many."""
+    n = _elements(shape)
+    if n == 0:
+        return most
+    return max(1, min(most, _most_elements(itemsize) // n))
+
+
+def _elements(shape):
+    """The number of elements of ``shape`` (a Python int: never overflows)."""
     n = 1
     for s in shape:
         n *= s
-    if n == 0:
-        return most
-    fit = MAX_EXTENT // n
+    return n
+
+
+def _most_elements(itemsize):
+    """check_alloc's limits as a number of elements: MAX_EXTENT, and the machine's memory."""
     total = _physical_memory()
-    if total:
-        fit = min(fit, total // (n * itemsize))
-    return max(1, min(most, fit))
+    return min(MAX_EXTENT, total // itemsize) if total else MAX_EXTENT
 
 
 def _text(name):
