@@ -61,6 +61,14 @@ def _clip(imp, node, check_only):
     imp.out(node, imp.emit(imp.node_base(node), layer, [imp.inp(node, 0)]))
 
 
+# the layer of each softmax-like operator: from opset 13 along its axis, before it over all the
+# axes from axis on (whatever the rank at run time)
+_SOFTMAX_LAYERS = {
+    "Softmax": (L.Softmax, O.OnnxFlatSoftmax),
+    "LogSoftmax": (L.LogSoftmax, O.OnnxFlatLogSoftmax),
+}
+
+
 def _softmax(imp, node, check_only):
     a = imp.attrs(node, {"axis": None})
     if check_only:
@@ -69,12 +77,8 @@ def _softmax(imp, node, check_only):
     shape = imp.shape(node.input[0])
     if shape is not None and not -len(shape) <= axis < len(shape):
         raise _Unsupported(f"axis {axis} is out of range for an input of rank {len(shape)}")
-    # before opset 13, (Log)Softmax is over all the axes from axis on (whatever the rank at run
-    # time)
-    if node.op_type == "LogSoftmax":
-        layer = L.LogSoftmax(axis) if imp.opset >= 13 else O.OnnxFlatLogSoftmax(axis)
-    else:
-        layer = L.Softmax(axis) if imp.opset >= 13 else O.OnnxFlatSoftmax(axis)
+    along_axis, flat = _SOFTMAX_LAYERS[node.op_type]
+    layer = along_axis(axis) if imp.opset >= 13 else flat(axis)
     imp.out(node, imp.emit(imp.node_base(node), layer, [imp.inp(node, 0)]))
 
 
