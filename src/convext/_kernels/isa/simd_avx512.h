@@ -78,7 +78,9 @@
  * 25.6-25.8 -> 24.5-25.0, on two 13.2 -> 12.7-12.9; batch 8 on two 96.2-97.6 -> 92.4-93.2.
  * With the prefetch in the unrolled copy too, resnet18 took 3-4% longer (the hardware
  * prefetcher follows weights read in order); the 6-pixel tile without the unrolled copy was
- * within the noise of the 7-pixel one. */
+ * within the noise of the 7-pixel one. Not re-measured on this VM, whose 480 MB L3 holds every
+ * weight: a small plane at batch 1 with its weights evicted on a CPU with a small L3 (the case
+ * CVX_VT_PF above was measured for), whose interior tiles now run without the prefetch. */
 #define CVX_VT_DENSE3X3 1
 #define CVX_FMA_FUSED 1
 #define CVX_VREGS 32
