@@ -341,6 +341,8 @@ def check_same_dtype(**arrays):
     """All non-None arrays share one dtype; return it."""
     items = [(k, a) for k, a in arrays.items() if a is not None]
     dtype = items[0][1].dtype
+    if all(a.dtype is dtype for _, a in items):  # the usual case, one dtype object
+        return dtype
     for k, a in items[1:]:
         if a.dtype != dtype:
             desc = ", ".join(f"{n} {b.dtype}" for n, b in items)
@@ -455,13 +457,16 @@ def _type_key(value):
     return None
 
 
-def keep_plain_results(fn, maxsize=1024):
+def keep_plain_results(fn=None, *, maxsize=1024, shapes=0):
     """``fn`` (a pure geometry check of shapes and window arguments) with its results kept for
     plain arguments (``_type_key``): a network calls it with the same few geometries on every
     step, and one check takes tens of microseconds of Python, as long as a small layer's
     kernel. Any other argument (a list, a numpy int, a float), and any call with keyword
     arguments, is checked on every call, and an error is raised again on every call (nothing
-    is kept for it)."""
+    is kept for it). The first ``shapes`` arguments are numpy shapes (tuples of Python ints,
+    or None), plain by construction: their types are not looked at."""
+    if fn is None:
+        return functools.partial(keep_plain_results, maxsize=maxsize, shapes=shapes)
 
     @functools.lru_cache(maxsize=maxsize)
     def kept(key, args):
@@ -469,7 +474,7 @@ def keep_plain_results(fn, maxsize=1024):
 
     @functools.wraps(fn)
     def check(*args, **kwargs):
-        key = tuple(map(_type_key, args))
+        key = tuple(map(_type_key, args[shapes:]))
         return fn(*args, **kwargs) if kwargs or None in key else kept(key, args)
 
     return check

@@ -3,7 +3,9 @@ chooses the thread count and the route (``_routes``), allocates and calls the ke
 
 from __future__ import annotations
 
+import functools
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -30,17 +32,38 @@ from ._routes import conv_shape, resolve_route
 
 def _conv_setup(x, weight, bias, stride, padding, dilation, groups, fn="conv2d"):
     """Validate conv2d arguments; return (x4, w, b, unbatched, geometry)."""
-    x = check_array(x, "x", (3, 4))
-    weight = check_array(weight, "weight", (4,))
-    if bias is not None:
-        bias = check_array(bias, "bias", (1,))
-    check_same_dtype(x=x, weight=weight, bias=bias)
+    x, weight, bias = _conv_arrays(x, weight, bias)
     b_shape = None if bias is None else bias.shape
     g = _conv_window(x.shape, weight.shape, b_shape, stride, padding, dilation, groups, fn)
     return (x[None] if x.ndim == 3 else x), weight, bias, x.ndim == 3, g
 
 
-@keep_plain_results
+def _conv_arrays(x, weight, bias):
+    """conv2d's arrays checked (check_array) and of one dtype: (x, weight, bias)."""
+    x = check_array(x, "x", (3, 4))
+    weight = check_array(weight, "weight", (4,))
+    if bias is not None:
+        bias = check_array(bias, "bias", (1,))
+    dtype = x.dtype
+    if weight.dtype is not dtype or (bias is not None and bias.dtype is not dtype):
+        check_same_dtype(x=x, weight=weight, bias=bias)  # (equal dtype objects pass too)
+    return x, weight, bias
+
+
+@keep_plain_results(shapes=3)
+def _forward_plan(x_shape, w_shape, b_shape, itemsize, stride, padding, dilation, groups, forced):
+    """What conv2d decides from the shapes and its arguments alone, kept per geometry (as
+    _conv_window's checks: a network calls it with the same few on every step): the Window, the
+    route (``forced``: conv2d's ``_route``), the output's 4-d shape and the kernel's
+    _KernelLimits. Nothing in it depends on the machine's memory: the call checks that."""
+    g = _conv_window(x_shape, w_shape, b_shape, stride, padding, dilation, groups, "conv2d")
+    x4_shape = x_shape if len(x_shape) == 4 else (1, *x_shape)
+    route = resolve_route(forced, "forward", conv_shape(x4_shape, w_shape, g), "conv2d")
+    shape4 = (x4_shape[0], w_shape[0]) + g.out_hw
+    return route, shape4, _kernel_limits(g, x4_shape, w_shape, route, itemsize)
+
+
+@keep_plain_results(shapes=3)
 def _conv_window(x_shape, w_shape, b_shape, stride, padding, dilation, groups, fn):
     """The geometry checks of conv2d, on shapes and the window arguments alone: the ``Window``
     (ValueError or TypeError naming the argument)."""
@@ -102,21 +125,46 @@ def _conv_window(x_shape, w_shape, b_shape, stride, padding, dilation, groups, f
 
 
 def _kernel_geom(g, x_shape, w_shape, route, itemsize, fn):
-    """The kernels' geometry arguments, ending with the thread count for this problem size.
-    The depthwise route does a few multiply-adds per element it moves, so its size is counted
-    in elements (input and output planes) rather than in multiply-adds. On the GEMM route it
-    also checks that the threads' tiles of unfolded input fit in memory (_unfolded_threads:
-    fewer threads where only fewer tiles fit; the ValueError names the call, ``fn``)."""
+    """The kernels' geometry arguments, ending with the thread count for this problem size
+    (_with_threads)."""
+    return _with_threads(_kernel_limits(g, x_shape, w_shape, route, itemsize), w_shape, itemsize, fn)
+
+
+class _KernelLimits(NamedTuple):
+    """What _kernel_geom takes from the shapes alone (_kernel_limits)."""
+
+    fixed: tuple  # the kernels' geometry arguments but the thread count
+    work: int  # threads_for's amount ...
+    kind: str  # ... and kind
+    tile: tuple | None  # the GEMM route's tile of unfolded input (_unfolded_tile), else None
+
+
+def _with_threads(limits, w_shape, itemsize, fn):
+    """The kernel's geometry arguments (``limits``, a _KernelLimits) with the thread count at
+    the end: threads_for's (read on every call: set_num_threads may change it), on the GEMM
+    route at most as many as the threads whose tiles of unfolded input fit in memory
+    (_unfolded_threads; the ValueError names the call, ``fn``, where not even one's do)."""
+    n_threads = threads_for(limits.work, limits.kind)
+    if limits.tile is not None:
+        n_threads = _unfolded_threads(limits.tile, w_shape, n_threads, itemsize, fn)
+    return limits.fixed + (n_threads,)
+
+
+@functools.lru_cache(maxsize=1024)
+def _kernel_limits(g, x_shape, w_shape, route, itemsize):
+    """The _KernelLimits of a call, kept per geometry: its arguments are already checked and
+    normalised, and a network calls it with the same few on every step. The depthwise route
+    does a few multiply-adds per element it moves, so its size is counted in elements (input
+    and output planes) rather than in multiply-adds."""
     if route == "depthwise":
         work = math.prod(x_shape) + x_shape[0] * w_shape[0] * g.out_hw[0] * g.out_hw[1]
-        n_threads = threads_for(work, "elements")
+        kind = "elements"
     else:
-        macs = x_shape[0] * w_shape[0] * g.out_hw[0] * g.out_hw[1] * math.prod(w_shape[1:])
-        n_threads = threads_for(macs, "macs")
-    if route == "gemm":
-        n_threads = _unfolded_threads(g, x_shape[0], w_shape, n_threads, itemsize, fn)
+        work = x_shape[0] * w_shape[0] * g.out_hw[0] * g.out_hw[1] * math.prod(w_shape[1:])
+        kind = "macs"
+    tile = _unfolded_tile(g, x_shape[0], w_shape, itemsize) if route == "gemm" else None
     pad_top, pad_left = g.pad_top_left
-    return (
+    fixed = (
         g.stride[0],
         g.stride[1],
         pad_top,
@@ -124,8 +172,8 @@ def _kernel_geom(g, x_shape, w_shape, route, itemsize, fn):
         g.dilation[0],
         g.dilation[1],
         g.groups,
-        n_threads,
     )
+    return _KernelLimits(fixed, work, kind, tile)
 
 
 def _kernel_geoms(g, x_shape, w_shape, routes, itemsize, fn):
@@ -134,7 +182,13 @@ def _kernel_geoms(g, x_shape, w_shape, routes, itemsize, fn):
     return {p: _kernel_geom(g, x_shape, w_shape, r, itemsize, fn) for p, r in routes.items()}
 
 
-def _unfolded_threads(g, batch, w_shape, n_threads, itemsize, fn):
+def _unfolded_tile(g, batch, w_shape, itemsize):
+    """One tile of unfolded input of the GEMM route (_unfolded_threads): (K, columns)."""
+    K = w_shape[1] * w_shape[2] * w_shape[3]
+    return K, _conv.unfolded_tile_columns(K, g.out_hw[0] * g.out_hw[1], batch, itemsize)
+
+
+def _unfolded_threads(tile, w_shape, n_threads, itemsize, fn):
     """The GEMM route's thread count: n_threads, or fewer where only fewer threads' tiles of
     unfolded input fit in memory. Each thread of the GEMM route (every pass, and the
     transposed convolution's) unfolds a tile of its input: the weight's channels x taps per
@@ -149,8 +203,7 @@ def _unfolded_threads(g, batch, w_shape, n_threads, itemsize, fn):
     number, so whether a call is refused does not depend on the thread count); where not even
     one thread's fit, a ValueError naming the call and the weight, before anything is
     allocated, instead of a MemoryError or a machine driven into swap (check_alloc's rule)."""
-    K = w_shape[1] * w_shape[2] * w_shape[3]
-    columns = _conv.unfolded_tile_columns(K, g.out_hw[0] * g.out_hw[1], batch, itemsize)
+    K, columns = tile
     n_threads = copies_that_fit((3, K, columns), itemsize, n_threads)
     check_alloc(
         (3 * n_threads, K, columns),
@@ -219,10 +272,20 @@ def conv2d(
     route; a route that cannot compute this geometry is a ValueError. By default
     ``functional._routes.choose_route`` picks it.
     """
-    x4, weight, bias, unbatched, g = _conv_setup(x, weight, bias, stride, padding, dilation, groups)
-    route = resolve_route(_route, "forward", conv_shape(x4.shape, weight.shape, g), "conv2d")
-    N, n_filters = x4.shape[0], weight.shape[0]
-    shape4 = (N, n_filters) + g.out_hw
+    x, weight, bias = _conv_arrays(x, weight, bias)
+    route, shape4, limits = _forward_plan(
+        x.shape,
+        weight.shape,
+        None if bias is None else bias.shape,
+        x.dtype.itemsize,
+        stride,
+        padding,
+        dilation,
+        groups,
+        _route,
+    )
+    unbatched = x.ndim == 3
+    x4 = x[None] if unbatched else x
     shape = shape4[1:] if unbatched else shape4
     check_alloc(
         shape4,
@@ -242,7 +305,7 @@ def conv2d(
             contiguous(weight),
             None if bias is None else contiguous(bias),
             y4,
-            *_kernel_geom(g, x4.shape, weight.shape, route, x4.dtype.itemsize, "conv2d"),
+            *_with_threads(limits, weight.shape, x4.dtype.itemsize, "conv2d"),
         )
     return _into(out, y)
 
