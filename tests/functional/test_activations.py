@@ -192,6 +192,21 @@ def test_errors():
         F.softmax(x, 1.0)
 
 
+def test_hyper_parameters_must_fit_the_dtype():
+    """A slope, alpha or beta that float32 cannot hold (it would become an infinity) is a
+    ValueError naming it on float32 input, as torch refuses it; float64 holds it."""
+    x = np.array([-1.0, 2.0])
+    for fn, name in [
+        (lambda v, a: F.leaky_relu(a, v), "negative_slope"),
+        (lambda v, a: F.elu(a, v), "alpha"),
+        (lambda v, a: F.softplus(a, beta=v), "beta"),
+        (lambda v, a: F.softplus_backward(a, a, threshold=v), "threshold"),
+    ]:
+        with pytest.raises(ValueError, match=rf"{name} must be within the range of float32"):
+            fn(1e300, x.astype(np.float32))
+        assert fn(1e300, x).dtype == np.float64
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_relu_large_parallel_path(dtype):
     x = RNG.standard_normal((3, 7, 81, 79)).astype(dtype)[:, :, ::-1]  # > 2**16, non-contiguous

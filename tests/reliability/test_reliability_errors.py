@@ -667,6 +667,11 @@ def _generic(name, spec):
             ({arg: None}, TypeError),
             ({arg: True}, TypeError),
             ({arg: [1.0]}, TypeError),
+            ({arg: 1j}, TypeError),
+            ({arg: np.complex64(1)}, TypeError),
+            ({arg: float("nan")}, ValueError),
+            ({arg: -float("inf")}, ValueError),
+            ({arg: 10**400}, ValueError),  # no float holds it: not an OverflowError
         ]
     for arg, v in spec.choices.items():
         out.append(({arg: v}, ValueError))

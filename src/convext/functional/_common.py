@@ -104,10 +104,15 @@ def _grad_pair(grad_out, x, xname, fn):
 
 
 def _scalar(value, name, dtype):
-    """A number (not a bool) as a scalar of ``dtype``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    return dtype.type(value)
+    """A finite real number (as_finite_float: TypeError for a bool, a complex number or a
+    string, ValueError for NaN and the infinities) as a scalar of ``dtype``, in whose range it
+    must be (ValueError: 1e300 would be an infinity in float32, as torch refuses it)."""
+    v = as_finite_float(value, name)
+    with np.errstate(over="ignore"):
+        s = dtype.type(v)
+    if not np.isfinite(s):
+        raise ValueError(f"{name} must be within the range of {dtype}, got {value!r}")
+    return s
 
 
 def _real(value, name, allow_none=False):
