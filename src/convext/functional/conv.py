@@ -127,7 +127,9 @@ def _conv_window(x_shape, w_shape, b_shape, stride, padding, dilation, groups, f
 def _kernel_geom(g, x_shape, w_shape, route, itemsize, fn):
     """The kernels' geometry arguments, ending with the thread count for this problem size
     (_with_threads)."""
-    return _with_threads(_kernel_limits(g, x_shape, w_shape, route, itemsize), w_shape, itemsize, fn)
+    return _with_threads(
+        _kernel_limits(g, x_shape, w_shape, route, itemsize), w_shape, itemsize, fn
+    )
 
 
 class _KernelLimits(NamedTuple):
