@@ -73,6 +73,46 @@ def test_integer_div_by_zero_is_refused():
 
 
 @pytest.mark.parametrize(
+    "fmod, p, q, want",
+    [
+        # fmod=0: the remainder takes the divisor's sign; fmod=1: the dividend's (C's fmod)
+        (0, [-7, 7, -7, 7, 6, -(2**63)], [2, -2, -2, 2, 3, -1], [1, -1, -1, 1, 0, 0]),
+        (1, [-7, 7, -7, 7, 6, -(2**63)], [2, -2, -2, 2, 3, -1], [-1, 1, -1, 1, 0, 0]),
+    ],
+)
+def test_folded_integer_mod_follows_fmod(fmod, p, q, want):
+    inits = [("p", np.array(p, np.int64)), ("q", np.array(q, np.int64))]
+    node = helper.make_node("Mod", ["p", "q"], ["c"], fmod=fmod)
+    y = run(_folded_plus_x([node], inits, [len(want)]), np.zeros(len(want), np.float32))
+    np.testing.assert_array_equal(y, want)
+
+
+def test_folded_float_mod_and_its_refusals():
+    """fmod=1 on floats is C's fmod (-7.5 mod 2 = -1.5); fmod=0 on floats is invalid before
+    opset 28 and a zero integer divisor is undefined: both refused at import, naming Mod."""
+    inits = [("p", np.array([-7.5, 7.5], np.float32)), ("q", np.array([2.0, -2.0], np.float32))]
+    node = helper.make_node("Mod", ["p", "q"], ["f"], fmod=1)
+    data = model([node, helper.make_node("Add", ["x", "f"], ["y"])], inits, x_shape=[2])
+    np.testing.assert_array_equal(run(data, np.zeros(2, np.float32)), [-1.5, 1.5])
+    bad = [
+        (1, [("p", np.array([5], np.int64)), ("q", np.array([0], np.int64))], "modulo by zero"),
+        (0, inits, "fmod must be 1 for floating-point"),
+        (2, inits, "fmod must be 0 or 1"),
+    ]
+    for fmod, consts, match in bad:
+        node = helper.make_node("Mod", ["p", "q"], ["c"], fmod=fmod)
+        with pytest.raises(ValueError, match=rf"\(Mod\).*{match}"):
+            convext.onnx.load(_folded_plus_x([node], consts, [1]))
+
+
+def test_mod_of_a_run_time_input_is_refused():
+    node = helper.make_node("Mod", ["x", "q"], ["y"], fmod=1)
+    data = model([node], [("q", np.array([2.0], np.float32))], x_shape=[1])
+    with pytest.raises(ValueError, match=r"\(Mod\).*folds to a constant"):
+        convext.onnx.load(data)
+
+
+@pytest.mark.parametrize(
     "start, end, step, want",
     [
         # negative bounds count from the end (+4), then the step's sign clamps them: start to

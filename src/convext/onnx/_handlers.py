@@ -1,5 +1,5 @@
 """The per-operator ONNX handlers (other than convolution and pooling, in ``_conv``), the
-import-time constant folding (Shape/Gather/Slice/Cast/ConstantOfShape) and the table
+import-time constant folding (Shape/Gather/Slice/Cast/ConstantOfShape/Mod) and the table
 ``_HANDLERS`` mapping each operator to its handler."""
 
 from __future__ import annotations
@@ -514,6 +514,23 @@ def _cast(imp, node, a):
     return v.astype(dtype)
 
 
+def _mod(imp, node, a):
+    """ONNX Mod of two constants: fmod=0 (integers only in these opsets) takes the divisor's
+    sign (numpy's mod), fmod=1 the dividend's (C's fmod, numpy's fmod); an integer zero
+    divisor is refused, as onnxruntime refuses it."""
+    fmod = int(a.get("fmod", 0))
+    if fmod not in (0, 1):
+        raise ValueError(f"fmod must be 0 or 1, got {fmod}")
+    x, y = (_numbers(imp.consts[i], f"input {i!r:.100}") for i in node.input)
+    integers = x.dtype.kind in "iu" and y.dtype.kind in "iu"
+    if not integers and not fmod:
+        raise ValueError("fmod must be 1 for floating-point inputs (the spec before opset 28)")
+    if integers and (y == 0).any():
+        raise _Unsupported("integer modulo by zero in a folded constant")
+    _reserve_fold(imp, np.broadcast_shapes(x.shape, y.shape), np.result_type(x, y))
+    return np.fmod(x, y) if fmod else np.mod(x, y)
+
+
 def _const_of_shape(imp, node, a):
     shape = [int(v) for v in imp.consts[node.input[0]].reshape(-1)]
     if math.prod(shape) > 1 << 24:
@@ -566,5 +583,6 @@ _HANDLERS = {
     "Gather": _fold_only(_gather, {"axis": None}),
     "Slice": _fold_only(_slice, {}),
     "Cast": _fold_only(_cast, {"to": None, "saturate": None}),
+    "Mod": _fold_only(_mod, {"fmod": None}),
     "ConstantOfShape": _fold_only(_const_of_shape, {"value": None}),
 }

@@ -421,8 +421,8 @@ def load(
     (broadcasting; constant operands become ``Constant`` nodes), Concat, Flatten, Reshape,
     Squeeze, Unsqueeze, Transpose, Pad (constant, reflect, edge), Resize (torch's nearest;
     linear with half_pixel or align_corners; Upsample is invalid in these opsets and refused),
-    Identity, Dropout, Constant, and Shape/Gather/Slice/Cast/ConstantOfShape where they fold
-    to constants. ONNX pads and auto_pad (SAME_UPPER, SAME_LOWER with any stride) are mapped
+    Identity, Dropout, Constant, and Shape/Gather/Slice/Cast/ConstantOfShape/Mod where they
+    fold to constants. ONNX pads and auto_pad (SAME_UPPER, SAME_LOWER with any stride) are mapped
     exactly (see ``_padded``).
 
     Anything else (an operator, an attribute value, a second output that is used, a
