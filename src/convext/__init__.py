@@ -15,6 +15,7 @@ from ._build_info import build_info, show_config
 # _config clamps OMP_NUM_THREADS before an extension module loads the OpenMP runtime (every
 # module that uses a kernel imports _config before _kernels)
 from ._config import MAX_THREADS, get_num_threads, openmp_enabled, set_num_threads
+from ._recycle import release_cached_memory
 from ._version import __version__
 from .functional import (
     adaptive_avg_pool2d,
@@ -156,6 +157,7 @@ __all__ = [
     "MAX_THREADS",
     "openmp_enabled",
     "set_num_threads",
+    "release_cached_memory",
     "functional",
     "init",
     "layers",

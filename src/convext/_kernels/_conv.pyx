@@ -124,6 +124,8 @@ from libc.math cimport INFINITY, erf, exp, expm1, tanh
 from libc.string cimport memcpy
 from libc.stdint cimport uint64_t
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.list cimport PyList_GET_ITEM
+from cpython.ref cimport PyObject
 
 from ._openmp cimport cvx_omp_get_thread_num
 from ._types cimport floating, idx_t
@@ -2319,6 +2321,19 @@ def empty_aligned(Py_ssize_t n, dtype, Py_ssize_t align=64):
     raw = np.empty(nbytes + align, dtype=np.uint8)
     skip = -raw.ctypes.data % align
     return raw[skip : skip + nbytes].view(dtype)
+
+
+cdef extern from "Python.h":
+    Py_ssize_t _refcnt "Py_REFCNT" (PyObject *o)
+
+
+def only_in_list(list items, Py_ssize_t i):
+    """True when ``items`` holds the only reference to items[i] (the count read from the object
+    itself: no temporary reference, whatever the interpreter does with its own). For
+    convext._recycle, which calls it holding its lock."""
+    if not 0 <= i < len(items):
+        raise IndexError(f"i: {i} is out of range for {len(items)} items")
+    return _refcnt(PyList_GET_ITEM(items, i)) == 1
 
 
 def pack_valid_taps_weight(const floating[:, :, :, ::1] w, Py_ssize_t groups, int n_threads=1):

@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import _recycle
 from .._validation import (
     MAX_EXTENT,
     _as_int,
@@ -53,8 +54,9 @@ def _into(out, result):
 
 def _buffer(out, shape, dtype, *inputs):
     """Where a kernel may write directly: ``out`` itself when it is C-contiguous, aligned and
-    shares no memory with the inputs; otherwise a fresh array (copied into ``out`` at the end,
-    so a caller's ``out`` is only written once everything succeeded)."""
+    shares no memory with the inputs; otherwise a new array (copied into ``out`` at the end,
+    so a caller's ``out`` is only written once everything succeeded), from the pool of large
+    results' memory (convext._recycle) when it is that large."""
     if (
         out is not None
         and out.flags.c_contiguous
@@ -62,7 +64,7 @@ def _buffer(out, shape, dtype, *inputs):
         and not any(a is not None and np.may_share_memory(out, a) for a in inputs)
     ):
         return out
-    return np.empty(shape, dtype=dtype)
+    return _recycle.empty(shape, dtype)
 
 
 def _check_bool(value, name):

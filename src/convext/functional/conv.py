@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import _recycle
 from .._config import threads_for
 from .._kernels import _conv
 from .._typing import ArrayLike, FloatArray, Grads, IntPair, Padding
@@ -391,7 +392,7 @@ def conv2d_backward(
         and routes["grad_input"] == routes["grad_weight"] == "depthwise"
     )
     if both:
-        grad_x = np.empty(x4.shape, dtype)
+        grad_x = _recycle.empty(x4.shape, dtype)
         grad_w = np.zeros(weight.shape, dtype)
         both = _conv.conv2d_grad_depthwise(
             gy4,
@@ -403,7 +404,7 @@ def conv2d_backward(
         )
     if needs_input_grad:
         if grad_x is None:
-            grad_x = np.zeros(x4.shape, dtype) if empty else np.empty(x4.shape, dtype)
+            grad_x = np.zeros(x4.shape, dtype) if empty else _recycle.empty(x4.shape, dtype)
         if not empty and not both:
             _kernel("grad_input", routes["grad_input"])(
                 gy4,

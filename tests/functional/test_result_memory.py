@@ -1,0 +1,228 @@
+"""The kept memory of large results (convext._recycle): a block is handed out again only when
+nothing but the pool refers to it, the pool never holds more than its limit, and results
+computed in reused memory are the same as in fresh memory. The size threshold is lowered here
+(monkeypatch) so that small arrays exercise it."""
+
+import gc
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+import convext
+import convext.functional as F
+from convext import _recycle
+
+needs_pool = pytest.mark.skipif(not _recycle.ENABLED, reason="the pool is off (free-threaded)")
+
+
+@pytest.fixture
+def small_pool(monkeypatch):
+    """Blocks from 4 KiB, at most 1 MiB, an empty pool before and after."""
+    convext.release_cached_memory()
+    monkeypatch.setattr(_recycle, "MIN_BYTES", 4096)
+    monkeypatch.setattr(_recycle, "MOST_BYTES", 1 << 20)
+    yield
+    gc.collect()
+    convext.release_cached_memory()
+
+
+def _address(a):
+    return a.__array_interface__["data"][0]
+
+
+def test_the_default_threshold_and_limit():
+    assert _recycle.MIN_BYTES == 32 << 20  # glibc's largest mmap threshold
+    assert 0 < _recycle.limit() <= 512 << 20
+
+
+def test_small_results_are_plain_arrays(small_pool):
+    a = _recycle.empty((10, 10), np.float32)
+    assert a.flags.owndata and a.shape == (10, 10) and a.dtype == np.float32
+    assert _recycle.held_bytes() == 0
+
+
+@needs_pool
+def test_a_dropped_result_memory_is_handed_out_again(small_pool):
+    a = _recycle.empty((4, 64, 64), np.float32)
+    assert a.shape == (4, 64, 64) and a.dtype == np.float32 and a.flags.c_contiguous
+    assert _address(a) % 64 == 0
+    first = _address(a)
+    del a
+    b = _recycle.empty((64, 4, 64), np.float32)  # same bytes, another shape
+    assert _address(b) == first
+    del b
+    c = _recycle.empty((4, 64, 32), np.float64)  # same bytes, another dtype
+    assert _address(c) == first and c.dtype == np.float64
+    d = _recycle.empty((4, 64, 64), np.float32)  # c is alive: a new block
+    assert _address(d) != first
+    assert _recycle.held_bytes() == 2 * (4 * 64 * 64 * 4 + 64)
+
+
+def _from_base(base):
+    """The float32 data of a result, read through the block it is a view of."""
+    start = -base.ctypes.data % 64
+    return base[start : start + 4 * 64 * 64 * 4].view(np.float32)
+
+
+# what keeps a result's memory alive, and how to read the result's values back through it
+HOLDERS = {
+    "the array": (lambda a: a, np.asarray),
+    "a view": (lambda a: a[1:, ::2], np.asarray),
+    "a reshaped view": (lambda a: a.reshape(-1), np.asarray),
+    "its base": (lambda a: a.base, _from_base),
+    "a memoryview": (memoryview, np.asarray),
+    "np.frombuffer": (
+        lambda a: np.frombuffer(memoryview(a).cast("B"), np.uint8),
+        lambda k: k.view(np.float32),
+    ),
+    "a torch tensor": (torch.from_numpy, lambda k: k.numpy()),
+    "a list": (lambda a: [a], lambda k: k[0]),
+}
+
+
+@needs_pool
+@pytest.mark.parametrize("holder", HOLDERS)
+def test_memory_still_referenced_is_never_handed_out(small_pool, holder):
+    keep, read = HOLDERS[holder]
+    a = _recycle.empty((4, 64, 64), np.float32)
+    a[...] = 7.0
+    kept = keep(a)
+    del a
+    b = _recycle.empty((4, 64, 64), np.float32)
+    b[...] = -1.0
+    held = read(kept)
+    assert not np.shares_memory(held, b)
+    assert held.size and np.all(held == 7.0)
+
+
+@needs_pool
+def test_the_pool_never_holds_more_than_its_limit(small_pool):
+    live = [_recycle.empty((i, 1024), np.float64) for i in range(8, 40)]  # 64-312 KiB each
+    assert _recycle.held_bytes() <= _recycle.limit() == 1 << 20
+    for i, a in enumerate(live):  # those past the limit are plain arrays, all usable
+        a[...] = i
+    for i, a in enumerate(live):
+        assert np.all(a == i)
+    assert not any(np.shares_memory(a, b) for k, a in enumerate(live) for b in live[k + 1 :])
+
+
+@needs_pool
+def test_free_blocks_make_room_least_recently_used_first(small_pool):
+    sizes = [(40, 1024), (41, 1024), (42, 1024)]  # ~320 KiB each: three fit under 1 MiB
+    addresses = []
+    for shape in sizes:
+        a = _recycle.empty(shape, np.float64)
+        addresses.append(_address(a))
+        del a
+    a = _recycle.empty(sizes[0], np.float64)  # reused: now the most recently used
+    assert _address(a) == addresses[0]
+    del a
+    b = _recycle.empty((43, 1024), np.float64)  # needs room: the block of sizes[1] goes
+    held = _recycle.held_bytes()
+    assert held <= 1 << 20
+    c = _recycle.empty(sizes[0], np.float64)
+    assert _address(c) == addresses[0]
+    del b, c
+    assert convext.release_cached_memory() == held
+    assert _recycle.held_bytes() == 0
+
+
+@needs_pool
+def test_release_frees_only_what_no_result_uses(small_pool):
+    a = _recycle.empty((4, 64, 64), np.float32)
+    b = _recycle.empty((8, 64, 64), np.float32)
+    del b
+    assert convext.release_cached_memory() == 8 * 64 * 64 * 4 + 64
+    assert _recycle.held_bytes() == a.nbytes + 64
+    a[...] = 1.0
+    assert np.all(a == 1.0)
+    del a
+    assert convext.release_cached_memory() == 4 * 64 * 64 * 4 + 64
+    assert convext.release_cached_memory() == 0
+
+
+def test_release_cached_memory_is_public():
+    assert convext.release_cached_memory is _recycle.release_cached_memory
+    assert isinstance(convext.release_cached_memory(), int)
+
+
+@needs_pool
+def test_threads_never_share_a_live_block(small_pool):
+    errors = []
+
+    def work(k):
+        try:
+            for i in range(200):
+                a = _recycle.empty((16, 64 + (i % 3)), np.float64)
+                a[...] = k
+                if not np.all(a == k):
+                    errors.append((k, i))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert _recycle.held_bytes() <= _recycle.limit()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")
+def test_a_child_forked_while_the_pool_is_locked_can_allocate():
+    code = textwrap.dedent(
+        """
+        import os, numpy as np
+        from convext import _recycle
+        _recycle.MIN_BYTES = 4096
+        with _recycle._lock:
+            pid = os.fork()
+            if pid == 0:
+                a = _recycle.empty((64, 64), np.float64)
+                a[...] = 3.0
+                os._exit(0 if np.all(a == 3.0) else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, status
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_convolutions_in_reused_memory_match_torch(small_pool, dtype):
+    """conv2d's outputs, batch_norm's and conv2d_backward's grad_x come from the pool here;
+    results kept alive, dropped and recomputed all match torch."""
+    rng = np.random.default_rng(5)
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    kept = []
+    for step in range(6):
+        x = rng.standard_normal((2, 8, 20, 20)).astype(dtype)
+        w = rng.standard_normal((16, 8, 3, 3)).astype(dtype)
+        gy = rng.standard_normal((2, 16, 20, 20)).astype(dtype)
+        y = F.conv2d(x, w, padding=1)
+        gx, _, _ = F.conv2d_backward(gy, x, w, padding=1)
+        xt = torch.from_numpy(x).requires_grad_(True)
+        yt = torch.nn.functional.conv2d(xt, torch.from_numpy(w), padding=1)
+        yt.backward(torch.from_numpy(gy))
+        np.testing.assert_allclose(y, yt.detach().numpy(), **tol)
+        np.testing.assert_allclose(gx, xt.grad.numpy(), **tol)
+        mean, var = rng.standard_normal(16).astype(dtype), rng.random(16).astype(dtype) + 0.5
+        z = F.batch_norm(y, mean, var, training=False)
+        zt = torch.nn.functional.batch_norm(
+            yt.detach(), torch.from_numpy(mean), torch.from_numpy(var), training=False
+        )
+        np.testing.assert_allclose(z, zt.numpy(), **tol)
+        if step % 2:
+            kept.append((y.copy(), y))  # alive: later results must not overwrite it
+    for copy, y in kept:
+        np.testing.assert_array_equal(y, copy)
+    if _recycle.ENABLED:
+        assert 0 < _recycle.held_bytes() <= _recycle.limit()
