@@ -20,6 +20,7 @@ free-threaded interpreter reference counts are not read without races, so there 
 off and ``empty`` is ``np.empty``.
 """
 
+import contextlib
 import math
 import os
 import sysconfig
@@ -37,26 +38,44 @@ _ALIGN = 64  # a result starts on a cache line
 
 _blocks: list = []  # uint8 arrays that own their memory, least recently handed out first
 _lock = threading.Lock()
+_inside = threading.local()  # .pool: this thread is in the pool's code (set before it locks)
 ENABLED = not sysconfig.get_config_var("Py_GIL_DISABLED")
 
 
 def _new_lock():
-    global _lock
-    _lock = threading.Lock()
+    global _lock, _inside
+    _lock, _inside = threading.Lock(), threading.local()
 
 
 if hasattr(os, "register_at_fork"):  # a child's copy of the lock may be held by a parent's thread
     os.register_at_fork(after_in_child=_new_lock)
 
 
+@contextlib.contextmanager
+def _locked():
+    """Hold the pool's lock; yields False instead when this thread is already in the pool's
+    code (a finalizer or signal handler run by the garbage collector there), which must
+    neither wait for itself nor change the list under that code."""
+    if getattr(_inside, "pool", False):
+        yield False
+        return
+    _inside.pool = True
+    try:
+        with _lock:
+            yield True
+    finally:
+        _inside.pool = False
+
+
 def limit():
-    """The most bytes the pool holds: 512 MiB, or an eighth of physical memory if less."""
+    """The most bytes the pool holds: 512 MiB, or an eighth of physical memory if less (0, no
+    pool, where the physical memory is unknown)."""
     return min(MOST_BYTES, _physical_memory() // 8)
 
 
 def held_bytes():
     """Bytes of all the blocks kept, in use or not."""
-    with _lock:
+    with _locked():
         return sum(b.nbytes for b in _blocks)
 
 
@@ -69,20 +88,39 @@ def empty(shape, dtype):
     if nbytes < MIN_BYTES or not ENABLED:
         return np.empty(shape, dtype)
     size = nbytes + _ALIGN
-    with _lock:
+    with _locked() as mine:
+        if not mine:
+            return np.empty(shape, dtype)
         block = _take(size)
         if block is None:
-            block = np.empty(size, np.uint8)
-            if _make_room(size):
+            keep = _make_room(size)
+            try:
+                block = _new_block(size)
+            except MemoryError:  # the idle blocks go first, then it is the system's answer
+                _release_idle()
+                block = _new_block(size)
+            if keep:
                 _blocks.append(block)
     skip = -block.ctypes.data % _ALIGN
     return block[skip : skip + nbytes].view(dtype).reshape(shape)
 
 
+def _new_block(size):
+    """A block of ``size`` bytes that owns its memory."""
+    return np.empty(size, np.uint8)
+
+
+def _idle(i):
+    """Whether nothing but the pool refers to block i (so no caller may hold a reference to a
+    block while asking: no loop variable over _blocks). Once idle, a block stays idle while the
+    lock is held: only the pool hands out references to it."""
+    return _conv.only_in_list(_blocks, i)
+
+
 def _take(size):
-    """The most recently used free block of ``size`` bytes, moved to the end of the list."""
+    """The most recently used idle block of ``size`` bytes, moved to the end of the list."""
     for i in range(len(_blocks) - 1, -1, -1):
-        if _blocks[i].nbytes == size and _conv.only_in_list(_blocks, i):
+        if _blocks[i].nbytes == size and _idle(i):
             block = _blocks.pop(i)
             _blocks.append(block)
             return block
@@ -90,28 +128,37 @@ def _take(size):
 
 
 def _make_room(size):
-    """Drop free blocks, least recently used first, until ``size`` more bytes fit under the
-    limit; False when they do not fit even then (blocks in use are never dropped)."""
+    """Whether a new block of ``size`` bytes fits under the limit, dropping idle blocks (least
+    recently used first) as far as it needs; none are dropped when it would not fit even
+    then (blocks in use are never dropped)."""
     room = limit() - sum(b.nbytes for b in _blocks)
+    if room >= size:
+        return True
+    if room + sum(_blocks[i].nbytes for i in range(len(_blocks)) if _idle(i)) < size:
+        return False
     i = 0
     while room < size and i < len(_blocks):
-        if _conv.only_in_list(_blocks, i):
+        if _idle(i):
             room += _blocks.pop(i).nbytes
         else:
             i += 1
     return room >= size
 
 
+def _release_idle():
+    """Drop every idle block; the bytes dropped."""
+    freed, i = 0, 0
+    while i < len(_blocks):
+        if _idle(i):
+            freed += _blocks.pop(i).nbytes
+        else:
+            i += 1
+    return freed
+
+
 def release_cached_memory():
     """Free the memory convext keeps for large results (arrays of 32 MiB or more, reused by the
     next result of the same size; at most 512 MiB or an eighth of physical memory) that no
     result still uses, and return how many bytes that freed."""
-    freed = 0
-    with _lock:
-        i = 0
-        while i < len(_blocks):
-            if _conv.only_in_list(_blocks, i):
-                freed += _blocks.pop(i).nbytes
-            else:
-                i += 1
-    return freed
+    with _locked() as mine:
+        return _release_idle() if mine else 0

@@ -112,9 +112,14 @@ def test_the_pool_never_holds_more_than_its_limit(small_pool):
     assert not any(np.shares_memory(a, b) for k, a in enumerate(live) for b in live[k + 1 :])
 
 
+def _kept_sizes():
+    return [b.nbytes for b in _recycle._blocks]
+
+
 @needs_pool
-def test_free_blocks_make_room_least_recently_used_first(small_pool):
+def test_idle_blocks_make_room_least_recently_used_first(small_pool):
     sizes = [(40, 1024), (41, 1024), (42, 1024)]  # ~320 KiB each: three fit under 1 MiB
+    nbytes = [r * 1024 * 8 + 64 for r, _ in sizes]
     addresses = []
     for shape in sizes:
         a = _recycle.empty(shape, np.float64)
@@ -123,14 +128,69 @@ def test_free_blocks_make_room_least_recently_used_first(small_pool):
     a = _recycle.empty(sizes[0], np.float64)  # reused: now the most recently used
     assert _address(a) == addresses[0]
     del a
-    b = _recycle.empty((43, 1024), np.float64)  # needs room: the block of sizes[1] goes
-    held = _recycle.held_bytes()
-    assert held <= 1 << 20
+    assert _kept_sizes() == [nbytes[1], nbytes[2], nbytes[0]]
+    b = _recycle.empty((43, 1024), np.float64)  # needs room: sizes[1]'s block goes, only it
+    assert _kept_sizes() == [nbytes[2], nbytes[0], 43 * 1024 * 8 + 64]
     c = _recycle.empty(sizes[0], np.float64)
     assert _address(c) == addresses[0]
     del b, c
+    held = _recycle.held_bytes()
+    assert held <= 1 << 20
     assert convext.release_cached_memory() == held
     assert _recycle.held_bytes() == 0
+
+
+@needs_pool
+def test_a_result_over_the_limit_is_plain_and_drops_nothing(small_pool):
+    a = _recycle.empty((40, 1024), np.float64)
+    del a
+    before = _kept_sizes()
+    big = _recycle.empty((200, 1024), np.float64)  # 1.6 MiB > the 1 MiB limit
+    assert _kept_sizes() == before
+    big[...] = 5.0
+    assert big.shape == (200, 1024) and np.all(big == 5.0)
+
+
+@needs_pool
+def test_when_memory_runs_out_the_idle_blocks_go_first(small_pool, monkeypatch):
+    a = _recycle.empty((40, 1024), np.float64)
+    del a
+    real, calls = _recycle._new_block, []
+
+    def short_of_memory(size):  # fails while any idle block is kept
+        calls.append(_recycle.held_bytes())
+        if calls[-1]:
+            raise MemoryError("out of memory")
+        return real(size)
+
+    monkeypatch.setattr(_recycle, "_new_block", short_of_memory)
+    b = _recycle.empty((41, 1024), np.float64)
+    assert calls == [40 * 1024 * 8 + 64, 0]
+    b[...] = 2.0
+    assert np.all(b == 2.0)
+    assert _kept_sizes() == [41 * 1024 * 8 + 64]
+
+
+@needs_pool
+def test_the_pool_called_from_inside_itself_neither_waits_nor_reorders(small_pool, monkeypatch):
+    """A finalizer the garbage collector runs inside the pool's locked code (here called by a
+    wrapped _take) gets a plain array and frees nothing, instead of waiting for its own
+    thread forever."""
+    real_take, inner = _recycle._take, []
+
+    def take_with_a_finalizer(size):
+        inner.append(_recycle.empty((30, 1024), np.float64))
+        inner.append(convext.release_cached_memory())
+        return real_take(size)
+
+    monkeypatch.setattr(_recycle, "_take", take_with_a_finalizer)
+    out = []
+    t = threading.Thread(target=lambda: out.append(_recycle.empty((40, 1024), np.float64)))
+    t.start()
+    t.join(timeout=30)
+    assert not t.is_alive(), "the pool waited for itself"
+    assert inner[0].flags.owndata and inner[1] == 0
+    assert out[0].shape == (40, 1024) and not out[0].flags.owndata
 
 
 @needs_pool
@@ -196,33 +256,57 @@ def test_a_child_forked_while_the_pool_is_locked_can_allocate():
     assert proc.returncode == 0, proc.stderr
 
 
+def _poison_idle_blocks():
+    """Fill every idle block with NaN, so that an element a kernel does not write shows."""
+    for i in range(len(_recycle._blocks)):
+        if _recycle._idle(i):
+            _recycle._blocks[i][...] = 0xFF  # all-ones bytes: a NaN in float32 and float64
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_convolutions_in_reused_memory_match_torch(small_pool, dtype):
-    """conv2d's outputs, batch_norm's and conv2d_backward's grad_x come from the pool here;
-    results kept alive, dropped and recomputed all match torch."""
+    """conv2d's and conv_transpose2d's outputs, batch_norm's and conv2d_backward's grad_x come
+    from the pool here, its idle blocks full of NaN before each call; results kept alive,
+    dropped and recomputed all match torch."""
     rng = np.random.default_rng(5)
     tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
-    kept = []
+    kept, reused = [], 0
+    TF = torch.nn.functional
     for step in range(6):
         x = rng.standard_normal((2, 8, 20, 20)).astype(dtype)
         w = rng.standard_normal((16, 8, 3, 3)).astype(dtype)
         gy = rng.standard_normal((2, 16, 20, 20)).astype(dtype)
-        y = F.conv2d(x, w, padding=1)
-        gx, _, _ = F.conv2d_backward(gy, x, w, padding=1)
+        stride = 1 + step % 2
         xt = torch.from_numpy(x).requires_grad_(True)
-        yt = torch.nn.functional.conv2d(xt, torch.from_numpy(w), padding=1)
-        yt.backward(torch.from_numpy(gy))
+        yt = TF.conv2d(xt, torch.from_numpy(w), padding=1, stride=stride)
+        yt.backward(torch.from_numpy(gy[:, :, : yt.shape[2], : yt.shape[3]].copy()))
+        _poison_idle_blocks()
+        blocks = _recycle._blocks
+        idle_before = [blocks[i].ctypes.data for i in range(len(blocks)) if _recycle._idle(i)]
+        y = F.conv2d(x, w, padding=1, stride=stride)
+        reused += y.base is not None and y.base.ctypes.data in idle_before
         np.testing.assert_allclose(y, yt.detach().numpy(), **tol)
+        _poison_idle_blocks()
+        gx, _, _ = F.conv2d_backward(
+            gy[:, :, : y.shape[2], : y.shape[3]].copy(), x, w, padding=1, stride=stride
+        )
         np.testing.assert_allclose(gx, xt.grad.numpy(), **tol)
+        _poison_idle_blocks()
         mean, var = rng.standard_normal(16).astype(dtype), rng.random(16).astype(dtype) + 0.5
         z = F.batch_norm(y, mean, var, training=False)
-        zt = torch.nn.functional.batch_norm(
-            yt.detach(), torch.from_numpy(mean), torch.from_numpy(var), training=False
-        )
+        zt = TF.batch_norm(yt.detach(), torch.from_numpy(mean), torch.from_numpy(var))
         np.testing.assert_allclose(z, zt.numpy(), **tol)
+        _poison_idle_blocks()
+        wt = rng.standard_normal((8, 4, 3, 3)).astype(dtype)
+        u = F.conv_transpose2d(x, wt, stride=stride, padding=1)
+        ut = TF.conv_transpose2d(
+            torch.from_numpy(x), torch.from_numpy(wt), stride=stride, padding=1
+        )
+        np.testing.assert_allclose(u, ut.numpy(), **tol)
         if step % 2:
             kept.append((y.copy(), y))  # alive: later results must not overwrite it
     for copy, y in kept:
         np.testing.assert_array_equal(y, copy)
     if _recycle.ENABLED:
+        assert reused >= 2  # the test ran conv2d in reused memory
         assert 0 < _recycle.held_bytes() <= _recycle.limit()
