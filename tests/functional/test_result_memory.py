@@ -3,12 +3,14 @@ nothing but the pool refers to it, the pool never holds more than its limit, and
 computed in reused memory are the same as in fresh memory. The size threshold is lowered here
 (monkeypatch) so that small arrays exercise it."""
 
+import concurrent.futures
 import gc
 import os
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -214,24 +216,32 @@ def test_release_cached_memory_is_public():
 
 @needs_pool
 def test_threads_never_share_a_live_block(small_pool):
-    errors = []
+    """Six threads each keep three results alive while the others allocate (sleep(0) hands the
+    GIL over between allocating, filling and checking), and drop them in turn, so blocks move
+    from thread to thread: a block handed out while alive would show another value."""
 
     def work(k):
-        try:
-            for i in range(200):
-                a = _recycle.empty((16, 64 + (i % 3)), np.float64)
-                a[...] = k
-                if not np.all(a == k):
-                    errors.append((k, i))
-        except Exception as exc:  # reported below
-            errors.append(exc)
+        live, moved = [], 0
+        for i in range(300):
+            a = _recycle.empty((16, 64 + (i % 3)), np.float64)
+            time.sleep(0)
+            a[...] = k * 1000 + i
+            live.append((i, a))
+            time.sleep(0)
+            for j, b in live:
+                if not np.all(b == k * 1000 + j):
+                    return f"thread {k}: result {j} was overwritten"
+            if len(live) > 3:
+                live.pop(0)
+            moved += a.base.ctypes.data in seen
+            seen.add(a.base.ctypes.data)
+        return moved
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    seen: set = set()
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(work, range(6)))
+    assert all(isinstance(r, int) for r in results), results
+    assert sum(results) > 0  # blocks were handed out again
     assert _recycle.held_bytes() <= _recycle.limit()
 
 
