@@ -11,6 +11,7 @@ import pytest
 import convext.functional as F
 import reference as ref
 from convext._validation import MAX_EXTENT, conv_output_size
+from convext.functional._common import Window
 
 RNG = np.random.default_rng(12)
 SIDES = [(0, 2, 1, 0), (2, 0, 0, 1), (1, 0, 2, 2), (0, 1, 0, 1), (3, 1, 0, 2)]
@@ -88,6 +89,50 @@ def test_conv2d_backward_side_padding_equals_np_pad_on_every_route(
             np.testing.assert_allclose(gx, gx_want, rtol=1e-11, atol=1e-11, err_msg=ri)
             np.testing.assert_allclose(gw, gw_want, rtol=1e-11, atol=1e-11, err_msg=rw)
             np.testing.assert_allclose(gb, gb_want, rtol=1e-12, atol=1e-12)
+
+
+# A 1x1 kernel at stride 1 with padding only at the bottom and/or right: the top and left
+# padding are 0, yet the output is larger than the input. The direct route read such an input
+# in place as if it were the output's size (out of bounds: wrong values, a SIGBUS on a mapped
+# file), in the forward and in the input gradient (its forward convolution of grad_out).
+POINTWISE_CASES = [
+    ((1, 3, 2, 7), (1, 3, 1, 1), (0, 0, 0, 1)),
+    ((2, 6, 3, 12), (4, 6, 1, 1), (0, 0, 0, 2)),
+    ((1, 5, 4, 20), (3, 5, 1, 1), (0, 2, 0, 0)),
+    ((2, 4, 5, 17), (8, 4, 1, 1), (0, 1, 0, 2)),
+    ((1, 16, 6, 16), (16, 16, 1, 1), (0, 3, 0, 0)),
+]
+ALL_ROUTES = ("gemm", "direct", "valid_taps")
+
+
+@pytest.mark.parametrize("xs, ws, pads", POINTWISE_CASES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_pointwise_bottom_right_padding_on_every_route(xs, ws, pads, dtype):
+    from convext.functional import _routes
+
+    x = RNG.standard_normal(xs).astype(dtype)
+    w = RNG.standard_normal(ws).astype(dtype)
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-5)
+    want = ref.conv2d(_np_pad(x, pads), w, None, 1, 0, 1, 1)
+    gy = RNG.standard_normal(want.shape).astype(dtype)
+    gxp, gw_want, _ = ref.conv2d_grads(gy, _np_pad(x, pads), w, 1, 0, 1, 1)
+    t, b, left, r = pads
+    window = Window((1, 1), (1, 1), ((t, b), (left, r)), (1, 1), want.shape[2:], 1)
+    s = _routes.conv_shape(x.shape, w.shape, window)
+    ran = set()
+    for route in (None,) + ALL_ROUTES:
+        if route is None or _routes.accepts(route, "forward", s):
+            got = F.conv2d(x, w, None, 1, pads, _route=route)
+            np.testing.assert_allclose(got, want, **tol, err_msg=str(route))
+            ran.add(("forward", route))
+        if route is None or _routes.accepts(route, "grad_input", s):
+            gx, gw, _ = F.conv2d_backward(
+                gy, x, w, 1, pads, _route=None if route is None else {"grad_input": route}
+            )
+            np.testing.assert_allclose(gx, _crop(gxp, pads), **tol, err_msg=str(route))
+            np.testing.assert_allclose(gw, gw_want, **tol)
+            ran.add(("grad_input", route))
+    assert {("forward", "direct"), ("grad_input", "direct"), ("forward", "gemm")} <= ran
 
 
 def test_conv2d_backward_side_padding_finite_differences():
