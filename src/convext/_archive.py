@@ -169,6 +169,8 @@ def write(path, arch, state):
         _write_npz(path, arrays)
         return
     path = os.fspath(path)
+    if os.path.isdir(path):  # os.replace would fail only after the whole file was written
+        raise ValueError(f"path {path!r:.200} is a folder, not a file")
     directory, base = os.path.split(path)
     directory = directory or (b"." if isinstance(path, bytes) else ".")
     dot, tmp_suffix = (b".", b".tmp") if isinstance(base, bytes) else (".", ".tmp")

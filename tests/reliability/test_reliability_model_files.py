@@ -601,6 +601,22 @@ def test_save_and_load_use_the_same_name(tmp_path):
         cx.load(tmp_path / "other")
 
 
+def test_saving_onto_a_folder_is_a_value_error_and_leaves_it_alone(tmp_path):
+    from convext._checkpoint import save_checkpoint
+    from convext.optim import SGD
+
+    model = L.Dense(3, 2, rng=0)
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    (folder / "inside.txt").write_text("kept")
+    with pytest.raises(ValueError, match="is a folder"):
+        model.save(folder)
+    with pytest.raises(ValueError, match="is a folder"):
+        save_checkpoint(folder, model, SGD(model, lr=0.1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["weights"]  # no temporary file left
+    assert (folder / "inside.txt").read_text() == "kept"
+
+
 def test_save_to_a_file_object_and_load_from_one():
     model = L.Dense(3, 2, rng=0)
     f = io.BytesIO()
