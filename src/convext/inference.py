@@ -56,6 +56,7 @@ import numpy as np
 from . import _team, functional
 from ._config import get_num_threads
 from ._kernels import _conv, _linear
+from ._validation import _shape_text
 from .functional import pooling as _pooling
 from .functional._routes import choose_route, conv_shape
 from .functional.conv import _conv_setup, _kernel_geom
@@ -1219,7 +1220,14 @@ class InferenceModel(Layer):
             n, threads = inputs[0].shape[0], get_num_threads()
             chunk, k = n, None
             if self._per_sample and n > threads and all(x.shape[0] == n for x in inputs):
-                probe = self._entry([x[:threads] for x in inputs])
+                try:
+                    probe = self._entry([x[:threads] for x in inputs])
+                except ValueError as e:  # its message names the probe's shape, not the input's
+                    shapes = ", ".join(_shape_text(x.shape) for x in inputs)
+                    raise ValueError(
+                        f"optimize_for_inference: input of shape {shapes} (planned on its first "
+                        f"{threads} images): {e}"
+                    ) from e
                 chunk = self._chunk_size(probe, threads, n)
                 if chunk < n:
                     k = self._split_node(probe, threads, n)

@@ -691,6 +691,19 @@ def test_graph():
     assert len(plan.steps) == 3  # conv1+bn1+relu1, down, conv2+bn2+add+relu2
 
 
+def test_a_wrong_input_is_named_by_its_own_shape():
+    """A batch larger than the threads is planned on its first images; a wrong input's error
+    names the caller's shape (it named only the planning batch's)."""
+    opt = convext.optimize_for_inference(Sequential(Conv2D(3, 8, 3, padding=1), ReLU()).eval())
+    old = convext.get_num_threads()
+    convext.set_num_threads(2)
+    try:
+        with pytest.raises(ValueError, match=r"input of shape \(4, 4, 8, 8\) \(planned on"):
+            opt(np.zeros((4, 4, 8, 8), np.float32))
+    finally:
+        convext.set_num_threads(old)
+
+
 def test_refuses_training_and_saving(tmp_path):
     model = _randomize(models.lenet5(rng=0))
     opt = convext.optimize_for_inference(model)
