@@ -156,7 +156,7 @@ def _release_idle():
     return freed
 
 
-def release_cached_memory():
+def release_cached_memory() -> int:
     """Free the memory convext keeps for large results (arrays of 32 MiB or more, reused by the
     next result of the same size; at most 512 MiB or an eighth of physical memory) that no
     result still uses, and return how many bytes that freed."""
