@@ -256,6 +256,37 @@ def test_max_pool_side_padding_equals_neg_inf_np_pad(xs, k, s, pads, ceil, dil):
     )
 
 
+# Values only (no indices), 3x3 stride 2 (resnet's stem pool) on narrow planes: its own kernel
+# (cvx_pl_vmax3s2), which took the one output of a plane 2 wide without left padding for a
+# window inside the plane and read a column past it (3.8e30 in float32).
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("with_nan", [False, True])
+def test_max_pool_values_only_3x3_s2_on_narrow_planes(dtype, with_nan):
+    checked = 0
+    for H in range(1, 8):
+        for W in range(1, 8):
+            for pads in [
+                (t, b, lft, r) for t in (0, 1) for b in (0, 1) for lft in (0, 1) for r in (0, 1)
+            ]:
+                for ceil in (False, True):
+                    t, b, lft, r = pads
+                    if H + t + b < 3 or W + lft + r < 3:
+                        continue  # no window: refused
+                    x = (RNG.standard_normal((1, 2, H, W)) - 5.0).astype(dtype)
+                    if with_nan:
+                        x[0, 1, H // 2, W // 2] = np.nan
+                    got = F.max_pool2d(x, 3, 2, pads, ceil_mode=ceil)
+                    want = F.max_pool2d(x, 3, 2, pads, ceil_mode=ceil, return_indices=True)[0]
+                    oracle = ref.max_pool2d(_np_pad(x, pads, -np.inf), 3, 2, 0, 1, ceil)[0]
+                    OH, OW = got.shape[2:]
+                    np.testing.assert_array_equal(got, want, err_msg=f"{H}x{W} {pads} {ceil}")
+                    np.testing.assert_array_equal(
+                        got, oracle[:, :, :OH, :OW], err_msg=f"{H}x{W} {pads} {ceil}"
+                    )
+                    checked += 1
+    assert checked > 500
+
+
 @pytest.mark.parametrize("xs, k, s, pads, ceil", POOL_CASES)
 @pytest.mark.parametrize("include", [True, False])
 def test_avg_pool_side_padding_equals_zero_np_pad(xs, k, s, pads, ceil, include):
