@@ -167,6 +167,8 @@ def test_adaptive_max_ties_and_nan(dtype):
         dict(scale_factor=0.5),
         dict(scale_factor=1 / 3),
         dict(scale_factor=2.5, recompute_scale_factor=True),
+        dict(scale_factor=(1.1, 2.0)),  # 7 rows stay 7: torch copies that axis
+        dict(scale_factor=1.05),  # both axes keep their size
     ],
 )
 @pytest.mark.parametrize("mode,ac", [("nearest", None), ("bilinear", False), ("bilinear", True)])
@@ -183,6 +185,30 @@ def test_interpolate(rng, dtype, kw, mode, ac):
     else:
         _close(y, yt, dtype)
     _close(gx, xt.grad, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ac", [False, True])
+def test_interpolate_copies_an_axis_of_unchanged_size(dtype, ac):
+    """An axis whose size the scale factor leaves as it is (floor(H * s) == H) is a copy, as in
+    torch, not a blend at i / s (which gave 0.57 for 1 on two rows at s = 1.4); torch's copy
+    still multiplies the next row by a weight 0, so an inf there gives NaN, as here."""
+    x = np.arange(2 * 5 * 3, dtype=dtype).reshape(1, 2, 5, 3)
+    np.testing.assert_array_equal(
+        K.interpolate(x, scale_factor=1.1, mode="bilinear", align_corners=ac), x
+    )
+    x[0, 1, 4, 1] = np.inf
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+    for sf in (1.1, (1.1, 1.0), (1.19, 2.0), 1.4):
+        xs = x[:, :, :2] if sf == 1.4 else x  # 2 rows stay 2 at 1.4
+        yt = F.interpolate(_t(xs), scale_factor=sf, mode="bilinear", align_corners=ac)
+        y = K.interpolate(xs, scale_factor=sf, mode="bilinear", align_corners=ac)
+        np.testing.assert_allclose(y, yt.numpy(), **tol, err_msg=str(sf))  # NaN, inf in place
+        g = np.ones(y.shape, dtype)
+        xt = _t(xs, True)
+        F.interpolate(xt, scale_factor=sf, mode="bilinear", align_corners=ac).backward(_t(g))
+        gx = K.interpolate_backward(g, xs.shape, scale_factor=sf, mode="bilinear", align_corners=ac)
+        np.testing.assert_allclose(gx, xt.grad.numpy(), **tol, err_msg=str(sf))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

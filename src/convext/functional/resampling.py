@@ -338,6 +338,10 @@ def _linear_table(n_in, n_out, scale, align_corners, dtype):
     """torch's linear source indices and weights: (i0, i1, l0, l1)."""
     ft = np.float32 if dtype == np.float32 else np.float64
     o = np.arange(n_out, dtype=np.int64)
+    if n_out == n_in:
+        # torch copies an axis whose size does not change, whatever the scale factor (1.1 on
+        # 2..9 rows, 1.4 on 2): output i is input i alone, not a blend at i / scale
+        return o, o, np.ones(n_out, dtype), np.zeros(n_out, dtype)
     if align_corners:
         s = ft(n_in - 1) / ft(n_out - 1) if n_out > 1 else ft(0)
         real = (s * o.astype(ft)).astype(ft)
