@@ -280,3 +280,19 @@ def test_ignore_index_with_probability_targets_refused_as_torch(ignore_index):
         TF.cross_entropy(torch.from_numpy(x), torch.from_numpy(p), ignore_index=ignore_index)
     with pytest.raises(ValueError, match="ignore_index"):
         F.cross_entropy(x, p, ignore_index=ignore_index)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_smoothed_mean_over_zero_weight_is_nan_as_torch(dtype):
+    """Label smoothing with 'mean' where every counted target has weight 0: torch divides the
+    target term and the smoothing term by the weight sum each (0/0 + s/0: NaN); their sum
+    divided once was an infinity. The gradient is NaN in both."""
+    x = np.array([[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]], dtype)
+    t = np.array([0, 0])
+    w = np.array([0.0, 1.0, 1.0], dtype)
+    loss, grad = F.cross_entropy(x, t, weight=w, label_smoothing=0.3)
+    xt = torch.tensor(x, requires_grad=True)
+    lt = TF.cross_entropy(xt, torch.tensor(t), weight=torch.tensor(w), label_smoothing=0.3)
+    lt.backward()
+    assert np.isnan(loss) and np.isnan(lt.item())
+    np.testing.assert_array_equal(np.isnan(grad), np.isnan(xt.grad.numpy()))

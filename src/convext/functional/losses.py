@@ -294,13 +294,15 @@ def _class_options(reduction, ignore_index, fn):
     return reduction, int(ignore_index)
 
 
-def _nll_reduce(loss, grad_rows, valid, wt, reduction, shape, dtype):
+def _nll_reduce(loss, grad_rows, valid, wt, reduction, shape, dtype, parts=None):
     """Reduce per-target losses (flat, 0 where ignored) as torch's nll_loss: 'mean' divides by
     the summed weight ``wt`` of the counted targets (NaN when it is 0, as torch).
     ``grad_rows(scale)`` gives d(scale * sum of loss)/d(input) as (rows, C), zero on ignored
     rows; it is brought back to input's layout. As torch, the scale ``1/sum(wt)`` multiplies the
     target weights before anything else (so a zero denominator gives NaN only where a counted
-    target's weight meets it)."""
+    target's weight meets it). ``parts``: for 'mean', the loss as terms (coefficient, flat
+    losses), each divided by the denominator before they are added, as torch's label smoothing
+    does (with no weight counted, 0/0 is NaN, where the sum over 0 would be an infinity)."""
     dt = dtype.type
     tshape = _target_shape(shape)
     if reduction == "none":
@@ -310,7 +312,10 @@ def _nll_reduce(loss, grad_rows, valid, wt, reduction, shape, dtype):
         return total, _unrows(grad_rows(dt(1)), shape)
     denom = dt(np.sum(wt[valid], dtype=dtype))
     with np.errstate(divide="ignore", invalid="ignore"):
-        value = dt(total / denom)
+        if parts is None:
+            value = dt(total / denom)
+        else:
+            value = dt(sum(dt(c * dt(np.sum(part, dtype=dtype) / denom)) for c, part in parts))
         scale = dt(1) / denom
         grad = grad_rows(scale)
     return value, _unrows(grad, shape)
@@ -403,7 +408,11 @@ def cross_entropy(
         q = q + smooth_q
         with np.errstate(invalid="ignore"):
             smooth = np.where(valid, -np.sum(logp * cw, axis=1), dt(0))
+        nll = np.where(valid, loss, dt(0))
+        parts = [(dt(1 - s), nll), (dt(s / C), smooth)]
         loss = dt(1 - s) * loss + dt(s / C) * smooth
+    else:
+        parts = None
     loss = np.where(valid, loss, dt(0))
 
     def grad_rows(scale):
@@ -412,7 +421,7 @@ def cross_entropy(
             grad = p * np.sum(qs, axis=1, keepdims=True) - qs
         return np.where(valid[:, None], grad, dt(0))
 
-    return _nll_reduce(loss, grad_rows, valid, wt, reduction, shape, z.dtype)
+    return _nll_reduce(loss, grad_rows, valid, wt, reduction, shape, z.dtype, parts)
 
 
 def nll_loss(
