@@ -355,3 +355,50 @@ def test_same_padding_after_a_resize_uses_the_resized_size_of_the_run(side):
     )
     with pytest.raises(ValueError, match="auto_pad"):
         convext.onnx.load(two)
+
+
+def _no_shape_model(nodes, inits=(), opset=13):
+    """A graph whose input declares no shape: the importer cannot know its rank."""
+    g = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in inits],
+    )
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    return m.SerializeToString()
+
+
+@pytest.mark.parametrize("op", ["GlobalAveragePool", "GlobalMaxPool"])
+def test_global_pools_take_only_4d_input(op):
+    """ONNX's global pools take (N, C, D1, ...); convext's pool (H, W) of (N, C, H, W). A 3-D
+    (N, C, L) input was read as one unbatched (C, H, W) image ((2, 3, 1) gave (2, 1, 1)): it is
+    refused where the rank is declared, and when it arrives where it was not."""
+    node = helper.make_node(op, ["x"], ["y"])
+    with pytest.raises(ValueError, match=rf"\({op}\).*only 4-D input.*rank 3"):
+        convext.onnx.load(model([node], x_shape=[2, 3, 1]))
+    loaded = convext.onnx.load(_no_shape_model([node]))
+    with pytest.raises(ValueError, match=rf"{op}: only 4-D input"):
+        loaded(np.arange(6, dtype=np.float32).reshape(2, 3, 1))
+    x = np.random.default_rng(3).standard_normal((2, 3, 4, 5)).astype(np.float32)
+    want = run(model([node], x_shape=[2, 3, 4, 5]), x)  # declared 4-D: against onnxruntime
+    np.testing.assert_array_equal(loaded(x), want)  # the run-time checked layer, same values
+    np.testing.assert_allclose(
+        want,
+        (x.mean if op == "GlobalAveragePool" else x.max)(axis=(2, 3), keepdims=True),
+        rtol=1e-6,
+    )
+
+
+def test_dropout_in_training_mode_is_refused():
+    """Dropout's training_mode (opset 12 on) true makes it a random dropout: refused (it was
+    the identity); a constant false is the identity, as onnxruntime computes it."""
+    inits = [("r", np.float32(0.5)), ("t", np.array(True))]
+    node = helper.make_node("Dropout", ["x", "r", "t"], ["y"])
+    with pytest.raises(ValueError, match=r"\(Dropout\).*training_mode true"):
+        convext.onnx.load(model([node], inits, x_shape=[8]))
+    inits[1] = ("t", np.array(False))
+    x = np.arange(8, dtype=np.float32)
+    np.testing.assert_array_equal(run(model([node], inits, x_shape=[8]), x), x)

@@ -26,6 +26,26 @@ def _unary(make, allowed=None):
     return handler
 
 
+def _global_pool(four_d, any_rank):
+    """GlobalAveragePool / GlobalMaxPool: over (H, W) of an (N, C, H, W) input only (the 2-D
+    pools would read a valid 3-D (N, C, L) input as one unbatched image): another known rank is
+    refused; an unknown one gets ``any_rank``, which checks the rank when it runs."""
+
+    def handler(imp, node, check_only):
+        imp.attrs(node, {})
+        if check_only:
+            return
+        if node.input[0] in imp.consts:
+            raise _Unsupported("a constant input (not folded for this operator)")
+        shape = imp.shape(node.input[0])
+        if shape is not None and len(shape) != 4:
+            raise _Unsupported(f"only 4-D input (N, C, H, W) is supported, got rank {len(shape)}")
+        layer = four_d() if shape is not None else any_rank()
+        imp.out(node, imp.emit(imp.node_base(node), layer, [imp.inp(node, 0)]))
+
+    return handler
+
+
 def _batchnorm(imp, node, check_only):
     a = imp.attrs(node, {"epsilon": None, "momentum": None, "training_mode": (0,)})
     if check_only:
@@ -404,6 +424,12 @@ def _dropout(imp, node, check_only):
     imp.attrs(node, {"seed": None, "ratio": None})
     if check_only:
         return
+    if len(node.input) > 2 and node.input[2]:
+        # training_mode (opset 12 on): true makes the node a random dropout, which an imported
+        # graph (an inference graph) does not compute; only a constant false is the identity
+        mode = imp.const(node, 2, "training_mode")
+        if np.asarray(mode).size != 1 or bool(np.asarray(mode).reshape(-1)[0]):
+            raise _Unsupported("training_mode true (a random dropout at inference)")
     ratio = imp.const(node, 1, "ratio", optional=True)
     p = (
         float(ratio)
@@ -546,8 +572,8 @@ _HANDLERS = {
     "ConvTranspose": _conv_transpose,
     "MaxPool": _maxpool,
     "AveragePool": _avgpool,
-    "GlobalAveragePool": _unary(lambda a: L.GlobalAvgPool2D()),
-    "GlobalMaxPool": _unary(lambda a: O.OnnxGlobalMaxPool()),
+    "GlobalAveragePool": _global_pool(L.GlobalAvgPool2D, O.OnnxGlobalAvgPool),
+    "GlobalMaxPool": _global_pool(O.OnnxGlobalMaxPool, O.OnnxGlobalMaxPool),
     "BatchNormalization": _batchnorm,
     "Relu": _unary(lambda a: L.ReLU()),
     "LeakyRelu": _unary(lambda a: L.LeakyReLU(float(a.get("alpha", 0.01))), {"alpha": None}),

@@ -417,11 +417,13 @@ def load(
     output_padding; no auto_pad SAME or output_shape), BatchNormalization (inference
     form), Gemm, MatMul (constant 2-D weight), Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid,
     HardSwish, Tanh, Softmax, LogSoftmax, MaxPool (ceil_mode, dilations, pads, auto_pad),
-    AveragePool (count_include_pad), GlobalAveragePool, GlobalMaxPool, Add, Sub, Mul, Div
+    AveragePool (count_include_pad), GlobalAveragePool and GlobalMaxPool (4-D input: a 3-D
+    one is refused, not read as one image), Add, Sub, Mul, Div
     (broadcasting; constant operands become ``Constant`` nodes), Concat, Flatten, Reshape,
     Squeeze, Unsqueeze, Transpose, Pad (constant, reflect, edge), Resize (torch's nearest;
     linear with half_pixel or align_corners; Upsample is invalid in these opsets and refused),
-    Identity, Dropout, Constant, and Shape/Gather/Slice/Cast/ConstantOfShape/Mod where they
+    Identity, Dropout (training_mode absent or a constant false), Constant, and
+    Shape/Gather/Slice/Cast/ConstantOfShape/Mod where they
     fold to constants. ONNX pads and auto_pad (SAME_UPPER, SAME_LOWER with any stride) are mapped
     exactly (see ``_padded``).
 

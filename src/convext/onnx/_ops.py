@@ -23,6 +23,7 @@ __all__ = [
     "OnnxFlatLogSoftmax",
     "OnnxFlatSoftmax",
     "OnnxFlatten",
+    "OnnxGlobalAvgPool",
     "OnnxGlobalMaxPool",
     "OnnxHardSigmoid",
     "OnnxHardSwish",
@@ -332,12 +333,40 @@ class OnnxUnsqueeze(_Axes):
         return x.reshape([1 if k in axes else next(it) for k in range(r)])
 
 
+def _batched_planes(x, op):
+    """x as an ONNX global pool takes it here: (N, C, H, W) only. A 3-D (N, C, L) input is
+    valid ONNX, but the 2-D pools would read it as one unbatched (C, H, W) image."""
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise ValueError(
+            f"{op}: only 4-D input (N, C, H, W) is supported, got shape {tuple(x.shape)}"
+        )
+    return x
+
+
 @register_layer
-class OnnxGlobalMaxPool(_Op):
-    """Max over each (H, W) plane, output (N, C, 1, 1) (ONNX GlobalMaxPool)."""
+class OnnxGlobalAvgPool(_Op):
+    """Mean over each (H, W) plane of an (N, C, H, W) input, output (N, C, 1, 1) (ONNX
+    GlobalAveragePool where the importer does not know the input's rank; where it knows it is
+    4, ``GlobalAvgPool2D``)."""
 
     def forward(self, x):
-        x = np.asarray(x)
+        x = _batched_planes(x, "GlobalAveragePool")
+        self._keep(x.shape)
+        return functional.global_avg_pool2d(x)
+
+    def backward(self, grad_out, needs_input_grad=True):
+        shape = self._take()
+        return functional.global_avg_pool2d_backward(grad_out, shape) if needs_input_grad else None
+
+
+@register_layer
+class OnnxGlobalMaxPool(_Op):
+    """Max over each (H, W) plane of an (N, C, H, W) input, output (N, C, 1, 1) (ONNX
+    GlobalMaxPool)."""
+
+    def forward(self, x):
+        x = _batched_planes(x, "GlobalMaxPool")
         y, idx = functional.adaptive_max_pool2d(x, 1, return_indices=True)
         self._keep((idx, x.shape))
         return y
