@@ -402,3 +402,25 @@ def test_dropout_in_training_mode_is_refused():
     inits[1] = ("t", np.array(False))
     x = np.arange(8, dtype=np.float32)
     np.testing.assert_array_equal(run(model([node], inits, x_shape=[8]), x), x)
+
+
+def test_folded_reshape_copies_a_dimension_for_0():
+    """Reshape of a constant: a 0 in the target copies the input's dimension at its index
+    (ONNX, allowzero 0), where NumPy's reshape took it as a length 0 and refused (2, 3) ->
+    [0, 3]; a target that does not fit is a ValueError naming the node."""
+    inits = [("d", np.arange(6, dtype=np.int64).reshape(2, 3)), ("s", np.array([0, 3]))]
+    nodes = [helper.make_node("Reshape", ["d", "s"], ["c"])]
+    x = np.zeros((2, 3), np.float32)
+    np.testing.assert_array_equal(run(_folded_plus_x(nodes, inits, [2, 3]), x), inits[0][1])
+    inits[1] = ("s", np.array([0, 4]))
+    with pytest.raises(ValueError, match=r"\(Reshape\).*does not fit a constant of shape"):
+        convext.onnx.load(_folded_plus_x(nodes, inits, [2, 3]))
+
+
+def test_squeeze_with_empty_axes_is_refused():
+    """Squeeze-13 with an empty axes input: the spec leaves it open (onnxruntime squeezes every
+    1, onnx's reference none) and the folded and run-time paths differed: refused."""
+    node = helper.make_node("Squeeze", ["x", "a"], ["y"])
+    data = model([node], [("a", np.zeros(0, np.int64))], x_shape=[1, 3, 1])
+    with pytest.raises(ValueError, match=r"\(Squeeze\).*empty axes"):
+        convext.onnx.load(data)

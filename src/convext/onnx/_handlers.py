@@ -227,8 +227,19 @@ def _reshape(imp, node, check_only):
         return
     target = imp.const(node, 1, "the shape")
     if node.input[0] in imp.consts:
-        _reserve_copy(imp, imp.consts[node.input[0]])
-        imp.consts[node.output[0]] = imp.consts[node.input[0]].reshape([int(v) for v in target])
+        src = imp.consts[node.input[0]]
+        _reserve_copy(imp, src)
+        # ONNX's rule (allowzero 0): a 0 copies the input's dimension at its index, which NumPy
+        # would take as a length 0; -1 is the one inferred length
+        dims = [int(v) for v in target.reshape(-1)]
+        dims = [src.shape[k] if v == 0 and k < src.ndim else v for k, v in enumerate(dims)]
+        try:
+            imp.consts[node.output[0]] = src.reshape(dims)
+        except ValueError as e:
+            raise _Unsupported(
+                f"the target shape {target.reshape(-1).tolist()} does not fit a constant of "
+                f"shape {list(src.shape)}"
+            ) from e
         return
     in_shape = imp.shape(node.input[0]) or []
     shape = []
@@ -258,6 +269,10 @@ def _squeeze(imp, node, check_only):
     if check_only:
         return
     axes = a.get("axes") if imp.opset < 13 else _axes(imp, node)
+    if node.op_type == "Squeeze" and axes is not None and len(axes) == 0:
+        # the spec leaves it open: onnxruntime squeezes every dimension of size 1, onnx's
+        # reference implementation none (and this function's two paths differed)
+        raise _Unsupported("Squeeze with an empty axes list (undefined by the spec)")
     if node.input[0] in imp.consts:
         v = imp.consts[node.input[0]]
         if node.op_type == "Squeeze":
