@@ -136,6 +136,14 @@ def test_upsample_errors():
         L.Upsample(scale_factor=-2)
     with pytest.raises(ValueError, match="scale_factor"):
         L.Upsample(scale_factor=float("inf"))
+    # a size is checked when the layer is built (a negative or zero one failed only at
+    # forward, or at save as an invalid configuration)
+    for size in [(-1, 2), (0, 0), 0, (2, 3, 4), 2**41]:
+        with pytest.raises(ValueError, match="Upsample: size"):
+            L.Upsample(size=size)
+    for size in ["a", 2.5, True, (2, None)]:
+        with pytest.raises(TypeError, match="Upsample: size"):
+            L.Upsample(size=size)
 
 
 def test_max_unpool():

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import functional
 from .._typing import ArrayLike, FloatArray, IntPair, Padding
-from .._validation import check_real
+from .._validation import check_positive_int, check_real
 from ..functional.pooling import _check_norm_type
 from .base import Layer, settings_repr
 from .registry import register_layer
@@ -429,6 +429,15 @@ class Upsample(Layer):
             )
         if mode == "nearest" and align_corners is not None:
             raise ValueError("Upsample: align_corners can only be set with mode 'bilinear'")
+        if size is not None:  # checked here, not first at forward or save
+            pair = isinstance(size, (tuple, list))
+            if pair and not 1 <= len(size) <= 2:
+                raise ValueError(f"Upsample: size must be a positive int or a pair, got {size!r}")
+            size = (
+                tuple(check_positive_int(v, "Upsample: size") for v in size)
+                if pair
+                else check_positive_int(size, "Upsample: size")
+            )
         self.size = _norm(size)
         if scale_factor is not None:
             pair = isinstance(scale_factor, (tuple, list))
