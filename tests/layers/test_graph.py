@@ -439,3 +439,20 @@ def test_cat_without_inputs_is_a_type_error():
         g.build()
     x = np.arange(6.0).reshape(2, 3)
     np.testing.assert_array_equal(L.Cat(axis=0)(x), x)  # one input: itself
+
+
+def test_a_constant_output_cannot_change_the_model(tmp_path):
+    """A graph output that is a Constant's value, or a view of it through Reshape, is
+    read-only: `out += 10` changed the model's buffer (and what save wrote)."""
+    g = L.GraphBuilder()
+    g.input("x")
+    k = g.add_node("k", L.Constant([2], value=np.array([1.0, 2.0], np.float32)))
+    r = g.add_node("r", L.Reshape([2, 1]), k)
+    g.output(k, r)
+    model = g.build()
+    for out in model(np.zeros(1, np.float32)):
+        with pytest.raises(ValueError, match="read-only"):
+            out += 10
+    np.testing.assert_array_equal(model.node("k").value, [1.0, 2.0])
+    model.save(tmp_path / "m.npz")
+    np.testing.assert_array_equal(cx.load(tmp_path / "m.npz").node("k").value, [1.0, 2.0])

@@ -426,7 +426,11 @@ class Constant(_Op):
         return self._buffers["value"]
 
     def forward(self):
-        return self._buffers["value"]
+        # a read-only view: a graph output (or a view of one, through Reshape) that is this
+        # value would otherwise let `out += 1` change the model's saved constant
+        v = self._buffers["value"].view()
+        v.flags.writeable = False
+        return v
 
     def backward(self, grad_out: ArrayLike, needs_input_grad: bool = True) -> FloatArray | None:
         return ()
