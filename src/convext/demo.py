@@ -17,17 +17,44 @@ from ._cli_args import int_in, positive_float
 from ._config import MAX_THREADS
 
 INSTALL = 'pip install "convext[demo]"'
+MAX_EPOCHS = 10_000  # a run of ~10 hours; more is a typo, not a demo
+
+
+def _destination_problem(args):
+    """Why --out or --save cannot be written (checked before training, which they would
+    otherwise only meet after it), or None."""
+    from .callbacks import _check_destination
+
+    try:
+        if args.out:
+            _check_destination(args.out, "--out")
+            try:
+                from matplotlib.figure import Figure
+            except ImportError:
+                pass  # no picture: said after training
+            else:
+                kinds = Figure().canvas.get_supported_filetypes()
+                ext = args.out.rsplit(".", 1)[-1].lower() if "." in args.out else "png"
+                if ext not in kinds:
+                    return f"--out {args.out!r}: matplotlib cannot write .{ext} files"
+        if args.save:
+            _check_destination(args.save, "--save")
+    except ValueError as e:
+        return str(e)
+    return None
 
 
 def add_arguments(p):
-    p.add_argument("--epochs", type=int_in(1), default=15, help="training epochs (default: 15)")
+    p.add_argument(
+        "--epochs", type=int_in(1, MAX_EPOCHS), default=15, help="training epochs (default: 15)"
+    )
     p.add_argument("--batch-size", type=int_in(1), default=32, help="mini-batch size (default: 32)")
     p.add_argument(
         "--lr", type=positive_float, default=3e-3, help="Adam learning rate (default: 0.003)"
     )
     p.add_argument(
         "--seed",
-        type=int,
+        type=int_in(0, 2**32 - 1),  # scikit-learn's random_state range
         default=0,
         help="seed of the split, the initial weights and the shuffling (default: 0)",
     )
@@ -145,6 +172,10 @@ def run(args):
     from .optim import Adam
     from .optim.lr_scheduler import CosineAnnealingLR
 
+    problem = _destination_problem(args)
+    if problem:
+        print(f"python -m convext demo: {problem}", file=sys.stderr)
+        return 2
     if args.threads is not None:
         set_num_threads(args.threads)
     start = time.perf_counter()

@@ -99,7 +99,13 @@ def test_demo_model_shapes():
     "args, message",
     [
         (["--batch-size", "0"], "argument --batch-size: 0 is not >= 1"),
-        (["--epochs", "0"], "argument --epochs: 0 is not >= 1"),
+        (["--epochs", "0"], "argument --epochs: 0 is not in [1, 10000]"),
+        (
+            ["--epochs", "100000000000000"],
+            "argument --epochs: 100000000000000 is not in [1, 10000]",
+        ),
+        (["--seed", "-1"], "argument --seed: -1 is not in [0, 4294967295]"),
+        (["--seed", str(2**64)], "is not in [0, 4294967295]"),
         (["--lr", "nan"], "argument --lr: 'nan' is not a finite number > 0"),
         (["--threads", "-5"], "argument --threads: -5 is not in [1, 1024]"),
     ],
@@ -113,3 +119,31 @@ def test_demo_refuses_bad_arguments_with_a_usage_error(args, message, capsys):
         main(["demo", *args])
     assert e.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--out", "{tmp}/missing/x.png"], "the folder"),
+        (["--out", "{tmp}"], "is a folder, not a file"),
+        (["--out", "{tmp}/x.onnx"], "matplotlib cannot write .onnx files"),
+        (["--out", "", "--save", "{tmp}/missing/m.npz"], "--save"),
+        (["--out", "", "--save", "{tmp}"], "is a folder, not a file"),
+    ],
+)
+def test_demo_checks_its_files_before_training(args, message, tmp_path, capsys, monkeypatch):
+    """--out and --save that cannot be written are refused (exit status 2, one line naming the
+    option) before the training, which used to run first and end in a traceback."""
+    pytest.importorskip("sklearn")
+    pytest.importorskip("matplotlib")
+    from convext import demo
+    from convext.__main__ import main
+
+    def no_training(*a, **k):
+        raise AssertionError("trained before checking the files")
+
+    monkeypatch.setattr(demo, "load_data", no_training)
+    code = main(["demo", "--quiet", *[a.format(tmp=tmp_path) for a in args]])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("python -m convext demo: ") and message in err
