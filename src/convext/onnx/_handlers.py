@@ -14,34 +14,27 @@ from ._conv import _avgpool, _conv, _conv_transpose, _maxpool
 from ._proto import _attr_value, _onnx, _reserve, _to_array, _Unsupported
 
 
-def _unary(make, allowed=None):
+def _unary(make, allowed=None, unknown_rank=None):
+    """A one-input node as the layer ``make(attributes)``. With ``unknown_rank`` (the global
+    pools: their layers pool (H, W) and would read a valid 3-D (N, C, L) input as one unbatched
+    image), the input must be 4-D: another known rank is refused, and an unknown one gets
+    ``unknown_rank(attributes)``, a layer that checks the rank when it runs."""
+
     def handler(imp, node, check_only):
         a = imp.attrs(node, allowed or {})
         if check_only:
             return
         if node.input[0] in imp.consts:
             raise _Unsupported("a constant input (not folded for this operator)")
-        imp.out(node, imp.emit(imp.node_base(node), make(a), [imp.inp(node, 0)]))
-
-    return handler
-
-
-def _global_pool(four_d, any_rank):
-    """GlobalAveragePool / GlobalMaxPool: over (H, W) of an (N, C, H, W) input only (the 2-D
-    pools would read a valid 3-D (N, C, L) input as one unbatched image): another known rank is
-    refused; an unknown one gets ``any_rank``, which checks the rank when it runs."""
-
-    def handler(imp, node, check_only):
-        imp.attrs(node, {})
-        if check_only:
-            return
-        if node.input[0] in imp.consts:
-            raise _Unsupported("a constant input (not folded for this operator)")
-        shape = imp.shape(node.input[0])
-        if shape is not None and len(shape) != 4:
-            raise _Unsupported(f"only 4-D input (N, C, H, W) is supported, got rank {len(shape)}")
-        layer = four_d() if shape is not None else any_rank()
-        imp.out(node, imp.emit(imp.node_base(node), layer, [imp.inp(node, 0)]))
+        build = make
+        if unknown_rank is not None:
+            shape = imp.shape(node.input[0])
+            if shape is not None and len(shape) != 4:
+                raise _Unsupported(
+                    f"only 4-D input (N, C, H, W) is supported, got rank {len(shape)}"
+                )
+            build = make if shape is not None else unknown_rank
+        imp.out(node, imp.emit(imp.node_base(node), build(a), [imp.inp(node, 0)]))
 
     return handler
 
@@ -587,8 +580,12 @@ _HANDLERS = {
     "ConvTranspose": _conv_transpose,
     "MaxPool": _maxpool,
     "AveragePool": _avgpool,
-    "GlobalAveragePool": _global_pool(L.GlobalAvgPool2D, O.OnnxGlobalAvgPool),
-    "GlobalMaxPool": _global_pool(O.OnnxGlobalMaxPool, O.OnnxGlobalMaxPool),
+    "GlobalAveragePool": _unary(
+        lambda a: L.GlobalAvgPool2D(), unknown_rank=lambda a: O.OnnxGlobalAvgPool()
+    ),
+    "GlobalMaxPool": _unary(
+        lambda a: O.OnnxGlobalMaxPool(), unknown_rank=lambda a: O.OnnxGlobalMaxPool()
+    ),
     "BatchNormalization": _batchnorm,
     "Relu": _unary(lambda a: L.ReLU()),
     "LeakyRelu": _unary(lambda a: L.LeakyReLU(float(a.get("alpha", 0.01))), {"alpha": None}),
