@@ -172,12 +172,12 @@ def test_stride1_rows_keep_padded_taps_of_a_nonfinite_weight():
 
 # (stride, the input plane of a layer the rule gives to the rows, the input plane of a
 # narrower layer and the kernel the rule gives it); with the table's lane operations (AVX-512)
-# the stride-1 rows start at 32 wide, below which the channel blocks win
+# the stride-1 rows start at 32 wide, below which the flat planes take "same" layers
 LANE_OPS = _isa.active_info()["dw_lane_ops"]
 RULE_CASES = [
     # with lane operations the stride-2 rows take rows whose vectors are 2/3 filled: not 20
     (2, (112, 112), (40, 40) if LANE_OPS else (64, 94), "rings"),
-    (1, (32, 32), (31, 31), "blocks") if LANE_OPS else (1, (56, 56), (40, 47), "planes"),
+    (1, (32, 32), (31, 31), "s1_flat") if LANE_OPS else (1, (56, 56), (40, 47), "planes"),
 ]
 
 

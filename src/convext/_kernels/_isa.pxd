@@ -228,6 +228,13 @@ cdef extern from "isa/cvx_isa.h" nogil:
         void (*dw_s1_plane_d)(const double *x, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t OH,
                               idx_t OW, const double *w, double bias, int clamp, double lo,
                               double hi, double *y, const double *zero) noexcept nogil
+        void (*dw_s1_flat_f)(const float *x, idx_t H, idx_t W, const idx_t *mask,
+                             const float *w, float bias, int clamp, float lo, float hi,
+                             float *y) noexcept nogil
+        void (*dw_s1_flat_d)(const double *x, idx_t H, idx_t W, const idx_t *mask,
+                             const double *w, double bias, int clamp, double lo, double hi,
+                             double *y) noexcept nogil
+        void (*dw_flat_masks)(idx_t H, idx_t W, idx_t lanes, idx_t *mask) noexcept nogil
         void (*dw_pad1_f)(const float *src, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t Hp,
                           idx_t Wp, idx_t slack, float *dst) noexcept nogil
         void (*dw_pad1_d)(const double *src, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t Hp,
@@ -749,6 +756,22 @@ cdef inline void cvx_dw_s1_plane_double(const double *x, idx_t H, idx_t W, idx_t
                                         int clamp, double lo, double hi, double *y,
                                         const double *zero) noexcept nogil:
     isa_table().dw_s1_plane_d(x, H, W, ph, pw, OH, OW, w, bias, clamp, lo, hi, y, zero)
+
+
+cdef inline void cvx_dw_s1_flat_float(const float *x, idx_t H, idx_t W, const idx_t *mask,
+                                      const float *w, float bias, int clamp, float lo, float hi,
+                                      float *y) noexcept nogil:
+    isa_table().dw_s1_flat_f(x, H, W, mask, w, bias, clamp, lo, hi, y)
+
+
+cdef inline void cvx_dw_s1_flat_double(const double *x, idx_t H, idx_t W, const idx_t *mask,
+                                       const double *w, double bias, int clamp, double lo,
+                                       double hi, double *y) noexcept nogil:
+    isa_table().dw_s1_flat_d(x, H, W, mask, w, bias, clamp, lo, hi, y)
+
+
+cdef inline void cvx_dw_flat_masks(idx_t H, idx_t W, idx_t lanes, idx_t *mask) noexcept nogil:
+    isa_table().dw_flat_masks(H, W, lanes, mask)
 
 
 cdef inline void cvx_dw_pad1_float(const float *src, idx_t H, idx_t W, idx_t ph, idx_t pw,

@@ -295,6 +295,14 @@ struct cvx_kernel_table {
     void (*dw_s1_plane_d)(const double *x, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
                           cvx_index OH, cvx_index OW, const double *w, double bias, int clamp,
                           double lo, double hi, double *y, const double *zero);
+    /* a small plane of a 3x3 forward at stride 1 with one row and column of padding, taken
+     * whole (forward, per plane), and the masks of its loads (once per plan) */
+    void (*dw_s1_flat_f)(const float *x, cvx_index H, cvx_index W, const cvx_index *mask,
+                         const float *w, float bias, int clamp, float lo, float hi, float *y);
+    void (*dw_s1_flat_d)(const double *x, cvx_index H, cvx_index W, const cvx_index *mask,
+                         const double *w, double bias, int clamp, double lo, double hi,
+                         double *y);
+    void (*dw_flat_masks)(cvx_index H, cvx_index W, cvx_index lanes, cvx_index *mask);
     /* a band's zero-padded copy for stride 1 (forward, per plane) */
     void (*dw_pad1_f)(const float *src, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
                       cvx_index Hp, cvx_index Wp, cvx_index slack, float *dst);

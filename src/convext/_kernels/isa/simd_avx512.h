@@ -19,6 +19,8 @@
  *                              cvx_v?_even / cvx_v?_odd: every other element of two vectors;
  *                              cvx_v?_addmul: c + a*b as a plain expression;
  *                              cvx_v?_load_nf: cvx_v?_load_n with another fill;
+ *                              cvx_v?_load_mask, cvx_v?_keep_mask: the lanes of a bit
+ *                              mask (loaded, or kept from a vector), zeros elsewhere;
  *                              cvx_v?_max_rule: max pooling's comparison, cvx_v?_max_nonan
  *                              the same without NaN, cvx_v?_any_nan
  * and the ISA's register tiles (see kernels.inc):
@@ -146,6 +148,25 @@ CVX_INLINE cvx_vf cvx_vf_load_nf(const float *p, cvx_index n, cvx_vf fill)
 CVX_INLINE __m512d cvx_vd_load_nf(const double *p, cvx_index n, __m512d fill)
 {
     return _mm512_mask_loadu_pd(fill, (__mmask8)(n >= 8 ? 0xFFu : (1u << n) - 1), p);
+}
+/* cvx_v?_load_mask(p, m): lane l = p[l] where bit l of m is set, else 0; the lanes whose bit is
+ * clear are not read (the masked load does not fault on them, wherever they point).
+ * cvx_v?_keep_mask(x, m): lane l = x's where bit l of m is set, else 0 */
+CVX_INLINE cvx_vf cvx_vf_load_mask(const float *p, cvx_index m)
+{
+    return _mm512_maskz_loadu_ps((__mmask16)m, p);
+}
+CVX_INLINE __m512d cvx_vd_load_mask(const double *p, cvx_index m)
+{
+    return _mm512_maskz_loadu_pd((__mmask8)m, p);
+}
+CVX_INLINE cvx_vf cvx_vf_keep_mask(cvx_vf x, cvx_index m)
+{
+    return _mm512_maskz_mov_ps((__mmask16)m, x);
+}
+CVX_INLINE __m512d cvx_vd_keep_mask(__m512d x, cvx_index m)
+{
+    return _mm512_maskz_mov_pd((__mmask8)m, x);
 }
 CVX_INLINE cvx_vf cvx_vf_load_n(const float *p, cvx_index n)
 {
