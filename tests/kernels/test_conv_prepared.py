@@ -18,14 +18,17 @@ import numpy as np
 import pytest
 
 import reference as ref
-from convext._kernels import _conv
+from convext._kernels import _conv, _isa
 from convext.inference import ACT_HARDSWISH, ACT_HARDTANH, ACT_NONE, ACT_RELU, ACT_RELU6
+
+LANE_OPS = _isa.active_info()["dw_lane_ops"]
 
 # (route, N, C, H, W, F, k, stride, pad, groups, the depthwise kernel or None)
 CASES = [
     ("depthwise", 1, 8, 100, 100, 8, 3, 2, 1, 8, "s2_rows"),
     ("depthwise", 2, 6, 20, 60, 6, 3, 1, 1, 6, "s1_rows"),
-    ("depthwise", 2, 20, 14, 14, 20, 3, 1, 1, 20, "blocks"),
+    ("depthwise", 2, 20, 14, 14, 20, 3, 1, 0, 20, "blocks"),
+    ("depthwise", 2, 20, 14, 14, 20, 3, 1, 1, 20, "s1_flat" if LANE_OPS else "blocks"),
     ("depthwise", 1, 24, 120, 20, 24, 3, 2, 1, 24, "rings"),  # 10 wide: rings on every table
     ("depthwise", 2, 4, 30, 70, 8, 5, 1, 2, 4, "planes"),
     ("gemm", 1, 64, 14, 14, 128, 3, 1, 1, 1, None),
@@ -84,7 +87,7 @@ def test_prepared_call_is_the_kernel_bit_for_bit(case, dtype, n_threads, residua
             x.shape, w.shape, y_shape, G, s, s, p, p, 1, 1, x.itemsize, residual
         )
         # (the rows take no residual: the rule runs the next kernel then)
-        assert kind == case[10] or (residual and case[10] in ("s2_rows", "s1_rows"))
+        assert kind == case[10] or (residual and case[10] in ("s2_rows", "s1_rows", "s1_flat"))
     act = ACT_HARDSWISH if residual else ACT_RELU6
     call = _conv.prepare_forward(
         case[0], x.shape, w, b, y_shape, *_geometry(case, n_threads), residual, act, 0.0, 0.0
