@@ -35,3 +35,20 @@ def positive_float(text):
 
 
 positive_float.__name__ = "float"
+
+
+def sizes(text):
+    """An argparse type: an array shape, sizes >= 1 separated by commas (``1,3,224,224``), as a
+    tuple of ints."""
+    try:
+        shape = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        shape = ()
+    if not shape or min(shape) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r:.60} is not sizes >= 1 separated by commas (e.g. 1,3,224,224)"
+        )
+    return shape
+
+
+sizes.__name__ = "shape"

@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from .._cli_args import int_in
+from .._cli_args import int_in, sizes
 from .._validation import check_alloc
 
 
@@ -19,6 +19,7 @@ def add_arguments(p):
     )
     p.add_argument(
         "--shape",
+        type=sizes,
         default=None,
         help="input shape, e.g. 1,3,224,224 (default: the one the model declares)",
     )
@@ -28,15 +29,7 @@ def add_arguments(p):
 
 def _input_shape(declared, batch, override):
     if override:
-        try:
-            shape = tuple(int(v) for v in override.split(","))
-        except ValueError:
-            raise SystemExit(
-                f"--shape must be integers separated by commas, got {override!r}"
-            ) from None
-        if min(shape) < 1:
-            raise SystemExit(f"--shape must hold sizes >= 1, got {override!r}")
-        return shape
+        return override  # checked by argparse (_cli_args.sizes)
     if declared is None:
         raise SystemExit("the model does not declare its input shape: give --shape")
     shape = []
