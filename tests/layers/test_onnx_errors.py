@@ -25,7 +25,7 @@ def model(nodes, inits=(), opset=13, x_shape=(None, 2, 6, 6)):
     g = helper.make_graph(
         nodes,
         "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape and list(x_shape))],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
         initializer=list(inits),
     )
@@ -525,6 +525,27 @@ def test_cli_refuses_bad_arguments_with_a_usage_error(tmp_path, capsys, args, me
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "python -m convext onnx: error: " in err and message in err
+
+
+@pytest.mark.parametrize(
+    "x_shape, message",
+    [
+        (None, "the model does not declare its input shape: give --shape"),
+        (("N", "C", 6, 6), "dimension 1 of the input is 'C', not fixed: give --shape"),
+    ],
+)
+def test_cli_without_a_fixed_input_shape_asks_for_shape(tmp_path, capsys, x_shape, message):
+    """A model whose input size is not fixed, without --shape: the CLI's error line and status
+    2, as for an input the model cannot take (was a bare SystemExit message, status 1)."""
+    from convext.__main__ import main
+
+    path = tmp_path / "m.onnx"
+    path.write_bytes(
+        model([helper.make_node("Relu", ["x"], ["y"])], x_shape=x_shape).SerializeToString()
+    )
+    assert main(["onnx", str(path)]) == 2
+    assert capsys.readouterr().err == f"python -m convext onnx: {message}\n"
+    assert main(["onnx", str(path), "--shape", "1,2,6,6", "--repeat", "1"]) == 0
 
 
 def _refuse_shape_inference(monkeypatch):

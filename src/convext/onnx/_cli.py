@@ -28,10 +28,12 @@ def add_arguments(p):
 
 
 def _input_shape(declared, batch, override):
+    """The shape of the random input; ValueError where the model leaves a size open and
+    --shape does not give it."""
     if override:
         return override  # checked by argparse (_cli_args.sizes)
     if declared is None:
-        raise SystemExit("the model does not declare its input shape: give --shape")
+        raise ValueError("the model does not declare its input shape: give --shape")
     shape = []
     for k, d in enumerate(declared):
         if k == 0 and not (isinstance(d, int) and d > 0):
@@ -41,7 +43,7 @@ def _input_shape(declared, batch, override):
         elif k == 0:
             shape.append(batch)
         else:
-            raise SystemExit(f"dimension {k} of the input is {d!r}, not fixed: give --shape")
+            raise ValueError(f"dimension {k} of the input is {d!r}, not fixed: give --shape")
     return tuple(shape)
 
 
@@ -55,11 +57,11 @@ def run(args):
     except (ValueError, OSError) as e:
         print(f"python -m convext onnx: {e}", file=sys.stderr)
         return 2
-    shapes = [
-        _input_shape(graph.onnx_input_shapes.get(n), args.batch, args.shape)
-        for n in graph.input_names
-    ]
     try:
+        shapes = [
+            _input_shape(graph.onnx_input_shapes.get(n), args.batch, args.shape)
+            for n in graph.input_names
+        ]
         for s in shapes:
             check_alloc(s, "the input of shape", np.dtype(args.dtype).itemsize)
         rng = np.random.default_rng(0)
