@@ -511,11 +511,20 @@ def test_cli_refuses_inputs_the_model_cannot_take(tmp_path, capsys, args, messag
         (["--shape=-1,2,6,6"], "argument --shape: '-1,2,6,6' is not sizes >= 1"),
         (["--shape", "1,2,0,6"], "argument --shape: '1,2,0,6' is not sizes >= 1"),
         (["--batch", "0"], "argument --batch: 0 is not >= 1"),
+        (
+            ["--batch", "3", "--shape", "1,2,6,6"],
+            "argument --shape: not allowed with argument --batch",
+        ),
+        (
+            ["--shape", "1,2,6,6", "--batch", "1"],
+            "argument --batch: not allowed with argument --shape",
+        ),
     ],
 )
 def test_cli_refuses_bad_arguments_with_a_usage_error(tmp_path, capsys, args, message):
     """A malformed option is argparse's usage error naming it (exit status 2, the CLI's prefix),
-    as the demo's: --shape abc was a bare SystemExit message with status 1."""
+    as the demo's: --shape abc was a bare SystemExit message with status 1. --batch beside
+    --shape (which gives the batch size too) is refused naming both; it was ignored."""
     from convext.__main__ import main
 
     path = tmp_path / "m.onnx"

@@ -11,17 +11,21 @@ from .._validation import check_alloc
 
 def add_arguments(p):
     p.add_argument("model", help="path of the .onnx file")
-    p.add_argument(
+    # --shape gives the batch size too (its first size): a --batch beside it is refused, not
+    # silently ignored (default None, so that argparse sees an explicit --batch 1 as given)
+    size = p.add_mutually_exclusive_group()
+    size.add_argument(
         "--batch",
         type=int_in(1),
-        default=1,
+        default=None,
         help="batch size of the random input (replaces a symbolic first dimension; default 1)",
     )
-    p.add_argument(
+    size.add_argument(
         "--shape",
         type=sizes,
         default=None,
-        help="input shape, e.g. 1,3,224,224 (default: the one the model declares)",
+        help="input shape, e.g. 1,3,224,224, batch size first (default: the one the model "
+        "declares; not with --batch)",
     )
     p.add_argument("--repeat", type=int_in(1), default=10, help="timed forward passes (default 10)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
@@ -32,6 +36,7 @@ def _input_shape(declared, batch, override):
     --shape does not give it."""
     if override:
         return override  # checked by argparse (_cli_args.sizes)
+    batch = 1 if batch is None else batch
     if declared is None:
         raise ValueError("the model does not declare its input shape: give --shape")
     shape = []
