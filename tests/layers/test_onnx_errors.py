@@ -511,6 +511,8 @@ def test_cli_refuses_inputs_the_model_cannot_take(tmp_path, capsys, args, messag
         (["--shape=-1,2,6,6"], "argument --shape: '-1,2,6,6' is not sizes >= 1"),
         (["--shape", "1,2,0,6"], "argument --shape: '1,2,0,6' is not sizes >= 1"),
         (["--batch", "0"], "argument --batch: 0 is not >= 1"),
+        (["--repeat", "0"], "argument --repeat: 0 is not in [1, 10000]"),
+        (["--repeat", "100000000000"], "argument --repeat: 100000000000 is not in [1, 10000]"),
         (
             ["--batch", "3", "--shape", "1,2,6,6"],
             "argument --shape: not allowed with argument --batch",
@@ -521,12 +523,17 @@ def test_cli_refuses_inputs_the_model_cannot_take(tmp_path, capsys, args, messag
         ),
     ],
 )
-def test_cli_refuses_bad_arguments_with_a_usage_error(tmp_path, capsys, args, message):
+def test_cli_refuses_bad_arguments_with_a_usage_error(tmp_path, capsys, monkeypatch, args, message):
     """A malformed option is argparse's usage error naming it (exit status 2, the CLI's prefix),
     as the demo's: --shape abc was a bare SystemExit message with status 1. --batch beside
-    --shape (which gives the batch size too) is refused naming both; it was ignored."""
+    --shape (which gives the batch size too) is refused naming both; it was ignored. --repeat
+    had no upper bound (10**11 timed runs). All before the model is read."""
     from convext.__main__ import main
 
+    def no_load(*a, **k):
+        raise AssertionError("read the model before checking the arguments")
+
+    monkeypatch.setattr(convext.onnx, "load", no_load)
     path = tmp_path / "m.onnx"
     path.write_bytes(model([helper.make_node("Relu", ["x"], ["y"])]).SerializeToString())
     with pytest.raises(SystemExit) as e:
