@@ -62,6 +62,21 @@ def test_clip(lo, hi):
     _check_grad(layer, x)
 
 
+@pytest.mark.parametrize("lo, hi", [(2.0, 1.0), (1.0, -0.5)])
+def test_clip_with_min_above_max(lo, hi):
+    """ONNX's min(max(x, min), max) is max everywhere where min > max (NaN stays NaN), with
+    gradient 0, as onnxruntime computes it; the layer refused it. (Its own generator: the
+    module's RNG feeds the other tests.)"""
+    x = np.random.default_rng(5).standard_normal((2, 3, 4)) * 3
+    x[0, 0, :3] = [np.nan, np.inf, -np.inf]
+    layer = O.OnnxClip(lo, hi).train()
+    np.testing.assert_array_equal(layer(x), np.where(np.isnan(x), np.nan, hi))
+    np.testing.assert_array_equal(layer.backward(np.ones_like(x)), np.zeros_like(x))
+    again = O.OnnxClip(**layer.get_config())
+    assert (again.min, again.max) == (lo, hi)
+    np.testing.assert_array_equal(again(x), layer(x))
+
+
 @pytest.mark.parametrize("alpha, beta", [(0.2, 0.5), (1 / 6, 0.5), (0.3, 0.4)])
 def test_hardsigmoid(alpha, beta):
     layer = O.OnnxHardSigmoid(alpha, beta)

@@ -424,3 +424,25 @@ def test_squeeze_with_empty_axes_is_refused():
     data = model([node], [("a", np.zeros(0, np.int64))], x_shape=[1, 3, 1])
     with pytest.raises(ValueError, match=r"\(Squeeze\).*empty axes"):
         convext.onnx.load(data)
+
+
+@pytest.mark.parametrize("opset", [11, 13, 21])
+@pytest.mark.parametrize("lo, hi", [(2.0, 1.0), (0.5, -0.5), (6.0, 0.0)])
+def test_clip_with_min_above_max_gives_max(opset, lo, hi):
+    """ONNX's Clip is min(max(x, min), max): with min > max every output is max (NaN stays
+    NaN), as onnxruntime computes in every opset convext imports; the import refused it. Also
+    after a convolution, whose epilogue computes the clip in optimize_for_inference."""
+    inits = [("lo", np.float32(lo)), ("hi", np.float32(hi))]
+    x = np.array([-np.inf, -3, -1, 0, 0.5, 1, 1.5, 2, 5, np.inf, np.nan, 7], np.float32)
+    x = x.reshape(1, 1, 2, 6)
+    want = np.where(np.isnan(x), np.nan, np.float32(hi))
+    clip = helper.make_node("Clip", ["x", "lo", "hi"], ["y"])
+    y = run(model([clip], inits, x_shape=x.shape, opset=opset), x)
+    np.testing.assert_array_equal(y, want)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[1, 1]),
+        helper.make_node("Clip", ["c", "lo", "hi"], ["y"]),
+    ]
+    data = model(nodes, inits + [("w", np.ones((1, 1, 1, 1), np.float32))], x.shape, opset)
+    np.testing.assert_array_equal(run(data, x), want)
+    np.testing.assert_array_equal(convext.optimize_for_inference(convext.onnx.load(data))(x), want)

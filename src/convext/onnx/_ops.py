@@ -53,16 +53,17 @@ def _json_float(v):
 @register_layer
 class OnnxClip(_Op):
     """``clip(x, min, max)`` (ONNX Clip; torch's ReLU6 and hardtanh export as Clip); the
-    gradient passes where ``min < x < max``, as torch's hardtanh. None: unbounded."""
+    gradient passes where ``min < x < max``, as torch's hardtanh. None: unbounded. As ONNX
+    defines it (``min(max(x, min), max)``) and onnxruntime computes it, a min above max gives
+    max everywhere (NaN stays NaN), with gradient 0."""
 
     def __init__(self, min=None, max=None):
         super().__init__()
         self.min, self.max = _bound(min, "OnnxClip: min"), _bound(max, "OnnxClip: max")
         lo = -np.inf if self.min is None else self.min
         hi = np.inf if self.max is None else self.max
-        if lo > hi:
-            raise ValueError(f"OnnxClip: min ({lo}) exceeds max ({hi})")
-        self._lo, self._hi = lo, hi
+        # min(max(x, lo), hi) is hi for every number x when lo > hi: the interval [hi, hi]
+        self._lo, self._hi = (lo, hi) if lo <= hi else (hi, hi)
 
     def hardtanh_bounds(self):
         """(min, max) when both bounds are finite: forward is then hardtanh(x, min, max) (which
