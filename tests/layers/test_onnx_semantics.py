@@ -446,3 +446,23 @@ def test_clip_with_min_above_max_gives_max(opset, lo, hi):
     data = model(nodes, inits + [("w", np.ones((1, 1, 1, 1), np.float32))], x.shape, opset)
     np.testing.assert_array_equal(run(data, x), want)
     np.testing.assert_array_equal(convext.optimize_for_inference(convext.onnx.load(data))(x), want)
+
+
+@pytest.mark.parametrize("opset", [11, 13, 14, 21])
+def test_hardswish_is_an_operator_from_opset_14(opset):
+    """HardSwish exists from opset 14: a model importing an earlier opset is refused naming the
+    operator and the opsets, as onnxruntime refuses it (it was imported); from 14 it computes
+    what onnxruntime computes."""
+    data = model([helper.make_node("HardSwish", ["x"], ["y"])], x_shape=[8], opset=opset)
+    x = np.linspace(-4, 4, 8, dtype=np.float32)
+    if opset >= 14:
+        np.testing.assert_allclose(run(data, x), x * np.clip(x + 3, 0, 6) / 6, rtol=1e-6)
+        return
+    with pytest.raises(ValueError, match=rf"\(HardSwish\): .*from opset 14.*opset {opset}"):
+        convext.onnx.load(data)
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return
+    with pytest.raises(Exception, match="No Op registered for HardSwish"):
+        ort.InferenceSession(data, providers=["CPUExecutionProvider"])

@@ -14,14 +14,21 @@ from ._conv import _avgpool, _conv, _conv_transpose, _maxpool
 from ._proto import _attr_value, _onnx, _reserve, _to_array, _Unsupported
 
 
-def _unary(make, allowed=None, unknown_rank=None):
+def _unary(make, allowed=None, unknown_rank=None, since=None):
     """A one-input node as the layer ``make(attributes)``. With ``unknown_rank`` (the global
     pools: their layers pool (H, W) and would read a valid 3-D (N, C, L) input as one unbatched
     image), the input must be 4-D: another known rank is refused, and an unknown one gets
-    ``unknown_rank(attributes)``, a layer that checks the rank when it runs."""
+    ``unknown_rank(attributes)``, a layer that checks the rank when it runs. With ``since``,
+    the opset that introduced the operator: a model importing an earlier one is refused (as
+    onnxruntime refuses it: the operator does not exist there)."""
 
     def handler(imp, node, check_only):
         a = imp.attrs(node, allowed or {})
+        if since is not None and imp.opset < since:
+            raise _Unsupported(
+                f"{node.op_type} is an operator from opset {since}; the model imports opset "
+                f"{imp.opset} of the default domain"
+            )
         if check_only:
             return
         if node.input[0] in imp.consts:
@@ -595,7 +602,7 @@ _HANDLERS = {
         lambda a: O.OnnxHardSigmoid(a.get("alpha", 0.2), a.get("beta", 0.5)),
         {"alpha": None, "beta": None},
     ),
-    "HardSwish": _unary(lambda a: O.OnnxHardSwish()),
+    "HardSwish": _unary(lambda a: O.OnnxHardSwish(), since=14),
     "Clip": _clip,
     "Softmax": _softmax,
     "LogSoftmax": _softmax,

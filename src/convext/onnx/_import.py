@@ -416,9 +416,9 @@ def load(
     Operators (default domain, opsets 11 to 21): Conv (2-D), ConvTranspose (2-D; pads,
     output_padding; no auto_pad SAME or output_shape), BatchNormalization (inference
     form), Gemm, MatMul (constant 2-D weight), Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid,
-    HardSwish, Tanh, Softmax, LogSoftmax, MaxPool (ceil_mode, dilations, pads, auto_pad),
-    AveragePool (count_include_pad), GlobalAveragePool and GlobalMaxPool (4-D input: a 3-D
-    one is refused, not read as one image), Add, Sub, Mul, Div
+    HardSwish (opset 14 on), Tanh, Softmax, LogSoftmax, MaxPool (ceil_mode, dilations, pads,
+    auto_pad), AveragePool (count_include_pad), GlobalAveragePool and GlobalMaxPool (4-D input:
+    a 3-D one is refused, not read as one image), Add, Sub, Mul, Div
     (broadcasting; constant operands become ``Constant`` nodes), Concat, Flatten, Reshape,
     Squeeze, Unsqueeze, Transpose, Pad (constant, reflect, edge), Resize (torch's nearest;
     linear with half_pixel or align_corners; Upsample is invalid in these opsets and refused),
