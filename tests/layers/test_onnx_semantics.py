@@ -466,3 +466,59 @@ def test_hardswish_is_an_operator_from_opset_14(opset):
         return
     with pytest.raises(Exception, match="No Op registered for HardSwish"):
         ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+
+
+_I64, _F64 = np.array([2], np.int64), np.array([2.0], np.float64)
+
+
+@pytest.mark.parametrize(
+    "nodes, inits, op, types",
+    [
+        # a run-time float input and a constant of another type, either side
+        ([helper.make_node("Add", ["x", "c"], ["y"])], [("c", _I64)], "Add", "float32 and int64"),
+        ([helper.make_node("Mul", ["c", "x"], ["y"])], [("c", _I64)], "Mul", "int64 and float32"),
+        (
+            [helper.make_node("Sub", ["x", "c"], ["y"])],
+            [("c", _F64)],
+            "Sub",
+            "float32 and float64",
+        ),
+        # a tensor whose type onnx's inference gives, and a folded Shape (int64)
+        (
+            [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Div", ["r", "c"], ["y"])],
+            [("c", _I64)],
+            "Div",
+            "float32 and int64",
+        ),
+        (
+            [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Add", ["x", "s"], ["y"])],
+            [],
+            "Add",
+            "float32 and int64",
+        ),
+        # two constants, which the import folds
+        (
+            [
+                helper.make_node("Mul", ["f", "c"], ["s"]),
+                helper.make_node("Add", ["x", "s"], ["y"]),
+            ],
+            [("f", np.array([1.5], np.float32)), ("c", _I64)],
+            "Mul",
+            "float32 and int64",
+        ),
+    ],
+)
+def test_binary_ops_take_inputs_of_one_type(nodes, inits, op, types):
+    """Add, Sub, Mul, Div bind both inputs to one type T: a float32 tensor with an int64 or
+    float64 one is refused naming the node and both types, as onnxruntime refuses the model
+    (the import computed it, converting the constant)."""
+    data = model(nodes, inits, x_shape=[1])
+    match = rf"node \d '\(unnamed\)' \({op}\): its inputs have different element types, {types}"
+    with pytest.raises(ValueError, match=match):
+        convext.onnx.load(data)
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return
+    with pytest.raises(Exception, match=rf"Type parameter \(T\) of Optype \({op}\) bound to"):
+        ort.InferenceSession(data, providers=["CPUExecutionProvider"])

@@ -146,6 +146,7 @@ def _binary(imp, node, check_only):
     imp.attrs(node, {})
     if check_only:
         return
+    imp.check_one_type(node)
     if all(i in imp.consts for i in node.input):
         a, b = (_numbers(imp.consts[i], f"input {i!r:.100}") for i in node.input)
         _reserve_fold(imp, np.broadcast_shapes(a.shape, b.shape), np.result_type(a, b))

@@ -70,6 +70,9 @@ class _Importer:
         # still covers]: see copy_of
         self.copied = {}
         self.shapes = {}  # ONNX tensor name -> [int | str | None]
+        # ONNX tensor name -> numpy dtype of its elements, where known: the graph inputs' and
+        # what onnx's inference gives (constants: their arrays' dtypes; see elem_type)
+        self.types = {}
         self.problems = []
         self.broken = set()
         # tensors whose shape onnx's inference gets wrong (a Resize by scales: its length in
@@ -183,6 +186,28 @@ class _Importer:
     def shape(self, name):
         return self.shapes.get(name)
 
+    def elem_type(self, name):
+        """The element type (a numpy dtype) of tensor ``name``: a constant's array's (a Shape
+        folded with symbolic sizes is int64), else the graph input's or onnx's inference's;
+        None where unknown."""
+        if name in self.consts:
+            v = self.consts[name]
+            return np.dtype(np.int64) if v.dtype == object else v.dtype
+        return self.types.get(name)
+
+    def check_one_type(self, node):
+        """Inputs bound to one type parameter (T of Add, Sub, Mul, Div) must have one element
+        type, as ONNX requires and onnxruntime checks: _Unsupported naming the two types
+        where both are known (a float32 tensor with an int64 constant was computed, the
+        constant converted)."""
+        known = [t for t in (self.elem_type(i) for i in node.input if i) if t is not None]
+        if any(t != known[0] for t in known):
+            other = next(t for t in known if t != known[0])
+            raise _Unsupported(
+                f"its inputs have different element types, {known[0]} and {other}: "
+                f"{node.op_type} takes inputs of one type"
+            )
+
     def out(self, node, graph_name):
         self.tensor[node.output[0]] = graph_name
 
@@ -293,8 +318,16 @@ class _Importer:
                 )
             except Exception:
                 pass
+        graph_outputs = {o.name for o in g.output}  # their element types: the file's word
         for vi in infos:
             tt = vi.type.tensor_type
+            if tt.elem_type and vi.name not in graph_outputs:
+                try:
+                    self.types[vi.name] = np.dtype(
+                        onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type)
+                    )
+                except Exception:  # a type numpy cannot name: unknown
+                    pass
             if tt.HasField("shape"):
                 self.shapes[vi.name] = [
                     d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
@@ -418,9 +451,9 @@ def load(
     form), Gemm, MatMul (constant 2-D weight), Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid,
     HardSwish (opset 14 on), Tanh, Softmax, LogSoftmax, MaxPool (ceil_mode, dilations, pads,
     auto_pad), AveragePool (count_include_pad), GlobalAveragePool and GlobalMaxPool (4-D input:
-    a 3-D one is refused, not read as one image), Add, Sub, Mul, Div
-    (broadcasting; constant operands become ``Constant`` nodes), Concat, Flatten, Reshape,
-    Squeeze, Unsqueeze, Transpose, Pad (constant, reflect, edge), Resize (torch's nearest;
+    a 3-D one is refused, not read as one image), Add, Sub, Mul, Div (broadcasting, both
+    inputs of one element type; constant operands become ``Constant`` nodes), Concat, Flatten,
+    Reshape, Squeeze, Unsqueeze, Transpose, Pad (constant, reflect, edge), Resize (torch's nearest;
     linear with half_pixel or align_corners; Upsample is invalid in these opsets and refused),
     Identity, Dropout (training_mode absent or a constant false), Constant, and
     Shape/Gather/Slice/Cast/ConstantOfShape/Mod where they
