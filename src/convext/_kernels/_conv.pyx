@@ -2111,7 +2111,8 @@ def conv2d_forward_depthwise(const floating[:, :, :, ::1] x, const floating[:, :
     None; act an ACT_* code, 0: none), the epilogue on each output plane. Fills all of y.
     _blocks (tests only): -1 channel blocks or row rings where the geometry rule chooses them,
     0 never, 1 channel blocks wherever they fit, 2 row rings wherever they fit, 3 stride-2 or
-    stride-1 rows wherever they apply (_dw_rows_chosen), else the rule; _bands (tests
+    stride-1 rows wherever they apply (_dw_rows_chosen), 4 flat planes wherever they apply
+    (_dw_flat_chosen), else the rule; _bands (tests
     only, without blocks): -1 the rule's bands, 0 one band (the whole plane), 1 one row per
     band, 2 the rule's bands never written straight to the output (DW_ROWS_MIN_OW). The result
     is the same bits either way."""
