@@ -506,12 +506,49 @@ _I64, _F64 = np.array([2], np.int64), np.array([2.0], np.float64)
             "Mul",
             "float32 and int64",
         ),
+        # Concat binds all its inputs to T: run-time, constant, and folded (a Shape's int64
+        # with an int32 constant); Mod both of its (folded) inputs
+        (
+            [helper.make_node("Concat", ["x", "c"], ["y"], axis=0)],
+            [("c", _F64)],
+            "Concat",
+            "float32 and float64",
+        ),
+        (
+            [
+                helper.make_node("Shape", ["x"], ["s"]),
+                helper.make_node("Concat", ["s", "c"], ["t"], axis=0),
+                helper.make_node("Reshape", ["x", "t"], ["y"]),
+            ],
+            [("c", np.array([1], np.int32))],
+            "Concat",
+            "int64 and int32",
+        ),
+        (
+            [
+                helper.make_node("Mod", ["c", "d"], ["m"], fmod=1),
+                helper.make_node("Add", ["x", "m"], ["y"]),
+            ],
+            [("c", np.array([1.5], np.float32)), ("d", _F64)],
+            "Mod",
+            "float32 and float64",
+        ),
+        (
+            [
+                helper.make_node("Mod", ["c", "d"], ["m"]),
+                helper.make_node("Cast", ["m"], ["f"], to=TensorProto.FLOAT),
+                helper.make_node("Add", ["x", "f"], ["y"]),
+            ],
+            [("c", _I64), ("d", np.array([2], np.int32))],
+            "Mod",
+            "int64 and int32",
+        ),
     ],
 )
-def test_binary_ops_take_inputs_of_one_type(nodes, inits, op, types):
-    """Add, Sub, Mul, Div bind both inputs to one type T: a float32 tensor with an int64 or
-    float64 one is refused naming the node and both types, as onnxruntime refuses the model
-    (the import computed it, converting the constant)."""
+def test_ops_take_inputs_of_one_type(nodes, inits, op, types):
+    """Add, Sub, Mul, Div, Concat and Mod bind all their inputs to one type T: a float32 tensor
+    with an int64 or float64 one (or int64 with int32) is refused naming the node and both
+    types, as onnxruntime refuses the model (the import computed it, converting one)."""
     data = model(nodes, inits, x_shape=[1])
     match = rf"node \d '\(unnamed\)' \({op}\): its inputs have different element types, {types}"
     with pytest.raises(ValueError, match=match):

@@ -166,6 +166,7 @@ def _concat(imp, node, check_only):
     a = imp.attrs(node, {"axis": None})
     if check_only:
         return
+    imp.check_one_type(node)
     axis = int(a["axis"]) if "axis" in a else 0
     if all(i in imp.consts for i in node.input):
         parts = [imp.consts[i] for i in node.input]
@@ -560,6 +561,7 @@ def _mod(imp, node, a):
     """ONNX Mod of two constants: fmod=0 (integers only in these opsets) takes the divisor's
     sign (numpy's mod), fmod=1 the dividend's (C's fmod, numpy's fmod); an integer zero
     divisor is refused, as onnxruntime refuses it."""
+    imp.check_one_type(node)
     fmod = int(a.get("fmod", 0))
     if fmod not in (0, 1):
         raise ValueError(f"fmod must be 0 or 1, got {fmod}")

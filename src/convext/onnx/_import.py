@@ -196,9 +196,9 @@ class _Importer:
         return self.types.get(name)
 
     def check_one_type(self, node):
-        """Inputs bound to one type parameter (T of Add, Sub, Mul, Div) must have one element
-        type, as ONNX requires and onnxruntime checks: _Unsupported naming the two types
-        where both are known (a float32 tensor with an int64 constant was computed, the
+        """Inputs bound to one type parameter (T of Add, Sub, Mul, Div, Concat, Mod) must have
+        one element type, as ONNX requires and onnxruntime checks: _Unsupported naming the two
+        types where both are known (a float32 tensor with an int64 constant was computed, the
         constant converted)."""
         known = [t for t in (self.elem_type(i) for i in node.input if i) if t is not None]
         if any(t != known[0] for t in known):
@@ -451,14 +451,15 @@ def load(
     form), Gemm, MatMul (constant 2-D weight), Relu, Clip, LeakyRelu, Sigmoid, HardSigmoid,
     HardSwish (opset 14 on), Tanh, Softmax, LogSoftmax, MaxPool (ceil_mode, dilations, pads,
     auto_pad), AveragePool (count_include_pad), GlobalAveragePool and GlobalMaxPool (4-D input:
-    a 3-D one is refused, not read as one image), Add, Sub, Mul, Div (broadcasting, both
-    inputs of one element type; constant operands become ``Constant`` nodes), Concat, Flatten,
-    Reshape, Squeeze, Unsqueeze, Transpose, Pad (constant, reflect, edge), Resize (torch's nearest;
-    linear with half_pixel or align_corners; Upsample is invalid in these opsets and refused),
-    Identity, Dropout (training_mode absent or a constant false), Constant, and
-    Shape/Gather/Slice/Cast/ConstantOfShape/Mod where they
-    fold to constants. ONNX pads and auto_pad (SAME_UPPER, SAME_LOWER with any stride) are mapped
-    exactly (see ``_padded``).
+    a 3-D one is refused, not read as one image), Add, Sub, Mul, Div (broadcasting; constant
+    operands become ``Constant`` nodes), Concat, Flatten, Reshape, Squeeze, Unsqueeze,
+    Transpose, Pad (constant, reflect, edge), Resize (torch's nearest; linear with half_pixel or
+    align_corners; Upsample is invalid in these opsets and refused), Identity, Dropout
+    (training_mode absent or a constant false), Constant, and
+    Shape/Gather/Slice/Cast/ConstantOfShape/Mod where they fold to constants. Inputs an
+    operator binds to one type parameter (both of Add's, Sub's, Mul's, Div's and Mod's, all of
+    Concat's) must have one element type, as onnxruntime requires. ONNX pads and auto_pad
+    (SAME_UPPER, SAME_LOWER with any stride) are mapped exactly (see ``_padded``).
 
     Anything else (an operator, an attribute value, a second output that is used, a
     non-constant weight) makes a ValueError listing every such node, raised before anything
