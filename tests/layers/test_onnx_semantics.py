@@ -549,13 +549,61 @@ def test_ops_take_inputs_of_one_type(nodes, inits, op, types):
     """Add, Sub, Mul, Div, Concat and Mod bind all their inputs to one type T: a float32 tensor
     with an int64 or float64 one (or int64 with int32) is refused naming the node and both
     types, as onnxruntime refuses the model (the import computed it, converting one)."""
-    data = model(nodes, inits, x_shape=[1])
-    match = rf"node \d '\(unnamed\)' \({op}\): its inputs have different element types, {types}"
+    _refused_for_two_types(model(nodes, inits, x_shape=[1]), op, types)
+
+
+def _refused_for_two_types(data, op, types, param="T", inputs="its inputs"):
+    """The model's node of ``op`` is refused naming ``inputs`` and the two ``types``, and
+    onnxruntime refuses it for type parameter ``param``."""
+    match = rf"node \d '\(unnamed\)' \({op}\): {inputs} have different element types, {types}"
     with pytest.raises(ValueError, match=match):
         convext.onnx.load(data)
     try:
         import onnxruntime as ort
     except ImportError:
         return
-    with pytest.raises(Exception, match=rf"Type parameter \(T\) of Optype \({op}\) bound to"):
+    with pytest.raises(Exception, match=rf"Type parameter \({param}\) of Optype \({op}\) bound to"):
         ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+
+
+_W64 = np.ones((1, 1, 1, 1), np.float64)
+
+
+@pytest.mark.parametrize(
+    "node, inits, x_shape",
+    [
+        # Clip's input, min and max are all T
+        (helper.make_node("Clip", ["x", "lo"], ["y"]), [("lo", np.float64(0))], [1]),
+        (
+            helper.make_node("Clip", ["x", "lo", "hi"], ["y"]),
+            [("lo", np.float32(0)), ("hi", np.float64(6))],
+            [1],
+        ),
+        # the weight, or the bias, of another type than the input: the import converted it
+        (
+            helper.make_node("Gemm", ["x", "w"], ["y"], transB=1),
+            [("w", np.ones((2, 1)))],
+            [1, 1],
+        ),
+        (
+            helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=1),
+            [("w", np.ones((2, 1), np.float32)), ("b", np.ones(2))],
+            [1, 1],
+        ),
+        (helper.make_node("MatMul", ["x", "w"], ["y"]), [("w", np.ones((1, 2)))], [1, 1]),
+        (helper.make_node("Conv", ["x", "w"], ["y"]), [("w", _W64)], [1, 1, 2, 2]),
+        (
+            helper.make_node("Conv", ["x", "w", "b"], ["y"]),
+            [("w", _W64.astype(np.float32)), ("b", np.ones(1))],
+            [1, 1, 2, 2],
+        ),
+        (helper.make_node("ConvTranspose", ["x", "w"], ["y"]), [("w", _W64)], [1, 1, 2, 2]),
+    ],
+    ids=["Clip-min", "Clip-max", "Gemm-B", "Gemm-C", "MatMul", "Conv-W", "Conv-B", "ConvTranspose"],
+)
+def test_layer_ops_take_inputs_of_one_type(node, inits, x_shape):
+    """Clip, Gemm, MatMul, Conv and ConvTranspose bind all their inputs to one type T: a float32
+    input with a float64 min, max, weight or bias is refused naming the node and both types, as
+    onnxruntime refuses the model (the import converted the constant)."""
+    data = model([node], inits, x_shape=x_shape)
+    _refused_for_two_types(data, node.op_type, "float32 and float64")

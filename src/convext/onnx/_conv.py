@@ -87,6 +87,7 @@ def _conv(imp, node, check_only):
     a = imp.attrs(node, {**_PAD_ATTRS, "group": None})
     if check_only:
         return
+    imp.check_one_type(node)
     w = imp.param(node, 1, "the weight")
     if w.ndim != 4:
         raise _Unsupported(f"only 2-D convolution is supported (weight shape {w.shape})")
@@ -126,6 +127,7 @@ def _conv_transpose(imp, node, check_only):
     )
     if check_only:
         return
+    imp.check_one_type(node)
     w = imp.param(node, 1, "the weight")
     if w.ndim != 4:
         raise _Unsupported(f"only 2-D transposed convolution (weight shape {w.shape})")

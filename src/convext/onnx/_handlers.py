@@ -73,6 +73,7 @@ def _clip(imp, node, check_only):
     imp.attrs(node, {})
     if check_only:
         return
+    imp.check_one_type(node)
     lo = imp.const(node, 1, "min", optional=True)
     hi = imp.const(node, 2, "max", optional=True)
     lo = None if lo is None else float(lo)
@@ -194,6 +195,7 @@ def _gemm(imp, node, check_only):
     a = imp.attrs(node, {"alpha": None, "beta": None, "transA": (0,), "transB": (0, 1)})
     if check_only:
         return
+    imp.check_one_type(node)
     w = imp.param(node, 1, "B (the weight)")
     if w.ndim != 2:
         raise _Unsupported(f"B must be 2-D, got shape {w.shape}")
@@ -215,6 +217,7 @@ def _matmul(imp, node, check_only):
     imp.attrs(node, {})
     if check_only:
         return
+    imp.check_one_type(node)
     w = imp.param(node, 1, "B (the weight)")
     if w.ndim != 2:
         raise _Unsupported(f"MatMul is supported with a constant 2-D B, got shape {w.shape}")

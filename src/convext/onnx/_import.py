@@ -196,10 +196,10 @@ class _Importer:
         return self.types.get(name)
 
     def check_one_type(self, node):
-        """Inputs bound to one type parameter (T of Add, Sub, Mul, Div, Concat, Mod) must have
-        one element type, as ONNX requires and onnxruntime checks: _Unsupported naming the two
-        types where both are known (a float32 tensor with an int64 constant was computed, the
-        constant converted)."""
+        """Inputs bound to one type parameter (T of Add, Sub, Mul, Div, Concat, Mod, Clip, Gemm,
+        MatMul, Conv, ConvTranspose) must have one element type, as ONNX requires and
+        onnxruntime checks: _Unsupported naming the two types where both are known (a float32
+        tensor with an int64 constant was computed, a float64 weight copied, converted)."""
         known = [t for t in (self.elem_type(i) for i in node.input if i) if t is not None]
         if any(t != known[0] for t in known):
             other = next(t for t in known if t != known[0])
@@ -458,7 +458,8 @@ def load(
     (training_mode absent or a constant false), Constant, and
     Shape/Gather/Slice/Cast/ConstantOfShape/Mod where they fold to constants. Inputs an
     operator binds to one type parameter (both of Add's, Sub's, Mul's, Div's and Mod's, all of
-    Concat's) must have one element type, as onnxruntime requires. ONNX pads and auto_pad
+    Concat's, Clip's, Gemm's, MatMul's, Conv's and ConvTranspose's: a weight of the input's)
+    must have one element type, as onnxruntime requires. ONNX pads and auto_pad
     (SAME_UPPER, SAME_LOWER with any stride) are mapped exactly (see ``_padded``).
 
     Anything else (an operator, an attribute value, a second output that is used, a
