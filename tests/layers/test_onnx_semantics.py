@@ -607,3 +607,111 @@ def test_layer_ops_take_inputs_of_one_type(node, inits, x_shape):
     onnxruntime refuses the model (the import converted the constant)."""
     data = model([node], inits, x_shape=x_shape)
     _refused_for_two_types(data, node.op_type, "float32 and float64")
+
+
+_BN_INPUTS = {k: np.ones(1, np.float32) for k in ("s", "b", "m", "v")}
+_BN = helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"])
+
+
+@pytest.mark.parametrize(
+    "nodes, inits, opset, param, names",
+    [
+        # Pad's data and constant_value are T (its pads int64)
+        (
+            [helper.make_node("Pad", ["x", "p", "v"], ["y"])],
+            {"p": np.array([0, 0, 0, 0, 0, 0, 1, 1], np.int64), "v": np.float64(0)},
+            13,
+            "T",
+            "data and constant_value",
+        ),
+        # Slice's starts, ends, axes and steps are Tind (int32 or int64; its data T), folded
+        (
+            [
+                helper.make_node("Slice", ["d", "s", "e"], ["c"]),
+                helper.make_node("Add", ["x", "c"], ["y"]),
+            ],
+            {
+                "d": np.ones(1, np.float32),
+                "s": np.array([0], np.int32),
+                "e": np.array([1], np.int64),
+            },
+            13,
+            "Tind",
+            "starts, ends, axes and steps",
+        ),
+        # BatchNormalization: all five T before opset 14; X, scale, B T and mean, var U in 14;
+        # from 15 scale, B T1 and mean, var T2 (X its own T)
+        (
+            [_BN],
+            {**_BN_INPUTS, "v": np.ones(1)},
+            13,
+            "T",
+            "",
+        ),
+        (
+            [_BN],
+            {**_BN_INPUTS, "b": np.ones(1)},
+            14,
+            "T",
+            "X, scale and B",
+        ),
+        (
+            [_BN],
+            {**_BN_INPUTS, "v": np.ones(1)},
+            14,
+            "U",
+            "input_mean and input_var",
+        ),
+        (
+            [_BN],
+            {**_BN_INPUTS, "b": np.ones(1)},
+            15,
+            "T1",
+            "scale and B",
+        ),
+        (
+            [_BN],
+            {**_BN_INPUTS, "v": np.ones(1)},
+            21,
+            "T2",
+            "input_mean and input_var",
+        ),
+    ],
+    ids=["Pad", "Slice", "BN-13-T", "BN-14-T", "BN-14-U", "BN-15-T1", "BN-21-T2"],
+)
+def test_some_inputs_take_one_type(nodes, inits, opset, param, names):
+    """Inputs an operator binds to one type parameter, beside others of their own types, must
+    have one element type: refused naming those inputs and both types, as onnxruntime refuses
+    the model (the import converted the constant, or sliced with it)."""
+    data = model(nodes, list(inits.items()), x_shape=[1, 1, 1, 1], opset=opset)
+    types = "float32 and float64" if param != "Tind" else "int32 and int64"
+    _refused_for_two_types(data, nodes[0].op_type, types, param, f"its inputs {names}".strip())
+
+
+def test_inputs_of_other_type_parameters_still_load():
+    """The groups are the spec's, not "every input": Pad's int64 pads beside float32 data,
+    Slice's int32 bounds on float32 data, and (opset 15) float64 scale, B, mean and var of a
+    float32 X import and compute (onnxruntime has no kernel for those BatchNormalization
+    types: against the formula)."""
+    x = np.array([[[[2.0]]]], np.float32)
+    nodes = [
+        helper.make_node("Slice", ["d", "s", "e"], ["c"]),
+        helper.make_node("Pad", ["x", "p", "v"], ["q"]),
+        helper.make_node("Add", ["q", "c"], ["z"]),
+        helper.make_node("BatchNormalization", ["z", "s2", "b2", "m2", "v2"], ["y"]),
+    ]
+    inits = {
+        "d": np.array([5.0, 7.0], np.float32),
+        "s": np.array([1], np.int32),
+        "e": np.array([2], np.int32),
+        "p": np.array([0, 0, 0, 0, 0, 0, 0, 1], np.int64),
+        "v": np.float32(-1),
+        "s2": np.array([2.0]),
+        "b2": np.array([1.0]),
+        "m2": np.array([3.0]),
+        "v2": np.array([4.0]),
+    }
+    data = model(nodes, list(inits.items()), x_shape=x.shape, opset=15)
+    y = convext.onnx.load(data)(x)
+    want = (np.array([[[[2.0 + 7, -1 + 7]]]]) - 3) / np.sqrt(4 + 1e-5) * 2 + 1
+    np.testing.assert_allclose(y, want, rtol=1e-6)

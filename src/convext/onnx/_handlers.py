@@ -50,6 +50,14 @@ def _batchnorm(imp, node, check_only):
     a = imp.attrs(node, {"epsilon": None, "momentum": None, "training_mode": (0,)})
     if check_only:
         return
+    # the type parameters of X, scale, B, input_mean, input_var: T for all five before opset
+    # 14; T (X, scale, B) and U (the statistics) in 14; from 15 X its own, T1 and T2
+    if imp.opset < 14:
+        imp.check_one_type(node)
+    else:
+        scale_b = ((0, 1, 2), "X, scale and B") if imp.opset == 14 else ((1, 2), "scale and B")
+        imp.check_one_type(node, *scale_b)
+        imp.check_one_type(node, (3, 4), "input_mean and input_var")
     scale, bias = imp.param(node, 1, "scale"), imp.param(node, 2, "B")
     mean, var = imp.param(node, 3, "mean"), imp.param(node, 4, "var")
     shape = imp.shape(node.input[0])
@@ -311,6 +319,7 @@ def _pad(imp, node, check_only):
     a = imp.attrs(node, {"mode": ("constant", "reflect", "edge")})
     if check_only:
         return
+    imp.check_one_type(node, (0, 2), "data and constant_value")
     pads = [int(v) for v in imp.const(node, 1, "pads").reshape(-1)]
     value = imp.const(node, 2, "constant_value", optional=True)
     if len(node.input) > 3 and node.input[3]:
@@ -522,6 +531,7 @@ def _gather(imp, node, a):
 
 
 def _slice(imp, node, a):
+    imp.check_one_type(node, (1, 2, 3, 4), "starts, ends, axes and steps")
     data = imp.consts[node.input[0]]
     starts = imp.const(node, 1).reshape(-1)
     ends = imp.const(node, 2).reshape(-1)

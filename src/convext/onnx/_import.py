@@ -195,17 +195,25 @@ class _Importer:
             return np.dtype(np.int64) if v.dtype == object else v.dtype
         return self.types.get(name)
 
-    def check_one_type(self, node):
-        """Inputs bound to one type parameter (T of Add, Sub, Mul, Div, Concat, Mod, Clip, Gemm,
-        MatMul, Conv, ConvTranspose) must have one element type, as ONNX requires and
-        onnxruntime checks: _Unsupported naming the two types where both are known (a float32
-        tensor with an int64 constant was computed, a float64 weight copied, converted)."""
-        known = [t for t in (self.elem_type(i) for i in node.input if i) if t is not None]
+    def check_one_type(self, node, inputs=None, names=None):
+        """Inputs bound to one type parameter must have one element type, as ONNX requires and
+        onnxruntime checks: all the node's (T of Add, Sub, Mul, Div, Concat, Mod, Clip, Gemm,
+        MatMul, Conv, ConvTranspose), or those at the indices ``inputs``, ONNX's ``names`` of
+        them (Pad's data and constant_value, Slice's starts, ends, axes and steps,
+        BatchNormalization's). _Unsupported naming the two types where both are known (a
+        float32 tensor with an int64 constant was computed, a float64 weight copied,
+        converted)."""
+        if inputs is not None:
+            node_inputs = [node.input[k] for k in inputs if k < len(node.input)]
+        else:
+            node_inputs = node.input
+        known = [t for t in (self.elem_type(i) for i in node_inputs if i) if t is not None]
         if any(t != known[0] for t in known):
             other = next(t for t in known if t != known[0])
+            which = "its inputs" if names is None else f"its inputs {names}"
             raise _Unsupported(
-                f"its inputs have different element types, {known[0]} and {other}: "
-                f"{node.op_type} takes inputs of one type"
+                f"{which} have different element types, {known[0]} and {other}: "
+                f"{node.op_type} takes them of one type"
             )
 
     def out(self, node, graph_name):
@@ -458,8 +466,9 @@ def load(
     (training_mode absent or a constant false), Constant, and
     Shape/Gather/Slice/Cast/ConstantOfShape/Mod where they fold to constants. Inputs an
     operator binds to one type parameter (both of Add's, Sub's, Mul's, Div's and Mod's, all of
-    Concat's, Clip's, Gemm's, MatMul's, Conv's and ConvTranspose's: a weight of the input's)
-    must have one element type, as onnxruntime requires. ONNX pads and auto_pad
+    Concat's, Clip's, Gemm's, MatMul's, Conv's and ConvTranspose's: a weight of the input's;
+    Pad's data and constant_value, Slice's starts, ends, axes and steps, BatchNormalization's
+    per opset) must have one element type, as onnxruntime requires. ONNX pads and auto_pad
     (SAME_UPPER, SAME_LOWER with any stride) are mapped exactly (see ``_padded``).
 
     Anything else (an operator, an attribute value, a second output that is used, a
