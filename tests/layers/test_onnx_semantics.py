@@ -468,6 +468,33 @@ def test_hardswish_is_an_operator_from_opset_14(opset):
         ort.InferenceSession(data, providers=["CPUExecutionProvider"])
 
 
+@pytest.mark.parametrize("attr", ["start", "end"])
+@pytest.mark.parametrize("opset", [11, 14, 15, 21])
+def test_shape_start_and_end_are_attributes_from_opset_15(opset, attr):
+    """Shape's start and end exist from opset 15: a model importing an earlier opset is refused
+    naming the node, the attribute and the opsets, as onnxruntime refuses it (they were
+    applied); from 15 the slice of the shape is what onnxruntime computes."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"], **{attr: 1 if attr == "start" else -1}),
+        helper.make_node("Cast", ["s"], ["f"], to=TensorProto.FLOAT),
+        helper.make_node("Add", ["x", "f"], ["y"]),
+    ]
+    data = model(nodes, x_shape=[3, 3], opset=opset)
+    x = np.zeros((3, 3), np.float32)
+    if opset >= 15:
+        np.testing.assert_array_equal(run(data, x), np.full((3, 3), 3))
+        return
+    match = rf"node 0 '\(unnamed\)' \(Shape\): attribute {attr} exists from opset 15 on; the model "
+    with pytest.raises(ValueError, match=match + f"imports opset {opset}"):
+        convext.onnx.load(data)
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return
+    with pytest.raises(Exception, match=f"Unrecognized attribute: {attr} for operator Shape"):
+        ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+
+
 _I64, _F64 = np.array([2], np.int64), np.array([2.0], np.float64)
 
 

@@ -24,11 +24,9 @@ def _unary(make, allowed=None, unknown_rank=None, since=None):
 
     def handler(imp, node, check_only):
         a = imp.attrs(node, allowed or {})
-        if since is not None and imp.opset < since:
-            raise _Unsupported(
-                f"{node.op_type} is an operator from opset {since}; the model imports opset "
-                f"{imp.opset} of the default domain"
-            )
+        early = since is not None and imp.too_early(f"the operator {node.op_type}", since)
+        if early:
+            raise _Unsupported(early)
         if check_only:
             return
         if node.input[0] in imp.consts:
@@ -489,7 +487,7 @@ def _constant(imp, node, check_only):
 
 
 def _shape(imp, node, check_only):
-    a = imp.attrs(node, {"start": None, "end": None})
+    a = imp.attrs(node, {"start": None, "end": None}, since={"start": 15, "end": 15})
     if check_only:
         return
     shape = imp.shape(node.input[0])

@@ -219,9 +219,23 @@ class _Importer:
     def out(self, node, graph_name):
         self.tensor[node.output[0]] = graph_name
 
-    def attrs(self, node, allowed):
+    def too_early(self, what, since):
+        """The problem with ``what`` (an operator, an attribute) that exists from opset
+        ``since`` on, in a model importing an earlier opset of the default domain (the operator
+        is not there, or its version there lacks the attribute: onnxruntime refuses the model);
+        None from ``since`` on. The one rule for operators (``_unary``'s ``since``) and
+        attributes (``attrs``'s)."""
+        if self.opset >= since:
+            return None
+        return (
+            f"{what} exists from opset {since} on; the model imports opset {self.opset} of "
+            f"the default domain"
+        )
+
+    def attrs(self, node, allowed, since=None):
         """The node's attributes as a dict; an attribute not in ``allowed`` (name -> None: any
-        value, or a predicate on the value, or a tuple of accepted values) is a problem."""
+        value, or a predicate on the value, or a tuple of accepted values) is a problem, and so
+        is one in ``since`` (name -> the opset that introduced it) before that opset."""
         out, bad = {}, []
         for a in node.attribute:
             if a.type not in _PLAIN_ATTRIBUTES:
@@ -232,7 +246,11 @@ class _Importer:
                 continue
             v = _attr_value(a)
             check = allowed.get(a.name, False)
-            if check is False:
+            first = (since or {}).get(a.name)
+            early = first is not None and self.too_early(f"attribute {a.name}", first)
+            if early:
+                bad.append(early)
+            elif check is False:
                 bad.append(f"attribute {a.name}={v!r:.60} is not supported")
             elif isinstance(check, tuple) and v not in check:
                 bad.append(
