@@ -495,6 +495,88 @@ def test_shape_start_and_end_are_attributes_from_opset_15(opset, attr):
         ort.InferenceSession(data, providers=["CPUExecutionProvider"])
 
 
+_NEAREST = {
+    "mode": "nearest",
+    "coordinate_transformation_mode": "asymmetric",
+    "nearest_mode": "floor",
+}
+_SCALES = [("s", np.array([1, 1, 2, 2], np.float32))]
+
+
+@pytest.mark.parametrize(
+    "nodes, inits, x_shape, attr, since",
+    [
+        (
+            [helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[1, 1], dilations=[1, 1])],
+            [],
+            [1, 1, 2, 2],
+            "dilations",
+            19,
+        ),
+        (
+            [helper.make_node("BatchNormalization", list("xsbmv"), ["y"], training_mode=0)],
+            [(k, np.ones(1, np.float32)) for k in "sbmv"],
+            [1, 1, 2, 2],
+            "training_mode",
+            14,
+        ),
+        (
+            [
+                helper.make_node("Cast", ["c"], ["f"], to=TensorProto.FLOAT, saturate=1),
+                helper.make_node("Add", ["x", "f"], ["y"]),
+            ],
+            [("c", np.ones(1, np.int64))],
+            [1],
+            "saturate",
+            19,
+        ),
+        ([helper.make_node("Dropout", ["x"], ["y"], seed=1)], [], [1], "seed", 12),
+        (
+            [helper.make_node("Reshape", ["x", "t"], ["y"], allowzero=0)],
+            [("t", np.array([1], np.int64))],
+            [1],
+            "allowzero",
+            14,
+        ),
+        (
+            [helper.make_node("Resize", ["x", "", "s"], ["y"], antialias=0, **_NEAREST)],
+            _SCALES,
+            [1, 1, 2, 2],
+            "antialias",
+            18,
+        ),
+        (
+            [
+                helper.make_node(
+                    "Resize", ["x", "", "s"], ["y"], keep_aspect_ratio_policy="stretch", **_NEAREST
+                )
+            ],
+            _SCALES,
+            [1, 1, 2, 2],
+            "keep_aspect_ratio_policy",
+            18,
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_attributes_from_a_later_opset_are_refused_before_it(nodes, inits, x_shape, attr, since):
+    """An attribute the operator gained at opset ``since`` (with a value convext computes) is
+    refused in a model of the opset before, naming the node, the attribute and the opsets, as
+    onnxruntime refuses it (it was read); from ``since`` on the model imports."""
+    convext.onnx.load(model(nodes, inits, x_shape, since))
+    data = model(nodes, inits, x_shape, since - 1)
+    op = nodes[0].op_type
+    match = rf"\({op}\): attribute {attr} exists from opset {since} on; the model imports opset "
+    with pytest.raises(ValueError, match=match + str(since - 1)):
+        convext.onnx.load(data)
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return
+    with pytest.raises(Exception, match=f"Unrecognized attribute: {attr} for operator {op}"):
+        ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+
+
 _I64, _F64 = np.array([2], np.int64), np.array([2.0], np.float64)
 
 

@@ -183,6 +183,7 @@ def _avgpool(imp, node, check_only):
             "count_include_pad": (0, 1),
             "dilations": lambda v: list(v) == [1, 1],
         },
+        since={"dilations": 19},
     )
     if check_only:
         return

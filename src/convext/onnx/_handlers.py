@@ -45,7 +45,11 @@ def _unary(make, allowed=None, unknown_rank=None, since=None):
 
 
 def _batchnorm(imp, node, check_only):
-    a = imp.attrs(node, {"epsilon": None, "momentum": None, "training_mode": (0,)})
+    a = imp.attrs(
+        node,
+        {"epsilon": None, "momentum": None, "training_mode": (0,)},
+        since={"training_mode": 14},
+    )
     if check_only:
         return
     # the type parameters of X, scale, B, input_mean, input_var: T for all five before opset
@@ -233,7 +237,7 @@ def _matmul(imp, node, check_only):
 
 
 def _reshape(imp, node, check_only):
-    a = imp.attrs(node, {"allowzero": (0,)})
+    a = imp.attrs(node, {"allowzero": (0,)}, since={"allowzero": 14})
     if check_only:
         return
     target = imp.const(node, 1, "the shape")
@@ -347,6 +351,7 @@ _RESIZE_ATTRS = {
     "antialias": (0,),
     "keep_aspect_ratio_policy": ("stretch",),
 }
+_RESIZE_SINCE = {"antialias": 18, "keep_aspect_ratio_policy": 18}
 
 
 def _upsample(imp, node, check_only):
@@ -378,7 +383,7 @@ def _resized_shape(imp, node, scales):
 
 
 def _resize(imp, node, check_only):
-    a = imp.attrs(node, _RESIZE_ATTRS)
+    a = imp.attrs(node, _RESIZE_ATTRS, _RESIZE_SINCE)
     if check_only:
         return
     mode = a.get("mode", "nearest")
@@ -448,7 +453,7 @@ def _identity(imp, node, check_only):
 
 
 def _dropout(imp, node, check_only):
-    imp.attrs(node, {"seed": None, "ratio": None})
+    imp.attrs(node, {"seed": None, "ratio": None}, since={"seed": 12})
     if check_only:
         return
     if len(node.input) > 2 and node.input[2]:
@@ -502,9 +507,9 @@ def _shape(imp, node, check_only):
     imp.consts[node.output[0]] = np.array(shape, dtype=dtype)
 
 
-def _fold_only(fn, allowed):
+def _fold_only(fn, allowed, since=None):
     def handler(imp, node, check_only):
-        a = imp.attrs(node, allowed)
+        a = imp.attrs(node, allowed, since)
         if check_only:
             return
         if not all(i in imp.consts for i in node.input if i):
@@ -641,7 +646,7 @@ _HANDLERS = {
     "Shape": _shape,
     "Gather": _fold_only(_gather, {"axis": None}),
     "Slice": _fold_only(_slice, {}),
-    "Cast": _fold_only(_cast, {"to": None, "saturate": None}),
+    "Cast": _fold_only(_cast, {"to": None, "saturate": None}, since={"saturate": 19}),
     "Mod": _fold_only(_mod, {"fmod": None}),
     "ConstantOfShape": _fold_only(_const_of_shape, {"value": None}),
 }
