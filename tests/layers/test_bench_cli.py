@@ -245,7 +245,7 @@ def test_bench_layers_gives_torchs_fraction_of_the_peak_for_the_largest_3x3():
         (("conv", "--shapes", "lenet-c9"), "unknown shape(s) lenet-c9"),
         (("conv", "--threads", "0"), "argument --threads: 0 is not in [1, 1024]"),
         (("conv", "--threads", "5000"), "argument --threads: 5000 is not in [1, 1024]"),
-        (("conv", "--repeats", "0"), "argument --repeats: 0 is not >= 1"),
+        (("conv", "--repeats", "0"), "argument --repeats: 0 is not in [1, 1000]"),
         (("conv", "--repeats", "x"), "argument --repeats: 'x' is not an int"),
     ],
 )
@@ -253,6 +253,27 @@ def test_bench_rejects_bad_arguments(args, message):
     r = _bench(*args, "--no-torch")
     assert r.returncode != 0
     assert message in r.stderr
+
+
+@pytest.mark.parametrize("repeats", ["1000", "1001", "100000000000"])
+def test_bench_repeats_is_bounded_before_anything_runs(monkeypatch, capsys, repeats):
+    """--repeats is at most 1000: argparse's usage error naming it (exit status 2), before the
+    benchmark starts; without the bound 10**11 timed runs per figure ran for ever. In-process,
+    the benchmark replaced by a recorder (a missing check must not run it)."""
+    import convext.bench
+    from convext.__main__ import main
+
+    ran = []
+    monkeypatch.setattr(convext.bench, "run", lambda args: ran.append(args.repeats) or 0)
+    if repeats == "1000":
+        assert main(["bench", "conv", "--repeats", repeats]) == 0
+        assert ran == [1000]
+        return
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "conv", "--repeats", repeats])
+    assert e.value.code == 2 and not ran
+    message = f"python -m convext bench: error: argument --repeats: {repeats} is not in [1, 1000]"
+    assert message in capsys.readouterr().err
 
 
 def _context(ceiling):

@@ -33,6 +33,10 @@ LIMITS = {
     "serial": "convext.bench.serial",
 }
 MODULES = {**FAMILIES, **LIMITS}
+# timed runs per figure: the median steadies within tens of runs (the default is 7), and the
+# largest figures take seconds each, so 1000 is hours for a family; more is a typo, not a
+# measurement (10**11 timed for ever)
+MAX_REPEATS = 1_000
 
 
 def add_arguments(p):
@@ -50,7 +54,12 @@ def add_arguments(p):
         default=None,
         help="threads for both libraries (default: convext's)",
     )
-    p.add_argument("--repeats", type=int_in(1), default=7, help="timed runs per figure (median)")
+    p.add_argument(
+        "--repeats",
+        type=int_in(1, MAX_REPEATS),
+        default=7,
+        help=f"timed runs per figure (median; default 7, at most {MAX_REPEATS})",
+    )
     p.add_argument(
         "--quick", action="store_true", help="3 repeats and short warm-ups: a smoke test"
     )
