@@ -577,6 +577,41 @@ def test_attributes_from_a_later_opset_are_refused_before_it(nodes, inits, x_sha
         ort.InferenceSession(data, providers=["CPUExecutionProvider"])
 
 
+@pytest.mark.parametrize(
+    "nodes, x_shape, attr, until",
+    [
+        ([helper.make_node("Squeeze", ["x"], ["y"], axes=[0])], [1, 3], "axes", 13),
+        ([helper.make_node("Unsqueeze", ["x"], ["y"], axes=[0])], [3], "axes", 13),
+        ([helper.make_node("Dropout", ["x"], ["y"], ratio=0.5)], [3], "ratio", 12),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_attributes_an_opset_dropped_are_refused_from_it(nodes, x_shape, attr, until):
+    """An attribute the operator's version of opset ``until`` turned into an input is refused
+    from that opset on, naming the node, the attribute and the opsets, as onnxruntime refuses
+    it (Squeeze and Unsqueeze said "without axes", Dropout read its ratio); before ``until``
+    the model imports."""
+    convext.onnx.load(model(nodes, x_shape=x_shape, opset=until - 1))
+    data = model(nodes, x_shape=x_shape, opset=until)
+    op = nodes[0].op_type
+    # (onnxruntime names the attribute, or, for Unsqueeze, first the missing axes input)
+    refused = (
+        rf"Unrecognized attribute: {attr} for operator {op}|schema\(::{op}:{until}\) has input"
+    )
+    match = (
+        rf"\({op}\): attribute {attr} exists up to opset {until - 1} \(an input from {until} "
+        rf"on\); the model imports opset {until}"
+    )
+    with pytest.raises(ValueError, match=match):
+        convext.onnx.load(data)
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return
+    with pytest.raises(Exception, match=refused):
+        ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+
+
 _I64, _F64 = np.array([2], np.int64), np.array([2.0], np.float64)
 
 

@@ -280,7 +280,7 @@ def _axes(imp, node):
 
 
 def _squeeze(imp, node, check_only):
-    a = imp.attrs(node, {"axes": None})
+    a = imp.attrs(node, {"axes": None}, until={"axes": 13})
     if check_only:
         return
     axes = a.get("axes") if imp.opset < 13 else _axes(imp, node)
@@ -453,7 +453,7 @@ def _identity(imp, node, check_only):
 
 
 def _dropout(imp, node, check_only):
-    imp.attrs(node, {"seed": None, "ratio": None}, since={"seed": 12})
+    imp.attrs(node, {"seed": None, "ratio": None}, since={"seed": 12}, until={"ratio": 12})
     if check_only:
         return
     if len(node.input) > 2 and node.input[2]:

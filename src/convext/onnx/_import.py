@@ -232,10 +232,22 @@ class _Importer:
             f"the default domain"
         )
 
-    def attrs(self, node, allowed, since=None):
+    def too_late(self, what, until):
+        """The problem with ``what`` (an attribute) that the operator's version of opset
+        ``until`` dropped (made an input), in a model importing that opset or a later one
+        (onnxruntime refuses the model); None before ``until``."""
+        if self.opset < until:
+            return None
+        return (
+            f"{what} exists up to opset {until - 1} (an input from {until} on); the model "
+            f"imports opset {self.opset} of the default domain"
+        )
+
+    def attrs(self, node, allowed, since=None, until=None):
         """The node's attributes as a dict; an attribute not in ``allowed`` (name -> None: any
         value, or a predicate on the value, or a tuple of accepted values) is a problem, and so
-        is one in ``since`` (name -> the opset that introduced it) before that opset."""
+        is one in ``since`` (name -> the opset that introduced it) before that opset, or one in
+        ``until`` (name -> the opset that dropped it) from that opset on."""
         out, bad = {}, []
         for a in node.attribute:
             if a.type not in _PLAIN_ATTRIBUTES:
@@ -246,10 +258,11 @@ class _Importer:
                 continue
             v = _attr_value(a)
             check = allowed.get(a.name, False)
-            first = (since or {}).get(a.name)
+            first, last = (since or {}).get(a.name), (until or {}).get(a.name)
             early = first is not None and self.too_early(f"attribute {a.name}", first)
-            if early:
-                bad.append(early)
+            late = last is not None and self.too_late(f"attribute {a.name}", last)
+            if early or late:
+                bad.append(early or late)
             elif check is False:
                 bad.append(f"attribute {a.name}={v!r:.60} is not supported")
             elif isinstance(check, tuple) and v not in check:
