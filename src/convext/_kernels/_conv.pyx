@@ -1019,16 +1019,18 @@ DEF DW_S1_SHIFT_MIN_OW = 32
 # every side (the output the input's size), one filter per channel, no residual, on planes
 # narrower than DW_S1_SHIFT_MIN_OW of at most DW_FLAT_MAX_PIXELS pixels, where the table has lane
 # operations: isa/depthwise.inc's cvx_dw_s1_flat takes the plane as one run of pixels, VL output
-# pixels per vector across row ends, each tap one masked load (a table of masks per geometry,
-# made when the call is prepared), so no vector is wasted on short rows and nothing is copied
-# or transposed. Measured on a Zen 5 (AVX-512, float32, ReLU6, batch 1, one thread, medians of
-# 300 calls in thread CPU time, two runs, us, flat against the channel blocks the rule took
-# before): 192x28x28 60-67 / 84-92, 256x20x20 38-43 / 54-60, 96x28x28 31-33 / 40-42,
-# 576x14x14 45 / 53-56, 384x14x14 31-34 / 36-39, 32x31x31 16-19 / 17-19, 64x16x16 9.3-10 /
-# 10.5-11, 960x7x7 28-29 / 28-29; MobileNetV2 optimized, batch 1 one thread 0.91-0.96 of the
+# pixels per vector across row ends, one masked load per input row and vector, the side columns
+# shifted in registers, every tap's lanes masked (a table of masks per geometry, made when the
+# call is prepared), so no vector is wasted on short rows and nothing is copied or transposed.
+# Measured on a Zen 5 (AVX-512, ReLU6, batch 1, one thread, medians of 300 calls in thread CPU
+# time, us, flat against the channel blocks the rule took before), float32 (two runs):
+# 192x28x28 60-67 / 84-92, 256x20x20 38-43 / 54-60, 96x28x28 31-33 / 40-42, 576x14x14 45 /
+# 53-56, 384x14x14 31-34 / 36-39, 32x31x31 16-19 / 17-19, 64x16x16 9.3-10 / 10.5-11, 960x7x7
+# 28-29 / 28-29; float64: 192x28x28 117-118 / 166, 576x14x14 88 / 126, 384x14x14 57-59 /
+# 79-81, 960x7x7 41-42 / 44-45. MobileNetV2 optimized, batch 1 one thread 0.91-0.96 of the
 # time, batch 8 two threads 0.93-0.94 (alternated processes, a helper's tests running). One
-# masked load per tap instead of the three per vector (cvx_dw_s1_flat) measured the same in
-# the layer, 15% slower alone in a C loop. The cap keeps the mask table at most 9 x 64 entries.
+# masked load per tap instead measured the same in the layer, 15% slower alone in a C loop.
+# The cap keeps the mask table at most 9 x 64 entries.
 DEF DW_FLAT_MAX_PIXELS = 1024
 # the input gradient's blocks (measured above: 28x28 stride 1 1.3 and 1.4)
 DEF DW_CB_GX_MAX_OW = 16
