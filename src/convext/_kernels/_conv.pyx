@@ -2146,7 +2146,8 @@ cdef int _prep_depthwise(fwd_t *p, list keep, const floating[:, :, :, ::1] w, bi
         p.kernel = K_DW_S1F
         p.nt = _threads_for(g.N * g.C, p.nt)
         lanes = isa_table().f32_lanes if sizeof(floating) == 4 else isa_table().f64_lanes
-        toff = np.empty(9 * ((g.H * g.W + lanes - 1) // lanes), dtype=np.intp)
+        # (at least one vector's masks: an empty plane, which the kernel skips, has none)
+        toff = np.empty(9 * max(1, (g.H * g.W + lanes - 1) // lanes), dtype=np.intp)
         cvx_dw_flat_masks(g.H, g.W, lanes, &toff[0])
         p.tab = <idx_t *>_keep_data(keep, toff.base)
         p.ld_s = 0
