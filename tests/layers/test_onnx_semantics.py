@@ -48,6 +48,19 @@ def run(data, x):
     return got
 
 
+def _refused_by_both(data, ours, theirs):
+    """convext.onnx.load refuses the model with a ValueError matching ``ours``, and
+    onnxruntime (where installed) refuses it with an error matching ``theirs``."""
+    with pytest.raises(ValueError, match=ours):
+        convext.onnx.load(data)
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return
+    with pytest.raises(Exception, match=theirs):
+        ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+
+
 def _folded_plus_x(nodes, inits, c_shape):
     """nodes compute the int64 constant 'c'; the graph returns x + float(c)."""
     nodes = nodes + [
@@ -458,14 +471,8 @@ def test_hardswish_is_an_operator_from_opset_14(opset):
     if opset >= 14:
         np.testing.assert_allclose(run(data, x), x * np.clip(x + 3, 0, 6) / 6, rtol=1e-6)
         return
-    with pytest.raises(ValueError, match=rf"\(HardSwish\): .*from opset 14.*opset {opset}"):
-        convext.onnx.load(data)
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return
-    with pytest.raises(Exception, match="No Op registered for HardSwish"):
-        ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    ours = rf"\(HardSwish\): .*from opset 14.*opset {opset}"
+    _refused_by_both(data, ours, "No Op registered for HardSwish")
 
 
 @pytest.mark.parametrize("attr", ["start", "end"])
@@ -485,14 +492,8 @@ def test_shape_start_and_end_are_attributes_from_opset_15(opset, attr):
         np.testing.assert_array_equal(run(data, x), np.full((3, 3), 3))
         return
     match = rf"node 0 '\(unnamed\)' \(Shape\): attribute {attr} exists from opset 15 on; the model "
-    with pytest.raises(ValueError, match=match + f"imports opset {opset}"):
-        convext.onnx.load(data)
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return
-    with pytest.raises(Exception, match=f"Unrecognized attribute: {attr} for operator Shape"):
-        ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    theirs = f"Unrecognized attribute: {attr} for operator Shape"
+    _refused_by_both(data, match + f"imports opset {opset}", theirs)
 
 
 _NEAREST = {
@@ -567,14 +568,9 @@ def test_attributes_from_a_later_opset_are_refused_before_it(nodes, inits, x_sha
     data = model(nodes, inits, x_shape, since - 1)
     op = nodes[0].op_type
     match = rf"\({op}\): attribute {attr} exists from opset {since} on; the model imports opset "
-    with pytest.raises(ValueError, match=match + str(since - 1)):
-        convext.onnx.load(data)
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return
-    with pytest.raises(Exception, match=f"Unrecognized attribute: {attr} for operator {op}"):
-        ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    _refused_by_both(
+        data, match + str(since - 1), f"Unrecognized attribute: {attr} for operator {op}"
+    )
 
 
 @pytest.mark.parametrize(
@@ -602,14 +598,7 @@ def test_attributes_an_opset_dropped_are_refused_from_it(nodes, x_shape, attr, u
         rf"\({op}\): attribute {attr} exists up to opset {until - 1} \(an input from {until} "
         rf"on\); the model imports opset {until}"
     )
-    with pytest.raises(ValueError, match=match):
-        convext.onnx.load(data)
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return
-    with pytest.raises(Exception, match=refused):
-        ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    _refused_by_both(data, match, refused)
 
 
 _I64, _F64 = np.array([2], np.int64), np.array([2.0], np.float64)
@@ -700,14 +689,7 @@ def _refused_for_two_types(data, op, types, param="T", inputs="its inputs"):
     """The model's node of ``op`` is refused naming ``inputs`` and the two ``types``, and
     onnxruntime refuses it for type parameter ``param``."""
     match = rf"node \d '\(unnamed\)' \({op}\): {inputs} have different element types, {types}"
-    with pytest.raises(ValueError, match=match):
-        convext.onnx.load(data)
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return
-    with pytest.raises(Exception, match=rf"Type parameter \({param}\) of Optype \({op}\) bound to"):
-        ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    _refused_by_both(data, match, rf"Type parameter \({param}\) of Optype \({op}\) bound to")
 
 
 _W64 = np.ones((1, 1, 1, 1), np.float64)
@@ -785,41 +767,11 @@ _BN = helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"])
         ),
         # BatchNormalization: all five T before opset 14; X, scale, B T and mean, var U in 14;
         # from 15 scale, B T1 and mean, var T2 (X its own T)
-        (
-            [_BN],
-            {**_BN_INPUTS, "v": np.ones(1)},
-            13,
-            "T",
-            "",
-        ),
-        (
-            [_BN],
-            {**_BN_INPUTS, "b": np.ones(1)},
-            14,
-            "T",
-            "X, scale and B",
-        ),
-        (
-            [_BN],
-            {**_BN_INPUTS, "v": np.ones(1)},
-            14,
-            "U",
-            "input_mean and input_var",
-        ),
-        (
-            [_BN],
-            {**_BN_INPUTS, "b": np.ones(1)},
-            15,
-            "T1",
-            "scale and B",
-        ),
-        (
-            [_BN],
-            {**_BN_INPUTS, "v": np.ones(1)},
-            21,
-            "T2",
-            "input_mean and input_var",
-        ),
+        ([_BN], {**_BN_INPUTS, "v": np.ones(1)}, 13, "T", ""),
+        ([_BN], {**_BN_INPUTS, "b": np.ones(1)}, 14, "T", "X, scale and B"),
+        ([_BN], {**_BN_INPUTS, "v": np.ones(1)}, 14, "U", "input_mean and input_var"),
+        ([_BN], {**_BN_INPUTS, "b": np.ones(1)}, 15, "T1", "scale and B"),
+        ([_BN], {**_BN_INPUTS, "v": np.ones(1)}, 21, "T2", "input_mean and input_var"),
     ],
     ids=["Pad", "Slice", "BN-13-T", "BN-14-T", "BN-14-U", "BN-15-T1", "BN-21-T2"],
 )
