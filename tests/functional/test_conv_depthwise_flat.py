@@ -156,15 +156,3 @@ def test_functional_conv2d_on_flat_planes_in_any_batch():
     ref = R.conv2d(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), stride=1,
                    padding=1, groups=40)  # fmt: skip
     close_to_oracle(y, ref, np.float32)
-
-
-@pytest.mark.parametrize("H, W", [(0, 5), (5, 0), (0, 0)])
-def test_flat_planes_of_no_pixels(H, W):
-    """An empty plane (reachable through the private kernel only: conv2d refuses it) reads
-    nothing, not even the masks of a vector it does not have (under AddressSanitizer, a read
-    of the empty mask table is an error), and writes nothing."""
-    x = np.ones((2, 3, H, W), np.float32)
-    w = np.ones((3, 1, 3, 3), np.float32)
-    assert _kernel(x.shape, 4, FLAT) == "s1_flat"
-    for n_threads in (1, 2):
-        assert _run(x, w, np.ones(3, np.float32), FLAT, n_threads).shape == x.shape
