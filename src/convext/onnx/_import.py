@@ -503,14 +503,15 @@ def load(
     (SAME_UPPER, SAME_LOWER with any stride) are mapped exactly (see ``_padded``).
 
     Anything else (an operator, an attribute value, an attribute the operator gains at a later
-    opset than the model's, such as Shape's start and end before 15, a second output that is
-    used, a non-constant weight) makes a ValueError listing every such node, raised before
-    anything runs. The file is untrusted: at most ``max_bytes`` (default and ceiling:
-    protobuf's 2 GiB), initializers, the constants folded from them and each copy of one
-    beyond its first (an alias's Constant node, a weight shared by several layers) counted
-    against the same budget before they are read, computed or copied, external data only from
-    files inside the model's own folder (no absolute path, no '..', no symlink out), a
-    malformed protobuf is a ValueError, and so is a name assigned twice.
+    opset than the model's, such as Shape's start and end before 15, or one an opset made an
+    input, such as Squeeze's axes from 13, a second output that is used, a non-constant weight)
+    makes a ValueError listing every such node, raised before anything runs. The file is
+    untrusted: at most ``max_bytes`` (default and ceiling: protobuf's 2 GiB), initializers, the
+    constants folded from them and each copy of one beyond its first (an alias's Constant node,
+    a weight shared by several layers) counted against the same budget before they are read,
+    computed or copied, external data only from files inside the model's own folder (no
+    absolute path, no '..', no symlink out), a malformed protobuf is a ValueError, and so is a
+    name assigned twice.
 
     Where the import fixes something from the input sizes the model declares (the padding of
     auto_pad SAME, a Shape folded to a constant), the graph starts with an ``OnnxInputShape``
