@@ -1587,10 +1587,11 @@ cdef bint _dw_rows_chosen(const dw_t *d, const geom_t *g, bint residual, int blo
 
 cdef void _fwd_depthwise_rows(const floating *x, const floating *w, const floating *b,
                               floating *y, const geom_t *g, const epi_t *e, floating *scratch,
-                              idx_t ld_s, int nt) noexcept nogil:
-    """Work items (image, channel): isa/depthwise.inc's cvx_dw_s2_plane (stride 2; its ring:
-    the thread's scratch) or cvx_dw_s1_plane (stride 1; its zero row: the thread's scratch,
-    zeroed once with 16 elements on either side) with the clamp where cvx_dw_out computes it
+                              idx_t ld_s, const idx_t *mask, int nt) noexcept nogil:
+    """Work items (image, channel): isa/depthwise.inc's cvx_dw_s1_flat with mask != NULL (the
+    flat planes, their masks; no scratch), else cvx_dw_s2_plane (stride 2; its ring: the
+    thread's scratch) or cvx_dw_s1_plane (stride 1; its zero row: the thread's scratch, zeroed
+    once with 16 elements on either side), with the clamp where cvx_dw_out computes it
     (_dw_clamp), else _epilogue on the plane after it."""
     cdef idx_t P = g.OH * g.OW, HW = g.H * g.W, it, c, i
     cdef floating lo = 0, hi = INFINITY
@@ -1599,7 +1600,7 @@ cdef void _fwd_depthwise_rows(const floating *x, const floating *w, const floati
     cdef floating *buf
     with parallel(num_threads=nt):
         buf = scratch + cvx_omp_get_thread_num() * ld_s
-        if g.sh == 1:  # the zero row, once per thread
+        if g.sh == 1 and mask == NULL:  # the zero row, once per thread
             for i in range(g.W + 32):
                 buf[i] = 0
         for it in prange(g.N * g.C, schedule='static'):
@@ -1607,7 +1608,14 @@ cdef void _fwd_depthwise_rows(const floating *x, const floating *w, const floati
             bv = 0
             if b != NULL:
                 bv = b[c]
-            if g.sh == 1:
+            if mask != NULL:
+                if floating is float:
+                    cvx_dw_s1_flat_float(x + it * HW, g.H, g.W, mask, w + c * 9, bv,
+                                         max(clamp, 0), lo, hi, y + it * P)
+                else:
+                    cvx_dw_s1_flat_double(x + it * HW, g.H, g.W, mask, w + c * 9, bv,
+                                          max(clamp, 0), lo, hi, y + it * P)
+            elif g.sh == 1:
                 if floating is float:
                     cvx_dw_s1_plane_float(x + it * HW, g.H, g.W, g.ph, g.pw, g.OH, g.OW,
                                           w + c * 9, bv, max(clamp, 0), lo, hi, y + it * P,
@@ -1624,31 +1632,6 @@ cdef void _fwd_depthwise_rows(const floating *x, const floating *w, const floati
                                        bv, max(clamp, 0), lo, hi, y + it * P, buf)
             if clamp < 0:
                 _epilogue(y + it * P, P, 1, P, NULL, P, e)
-
-
-cdef void _fwd_depthwise_flat(const floating *x, const floating *w, const floating *b,
-                              floating *y, const geom_t *g, const epi_t *e, const idx_t *mask,
-                              int nt) noexcept nogil:
-    """Work items (image, channel): isa/depthwise.inc's cvx_dw_s1_flat on the whole plane (its
-    masks: mask) with the clamp where it computes it (_dw_clamp), else _epilogue on the plane
-    after it."""
-    cdef idx_t P = g.H * g.W, it, c
-    cdef floating lo = 0, hi = INFINITY
-    cdef int clamp = _dw_clamp(e, &lo, &hi)
-    cdef floating bv
-    for it in prange(g.N * g.C, schedule='static', num_threads=nt):
-        c = it % g.C
-        bv = 0
-        if b != NULL:
-            bv = b[c]
-        if floating is float:
-            cvx_dw_s1_flat_float(x + it * P, g.H, g.W, mask, w + c * 9, bv, max(clamp, 0), lo,
-                                 hi, y + it * P)
-        else:
-            cvx_dw_s1_flat_double(x + it * P, g.H, g.W, mask, w + c * 9, bv, max(clamp, 0), lo,
-                                  hi, y + it * P)
-        if clamp < 0:
-            _epilogue(y + it * P, P, 1, P, NULL, P, e)
 
 
 cdef inline void _dw_prefetch_next(const floating *x, idx_t it, idx_t nplanes, idx_t HW,
@@ -2787,10 +2770,9 @@ cdef void _fwd_run(const fwd_t *p, const floating *x, floating *y,
                            p.ld_s, p.per, p.nt)
     elif p.kernel == K_VALID_TAPS:
         _fwd_valid_taps(x, wp, b, y, p, r, s)
-    elif p.kernel == K_DW_S2 or p.kernel == K_DW_S1:
-        _fwd_depthwise_rows(x, w, b, y, &p.g, &p.e, s, p.ld_s, p.nt)
-    elif p.kernel == K_DW_S1F:
-        _fwd_depthwise_flat(x, w, b, y, &p.g, &p.e, p.tab, p.nt)
+    elif p.kernel == K_DW_S2 or p.kernel == K_DW_S1 or p.kernel == K_DW_S1F:
+        _fwd_depthwise_rows(x, w, b, y, &p.g, &p.e, s, p.ld_s,
+                            p.tab if p.kernel == K_DW_S1F else NULL, p.nt)
     elif p.kernel == K_DW_CB:
         _fwd_depthwise_cb(x, w, b, y, &p.g, &p.d, r, &p.e, s, p.ld_s, p.tab, p.nt)
     elif p.kernel == K_DW_CBR:
