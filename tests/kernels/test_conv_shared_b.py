@@ -7,11 +7,15 @@ by all the threads, a block of channels at a time, and the filter blocks multipl
 B inside its GEMM), so comparing thread counts compares the two paths: the outputs must be the
 same bits. The shapes cross the shared path's boundaries: channel blocks (256 unfolded rows:
 28 channels of a 3x3 kernel; smaller where that would give fewer than two packing steps per
-thread, down to one channel a step), several pixel tiles of one image, images side by side (nimg),
-the 1x1 route that packs the image in place, groups, stride, the last column strip 1, a few
+thread, down to one channel a step), several pixel tiles of one image, images side by side (nimg;
+a 1x1 kernel on enough channels among them), groups, stride, the last column strip 1, a few
 and many columns wide (49 = 48 + 1, 60 = 48 + 12), filter blocks that are not a multiple of the
 tile's rows, with and without the packed weight and the epilogue, float32 and float64. The naive
 loops of tests/reference.py are the oracle for the values themselves.
+
+A 1x1 kernel reading one image in place (batch 1) takes no shared B: one filter block per thread,
+each packing its own strips of the image inside its GEMM (_prep_gemm). Its shapes below compare
+that split with the one thread in the same way.
 
 On a plane of at least twice as many pixels as filters the few items are made more instead:
 the plane is cut into pixel tiles, two per thread (_split_pixels in _conv.pyx), with no filter
@@ -28,8 +32,8 @@ from convext.inference import ACT_RELU
 SHAPES = [
     (1, 61, 7, 7, 40, 3, 3, 1, 1, 1),  # 3 channel blocks (28 + 28 + 5), 49 = 48 + 1 columns
     (1, 120, 20, 20, 208, 3, 3, 1, 1, 1),  # 3 pixel tiles (192 + 192 + 16): 3 items
-    (1, 300, 10, 6, 33, 1, 1, 1, 0, 1),  # 1x1: the image packed in place; at 2 threads 4 blocks
-    (1, 600, 7, 7, 64, 1, 1, 1, 0, 1),  # 1x1, 3 blocks of 256; at 2 threads 4 of 150
+    (1, 300, 10, 6, 33, 1, 1, 1, 0, 1),  # 1x1 read in place: a filter block per thread
+    (1, 600, 7, 7, 64, 1, 1, 1, 0, 1),  # 1x1 read in place, K 600 (two chunks of the GEMM's K)
     (3, 100, 5, 5, 64, 3, 3, 1, 0, 1),  # 3 images side by side (27 columns), filter blocks
     (8, 40, 7, 7, 48, 3, 3, 1, 1, 1),  # all 8 images side by side: 392 columns, past NC
     (1, 32, 12, 10, 40, 3, 3, 2, 1, 2),  # groups and stride: 2 items, 30 columns
@@ -40,6 +44,8 @@ SHAPES = [
     # other: 32 filters (AVX2: 6 strips, the last of 2 rows; in 2 or 3 blocks), 64 (11 strips)
     (1, 40, 9, 9, 32, 1, 1, 1, 0, 1),
     (1, 24, 6, 6, 64, 3, 3, 1, 1, 1),
+    # 1x1 on 400 channels: 3 images side by side (75 columns), B unfolded then shared
+    (3, 400, 5, 5, 64, 1, 1, 1, 0, 1),
 ]
 
 

@@ -2672,11 +2672,19 @@ cdef int _prep_gemm(fwd_t *p, list keep, const floating[:, :, :, ::1] w,
     # mr rows (a block starts at a packed strip), their strip counts within one of each other
     # (_filter_block): two blocks per thread where the strips allow it, else one, so that the
     # threads get equal shares. (Blocks rounded up to a multiple of 24 rows had left a thread
-    # 24 of 32 filters, or 48 of 64.)
+    # 24 of 32 filters, or 48 of 64.) A 1x1 kernel reading one image in place: one block per
+    # thread, each packing its own B strips from the image inside its GEMM (_fwd_gemm), as the
+    # single thread does, rather than the shared B's two phases (_fwd_gemm_shared_b) with
+    # their barrier and every thread's GEMM reading strips packed by another core. Measured
+    # (Zen 5, float32, batch 1, 2 threads, kernel alone, medians of 15 x 200 calls, us, shared
+    # B / own strips): 64x14x14 -> 384 36.9-40.8 / 31.0-32.4, 96x14x14 -> 576 69.3-75.2 /
+    # 62.9-63.7, 64x7x7 -> 384 14.3 / 11.4-11.6, 160x7x7 -> 960 51.5-53.2 / 48.8-49.3,
+    # 1024x14x14 -> 256 337-352 / 314; 320x7x7 -> 1280 124-129 / 130-132, 256x14x14 -> 1024
+    # 296-311 / 294-306, 2048x7x7 -> 512 397-403 / 366-369.
     strips = (g.Fg + mr - 1) // mr
     if n_threads > 1 and items < 2 * <idx_t>n_threads and g.Fg >= 16 and nbands == 1:
         want = (2 * <idx_t>n_threads + items - 1) // items
-        if strips < 2 * want:
+        if strips < 2 * want or (image_is_cols and nimg == 1):
             want = (<idx_t>n_threads + items - 1) // items
         nfb = min(strips, want)
     FB = min(g.Fg, mr * ((strips + nfb - 1) // nfb))  # filters in the largest block
@@ -2692,10 +2700,11 @@ cdef int _prep_gemm(fwd_t *p, list keep, const floating[:, :, :, ::1] w,
         per = K * nimg * P + FB * nimg * P
     if gather:  # the packed B (its strips rounded up), and the output block of nimg images
         per = (gemm_packed_b_elems(K, nimg * P, floating is double) + 15) // 16 * 16 + FB * nimg * P
-    # several filter blocks per item: they share its B, unfolded and packed once by all the
-    # threads (a block of cb channels at a time, through the thread's buffer), so per thread:
-    # that block's unfolded rows, or (nimg > 1) the output block of the filter blocks
-    cdef bint share_b = nfb > 1
+    # several filter blocks per item (but an image read in place, above): they share its B,
+    # unfolded and packed once by all the threads (a block of cb channels at a time, through the
+    # thread's buffer), so per thread: that block's unfolded rows, or (nimg > 1) the output
+    # block of the filter blocks
+    cdef bint share_b = nfb > 1 and not (image_is_cols and nimg == 1)
     cdef idx_t cb = max(1, PACK_ROWS // (g.kh * g.kw)), ldb = 0, steps
     cdef idx_t cols = nimg * P if nimg > 1 else PT
     if share_b:
@@ -2709,8 +2718,6 @@ cdef int _prep_gemm(fwd_t *p, list keep, const floating[:, :, :, ::1] w,
         per = cb * g.kh * g.kw * cols
         if nimg > 1:
             per = max(per, FB * cols)
-        elif image_is_cols:
-            per = 0
         ldb = (gemm_packed_b_elems(K, cols, floating is double) + 15) // 16 * 16
         p.aux_elems = items * ldb  # (_place_scratch: its strips start on a cache line)
     if packed is not None:
@@ -2766,7 +2773,7 @@ cdef void _fwd_run(const fwd_t *p, const floating *x, floating *y,
                   p.image_is_cols, p.tab, r, &p.e, s, p.ld_s, p.per, p.nt)
     elif p.kernel == K_GEMM_SHARED_B:
         _fwd_gemm_shared_b(x, w, wp, p.Fgp, b, y, &p.g, p.PT, p.nimg, p.nib, p.nfb, p.mr,
-                           p.cb, p.image_is_cols, <floating *>p.aux, p.ldb, r, &p.e, s,
+                           p.cb, <floating *>p.aux, p.ldb, r, &p.e, s,
                            p.ld_s, p.per, p.nt)
     elif p.kernel == K_VALID_TAPS:
         _fwd_valid_taps(x, wp, b, y, p, r, s)
@@ -3196,7 +3203,7 @@ cdef void _fwd_gemm(const floating *x, const floating *w, const floating *wp, id
     if nbands > 1:
         ntile = nbands * _band_tiles(P, nbands, PT)
     nitems = nib * g.G * ntile * nfb
-    if nbands > 1 or _owns_planes(nib * g.G, nt):
+    if nbands > 1 or _owns_planes(nib * g.G, nt) or (nfb > 1 and _static_items(nitems, nt)):
         for it in prange(nitems, schedule='static', num_threads=nt):
             _fwd_gemm_item(it, x, w, wp, Fgp, b, y, g, PT, ntile, nbands, nimg, nib, nfb, unit,
                            image_is_cols, tab, res, e,
@@ -3232,8 +3239,7 @@ cdef inline shared_b_item_t _shared_b_item(idx_t i, idx_t ntile, idx_t nimg, idx
 
 
 cdef inline void _shared_b_pack_item(idx_t it, const floating *x, const geom_t *g, idx_t PT,
-                                     idx_t nimg, idx_t nib, idx_t cb, bint image_is_cols,
-                                     floating *bs, idx_t ldb,
+                                     idx_t nimg, idx_t nib, idx_t cb, floating *bs, idx_t ldb,
                                      floating *buf) noexcept nogil:
     """Packing item `it` of _fwd_gemm_shared_b (item it // ncb's B, channels from
     (it % ncb) * cb) on the thread's scratch buf."""
@@ -3242,15 +3248,11 @@ cdef inline void _shared_b_pack_item(idx_t it, const floating *x, const geom_t *
     cdef idx_t ncb = (g.Cg + cb - 1) // cb
     cdef idx_t i = it // ncb, c0 = (it % ncb) * cb, c1 = min(g.Cg, c0 + cb), j
     cdef shared_b_item_t q = _shared_b_item(i, ntile, nimg, nib, PT, g)
-    cdef const floating *xg = x + q.n * g.C * HW + (q.gi * g.Cg + c0) * HW
-    if image_is_cols and nimg == 1:
-        gemm_pack_b(K, q.cols, c0, c1, xg + q.p0, HW, 1, bs + i * ldb)
-    else:
-        # images n .. n1-1 side by side: columns j*P .. (j+1)*P are image n+j
-        for j in range(q.n1 - q.n):
-            _im2col_tile(x + (q.n + j) * g.C * HW, q.gi * g.Cg + c0, c1 - c0, q.p0, q.p1,
-                         buf + j * P, q.cols, g)
-        gemm_pack_b(K, q.cols, c0 * kk, c1 * kk, buf, q.cols, 1, bs + i * ldb)
+    # images n .. n1-1 side by side: columns j*P .. (j+1)*P are image n+j
+    for j in range(q.n1 - q.n):
+        _im2col_tile(x + (q.n + j) * g.C * HW, q.gi * g.Cg + c0, c1 - c0, q.p0, q.p1,
+                     buf + j * P, q.cols, g)
+    gemm_pack_b(K, q.cols, c0 * kk, c1 * kk, buf, q.cols, 1, bs + i * ldb)
 
 
 cdef inline void _shared_b_gemm_item(idx_t it, const floating *w, const floating *wp,
@@ -3285,12 +3287,11 @@ cdef inline void _shared_b_gemm_item(idx_t it, const floating *w, const floating
 cdef void _fwd_gemm_shared_b(const floating *x, const floating *w, const floating *wp,
                              idx_t Fgp, const floating *b, floating *y, const geom_t *g, idx_t PT,
                              idx_t nimg, idx_t nib, idx_t nfb, idx_t unit, idx_t cb,
-                             bint image_is_cols,
                              floating *bs, idx_t ldb, const floating *res, const epi_t *e,
                              floating *scratch, idx_t ld_s, idx_t per, int nt) noexcept nogil:
     """_fwd_gemm's work items (image or block of at most nimg images, group, pixel tile, block
     of filters) when an item's filter blocks are several (few items: batch 1, or a few
-    blocks of images on a small plane) and share its B: first every (images, group, tile)
+    blocks of images on a small plane; not an image read in place, _prep_gemm) and share its B: first every (images, group, tile)
     item's B is unfolded and packed once into bs + item*ldb (gemm_pack_b), the threads taking
     blocks of cb channels; then the filter blocks multiply it (gemm_pb). The GEMM reads the
     same values in the same order, so every output bit is _fwd_gemm's. Each pass in a static
@@ -3302,11 +3303,11 @@ cdef void _fwd_gemm_shared_b(const floating *x, const floating *w, const floatin
     cdef idx_t it
     if _static_items(items * ncb, nt):
         for it in prange(items * ncb, schedule='static', num_threads=nt):
-            _shared_b_pack_item(it, x, g, PT, nimg, nib, cb, image_is_cols, bs, ldb,
+            _shared_b_pack_item(it, x, g, PT, nimg, nib, cb, bs, ldb,
                                 scratch + cvx_omp_get_thread_num() * ld_s)
     else:
         for it in prange(items * ncb, schedule='dynamic', num_threads=nt):
-            _shared_b_pack_item(it, x, g, PT, nimg, nib, cb, image_is_cols, bs, ldb,
+            _shared_b_pack_item(it, x, g, PT, nimg, nib, cb, bs, ldb,
                                 scratch + cvx_omp_get_thread_num() * ld_s)
     if _static_items(items * nfb, nt):
         for it in prange(items * nfb, schedule='static', num_threads=nt):
