@@ -315,6 +315,14 @@ def check_array(x, name, ndims):
     array the kernels will read through a copy (not C-contiguous, or in the other byte order)
     must fit that copy in memory (check_alloc): a broadcast view of 4 bytes can stand for
     terabytes."""
+    if (
+        type(x) is np.ndarray
+        and x.dtype in SUPPORTED_DTYPES
+        and x.ndim in ndims
+        and x.flags.c_contiguous
+        and x.dtype.isnative
+    ):
+        return x  # the usual case, nothing to convert: the checks below, in fewer steps
     if x is None:
         raise TypeError(f"{name} must be an array, got None")
     arr = np.asarray(x)
@@ -474,7 +482,9 @@ def keep_plain_results(fn=None, *, maxsize=1024, shapes=0):
 
     @functools.wraps(fn)
     def check(*args, **kwargs):
-        key = tuple(map(_type_key, args[shapes:]))
+        key = tuple(map(type, args[shapes:]))
+        if not _PLAIN_TYPES.issuperset(key):  # a tuple (its items' types) or another argument
+            key = tuple(map(_type_key, args[shapes:]))
         return fn(*args, **kwargs) if kwargs or None in key else kept(key, args)
 
     return check

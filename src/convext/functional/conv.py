@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .. import _recycle
+from .. import _recycle, _validation
 from .._config import threads_for
 from .._kernels import _conv
 from .._typing import ArrayLike, FloatArray, Grads, IntPair, Padding
@@ -205,7 +205,18 @@ def _unfolded_threads(tile, w_shape, n_threads, itemsize, fn):
     not, the call runs on as many threads as fit (the kernels give the same bits on any
     number, so whether a call is refused does not depend on the thread count); where not even
     one thread's fit, a ValueError naming the call and the weight, before anything is
-    allocated, instead of a MemoryError or a machine driven into swap (check_alloc's rule)."""
+    allocated, instead of a MemoryError or a machine driven into swap (check_alloc's rule).
+    Kept per argument and amount of physical memory (what check_alloc reads): a network asks
+    the same few on every step, and working it out took a microsecond of a small call's
+    time; an error is raised again on every call."""
+    return _unfolded_threads_kept(
+        tile, w_shape, n_threads, itemsize, fn, _validation._physical_memory()
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _unfolded_threads_kept(tile, w_shape, n_threads, itemsize, fn, memory):
+    """_unfolded_threads's answer (``memory``: the physical memory it was computed for)."""
     K, columns = tile
     n_threads = copies_that_fit((3, K, columns), itemsize, n_threads)
     check_alloc(
@@ -297,7 +308,7 @@ def conv2d(
     )
     check_out(out, shape, x4.dtype)
     y = _buffer(out, shape, x4.dtype, x, weight, bias)
-    y4 = y.reshape(shape4)
+    y4 = y.reshape(shape4) if unbatched else y
     if y4.size == 0:
         pass
     elif x4.size == 0:  # no input channels: the output is the bias
