@@ -3291,11 +3291,12 @@ cdef void _fwd_gemm_shared_b(const floating *x, const floating *w, const floatin
                              floating *scratch, idx_t ld_s, idx_t per, int nt) noexcept nogil:
     """_fwd_gemm's work items (image or block of at most nimg images, group, pixel tile, block
     of filters) when an item's filter blocks are several (few items: batch 1, or a few
-    blocks of images on a small plane; not an image read in place, _prep_gemm) and share its B: first every (images, group, tile)
-    item's B is unfolded and packed once into bs + item*ldb (gemm_pack_b), the threads taking
-    blocks of cb channels; then the filter blocks multiply it (gemm_pb). The GEMM reads the
-    same values in the same order, so every output bit is _fwd_gemm's. Each pass in a static
-    schedule where _static_items allows it, else a dynamic one."""
+    blocks of images on a small plane; not an image read in place, _prep_gemm) and share its
+    B: first every (images, group, tile) item's B is unfolded and packed once into bs +
+    item*ldb (gemm_pack_b), the threads taking blocks of cb channels; then the filter blocks
+    multiply it (gemm_pb). The GEMM reads the same values in the same order, so every output
+    bit is _fwd_gemm's. Each pass in a static schedule where _static_items allows it, else a
+    dynamic one."""
     cdef idx_t P = g.OH * g.OW
     cdef idx_t ntile = 1 if nimg > 1 else (P + PT - 1) // PT
     cdef idx_t items = nib * g.G * ntile
