@@ -233,7 +233,7 @@ def _shape(x_shape, w_shape, **kw):
 
 def test_the_chooser_takes_it_for_padded_kernels_beyond_the_smallest_planes():
     pick = lambda *a, **k: choose_route("forward", _shape(*a, **k))  # noqa: E731
-    assert _routes.VT_MIN_PLANE == 25 and _routes.GI_VT_MIN_PLANE == 100
+    assert _routes.VT_MIN_PLANE == 25
     assert pick((1, 256, 14, 14), (256, 256, 3, 3), padding=1) == "valid_taps"
     assert pick((16, 128, 28, 28), (128, 128, 3, 3), padding=1) == "valid_taps"
     assert pick((1, 128, 28, 28), (256, 128, 3, 3), stride=2, padding=1) == "valid_taps"
@@ -271,13 +271,12 @@ def test_the_chooser_takes_it_for_padded_kernels_beyond_the_smallest_planes():
     # the input gradient where its forward convolution takes it; the weight gradient has none
     s = _shape((1, 256, 14, 14), (256, 256, 3, 3), padding=1)
     assert choose_route("grad_input", s) == "valid_taps"
-    # ... on planes of at least GI_VT_MIN_PLANE pixels (10x10, not 9x9)
-    assert choose_route("grad_input", _shape((16, 512, 10, 10), (512, 512, 3, 3), padding=1)) == (
-        "valid_taps"
-    )
-    small = _shape((16, 512, 9, 9), (512, 512, 3, 3), padding=1)
-    assert choose_route("forward", small) == "valid_taps"
-    assert choose_route("grad_input", small) != "valid_taps"
+    # ... on the forward's planes, from VT_MIN_PLANE pixels (5x5, not 4x4), whatever the batch
+    for n in (1, 16):
+        for hw, want in ((7, True), (5, True), (4, False)):
+            sq = _shape((n, 512, hw, hw), (512, 512, 3, 3), padding=1)
+            assert (choose_route("forward", sq) == "valid_taps") == want
+            assert (choose_route("grad_input", sq) == "valid_taps") == want
     strided = _shape((1, 128, 28, 28), (256, 128, 3, 3), stride=2, padding=1)
     assert not accepts("valid_taps", "grad_input", strided)
     assert not accepts("valid_taps", "grad_weight", s)
@@ -325,6 +324,37 @@ def test_grad_input_matches_naive_for_every_thread_count_and_image(xs, ws, kw, r
     for n in range(xs[0]):
         alone = conv2d_backward(gy[n : n + 1], x[n : n + 1], w, **kw, **only, _route="valid_taps")
         np.testing.assert_array_equal(alone[0][0], got[0][n])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "ws, groups",
+    [
+        ((16, 8, 3, 3), 1),
+        ((512, 70, 3, 3), 1),  # the gradient's filters (70 channels) past one block
+        ((12, 5, 2, 3), 2),  # a kernel that is not square, groups
+        ((8, 130, 5, 5), 4),
+        ((3, 1, 1, 1), 1),
+    ],
+)
+def test_the_rotated_weight_is_packed_as_its_numpy_rotation(dtype, ws, groups):
+    """The input gradient's weight w'[c, f] = w[f, c] rotated by 180 degrees in each group,
+    packed straight from w, is bit for bit the packing of w' made by NumPy; an inf or a NaN
+    anywhere in w gives None (the GEMM route), as the packer of w' does."""
+    rng = np.random.default_rng(sum(ws))
+    w = rng.standard_normal(ws).astype(dtype)
+    F, cg, kh, kw = ws
+    rot = w.reshape(groups, F // groups, cg, kh, kw)[:, :, :, ::-1, ::-1].transpose(0, 2, 1, 3, 4)
+    rot = np.ascontiguousarray(rot).reshape(groups * cg, F // groups, kh, kw)
+    want = _conv.pack_valid_taps_weight(rot, groups, 2)
+    for nt in (1, 2, 3):
+        got = _conv.pack_valid_taps_weight_rotated(w, groups, nt)
+        assert got.dtype == dtype and got.shape == want.shape and got.ctypes.data % 64 == 0
+        np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+    for bad in (np.inf, np.nan):
+        spoilt = w.copy()
+        spoilt[-1, -1, -1, 0] = bad
+        assert _conv.pack_valid_taps_weight_rotated(spoilt, groups) is None
 
 
 def test_grad_input_with_a_non_finite_weight_is_the_gemm_routes():

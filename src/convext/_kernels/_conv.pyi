@@ -80,6 +80,9 @@ def valid_taps_packed_elems(F: int, K: int, groups: int, is_double: bool) -> int
 def pack_valid_taps_weight(
     w: _FloatArray, groups: int, n_threads: int = 1
 ) -> _FloatArray | None: ...
+def pack_valid_taps_weight_rotated(
+    w: _FloatArray, groups: int, n_threads: int = 1
+) -> _FloatArray | None: ...
 def conv2d_forward_valid_taps(
     x: _FloatArray,
     w: _FloatArray,

@@ -117,12 +117,23 @@ VT_PACK_MIN_ELEMS = 1 << 20
 # it still lost at batch 1 (1 thread, with it: 512x4x4 1.53 / 1.63, 512x2x2 1.08 / 1.32), hence
 # VT_MIN_PLANE. Nor with 32 channels (32x56x56 -> 32 batch 4: - / 1.15 / 2.10).
 # The input gradient (stride 1) runs on it where its forward convolution (grad_input_as_forward)
-# would, on planes of at least GI_VT_MIN_PLANE pixels: measured with forced routes (float32,
+# would: measured with forced routes (float32,
 # batch 16, one thread, another process busy on the second core, ms GEMM / direct / valid
 # taps): 256x14x14 -> 256 3x3 88.4 / 56.1 / 44.5, 128x28x28 -> 128 79.7 / 73.7 / 62.4,
 # 512x14x14 -> 512 157.1 / 145.2 / 140.0, 64x56x56 -> 64 71.4 / 73.2 / 73.4; batch 4,
-# 512x28x28 -> 512 161.2 / 144.3 / 149.2. But 512x7x7 -> 512 took 23.7 / 35.5 / 34.5 at batch
-# 16 on two threads and 4.9 / 8.2 / 9.8 at batch 1 (the rotated weight packed on every call).
+# 512x28x28 -> 512 161.2 / 144.3 / 149.2. Smaller planes took the GEMM route until the rotated
+# weight was packed straight from w (pack_valid_taps_weight_rotated) rather than rotated by
+# NumPy first (1.8 ms for 512x512x3x3); since then, on the planes the forward takes it on
+# (Zen 5, float32, input gradient alone, medians of alternated calls, ms GEMM / valid taps):
+# two threads, batch 16, 512x7x7 -> 512 11.47 / 8.99 (torch 8.8), 256x7x7 -> 256 3.21 / 2.30,
+# 128x7x7 -> 128 0.96 / 0.60, 64x7x7 -> 64 0.37 / 0.19, 512x5x5 -> 512 6.47 / 5.59, 256x9x9
+# -> 256 5.03 / 4.56; batch 4 3.52 / 2.91, 1.01 / 0.74, 0.28 / 0.22, 0.12 / 0.10, 2.52 /
+# 2.22, 1.60 / 1.45; batch 2 2.28 / 2.05, 0.63 / 0.51, 0.17 / 0.16, 0.08 / 0.08, 1.55 / 1.73,
+# 0.88 / 0.83; one thread, batch 16, 24.1 / 18.1, 6.55 / 4.60, 1.85 / 1.12, 0.64 / 0.30,
+# 12.9 / 10.6, 9.78 / 8.50. At batch 1, where a gradient is rare, it lost 3-13% (two threads
+# 1.46 / 1.52, 0.38 / 0.41, 0.11 / 0.11, 0.06 / 0.07, 1.23 / 1.37, 0.54 / 0.56); the route
+# cannot depend on the batch (an image's gradient would then depend on it), so the input
+# gradient has the forward's VT_MIN_PLANE (512x4x4: batch 16 4.81 / 4.37, batch 1 1.06 / 1.38).
 # On AVX2 a block holds 16 filters, not 64, and the forward took the route from 16 channels and
 # 16 filters on (a Zen 3, float32, 3x3 padding 1, bias and ReLU, weights packed once, medians of
 # 31 calls alternated with onnxruntime's, time / onnxruntime's, valid taps / direct): batch 1,
@@ -143,7 +154,6 @@ VT_PACK_MIN_ELEMS = 1 << 20
 # measured on 3x3 kernels only. The input gradient keeps GI_VT_MIN_TAPS and GI_VT_MIN_FG
 # (measured on AVX-512 only).
 VT_MIN_PLANE = 25
-GI_VT_MIN_PLANE = 100
 VT_MIN_TAPS, VT_MIN_FG = {"avx2": (144, 16)}.get(_isa.active(), (576, 64))
 GI_VT_MIN_TAPS, GI_VT_MIN_FG = 576, 64
 
@@ -468,8 +478,8 @@ def choose_route(pass_, s):
     geometry: depthwise when it accepts it with one filter per group (with a channel multiplier
     of at most DW_MAX_MULTIPLIER, for the input gradient only); else, for the forward pass,
     valid taps within its measured limits (VT_MIN_PLANE ...; the input gradient where its
-    forward convolution, grad_input_as_forward, would take it on planes of GI_VT_MIN_PLANE
-    pixels); else direct within its measured
+    forward convolution, grad_input_as_forward, would take it with GI_VT_MIN_TAPS and
+    GI_VT_MIN_FG); else direct within its measured
     limits for the active instruction set (never for a depthwise geometry; the input gradient
     within the forward's limits of its forward convolution, grad_input_as_forward, and from
     GI_DIRECT_MIN_CG channels per group on, GI_DIRECT_FEW_FG_MIN_CG with at most
@@ -487,10 +497,10 @@ def choose_route(pass_, s):
             GI_DIRECT_FEW_FG_MIN_CG if few else GI_DIRECT_MIN_CG
         ):
             return "gemm"
-        route = _forward_route(as_forward[0], GI_VT_MIN_PLANE, GI_VT_MIN_TAPS, GI_VT_MIN_FG)
+        route = _forward_route(as_forward[0], GI_VT_MIN_TAPS, GI_VT_MIN_FG)
         return route if route in ("direct", "valid_taps") else "gemm"
     if pass_ == "forward":
-        return _forward_route(s, VT_MIN_PLANE, VT_MIN_TAPS, VT_MIN_FG)
+        return _forward_route(s, VT_MIN_TAPS, VT_MIN_FG)
     if s.batch * s.window.groups < GW_DIRECT_MIN_PAIRS:
         return "gemm"
     if s.channels_per_group <= GW_DIRECT_ANY_FG_MAX_CG:
@@ -498,18 +508,18 @@ def choose_route(pass_, s):
     return _direct_or_gemm("grad_weight", s, GW_DIRECT_MAX_CG, GW_DIRECT_MAX_FG)
 
 
-def _forward_route(s, vt_min_plane, vt_min_taps, vt_min_fg):
-    """choose_route's forward pass, with valid taps on output planes of at least
-    ``vt_min_plane`` pixels with at least ``vt_min_taps`` taps per output (channels per group
-    times the kernel's taps) and ``vt_min_fg`` filters per group (VT_MIN_PLANE ...;
-    GI_VT_MIN_PLANE ... for an input gradient's forward convolution)."""
+def _forward_route(s, vt_min_taps, vt_min_fg):
+    """choose_route's forward pass, with valid taps on output planes of at least VT_MIN_PLANE
+    pixels with at least ``vt_min_taps`` taps per output (channels per group times the
+    kernel's taps) and ``vt_min_fg`` filters per group (VT_MIN_TAPS ...; GI_VT_MIN_TAPS ... for
+    an input gradient's forward convolution)."""
     max_cg, max_fg = FWD_DIRECT_MAX_CG, FWD_DIRECT_MAX_FG
     OH, OW = s.window.out_hw
     kh, kw = s.window.kernel
     if (
         kh * kw >= 9
         and s.window.padding != ((0, 0), (0, 0))
-        and OH * OW >= vt_min_plane
+        and OH * OW >= VT_MIN_PLANE
         and s.channels_per_group * kh * kw >= vt_min_taps
         and s.filters_per_group >= vt_min_fg
         and accepts("valid_taps", "forward", s)
