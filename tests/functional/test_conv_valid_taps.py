@@ -348,13 +348,13 @@ def test_the_rotated_weight_is_packed_as_its_numpy_rotation(dtype, ws, groups):
     rot = np.ascontiguousarray(rot).reshape(groups * cg, F // groups, kh, kw)
     want = _conv.pack_valid_taps_weight(rot, groups, 2)
     for nt in (1, 2, 3):
-        got = _conv.pack_valid_taps_weight_rotated(w, groups, nt)
+        got = _conv.pack_valid_taps_weight(w, groups, nt, rotated=True)
         assert got.dtype == dtype and got.shape == want.shape and got.ctypes.data % 64 == 0
         np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
     for bad in (np.inf, np.nan):
         spoilt = w.copy()
         spoilt[-1, -1, -1, 0] = bad
-        assert _conv.pack_valid_taps_weight_rotated(spoilt, groups) is None
+        assert _conv.pack_valid_taps_weight(spoilt, groups, rotated=True) is None
 
 
 def test_grad_input_with_a_non_finite_weight_is_the_gemm_routes():

@@ -2395,42 +2395,6 @@ def only_in_list(list items, Py_ssize_t i):
     return _refcnt(PyList_GET_ITEM(items, i)) == 1
 
 
-def pack_valid_taps_weight(const floating[:, :, :, ::1] w, Py_ssize_t groups, int n_threads=1):
-    """w (F, C/groups, kH, kW) packed for conv2d_forward_valid_taps's ``packed``: per group, per
-    block of filters, channel-major, tap-major, the block's filters contiguous (the filters past
-    the group's zero); or None when w holds an inf or a NaN (that weight takes the GEMM route:
-    see above); its data starts on a 64-byte boundary. On up to n_threads threads (blocks are
-    independent: the same array). Valid for this process (the ISA is chosen once at import)."""
-    cdef cvx_vt_geom vg  # the packing reads Cg, kh and kw only
-    vg.H = vg.W = vg.sh = vg.sw = vg.ph = vg.pw = vg.dil_h = vg.dil_w = vg.OH = vg.OW = 0
-    vg.Cg, vg.kh, vg.kw = w.shape[1], w.shape[2], w.shape[3]
-    cdef idx_t fb = cvx_vt_filter_block(floating is double), Fg = w.shape[0] // groups
-    cdef idx_t nblk = (Fg + fb - 1) // fb, ck = vg.Cg * vg.kh * vg.kw, it, gi, blk
-    # on a cache line: the tile loads its vectors of filters from it. Measured on an Intel Xeon
-    # (AVX-512, 2 MB L2 per core; float32, 64x56x56 -> 64 3x3, batch 1, one thread, medians of
-    # 60 alternated calls): 1.27 ms with the weight 32 bytes into a line (where numpy put it),
-    # 1.16 ms aligned.
-    out = empty_aligned(valid_taps_packed_elems(w.shape[0], ck, groups, floating is double),
-                        _DTYPE[floating is double])
-    finite = np.ones(max(1, groups * nblk), dtype=np.int8)
-    cdef floating[::1] o = out
-    cdef signed char[::1] ok = finite
-    if o.shape[0] == 0:
-        return out
-    n_threads = _threads_for(groups * nblk, n_threads)
-    with nogil, parallel(num_threads=n_threads):
-        for it in prange(groups * nblk, schedule='static'):
-            gi = it // nblk
-            blk = it % nblk
-            if floating is float:
-                ok[it] = cvx_vt_pack_float(&vg, Fg, &w[0, 0, 0, 0] + gi * Fg * ck,
-                                           &o[0] + gi * nblk * fb * ck, blk, blk + 1)
-            else:
-                ok[it] = cvx_vt_pack_double(&vg, Fg, &w[0, 0, 0, 0] + gi * Fg * ck,
-                                            &o[0] + gi * nblk * fb * ck, blk, blk + 1)
-    return out if finite.all() else None
-
-
 cdef int _vt_pack_rotated(const floating *w, idx_t Fg, idx_t Cg, idx_t kk, idx_t fb, idx_t blk,
                           floating *wp) noexcept nogil:
     """Block blk of pack_valid_taps_weight's packing of one group's input-gradient weight
@@ -2458,16 +2422,29 @@ cdef int _vt_pack_rotated(const floating *w, idx_t Fg, idx_t Cg, idx_t kk, idx_t
     return not bad
 
 
-def pack_valid_taps_weight_rotated(const floating[:, :, :, ::1] w, Py_ssize_t groups,
-                                   int n_threads=1):
-    """pack_valid_taps_weight of the input gradient's weight w' (_grad_input_as_forward: w'[c,
-    f] = w[f, c] rotated by 180 degrees in each group, of shape (C, F/groups, kH, kW)), packed
-    straight from w (F, C/groups, kH, kW) without making w': the same array, or None when w
-    holds an inf or a NaN. On up to n_threads threads."""
+def pack_valid_taps_weight(const floating[:, :, :, ::1] w, Py_ssize_t groups, int n_threads=1,
+                           bint rotated=False):
+    """w (F, C/groups, kH, kW) packed for conv2d_forward_valid_taps's ``packed``: per group, per
+    block of filters, channel-major, tap-major, the block's filters contiguous (the filters past
+    the group's zero); or None when w holds an inf or a NaN (that weight takes the GEMM route:
+    see above); its data starts on a 64-byte boundary. On up to n_threads threads (blocks are
+    independent: the same array). Valid for this process (the ISA is chosen once at import).
+    rotated: the packing of the input gradient's weight w' instead (_grad_input_as_forward:
+    w'[c, f] = w[f, c] rotated by 180 degrees in each group, of shape (C, F/groups, kH, kW)),
+    the same array, read straight from w without making w' (_vt_pack_rotated)."""
+    cdef cvx_vt_geom vg  # the packing reads Cg, kh and kw only
+    vg.H = vg.W = vg.sh = vg.sw = vg.ph = vg.pw = vg.dil_h = vg.dil_w = vg.OH = vg.OW = 0
+    vg.Cg, vg.kh, vg.kw = w.shape[1], w.shape[2], w.shape[3]
     cdef idx_t Fg = w.shape[0] // groups, Cg = w.shape[1], kk = w.shape[2] * w.shape[3]
-    cdef idx_t fb = cvx_vt_filter_block(floating is double), nblk = (Cg + fb - 1) // fb
-    cdef idx_t ck = Fg * kk, it
-    out = empty_aligned(valid_taps_packed_elems(groups * Cg, ck, groups, floating is double),
+    # the packed weight's filters per group and its channels x taps per filter
+    cdef idx_t nf = Cg if rotated else Fg, ck = (Fg if rotated else Cg) * kk
+    cdef idx_t fb = cvx_vt_filter_block(floating is double), nblk = (nf + fb - 1) // fb
+    cdef idx_t it, gi, blk
+    # on a cache line: the tile loads its vectors of filters from it. Measured on an Intel Xeon
+    # (AVX-512, 2 MB L2 per core; float32, 64x56x56 -> 64 3x3, batch 1, one thread, medians of
+    # 60 alternated calls): 1.27 ms with the weight 32 bytes into a line (where numpy put it),
+    # 1.16 ms aligned.
+    out = empty_aligned(valid_taps_packed_elems(groups * nf, ck, groups, floating is double),
                         _DTYPE[floating is double])
     finite = np.ones(max(1, groups * nblk), dtype=np.int8)
     cdef floating[::1] o = out
@@ -2476,9 +2453,18 @@ def pack_valid_taps_weight_rotated(const floating[:, :, :, ::1] w, Py_ssize_t gr
         return out
     n_threads = _threads_for(groups * nblk, n_threads)
     with nogil, parallel(num_threads=n_threads):
-        for it in prange(groups * nblk, schedule='static'):  # item it: group it // nblk
-            ok[it] = _vt_pack_rotated(&w[0, 0, 0, 0] + it // nblk * Fg * Cg * kk, Fg, Cg, kk,
-                                      fb, it % nblk, &o[0] + it * fb * ck)
+        for it in prange(groups * nblk, schedule='static'):  # block blk of group gi, at it*fb*ck
+            gi = it // nblk
+            blk = it % nblk
+            if rotated:
+                ok[it] = _vt_pack_rotated(&w[0, 0, 0, 0] + gi * Fg * Cg * kk, Fg, Cg, kk, fb,
+                                          blk, &o[0] + it * fb * ck)
+            elif floating is float:
+                ok[it] = cvx_vt_pack_float(&vg, Fg, &w[0, 0, 0, 0] + gi * Fg * ck,
+                                           &o[0] + gi * nblk * fb * ck, blk, blk + 1)
+            else:
+                ok[it] = cvx_vt_pack_double(&vg, Fg, &w[0, 0, 0, 0] + gi * Fg * ck,
+                                            &o[0] + gi * nblk * fb * ck, blk, blk + 1)
     return out if finite.all() else None
 
 
@@ -3568,10 +3554,10 @@ def conv2d_grad_input_valid_taps(const floating[:, :, :, ::1] gy,
     on the valid-taps forward, whose skipped taps are then those that would read the zeros
     around gy. Fills all of gx. A non-finite weight runs the GEMM route instead (as in
     _grad_input_as_forward). The rotated weight is packed straight from w
-    (pack_valid_taps_weight_rotated): the forward's packing of it, without the rotated copy
+    (pack_valid_taps_weight's rotated): the forward's packing of it, without the rotated copy
     first (512x512x3x3: 1.8 ms of a 12 ms gradient at batch 16)."""
     cdef Py_ssize_t F = w.shape[0], Cg = w.shape[1], kh = w.shape[2], kw = w.shape[3]
-    packed = pack_valid_taps_weight_rotated(w, groups, n_threads)
+    packed = pack_valid_taps_weight(w, groups, n_threads, rotated=True)
     if packed is None:
         _grad_input_gemm(gy, w, gx, stride_h, stride_w, pad_top, pad_left, dil_h, dil_w,
                          groups, n_threads)

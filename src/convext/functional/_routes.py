@@ -122,7 +122,7 @@ VT_PACK_MIN_ELEMS = 1 << 20
 # taps): 256x14x14 -> 256 3x3 88.4 / 56.1 / 44.5, 128x28x28 -> 128 79.7 / 73.7 / 62.4,
 # 512x14x14 -> 512 157.1 / 145.2 / 140.0, 64x56x56 -> 64 71.4 / 73.2 / 73.4; batch 4,
 # 512x28x28 -> 512 161.2 / 144.3 / 149.2. Smaller planes took the GEMM route until the rotated
-# weight was packed straight from w (pack_valid_taps_weight_rotated) rather than rotated by
+# weight was packed straight from w (pack_valid_taps_weight's rotated) rather than rotated by
 # NumPy first (1.8 ms for 512x512x3x3); since then, on the planes the forward takes it on
 # (Zen 5, float32, input gradient alone, medians of alternated calls, ms GEMM / valid taps):
 # two threads, batch 16, 512x7x7 -> 512 11.47 / 8.99 (torch 8.8), 256x7x7 -> 256 3.21 / 2.30,
