@@ -351,10 +351,39 @@ def test_the_rotated_weight_is_packed_as_its_numpy_rotation(dtype, ws, groups):
         got = _conv.pack_valid_taps_weight(w, groups, nt, rotated=True)
         assert got.dtype == dtype and got.shape == want.shape and got.ctypes.data % 64 == 0
         np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
-    for bad in (np.inf, np.nan):
+    for bad, at in ((np.inf, (-1, -1, -1, 0)), (np.nan, (0, 0, 0, -1)), (-np.inf, (0, -1, 0, 0))):
         spoilt = w.copy()
-        spoilt[-1, -1, -1, 0] = bad
-        assert _conv.pack_valid_taps_weight(spoilt, groups, rotated=True) is None
+        spoilt[at] = bad  # the last block's channels, or the first's
+        for nt in (1, 3):
+            assert _conv.pack_valid_taps_weight(spoilt, groups, nt, rotated=True) is None
+
+
+@pytest.mark.parametrize("hw", [5, 7, 9])
+def test_grad_input_on_small_planes_in_float32(hw, restore_threads):
+    """The input gradient takes the route from 5x5 planes on (VT_MIN_PLANE), in float32 too:
+    against the naive loops in float64, the same bits on 1 and 2 threads and for an image
+    alone."""
+    rng = np.random.default_rng(hw)
+    x = rng.standard_normal((3, 64, hw, hw)).astype(np.float32)
+    w = (rng.standard_normal((72, 64, 3, 3)) / 24).astype(np.float32)
+    gy = rng.standard_normal((3, 72, hw, hw)).astype(np.float32)
+    s = _routes.conv_shape(
+        x.shape, w.shape, conv_module._conv_window(x.shape, w.shape, None, 1, 1, 1, 1, "conv2d")
+    )
+    assert choose_route("grad_input", s) == "valid_taps"
+    want = R.conv2d_grads(
+        gy.astype(np.float64), x.astype(np.float64), w.astype(np.float64), padding=1
+    )[0]
+    only = dict(padding=1, needs_weight_grad=False, needs_bias_grad=False)
+    got = []
+    for nt in (1, 2):
+        convext.set_num_threads(nt)
+        got.append(conv2d_backward(gy, x, w, **only)[0])
+    assert got[0].dtype == np.float32
+    np.testing.assert_allclose(got[0], want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+    np.testing.assert_array_equal(got[1], got[0])
+    alone = conv2d_backward(gy[1:2], x[1:2], w, **only)[0]
+    np.testing.assert_array_equal(alone[0], got[0][1])
 
 
 def test_grad_input_with_a_non_finite_weight_is_the_gemm_routes():

@@ -13,9 +13,11 @@ and many columns wide (49 = 48 + 1, 60 = 48 + 12), filter blocks that are not a 
 tile's rows, with and without the packed weight and the epilogue, float32 and float64. The naive
 loops of tests/reference.py are the oracle for the values themselves.
 
-A 1x1 kernel reading one image in place (batch 1) takes no shared B: one filter block per thread,
-each packing its own strips of the image inside its GEMM (_prep_gemm). Its shapes below compare
-that split with the one thread in the same way.
+A 1x1 kernel reading its images in place takes no shared B where the thread count is a multiple
+of the items (batch 1): one filter block per thread, each packing its own strips of the image
+inside its GEMM (_prep_gemm); with other counts (3 images, or 3 groups, on 2 threads) it keeps
+the shared B, packed straight from the image. Its shapes below compare both with the one thread
+in the same way.
 
 On a plane of at least twice as many pixels as filters the few items are made more instead:
 the plane is cut into pixel tiles, two per thread (_split_pixels in _conv.pyx), with no filter
@@ -46,6 +48,9 @@ SHAPES = [
     (1, 24, 6, 6, 64, 3, 3, 1, 1, 1),
     # 1x1 on 400 channels: 3 images side by side (75 columns), B unfolded then shared
     (3, 400, 5, 5, 64, 1, 1, 1, 0, 1),
+    # 1x1 read in place, 3 items: at 2 threads the shared B, at 3 one filter block per thread
+    (3, 64, 7, 7, 96, 1, 1, 1, 0, 1),
+    (1, 48, 6, 5, 72, 1, 1, 1, 0, 3),  # 3 groups: 3 items
 ]
 
 
@@ -94,7 +99,8 @@ def test_shared_b_is_bitwise_the_one_thread_path(dtype, shape, packed):
     for n_threads in (2, 3, 4):
         got = _forward(x, w, b, shape, n_threads, pk)
         np.testing.assert_array_equal(_bits(got), _bits(want))
-    # every batch size: each image alone (batch 1: shared B) gives the bits it gets in the batch
+    # every batch size: each image alone (batch 1: shared B, or a 1x1 kernel's own strips) gives
+    # the bits it gets in the batch
     for n in range(x.shape[0]):
         alone = _forward(x[n : n + 1], w, b, shape, 2, pk)
         np.testing.assert_array_equal(_bits(alone), _bits(want[n : n + 1]))
@@ -117,7 +123,9 @@ def test_shared_b_matches_the_naive_oracle(dtype, shape):
         assert np.abs(got - want).max() <= tol * scale
 
 
-@pytest.mark.parametrize("shape", [SHAPES[1], SHAPES[4]], ids=["tiles", "nimg"])
+@pytest.mark.parametrize(
+    "shape", [SHAPES[1], SHAPES[4], SHAPES[2], SHAPES[-2]], ids=["tiles", "nimg", "1x1", "1x1b3"]
+)
 def test_shared_b_with_epilogue(shape):
     x, w, b = _data(shape, np.float32, seed=2)
     plain = _forward(x, w, b, shape, 1)

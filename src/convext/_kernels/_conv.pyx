@@ -39,7 +39,9 @@ fewer work items than twice the threads (batch 1), each is split into blocks of 
 of the GEMM, multiples of 8), so both cores work; those blocks share their item's B: all the
 threads first unfold and pack it once, whole, into the GEMM's column strips (gemm_pack_b, a
 block of channels at a time), then the blocks multiply it in place (gemm_pb) instead of each
-unfolding and packing it again. So y stays the same for every batch size and thread count.
+unfolding and packing it again (but a 1x1 kernel reading its images in place, where the thread
+count is a multiple of the items: one block per thread, each packing its own strips of the
+image inside its GEMM). So y stays the same for every batch size and thread count.
 With images side by side and one filter block per item, B is packed straight from x
 (gemm_pack_b_gather, through a table of each tap's input offset per column, -1 in the padding:
 _gather_table), not unfolded into a buffer first and then packed: one copy of the input instead
@@ -713,7 +715,8 @@ DEF STATIC_MAX_ITEMS_PER_THREAD = 16
 
 
 cdef inline bint _static_items(idx_t nitems, int n_threads) noexcept nogil:
-    """Whether the valid-taps forward and the GEMM's shared B run their nitems work items (of
+    """Whether the valid-taps forward, the GEMM's shared B and the GEMM's filter blocks of a 1x1
+    kernel reading its images in place (_prep_gemm's own_strips) run their nitems work items (of
     about equal cost: the last band, block or tile may be smaller) in a static schedule: where
     they divide evenly over the threads, at most STATIC_MAX_ITEMS_PER_THREAD each. Each thread
     then takes the same items on every call, so the rows it writes are in its own core's cache
@@ -724,8 +727,8 @@ cdef inline bint _static_items(idx_t nitems, int n_threads) noexcept nogil:
     limit: they were measured at batch 8 and 16 on the Zen 4.) Measured on an Intel Xeon (2
     vCPUs, AVX-512; reading 1 MB another core wrote ran at 27 GB/s, its own writes at 117),
     float32, two threads, medians of alternated processes, dynamic / static:
-    1x1 layers alone at batch 1 (the GEMM's shared B), us, 64x7x7 -> 384 17.2 / 13.4, 64x14x14
-    -> 384 44.6 / 38.6, 160x7x7 -> 960 51.8 / 46.1, 96x14x14 -> 576 77.0 / 71.0; optimized
+    1x1 layers alone at batch 1 (then on the GEMM's shared B), us, 64x7x7 -> 384 17.2 / 13.4,
+    64x14x14 -> 384 44.6 / 38.6, 160x7x7 -> 960 51.8 / 46.1, 96x14x14 -> 576 77.0 / 71.0; optimized
     models (the shared B and the valid-taps items), ms, mobilenet_v2 batch 1 3.35 / 3.16,
     batch 8 20.4 / 20.1, resnet18 batch 1 10.75 / 10.45, batch 8 76.9 / 74.2. Only which
     thread computes an element changes: no bits."""
@@ -2660,7 +2663,9 @@ def conv2d_forward_gemm(const floating[:, :, :, ::1] x, const floating[:, :, :, 
     split into blocks of filters (rows of the
     GEMM; whole strips of the GEMM tile's rows, so that with `packed` each block starts at a
     packed strip; near-equal, _filter_block), which share the item's unfolded input, packed
-    once by all the threads (_fwd_gemm_shared_b). None of these changes any output's arithmetic
+    once by all the threads (_fwd_gemm_shared_b), or, for a 1x1 kernel reading its images in
+    place where the thread count is a multiple of the items, one block per thread packing its
+    own strips of the image (_prep_gemm). None of these changes any output's arithmetic
     (the GEMM's result depends only on K), so y is the same for every batch size and thread
     count."""
     _forward_once(ROUTE_GEMM, x, w, b, y, stride_h, stride_w, pad_top, pad_left, dil_h, dil_w,
@@ -2716,19 +2721,23 @@ cdef int _prep_gemm(fwd_t *p, list keep, const floating[:, :, :, ::1] w,
     # mr rows (a block starts at a packed strip), their strip counts within one of each other
     # (_filter_block): two blocks per thread where the strips allow it, else one, so that the
     # threads get equal shares. (Blocks rounded up to a multiple of 24 rows had left a thread
-    # 24 of 32 filters, or 48 of 64.) A 1x1 kernel reading one image in place: one block per
+    # 24 of 32 filters, or 48 of 64.) A 1x1 kernel reading images in place, where the thread
+    # count is a multiple of the items (batch 1): n_threads / items blocks per item, one per
     # thread, each packing its own B strips from the image inside its GEMM (_fwd_gemm), as the
     # single thread does, rather than the shared B's two phases (_fwd_gemm_shared_b) with
-    # their barrier and every thread's GEMM reading strips packed by another core. Measured
+    # their barrier and every thread's GEMM reading strips packed by another core (with other
+    # counts, 3 items on 2 threads, one block per thread would leave a thread idle a third of
+    # the time: those keep the shared B's finer blocks). Measured
     # (Zen 5, float32, batch 1, 2 threads, kernel alone, medians of 15 x 200 calls, us, shared
     # B / own strips): 64x14x14 -> 384 36.9-40.8 / 31.0-32.4, 96x14x14 -> 576 69.3-75.2 /
     # 62.9-63.7, 64x7x7 -> 384 14.3 / 11.4-11.6, 160x7x7 -> 960 51.5-53.2 / 48.8-49.3,
     # 1024x14x14 -> 256 337-352 / 314; 320x7x7 -> 1280 124-129 / 130-132, 256x14x14 -> 1024
     # 296-311 / 294-306, 2048x7x7 -> 512 397-403 / 366-369.
     strips = (g.Fg + mr - 1) // mr
+    cdef bint own_strips = image_is_cols and nimg == 1 and n_threads % items == 0
     if n_threads > 1 and items < 2 * <idx_t>n_threads and g.Fg >= 16 and nbands == 1:
         want = (2 * <idx_t>n_threads + items - 1) // items
-        if strips < 2 * want or (image_is_cols and nimg == 1):
+        if strips < 2 * want or own_strips:
             want = (<idx_t>n_threads + items - 1) // items
         nfb = min(strips, want)
     FB = min(g.Fg, mr * ((strips + nfb - 1) // nfb))  # filters in the largest block
@@ -2744,24 +2753,26 @@ cdef int _prep_gemm(fwd_t *p, list keep, const floating[:, :, :, ::1] w,
         per = K * nimg * P + FB * nimg * P
     if gather:  # the packed B (its strips rounded up), and the output block of nimg images
         per = (gemm_packed_b_elems(K, nimg * P, floating is double) + 15) // 16 * 16 + FB * nimg * P
-    # several filter blocks per item (but an image read in place, above): they share its B,
-    # unfolded and packed once by all the threads (a block of cb channels at a time, through the
-    # thread's buffer), so per thread: that block's unfolded rows, or (nimg > 1) the output
-    # block of the filter blocks
-    cdef bint share_b = nfb > 1 and not (image_is_cols and nimg == 1)
+    # several filter blocks per item (but own_strips, above): they share its B, unfolded and
+    # packed once by all the threads (a block of cb channels at a time, through the thread's
+    # buffer; an image read in place packed from x), so per thread: that block's unfolded rows,
+    # or (nimg > 1) the output block of the filter blocks
+    cdef bint share_b = nfb > 1 and not own_strips
     cdef idx_t cb = max(1, PACK_ROWS // (g.kh * g.kw)), ldb = 0, steps
     cdef idx_t cols = nimg * P if nimg > 1 else PT
     if share_b:
         cb = min(cb, g.Cg)
         if items * ((g.Cg + cb - 1) // cb) < 2 * <idx_t>n_threads:
-            # fewer packing steps than two per thread (batch 1, a 1x1 kernel on at most
-            # PACK_ROWS channels: one step) would leave the other threads waiting at the
+            # fewer packing steps than two per thread (a few items of a 1x1 kernel on at most
+            # PACK_ROWS channels: one step each) would leave the other threads waiting at the
             # phase's end: the channels in smaller blocks (the packed B is the same)
             steps = (2 * <idx_t>n_threads + items - 1) // items  # per item
             cb = (g.Cg + steps - 1) // steps
         per = cb * g.kh * g.kw * cols
         if nimg > 1:
             per = max(per, FB * cols)
+        elif image_is_cols:
+            per = 0
         ldb = (gemm_packed_b_elems(K, cols, floating is double) + 15) // 16 * 16
         p.aux_elems = items * ldb  # (_place_scratch: its strips start on a cache line)
     if packed is not None:
@@ -2818,7 +2829,7 @@ cdef void _fwd_run(const fwd_t *p, const floating *x, floating *y,
                   p.image_is_cols, p.tab, r, &p.e, s, p.ld_s, p.per, p.nt)
     elif p.kernel == K_GEMM_SHARED_B:
         _fwd_gemm_shared_b(x, w, wp, p.Fgp, b, y, &p.g, p.PT, p.nimg, p.nib, p.nfb, p.mr,
-                           p.cb, <floating *>p.aux, p.ldb, r, &p.e, s,
+                           p.cb, p.image_is_cols, <floating *>p.aux, p.ldb, r, &p.e, s,
                            p.ld_s, p.per, p.nt)
     elif p.kernel == K_VALID_TAPS:
         _fwd_valid_taps(x, wp, b, y, p, r, s)
@@ -3247,7 +3258,8 @@ cdef void _fwd_gemm(const floating *x, const floating *w, const floating *wp, id
     buf for the GEMM to pack: the same values, so the same bits. nbands > 1: each plane's
     tiles are nbands pixel bands (_owned_bands) of ntile / nbands tiles each (_band_tile), else
     tiles of PT pixels; in a static schedule where the threads own bands or whole planes or image
-    blocks (_owns_planes), else a dynamic one."""
+    blocks (_owns_planes), or the items are filter blocks that _static_items allows, else a
+    dynamic one."""
     cdef idx_t P = g.OH * g.OW
     cdef idx_t ntile = 1 if nimg > 1 else (P + PT - 1) // PT
     cdef idx_t it, nitems
@@ -3290,7 +3302,8 @@ cdef inline shared_b_item_t _shared_b_item(idx_t i, idx_t ntile, idx_t nimg, idx
 
 
 cdef inline void _shared_b_pack_item(idx_t it, const floating *x, const geom_t *g, idx_t PT,
-                                     idx_t nimg, idx_t nib, idx_t cb, floating *bs, idx_t ldb,
+                                     idx_t nimg, idx_t nib, idx_t cb, bint image_is_cols,
+                                     floating *bs, idx_t ldb,
                                      floating *buf) noexcept nogil:
     """Packing item `it` of _fwd_gemm_shared_b (item it // ncb's B, channels from
     (it % ncb) * cb) on the thread's scratch buf."""
@@ -3299,11 +3312,15 @@ cdef inline void _shared_b_pack_item(idx_t it, const floating *x, const geom_t *
     cdef idx_t ncb = (g.Cg + cb - 1) // cb
     cdef idx_t i = it // ncb, c0 = (it % ncb) * cb, c1 = min(g.Cg, c0 + cb), j
     cdef shared_b_item_t q = _shared_b_item(i, ntile, nimg, nib, PT, g)
-    # images n .. n1-1 side by side: columns j*P .. (j+1)*P are image n+j
-    for j in range(q.n1 - q.n):
-        _im2col_tile(x + (q.n + j) * g.C * HW, q.gi * g.Cg + c0, c1 - c0, q.p0, q.p1,
-                     buf + j * P, q.cols, g)
-    gemm_pack_b(K, q.cols, c0 * kk, c1 * kk, buf, q.cols, 1, bs + i * ldb)
+    cdef const floating *xg = x + q.n * g.C * HW + (q.gi * g.Cg + c0) * HW
+    if image_is_cols and nimg == 1:
+        gemm_pack_b(K, q.cols, c0, c1, xg + q.p0, HW, 1, bs + i * ldb)
+    else:
+        # images n .. n1-1 side by side: columns j*P .. (j+1)*P are image n+j
+        for j in range(q.n1 - q.n):
+            _im2col_tile(x + (q.n + j) * g.C * HW, q.gi * g.Cg + c0, c1 - c0, q.p0, q.p1,
+                         buf + j * P, q.cols, g)
+        gemm_pack_b(K, q.cols, c0 * kk, c1 * kk, buf, q.cols, 1, bs + i * ldb)
 
 
 cdef inline void _shared_b_gemm_item(idx_t it, const floating *w, const floating *wp,
@@ -3338,13 +3355,15 @@ cdef inline void _shared_b_gemm_item(idx_t it, const floating *w, const floating
 cdef void _fwd_gemm_shared_b(const floating *x, const floating *w, const floating *wp,
                              idx_t Fgp, const floating *b, floating *y, const geom_t *g, idx_t PT,
                              idx_t nimg, idx_t nib, idx_t nfb, idx_t unit, idx_t cb,
-                             floating *bs, idx_t ldb, const floating *res, const epi_t *e,
-                             floating *scratch, idx_t ld_s, idx_t per, int nt) noexcept nogil:
+                             bint image_is_cols, floating *bs, idx_t ldb, const floating *res,
+                             const epi_t *e, floating *scratch, idx_t ld_s, idx_t per,
+                             int nt) noexcept nogil:
     """_fwd_gemm's work items (image or block of at most nimg images, group, pixel tile, block
     of filters) when an item's filter blocks are several (few items: batch 1, or a few
-    blocks of images on a small plane; not an image read in place, _prep_gemm) and share its
-    B: first every (images, group, tile) item's B is unfolded and packed once into bs +
-    item*ldb (gemm_pack_b), the threads taking blocks of cb channels; then the filter blocks
+    blocks of images on a small plane; an image read in place only where the threads do not
+    divide the items evenly, _prep_gemm) and share its B: first every (images, group, tile)
+    item's B is unfolded (an image read in place: not) and packed once into bs + item*ldb
+    (gemm_pack_b), the threads taking blocks of cb channels; then the filter blocks
     multiply it (gemm_pb). The GEMM reads the same values in the same order, so every output
     bit is _fwd_gemm's. Each pass in a static schedule where _static_items allows it, else a
     dynamic one."""
@@ -3355,11 +3374,11 @@ cdef void _fwd_gemm_shared_b(const floating *x, const floating *w, const floatin
     cdef idx_t it
     if _static_items(items * ncb, nt):
         for it in prange(items * ncb, schedule='static', num_threads=nt):
-            _shared_b_pack_item(it, x, g, PT, nimg, nib, cb, bs, ldb,
+            _shared_b_pack_item(it, x, g, PT, nimg, nib, cb, image_is_cols, bs, ldb,
                                 scratch + cvx_omp_get_thread_num() * ld_s)
     else:
         for it in prange(items * ncb, schedule='dynamic', num_threads=nt):
-            _shared_b_pack_item(it, x, g, PT, nimg, nib, cb, bs, ldb,
+            _shared_b_pack_item(it, x, g, PT, nimg, nib, cb, image_is_cols, bs, ldb,
                                 scratch + cvx_omp_get_thread_num() * ld_s)
     if _static_items(items * nfb, nt):
         for it in prange(items * nfb, schedule='static', num_threads=nt):
@@ -3594,6 +3613,7 @@ def _grad_input_as_forward(forward, gy, w, gx, Py_ssize_t stride_h, Py_ssize_t s
 
 # the entry points conv2d_grad_input_direct and _valid_taps run, bound here once: a call inside
 # this module runs these functions, whatever later happens to the module's public names
+# (the valid-taps one runs _grad_input_gemm for a non-finite weight)
 _forward_direct = conv2d_forward_direct
 _grad_input_gemm = conv2d_grad_input_gemm
 
