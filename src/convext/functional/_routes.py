@@ -117,23 +117,22 @@ VT_PACK_MIN_ELEMS = 1 << 20
 # it still lost at batch 1 (1 thread, with it: 512x4x4 1.53 / 1.63, 512x2x2 1.08 / 1.32), hence
 # VT_MIN_PLANE. Nor with 32 channels (32x56x56 -> 32 batch 4: - / 1.15 / 2.10).
 # The input gradient (stride 1) runs on it where its forward convolution (grad_input_as_forward)
-# would: measured with forced routes (float32,
-# batch 16, one thread, another process busy on the second core, ms GEMM / direct / valid
-# taps): 256x14x14 -> 256 3x3 88.4 / 56.1 / 44.5, 128x28x28 -> 128 79.7 / 73.7 / 62.4,
-# 512x14x14 -> 512 157.1 / 145.2 / 140.0, 64x56x56 -> 64 71.4 / 73.2 / 73.4; batch 4,
-# 512x28x28 -> 512 161.2 / 144.3 / 149.2. Smaller planes took the GEMM route until the rotated
-# weight was packed straight from w (pack_valid_taps_weight's rotated) rather than rotated by
-# NumPy first (1.8 ms for 512x512x3x3); since then, on the planes the forward takes it on
-# (Zen 5, float32, input gradient alone, medians of alternated calls, ms GEMM / valid taps):
-# two threads, batch 16, 512x7x7 -> 512 11.47 / 8.99 (torch 8.8), 256x7x7 -> 256 3.21 / 2.30,
-# 128x7x7 -> 128 0.96 / 0.60, 64x7x7 -> 64 0.37 / 0.19, 512x5x5 -> 512 6.47 / 5.59, 256x9x9
-# -> 256 5.03 / 4.56; batch 4 3.52 / 2.91, 1.01 / 0.74, 0.28 / 0.22, 0.12 / 0.10, 2.52 /
-# 2.22, 1.60 / 1.45; batch 2 2.28 / 2.05, 0.63 / 0.51, 0.17 / 0.16, 0.08 / 0.08, 1.55 / 1.73,
-# 0.88 / 0.83; one thread, batch 16, 24.1 / 18.1, 6.55 / 4.60, 1.85 / 1.12, 0.64 / 0.30,
-# 12.9 / 10.6, 9.78 / 8.50. At batch 1, where a gradient is rare, it lost 3-13% (two threads
-# 1.46 / 1.52, 0.38 / 0.41, 0.11 / 0.11, 0.06 / 0.07, 1.23 / 1.37, 0.54 / 0.56); the route
-# cannot depend on the batch (an image's gradient would then depend on it), so the input
-# gradient has the forward's VT_MIN_PLANE (512x4x4: batch 16 4.81 / 4.37, batch 1 1.06 / 1.38).
+# would: measured with forced routes (float32, batch 16, one thread, another process busy on the
+# second core, ms GEMM / direct / valid taps): 256x14x14 -> 256 3x3 88.4 / 56.1 / 44.5, 128x28x28 ->
+# 128 79.7 / 73.7 / 62.4, 512x14x14 -> 512 157.1 / 145.2 / 140.0, 64x56x56 -> 64 71.4 / 73.2 / 73.4;
+# batch 4, 512x28x28 -> 512 161.2 / 144.3 / 149.2. Smaller planes took the GEMM route until the
+# rotated weight was packed straight from w (pack_valid_taps_weight's rotated) rather than rotated
+# by NumPy first (1.8 ms for 512x512x3x3); since then, on the planes the forward takes it on (Zen 5,
+# float32, input gradient alone, medians of alternated calls, ms GEMM / valid taps): two threads,
+# batch 16, 512x7x7 -> 512 11.47 / 8.99 (torch 8.8), 256x7x7 -> 256 3.21 / 2.30, 128x7x7 -> 128 0.96
+# / 0.60, 64x7x7 -> 64 0.37 / 0.19, 512x5x5 -> 512 6.47 / 5.59, 256x9x9 -> 256 5.03 / 4.56; batch 4
+# 3.52 / 2.91, 1.01 / 0.74, 0.28 / 0.22, 0.12 / 0.10, 2.52 / 2.22, 1.60 / 1.45; batch 2 2.28 / 2.05,
+# 0.63 / 0.51, 0.17 / 0.16, 0.08 / 0.08, 1.55 / 1.73, 0.88 / 0.83; one thread, batch 16, 24.1 /
+# 18.1, 6.55 / 4.60, 1.85 / 1.12, 0.64 / 0.30, 12.9 / 10.6, 9.78 / 8.50. At batch 1, where a
+# gradient is rare, it lost 3-13% (two threads 1.46 / 1.52, 0.38 / 0.41, 0.11 / 0.11, 0.06 / 0.07,
+# 1.23 / 1.37, 0.54 / 0.56); the route cannot depend on the batch (an image's gradient would then
+# depend on it), so the input gradient has the forward's VT_MIN_PLANE (512x4x4: batch 16 4.81 /
+# 4.37, batch 1 1.06 / 1.38).
 # On AVX2 a block holds 16 filters, not 64, and the forward took the route from 16 channels and
 # 16 filters on (a Zen 3, float32, 3x3 padding 1, bias and ReLU, weights packed once, medians of
 # 31 calls alternated with onnxruntime's, time / onnxruntime's, valid taps / direct): batch 1,
