@@ -29,6 +29,7 @@
  *   CVX_DIRECT_GW_KB                                         direct weight gradient: taps (4 filters)
  *   CVX_DIRECT_PF (optional)                                 direct forward: prefetch taps ahead
  *   CVX_GEMM_PF_C (optional)                                 GEMM tile: prefetch its C lines
+ *   CVX_GEMM_PF_A (optional)                                 GEMM tile: prefetch A this many bytes ahead
  *   CVX_VT_PF (optional)                                     valid-taps tile: prefetch weights ahead
  *   CVX_VT_DENSE3X3 (optional)                               valid-taps tile: unrolled 3x3 copy
  *   CVX_FMA_FUSED                                            1 if cvx_vf_fma is one fused op
@@ -62,6 +63,13 @@
  * 173.5 -> 166.7; both gradients at batch 16 on two threads, against torch in the same runs,
  * 1.14, 1.19, 1.07 -> 1.04, 1.03, 1.01 of torch's time. */
 #define CVX_GEMM_PF_C 1
+/* The GEMM tile's first pass over a weight packed once prefetches it 2 kB ahead (kernels.inc,
+ * cvx_kern_pf). Measured on an Intel Xeon (2 vCPUs), float32, optimized mobilenet_v2 at batch 1
+ * called after 30 ms of idle (as `bench network` calls it), medians of 60 calls in alternated
+ * processes on a loaded machine, ms, without / with: one thread 6.70, 6.99, 7.52 / 6.08, 6.31,
+ * 6.37; two threads 4.15, 4.44, 4.61 / 3.88, 4.02, 4.21. Its three 160x7x7 -> 960 1x1 layers
+ * took 209-221 us each after the pause against 96-98 called back to back; with it 96. */
+#define CVX_GEMM_PF_A 2048
 /* The valid-taps tile prefetches the packed weights CVX_VT_PF steps (taps) ahead (tiles.inc):
  * on a small plane at batch 1 (tiles of 5 pixels, corners of 1) the block's first tile reads
  * them from memory, where a network's weights mostly are, at 20 FMAs per 256 bytes. Measured on
