@@ -433,10 +433,12 @@ static void check_gemm_nt(const struct check_table *t)
 
 static void check_gemm(const struct check_table *t)
 {
-    /* the blocking edges: tiles (MR up to 8, NR up to 48), MC 144, NC 384, KC 384 */
+    /* the blocking edges: tiles (MR up to 8, NR up to 48), MC 144, NC 384, KC 384; a last
+     * strip of a few columns after full ones (cvx_krows, cvx_kern_x1: 19 and 51 on AVX2's
+     * 16-column strips, 52, 100 and 149 on AVX-512's 48) */
     static const cvx_index ms[] = {1, 2, 3, 5, 7, 8, 9, 12, 13, 17, 24, 25, 143, 145};
-    static const cvx_index ns[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 16, 17, 24, 25, 31,
-                                   36, 47, 48, 49, 52, 97, 100, 149};
+    static const cvx_index ns[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 16, 17, 19, 24, 25,
+                                   31, 36, 47, 48, 49, 51, 52, 97, 100, 149};
     static const cvx_index ks[] = {0, 1, 2, 3, 4, 5, 8, 9, 17, 64, 385};
     size_t a, b, c;
     int layout, mode;
