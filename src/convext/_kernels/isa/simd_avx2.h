@@ -19,19 +19,19 @@
  * 9.50, 9.10, 9.36 ms (back to back 8.51 / 8.21) */
 #define CVX_GEMM_PF_A 2048
 /* The valid-taps tile's unrolled copy for a whole 3x3 kernel (simd_avx512.h): at stride 2, and
- * at stride 1 for tiles of at most CVX_VT_DENSE3X3_UNIT_A pixels (a 28x28 plane's rows: tiles
- * of 5). Measured on a Zen 3 (float32, one 3x3 layer alone with bias and ReLU, weights packed
- * once, medians of 15 x 5 calls beside onnxruntime's in alternated processes, ms, tables /
- * unrolled): one thread, batch 1, 64x56x56 -> 128 stride 2 1.435, 1.415 / 1.402, 1.377;
- * 128x28x28 -> 256 stride 2 1.509, 1.465 / 1.374, 1.379; two threads, batch 8, time /
- * onnxruntime's, 64x56x56 -> 128 1.14, 0.97 / 1.02, 1.02; 128x28x28 -> 256 1.15, 1.14 / 1.04,
- * 1.03; 256x14x14 -> 512 (7x7 output) 1.09, 1.03 / 1.03, 1.05. At stride 1 the 6-pixel tile's
- * copy lost (64x56x56 -> 64, one thread, 2.53, 2.55 / 2.67, 2.74): GCC 12 kept some of its 12
- * sums on the stack (16 registers), which the loop over the tables does not. The 5-pixel tile's
- * (10 sums), one thread, batch 1, time / onnxruntime's on a busy machine: 128x28x28 -> 128
- * 1.04, 1.05, 1.07, 1.07 / 0.95, 1.01, 1.03, 1.15; 96x28x28 -> 96 1.05, 1.05 / 1.01, 1.03;
- * 64x28x28 -> 64 1.04, 1.05, 1.05, 1.06 / 0.93, 1.01, 1.01, 1.12; 512x7x7 -> 512 0.91, 0.92,
- * 0.92, 1.10 / 0.85, 0.88, 0.89, 0.93. */
+ * at stride 1 for tiles of at most CVX_VT_DENSE3X3_UNIT_A pixels (a 28x28 plane's rows: four
+ * tiles of 5 and one of 6); float64's tiles too (measured on float32 only). On a Zen 3
+ * (float32, one 3x3 layer alone with bias and ReLU, weights packed once, medians of 15 x 5
+ * calls beside onnxruntime's in alternated processes, ms, tables / unrolled): one thread, batch
+ * 1, 64x56x56 -> 128 stride 2 1.435, 1.415 / 1.402, 1.377; 128x28x28 -> 256 stride 2 1.509,
+ * 1.465 / 1.374, 1.379; two threads, batch 8, time / onnxruntime's, 64x56x56 -> 128 1.14, 0.97
+ * / 1.02, 1.02; 128x28x28 -> 256 1.15, 1.14 / 1.04, 1.03; 256x14x14 -> 512 (7x7 output) 1.09,
+ * 1.03 / 1.03, 1.05. At stride 1 the 6-pixel tile's copy lost (64x56x56 -> 64, one thread,
+ * 2.53, 2.55 / 2.67, 2.74): GCC 12 kept some of its 12 sums on the stack (16 registers), which
+ * the loop over the tables does not. The 5-pixel tile's (10 sums), one thread, batch 1, time /
+ * onnxruntime's on a busy machine: 128x28x28 -> 128 1.04, 1.05, 1.07, 1.07 / 0.95, 1.01, 1.03,
+ * 1.15; 96x28x28 -> 96 1.05, 1.05 / 1.01, 1.03; 64x28x28 -> 64 1.04, 1.05, 1.05, 1.06 / 0.93,
+ * 1.01, 1.01, 1.12; 512x7x7 -> 512 0.91, 0.92, 0.92, 1.10 / 0.85, 0.88, 0.89, 0.93. */
 #define CVX_VT_DENSE3X3 1
 #define CVX_VT_DENSE3X3_UNIT_A 5
 #define CVX_FMA_FUSED 1

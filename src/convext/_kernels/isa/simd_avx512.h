@@ -32,7 +32,7 @@
  *   CVX_GEMM_PF_A (optional)                                 GEMM tile: prefetch A this many bytes ahead
  *   CVX_VT_PF (optional)                                     valid-taps tile: prefetch weights ahead
  *   CVX_VT_DENSE3X3 (optional)                               valid-taps tile: unrolled 3x3 copy
- *   CVX_VT_DENSE3X3_UNIT_A (optional)                        ... at stride 1 only up to this many pixels
+ *   CVX_VT_DENSE3X3_UNIT_A (optional)                        ... at stride 1 up to this many pixels (all)
  *   CVX_FMA_FUSED                                            1 if cvx_vf_fma is one fused op
  *   CVX_VREGS                                                vector registers (16 or 32) */
 #ifndef CVX_SIMD_H
