@@ -626,6 +626,76 @@ def test_max_3x3_stride2_values_column_pass(p, ceil, dtype):
             np.testing.assert_array_equal(want, ry.astype(dtype))
 
 
+@pytest.mark.parametrize("ceil", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_2x2_stride2_values_plane_rows(ceil, dtype):
+    """Values-only 2x2 stride-2 pooling without padding runs each plane's rows in one call
+    (isa/pool.inc's cvx_pl_vmax2s2: the whole windows of each row by the rule, then the windows
+    over the right and bottom edges that ceil_mode adds). The same bits as the path with
+    indices (the element they name) and the naive oracle: a -0.0 / +0.0 tie (the rule keeps
+    the first in row-major order); NaNs of distinct payloads, two in one window (the last is
+    kept); odd sizes with and without ceil_mode; planes of 16 to 259 outputs a row; one plane
+    split into row blocks, every thread count."""
+    rng = np.random.default_rng(37)
+    for H, W in [
+        (32, 32),
+        (64, 32),
+        (20, 2 * 256 + 6),
+        (9, 33),
+        (7, 520),
+        (17, 64),
+        (3, 3),
+        (2, 5),
+    ]:
+        x = rng.standard_normal((2, 3, H, W)).astype(dtype)
+        OH, OW = ((n - 2 + (1 if ceil else 0)) // 2 + 1 for n in (H, W))
+        R, C = min(H, 2 * OH) - 1, min(W, 2 * OW) - 1  # the last row and column pooled
+        # plane (0, 0): signed-zero ties: the rule keeps -0.0 (first in row-major order), where
+        # the maximum of each column's two rows first would keep +0.0
+        for oh, q in ((1, OW - 2), (H // 2 - 1, 1), (H // 2 - 1, OW // 2)):
+            r, c = 2 * oh, 2 * q
+            if r < 0 or c < 0 or r + 1 >= H or c + 1 >= W:
+                continue
+            x[0, 0, r : r + 2, c : c + 2] = -np.inf
+            x[0, 0, r, c + 1] = -0.0
+            x[0, 0, r + 1, c] = 0.0
+        # plane (0, 1): NaNs (quiet, payloads 1, 2, ...) in the first and last rows, at a row
+        # block's start and in the bottom row of a window; plane (1, 2): one NaN among clean
+        # planes of the same run
+        nan_at = [(0, 1), (R, C), (2, W // 2), (H // 2, 0), (H // 2 + 1, W - 2)]
+        bits = _bits(x)
+        quiet = np.uint32(0x7FC00000) if dtype == np.float32 else np.uint64(0x7FF8000000000000)
+        for k, (r, c) in enumerate(nan_at):
+            bits[0, 1, min(r, R), min(c, C)] = quiet + bits.dtype.type(k + 1)
+        if H >= 4 and W >= 4:
+            bits[0, 1, 2, 2] = quiet + bits.dtype.type(11)  # two NaNs in one window
+            bits[0, 1, 3, 3] = quiet + bits.dtype.type(12)
+        bits[1, 2, R, 0] = quiet + bits.dtype.type(13)
+        _, idx = F.max_pool2d(x, 2, 2, 0, 1, ceil, return_indices=True)
+        want = _picked(x, idx)
+        try:
+            for n in (1, 2):
+                convext.set_num_threads(n)
+                got = F.max_pool2d(x, 2, 2, 0, 1, ceil)
+                np.testing.assert_array_equal(_bits(got), _bits(want), err_msg=str((H, W, n)))
+                for c in range(3):  # one plane: split into row blocks
+                    one = F.max_pool2d(x[:1, c : c + 1], 2, 2, 0, 1, ceil)
+                    np.testing.assert_array_equal(
+                        _bits(one), _bits(want[:1, c : c + 1]), err_msg=str((H, W, n, c))
+                    )
+        finally:
+            convext.set_num_threads(None)
+        assert np.isnan(want[0, 1]).any() and not np.isnan(want[0, 0]).any()
+        assert np.isnan(want[1, 2]).any() and not np.isnan(want[1, :2]).any()
+        if H >= 4 and W >= 4:  # the later of two NaNs in one window
+            assert _bits(want)[0, 1, 1, 1] == quiet + bits.dtype.type(12)
+        if H >= 4 and W >= 6:
+            assert np.signbit(want[0, 0][want[0, 0] == 0]).any()  # a tie kept -0.0
+        if W < 100:
+            ry, _ = ref.max_pool2d(x, 2, 2, 0, 1, ceil)
+            np.testing.assert_array_equal(want, ry.astype(dtype))
+
+
 @pytest.mark.parametrize("k,s,p,d,ceil", VALUE_CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_max_values_only_same_bits_as_with_indices(k, s, p, d, ceil, dtype):

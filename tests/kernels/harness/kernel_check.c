@@ -1715,6 +1715,57 @@ static void check_dw(const struct check_table *t)
                 }                                                                                  \
             }                                                                                      \
         free(x), free(y);                                                                          \
+    }                                                                                              \
+    /* pl_vmax2s2 (values only, 2x2 stride 2 without padding, a plane's rows in one call):       \
+     * output rows [oh0, oh1) of OH x OW (OW and OH may take ceil_mode's windows over the right   \
+     * and bottom edges) give the bits of the rule over the taps inside the plane in row-major    \
+     * order; the other rows stay untouched; special as check_vmax3s2's (1: with a -0.0 / +0.0    \
+     * tie that a column-first order would break the other way). */                              \
+    static void check_vmax2s2_##T(const struct check_table *t, cvx_index H, cvx_index W,          \
+                                  cvx_index OH, cvx_index OW, cvx_index oh0, cvx_index oh1,        \
+                                  int mode, int special)                                           \
+    {                                                                                              \
+        cvx_index oh, q, i, j;                                                                     \
+        T *x = (T *)xmalloc(sizeof(T) * (size_t)(H * W));                                          \
+        T *y = (T *)xmalloc(sizeof(T) * (size_t)(OH * OW));                                        \
+        pool_fill_##T(x, H * W, mode);                                                             \
+        if (special < 2)                                                                           \
+            for (i = 0; i < H * W; i++)                                                            \
+                if (x[i] != x[i] || (x[i] == 0 && signbit(x[i]))) x[i] = (T)1.5;                   \
+        if (special == 1 && H >= 2 && W >= 2) {                                                    \
+            cvx_index r = 2 * (cvx_index)(rng() % (uint64_t)(H / 2));                              \
+            cvx_index c = 2 * (cvx_index)(rng() % (uint64_t)(W / 2));                              \
+            x[(rng() % (uint64_t)H) * W + rng() % (uint64_t)W] = pool_nan_##T(r * W + c);          \
+            /* a tie of zeros the rule and the column order break differently */                  \
+            x[r * W + c] = (T)-INFINITY, x[r * W + c + 1] = (T)-0.0;                               \
+            x[(r + 1) * W + c] = (T)0.0, x[(r + 1) * W + c + 1] = (T)-INFINITY;                    \
+        }                                                                                          \
+        for (q = 0; q < OH * OW; q++) y[q] = (T)-7;                                                \
+        t->pl_vmax2s2_##T(x, H, W, OW, oh0, oh1, y);                                               \
+        n_checks++;                                                                                \
+        for (oh = 0; oh < OH; oh++)                                                                \
+            for (q = 0; q < OW; q++) {                                                             \
+                T want = (T)-7, m = (T)-INFINITY;                                                  \
+                int first = 1;                                                                     \
+                if (oh >= oh0 && oh < oh1) {                                                       \
+                    for (i = 2 * oh; i < 2 * oh + 2 && i < H; i++)                                 \
+                        for (j = 2 * q; j < 2 * q + 2 && j < W; j++) {                             \
+                            T v = x[i * W + j];                                                    \
+                            if (first || v > m || v != v) m = v;                                   \
+                            first = 0;                                                             \
+                        }                                                                          \
+                    want = m;                                                                      \
+                }                                                                                  \
+                if (!SAME(y[oh * OW + q], want)) {                                                 \
+                    fail(t->name, #T " pl_vmax2s2", "H=%ld W=%ld OH=%ld OW=%ld rows %ld..%ld "      \
+                         "special %d: oh=%ld q=%ld: %g want %g", (long)H, (long)W, (long)OH,       \
+                         (long)OW, (long)oh0, (long)oh1, special, (long)oh, (long)q,               \
+                         (double)y[oh * OW + q], (double)want);                                    \
+                    oh = OH;                                                                       \
+                    break;                                                                         \
+                }                                                                                  \
+            }                                                                                      \
+        free(x), free(y);                                                                          \
     }
 DEFINE_POOL_CHECK(float, same_bits_f)
 DEFINE_POOL_CHECK(double, same_bits_d)
@@ -1753,6 +1804,20 @@ static void check_pool(const struct check_table *t)
                 check_vmax3s2_float(t, H + 2, W + 1, 1 - p, p, 1, OH - 1 > 1 ? OH - 1 : 1, 1,
                                     (int)s);
             }
+    /* pl_vmax2s2: narrow and wide planes, odd widths and heights with and without ceil_mode's
+     * edge windows, row ranges that start and end inside the plane */
+    for (W = 1; W <= 1100; W += W < 40 ? 1 : W < 520 ? 61 : 97)
+        for (p = 0; p <= 1; p++)
+            for (s = 0; s <= 2; s++) {
+                const cvx_index H = 2 + (W + s) % 11, OH = (H + p) / 2 > 0 ? (H + p) / 2 : 1;
+                const cvx_index OW = (W + p) / 2 > 0 ? (W + p) / 2 : 1;
+                check_vmax2s2_float(t, H, W, OH, OW, 0, OH, (int)(W % 2), (int)s);
+                check_vmax2s2_double(t, H + 1, W, (H + 1 + p) / 2, OW, OH / 2, (H + 1 + p) / 2,
+                                     (int)(1 - W % 2), (int)s);
+                check_vmax2s2_float(t, 2 * H, 2 * OW, H, OW, 1, H - 1 > 1 ? H - 1 : 1, 1, (int)s);
+            }
+    check_vmax2s2_float(t, 64, 32, 32, 16, 0, 32, 0, 1);
+    check_vmax2s2_double(t, 64, 32, 32, 16, 3, 29, 1, 1);
 }
 
 int main(int argc, char **argv)

@@ -343,6 +343,11 @@ struct cvx_kernel_table {
                          cvx_index OW, cvx_index oh0, cvx_index oh1, float *y);
     void (*pl_vmax3s2_d)(const double *x, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
                          cvx_index OW, cvx_index oh0, cvx_index oh1, double *y);
+    /* values-only 2x2 stride-2 max pool without padding: output rows [oh0, oh1) of a plane */
+    void (*pl_vmax2s2_f)(const float *x, cvx_index H, cvx_index W, cvx_index OW, cvx_index oh0,
+                         cvx_index oh1, float *y);
+    void (*pl_vmax2s2_d)(const double *x, cvx_index H, cvx_index W, cvx_index OW, cvx_index oh0,
+                         cvx_index oh1, double *y);
     /* the global average of n planes of L elements, L apart (pool.inc's cvx_pl_gap) */
     void (*pl_gap_f)(const float *x, float *y, cvx_index n, cvx_index L);
     void (*pl_gap_d)(const double *x, double *y, cvx_index n, cvx_index L);
