@@ -1663,40 +1663,44 @@ static void check_dw(const struct check_table *t)
         }                                                                                          \
         free(x), free(y), free(v), free(y1), free(ix), free(ix1);                                  \
     }                                                                                              \
-    /* pl_vmax3s2 (values only, column maxima first where the rows hold no NaN and no -0.0):     \
-     * output rows [oh0, oh1) of a 3x3 stride-2 pool with padding ph, pw give the bits of the     \
-     * rule scanned here in row-major order over the taps inside the plane; the other rows stay   \
-     * untouched. special 0: no NaN and no -0.0 (the column-first path); 1: that plus one NaN     \
-     * and one -0.0 / +0.0 tie; 2: pool_fill's dense NaNs, infinities and -0.0. */               \
-    static void check_vmax3s2_##T(const struct check_table *t, cvx_index H, cvx_index W,          \
-                                  cvx_index ph, cvx_index pw, cvx_index oh0, cvx_index oh1,        \
-                                  int mode, int special)                                           \
+    /* x (H x W) from pool_fill (mode); special 0: without NaN and -0.0 (the values-only kernels'   \
+     * fast paths); 1: that plus one NaN and a -0.0 / +0.0 tie that the rule and a column-first    \
+     * order break differently, its window's top-left corner a multiple of `align` (a 2x2         \
+     * stride-2 window's: 2); 2: pool_fill's dense NaNs, infinities and -0.0 */                    \
+    static void pool_special_##T(T *x, cvx_index H, cvx_index W, int mode, int special,           \
+                                 cvx_index align)                                                  \
     {                                                                                              \
-        cvx_index OH = (H + 2 * ph - 3) / 2 + 1, OW = (W + 2 * pw - 3) / 2 + 1, oh, q, i, j;      \
-        T *x = (T *)xmalloc(sizeof(T) * (size_t)(H * W));                                          \
-        T *y = (T *)xmalloc(sizeof(T) * (size_t)(OH * OW));                                        \
+        cvx_index i;                                                                               \
         pool_fill_##T(x, H * W, mode);                                                             \
         if (special < 2)                                                                           \
             for (i = 0; i < H * W; i++)                                                            \
                 if (x[i] != x[i] || (x[i] == 0 && signbit(x[i]))) x[i] = (T)1.5;                   \
-        if (special == 1) {                                                                        \
+        if (special == 1 && H >= 2 && W >= 2) {                                                    \
             cvx_index r = (cvx_index)(rng() % (uint64_t)H), c = (cvx_index)(rng() % (uint64_t)W); \
             x[r * W + c] = pool_nan_##T(r * W + c);                                                \
-            r = (cvx_index)(rng() % (uint64_t)(H - 1));                                            \
-            c = (cvx_index)(rng() % (uint64_t)(W - 1));                                            \
+            r = align * (cvx_index)(rng() % (uint64_t)((H - 2 + align) / align));                  \
+            c = align * (cvx_index)(rng() % (uint64_t)((W - 2 + align) / align));                  \
             x[r * W + c] = (T)-INFINITY, x[r * W + c + 1] = (T)-0.0; /* a tie of zeros */          \
             x[(r + 1) * W + c] = (T)0.0, x[(r + 1) * W + c + 1] = (T)-INFINITY;                    \
         }                                                                                          \
-        for (q = 0; q < OH * OW; q++) y[q] = (T)-7;                                                \
-        t->pl_vmax3s2_##T(x, H, W, ph, pw, OW, oh0, oh1, y);                                       \
+    }                                                                                              \
+    /* y (OH x OW, each element -7 before the kernel ran) of a values-only max pool, k x k windows \
+     * at stride 2 with padding ph, pw: output rows [oh0, oh1) hold the rule scanned here in       \
+     * row-major order over the taps inside the plane (-inf for none), the other rows -7 */       \
+    static void pool_rows_check_##T(const struct check_table *t, const char *what, const T *x,    \
+                                    cvx_index H, cvx_index W, const T *y, cvx_index OH,            \
+                                    cvx_index OW, cvx_index oh0, cvx_index oh1, cvx_index k,       \
+                                    cvx_index ph, cvx_index pw, int special)                       \
+    {                                                                                              \
+        cvx_index oh, q, i, j;                                                                     \
         n_checks++;                                                                                \
         for (oh = 0; oh < OH; oh++)                                                                \
             for (q = 0; q < OW; q++) {                                                             \
                 T want = (T)-7, m = (T)-INFINITY;                                                  \
                 int first = 1;                                                                     \
                 if (oh >= oh0 && oh < oh1) {                                                       \
-                    for (i = 2 * oh - ph; i < 2 * oh - ph + 3; i++)                                \
-                        for (j = 2 * q - pw; j < 2 * q - pw + 3; j++) {                            \
+                    for (i = 2 * oh - ph; i < 2 * oh - ph + k; i++)                                \
+                        for (j = 2 * q - pw; j < 2 * q - pw + k; j++) {                            \
                             T v;                                                                   \
                             if (i < 0 || i >= H || j < 0 || j >= W) continue;                      \
                             v = x[i * W + j];                                                      \
@@ -1706,65 +1710,44 @@ static void check_dw(const struct check_table *t)
                     want = m;                                                                      \
                 }                                                                                  \
                 if (!SAME(y[oh * OW + q], want)) {                                                 \
-                    fail(t->name, #T " pl_vmax3s2", "H=%ld W=%ld p=%ld,%ld rows %ld..%ld "          \
-                         "special %d: oh=%ld q=%ld: %g want %g", (long)H, (long)W, (long)ph,       \
-                         (long)pw, (long)oh0, (long)oh1, special, (long)oh, (long)q,               \
-                         (double)y[oh * OW + q], (double)want);                                    \
-                    oh = OH;                                                                       \
-                    break;                                                                         \
+                    fail(t->name, what, "H=%ld W=%ld OH=%ld OW=%ld p=%ld,%ld rows %ld..%ld "        \
+                         "special %d: oh=%ld q=%ld: %g want %g", (long)H, (long)W, (long)OH,       \
+                         (long)OW, (long)ph, (long)pw, (long)oh0, (long)oh1, special, (long)oh,    \
+                         (long)q, (double)y[oh * OW + q], (double)want);                           \
+                    return;                                                                        \
                 }                                                                                  \
             }                                                                                      \
+    }                                                                                              \
+    /* pl_vmax3s2 (values only, column maxima first where the rows hold no NaN and no -0.0):     \
+     * output rows [oh0, oh1) of a 3x3 stride-2 pool with padding ph, pw give the bits of the     \
+     * rule; the other rows stay untouched; special as pool_special's. */                         \
+    static void check_vmax3s2_##T(const struct check_table *t, cvx_index H, cvx_index W,          \
+                                  cvx_index ph, cvx_index pw, cvx_index oh0, cvx_index oh1,        \
+                                  int mode, int special)                                           \
+    {                                                                                              \
+        cvx_index OH = (H + 2 * ph - 3) / 2 + 1, OW = (W + 2 * pw - 3) / 2 + 1, q;                 \
+        T *x = (T *)xmalloc(sizeof(T) * (size_t)(H * W));                                          \
+        T *y = (T *)xmalloc(sizeof(T) * (size_t)(OH * OW));                                        \
+        pool_special_##T(x, H, W, mode, special, 1);                                               \
+        for (q = 0; q < OH * OW; q++) y[q] = (T)-7;                                                \
+        t->pl_vmax3s2_##T(x, H, W, ph, pw, OW, oh0, oh1, y);                                       \
+        pool_rows_check_##T(t, #T " pl_vmax3s2", x, H, W, y, OH, OW, oh0, oh1, 3, ph, pw, special); \
         free(x), free(y);                                                                          \
     }                                                                                              \
     /* pl_vmax2s2 (values only, 2x2 stride 2 without padding, a plane's rows in one call):       \
      * output rows [oh0, oh1) of OH x OW (OW and OH may take ceil_mode's windows over the right   \
-     * and bottom edges) give the bits of the rule over the taps inside the plane in row-major    \
-     * order; the other rows stay untouched; special as check_vmax3s2's (1: with a -0.0 / +0.0    \
-     * tie that a column-first order would break the other way). */                              \
+     * and bottom edges) give the bits of the rule; the other rows stay untouched. */             \
     static void check_vmax2s2_##T(const struct check_table *t, cvx_index H, cvx_index W,          \
                                   cvx_index OH, cvx_index OW, cvx_index oh0, cvx_index oh1,        \
                                   int mode, int special)                                           \
     {                                                                                              \
-        cvx_index oh, q, i, j;                                                                     \
+        cvx_index q;                                                                               \
         T *x = (T *)xmalloc(sizeof(T) * (size_t)(H * W));                                          \
         T *y = (T *)xmalloc(sizeof(T) * (size_t)(OH * OW));                                        \
-        pool_fill_##T(x, H * W, mode);                                                             \
-        if (special < 2)                                                                           \
-            for (i = 0; i < H * W; i++)                                                            \
-                if (x[i] != x[i] || (x[i] == 0 && signbit(x[i]))) x[i] = (T)1.5;                   \
-        if (special == 1 && H >= 2 && W >= 2) {                                                    \
-            cvx_index r = 2 * (cvx_index)(rng() % (uint64_t)(H / 2));                              \
-            cvx_index c = 2 * (cvx_index)(rng() % (uint64_t)(W / 2));                              \
-            x[(rng() % (uint64_t)H) * W + rng() % (uint64_t)W] = pool_nan_##T(r * W + c);          \
-            /* a tie of zeros the rule and the column order break differently */                  \
-            x[r * W + c] = (T)-INFINITY, x[r * W + c + 1] = (T)-0.0;                               \
-            x[(r + 1) * W + c] = (T)0.0, x[(r + 1) * W + c + 1] = (T)-INFINITY;                    \
-        }                                                                                          \
+        pool_special_##T(x, H, W, mode, special, 2);                                               \
         for (q = 0; q < OH * OW; q++) y[q] = (T)-7;                                                \
         t->pl_vmax2s2_##T(x, H, W, OW, oh0, oh1, y);                                               \
-        n_checks++;                                                                                \
-        for (oh = 0; oh < OH; oh++)                                                                \
-            for (q = 0; q < OW; q++) {                                                             \
-                T want = (T)-7, m = (T)-INFINITY;                                                  \
-                int first = 1;                                                                     \
-                if (oh >= oh0 && oh < oh1) {                                                       \
-                    for (i = 2 * oh; i < 2 * oh + 2 && i < H; i++)                                 \
-                        for (j = 2 * q; j < 2 * q + 2 && j < W; j++) {                             \
-                            T v = x[i * W + j];                                                    \
-                            if (first || v > m || v != v) m = v;                                   \
-                            first = 0;                                                             \
-                        }                                                                          \
-                    want = m;                                                                      \
-                }                                                                                  \
-                if (!SAME(y[oh * OW + q], want)) {                                                 \
-                    fail(t->name, #T " pl_vmax2s2", "H=%ld W=%ld OH=%ld OW=%ld rows %ld..%ld "      \
-                         "special %d: oh=%ld q=%ld: %g want %g", (long)H, (long)W, (long)OH,       \
-                         (long)OW, (long)oh0, (long)oh1, special, (long)oh, (long)q,               \
-                         (double)y[oh * OW + q], (double)want);                                    \
-                    oh = OH;                                                                       \
-                    break;                                                                         \
-                }                                                                                  \
-            }                                                                                      \
+        pool_rows_check_##T(t, #T " pl_vmax2s2", x, H, W, y, OH, OW, oh0, oh1, 2, 0, 0, special);  \
         free(x), free(y);                                                                          \
     }
 DEFINE_POOL_CHECK(float, same_bits_f)
