@@ -504,6 +504,7 @@ VALUE_CASES = [  # kernel, stride, padding, dilation, ceil_mode: every kernel ro
     (3, 3, 1, 1, True),  # whole 3x3 windows, stride 3
     (3, 2, 0, 1, True),
     ((1, 5), (1, 2), (0, 2), 1, False),  # the generic row kernel at stride 2
+    (2, 2, 0, 1, True),  # ceil_mode's edge windows of the values-only 2x2 stride-2 kernel
 ]
 
 
@@ -575,6 +576,27 @@ def _picked(x, idx):
     return np.where(idx >= 0, got, -np.inf).astype(x.dtype)
 
 
+def _values_by_the_rule(x, k, s, p, ceil):
+    """Values-only max pooling of x (windows k, stride s, padding p): the bits of the element
+    the indices name (the rule), on one and two threads, for the batch and for each plane of
+    its first image alone (one plane: split into row blocks). Returns those values."""
+    _, idx = F.max_pool2d(x, k, s, p, 1, ceil, return_indices=True)
+    want = _picked(x, idx)
+    try:
+        for n in (1, 2):
+            convext.set_num_threads(n)
+            got = F.max_pool2d(x, k, s, p, 1, ceil)
+            np.testing.assert_array_equal(_bits(got), _bits(want), err_msg=str((x.shape, n)))
+            for c in range(x.shape[1]):
+                one = F.max_pool2d(x[:1, c : c + 1], k, s, p, 1, ceil)
+                np.testing.assert_array_equal(
+                    _bits(one), _bits(want[:1, c : c + 1]), err_msg=str((x.shape, n, c))
+                )
+    finally:
+        convext.set_num_threads(None)
+    return want
+
+
 @pytest.mark.parametrize("p,ceil", [(1, False), (0, False), (1, True), (0, True)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_max_3x3_stride2_values_column_pass(p, ceil, dtype):
@@ -606,92 +628,69 @@ def test_max_3x3_stride2_values_column_pass(p, ceil, dtype):
         for k, (r, c) in enumerate(nan_at):
             bits[0, 1, r, c] = quiet + bits.dtype.type(k + 1)
         x[0, 1, 2, W // 2 + 1] = np.nan  # two NaNs in one window row: the last is kept
-        _, idx = F.max_pool2d(x, 3, 2, p, 1, ceil, return_indices=True)
-        want = _picked(x, idx)
-        try:
-            for n in (1, 2):
-                convext.set_num_threads(n)
-                got = F.max_pool2d(x, 3, 2, p, 1, ceil)
-                np.testing.assert_array_equal(_bits(got), _bits(want), err_msg=str((H, W, n)))
-                for c in range(3):  # one plane: split into row blocks
-                    one = F.max_pool2d(x[:, c : c + 1], 3, 2, p, 1, ceil)
-                    np.testing.assert_array_equal(
-                        _bits(one), _bits(want[:, c : c + 1]), err_msg=str((H, W, n, c))
-                    )
-        finally:
-            convext.set_num_threads(None)
+        want = _values_by_the_rule(x, 3, 2, p, ceil)
         assert np.isnan(want[0, 1]).sum() >= 4 and not np.isnan(want[0, 0]).any()
         if W < 100:
             ry, _ = ref.max_pool2d(x, 3, 2, p, 1, ceil)
             np.testing.assert_array_equal(want, ry.astype(dtype))
 
 
-@pytest.mark.parametrize("ceil", [False, True])
+@pytest.mark.parametrize("pad", ["ceil", "floor", "sides"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_max_2x2_stride2_values_plane_rows(ceil, dtype):
-    """Values-only 2x2 stride-2 pooling without padding runs each plane's rows in one call
-    (isa/pool.inc's cvx_pl_vmax2s2: the whole windows of each row by the rule, then the windows
-    over the right and bottom edges that ceil_mode adds). The same bits as the path with
-    indices (the element they name) and the naive oracle: a -0.0 / +0.0 tie (the rule keeps
-    the first in row-major order); NaNs of distinct payloads, two in one window (the last is
-    kept); odd sizes with and without ceil_mode; planes of 16 to 259 outputs a row; one plane
-    split into row blocks, every thread count."""
+def test_max_2x2_stride2_values_plane_rows(pad, dtype):
+    """Values-only 2x2 stride-2 pooling without top and left padding runs a work item's rows in
+    one call (isa/pool.inc's cvx_pl_vmax2s2: the whole windows of each row by the rule, then the
+    windows over the right and bottom edges that ceil_mode, or bottom and right padding
+    ("sides": (0, 1, 0, 1)), adds). The same bits as the path with indices (the element they
+    name) and, without side padding, the naive oracle: -0.0 / +0.0 ties (the rule keeps the
+    first in row-major order) and pairs of NaNs of distinct payloads (the last is kept), in
+    whole windows and in the right, bottom and corner edge windows; odd sizes, planes of one row
+    or one column; rows of 1 to 260 outputs; one plane split into row blocks; one and two
+    threads."""
     rng = np.random.default_rng(37)
-    for H, W in [
-        (32, 32),
-        (64, 32),
-        (20, 2 * 256 + 6),
-        (9, 33),
-        (7, 520),
-        (17, 64),
-        (3, 3),
-        (2, 5),
-    ]:
+    ceil = pad == "ceil"
+    padding = (0, 1, 0, 1) if pad == "sides" else 0
+    grow = 0 if pad == "floor" else 1
+    shapes = [(32, 32), (64, 32), (20, 2 * 256 + 6), (9, 33), (7, 520), (17, 64), (3, 3), (2, 5)]
+    if pad != "floor":  # a kernel larger than the plane needs the edge windows
+        shapes += [(1, 5), (5, 1), (1, 1)]
+    quiet = np.uint32(0x7FC00000) if dtype == np.float32 else np.uint64(0x7FF8000000000000)
+    for H, W in shapes:
         x = rng.standard_normal((2, 3, H, W)).astype(dtype)
-        OH, OW = ((n - 2 + (1 if ceil else 0)) // 2 + 1 for n in (H, W))
-        R, C = min(H, 2 * OH) - 1, min(W, 2 * OW) - 1  # the last row and column pooled
-        # plane (0, 0): signed-zero ties: the rule keeps -0.0 (first in row-major order), where
-        # the maximum of each column's two rows first would keep +0.0
-        for oh, q in ((1, OW - 2), (H // 2 - 1, 1), (H // 2 - 1, OW // 2)):
-            r, c = 2 * oh, 2 * q
-            if r < 0 or c < 0 or r + 1 >= H or c + 1 >= W:
-                continue
-            x[0, 0, r : r + 2, c : c + 2] = -np.inf
-            x[0, 0, r, c + 1] = -0.0
-            x[0, 0, r + 1, c] = 0.0
-        # plane (0, 1): NaNs (quiet, payloads 1, 2, ...) in the first and last rows, at a row
-        # block's start and in the bottom row of a window; plane (1, 2): one NaN among clean
-        # planes of the same run
-        nan_at = [(0, 1), (R, C), (2, W // 2), (H // 2, 0), (H // 2 + 1, W - 2)]
         bits = _bits(x)
-        quiet = np.uint32(0x7FC00000) if dtype == np.float32 else np.uint64(0x7FF8000000000000)
-        for k, (r, c) in enumerate(nan_at):
-            bits[0, 1, min(r, R), min(c, C)] = quiet + bits.dtype.type(k + 1)
-        if H >= 4 and W >= 4:
-            bits[0, 1, 2, 2] = quiet + bits.dtype.type(11)  # two NaNs in one window
-            bits[0, 1, 3, 3] = quiet + bits.dtype.type(12)
-        bits[1, 2, R, 0] = quiet + bits.dtype.type(13)
-        _, idx = F.max_pool2d(x, 2, 2, 0, 1, ceil, return_indices=True)
-        want = _picked(x, idx)
-        try:
-            for n in (1, 2):
-                convext.set_num_threads(n)
-                got = F.max_pool2d(x, 2, 2, 0, 1, ceil)
-                np.testing.assert_array_equal(_bits(got), _bits(want), err_msg=str((H, W, n)))
-                for c in range(3):  # one plane: split into row blocks
-                    one = F.max_pool2d(x[:1, c : c + 1], 2, 2, 0, 1, ceil)
-                    np.testing.assert_array_equal(
-                        _bits(one), _bits(want[:1, c : c + 1]), err_msg=str((H, W, n, c))
-                    )
-        finally:
-            convext.set_num_threads(None)
-        assert np.isnan(want[0, 1]).any() and not np.isnan(want[0, 0]).any()
+        OH, OW = ((n - 2 + grow) // 2 + 1 for n in (H, W))
+
+        # pairs of cells in one window, in row-major order: whole windows (where the rule and
+        # each column's maximum first differ), the right edge (an odd W), the bottom edge (an
+        # odd H), the last whole row's windows; the output each lands in
+        pairs = []
+        if H >= 2 and W >= 2:
+            pairs.append((((0, 1), (1, 0)), (0, 0)))
+        if W % 2 and H >= 2:
+            pairs.append((((0, W - 1), (1, W - 1)), (0, OW - 1)))
+        if H % 2 and W >= 2:
+            pairs.append((((H - 1, 0), (H - 1, 1)), (OH - 1, 0)))
+        if H % 2 == 0 and W >= 4:
+            pairs.append((((H - 2, 3), (H - 1, 2)), (OH - 1, 1)))
+        kept = []
+        for k, (((r0, c0), (r1, c1)), out) in enumerate(pairs):
+            if r1 >= 2 * OH or max(c0, c1) >= 2 * OW:  # (floor mode drops the edge)
+                continue
+            # plane (0, 0): -0.0 then +0.0, the rest of the window -inf: -0.0 is kept
+            x[0, 0, 2 * out[0] : 2 * out[0] + 2, 2 * out[1] : 2 * out[1] + 2] = -np.inf
+            x[0, 0, r0, c0], x[0, 0, r1, c1] = -0.0, 0.0
+            # plane (0, 1): two NaNs of distinct payloads: the second is kept
+            bits[0, 1, r0, c0] = quiet + bits.dtype.type(10 * k + 1)
+            bits[0, 1, r1, c1] = quiet + bits.dtype.type(10 * k + 2)
+            kept.append((out, 10 * k + 2))
+        bits[1, 2, min(H, 2 * OH) - 1, 0] = quiet + bits.dtype.type(99)  # one NaN plane
+        want = _values_by_the_rule(x, 2, 2, padding, ceil)
+        assert want.shape == (2, 3, OH, OW)
+        for (oh, q), payload in kept:  # each pair's window: the second NaN, a -0.0 tie
+            assert _bits(want)[0, 1, oh, q] == quiet + bits.dtype.type(payload), (H, W, oh, q)
+            assert want[0, 0, oh, q] == 0 and np.signbit(want[0, 0, oh, q]), (H, W, oh, q)
         assert np.isnan(want[1, 2]).any() and not np.isnan(want[1, :2]).any()
-        if H >= 4 and W >= 4:  # the later of two NaNs in one window
-            assert _bits(want)[0, 1, 1, 1] == quiet + bits.dtype.type(12)
-        if H >= 4 and W >= 6:
-            assert np.signbit(want[0, 0][want[0, 0] == 0]).any()  # a tie kept -0.0
-        if W < 100:
+        if W < 100 and pad != "sides":
             ry, _ = ref.max_pool2d(x, 2, 2, 0, 1, ceil)
             np.testing.assert_array_equal(want, ry.astype(dtype))
 

@@ -37,10 +37,11 @@ one column of padding on the left, those rows are made in registers instead
 (cvx_pl_vmax3s2_lanes): each output vector from two input vectors per row, their even, odd and
 shifted odd elements, in row-major order, with MAXPS (the rule's result without NaN, -0.0
 included) and the rule's comparisons on an output row whose window rows hold a NaN.
-Values-only 2x2 stride-2 windows without padding (LeNet's and U-Net's pools) go a plane's
-rows at a time through one call (cvx_pl_vmax2s2: each row's whole windows by cvx_pl_max2, then
-ceil_mode's windows over the edges), not a call per output row: a 32x32 plane's rows are 16
-outputs, about what the per-row work in Python-level code cost.
+Values-only 2x2 stride-2 windows without top and left padding (LeNet's and U-Net's pools) go
+a work item's rows at a time through one call (cvx_pl_vmax2s2: each row's whole windows by
+cvx_pl_max2, then the windows over the right and bottom edges), not a call per output row: a
+32x32 plane's rows are 16 outputs each, which cost about what each row's bounds and kernel-table
+call in _max_rows did.
 
 Max pooling follows PyTorch's CPU rule exactly: padding is -inf (only real elements are
 visited), the window is scanned in row-major order and a value replaces the current maximum when
@@ -202,8 +203,8 @@ cdef void _max_rows(const floating *xp, floating *yp, int64_t *ip, idx_t H, idx_
             cvx_pl_vmax3s2_double(xp, H, W, ph, pw, OW, oh0, oh1, yp)
         return
     if (ip == NULL and kh == 2 and kw == 2 and sh == 2 and sw == 2 and dil_h == 1
-            and dil_w == 1 and ph == 0 and pw == 0 and H * W <= VEC_MAX_PLANE):
-        # values only, 2x2 stride 2 without padding: the plane's rows in one call
+            and dil_w == 1 and ph == 0 and pw == 0):
+        # values only, 2x2 stride 2 without top and left padding: the rows in one call
         if floating is float:
             cvx_pl_vmax2s2_float(xp, H, W, OW, oh0, oh1, yp)
         else:

@@ -1792,14 +1792,20 @@ static void check_pool(const struct check_table *t)
     for (W = 1; W <= 1100; W += W < 40 ? 1 : W < 520 ? 61 : 97)
         for (p = 0; p <= 1; p++)
             for (s = 0; s <= 2; s++) {
-                const cvx_index H = 2 + (W + s) % 11, OH = (H + p) / 2 > 0 ? (H + p) / 2 : 1;
-                const cvx_index OW = (W + p) / 2 > 0 ? (W + p) / 2 : 1;
+                const cvx_index H = 2 + (W + s) % 11, OH = (H + p) / 2;
+                const cvx_index OW = (W + p) / 2 > 0 ? (W + p) / 2 : 1; /* W = 1: ceil_mode's */
                 check_vmax2s2_float(t, H, W, OH, OW, 0, OH, (int)(W % 2), (int)s);
                 check_vmax2s2_double(t, H + 1, W, (H + 1 + p) / 2, OW, OH / 2, (H + 1 + p) / 2,
                                      (int)(1 - W % 2), (int)s);
                 check_vmax2s2_float(t, 2 * H, 2 * OW, H, OW, 1, H - 1 > 1 ? H - 1 : 1, 1, (int)s);
             }
     check_vmax2s2_float(t, 64, 32, 32, 16, 0, 32, 0, 1);
+    for (p = 0; p <= 2; p++) { /* planes of one row or one column: edge windows only */
+        check_vmax2s2_float(t, 1, 5, 1, 3, 0, 1, 0, (int)p);
+        check_vmax2s2_double(t, 5, 1, 3, 1, 0, 3, 1, (int)p);
+        check_vmax2s2_float(t, 1, 1, 1, 1, 0, 1, 1, (int)p);
+        check_vmax2s2_double(t, 3, 4, 2, 2, 1, 2, 0, (int)p);
+    }
     check_vmax2s2_double(t, 64, 32, 32, 16, 3, 29, 1, 1);
 }
 
