@@ -343,7 +343,7 @@ struct cvx_kernel_table {
                          cvx_index OW, cvx_index oh0, cvx_index oh1, float *y);
     void (*pl_vmax3s2_d)(const double *x, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
                          cvx_index OW, cvx_index oh0, cvx_index oh1, double *y);
-    /* values-only 2x2 stride-2 max pool without padding: output rows [oh0, oh1) of a plane */
+    /* values-only 2x2 stride-2 max pool without top and left padding: output rows [oh0, oh1) */
     void (*pl_vmax2s2_f)(const float *x, cvx_index H, cvx_index W, cvx_index OW, cvx_index oh0,
                          cvx_index oh1, float *y);
     void (*pl_vmax2s2_d)(const double *x, cvx_index H, cvx_index W, cvx_index OW, cvx_index oh0,
