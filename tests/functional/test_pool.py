@@ -695,6 +695,62 @@ def test_max_2x2_stride2_values_plane_rows(pad, dtype):
             np.testing.assert_array_equal(want, ry.astype(dtype))
 
 
+# Windows of the values-only separable kernel (isa/pool.inc's cvx_pl_vmax_sep): kernel,
+# stride, padding, ceil_mode. Stride 1 with padding (k - 1) / 2 takes its runs of whole rows
+# (cvx_pl_vmax_same), the others its rows a few at a time; (300, 200) is wider than one chunk.
+SEPARABLE_CASES = [
+    (3, 1, 1, False),
+    (5, 1, 2, False),
+    ((7, 3), 1, (3, 1), False),
+    (1, 1, 0, False),
+    (2, 1, 0, False),
+    (3, 3, 1, True),
+    ((3, 5), (1, 2), (1, 2), True),
+    ((4, 2), (2, 1), (2, 1), True),
+    ((2, 300), (1, 200), (1, 150), True),
+]
+
+
+@pytest.mark.parametrize("k,s,p,ceil", SEPARABLE_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_values_separable_rows(k, s, p, ceil, dtype):
+    """Values-only windows without dilation other than 3x3 and 2x2 at stride 2 go through
+    cvx_pl_vmax_sep: each column's maximum over the window's rows, then each output's maximum
+    over its columns, with -inf for the columns outside the plane, wherever the window rows hold
+    no NaN and no -0.0, and the rule in row-major order for an output row (or a run of rows)
+    whose window rows do. The same bits as the rule (the element the indices name) and the
+    naive oracle: sparse specials (runs with and without them side by side; a -0.0 / +0.0 tie
+    or a NaN in one row only, in the border columns too) and dense ones (_value_data); narrow
+    planes of many rows per run, planes of one row or column, rows longer than one chunk; one
+    plane split into row blocks; one and two threads."""
+    rng = np.random.default_rng(41)
+    kh, kw = (k, k) if isinstance(k, int) else k
+    quiet = np.uint32(0x7FC00000) if dtype == np.float32 else np.uint64(0x7FF8000000000000)
+    shapes = [(32, 32), (9, 33), (40, 5), (3, 700), (1, 9), (9, 1), (64, 17)]
+    for H, W in shapes:
+        sparse = rng.integers(-4, 5, size=(2, 3, H, W)).astype(dtype)  # dense ties
+        bits = _bits(sparse)
+        # plane (0, 0): -0.0 / +0.0 pairs in one row, the first of each pair the one kept by
+        # the rule in row-major order; plane (0, 1): NaNs of distinct payloads
+        for j, (r, c) in enumerate([(H // 2, 0), (H - 1, W - 1), (0, W // 2), (H // 3, W - 2)]):
+            c2 = min(c + 1, W - 1)
+            sparse[0, 0, r, c], sparse[0, 0, r, c2] = (-0.0, 0.0) if j % 2 else (0.0, -0.0)
+            sparse[0, 0, r, max(c - 1, 0)] = 0.0 if j % 2 else -0.0
+            bits[0, 1, r, c] = quiet + bits.dtype.type(2 * j + 1)
+            bits[0, 1, min(r + 1, H - 1), c2] = quiet + bits.dtype.type(2 * j + 2)
+        sparse[1, 0] = np.maximum(sparse[1, 0], 0)  # +0.0 ties only: separably throughout
+        sparse[1, 1] = -np.inf
+        dense = [_value_data(rng, (1, 2, H, W), dtype)] if H >= 4 else []  # (its layout's size)
+        for x in [sparse, *dense]:
+            try:
+                want = _values_by_the_rule(x, k, s, p, ceil)
+            except ValueError:  # kernel larger than this shape
+                continue
+            if W < 100:
+                ry, _ = ref.max_pool2d(x, k, s, p, 1, ceil)
+                np.testing.assert_array_equal(want, ry.astype(dtype), err_msg=str((H, W)))
+
+
 @pytest.mark.parametrize("k,s,p,d,ceil", VALUE_CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_max_values_only_same_bits_as_with_indices(k, s, p, d, ceil, dtype):

@@ -1684,13 +1684,14 @@ static void check_dw(const struct check_table *t)
             x[(r + 1) * W + c] = (T)0.0, x[(r + 1) * W + c + 1] = (T)-INFINITY;                    \
         }                                                                                          \
     }                                                                                              \
-    /* y (OH x OW, each element -7 before the kernel ran) of a values-only max pool, k x k windows \
-     * at stride 2 with padding ph, pw: output rows [oh0, oh1) hold the rule scanned here in       \
-     * row-major order over the taps inside the plane (-inf for none), the other rows -7 */       \
+    /* y (OH x OW, each element -7 before the kernel ran) of a values-only max pool, kh x kw      \
+     * windows at stride sh, sw with padding ph, pw: output rows [oh0, oh1) hold the rule scanned \
+     * here in row-major order over the taps inside the plane (-inf for none), the others -7 */   \
     static void pool_rows_check_##T(const struct check_table *t, const char *what, const T *x,    \
                                     cvx_index H, cvx_index W, const T *y, cvx_index OH,            \
-                                    cvx_index OW, cvx_index oh0, cvx_index oh1, cvx_index k,       \
-                                    cvx_index ph, cvx_index pw, int special)                       \
+                                    cvx_index OW, cvx_index oh0, cvx_index oh1, cvx_index kh,      \
+                                    cvx_index kw, cvx_index sh, cvx_index sw, cvx_index ph,        \
+                                    cvx_index pw, int special)                                     \
     {                                                                                              \
         cvx_index oh, q, i, j;                                                                     \
         n_checks++;                                                                                \
@@ -1699,8 +1700,8 @@ static void check_dw(const struct check_table *t)
                 T want = (T)-7, m = (T)-INFINITY;                                                  \
                 int first = 1;                                                                     \
                 if (oh >= oh0 && oh < oh1) {                                                       \
-                    for (i = 2 * oh - ph; i < 2 * oh - ph + k; i++)                                \
-                        for (j = 2 * q - pw; j < 2 * q - pw + k; j++) {                            \
+                    for (i = sh * oh - ph; i < sh * oh - ph + kh; i++)                             \
+                        for (j = sw * q - pw; j < sw * q - pw + kw; j++) {                         \
                             T v;                                                                   \
                             if (i < 0 || i >= H || j < 0 || j >= W) continue;                      \
                             v = x[i * W + j];                                                      \
@@ -1710,10 +1711,11 @@ static void check_dw(const struct check_table *t)
                     want = m;                                                                      \
                 }                                                                                  \
                 if (!SAME(y[oh * OW + q], want)) {                                                 \
-                    fail(t->name, what, "H=%ld W=%ld OH=%ld OW=%ld p=%ld,%ld rows %ld..%ld "        \
-                         "special %d: oh=%ld q=%ld: %g want %g", (long)H, (long)W, (long)OH,       \
-                         (long)OW, (long)ph, (long)pw, (long)oh0, (long)oh1, special, (long)oh,    \
-                         (long)q, (double)y[oh * OW + q], (double)want);                           \
+                    fail(t->name, what, "H=%ld W=%ld OH=%ld OW=%ld k=%ld,%ld s=%ld,%ld "            \
+                         "p=%ld,%ld rows %ld..%ld special %d: oh=%ld q=%ld: %g want %g", (long)H,  \
+                         (long)W, (long)OH, (long)OW, (long)kh, (long)kw, (long)sh, (long)sw,      \
+                         (long)ph, (long)pw, (long)oh0, (long)oh1, special, (long)oh, (long)q,     \
+                         (double)y[oh * OW + q], (double)want);                                    \
                     return;                                                                        \
                 }                                                                                  \
             }                                                                                      \
@@ -1731,7 +1733,8 @@ static void check_dw(const struct check_table *t)
         pool_special_##T(x, H, W, mode, special, 1);                                               \
         for (q = 0; q < OH * OW; q++) y[q] = (T)-7;                                                \
         t->pl_vmax3s2_##T(x, H, W, ph, pw, OW, oh0, oh1, y);                                       \
-        pool_rows_check_##T(t, #T " pl_vmax3s2", x, H, W, y, OH, OW, oh0, oh1, 3, ph, pw, special); \
+        pool_rows_check_##T(t, #T " pl_vmax3s2", x, H, W, y, OH, OW, oh0, oh1, 3, 3, 2, 2, ph,  \
+                            pw, special);                                                          \
         free(x), free(y);                                                                          \
     }                                                                                              \
     /* pl_vmax2s2 (values only, 2x2 stride 2 without padding, a plane's rows in one call):       \
@@ -1747,7 +1750,33 @@ static void check_dw(const struct check_table *t)
         pool_special_##T(x, H, W, mode, special, 2);                                               \
         for (q = 0; q < OH * OW; q++) y[q] = (T)-7;                                                \
         t->pl_vmax2s2_##T(x, H, W, OW, oh0, oh1, y);                                               \
-        pool_rows_check_##T(t, #T " pl_vmax2s2", x, H, W, y, OH, OW, oh0, oh1, 2, 0, 0, special);  \
+        pool_rows_check_##T(t, #T " pl_vmax2s2", x, H, W, y, OH, OW, oh0, oh1, 2, 2, 2, 2, 0, 0,  \
+                            special);                                                              \
+        free(x), free(y);                                                                          \
+    }                                                                                              \
+    /* pl_vmax_sep (values only, no dilation: column maxima first where the window rows hold no   \
+     * NaN and no -0.0, runs of whole rows at stride 1 with kw = 2*pw + 1): output rows           \
+     * [oh0, oh1) (fractions a0 / 4 and a1 / 4 of OH) of a kh x kw pool at stride sh, sw with     \
+     * padding ph, pw and ceil_mode's windows give the bits of the rule; the others untouched. */ \
+    static void check_vmax_sep_##T(const struct check_table *t, cvx_index H, cvx_index W,         \
+                                   cvx_index kh, cvx_index kw, cvx_index sh, cvx_index sw,         \
+                                   cvx_index ph, cvx_index pw, int ceil, int a0, int a1,           \
+                                   int mode, int special)                                          \
+    {                                                                                              \
+        cvx_index OH = (H + 2 * ph - kh + (ceil ? sh - 1 : 0)) / sh + 1;                           \
+        cvx_index OW = (W + 2 * pw - kw + (ceil ? sw - 1 : 0)) / sw + 1, q, oh0, oh1;              \
+        T *x, *y;                                                                                  \
+        if (H + 2 * ph < kh || W + 2 * pw < kw) return;                                            \
+        if (ceil && (OH - 1) * sh >= H + ph) OH--; /* PyTorch's: the last window starts inside */ \
+        if (ceil && (OW - 1) * sw >= W + pw) OW--;                                                 \
+        oh0 = OH * a0 / 4, oh1 = OH * a1 / 4 > oh0 ? OH * a1 / 4 : oh0 + 1;                        \
+        x = (T *)xmalloc(sizeof(T) * (size_t)(H * W));                                             \
+        y = (T *)xmalloc(sizeof(T) * (size_t)(OH * OW));                                           \
+        pool_special_##T(x, H, W, mode, special, 1);                                               \
+        for (q = 0; q < OH * OW; q++) y[q] = (T)-7;                                                \
+        t->pl_vmax_sep_##T(x, H, W, kh, kw, sh, sw, ph, pw, OW, oh0, oh1, y);                      \
+        pool_rows_check_##T(t, #T " pl_vmax_sep", x, H, W, y, OH, OW, oh0, oh1, kh, kw, sh, sw,  \
+                            ph, pw, special);                                                      \
         free(x), free(y);                                                                          \
     }
 DEFINE_POOL_CHECK(float, same_bits_f)
@@ -1807,6 +1836,30 @@ static void check_pool(const struct check_table *t)
         check_vmax2s2_double(t, 3, 4, 2, 2, 1, 2, 0, (int)p);
     }
     check_vmax2s2_double(t, 64, 32, 32, 16, 3, 29, 1, 1);
+    { /* pl_vmax_sep: kernel, stride, padding, ceil_mode; narrow and wide planes (chunks of
+       * 512 columns), tall narrow ones (several runs of rows at stride 1), row ranges that
+       * start and end inside the plane */
+        static const int g[][7] = {{3, 3, 1, 1, 1, 1, 0}, {5, 5, 1, 1, 2, 2, 0},
+                                   {7, 3, 1, 1, 3, 1, 0}, {1, 1, 1, 1, 0, 0, 0},
+                                   {2, 2, 1, 1, 0, 0, 0}, {3, 3, 3, 3, 1, 1, 1},
+                                   {3, 5, 1, 2, 1, 2, 1}, {4, 2, 2, 1, 2, 1, 1},
+                                   {3, 3, 2, 2, 1, 1, 0}, {2, 300, 1, 200, 1, 150, 1},
+                                   {9, 9, 1, 1, 4, 4, 0}};
+        size_t c;
+        for (c = 0; c < sizeof g / sizeof g[0]; c++)
+            for (W = 1; W <= 1100; W += W < 40 ? 1 : 97)
+                for (s = 0; s <= 2; s++) {
+                    const cvx_index H = 1 + (W + s) % 13;
+                    check_vmax_sep_float(t, H, W, g[c][0], g[c][1], g[c][2], g[c][3], g[c][4],
+                                         g[c][5], g[c][6], 0, 4, (int)(W % 2), (int)s);
+                    check_vmax_sep_double(t, H + 1, W, g[c][0], g[c][1], g[c][2], g[c][3],
+                                          g[c][4], g[c][5], g[c][6], 1, 3, (int)(1 - W % 2),
+                                          (int)s);
+                    if (W < 40)
+                        check_vmax_sep_float(t, 150, W, g[c][0], g[c][1], g[c][2], g[c][3],
+                                             g[c][4], g[c][5], g[c][6], (int)s, 4, 1, (int)s);
+                }
+    }
 }
 
 int main(int argc, char **argv)
