@@ -751,6 +751,67 @@ def test_max_values_separable_rows(k, s, p, ceil, dtype):
                 np.testing.assert_array_equal(want, ry.astype(dtype), err_msg=str((H, W)))
 
 
+def _avg_in_order(x, k, s, p, ceil, include_pad, divisor):
+    """Average pooling as the kernels define it, in x's dtype: each window's taps inside the
+    plane added from 0 in row-major order, one IEEE addition at a time, then divided once by
+    reference.py's divisor."""
+    N, C, H, W = x.shape
+    wins = list(ref._avg_windows(H, W, k, s, p, ceil, include_pad, divisor))
+    OH, OW = wins[0][5]
+    y = np.zeros((N, C, OH, OW), x.dtype)
+    for oh, ow, rows, cols, div, _ in wins:
+        acc = np.zeros((N, C), x.dtype)
+        with np.errstate(invalid="ignore"):  # inf + -inf
+            for r in rows:
+                for c in cols:
+                    acc = acc + x[:, :, r, c]
+        y[:, :, oh, ow] = acc / x.dtype.type(div) if rows and cols else 0
+    return y
+
+
+@pytest.mark.parametrize("k,s,p,ceil", SEPARABLE_CASES)
+@pytest.mark.parametrize("include_pad,divisor", [(True, None), (False, None), (True, 5)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_avg_rows_same_additions(k, s, p, ceil, include_pad, divisor, dtype):
+    """Average pooling without dilation (but the 2x2 stride-2 loop) sums a work item's rows in
+    one call (isa/pool.inc's cvx_pl_vsum_sep: each window row copied with zeros outside the
+    plane, the taps added in order over every output of a row; at stride 1 with kw = 2*pw + 1
+    runs of whole rows read in place, the first and last pw outputs of each row summed again
+    from their own row), then divides each output by its divisor. The same additions in the
+    same order as the oracle here, so the same values (float32 rounding, infinities, NaN where
+    they meet, the sign of zero sums), one plane split into row blocks, one and two threads."""
+    rng = np.random.default_rng(43)
+    for H, W in [(32, 32), (9, 33), (40, 5), (3, 700), (1, 9), (9, 1), (64, 17)]:
+        x = rng.standard_normal((2, 3, H, W)).astype(dtype)
+        x[0, 1] = np.round(x[0, 1])  # sums that cancel to zero
+        x[1, 0].flat[:: max(1, H * W // 7)] = -0.0
+        x[1, 1].flat[:: max(1, H * W // 5)] = np.inf
+        x[1, 1].flat[1 :: max(1, H * W // 4)] = -np.inf
+        x[1, 2].flat[:: max(1, H * W // 3)] = np.nan
+        try:
+            want = _avg_in_order(x, k, s, p, ceil, include_pad, divisor)
+        except IndexError:  # kernel larger than this shape
+            continue
+        try:
+            for n in (1, 2):
+                convext.set_num_threads(n)
+                for got in (
+                    F.avg_pool2d(x, k, s, p, ceil, include_pad, divisor),
+                    np.concatenate(
+                        [
+                            F.avg_pool2d(x[:, c : c + 1], k, s, p, ceil, include_pad, divisor)
+                            for c in range(3)
+                        ],
+                        axis=1,
+                    ),
+                ):
+                    np.testing.assert_array_equal(got, want, err_msg=str((H, W, n)))
+                    zero = want == 0
+                    assert np.array_equal(np.signbit(got[zero]), np.signbit(want[zero]))
+        finally:
+            convext.set_num_threads(None)
+
+
 @pytest.mark.parametrize("k,s,p,d,ceil", VALUE_CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_max_values_only_same_bits_as_with_indices(k, s, p, d, ceil, dtype):

@@ -1777,6 +1777,32 @@ static void check_dw(const struct check_table *t)
         t->pl_vmax_sep_##T(x, H, W, kh, kw, sh, sw, ph, pw, OW, oh0, oh1, y);                      \
         pool_rows_check_##T(t, #T " pl_vmax_sep", x, H, W, y, OH, OW, oh0, oh1, kh, kw, sh, sw,  \
                             ph, pw, special);                                                      \
+        if (special == 0) { /* pl_vsum_sep on the same geometry: each output's taps inside the     \
+                             * plane added from 0 in row-major order (no NaN: one NaN's bits) */  \
+            cvx_index oh, i, j;                                                                    \
+            for (q = 0; q < OH * OW; q++) y[q] = (T)-7;                                            \
+            t->pl_vsum_sep_##T(x, H, W, kh, kw, sh, sw, ph, pw, OW, oh0, oh1, y);                  \
+            n_checks++;                                                                            \
+            for (oh = 0; oh < OH; oh++)                                                            \
+                for (q = 0; q < OW; q++) {                                                         \
+                    T want = (T)-7;                                                                \
+                    if (oh >= oh0 && oh < oh1) {                                                   \
+                        want = 0;                                                                  \
+                        for (i = sh * oh - ph; i < sh * oh - ph + kh; i++)                         \
+                            for (j = sw * q - pw; j < sw * q - pw + kw; j++)                       \
+                                if (i >= 0 && i < H && j >= 0 && j < W) want = want + x[i * W + j]; \
+                    }                                                                              \
+                    if (!SAME(y[oh * OW + q], want)) {                                             \
+                        fail(t->name, #T " pl_vsum_sep", "H=%ld W=%ld k=%ld,%ld s=%ld,%ld "        \
+                             "p=%ld,%ld rows %ld..%ld: oh=%ld q=%ld: %g want %g", (long)H,         \
+                             (long)W, (long)kh, (long)kw, (long)sh, (long)sw, (long)ph, (long)pw,  \
+                             (long)oh0, (long)oh1, (long)oh, (long)q, (double)y[oh * OW + q],      \
+                             (double)want);                                                        \
+                        oh = OH;                                                                   \
+                        break;                                                                     \
+                    }                                                                              \
+                }                                                                                  \
+        }                                                                                          \
         free(x), free(y);                                                                          \
     }
 DEFINE_POOL_CHECK(float, same_bits_f)
