@@ -281,11 +281,13 @@ cdef extern from "isa/cvx_isa.h" nogil:
         void (*pl_vmax_sep_d)(const double *x, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t sh,
                               idx_t sw, idx_t ph, idx_t pw, idx_t OW, idx_t oh0, idx_t oh1,
                               double *y) noexcept nogil
-        void (*pl_vsum_sep_f)(const float *x, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t sh,
-                              idx_t sw, idx_t ph, idx_t pw, idx_t OW, idx_t oh0, idx_t oh1,
+        void (*pl_vavg_sep_f)(const float *x, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t sh,
+                              idx_t sw, idx_t ph, idx_t pw, idx_t pb, idx_t pr, int include_pad,
+                              idx_t divisor, idx_t OW, idx_t oh0, idx_t oh1,
                               float *y) noexcept nogil
-        void (*pl_vsum_sep_d)(const double *x, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t sh,
-                              idx_t sw, idx_t ph, idx_t pw, idx_t OW, idx_t oh0, idx_t oh1,
+        void (*pl_vavg_sep_d)(const double *x, idx_t H, idx_t W, idx_t kh, idx_t kw, idx_t sh,
+                              idx_t sw, idx_t ph, idx_t pw, idx_t pb, idx_t pr, int include_pad,
+                              idx_t divisor, idx_t OW, idx_t oh0, idx_t oh1,
                               double *y) noexcept nogil
         void (*pl_gap_f)(const float *x, float *y, idx_t n, idx_t L) noexcept nogil
         void (*pl_gap_d)(const double *x, double *y, idx_t n, idx_t L) noexcept nogil
@@ -853,16 +855,20 @@ cdef inline void cvx_pl_vmax_sep_double(const double *x, idx_t H, idx_t W, idx_t
     isa_table().pl_vmax_sep_d(x, H, W, kh, kw, sh, sw, ph, pw, OW, oh0, oh1, y)
 
 
-cdef inline void cvx_pl_vsum_sep_float(const float *x, idx_t H, idx_t W, idx_t kh, idx_t kw,
-                                       idx_t sh, idx_t sw, idx_t ph, idx_t pw, idx_t OW,
-                                       idx_t oh0, idx_t oh1, float *y) noexcept nogil:
-    isa_table().pl_vsum_sep_f(x, H, W, kh, kw, sh, sw, ph, pw, OW, oh0, oh1, y)
+cdef inline void cvx_pl_vavg_sep_float(const float *x, idx_t H, idx_t W, idx_t kh, idx_t kw,
+                                       idx_t sh, idx_t sw, idx_t ph, idx_t pw, idx_t pb, idx_t pr,
+                                       bint include_pad, idx_t divisor, idx_t OW, idx_t oh0,
+                                       idx_t oh1, float *y) noexcept nogil:
+    isa_table().pl_vavg_sep_f(x, H, W, kh, kw, sh, sw, ph, pw, pb, pr, include_pad, divisor, OW,
+                              oh0, oh1, y)
 
 
-cdef inline void cvx_pl_vsum_sep_double(const double *x, idx_t H, idx_t W, idx_t kh, idx_t kw,
-                                        idx_t sh, idx_t sw, idx_t ph, idx_t pw, idx_t OW,
+cdef inline void cvx_pl_vavg_sep_double(const double *x, idx_t H, idx_t W, idx_t kh, idx_t kw,
+                                        idx_t sh, idx_t sw, idx_t ph, idx_t pw, idx_t pb,
+                                        idx_t pr, bint include_pad, idx_t divisor, idx_t OW,
                                         idx_t oh0, idx_t oh1, double *y) noexcept nogil:
-    isa_table().pl_vsum_sep_d(x, H, W, kh, kw, sh, sw, ph, pw, OW, oh0, oh1, y)
+    isa_table().pl_vavg_sep_d(x, H, W, kh, kw, sh, sw, ph, pw, pb, pr, include_pad, divisor,
+                              OW, oh0, oh1, y)
 
 
 cdef inline void cvx_pl_gap_float(const float *x, float *y, idx_t n, idx_t L) noexcept nogil:

@@ -27,13 +27,14 @@ maximum of the three rows, both by the same rule), which keeps exactly the same 
 (isa/pool.inc says why); consecutive output rows of whole 3x3 stride-2 windows go as one run
 (cvx_pl_max3s2), the row pass of the row two windows share done once for both.
 The 2x2 stride-2 average without padding keeps its own loop. Other average windows without
-dilation (kernel and stride columns at most SEP_MAX_KW_SW) have a work item's sums made in one
-call (cvx_pl_vsum_sep: each window row copied with zeros for its columns outside the plane, and
-every output of the row adding its taps in order in one vector loop, borders included; a zero
+dilation (kernel and stride columns at most SEP_MAX_KW_SW) go a work item's rows at a time
+through cvx_pl_vavg_sep: each window row copied with zeros for its columns outside the plane,
+every output of the row adding its taps in order in one vector loop, borders included (a zero
 added changes no sum from 0, which is never -0.0; at stride 1 with kw = 2*pw + 1, runs of whole
-rows read in place), then _avg_rows divides each output by its divisor: the same additions in
-the same order as the scalar loop, so the same values (where two NaNs meet in a sum, which one's
-sign and payload it keeps is the compiled addition's choice, as in the scalar loop).
+rows read in place), then each output divided by its divisor (cvx_pl_avg_div, isa/cvx_base.h,
+the loops here call the same function): the same additions in the same order as the scalar
+loop, so the same values (where two NaNs meet in a sum, which one's sign and payload it keeps
+is the compiled addition's choice, as in the scalar loop).
 Without an indices array (max_pool2d without return_indices) the same kernels write the values
 only: the same comparisons in the same order, without the argmax (a third of the bytes fewer);
 but values-only 3x3 stride-2 windows (resnet's stem) take each input column's maximum over the
@@ -143,8 +144,8 @@ from ._isa cimport (
     cvx_pl_vmax3s2_float,
     cvx_pl_vmax_sep_double,
     cvx_pl_vmax_sep_float,
-    cvx_pl_vsum_sep_double,
-    cvx_pl_vsum_sep_float,
+    cvx_pl_vavg_sep_double,
+    cvx_pl_vavg_sep_float,
 )
 
 
@@ -405,14 +406,11 @@ def max_pool2d_backward(const floating[:, :, ::1] grad_out, const int64_t[:, :, 
 # ---------------------------------------------------------------------------------------------
 # average pooling
 
-cdef inline idx_t _avg_div(idx_t hs, idx_t ws, idx_t he0, idx_t we0, idx_t hs1, idx_t ws1,
-                           idx_t he1, idx_t we1, bint include_pad,
-                           idx_t divisor) noexcept nogil:
-    if divisor != 0:
-        return divisor
-    if include_pad:
-        return (he0 - hs) * (we0 - ws)
-    return (he1 - hs1) * (we1 - ws1)
+cdef extern from "isa/cvx_base.h" nogil:
+    # the divisor of a window (the rule, written once there)
+    idx_t _avg_div "cvx_pl_avg_div" (idx_t hs, idx_t ws, idx_t he0, idx_t we0, idx_t hs1,
+                                     idx_t ws1, idx_t he1, idx_t we1, bint include_pad,
+                                     idx_t divisor)
 
 
 cdef void _avg_rows(const floating *xp, floating *yp, idx_t H, idx_t W, idx_t OW, idx_t kh,
@@ -423,45 +421,18 @@ cdef void _avg_rows(const floating *xp, floating *yp, idx_t H, idx_t W, idx_t OW
     the plane, so one divisor for the row) by the vector row kernel of isa/pool.inc, the others
     one by one; both add the window from 0 in row-major order and divide once."""
     cdef idx_t oh, ow, hs, ws, he0, we0, hs1, ws1, he1, we1, ih, iw, lo, hi
-    cdef floating acc, d
+    cdef floating acc
     cdef const floating *row
-    cdef floating *yr
     _interior(W, OW, kw, sw, pw, 1, &lo, &hi)
     if kw <= SEP_MAX_KW_SW and sw <= SEP_MAX_KW_SW:
-        # the sums of the rows in one call (isa/pool.inc's cvx_pl_vsum_sep, the same additions
-        # in the same order), then each output divided here: the interior columns by the row's
-        # divisor, the others by their own
+        # the rows in one call (isa/pool.inc's cvx_pl_vavg_sep): the same additions in the same
+        # order, each output divided by its divisor
         if floating is float:
-            cvx_pl_vsum_sep_float(xp, H, W, kh, kw, sh, sw, ph, pw, OW, oh0, oh1, yp)
+            cvx_pl_vavg_sep_float(xp, H, W, kh, kw, sh, sw, ph, pw, pb, pr, count_include_pad,
+                                  divisor_override, OW, oh0, oh1, yp)
         else:
-            cvx_pl_vsum_sep_double(xp, H, W, kh, kw, sh, sw, ph, pw, OW, oh0, oh1, yp)
-        for oh in range(oh0, oh1):
-            hs = oh * sh - ph
-            he0 = _imin(hs + kh, H + pb)
-            hs1 = _imax(hs, 0)
-            he1 = _imin(he0, H)
-            yr = yp + oh * OW
-            if lo < hi and hs1 < he1:
-                d = <floating>_avg_div(hs, 0, he0, kw, hs1, 0, he1, kw, count_include_pad,
-                                       divisor_override)
-                for ow in range(lo, hi):
-                    yr[ow] = yr[ow] / d
-            ow = 0
-            while ow < OW:
-                if ow == lo and lo < hi and hs1 < he1:
-                    ow = hi
-                    continue
-                ws = ow * sw - pw
-                we0 = _imin(ws + kw, W + pr)
-                ws1 = _imax(ws, 0)
-                we1 = _imin(we0, W)
-                if hs1 >= he1 or ws1 >= we1:
-                    yr[ow] = 0
-                else:
-                    yr[ow] = yr[ow] / <floating>_avg_div(
-                        hs, ws, he0, we0, hs1, ws1, he1, we1, count_include_pad,
-                        divisor_override)
-                ow = ow + 1
+            cvx_pl_vavg_sep_double(xp, H, W, kh, kw, sh, sw, ph, pw, pb, pr, count_include_pad,
+                                   divisor_override, OW, oh0, oh1, yp)
         return
     for oh in range(oh0, oh1):
         hs = oh * sh - ph

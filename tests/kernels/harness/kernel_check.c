@@ -1777,23 +1777,36 @@ static void check_dw(const struct check_table *t)
         t->pl_vmax_sep_##T(x, H, W, kh, kw, sh, sw, ph, pw, OW, oh0, oh1, y);                      \
         pool_rows_check_##T(t, #T " pl_vmax_sep", x, H, W, y, OH, OW, oh0, oh1, kh, kw, sh, sw,  \
                             ph, pw, special);                                                      \
-        if (special == 0) { /* pl_vsum_sep on the same geometry: each output's taps inside the     \
-                             * plane added from 0 in row-major order (no NaN: one NaN's bits) */  \
-            cvx_index oh, i, j;                                                                    \
+        if (special == 0) { /* pl_vavg_sep on the same geometry (padding ph, pw on every side):    \
+                             * each output's taps inside the plane added from 0 in row-major       \
+                             * order (no NaN: one NaN's bits), divided by PyTorch's divisor: with   \
+                             * count_include_pad (a0 odd) the window inside the padded plane, else  \
+                             * inside the plane, or divisor_override 3 (a1 == 3) */                 \
+            cvx_index oh, i, j, n_in, n_pad;                                                       \
+            const int include = a0 % 2;                                                            \
+            const cvx_index divisor = a1 == 3 ? 3 : 0;                                             \
             for (q = 0; q < OH * OW; q++) y[q] = (T)-7;                                            \
-            t->pl_vsum_sep_##T(x, H, W, kh, kw, sh, sw, ph, pw, OW, oh0, oh1, y);                  \
+            t->pl_vavg_sep_##T(x, H, W, kh, kw, sh, sw, ph, pw, ph, pw, include, divisor, OW, oh0, \
+                               oh1, y);                                                            \
             n_checks++;                                                                            \
             for (oh = 0; oh < OH; oh++)                                                            \
                 for (q = 0; q < OW; q++) {                                                         \
                     T want = (T)-7;                                                                \
                     if (oh >= oh0 && oh < oh1) {                                                   \
-                        want = 0;                                                                  \
+                        want = 0, n_in = n_pad = 0;                                                \
                         for (i = sh * oh - ph; i < sh * oh - ph + kh; i++)                         \
-                            for (j = sw * q - pw; j < sw * q - pw + kw; j++)                       \
-                                if (i >= 0 && i < H && j >= 0 && j < W) want = want + x[i * W + j]; \
+                            for (j = sw * q - pw; j < sw * q - pw + kw; j++) {                     \
+                                if (i < H + ph && j < W + pw) n_pad++;                             \
+                                if (i >= 0 && i < H && j >= 0 && j < W)                            \
+                                    want = want + x[i * W + j], n_in++;                            \
+                            }                                                                      \
+                        if (n_in == 0)                                                             \
+                            want = 0;                                                              \
+                        else                                                                       \
+                            want = want / (T)(divisor ? divisor : include ? n_pad : n_in);         \
                     }                                                                              \
                     if (!SAME(y[oh * OW + q], want)) {                                             \
-                        fail(t->name, #T " pl_vsum_sep", "H=%ld W=%ld k=%ld,%ld s=%ld,%ld "        \
+                        fail(t->name, #T " pl_vavg_sep", "H=%ld W=%ld k=%ld,%ld s=%ld,%ld "        \
                              "p=%ld,%ld rows %ld..%ld: oh=%ld q=%ld: %g want %g", (long)H,         \
                              (long)W, (long)kh, (long)kw, (long)sh, (long)sw, (long)ph, (long)pw,  \
                              (long)oh0, (long)oh1, (long)oh, (long)q, (double)y[oh * OW + q],      \

@@ -204,12 +204,15 @@ struct check_table {
                                cvx_index kw, cvx_index sh, cvx_index sw, cvx_index ph,
                                cvx_index pw, cvx_index OW, cvx_index oh0, cvx_index oh1,
                                double *y);
-    void (*pl_vsum_sep_float)(const float *x, cvx_index H, cvx_index W, cvx_index kh,
+    void (*pl_vavg_sep_float)(const float *x, cvx_index H, cvx_index W, cvx_index kh,
                               cvx_index kw, cvx_index sh, cvx_index sw, cvx_index ph,
-                              cvx_index pw, cvx_index OW, cvx_index oh0, cvx_index oh1, float *y);
-    void (*pl_vsum_sep_double)(const double *x, cvx_index H, cvx_index W, cvx_index kh,
+                              cvx_index pw, cvx_index pb, cvx_index pr, int include_pad,
+                              cvx_index divisor, cvx_index OW, cvx_index oh0, cvx_index oh1,
+                              float *y);
+    void (*pl_vavg_sep_double)(const double *x, cvx_index H, cvx_index W, cvx_index kh,
                                cvx_index kw, cvx_index sh, cvx_index sw, cvx_index ph,
-                               cvx_index pw, cvx_index OW, cvx_index oh0, cvx_index oh1,
+                               cvx_index pw, cvx_index pb, cvx_index pr, int include_pad,
+                               cvx_index divisor, cvx_index OW, cvx_index oh0, cvx_index oh1,
                                double *y);
 };
 
@@ -320,8 +323,8 @@ static int check_tables(const struct check_table **out)
         r->pl_vmax2s2_double = t->pl_vmax2s2_d;
         r->pl_vmax_sep_float = t->pl_vmax_sep_f;
         r->pl_vmax_sep_double = t->pl_vmax_sep_d;
-        r->pl_vsum_sep_float = t->pl_vsum_sep_f;
-        r->pl_vsum_sep_double = t->pl_vsum_sep_d;
+        r->pl_vavg_sep_float = t->pl_vavg_sep_f;
+        r->pl_vavg_sep_double = t->pl_vavg_sep_d;
         out[n++] = r;
     }
     return n;

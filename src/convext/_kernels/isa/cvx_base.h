@@ -132,5 +132,18 @@ extern cvx_index cvx_direct_1x1_band_bytes;
 extern cvx_index cvx_vt_block_bytes;
 /* elements of a scratch of floats or doubles that hold n cvx_index values (at most 8 bytes) */
 #define CVX_DIRECT_IDX_ELEMS(n) (2 * (n))
+/* ---- average pooling (pool.inc, _pool.pyx) ---- the divisor of a window (PyTorch's rule, which
+ * _pool.pyx documents): a non-zero divisor_override, else with count_include_pad the size of the
+ * window clipped to the padded input, rows [hs, he0) times columns [ws, we0), else its size
+ * clipped to the input, [hs1, he1) times [ws1, we1). The one place the rule is written: the
+ * forward's kernel and _pool.pyx's loops (the backward's too) call it. */
+static inline cvx_index cvx_pl_avg_div(cvx_index hs, cvx_index ws, cvx_index he0, cvx_index we0,
+                                       cvx_index hs1, cvx_index ws1, cvx_index he1,
+                                       cvx_index we1, int include_pad, cvx_index divisor)
+{
+    if (divisor != 0) return divisor;
+    if (include_pad) return (he0 - hs) * (we0 - ws);
+    return (he1 - hs1) * (we1 - ws1);
+}
 
 #endif /* CVX_BASE_H */

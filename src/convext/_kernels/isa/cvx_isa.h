@@ -355,12 +355,14 @@ struct cvx_kernel_table {
     void (*pl_vmax_sep_d)(const double *x, cvx_index H, cvx_index W, cvx_index kh,
                           cvx_index kw, cvx_index sh, cvx_index sw, cvx_index ph, cvx_index pw,
                           cvx_index OW, cvx_index oh0, cvx_index oh1, double *y);
-    /* an average pool's sums without dilation, kw and sw at most 512: output rows [oh0, oh1) */
-    void (*pl_vsum_sep_f)(const float *x, cvx_index H, cvx_index W, cvx_index kh, cvx_index kw,
-                          cvx_index sh, cvx_index sw, cvx_index ph, cvx_index pw, cvx_index OW,
+    /* average pool without dilation, kw and sw at most 512: output rows [oh0, oh1) */
+    void (*pl_vavg_sep_f)(const float *x, cvx_index H, cvx_index W, cvx_index kh, cvx_index kw,
+                          cvx_index sh, cvx_index sw, cvx_index ph, cvx_index pw, cvx_index pb,
+                          cvx_index pr, int include_pad, cvx_index divisor, cvx_index OW,
                           cvx_index oh0, cvx_index oh1, float *y);
-    void (*pl_vsum_sep_d)(const double *x, cvx_index H, cvx_index W, cvx_index kh,
+    void (*pl_vavg_sep_d)(const double *x, cvx_index H, cvx_index W, cvx_index kh,
                           cvx_index kw, cvx_index sh, cvx_index sw, cvx_index ph, cvx_index pw,
+                          cvx_index pb, cvx_index pr, int include_pad, cvx_index divisor,
                           cvx_index OW, cvx_index oh0, cvx_index oh1, double *y);
     /* the global average of n planes of L elements, L apart (pool.inc's cvx_pl_gap) */
     void (*pl_gap_f)(const float *x, float *y, cvx_index n, cvx_index L);
