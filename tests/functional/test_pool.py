@@ -708,6 +708,8 @@ SEPARABLE_CASES = [
     ((3, 5), (1, 2), (1, 2), True),
     ((4, 2), (2, 1), (2, 1), True),
     ((2, 300), (1, 200), (1, 150), True),
+    (2, 3, 0, True),  # stride beyond the window: rows between windows
+    ((1, 500), (1, 300), 0, True),  # one output per chunk
 ]
 
 
@@ -726,7 +728,7 @@ def test_max_values_separable_rows(k, s, p, ceil, dtype):
     rng = np.random.default_rng(41)
     kh, kw = (k, k) if isinstance(k, int) else k
     quiet = np.uint32(0x7FC00000) if dtype == np.float32 else np.uint64(0x7FF8000000000000)
-    shapes = [(32, 32), (9, 33), (40, 5), (3, 700), (1, 9), (9, 1), (64, 17)]
+    shapes = [(32, 32), (9, 33), (40, 5), (3, 700), (1, 9), (9, 1), (64, 17), (4, 1100)]
     for H, W in shapes:
         sparse = rng.integers(-4, 5, size=(2, 3, H, W)).astype(dtype)  # dense ties
         bits = _bits(sparse)
@@ -740,6 +742,14 @@ def test_max_values_separable_rows(k, s, p, ceil, dtype):
             bits[0, 1, min(r + 1, H - 1), c2] = quiet + bits.dtype.type(2 * j + 2)
         sparse[1, 0] = np.maximum(sparse[1, 0], 0)  # +0.0 ties only: separably throughout
         sparse[1, 1] = -np.inf
+        # plane (1, 2): diagonal -0.0 / +0.0 ties on -1s, where each column's maximum first
+        # and the rule in row-major order keep different zeros (a tie within one row keeps the
+        # same first zero either way)
+        sparse[1, 2] = -1
+        for j, (r, c) in enumerate([(0, 0), (H // 2, W // 2), (H - 2, W - 2), (H // 3, 0)]):
+            if 0 <= r < H - 1 and 0 <= c < W - 1:
+                sparse[1, 2, r, c + 1] = -0.0 if j % 2 == 0 else 0.0  # first in row-major order
+                sparse[1, 2, r + 1, c] = 0.0 if j % 2 == 0 else -0.0  # first in its column
         dense = [_value_data(rng, (1, 2, H, W), dtype)] if H >= 4 else []  # (its layout's size)
         for x in [sparse, *dense]:
             try:
