@@ -27,6 +27,7 @@ SHAPES = [
     ("pool-overlap", 16, 64, 112, "max", 3, 2, 1),
     ("avg-small", 64, 32, 32, "avg", 2, 2, 0),
     ("resnet18-pool-b1", 1, 64, 112, "max", 3, 2, 1),
+    ("pool-same", 16, 64, 56, "max", 3, 1, 1),
 ]
 
 
