@@ -50,12 +50,13 @@ a work item's rows at a time through one call (cvx_pl_vmax2s2: each row's whole 
 cvx_pl_max2, then the windows over the right and bottom edges), not a call per output row: a
 32x32 plane's rows are 16 outputs each, which cost about what each row's bounds and kernel-table
 call in _max_rows did.
-Every other values-only window without dilation (kernel and stride columns at most
+Every other values-only max window without dilation (kernel and stride columns at most
 SEP_MAX_KW_SW: stride 1, Inception's and SPP's same-size pools, 3x3 at stride 3, ...) goes a work
 item's rows at a time through cvx_pl_vmax_sep: each column's maximum over the window's rows,
 then each output's maximum over its columns, the columns outside the plane -inf, so that the
 border windows take the same vector loop; an output row whose window rows hold NaN or -0.0
-(each input row checked once) is computed by the rule in row-major order instead. At stride 1
+(each input row checked when it enters a window) is computed by the rule in row-major order
+instead. At stride 1
 with kw = 2*pw + 1 (an output row as wide as the plane) the rows whose windows lie inside the
 plane go in runs of whole rows, one loop per pass over the run (cvx_pl_vmax_same). Before it,
 3x3 stride 1 went through a loop that read its taps at a stride known only at run time (a
