@@ -710,6 +710,7 @@ SEPARABLE_CASES = [
     ((2, 300), (1, 200), (1, 150), True),
     (2, 3, 0, True),  # stride beyond the window: rows between windows
     ((1, 500), (1, 300), 0, True),  # one output per chunk
+    ((2, 3), (1, 600), (1, 1), True),  # a stride longer than the row buffer
 ]
 
 
@@ -784,7 +785,7 @@ def _avg_in_order(x, k, s, p, ceil, include_pad, divisor):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_avg_rows_same_additions(k, s, p, ceil, include_pad, divisor, dtype):
     """Average pooling without dilation (but the 2x2 stride-2 loop) sums a work item's rows in
-    one call (isa/pool.inc's cvx_pl_vsum_sep: each window row copied with zeros outside the
+    one call (isa/pool.inc's cvx_pl_vavg_sep: each window row copied with zeros outside the
     plane, the taps added in order over every output of a row; at stride 1 with kw = 2*pw + 1
     runs of whole rows read in place, the first and last pw outputs of each row summed again
     from their own row), then divides each output by its divisor. The same additions in the

@@ -27,7 +27,7 @@ maximum of the three rows, both by the same rule), which keeps exactly the same 
 (isa/pool.inc says why); consecutive output rows of whole 3x3 stride-2 windows go as one run
 (cvx_pl_max3s2), the row pass of the row two windows share done once for both.
 The 2x2 stride-2 average without padding keeps its own loop. Other average windows without
-dilation (kernel and stride columns at most SEP_MAX_KW_SW) go a work item's rows at a time
+dilation (windows at most SEP_MAX_KW columns wide, any stride) go a work item's rows at a time
 through cvx_pl_vavg_sep: each window row copied with zeros for its columns outside the plane,
 every output of the row adding its taps in order in one vector loop, borders included (a zero
 added changes no sum from 0, which is never -0.0; at stride 1 with kw = 2*pw + 1, runs of whole
@@ -50,8 +50,8 @@ a work item's rows at a time through one call (cvx_pl_vmax2s2: each row's whole 
 cvx_pl_max2, then the windows over the right and bottom edges), not a call per output row: a
 32x32 plane's rows are 16 outputs each, which cost about what each row's bounds and kernel-table
 call in _max_rows did.
-Every other values-only max window without dilation (kernel and stride columns at most
-SEP_MAX_KW_SW: stride 1, Inception's and SPP's same-size pools, 3x3 at stride 3, ...) goes a work
+Every other values-only max window without dilation (at most SEP_MAX_KW columns wide, any
+stride: stride 1, Inception's and SPP's same-size pools, 3x3 at stride 3, ...) goes a work
 item's rows at a time through cvx_pl_vmax_sep: each column's maximum over the window's rows,
 then each output's maximum over its columns, the columns outside the plane -inf, so that the
 border windows take the same vector loop; an output row whose window rows hold NaN or -0.0
@@ -153,9 +153,9 @@ from ._isa cimport (
 # Planes of at most this many elements and windows of at most this many rows and columns take
 # the vector row kernels (which keep window rows and columns in int).
 DEF VEC_MAX_PLANE = 2147483647
-# The widest window and the longest stride (columns) cvx_pl_vmax_sep takes: its row buffer
-# holds 512 columns (CVX_PL_SEPV), at least one output's window.
-DEF SEP_MAX_KW_SW = 512
+# The widest window (columns) cvx_pl_vmax_sep and cvx_pl_vavg_sep take: their row buffers hold
+# 512 columns (isa/pool.inc's CVX_PL_ROWV), at least one output's window.
+DEF SEP_MAX_KW = 512
 # Output rows per run of whole 3x3 stride-2 windows (cvx_pl_max3s2), their border columns
 # done after each run, while its rows are in the cache.
 DEF RUN3 = 8
@@ -237,8 +237,7 @@ cdef void _max_rows(const floating *xp, floating *yp, int64_t *ip, idx_t H, idx_
         else:
             cvx_pl_vmax2s2_double(xp, H, W, OW, oh0, oh1, yp)
         return
-    if (ip == NULL and dil_h == 1 and dil_w == 1 and kw <= SEP_MAX_KW_SW
-            and sw <= SEP_MAX_KW_SW):
+    if ip == NULL and dil_h == 1 and dil_w == 1 and kw <= SEP_MAX_KW:
         # values only, any other window without dilation: the rows in one call, separably
         # where the rows hold no NaN and no -0.0 (isa/pool.inc's cvx_pl_vmax_sep)
         if floating is float:
@@ -425,7 +424,7 @@ cdef void _avg_rows(const floating *xp, floating *yp, idx_t H, idx_t W, idx_t OW
     cdef floating acc
     cdef const floating *row
     _interior(W, OW, kw, sw, pw, 1, &lo, &hi)
-    if kw <= SEP_MAX_KW_SW and sw <= SEP_MAX_KW_SW:
+    if kw <= SEP_MAX_KW:
         # the rows in one call (isa/pool.inc's cvx_pl_vavg_sep): the same additions in the same
         # order, each output divided by its divisor
         if floating is float:
