@@ -56,12 +56,11 @@ item's rows at a time through cvx_pl_vmax_sep: each column's maximum over the wi
 then each output's maximum over its columns, the columns outside the plane -inf, so that the
 border windows take the same vector loop; an output row whose window rows hold NaN or -0.0
 (each input row checked when it enters a window) is computed by the rule in row-major order
-instead. At stride 1
-with kw = 2*pw + 1 (an output row as wide as the plane) the rows whose windows lie inside the
-plane go in runs of whole rows, one loop per pass over the run (cvx_pl_vmax_same). Before it,
-3x3 stride 1 went through a loop that read its taps at a stride known only at run time (a
-gather, on 4 lanes) and the border columns one by one: 0.08 of the copy bandwidth on
-64x32x32x32.
+instead. At stride 1 with kw = 2*pw + 1 (an output row as wide as the plane) the rows whose
+windows lie inside the plane go in runs of whole rows, one loop per pass over the run
+(cvx_pl_vmax_same). Before it, 3x3 stride 1 went through a loop that read its taps at a stride
+known only at run time (a gather, on 4 lanes) and the border columns one by one: 0.08 of the
+copy bandwidth on 64x32x32x32.
 
 Max pooling follows PyTorch's CPU rule exactly: padding is -inf (only real elements are
 visited), the window is scanned in row-major order and a value replaces the current maximum when
@@ -417,13 +416,13 @@ cdef void _avg_rows(const floating *xp, floating *yp, idx_t H, idx_t W, idx_t OW
                     idx_t kw, idx_t sh, idx_t sw, idx_t ph, idx_t pw, idx_t pb, idx_t pr,
                     bint count_include_pad, idx_t divisor_override, idx_t oh0,
                     idx_t oh1) noexcept nogil:
-    """Output rows [oh0, oh1) of one plane: the interior columns (the window's columns inside
-    the plane, so one divisor for the row) by the vector row kernel of isa/pool.inc, the others
-    one by one; both add the window from 0 in row-major order and divide once."""
+    """Output rows [oh0, oh1) of one plane: windows at most SEP_MAX_KW columns wide in one call
+    (cvx_pl_vavg_sep); wider ones with the interior columns (the window's columns inside the
+    plane, so one divisor for the row) by the vector row kernel of isa/pool.inc, the others one
+    by one; each adds the window from 0 in row-major order and divides once."""
     cdef idx_t oh, ow, hs, ws, he0, we0, hs1, ws1, he1, we1, ih, iw, lo, hi
     cdef floating acc
     cdef const floating *row
-    _interior(W, OW, kw, sw, pw, 1, &lo, &hi)
     if kw <= SEP_MAX_KW:
         # the rows in one call (isa/pool.inc's cvx_pl_vavg_sep): the same additions in the same
         # order, each output divided by its divisor
@@ -434,6 +433,7 @@ cdef void _avg_rows(const floating *xp, floating *yp, idx_t H, idx_t W, idx_t OW
             cvx_pl_vavg_sep_double(xp, H, W, kh, kw, sh, sw, ph, pw, pb, pr, count_include_pad,
                                    divisor_override, OW, oh0, oh1, yp)
         return
+    _interior(W, OW, kw, sw, pw, 1, &lo, &hi)
     for oh in range(oh0, oh1):
         hs = oh * sh - ph
         he0 = _imin(hs + kh, H + pb)
