@@ -193,31 +193,36 @@ def test_worker_pool_runs_convext(method):
     np.testing.assert_array_equal(outs[1], expected[:1])
 
 
-@pytest.mark.parametrize("threads", [1, 2, 3, 7, 64])
+@pytest.mark.parametrize(
+    ("threads", "team"), [(1, 1), (2, 2), (3, 3), (7, 7), (64, 64), (7, 1), (7, 2), (64, 2)]
+)
 @pytest.mark.parametrize("n", [0, 1, 5, 16, 17, 100, 1031])
-def test_sched_hands_out_every_item_once(n, threads):
+def test_sched_hands_out_every_item_once(n, threads, team):
     """cvx_sched (_openmp_helpers.h, the valid-taps forward's schedule): every work item is run
     exactly once, on some thread, for counts below, at and above the threads and the 16 units
-    of a share, whether or not the threads exist (OpenMP may give fewer than asked)."""
+    of a share, also when the region has fewer threads than the schedule's shares (OpenMP may
+    give a region fewer than asked: the others' shares are then taken over)."""
     from convext._kernels import _threads
 
-    counts = _threads.sched_counts(n, threads)
+    counts = _threads.sched_counts(n, threads, team)
     assert counts.shape == (threads, n)
     assert (counts.sum(axis=0) == 1).all()
+    assert counts[team:].sum() == 0  # (threads past the team ran nothing)
 
 
 @needs_openmp
 def test_sched_takes_over_a_late_threads_share():
-    """A thread that starts late does not hold up the region: with thread 0 held back 0.2 s, the
-    other thread runs its own share and takes over the units of thread 0's that have not
-    started; every item still once."""
+    """A thread that starts late does not hold up the region: thread 0 waits (up to 10 s) until
+    the other thread, done with its own share, has taken over a unit of thread 0's; every item
+    still once."""
     from convext._kernels import _threads
 
     n = 1000
-    counts = _threads.sched_counts(n, 2, hold=0.2)
+    counts = _threads.sched_counts(n, 2, wait=10.0)
     assert (counts.sum(axis=0) == 1).all()
-    # thread 0's static share is items [0, 500): the other thread took its last units
-    assert counts[1, 250:500].sum() > 0
+    # thread 0's static share is items [0, 500), in units of 32: the other thread took at least
+    # its last one, [480, 500), before thread 0 claimed any
+    assert counts[1, 480:500].sum() == 20
     assert counts[0].sum() < n // 2
 
 
@@ -228,5 +233,7 @@ def test_sched_counts_rejects_bad_arguments():
         _threads.sched_counts(5, 0)
     with pytest.raises(ValueError, match="threads"):
         _threads.sched_counts(5, 65)
+    with pytest.raises(ValueError, match="team"):
+        _threads.sched_counts(5, 2, 3)
     with pytest.raises(ValueError, match="n >= 0"):
         _threads.sched_counts(-1, 2)

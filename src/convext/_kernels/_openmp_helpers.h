@@ -16,7 +16,7 @@
 /* Work sharing for a parallel region's work items [0, n) that keeps a static schedule's
  * locality and still finishes on time when a thread is held up (another process, or a host
  * that halts a virtual CPU, takes its CPU for a while). Thread t owns the share a static
- * schedule would give it (OpenMP's split: the first n % t threads one item more), cut into at
+ * schedule would give it (OpenMP's split: the first n % threads one item more), cut into at
  * most CVX_SCHED_UNITS units of whole items: it claims its units from the front and runs their
  * items in order; a thread whose share is empty claims the last unclaimed unit of another
  * share (from the back, away from what the owner runs next), and stops when every share is
@@ -24,14 +24,21 @@
  * in one layer are those it reads in the next; held up, it delays at most the unit it holds
  * and the others run the rest of its share. Every item runs exactly once, on some thread:
  * results that do not depend on which thread runs an item (every kernel's) keep their bits.
- * A claim is one compare-and-swap of the share's (first, last) unclaimed units, on a cache
- * line of its own, lock-free so that a thread held up while claiming holds up no other (a
- * lock's holder, taken off its CPU, would stall every thread waiting for it). A schedule
+ * A claim is one compare-and-swap of the share's (first, last) unclaimed units, in a 128-byte
+ * slot of its own (no two shares' fields on one cache line), lock-free so that a thread held
+ * up while claiming holds up no other (a lock's holder, taken off its CPU, would stall every
+ * thread waiting for it). A schedule
  * serves at most CVX_SCHED_THREADS threads (16 kB, on the caller's stack); callers with more
  * keep OpenMP's schedules. */
 #include <stdint.h>
 #if defined(_OPENMP) && defined(_MSC_VER)
 #include <intrin.h>
+#endif
+/* inline: a module that includes this header without using every function gets no warning */
+#ifdef _MSC_VER
+#define CVX_SCHED_FN static __inline
+#else
+#define CVX_SCHED_FN static inline
 #endif
 #define CVX_SCHED_THREADS 64
 #define CVX_SCHED_UNITS 16
@@ -52,7 +59,7 @@ typedef struct {
 } cvx_sched;
 
 /* 1 when *p was `expect` and is now `want` (atomically), else 0 */
-static int cvx_sched_cas(int64_t *p, int64_t expect, int64_t want)
+CVX_SCHED_FN int cvx_sched_cas(int64_t *p, int64_t expect, int64_t want)
 {
 #if !defined(_OPENMP)
     if (*p != expect) return 0; /* one thread */
@@ -65,7 +72,7 @@ static int cvx_sched_cas(int64_t *p, int64_t expect, int64_t want)
 #endif
 }
 
-static int64_t cvx_sched_read(const int64_t *p)
+CVX_SCHED_FN int64_t cvx_sched_read(const int64_t *p)
 {
 #if defined(_OPENMP) && !defined(_MSC_VER)
     return __atomic_load_n(p, __ATOMIC_RELAXED);
@@ -76,7 +83,7 @@ static int64_t cvx_sched_read(const int64_t *p)
 
 /* s: items [0, n) over `threads` threads, 1 <= threads <= CVX_SCHED_THREADS (before the
  * parallel region) */
-static void cvx_sched_init(cvx_sched *s, int64_t n, int threads)
+CVX_SCHED_FN void cvx_sched_init(cvx_sched *s, int64_t n, int threads)
 {
     int t, k = threads;
     int64_t q = n / k, r = n % k, len, m;
@@ -94,7 +101,7 @@ static void cvx_sched_init(cvx_sched *s, int64_t n, int threads)
 }
 
 /* Claim unit lo (front) or hi - 1 (back) of share h; -1 when it has none left */
-static int64_t cvx_sched_claim(cvx_sched_share *h, int back)
+CVX_SCHED_FN int64_t cvx_sched_claim(cvx_sched_share *h, int back)
 {
     for (;;) {
         int64_t u = cvx_sched_read(&h->units);
@@ -108,7 +115,7 @@ static int64_t cvx_sched_claim(cvx_sched_share *h, int back)
 
 /* The next item for thread tid (< the threads of cvx_sched_init), or -1 when none is left
  * (inside the parallel region) */
-static int64_t cvx_sched_next(cvx_sched *s, int tid)
+CVX_SCHED_FN int64_t cvx_sched_next(cvx_sched *s, int tid)
 {
     cvx_sched_share *own = &s->sh[tid];
     cvx_sched_cursor *mine = &s->at[tid];
@@ -133,20 +140,33 @@ static int64_t cvx_sched_next(cvx_sched *s, int tid)
     return -1;
 }
 
-/* seconds on a monotonic clock (sched_counts' late start) */
-static double cvx_sched_test_clock(void)
+/* The item thread tid will likely run after `it` (the item cvx_sched_next just gave it), for a
+ * prefetch: the next of its unit, else the first of its share's next unclaimed unit (which
+ * another thread may still take: only a hint), or -1 */
+CVX_SCHED_FN int64_t cvx_sched_after(const cvx_sched *s, int tid, int64_t it)
+{
+    const cvx_sched_share *own = &s->sh[tid];
+    int64_t u, lo;
+    if (it + 1 < s->at[tid].stop) return it + 1;
+    u = cvx_sched_read(&own->units);
+    lo = u & 0xffffffff;
+    return lo < u >> 32 ? own->first + lo * own->size : -1;
+}
+
+/* For the tests (_threads.sched_counts): the units of thread t's share not yet claimed */
+CVX_SCHED_FN int64_t cvx_sched_left(const cvx_sched *s, int t)
+{
+    int64_t u = cvx_sched_read(&s->sh[t].units);
+    return (u >> 32) - (u & 0xffffffff);
+}
+
+/* For the tests: seconds on a monotonic clock (0 without OpenMP) */
+CVX_SCHED_FN double cvx_sched_clock(void)
 {
 #ifdef _OPENMP
     return omp_get_wtime();
 #else
     return 0.0;
 #endif
-}
-
-/* The item thread tid runs after `it` (the item cvx_sched_next just gave it) when it already
- * holds it (for a prefetch), or -1 */
-static int64_t cvx_sched_after(const cvx_sched *s, int tid, int64_t it)
-{
-    return it + 1 < s->at[tid].stop ? it + 1 : -1;
 }
 #endif

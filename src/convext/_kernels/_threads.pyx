@@ -3,13 +3,10 @@ convext._team; and a check of the kernels' work-sharing schedule (cvx_sched) for
 from cython.parallel cimport parallel
 from libc.stdint cimport int64_t
 
-cimport numpy as cnp
 import numpy as np
 
 from ._openmp cimport (CVX_SCHED_THREADS, cvx_omp_get_max_threads, cvx_omp_get_thread_num,
                        cvx_openmp_enabled, cvx_sched, cvx_sched_init, cvx_sched_next)
-
-cnp.import_array()
 
 
 def openmp_enabled():
@@ -64,28 +61,33 @@ def team_wait_awake(double seconds):
 
 
 cdef extern from "_openmp_helpers.h" nogil:
-    double cvx_sched_test_clock()
+    int64_t cvx_sched_left(const cvx_sched *s, int t)
+    double cvx_sched_clock()
 
 
-def sched_counts(Py_ssize_t n, int threads, double hold=0.0):
+def sched_counts(Py_ssize_t n, int threads, int team=0, double wait=0.0):
     """The items [0, n) that cvx_sched (_openmp_helpers.h) hands each of ``threads`` threads in
-    one parallel region, thread 0 starting ``hold`` seconds late (so that the others run out
-    first and take over its share): an (threads, n) array of how many times each thread got
-    each item (tests: every item exactly once, on some thread)."""
-    if not 1 <= threads <= CVX_SCHED_THREADS or n < 0:
-        raise ValueError(f"threads must be in [1, {CVX_SCHED_THREADS}] and n >= 0")
+    one parallel region of ``team`` threads (0: ``threads``; fewer leaves shares without an
+    owner, as when OpenMP gives a region fewer threads than asked), thread 0 waiting, before
+    its first claim, up to ``wait`` seconds for another thread to take over a unit of its share
+    (so that the test sees one taken over): an (threads, n) array of how many times each thread
+    got each item (tests: every item exactly once, on some thread)."""
+    if not 1 <= threads <= CVX_SCHED_THREADS or not 0 <= team <= threads or n < 0:
+        raise ValueError(f"threads must be in [1, {CVX_SCHED_THREADS}], team in [0, threads] "
+                         f"and n >= 0")
     counts_arr = np.zeros((threads, max(n, 1)), np.int64)
     cdef int64_t[:, ::1] counts = counts_arr
     cdef cvx_sched sched
-    cdef int64_t it = 0
+    cdef int64_t it = 0, units = 0
     cdef int tid = 0
-    cdef double end
+    cdef double end = 0
     cvx_sched_init(&sched, n, threads)
-    with nogil, parallel(num_threads=threads):
+    units = cvx_sched_left(&sched, 0)
+    with nogil, parallel(num_threads=team or threads):
         tid = cvx_omp_get_thread_num()
-        if tid == 0 and hold > 0:
-            end = cvx_sched_test_clock() + hold
-            while cvx_sched_test_clock() < end:
+        if tid == 0 and wait > 0 and units > 0 and cvx_openmp_enabled():
+            end = cvx_sched_clock() + wait
+            while cvx_sched_left(&sched, 0) == units and cvx_sched_clock() < end:
                 pass
         it = cvx_sched_next(&sched, tid)
         while it >= 0:
