@@ -731,9 +731,9 @@ cdef inline bint _static_items(idx_t nitems, int n_threads) noexcept nogil:
     float32, two threads, medians of alternated processes, dynamic / static:
     1x1 layers alone at batch 1 (then on the GEMM's shared B), us, 64x7x7 -> 384 17.2 / 13.4,
     64x14x14 -> 384 44.6 / 38.6, 160x7x7 -> 960 51.8 / 46.1, 96x14x14 -> 576 77.0 / 71.0; optimized
-    models (the shared B and the valid-taps items), ms, mobilenet_v2 batch 1 3.35 / 3.16,
-    batch 8 20.4 / 20.1, resnet18 batch 1 10.75 / 10.45, batch 8 76.9 / 74.2. Only which
-    thread computes an element changes: no bits."""
+    models (the shared B and the valid-taps items, before cvx_sched), ms, mobilenet_v2 batch 1
+    3.35 / 3.16, batch 8 20.4 / 20.1, resnet18 batch 1 10.75 / 10.45, batch 8 76.9 / 74.2. Only
+    which thread computes an element changes: no bits."""
     return (n_threads > 1 and nitems % n_threads == 0
             and nitems <= STATIC_MAX_ITEMS_PER_THREAD * n_threads)
 
@@ -2590,14 +2590,16 @@ cdef void _fwd_valid_taps(const floating *x, const floating *wp, const floating 
     (cvx_sched, _openmp_helpers.h: a thread held up by another process no longer holds up the
     layer, while the others run what a static schedule would have left to it); on more, a
     static schedule where _static_items allows it, else a dynamic one. A thread that knows
-    which item it runs next (the next item of its own unit, or of a static share) fetches that
-    item's weights while it runs one. Measured on the 2-vCPU Zen 3 VM (float32, two threads,
+    which item it likely runs next (the next of its unit, else the first of its share's next
+    unit: cvx_sched_after; on more threads, the next of its static share) fetches that item's
+    weights while it runs one. Measured on the 2-vCPU Zen 3 VM (float32, two threads,
     optimize_for_inference of resnet18, its time over onnxruntime's in the same process,
     medians of 11 alternated calls, one figure per process, processes of the two builds
     alternated; static or dynamic as before / this schedule): with a process spinning on one
-    of the two CPUs for 3 ms of every 6, batch 1 1.10-1.38 (median 1.22) / 1.01-1.22 (1.12)
-    and batch 8 1.04-1.31 (1.19) / 0.86-1.01 (0.92); without it, on the busy host as it was,
-    batch 1 1.15-1.18 / 1.04-1.17 and batch 8 1.03-1.22 / 1.04-1.22."""
+    of the two CPUs for 3 ms of every 6 (four processes each), batch 1 1.21-1.28 (median 1.25)
+    / 1.01-1.16 (1.09) and batch 8 1.20-1.23 (1.21) / 0.91-1.06 (0.93); without it, on the
+    busy host as it was (three each), batch 1 1.13-1.17 / 1.11-1.15 and batch 8 1.18-1.35 /
+    1.03-1.26."""
     cdef idx_t it, nitems = p.nib * p.g.G * p.nblk * p.nbands
     cdef idx_t per = nitems if p.nt == 1 else nitems // p.nt
     cdef int tid
@@ -2608,7 +2610,7 @@ cdef void _fwd_valid_taps(const floating *x, const floating *wp, const floating 
                                  scratch)
     elif p.nt <= CVX_SCHED_THREADS:
         cvx_sched_init(&sched, nitems, p.nt)
-        tid = 0  # (each thread's own inside the region)
+        it = tid = 0  # (each thread's own inside the region)
         with parallel(num_threads=p.nt):
             tid = cvx_omp_get_thread_num()
             it = cvx_sched_next(&sched, tid)
