@@ -27,9 +27,8 @@
  * A claim is one compare-and-swap of the share's (first, last) unclaimed units, in a 128-byte
  * slot of its own (no two shares' fields on one cache line), lock-free so that a thread held
  * up while claiming holds up no other (a lock's holder, taken off its CPU, would stall every
- * thread waiting for it). A schedule
- * serves at most CVX_SCHED_THREADS threads (16 kB, on the caller's stack); callers with more
- * keep OpenMP's schedules. */
+ * thread waiting for it). A schedule serves at most CVX_SCHED_THREADS threads (16 kB, on the
+ * caller's stack); callers with more keep OpenMP's schedules. */
 #include <stdint.h>
 #if defined(_OPENMP) && defined(_MSC_VER)
 #include <intrin.h>
@@ -46,7 +45,7 @@ typedef struct {
     int64_t units;                       /* unclaimed units [lo, hi): lo | hi << 32 */
     int64_t first, end;                  /* the share's items */
     int64_t size;                        /* items per unit (the last unit: what is left) */
-    char pad[128 - 4 * sizeof(int64_t)]; /* shares on lines of their own */
+    char pad[128 - 4 * sizeof(int64_t)]; /* 128-byte slots: no two on one cache line */
 } cvx_sched_share;
 typedef struct {
     int64_t cur, stop; /* the items a thread runs next: [cur, stop) */
