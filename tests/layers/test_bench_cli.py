@@ -360,6 +360,25 @@ def test_bench_network_zoo_rows():
                 assert row[f"{ours}/{lib}"] == "-"
             else:
                 _assert_printed_ratio(row[f"{ours}/{lib}"], row[f"{ours} ms"], row[f"{lib} ms"])
+    paired = row["optimized/onnxruntime paired"]
+    assert (paired == "-") == (row["onnxruntime ms"] == "-")
+    if paired != "-":
+        assert float(paired) > 0
+
+
+def test_bench_network_paired_ratio_is_the_median_of_the_rounds_ratios():
+    """The paired column: the median over the rounds of each round's ratio, which a host that
+    slows down for some rounds moves less than the ratio of the medians; nan where a library
+    was not timed."""
+    from convext.bench import network
+
+    # the host slowed rounds 3 and 4 for both, round 2 for one of them only
+    ours = [1.0, 2.0, 4.0, 2.0, 1.0]
+    theirs = [1.0, 1.0, 4.0, 2.0, 1.0]
+    assert network._paired_ratio(ours, theirs) == 1.0
+    assert network._median(ours) / network._median(theirs) == 2.0
+    assert np.isnan(network._paired_ratio(ours, []))
+    assert np.isnan(network._paired_ratio([], theirs))
 
 
 def test_bench_routes_times_every_accepting_route_and_shows_the_pick():

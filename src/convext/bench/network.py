@@ -10,7 +10,9 @@
    thread count, all graph optimisations), alternating run by run. Inference rows also time
    ``convext.optimize_for_inference`` of the same model (BatchNorm folded, epilogues fused),
    and every timed call waits until the process is idle (onnxruntime's idle workers spin for
-   30-60 ms after a run and would slow whatever runs next on the same cores).
+   30-60 ms after a run and would slow whatever runs next on the same cores). Besides the
+   ratios of the medians, the table gives optimized/onnxruntime paired: the median of each
+   round's ratio (_paired_ratio).
 
 LeNet:
 
@@ -168,8 +170,9 @@ def _wait_idle(gap):
 
 
 def _alternate_many(fns, repeats, warmup, watch, gap=0.0):
-    """Median seconds of each function (None: nan), run in turn after ``warmup`` rounds, each
-    timed call after ``gap`` seconds of sleep and once the process is idle (_wait_idle)."""
+    """Seconds of each function's calls (None: an empty list), run in turn after ``warmup``
+    rounds, each timed call after ``gap`` seconds of sleep and once the process is idle
+    (_wait_idle): call r of every function in round r."""
     live = [f for f in fns if f is not None]
     for _ in range(warmup):
         for f in live:
@@ -186,12 +189,25 @@ def _alternate_many(fns, repeats, warmup, watch, gap=0.0):
     for t in times:
         if t:
             watch.record_spread(t)
-    return [float(np.median(t)) if t else float("nan") for t in times]
+    return times
+
+
+def _median(t):
+    return float(np.median(t)) if t else float("nan")
+
+
+def _paired_ratio(ta, tb):
+    """The median over the rounds of ta[r] / tb[r] (nan if either was not timed): each round's
+    two calls ran a few tens of ms apart, so a host whose speed drifts over minutes moves both
+    alike and their ratio less than the ratio of the two medians."""
+    if not ta or not tb:
+        return float("nan")
+    return float(np.median(np.asarray(ta) / np.asarray(tb)))
 
 
 def measure_zoo(ctx, name, batch, training, ort):
-    """(convext, convext optimized, torch, onnxruntime) seconds per call: nan where not
-    timed."""
+    """The seconds of each call of convext, convext optimized, torch and onnxruntime, in
+    alternated rounds (_alternate_many): an empty list where not timed."""
     from .. import models
     from ..inference import optimize_for_inference
     from . import _torch_zoo
@@ -297,15 +313,19 @@ def run(ctx):
         print("(onnxruntime column: onnxruntime and onnx are not installed, or torch is not)\n")
     rows = []
     for _, name, batch, training in zoo:
-        tc, topt, tt, to = measure_zoo(ctx, name, batch, training, ort)
+        times = measure_zoo(ctx, name, batch, training, ort)
+        tc, topt, tt, to = (_median(t) for t in times)
+        paired = _paired_ratio(times[1], times[3])
         what = f"{name} {'train step' if training else 'inference'} b{batch}"
         rows.append(
             (what, _ms(tc), _ms(topt), _ms(tt), _ms(to))
             + tuple(_ratio(a, b) for a in (tc, topt) for b in (tt, to))
+            + ("-" if math.isnan(paired) else f"{paired:.2f}",)
         )
     print(
         f"threads: {ctx.threads} (convext, torch and onnxruntime's intra-op pool); optimized: "
-        "convext.optimize_for_inference of the same model; medians of alternated runs\n"
+        "convext.optimize_for_inference of the same model; medians of alternated runs; paired: "
+        "the median over the rounds of each round's optimized/onnxruntime\n"
     )
     print_table(
         (
@@ -318,6 +338,7 @@ def run(ctx):
             "convext/onnxruntime",
             "optimized/torch",
             "optimized/onnxruntime",
+            "optimized/onnxruntime paired",
         ),
         rows,
     )
