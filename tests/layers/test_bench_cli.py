@@ -377,8 +377,20 @@ def test_bench_network_paired_ratio_is_the_median_of_the_rounds_ratios():
     theirs = [1.0, 1.0, 4.0, 2.0, 1.0]
     assert network._paired_ratio(ours, theirs) == 1.0
     assert network._median(ours) / network._median(theirs) == 2.0
+    # round r against round r, ours over theirs (sorted pairs would give 1.0, theirs/ours 0.5)
+    assert network._paired_ratio([2.0, 4.0, 8.0], [1.0, 8.0, 4.0]) == 2.0
     assert np.isnan(network._paired_ratio(ours, []))
     assert np.isnan(network._paired_ratio([], theirs))
+    with pytest.raises(ValueError, match="one time per round"):
+        network._paired_ratio(ours, theirs[:3])
+    # the table's row: medians in ms, ratios of the medians, then optimized over onnxruntime
+    # paired (not convext's, not torch's)
+    row = network.zoo_row("net", [[9.0] * 3, [2.0, 4.0, 8.0], [5.0] * 3, [1.0, 8.0, 4.0]])
+    assert row[:5] == ("net", "9000.0", "4000.0", "5000.0", "4000.0")
+    assert row[5:9] == ("1.80", "2.25", "0.80", "1.00")
+    assert row[9] == "2.00"
+    row = network.zoo_row("net", [[9.0] * 3, [2.0, 4.0, 8.0], [], []])
+    assert row[4] == row[6] == row[8] == row[9] == "-"
 
 
 def test_bench_routes_times_every_accepting_route_and_shows_the_pick():

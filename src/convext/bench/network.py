@@ -197,11 +197,16 @@ def _median(t):
 
 
 def _paired_ratio(ta, tb):
-    """The median over the rounds of ta[r] / tb[r] (nan if either was not timed): each round's
-    two calls ran a few tens of ms apart, so a host whose speed drifts over minutes moves both
-    alike and their ratio less than the ratio of the two medians."""
+    """The median over the rounds of ta[r] / tb[r] (nan if either was not timed): a round's two
+    calls ran well under a second apart (with the idle waits and any call between them), so a
+    host whose speed drifts over minutes moves both alike and their ratio less than the ratio of
+    the two medians."""
     if not ta or not tb:
         return float("nan")
+    if len(ta) != len(tb):
+        raise ValueError(
+            f"ta, tb: expected one time per round in each, got {len(ta)} and {len(tb)}"
+        )
     return float(np.median(np.asarray(ta) / np.asarray(tb)))
 
 
@@ -280,8 +285,25 @@ def _ms(t):
     return "-" if math.isnan(t) else f"{t * 1e3:.1f}"
 
 
+def _fmt_ratio(r):
+    return "-" if math.isnan(r) else f"{r:.2f}"
+
+
 def _ratio(a, b):
-    return "-" if math.isnan(a) or math.isnan(b) else f"{a / b:.2f}"
+    return _fmt_ratio(a / b if not (math.isnan(a) or math.isnan(b)) else float("nan"))
+
+
+def zoo_row(what, times):
+    """The zoo table's row for the per-round times (measure_zoo) of convext, convext optimized,
+    torch and onnxruntime: the medians in ms, the ratios of the medians, then optimized over
+    onnxruntime paired round by round (_paired_ratio)."""
+    _, t_optimized, _, t_ort = times
+    tc, topt, tt, to = (_median(t) for t in times)
+    return (
+        (what, _ms(tc), _ms(topt), _ms(tt), _ms(to))
+        + tuple(_ratio(a, b) for a in (tc, topt) for b in (tt, to))
+        + (_fmt_ratio(_paired_ratio(t_optimized, t_ort)),)
+    )
 
 
 def run(ctx):
@@ -313,15 +335,8 @@ def run(ctx):
         print("(onnxruntime column: onnxruntime and onnx are not installed, or torch is not)\n")
     rows = []
     for _, name, batch, training in zoo:
-        times = measure_zoo(ctx, name, batch, training, ort)
-        tc, topt, tt, to = (_median(t) for t in times)
-        paired = _paired_ratio(times[1], times[3])
         what = f"{name} {'train step' if training else 'inference'} b{batch}"
-        rows.append(
-            (what, _ms(tc), _ms(topt), _ms(tt), _ms(to))
-            + tuple(_ratio(a, b) for a in (tc, topt) for b in (tt, to))
-            + ("-" if math.isnan(paired) else f"{paired:.2f}",)
-        )
+        rows.append(zoo_row(what, measure_zoo(ctx, name, batch, training, ort)))
     print(
         f"threads: {ctx.threads} (convext, torch and onnxruntime's intra-op pool); optimized: "
         "convext.optimize_for_inference of the same model; medians of alternated runs; paired: "
