@@ -18,7 +18,7 @@ from convext import functional as F
 from convext._kernels import _conv, _isa
 
 RNG = np.random.default_rng(71)
-LANE_OPS = _isa.active_info()["dw_lane_ops"]
+LANE_ROWS = _isa.active_info()["dw_lane_rows"]
 FLAT = 4  # conv2d_forward_depthwise's _blocks: flat planes wherever they apply
 
 # (C, H, W)
@@ -134,11 +134,11 @@ def test_flat_planes_are_not_taken_with_a_residual():
 
 
 def test_the_rule_takes_small_same_padded_planes():
-    """With lane operations, the 3x3 stride-1 'same' layers of MobileNetV2 below 32 wide go to
-    the flat planes at any batch; not other paddings, planes 32 wide (the register rows) nor
-    planes of more than 1024 pixels; without lane operations, never."""
+    """With the register rows (AVX-512), the 3x3 stride-1 'same' layers of MobileNetV2 below 32
+    wide go to the flat planes at any batch; not other paddings, planes 32 wide (the register
+    rows) nor planes of more than 1024 pixels; without them, never."""
     for shape in ((1, 192, 28, 28), (8, 384, 14, 14), (1, 960, 7, 7), (1, 24, 31, 31)):
-        assert (_kernel(shape) == "s1_flat") == bool(LANE_OPS)
+        assert (_kernel(shape) == "s1_flat") == bool(LANE_ROWS)
         assert _kernel(shape, 8) == _kernel(shape)  # float64 alike
     assert _kernel((1, 24, 7, 7), padding=(0, 0)) != "s1_flat"
     assert _kernel((1, 24, 7, 7), padding=(2, 2)) != "s1_flat"

@@ -171,13 +171,16 @@ def test_stride1_rows_keep_padded_taps_of_a_nonfinite_weight():
 
 
 # (stride, the input plane of a layer the rule gives to the rows, the input plane of a
-# narrower layer and the kernel the rule gives it); with the table's lane operations (AVX-512)
+# narrower layer and the kernel the rule gives it); with the table's register rows (AVX-512)
 # the stride-1 rows start at 32 wide, below which the flat planes take "same" layers
-LANE_OPS = _isa.active_info()["dw_lane_ops"]
+LANE_ROWS = _isa.active_info()["dw_lane_rows"]
+# the least output width of the stride-2 rows in registers, float32 and float64 (-1: none)
+S2_LANES_MIN_OW = _isa.active_info()["dw_s2_lanes_min_ow"]
 RULE_CASES = [
-    # with lane operations the stride-2 rows take rows whose vectors are 2/3 filled: not 20
-    (2, (112, 112), (40, 40) if LANE_OPS else (64, 94), "rings"),
-    (1, (32, 32), (31, 31), "s1_flat") if LANE_OPS else (1, (56, 56), (40, 47), "planes"),
+    # in registers the stride-2 rows take rows whose vectors are 2/3 filled (AVX-512), or at
+    # least 48 wide (AVX2): not 20
+    (2, (112, 112), (40, 40) if S2_LANES_MIN_OW[0] >= 0 else (64, 94), "rings"),
+    (1, (32, 32), (31, 31), "s1_flat") if LANE_ROWS else (1, (56, 56), (40, 47), "planes"),
 ]
 
 
@@ -238,12 +241,13 @@ def test_the_row_ring_takes_stride2_planes_whose_blocks_spread_over_the_cache(
 ):
     """_conv.pyx's DW_CBR_MIN_SETS rule, and the ring's bits where it takes the layer: those
     of the stride-2 rows and of the per-plane kernels."""
-    # no column of padding on the left: with one, a table with lane operations takes the rows
-    # in registers (cvx_dw_s2_vplane), never the ring
+    # no column of padding on the left: with one, a table with the stride-2 rows in registers
+    # for the dtype takes them (cvx_dw_s2_vplane) from its width on, never the ring
     case = (C, H, H, (1, 1, 0, 1))
     x = np.empty((N, C, H, H), dtype)
     assert _kernel(x, case, 2, -1) == kernel
-    if LANE_OPS:
+    min_ow = S2_LANES_MIN_OW[dtype == np.float64]
+    if 0 <= min_ow <= H // 2:
         assert _kernel(x, (C, H, H, (1, 1, 1, 1)), 2, -1) == "s2_rows"
 
     if kernel == "rings":

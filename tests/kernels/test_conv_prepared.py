@@ -21,14 +21,14 @@ import reference as ref
 from convext._kernels import _conv, _isa
 from convext.inference import ACT_HARDSWISH, ACT_HARDTANH, ACT_NONE, ACT_RELU, ACT_RELU6
 
-LANE_OPS = _isa.active_info()["dw_lane_ops"]
+LANE_ROWS = _isa.active_info()["dw_lane_rows"]
 
 # (route, N, C, H, W, F, k, stride, pad, groups, the depthwise kernel or None)
 CASES = [
     ("depthwise", 1, 8, 100, 100, 8, 3, 2, 1, 8, "s2_rows"),
     ("depthwise", 2, 6, 20, 60, 6, 3, 1, 1, 6, "s1_rows"),
     ("depthwise", 2, 20, 14, 14, 20, 3, 1, 0, 20, "blocks"),
-    ("depthwise", 2, 20, 14, 14, 20, 3, 1, 1, 20, "s1_flat" if LANE_OPS else "blocks"),
+    ("depthwise", 2, 20, 14, 14, 20, 3, 1, 1, 20, "s1_flat" if LANE_ROWS else "blocks"),
     ("depthwise", 1, 24, 120, 20, 24, 3, 2, 1, 24, "rings"),  # 10 wide: rings on every table
     ("depthwise", 2, 4, 30, 70, 8, 5, 1, 2, 4, "planes"),
     ("gemm", 1, 64, 14, 14, 128, 3, 1, 1, 1, None),

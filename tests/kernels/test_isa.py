@@ -51,11 +51,16 @@ def test_build_info_reports_the_active_isa():
     assert nr % tiles["f32_lanes"] == 0
 
 
-def test_only_the_avx512_table_shifts_the_depthwise_rows():
-    """The depthwise rows and the 3x3 stride-2 max pool work in registers where simd_avx512.h
-    has the lane operations (CVX_V_LANE_OPS); the table says so (dw_lane_ops), and the rows'
-    rule reads it (tests/functional/test_conv_depthwise_rows.py checks the rule's choices)."""
-    assert _isa.active_info()["dw_lane_ops"] == (_isa.active() == "avx512")
+def test_which_tables_shift_the_depthwise_rows():
+    """The depthwise rows at stride 1, the flat planes and the 3x3 stride-2 max pool work in
+    registers where simd_avx512.h has the register rows (CVX_V_LANE_ROWS); the stride-2 rows
+    wherever the lane operations are (CVX_V_LANE_OPS: AVX-512, and AVX2 in float32 from 48
+    wide). The table says so (dw_lane_rows, dw_s2_lanes_min_ow), and the rows' rule reads it
+    (tests/functional/test_conv_depthwise_rows.py checks the rule's choices)."""
+    info = _isa.active_info()
+    assert info["dw_lane_rows"] == (_isa.active() == "avx512")
+    expected = {"avx512": (0, 0), "avx2": (48, -1)}.get(_isa.active(), (-1, -1))
+    assert info["dw_s2_lanes_min_ow"] == expected
 
 
 def test_unknown_name_is_refused_naming_the_variable():

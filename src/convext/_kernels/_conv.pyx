@@ -972,13 +972,16 @@ DEF DW_CB_MAX_OW = 32
 # ring takes some of these layers first (cached float32 inputs whose blocks of planes spread
 # over the L1's sets: DW_CBR_MIN_SETS).
 DEF DW_S2_MIN_OW = 48
-# Where the table has lane operations (dw_lane_ops) and the plane one column of padding on the
-# left (as a "same" 3x3 window at stride 2 has), each output vector is made in registers from
-# two input vectors per row, loaded where they are (cvx_dw_s2_vplane: their even and odd
+# Where the table has the stride-2 rows in registers for the dtype (dw_s2_lanes_min_ow_f / _d
+# >= 0: simd_<isa>.h's CVX_DW_S2_LANES_MIN_OW_F / _D) and the plane one column of padding on
+# the left (as a "same" 3x3 window at stride 2 has), each output vector is made in registers
+# from two input vectors per row, loaded where they are (cvx_dw_s2_vplane: their even and odd
 # elements and the odd ones shifted by one; no split rows, so no row ring before it). Its last
 # vector of a row is computed whole, so it is chosen on output rows at least a vector wide
 # whose vectors are at least 2/3 filled (DW_S2_VEC_FILL_NUM / DW_S2_VEC_FILL_DEN of the lanes
-# computed).
+# computed), and at least the table's width wide (AVX-512 0; AVX2 48 in float32, where the
+# row ring and the channel blocks beat it on narrower planes, and none in float64: the
+# measurements are in simd_avx2.h).
 # Measured on a Zen 4 (ReLU6, one thread, medians of 200 calls, us, these rows against the
 # kernel the rule took before): float32 batch 1 96x112x112 175 / 279 (row rings; onnxruntime's
 # layer in MobileNetV2 178), 144x56x56 78 / 98, 32x224x224 212 / 280 (the split rows),
@@ -988,27 +991,26 @@ DEF DW_S2_MIN_OW = 48
 # float64 64x16x16 (8 wide) 8.5 / 10.2, 64x20x20 (10 wide) 14.1 / 11.8, 144x56x56 132 / 159.
 DEF DW_S2_VEC_FILL_NUM = 2
 DEF DW_S2_VEC_FILL_DEN = 3
-# Stride-1 rows (forward): a 3x3 window at stride 1, one filter per channel, no residual, a
-# plane at a time (isa/depthwise.inc's cvx_dw_s1_plane): each output row is the per-plane
-# kernels' 9-tap expression over three input rows read in place (a row in the padding: a zero
-# row), straight to the output; no padded copy of the plane. Where a row's window reaches one
-# column beyond the row, it reads the next or previous row's element there (inside the plane),
-# and the first and last pixels are computed again from their windows with zeros in the
-# padding (the same expression); on a table with lane operations and at most one column of
-# padding on the left, every row goes through the register rows below instead. On output
-# planes at least DW_S1_MIN_OW wide (the per-plane bands write such rows straight to the output
-# too; narrower ones go to the channel blocks, the row rings or the bands, whose short rows it
-# does not beat at batch 1). Measured on a Zen
-# 4 (AVX-512, float32, ReLU6, medians of 200-300 alternated calls, time stride-1 rows /
-# per-plane bands): one thread, batch 1, 32x112x112 0.89, 144x56x56 0.94 (1.07 while its first
-# and last pixels went through a call of the taps' loop), 96x64x64 0.91, 24x60x60 0.86, but
-# 96x48x48 1.05, 64x40x40 1.11 and 192x28x28 1.44 (the channel blocks: 0.64 of the bands);
-# batch 8 or 16, 32x112x112 0.71-0.76, 144x56x56 0.78-0.87, 96x48x48 0.80, 64x40x40 0.93; two
-# threads, batch 1, 32x112x112 0.87, 144x56x56 0.98-1.02, batch 16 0.73 and 0.83. Inside
-# MobileNetV2 at batch 1 (one thread, steps timed one by one) the 112-wide layer took 0.154 ms
-# against 0.190-0.198, the 56-wide one the same 0.23.
+# Stride-1 rows (forward): a 3x3 window at stride 1, one filter per channel, no residual, a plane at
+# a time (isa/depthwise.inc's cvx_dw_s1_plane): each output row is the per-plane kernels' 9-tap
+# expression over three input rows read in place (a row in the padding: a zero row), straight to the
+# output; no padded copy of the plane. Where a row's window reaches one column beyond the row, it
+# reads the next or previous row's element there (inside the plane), and the first and last pixels
+# are computed again from their windows with zeros in the padding (the same expression); on a table
+# with the register rows (dw_lane_rows) and at most one column of padding on the left, every row
+# goes through the register rows below instead. On output planes at least DW_S1_MIN_OW wide (the
+# per-plane bands write such rows straight to the output too; narrower ones go to the channel
+# blocks, the row rings or the bands, whose short rows it does not beat at batch 1). Measured on a
+# Zen 4 (AVX-512, float32, ReLU6, medians of 200-300 alternated calls, time stride-1 rows /
+# per-plane bands): one thread, batch 1, 32x112x112 0.89, 144x56x56 0.94 (1.07 while its first and
+# last pixels went through a call of the taps' loop), 96x64x64 0.91, 24x60x60 0.86, but 96x48x48
+# 1.05, 64x40x40 1.11 and 192x28x28 1.44 (the channel blocks: 0.64 of the bands); batch 8 or 16,
+# 32x112x112 0.71-0.76, 144x56x56 0.78-0.87, 96x48x48 0.80, 64x40x40 0.93; two threads, batch 1,
+# 32x112x112 0.87, 144x56x56 0.98-1.02, batch 16 0.73 and 0.83. Inside MobileNetV2 at batch 1 (one
+# thread, steps timed one by one) the 112-wide layer took 0.154 ms against 0.190-0.198, the 56-wide
+# one the same 0.23.
 DEF DW_S1_MIN_OW = 56
-# Where the table has lane operations (its dw_lane_ops: AVX-512) and the plane at most one
+# Where the table has the register rows (its dw_lane_rows: AVX-512) and the plane at most one
 # column of padding on the left, each input vector is loaded once and shifted to its
 # neighbours in registers (cvx_dw_s1_vrow: 3 loads per output vector instead of 9; every row,
 # its ends loaded in part with zeros beyond them, so no pixel is computed again and nothing is
@@ -1020,22 +1022,22 @@ DEF DW_S1_MIN_OW = 56
 # keep planes below 32 wide). The registers against the loads, both on rows: 32x112x112 108 /
 # 168, 144x56x56 176 / 248, 16x56x56 21 / 28 us.
 DEF DW_S1_SHIFT_MIN_OW = 32
-# Flat planes (forward): a 3x3 window at stride 1 with one row and one column of padding on
-# every side (the output the input's size), one filter per channel, no residual, on planes
-# narrower than DW_S1_SHIFT_MIN_OW of at most DW_FLAT_MAX_PIXELS pixels, where the table has lane
-# operations: isa/depthwise.inc's cvx_dw_s1_flat takes the plane as one run of pixels, VL output
-# pixels per vector across row ends, one masked load per input row and vector, the side columns
-# shifted in registers, every tap's lanes masked (a table of masks per geometry, made when the
-# call is prepared), so no vector is wasted on short rows and nothing is copied or transposed.
-# Measured on a Zen 5 (AVX-512, ReLU6, batch 1, one thread, medians of 300 calls in thread CPU
-# time, us, flat against the channel blocks the rule took before), float32 (two runs):
-# 192x28x28 60-67 / 84-92, 256x20x20 38-43 / 54-60, 96x28x28 31-33 / 40-42, 576x14x14 45 /
-# 53-56, 384x14x14 31-34 / 36-39, 32x31x31 16-19 / 17-19, 64x16x16 9.3-10 / 10.5-11, 960x7x7
-# 28-29 / 28-29; float64: 192x28x28 117-118 / 166, 576x14x14 88 / 126, 384x14x14 57-59 /
-# 79-81, 960x7x7 41-42 / 44-45. MobileNetV2 optimized, batch 1 one thread 0.91-0.96 of the
-# time, batch 8 two threads 0.93-0.94 (alternated processes, a helper's tests running). One
-# masked load per tap instead measured the same in the layer, 15% slower alone in a C loop.
-# The cap keeps the mask table at most 9 x 64 entries.
+# Flat planes (forward): a 3x3 window at stride 1 with one row and one column of padding on every
+# side (the output the input's size), one filter per channel, no residual, on planes narrower than
+# DW_S1_SHIFT_MIN_OW of at most DW_FLAT_MAX_PIXELS pixels, where the table has the register rows
+# (dw_lane_rows: AVX-512): isa/depthwise.inc's cvx_dw_s1_flat takes the plane as one run of pixels,
+# VL output pixels per vector across row ends, one masked load per input row and vector, the side
+# columns shifted in registers, every tap's lanes masked (a table of masks per geometry, made when
+# the call is prepared), so no vector is wasted on short rows and nothing is copied or transposed.
+# Measured on a Zen 5 (AVX-512, ReLU6, batch 1, one thread, medians of 300 calls in thread CPU time,
+# us, flat against the channel blocks the rule took before), float32 (two runs): 192x28x28 60-67 /
+# 84-92, 256x20x20 38-43 / 54-60, 96x28x28 31-33 / 40-42, 576x14x14 45 / 53-56, 384x14x14 31-34 /
+# 36-39, 32x31x31 16-19 / 17-19, 64x16x16 9.3-10 / 10.5-11, 960x7x7 28-29 / 28-29; float64:
+# 192x28x28 117-118 / 166, 576x14x14 88 / 126, 384x14x14 57-59 / 79-81, 960x7x7 41-42 / 44-45.
+# MobileNetV2 optimized, batch 1 one thread 0.91-0.96 of the time, batch 8 two threads 0.93-0.94
+# (alternated processes, a helper's tests running). One masked load per tap instead measured the
+# same in the layer, 15% slower alone in a C loop. The cap keeps the mask table at most 9 x 64
+# entries.
 DEF DW_FLAT_MAX_PIXELS = 1024
 # the input gradient's blocks (measured above: 28x28 stride 1 1.3 and 1.4)
 DEF DW_CB_GX_MAX_OW = 16
@@ -1064,8 +1066,8 @@ DEF DW_CBR_S1_CACHED_BYTES = 3145728
 DEF DW_CBR_ITEMS = 4
 DEF DW_CBR_SEG_ROWS = 8
 # The row ring before the stride-2 rows (a 3x3 window at stride 2 on planes at least
-# DW_S2_MIN_OW wide; not where the table has lane operations and the plane one column of
-# padding on the left: the register rows, DW_S2_VEC_FILL_NUM, go first there) while the
+# DW_S2_MIN_OW wide; not where the table has the stride-2 rows in registers for the dtype and
+# the plane one column of padding on the left: those, DW_S2_VEC_FILL_NUM, go first there) while the
 # batch's input is at most DW_CBR_CACHED_BYTES, on whole blocks of DW_CB channels, when the
 # block's 16 planes start in at least DW_CBR_MIN_SETS of the L1's 64
 # sets of 64-byte lines (the ring's transposes read a row of each plane at once; planes whose
@@ -1551,15 +1553,15 @@ cdef bint _dw_flat_chosen(const geom_t *g, bint residual, int blocks) noexcept n
     """Whether the forward pass runs on flat planes (see above): a 3x3 kernel at stride 1
     without dilation, one row and column of padding on every side, one filter per channel, no
     residual (blocks: -1 the rule, 4 wherever it applies, any other value never; tests force
-    it). The rule: the table's lane operations, output planes narrower than DW_S1_SHIFT_MIN_OW
-    of at most DW_FLAT_MAX_PIXELS pixels."""
+    it). The rule: the table's register rows (dw_lane_rows), output planes narrower than
+    DW_S1_SHIFT_MIN_OW of at most DW_FLAT_MAX_PIXELS pixels."""
     if not (g.kh == 3 and g.kw == 3 and g.sh == 1 and g.sw == 1 and g.dil_h == 1
             and g.dil_w == 1 and g.ph == 1 and g.pw == 1 and g.OH == g.H and g.OW == g.W
             and g.Fg == 1 and not residual):
         return False
     if blocks != -1:
         return blocks == 4
-    return (isa_table().dw_lane_ops and g.OW < DW_S1_SHIFT_MIN_OW
+    return (isa_table().dw_lane_rows and g.OW < DW_S1_SHIFT_MIN_OW
             and g.OH * g.OW <= DW_FLAT_MAX_PIXELS)
 
 
@@ -1569,24 +1571,29 @@ cdef bint _dw_rows_chosen(const dw_t *d, const geom_t *g, bint residual, int blo
     at stride 2 or 1 without dilation, one filter per channel, no residual (blocks: -1 the
     rule, 3 wherever it applies, any other value never; tests force them). The rule: output
     planes at least DW_S2_MIN_OW or DW_S1_MIN_OW wide, and at stride 2 not where the row ring
-    goes first (_dw_cbr_before_s2); where the table has lane operations, at stride 1 with at
-    most one column of padding on the left from DW_S1_SHIFT_MIN_OW wide, at stride 2 with one
-    column of padding on the left from a vector wide whose vectors are filled to
-    DW_S2_VEC_FILL_NUM / DW_S2_VEC_FILL_DEN."""
+    goes first (_dw_cbr_before_s2); where the table has the register rows (dw_lane_rows), at
+    stride 1 with at most one column of padding on the left from DW_S1_SHIFT_MIN_OW wide; where
+    it has the stride-2 rows in registers for the dtype (dw_s2_lanes_min_ow_f / _d >= 0), at
+    stride 2 with one column of padding on the left from a vector and that width, whose
+    vectors are filled to DW_S2_VEC_FILL_NUM / DW_S2_VEC_FILL_DEN."""
     if not (g.kh == 3 and g.kw == 3 and g.sh == g.sw and (g.sh == 1 or g.sh == 2)
             and g.dil_h == 1 and g.dil_w == 1 and g.Fg == 1 and not residual):
         return False
     if blocks != -1:
         return blocks == 3
-    cdef idx_t lanes
+    cdef idx_t lanes, min_ow
     if g.sh == 2:
-        if isa_table().dw_lane_ops and g.pw == 1:
-            lanes = isa_table().f32_lanes if itemsize == 4 else isa_table().f64_lanes
-            return g.OW >= lanes and (DW_S2_VEC_FILL_DEN * g.OW
-                                      >= DW_S2_VEC_FILL_NUM * lanes * ((g.OW + lanes - 1) // lanes))
+        if itemsize == 4:
+            lanes, min_ow = isa_table().f32_lanes, isa_table().dw_s2_lanes_min_ow_f
+        else:
+            lanes, min_ow = isa_table().f64_lanes, isa_table().dw_s2_lanes_min_ow_d
+        if min_ow >= 0 and g.pw == 1:
+            return g.OW >= max(lanes, min_ow) and (
+                DW_S2_VEC_FILL_DEN * g.OW
+                >= DW_S2_VEC_FILL_NUM * lanes * ((g.OW + lanes - 1) // lanes))
         return g.OW >= DW_S2_MIN_OW and not _dw_cbr_before_s2(d, g, itemsize)
     # the register rows (cvx_dw_s1_vrow) take at most one column of padding on the left
-    return g.OW >= (DW_S1_SHIFT_MIN_OW if isa_table().dw_lane_ops and g.pw <= 1
+    return g.OW >= (DW_S1_SHIFT_MIN_OW if isa_table().dw_lane_rows and g.pw <= 1
                     else DW_S1_MIN_OW)
 
 

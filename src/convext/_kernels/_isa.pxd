@@ -308,7 +308,8 @@ cdef extern from "isa/cvx_isa.h" nogil:
         int (*vt_pack_d)(const cvx_vt_geom *g, idx_t Fg, const double *w, double *wp,
                          idx_t b_begin, idx_t b_end) noexcept nogil
         int vt_fb_f, vt_fb_d
-        int dw_lane_ops
+        int dw_lane_rows
+        int dw_s2_lanes_min_ow_f, dw_s2_lanes_min_ow_d
 
 
 cdef const cvx_kernel_table *isa_table() noexcept nogil

@@ -68,7 +68,9 @@ def active():
 
 def active_info():
     """The active table's facts: name, description, lanes, GEMM tiles, whether the FMA is fused,
-    whether the depthwise rows work in registers (its lane operations)."""
+    which depthwise rows work in registers (its lane operations: dw_lane_rows, the stride-1
+    rows, flat planes and max pool; dw_s2_lanes_min_ow, the stride-2 rows from this output
+    width in float32 and float64, -1 never)."""
     return {
         "name": _active.name.decode(),
         "description": _active.description.decode(),
@@ -77,7 +79,8 @@ def active_info():
         "sgemm_tile": (_active.sgemm_mr, _active.sgemm_nr),
         "dgemm_tile": (_active.dgemm_mr, _active.dgemm_nr),
         "fma_fused": bool(_active.fma_fused),
-        "dw_lane_ops": bool(_active.dw_lane_ops),
+        "dw_lane_rows": bool(_active.dw_lane_rows),
+        "dw_s2_lanes_min_ow": (_active.dw_s2_lanes_min_ow_f, _active.dw_s2_lanes_min_ow_d),
     }
 
 

@@ -40,8 +40,8 @@ only: the same comparisons in the same order, without the argmax (a third of the
 but values-only 3x3 stride-2 windows (resnet's stem) take each input column's maximum over the
 window's rows first, then the maximum of three column maxima, which keeps every bit on rows
 without NaN and -0.0 (the rows are checked; others take the rule in row-major order: isa/pool.inc's
-cvx_pl_vmax3s2 says why). Where the kernel table has lane operations (AVX-512) and the window
-one column of padding on the left, those rows are made in registers instead
+cvx_pl_vmax3s2 says why). Where the kernel table has the register rows (CVX_V_LANE_ROWS:
+AVX-512) and the window one column of padding on the left, those rows are made in registers instead
 (cvx_pl_vmax3s2_lanes): each output vector from two input vectors per row, their even, odd and
 shifted odd elements, in row-major order, with MAXPS (the rule's result without NaN, -0.0
 included) and the rule's comparisons on an output row whose window rows hold a NaN.

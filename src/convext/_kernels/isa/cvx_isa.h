@@ -393,11 +393,15 @@ struct cvx_kernel_table {
     int (*vt_pack_d)(const cvx_vt_geom *g, cvx_index Fg, const double *w, double *wp,
                      cvx_index b_begin, cvx_index b_end);
     int vt_fb_f, vt_fb_d;
-    /* 1: simd_<isa>.h has CVX_V_LANE_OPS, so the depthwise rows work in registers (stride 1
-     * with at most one column of padding on the left: cvx_dw_s1_vrow; stride 2 with one:
-     * cvx_dw_s2_vplane), which moves their rule's widths, and so does pool.inc's 3x3 stride-2
-     * max pool (cvx_pl_vmax3s2_lanes) */
-    int dw_lane_ops;
+    /* 1: simd_<isa>.h has CVX_V_LANE_ROWS, so the depthwise rows at stride 1 work in registers
+     * (with at most one column of padding on the left: cvx_dw_s1_vrow) and so do the flat
+     * planes (cvx_dw_s1_flat), which moves their rule's widths, and pool.inc's 3x3 stride-2 max
+     * pool (cvx_pl_vmax3s2_lanes) */
+    int dw_lane_rows;
+    /* float32 / float64: -1, or the depthwise rows at stride 2 with one column of padding on
+     * the left work in registers (cvx_dw_s2_vplane), and the rule takes them on output planes
+     * at least this wide (simd_<isa>.h's CVX_DW_S2_LANES_MIN_OW_F / _D; 0: from a vector) */
+    int dw_s2_lanes_min_ow_f, dw_s2_lanes_min_ow_d;
 };
 
 /* cvx_isa.c */

@@ -60,6 +60,111 @@ CVX_INLINE cvx_vf cvx_vf_clamp(cvx_vf v, cvx_vf lo, cvx_vf hi)
 {
     return _mm256_min_ps(hi, _mm256_max_ps(lo, v));
 }
+/* The lane operations (CVX_V_LANE_OPS: simd_avx512.h documents them) from AVX2's permutes,
+ * masked moves and blends: prev1 / next1 one lane across the vectors' halves (VPERM2F128, then
+ * VPALIGNR within each half), even / odd one SHUFPS and a VPERMPD of its 64-bit pairs, the
+ * first lanes and bit masks as lane masks (VMASKMOVPS: masked-off lanes are neither read nor
+ * written, so they do not fault), max pooling's rule as a compare and a blend. */
+#define CVX_V_LANE_OPS 1
+/* Of the register-row kernels only the depthwise stride-2 rows (cvx_dw_s2_vplane) in float32,
+ * on output planes at least CVX_DW_S2_LANES_MIN_OW_F wide.
+ * Measured on a Zen 3 (float32, ReLU6, one thread, batch 1, medians of 41-61 calls alternated
+ * in one process with the kernels the rule took before, time of those over these rows):
+ * 96x112x112 (56 wide) the row ring 1.24-1.44 (two threads 1.25), 64x96x96 1.35, 32x224x224
+ * the split rows 1.01, batch 8 144x56x56 the ring 1.10; but narrower, 144x56x56 (28 wide) the
+ * ring 0.73, 64x40x40 0.76, 192x28x28 the channel blocks 0.64, and 64x98x98 (49 wide) the ring
+ * 0.90-0.98. The stride-1 rows (cvx_dw_s1_vrow) against the rows reading 9 times: 32x112x112
+ * 0.76-0.99, 144x56x56 1.03-1.11, 64x44x44 0.96; the flat planes lost to the channel blocks
+ * on every plane narrower than 32 (192x28x28 0.61, 384x14x14 0.63, 960x7x7 0.60 of the flat
+ * planes' time); the max pool's register rows against the column maxima 0.75-1.10 (64x112x112
+ * 0.97-1.08): so no CVX_V_LANE_ROWS. In float64 (4 lanes) the split rows against these:
+ * 32x224x224 0.81, 64x98x98 0.86, batch 8 96x112x112 0.71, but 96x112x112 1.12, 64x96x96
+ * 0.99: so float64 keeps the split rows (-1). */
+#define CVX_DW_S2_LANES_MIN_OW_F 48
+#define CVX_DW_S2_LANES_MIN_OW_D -1
+#if CVX_GNU
+#define cvx_vf_addmul(c, a, b) ((c) + (a) * (b))
+#define cvx_vd_addmul(c, a, b) ((c) + (a) * (b))
+#else
+#define cvx_vf_addmul(c, a, b) _mm256_add_ps((c), _mm256_mul_ps((a), (b)))
+#define cvx_vd_addmul(c, a, b) _mm256_add_pd((c), _mm256_mul_pd((a), (b)))
+#endif
+/* lane l all ones where l < n (n clamped to 0 .. 8), as 32-bit lanes */
+CVX_INLINE __m256i cvx_x86_first8(cvx_index n)
+{
+    const int k = n <= 0 ? 0 : n >= 8 ? 8 : (int)n;
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+/* the same as 64-bit lanes (n clamped to 0 .. 4) */
+CVX_INLINE __m256i cvx_x86_first4(cvx_index n)
+{
+    const long long k = n <= 0 ? 0 : n >= 4 ? 4 : (long long)n;
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(k), _mm256_setr_epi64x(0, 1, 2, 3));
+}
+/* lane l all ones where bit l of m is set */
+CVX_INLINE __m256i cvx_x86_bits8(cvx_index m)
+{
+    const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)(m & 0xFF)), bit), bit);
+}
+CVX_INLINE __m256i cvx_x86_bits4(cvx_index m)
+{
+    const __m256i bit = _mm256_setr_epi64x(1, 2, 4, 8);
+    return _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x((long long)(m & 0xF)), bit), bit);
+}
+CVX_INLINE void cvx_vf_store_n(float *p, cvx_vf x, cvx_index n)
+{
+    _mm256_maskstore_ps(p, cvx_x86_first8(n), x);
+}
+CVX_INLINE cvx_vf cvx_vf_load_nf(const float *p, cvx_index n, cvx_vf fill)
+{
+    const __m256i m = cvx_x86_first8(n);
+    return _mm256_blendv_ps(fill, _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
+}
+CVX_INLINE cvx_vf cvx_vf_load_n(const float *p, cvx_index n)
+{
+    return _mm256_maskload_ps(p, cvx_x86_first8(n));
+}
+CVX_INLINE cvx_vf cvx_vf_load_mask(const float *p, cvx_index m)
+{
+    return _mm256_maskload_ps(p, cvx_x86_bits8(m));
+}
+CVX_INLINE cvx_vf cvx_vf_keep_mask(cvx_vf x, cvx_index m)
+{
+    return _mm256_and_ps(x, _mm256_castsi256_ps(cvx_x86_bits8(m)));
+}
+CVX_INLINE cvx_vf cvx_vf_max_rule(cvx_vf v, cvx_vf m)
+{
+    const __m256 c = _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    return _mm256_blendv_ps(m, v, c);
+}
+CVX_INLINE cvx_vf cvx_vf_max_nonan(cvx_vf v, cvx_vf m) { return _mm256_max_ps(v, m); }
+CVX_INLINE int cvx_vf_any_nan(cvx_vf a, cvx_vf b)
+{
+    return _mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_UNORD_Q)) != 0;
+}
+/* a0 a2 b0 b2 | a4 a6 b4 b6 (odd: a1 a3 b1 b3 | ...), then the 64-bit pairs in the order 0 2 1 3 */
+CVX_INLINE cvx_vf cvx_vf_even(cvx_vf a, cvx_vf b)
+{
+    __m256 t = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+CVX_INLINE cvx_vf cvx_vf_odd(cvx_vf a, cvx_vf b)
+{
+    __m256 t = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+/* [prev's high half, cur's low half], then each half shifted by one lane onto cur's halves */
+CVX_INLINE cvx_vf cvx_vf_prev1(cvx_vf prev, cvx_vf cur)
+{
+    __m256 t = _mm256_permute2f128_ps(prev, cur, 0x21);
+    return _mm256_castsi256_ps(_mm256_alignr_epi8(_mm256_castps_si256(cur), _mm256_castps_si256(t), 12));
+}
+CVX_INLINE cvx_vf cvx_vf_next1(cvx_vf cur, cvx_vf next)
+{
+    __m256 t = _mm256_permute2f128_ps(cur, next, 0x21);
+    return _mm256_castsi256_ps(_mm256_alignr_epi8(_mm256_castps_si256(t), _mm256_castps_si256(cur), 4));
+}
 #define CVX_VF_TR 8
 CVX_INLINE void cvx_vf_transpose(const float *src, cvx_index ld, float *dst, cvx_index ldd)
 {
@@ -97,6 +202,56 @@ CVX_INLINE cvx_vd cvx_vd_zero(void) { return _mm256_setzero_pd(); }
 CVX_INLINE cvx_vd cvx_vd_clamp(cvx_vd v, cvx_vd lo, cvx_vd hi)
 {
     return _mm256_min_pd(hi, _mm256_max_pd(lo, v));
+}
+CVX_INLINE void cvx_vd_store_n(double *p, cvx_vd x, cvx_index n)
+{
+    _mm256_maskstore_pd(p, cvx_x86_first4(n), x);
+}
+CVX_INLINE cvx_vd cvx_vd_load_nf(const double *p, cvx_index n, cvx_vd fill)
+{
+    const __m256i m = cvx_x86_first4(n);
+    return _mm256_blendv_pd(fill, _mm256_maskload_pd(p, m), _mm256_castsi256_pd(m));
+}
+CVX_INLINE cvx_vd cvx_vd_load_n(const double *p, cvx_index n)
+{
+    return _mm256_maskload_pd(p, cvx_x86_first4(n));
+}
+CVX_INLINE cvx_vd cvx_vd_load_mask(const double *p, cvx_index m)
+{
+    return _mm256_maskload_pd(p, cvx_x86_bits4(m));
+}
+CVX_INLINE cvx_vd cvx_vd_keep_mask(cvx_vd x, cvx_index m)
+{
+    return _mm256_and_pd(x, _mm256_castsi256_pd(cvx_x86_bits4(m)));
+}
+CVX_INLINE cvx_vd cvx_vd_max_rule(cvx_vd v, cvx_vd m)
+{
+    const __m256d c = _mm256_or_pd(_mm256_cmp_pd(v, m, _CMP_GT_OQ), _mm256_cmp_pd(v, v, _CMP_UNORD_Q));
+    return _mm256_blendv_pd(m, v, c);
+}
+CVX_INLINE cvx_vd cvx_vd_max_nonan(cvx_vd v, cvx_vd m) { return _mm256_max_pd(v, m); }
+CVX_INLINE int cvx_vd_any_nan(cvx_vd a, cvx_vd b)
+{
+    return _mm256_movemask_pd(_mm256_cmp_pd(a, b, _CMP_UNORD_Q)) != 0;
+}
+/* a0 b0 | a2 b2 (odd: a1 b1 | a3 b3), then in the order 0 2 1 3 */
+CVX_INLINE cvx_vd cvx_vd_even(cvx_vd a, cvx_vd b)
+{
+    return _mm256_permute4x64_pd(_mm256_unpacklo_pd(a, b), _MM_SHUFFLE(3, 1, 2, 0));
+}
+CVX_INLINE cvx_vd cvx_vd_odd(cvx_vd a, cvx_vd b)
+{
+    return _mm256_permute4x64_pd(_mm256_unpackhi_pd(a, b), _MM_SHUFFLE(3, 1, 2, 0));
+}
+CVX_INLINE cvx_vd cvx_vd_prev1(cvx_vd prev, cvx_vd cur)
+{
+    __m256d t = _mm256_permute2f128_pd(prev, cur, 0x21);
+    return _mm256_castsi256_pd(_mm256_alignr_epi8(_mm256_castpd_si256(cur), _mm256_castpd_si256(t), 8));
+}
+CVX_INLINE cvx_vd cvx_vd_next1(cvx_vd cur, cvx_vd next)
+{
+    __m256d t = _mm256_permute2f128_pd(cur, next, 0x21);
+    return _mm256_castsi256_pd(_mm256_alignr_epi8(_mm256_castpd_si256(t), _mm256_castpd_si256(cur), 8));
 }
 #define CVX_VD_TR 4
 CVX_INLINE void cvx_vd_transpose(const double *src, cvx_index ld, double *dst, cvx_index ldd)

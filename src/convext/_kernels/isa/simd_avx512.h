@@ -23,6 +23,11 @@
  *                              mask (loaded, or kept from a vector), zeros elsewhere;
  *                              cvx_v?_max_rule: max pooling's comparison, cvx_v?_max_nonan
  *                              the same without NaN, cvx_v?_any_nan
+ *   CVX_DW_S2_LANES_MIN_OW_F / _D   with the lane operations: float32 / float64's least
+ *                              output width of the depthwise stride-2 rows in registers (0:
+ *                              from a vector; -1: those rows without them)
+ *   CVX_V_LANE_ROWS (optional) the other register-row kernels too: the depthwise stride-1
+ *                              rows and flat planes, the 3x3 stride-2 max pool
  * and the ISA's register tiles (see kernels.inc):
  *   CVX_SGEMM_MR, CVX_SGEMM_NV, CVX_DGEMM_MR, CVX_DGEMM_NV   GEMM: MR rows x NV vectors
  *   CVX_DIRECT_FB (4 or 8), CVX_DIRECT_NV                    direct forward: filters x vectors
@@ -127,6 +132,11 @@ CVX_INLINE cvx_vf cvx_vf_clamp(cvx_vf v, cvx_vf lo, cvx_vf hi)
  * beyond p[n - 1]. cvx_v?_even(a, b) / cvx_v?_odd(a, b): lane l = element 2l / 2l + 1 of a, b
  * side by side. */
 #define CVX_V_LANE_OPS 1
+/* every register-row kernel, the stride-2 depthwise rows from a vector wide (_conv.pyx's rule:
+ * DW_S2_VEC_FILL_NUM) */
+#define CVX_V_LANE_ROWS 1
+#define CVX_DW_S2_LANES_MIN_OW_F 0
+#define CVX_DW_S2_LANES_MIN_OW_D 0
 /* cvx_v?_addmul(c, a, b): c + a*b written as a plain expression, so that it is contracted to one
  * fused multiply-add exactly where the compiler contracts the scalar expression c + a*b of the
  * depthwise kernels' plain loops (depthwise.inc's one-form rule): with GNU C's vector
