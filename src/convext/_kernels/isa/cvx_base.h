@@ -95,7 +95,6 @@ CVX_INLINE double cvx_neg_inf_d(void)
 #define CVX_GEMM_MC 144 /* multiple of 8, 6 and 4 */
 #define CVX_GEMM_NC 384 /* multiple of 48, 16, 12, 24 and 8 */
 #define CVX_PF_ROWS 4   /* B rows prefetched ahead while packing */
-#define CVX_PK_PF_ROWS 16 /* ... and while a GEMM tile packs them (kernels.inc, cvx_kern_pk) */
 #define CVX_GEMM_MAXTILE 512 /* >= MR*NR of every micro-kernel */
 /* elements of `work` a GEMM call needs (realigned to 64 bytes inside) */
 #define CVX_GEMM_WORK_ELEMS \
