@@ -126,8 +126,9 @@ def test_rings_propagate_nonfinite_values_like_the_planes():
 
 def test_functional_conv2d_on_rings_equals_forced_planes_in_any_batch():
     """F.conv2d takes the rings for a stride-2 layer 56 wide without padding on its sides (the
-    rule, from the geometry; with a column of padding on the left a table with lane operations
-    takes its register rows); the result is the per-plane kernels' bits, the same for an image
+    rule, from the geometry; with a column of padding on the left a table with the stride-2
+    rows in registers takes those from their width on); the result is the per-plane kernels'
+    bits, the same for an image
     alone or inside a batch, and the naive loops' values."""
     case = (40, 56, 56, (3, 3), (2, 2), (1, 1, 0, 0), (1, 1))
     x, w, b = _data(case, 3, np.float32)

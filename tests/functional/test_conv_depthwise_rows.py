@@ -1,17 +1,18 @@
 """The depthwise forward pass on stride-2 and stride-1 rows (isa/depthwise.inc's
 cvx_dw_s2_plane and cvx_dw_s1_plane, chosen by _conv.pyx for 3x3 windows at stride 2 or 1 on
-output planes at least DW_S2_MIN_OW or DW_S1_MIN_OW wide, narrower ones with the table's lane
-operations, below): the same bits as the per-plane
+output planes at least DW_S2_MIN_OW or DW_S1_MIN_OW wide, other widths where the table has them
+in registers, below): the same bits as the per-plane
 kernels and the row rings or channel blocks, for both dtypes, widths below, at and above two
 vectors (the split's vector loop, its redone last columns and its scalar ends; at stride 1 the
 whole rows read one column beyond the row, and the first and last pixels computed again), one
 output pixel, planes one and two columns wide, odd and even planes, padding from 0 to beyond
 the plane on each side, the epilogue fused or after, non-finite values on the border and 1 or
-2 threads; and the naive loops' values. On AVX-512 (the table's lane operations) the rows
-work in registers: at stride 1 every row goes in vectors whose neighbours are shifted
+2 threads; and the naive loops' values. On AVX-512 (the table's register rows) the stride-1
+rows work in registers: every row goes in vectors whose neighbours are shifted
 (cvx_dw_s1_vrow), its ends loaded in part with zeros beyond them; at stride 2 with one column
-of padding on the left each output vector comes from the even and odd elements of two input
-vectors per row (cvx_dw_s2_vplane), the columns beyond the row loaded as zeros."""
+of padding on the left, on AVX-512 and in float32 on AVX2 (the table's dw_s2_lanes_min_ow),
+each output vector comes from the even and odd elements of two input vectors per row
+(cvx_dw_s2_vplane), the columns beyond the row loaded as zeros."""
 
 import numpy as np
 import pytest

@@ -68,9 +68,9 @@ def active():
 
 def active_info():
     """The active table's facts: name, description, lanes, GEMM tiles, whether the FMA is fused,
-    which depthwise rows work in registers (its lane operations: dw_lane_rows, the stride-1
-    rows, flat planes and max pool; dw_s2_lanes_min_ow, the stride-2 rows from this output
-    width in float32 and float64, -1 never)."""
+    which kernels work in registers on its lane operations (dw_lane_rows: the depthwise
+    stride-1 rows, flat planes and max pool; dw_s2_lanes_min_ow: the depthwise stride-2 rows
+    from this output width in float32 and float64, -1 never)."""
     return {
         "name": _active.name.decode(),
         "description": _active.description.decode(),

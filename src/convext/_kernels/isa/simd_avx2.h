@@ -81,7 +81,7 @@ CVX_INLINE cvx_vf cvx_vf_clamp(cvx_vf v, cvx_vf lo, cvx_vf hi)
  * 32x224x224 0.81, 64x98x98 0.86, batch 8 96x112x112 0.71, but 96x112x112 1.12, 64x96x96
  * 0.99: so float64 keeps the split rows (-1). */
 #define CVX_DW_S2_LANES_MIN_OW_F 48
-#define CVX_DW_S2_LANES_MIN_OW_D -1
+#define CVX_DW_S2_LANES_MIN_OW_D (-1)
 #if CVX_GNU
 #define cvx_vf_addmul(c, a, b) ((c) + (a) * (b))
 #define cvx_vd_addmul(c, a, b) ((c) + (a) * (b))
