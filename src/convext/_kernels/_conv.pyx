@@ -3861,8 +3861,9 @@ def conv2d_grad_weight_direct(const floating[:, :, :, ::1] gy, const floating[:,
     cdef idx_t nb = min(MAX_BLOCKS, g.N)
     n_threads = _threads_for(nb * g.G, n_threads)
     dtype = _DTYPE[floating is double]
-    cdef floating[:, ::1] flat = np.empty(
-        (n_threads, cvx_direct_scratch(&direct_g) + cvx_direct_v_elems(&direct_g)), dtype=dtype)
+    cdef idx_t row = cvx_direct_scratch(&direct_g) + cvx_direct_v_elems(&direct_g)
+    # (each thread's U on a cache line: both terms are multiples of 16 elements)
+    cdef floating[:, ::1] flat = empty_aligned(n_threads * row, dtype).reshape(n_threads, row)
     cdef floating[:, ::1] part = np.empty((nb, g.F * direct_g.K), dtype=dtype)
     with nogil:
         _gw_direct(&gy[0, 0, 0, 0], &x[0, 0, 0, 0], &gw[0, 0, 0, 0], &g, &direct_g, &off[0],

@@ -130,8 +130,11 @@ extern cvx_index cvx_direct_1x1_band_bytes;
 #define CVX_VT_KMAX 16
 #define CVX_VT_BLOCK_BYTES (128 * 1024)
 extern cvx_index cvx_vt_block_bytes;
-/* elements of a scratch of floats or doubles that hold n cvx_index values (at most 8 bytes) */
-#define CVX_DIRECT_IDX_ELEMS(n) (2 * (n))
+/* elements of a scratch of floats or doubles that hold n cvx_index values (at most 8 bytes),
+ * rounded up to whole cache lines so that what follows them starts on a line as the scratch does
+ * (the direct forward's U: on a 64-byte line its rows of 16 floats are whole vectors, not split
+ * loads across two lines) */
+#define CVX_DIRECT_IDX_ELEMS(n) ((2 * (n) + 15) / 16 * 16)
 /* ---- average pooling (pool.inc, _pool.pyx) ---- the divisor of a window (PyTorch's rule, which
  * _pool.pyx documents): a non-zero divisor_override, else with count_include_pad the size of the
  * window clipped to the padded input, rows [hs, he0) times columns [ws, we0), else its size

@@ -445,11 +445,13 @@ static inline cvx_index cvx_direct_u_elems(const cvx_direct_geom *g)
 }
 /* the forward's scratch (the weight gradient's: U): the re-based tap offsets (K), U (a band of
  * it), a zero bias, the partial last pixel strip and the packed weights (Fg x K, the weight's
- * size per group) */
+ * size per group); a multiple of 16 elements, so that each thread's scratch (this many elements
+ * apart) starts on a cache line where the first does */
 static inline cvx_index cvx_direct_scratch(const cvx_direct_geom *g)
 {
-    return CVX_DIRECT_IDX_ELEMS(g->K) + cvx_direct_u_elems(g) +
-           CVX_DIRECT_FBMAX * (CVX_DIRECT_PBMAX + 1) + g->K * g->Fg + 64;
+    return (CVX_DIRECT_IDX_ELEMS(g->K) + cvx_direct_u_elems(g) +
+            CVX_DIRECT_FBMAX * (CVX_DIRECT_PBMAX + 1) + g->K * g->Fg + 64 + 15) /
+           16 * 16;
 }
 /* elements of v for the grad_weight kernels: lane partial sums (the widest case), then room for
  * the tail. Bounded by Fg (the weight's filters per group, an array in memory; the chosen route
