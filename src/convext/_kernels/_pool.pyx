@@ -42,9 +42,11 @@ window's rows first, then the maximum of three column maxima, which keeps every 
 without NaN and -0.0 (the rows are checked; others take the rule in row-major order: isa/pool.inc's
 cvx_pl_vmax3s2 says why). Where the kernel table has the register rows (CVX_V_LANE_ROWS:
 AVX-512) and the window one column of padding on the left, those rows are made in registers instead
-(cvx_pl_vmax3s2_lanes): each output vector from two input vectors per row, their even, odd and
-shifted odd elements, in row-major order, with MAXPS (the rule's result without NaN, -0.0
-included) and the rule's comparisons on an output row whose window rows hold a NaN.
+(cvx_pl_vmax3s2_lanes): each window row's maximum of its three views (the even, odd and shifted
+odd elements of two input vectors) first, then the maximum of the three rows', ties keeping the
+earlier (MAXPS: the rule's result without NaN, -0.0 included), the bottom row's maxima kept for
+the next output row, whose top row it is; the rule's comparisons on an output row whose window
+rows hold a NaN.
 Values-only 2x2 stride-2 windows without top and left padding (LeNet's and U-Net's pools) go
 a work item's rows at a time through one call (cvx_pl_vmax2s2: each row's whole windows by
 cvx_pl_max2, then the windows over the right and bottom edges), not a call per output row: a
