@@ -61,10 +61,11 @@ CVX_INLINE cvx_vf cvx_vf_clamp(cvx_vf v, cvx_vf lo, cvx_vf hi)
     return _mm256_min_ps(hi, _mm256_max_ps(lo, v));
 }
 /* The lane operations (CVX_V_LANE_OPS: simd_avx512.h documents them) from AVX2's permutes,
- * masked moves and blends: prev1 / next1 one lane across the vectors' halves (VPERM2F128, then
+ * masked moves and blends: prev1 one lane across the vectors' halves (VPERM2F128, then
  * VPALIGNR within each half), even / odd one SHUFPS and a VPERMPD of its 64-bit pairs, the
- * first lanes and bit masks as lane masks (VMASKMOVPS: masked-off lanes are neither read nor
- * written, so they do not fault), max pooling's rule as a compare and a blend. */
+ * first lanes as lane masks (VMASKMOVPS: masked-off lanes are neither read nor written, so
+ * they do not fault). Not the register-row kernels' own (CVX_V_LANE_ROWS), which no AVX2
+ * kernel takes. */
 #define CVX_V_LANE_OPS 1
 /* Of the register-row kernels only the depthwise stride-2 rows (cvx_dw_s2_vplane) in float32,
  * on output planes at least CVX_DW_S2_LANES_MIN_OW_F wide.
@@ -101,17 +102,6 @@ CVX_INLINE __m256i cvx_x86_first4(cvx_index n)
     const long long k = n <= 0 ? 0 : n >= 4 ? 4 : (long long)n;
     return _mm256_cmpgt_epi64(_mm256_set1_epi64x(k), _mm256_setr_epi64x(0, 1, 2, 3));
 }
-/* lane l all ones where bit l of m is set */
-CVX_INLINE __m256i cvx_x86_bits8(cvx_index m)
-{
-    const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)(m & 0xFF)), bit), bit);
-}
-CVX_INLINE __m256i cvx_x86_bits4(cvx_index m)
-{
-    const __m256i bit = _mm256_setr_epi64x(1, 2, 4, 8);
-    return _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x((long long)(m & 0xF)), bit), bit);
-}
 CVX_INLINE void cvx_vf_store_n(float *p, cvx_vf x, cvx_index n)
 {
     _mm256_maskstore_ps(p, cvx_x86_first8(n), x);
@@ -120,28 +110,6 @@ CVX_INLINE cvx_vf cvx_vf_load_nf(const float *p, cvx_index n, cvx_vf fill)
 {
     const __m256i m = cvx_x86_first8(n);
     return _mm256_blendv_ps(fill, _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
-}
-CVX_INLINE cvx_vf cvx_vf_load_n(const float *p, cvx_index n)
-{
-    return _mm256_maskload_ps(p, cvx_x86_first8(n));
-}
-CVX_INLINE cvx_vf cvx_vf_load_mask(const float *p, cvx_index m)
-{
-    return _mm256_maskload_ps(p, cvx_x86_bits8(m));
-}
-CVX_INLINE cvx_vf cvx_vf_keep_mask(cvx_vf x, cvx_index m)
-{
-    return _mm256_and_ps(x, _mm256_castsi256_ps(cvx_x86_bits8(m)));
-}
-CVX_INLINE cvx_vf cvx_vf_max_rule(cvx_vf v, cvx_vf m)
-{
-    const __m256 c = _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-    return _mm256_blendv_ps(m, v, c);
-}
-CVX_INLINE cvx_vf cvx_vf_max_nonan(cvx_vf v, cvx_vf m) { return _mm256_max_ps(v, m); }
-CVX_INLINE int cvx_vf_any_nan(cvx_vf a, cvx_vf b)
-{
-    return _mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_UNORD_Q)) != 0;
 }
 /* a0 a2 b0 b2 | a4 a6 b4 b6 (odd: a1 a3 b1 b3 | ...), then the 64-bit pairs in the order 0 2 1 3 */
 CVX_INLINE cvx_vf cvx_vf_even(cvx_vf a, cvx_vf b)
@@ -159,11 +127,6 @@ CVX_INLINE cvx_vf cvx_vf_prev1(cvx_vf prev, cvx_vf cur)
 {
     __m256 t = _mm256_permute2f128_ps(prev, cur, 0x21);
     return _mm256_castsi256_ps(_mm256_alignr_epi8(_mm256_castps_si256(cur), _mm256_castps_si256(t), 12));
-}
-CVX_INLINE cvx_vf cvx_vf_next1(cvx_vf cur, cvx_vf next)
-{
-    __m256 t = _mm256_permute2f128_ps(cur, next, 0x21);
-    return _mm256_castsi256_ps(_mm256_alignr_epi8(_mm256_castps_si256(t), _mm256_castps_si256(cur), 4));
 }
 #define CVX_VF_TR 8
 CVX_INLINE void cvx_vf_transpose(const float *src, cvx_index ld, float *dst, cvx_index ldd)
@@ -212,28 +175,6 @@ CVX_INLINE cvx_vd cvx_vd_load_nf(const double *p, cvx_index n, cvx_vd fill)
     const __m256i m = cvx_x86_first4(n);
     return _mm256_blendv_pd(fill, _mm256_maskload_pd(p, m), _mm256_castsi256_pd(m));
 }
-CVX_INLINE cvx_vd cvx_vd_load_n(const double *p, cvx_index n)
-{
-    return _mm256_maskload_pd(p, cvx_x86_first4(n));
-}
-CVX_INLINE cvx_vd cvx_vd_load_mask(const double *p, cvx_index m)
-{
-    return _mm256_maskload_pd(p, cvx_x86_bits4(m));
-}
-CVX_INLINE cvx_vd cvx_vd_keep_mask(cvx_vd x, cvx_index m)
-{
-    return _mm256_and_pd(x, _mm256_castsi256_pd(cvx_x86_bits4(m)));
-}
-CVX_INLINE cvx_vd cvx_vd_max_rule(cvx_vd v, cvx_vd m)
-{
-    const __m256d c = _mm256_or_pd(_mm256_cmp_pd(v, m, _CMP_GT_OQ), _mm256_cmp_pd(v, v, _CMP_UNORD_Q));
-    return _mm256_blendv_pd(m, v, c);
-}
-CVX_INLINE cvx_vd cvx_vd_max_nonan(cvx_vd v, cvx_vd m) { return _mm256_max_pd(v, m); }
-CVX_INLINE int cvx_vd_any_nan(cvx_vd a, cvx_vd b)
-{
-    return _mm256_movemask_pd(_mm256_cmp_pd(a, b, _CMP_UNORD_Q)) != 0;
-}
 /* a0 b0 | a2 b2 (odd: a1 b1 | a3 b3), then in the order 0 2 1 3 */
 CVX_INLINE cvx_vd cvx_vd_even(cvx_vd a, cvx_vd b)
 {
@@ -247,11 +188,6 @@ CVX_INLINE cvx_vd cvx_vd_prev1(cvx_vd prev, cvx_vd cur)
 {
     __m256d t = _mm256_permute2f128_pd(prev, cur, 0x21);
     return _mm256_castsi256_pd(_mm256_alignr_epi8(_mm256_castpd_si256(cur), _mm256_castpd_si256(t), 8));
-}
-CVX_INLINE cvx_vd cvx_vd_next1(cvx_vd cur, cvx_vd next)
-{
-    __m256d t = _mm256_permute2f128_pd(cur, next, 0x21);
-    return _mm256_castsi256_pd(_mm256_alignr_epi8(_mm256_castpd_si256(t), _mm256_castpd_si256(cur), 8));
 }
 #define CVX_VD_TR 4
 CVX_INLINE void cvx_vd_transpose(const double *src, cvx_index ld, double *dst, cvx_index ldd)

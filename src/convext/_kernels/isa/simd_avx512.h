@@ -14,20 +14,24 @@
  *                              lane, exactly (NaN stays NaN, -0.0 above lo = 0 stays -0.0):
  *                              the epilogue's clamp (_conv.pyx's _epilogue)
  *   CVX_VF_TR / CVX_VD_TR      size of the in-register transpose cvx_v?_transpose (0: none)
- *   CVX_V_LANE_OPS (optional)  cvx_v?_prev1 / cvx_v?_next1: a vector shifted by one element;
- *                              cvx_v?_load_n / cvx_v?_store_n: a vector's first lanes;
+ *   CVX_V_LANE_OPS (optional)  cvx_v?_prev1: a vector shifted by one element;
+ *                              cvx_v?_store_n: a vector's first lanes;
  *                              cvx_v?_even / cvx_v?_odd: every other element of two vectors;
  *                              cvx_v?_addmul: c + a*b as a plain expression;
- *                              cvx_v?_load_nf: cvx_v?_load_n with another fill;
- *                              cvx_v?_load_mask, cvx_v?_keep_mask: the lanes of a bit
- *                              mask (loaded, or kept from a vector), zeros elsewhere;
- *                              cvx_v?_max_rule: max pooling's comparison, cvx_v?_max_nonan
- *                              the same without NaN, cvx_v?_any_nan
+ *                              cvx_v?_load_nf: a vector's first lanes, another fill after
+ *                              them (what the depthwise stride-2 rows in registers use)
  *   CVX_DW_S2_LANES_MIN_OW_F / _D   with the lane operations: float32 / float64's least
  *                              output width of the depthwise stride-2 rows in registers (0:
  *                              from a vector; -1: those rows without them)
  *   CVX_V_LANE_ROWS (optional) the other register-row kernels too: the depthwise stride-1
- *                              rows and flat planes, the 3x3 stride-2 max pool
+ *                              rows and flat planes, the 3x3 stride-2 max pool; with the
+ *                              lane operations and these:
+ *                              cvx_v?_next1: shifted by one element the other way;
+ *                              cvx_v?_load_n: a vector's first lanes, zeros after them;
+ *                              cvx_v?_load_mask, cvx_v?_keep_mask: the lanes of a bit
+ *                              mask (loaded, or kept from a vector), zeros elsewhere;
+ *                              cvx_v?_max_rule: max pooling's comparison, cvx_v?_max_nonan
+ *                              the same without NaN, cvx_v?_any_nan
  * and the ISA's register tiles (see kernels.inc):
  *   CVX_SGEMM_MR, CVX_SGEMM_NV, CVX_DGEMM_MR, CVX_DGEMM_NV   GEMM: MR rows x NV vectors
  *   CVX_DIRECT_FB (4 or 8), CVX_DIRECT_NV                    direct forward: filters x vectors
