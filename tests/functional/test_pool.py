@@ -568,6 +568,27 @@ def test_max_3x3_stride2_values_only_rows(p, ceil, dtype):
         assert np.isnan(runs[0][2, 3]).any() and not np.isnan(runs[0][2, :3]).any()
 
 
+@pytest.mark.parametrize("ceil", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_3x3_stride2_values_nan_at_a_run_boundary(ceil, dtype):
+    """cvx_pl_vmax3s2_lanes (AVX-512) makes an output row's vectors in runs of 32; a run's first
+    outputs read the last odd column of the run before it (2 * 32 * lanes - 1: 1023 in float32,
+    511 in float64). A NaN there, in any window row of one output row only, makes that output
+    NaN (the rule), here as in the path with indices and the naive oracle: once, the run after
+    it dropped the NaN. Planes a run and a bit wide, NaN in the top, middle and bottom window
+    row, one and two threads."""
+    lanes = 16 if dtype == np.float32 else 8
+    c = 2 * 32 * lanes - 1
+    for r in (1, 2, 3, 4):  # rows of output rows 0-2's windows, shared or not
+        x = np.random.default_rng(r).standard_normal((1, 2, 6, c + 2)).astype(dtype)
+        x[0, 1, r, c] = np.nan
+        want, _ = ref.max_pool2d(x, 3, 2, 1, 1, ceil)
+        got = _values_by_the_rule(x, 3, 2, 1, ceil)
+        np.testing.assert_array_equal(got, want.astype(dtype), err_msg=str(r))
+        assert np.isnan(got[0, 1, :, (c + 1) // 2]).sum() == (2 if r % 2 else 1)
+        assert not np.isnan(got[0, 0]).any()
+
+
 def _picked(x, idx):
     """The input element each index names (the exact bits the rule keeps), -inf for -1."""
     flat = x.reshape(x.shape[0] * x.shape[1], -1)
