@@ -263,10 +263,10 @@ cdef extern from "isa/cvx_isa.h" nogil:
                           float *g0, float *g1) noexcept nogil
         int (*pl_back2_d)(idx_t n, const double *gy, const int64_t *ix, int64_t base, idx_t W,
                           double *g0, double *g1) noexcept nogil
-        void (*pl_max3s2_f)(idx_t rows, idx_t n, const float *r0, idx_t W, int64_t base,
-                            idx_t OW, float *yp, int64_t *ip) noexcept nogil
-        void (*pl_max3s2_d)(idx_t rows, idx_t n, const double *r0, idx_t W, int64_t base,
-                            idx_t OW, double *yp, int64_t *ip) noexcept nogil
+        void (*pl_max3_rows_f)(idx_t rows, idx_t n, idx_t s, const float *r0, idx_t W,
+                               int64_t base, idx_t OW, float *yp, int64_t *ip) noexcept nogil
+        void (*pl_max3_rows_d)(idx_t rows, idx_t n, idx_t s, const double *r0, idx_t W,
+                               int64_t base, idx_t OW, double *yp, int64_t *ip) noexcept nogil
         void (*pl_vmax3s2_f)(const float *x, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t OW,
                              idx_t oh0, idx_t oh1, float *y) noexcept nogil
         void (*pl_vmax3s2_d)(const double *x, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t OW,
@@ -813,15 +813,16 @@ cdef inline int cvx_pl_back2_double(idx_t n, const double *gy, const int64_t *ix
     return isa_table().pl_back2_d(n, gy, ix, base, W, g0, g1)
 
 
-cdef inline void cvx_pl_max3s2_float(idx_t rows, idx_t n, const float *r0, idx_t W, int64_t base,
-                                     idx_t OW, float *yp, int64_t *ip) noexcept nogil:
-    isa_table().pl_max3s2_f(rows, n, r0, W, base, OW, yp, ip)
+cdef inline void cvx_pl_max3_rows_float(idx_t rows, idx_t n, idx_t s, const float *r0, idx_t W,
+                                        int64_t base, idx_t OW, float *yp,
+                                        int64_t *ip) noexcept nogil:
+    isa_table().pl_max3_rows_f(rows, n, s, r0, W, base, OW, yp, ip)
 
 
-cdef inline void cvx_pl_max3s2_double(idx_t rows, idx_t n, const double *r0, idx_t W,
-                                      int64_t base, idx_t OW, double *yp,
-                                      int64_t *ip) noexcept nogil:
-    isa_table().pl_max3s2_d(rows, n, r0, W, base, OW, yp, ip)
+cdef inline void cvx_pl_max3_rows_double(idx_t rows, idx_t n, idx_t s, const double *r0,
+                                         idx_t W, int64_t base, idx_t OW, double *yp,
+                                         int64_t *ip) noexcept nogil:
+    isa_table().pl_max3_rows_d(rows, n, s, r0, W, base, OW, yp, ip)
 
 
 cdef inline void cvx_pl_vmax3s2_float(const float *x, idx_t H, idx_t W, idx_t ph, idx_t pw,

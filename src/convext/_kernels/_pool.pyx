@@ -22,10 +22,11 @@ the same comparison (max) or the same additions from 0 (average) as the scalar l
 take the border columns; so the two agree bitwise.
 Whole 2x2 and 3x3 max windows (no dilation, every row inside the plane) go through kernels with
 the four (nine) taps unrolled and the output columns innermost, the same comparisons in the same
-order; at stride 2 the 3x3 windows are computed separably (each window row's maximum, then the
-maximum of the three rows, both by the same rule), which keeps exactly the same value and index
-(isa/pool.inc says why); consecutive output rows of whole 3x3 stride-2 windows go as one run
-(cvx_pl_max3s2), the row pass of the row two windows share done once for both.
+order; at stride 2, and at stride 1 with the argmax, the 3x3 windows are computed separably
+(each window row's maximum, then the maximum of the three rows, both by the same rule), which
+keeps exactly the same value and index (isa/pool.inc says why); consecutive output rows of whole
+3x3 windows at those strides go as one run (cvx_pl_max3_rows), the row pass of a row that
+several output rows' windows share done once for all of them.
 The 2x2 stride-2 average without padding keeps its own loop. Other average windows without
 dilation (windows at most SEP_MAX_KW columns wide, any stride) go a work item's rows at a time
 through cvx_pl_vavg_sep: each window row copied with zeros for its columns outside the plane,
@@ -131,8 +132,8 @@ from ._isa cimport (
     cvx_pl_back2_float,
     cvx_pl_gap_double,
     cvx_pl_gap_float,
-    cvx_pl_max3s2_double,
-    cvx_pl_max3s2_float,
+    cvx_pl_max3_rows_double,
+    cvx_pl_max3_rows_float,
     cvx_pl_avg_row_float,
     cvx_pl_max2_double,
     cvx_pl_max2_float,
@@ -157,8 +158,8 @@ DEF VEC_MAX_PLANE = 2147483647
 # The widest window (columns) cvx_pl_vmax_sep and cvx_pl_vavg_sep take: their row buffers hold
 # 512 columns (isa/pool.inc's CVX_PL_ROWV), at least one output's window.
 DEF SEP_MAX_KW = 512
-# Output rows per run of whole 3x3 stride-2 windows (cvx_pl_max3s2), their border columns
-# done after each run, while its rows are in the cache.
+# Output rows per run of whole 3x3 windows at stride 1 or 2 (cvx_pl_max3_rows), their border
+# columns done after each run, while its rows are in the cache.
 DEF RUN3 = 8
 # Work items: planes, each split into this many row blocks at most when there are few planes.
 DEF ROW_ITEMS = 16
@@ -249,24 +250,25 @@ cdef void _max_rows(const floating *xp, floating *yp, int64_t *ip, idx_t H, idx_
     _interior(W, OW, kw, sw, pw, dil_w, &lo, &hi)
     if H * W > VEC_MAX_PLANE or kh > VEC_MAX_PLANE or kw > VEC_MAX_PLANE:
         lo = hi = 0  # the row kernel keeps window rows and columns in int
-    # 3x3 stride 2: the rows whose windows are whole go as one run (cvx_pl_max3s2 shares the
-    # row between two output rows' windows); the same values as row by row
-    cdef bint run3 = (kh == 3 and kw == 3 and sh == 2 and sw == 2 and dil_h == 1
+    # 3x3 at stride 2 (or 1: values only went to cvx_pl_vmax_sep above): the rows whose windows
+    # are whole go as one run (cvx_pl_max3_rows shares the rows between output rows' windows);
+    # the same values as row by row
+    cdef bint run3 = (kh == 3 and kw == 3 and sh == sw and (sh == 1 or sh == 2) and dil_h == 1
                       and dil_w == 1 and lo < hi)
     oh = oh0
     while oh < oh1:
         hs = oh * sh - ph
         if run3 and hs >= 0 and hs + 2 < H:
             oe = oh + 1
-            while oe < oh1 and oe * 2 - ph + 2 < H and oe - oh < RUN3:
+            while oe < oh1 and oe * sh - ph + 2 < H and oe - oh < RUN3:
                 oe = oe + 1
             iq = ip + oh * OW + lo if ip != NULL else NULL
             if floating is float:
-                cvx_pl_max3s2_float(oe - oh, hi - lo, xp + hs * W + lo * 2 - pw, W,
-                                    hs * W + lo * 2 - pw, OW, yp + oh * OW + lo, iq)
+                cvx_pl_max3_rows_float(oe - oh, hi - lo, sh, xp + hs * W + lo * sw - pw, W,
+                                       hs * W + lo * sw - pw, OW, yp + oh * OW + lo, iq)
             else:
-                cvx_pl_max3s2_double(oe - oh, hi - lo, xp + hs * W + lo * 2 - pw, W,
-                                     hs * W + lo * 2 - pw, OW, yp + oh * OW + lo, iq)
+                cvx_pl_max3_rows_double(oe - oh, hi - lo, sh, xp + hs * W + lo * sw - pw, W,
+                                        hs * W + lo * sw - pw, OW, yp + oh * OW + lo, iq)
             # the border columns after the run, whose rows are then in the cache
             for r in range(oh, oe):
                 for ow in range(lo):

@@ -1628,35 +1628,36 @@ static void check_dw(const struct check_table *t)
         }                                                                                          \
         free(gy), free(g), free(ix);                                                               \
     }                                                                                              \
-    /* pl_max3s2: `rows` output rows of whole 3x3 stride-2 windows at once (the shared rows) give \
-     * the bits of pl_max3 row by row, values and indices, and the same values without indices;  \
-     * outputs past n in each row stay untouched. */                                               \
-    static void check_max3s2_##T(const struct check_table *t, cvx_index rows, cvx_index n,        \
-                                 cvx_index W, int mode)                                            \
+    /* pl_max3_rows: `rows` output rows of whole 3x3 windows at stride st (1 or 2) at once (the    \
+     * shared rows) give the bits of pl_max3 row by row, values and indices, and the same values   \
+     * without indices; outputs past n in each row stay untouched. */                              \
+    static void check_max3_rows_##T(const struct check_table *t, cvx_index rows, cvx_index n,      \
+                                    cvx_index W, int mode, cvx_index st)                           \
     {                                                                                              \
-        cvx_index H = 2 * rows + 1, OW = n + 3, j, q;                                              \
+        cvx_index H = st * rows + 3 - st, OW = n + 3, j, q;                                        \
         T *x = (T *)xmalloc(sizeof(T) * (size_t)(H * W));                                          \
-        T *y = (T *)xmalloc(sizeof(T) * (size_t)(rows * OW));                                     \
+        T *y = (T *)xmalloc(sizeof(T) * (size_t)(rows * OW));                                      \
         T *v = (T *)xmalloc(sizeof(T) * (size_t)(rows * OW));                                      \
         T *y1 = (T *)xmalloc(sizeof(T) * (size_t)n);                                               \
-        int64_t *ix = (int64_t *)xmalloc(sizeof(int64_t) * (size_t)(rows * OW));                  \
-        int64_t *ix1 = (int64_t *)xmalloc(sizeof(int64_t) * (size_t)n), base = 3 * (int64_t)W;  \
+        int64_t *ix = (int64_t *)xmalloc(sizeof(int64_t) * (size_t)(rows * OW));                   \
+        int64_t *ix1 = (int64_t *)xmalloc(sizeof(int64_t) * (size_t)n), base = 3 * (int64_t)W;     \
         pool_fill_##T(x, H * W, mode);                                                             \
         for (q = 0; q < rows * OW; q++) y[q] = v[q] = (T)-7, ix[q] = -7;                           \
-        t->pl_max3s2_##T(rows, n, x, W, base, OW, y, ix);                                          \
-        t->pl_max3s2_##T(rows, n, x, W, base, OW, v, NULL);                                        \
+        t->pl_max3_rows_##T(rows, n, st, x, W, base, OW, y, ix);                                   \
+        t->pl_max3_rows_##T(rows, n, st, x, W, base, OW, v, NULL);                                 \
         for (j = 0; j < rows; j++) {                                                               \
-            t->pl_max3_##T(n, x + 2 * j * W, W, 2, base + 2 * j * (int64_t)W, y1, ix1);          \
+            t->pl_max3_##T(n, x + st * j * W, W, st, base + st * j * (int64_t)W, y1, ix1);         \
             n_checks++;                                                                            \
             for (q = 0; q < OW; q++) {                                                             \
                 T want = q < n ? y1[q] : (T)-7;                                                    \
                 int64_t b = q < n ? ix1[q] : -7;                                                   \
                 if (!SAME(y[j * OW + q], want) || ix[j * OW + q] != b ||                           \
                     !SAME(v[j * OW + q], want)) {                                                  \
-                    fail(t->name, #T " pl_max3s2", "rows=%ld n=%ld W=%ld j=%ld q=%ld: %g@%lld "   \
-                         "(values %g) want %g@%lld", (long)rows, (long)n, (long)W, (long)j,       \
-                         (long)q, (double)y[j * OW + q], (long long)ix[j * OW + q],                \
-                         (double)v[j * OW + q], (double)want, (long long)b);                       \
+                    fail(t->name, #T " pl_max3_rows", "s=%ld rows=%ld n=%ld W=%ld j=%ld q=%ld: "   \
+                         "%g@%lld (values %g) want %g@%lld", (long)st, (long)rows, (long)n,        \
+                         (long)W, (long)j, (long)q, (double)y[j * OW + q],                         \
+                         (long long)ix[j * OW + q], (double)v[j * OW + q], (double)want,           \
+                         (long long)b);                                                            \
                     break;                                                                         \
                 }                                                                                  \
             }                                                                                      \
@@ -1841,8 +1842,10 @@ static void check_pool(const struct check_table *t)
     }
     for (k = 1; k <= 300; k += 37)
         for (s = 1; s <= 4; s++) {
-            check_max3s2_float(t, s, k, 2 * k + 1 + s % 2, (int)(s % 2));
-            check_max3s2_double(t, s, k, 2 * k + 2 - s % 2, (int)(1 - s % 2));
+            check_max3_rows_float(t, s, k, 2 * k + 1 + s % 2, (int)(s % 2), 2);
+            check_max3_rows_double(t, s, k, 2 * k + 2 - s % 2, (int)(1 - s % 2), 2);
+            check_max3_rows_float(t, s, k, k + 2 + s % 2, (int)(1 - s % 2), 1);
+            check_max3_rows_double(t, s, k, k + 3 - s % 2, (int)(s % 2), 1);
         }
     /* widths across the 256-output runs of pl_vmax3s2, narrow planes, row ranges that start
      * and end inside the plane */

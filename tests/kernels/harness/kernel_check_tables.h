@@ -185,10 +185,11 @@ struct check_table {
                           cvx_index W, float *g0, float *g1);
     int (*pl_back2_double)(cvx_index n, const double *gy, const int64_t *ix, int64_t base,
                            cvx_index W, double *g0, double *g1);
-    void (*pl_max3s2_float)(cvx_index rows, cvx_index n, const float *r0, cvx_index W,
-                            int64_t base, cvx_index OW, float *yp, int64_t *ip);
-    void (*pl_max3s2_double)(cvx_index rows, cvx_index n, const double *r0, cvx_index W,
-                             int64_t base, cvx_index OW, double *yp, int64_t *ip);
+    void (*pl_max3_rows_float)(cvx_index rows, cvx_index n, cvx_index s, const float *r0,
+                               cvx_index W, int64_t base, cvx_index OW, float *yp, int64_t *ip);
+    void (*pl_max3_rows_double)(cvx_index rows, cvx_index n, cvx_index s, const double *r0,
+                                cvx_index W, int64_t base, cvx_index OW, double *yp,
+                                int64_t *ip);
     void (*pl_vmax3s2_float)(const float *x, cvx_index H, cvx_index W, cvx_index ph,
                              cvx_index pw, cvx_index OW, cvx_index oh0, cvx_index oh1, float *y);
     void (*pl_vmax3s2_double)(const double *x, cvx_index H, cvx_index W, cvx_index ph,
@@ -315,8 +316,8 @@ static int check_tables(const struct check_table **out)
         r->pl_max2_double = t->pl_max2_d;
         r->pl_back2_float = t->pl_back2_f;
         r->pl_back2_double = t->pl_back2_d;
-        r->pl_max3s2_float = t->pl_max3s2_f;
-        r->pl_max3s2_double = t->pl_max3s2_d;
+        r->pl_max3_rows_float = t->pl_max3_rows_f;
+        r->pl_max3_rows_double = t->pl_max3_rows_d;
         r->pl_vmax3s2_float = t->pl_vmax3s2_f;
         r->pl_vmax3s2_double = t->pl_vmax3s2_d;
         r->pl_vmax2s2_float = t->pl_vmax2s2_f;

@@ -334,10 +334,10 @@ struct cvx_kernel_table {
                       float *g0, float *g1);
     int (*pl_back2_d)(cvx_index n, const double *gy, const int64_t *ix, int64_t base,
                       cvx_index W, double *g0, double *g1);
-    void (*pl_max3s2_f)(cvx_index rows, cvx_index n, const float *r0, cvx_index W, int64_t base,
-                        cvx_index OW, float *yp, int64_t *ip);
-    void (*pl_max3s2_d)(cvx_index rows, cvx_index n, const double *r0, cvx_index W,
-                        int64_t base, cvx_index OW, double *yp, int64_t *ip);
+    void (*pl_max3_rows_f)(cvx_index rows, cvx_index n, cvx_index s, const float *r0,
+                           cvx_index W, int64_t base, cvx_index OW, float *yp, int64_t *ip);
+    void (*pl_max3_rows_d)(cvx_index rows, cvx_index n, cvx_index s, const double *r0,
+                           cvx_index W, int64_t base, cvx_index OW, double *yp, int64_t *ip);
     /* values-only 3x3 stride-2 max pool, padding <= 1: output rows [oh0, oh1) of a plane */
     void (*pl_vmax3s2_f)(const float *x, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
                          cvx_index OW, cvx_index oh0, cvx_index oh1, float *y);
