@@ -187,9 +187,12 @@ cdef inline void _interior(idx_t W, idx_t OW, idx_t kw, idx_t sw, idx_t pw, idx_
 cdef inline void _max_one(const floating *xp, floating *yp, int64_t *ip, idx_t H, idx_t W,
                           idx_t OW, idx_t oh, idx_t ow, idx_t kh, idx_t kw, idx_t sh, idx_t sw,
                           idx_t ph, idx_t pw, idx_t dil_h, idx_t dil_w) noexcept nogil:
-    """One output of the max pool, by the scalar rule (row-major scan, greater or NaN)."""
+    """One output of the max pool, by the scalar rule (row-major scan, greater or NaN), each
+    step a selection rather than a branch (which on random data mispredicted about every other
+    tap: the border columns of a 3x3 pool took a quarter of its time)."""
     cdef idx_t hs, he, ws, we, ih, iw, best
     cdef floating v, m
+    cdef bint c
     hs = oh * sh - ph
     he = _imin(hs + (kh - 1) * dil_h + 1, H)
     hs = _first_tap(hs, dil_h)
@@ -205,9 +208,9 @@ cdef inline void _max_one(const floating *xp, floating *yp, int64_t *ip, idx_t H
             iw = ws
             while iw < we:
                 v = xp[ih * W + iw]
-                if v > m or v != v:
-                    m = v
-                    best = ih * W + iw
+                c = (v > m) | (v != v)
+                m = v if c else m
+                best = ih * W + iw if c else best
                 iw = iw + dil_w
             ih = ih + dil_h
     yp[oh * OW + ow] = m
