@@ -656,6 +656,51 @@ def test_max_3x3_stride2_values_column_pass(p, ceil, dtype):
             np.testing.assert_array_equal(want, ry.astype(dtype))
 
 
+@pytest.mark.parametrize("s", [1, 2])
+@pytest.mark.parametrize("p,ceil", [(1, False), (0, False), (1, True), (0, True)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_3x3_in_registers_vs_reference(s, p, ceil, dtype):
+    """3x3 windows at stride 1 and 2 with padding <= 1 go whole rows at a time, borders and
+    ceil_mode's windows included, through isa/pool.inc's cvx_pl_max3_lanes where the kernel
+    table has the register rows (AVX-512): each window row's maximum and tap by the rule, then
+    the three rows', in runs of 32 output vectors down the rows, each input row's pass kept for
+    the output rows that share it. Values (their bits: NaN payloads, the sign of zero) and
+    indices as the naive oracle on every output width up to three vectors, across a run's end
+    (the stride-2 pass carries the last column of the run before it: a NaN there), heights from
+    one row, one plane (split into row blocks) and six, one and two threads; the values-only
+    call gives the same bits."""
+    lanes, run = (16, 32 * 16) if dtype == np.float32 else (8, 32 * 8)
+    rng = np.random.default_rng(41 + s)
+    sizes = [(h, w) for h in (1, 2, 3, 5) for w in range(1, 3 * lanes * s + 4)]
+    edge = s * run - p  # the column the stride-2 pass carries into the second run
+    sizes += [(4, s * (run - 1) + 3 - 2 * p + d) for d in (0, 1, 2)] + [(6, s * run + 9)]
+    for H, W in sizes:
+        if H + 2 * p < 3 or W + 2 * p < 3:
+            continue
+        shape = (2, 3, H, W) if W < 4 * lanes else (1, 2, H, W)
+        x = _value_data(rng, (*shape[:2], max(H, 8), max(W, 8)), dtype)[..., :H, :W].copy()
+        if W > edge:
+            x[0, 1, H // 2, edge] = np.nan
+        ry, ridx = ref.max_pool2d(x, 3, s, p, 1, ceil)
+        runs = []
+        try:
+            for n in (1, 2):
+                convext.set_num_threads(n)
+                runs.append(F.max_pool2d(x, 3, s, p, 1, ceil, return_indices=True))
+                one = F.max_pool2d(x[:1, 1:2], 3, s, p, 1, ceil, return_indices=True)
+                runs.append(tuple(a for a in one))
+        finally:
+            convext.set_num_threads(None)
+        want = _picked(x, ridx)
+        np.testing.assert_array_equal(want, ry.astype(dtype))
+        for k, (y, idx) in enumerate(runs):
+            ref_y, ref_idx = (want, ridx) if k % 2 == 0 else (want[:1, 1:2], ridx[:1, 1:2])
+            np.testing.assert_array_equal(idx, ref_idx, err_msg=str((H, W, k)))
+            np.testing.assert_array_equal(_bits(y), _bits(ref_y), err_msg=str((H, W, k)))
+        v = F.max_pool2d(x, 3, s, p, 1, ceil)
+        np.testing.assert_array_equal(_bits(v), _bits(want), err_msg=str((H, W)))
+
+
 @pytest.mark.parametrize("pad", ["ceil", "floor", "sides"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_max_2x2_stride2_values_plane_rows(pad, dtype):

@@ -271,6 +271,12 @@ cdef extern from "isa/cvx_isa.h" nogil:
                              idx_t oh0, idx_t oh1, float *y) noexcept nogil
         void (*pl_vmax3s2_d)(const double *x, idx_t H, idx_t W, idx_t ph, idx_t pw, idx_t OW,
                              idx_t oh0, idx_t oh1, double *y) noexcept nogil
+        void (*pl_max3_lanes_f)(const float *x, idx_t H, idx_t W, idx_t s, idx_t ph, idx_t pw,
+                                idx_t OW, idx_t oh0, idx_t oh1, float *y,
+                                int64_t *ip) noexcept nogil
+        void (*pl_max3_lanes_d)(const double *x, idx_t H, idx_t W, idx_t s, idx_t ph, idx_t pw,
+                                idx_t OW, idx_t oh0, idx_t oh1, double *y,
+                                int64_t *ip) noexcept nogil
         void (*pl_vmax2s2_f)(const float *x, idx_t H, idx_t W, idx_t OW, idx_t oh0, idx_t oh1,
                              float *y) noexcept nogil
         void (*pl_vmax2s2_d)(const double *x, idx_t H, idx_t W, idx_t OW, idx_t oh0, idx_t oh1,
@@ -833,6 +839,23 @@ cdef inline void cvx_pl_vmax3s2_float(const float *x, idx_t H, idx_t W, idx_t ph
 cdef inline void cvx_pl_vmax3s2_double(const double *x, idx_t H, idx_t W, idx_t ph, idx_t pw,
                                        idx_t OW, idx_t oh0, idx_t oh1, double *y) noexcept nogil:
     isa_table().pl_vmax3s2_d(x, H, W, ph, pw, OW, oh0, oh1, y)
+
+
+cdef inline bint cvx_pl_max3_lanes_here() noexcept nogil:
+    """1 where the active table has the 3x3 max pool in registers (cvx_pl_max3_lanes)."""
+    return isa_table().pl_max3_lanes_f != NULL
+
+
+cdef inline void cvx_pl_max3_lanes_float(const float *x, idx_t H, idx_t W, idx_t s, idx_t ph,
+                                         idx_t pw, idx_t OW, idx_t oh0, idx_t oh1, float *y,
+                                         int64_t *ip) noexcept nogil:
+    isa_table().pl_max3_lanes_f(x, H, W, s, ph, pw, OW, oh0, oh1, y, ip)
+
+
+cdef inline void cvx_pl_max3_lanes_double(const double *x, idx_t H, idx_t W, idx_t s, idx_t ph,
+                                          idx_t pw, idx_t OW, idx_t oh0, idx_t oh1, double *y,
+                                          int64_t *ip) noexcept nogil:
+    isa_table().pl_max3_lanes_d(x, H, W, s, ph, pw, OW, oh0, oh1, y, ip)
 
 
 cdef inline void cvx_pl_vmax2s2_float(const float *x, idx_t H, idx_t W, idx_t OW, idx_t oh0,

@@ -48,6 +48,18 @@ odd elements of two input vectors) first, then the maximum of the three rows', t
 earlier (MAXPS: the rule's result without NaN, -0.0 included), the bottom row's maxima kept for
 the next output row, whose top row it is; the rule's comparisons on an output row whose window
 rows hold a NaN.
+Where the kernel table has the 3x3 pool in registers (cvx_pl_max3_lanes: AVX-512), 3x3 windows
+at stride 1 or 2 with padding <= 1 go a work item's rows at a time through it instead, borders and
+ceil_mode's windows included: each window row's maximum and tap by the rule from three views of
+the row, then the three rows' by the rule, the indices in int32 lanes (the plane below 2**31
+elements), each input row's pass made once for the output rows that share it. With the argmax
+it took, against the separable C rows and the scalar borders (float32, one thread, Zen 5):
+1x64x112x112 stride 2 0.13-0.15 ms against 0.31, 16x64x56x56 stride 1 1.8-1.9 against 6.2,
+8x64x55x55 stride 2 without padding 0.34-0.37 against 0.83; values only at stride 1 1.0 ms
+against 1.7-1.8 (cvx_pl_vmax_same) and at stride 2 without padding 0.25-0.35 against 0.40-0.58
+(cvx_pl_vmax3s2's columns first). Values only at stride 2 with one column of padding on the left
+stay with cvx_pl_vmax3s2's register rows (MAXPS without the NaN test: 0.071 ms against 0.093 on
+1x64x112x112).
 Values-only 2x2 stride-2 windows without top and left padding (LeNet's and U-Net's pools) go
 a work item's rows at a time through one call (cvx_pl_vmax2s2: each row's whole windows by
 cvx_pl_max2, then the windows over the right and bottom edges), not a call per output row: a
@@ -134,6 +146,9 @@ from ._isa cimport (
     cvx_pl_gap_float,
     cvx_pl_max3_rows_double,
     cvx_pl_max3_rows_float,
+    cvx_pl_max3_lanes_double,
+    cvx_pl_max3_lanes_float,
+    cvx_pl_max3_lanes_here,
     cvx_pl_avg_row_float,
     cvx_pl_max2_double,
     cvx_pl_max2_float,
@@ -226,6 +241,17 @@ cdef void _max_rows(const floating *xp, floating *yp, int64_t *ip, idx_t H, idx_
     ip == NULL: the values only (the row kernels then skip the argmax)."""
     cdef idx_t oh, ow, hs, i0, i1, lo, hi, oe, r
     cdef int64_t *iq
+    if (kh == 3 and kw == 3 and sh == sw and (sh == 1 or sh == 2) and dil_h == 1
+            and dil_w == 1 and ph <= 1 and pw <= 1 and H * W <= VEC_MAX_PLANE
+            and (ip != NULL or sh == 1 or pw == 0) and cvx_pl_max3_lanes_here()):
+        # 3x3 at stride 1 or 2 in registers, whole rows, borders included: with the argmax, or
+        # values only but for stride 2 with a column of padding on the left (resnet's stem:
+        # cvx_pl_vmax3s2's register rows below, with MAXPS)
+        if floating is float:
+            cvx_pl_max3_lanes_float(xp, H, W, sh, ph, pw, OW, oh0, oh1, yp, ip)
+        else:
+            cvx_pl_max3_lanes_double(xp, H, W, sh, ph, pw, OW, oh0, oh1, yp, ip)
+        return
     if (ip == NULL and kh == 3 and kw == 3 and sh == 2 and sw == 2 and dil_h == 1
             and dil_w == 1 and ph <= 1 and pw <= 1 and H * W <= VEC_MAX_PLANE):
         # values only, 3x3 stride 2 (resnet's stem): whole rows, borders included, in one call

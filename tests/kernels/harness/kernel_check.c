@@ -1738,6 +1738,61 @@ static void check_dw(const struct check_table *t)
                             pw, special);                                                          \
         free(x), free(y);                                                                          \
     }                                                                                              \
+    /* pl_max3_lanes (NULL where the ISA has no register rows): output rows [oh0, oh1) of a 3x3  \
+     * pool at stride st (1 or 2) with padding ph, pw and ceil_mode's windows (ceil) give the     \
+     * rule's value bits and index (the first tap inside the plane, then greater or NaN), with   \
+     * and without the index array; the other rows stay untouched. */                            \
+    static void check_max3_lanes_##T(const struct check_table *t, cvx_index H, cvx_index W,      \
+                                     cvx_index st, cvx_index ph, cvx_index pw, int ceil,          \
+                                     int a0, int a1, int mode, int special)                       \
+    {                                                                                              \
+        cvx_index OH = (H + 2 * ph - 3 + (ceil ? st - 1 : 0)) / st + 1;                            \
+        cvx_index OW = (W + 2 * pw - 3 + (ceil ? st - 1 : 0)) / st + 1, q, oh, oh0, oh1, i, j;     \
+        T *x, *y, *v;                                                                              \
+        int64_t *ix;                                                                               \
+        if (!t->pl_max3_lanes_##T || H + 2 * ph < 3 || W + 2 * pw < 3) return;                     \
+        if (ceil && (OH - 1) * st >= H + ph) OH--; /* PyTorch's: the last window starts inside */ \
+        if (ceil && (OW - 1) * st >= W + pw) OW--;                                                 \
+        oh0 = OH * a0 / 4, oh1 = OH * a1 / 4 > oh0 ? OH * a1 / 4 : oh0 + 1;                        \
+        x = (T *)xmalloc(sizeof(T) * (size_t)(H * W));                                             \
+        y = (T *)xmalloc(sizeof(T) * (size_t)(OH * OW));                                           \
+        v = (T *)xmalloc(sizeof(T) * (size_t)(OH * OW));                                           \
+        ix = (int64_t *)xmalloc(sizeof(int64_t) * (size_t)(OH * OW));                              \
+        pool_special_##T(x, H, W, mode, special, 1);                                               \
+        for (q = 0; q < OH * OW; q++) y[q] = v[q] = (T)-7, ix[q] = -7;                             \
+        t->pl_max3_lanes_##T(x, H, W, st, ph, pw, OW, oh0, oh1, y, ix);                            \
+        t->pl_max3_lanes_##T(x, H, W, st, ph, pw, OW, oh0, oh1, v, NULL);                          \
+        n_checks++;                                                                                \
+        for (oh = 0; oh < OH; oh++)                                                                \
+            for (q = 0; q < OW; q++) {                                                             \
+                T want = (T)-7, m = (T)-INFINITY;                                                  \
+                int64_t b = -7;                                                                    \
+                int first = 1;                                                                     \
+                if (oh >= oh0 && oh < oh1) {                                                       \
+                    for (i = st * oh - ph; i < st * oh - ph + 3; i++)                              \
+                        for (j = st * q - pw; j < st * q - pw + 3; j++) {                          \
+                            T e;                                                                   \
+                            if (i < 0 || i >= H || j < 0 || j >= W) continue;                      \
+                            e = x[i * W + j];                                                      \
+                            if (first || e > m || e != e) m = e, b = i * W + j;                    \
+                            first = 0;                                                             \
+                        }                                                                          \
+                    want = m;                                                                      \
+                }                                                                                  \
+                if (!SAME(y[oh * OW + q], want) || ix[oh * OW + q] != b ||                         \
+                    !SAME(v[oh * OW + q], want)) {                                                 \
+                    fail(t->name, #T " pl_max3_lanes", "H=%ld W=%ld s=%ld p=%ld,%ld ceil %d "      \
+                         "rows %ld..%ld special %d: oh=%ld q=%ld: %g@%lld (values %g) want "       \
+                         "%g@%lld", (long)H, (long)W, (long)st, (long)ph, (long)pw, ceil,          \
+                         (long)oh0, (long)oh1, special, (long)oh, (long)q,                         \
+                         (double)y[oh * OW + q], (long long)ix[oh * OW + q],                       \
+                         (double)v[oh * OW + q], (double)want, (long long)b);                      \
+                    oh = OH;                                                                       \
+                    break;                                                                         \
+                }                                                                                  \
+            }                                                                                      \
+        free(x), free(y), free(v), free(ix);                                                       \
+    }                                                                                              \
     /* pl_vmax2s2 (values only, 2x2 stride 2 without padding, a plane's rows in one call):       \
      * output rows [oh0, oh1) of OH x OW (OW and OH may take ceil_mode's windows over the right   \
      * and bottom edges) give the bits of the rule; the other rows stay untouched. */             \
@@ -1858,6 +1913,19 @@ static void check_pool(const struct check_table *t)
                 check_vmax3s2_float(t, H + 2, W + 1, 1 - p, p, 1, OH - 1 > 1 ? OH - 1 : 1, 1,
                                     (int)s);
             }
+    /* pl_max3_lanes: strides 1 and 2, padding 0 and 1 each way, ceil_mode; widths across the
+     * vectors and the 32-vector runs, one to a dozen rows, row ranges inside the plane */
+    for (W = 1; W <= 1100; W += W < 40 ? 1 : 97)
+        for (s = 0; s <= 2; s++) {
+            const cvx_index H = 1 + (W + s) % 12, st = 1 + (W + s) % 2;
+            const cvx_index ph = (W / 2 + s) % 2, pw = (W / 4 + s) % 2;
+            check_max3_lanes_float(t, H, W, st, ph, pw, (int)(W % 3 == 0), 0, 4, (int)(W % 2),
+                                   (int)s);
+            check_max3_lanes_double(t, H + 1, W, 3 - st, pw, ph, (int)(W % 3 == 1), 1, 3,
+                                    (int)(1 - W % 2), (int)s);
+            check_max3_lanes_float(t, H + 2, W + 1, 3 - st, 1 - ph, 1 - pw, (int)(W % 3 == 2),
+                                   2, 4, 1, (int)s);
+        }
     /* pl_vmax2s2: narrow and wide planes, odd widths and heights with and without ceil_mode's
      * edge windows, row ranges that start and end inside the plane */
     for (W = 1; W <= 1100; W += W < 40 ? 1 : W < 520 ? 61 : 97)

@@ -194,6 +194,12 @@ struct check_table {
                              cvx_index pw, cvx_index OW, cvx_index oh0, cvx_index oh1, float *y);
     void (*pl_vmax3s2_double)(const double *x, cvx_index H, cvx_index W, cvx_index ph,
                               cvx_index pw, cvx_index OW, cvx_index oh0, cvx_index oh1, double *y);
+    void (*pl_max3_lanes_float)(const float *x, cvx_index H, cvx_index W, cvx_index s,
+                                cvx_index ph, cvx_index pw, cvx_index OW, cvx_index oh0,
+                                cvx_index oh1, float *y, int64_t *ip);
+    void (*pl_max3_lanes_double)(const double *x, cvx_index H, cvx_index W, cvx_index s,
+                                 cvx_index ph, cvx_index pw, cvx_index OW, cvx_index oh0,
+                                 cvx_index oh1, double *y, int64_t *ip);
     void (*pl_vmax2s2_float)(const float *x, cvx_index H, cvx_index W, cvx_index OW,
                              cvx_index oh0, cvx_index oh1, float *y);
     void (*pl_vmax2s2_double)(const double *x, cvx_index H, cvx_index W, cvx_index OW,
@@ -320,6 +326,8 @@ static int check_tables(const struct check_table **out)
         r->pl_max3_rows_double = t->pl_max3_rows_d;
         r->pl_vmax3s2_float = t->pl_vmax3s2_f;
         r->pl_vmax3s2_double = t->pl_vmax3s2_d;
+        r->pl_max3_lanes_float = t->pl_max3_lanes_f;
+        r->pl_max3_lanes_double = t->pl_max3_lanes_d;
         r->pl_vmax2s2_float = t->pl_vmax2s2_f;
         r->pl_vmax2s2_double = t->pl_vmax2s2_d;
         r->pl_vmax_sep_float = t->pl_vmax_sep_f;

@@ -343,6 +343,15 @@ struct cvx_kernel_table {
                          cvx_index OW, cvx_index oh0, cvx_index oh1, float *y);
     void (*pl_vmax3s2_d)(const double *x, cvx_index H, cvx_index W, cvx_index ph, cvx_index pw,
                          cvx_index OW, cvx_index oh0, cvx_index oh1, double *y);
+    /* 3x3 max pool at stride 1 or 2, padding <= 1, in registers (with the argmax in ip, or
+     * values only: ip NULL): output rows [oh0, oh1) of a plane; NULL where the ISA has no
+     * register rows (CVX_V_LANE_ROWS) */
+    void (*pl_max3_lanes_f)(const float *x, cvx_index H, cvx_index W, cvx_index s, cvx_index ph,
+                            cvx_index pw, cvx_index OW, cvx_index oh0, cvx_index oh1, float *y,
+                            int64_t *ip);
+    void (*pl_max3_lanes_d)(const double *x, cvx_index H, cvx_index W, cvx_index s,
+                            cvx_index ph, cvx_index pw, cvx_index OW, cvx_index oh0,
+                            cvx_index oh1, double *y, int64_t *ip);
     /* values-only 2x2 stride-2 max pool without top and left padding: output rows [oh0, oh1) */
     void (*pl_vmax2s2_f)(const float *x, cvx_index H, cvx_index W, cvx_index OW, cvx_index oh0,
                          cvx_index oh1, float *y);
@@ -396,7 +405,7 @@ struct cvx_kernel_table {
     /* 1: simd_<isa>.h has CVX_V_LANE_ROWS, so the depthwise rows at stride 1 work in registers
      * (with at most one column of padding on the left: cvx_dw_s1_vrow) and so do the flat
      * planes (cvx_dw_s1_flat), which moves their rule's widths, and pool.inc's 3x3 stride-2 max
-     * pool (cvx_pl_vmax3s2_lanes) */
+     * pool (cvx_pl_vmax3s2_lanes; pl_max3_lanes_f / _d are set exactly then) */
     int dw_lane_rows;
     /* float32 / float64: -1, or the depthwise rows at stride 2 with one column of padding on
      * the left work in registers (cvx_dw_s2_vplane), and the rule takes them on output planes

@@ -31,7 +31,11 @@
  *                              cvx_v?_load_mask, cvx_v?_keep_mask: the lanes of a bit
  *                              mask (loaded, or kept from a vector), zeros elsewhere;
  *                              cvx_v?_max_rule: max pooling's comparison, cvx_v?_max_nonan
- *                              the same without NaN, cvx_v?_any_nan
+ *                              the same without NaN, cvx_v?_any_nan;
+ *                              cvx_v?i: an index vector (an integer lane per lane), its
+ *                              cvx_v?i_set1, cvx_v?i_add, cvx_v?i_lanes(s) (lane l = l*s),
+ *                              cvx_v?_max_rule_at: the comparison with the argmax, and
+ *                              cvx_v?_store_index: an index vector's first lanes as int64
  * and the ISA's register tiles (see kernels.inc):
  *   CVX_SGEMM_MR, CVX_SGEMM_NV, CVX_DGEMM_MR, CVX_DGEMM_NV   GEMM: MR rows x NV vectors
  *   CVX_DIRECT_FB (4 or 8), CVX_DIRECT_NV                    direct forward: filters x vectors
@@ -211,6 +215,62 @@ CVX_INLINE __m512d cvx_vd_max_rule(__m512d v, __m512d m)
 {
     __mmask8 c = _mm512_cmp_pd_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q);
     return _mm512_mask_blend_pd(c, m, v);
+}
+/* Index vectors for max pooling's argmax: cvx_vfi holds an int32 lane per float lane, cvx_vdi
+ * an int64 lane per double lane (AVX-512F alone: no 256-bit masked integer moves). */
+typedef __m512i cvx_vfi;
+typedef __m512i cvx_vdi;
+CVX_INLINE cvx_vfi cvx_vfi_set1(int64_t c) { return _mm512_set1_epi32((int32_t)c); }
+CVX_INLINE cvx_vdi cvx_vdi_set1(int64_t c) { return _mm512_set1_epi64(c); }
+CVX_INLINE cvx_vfi cvx_vfi_add(cvx_vfi a, cvx_vfi b) { return _mm512_add_epi32(a, b); }
+CVX_INLINE cvx_vdi cvx_vdi_add(cvx_vdi a, cvx_vdi b) { return _mm512_add_epi64(a, b); }
+/* lane l = l*s */
+CVX_INLINE cvx_vfi cvx_vfi_lanes(int32_t s)
+{
+    return _mm512_set_epi32(15 * s, 14 * s, 13 * s, 12 * s, 11 * s, 10 * s, 9 * s, 8 * s, 7 * s,
+                            6 * s, 5 * s, 4 * s, 3 * s, 2 * s, s, 0);
+}
+CVX_INLINE cvx_vdi cvx_vdi_lanes(int32_t s)
+{
+    const int64_t t = s;
+    return _mm512_set_epi64(7 * t, 6 * t, 5 * t, 4 * t, 3 * t, 2 * t, t, 0);
+}
+/* cvx_v?_max_rule_at(v, vi, force, m, mi): cvx_v?_max_rule with the argmax: lane by lane, where
+ * v > *m, v is NaN or the lane's bit of force is set, *m takes v and *mi takes vi */
+CVX_INLINE void cvx_vf_max_rule_at(cvx_vf v, cvx_vfi vi, unsigned force, cvx_vf *m, cvx_vfi *mi)
+{
+    const __mmask16 c = _mm512_cmp_ps_mask(v, *m, _CMP_GT_OQ) |
+                        _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) | (__mmask16)force;
+    *m = _mm512_mask_blend_ps(c, *m, v);
+    *mi = _mm512_mask_blend_epi32(c, *mi, vi);
+}
+CVX_INLINE void cvx_vd_max_rule_at(__m512d v, cvx_vdi vi, unsigned force, __m512d *m,
+                                   cvx_vdi *mi)
+{
+    const __mmask8 c = _mm512_cmp_pd_mask(v, *m, _CMP_GT_OQ) |
+                       _mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q) | (__mmask8)force;
+    *m = _mm512_mask_blend_pd(c, *m, v);
+    *mi = _mm512_mask_blend_epi64(c, *mi, vi);
+}
+/* cvx_v?_store_index(p, vi, n): p[l] = lane l of vi as int64 for l < n (0 < n <= lanes),
+ * nothing written beyond p[n - 1] */
+CVX_INLINE void cvx_vf_store_index(int64_t *p, cvx_vfi vi, cvx_index n)
+{
+    const __m512i lo = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(vi));
+    const __m512i hi = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(vi, 1));
+    if (n >= 16) {
+        _mm512_storeu_si512((void *)p, lo);
+        _mm512_storeu_si512((void *)(p + 8), hi);
+    } else if (n > 8) {
+        _mm512_storeu_si512((void *)p, lo);
+        _mm512_mask_storeu_epi64(p + 8, (__mmask8)((1u << (n - 8)) - 1), hi);
+    } else {
+        _mm512_mask_storeu_epi64(p, (__mmask8)((1u << n) - 1), lo);
+    }
+}
+CVX_INLINE void cvx_vd_store_index(int64_t *p, cvx_vdi vi, cvx_index n)
+{
+    _mm512_mask_storeu_epi64(p, (__mmask8)(n >= 8 ? 0xFFu : (1u << n) - 1), vi);
 }
 /* cvx_v?_max_nonan(v, m): lane by lane v > m ? v : m (MAXPS), which is cvx_v?_max_rule where v
  * is not NaN; cvx_v?_any_nan(a, b): 1 when a lane of a or b is NaN */
