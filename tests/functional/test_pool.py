@@ -1012,6 +1012,53 @@ def test_max_backward_2x2_shape_with_other_indices(dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_backward_repeated_indices_in_output_order(dtype):
+    """The backward adds each grad_out to the element its index names in the order of the
+    outputs, from 0: the same additions as np.add.at, bit for bit, for the indices of
+    overlapping pools (3x3 at stride 2 and 1) and forged ones: consecutive outputs naming one
+    element (a long run, broken by -1 and resumed), the same element again after another, a run
+    ending at a plane's last output, a plane starting on the element the previous plane ended
+    on (each plane its own), the whole plane into one element; grad_out with -0.0 (0 + -0.0 is
+    0.0), +-inf and NaN payloads; an index outside the plane among them still an error."""
+    rng = np.random.default_rng(9)
+    for shape, k, s, p in (((2, 3, 15, 17), 3, 2, 1), ((2, 2, 9, 8), 3, 1, 1)):
+        x = _value_data(rng, shape, dtype)
+        _, idx = F.max_pool2d(x, k, s, p, return_indices=True)
+        gy = _value_data(rng, idx.shape, dtype)
+        H, W = shape[2:]
+        flat = idx.reshape(idx.shape[0] * idx.shape[1], -1)
+        cases = [idx]
+        a = flat.copy()
+        a[0, 3:20] = 7  # a long run
+        a[0, 20:23] = -1  # broken by empty windows
+        a[0, 23:26] = 7  # and resumed: gx[7] read back after its store
+        a[1, 5:9] = a[1, 4]  # a run starting at a real index
+        a[1, -4:] = H * W - 1  # a run ending the plane
+        a[2, :] = 0  # the whole plane into one element
+        a[3, 0] = a[2, -1]  # the next plane starts on the previous plane's run's element
+        cases.append(a.reshape(idx.shape))
+        b = flat.copy()
+        b[:, ::2] = b[:, :1]  # one element every other output: runs of one, read back often
+        cases.append(b.reshape(idx.shape))
+        for c in cases:
+            gx = F.max_pool2d_backward(gy, c, shape)
+            np.testing.assert_array_equal(_bits(gx), _bits(_scatter(gy, c, shape)))
+            runs = []
+            try:
+                for n in (1, 2):
+                    convext.set_num_threads(n)
+                    runs.append(F.max_pool2d_backward(gy, c, shape))
+            finally:
+                convext.set_num_threads(None)
+            np.testing.assert_array_equal(_bits(runs[0]), _bits(runs[1]))
+        a = flat.copy()
+        a[1, 10:14] = 5
+        a[1, 12] = H * W  # outside the plane, inside a run
+        with pytest.raises(ValueError, match="1 indices lie outside"):
+            F.max_pool2d_backward(gy, a.reshape(idx.shape), shape)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("h,w", [(8, 10), (9, 10), (8, 11), (9, 11), (2, 2), (3, 3), (6, 300)])
 def test_avg_backward_2x2_writes_every_element(dtype, h, w):
     """The 2x2 stride-2 average backward writes each grad element once (no zeroing pass): the
