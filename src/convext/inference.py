@@ -481,6 +481,58 @@ class _WeightStore:
         return self.blocks[-1]
 
 
+# A plan knows each convolution's input plane, so it drops the kernel's rows and columns that
+# land in the padding for every output (a 3x3 kernel with padding 1 on a 1x1 plane keeps its
+# centre tap: ResNet-18's last stage on a 32x32 image, whose 9.4 MB weights were read whole to
+# multiply zeros; onnxruntime skips them). The products dropped are a padded zero times a finite
+# weight, so the sums are those of the same taps without them: the same values within float
+# rounding (the GEMM's chunks of K change with K), batch- and thread-independent as before. A
+# weight with an inf or a NaN among the dropped taps keeps them (their products are NaN).
+
+
+def _kept_taps(n, k, s, d, lo, o):
+    """The first and last of a kernel's k taps along one dimension (stride s, dilation d, padding
+    lo before an input of n, o outputs) that land inside the input for some output."""
+    kept = []
+    for i in range(k):
+        c = i * d - lo  # output q reads q*s + c
+        first = max(0, -(c // s))  # the least q with q*s + c >= 0 (ceil(-c / s))
+        if first < o and first * s + c < n:
+            kept.append(i)
+    return (kept[0], kept[-1]) if kept else None
+
+
+def _crop_to_input(w, g, in_hw):
+    """(w cropped to its taps that land inside the input, its padding (top, bottom, left,
+    right)) with the same output plane, or None when nothing can be dropped: every tap lands
+    inside, a dropped tap's weight is not finite, or the crop would need a negative padding
+    (or change the output plane)."""
+    spans, pads = [], []
+    for n, k, s, d, (lo, _), o in zip(
+        in_hw, g.kernel, g.stride, g.dilation, g.padding, g.out_hw, strict=True
+    ):
+        span = _kept_taps(n, k, s, d, lo, o)
+        if span is None:
+            return None
+        first, last = span
+        lo2 = lo - first * d
+        # the least bottom padding that still holds the last output's window
+        hi2 = max(0, (o - 1) * s + d * (last - first) + 1 - n - lo2)
+        if lo2 < 0 or (n + lo2 + hi2 - d * (last - first) - 1) // s + 1 != o:
+            return None
+        spans.append(span)
+        pads += [lo2, hi2]
+    (i0, i1), (j0, j1) = spans
+    kh, kw = g.kernel
+    if (i0, i1, j0, j1) == (0, kh - 1, 0, kw - 1):
+        return None
+    dropped = np.ones((kh, kw), bool)
+    dropped[i0 : i1 + 1, j0 : j1 + 1] = False
+    if not np.isfinite(w[:, :, dropped]).all():
+        return None
+    return np.ascontiguousarray(w[:, :, i0 : i1 + 1, j0 : j1 + 1]), tuple(pads)
+
+
 def _conv_step(node, x_shape, dtype, bn, act, residual, out_buf, weights):
     """A prebound call of the conv kernel with its epilogue, f(x[, residual]) -> y; the same
     call on one thread (None where f runs on one already); y's shape; and the kernel calls
@@ -490,6 +542,11 @@ def _conv_step(node, x_shape, dtype, bn, act, residual, out_buf, weights):
     stride, padding, dilation, groups = node.attrs["geom"]
     probe = np.empty(x_shape, dtype)
     x4, w, b, _, g = _conv_setup(probe, w, b, stride, padding, dilation, groups)
+    cropped = _crop_to_input(w, g, x4.shape[2:])
+    if cropped is not None:
+        out_hw = g.out_hw
+        x4, w, b, _, g = _conv_setup(probe, cropped[0], b, g.stride, cropped[1], g.dilation, groups)
+        assert g.out_hw == out_hw
     route = choose_route("forward", conv_shape(x4.shape, w.shape, g))
     # ends with the thread count
     geom = _kernel_geom(g, x4.shape, w.shape, route, np.dtype(dtype).itemsize, "conv2d")
@@ -1323,7 +1380,9 @@ def optimize_for_inference(model: Layer) -> InferenceModel:
     model's dtype); the bias, a residual add and the activation (ReLU, ReLU6, LeakyReLU,
     Hardtanh, ELU, Sigmoid, Tanh, SiLU, Hardswish, Hardsigmoid, GELU) are applied in the
     convolution kernel's epilogue, on each output tile while it is in cache; weights are
-    converted once; intermediate buffers are reused between calls (per Python thread, so
+    converted once; a kernel's rows and columns that land in the padding for every output of
+    the input's plane (a 3x3 kernel on a 1x1 plane) are dropped where their weights are finite;
+    intermediate buffers are reused between calls (per Python thread, so
     concurrent calls are safe); a call is one loop over prebound kernel calls. The first call
     with a new input shape plans (it runs the model once unfused). The returned model keeps its
     own copy of the weights: changing ``model`` afterwards does not change it.

@@ -412,6 +412,7 @@ def _record_kernel_runs(monkeypatch, drop_packed=False):
             "residual": args[12],
             "act": args[13],
             "packed": args[16],
+            "weight_shape": np.shape(args[1]),
         }
 
         class Recorder:
@@ -533,6 +534,55 @@ def test_gemm_layers_use_the_weight_packed_once(monkeypatch):
             _record_kernel_runs(m, drop_packed=True)  # the kernel packs the weight itself
             want = convext.optimize_for_inference(model)(x.astype(dt))
         np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+
+
+@pytest.mark.parametrize(
+    "hw, k, stride, padding, dilation, kept",
+    [
+        ((1, 1), 3, 1, 1, 1, (1, 1)),  # ResNet's last stage on a 32x32 image: the centre
+        ((2, 2), 3, 2, 1, 1, (2, 2)),  # its first convolution: the bottom-right 2x2
+        ((1, 5), 3, 1, 1, 1, (1, 3)),  # rows only
+        ((3, 3), 5, 1, 2, 1, (5, 5)),  # every tap lands inside for some output: kept whole
+        ((1, 1), 5, 1, 4, 2, (1, 1)),  # dilated
+        ((2, 3), 3, 1, 2, 1, (3, 3)),  # outputs beyond the input: kept whole
+        ((4, 4), 3, 4, 1, 1, (2, 2)),  # one output from a large stride
+        ((3, 1), 3, 2, (2, 2, 1, 1), 1, (3, 1)),  # per-side padding
+    ],
+)
+def test_taps_in_the_padding_for_every_output_are_dropped(
+    monkeypatch, hw, k, stride, padding, dilation, kept
+):
+    """A plan runs a convolution on the kernel rows and columns that land inside the input
+    for some output (a padded zero times a finite weight adds nothing): the float64 result is
+    the naive oracle's, the kernel is prepared with the cropped weight, and a non-finite weight
+    in a dropped tap keeps the whole kernel (its NaN products, as conv2d's)."""
+    x = np.random.default_rng(3).standard_normal((2, 6) + hw)
+    for nonfinite in (False, True):
+        conv = Conv2D(6, 10, k, stride=stride, padding=padding, dilation=dilation, rng=4)
+        conv._params["weight"] = conv._params["weight"].astype(np.float64)
+        conv._params["bias"] = conv._params["bias"].astype(np.float64)
+        w, b = conv._params["weight"], conv._params["bias"]
+        if nonfinite:
+            w[7, 2, 0, 0] = np.inf  # the top-left tap: dropped wherever a crop applies
+        model = Sequential(conv).eval()
+        with monkeypatch.context() as m:
+            runs = _record_kernel_runs(m)
+            opt = convext.optimize_for_inference(model)
+            opt(x)  # plans
+            runs.clear()
+            got = opt(x)
+            shape = runs[0]["weight_shape"]
+        want_kept = (k, k) if nonfinite and kept != (k, k) else kept
+        assert shape == (10, 6) + want_kept
+        if nonfinite:
+            want = convext.functional.conv2d(x, w, b, stride, padding, dilation)
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+        else:
+            pads = padding if isinstance(padding, tuple) else (padding,) * 4
+            xp = np.pad(x, ((0, 0), (0, 0), pads[:2], pads[2:]))
+            want = ref.conv2d(xp, w, b, stride=stride, dilation=dilation)
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
 def test_dense_layers_run_on_the_weight_packed_once(monkeypatch):
