@@ -435,9 +435,10 @@ static void check_gemm(const struct check_table *t)
 {
     /* the blocking edges: tiles (MR up to 8, NR up to 48), MC 144, NC 384, KC 384; a last
      * strip of a few columns after full ones (cvx_krows, cvx_kern_x1: 19 and 51 on AVX2's
-     * 16-column strips, 52, 100 and 149 on AVX-512's 48) */
+     * 16-column strips, 52, 100 and 149 on AVX-512's 48); a lone strip of 9 to 12 columns
+     * (cvx_krows2 on AVX-512 float) */
     static const cvx_index ms[] = {1, 2, 3, 5, 7, 8, 9, 12, 13, 17, 24, 25, 143, 145};
-    static const cvx_index ns[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 16, 17, 19, 24, 25,
+    static const cvx_index ns[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 16, 17, 19, 24, 25,
                                    31, 36, 47, 48, 49, 51, 52, 97, 100, 149};
     static const cvx_index ks[] = {0, 1, 2, 3, 4, 5, 8, 9, 17, 64, 385};
     size_t a, b, c;
@@ -475,7 +476,9 @@ static void check_gemm(const struct check_table *t)
      * chunks) and NC (384), every A layout, overwrite and accumulate, both data modes */
     {
         static const cvx_index pm[] = {1, 5, 8, 13, 150, 301};
-        static const cvx_index pn[] = {1, 7, 17, 48, 49, 97, 390};
+        /* N: cvx_krows (1, 7), cvx_krows2 (9, 10, 12), the narrow kernels (17), the full one
+         * into its temporary tile (36), each with the prefetch of the first strip's pass */
+        static const cvx_index pn[] = {1, 7, 9, 10, 12, 17, 36, 48, 49, 97, 390};
         static const cvx_index pk[] = {0, 1, 9, 385, 769};
         size_t q = 0;
         for (a = 0; a < sizeof pm / sizeof *pm; a++)

@@ -328,6 +328,15 @@ CVX_INLINE cvx_vf8 cvx_vf8_bcast(const float *p) { return _mm256_broadcast_ss(p)
 CVX_INLINE cvx_vf8 cvx_vf8_fma(cvx_vf8 a, cvx_vf8 b, cvx_vf8 c) { return _mm256_fmadd_ps(a, b, c); }
 CVX_INLINE cvx_vf8 cvx_vf8_zero(void) { return _mm256_setzero_ps(); }
 
+/* The rows of two 8-row strips of packed A in one 16-lane vector, for the GEMM's rows-in-lanes
+ * kernel of 9 to 12 columns (kernels.inc, cvx_krows2): lanes 0-7 from p0, 8-15 from p1 */
+#define CVX_VF_ROWV2 1
+CVX_INLINE cvx_vf cvx_vf_load2(const float *p0, const float *p1)
+{
+    const __m512d lo = _mm512_castpd256_pd512(_mm256_castps_pd(_mm256_loadu_ps(p0)));
+    return _mm512_castpd_ps(_mm512_insertf64x4(lo, _mm256_castps_pd(_mm256_loadu_ps(p1)), 1));
+}
+
 typedef __m512d cvx_vd;
 #define CVX_VD_LANES 8
 CVX_INLINE cvx_vd cvx_vd_load(const double *p) { return _mm512_loadu_pd(p); }
