@@ -404,8 +404,9 @@ struct cvx_kernel_table {
     int vt_fb_f, vt_fb_d;
     /* 1: simd_<isa>.h has CVX_V_LANE_ROWS, so the depthwise rows at stride 1 work in registers
      * (with at most one column of padding on the left: cvx_dw_s1_vrow) and so do the flat
-     * planes (cvx_dw_s1_flat), which moves their rule's widths, and pool.inc's 3x3 stride-2 max
-     * pool (cvx_pl_vmax3s2_lanes; pl_max3_lanes_f / _d are set exactly then) */
+     * planes (cvx_dw_s1_flat), which moves their rule's widths, and pool.inc's 3x3 max pools:
+     * the values at stride 2 (cvx_pl_vmax3s2_lanes), and with the argmax or at stride 1 those
+     * of pl_max3_lanes_f / _d (cvx_pl_max3_lanes; set exactly then) */
     int dw_lane_rows;
     /* float32 / float64: -1, or the depthwise rows at stride 2 with one column of padding on
      * the left work in registers (cvx_dw_s2_vplane), and the rule takes them on output planes
