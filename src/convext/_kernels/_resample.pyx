@@ -12,10 +12,12 @@ Parallelism: one work item is one plane; a plane of the output (or of the gradie
 written by exactly one thread in a fixed order, so results are bitwise the same for every
 thread count and the scatters need no atomics.
 """
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from libc.stdint cimport int64_t
 from libc.string cimport memset
 from libc.math cimport INFINITY
+
+import numpy as np
 
 from ._types cimport floating, idx_t
 
@@ -122,26 +124,70 @@ def nearest_backward(const floating[:, :, ::1] gy, floating[:, :, ::1] gx,
                     row[wi[ow]] = row[wi[ow]] + g[ow]
 
 
+cdef void _bilinear_row(const floating *r, floating *t, const int64_t *w0, const int64_t *w1,
+                        const floating *lw0, const floating *lw1, idx_t OW) noexcept nogil:
+    """One input row r interpolated along the width: t[ow] = lw0 * r[w0] + lw1 * r[w1]."""
+    cdef idx_t ow
+    for ow in range(OW):
+        t[ow] = lw0[ow] * r[w0[ow]] + lw1[ow] * r[w1[ow]]
+
+
 def bilinear_forward(const floating[:, :, ::1] x, floating[:, :, ::1] y,
                      const int64_t[::1] h0, const int64_t[::1] h1, const floating[::1] lh0,
                      const floating[::1] lh1, const int64_t[::1] w0, const int64_t[::1] w1,
                      const floating[::1] lw0, const floating[::1] lw1, int n_threads):
     """y = lh0 * (lw0 * x[h0, w0] + lw1 * x[h0, w1]) + lh1 * (lw0 * x[h1, w0] + lw1 * x[h1, w1])
-    (torch's order of operations)."""
+    (torch's order of operations). Each input row's interpolation along the width (the inner
+    sums, _bilinear_row) is computed once into one of the thread's two row buffers and used
+    by every consecutive output row that reads it (two at scale 2): the same expressions, one
+    gather pass per input row instead of two per output row."""
     cdef idx_t P = x.shape[0], OH = y.shape[1], OW = y.shape[2], p, oh, ow
-    cdef const floating *r0
-    cdef const floating *r1
+    cdef const floating *t0
+    cdef const floating *t1
+    cdef floating *out
+    cdef floating *buf
+    cdef int64_t ra, rb, a, b  # the input rows the two buffers hold (-1: none), the rows needed
+    cdef int sa, sb  # the buffers holding rows a and b
     cdef floating a0, a1
+    if P == 0 or OH == 0 or OW == 0:
+        return
+    cdef floating[::1] scratch = np.empty(
+        2 * OW * max(n_threads, 1), dtype=np.float64 if floating is double else np.float32
+    )
     with nogil:
         for p in prange(P, num_threads=n_threads, schedule="static"):
+            buf = &scratch[2 * OW * threadid()]
+            ra = -1
+            rb = -1
             for oh in range(OH):
-                r0 = &x[p, h0[oh], 0]
-                r1 = &x[p, h1[oh], 0]
+                a = h0[oh]
+                b = h1[oh]
+                sa = 0 if ra == a else (1 if rb == a else -1)
+                sb = 0 if ra == b else (1 if rb == b else -1)
+                if sa < 0:  # into the buffer that does not hold b
+                    sa = 1 if sb == 0 else 0
+                    _bilinear_row(&x[p, a, 0], buf + sa * OW, &w0[0], &w1[0], &lw0[0], &lw1[0],
+                                  OW)
+                    if sa == 0:
+                        ra = a
+                    else:
+                        rb = a
+                if sb < 0:
+                    sb = sa if b == a else 1 - sa
+                    if b != a:
+                        _bilinear_row(&x[p, b, 0], buf + sb * OW, &w0[0], &w1[0], &lw0[0],
+                                      &lw1[0], OW)
+                        if sb == 0:
+                            ra = b
+                        else:
+                            rb = b
+                t0 = buf + sa * OW
+                t1 = buf + sb * OW
                 a0 = lh0[oh]
                 a1 = lh1[oh]
+                out = &y[p, oh, 0]
                 for ow in range(OW):
-                    y[p, oh, ow] = (a0 * (lw0[ow] * r0[w0[ow]] + lw1[ow] * r0[w1[ow]])
-                                    + a1 * (lw0[ow] * r1[w0[ow]] + lw1[ow] * r1[w1[ow]]))
+                    out[ow] = a0 * t0[ow] + a1 * t1[ow]
 
 
 def bilinear_backward(const floating[:, :, ::1] gy, floating[:, :, ::1] gx,
