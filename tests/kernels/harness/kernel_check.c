@@ -476,9 +476,9 @@ static void check_gemm(const struct check_table *t)
      * chunks) and NC (384), every A layout, overwrite and accumulate, both data modes */
     {
         static const cvx_index pm[] = {1, 5, 8, 13, 150, 301};
-        /* N: cvx_krows (1, 7), cvx_krows2 (9, 10, 12), the narrow kernels (17), the full one
+        /* N: cvx_krows (1, 7), cvx_krows2 (9 to 12), the narrow kernels (17), the full one
          * into its temporary tile (36), each with the prefetch of the first strip's pass */
-        static const cvx_index pn[] = {1, 7, 9, 10, 12, 17, 36, 48, 49, 97, 390};
+        static const cvx_index pn[] = {1, 7, 9, 10, 11, 12, 17, 36, 48, 49, 97, 390};
         static const cvx_index pk[] = {0, 1, 9, 385, 769};
         size_t q = 0;
         for (a = 0; a < sizeof pm / sizeof *pm; a++)
