@@ -19,7 +19,8 @@ How it works
    its buffers). The nodes are run once unfused to learn every value's shape, then fused:
    ``conv`` [-> ``bn``] [-> ``add``] [-> ``act``] becomes one kernel call when each value in
    the chain has that one consumer (BatchNorm folded into the weight and bias in float64, then
-   cast; the add's other operand becomes the epilogue's residual). The route and the thread
+   cast; the add's other operand becomes the epilogue's residual), its kernel cropped to the
+   taps that land inside the input (``_crop_to_input``). The route and the thread
    count are chosen as ``functional.conv2d`` chooses them, the output buffers are placed in one
    arena (``_share_buffers``: values alive at the same time never overlap), and each step is
    prebound: a convolution's kernel call is prepared once (``_conv.prepare_forward``: the
@@ -40,9 +41,10 @@ How it works
    batch axis.
 
 The results equal the original model's within float32 rounding (folding BatchNorm into the
-weights rounds differently), and, as every convext kernel, are bitwise the same for every
-thread count and batch size. The optimized model cannot be trained: ``train()``,
-``backward`` and ``fit`` raise.
+weights rounds differently, and so does a cropped kernel's shorter sum: an unbatched input,
+which runs the model itself, may differ from the same image in a batch in the last bit), and,
+as every convext kernel, are bitwise the same for every thread count and batch size. The
+optimized model cannot be trained: ``train()``, ``backward`` and ``fit`` raise.
 """
 
 from __future__ import annotations

@@ -585,6 +585,54 @@ def test_taps_in_the_padding_for_every_output_are_dropped(
             np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize(
+    "cin, cout, groups, padding, hw, kept",
+    [
+        (16, 24, 1, "same", (1, 1), (1, 1)),
+        (16, 16, 16, 1, (1, 1), (1, 1)),  # depthwise
+        (16, 32, 2, (1, 1, 0, 2), (2, 1), (3, 1)),  # groups, per-side padding, 2x1 plane
+    ],
+)
+def test_the_crop_with_batchnorm_groups_and_float32(
+    monkeypatch, cin, cout, groups, padding, hw, kept
+):
+    """The crop in float32, after BatchNorm is folded in, with groups: the optimized model
+    against the original within float32 rounding, batch 1 bitwise its image in a batch of 3;
+    a weight that BatchNorm's fold makes infinite in a dropped tap keeps the whole kernel."""
+    x = np.random.default_rng(5).standard_normal((3, cin) + hw).astype(np.float32)
+    for overflow in (False, True):
+        conv = Conv2D(cin, cout, 3, padding=padding, groups=groups, rng=6)
+        model = _randomize(Sequential(conv, BatchNorm2D(cout), ReLU()))
+        if overflow:  # 3e38 times a scale above 1 is inf in float32 after the fold
+            conv._params["weight"][1, 0, 0, 2] = 3e38  # a dropped tap in every case
+            model.layers[1]._params["weight"][1] = 2.0
+            model.layers[1]._buffers["running_var"][1] = 1.0
+        with monkeypatch.context() as m:
+            runs = _record_kernel_runs(m)
+            opt = convext.optimize_for_inference(model)
+            opt(x)
+            runs.clear()
+            got = opt(x)
+            one = opt(x[1:2])
+            shape = runs[0]["weight_shape"]
+        assert shape == (cout, cin // groups) + ((3, 3) if overflow else kept)
+        np.testing.assert_array_equal(one, got[1:2])
+        if overflow:  # conv2d of the folded weight: its inf times the padding is NaN
+            w, b = inference._fold(
+                inference._Node(
+                    "conv", (), 0, None, weight=conv._params["weight"], bias=conv._params["bias"]
+                ),
+                model.layers[1],
+                np.float32,
+            )
+            want = np.maximum(convext.functional.conv2d(x, w, b, 1, padding, 1, groups), 0)
+            assert np.isnan(want).any()
+        else:
+            want = model(x)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
 def test_dense_layers_run_on_the_weight_packed_once(monkeypatch):
     """A Dense on a 2-D batch of up to DENSE_PACKED_ROWS rows runs _linear.dense_forward on its
     weight packed once (the same array on every call); every output is bitwise the original
