@@ -618,13 +618,14 @@ def test_the_crop_with_batchnorm_groups_and_float32(
         assert shape == (cout, cin // groups) + ((3, 3) if overflow else kept)
         np.testing.assert_array_equal(one, got[1:2])
         if overflow:  # conv2d of the folded weight: its inf times the padding is NaN
-            w, b = inference._fold(
-                inference._Node(
-                    "conv", (), 0, None, weight=conv._params["weight"], bias=conv._params["bias"]
-                ),
-                model.layers[1],
-                np.float32,
+            bn = model.layers[1]
+            scale = bn._params["weight"].astype(np.float64) / np.sqrt(
+                bn._buffers["running_var"].astype(np.float64) + bn.eps
             )
+            w = (conv._params["weight"] * scale[:, None, None, None]).astype(np.float32)
+            b = (
+                (conv._params["bias"] - bn._buffers["running_mean"]) * scale + bn._params["bias"]
+            ).astype(np.float32)
             want = np.maximum(convext.functional.conv2d(x, w, b, 1, padding, 1, groups), 0)
             assert np.isnan(want).any()
         else:
