@@ -67,6 +67,9 @@ LAYERS = [
     # a 3x3 of dilation 2 at stride 2 (its rows 0, 2, 4 all of phase 0)
     ("1x1-s2", (1, 24, 15, 13), (13, 24, 1, 1), 2, 0, 1),
     ("dilated-s2", (1, 16, 17, 19), (10, 16, 3, 3), 2, 2, 2),
+    # U = 12*3*202*300 = 2,181,600 elements, more than FWD_DIRECT_MAX_U: the scratch holds a
+    # band of U (cvx_direct_fwd_u_elems), not all of it; 60,000 pixels in many bands
+    ("beyond-whole-u", (1, 12, 200, 300), (5, 12, 3, 3), 1, 1, 1),
 ]
 IDS = [c[0] for c in LAYERS]
 

@@ -194,21 +194,55 @@ def test_1x1_on_a_small_plane_with_many_filters_takes_the_gemm_route():
     assert accepts("direct", "forward", shape(fg=fg + 1, **one))
 
 
-@pytest.mark.parametrize(
-    "pass_, max_u",
-    [("forward", _routes.FWD_DIRECT_MAX_U), ("grad_weight", _routes.GW_DIRECT_MAX_U)],
-)
-def test_direct_route_bounded_by_its_unfolded_image(pass_, max_u):
+def test_direct_weight_gradient_bounded_by_its_unfolded_image():
     # U = Cg * sh * kW * Hq * OW with Hq = OH + (kH - 1): a square image of side n, 3x3 'same'
     def at(n):
         return shape(batch=4, cg=4, fg=4, hw=(n, n))
 
-    n = 1
+    max_u, n = _routes.GW_DIRECT_MAX_U, 1
     while _routes.direct_unfolded(at(n + 1)) <= max_u:
         n += 1
     assert _routes.direct_unfolded(at(n)) <= max_u < _routes.direct_unfolded(at(n + 1))
-    assert choose_route(pass_, at(n)) == "direct" and accepts("direct", pass_, at(n))
-    assert choose_route(pass_, at(n + 1)) == "gemm" and not accepts("direct", pass_, at(n + 1))
+    assert choose_route("grad_weight", at(n)) == "direct"
+    assert accepts("direct", "grad_weight", at(n))
+    assert choose_route("grad_weight", at(n + 1)) == "gemm"
+    assert not accepts("direct", "grad_weight", at(n + 1))
+
+
+def test_direct_forward_bounded_by_one_strip_of_its_unfolded_image():
+    """The direct forward unfolds U band by band into a scratch of one band: it accepts any
+    image whose smallest band (one strip's rows of U) is at most FWD_DIRECT_MAX_U elements, and
+    beyond an image whose whole U fits that bound it is chosen only with at least
+    FWD_DIRECT_MIN_BAND_ROWS output rows per band of this CPU (fewer unfold the kernel's reach
+    again for every row, and the GEMM route is faster), and for kernels larger than 1x1."""
+    max_u = _routes.FWD_DIRECT_MAX_U
+
+    def at(cg, width):  # 3x3 'same', 8 rows of `width`
+        return shape(cg=cg, fg=4, hw=(8, width))
+
+    width = 1
+    while _routes.direct_strip_unfolded(at(64, width + 1)) <= max_u:
+        width += 1
+    assert _routes.direct_strip_unfolded(at(64, width)) <= max_u
+    assert accepts("direct", "forward", at(64, width))
+    assert not accepts("direct", "forward", at(64, width + 1))
+    assert choose_route("forward", at(64, width + 1)) == "gemm"
+    # images whose whole U exceeds the bound: the band rows decide
+    many = [shape(cg=cg, fg=4, hw=(n, n)) for cg in (1, 4, 16, 64) for n in range(64, 2049, 64)]
+    beyond = [
+        s for s in many if _routes.direct_unfolded(s) > max_u and accepts("direct", "forward", s)
+    ]
+    rows = {s: _routes.direct_band_rows(s) for s in beyond}
+    enough = [s for s in beyond if rows[s] >= _routes.FWD_DIRECT_MIN_BAND_ROWS]
+    few = [s for s in beyond if rows[s] < _routes.FWD_DIRECT_MIN_BAND_ROWS]
+    assert enough and few
+    assert {choose_route("forward", s) for s in enough} == {"direct"}
+    assert {choose_route("forward", s) for s in few} == {"gemm"}
+    # a 1x1 kernel stays on the GEMM route beyond the bound, whatever its bands
+    ones = [shape(cg=cg, fg=4, hw=(n, n), k=(1, 1), pad=(0, 0)) for cg, n in ((16, 512), (64, 256))]
+    for s in ones:
+        assert _routes.direct_unfolded(s) > max_u and _routes.direct_band_rows(s) >= 1
+        assert accepts("direct", "forward", s) and choose_route("forward", s) == "gemm"
 
 
 def test_grad_weight_direct_route_wants_enough_image_group_pairs():

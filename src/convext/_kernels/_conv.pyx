@@ -145,7 +145,13 @@ from ._gemm cimport (
     gemm_nt,
     gemm_pb,
 )
-from ._isa cimport CVX_GEMM_KC, cvx_dw_s2_ring, cvx_gemm_packed_a_elems, isa_table
+from ._isa cimport (
+    CVX_GEMM_KC,
+    cvx_dw_s2_ring,
+    cvx_gemm_packed_a_elems,
+    direct_fwd_scratch,
+    isa_table,
+)
 
 from ._isa cimport (
     cvx_vt_filter_block,
@@ -2289,7 +2295,7 @@ cdef int _prep_direct(fwd_t *p, list keep, const floating[:, :, :, ::1] w,
         owned = True
     p.npb, p.nfr, p.owned = npb, nfr, owned
     p.nt = _threads_for(g.N * g.G * npb * nfr, n_threads)
-    p.ld_s = cvx_direct_scratch(&p.dg)
+    p.ld_s = direct_fwd_scratch(&p.dg)
     if packed is None and g.N * npb >= 2:
         # several items (images, pixel blocks) read each group's filter blocks: packed once here
         # (by all the threads) rather than by every item

@@ -31,6 +31,10 @@ cdef const cvx_kernel_table *isa_table() noexcept nogil:
     return _active
 
 
+cdef idx_t direct_fwd_scratch(const cvx_direct_geom *g) noexcept nogil:
+    return cvx_direct_fwd_scratch(g, cvx_direct_band_bytes)
+
+
 def known():
     """Every ISA name the layer knows, in enum order (generic first)."""
     return [cvx_isa_name(i).decode() for i in range(CVX_ISA_COUNT)]

@@ -177,7 +177,28 @@ DIRECT_LIMITS = {
 _LIMITS = DIRECT_LIMITS[_isa.active()]
 FWD_DIRECT_MAX_CG = _LIMITS.fwd_cg
 FWD_DIRECT_MAX_FG = _LIMITS.fwd_fg
+# The direct forward unfolds U band by band (isa/kernels.inc, cvx_direct_fwd), into a scratch of
+# one band (cvx_direct_fwd_u_elems): it accepts an image whose smallest band, one strip of
+# DIRECT_STRIP_MAX pixels (its rows of U: the strip's rows, one more and the kernel's reach), is
+# at most FWD_DIRECT_MAX_U elements. An image whose whole U is larger (a large plane) was the
+# GEMM route's while the scratch held all of U; it is the direct route's now where the direct
+# forward is faster: for kernels larger than 1x1 with at least FWD_DIRECT_MIN_BAND_ROWS output
+# rows per band of this CPU's cvx_direct_band_bytes (with none, each strip unfolds the rows of
+# its whole window again). Measured on a Zen 4 (AVX-512, float32, 512 kB bands, conv2d with
+# forced routes, medians of 14 calls, ms direct / GEMM, the band's output rows in brackets), one
+# thread: 3x448x448 -> 64 7x7 stride 2 (9) 9.8 / 14.2, 3x800x800 -> 64 7x7 stride 2 (3) 32.6 /
+# 45.6, 16x320x320 -> 32 3x3 (5) 10.4 / 12.2, 32x320x320 -> 32 (1) 22.3 / 23.4, 48x224x224 -> 32
+# (1) 17.0 / 17.6, 8x640x640 -> 16 (5) 11.9 / 14.4, 32x256x256 -> 64 stride 2 (3) 7.1 / 9.8;
+# two threads 4.8 / 7.1, 16.3 / 22.5, 5.0 / 5.9, 12.1 / 12.9, 8.4 / 9.1, 6.0 / 7.1; without a
+# whole output row per band 64x320x320 -> 32 (0) 75.0 / 46.5, two threads 41.2 / 25.1,
+# 16x320x320 -> 32 5x5 (0) 47.8 / 31.4. The input gradient (stride 1) follows its forward
+# convolution: 32x320x320 -> 32 3x3 batch 1 on two threads 11.5 / 14.4 ms, 64 -> 32 20.2 / 29.4.
+# 1x1 kernels (read in place, no unfold) were even, one thread: 256x112x112 -> 64 5.1 / 5.7,
+# 128x224x224 -> 64 10.2 / 10.8, but 64x224x224 -> 256 20.7 / 18.8, 128x160x160 -> 128 10.3 /
+# 9.5, 32x320x320 -> 64 7.5 / 7.2: they stay on the GEMM route beyond FWD_DIRECT_MAX_U.
 FWD_DIRECT_MAX_U = 1 << 21
+FWD_DIRECT_MIN_BAND_ROWS = 1
+DIRECT_STRIP_MAX = 64  # pixels of the widest strip (CVX_DIRECT_PBMAX, isa/cvx_base.h)
 # On output planes of at most FWD_DIRECT_SMALL_PLANE pixels (7x7, 8x8: too few for the direct
 # forward's 48-pixel tiles) the direct forward is chosen only up to FWD_DIRECT_SMALL_MAX_TAPS
 # taps (Cg*kH*kW) and FWD_DIRECT_SMALL_MAX_FG filters per group. Measured with forced routes
@@ -408,12 +429,33 @@ def depthwise_rows_scratch(s):
     return -(-W // 16) * 16 + 32
 
 
-def direct_unfolded(s):
-    """Elements of the direct route's row-unfolded image U = Cg * sh * kW * Hq * OW."""
+def _unfolded_rows(s):
+    """The direct route's row-unfolded image U = Cg * sh * kW * Hq * OW as (elements of a row of
+    U (Cg * sh * kW * OW), Hq, the kernel's reach below an output row Hq - OH)."""
     g = s.window
     (OH, OW), (kh, kw), (sh, _), (dil_h, _) = g.out_hw, g.kernel, g.stride, g.dilation
     hq = OH + (dil_h * (kh - 1)) // sh
-    return s.channels_per_group * sh * kw * hq * OW
+    return s.channels_per_group * sh * kw * OW, hq, hq - OH
+
+
+def direct_unfolded(s):
+    """Elements of the direct route's row-unfolded image U = Cg * sh * kW * Hq * OW."""
+    row, hq, _ = _unfolded_rows(s)
+    return row * hq
+
+
+def direct_strip_unfolded(s):
+    """Elements of U the direct forward unfolds for its smallest band, one strip of
+    DIRECT_STRIP_MAX pixels (cvx_direct_fwd_u_elems in isa/cvx_isa.h)."""
+    row, hq, reach = _unfolded_rows(s)
+    return row * min(hq, (DIRECT_STRIP_MAX - 1) // s.window.out_hw[1] + 2 + reach)
+
+
+def direct_band_rows(s):
+    """Output rows of one band of the direct forward on this CPU (float32; cvx_direct_band_rows):
+    each band unfolds its rows of U, one more, and the kernel's reach again."""
+    row, _, reach = _unfolded_rows(s)
+    return max(0, _isa.direct_band_bytes() // 4 // row - 1 - reach)
 
 
 def grad_input_as_forward(s):
@@ -467,8 +509,9 @@ def accepts(route, pass_, s):
     if pass_ == "grad_input":
         as_forward = grad_input_as_forward(s)
         return as_forward is not None and accepts("direct", "forward", as_forward[0])
-    max_u = GW_DIRECT_MAX_U if pass_ == "grad_weight" else FWD_DIRECT_MAX_U
-    return s.channels_per_group >= 1 and direct_unfolded(s) <= max_u
+    if pass_ == "grad_weight":
+        return s.channels_per_group >= 1 and direct_unfolded(s) <= GW_DIRECT_MAX_U
+    return s.channels_per_group >= 1 and direct_strip_unfolded(s) <= FWD_DIRECT_MAX_U
 
 
 @functools.lru_cache(maxsize=4096)
@@ -541,12 +584,24 @@ def _forward_route(s, vt_min_taps, vt_min_fg):
     return _direct_or_gemm("forward", s, max_cg, max_fg)
 
 
+def _direct_forward_beyond_whole_u(s):
+    """Whether the direct forward is chosen for this image as far as its U goes: always when
+    all of U is at most FWD_DIRECT_MAX_U elements, else only for a kernel larger than 1x1 with
+    at least FWD_DIRECT_MIN_BAND_ROWS output rows per band."""
+    if direct_unfolded(s) <= FWD_DIRECT_MAX_U:
+        return True
+    kh, kw = s.window.kernel
+    return kh * kw > 1 and direct_band_rows(s) >= FWD_DIRECT_MIN_BAND_ROWS
+
+
 def _direct_or_gemm(pass_, s, max_cg, max_fg):
-    """The direct route within these channel and filter limits per group, else GEMM."""
+    """The direct route within these channel and filter limits per group (the forward also
+    within _direct_forward_beyond_whole_u), else GEMM."""
     if (
         s.channels_per_group <= max_cg
         and s.filters_per_group <= max_fg
         and accepts("direct", pass_, s)
+        and (pass_ != "forward" or _direct_forward_beyond_whole_u(s))
     ):
         return "direct"
     return "gemm"

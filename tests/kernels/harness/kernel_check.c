@@ -591,6 +591,7 @@ static cvx_index *direct_offsets(const cvx_direct_geom *d)
         T *gy = (T *)xmalloc(sizeof(T) * (size_t)(g->Fg * P));                                     \
         T *gw = (T *)xmalloc(sizeof(T) * (size_t)(g->Fg * K));                                     \
         T *scratch = (T *)xmalloc(sizeof(T) * (size_t)t->direct_scratch(g));                       \
+        T *fscratch = (T *)xmalloc(sizeof(T) * (size_t)t->direct_fwd_scratch(g));                  \
         T *v = (T *)xmalloc(sizeof(T) * (size_t)t->direct_v_elems(g));                             \
         char what[160];                                                                            \
         snprintf(what, sizeof what,                                                                \
@@ -604,7 +605,7 @@ static cvx_index *direct_offsets(const cvx_direct_geom *d)
         fill_##T(b, (size_t)g->Fg, mode, 50);                                                      \
         fill_##T(gy, (size_t)(g->Fg * P), mode, 6);                                                \
         y[g->Fg * P] = (T)12345; /* guard */                                                       \
-        direct_fwd_##T(t, g, x, w, bias ? b : NULL, off, y, scratch, split);                       \
+        direct_fwd_##T(t, g, x, w, bias ? b : NULL, off, y, fscratch, split);                      \
         n_checks++;                                                                                \
         if (y[g->Fg * P] != (T)12345) fail(t->name, what, "forward wrote past y");                 \
         for (f = 0; f < g->Fg; f++)                                                                \
@@ -658,7 +659,8 @@ static cvx_index *direct_offsets(const cvx_direct_geom *d)
                         }                                                                          \
                     }                                                                              \
     done:                                                                                          \
-        free(off), free(x), free(w), free(b), free(y), free(gy), free(gw), free(scratch), free(v); \
+        free(off), free(x), free(w), free(b), free(y), free(gy), free(gw), free(scratch);          \
+        free(fscratch), free(v);                                                                   \
     }                                                                                              \
     /* -0.0 bias plus -0.0 products is -0.0 (IEEE: -0 + -0 = -0), as in PyTorch */                 \
     static void check_direct_negzero_##T(const struct check_table *t)                              \
@@ -668,7 +670,7 @@ static cvx_index *direct_offsets(const cvx_direct_geom *d)
         T x[2 * 5 * 7], w[3 * 2 * 3 * 2], b[3], y[3 * 5 * 6], *scratch; /* OH 5, OW 6 */                             \
         direct_setup(&g, 2, 5, 7, 3, 3, 2, 1, 1, 1, 0, 1, 1);                                      \
         off = direct_offsets(&g);                                                                  \
-        scratch = (T *)xmalloc(sizeof(T) * (size_t)t->direct_scratch(&g));                         \
+        scratch = (T *)xmalloc(sizeof(T) * (size_t)t->direct_fwd_scratch(&g));                         \
         for (q = 0; q < 2 * 5 * 7; q++) x[q] = (T)1 + (T)q;                                        \
         for (q = 0; q < 3 * 2 * 3 * 2; q++) w[q] = -(T)0;                                          \
         for (q = 0; q < 3; q++) b[q] = -(T)0;                                                      \
@@ -694,7 +696,7 @@ DEFINE_DIRECT_CHECK(double, 1.1102230246251565e-16, fma, same_bits_d)
         T *x = (T *)xmalloc(sizeof(T) * (size_t)(g->Cg * g->H * g->W));                            \
         T *w = (T *)xmalloc(sizeof(T) * (size_t)(g->Fg * g->K));                                   \
         T *y = (T *)xmalloc(sizeof(T) * (size_t)(g->Fg * P));                                      \
-        T *scratch = (T *)xmalloc(sizeof(T) * (size_t)t->direct_scratch(g));                       \
+        T *scratch = (T *)xmalloc(sizeof(T) * (size_t)t->direct_fwd_scratch(g));                       \
         fill_##T(x, (size_t)(g->Cg * g->H * g->W), 1, 0);                                          \
         fill_##T(w, (size_t)(g->Fg * g->K), 1, 0);                                                 \
         w[f0 * g->K + k0] = (T)INFINITY;                                                           \
@@ -724,7 +726,7 @@ DEFINE_DIRECT_INF_CHECK(double)
         T *r = (T *)xmalloc(sizeof(T) * (size_t)n);                                                \
         T *y0 = (T *)xmalloc(sizeof(T) * (size_t)n);                                               \
         T *y = (T *)xmalloc(sizeof(T) * (size_t)n);                                                \
-        T *scratch = (T *)xmalloc(sizeof(T) * (size_t)t->direct_scratch(g));                       \
+        T *scratch = (T *)xmalloc(sizeof(T) * (size_t)t->direct_fwd_scratch(g));                       \
         cvx_direct_geom e = *g;                                                                    \
         int mode;                                                                                  \
         fill_##T(x, (size_t)(g->Cg * g->H * g->W), 1, 0);                                          \

@@ -43,6 +43,7 @@ struct check_table {
                      cvx_index, double *, cvx_index, double *);
     cvx_index sgemm_nt_kc, dgemm_nt_kc;
     cvx_index (*direct_scratch)(const cvx_direct_geom *);
+    cvx_index (*direct_fwd_scratch)(const cvx_direct_geom *);
     cvx_index (*direct_v_elems)(const cvx_direct_geom *);
     void (*direct_fwd_float)(const cvx_direct_geom *, const float *, const float *, const float *,
                              const float *, const cvx_index *, float *, float *);
@@ -232,6 +233,11 @@ static cvx_index check_gemm_packed_b_elems(cvx_index K, cvx_index N, cvx_index n
     return cvx_gemm_packed_b_elems(K, N, nr);
 }
 static cvx_index check_direct_scratch(const cvx_direct_geom *g) { return cvx_direct_scratch(g); }
+/* the forward's at the current band, as convext._kernels._isa.direct_fwd_scratch sizes it */
+static cvx_index check_direct_fwd_scratch(const cvx_direct_geom *g)
+{
+    return cvx_direct_fwd_scratch(g, cvx_direct_band_bytes);
+}
 static cvx_index check_direct_v_elems(const cvx_direct_geom *g) { return cvx_direct_v_elems(g); }
 
 /* the compiled rows, in enum order; returns how many */
@@ -269,6 +275,7 @@ static int check_tables(const struct check_table **out)
         r->sgemm_nt_kc = t->sgemm_nt_kc;
         r->dgemm_nt_kc = t->dgemm_nt_kc;
         r->direct_scratch = check_direct_scratch;
+        r->direct_fwd_scratch = check_direct_fwd_scratch;
         r->direct_v_elems = check_direct_v_elems;
         r->direct_fwd_float = t->direct_fwd_f;
         r->direct_fwd_double = t->direct_fwd_d;

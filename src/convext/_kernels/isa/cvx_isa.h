@@ -444,24 +444,73 @@ static inline cvx_index cvx_dw_s2_pitch(cvx_index OW) { return (OW + 1 + 15) / 1
 static inline cvx_index cvx_dw_s2_ring(cvx_index OW) { return 6 * cvx_dw_s2_pitch(OW); }
 
 /* ---- direct convolution: scratch sizes (callers allocate them) ---- */
-/* elements of U (plus slack read by the last, partial pixel block). Bounded before this is
- * called: convext/functional/_routes.py sends a geometry to this route only when
- * Cg*sh*kw*Hq*OW <= 2**21 (computed in Python integers), and every factor is at most 2**40 by
- * the Python geometry check (convext._validation.window_geometry); K = Cg*kh*kw is the
- * weight's size per filter. */
+/* elements of U (plus slack read by the last, partial pixel block): the weight gradient's whole
+ * row-unfolded image. Bounded before this is called: convext/functional/_routes.py sends a
+ * geometry to that route only when Cg*sh*kw*Hq*OW <= 2**20 (computed in Python integers), and
+ * every factor is at most 2**40 by the Python geometry check
+ * (convext._validation.window_geometry); K = Cg*kh*kw is the weight's size per filter. */
 static inline cvx_index cvx_direct_u_elems(const cvx_direct_geom *g)
 {
     return g->Cg * g->sh * g->kw * g->Hq * g->OW + CVX_DIRECT_PBMAX;
 }
-/* the forward's scratch (the weight gradient's: U): the re-based tap offsets (K), U (a band of
- * it), a zero bias, the partial last pixel strip and the packed weights (Fg x K, the weight's
- * size per group); a multiple of 16 elements, so that each thread's scratch (this many elements
- * apart) starts on a cache line where the first does */
+/* Whether the direct forward reads x in place as U (a 1x1 kernel at stride 1 without padding
+ * on any side, the output as large as the input: a bottom or right padding alone leaves ph and
+ * pw 0), with at least vl pixels (kernels.inc, cvx_direct_fwd) */
+static inline int cvx_direct_in_place(const cvx_direct_geom *g, cvx_index vl)
+{
+    return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0 &&
+           g->OH == g->H && g->OW == g->W && g->P >= vl;
+}
+/* Output rows of one band of the direct forward (cvx_direct_fwd): the rows of U it unfolds (its
+ * output rows, one more for a band starting mid-row, and the kernel's reach Hq - OH below)
+ * within `bytes` of elem_size-byte elements; 0 when not even one output row fits. */
+static inline cvx_index cvx_direct_band_rows(const cvx_direct_geom *g, cvx_index bytes,
+                                             cvx_index elem_size)
+{
+    const cvx_index rows = bytes / elem_size / (g->Cg * g->sh * g->kw * g->OW) - 1 -
+                           (g->Hq - g->OH);
+    return rows > 0 ? rows : 0;
+}
+/* elements of the forward's band of U (plus the same slack): at most the rows a band of
+ * cvx_direct_fwd unfolds at band_bytes (cvx_direct_band_bytes: convext._kernels._isa's
+ * direct_fwd_scratch passes it) for the smallest element (float), or of one
+ * strip of at most CVX_DIRECT_PBMAX pixels when no output row fits, or U's Hq rows; read in place,
+ * the copy of a band's last pixels (K rows of a vector). Never more than cvx_direct_u_elems. Bounded by the route too: it takes a
+ * geometry only when one strip's rows Cg*sh*kw*OW*min(Hq, (CVX_DIRECT_PBMAX - 1)/OW + 2 + Hq -
+ * OH) are at most 2**21 elements (_routes.py, computed in Python integers), so a band's rows,
+ * Hq at most, times a row of U cannot overflow. */
+static inline cvx_index cvx_direct_fwd_u_elems(const cvx_direct_geom *g, cvx_index band_bytes)
+{
+    const cvx_index row = g->Cg * g->sh * g->kw * g->OW;
+    const cvx_index rows = cvx_direct_band_rows(g, band_bytes, (cvx_index)sizeof(float));
+    const cvx_index px = rows * g->OW > CVX_DIRECT_PBMAX ? rows * g->OW : CVX_DIRECT_PBMAX;
+    cvx_index span = (px - 1) / g->OW + 2 + (g->Hq - g->OH), u;
+    if (span > g->Hq) span = g->Hq;
+    u = span * row;
+    if (cvx_direct_in_place(g, 1)) { /* read in place from VL <= P pixels: K*VL copied, <= K*P */
+        const cvx_index lanes = g->P < CVX_DIRECT_VLMAX ? g->P : CVX_DIRECT_VLMAX;
+        if (u < g->K * lanes) u = g->K * lanes;
+    }
+    return u + CVX_DIRECT_PBMAX; /* so at most cvx_direct_u_elems */
+}
+/* scratch for u elements of U: the re-based tap offsets (K), U (u), a zero bias, the partial
+ * last pixel strip and the packed weights (Fg x K, the weight's size per group); a multiple of
+ * 16 elements, so that each thread's scratch (this many elements apart) starts on a cache line
+ * where the first does */
+static inline cvx_index cvx_direct_scratch_of(const cvx_direct_geom *g, cvx_index u)
+{
+    return (CVX_DIRECT_IDX_ELEMS(g->K) + u + CVX_DIRECT_FBMAX * (CVX_DIRECT_PBMAX + 1) +
+            g->K * g->Fg + 64 + 15) /
+           16 * 16;
+}
+/* the weight gradient's scratch (all of U) and the forward's (a band of it, at band_bytes) */
 static inline cvx_index cvx_direct_scratch(const cvx_direct_geom *g)
 {
-    return (CVX_DIRECT_IDX_ELEMS(g->K) + cvx_direct_u_elems(g) +
-            CVX_DIRECT_FBMAX * (CVX_DIRECT_PBMAX + 1) + g->K * g->Fg + 64 + 15) /
-           16 * 16;
+    return cvx_direct_scratch_of(g, cvx_direct_u_elems(g));
+}
+static inline cvx_index cvx_direct_fwd_scratch(const cvx_direct_geom *g, cvx_index band_bytes)
+{
+    return cvx_direct_scratch_of(g, cvx_direct_fwd_u_elems(g, band_bytes));
 }
 /* elements of v for the grad_weight kernels: lane partial sums (the widest case), then room for
  * the tail. Bounded by Fg (the weight's filters per group, an array in memory; the chosen route
