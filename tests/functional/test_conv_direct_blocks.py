@@ -95,7 +95,8 @@ def _kw(case):
 @pytest.fixture(params=[_isa.DIRECT_BAND_MAX, 64 * 1024], ids=["band-4M", "band-64k"])
 def band(request):
     """The direct forward's band for the test (4 MB, for which LAYERS were sized; 64 kB: many
-    more bands, of a single strip for the larger layers); the CPU's band restored after."""
+    more bands, of DIRECT_MIN_BAND_ROWS output rows for the larger layers and of a single strip
+    for one-strip-bands); the CPU's band restored after."""
     old = _isa.set_direct_band_bytes(request.param)
     yield request.param
     _isa.set_direct_band_bytes(old)
@@ -139,6 +140,23 @@ def test_random_data_within_tolerance_and_bitwise_independent_of_threads_and_bat
     np.testing.assert_array_equal(_direct(x3, w, b, kw, 2), y1)
     for n in range(3):
         np.testing.assert_array_equal(_direct(x3[n : n + 1], w, b, kw, 2), y1[n : n + 1])
+
+
+def test_a_band_that_unfolds_holds_some_output_rows_whatever_the_budget():
+    """A band unfolds its rows of U, one more and the kernel's reach: with a small budget a wide
+    image would get one output row (or one strip) per band, so it gets up to
+    DIRECT_MIN_BAND_ROWS within DIRECT_BAND_MAX (float32 elements of 4 bytes)."""
+    old = _isa.set_direct_band_bytes(64 * 1024)
+    try:
+        least, most = _isa.DIRECT_MIN_BAND_ROWS, _isa.DIRECT_BAND_MAX // 4
+        assert _isa.direct_band_rows(1000, 2) == 16 * 1024 // 1000 - 3 > least  # the budget's
+        assert _isa.direct_band_rows(49152, 2) == least  # the "bands" layer: 0 in the budget
+        assert _isa.direct_band_rows(most // 6, 2) == 3  # the largest band holds 6 rows of U
+        assert _isa.direct_band_rows(most // 3, 2) == 0  # not even one output row
+        with pytest.raises(ValueError, match="row must be positive"):
+            _isa.direct_band_rows(0, 2)
+    finally:
+        _isa.set_direct_band_bytes(old)
 
 
 @pytest.mark.parametrize("case", LAYERS, ids=IDS)

@@ -20,6 +20,10 @@ cdef extern from "isa/cvx_isa.h" nogil:
     void cvx_cpu_cache(long long *l2_bytes, int *amd, int *family)
     idx_t cvx_direct_band_bytes
     idx_t cvx_direct_1x1_band_bytes
+    enum: CVX_DIRECT_BAND_MAX_BYTES
+    enum: CVX_DIRECT_MIN_BAND_ROWS
+    idx_t cvx_direct_band_rows_of(idx_t row, idx_t reach, idx_t nbytes, idx_t elem_size,
+                                  int unfolds)
     enum: CVX_DIRECT_1X1_BAND_BYTES
     idx_t cvx_vt_block_bytes
     enum: CVX_VT_BLOCK_BYTES
@@ -164,9 +168,19 @@ def fast_l3(l2_bytes, amd):
 # 4-8% on 64x56x56 -> 64 and 24x56x56 -> 48 5x5 stride 2. So: 4 MB on AMD's CPUs from the Zen
 # 5's family (DIRECT_BAND_AMD_MIN_FAMILY) on with an L2 of at least DIRECT_BAND_AMD_MIN_L2,
 # and where the L2 is unknown; else half the L2, within [DIRECT_BAND_MIN, DIRECT_BAND_MAX]. The
-# band changes no result bit.
+# band changes no result bit. But a band that unfolds its rows (every kernel but a 1x1 read in
+# place) holds at least DIRECT_MIN_BAND_ROWS output rows within DIRECT_BAND_MAX whatever the
+# band (isa/cvx_isa.h, cvx_direct_band_rows_of): on that Zen 4, 512 kB held a single output row of
+# a wide image, or a single strip, each unfolding the kernel's reach again (float32, one thread,
+# batch 1, GFLOP/s at bands of 512 kB / 1 MB / 2 MB / 4 MB, before the floor): 64x320x320 -> 32
+# 3x3 44 / 83 / 93 / 95, 32x320x320 -> 32 80 / 92 / 94 / 94, 64x160x160 -> 32 82 / 91 / 91 / 94;
+# where 512 kB held more rows no band was faster (16x320x320 -> 32 80 / 78 / 78 / 78, 64x56x56
+# -> 64 106 / 106 / 104 / 107).
 DIRECT_BAND_MIN = 256 * 1024
-DIRECT_BAND_MAX = 4 * 1024 * 1024
+DIRECT_BAND_MAX = int(CVX_DIRECT_BAND_MAX_BYTES)
+# (a band that unfolds its rows holds at least DIRECT_MIN_BAND_ROWS output rows within
+# DIRECT_BAND_MAX: direct_band_rows)
+DIRECT_MIN_BAND_ROWS = int(CVX_DIRECT_MIN_BAND_ROWS)
 DIRECT_BAND_AMD_MIN_L2 = 1024 * 1024
 DIRECT_BAND_AMD_MIN_FAMILY = 26
 
@@ -182,6 +196,16 @@ def direct_band_for(l2_bytes, amd, family):
 def direct_band_bytes():
     """The band of the direct forward in use (chosen at import by direct_band_for)."""
     return int(cvx_direct_band_bytes)
+
+
+def direct_band_rows(idx_t row, idx_t reach):
+    """Output rows of one band of the direct forward in float32 at the band in use, that
+    unfolds rows of U of `row` elements for a kernel reaching `reach` rows below an output row
+    (isa/cvx_isa.h, cvx_direct_band_rows_of: at least DIRECT_MIN_BAND_ROWS within
+    DIRECT_BAND_MAX); 0 when not one fits. row must be positive."""
+    if row <= 0 or reach < 0:
+        raise ValueError(f"row must be positive and reach not negative, got {row}, {reach}")
+    return int(cvx_direct_band_rows_of(row, reach, cvx_direct_band_bytes, 4, 1))
 
 
 def set_direct_band_bytes(n):

@@ -183,19 +183,21 @@ FWD_DIRECT_MAX_FG = _LIMITS.fwd_fg
 # at most FWD_DIRECT_MAX_U elements. An image whose whole U is larger (a large plane) was the
 # GEMM route's while the scratch held all of U; it is the direct route's now where the direct
 # forward is faster: for kernels larger than 1x1 with at least FWD_DIRECT_MIN_BAND_ROWS output
-# rows per band of this CPU's cvx_direct_band_bytes (with none, each strip unfolds the rows of
-# its whole window again). Measured on a Zen 4 (AVX-512, float32, 512 kB bands, conv2d with
-# forced routes, medians of 14 calls, ms direct / GEMM, the band's output rows in brackets), one
-# thread: 3x448x448 -> 64 7x7 stride 2 (9) 9.8 / 14.2, 3x800x800 -> 64 7x7 stride 2 (3) 32.6 /
-# 45.6, 16x320x320 -> 32 3x3 (5) 10.4 / 12.2, 32x320x320 -> 32 (1) 22.3 / 23.4, 48x224x224 -> 32
-# (1) 17.0 / 17.6, 8x640x640 -> 16 (5) 11.9 / 14.4, 32x256x256 -> 64 stride 2 (3) 7.1 / 9.8;
-# two threads 4.8 / 7.1, 16.3 / 22.5, 5.0 / 5.9, 12.1 / 12.9, 8.4 / 9.1, 6.0 / 7.1; without a
-# whole output row per band 64x320x320 -> 32 (0) 75.0 / 46.5, two threads 41.2 / 25.1,
-# 16x320x320 -> 32 5x5 (0) 47.8 / 31.4. The input gradient (stride 1) follows its forward
-# convolution: 32x320x320 -> 32 3x3 batch 1 on two threads 11.5 / 14.4 ms, 64 -> 32 20.2 / 29.4.
-# 1x1 kernels (read in place, no unfold) were even, one thread: 256x112x112 -> 64 5.1 / 5.7,
-# 128x224x224 -> 64 10.2 / 10.8, but 64x224x224 -> 256 20.7 / 18.8, 128x160x160 -> 128 10.3 /
-# 9.5, 32x320x320 -> 64 7.5 / 7.2: they stay on the GEMM route beyond FWD_DIRECT_MAX_U.
+# rows per band (_isa.direct_band_rows: the CPU's band, or up to _isa.DIRECT_MIN_BAND_ROWS rows
+# within _isa.DIRECT_BAND_MAX; with none, each strip unfolds the rows of its whole window again).
+# Measured on a Zen 4 (AVX-512, float32, 512 kB bands, conv2d with forced routes, medians of 18
+# calls, ms direct / GEMM), one thread: 3x448x448 -> 64 7x7 stride 2 9.8 / 14.4, 3x800x800 -> 64
+# 7x7 stride 2 32.3 / 43.7, 16x320x320 -> 32 3x3 10.7 / 12.4, 32x320x320 -> 32 20.8 / 24.4,
+# 64x320x320 -> 32 39.0 / 47.8, 48x224x224 -> 32 14.5 / 17.4, 8x640x640 -> 16 12.3 / 15.5,
+# 32x256x256 -> 64 stride 2 7.5 / 10.2, 64x160x160 -> 32 10.2 / 11.9, 16x320x320 -> 32 5x5 26.0
+# / 32.0; two threads 4.9 / 7.0 (the 448 stem), 10.4 / 11.8 (32x320x320 -> 32), 20.8 / 24.1,
+# 13.6 / 16.4 (5x5). Without the rows' floor (bands of one output row, or of one strip)
+# 64x320x320 -> 32 took 75.0 ms and 16x320x320 -> 32 5x5 47.8. The input gradient (stride 1)
+# follows its forward convolution: 32x320x320 -> 32 3x3 batch 1 on two threads 11.5 / 14.4 ms,
+# 64 -> 32 20.2 / 29.4. 1x1 kernels (read in place, no unfold) were even, one thread: 256x112x112
+# -> 64 5.1 / 5.7, 128x224x224 -> 64 10.2 / 10.8, but 64x224x224 -> 256 20.7 / 18.8, 128x160x160
+# -> 128 10.3 / 9.5, 32x320x320 -> 64 7.5 / 7.2: they stay on the GEMM route beyond
+# FWD_DIRECT_MAX_U.
 FWD_DIRECT_MAX_U = 1 << 21
 FWD_DIRECT_MIN_BAND_ROWS = 1
 DIRECT_STRIP_MAX = 64  # pixels of the widest strip (CVX_DIRECT_PBMAX, isa/cvx_base.h)
@@ -452,10 +454,10 @@ def direct_strip_unfolded(s):
 
 
 def direct_band_rows(s):
-    """Output rows of one band of the direct forward on this CPU (float32; cvx_direct_band_rows):
-    each band unfolds its rows of U, one more, and the kernel's reach again."""
+    """Output rows of one band of the direct forward on this CPU (float32, unfolding its rows of
+    U: _isa.direct_band_rows)."""
     row, _, reach = _unfolded_rows(s)
-    return max(0, _isa.direct_band_bytes() // 4 // row - 1 - reach)
+    return _isa.direct_band_rows(row, reach)
 
 
 def grad_input_as_forward(s):

@@ -114,6 +114,12 @@ CVX_INLINE double cvx_neg_inf_d(void)
 #define CVX_DIRECT_BAND_BYTES (4 * 1024 * 1024)
 #endif
 extern cvx_index cvx_direct_band_bytes;
+/* A band that unfolds its rows of U holds at least CVX_DIRECT_MIN_BAND_ROWS output rows where
+ * CVX_DIRECT_BAND_MAX_BYTES allow (cvx_isa.h, cvx_direct_band_rows_of): a wide image's rows
+ * would otherwise take a band of one output row or of one strip, each unfolding the kernel's
+ * reach again (_isa.pyx has the measurements). The largest band _isa.pyx sets by default. */
+#define CVX_DIRECT_MIN_BAND_ROWS 8
+#define CVX_DIRECT_BAND_MAX_BYTES (4 * 1024 * 1024)
 /* the same for a 1x1 kernel read in place (no unfold, so no kernel's reach unfolded again per
  * band): a band's rows of the input, every filter block run over them while they sit in the L2,
  * at most cvx_direct_1x1_band_bytes (and at most cvx_direct_band_bytes); set by _isa.pyx for the

@@ -461,19 +461,33 @@ static inline int cvx_direct_in_place(const cvx_direct_geom *g, cvx_index vl)
     return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0 &&
            g->OH == g->H && g->OW == g->W && g->P >= vl;
 }
-/* Output rows of one band of the direct forward (cvx_direct_fwd): the rows of U it unfolds (its
- * output rows, one more for a band starting mid-row, and the kernel's reach Hq - OH below)
- * within `bytes` of elem_size-byte elements; 0 when not even one output row fits. */
-static inline cvx_index cvx_direct_band_rows(const cvx_direct_geom *g, cvx_index bytes,
-                                             cvx_index elem_size)
+/* Output rows of one band of the direct forward (cvx_direct_fwd), for a row of U of `row`
+ * elements and a kernel reaching `reach` rows below an output row: the band's rows of U (its
+ * output rows, one more for a band starting mid-row, and the reach) within `bytes` of
+ * elem_size-byte elements; where the band unfolds its rows (unfolds) and that leaves fewer than
+ * CVX_DIRECT_MIN_BAND_ROWS, up to that many within CVX_DIRECT_BAND_MAX_BYTES; 0 when not even
+ * one output row fits. The same function for every element size and budget, and never fewer
+ * rows for more bytes or smaller elements (the scratch bound below relies on it). */
+static inline cvx_index cvx_direct_band_rows_of(cvx_index row, cvx_index reach, cvx_index bytes,
+                                                cvx_index elem_size, int unfolds)
 {
-    const cvx_index rows = bytes / elem_size / (g->Cg * g->sh * g->kw * g->OW) - 1 -
-                           (g->Hq - g->OH);
+    cvx_index rows = bytes / elem_size / row - 1 - reach;
+    if (unfolds && rows < CVX_DIRECT_MIN_BAND_ROWS) {
+        cvx_index most = CVX_DIRECT_BAND_MAX_BYTES / elem_size / row - 1 - reach;
+        if (most > CVX_DIRECT_MIN_BAND_ROWS) most = CVX_DIRECT_MIN_BAND_ROWS;
+        if (rows < most) rows = most;
+    }
     return rows > 0 ? rows : 0;
+}
+static inline cvx_index cvx_direct_band_rows(const cvx_direct_geom *g, cvx_index bytes,
+                                             cvx_index elem_size, int unfolds)
+{
+    return cvx_direct_band_rows_of(g->Cg * g->sh * g->kw * g->OW, g->Hq - g->OH, bytes,
+                                   elem_size, unfolds);
 }
 /* elements of the forward's band of U (plus the same slack): at most the rows a band of
  * cvx_direct_fwd unfolds at band_bytes (cvx_direct_band_bytes: convext._kernels._isa's
- * direct_fwd_scratch passes it) for the smallest element (float), or of one
+ * direct_fwd_scratch passes it) for the smallest element (float), unfolding (the most rows), or of one
  * strip of at most CVX_DIRECT_PBMAX pixels when no output row fits, or U's Hq rows; read in place,
  * the copy of a band's last pixels (K rows of a vector). Never more than cvx_direct_u_elems. Bounded by the route too: it takes a
  * geometry only when one strip's rows Cg*sh*kw*OW*min(Hq, (CVX_DIRECT_PBMAX - 1)/OW + 2 + Hq -
@@ -482,7 +496,7 @@ static inline cvx_index cvx_direct_band_rows(const cvx_direct_geom *g, cvx_index
 static inline cvx_index cvx_direct_fwd_u_elems(const cvx_direct_geom *g, cvx_index band_bytes)
 {
     const cvx_index row = g->Cg * g->sh * g->kw * g->OW;
-    const cvx_index rows = cvx_direct_band_rows(g, band_bytes, (cvx_index)sizeof(float));
+    const cvx_index rows = cvx_direct_band_rows(g, band_bytes, (cvx_index)sizeof(float), 1);
     const cvx_index px = rows * g->OW > CVX_DIRECT_PBMAX ? rows * g->OW : CVX_DIRECT_PBMAX;
     cvx_index span = (px - 1) / g->OW + 2 + (g->Hq - g->OH), u;
     if (span > g->Hq) span = g->Hq;
