@@ -145,18 +145,45 @@ def test_random_data_within_tolerance_and_bitwise_independent_of_threads_and_bat
 def test_a_band_that_unfolds_holds_some_output_rows_whatever_the_budget():
     """A band unfolds its rows of U, one more and the kernel's reach: with a small budget a wide
     image would get one output row (or one strip) per band, so it gets up to
-    DIRECT_MIN_BAND_ROWS within DIRECT_BAND_MAX (float32 elements of 4 bytes)."""
-    old = _isa.set_direct_band_bytes(64 * 1024)
-    try:
-        least, most = _isa.DIRECT_MIN_BAND_ROWS, _isa.DIRECT_BAND_MAX // 4
-        assert _isa.direct_band_rows(1000, 2) == 16 * 1024 // 1000 - 3 > least  # the budget's
-        assert _isa.direct_band_rows(49152, 2) == least  # the "bands" layer: 0 in the budget
-        assert _isa.direct_band_rows(most // 6, 2) == 3  # the largest band holds 6 rows of U
-        assert _isa.direct_band_rows(most // 3, 2) == 0  # not even one output row
+    DIRECT_MIN_BAND_ROWS within DIRECT_BAND_MAX."""
+    least, most = _isa.DIRECT_MIN_BAND_ROWS, _isa.DIRECT_BAND_MAX
+    rows = _isa.direct_band_rows
+    assert rows(1000, 2, 64 * 1024, 4) == 64 * 1024 // 4 // 1000 - 3 > least  # the budget's
+    assert rows(1000, 2, 64 * 1024, 8) == least  # float64: 5 in the budget
+    assert rows(49152, 2, 64 * 1024, 4) == least  # the "bands" layer: 0 in the budget
+    assert rows(most // 4 // 6, 2, 64 * 1024, 4) == 3  # the largest band holds 6 rows of U
+    assert rows(most // 8 // 6, 2, 64 * 1024, 8) == 3
+    assert rows(most // 4 // 3, 2, 64 * 1024, 4) == 0  # not even one output row
+    assert rows(1000, 2, 64 * most, 4) == 64 * most // 4 // 1000 - 3  # a band beyond the largest
+    for bad in ((0, 2, most, 4), (1000, -1, most, 4), (1000, 2, -1, 4), (1000, 2, most, 2)):
         with pytest.raises(ValueError, match="row must be positive"):
-            _isa.direct_band_rows(0, 2)
+            rows(*bad)
+
+
+def test_a_prepared_call_keeps_the_band_its_scratch_was_sized_for():
+    """A prepared direct forward's scratch holds a band of U at the band in use when it was
+    prepared (the kernel reads the band from its geometry); a larger band set afterwards must
+    not make it unfold more rows, which would write past the scratch. The result is the same
+    at every band."""
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((1, 8, 200, 64)).astype(np.float32)
+    w = rng.standard_normal((4, 8, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    want = R.conv2d(x, w, b, stride=1, padding=1)
+    old = _isa.set_direct_band_bytes(16 * 1024)
+    try:
+        call = _conv.prepare_forward("direct", x.shape, w, b, want.shape, 1, 1, 1, 1, 1, 1, 1, 1)
+        n = call.scratch_bytes
+        buf = np.full(n + (4 << 20), 0xAB, np.uint8)
+        call.use_scratch(buf[:n])
+        _isa.set_direct_band_bytes(_isa.DIRECT_BAND_MAX)
+        y = np.empty(want.shape, np.float32)
+        call(x, y)
     finally:
         _isa.set_direct_band_bytes(old)
+    assert np.count_nonzero(buf[n:] != 0xAB) == 0
+    assert np.abs(y - want).max() <= 1e-5 * max(1.0, np.abs(want).max())
+    np.testing.assert_array_equal(y, conv2d(x, w, b, padding=1, _route="direct"), strict=True)
 
 
 @pytest.mark.parametrize("case", LAYERS, ids=IDS)

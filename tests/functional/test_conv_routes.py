@@ -213,8 +213,9 @@ def test_direct_forward_bounded_by_one_strip_of_its_unfolded_image():
     """The direct forward unfolds U band by band into a scratch of one band: it accepts any
     image whose smallest band (one strip's rows of U) is at most FWD_DIRECT_MAX_U elements, and
     beyond an image whose whole U fits that bound it is chosen only with at least
-    FWD_DIRECT_MIN_BAND_ROWS output rows per band of this CPU (fewer unfold the kernel's reach
-    again for every row, and the GEMM route is faster), and for kernels larger than 1x1."""
+    FWD_DIRECT_MIN_BAND_ROWS output rows per band in either dtype on any CPU (fewer unfold the
+    kernel's reach again for every row, and the GEMM route is faster), and for kernels larger
+    than 1x1."""
     max_u = _routes.FWD_DIRECT_MAX_U
 
     def at(cg, width):  # 3x3 'same', 8 rows of `width`
@@ -228,7 +229,8 @@ def test_direct_forward_bounded_by_one_strip_of_its_unfolded_image():
     assert not accepts("direct", "forward", at(64, width + 1))
     assert choose_route("forward", at(64, width + 1)) == "gemm"
     # images whose whole U exceeds the bound: the band rows decide
-    many = [shape(cg=cg, fg=4, hw=(n, n)) for cg in (1, 4, 16, 64) for n in range(64, 2049, 64)]
+    # (at most 32 channels: within FWD_DIRECT_MAX_CG at every instruction-set level)
+    many = [shape(cg=cg, fg=4, hw=(n, n)) for cg in (1, 4, 16, 32) for n in range(64, 4097, 64)]
     beyond = [
         s for s in many if _routes.direct_unfolded(s) > max_u and accepts("direct", "forward", s)
     ]
@@ -239,7 +241,7 @@ def test_direct_forward_bounded_by_one_strip_of_its_unfolded_image():
     assert {choose_route("forward", s) for s in enough} == {"direct"}
     assert {choose_route("forward", s) for s in few} == {"gemm"}
     # a 1x1 kernel stays on the GEMM route beyond the bound, whatever its bands
-    ones = [shape(cg=cg, fg=4, hw=(n, n), k=(1, 1), pad=(0, 0)) for cg, n in ((16, 512), (64, 256))]
+    ones = [shape(cg=cg, fg=4, hw=(n, n), k=(1, 1), pad=(0, 0)) for cg, n in ((16, 512), (32, 384))]
     for s in ones:
         assert _routes.direct_unfolded(s) > max_u and _routes.direct_band_rows(s) >= 1
         assert accepts("direct", "forward", s) and choose_route("forward", s) == "gemm"

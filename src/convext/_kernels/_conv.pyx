@@ -70,13 +70,13 @@ gradient up to a measured multiplier (functional/_routes.py).
 Direct route (forward and grad_weight; grad_input, stride 1 only, is the direct forward of the
 output gradient with the rotated weight, conv2d_grad_input_direct). Chosen when it is not depthwise,
 Cg, Fg and the row-unfolded image U below stay within limits measured per pass (forward:
-Cg <= 256, Fg <= 512, U <= 2**21 elements; grad_weight: Cg, Fg <= 64, U <= 2**20 and at least 4
-(image, group) pairs; the named constants and the benchmark that measured them are in
-functional/_routes.py). It avoids the GEMM route's two copies of every input element (im2col
-tile, then the GEMM's packing), which cost most where M = Fg is small and wastes most of the
-micro-tile. The direct kernels (isa/kernels.inc) work per (image, group): they copy the input
-once into U, one zero-padded plane of
-Hq x OW per (channel, row phase, kernel column), in which each tap's inputs for the output
+Cg <= 256, Fg <= 512, one strip's rows of U <= 2**21 elements; grad_weight: Cg, Fg <= 64,
+U <= 2**20 and at least 4 (image, group) pairs; the named constants and the benchmark that
+measured them are in functional/_routes.py). It avoids the GEMM route's two copies of every
+input element (im2col tile, then the GEMM's packing), which cost most where M = Fg is small and
+wastes most of the micro-tile. The direct kernels (isa/kernels.inc) work per (image, group):
+they copy the input once into U, one zero-padded plane of Hq x OW per (channel, row phase,
+kernel column), in which each tap's inputs for the output
 pixels in order are one contiguous run (any stride, dilation, padding). The forward pass is then
 register tiles of up to 8 filters x 48 pixels (AVX-512; 4 x 24 AVX2) summed over the taps from
 the bias, over bands of pixels whose part of U stays in the core's cache (the weights packed once
@@ -101,8 +101,11 @@ split into blocks too.
 Index arithmetic: every geometry value and extent that reaches these kernels (stride, padding,
 dilation, kernel size, padded input, dilated kernel, OH, OW, OH*OW) is at most 2**40, checked in
 Python integers by convext._validation.window_geometry before any call; the products the kernels
-form beyond that (the direct route's U, the depthwise padded plane) are compared with their
-limits in Python integers by functional/_routes.py before a geometry reaches those routes.
+form beyond that (the direct route's U, for its forward one strip's rows of U; the depthwise
+padded plane) are compared with their limits in Python integers by functional/_routes.py
+before a geometry reaches those routes. The forward's whole U is not bounded there, but a row
+of it is (at most 2**21 elements) and Hq at most 2**40, so U's size and the tap offsets into
+it (_direct_offsets) stay below 2**61.
 
 Scratch memory, allocated in Python before any output is written, for at most as many threads as
 there are work items: per thread K*PT elements (the unfolded tile, PT = 192..960 pixels, about
@@ -111,8 +114,10 @@ weight gradient's up to 384 pixels of them) plus CVX_GEMM_WORK_ELEMS (~0.8 MB in
 the GEMM's packed panels (the forward with shared B: instead of the tile, a block of its
 channels, and the packed B of each of its fewer than 2*threads items, K*PT rounded up to whole
 column strips); grad_input adds the packed W^T (about the weight's size), grad_weight up to
-min(16, max(1, 8 MB / (F*K*itemsize))) * F*K elements of partial sums; the direct route U
-elements per thread (at most 2**21; its forward unfolds a cache-sized band of U at a time), the
+min(16, max(1, 8 MB / (F*K*itemsize))) * F*K elements of partial sums; the direct route per
+thread its forward's band of U (the rows that fit the CPU's band, or 8 output rows' within
+4 MB, at least one strip's: at most 2**21 elements) or its weight gradient's whole U (at most
+2**20), the
 group's packed weights (Fg*K); the depthwise route (Hp + OH)*Wp elements per thread (its channel
 blocks at most 65536), at most 4*(H*W + OH*OW) + 65536 (stride, padding or dilation far beyond
 the image go to the GEMM route).
@@ -1971,6 +1976,7 @@ cdef cvx_direct_geom _direct_geom(const geom_t *g) noexcept nogil:
     d.P = g.OH * g.OW
     d.p_begin, d.p_end, d.f_begin, d.f_end = 0, d.P, 0, d.Fg
     d.res, d.clamp, d.lo, d.hi = NULL, 0, 0, 0
+    d.band_bytes = 0  # the forward's: set with its scratch (direct_fwd_scratch)
     return d
 
 

@@ -18,6 +18,7 @@ cdef extern from "isa/cvx_isa.h" nogil:
         const void *res
         int clamp
         double lo, hi
+        idx_t band_bytes
 
     ctypedef struct cvx_vt_geom:
         idx_t Cg, H, W, kh, kw, sh, sw, ph, pw, dil_h, dil_w, OH, OW
@@ -30,7 +31,7 @@ cdef extern from "isa/cvx_isa.h" nogil:
     idx_t cvx_gemm_packed_a_elems(idx_t M, idx_t K, idx_t mr)
     idx_t cvx_gemm_packed_b_elems(idx_t K, idx_t N, idx_t nr)
     idx_t cvx_direct_scratch(const cvx_direct_geom *g)
-    idx_t cvx_direct_fwd_scratch(const cvx_direct_geom *g, idx_t band_bytes)
+    idx_t cvx_direct_fwd_scratch(cvx_direct_geom *g, idx_t band_bytes)
     idx_t cvx_direct_v_elems(const cvx_direct_geom *g)
 
     struct cvx_kernel_table:
@@ -320,8 +321,9 @@ cdef extern from "isa/cvx_isa.h" nogil:
 
 
 cdef const cvx_kernel_table *isa_table() noexcept nogil
-# the direct forward's scratch elements per call at the current band (cvx_direct_band_bytes)
-cdef idx_t direct_fwd_scratch(const cvx_direct_geom *g) noexcept nogil
+# the direct forward's scratch elements per call at the current band (cvx_direct_band_bytes),
+# which it fixes in g (g.band_bytes: the band the kernel unfolds)
+cdef idx_t direct_fwd_scratch(cvx_direct_geom *g) noexcept nogil
 
 
 # ---- the entry points, through the active table ----

@@ -22,6 +22,7 @@ cdef extern from "isa/cvx_isa.h" nogil:
     idx_t cvx_direct_1x1_band_bytes
     enum: CVX_DIRECT_BAND_MAX_BYTES
     enum: CVX_DIRECT_MIN_BAND_ROWS
+    enum: CVX_DIRECT_PBMAX
     idx_t cvx_direct_band_rows_of(idx_t row, idx_t reach, idx_t nbytes, idx_t elem_size,
                                   int unfolds)
     enum: CVX_DIRECT_1X1_BAND_BYTES
@@ -35,7 +36,7 @@ cdef const cvx_kernel_table *isa_table() noexcept nogil:
     return _active
 
 
-cdef idx_t direct_fwd_scratch(const cvx_direct_geom *g) noexcept nogil:
+cdef idx_t direct_fwd_scratch(cvx_direct_geom *g) noexcept nogil:
     return cvx_direct_fwd_scratch(g, cvx_direct_band_bytes)
 
 
@@ -181,6 +182,8 @@ DIRECT_BAND_MAX = int(CVX_DIRECT_BAND_MAX_BYTES)
 # (a band that unfolds its rows holds at least DIRECT_MIN_BAND_ROWS output rows within
 # DIRECT_BAND_MAX: direct_band_rows)
 DIRECT_MIN_BAND_ROWS = int(CVX_DIRECT_MIN_BAND_ROWS)
+# pixels of the widest strip of the direct forward's register tiles (over every ISA)
+DIRECT_STRIP_MAX = int(CVX_DIRECT_PBMAX)
 DIRECT_BAND_AMD_MIN_L2 = 1024 * 1024
 DIRECT_BAND_AMD_MIN_FAMILY = 26
 
@@ -198,14 +201,17 @@ def direct_band_bytes():
     return int(cvx_direct_band_bytes)
 
 
-def direct_band_rows(idx_t row, idx_t reach):
-    """Output rows of one band of the direct forward in float32 at the band in use, that
-    unfolds rows of U of `row` elements for a kernel reaching `reach` rows below an output row
+def direct_band_rows(idx_t row, idx_t reach, idx_t nbytes, idx_t itemsize):
+    """Output rows of one band of nbytes of the direct forward that unfolds rows of U of `row`
+    elements of itemsize bytes, for a kernel reaching `reach` rows below an output row
     (isa/cvx_isa.h, cvx_direct_band_rows_of: at least DIRECT_MIN_BAND_ROWS within
-    DIRECT_BAND_MAX); 0 when not one fits. row must be positive."""
-    if row <= 0 or reach < 0:
-        raise ValueError(f"row must be positive and reach not negative, got {row}, {reach}")
-    return int(cvx_direct_band_rows_of(row, reach, cvx_direct_band_bytes, 4, 1))
+    DIRECT_BAND_MAX); 0 when not one fits."""
+    if row <= 0 or reach < 0 or nbytes < 0 or itemsize not in (4, 8):
+        raise ValueError(
+            f"row must be positive, reach and nbytes not negative and itemsize 4 or 8, got "
+            f"{row}, {reach}, {nbytes}, {itemsize}"
+        )
+    return int(cvx_direct_band_rows_of(row, reach, nbytes, itemsize, 1))
 
 
 def set_direct_band_bytes(n):

@@ -177,30 +177,30 @@ DIRECT_LIMITS = {
 _LIMITS = DIRECT_LIMITS[_isa.active()]
 FWD_DIRECT_MAX_CG = _LIMITS.fwd_cg
 FWD_DIRECT_MAX_FG = _LIMITS.fwd_fg
-# The direct forward unfolds U band by band (isa/kernels.inc, cvx_direct_fwd), into a scratch of
-# one band (cvx_direct_fwd_u_elems): it accepts an image whose smallest band, one strip of
-# DIRECT_STRIP_MAX pixels (its rows of U: the strip's rows, one more and the kernel's reach), is
-# at most FWD_DIRECT_MAX_U elements. An image whose whole U is larger (a large plane) was the
+# The direct forward unfolds U band by band (isa/kernels.inc, cvx_direct_fwd), into a scratch of one
+# band (cvx_direct_fwd_u_elems): it accepts an image whose smallest band, one strip of
+# _isa.DIRECT_STRIP_MAX pixels (its rows of U: the strip's rows, one more and the kernel's reach),
+# is at most FWD_DIRECT_MAX_U elements. An image whose whole U is larger (a large plane) was the
 # GEMM route's while the scratch held all of U; it is the direct route's now where the direct
-# forward is faster: for kernels larger than 1x1 with at least FWD_DIRECT_MIN_BAND_ROWS output
-# rows per band (_isa.direct_band_rows: the CPU's band, or up to _isa.DIRECT_MIN_BAND_ROWS rows
-# within _isa.DIRECT_BAND_MAX; with none, each strip unfolds the rows of its whole window again).
-# Measured on a Zen 4 (AVX-512, float32, 512 kB bands, conv2d with forced routes, medians of 18
-# calls, ms direct / GEMM), one thread: 3x448x448 -> 64 7x7 stride 2 9.8 / 14.4, 3x800x800 -> 64
-# 7x7 stride 2 32.3 / 43.7, 16x320x320 -> 32 3x3 10.7 / 12.4, 32x320x320 -> 32 20.8 / 24.4,
-# 64x320x320 -> 32 39.0 / 47.8, 48x224x224 -> 32 14.5 / 17.4, 8x640x640 -> 16 12.3 / 15.5,
-# 32x256x256 -> 64 stride 2 7.5 / 10.2, 64x160x160 -> 32 10.2 / 11.9, 16x320x320 -> 32 5x5 26.0
-# / 32.0; two threads 4.9 / 7.0 (the 448 stem), 10.4 / 11.8 (32x320x320 -> 32), 20.8 / 24.1,
-# 13.6 / 16.4 (5x5). Without the rows' floor (bands of one output row, or of one strip)
-# 64x320x320 -> 32 took 75.0 ms and 16x320x320 -> 32 5x5 47.8. The input gradient (stride 1)
-# follows its forward convolution: 32x320x320 -> 32 3x3 batch 1 on two threads 11.5 / 14.4 ms,
-# 64 -> 32 20.2 / 29.4. 1x1 kernels (read in place, no unfold) were even, one thread: 256x112x112
-# -> 64 5.1 / 5.7, 128x224x224 -> 64 10.2 / 10.8, but 64x224x224 -> 256 20.7 / 18.8, 128x160x160
-# -> 128 10.3 / 9.5, 32x320x320 -> 64 7.5 / 7.2: they stay on the GEMM route beyond
-# FWD_DIRECT_MAX_U.
+# forward is faster: for kernels larger than 1x1 with at least FWD_DIRECT_MIN_BAND_ROWS output rows
+# per band in both dtypes whatever the CPU's band (direct_band_rows: a band holds up to
+# _isa.DIRECT_MIN_BAND_ROWS rows within _isa.DIRECT_BAND_MAX; with none, each strip unfolds the rows
+# of its whole window again; float64, whose rows fit half as many, was 2.4x slower on the direct
+# route than on GEMM there, 1x128x16x400 -> 32 3x3 32.3 / 13.2 ms). Measured on a Zen 4 (AVX-512,
+# float32, 512 kB bands, conv2d with forced routes, medians of 18 calls, ms direct / GEMM), one
+# thread: 3x448x448 -> 64 7x7 stride 2 9.8 / 14.4, 3x800x800 -> 64 7x7 stride 2 32.3 / 43.7,
+# 16x320x320 -> 32 3x3 10.7 / 12.4, 32x320x320 -> 32 20.8 / 24.4, 64x320x320 -> 32 39.0 / 47.8,
+# 48x224x224 -> 32 14.5 / 17.4, 8x640x640 -> 16 12.3 / 15.5, 32x256x256 -> 64 stride 2 7.5 / 10.2,
+# 64x160x160 -> 32 10.2 / 11.9, 16x320x320 -> 32 5x5 26.0 / 32.0; two threads 4.9 / 7.0 (the 448
+# stem), 10.4 / 11.8 (32x320x320 -> 32), 20.8 / 24.1, 13.6 / 16.4 (5x5). Without the rows' floor
+# (bands of one output row, or of one strip) 64x320x320 -> 32 took 75.0 ms and 16x320x320 -> 32 5x5
+# 47.8. The input gradient (stride 1) follows its forward convolution: 32x320x320 -> 32 3x3 batch 1
+# on two threads 11.5 / 14.4 ms, 64 -> 32 20.2 / 29.4. 1x1 kernels (read in place, no unfold) were
+# even, one thread: 256x112x112 -> 64 5.1 / 5.7, 128x224x224 -> 64 10.2 / 10.8, but 64x224x224 ->
+# 256 20.7 / 18.8, 128x160x160 -> 128 10.3 / 9.5, 32x320x320 -> 64 7.5 / 7.2: they stay on the GEMM
+# route beyond FWD_DIRECT_MAX_U.
 FWD_DIRECT_MAX_U = 1 << 21
 FWD_DIRECT_MIN_BAND_ROWS = 1
-DIRECT_STRIP_MAX = 64  # pixels of the widest strip (CVX_DIRECT_PBMAX, isa/cvx_base.h)
 # On output planes of at most FWD_DIRECT_SMALL_PLANE pixels (7x7, 8x8: too few for the direct
 # forward's 48-pixel tiles) the direct forward is chosen only up to FWD_DIRECT_SMALL_MAX_TAPS
 # taps (Cg*kH*kW) and FWD_DIRECT_SMALL_MAX_FG filters per group. Measured with forced routes
@@ -448,16 +448,18 @@ def direct_unfolded(s):
 
 def direct_strip_unfolded(s):
     """Elements of U the direct forward unfolds for its smallest band, one strip of
-    DIRECT_STRIP_MAX pixels (cvx_direct_fwd_u_elems in isa/cvx_isa.h)."""
+    _isa.DIRECT_STRIP_MAX pixels (cvx_direct_fwd_u_elems in isa/cvx_isa.h)."""
     row, hq, reach = _unfolded_rows(s)
-    return row * min(hq, (DIRECT_STRIP_MAX - 1) // s.window.out_hw[1] + 2 + reach)
+    return row * min(hq, (_isa.DIRECT_STRIP_MAX - 1) // s.window.out_hw[1] + 2 + reach)
 
 
 def direct_band_rows(s):
-    """Output rows of one band of the direct forward on this CPU (float32, unfolding its rows of
-    U: _isa.direct_band_rows)."""
+    """Output rows of the direct forward's largest band (_isa.DIRECT_BAND_MAX) in float64
+    (_isa.direct_band_rows): every band, of any CPU and either dtype, holds at least this many
+    or _isa.DIRECT_MIN_BAND_ROWS, so the rule that reads it depends on the geometry alone. For
+    a geometry the route accepts (a row of U of at most FWD_DIRECT_MAX_U elements)."""
     row, _, reach = _unfolded_rows(s)
-    return _isa.direct_band_rows(row, reach)
+    return _isa.direct_band_rows(row, reach, _isa.DIRECT_BAND_MAX, 8)
 
 
 def grad_input_as_forward(s):

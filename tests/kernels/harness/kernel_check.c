@@ -529,6 +529,7 @@ static void direct_setup(cvx_direct_geom *g, cvx_index Cg, cvx_index H, cvx_inde
     g->P = g->OH * g->OW;
     g->p_begin = 0, g->p_end = g->P, g->f_begin = 0, g->f_end = Fg;
     g->res = NULL, g->clamp = 0, g->lo = 0, g->hi = 0;
+    g->band_bytes = cvx_direct_band_bytes; /* (the forward's scratch sets it again) */
 }
 /* off[k] as _conv.pyx's _direct_offsets computes it */
 static cvx_index *direct_offsets(const cvx_direct_geom *d)
@@ -591,7 +592,8 @@ static cvx_index *direct_offsets(const cvx_direct_geom *d)
         T *gy = (T *)xmalloc(sizeof(T) * (size_t)(g->Fg * P));                                     \
         T *gw = (T *)xmalloc(sizeof(T) * (size_t)(g->Fg * K));                                     \
         T *scratch = (T *)xmalloc(sizeof(T) * (size_t)t->direct_scratch(g));                       \
-        T *fscratch = (T *)xmalloc(sizeof(T) * (size_t)t->direct_fwd_scratch(g));                  \
+        cvx_index nfs = t->direct_fwd_scratch(g), q;                                               \
+        T *fscratch = (T *)xmalloc(sizeof(T) * (size_t)(nfs + 16)); /* 16 guards after it */       \
         T *v = (T *)xmalloc(sizeof(T) * (size_t)t->direct_v_elems(g));                             \
         char what[160];                                                                            \
         snprintf(what, sizeof what,                                                                \
@@ -605,9 +607,13 @@ static cvx_index *direct_offsets(const cvx_direct_geom *d)
         fill_##T(b, (size_t)g->Fg, mode, 50);                                                      \
         fill_##T(gy, (size_t)(g->Fg * P), mode, 6);                                                \
         y[g->Fg * P] = (T)12345; /* guard */                                                       \
+        for (q = 0; q < 16; q++) fscratch[nfs + q] = (T)12345;                                     \
         direct_fwd_##T(t, g, x, w, bias ? b : NULL, off, y, fscratch, split);                      \
         n_checks++;                                                                                \
         if (y[g->Fg * P] != (T)12345) fail(t->name, what, "forward wrote past y");                 \
+        for (q = 0; q < 16; q++)                                                                   \
+            if (fscratch[nfs + q] != (T)12345)                                                     \
+                fail(t->name, what, "forward wrote past its scratch");                             \
         for (f = 0; f < g->Fg; f++)                                                                \
             for (p = 0; p < P; p++) {                                                              \
                 cvx_index oh = p / g->OW, ow = p % g->OW;                                          \
@@ -670,7 +676,7 @@ static cvx_index *direct_offsets(const cvx_direct_geom *d)
         T x[2 * 5 * 7], w[3 * 2 * 3 * 2], b[3], y[3 * 5 * 6], *scratch; /* OH 5, OW 6 */                             \
         direct_setup(&g, 2, 5, 7, 3, 3, 2, 1, 1, 1, 0, 1, 1);                                      \
         off = direct_offsets(&g);                                                                  \
-        scratch = (T *)xmalloc(sizeof(T) * (size_t)t->direct_fwd_scratch(&g));                         \
+        scratch = (T *)xmalloc(sizeof(T) * (size_t)t->direct_fwd_scratch(&g));                     \
         for (q = 0; q < 2 * 5 * 7; q++) x[q] = (T)1 + (T)q;                                        \
         for (q = 0; q < 3 * 2 * 3 * 2; q++) w[q] = -(T)0;                                          \
         for (q = 0; q < 3; q++) b[q] = -(T)0;                                                      \
@@ -696,7 +702,7 @@ DEFINE_DIRECT_CHECK(double, 1.1102230246251565e-16, fma, same_bits_d)
         T *x = (T *)xmalloc(sizeof(T) * (size_t)(g->Cg * g->H * g->W));                            \
         T *w = (T *)xmalloc(sizeof(T) * (size_t)(g->Fg * g->K));                                   \
         T *y = (T *)xmalloc(sizeof(T) * (size_t)(g->Fg * P));                                      \
-        T *scratch = (T *)xmalloc(sizeof(T) * (size_t)t->direct_fwd_scratch(g));                       \
+        T *scratch = (T *)xmalloc(sizeof(T) * (size_t)t->direct_fwd_scratch(g));                   \
         fill_##T(x, (size_t)(g->Cg * g->H * g->W), 1, 0);                                          \
         fill_##T(w, (size_t)(g->Fg * g->K), 1, 0);                                                 \
         w[f0 * g->K + k0] = (T)INFINITY;                                                           \
@@ -726,7 +732,7 @@ DEFINE_DIRECT_INF_CHECK(double)
         T *r = (T *)xmalloc(sizeof(T) * (size_t)n);                                                \
         T *y0 = (T *)xmalloc(sizeof(T) * (size_t)n);                                               \
         T *y = (T *)xmalloc(sizeof(T) * (size_t)n);                                                \
-        T *scratch = (T *)xmalloc(sizeof(T) * (size_t)t->direct_fwd_scratch(g));                       \
+        T *scratch = (T *)xmalloc(sizeof(T) * (size_t)t->direct_fwd_scratch(g));                   \
         cvx_direct_geom e = *g;                                                                    \
         int mode;                                                                                  \
         fill_##T(x, (size_t)(g->Cg * g->H * g->W), 1, 0);                                          \
@@ -769,8 +775,8 @@ static void check_direct(const struct check_table *t)
         {3, 33, 5, 7, 3, 1, 1, 1, 1, 0, 2, 1},  {1, 4, 70, 2, 2, 2, 1, 3, 1, 1, 1, 1},
         {2, 3, 3, 6, 3, 3, 1, 1, 1, 1, 1, 1},   {1, 2, 2, 4, 2, 2, 4, 4, 1, 1, 1, 1},
         /* several bands of CVX_DIRECT_BAND_BYTES (the forward's pixel bands): a band of a few
-         * strips starting mid-row; a band of one strip (more rows of U than the budget); a
-         * strided 7x7 kernel; a dilated one */
+         * strips starting mid-row; a band of 8 output rows (more rows of U than the budget:
+         * CVX_DIRECT_MIN_BAND_ROWS); a strided 7x7 kernel; a dilated one */
         {64, 20, 20, 9, 3, 3, 1, 1, 1, 1, 1, 1}, {256, 12, 40, 3, 3, 3, 1, 1, 1, 1, 1, 1},
         {16, 50, 50, 10, 7, 7, 2, 2, 3, 3, 1, 1}, {48, 23, 29, 5, 3, 3, 1, 1, 2, 2, 2, 2},
         /* the last pixels (fewer than a vector) in filter lanes: 7x7 = 49 pixels with 43

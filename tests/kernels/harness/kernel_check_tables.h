@@ -233,10 +233,12 @@ static cvx_index check_gemm_packed_b_elems(cvx_index K, cvx_index N, cvx_index n
     return cvx_gemm_packed_b_elems(K, N, nr);
 }
 static cvx_index check_direct_scratch(const cvx_direct_geom *g) { return cvx_direct_scratch(g); }
-/* the forward's at the current band, as convext._kernels._isa.direct_fwd_scratch sizes it */
+/* the forward's at g's band (direct_setup: the current one), as convext._kernels._isa's
+ * direct_fwd_scratch sizes it */
 static cvx_index check_direct_fwd_scratch(const cvx_direct_geom *g)
 {
-    return cvx_direct_fwd_scratch(g, cvx_direct_band_bytes);
+    cvx_direct_geom d = *g;
+    return cvx_direct_fwd_scratch(&d, g->band_bytes);
 }
 static cvx_index check_direct_v_elems(const cvx_direct_geom *g) { return cvx_direct_v_elems(g); }
 

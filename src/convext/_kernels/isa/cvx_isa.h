@@ -44,6 +44,10 @@ typedef struct {
     const void *res;
     int clamp;
     double lo, hi;
+    /* the forward's band: bytes of U it unfolds at a time (cvx_direct_band_rows), fixed when
+     * its scratch is sized (cvx_direct_fwd_scratch), so that a later change of
+     * cvx_direct_band_bytes cannot outgrow a prepared call's scratch */
+    cvx_index band_bytes;
 } cvx_direct_geom;
 
 /* Geometry of one (image, group) of the valid-taps forward (valid_taps.inc), and its epilogue's
@@ -486,17 +490,17 @@ static inline cvx_index cvx_direct_band_rows(const cvx_direct_geom *g, cvx_index
                                    elem_size, unfolds);
 }
 /* elements of the forward's band of U (plus the same slack): at most the rows a band of
- * cvx_direct_fwd unfolds at band_bytes (cvx_direct_band_bytes: convext._kernels._isa's
- * direct_fwd_scratch passes it) for the smallest element (float), unfolding (the most rows), or of one
- * strip of at most CVX_DIRECT_PBMAX pixels when no output row fits, or U's Hq rows; read in place,
- * the copy of a band's last pixels (K rows of a vector). Never more than cvx_direct_u_elems. Bounded by the route too: it takes a
- * geometry only when one strip's rows Cg*sh*kw*OW*min(Hq, (CVX_DIRECT_PBMAX - 1)/OW + 2 + Hq -
- * OH) are at most 2**21 elements (_routes.py, computed in Python integers), so a band's rows,
- * Hq at most, times a row of U cannot overflow. */
-static inline cvx_index cvx_direct_fwd_u_elems(const cvx_direct_geom *g, cvx_index band_bytes)
+ * cvx_direct_fwd unfolds at g->band_bytes for the smallest element (float), unfolding (the most
+ * rows), or of one strip of at most CVX_DIRECT_PBMAX pixels when no output row fits, or U's Hq
+ * rows; read in place, the copy of a band's last pixels (K rows of a vector). Never more than
+ * cvx_direct_u_elems. Bounded by the route too: it takes a geometry only when one strip's rows
+ * Cg*sh*kw*OW*min(Hq, (CVX_DIRECT_PBMAX - 1)/OW + 2 + Hq - OH) are at most 2**21 elements
+ * (_routes.py, computed in Python integers), so a band's rows, Hq at most, times a row of U
+ * cannot overflow. */
+static inline cvx_index cvx_direct_fwd_u_elems(const cvx_direct_geom *g)
 {
     const cvx_index row = g->Cg * g->sh * g->kw * g->OW;
-    const cvx_index rows = cvx_direct_band_rows(g, band_bytes, (cvx_index)sizeof(float), 1);
+    const cvx_index rows = cvx_direct_band_rows(g, g->band_bytes, (cvx_index)sizeof(float), 1);
     const cvx_index px = rows * g->OW > CVX_DIRECT_PBMAX ? rows * g->OW : CVX_DIRECT_PBMAX;
     cvx_index span = (px - 1) / g->OW + 2 + (g->Hq - g->OH), u;
     if (span > g->Hq) span = g->Hq;
@@ -517,14 +521,16 @@ static inline cvx_index cvx_direct_scratch_of(const cvx_direct_geom *g, cvx_inde
             g->K * g->Fg + 64 + 15) /
            16 * 16;
 }
-/* the weight gradient's scratch (all of U) and the forward's (a band of it, at band_bytes) */
+/* the weight gradient's scratch (all of U), and the forward's: a band of U at band_bytes, which
+ * it fixes in g (g->band_bytes: the band the kernel then unfolds) */
 static inline cvx_index cvx_direct_scratch(const cvx_direct_geom *g)
 {
     return cvx_direct_scratch_of(g, cvx_direct_u_elems(g));
 }
-static inline cvx_index cvx_direct_fwd_scratch(const cvx_direct_geom *g, cvx_index band_bytes)
+static inline cvx_index cvx_direct_fwd_scratch(cvx_direct_geom *g, cvx_index band_bytes)
 {
-    return cvx_direct_scratch_of(g, cvx_direct_fwd_u_elems(g, band_bytes));
+    g->band_bytes = band_bytes;
+    return cvx_direct_scratch_of(g, cvx_direct_fwd_u_elems(g));
 }
 /* elements of v for the grad_weight kernels: lane partial sums (the widest case), then room for
  * the tail. Bounded by Fg (the weight's filters per group, an array in memory; the chosen route
