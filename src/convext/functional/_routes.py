@@ -585,27 +585,32 @@ def _forward_route(s, vt_min_taps, vt_min_fg):
         ):
             return "gemm"
         max_cg = FWD_DIRECT_1X1_MAX_CG
+    if not _direct_forward_beyond_whole_u(s):
+        return "gemm"
     return _direct_or_gemm("forward", s, max_cg, max_fg)
 
 
 def _direct_forward_beyond_whole_u(s):
     """Whether the direct forward is chosen for this image as far as its U goes: always when
     all of U is at most FWD_DIRECT_MAX_U elements, else only for a kernel larger than 1x1 with
-    at least FWD_DIRECT_MIN_BAND_ROWS output rows per band."""
+    at least FWD_DIRECT_MIN_BAND_ROWS output rows per band (direct_band_rows needs a geometry
+    the route accepts)."""
     if direct_unfolded(s) <= FWD_DIRECT_MAX_U:
         return True
     kh, kw = s.window.kernel
-    return kh * kw > 1 and direct_band_rows(s) >= FWD_DIRECT_MIN_BAND_ROWS
+    return (
+        kh * kw > 1
+        and accepts("direct", "forward", s)
+        and direct_band_rows(s) >= FWD_DIRECT_MIN_BAND_ROWS
+    )
 
 
 def _direct_or_gemm(pass_, s, max_cg, max_fg):
-    """The direct route within these channel and filter limits per group (the forward also
-    within _direct_forward_beyond_whole_u), else GEMM."""
+    """The direct route within these channel and filter limits per group, else GEMM."""
     if (
         s.channels_per_group <= max_cg
         and s.filters_per_group <= max_fg
         and accepts("direct", pass_, s)
-        and (pass_ != "forward" or _direct_forward_beyond_whole_u(s))
     ):
         return "direct"
     return "gemm"
