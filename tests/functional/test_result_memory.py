@@ -320,3 +320,106 @@ def test_convolutions_in_reused_memory_match_torch(small_pool, dtype):
     if _recycle.ENABLED:
         assert reused >= 2  # the test ran conv2d in reused memory
         assert 0 < _recycle.held_bytes() <= _recycle.limit()
+
+
+def _in_reused_memory(fn, *args, **kwargs):
+    """fn's results computed with every idle block of the pool full of NaN first; returns them
+    and how many of them came from a block that was idle (reused memory)."""
+    _poison_idle_blocks()
+    blocks = _recycle._blocks
+    idle = {blocks[i].ctypes.data for i in range(len(blocks)) if _recycle._idle(i)}
+    out = fn(*args, **kwargs)
+    results = out if isinstance(out, tuple) else (out,)
+    return out, sum(r.base is not None and r.base.ctypes.data in idle for r in results)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pooling_resampling_and_activations_in_reused_memory_match_torch(small_pool, dtype):
+    """The results of max, average, adaptive and global pooling, unpooling, interpolation and the
+    compiled activations, forward and backward, come from the pool here, its idle blocks full
+    of NaN before each call (an element a kernel does not write would stay NaN): each matches
+    torch, including max pooling's backward on the disjoint 2x2 windows its gather writes and
+    on overlapping 3x3 windows, which zero the plane and scatter."""
+    rng = np.random.default_rng(11)
+    TF = torch.nn.functional
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    reused = 0
+    for step in range(4):
+        # odd sizes in turn: the last row or column of a 2x2 stride-2 pool is in no window
+        x = rng.standard_normal((2, 4, 33 - step % 2, 31 + step % 2)).astype(dtype)
+        xt = torch.from_numpy(x)
+        for k, s, p in ((2, 2, 0), (3, 2, 1), (3, 1, 1)):
+            (y, idx), n = _in_reused_memory(F.max_pool2d, x, k, s, p, return_indices=True)
+            reused += n
+            yt, it = TF.max_pool2d(xt, k, s, p, return_indices=True)
+            np.testing.assert_array_equal(y, yt.numpy())
+            np.testing.assert_array_equal(idx, it.numpy())
+            gy = rng.standard_normal(y.shape).astype(dtype)
+            gx, n = _in_reused_memory(F.max_pool2d_backward, gy, idx, x.shape)
+            reused += n
+            want = torch.ops.aten.max_pool2d_with_indices_backward(
+                torch.from_numpy(gy), xt, [k, k], [s, s], [p, p], [1, 1], False, it
+            )
+            np.testing.assert_array_equal(gx, want.numpy())
+            u, n = _in_reused_memory(F.max_unpool2d, y, idx, k, s, p, output_size=x.shape[-2:])
+            reused += n
+            ut = TF.max_unpool2d(yt, it, k, s, p, output_size=x.shape[-2:])
+            np.testing.assert_array_equal(u, ut.numpy())
+        a, n = _in_reused_memory(F.avg_pool2d, x, 3, 2, 1)
+        reused += n
+        np.testing.assert_allclose(a, TF.avg_pool2d(xt, 3, 2, 1).numpy(), **tol)
+        ga = rng.standard_normal(a.shape).astype(dtype)
+        g, n = _in_reused_memory(F.avg_pool2d_backward, ga, x.shape, 3, 2, 1)
+        reused += n
+        want = torch.ops.aten.avg_pool2d_backward(
+            torch.from_numpy(ga), xt, [3, 3], [2, 2], [1, 1], False, True, None
+        )
+        np.testing.assert_allclose(g, want.numpy(), **tol)
+        gg = rng.standard_normal((2, 4, 1, 1)).astype(dtype)
+        g, n = _in_reused_memory(F.global_avg_pool2d_backward, gg, x.shape)
+        reused += n
+        xg = xt.clone().requires_grad_(True)
+        TF.adaptive_avg_pool2d(xg, 1).backward(torch.from_numpy(gg))
+        np.testing.assert_allclose(g, xg.grad.numpy(), **tol)
+        m, n = _in_reused_memory(F.adaptive_avg_pool2d, x, (5, 7))
+        reused += n
+        np.testing.assert_allclose(m, TF.adaptive_avg_pool2d(xt, (5, 7)).numpy(), **tol)
+        (m, mi), n = _in_reused_memory(F.adaptive_max_pool2d, x, (5, 7), return_indices=True)
+        reused += n
+        mt, mit = TF.adaptive_max_pool2d(xt, (5, 7), return_indices=True)
+        np.testing.assert_array_equal(m, mt.numpy())
+        np.testing.assert_array_equal(mi, mit.numpy())
+        r, n = _in_reused_memory(
+            F.interpolate, x, scale_factor=2, mode="bilinear", align_corners=True
+        )
+        reused += n
+        rt = TF.interpolate(xt, scale_factor=2, mode="bilinear", align_corners=True)
+        np.testing.assert_allclose(r, rt.numpy(), **tol)
+        gr = rng.standard_normal(r.shape).astype(dtype)
+        g, n = _in_reused_memory(
+            F.interpolate_backward,
+            gr,
+            x.shape,
+            scale_factor=2,
+            mode="bilinear",
+            align_corners=True,
+        )
+        reused += n
+        xg = xt.clone().requires_grad_(True)
+        TF.interpolate(xg, scale_factor=2, mode="bilinear", align_corners=True).backward(
+            torch.from_numpy(gr)
+        )
+        np.testing.assert_allclose(g, xg.grad.numpy(), **tol)
+        for name in ("relu", "relu6", "hardswish", "silu", "elu"):
+            z, n = _in_reused_memory(getattr(F, name), x)
+            reused += n
+            zt = getattr(TF, name)(xt)
+            np.testing.assert_allclose(z, zt.numpy(), **tol)
+            gz = rng.standard_normal(x.shape).astype(dtype)
+            g, n = _in_reused_memory(getattr(F, name + "_backward"), gz, x)
+            reused += n
+            xg = xt.clone().requires_grad_(True)
+            getattr(TF, name)(xg).backward(torch.from_numpy(gz))
+            np.testing.assert_allclose(g, xg.grad.numpy(), **tol)
+    if _recycle.ENABLED:
+        assert reused >= 10  # the results came from reused memory

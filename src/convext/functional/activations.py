@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _recycle
 from .._config import threads_for
 from .._kernels import _activations, _pointwise
 from .._typing import ArrayLike, FloatArray
@@ -19,7 +20,7 @@ def _where(c, test, t, a, b):
     """``np.where(c > t, a, b)`` (test ``">"``) or ``np.where(c <= t, a, b)`` (``"<="``) for
     same-shape arrays, as a branch-free compiled select (NumPy's where branches, and is far
     slower on unpredictable masks: docs/benchmarks.md, "Figures measured once")."""
-    out = np.empty(c.shape, c.dtype)
+    out = _recycle.empty(c.shape, c.dtype)
     if c.size:
         _activations.select(
             c.reshape(-1),
@@ -36,7 +37,7 @@ def _where(c, test, t, a, b):
 def relu(x: ArrayLike) -> FloatArray:
     """``max(x, 0)`` elementwise (NaN stays NaN). A compiled loop: it beat ``np.maximum``."""
     x = _float_array(x, "x")
-    y = np.empty(x.shape, x.dtype)
+    y = _recycle.empty(x.shape, x.dtype)
     if x.size:
         _activations.relu_forward(
             contiguous(x).reshape(-1), y.reshape(-1), threads_for(x.size, "elementwise")
@@ -48,7 +49,7 @@ def relu_backward(grad_out: ArrayLike, x: ArrayLike) -> FloatArray:
     """0 where ``x <= 0``, else ``grad_out`` (the subgradient at 0 is 0 and a NaN input passes
     the gradient through, as torch's threshold_backward)."""
     gy, x = _grad_pair(grad_out, x, "x", "relu_backward")
-    gx = np.empty_like(x)
+    gx = _recycle.empty(x.shape, x.dtype)
     if x.size:
         _activations.relu_backward(
             gy.reshape(-1), x.reshape(-1), gx.reshape(-1), threads_for(x.size, "elementwise")
@@ -200,7 +201,7 @@ def log_softmax_backward(grad_out: ArrayLike, y: ArrayLike, axis: int = -1) -> F
 
 def _pw_forward(op, x, lo=0.0, hi=0.0):
     x = _float_array(x, "x")
-    y = np.empty(x.shape, x.dtype)
+    y = _recycle.empty(x.shape, x.dtype)
     if x.size:
         _pointwise.forward(
             op, x.reshape(-1), y.reshape(-1), lo, hi, threads_for(x.size, "elements")
@@ -217,7 +218,7 @@ def _pw_backward(op, grad_out, x, fn, lo=0.0, hi=0.0):
             f"{fn}: grad_out must have the shape of x {_shape_str(x.shape)}, got "
             f"{_shape_str(gy.shape)}"
         )
-    gx = np.empty(x.shape, x.dtype)
+    gx = _recycle.empty(x.shape, x.dtype)
     if x.size:
         _pointwise.backward(
             op,

@@ -8,6 +8,7 @@ from typing import Literal, overload
 
 import numpy as np
 
+from .. import _recycle
 from .._config import threads_for
 from .._kernels import _pool
 from .._typing import ArrayLike, FloatArray, IndexArray, IntPair, Padding, Shape
@@ -184,9 +185,9 @@ def max_pool2d(
     x4 = x[None] if x.ndim == 3 else x
     N, C = x4.shape[:2]
     shape4 = (N, C) + g.out_hw
-    y = np.empty(shape4, x.dtype)
+    y = _recycle.empty(shape4, x.dtype)
     # without return_indices the kernel writes the values only (the same y)
-    idx = np.empty(shape4, np.int64) if return_indices else None
+    idx = _recycle.empty(shape4, np.int64) if return_indices else None
     if y.size:
         (kh, kw), (sh, sw), (dil_h, dil_w) = g.kernel, g.stride, g.dilation
         ph, pw = g.pad_top_left
@@ -251,7 +252,7 @@ def max_pool2d_backward(grad_out: ArrayLike, indices: ArrayLike, input_shape: Sh
         )
     if gy4.size == 0:
         return np.zeros(shape, gy.dtype)
-    gx = np.empty(shape4, gy.dtype)
+    gx = _recycle.empty(shape4, gy.dtype)
     bad = _pool.max_pool2d_backward(
         _planes(gy4),
         _planes(idx.reshape(gy4.shape).astype(np.int64, copy=False)),
@@ -308,7 +309,7 @@ def avg_pool2d(
     args = _avg_args(g, count_include_pad, divisor_override, _pool_threads(x.shape))
     x4 = x[None] if x.ndim == 3 else x
     N, C = x4.shape[:2]
-    y = np.empty((N, C) + g.out_hw, x.dtype)
+    y = _recycle.empty((N, C) + g.out_hw, x.dtype)
     if y.size:
         _pool.avg_pool2d_forward(_planes(x4), y.reshape(N * C, *g.out_hw), *args)
     return y[0] if x.ndim == 3 else y
@@ -341,7 +342,7 @@ def avg_pool2d_backward(
     N, C, H, W = shape4
     if gy4.size == 0:
         return np.zeros(shape, gy.dtype)
-    gx = np.empty(shape4, gy.dtype)
+    gx = _recycle.empty(shape4, gy.dtype)
     _pool.avg_pool2d_backward(_planes(gy4), gx.reshape(N * C, H, W), *args)
     return gx.reshape(shape)
 
@@ -454,7 +455,7 @@ def global_avg_pool2d(x: ArrayLike) -> FloatArray:
 def _global_avg(x: FloatArray) -> FloatArray:
     """The mean of each non-empty (H, W) plane of a validated x, keeping the dims."""
     H, W = x.shape[-2:]
-    y = np.empty(x.shape[:-2] + (1, 1), x.dtype)
+    y = _recycle.empty(x.shape[:-2] + (1, 1), x.dtype)
     if y.size:
         _pool.global_avg_forward(
             contiguous(x).reshape(-1, H * W), y.reshape(-1), _pool_threads(x.shape)
@@ -543,4 +544,6 @@ def global_avg_pool2d_backward(grad_out: ArrayLike, input_shape: Shape) -> Float
             f"{_shape_str(gy.shape)}"
         )
     H, W = shape[-2:]
-    return np.broadcast_to(gy / gy.dtype.type(H * W), shape).copy()
+    gx = _recycle.empty(shape, gy.dtype)
+    np.copyto(gx, np.broadcast_to(gy / gy.dtype.type(H * W), shape))
+    return gx

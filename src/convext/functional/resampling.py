@@ -13,6 +13,7 @@ from typing import Literal, overload
 
 import numpy as np
 
+from .. import _recycle
 from .._config import threads_for
 from .._kernels import _pool, _resample
 from .._typing import ArrayLike, FloatArray, IndexArray, IntPair, Padding, Shape
@@ -84,7 +85,7 @@ def adaptive_avg_pool2d(x: ArrayLike, output_size: int | Sequence[int | None]) -
         # one window, the whole plane: the same sums, several planes side by side
         return _global_avg(x)
     OH, OW, hs, he, ws, we = _adaptive_geom(x.shape, output_size, fn, x.dtype.itemsize)
-    y = np.empty(x.shape[:-2] + (OH, OW), x.dtype)
+    y = _recycle.empty(x.shape[:-2] + (OH, OW), x.dtype)
     if y.size:
         _resample.adaptive_avg_forward(
             x3, y.reshape(-1, OH, OW), hs, he, ws, we, threads_for(x.size, "elements")
@@ -116,7 +117,7 @@ def adaptive_avg_pool2d_backward(grad_out: ArrayLike, input_shape: Shape) -> Flo
     H, W = shape[-2:]
     if gy.size == 0:  # an output of no rows or no columns (as torch allows): nothing to spread
         return np.zeros(shape, gy.dtype)
-    gx = np.empty(shape, gy.dtype)
+    gx = _recycle.empty(shape, gy.dtype)
     if gx.size:
         _resample.adaptive_avg_backward(
             contiguous(gy).reshape(-1, OH, OW),
@@ -179,8 +180,8 @@ def adaptive_max_pool2d(
     x, x3 = _plane_input(x, "x", fn)
     return_indices = _check_bool(return_indices, "return_indices")
     OH, OW, hs, he, ws, we = _adaptive_geom(x.shape, output_size, fn, x.dtype.itemsize)
-    y = np.empty(x.shape[:-2] + (OH, OW), x.dtype)
-    idx = np.empty(y.shape, np.int64)
+    y = _recycle.empty(x.shape[:-2] + (OH, OW), x.dtype)
+    idx = _recycle.empty(y.shape, np.int64)
     if y.size:
         _resample.adaptive_max_forward(
             x3,
@@ -221,7 +222,7 @@ def adaptive_max_pool2d_backward(
     idx = _indices(indices, gy.shape, fn)
     H, W = shape[-2:]
     OH, OW = gy.shape[-2:]
-    gx = np.empty(shape, gy.dtype)
+    gx = _recycle.empty(shape, gy.dtype)
     if gx.size == 0:
         return gx
     if idx.size and (idx.min() < 0 or idx.max() >= H * W):
@@ -389,7 +390,7 @@ def interpolate(
     options = (size, scale_factor, mode, align_corners, recompute_scale_factor)
     OH, OW, scales = _interp_args(x.shape, options, fn, x.dtype.itemsize)
     t = _interp_tables(x.shape, OH, OW, scales, mode, align_corners, x.dtype)
-    y = np.empty(x.shape[:-2] + (OH, OW), x.dtype)
+    y = _recycle.empty(x.shape[:-2] + (OH, OW), x.dtype)
     if y.size:
         kern = _resample.nearest_forward if mode == "nearest" else _resample.bilinear_forward
         kern(x3, y.reshape(-1, OH, OW), *t, threads_for(y.size, "elements"))
@@ -418,7 +419,7 @@ def interpolate_backward(
         )
     t = _interp_tables(shape, OH, OW, scales, mode, align_corners, gy.dtype)
     H, W = shape[-2:]
-    gx = np.empty(shape, gy.dtype)
+    gx = _recycle.empty(shape, gy.dtype)
     if gx.size:
         kern = _resample.nearest_backward if mode == "nearest" else _resample.bilinear_backward
         kern(
@@ -486,7 +487,7 @@ def max_unpool2d(
     _check_size(x.shape, "x", fn, x.dtype.itemsize)
     idx = _indices(indices, x.shape, fn)
     OH, OW = _unpool_size(x.shape, kernel_size, stride, padding, output_size, fn, x.dtype.itemsize)
-    y = np.empty(x.shape[:-2] + (OH, OW), x.dtype)
+    y = _recycle.empty(x.shape[:-2] + (OH, OW), x.dtype)
     if y.size:
         P = math.prod(x.shape[:-2])
         bad = _resample.max_unpool_forward(
@@ -522,7 +523,7 @@ def max_unpool2d_backward(
         )
     _check_size(shape, "input_shape", fn, gy.dtype.itemsize)
     idx = _indices(indices, shape, fn)
-    gx = np.empty(shape, gy.dtype)
+    gx = _recycle.empty(shape, gy.dtype)
     if gx.size == 0:
         return gx
     P = math.prod(shape[:-2])
