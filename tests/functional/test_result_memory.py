@@ -365,16 +365,17 @@ def test_pooling_resampling_and_activations_in_reused_memory_match_torch(small_p
             reused += n
             ut = TF.max_unpool2d(yt, it, k, s, p, output_size=x.shape[-2:])
             np.testing.assert_array_equal(u, ut.numpy())
-        a, n = _in_reused_memory(F.avg_pool2d, x, 3, 2, 1)
-        reused += n
-        np.testing.assert_allclose(a, TF.avg_pool2d(xt, 3, 2, 1).numpy(), **tol)
-        ga = rng.standard_normal(a.shape).astype(dtype)
-        g, n = _in_reused_memory(F.avg_pool2d_backward, ga, x.shape, 3, 2, 1)
-        reused += n
-        want = torch.ops.aten.avg_pool2d_backward(
-            torch.from_numpy(ga), xt, [3, 3], [2, 2], [1, 1], False, True, None
-        )
-        np.testing.assert_allclose(g, want.numpy(), **tol)
+        for k, s, p in ((2, 2, 0), (3, 2, 1)):  # 2x2: each grad element written once
+            a, n = _in_reused_memory(F.avg_pool2d, x, k, s, p)
+            reused += n
+            np.testing.assert_allclose(a, TF.avg_pool2d(xt, k, s, p).numpy(), **tol)
+            ga = rng.standard_normal(a.shape).astype(dtype)
+            g, n = _in_reused_memory(F.avg_pool2d_backward, ga, x.shape, k, s, p)
+            reused += n
+            want = torch.ops.aten.avg_pool2d_backward(
+                torch.from_numpy(ga), xt, [k, k], [s, s], [p, p], False, True, None
+            )
+            np.testing.assert_allclose(g, want.numpy(), **tol)
         gg = rng.standard_normal((2, 4, 1, 1)).astype(dtype)
         g, n = _in_reused_memory(F.global_avg_pool2d_backward, gg, x.shape)
         reused += n
