@@ -222,13 +222,13 @@ def adaptive_max_pool2d_backward(
     idx = _indices(indices, gy.shape, fn)
     H, W = shape[-2:]
     OH, OW = gy.shape[-2:]
-    gx = _recycle.empty(shape, gy.dtype)
-    if gx.size == 0:
-        return gx
-    if idx.size and (idx.min() < 0 or idx.max() >= H * W):
+    if math.prod(shape) and idx.size and (idx.min() < 0 or idx.max() >= H * W):
         raise ValueError(
             f"{fn}: indices must lie in [0, H*W) = [0, {H * W}) for input_shape {_shape_str(shape)}"
         )
+    gx = _recycle.empty(shape, gy.dtype)
+    if gx.size == 0:
+        return gx
     if gy.size == 0:
         gx.fill(0)
         return gx
@@ -523,14 +523,14 @@ def max_unpool2d_backward(
         )
     _check_size(shape, "input_shape", fn, gy.dtype.itemsize)
     idx = _indices(indices, shape, fn)
-    gx = _recycle.empty(shape, gy.dtype)
-    if gx.size == 0:
-        return gx
-    P = math.prod(shape[:-2])
+    if math.prod(shape) == 0:
+        return _recycle.empty(shape, gy.dtype)
     if gy.size == 0:
         raise ValueError(
             f"{fn}: indices lie outside the empty output planes of grad_out {_shape_str(gy.shape)}"
         )
+    gx = _recycle.empty(shape, gy.dtype)
+    P = math.prod(shape[:-2])
     bad = _resample.max_unpool_backward(
         contiguous(gy).reshape(P, -1),
         idx.reshape(P, -1),
