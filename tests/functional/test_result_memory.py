@@ -23,15 +23,20 @@ from convext import _recycle
 needs_pool = pytest.mark.skipif(not _recycle.ENABLED, reason="the pool is off (free-threaded)")
 
 
-@pytest.fixture
-def small_pool(monkeypatch):
-    """Blocks from 4 KiB, at most 1 MiB, an empty pool before and after."""
+def _test_pool(monkeypatch, most_bytes):
+    """Blocks from 4 KiB, at most most_bytes, an empty pool before and after."""
     convext.release_cached_memory()
     monkeypatch.setattr(_recycle, "MIN_BYTES", 4096)
-    monkeypatch.setattr(_recycle, "MOST_BYTES", 1 << 20)
+    monkeypatch.setattr(_recycle, "MOST_BYTES", most_bytes)
     yield
     gc.collect()
     convext.release_cached_memory()
+
+
+@pytest.fixture
+def small_pool(monkeypatch):
+    """Blocks from 4 KiB, at most 1 MiB, an empty pool before and after."""
+    yield from _test_pool(monkeypatch, 1 << 20)
 
 
 def _address(a):
@@ -296,12 +301,7 @@ def _in_reused_memory(fn, *args, pooled=None, **kwargs):
 def roomy_pool(monkeypatch):
     """small_pool's 4 KiB threshold with room for every result of the tests below (8 MiB), so
     that no block they drop is evicted before it is handed out again."""
-    convext.release_cached_memory()
-    monkeypatch.setattr(_recycle, "MIN_BYTES", 4096)
-    monkeypatch.setattr(_recycle, "MOST_BYTES", 8 << 20)
-    yield
-    gc.collect()
-    convext.release_cached_memory()
+    yield from _test_pool(monkeypatch, 8 << 20)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
